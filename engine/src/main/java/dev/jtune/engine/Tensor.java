@@ -1,0 +1,587 @@
+package dev.jtune.engine;
+
+import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.backend.Backends;
+import dev.jtune.engine.backend.Distribution;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+/**
+ * An n-dimensional view of a {@link Storage}: shape, strides and offset in elements, and a dtype. Views
+ * (reshape, transpose, slice, expand) share storage; everything that computes goes through {@link Ops} and the
+ * device's {@link Backend}. New tensors belong to the current {@link Scope}.
+ */
+public final class Tensor {
+    private final Storage storage;
+    private final Shape shape;
+    private final long[] strides;
+    private final long offset;
+    private final DType dtype;
+
+    private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
+        this.storage = storage;
+        this.shape = shape;
+        this.strides = strides;
+        this.offset = offset;
+        this.dtype = dtype;
+    }
+
+    /**
+     * A view of existing storage (for code that manages its own workspaces). Checks that every element the view
+     * can reach lies inside the storage.
+     */
+    public static Tensor view(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
+        if (strides.length != shape.rank()) {
+            throw new ShapeException("view: " + strides.length + " strides for shape " + shape);
+        }
+        long lo = offset;
+        long hi = offset;
+        for (int i = 0; i < strides.length; i++) {
+            if (shape.dim(i) == 0) {
+                lo = hi = offset;
+                break;
+            }
+            long span = (shape.dim(i) - 1) * strides[i];
+            if (span < 0) {
+                lo += span;
+            } else {
+                hi += span;
+            }
+        }
+        if (lo < 0 || (shape.numel() > 0 && dtype.bytesFor(hi + 1) > storage.bytes())) {
+            throw new ShapeException("view: shape " + shape + " strides " + Arrays.toString(strides) + " offset " + offset
+                    + " of " + dtype + " reaches outside a storage of " + storage.bytes() + " bytes");
+        }
+        return new Tensor(storage, shape, strides.clone(), offset, dtype);
+    }
+
+    /** A contiguous view over a whole storage. */
+    public static Tensor view(Storage storage, Shape shape, DType dtype) {
+        return view(storage, shape, shape.contiguousStrides(), 0, dtype);
+    }
+
+    // ---------------------------------------------------------------- creation
+
+    /** Uninitialized memory, in the current scope. */
+    public static Tensor empty(Shape shape, DType dtype, Device device) {
+        Scope scope = Scope.current();
+        scope.checkOpen("empty");
+        Backend backend = Backends.get(device);
+        long bytes = Math.max(dtype.bytesFor(shape.numel()), 1);
+        Storage s = scope.adopt(backend.allocate(bytes, scope.category()));
+        return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype);
+    }
+
+    public static Tensor zeros(Shape shape, DType dtype, Device device) {
+        return full(shape, 0.0, dtype, device);
+    }
+
+    public static Tensor full(Shape shape, double value, DType dtype, Device device) {
+        Tensor t = empty(shape, dtype, device);
+        if (t.numel() > 0) {
+            t.backend().fill(t, value);
+        }
+        return t;
+    }
+
+    /** Normal(mean, std) from the counter-based generator: the same seed gives the same values on every device. */
+    public static Tensor normal(Shape shape, DType dtype, Device device, long seed, double mean, double std) {
+        return random(shape, dtype, device, Distribution.NORMAL, seed, mean, std);
+    }
+
+    /** Standard normal. */
+    public static Tensor randn(Shape shape, DType dtype, Device device, long seed) {
+        return normal(shape, dtype, device, seed, 0.0, 1.0);
+    }
+
+    /** Uniform in [low, high). */
+    public static Tensor uniform(Shape shape, DType dtype, Device device, long seed, double low, double high) {
+        return random(shape, dtype, device, Distribution.UNIFORM, seed, low, high);
+    }
+
+    private static Tensor random(Shape shape, DType dtype, Device device, Distribution d, long seed, double p0, double p1) {
+        if (!dtype.isFloating()) {
+            throw new DTypeException(d.name().toLowerCase(java.util.Locale.ROOT) + ": random values need a floating dtype, got " + dtype);
+        }
+        Tensor t = empty(shape, dtype, device);
+        if (t.numel() > 0) {
+            t.backend().fillRandom(t, d, seed, p0, p1);
+        }
+        return t;
+    }
+
+    public static Tensor fromArray(float[] values, Shape shape, DType dtype, Device device) {
+        checkCount("fromArray", values.length, shape);
+        return fromHost(shape, dtype, device, (seg, i) -> HostElements.set(seg, dtype, i, values[(int) i]));
+    }
+
+    public static Tensor fromArray(double[] values, Shape shape, DType dtype, Device device) {
+        checkCount("fromArray", values.length, shape);
+        return fromHost(shape, dtype, device, (seg, i) -> HostElements.set(seg, dtype, i, values[(int) i]));
+    }
+
+    public static Tensor fromArray(int[] values, Shape shape, DType dtype, Device device) {
+        checkCount("fromArray", values.length, shape);
+        return fromHost(shape, dtype, device, (seg, i) -> HostElements.setLong(seg, dtype, i, values[(int) i]));
+    }
+
+    public static Tensor fromArray(long[] values, Shape shape, DType dtype, Device device) {
+        checkCount("fromArray", values.length, shape);
+        return fromHost(shape, dtype, device, (seg, i) -> HostElements.setLong(seg, dtype, i, values[(int) i]));
+    }
+
+    /** Raw bytes, already in {@code dtype}'s packed little-endian layout (also NF4 codes). */
+    public static Tensor fromBytes(byte[] bytes, Shape shape, DType dtype, Device device) {
+        if (bytes.length != dtype.bytesFor(shape.numel())) {
+            throw new ShapeException("fromBytes: " + bytes.length + " bytes for shape " + shape + " of " + dtype
+                    + " (needs " + dtype.bytesFor(shape.numel()) + ")");
+        }
+        Tensor t = empty(shape, dtype, device);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(Math.max(bytes.length, 1));
+            MemorySegment.copy(bytes, 0, seg, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes.length);
+            if (bytes.length > 0) {
+                t.backend().copyFromHost(seg, t);
+            }
+        }
+        return t;
+    }
+
+    /** Copies packed host memory (in {@code dtype}'s layout) into a new tensor. */
+    public static Tensor fromSegment(MemorySegment src, Shape shape, DType dtype, Device device) {
+        long bytes = dtype.bytesFor(shape.numel());
+        if (src.byteSize() < bytes) {
+            throw new ShapeException("fromSegment: " + src.byteSize() + " bytes for shape " + shape + " of " + dtype + " (needs " + bytes + ")");
+        }
+        Tensor t = empty(shape, dtype, device);
+        if (bytes > 0) {
+            t.backend().copyFromHost(src, t);
+        }
+        return t;
+    }
+
+    private interface ElementWriter {
+        void write(MemorySegment seg, long index);
+    }
+
+    private static Tensor fromHost(Shape shape, DType dtype, Device device, ElementWriter writer) {
+        Tensor t = empty(shape, dtype, device);
+        long n = shape.numel();
+        if (n == 0) {
+            return t;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(dtype.bytesFor(n), 8);
+            for (long i = 0; i < n; i++) {
+                writer.write(seg, i);
+            }
+            t.backend().copyFromHost(seg, t);
+        }
+        return t;
+    }
+
+    private static void checkCount(String op, int length, Shape shape) {
+        if (length != shape.numel()) {
+            throw new ShapeException(op + ": " + length + " values for shape " + shape + " (" + shape.numel() + " elements)");
+        }
+    }
+
+    // ---------------------------------------------------------------- properties
+
+    public Shape shape() {
+        return shape;
+    }
+
+    public int rank() {
+        return shape.rank();
+    }
+
+    public long dim(int axis) {
+        return shape.dim(axis);
+    }
+
+    public long numel() {
+        return shape.numel();
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    public Device device() {
+        return storage.device();
+    }
+
+    public Storage storage() {
+        return storage;
+    }
+
+    /** Strides in elements. */
+    public long[] strides() {
+        return strides.clone();
+    }
+
+    public long stride(int axis) {
+        return strides[shape.axis(axis)];
+    }
+
+    /** Offset of the first element into the storage, in elements. */
+    public long offset() {
+        return offset;
+    }
+
+    /** Address of the first element: a device pointer on cuda, a native address on cpu. */
+    public long address() {
+        checkOpen("address");
+        return storage.address() + dtype.bytesFor(offset);
+    }
+
+    public Backend backend() {
+        return Backends.get(device());
+    }
+
+    public boolean isContiguous() {
+        long expected = 1;
+        for (int i = shape.rank() - 1; i >= 0; i--) {
+            long d = shape.dim(i);
+            if (d != 1 && strides[i] != expected) {
+                return false;
+            }
+            expected *= d;
+        }
+        return true;
+    }
+
+    public boolean isClosed() {
+        return storage.isClosed();
+    }
+
+    /** Throws {@link ClosedException} naming {@code op} when this tensor's storage was freed. */
+    public Tensor checkOpen(String op) {
+        storage.checkOpen(op + " on " + describe());
+        return this;
+    }
+
+    /** Frees the storage now (and with it every view of it). */
+    public void close() {
+        storage.close();
+    }
+
+    public String describe() {
+        return "tensor" + shape + " " + dtype + " on " + device();
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor" + shape + " " + dtype + " " + device() + (isClosed() ? " (closed)" : "");
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /** Same data, new shape; one dimension may be -1. A view when the layout allows, else a contiguous copy. */
+    public Tensor reshape(long... dims) {
+        Shape target = inferShape("reshape", dims);
+        if (isContiguous()) {
+            return new Tensor(storage, target, target.contiguousStrides(), offset, dtype);
+        }
+        return contiguous().reshape(dims);
+    }
+
+    /** Like reshape but never copies; throws when the layout does not allow a view. */
+    public Tensor view(long... dims) {
+        Shape target = inferShape("view", dims);
+        if (!isContiguous()) {
+            throw new ShapeException("view: " + describe() + " with strides " + Arrays.toString(strides)
+                    + " is not contiguous; use reshape() or contiguous()");
+        }
+        return new Tensor(storage, target, target.contiguousStrides(), offset, dtype);
+    }
+
+    private Shape inferShape(String op, long[] dims) {
+        checkOpen(op);
+        long known = 1;
+        int free = -1;
+        long[] d = dims.clone();
+        for (int i = 0; i < d.length; i++) {
+            if (d[i] == -1) {
+                if (free >= 0) {
+                    throw new ShapeException(op + ": more than one -1 in " + Arrays.toString(dims));
+                }
+                free = i;
+            } else {
+                known *= d[i];
+            }
+        }
+        if (free >= 0) {
+            if (known == 0 || numel() % known != 0) {
+                throw new ShapeException(op + ": cannot infer -1 in " + Arrays.toString(dims) + " for " + shape);
+            }
+            d[free] = numel() / known;
+        }
+        Shape target = Shape.of(d);
+        if (target.numel() != numel()) {
+            throw new ShapeException(op + ": shape " + shape + " (" + numel() + " elements) cannot become " + target);
+        }
+        return target;
+    }
+
+    /** Swaps two axes (a view). */
+    public Tensor transpose(int a, int b) {
+        checkOpen("transpose");
+        int[] perm = new int[rank()];
+        for (int i = 0; i < perm.length; i++) {
+            perm[i] = i;
+        }
+        int x = shape.axis(a);
+        int y = shape.axis(b);
+        perm[x] = y;
+        perm[y] = x;
+        return permute(perm);
+    }
+
+    /** Reorders axes (a view): result axis i is this tensor's axis {@code order[i]}. */
+    public Tensor permute(int... order) {
+        checkOpen("permute");
+        if (order.length != rank()) {
+            throw new ShapeException("permute: " + Arrays.toString(order) + " for shape " + shape);
+        }
+        long[] d = new long[order.length];
+        long[] s = new long[order.length];
+        boolean[] seen = new boolean[order.length];
+        for (int i = 0; i < order.length; i++) {
+            int ax = shape.axis(order[i]);
+            if (seen[ax]) {
+                throw new ShapeException("permute: axis " + ax + " repeated in " + Arrays.toString(order));
+            }
+            seen[ax] = true;
+            d[i] = shape.dim(ax);
+            s[i] = strides[ax];
+        }
+        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+    }
+
+    /** Elements [start, end) along {@code axis} (a view); negative bounds count from the end. */
+    public Tensor slice(int axis, long start, long end) {
+        checkOpen("slice");
+        int a = shape.axis(axis);
+        long n = shape.dim(a);
+        long s = start < 0 ? start + n : start;
+        long e = end < 0 ? end + n : end;
+        if (s < 0 || e > n || s > e) {
+            throw new ShapeException("slice: [" + start + ", " + end + ") out of range for axis " + axis + " of shape " + shape);
+        }
+        long[] d = shape.toArray();
+        d[a] = e - s;
+        return new Tensor(storage, Shape.of(d), strides.clone(), offset + s * strides[a], dtype);
+    }
+
+    /** Inserts an axis of size 1 (a view). */
+    public Tensor unsqueeze(int axis) {
+        checkOpen("unsqueeze");
+        int a = axis < 0 ? axis + rank() + 1 : axis;
+        if (a < 0 || a > rank()) {
+            throw new ShapeException("unsqueeze: axis " + axis + " out of range for shape " + shape);
+        }
+        long[] d = new long[rank() + 1];
+        long[] s = new long[rank() + 1];
+        for (int i = 0, j = 0; i < d.length; i++) {
+            if (i == a) {
+                d[i] = 1;
+                s[i] = j < rank() ? strides[j] * shape.dim(j) : 1;
+            } else {
+                d[i] = shape.dim(j);
+                s[i] = strides[j];
+                j++;
+            }
+        }
+        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+    }
+
+    /** Removes an axis of size 1 (a view). */
+    public Tensor squeeze(int axis) {
+        checkOpen("squeeze");
+        int a = shape.axis(axis);
+        if (shape.dim(a) != 1) {
+            throw new ShapeException("squeeze: axis " + axis + " of shape " + shape + " has size " + shape.dim(a) + ", not 1");
+        }
+        long[] d = new long[rank() - 1];
+        long[] s = new long[rank() - 1];
+        for (int i = 0, j = 0; i < rank(); i++) {
+            if (i != a) {
+                d[j] = shape.dim(i);
+                s[j++] = strides[i];
+            }
+        }
+        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+    }
+
+    /** Broadcasts to {@code target} (a view with stride 0 on repeated axes), numpy rules. */
+    public Tensor expand(Shape target) {
+        checkOpen("expand");
+        if (target.rank() < rank()) {
+            throw new ShapeException("expand: shape " + shape + " cannot expand to lower rank " + target);
+        }
+        int lead = target.rank() - rank();
+        long[] s = new long[target.rank()];
+        for (int i = 0; i < target.rank(); i++) {
+            if (i < lead) {
+                s[i] = 0;
+                continue;
+            }
+            long d = shape.dim(i - lead);
+            if (d == target.dim(i)) {
+                s[i] = strides[i - lead];
+            } else if (d == 1) {
+                s[i] = 0;
+            } else {
+                throw new ShapeException("expand: shape " + shape + " cannot expand to " + target);
+            }
+        }
+        return new Tensor(storage, target, s, offset, dtype);
+    }
+
+    // ---------------------------------------------------------------- copies and conversion
+
+    /** This tensor if already contiguous, else a contiguous copy. */
+    public Tensor contiguous() {
+        checkOpen("contiguous");
+        return isContiguous() ? this : Ops.copy(this, dtype);
+    }
+
+    /** A copy converted to {@code target} (this tensor when it already has that dtype). */
+    public Tensor cast(DType target) {
+        return target == dtype ? this : Ops.copy(this, target);
+    }
+
+    /** A copy on {@code target} (this tensor when already there). */
+    public Tensor to(Device target) {
+        return target.equals(device()) ? this : Ops.toDevice(this, target);
+    }
+
+    /** A contiguous copy with this tensor's dtype and device. */
+    public Tensor copy() {
+        return Ops.copy(this, dtype);
+    }
+
+    public double[] toDoubleArray() {
+        double[] out = new double[Math.toIntExact(numel())];
+        readHost((seg, i) -> out[(int) i] = HostElements.get(seg, dtype, i));
+        return out;
+    }
+
+    public float[] toFloatArray() {
+        float[] out = new float[Math.toIntExact(numel())];
+        readHost((seg, i) -> out[(int) i] = (float) HostElements.get(seg, dtype, i));
+        return out;
+    }
+
+    public int[] toIntArray() {
+        int[] out = new int[Math.toIntExact(numel())];
+        readHost((seg, i) -> out[(int) i] = (int) HostElements.getLong(seg, dtype, i));
+        return out;
+    }
+
+    public long[] toLongArray() {
+        long[] out = new long[Math.toIntExact(numel())];
+        readHost((seg, i) -> out[(int) i] = HostElements.getLong(seg, dtype, i));
+        return out;
+    }
+
+    /** The packed bytes of this tensor (contiguous order). */
+    public byte[] toByteArray() {
+        byte[] out = new byte[Math.toIntExact(dtype.bytesFor(numel()))];
+        if (out.length == 0) {
+            return out;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(out.length, 8);
+            copyToHost(seg);
+            MemorySegment.copy(seg, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, out, 0, out.length);
+        }
+        return out;
+    }
+
+    /** The single element of a one-element tensor. */
+    public double item() {
+        if (numel() != 1) {
+            throw new ShapeException("item: " + describe() + " has " + numel() + " elements, not 1");
+        }
+        return toDoubleArray()[0];
+    }
+
+    /** Copies this tensor's elements (contiguous order) into packed host memory. */
+    public void copyToHost(MemorySegment dst) {
+        checkOpen("copyToHost");
+        long bytes = dtype.bytesFor(numel());
+        if (dst.byteSize() < bytes) {
+            throw new ShapeException("copyToHost: " + describe() + " needs " + bytes + " bytes, the destination has " + dst.byteSize());
+        }
+        if (bytes == 0) {
+            return;
+        }
+        Tensor src = contiguous();
+        src.backend().copyToHost(src, dst);
+        if (src != this) {
+            src.close();
+        }
+    }
+
+    private interface ElementReader {
+        void read(MemorySegment seg, long index);
+    }
+
+    private void readHost(ElementReader reader) {
+        long n = numel();
+        if (n == 0) {
+            checkOpen("read");
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment seg = arena.allocate(dtype.bytesFor(n), 8);
+            copyToHost(seg);
+            for (long i = 0; i < n; i++) {
+                reader.read(seg, i);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- arithmetic (see Ops)
+
+    public Tensor add(Tensor other) {
+        return Ops.add(this, other);
+    }
+
+    public Tensor sub(Tensor other) {
+        return Ops.sub(this, other);
+    }
+
+    public Tensor mul(Tensor other) {
+        return Ops.mul(this, other);
+    }
+
+    public Tensor div(Tensor other) {
+        return Ops.div(this, other);
+    }
+
+    public Tensor scale(double factor) {
+        return Ops.scale(this, factor);
+    }
+
+    public Tensor sum(int axis) {
+        return Ops.sum(this, axis, false);
+    }
+
+    public Tensor mean(int axis) {
+        return Ops.mean(this, axis, false);
+    }
+
+    public Tensor max(int axis) {
+        return Ops.max(this, axis, false);
+    }
+
+    public Tensor matmul(Tensor other) {
+        return Ops.matmul(this, other);
+    }
+}

@@ -1,0 +1,40 @@
+package dev.jtune.engine.backend;
+
+/**
+ * A counter-based generator: element i of a tensor filled with seed s depends only on (s, i), so every backend
+ * (and every thread or CUDA block) produces the same values without sharing state. The CUDA kernel
+ * {@code random.cu} implements exactly these formulas.
+ */
+public final class CounterRng {
+    private CounterRng() {
+    }
+
+    /** SplitMix64's finalizer: a bijective 64-bit mix. */
+    public static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    /** 64 random bits for counter {@code i} of stream {@code seed}. */
+    public static long bits(long seed, long i) {
+        return mix(mix(seed) + (i + 1) * 0x9E3779B97F4A7C15L);
+    }
+
+    /** Uniform in (0, 1): the top 53 bits, offset by half a step so that 0 never occurs. */
+    public static double uniform(long seed, long i) {
+        return ((bits(seed, i) >>> 11) + 0.5) * 0x1.0p-53;
+    }
+
+    /** Element i of uniform [lo, hi). */
+    public static double uniform(long seed, long i, double lo, double hi) {
+        return lo + (hi - lo) * uniform(seed, i);
+    }
+
+    /** Element i of a normal distribution, by Box-Muller on counters 2i and 2i+1. */
+    public static double normal(long seed, long i, double mean, double std) {
+        double u1 = uniform(seed, 2 * i);
+        double u2 = uniform(seed, 2 * i + 1);
+        return mean + std * Math.sqrt(-2.0 * Math.log(u1)) * Math.cos(2.0 * Math.PI * u2);
+    }
+}

@@ -1,0 +1,4 @@
+package dev.jtune.engine.backend;
+
+/** Reductions along one axis. */
+public enum ReduceOp { SUM, MEAN, MAX }

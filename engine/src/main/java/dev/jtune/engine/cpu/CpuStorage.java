@@ -1,0 +1,45 @@
+package dev.jtune.engine.cpu;
+
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Storage;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Native host memory for the cpu backend. Each storage has its own shared arena so that closing it frees exactly
+ * this block (at once, not when the garbage collector runs) and any thread may read it.
+ */
+public final class CpuStorage extends Storage {
+    /** Alignment of every block: a cache line, and enough for any vector width. */
+    static final long ALIGNMENT = 64;
+
+    private final Arena arena;
+    private final MemorySegment segment;
+    private final CpuBackend backend;
+
+    CpuStorage(CpuBackend backend, Arena arena, MemorySegment segment, MemoryCategory category) {
+        super(Device.CPU, segment.byteSize(), category);
+        this.backend = backend;
+        this.arena = arena;
+        this.segment = segment;
+    }
+
+    /** The whole block; invalid once this storage is closed. */
+    public MemorySegment segment() {
+        checkOpen("segment");
+        return segment;
+    }
+
+    @Override
+    public long address() {
+        return segment.address();
+    }
+
+    @Override
+    protected void release() {
+        arena.close();
+        backend.released(this);
+    }
+}

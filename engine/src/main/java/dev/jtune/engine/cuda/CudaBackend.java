@@ -1,0 +1,330 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.cuda.CudaDriver;
+import dev.jtune.cuda.CudaException;
+import dev.jtune.cuda.CudaLibrary;
+import dev.jtune.cuda.CudaLibraryNotFoundException;
+import dev.jtune.cuda.NativeLibraries;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.DeviceUnavailableException;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Storage;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.memory.Block;
+import dev.jtune.engine.memory.CachingAllocator;
+import dev.jtune.engine.memory.MemoryStats;
+
+import java.lang.foreign.MemorySegment;
+
+import static dev.jtune.cuda.CudaException.check;
+
+/**
+ * The product backend: one NVIDIA GPU, one compute stream, the caching allocator (expandable segments through
+ * CUDA virtual memory unless {@code -Djtune.cuda.expandableSegments=false}), NVRTC-compiled kernels, cuBLASLt
+ * matmuls and a pinned host pool for transfers. All work is queued on the compute stream in order, so a freed
+ * block can be handed out again at once; only {@link #copyToHost} and {@link #synchronize} wait for the GPU.
+ */
+public final class CudaBackend implements Backend {
+    /** Host-device transfers move through pinned buffers of this size, two in flight. */
+    private static final long CHUNK = 16L << 20;
+
+    private static final Object LOCK = new Object();
+    private static volatile int deviceCount = -1;
+    private static volatile String unavailableReason;
+    private static CudaBackend[] instances = new CudaBackend[0];
+
+    private final Device device;
+    private final CudaContext context;
+    private final CudaStream stream;
+    private final CudaDeviceMemory deviceMemory;
+    private final CachingAllocator allocator;
+    private final KernelCompiler compiler;
+    private final PinnedHostPool pinned;
+    private final CudaEvent[] transferEvents;
+    private volatile ElementwiseKernels elementwise;
+    private volatile ReduceKernels reduce;
+    private volatile LtMatmul lt;
+    private Block ltWorkspace;
+    private volatile boolean poison;
+
+    private CudaBackend(int index) {
+        this.device = Device.cuda(index);
+        this.context = new CudaContext(index);
+        this.stream = new CudaStream();
+        this.transferEvents = new CudaEvent[] {new CudaEvent(false), new CudaEvent(false)};
+        this.deviceMemory = new CudaDeviceMemory(context);
+        boolean expandable = Boolean.parseBoolean(System.getProperty("jtune.cuda.expandableSegments", "true"))
+                && context.supportsVirtualMemory();
+        long limit = Long.getLong("jtune.cuda.memoryLimit", 0L);
+        this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
+        this.compiler = new KernelCompiler(context);
+        this.pinned = new PinnedHostPool(context);
+    }
+
+    /** The backend of GPU {@code index}, started on first use. */
+    public static CudaBackend get(int index) {
+        int count = deviceCount();
+        if (index >= count) {
+            throw new DeviceUnavailableException("cuda:" + index + " is not available: "
+                    + (count == 0 ? unavailableReason : count + " CUDA device(s) found"));
+        }
+        synchronized (LOCK) {
+            if (instances.length < count) {
+                instances = java.util.Arrays.copyOf(instances, count);
+            }
+            if (instances[index] == null) {
+                instances[index] = new CudaBackend(index);
+            }
+            return instances[index];
+        }
+    }
+
+    /** Number of usable CUDA devices; 0 when there is no driver or no GPU (see {@link #unavailableReason()}). */
+    public static int deviceCount() {
+        if (deviceCount < 0) {
+            synchronized (LOCK) {
+                if (deviceCount < 0) {
+                    deviceCount = probe();
+                }
+            }
+        }
+        return deviceCount;
+    }
+
+    /** Why no GPU can be used, or null when one can. */
+    public static String unavailableReason() {
+        deviceCount();
+        return unavailableReason;
+    }
+
+    private static int probe() {
+        if (!NativeLibraries.isAvailable(CudaLibrary.DRIVER)) {
+            try {
+                NativeLibraries.lookup(CudaLibrary.DRIVER);
+            } catch (CudaLibraryNotFoundException e) {
+                unavailableReason = "the NVIDIA driver library was not found (" + e.getMessage() + ")";
+            }
+            return 0;
+        }
+        try {
+            int n = CudaContext.deviceCount();
+            if (n == 0) {
+                unavailableReason = "the NVIDIA driver reports no CUDA device";
+            }
+            return n;
+        } catch (CudaException e) {
+            unavailableReason = "the CUDA driver could not start: " + e.getMessage();
+            return 0;
+        }
+    }
+
+    // ---------------------------------------------------------------- identity and memory
+
+    @Override
+    public Device device() {
+        return device;
+    }
+
+    @Override
+    public String description() {
+        return String.format(java.util.Locale.ROOT, "%s %s (%s, %d SMs, %.1f GiB)", device, context.name(), context.arch(),
+                context.multiprocessors(), context.totalMemory() / (double) (1L << 30));
+    }
+
+    public CudaContext context() {
+        return context;
+    }
+
+    public CudaStream stream() {
+        return stream;
+    }
+
+    public KernelCompiler compiler() {
+        return compiler;
+    }
+
+    public PinnedHostPool pinnedPool() {
+        return pinned;
+    }
+
+    CudaDeviceMemory deviceMemory() {
+        return deviceMemory;
+    }
+
+    public CachingAllocator allocator() {
+        return allocator;
+    }
+
+    @Override
+    public Storage allocate(long bytes, MemoryCategory category) {
+        context.makeCurrent();
+        Block block = allocator.allocate(bytes, category);
+        if (poison) {
+            check(CudaDriver.cuMemsetD8Async(block.address(), 0xFF, block.size(), stream.handle()), "cuMemsetD8Async");
+        }
+        return new CudaStorage(device, allocator, block);
+    }
+
+    /**
+     * Tests: fill every new allocation with 0xFF bytes (NaN in every float format), so that an output element a
+     * kernel forgot to write shows up as NaN instead of passing on stale data.
+     */
+    public void poisonAllocations(boolean on) {
+        this.poison = on;
+    }
+
+    @Override
+    public MemoryStats memoryStats() {
+        return allocator.stats();
+    }
+
+    @Override
+    public void emptyCache() {
+        context.makeCurrent();
+        synchronize();
+        allocator.emptyCache();
+        pinned.emptyCache();
+    }
+
+    @Override
+    public void synchronize() {
+        context.makeCurrent();
+        stream.synchronize();
+    }
+
+    // ---------------------------------------------------------------- transfers
+
+    @Override
+    public void copyFromHost(MemorySegment src, Tensor dst) {
+        context.makeCurrent();
+        long bytes = dst.dtype().bytesFor(dst.numel());
+        long base = dst.address();
+        try (PinnedHostPool.Buffer b0 = pinned.acquire(Math.min(bytes, CHUNK)); PinnedHostPool.Buffer b1 = pinned.acquire(Math.min(bytes, CHUNK))) {
+            PinnedHostPool.Buffer[] buffers = {b0, b1};
+            int chunk = 0;
+            for (long off = 0; off < bytes; off += CHUNK, chunk++) {
+                int i = chunk & 1;
+                long len = Math.min(CHUNK, bytes - off);
+                if (chunk >= 2) {
+                    transferEvents[i].synchronize(); // this buffer's previous copy must be done before refilling it
+                }
+                MemorySegment.copy(src, off, buffers[i].segment(), 0, len);
+                check(CudaDriver.cuMemcpyHtoDAsync_v2(base + off, buffers[i].segment(), len, stream.handle()), "cuMemcpyHtoDAsync_v2");
+                transferEvents[i].record(stream);
+            }
+            transferEvents[0].synchronize();
+            transferEvents[1].synchronize();
+        }
+    }
+
+    @Override
+    public void copyToHost(Tensor src, MemorySegment dst) {
+        context.makeCurrent();
+        long bytes = src.dtype().bytesFor(src.numel());
+        long base = src.address();
+        try (PinnedHostPool.Buffer b = pinned.acquire(Math.min(bytes, CHUNK))) {
+            for (long off = 0; off < bytes; off += CHUNK) {
+                long len = Math.min(CHUNK, bytes - off);
+                check(CudaDriver.cuMemcpyDtoHAsync_v2(b.segment(), base + off, len, stream.handle()), "cuMemcpyDtoHAsync_v2");
+                stream.synchronize();
+                MemorySegment.copy(b.segment(), 0, dst, off, len);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- compute
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        context.makeCurrent();
+        if (src.dtype() == dst.dtype() && src.isContiguous() && dst.isContiguous() || src.dtype() == DType.NF4) {
+            long bytes = src.dtype().bytesFor(src.numel());
+            check(CudaDriver.cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()), "cuMemcpyDtoDAsync_v2");
+            return;
+        }
+        elementwise().copy(src, dst);
+    }
+
+    @Override
+    public void fill(Tensor dst, double value) {
+        context.makeCurrent();
+        elementwise().fill(dst, value);
+    }
+
+    @Override
+    public void fillRandom(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
+        context.makeCurrent();
+        elementwise().random(dst, distribution, seed, p0, p1);
+    }
+
+    @Override
+    public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
+        context.makeCurrent();
+        elementwise().binary(op, a, b, out);
+    }
+
+    @Override
+    public void scale(Tensor a, double factor, Tensor out) {
+        context.makeCurrent();
+        elementwise().scale(a, factor, out);
+    }
+
+    @Override
+    public void reduce(ReduceOp op, Tensor a, int axis, Tensor out) {
+        context.makeCurrent();
+        reduceKernels().reduce(op, a, axis, out);
+    }
+
+    @Override
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+        context.makeCurrent();
+        lt().matmul(a, transA, b, transB, out);
+    }
+
+    // ---------------------------------------------------------------- lazily built kernel families
+
+    private ElementwiseKernels elementwise() {
+        ElementwiseKernels k = elementwise;
+        if (k == null) {
+            synchronized (this) {
+                if (elementwise == null) {
+                    elementwise = new ElementwiseKernels(compiler, stream, context);
+                }
+                k = elementwise;
+            }
+        }
+        return k;
+    }
+
+    private ReduceKernels reduceKernels() {
+        ReduceKernels k = reduce;
+        if (k == null) {
+            synchronized (this) {
+                if (reduce == null) {
+                    reduce = new ReduceKernels(compiler, stream, context);
+                }
+                k = reduce;
+            }
+        }
+        return k;
+    }
+
+    private LtMatmul lt() {
+        LtMatmul m = lt;
+        if (m == null) {
+            synchronized (this) {
+                if (lt == null) {
+                    ltWorkspace = allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE);
+                    lt = new LtMatmul(stream, ltWorkspace.address());
+                }
+                m = lt;
+            }
+        }
+        return m;
+    }
+}

@@ -1,0 +1,98 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.backend.Distribution;
+
+
+/** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, fill, random. */
+final class ElementwiseKernels {
+    private static final int THREADS = 256;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final long maxBlocks;
+
+    ElementwiseKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+        this.module = compiler.module("elementwise.cu");
+        this.stream = stream;
+        this.maxBlocks = (long) context.multiprocessors() * 32;
+    }
+
+    void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
+        long[][] l = StridedLayout.coalesce(out, a, b);
+        try (KernelArgs args = new KernelArgs()) {
+            args.i32(op.ordinal()).pointer(a.address());
+            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
+            args.pointer(b.address());
+            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[3]);
+            args.pointer(out.address()).i64(out.numel());
+            launch("binary_" + floatSuffix("binary", out.dtype()), out.numel(), args);
+        }
+    }
+
+    void scale(Tensor a, double factor, Tensor out) {
+        long[][] l = StridedLayout.coalesce(out, a);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(a.address());
+            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
+            args.pointer(out.address()).i64(out.numel()).f64(factor);
+            launch("scale_" + floatSuffix("scale", out.dtype()), out.numel(), args);
+        }
+    }
+
+    void copy(Tensor src, Tensor dst) {
+        long[][] l = StridedLayout.coalesce(src, dst);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(src.address());
+            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[1]);
+            args.pointer(dst.address());
+            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
+            args.i64(src.numel());
+            launch("copy_" + suffix(src.dtype()) + "_" + suffix(dst.dtype()), src.numel(), args);
+        }
+    }
+
+    void fill(Tensor dst, double value) {
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(dst.address()).i64(dst.numel()).f64(value);
+            launch("fill_" + suffix(dst.dtype()), dst.numel(), args);
+        }
+    }
+
+    void random(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(dst.address()).i64(dst.numel()).i32(distribution.ordinal()).i64(seed).f64(p0).f64(p1);
+            launch("random_" + floatSuffix("random", dst.dtype()), dst.numel(), args);
+        }
+    }
+
+    private void launch(String kernel, long n, KernelArgs args) {
+        long blocks = Math.min(Math.ceilDiv(n, THREADS), maxBlocks);
+        module.function(kernel).launch(stream, blocks, THREADS, 0, args);
+    }
+
+    /** The kernels' name suffix for a dtype. */
+    static String suffix(DType dtype) {
+        return switch (dtype) {
+            case F64 -> "f64";
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+            case I64 -> "i64";
+            case I32 -> "i32";
+            case U8 -> "u8";
+            case NF4 -> throw new UnsupportedOpException("no element-wise kernel handles NF4 codes");
+        };
+    }
+
+    static String floatSuffix(String op, DType dtype) {
+        if (!dtype.isFloating()) {
+            throw new UnsupportedOpException(op + ": the cuda kernels take F64, F32, BF16 or F16, not " + dtype);
+        }
+        return suffix(dtype);
+    }
+
+}

@@ -1,0 +1,176 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.cuda.Cublas;
+import dev.jtune.cuda.CublasLt;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+import static dev.jtune.cuda.CudaException.checkCublasLt;
+
+/**
+ * Matrix products through cuBLASLt: bf16/f16/f32 inputs with fp32 accumulation (f64 with f64). The engine's
+ * tensors are row-major and cuBLASLt is column-major, so {@code out = a @ b} is issued as
+ * {@code out^T = b^T @ a^T}: the row-major buffers already are those transposes. Descriptors and the
+ * heuristic's algorithm are planned once per (shape, dtypes, transposes, alignment) and reused.
+ */
+final class LtMatmul implements AutoCloseable {
+    /** cuBLASLt's recommended workspace on Hopper. */
+    static final long WORKSPACE_BYTES = 32L << 20;
+
+    private record Key(long batch, long m, long n, long k, boolean transA, boolean transB, boolean sharedB,
+                       DType in, DType out, int alignA, int alignB, int alignOut) {
+    }
+
+    /** Everything cublasLtMatmul needs besides the pointers; kept for the process lifetime. */
+    private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC,
+                        MemorySegment algo, MemorySegment alpha, MemorySegment beta) {
+    }
+
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment handle;
+    private final CudaStream stream;
+    private final long workspace;
+    private final Map<Key, Plan> plans = new ConcurrentHashMap<>();
+
+    LtMatmul(CudaStream stream, long workspace) {
+        this.stream = stream;
+        this.workspace = workspace;
+        MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+        checkCublasLt(CublasLt.cublasLtCreate(out), "cublasLtCreate");
+        this.handle = out.get(ValueLayout.ADDRESS, 0);
+    }
+
+    /** See {@link dev.jtune.engine.backend.Backend#matmul}. */
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+        long m = out.dim(-2);
+        long n = out.dim(-1);
+        long k = transA ? a.dim(-2) : a.dim(-1);
+        long batch = out.numel() / (m * n);
+        boolean sharedB = b.rank() == 2 && batch > 1;
+        Key key = new Key(batch, m, n, k, transA, transB, sharedB, a.dtype(), out.dtype(),
+                alignment(a.address()), alignment(b.address()), alignment(out.address()));
+        Plan plan = plans.computeIfAbsent(key, this::plan);
+        // Column-major view: D (n x m) = op(B') (n x k) @ op(A') (k x m), with B' = b's buffer and A' = a's.
+        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, plan.alpha,
+                MemorySegment.ofAddress(b.address()), plan.layoutA,
+                MemorySegment.ofAddress(a.address()), plan.layoutB,
+                plan.beta, MemorySegment.ofAddress(out.address()), plan.layoutC,
+                MemorySegment.ofAddress(out.address()), plan.layoutC,
+                plan.algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle()),
+                "cublasLtMatmul(" + describe(key) + ")");
+    }
+
+    private Plan plan(Key key) {
+        int inType = dataType(key.in);
+        int outType = dataType(key.out);
+        boolean f64 = key.in == DType.F64;
+        int compute = f64 ? Cublas.CUBLAS_COMPUTE_64F : Cublas.CUBLAS_COMPUTE_32F;
+        int scaleType = f64 ? Cublas.CUDA_R_64F : Cublas.CUDA_R_32F;
+        MemorySegment descOut = arena.allocate(ValueLayout.ADDRESS);
+        checkCublasLt(CublasLt.cublasLtMatmulDescCreate(descOut, compute, scaleType), "cublasLtMatmulDescCreate");
+        MemorySegment desc = descOut.get(ValueLayout.ADDRESS, 0);
+        // cuBLASLt's A is our b, its B is our a (see the class comment).
+        setDesc(desc, CublasLt.CUBLASLT_MATMUL_DESC_TRANSA, key.transB ? Cublas.CUBLAS_OP_T : Cublas.CUBLAS_OP_N);
+        setDesc(desc, CublasLt.CUBLASLT_MATMUL_DESC_TRANSB, key.transA ? Cublas.CUBLAS_OP_T : Cublas.CUBLAS_OP_N);
+        // b's buffer is column-major (n x k) with ld n, or (k x n) with ld k when transposed.
+        MemorySegment layoutA = key.transB
+                ? layout(inType, key.k, key.n, key.k, key.batch, key.sharedB ? 0 : key.n * key.k)
+                : layout(inType, key.n, key.k, key.n, key.batch, key.sharedB ? 0 : key.n * key.k);
+        MemorySegment layoutB = key.transA
+                ? layout(inType, key.m, key.k, key.m, key.batch, key.m * key.k)
+                : layout(inType, key.k, key.m, key.k, key.batch, key.m * key.k);
+        MemorySegment layoutC = layout(outType, key.n, key.m, key.n, key.batch, key.n * key.m);
+
+        MemorySegment prefOut = arena.allocate(ValueLayout.ADDRESS);
+        checkCublasLt(CublasLt.cublasLtMatmulPreferenceCreate(prefOut), "cublasLtMatmulPreferenceCreate");
+        MemorySegment pref = prefOut.get(ValueLayout.ADDRESS, 0);
+        // The heuristic result begins with the algorithm, so the result itself serves as cublasLtMatmulAlgo_t*.
+        MemorySegment result = arena.allocate(CublasLt.cublasLtMatmulHeuristicResult_t.LAYOUT);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment ws = tmp.allocateFrom(ValueLayout.JAVA_LONG, WORKSPACE_BYTES);
+            checkCublasLt(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, 8L),
+                    "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)");
+            int[][] alignments = {
+                    {CublasLt.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignB},
+                    {CublasLt.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignA},
+                    {CublasLt.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignOut},
+                    {CublasLt.CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignOut}};
+            for (int[] al : alignments) {
+                checkCublasLt(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, al[0], tmp.allocateFrom(ValueLayout.JAVA_INT, al[1]), 4L),
+                        "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
+            }
+            MemorySegment count = tmp.allocate(ValueLayout.JAVA_INT);
+            checkCublasLt(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, layoutA, layoutB, layoutC, layoutC, pref, 1, result, count),
+                    "cublasLtMatmulAlgoGetHeuristic(" + describe(key) + ")");
+            if (count.get(ValueLayout.JAVA_INT, 0) == 0) {
+                throw new UnsupportedOpException("matmul: cuBLASLt has no algorithm for " + describe(key));
+            }
+        } finally {
+            checkCublasLt(CublasLt.cublasLtMatmulPreferenceDestroy(pref), "cublasLtMatmulPreferenceDestroy");
+        }
+        return new Plan(desc, layoutA, layoutB, layoutC, result, scalar(f64, 1.0), scalar(f64, 0.0));
+    }
+
+    private MemorySegment scalar(boolean f64, double v) {
+        return f64 ? arena.allocateFrom(ValueLayout.JAVA_DOUBLE, v) : arena.allocateFrom(ValueLayout.JAVA_FLOAT, (float) v);
+    }
+
+    private void setDesc(MemorySegment desc, int attribute, int value) {
+        try (Arena tmp = Arena.ofConfined()) {
+            checkCublasLt(CublasLt.cublasLtMatmulDescSetAttribute(desc, attribute, tmp.allocateFrom(ValueLayout.JAVA_INT, value), 4L),
+                    "cublasLtMatmulDescSetAttribute(" + attribute + ")");
+        }
+    }
+
+    private MemorySegment layout(int type, long rows, long cols, long ld, long batch, long batchStride) {
+        MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+        checkCublasLt(CublasLt.cublasLtMatrixLayoutCreate(out, type, rows, cols, ld), "cublasLtMatrixLayoutCreate");
+        MemorySegment layout = out.get(ValueLayout.ADDRESS, 0);
+        if (batch > 1) {
+            try (Arena tmp = Arena.ofConfined()) {
+                checkCublasLt(CublasLt.cublasLtMatrixLayoutSetAttribute(layout, CublasLt.CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                        tmp.allocateFrom(ValueLayout.JAVA_INT, (int) batch), 4L), "cublasLtMatrixLayoutSetAttribute(BATCH_COUNT)");
+                checkCublasLt(CublasLt.cublasLtMatrixLayoutSetAttribute(layout, CublasLt.CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                        tmp.allocateFrom(ValueLayout.JAVA_LONG, batchStride), 8L), "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)");
+            }
+        }
+        return layout;
+    }
+
+    private static int dataType(DType t) {
+        return switch (t) {
+            case F64 -> Cublas.CUDA_R_64F;
+            case F32 -> Cublas.CUDA_R_32F;
+            case BF16 -> Cublas.CUDA_R_16BF;
+            case F16 -> Cublas.CUDA_R_16F;
+            default -> throw new UnsupportedOpException("matmul: cuBLASLt path takes F64, F32, BF16 or F16, not " + t);
+        };
+    }
+
+    /** The largest power of two (up to 256) dividing the address: what cuBLASLt may assume. */
+    static int alignment(long address) {
+        int a = 256;
+        while (a > 1 && address % a != 0) {
+            a >>= 1;
+        }
+        return a;
+    }
+
+    private static String describe(Key k) {
+        return (k.batch > 1 ? k.batch + " x " : "") + "[" + k.m + ", " + k.k + "]" + (k.transA ? "^T" : "") + " @ [" + k.k + ", " + k.n + "]"
+                + (k.transB ? "^T" : "") + (k.sharedB ? " (b shared)" : "") + " " + k.in + " -> " + k.out;
+    }
+
+    @Override
+    public void close() {
+        checkCublasLt(CublasLt.cublasLtDestroy(handle), "cublasLtDestroy");
+        arena.close();
+    }
+}

@@ -1,0 +1,71 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * The C struct {@code Layout} of kernels/common.cuh (int rank; int64 shape[8]; int64 stride[8]), built for
+ * several tensors of one shape at once after merging dimensions that are contiguous in all of them: a
+ * contiguous tensor becomes rank 1, which the kernels index without any division.
+ */
+final class StridedLayout {
+    static final long BYTES = 8 + 8L * Shape.MAX_RANK * 2;
+
+    private StridedLayout() {
+    }
+
+    /** Merged {shape, strides of tensor 0, strides of tensor 1, ...} for tensors sharing one shape. */
+    static long[][] coalesce(Tensor... tensors) {
+        Shape shape = tensors[0].shape();
+        int rank = shape.rank();
+        long[] dims = new long[rank];
+        long[][] strides = new long[tensors.length][rank];
+        int r = 0;
+        for (int d = 0; d < rank; d++) {
+            long size = shape.dim(d);
+            if (size == 1) {
+                continue; // size-1 axes do not move the index
+            }
+            boolean mergeable = r > 0;
+            for (int t = 0; t < tensors.length && mergeable; t++) {
+                mergeable = strides[t][r - 1] == tensors[t].stride(d) * size;
+            }
+            if (mergeable) {
+                dims[r - 1] *= size;
+                for (int t = 0; t < tensors.length; t++) {
+                    strides[t][r - 1] = tensors[t].stride(d);
+                }
+            } else {
+                dims[r] = size;
+                for (int t = 0; t < tensors.length; t++) {
+                    strides[t][r] = tensors[t].stride(d);
+                }
+                r++;
+            }
+        }
+        if (r == 0) { // a single element
+            dims[0] = 1;
+            r = 1;
+        }
+        long[][] out = new long[tensors.length + 1][];
+        out[0] = Arrays.copyOf(dims, r);
+        for (int t = 0; t < tensors.length; t++) {
+            out[t + 1] = Arrays.copyOf(strides[t], r);
+        }
+        return out;
+    }
+
+    /** Writes the struct for {@code dims} and {@code strides} into {@code seg}. */
+    static void write(MemorySegment seg, long[] dims, long[] strides) {
+        seg.fill((byte) 0);
+        seg.set(ValueLayout.JAVA_INT, 0, dims.length);
+        for (int i = 0; i < dims.length; i++) {
+            seg.set(ValueLayout.JAVA_LONG, 8 + 8L * i, dims[i]);
+            seg.set(ValueLayout.JAVA_LONG, 8 + 8L * (Shape.MAX_RANK + i), strides[i]);
+        }
+    }
+}

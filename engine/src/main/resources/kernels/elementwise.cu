@@ -1,0 +1,95 @@
+// Element-wise kernels: binary arithmetic, scaling, strided copies with dtype conversion, fills and the
+// counter-based random generator (the same formulas as dev.jtune.engine.backend.CounterRng).
+#include "common.cuh"
+
+// Must match dev.jtune.engine.backend.BinaryOp's ordinals.
+#define OP_ADD 0
+#define OP_SUB 1
+#define OP_MUL 2
+#define OP_DIV 3
+
+template <typename T>
+__device__ void binary(int op, const T* a, const Layout& la, const T* b, const Layout& lb, T* out, i64 n) {
+    JT_FOR(i, n) {
+        typename Acc<T>::type x = load_acc<T>(a[strided_offset(la, i)]);
+        typename Acc<T>::type y = load_acc<T>(b[strided_offset(lb, i)]);
+        typename Acc<T>::type r;
+        switch (op) {
+            case OP_ADD: r = x + y; break;
+            case OP_SUB: r = x - y; break;
+            case OP_MUL: r = x * y; break;
+            default: r = x / y; break;
+        }
+        out[i] = store_acc<T>(r);
+    }
+}
+
+template <typename T>
+__device__ void scale(const T* a, const Layout& la, T* out, i64 n, double factor) {
+    typename Acc<T>::type f = (typename Acc<T>::type) factor;
+    JT_FOR(i, n) {
+        out[i] = store_acc<T>(load_acc<T>(a[strided_offset(la, i)]) * f);
+    }
+}
+
+template <typename S, typename D>
+__device__ void copy(const S* src, const Layout& ls, D* dst, const Layout& ld, i64 n) {
+    JT_FOR(i, n) {
+        dst[strided_offset(ld, i)] = convert<S, D>(src[strided_offset(ls, i)]);
+    }
+}
+
+template <typename T>
+__device__ void fill(T* out, i64 n, double value) {
+    T v = Num<T>::from_d(value);
+    JT_FOR(i, n) {
+        out[i] = v;
+    }
+}
+
+// ---- CounterRng, bit for bit
+__device__ __forceinline__ unsigned long long rng_mix(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+__device__ __forceinline__ double rng_uniform(unsigned long long seed_mixed, unsigned long long i) {
+    unsigned long long bits = rng_mix(seed_mixed + (i + 1ULL) * 0x9E3779B97F4A7C15ULL);
+    return ((double) (bits >> 11) + 0.5) * 0x1.0p-53;
+}
+
+#define DIST_NORMAL 0
+#define DIST_UNIFORM 1
+
+template <typename T>
+__device__ void random(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) {
+    unsigned long long s = rng_mix(seed);
+    JT_FOR(i, n) {
+        double v;
+        if (dist == DIST_NORMAL) {
+            double u1 = rng_uniform(s, 2ULL * i);
+            double u2 = rng_uniform(s, 2ULL * i + 1ULL);
+            v = p0 + p1 * sqrt(-2.0 * log(u1)) * cos(2.0 * 3.141592653589793 * u2);
+        } else {
+            v = p0 + (p1 - p0) * rng_uniform(s, (unsigned long long) i);
+        }
+        out[i] = Num<T>::from_d(v);
+    }
+}
+
+#define JT_BINARY(sfx, T) \
+    extern "C" __global__ void binary_##sfx(int op, const T* a, Layout la, const T* b, Layout lb, T* out, i64 n) { binary<T>(op, a, la, b, lb, out, n); } \
+    extern "C" __global__ void scale_##sfx(const T* a, Layout la, T* out, i64 n, double factor) { scale<T>(a, la, out, n, factor); } \
+    extern "C" __global__ void random_##sfx(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) { random<T>(out, n, dist, seed, p0, p1); }
+JT_FLOAT_TYPES(JT_BINARY)
+
+#define JT_FILL(sfx, T) \
+    extern "C" __global__ void fill_##sfx(T* out, i64 n, double value) { fill<T>(out, n, value); }
+JT_ALL_TYPES(JT_FILL)
+
+#define JT_COPY(ss, S, ds, D) \
+    extern "C" __global__ void copy_##ss##_##ds(const S* src, Layout ls, D* dst, Layout ld, i64 n) { copy<S, D>(src, ls, dst, ld, n); }
+#define JT_COPY_FROM(ss, S) \
+    JT_COPY(ss, S, f64, double) JT_COPY(ss, S, f32, float) JT_COPY(ss, S, bf16, __nv_bfloat16) JT_COPY(ss, S, f16, __half) \
+    JT_COPY(ss, S, i64, i64) JT_COPY(ss, S, i32, int) JT_COPY(ss, S, u8, u8)
+JT_ALL_TYPES(JT_COPY_FROM)
