@@ -144,7 +144,7 @@ public final class Ops {
         }
         Operand pa = operand(a, transA);
         Operand pb = operand(b, transB);
-        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out);
+        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, false);
         pa.release(a);
         pb.release(b);
         return out;

@@ -58,12 +58,125 @@ public interface Backend {
     void reduce(ReduceOp op, Tensor a, int axis, Tensor out);
 
     /**
-     * {@code out[b] = op(a[b]) @ op(b[b])} with fp32 accumulation. {@code a} is contiguous [batch..., M, K], or
-     * [batch..., K, M] when {@code transA}; {@code b} is contiguous [batch..., K, N] ([..., N, K] when
-     * {@code transB}) with a's batch dimensions, or 2-D and shared by every batch; {@code out} is contiguous
-     * [batch..., M, N]. a and b share a floating dtype; out has that dtype or F32.
+     * {@code out[b] = op(a[b]) @ op(b[b])} (or {@code +=} when {@code accumulate}) with fp32 accumulation.
+     * {@code a} is contiguous [batch..., M, K], or [batch..., K, M] when {@code transA}; {@code b} is contiguous
+     * [batch..., K, N] ([..., N, K] when {@code transB}) with a's batch dimensions, or 2-D and shared by every
+     * batch; {@code out} is contiguous [batch..., M, N]. a and b share a floating dtype; out has that dtype or F32.
+     * Operands may start anywhere in their storage (slices), so alignment is not assumed.
      */
-    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out);
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
+
+    // ------------------------------------------------------------------ fused ops of a training step
+    // Unless said otherwise: every tensor is contiguous, float math is fp32 (fp64 for F64 tensors), an output
+    // is written entirely (no read of its old contents), and an output may be the very tensor of an input of
+    // the same shape and dtype (in place) only where the method says so.
+
+    /**
+     * Gathers rows: {@code out[i, :] = table[ids[i], :]}. ids I32 [N] with values in [0, V); table [V, D];
+     * out [N, D] in table's dtype. An id outside [0, V) gives a zero row on cuda and an exception on cpu.
+     */
+    void embedding(Tensor ids, Tensor table, Tensor out);
+
+    /**
+     * Deterministic scatter-add: {@code gradTable[v, :] += sum of gradOut[i, :] over i with ids[i] == v}, the
+     * terms added in ascending i in fp32, then added to gradTable (which is read). gradOut [N, D]; gradTable
+     * [V, D] in gradOut's dtype or F32.
+     */
+    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable);
+
+    /**
+     * RMSNorm over the last axis: {@code rstd[i] = 1 / sqrt(mean_j(x[i,j]^2) + eps)} in fp32 and
+     * {@code out[i,j] = x[i,j] * rstd[i] * (offsetOne ? 1 + w[j] : w[j])}, rounded once to x's dtype.
+     * x [N, D]; weight [D] (any float dtype); out [N, D] in x's dtype (may be x); rstd F32 [N].
+     */
+    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd);
+
+    /**
+     * Backward of {@link #rmsNorm}: gradX [N, D] in x's dtype; gradWeight F32 [D] =
+     * {@code sum_i gradOut[i,j] * x[i,j] * rstd[i]} (written, summed in a fixed order), or null when not wanted.
+     */
+    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight);
+
+    /** GELU, tanh approximation: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}; out may be x. */
+    void gelu(Tensor x, Tensor out);
+
+    /** {@code gradX = gradOut * gelu'(x)}; gradX may be gradOut. */
+    void geluBackward(Tensor x, Tensor gradOut, Tensor gradX);
+
+    /** GeGLU: {@code out = gelu(gate) * up}, all of one shape and dtype. */
+    void geglu(Tensor gate, Tensor up, Tensor out);
+
+    /** {@code gradGate = gradOut * up * gelu'(gate)}, {@code gradUp = gradOut * gelu(gate)}. */
+    void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp);
+
+    /**
+     * Rotary embedding, HF's rotate-half convention. x [B, H, T, D] (D even), positions I32 [B, T]. With
+     * {@code invFreq[d] = (float) (1 / base^(2d/D))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
+     * as HF computes them), for d < D/2: {@code out[d] = x[d] cos - x[d + D/2] sin},
+     * {@code out[d + D/2] = x[d + D/2] cos + x[d] sin}; {@code inverse} rotates by -angle (the backward).
+     * out may be x.
+     */
+    void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out);
+
+    /** Softmax (or log-softmax when {@code log}) over the last axis of x [N, C]; out [N, C] may be x. */
+    void softmax(Tensor x, boolean log, Tensor out);
+
+    /**
+     * Backward of {@link #softmax} from its output y: softmax {@code gx = y * (gy - sum_c gy y)}, log-softmax
+     * {@code gx = gy - exp(y) * sum_c gy}. gradX may be gradOut.
+     */
+    void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX);
+
+    /**
+     * Cross-entropy per row, never copying the logits to fp32: logits [N, V] (any float dtype), labels I32 [N];
+     * {@code lse[i] = log sum_v exp(logits[i, v])} and {@code loss[i] = lse[i] - logits[i, labels[i]]}, both
+     * F32 [N]; a row whose label is {@code ignoreIndex} gets loss 0 (its lse is still written).
+     */
+    void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse);
+
+    /**
+     * {@code gradLogits[i, v] = scale[0] * (exp(logits[i, v] - lse[i]) - (v == labels[i]))}, and 0 on ignored rows.
+     * scale is an F32 [1] tensor on this device (so the loss normalisation needs no host sync); gradLogits
+     * [N, V] in logits' dtype, may be logits.
+     */
+    void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits);
+
+    /** {@code out[0] = number of i with labels[i] != value}, as F32 [1]. labels I32 [N]. */
+    void countNotEqual(Tensor labels, int value, Tensor out);
+
+    /**
+     * The masked softmax of one block of attention scores. scores F32 [R, C]: row r is query position
+     * {@code rowStart + r % rowsPerHead} (rows of several heads may be stacked, {@code rowsPerHead} each), column c
+     * is key position {@code colStart + c}. Key k is visible to query q when {@code k <= q} and, when
+     * {@code window > 0}, {@code q - k < window}. probs [R, C] (any float dtype) = exp(scale * s - lse) on
+     * visible entries, 0 elsewhere; lse F32 [R] = log sum over visible of exp(scale * s) (-inf when none is
+     * visible, and then the row of probs is 0). When {@code lseIn}, lse is read (saved by the forward) instead
+     * of written.
+     */
+    void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                          Tensor probs, Tensor lse, boolean lseIn);
+
+    /**
+     * {@code gradScores[r, c] = scale * probs[r, c] * (gradProbs[r, c] - delta[r])}; probs [R, C] (any float dtype),
+     * gradProbs F32 [R, C], delta F32 [R], gradScores [R, C] (any float dtype).
+     */
+    void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores);
+
+    /** {@code out[r] = sum_c a[r, c] * b[r, c]} in fp32; a, b [R, C] of one float dtype; out F32 [R]. */
+    void rowDot(Tensor a, Tensor b, Tensor out);
+
+    /**
+     * One step of torch.optim.AdamW on tensors of one shape: param (float dtype, updated in place), grad (param's
+     * dtype or F32), m and v F32 (updated in place). The gradient is first multiplied by {@code gradScale[0]}
+     * when gradScale (F32 [1] on this device) is not null.
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale);
+
+    /** {@code out[0] += sum of x^2} over all elements (fp32 accumulation; fp64 for F64); out F32 [1]. */
+    void sumOfSquares(Tensor x, Tensor out);
+
+    /** {@code coef[0] = min(1, maxNorm / (sqrt(sumOfSquares[0]) + 1e-6))}, torch's clip_grad_norm_ factor; F32 [1]. */
+    void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef);
 
     /** Waits until all work queued on this device is done. */
     void synchronize();

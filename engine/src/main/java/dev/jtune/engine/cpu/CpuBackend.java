@@ -9,6 +9,7 @@ import dev.jtune.engine.OutOfDeviceMemoryException;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
@@ -204,8 +205,111 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
-        CpuMatmul.run(a, transA, b, transB, out);
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        CpuMatmul.run(a, transA, b, transB, out, accumulate);
+    }
+
+
+    // ---------------------------------------------------------------- fused ops of a training step
+
+    @Override
+    public void embedding(Tensor ids, Tensor table, Tensor out) {
+        throw new UnsupportedOpException("embedding: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
+        throw new UnsupportedOpException("embeddingBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+        throw new UnsupportedOpException("rmsNorm: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        throw new UnsupportedOpException("rmsNormBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor out) {
+        throw new UnsupportedOpException("gelu: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
+        throw new UnsupportedOpException("geluBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void geglu(Tensor gate, Tensor up, Tensor out) {
+        throw new UnsupportedOpException("geglu: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
+        throw new UnsupportedOpException("gegluBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+        throw new UnsupportedOpException("rope: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void softmax(Tensor x, boolean log, Tensor out) {
+        throw new UnsupportedOpException("softmax: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
+        throw new UnsupportedOpException("softmaxBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
+        throw new UnsupportedOpException("crossEntropy: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        throw new UnsupportedOpException("crossEntropyBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void countNotEqual(Tensor labels, int value, Tensor out) {
+        throw new UnsupportedOpException("countNotEqual: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
+        throw new UnsupportedOpException("attentionSoftmax: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+        throw new UnsupportedOpException("attentionSoftmaxBackward: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
+        throw new UnsupportedOpException("rowDot: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+        throw new UnsupportedOpException("adamw: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void sumOfSquares(Tensor x, Tensor out) {
+        throw new UnsupportedOpException("sumOfSquares: not implemented on the cpu backend yet");
+    }
+
+    @Override
+    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
+        throw new UnsupportedOpException("clipCoefficient: not implemented on the cpu backend yet");
     }
 
     // ---------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ final class CpuMatmul {
     private CpuMatmul() {
     }
 
-    static void run(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+    static void run(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         int m = Math.toIntExact(out.dim(-2));
         int n = Math.toIntExact(out.dim(-1));
         int k = Math.toIntExact(transA ? a.dim(-2) : a.dim(-1));
@@ -33,7 +33,8 @@ final class CpuMatmul {
             int firstColumn = shared ? 0 : (row / m) * n;
             long at = base + (long) row * n;
             for (int j = 0; j < n; j++) {
-                HostElements.set(dst, outType, at + j, left.dot(row, right, firstColumn + j));
+                double v = left.dot(row, right, firstColumn + j);
+                HostElements.set(dst, outType, at + j, accumulate ? HostElements.get(dst, outType, at + j) + v : v);
             }
         });
     }

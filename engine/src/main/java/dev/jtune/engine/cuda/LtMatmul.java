@@ -30,7 +30,7 @@ final class LtMatmul implements AutoCloseable {
 
     /** Everything cublasLtMatmul needs besides the pointers; kept for the process lifetime. */
     private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC,
-                        MemorySegment algo, MemorySegment alpha, MemorySegment beta) {
+                        MemorySegment algo, MemorySegment one, MemorySegment zero) {
     }
 
     private final Arena arena = Arena.ofShared();
@@ -48,7 +48,7 @@ final class LtMatmul implements AutoCloseable {
     }
 
     /** See {@link dev.jtune.engine.backend.Backend#matmul}. */
-    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         long m = out.dim(-2);
         long n = out.dim(-1);
         long k = transA ? a.dim(-2) : a.dim(-1);
@@ -58,10 +58,10 @@ final class LtMatmul implements AutoCloseable {
                 alignment(a.address()), alignment(b.address()), alignment(out.address()));
         Plan plan = plans.computeIfAbsent(key, this::plan);
         // Column-major view: D (n x m) = op(B') (n x k) @ op(A') (k x m), with B' = b's buffer and A' = a's.
-        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, plan.alpha,
+        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, plan.one,
                 MemorySegment.ofAddress(b.address()), plan.layoutA,
                 MemorySegment.ofAddress(a.address()), plan.layoutB,
-                plan.beta, MemorySegment.ofAddress(out.address()), plan.layoutC,
+                accumulate ? plan.one : plan.zero, MemorySegment.ofAddress(out.address()), plan.layoutC,
                 MemorySegment.ofAddress(out.address()), plan.layoutC,
                 plan.algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle()),
                 "cublasLtMatmul(" + describe(key) + ")");

@@ -5,6 +5,7 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
@@ -91,7 +92,110 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
-    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out) {
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    }
+
+
+    // ---------------------------------------------------------------- fused ops of a training step
+
+    @Override
+    public void embedding(Tensor ids, Tensor table, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void gelu(Tensor x, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void geglu(Tensor gate, Tensor up, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void softmax(Tensor x, boolean log, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void countNotEqual(Tensor labels, int value, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void sumOfSquares(Tensor x, Tensor out) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
+        // meta tensors hold no data: shapes were checked by the op
     }
 
     @Override

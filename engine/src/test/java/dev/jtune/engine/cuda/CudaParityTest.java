@@ -93,6 +93,16 @@ class CudaParityTest {
     }
 
     @Test
+    void poisonedAllocationsReadAsNaN() {
+        // the premise of every comparison below: an element no kernel wrote is NaN, not a stale value
+        for (DType t : FLOATS) {
+            for (double v : Tensor.empty(randomShape(2, 50), t, GPU).toDoubleArray()) {
+                assertTrue(Double.isNaN(v), t + " poison reads as " + v);
+            }
+        }
+    }
+
+    @Test
     void fillAndRandomMatchTheCpuGenerator() {
         for (DType t : DType.values()) {
             if (t == DType.NF4) {
