@@ -34,24 +34,129 @@ public final class Ops {
         return binary(BinaryOp.DIV, a, b);
     }
 
+    /** {@code a op b} with numpy broadcasting; differentiable in both operands. */
     public static Tensor binary(BinaryOp op, Tensor a, Tensor b) {
         String name = op.name().toLowerCase(java.util.Locale.ROOT);
         checkPair(name, a, b);
         Shape shape = Shape.broadcast(name, a.shape(), b.shape());
-        Tensor out = Tensor.empty(shape, a.dtype(), a.device());
-        if (out.numel() > 0) {
-            backend(a).binary(op, a.expand(shape), b.expand(shape), out);
-        }
-        return out;
+        return Autograd.op(name, () -> {
+            Tensor out = Tensor.empty(shape, a.dtype(), a.device());
+            if (out.numel() > 0) {
+                backend(a).binary(op, a.expand(shape), b.expand(shape), out);
+            }
+            return out;
+        }, g -> binaryBackward(op, g, a, b), a, b);
+    }
+
+    private static Tensor[] binaryBackward(BinaryOp op, Tensor g, Tensor a, Tensor b) {
+        boolean da = a.requiresGrad();
+        boolean db = b.requiresGrad();
+        return switch (op) {
+            case ADD -> new Tensor[] {da ? sumTo(g, a.shape()) : null, db ? sumTo(g, b.shape()) : null};
+            case SUB -> new Tensor[] {da ? sumTo(g, a.shape()) : null, db ? sumTo(scale(g, -1), b.shape()) : null};
+            case MUL -> new Tensor[] {da ? sumTo(mul(g, b), a.shape()) : null, db ? sumTo(mul(g, a), b.shape()) : null};
+            case DIV -> new Tensor[] {da ? sumTo(div(g, b), a.shape()) : null,
+                    db ? sumTo(scale(div(mul(g, a), mul(b, b)), -1), b.shape()) : null};
+        };
     }
 
     public static Tensor scale(Tensor a, double factor) {
         checkFloating("scale", a);
-        Tensor out = Tensor.empty(a.shape(), a.dtype(), a.device());
-        if (out.numel() > 0) {
-            backend(a).scale(a, factor, out);
+        return Autograd.op("scale", () -> {
+            Tensor out = Tensor.empty(a.shape(), a.dtype(), a.device());
+            if (out.numel() > 0) {
+                backend(a).scale(a, factor, out);
+            }
+            return out;
+        }, g -> new Tensor[] {scale(g, factor)}, a);
+    }
+
+    /** {@code target += value} in place (value broadcast to target); not recorded: for gradients and optimizers. */
+    public static void addInPlace(Tensor target, Tensor value) {
+        checkPair("addInPlace", target, value);
+        if (!target.isContiguous()) {
+            throw new UnsupportedOpException("addInPlace: the target " + target.describe() + " must be contiguous");
         }
-        return out;
+        if (target.numel() > 0) {
+            backend(target).binary(BinaryOp.ADD, target, value.expand(target.shape()), target);
+        }
+    }
+
+    /** Copies {@code src} into the existing (possibly strided) {@code dst} of the same shape; not recorded. */
+    public static void copyInto(Tensor src, Tensor dst) {
+        src.checkOpen("copyInto");
+        dst.checkOpen("copyInto");
+        if (!src.shape().equals(dst.shape()) || !src.device().equals(dst.device())) {
+            throw new ShapeException("copyInto: " + src.describe() + " into " + dst.describe());
+        }
+        if (src.numel() > 0) {
+            backend(src).copy(src, dst);
+        }
+    }
+
+    /**
+     * Sums {@code g} down to {@code shape} over the axes broadcasting added or stretched: the gradient of a
+     * broadcast. Returns g itself when the shapes already match.
+     */
+    public static Tensor sumTo(Tensor g, Shape shape) {
+        if (g.shape().equals(shape)) {
+            return g;
+        }
+        Tensor t = g;
+        while (t.rank() > shape.rank()) {
+            t = sum(t, 0, false);
+        }
+        for (int i = 0; i < shape.rank(); i++) {
+            if (shape.dim(i) == 1 && t.dim(i) != 1) {
+                t = sum(t, i, true);
+            }
+        }
+        if (!t.shape().equals(shape)) {
+            throw new ShapeException("sumTo: " + g.shape() + " does not reduce to " + shape);
+        }
+        return t;
+    }
+
+    /** Joins tensors of one dtype and device along {@code axis}; other axes must agree. Differentiable. */
+    public static Tensor concat(int axis, Tensor... parts) {
+        if (parts.length == 0) {
+            throw new ShapeException("concat: no tensors");
+        }
+        Tensor first = parts[0];
+        int ax = first.shape().axis(axis);
+        long total = 0;
+        for (Tensor p : parts) {
+            p.checkOpen("concat");
+            if (p.rank() != first.rank() || p.dtype() != first.dtype() || !p.device().equals(first.device())) {
+                throw new ShapeException("concat: " + p.describe() + " does not match " + first.describe());
+            }
+            for (int i = 0; i < p.rank(); i++) {
+                if (i != ax && p.dim(i) != first.dim(i)) {
+                    throw new ShapeException("concat along " + axis + ": shapes " + first.shape() + " and " + p.shape() + " differ on axis " + i);
+                }
+            }
+            total += p.dim(ax);
+        }
+        long[] d = first.shape().toArray();
+        d[ax] = total;
+        Shape outShape = Shape.of(d);
+        return Autograd.op("concat", () -> {
+            Tensor out = Tensor.empty(outShape, first.dtype(), first.device());
+            long at = 0;
+            for (Tensor p : parts) {
+                copyInto(p, out.slice(ax, at, at + p.dim(ax)));
+                at += p.dim(ax);
+            }
+            return out;
+        }, g -> {
+            Tensor[] grads = new Tensor[parts.length];
+            long at = 0;
+            for (int i = 0; i < parts.length; i++) {
+                grads[i] = g.slice(ax, at, at + parts[i].dim(ax));
+                at += parts[i].dim(ax);
+            }
+            return grads;
+        }, parts);
     }
 
     // ---------------------------------------------------------------- reductions
@@ -79,15 +184,25 @@ public final class Ops {
             }
             return Tensor.full(outShape, op == ReduceOp.SUM ? 0.0 : Double.NaN, a.dtype(), a.device());
         }
-        Tensor src = a.contiguous();
-        Tensor out = Tensor.empty(outShape, a.dtype(), a.device());
-        if (out.numel() > 0) {
-            backend(a).reduce(op, src, ax, out);
+        if (op == ReduceOp.MAX && Autograd.needsGrad(a)) {
+            throw new AutogradException("max: not differentiable in jtune (" + a.describe() + " requires grad); use it under Autograd.noGrad()");
         }
-        if (src != a) {
-            src.close();
-        }
-        return out;
+        long n = a.shape().dim(ax);
+        return Autograd.op(name, () -> {
+            Tensor src = a.contiguous();
+            Tensor out = Tensor.empty(outShape, a.dtype(), a.device());
+            if (out.numel() > 0) {
+                backend(a).reduce(op, src, ax, out);
+            }
+            if (src != a) {
+                src.close();
+            }
+            return out;
+        }, g -> {
+            Tensor kept = keepDim ? g : g.unsqueeze(ax);
+            Tensor spread = kept.expand(a.shape());
+            return new Tensor[] {op == ReduceOp.MEAN ? scale(spread, 1.0 / n) : spread};
+        }, a);
     }
 
     // ---------------------------------------------------------------- matmul
@@ -134,20 +249,48 @@ public final class Ops {
         long[] od = a.shape().toArray();
         od[od.length - 2] = m;
         od[od.length - 1] = n;
-        Tensor out = Tensor.empty(Shape.of(od), outType, a.device());
-        if (out.numel() == 0) {
+        Shape outShape = Shape.of(od);
+        return Autograd.op("matmul", () -> {
+            Tensor out = Tensor.empty(outShape, outType, a.device());
+            if (out.numel() == 0) {
+                return out;
+            }
+            if (ka == 0) {
+                backend(a).fill(out, 0.0);
+                return out;
+            }
+            Operand pa = operand(a, transA);
+            Operand pb = operand(b, transB);
+            backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, false);
+            pa.release(a);
+            pb.release(b);
             return out;
+        }, g -> matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, transA, b, transB), a, b);
+    }
+
+    /**
+     * Gradients of {@code op(a) @ op(b)}: dA = g @ op(b)^T (as stored: transposed back when transA), dB = op(a)^T @ g;
+     * a 2-D b shared by a batch gets the sum over the batch, computed as one product over the flattened rows.
+     */
+    private static Tensor[] matmulBackward(Tensor g, Tensor a, boolean transA, Tensor b, boolean transB) {
+        Tensor ga = null;
+        Tensor gb = null;
+        if (a.requiresGrad()) {
+            Tensor product = matmul(g, b, false, !transB); // g @ op(b)^T = op(a)'s gradient
+            ga = transA ? product.transpose(-1, -2) : product;
         }
-        if (ka == 0) {
-            backend(a).fill(out, 0.0);
-            return out;
+        if (b.requiresGrad()) {
+            boolean shared = b.rank() == 2 && a.rank() > 2;
+            if (shared && !transA) {
+                Tensor a2 = a.reshape(-1, a.dim(-1));
+                Tensor g2 = g.reshape(-1, g.dim(-1));
+                gb = transB ? matmul(g2, a2, true, false) : matmul(a2, g2, true, false);
+            } else {
+                Tensor batched = transB ? matmul(g, a, true, transA) : matmul(a, g, !transA, false);
+                gb = shared ? sumTo(batched, b.shape()) : batched;
+            }
         }
-        Operand pa = operand(a, transA);
-        Operand pb = operand(b, transB);
-        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, false);
-        pa.release(a);
-        pb.release(b);
-        return out;
+        return new Tensor[] {ga, gb};
     }
 
     private record Operand(Tensor tensor, boolean trans) {
@@ -175,6 +318,10 @@ public final class Ops {
     /** A contiguous copy of {@code a} converted to {@code dtype}, on a's device. */
     public static Tensor copy(Tensor a, DType dtype) {
         a.checkOpen("copy");
+        if (Autograd.needsGrad(a) && dtype.isFloating()) {
+            DType original = a.dtype();
+            return Autograd.op("copy", () -> copy(a, dtype), g -> new Tensor[] {g.dtype() == original ? g : copy(g, original)}, a);
+        }
         if ((a.dtype() == DType.NF4) != (dtype == DType.NF4)) {
             throw new DTypeException("copy: cannot convert " + a.dtype() + " to " + dtype + " (NF4 needs quantize/dequantize)");
         }
@@ -191,6 +338,10 @@ public final class Ops {
     /** Copies {@code a} to another device through host memory. */
     public static Tensor toDevice(Tensor a, Device device) {
         a.checkOpen("to(" + device + ")");
+        if (Autograd.needsGrad(a)) {
+            Device original = a.device();
+            return Autograd.op("to(" + device + ")", () -> toDevice(a, device), g -> new Tensor[] {toDevice(g, original)}, a);
+        }
         Tensor out = Tensor.empty(a.shape(), a.dtype(), device);
         long bytes = a.dtype().bytesFor(a.numel());
         if (bytes == 0) {

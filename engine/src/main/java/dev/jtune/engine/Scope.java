@@ -13,6 +13,7 @@ import java.util.SequencedSet;
  */
 public final class Scope implements AutoCloseable {
     private static final ThreadLocal<ArrayDeque<Scope>> STACK = ThreadLocal.withInitial(ArrayDeque::new);
+    private static final ThreadLocal<MemoryCategory> CATEGORY_OVERRIDE = new ThreadLocal<>();
 
     private final String name;
     private final MemoryCategory category;
@@ -55,6 +56,43 @@ public final class Scope implements AutoCloseable {
 
     public String name() {
         return name;
+    }
+
+    /**
+     * Makes this (open) scope the current one until the returned handle is closed, without closing the scope
+     * then: how memory that must outlive an inner scope is allocated where it belongs (a parameter's gradient
+     * in the parameter's scope, optimizer state in the optimizer's).
+     */
+    public Entered enter() {
+        checkOpen("enter");
+        ArrayDeque<Scope> stack = STACK.get();
+        stack.push(this);
+        return () -> {
+            if (stack.peek() == this) {
+                stack.pop();
+            } else {
+                stack.removeFirstOccurrence(this);
+            }
+        };
+    }
+
+    /** Handle of {@link #enter()} and {@link #countAs}: closing it restores the previous state. */
+    public interface Entered extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** Until the handle is closed, allocations on this thread are counted under {@code category}. */
+    public static Entered countAs(MemoryCategory category) {
+        MemoryCategory previous = CATEGORY_OVERRIDE.get();
+        CATEGORY_OVERRIDE.set(category);
+        return () -> CATEGORY_OVERRIDE.set(previous);
+    }
+
+    /** The category new allocations on this thread are counted under. */
+    static MemoryCategory allocationCategory(Scope scope) {
+        MemoryCategory c = CATEGORY_OVERRIDE.get();
+        return c != null ? c : scope.category;
     }
 
     public MemoryCategory category() {

@@ -45,7 +45,8 @@ public abstract class Storage implements AutoCloseable {
         }
     }
 
-    final Scope owner() {
+    /** The scope that owns this storage (null once freed). */
+    public final Scope owner() {
         return owner;
     }
 

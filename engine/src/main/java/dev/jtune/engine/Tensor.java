@@ -19,6 +19,9 @@ public final class Tensor {
     private final long[] strides;
     private final long offset;
     private final DType dtype;
+    private boolean requiresGrad;
+    private Tensor grad;
+    private Node gradFn;
 
     private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
         this.storage = storage;
@@ -70,7 +73,7 @@ public final class Tensor {
         scope.checkOpen("empty");
         Backend backend = Backends.get(device);
         long bytes = Math.max(dtype.bytesFor(shape.numel()), 1);
-        Storage s = scope.adopt(backend.allocate(bytes, scope.category()));
+        Storage s = scope.adopt(backend.allocate(bytes, Scope.allocationCategory(scope)));
         return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype);
     }
 
@@ -278,13 +281,87 @@ public final class Tensor {
         return "Tensor" + shape + " " + dtype + " " + device() + (isClosed() ? " (closed)" : "");
     }
 
+    // ---------------------------------------------------------------- autograd
+
+    /** Whether gradients flow to or through this tensor. */
+    public boolean requiresGrad() {
+        return requiresGrad;
+    }
+
+    /**
+     * Marks a leaf (a tensor no recorded op produced: a parameter or an input) as requiring grad; returns it.
+     * {@link #backward()} then accumulates into {@link #grad()}.
+     */
+    public Tensor requiresGrad(boolean on) {
+        if (gradFn != null) {
+            throw new AutogradException("requiresGrad: " + describe() + " was computed by '" + gradFn.name()
+                    + "'; only leaves can be marked (use detach() for a new leaf)");
+        }
+        if (on && !dtype.isFloating()) {
+            throw new DTypeException("requiresGrad: " + describe() + " is not floating; only F64, F32, BF16, F16 tensors have gradients");
+        }
+        requiresGrad = on;
+        return this;
+    }
+
+    /** The accumulated gradient of a leaf, or null before any backward reached it. */
+    public Tensor grad() {
+        return grad;
+    }
+
+    void setGrad(Tensor g) {
+        this.grad = g;
+    }
+
+    /** Frees the accumulated gradient (the next backward starts it afresh). */
+    public void zeroGrad() {
+        if (grad != null) {
+            grad.close();
+            grad = null;
+        }
+    }
+
+    /** The recorded op that produced this tensor, or null for a leaf. */
+    public Node gradFn() {
+        return gradFn;
+    }
+
+    void setGradFn(Node node) {
+        this.gradFn = node;
+        this.requiresGrad = true;
+    }
+
+    public boolean isLeaf() {
+        return gradFn == null;
+    }
+
+    /** The same data as a new leaf that does not require grad (shares storage). */
+    public Tensor detach() {
+        checkOpen("detach");
+        return new Tensor(storage, shape, strides, offset, dtype);
+    }
+
+    /** Backward from this scalar: accumulates d(this)/d(leaf) into every leaf's grad, then frees the graph. */
+    public void backward() {
+        Autograd.backward(this, null, false);
+    }
+
+    /** Backward with {@code seed} = d(loss)/d(this), for a non-scalar tensor. */
+    public void backward(Tensor seed) {
+        Autograd.backward(this, seed, false);
+    }
+
+    public void backward(Tensor seed, boolean retainGraph) {
+        Autograd.backward(this, seed, retainGraph);
+    }
+
     // ---------------------------------------------------------------- views
 
     /** Same data, new shape; one dimension may be -1. A view when the layout allows, else a contiguous copy. */
     public Tensor reshape(long... dims) {
         Shape target = inferShape("reshape", dims);
         if (isContiguous()) {
-            return new Tensor(storage, target, target.contiguousStrides(), offset, dtype);
+            return reshaped("reshape", target);
         }
         return contiguous().reshape(dims);
     }
@@ -296,7 +373,13 @@ public final class Tensor {
             throw new ShapeException("view: " + describe() + " with strides " + Arrays.toString(strides)
                     + " is not contiguous; use reshape() or contiguous()");
         }
-        return new Tensor(storage, target, target.contiguousStrides(), offset, dtype);
+        return reshaped("view", target);
+    }
+
+    private Tensor reshaped(String op, Shape target) {
+        long[] original = shape.toArray();
+        return Autograd.op(op, () -> new Tensor(storage, target, target.contiguousStrides(), offset, dtype),
+                g -> new Tensor[] {g.reshape(original)}, this);
     }
 
     private Shape inferShape(String op, long[] dims) {
@@ -359,7 +442,12 @@ public final class Tensor {
             d[i] = shape.dim(ax);
             s[i] = strides[ax];
         }
-        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+        int[] inverse = new int[order.length];
+        for (int i = 0; i < order.length; i++) {
+            inverse[shape.axis(order[i])] = i;
+        }
+        return Autograd.op("permute", () -> new Tensor(storage, Shape.of(d), s, offset, dtype),
+                g -> new Tensor[] {g.permute(inverse)}, this);
     }
 
     /** Elements [start, end) along {@code axis} (a view); negative bounds count from the end. */
@@ -374,7 +462,11 @@ public final class Tensor {
         }
         long[] d = shape.toArray();
         d[a] = e - s;
-        return new Tensor(storage, Shape.of(d), strides.clone(), offset + s * strides[a], dtype);
+        return Autograd.op("slice", () -> new Tensor(storage, Shape.of(d), strides.clone(), offset + s * strides[a], dtype), g -> {
+            Tensor full = Tensor.zeros(shape, g.dtype(), g.device());
+            Ops.copyInto(g, full.slice(a, s, e));
+            return new Tensor[] {full};
+        }, this);
     }
 
     /** Inserts an axis of size 1 (a view). */
@@ -396,7 +488,8 @@ public final class Tensor {
                 j++;
             }
         }
-        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+        return Autograd.op("unsqueeze", () -> new Tensor(storage, Shape.of(d), s, offset, dtype),
+                g -> new Tensor[] {g.squeeze(a)}, this);
     }
 
     /** Removes an axis of size 1 (a view). */
@@ -414,7 +507,8 @@ public final class Tensor {
                 s[j++] = strides[i];
             }
         }
-        return new Tensor(storage, Shape.of(d), s, offset, dtype);
+        return Autograd.op("squeeze", () -> new Tensor(storage, Shape.of(d), s, offset, dtype),
+                g -> new Tensor[] {g.unsqueeze(a)}, this);
     }
 
     /** Broadcasts to {@code target} (a view with stride 0 on repeated axes), numpy rules. */
@@ -439,7 +533,8 @@ public final class Tensor {
                 throw new ShapeException("expand: shape " + shape + " cannot expand to " + target);
             }
         }
-        return new Tensor(storage, target, s, offset, dtype);
+        return Autograd.op("expand", () -> new Tensor(storage, target, s, offset, dtype),
+                g -> new Tensor[] {Ops.sumTo(g, shape)}, this);
     }
 
     // ---------------------------------------------------------------- copies and conversion

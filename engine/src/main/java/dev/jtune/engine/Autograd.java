@@ -1,0 +1,273 @@
+package dev.jtune.engine;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Function;
+import java.util.function.Supplier;
+
+/**
+ * Reverse-mode automatic differentiation over a tape of {@link Node}s: each differentiable op that sees an input
+ * requiring grad attaches a node to its output; {@link #backward} walks the nodes from a scalar in reverse
+ * topological order and accumulates gradients into the leaves' {@link Tensor#grad()}. A leaf's gradient lives
+ * in the leaf's own scope (counted as GRADIENTS); everything else backward allocates lives in a scope closed
+ * when backward returns, and an intermediate gradient is freed as soon as the node that consumed it is done.
+ */
+public final class Autograd {
+    private static final ThreadLocal<int[]> DISABLED = ThreadLocal.withInitial(() -> new int[1]);
+
+    private Autograd() {
+    }
+
+    /** Whether ops on this thread record the tape now. */
+    public static boolean isEnabled() {
+        return DISABLED.get()[0] == 0;
+    }
+
+    /** Until the handle closes, ops on this thread record nothing (inference, optimizer updates). */
+    public static GradMode noGrad() {
+        int[] d = DISABLED.get();
+        int previous = d[0];
+        d[0] = previous + 1;
+        return () -> d[0] = previous;
+    }
+
+    /** Until the handle closes, recording is on again (inside a noGrad region, as checkpoint's recompute needs). */
+    public static GradMode enableGrad() {
+        int[] d = DISABLED.get();
+        int previous = d[0];
+        d[0] = 0;
+        return () -> d[0] = previous;
+    }
+
+    /** Handle of {@link #noGrad()} / {@link #enableGrad()}. */
+    public interface GradMode extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /** True when recording is on and some input requires grad: then an op must record its node. */
+    public static boolean needsGrad(Tensor... inputs) {
+        if (!isEnabled()) {
+            return false;
+        }
+        for (Tensor t : inputs) {
+            if (t != null && t.requiresGrad()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Runs {@code forward} and, when {@link #needsGrad} holds for {@code inputs}, records {@code backward} as the
+     * output's node. The forward runs with recording off, so the ops it is made of add no nodes of their own.
+     * This is how every differentiable op, built in or user-written, is defined.
+     */
+    public static Tensor op(String name, Supplier<Tensor> forward, BackwardFn backward, Tensor... inputs) {
+        if (!needsGrad(inputs)) {
+            return forward.get();
+        }
+        Tensor out;
+        try (GradMode off = noGrad()) {
+            out = forward.get();
+        }
+        attach(name, out, backward, inputs);
+        return out;
+    }
+
+    /**
+     * Records {@code backward} as the node of an already computed {@code out} (for ops that also save tensors:
+     * hand those to the returned node with {@link Node#own}). Returns null, recording nothing, when no input
+     * needs grad.
+     */
+    public static Node attach(String name, Tensor out, BackwardFn backward, Tensor... inputs) {
+        if (!needsGrad(inputs)) {
+            return null;
+        }
+        if (!out.dtype().isFloating()) {
+            throw new AutogradException(name + ": output " + out.describe() + " is not floating and cannot carry a gradient");
+        }
+        Node node = new Node(name, inputs.clone(), backward);
+        out.setGradFn(node);
+        return node;
+    }
+
+    // ------------------------------------------------------------------ backward
+
+    /**
+     * Accumulates d(root)/d(leaf) into every leaf that requires grad. {@code seed} is d(loss)/d(root): null for a
+     * scalar root (then 1). Unless {@code retainGraph}, every node visited is released afterwards.
+     */
+    public static void backward(Tensor root, Tensor seed, boolean retainGraph) {
+        root.checkOpen("backward");
+        if (!root.requiresGrad()) {
+            throw new AutogradException("backward: " + root.describe() + " does not require grad: none of the tensors it was "
+                    + "computed from requires grad (call requiresGrad(true) on the parameters), or it was computed under noGrad()");
+        }
+        if (seed == null && root.numel() != 1) {
+            throw new AutogradException("backward: " + root.describe() + " is not a scalar; pass a seed gradient of shape " + root.shape());
+        }
+        if (seed != null) {
+            seed.checkOpen("backward seed");
+            if (!seed.shape().equals(root.shape()) || !seed.device().equals(root.device())) {
+                throw new AutogradException("backward: seed " + seed.describe() + " does not match " + root.describe());
+            }
+        }
+        try (GradMode off = noGrad(); Scope scope = Scope.open("backward", MemoryCategory.GRADIENTS)) {
+            Tensor first = seed != null ? seed : Tensor.full(root.shape(), 1.0, root.dtype(), root.device());
+            Node top = root.gradFn();
+            if (top == null) {
+                accumulateLeaf(root, first);
+                return;
+            }
+            run(topologicalOrder(top), top, first, seed, retainGraph);
+        }
+    }
+
+    private static void run(List<Node> order, Node top, Tensor first, Tensor seed, boolean retainGraph) {
+        Map<Node, Tensor> pending = new IdentityHashMap<>();
+        pending.put(top, first);
+        for (Node node : order) {
+            Tensor g = pending.remove(node);
+            if (g == null) {
+                if (!retainGraph) {
+                    node.release();
+                }
+                continue;
+            }
+            Tensor[] grads = node.apply(g);
+            for (int i = 0; i < grads.length; i++) {
+                Tensor input = node.input(i);
+                Tensor gi = grads[i];
+                if (input == null || gi == null || !input.requiresGrad()) {
+                    continue;
+                }
+                if (!gi.shape().equals(input.shape())) {
+                    throw new AutogradException("'" + node.name() + "' returned a gradient of shape " + gi.shape()
+                            + " for its input " + i + " of shape " + input.shape());
+                }
+                Node producer = input.gradFn();
+                if (producer == null) {
+                    accumulateLeaf(input, gi);
+                } else {
+                    Tensor sum = pending.get(producer);
+                    pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
+                }
+            }
+            if (g != seed && !aliased(g, pending.values(), grads)) {
+                g.close(); // consumed: free it now, not when backward ends
+            }
+            if (!retainGraph) {
+                node.release();
+            }
+        }
+    }
+
+    private static boolean aliased(Tensor g, Iterable<Tensor> pending, Tensor[] returned) {
+        for (Tensor t : pending) {
+            if (t.storage() == g.storage()) {
+                return true;
+            }
+        }
+        for (Tensor t : returned) {
+            if (t != null && t.storage() == g.storage()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Nodes reachable from {@code top}, each after every node that consumes its output. */
+    private static List<Node> topologicalOrder(Node top) {
+        List<Node> postorder = new ArrayList<>();
+        Set<Node> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        ArrayDeque<Object[]> stack = new ArrayDeque<>(); // {node, next input index}
+        stack.push(new Object[] {top, 0});
+        seen.add(top);
+        while (!stack.isEmpty()) {
+            Object[] frame = stack.peek();
+            Node node = (Node) frame[0];
+            int i = (Integer) frame[1];
+            if (i < node.inputCount()) {
+                frame[1] = i + 1;
+                Tensor in = node.input(i);
+                Node child = in == null ? null : in.gradFn();
+                if (child != null && seen.add(child)) {
+                    stack.push(new Object[] {child, 0});
+                }
+            } else {
+                stack.pop();
+                postorder.add(node);
+            }
+        }
+        Collections.reverse(postorder);
+        return postorder;
+    }
+
+    /** leaf.grad += g, allocating the gradient in the leaf's own scope the first time. */
+    private static void accumulateLeaf(Tensor leaf, Tensor g) {
+        Tensor gg = g.dtype() == leaf.dtype() ? g : g.cast(leaf.dtype());
+        Tensor grad = leaf.grad();
+        if (grad != null && !grad.isClosed()) {
+            Ops.addInPlace(grad, gg);
+            return;
+        }
+        Scope owner = leaf.storage().owner();
+        if (owner == null || owner.isClosed()) {
+            throw new AutogradException("backward: the leaf " + leaf.describe() + " has no open scope to hold its gradient");
+        }
+        try (Scope.Entered e = owner.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+            leaf.setGrad(Ops.copy(gg, leaf.dtype()));
+        }
+    }
+
+    // ------------------------------------------------------------------ checkpoint
+
+    /**
+     * Recomputation checkpointing: runs {@code fn} now without recording, keeping only its inputs and output,
+     * and runs it again during backward to differentiate it (its parameters' gradients accumulate then). Trades
+     * one extra forward for not storing fn's intermediate activations. fn must be deterministic (random ops take
+     * explicit seeds in jtune, so dropout is).
+     */
+    public static Tensor checkpoint(Function<Tensor[], Tensor> fn, Tensor... inputs) {
+        Tensor out;
+        try (Scope tmp = Scope.open("checkpoint"); GradMode off = noGrad()) {
+            Tensor o = fn.apply(inputs);
+            if (o.storage().owner() != tmp) {
+                o = o.copy(); // fn returned a view of something it did not create
+            }
+            out = tmp.keep(o);
+        }
+        if (!isEnabled()) {
+            return out;
+        }
+        Tensor[] saved = inputs.clone();
+        Node node = new Node("checkpoint", saved, gradOut -> {
+            Tensor[] detached = new Tensor[saved.length];
+            for (int i = 0; i < saved.length; i++) {
+                detached[i] = saved[i].detach();
+                if (saved[i].requiresGrad()) {
+                    detached[i].requiresGrad(true);
+                }
+            }
+            try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
+                Tensor o = fn.apply(detached);
+                if (o.requiresGrad()) {
+                    backward(o, gradOut, false);
+                }
+            }
+            Tensor[] grads = new Tensor[saved.length];
+            for (int i = 0; i < saved.length; i++) {
+                grads[i] = detached[i].grad();
+            }
+            return grads;
+        });
+        out.setGradFn(node);
+        return out;
+    }
+}

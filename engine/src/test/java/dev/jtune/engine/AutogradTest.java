@@ -1,0 +1,188 @@
+package dev.jtune.engine;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The tape itself and every basic op's gradient, by float64 finite differences on random shapes. */
+class AutogradTest {
+    private final Random rnd = new Random(System.nanoTime());
+
+    private long seed() {
+        return rnd.nextLong();
+    }
+
+    private long d() {
+        return 1 + rnd.nextInt(5);
+    }
+
+    @Test
+    void elementwiseOpsWithBroadcasting() {
+        long a = d();
+        long b = d();
+        long c = d();
+        Shape full = Shape.of(a, b, c);
+        GradCheck.check("add", t -> t[0].add(t[1]), seed(), full, Shape.of(b, 1));
+        GradCheck.check("sub", t -> t[0].sub(t[1]), seed(), Shape.of(c), full);
+        GradCheck.check("mul", t -> t[0].mul(t[1]), seed(), full, Shape.of(a, 1, c));
+        // divisors away from zero
+        double[] den = new double[(int) (b * c)];
+        for (int i = 0; i < den.length; i++) {
+            den[i] = (rnd.nextBoolean() ? 1 : -1) * (0.5 + rnd.nextDouble());
+        }
+        GradCheck.check("div", t -> t[0].div(t[1]), new Shape[] {full, Shape.of(b, c)}, seed(), new double[][] {null, den});
+        GradCheck.check("scale", t -> t[0].scale(-2.5), seed(), full);
+        GradCheck.check("x * x", t -> t[0].mul(t[0]), seed(), full);
+    }
+
+    @Test
+    void reductions() {
+        Shape s = Shape.of(d(), d() + 1, d());
+        for (int axis = 0; axis < 3; axis++) {
+            int ax = axis;
+            GradCheck.check("sum " + ax, t -> t[0].sum(ax), seed(), s);
+            GradCheck.check("mean keep " + ax, t -> Ops.mean(t[0], ax, true), seed(), s);
+        }
+    }
+
+    @Test
+    void matmulInEveryLayout() {
+        long m = d();
+        long k = d() + 1;
+        long n = d();
+        long batch = 1 + rnd.nextInt(3);
+        for (int trans = 0; trans < 4; trans++) {
+            boolean ta = (trans & 1) != 0;
+            boolean tb = (trans & 2) != 0;
+            Shape sa = ta ? Shape.of(batch, k, m) : Shape.of(batch, m, k);
+            Shape sb = tb ? Shape.of(batch, n, k) : Shape.of(batch, k, n);
+            Shape sb2 = tb ? Shape.of(n, k) : Shape.of(k, n);
+            GradCheck.check("batched ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], ta, tb), seed(), sa, sb);
+            GradCheck.check("shared b ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], ta, tb), seed(), sa, sb2);
+        }
+        GradCheck.check("2-D", t -> t[0].matmul(t[1]), seed(), Shape.of(m, k), Shape.of(k, n));
+        GradCheck.check("transposed view operand", t -> t[0].matmul(t[1].transpose(0, 1)), seed(), Shape.of(m, k), Shape.of(n, k));
+    }
+
+    @Test
+    void viewsAndCopies() {
+        Shape s = Shape.of(d() + 1, d(), d() + 1);
+        GradCheck.check("reshape", t -> t[0].reshape(-1).mul(t[0].reshape(-1)), seed(), s);
+        GradCheck.check("transpose", t -> t[0].transpose(0, 2).contiguous(), seed(), s);
+        GradCheck.check("permute", t -> t[0].permute(2, 0, 1).mul(t[1]), seed(), s, Shape.of(s.dim(2), s.dim(0), s.dim(1)));
+        GradCheck.check("slice", t -> t[0].slice(0, 1, s.dim(0)).slice(2, 0, -1), seed(), s);
+        GradCheck.check("unsqueeze/squeeze", t -> t[0].unsqueeze(1).mul(t[0].unsqueeze(1)).squeeze(1), seed(), s);
+        GradCheck.check("expand", t -> t[0].expand(Shape.of(3, s.dim(0), 4, s.dim(2))).contiguous(),
+                seed(), Shape.of(s.dim(0), 1, s.dim(2)));
+        GradCheck.check("concat", t -> Ops.concat(1, t[0], t[1], t[0]), seed(), s, Shape.of(s.dim(0), 2, s.dim(2)));
+        GradCheck.check("copy", t -> t[0].copy().mul(t[0]), seed(), s);
+    }
+
+    @Test
+    void gradientsAccumulateAcrossBackwardCallsAndZeroGradResets() {
+        try (Scope s = Scope.open("acc")) {
+            Tensor x = Tensor.fromArray(new double[] {1, 2, 3}, Shape.of(3), DType.F64, Device.CPU).requiresGrad(true);
+            x.mul(x).sum(0).backward();
+            x.scale(3).sum(0).backward();
+            assertArrayEquals(new double[] {5, 7, 9}, x.grad().toDoubleArray(), 0);
+            x.zeroGrad();
+            assertNull(x.grad());
+            x.sum(0).backward();
+            assertArrayEquals(new double[] {1, 1, 1}, x.grad().toDoubleArray(), 0);
+        }
+    }
+
+    @Test
+    void leafGradientsLiveInTheLeafsScopeAndBackwardLeavesNothingElse() {
+        try (Scope params = Scope.open("params")) {
+            Tensor w = Tensor.randn(Shape.of(8, 8), DType.F64, Device.CPU, 3).requiresGrad(true);
+            long before = params.ownedBytes();
+            try (Scope step = Scope.open("step")) {
+                Tensor x = Tensor.randn(Shape.of(4, 8), DType.F64, Device.CPU, 4);
+                long stepBefore = step.ownedBytes();
+                Tensor loss = x.matmul(w).mul(x.matmul(w)).reshape(-1).sum(0);
+                long afterForward = step.ownedBytes();
+                loss.backward();
+                assertEquals(afterForward, step.ownedBytes(), "backward allocates nothing that outlives it in the step scope");
+                assertTrue(afterForward > stepBefore);
+            }
+            assertEquals(before + 8 * 8 * 8, params.ownedBytes(), "w.grad is in the parameters' scope");
+            assertFalse(w.grad().isClosed());
+        }
+    }
+
+    @Test
+    void noGradRecordsNothing() {
+        try (Scope s = Scope.open("nograd")) {
+            Tensor x = Tensor.randn(Shape.of(3), DType.F64, Device.CPU, 1).requiresGrad(true);
+            Tensor y;
+            try (Autograd.GradMode off = Autograd.noGrad()) {
+                y = x.mul(x);
+            }
+            assertFalse(y.requiresGrad());
+            assertNull(y.gradFn());
+            assertTrue(x.mul(x).requiresGrad());
+        }
+    }
+
+    @Test
+    void checkpointGivesTheSameGradientsAndKeepsLessMemory() {
+        long seed = seed();
+        double[][] plain = gradientsOfTwoLayers(seed, false);
+        double[][] checkpointed = gradientsOfTwoLayers(seed, true);
+        for (int i = 0; i < plain.length; i++) {
+            assertArrayEquals(plain[i], checkpointed[i], 0.0, "gradient " + i + " with and without checkpoint");
+        }
+    }
+
+    /** A two-layer tanh-free MLP: x -> (x W1)^2 -> W2, optionally each layer under checkpoint. */
+    private static double[][] gradientsOfTwoLayers(long seed, boolean checkpoint) {
+        try (Scope s = Scope.open("mlp")) {
+            Tensor x = Tensor.randn(Shape.of(5, 6), DType.F64, Device.CPU, seed).requiresGrad(true);
+            Tensor w1 = Tensor.randn(Shape.of(6, 7), DType.F64, Device.CPU, seed + 1).requiresGrad(true);
+            Tensor w2 = Tensor.randn(Shape.of(7, 3), DType.F64, Device.CPU, seed + 2).requiresGrad(true);
+            java.util.function.Function<Tensor[], Tensor> layer1 = t -> {
+                Tensor h = t[0].matmul(w1);
+                return h.mul(h);
+            };
+            Tensor h = checkpoint ? Autograd.checkpoint(layer1, x) : layer1.apply(new Tensor[] {x});
+            Tensor out = checkpoint ? Autograd.checkpoint(t -> t[0].matmul(w2), h) : h.matmul(w2);
+            out.reshape(-1).sum(0).backward();
+            return new double[][] {x.grad().toDoubleArray(), w1.grad().toDoubleArray(), w2.grad().toDoubleArray()};
+        }
+    }
+
+    @Test
+    void errorsSayWhatWentWrong() {
+        try (Scope s = Scope.open("errors")) {
+            Tensor plain = Tensor.randn(Shape.of(3), DType.F64, Device.CPU, 1);
+            AutogradException e1 = assertThrows(AutogradException.class, () -> plain.sum(0).backward());
+            assertTrue(e1.getMessage().contains("does not require grad"), e1.getMessage());
+
+            Tensor x = Tensor.randn(Shape.of(3), DType.F64, Device.CPU, 2).requiresGrad(true);
+            AutogradException e2 = assertThrows(AutogradException.class, () -> x.mul(x).backward());
+            assertTrue(e2.getMessage().contains("not a scalar"), e2.getMessage());
+
+            Tensor loss = x.mul(x).sum(0);
+            loss.backward();
+            AutogradException e3 = assertThrows(AutogradException.class, loss::backward);
+            assertTrue(e3.getMessage().contains("already freed"), e3.getMessage());
+
+            Tensor kept = x.mul(x).sum(0);
+            kept.backward(null, true);
+            kept.backward(null, false); // retained once: a second backward works
+            AutogradException e4 = assertThrows(AutogradException.class, () -> x.mul(x).requiresGrad(false));
+            assertTrue(e4.getMessage().contains("only leaves"), e4.getMessage());
+            assertThrows(DTypeException.class, () -> Tensor.zeros(Shape.of(2), DType.I32, Device.CPU).requiresGrad(true));
+            ShapeException e5 = assertThrows(ShapeException.class, () -> x.add(Tensor.zeros(Shape.of(4), DType.F64, Device.CPU)));
+            assertTrue(e5.getMessage().contains("[3]") && e5.getMessage().contains("[4]") && e5.getMessage().contains("add"), e5.getMessage());
+        }
+    }
+}
