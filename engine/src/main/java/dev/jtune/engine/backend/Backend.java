@@ -69,7 +69,9 @@ public interface Backend {
     // ------------------------------------------------------------------ fused ops of a training step
     // Unless said otherwise: every tensor is contiguous, float math is fp32 (fp64 for F64 tensors), an output
     // is written entirely (no read of its old contents), and an output may be the very tensor of an input of
-    // the same shape and dtype (in place) only where the method says so.
+    // the same shape and dtype (in place) only where the method says so. Where a statistic or accumulator is
+    // documented as F32 (rstd, lse, loss rows, scores, gradient sums), F64 inputs come with F64 ones instead, so
+    // that float64 gradient checks see no fp32 rounding; the cpu backend must honour that, cuda may refuse it.
 
     /**
      * Gathers rows: {@code out[i, :] = table[ids[i], :]}. ids I32 [N] with values in [0, V); table [V, D];
@@ -158,7 +160,8 @@ public interface Backend {
 
     /**
      * {@code gradScores[r, c] = scale * probs[r, c] * (gradProbs[r, c] - delta[r])}; probs [R, C] (any float dtype),
-     * gradProbs F32 [R, C], delta F32 [R], gradScores [R, C] (any float dtype).
+     * gradProbs F32 [R, C], delta F32 [R], gradScores [R, C] (any float dtype); gradScores may be probs (the
+     * attention op overwrites the probabilities with their gradient to save memory).
      */
     void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores);
 

@@ -26,7 +26,9 @@ import java.util.stream.LongStream;
 /**
  * The plain-Java reference backend: every op computed element by element in double through {@link HostElements}
  * and rounded once to the output's dtype. Correctness first; it is what CI runs and what GPU kernels are checked
- * against. Synchronous, so {@link #synchronize()} has nothing to wait for.
+ * against. Synchronous, so {@link #synchronize()} has nothing to wait for. The fused ops of a training step live in
+ * package-private classes by family (CpuEmbedding, CpuNorms, CpuActivations, CpuRope, CpuSoftmax, CpuLoss,
+ * CpuAttention, CpuOptim, sharing CpuLoops); this class only delegates to them.
  */
 public final class CpuBackend implements Backend {
     private static final CpuBackend INSTANCE = new CpuBackend();
@@ -214,102 +216,102 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void embedding(Tensor ids, Tensor table, Tensor out) {
-        throw new UnsupportedOpException("embedding: not implemented on the cpu backend yet");
+        CpuEmbedding.embedding(ids, table, out);
     }
 
     @Override
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        throw new UnsupportedOpException("embeddingBackward: not implemented on the cpu backend yet");
+        CpuEmbedding.backward(ids, gradOut, gradTable);
     }
 
     @Override
     public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        throw new UnsupportedOpException("rmsNorm: not implemented on the cpu backend yet");
+        CpuNorms.rmsNorm(x, weight, eps, offsetOne, out, rstd);
     }
 
     @Override
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        throw new UnsupportedOpException("rmsNormBackward: not implemented on the cpu backend yet");
+        CpuNorms.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
     }
 
     @Override
     public void gelu(Tensor x, Tensor out) {
-        throw new UnsupportedOpException("gelu: not implemented on the cpu backend yet");
+        CpuActivations.gelu(x, out);
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        throw new UnsupportedOpException("geluBackward: not implemented on the cpu backend yet");
+        CpuActivations.geluBackward(x, gradOut, gradX);
     }
 
     @Override
     public void geglu(Tensor gate, Tensor up, Tensor out) {
-        throw new UnsupportedOpException("geglu: not implemented on the cpu backend yet");
+        CpuActivations.geglu(gate, up, out);
     }
 
     @Override
     public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        throw new UnsupportedOpException("gegluBackward: not implemented on the cpu backend yet");
+        CpuActivations.gegluBackward(gate, up, gradOut, gradGate, gradUp);
     }
 
     @Override
     public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
-        throw new UnsupportedOpException("rope: not implemented on the cpu backend yet");
+        CpuRope.rope(x, positions, base, inverse, out);
     }
 
     @Override
     public void softmax(Tensor x, boolean log, Tensor out) {
-        throw new UnsupportedOpException("softmax: not implemented on the cpu backend yet");
+        CpuSoftmax.softmax(x, log, out);
     }
 
     @Override
     public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        throw new UnsupportedOpException("softmaxBackward: not implemented on the cpu backend yet");
+        CpuSoftmax.backward(out, gradOut, log, gradX);
     }
 
     @Override
     public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        throw new UnsupportedOpException("crossEntropy: not implemented on the cpu backend yet");
+        CpuLoss.crossEntropy(logits, labels, ignoreIndex, loss, lse);
     }
 
     @Override
     public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        throw new UnsupportedOpException("crossEntropyBackward: not implemented on the cpu backend yet");
+        CpuLoss.crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
     }
 
     @Override
     public void countNotEqual(Tensor labels, int value, Tensor out) {
-        throw new UnsupportedOpException("countNotEqual: not implemented on the cpu backend yet");
+        CpuLoss.countNotEqual(labels, value, out);
     }
 
     @Override
     public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        throw new UnsupportedOpException("attentionSoftmax: not implemented on the cpu backend yet");
+        CpuAttention.softmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
     }
 
     @Override
     public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        throw new UnsupportedOpException("attentionSoftmaxBackward: not implemented on the cpu backend yet");
+        CpuAttention.softmaxBackward(probs, gradProbs, delta, scale, gradScores);
     }
 
     @Override
     public void rowDot(Tensor a, Tensor b, Tensor out) {
-        throw new UnsupportedOpException("rowDot: not implemented on the cpu backend yet");
+        CpuAttention.rowDot(a, b, out);
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        throw new UnsupportedOpException("adamw: not implemented on the cpu backend yet");
+        CpuOptim.adamw(param, grad, m, v, step, gradScale);
     }
 
     @Override
     public void sumOfSquares(Tensor x, Tensor out) {
-        throw new UnsupportedOpException("sumOfSquares: not implemented on the cpu backend yet");
+        CpuOptim.sumOfSquares(x, out);
     }
 
     @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        throw new UnsupportedOpException("clipCoefficient: not implemented on the cpu backend yet");
+        CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
     }
 
     // ---------------------------------------------------------------- helpers

@@ -1,0 +1,56 @@
+package dev.jtune.bench;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionSpec;
+
+import java.util.Locale;
+
+/**
+ * Peak GPU memory and time of causal attention forward + backward at Gemma 3 270M's shape (4 query heads, 1 KV
+ * head of 256) over a long sequence, by the allocator's own statistics (peak allocated, everything included:
+ * inputs, output, gradients, cuBLASLt workspace). Usage: {@code AttentionMemory [tokens=32768] [window=512] [reps=3]}.
+ */
+public final class AttentionMemory {
+    private AttentionMemory() {
+    }
+
+    public static void main(String[] args) {
+        int t = args.length > 0 ? Integer.parseInt(args[0]) : 32768;
+        int window = args.length > 1 ? Integer.parseInt(args[1]) : 512;
+        int reps = args.length > 2 ? Integer.parseInt(args[2]) : 3;
+        CudaBackend gpu = CudaBackend.get(0);
+        Device d = gpu.device();
+        System.out.println("device: " + gpu.description());
+        AttentionSpec spec = new AttentionSpec(window, 1.0 / Math.sqrt(256), 512);
+        for (int r = 0; r < reps; r++) {
+            try (Scope s = Scope.open("attention")) {
+                gpu.synchronize();
+                gpu.allocator().resetPeaks();
+                long t0 = System.nanoTime();
+                Tensor q = Tensor.randn(Shape.of(1, 4, t, 256), DType.BF16, d, 1).requiresGrad(true);
+                Tensor k = Tensor.randn(Shape.of(1, 1, t, 256), DType.BF16, d, 2).requiresGrad(true);
+                Tensor v = Tensor.randn(Shape.of(1, 1, t, 256), DType.BF16, d, 3).requiresGrad(true);
+                Tensor seed = Tensor.randn(Shape.of(1, 4, t, 256), DType.BF16, d, 4);
+                gpu.synchronize();
+                long t1 = System.nanoTime();
+                Tensor out = Attention.causal(q, k, v, spec);
+                gpu.synchronize();
+                long t2 = System.nanoTime();
+                out.backward(seed);
+                gpu.synchronize();
+                long t3 = System.nanoTime();
+                MemoryStats m = gpu.memoryStats();
+                System.out.printf(Locale.ROOT, "T=%d window=%d: forward %.1f ms, backward %.1f ms, peak allocated %s (reserved peak %s), q.grad %s%n",
+                        t, window, (t2 - t1) / 1e6, (t3 - t2) / 1e6, MemoryStats.gib(m.peakAllocated()), MemoryStats.gib(m.peakReserved()),
+                        q.grad() != null ? "present" : "missing");
+            }
+        }
+    }
+}

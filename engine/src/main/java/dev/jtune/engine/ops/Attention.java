@@ -1,0 +1,143 @@
+package dev.jtune.engine.ops;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Node;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.Backend;
+
+/**
+ * Causal attention with an optional sliding window and grouped-query heads, one block of queries at a time so
+ * that no [T x T] score matrix ever exists: per (batch, head, query block) the scores against the visible keys
+ * only (the window, or the causal prefix) are computed in fp32, soft-maxed with the mask, and multiplied by the
+ * values; only the per-row log-sum-exp is saved. Backward recomputes each block's probabilities from it
+ * (FlashAttention's algorithm, with cuBLASLt products instead of one fused kernel) and accumulates dK, dV in
+ * fp32. Query head h uses key/value head {@code h / (Hq / Hkv)}.
+ */
+public final class Attention {
+    private Attention() {
+    }
+
+    /** q [B, Hq, T, D], k and v [B, Hkv, T, D]; returns [B, Hq, T, D] in q's dtype. */
+    public static Tensor causal(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
+        String op = "attention";
+        Checks.floating(op, q, "q");
+        Checks.rank(op, q, 4, "q [B, Hq, T, D]");
+        Checks.rank(op, k, 4, "k [B, Hkv, T, D]");
+        Checks.sameShape(op, k, v);
+        Checks.sameDType(op, q, k);
+        Checks.sameDType(op, q, v);
+        Checks.sameDevice(op, q, k, v);
+        if (q.dim(0) != k.dim(0) || q.dim(2) != k.dim(2) || q.dim(3) != k.dim(3) || k.dim(1) == 0 || q.dim(1) % k.dim(1) != 0) {
+            throw new ShapeException(op + ": q " + q.shape() + " and k/v " + k.shape()
+                    + " must share batch, length and head size, with query heads a multiple of key/value heads");
+        }
+        Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec);
+        Tensor out;
+        Tensor lse;
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            out = Tensor.empty(q.shape(), q.dtype(), q.device());
+            lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
+            blocks.forward(out, lse);
+        }
+        Node node = Autograd.attach(op, out, g -> blocks.backward(g.contiguous(), out, lse), q, k, v);
+        if (node != null) {
+            node.own(lse);
+        } else {
+            lse.close();
+        }
+        return out;
+    }
+
+    /** The loop over (batch, query head, query block) shared by forward and backward. */
+    private record Blocks(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
+
+        long group() {
+            return q.dim(1) / k.dim(1);
+        }
+
+        /** Rows [from, to) of head h of batch b of a [B, H, T, D] tensor, as a contiguous [to - from, D] view. */
+        static Tensor rows(Tensor t, long b, long h, long from, long to) {
+            return t.slice(0, b, b + 1).slice(1, h, h + 1).slice(2, from, to).reshape(to - from, t.dim(3));
+        }
+
+        /** Same for [B, H, T] per-row statistics. */
+        static Tensor stats(Tensor t, long b, long h, long from, long to) {
+            return t.slice(0, b, b + 1).slice(1, h, h + 1).slice(2, from, to).reshape(to - from);
+        }
+
+        /** First key visible to any query of [t0, ...). */
+        long firstKey(long t0) {
+            return spec.window() > 0 ? Math.max(0, t0 - spec.window() + 1) : 0;
+        }
+
+        void forward(Tensor out, Tensor lse) {
+            Backend be = q.backend();
+            long t = q.dim(2);
+            for (long b = 0; b < q.dim(0); b++) {
+                for (long h = 0; h < q.dim(1); h++) {
+                    long hk = h / group();
+                    for (long t0 = 0; t0 < t; t0 += spec.queryBlock()) {
+                        long t1 = Math.min(t, t0 + spec.queryBlock());
+                        long k0 = firstKey(t0);
+                        try (Scope s = Scope.open("attention block")) {
+                            Tensor kb = rows(k, b, hk, k0, t1);
+                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
+                            be.matmul(rows(q, b, h, t0, t1), false, kb, true, scores, false);
+                            Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
+                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), spec.scale(), probs, stats(lse, b, h, t0, t1), false);
+                            be.matmul(probs, false, rows(v, b, hk, k0, t1), false, rows(out, b, h, t0, t1), false);
+                        }
+                    }
+                }
+            }
+        }
+
+        Tensor[] backward(Tensor gOut, Tensor out, Tensor lse) {
+            Backend be = q.backend();
+            long t = q.dim(2);
+            Tensor delta = Tensor.empty(lse.shape(), Checks.statType(q), q.device());
+            be.rowDot(gOut.reshape(-1, q.dim(3)), out.reshape(-1, q.dim(3)), delta.reshape(-1));
+            Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
+            Tensor gk = Tensor.zeros(k.shape(), Checks.statType(q), q.device());
+            Tensor gv = Tensor.zeros(v.shape(), Checks.statType(q), q.device());
+            for (long b = 0; b < q.dim(0); b++) {
+                for (long h = 0; h < q.dim(1); h++) {
+                    long hk = h / group();
+                    for (long t0 = 0; t0 < t; t0 += spec.queryBlock()) {
+                        long t1 = Math.min(t, t0 + spec.queryBlock());
+                        long k0 = firstKey(t0);
+                        try (Scope s = Scope.open("attention block backward")) {
+                            Tensor qb = rows(q, b, h, t0, t1);
+                            Tensor kb = rows(k, b, hk, k0, t1);
+                            Tensor vb = rows(v, b, hk, k0, t1);
+                            Tensor gob = rows(gOut, b, h, t0, t1);
+                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
+                            be.matmul(qb, false, kb, true, scores, false);
+                            Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
+                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), spec.scale(), probs, stats(lse, b, h, t0, t1), true);
+                            be.matmul(probs, true, gob, false, rows(gv, b, hk, k0, t1), true);
+                            Tensor gradProbs = scores; // the scores are spent: reuse their memory for dP
+                            be.matmul(gob, false, vb, true, gradProbs, false);
+                            Tensor gradScores = probs; // dS overwrites P element by element (same index read then written)
+                            be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), spec.scale(), gradScores);
+                            be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);
+                            be.matmul(gradScores, true, qb, false, rows(gk, b, hk, k0, t1), true);
+                        }
+                    }
+                }
+            }
+            delta.close();
+            Tensor gkOut = gk.cast(k.dtype());
+            Tensor gvOut = gv.cast(v.dtype());
+            if (gkOut != gk) {
+                gk.close();
+                gv.close();
+            }
+            return new Tensor[] {gq, gkOut, gvOut};
+        }
+    }
+}

@@ -1,0 +1,153 @@
+package dev.jtune.engine.ops;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Node;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+
+/**
+ * Cross-entropy averaged over the tokens whose label is not {@link #IGNORE_INDEX}, as HF computes a causal LM's
+ * loss. The logits are never copied to fp32: the kernels stream each row once. {@link #linear} goes further and
+ * never holds the logits of more than one chunk of tokens, recomputing them in backward: the [tokens x vocab]
+ * tensor that ran the seed's GPU out of memory never exists.
+ */
+public final class CrossEntropy {
+    /** Labels equal to this are not counted (HF's and torch's ignore_index). */
+    public static final int IGNORE_INDEX = -100;
+
+    private CrossEntropy() {
+    }
+
+    /** Mean loss of logits [..., V] against labels I32 [...]; a scalar F32 tensor (NaN when no label counts). */
+    public static Tensor mean(Tensor logits, Tensor labels) {
+        String op = "crossEntropy";
+        Checks.floating(op, logits, "logits");
+        Checks.dtype(op, labels, DType.I32, "labels");
+        Checks.sameDevice(op, logits, labels);
+        if (logits.rank() != labels.rank() + 1 || labels.numel() * logits.dim(-1) != logits.numel()) {
+            throw new ShapeException(op + ": logits " + logits.shape() + " do not match labels " + labels.shape());
+        }
+        Tensor rows = Checks.rows(logits);
+        Tensor flat = labels.contiguous().reshape(-1);
+        long n = rows.dim(0);
+        Tensor lse;
+        Tensor count;
+        Tensor loss;
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            lse = Tensor.empty(Shape.of(n), Checks.statType(logits), logits.device());
+            count = Tensor.empty(Shape.of(1), Checks.statType(logits), logits.device());
+            Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(logits), logits.device());
+            if (n > 0) {
+                logits.backend().crossEntropy(rows, flat, IGNORE_INDEX, perRow, lse);
+            }
+            logits.backend().countNotEqual(flat, IGNORE_INDEX, count);
+            loss = meanOf(perRow, count);
+            perRow.close();
+        }
+        Node node = Autograd.attach(op, loss, g -> {
+            Tensor gradRows = Tensor.empty(rows.shape(), logits.dtype(), logits.device());
+            if (n > 0) {
+                logits.backend().crossEntropyBackward(rows, flat, lse, IGNORE_INDEX, scaleOf(g, count), gradRows);
+            }
+            return new Tensor[] {gradRows.reshape(logits.shape().toArray()), null};
+        }, logits, labels);
+        own(node, lse, count);
+        return loss;
+    }
+
+    /**
+     * Mean loss of {@code hidden @ weight^T} against labels, a chunk of {@code chunkRows} tokens at a time:
+     * hidden [N, H], weight [V, H] (e.g. the tied embedding), labels I32 [N]. Peak memory holds one chunk's
+     * logits, in hidden's dtype; backward recomputes them. {@code chunkRows <= 0} picks chunks of about 256 MiB.
+     */
+    public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows) {
+        String op = "linearCrossEntropy";
+        Checks.floating(op, hidden, "hidden");
+        Checks.rank(op, hidden, 2, "hidden [N, H]");
+        Checks.rank(op, weight, 2, "weight [V, H]");
+        Checks.sameDType(op, hidden, weight);
+        Checks.dtype(op, labels, DType.I32, "labels");
+        Checks.sameDevice(op, hidden, weight, labels);
+        if (hidden.dim(1) != weight.dim(1) || labels.rank() != 1 || labels.dim(0) != hidden.dim(0)) {
+            throw new ShapeException(op + ": hidden " + hidden.shape() + ", weight " + weight.shape() + " and labels "
+                    + labels.shape() + " do not fit ([N, H], [V, H], [N])");
+        }
+        long n = hidden.dim(0);
+        long vocab = weight.dim(0);
+        long chunk = chunkRows > 0 ? chunkRows : Math.max(16, (256L << 20) / Math.max(1, vocab * hidden.dtype().bytesFor(1)));
+        Tensor h = hidden.contiguous();
+        Tensor w = weight.contiguous();
+        Tensor lab = labels.contiguous();
+        Tensor lse;
+        Tensor count;
+        Tensor loss;
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            lse = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
+            count = Tensor.empty(Shape.of(1), Checks.statType(h), h.device());
+            Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
+            for (long r0 = 0; r0 < n; r0 += chunk) {
+                long r1 = Math.min(n, r0 + chunk);
+                try (Scope s = Scope.open("logits chunk")) {
+                    Tensor logits = chunkLogits(h, w, r0, r1);
+                    h.backend().crossEntropy(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
+                }
+            }
+            h.backend().countNotEqual(lab, IGNORE_INDEX, count);
+            loss = meanOf(perRow, count);
+            perRow.close();
+        }
+        Node node = Autograd.attach(op, loss, g -> {
+            Tensor scale = scaleOf(g, count);
+            Tensor gh = hidden.requiresGrad() ? Tensor.empty(h.shape(), h.dtype(), h.device()) : null;
+            Tensor gw = weight.requiresGrad() ? Tensor.zeros(w.shape(), Checks.statType(w), w.device()) : null;
+            for (long r0 = 0; r0 < n; r0 += chunk) {
+                long r1 = Math.min(n, r0 + chunk);
+                try (Scope s = Scope.open("logits chunk")) {
+                    Tensor logits = chunkLogits(h, w, r0, r1);
+                    h.backend().crossEntropyBackward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, logits);
+                    if (gh != null) {
+                        h.backend().matmul(logits, false, w, false, gh.slice(0, r0, r1), false);
+                    }
+                    if (gw != null) {
+                        h.backend().matmul(logits, true, h.slice(0, r0, r1), false, gw, true);
+                    }
+                }
+            }
+            return new Tensor[] {gh, gw == null ? null : gw.cast(weight.dtype()), null};
+        }, hidden, weight, labels);
+        own(node, lse, count);
+        return loss;
+    }
+
+    /** Logits of rows [r0, r1): hidden rows @ weight^T, in hidden's dtype. */
+    private static Tensor chunkLogits(Tensor h, Tensor w, long r0, long r1) {
+        Tensor logits = Tensor.empty(Shape.of(r1 - r0, w.dim(0)), h.dtype(), h.device());
+        h.backend().matmul(h.slice(0, r0, r1), false, w, true, logits, false);
+        return logits;
+    }
+
+    /** sum(perRow) / count, a scalar. */
+    private static Tensor meanOf(Tensor perRow, Tensor count) {
+        Tensor total = perRow.numel() == 0 ? Tensor.zeros(Shape.scalar(), perRow.dtype(), perRow.device()) : perRow.sum(0);
+        return Ops.div(total, count.reshape());
+    }
+
+    /** d(loss)/d(row loss) = gradOut / count, kept on the device. */
+    private static Tensor scaleOf(Tensor gradOut, Tensor count) {
+        return Ops.div(gradOut.cast(count.dtype()).reshape(1), count);
+    }
+
+    private static void own(Node node, Tensor... saved) {
+        if (node != null) {
+            node.own(saved);
+        } else {
+            for (Tensor t : saved) {
+                t.close();
+            }
+        }
+    }
+}

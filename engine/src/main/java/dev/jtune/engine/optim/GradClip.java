@@ -1,0 +1,67 @@
+package dev.jtune.engine.optim;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.backend.BinaryOp;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scales every gradient by {@code min(1, maxNorm / (norm + 1e-6))} where norm is
+ * the L2 norm of all gradients together. Done on the device; reading the norm is the only host sync, and only
+ * when {@link GradNorm#value()} is asked for.
+ */
+public final class GradClip {
+    private GradClip() {
+    }
+
+    /** The global norm, as sums of squares per device (F32 [1] each), read lazily. */
+    public record GradNorm(List<Tensor> sumsOfSquares) {
+        public double value() {
+            double total = 0;
+            for (Tensor t : sumsOfSquares) {
+                total += t.item();
+            }
+            return Math.sqrt(total);
+        }
+    }
+
+    /** Clips the gradients of {@code params} in place (on one device); returns the norm before clipping. */
+    public static GradNorm clipGradNorm(List<Tensor> params, double maxNorm) {
+        if (!(maxNorm > 0)) {
+            throw new IllegalArgumentException("clipGradNorm: maxNorm must be positive, got " + maxNorm);
+        }
+        Map<Device, Tensor> sums = new LinkedHashMap<>();
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (Tensor p : params) {
+                Tensor g = p.grad();
+                if (g != null) {
+                    Tensor ss = sums.computeIfAbsent(g.device(), d -> Tensor.zeros(Shape.of(1), DType.F32, d));
+                    g.backend().sumOfSquares(g.contiguous(), ss);
+                }
+            }
+            if (sums.size() > 1) {
+                throw new UnsupportedOperationException("clipGradNorm: gradients on several devices " + sums.keySet() + " are not supported yet");
+            }
+            for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
+                Backend be = e.getValue().backend();
+                Tensor coef = Tensor.empty(Shape.of(1), DType.F32, e.getKey());
+                be.clipCoefficient(e.getValue(), maxNorm, coef);
+                for (Tensor p : params) {
+                    Tensor g = p.grad();
+                    if (g != null) {
+                        Tensor c = g.dtype() == DType.F32 ? coef : coef.cast(g.dtype());
+                        be.binary(BinaryOp.MUL, g, c.expand(g.shape()), g);
+                    }
+                }
+            }
+        }
+        return new GradNorm(List.copyOf(sums.values()));
+    }
+}

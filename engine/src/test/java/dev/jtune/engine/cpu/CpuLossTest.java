@@ -1,0 +1,166 @@
+package dev.jtune.engine.cpu;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class CpuLossTest extends CpuKernelTest {
+    private static final int IGNORE = -100;
+
+    /** Labels in [0, V), about one in four ignored. */
+    private static int[] labels(Random rnd, int n, int vocab) {
+        int[] y = new int[n];
+        for (int i = 0; i < n; i++) {
+            y[i] = rnd.nextInt(4) == 0 ? IGNORE : rnd.nextInt(vocab);
+        }
+        return y;
+    }
+
+    private static double logSumExp(double[] x, int row, int vocab) {
+        double s = 0;
+        for (int v = 0; v < vocab; v++) {
+            s += Math.exp(x[row * vocab + v]);
+        }
+        return Math.log(s);
+    }
+
+    @Test
+    void forwardMatchesTheDefinition() {
+        Random rnd = new Random(601);
+        for (int trial = 0; trial < 40; trial++) {
+            DType dtype = FLOATING[trial % FLOATING.length];
+            int n = size(rnd);
+            int vocab = size(rnd) + rnd.nextInt(40);
+            int[] y = labels(rnd, n, vocab);
+            Tensor logits = tensor(rnd, dtype, uniform(rnd, n * vocab, -8, 8), n, vocab);
+            double[] x = logits.toDoubleArray();
+            double[] lse = new double[n];
+            double[] loss = new double[n];
+            for (int i = 0; i < n; i++) {
+                lse[i] = logSumExp(x, i, vocab);
+                loss[i] = y[i] == IGNORE ? 0 : lse[i] - x[i * vocab + y[i]];
+            }
+            Tensor lossT = output(rnd, stat(dtype), n);
+            Tensor lseT = output(rnd, stat(dtype), n);
+            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, lossT, lseT);
+            String what = "crossEntropy " + dtype + " [" + n + ", " + vocab + "]";
+            assertClose(what + " lse", lse, lseT.toDoubleArray(), tol(stat(dtype)));
+            // loss = lse - logit cancels: its error is relative to |lse| + |logit|
+            assertClose(what + " loss", loss, lossT.toDoubleArray(), tol(stat(dtype)), 8);
+            double[] got = lossT.toDoubleArray();
+            for (int i = 0; i < n; i++) {
+                if (y[i] == IGNORE) {
+                    assertEquals(0.0, got[i], what + ": ignored row " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void largeLogitsDoNotOverflow() {
+        Random rnd = new Random(602);
+        double[] x = uniform(rnd, 7, 1000, 1010);
+        Tensor loss = output(rnd, DType.F32, 1);
+        Tensor lse = output(rnd, DType.F32, 1);
+        cpu.crossEntropy(tensor(rnd, DType.F64, x, 1, 7), ints(rnd, new int[]{3}, 1), IGNORE, loss, lse);
+        double[] shifted = new double[7];
+        for (int v = 0; v < 7; v++) {
+            shifted[v] = x[v] - 1000;
+        }
+        double expected = logSumExp(shifted, 0, 7) + 1000;
+        assertEquals(expected, lse.item(), 1e-4);
+        assertEquals(expected - x[3], loss.item(), 1e-4);
+    }
+
+    @Test
+    void backwardMatchesTheDefinition() {
+        Random rnd = new Random(603);
+        for (int trial = 0; trial < 40; trial++) {
+            DType dtype = FLOATING[trial % FLOATING.length];
+            boolean inPlace = rnd.nextBoolean();
+            int n = size(rnd);
+            int vocab = size(rnd) + rnd.nextInt(40);
+            int[] y = labels(rnd, n, vocab);
+            Tensor logits = tensor(rnd, dtype, uniform(rnd, n * vocab, -8, 8), n, vocab);
+            Tensor lse = output(rnd, stat(dtype), n);
+            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, output(rnd, stat(dtype), n), lse);
+            double scale = 1.0 / (1 + rnd.nextInt(50));
+            double[] x = logits.toDoubleArray();
+            double[] l = lse.toDoubleArray(); // the saved lse (fp32 unless the logits are F64), as the contract reads it
+            double[] expected = new double[n * vocab];
+            for (int i = 0; i < n; i++) {
+                for (int v = 0; v < vocab && y[i] != IGNORE; v++) {
+                    expected[i * vocab + v] = roundTo(stat(dtype), scale) * (Math.exp(x[i * vocab + v] - l[i]) - (v == y[i] ? 1 : 0));
+                }
+            }
+            Tensor grad = inPlace ? logits : output(rnd, dtype, n, vocab);
+            cpu.crossEntropyBackward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, stat(dtype), new double[]{scale}, 1), grad);
+            assertClose("crossEntropyBackward " + dtype + " [" + n + ", " + vocab + "] inPlace=" + inPlace,
+                    expected, grad.toDoubleArray(), tol(dtype), scale);
+        }
+    }
+
+    @Test
+    void backwardIsTheGradientOfTheScaledLoss() {
+        // F64 logits come with F64 loss and lse: differentiate scale * sum of the kernel's own loss rows
+        Random rnd = new Random(604);
+        for (int trial = 0; trial < 8; trial++) {
+            int n = size(rnd);
+            int vocab = size(rnd) + 1;
+            int[] y = labels(rnd, n, vocab);
+            double scale = 0.25 + rnd.nextDouble();
+            double[] x = uniform(rnd, n * vocab, -4, 4);
+            double[] numeric = centralDifference(x, 1e-5, xv -> {
+                Tensor loss = output(rnd, DType.F64, n);
+                cpu.crossEntropy(tensor(rnd, DType.F64, xv, n, vocab), ints(rnd, y, n), IGNORE, loss, output(rnd, DType.F64, n));
+                double total = 0;
+                for (double l : loss.toDoubleArray()) {
+                    total += l;
+                }
+                return scale * total;
+            });
+            Tensor logits = tensor(rnd, DType.F64, x, n, vocab);
+            Tensor lse = output(rnd, DType.F64, n);
+            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, output(rnd, DType.F64, n), lse);
+            Tensor grad = output(rnd, DType.F64, n, vocab);
+            cpu.crossEntropyBackward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, DType.F64, new double[]{scale}, 1), grad);
+            assertGradient("crossEntropy", numeric, grad.toDoubleArray(), 1e-8);
+        }
+    }
+
+    @Test
+    void outOfRangeLabelsAreNamed() {
+        Random rnd = new Random(605);
+        Tensor logits = tensor(rnd, DType.F32, uniform(rnd, 3 * 4, -1, 1), 3, 4);
+        for (int bad : new int[]{4, -1}) {
+            Tensor labels = ints(rnd, new int[]{0, IGNORE, bad}, 3);
+            ShapeException e = assertThrows(ShapeException.class,
+                    () -> cpu.crossEntropy(logits, labels, IGNORE, output(rnd, DType.F32, 3), output(rnd, DType.F32, 3)));
+            assertTrue(e.getMessage().contains("label " + bad) && e.getMessage().contains("row 2"), e.getMessage());
+        }
+    }
+
+    @Test
+    void countsLabelsNotEqualToAValue() {
+        Random rnd = new Random(606);
+        for (int trial = 0; trial < 20; trial++) {
+            int n = trial == 0 ? 1 : size(rnd) + rnd.nextInt(100);
+            int[] y = new int[n];
+            int expected = 0;
+            for (int i = 0; i < n; i++) {
+                y[i] = trial == 1 || rnd.nextInt(3) == 0 ? IGNORE : rnd.nextInt(1000);
+                expected += y[i] != IGNORE ? 1 : 0;
+            }
+            Tensor out = output(rnd, trial % 2 == 0 ? DType.F32 : DType.F64, 1); // F64 next to F64 logits
+            cpu.countNotEqual(ints(rnd, y, n), IGNORE, out);
+            assertEquals(expected, out.item(), "countNotEqual of " + n + " labels");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+package dev.jtune.engine.ops;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.GradCheck;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Every fused op of the training step: its gradient by float64 finite differences on random shapes, and its value
+ * against a naive reference written here from the definition.
+ */
+class FusedOpsGradTest {
+    private final Random rnd = new Random(System.nanoTime());
+
+    private long d(int max) {
+        return 1 + rnd.nextInt(max);
+    }
+
+    private Tensor ints(int[] values, Shape shape) {
+        return Tensor.fromArray(values, shape, DType.I32, Device.CPU);
+    }
+
+    @Test
+    void embeddingGradientScatterAddsRepeatedIds() {
+        long v = d(6) + 1;
+        long dim = d(5);
+        int n = 2 + rnd.nextInt(8);
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = rnd.nextInt((int) v);
+        }
+        ids[n - 1] = ids[0]; // a repeated id
+        GradCheck.check("embedding", t -> Embedding.lookup(t[0], ints(ids, Shape.of(n))), rnd.nextLong(), Shape.of(v, dim));
+        if (n % 2 == 0) {
+            GradCheck.check("embedding 2-D ids", t -> Embedding.lookup(t[0], ints(ids, Shape.of(2, n / 2))), rnd.nextLong(), Shape.of(v, dim));
+        }
+    }
+
+    @Test
+    void rmsNormBothVariants() {
+        Shape x = Shape.of(d(3), d(4), d(8) + 1);
+        Shape w = Shape.of(x.dim(2));
+        GradCheck.check("rmsNorm (1 + w)", t -> RmsNorm.apply(t[0], t[1], 1e-6, true), rnd.nextLong(), x, w);
+        GradCheck.check("rmsNorm w", t -> RmsNorm.apply(t[0], t[1], 1e-5, false), rnd.nextLong(), x, w);
+    }
+
+    @Test
+    void activations() {
+        Shape s = Shape.of(d(4), d(7));
+        GradCheck.check("gelu", t -> Activations.gelu(t[0]), rnd.nextLong(), s);
+        GradCheck.check("geglu", t -> Activations.geglu(t[0], t[1]), rnd.nextLong(), s, s);
+    }
+
+    @Test
+    void ropeWithSharedAndPerBatchPositions() {
+        long b = d(2);
+        long t = d(6);
+        Shape x = Shape.of(b, d(3), t, 2 * d(4));
+        int[] pos = new int[(int) (b * t)];
+        for (int i = 0; i < pos.length; i++) {
+            pos[i] = rnd.nextInt(5000);
+        }
+        GradCheck.check("rope [B, T]", u -> Rope.apply(u[0], ints(pos, Shape.of(b, t)), 10_000), rnd.nextLong(), x);
+        int[] shared = java.util.Arrays.copyOf(pos, (int) t);
+        GradCheck.check("rope [T]", u -> Rope.apply(u[0], ints(shared, Shape.of(t)), 1_000_000), rnd.nextLong(), x);
+    }
+
+    @Test
+    void softmaxAlongEveryAxis() {
+        Shape s = Shape.of(d(3), d(4) + 1, d(3) + 1);
+        for (int axis = -3; axis < 3; axis++) {
+            int ax = axis;
+            GradCheck.check("softmax " + ax, t -> Softmax.softmax(t[0], ax), rnd.nextLong(), s);
+            GradCheck.check("logSoftmax " + ax, t -> Softmax.logSoftmax(t[0], ax), rnd.nextLong(), s);
+        }
+        try (Scope sc = Scope.open("sum to one")) {
+            Tensor p = Softmax.softmax(Tensor.randn(s, DType.F64, Device.CPU, 4), 1);
+            for (double v : p.sum(1).toDoubleArray()) {
+                assertEquals(1.0, v, 1e-12);
+            }
+        }
+    }
+
+    private int[] labels(int n, int vocab) {
+        int[] l = new int[n];
+        for (int i = 0; i < n; i++) {
+            l[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
+        }
+        l[0] = rnd.nextInt(vocab); // at least one counted token
+        return l;
+    }
+
+    @Test
+    void crossEntropyMatchesTheDefinitionAndItsGradient() {
+        int n = 2 + rnd.nextInt(9);
+        int vocab = 2 + rnd.nextInt(11);
+        int[] lab = labels(n, vocab);
+        GradCheck.check("crossEntropy", t -> CrossEntropy.mean(t[0], ints(lab, Shape.of(n))), rnd.nextLong(), Shape.of(n, vocab));
+        try (Scope s = Scope.open("ce value")) {
+            Tensor logits = Tensor.randn(Shape.of(n, vocab), DType.F64, Device.CPU, 5);
+            double[] x = logits.toDoubleArray();
+            double total = 0;
+            int count = 0;
+            for (int i = 0; i < n; i++) {
+                if (lab[i] == CrossEntropy.IGNORE_INDEX) {
+                    continue;
+                }
+                double max = Double.NEGATIVE_INFINITY;
+                for (int c = 0; c < vocab; c++) {
+                    max = Math.max(max, x[i * vocab + c]);
+                }
+                double sum = 0;
+                for (int c = 0; c < vocab; c++) {
+                    sum += Math.exp(x[i * vocab + c] - max);
+                }
+                total += max + Math.log(sum) - x[i * vocab + lab[i]];
+                count++;
+            }
+            double loss = CrossEntropy.mean(logits, ints(lab, Shape.of(n))).item();
+            assertEquals(total / count, loss, 1e-6 * Math.abs(total / count), "mean over counted tokens (F32 result)");
+        }
+    }
+
+    @Test
+    void linearCrossEntropyEqualsTheUnchunkedLossAndGradients() {
+        int n = 3 + rnd.nextInt(12);
+        int vocab = 2 + rnd.nextInt(9);
+        long hid = d(6);
+        int[] lab = labels(n, vocab);
+        int chunk = 1 + rnd.nextInt(n);
+        GradCheck.check("linear CE chunk " + chunk, t -> CrossEntropy.linear(t[0], t[1], ints(lab, Shape.of(n)), chunk),
+                rnd.nextLong(), Shape.of(n, hid), Shape.of(vocab, hid));
+        try (Scope s = Scope.open("linear CE value")) {
+            Tensor h = Tensor.randn(Shape.of(n, hid), DType.F64, Device.CPU, 6);
+            Tensor w = Tensor.randn(Shape.of(vocab, hid), DType.F64, Device.CPU, 7);
+            Tensor labels = ints(lab, Shape.of(n));
+            double full = CrossEntropy.mean(h.matmul(w.transpose(0, 1)), labels).item();
+            double chunked = CrossEntropy.linear(h, w, labels, chunk).item();
+            assertEquals(full, chunked, 1e-6 * Math.abs(full));
+        }
+    }
+
+    @Test
+    void attentionGradientsWithWindowAndGroupedHeads() {
+        long b = d(2);
+        long hkv = d(2);
+        long hq = hkv * d(2);
+        long t = 2 + rnd.nextInt(9);
+        long dim = d(4);
+        long window = rnd.nextBoolean() ? 0 : 1 + rnd.nextInt((int) t);
+        AttentionSpec spec = new AttentionSpec(window, 1.0 / Math.sqrt(dim), 1 + rnd.nextInt((int) t));
+        GradCheck.check("attention " + spec, u -> Attention.causal(u[0], u[1], u[2], spec), rnd.nextLong(),
+                Shape.of(b, hq, t, dim), Shape.of(b, hkv, t, dim), Shape.of(b, hkv, t, dim));
+    }
+
+    @Test
+    void attentionEqualsTheNaiveMaskedSoftmax() {
+        long b = d(2);
+        long hkv = d(2);
+        long g = d(3);
+        long hq = hkv * g;
+        long t = 3 + rnd.nextInt(20);
+        long dim = d(8);
+        long window = rnd.nextBoolean() ? 0 : 1 + rnd.nextInt((int) t);
+        double scale = 0.3 + rnd.nextDouble();
+        try (Scope s = Scope.open("attention value")) {
+            Tensor q = Tensor.randn(Shape.of(b, hq, t, dim), DType.F64, Device.CPU, rnd.nextLong());
+            Tensor k = Tensor.randn(Shape.of(b, hkv, t, dim), DType.F64, Device.CPU, rnd.nextLong());
+            Tensor v = Tensor.randn(Shape.of(b, hkv, t, dim), DType.F64, Device.CPU, rnd.nextLong());
+            double[] out = Attention.causal(q, k, v, new AttentionSpec(window, scale, 1 + rnd.nextInt((int) t))).toDoubleArray();
+            double[] qa = q.toDoubleArray();
+            double[] ka = k.toDoubleArray();
+            double[] va = v.toDoubleArray();
+            double maxErr = 0;
+            for (int bi = 0; bi < b; bi++) {
+                for (int h = 0; h < hq; h++) {
+                    int hk = (int) (h / g);
+                    for (int i = 0; i < t; i++) {
+                        double[] w = new double[(int) t];
+                        double max = Double.NEGATIVE_INFINITY;
+                        for (int j = 0; j <= i; j++) {
+                            if (window > 0 && i - j >= window) {
+                                w[j] = Double.NEGATIVE_INFINITY;
+                                continue;
+                            }
+                            double dot = 0;
+                            for (int c = 0; c < dim; c++) {
+                                dot += qa[(int) ((((bi * hq + h) * t) + i) * dim + c)] * ka[(int) ((((bi * hkv + hk) * t) + j) * dim + c)];
+                            }
+                            w[j] = dot * scale;
+                            max = Math.max(max, w[j]);
+                        }
+                        double sum = 0;
+                        for (int j = 0; j <= i; j++) {
+                            sum += w[j] == Double.NEGATIVE_INFINITY ? 0 : Math.exp(w[j] - max);
+                        }
+                        for (int c = 0; c < dim; c++) {
+                            double o = 0;
+                            for (int j = 0; j <= i; j++) {
+                                if (w[j] != Double.NEGATIVE_INFINITY) {
+                                    o += Math.exp(w[j] - max) / sum * va[(int) ((((bi * hkv + hk) * t) + j) * dim + c)];
+                                }
+                            }
+                            maxErr = Math.max(maxErr, Math.abs(o - out[(int) ((((bi * hq + h) * t) + i) * dim + c)]));
+                        }
+                    }
+                }
+            }
+            assertTrue(maxErr < 1e-12, "attention differs from the naive masked softmax by " + maxErr);
+        }
+    }
+
+    @Test
+    void opsComposeIntoOneGraph() {
+        // a miniature transformer block: the ops' gradients chain correctly through each other
+        long t = 2 + rnd.nextInt(5);
+        long dim = 2 * d(3);
+        int[] pos = new int[(int) t];
+        for (int i = 0; i < t; i++) {
+            pos[i] = i;
+        }
+        GradCheck.check("block", u -> {
+            Tensor x = u[0];
+            Tensor h = RmsNorm.apply(x, u[1], 1e-6, true);
+            Tensor q = Rope.apply(h.reshape(1, 1, t, dim), ints(pos, Shape.of(t)), 10_000);
+            Tensor a = Attention.causal(q, q, h.reshape(1, 1, t, dim), AttentionSpec.causal(0.5));
+            Tensor m = Activations.geglu(a.reshape(t, dim), h);
+            return Ops.add(x, m);
+        }, rnd.nextLong(), Shape.of(t, dim), Shape.of(dim));
+    }
+}
