@@ -11,7 +11,6 @@ import dev.jtune.engine.DeviceUnavailableException;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
@@ -22,6 +21,7 @@ import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.memory.MemoryStats;
 
 import java.lang.foreign.MemorySegment;
+import java.util.function.Supplier;
 
 import static dev.jtune.cuda.CudaException.check;
 
@@ -51,6 +51,13 @@ public final class CudaBackend implements Backend {
     private volatile ElementwiseKernels elementwise;
     private volatile ReduceKernels reduce;
     private volatile LtMatmul lt;
+    private final Lazy<EmbeddingKernels> embeddingKernels;
+    private final Lazy<NormKernels> normKernels;
+    private final Lazy<ActivationKernels> activationKernels;
+    private final Lazy<RopeKernels> ropeKernels;
+    private final Lazy<SoftmaxKernels> softmaxKernels;
+    private final Lazy<LossKernels> lossKernels;
+    private final Lazy<OptimKernels> optimKernels;
     private Block ltWorkspace;
     private volatile boolean poison;
 
@@ -66,6 +73,13 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
+        this.embeddingKernels = new Lazy<>(() -> new EmbeddingKernels(compiler, stream, context, allocator));
+        this.normKernels = new Lazy<>(() -> new NormKernels(compiler, stream, context, allocator));
+        this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
+        this.ropeKernels = new Lazy<>(() -> new RopeKernels(compiler, stream, context));
+        this.softmaxKernels = new Lazy<>(() -> new SoftmaxKernels(compiler, stream, context));
+        this.lossKernels = new Lazy<>(() -> new LossKernels(compiler, stream, context));
+        this.optimKernels = new Lazy<>(() -> new OptimKernels(compiler, stream, context, allocator));
     }
 
     /** The backend of GPU {@code index}, started on first use. */
@@ -293,102 +307,122 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void embedding(Tensor ids, Tensor table, Tensor out) {
-        throw new UnsupportedOpException("embedding: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        embeddingKernels.get().embedding(ids, table, out);
     }
 
     @Override
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        throw new UnsupportedOpException("embeddingBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        embeddingKernels.get().embeddingBackward(ids, gradOut, gradTable);
     }
 
     @Override
     public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        throw new UnsupportedOpException("rmsNorm: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        normKernels.get().rmsNorm(x, weight, eps, offsetOne, out, rstd);
     }
 
     @Override
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        throw new UnsupportedOpException("rmsNormBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        normKernels.get().rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
     }
 
     @Override
     public void gelu(Tensor x, Tensor out) {
-        throw new UnsupportedOpException("gelu: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        activationKernels.get().gelu(x, out);
     }
 
     @Override
     public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        throw new UnsupportedOpException("geluBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        activationKernels.get().geluBackward(x, gradOut, gradX);
     }
 
     @Override
     public void geglu(Tensor gate, Tensor up, Tensor out) {
-        throw new UnsupportedOpException("geglu: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        activationKernels.get().geglu(gate, up, out);
     }
 
     @Override
     public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        throw new UnsupportedOpException("gegluBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        activationKernels.get().gegluBackward(gate, up, gradOut, gradGate, gradUp);
     }
 
     @Override
     public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
-        throw new UnsupportedOpException("rope: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        ropeKernels.get().rope(x, positions, base, inverse, out);
     }
 
     @Override
     public void softmax(Tensor x, boolean log, Tensor out) {
-        throw new UnsupportedOpException("softmax: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        softmaxKernels.get().softmax(x, log, out);
     }
 
     @Override
     public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        throw new UnsupportedOpException("softmaxBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        softmaxKernels.get().softmaxBackward(out, gradOut, log, gradX);
     }
 
     @Override
     public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        throw new UnsupportedOpException("crossEntropy: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        lossKernels.get().crossEntropy(logits, labels, ignoreIndex, loss, lse);
     }
 
     @Override
     public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        throw new UnsupportedOpException("crossEntropyBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        lossKernels.get().crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
     }
 
     @Override
     public void countNotEqual(Tensor labels, int value, Tensor out) {
-        throw new UnsupportedOpException("countNotEqual: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        lossKernels.get().countNotEqual(labels, value, out);
     }
 
     @Override
     public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        throw new UnsupportedOpException("attentionSoftmax: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        softmaxKernels.get().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
     }
 
     @Override
     public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        throw new UnsupportedOpException("attentionSoftmaxBackward: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        softmaxKernels.get().attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
     }
 
     @Override
     public void rowDot(Tensor a, Tensor b, Tensor out) {
-        throw new UnsupportedOpException("rowDot: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        softmaxKernels.get().rowDot(a, b, out);
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        throw new UnsupportedOpException("adamw: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        optimKernels.get().adamw(param, grad, m, v, step, gradScale);
     }
 
     @Override
     public void sumOfSquares(Tensor x, Tensor out) {
-        throw new UnsupportedOpException("sumOfSquares: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        optimKernels.get().sumOfSquares(x, out);
     }
 
     @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        throw new UnsupportedOpException("clipCoefficient: not implemented on the cuda backend yet");
+        context.makeCurrent();
+        optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);
     }
 
     // ---------------------------------------------------------------- lazily built kernel families
@@ -431,5 +465,28 @@ public final class CudaBackend implements Backend {
             }
         }
         return m;
+    }
+
+    /** A kernel family built (its module compiled or loaded) on first use. */
+    private static final class Lazy<T> {
+        private final Supplier<T> factory;
+        private volatile T value;
+
+        Lazy(Supplier<T> factory) {
+            this.factory = factory;
+        }
+
+        T get() {
+            T v = value;
+            if (v == null) {
+                synchronized (this) {
+                    if (value == null) {
+                        value = factory.get();
+                    }
+                    v = value;
+                }
+            }
+            return v;
+        }
     }
 }

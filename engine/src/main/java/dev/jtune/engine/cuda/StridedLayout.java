@@ -22,8 +22,8 @@ final class StridedLayout {
     static long[][] coalesce(Tensor... tensors) {
         Shape shape = tensors[0].shape();
         int rank = shape.rank();
-        long[] dims = new long[rank];
-        long[][] strides = new long[tensors.length][rank];
+        long[] dims = new long[Math.max(rank, 1)]; // a scalar (rank 0) becomes one element of rank 1
+        long[][] strides = new long[tensors.length][Math.max(rank, 1)];
         int r = 0;
         for (int d = 0; d < rank; d++) {
             long size = shape.dim(d);

@@ -185,6 +185,20 @@ class CudaParityTest {
     }
 
     @Test
+    void scalarsOfRankZero() {
+        for (DType t : FLOATS) {
+            Tensor a = Tensor.full(Shape.scalar(), 3.5, t, Device.CPU);
+            Tensor b = Tensor.full(Shape.of(1), -2.0, t, Device.CPU);
+            for (BinaryOp op : BinaryOp.values()) {
+                assertClose(Ops.binary(op, a, b), Ops.binary(op, a.to(GPU), b.to(GPU)), 0, op + " on scalars " + t);
+                assertClose(Ops.binary(op, a, a), Ops.binary(op, a.to(GPU), a.to(GPU)), 0, op + " rank 0 " + t);
+            }
+            assertClose(a.scale(2), a.to(GPU).scale(2), 0, "scale rank 0 " + t);
+            assertClose(a.cast(DType.F32), a.to(GPU).cast(DType.F32), 0, "cast rank 0 " + t);
+        }
+    }
+
+    @Test
     void scale() {
         for (DType t : FLOATS) {
             Tensor a = cpuRandom(randomShape(3, 40), t);

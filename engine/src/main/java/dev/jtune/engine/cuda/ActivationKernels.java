@@ -1,0 +1,52 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.Tensor;
+
+/** Typed launches of kernels/activation.cu: GELU (tanh approximation) and GeGLU, forward and backward. */
+final class ActivationKernels {
+    private static final int THREADS = 256;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final long maxBlocks;
+
+    ActivationKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+        this.module = compiler.module("activation.cu");
+        this.stream = stream;
+        this.maxBlocks = (long) context.multiprocessors() * 32;
+    }
+
+    void gelu(Tensor x, Tensor out) {
+        launch("gelu", x, new Tensor[] {x, out});
+    }
+
+    void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
+        launch("gelu_backward", x, new Tensor[] {x, gradOut, gradX});
+    }
+
+    void geglu(Tensor gate, Tensor up, Tensor out) {
+        launch("geglu", gate, new Tensor[] {gate, up, out});
+    }
+
+    void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
+        launch("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp});
+    }
+
+    /** Every operand is contiguous with {@code first}'s shape and dtype; the kernel takes their pointers in order, then n. */
+    private void launch(String op, Tensor first, Tensor[] operands) {
+        long n = first.numel();
+        if (n == 0) {
+            return;
+        }
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(first), n, operands);
+        String name = op + "_" + ElementwiseKernels.floatSuffix(op, first.dtype()) + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            for (Tensor t : operands) {
+                args.pointer(t.address());
+            }
+            args.i64(n);
+            long blocks = Math.min(Math.ceilDiv(n / vec, THREADS), maxBlocks);
+            module.function(name).launch(stream, blocks, THREADS, 0, args);
+        }
+    }
+}

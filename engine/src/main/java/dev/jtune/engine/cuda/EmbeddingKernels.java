@@ -1,0 +1,100 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.cuda.CudaDriver;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.memory.Block;
+import dev.jtune.engine.memory.CachingAllocator;
+
+import static dev.jtune.cuda.CudaException.check;
+
+/**
+ * Typed launches of kernels/embedding.cu: the row gather and its deterministic backward (a stable counting sort
+ * of the tokens by id in a scratch workspace, then one fp32 sum per distinct id and column).
+ */
+final class EmbeddingKernels {
+    private static final int THREADS = 256;
+    private static final int RANK_TILE = 256; // embedding.cu's RANK_TILE
+    private static final int SCAN_THREADS = 1024;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final CachingAllocator allocator;
+    private final long maxBlocks;
+
+    EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+        this.module = compiler.module("embedding.cu");
+        this.stream = stream;
+        this.allocator = allocator;
+        this.maxBlocks = (long) context.multiprocessors() * 32;
+    }
+
+    /** out[i, :] = table[ids[i], :]; rows move in the widest units of 16, 8, 4 or 2 bytes their alignment allows. */
+    void embedding(Tensor ids, Tensor table, Tensor out) {
+        long n = ids.numel();
+        long v = table.dim(0);
+        long rowBytes = table.dtype().bytesFor(table.dim(1));
+        if (n == 0 || rowBytes == 0) {
+            return;
+        }
+        int unit = 16;
+        while (unit > 2 && (rowBytes % unit != 0 || table.address() % unit != 0 || out.address() % unit != 0)) {
+            unit >>= 1;
+        }
+        long units = rowBytes / unit;
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(ids.address()).pointer(table.address()).pointer(out.address()).i64(n).i64(units).i64(v);
+            long blocks = Math.min(Math.ceilDiv(n * units, THREADS), maxBlocks);
+            module.function("embedding_gather_" + unit).launch(stream, blocks, THREADS, 0, args);
+        }
+    }
+
+    /** gradTable[v, :] += the sum, in ascending i and fp32, of gradOut[i, :] over the tokens i with id v. */
+    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
+        long n = ids.numel();
+        long v = gradTable.dim(0);
+        long d = gradTable.dim(1);
+        if (n == 0 || d == 0) {
+            return;
+        }
+        DType g = gradOut.dtype();
+        DType t = gradTable.dtype();
+        if (n > Integer.MAX_VALUE || v > Integer.MAX_VALUE - 1) {
+            throw new UnsupportedOpException("embeddingBackward: the cuda kernels index tokens and ids with 32-bit integers ("
+                    + n + " tokens, " + v + " rows)");
+        }
+        String kernel = "embedding_accumulate_" + ElementwiseKernels.floatSuffix("embeddingBackward", g) + "_"
+                + ElementwiseKernels.floatSuffix("embeddingBackward", t);
+        // scratch: counts [V], offsets [V + 1], sorted [N], all int32
+        Block scratch = allocator.allocate(4L * (2 * v + 1 + n), MemoryCategory.WORKSPACE);
+        try {
+            long counts = scratch.address();
+            long offsets = counts + 4L * v;
+            long sorted = offsets + 4L * (v + 1);
+            check(CudaDriver.cuMemsetD32Async(counts, 0, v, stream.handle()), "cuMemsetD32Async");
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(ids.address()).pointer(counts).i64(n).i64(v);
+                module.function("embedding_count").launch(stream, Math.min(Math.ceilDiv(n, THREADS), maxBlocks), THREADS, 0, args);
+            }
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(counts).pointer(offsets).i64(v);
+                module.function("embedding_scan").launch(stream, 1, SCAN_THREADS, 0, args);
+            }
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(ids.address()).pointer(offsets).pointer(sorted).i64(n).i64(v);
+                module.function("embedding_rank").launch(stream, Math.ceilDiv(n, RANK_TILE), RANK_TILE, 0, args);
+            }
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(ids.address()).pointer(sorted).pointer(offsets).pointer(counts)
+                        .pointer(gradOut.address()).pointer(gradTable.address()).i64(n).i64(d).i64(v);
+                long gridX = Math.min(n, maxBlocks * 4);
+                long gridY = Math.min(Math.ceilDiv(d, THREADS), 65535);
+                module.function(kernel).launch(stream, gridX, gridY, THREADS, 1, 0, args);
+            }
+        } finally {
+            allocator.free(scratch); // stream order: later work that reuses the block runs after these kernels
+        }
+    }
+}

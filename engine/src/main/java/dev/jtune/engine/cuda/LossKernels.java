@@ -1,0 +1,61 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.Tensor;
+
+/** Typed launches of kernels/loss.cu: cross-entropy forward and backward, and the count of non-ignored labels. */
+final class LossKernels {
+    private static final int COUNT_THREADS = 1024;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final long maxBlocks;
+
+    LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+        this.module = compiler.module("loss.cu");
+        this.stream = stream;
+        this.maxBlocks = (long) context.multiprocessors() * 32;
+    }
+
+    void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
+        long n = logits.dim(0);
+        long v = logits.dim(1);
+        if (n == 0) {
+            return;
+        }
+        StatTypes.require("crossEntropy", "loss", loss, StatTypes.of(logits.dtype()));
+        StatTypes.require("crossEntropy", "lse", lse, StatTypes.of(logits.dtype()));
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(logits), v, logits);
+        String name = "cross_entropy_" + ElementwiseKernels.floatSuffix("crossEntropy", logits.dtype()) + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(logits.address()).pointer(labels.address()).pointer(loss.address()).pointer(lse.address())
+                    .i64(n).i64(v).i32(ignoreIndex);
+            RowLaunch.of(n, v, maxBlocks).launch(module.function(name), stream, args);
+        }
+    }
+
+    void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        long n = logits.dim(0);
+        long v = logits.dim(1);
+        if (n == 0 || v == 0) {
+            return;
+        }
+        StatTypes.require("crossEntropyBackward", "lse", lse, StatTypes.of(logits.dtype()));
+        int scaleF64 = StatTypes.scalarFlag("crossEntropyBackward", "scale", scale);
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(logits), v, logits, gradLogits);
+        String name = "cross_entropy_backward_" + ElementwiseKernels.floatSuffix("crossEntropyBackward", logits.dtype())
+                + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(logits.address()).pointer(labels.address()).pointer(lse.address()).pointer(scale.address())
+                    .i32(scaleF64).pointer(gradLogits.address()).i64(n).i64(v).i32(ignoreIndex);
+            RowLaunch.of(n, v, maxBlocks).launch(module.function(name), stream, args);
+        }
+    }
+
+    void countNotEqual(Tensor labels, int value, Tensor out) {
+        int outF64 = StatTypes.scalarFlag("countNotEqual", "out", out);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(labels.address()).i64(labels.numel()).i32(value).pointer(out.address()).i32(outF64);
+            module.function("count_not_equal").launch(stream, 1, COUNT_THREADS, 0, args);
+        }
+    }
+}

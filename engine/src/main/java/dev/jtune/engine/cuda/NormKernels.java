@@ -1,0 +1,98 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.memory.Block;
+import dev.jtune.engine.memory.CachingAllocator;
+
+/**
+ * Typed launches of kernels/norm.cu: RMSNorm forward and backward. The weight gradient goes through a scratch
+ * buffer of per-row-slot partial sums [slots, D] that a second kernel adds in a fixed order (deterministic).
+ */
+final class NormKernels {
+    /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
+    private static final long PARTIAL_BYTES = 32L << 20;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final CachingAllocator allocator;
+    private final int multiprocessors;
+    private final long maxBlocks;
+
+    NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+        this.module = compiler.module("norm.cu");
+        this.stream = stream;
+        this.allocator = allocator;
+        this.multiprocessors = context.multiprocessors();
+        this.maxBlocks = (long) multiprocessors * 32;
+    }
+
+    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+        long d = RowLaunch.lastDim(x);
+        if (x.numel() == 0 || d == 0) {
+            return;
+        }
+        long n = x.numel() / d;
+        StatTypes.require("rmsNorm", "rstd", rstd, StatTypes.of(x.dtype()));
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
+        String name = "rms_norm_" + ElementwiseKernels.floatSuffix("rmsNorm", x.dtype()) + "_"
+                + ElementwiseKernels.floatSuffix("rmsNorm", weight.dtype()) + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(x.address()).pointer(weight.address()).pointer(out.address()).pointer(rstd.address())
+                    .i64(n).i64(d).f64(eps).i32(offsetOne ? 1 : 0);
+            RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
+        }
+    }
+
+    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        long d = RowLaunch.lastDim(x);
+        if (d == 0) {
+            return;
+        }
+        long n = x.numel() / d;
+        if (gradWeight != null) {
+            StatTypes.require("rmsNormBackward", "gradWeight", gradWeight, StatTypes.of(x.dtype()));
+        }
+        if (n == 0) {
+            if (gradWeight != null) {
+                gradWeight.backend().fill(gradWeight, 0.0);
+            }
+            return;
+        }
+        StatTypes.require("rmsNormBackward", "rstd", rstd, StatTypes.of(x.dtype()));
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradX);
+        String xs = ElementwiseKernels.floatSuffix("rmsNormBackward", x.dtype());
+        String name = "rms_norm_backward_" + xs + "_" + ElementwiseKernels.floatSuffix("rmsNormBackward", weight.dtype())
+                + RowLaunch.vecSuffix(vec);
+        if (gradWeight == null) {
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())
+                        .pointer(gradX.address()).pointer(0).i64(n).i64(d).i32(offsetOne ? 1 : 0);
+                RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
+            }
+            return;
+        }
+        int accBytes = x.dtype() == DType.F64 ? 8 : 4;
+        RowLaunch shape = RowLaunch.of(n, d, maxBlocks);
+        long perBlock = (long) shape.blockY() * d * accBytes;
+        long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
+        RowLaunch launch = new RowLaunch(blocks, shape.blockX(), shape.blockY());
+        long slots = launch.slots();
+        Block partial = allocator.allocate(slots * d * accBytes, MemoryCategory.WORKSPACE);
+        try {
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())
+                        .pointer(gradX.address()).pointer(partial.address()).i64(n).i64(d).i32(offsetOne ? 1 : 0);
+                launch.launch(module.function(name), stream, args);
+            }
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(partial.address()).pointer(gradWeight.address()).i64(slots).i64(d);
+                module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
+                        .launch(stream, Math.ceilDiv(d, 32), 1, 32, 16, 0, args);
+            }
+        } finally {
+            allocator.free(partial); // stream order keeps the block's next user behind these kernels
+        }
+    }
+}

@@ -1,0 +1,88 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.memory.Block;
+import dev.jtune.engine.memory.CachingAllocator;
+
+/** Typed launches of kernels/optim.cu: the AdamW step, the deterministic sum of squares and the clip coefficient. */
+final class OptimKernels {
+    private static final int THREADS = 256;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final CachingAllocator allocator;
+    private final long maxBlocks;
+    private final long partialBlocks;
+
+    OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+        this.module = compiler.module("optim.cu");
+        this.stream = stream;
+        this.allocator = allocator;
+        this.maxBlocks = (long) context.multiprocessors() * 32;
+        this.partialBlocks = (long) context.multiprocessors() * 4;
+    }
+
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+        long n = param.numel();
+        if (n == 0) {
+            return;
+        }
+        DType p = param.dtype();
+        DType g = grad.dtype();
+        StatTypes.require("adamw", "m", m, StatTypes.of(p));
+        StatTypes.require("adamw", "v", v, StatTypes.of(p));
+        int gradScaleF64 = gradScale == null ? 0 : StatTypes.scalarFlag("adamw", "gradScale", gradScale);
+        String name = "adamw_" + ElementwiseKernels.floatSuffix("adamw", p) + "_" + ElementwiseKernels.floatSuffix("adamw", g);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(param.address()).pointer(grad.address()).pointer(m.address()).pointer(v.address())
+                    .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64).i64(n)
+                    .f64(1 - step.lr() * step.weightDecay())
+                    .f64(1 - step.beta1())
+                    .f64(step.beta2())
+                    .f64(1 - step.beta2())
+                    .f64(step.eps())
+                    .f64(step.lr() / step.biasCorrection1())
+                    .f64(Math.sqrt(step.biasCorrection2()));
+            long blocks = Math.min(Math.ceilDiv(n, THREADS), maxBlocks);
+            module.function(name).launch(stream, blocks, THREADS, 0, args);
+        }
+    }
+
+    /** out[0] += sum of x^2: a fixed grid of block partials (fixed for a given size and GPU), added in order. */
+    void sumOfSquares(Tensor x, Tensor out) {
+        long n = x.numel();
+        if (n == 0) {
+            return;
+        }
+        int outF64 = StatTypes.scalarFlag("sumOfSquares", "out", out);
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), n, x);
+        String sfx = ElementwiseKernels.floatSuffix("sumOfSquares", x.dtype());
+        int accBytes = x.dtype() == DType.F64 ? 8 : 4;
+        long parts = Math.max(1, Math.min(Math.ceilDiv(n / vec, THREADS * 4L), partialBlocks));
+        Block partial = allocator.allocate(parts * accBytes, MemoryCategory.WORKSPACE);
+        try {
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(x.address()).i64(n).pointer(partial.address());
+                module.function("sum_squares_" + sfx + RowLaunch.vecSuffix(vec)).launch(stream, parts, THREADS, 0, args);
+            }
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(partial.address()).i64(parts).pointer(out.address()).i32(outF64);
+                module.function("sum_squares_finish_" + (accBytes == 8 ? "f64" : "f32")).launch(stream, 1, THREADS, 0, args);
+            }
+        } finally {
+            allocator.free(partial); // stream order keeps the block's next user behind these kernels
+        }
+    }
+
+    void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
+        int ssF64 = StatTypes.scalarFlag("clipCoefficient", "sumOfSquares", sumOfSquares);
+        int coefF64 = StatTypes.scalarFlag("clipCoefficient", "coef", coef);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(sumOfSquares.address()).i32(ssF64).f64(maxNorm).pointer(coef.address()).i32(coefF64);
+            module.function("clip_coefficient").launch(stream, 1, 32, 0, args);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+
+/** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D]. */
+final class RopeKernels {
+    private static final int THREADS = 256;
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final long maxBlocks;
+
+    RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+        this.module = compiler.module("rope.cu");
+        this.stream = stream;
+        this.maxBlocks = (long) context.multiprocessors() * 16;
+    }
+
+    void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+        long b = x.dim(0);
+        long h = x.dim(1);
+        long t = x.dim(2);
+        long d = x.dim(3);
+        long half = d / 2;
+        if (x.numel() == 0 || half == 0) {
+            return;
+        }
+        long shared = 4 * half; // invFreq[D / 2] as float
+        if (shared > 48 * 1024) {
+            throw new UnsupportedOpException("rope: head dimension " + d + " is larger than the cuda kernel supports (24576)");
+        }
+        String name = "rope_" + ElementwiseKernels.floatSuffix("rope", x.dtype());
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(x.address()).pointer(positions.address()).pointer(out.address())
+                    .i64(b).i64(h).i64(t).i64(d).f64(base).i32(inverse ? 1 : 0);
+            long blocks = Math.min(Math.ceilDiv(b * t * half, THREADS), maxBlocks);
+            module.function(name).launch(stream, blocks, THREADS, (int) shared, args);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+// GELU (tanh approximation) and GeGLU, forward and backward, element-wise over contiguous tensors with the
+// formulas of PyTorch's gelu(approximate='tanh') kernels. VEC elements per access where the host found every
+// operand aligned and the count divisible; each output element is written by the thread that read its inputs,
+// so in-place use is safe.
+#include "rows.cuh"
+
+template <typename A> struct GeluConst {
+    static constexpr double beta = 0.7978845608028654;  // sqrt(2 / pi)
+    static constexpr double kappa = 0.044715;
+};
+
+template <typename A>
+__device__ __forceinline__ A gelu_fwd(A x) {
+    const A beta = (A) GeluConst<A>::beta;
+    const A kappa = (A) GeluConst<A>::kappa;
+    A cube = x * x * x;
+    A inner = beta * (x + kappa * cube);
+    return (A) 0.5 * x * ((A) 1 + jt_tanh(inner));
+}
+
+// d gelu / dx
+template <typename A>
+__device__ __forceinline__ A gelu_grad(A x) {
+    const A beta = (A) GeluConst<A>::beta;
+    const A kappa = (A) GeluConst<A>::kappa;
+    A sq = x * x;
+    A cube = sq * x;
+    A inner = beta * (x + kappa * cube);
+    A t = jt_tanh(inner);
+    A left = (A) 0.5 * x;
+    A right = (A) 1 + t;
+    A leftDerivative = (A) 0.5 * right;
+    A tanhDerivative = (A) 1 - t * t;
+    A innerDerivative = beta * ((A) 1 + (A) 3 * kappa * sq);
+    A rightDerivative = left * tanhDerivative * innerDerivative;
+    return leftDerivative + rightDerivative;
+}
+
+template <typename T, int VEC>
+__device__ void gelu(const T* x, T* out, i64 n) {
+    typedef typename Acc<T>::type A;
+    JT_FOR(k, n / VEC) {
+        A v[VEC];
+        load_chunk<T, VEC>(x + k * VEC, v);
+#pragma unroll
+        for (int q = 0; q < VEC; q++) v[q] = gelu_fwd(v[q]);
+        store_chunk<T, VEC>(out + k * VEC, v);
+    }
+}
+
+template <typename T, int VEC>
+__device__ void gelu_backward(const T* x, const T* gradOut, T* gradX, i64 n) {
+    typedef typename Acc<T>::type A;
+    JT_FOR(k, n / VEC) {
+        A v[VEC];
+        A g[VEC];
+        load_chunk<T, VEC>(x + k * VEC, v);
+        load_chunk<T, VEC>(gradOut + k * VEC, g);
+#pragma unroll
+        for (int q = 0; q < VEC; q++) v[q] = g[q] * gelu_grad(v[q]);
+        store_chunk<T, VEC>(gradX + k * VEC, v);
+    }
+}
+
+template <typename T, int VEC>
+__device__ void geglu(const T* gate, const T* up, T* out, i64 n) {
+    typedef typename Acc<T>::type A;
+    JT_FOR(k, n / VEC) {
+        A g[VEC];
+        A u[VEC];
+        load_chunk<T, VEC>(gate + k * VEC, g);
+        load_chunk<T, VEC>(up + k * VEC, u);
+#pragma unroll
+        for (int q = 0; q < VEC; q++) g[q] = gelu_fwd(g[q]) * u[q];
+        store_chunk<T, VEC>(out + k * VEC, g);
+    }
+}
+
+template <typename T, int VEC>
+__device__ void geglu_backward(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n) {
+    typedef typename Acc<T>::type A;
+    JT_FOR(k, n / VEC) {
+        A g[VEC];
+        A u[VEC];
+        A go[VEC];
+        load_chunk<T, VEC>(gate + k * VEC, g);
+        load_chunk<T, VEC>(up + k * VEC, u);
+        load_chunk<T, VEC>(gradOut + k * VEC, go);
+#pragma unroll
+        for (int q = 0; q < VEC; q++) {
+            A gg = go[q] * u[q] * gelu_grad(g[q]);
+            A gu = go[q] * gelu_fwd(g[q]);
+            g[q] = gg;
+            u[q] = gu;
+        }
+        store_chunk<T, VEC>(gradGate + k * VEC, g);
+        store_chunk<T, VEC>(gradUp + k * VEC, u);
+    }
+}
+
+#define JT_ACT_V(sfx, T, name, V) \
+    extern "C" __global__ void gelu_##sfx##name(const T* x, T* out, i64 n) { gelu<T, V>(x, out, n); } \
+    extern "C" __global__ void gelu_backward_##sfx##name(const T* x, const T* gradOut, T* gradX, i64 n) { gelu_backward<T, V>(x, gradOut, gradX, n); } \
+    extern "C" __global__ void geglu_##sfx##name(const T* gate, const T* up, T* out, i64 n) { geglu<T, V>(gate, up, out, n); } \
+    extern "C" __global__ void geglu_backward_##sfx##name(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n) { \
+        geglu_backward<T, V>(gate, up, gradOut, gradGate, gradUp, n); }
+#define JT_ACT(sfx, T) JT_ACT_V(sfx, T, , 1) JT_ACT_V(sfx, T, _vec, Vec<T>::N)
+JT_FLOAT_TYPES(JT_ACT)

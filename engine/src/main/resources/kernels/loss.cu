@@ -1,0 +1,90 @@
+// Cross-entropy over logits [N, V] and labels I32 [N], forward and backward, and the count of labels that are
+// not a given value (the loss normaliser, kept on the device). loss and lse are F32, F64 for F64 logits; the
+// one-element scale and count may be F32 or F64.
+//
+// The forward streams each row once with a running max and sum of exp (rows.cuh's OnlineLse), VEC logits per
+// access where the rows are aligned; nothing is copied to fp32. The backward recomputes exp(x - lse).
+#include "rows.cuh"
+
+// loss[i] = lse[i] - logits[i, labels[i]], 0 when labels[i] == ignoreIndex, NaN for any other label outside [0, V).
+template <typename T, int VEC>
+__device__ void cross_entropy(const T* logits, const int* labels, typename Stat<T>::type* loss, typename Stat<T>::type* lse, i64 n, i64 v,
+                              int ignoreIndex) {
+    typedef typename Acc<T>::type A;
+    __shared__ A scratch[32];
+    const i64 chunks = v / VEC;
+    JT_ROWS(row, n) {
+        const T* xr = logits + row * v;
+        OnlineLse<A> acc;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A x[VEC];
+            load_chunk<T, VEC>(xr + k * VEC, x);
+            acc.template add<VEC>(x);
+        }
+        acc.finish(scratch);
+        if (threadIdx.x == 0) {
+            const A l = acc.lse();
+            lse[row] = (typename Stat<T>::type) l;
+            const int label = labels[row];
+            A out;
+            if (label == ignoreIndex) {
+                out = (A) 0;
+            } else if (label >= 0 && label < v) {
+                out = l - load_acc<T>(xr[label]);
+            } else {
+                out = jt_nan<A>();
+            }
+            loss[row] = (typename Stat<T>::type) out;
+        }
+    }
+}
+
+// gradLogits[i, c] = scale[0] * (exp(logits[i, c] - lse[i]) - (c == labels[i])), 0 on ignored rows. May run in place.
+template <typename T, int VEC>
+__device__ void cross_entropy_backward(const T* logits, const int* labels, const typename Stat<T>::type* lse, const void* scale,
+                                       int scaleF64, T* grad, i64 n, i64 v, int ignoreIndex) {
+    typedef typename Acc<T>::type A;
+    const i64 chunks = v / VEC;
+    const A sc = (A) read_scalar(scale, scaleF64);
+    JT_ROWS(row, n) {
+        const T* xr = logits + row * v;
+        T* gr = grad + row * v;
+        const int label = labels[row];
+        const A l = (A) lse[row];
+        const bool ignored = label == ignoreIndex;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A x[VEC];
+            if (ignored) {
+#pragma unroll
+                for (int q = 0; q < VEC; q++) x[q] = (A) 0;
+            } else {
+                load_chunk<T, VEC>(xr + k * VEC, x);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) {
+                    A target = (k * VEC + q == (i64) label) ? (A) 1 : (A) 0;
+                    x[q] = sc * (jt_exp(x[q] - l) - target);
+                }
+            }
+            store_chunk<T, VEC>(gr + k * VEC, x);
+        }
+    }
+}
+
+// One block: out[0] = number of labels != value, as an F32 (or F64: outF64) number.
+extern "C" __global__ void count_not_equal(const int* labels, i64 n, int value, void* out, int outF64) {
+    __shared__ long long scratch[32];
+    long long c = 0;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) c += labels[i] != value;
+    c = row_sum(c, scratch);
+    if (threadIdx.x == 0) write_scalar(out, outF64, (double) c);
+}
+
+#define JT_CE_V(sfx, T, name, V) \
+    extern "C" __global__ void cross_entropy_##sfx##name(const T* logits, const int* labels, Stat<T>::type* loss, Stat<T>::type* lse, i64 n, i64 v, \
+                                                     int ignoreIndex) { \
+        cross_entropy<T, V>(logits, labels, loss, lse, n, v, ignoreIndex); } \
+    extern "C" __global__ void cross_entropy_backward_##sfx##name(const T* logits, const int* labels, const Stat<T>::type* lse, const void* scale, \
+                                                                 int scaleF64, T* grad, i64 n, i64 v, int ignoreIndex) { \
+        cross_entropy_backward<T, V>(logits, labels, lse, scale, scaleF64, grad, n, v, ignoreIndex); }
+#define JT_CE(sfx, T) JT_CE_V(sfx, T, , 1) JT_CE_V(sfx, T, _vec, Vec<T>::N)
+JT_FLOAT_TYPES(JT_CE)

@@ -1,0 +1,132 @@
+// RMSNorm forward and backward over the last axis of x [N, D]; rstd and gradWeight are F32 (F64 for F64 x).
+// Rows are spread over warps or blocks (see rows.cuh); VEC elements of x (and out, gradOut, gradX) move per
+// access where the host found them aligned.
+// The weight may have any float dtype and is read element by element (it is small and stays in L1).
+//
+// The weight gradient is deterministic without atomics: each row slot (one per (block, threadIdx.y)) sums its
+// rows' contributions into its own line of a scratch buffer [slots, D], always by the same thread for the same
+// column, and rms_norm_weight_reduce then adds the slots in a fixed order.
+#include "rows.cuh"
+
+template <typename W, typename A>
+__device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
+    A v = (A) load_acc<W>(w[j]);
+    return offsetOne ? (A) 1 + v : v;
+}
+
+template <typename T, typename W, int VEC>
+__device__ void rms_norm(const T* x, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) {
+    typedef typename Acc<T>::type A;
+    __shared__ A scratch[32];
+    const i64 chunks = d / VEC;
+    JT_ROWS(row, n) {
+        const T* xr = x + row * d;
+        A ss = 0;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A v[VEC];
+            load_chunk<T, VEC>(xr + k * VEC, v);
+#pragma unroll
+            for (int q = 0; q < VEC; q++) ss += v[q] * v[q];
+        }
+        ss = row_sum(ss, scratch);
+        A r = (A) 1 / jt_sqrt(ss / (A) d + (A) eps);
+        if (threadIdx.x == 0) rstd[row] = (typename Stat<T>::type) r;
+        T* orow = out + row * d;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A v[VEC];
+            load_chunk<T, VEC>(xr + k * VEC, v);
+#pragma unroll
+            for (int q = 0; q < VEC; q++) v[q] = v[q] * r * weight_at<W, A>(w, k * VEC + q, offsetOne);
+            store_chunk<T, VEC>(orow + k * VEC, v);
+        }
+    }
+}
+
+// gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) [slots, D]
+// gets sum over the slot's rows of gradOut * x * r.
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, T* gradX,
+                                  typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne) {
+    typedef typename Acc<T>::type A;
+    __shared__ A scratch[32];
+    const i64 chunks = d / VEC;
+    A* mine = nullptr;
+    if (partial != nullptr) {
+        mine = partial + ((i64) blockIdx.x * blockDim.y + threadIdx.y) * d;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+#pragma unroll
+            for (int q = 0; q < VEC; q++) mine[k * VEC + q] = (A) 0;
+        }
+    }
+    JT_ROWS(row, n) {
+        const T* xr = x + row * d;
+        const T* gr = gradOut + row * d;
+        A dot = 0;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A xv[VEC];
+            A gv[VEC];
+            load_chunk<T, VEC>(xr + k * VEC, xv);
+            load_chunk<T, VEC>(gr + k * VEC, gv);
+#pragma unroll
+            for (int q = 0; q < VEC; q++) dot += gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne) * xv[q];
+        }
+        dot = row_sum(dot, scratch);
+        A r = (A) rstd[row];
+        A c = r * r * r * dot / (A) d;
+        T* gxr = gradX + row * d;
+        for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
+            A xv[VEC];
+            A gv[VEC];
+            A out[VEC];
+            load_chunk<T, VEC>(xr + k * VEC, xv);
+            load_chunk<T, VEC>(gr + k * VEC, gv);
+#pragma unroll
+            for (int q = 0; q < VEC; q++) {
+                out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c;
+                if (mine != nullptr) mine[k * VEC + q] += gv[q] * xv[q] * r;
+            }
+            store_chunk<T, VEC>(gxr + k * VEC, out);  // gradX may be gradOut: this thread read its elements above
+        }
+    }
+}
+
+// gradWeight[j] = sum over slots s of partial[s, j], in ascending s: a block of (32, 16) threads covers 32
+// columns, thread row ty sums slots ty, ty + 16, ... and the 16 partial sums are added in order.
+template <typename A>
+__device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 slots, i64 d) {
+    __shared__ A part[16][33];
+    i64 j = (i64) blockIdx.x * 32 + threadIdx.x;
+    A s = 0;
+    if (j < d) {
+        for (i64 b = threadIdx.y; b < slots; b += blockDim.y) s += partial[b * d + j];
+    }
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && j < d) {
+        A t = part[0][threadIdx.x];
+        for (int y = 1; y < (int) blockDim.y; y++) t += part[y][threadIdx.x];
+        gradWeight[j] = t;
+    }
+}
+
+#define JT_NORM_W(xs, T, ws, W) \
+    extern "C" __global__ void rms_norm_##xs##_##ws(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
+        rms_norm<T, W, 1>(x, w, out, rstd, n, d, eps, offsetOne); } \
+    extern "C" __global__ void rms_norm_##xs##_##ws##_vec(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
+        rms_norm<T, W, Vec<T>::N>(x, w, out, rstd, n, d, eps, offsetOne); } \
+    extern "C" __global__ void rms_norm_backward_##xs##_##ws(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
+                                                            Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
+        rms_norm_backward<T, W, 1>(x, w, rstd, gradOut, gradX, partial, n, d, offsetOne); } \
+    extern "C" __global__ void rms_norm_backward_##xs##_##ws##_vec(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
+                                                                  Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
+        rms_norm_backward<T, W, Vec<T>::N>(x, w, rstd, gradOut, gradX, partial, n, d, offsetOne); }
+#define JT_NORM(xs, T) \
+    JT_NORM_W(xs, T, f64, double) JT_NORM_W(xs, T, f32, float) JT_NORM_W(xs, T, bf16, __nv_bfloat16) JT_NORM_W(xs, T, f16, __half)
+JT_FLOAT_TYPES(JT_NORM)
+
+extern "C" __global__ void rms_norm_weight_reduce_f32(const float* partial, float* gradWeight, i64 slots, i64 d) {
+    rms_norm_weight_reduce<float>(partial, gradWeight, slots, d);
+}
+extern "C" __global__ void rms_norm_weight_reduce_f64(const double* partial, double* gradWeight, i64 slots, i64 d) {
+    rms_norm_weight_reduce<double>(partial, gradWeight, slots, d);
+}

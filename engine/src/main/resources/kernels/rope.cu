@@ -1,0 +1,45 @@
+// Rotary position embedding, HF's rotate-half convention, on x [B, H, T, D] with positions I32 [B, T].
+//
+// invFreq[d] = (float) (1 / base^(2d / D)) is computed once per block in double and rounded once to float (the
+// value of the Java reference), into shared memory; angle = (float) pos * invFreq[d] is the fp32 product HF
+// forms. cos and sin are taken in double of that float angle, like the reference, and used in the accumulation
+// type (rounded to float for 16/32-bit tensors, kept in double for F64). One thread per (b, t, d < D/2) computes
+// its cos/sin once and rotates that pair in all H heads. Each element is written by the thread that read it, so
+// out may be x.
+#include "rows.cuh"
+
+template <typename T>
+__device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, int inverse) {
+    typedef typename Acc<T>::type A;
+    extern __shared__ float invFreq[];
+    const i64 half = d / 2;
+    for (i64 k = threadIdx.x; k < half; k += blockDim.x) {
+        invFreq[k] = (float) (1.0 / pow(base, (double) (2 * k) / (double) d));
+    }
+    __syncthreads();
+    const i64 headStride = t * d;
+    JT_FOR(e, b * t * half) {
+        const i64 k = e % half;
+        const i64 bt = e / half;  // b * T + t
+        const i64 bi = bt / t;
+        const i64 ti = bt - bi * t;
+        const float angle = (float) positions[bt] * invFreq[k];
+        double sd;
+        double cd;
+        sincos((double) angle, &sd, &cd);
+        const A c = (A) cd;
+        const A s = inverse ? (A) -sd : (A) sd;
+        i64 off = (bi * h * t + ti) * d + k;
+        for (i64 hi = 0; hi < h; hi++, off += headStride) {
+            A x1 = load_acc<T>(x[off]);
+            A x2 = load_acc<T>(x[off + half]);
+            out[off] = store_acc<T>(x1 * c - x2 * s);
+            out[off + half] = store_acc<T>(x2 * c + x1 * s);
+        }
+    }
+}
+
+#define JT_ROPE(sfx, T) \
+    extern "C" __global__ void rope_##sfx(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, int inverse) { \
+        rope<T>(x, positions, out, b, h, t, d, base, inverse); }
+JT_FLOAT_TYPES(JT_ROPE)

@@ -1,0 +1,638 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.cpu.CpuBackend;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInfo;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static dev.jtune.engine.cuda.CudaParityTest.assertClose;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The fused ops of a training step (Backend's second half) on the cuda backend against the cpu reference, called
+ * directly on both backends with the same inputs and outputs allocated here. Allocations are poisoned (NaN) so an
+ * output element a kernel does not write fails the comparison. The cpu computes in double and rounds on store;
+ * the GPU computes in fp32 (fp64 for F64), hence the tolerances of {@link #tol}.
+ */
+@Tag("gpu")
+class CudaFusedParityTest {
+    private static final Device GPU = Device.cuda(0);
+    private static final Device CPU = Device.CPU;
+    private static final DType[] FLOATS = {DType.F64, DType.F32, DType.BF16, DType.F16};
+    private static final int IGNORE = -100;
+
+    private Backend gpu;
+    private Backend cpu;
+    private Scope scope;
+    private Random rnd;
+    private long seed;
+
+    @BeforeAll
+    static void poison() {
+        CudaBackend.get(0).poisonAllocations(true);
+    }
+
+    @BeforeEach
+    void open(TestInfo info) {
+        scope = Scope.open(info.getDisplayName());
+        seed = System.nanoTime();
+        rnd = new Random(seed);
+        gpu = CudaBackend.get(0);
+        cpu = CpuBackend.instance();
+    }
+
+    @AfterEach
+    void close() {
+        scope.close();
+    }
+
+    /**
+     * Relative tolerance of a fused op's output in {@code dtype}, computed in fp32 on the GPU (fp64 for F64) against
+     * the cpu's double: the output's rounding plus fp32 accumulation-order effects.
+     */
+    static double tol(DType dtype) {
+        return switch (dtype) {
+            case F64 -> 1e-12;
+            case F32 -> 1e-5;
+            case BF16 -> 1e-2;
+            case F16 -> 2e-3;
+            default -> 0;
+        };
+    }
+
+    /** Statistics (rstd, lse, loss, row dots, gradient sums) are F32, F64 alongside F64 inputs. */
+    static DType stat(DType input) {
+        return input == DType.F64 ? DType.F64 : DType.F32;
+    }
+
+    private String tag(String what) {
+        return what + " (seed " + seed + ")";
+    }
+
+    private Tensor rand(Shape s, DType t, double lo, double hi) {
+        return Tensor.uniform(s, t, CPU, rnd.nextLong(), lo, hi);
+    }
+
+    private static Tensor cpuEmpty(Shape s, DType t) {
+        return Tensor.empty(s, t, CPU);
+    }
+
+    private static Tensor gpuEmpty(Shape s, DType t) {
+        return Tensor.empty(s, t, GPU);
+    }
+
+    private static Tensor g(Tensor cpuTensor) {
+        return cpuTensor.to(GPU);
+    }
+
+    private Tensor ints(Shape s, int lo, int hi) {
+        int[] v = new int[Math.toIntExact(s.numel())];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = lo + rnd.nextInt(hi - lo);
+        }
+        return Tensor.fromArray(v, s, DType.I32, CPU);
+    }
+
+    private static void assertSameBits(Tensor a, Tensor b, String what) {
+        assertArrayEquals(a.toByteArray(), b.toByteArray(), what + ": not bitwise reproducible");
+    }
+
+    // ------------------------------------------------------------------ embedding
+
+    @Test
+    void embeddingGathersRows() {
+        for (DType t : FLOATS) {
+            for (long d : new long[] {1 + rnd.nextInt(41), 64, 640, 3}) {
+                int v = 2 + rnd.nextInt(300);
+                int n = 1 + rnd.nextInt(200);
+                Tensor table = rand(Shape.of(v, d), t, -2, 2);
+                Tensor ids = ints(Shape.of(n), 0, v);
+                Tensor ref = cpuEmpty(Shape.of(n, d), t);
+                cpu.embedding(ids, table, ref);
+                Tensor got = gpuEmpty(Shape.of(n, d), t);
+                gpu.embedding(g(ids), g(table), got);
+                assertClose(ref, got, 0, tag("embedding " + t + " D=" + d));
+                // a table view that starts one row in (other alignments), into an output view at an odd offset
+                Tensor ids2 = ints(Shape.of(n), 0, v - 1);
+                Tensor ref2 = cpuEmpty(Shape.of(n, d), t);
+                cpu.embedding(ids2, table.slice(0, 1, v), ref2);
+                Tensor outBig = gpuEmpty(Shape.of(n + 1, d), t);
+                Tensor got2 = outBig.slice(0, 1, n + 1);
+                gpu.embedding(g(ids2), g(table).slice(0, 1, v), got2);
+                assertClose(ref2, got2, 0, tag("embedding of views " + t + " D=" + d));
+            }
+        }
+    }
+
+    @Test
+    void embeddingOfAnOutOfRangeIdIsAZeroRowOnCuda() {
+        Tensor table = rand(Shape.of(10, 24), DType.BF16, 1, 2);
+        Tensor ids = Tensor.fromArray(new int[] {-1, 10, 3}, Shape.of(3), DType.I32, CPU);
+        Tensor got = gpuEmpty(Shape.of(3, 24), DType.BF16);
+        gpu.embedding(g(ids), g(table), got);
+        double[] v = got.toDoubleArray();
+        double[] row3 = table.slice(0, 3, 4).contiguous().toDoubleArray();
+        for (int j = 0; j < 24; j++) {
+            assertEquals(0.0, v[j], "id -1");
+            assertEquals(0.0, v[24 + j], "id V");
+            assertEquals(row3[j], v[48 + j], "id 3");
+        }
+    }
+
+    @Test
+    void embeddingBackwardAddsIntoTheTableDeterministically() {
+        DType[][] pairs = {
+                {DType.F64, DType.F64}, {DType.F32, DType.F32}, {DType.BF16, DType.BF16}, {DType.F16, DType.F16},
+                {DType.BF16, DType.F32}, {DType.F16, DType.F32}, {DType.F64, DType.F32}};
+        for (DType[] p : pairs) {
+            DType gt = p[0];
+            DType tt = p[1];
+            for (int trial = 0; trial < 3; trial++) {
+                int v = trial == 2 ? 50 : 1 + rnd.nextInt(300);
+                long d = trial == 1 ? 640 : 1 + rnd.nextInt(70);
+                int n = trial == 2 ? 3000 : 1 + rnd.nextInt(400); // 3000 tokens over 50 ids: long runs, many rank tiles
+                Tensor ids = ints(Shape.of(n), 0, v);
+                if (trial == 2) { // one hot id: a third of the tokens
+                    int[] a = ids.toIntArray();
+                    for (int i = 0; i < n; i += 3) {
+                        a[i] = 7;
+                    }
+                    ids = Tensor.fromArray(a, Shape.of(n), DType.I32, CPU);
+                }
+                Tensor gradOut = rand(Shape.of(n, d), gt, -1, 1);
+                Tensor table0 = rand(Shape.of(v, d), tt, -1, 1);
+                Tensor ref = table0.copy();
+                cpu.embeddingBackward(ids, gradOut, ref);
+                Tensor got = g(table0);
+                gpu.embeddingBackward(g(ids), g(gradOut), got);
+                String what = "embeddingBackward " + gt + " -> " + tt + " N=" + n + " V=" + v + " D=" + d;
+                assertClose(ref, got, Math.max(tol(tt), tol(gt)), tag(what));
+                Tensor again = g(table0);
+                gpu.embeddingBackward(g(ids), g(gradOut), again);
+                assertSameBits(got, again, what);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ rmsNorm
+
+    private static final long[] NORM_WIDTHS = {640, 256, 1152, 2560, 7};
+
+    @Test
+    void rmsNormForward() {
+        for (long d : widthsWithAnOddOne()) {
+            for (DType t : FLOATS) {
+                for (DType w : t == DType.F32 ? new DType[] {t} : new DType[] {t, DType.F32}) {
+                    for (boolean offsetOne : new boolean[] {true, false}) {
+                        long n = 1 + rnd.nextInt(37);
+                        Tensor x = rand(Shape.of(n, d), t, -3, 3);
+                        Tensor weight = rand(Shape.of(d), w, -1, 1);
+                        Tensor refOut = cpuEmpty(x.shape(), t);
+                        Tensor refRstd = cpuEmpty(Shape.of(n), stat(t));
+                        cpu.rmsNorm(x, weight, 1e-6, offsetOne, refOut, refRstd);
+                        Tensor out = gpuEmpty(x.shape(), t);
+                        Tensor rstd = gpuEmpty(Shape.of(n), stat(t));
+                        gpu.rmsNorm(g(x), g(weight), 1e-6, offsetOne, out, rstd);
+                        String what = "rmsNorm " + t + " w " + w + " D=" + d + " offsetOne=" + offsetOne;
+                        assertClose(refOut, out, tol(t), tag(what + " out"));
+                        assertClose(refRstd, rstd, tol(stat(t)), tag(what + " rstd"));
+                        Tensor inPlace = g(x);
+                        Tensor rstd2 = gpuEmpty(Shape.of(n), stat(t));
+                        gpu.rmsNorm(inPlace, g(weight), 1e-6, offsetOne, inPlace, rstd2);
+                        assertClose(refOut, inPlace, tol(t), tag(what + " in place"));
+                    }
+                }
+            }
+        }
+    }
+
+    private long[] widthsWithAnOddOne() {
+        long[] d = Arrays.copyOf(NORM_WIDTHS, NORM_WIDTHS.length + 1);
+        d[d.length - 1] = 2 * rnd.nextInt(600) + 1;
+        return d;
+    }
+
+    @Test
+    void rmsNormBackward() {
+        for (long d : widthsWithAnOddOne()) {
+            for (DType t : FLOATS) {
+                for (DType w : t == DType.F32 ? new DType[] {t} : new DType[] {t, DType.F32}) {
+                    boolean offsetOne = rnd.nextBoolean();
+                    long n = d == 640 && t == DType.BF16 ? 3000 : 1 + rnd.nextInt(37); // many rows: many partial-sum slots
+                    Tensor x = rand(Shape.of(n, d), t, -3, 3);
+                    Tensor weight = rand(Shape.of(d), w, -1, 1);
+                    Tensor gradOut = rand(Shape.of(n, d), t, -1, 1);
+                    Tensor fwdOut = cpuEmpty(x.shape(), t);
+                    Tensor rstd = cpuEmpty(Shape.of(n), stat(t));
+                    cpu.rmsNorm(x, weight, 1e-6, offsetOne, fwdOut, rstd);
+
+                    Tensor refGx = cpuEmpty(x.shape(), t);
+                    Tensor refGw = cpuEmpty(Shape.of(d), stat(t));
+                    cpu.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, refGx, refGw);
+                    Tensor gx = gpuEmpty(x.shape(), t);
+                    Tensor gw = gpuEmpty(Shape.of(d), stat(t));
+                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gx, gw);
+                    String what = "rmsNormBackward " + t + " w " + w + " N=" + n + " D=" + d + " offsetOne=" + offsetOne;
+                    assertClose(refGx, gx, tol(t), tag(what + " gradX"));
+                    assertClose(refGw, gw, tol(stat(t)), tag(what + " gradWeight"));
+
+                    Tensor gw2 = gpuEmpty(Shape.of(d), stat(t));
+                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gpuEmpty(x.shape(), t), gw2);
+                    assertSameBits(gw, gw2, what + " gradWeight");
+
+                    Tensor inPlace = g(gradOut); // gradX may be gradOut; no weight gradient
+                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, inPlace, inPlace, null);
+                    assertClose(refGx, inPlace, tol(t), tag(what + " in place, no gradWeight"));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    @Test
+    void geluAndGeglu() {
+        for (DType t : FLOATS) {
+            for (long n : new long[] {1 + rnd.nextInt(1000), 4096, 8L * rnd.nextInt(200) + 3, 1}) {
+                Shape s = Shape.of(n);
+                Tensor x = rand(s, t, -6, 6);
+                Tensor up = rand(s, t, -2, 2);
+                Tensor go = rand(s, t, -1, 1);
+                String what = t + " n=" + n;
+                // the kernels use PyTorch's 0.5 x (1 + tanh u) (to match HF's arithmetic), the cpu reference the
+                // equal x sigmoid(2u): in F64 they part by ~1e-10 relative where 1 + tanh u cancels (x near -6)
+                double tolerance = t == DType.F64 ? 1e-9 : tol(t);
+
+                Tensor ref = cpuEmpty(s, t);
+                cpu.gelu(x, ref);
+                Tensor got = gpuEmpty(s, t);
+                gpu.gelu(g(x), got);
+                assertClose(ref, got, tolerance, tag("gelu " + what));
+                Tensor inPlace = g(x);
+                gpu.gelu(inPlace, inPlace);
+                assertClose(ref, inPlace, tolerance, tag("gelu in place " + what));
+
+                Tensor refGx = cpuEmpty(s, t);
+                cpu.geluBackward(x, go, refGx);
+                Tensor gx = gpuEmpty(s, t);
+                gpu.geluBackward(g(x), g(go), gx);
+                assertClose(refGx, gx, tolerance, tag("geluBackward " + what));
+                Tensor gInPlace = g(go);
+                gpu.geluBackward(g(x), gInPlace, gInPlace);
+                assertClose(refGx, gInPlace, tolerance, tag("geluBackward in place " + what));
+
+                Tensor refGeglu = cpuEmpty(s, t);
+                cpu.geglu(x, up, refGeglu);
+                Tensor geglu = gpuEmpty(s, t);
+                gpu.geglu(g(x), g(up), geglu);
+                assertClose(refGeglu, geglu, tolerance, tag("geglu " + what));
+
+                Tensor refGg = cpuEmpty(s, t);
+                Tensor refGu = cpuEmpty(s, t);
+                cpu.gegluBackward(x, up, go, refGg, refGu);
+                Tensor gg = gpuEmpty(s, t);
+                Tensor gu = gpuEmpty(s, t);
+                gpu.gegluBackward(g(x), g(up), g(go), gg, gu);
+                assertClose(refGg, gg, tolerance, tag("gegluBackward gate " + what));
+                assertClose(refGu, gu, tolerance, tag("gegluBackward up " + what));
+            }
+        }
+        // a 2-D view at an odd element offset: the scalar (unaligned) path
+        Tensor big = rand(Shape.of(17 * 64 + 1), DType.BF16, -4, 4);
+        Tensor ref = cpuEmpty(Shape.of(17, 64), DType.BF16);
+        cpu.gelu(big.slice(0, 1, 17 * 64 + 1).reshape(17, 64), ref);
+        Tensor got = gpuEmpty(Shape.of(17, 64), DType.BF16);
+        gpu.gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
+        assertClose(ref, got, tol(DType.BF16), tag("gelu of an unaligned view"));
+    }
+
+    // ------------------------------------------------------------------ rope
+
+    @Test
+    void ropeForwardAndInverse() {
+        for (DType t : FLOATS) {
+            for (long d : new long[] {2, 8, 18, 64, 256}) {
+                for (double base : new double[] {10_000, 1_000_000}) {
+                    for (boolean inverse : new boolean[] {false, true}) {
+                        long b = 1 + rnd.nextInt(2);
+                        long h = 1 + rnd.nextInt(4);
+                        long tt = 1 + rnd.nextInt(20);
+                        Shape s = Shape.of(b, h, tt, d);
+                        Tensor x = rand(s, t, -2, 2);
+                        Tensor pos = ints(Shape.of(b, tt), 0, 32768); // includes large angles
+                        Tensor ref = cpuEmpty(s, t);
+                        cpu.rope(x, pos, base, inverse, ref);
+                        Tensor got = gpuEmpty(s, t);
+                        gpu.rope(g(x), g(pos), base, inverse, got);
+                        String what = "rope " + t + " " + s + " base " + base + " inverse=" + inverse;
+                        assertClose(ref, got, tol(t), tag(what));
+                        Tensor inPlace = g(x);
+                        gpu.rope(inPlace, g(pos), base, inverse, inPlace);
+                        assertClose(ref, inPlace, tol(t), tag(what + " in place"));
+                    }
+                }
+            }
+        }
+        // rotating back recovers x
+        Shape s = Shape.of(2, 3, 11, 64);
+        Tensor x = rand(s, DType.F32, -2, 2);
+        Tensor pos = ints(Shape.of(2, 11), 0, 8192);
+        Tensor y = gpuEmpty(s, DType.F32);
+        gpu.rope(g(x), g(pos), 10_000, false, y);
+        gpu.rope(y, g(pos), 10_000, true, y);
+        assertClose(x, y, 1e-5, tag("rope then inverse"));
+    }
+
+    // ------------------------------------------------------------------ softmax, rowDot
+
+    @Test
+    void softmaxAndLogSoftmaxWithBackward() {
+        for (DType t : FLOATS) {
+            for (long c : new long[] {1, 7, 64, 1000, 1024, 1025, 4099, 8192}) {
+                for (boolean log : new boolean[] {false, true}) {
+                    long n = 1 + rnd.nextInt(20);
+                    Shape s = Shape.of(n, c);
+                    Tensor x = rand(s, t, -5, 5);
+                    String what = (log ? "logSoftmax " : "softmax ") + t + " " + s;
+                    Tensor ref = cpuEmpty(s, t);
+                    cpu.softmax(x, log, ref);
+                    Tensor got = gpuEmpty(s, t);
+                    gpu.softmax(g(x), log, got);
+                    assertClose(ref, got, tol(t), tag(what));
+                    Tensor inPlace = g(x);
+                    gpu.softmax(inPlace, log, inPlace);
+                    assertClose(ref, inPlace, tol(t), tag(what + " in place"));
+
+                    Tensor gy = rand(s, t, -1, 1);
+                    Tensor refGx = cpuEmpty(s, t);
+                    cpu.softmaxBackward(ref, gy, log, refGx);
+                    Tensor gx = gpuEmpty(s, t);
+                    gpu.softmaxBackward(g(ref), g(gy), log, gx);
+                    assertClose(refGx, gx, tol(t), tag(what + " backward"));
+                    Tensor gInPlace = g(gy);
+                    gpu.softmaxBackward(g(ref), gInPlace, log, gInPlace);
+                    assertClose(refGx, gInPlace, tol(t), tag(what + " backward in place"));
+                }
+            }
+        }
+    }
+
+    @Test
+    void rowDot() {
+        for (DType t : FLOATS) {
+            for (long c : new long[] {1, 3, 64, 256, 1000, 1025, 4099}) {
+                long r = 1 + rnd.nextInt(50);
+                Tensor a = rand(Shape.of(r, c), t, -2, 2);
+                Tensor b = rand(Shape.of(r, c), t, -2, 2);
+                Tensor ref = cpuEmpty(Shape.of(r), stat(t));
+                cpu.rowDot(a, b, ref);
+                Tensor got = gpuEmpty(Shape.of(r), stat(t));
+                gpu.rowDot(g(a), g(b), got);
+                assertClose(ref, got, tol(stat(t)), tag("rowDot " + t + " [" + r + ", " + c + "]"));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ cross-entropy
+
+    @Test
+    void crossEntropyForwardBackwardAndCount() {
+        for (DType t : FLOATS) {
+            for (long v : new long[] {1, 7, 1000, 32000, 2 * rnd.nextInt(3000) + 1}) {
+                checkCrossEntropy(t, 1 + rnd.nextInt(12), v);
+            }
+        }
+        // the real vocabulary on a few rows: block-per-row streaming of 262,144 logits; odd V takes the scalar path
+        checkCrossEntropy(DType.BF16, 3, 262_144);
+        checkCrossEntropy(DType.F32, 2, 262_144);
+        checkCrossEntropy(DType.BF16, 2, 262_143);
+    }
+
+    private void checkCrossEntropy(DType t, long n, long v) {
+        String what = "crossEntropy " + t + " [" + n + ", " + v + "]";
+        Tensor logits = rand(Shape.of(n, v), t, -4, 4);
+        int[] lab = new int[(int) n];
+        for (int i = 0; i < n; i++) {
+            lab[i] = rnd.nextInt(4) == 0 ? IGNORE : rnd.nextInt((int) v);
+        }
+        lab[0] = (int) (v - 1); // at least one counted row, at the row's last element
+        Tensor labels = Tensor.fromArray(lab, Shape.of(n), DType.I32, CPU);
+        DType st = stat(t);
+        Tensor refLoss = cpuEmpty(Shape.of(n), st);
+        Tensor refLse = cpuEmpty(Shape.of(n), st);
+        cpu.crossEntropy(logits, labels, IGNORE, refLoss, refLse);
+        Tensor loss = gpuEmpty(Shape.of(n), st);
+        Tensor lse = gpuEmpty(Shape.of(n), st);
+        Tensor gLogits = g(logits);
+        Tensor gLabels = g(labels);
+        gpu.crossEntropy(gLogits, gLabels, IGNORE, loss, lse);
+        assertClose(refLse, lse, tol(st), tag(what + " lse"));
+        assertClose(refLoss, loss, tol(st), tag(what + " loss"));
+
+        for (DType countType : new DType[] {DType.F32, st}) {
+            Tensor refCount = cpuEmpty(Shape.of(1), countType);
+            cpu.countNotEqual(labels, IGNORE, refCount);
+            Tensor count = gpuEmpty(Shape.of(1), countType);
+            gpu.countNotEqual(gLabels, IGNORE, count);
+            assertClose(refCount, count, 0, tag(what + " countNotEqual " + countType));
+        }
+
+        Tensor scale = Tensor.fromArray(new double[] {1.0 / n}, Shape.of(1), DType.F32, CPU);
+        Tensor refGrad = cpuEmpty(Shape.of(n, v), t);
+        cpu.crossEntropyBackward(logits, labels, refLse, IGNORE, scale, refGrad);
+        Tensor grad = gpuEmpty(Shape.of(n, v), t);
+        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), grad);
+        assertClose(refGrad, grad, tol(t), tag(what + " backward"));
+        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), gLogits); // in place
+        assertClose(refGrad, gLogits, tol(t), tag(what + " backward in place"));
+    }
+
+    // ------------------------------------------------------------------ attention softmax
+
+    /** One block of scores: rows x cols with the masking parameters of attentionSoftmax. */
+    private record Block(long rows, long cols, long rowStart, long rowsPerHead, long colStart, long window, String name) {
+    }
+
+    private static final Block[] BLOCKS = {
+            new Block(37, 37, 0, 37, 0, 0, "causal, odd width"),
+            new Block(64, 64, 0, 64, 0, 0, "causal, vectorised"),
+            new Block(16, 96, 128, 16, 64, 0, "a later query block"),
+            new Block(40, 40, 0, 40, 0, 7, "sliding window 7"),
+            new Block(24, 24, 16, 8, 0, 0, "three stacked heads of 8 rows"),
+            new Block(20, 33, 0, 20, 10, 0, "rows before the first key fully masked"),
+            new Block(12, 1500, 1490, 12, 0, 1000, "long rows with a window (block per row)"),
+            new Block(9, 2048, 2040, 9, 0, 0, "long causal rows"),
+    };
+
+    @Test
+    void attentionSoftmaxMasksAndNormalises() {
+        for (Block blk : BLOCKS) {
+            for (DType pt : FLOATS) {
+                checkAttention(blk, DType.F32, pt);
+            }
+            checkAttention(blk, DType.F64, DType.F64);
+        }
+    }
+
+    private void checkAttention(Block blk, DType st, DType pt) {
+        String what = "attentionSoftmax " + blk.name() + " scores " + st + " probs " + pt;
+        double scale = 0.125 + rnd.nextDouble();
+        Shape s = Shape.of(blk.rows(), blk.cols());
+        Tensor scores = rand(s, st, -8, 8);
+        Tensor refProbs = cpuEmpty(s, pt);
+        Tensor refLse = cpuEmpty(Shape.of(blk.rows()), st);
+        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs, refLse, false);
+        Tensor probs = gpuEmpty(s, pt);
+        Tensor lse = gpuEmpty(Shape.of(blk.rows()), st);
+        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs, lse, false);
+        // fp32 math for F32 scores whatever the probs dtype
+        double probsTol = Math.max(tol(pt), tol(st));
+        assertClose(refLse, lse, tol(st), tag(what + " lse"));
+        assertClose(refProbs, probs, probsTol, tag(what + " probs"));
+        if (blk.name().startsWith("rows before")) {
+            double[] l = lse.toDoubleArray();
+            assertEquals(Double.NEGATIVE_INFINITY, l[0], "a row without a visible key has lse -inf");
+        }
+
+        // with the saved lse read back instead of recomputed
+        Tensor refProbs2 = cpuEmpty(s, pt);
+        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs2, refLse, true);
+        Tensor probs2 = gpuEmpty(s, pt);
+        Tensor lseIn = g(refLse);
+        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs2, lseIn, true);
+        assertClose(refProbs2, probs2, probsTol, tag(what + " with lseIn"));
+        assertClose(refLse, lseIn, 0, tag(what + " lseIn is not written"));
+    }
+
+    @Test
+    void attentionSoftmaxBackward() {
+        for (DType pt : FLOATS) {
+            for (DType gt : FLOATS) {
+                checkAttentionBackward(DType.F32, pt, gt);
+            }
+        }
+        checkAttentionBackward(DType.F64, DType.F64, DType.F64);
+    }
+
+    private void checkAttentionBackward(DType st, DType pt, DType gt) {
+        long r = 1 + rnd.nextInt(70);
+        long c = 1 + rnd.nextInt(600);
+        Shape s = Shape.of(r, c);
+        double scale = 0.0625 + rnd.nextDouble();
+        Tensor probs = rand(s, pt, 0, 1);
+        Tensor gradProbs = rand(s, st, -1, 1);
+        Tensor delta = rand(Shape.of(r), st, -1, 1);
+        String what = "attentionSoftmaxBackward grad " + st + " probs " + pt + " gradScores " + gt + " " + s;
+        Tensor ref = cpuEmpty(s, gt);
+        cpu.attentionSoftmaxBackward(probs, gradProbs, delta, scale, ref);
+        Tensor got = gpuEmpty(s, gt);
+        gpu.attentionSoftmaxBackward(g(probs), g(gradProbs), g(delta), scale, got);
+        double t = Math.max(tol(gt), st == DType.F64 || pt == DType.F64 ? tol(DType.F64) : tol(DType.F32));
+        assertClose(ref, got, t, tag(what));
+        if (pt == gt) { // gradScores may be probs
+            Tensor inPlace = g(probs);
+            gpu.attentionSoftmaxBackward(inPlace, g(gradProbs), g(delta), scale, inPlace);
+            assertClose(ref, inPlace, t, tag(what + " in place"));
+        }
+    }
+
+    // ------------------------------------------------------------------ optimizer
+
+    @Test
+    void adamwOverSeveralSteps() {
+        DType[][] pairs = {
+                {DType.F32, DType.F32}, {DType.BF16, DType.BF16}, {DType.F16, DType.F16}, {DType.F64, DType.F64},
+                {DType.BF16, DType.F32}, {DType.F16, DType.F32}, {DType.F64, DType.F32},
+                {DType.F32, DType.BF16}}; // an F32 master copy stepped with a 16-bit gradient
+        for (DType[] p : pairs) {
+            for (boolean withScale : new boolean[] {false, true}) {
+                checkAdamw(p[0], p[1], withScale, 1 + rnd.nextInt(5000));
+            }
+        }
+        checkAdamw(DType.BF16, DType.F32, true, 1 << 20);
+    }
+
+    private void checkAdamw(DType pt, DType gt, boolean withScale, long n) {
+        String what = "adamw param " + pt + " grad " + gt + (withScale ? " scaled" : "") + " n=" + n;
+        Shape s = Shape.of(n);
+        DType st = stat(pt);
+        Tensor refP = rand(s, pt, -1, 1);
+        Tensor p = g(refP);
+        Tensor refM = Tensor.zeros(s, st, CPU);
+        Tensor refV = Tensor.zeros(s, st, CPU);
+        Tensor m = Tensor.zeros(s, st, GPU);
+        Tensor v = Tensor.zeros(s, st, GPU);
+        Tensor scale = withScale ? Tensor.fromArray(new double[] {0.37}, Shape.of(1), DType.F32, CPU) : null;
+        for (long step = 1; step <= 5; step++) {
+            AdamWStep hp = new AdamWStep(1e-2, 0.9, 0.999, 1e-8, 0.1, step);
+            Tensor grad = rand(s, gt, -1, 1);
+            cpu.adamw(refP, grad, refM, refV, hp, scale);
+            gpu.adamw(p, g(grad), m, v, hp, scale == null ? null : g(scale));
+            String at = what + " step " + step;
+            assertClose(refM, m, tol(st), tag(at + " m"));
+            assertClose(refV, v, tol(st), tag(at + " v"));
+            assertClose(refP, p, tol(pt), tag(at + " param"));
+        }
+    }
+
+    @Test
+    void sumOfSquaresAccumulatesDeterministically() {
+        for (DType t : FLOATS) {
+            for (long n : new long[] {1, 7, 1000, (1 << 20) + 3, 5_000_000}) {
+                for (DType outType : t == DType.F64 ? new DType[] {DType.F64, DType.F32} : new DType[] {DType.F32}) {
+                    String what = "sumOfSquares " + t + " n=" + n + " into " + outType;
+                    Tensor x = rand(Shape.of(n), t, -1, 1);
+                    Tensor ref = Tensor.full(Shape.of(1), 3.5, outType, CPU);
+                    cpu.sumOfSquares(x, ref);
+                    Tensor gx = g(x);
+                    Tensor got = Tensor.full(Shape.of(1), 3.5, outType, GPU);
+                    gpu.sumOfSquares(gx, got);
+                    assertClose(ref, got, tol(outType), tag(what));
+                    Tensor again = Tensor.full(Shape.of(1), 3.5, outType, GPU);
+                    gpu.sumOfSquares(gx, again);
+                    assertSameBits(got, again, what);
+                    if (n > 1) { // a view at an odd offset: the unaligned path
+                        Tensor refView = Tensor.zeros(Shape.of(1), outType, CPU);
+                        cpu.sumOfSquares(x.slice(0, 1, n), refView);
+                        Tensor view = Tensor.zeros(Shape.of(1), outType, GPU);
+                        gpu.sumOfSquares(gx.slice(0, 1, n), view);
+                        assertClose(refView, view, tol(outType), tag(what + " of an unaligned view"));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void clipCoefficient() {
+        for (double ss : new double[] {0, 0.25, 1, 4, 1e6, 123.456, Double.NaN}) {
+            for (double maxNorm : new double[] {1.0, 0.5, 10}) {
+                for (DType t : new DType[] {DType.F32, DType.F64}) {
+                    Tensor in = Tensor.fromArray(new double[] {ss}, Shape.of(1), t, CPU);
+                    Tensor ref = cpuEmpty(Shape.of(1), t);
+                    cpu.clipCoefficient(in, maxNorm, ref);
+                    Tensor got = gpuEmpty(Shape.of(1), t);
+                    gpu.clipCoefficient(g(in), maxNorm, got);
+                    assertClose(ref, got, tol(t), tag("clipCoefficient ss=" + ss + " maxNorm=" + maxNorm + " " + t));
+                    double c = got.item();
+                    assertTrue(Double.isNaN(ss) ? Double.isNaN(c) : c > 0 && c <= 1, "coefficient " + c);
+                }
+            }
+        }
+    }
+}
