@@ -1,6 +1,5 @@
-// GELU (tanh approximation) and GeGLU, forward and backward, element-wise over contiguous tensors with the
-// formulas of PyTorch's gelu(approximate='tanh') kernels. VEC elements per access where the host found every
-// operand aligned and the count divisible; each output element is written by the thread that read its inputs,
+// GELU (tanh approximation) and GeGLU, forward and backward, element-wise over contiguous tensors. VEC
+// elements per access where the host found every operand aligned and the count divisible; each output element is written by the thread that read its inputs,
 // so in-place use is safe.
 #include "rows.cuh"
 
@@ -9,31 +8,28 @@ template <typename A> struct GeluConst {
     static constexpr double kappa = 0.044715;
 };
 
+// Evaluated as the identical x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): PyTorch's 0.5 x (1 + tanh u)
+// cancels for x below about -5 and loses relative accuracy there; the logistic form does not (and it is the
+// cpu reference's formula, so the two agree to rounding everywhere).
 template <typename A>
 __device__ __forceinline__ A gelu_fwd(A x) {
     const A beta = (A) GeluConst<A>::beta;
     const A kappa = (A) GeluConst<A>::kappa;
-    A cube = x * x * x;
-    A inner = beta * (x + kappa * cube);
-    return (A) 0.5 * x * ((A) 1 + jt_tanh(inner));
+    A u = beta * (x + kappa * x * x * x);
+    return x / ((A) 1 + jt_exp((A) -2 * u));
 }
 
-// d gelu / dx
+// d gelu / dx = s + 2 x s (1 - s) u', s = sigmoid(2u), 1 - s = sigmoid(-2u): accurate in both tails.
 template <typename A>
 __device__ __forceinline__ A gelu_grad(A x) {
     const A beta = (A) GeluConst<A>::beta;
     const A kappa = (A) GeluConst<A>::kappa;
     A sq = x * x;
-    A cube = sq * x;
-    A inner = beta * (x + kappa * cube);
-    A t = jt_tanh(inner);
-    A left = (A) 0.5 * x;
-    A right = (A) 1 + t;
-    A leftDerivative = (A) 0.5 * right;
-    A tanhDerivative = (A) 1 - t * t;
-    A innerDerivative = beta * ((A) 1 + (A) 3 * kappa * sq);
-    A rightDerivative = left * tanhDerivative * innerDerivative;
-    return leftDerivative + rightDerivative;
+    A u = beta * (x + kappa * sq * x);
+    A s = (A) 1 / ((A) 1 + jt_exp((A) -2 * u));
+    A oneMinusS = (A) 1 / ((A) 1 + jt_exp((A) 2 * u));
+    A du = beta * ((A) 1 + (A) 3 * kappa * sq);
+    return s + (A) 2 * x * s * oneMinusS * du;
 }
 
 template <typename T, int VEC>
