@@ -172,6 +172,20 @@ public record Gemma3Config(
     }
 
     /** Parses config.json text; {@code source} names it in errors (a file name). */
+    /** Configurations shipped in the jar (real models' config.json): "gemma-3-270m", "gemma-3-1b-it". */
+    public static Gemma3Config builtIn(String name) {
+        String resource = "/dev/jtune/gemma/configs/" + name + ".json";
+        try (java.io.InputStream in = Gemma3Config.class.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new ConfigException(resource, null, "no built-in configuration named '" + name
+                        + "' (built in: gemma-3-270m, gemma-3-1b-it)");
+            }
+            return parse(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8), "built-in " + name);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("reading " + resource, e);
+        }
+    }
+
     public static Gemma3Config parse(String json, String source) {
         JsonNode root;
         try {

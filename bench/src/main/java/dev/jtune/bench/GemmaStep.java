@@ -1,0 +1,68 @@
+package dev.jtune.bench;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.Backends;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
+
+import java.util.Locale;
+
+/**
+ * One full fine-tuning forward + backward of a real Gemma 3 configuration with random weights, timed and with
+ * the allocator's peak memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3]}.
+ */
+public final class GemmaStep {
+    private GemmaStep() {
+    }
+
+    public static void main(String[] args) {
+        String name = args.length > 0 ? args[0] : "gemma-3-270m";
+        int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 8192;
+        boolean checkpoint = args.length > 2 && Boolean.parseBoolean(args[2]);
+        int steps = args.length > 3 ? Integer.parseInt(args[3]) : 3;
+        Gemma3Config config = Gemma3Config.builtIn(name);
+        CudaBackend gpu = CudaBackend.get(0);
+        Device d = gpu.device();
+        System.out.println("device: " + gpu.description());
+        try (Scope weights = Scope.open("weights", MemoryCategory.WEIGHTS)) {
+            Gemma3Model model = Gemma3Model.random(config, d, DType.BF16, 1);
+            for (Tensor p : model.parameters().values()) {
+                p.requiresGrad(true);
+            }
+            int[] ids = new int[tokens];
+            for (int i = 0; i < tokens; i++) {
+                ids[i] = (int) ((i * 2654435761L) % config.vocabSize());
+            }
+            Tensor input = Tensor.fromArray(ids, Shape.of(1, tokens), DType.I32, Device.CPU);
+            for (int s = 0; s < steps; s++) {
+                gpu.synchronize();
+                gpu.allocator().resetPeaks();
+                long t0 = System.nanoTime();
+                double loss;
+                try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
+                    Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint));
+                    l.backward();
+                    loss = l.item();
+                }
+                Backends.get(d).synchronize();
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                MemoryStats m = gpu.memoryStats();
+                System.out.printf(Locale.ROOT, "%s full fine-tune, %d tokens, checkpointing %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
+                                + "peak allocated %s (weights %s, gradients %s, activations %s), reserved peak %s%n",
+                        name, tokens, checkpoint, s, seconds * 1e3, tokens / seconds, loss, MemoryStats.gib(m.peakAllocated()),
+                        MemoryStats.gib(m.peak(MemoryCategory.WEIGHTS)), MemoryStats.gib(m.peak(MemoryCategory.GRADIENTS)),
+                        MemoryStats.gib(m.peak(MemoryCategory.ACTIVATIONS)), MemoryStats.gib(m.peakReserved()));
+                for (Tensor p : model.parameters().values()) {
+                    p.zeroGrad();
+                }
+            }
+        }
+    }
+}

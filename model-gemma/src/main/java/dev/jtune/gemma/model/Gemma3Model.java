@@ -1,0 +1,258 @@
+package dev.jtune.gemma.model;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.ops.Activations;
+import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionSpec;
+import dev.jtune.engine.ops.CrossEntropy;
+import dev.jtune.engine.ops.Embedding;
+import dev.jtune.engine.ops.RmsNorm;
+import dev.jtune.engine.ops.Rope;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.safetensors.SafeTensorsModel;
+import dev.jtune.gemma.safetensors.TensorInfo;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Gemma 3's text model as HF transformers computes it, on the engine: scaled embeddings; per layer an input
+ * RMSNorm, grouped-query attention with q/k RMSNorms, RoPE at the layer type's base and a sliding window on
+ * sliding layers, a post-attention norm and residual; then a pre-FFN norm, the GeGLU MLP, a post-FFN norm and
+ * residual; a final norm; the LM head tied to the embedding. Weights are allocated in the scope current when
+ * the model is built (counted as WEIGHTS); the model owns no memory of its own.
+ */
+public final class Gemma3Model {
+    public static final String EMBED = "model.embed_tokens.weight";
+    public static final String FINAL_NORM = "model.norm.weight";
+
+    private final Gemma3Config config;
+    private final Tensor embed;
+    private final List<Gemma3Layer> layers;
+    private final Tensor finalNorm;
+    private final Map<String, Tensor> parameters;
+    private final DType dtype;
+    private final Device device;
+
+    private Gemma3Model(Gemma3Config config, Map<String, Tensor> byName) {
+        if (config.finalLogitSoftcapping() != null || config.attnLogitSoftcapping() != null) {
+            throw new UnsupportedOpException("Gemma 3 with logit soft-capping is not supported yet (config sets final "
+                    + config.finalLogitSoftcapping() + ", attention " + config.attnLogitSoftcapping() + ")");
+        }
+        if (config.ropeScalingFactor() != 1.0 || config.ropeScalingFactorLocal() != 1.0) {
+            throw new UnsupportedOpException("Gemma 3 with RoPE scaling (factor " + config.ropeScalingFactor()
+                    + ", as in the 4B+ models) is not supported yet");
+        }
+        if (!config.tieWordEmbeddings()) {
+            throw new UnsupportedOpException("Gemma 3 without tied embeddings is not supported yet");
+        }
+        this.config = config;
+        this.parameters = Collections.unmodifiableMap(byName);
+        this.embed = byName.get(EMBED);
+        this.finalNorm = byName.get(FINAL_NORM);
+        List<Gemma3Layer> ls = new ArrayList<>();
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            String[] names = Gemma3Layer.names(i);
+            Tensor[] t = new Tensor[names.length];
+            for (int j = 0; j < names.length; j++) {
+                t[j] = byName.get(names[j]);
+            }
+            ls.add(Gemma3Layer.of(t));
+        }
+        this.layers = List.copyOf(ls);
+        this.dtype = embed.dtype();
+        this.device = embed.device();
+    }
+
+    /** Every parameter name with its expected shape, in HF's order. */
+    public static Map<String, Shape> parameterShapes(Gemma3Config c) {
+        Map<String, Shape> shapes = new LinkedHashMap<>();
+        long h = c.hiddenSize();
+        long d = c.headDim();
+        shapes.put(EMBED, Shape.of(c.vocabSize(), h));
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String[] n = Gemma3Layer.names(i);
+            Shape[] s = {Shape.of(h), Shape.of(c.numAttentionHeads() * d, h), Shape.of(c.numKeyValueHeads() * d, h),
+                    Shape.of(c.numKeyValueHeads() * d, h), Shape.of(h, c.numAttentionHeads() * d), Shape.of(d), Shape.of(d),
+                    Shape.of(h), Shape.of(h), Shape.of(c.intermediateSize(), h), Shape.of(c.intermediateSize(), h),
+                    Shape.of(h, c.intermediateSize()), Shape.of(h)};
+            for (int j = 0; j < n.length; j++) {
+                shapes.put(n[j], s[j]);
+            }
+        }
+        shapes.put(FINAL_NORM, Shape.of(h));
+        return shapes;
+    }
+
+    /**
+     * Loads a checkpoint directory (config.json + safetensors, single or sharded) by HF names, converting the
+     * weights to {@code dtype} on {@code device}. Missing or mis-shaped tensors are errors naming file and tensor.
+     */
+    public static Gemma3Model load(Path dir, Device device, DType dtype) {
+        Gemma3Config config = Gemma3Config.read(dir);
+        try (SafeTensorsModel files = SafeTensorsModel.open(dir)) {
+            String prefix = files.contains(EMBED) ? "" : "language_model."; // multimodal checkpoints nest the text tower
+            Map<String, Tensor> byName = new LinkedHashMap<>();
+            try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+                for (Map.Entry<String, Shape> e : parameterShapes(config).entrySet()) {
+                    String name = prefix + e.getKey();
+                    if (!files.contains(name)) {
+                        throw new ShapeException("Gemma 3 checkpoint " + dir + " has no tensor " + name);
+                    }
+                    TensorInfo info = files.info(name);
+                    if (!info.shape().equals(e.getValue())) {
+                        throw new ShapeException("Gemma 3 checkpoint " + files.fileOf(name) + ": tensor " + name + " has shape "
+                                + info.shape() + ", the config needs " + e.getValue());
+                    }
+                    byName.put(e.getKey(), files.loadAs(name, device, dtype));
+                }
+            }
+            return new Gemma3Model(config, byName);
+        }
+    }
+
+    /** Random weights at the config's shapes (for benchmarks): linear and embedding N(0, 0.02), norms 0 (scale 1). */
+    public static Gemma3Model random(Gemma3Config config, Device device, DType dtype, long seed) {
+        Map<String, Tensor> byName = new LinkedHashMap<>();
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            long s = seed;
+            for (Map.Entry<String, Shape> e : parameterShapes(config).entrySet()) {
+                boolean norm = e.getValue().rank() == 1;
+                byName.put(e.getKey(), norm ? Tensor.zeros(e.getValue(), dtype, device) : Tensor.normal(e.getValue(), dtype, device, s++, 0, 0.02));
+            }
+        }
+        return new Gemma3Model(config, byName);
+    }
+
+    public Gemma3Config config() {
+        return config;
+    }
+
+    /** Parameters by HF name, in HF's order. */
+    public Map<String, Tensor> parameters() {
+        return parameters;
+    }
+
+    public List<Gemma3Layer> layers() {
+        return layers;
+    }
+
+    public Tensor embedding() {
+        return embed;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    public Device device() {
+        return device;
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    /** Options of one forward pass. */
+    public record Options(boolean checkpointLayers, int attentionBlock) {
+        public static Options defaults() {
+            return new Options(false, 512);
+        }
+
+        public Options withCheckpointing(boolean on) {
+            return new Options(on, attentionBlock);
+        }
+    }
+
+    /**
+     * Hidden states after the final norm, [B * T, hidden], for token ids I32 [B, T] at positions 0..T-1.
+     * {@code observer}, when not null, receives HF's hidden_states list: the scaled embeddings, each layer's output
+     * (the last replaced by the final-normed states), each as [B * T, hidden].
+     */
+    public Tensor hidden(Tensor ids, Options options, Consumer<Tensor> observer) {
+        if (ids.rank() != 2 || ids.dtype() != DType.I32) {
+            throw new ShapeException("Gemma 3 forward: token ids must be I32 [batch, length], got " + ids.describe());
+        }
+        long b = ids.dim(0);
+        long t = ids.dim(1);
+        int[] pos = new int[(int) t];
+        for (int i = 0; i < t; i++) {
+            pos[i] = i;
+        }
+        Tensor positions = Tensor.fromArray(pos, Shape.of(t), DType.I32, device);
+        Tensor x = Embedding.lookup(embed, ids.to(device)).reshape(b * t, config.hiddenSize()).scale(config.embeddingScale(dtype));
+        if (observer != null) {
+            observer.accept(x);
+        }
+        for (int i = 0; i < layers.size(); i++) {
+            int layer = i;
+            Tensor input = x;
+            x = options.checkpointLayers()
+                    ? Autograd.checkpoint(in -> layerForward(layer, in[0], b, t, positions, options), input)
+                    : layerForward(layer, input, b, t, positions, options);
+            if (observer != null && i < layers.size() - 1) {
+                observer.accept(x);
+            }
+        }
+        Tensor out = RmsNorm.apply(x, finalNorm, config.rmsNormEps(), true);
+        if (observer != null) {
+            observer.accept(out);
+        }
+        return out;
+    }
+
+    /** Logits [B * T, vocab] in the model's dtype (small vocabularies and generation; training uses {@link #loss}). */
+    public Tensor logits(Tensor hidden) {
+        return hidden.matmul(embed.transpose(0, 1));
+    }
+
+    /**
+     * Mean next-token cross-entropy: position p's logits predict labels[p + 1], labels of -100 are not counted (HF's
+     * causal LM loss). Computed by the chunked linear cross-entropy, so the [tokens x vocab] logits never exist.
+     */
+    public Tensor loss(Tensor ids, Tensor labels, Options options) {
+        if (!labels.shape().equals(ids.shape())) {
+            throw new ShapeException("Gemma 3 loss: labels " + labels.shape() + " must match ids " + ids.shape());
+        }
+        long b = ids.dim(0);
+        long t = ids.dim(1);
+        Tensor h = hidden(ids, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
+        Tensor shifted = labels.to(device).slice(1, 1, t).contiguous().reshape(b * (t - 1));
+        return CrossEntropy.linear(h, embed, shifted, 0);
+    }
+
+    private Tensor layerForward(int i, Tensor x, long b, long t, Tensor positions, Options options) {
+        Gemma3Layer w = layers.get(i);
+        double eps = config.rmsNormEps();
+        int hq = config.numAttentionHeads();
+        int hkv = config.numKeyValueHeads();
+        int d = config.headDim();
+        Tensor h = RmsNorm.apply(x, w.inputNorm(), eps, true);
+        Tensor q = RmsNorm.apply(h.matmul(w.qProj().transpose(0, 1)).reshape(b, t, hq, d), w.qNorm(), eps, true);
+        Tensor k = RmsNorm.apply(h.matmul(w.kProj().transpose(0, 1)).reshape(b, t, hkv, d), w.kNorm(), eps, true);
+        Tensor v = h.matmul(w.vProj().transpose(0, 1)).reshape(b, t, hkv, d);
+        double base = config.ropeTheta(i);
+        q = Rope.apply(q.transpose(1, 2).contiguous(), positions, base);
+        k = Rope.apply(k.transpose(1, 2).contiguous(), positions, base);
+        long window = config.isSliding(i) ? config.slidingWindow() : 0;
+        Tensor a = Attention.causal(q, k, v.transpose(1, 2).contiguous(),
+                new AttentionSpec(window, config.attentionScale(), options.attentionBlock()));
+        Tensor attn = a.transpose(1, 2).contiguous().reshape(b * t, (long) hq * d).matmul(w.oProj().transpose(0, 1));
+        Tensor x2 = x.add(RmsNorm.apply(attn, w.postAttentionNorm(), eps, true));
+        Tensor m = RmsNorm.apply(x2, w.preFeedforwardNorm(), eps, true);
+        Tensor mlp = Activations.geglu(m.matmul(w.gateProj().transpose(0, 1)), m.matmul(w.upProj().transpose(0, 1)))
+                .matmul(w.downProj().transpose(0, 1));
+        return x2.add(RmsNorm.apply(mlp, w.postFeedforwardNorm(), eps, true));
+    }
+}

@@ -1,0 +1,133 @@
+package dev.jtune.gemma.model;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * gemma3-tiny against HF transformers (float32 compute from the bf16 weights): logits, every hidden state, the
+ * loss and every parameter's gradient, on the cpu in float32.
+ */
+class Gemma3GoldenTest {
+
+    static Path fixture(String name) {
+        try {
+            return Path.of(Gemma3GoldenTest.class.getResource("/" + name).toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static double goldenLoss() throws IOException {
+        return new ObjectMapper().readTree(fixture("gemma3-tiny/golden.json").toFile()).get("loss").asDouble();
+    }
+
+    static double relativeError(Tensor got, Tensor ref) {
+        assertEquals(ref.numel(), got.numel(), "element count of " + got + " vs " + ref);
+        double[] a = got.toDoubleArray();
+        double[] b = ref.toDoubleArray();
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (Double.isNaN(a[i])) {
+                return Double.NaN;
+            }
+            num += (a[i] - b[i]) * (a[i] - b[i]);
+            den += b[i] * b[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-300));
+    }
+
+    /** Runs the golden batch on {@code device} in {@code dtype} and checks against HF within the given bounds. */
+    static void checkAgainstGolden(Device device, DType dtype, double logitTol, double hiddenTol, double lossTol, double gradTol)
+            throws IOException {
+        try (Scope scope = Scope.open("golden", MemoryCategory.WEIGHTS);
+             SafeTensorsFile golden = SafeTensorsFile.open(fixture("gemma3-tiny/golden.safetensors"))) {
+            Gemma3Model model = Gemma3Model.load(fixture("gemma3-tiny"), device, dtype);
+            for (Tensor p : model.parameters().values()) {
+                p.requiresGrad(true);
+            }
+            Tensor ids = golden.load("input_ids", Device.CPU);
+            Tensor labels = golden.load("labels", Device.CPU);
+            List<Tensor> hidden = new ArrayList<>();
+            Tensor h;
+            try (Scope step = Scope.open("forward", MemoryCategory.ACTIVATIONS)) {
+                h = model.hidden(ids, Gemma3Model.Options.defaults(), hidden::add);
+                Tensor logits = model.logits(h);
+                double e = relativeError(logits.cast(DType.F32), golden.load("logits", Device.CPU));
+                System.out.printf("%s %s: logits relative error %.2e%n", device, dtype, e);
+                assertTrue(e <= logitTol, "logits relative error " + e);
+                for (int i = 0; i < hidden.size(); i++) {
+                    double he = relativeError(hidden.get(i).cast(DType.F32), golden.load("hidden_states." + i, Device.CPU));
+                    assertTrue(he <= hiddenTol, "hidden_states." + i + " relative error " + he);
+                }
+                assertEquals(model.config().numHiddenLayers() + 1, hidden.size(), "hidden states reported");
+            }
+            try (Scope step = Scope.open("train step", MemoryCategory.ACTIVATIONS)) {
+                Tensor loss = model.loss(ids, labels, Gemma3Model.Options.defaults());
+                double value = loss.item();
+                double expected = goldenLoss();
+                System.out.printf("%s %s: loss %.6f vs HF %.6f%n", device, dtype, value, expected);
+                assertTrue(Math.abs(value - expected) <= lossTol * Math.abs(expected), "loss " + value + " vs HF " + expected);
+                loss.backward();
+            }
+            double worst = 0;
+            for (Map.Entry<String, Tensor> p : model.parameters().entrySet()) {
+                assertNotNull(p.getValue().grad(), "no gradient for " + p.getKey());
+                double ge = relativeError(p.getValue().grad().cast(DType.F32), golden.load("grad." + p.getKey(), Device.CPU));
+                assertTrue(ge <= gradTol, "gradient of " + p.getKey() + " relative error " + ge);
+                worst = Math.max(worst, ge);
+            }
+            System.out.printf("%s %s: worst gradient relative error %.2e over %d parameters%n", device, dtype, worst, model.parameters().size());
+        }
+    }
+
+    @Test
+    void cpuFloat32MatchesHf() throws IOException {
+        checkAgainstGolden(Device.CPU, DType.F32, 1e-4, 1e-4, 1e-4, 1e-3);
+    }
+
+    @Test
+    void checkpointedLayersGiveTheSameGradients() {
+        try (Scope scope = Scope.open("checkpoint", MemoryCategory.WEIGHTS);
+             SafeTensorsFile golden = SafeTensorsFile.open(fixture("gemma3-tiny/golden.safetensors"))) {
+            Gemma3Model model = Gemma3Model.load(fixture("gemma3-tiny"), Device.CPU, DType.F32);
+            Tensor ids = golden.load("input_ids", Device.CPU);
+            Tensor labels = golden.load("labels", Device.CPU);
+            Map<String, double[]> plain = gradients(model, ids, labels, false);
+            Map<String, double[]> checkpointed = gradients(model, ids, labels, true);
+            for (String name : plain.keySet()) {
+                assertTrue(java.util.Arrays.equals(plain.get(name), checkpointed.get(name)), "gradient of " + name + " differs with checkpointing");
+            }
+        }
+    }
+
+    private static Map<String, double[]> gradients(Gemma3Model model, Tensor ids, Tensor labels, boolean checkpoint) {
+        for (Tensor p : model.parameters().values()) {
+            p.zeroGrad();
+            p.requiresGrad(true);
+        }
+        try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
+            model.loss(ids, labels, Gemma3Model.Options.defaults().withCheckpointing(checkpoint)).backward();
+        }
+        Map<String, double[]> out = new java.util.LinkedHashMap<>();
+        model.parameters().forEach((name, p) -> out.put(name, p.grad().toDoubleArray()));
+        return out;
+    }
+}
