@@ -234,25 +234,77 @@ public final class Gemma3Model {
 
     private Tensor layerForward(int i, Tensor x, long b, long t, Tensor positions, Options options) {
         Gemma3Layer w = layers.get(i);
+        Tensor h = RmsNorm.apply(x, w.inputNorm(), config.rmsNormEps(), true);
+        Tensor[] qkv = projectQkv(i, h, b, t, positions);
+        long window = config.isSliding(i) ? config.slidingWindow() : 0;
+        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], new AttentionSpec(window, config.attentionScale(), options.attentionBlock()));
+        return finishLayer(i, x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
+    }
+
+    /** q, k, v as [B, H, T, D] after the q/k norms and RoPE, from the normed input h [B * T, hidden]. */
+    private Tensor[] projectQkv(int i, Tensor h, long b, long t, Tensor positions) {
+        Gemma3Layer w = layers.get(i);
         double eps = config.rmsNormEps();
         int hq = config.numAttentionHeads();
         int hkv = config.numKeyValueHeads();
         int d = config.headDim();
-        Tensor h = RmsNorm.apply(x, w.inputNorm(), eps, true);
         Tensor q = RmsNorm.apply(h.matmul(w.qProj().transpose(0, 1)).reshape(b, t, hq, d), w.qNorm(), eps, true);
         Tensor k = RmsNorm.apply(h.matmul(w.kProj().transpose(0, 1)).reshape(b, t, hkv, d), w.kNorm(), eps, true);
         Tensor v = h.matmul(w.vProj().transpose(0, 1)).reshape(b, t, hkv, d);
         double base = config.ropeTheta(i);
-        q = Rope.apply(q.transpose(1, 2).contiguous(), positions, base);
-        k = Rope.apply(k.transpose(1, 2).contiguous(), positions, base);
-        long window = config.isSliding(i) ? config.slidingWindow() : 0;
-        Tensor a = Attention.causal(q, k, v.transpose(1, 2).contiguous(),
-                new AttentionSpec(window, config.attentionScale(), options.attentionBlock()));
-        Tensor attn = a.transpose(1, 2).contiguous().reshape(b * t, (long) hq * d).matmul(w.oProj().transpose(0, 1));
+        return new Tensor[] {
+                Rope.apply(q.transpose(1, 2).contiguous(), positions, base),
+                Rope.apply(k.transpose(1, 2).contiguous(), positions, base),
+                v.transpose(1, 2).contiguous()};
+    }
+
+    /** The rest of a layer after attention: o_proj, post-attention norm, residual, the MLP half. */
+    private Tensor finishLayer(int i, Tensor x, Tensor attention) {
+        Gemma3Layer w = layers.get(i);
+        double eps = config.rmsNormEps();
+        Tensor attn = attention.matmul(w.oProj().transpose(0, 1));
         Tensor x2 = x.add(RmsNorm.apply(attn, w.postAttentionNorm(), eps, true));
         Tensor m = RmsNorm.apply(x2, w.preFeedforwardNorm(), eps, true);
         Tensor mlp = Activations.geglu(m.matmul(w.gateProj().transpose(0, 1)), m.matmul(w.upProj().transpose(0, 1)))
                 .matmul(w.downProj().transpose(0, 1));
         return x2.add(RmsNorm.apply(mlp, w.postFeedforwardNorm(), eps, true));
+    }
+
+    // ------------------------------------------------------------------ generation
+
+    /**
+     * Inference with a KV cache: the final-normed hidden states [n, hidden] of {@code ids} (I32 [1, n]) at
+     * positions start..start+n-1, appending their keys and values to {@code cache}. A prompt (start 0) runs the
+     * blocked causal attention over itself; later calls take one token each and attend to the cache.
+     */
+    public Tensor hiddenCached(Tensor ids, int start, KvCache cache) {
+        long n = ids.dim(1);
+        if (ids.rank() != 2 || ids.dim(0) != 1 || ids.dtype() != DType.I32) {
+            throw new ShapeException("Gemma 3 generation: ids must be I32 [1, n], got " + ids.describe());
+        }
+        if (start > 0 && n != 1) {
+            throw new UnsupportedOpException("Gemma 3 generation: after the prompt, tokens are fed one at a time (got " + n + ")");
+        }
+        int[] pos = new int[(int) n];
+        for (int i = 0; i < n; i++) {
+            pos[i] = start + i;
+        }
+        Tensor positions = Tensor.fromArray(pos, Shape.of(n), DType.I32, device);
+        Tensor x = Embedding.lookup(embed, ids.to(device)).reshape(n, config.hiddenSize()).scale(config.embeddingScale(dtype));
+        for (int i = 0; i < layers.size(); i++) {
+            Tensor h = RmsNorm.apply(x, layers.get(i).inputNorm(), config.rmsNormEps(), true);
+            Tensor[] qkv = projectQkv(i, h, 1, n, positions);
+            cache.append(i, qkv[1], qkv[2], start);
+            Tensor a;
+            if (start == 0) {
+                long window = config.isSliding(i) ? config.slidingWindow() : 0;
+                a = Attention.causal(qkv[0], qkv[1], qkv[2], new AttentionSpec(window, config.attentionScale(), 512))
+                        .transpose(1, 2).contiguous().reshape(n, (long) config.qDim());
+            } else {
+                a = cache.attend(i, qkv[0], config.attentionScale());
+            }
+            x = finishLayer(i, x, a);
+        }
+        return RmsNorm.apply(x, finalNorm, config.rmsNormEps(), true);
     }
 }
