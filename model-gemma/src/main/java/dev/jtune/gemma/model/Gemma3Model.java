@@ -46,6 +46,16 @@ public final class Gemma3Model {
     private final Map<String, Tensor> parameters;
     private final DType dtype;
     private final Device device;
+    private final Map<String, Adapter> adapters = new LinkedHashMap<>();
+
+    /**
+     * A trainable addition to one frozen linear projection (LoRA): {@code y = x W^T + adapter(x)}. Implemented by
+     * the LoRA package; the model only calls it.
+     */
+    @FunctionalInterface
+    public interface Adapter {
+        Tensor apply(Tensor x);
+    }
 
     private Gemma3Model(Gemma3Config config, Map<String, Tensor> byName) {
         if (config.finalLogitSoftcapping() != null || config.attnLogitSoftcapping() != null) {
@@ -154,6 +164,49 @@ public final class Gemma3Model {
         return embed;
     }
 
+    /** The names of the linear projections, HF's module names in model order ("model.layers.0.self_attn.q_proj", ...). */
+    public List<String> linearModules() {
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < layers.size(); i++) {
+            for (String n : Gemma3Layer.names(i)) {
+                if (n.endsWith("_proj.weight")) {
+                    names.add(n.substring(0, n.length() - ".weight".length()));
+                }
+            }
+        }
+        return names;
+    }
+
+    /** The frozen weight [out, in] of a linear module. */
+    public Tensor linearWeight(String module) {
+        Tensor w = parameters.get(module + ".weight");
+        if (w == null || w.rank() != 2) {
+            throw new IllegalArgumentException("Gemma 3 has no linear module '" + module + "'");
+        }
+        return w;
+    }
+
+    /** Attaches (or, with null, removes) the adapter of a linear module. */
+    public void adapter(String module, Adapter adapter) {
+        linearWeight(module);
+        if (adapter == null) {
+            adapters.remove(module);
+        } else {
+            adapters.put(module, adapter);
+        }
+    }
+
+    /** y = x W^T (+ the module's adapter). */
+    private Tensor linear(String module, Tensor x, Tensor weight) {
+        Tensor y = x.matmul(weight.transpose(0, 1));
+        Adapter a = adapters.get(module);
+        return a == null ? y : y.add(a.apply(x));
+    }
+
+    private static String module(int layer, String name) {
+        return "model.layers." + layer + "." + name;
+    }
+
     public DType dtype() {
         return dtype;
     }
@@ -248,9 +301,9 @@ public final class Gemma3Model {
         int hq = config.numAttentionHeads();
         int hkv = config.numKeyValueHeads();
         int d = config.headDim();
-        Tensor q = RmsNorm.apply(h.matmul(w.qProj().transpose(0, 1)).reshape(b, t, hq, d), w.qNorm(), eps, true);
-        Tensor k = RmsNorm.apply(h.matmul(w.kProj().transpose(0, 1)).reshape(b, t, hkv, d), w.kNorm(), eps, true);
-        Tensor v = h.matmul(w.vProj().transpose(0, 1)).reshape(b, t, hkv, d);
+        Tensor q = RmsNorm.apply(linear(module(i, "self_attn.q_proj"), h, w.qProj()).reshape(b, t, hq, d), w.qNorm(), eps, true);
+        Tensor k = RmsNorm.apply(linear(module(i, "self_attn.k_proj"), h, w.kProj()).reshape(b, t, hkv, d), w.kNorm(), eps, true);
+        Tensor v = linear(module(i, "self_attn.v_proj"), h, w.vProj()).reshape(b, t, hkv, d);
         double base = config.ropeTheta(i);
         return new Tensor[] {
                 Rope.apply(q.transpose(1, 2).contiguous(), positions, base),
@@ -262,11 +315,11 @@ public final class Gemma3Model {
     private Tensor finishLayer(int i, Tensor x, Tensor attention) {
         Gemma3Layer w = layers.get(i);
         double eps = config.rmsNormEps();
-        Tensor attn = attention.matmul(w.oProj().transpose(0, 1));
+        Tensor attn = linear(module(i, "self_attn.o_proj"), attention, w.oProj());
         Tensor x2 = x.add(RmsNorm.apply(attn, w.postAttentionNorm(), eps, true));
         Tensor m = RmsNorm.apply(x2, w.preFeedforwardNorm(), eps, true);
-        Tensor mlp = Activations.geglu(m.matmul(w.gateProj().transpose(0, 1)), m.matmul(w.upProj().transpose(0, 1)))
-                .matmul(w.downProj().transpose(0, 1));
+        Tensor act = Activations.geglu(linear(module(i, "mlp.gate_proj"), m, w.gateProj()), linear(module(i, "mlp.up_proj"), m, w.upProj()));
+        Tensor mlp = linear(module(i, "mlp.down_proj"), act, w.downProj());
         return x2.add(RmsNorm.apply(mlp, w.postFeedforwardNorm(), eps, true));
     }
 

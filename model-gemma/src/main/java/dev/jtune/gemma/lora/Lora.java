@@ -1,0 +1,72 @@
+package dev.jtune.gemma.lora;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.model.Gemma3Model;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * LoRA on a Gemma 3 model: choosing modules, peft's initialisation (A Kaiming-uniform with a = sqrt(5), i.e.
+ * uniform in +-1/sqrt(in); B zeros, so training starts from the base model), and attaching. The adapters'
+ * tensors are allocated in the current scope; the base stays frozen (its parameters do not require grad).
+ */
+public final class Lora {
+    private Lora() {
+    }
+
+    /** The modules {@code config} selects, in model order (the last numLoraModules when set). */
+    public static List<String> selectModules(Gemma3Model model, LoraConfig config) {
+        List<String> chosen = new ArrayList<>();
+        for (String m : model.linearModules()) {
+            if (config.matches(m)) {
+                chosen.add(m);
+            }
+        }
+        if (config.numLoraModules() > 0 && chosen.size() > config.numLoraModules()) {
+            chosen = chosen.subList(chosen.size() - config.numLoraModules(), chosen.size());
+        }
+        return List.copyOf(chosen);
+    }
+
+    /** New adapters with peft's initialisation, attached to the model; returns them by module name. */
+    public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed) {
+        Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            long s = seed;
+            for (String m : selectModules(model, config)) {
+                Tensor w = model.linearWeight(m);
+                long out = w.dim(0);
+                long in = w.dim(1);
+                double bound = 1.0 / Math.sqrt(in);
+                Tensor a = Tensor.uniform(Shape.of(config.rank(), in), dtype, model.device(), s++, -bound, bound).requiresGrad(true);
+                Tensor b = Tensor.zeros(Shape.of(out, config.rank()), dtype, model.device()).requiresGrad(true);
+                adapters.put(m, new LoraAdapter(m, a, b, config.scale()));
+            }
+        }
+        attach(model, adapters);
+        return Collections.unmodifiableMap(adapters);
+    }
+
+    /** Attaches existing adapters (e.g. loaded from a PEFT directory). */
+    public static void attach(Gemma3Model model, Map<String, LoraAdapter> adapters) {
+        adapters.forEach(model::adapter);
+    }
+
+    /** Every trainable tensor of the adapters (A then B per module), for the optimizer. */
+    public static List<Tensor> parameters(Map<String, LoraAdapter> adapters) {
+        List<Tensor> out = new ArrayList<>();
+        for (LoraAdapter a : adapters.values()) {
+            out.add(a.a());
+            out.add(a.b());
+        }
+        return out;
+    }
+}

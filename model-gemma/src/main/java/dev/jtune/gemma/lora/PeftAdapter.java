@@ -1,0 +1,172 @@
+package dev.jtune.gemma.lora;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.safetensors.SafeTensorsWriter;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+
+/**
+ * peft's adapter format: {@code adapter_config.json} + {@code adapter_model.safetensors} with keys
+ * {@code base_model.model.<module>.lora_A.weight} / {@code lora_B.weight}, so HF users load jtune adapters with
+ * {@code PeftModel.from_pretrained} and jtune loads theirs.
+ */
+public final class PeftAdapter {
+    public static final String CONFIG_FILE = "adapter_config.json";
+    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+    private static final String PREFIX = "base_model.model.";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private PeftAdapter() {
+    }
+
+    /** peft's key of a module's A or B weight. */
+    public static String key(String module, boolean a) {
+        return PREFIX + module + (a ? ".lora_A.weight" : ".lora_B.weight");
+    }
+
+    /** Writes the adapter directory (both files written atomically). */
+    public static void save(Path dir, Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel) {
+        try {
+            Files.createDirectories(dir);
+            SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
+            for (LoraAdapter a : adapters.values()) {
+                writer.add(key(a.module(), true), a.a());
+                writer.add(key(a.module(), false), a.b());
+            }
+            writer.write(dir.resolve(WEIGHTS_FILE));
+            writeAtomically(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing the LoRA adapter to " + dir, e);
+        }
+    }
+
+    /** peft's adapter_config.json for these settings. */
+    static ObjectNode configJson(Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel) {
+        ObjectNode c = JSON.createObjectNode();
+        c.set("alpha_pattern", JSON.createObjectNode());
+        c.putObject("auto_mapping").put("base_model_class", "Gemma3ForCausalLM").put("parent_library", "transformers.models.gemma3.modeling_gemma3");
+        c.put("base_model_name_or_path", baseModel);
+        c.put("bias", "none");
+        c.put("fan_in_fan_out", false);
+        c.put("inference_mode", true);
+        c.put("init_lora_weights", true);
+        c.putNull("layers_pattern");
+        c.putNull("layers_to_transform");
+        if (config.alpha() == Math.rint(config.alpha())) {
+            c.put("lora_alpha", (long) config.alpha()); // peft writes an int when alpha is whole
+        } else {
+            c.put("lora_alpha", config.alpha());
+        }
+        c.put("lora_dropout", config.dropout());
+        c.putNull("modules_to_save");
+        c.put("peft_type", "LORA");
+        c.put("r", config.rank());
+        c.set("rank_pattern", JSON.createObjectNode());
+        c.putNull("revision");
+        // the modules actually adapted, by their last name component, as peft records target_modules
+        TreeSet<String> targets = new TreeSet<>();
+        for (String m : adapters.keySet()) {
+            targets.add(m.substring(m.lastIndexOf('.') + 1));
+        }
+        ArrayNode t = c.putArray("target_modules");
+        targets.forEach(t::add);
+        if (config.numLoraModules() > 0) {
+            // peft cannot express "the last N modules" by name suffix: list the exact modules instead
+            ArrayNode exact = JSON.createArrayNode();
+            adapters.keySet().forEach(exact::add);
+            c.set("target_modules", exact);
+        }
+        c.put("task_type", "CAUSAL_LM");
+        c.put("use_dora", false);
+        c.put("use_rslora", false);
+        return c;
+    }
+
+    /** A loaded adapter directory: its settings and its adapters (tensors in the current scope, on the device). */
+    public record Loaded(LoraConfig config, Map<String, LoraAdapter> adapters) {
+    }
+
+    /**
+     * Reads a peft LoRA adapter for {@code model} onto its device in {@code dtype} and attaches it; A and B become
+     * trainable leaves (training may continue from them).
+     */
+    public static Loaded load(Path dir, Gemma3Model model, DType dtype) {
+        Path configFile = dir.resolve(CONFIG_FILE);
+        JsonNode c;
+        try {
+            c = JSON.readTree(configFile.toFile());
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading " + configFile, e);
+        }
+        if (!"LORA".equals(c.path("peft_type").asText())) {
+            throw new IllegalArgumentException(configFile + ": peft_type is '" + c.path("peft_type").asText() + "', only LORA is supported");
+        }
+        if (c.path("use_dora").asBoolean(false) || c.path("use_rslora").asBoolean(false)) {
+            throw new IllegalArgumentException(configFile + ": DoRA and rsLoRA adapters are not supported");
+        }
+        int r = c.path("r").asInt();
+        double alpha = c.path("lora_alpha").asDouble();
+        List<String> targets = new ArrayList<>();
+        JsonNode tm = c.path("target_modules");
+        if (tm.isTextual()) {
+            targets.add(tm.asText());
+        } else {
+            tm.forEach(n -> targets.add(n.asText()));
+        }
+        LoraConfig config = new LoraConfig(r, alpha, c.path("lora_dropout").asDouble(0), targets, List.of(), -1);
+        Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
+        try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
+             Scope.Entered cat = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            for (String module : model.linearModules()) {
+                String ka = key(module, true);
+                if (!file.contains(ka)) {
+                    continue;
+                }
+                Tensor w = model.linearWeight(module);
+                Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
+                String kb = key(module, false);
+                Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
+                adapters.put(module, new LoraAdapter(module, a, b, config.scale()));
+            }
+            if (adapters.isEmpty()) {
+                throw new IllegalArgumentException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");
+            }
+        }
+        Lora.attach(model, adapters);
+        return new Loaded(config, adapters);
+    }
+
+    private static void writeAtomically(Path file, byte[] bytes) throws IOException {
+        Path tmp = Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp");
+        try {
+            Files.write(tmp, bytes);
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+}
