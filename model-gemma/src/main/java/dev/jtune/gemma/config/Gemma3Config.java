@@ -186,6 +186,74 @@ public record Gemma3Config(
         }
     }
 
+    /**
+     * This configuration as a transformers-5 {@code config.json} of a {@code Gemma3ForCausalLM} text model
+     * (per-layer-type {@code rope_parameters} and {@code layer_types}), which HF and {@link #parse} both read.
+     */
+    public String toHfJson() {
+        com.fasterxml.jackson.databind.node.ObjectNode c = JSON.createObjectNode();
+        c.putArray("architectures").add("Gemma3ForCausalLM");
+        c.put("attention_bias", attentionBias);
+        c.put("attention_dropout", 0.0);
+        if (attnLogitSoftcapping == null) {
+            c.putNull("attn_logit_softcapping");
+        } else {
+            c.put("attn_logit_softcapping", attnLogitSoftcapping);
+        }
+        c.put("bos_token_id", bosTokenId);
+        if (torchDtype != null) {
+            c.put("dtype", torchDtype);
+        }
+        if (eosTokenIds.size() == 1) {
+            c.put("eos_token_id", eosTokenIds.get(0));
+        } else {
+            eosTokenIds.forEach(c.putArray("eos_token_id")::add);
+        }
+        if (finalLogitSoftcapping == null) {
+            c.putNull("final_logit_softcapping");
+        } else {
+            c.put("final_logit_softcapping", finalLogitSoftcapping);
+        }
+        c.put("head_dim", headDim);
+        c.put("hidden_activation", hiddenActivation);
+        c.put("hidden_size", hiddenSize);
+        c.put("initializer_range", 0.02);
+        c.put("intermediate_size", intermediateSize);
+        com.fasterxml.jackson.databind.node.ArrayNode lt = c.putArray("layer_types");
+        layerTypes.forEach(t -> lt.add(t.hfName()));
+        c.put("max_position_embeddings", maxPositionEmbeddings);
+        c.put("model_type", TEXT_MODEL_TYPE);
+        c.put("num_attention_heads", numAttentionHeads);
+        c.put("num_hidden_layers", numHiddenLayers);
+        c.put("num_key_value_heads", numKeyValueHeads);
+        c.put("pad_token_id", padTokenId);
+        c.put("query_pre_attn_scalar", queryPreAttnScalar);
+        c.put("rms_norm_eps", rmsNormEps);
+        com.fasterxml.jackson.databind.node.ObjectNode rope = c.putObject("rope_parameters");
+        ropeJson(rope.putObject(LayerType.FULL.hfName()), ropeThetaGlobal, ropeScalingFactor);
+        ropeJson(rope.putObject(LayerType.SLIDING.hfName()), ropeThetaLocal, ropeScalingFactorLocal);
+        c.put("sliding_window", slidingWindow);
+        c.put("tie_word_embeddings", tieWordEmbeddings);
+        c.put("use_bidirectional_attention", useBidirectionalAttention);
+        c.put("use_cache", true);
+        c.put("vocab_size", vocabSize);
+        try {
+            return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(c);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("serialising a Gemma 3 config", e);
+        }
+    }
+
+    private static void ropeJson(com.fasterxml.jackson.databind.node.ObjectNode n, double theta, double factor) {
+        n.put("rope_theta", theta);
+        if (factor == 1.0) {
+            n.put("rope_type", "default");
+        } else {
+            n.put("rope_type", "linear");
+            n.put("factor", factor);
+        }
+    }
+
     public static Gemma3Config parse(String json, String source) {
         JsonNode root;
         try {

@@ -1,0 +1,58 @@
+package dev.jtune.gemma.lora;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsWriter;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Map;
+
+/**
+ * Folds LoRA into the base weights ({@code W += scale * B A}, computed in fp32 and rounded once to W's dtype)
+ * and exports a full HF checkpoint: config.json plus safetensors, sharded above a size (2 GB by default, as
+ * transformers' save_pretrained). The tied embedding stays tied: it is written once, as
+ * {@code model.embed_tokens.weight}, with no lm_head copy.
+ */
+public final class LoraMerge {
+    /** transformers' default max_shard_size ("2GB"). */
+    public static final long DEFAULT_SHARD_BYTES = 2_000_000_000L;
+
+    private LoraMerge() {
+    }
+
+    /** Merges every adapter into its module's weight in place and detaches the adapters from the model. */
+    public static void merge(Gemma3Model model, Map<String, LoraAdapter> adapters) {
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("merge")) {
+            for (LoraAdapter a : adapters.values()) {
+                Tensor w = model.linearWeight(a.module());
+                Tensor delta = a.b().cast(DType.F32).matmul(a.a().cast(DType.F32)).scale(a.scale());
+                Tensor merged = Ops.add(w.cast(DType.F32), delta);
+                Ops.copyInto(merged.cast(w.dtype()), w);
+                model.adapter(a.module(), null);
+            }
+        }
+    }
+
+    /** Writes {@code model} (merged or not) as an HF checkpoint directory, atomically per file. */
+    public static void export(Gemma3Model model, Path dir, long maxShardBytes) {
+        try {
+            Files.createDirectories(dir);
+            SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
+            model.parameters().forEach(writer::add);
+            writer.writeSharded(dir, maxShardBytes);
+            Path tmp = Files.createTempFile(dir, ".config", ".json.tmp");
+            Files.writeString(tmp, model.config().toHfJson());
+            Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("exporting the model to " + dir, e);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package dev.jtune.gemma.lora;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsModel;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Merging folds the adapter's effect into the weights; the exported checkpoint loads back and computes the same. */
+class LoraMergeTest {
+    private static float[] logits(Gemma3Model model, Tensor ids) {
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope s = Scope.open("logits")) {
+            return model.logits(model.hidden(ids, Gemma3Model.Options.defaults(), null)).toFloatArray();
+        }
+    }
+
+    private static double maxRelative(float[] a, float[] b) {
+        double max = 0;
+        double scale = 0;
+        for (int i = 0; i < a.length; i++) {
+            max = Math.max(max, Math.abs(a[i] - b[i]));
+            scale = Math.max(scale, Math.abs(b[i]));
+        }
+        return max / scale;
+    }
+
+    @Test
+    void mergedAndExportedModelComputesWhatTheAdapterDid(@TempDir Path tmp) throws Exception {
+        try (Scope scope = Scope.open("merge")) {
+            Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
+            PeftAdapter.Loaded loaded = PeftAdapter.load(LoraGoldenTest.fixture("gemma3-tiny-lora"), model, DType.F32);
+            Tensor ids = Tensor.fromArray(new int[] {2, 10, 20, 30, 40, 50, 60, 70}, Shape.of(1, 8), DType.I32, Device.CPU);
+            float[] withAdapter = logits(model, ids);
+            LoraMerge.merge(model, loaded.adapters());
+            float[] merged = logits(model, ids);
+            assertTrue(maxRelative(merged, withAdapter) < 1e-5, "merged weights reproduce the adapter: " + maxRelative(merged, withAdapter));
+
+            // a small shard limit forces several shards and an index, as transformers writes them above 2 GB
+            LoraMerge.export(model, tmp, 300_000);
+            assertTrue(Files.exists(tmp.resolve("model.safetensors.index.json")));
+            try (SafeTensorsModel files = SafeTensorsModel.open(tmp)) {
+                assertTrue(files.shardFiles().size() > 1);
+                assertFalse(files.contains("lm_head.weight"), "the tied embedding is written once");
+            }
+            Gemma3Config back = Gemma3Config.read(tmp);
+            assertEquals(model.config().layerTypes(), back.layerTypes());
+            assertEquals(model.config().ropeThetaLocal(), back.ropeThetaLocal());
+            Gemma3Model reloaded = Gemma3Model.load(tmp, Device.CPU, DType.F32);
+            assertEquals(0.0, maxRelative(logits(reloaded, ids), merged), "the exported checkpoint loads back bit for bit");
+        }
+    }
+}
