@@ -77,10 +77,22 @@ __device__ void random(T* out, i64 n, int dist, unsigned long long seed, double 
     }
 }
 
+// Inverted dropout with the counter-based mask of CounterRng.uniform(seed, i) >= p (the backward is the same call).
+template <typename T>
+__device__ void dropout(const T* x, T* out, i64 n, double p, unsigned long long seed) {
+    unsigned long long s = rng_mix(seed);
+    typename Acc<T>::type keep = (typename Acc<T>::type) (1.0 / (1.0 - p));
+    JT_FOR(i, n) {
+        bool kept = rng_uniform(s, (unsigned long long) i) >= p;
+        out[i] = store_acc<T>(kept ? load_acc<T>(x[i]) * keep : (typename Acc<T>::type) 0);
+    }
+}
+
 #define JT_BINARY(sfx, T) \
     extern "C" __global__ void binary_##sfx(int op, const T* a, Layout la, const T* b, Layout lb, T* out, i64 n) { binary<T>(op, a, la, b, lb, out, n); } \
     extern "C" __global__ void scale_##sfx(const T* a, Layout la, T* out, i64 n, double factor) { scale<T>(a, la, out, n, factor); } \
-    extern "C" __global__ void random_##sfx(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) { random<T>(out, n, dist, seed, p0, p1); }
+    extern "C" __global__ void random_##sfx(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) { random<T>(out, n, dist, seed, p0, p1); } \
+    extern "C" __global__ void dropout_##sfx(const T* x, T* out, i64 n, double p, unsigned long long seed) { dropout<T>(x, out, n, p, seed); }
 JT_FLOAT_TYPES(JT_BINARY)
 
 #define JT_FILL(sfx, T) \

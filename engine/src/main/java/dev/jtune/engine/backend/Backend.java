@@ -181,6 +181,13 @@ public interface Backend {
     /** {@code coef[0] = min(1, maxNorm / (sqrt(sumOfSquares[0]) + 1e-6))}, torch's clip_grad_norm_ factor; F32 [1]. */
     void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef);
 
+    /**
+     * Inverted dropout: {@code out[i] = x[i] / (1 - p)} where {@link CounterRng#uniform(long, long)} of
+     * (seed, i) is {@code >= p}, else 0. The mask depends only on (seed, i), so the backward is this same call on
+     * the gradient with the same seed. x and out contiguous of one float dtype; out may be x.
+     */
+    void dropout(Tensor x, double p, long seed, Tensor out);
+
     /** Waits until all work queued on this device is done. */
     void synchronize();
 

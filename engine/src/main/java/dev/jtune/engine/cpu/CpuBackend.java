@@ -310,6 +310,17 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void dropout(Tensor x, double p, long seed, Tensor out) {
+        java.lang.foreign.MemorySegment src = segmentOf(x);
+        java.lang.foreign.MemorySegment dst = segmentOf(out);
+        double keep = 1.0 / (1.0 - p);
+        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i -> {
+            double v = dev.jtune.engine.backend.CounterRng.uniform(seed, i) >= p ? HostElements.get(src, x.dtype(), x.offset() + i) * keep : 0.0;
+            HostElements.set(dst, out.dtype(), out.offset() + i, v);
+        });
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
     }

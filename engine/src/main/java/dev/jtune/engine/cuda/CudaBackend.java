@@ -420,6 +420,12 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void dropout(Tensor x, double p, long seed, Tensor out) {
+        context.makeCurrent();
+        elementwise().dropout(x, p, seed, out);
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         context.makeCurrent();
         optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);

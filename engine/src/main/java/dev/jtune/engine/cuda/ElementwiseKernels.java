@@ -62,6 +62,13 @@ final class ElementwiseKernels {
         }
     }
 
+    void dropout(Tensor x, double p, long seed, Tensor out) {
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(x.address()).pointer(out.address()).i64(out.numel()).f64(p).i64(seed);
+            launch("dropout_" + floatSuffix("dropout", out.dtype()), out.numel(), args);
+        }
+    }
+
     void random(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(dst.address()).i64(dst.numel()).i32(distribution.ordinal()).i64(seed).f64(p0).f64(p1);

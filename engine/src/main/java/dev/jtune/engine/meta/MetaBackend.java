@@ -194,6 +194,11 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
+    public void dropout(Tensor x, double p, long seed, Tensor out) {
+        // meta tensors hold no data
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         // meta tensors hold no data: shapes were checked by the op
     }

@@ -65,6 +65,16 @@ public final class CrossEntropy {
      * logits, in hidden's dtype; backward recomputes them. {@code chunkRows <= 0} picks chunks of about 256 MiB.
      */
     public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows) {
+        return linear(hidden, weight, labels, chunkRows, 0);
+    }
+
+    /**
+     * As {@link #linear(Tensor, Tensor, Tensor, int)}, but the summed loss is divided by {@code normalizer} instead
+     * of this batch's own count when {@code normalizer > 0}: with gradient accumulation, the number of counted
+     * tokens of the whole optimizer step, so that every token weighs the same whatever micro-batch it is in
+     * (averaging per micro-batch would not: transformers#37197).
+     */
+    public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows, double normalizer) {
         String op = "linearCrossEntropy";
         Checks.floating(op, hidden, "hidden");
         Checks.rank(op, hidden, 2, "hidden [N, H]");
@@ -96,7 +106,11 @@ public final class CrossEntropy {
                     h.backend().crossEntropy(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                 }
             }
-            h.backend().countNotEqual(lab, IGNORE_INDEX, count);
+            if (normalizer > 0) {
+                h.backend().fill(count, normalizer);
+            } else {
+                h.backend().countNotEqual(lab, IGNORE_INDEX, count);
+            }
             loss = meanOf(perRow, count);
             perRow.close();
         }

@@ -77,6 +77,43 @@ public final class AdamW implements Optimizer {
         }
     }
 
+    /**
+     * The optimizer's state by name, for checkpoints: per parameter i, {@code i.exp_avg} and {@code i.exp_avg_sq}
+     * (torch's names) and, for 16-bit parameters, {@code i.master}.
+     */
+    public java.util.Map<String, Tensor> state() {
+        java.util.Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < states.size(); i++) {
+            State st = states.get(i);
+            out.put(i + ".exp_avg", st.m);
+            out.put(i + ".exp_avg_sq", st.v);
+            if (st.master != null) {
+                out.put(i + ".master", st.master);
+            }
+        }
+        return out;
+    }
+
+    /** Restores {@link #state()} and the step count from a checkpoint (tensors of the same names and shapes). */
+    public void restore(java.util.Map<String, Tensor> saved, long steps) {
+        java.util.Map<String, Tensor> mine = state();
+        if (!saved.keySet().equals(mine.keySet())) {
+            throw new IllegalArgumentException("AdamW: checkpoint state " + saved.keySet().size() + " tensors does not match this optimizer's "
+                    + mine.keySet().size() + " (a different set of trainable parameters?)");
+        }
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (java.util.Map.Entry<String, Tensor> e : mine.entrySet()) {
+                Tensor src = saved.get(e.getKey());
+                if (!src.shape().equals(e.getValue().shape())) {
+                    throw new IllegalArgumentException("AdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
+                            + ", the parameter needs " + e.getValue().shape());
+                }
+                Ops.copyInto(src.to(e.getValue().device()).cast(e.getValue().dtype()), e.getValue());
+            }
+        }
+        this.step = steps;
+    }
+
     /** Steps taken so far (the bias corrections' t). */
     public long steps() {
         return step;

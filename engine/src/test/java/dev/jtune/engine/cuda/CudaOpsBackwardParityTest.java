@@ -106,6 +106,8 @@ class CudaOpsBackwardParityTest {
                 compare("attention window " + window, t -> Attention.causal(t[0], t[1], t[2], spec), dt, tol,
                         cpu(Shape.of(1, 4, 100, 256)), cpu(Shape.of(1, 1, 100, 256)), cpu(Shape.of(1, 1, 100, 256)));
             }
+            long dropSeed = rnd.nextLong();
+            compare("dropout", t -> dev.jtune.engine.ops.Dropout.apply(t[0], 0.2, dropSeed), dt, tol, cpu(Shape.of(9, 333)));
             compare("concat+slice", t -> Ops.concat(0, t[0], t[1]).slice(1, 2, 9), dt, tol, cpu(Shape.of(3, 11)), cpu(Shape.of(4, 11)));
         }
     }

@@ -220,6 +220,26 @@ class FusedOpsGradTest {
     }
 
     @Test
+    void dropoutKeepsScaledElementsByASeededMask() {
+        long seed = rnd.nextLong();
+        GradCheck.check("dropout", t -> Dropout.apply(t[0], 0.3, seed), rnd.nextLong(), Shape.of(d(5), d(9)));
+        try (Scope s = Scope.open("dropout")) {
+            Tensor x = Tensor.full(Shape.of(20_000), 2.0, DType.F32, Device.CPU);
+            double[] y = Dropout.apply(x, 0.25, 9).toDoubleArray();
+            int dropped = 0;
+            for (double v : y) {
+                if (v == 0) {
+                    dropped++;
+                } else {
+                    assertEquals(2.0 / 0.75, v, 1e-6);
+                }
+            }
+            assertEquals(0.25, dropped / 20_000.0, 0.015, "fraction dropped");
+            assertTrue(java.util.Arrays.equals(y, Dropout.apply(x, 0.25, 9).toDoubleArray()), "same seed, same mask");
+        }
+    }
+
+    @Test
     void opsComposeIntoOneGraph() {
         // a miniature transformer block: the ops' gradients chain correctly through each other
         long t = 2 + rnd.nextInt(5);

@@ -38,6 +38,11 @@ public final class Lora {
 
     /** New adapters with peft's initialisation, attached to the model; returns them by module name. */
     public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed) {
+        return attach(model, config, dtype, seed, new DropoutState(config.dropout()));
+    }
+
+    /** As above, with the dropout state the trainer switches on and reseeds per micro-batch. */
+    public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed, DropoutState dropout) {
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             long s = seed;
@@ -48,7 +53,7 @@ public final class Lora {
                 double bound = 1.0 / Math.sqrt(in);
                 Tensor a = Tensor.uniform(Shape.of(config.rank(), in), dtype, model.device(), s++, -bound, bound).requiresGrad(true);
                 Tensor b = Tensor.zeros(Shape.of(out, config.rank()), dtype, model.device()).requiresGrad(true);
-                adapters.put(m, new LoraAdapter(m, a, b, config.scale()));
+                adapters.put(m, new LoraAdapter(m, a, b, config.scale(), dropout, adapters.size()));
             }
         }
         attach(model, adapters);

@@ -111,6 +111,11 @@ public final class PeftAdapter {
      * trainable leaves (training may continue from them).
      */
     public static Loaded load(Path dir, Gemma3Model model, DType dtype) {
+        return load(dir, model, dtype, null);
+    }
+
+    /** As above; {@code dropout} (nullable) is the state that switches the adapters' dropout on for training. */
+    public static Loaded load(Path dir, Gemma3Model model, DType dtype, DropoutState dropout) {
         Path configFile = dir.resolve(CONFIG_FILE);
         JsonNode c;
         try {
@@ -146,7 +151,7 @@ public final class PeftAdapter {
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
                 String kb = key(module, false);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
-                adapters.put(module, new LoraAdapter(module, a, b, config.scale()));
+                adapters.put(module, new LoraAdapter(module, a, b, config.scale(), dropout, adapters.size()));
             }
             if (adapters.isEmpty()) {
                 throw new IllegalArgumentException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");

@@ -275,6 +275,14 @@ public final class Gemma3Model {
      * causal LM loss). Computed by the chunked linear cross-entropy, so the [tokens x vocab] logits never exist.
      */
     public Tensor loss(Tensor ids, Tensor labels, Options options) {
+        return loss(ids, labels, options, 0);
+    }
+
+    /**
+     * The summed next-token loss divided by {@code normalizer} (when > 0; else the batch's own count of labelled
+     * tokens): gradient accumulation passes the step's total count so micro-batches weigh by their tokens.
+     */
+    public Tensor loss(Tensor ids, Tensor labels, Options options, double normalizer) {
         if (!labels.shape().equals(ids.shape())) {
             throw new ShapeException("Gemma 3 loss: labels " + labels.shape() + " must match ids " + ids.shape());
         }
@@ -282,7 +290,7 @@ public final class Gemma3Model {
         long t = ids.dim(1);
         Tensor h = hidden(ids, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
         Tensor shifted = labels.to(device).slice(1, 1, t).contiguous().reshape(b * (t - 1));
-        return CrossEntropy.linear(h, embed, shifted, 0);
+        return CrossEntropy.linear(h, embed, shifted, 0, normalizer);
     }
 
     private Tensor layerForward(int i, Tensor x, long b, long t, Tensor positions, Options options) {

@@ -1,0 +1,34 @@
+package dev.jtune.engine.ops;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.Tensor;
+
+/**
+ * Inverted dropout with a counter-based mask: element i is kept when uniform(seed, i) >= p. The mask is a
+ * function of the seed, so nothing is saved for backward and a recomputation (checkpointing) drops the same
+ * elements; give every call its own seed (e.g. from the step, the layer and the module).
+ */
+public final class Dropout {
+    private Dropout() {
+    }
+
+    public static Tensor apply(Tensor x, double p, long seed) {
+        Checks.floating("dropout", x, "x");
+        if (!(p >= 0 && p < 1)) {
+            throw new IllegalArgumentException("dropout: p must be in [0, 1), got " + p);
+        }
+        if (p == 0) {
+            return x;
+        }
+        Tensor xc = x.contiguous();
+        return Autograd.op("dropout", () -> run(xc, p, seed), g -> new Tensor[] {run(g.contiguous(), p, seed)}, x);
+    }
+
+    private static Tensor run(Tensor x, double p, long seed) {
+        Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
+        if (out.numel() > 0) {
+            x.backend().dropout(x, p, seed, out);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,56 @@
+package dev.jtune.gemma.lora;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.model.Gemma3Model;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+
+/** LoRA dropout is seeded per micro-batch: checkpointed recomputation drops the same elements as the first forward. */
+class LoraDropoutTest {
+    private static List<double[]> gradients(boolean checkpoint, long seed, boolean training) {
+        try (Scope scope = Scope.open("dropout")) {
+            Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
+            DropoutState dropout = new DropoutState(0.3);
+            Map<String, LoraAdapter> adapters = Lora.attach(model, new LoraConfig(4, 8, 0.3, LoraConfig.ALL_LINEAR, List.of(), -1), DType.F32, 3, dropout);
+            long s = 50;
+            for (LoraAdapter a : adapters.values()) {
+                Ops.copyInto(Tensor.randn(a.b().shape(), DType.F32, Device.CPU, s++), a.b());
+            }
+            if (training) {
+                dropout.train(seed);
+            }
+            int[] ids = {2, 11, 22, 33, 44, 55, 66, 77, 88, 99};
+            Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
+            model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpoint)).backward();
+            List<double[]> out = new ArrayList<>();
+            for (Tensor p : Lora.parameters(adapters)) {
+                out.add(p.grad().toDoubleArray());
+            }
+            return out;
+        }
+    }
+
+    @Test
+    void checkpointingReproducesTheDropoutMasks() {
+        List<double[]> plain = gradients(false, 77, true);
+        List<double[]> checkpointed = gradients(true, 77, true);
+        for (int i = 0; i < plain.size(); i++) {
+            assertArrayEquals(plain.get(i), checkpointed.get(i), 0.0, "parameter " + i);
+        }
+        List<double[]> otherSeed = gradients(false, 78, true);
+        List<double[]> noDropout = gradients(false, 77, false);
+        assertNotEquals(plain.get(0)[0], otherSeed.get(0)[0], "another micro-batch seed drops other elements");
+        assertNotEquals(plain.get(0)[0], noDropout.get(0)[0], "dropout is off outside training");
+    }
+}
