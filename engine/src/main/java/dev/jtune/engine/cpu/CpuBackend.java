@@ -17,7 +17,6 @@ import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.memory.MemoryStats;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.EnumMap;
 import java.util.Map;
@@ -59,16 +58,12 @@ public final class CpuBackend implements Backend {
         if (bytes <= 0) {
             throw new IllegalArgumentException("allocate: " + bytes + " bytes (must be > 0)");
         }
-        Arena arena = Arena.ofShared();
-        MemorySegment segment;
-        try {
-            segment = arena.allocate(bytes, CpuStorage.ALIGNMENT);
-        } catch (OutOfMemoryError e) {
-            arena.close();
+        MemorySegment segment = NativeHeap.allocate(bytes, CpuStorage.ALIGNMENT);
+        if (segment == null) {
             throw new OutOfDeviceMemoryException("cpu: cannot allocate " + MemoryStats.gib(bytes) + " of host memory for "
                     + category + "; this process holds " + MemoryStats.gib(stats.snapshot().allocated()), bytes, -1);
         }
-        CpuStorage storage = new CpuStorage(this, arena, segment, category);
+        CpuStorage storage = new CpuStorage(this, segment, category);
         stats.allocated(bytes, category);
         return storage;
     }

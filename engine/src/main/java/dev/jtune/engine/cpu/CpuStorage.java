@@ -4,25 +4,22 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Native host memory for the cpu backend. Each storage has its own shared arena so that closing it frees exactly
- * this block (at once, not when the garbage collector runs) and any thread may read it.
+ * Native host memory for the cpu backend, from {@link NativeHeap}: closing the storage frees exactly this block
+ * at once (not when the garbage collector runs), and any thread may read it.
  */
 public final class CpuStorage extends Storage {
     /** Alignment of every block: a cache line, and enough for any vector width. */
     static final long ALIGNMENT = 64;
 
-    private final Arena arena;
     private final MemorySegment segment;
     private final CpuBackend backend;
 
-    CpuStorage(CpuBackend backend, Arena arena, MemorySegment segment, MemoryCategory category) {
+    CpuStorage(CpuBackend backend, MemorySegment segment, MemoryCategory category) {
         super(Device.CPU, segment.byteSize(), category);
         this.backend = backend;
-        this.arena = arena;
         this.segment = segment;
     }
 
@@ -39,7 +36,7 @@ public final class CpuStorage extends Storage {
 
     @Override
     protected void release() {
-        arena.close();
+        NativeHeap.free(segment);
         backend.released(this);
     }
 }

@@ -1,0 +1,441 @@
+package dev.jtune.train.args;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.Function;
+
+import static dev.jtune.train.args.ValueType.BOOL;
+import static dev.jtune.train.args.ValueType.FLOAT;
+import static dev.jtune.train.args.ValueType.INT;
+import static dev.jtune.train.args.ValueType.NAME_LIST;
+import static dev.jtune.train.args.ValueType.PATH;
+import static dev.jtune.train.args.ValueType.RESUME;
+import static dev.jtune.train.args.ValueType.STRING;
+
+/**
+ * The table of jtune's trainer flags: the one place a flag is named. Parsing, defaults, --help, config files,
+ * presets, {@link TrainArgs#describe()} and the JSON of saved arguments all read it.
+ *
+ * <p>A flag's name is its constant's name in lower case ({@code LEARNING_RATE} is {@code --learning_rate}), as HF
+ * TrainingArguments and the seed's scripts spell it. An implemented flag is a {@link TrainArgs} component of the same
+ * name in camel case ({@code learningRate}). Recognised but not implemented flags are either {@link Support#IGNORED}
+ * (accepted with a warning: they have no meaning for jtune) or {@link Support#REFUSED} (an error saying what jtune does
+ * instead, except for the values that ask for what jtune does anyway, like {@code --fp16 False}).
+ */
+public enum Flag {
+    // ---- model ----
+    MODEL_ID(Spec.of(Group.MODEL, STRING, null,
+            "HF model name (google/gemma-3-270m), found offline in the HF cache; or a local directory")),
+    MODEL_PATH(Spec.of(Group.MODEL, PATH, null,
+            "a local HF checkpoint directory (config.json, *.safetensors, tokenizer.json); wins over --model_id")),
+    CACHE_DIR(Spec.of(Group.MODEL, PATH, null,
+            "the HF hub cache to find --model_id in; none: $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub")),
+
+    // ---- data ----
+    DATA_PATH(Spec.of(Group.DATA, PATH, null, "training data: a JSON or JSONL file of conversations").mustBeGiven()),
+    EVAL_DATA_PATH(Spec.of(Group.DATA, PATH, null, "evaluation data, in the same format")),
+    EVAL_RATIO(Spec.of(Group.DATA, FLOAT, 0.0, "fraction of --data_path held out for evaluation, in [0, 1)")
+            .check(Checks.range(0, true, 1, false))),
+    MAX_SEQ_LENGTH(Spec.of(Group.DATA, INT, 2048, "longest sequence in tokens; longer records are truncated")
+            .alias("model_max_length").check(Checks.atLeast(2))),
+    LAZY_PREPROCESS(Spec.of(Group.DATA, BOOL, false, "tokenize records when first used instead of all up front")),
+    SKIP_BAD_RECORDS(Spec.of(Group.DATA, BOOL, false,
+            "skip (and count) records that fail validation instead of stopping at the first")),
+    DATALOADER_NUM_WORKERS(Spec.of(Group.DATA, INT, 0,
+            "threads that tokenize and batch ahead of the GPU (0: on the training thread)").check(Checks.atLeast(0))),
+    IMAGE_FOLDER(Spec.ignored(Group.DATA, PATH,
+            "jtune fine-tunes Gemma 3's text model only; records with images are reported by the data loader")),
+    MAX_NUM_FRAMES(Spec.ignored(Group.DATA, INT, "jtune fine-tunes Gemma 3's text model only (no video)")),
+
+    // ---- training ----
+    OUTPUT_DIR(Spec.of(Group.TRAINING, PATH, Path.of("trainer_output"), "where checkpoints, logs and the adapter go")),
+    PER_DEVICE_TRAIN_BATCH_SIZE(Spec.of(Group.TRAINING, INT, 8, "sequences per micro-batch in training")
+            .check(Checks.atLeast(1))),
+    PER_DEVICE_EVAL_BATCH_SIZE(Spec.of(Group.TRAINING, INT, 8, "sequences per batch in evaluation")
+            .check(Checks.atLeast(1))),
+    GRADIENT_ACCUMULATION_STEPS(Spec.of(Group.TRAINING, INT, 1,
+            "micro-batches per optimizer step (the loss is normalized over all their label tokens)")
+            .check(Checks.atLeast(1))),
+    NUM_TRAIN_EPOCHS(Spec.of(Group.TRAINING, FLOAT, 3.0, "passes over the data (fractional allowed); --max_steps wins")),
+    MAX_STEPS(Spec.of(Group.TRAINING, INT, -1, "optimizer steps to run if > 0 (overrides --num_train_epochs)")),
+    FREEZE_LLM(Spec.of(Group.TRAINING, BOOL, false, "freeze the language model's weights (required with --lora_enable)")),
+    GRADIENT_CHECKPOINTING(Spec.of(Group.TRAINING, BOOL, false,
+            "keep only each layer's input and recompute the rest in backward: less memory, ~30% more compute")),
+    BF16(Spec.of(Group.TRAINING, BOOL, false, "bf16 weights and activations (fp32 accumulation); otherwise fp32")),
+    FP16(Spec.refused(Group.TRAINING, BOOL,
+            "Gemma 3 overflows fp16 (embeddings scaled by sqrt(hidden), large post-norm weights); use --bf16")
+            .harmless(false)),
+    SEED(Spec.of(Group.TRAINING, INT, 42, "random seed: LoRA init, dropout, shuffling, the eval split")),
+    EVAL_STRATEGY(Spec.of(Group.TRAINING, ValueType.choice(IntervalStrategy.class, v -> null), IntervalStrategy.NO,
+            "when to evaluate: no, every --eval_steps, or each epoch").alias("evaluation_strategy")),
+    EVAL_STEPS(Spec.of(Group.TRAINING, INT, null, "evaluate every N steps with --eval_strategy steps; none: every --logging_steps")
+            .check(Checks.atLeast(1))),
+    FREEZE_VISION_TOWER(Spec.ignored(Group.TRAINING, BOOL,
+            "jtune trains Gemma 3's text model only; the vision tower is never loaded")),
+    FREEZE_PROJECTOR(Spec.ignored(Group.TRAINING, BOOL,
+            "jtune trains Gemma 3's text model only; the multimodal projector is never loaded")),
+    DO_TRAIN(Spec.ignored(Group.TRAINING, BOOL, "jtune always trains")),
+    DO_EVAL(Spec.ignored(Group.TRAINING, BOOL, "evaluation follows --eval_strategy")),
+
+    // ---- optimizer ----
+    OPTIM(Spec.of(Group.OPTIMIZER, ValueType.choice(Optim.class, Checks::optimRefusal), Optim.ADAMW_TORCH,
+            "optimizer: adamw_torch, adamw_torch_fused and adamw_hf are all jtune's AdamW; or sgd")),
+    LEARNING_RATE(Spec.of(Group.OPTIMIZER, FLOAT, 5e-5, "peak learning rate").check(Checks.atLeastD(0))),
+    WEIGHT_DECAY(Spec.of(Group.OPTIMIZER, FLOAT, 0.0, "AdamW's decoupled weight decay").check(Checks.atLeastD(0))),
+    ADAM_BETA1(Spec.of(Group.OPTIMIZER, FLOAT, 0.9, "AdamW's beta1").check(Checks.range(0, true, 1, false))),
+    ADAM_BETA2(Spec.of(Group.OPTIMIZER, FLOAT, 0.999, "AdamW's beta2").check(Checks.range(0, true, 1, false))),
+    ADAM_EPSILON(Spec.of(Group.OPTIMIZER, FLOAT, 1e-8, "AdamW's epsilon").check(Checks.range(0, false, Double.MAX_VALUE, true))),
+    MAX_GRAD_NORM(Spec.of(Group.OPTIMIZER, FLOAT, 1.0, "clip the global gradient norm to this (0: no clipping)")
+            .check(Checks.atLeastD(0))),
+    LR_SCHEDULER_TYPE(Spec.of(Group.OPTIMIZER, ValueType.choice(LrSchedulerType.class, Checks::schedulerRefusal),
+            LrSchedulerType.LINEAR, "learning-rate schedule after warmup")),
+    WARMUP_RATIO(Spec.of(Group.OPTIMIZER, FLOAT, 0.0, "linear warmup over this fraction of the steps, in [0, 1]")
+            .check(Checks.range(0, true, 1, true))),
+    WARMUP_STEPS(Spec.of(Group.OPTIMIZER, INT, 0, "linear warmup over this many steps").check(Checks.atLeast(0))),
+    VISION_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no vision tower")),
+    PROJECTOR_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no projector")),
+
+    // ---- LoRA and quantization ----
+    LORA_ENABLE(Spec.of(Group.LORA, BOOL, false, "train LoRA adapters on the frozen model (needs --freeze_llm)")),
+    LORA_RANK(Spec.of(Group.LORA, INT, 64, "LoRA rank r").check(Checks.atLeast(1))),
+    LORA_ALPHA(Spec.of(Group.LORA, INT, 16, "LoRA alpha: the update is scaled by alpha / r").check(Checks.atLeast(1))),
+    LORA_DROPOUT(Spec.of(Group.LORA, FLOAT, 0.05, "dropout on the adapters' input, in [0, 1)")
+            .check(Checks.range(0, true, 1, false))),
+    LORA_NAMESPAN_EXCLUDE(Spec.of(Group.LORA, NAME_LIST, List.of("lm_head", "embed_tokens"),
+            "modules whose name contains one of these get no adapter: \"['lm_head','embed_tokens']\" or a,b")),
+    NUM_LORA_MODULES(Spec.of(Group.LORA, INT, -1, "adapt only the last N matching modules (-1: all)")
+            .check(v -> (Integer) v == -1 || (Integer) v >= 1 ? null : "must be -1 (all) or at least 1")),
+    BITS(Spec.of(Group.LORA, ValueType.intChoice(List.of(16, 4), Map.of(8,
+            "8-bit weights (bitsandbytes LLM.int8) are not built; use --bits 4 (NF4) or 16")), 16,
+            "precision of the frozen base weights: 16 (bf16) or 4 (NF4, QLoRA; needs --lora_enable)")),
+    DOUBLE_QUANT(Spec.of(Group.LORA, BOOL, true, "with --bits 4: quantize the absmax scales too (8-bit, block 256)")),
+    QUANT_TYPE(Spec.of(Group.LORA, ValueType.choice(QuantType.class,
+            v -> v.equals("fp4") ? "FP4 is not built; nf4 is (QLoRA's NormalFloat, better for normally distributed weights)" : null),
+            QuantType.NF4, "4-bit format with --bits 4")),
+    USE_DORA(Spec.refused(Group.LORA, BOOL, "DoRA is not built yet; use LoRA (--lora_enable)").harmless(false)),
+    VISION_LORA(Spec.refused(Group.LORA, BOOL,
+            "jtune fine-tunes Gemma 3's text model only; there is no vision tower to adapt").harmless(false)),
+    LORA_BIAS(Spec.refused(Group.LORA, STRING, "only 'none' is built (Gemma 3's linear layers have no bias)")
+            .harmless("none")),
+    LORA_WEIGHT_PATH(Spec.refused(Group.LORA, STRING,
+            "starting from an existing adapter is not built yet; to continue a run, use --resume_from_checkpoint")
+            .harmless("")),
+
+    // ---- checkpoints and logging ----
+    SAVE_STRATEGY(Spec.of(Group.CHECKPOINTS, ValueType.choice(IntervalStrategy.class,
+            v -> v.equals("best") ? "saving the best checkpoint needs metric_for_best_model, which is not built yet" : null),
+            IntervalStrategy.STEPS, "when to save a checkpoint-N: every --save_steps, each epoch, or no")),
+    SAVE_STEPS(Spec.of(Group.CHECKPOINTS, INT, 500, "save every N optimizer steps with --save_strategy steps")),
+    SAVE_TOTAL_LIMIT(Spec.of(Group.CHECKPOINTS, INT, null, "keep only the newest N checkpoints (none: keep all)")
+            .check(Checks.atLeast(1))),
+    RESUME_FROM_CHECKPOINT(Spec.of(Group.CHECKPOINTS, RESUME, Resume.AUTO,
+            "a checkpoint dir; latest (or true): newest in output_dir; auto: that if any, unless --overwrite_output_dir; false")),
+    OVERWRITE_OUTPUT_DIR(Spec.of(Group.CHECKPOINTS, BOOL, false,
+            "start afresh even if output_dir has checkpoints (they are replaced as new ones are saved)")),
+    LOGGING_STEPS(Spec.of(Group.CHECKPOINTS, INT, 500, "log loss, learning rate and throughput every N steps")
+            .check(Checks.atLeast(1))),
+    REPORT_TO(Spec.of(Group.CHECKPOINTS, ValueType.REPORT_TO, List.of(),
+            "metrics files in output_dir besides the console: jsonl (metrics.jsonl), html (report.html), all, none")),
+
+    // ---- system ----
+    DEVICE(Spec.of(Group.SYSTEM, ValueType.DEVICE, "auto", "where to train: auto (the first GPU, else the cpu), cpu, cuda, cuda:N")),
+    PRESET(Spec.of(Group.SYSTEM, ValueType.choice(Preset.class, v -> null), null,
+            "a named set of flag values (below); --config and the command line override it")),
+    CONFIG(Spec.of(Group.SYSTEM, PATH, null,
+            "a JSON file of flag -> value with these names (saved args work too); the command line overrides it")),
+    HELP(Spec.action(Group.SYSTEM, "print this help and exit")),
+    DEEPSPEED(Spec.refused(Group.SYSTEM, STRING,
+            "jtune has no DeepSpeed; its memory planner and optimizer-state offload replace ZeRO (try --preset memory_optimized)")),
+    TF32(Spec.ignored(Group.SYSTEM, BOOL, "jtune's fp32 matmuls run in full fp32, never TF32; bf16 training is unaffected")),
+    USE_LIGER(Spec.ignored(Group.SYSTEM, BOOL,
+            "jtune's fused kernels (RMSNorm, GeGLU, RoPE, chunked linear cross-entropy) are always on")),
+    DISABLE_FLASH_ATTN2(Spec.ignored(Group.SYSTEM, BOOL,
+            "jtune has its own attention kernels (causal, sliding window); there is no FlashAttention 2 to switch"));
+
+    /** How --help groups the flags, in this order. */
+    public enum Group {
+        MODEL("Model"),
+        DATA("Data"),
+        TRAINING("Training"),
+        OPTIMIZER("Optimizer and schedule"),
+        LORA("LoRA and quantization"),
+        CHECKPOINTS("Checkpoints and logging"),
+        SYSTEM("System");
+
+        private final String title;
+
+        Group(String title) {
+            this.title = title;
+        }
+
+        public String title() {
+            return title;
+        }
+    }
+
+    /** Whether a flag does something in jtune. */
+    public enum Support {
+        /** A setting of {@link TrainArgs}. */
+        IMPLEMENTED,
+        /** Accepted for compatibility with the seed's scripts, with a warning saying why it means nothing here. */
+        IGNORED,
+        /** An error saying what jtune does instead, except for {@link Flag#harmlessValues()}. */
+        REFUSED,
+        /** {@code --help}: no value, not a setting. */
+        ACTION
+    }
+
+    private final Spec spec;
+    private final String name;
+
+    Flag(Spec spec) {
+        this.spec = spec;
+        this.name = name().toLowerCase(Locale.ROOT);
+    }
+
+    /** The flag's name without dashes, as HF spells it: {@code learning_rate}. */
+    public String flagName() {
+        return name;
+    }
+
+    /** {@code --learning_rate}. */
+    public String cli() {
+        return "--" + name;
+    }
+
+    public List<String> aliases() {
+        return spec.aliases;
+    }
+
+    public Group group() {
+        return spec.group;
+    }
+
+    public Support support() {
+        return spec.support;
+    }
+
+    /** The default value, typed as the TrainArgs component (boxed); null where the default is "none". */
+    public Object defaultValue() {
+        return spec.defaultValue;
+    }
+
+    public String help() {
+        return spec.help;
+    }
+
+    /** Whether a run needs this flag (its default is none). */
+    public boolean required() {
+        return spec.required;
+    }
+
+    /** For IGNORED and REFUSED flags: why, and what jtune does instead. */
+    public String reason() {
+        return spec.reason;
+    }
+
+    /** For REFUSED flags: the values accepted anyway because they ask for what jtune does (fp16 = false). */
+    public List<Object> harmlessValues() {
+        return spec.harmless;
+    }
+
+    /** Whether the flag is a bare switch ({@code --bf16} alone means true). */
+    public boolean isBoolean() {
+        return spec.type == BOOL;
+    }
+
+    /** The TrainArgs component's name: {@code learning_rate} -> {@code learningRate}. */
+    public String componentName() {
+        StringBuilder sb = new StringBuilder();
+        boolean upper = false;
+        for (char c : name.toCharArray()) {
+            if (c == '_') {
+                upper = true;
+            } else {
+                sb.append(upper ? Character.toUpperCase(c) : c);
+                upper = false;
+            }
+        }
+        return sb.toString();
+    }
+
+    ValueType<?> type() {
+        return spec.type;
+    }
+
+    /** How --help names the value's type. */
+    public String typeLabel() {
+        return spec.support == Support.ACTION ? "" : spec.type.label();
+    }
+
+    /** Parses a value given as text; throws {@link ValueType.BadValue} with the reason. */
+    Object parse(String raw) {
+        return spec.type.parse(raw);
+    }
+
+    /** The value as the flag would spell it: parses back to an equal value. */
+    public String format(Object value) {
+        return spec.type.format(value);
+    }
+
+    Object toJson(Object value) {
+        return spec.type.toJson(value);
+    }
+
+    /** Null if the value is in range, else why not ("must be at least 1"). */
+    String check(Object value) {
+        return value == null || spec.check == null ? null : spec.check.apply(value);
+    }
+
+    /** Whether "none" (or JSON null) unsets the flag: its default is none and the value is not free text. */
+    boolean nullable() {
+        return spec.defaultValue == null && spec.support == Support.IMPLEMENTED;
+    }
+
+    boolean textual() {
+        return spec.type.textual();
+    }
+
+    private static final Map<String, Flag> BY_NAME;
+
+    static {
+        Map<String, Flag> m = new LinkedHashMap<>();
+        for (Flag f : values()) {
+            for (String n : f.names()) {
+                if (m.put(n, f) != null) {
+                    throw new ExceptionInInitializerError("flag name " + n + " is used twice");
+                }
+            }
+        }
+        BY_NAME = Collections.unmodifiableMap(m);
+    }
+
+    /** The name and the aliases. */
+    public List<String> names() {
+        List<String> n = new ArrayList<>();
+        n.add(name);
+        n.addAll(spec.aliases);
+        return n;
+    }
+
+    /** The flag of a name or alias (without dashes), or null. */
+    public static Flag byName(String name) {
+        return BY_NAME.get(name);
+    }
+
+    /** Every name and alias, in table order. */
+    public static List<String> allNames() {
+        return List.copyOf(BY_NAME.keySet());
+    }
+
+    /** The implemented flags, in table order: the components of {@link TrainArgs}. */
+    public static List<Flag> implemented() {
+        List<Flag> l = new ArrayList<>();
+        for (Flag f : values()) {
+            if (f.support() == Support.IMPLEMENTED) {
+                l.add(f);
+            }
+        }
+        return l;
+    }
+
+    /** One row of the table. Built fluently, so each row reads as one expression. */
+    private record Spec(Group group, ValueType<?> type, Object defaultValue, String help, List<String> aliases,
+                        Support support, String reason, List<Object> harmless, Function<Object, String> check,
+                        boolean required) {
+        static Spec of(Group group, ValueType<?> type, Object defaultValue, String help) {
+            return new Spec(group, type, defaultValue, help, List.of(), Support.IMPLEMENTED, null, List.of(), null, false);
+        }
+
+        static Spec ignored(Group group, ValueType<?> type, String reason) {
+            return new Spec(group, type, null, "ignored: " + reason, List.of(), Support.IGNORED, reason, List.of(), null, false);
+        }
+
+        static Spec refused(Group group, ValueType<?> type, String reason) {
+            return new Spec(group, type, null, "refused: " + reason, List.of(), Support.REFUSED, reason, List.of(), null, false);
+        }
+
+        static Spec action(Group group, String help) {
+            return new Spec(group, BOOL, null, help, List.of(), Support.ACTION, null, List.of(), null, false);
+        }
+
+        Spec alias(String alias) {
+            List<String> a = new ArrayList<>(aliases);
+            a.add(alias);
+            return new Spec(group, type, defaultValue, help, List.copyOf(a), support, reason, harmless, check, required);
+        }
+
+        Spec harmless(Object value) {
+            List<Object> h = new ArrayList<>(harmless);
+            h.add(value);
+            return new Spec(group, type, defaultValue, help, aliases, support, reason, List.copyOf(h), check, required);
+        }
+
+        Spec check(Function<Object, String> c) {
+            return new Spec(group, type, defaultValue, help, aliases, support, reason, harmless, c, required);
+        }
+
+        Spec mustBeGiven() {
+            return new Spec(group, type, defaultValue, help, aliases, support, reason, harmless, check, true);
+        }
+    }
+
+    /** Range checks and the reasons for refused values of implemented flags. */
+    static final class Checks {
+        private Checks() {
+        }
+
+        static Function<Object, String> atLeast(int min) {
+            return v -> (Integer) v >= min ? null : "must be at least " + min;
+        }
+
+        static Function<Object, String> atLeastD(double min) {
+            return v -> (Double) v >= min ? null : "must be at least " + bound(min);
+        }
+
+        static Function<Object, String> range(double lo, boolean loClosed, double hi, boolean hiClosed) {
+            String text = (loClosed ? "[" : "(") + bound(lo) + ", " + (hi == Double.MAX_VALUE ? "inf" : bound(hi))
+                    + (hiClosed ? "]" : ")");
+            return v -> {
+                double d = (Double) v;
+                boolean ok = (loClosed ? d >= lo : d > lo) && (hiClosed ? d <= hi : d < hi);
+                return ok ? null : "must be in " + text;
+            };
+        }
+
+        private static String bound(double d) {
+            return d == Math.rint(d) && Math.abs(d) < 1e15 ? String.valueOf((long) d) : ValueType.formatDouble(d);
+        }
+
+        static String optimRefusal(String v) {
+            if (v.contains("8bit")) {
+                return "8-bit optimizers are not built yet (jtune keeps fp32 AdamW state: on the GPU for LoRA, offloaded"
+                        + " to host memory for full fine-tuning); use adamw_torch";
+            }
+            if (v.startsWith("paged_")) {
+                return "paged optimizers are bitsandbytes'; jtune offloads optimizer state to host memory instead;"
+                        + " use adamw_torch";
+            }
+            if (v.startsWith("adamw") || v.startsWith("adafactor") || v.startsWith("lion") || v.startsWith("galore")
+                    || v.startsWith("schedule_free") || v.equals("rmsprop") || v.startsWith("lomo") || v.startsWith("adalomo")
+                    || v.startsWith("grokadamw") || v.startsWith("ademamix") || v.startsWith("apollo") || v.equals("stable_adamw")) {
+                return "HF's " + v + " is not built in jtune; use adamw_torch (AdamW) or sgd";
+            }
+            return null;
+        }
+
+        static String schedulerRefusal(String v) {
+            return switch (v) {
+                case "cosine_with_restarts", "polynomial", "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr",
+                     "cosine_warmup_with_min_lr", "warmup_stable_decay" ->
+                        "HF's " + v + " schedule is not built yet; jtune has linear, cosine, constant, constant_with_warmup";
+                default -> null;
+            };
+        }
+    }
+}

@@ -1,0 +1,382 @@
+package dev.jtune.train.args;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.reflect.Constructor;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.RecordComponent;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Every setting of a training run, resolved: HF TrainingArguments' defaults, then a {@code --preset}, then a
+ * {@code --config} file, then the command line. One component per implemented {@link Flag}, named after it in camel
+ * case ({@code --learning_rate} is {@link #learningRate()}); {@link Flag} is the table that defines names, types,
+ * defaults and help, and this record is built from it.
+ *
+ * <p>After {@link #parse}, {@link #modelPath()} is always a local directory: {@code --model_id} is resolved in the HF
+ * cache (jtune has no network) and kept as the model's name.
+ */
+public record TrainArgs(
+        // model
+        String modelId,
+        Path modelPath,
+        Path cacheDir,
+        // data
+        Path dataPath,
+        Path evalDataPath,
+        double evalRatio,
+        int maxSeqLength,
+        boolean lazyPreprocess,
+        boolean skipBadRecords,
+        int dataloaderNumWorkers,
+        // training
+        Path outputDir,
+        int perDeviceTrainBatchSize,
+        int perDeviceEvalBatchSize,
+        int gradientAccumulationSteps,
+        double numTrainEpochs,
+        int maxSteps,
+        boolean freezeLlm,
+        boolean gradientCheckpointing,
+        boolean bf16,
+        int seed,
+        IntervalStrategy evalStrategy,
+        Integer evalSteps,
+        // optimizer
+        Optim optim,
+        double learningRate,
+        double weightDecay,
+        double adamBeta1,
+        double adamBeta2,
+        double adamEpsilon,
+        double maxGradNorm,
+        LrSchedulerType lrSchedulerType,
+        double warmupRatio,
+        int warmupSteps,
+        // LoRA and quantization
+        boolean loraEnable,
+        int loraRank,
+        int loraAlpha,
+        double loraDropout,
+        List<String> loraNamespanExclude,
+        int numLoraModules,
+        int bits,
+        boolean doubleQuant,
+        QuantType quantType,
+        // checkpoints and logging
+        IntervalStrategy saveStrategy,
+        int saveSteps,
+        Integer saveTotalLimit,
+        Resume resumeFromCheckpoint,
+        boolean overwriteOutputDir,
+        int loggingSteps,
+        List<ReportTarget> reportTo,
+        // system
+        String device,
+        Preset preset,
+        Path config) {
+
+    public TrainArgs {
+        Objects.requireNonNull(outputDir, "outputDir");
+        Objects.requireNonNull(evalStrategy, "evalStrategy");
+        Objects.requireNonNull(optim, "optim");
+        Objects.requireNonNull(lrSchedulerType, "lrSchedulerType");
+        Objects.requireNonNull(quantType, "quantType");
+        Objects.requireNonNull(saveStrategy, "saveStrategy");
+        Objects.requireNonNull(resumeFromCheckpoint, "resumeFromCheckpoint");
+        Objects.requireNonNull(device, "device");
+        loraNamespanExclude = List.copyOf(loraNamespanExclude);
+        reportTo = List.copyOf(reportTo);
+    }
+
+    // ---- parsing ------------------------------------------------------------------------------------------------
+
+    /**
+     * Parses a command line (defaults &lt; --preset &lt; --config &lt; command line), resolves --model_id in the HF
+     * cache, checks that the files named exist, and validates. Every problem found is reported together in one
+     * {@link ArgsException}. {@code --help} is not a run: use {@link CommandLine#parse} to handle it.
+     */
+    public static TrainArgs parse(String... args) {
+        return switch (CommandLine.parse(args)) {
+            case CommandLine.Train t -> t.args();
+            case CommandLine.Help h -> throw new ArgsException(Flag.HELP.cli() + " asks for the help text, not a run");
+        };
+    }
+
+    /** HF's defaults (and the seed's, for its flags), with nothing resolved or checked; model and data unset. */
+    public static TrainArgs defaults() {
+        Map<Flag, Object> values = new EnumMap<>(Flag.class);
+        for (Flag f : Flag.implemented()) {
+            values.put(f, f.defaultValue());
+        }
+        return of(values);
+    }
+
+    // ---- derived settings ---------------------------------------------------------------------------------------
+
+    /** The checkpoint this run resumes from, if any (see {@link Resume}). */
+    public Optional<Path> checkpointToResume() {
+        return resumeFromCheckpoint.checkpoint(outputDir, overwriteOutputDir);
+    }
+
+    /** Warmup in optimizer steps for a run of totalSteps: --warmup_steps if set, else ceil(ratio x total), as HF. */
+    public long warmupStepsFor(long totalSteps) {
+        return warmupSteps > 0 ? warmupSteps : (long) Math.ceil(warmupRatio * totalSteps);
+    }
+
+    /** Steps between evaluations with --eval_strategy steps: --eval_steps, else --logging_steps (HF's rule). */
+    public int effectiveEvalSteps() {
+        return evalSteps != null ? evalSteps : loggingSteps;
+    }
+
+    /** The value of one implemented flag, typed as its component. */
+    public Object get(Flag flag) {
+        if (flag.support() != Flag.Support.IMPLEMENTED) {
+            throw new IllegalArgumentException(flag.cli() + " is not a setting (" + flag.support() + ")");
+        }
+        try {
+            return component(flag).getAccessor().invoke(this);
+        } catch (IllegalAccessException | InvocationTargetException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    // ---- the run log ----------------------------------------------------------------------------------------------
+
+    /**
+     * The resolved settings, one per line in table order: {@code learning_rate = 0.0001  (default 5e-05)}; values
+     * that differ from the default say so.
+     */
+    public String describe() {
+        int width = 0;
+        for (Flag f : Flag.implemented()) {
+            width = Math.max(width, f.flagName().length());
+        }
+        StringBuilder sb = new StringBuilder();
+        for (Flag f : Flag.implemented()) {
+            Object v = get(f);
+            sb.append(String.format(java.util.Locale.ROOT, "%-" + width + "s = %s", f.flagName(), f.format(v)));
+            if (!Objects.equals(v, f.defaultValue())) {
+                sb.append("  (default ").append(f.format(f.defaultValue())).append(')');
+            }
+            sb.append('\n');
+        }
+        return sb.toString();
+    }
+
+    // ---- JSON -----------------------------------------------------------------------------------------------------
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** The settings as a JSON object of flag name -> value, in table order; readable by {@link #fromJson} and --config. */
+    public String toJson() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (Flag f : Flag.implemented()) {
+            m.put(f.flagName(), f.toJson(get(f)));
+        }
+        try {
+            return JSON.writeValueAsString(m) + "\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Writes {@link #toJson()} to a file (atomically: a temporary file, then a rename). */
+    public void writeJson(Path file) {
+        try {
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+            Files.writeString(tmp, toJson(), StandardCharsets.UTF_8);
+            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing " + file, e);
+        }
+    }
+
+    /**
+     * Reads settings written by {@link #toJson()} (or any JSON object of flag -> value: missing flags take their
+     * defaults, a preset named in it applies first). Checks types, ranges and contradictions, not the files.
+     */
+    public static TrainArgs fromJson(String json) {
+        return ArgsParser.fromJson(json, "saved arguments");
+    }
+
+    /** {@link #fromJson(String)} of a file. */
+    public static TrainArgs readJson(Path file) {
+        try {
+            return ArgsParser.fromJson(Files.readString(file, StandardCharsets.UTF_8), "saved arguments " + file);
+        } catch (IOException e) {
+            throw new ArgsException("cannot read saved arguments " + file + ": " + e.getMessage());
+        }
+    }
+
+    // ---- validation -----------------------------------------------------------------------------------------------
+
+    /** Contradictions and missing requirements between flags; each problem names the flags. */
+    List<String> contradictions() {
+        List<String> p = new ArrayList<>();
+        if (modelId == null && modelPath == null) {
+            p.add("a model is required: " + Flag.MODEL_ID.cli() + " NAME (from the HF cache) or " + Flag.MODEL_PATH.cli() + " DIR");
+        }
+        for (Flag f : Flag.implemented()) {
+            if (f.required() && get(f) == null) {
+                p.add(f.cli() + " is required: " + f.help());
+            }
+        }
+        if (loraEnable && !freezeLlm) {
+            p.add(Flag.LORA_ENABLE.cli() + " needs " + Flag.FREEZE_LLM.cli() + ": LoRA trains adapters on a frozen base"
+                    + " (as the seed's tool requires); add " + Flag.FREEZE_LLM.cli() + " True");
+        }
+        if (freezeLlm && !loraEnable) {
+            p.add(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train"
+                    + " (jtune trains the text model only)");
+        }
+        if (bits == 4 && !loraEnable) {
+            p.add(Flag.BITS.cli() + " 4 needs " + Flag.LORA_ENABLE.cli() + ": 4-bit weights are frozen, so there would be"
+                    + " nothing to train");
+        }
+        if (warmupRatio > 0 && warmupSteps > 0) {
+            p.add(Flag.WARMUP_RATIO.cli() + " " + Flag.WARMUP_RATIO.format(warmupRatio) + " and " + Flag.WARMUP_STEPS.cli()
+                    + " " + warmupSteps + " are both set: choose one");
+        }
+        if (maxSteps <= 0 && numTrainEpochs <= 0) {
+            p.add(Flag.MAX_STEPS.cli() + " " + maxSteps + " and " + Flag.NUM_TRAIN_EPOCHS.cli() + " "
+                    + Flag.NUM_TRAIN_EPOCHS.format(numTrainEpochs) + " leave nothing to train: set one of them above 0");
+        }
+        if (saveStrategy == IntervalStrategy.STEPS && saveSteps <= 0) {
+            p.add(Flag.SAVE_STRATEGY.cli() + " steps needs " + Flag.SAVE_STEPS.cli() + " > 0, got " + saveSteps
+                    + " (or use " + Flag.SAVE_STRATEGY.cli() + " epoch / no)");
+        }
+        if (evalStrategy != IntervalStrategy.NO && evalDataPath == null && evalRatio == 0) {
+            p.add(Flag.EVAL_STRATEGY.cli() + " " + evalStrategy.flagValue() + " needs evaluation data: "
+                    + Flag.EVAL_DATA_PATH.cli() + " or " + Flag.EVAL_RATIO.cli() + " > 0");
+        }
+        if (evalDataPath != null && evalRatio > 0) {
+            p.add(Flag.EVAL_DATA_PATH.cli() + " and " + Flag.EVAL_RATIO.cli() + " " + Flag.EVAL_RATIO.format(evalRatio)
+                    + " are both set: choose one source of evaluation data");
+        }
+        if (resumeFromCheckpoint.mode() == Resume.Mode.LATEST && overwriteOutputDir) {
+            p.add(Flag.RESUME_FROM_CHECKPOINT.cli() + " latest resumes from output_dir, which "
+                    + Flag.OVERWRITE_OUTPUT_DIR.cli() + " says to start afresh: choose one");
+        }
+        return p;
+    }
+
+    /** Files that must exist: the model directory, the data, a checkpoint to resume from. */
+    List<String> missingFiles() {
+        List<String> p = new ArrayList<>();
+        if (modelPath != null) {
+            if (!Files.isDirectory(modelPath)) {
+                p.add(Flag.MODEL_PATH.cli() + " " + modelPath + " is not a directory");
+            } else if (!Files.isRegularFile(modelPath.resolve("config.json"))) {
+                p.add(Flag.MODEL_PATH.cli() + " " + modelPath + " has no config.json: not an HF checkpoint directory");
+            }
+        }
+        if (dataPath != null && !Files.exists(dataPath)) {
+            p.add(Flag.DATA_PATH.cli() + " " + dataPath + " does not exist");
+        }
+        if (evalDataPath != null && !Files.exists(evalDataPath)) {
+            p.add(Flag.EVAL_DATA_PATH.cli() + " " + evalDataPath + " does not exist");
+        }
+        switch (resumeFromCheckpoint.mode()) {
+            case PATH -> {
+                if (!Files.isDirectory(resumeFromCheckpoint.path())) {
+                    p.add(Flag.RESUME_FROM_CHECKPOINT.cli() + " " + resumeFromCheckpoint.path() + " is not a directory");
+                }
+            }
+            case LATEST -> {
+                if (!overwriteOutputDir && Resume.newestCheckpoint(outputDir).isEmpty()) {
+                    p.add(Flag.RESUME_FROM_CHECKPOINT.cli() + " " + resumeFromCheckpoint.flagValue()
+                            + ": no checkpoint-N directory in " + Flag.OUTPUT_DIR.cli() + " " + outputDir);
+                }
+            }
+            default -> { }
+        }
+        return p;
+    }
+
+    // ---- construction from the table ----------------------------------------------------------------------------
+
+    private static final Map<Flag, RecordComponent> COMPONENTS = new EnumMap<>(Flag.class);
+    private static final Constructor<TrainArgs> CONSTRUCTOR;
+
+    static {
+        RecordComponent[] rc = TrainArgs.class.getRecordComponents();
+        Map<String, RecordComponent> byName = new LinkedHashMap<>();
+        for (RecordComponent c : rc) {
+            byName.put(c.getName(), c);
+        }
+        for (Flag f : Flag.implemented()) {
+            RecordComponent c = byName.remove(f.componentName());
+            if (c == null) {
+                throw new ExceptionInInitializerError("flag " + f.cli() + " has no TrainArgs component " + f.componentName());
+            }
+            COMPONENTS.put(f, c);
+        }
+        if (!byName.isEmpty()) {
+            throw new ExceptionInInitializerError("TrainArgs components without a flag: " + byName.keySet());
+        }
+        Class<?>[] types = new Class<?>[rc.length];
+        for (int i = 0; i < rc.length; i++) {
+            types[i] = rc[i].getType();
+        }
+        try {
+            CONSTRUCTOR = TrainArgs.class.getDeclaredConstructor(types);
+        } catch (NoSuchMethodException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    static RecordComponent component(Flag f) {
+        return COMPONENTS.get(f);
+    }
+
+    /** Builds TrainArgs from a value per implemented flag (the table's types). */
+    static TrainArgs of(Map<Flag, Object> values) {
+        RecordComponent[] rc = TrainArgs.class.getRecordComponents();
+        Object[] args = new Object[rc.length];
+        for (Flag f : Flag.implemented()) {
+            RecordComponent c = COMPONENTS.get(f);
+            int index = indexOf(rc, c.getName());
+            Object v = values.get(f);
+            if (v == null && c.getType().isPrimitive()) {
+                throw new IllegalStateException(f.cli() + " has no value");
+            }
+            args[index] = v;
+        }
+        try {
+            return CONSTRUCTOR.newInstance(args);
+        } catch (InvocationTargetException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            throw new IllegalStateException(e.getCause());
+        } catch (InstantiationException | IllegalAccessException | IllegalArgumentException e) {
+            throw new IllegalStateException("building TrainArgs from the flag table: " + e, e);
+        }
+    }
+
+    private static int indexOf(RecordComponent[] rc, String name) {
+        for (int i = 0; i < rc.length; i++) {
+            if (rc[i].getName().equals(name)) {
+                return i;
+            }
+        }
+        throw new IllegalStateException(name);
+    }
+}

@@ -1,0 +1,122 @@
+package dev.jtune.train.loop;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.lora.DropoutState;
+import dev.jtune.gemma.lora.Lora;
+import dev.jtune.gemma.lora.LoraAdapter;
+import dev.jtune.gemma.lora.LoraConfig;
+import dev.jtune.gemma.lora.LoraMerge;
+import dev.jtune.gemma.lora.PeftAdapter;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What is trained: a Gemma 3 model with LoRA adapters on a frozen base, or all its parameters (full fine-tuning).
+ * Knows how its trainable weights are saved in HF formats (a peft adapter, or a full checkpoint) and restored.
+ */
+public final class Trainable {
+    private final Gemma3Model model;
+    private final Map<String, LoraAdapter> adapters;
+    private final LoraConfig lora;
+    private final DropoutState dropout;
+    private final String baseModel;
+
+    private Trainable(Gemma3Model model, Map<String, LoraAdapter> adapters, LoraConfig lora, DropoutState dropout, String baseModel) {
+        this.model = model;
+        this.adapters = adapters;
+        this.lora = lora;
+        this.dropout = dropout;
+        this.baseModel = baseModel;
+    }
+
+    /** LoRA on a frozen base: new adapters (peft's initialisation, fp32), allocated in the current scope. */
+    public static Trainable lora(Gemma3Model model, LoraConfig config, long seed, String baseModel) {
+        DropoutState dropout = new DropoutState(config.dropout());
+        Map<String, LoraAdapter> adapters = Lora.attach(model, config, DType.F32, seed, dropout);
+        return new Trainable(model, adapters, config, dropout, baseModel);
+    }
+
+    /** Every parameter of the model is trained. */
+    public static Trainable full(Gemma3Model model, String baseModel) {
+        for (Tensor p : model.parameters().values()) {
+            p.requiresGrad(true);
+        }
+        return new Trainable(model, null, null, null, baseModel);
+    }
+
+    public Gemma3Model model() {
+        return model;
+    }
+
+    public boolean isLora() {
+        return adapters != null;
+    }
+
+    public List<Tensor> parameters() {
+        return isLora() ? Lora.parameters(adapters) : List.copyOf(model.parameters().values());
+    }
+
+    public long parameterCount() {
+        long n = 0;
+        for (Tensor p : parameters()) {
+            n += p.numel();
+        }
+        return n;
+    }
+
+    /** Switches dropout on for the micro-batch with this seed (LoRA), or off. */
+    public void train(long microBatchSeed) {
+        if (dropout != null) {
+            dropout.train(microBatchSeed);
+        }
+    }
+
+    public void eval() {
+        if (dropout != null) {
+            dropout.eval();
+        }
+    }
+
+    /** Writes the trained weights in HF's format: a peft adapter directory, or a full checkpoint. */
+    public void save(Path dir) {
+        if (isLora()) {
+            PeftAdapter.save(dir, adapters, lora, baseModel);
+        } else {
+            LoraMerge.export(model, dir, LoraMerge.DEFAULT_SHARD_BYTES);
+        }
+    }
+
+    /** Restores weights written by {@link #save} into this model's tensors. */
+    public void restore(Path dir) {
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("restore")) {
+            if (isLora()) {
+                try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS_FILE))) {
+                    for (LoraAdapter a : adapters.values()) {
+                        copy(file, PeftAdapter.key(a.module(), true), a.a());
+                        copy(file, PeftAdapter.key(a.module(), false), a.b());
+                    }
+                }
+            } else {
+                try (var files = dev.jtune.gemma.safetensors.SafeTensorsModel.open(dir)) {
+                    for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+                        Tensor src = files.load(e.getKey(), e.getValue().device(), e.getValue().dtype(), e.getValue().shape());
+                        Ops.copyInto(src, e.getValue());
+                    }
+                }
+            }
+        }
+    }
+
+    private static void copy(SafeTensorsFile file, String name, Tensor into) {
+        Tensor src = file.load(name, into.device(), file.info(name).dtype(), into.shape());
+        Ops.copyInto(src.cast(into.dtype()), into);
+    }
+}

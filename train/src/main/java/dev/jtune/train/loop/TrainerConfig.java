@@ -1,0 +1,46 @@
+package dev.jtune.train.loop;
+
+/**
+ * What the training loop needs, independent of how it was asked for (flags, a config file, or code embedding
+ * jtune). Steps are optimizer steps; {@code maxSteps > 0} overrides {@code epochs}.
+ */
+public record TrainerConfig(
+        double epochs,
+        long maxSteps,
+        int batchSize,
+        int gradientAccumulation,
+        double learningRate,
+        LrSchedule.Type schedule,
+        double warmupRatio,
+        long warmupSteps,
+        double weightDecay,
+        double beta1,
+        double beta2,
+        double epsilon,
+        double maxGradNorm,
+        boolean checkpointLayers,
+        long loggingSteps,
+        SaveStrategy saveStrategy,
+        long saveSteps,
+        int saveTotalLimit,
+        SaveStrategy evalStrategy,
+        long evalSteps,
+        long seed) {
+
+    public enum SaveStrategy { NO, STEPS, EPOCH }
+
+    public TrainerConfig {
+        if (batchSize <= 0 || gradientAccumulation <= 0) {
+            throw new IllegalArgumentException("batch size and gradient accumulation must be positive");
+        }
+        if (maxSteps <= 0 && !(epochs > 0)) {
+            throw new IllegalArgumentException("either maxSteps or epochs must be positive");
+        }
+    }
+
+    /** Sensible defaults for a quick run (HF's where they exist). */
+    public static TrainerConfig defaults() {
+        return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, false,
+                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42);
+    }
+}
