@@ -15,8 +15,8 @@ import dev.jtune.gemma.model.Gemma3Model;
 import java.util.Locale;
 
 /**
- * One full fine-tuning forward + backward of a real Gemma 3 configuration with random weights, timed and with
- * the allocator's peak memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3]}.
+ * One forward + backward of a real Gemma 3 configuration with random weights, timed and with the allocator's peak
+ * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3] [mode=full|lora16|qlora16]}.
  */
 public final class GemmaStep {
     private GemmaStep() {
@@ -27,14 +27,27 @@ public final class GemmaStep {
         int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 8192;
         boolean checkpoint = args.length > 2 && Boolean.parseBoolean(args[2]);
         int steps = args.length > 3 ? Integer.parseInt(args[3]) : 3;
+        String mode = args.length > 4 ? args[4] : "full";
         Gemma3Config config = Gemma3Config.builtIn(name);
         CudaBackend gpu = CudaBackend.get(0);
         Device d = gpu.device();
         System.out.println("device: " + gpu.description());
         try (Scope weights = Scope.open("weights", MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.random(config, d, DType.BF16, 1);
-            for (Tensor p : model.parameters().values()) {
-                p.requiresGrad(true);
+            java.util.List<Tensor> trained;
+            if (mode.equals("full")) {
+                for (Tensor p : model.parameters().values()) {
+                    p.requiresGrad(true);
+                }
+                trained = java.util.List.copyOf(model.parameters().values());
+            } else {
+                if (mode.startsWith("qlora")) {
+                    model.quantizeLinearWeights(true);
+                    System.out.printf(Locale.ROOT, "NF4 base: %s for %d linear weights%n", MemoryStats.gib(model.quantizedBytes()), model.quantizedWeights().size());
+                }
+                int rank = Integer.parseInt(mode.replaceAll("[^0-9]", ""));
+                trained = dev.jtune.gemma.lora.Lora.parameters(dev.jtune.gemma.lora.Lora.attach(model,
+                        dev.jtune.gemma.lora.LoraConfig.of(rank, 2.0 * rank), DType.F32, 5));
             }
             int[] ids = new int[tokens];
             for (int i = 0; i < tokens; i++) {
@@ -54,12 +67,12 @@ public final class GemmaStep {
                 Backends.get(d).synchronize();
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 MemoryStats m = gpu.memoryStats();
-                System.out.printf(Locale.ROOT, "%s full fine-tune, %d tokens, checkpointing %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
+                System.out.printf(Locale.ROOT, "%s " + mode + ", %d tokens, checkpointing %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
                                 + "peak allocated %s (weights %s, gradients %s, activations %s), reserved peak %s%n",
                         name, tokens, checkpoint, s, seconds * 1e3, tokens / seconds, loss, MemoryStats.gib(m.peakAllocated()),
                         MemoryStats.gib(m.peak(MemoryCategory.WEIGHTS)), MemoryStats.gib(m.peak(MemoryCategory.GRADIENTS)),
                         MemoryStats.gib(m.peak(MemoryCategory.ACTIVATIONS)), MemoryStats.gib(m.peakReserved()));
-                for (Tensor p : model.parameters().values()) {
+                for (Tensor p : trained) {
                     p.zeroGrad();
                 }
             }

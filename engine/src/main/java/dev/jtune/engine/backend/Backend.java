@@ -188,6 +188,18 @@ public interface Backend {
      */
     void dropout(Tensor x, double p, long seed, Tensor out);
 
+    /**
+     * NF4 dequantization (bitsandbytes' 4-bit NormalFloat, blocks of 64; see {@code quant.Nf4}), n = out.numel().
+     * codes U8 [ceil(n/2)]: element 2k in the high nibble of byte k, 2k+1 in the low one. The scale of block b
+     * (elements [64b, 64b + 64)) is absmax[b], absmax F32 [ceil(n/64)]; or, double-quantized (absmax null),
+     * {@code fp32(fp32(dyn[absmaxCodes[b]] * absmax2[b / 256]) + offset)} with absmaxCodes U8 [ceil(n/64)], absmax2
+     * F32 [ceil(n/64/256)] and dyn bitsandbytes' signed dynamic map ({@code Nf4.dynamicMap()}). Exactly one of
+     * absmax and (absmaxCodes, absmax2) is given. {@code out[i] = fp32(CODES[code_i] * scale)} rounded once to out's
+     * dtype (BF16, F16 or F32); every step is one fp32 operation (no fused multiply-add), so all backends agree bit
+     * for bit (NaN payloads aside). All inputs and out are contiguous and may start anywhere in their storage.
+     */
+    void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out);
+
     /** Waits until all work queued on this device is done. */
     void synchronize();
 

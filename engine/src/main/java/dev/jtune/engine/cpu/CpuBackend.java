@@ -320,6 +320,11 @@ public final class CpuBackend implements Backend {
         CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
     }
 
+    @Override
+    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
+        CpuQuant.dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
+    }
+
     // ---------------------------------------------------------------- helpers
 
     /** The native memory behind a cpu tensor. */

@@ -431,6 +431,19 @@ public final class CudaBackend implements Backend {
         optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);
     }
 
+    @Override
+    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
+        context.makeCurrent();
+        nf4Kernels.get().dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
+    }
+
+    /** kernels/nf4.cu, built on first use. */
+    private final Lazy<Nf4Kernels> nf4Kernels = new Lazy<>(this::newNf4Kernels);
+
+    private Nf4Kernels newNf4Kernels() {
+        return new Nf4Kernels(compiler, stream, context, allocator);
+    }
+
     // ---------------------------------------------------------------- lazily built kernel families
 
     private ElementwiseKernels elementwise() {

@@ -204,6 +204,11 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
+    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
+        // meta tensors hold no data
+    }
+
+    @Override
     public void synchronize() {
     }
 

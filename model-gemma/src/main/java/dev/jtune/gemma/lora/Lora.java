@@ -47,7 +47,7 @@ public final class Lora {
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             long s = seed;
             for (String m : selectModules(model, config)) {
-                Tensor w = model.linearWeight(m);
+                dev.jtune.engine.Shape w = model.linearShape(m);
                 long out = w.dim(0);
                 long in = w.dim(1);
                 double bound = 1.0 / Math.sqrt(in);

@@ -32,10 +32,15 @@ public final class LoraMerge {
     public static void merge(Gemma3Model model, Map<String, LoraAdapter> adapters) {
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("merge")) {
             for (LoraAdapter a : adapters.values()) {
-                Tensor w = model.linearWeight(a.module());
+                boolean nf4 = model.quantizedWeights().containsKey(a.module() + ".weight");
+                Tensor w = model.linearWeight(a.module()); // a dequantized copy for an NF4 module
                 Tensor delta = a.b().cast(DType.F32).matmul(a.a().cast(DType.F32)).scale(a.scale());
-                Tensor merged = Ops.add(w.cast(DType.F32), delta);
-                Ops.copyInto(merged.cast(w.dtype()), w);
+                Tensor merged = Ops.add(w.cast(DType.F32), delta).cast(model.dtype());
+                if (nf4) {
+                    model.replaceLinearWeight(a.module(), tmp.keep(merged)); // a 4-bit base merges into 16-bit weights
+                } else {
+                    Ops.copyInto(merged, w);
+                }
                 model.adapter(a.module(), null);
             }
         }
@@ -47,6 +52,10 @@ public final class LoraMerge {
             Files.createDirectories(dir);
             SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
             model.parameters().forEach(writer::add);
+            for (String name : model.quantizedWeights().keySet()) { // NF4 modules are exported dequantized
+                String module = name.substring(0, name.length() - ".weight".length());
+                writer.add(name, model.linearWeight(module));
+            }
             writer.writeSharded(dir, maxShardBytes);
             Path tmp = Files.createTempFile(dir, ".config", ".json.tmp");
             Files.writeString(tmp, model.config().toHfJson());

@@ -147,7 +147,7 @@ public final class PeftAdapter {
                 if (!file.contains(ka)) {
                     continue;
                 }
-                Tensor w = model.linearWeight(module);
+                Shape w = model.linearShape(module);
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
                 String kb = key(module, false);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);

@@ -16,6 +16,8 @@ import dev.jtune.engine.ops.CrossEntropy;
 import dev.jtune.engine.ops.Embedding;
 import dev.jtune.engine.ops.RmsNorm;
 import dev.jtune.engine.ops.Rope;
+import dev.jtune.engine.quant.Nf4;
+import dev.jtune.engine.quant.Nf4Tensor;
 import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.safetensors.SafeTensorsModel;
 import dev.jtune.gemma.safetensors.TensorInfo;
@@ -44,6 +46,8 @@ public final class Gemma3Model {
     private final List<Gemma3Layer> layers;
     private final Tensor finalNorm;
     private final Map<String, Tensor> parameters;
+    private final Map<String, Nf4Tensor> quantized = new LinkedHashMap<>();
+    private Tensor dequantWorkspace;
     private final DType dtype;
     private final Device device;
     private final Map<String, Adapter> adapters = new LinkedHashMap<>();
@@ -70,7 +74,7 @@ public final class Gemma3Model {
             throw new UnsupportedOpException("Gemma 3 without tied embeddings is not supported yet");
         }
         this.config = config;
-        this.parameters = Collections.unmodifiableMap(byName);
+        this.parameters = byName;
         this.embed = byName.get(EMBED);
         this.finalNorm = byName.get(FINAL_NORM);
         List<Gemma3Layer> ls = new ArrayList<>();
@@ -151,9 +155,53 @@ public final class Gemma3Model {
         return config;
     }
 
-    /** Parameters by HF name, in HF's order. */
+    /** Dense parameters by HF name, in HF's order (NF4-quantized linear weights are in {@link #quantizedWeights()}). */
     public Map<String, Tensor> parameters() {
-        return parameters;
+        return Collections.unmodifiableMap(parameters);
+    }
+
+    /** The linear weights held in NF4, by HF parameter name. */
+    public Map<String, Nf4Tensor> quantizedWeights() {
+        return Collections.unmodifiableMap(quantized);
+    }
+
+    /**
+     * QLoRA's frozen base: every linear projection's weight is quantized to NF4 (bitsandbytes' semantics, absmax per
+     * 64, optionally double-quantized) and its 16-bit copy freed. Each product then dequantizes the weight into one
+     * reused workspace of the model's dtype right before the matmul, in forward and in backward. The embedding (also
+     * the LM head) and the norms stay in 16 bits. Allocations go to the current scope.
+     */
+    public void quantizeLinearWeights(boolean doubleQuant) {
+        long largest = 0;
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            for (String module : linearModules()) {
+                String name = module + ".weight";
+                Tensor w = parameters.remove(name);
+                if (w == null) {
+                    continue; // already quantized
+                }
+                if (w.requiresGrad()) {
+                    throw new UnsupportedOpException("quantize: " + name + " requires grad; NF4 weights are frozen");
+                }
+                quantized.put(name, Nf4.quantize(w, doubleQuant));
+                largest = Math.max(largest, w.numel());
+                w.close();
+            }
+        }
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.WORKSPACE)) {
+            if (largest > 0 && (dequantWorkspace == null || dequantWorkspace.numel() < largest)) {
+                dequantWorkspace = Tensor.empty(Shape.of(largest), dtype, device);
+            }
+        }
+    }
+
+    /** Bytes of the NF4 weights (codes and scales). */
+    public long quantizedBytes() {
+        long n = 0;
+        for (Nf4Tensor q : quantized.values()) {
+            n += q.storageBytes();
+        }
+        return n;
     }
 
     public List<Gemma3Layer> layers() {
@@ -177,13 +225,38 @@ public final class Gemma3Model {
         return names;
     }
 
-    /** The frozen weight [out, in] of a linear module. */
+    /**
+     * The frozen weight [out, in] of a linear module; for an NF4 module, a dequantized copy in the current scope.
+     */
     public Tensor linearWeight(String module) {
+        Nf4Tensor q = quantized.get(module + ".weight");
+        if (q != null) {
+            return Nf4.dequantize(q, dtype);
+        }
         Tensor w = parameters.get(module + ".weight");
         if (w == null || w.rank() != 2) {
             throw new IllegalArgumentException("Gemma 3 has no linear module '" + module + "'");
         }
         return w;
+    }
+
+    /** The shape [out, in] of a linear module's weight (no dequantization). */
+    public Shape linearShape(String module) {
+        Nf4Tensor q = quantized.get(module + ".weight");
+        return q != null ? q.shape() : linearWeight(module).shape();
+    }
+
+    /**
+     * Replaces an NF4 module by a dense weight (merging LoRA into a 4-bit base produces 16-bit weights, as peft's
+     * merge_and_unload does); the weight is adopted as the module's parameter.
+     */
+    public void replaceLinearWeight(String module, Tensor dense) {
+        String name = module + ".weight";
+        Nf4Tensor q = quantized.remove(name);
+        if (q != null) {
+            q.close();
+        }
+        parameters.put(name, dense);
     }
 
     /** Attaches (or, with null, removes) the adapter of a linear module. */
@@ -196,11 +269,29 @@ public final class Gemma3Model {
         }
     }
 
-    /** y = x W^T (+ the module's adapter). */
+    /** y = x W^T (+ the module's adapter); an NF4 weight is dequantized into the workspace first. */
     private Tensor linear(String module, Tensor x, Tensor weight) {
-        Tensor y = x.matmul(weight.transpose(0, 1));
+        Nf4Tensor q = quantized.get(module + ".weight");
+        Tensor y = q != null ? nf4Linear(q, x) : x.matmul(weight.transpose(0, 1));
         Adapter a = adapters.get(module);
         return a == null ? y : y.add(a.apply(x));
+    }
+
+    /**
+     * x W^T for a frozen NF4 weight: the weight is dequantized into the shared workspace before the forward
+     * product and again before the backward one (dX = dY W); nothing of it is saved between them. One workspace
+     * serves every layer because all work runs in stream order.
+     */
+    private Tensor nf4Linear(Nf4Tensor q, Tensor x) {
+        Shape shape = q.shape();
+        return Autograd.op("nf4 linear", () -> x.matmul(dequantized(q, shape).transpose(0, 1)),
+                g -> new Tensor[] {g.matmul(dequantized(q, shape))}, x);
+    }
+
+    private Tensor dequantized(Nf4Tensor q, Shape shape) {
+        Tensor w = dequantWorkspace.slice(0, 0, shape.numel()).view(shape.toArray());
+        Nf4.dequantizeInto(q, w);
+        return w;
     }
 
     private static String module(int layer, String name) {

@@ -1,0 +1,70 @@
+package dev.jtune.gemma.lora;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.quant.Nf4;
+import dev.jtune.gemma.model.Gemma3Model;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * QLoRA: a base held in NF4 and dequantized before every product computes exactly what a dense model holding the
+ * dequantized weights computes — loss and LoRA gradients — with or without checkpointing.
+ */
+class QloraTest {
+    private static List<double[]> run(boolean quantized, boolean checkpoint, double[] lossOut) {
+        try (Scope scope = Scope.open("qlora")) {
+            Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
+            if (quantized) {
+                model.quantizeLinearWeights(true);
+                assertEquals(42, model.quantizedWeights().size());
+                double bits = model.quantizedWeights().values().stream().mapToDouble(q -> q.bitsPerWeight()).max().orElseThrow();
+                assertTrue(bits <= 4.5, "bits per weight " + bits);
+            } else {
+                for (String m : model.linearModules()) { // the weights the NF4 model effectively uses
+                    Tensor w = model.linearWeight(m);
+                    try (Scope tmp = Scope.open("q")) {
+                        Ops.copyInto(Nf4.dequantize(Nf4.quantize(w, true), DType.F32), w);
+                    }
+                }
+            }
+            PeftAdapter.Loaded loaded = PeftAdapter.load(LoraGoldenTest.fixture("gemma3-tiny-lora"), model, DType.F32);
+            int[] ids = {2, 40, 41, 42, 43, 300, 301, 7, 8, 9, 10, 11};
+            Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
+            Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpoint));
+            lossOut[0] = loss.item();
+            loss.backward();
+            List<double[]> grads = new ArrayList<>();
+            for (Tensor p : Lora.parameters(loaded.adapters())) {
+                grads.add(p.grad().toDoubleArray());
+            }
+            return grads;
+        }
+    }
+
+    @Test
+    void nf4BaseComputesWhatItsDequantizedWeightsCompute() {
+        double[] dense = new double[1];
+        double[] nf4 = new double[1];
+        double[] nf4Checkpointed = new double[1];
+        List<double[]> a = run(false, false, dense);
+        List<double[]> b = run(true, false, nf4);
+        List<double[]> c = run(true, true, nf4Checkpointed);
+        assertEquals(dense[0], nf4[0], 1e-6 * Math.abs(dense[0]));
+        assertEquals(nf4[0], nf4Checkpointed[0], 0.0);
+        for (int i = 0; i < a.size(); i++) {
+            assertArrayEquals(a.get(i), b.get(i), 1e-6, "LoRA gradient " + i);
+            assertArrayEquals(b.get(i), c.get(i), 0.0, "LoRA gradient " + i + " with checkpointing");
+        }
+    }
+}
