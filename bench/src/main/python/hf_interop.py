@@ -17,8 +17,8 @@ base = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32,
 peft = PeftModel.from_pretrained(base, f"{out_dir}/adapter").eval()
 with torch.no_grad():
     adapter_logits = peft(ids).logits[0].flatten().tolist()
+print(f"peft PeftModel.from_pretrained(jtune adapter): logits relative difference to jtune {rel(adapter_logits, expected['adapter']):.2e}", flush=True)
 merged = AutoModelForCausalLM.from_pretrained(f"{out_dir}/merged", torch_dtype=torch.float32, attn_implementation="eager").eval()
 with torch.no_grad():
     merged_logits = merged(ids).logits[0].flatten().tolist()
-print(f"peft PeftModel.from_pretrained(jtune adapter): logits relative difference to jtune {rel(adapter_logits, expected['adapter']):.2e}")
 print(f"transformers from_pretrained(jtune merged export): logits relative difference to jtune {rel(merged_logits, expected['merged']):.2e}")

@@ -227,7 +227,11 @@ public record Gemma3Config(
         c.put("num_hidden_layers", numHiddenLayers);
         c.put("num_key_value_heads", numKeyValueHeads);
         c.put("pad_token_id", padTokenId);
-        c.put("query_pre_attn_scalar", queryPreAttnScalar);
+        if (queryPreAttnScalar == Math.rint(queryPreAttnScalar)) {
+            c.put("query_pre_attn_scalar", (long) queryPreAttnScalar); // transformers 5 validates it as an int
+        } else {
+            c.put("query_pre_attn_scalar", queryPreAttnScalar);
+        }
         c.put("rms_norm_eps", rmsNormEps);
         com.fasterxml.jackson.databind.node.ObjectNode rope = c.putObject("rope_parameters");
         ropeJson(rope.putObject(LayerType.FULL.hfName()), ropeThetaGlobal, ropeScalingFactor);

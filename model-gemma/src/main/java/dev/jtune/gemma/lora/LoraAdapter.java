@@ -7,8 +7,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 
 /**
  * One LoRA pair on a frozen linear module: A [r, in] and B [out, r], trainable (fp32 by default), adding
- * {@code scale * dropout(x) A^T B^T} to the module's output (dropout only while {@code dropout} is active). The product runs in the activations' dtype; casting the fp32
- * weights is differentiable, so their gradients come back in fp32.
+ * {@code scale * dropout(x) A^T B^T} to the module's output (dropout only while {@code dropout} is active).
  */
 public record LoraAdapter(String module, Tensor a, Tensor b, double scale, DropoutState dropout, int index)
         implements Gemma3Model.Adapter {
@@ -18,11 +17,16 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         this(module, a, b, scale, null, 0);
     }
 
+    /**
+     * As peft does, the input is cast to the adapter's dtype (fp32 for fp32 adapters on a bf16 base), so the low-rank
+     * products and the adapter's gradients are computed in that precision; the result is cast back to x's dtype.
+     */
     @Override
     public Tensor apply(Tensor x) {
         Tensor in = dropout != null && dropout.active() ? Dropout.apply(x, dropout.p(), dropout.seedFor(index)) : x;
-        Tensor down = in.matmul(a.cast(x.dtype()).transpose(0, 1));
-        return Ops.matmul(down, b.cast(x.dtype()), false, true).scale(scale);
+        Tensor xa = in.cast(a.dtype());
+        Tensor down = xa.matmul(a.transpose(0, 1));
+        return Ops.matmul(down, b.cast(a.dtype()), false, true).scale(scale).cast(x.dtype());
     }
 
     public int rank() {
