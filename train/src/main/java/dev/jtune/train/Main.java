@@ -9,14 +9,23 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.gemma.config.ConfigException;
+import dev.jtune.gemma.safetensors.SafeTensorsException;
+import dev.jtune.gemma.tokenizer.TokenizerException;
+import dev.jtune.train.args.ArgsException;
+import dev.jtune.train.args.CommandLine;
+import dev.jtune.train.data.DataException;
+
+import java.nio.file.Path;
 
 import java.io.PrintStream;
 import java.util.List;
 import java.util.Locale;
 
 /**
- * jtune's command line. Until the trainer lands, running it with no arguments is a demo of the foundation: it
- * lists the devices found and runs a bf16 matrix product on every backend, checking each against the cpu.
+ * jtune's command line: with no arguments the embedded default run; {@code demo} lists devices and runs a matmul
+ * on each backend; {@code generate} samples text from a checkpoint; otherwise HF TrainingArguments-style flags
+ * train (see {@code --help}).
  */
 public final class Main {
     private Main() {
@@ -26,51 +35,69 @@ public final class Main {
         System.exit(run(args, System.out, System.err));
     }
 
+    /** Runs the command line; returns the exit status (0 ok, 1 failure, 2 bad arguments). */
     static int run(String[] args, PrintStream out, PrintStream err) {
-        if (args.length > 0 && (args[0].equals("--help") || args[0].equals("-h"))) {
-            out.println("""
-                    usage: jtune [demo [--size N]]
-
-                      demo        (default) list the devices found and run a bf16 N x N x N matmul on each backend,
-                                  compared with the cpu result (N defaults to 512)
-                      --help      this text
-
-                    The trainer (HF TrainingArguments-style flags) is not built yet.""");
-            return 0;
-        }
-        int size = 512;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "demo" -> { }
-                case "--size" -> {
-                    if (i + 1 >= args.length) {
-                        err.println("jtune: --size needs a value");
-                        return 2;
-                    }
-                    try {
-                        size = Integer.parseInt(args[++i]);
-                    } catch (NumberFormatException e) {
-                        err.println("jtune: --size expects a positive integer, got '" + args[i] + "'");
-                        return 2;
-                    }
-                    if (size <= 0) {
-                        err.println("jtune: --size expects a positive integer, got " + size);
-                        return 2;
-                    }
-                }
-                default -> {
-                    err.println("jtune: unknown argument '" + args[i] + "' (try --help)");
-                    return 2;
-                }
-            }
-        }
         try {
-            demo(size, out);
-            return 0;
-        } catch (EngineException e) {
+            if (args.length == 0) {
+                TrainCommand.runDefault(Path.of("jtune-output"), out);
+                return 0;
+            }
+            return switch (args[0]) {
+                case "demo" -> demo(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+                case "generate" -> GenerateCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+                default -> train(args, out, err);
+            };
+        } catch (ArgsException e) {
+            err.println("jtune: " + e.getMessage());
+            return 2;
+        } catch (EngineException | DataException | ConfigException | SafeTensorsException | TokenizerException
+                 | java.io.UncheckedIOException | IllegalArgumentException e) {
             err.println("jtune: " + e.getMessage());
             return 1;
         }
+    }
+
+    private static int train(String[] args, PrintStream out, PrintStream err) {
+        switch (CommandLine.parse(args)) {
+            case CommandLine.Help h -> {
+                out.print(h.text());
+                out.println();
+                out.println("Other commands:");
+                out.println("  jtune                          the embedded default: train a small random Gemma 3 on bundled conversations");
+                out.println("  jtune demo [--size N]          list the devices and run a bf16 matmul on each backend");
+                out.println("  jtune generate --model_path DIR --prompt TEXT [--max_new_tokens N] [--temperature T] [--top_k K]");
+                out.println("                 [--top_p P] [--seed S] [--device D] [--chat]   generate text, streaming tokens");
+                return 0;
+            }
+            case CommandLine.Train t -> {
+                t.warnings().forEach(w -> err.println("jtune: warning: " + w));
+                TrainCommand.run(t.args(), out);
+                return 0;
+            }
+        }
+    }
+
+    private static int demo(String[] args, PrintStream out, PrintStream err) {
+        int size = 512;
+        for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--size") && i + 1 < args.length) {
+                try {
+                    size = Integer.parseInt(args[++i]);
+                } catch (NumberFormatException e) {
+                    err.println("jtune: --size expects a positive integer, got '" + args[i] + "'");
+                    return 2;
+                }
+                if (size <= 0) {
+                    err.println("jtune: --size expects a positive integer, got " + size);
+                    return 2;
+                }
+            } else {
+                err.println("jtune demo: unknown argument '" + args[i] + "' (usage: jtune demo [--size N])");
+                return 2;
+            }
+        }
+        demo(size, out);
+        return 0;
     }
 
     static void demo(int n, PrintStream out) {

@@ -36,7 +36,7 @@ class MainTest {
     void badArgumentsAreNamed() {
         assertEquals(2, run("--frobnicate"));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("--frobnicate"));
-        assertEquals(2, run("--size", "zero"));
+        assertEquals(2, run("demo", "--size", "zero"));
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("'zero'"));
     }
 }

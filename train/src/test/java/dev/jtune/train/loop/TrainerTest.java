@@ -29,8 +29,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The loop on the cpu with a tiny random Gemma 3: learning, artifacts, checkpoints, and exact resume. */
-class TrainerTest {
-    static Gemma3Config tinyConfig() throws IOException {
+public class TrainerTest {
+    public static Gemma3Config tinyConfig() throws IOException {
         try (var in = TrainerTest.class.getResourceAsStream("/gemma3-tiny-config.json")) {
             return Gemma3Config.parse(new String(in.readAllBytes()), "gemma3-tiny-config.json");
         }
