@@ -59,6 +59,11 @@ public final class LoraMerge {
             writer.writeSharded(dir, maxShardBytes);
             Path tmp = Files.createTempFile(dir, ".config", ".json.tmp");
             Files.writeString(tmp, model.config().toHfJson());
+            try { // a temporary file is created owner-only; the checkpoint is for everyone to read
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+            } catch (UnsupportedOperationException e) {
+                // not a POSIX file system: keep the default
+            }
             Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UncheckedIOException("exporting the model to " + dir, e);
