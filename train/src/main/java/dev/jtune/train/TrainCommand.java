@@ -32,6 +32,10 @@ final class TrainCommand {
     }
 
     static void run(TrainArgs a, PrintStream out) {
+        if (!a.optim().isAdamW()) {
+            throw new IllegalArgumentException("--optim " + a.optim().name().toLowerCase(java.util.Locale.ROOT)
+                    + ": the trainer has only AdamW (adamw_torch, adamw_torch_fused, adamw_hf) so far; SGD exists in the engine but is not wired into the trainer's checkpoints yet");
+        }
         Device device = device(a.device());
         DType dtype = device.kind() == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
         Path modelDir = a.modelPath();
@@ -83,7 +87,7 @@ final class TrainCommand {
         var examples = compact ? vocab.remap(built.examples()) : built.examples();
         var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
         TrainerConfig tc = new TrainerConfig(1, 60, 8, 1, compact ? 3e-3 : 1e-3, LrSchedule.Type.COSINE, 0.05, 0, 0.0,
-                0.9, 0.999, 1e-8, 1.0, false, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42);
+                0.9, 0.999, 1e-8, 1.0, false, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true);
         try (Scope run = Scope.open("default run", MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.random(config, device, device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32, 42);
             Trainable trainable = Trainable.full(model, "jtune-default (random " + config.numHiddenLayers() + "-layer Gemma 3)");
@@ -114,7 +118,8 @@ final class TrainCommand {
                 a.learningRate(), LrSchedule.Type.valueOf(a.lrSchedulerType().name()), a.warmupRatio(), a.warmupSteps(),
                 a.weightDecay(), a.adamBeta1(), a.adamBeta2(), a.adamEpsilon(), a.maxGradNorm(), a.gradientCheckpointing(),
                 a.loggingSteps(), strategy(a.saveStrategy()), a.saveSteps(), a.saveTotalLimit() == null ? 0 : a.saveTotalLimit(),
-                strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps(), a.seed());
+                strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps(), a.seed(),
+                a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL), a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML));
     }
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {

@@ -88,6 +88,24 @@ class MainTrainTest {
     }
 
     @Test
+    void reportToNoneWritesNoMetricsFilesAndGenerateStreamsText(@TempDir Path tmp) throws IOException {
+        Path model = smallCheckpoint(tmp.resolve("model"));
+        Path output = tmp.resolve("out");
+        int rc = run("--model_path", model.toString(), "--data_path", data(tmp.resolve("d.jsonl"), 4, null).toString(),
+                "--output_dir", output.toString(), "--max_steps", "1", "--report_to", "none", "--device", "cpu");
+        assertEquals(0, rc, err.toString(StandardCharsets.UTF_8));
+        assertTrue(Files.exists(output.resolve("model.safetensors")), "full fine-tuning writes the model");
+        assertTrue(!Files.exists(output.resolve("metrics.jsonl")) && !Files.exists(output.resolve("report.html")), "--report_to none");
+        out.reset();
+        int g = run("generate", "--model_path", output.toString(), "--prompt", "Hello", "--max_new_tokens", "4", "--device", "cpu", "--chat");
+        assertEquals(0, g, err.toString(StandardCharsets.UTF_8));
+        assertTrue(!out.toString(StandardCharsets.UTF_8).isBlank(), "generated text is printed");
+        assertEquals(1, run("--model_path", model.toString(), "--data_path", tmp.resolve("d.jsonl").toString(), "--output_dir",
+                tmp.resolve("o2").toString(), "--optim", "sgd", "--device", "cpu"), "sgd is refused, not ignored");
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--optim sgd"), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
     void aBadDatasetLineIsNamedByFileRecordAndReason(@TempDir Path tmp) throws IOException {
         Path model = tinyCheckpoint(tmp.resolve("model"));
         Path file = data(tmp.resolve("bad.jsonl"), 6, "{\"id\": \"x\", \"conversations\": [{\"from\": \"robot\", \"value\": \"hi\"}]}");

@@ -139,7 +139,7 @@ public enum Flag {
             "start afresh even if output_dir has checkpoints (they are replaced as new ones are saved)")),
     LOGGING_STEPS(Spec.of(Group.CHECKPOINTS, INT, 500, "log loss, learning rate and throughput every N steps")
             .check(Checks.atLeast(1))),
-    REPORT_TO(Spec.of(Group.CHECKPOINTS, ValueType.REPORT_TO, List.of(),
+    REPORT_TO(Spec.of(Group.CHECKPOINTS, ValueType.REPORT_TO, List.of(ReportTarget.JSONL, ReportTarget.HTML),
             "metrics files in output_dir besides the console: jsonl (metrics.jsonl), html (report.html), all, none")),
 
     // ---- system ----

@@ -150,7 +150,9 @@ public final class Trainer {
                     elapsedBefore + (System.nanoTime() - startNanos) / 1e9, evalLoss);
             if (log || evalLoss != null) {
                 history.add(r);
-                metrics.append(r);
+                if (config.metricsFile()) {
+                    metrics.append(r);
+                }
             }
             progress.step(r, total, log);
             if (shouldAct(config.saveStrategy(), config.saveSteps(), done, total) && done < total) {
@@ -163,7 +165,9 @@ public final class Trainer {
         }
         progress.done();
         trainable.save(outputDir);
-        HtmlReport.write(outputDir.resolve("report.html"), "jtune training report", settings, history);
+        if (config.htmlReport()) {
+            HtmlReport.write(outputDir.resolve("report.html"), "jtune training report", settings, history);
+        }
         return history();
     }
 

@@ -25,7 +25,9 @@ public record TrainerConfig(
         int saveTotalLimit,
         SaveStrategy evalStrategy,
         long evalSteps,
-        long seed) {
+        long seed,
+        boolean metricsFile,
+        boolean htmlReport) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
 
@@ -41,6 +43,6 @@ public record TrainerConfig(
     /** Sensible defaults for a quick run (HF's where they exist). */
     public static TrainerConfig defaults() {
         return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, false,
-                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42);
+                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42, true, true);
     }
 }

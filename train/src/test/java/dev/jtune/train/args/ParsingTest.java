@@ -69,7 +69,7 @@ class ParsingTest {
         assertEquals(0, d.dataloaderNumWorkers());
         assertEquals(Resume.AUTO, d.resumeFromCheckpoint());
         assertFalse(d.overwriteOutputDir());
-        assertEquals(List.of(), d.reportTo());
+        assertEquals(List.of(ReportTarget.JSONL, ReportTarget.HTML), d.reportTo()); // jtune writes both unless told otherwise
         assertEquals(IntervalStrategy.NO, d.evalStrategy());
         assertNull(d.evalSteps());
         assertEquals(0.0, d.evalRatio());
