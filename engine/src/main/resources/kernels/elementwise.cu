@@ -88,11 +88,33 @@ __device__ void dropout(const T* x, T* out, i64 n, double p, unsigned long long 
     }
 }
 
+// Soft-capping (Gemma's logit caps): z = cap tanh(x / cap); backward from z: g (1 - (z / cap)^2).
+template <typename T>
+__device__ void softcap(const T* x, T* out, i64 n, double cap) {
+    typedef typename Acc<T>::type A;
+    A c = (A) cap;
+    JT_FOR(i, n) {
+        out[i] = store_acc<T>(c * tanh(load_acc<T>(x[i]) / c));
+    }
+}
+
+template <typename T>
+__device__ void softcap_backward(const T* z, const T* g, T* out, i64 n, double cap) {
+    typedef typename Acc<T>::type A;
+    A c = (A) cap;
+    JT_FOR(i, n) {
+        A t = load_acc<T>(z[i]) / c;
+        out[i] = store_acc<T>(load_acc<T>(g[i]) * ((A) 1 - t * t));
+    }
+}
+
 #define JT_BINARY(sfx, T) \
     extern "C" __global__ void binary_##sfx(int op, const T* a, Layout la, const T* b, Layout lb, T* out, i64 n) { binary<T>(op, a, la, b, lb, out, n); } \
     extern "C" __global__ void scale_##sfx(const T* a, Layout la, T* out, i64 n, double factor) { scale<T>(a, la, out, n, factor); } \
     extern "C" __global__ void random_##sfx(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) { random<T>(out, n, dist, seed, p0, p1); } \
-    extern "C" __global__ void dropout_##sfx(const T* x, T* out, i64 n, double p, unsigned long long seed) { dropout<T>(x, out, n, p, seed); }
+    extern "C" __global__ void dropout_##sfx(const T* x, T* out, i64 n, double p, unsigned long long seed) { dropout<T>(x, out, n, p, seed); } \
+    extern "C" __global__ void softcap_##sfx(const T* x, const T* unused, T* out, i64 n, double cap) { softcap<T>(x, out, n, cap); } \
+    extern "C" __global__ void softcap_backward_##sfx(const T* z, const T* g, T* out, i64 n, double cap) { softcap_backward<T>(z, g, out, n, cap); }
 JT_FLOAT_TYPES(JT_BINARY)
 
 #define JT_FILL(sfx, T) \

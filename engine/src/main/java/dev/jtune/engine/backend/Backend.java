@@ -188,6 +188,15 @@ public interface Backend {
      */
     void dropout(Tensor x, double p, long seed, Tensor out);
 
+    /** Soft-capping (Gemma 2/3's logit caps): {@code out = cap * tanh(x / cap)}; out may be x. */
+    void softcap(Tensor x, double cap, Tensor out);
+
+    /**
+     * Backward of {@link #softcap} from its output z: {@code gradX = gradOut * (1 - (z / cap)^2)}; gradX may be
+     * gradOut.
+     */
+    void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX);
+
     /**
      * NF4 dequantization (bitsandbytes' 4-bit NormalFloat, blocks of 64; see {@code quant.Nf4}), n = out.numel().
      * codes U8 [ceil(n/2)]: element 2k in the high nibble of byte k, 2k+1 in the low one. The scale of block b

@@ -316,6 +316,25 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void softcap(Tensor x, double cap, Tensor out) {
+        MemorySegment src = segmentOf(x);
+        MemorySegment dst = segmentOf(out);
+        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i ->
+                HostElements.set(dst, out.dtype(), out.offset() + i, cap * Math.tanh(HostElements.get(src, x.dtype(), x.offset() + i) / cap)));
+    }
+
+    @Override
+    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
+        MemorySegment zs = segmentOf(z);
+        MemorySegment gs = segmentOf(gradOut);
+        MemorySegment dst = segmentOf(gradX);
+        java.util.stream.LongStream.range(0, z.numel()).parallel().forEach(i -> {
+            double t = HostElements.get(zs, z.dtype(), z.offset() + i) / cap;
+            HostElements.set(dst, gradX.dtype(), gradX.offset() + i, HostElements.get(gs, gradOut.dtype(), gradOut.offset() + i) * (1 - t * t));
+        });
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
     }

@@ -426,6 +426,18 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void softcap(Tensor x, double cap, Tensor out) {
+        context.makeCurrent();
+        elementwise().softcap(x, null, cap, out);
+    }
+
+    @Override
+    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
+        context.makeCurrent();
+        elementwise().softcap(z, gradOut, cap, gradX);
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         context.makeCurrent();
         optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);

@@ -62,6 +62,14 @@ final class ElementwiseKernels {
         }
     }
 
+    /** Soft-capping forward ({@code grad == null}: out = cap tanh(x / cap)) or backward (x is the output z). */
+    void softcap(Tensor x, Tensor grad, double cap, Tensor out) {
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(x.address()).pointer(grad == null ? 0L : grad.address()).pointer(out.address()).i64(out.numel()).f64(cap);
+            launch((grad == null ? "softcap_" : "softcap_backward_") + floatSuffix("softcap", out.dtype()), out.numel(), args);
+        }
+    }
+
     void dropout(Tensor x, double p, long seed, Tensor out) {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(out.address()).i64(out.numel()).f64(p).i64(seed);

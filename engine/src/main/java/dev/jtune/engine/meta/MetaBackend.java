@@ -199,6 +199,16 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
+    public void softcap(Tensor x, double cap, Tensor out) {
+        // meta tensors hold no data
+    }
+
+    @Override
+    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
+        // meta tensors hold no data
+    }
+
+    @Override
     public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         // meta tensors hold no data: shapes were checked by the op
     }

@@ -69,6 +69,20 @@ public final class Attention {
             return t.slice(0, b, b + 1).slice(1, h, h + 1).slice(2, from, to).reshape(to - from);
         }
 
+        /**
+         * Applies the attention logit cap to raw scores in place ({@code cap tanh(scale s / cap)}) and returns the
+         * scale the softmax must still apply: 1 when capped (the scale went into the cap), else the spec's.
+         */
+        double capScores(Backend be, Tensor scores) {
+            if (spec.softcap() <= 0) {
+                return spec.scale();
+            }
+            be.scale(scores, spec.scale() / spec.softcap(), scores);
+            be.softcap(scores, 1.0, scores);
+            be.scale(scores, spec.softcap(), scores);
+            return 1.0;
+        }
+
         /** First key visible to any query of [t0, ...). */
         long firstKey(long t0) {
             return spec.window() > 0 ? Math.max(0, t0 - spec.window() + 1) : 0;
@@ -87,8 +101,9 @@ public final class Attention {
                             Tensor kb = rows(k, b, hk, k0, t1);
                             Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
                             be.matmul(rows(q, b, h, t0, t1), false, kb, true, scores, false);
+                            double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), spec.scale(), probs, stats(lse, b, h, t0, t1), false);
+                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), false);
                             be.matmul(probs, false, rows(v, b, hk, k0, t1), false, rows(out, b, h, t0, t1), false);
                         }
                     }
@@ -117,13 +132,19 @@ public final class Attention {
                             Tensor gob = rows(gOut, b, h, t0, t1);
                             Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
                             be.matmul(qb, false, kb, true, scores, false);
+                            double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), spec.scale(), probs, stats(lse, b, h, t0, t1), true);
+                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), true);
                             be.matmul(probs, true, gob, false, rows(gv, b, hk, k0, t1), true);
-                            Tensor gradProbs = scores; // the scores are spent: reuse their memory for dP
+                            // the scores are spent (kept only when capped: the cap's derivative needs them)
+                            Tensor gradProbs = spec.softcap() > 0 ? Tensor.empty(scores.shape(), scores.dtype(), q.device()) : scores;
                             be.matmul(gob, false, vb, true, gradProbs, false);
                             Tensor gradScores = probs; // dS overwrites P element by element (same index read then written)
-                            be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), spec.scale(), gradScores);
+                            be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), scale, gradScores);
+                            if (spec.softcap() > 0) { // through z = cap tanh(scale s / cap): dS *= (1 - (z/cap)^2) * scale
+                                be.softcapBackward(scores, gradScores, spec.softcap(), gradScores);
+                                be.scale(gradScores, spec.scale(), gradScores);
+                            }
                             be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);
                             be.matmul(gradScores, true, qb, false, rows(gk, b, hk, k0, t1), true);
                         }

@@ -75,6 +75,11 @@ public final class CrossEntropy {
      * (averaging per micro-batch would not: transformers#37197).
      */
     public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows, double normalizer) {
+        return linear(hidden, weight, labels, chunkRows, normalizer, 0);
+    }
+
+    /** As above, with the logits capped at {@code softcap * tanh(logit / softcap)} first when {@code softcap > 0}. */
+    public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows, double normalizer, double softcap) {
         String op = "linearCrossEntropy";
         Checks.floating(op, hidden, "hidden");
         Checks.rank(op, hidden, 2, "hidden [N, H]");
@@ -102,7 +107,7 @@ public final class CrossEntropy {
             for (long r0 = 0; r0 < n; r0 += chunk) {
                 long r1 = Math.min(n, r0 + chunk);
                 try (Scope s = Scope.open("logits chunk")) {
-                    Tensor logits = chunkLogits(h, w, r0, r1);
+                    Tensor logits = chunkLogits(h, w, r0, r1, softcap);
                     h.backend().crossEntropy(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                 }
             }
@@ -121,8 +126,13 @@ public final class CrossEntropy {
             for (long r0 = 0; r0 < n; r0 += chunk) {
                 long r1 = Math.min(n, r0 + chunk);
                 try (Scope s = Scope.open("logits chunk")) {
-                    Tensor logits = chunkLogits(h, w, r0, r1);
-                    h.backend().crossEntropyBackward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, logits);
+                    Tensor logits = chunkLogits(h, w, r0, r1, softcap);
+                    Tensor grad = softcap > 0 ? Tensor.empty(logits.shape(), logits.dtype(), logits.device()) : logits;
+                    h.backend().crossEntropyBackward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, grad);
+                    if (softcap > 0) {
+                        h.backend().softcapBackward(logits, grad, softcap, grad);
+                    }
+                    logits = grad;
                     if (gh != null) {
                         h.backend().matmul(logits, false, w, false, gh.slice(0, r0, r1), false);
                     }
@@ -137,10 +147,13 @@ public final class CrossEntropy {
         return loss;
     }
 
-    /** Logits of rows [r0, r1): hidden rows @ weight^T, in hidden's dtype. */
-    private static Tensor chunkLogits(Tensor h, Tensor w, long r0, long r1) {
+    /** Logits of rows [r0, r1): hidden rows @ weight^T, in hidden's dtype, capped when {@code softcap > 0}. */
+    private static Tensor chunkLogits(Tensor h, Tensor w, long r0, long r1, double softcap) {
         Tensor logits = Tensor.empty(Shape.of(r1 - r0, w.dim(0)), h.dtype(), h.device());
         h.backend().matmul(h.slice(0, r0, r1), false, w, true, logits, false);
+        if (softcap > 0) {
+            h.backend().softcap(logits, softcap, logits);
+        }
         return logits;
     }
 

@@ -106,6 +106,12 @@ class CudaOpsBackwardParityTest {
                 compare("attention window " + window, t -> Attention.causal(t[0], t[1], t[2], spec), dt, tol,
                         cpu(Shape.of(1, 4, 100, 256)), cpu(Shape.of(1, 1, 100, 256)), cpu(Shape.of(1, 1, 100, 256)));
             }
+            compare("softcap", t -> dev.jtune.engine.ops.Softcap.apply(t[0].scale(30), 10.0), dt, tol, cpu(Shape.of(7, 101)));
+            AttentionSpec capped = new AttentionSpec(40, 1.0 / 16, 32, 8.0);
+            compare("attention with softcap", t -> Attention.causal(t[0].scale(8), t[1], t[2], capped), dt, tol,
+                    cpu(Shape.of(1, 4, 100, 256)), cpu(Shape.of(1, 1, 100, 256)), cpu(Shape.of(1, 1, 100, 256)));
+            compare("linearCrossEntropy with softcap", t -> CrossEntropy.linear(t[0].scale(4), t[1], t[2], 16, 0, 5.0), dt, tol,
+                    cpu(Shape.of(37, 64)), cpu(Shape.of(1000, 64)), labels);
             long dropSeed = rnd.nextLong();
             compare("dropout", t -> dev.jtune.engine.ops.Dropout.apply(t[0], 0.2, dropSeed), dt, tol, cpu(Shape.of(9, 333)));
             compare("concat+slice", t -> Ops.concat(0, t[0], t[1]).slice(1, 2, 9), dt, tol, cpu(Shape.of(3, 11)), cpu(Shape.of(4, 11)));

@@ -220,6 +220,51 @@ class FusedOpsGradTest {
     }
 
     @Test
+    void softCappingOfLogitsAndAttentionScores() {
+        GradCheck.check("softcap", t -> Softcap.apply(t[0].scale(20), 7.0), rnd.nextLong(), Shape.of(d(4), d(9)));
+        long t = 2 + rnd.nextInt(8);
+        AttentionSpec capped = new AttentionSpec(rnd.nextBoolean() ? 0 : 1 + rnd.nextInt((int) t), 0.7, 1 + rnd.nextInt((int) t), 1.5);
+        GradCheck.check("attention softcap " + capped, u -> Attention.causal(u[0].scale(3), u[1], u[2], capped), rnd.nextLong(),
+                Shape.of(1, 2, t, 4), Shape.of(1, 1, t, 4), Shape.of(1, 1, t, 4));
+        int n = 3 + rnd.nextInt(8);
+        int vocab = 3 + rnd.nextInt(7);
+        int[] lab = labels(n, vocab);
+        GradCheck.check("linear CE softcap", u -> CrossEntropy.linear(u[0].scale(4), u[1], ints(lab, Shape.of(n)), 2, 0, 2.5),
+                rnd.nextLong(), Shape.of(n, 5), Shape.of(vocab, 5));
+        try (Scope s = Scope.open("softcap values")) {
+            Tensor h = Tensor.randn(Shape.of(n, 5), DType.F64, Device.CPU, 8).scale(4);
+            Tensor w = Tensor.randn(Shape.of(vocab, 5), DType.F64, Device.CPU, 9);
+            Tensor labels = ints(lab, Shape.of(n));
+            double full = CrossEntropy.mean(Softcap.apply(h.matmul(w.transpose(0, 1)), 2.5), labels).item();
+            assertEquals(full, CrossEntropy.linear(h, w, labels, 2, 0, 2.5).item(), 1e-9 * Math.abs(full));
+            // capped attention equals the softmax over cap * tanh(scale * q.k / cap), computed with plain ops
+            Tensor q = Tensor.randn(Shape.of(1, 1, t, 4), DType.F64, Device.CPU, 10).scale(3);
+            Tensor k = Tensor.randn(Shape.of(1, 1, t, 4), DType.F64, Device.CPU, 11);
+            Tensor v = Tensor.randn(Shape.of(1, 1, t, 4), DType.F64, Device.CPU, 12);
+            double[] got = Attention.causal(q, k, v, new AttentionSpec(0, 0.7, 2, 1.5)).toDoubleArray();
+            double[] z = Softcap.apply(q.reshape(t, 4).matmul(k.reshape(t, 4).transpose(0, 1)).scale(0.7), 1.5).toDoubleArray();
+            double[] va = v.toDoubleArray();
+            for (int i = 0; i < t; i++) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    max = Math.max(max, z[(int) (i * t + j)]);
+                }
+                double sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    sum += Math.exp(z[(int) (i * t + j)] - max);
+                }
+                for (int c = 0; c < 4; c++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++) {
+                        o += Math.exp(z[(int) (i * t + j)] - max) / sum * va[j * 4 + c];
+                    }
+                    assertEquals(o, got[i * 4 + c], 1e-12);
+                }
+            }
+        }
+    }
+
+    @Test
     void dropoutKeepsScaledElementsByASeededMask() {
         long seed = rnd.nextLong();
         GradCheck.check("dropout", t -> Dropout.apply(t[0], 0.3, seed), rnd.nextLong(), Shape.of(d(5), d(9)));

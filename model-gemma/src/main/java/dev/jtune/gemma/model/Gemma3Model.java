@@ -16,6 +16,7 @@ import dev.jtune.engine.ops.CrossEntropy;
 import dev.jtune.engine.ops.Embedding;
 import dev.jtune.engine.ops.RmsNorm;
 import dev.jtune.engine.ops.Rope;
+import dev.jtune.engine.ops.Softcap;
 import dev.jtune.engine.quant.Nf4;
 import dev.jtune.engine.quant.Nf4Tensor;
 import dev.jtune.gemma.config.Gemma3Config;
@@ -62,10 +63,6 @@ public final class Gemma3Model {
     }
 
     private Gemma3Model(Gemma3Config config, Map<String, Tensor> byName) {
-        if (config.finalLogitSoftcapping() != null || config.attnLogitSoftcapping() != null) {
-            throw new UnsupportedOpException("Gemma 3 with logit soft-capping is not supported yet (config sets final "
-                    + config.finalLogitSoftcapping() + ", attention " + config.attnLogitSoftcapping() + ")");
-        }
         if (config.ropeScalingFactor() != 1.0 || config.ropeScalingFactorLocal() != 1.0) {
             throw new UnsupportedOpException("Gemma 3 with RoPE scaling (factor " + config.ropeScalingFactor()
                     + ", as in the 4B+ models) is not supported yet");
@@ -358,7 +355,23 @@ public final class Gemma3Model {
 
     /** Logits [B * T, vocab] in the model's dtype (small vocabularies and generation; training uses {@link #loss}). */
     public Tensor logits(Tensor hidden) {
-        return hidden.matmul(embed.transpose(0, 1));
+        Tensor logits = hidden.matmul(embed.transpose(0, 1));
+        return finalSoftcap() > 0 ? Softcap.apply(logits, finalSoftcap()) : logits;
+    }
+
+    /** The final logit cap (0: none). */
+    private double finalSoftcap() {
+        return config.finalLogitSoftcapping() == null ? 0 : config.finalLogitSoftcapping();
+    }
+
+    /** The attention logit cap (0: none). */
+    double attentionSoftcap() {
+        return config.attnLogitSoftcapping() == null ? 0 : config.attnLogitSoftcapping();
+    }
+
+    private AttentionSpec attentionSpec(int layer, int block) {
+        long window = config.isSliding(layer) ? config.slidingWindow() : 0;
+        return new AttentionSpec(window, config.attentionScale(), block, attentionSoftcap());
     }
 
     /**
@@ -381,15 +394,14 @@ public final class Gemma3Model {
         long t = ids.dim(1);
         Tensor h = hidden(ids, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
         Tensor shifted = labels.to(device).slice(1, 1, t).contiguous().reshape(b * (t - 1));
-        return CrossEntropy.linear(h, embed, shifted, 0, normalizer);
+        return CrossEntropy.linear(h, embed, shifted, 0, normalizer, finalSoftcap());
     }
 
     private Tensor layerForward(int i, Tensor x, long b, long t, Tensor positions, Options options) {
         Gemma3Layer w = layers.get(i);
         Tensor h = RmsNorm.apply(x, w.inputNorm(), config.rmsNormEps(), true);
         Tensor[] qkv = projectQkv(i, h, b, t, positions);
-        long window = config.isSliding(i) ? config.slidingWindow() : 0;
-        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], new AttentionSpec(window, config.attentionScale(), options.attentionBlock()));
+        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(i, options.attentionBlock()));
         return finishLayer(i, x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
     }
 
@@ -449,11 +461,10 @@ public final class Gemma3Model {
             cache.append(i, qkv[1], qkv[2], start);
             Tensor a;
             if (start == 0) {
-                long window = config.isSliding(i) ? config.slidingWindow() : 0;
-                a = Attention.causal(qkv[0], qkv[1], qkv[2], new AttentionSpec(window, config.attentionScale(), 512))
+                a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(i, 512))
                         .transpose(1, 2).contiguous().reshape(n, (long) config.qDim());
             } else {
-                a = cache.attend(i, qkv[0], config.attentionScale());
+                a = cache.attend(i, qkv[0], config.attentionScale(), attentionSoftcap());
             }
             x = finishLayer(i, x, a);
         }

@@ -57,8 +57,8 @@ public final class KvCache {
         filled[layer] = Math.min(slots, Math.max(filled[layer], start + n));
     }
 
-    /** Attention of one new query q [1, Hq, 1, D] over every cached key: [1, Hq * D]. */
-    Tensor attend(int layer, Tensor q, double scale) {
+    /** Attention of one new query q [1, Hq, 1, D] over every cached key (scores capped when softcap > 0): [1, Hq * D]. */
+    Tensor attend(int layer, Tensor q, double scale, double softcap) {
         long hkv = config.numKeyValueHeads();
         long groups = config.numAttentionHeads() / hkv;
         long d = config.headDim();
@@ -67,6 +67,9 @@ public final class KvCache {
         Tensor v = values[layer].slice(2, 0, len).reshape(hkv, len, d);
         Tensor q3 = q.reshape(hkv, groups, d); // query heads of one KV head are adjacent
         Tensor scores = Ops.matmul(q3, k, false, true, DType.F32).scale(scale);
+        if (softcap > 0) {
+            scores = dev.jtune.engine.ops.Softcap.apply(scores, softcap);
+        }
         Tensor probs = Softmax.softmax(scores, -1).cast(q.dtype());
         return probs.matmul(v).reshape(1, hkv * groups * d);
     }
