@@ -192,8 +192,8 @@ public interface Backend {
     void softcap(Tensor x, double cap, Tensor out);
 
     /**
-     * Backward of {@link #softcap} from its output z: {@code gradX = gradOut * (1 - (z / cap)^2)}; gradX may be
-     * gradOut.
+     * Backward of {@link #softcap} from its output z: {@code gradX = gradOut * (1 - (z / cap)^2)}; z, gradOut and
+     * gradX of one dtype; gradX may be gradOut.
      */
     void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX);
 

@@ -433,6 +433,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
+        if (z.dtype() != gradOut.dtype() || z.dtype() != gradX.dtype()) {
+            throw new dev.jtune.engine.UnsupportedOpException("softcapBackward: z, gradOut and gradX must share a dtype, got "
+                    + z.dtype() + ", " + gradOut.dtype() + ", " + gradX.dtype());
+        }
         context.makeCurrent();
         elementwise().softcap(z, gradOut, cap, gradX);
     }

@@ -142,7 +142,8 @@ public final class Attention {
                             Tensor gradScores = probs; // dS overwrites P element by element (same index read then written)
                             be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), scale, gradScores);
                             if (spec.softcap() > 0) { // through z = cap tanh(scale s / cap): dS *= (1 - (z/cap)^2) * scale
-                                be.softcapBackward(scores, gradScores, spec.softcap(), gradScores);
+                                Tensor z = scores.dtype() == gradScores.dtype() ? scores : scores.cast(gradScores.dtype());
+                                be.softcapBackward(z, gradScores, spec.softcap(), gradScores);
                                 be.scale(gradScores, spec.scale(), gradScores);
                             }
                             be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);
