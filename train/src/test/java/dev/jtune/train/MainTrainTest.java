@@ -106,6 +106,19 @@ class MainTrainTest {
     }
 
     @Test
+    void theEmbeddedDefaultTrainsAndWritesItsOutputDirectory(@TempDir Path tmp) throws IOException {
+        TrainCommand.runDefault(tmp, new PrintStream(out, true, StandardCharsets.UTF_8));
+        for (String f : List.of(PeftAdapter.CONFIG_FILE, PeftAdapter.WEIGHTS_FILE, "metrics.jsonl", "report.html")) {
+            assertTrue(Files.exists(tmp.resolve(f)), f + " in " + tmp);
+        }
+        List<String> lines = Files.readAllLines(tmp.resolve("metrics.jsonl"));
+        ObjectMapper json = new ObjectMapper();
+        double first = json.readTree(lines.get(0)).get("loss").asDouble();
+        double last = json.readTree(lines.get(lines.size() - 1)).get("loss").asDouble();
+        assertTrue(last < 0.6 * first, "the loss falls: " + first + " -> " + last);
+    }
+
+    @Test
     void aBadDatasetLineIsNamedByFileRecordAndReason(@TempDir Path tmp) throws IOException {
         Path model = tinyCheckpoint(tmp.resolve("model"));
         Path file = data(tmp.resolve("bad.jsonl"), 6, "{\"id\": \"x\", \"conversations\": [{\"from\": \"robot\", \"value\": \"hi\"}]}");
