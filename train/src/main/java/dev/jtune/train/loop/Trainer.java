@@ -190,7 +190,7 @@ public final class Trainer {
 
     /** Mean loss over the eval set's counted tokens, without recording gradients or dropout. */
     public double evaluate() {
-        Batcher batcher = new Batcher(eval, config.batchSize(), config.seed(), padId);
+        Batcher batcher = new Batcher(eval, config.evalBatchSize(), config.seed(), padId);
         double sum = 0;
         long count = 0;
         trainable.eval();

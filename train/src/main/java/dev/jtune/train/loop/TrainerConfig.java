@@ -27,12 +27,13 @@ public record TrainerConfig(
         long evalSteps,
         long seed,
         boolean metricsFile,
-        boolean htmlReport) {
+        boolean htmlReport,
+        int evalBatchSize) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
 
     public TrainerConfig {
-        if (batchSize <= 0 || gradientAccumulation <= 0) {
+        if (batchSize <= 0 || gradientAccumulation <= 0 || evalBatchSize <= 0) {
             throw new IllegalArgumentException("batch size and gradient accumulation must be positive");
         }
         if (maxSteps <= 0 && !(epochs > 0)) {
@@ -43,6 +44,6 @@ public record TrainerConfig(
     /** Sensible defaults for a quick run (HF's where they exist). */
     public static TrainerConfig defaults() {
         return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, false,
-                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42, true, true);
+                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42, true, true, 8);
     }
 }
