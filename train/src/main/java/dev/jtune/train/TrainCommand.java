@@ -114,7 +114,7 @@ final class TrainCommand {
         if (!log.isEmpty()) {
             StepRecord first = log.get(0);
             StepRecord last = log.get(log.size() - 1);
-            out.printf(Locale.ROOT, "done: loss %.4f -> %.4f over %d steps, %.0f s; peak GPU memory %.2f GiB%n", first.loss(), last.loss(),
+            out.printf(Locale.ROOT, "done: loss %.4f -> %.4f over %d steps, %.0f s; peak memory allocated on the device %.2f GiB%n", first.loss(), last.loss(),
                     last.step(), last.elapsedSeconds(), log.stream().mapToDouble(StepRecord::peakGiB).max().orElse(0));
         }
         out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html)");
