@@ -47,7 +47,7 @@ public enum Flag {
     SKIP_BAD_RECORDS(Spec.of(Group.DATA, BOOL, false,
             "skip (and count) records that fail validation instead of stopping at the first")),
     DATALOADER_NUM_WORKERS(Spec.of(Group.DATA, INT, 0,
-            "threads that tokenize and batch ahead of the GPU (0: on the training thread)").check(Checks.atLeast(0))),
+            "threads that tokenize records with --lazy_preprocess (0: one); batches are built on the training thread").check(Checks.atLeast(0))),
     IMAGE_FOLDER(Spec.ignored(Group.DATA, PATH,
             "jtune fine-tunes Gemma 3's text model only; records with images are reported by the data loader")),
     MAX_NUM_FRAMES(Spec.ignored(Group.DATA, INT, "jtune fine-tunes Gemma 3's text model only (no video)")),
