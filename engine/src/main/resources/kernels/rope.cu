@@ -9,12 +9,12 @@
 #include "rows.cuh"
 
 template <typename T>
-__device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, int inverse) {
+__device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, double scaling, int inverse) {
     typedef typename Acc<T>::type A;
     extern __shared__ float invFreq[];
     const i64 half = d / 2;
     for (i64 k = threadIdx.x; k < half; k += blockDim.x) {
-        invFreq[k] = (float) (1.0 / pow(base, (double) (2 * k) / (double) d));
+        invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
     }
     __syncthreads();
     const i64 headStride = t * d;
@@ -40,6 +40,6 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
 }
 
 #define JT_ROPE(sfx, T) \
-    extern "C" __global__ void rope_##sfx(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, int inverse) { \
-        rope<T>(x, positions, out, b, h, t, d, base, inverse); }
+    extern "C" __global__ void rope_##sfx(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, double scaling, int inverse) { \
+        rope<T>(x, positions, out, b, h, t, d, base, scaling, inverse); }
 JT_FLOAT_TYPES(JT_ROPE)

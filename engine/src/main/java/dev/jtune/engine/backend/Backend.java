@@ -113,12 +113,13 @@ public interface Backend {
 
     /**
      * Rotary embedding, HF's rotate-half convention. x [B, H, T, D] (D even), positions I32 [B, T]. With
-     * {@code invFreq[d] = (float) (1 / base^(2d/D))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
+     * {@code invFreq[d] = (float) (1 / (scaling * base^(2d/D)))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
      * as HF computes them), for d < D/2: {@code out[d] = x[d] cos - x[d + D/2] sin},
      * {@code out[d + D/2] = x[d + D/2] cos + x[d] sin}; {@code inverse} rotates by -angle (the backward).
-     * out may be x.
+     * {@code scaling} is transformers' linear RoPE scaling factor (1: none; 8 on Gemma 3 4B+'s
+     * global layers). out may be x.
      */
-    void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out);
+    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out);
 
     /** Softmax (or log-softmax when {@code log}) over the last axis of x [N, C]; out [N, C] may be x. */
     void softmax(Tensor x, boolean log, Tensor out);

@@ -250,8 +250,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
-        CpuRope.rope(x, positions, base, inverse, out);
+    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
+        CpuRope.rope(x, positions, base, scaling, inverse, out);
     }
 
     @Override

@@ -14,12 +14,12 @@ final class CpuRope {
      * float angle, and the rotation, are in double with one rounding on store. Rows (b, h, t) run in parallel and
      * are read whole before they are written, so out may be x.
      */
-    static void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+    static void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         long heads = x.dim(1);
         long t = x.dim(2);
         int d = CpuLoops.lastDim("rope", x);
         int half = d / 2;
-        float[] invFreq = inverseFrequencies(base, d);
+        float[] invFreq = inverseFrequencies(base, scaling, d);
         Flat xs = Flat.of(x);
         Flat ps = Flat.of(positions);
         Flat os = Flat.of(out);
@@ -39,11 +39,11 @@ final class CpuRope {
         });
     }
 
-    /** {@code (float) (1 / base^(2k/D))} for k < D/2, each rounded once from double. */
-    static float[] inverseFrequencies(double base, int d) {
+    /** {@code (float) (1 / (scaling * base^(2k/D)))} for k < D/2, each rounded once from double. */
+    static float[] inverseFrequencies(double base, double scaling, int d) {
         float[] f = new float[d / 2];
         for (int k = 0; k < f.length; k++) {
-            f[k] = (float) (1 / Math.pow(base, 2.0 * k / d));
+            f[k] = (float) (1 / (scaling * Math.pow(base, 2.0 * k / d)));
         }
         return f;
     }

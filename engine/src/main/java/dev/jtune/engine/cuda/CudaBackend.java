@@ -354,9 +354,9 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         context.makeCurrent();
-        ropeKernels.get().rope(x, positions, base, inverse, out);
+        ropeKernels.get().rope(x, positions, base, scaling, inverse, out);
     }
 
     @Override

@@ -17,7 +17,7 @@ final class RopeKernels {
         this.maxBlocks = (long) context.multiprocessors() * 16;
     }
 
-    void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         long b = x.dim(0);
         long h = x.dim(1);
         long t = x.dim(2);
@@ -33,7 +33,7 @@ final class RopeKernels {
         String name = "rope_" + ElementwiseKernels.floatSuffix("rope", x.dtype());
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(positions.address()).pointer(out.address())
-                    .i64(b).i64(h).i64(t).i64(d).f64(base).i32(inverse ? 1 : 0);
+                    .i64(b).i64(h).i64(t).i64(d).f64(base).f64(scaling).i32(inverse ? 1 : 0);
             long blocks = Math.min(Math.ceilDiv(b * t * half, THREADS), maxBlocks);
             module.function(name).launch(stream, blocks, THREADS, (int) shared, args);
         }

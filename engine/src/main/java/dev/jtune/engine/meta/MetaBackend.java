@@ -139,7 +139,7 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
-    public void rope(Tensor x, Tensor positions, double base, boolean inverse, Tensor out) {
+    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         // meta tensors hold no data: shapes were checked by the op
     }
 

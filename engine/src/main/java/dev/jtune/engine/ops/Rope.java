@@ -15,6 +15,11 @@ public final class Rope {
 
     /** x [B, H, T, D] (D even), positions I32 [B, T] or [T] (shared by the batch). */
     public static Tensor apply(Tensor x, Tensor positions, double base) {
+        return apply(x, positions, base, 1.0);
+    }
+
+    /** As above with transformers' linear RoPE scaling (frequencies divided by {@code scaling}). */
+    public static Tensor apply(Tensor x, Tensor positions, double base, double scaling) {
         String op = "rope";
         Checks.floating(op, x, "x");
         Checks.rank(op, x, 4, "x [B, H, T, D]");
@@ -32,13 +37,16 @@ public final class Rope {
         }
         Tensor pos = shared ? positions.unsqueeze(0).expand(dev.jtune.engine.Shape.of(b, t)).contiguous() : positions.contiguous();
         Tensor xc = x.contiguous();
-        return Autograd.op(op, () -> rotate(xc, pos, base, false), g -> new Tensor[] {rotate(g.contiguous(), pos, base, true), null}, x, positions);
+        if (!(scaling > 0)) {
+            throw new IllegalArgumentException(op + ": scaling must be positive, got " + scaling);
+        }
+        return Autograd.op(op, () -> rotate(xc, pos, base, scaling, false), g -> new Tensor[] {rotate(g.contiguous(), pos, base, scaling, true), null}, x, positions);
     }
 
-    private static Tensor rotate(Tensor x, Tensor positions, double base, boolean inverse) {
+    private static Tensor rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse) {
         Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
         if (out.numel() > 0) {
-            x.backend().rope(x, positions, base, inverse, out);
+            x.backend().rope(x, positions, base, scaling, inverse, out);
         }
         return out;
     }

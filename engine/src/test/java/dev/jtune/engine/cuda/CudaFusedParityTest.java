@@ -327,6 +327,7 @@ class CudaFusedParityTest {
             for (long d : new long[] {2, 8, 18, 64, 256}) {
                 for (double base : new double[] {10_000, 1_000_000}) {
                     for (boolean inverse : new boolean[] {false, true}) {
+                        double scaling = rnd.nextBoolean() ? 1.0 : 8.0; // Gemma 3 4B+'s global layers use linear scaling 8
                         long b = 1 + rnd.nextInt(2);
                         long h = 1 + rnd.nextInt(4);
                         long tt = 1 + rnd.nextInt(20);
@@ -334,13 +335,13 @@ class CudaFusedParityTest {
                         Tensor x = rand(s, t, -2, 2);
                         Tensor pos = ints(Shape.of(b, tt), 0, 32768); // includes large angles
                         Tensor ref = cpuEmpty(s, t);
-                        cpu.rope(x, pos, base, inverse, ref);
+                        cpu.rope(x, pos, base, scaling, inverse, ref);
                         Tensor got = gpuEmpty(s, t);
-                        gpu.rope(g(x), g(pos), base, inverse, got);
-                        String what = "rope " + t + " " + s + " base " + base + " inverse=" + inverse;
+                        gpu.rope(g(x), g(pos), base, scaling, inverse, got);
+                        String what = "rope " + t + " " + s + " base " + base + " scaling " + scaling + " inverse=" + inverse;
                         assertClose(ref, got, tol(t), tag(what));
                         Tensor inPlace = g(x);
-                        gpu.rope(inPlace, g(pos), base, inverse, inPlace);
+                        gpu.rope(inPlace, g(pos), base, scaling, inverse, inPlace);
                         assertClose(ref, inPlace, tol(t), tag(what + " in place"));
                     }
                 }
@@ -351,8 +352,8 @@ class CudaFusedParityTest {
         Tensor x = rand(s, DType.F32, -2, 2);
         Tensor pos = ints(Shape.of(2, 11), 0, 8192);
         Tensor y = gpuEmpty(s, DType.F32);
-        gpu.rope(g(x), g(pos), 10_000, false, y);
-        gpu.rope(y, g(pos), 10_000, true, y);
+        gpu.rope(g(x), g(pos), 10_000, 1.0, false, y);
+        gpu.rope(y, g(pos), 10_000, 1.0, true, y);
         assertClose(x, y, 1e-5, tag("rope then inverse"));
     }
 

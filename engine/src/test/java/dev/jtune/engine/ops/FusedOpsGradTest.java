@@ -72,6 +72,14 @@ class FusedOpsGradTest {
         GradCheck.check("rope [B, T]", u -> Rope.apply(u[0], ints(pos, Shape.of(b, t)), 10_000), rnd.nextLong(), x);
         int[] shared = java.util.Arrays.copyOf(pos, (int) t);
         GradCheck.check("rope [T]", u -> Rope.apply(u[0], ints(shared, Shape.of(t)), 1_000_000), rnd.nextLong(), x);
+        GradCheck.check("rope, linear scaling 8", u -> Rope.apply(u[0], ints(shared, Shape.of(t)), 1_000_000, 8.0), rnd.nextLong(), x);
+        try (Scope s = Scope.open("rope scaling")) {
+            // linear scaling by s rotates position p as the unscaled rope rotates p / s
+            Tensor v = Tensor.randn(Shape.of(1, 1, 1, 8), DType.F64, Device.CPU, 3);
+            double[] scaled = Rope.apply(v, ints(new int[] {24}, Shape.of(1)), 10_000, 8.0).toDoubleArray();
+            double[] plain = Rope.apply(v, ints(new int[] {3}, Shape.of(1)), 10_000).toDoubleArray();
+            assertTrue(java.util.Arrays.equals(roundAll(scaled), roundAll(plain)), java.util.Arrays.toString(scaled) + " vs " + java.util.Arrays.toString(plain));
+        }
     }
 
     @Test
@@ -88,6 +96,14 @@ class FusedOpsGradTest {
                 assertEquals(1.0, v, 1e-12);
             }
         }
+    }
+
+    private static double[] roundAll(double[] v) {
+        double[] r = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            r[i] = Math.round(v[i] * 1e5) / 1e5; // fp32 angles: equal to ~1e-6
+        }
+        return r;
     }
 
     private int[] labels(int n, int vocab) {

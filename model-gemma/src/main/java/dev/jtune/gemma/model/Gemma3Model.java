@@ -63,10 +63,6 @@ public final class Gemma3Model {
     }
 
     private Gemma3Model(Gemma3Config config, Map<String, Tensor> byName) {
-        if (config.ropeScalingFactor() != 1.0 || config.ropeScalingFactorLocal() != 1.0) {
-            throw new UnsupportedOpException("Gemma 3 with RoPE scaling (factor " + config.ropeScalingFactor()
-                    + ", as in the 4B+ models) is not supported yet");
-        }
         if (!config.tieWordEmbeddings()) {
             throw new UnsupportedOpException("Gemma 3 without tied embeddings is not supported yet");
         }
@@ -416,9 +412,10 @@ public final class Gemma3Model {
         Tensor k = RmsNorm.apply(linear(module(i, "self_attn.k_proj"), h, w.kProj()).reshape(b, t, hkv, d), w.kNorm(), eps, true);
         Tensor v = linear(module(i, "self_attn.v_proj"), h, w.vProj()).reshape(b, t, hkv, d);
         double base = config.ropeTheta(i);
+        double scaling = config.ropeScalingFactor(i); // linear RoPE scaling (8 on the 4B+ models' global layers)
         return new Tensor[] {
-                Rope.apply(q.transpose(1, 2).contiguous(), positions, base),
-                Rope.apply(k.transpose(1, 2).contiguous(), positions, base),
+                Rope.apply(q.transpose(1, 2).contiguous(), positions, base, scaling),
+                Rope.apply(k.transpose(1, 2).contiguous(), positions, base, scaling),
                 v.transpose(1, 2).contiguous()};
     }
 
