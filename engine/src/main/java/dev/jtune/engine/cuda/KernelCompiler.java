@@ -2,6 +2,7 @@ package dev.jtune.engine.cuda;
 
 import dev.jtune.cuda.Nvrtc;
 import dev.jtune.engine.DeviceUnavailableException;
+import dev.jtune.engine.io.AtomicFiles;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -10,10 +11,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -174,14 +173,7 @@ public final class KernelCompiler {
     /** A cache entry appears whole or not at all, so concurrent processes never load half a file. */
     private static void writeAtomically(Path file, byte[] bytes) {
         try {
-            Files.createDirectories(file.getParent());
-            Path tmp = Files.createTempFile(file.getParent(), file.getFileName().toString(), ".tmp");
-            Files.write(tmp, bytes);
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.write(file, bytes);
         } catch (IOException e) {
             // caching is an optimisation: a read-only home directory must not stop training
             System.err.println("jtune: could not cache a compiled kernel in " + file.getParent() + ": " + e.getMessage());

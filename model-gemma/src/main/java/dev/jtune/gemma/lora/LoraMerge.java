@@ -5,6 +5,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.io.AtomicFiles;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
@@ -12,7 +13,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Map;
 
 /**
@@ -57,14 +57,7 @@ public final class LoraMerge {
                 writer.add(name, model.linearWeight(module));
             }
             writer.writeSharded(dir, maxShardBytes);
-            Path tmp = Files.createTempFile(dir, ".config", ".json.tmp");
-            Files.writeString(tmp, model.config().toHfJson());
-            try { // a temporary file is created owner-only; the checkpoint is for everyone to read
-                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
-            } catch (UnsupportedOperationException e) {
-                // not a POSIX file system: keep the default
-            }
-            Files.move(tmp, dir.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            AtomicFiles.writeString(dir.resolve("config.json"), model.config().toHfJson());
         } catch (IOException e) {
             throw new UncheckedIOException("exporting the model to " + dir, e);
         }

@@ -9,16 +9,15 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.io.AtomicFiles;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -54,7 +53,7 @@ public final class PeftAdapter {
                 writer.add(key(a.module(), false), a.b());
             }
             writer.write(dir.resolve(WEIGHTS_FILE));
-            writeAtomically(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
+            AtomicFiles.write(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
         } catch (IOException e) {
             throw new UncheckedIOException("writing the LoRA adapter to " + dir, e);
         }
@@ -159,19 +158,5 @@ public final class PeftAdapter {
         }
         Lora.attach(model, adapters);
         return new Loaded(config, adapters);
-    }
-
-    private static void writeAtomically(Path file, byte[] bytes) throws IOException {
-        Path tmp = Files.createTempFile(file.getParent(), "." + file.getFileName(), ".tmp");
-        try {
-            Files.write(tmp, bytes);
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
     }
 }

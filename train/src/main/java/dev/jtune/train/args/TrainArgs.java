@@ -197,12 +197,7 @@ public record TrainArgs(
     /** Writes {@link #toJson()} to a file (atomically: a temporary file, then a rename). */
     public void writeJson(Path file) {
         try {
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-            Files.writeString(tmp, toJson(), StandardCharsets.UTF_8);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            dev.jtune.engine.io.AtomicFiles.writeString(file, toJson());
         } catch (IOException e) {
             throw new UncheckedIOException("writing " + file, e);
         }

@@ -1,10 +1,10 @@
 package dev.jtune.train.report;
 
+import dev.jtune.engine.io.AtomicFiles;
 import dev.jtune.train.loop.StepRecord;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -37,10 +37,7 @@ public final class HtmlReport {
         }
         h.append("<h2>Settings</h2><pre>").append(escape(settings)).append("</pre></body></html>\n");
         try {
-            Files.createDirectories(file.getParent());
-            Path tmp = Files.createTempFile(file.getParent(), ".report", ".tmp");
-            Files.writeString(tmp, h);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            AtomicFiles.writeString(file, h);
         } catch (IOException e) {
             throw new UncheckedIOException("writing " + file, e);
         }
