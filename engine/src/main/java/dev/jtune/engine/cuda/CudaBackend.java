@@ -48,9 +48,9 @@ public final class CudaBackend implements Backend {
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
     private final CudaEvent[] transferEvents;
-    private volatile ElementwiseKernels elementwise;
-    private volatile ReduceKernels reduce;
-    private volatile LtMatmul lt;
+    private final Lazy<ElementwiseKernels> elementwise;
+    private final Lazy<ReduceKernels> reduceKernels;
+    private final Lazy<LtMatmul> lt;
     private final Lazy<EmbeddingKernels> embeddingKernels;
     private final Lazy<NormKernels> normKernels;
     private final Lazy<ActivationKernels> activationKernels;
@@ -58,7 +58,6 @@ public final class CudaBackend implements Backend {
     private final Lazy<SoftmaxKernels> softmaxKernels;
     private final Lazy<LossKernels> lossKernels;
     private final Lazy<OptimKernels> optimKernels;
-    private Block ltWorkspace;
     private volatile boolean poison;
 
     private CudaBackend(int index) {
@@ -73,6 +72,10 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
+        this.elementwise = new Lazy<>(() -> new ElementwiseKernels(compiler, stream, context));
+        this.reduceKernels = new Lazy<>(() -> new ReduceKernels(compiler, stream, context));
+        // cuBLASLt's workspace lives as long as the backend
+        this.lt = new Lazy<>(() -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()));
         this.embeddingKernels = new Lazy<>(() -> new EmbeddingKernels(compiler, stream, context, allocator));
         this.normKernels = new Lazy<>(() -> new NormKernels(compiler, stream, context, allocator));
         this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
@@ -263,43 +266,43 @@ public final class CudaBackend implements Backend {
             check(CudaDriver.cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()), "cuMemcpyDtoDAsync_v2");
             return;
         }
-        elementwise().copy(src, dst);
+        elementwise.get().copy(src, dst);
     }
 
     @Override
     public void fill(Tensor dst, double value) {
         context.makeCurrent();
-        elementwise().fill(dst, value);
+        elementwise.get().fill(dst, value);
     }
 
     @Override
     public void fillRandom(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
         context.makeCurrent();
-        elementwise().random(dst, distribution, seed, p0, p1);
+        elementwise.get().random(dst, distribution, seed, p0, p1);
     }
 
     @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
-        elementwise().binary(op, a, b, out);
+        elementwise.get().binary(op, a, b, out);
     }
 
     @Override
     public void scale(Tensor a, double factor, Tensor out) {
         context.makeCurrent();
-        elementwise().scale(a, factor, out);
+        elementwise.get().scale(a, factor, out);
     }
 
     @Override
     public void reduce(ReduceOp op, Tensor a, int axis, Tensor out) {
         context.makeCurrent();
-        reduceKernels().reduce(op, a, axis, out);
+        reduceKernels.get().reduce(op, a, axis, out);
     }
 
     @Override
     public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         context.makeCurrent();
-        lt().matmul(a, transA, b, transB, out, accumulate);
+        lt.get().matmul(a, transA, b, transB, out, accumulate);
     }
 
 
@@ -422,13 +425,13 @@ public final class CudaBackend implements Backend {
     @Override
     public void dropout(Tensor x, double p, long seed, Tensor out) {
         context.makeCurrent();
-        elementwise().dropout(x, p, seed, out);
+        elementwise.get().dropout(x, p, seed, out);
     }
 
     @Override
     public void softcap(Tensor x, double cap, Tensor out) {
         context.makeCurrent();
-        elementwise().softcap(x, null, cap, out);
+        elementwise.get().softcap(x, null, cap, out);
     }
 
     @Override
@@ -438,7 +441,7 @@ public final class CudaBackend implements Backend {
                     + z.dtype() + ", " + gradOut.dtype() + ", " + gradX.dtype());
         }
         context.makeCurrent();
-        elementwise().softcap(z, gradOut, cap, gradX);
+        elementwise.get().softcap(z, gradOut, cap, gradX);
     }
 
     @Override
@@ -462,47 +465,7 @@ public final class CudaBackend implements Backend {
 
     // ---------------------------------------------------------------- lazily built kernel families
 
-    private ElementwiseKernels elementwise() {
-        ElementwiseKernels k = elementwise;
-        if (k == null) {
-            synchronized (this) {
-                if (elementwise == null) {
-                    elementwise = new ElementwiseKernels(compiler, stream, context);
-                }
-                k = elementwise;
-            }
-        }
-        return k;
-    }
-
-    private ReduceKernels reduceKernels() {
-        ReduceKernels k = reduce;
-        if (k == null) {
-            synchronized (this) {
-                if (reduce == null) {
-                    reduce = new ReduceKernels(compiler, stream, context);
-                }
-                k = reduce;
-            }
-        }
-        return k;
-    }
-
-    private LtMatmul lt() {
-        LtMatmul m = lt;
-        if (m == null) {
-            synchronized (this) {
-                if (lt == null) {
-                    ltWorkspace = allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE);
-                    lt = new LtMatmul(stream, ltWorkspace.address());
-                }
-                m = lt;
-            }
-        }
-        return m;
-    }
-
-    /** A kernel family built (its module compiled or loaded) on first use. */
+    /** A kernel family (its module compiled or loaded), or the cuBLASLt planner, built on first use. */
     private static final class Lazy<T> {
         private final Supplier<T> factory;
         private volatile T value;

@@ -323,12 +323,8 @@ public final class Gemma3Model {
         }
         long b = ids.dim(0);
         long t = ids.dim(1);
-        int[] pos = new int[(int) t];
-        for (int i = 0; i < t; i++) {
-            pos[i] = i;
-        }
-        Tensor positions = Tensor.fromArray(pos, Shape.of(t), DType.I32, device);
-        Tensor x = Embedding.lookup(embed, ids.to(device)).reshape(b * t, config.hiddenSize()).scale(config.embeddingScale(dtype));
+        Tensor positions = positions(0, t);
+        Tensor x = embed(ids);
         if (observer != null) {
             observer.accept(x);
         }
@@ -347,6 +343,20 @@ public final class Gemma3Model {
             observer.accept(out);
         }
         return out;
+    }
+
+    /** Positions start..start+n-1, I32 on the model's device. */
+    private Tensor positions(long start, long n) {
+        int[] pos = new int[(int) n];
+        for (int i = 0; i < n; i++) {
+            pos[i] = (int) (start + i);
+        }
+        return Tensor.fromArray(pos, Shape.of(n), DType.I32, device);
+    }
+
+    /** The scaled embeddings of ids [B, T] as rows [B * T, hidden] (HF scales by sqrt(hidden) in the weights' dtype). */
+    private Tensor embed(Tensor ids) {
+        return Embedding.lookup(embed, ids.to(device)).reshape(ids.numel(), config.hiddenSize()).scale(config.embeddingScale(dtype));
     }
 
     /** Logits [B * T, vocab] in the model's dtype (small vocabularies and generation; training uses {@link #loss}). */
@@ -446,12 +456,8 @@ public final class Gemma3Model {
         if (start > 0 && n != 1) {
             throw new UnsupportedOpException("Gemma 3 generation: after the prompt, tokens are fed one at a time (got " + n + ")");
         }
-        int[] pos = new int[(int) n];
-        for (int i = 0; i < n; i++) {
-            pos[i] = start + i;
-        }
-        Tensor positions = Tensor.fromArray(pos, Shape.of(n), DType.I32, device);
-        Tensor x = Embedding.lookup(embed, ids.to(device)).reshape(n, config.hiddenSize()).scale(config.embeddingScale(dtype));
+        Tensor positions = positions(start, n);
+        Tensor x = embed(ids);
         for (int i = 0; i < layers.size(); i++) {
             Tensor h = RmsNorm.apply(x, layers.get(i).inputNorm(), config.rmsNormEps(), true);
             Tensor[] qkv = projectQkv(i, h, 1, n, positions);

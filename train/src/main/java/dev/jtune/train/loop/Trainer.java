@@ -67,8 +67,12 @@ public final class Trainer {
         if (config.maxSteps() > 0) {
             return config.maxSteps();
         }
-        long perEpoch = Math.max(1, (train.batchesPerEpoch() + config.gradientAccumulation() - 1) / config.gradientAccumulation());
-        return (long) Math.ceil(perEpoch * config.epochs());
+        return (long) Math.ceil(stepsPerEpoch() * config.epochs());
+    }
+
+    /** Optimizer steps in one pass over the data. */
+    private long stepsPerEpoch() {
+        return Math.max(1, (train.batchesPerEpoch() + config.gradientAccumulation() - 1) / config.gradientAccumulation());
     }
 
     public List<StepRecord> history() {
@@ -175,10 +179,7 @@ public final class Trainer {
         return switch (strategy) {
             case NO -> false;
             case STEPS -> every > 0 && done % every == 0;
-            case EPOCH -> {
-                long perEpoch = Math.max(1, (train.batchesPerEpoch() + config.gradientAccumulation() - 1) / config.gradientAccumulation());
-                yield done % perEpoch == 0;
-            }
+            case EPOCH -> done % stepsPerEpoch() == 0;
         };
     }
 
