@@ -8,22 +8,25 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 
 /**
- * gemma3-tiny-lora against peft on the GPU: bf16 base, and F32 tightly. Issue 5 asks for LoRA gradients within
- * 2e-2 on a bf16 base; measured on an H100 (2026-11-27), three runs: worst 2.8e-2, 3.1e-2 and 3.5e-2, always an
- * early layer's q_proj lora_A (the longest bf16 backward path). The worst varies between runs while the F32 run is
- * stable to 1e-6: bf16 rounding differs with the algorithms cuBLASLt picks (they depend on pointer alignment, i.e.
- * on allocation order). The bound below is above what was measured, not the issue's: that gap is open.
+ * gemma3-tiny-lora against peft's fp32 golden on the GPU: F32 tightly, and a bf16 base within the error that bf16
+ * arithmetic itself costs on this fixture. Issue 5 asked for every gradient within 2e-2 in bf16; that is below what
+ * bf16 gives here. HF transformers 5.17 + peft 0.21's own bf16 runs, on the H100 and on cpu
+ * (bench/src/main/python/hf_lora_grad_precision.py, bf16 weights or fp32 weights under autocast, eager or SDPA
+ * attention): worst gradient 4.2e-2..4.6e-2, median 2.4e-2..2.9e-2, 63..73 of the 84 above 2e-2. jtune on the same
+ * H100 (2026-11-27): worst 4.61e-2, median 2.40e-2, 66 above 2e-2. A cpu probe rounding a single class of activations
+ * to bf16 (only the norm outputs, or only the linear outputs) already gives 1.5e-2..1.8e-2: this random tiny model
+ * amplifies any rounding about tenfold. The bounds below sit a third above the reference stack's own bf16 error.
  */
 @Tag("gpu")
 class LoraGoldenGpuTest {
     @Test
-    void bf16BaseMatchesPeft() throws IOException {
-        // three Adam steps amplify bf16 differences in tiny gradients (Adam normalises them): a wide bound there
-        LoraGoldenTest.checkAgainstPeft(Device.cuda(0), DType.BF16, 1e-2, 5e-2, 2e-1);
+    void bf16BaseMatchesPeftWithinBf16sOwnError() throws IOException {
+        // three Adam steps amplify bf16 differences in tiny gradients (Adam normalises them): a wider bound there
+        LoraGoldenTest.checkAgainstPeft(Device.cuda(0), DType.BF16, 1e-2, 6e-2, 3e-2, 1.5e-1);
     }
 
     @Test
     void float32MatchesPeftTightly() throws IOException {
-        LoraGoldenTest.checkAgainstPeft(Device.cuda(0), DType.F32, 1e-4, 1e-4, 1e-4);
+        LoraGoldenTest.checkAgainstPeft(Device.cuda(0), DType.F32, 1e-4, 1e-4, 1e-4, 1e-4);
     }
 }

@@ -54,8 +54,12 @@ class LoraGoldenTest {
         return "base_model.model." + module + (a ? ".lora_A.default.weight" : ".lora_B.default.weight");
     }
 
-    /** Loss, gradients and three AdamW steps of the fixture adapter on {@code device} in {@code dtype}. */
-    static void checkAgainstPeft(Device device, DType dtype, double lossTol, double gradTol, double stepTol) throws IOException {
+    /**
+     * Loss, gradients and three AdamW steps of the fixture adapter on {@code device} in {@code dtype}: every gradient
+     * within {@code gradTol}, their median within {@code medianTol} (reduced precision spreads its error over all 84
+     * gradients; the median shows a systematic error the worst one would hide in rounding noise).
+     */
+    static void checkAgainstPeft(Device device, DType dtype, double lossTol, double gradTol, double medianTol, double stepTol) throws IOException {
         JsonNode golden = new ObjectMapper().readTree(fixture("gemma3-tiny-lora/golden.json").toFile());
         try (Scope scope = Scope.open("lora", MemoryCategory.WEIGHTS);
              SafeTensorsFile grads = SafeTensorsFile.open(fixture("gemma3-tiny-lora/golden.safetensors"));
@@ -73,6 +77,7 @@ class LoraGoldenTest {
             AdamW opt = new AdamW(Lora.parameters(loaded.adapters()), new AdamW.Config(cfg.get("lr").asDouble(),
                     cfg.get("betas").get(0).asDouble(), cfg.get("betas").get(1).asDouble(), cfg.get("eps").asDouble(), cfg.get("weight_decay").asDouble()));
             double worstGrad = 0;
+            List<Double> gradErrors = new ArrayList<>();
             for (int step = 0; step < 3; step++) {
                 try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
                     Tensor loss = model.loss(ids, labels, Gemma3Model.Options.defaults());
@@ -88,6 +93,7 @@ class LoraGoldenTest {
                             double e = relativeError(g, grads.load("grad." + runtimeName(a.module(), isA), Device.CPU));
                             assertTrue(e <= gradTol, "gradient of " + runtimeName(a.module(), isA) + ": relative error " + e);
                             worstGrad = Math.max(worstGrad, e);
+                            gradErrors.add(e);
                         }
                     }
                     for (Tensor p : model.parameters().values()) {
@@ -105,13 +111,23 @@ class LoraGoldenTest {
                     worstStep = Math.max(worstStep, e);
                 }
             }
-            System.out.printf("%s %s LoRA: worst gradient relative error %.2e, worst weight after 3 AdamW steps %.2e%n", device, dtype, worstGrad, worstStep);
+            gradErrors.sort(null);
+            double median = gradErrors.get(gradErrors.size() / 2);
+            assertTrue(median <= medianTol, "median gradient relative error " + median);
+            System.out.printf("%s %s LoRA: gradient relative error worst %.2e, median %.2e, %d of %d above 2e-2; worst weight after 3 AdamW steps %.2e%n",
+                    device, dtype, worstGrad, median, gradErrors.stream().filter(e -> e > 2e-2).count(), gradErrors.size(), worstStep);
         }
     }
 
     @Test
     void cpuFloat32MatchesPeft() throws IOException {
-        checkAgainstPeft(Device.CPU, DType.F32, 1e-4, 1e-4, 1e-4);
+        checkAgainstPeft(Device.CPU, DType.F32, 1e-4, 1e-4, 1e-4, 1e-4);
+    }
+
+    /** The bf16 path without a GPU, within the error HF's own bf16 run has on cpu (see {@link LoraGoldenGpuTest}). */
+    @Test
+    void cpuBfloat16MatchesPeftWithinBf16sOwnError() throws IOException {
+        checkAgainstPeft(Device.CPU, DType.BF16, 1e-2, 6e-2, 3e-2, 1.5e-1);
     }
 
     @Test
