@@ -1,5 +1,6 @@
 package dev.jtune.engine.backend;
 
+import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
@@ -168,6 +169,32 @@ public interface Backend {
 
     /** {@code out[r] = sum_c a[r, c] * b[r, c]} in fp32; a, b [R, C] of one float dtype; out F32 [R]. */
     void rowDot(Tensor a, Tensor b, Tensor out);
+
+    /**
+     * Whether {@link #fusedAttention} runs here for q of {@code dtype} and head size {@code headDim} in one kernel;
+     * when not, the attention op runs its blocked path (products and {@link #attentionSoftmax} per query block).
+     */
+    default boolean hasFusedAttention(DType dtype, long headDim) {
+        return false;
+    }
+
+    /**
+     * Whole causal attention in one call. q [B, Hq, T, D], k and v [B, Hkv, T, D], contiguous, of one float dtype;
+     * query head h reads key/value head {@code h / (Hq / Hkv)}; key j is visible to query i when {@code j <= i} and,
+     * when {@code window > 0}, {@code i - j < window}. out [B, Hq, T, D] in q's dtype = softmax over the visible
+     * keys of {@code scale q.k}, times v; lse F32 [B, Hq, T] = log sum over visible keys of exp(scale q.k). Backends
+     * without a fused kernel compute it as a plain reference (the cpu, in double precision).
+     */
+    void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #fusedAttention}: with {@code p = exp(scale q.k - lse)} on visible pairs,
+     * {@code gradV = p^T gradOut}, {@code dS = p (gradOut.v - delta) scale}, {@code gradQ = dS k},
+     * {@code gradK = dS^T q}; delta F32 [B, Hq, T] is the row dot product of gradOut and out. gradQ, gradK, gradV
+     * contiguous in the inputs' dtype, each fully written (gradK and gradV sum over a key/value head's query heads).
+     */
+    void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                double scale, Tensor gradQ, Tensor gradK, Tensor gradV);
 
     /**
      * One step of torch.optim.AdamW on tensors of one shape: param (float dtype, updated in place), grad (param's

@@ -295,6 +295,17 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        CpuFusedAttention.forward(q, k, v, window, scale, out, lse);
+    }
+
+    @Override
+    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        CpuFusedAttention.backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
+    }
+
+    @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
         CpuOptim.adamw(param, grad, m, v, step, gradScale);
     }

@@ -56,9 +56,12 @@ public final class CudaBackend implements Backend {
     private final Lazy<ActivationKernels> activationKernels;
     private final Lazy<RopeKernels> ropeKernels;
     private final Lazy<SoftmaxKernels> softmaxKernels;
+    private final Lazy<FlashKernels> flashKernels;
     private final Lazy<LossKernels> lossKernels;
     private final Lazy<OptimKernels> optimKernels;
     private volatile boolean poison;
+    /** The fused attention kernels can be switched off (to compare with the blocked path, or to rule them out). */
+    private static final boolean FUSED_ATTENTION = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
 
     private CudaBackend(int index) {
         this.device = Device.cuda(index);
@@ -81,6 +84,7 @@ public final class CudaBackend implements Backend {
         this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
         this.ropeKernels = new Lazy<>(() -> new RopeKernels(compiler, stream, context));
         this.softmaxKernels = new Lazy<>(() -> new SoftmaxKernels(compiler, stream, context));
+        this.flashKernels = new Lazy<>(() -> new FlashKernels(compiler, stream));
         this.lossKernels = new Lazy<>(() -> new LossKernels(compiler, stream, context));
         this.optimKernels = new Lazy<>(() -> new OptimKernels(compiler, stream, context, allocator));
     }
@@ -408,6 +412,25 @@ public final class CudaBackend implements Backend {
     public void rowDot(Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
         softmaxKernels.get().rowDot(a, b, out);
+    }
+
+    /** bf16/f16 heads of size 32, 64, 128 or 256, unless {@code -Djtune.cuda.fusedAttention=false}. */
+    @Override
+    public boolean hasFusedAttention(DType dtype, long headDim) {
+        return FUSED_ATTENTION && FlashKernels.supports(dtype, headDim);
+    }
+
+    @Override
+    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        context.makeCurrent();
+        flashKernels.get().forward(q, k, v, window, scale, out, lse);
+    }
+
+    @Override
+    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        context.makeCurrent();
+        flashKernels.get().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
     }
 
     @Override

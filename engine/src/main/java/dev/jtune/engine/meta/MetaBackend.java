@@ -184,6 +184,17 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
+    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
+    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        // meta tensors hold no data: shapes were checked by the op
+    }
+
+    @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
         // meta tensors hold no data: shapes were checked by the op
     }

@@ -1,0 +1,102 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
+
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * Typed launches of kernels/flash.cu: fused causal attention, forward in one kernel and backward in two (dQ; dK
+ * with dV). Blocks of 128 threads own 64 rows (queries, or keys for dK/dV); the tile sizes per head size are the
+ * kernel's (see JT_FLASH_SIZES there), and the shared memory they need is raised above 48 KiB once per kernel.
+ */
+final class FlashKernels {
+    private static final int THREADS = 128;
+    private static final int ROWS = 64;
+    private static final int PAD = 8;
+
+    /** Keys per tile (forward, dQ), and columns and queries per tile of the dK/dV kernel, per head size. */
+    private record Tiles(int forwardKeys, int dqKeys, int dkvColumns, int dkvQueries) {
+    }
+
+    private static final Map<Integer, Tiles> TILES = Map.of(
+            32, new Tiles(64, 64, 32, 64),
+            64, new Tiles(64, 64, 64, 64),
+            128, new Tiles(64, 64, 128, 32),
+            256, new Tiles(64, 32, 128, 32));
+
+    private final CudaModule module;
+    private final CudaStream stream;
+    private final Set<String> raised = ConcurrentHashMap.newKeySet();
+
+    FlashKernels(KernelCompiler compiler, CudaStream stream) {
+        this.module = compiler.module("flash.cu");
+        this.stream = stream;
+    }
+
+    static boolean supports(DType dtype, long headDim) {
+        return (dtype == DType.BF16 || dtype == DType.F16) && TILES.containsKey((int) headDim);
+    }
+
+    void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        Tiles tiles = tiles(q);
+        int d = (int) q.dim(3);
+        int shared = q.dtype().byteSize() * (ROWS + 2 * tiles.forwardKeys()) * (d + PAD);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            shape(args, q, k, window, scale);
+            launch("flash_forward", q, q.dim(0) * q.dim(1), shared, args);
+        }
+    }
+
+    void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
+                  Tensor gradQ, Tensor gradK, Tensor gradV) {
+        Tiles tiles = tiles(q);
+        int d = (int) q.dim(3);
+        int elem = q.dtype().byteSize();
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
+                    .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
+            shape(args, q, k, window, scale);
+            launch("flash_backward_dq", q, q.dim(0) * q.dim(1), elem * (2 * ROWS + 2 * tiles.dqKeys()) * (d + PAD), args);
+        }
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
+                    .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address());
+            shape(args, q, k, window, scale);
+            int shared = elem * (2 * ROWS + 2 * tiles.dkvQueries()) * (d + PAD) + 2 * Float.BYTES * tiles.dkvQueries();
+            launch("flash_backward_dkv", q, k.dim(0) * k.dim(1) * (d / tiles.dkvColumns()), shared, args);
+        }
+    }
+
+    private static Tiles tiles(Tensor q) {
+        if (!supports(q.dtype(), q.dim(3))) {
+            throw new UnsupportedOpException("fused attention: no cuda kernel for " + q.dtype() + " heads of size " + q.dim(3)
+                    + " (BF16 or F16 with head size 32, 64, 128 or 256)");
+        }
+        if (q.dim(2) > Integer.MAX_VALUE / 2) {
+            throw new UnsupportedOpException("fused attention: sequence length " + q.dim(2) + " is too long for the cuda kernel");
+        }
+        return TILES.get((int) q.dim(3));
+    }
+
+    private static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
+        args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
+    }
+
+    /** Grid (blocks per row tile, tiles of 64 rows); the kernel's shared memory limit raised on first use. */
+    private void launch(String kernel, Tensor q, long blocks, int shared, KernelArgs args) {
+        String name = kernel + "_" + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_" + q.dim(3);
+        CudaFunction f = module.function(name);
+        if (shared > 48 * 1024 && raised.add(name)) {
+            f.maxDynamicSharedMemory(shared);
+        }
+        long tiles = Math.ceilDiv(q.dim(2), ROWS);
+        if (blocks > 0 && tiles > 0) {
+            f.launch(stream, blocks, tiles, THREADS, 1, shared, args);
+        }
+    }
+}

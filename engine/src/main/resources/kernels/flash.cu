@@ -1,0 +1,394 @@
+// Fused causal attention for bf16/f16 heads of size D (FlashAttention-2's algorithm, on the tensor cores' mma.sync
+// m16n8k16 with fp32 accumulation): one launch per forward and two per backward replace the per-block loop of
+// products and softmax launches. q [B, Hq, T, D], k and v [B, Hkv, T, D], contiguous; query head h reads key/value
+// head h / (Hq / Hkv). Key j is visible to query i when j <= i and, with a window w > 0, i - j < w. lse [B, Hq, T]
+// is log sum over visible keys of exp(scale * q.k) (natural log), as the blocked path's attention_softmax writes it.
+//
+// Layout: 4 warps per block; each warp owns 16 rows of a tile and keeps its accumulators in registers in the
+// mma's C layout (thread lane holds rows lane/4 and lane/4 + 8, columns 2 (lane % 4) + {0, 1} of each 8-wide
+// tile). Tiles of q, k, v, dO live in shared memory with rows padded by 8 elements (16 bytes) against bank
+// conflicts. Softmax statistics are fp32 and kept in base 2 (exp2 of scores pre-multiplied by scale * log2(e)).
+#include "common.cuh"
+
+namespace flash {
+
+constexpr int WARPS = 4;
+constexpr int THREADS = WARPS * 32;
+constexpr int PAD = 8;
+constexpr float LOG2E = 1.4426950408889634f;
+constexpr float LN2 = 0.6931471805599453f;
+
+// NVRTC has no math.h, so no INFINITY macro.
+__device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
+
+template <typename E> struct Ops;
+template <> struct Ops<__nv_bfloat16> {
+    __device__ static __forceinline__ void mma(float* c, const unsigned* a, const unsigned* b) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    __device__ static __forceinline__ unsigned pack(float lo, float hi) {
+        __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<unsigned*>(&v);
+    }
+    __device__ static __forceinline__ unsigned bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+};
+template <> struct Ops<__half> {
+    __device__ static __forceinline__ void mma(float* c, const unsigned* a, const unsigned* b) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    __device__ static __forceinline__ unsigned pack(float lo, float hi) {
+        __half2 v = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<unsigned*>(&v);
+    }
+    __device__ static __forceinline__ unsigned bits(__half x) { return __half_as_ushort(x); }
+};
+
+// Two adjacent elements (the lower index in the low half), as one 32-bit load.
+template <typename E> __device__ __forceinline__ unsigned ld2(const E* p) {
+    return *reinterpret_cast<const unsigned*>(p);
+}
+
+// Two elements one row apart (for an operand whose k runs down the rows of the tile).
+template <typename E> __device__ __forceinline__ unsigned ld2col(const E* p, int stride) {
+    return Ops<E>::bits(p[0]) | (Ops<E>::bits(p[stride]) << 16);
+}
+
+// Rows [row0, row0 + ROWS) of a [T, D] head into a padded shared tile; rows at or past T read as zeros.
+template <typename E, int D, int ROWS>
+__device__ __forceinline__ void load_tile(E* s, const E* g, i64 row0, i64 t) {
+    constexpr int VPR = D / 8;  // 16-byte vectors per row
+    for (int i = threadIdx.x; i < ROWS * VPR; i += THREADS) {
+        const int r = i / VPR;
+        const int c = (i % VPR) * 8;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (row0 + r < t) v = *reinterpret_cast<const uint4*>(g + (row0 + r) * D + c);
+        *reinterpret_cast<uint4*>(s + r * (D + PAD) + c) = v;
+    }
+}
+
+__device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
+    return key <= query && (window <= 0 || query - key < window);
+}
+
+// acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
+// the product of a row-major 16 x D tile with N 8-row tiles of another row-major tile (q.k^T, dO.v^T, k.q^T, ...).
+template <typename E, int D, int N>
+__device__ __forceinline__ void rows_times_rows(float (*acc)[4], const E* a, const E* b, int lane) {
+    constexpr int P = D + PAD;
+    const int g = lane >> 2;
+    const int tig = lane & 3;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        const E* ap = a + g * P + kk * 16 + 2 * tig;
+        unsigned af[4] = {ld2(ap), ld2(ap + 8 * P), ld2(ap + 8), ld2(ap + 8 * P + 8)};
+#pragma unroll
+        for (int n = 0; n < N; n++) {
+            const E* bp = b + (n * 8 + g) * P + kk * 16 + 2 * tig;
+            unsigned bf[2] = {ld2(bp), ld2(bp + 8)};
+            Ops<E>::mma(acc[n], af, bf);
+        }
+    }
+}
+
+// acc[C / 8][4] += X (16 x K, in C-layout registers x[K / 8][4], rounded to E) x B where B is rows [0, K) of the
+// row-major tile `b`, columns [c0, c0 + C): the second product of each pair (P.v, dS.k, P^T.dO, dS^T.q).
+template <typename E, int D, int K, int C>
+__device__ __forceinline__ void regs_times_tile(float (*acc)[4], const float (*x)[4], const E* b, int c0, int lane) {
+    constexpr int P = D + PAD;
+    const int g = lane >> 2;
+    const int tig = lane & 3;
+#pragma unroll
+    for (int kk = 0; kk < K / 16; kk++) {
+        unsigned af[4] = {Ops<E>::pack(x[2 * kk][0], x[2 * kk][1]), Ops<E>::pack(x[2 * kk][2], x[2 * kk][3]),
+                          Ops<E>::pack(x[2 * kk + 1][0], x[2 * kk + 1][1]), Ops<E>::pack(x[2 * kk + 1][2], x[2 * kk + 1][3])};
+#pragma unroll
+        for (int n = 0; n < C / 8; n++) {
+            const E* bp = b + (kk * 16 + 2 * tig) * P + c0 + n * 8 + g;
+            unsigned bf[2] = {ld2col(bp, P), ld2col(bp + 8 * P, P)};
+            Ops<E>::mma(acc[n], af, bf);
+        }
+    }
+}
+
+// Stores rows r and r + 8 (C layout) of acc[C / 8][4] times per-row factors into row-major [T, D] at column c0.
+template <typename E, int D, int C>
+__device__ __forceinline__ void store_rows(E* out, const float (*acc)[4], i64 row, i64 t, int c0, float f0, float f1, int lane) {
+    const int tig = lane & 3;
+#pragma unroll
+    for (int n = 0; n < C / 8; n++) {
+        const int c = c0 + n * 8 + 2 * tig;
+        if (row < t) *reinterpret_cast<unsigned*>(out + row * D + c) = Ops<E>::pack(acc[n][0] * f0, acc[n][1] * f0);
+        if (row + 8 < t) *reinterpret_cast<unsigned*>(out + (row + 8) * D + c) = Ops<E>::pack(acc[n][2] * f1, acc[n][3] * f1);
+    }
+}
+
+// Forward: grid (B * Hq, query tiles of 64); the longest (last) query tiles start first.
+template <typename E, int D, int BN>
+__device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) {
+    constexpr int BM = WARPS * 16;
+    constexpr int P = D + PAD;
+    extern __shared__ __align__(16) unsigned char smem[];
+    E* qs = reinterpret_cast<E*>(smem);
+    E* ks = qs + BM * P;
+    E* vs = ks + BN * P;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int tig = lane & 3;
+    const i64 q0 = (i64) (gridDim.y - 1 - blockIdx.y) * BM;
+    const int bh = blockIdx.x;
+    const int hk = (bh % hq) / (hq / hkv);
+    const i64 kvHead = (i64) (bh / hq) * hkv + hk;
+    const E* qh = q + (i64) bh * t * D;
+    const E* kh = k + kvHead * t * D;
+    const E* vh = v + kvHead * t * D;
+    load_tile<E, D, BM>(qs, qh, q0, t);
+    const i64 row0 = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8
+    float o[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m[2] = {-inf(), -inf()};
+    float l[2] = {0.f, 0.f};
+    const float s2 = scale * LOG2E;
+    i64 kBegin = window > 0 ? q0 - window + 1 : 0;
+    kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
+    const i64 kEnd = q0 + BM < t ? q0 + BM : t;
+    for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
+        __syncthreads();  // the previous tile is no longer read
+        load_tile<E, D, BN>(ks, kh, k0, t);
+        load_tile<E, D, BN>(vs, vh, k0, t);
+        __syncthreads();
+        float s[BN / 8][4];
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
+                const float x = visible(row0 + (e >> 1) * 8, key, window) ? s[n][e] * s2 : -inf();
+                s[n][e] = x;
+                mx[e >> 1] = fmaxf(mx[e >> 1], x);
+            }
+        }
+        float corr[2];
+        float ref[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            ref[r] = mx[r] == -inf() ? 0.f : mx[r];  // a row with nothing visible yet stays at 0
+            corr[r] = exp2f(m[r] - ref[r]);
+            m[r] = mx[r];
+            l[r] *= corr[r];
+        }
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            o[n][0] *= corr[0];
+            o[n][1] *= corr[0];
+            o[n][2] *= corr[1];
+            o[n][3] *= corr[1];
+        }
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const float p = exp2f(s[n][e] - ref[e >> 1]);
+                s[n][e] = p;
+                l[e >> 1] += p;
+            }
+        }
+        regs_times_tile<E, D, BN, D>(o, s, vs, 0, lane);
+    }
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    }
+    store_rows<E, D, D>(out + (i64) bh * t * D, o, row0, t, 0, inv[0], inv[1], lane);
+    if (tig == 0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const i64 row = row0 + r * 8;
+            if (row < t) lse[(i64) bh * t + row] = l[r] > 0.f ? m[r] * LN2 + logf(l[r]) : -inf();
+        }
+    }
+}
+
+// Backward, dQ: grid (B * Hq, query tiles of 64). Recomputes P = exp(scale q.k - lse) per key tile;
+// dS = P (dO.v - delta) scale; dQ = dS k. delta[row] = dO . out (fp32, computed before).
+template <typename E, int D, int BN>
+__device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq,
+                            int t, int hq, int hkv, int window, float scale) {
+    constexpr int BM = WARPS * 16;
+    constexpr int P = D + PAD;
+    extern __shared__ __align__(16) unsigned char smem[];
+    E* qs = reinterpret_cast<E*>(smem);
+    E* gs = qs + BM * P;
+    E* ks = gs + BM * P;
+    E* vs = ks + BN * P;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int tig = lane & 3;
+    const i64 q0 = (i64) (gridDim.y - 1 - blockIdx.y) * BM;
+    const int bh = blockIdx.x;
+    const int hk = (bh % hq) / (hq / hkv);
+    const i64 kvHead = (i64) (bh / hq) * hkv + hk;
+    const E* kh = k + kvHead * t * D;
+    const E* vh = v + kvHead * t * D;
+    load_tile<E, D, BM>(qs, q + (i64) bh * t * D, q0, t);
+    load_tile<E, D, BM>(gs, gout + (i64) bh * t * D, q0, t);
+    const i64 row0 = q0 + warp * 16 + (lane >> 2);
+    float l2[2];
+    float dl[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const i64 row = row0 + r * 8;
+        l2[r] = row < t ? lse[(i64) bh * t + row] * LOG2E : inf();  // rows past the end get P = 0
+        dl[r] = row < t ? delta[(i64) bh * t + row] : 0.f;
+    }
+    float dq[D / 8][4];
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+    const float s2 = scale * LOG2E;
+    i64 kBegin = window > 0 ? q0 - window + 1 : 0;
+    kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
+    const i64 kEnd = q0 + BM < t ? q0 + BM : t;
+    for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
+        __syncthreads();
+        load_tile<E, D, BN>(ks, kh, k0, t);
+        load_tile<E, D, BN>(vs, vh, k0, t);
+        __syncthreads();
+        float s[BN / 8][4];
+        float dp[BN / 8][4];
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+            dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
+        }
+        rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
+        rows_times_rows<E, D, BN / 8>(dp, gs + warp * 16 * P, vs, lane);
+#pragma unroll
+        for (int n = 0; n < BN / 8; n++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
+                const float p = visible(row0 + (e >> 1) * 8, key, window) ? exp2f(s[n][e] * s2 - l2[e >> 1]) : 0.f;
+                s[n][e] = p * (dp[n][e] - dl[e >> 1]) * scale;
+            }
+        }
+        regs_times_tile<E, D, BN, D>(dq, s, ks, 0, lane);
+    }
+    store_rows<E, D, D>(gq + (i64) bh * t * D, dq, row0, t, 0, 1.f, 1.f, lane);
+}
+
+// Backward, dK and dV: grid (B * Hkv * (D / C) column slices, key tiles of 64). Each block loops over the query heads
+// of its key/value head and the query tiles that see its keys, so dK and dV need no atomics. Per query tile of BQ:
+// S^T = k.q^T, P^T, dV += P^T dO, dP^T = v.dO^T, dS^T = P^T (dP^T - delta) scale, dK += dS^T q.
+template <typename E, int D, int C, int BQ>
+__device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta,
+                             E* gk, E* gv, int t, int hq, int hkv, int window, float scale) {
+    constexpr int BK = WARPS * 16;
+    constexpr int P = D + PAD;
+    extern __shared__ __align__(16) unsigned char smem[];
+    E* ks = reinterpret_cast<E*>(smem);
+    E* vs = ks + BK * P;
+    E* qs = vs + BK * P;
+    E* gs = qs + BQ * P;
+    float* l2s = reinterpret_cast<float*>(gs + BQ * P);
+    float* dls = l2s + BQ;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int tig = lane & 3;
+    const i64 j0 = (i64) blockIdx.y * BK;
+    const int kvHead = blockIdx.x / (D / C);
+    const int c0 = (blockIdx.x % (D / C)) * C;
+    const int b = kvHead / hkv;
+    const int group = hq / hkv;
+    load_tile<E, D, BK>(ks, k + (i64) kvHead * t * D, j0, t);
+    load_tile<E, D, BK>(vs, v + (i64) kvHead * t * D, j0, t);
+    const i64 key0 = j0 + warp * 16 + (lane >> 2);  // this thread's keys: key0 and key0 + 8
+    float dk[C / 8][4];
+    float dv[C / 8][4];
+#pragma unroll
+    for (int n = 0; n < C / 8; n++) {
+        dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f;
+        dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f;
+    }
+    const float s2 = scale * LOG2E;
+    const i64 iBegin = j0 / BQ * BQ;
+    i64 iEnd = window > 0 ? j0 + BK - 1 + window : t;
+    iEnd = iEnd < t ? iEnd : t;
+    for (int gi = 0; gi < group; gi++) {
+        const i64 bh = (i64) b * hq + (kvHead % hkv) * group + gi;
+        const E* qh = q + bh * t * D;
+        const E* gh = gout + bh * t * D;
+        for (i64 i0 = iBegin; i0 < iEnd; i0 += BQ) {
+            __syncthreads();
+            load_tile<E, D, BQ>(qs, qh, i0, t);
+            load_tile<E, D, BQ>(gs, gh, i0, t);
+            for (int r = threadIdx.x; r < BQ; r += THREADS) {
+                const i64 row = i0 + r;
+                l2s[r] = row < t ? lse[bh * t + row] * LOG2E : inf();
+                dls[r] = row < t ? delta[bh * t + row] : 0.f;
+            }
+            __syncthreads();
+            float st[BQ / 8][4];
+            float dpt[BQ / 8][4];
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++) {
+                st[n][0] = st[n][1] = st[n][2] = st[n][3] = 0.f;
+                dpt[n][0] = dpt[n][1] = dpt[n][2] = dpt[n][3] = 0.f;
+            }
+            rows_times_rows<E, D, BQ / 8>(st, ks + warp * 16 * P, qs, lane);
+            rows_times_rows<E, D, BQ / 8>(dpt, vs + warp * 16 * P, gs, lane);
+#pragma unroll
+            for (int n = 0; n < BQ / 8; n++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = n * 8 + 2 * tig + (e & 1);
+                    const i64 query = i0 + col;
+                    const float p = query < t && visible(query, key0 + (e >> 1) * 8, window) ? exp2f(st[n][e] * s2 - l2s[col]) : 0.f;
+                    st[n][e] = p;
+                    dpt[n][e] = p * (dpt[n][e] - dls[col]) * scale;
+                }
+            }
+            regs_times_tile<E, D, BQ, C>(dv, st, gs, c0, lane);
+            regs_times_tile<E, D, BQ, C>(dk, dpt, qs, c0, lane);
+        }
+    }
+    store_rows<E, D, C>(gk + (i64) kvHead * t * D, dk, key0, t, c0, 1.f, 1.f, lane);
+    store_rows<E, D, C>(gv + (i64) kvHead * t * D, dv, key0, t, c0, 1.f, 1.f, lane);
+}
+
+}  // namespace flash
+
+// Tile shapes per head size: the fp32 accumulators of a warp's 16 rows must fit in registers
+// (forward D / 2 + BN / 2 floats a thread; dQ D / 2 + BN; dK/dV C + BQ).
+#define JT_FLASH(sfx, E, D, BN, DQBN, C, BQ) \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_##sfx##_##D( \
+            const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) { \
+        flash::forward<E, D, BN>(q, k, v, out, lse, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dq_##sfx##_##D( \
+            const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq, \
+            int t, int hq, int hkv, int window, float scale) { \
+        flash::backward_dq<E, D, DQBN>(q, k, v, gout, lse, delta, gq, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_##sfx##_##D( \
+            const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
+            int t, int hq, int hkv, int window, float scale) { \
+        flash::backward_dkv<E, D, C, BQ>(q, k, v, gout, lse, delta, gk, gv, t, hq, hkv, window, scale); }
+
+#define JT_FLASH_SIZES(sfx, E) \
+    JT_FLASH(sfx, E, 32, 64, 64, 32, 64) \
+    JT_FLASH(sfx, E, 64, 64, 64, 64, 64) \
+    JT_FLASH(sfx, E, 128, 64, 64, 128, 32) \
+    JT_FLASH(sfx, E, 256, 64, 32, 128, 32)
+JT_FLASH_SIZES(bf16, __nv_bfloat16)
+JT_FLASH_SIZES(f16, __half)

@@ -1,0 +1,85 @@
+package dev.jtune.engine.cpu;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionSpec;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The cpu reference of the fused attention kernels against the blocked attention op (which the finite-difference
+ * checks cover), in F64: forward output, the log-sum-exp, and the three gradients.
+ */
+class CpuFusedAttentionTest {
+    private static final Device CPU = Device.CPU;
+
+    @Test
+    void referenceEqualsTheBlockedAttentionOpWithItsGradients() {
+        long[][] cases = { // B, Hq, Hkv, T, D, window, query block of the blocked op
+                {1, 4, 1, 37, 16, 0, 8},
+                {2, 4, 2, 50, 8, 7, 16},
+                {1, 2, 2, 1, 4, 0, 4},
+                {1, 3, 1, 29, 12, 29, 5},
+                {2, 1, 1, 40, 8, 1, 64}};
+        long seed = 11;
+        for (long[] c : cases) {
+            try (Scope s = Scope.open("case")) {
+                Shape qs = Shape.of(c[0], c[1], c[3], c[4]);
+                Shape kvs = Shape.of(c[0], c[2], c[3], c[4]);
+                double scale = 1 / Math.sqrt(c[4]);
+                Tensor q = Tensor.randn(qs, DType.F64, CPU, seed++).requiresGrad(true);
+                Tensor k = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                Tensor v = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                Tensor g = Tensor.randn(qs, DType.F64, CPU, seed++);
+                assertFalse(CpuBackend.instance().hasFusedAttention(DType.F64, c[4]), "the cpu runs the blocked op");
+                Tensor blocked = Attention.causal(q, k, v, new AttentionSpec(c[5], scale, (int) c[6]));
+                blocked.backward(g);
+
+                Tensor out = Tensor.empty(qs, DType.F64, CPU);
+                Tensor lse = Tensor.empty(Shape.of(c[0], c[1], c[3]), DType.F64, CPU);
+                CpuBackend.instance().fusedAttention(q.detach(), k.detach(), v.detach(), c[5], scale, out, lse);
+                assertClose(blocked, out, "out");
+                Tensor delta = Tensor.empty(lse.shape(), DType.F64, CPU);
+                CpuBackend.instance().rowDot(g.reshape(-1, c[4]), out.reshape(-1, c[4]), delta.reshape(-1));
+                Tensor gq = Tensor.empty(qs, DType.F64, CPU);
+                Tensor gk = Tensor.empty(kvs, DType.F64, CPU);
+                Tensor gv = Tensor.empty(kvs, DType.F64, CPU);
+                CpuBackend.instance().fusedAttentionBackward(q.detach(), k.detach(), v.detach(), g, lse, delta, c[5], scale, gq, gk, gv);
+                assertClose(q.grad(), gq, "dq");
+                assertClose(k.grad(), gk, "dk");
+                assertClose(v.grad(), gv, "dv");
+                // lse against its definition for the last query of head 0 (it sees keys max(0, T - window)..T-1)
+                double[] qd = q.detach().toDoubleArray();
+                double[] kd = k.detach().toDoubleArray();
+                int t = (int) c[3];
+                int d = (int) c[4];
+                int i = t - 1;
+                double sum = 0;
+                for (int j = c[5] > 0 ? (int) Math.max(0, i - c[5] + 1) : 0; j <= i; j++) {
+                    double dot = 0;
+                    for (int x = 0; x < d; x++) {
+                        dot += qd[i * d + x] * kd[j * d + x];
+                    }
+                    sum += Math.exp(scale * dot);
+                }
+                assertEquals(Math.log(sum), lse.toDoubleArray()[i], 1e-12, "lse of the last query");
+            }
+        }
+    }
+
+    private static void assertClose(Tensor ref, Tensor x, String what) {
+        double[] r = ref.toDoubleArray();
+        double[] v = x.toDoubleArray();
+        assertEquals(r.length, v.length, what);
+        for (int i = 0; i < r.length; i++) {
+            assertTrue(Math.abs(r[i] - v[i]) <= 1e-12 * Math.max(1, Math.abs(r[i])), what + "[" + i + "]: " + v[i] + " vs " + r[i]);
+        }
+    }
+}
