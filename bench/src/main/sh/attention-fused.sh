@@ -12,11 +12,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=cs
 bash .device/run-tests --include-tag gpu --include-classname '.*CudaFlashAttentionTest' 2>&1 | grep -E -A3 "tests (successful|failed)|=>" | head -40
 for s in $sizes; do
   for opts in "-Djtune.cuda.fusedAttention=true" "-Djtune.attention.fusedBackwardSpan=1000000000" "-Djtune.cuda.fusedAttention=false"; do
-    echo -n "${opts#-D}: "; run $opts dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 3 2>&1 | tail -1
+    echo -n "${opts#-D}: "; run $opts dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 3 2>&1 | tail -2
   done
 done
 for fused in true false; do
-  echo "fused=$fused"; run -Djtune.cuda.fusedAttention=$fused dev.jtune.bench.GemmaStep gemma-3-270m 8192 true 3 qlora16 2>&1 | tail -1
+  echo "fused=$fused"; run -Djtune.cuda.fusedAttention=$fused dev.jtune.bench.GemmaStep gemma-3-270m 8192 true 3 qlora16 2>&1 | tail -2
 done
 [ "$mode" = quick ] && exit 0
 bash .device/run-tests --include-tag gpu 2>&1 | grep -E "tests (successful|failed)|=>|LoRA:|MethodSource|JUnit Jupiter:" | head -60

@@ -32,7 +32,6 @@ template <> struct Ops<__nv_bfloat16> {
         __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
         return *reinterpret_cast<unsigned*>(&v);
     }
-    __device__ static __forceinline__ unsigned bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
 };
 template <> struct Ops<__half> {
     __device__ static __forceinline__ void mma(float* c, const unsigned* a, const unsigned* b) {
@@ -44,31 +43,43 @@ template <> struct Ops<__half> {
         __half2 v = __floats2half2_rn(lo, hi);
         return *reinterpret_cast<unsigned*>(&v);
     }
-    __device__ static __forceinline__ unsigned bits(__half x) { return __half_as_ushort(x); }
 };
 
-// Two adjacent elements (the lower index in the low half), as one 32-bit load.
-template <typename E> __device__ __forceinline__ unsigned ld2(const E* p) {
-    return *reinterpret_cast<const unsigned*>(p);
+// Four 8 x 8 matrices of 16-bit elements from shared memory, one instruction: lane l gives the address of row l % 8
+// of matrix l / 8 and receives, of matrix i in r[i], row l / 4, elements 2 (l % 4) and + 1 (ldmatrix); with
+// .trans it receives the transposed matrix's, which turns a row-major [k][n] tile into the mma's B layout.
+__device__ __forceinline__ void ldsm4(unsigned* r, const void* p) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
-// Two elements one row apart (for an operand whose k runs down the rows of the tile).
-template <typename E> __device__ __forceinline__ unsigned ld2col(const E* p, int stride) {
-    return Ops<E>::bits(p[0]) | (Ops<E>::bits(p[stride]) << 16);
+__device__ __forceinline__ void ldsm4t(unsigned* r, const void* p) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
-// Rows [row0, row0 + ROWS) of a [T, D] head into a padded shared tile; rows at or past T read as zeros.
+// Starts copying rows [row0, row0 + ROWS) of a [T, D] head into a padded shared tile (cp.async, 16 bytes a copy, so
+// all copies are in flight at once); rows at or past T read as zeros. cp_commit() closes a group of copies and
+// cp_wait<N>() waits until at most the N newest groups are still pending; a barrier then publishes the tile.
 template <typename E, int D, int ROWS>
 __device__ __forceinline__ void load_tile(E* s, const E* g, i64 row0, i64 t) {
     constexpr int VPR = D / 8;  // 16-byte vectors per row
+#pragma unroll 4
     for (int i = threadIdx.x; i < ROWS * VPR; i += THREADS) {
         const int r = i / VPR;
         const int c = (i % VPR) * 8;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (row0 + r < t) v = *reinterpret_cast<const uint4*>(g + (row0 + r) * D + c);
-        *reinterpret_cast<uint4*>(s + r * (D + PAD) + c) = v;
+        const bool inside = row0 + r < t;
+        const E* src = inside ? g + (row0 + r) * D + c : g;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(s + r * (D + PAD) + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
     }
 }
+
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
     return key <= query && (window <= 0 || query - key < window);
@@ -79,17 +90,20 @@ __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
 template <typename E, int D, int N>
 __device__ __forceinline__ void rows_times_rows(float (*acc)[4], const E* a, const E* b, int lane) {
     constexpr int P = D + PAD;
-    const int g = lane >> 2;
-    const int tig = lane & 3;
+    // A: matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15);
+    // B: per pair of 8-row tiles n, n + 1: (n, k 0-7), (n, k 8-15), (n + 1, k 0-7), (n + 1, k 8-15)
+    const E* arow = a + ((lane & 7) + ((lane >> 3) & 1) * 8) * P + (lane >> 4) * 8;
+    const E* brow = b + ((lane & 7) + (lane >> 4) * 8) * P + ((lane >> 3) & 1) * 8;
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
-        const E* ap = a + g * P + kk * 16 + 2 * tig;
-        unsigned af[4] = {ld2(ap), ld2(ap + 8 * P), ld2(ap + 8), ld2(ap + 8 * P + 8)};
+        unsigned af[4];
+        ldsm4(af, arow + kk * 16);
 #pragma unroll
-        for (int n = 0; n < N; n++) {
-            const E* bp = b + (n * 8 + g) * P + kk * 16 + 2 * tig;
-            unsigned bf[2] = {ld2(bp), ld2(bp + 8)};
+        for (int n = 0; n < N; n += 2) {
+            unsigned bf[4];
+            ldsm4(bf, brow + n * 8 * P + kk * 16);
             Ops<E>::mma(acc[n], af, bf);
+            Ops<E>::mma(acc[n + 1], af, bf + 2);
         }
     }
 }
@@ -99,17 +113,19 @@ __device__ __forceinline__ void rows_times_rows(float (*acc)[4], const E* a, con
 template <typename E, int D, int K, int C>
 __device__ __forceinline__ void regs_times_tile(float (*acc)[4], const float (*x)[4], const E* b, int c0, int lane) {
     constexpr int P = D + PAD;
-    const int g = lane >> 2;
-    const int tig = lane & 3;
+    // B, transposed from row-major [k][n]: per pair of column tiles n, n + 1: (k 0-7, n), (k 8-15, n), (k 0-7, n + 1),
+    // (k 8-15, n + 1)
+    const E* brow = b + ((lane & 7) + ((lane >> 3) & 1) * 8) * P + c0 + (lane >> 4) * 8;
 #pragma unroll
     for (int kk = 0; kk < K / 16; kk++) {
         unsigned af[4] = {Ops<E>::pack(x[2 * kk][0], x[2 * kk][1]), Ops<E>::pack(x[2 * kk][2], x[2 * kk][3]),
                           Ops<E>::pack(x[2 * kk + 1][0], x[2 * kk + 1][1]), Ops<E>::pack(x[2 * kk + 1][2], x[2 * kk + 1][3])};
 #pragma unroll
-        for (int n = 0; n < C / 8; n++) {
-            const E* bp = b + (kk * 16 + 2 * tig) * P + c0 + n * 8 + g;
-            unsigned bf[2] = {ld2col(bp, P), ld2col(bp + 8 * P, P)};
+        for (int n = 0; n < C / 8; n += 2) {
+            unsigned bf[4];
+            ldsm4t(bf, brow + kk * 16 * P + n * 8);
             Ops<E>::mma(acc[n], af, bf);
+            Ops<E>::mma(acc[n + 1], af, bf + 2);
         }
     }
 }
@@ -145,7 +161,6 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     const E* qh = q + (i64) bh * t * D;
     const E* kh = k + kvHead * t * D;
     const E* vh = v + kvHead * t * D;
-    load_tile<E, D, BM>(qs, qh, q0, t);
     const i64 row0 = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8
     float o[D / 8][4];
 #pragma unroll
@@ -156,15 +171,23 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     i64 kBegin = window > 0 ? q0 - window + 1 : 0;
     kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
     const i64 kEnd = q0 + BM < t ? q0 + BM : t;
+    // copy groups in flight: {q, k tile 0}, {v tile 0}; then per tile the next k after the scores, the next v after
+    // the product with v, so each copy overlaps the work on the other operand
+    load_tile<E, D, BM>(qs, qh, q0, t);
+    load_tile<E, D, BN>(ks, kh, kBegin, t);
+    cp_commit();
+    load_tile<E, D, BN>(vs, vh, kBegin, t);
+    cp_commit();
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
-        __syncthreads();  // the previous tile is no longer read
-        load_tile<E, D, BN>(ks, kh, k0, t);
-        load_tile<E, D, BN>(vs, vh, k0, t);
+        cp_wait<1>();  // q and this k tile
         __syncthreads();
         float s[BN / 8][4];
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
         rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
+        __syncthreads();  // k is read: the next k tile may land
+        if (k0 + BN < kEnd) load_tile<E, D, BN>(ks, kh, k0 + BN, t);
+        cp_commit();
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
@@ -203,8 +226,14 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
                 l[e >> 1] += p;
             }
         }
+        cp_wait<1>();  // this v tile
+        __syncthreads();
         regs_times_tile<E, D, BN, D>(o, s, vs, 0, lane);
+        __syncthreads();  // v is read: the next v tile may land
+        if (k0 + BN < kEnd) load_tile<E, D, BN>(vs, vh, k0 + BN, t);
+        cp_commit();
     }
+    cp_wait<0>();
     float inv[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -262,9 +291,11 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
     const i64 kEnd = q0 + BM < t ? q0 + BM : t;
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
-        __syncthreads();
+        __syncthreads();  // the previous tiles are read
         load_tile<E, D, BN>(ks, kh, k0, t);
         load_tile<E, D, BN>(vs, vh, k0, t);
+        cp_commit();
+        cp_wait<0>();  // (the first time also q and dO)
         __syncthreads();
         float s[BN / 8][4];
         float dp[BN / 8][4];
@@ -331,14 +362,16 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
         const E* qh = q + bh * t * D;
         const E* gh = gout + bh * t * D;
         for (i64 i0 = iBegin; i0 < iEnd; i0 += BQ) {
-            __syncthreads();
+            __syncthreads();  // the previous tiles are read
             load_tile<E, D, BQ>(qs, qh, i0, t);
             load_tile<E, D, BQ>(gs, gh, i0, t);
+            cp_commit();
             for (int r = threadIdx.x; r < BQ; r += THREADS) {
                 const i64 row = i0 + r;
                 l2s[r] = row < t ? lse[bh * t + row] * LOG2E : inf();
                 dls[r] = row < t ? delta[bh * t + row] : 0.f;
             }
+            cp_wait<0>();  // (the first time also k and v)
             __syncthreads();
             float st[BQ / 8][4];
             float dpt[BQ / 8][4];

@@ -6,6 +6,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.CudaEvent;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
@@ -51,6 +52,55 @@ public final class AttentionMemory {
                         t, window, (t2 - t1) / 1e6, (t3 - t2) / 1e6, MemoryStats.gib(m.peakAllocated()), MemoryStats.gib(m.peakReserved()),
                         q.grad() != null ? "present" : "missing");
             }
+        }
+        if (gpu.hasFusedAttention(DType.BF16, 256)) {
+            kernelTimes(gpu, t, window);
+        }
+    }
+
+    /**
+     * The fused kernels alone, timed with device events over 20 back-to-back calls each, and their rate in useful
+     * FLOP/s (4 D per visible query-key pair and head forward, 10 D backward: five products, as FlashAttention counts).
+     */
+    private static void kernelTimes(CudaBackend gpu, int t, int window) {
+        Device d = gpu.device();
+        int reps = 20;
+        double scale = 1.0 / 16;
+        try (Scope s = Scope.open("kernels");
+             CudaEvent start = new CudaEvent(true);
+             CudaEvent mid = new CudaEvent(true);
+             CudaEvent end = new CudaEvent(true)) {
+            Tensor q = Tensor.randn(Shape.of(1, 4, t, 256), DType.BF16, d, 1);
+            Tensor k = Tensor.randn(Shape.of(1, 1, t, 256), DType.BF16, d, 2);
+            Tensor v = Tensor.randn(Shape.of(1, 1, t, 256), DType.BF16, d, 3);
+            Tensor g = Tensor.randn(Shape.of(1, 4, t, 256), DType.BF16, d, 4);
+            Tensor out = Tensor.empty(q.shape(), DType.BF16, d);
+            Tensor lse = Tensor.empty(Shape.of(1, 4, t), DType.F32, d);
+            Tensor delta = Tensor.zeros(Shape.of(1, 4, t), DType.F32, d);
+            Tensor gq = Tensor.empty(q.shape(), DType.BF16, d);
+            Tensor gk = Tensor.empty(k.shape(), DType.BF16, d);
+            Tensor gv = Tensor.empty(v.shape(), DType.BF16, d);
+            gpu.fusedAttention(q, k, v, window, scale, out, lse); // warm-up: compile and load
+            gpu.fusedAttentionBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+            start.record(gpu.stream());
+            for (int r = 0; r < reps; r++) {
+                gpu.fusedAttention(q, k, v, window, scale, out, lse);
+            }
+            mid.record(gpu.stream());
+            for (int r = 0; r < reps; r++) {
+                gpu.fusedAttentionBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+            }
+            end.record(gpu.stream());
+            end.synchronize();
+            double fwd = CudaEvent.elapsedMillis(start, mid) / reps;
+            double bwd = CudaEvent.elapsedMillis(mid, end) / reps;
+            double pairs = 0;
+            for (long i = 0; i < t; i++) {
+                pairs += window > 0 ? Math.min(i + 1, window) : i + 1;
+            }
+            double flop = pairs * 4 * 256 * 4;
+            System.out.printf(Locale.ROOT, "fused kernels T=%d window=%d: forward %.3f ms (%.0f TFLOP/s), backward %.3f ms (%.0f TFLOP/s)%n",
+                    t, window, fwd, flop / fwd / 1e9, bwd, 2.5 * flop / bwd / 1e9);
         }
     }
 }
