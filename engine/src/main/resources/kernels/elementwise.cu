@@ -1,6 +1,11 @@
 // Element-wise kernels: binary arithmetic, scaling, strided copies with dtype conversion, fills and the
 // counter-based random generator (the same formulas as dev.jtune.engine.backend.CounterRng).
-#include "common.cuh"
+#include "rows.cuh"
+
+// The chunked variants below take layouts in units of CHUNK elements (the host builds them when every tensor's
+// innermost dimension is contiguous and a multiple of CHUNK, and addresses allow 16-byte accesses): one index
+// computation and 16-byte loads and stores per CHUNK elements instead of per element.
+#define CHUNK 8
 
 // Must match dev.jtune.engine.backend.BinaryOp's ordinals.
 #define OP_ADD 0
@@ -21,6 +26,70 @@ __device__ void binary(int op, const T* a, const Layout& la, const T* b, const L
             default: r = x / y; break;
         }
         out[i] = store_acc<T>(r);
+    }
+}
+
+template <typename T>
+__device__ void binary_chunks(int op, const T* a, const Layout& la, const T* b, const Layout& lb, T* out, i64 chunks) {
+    typedef typename Acc<T>::type A;
+    JT_FOR(i, chunks) {
+        A x[CHUNK];
+        A y[CHUNK];
+        load_chunk<T, CHUNK>(a + strided_offset(la, i) * CHUNK, x);
+        load_chunk<T, CHUNK>(b + strided_offset(lb, i) * CHUNK, y);
+#pragma unroll
+        for (int k = 0; k < CHUNK; k++) {
+            switch (op) {
+                case OP_ADD: x[k] = x[k] + y[k]; break;
+                case OP_SUB: x[k] = x[k] - y[k]; break;
+                case OP_MUL: x[k] = x[k] * y[k]; break;
+                default: x[k] = x[k] / y[k]; break;
+            }
+        }
+        store_chunk<T, CHUNK>(out + i * CHUNK, x);
+    }
+}
+
+template <typename T>
+__device__ void scale_chunks(const T* a, const Layout& la, T* out, i64 chunks, double factor) {
+    typedef typename Acc<T>::type A;
+    A f = (A) factor;
+    JT_FOR(i, chunks) {
+        A x[CHUNK];
+        load_chunk<T, CHUNK>(a + strided_offset(la, i) * CHUNK, x);
+#pragma unroll
+        for (int k = 0; k < CHUNK; k++) x[k] *= f;
+        store_chunk<T, CHUNK>(out + i * CHUNK, x);
+    }
+}
+
+// CHUNK elements of T as whole words (16 bytes, or 8 for 1-byte types), so they move in registers.
+template <typename T> struct Chunk {
+    static constexpr int BYTES = (int) sizeof(T) * CHUNK;
+    static constexpr int WORD = BYTES < 16 ? BYTES : 16;
+    static constexpr int WORDS = BYTES / WORD;
+    typedef typename Raw<WORD>::type Word;
+    union {
+        Word raw[WORDS];
+        T e[CHUNK];
+    };
+};
+
+template <typename S, typename D>
+__device__ void copy_chunks(const S* src, const Layout& ls, D* dst, const Layout& ld, i64 chunks) {
+    typedef typename Chunk<S>::Word WS;
+    typedef typename Chunk<D>::Word WD;
+    JT_FOR(i, chunks) {
+        Chunk<S> in;
+        Chunk<D> out;
+        const WS* sp = reinterpret_cast<const WS*>(src + strided_offset(ls, i) * CHUNK);
+#pragma unroll
+        for (int r = 0; r < Chunk<S>::WORDS; r++) in.raw[r] = sp[r];
+#pragma unroll
+        for (int k = 0; k < CHUNK; k++) out.e[k] = convert<S, D>(in.e[k]);
+        WD* dp = reinterpret_cast<WD*>(dst + strided_offset(ld, i) * CHUNK);
+#pragma unroll
+        for (int r = 0; r < Chunk<D>::WORDS; r++) dp[r] = out.raw[r];
     }
 }
 
@@ -111,6 +180,8 @@ __device__ void softcap_backward(const T* z, const T* g, T* out, i64 n, double c
 #define JT_BINARY(sfx, T) \
     extern "C" __global__ void binary_##sfx(int op, const T* a, Layout la, const T* b, Layout lb, T* out, i64 n) { binary<T>(op, a, la, b, lb, out, n); } \
     extern "C" __global__ void scale_##sfx(const T* a, Layout la, T* out, i64 n, double factor) { scale<T>(a, la, out, n, factor); } \
+    extern "C" __global__ void binary_chunks_##sfx(int op, const T* a, Layout la, const T* b, Layout lb, T* out, i64 n) { binary_chunks<T>(op, a, la, b, lb, out, n); } \
+    extern "C" __global__ void scale_chunks_##sfx(const T* a, Layout la, T* out, i64 n, double factor) { scale_chunks<T>(a, la, out, n, factor); } \
     extern "C" __global__ void random_##sfx(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) { random<T>(out, n, dist, seed, p0, p1); } \
     extern "C" __global__ void dropout_##sfx(const T* x, T* out, i64 n, double p, unsigned long long seed) { dropout<T>(x, out, n, p, seed); } \
     extern "C" __global__ void softcap_##sfx(const T* x, const T* unused, T* out, i64 n, double cap) { softcap<T>(x, out, n, cap); } \
@@ -122,7 +193,8 @@ JT_FLOAT_TYPES(JT_BINARY)
 JT_ALL_TYPES(JT_FILL)
 
 #define JT_COPY(ss, S, ds, D) \
-    extern "C" __global__ void copy_##ss##_##ds(const S* src, Layout ls, D* dst, Layout ld, i64 n) { copy<S, D>(src, ls, dst, ld, n); }
+    extern "C" __global__ void copy_##ss##_##ds(const S* src, Layout ls, D* dst, Layout ld, i64 n) { copy<S, D>(src, ls, dst, ld, n); } \
+    extern "C" __global__ void copy_chunks_##ss##_##ds(const S* src, Layout ls, D* dst, Layout ld, i64 n) { copy_chunks<S, D>(src, ls, dst, ld, n); }
 #define JT_COPY_FROM(ss, S) \
     JT_COPY(ss, S, f64, double) JT_COPY(ss, S, f32, float) JT_COPY(ss, S, bf16, __nv_bfloat16) JT_COPY(ss, S, f16, __half) \
     JT_COPY(ss, S, i64, i64) JT_COPY(ss, S, i32, int) JT_COPY(ss, S, u8, u8)

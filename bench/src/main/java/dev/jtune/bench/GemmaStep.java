@@ -16,7 +16,7 @@ import java.util.Locale;
 
 /**
  * One forward + backward of a real Gemma 3 configuration with random weights, timed and with the allocator's peak
- * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3] [mode=full|lora16|qlora16]}.
+ * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products]}.
  */
 public final class GemmaStep {
     private GemmaStep() {
@@ -45,9 +45,12 @@ public final class GemmaStep {
                     model.quantizeLinearWeights(true);
                     System.out.printf(Locale.ROOT, "NF4 base: %s for %d linear weights%n", MemoryStats.gib(model.quantizedBytes()), model.quantizedWeights().size());
                 }
-                int rank = Integer.parseInt(mode.replaceAll("[^0-9]", ""));
+                int rank = Integer.parseInt(mode.replaceAll("-fp32", "").replaceAll("[^0-9]", ""));
+                // as the trainer: the products in bf16 (HF Trainer's autocast); "-fp32": peft's fp32 products
+                DType compute = mode.endsWith("-fp32") ? DType.F32 : DType.BF16;
                 trained = dev.jtune.gemma.lora.Lora.parameters(dev.jtune.gemma.lora.Lora.attach(model,
-                        dev.jtune.gemma.lora.LoraConfig.of(rank, 2.0 * rank), DType.F32, 5));
+                        dev.jtune.gemma.lora.LoraConfig.of(rank, 2.0 * rank), DType.F32, 5,
+                        new dev.jtune.gemma.lora.DropoutState(0), compute));
             }
             int[] ids = new int[tokens];
             for (int i = 0; i < tokens; i++) {

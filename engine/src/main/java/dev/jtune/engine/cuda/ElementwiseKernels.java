@@ -10,6 +10,8 @@ import dev.jtune.engine.backend.Distribution;
 /** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, fill, random. */
 final class ElementwiseKernels {
     private static final int THREADS = 256;
+    /** Elements per access of the chunked kernels (kernels/elementwise.cu's CHUNK). */
+    private static final int CHUNK = 8;
 
     private final CudaModule module;
     private final CudaStream stream;
@@ -23,35 +25,47 @@ final class ElementwiseKernels {
 
     void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
         long[][] l = StridedLayout.coalesce(out, a, b);
+        long[][] c = StridedLayout.chunked(l, CHUNK, out, a, b);
+        String variant = c != null ? "binary_chunks_" : "binary_";
+        l = c != null ? c : l;
         try (KernelArgs args = new KernelArgs()) {
             args.i32(op.ordinal()).pointer(a.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
             args.pointer(b.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[3]);
-            args.pointer(out.address()).i64(out.numel());
-            launch("binary_" + floatSuffix("binary", out.dtype()), out.numel(), args);
+            long n = StridedLayout.count(l[0]);
+            args.pointer(out.address()).i64(n);
+            launch(variant + floatSuffix("binary", out.dtype()), n, args);
         }
     }
 
     void scale(Tensor a, double factor, Tensor out) {
         long[][] l = StridedLayout.coalesce(out, a);
+        long[][] c = StridedLayout.chunked(l, CHUNK, out, a);
+        String variant = c != null ? "scale_chunks_" : "scale_";
+        l = c != null ? c : l;
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(a.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
-            args.pointer(out.address()).i64(out.numel()).f64(factor);
-            launch("scale_" + floatSuffix("scale", out.dtype()), out.numel(), args);
+            long n = StridedLayout.count(l[0]);
+            args.pointer(out.address()).i64(n).f64(factor);
+            launch(variant + floatSuffix("scale", out.dtype()), n, args);
         }
     }
 
     void copy(Tensor src, Tensor dst) {
         long[][] l = StridedLayout.coalesce(src, dst);
+        long[][] c = StridedLayout.chunked(l, CHUNK, src, dst);
+        String variant = c != null ? "copy_chunks_" : "copy_";
+        l = c != null ? c : l;
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(src.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[1]);
             args.pointer(dst.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
-            args.i64(src.numel());
-            launch("copy_" + suffix(src.dtype()) + "_" + suffix(dst.dtype()), src.numel(), args);
+            long n = StridedLayout.count(l[0]);
+            args.i64(n);
+            launch(variant + suffix(src.dtype()) + "_" + suffix(dst.dtype()), n, args);
         }
     }
 

@@ -59,6 +59,45 @@ final class StridedLayout {
         return out;
     }
 
+    /**
+     * The coalesced layouts {@code l} re-expressed in units of {@code chunk} elements, when every tensor's innermost
+     * dimension is contiguous (stride 1) and a multiple of {@code chunk} long, every other stride is a multiple of
+     * {@code chunk}, and every address is 16-byte aligned; otherwise null (the per-element kernels then run).
+     */
+    static long[][] chunked(long[][] l, int chunk, Tensor... tensors) {
+        int r = l[0].length;
+        if (l[0][r - 1] % chunk != 0) {
+            return null;
+        }
+        long[][] out = new long[l.length][];
+        out[0] = l[0].clone();
+        out[0][r - 1] /= chunk;
+        for (int t = 0; t < tensors.length; t++) {
+            long[] st = l[t + 1];
+            if (st[r - 1] != 1 || tensors[t].address() % 16 != 0) {
+                return null;
+            }
+            out[t + 1] = new long[r];
+            for (int d = 0; d < r - 1; d++) {
+                if (st[d] % chunk != 0) {
+                    return null;
+                }
+                out[t + 1][d] = st[d] / chunk;
+            }
+            out[t + 1][r - 1] = 1;
+        }
+        return out;
+    }
+
+    /** The number of elements of a layout's shape. */
+    static long count(long[] dims) {
+        long n = 1;
+        for (long d : dims) {
+            n *= d;
+        }
+        return n;
+    }
+
     /** Writes the struct for {@code dims} and {@code strides} into {@code seg}. */
     static void write(MemorySegment seg, long[] dims, long[] strides) {
         seg.fill((byte) 0);

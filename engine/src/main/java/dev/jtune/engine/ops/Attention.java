@@ -16,8 +16,7 @@ import dev.jtune.engine.backend.Backend;
  * backward (FlashAttention-2's algorithm); elsewhere, and with a logit cap, the blocked path: per (batch, head,
  * query block) the scores against the visible keys only are computed in fp32 by the backend's matmul, soft-maxed
  * with the mask, and multiplied by the values; backward recomputes each block's probabilities from the lse and
- * accumulates dK, dV in fp32. Past {@link #FUSED_BACKWARD_SPAN} visible keys the fused forward is paired with the
- * blocked backward (both read the same lse). Query head h uses key/value head {@code h / (Hq / Hkv)}.
+ * accumulates dK, dV in fp32. Query head h uses key/value head {@code h / (Hq / Hkv)}.
  */
 public final class Attention {
     private Attention() {
@@ -58,19 +57,6 @@ public final class Attention {
     }
 
     /**
-     * Above this many visible keys per query the blocked backward is faster than the fused one (its cuBLASLt
-     * products run near peak on long spans, while the fused dK/dV kernel runs near 100 TFLOP/s). H100, 4 query
-     * heads and 1 key/value head of 256, backward: causal 8,192 fused 6.9 ms vs blocked 11.8 ms, causal 16,384
-     * 17.8 ms vs 12.6 ms, causal 32,768 66.8 ms vs 41.1 ms; a window of 512 fused 3.0 ms vs 23.6 ms at 32,768.
-     */
-    public static final long FUSED_BACKWARD_SPAN = Long.getLong("jtune.attention.fusedBackwardSpan", 10_240);
-
-    /** The most keys one query sees: the window, or the whole causal prefix. */
-    private static long spanOf(AttentionSpec spec, long length) {
-        return spec.window() > 0 ? Math.min(spec.window(), length) : length;
-    }
-
-    /**
      * One kernel forward and two backward where the backend has them ({@link Backend#hasFusedAttention}): the same
      * function as the blocked path, with the scores never leaving the chip.
      */
@@ -85,12 +71,8 @@ public final class Attention {
                 be.fusedAttention(q, k, v, spec.window(), spec.scale(), out, lse);
             }
         }
-        boolean blockedBackward = spanOf(spec, q.dim(2)) > FUSED_BACKWARD_SPAN;
         Node node = Autograd.attach("attention", out, g -> {
             Tensor gOut = g.contiguous();
-            if (blockedBackward) {
-                return new Blocks(q, k, v, spec).backward(gOut, out, lse);
-            }
             Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
             Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
             Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());

@@ -7,8 +7,6 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
-import dev.jtune.engine.ops.Attention;
-import dev.jtune.engine.ops.AttentionSpec;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -95,39 +93,6 @@ class CudaFlashAttentionTest {
                     assertClose(gv, gvG.to(Device.CPU), tol(dtype), what + ": dv");
                 }
             }
-        }
-    }
-
-    /**
-     * Past {@link Attention#FUSED_BACKWARD_SPAN} the op pairs the fused forward with the blocked backward (from the
-     * same saved lse): its gradients must be the fused backward kernels' own, within bf16 rounding.
-     */
-    @Test
-    void longCausalSpansTakeTheBlockedBackwardWithTheSameGradients() {
-        Backend gpu = CudaBackend.get(0);
-        long t = Attention.FUSED_BACKWARD_SPAN + 77;
-        double scale = 1.5 / 8;
-        try (Scope s = Scope.open("long span")) {
-            Tensor q = Tensor.randn(Shape.of(1, 4, t, 64), DType.F32, GPU, 1).cast(DType.BF16).requiresGrad(true);
-            Tensor k = Tensor.randn(Shape.of(1, 1, t, 64), DType.F32, GPU, 2).cast(DType.BF16).requiresGrad(true);
-            Tensor v = Tensor.randn(Shape.of(1, 1, t, 64), DType.F32, GPU, 3).cast(DType.BF16).requiresGrad(true);
-            Tensor g = Tensor.randn(Shape.of(1, 4, t, 64), DType.F32, GPU, 4).cast(DType.BF16);
-            Tensor out = Attention.causal(q, k, v, new AttentionSpec(0, scale, 512));
-            out.backward(g);
-
-            Tensor out2 = Tensor.empty(q.shape(), DType.BF16, GPU);
-            Tensor lse = Tensor.empty(Shape.of(1, 4, t), DType.F32, GPU);
-            gpu.fusedAttention(q.detach(), k.detach(), v.detach(), 0, scale, out2, lse);
-            assertClose(out.detach().to(Device.CPU), out2.to(Device.CPU), 0, "the op's forward is the fused kernel");
-            Tensor delta = Tensor.empty(lse.shape(), DType.F32, GPU);
-            gpu.rowDot(g.reshape(-1, 64), out2.reshape(-1, 64), delta.reshape(-1));
-            Tensor gq = Tensor.empty(q.shape(), DType.BF16, GPU);
-            Tensor gk = Tensor.empty(k.shape(), DType.BF16, GPU);
-            Tensor gv = Tensor.empty(v.shape(), DType.BF16, GPU);
-            gpu.fusedAttentionBackward(q.detach(), k.detach(), v.detach(), g, lse, delta, 0, scale, gq, gk, gv);
-            assertClose(gq.to(Device.CPU), q.grad().to(Device.CPU), 2e-2, "dq");
-            assertClose(gk.to(Device.CPU), k.grad().to(Device.CPU), 2e-2, "dk");
-            assertClose(gv.to(Device.CPU), v.grad().to(Device.CPU), 2e-2, "dv");
         }
     }
 

@@ -184,6 +184,35 @@ class CudaParityTest {
         }
     }
 
+    /**
+     * Shapes whose innermost dimension is a multiple of 8 take the chunked kernels (16-byte accesses): contiguous,
+     * transposed outer axes (attention's head transposes), outer broadcasting, every cast pair; and the same with a
+     * one-element offset, which is misaligned and must fall back to the per-element kernels with the same result.
+     */
+    @Test
+    void chunkedElementwiseKernelsOnAlignedInnerDimensions() {
+        for (DType t : FLOATS) {
+            for (int offset : new int[] {0, 1}) {
+                Tensor base = cpuRandom(Shape.of(3 * 5 * 4 * 24 + 1), t);
+                Tensor a = base.slice(0, offset, offset + 3 * 5 * 4 * 24).reshape(3, 5, 4, 24);
+                Tensor b = cpuRandom(Shape.of(1, 5, 1, 24), t);
+                Tensor ag = a.to(GPU);
+                Tensor agView = base.to(GPU).slice(0, offset, offset + 3 * 5 * 4 * 24).reshape(3, 5, 4, 24);
+                String what = t + " offset " + offset;
+                assertClose(a.add(b), agView.add(b.to(GPU)), tolerance(t), "broadcast add " + what);
+                assertClose(a.mul(a), agView.mul(agView), tolerance(t), "mul " + what);
+                assertClose(a.scale(1.75), agView.scale(1.75), tolerance(t), "scale " + what);
+                assertClose(a.transpose(1, 2).contiguous(), agView.transpose(1, 2).contiguous(), 0, "head transpose " + what);
+                assertClose(a.transpose(1, 2).add(a.transpose(1, 2)), ag.transpose(1, 2).add(ag.transpose(1, 2)), tolerance(t), "strided add " + what);
+                for (DType to : DType.values()) {
+                    if (to != DType.NF4) {
+                        assertClose(a.transpose(0, 1).cast(to), agView.transpose(0, 1).cast(to), 0, "cast to " + to + " " + what);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void scalarsOfRankZero() {
         for (DType t : FLOATS) {

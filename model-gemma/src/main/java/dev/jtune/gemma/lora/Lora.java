@@ -43,6 +43,15 @@ public final class Lora {
 
     /** As above, with the dropout state the trainer switches on and reseeds per micro-batch. */
     public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed, DropoutState dropout) {
+        return attach(model, config, dtype, seed, dropout, dtype);
+    }
+
+    /**
+     * As above, the low-rank products computed in {@code compute} (see {@link LoraAdapter}: the adapters' dtype is
+     * peft's semantics, the base's 16-bit dtype HF Trainer's autocast).
+     */
+    public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed, DropoutState dropout,
+                                                  DType compute) {
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             long s = seed;
@@ -53,7 +62,7 @@ public final class Lora {
                 double bound = 1.0 / Math.sqrt(in);
                 Tensor a = Tensor.uniform(Shape.of(config.rank(), in), dtype, model.device(), s++, -bound, bound).requiresGrad(true);
                 Tensor b = Tensor.zeros(Shape.of(out, config.rank()), dtype, model.device()).requiresGrad(true);
-                adapters.put(m, new LoraAdapter(m, a, b, config.scale(), dropout, adapters.size()));
+                adapters.put(m, new LoraAdapter(m, a, b, config.scale(), dropout, adapters.size(), compute));
             }
         }
         attach(model, adapters);

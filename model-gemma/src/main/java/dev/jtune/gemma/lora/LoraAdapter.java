@@ -1,5 +1,6 @@
 package dev.jtune.gemma.lora;
 
+import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.ops.Dropout;
@@ -7,26 +8,38 @@ import dev.jtune.gemma.model.Gemma3Model;
 
 /**
  * One LoRA pair on a frozen linear module: A [r, in] and B [out, r], trainable (fp32 by default), adding
- * {@code scale * dropout(x) A^T B^T} to the module's output (dropout only while {@code dropout} is active).
+ * {@code scale * dropout(x) A^T B^T} to the module's output (dropout only while {@code dropout} is active). The two
+ * low-rank products run in {@code compute}: the adapter's own dtype is peft's semantics (the input is cast to fp32,
+ * the products are fp32); the base's bf16 is what HF's Trainer does under {@code --bf16} (autocast casts the fp32
+ * weights to bf16 for the products), and it keeps every [tokens x features] tensor of the adapter in 16 bits.
  */
-public record LoraAdapter(String module, Tensor a, Tensor b, double scale, DropoutState dropout, int index)
+public record LoraAdapter(String module, Tensor a, Tensor b, double scale, DropoutState dropout, int index, DType compute)
         implements Gemma3Model.Adapter {
 
-    /** An adapter without dropout. */
+    /** An adapter without dropout, computing in its own dtype. */
     public LoraAdapter(String module, Tensor a, Tensor b, double scale) {
-        this(module, a, b, scale, null, 0);
+        this(module, a, b, scale, null, 0, a.dtype());
+    }
+
+    /** Computing in its own dtype (peft's semantics). */
+    public LoraAdapter(String module, Tensor a, Tensor b, double scale, DropoutState dropout, int index) {
+        this(module, a, b, scale, dropout, index, a.dtype());
+    }
+
+    /** The same adapter (same tensors) computing its products in {@code dtype}. */
+    public LoraAdapter computingIn(DType dtype) {
+        return new LoraAdapter(module, a, b, scale, dropout, index, dtype);
     }
 
     /**
-     * As peft does, the input is cast to the adapter's dtype (fp32 for fp32 adapters on a bf16 base), so the low-rank
-     * products and the adapter's gradients are computed in that precision; the result is cast back to x's dtype.
+     * The input is cast to the compute dtype and so are the weights (no copy when they already have it); the scale
+     * applies to the rank-r intermediate, the smallest tensor; the result is cast back to x's dtype.
      */
     @Override
     public Tensor apply(Tensor x) {
         Tensor in = dropout != null && dropout.active() ? Dropout.apply(x, dropout.p(), dropout.seedFor(index)) : x;
-        Tensor xa = in.cast(a.dtype());
-        Tensor down = xa.matmul(a.transpose(0, 1));
-        return Ops.matmul(down, b.cast(a.dtype()), false, true).scale(scale).cast(x.dtype());
+        Tensor down = in.cast(compute).matmul(a.cast(compute).transpose(0, 1)).scale(scale);
+        return Ops.matmul(down, b.cast(compute), false, true).cast(x.dtype());
     }
 
     public int rank() {

@@ -60,6 +60,12 @@ class LoraGoldenTest {
      * gradients; the median shows a systematic error the worst one would hide in rounding noise).
      */
     static void checkAgainstPeft(Device device, DType dtype, double lossTol, double gradTol, double medianTol, double stepTol) throws IOException {
+        checkAgainstPeft(device, dtype, null, lossTol, gradTol, medianTol, stepTol);
+    }
+
+    /** As above, the adapters' products computed in {@code compute} (null: peft's semantics, the adapters' fp32). */
+    static void checkAgainstPeft(Device device, DType dtype, DType compute, double lossTol, double gradTol, double medianTol, double stepTol)
+            throws IOException {
         JsonNode golden = new ObjectMapper().readTree(fixture("gemma3-tiny-lora/golden.json").toFile());
         try (Scope scope = Scope.open("lora", MemoryCategory.WEIGHTS);
              SafeTensorsFile grads = SafeTensorsFile.open(fixture("gemma3-tiny-lora/golden.safetensors"));
@@ -67,6 +73,9 @@ class LoraGoldenTest {
             Gemma3Model model = Gemma3Model.load(fixture("gemma3-tiny"), device, dtype);
             PeftAdapter.Loaded loaded = PeftAdapter.load(fixture("gemma3-tiny-lora"), model, DType.F32);
             assertEquals(42, loaded.adapters().size(), "7 projections x 6 layers");
+            if (compute != null) {
+                loaded.adapters().values().forEach(a -> model.adapter(a.module(), a.computingIn(compute)));
+            }
             assertEquals(2.0, loaded.config().scale());
             for (Tensor p : model.parameters().values()) {
                 assertTrue(!p.requiresGrad(), "the base stays frozen");
@@ -114,14 +123,23 @@ class LoraGoldenTest {
             gradErrors.sort(null);
             double median = gradErrors.get(gradErrors.size() / 2);
             assertTrue(median <= medianTol, "median gradient relative error " + median);
-            System.out.printf("%s %s LoRA: gradient relative error worst %.2e, median %.2e, %d of %d above 2e-2; worst weight after 3 AdamW steps %.2e%n",
-                    device, dtype, worstGrad, median, gradErrors.stream().filter(e -> e > 2e-2).count(), gradErrors.size(), worstStep);
+            System.out.printf("%s %s LoRA%s: gradient relative error worst %.2e, median %.2e, %d of %d above 2e-2; worst weight after 3 AdamW steps %.2e%n",
+                    device, dtype, compute == null ? "" : " computing in " + compute, worstGrad, median, gradErrors.stream().filter(e -> e > 2e-2).count(), gradErrors.size(), worstStep);
         }
     }
 
     @Test
     void cpuFloat32MatchesPeft() throws IOException {
         checkAgainstPeft(Device.CPU, DType.F32, 1e-4, 1e-4, 1e-4, 1e-4);
+    }
+
+    /**
+     * HF Trainer's --bf16 semantics (autocast: the adapters' products in bf16), within the error of HF's own autocast
+     * run on cpu (see {@link LoraGoldenGpuTest}).
+     */
+    @Test
+    void cpuBfloat16AutocastMatchesPeftWithinBf16sOwnError() throws IOException {
+        checkAgainstPeft(Device.CPU, DType.BF16, DType.BF16, 1e-2, 6e-2, 3.5e-2, 1.5e-1);
     }
 
     /** The bf16 path without a GPU, within the error HF's own bf16 run has on cpu (see {@link LoraGoldenGpuTest}). */

@@ -37,10 +37,14 @@ public final class Trainable {
         this.baseModel = baseModel;
     }
 
-    /** LoRA on a frozen base: new adapters (peft's initialisation, fp32), allocated in the current scope. */
+    /**
+     * LoRA on a frozen base: new adapters (peft's initialisation, fp32 weights), allocated in the current scope. On a
+     * 16-bit base their products run in the base's dtype, as under HF Trainer's {@code --bf16} / {@code --fp16}
+     * autocast; on an fp32 base in fp32.
+     */
     public static Trainable lora(Gemma3Model model, LoraConfig config, long seed, String baseModel) {
         DropoutState dropout = new DropoutState(config.dropout());
-        Map<String, LoraAdapter> adapters = Lora.attach(model, config, DType.F32, seed, dropout);
+        Map<String, LoraAdapter> adapters = Lora.attach(model, config, DType.F32, seed, dropout, model.dtype());
         return new Trainable(model, adapters, config, dropout, baseModel);
     }
 
