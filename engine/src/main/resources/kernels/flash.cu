@@ -142,6 +142,18 @@ __device__ __forceinline__ void store_rows(E* out, const float (*acc)[4], i64 ro
     }
 }
 
+// Stores rows r and r + 8 (C layout) of acc[C / 8][4] as fp32 into row-major [T, D] at column c0.
+template <int D, int C>
+__device__ __forceinline__ void store_rows_f32(float* out, const float (*acc)[4], i64 row, i64 t, int c0, int lane) {
+    const int tig = lane & 3;
+#pragma unroll
+    for (int n = 0; n < C / 8; n++) {
+        const int c = c0 + n * 8 + 2 * tig;
+        if (row < t) *reinterpret_cast<float2*>(out + row * D + c) = make_float2(acc[n][0], acc[n][1]);
+        if (row + 8 < t) *reinterpret_cast<float2*>(out + (row + 8) * D + c) = make_float2(acc[n][2], acc[n][3]);
+    }
+}
+
 // Forward: grid (B * Hq, query tiles of 64); the longest (last) query tiles start first.
 template <typename E, int D, int BN>
 __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) {
@@ -320,12 +332,15 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     store_rows<E, D, D>(gq + (i64) bh * t * D, dq, row0, t, 0, 1.f, 1.f, lane);
 }
 
-// Backward, dK and dV: grid (B * Hkv * (D / C) column slices, key tiles of 64). Each block loops over the query heads
-// of its key/value head and the query tiles that see its keys, so dK and dV need no atomics. Per query tile of BQ:
+// Backward, dK and dV, in one of two shapes. Without pk: grid (B * Hkv * (D / C) column slices, key tiles of 64), each
+// block loops over the query heads of its key/value head and writes dK, dV. With pk, pv [B, Hq, T, D]: grid
+// (B * Hq * (D / C), key tiles), one block per query head writing its fp32 share, which reduce_heads sums in a fixed
+// order: more blocks for long spans, where the per-kv-head blocks would be few and long. Neither needs atomics, so
+// the result does not depend on scheduling. Per query tile of BQ that sees the block's keys:
 // S^T = k.q^T, P^T, dV += P^T dO, dP^T = v.dO^T, dS^T = P^T (dP^T - delta) scale, dK += dS^T q.
 template <typename E, int D, int C, int BQ>
 __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta,
-                             E* gk, E* gv, int t, int hq, int hkv, int window, float scale) {
+                             E* gk, E* gv, float* pk, float* pv, int t, int hq, int hkv, int window, float scale) {
     constexpr int BK = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -339,10 +354,13 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     const int warp = threadIdx.x >> 5;
     const int tig = lane & 3;
     const i64 j0 = (i64) blockIdx.y * BK;
-    const int kvHead = blockIdx.x / (D / C);
+    const bool shares = pk != nullptr;
+    const i64 unit = blockIdx.x / (D / C);  // a query head with shares, else a key/value head
     const int c0 = (blockIdx.x % (D / C)) * C;
-    const int b = kvHead / hkv;
     const int group = hq / hkv;
+    const i64 kvHead = shares ? (unit / hq) * hkv + (unit % hq) / group : unit;
+    const i64 firstHead = shares ? unit : (kvHead / hkv) * hq + (kvHead % hkv) * group;
+    const int heads = shares ? 1 : group;
     load_tile<E, D, BK>(ks, k + (i64) kvHead * t * D, j0, t);
     load_tile<E, D, BK>(vs, v + (i64) kvHead * t * D, j0, t);
     const i64 key0 = j0 + warp * 16 + (lane >> 2);  // this thread's keys: key0 and key0 + 8
@@ -357,8 +375,8 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     const i64 iBegin = j0 / BQ * BQ;
     i64 iEnd = window > 0 ? j0 + BK - 1 + window : t;
     iEnd = iEnd < t ? iEnd : t;
-    for (int gi = 0; gi < group; gi++) {
-        const i64 bh = (i64) b * hq + (kvHead % hkv) * group + gi;
+    for (int gi = 0; gi < heads; gi++) {
+        const i64 bh = firstHead + gi;
         const E* qh = q + bh * t * D;
         const E* gh = gout + bh * t * D;
         for (i64 i0 = iBegin; i0 < iEnd; i0 += BQ) {
@@ -397,8 +415,33 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
             regs_times_tile<E, D, BQ, C>(dk, dpt, qs, c0, lane);
         }
     }
-    store_rows<E, D, C>(gk + (i64) kvHead * t * D, dk, key0, t, c0, 1.f, 1.f, lane);
-    store_rows<E, D, C>(gv + (i64) kvHead * t * D, dv, key0, t, c0, 1.f, 1.f, lane);
+    if (shares) {
+        store_rows_f32<D, C>(pk + unit * t * D, dk, key0, t, c0, lane);
+        store_rows_f32<D, C>(pv + unit * t * D, dv, key0, t, c0, lane);
+    } else {
+        store_rows<E, D, C>(gk + kvHead * t * D, dk, key0, t, c0, 1.f, 1.f, lane);
+        store_rows<E, D, C>(gv + kvHead * t * D, dv, key0, t, c0, 1.f, 1.f, lane);
+    }
+}
+
+// out[kv] = sum over g < group of partial[kv * group + g], rows of n floats (n a multiple of 4), rounded once.
+template <typename E>
+__device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group, i64 n) {
+    JT_FOR(i, kvRows * n / 4) {
+        const i64 e = i * 4;
+        const i64 kv = e / n;
+        const i64 off = e - kv * n;
+        float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int g = 0; g < group; g++) {
+            const float4 p = *reinterpret_cast<const float4*>(partial + (kv * group + g) * n + off);
+            s.x += p.x;
+            s.y += p.y;
+            s.z += p.z;
+            s.w += p.w;
+        }
+        uint2 packed = make_uint2(Ops<E>::pack(s.x, s.y), Ops<E>::pack(s.z, s.w));
+        *reinterpret_cast<uint2*>(out + e) = packed;
+    }
 }
 
 }  // namespace flash
@@ -415,8 +458,8 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
         flash::backward_dq<E, D, DQBN>(q, k, v, gout, lse, delta, gq, t, hq, hkv, window, scale); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
-            int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dkv<E, D, C, BQ>(q, k, v, gout, lse, delta, gk, gv, t, hq, hkv, window, scale); }
+            float* pk, float* pv, int t, int hq, int hkv, int window, float scale) { \
+        flash::backward_dkv<E, D, C, BQ>(q, k, v, gout, lse, delta, gk, gv, pk, pv, t, hq, hkv, window, scale); }
 
 #define JT_FLASH_SIZES(sfx, E) \
     JT_FLASH(sfx, E, 32, 64, 64, 32, 64) \
@@ -425,3 +468,9 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     JT_FLASH(sfx, E, 256, 64, 32, 128, 32)
 JT_FLASH_SIZES(bf16, __nv_bfloat16)
 JT_FLASH_SIZES(f16, __half)
+
+#define JT_FLASH_REDUCE(sfx, E) \
+    extern "C" __global__ void flash_reduce_heads_##sfx(const float* partial, E* out, i64 kvRows, int group, i64 n) { \
+        flash::reduce_heads<E>(partial, out, kvRows, group, n); }
+JT_FLASH_REDUCE(bf16, __nv_bfloat16)
+JT_FLASH_REDUCE(f16, __half)

@@ -50,7 +50,9 @@ class CudaFlashAttentionTest {
                 {1, 2, 2, 3, 64, 0}, // (the first query sees only itself: its dq is exactly 0)
                 {2, 8, 1, 130, 64, 0},
                 {1, 4, 4, 257, 32, 100},
-                {1, 3, 1, 65, 32, 2}}; // (a window of 1 would make dq and dk exactly 0)
+                {1, 3, 1, 65, 32, 2}, // (a window of 1 would make dq and dk exactly 0)
+                {1, 4, 1, 2100, 256, 0}, // spans of 2048 and more: one dK/dV block per query head, shares summed
+                {2, 4, 2, 2049, 64, 2048}};
         Backend gpu = CudaBackend.get(0);
         Backend cpu = CpuBackend.instance();
         long seed = 31;
