@@ -269,6 +269,39 @@ public final class Ops {
     }
 
     /**
+     * {@code c + a @ op(b)}, accumulated into c's own storage by the product (one pass over c instead of a product,
+     * then an addition). c [m, n] contiguous, a [m, k], b [n, k] when transB else [k, n], all of one dtype. c is
+     * consumed: the result shares its storage, so c must be a fresh product that nothing else reads or saved
+     * (a linear layer's output getting its LoRA update, say). Gradients: dc = g, and the product's.
+     */
+    public static Tensor addMatmulInto(Tensor c, Tensor a, Tensor b, boolean transB) {
+        checkPair("addMatmulInto", a, b);
+        checkPair("addMatmulInto", c, a);
+        if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !c.isContiguous()) {
+            throw new ShapeException("addMatmulInto: needs 2-D operands and a contiguous c, got " + c.shape() + ", " + a.shape() + ", " + b.shape());
+        }
+        long k = transB ? b.dim(1) : b.dim(0);
+        long n = transB ? b.dim(0) : b.dim(1);
+        if (a.dim(1) != k || c.dim(0) != a.dim(0) || c.dim(1) != n) {
+            throw new ShapeException("addMatmulInto: " + c.shape() + " + " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "") + " do not fit");
+        }
+        return Autograd.op("addMatmulInto", () -> {
+            Tensor out = c.detach();
+            if (out.numel() > 0 && k > 0) {
+                Operand pa = operand(a, false);
+                Operand pb = operand(b, transB);
+                backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, true);
+                pa.release(a);
+                pb.release(b);
+            }
+            return out;
+        }, g -> {
+            Tensor[] ab = matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, false, b, transB);
+            return new Tensor[] {g, ab[0], ab[1]};
+        }, c, a, b);
+    }
+
+    /**
      * Gradients of {@code op(a) @ op(b)}: dA = g @ op(b)^T (as stored: transposed back when transA), dB = op(a)^T @ g;
      * a 2-D b shared by a batch gets the sum over the batch, computed as one product over the flattened rows.
      */

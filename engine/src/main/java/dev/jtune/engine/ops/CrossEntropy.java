@@ -62,8 +62,15 @@ public final class CrossEntropy {
     /**
      * Mean loss of {@code hidden @ weight^T} against labels, a chunk of {@code chunkRows} tokens at a time:
      * hidden [N, H], weight [V, H] (e.g. the tied embedding), labels I32 [N]. Peak memory holds one chunk's
-     * logits, in hidden's dtype; backward recomputes them. {@code chunkRows <= 0} picks chunks of about 256 MiB.
+     * logits, in hidden's dtype; backward recomputes them. {@code chunkRows <= 0} picks chunks of about {@link #CHUNK_BYTES}.
      */
+    /**
+     * The logits of one chunk, by default: 256 MiB, 512 tokens of Gemma 3's 262,144-entry vocabulary in bf16.
+     * Measured on an H100 (Gemma 3 270M QLoRA, 8,192 tokens): 64 MiB chunks left the step's peak where it was (1.436 GiB)
+     * and made the step 10 to 17 ms slower.
+     */
+    static final long CHUNK_BYTES = 256L << 20;
+
     public static Tensor linear(Tensor hidden, Tensor weight, Tensor labels, int chunkRows) {
         return linear(hidden, weight, labels, chunkRows, 0);
     }
@@ -93,7 +100,7 @@ public final class CrossEntropy {
         }
         long n = hidden.dim(0);
         long vocab = weight.dim(0);
-        long chunk = chunkRows > 0 ? chunkRows : Math.max(16, (256L << 20) / Math.max(1, vocab * hidden.dtype().bytesFor(1)));
+        long chunk = chunkRows > 0 ? chunkRows : Math.max(16, CHUNK_BYTES / Math.max(1, vocab * hidden.dtype().bytesFor(1)));
         Tensor h = hidden.contiguous();
         Tensor w = weight.contiguous();
         Tensor lab = labels.contiguous();

@@ -281,6 +281,28 @@ class FusedOpsGradTest {
     }
 
     @Test
+    void addMatmulIntoAccumulatesIntoAFreshProduct() {
+        long m = d(7);
+        long k = d(5);
+        long n = d(6);
+        // c must be a fresh product: scale(2) makes one from the leaf on every evaluation
+        GradCheck.check("addMatmulInto b^T", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], true), rnd.nextLong(),
+                Shape.of(m, n), Shape.of(m, k), Shape.of(n, k));
+        GradCheck.check("addMatmulInto b", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], false), rnd.nextLong(),
+                Shape.of(m, n), Shape.of(m, k), Shape.of(k, n));
+        try (Scope s = Scope.open("value")) {
+            Tensor c = Tensor.randn(Shape.of(m, n), DType.F64, Device.CPU, 1);
+            Tensor a = Tensor.randn(Shape.of(m, k), DType.F64, Device.CPU, 2);
+            Tensor b = Tensor.randn(Shape.of(n, k), DType.F64, Device.CPU, 3);
+            double[] expected = c.add(a.matmul(b.transpose(0, 1))).toDoubleArray();
+            double[] got = Ops.addMatmulInto(c.copy(), a, b, true).toDoubleArray();
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], got[i], 1e-12, "element " + i);
+            }
+        }
+    }
+
+    @Test
     void dropoutKeepsScaledElementsByASeededMask() {
         long seed = rnd.nextLong();
         GradCheck.check("dropout", t -> Dropout.apply(t[0], 0.3, seed), rnd.nextLong(), Shape.of(d(5), d(9)));

@@ -37,9 +37,25 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
      */
     @Override
     public Tensor apply(Tensor x) {
+        return Ops.matmul(down(x), b.cast(compute), false, true).cast(x.dtype());
+    }
+
+    /**
+     * With the products in y's dtype the second one accumulates into y (the base output) instead of being added
+     * afterwards: one pass over the [tokens x out] output fewer, and no tensor of that size for the update
+     * (H100, Gemma 3 270M QLoRA at 8,192 tokens: 89.9-91.9 ms a step against 92.5-95.3 ms).
+     */
+    @Override
+    public Tensor addTo(Tensor y, Tensor x) {
+        if (compute != y.dtype() || y.rank() != 2 || !y.isContiguous()) {
+            return y.add(apply(x));
+        }
+        return Ops.addMatmulInto(y, down(x), b.cast(compute), true);
+    }
+
+    private Tensor down(Tensor x) {
         Tensor in = dropout != null && dropout.active() ? Dropout.apply(x, dropout.p(), dropout.seedFor(index)) : x;
-        Tensor down = in.cast(compute).matmul(a.cast(compute).transpose(0, 1)).scale(scale);
-        return Ops.matmul(down, b.cast(compute), false, true).cast(x.dtype());
+        return in.cast(compute).matmul(a.cast(compute).transpose(0, 1)).scale(scale);
     }
 
     public int rank() {

@@ -59,7 +59,16 @@ public final class Gemma3Model {
      */
     @FunctionalInterface
     public interface Adapter {
+        /** The update of the module's output for input x. */
         Tensor apply(Tensor x);
+
+        /**
+         * The module's output y (a fresh product, which this may consume) plus the update for x; adapters that can
+         * accumulate into y's storage override this.
+         */
+        default Tensor addTo(Tensor y, Tensor x) {
+            return y.add(apply(x));
+        }
     }
 
     private Gemma3Model(Gemma3Config config, Map<String, Tensor> byName) {
@@ -267,7 +276,7 @@ public final class Gemma3Model {
         Nf4Tensor q = quantized.get(module + ".weight");
         Tensor y = q != null ? nf4Linear(q, x) : x.matmul(weight.transpose(0, 1));
         Adapter a = adapters.get(module);
-        return a == null ? y : y.add(a.apply(x));
+        return a == null ? y : a.addTo(y, x);
     }
 
     /**
