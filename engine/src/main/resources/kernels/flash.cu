@@ -81,6 +81,19 @@ __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_grou
 
 template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
+template <int N> __device__ __forceinline__ void zero(float (*acc)[4]) {
+#pragma unroll
+    for (int n = 0; n < N; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+}
+
+// The key tiles [begin, end) of BN keys that queries [q0, q0 + 64) can see.
+template <int BN>
+__device__ __forceinline__ void key_range(i64 q0, int window, i64 t, i64* begin, i64* end) {
+    i64 b = window > 0 ? q0 - window + 1 : 0;
+    *begin = b < 0 ? 0 : b / BN * BN;
+    *end = q0 + WARPS * 16 < t ? q0 + WARPS * 16 : t;
+}
+
 __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
     return key <= query && (window <= 0 || query - key < window);
 }
@@ -154,6 +167,22 @@ __device__ __forceinline__ void store_rows_f32(float* out, const float (*acc)[4]
     }
 }
 
+// The query tile of a forward or dQ block: grid (B * Hq, tiles of 64 queries), the longest (last) tiles first;
+// its query head bh and the key/value head that head reads.
+struct QueryTile {
+    i64 q0;
+    i64 bh;
+    i64 kvHead;
+};
+
+__device__ __forceinline__ QueryTile query_tile(int hq, int hkv) {
+    QueryTile r;
+    r.q0 = (i64) (gridDim.y - 1 - blockIdx.y) * (WARPS * 16);
+    r.bh = blockIdx.x;
+    r.kvHead = (r.bh / hq) * hkv + (r.bh % hq) / (hq / hkv);
+    return r;
+}
+
 // Forward: grid (B * Hq, query tiles of 64); the longest (last) query tiles start first.
 template <typename E, int D, int BN>
 __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) {
@@ -166,23 +195,22 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int tig = lane & 3;
-    const i64 q0 = (i64) (gridDim.y - 1 - blockIdx.y) * BM;
-    const int bh = blockIdx.x;
-    const int hk = (bh % hq) / (hq / hkv);
-    const i64 kvHead = (i64) (bh / hq) * hkv + hk;
-    const E* qh = q + (i64) bh * t * D;
+    const QueryTile tile = query_tile(hq, hkv);
+    const i64 q0 = tile.q0;
+    const i64 bh = tile.bh;
+    const i64 kvHead = tile.kvHead;
+    const E* qh = q + bh * t * D;
     const E* kh = k + kvHead * t * D;
     const E* vh = v + kvHead * t * D;
     const i64 row0 = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8
     float o[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    zero<D / 8>(o);
     float m[2] = {-inf(), -inf()};
     float l[2] = {0.f, 0.f};
     const float s2 = scale * LOG2E;
-    i64 kBegin = window > 0 ? q0 - window + 1 : 0;
-    kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
-    const i64 kEnd = q0 + BM < t ? q0 + BM : t;
+    i64 kBegin;
+    i64 kEnd;
+    key_range<BN>(q0, window, t, &kBegin, &kEnd);
     // copy groups in flight: {q, k tile 0}, {v tile 0}; then per tile the next k after the scores, the next v after
     // the product with v, so each copy overlaps the work on the other operand
     load_tile<E, D, BM>(qs, qh, q0, t);
@@ -194,8 +222,7 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         cp_wait<1>();  // q and this k tile
         __syncthreads();
         float s[BN / 8][4];
-#pragma unroll
-        for (int n = 0; n < BN / 8; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        zero<BN / 8>(s);
         rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
         __syncthreads();  // k is read: the next k tile may land
         if (k0 + BN < kEnd) load_tile<E, D, BN>(ks, kh, k0 + BN, t);
@@ -278,14 +305,14 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int tig = lane & 3;
-    const i64 q0 = (i64) (gridDim.y - 1 - blockIdx.y) * BM;
-    const int bh = blockIdx.x;
-    const int hk = (bh % hq) / (hq / hkv);
-    const i64 kvHead = (i64) (bh / hq) * hkv + hk;
+    const QueryTile tile = query_tile(hq, hkv);
+    const i64 q0 = tile.q0;
+    const i64 bh = tile.bh;
+    const i64 kvHead = tile.kvHead;
     const E* kh = k + kvHead * t * D;
     const E* vh = v + kvHead * t * D;
-    load_tile<E, D, BM>(qs, q + (i64) bh * t * D, q0, t);
-    load_tile<E, D, BM>(gs, gout + (i64) bh * t * D, q0, t);
+    load_tile<E, D, BM>(qs, q + bh * t * D, q0, t);
+    load_tile<E, D, BM>(gs, gout + bh * t * D, q0, t);
     const i64 row0 = q0 + warp * 16 + (lane >> 2);
     float l2[2];
     float dl[2];
@@ -296,12 +323,11 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
         dl[r] = row < t ? delta[(i64) bh * t + row] : 0.f;
     }
     float dq[D / 8][4];
-#pragma unroll
-    for (int n = 0; n < D / 8; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+    zero<D / 8>(dq);
     const float s2 = scale * LOG2E;
-    i64 kBegin = window > 0 ? q0 - window + 1 : 0;
-    kBegin = kBegin < 0 ? 0 : kBegin / BN * BN;
-    const i64 kEnd = q0 + BM < t ? q0 + BM : t;
+    i64 kBegin;
+    i64 kEnd;
+    key_range<BN>(q0, window, t, &kBegin, &kEnd);
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
         __syncthreads();  // the previous tiles are read
         load_tile<E, D, BN>(ks, kh, k0, t);
@@ -311,11 +337,8 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
         __syncthreads();
         float s[BN / 8][4];
         float dp[BN / 8][4];
-#pragma unroll
-        for (int n = 0; n < BN / 8; n++) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-            dp[n][0] = dp[n][1] = dp[n][2] = dp[n][3] = 0.f;
-        }
+        zero<BN / 8>(s);
+        zero<BN / 8>(dp);
         rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
         rows_times_rows<E, D, BN / 8>(dp, gs + warp * 16 * P, vs, lane);
 #pragma unroll
@@ -366,11 +389,8 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     const i64 key0 = j0 + warp * 16 + (lane >> 2);  // this thread's keys: key0 and key0 + 8
     float dk[C / 8][4];
     float dv[C / 8][4];
-#pragma unroll
-    for (int n = 0; n < C / 8; n++) {
-        dk[n][0] = dk[n][1] = dk[n][2] = dk[n][3] = 0.f;
-        dv[n][0] = dv[n][1] = dv[n][2] = dv[n][3] = 0.f;
-    }
+    zero<C / 8>(dk);
+    zero<C / 8>(dv);
     const float s2 = scale * LOG2E;
     const i64 iBegin = j0 / BQ * BQ;
     i64 iEnd = window > 0 ? j0 + BK - 1 + window : t;
@@ -393,11 +413,8 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
             __syncthreads();
             float st[BQ / 8][4];
             float dpt[BQ / 8][4];
-#pragma unroll
-            for (int n = 0; n < BQ / 8; n++) {
-                st[n][0] = st[n][1] = st[n][2] = st[n][3] = 0.f;
-                dpt[n][0] = dpt[n][1] = dpt[n][2] = dpt[n][3] = 0.f;
-            }
+            zero<BQ / 8>(st);
+            zero<BQ / 8>(dpt);
             rows_times_rows<E, D, BQ / 8>(st, ks + warp * 16 * P, qs, lane);
             rows_times_rows<E, D, BQ / 8>(dpt, vs + warp * 16 * P, gs, lane);
 #pragma unroll

@@ -259,11 +259,7 @@ public final class Ops {
                 backend(a).fill(out, 0.0);
                 return out;
             }
-            Operand pa = operand(a, transA);
-            Operand pb = operand(b, transB);
-            backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, false);
-            pa.release(a);
-            pb.release(b);
+            productInto(a, transA, b, transB, out, false);
             return out;
         }, g -> matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, transA, b, transB), a, b);
     }
@@ -288,17 +284,22 @@ public final class Ops {
         return Autograd.op("addMatmulInto", () -> {
             Tensor out = c.detach();
             if (out.numel() > 0 && k > 0) {
-                Operand pa = operand(a, false);
-                Operand pb = operand(b, transB);
-                backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, true);
-                pa.release(a);
-                pb.release(b);
+                productInto(a, false, b, transB, out, true);
             }
             return out;
         }, g -> {
             Tensor[] ab = matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, false, b, transB);
             return new Tensor[] {g, ab[0], ab[1]};
         }, c, a, b);
+    }
+
+    /** {@code out (+)= op(a) @ op(b)} by the backend, with the operands laid out as it takes them. */
+    private static void productInto(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        Operand pa = operand(a, transA);
+        Operand pb = operand(b, transB);
+        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, accumulate);
+        pa.release(a);
+        pb.release(b);
     }
 
     /**
