@@ -16,7 +16,7 @@ import java.util.Locale;
 
 /**
  * One forward + backward of a real Gemma 3 configuration with random weights, timed and with the allocator's peak
- * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products]}.
+ * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false|true|half] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products]}.
  */
 public final class GemmaStep {
     private GemmaStep() {
@@ -25,7 +25,9 @@ public final class GemmaStep {
     public static void main(String[] args) {
         String name = args.length > 0 ? args[0] : "gemma-3-270m";
         int tokens = args.length > 1 ? Integer.parseInt(args[1]) : 8192;
-        boolean checkpoint = args.length > 2 && Boolean.parseBoolean(args[2]);
+        // true: whole layers; "half": attention and MLP halves
+        Gemma3Model.Checkpointing checkpoint = args.length > 2 && args[2].equals("half") ? Gemma3Model.Checkpointing.HALVES
+                : args.length > 2 && Boolean.parseBoolean(args[2]) ? Gemma3Model.Checkpointing.LAYERS : Gemma3Model.Checkpointing.NONE;
         int steps = args.length > 3 ? Integer.parseInt(args[3]) : 3;
         String mode = args.length > 4 ? args[4] : "full";
         Gemma3Config config = Gemma3Config.builtIn(name);

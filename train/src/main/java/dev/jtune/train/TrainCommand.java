@@ -87,7 +87,7 @@ final class TrainCommand {
         var examples = compact ? vocab.remap(built.examples()) : built.examples();
         var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
         TrainerConfig tc = new TrainerConfig(1, 60, 8, 1, 1e-2, LrSchedule.Type.COSINE, 0.05, 0, 0.0,
-                0.9, 0.999, 1e-8, 1.0, false, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true, 8);
+                0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true, 8);
         try (Scope run = Scope.open("default run", MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.random(config, device, device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32, 42);
             // a trained model's embedding rows are far larger than N(0, 0.02): with those, logits cannot leave ~0 and a
@@ -123,7 +123,7 @@ final class TrainCommand {
     static TrainerConfig config(TrainArgs a) {
         return new TrainerConfig(a.numTrainEpochs(), a.maxSteps(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
                 a.learningRate(), LrSchedule.Type.valueOf(a.lrSchedulerType().name()), a.warmupRatio(), a.warmupSteps(),
-                a.weightDecay(), a.adamBeta1(), a.adamBeta2(), a.adamEpsilon(), a.maxGradNorm(), a.gradientCheckpointing(),
+                a.weightDecay(), a.adamBeta1(), a.adamBeta2(), a.adamEpsilon(), a.maxGradNorm(), a.checkpointing(),
                 a.loggingSteps(), strategy(a.saveStrategy()), a.saveSteps(), a.saveTotalLimit() == null ? 0 : a.saveTotalLimit(),
                 strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps(), a.seed(),
                 a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL), a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML),

@@ -311,15 +311,35 @@ public final class Gemma3Model {
     // ------------------------------------------------------------------ forward
 
     /** Options of one forward pass. */
-    public record Options(boolean checkpointLayers, int attentionBlock) {
+    public record Options(Checkpointing checkpointing, int attentionBlock) {
+        public Options {
+            java.util.Objects.requireNonNull(checkpointing, "checkpointing");
+        }
+
+        /** Whole layers checkpointed, or none. */
+        public Options(boolean checkpointLayers, int attentionBlock) {
+            this(checkpointLayers ? Checkpointing.LAYERS : Checkpointing.NONE, attentionBlock);
+        }
+
         public static Options defaults() {
-            return new Options(false, 512);
+            return new Options(Checkpointing.NONE, 512);
         }
 
         public Options withCheckpointing(boolean on) {
-            return new Options(on, attentionBlock);
+            return withCheckpointing(on ? Checkpointing.LAYERS : Checkpointing.NONE);
+        }
+
+        public Options withCheckpointing(Checkpointing c) {
+            return new Options(c, attentionBlock);
         }
     }
+
+    /**
+     * What the forward keeps for backward. NONE: everything backward reads. LAYERS: each layer's input, the layer is
+     * recomputed in backward. HALVES: the input of each layer's attention half and of its MLP half (twice the
+     * kept tensors, each recomputation half as large: the lower peak for long sequences).
+     */
+    public enum Checkpointing { NONE, LAYERS, HALVES }
 
     /**
      * Hidden states after the final norm, [B * T, hidden], for token ids I32 [B, T] at positions 0..T-1.
@@ -340,9 +360,12 @@ public final class Gemma3Model {
         for (int i = 0; i < layers.size(); i++) {
             int layer = i;
             Tensor input = x;
-            x = options.checkpointLayers()
-                    ? Autograd.checkpoint(in -> layerForward(layer, in[0], b, t, positions, options), input)
-                    : layerForward(layer, input, b, t, positions, options);
+            x = switch (options.checkpointing()) {
+                case NONE -> layerForward(layer, input, b, t, positions, options);
+                case LAYERS -> Autograd.checkpoint(in -> layerForward(layer, in[0], b, t, positions, options), input);
+                case HALVES -> Autograd.checkpoint(in -> mlpHalf(layer, in[0]),
+                        Autograd.checkpoint(in -> attentionHalf(layer, in[0], b, t, positions, options), input));
+            };
             if (observer != null && i < layers.size() - 1) {
                 observer.accept(x);
             }
@@ -413,11 +436,16 @@ public final class Gemma3Model {
     }
 
     private Tensor layerForward(int i, Tensor x, long b, long t, Tensor positions, Options options) {
+        return mlpHalf(i, attentionHalf(i, x, b, t, positions, options));
+    }
+
+    /** x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. */
+    private Tensor attentionHalf(int i, Tensor x, long b, long t, Tensor positions, Options options) {
         Gemma3Layer w = layers.get(i);
         Tensor h = RmsNorm.apply(x, w.inputNorm(), config.rmsNormEps(), true);
         Tensor[] qkv = projectQkv(i, h, b, t, positions);
         Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(i, options.attentionBlock()));
-        return finishLayer(i, x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
+        return attentionResidual(i, x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
     }
 
     /** q, k, v as [B, H, T, D] after the q/k norms and RoPE, from the normed input h [B * T, hidden]. */
@@ -440,14 +468,24 @@ public final class Gemma3Model {
 
     /** The rest of a layer after attention: o_proj, post-attention norm, residual, the MLP half. */
     private Tensor finishLayer(int i, Tensor x, Tensor attention) {
+        return mlpHalf(i, attentionResidual(i, x, attention));
+    }
+
+    /** x + post-attention norm of o_proj(attention). */
+    private Tensor attentionResidual(int i, Tensor x, Tensor attention) {
+        Gemma3Layer w = layers.get(i);
+        Tensor attn = linear(module(i, "self_attn.o_proj"), attention, w.oProj());
+        return x.add(RmsNorm.apply(attn, w.postAttentionNorm(), config.rmsNormEps(), true));
+    }
+
+    /** x + the MLP block's output: pre-FFN norm, GeGLU MLP, post-FFN norm. */
+    private Tensor mlpHalf(int i, Tensor x) {
         Gemma3Layer w = layers.get(i);
         double eps = config.rmsNormEps();
-        Tensor attn = linear(module(i, "self_attn.o_proj"), attention, w.oProj());
-        Tensor x2 = x.add(RmsNorm.apply(attn, w.postAttentionNorm(), eps, true));
-        Tensor m = RmsNorm.apply(x2, w.preFeedforwardNorm(), eps, true);
+        Tensor m = RmsNorm.apply(x, w.preFeedforwardNorm(), eps, true);
         Tensor act = Activations.geglu(linear(module(i, "mlp.gate_proj"), m, w.gateProj()), linear(module(i, "mlp.up_proj"), m, w.upProj()));
         Tensor mlp = linear(module(i, "mlp.down_proj"), act, w.downProj());
-        return x2.add(RmsNorm.apply(mlp, w.postFeedforwardNorm(), eps, true));
+        return x.add(RmsNorm.apply(mlp, w.postFeedforwardNorm(), eps, true));
     }
 
     // ------------------------------------------------------------------ generation

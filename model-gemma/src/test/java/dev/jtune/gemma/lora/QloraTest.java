@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * dequantized weights computes — loss and LoRA gradients — with or without checkpointing.
  */
 class QloraTest {
-    private static List<double[]> run(boolean quantized, boolean checkpoint, double[] lossOut) {
+    private static List<double[]> run(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut) {
         try (Scope scope = Scope.open("qlora")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
             if (quantized) {
@@ -57,14 +57,18 @@ class QloraTest {
         double[] dense = new double[1];
         double[] nf4 = new double[1];
         double[] nf4Checkpointed = new double[1];
-        List<double[]> a = run(false, false, dense);
-        List<double[]> b = run(true, false, nf4);
-        List<double[]> c = run(true, true, nf4Checkpointed);
+        double[] nf4Halves = new double[1];
+        List<double[]> a = run(false, Gemma3Model.Checkpointing.NONE, dense);
+        List<double[]> b = run(true, Gemma3Model.Checkpointing.NONE, nf4);
+        List<double[]> c = run(true, Gemma3Model.Checkpointing.LAYERS, nf4Checkpointed);
+        List<double[]> d = run(true, Gemma3Model.Checkpointing.HALVES, nf4Halves);
         assertEquals(dense[0], nf4[0], 1e-6 * Math.abs(dense[0]));
         assertEquals(nf4[0], nf4Checkpointed[0], 0.0);
+        assertEquals(nf4[0], nf4Halves[0], 0.0);
         for (int i = 0; i < a.size(); i++) {
             assertArrayEquals(a.get(i), b.get(i), 1e-6, "LoRA gradient " + i);
             assertArrayEquals(b.get(i), c.get(i), 0.0, "LoRA gradient " + i + " with checkpointing");
+            assertArrayEquals(b.get(i), d.get(i), 0.0, "LoRA gradient " + i + " with checkpointed halves");
         }
     }
 }

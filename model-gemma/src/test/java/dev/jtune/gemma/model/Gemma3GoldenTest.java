@@ -110,15 +110,17 @@ class Gemma3GoldenTest {
             Gemma3Model model = Gemma3Model.load(fixture("gemma3-tiny"), Device.CPU, DType.F32);
             Tensor ids = golden.load("input_ids", Device.CPU);
             Tensor labels = golden.load("labels", Device.CPU);
-            Map<String, double[]> plain = gradients(model, ids, labels, false);
-            Map<String, double[]> checkpointed = gradients(model, ids, labels, true);
-            for (String name : plain.keySet()) {
-                assertTrue(java.util.Arrays.equals(plain.get(name), checkpointed.get(name)), "gradient of " + name + " differs with checkpointing");
+            Map<String, double[]> plain = gradients(model, ids, labels, Gemma3Model.Checkpointing.NONE);
+            for (Gemma3Model.Checkpointing c : new Gemma3Model.Checkpointing[] {Gemma3Model.Checkpointing.LAYERS, Gemma3Model.Checkpointing.HALVES}) {
+                Map<String, double[]> checkpointed = gradients(model, ids, labels, c);
+                for (String name : plain.keySet()) {
+                    assertTrue(java.util.Arrays.equals(plain.get(name), checkpointed.get(name)), "gradient of " + name + " differs with checkpointing " + c);
+                }
             }
         }
     }
 
-    private static Map<String, double[]> gradients(Gemma3Model model, Tensor ids, Tensor labels, boolean checkpoint) {
+    private static Map<String, double[]> gradients(Gemma3Model model, Tensor ids, Tensor labels, Gemma3Model.Checkpointing checkpoint) {
         for (Tensor p : model.parameters().values()) {
             p.zeroGrad();
             p.requiresGrad(true);

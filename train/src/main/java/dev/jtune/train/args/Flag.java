@@ -66,6 +66,9 @@ public enum Flag {
     FREEZE_LLM(Spec.of(Group.TRAINING, BOOL, false, "freeze the language model's weights (required with --lora_enable)")),
     GRADIENT_CHECKPOINTING(Spec.of(Group.TRAINING, BOOL, false,
             "keep only each layer's input and recompute the rest in backward: less memory, ~30% more compute")),
+    CHECKPOINTING_GRANULARITY(Spec.of(Group.TRAINING, ValueType.choice(CheckpointGranularity.class, v -> null),
+            CheckpointGranularity.LAYER, "what --gradient_checkpointing keeps: each layer's input (layer), or the input of each "
+                    + "layer's attention and MLP halves (half: twice the kept tensors, half the recomputed peak; for long sequences)")),
     BF16(Spec.of(Group.TRAINING, BOOL, false, "bf16 weights and activations (fp32 accumulation); otherwise fp32")),
     FP16(Spec.refused(Group.TRAINING, BOOL,
             "Gemma 3 overflows fp16 (embeddings scaled by sqrt(hidden), large post-norm weights); use --bf16")

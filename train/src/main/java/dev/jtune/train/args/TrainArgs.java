@@ -3,6 +3,7 @@ package dev.jtune.train.args;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jtune.gemma.model.Gemma3Model;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -51,6 +52,7 @@ public record TrainArgs(
         int maxSteps,
         boolean freezeLlm,
         boolean gradientCheckpointing,
+        CheckpointGranularity checkpointingGranularity,
         boolean bf16,
         int seed,
         IntervalStrategy evalStrategy,
@@ -95,6 +97,7 @@ public record TrainArgs(
         Objects.requireNonNull(optim, "optim");
         Objects.requireNonNull(lrSchedulerType, "lrSchedulerType");
         Objects.requireNonNull(quantType, "quantType");
+        Objects.requireNonNull(checkpointingGranularity, "checkpointingGranularity");
         Objects.requireNonNull(saveStrategy, "saveStrategy");
         Objects.requireNonNull(resumeFromCheckpoint, "resumeFromCheckpoint");
         Objects.requireNonNull(device, "device");
@@ -135,6 +138,14 @@ public record TrainArgs(
     /** Warmup in optimizer steps for a run of totalSteps: --warmup_steps if set, else ceil(ratio x total), as HF. */
     public long warmupStepsFor(long totalSteps) {
         return warmupSteps > 0 ? warmupSteps : (long) Math.ceil(warmupRatio * totalSteps);
+    }
+
+    /** What --gradient_checkpointing with --checkpointing_granularity keeps for backward. */
+    public Gemma3Model.Checkpointing checkpointing() {
+        if (!gradientCheckpointing) {
+            return Gemma3Model.Checkpointing.NONE;
+        }
+        return checkpointingGranularity == CheckpointGranularity.HALF ? Gemma3Model.Checkpointing.HALVES : Gemma3Model.Checkpointing.LAYERS;
     }
 
     /** Steps between evaluations with --eval_strategy steps: --eval_steps, else --logging_steps (HF's rule). */

@@ -124,7 +124,7 @@ public final class Trainer {
                     trainable.train(CounterRng.bits(config.seed(), micro + i));
                     try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                         Tensor[] t = train.tensors(batches.get(i), device);
-                        Tensor loss = trainable.model().loss(t[0], t[1], new Gemma3Model.Options(config.checkpointLayers(), 512), Math.max(1, counted));
+                        Tensor loss = trainable.model().loss(t[0], t[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
                         loss.backward();
                         try (Autograd.GradMode off = Autograd.noGrad()) {
                             Tensor l = loss.detach();

@@ -1,5 +1,7 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.gemma.model.Gemma3Model;
+
 /**
  * What the training loop needs, independent of how it was asked for (flags, a config file, or code embedding
  * jtune). Steps are optimizer steps; {@code maxSteps > 0} overrides {@code epochs}.
@@ -18,7 +20,7 @@ public record TrainerConfig(
         double beta2,
         double epsilon,
         double maxGradNorm,
-        boolean checkpointLayers,
+        Gemma3Model.Checkpointing checkpointing,
         long loggingSteps,
         SaveStrategy saveStrategy,
         long saveSteps,
@@ -36,6 +38,7 @@ public record TrainerConfig(
         if (batchSize <= 0 || gradientAccumulation <= 0 || evalBatchSize <= 0) {
             throw new IllegalArgumentException("batch size and gradient accumulation must be positive");
         }
+        java.util.Objects.requireNonNull(checkpointing, "checkpointing");
         if (maxSteps <= 0 && !(epochs > 0)) {
             throw new IllegalArgumentException("either maxSteps or epochs must be positive");
         }
@@ -43,7 +46,7 @@ public record TrainerConfig(
 
     /** Sensible defaults for a quick run (HF's where they exist). */
     public static TrainerConfig defaults() {
-        return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, false,
+        return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE,
                 500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42, true, true, 8);
     }
 }

@@ -1,5 +1,7 @@
 package dev.jtune.train.args;
 
+import dev.jtune.gemma.model.Gemma3Model;
+
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -119,6 +121,7 @@ class ParsingTest {
         m.put(Flag.MAX_STEPS, List.of("100"));
         m.put(Flag.FREEZE_LLM, List.of("true", "--lora_enable"));
         m.put(Flag.GRADIENT_CHECKPOINTING, List.of("true"));
+        m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
         m.put(Flag.BF16, List.of("true"));
         m.put(Flag.SEED, List.of("7"));
         m.put(Flag.EVAL_STRATEGY, List.of("steps", "--eval_ratio", "0.05"));
@@ -334,5 +337,12 @@ class ParsingTest {
         for (double d : new double[] {5e-5, 1e-8, 0.1 + 0.2, 1.0 / 3, 12345.678, 6.02e23, -1e-300}) {
             assertEquals(d, Double.parseDouble(ValueType.formatDouble(d)));
         }
+    }
+
+    @Test
+    void checkpointingGranularityPicksWhatBackwardRecomputes() {
+        assertEquals(Gemma3Model.Checkpointing.NONE, fx.parse("--checkpointing_granularity", "half").checkpointing());
+        assertEquals(Gemma3Model.Checkpointing.LAYERS, fx.parse("--gradient_checkpointing").checkpointing());
+        assertEquals(Gemma3Model.Checkpointing.HALVES, fx.parse("--gradient_checkpointing", "--checkpointing_granularity", "half").checkpointing());
     }
 }

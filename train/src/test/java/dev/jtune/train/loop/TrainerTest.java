@@ -61,7 +61,7 @@ public class TrainerTest {
     }
 
     static TrainerConfig config(long maxSteps, long saveSteps, int limit) {
-        return new TrainerConfig(1, maxSteps, 4, 2, 2e-2, LrSchedule.Type.LINEAR, 0.1, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, true,
+        return new TrainerConfig(1, maxSteps, 4, 2, 2e-2, LrSchedule.Type.LINEAR, 0.1, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS,
                 1, TrainerConfig.SaveStrategy.STEPS, saveSteps, limit, TrainerConfig.SaveStrategy.STEPS, 5, 7, true, true, 3);
     }
 
