@@ -13,7 +13,8 @@ import java.io.IOException;
  * bf16 gives here. HF transformers 5.17 + peft 0.21's own bf16 runs, on the H100 and on cpu
  * (bench/src/main/python/hf_lora_grad_precision.py, bf16 weights or fp32 weights under autocast, eager or SDPA
  * attention): worst gradient 4.2e-2..4.6e-2, median 2.4e-2..2.9e-2, 63..73 of the 84 above 2e-2. jtune on the same
- * H100 (2026-11-27): worst 4.61e-2, median 2.40e-2, 66 above 2e-2. A cpu probe rounding a single class of activations
+ * H100 (2026-11-27, fused attention): worst 3.87e-2, median 2.33e-2, 61 above 2e-2; with the products in bf16
+ * (autocast) 4.01e-2 / 2.64e-2. A cpu probe rounding a single class of activations
  * to bf16 (only the norm outputs, or only the linear outputs) already gives 1.5e-2..1.8e-2: this random tiny model
  * amplifies any rounding about tenfold. The bounds below sit a third above the reference stack's own bf16 error.
  */
