@@ -48,7 +48,7 @@ public final class LoraMerge {
 
     /** Writes {@code model} (merged or not) as an HF checkpoint directory, atomically per file. */
     public static void export(Gemma3Model model, Path dir, long maxShardBytes) {
-        try {
+        try (Scope dense = Scope.open("export")) { // NF4 modules' dequantized copies live only while writing
             Files.createDirectories(dir);
             SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
             model.parameters().forEach(writer::add);

@@ -263,7 +263,7 @@ public final class Gemma3Model {
 
     /** Attaches (or, with null, removes) the adapter of a linear module. */
     public void adapter(String module, Adapter adapter) {
-        linearWeight(module);
+        linearShape(module); // checks the module exists; linearWeight would dequantize an NF4 weight into the caller's scope
         if (adapter == null) {
             adapters.remove(module);
         } else {

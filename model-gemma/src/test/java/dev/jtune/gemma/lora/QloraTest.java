@@ -71,4 +71,21 @@ class QloraTest {
             assertArrayEquals(b.get(i), d.get(i), 0.0, "LoRA gradient " + i + " with checkpointed halves");
         }
     }
+
+    /** Attaching adapters to an NF4 base allocates the adapters and nothing else (no dequantized copies stay behind). */
+    @Test
+    void attachingAdaptersToAnNf4BaseAllocatesOnlyTheAdapters() {
+        dev.jtune.engine.backend.Backend cpu = dev.jtune.engine.backend.Backends.get(Device.CPU);
+        try (Scope scope = Scope.open("attach", dev.jtune.engine.MemoryCategory.WEIGHTS)) {
+            Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
+            model.quantizeLinearWeights(true);
+            long before = cpu.memoryStats().allocated();
+            var adapters = Lora.attach(model, LoraConfig.of(4, 8), DType.F32, 3);
+            long adapterBytes = 0;
+            for (Tensor p : Lora.parameters(adapters)) {
+                adapterBytes += p.numel() * 4;
+            }
+            assertEquals(adapterBytes, cpu.memoryStats().allocated() - before, "bytes allocated by attaching " + adapters.size() + " adapters");
+        }
+    }
 }
