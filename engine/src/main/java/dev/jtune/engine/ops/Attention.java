@@ -37,7 +37,7 @@ public final class Attention {
                     + " must share batch, length and head size, with query heads a multiple of key/value heads");
         }
         if (spec.softcap() <= 0 && q.backend().hasFusedAttention(q.dtype(), q.dim(3))) {
-            return fused(q.contiguous(), k.contiguous(), v.contiguous(), spec);
+            return fused(aligned(q), aligned(k), aligned(v), spec);
         }
         Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec);
         Tensor out;
@@ -72,7 +72,7 @@ public final class Attention {
             }
         }
         Node node = Autograd.attach("attention", out, g -> {
-            Tensor gOut = g.contiguous();
+            Tensor gOut = aligned(g);
             Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
             Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
             Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
@@ -90,6 +90,15 @@ public final class Attention {
             lse.close();
         }
         return out;
+    }
+
+    /**
+     * Contiguous and 16-byte aligned, as the fused kernels read rows with 16-byte copies: a contiguous view whose
+     * offset is not (a reshaped slice of a flat buffer, say) is copied.
+     */
+    private static Tensor aligned(Tensor t) {
+        Tensor c = t.contiguous();
+        return c.address() % 16 == 0 ? c : c.copy();
     }
 
     /** The loop over (batch, query head, query block) shared by forward and backward. */

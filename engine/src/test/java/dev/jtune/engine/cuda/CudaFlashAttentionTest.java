@@ -98,6 +98,23 @@ class CudaFlashAttentionTest {
         }
     }
 
+    /** Inputs at an offset that is not 16-byte aligned (views into a flat buffer) give the aligned inputs' results. */
+    @Test
+    void misalignedViewsAreCopiedBeforeTheKernels() {
+        try (Scope s = Scope.open("misaligned")) {
+            long n = 1L * 4 * 70 * 64;
+            Tensor flat = Tensor.randn(dev.jtune.engine.Shape.of(n + 1), DType.F32, GPU, 5).cast(DType.BF16);
+            Tensor q = flat.slice(0, 1, n + 1).reshape(1, 4, 70, 64);
+            assertTrue(q.isContiguous() && q.address() % 16 != 0, "the view is contiguous and misaligned");
+            Tensor k = Tensor.randn(Shape.of(1, 1, 70, 64), DType.F32, GPU, 6).cast(DType.BF16);
+            Tensor v = Tensor.randn(Shape.of(1, 1, 70, 64), DType.F32, GPU, 7).cast(DType.BF16);
+            dev.jtune.engine.ops.AttentionSpec spec = new dev.jtune.engine.ops.AttentionSpec(0, 0.125, 64);
+            Tensor got = dev.jtune.engine.ops.Attention.causal(q, k, v, spec);
+            Tensor want = dev.jtune.engine.ops.Attention.causal(q.copy(), k, v, spec);
+            assertClose(want.to(Device.CPU), got.to(Device.CPU), 0, "misaligned q");
+        }
+    }
+
     @Test
     void otherDtypesAndHeadSizesAreLeftToTheBlockedPath() {
         Backend gpu = CudaBackend.get(0);
