@@ -24,10 +24,8 @@ final class ElementwiseKernels {
     }
 
     void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
-        long[][] l = StridedLayout.coalesce(out, a, b);
-        long[][] c = StridedLayout.chunked(l, CHUNK, out, a, b);
-        String variant = c != null ? "binary_chunks_" : "binary_";
-        l = c != null ? c : l;
+        Layouts lay = Layouts.of("binary", out, a, b);
+        long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
             args.i32(op.ordinal()).pointer(a.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
@@ -35,29 +33,25 @@ final class ElementwiseKernels {
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[3]);
             long n = StridedLayout.count(l[0]);
             args.pointer(out.address()).i64(n);
-            launch(variant + floatSuffix("binary", out.dtype()), n, args);
+            launch(lay.kernel() + floatSuffix("binary", out.dtype()), n, args);
         }
     }
 
     void scale(Tensor a, double factor, Tensor out) {
-        long[][] l = StridedLayout.coalesce(out, a);
-        long[][] c = StridedLayout.chunked(l, CHUNK, out, a);
-        String variant = c != null ? "scale_chunks_" : "scale_";
-        l = c != null ? c : l;
+        Layouts lay = Layouts.of("scale", out, a);
+        long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(a.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
             long n = StridedLayout.count(l[0]);
             args.pointer(out.address()).i64(n).f64(factor);
-            launch(variant + floatSuffix("scale", out.dtype()), n, args);
+            launch(lay.kernel() + floatSuffix("scale", out.dtype()), n, args);
         }
     }
 
     void copy(Tensor src, Tensor dst) {
-        long[][] l = StridedLayout.coalesce(src, dst);
-        long[][] c = StridedLayout.chunked(l, CHUNK, src, dst);
-        String variant = c != null ? "copy_chunks_" : "copy_";
-        l = c != null ? c : l;
+        Layouts lay = Layouts.of("copy", src, dst);
+        long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(src.address());
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[1]);
@@ -65,7 +59,20 @@ final class ElementwiseKernels {
             StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
             long n = StridedLayout.count(l[0]);
             args.i64(n);
-            launch(variant + suffix(src.dtype()) + "_" + suffix(dst.dtype()), n, args);
+            launch(lay.kernel() + suffix(src.dtype()) + "_" + suffix(dst.dtype()), n, args);
+        }
+    }
+
+    /**
+     * The coalesced layouts of an element-wise launch ({@link StridedLayout#coalesce} order: shape, then each tensor's
+     * strides), in chunks of {@link #CHUNK} elements where {@link StridedLayout#chunked} allows, and the kernel name
+     * prefix that goes with them ({@code base_chunks_} or {@code base_}).
+     */
+    private record Layouts(String kernel, long[][] layouts) {
+        static Layouts of(String base, Tensor... tensors) {
+            long[][] l = StridedLayout.coalesce(tensors);
+            long[][] c = StridedLayout.chunked(l, CHUNK, tensors);
+            return c != null ? new Layouts(base + "_chunks_", c) : new Layouts(base + "_", l);
         }
     }
 

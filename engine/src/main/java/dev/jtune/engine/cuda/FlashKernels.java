@@ -100,7 +100,7 @@ final class FlashKernels {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(shares.address()).pointer(out.address()).i64(rows).i32((int) group).i64(n);
             long blocks = Math.max(1, Math.ceilDiv(rows * n / 4, 256));
-            module.function("flash_reduce_heads_" + (out.dtype() == DType.BF16 ? "bf16" : "f16")).launch(stream, blocks, 256, 0, args);
+            module.function("flash_reduce_heads_" + ElementwiseKernels.suffix(out.dtype())).launch(stream, blocks, 256, 0, args);
         }
     }
 
@@ -121,7 +121,7 @@ final class FlashKernels {
 
     /** Grid (blocks per row tile, tiles of 64 rows); the kernel's shared memory limit raised on first use. */
     private void launch(String kernel, Tensor q, long blocks, int shared, KernelArgs args) {
-        String name = kernel + "_" + (q.dtype() == DType.BF16 ? "bf16" : "f16") + "_" + q.dim(3);
+        String name = kernel + "_" + ElementwiseKernels.suffix(q.dtype()) + "_" + q.dim(3);
         CudaFunction f = module.function(name);
         if (shared > 48 * 1024 && raised.add(name)) {
             f.maxDynamicSharedMemory(shared);

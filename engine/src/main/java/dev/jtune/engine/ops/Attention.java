@@ -77,8 +77,7 @@ public final class Attention {
             Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
             Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
             if (out.numel() > 0) {
-                Tensor delta = Tensor.empty(lse.shape(), Checks.statType(q), q.device());
-                be.rowDot(gOut.reshape(-1, q.dim(3)), out.reshape(-1, q.dim(3)), delta.reshape(-1));
+                Tensor delta = delta(gOut, out, lse);
                 be.fusedAttentionBackward(q, k, v, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
                 delta.close();
             }
@@ -90,6 +89,13 @@ public final class Attention {
             lse.close();
         }
         return out;
+    }
+
+    /** delta [B, H, T] = the row dot product of the output's gradient and the output, in lse's (statistics) dtype. */
+    private static Tensor delta(Tensor gOut, Tensor out, Tensor lse) {
+        Tensor delta = Tensor.empty(lse.shape(), lse.dtype(), lse.device());
+        out.backend().rowDot(gOut.reshape(-1, out.dim(3)), out.reshape(-1, out.dim(3)), delta.reshape(-1));
+        return delta;
     }
 
     /**
@@ -163,8 +169,7 @@ public final class Attention {
         Tensor[] backward(Tensor gOut, Tensor out, Tensor lse) {
             Backend be = q.backend();
             long t = q.dim(2);
-            Tensor delta = Tensor.empty(lse.shape(), Checks.statType(q), q.device());
-            be.rowDot(gOut.reshape(-1, q.dim(3)), out.reshape(-1, q.dim(3)), delta.reshape(-1));
+            Tensor delta = delta(gOut, out, lse);
             Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
             Tensor gk = Tensor.zeros(k.shape(), Checks.statType(q), q.device());
             Tensor gv = Tensor.zeros(v.shape(), Checks.statType(q), q.device());

@@ -48,7 +48,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
     @Override
     public Tensor addTo(Tensor y, Tensor x) {
         if (compute != y.dtype() || y.rank() != 2 || !y.isContiguous()) {
-            return y.add(apply(x));
+            return Gemma3Model.Adapter.super.addTo(y, x);
         }
         return Ops.addMatmulInto(y, down(x), b.cast(compute), true);
     }

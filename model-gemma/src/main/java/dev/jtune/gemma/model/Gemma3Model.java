@@ -316,11 +316,6 @@ public final class Gemma3Model {
             java.util.Objects.requireNonNull(checkpointing, "checkpointing");
         }
 
-        /** Whole layers checkpointed, or none. */
-        public Options(boolean checkpointLayers, int attentionBlock) {
-            this(checkpointLayers ? Checkpointing.LAYERS : Checkpointing.NONE, attentionBlock);
-        }
-
         public static Options defaults() {
             return new Options(Checkpointing.NONE, 512);
         }
