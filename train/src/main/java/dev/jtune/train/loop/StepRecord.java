@@ -1,6 +1,40 @@
 package dev.jtune.train.loop;
 
-/** What one optimizer step did, as logged (metrics.jsonl) and plotted (report.html). */
-public record StepRecord(long step, double epoch, double loss, double learningRate, double gradNorm, double tokensPerSecond,
-                         long tokens, double allocatedGiB, double peakGiB, double elapsedSeconds, Double evalLoss) {
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonPropertyOrder;
+
+/**
+ * What one optimizer step did, as logged (metrics.jsonl, trainer_state.json's log_history) and plotted
+ * (report.html). Keys follow HF's {@code log_history} ({@code step}, {@code epoch}, {@code loss}, {@code grad_norm},
+ * {@code learning_rate}, {@code eval_loss}, {@code num_input_tokens_seen}), then jtune's own. A value that is not
+ * finite (a NaN loss, a step with no eval) is written as JSON null and read back as NaN ({@link MetricsJson}).
+ *
+ * @param tokens       tokens seen by the run so far (cumulative across resumes)
+ * @param skippedSteps steps whose update was skipped for a non-finite loss or gradient norm, so far in the run
+ */
+@JsonPropertyOrder({"step", "epoch", "loss", "grad_norm", "learning_rate", "eval_loss", "num_input_tokens_seen",
+        "tokens_per_second", "memory_allocated_gib", "memory_peak_gib", "elapsed_seconds", "skipped_steps"})
+public record StepRecord(
+        @JsonProperty("step") long step,
+        @JsonProperty("epoch") double epoch,
+        @JsonProperty("loss") double loss,
+        @JsonProperty("grad_norm") double gradNorm,
+        @JsonProperty("learning_rate") double learningRate,
+        @JsonProperty("eval_loss") double evalLoss,
+        @JsonProperty("num_input_tokens_seen") long tokens,
+        @JsonProperty("tokens_per_second") double tokensPerSecond,
+        @JsonProperty("memory_allocated_gib") double allocatedGiB,
+        @JsonProperty("memory_peak_gib") double peakGiB,
+        @JsonProperty("elapsed_seconds") double elapsedSeconds,
+        @JsonProperty("skipped_steps") long skippedSteps) {
+
+    /** Whether this step evaluated (its eval loss is a number). */
+    public boolean hasEval() {
+        return !Double.isNaN(evalLoss);
+    }
+
+    /** Whether this step's update was skipped: its loss or gradient norm was not finite. */
+    public boolean nonFinite() {
+        return !Double.isFinite(loss) || !Double.isFinite(gradNorm);
+    }
 }
