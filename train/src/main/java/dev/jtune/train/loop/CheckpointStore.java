@@ -32,7 +32,7 @@ import java.util.stream.Stream;
  */
 public final class CheckpointStore {
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = MetricsJson.MAPPER;
     public static final String STATE_FILE = "trainer_state.json";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
 

@@ -146,13 +146,13 @@ public final class Trainer {
             tokensSoFar += tokens;
             long done = step + 1;
             boolean log = done % Math.max(1, config.loggingSteps()) == 0 || done == total || done == 1;
-            Double evalLoss = shouldAct(config.evalStrategy(), config.evalSteps(), done, total) && !eval.isEmpty() ? evaluate() : null;
+            double evalLoss = shouldAct(config.evalStrategy(), config.evalSteps(), done, total) && !eval.isEmpty() ? evaluate() : Double.NaN;
             MemoryStats mem = backend.memoryStats();
-            StepRecord r = new StepRecord(done, (double) micro / train.batchesPerEpoch(), lossValue, schedule.lr(step),
-                    gradNorm, tokens / seconds, tokensSoFar,
+            StepRecord r = new StepRecord(done, (double) micro / train.batchesPerEpoch(), lossValue, gradNorm, schedule.lr(step),
+                    evalLoss, tokensSoFar, tokens / seconds,
                     mem.allocated() / (double) (1L << 30), mem.peakAllocated() / (double) (1L << 30),
-                    elapsedBefore + (System.nanoTime() - startNanos) / 1e9, evalLoss);
-            if (log || evalLoss != null) {
+                    elapsedBefore + (System.nanoTime() - startNanos) / 1e9, 0);
+            if (log || r.hasEval()) {
                 history.add(r);
                 if (config.metricsFile()) {
                     metrics.append(r);
@@ -170,7 +170,7 @@ public final class Trainer {
         progress.done();
         trainable.save(outputDir);
         if (config.htmlReport()) {
-            HtmlReport.write(outputDir.resolve("report.html"), "jtune training report", settings, history);
+            HtmlReport.write(outputDir.resolve("report.html"), new dev.jtune.train.report.RunReport("jtune training report", List.of(), List.of(new dev.jtune.train.report.RunReport.Setting("settings", settings, "")), history, device.toString(), Optional.empty()));
         }
         return history();
     }

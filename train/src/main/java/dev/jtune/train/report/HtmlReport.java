@@ -18,7 +18,12 @@ public final class HtmlReport {
     private HtmlReport() {
     }
 
-    public static void write(Path file, String title, String settings, List<StepRecord> steps) {
+    public static void write(Path file, RunReport report) {
+        String title = report.title();
+        List<StepRecord> steps = report.steps();
+        StringBuilder settingsText = new StringBuilder();
+        report.settings().forEach(x -> settingsText.append(x.flag()).append(" = ").append(x.value()).append('\n'));
+        String settings = settingsText.toString();
         StringBuilder h = new StringBuilder();
         h.append("<!doctype html><html><head><meta charset=\"utf-8\"><title>").append(escape(title)).append("</title><style>")
                 .append("body{font-family:sans-serif;margin:2em;color:#222}.chart{display:inline-block;margin:1em}")
@@ -30,7 +35,7 @@ public final class HtmlReport {
             StepRecord last = steps.get(steps.size() - 1);
             h.append(String.format(Locale.ROOT, "<p>%d steps, final loss %.4f, peak GPU memory %.2f GiB, %.0f s.</p>",
                     last.step(), last.loss(), steps.stream().mapToDouble(StepRecord::peakGiB).max().orElse(0), last.elapsedSeconds()));
-            h.append(chart("loss", steps, StepRecord::loss, "#c0392b", steps.stream().anyMatch(s -> s.evalLoss() != null)));
+            h.append(chart("loss", steps, StepRecord::loss, "#c0392b", steps.stream().anyMatch(StepRecord::hasEval)));
             h.append(chart("learning rate", steps, StepRecord::learningRate, "#2980b9", false));
             h.append(chart("tokens / s", steps, StepRecord::tokensPerSecond, "#27ae60", false));
             h.append(chart("GPU memory allocated (GiB)", steps, StepRecord::allocatedGiB, "#8e44ad", false));
@@ -55,7 +60,7 @@ public final class HtmlReport {
             double v = y.applyAsDouble(s);
             minY = Math.min(minY, v);
             maxY = Math.max(maxY, v);
-            if (withEval && s.evalLoss() != null) {
+            if (withEval && s.hasEval()) {
                 minY = Math.min(minY, s.evalLoss());
                 maxY = Math.max(maxY, s.evalLoss());
             }
@@ -69,7 +74,7 @@ public final class HtmlReport {
                 .append(String.format(Locale.ROOT, "<rect x=\"%d\" y=\"10\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>", pad, w - pad - 10, ht - pad - 10));
         svg.append(polyline(steps, y, minX, maxX, minY, maxY, w, ht, pad, color));
         if (withEval) {
-            List<StepRecord> evals = steps.stream().filter(s -> s.evalLoss() != null).toList();
+            List<StepRecord> evals = steps.stream().filter(StepRecord::hasEval).toList();
             if (!evals.isEmpty()) {
                 svg.append(polyline(evals, StepRecord::evalLoss, minX, maxX, minY, maxY, w, ht, pad, "#e67e22"));
             }

@@ -11,7 +11,7 @@ import java.nio.file.StandardOpenOption;
 
 /** Appends one JSON object per logged step to {@code metrics.jsonl} (flushed each time: a crash loses nothing logged). */
 public final class MetricsLog {
-    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final ObjectMapper JSON = dev.jtune.train.loop.MetricsJson.MAPPER;
     private final Path file;
 
     public MetricsLog(Path file) {

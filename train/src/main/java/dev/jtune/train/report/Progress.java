@@ -24,7 +24,7 @@ public sealed interface Progress permits Progress.Bar, Progress.Lines {
 
     static String summary(StepRecord r, long total) {
         return String.format(Locale.ROOT, "step %d/%d  loss %.4f%s  lr %.2e  %,.0f tok/s  mem %.2f GiB (peak %.2f)", r.step(), total, r.loss(),
-                r.evalLoss() != null ? String.format(Locale.ROOT, "  eval %.4f", r.evalLoss()) : "", r.learningRate(), r.tokensPerSecond(),
+                r.hasEval() ? String.format(Locale.ROOT, "  eval %.4f", r.evalLoss()) : "", r.learningRate(), r.tokensPerSecond(),
                 r.allocatedGiB(), r.peakGiB());
     }
 
@@ -47,7 +47,7 @@ public sealed interface Progress permits Progress.Bar, Progress.Lines {
             int width = 24;
             int filled = (int) (width * r.step() / Math.max(1, total));
             out.print("\r[" + "#".repeat(filled) + ".".repeat(width - filled) + "] " + summary(r, total) + "  eta " + eta(r, total) + "   ");
-            if (logged && r.evalLoss() != null) {
+            if (logged && r.hasEval()) {
                 out.println();
             }
             out.flush();

@@ -87,8 +87,8 @@ public class TrainerTest {
         List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
         assertEquals(log.size(), lines.size());
         JsonNode first = new ObjectMapper().readTree(lines.get(0));
-        assertTrue(first.has("loss") && first.has("tokensPerSecond") && first.has("learningRate"), lines.get(0));
-        assertTrue(log.stream().anyMatch(r -> r.evalLoss() != null), "eval loss logged");
+        assertTrue(first.has("loss") && first.has("grad_norm") && first.has("learning_rate") && first.has("tokens_per_second"), lines.get(0));
+        assertTrue(log.stream().anyMatch(StepRecord::hasEval), "eval loss logged");
         // save_total_limit 1: only the newest of checkpoint-10 and checkpoint-20 is kept, and no temporary directory
         try (var files = Files.list(out)) {
             List<String> names = files.map(p -> p.getFileName().toString()).filter(n -> n.contains("checkpoint")).toList();
