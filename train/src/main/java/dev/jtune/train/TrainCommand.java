@@ -3,111 +3,266 @@ package dev.jtune.train;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.gemma.lora.LoraConfig;
+import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
 import dev.jtune.train.args.IntervalStrategy;
 import dev.jtune.train.args.TrainArgs;
+import dev.jtune.train.data.DataOptions;
+import dev.jtune.train.data.DatasetBuilder;
+import dev.jtune.train.data.Example;
 import dev.jtune.train.data.TrainingData;
 import dev.jtune.train.loop.LrSchedule;
+import dev.jtune.train.loop.OutputDirectory;
+import dev.jtune.train.loop.RunException;
+import dev.jtune.train.loop.RunIdentity;
 import dev.jtune.train.loop.StepRecord;
 import dev.jtune.train.loop.Trainable;
 import dev.jtune.train.loop.Trainer;
 import dev.jtune.train.loop.TrainerConfig;
 import dev.jtune.train.report.Progress;
+import dev.jtune.train.report.RunReport;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
-import java.util.Optional;
 
-/** {@code jtune [flags]}: loads the model and data the flags name, and trains. */
+/**
+ * {@code jtune [flags]}: checks the output directory, loads the data, decides from the output directory's newest
+ * checkpoint whether this is a fresh run, a resumed one or a finished one ({@link OutputDirectory}), then loads the
+ * model and trains.
+ */
 final class TrainCommand {
     private TrainCommand() {
     }
 
     static void run(TrainArgs a, PrintStream out) {
         if (!a.optim().isAdamW()) {
-            throw new IllegalArgumentException("--optim " + a.optim().name().toLowerCase(java.util.Locale.ROOT)
+            throw new IllegalArgumentException("--optim " + a.optim().name().toLowerCase(Locale.ROOT)
                     + ": the trainer has only AdamW (adamw_torch, adamw_torch_fused, adamw_hf) so far; SGD exists in the engine but is not wired into the trainer's checkpoints yet");
         }
+        Path modelDir = a.modelPath();
+        OutputDirectory.check(a.outputDir(), modelDir);
         Device device = device(a.device());
         DType dtype = device.kind() == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
-        Path modelDir = a.modelPath();
-        GemmaTokenizer tokenizer = Files.isRegularFile(modelDir.resolve("tokenizer.json"))
-                ? GemmaTokenizer.load(modelDir.resolve("tokenizer.json")) : GemmaTokenizer.bundled();
+        warnings(a, device).forEach(w -> out.println("jtune: warning: " + w));
+        boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
+        GemmaTokenizer tokenizer = bundledTokenizer ? GemmaTokenizer.bundled() : GemmaTokenizer.load(modelDir.resolve("tokenizer.json"));
         TrainingData data = TrainingData.load(a, new ChatTemplate(tokenizer));
         out.println(data.summary());
+        TrainerConfig config = config(a);
+        RunIdentity identity = identity(a, data.train(), device, dtype,
+                bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
+        long total = Trainer.totalSteps(config, data.train().size());
+        OutputDirectory.Plan plan = a.overwriteOutputDir() && a.resumeFromCheckpoint().mode() != dev.jtune.train.args.Resume.Mode.PATH
+                ? new OutputDirectory.Plan.Fresh()
+                : OutputDirectory.plan(a.outputDir(), start(a), a.resumeFromCheckpoint().path(), identity, total);
+        if (plan instanceof OutputDirectory.Plan.Finished f) {
+            out.println(f.message());
+            return;
+        }
         try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.load(modelDir, device, dtype);
-            int vocab = model.config().vocabSize();
-            for (var e : data.train()) {
-                for (int id : e.ids()) {
-                    if (id >= vocab) {
-                        throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
-                                + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together");
-                    }
-                }
-            }
+            requireVocabulary(data.train(), model.config().vocabSize(), tokenizer, modelDir);
             if (a.bits() == 4) {
                 model.quantizeLinearWeights(a.doubleQuant());
                 out.printf(Locale.ROOT, "base in NF4: %.1f MiB for %d linear weights%n", model.quantizedBytes() / 1048576.0, model.quantizedWeights().size());
             }
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();
             Trainable trainable = a.loraEnable()
-                    ? Trainable.lora(model, new LoraConfig(a.loraRank(), a.loraAlpha(), a.loraDropout(), LoraConfig.ALL_LINEAR,
-                    a.loraNamespanExclude(), a.numLoraModules()), a.seed(), name)
+                    ? Trainable.lora(model, loraConfig(a), a.seed(), name)
                     : Trainable.full(model, name);
+            if (a.loraWeightPath() != null) {
+                trainable.initialiseFrom(a.loraWeightPath());
+                out.println("LoRA starts from the adapter in " + a.loraWeightPath());
+            }
             out.printf(Locale.ROOT, "training %,d parameters (%s) on %s in %s%n", trainable.parameterCount(),
                     trainable.isLora() ? "LoRA" : "full fine-tuning", device, dtype);
-            Trainer trainer = new Trainer(config(a), trainable, data.train(), data.eval(), a.outputDir(), Progress.forOutput(out),
-                    a.describe(), tokenizer.padId());
-            a.writeJson(ensureDir(a.outputDir()).resolve("jtune_args.json"));
-            finish(trainer.run(a.resumeFromCheckpoint().checkpoint(a.outputDir(), a.overwriteOutputDir())), a.outputDir(), out);
+            if (a.overwriteOutputDir()) {
+                List<String> removed = OutputDirectory.clear(a.outputDir());
+                if (!removed.isEmpty()) {
+                    out.println("--overwrite_output_dir: removed the earlier run's " + String.join(", ", removed) + " from " + a.outputDir());
+                }
+            }
+            OutputDirectory.create(a.outputDir());
+            Trainer trainer = Trainer.builder(config, trainable).train(data.train()).eval(data.eval()).outputDir(a.outputDir())
+                    .progress(Progress.forOutput(out)).padId(tokenizer.padId())
+                    .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build();
+            a.writeJson(a.outputDir().resolve("jtune_args.json"));
+            finish(trainer.run(plan, Long.MAX_VALUE), a.outputDir(), out);
         }
     }
+
+    private static OutputDirectory.Start start(TrainArgs a) {
+        return switch (a.resumeFromCheckpoint().mode()) {
+            case AUTO -> OutputDirectory.Start.AUTO;
+            case LATEST -> OutputDirectory.Start.LATEST;
+            case NEVER -> OutputDirectory.Start.NEVER;
+            case PATH -> OutputDirectory.Start.PATH;
+        };
+    }
+
+    /** Flags that were accepted but change nothing on this run. */
+    static List<String> warnings(TrainArgs a, Device device) {
+        List<String> w = new java.util.ArrayList<>();
+        if (a.bf16() && device.kind() != Device.Kind.CUDA) {
+            w.add("--bf16 on the " + device + ": the cpu backend trains in fp32 (bf16 is for the GPU)");
+        }
+        if (a.dataloaderNumWorkers() > 0 && !a.lazyPreprocess()) {
+            w.add("--dataloader_num_workers " + a.dataloaderNumWorkers() + " does nothing without --lazy_preprocess (records are tokenized on the main thread)");
+        }
+        return w;
+    }
+
+    private static LoraConfig loraConfig(TrainArgs a) {
+        return new LoraConfig(a.loraRank(), a.loraAlpha(), a.loraDropout(), LoraConfig.ALL_LINEAR, a.loraNamespanExclude(), a.numLoraModules());
+    }
+
+    /**
+     * The run's identity: what may not change under a resume (fixed) and what may (adjustable); see
+     * {@link RunIdentity}.
+     */
+    static RunIdentity identity(TrainArgs a, List<Example> train, Device device, DType dtype, String tokenizer) {
+        RunIdentity.Builder b = RunIdentity.builder()
+                .fixed("model", "config and weight layout " + RunIdentity.modelFingerprint(a.modelPath()))
+                .fixed("tokenizer", tokenizer)
+                .fixed("data", RunIdentity.dataFingerprint(train))
+                .fixed("training", a.loraEnable() ? "LoRA" : "full fine-tuning");
+        if (a.loraEnable()) {
+            LoraConfig l = loraConfig(a);
+            b.fixed("lora", String.format(Locale.ROOT, "rank %d, alpha %s, dropout %s, targets %s, excluded %s, last %d modules",
+                    l.rank(), l.alpha(), l.dropout(), l.targetModules(), l.excludeNamespans(), l.numLoraModules()));
+            b.fixed("lora_weight_path", a.loraWeightPath() == null ? "none"
+                    : RunIdentity.fileFingerprint(a.loraWeightPath().resolve(dev.jtune.gemma.lora.PeftAdapter.WEIGHTS_FILE)));
+        }
+        return b.fixed("bits", a.bits() == 4 ? "4 (" + a.quantType().flagValue() + (a.doubleQuant() ? ", double quantization)" : ")") : "16")
+                .fixed("optim", a.optim().flagValue())
+                .fixed("seed", a.seed())
+                .fixed("per_device_train_batch_size", a.perDeviceTrainBatchSize())
+                .fixed("gradient_accumulation_steps", a.gradientAccumulationSteps())
+                .fixed("max_seq_length", a.maxSeqLength())
+                .adjustable("model_path", a.modelId() != null ? a.modelId() : a.modelPath())
+                .adjustable("learning_rate", a.learningRate())
+                .adjustable("lr_scheduler_type", a.lrSchedulerType().flagValue())
+                .adjustable("warmup", a.warmupSteps() > 0 ? a.warmupSteps() + " steps" : "ratio " + a.warmupRatio())
+                .adjustable("weight_decay", a.weightDecay())
+                .adjustable("adam", "beta1 " + a.adamBeta1() + ", beta2 " + a.adamBeta2() + ", epsilon " + a.adamEpsilon())
+                .adjustable("max_grad_norm", a.maxGradNorm())
+                .adjustable("logging_steps", a.loggingSteps())
+                .adjustable("save", a.saveStrategy().flagValue() + " every " + a.saveSteps() + ", keep " + (a.saveTotalLimit() == null ? "all" : a.saveTotalLimit()))
+                .adjustable("eval", a.evalStrategy().flagValue() + " every " + a.effectiveEvalSteps())
+                .adjustable("device", device)
+                .adjustable("precision", dtype)
+                .adjustable("gradient_checkpointing", a.checkpointing())
+                .build();
+    }
+
+    private static void requireVocabulary(List<Example> train, int vocab, GemmaTokenizer tokenizer, Path modelDir) {
+        for (var e : train) {
+            for (int id : e.ids()) {
+                if (id >= vocab) {
+                    throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
+                            + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together");
+                }
+            }
+        }
+    }
+
+    /** Where the embedded default writes its random base model, so that {@code merge} and {@code generate} can use it. */
+    static final String DEFAULT_BASE_DIR = "base_model";
 
     /**
      * The embedded default: QLoRA (NF4 base, LoRA r16) on a small randomly initialised Gemma 3 over the bundled
      * conversations, on the GPU when there is one. On the cpu the vocabulary is compacted to the tokens the data uses (the real
-     * 262,144-row embedding would make a one-minute demo take many), which {@link CompactVocabulary} records.
+     * 262,144-row embedding would make a one-minute demo take many), which {@link CompactVocabulary} records. The base
+     * model is written to {@code base_model/} (with the compact vocabulary, when used) and the adapter names it, so
+     * {@code jtune generate --adapter_path} and {@code jtune merge} work on the output. Run twice, it says its run is
+     * finished and does nothing.
      */
     static void runDefault(Path outputDir, PrintStream out) {
+        OutputDirectory.check(outputDir, null);
         Device device = CudaBackend.deviceCount() > 0 ? Device.cuda(0) : Device.CPU;
         GemmaTokenizer tokenizer = GemmaTokenizer.bundled();
-        var built = new dev.jtune.train.data.DatasetBuilder(new ChatTemplate(tokenizer), dev.jtune.train.data.DataOptions.of(256)).loadBundled();
+        var built = new DatasetBuilder(new ChatTemplate(tokenizer), DataOptions.of(256)).loadBundled();
         out.println(built.stats().summary());
         boolean compact = device.kind() == Device.Kind.CPU;
         CompactVocabulary vocab = compact ? CompactVocabulary.of(built.examples(), tokenizer.padId()) : null;
         var examples = compact ? vocab.remap(built.examples()) : built.examples();
         var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
         TrainerConfig tc = new TrainerConfig(1, 60, 8, 1, 1e-2, LrSchedule.Type.COSINE, 0.05, 0, 0.0,
-                0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true, 8);
+                0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true, 8, 3);
+        LoraConfig lora = new LoraConfig(16, 32, 0.05, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1);
+        DType dtype = device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32;
+        RunIdentity identity = RunIdentity.builder()
+                .fixed("model", "jtune's embedded default: random " + config.numHiddenLayers() + "-layer Gemma 3, vocabulary " + config.vocabSize()
+                        + ", hidden " + config.hiddenSize() + ", seed 42, " + dtype)
+                .fixed("tokenizer", "bundled Gemma 3 tokenizer")
+                .fixed("data", RunIdentity.dataFingerprint(examples))
+                .fixed("training", "QLoRA (NF4 base, double quantization), LoRA rank 16, alpha 32")
+                .fixed("seed", 42)
+                .adjustable("device", device)
+                .build();
+        OutputDirectory.Plan plan;
+        try {
+            plan = OutputDirectory.plan(outputDir, OutputDirectory.Start.AUTO, null, identity, Trainer.totalSteps(tc, examples.size()));
+        } catch (RunException e) {
+            throw new RunException(e.getMessage() + "\nThe embedded default takes no flags: move or delete " + outputDir.toAbsolutePath()
+                    + " and run ./jtune again.", e);
+        }
+        if (plan instanceof OutputDirectory.Plan.Finished) {
+            out.println(outputDir.toAbsolutePath() + " already holds the embedded default's finished run: nothing to do. Try what it trained:");
+            out.println("  " + usage(outputDir));
+            out.println("To run it again, move or delete " + outputDir + "; to train your own model, see ./jtune --help.");
+            return;
+        }
         try (Scope run = Scope.open("default run", MemoryCategory.WEIGHTS)) {
-            Gemma3Model model = Gemma3Model.random(config, device, device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32, 42);
+            Gemma3Model model = Gemma3Model.random(config, device, dtype, 42);
             // a trained model's embedding rows are far larger than N(0, 0.02): with those, logits cannot leave ~0 and a
             // LoRA on the frozen base could barely lower the loss; give the (tied) embedding a trained-like scale
-            dev.jtune.engine.Ops.copyInto(dev.jtune.engine.Tensor.normal(model.embedding().shape(), model.dtype(), device, 43, 0, 0.5),
-                    model.embedding());
+            Ops.copyInto(Tensor.normal(model.embedding().shape(), model.dtype(), device, 43, 0, 0.5), model.embedding());
+            OutputDirectory.create(outputDir);
+            Path base = outputDir.resolve(DEFAULT_BASE_DIR).toAbsolutePath();
+            LoraMerge.export(model, base, LoraMerge.DEFAULT_SHARD_BYTES); // before quantizing: the base a user would merge into
+            if (compact) {
+                vocab.write(base.resolve("compact_vocabulary.json"));
+            }
             model.quantizeLinearWeights(true);
-            Trainable trainable = Trainable.lora(model, new LoraConfig(16, 32, 0.05, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1),
-                    42, "jtune-default (random " + config.numHiddenLayers() + "-layer Gemma 3)");
+            Trainable trainable = Trainable.lora(model, lora, 42, base.toString());
             out.printf(Locale.ROOT, "jtune's embedded default: QLoRA (NF4 base, LoRA r16, %,d trainable parameters) on a random %d-layer Gemma 3 "
                             + "(vocabulary %,d%s) on %s%n", trainable.parameterCount(), config.numHiddenLayers(), config.vocabSize(),
                     compact ? ", compacted to the data's tokens" : "", device);
-            ensureDir(outputDir);
-            if (compact) {
-                vocab.write(outputDir.resolve("compact_vocabulary.json"));
-            }
-            Trainer trainer = new Trainer(tc, trainable, examples, List.of(), outputDir, Progress.forOutput(out),
-                    "embedded default run\n" + tc, compact ? vocab.padId() : tokenizer.padId());
-            finish(trainer.run(Optional.empty()), outputDir, out);
+            Trainer trainer = Trainer.builder(tc, trainable).train(examples).outputDir(outputDir).progress(Progress.forOutput(out))
+                    .padId(compact ? vocab.padId() : tokenizer.padId())
+                    .info(new Trainer.RunInfo("jtune's embedded default run", identity, defaultSettings(tc))).build();
+            finish(trainer.run(plan, Long.MAX_VALUE), outputDir, out);
+            out.println("Try what it trained:  " + usage(outputDir));
         }
+    }
+
+    private static String usage(Path outputDir) {
+        return "./jtune generate --adapter_path " + outputDir + " --prompt \"Hello\" --chat   (merge: ./jtune merge --model_path "
+                + outputDir.resolve(DEFAULT_BASE_DIR) + " --adapter_path " + outputDir + " --output_dir merged)";
+    }
+
+    private static List<RunReport.Setting> defaultSettings(TrainerConfig tc) {
+        List<RunReport.Setting> rows = new java.util.ArrayList<>();
+        for (var c : TrainerConfig.class.getRecordComponents()) {
+            try {
+                rows.add(new RunReport.Setting(c.getName(), String.valueOf(c.getAccessor().invoke(tc)),
+                        String.valueOf(c.getAccessor().invoke(TrainerConfig.defaults()))));
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return rows;
     }
 
     private static void finish(List<StepRecord> log, Path outputDir, PrintStream out) {
@@ -117,7 +272,7 @@ final class TrainCommand {
             out.printf(Locale.ROOT, "done: loss %.4f -> %.4f over %d steps, %.0f s; peak memory allocated on the device %.2f GiB%n", first.loss(), last.loss(),
                     last.step(), last.elapsedSeconds(), log.stream().mapToDouble(StepRecord::peakGiB).max().orElse(0));
         }
-        out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html)");
+        out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html, checkpoints)");
     }
 
     static TrainerConfig config(TrainArgs a) {
@@ -127,7 +282,7 @@ final class TrainCommand {
                 a.loggingSteps(), strategy(a.saveStrategy()), a.saveSteps(), a.saveTotalLimit() == null ? 0 : a.saveTotalLimit(),
                 strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps(), a.seed(),
                 a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL), a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML),
-                a.perDeviceEvalBatchSize());
+                a.perDeviceEvalBatchSize(), a.maxNonfiniteSteps());
     }
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {
@@ -139,13 +294,5 @@ final class TrainCommand {
             return CudaBackend.deviceCount() > 0 ? Device.cuda(0) : Device.CPU;
         }
         return Device.parse(flag);
-    }
-
-    private static Path ensureDir(Path dir) {
-        try {
-            return Files.createDirectories(dir);
-        } catch (java.io.IOException e) {
-            throw new java.io.UncheckedIOException("creating " + dir, e);
-        }
     }
 }

@@ -32,23 +32,21 @@ public final class GradClip {
         }
     }
 
+    /** The global norm of the gradients of {@code params} (on one device), without changing them. */
+    public static GradNorm norm(List<Tensor> params) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            return new GradNorm(List.copyOf(sumsOfSquares(params).values()));
+        }
+    }
+
     /** Clips the gradients of {@code params} in place (on one device); returns the norm before clipping. */
     public static GradNorm clipGradNorm(List<Tensor> params, double maxNorm) {
         if (!(maxNorm > 0)) {
             throw new IllegalArgumentException("clipGradNorm: maxNorm must be positive, got " + maxNorm);
         }
-        Map<Device, Tensor> sums = new LinkedHashMap<>();
+        Map<Device, Tensor> sums;
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (Tensor p : params) {
-                Tensor g = p.grad();
-                if (g != null) {
-                    Tensor ss = sums.computeIfAbsent(g.device(), d -> Tensor.zeros(Shape.of(1), DType.F32, d));
-                    g.backend().sumOfSquares(g.contiguous(), ss);
-                }
-            }
-            if (sums.size() > 1) {
-                throw new UnsupportedOperationException("clipGradNorm: gradients on several devices " + sums.keySet() + " are not supported yet");
-            }
+            sums = sumsOfSquares(params);
             for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
                 Backend be = e.getValue().backend();
                 Tensor coef = Tensor.empty(Shape.of(1), DType.F32, e.getKey());
@@ -63,5 +61,21 @@ public final class GradClip {
             }
         }
         return new GradNorm(List.copyOf(sums.values()));
+    }
+
+    /** Sum of squares of every gradient, per device (F32 [1]); one device only, for now. */
+    private static Map<Device, Tensor> sumsOfSquares(List<Tensor> params) {
+        Map<Device, Tensor> sums = new LinkedHashMap<>();
+        for (Tensor p : params) {
+            Tensor g = p.grad();
+            if (g != null) {
+                Tensor ss = sums.computeIfAbsent(g.device(), d -> Tensor.zeros(Shape.of(1), DType.F32, d));
+                g.backend().sumOfSquares(g.contiguous(), ss);
+            }
+        }
+        if (sums.size() > 1) {
+            throw new UnsupportedOperationException("clipGradNorm: gradients on several devices " + sums.keySet() + " are not supported yet");
+        }
+        return sums;
     }
 }

@@ -116,6 +116,8 @@ class OptimizersTest {
             Tensor b = Tensor.zeros(Shape.of(3), DType.F64, Device.CPU).requiresGrad(true);
             setGrad(a, g1);
             setGrad(b, g2);
+            assertEquals(norm, GradClip.norm(List.of(a, b)).value(), 1e-5 * norm, "the norm alone");
+            assertArrayEquals(g1, a.grad().toDoubleArray(), 0.0, "measuring the norm changes nothing");
             GradClip.GradNorm reported = GradClip.clipGradNorm(List.of(a, b), maxNorm);
             assertEquals(norm, reported.value(), 1e-5 * norm); // the sum of squares is kept in F32
             double coef = maxNorm / (norm + 1e-6);

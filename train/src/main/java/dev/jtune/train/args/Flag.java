@@ -22,7 +22,7 @@ import static dev.jtune.train.args.ValueType.STRING;
  * presets, {@link TrainArgs#describe()} and the JSON of saved arguments all read it.
  *
  * <p>A flag's name is its constant's name in lower case ({@code LEARNING_RATE} is {@code --learning_rate}), as HF
- * TrainingArguments and the seed's scripts spell it. An implemented flag is a {@link TrainArgs} component of the same
+ * TrainingArguments and the Gemma3-Finetune (LLaVA-style) scripts spell it. An implemented flag is a {@link TrainArgs} component of the same
  * name in camel case ({@code learningRate}). Recognised but not implemented flags are either {@link Support#IGNORED}
  * (accepted with a warning: they have no meaning for jtune) or {@link Support#REFUSED} (an error saying what jtune does
  * instead, except for the values that ask for what jtune does anyway, like {@code --fp16 False}).
@@ -43,11 +43,12 @@ public enum Flag {
             .check(Checks.range(0, true, 1, false))),
     MAX_SEQ_LENGTH(Spec.of(Group.DATA, INT, 2048, "longest sequence in tokens; longer records are truncated")
             .alias("model_max_length").check(Checks.atLeast(2))),
-    LAZY_PREPROCESS(Spec.of(Group.DATA, BOOL, false, "tokenize records when first used instead of all up front")),
+    LAZY_PREPROCESS(Spec.of(Group.DATA, BOOL, false,
+            "tokenize records on background threads while the file is read (same examples; all are still tokenized before training)")),
     SKIP_BAD_RECORDS(Spec.of(Group.DATA, BOOL, false,
             "skip (and count) records that fail validation instead of stopping at the first")),
     DATALOADER_NUM_WORKERS(Spec.of(Group.DATA, INT, 0,
-            "threads that tokenize records with --lazy_preprocess (0: one); batches are built on the training thread").check(Checks.atLeast(0))),
+            "threads that tokenize records with --lazy_preprocess (0: one); without it, ignored (with a warning)").check(Checks.atLeast(0))),
     IMAGE_FOLDER(Spec.ignored(Group.DATA, PATH,
             "jtune fine-tunes Gemma 3's text model only; records with images are reported by the data loader")),
     MAX_NUM_FRAMES(Spec.ignored(Group.DATA, INT, "jtune fine-tunes Gemma 3's text model only (no video)")),
@@ -69,11 +70,15 @@ public enum Flag {
     CHECKPOINTING_GRANULARITY(Spec.of(Group.TRAINING, ValueType.choice(CheckpointGranularity.class, v -> null),
             CheckpointGranularity.LAYER, "what --gradient_checkpointing keeps: each layer's input (layer), or the input of each "
                     + "layer's attention and MLP halves (half: twice the kept tensors, half the recomputed peak; for long sequences)")),
-    BF16(Spec.of(Group.TRAINING, BOOL, false, "bf16 weights and activations (fp32 accumulation); otherwise fp32")),
+    BF16(Spec.of(Group.TRAINING, BOOL, false,
+            "bf16 weights and activations (fp32 accumulation) on a GPU; otherwise fp32 (the cpu runs fp32, with a warning)")),
     FP16(Spec.refused(Group.TRAINING, BOOL,
             "Gemma 3 overflows fp16 (embeddings scaled by sqrt(hidden), large post-norm weights); use --bf16")
             .harmless(false)),
     SEED(Spec.of(Group.TRAINING, INT, 42, "random seed: LoRA init, dropout, shuffling, the eval split")),
+    MAX_NONFINITE_STEPS(Spec.of(Group.TRAINING, INT, 3,
+            "a step whose loss or gradient norm is NaN/Inf applies no update; this many in a row stop the run (exit 1)")
+            .check(Checks.atLeast(1))),
     EVAL_STRATEGY(Spec.of(Group.TRAINING, ValueType.choice(IntervalStrategy.class, v -> null), IntervalStrategy.NO,
             "when to evaluate: no, every --eval_steps, or each epoch").alias("evaluation_strategy")),
     EVAL_STEPS(Spec.of(Group.TRAINING, INT, null, "evaluate every N steps with --eval_strategy steps; none: every --logging_steps")
@@ -125,9 +130,8 @@ public enum Flag {
             "jtune fine-tunes Gemma 3's text model only; there is no vision tower to adapt").harmless(false)),
     LORA_BIAS(Spec.refused(Group.LORA, STRING, "only 'none' is built (Gemma 3's linear layers have no bias)")
             .harmless("none")),
-    LORA_WEIGHT_PATH(Spec.refused(Group.LORA, STRING,
-            "starting from an existing adapter is not built yet; to continue a run, use --resume_from_checkpoint")
-            .harmless("")),
+    LORA_WEIGHT_PATH(Spec.of(Group.LORA, PATH, null,
+            "start from this peft adapter (adapter_config.json + adapter_model.safetensors): its rank, alpha and targets must match the LoRA flags")),
 
     // ---- checkpoints and logging ----
     SAVE_STRATEGY(Spec.of(Group.CHECKPOINTS, ValueType.choice(IntervalStrategy.class,
@@ -137,9 +141,10 @@ public enum Flag {
     SAVE_TOTAL_LIMIT(Spec.of(Group.CHECKPOINTS, INT, null, "keep only the newest N checkpoints (none: keep all)")
             .check(Checks.atLeast(1))),
     RESUME_FROM_CHECKPOINT(Spec.of(Group.CHECKPOINTS, RESUME, Resume.AUTO,
-            "a checkpoint dir; latest (or true): newest in output_dir; auto: that if any, unless --overwrite_output_dir; false")),
+            "auto: continue this run from the newest checkpoint in output_dir, if any; latest (or true): that, which must exist; "
+                    + "a checkpoint dir; false: a fresh start (refused where output_dir holds a run)")),
     OVERWRITE_OUTPUT_DIR(Spec.of(Group.CHECKPOINTS, BOOL, false,
-            "start afresh even if output_dir has checkpoints (they are replaced as new ones are saved)")),
+            "start afresh: first remove what jtune wrote in output_dir (checkpoints, metrics, report, adapter or model files), nothing else")),
     LOGGING_STEPS(Spec.of(Group.CHECKPOINTS, INT, 500, "log loss, learning rate and throughput every N steps")
             .check(Checks.atLeast(1))),
     REPORT_TO(Spec.of(Group.CHECKPOINTS, ValueType.REPORT_TO, List.of(ReportTarget.JSONL, ReportTarget.HTML),
@@ -153,7 +158,7 @@ public enum Flag {
             "a JSON file of flag -> value with these names (saved args work too); the command line overrides it")),
     HELP(Spec.action(Group.SYSTEM, "print this help and exit")),
     DEEPSPEED(Spec.refused(Group.SYSTEM, STRING,
-            "jtune has no DeepSpeed; its memory planner and optimizer-state offload replace ZeRO (try --preset memory_optimized)")),
+            "jtune has no DeepSpeed and no optimizer-state offload yet; QLoRA with checkpointing keeps memory small (try --preset memory_optimized)")),
     TF32(Spec.ignored(Group.SYSTEM, BOOL, "jtune's fp32 matmuls run in full fp32, never TF32; bf16 training is unaffected")),
     USE_LIGER(Spec.ignored(Group.SYSTEM, BOOL,
             "jtune's fused kernels (RMSNorm, GeGLU, RoPE, chunked linear cross-entropy) are always on")),
@@ -185,7 +190,7 @@ public enum Flag {
     public enum Support {
         /** A setting of {@link TrainArgs}. */
         IMPLEMENTED,
-        /** Accepted for compatibility with the seed's scripts, with a warning saying why it means nothing here. */
+        /** Accepted for compatibility with the Gemma3-Finetune scripts, with a warning saying why it means nothing here. */
         IGNORED,
         /** An error saying what jtune does instead, except for {@link Flag#harmlessValues()}. */
         REFUSED,

@@ -16,7 +16,8 @@ final class HelpText {
         sb.append("""
                 usage: jtune [--flag value | --flag=value]...
 
-                Fine-tunes Gemma 3 with the flag names of HF TrainingArguments and the seed's scripts.
+                Fine-tunes Gemma 3 with the flag names of HF TrainingArguments and of the Gemma3-Finetune
+                (LLaVA-style) training scripts, so their command lines translate one to one.
                 Booleans: --bf16, --bf16 True, --bf16=false. Precedence: defaults < --preset < --config file
                 < command line. All problems are reported together.
                 """);
@@ -38,8 +39,20 @@ final class HelpText {
         }
         sb.append("""
 
-                Flags marked [ignored] are accepted for the seed's scripts and do nothing (with a warning);
+                Flags marked [ignored] are accepted for the Gemma3-Finetune scripts and do nothing (with a warning);
                 flags marked [refused] are errors, except the values listed as accepted.
+
+                The output directory (--output_dir) holds one run:
+                  - every checkpoint-N stores the run's identity (model, tokenizer, data, LoRA shape, bits, optimizer,
+                    seed, batch size, accumulation, max_seq_length); rerunning the same command resumes from the
+                    newest checkpoint, and a different run is refused, naming what differs. The ways out:
+                    --overwrite_output_dir (removes what jtune wrote there, nothing else) or another --output_dir.
+                    Learning rate, schedule, cadence, device and checkpointing may change on resume (with a note).
+                  - the final step is always checkpointed: a finished run rerun in place says so and does nothing;
+                    a larger --max_steps continues it (no longer bit-exact with an uninterrupted run).
+                  - a damaged checkpoint (checked by CRC32C, fields and finite weights) is named with the newest
+                    valid one and the flag that resumes from it; metrics.jsonl restarts from the checkpoint.
+                  - an --output_dir that is a file, or is or holds --model_path, is refused before loading.
 
                 Notes:
                   PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True is not needed (and ignored): jtune's own

@@ -55,6 +55,7 @@ public record TrainArgs(
         CheckpointGranularity checkpointingGranularity,
         boolean bf16,
         int seed,
+        int maxNonfiniteSteps,
         IntervalStrategy evalStrategy,
         Integer evalSteps,
         // optimizer
@@ -78,6 +79,7 @@ public record TrainArgs(
         int bits,
         boolean doubleQuant,
         QuantType quantType,
+        Path loraWeightPath,
         // checkpoints and logging
         IntervalStrategy saveStrategy,
         int saveSteps,
@@ -188,6 +190,15 @@ public record TrainArgs(
         return sb.toString();
     }
 
+    /** The settings as report rows: flag name, value and default as the flag spells them, in table order. */
+    public List<dev.jtune.train.report.RunReport.Setting> settings() {
+        List<dev.jtune.train.report.RunReport.Setting> rows = new ArrayList<>();
+        for (Flag f : Flag.implemented()) {
+            rows.add(new dev.jtune.train.report.RunReport.Setting(f.flagName(), f.format(get(f)), f.format(f.defaultValue())));
+        }
+        return rows;
+    }
+
     // ---- JSON -----------------------------------------------------------------------------------------------------
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -276,6 +287,14 @@ public record TrainArgs(
             p.add(Flag.EVAL_DATA_PATH.cli() + " and " + Flag.EVAL_RATIO.cli() + " " + Flag.EVAL_RATIO.format(evalRatio)
                     + " are both set: choose one source of evaluation data");
         }
+        if (loraWeightPath != null && !loraEnable) {
+            p.add(Flag.LORA_WEIGHT_PATH.cli() + " starts LoRA training from an adapter: it needs " + Flag.LORA_ENABLE.cli());
+        }
+        if (resumeFromCheckpoint.mode() == Resume.Mode.PATH && overwriteOutputDir
+                && resumeFromCheckpoint.path().toAbsolutePath().normalize().startsWith(outputDir.toAbsolutePath().normalize())) {
+            p.add(Flag.RESUME_FROM_CHECKPOINT.cli() + " " + resumeFromCheckpoint.path() + " lies in " + Flag.OUTPUT_DIR.cli() + ", which "
+                    + Flag.OVERWRITE_OUTPUT_DIR.cli() + " clears first: choose one");
+        }
         if (resumeFromCheckpoint.mode() == Resume.Mode.LATEST && overwriteOutputDir) {
             p.add(Flag.RESUME_FROM_CHECKPOINT.cli() + " latest resumes from output_dir, which "
                     + Flag.OVERWRITE_OUTPUT_DIR.cli() + " says to start afresh: choose one");
@@ -295,6 +314,9 @@ public record TrainArgs(
         }
         if (dataPath != null && !Files.exists(dataPath)) {
             p.add(Flag.DATA_PATH.cli() + " " + dataPath + " does not exist");
+        }
+        if (loraWeightPath != null && !Files.isRegularFile(loraWeightPath.resolve("adapter_config.json"))) {
+            p.add(Flag.LORA_WEIGHT_PATH.cli() + " " + loraWeightPath + " has no adapter_config.json: not a peft adapter directory");
         }
         if (evalDataPath != null && !Files.exists(evalDataPath)) {
             p.add(Flag.EVAL_DATA_PATH.cli() + " " + evalDataPath + " does not exist");

@@ -1,21 +1,28 @@
 package dev.jtune.train.loop;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
+import dev.jtune.gemma.safetensors.TensorInfo;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -23,18 +30,23 @@ import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import java.util.zip.CRC32C;
 
 /**
  * {@code output_dir/checkpoint-N}: the trained weights (peft adapter or full model), the optimizer's state
- * ({@code optimizer.safetensors}) and {@code trainer_state.json} (step, position in the data, seed, the log so
- * far). Written whole into a hidden temporary directory, then renamed: a checkpoint directory either exists
- * complete or not at all. Keeps the newest {@code limit} (0: all).
+ * ({@code optimizer.safetensors}), {@code trainer_state.json} (position in the data, counters, the run's identity,
+ * the log so far) and {@code jtune_checksums.json} (size and CRC32C of every other file). Written whole into a
+ * hidden temporary directory, then renamed: a checkpoint directory either exists complete or not at all. Before a
+ * checkpoint is used, {@link #validate} checks every file against its checksum, the state's fields, and that every
+ * weight is finite. Keeps the newest {@code limit} (0: all).
  */
 public final class CheckpointStore {
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
     private static final ObjectMapper JSON = MetricsJson.MAPPER;
     public static final String STATE_FILE = "trainer_state.json";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    public static final String CHECKSUMS_FILE = "jtune_checksums.json";
+    static final String TMP_PREFIX = ".tmp-checkpoint-";
 
     private final Path outputDir;
     private final int limit;
@@ -48,9 +60,24 @@ public final class CheckpointStore {
     public record Position(long step, long microBatches) {
     }
 
-    public Path save(Position position, Trainable trainable, AdamW optimizer, long seed, List<StepRecord> history) {
-        Path target = outputDir.resolve("checkpoint-" + position.step());
-        Path tmp = outputDir.resolve(".tmp-checkpoint-" + position.step());
+    /**
+     * Everything a checkpoint holds besides the weights.
+     *
+     * @param optimizerSteps updates the optimizer applied (steps minus skipped ones)
+     * @param tokens         tokens seen so far
+     * @param totalSteps     the run's length when the checkpoint was written
+     */
+    public record State(Position position, long optimizerSteps, long seed, long tokens, double elapsedSeconds,
+                        long skippedSteps, long totalSteps, RunIdentity identity, List<StepRecord> history) {
+        public State {
+            history = List.copyOf(history);
+        }
+    }
+
+    public Path save(State state, Trainable trainable, AdamW optimizer) {
+        long step = state.position().step();
+        Path target = outputDir.resolve("checkpoint-" + step);
+        Path tmp = outputDir.resolve(TMP_PREFIX + step);
         try {
             deleteTree(tmp);
             Files.createDirectories(tmp);
@@ -58,13 +85,9 @@ public final class CheckpointStore {
             SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(optimizer.steps()));
             optimizer.state().forEach(w::add);
             w.write(tmp.resolve(OPTIMIZER_FILE));
-            ObjectNode state = JSON.createObjectNode();
-            state.put("global_step", position.step());
-            state.put("micro_batches", position.microBatches());
-            state.put("optimizer_steps", optimizer.steps());
-            state.put("seed", seed);
-            state.set("log_history", JSON.valueToTree(history));
-            Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(state));
+            PauseHook.at("in-checkpoint", step);
+            Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(toJson(state)));
+            writeChecksums(tmp);
             deleteTree(target);
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
@@ -73,10 +96,25 @@ public final class CheckpointStore {
             } catch (IOException ignored) {
                 // the original failure is what the user needs to see
             }
-            throw new UncheckedIOException("writing checkpoint " + target, e);
+            throw new UncheckedIOException("writing checkpoint " + target + ": " + e.getMessage(), e);
         }
         prune();
         return target;
+    }
+
+    private static ObjectNode toJson(State s) {
+        ObjectNode state = JSON.createObjectNode();
+        state.put("global_step", s.position().step());
+        state.put("micro_batches", s.position().microBatches());
+        state.put("optimizer_steps", s.optimizerSteps());
+        state.put("seed", s.seed());
+        state.put("num_input_tokens_seen", s.tokens());
+        state.put("elapsed_seconds", s.elapsedSeconds());
+        state.put("skipped_steps", s.skippedSteps());
+        state.put("max_steps", s.totalSteps());
+        state.set("run_identity", JSON.valueToTree(s.identity()));
+        state.set("log_history", JSON.valueToTree(s.history()));
+        return state;
     }
 
     /** The newest complete checkpoint in the output directory, if any. */
@@ -85,46 +123,211 @@ public final class CheckpointStore {
         return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
     }
 
-    /** Complete checkpoints, oldest first. */
+    /** The {@code checkpoint-N} directories of the output directory, oldest first (complete or not). */
     public List<Path> checkpoints() {
-        if (!Files.isDirectory(outputDir)) {
+        return checkpoints(outputDir);
+    }
+
+    /** The {@code checkpoint-N} directories of {@code dir}, oldest first. */
+    public static List<Path> checkpoints(Path dir) {
+        if (!Files.isDirectory(dir)) {
             return List.of();
         }
-        try (Stream<Path> s = Files.list(outputDir)) {
-            return s.filter(p -> NAME.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p.resolve(STATE_FILE)))
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> Files.isDirectory(p) && NAME.matcher(p.getFileName().toString()).matches())
                     .sorted(Comparator.comparingLong(CheckpointStore::stepOf)).toList();
         } catch (IOException e) {
-            throw new UncheckedIOException("listing " + outputDir, e);
+            throw new UncheckedIOException("listing " + dir + ": " + e.getMessage(), e);
         }
     }
 
     static long stepOf(Path p) {
         Matcher m = NAME.matcher(p.getFileName().toString());
-        return m.matches() ? Long.parseLong(m.group(1)) : -1;
-    }
-
-    /** What a checkpoint holds besides the weights. */
-    public record Loaded(Position position, long seed, List<StepRecord> history) {
-    }
-
-    /** Restores weights and optimizer state from {@code dir} into the live objects; returns the position. */
-    public Loaded restore(Path dir, Trainable trainable, AdamW optimizer) {
+        if (!m.matches()) {
+            return -1;
+        }
         try {
-            var state = JSON.readTree(dir.resolve(STATE_FILE).toFile());
-            trainable.restore(dir);
-            try (SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(OPTIMIZER_FILE)); Scope tmp = Scope.open("optimizer state")) {
-                Map<String, Tensor> saved = new LinkedHashMap<>();
-                for (String name : f.names()) {
-                    saved.put(name, f.load(name, Device.CPU));
-                }
-                optimizer.restore(saved, state.get("optimizer_steps").asLong());
+            return Long.parseLong(m.group(1));
+        } catch (NumberFormatException e) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    // ---- validation ---------------------------------------------------------------------------------------------
+
+    /**
+     * Checks a checkpoint whole before anything is restored from it: every file its checksums list has its size and
+     * CRC32C, trainer_state.json has every field, and every tensor of its safetensors files is finite. Throws a
+     * {@link RunException} saying what is wrong, else returns the state.
+     */
+    public static State validate(Path dir) {
+        if (!Files.isDirectory(dir)) {
+            throw damaged(dir, Files.exists(dir) ? "is not a directory" : "does not exist");
+        }
+        if (!Files.isRegularFile(dir.resolve(CHECKSUMS_FILE))) {
+            throw damaged(dir, Files.isRegularFile(dir.resolve(STATE_FILE))
+                    ? "has no " + CHECKSUMS_FILE + " (it was written by an older jtune, or not completely)"
+                    : "is not a jtune checkpoint: it has no " + STATE_FILE + (Files.isRegularFile(dir.resolve("config.json")) ? " (it looks like a model directory)" : ""));
+        }
+        verifyChecksums(dir);
+        State state = readState(dir);
+        for (Path f : safetensorsFiles(dir)) {
+            requireFinite(dir, f);
+        }
+        return state;
+    }
+
+    private static RunException damaged(Path dir, String why) {
+        return new RunException("checkpoint " + dir + " " + why);
+    }
+
+    private static void writeChecksums(Path dir) throws IOException {
+        Map<String, Map<String, Object>> files = new LinkedHashMap<>();
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path f : s.filter(Files::isRegularFile).sorted().toList()) {
+                files.put(f.getFileName().toString(), Map.of("size", Files.size(f), "crc32c", crc32c(f)));
             }
-            List<StepRecord> history = new ArrayList<>();
-            state.get("log_history").forEach(n -> history.add(JSON.convertValue(n, StepRecord.class)));
-            return new Loaded(new Position(state.get("global_step").asLong(), state.get("micro_batches").asLong()),
-                    state.get("seed").asLong(), history);
+        }
+        Files.writeString(dir.resolve(CHECKSUMS_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(Map.of("files", files)));
+    }
+
+    private static void verifyChecksums(Path dir) {
+        JsonNode files;
+        try {
+            files = JSON.readTree(dir.resolve(CHECKSUMS_FILE).toFile()).get("files");
         } catch (IOException e) {
-            throw new UncheckedIOException("reading checkpoint " + dir, e);
+            throw damaged(dir, "has an unreadable " + CHECKSUMS_FILE + ": " + e.getMessage());
+        }
+        if (files == null || !files.isObject() || files.isEmpty()) {
+            throw damaged(dir, "has a " + CHECKSUMS_FILE + " that lists no files");
+        }
+        for (var it = files.properties().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            Path f = dir.resolve(e.getKey());
+            try {
+                if (!Files.isRegularFile(f)) {
+                    throw damaged(dir, "lacks " + e.getKey());
+                }
+                long size = Files.size(f);
+                if (size != e.getValue().path("size").asLong(-1)) {
+                    throw damaged(dir, "has " + e.getKey() + " of " + size + " bytes where " + e.getValue().path("size").asLong(-1) + " were written");
+                }
+                String crc = crc32c(f);
+                if (!crc.equals(e.getValue().path("crc32c").asText())) {
+                    throw damaged(dir, "has " + e.getKey() + " with CRC32C " + crc + " where " + e.getValue().path("crc32c").asText()
+                            + " was written: its bytes changed after it was saved");
+                }
+            } catch (IOException x) {
+                throw damaged(dir, "cannot read " + e.getKey() + ": " + x.getMessage());
+            }
+        }
+    }
+
+    static String crc32c(Path f) throws IOException {
+        CRC32C crc = new CRC32C();
+        byte[] buf = new byte[1 << 20];
+        try (InputStream in = Files.newInputStream(f)) {
+            for (int n; (n = in.read(buf)) > 0; ) {
+                crc.update(buf, 0, n);
+            }
+        }
+        return HexFormat.of().toHexDigits((int) crc.getValue());
+    }
+
+    private static State readState(Path dir) {
+        JsonNode s;
+        try {
+            s = JSON.readTree(dir.resolve(STATE_FILE).toFile());
+        } catch (IOException e) {
+            throw damaged(dir, "has an unreadable " + STATE_FILE + ": " + e.getMessage());
+        }
+        for (String field : List.of("global_step", "micro_batches", "optimizer_steps", "seed", "num_input_tokens_seen", "max_steps",
+                "run_identity", "log_history")) {
+            if (s == null || !s.hasNonNull(field)) {
+                throw damaged(dir, "has a " + STATE_FILE + " without " + field);
+            }
+        }
+        try {
+            List<StepRecord> history = new ArrayList<>();
+            for (JsonNode n : s.get("log_history")) {
+                history.add(JSON.treeToValue(n, StepRecord.class));
+            }
+            return new State(new Position(s.get("global_step").asLong(), s.get("micro_batches").asLong()),
+                    s.get("optimizer_steps").asLong(), s.get("seed").asLong(), s.get("num_input_tokens_seen").asLong(),
+                    s.path("elapsed_seconds").asDouble(0), s.path("skipped_steps").asLong(0), s.get("max_steps").asLong(),
+                    JSON.treeToValue(s.get("run_identity"), RunIdentity.class), history);
+        } catch (IOException | IllegalArgumentException e) {
+            throw damaged(dir, "has a " + STATE_FILE + " that does not parse: " + e.getMessage());
+        }
+    }
+
+    private static List<Path> safetensorsFiles(Path dir) {
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().endsWith(".safetensors")).sorted().toList();
+        } catch (IOException e) {
+            throw damaged(dir, "cannot be listed: " + e.getMessage());
+        }
+    }
+
+    /** Every float tensor of the file is finite (exponent bits not all ones), read straight from the mapped file. */
+    private static void requireFinite(Path dir, Path file) {
+        try (SafeTensorsFile f = SafeTensorsFile.open(file)) {
+            for (TensorInfo t : f.infos()) {
+                long bad = firstNonFinite(f.bytes(t.name()), t);
+                if (bad >= 0) {
+                    throw damaged(dir, "has a non-finite value in " + t.name() + " (element " + bad + ") of " + file.getFileName());
+                }
+            }
+        } catch (SafeTensorsException e) {
+            throw damaged(dir, "has an unreadable " + file.getFileName() + ": " + e.getMessage());
+        }
+    }
+
+    private static long firstNonFinite(MemorySegment bytes, TensorInfo t) {
+        return switch (t.dtype()) {
+            case F32 -> {
+                long n = bytes.byteSize() / 4;
+                for (long i = 0; i < n; i++) {
+                    if ((bytes.get(ValueLayout.JAVA_INT_UNALIGNED, i * 4) & 0x7f800000) == 0x7f800000) {
+                        yield i;
+                    }
+                }
+                yield -1;
+            }
+            case BF16, F16 -> {
+                int mask = t.dtype() == dev.jtune.engine.DType.BF16 ? 0x7f80 : 0x7c00;
+                long n = bytes.byteSize() / 2;
+                for (long i = 0; i < n; i++) {
+                    if ((bytes.get(ValueLayout.JAVA_SHORT_UNALIGNED, i * 2) & mask) == mask) {
+                        yield i;
+                    }
+                }
+                yield -1;
+            }
+            case F64 -> {
+                long n = bytes.byteSize() / 8;
+                for (long i = 0; i < n; i++) {
+                    if (!Double.isFinite(bytes.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, i * 8))) {
+                        yield i;
+                    }
+                }
+                yield -1;
+            }
+            default -> -1; // integer and packed 4-bit data cannot be non-finite
+        };
+    }
+
+    // ---- restore ------------------------------------------------------------------------------------------------
+
+    /** Restores weights and optimizer state from a {@link #validate validated} checkpoint into the live objects. */
+    public static void restore(Path dir, State state, Trainable trainable, AdamW optimizer) {
+        trainable.restore(dir);
+        try (SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(OPTIMIZER_FILE)); Scope tmp = Scope.open("optimizer state")) {
+            Map<String, Tensor> saved = new LinkedHashMap<>();
+            for (String name : f.names()) {
+                saved.put(name, f.load(name, Device.CPU));
+            }
+            optimizer.restore(saved, state.optimizerSteps());
         }
     }
 
@@ -137,13 +340,13 @@ public final class CheckpointStore {
             try {
                 deleteTree(all.get(i));
             } catch (IOException e) {
-                throw new UncheckedIOException("removing old checkpoint " + all.get(i), e);
+                throw new UncheckedIOException("removing old checkpoint " + all.get(i) + ": " + e.getMessage(), e);
             }
         }
     }
 
     static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) {
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
         try (Stream<Path> s = Files.walk(p)) {

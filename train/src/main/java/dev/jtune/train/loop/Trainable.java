@@ -119,6 +119,55 @@ public final class Trainable {
         }
     }
 
+    /**
+     * {@code --lora_weight_path}: starts the adapters from a peft adapter directory instead of peft's
+     * initialisation. Its rank, alpha and modules must be this run's; what differs is named.
+     */
+    public void initialiseFrom(Path adapterDir) {
+        if (!isLora()) {
+            throw new IllegalStateException("initialiseFrom needs LoRA adapters");
+        }
+        Path configFile = adapterDir.resolve(PeftAdapter.CONFIG_FILE);
+        com.fasterxml.jackson.databind.JsonNode c;
+        try {
+            c = new com.fasterxml.jackson.databind.ObjectMapper().readTree(configFile.toFile());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException("--lora_weight_path: reading " + configFile + ": " + e.getMessage(), e);
+        }
+        List<String> problems = new java.util.ArrayList<>();
+        if (c.path("r").asInt() != lora.rank()) {
+            problems.add("rank " + c.path("r").asInt() + " where --lora_rank is " + lora.rank());
+        }
+        if (c.path("lora_alpha").asDouble() != lora.alpha()) {
+            problems.add("alpha " + c.path("lora_alpha").asText() + " where --lora_alpha is " + lora.alpha());
+        }
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("initial adapter");
+             SafeTensorsFile file = SafeTensorsFile.open(adapterDir.resolve(PeftAdapter.WEIGHTS_FILE))) {
+            java.util.Set<String> unused = new java.util.TreeSet<>(file.names());
+            for (LoraAdapter a : adapters.values()) {
+                String ka = PeftAdapter.key(a.module(), true);
+                String kb = PeftAdapter.key(a.module(), false);
+                if (!file.contains(ka) || !file.contains(kb)) {
+                    problems.add("no weights for " + a.module());
+                    continue;
+                }
+                unused.remove(ka);
+                unused.remove(kb);
+                if (problems.isEmpty()) {
+                    copy(file, ka, a.a());
+                    copy(file, kb, a.b());
+                }
+            }
+            if (!unused.isEmpty()) {
+                problems.add(unused.size() + " tensors for modules this run does not adapt (first: " + unused.iterator().next() + ")");
+            }
+        }
+        if (!problems.isEmpty()) {
+            throw new IllegalArgumentException("--lora_weight_path " + adapterDir + " does not fit this run's LoRA: "
+                    + String.join("; ", problems) + " (set --lora_rank, --lora_alpha, --lora_namespan_exclude and --num_lora_modules as it was trained)");
+        }
+    }
+
     private static void copy(SafeTensorsFile file, String name, Tensor into) {
         Tensor src = file.load(name, into.device(), file.info(name).dtype(), into.shape());
         Ops.copyInto(src.cast(into.dtype()), into);

@@ -7,6 +7,7 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.optim.AdamW;
@@ -16,17 +17,25 @@ import dev.jtune.train.data.Example;
 import dev.jtune.train.report.HtmlReport;
 import dev.jtune.train.report.MetricsLog;
 import dev.jtune.train.report.Progress;
+import dev.jtune.train.report.RunReport;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 
 /**
  * The training loop: micro-batches in a deterministic order, gradient accumulation with the loss normalised by
- * the step's counted tokens, global-norm clipping, AdamW with the learning-rate schedule, checkpoints, eval,
- * metrics, progress and the final report. The same seed and data give the same run, which is what lets a run
- * resumed from a checkpoint continue the uninterrupted run's loss curve exactly.
+ * the step's counted tokens, the global gradient norm (clipped when asked), AdamW with the learning-rate schedule,
+ * checkpoints, eval, metrics, progress and the report. The same seed and data give the same run, which is what
+ * lets a run resumed from a checkpoint continue the uninterrupted run exactly.
+ *
+ * <p>A step whose loss or gradient norm is not finite applies no update (the optimizer's step count does not
+ * advance), is logged, and starts no checkpoint; {@link TrainerConfig#maxNonfiniteSteps()} of them in a row stop the
+ * run with a {@link RunException}, the newest checkpoint still the last good one. The final step is always
+ * checkpointed, after the final weights and report are written: a run whose last checkpoint is its last step is
+ * finished.
  */
 public final class Trainer {
     private final TrainerConfig config;
@@ -38,22 +47,33 @@ public final class Trainer {
     private final Progress progress;
     private final CheckpointStore checkpoints;
     private final MetricsLog metrics;
-    private final String settings;
+    private final RunInfo info;
     private final AdamW optimizer;
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
 
-    public Trainer(TrainerConfig config, Trainable trainable, List<Example> trainSet, List<Example> evalSet, Path outputDir,
-                   Progress progress, String settings, int padId) {
-        this.config = config;
-        this.trainable = trainable;
-        this.padId = padId;
-        this.train = new Batcher(trainSet, config.batchSize(), config.seed(), padId);
-        this.eval = List.copyOf(evalSet);
-        this.outputDir = outputDir;
+    /**
+     * What the trainer records about its run besides the steps: the report's title, the run's identity (stored with
+     * every checkpoint), and the settings as the report's table lists them.
+     */
+    public record RunInfo(String title, RunIdentity identity, List<RunReport.Setting> settings) {
+        public RunInfo {
+            Objects.requireNonNull(title, "title");
+            Objects.requireNonNull(identity, "identity");
+            settings = List.copyOf(settings);
+        }
+    }
+
+    private Trainer(Builder b) {
+        this.config = b.config;
+        this.trainable = b.trainable;
+        this.padId = b.padId;
+        this.train = new Batcher(b.trainSet, config.batchSize(), config.seed(), padId);
+        this.eval = List.copyOf(b.evalSet);
+        this.outputDir = Objects.requireNonNull(b.outputDir, "outputDir");
         this.device = trainable.model().device();
-        this.progress = progress;
-        this.settings = settings;
+        this.progress = Objects.requireNonNull(b.progress, "progress");
+        this.info = Objects.requireNonNull(b.info, "info");
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
@@ -62,24 +82,90 @@ public final class Trainer {
         }
     }
 
+    public static Builder builder(TrainerConfig config, Trainable trainable) {
+        return new Builder(config, trainable);
+    }
+
+    /** A trainer's inputs; training examples, output directory and run info are required. */
+    public static final class Builder {
+        private final TrainerConfig config;
+        private final Trainable trainable;
+        private List<Example> trainSet;
+        private List<Example> evalSet = List.of();
+        private Path outputDir;
+        private Progress progress = Progress.silent();
+        private RunInfo info;
+        private int padId;
+
+        private Builder(TrainerConfig config, Trainable trainable) {
+            this.config = Objects.requireNonNull(config, "config");
+            this.trainable = Objects.requireNonNull(trainable, "trainable");
+        }
+
+        public Builder train(List<Example> examples) {
+            this.trainSet = examples;
+            return this;
+        }
+
+        public Builder eval(List<Example> examples) {
+            this.evalSet = examples;
+            return this;
+        }
+
+        public Builder outputDir(Path dir) {
+            this.outputDir = dir;
+            return this;
+        }
+
+        public Builder progress(Progress p) {
+            this.progress = p;
+            return this;
+        }
+
+        public Builder info(RunInfo i) {
+            this.info = i;
+            return this;
+        }
+
+        /** The pad token id of the batches (the tokenizer's). */
+        public Builder padId(int id) {
+            this.padId = id;
+            return this;
+        }
+
+        public Trainer build() {
+            Objects.requireNonNull(trainSet, "train examples");
+            return new Trainer(this);
+        }
+    }
+
     /** Optimizer steps of the whole run. */
     public long totalSteps() {
+        return totalSteps(config, train.batchesPerEpoch());
+    }
+
+    /** Optimizer steps of a run of this config over {@code examples}, before any trainer exists. */
+    public static long totalSteps(TrainerConfig config, int examples) {
+        return totalSteps(config, (long) Math.ceil(examples / (double) config.batchSize()));
+    }
+
+    private static long totalSteps(TrainerConfig config, long batchesPerEpoch) {
         if (config.maxSteps() > 0) {
             return config.maxSteps();
         }
-        return (long) Math.ceil(stepsPerEpoch() * config.epochs());
+        return (long) Math.ceil(stepsPerEpoch(config, batchesPerEpoch) * config.epochs());
     }
 
     /** Optimizer steps in one pass over the data. */
-    private long stepsPerEpoch() {
-        return Math.max(1, (train.batchesPerEpoch() + config.gradientAccumulation() - 1) / config.gradientAccumulation());
+    private static long stepsPerEpoch(TrainerConfig config, long batchesPerEpoch) {
+        return Math.max(1, (batchesPerEpoch + config.gradientAccumulation() - 1) / config.gradientAccumulation());
     }
 
     public List<StepRecord> history() {
         return List.copyOf(history);
     }
 
-    /** Trains from the start, or from {@code resumeFrom} (a checkpoint directory) when present. */
+    /** Trains from the start, or from {@code resumeFrom} (a checkpoint directory, validated first) when present. */
     public List<StepRecord> run(Optional<Path> resumeFrom) {
         return run(resumeFrom, Long.MAX_VALUE);
     }
@@ -89,97 +175,188 @@ public final class Trainer {
      * final weights or report (tests use it to interrupt and resume).
      */
     public List<StepRecord> run(Optional<Path> resumeFrom, long stopAfter) {
+        OutputDirectory.Plan plan = resumeFrom.<OutputDirectory.Plan>map(p -> new OutputDirectory.Plan.Resume(p, CheckpointStore.validate(p), List.of()))
+                .orElse(new OutputDirectory.Plan.Fresh());
+        return run(plan, stopAfter);
+    }
+
+    /** Runs a plan of {@link OutputDirectory#plan}: a fresh start or a resume (a finished run is not run again). */
+    public List<StepRecord> run(OutputDirectory.Plan plan, long stopAfter) {
+        CheckpointStore.State start = switch (plan) {
+            case OutputDirectory.Plan.Fresh f -> new CheckpointStore.State(new CheckpointStore.Position(0, 0), 0, config.seed(), 0, 0, 0,
+                    totalSteps(), info.identity(), List.of());
+            case OutputDirectory.Plan.Resume r -> {
+                CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer);
+                progress.message("resumed from " + r.checkpoint() + " at step " + r.state().position().step());
+                r.notes().forEach(n -> progress.message("note: " + n));
+                yield r.state();
+            }
+            case OutputDirectory.Plan.Finished f -> throw new IllegalArgumentException("a finished run is not run again: " + f.message());
+        };
+        history.clear();
+        history.addAll(start.history());
+        if (config.metricsFile()) {
+            metrics.rewrite(history); // what a killed run logged after its checkpoint is logged again, once
+        }
+        try {
+            return loop(start, stopAfter);
+        } catch (RuntimeException | Error e) {
+            writeReport(Optional.of(describe(e)));
+            throw e;
+        }
+    }
+
+    private static String describe(Throwable e) {
+        StringBuilder sb = new StringBuilder(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c.getMessage() != null && !sb.toString().contains(c.getMessage())) {
+                sb.append(": ").append(c.getMessage());
+            }
+        }
+        return sb.toString();
+    }
+
+    private List<StepRecord> loop(CheckpointStore.State start, long stopAfter) {
         long total = totalSteps();
         long warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (long) Math.ceil(config.warmupRatio() * total);
         LrSchedule schedule = new LrSchedule(config.schedule(), config.learningRate(), warmup, total);
-        CheckpointStore.Position at = new CheckpointStore.Position(0, 0);
-        if (resumeFrom.isPresent()) {
-            CheckpointStore.Loaded loaded = checkpoints.restore(resumeFrom.get(), trainable, optimizer);
-            at = loaded.position();
-            history.addAll(loaded.history());
-            progress.message("resumed from " + resumeFrom.get() + " at step " + at.step());
-        }
-        Backend backend = dev.jtune.engine.backend.Backends.get(device);
+        Backend backend = Backends.get(device);
         long startNanos = System.nanoTime();
-        double elapsedBefore = history.isEmpty() ? 0 : history.get(history.size() - 1).elapsedSeconds();
-        long micro = at.microBatches();
-        long tokensSoFar = 0;
-        for (long step = at.step(); step < total; step++) {
+        long micro = start.position().microBatches();
+        long tokensSoFar = start.tokens();
+        long skipped = start.skippedSteps();
+        int nonFiniteInARow = 0;
+        for (long step = start.position().step(); step < total; step++) {
             long t0 = System.nanoTime();
             List<int[]> batches = new ArrayList<>();
             for (int i = 0; i < config.gradientAccumulation(); i++) {
                 batches.add(microBatch(micro + i));
             }
-            int counted = 0;
-            int tokens = 0;
-            for (int[] b : batches) {
-                counted += train.countedTokens(b);
-                tokens += train.tokens(b);
-            }
-            double lossValue;
-            double gradNorm;
-            try (Scope s = Scope.open("step " + step, MemoryCategory.ACTIVATIONS)) {
-                Tensor stepLoss = null;
-                for (int i = 0; i < batches.size(); i++) {
-                    trainable.train(CounterRng.bits(config.seed(), micro + i));
-                    try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
-                        Tensor[] t = train.tensors(batches.get(i), device);
-                        Tensor loss = trainable.model().loss(t[0], t[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
-                        loss.backward();
-                        try (Autograd.GradMode off = Autograd.noGrad()) {
-                            Tensor l = loss.detach();
-                            stepLoss = mb.keep(stepLoss == null ? l.copy() : Ops.add(stepLoss, l)); // the sum outlives the micro-batch
-                        }
-                    }
-                }
-                trainable.eval();
-                GradClip.GradNorm norm = config.maxGradNorm() > 0 ? GradClip.clipGradNorm(trainable.parameters(), config.maxGradNorm()) : null;
-                optimizer.learningRate(schedule.lr(step));
-                optimizer.step();
-                optimizer.zeroGrad();
-                lossValue = stepLoss.item(); // the host syncs of the step: the loss and the gradient norm
-                gradNorm = norm == null ? Double.NaN : norm.value();
-            }
+            StepResult result = step(batches, micro, schedule.lr(step));
             micro += batches.size();
             backend.synchronize();
             double seconds = (System.nanoTime() - t0) / 1e9;
-            tokensSoFar += tokens;
+            tokensSoFar += result.tokens();
+            boolean finite = Double.isFinite(result.loss()) && Double.isFinite(result.gradNorm());
+            nonFiniteInARow = finite ? 0 : nonFiniteInARow + 1;
+            skipped += finite ? 0 : 1;
             long done = step + 1;
-            boolean log = done % Math.max(1, config.loggingSteps()) == 0 || done == total || done == 1;
-            double evalLoss = shouldAct(config.evalStrategy(), config.evalSteps(), done, total) && !eval.isEmpty() ? evaluate() : Double.NaN;
+            boolean log = done % Math.max(1, config.loggingSteps()) == 0 || done == total || done == 1 || !finite;
+            double evalLoss = shouldAct(config.evalStrategy(), config.evalSteps(), done) && !eval.isEmpty() ? evaluate() : Double.NaN;
             MemoryStats mem = backend.memoryStats();
-            StepRecord r = new StepRecord(done, (double) micro / train.batchesPerEpoch(), lossValue, gradNorm, schedule.lr(step),
-                    evalLoss, tokensSoFar, tokens / seconds,
+            StepRecord r = new StepRecord(done, (double) micro / train.batchesPerEpoch(), result.loss(), result.gradNorm(), schedule.lr(step),
+                    evalLoss, tokensSoFar, result.tokens() / seconds,
                     mem.allocated() / (double) (1L << 30), mem.peakAllocated() / (double) (1L << 30),
-                    elapsedBefore + (System.nanoTime() - startNanos) / 1e9, 0);
+                    start.elapsedSeconds() + (System.nanoTime() - startNanos) / 1e9, skipped);
             if (log || r.hasEval()) {
                 history.add(r);
                 if (config.metricsFile()) {
                     metrics.append(r);
                 }
+                PauseHook.at("after-log", done);
             }
             progress.step(r, total, log);
-            if (shouldAct(config.saveStrategy(), config.saveSteps(), done, total) && done < total) {
-                checkpoints.save(new CheckpointStore.Position(done, micro), trainable, optimizer, config.seed(), history);
+            if (!finite) {
+                progress.message(String.format(java.util.Locale.ROOT, "step %d: loss %s, gradient norm %s: not finite, update skipped (%d in a row, %d allowed)",
+                        done, result.loss(), result.gradNorm(), nonFiniteInARow, config.maxNonfiniteSteps()));
+                if (nonFiniteInARow >= config.maxNonfiniteSteps()) {
+                    throw diverged(done, nonFiniteInARow);
+                }
             }
-            if (done >= stopAfter && done < total) {
+            CheckpointStore.State state = new CheckpointStore.State(new CheckpointStore.Position(done, micro), optimizer.steps(), config.seed(),
+                    tokensSoFar, r.elapsedSeconds(), skipped, total, info.identity(), history);
+            if (done == total) {
+                PauseHook.at("after-final");
+                finish(state);
+                return history();
+            }
+            if (finite && shouldAct(config.saveStrategy(), config.saveSteps(), done)) {
+                checkpoints.save(state, trainable, optimizer);
+            }
+            if (done >= stopAfter) {
                 progress.message("stopped after step " + done);
                 return history();
             }
         }
-        progress.done();
-        trainable.save(outputDir);
-        if (config.htmlReport()) {
-            HtmlReport.write(outputDir.resolve("report.html"), new dev.jtune.train.report.RunReport("jtune training report", List.of(), List.of(new dev.jtune.train.report.RunReport.Setting("settings", settings, "")), history, device.toString(), Optional.empty()));
-        }
-        return history();
+        return history(); // a resumed run that was already at its end
     }
 
-    private boolean shouldAct(TrainerConfig.SaveStrategy strategy, long every, long done, long total) {
+    /** The loss and gradient norm of one optimizer step, and the update applied when both are finite. */
+    private record StepResult(double loss, double gradNorm, int tokens) {
+    }
+
+    private StepResult step(List<int[]> batches, long micro, double lr) {
+        int counted = 0;
+        int tokens = 0;
+        for (int[] b : batches) {
+            counted += train.countedTokens(b);
+            tokens += train.tokens(b);
+        }
+        try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
+            Tensor stepLoss = null;
+            for (int i = 0; i < batches.size(); i++) {
+                trainable.train(CounterRng.bits(config.seed(), micro + i));
+                try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
+                    Tensor[] t = train.tensors(batches.get(i), device);
+                    Tensor loss = trainable.model().loss(t[0], t[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
+                    loss.backward();
+                    try (Autograd.GradMode off = Autograd.noGrad()) {
+                        Tensor l = loss.detach();
+                        stepLoss = mb.keep(stepLoss == null ? l.copy() : Ops.add(stepLoss, l)); // the sum outlives the micro-batch
+                    }
+                }
+            }
+            trainable.eval();
+            // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
+            GradClip.GradNorm norm = config.maxGradNorm() > 0
+                    ? GradClip.clipGradNorm(trainable.parameters(), config.maxGradNorm())
+                    : GradClip.norm(trainable.parameters());
+            double loss = stepLoss.item(); // the host syncs of the step: the loss and the gradient norm
+            double gradNorm = norm.value();
+            if (Double.isFinite(loss) && Double.isFinite(gradNorm)) {
+                optimizer.learningRate(lr);
+                optimizer.step();
+            }
+            optimizer.zeroGrad();
+            return new StepResult(loss, gradNorm, tokens);
+        }
+    }
+
+    private RunException diverged(long step, int inARow) {
+        String last = checkpoints.latest().map(p -> "The newest checkpoint, " + p + ", holds the last good weights. ")
+                .orElse("No checkpoint was written before it. ");
+        return new RunException(String.format(java.util.Locale.ROOT,
+                "the loss or gradient norm was not finite for %d steps in a row (steps %d to %d): the run stopped at step %d. %s"
+                        + "Try a lower --learning_rate, clipping (--max_grad_norm 1.0), or look for broken records in the data; "
+                        + "--max_nonfinite_steps sets how many such steps in a row are tolerated.",
+                inARow, step - inARow + 1, step, step, last));
+    }
+
+    /** The final weights, the report, then the final checkpoint, which marks the run finished. */
+    private void finish(CheckpointStore.State state) {
+        progress.done();
+        trainable.save(outputDir);
+        writeReport(Optional.empty());
+        checkpoints.save(state, trainable, optimizer);
+    }
+
+    private void writeReport(Optional<String> failure) {
+        if (!config.htmlReport()) {
+            return;
+        }
+        List<RunReport.Entry> identity = new ArrayList<>();
+        identity.add(new RunReport.Entry("jtune", Version.get()));
+        identity.add(new RunReport.Entry("device", Backends.get(device).description()));
+        info.identity().fixed().forEach((k, v) -> identity.add(new RunReport.Entry(k, v)));
+        HtmlReport.write(outputDir.resolve("report.html"), new RunReport(info.title(), identity, info.settings(), history,
+                device + " (" + (device.kind() == Device.Kind.CPU ? "host memory" : "device memory") + ")", failure));
+    }
+
+    private boolean shouldAct(TrainerConfig.SaveStrategy strategy, long every, long done) {
         return switch (strategy) {
             case NO -> false;
             case STEPS -> every > 0 && done % every == 0;
-            case EPOCH -> done % stepsPerEpoch() == 0;
+            case EPOCH -> done % stepsPerEpoch(config, train.batchesPerEpoch()) == 0;
         };
     }
 

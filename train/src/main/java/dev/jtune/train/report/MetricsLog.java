@@ -23,7 +23,21 @@ public final class MetricsLog {
             Files.createDirectories(file.getParent());
             Files.writeString(file, JSON.writeValueAsString(r) + "\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file, e);
+            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Replaces the file with exactly these records (atomically): a run restarts its log from its checkpoint. */
+    public void rewrite(java.util.List<StepRecord> records) {
+        StringBuilder sb = new StringBuilder();
+        try {
+            for (StepRecord r : records) {
+                sb.append(JSON.writeValueAsString(r)).append('\n');
+            }
+            Files.createDirectories(file.getParent());
+            dev.jtune.engine.io.AtomicFiles.writeString(file, sb);
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
         }
     }
 

@@ -17,6 +17,11 @@ public sealed interface Progress permits Progress.Bar, Progress.Lines {
 
     void done();
 
+    /** Progress that shows nothing (library use, tests). */
+    static Progress silent() {
+        return new Lines(new PrintStream(java.io.OutputStream.nullOutputStream()));
+    }
+
     static Progress forOutput(PrintStream out) {
         java.io.Console c = System.console();
         return c != null && c.isTerminal() ? new Bar(out) : new Lines(out);

@@ -62,7 +62,7 @@ public class TrainerTest {
 
     static TrainerConfig config(long maxSteps, long saveSteps, int limit) {
         return new TrainerConfig(1, maxSteps, 4, 2, 2e-2, LrSchedule.Type.LINEAR, 0.1, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS,
-                1, TrainerConfig.SaveStrategy.STEPS, saveSteps, limit, TrainerConfig.SaveStrategy.STEPS, 5, 7, true, true, 3);
+                1, TrainerConfig.SaveStrategy.STEPS, saveSteps, limit, TrainerConfig.SaveStrategy.STEPS, 5, 7, true, true, 3, 3);
     }
 
     private static List<StepRecord> train(Path out, TrainerConfig cfg, long stopAfter, boolean resume, boolean lora) throws IOException {
@@ -71,8 +71,8 @@ public class TrainerTest {
             // LoRA cannot move a random base far: its tied embedding (std 0.02) caps the logits; full fine-tuning can
             Trainable t = lora ? Trainable.lora(m, new LoraConfig(4, 8, 0.1, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1), 3, "tiny")
                     : Trainable.full(m, "tiny");
-            PrintStream sink = new PrintStream(new ByteArrayOutputStream());
-            Trainer trainer = new Trainer(cfg, t, examples(40, 11), examples(6, 12), out, Progress.forOutput(sink), "test", 0);
+            Trainer trainer = Trainer.builder(cfg, t).train(examples(40, 11)).eval(examples(6, 12)).outputDir(out)
+                    .info(new Trainer.RunInfo("test", RunIdentity.builder().fixed("model", "tiny").build(), List.of())).build();
             Optional<Path> from = resume ? trainer.checkpoints().latest() : Optional.empty();
             return trainer.run(from, stopAfter);
         }
