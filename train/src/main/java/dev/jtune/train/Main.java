@@ -51,7 +51,7 @@ public final class Main {
             err.println("jtune: " + e.getMessage());
             return 2;
         } catch (EngineException | DataException | ConfigException | SafeTensorsException | TokenizerException
-                 | java.io.UncheckedIOException | IllegalArgumentException e) {
+                 | dev.jtune.train.loop.RunException | java.io.UncheckedIOException | IllegalArgumentException e) {
             err.println("jtune: " + e.getMessage());
             return 1;
         }

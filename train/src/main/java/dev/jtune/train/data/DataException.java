@@ -84,6 +84,11 @@ public final class DataException extends RuntimeException {
         return sb.append(": ").append(reason.label()).append(": ").append(detail).toString();
     }
 
+    /** The same problem with a hint on what to do appended to its detail, in parentheses. */
+    public DataException withHint(String hint) {
+        return new DataException(source, recordIndex, line, reason, detail + " (" + hint + ")", getCause());
+    }
+
     /** The file, as the user named it. */
     public String source() {
         return source;

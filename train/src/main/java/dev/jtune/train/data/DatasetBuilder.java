@@ -187,7 +187,7 @@ public final class DatasetBuilder {
             case Dropped d -> stats.dropped(d.conversation(), d.length(), d.trained(), d.firstTrained());
             case Bad b -> {
                 if (!options.skipBadRecords()) {
-                    throw b.error();
+                    throw b.error().withHint("--skip_bad_records skips such records and counts them");
                 }
                 stats.skipped(b.error());
             }

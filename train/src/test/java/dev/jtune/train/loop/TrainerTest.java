@@ -89,10 +89,10 @@ public class TrainerTest {
         JsonNode first = new ObjectMapper().readTree(lines.get(0));
         assertTrue(first.has("loss") && first.has("grad_norm") && first.has("learning_rate") && first.has("tokens_per_second"), lines.get(0));
         assertTrue(log.stream().anyMatch(StepRecord::hasEval), "eval loss logged");
-        // save_total_limit 1: only the newest of checkpoint-10 and checkpoint-20 is kept, and no temporary directory
+        // save_total_limit 1: only the newest of checkpoint-10, -20 and the final -24 is kept, and no temporary directory
         try (var files = Files.list(out)) {
             List<String> names = files.map(p -> p.getFileName().toString()).filter(n -> n.contains("checkpoint")).toList();
-            assertEquals(List.of("checkpoint-20"), names);
+            assertEquals(List.of("checkpoint-24"), names, "the final step is always checkpointed");
         }
     }
 
