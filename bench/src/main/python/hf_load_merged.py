@@ -1,0 +1,28 @@
+# Loads what `jtune merge` wrote with HF transformers, and the same adapter on the same base with peft, and compares.
+# Usage: python3 hf_load_merged.py <base dir> <adapter dir> <merged dir>
+# Prints: the merged checkpoint's config dtype and tensor dtypes as loaded, the relative difference between the
+# merged model's logits and base + PeftModel adapter logits (fp32 compute), and a greedy continuation.
+import json, sys
+import torch
+from transformers import AutoModelForCausalLM
+from peft import PeftModel
+
+base_dir, adapter_dir, merged_dir = sys.argv[1:4]
+cfg = json.load(open(f"{merged_dir}/config.json"))
+print(f"merged config.json dtype: {cfg.get('dtype', cfg.get('torch_dtype'))}", flush=True)
+merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype="auto").eval()
+print(f"transformers from_pretrained({merged_dir}): ok, {sum(p.numel() for p in merged.parameters()):,} parameters, "
+      f"dtypes {sorted({str(p.dtype) for p in merged.parameters()})}", flush=True)
+vocab = merged.config.vocab_size
+g = torch.Generator().manual_seed(0)
+ids = torch.cat([torch.tensor([[2]]), torch.randint(3, vocab, (1, 31), generator=g)], dim=1)
+merged32 = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32, attn_implementation="eager").eval()
+base32 = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, attn_implementation="eager")
+peft = PeftModel.from_pretrained(base32, adapter_dir).eval()
+with torch.no_grad():
+    a = merged32(ids).logits.double()
+    b = peft(ids).logits.double()
+print(f"merged vs base + peft adapter: logits relative difference {((a - b).norm() / b.norm()).item():.2e}", flush=True)
+with torch.no_grad():
+    out = merged.generate(ids[:, :8], max_new_tokens=8, do_sample=False)
+print(f"greedy continuation of the merged model in {merged.dtype}: {out[0, 8:].tolist()}")
