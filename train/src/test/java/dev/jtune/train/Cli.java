@@ -53,6 +53,16 @@ final class Cli {
         return dir;
     }
 
+    /** metrics.jsonl of an output directory, one JSON object a line. */
+    static List<com.fasterxml.jackson.databind.JsonNode> metrics(Path out) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<com.fasterxml.jackson.databind.JsonNode> rows = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
+            rows.add(json.readTree(line));
+        }
+        return rows;
+    }
+
     /** n short conversations as JSON lines; {@code salt} changes their text (another dataset). */
     static Path data(Path file, int n, String salt) throws IOException {
         ObjectMapper json = new ObjectMapper();

@@ -1,7 +1,6 @@
 package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.gemma.lora.PeftAdapter;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -82,21 +81,13 @@ class KillAndResumeTest {
         assertEquals(137, p.exitValue(), "SIGKILL");
     }
 
-    private static List<JsonNode> metrics(Path out) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        List<JsonNode> rows = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
-            rows.add(json.readTree(line));
-        }
-        return rows;
-    }
 
     @Test
     void killedAtThreePointsTheResumedRunEqualsTheUninterruptedOne(@TempDir Path tmp) throws Exception {
         Path whole = tmp.resolve("whole");
         runToEnd(whole);
         byte[] adapter = Files.readAllBytes(whole.resolve(PeftAdapter.WEIGHTS_FILE));
-        List<JsonNode> expected = metrics(whole);
+        List<JsonNode> expected = Cli.metrics(whole);
         assertEquals(STEPS, expected.size());
         for (String point : List.of("after-log:3", "in-checkpoint:4", "after-final")) {
             Path out = tmp.resolve(point.replace(':', '-'));
@@ -109,7 +100,7 @@ class KillAndResumeTest {
                 assertTrue(!Files.exists(out.resolve("checkpoint-4")), "a half-written checkpoint never appears under its name");
             }
             String resumed = runToEnd(out);
-            List<JsonNode> got = metrics(out);
+            List<JsonNode> got = Cli.metrics(out);
             assertEquals(expected.size(), got.size(), point + ": every step exactly once\n" + resumed);
             for (int i = 0; i < got.size(); i++) {
                 assertEquals(i + 1, got.get(i).get("step").asLong(), point);

@@ -1,7 +1,6 @@
 package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.train.loop.CheckpointStore;
 import org.junit.jupiter.api.BeforeAll;
@@ -48,17 +47,9 @@ class RunContractTest {
         return a.toArray(String[]::new);
     }
 
-    private static List<JsonNode> metrics(Path out) throws IOException {
-        ObjectMapper json = new ObjectMapper();
-        List<JsonNode> rows = new ArrayList<>();
-        for (String line : Files.readAllLines(out.resolve("metrics.jsonl"))) {
-            rows.add(json.readTree(line));
-        }
-        return rows;
-    }
 
     private static List<Long> steps(Path out) throws IOException {
-        return metrics(out).stream().map(n -> n.get("step").asLong()).toList();
+        return Cli.metrics(out).stream().map(n -> n.get("step").asLong()).toList();
     }
 
     private static List<String> checkpoints(Path out) throws IOException {
@@ -127,8 +118,8 @@ class RunContractTest {
         Files.write(cut.resolve("metrics.jsonl"), lines.subList(0, 5));
         assertEquals(0, cli.run(flags(cut, 6)), cli.all());
         assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), steps(cut));
-        List<JsonNode> a = metrics(whole);
-        List<JsonNode> b = metrics(cut);
+        List<JsonNode> a = Cli.metrics(whole);
+        List<JsonNode> b = Cli.metrics(cut);
         for (int i = 0; i < a.size(); i++) {
             assertEquals(a.get(i).get("loss").asDouble(), b.get(i).get("loss").asDouble(), 0.0, "loss at step " + (i + 1));
             assertEquals(a.get(i).get("num_input_tokens_seen").asLong(), b.get(i).get("num_input_tokens_seen").asLong(), "cumulative tokens continue");
@@ -143,13 +134,13 @@ class RunContractTest {
         assertEquals(1, rc, cli.all());
         assertTrue(cli.err().contains("not finite for 3 steps in a row") && cli.err().contains("--learning_rate")
                 && cli.err().contains("--max_nonfinite_steps"), cli.err());
-        for (JsonNode row : metrics(out)) {
+        for (JsonNode row : Cli.metrics(out)) {
             for (String k : List.of("loss", "grad_norm", "learning_rate")) {
                 assertTrue(row.get(k).isNumber() || row.get(k).isNull(), k + " is a number or null: " + row);
             }
             assertTrue(row.get("grad_norm").isNull() || row.get("grad_norm").asDouble() >= 0, "the norm is measured without clipping: " + row);
         }
-        assertTrue(metrics(out).stream().anyMatch(r -> r.get("skipped_steps").asLong() > 0), "skipped steps are counted");
+        assertTrue(Cli.metrics(out).stream().anyMatch(r -> r.get("skipped_steps").asLong() > 0), "skipped steps are counted");
         assertFalse(Files.exists(out.resolve(PeftAdapter.WEIGHTS_FILE)), "no final adapter from a diverged run");
         for (String c : checkpoints(out)) {
             CheckpointStore.validate(out.resolve(c)); // every checkpoint left holds finite weights
@@ -206,6 +197,19 @@ class RunContractTest {
     void flagsThatChangeNothingOnThisRunSaySo(@TempDir Path tmp) {
         assertEquals(0, cli.run(flags(tmp.resolve("o"), 1, "--bf16", "True", "--dataloader_num_workers", "2")), cli.all());
         assertTrue(cli.out().contains("--bf16 on the cpu") && cli.out().contains("--dataloader_num_workers 2 does nothing"), cli.all());
+    }
+
+    @Test
+    void loraWeightPathStartsFromAnExistingAdapter(@TempDir Path tmp) throws IOException {
+        Path first = tmp.resolve("first");
+        assertEquals(0, cli.run(flags(first, 2)), cli.all());
+        Path second = tmp.resolve("second");
+        // learning rate 0: the update changes nothing, so the adapter written is the one started from
+        assertEquals(0, cli.run(flags(second, 1, "--lora_weight_path", first.toString(), "--learning_rate", "0")), cli.all());
+        assertTrue(cli.out().contains("LoRA starts from the adapter in"), cli.all());
+        assertArrayEquals(Files.readAllBytes(first.resolve(PeftAdapter.WEIGHTS_FILE)), Files.readAllBytes(second.resolve(PeftAdapter.WEIGHTS_FILE)));
+        assertEquals(1, cli.run(flags(tmp.resolve("third"), 1, "--lora_weight_path", first.toString(), "--lora_rank", "8")));
+        assertTrue(cli.err().contains("rank 4 where --lora_rank is 8"), cli.err());
     }
 
     static void deleteTree(Path p) throws IOException {

@@ -130,7 +130,7 @@ public enum Flag {
             "jtune fine-tunes Gemma 3's text model only; there is no vision tower to adapt").harmless(false)),
     LORA_BIAS(Spec.refused(Group.LORA, STRING, "only 'none' is built (Gemma 3's linear layers have no bias)")
             .harmless("none")),
-    LORA_WEIGHT_PATH(Spec.of(Group.LORA, PATH, null,
+    LORA_WEIGHT_PATH(Spec.of(Group.LORA, ValueType.OPTIONAL_PATH, null,
             "start from this peft adapter (adapter_config.json + adapter_model.safetensors): its rank, alpha and targets must match the LoRA flags")),
 
     // ---- checkpoints and logging ----

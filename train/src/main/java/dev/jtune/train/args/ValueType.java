@@ -66,6 +66,10 @@ record ValueType<T>(String label, Class<?> javaType, boolean textual, Parser<T> 
         return Path.of(s);
     }, Path::toString, Path::toString);
 
+    /** A path that may be left empty ({@code --lora_weight_path ""}, as LLaVA-style scripts pass it): empty is none. */
+    static final ValueType<Path> OPTIONAL_PATH = new ValueType<>("path", Path.class, true, s -> s.isBlank() ? null : Path.of(s),
+            Path::toString, Path::toString);
+
     static final ValueType<Integer> INT = new ValueType<>("int", Integer.class, false, s -> {
         try {
             return Integer.parseInt(s.trim());

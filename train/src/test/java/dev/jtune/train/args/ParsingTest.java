@@ -99,6 +99,7 @@ class ParsingTest {
         Path other = fx.dir("other-model");
         Fixture.write(other.resolve("config.json"), "{}");
         Path checkpoint = fx.dir("ckpt/checkpoint-7");
+        Path adapter = Fixture.write(fx.dir("adapter").resolve("adapter_config.json"), "{}").getParent();
         Path config = Fixture.write(tmp.resolve("empty-config.json"), "{}");
         Path evalData = Fixture.write(tmp.resolve("eval.json"), "[]");
         Path otherData = Fixture.write(tmp.resolve("data2.jsonl"), "");
@@ -124,6 +125,7 @@ class ParsingTest {
         m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
         m.put(Flag.BF16, List.of("true"));
         m.put(Flag.SEED, List.of("7"));
+        m.put(Flag.MAX_NONFINITE_STEPS, List.of("5"));
         m.put(Flag.EVAL_STRATEGY, List.of("steps", "--eval_ratio", "0.05"));
         m.put(Flag.EVAL_STEPS, List.of("50"));
         m.put(Flag.OPTIM, List.of("adamw_torch_fused"));
@@ -145,6 +147,7 @@ class ParsingTest {
         m.put(Flag.BITS, List.of("4", "--lora_enable", "--freeze_llm"));
         m.put(Flag.DOUBLE_QUANT, List.of("false"));
         m.put(Flag.QUANT_TYPE, List.of("NF4")); // the only value: checks case only
+        m.put(Flag.LORA_WEIGHT_PATH, List.of(adapter.toString(), "--lora_enable", "--freeze_llm"));
         m.put(Flag.SAVE_STRATEGY, List.of("epoch"));
         m.put(Flag.SAVE_STEPS, List.of("100"));
         m.put(Flag.SAVE_TOTAL_LIMIT, List.of("2"));
