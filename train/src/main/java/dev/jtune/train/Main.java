@@ -1,5 +1,8 @@
 package dev.jtune.train;
 
+import dev.jtune.cuda.CudaException;
+import dev.jtune.cuda.CudaLibraryNotFoundException;
+import dev.jtune.cuda.CudaSymbolNotFoundException;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.EngineException;
@@ -9,6 +12,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.KernelCompileException;
 import dev.jtune.gemma.config.ConfigException;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.tokenizer.TokenizerException;
@@ -47,14 +51,37 @@ public final class Main {
                 case "generate" -> GenerateCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
                 default -> train(args, out, err);
             };
-        } catch (ArgsException e) {
-            err.println("jtune: " + e.getMessage());
-            return 2;
-        } catch (EngineException | DataException | ConfigException | SafeTensorsException | TokenizerException
-                 | java.io.UncheckedIOException | IllegalArgumentException e) {
-            err.println("jtune: " + e.getMessage());
-            return 1;
+        } catch (RuntimeException e) {
+            return failure(e, err);
         }
+    }
+
+    /**
+     * A failure the user can act on is printed as one line, {@code jtune: message: cause: ...} ({@link ErrorChain}),
+     * and gives the exit status (2 bad arguments, 1 otherwise); anything else is a bug and is rethrown with its
+     * stack trace.
+     */
+    static int failure(RuntimeException e, PrintStream err) {
+        boolean reported = switch (e) {
+            case ArgsException a -> true;
+            case EngineException x -> true; // shapes, dtypes, devices, out of memory
+            case CudaException x -> true; // a CUDA driver, NVRTC or cuBLAS(Lt) call failed
+            case CudaLibraryNotFoundException x -> true;
+            case CudaSymbolNotFoundException x -> true;
+            case KernelCompileException x -> true;
+            case DataException x -> true;
+            case ConfigException x -> true;
+            case SafeTensorsException x -> true;
+            case TokenizerException x -> true;
+            case java.io.UncheckedIOException x -> true;
+            case IllegalArgumentException x -> true;
+            default -> false;
+        };
+        if (!reported) {
+            throw e;
+        }
+        err.println("jtune: " + ErrorChain.describe(e));
+        return e instanceof ArgsException ? 2 : 1;
     }
 
     private static int train(String[] args, PrintStream out, PrintStream err) {
