@@ -28,12 +28,33 @@ import java.util.Locale;
 
 /**
  * jtune's command line: with no arguments the embedded default run; {@code demo} lists devices and runs a matmul
- * on each backend; {@code generate} samples text from a checkpoint; otherwise HF TrainingArguments-style flags
- * train (see {@code --help}).
+ * on each backend; {@code generate} samples text from a checkpoint (optionally with a peft adapter); {@code help}
+ * explains them; otherwise HF TrainingArguments-style flags train
+ * (see {@code --help}).
  */
 public final class Main {
     private Main() {
     }
+
+    static final String DEMO_USAGE = """
+            usage: jtune demo [--size N]
+
+            Lists the devices (the cpu, and each GPU jtune can use, or why none) and runs a bf16 matmul of N x N
+            matrices (default 512) on each backend, with its time and its difference to the cpu's result.
+            """;
+
+    /** The overview {@code jtune help} prints. */
+    static final String OVERVIEW = """
+            usage: jtune [COMMAND] [ARGS...]
+
+            Commands:
+              jtune                          the embedded default: QLoRA on a small random Gemma 3 over bundled
+                                             conversations, written to jtune-output/
+              jtune --FLAG VALUE...          train: HF TrainingArguments-style flags (jtune help train lists them)
+              jtune generate ...             generate text from a model, optionally with a peft adapter on top
+              jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
+              jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
+            """;
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -46,9 +67,11 @@ public final class Main {
                 TrainCommand.runDefault(Path.of("jtune-output"), out);
                 return 0;
             }
+            String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
-                case "demo" -> demo(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
-                case "generate" -> GenerateCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+                case "help" -> help(rest, out, err);
+                case "demo" -> demo(rest, out, err);
+                case "generate" -> GenerateCommand.run(rest, out, err);
                 default -> train(args, out, err);
             };
         } catch (RuntimeException e) {
@@ -84,16 +107,49 @@ public final class Main {
         return e instanceof ArgsException ? 2 : 1;
     }
 
+    /** {@code jtune help [COMMAND]}. */
+    private static int help(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || wantsHelp(args) || args[0].equals("help")) {
+            out.print(OVERVIEW);
+            return 0;
+        }
+        if (args.length > 1) {
+            err.println("jtune help: one command at a time (jtune help COMMAND)");
+            return 2;
+        }
+        switch (args[0]) {
+            case "train" -> out.print(CommandLine.help());
+            case "generate" -> out.print(GenerateCommand.USAGE);
+            case "demo" -> out.print(DEMO_USAGE);
+            default -> {
+                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, generate, demo, help)");
+                return 2;
+            }
+        }
+        return 0;
+    }
+
+    /** Whether {@code args} asks for a command's usage. */
+    static boolean wantsHelp(String[] args) {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static int train(String[] args, PrintStream out, PrintStream err) {
         switch (CommandLine.parse(args)) {
             case CommandLine.Help h -> {
                 out.print(h.text());
                 out.println();
-                out.println("Other commands:");
+                out.println("Other commands (jtune help COMMAND, or jtune COMMAND --help, for each one's usage):");
                 out.println("  jtune                          the embedded default: train a small random Gemma 3 on bundled conversations");
+                out.println("  jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] ...");
+                out.println("                                 generate text, streaming tokens (a peft adapter applied on top)");
                 out.println("  jtune demo [--size N]          list the devices and run a bf16 matmul on each backend");
-                out.println("  jtune generate --model_path DIR --prompt TEXT [--max_new_tokens N] [--temperature T] [--top_k K]");
-                out.println("                 [--top_p P] [--seed S] [--device D] [--chat]   generate text, streaming tokens");
+                out.println("  jtune help [COMMAND]           the commands, or one command's usage");
                 return 0;
             }
             case CommandLine.Train t -> {
@@ -105,6 +161,10 @@ public final class Main {
     }
 
     private static int demo(String[] args, PrintStream out, PrintStream err) {
+        if (wantsHelp(args)) {
+            out.print(DEMO_USAGE);
+            return 0;
+        }
         int size = 512;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--size") && i + 1 < args.length) {
