@@ -28,8 +28,8 @@ import java.util.Locale;
 
 /**
  * jtune's command line: with no arguments the embedded default run; {@code demo} lists devices and runs a matmul
- * on each backend; {@code generate} samples text from a checkpoint (optionally with a peft adapter); {@code help}
- * explains them; otherwise HF TrainingArguments-style flags train
+ * on each backend; {@code generate} samples text from a checkpoint (optionally with a peft adapter); {@code merge}
+ * folds an adapter into its base; {@code help} explains them; otherwise HF TrainingArguments-style flags train
  * (see {@code --help}).
  */
 public final class Main {
@@ -52,6 +52,7 @@ public final class Main {
                                              conversations, written to jtune-output/
               jtune --FLAG VALUE...          train: HF TrainingArguments-style flags (jtune help train lists them)
               jtune generate ...             generate text from a model, optionally with a peft adapter on top
+              jtune merge ...                fold a peft adapter into its base model and write an HF checkpoint
               jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
               jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
             """;
@@ -72,6 +73,7 @@ public final class Main {
                 case "help" -> help(rest, out, err);
                 case "demo" -> demo(rest, out, err);
                 case "generate" -> GenerateCommand.run(rest, out, err);
+                case "merge" -> MergeCommand.run(rest, out, err);
                 default -> train(args, out, err);
             };
         } catch (RuntimeException e) {
@@ -120,9 +122,10 @@ public final class Main {
         switch (args[0]) {
             case "train" -> out.print(CommandLine.help());
             case "generate" -> out.print(GenerateCommand.USAGE);
+            case "merge" -> out.print(MergeCommand.USAGE);
             case "demo" -> out.print(DEMO_USAGE);
             default -> {
-                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, generate, demo, help)");
+                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, generate, merge, demo, help)");
                 return 2;
             }
         }
@@ -148,6 +151,8 @@ public final class Main {
                 out.println("  jtune                          the embedded default: train a small random Gemma 3 on bundled conversations");
                 out.println("  jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] ...");
                 out.println("                                 generate text, streaming tokens (a peft adapter applied on top)");
+                out.println("  jtune merge --adapter_path DIR --output_dir OUT [--model_path BASE] [--device D]");
+                out.println("                                 fold a peft adapter into its base, write an HF checkpoint");
                 out.println("  jtune demo [--size N]          list the devices and run a bf16 matmul on each backend");
                 out.println("  jtune help [COMMAND]           the commands, or one command's usage");
                 return 0;

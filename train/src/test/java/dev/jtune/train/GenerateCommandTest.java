@@ -22,6 +22,7 @@ import java.util.List;
 import java.util.Set;
 
 import static dev.jtune.train.CliFixtures.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -55,7 +56,7 @@ class GenerateCommandTest {
     }
 
     @Test
-    void anAdapterOnACompactedBaseGeneratesWhatBasePlusAdapterGenerates(@TempDir Path tmp) throws IOException {
+    void anAdapterOnACompactedBaseGeneratesWhatTheMergedModelGenerates(@TempDir Path tmp) throws IOException {
         GemmaTokenizer tokenizer = GemmaTokenizer.bundled();
         Path runDir = tmp.resolve("jtune-output");
         Path base = CliFixtures.base(runDir.resolve("base_model"), CliFixtures.tiny(), DType.F32, 11);
@@ -89,6 +90,13 @@ class GenerateCommandTest {
         assertEquals(0, plain.rc(), plain.all());
         assertNotEquals(adapted.out(), plain.out(), "the adapter changes what the model says");
 
+        Path merged = tmp.resolve("merged");
+        Run merge = run("merge", "--adapter_path", runDir.toString(), "--output_dir", merged.toString(), "--device", "cpu");
+        assertEquals(0, merge.rc(), merge.all());
+        assertArrayEquals(Files.readAllBytes(base.resolve(CompactVocabulary.FILE)), Files.readAllBytes(merged.resolve(CompactVocabulary.FILE)));
+        Run fromMerged = run(generate("--model_path", merged.toString()));
+        assertEquals(0, fromMerged.rc(), fromMerged.all());
+        assertEquals(adapted.out(), fromMerged.out(), "greedy tokens of the merged model = base + adapter");
     }
 
     @Test

@@ -24,7 +24,7 @@ class HelpCommandsTest {
             helps("jtune help [COMMAND]", args.toArray(String[]::new));
         }
         Run r = run("help");
-        for (String command : List.of("generate", "demo", "jtune help train")) {
+        for (String command : List.of("generate", "merge", "demo", "jtune help train")) {
             assertTrue(r.out().contains(command), command);
         }
     }
@@ -34,7 +34,7 @@ class HelpCommandsTest {
         for (List<String> args : List.of(List.of("--help"), List.of("-h"), List.of("help", "train"))) {
             helps("--learning_rate", args.toArray(String[]::new));
         }
-        helps("jtune generate [--model_path DIR]", "--help"); // the other commands are listed after the flags
+        helps("jtune merge --adapter_path DIR --output_dir OUT", "--help"); // the other commands are listed after the flags
     }
 
     @Test
@@ -44,6 +44,9 @@ class HelpCommandsTest {
         helps("usage: jtune generate", "help", "generate");
         helps("usage: jtune generate", "generate", "--model_path", "x", "--help"); // anywhere on the line
         helps("--adapter_path DIR", "generate", "--help");
+        helps("usage: jtune merge", "merge", "--help");
+        helps("usage: jtune merge", "help", "merge");
+        helps("--output_dir OUT", "merge", "--adapter_path", "--help");
         helps("usage: jtune demo [--size N]", "demo", "--help");
         helps("usage: jtune demo [--size N]", "help", "demo");
     }
@@ -52,6 +55,6 @@ class HelpCommandsTest {
     void anUnknownCommandIsNamed() {
         Run r = run("help", "frobnicate");
         assertEquals(2, r.rc());
-        assertTrue(r.err().contains("'frobnicate'") && r.err().contains("generate, demo"), r.all());
+        assertTrue(r.err().contains("'frobnicate'") && r.err().contains("generate, merge"), r.all());
     }
 }
