@@ -14,9 +14,13 @@ import java.util.TreeMap;
 /**
  * For the embedded default on the cpu only: the token ids a dataset uses, renumbered 0..n-1 (the pad id first),
  * so a demo model needs an n-row embedding instead of 262,144 rows. Written beside the model as
- * {@code compact_vocabulary.json} (new id -> Gemma 3 id).
+ * {@code compact_vocabulary.json} (a JSON array: compact id -> Gemma 3 id); {@code generate} reads it back to map
+ * a prompt's Gemma 3 ids to the model's and the model's back before decoding.
  */
 final class CompactVocabulary {
+    /** The file's name beside a model. */
+    static final String FILE = "compact_vocabulary.json";
+
     private final TreeMap<Integer, Integer> toCompact;
     private final int[] toGemma;
 
@@ -36,6 +40,52 @@ final class CompactVocabulary {
         int[] back = new int[map.size()];
         map.forEach((gemma, compact) -> back[compact] = gemma);
         return new CompactVocabulary(map, back);
+    }
+
+    /** Reads {@code file} as {@link #write} writes it; a malformed file is an error naming it and the problem. */
+    static CompactVocabulary read(Path file) {
+        int[] back;
+        try {
+            back = new ObjectMapper().readValue(file.toFile(), int[].class);
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading the compact vocabulary " + file, e);
+        }
+        if (back == null || back.length == 0) {
+            throw new IllegalArgumentException(file + ": expected a non-empty JSON array of Gemma 3 token ids (compact id -> Gemma 3 id)");
+        }
+        TreeMap<Integer, Integer> map = new TreeMap<>();
+        for (int i = 0; i < back.length; i++) {
+            if (back[i] < 0) {
+                throw new IllegalArgumentException(file + ": entry " + i + " is " + back[i] + ", a token id must not be negative");
+            }
+            Integer before = map.put(back[i], i);
+            if (before != null) {
+                throw new IllegalArgumentException(file + ": Gemma 3 id " + back[i] + " appears twice (entries " + before + " and " + i + ")");
+            }
+        }
+        return new CompactVocabulary(map, back);
+    }
+
+    /** Whether Gemma 3's token {@code gemmaId} has a compact id. */
+    boolean contains(int gemmaId) {
+        return toCompact.containsKey(gemmaId);
+    }
+
+    /** The compact id of Gemma 3's token {@code gemmaId}; an id outside the vocabulary is an error. */
+    int toCompact(int gemmaId) {
+        Integer id = toCompact.get(gemmaId);
+        if (id == null) {
+            throw new IllegalArgumentException("token id " + gemmaId + " is not in the compact vocabulary (" + size() + " tokens)");
+        }
+        return id;
+    }
+
+    /** The Gemma 3 id of compact id {@code compactId}. */
+    int toGemma(int compactId) {
+        if (compactId < 0 || compactId >= toGemma.length) {
+            throw new IllegalArgumentException("compact id " + compactId + " is outside the compact vocabulary (0.." + (toGemma.length - 1) + ")");
+        }
+        return toGemma[compactId];
     }
 
     int size() {

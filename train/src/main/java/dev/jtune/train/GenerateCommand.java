@@ -6,6 +6,7 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
 import dev.jtune.gemma.generate.Generator;
 import dev.jtune.gemma.generate.SamplingOptions;
+import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
@@ -14,19 +15,55 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * {@code jtune generate --model_path DIR --prompt TEXT}: loads a checkpoint (and its tokenizer.json, or the
  * bundled Gemma 3 tokenizer) and streams the generated text as tokens come. {@code --chat} wraps the prompt in
- * the Gemma 3 chat template as a user turn and asks for the model's turn.
+ * the Gemma 3 chat template as a user turn and asks for the model's turn. {@code --adapter_path} applies a peft
+ * LoRA adapter on top (fp32, peft's semantics); without {@code --model_path} its base is the adapter's
+ * {@code base_model_name_or_path} when that is a local directory. A model directory with
+ * {@code compact_vocabulary.json} (the embedded default's cpu model) takes the prompt's ids mapped from Gemma 3's
+ * and gives back ids mapped to them before decoding.
  */
 final class GenerateCommand {
+    static final String USAGE = """
+            usage: jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] [--max_new_tokens N]
+                                  [--temperature T] [--top_k K] [--top_p P] [--seed S] [--device D]
+
+            Generates text from a Gemma 3 checkpoint directory, streaming it as tokens come (status lines go to stderr).
+              --model_path DIR      the model: config.json + safetensors (an HF checkpoint, jtune's merged output or
+                                    full fine-tuning output); with --adapter_path, the adapter's base. May be left out
+                                    with --adapter_path when adapter_config.json's base_model_name_or_path is a local
+                                    directory (as for ./jtune's jtune-output/)
+              --adapter_path DIR    a peft LoRA adapter (adapter_config.json + adapter_model.safetensors, e.g. what
+                                    training with --lora_enable wrote) applied on top of the model, unmerged
+              --prompt TEXT         the prompt (required)
+              --chat                wrap the prompt as a user turn of Gemma 3's chat template, ask for the model's turn
+              --max_new_tokens N    at most N new tokens (default 128); generation also stops at <eos>/<end_of_turn>
+              --temperature T       0 is greedy (default 0)
+              --top_k K             sample among the K most likely tokens (default 0: all)
+              --top_p P             sample from the smallest set whose probability reaches P (default 1: all)
+              --seed S              the sampling seed (default 0)
+              --device D            auto, cpu, cuda or cuda:N (default auto: the first GPU, else the cpu)
+
+            The tokenizer is the model directory's tokenizer.json, else Gemma 3's (bundled). A model directory with
+            compact_vocabulary.json (./jtune's cpu model) has the prompt's ids mapped into its vocabulary and its
+            output mapped back; prompt tokens outside it are left out, with a warning.
+            """;
+
     private GenerateCommand() {
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
+        if (Main.wantsHelp(args)) {
+            out.print(USAGE);
+            return 0;
+        }
         Path model = null;
+        Path adapter = null;
         String prompt = null;
         int maxNew = 128;
         double temperature = 0;
@@ -41,14 +78,19 @@ final class GenerateCommand {
                 chat = true;
                 continue;
             }
+            if (!a.startsWith("--")) {
+                err.println("jtune generate: unexpected argument '" + a + "' (flags are --name value; jtune generate --help)");
+                return 2;
+            }
             if (i + 1 >= args.length) {
-                err.println("jtune generate: " + a + " needs a value");
+                err.println("jtune generate: " + a + " needs a value (jtune generate --help)");
                 return 2;
             }
             String v = args[++i];
             try {
                 switch (a) {
                     case "--model_path" -> model = Path.of(v);
+                    case "--adapter_path" -> adapter = Path.of(v);
                     case "--prompt" -> prompt = v;
                     case "--max_new_tokens" -> maxNew = Integer.parseInt(v);
                     case "--temperature" -> temperature = Double.parseDouble(v);
@@ -57,7 +99,7 @@ final class GenerateCommand {
                     case "--seed" -> seed = Long.parseLong(v);
                     case "--device" -> device = v;
                     default -> {
-                        err.println("jtune generate: unknown flag " + a);
+                        err.println("jtune generate: unknown flag " + a + " (jtune generate --help)");
                         return 2;
                     }
                 }
@@ -66,9 +108,32 @@ final class GenerateCommand {
                 return 2;
             }
         }
-        if (model == null || prompt == null) {
-            err.println("jtune generate: --model_path and --prompt are required");
+        if (prompt == null || (model == null && adapter == null)) {
+            err.println("jtune generate: " + (prompt == null ? "--prompt" : "--model_path") + " is required (jtune generate --help)");
             return 2;
+        }
+        SamplingOptions sampling;
+        try {
+            sampling = new SamplingOptions(maxNew, temperature, topK, topP, seed);
+        } catch (IllegalArgumentException e) {
+            err.println("jtune generate: " + e.getMessage());
+            return 2;
+        }
+        if (adapter != null) {
+            String problem = AdapterDir.problem(adapter);
+            if (problem != null) {
+                err.println("jtune generate: " + problem);
+                return 1;
+            }
+            if (model == null) {
+                var base = AdapterDir.localBase(adapter);
+                if (base.isEmpty()) {
+                    err.println("jtune generate: --model_path is required: " + AdapterDir.noLocalBase(adapter));
+                    return 2;
+                }
+                model = base.get();
+                err.println("jtune generate: base model " + model.toAbsolutePath() + " (the adapter's base_model_name_or_path)");
+            }
         }
         if (!Files.isRegularFile(model.resolve("config.json"))) {
             err.println("jtune generate: no config.json in " + model.toAbsolutePath());
@@ -80,12 +145,31 @@ final class GenerateCommand {
         int[] ids = chat
                 ? new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", prompt)), true).ids()
                 : tokenizer.encode(prompt, true);
+        Path compactFile = model.resolve(CompactVocabulary.FILE);
+        CompactVocabulary compact = Files.isRegularFile(compactFile) ? CompactVocabulary.read(compactFile) : null;
+        if (compact != null) {
+            ids = toCompact(ids, compact, compactFile, tokenizer, err);
+        }
         try (Scope s = Scope.open("generate", MemoryCategory.WEIGHTS)) {
             Gemma3Model m = Gemma3Model.load(model, d, d.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32);
+            int vocab = m.config().vocabSize();
+            for (int id : ids) {
+                if (id >= vocab) {
+                    throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
+                            + " but the model in " + model.toAbsolutePath() + " has a vocabulary of " + vocab
+                            + ": they do not belong together (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
+                }
+            }
+            if (adapter != null) {
+                PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, m, model);
+                err.println("jtune generate: LoRA adapter " + adapter.toAbsolutePath() + " (" + loaded.adapters().size() + " modules, r "
+                        + loaded.config().rank() + ") on " + model.toAbsolutePath());
+            }
+            Generator generator = compact == null ? Generator.forModel(m) : new Generator(m, stopIds(m, compact));
             List<Integer> generated = new ArrayList<>();
             String[] shown = {""};
-            Generator.forModel(m).generate(ids, new SamplingOptions(maxNew, temperature, topK, topP, seed), t -> {
-                generated.add(t);
+            generator.generate(ids, sampling, t -> {
+                generated.add(compact == null ? t : compact.toGemma(t));
                 String text = tokenizer.decode(generated.stream().mapToInt(Integer::intValue).toArray(), true);
                 if (text.startsWith(shown[0])) { // print only what is new (a byte-fallback character may need several tokens)
                     out.print(text.substring(shown[0].length()));
@@ -96,5 +180,39 @@ final class GenerateCommand {
             out.println();
         }
         return 0;
+    }
+
+    /** The prompt in the compact vocabulary; tokens it lacks are left out, with a warning naming them. */
+    private static int[] toCompact(int[] ids, CompactVocabulary compact, Path file, GemmaTokenizer tokenizer, PrintStream err) {
+        List<Integer> kept = new ArrayList<>();
+        List<String> dropped = new ArrayList<>();
+        for (int id : ids) {
+            if (compact.contains(id)) {
+                kept.add(compact.toCompact(id));
+            } else {
+                dropped.add("'" + tokenizer.decode(new int[] {id}, false) + "'");
+            }
+        }
+        if (!dropped.isEmpty()) {
+            err.println("jtune generate: warning: " + dropped.size() + " prompt token(s) are not in the model's compacted vocabulary ("
+                    + file.toAbsolutePath() + ", " + compact.size() + " tokens) and are left out: " + String.join(", ", dropped));
+        }
+        if (kept.isEmpty()) {
+            throw new IllegalArgumentException("no token of the prompt is in the model's compacted vocabulary (" + file.toAbsolutePath() + ")");
+        }
+        return kept.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** Gemma 3's stop tokens (the config's eos ids and <end_of_turn>, 106) that the compact vocabulary has, as its ids. */
+    private static Set<Integer> stopIds(Gemma3Model m, CompactVocabulary compact) {
+        Set<Integer> stops = new HashSet<>();
+        Set<Integer> gemma = new HashSet<>(m.config().eosTokenIds());
+        gemma.add(106);
+        for (int id : gemma) {
+            if (compact.contains(id)) {
+                stops.add(compact.toCompact(id));
+            }
+        }
+        return stops;
     }
 }

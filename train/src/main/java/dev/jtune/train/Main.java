@@ -1,5 +1,8 @@
 package dev.jtune.train;
 
+import dev.jtune.cuda.CudaException;
+import dev.jtune.cuda.CudaLibraryNotFoundException;
+import dev.jtune.cuda.CudaSymbolNotFoundException;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.EngineException;
@@ -9,6 +12,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.KernelCompileException;
 import dev.jtune.gemma.config.ConfigException;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.tokenizer.TokenizerException;
@@ -24,12 +28,34 @@ import java.util.Locale;
 
 /**
  * jtune's command line: with no arguments the embedded default run; {@code demo} lists devices and runs a matmul
- * on each backend; {@code generate} samples text from a checkpoint; otherwise HF TrainingArguments-style flags
- * train (see {@code --help}).
+ * on each backend; {@code generate} samples text from a checkpoint (optionally with a peft adapter); {@code merge}
+ * folds an adapter into its base; {@code help} explains them; otherwise HF TrainingArguments-style flags train
+ * (see {@code --help}).
  */
 public final class Main {
     private Main() {
     }
+
+    static final String DEMO_USAGE = """
+            usage: jtune demo [--size N]
+
+            Lists the devices (the cpu, and each GPU jtune can use, or why none) and runs a bf16 matmul of N x N
+            matrices (default 512) on each backend, with its time and its difference to the cpu's result.
+            """;
+
+    /** The overview {@code jtune help} prints. */
+    static final String OVERVIEW = """
+            usage: jtune [COMMAND] [ARGS...]
+
+            Commands:
+              jtune                          the embedded default: QLoRA on a small random Gemma 3 over bundled
+                                             conversations, written to jtune-output/
+              jtune --FLAG VALUE...          train: HF TrainingArguments-style flags (jtune help train lists them)
+              jtune generate ...             generate text from a model, optionally with a peft adapter on top
+              jtune merge ...                fold a peft adapter into its base model and write an HF checkpoint
+              jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
+              jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
+            """;
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -42,19 +68,79 @@ public final class Main {
                 TrainCommand.runDefault(Path.of("jtune-output"), out);
                 return 0;
             }
+            String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
-                case "demo" -> demo(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
-                case "generate" -> GenerateCommand.run(java.util.Arrays.copyOfRange(args, 1, args.length), out, err);
+                case "help" -> help(rest, out, err);
+                case "demo" -> demo(rest, out, err);
+                case "generate" -> GenerateCommand.run(rest, out, err);
+                case "merge" -> MergeCommand.run(rest, out, err);
                 default -> train(args, out, err);
             };
-        } catch (ArgsException e) {
-            err.println("jtune: " + e.getMessage());
-            return 2;
-        } catch (EngineException | DataException | ConfigException | SafeTensorsException | TokenizerException
-                 | dev.jtune.train.loop.RunException | java.io.UncheckedIOException | IllegalArgumentException e) {
-            err.println("jtune: " + e.getMessage());
-            return 1;
+        } catch (RuntimeException e) {
+            return failure(e, err);
         }
+    }
+
+    /**
+     * A failure the user can act on is printed as one line, {@code jtune: message: cause: ...} ({@link ErrorChain}),
+     * and gives the exit status (2 bad arguments, 1 otherwise); anything else is a bug and is rethrown with its
+     * stack trace.
+     */
+    static int failure(RuntimeException e, PrintStream err) {
+        boolean reported = switch (e) {
+            case ArgsException a -> true;
+            case EngineException x -> true; // shapes, dtypes, devices, out of memory
+            case CudaException x -> true; // a CUDA driver, NVRTC or cuBLAS(Lt) call failed
+            case CudaLibraryNotFoundException x -> true;
+            case CudaSymbolNotFoundException x -> true;
+            case KernelCompileException x -> true;
+            case DataException x -> true;
+            case ConfigException x -> true;
+            case SafeTensorsException x -> true;
+            case TokenizerException x -> true;
+            case dev.jtune.train.loop.RunException x -> true; // an output directory, checkpoint or diverged run
+            case java.io.UncheckedIOException x -> true;
+            case IllegalArgumentException x -> true;
+            default -> false;
+        };
+        if (!reported) {
+            throw e;
+        }
+        err.println("jtune: " + ErrorChain.describe(e));
+        return e instanceof ArgsException ? 2 : 1;
+    }
+
+    /** {@code jtune help [COMMAND]}. */
+    private static int help(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || wantsHelp(args) || args[0].equals("help")) {
+            out.print(OVERVIEW);
+            return 0;
+        }
+        if (args.length > 1) {
+            err.println("jtune help: one command at a time (jtune help COMMAND)");
+            return 2;
+        }
+        switch (args[0]) {
+            case "train" -> out.print(CommandLine.help());
+            case "generate" -> out.print(GenerateCommand.USAGE);
+            case "merge" -> out.print(MergeCommand.USAGE);
+            case "demo" -> out.print(DEMO_USAGE);
+            default -> {
+                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, generate, merge, demo, help)");
+                return 2;
+            }
+        }
+        return 0;
+    }
+
+    /** Whether {@code args} asks for a command's usage. */
+    static boolean wantsHelp(String[] args) {
+        for (String a : args) {
+            if (a.equals("--help") || a.equals("-h")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static int train(String[] args, PrintStream out, PrintStream err) {
@@ -62,11 +148,14 @@ public final class Main {
             case CommandLine.Help h -> {
                 out.print(h.text());
                 out.println();
-                out.println("Other commands:");
+                out.println("Other commands (jtune help COMMAND, or jtune COMMAND --help, for each one's usage):");
                 out.println("  jtune                          the embedded default: train a small random Gemma 3 on bundled conversations");
+                out.println("  jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] ...");
+                out.println("                                 generate text, streaming tokens (a peft adapter applied on top)");
+                out.println("  jtune merge --adapter_path DIR --output_dir OUT [--model_path BASE] [--device D]");
+                out.println("                                 fold a peft adapter into its base, write an HF checkpoint");
                 out.println("  jtune demo [--size N]          list the devices and run a bf16 matmul on each backend");
-                out.println("  jtune generate --model_path DIR --prompt TEXT [--max_new_tokens N] [--temperature T] [--top_k K]");
-                out.println("                 [--top_p P] [--seed S] [--device D] [--chat]   generate text, streaming tokens");
+                out.println("  jtune help [COMMAND]           the commands, or one command's usage");
                 return 0;
             }
             case CommandLine.Train t -> {
@@ -78,6 +167,10 @@ public final class Main {
     }
 
     private static int demo(String[] args, PrintStream out, PrintStream err) {
+        if (wantsHelp(args)) {
+            out.print(DEMO_USAGE);
+            return 0;
+        }
         int size = 512;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--size") && i + 1 < args.length) {

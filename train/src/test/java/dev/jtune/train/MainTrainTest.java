@@ -105,17 +105,45 @@ class MainTrainTest {
         assertTrue(err.toString(StandardCharsets.UTF_8).contains("--optim sgd"), err.toString(StandardCharsets.UTF_8));
     }
 
+    /**
+     * The README's newcomer path: the embedded default run (twice: the second does nothing), then generate with its
+     * adapter, merge it into the base it wrote, and generate with the merged model: the same greedy text.
+     */
     @Test
-    void theEmbeddedDefaultTrainsAndWritesItsOutputDirectory(@TempDir Path tmp) throws IOException {
-        TrainCommand.runDefault(tmp, new PrintStream(out, true, StandardCharsets.UTF_8));
-        for (String f : List.of(PeftAdapter.CONFIG_FILE, PeftAdapter.WEIGHTS_FILE, "metrics.jsonl", "report.html")) {
-            assertTrue(Files.exists(tmp.resolve(f)), f + " in " + tmp);
+    void theNewcomersPathTrainsThenGeneratesAndMerges(@TempDir Path tmp) throws IOException {
+        Path output = tmp.resolve("jtune-output");
+        TrainCommand.runDefault(output, new PrintStream(out, true, StandardCharsets.UTF_8));
+        for (String f : List.of(PeftAdapter.CONFIG_FILE, PeftAdapter.WEIGHTS_FILE, "metrics.jsonl", "report.html", "checkpoint-60",
+                "base_model/config.json", "base_model/model.safetensors")) {
+            assertTrue(Files.exists(output.resolve(f)), f + " in " + output);
         }
-        List<String> lines = Files.readAllLines(tmp.resolve("metrics.jsonl"));
+        List<String> lines = Files.readAllLines(output.resolve("metrics.jsonl"));
         ObjectMapper json = new ObjectMapper();
         double first = json.readTree(lines.get(0)).get("loss").asDouble();
         double last = json.readTree(lines.get(lines.size() - 1)).get("loss").asDouble();
         assertTrue(last < 0.6 * first, "the loss falls: " + first + " -> " + last);
+
+        out.reset();
+        TrainCommand.runDefault(output, new PrintStream(out, true, StandardCharsets.UTF_8));
+        assertTrue(out.toString(StandardCharsets.UTF_8).contains("already holds the embedded default's finished run"), out.toString(StandardCharsets.UTF_8));
+        assertEquals(lines, Files.readAllLines(output.resolve("metrics.jsonl")), "run twice, nothing is added");
+
+        String prompt = "What is the capital of France?";
+        out.reset();
+        assertEquals(0, run("generate", "--adapter_path", output.toString(), "--prompt", prompt, "--chat", "--max_new_tokens", "12"),
+                err.toString(StandardCharsets.UTF_8));
+        String withAdapter = out.toString(StandardCharsets.UTF_8);
+        Path merged = tmp.resolve("merged");
+        assertEquals(0, run("merge", "--model_path", output.resolve("base_model").toString(), "--adapter_path", output.toString(),
+                "--output_dir", merged.toString()), err.toString(StandardCharsets.UTF_8));
+        assertTrue(Files.exists(merged.resolve("compact_vocabulary.json")), "the compact vocabulary travels with the merged model");
+        out.reset();
+        assertEquals(0, run("generate", "--model_path", merged.toString(), "--prompt", prompt, "--chat", "--max_new_tokens", "12"),
+                err.toString(StandardCharsets.UTF_8));
+        String fromMerged = out.toString(StandardCharsets.UTF_8);
+        assertTrue(!withAdapter.isBlank(), "generated text");
+        assertEquals(withAdapter, fromMerged, "the merged model generates what base + adapter generate");
+        System.out.println("newcomer path: generate with the adapter and with the merged model both gave: " + withAdapter.strip());
     }
 
     @Test

@@ -134,7 +134,8 @@ public record Gemma3Config(
         if (attnLogitSoftcapping != null) {
             positive("attn_logit_softcapping", attnLogitSoftcapping);
         }
-        if (layerTypes == null || layerTypes.size() != numHiddenLayers || layerTypes.contains(null)) {
+        if (layerTypes == null || layerTypes.size() != numHiddenLayers
+                || layerTypes.stream().anyMatch(java.util.Objects::isNull)) { // List.of(...).contains(null) throws
             throw new ConfigException(null, "layer_types", "expected one entry per layer (" + numHiddenLayers + "), found "
                     + (layerTypes == null ? "none" : layerTypes.size() + ": " + layerTypes));
         }
@@ -658,6 +659,29 @@ public record Gemma3Config(
     /** Query heads per key/value head. */
     public int queryGroups() {
         return numAttentionHeads / numKeyValueHeads;
+    }
+
+    /**
+     * This configuration with {@code dtype} as its checkpoint dtype ({@link #torchDtype}, written as config.json's
+     * {@code dtype}): a checkpoint's config must name the dtype of the tensors written beside it.
+     */
+    public Gemma3Config withWeightDType(DType dtype) {
+        return new Gemma3Config(modelType, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, queryPreAttnScalar, rmsNormEps, slidingWindow, layerTypes, ropeThetaGlobal,
+                ropeThetaLocal, ropeScalingFactor, ropeScalingFactorLocal, finalLogitSoftcapping, attnLogitSoftcapping,
+                maxPositionEmbeddings, tieWordEmbeddings, bosTokenId, eosTokenIds, padTokenId, hiddenActivation,
+                hfDTypeName(dtype), attentionBias, useBidirectionalAttention);
+    }
+
+    /** torch's name of a weight dtype, as config.json writes it: "bfloat16", "float32", "float16", "float64". */
+    public static String hfDTypeName(DType dtype) {
+        return switch (dtype) {
+            case BF16 -> "bfloat16";
+            case F32 -> "float32";
+            case F16 -> "float16";
+            case F64 -> "float64";
+            default -> throw new IllegalArgumentException("a checkpoint's weights are floating point, not " + dtype);
+        };
     }
 
     /** The engine dtype named by {@link #torchDtype} ("bfloat16", "float32", "float16", "float64"), if any. */

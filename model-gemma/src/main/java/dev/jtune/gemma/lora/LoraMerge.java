@@ -46,7 +46,10 @@ public final class LoraMerge {
         }
     }
 
-    /** Writes {@code model} (merged or not) as an HF checkpoint directory, atomically per file. */
+    /**
+     * Writes {@code model} (merged or not) as an HF checkpoint directory, atomically per file: every tensor in the
+     * model's dtype (NF4 modules dequantized to it), and config.json's {@code dtype} naming that dtype.
+     */
     public static void export(Gemma3Model model, Path dir, long maxShardBytes) {
         try (Scope dense = Scope.open("export")) { // NF4 modules' dequantized copies live only while writing
             Files.createDirectories(dir);
@@ -57,7 +60,8 @@ public final class LoraMerge {
                 writer.add(name, model.linearWeight(module));
             }
             writer.writeSharded(dir, maxShardBytes);
-            AtomicFiles.writeString(dir.resolve("config.json"), model.config().toHfJson());
+            // the config names the dtype of the tensors written (the model's), not the one its source config named
+            AtomicFiles.writeString(dir.resolve("config.json"), model.config().withWeightDType(model.dtype()).toHfJson());
         } catch (IOException e) {
             throw new UncheckedIOException("exporting the model to " + dir, e);
         }

@@ -137,10 +137,19 @@ public final class PeftAdapter {
         } else {
             tm.forEach(n -> targets.add(n.asText()));
         }
-        LoraConfig config = new LoraConfig(r, alpha, c.path("lora_dropout").asDouble(0), targets, List.of(), -1);
+        LoraConfig config;
+        try {
+            config = new LoraConfig(r, alpha, c.path("lora_dropout").asDouble(0), targets, List.of(), -1);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(configFile + ": " + e.getMessage(), e);
+        }
+        if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
+            checkTargets(configFile, config, model);
+        }
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
              Scope.Entered cat = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            checkNames(file, model);
             for (String module : model.linearModules()) {
                 String ka = key(module, true);
                 if (!file.contains(ka)) {
@@ -158,5 +167,55 @@ public final class PeftAdapter {
         }
         Lora.attach(model, adapters);
         return new Loaded(config, adapters);
+    }
+
+    /** Every target module must name a linear module of this model (peft refuses targets it does not find, too). */
+    private static void checkTargets(Path configFile, LoraConfig config, Gemma3Model model) {
+        List<String> modules = model.linearModules();
+        List<String> missing = new ArrayList<>();
+        for (String t : config.targetModules()) {
+            LoraConfig one = new LoraConfig(config.rank(), config.alpha(), 0, List.of(t), List.of(), -1);
+            if (modules.stream().noneMatch(one::matches)) {
+                missing.add(t);
+            }
+        }
+        if (!missing.isEmpty()) {
+            throw new IllegalArgumentException(configFile + ": target_modules " + missing + " match no linear module of the base model ("
+                    + modules.size() + " modules named " + shortNames(modules) + "): the adapter was made for another model");
+        }
+    }
+
+    /**
+     * Every tensor of the file must be the A or B weight of a linear module of this model, each with its pair: an
+     * adapter for more layers, other modules or with full weights (modules_to_save) cannot be applied faithfully.
+     */
+    private static void checkNames(SafeTensorsFile file, Gemma3Model model) {
+        java.util.Set<String> modules = new java.util.HashSet<>(model.linearModules());
+        List<String> foreign = new ArrayList<>();
+        for (String name : file.names()) {
+            String module = null;
+            for (String suffix : new String[] {".lora_A.weight", ".lora_B.weight"}) {
+                if (name.startsWith(PREFIX) && name.endsWith(suffix)) {
+                    module = name.substring(PREFIX.length(), name.length() - suffix.length());
+                }
+            }
+            if (module == null || !modules.contains(module)) {
+                foreign.add(name);
+            } else if (!file.contains(key(module, true)) || !file.contains(key(module, false))) {
+                throw new IllegalArgumentException(file.path() + ": " + name + " has no " + (name.endsWith(".lora_A.weight") ? "lora_B" : "lora_A")
+                        + " partner");
+            }
+        }
+        if (!foreign.isEmpty()) {
+            throw new IllegalArgumentException(file.path() + ": " + foreign.size() + " tensor(s) are not LoRA weights of a linear module of the base model ("
+                    + model.layers().size() + " layers; modules named " + shortNames(model.linearModules()) + "), e.g. "
+                    + foreign.subList(0, Math.min(3, foreign.size())) + ": the adapter was made for another model");
+        }
+    }
+
+    private static TreeSet<String> shortNames(List<String> modules) {
+        TreeSet<String> names = new TreeSet<>();
+        modules.forEach(m -> names.add(m.substring(m.lastIndexOf('.') + 1)));
+        return names;
     }
 }

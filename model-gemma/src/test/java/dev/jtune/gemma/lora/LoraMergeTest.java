@@ -62,4 +62,30 @@ class LoraMergeTest {
             assertEquals(0.0, maxRelative(logits(reloaded, ids), merged), "the exported checkpoint loads back bit for bit");
         }
     }
+
+    /** config.json must name the dtype of the tensors beside it (the fixture's config says bfloat16; HF loads by it). */
+    @Test
+    void theExportedConfigNamesTheDtypeOfTheTensorsWritten(@TempDir Path tmp) throws Exception {
+        Gemma3Config config = Gemma3Config.read(LoraGoldenTest.fixture("gemma3-tiny"));
+        assertEquals("bfloat16", config.torchDtype(), "the fixture's own config");
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            Path dir = tmp.resolve(dtype.toString());
+            try (Scope scope = Scope.open("export")) {
+                Gemma3Model model = Gemma3Model.random(config, Device.CPU, dtype, 5);
+                model.quantizeLinearWeights(false); // NF4 modules are written dequantized, in the model's dtype too
+                LoraMerge.export(model, dir, LoraMerge.DEFAULT_SHARD_BYTES);
+            }
+            String json = Files.readString(dir.resolve("config.json"));
+            String expected = dtype == DType.F32 ? "float32" : "bfloat16";
+            assertEquals(expected, new com.fasterxml.jackson.databind.ObjectMapper().readTree(json).path("dtype").asText(), json);
+            assertFalse(json.contains("torch_dtype"), "one dtype field (transformers 5's), no contradicting older one");
+            assertEquals(dtype, Gemma3Config.read(dir).weightDType().orElseThrow());
+            try (SafeTensorsModel files = SafeTensorsModel.open(dir)) {
+                for (String name : files.names()) {
+                    assertEquals(dtype, files.info(name).dtype(), name);
+                }
+                assertEquals(Gemma3Model.parameterShapes(config).keySet(), new java.util.HashSet<>(files.names()), "every tensor, once");
+            }
+        }
+    }
 }

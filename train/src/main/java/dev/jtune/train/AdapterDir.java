@@ -1,0 +1,86 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.engine.DType;
+import dev.jtune.gemma.lora.PeftAdapter;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsException;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/** A peft adapter directory as {@code generate} and {@code merge} use it: its files, its base model, applying it. */
+final class AdapterDir {
+    private AdapterDir() {
+    }
+
+    /** What is missing for {@code dir} to be a peft adapter directory, or null when nothing is. */
+    static String problem(Path dir) {
+        Path abs = dir.toAbsolutePath();
+        if (!Files.isDirectory(dir)) {
+            return "--adapter_path " + abs + " is not a directory (expected a peft adapter: "
+                    + PeftAdapter.CONFIG_FILE + " + " + PeftAdapter.WEIGHTS_FILE + ")";
+        }
+        for (String f : new String[] {PeftAdapter.CONFIG_FILE, PeftAdapter.WEIGHTS_FILE}) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                return "no " + f + " in " + abs + " (--adapter_path must be a peft adapter directory: "
+                        + PeftAdapter.CONFIG_FILE + " + " + PeftAdapter.WEIGHTS_FILE + ")";
+            }
+        }
+        return null;
+    }
+
+    /** adapter_config.json's {@code base_model_name_or_path}, or empty when it has none. */
+    static Optional<String> baseName(Path dir) {
+        Path file = dir.resolve(PeftAdapter.CONFIG_FILE);
+        try {
+            JsonNode base = new ObjectMapper().readTree(file.toFile()).path("base_model_name_or_path");
+            return base.isTextual() && !base.asText().isBlank() ? Optional.of(base.asText()) : Optional.empty();
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading " + file.toAbsolutePath(), e);
+        }
+    }
+
+    /**
+     * The adapter's base as a local model directory (one holding config.json): {@code base_model_name_or_path} as
+     * given (absolute, or relative to the working directory), else relative to the adapter directory.
+     */
+    static Optional<Path> localBase(Path dir) {
+        return baseName(dir).flatMap(name -> {
+            try {
+                Path p = Path.of(name);
+                for (Path candidate : p.isAbsolute() ? new Path[] {p} : new Path[] {p, dir.resolve(p)}) {
+                    if (Files.isRegularFile(candidate.resolve("config.json"))) {
+                        return Optional.of(candidate);
+                    }
+                }
+            } catch (java.nio.file.InvalidPathException e) {
+                // a hub id with characters no path may have: not a local directory
+            }
+            return Optional.empty();
+        });
+    }
+
+    /** Why {@code --model_path} cannot be left out for this adapter (for the usage error). */
+    static String noLocalBase(Path dir) {
+        return baseName(dir).map(n -> "the adapter's base_model_name_or_path ('" + n + "') is not a local model directory")
+                .orElse("the adapter's " + PeftAdapter.CONFIG_FILE + " names no base_model_name_or_path");
+    }
+
+    /**
+     * Loads the adapter onto {@code model} (fp32 weights and products: peft's semantics) and attaches it; an adapter
+     * that does not fit is an error naming both directories, with the mismatch as its cause.
+     */
+    static PeftAdapter.Loaded apply(Path dir, Gemma3Model model, Path modelDir) {
+        try {
+            return PeftAdapter.load(dir, model, DType.F32);
+        } catch (IllegalArgumentException | SafeTensorsException e) {
+            throw new IllegalArgumentException("the adapter in " + dir.toAbsolutePath() + " does not fit the model in "
+                    + modelDir.toAbsolutePath(), e);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
+
+import java.io.IOException;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Set;
+
+/**
+ * An error and its causes as one line, for the command line: {@code message: cause's message: its cause's...}.
+ * A cause whose text the line already contains is left out (wrappers often repeat it). A null or blank message
+ * reads as the exception's class name; an {@link IOException}'s message is prefixed with its class name, since it
+ * is often only a path ({@code NoSuchFileException: /x/y}); a JSON parse error reads as its message and position,
+ * on one line.
+ */
+final class ErrorChain {
+    private ErrorChain() {
+    }
+
+    /** {@code e}'s message followed by each cause's, separated by ": ". */
+    static String describe(Throwable e) {
+        StringBuilder line = new StringBuilder(text(e));
+        Set<Throwable> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        seen.add(e);
+        for (Throwable c = e.getCause(); c != null && seen.add(c); c = c.getCause()) {
+            String t = text(c);
+            if (!line.toString().contains(t)) {
+                line.append(": ").append(t);
+            }
+        }
+        return line.toString();
+    }
+
+    /** What one throwable says about itself. */
+    static String text(Throwable t) {
+        String name = t.getClass().getSimpleName().isEmpty() ? t.getClass().getName() : t.getClass().getSimpleName();
+        if (t instanceof JsonProcessingException j) {
+            JsonLocation at = j.getLocation();
+            String message = j.getOriginalMessage() == null ? "" : j.getOriginalMessage().strip();
+            return name + ": " + message + (at == null || at.getLineNr() < 0 ? ""
+                    : " (line " + at.getLineNr() + ", column " + at.getColumnNr() + ")");
+        }
+        String message = t.getMessage();
+        if (message == null || message.isBlank()) {
+            return name;
+        }
+        return t instanceof IOException ? name + ": " + message : message;
+    }
+}
