@@ -26,3 +26,14 @@ print(f"merged vs base + peft adapter: logits relative difference {((a - b).norm
 with torch.no_grad():
     out = merged.generate(ids[:, :8], max_new_tokens=8, do_sample=False)
 print(f"greedy continuation of the merged model in {merged.dtype}: {out[0, 8:].tolist()}")
+# the same comparison in bf16, as a GPU run generates: HF's own unmerged (base + peft) against merged greedy tokens
+if torch.cuda.is_available():
+    m16 = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.bfloat16).cuda().eval()
+    b16 = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.bfloat16), adapter_dir).cuda().eval()
+    x = ids[:, :8].cuda()
+    with torch.no_grad():
+        la, lb = m16(ids.cuda()).logits.double(), b16(ids.cuda()).logits.double()
+        ga = m16.generate(x, max_new_tokens=12, do_sample=False)[0, 8:].tolist()
+        gb = b16.generate(x, max_new_tokens=12, do_sample=False)[0, 8:].tolist()
+    print(f"bf16 on the GPU: merged vs base + peft logits relative difference {((la - lb).norm() / lb.norm()).item():.2e}; "
+          f"greedy merged {ga} vs base + peft {gb}: {'same' if ga == gb else 'different'}")
