@@ -1,15 +1,11 @@
 package dev.jtune.train.args;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
+import dev.jtune.train.loop.CheckpointStore;
+
 import java.nio.file.Path;
-import java.util.Comparator;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Stream;
 
 /**
  * {@code --resume_from_checkpoint}: where training continues from.
@@ -17,7 +13,8 @@ import java.util.stream.Stream;
  *   <li>{@code auto} (the default): the newest {@code checkpoint-N} in output_dir if there is one, unless
  *       {@code --overwrite_output_dir}; otherwise a fresh start;</li>
  *   <li>{@code true} or {@code latest}: the newest {@code checkpoint-N} in output_dir, which must exist;</li>
- *   <li>{@code false}: a fresh start even when output_dir has checkpoints;</li>
+ *   <li>{@code false}: a fresh start (the trainer refuses it where output_dir holds a run's checkpoints, unless
+ *       {@code --overwrite_output_dir}: {@code OutputDirectory.plan});</li>
  *   <li>a path: that checkpoint directory.</li>
  * </ul>
  */
@@ -27,8 +24,6 @@ public record Resume(Mode mode, Path path) {
     public static final Resume AUTO = new Resume(Mode.AUTO, null);
     public static final Resume LATEST = new Resume(Mode.LATEST, null);
     public static final Resume NEVER = new Resume(Mode.NEVER, null);
-
-    private static final Pattern CHECKPOINT = Pattern.compile("checkpoint-(\\d+)");
 
     public Resume {
         Objects.requireNonNull(mode, "mode");
@@ -84,27 +79,10 @@ public record Resume(Mode mode, Path path) {
 
     /** The checkpoint-N directory of outputDir with the largest N, if any. */
     public static Optional<Path> newestCheckpoint(Path outputDir) {
-        if (outputDir == null || !Files.isDirectory(outputDir)) {
+        if (outputDir == null) {
             return Optional.empty();
         }
-        try (Stream<Path> children = Files.list(outputDir)) {
-            return children.filter(Files::isDirectory)
-                    .filter(p -> CHECKPOINT.matcher(p.getFileName().toString()).matches())
-                    .max(Comparator.comparingLong(Resume::step));
-        } catch (IOException e) {
-            throw new UncheckedIOException("listing " + outputDir, e);
-        }
-    }
-
-    private static long step(Path checkpoint) {
-        Matcher m = CHECKPOINT.matcher(checkpoint.getFileName().toString());
-        if (!m.matches()) {
-            throw new IllegalStateException(checkpoint.toString());
-        }
-        try {
-            return Long.parseLong(m.group(1));
-        } catch (NumberFormatException e) {
-            return Long.MAX_VALUE; // absurdly many digits: still "newest"
-        }
+        List<Path> all = CheckpointStore.checkpoints(outputDir);
+        return all.isEmpty() ? Optional.empty() : Optional.of(all.getLast());
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.io.FileTrees;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
@@ -79,7 +80,7 @@ public final class CheckpointStore {
         Path target = outputDir.resolve("checkpoint-" + step);
         Path tmp = outputDir.resolve(TMP_PREFIX + step);
         try {
-            deleteTree(tmp);
+            FileTrees.deleteTree(tmp);
             Files.createDirectories(tmp);
             trainable.save(tmp);
             SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(optimizer.steps()));
@@ -88,11 +89,11 @@ public final class CheckpointStore {
             PauseHook.at("in-checkpoint", step);
             Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(toJson(state)));
             writeChecksums(tmp);
-            deleteTree(target);
+            FileTrees.deleteTree(target);
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             try {
-                deleteTree(tmp);
+                FileTrees.deleteTree(tmp);
             } catch (IOException ignored) {
                 // the original failure is what the user needs to see
             }
@@ -338,20 +339,9 @@ public final class CheckpointStore {
         List<Path> all = checkpoints();
         for (int i = 0; i < all.size() - limit; i++) {
             try {
-                deleteTree(all.get(i));
+                FileTrees.deleteTree(all.get(i));
             } catch (IOException e) {
                 throw new UncheckedIOException("removing old checkpoint " + all.get(i) + ": " + e.getMessage(), e);
-            }
-        }
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path x : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(x);
             }
         }
     }

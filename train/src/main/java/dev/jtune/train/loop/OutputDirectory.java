@@ -1,5 +1,7 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.engine.io.FileTrees;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -59,21 +61,12 @@ public final class OutputDirectory {
             throw new RunException("--output_dir " + outputDir + " is an existing file, not a directory: name a directory");
         }
         if (modelDir != null) {
-            Path out = real(outputDir);
-            Path model = real(modelDir);
+            Path out = FileTrees.resolved(outputDir);
+            Path model = FileTrees.resolved(modelDir);
             if (model.startsWith(out)) {
                 throw new RunException("--output_dir " + outputDir + (model.equals(out) ? " is" : " contains") + " --model_path " + modelDir
                         + ": checkpoints and --overwrite_output_dir would mix with or remove the model; choose another --output_dir");
             }
-        }
-    }
-
-    private static Path real(Path p) {
-        Path abs = p.toAbsolutePath().normalize();
-        try {
-            return Files.exists(abs) ? abs.toRealPath() : abs;
-        } catch (IOException e) {
-            return abs;
         }
     }
 
@@ -177,7 +170,7 @@ public final class OutputDirectory {
         Path trash = outputDir.resolve(TRASH);
         List<String> moved = new ArrayList<>();
         try {
-            CheckpointStore.deleteTree(trash);
+            FileTrees.deleteTree(trash);
             List<Path> ours;
             try (Stream<Path> s = Files.list(outputDir)) {
                 ours = s.filter(OutputDirectory::writtenByJtune).sorted().toList();
@@ -190,7 +183,7 @@ public final class OutputDirectory {
                 Files.move(p, trash.resolve(p.getFileName()), StandardCopyOption.ATOMIC_MOVE);
                 moved.add(p.getFileName().toString());
             }
-            CheckpointStore.deleteTree(trash);
+            FileTrees.deleteTree(trash);
         } catch (IOException e) {
             throw new UncheckedIOException("--overwrite_output_dir: removing the earlier run's files from " + outputDir + ": " + e.getMessage(), e);
         }
@@ -210,11 +203,5 @@ public final class OutputDirectory {
         } catch (IOException e) {
             throw new UncheckedIOException("creating --output_dir " + dir + ": " + e.getClass().getSimpleName() + " " + e.getMessage(), e);
         }
-    }
-
-    /** Whether the directory holds a checkpoint-N. */
-    public static Optional<Path> newestCheckpoint(Path outputDir) {
-        List<Path> all = CheckpointStore.checkpoints(outputDir);
-        return all.isEmpty() ? Optional.empty() : Optional.of(all.getLast());
     }
 }
