@@ -19,6 +19,7 @@ import dev.jtune.gemma.tokenizer.TokenizerException;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.CommandLine;
 import dev.jtune.train.data.DataException;
+import dev.jtune.train.report.ErrorChain;
 
 import java.nio.file.Path;
 

@@ -3,6 +3,7 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.cuda.CudaException;
 import dev.jtune.cuda.CudaLibrary;
+import dev.jtune.train.report.ErrorChain;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

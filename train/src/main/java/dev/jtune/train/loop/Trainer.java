@@ -14,6 +14,7 @@ import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.data.Example;
+import dev.jtune.train.report.ErrorChain;
 import dev.jtune.train.report.HtmlReport;
 import dev.jtune.train.report.MetricsLog;
 import dev.jtune.train.report.Progress;
@@ -201,19 +202,9 @@ public final class Trainer {
         try {
             return loop(start, stopAfter);
         } catch (RuntimeException | Error e) {
-            writeReport(Optional.of(describe(e)));
+            writeReport(Optional.of(ErrorChain.describe(e)));
             throw e;
         }
-    }
-
-    private static String describe(Throwable e) {
-        StringBuilder sb = new StringBuilder(e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage());
-        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
-            if (c.getMessage() != null && !sb.toString().contains(c.getMessage())) {
-                sb.append(": ").append(c.getMessage());
-            }
-        }
-        return sb.toString();
     }
 
     private List<StepRecord> loop(CheckpointStore.State start, long stopAfter) {
@@ -263,14 +254,15 @@ public final class Trainer {
                     throw diverged(done, nonFiniteInARow);
                 }
             }
-            CheckpointStore.State state = new CheckpointStore.State(new CheckpointStore.Position(done, micro), optimizer.steps(), config.seed(),
-                    tokensSoFar, r.elapsedSeconds(), skipped, total, info.identity(), history);
-            if (done == total) {
-                PauseHook.at("after-final");
-                finish(state);
-                return history();
-            }
-            if (finite && shouldAct(config.saveStrategy(), config.saveSteps(), done)) {
+            boolean last = done == total;
+            if (last || finite && shouldAct(config.saveStrategy(), config.saveSteps(), done)) {
+                CheckpointStore.State state = new CheckpointStore.State(new CheckpointStore.Position(done, micro), optimizer.steps(),
+                        config.seed(), tokensSoFar, r.elapsedSeconds(), skipped, total, info.identity(), history);
+                if (last) {
+                    PauseHook.at("after-final");
+                    finish(state);
+                    return history();
+                }
                 checkpoints.save(state, trainable, optimizer);
             }
             if (done >= stopAfter) {

@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.train.report;
 
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -13,14 +13,14 @@ import java.util.Set;
  * A cause whose text the line already contains is left out (wrappers often repeat it). A null or blank message
  * reads as the exception's class name; an {@link IOException}'s message is prefixed with its class name, since it
  * is often only a path ({@code NoSuchFileException: /x/y}); a JSON parse error reads as its message and position,
- * on one line.
+ * on one line. The command line prints it after {@code jtune: }; report.html shows it when a run stops on an error.
  */
-final class ErrorChain {
+public final class ErrorChain {
     private ErrorChain() {
     }
 
     /** {@code e}'s message followed by each cause's, separated by ": ". */
-    static String describe(Throwable e) {
+    public static String describe(Throwable e) {
         StringBuilder line = new StringBuilder(text(e));
         Set<Throwable> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         seen.add(e);
