@@ -8,6 +8,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 
 import java.io.IOException;
+import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -63,6 +64,33 @@ final class AdapterDir {
             }
             return Optional.empty();
         });
+    }
+
+    /** The base an adapter is used with, or, when there is none, the exit status of the error already printed. */
+    record Base(Path dir, int exitStatus) {
+    }
+
+    /**
+     * For {@code jtune COMMAND --adapter_path DIR [--model_path given]}: checks the adapter directory and picks its
+     * base, {@code given} or else the adapter's local base_model_name_or_path (said on {@code err}). A problem is
+     * printed as {@code jtune COMMAND: ...}: exit 1 for a broken adapter, 2 for a missing --model_path.
+     */
+    static Base base(Path dir, Path given, String command, PrintStream err) {
+        String problem = problem(dir);
+        if (problem != null) {
+            err.println("jtune " + command + ": " + problem);
+            return new Base(null, 1);
+        }
+        if (given != null) {
+            return new Base(given, 0);
+        }
+        Optional<Path> local = localBase(dir);
+        if (local.isEmpty()) {
+            err.println("jtune " + command + ": --model_path is required: " + noLocalBase(dir));
+            return new Base(null, 2);
+        }
+        err.println("jtune " + command + ": base model " + local.get().toAbsolutePath() + " (the adapter's base_model_name_or_path)");
+        return new Base(local.get(), 0);
     }
 
     /** Why {@code --model_path} cannot be left out for this adapter (for the usage error). */

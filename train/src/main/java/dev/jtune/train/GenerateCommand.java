@@ -120,20 +120,11 @@ final class GenerateCommand {
             return 2;
         }
         if (adapter != null) {
-            String problem = AdapterDir.problem(adapter);
-            if (problem != null) {
-                err.println("jtune generate: " + problem);
-                return 1;
+            AdapterDir.Base chosen = AdapterDir.base(adapter, model, "generate", err);
+            if (chosen.dir() == null) {
+                return chosen.exitStatus();
             }
-            if (model == null) {
-                var base = AdapterDir.localBase(adapter);
-                if (base.isEmpty()) {
-                    err.println("jtune generate: --model_path is required: " + AdapterDir.noLocalBase(adapter));
-                    return 2;
-                }
-                model = base.get();
-                err.println("jtune generate: base model " + model.toAbsolutePath() + " (the adapter's base_model_name_or_path)");
-            }
+            model = chosen.dir();
         }
         if (!Files.isRegularFile(model.resolve("config.json"))) {
             err.println("jtune generate: no config.json in " + model.toAbsolutePath());
@@ -152,14 +143,8 @@ final class GenerateCommand {
         }
         try (Scope s = Scope.open("generate", MemoryCategory.WEIGHTS)) {
             Gemma3Model m = Gemma3Model.load(model, d, d.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32);
-            int vocab = m.config().vocabSize();
-            for (int id : ids) {
-                if (id >= vocab) {
-                    throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
-                            + " but the model in " + model.toAbsolutePath() + " has a vocabulary of " + vocab
-                            + ": they do not belong together (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
-                }
-            }
+            TrainCommand.requireTokenIds(ids, m.config().vocabSize(), tokenizer, model.toAbsolutePath(),
+                    " (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
             if (adapter != null) {
                 PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, m, model);
                 err.println("jtune generate: LoRA adapter " + adapter.toAbsolutePath() + " (" + loaded.adapters().size() + " modules, r "

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.io.FileTrees;
 import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.lora.PeftAdapter;
@@ -18,14 +19,10 @@ import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.stream.Stream;
 
 /**
  * {@code jtune merge --model_path BASE --adapter_path DIR --output_dir OUT}: loads the base in its own dtype, folds
@@ -93,20 +90,11 @@ final class MergeCommand {
             err.println("jtune merge: " + (adapter == null ? "--adapter_path" : "--output_dir") + " is required (jtune merge --help)");
             return 2;
         }
-        String problem = AdapterDir.problem(adapter);
-        if (problem != null) {
-            err.println("jtune merge: " + problem);
-            return 1;
+        AdapterDir.Base chosen = AdapterDir.base(adapter, base, "merge", err);
+        if (chosen.dir() == null) {
+            return chosen.exitStatus();
         }
-        if (base == null) {
-            Optional<Path> local = AdapterDir.localBase(adapter);
-            if (local.isEmpty()) {
-                err.println("jtune merge: --model_path is required: " + AdapterDir.noLocalBase(adapter));
-                return 2;
-            }
-            base = local.get();
-            err.println("jtune merge: base model " + base.toAbsolutePath() + " (the adapter's base_model_name_or_path)");
-        }
+        base = chosen.dir();
         if (!Files.isRegularFile(base.resolve("config.json"))) {
             err.println("jtune merge: no config.json in " + base.toAbsolutePath() + " (--model_path must be a model directory: config.json + safetensors)");
             return 1;
@@ -139,9 +127,9 @@ final class MergeCommand {
      * either (symbolic links resolved), and must be new or an empty directory.
      */
     static String placementProblem(Path output, Path base, Path adapter) {
-        Path out = resolved(output);
+        Path out = FileTrees.resolved(output);
         for (Path dir : new Path[] {base, adapter}) {
-            Path in = resolved(dir);
+            Path in = FileTrees.resolved(dir);
             String what = dir == base ? "--model_path " + in + " (the base model)" : "--adapter_path " + in + " (the adapter)";
             if (out.equals(in)) {
                 return "--output_dir " + out + " is " + what + ": write the merged model to a directory of its own";
@@ -170,29 +158,6 @@ final class MergeCommand {
             }
         }
         return null;
-    }
-
-    /** The absolute, normalised path with symbolic links resolved as far as it exists. */
-    static Path resolved(Path p) {
-        Path abs = p.toAbsolutePath().normalize();
-        Deque<Path> missing = new ArrayDeque<>();
-        Path existing = abs;
-        while (existing != null && !Files.exists(existing)) {
-            missing.push(existing.getFileName());
-            existing = existing.getParent();
-        }
-        if (existing == null) {
-            return abs;
-        }
-        try {
-            Path real = existing.toRealPath();
-            while (!missing.isEmpty()) {
-                real = real.resolve(missing.pop());
-            }
-            return real;
-        } catch (IOException e) {
-            return abs;
-        }
     }
 
     /**
@@ -246,16 +211,12 @@ final class MergeCommand {
             throw new UncheckedIOException("writing the merged model to " + out, e);
         } finally {
             if (tmp != null) {
-                deleteTree(tmp);
+                try {
+                    FileTrees.deleteTree(tmp);
+                } catch (IOException e) {
+                    // best effort: a hidden partial directory is left behind, and the write's own failure is reported
+                }
             }
-        }
-    }
-
-    private static void deleteTree(Path dir) {
-        try (Stream<Path> all = Files.walk(dir)) {
-            all.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException | UncheckedIOException e) {
-            // best effort: a hidden partial directory is left behind
         }
     }
 }

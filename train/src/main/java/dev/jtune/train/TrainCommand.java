@@ -167,11 +167,16 @@ final class TrainCommand {
 
     private static void requireVocabulary(List<Example> train, int vocab, GemmaTokenizer tokenizer, Path modelDir) {
         for (var e : train) {
-            for (int id : e.ids()) {
-                if (id >= vocab) {
-                    throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
-                            + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together");
-                }
+            requireTokenIds(e.ids(), vocab, tokenizer, modelDir, "");
+        }
+    }
+
+    /** Every id the tokenizer produced fits the model's vocabulary; else an error naming both ({@code hint} appended). */
+    static void requireTokenIds(int[] ids, int vocab, GemmaTokenizer tokenizer, Path modelDir, String hint) {
+        for (int id : ids) {
+            if (id >= vocab) {
+                throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
+                        + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together" + hint);
             }
         }
     }
