@@ -36,8 +36,8 @@ class KillAndResumeTest {
 
     @BeforeAll
     static void modelAndData() throws IOException {
-        model = Cli.smallModel(shared.resolve("model"));
-        data = Cli.data(shared.resolve("d.jsonl"), 8, "");
+        model = CliFixtures.smallModel(shared.resolve("model"));
+        data = CliFixtures.data(shared.resolve("d.jsonl"), 8, "");
     }
 
     private static List<String> command(Path out, String pause) {
@@ -87,7 +87,7 @@ class KillAndResumeTest {
         Path whole = tmp.resolve("whole");
         runToEnd(whole);
         byte[] adapter = Files.readAllBytes(whole.resolve(PeftAdapter.WEIGHTS_FILE));
-        List<JsonNode> expected = Cli.metrics(whole);
+        List<JsonNode> expected = CliFixtures.metrics(whole);
         assertEquals(STEPS, expected.size());
         for (String point : List.of("after-log:3", "in-checkpoint:4", "after-final")) {
             Path out = tmp.resolve(point.replace(':', '-'));
@@ -100,7 +100,7 @@ class KillAndResumeTest {
                 assertTrue(!Files.exists(out.resolve("checkpoint-4")), "a half-written checkpoint never appears under its name");
             }
             String resumed = runToEnd(out);
-            List<JsonNode> got = Cli.metrics(out);
+            List<JsonNode> got = CliFixtures.metrics(out);
             assertEquals(expected.size(), got.size(), point + ": every step exactly once\n" + resumed);
             for (int i = 0; i < got.size(); i++) {
                 assertEquals(i + 1, got.get(i).get("step").asLong(), point);

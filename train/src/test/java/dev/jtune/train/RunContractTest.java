@@ -1,6 +1,7 @@
 package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.jtune.engine.io.FileTrees;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.train.loop.CheckpointStore;
 import org.junit.jupiter.api.BeforeAll;
@@ -33,8 +34,8 @@ class RunContractTest {
 
     @BeforeAll
     static void modelAndData() throws IOException {
-        model = Cli.smallModel(shared.resolve("model"));
-        data = Cli.data(shared.resolve("d.jsonl"), 8, "");
+        model = CliFixtures.smallModel(shared.resolve("model"));
+        data = CliFixtures.data(shared.resolve("d.jsonl"), 8, "");
     }
 
     /** A short LoRA run's flags; {@code extra} adds or overrides. */
@@ -49,7 +50,7 @@ class RunContractTest {
 
 
     private static List<Long> steps(Path out) throws IOException {
-        return Cli.metrics(out).stream().map(n -> n.get("step").asLong()).toList();
+        return CliFixtures.metrics(out).stream().map(n -> n.get("step").asLong()).toList();
     }
 
     private static List<String> checkpoints(Path out) throws IOException {
@@ -96,7 +97,7 @@ class RunContractTest {
         String msg = cli.err();
         assertTrue(msg.contains("lora: rank 4") && msg.contains("rank 8") && msg.contains("--overwrite_output_dir") && msg.contains("another --output_dir"), msg);
         assertArrayEquals(adapter, Files.readAllBytes(out.resolve(PeftAdapter.WEIGHTS_FILE)), "nothing written");
-        Path otherData = Cli.data(tmp.resolve("other.jsonl"), 8, " Please.");
+        Path otherData = CliFixtures.data(tmp.resolve("other.jsonl"), 8, " Please.");
         List<String> a = new ArrayList<>(Arrays.asList(flags(out, 5)));
         a.set(a.indexOf("--data_path") + 1, otherData.toString());
         assertEquals(1, cli.run(a.toArray(String[]::new)));
@@ -113,13 +114,13 @@ class RunContractTest {
         Path cut = tmp.resolve("cut");
         assertEquals(0, cli.run(flags(cut, 6)), cli.all());
         // as if killed after step 5's log line: the newest checkpoint is step 4, metrics.jsonl already holds step 5
-        deleteTree(cut.resolve("checkpoint-6"));
+        FileTrees.deleteTree(cut.resolve("checkpoint-6"));
         List<String> lines = Files.readAllLines(cut.resolve("metrics.jsonl"));
         Files.write(cut.resolve("metrics.jsonl"), lines.subList(0, 5));
         assertEquals(0, cli.run(flags(cut, 6)), cli.all());
         assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), steps(cut));
-        List<JsonNode> a = Cli.metrics(whole);
-        List<JsonNode> b = Cli.metrics(cut);
+        List<JsonNode> a = CliFixtures.metrics(whole);
+        List<JsonNode> b = CliFixtures.metrics(cut);
         for (int i = 0; i < a.size(); i++) {
             assertEquals(a.get(i).get("loss").asDouble(), b.get(i).get("loss").asDouble(), 0.0, "loss at step " + (i + 1));
             assertEquals(a.get(i).get("num_input_tokens_seen").asLong(), b.get(i).get("num_input_tokens_seen").asLong(), "cumulative tokens continue");
@@ -134,13 +135,13 @@ class RunContractTest {
         assertEquals(1, rc, cli.all());
         assertTrue(cli.err().contains("not finite for 3 steps in a row") && cli.err().contains("--learning_rate")
                 && cli.err().contains("--max_nonfinite_steps"), cli.err());
-        for (JsonNode row : Cli.metrics(out)) {
+        for (JsonNode row : CliFixtures.metrics(out)) {
             for (String k : List.of("loss", "grad_norm", "learning_rate")) {
                 assertTrue(row.get(k).isNumber() || row.get(k).isNull(), k + " is a number or null: " + row);
             }
             assertTrue(row.get("grad_norm").isNull() || row.get("grad_norm").asDouble() >= 0, "the norm is measured without clipping: " + row);
         }
-        assertTrue(Cli.metrics(out).stream().anyMatch(r -> r.get("skipped_steps").asLong() > 0), "skipped steps are counted");
+        assertTrue(CliFixtures.metrics(out).stream().anyMatch(r -> r.get("skipped_steps").asLong() > 0), "skipped steps are counted");
         assertFalse(Files.exists(out.resolve(PeftAdapter.WEIGHTS_FILE)), "no final adapter from a diverged run");
         for (String c : checkpoints(out)) {
             CheckpointStore.validate(out.resolve(c)); // every checkpoint left holds finite weights
@@ -210,13 +211,5 @@ class RunContractTest {
         assertArrayEquals(Files.readAllBytes(first.resolve(PeftAdapter.WEIGHTS_FILE)), Files.readAllBytes(second.resolve(PeftAdapter.WEIGHTS_FILE)));
         assertEquals(1, cli.run(flags(tmp.resolve("third"), 1, "--lora_weight_path", first.toString(), "--lora_rank", "8")));
         assertTrue(cli.err().contains("rank 4 where --lora_rank is 8"), cli.err());
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path x : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(x);
-            }
-        }
     }
 }
