@@ -1,0 +1,91 @@
+package dev.jtune.engine.nn;
+
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.quant.Nf4Tensor;
+
+/**
+ * One named parameter slot of a {@link Module}: its shape (fixed when the module is built) and its current value,
+ * a dense tensor or an NF4-quantized one. The slot holds the value, the scope that made the value owns its memory;
+ * so a value may later be a view into storage owned elsewhere (a flat buffer) without the modules changing.
+ */
+public final class Parameter {
+    private final String name;
+    private final Shape shape;
+    private Tensor tensor;
+    private Nf4Tensor quantized;
+
+    Parameter(String name, Shape shape) {
+        this.name = name;
+        this.shape = java.util.Objects.requireNonNull(shape, "shape");
+    }
+
+    /** The local name (the last component of the full name). */
+    public String name() {
+        return name;
+    }
+
+    public Shape shape() {
+        return shape;
+    }
+
+    public boolean isSet() {
+        return tensor != null || quantized != null;
+    }
+
+    public boolean isQuantized() {
+        return quantized != null;
+    }
+
+    /** The dense value. */
+    public Tensor tensor() {
+        if (tensor == null) {
+            throw new IllegalStateException("parameter '" + name + "' " + shape + (quantized != null ? " is held in NF4: dequantize it" : " has no value"));
+        }
+        return tensor;
+    }
+
+    /** The NF4 value. */
+    public Nf4Tensor quantized() {
+        if (quantized == null) {
+            throw new IllegalStateException("parameter '" + name + "' " + shape + " is not quantized");
+        }
+        return quantized;
+    }
+
+    /** Sets a dense value of this parameter's shape; the previous value is dropped, not closed (its scope owns it). */
+    public Parameter set(Tensor value) {
+        checkShape(value.shape(), value.describe());
+        this.tensor = value;
+        this.quantized = null;
+        return this;
+    }
+
+    /** Sets an NF4 value of this parameter's shape; the previous value is dropped, not closed. */
+    public Parameter set(Nf4Tensor value) {
+        checkShape(value.shape(), value.toString());
+        this.quantized = value;
+        this.tensor = null;
+        return this;
+    }
+
+    private void checkShape(Shape got, String what) {
+        if (!got.equals(shape)) {
+            throw new ShapeException("parameter '" + name + "' has shape " + shape + ", got " + what);
+        }
+    }
+
+    /** Bytes of the value (dense: elements times the dtype's size; NF4: codes and scales; none: 0). */
+    public long bytes() {
+        if (quantized != null) {
+            return quantized.storageBytes();
+        }
+        return tensor == null ? 0 : tensor.dtype().bytesFor(tensor.numel());
+    }
+
+    @Override
+    public String toString() {
+        return "Parameter " + name + " " + shape + (quantized != null ? " NF4" : tensor != null ? " " + tensor.dtype() : " unset");
+    }
+}
