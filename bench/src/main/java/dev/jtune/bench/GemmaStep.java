@@ -38,14 +38,14 @@ public final class GemmaStep {
             Gemma3Model model = Gemma3Model.random(config, d, DType.BF16, 1);
             java.util.List<Tensor> trained;
             if (mode.equals("full")) {
-                for (Tensor p : model.parameters().values()) {
+                trained = java.util.List.copyOf(model.stateDict().values()); // dense: the parameters themselves
+                for (Tensor p : trained) {
                     p.requiresGrad(true);
                 }
-                trained = java.util.List.copyOf(model.parameters().values());
             } else {
                 if (mode.startsWith("qlora")) {
-                    model.quantizeLinearWeights(true);
-                    System.out.printf(Locale.ROOT, "NF4 base: %s for %d linear weights%n", MemoryStats.gib(model.quantizedBytes()), model.quantizedWeights().size());
+                    model.quantizeLinearWeights(dev.jtune.engine.quant.Nf4Scales.DOUBLE_QUANTIZED);
+                    System.out.printf(Locale.ROOT, "NF4 base: %s for %d linear weights%n", MemoryStats.gib(model.quantizedBytes()), model.quantizedLinears().size());
                 }
                 int rank = Integer.parseInt(mode.replaceAll("-fp32", "").replaceAll("[^0-9]", ""));
                 // as the trainer: the products in bf16 (HF Trainer's autocast); "-fp32": peft's fp32 products

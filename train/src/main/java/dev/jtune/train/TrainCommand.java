@@ -7,6 +7,7 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.model.Gemma3Model;
@@ -73,8 +74,8 @@ final class TrainCommand {
             Gemma3Model model = Gemma3Model.load(modelDir, device, dtype);
             requireVocabulary(data.train(), model.config().vocabSize(), tokenizer, modelDir);
             if (a.bits() == 4) {
-                model.quantizeLinearWeights(a.doubleQuant());
-                out.printf(Locale.ROOT, "base in NF4: %.1f MiB for %d linear weights%n", model.quantizedBytes() / 1048576.0, model.quantizedWeights().size());
+                model.quantizeLinearWeights(a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32);
+                out.printf(Locale.ROOT, "base in NF4: %.1f MiB for %d linear weights%n", model.quantizedBytes() / 1048576.0, model.quantizedLinears().size());
             }
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();
             Trainable trainable = a.loraEnable()
@@ -239,7 +240,7 @@ final class TrainCommand {
             if (compact) {
                 vocab.write(base.resolve("compact_vocabulary.json"));
             }
-            model.quantizeLinearWeights(true);
+            model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
             Trainable trainable = Trainable.lora(model, lora, 42, base.toString());
             out.printf(Locale.ROOT, "jtune's embedded default: QLoRA (NF4 base, LoRA r16, %,d trainable parameters) on a random %d-layer Gemma 3 "
                             + "(vocabulary %,d%s) on %s%n", trainable.parameterCount(), config.numHiddenLayers(), config.vocabSize(),

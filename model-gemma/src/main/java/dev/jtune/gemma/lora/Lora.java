@@ -25,7 +25,7 @@ public final class Lora {
     /** The modules {@code config} selects, in model order (the last numLoraModules when set). */
     public static List<String> selectModules(Gemma3Model model, LoraConfig config) {
         List<String> chosen = new ArrayList<>();
-        for (String m : model.linearModules()) {
+        for (String m : model.linears().keySet()) {
             if (config.matches(m)) {
                 chosen.add(m);
             }
@@ -56,7 +56,7 @@ public final class Lora {
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             long s = seed;
             for (String m : selectModules(model, config)) {
-                dev.jtune.engine.Shape w = model.linearShape(m);
+                Shape w = model.linear(m).shape();
                 long out = w.dim(0);
                 long in = w.dim(1);
                 double bound = 1.0 / Math.sqrt(in);
@@ -69,9 +69,14 @@ public final class Lora {
         return Collections.unmodifiableMap(adapters);
     }
 
-    /** Attaches existing adapters (e.g. loaded from a PEFT directory). */
+    /** Attaches existing adapters (e.g. loaded from a PEFT directory) to their modules, replacing any attached there. */
     public static void attach(Gemma3Model model, Map<String, LoraAdapter> adapters) {
-        adapters.forEach(model::adapter);
+        adapters.forEach((m, a) -> model.linear(m).attach(a));
+    }
+
+    /** Detaches the adapters of these modules (the model then computes its base alone). */
+    public static void detach(Gemma3Model model, Map<String, LoraAdapter> adapters) {
+        adapters.keySet().forEach(m -> model.linear(m).detach());
     }
 
     /** Every trainable tensor of the adapters (A then B per module), for the optimizer. */

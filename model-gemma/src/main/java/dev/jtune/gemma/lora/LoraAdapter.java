@@ -4,7 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.ops.Dropout;
-import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.engine.nn.Adapter;
 
 /**
  * One LoRA pair on a frozen linear module: A [r, in] and B [out, r], trainable (fp32 by default), adding
@@ -14,7 +14,10 @@ import dev.jtune.gemma.model.Gemma3Model;
  * weights to bf16 for the products), and it keeps every [tokens x features] tensor of the adapter in 16 bits.
  */
 public record LoraAdapter(String module, Tensor a, Tensor b, double scale, DropoutState dropout, int index, DType compute)
-        implements Gemma3Model.Adapter {
+        implements Adapter {
+
+    /** The two low-rank matrices: A [r, in] (down) and B [out, r] (up). */
+    public enum Matrix { A, B }
 
     /** An adapter without dropout, computing in its own dtype. */
     public LoraAdapter(String module, Tensor a, Tensor b, double scale) {
@@ -48,7 +51,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
     @Override
     public Tensor addTo(Tensor y, Tensor x) {
         if (compute != y.dtype() || y.rank() != 2 || !y.isContiguous()) {
-            return Gemma3Model.Adapter.super.addTo(y, x);
+            return Adapter.super.addTo(y, x);
         }
         return Ops.addMatmulInto(y, down(x), b.cast(compute), true);
     }
@@ -56,6 +59,11 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
     private Tensor down(Tensor x) {
         Tensor in = dropout != null && dropout.active() ? Dropout.apply(x, dropout.p(), dropout.seedFor(index)) : x;
         return in.cast(compute).matmul(a.cast(compute).transpose(0, 1)).scale(scale);
+    }
+
+    /** A or B. */
+    public Tensor matrix(Matrix m) {
+        return m == Matrix.A ? a : b;
     }
 
     public int rank() {

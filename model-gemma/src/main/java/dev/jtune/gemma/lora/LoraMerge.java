@@ -2,10 +2,10 @@ package dev.jtune.gemma.lora;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
-import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.io.AtomicFiles;
+import dev.jtune.engine.nn.Linear;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
@@ -28,20 +28,19 @@ public final class LoraMerge {
     private LoraMerge() {
     }
 
-    /** Merges every adapter into its module's weight in place and detaches the adapters from the model. */
+    /**
+     * Merges every adapter into its module's weight in place and detaches the adapters from the model. An NF4 weight
+     * becomes a dense one in the model's dtype (as peft's merge_and_unload on a 4-bit base), which the model computes
+     * with from then on.
+     */
     public static void merge(Gemma3Model model, Map<String, LoraAdapter> adapters) {
-        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("merge")) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
             for (LoraAdapter a : adapters.values()) {
-                boolean nf4 = model.quantizedWeights().containsKey(a.module() + ".weight");
-                Tensor w = model.linearWeight(a.module()); // a dequantized copy for an NF4 module
-                Tensor delta = a.b().cast(DType.F32).matmul(a.a().cast(DType.F32)).scale(a.scale());
-                Tensor merged = Ops.add(w.cast(DType.F32), delta).cast(model.dtype());
-                if (nf4) {
-                    model.replaceLinearWeight(a.module(), tmp.keep(merged)); // a 4-bit base merges into 16-bit weights
-                } else {
-                    Ops.copyInto(merged, w);
+                Linear linear = model.linear(a.module());
+                try (Scope tmp = Scope.open("lora delta")) {
+                    linear.addToWeight(a.b().cast(DType.F32).matmul(a.a().cast(DType.F32)).scale(a.scale()));
                 }
-                model.adapter(a.module(), null);
+                linear.detach();
             }
         }
     }
@@ -54,11 +53,7 @@ public final class LoraMerge {
         try (Scope dense = Scope.open("export")) { // NF4 modules' dequantized copies live only while writing
             Files.createDirectories(dir);
             SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
-            model.parameters().forEach(writer::add);
-            for (String name : model.quantizedWeights().keySet()) { // NF4 modules are exported dequantized
-                String module = name.substring(0, name.length() - ".weight".length());
-                writer.add(name, model.linearWeight(module));
-            }
+            model.stateDict().forEach(writer::add); // NF4 weights dequantized into this scope
             writer.writeSharded(dir, maxShardBytes);
             // the config names the dtype of the tensors written (the model's), not the one its source config named
             AtomicFiles.writeString(dir.resolve("config.json"), model.config().withWeightDType(model.dtype()).toHfJson());

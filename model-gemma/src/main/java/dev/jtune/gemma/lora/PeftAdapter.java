@@ -39,8 +39,8 @@ public final class PeftAdapter {
     }
 
     /** peft's key of a module's A or B weight. */
-    public static String key(String module, boolean a) {
-        return PREFIX + module + (a ? ".lora_A.weight" : ".lora_B.weight");
+    public static String key(String module, LoraAdapter.Matrix m) {
+        return PREFIX + module + (m == LoraAdapter.Matrix.A ? ".lora_A.weight" : ".lora_B.weight");
     }
 
     /** Writes the adapter directory (both files written atomically). */
@@ -49,8 +49,9 @@ public final class PeftAdapter {
             Files.createDirectories(dir);
             SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
             for (LoraAdapter a : adapters.values()) {
-                writer.add(key(a.module(), true), a.a());
-                writer.add(key(a.module(), false), a.b());
+                for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+                    writer.add(key(a.module(), m), a.matrix(m));
+                }
             }
             writer.write(dir.resolve(WEIGHTS_FILE));
             AtomicFiles.write(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
@@ -150,14 +151,14 @@ public final class PeftAdapter {
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
              Scope.Entered cat = Scope.countAs(MemoryCategory.WEIGHTS)) {
             checkNames(file, model);
-            for (String module : model.linearModules()) {
-                String ka = key(module, true);
+            for (String module : model.linears().keySet()) {
+                String ka = key(module, LoraAdapter.Matrix.A);
                 if (!file.contains(ka)) {
                     continue;
                 }
-                Shape w = model.linearShape(module);
+                Shape w = model.linear(module).shape();
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
-                String kb = key(module, false);
+                String kb = key(module, LoraAdapter.Matrix.B);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
                 adapters.put(module, new LoraAdapter(module, a, b, config.scale(), dropout, adapters.size()));
             }
@@ -171,7 +172,7 @@ public final class PeftAdapter {
 
     /** Every target module must name a linear module of this model (peft refuses targets it does not find, too). */
     private static void checkTargets(Path configFile, LoraConfig config, Gemma3Model model) {
-        List<String> modules = model.linearModules();
+        List<String> modules = List.copyOf(model.linears().keySet());
         List<String> missing = new ArrayList<>();
         for (String t : config.targetModules()) {
             LoraConfig one = new LoraConfig(config.rank(), config.alpha(), 0, List.of(t), List.of(), -1);
@@ -190,7 +191,7 @@ public final class PeftAdapter {
      * adapter for more layers, other modules or with full weights (modules_to_save) cannot be applied faithfully.
      */
     private static void checkNames(SafeTensorsFile file, Gemma3Model model) {
-        java.util.Set<String> modules = new java.util.HashSet<>(model.linearModules());
+        java.util.Set<String> modules = model.linears().keySet();
         List<String> foreign = new ArrayList<>();
         for (String name : file.names()) {
             String module = null;
@@ -201,19 +202,19 @@ public final class PeftAdapter {
             }
             if (module == null || !modules.contains(module)) {
                 foreign.add(name);
-            } else if (!file.contains(key(module, true)) || !file.contains(key(module, false))) {
+            } else if (!file.contains(key(module, LoraAdapter.Matrix.A)) || !file.contains(key(module, LoraAdapter.Matrix.B))) {
                 throw new IllegalArgumentException(file.path() + ": " + name + " has no " + (name.endsWith(".lora_A.weight") ? "lora_B" : "lora_A")
                         + " partner");
             }
         }
         if (!foreign.isEmpty()) {
             throw new IllegalArgumentException(file.path() + ": " + foreign.size() + " tensor(s) are not LoRA weights of a linear module of the base model ("
-                    + model.layers().size() + " layers; modules named " + shortNames(model.linearModules()) + "), e.g. "
+                    + model.layers().size() + " layers; modules named " + shortNames(model.linears().keySet()) + "), e.g. "
                     + foreign.subList(0, Math.min(3, foreign.size())) + ": the adapter was made for another model");
         }
     }
 
-    private static TreeSet<String> shortNames(List<String> modules) {
+    private static TreeSet<String> shortNames(java.util.Collection<String> modules) {
         TreeSet<String> names = new TreeSet<>();
         modules.forEach(m -> names.add(m.substring(m.lastIndexOf('.') + 1)));
         return names;

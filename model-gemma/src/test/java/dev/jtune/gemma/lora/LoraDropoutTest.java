@@ -18,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 
 /** LoRA dropout is seeded per micro-batch: checkpointed recomputation drops the same elements as the first forward. */
 class LoraDropoutTest {
-    private static List<double[]> gradients(boolean checkpoint, long seed, boolean training) {
+    private static List<double[]> gradients(Gemma3Model.Checkpointing checkpoint, long seed, boolean training) {
         try (Scope scope = Scope.open("dropout")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
             DropoutState dropout = new DropoutState(0.3);
@@ -43,13 +43,13 @@ class LoraDropoutTest {
 
     @Test
     void checkpointingReproducesTheDropoutMasks() {
-        List<double[]> plain = gradients(false, 77, true);
-        List<double[]> checkpointed = gradients(true, 77, true);
+        List<double[]> plain = gradients(Gemma3Model.Checkpointing.NONE, 77, true);
+        List<double[]> checkpointed = gradients(Gemma3Model.Checkpointing.LAYERS, 77, true);
         for (int i = 0; i < plain.size(); i++) {
             assertArrayEquals(plain.get(i), checkpointed.get(i), 0.0, "parameter " + i);
         }
-        List<double[]> otherSeed = gradients(false, 78, true);
-        List<double[]> noDropout = gradients(false, 77, false);
+        List<double[]> otherSeed = gradients(Gemma3Model.Checkpointing.NONE, 78, true);
+        List<double[]> noDropout = gradients(Gemma3Model.Checkpointing.NONE, 77, false);
         assertNotEquals(plain.get(0)[0], otherSeed.get(0)[0], "another micro-batch seed drops other elements");
         assertNotEquals(plain.get(0)[0], noDropout.get(0)[0], "dropout is off outside training");
     }

@@ -74,10 +74,10 @@ class LoraGoldenTest {
             PeftAdapter.Loaded loaded = PeftAdapter.load(fixture("gemma3-tiny-lora"), model, DType.F32);
             assertEquals(42, loaded.adapters().size(), "7 projections x 6 layers");
             if (compute != null) {
-                loaded.adapters().values().forEach(a -> model.adapter(a.module(), a.computingIn(compute)));
+                loaded.adapters().values().forEach(a -> model.linear(a.module()).attach(a.computingIn(compute)));
             }
             assertEquals(2.0, loaded.config().scale());
-            for (Tensor p : model.parameters().values()) {
+            for (Tensor p : model.stateDict().values()) {
                 assertTrue(!p.requiresGrad(), "the base stays frozen");
             }
             Tensor ids = batch.load("input_ids", Device.CPU);
@@ -105,7 +105,7 @@ class LoraGoldenTest {
                             gradErrors.add(e);
                         }
                     }
-                    for (Tensor p : model.parameters().values()) {
+                    for (Tensor p : model.stateDict().values()) {
                         assertNull(p.grad(), "no gradient reaches the frozen base");
                     }
                 }

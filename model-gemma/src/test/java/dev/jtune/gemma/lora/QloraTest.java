@@ -6,7 +6,9 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.quant.Nf4;
+import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.model.Gemma3Model;
 import org.junit.jupiter.api.Test;
 
@@ -26,13 +28,13 @@ class QloraTest {
         try (Scope scope = Scope.open("qlora")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
             if (quantized) {
-                model.quantizeLinearWeights(true);
-                assertEquals(42, model.quantizedWeights().size());
-                double bits = model.quantizedWeights().values().stream().mapToDouble(q -> q.bitsPerWeight()).max().orElseThrow();
+                model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
+                assertEquals(42, model.quantizedLinears().size());
+                double bits = model.quantizedLinears().stream().mapToDouble(l -> l.quantizedWeight().bitsPerWeight()).max().orElseThrow();
                 assertTrue(bits <= 4.5, "bits per weight " + bits);
             } else {
-                for (String m : model.linearModules()) { // the weights the NF4 model effectively uses
-                    Tensor w = model.linearWeight(m);
+                for (Linear l : model.linears().values()) { // the weights the NF4 model effectively uses
+                    Tensor w = l.weight();
                     try (Scope tmp = Scope.open("q")) {
                         Ops.copyInto(Nf4.dequantize(Nf4.quantize(w, true), DType.F32), w);
                     }
@@ -78,7 +80,7 @@ class QloraTest {
         dev.jtune.engine.backend.Backend cpu = dev.jtune.engine.backend.Backends.get(Device.CPU);
         try (Scope scope = Scope.open("attach", dev.jtune.engine.MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
-            model.quantizeLinearWeights(true);
+            model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
             long before = cpu.memoryStats().allocated();
             var adapters = Lora.attach(model, LoraConfig.of(4, 8), DType.F32, 3);
             long adapterBytes = 0;

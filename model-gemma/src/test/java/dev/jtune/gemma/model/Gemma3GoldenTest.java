@@ -60,7 +60,7 @@ class Gemma3GoldenTest {
         try (Scope scope = Scope.open("golden", MemoryCategory.WEIGHTS);
              SafeTensorsFile golden = SafeTensorsFile.open(fixture("gemma3-tiny/golden.safetensors"))) {
             Gemma3Model model = Gemma3Model.load(fixture("gemma3-tiny"), device, dtype);
-            for (Tensor p : model.parameters().values()) {
+            for (Tensor p : model.stateDict().values()) {
                 p.requiresGrad(true);
             }
             Tensor ids = golden.load("input_ids", Device.CPU);
@@ -88,13 +88,13 @@ class Gemma3GoldenTest {
                 loss.backward();
             }
             double worst = 0;
-            for (Map.Entry<String, Tensor> p : model.parameters().entrySet()) {
+            for (Map.Entry<String, Tensor> p : model.stateDict().entrySet()) {
                 assertNotNull(p.getValue().grad(), "no gradient for " + p.getKey());
                 double ge = relativeError(p.getValue().grad().cast(DType.F32), golden.load("grad." + p.getKey(), Device.CPU));
                 assertTrue(ge <= gradTol, "gradient of " + p.getKey() + " relative error " + ge);
                 worst = Math.max(worst, ge);
             }
-            System.out.printf("%s %s: worst gradient relative error %.2e over %d parameters%n", device, dtype, worst, model.parameters().size());
+            System.out.printf("%s %s: worst gradient relative error %.2e over %d parameters%n", device, dtype, worst, model.stateDict().size());
         }
     }
 
@@ -121,7 +121,7 @@ class Gemma3GoldenTest {
     }
 
     private static Map<String, double[]> gradients(Gemma3Model model, Tensor ids, Tensor labels, Gemma3Model.Checkpointing checkpoint) {
-        for (Tensor p : model.parameters().values()) {
+        for (Tensor p : model.stateDict().values()) {
             p.zeroGrad();
             p.requiresGrad(true);
         }
@@ -129,7 +129,7 @@ class Gemma3GoldenTest {
             model.loss(ids, labels, Gemma3Model.Options.defaults().withCheckpointing(checkpoint)).backward();
         }
         Map<String, double[]> out = new java.util.LinkedHashMap<>();
-        model.parameters().forEach((name, p) -> out.put(name, p.grad().toDoubleArray()));
+        model.stateDict().forEach((name, p) -> out.put(name, p.grad().toDoubleArray()));
         return out;
     }
 }

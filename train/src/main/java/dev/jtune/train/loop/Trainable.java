@@ -48,9 +48,9 @@ public final class Trainable {
         return new Trainable(model, adapters, config, dropout, baseModel);
     }
 
-    /** Every parameter of the model is trained. */
+    /** Every parameter of the model is trained (they must be dense: NF4 weights are frozen). */
     public static Trainable full(Gemma3Model model, String baseModel) {
-        for (Tensor p : model.parameters().values()) {
+        for (Tensor p : denseParameters(model).values()) {
             p.requiresGrad(true);
         }
         return new Trainable(model, null, null, null, baseModel);
@@ -65,7 +65,7 @@ public final class Trainable {
     }
 
     public List<Tensor> parameters() {
-        return isLora() ? Lora.parameters(adapters) : List.copyOf(model.parameters().values());
+        return isLora() ? Lora.parameters(adapters) : List.copyOf(denseParameters(model).values());
     }
 
     public long parameterCount() {
@@ -104,13 +104,14 @@ public final class Trainable {
             if (isLora()) {
                 try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS_FILE))) {
                     for (LoraAdapter a : adapters.values()) {
-                        copy(file, PeftAdapter.key(a.module(), true), a.a());
-                        copy(file, PeftAdapter.key(a.module(), false), a.b());
+                        for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+                            copy(file, PeftAdapter.key(a.module(), m), a.matrix(m));
+                        }
                     }
                 }
             } else {
                 try (var files = dev.jtune.gemma.safetensors.SafeTensorsModel.open(dir)) {
-                    for (Map.Entry<String, Tensor> e : model.parameters().entrySet()) {
+                    for (Map.Entry<String, Tensor> e : denseParameters(model).entrySet()) {
                         Tensor src = files.load(e.getKey(), e.getValue().device(), e.getValue().dtype(), e.getValue().shape());
                         Ops.copyInto(src, e.getValue());
                     }
@@ -145,8 +146,8 @@ public final class Trainable {
              SafeTensorsFile file = SafeTensorsFile.open(adapterDir.resolve(PeftAdapter.WEIGHTS_FILE))) {
             java.util.Set<String> unused = new java.util.TreeSet<>(file.names());
             for (LoraAdapter a : adapters.values()) {
-                String ka = PeftAdapter.key(a.module(), true);
-                String kb = PeftAdapter.key(a.module(), false);
+                String ka = PeftAdapter.key(a.module(), LoraAdapter.Matrix.A);
+                String kb = PeftAdapter.key(a.module(), LoraAdapter.Matrix.B);
                 if (!file.contains(ka) || !file.contains(kb)) {
                     problems.add("no weights for " + a.module());
                     continue;
@@ -166,6 +167,13 @@ public final class Trainable {
             throw new IllegalArgumentException("--lora_weight_path " + adapterDir + " does not fit this run's LoRA: "
                     + String.join("; ", problems) + " (set --lora_rank, --lora_alpha, --lora_namespan_exclude and --num_lora_modules as it was trained)");
         }
+    }
+
+    /** The model's parameters by HF name, in model order; each is its dense tensor (an NF4 one is refused). */
+    private static Map<String, Tensor> denseParameters(Gemma3Model model) {
+        Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+        model.namedParameters().forEach((name, p) -> out.put(name, p.tensor()));
+        return out;
     }
 
     private static void copy(SafeTensorsFile file, String name, Tensor into) {

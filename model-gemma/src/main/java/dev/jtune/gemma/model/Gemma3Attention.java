@@ -1,0 +1,78 @@
+package dev.jtune.gemma.model;
+
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.DequantWorkspace;
+import dev.jtune.engine.nn.Linear;
+import dev.jtune.engine.nn.Module;
+import dev.jtune.engine.nn.RmsNorm;
+import dev.jtune.engine.ops.Rope;
+import dev.jtune.gemma.config.Gemma3Config;
+
+/**
+ * A layer's {@code self_attn}: {@code q_proj}, {@code k_proj}, {@code v_proj} [heads * head_dim, hidden], {@code o_proj}
+ * [hidden, heads * head_dim] (no biases), and the per-head {@code q_norm}, {@code k_norm} (Gemma's 1 + w) [head_dim].
+ */
+public final class Gemma3Attention extends Module {
+    private final Gemma3Config config;
+    private final int layer;
+    private final Linear qProj;
+    private final Linear kProj;
+    private final Linear vProj;
+    private final Linear oProj;
+    private final RmsNorm qNorm;
+    private final RmsNorm kNorm;
+
+    Gemma3Attention(Gemma3Config config, int layer, DequantWorkspace workspace) {
+        this.config = config;
+        this.layer = layer;
+        long h = config.hiddenSize();
+        long q = (long) config.numAttentionHeads() * config.headDim();
+        long kv = (long) config.numKeyValueHeads() * config.headDim();
+        qProj = child("q_proj", new Linear(h, q, Linear.Bias.NONE, workspace));
+        kProj = child("k_proj", new Linear(h, kv, Linear.Bias.NONE, workspace));
+        vProj = child("v_proj", new Linear(h, kv, Linear.Bias.NONE, workspace));
+        oProj = child("o_proj", new Linear(q, h, Linear.Bias.NONE, workspace));
+        qNorm = child("q_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT));
+        kNorm = child("k_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT));
+    }
+
+    public Linear qProj() {
+        return qProj;
+    }
+
+    public Linear kProj() {
+        return kProj;
+    }
+
+    public Linear vProj() {
+        return vProj;
+    }
+
+    public Linear oProj() {
+        return oProj;
+    }
+
+    public RmsNorm qNorm() {
+        return qNorm;
+    }
+
+    public RmsNorm kNorm() {
+        return kNorm;
+    }
+
+    /** q, k, v as [B, H, T, D] after the q/k norms and RoPE, from the normed input h [B * T, hidden]. */
+    Tensor[] projectQkv(Tensor h, long b, long t, Tensor positions) {
+        int hq = config.numAttentionHeads();
+        int hkv = config.numKeyValueHeads();
+        int d = config.headDim();
+        Tensor q = qNorm.forward(qProj.forward(h).reshape(b, t, hq, d));
+        Tensor k = kNorm.forward(kProj.forward(h).reshape(b, t, hkv, d));
+        Tensor v = vProj.forward(h).reshape(b, t, hkv, d);
+        double base = config.ropeTheta(layer);
+        double scaling = config.ropeScalingFactor(layer); // linear RoPE scaling (8 on the 4B+ models' global layers)
+        return new Tensor[] {
+                Rope.apply(q.transpose(1, 2).contiguous(), positions, base, scaling),
+                Rope.apply(k.transpose(1, 2).contiguous(), positions, base, scaling),
+                v.transpose(1, 2).contiguous()};
+    }
+}

@@ -1,0 +1,104 @@
+package dev.jtune.gemma.model;
+
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.DequantWorkspace;
+import dev.jtune.engine.nn.Module;
+import dev.jtune.engine.nn.RmsNorm;
+import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionSpec;
+import dev.jtune.gemma.config.Gemma3Config;
+
+/**
+ * One decoder layer ({@code model.layers.N}): {@code input_layernorm}, {@code self_attn}, {@code post_attention_layernorm},
+ * {@code pre_feedforward_layernorm}, {@code mlp}, {@code post_feedforward_layernorm}; the norms are Gemma's (1 + w)
+ * RMSNorms [hidden]. Forward: x + post-norm(attention(input-norm(x))), then x + post-norm(mlp(pre-norm(x))).
+ */
+public final class Gemma3DecoderLayer extends Module {
+    private final Gemma3Config config;
+    private final int index;
+    private final RmsNorm inputLayernorm;
+    private final Gemma3Attention selfAttn;
+    private final RmsNorm postAttentionLayernorm;
+    private final RmsNorm preFeedforwardLayernorm;
+    private final Gemma3Mlp mlp;
+    private final RmsNorm postFeedforwardLayernorm;
+
+    Gemma3DecoderLayer(Gemma3Config config, int index, DequantWorkspace workspace) {
+        this.config = config;
+        this.index = index;
+        // registered in the order of the old positional record, so parameters (and random init seeds) keep their order
+        inputLayernorm = child("input_layernorm", norm(config));
+        selfAttn = child("self_attn", new Gemma3Attention(config, index, workspace));
+        postAttentionLayernorm = child("post_attention_layernorm", norm(config));
+        preFeedforwardLayernorm = child("pre_feedforward_layernorm", norm(config));
+        mlp = child("mlp", new Gemma3Mlp(config, workspace));
+        postFeedforwardLayernorm = child("post_feedforward_layernorm", norm(config));
+    }
+
+    private static RmsNorm norm(Gemma3Config config) {
+        return new RmsNorm(config.hiddenSize(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT);
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public RmsNorm inputLayernorm() {
+        return inputLayernorm;
+    }
+
+    public Gemma3Attention selfAttn() {
+        return selfAttn;
+    }
+
+    public RmsNorm postAttentionLayernorm() {
+        return postAttentionLayernorm;
+    }
+
+    public RmsNorm preFeedforwardLayernorm() {
+        return preFeedforwardLayernorm;
+    }
+
+    public Gemma3Mlp mlp() {
+        return mlp;
+    }
+
+    public RmsNorm postFeedforwardLayernorm() {
+        return postFeedforwardLayernorm;
+    }
+
+    /** The layer's attention: a window on sliding layers, scale query_pre_attn_scalar^-0.5, the config's logit cap. */
+    AttentionSpec attentionSpec(int block) {
+        long window = config.isSliding(index) ? config.slidingWindow() : 0;
+        return new AttentionSpec(window, config.attentionScale(), block, Gemma3Model.attentionSoftcap(config));
+    }
+
+    Tensor forward(Tensor x, long b, long t, Tensor positions, int attentionBlock) {
+        return mlpHalf(attentionHalf(x, b, t, positions, attentionBlock));
+    }
+
+    /** x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. */
+    Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, int attentionBlock) {
+        Tensor h = inputLayernorm.forward(x);
+        Tensor[] qkv = selfAttn.projectQkv(h, b, t, positions);
+        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(attentionBlock));
+        return attentionResidual(x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
+    }
+
+    /** The rest of a layer after attention: o_proj, post-attention norm, residual, the MLP half. */
+    Tensor finish(Tensor x, Tensor attention) {
+        return mlpHalf(attentionResidual(x, attention));
+    }
+
+    /** x + post-attention norm of o_proj(attention). */
+    private Tensor attentionResidual(Tensor x, Tensor attention) {
+        Tensor attn = selfAttn.oProj().forward(attention);
+        return x.add(postAttentionLayernorm.forward(attn));
+    }
+
+    /** x + the MLP block's output: pre-FFN norm, GeGLU MLP, post-FFN norm. */
+    Tensor mlpHalf(Tensor x) {
+        Tensor m = preFeedforwardLayernorm.forward(x);
+        return x.add(postFeedforwardLayernorm.forward(mlp.forward(m)));
+    }
+}
