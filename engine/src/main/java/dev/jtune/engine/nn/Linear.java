@@ -137,6 +137,11 @@ public final class Linear extends Module {
      * Then each workspace involved is reserved once for its largest weight (one allocation, after the weights).
      */
     public static void quantize(List<Linear> linears, Nf4Scales scales) {
+        for (Linear l : linears) { // refused before any weight changes, so a refusal leaves no half-quantized model
+            if (!l.weight.isQuantized() && l.weight.tensor().requiresGrad()) {
+                throw new UnsupportedOpException("quantize: the weight " + l.shape() + " requires grad; NF4 weights are frozen");
+            }
+        }
         Map<DequantWorkspace, Long> largest = new IdentityHashMap<>();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             for (Linear l : linears) {
@@ -144,9 +149,6 @@ public final class Linear extends Module {
                     continue;
                 }
                 Tensor w = l.weight.tensor();
-                if (w.requiresGrad()) {
-                    throw new UnsupportedOpException("quantize: the weight " + w.shape() + " requires grad; NF4 weights are frozen");
-                }
                 l.weight.set(Nf4.quantize(w, scales.doubleQuant()));
                 largest.merge(l.workspace, w.numel(), Math::max);
                 w.close();

@@ -97,13 +97,17 @@ class LinearTest {
         }
     }
 
+    /** A trainable weight is refused, before any Linear of the list is changed. */
     @Test
     void aTrainableWeightIsNotQuantized() {
         try (Scope s = Scope.open("grad")) {
-            Linear l = linear(64, 2, Linear.Bias.NONE, new DequantWorkspace(DType.F32, Device.CPU), seed);
+            DequantWorkspace ws = new DequantWorkspace(DType.F32, Device.CPU);
+            Linear frozen = linear(64, 2, Linear.Bias.NONE, ws, seed);
+            Linear l = linear(64, 2, Linear.Bias.NONE, ws, seed);
             l.weight().requiresGrad(true);
-            assertThrows(UnsupportedOpException.class, () -> l.quantize(Nf4Scales.FP32));
-            assertFalse(l.isQuantized());
+            assertThrows(UnsupportedOpException.class, () -> Linear.quantize(List.of(frozen, l), Nf4Scales.FP32));
+            assertFalse(l.isQuantized() || frozen.isQuantized());
+            assertEquals(0, ws.capacity());
         }
     }
 
