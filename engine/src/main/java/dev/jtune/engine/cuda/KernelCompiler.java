@@ -40,7 +40,7 @@ public final class KernelCompiler {
     private final Path cacheDir;
     private final String cudaInclude;
     private final String nvrtcVersion;
-    private final Map<String, CudaModule> loaded = new ConcurrentHashMap<>();
+    private final Map<KernelSource, CudaModule> loaded = new ConcurrentHashMap<>();
 
     KernelCompiler(CudaContext context) {
         this.context = context;
@@ -62,7 +62,7 @@ public final class KernelCompiler {
      * signatures once per process.
      */
     public CudaModule module(KernelSource source) {
-        return loaded.computeIfAbsent(source.file(), k -> load(source));
+        return loaded.computeIfAbsent(source, this::load);
     }
 
     private CudaModule load(KernelSource source) {
