@@ -61,7 +61,7 @@ public final class KernelCompiler {
      * The module of {@code source}'s file compiled with its defines, loaded and checked against its kernels'
      * signatures once per process.
      */
-    public CudaModule module(KernelSource source) {
+    CudaModule module(KernelSource source) {
         return loaded.computeIfAbsent(source, this::load);
     }
 

@@ -88,7 +88,7 @@ final class Nf4Kernels {
                     .pointer(tables.address())
                     .pointer(out.address())
                     .i64(n);
-            module.function("dequantize_nf4_" + suffix + RowLaunch.vecSuffix(vec ? CHUNK : 1)).launch(stream, blocks, THREADS, 0, args);
+            module.function("dequantize_nf4_" + suffix + (vec ? "_vec" : "")).launch(stream, blocks, THREADS, 0, args);
         }
     }
 
