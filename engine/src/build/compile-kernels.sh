@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build-time check of the CUDA kernel sources: where nvcc exists, every kernels/*.cu must compile to PTX for
 # sm_90, so a kernel with a syntax error fails the build even on a machine without a GPU. At run time the same
-# sources are compiled by NVRTC for the actual device.
+# sources are compiled by NVRTC for the actual device. Each source is compiled with the defines its launch class
+# declares (KernelSource.java), which the build wrote to <defines dir>/<name>.defines (NAME=value lines) before.
 # Quiet unless JTUNE_BUILD_VERBOSE=1 (then one line per kernel, nvcc's warnings, and the notice when nvcc is
 # missing); a kernel that fails is always reported, with nvcc's messages, and fails the build after all are tried.
+# Usage: compile-kernels.sh <kernels dir> <PTX output dir> <defines dir>
 set -uo pipefail
-src="$1"; out="$2"
+src="$1"; out="$2"; defs="$3"
 verbose="${JTUNE_BUILD_VERBOSE:-0}"
 say() { if [ "$verbose" = 1 ]; then echo "[kernels] $*"; fi; }
 NVCC=$(command -v nvcc || true)
@@ -14,12 +16,18 @@ if [ -z "$NVCC" ]; then
   say "nvcc not found: skipping the PTX compile check of $src"
   exit 0
 fi
-mkdir -p "$out"
+rm -rf "$out"; mkdir -p "$out" # no PTX of a source that is gone
 failed=()
 for f in "$src"/*.cu; do
   name=$(basename "$f")
-  if log=$("$NVCC" -ptx -arch=sm_90 --std=c++17 -I"$src" -o "$out/${name%.cu}.ptx" "$f" 2>&1); then
-    say "$name -> PTX ok"
+  if [ ! -f "$defs/$name.defines" ]; then
+    echo "[kernels] $name: no $defs/$name.defines: its launch class declares no KernelSource (add it to KernelSources.ALL)" >&2
+    failed+=("$name"); continue
+  fi
+  dflags=()
+  while IFS= read -r d; do [ -n "$d" ] && dflags+=("-D$d"); done < "$defs/$name.defines"
+  if log=$("$NVCC" -ptx -arch=sm_90 --std=c++17 -I"$src" "${dflags[@]}" -o "$out/${name%.cu}.ptx" "$f" 2>&1); then
+    say "$name -> PTX ok (${#dflags[@]} defines)"
     if [ "$verbose" = 1 ] && [ -n "$log" ]; then echo "$log"; fi
   else
     echo "[kernels] $name: nvcc failed to compile it to PTX:" >&2

@@ -7,7 +7,12 @@
 typedef long long i64;
 typedef unsigned char u8;
 
-#define JT_MAX_RANK 8
+// Constants that the launch classes declare (each kernel source's KernelSource in dev.jtune.engine.cuda) reach every
+// source as -D defines, from NVRTC at run time and from the build's nvcc check: a missing one is an error here, never
+// a silent default. These two: the most dimensions of a Layout (Shape.MAX_RANK) and the widest access in bytes.
+#if !defined(JT_MAX_RANK) || !defined(JT_VECTOR_BYTES)
+#error "JT_MAX_RANK and JT_VECTOR_BYTES come from KernelSource.java: compile with the kernel source's defines"
+#endif
 
 // A strided view: rank, sizes and strides in elements (coalesced by the host to few dimensions).
 struct Layout {

@@ -5,13 +5,10 @@
 // The chunked variants below take layouts in units of CHUNK elements (the host builds them when every tensor's
 // innermost dimension is contiguous and a multiple of CHUNK, and addresses allow 16-byte accesses): one index
 // computation and 16-byte loads and stores per CHUNK elements instead of per element.
-#define CHUNK 8
-
-// Must match dev.jtune.engine.backend.BinaryOp's ordinals.
-#define OP_ADD 0
-#define OP_SUB 1
-#define OP_MUL 2
-#define OP_DIV 3
+// From ElementwiseKernels.java: CHUNK, the codes of BinaryOp (OP_*) and of Distribution (DIST_*), its ordinals.
+#if !defined(CHUNK) || !defined(OP_ADD) || !defined(OP_SUB) || !defined(OP_MUL) || !defined(OP_DIV) || !defined(DIST_NORMAL) || !defined(DIST_UNIFORM)
+#error "CHUNK, OP_ADD, OP_SUB, OP_MUL, OP_DIV, DIST_NORMAL and DIST_UNIFORM come from ElementwiseKernels.java's KernelSource"
+#endif
 
 template <typename T>
 __device__ void binary(int op, const T* a, const Layout& la, const T* b, const Layout& lb, T* out, i64 n) {
@@ -126,9 +123,6 @@ __device__ __forceinline__ double rng_uniform(unsigned long long seed_mixed, uns
     unsigned long long bits = rng_mix(seed_mixed + (i + 1ULL) * 0x9E3779B97F4A7C15ULL);
     return ((double) (bits >> 11) + 0.5) * 0x1.0p-53;
 }
-
-#define DIST_NORMAL 0
-#define DIST_UNIFORM 1
 
 template <typename T>
 __device__ void random(T* out, i64 n, int dist, unsigned long long seed, double p0, double p1) {

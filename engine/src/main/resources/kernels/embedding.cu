@@ -86,7 +86,10 @@ extern "C" __global__ void embedding_scan(const int* counts, int* offsets, i64 v
     if (threadIdx.x == 0) offsets[v] = carry;
 }
 
-#define RANK_TILE 256
+// Tokens per block of embedding_rank (EmbeddingKernels.java).
+#ifndef RANK_TILE
+#error "RANK_TILE comes from EmbeddingKernels.java's KernelSource"
+#endif
 
 // Blocks of RANK_TILE threads, one token each; grid = ceil(n / RANK_TILE).
 extern "C" __global__ void embedding_rank(const int* ids, const int* offsets, int* sorted, i64 n, i64 v) {

@@ -10,11 +10,17 @@
 // conflicts. Softmax statistics are fp32 and kept in base 2 (exp2 of scores pre-multiplied by scale * log2(e)).
 #include "common.cuh"
 
+// From FlashKernels.java: warps per block, the padding of shared rows, and per head size D the tiles
+// FLASH_KEYS_D, FLASH_DQ_KEYS_D, FLASH_DKV_COLUMNS_D and FLASH_DKV_QUERIES_D (see JT_FLASH_SIZES below).
+#if !defined(FLASH_WARPS) || !defined(FLASH_PAD)
+#error "FLASH_WARPS and FLASH_PAD come from FlashKernels.java's KernelSource"
+#endif
+
 namespace flash {
 
-constexpr int WARPS = 4;
+constexpr int WARPS = FLASH_WARPS;
 constexpr int THREADS = WARPS * 32;
-constexpr int PAD = 8;
+constexpr int PAD = FLASH_PAD;
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 
@@ -463,7 +469,7 @@ __device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group
 
 }  // namespace flash
 
-// Tile shapes per head size: the fp32 accumulators of a warp's 16 rows must fit in registers
+// Tile shapes per head size, from FlashKernels.TILES: the fp32 accumulators of a warp's 16 rows must fit in registers
 // (forward D / 2 + BN / 2 floats a thread; dQ D / 2 + BN; dK/dV C + BQ).
 #define JT_FLASH(sfx, E, D, BN, DQBN, C, BQ) \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_##sfx##_##D( \
@@ -478,11 +484,21 @@ __device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group
             float* pk, float* pv, int t, int hq, int hkv, int window, float scale) { \
         flash::backward_dkv<E, D, C, BQ>(q, k, v, gout, lse, delta, gk, gv, pk, pv, t, hq, hkv, window, scale); }
 
-#define JT_FLASH_SIZES(sfx, E) \
-    JT_FLASH(sfx, E, 32, 64, 64, 32, 64) \
-    JT_FLASH(sfx, E, 64, 64, 64, 64, 64) \
-    JT_FLASH(sfx, E, 128, 64, 64, 128, 32) \
-    JT_FLASH(sfx, E, 256, 64, 32, 128, 32)
+#if !defined(FLASH_KEYS_32) || !defined(FLASH_DQ_KEYS_32) || !defined(FLASH_DKV_COLUMNS_32) || !defined(FLASH_DKV_QUERIES_32)
+#error "the head size 32 tiles (FLASH_KEYS_32, FLASH_DQ_KEYS_32, FLASH_DKV_COLUMNS_32, FLASH_DKV_QUERIES_32) come from FlashKernels.java"
+#endif
+#if !defined(FLASH_KEYS_64) || !defined(FLASH_DQ_KEYS_64) || !defined(FLASH_DKV_COLUMNS_64) || !defined(FLASH_DKV_QUERIES_64)
+#error "the head size 64 tiles (FLASH_KEYS_64, FLASH_DQ_KEYS_64, FLASH_DKV_COLUMNS_64, FLASH_DKV_QUERIES_64) come from FlashKernels.java"
+#endif
+#if !defined(FLASH_KEYS_128) || !defined(FLASH_DQ_KEYS_128) || !defined(FLASH_DKV_COLUMNS_128) || !defined(FLASH_DKV_QUERIES_128)
+#error "the head size 128 tiles (FLASH_KEYS_128, FLASH_DQ_KEYS_128, FLASH_DKV_COLUMNS_128, FLASH_DKV_QUERIES_128) come from FlashKernels.java"
+#endif
+#if !defined(FLASH_KEYS_256) || !defined(FLASH_DQ_KEYS_256) || !defined(FLASH_DKV_COLUMNS_256) || !defined(FLASH_DKV_QUERIES_256)
+#error "the head size 256 tiles (FLASH_KEYS_256, FLASH_DQ_KEYS_256, FLASH_DKV_COLUMNS_256, FLASH_DKV_QUERIES_256) come from FlashKernels.java"
+#endif
+// The kernels of head size D with its tiles (the defines' names are pasted, then expanded as JT_FLASH's arguments).
+#define JT_FLASH_HEAD(sfx, E, D) JT_FLASH(sfx, E, D, FLASH_KEYS_##D, FLASH_DQ_KEYS_##D, FLASH_DKV_COLUMNS_##D, FLASH_DKV_QUERIES_##D)
+#define JT_FLASH_SIZES(sfx, E) JT_FLASH_HEAD(sfx, E, 32) JT_FLASH_HEAD(sfx, E, 64) JT_FLASH_HEAD(sfx, E, 128) JT_FLASH_HEAD(sfx, E, 256)
 JT_FLASH_SIZES(bf16, __nv_bfloat16)
 JT_FLASH_SIZES(f16, __half)
 

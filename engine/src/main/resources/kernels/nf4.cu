@@ -10,11 +10,17 @@
 // vectorised form each thread reads 16 code bytes with one 16-byte load (32 elements, half a block, one scale) and
 // writes them with 16-byte stores; the 16 code values sit in shared memory (16 words in 16 banks: conflict-free),
 // the dynamic map stays in global memory behind the read-only cache (one lookup per 32 elements).
-// tables: [0, 16) the NF4 code values, [16, 272) the signed dynamic map, uploaded once by Nf4Kernels.java.
+// tables: [0, NF4_CODES) the NF4 code values, then the signed dynamic map, uploaded once by Nf4Kernels.java.
 #include "common.cuh"
 
-#define NF4_BLOCK 64
-#define NF4_BLOCK2 256
+// From Nf4Kernels.java: the format's block sizes (Nf4Tensor.BLOCK, BLOCK2), the count of code values (16: a nibble)
+// and the elements of one vectorised chunk (NF4_CHUNK: 32, the codes of one 16-byte load).
+#if !defined(NF4_BLOCK) || !defined(NF4_BLOCK2) || !defined(NF4_CODES) || !defined(NF4_CHUNK)
+#error "NF4_BLOCK, NF4_BLOCK2, NF4_CODES and NF4_CHUNK come from Nf4Kernels.java's KernelSource"
+#endif
+static_assert(NF4_CODES == 16, "a code is one nibble");
+static_assert(NF4_CHUNK == 2 * (int) sizeof(uint4), "a chunk is the two nibbles of each byte of one uint4 load");
+static_assert(NF4_BLOCK % NF4_CHUNK == 0, "a chunk lies within one block, so it has one scale");
 
 __device__ __forceinline__ float nf4_scale(i64 block, const float* __restrict__ absmax, const u8* __restrict__ absmaxCodes,
                                            const float* __restrict__ absmax2, float offset, const float* __restrict__ dyn) {
@@ -71,30 +77,30 @@ template <> struct Nf4Store<__half> {
     }
 };
 
-// VEC: codes and out are 16-byte aligned (the host checks); chunks of 32 elements are vectorised and the last
-// n % 32 elements done one per thread. Without VEC every element is done one per thread.
+// VEC: codes and out are 16-byte aligned (the host checks); chunks of NF4_CHUNK elements are vectorised and the
+// last n % NF4_CHUNK elements done one per thread. Without VEC every element is done one per thread.
 template <typename T, bool VEC>
 __device__ void dequantize_nf4(const u8* __restrict__ codes, const float* __restrict__ absmax,
                                const u8* __restrict__ absmaxCodes, const float* __restrict__ absmax2, float offset,
                                const float* __restrict__ tables, T* __restrict__ out, i64 n) {
-    __shared__ float lut[16];
-    if (threadIdx.x < 16) lut[threadIdx.x] = tables[threadIdx.x];
+    __shared__ float lut[NF4_CODES];
+    if (threadIdx.x < NF4_CODES) lut[threadIdx.x] = tables[threadIdx.x];
     __syncthreads();
-    const float* dyn = tables + 16;
+    const float* dyn = tables + NF4_CODES;
     i64 done = 0;
     if (VEC) {
-        const i64 chunks = n / 32;
+        const i64 chunks = n / NF4_CHUNK;
         const uint4* c4 = reinterpret_cast<const uint4*>(codes);
         JT_FOR(c, chunks) {
             uint4 w = __ldg(c4 + c);
-            float s = nf4_scale(c >> 1, absmax, absmaxCodes, absmax2, offset, dyn);
-            T* o = out + c * 32;
+            float s = nf4_scale(c / (NF4_BLOCK / NF4_CHUNK), absmax, absmaxCodes, absmax2, offset, dyn);
+            T* o = out + c * NF4_CHUNK;
             Nf4Store<T>::store8(o, w.x, lut, s);
             Nf4Store<T>::store8(o + 8, w.y, lut, s);
             Nf4Store<T>::store8(o + 16, w.z, lut, s);
             Nf4Store<T>::store8(o + 24, w.w, lut, s);
         }
-        done = chunks * 32;
+        done = chunks * NF4_CHUNK;
     }
     JT_FOR(k, n - done) {
         i64 i = done + k;

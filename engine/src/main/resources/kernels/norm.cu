@@ -8,6 +8,11 @@
 // column, and rms_norm_weight_reduce then adds the slots in a fixed order.
 #include "rows.cuh"
 
+// The weight reduce's block (NormKernels.java): NORM_REDUCE_COLUMNS columns in x, NORM_REDUCE_ROWS slot rows in y.
+#if !defined(NORM_REDUCE_COLUMNS) || !defined(NORM_REDUCE_ROWS)
+#error "NORM_REDUCE_COLUMNS and NORM_REDUCE_ROWS come from NormKernels.java's KernelSource"
+#endif
+
 template <typename W, typename A>
 __device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
     A v = (A) load_acc<W>(w[j]);
@@ -90,12 +95,13 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
     }
 }
 
-// gradWeight[j] = sum over slots s of partial[s, j], in ascending s: a block of (32, 16) threads covers 32
-// columns, thread row ty sums slots ty, ty + 16, ... and the 16 partial sums are added in order.
+// gradWeight[j] = sum over slots s of partial[s, j], in ascending s: a block of (NORM_REDUCE_COLUMNS, NORM_REDUCE_ROWS)
+// threads covers NORM_REDUCE_COLUMNS columns, thread row ty sums slots ty, ty + NORM_REDUCE_ROWS, ... and the
+// NORM_REDUCE_ROWS partial sums are added in order (rows padded by one against bank conflicts).
 template <typename A>
 __device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 slots, i64 d) {
-    __shared__ A part[16][33];
-    i64 j = (i64) blockIdx.x * 32 + threadIdx.x;
+    __shared__ A part[NORM_REDUCE_ROWS][NORM_REDUCE_COLUMNS + 1];
+    i64 j = (i64) blockIdx.x * NORM_REDUCE_COLUMNS + threadIdx.x;
     A s = 0;
     if (j < d) {
         for (i64 b = threadIdx.y; b < slots; b += blockDim.y) s += partial[b * d + j];

@@ -2,10 +2,10 @@
 // for double inputs); MAX propagates NaN like the cpu reference.
 #include "common.cuh"
 
-// Must match dev.jtune.engine.backend.ReduceOp's ordinals.
-#define OP_SUM 0
-#define OP_MEAN 1
-#define OP_MAX 2
+// ReduceOp's ordinals, from ReduceKernels.java.
+#if !defined(OP_SUM) || !defined(OP_MEAN) || !defined(OP_MAX)
+#error "OP_SUM, OP_MEAN and OP_MAX come from ReduceKernels.java's KernelSource"
+#endif
 
 template <typename A>
 __device__ __forceinline__ A combine(int op, A x, A y) {

@@ -62,31 +62,31 @@ __device__ __forceinline__ T store_as(A x) {
     }
 }
 
-// ---- loads and stores of VEC consecutive elements as one access (the host checks the alignment)
+// ---- loads and stores of VEC consecutive elements as one access of up to JT_VECTOR_BYTES (the host checks the alignment)
 template <int BYTES> struct Raw;
 template <> struct Raw<2> { typedef unsigned short type; };
 template <> struct Raw<4> { typedef unsigned int type; };
 template <> struct Raw<8> { typedef uint2 type; };
 template <> struct Raw<16> { typedef uint4 type; };
 
-// Elements per 16-byte access.
-template <typename T> struct Vec { static constexpr int N = 16 / (int) sizeof(T); };
+// Elements per widest access.
+template <typename T> struct Vec { static constexpr int N = JT_VECTOR_BYTES / (int) sizeof(T); };
 
 template <typename T, int VEC>
 __device__ __forceinline__ void load_chunk(const T* p, typename Acc<T>::type* out) {
     constexpr int BYTES = VEC * (int) sizeof(T);
     if constexpr (VEC == 1) {
         out[0] = load_acc<T>(p[0]);
-    } else if constexpr (BYTES <= 16) {
+    } else if constexpr (BYTES <= JT_VECTOR_BYTES) {
         typedef typename Raw<BYTES>::type R;
         R raw = *reinterpret_cast<const R*>(p);
         const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
         for (int k = 0; k < VEC; k++) out[k] = load_acc<T>(e[k]);
     } else {
-        constexpr int PER = 16 / (int) sizeof(T);
+        constexpr int PER = JT_VECTOR_BYTES / (int) sizeof(T);
 #pragma unroll
-        for (int h = 0; h < BYTES / 16; h++) load_chunk<T, PER>(p + h * PER, out + h * PER);
+        for (int h = 0; h < BYTES / JT_VECTOR_BYTES; h++) load_chunk<T, PER>(p + h * PER, out + h * PER);
     }
 }
 
@@ -95,7 +95,7 @@ __device__ __forceinline__ void store_chunk(T* p, const typename Acc<T>::type* i
     constexpr int BYTES = VEC * (int) sizeof(T);
     if constexpr (VEC == 1) {
         p[0] = store_acc<T>(in[0]);
-    } else if constexpr (BYTES <= 16) {
+    } else if constexpr (BYTES <= JT_VECTOR_BYTES) {
         typedef typename Raw<BYTES>::type R;
         R raw;
         T* e = reinterpret_cast<T*>(&raw);
@@ -103,9 +103,9 @@ __device__ __forceinline__ void store_chunk(T* p, const typename Acc<T>::type* i
         for (int k = 0; k < VEC; k++) e[k] = store_acc<T>(in[k]);
         *reinterpret_cast<R*>(p) = raw;
     } else {
-        constexpr int PER = 16 / (int) sizeof(T);
+        constexpr int PER = JT_VECTOR_BYTES / (int) sizeof(T);
 #pragma unroll
-        for (int h = 0; h < BYTES / 16; h++) store_chunk<T, PER>(p + h * PER, in + h * PER);
+        for (int h = 0; h < BYTES / JT_VECTOR_BYTES; h++) store_chunk<T, PER>(p + h * PER, in + h * PER);
     }
 }
 

@@ -184,13 +184,16 @@ __device__ void attention_softmax_backward(const P* probs, const S* gradProbs, c
 #define JT_SOFTMAX(sfx, T) JT_SOFTMAX_V(sfx, T, , 1) JT_SOFTMAX_V(sfx, T, _vec, Vec<T>::N)
 JT_FLOAT_TYPES(JT_SOFTMAX)
 
-// attention: vector width 4 (16 bytes of F32 scores) for every probs dtype. F32 scores with any probs dtype;
-// F64 scores (float64 checks) with F64 probs.
+// attention: vector width ATTENTION_VEC (SoftmaxKernels.java; 4: 16 bytes of F32 scores) for every probs dtype. F32
+// scores with any probs dtype; F64 scores (float64 checks) with F64 probs.
+#ifndef ATTENTION_VEC
+#error "ATTENTION_VEC comes from SoftmaxKernels.java's KernelSource"
+#endif
 #define JT_ATTN_V(ss, S, ps, P, name, V) \
     extern "C" __global__ void attention_softmax_##ss##_##ps##name(const S* scores, P* probs, S* lse, i64 rows, i64 cols, i64 rowStart, \
                                                                    i64 rowsPerHead, i64 colStart, i64 window, double scale, int lseIn) { \
         attention_softmax<S, P, V>(scores, probs, lse, rows, cols, rowStart, rowsPerHead, colStart, window, scale, lseIn); }
-#define JT_ATTN(ss, S, ps, P) JT_ATTN_V(ss, S, ps, P, , 1) JT_ATTN_V(ss, S, ps, P, _vec, 4)
+#define JT_ATTN(ss, S, ps, P) JT_ATTN_V(ss, S, ps, P, , 1) JT_ATTN_V(ss, S, ps, P, _vec, ATTENTION_VEC)
 JT_ATTN(f32, float, f64, double)
 JT_ATTN(f32, float, f32, float)
 JT_ATTN(f32, float, bf16, __nv_bfloat16)

@@ -1837,6 +1837,27 @@ public final class CudaDriver {
         }
     }
 
+    private static final class cuFuncGetParamInfo$ {
+        static final MethodHandle HANDLE = NativeLibraries.downcall(LIBRARY, "cuFuncGetParamInfo",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS));
+    }
+
+    /**
+     * {@snippet lang=c :
+     * CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize)
+     * }
+     * CUDA 12.4+; returns CUDA_ERROR_INVALID_VALUE for a {@code paramIndex} past the kernel's last parameter.
+     */
+    public static int cuFuncGetParamInfo(MemorySegment func, long paramIndex, MemorySegment paramOffset, MemorySegment paramSize) {
+        try {
+            return (int) cuFuncGetParamInfo$.HANDLE.invokeExact(func, paramIndex, paramOffset, paramSize);
+        } catch (RuntimeException | Error ex$) {
+            throw ex$; // e.g. CudaLibraryNotFoundException: the library or symbol could not be bound
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class cuOccupancyMaxActiveBlocksPerMultiprocessor$ {
         static final MethodHandle HANDLE = NativeLibraries.downcall(LIBRARY, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_LONG));

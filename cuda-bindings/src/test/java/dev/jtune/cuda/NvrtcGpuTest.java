@@ -166,6 +166,17 @@ class NvrtcGpuTest {
                     "cuFuncSetAttribute");
             check(CudaDriver.cuFuncGetAttribute(attr, CudaDriver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, saxpy), "cuFuncGetAttribute");
             assertEquals(64 << 10, attr.get(JAVA_INT, 0));
+            // saxpy(float a, const float* x, float* y, int n): sizes 4, 8, 8, 4 at offsets 0, 8, 16, 24; none past the last
+            MemorySegment offset = arena.allocate(JAVA_LONG);
+            MemorySegment size = arena.allocate(JAVA_LONG);
+            long[] sizes = {4, 8, 8, 4};
+            long[] offsets = {0, 8, 16, 24};
+            for (int i = 0; i < sizes.length; i++) {
+                check(CudaDriver.cuFuncGetParamInfo(saxpy, i, offset, size), "cuFuncGetParamInfo(" + i + ")");
+                assertEquals(sizes[i], size.get(JAVA_LONG, 0), "size of parameter " + i);
+                assertEquals(offsets[i], offset.get(JAVA_LONG, 0), "offset of parameter " + i);
+            }
+            assertEquals(CudaDriver.CUDA_ERROR_INVALID_VALUE, CudaDriver.cuFuncGetParamInfo(saxpy, sizes.length, offset, size));
             check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(attr, saxpy, 256, 0L), "cuOccupancyMaxActiveBlocksPerMultiprocessor");
             assertTrue(attr.get(JAVA_INT, 0) > 0);
 

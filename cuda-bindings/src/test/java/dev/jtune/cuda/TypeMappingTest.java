@@ -77,6 +77,8 @@ class TypeMappingTest {
         // CUresult cuLaunchKernel(CUfunction f, 7 x unsigned int, CUstream hStream, void **kernelParams, void **extra)
         assertSignature(CudaDriver.class, "cuLaunchKernel", int.class, seg, int.class, int.class, int.class,
                 int.class, int.class, int.class, int.class, seg, seg, seg);
+        // CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset, size_t *paramSize)
+        assertSignature(CudaDriver.class, "cuFuncGetParamInfo", int.class, seg, long.class, seg, seg);
         // CUresult cuCtxSynchronize(void)
         assertSignature(CudaDriver.class, "cuCtxSynchronize", int.class);
         // const char *nvrtcGetErrorString(nvrtcResult result)

@@ -2,16 +2,30 @@ package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.Tensor;
 
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.VEC;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /** Typed launches of kernels/activation.cu: GELU (tanh approximation) and GeGLU, forward and backward. */
 final class ActivationKernels {
     private static final int THREADS = 256;
+
+    /** kernels/activation.cu: each kernel takes its operands' pointers, then n. */
+    static final KernelSource SOURCE = KernelSource.builder("activation.cu")
+            .kernels(names("gelu_%s%s", FLOATS, VEC), PTR, PTR, I64)
+            .kernels(names("gelu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)
+            .kernels(names("geglu_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)
+            .kernels(names("geglu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     ActivationKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("activation.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }

@@ -72,7 +72,7 @@ public final class CudaBackend implements Backend {
         boolean expandable = Boolean.parseBoolean(System.getProperty("jtune.cuda.expandableSegments", "true"))
                 && context.supportsVirtualMemory();
         long limit = Long.getLong("jtune.cuda.memoryLimit", 0L);
-        this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
+        this.allocator = new CachingAllocator(deviceMemory, CachingAllocator.Config.fromSettings(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
         this.elementwise = new Lazy<>(() -> new ElementwiseKernels(compiler, stream, context));

@@ -54,6 +54,12 @@ final class CudaDeviceMemory implements DeviceMemory {
     }
 
     @Override
+    public void synchronize() {
+        context.makeCurrent();
+        check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
+    }
+
+    @Override
     public boolean supportsVirtualMemory() {
         return context.supportsVirtualMemory();
     }

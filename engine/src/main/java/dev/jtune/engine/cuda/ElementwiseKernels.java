@@ -6,19 +6,45 @@ import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
 
+import static dev.jtune.engine.cuda.KernelParam.F64;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.LAYOUT;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.ALL_TYPES;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, fill, random. */
 final class ElementwiseKernels {
     private static final int THREADS = 256;
     /** Elements per access of the chunked kernels (kernels/elementwise.cu's CHUNK). */
-    private static final int CHUNK = 8;
+    static final int CHUNK = 8;
+
+    /** kernels/elementwise.cu: CHUNK, the op and distribution codes (the enums' ordinals), every kernel's parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("elementwise.cu")
+            .define("CHUNK", CHUNK)
+            .defineOrdinals("OP_", BinaryOp.values())
+            .defineOrdinals("DIST_", Distribution.values())
+            .kernels(names("binary_%s", FLOATS), I32, PTR, LAYOUT, PTR, LAYOUT, PTR, I64)
+            .kernels(names("binary_chunks_%s", FLOATS), I32, PTR, LAYOUT, PTR, LAYOUT, PTR, I64)
+            .kernels(names("scale_%s", FLOATS), PTR, LAYOUT, PTR, I64, F64)
+            .kernels(names("scale_chunks_%s", FLOATS), PTR, LAYOUT, PTR, I64, F64)
+            .kernels(names("random_%s", FLOATS), PTR, I64, I32, I64, F64, F64)
+            .kernels(names("dropout_%s", FLOATS), PTR, PTR, I64, F64, I64)
+            .kernels(names("softcap_%s", FLOATS), PTR, PTR, PTR, I64, F64)
+            .kernels(names("softcap_backward_%s", FLOATS), PTR, PTR, PTR, I64, F64)
+            .kernels(names("fill_%s", ALL_TYPES), PTR, I64, F64)
+            .kernels(names("copy_%s_%s", ALL_TYPES, ALL_TYPES), PTR, LAYOUT, PTR, LAYOUT, I64)
+            .kernels(names("copy_chunks_%s_%s", ALL_TYPES, ALL_TYPES), PTR, LAYOUT, PTR, LAYOUT, I64)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     ElementwiseKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("elementwise.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }
@@ -27,10 +53,7 @@ final class ElementwiseKernels {
         Layouts lay = Layouts.of("binary", out, a, b);
         long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
-            args.i32(op.ordinal()).pointer(a.address());
-            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
-            args.pointer(b.address());
-            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[3]);
+            args.i32(op.ordinal()).pointer(a.address()).layout(l[0], l[2]).pointer(b.address()).layout(l[0], l[3]);
             long n = StridedLayout.count(l[0]);
             args.pointer(out.address()).i64(n);
             launch(lay.kernel() + floatSuffix("binary", out.dtype()), n, args);
@@ -41,8 +64,7 @@ final class ElementwiseKernels {
         Layouts lay = Layouts.of("scale", out, a);
         long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(a.address());
-            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
+            args.pointer(a.address()).layout(l[0], l[2]);
             long n = StridedLayout.count(l[0]);
             args.pointer(out.address()).i64(n).f64(factor);
             launch(lay.kernel() + floatSuffix("scale", out.dtype()), n, args);
@@ -53,10 +75,7 @@ final class ElementwiseKernels {
         Layouts lay = Layouts.of("copy", src, dst);
         long[][] l = lay.layouts();
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(src.address());
-            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[1]);
-            args.pointer(dst.address());
-            StridedLayout.write(args.allocateStruct(StridedLayout.BYTES), l[0], l[2]);
+            args.pointer(src.address()).layout(l[0], l[1]).pointer(dst.address()).layout(l[0], l[2]);
             long n = StridedLayout.count(l[0]);
             args.i64(n);
             launch(lay.kernel() + suffix(src.dtype()) + "_" + suffix(dst.dtype()), n, args);

@@ -8,7 +8,13 @@ import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 
+import java.util.List;
+
 import static dev.jtune.cuda.CudaException.check;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.names;
 
 /**
  * Typed launches of kernels/embedding.cu: the row gather and its deterministic backward (a stable counting sort
@@ -16,8 +22,21 @@ import static dev.jtune.cuda.CudaException.check;
  */
 final class EmbeddingKernels {
     private static final int THREADS = 256;
-    private static final int RANK_TILE = 256; // embedding.cu's RANK_TILE
+    /** Tokens per block of embedding_rank, and the shared tile it compares them in. */
+    static final int RANK_TILE = 256;
     private static final int SCAN_THREADS = 1024;
+    /** Row units of the gather kernels, in bytes: embedding_gather_2 ... _16. */
+    static final List<String> GATHER_UNITS = List.of("2", "4", "8", "16");
+
+    /** kernels/embedding.cu: RANK_TILE and the kernels' parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("embedding.cu")
+            .define("RANK_TILE", RANK_TILE)
+            .kernels(names("embedding_gather_%s", GATHER_UNITS), PTR, PTR, PTR, I64, I64, I64)
+            .kernel("embedding_count", PTR, PTR, I64, I64)
+            .kernel("embedding_scan", PTR, PTR, I64)
+            .kernel("embedding_rank", PTR, PTR, PTR, I64, I64)
+            .kernels(names("embedding_accumulate_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
@@ -25,7 +44,7 @@ final class EmbeddingKernels {
     private final long maxBlocks;
 
     EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
-        this.module = compiler.module("embedding.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
         this.maxBlocks = (long) context.multiprocessors() * 32;
@@ -39,16 +58,22 @@ final class EmbeddingKernels {
         if (n == 0 || rowBytes == 0) {
             return;
         }
-        int unit = 16;
-        while (unit > 2 && (rowBytes % unit != 0 || table.address() % unit != 0 || out.address() % unit != 0)) {
-            unit >>= 1;
-        }
+        int unit = gatherUnit(rowBytes, table.address(), out.address());
         long units = rowBytes / unit;
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(ids.address()).pointer(table.address()).pointer(out.address()).i64(n).i64(units).i64(v);
             long blocks = Math.min(Math.ceilDiv(n * units, THREADS), maxBlocks);
             module.function("embedding_gather_" + unit).launch(stream, blocks, THREADS, 0, args);
         }
+    }
+
+    /** The widest unit of 16, 8, 4 or 2 bytes dividing the row size and both addresses (tables' elements are 2+ bytes). */
+    static int gatherUnit(long rowBytes, long tableAddress, long outAddress) {
+        int unit = 16;
+        while (unit > 2 && (rowBytes % unit != 0 || tableAddress % unit != 0 || outAddress % unit != 0)) {
+            unit >>= 1;
+        }
+        return unit;
     }
 
     /** gradTable[v, :] += the sum, in ascending i and fp32, of gradOut[i, :] over the tokens i with id v. */

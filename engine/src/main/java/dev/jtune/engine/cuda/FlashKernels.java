@@ -6,41 +6,81 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
-import java.util.Map;
+import java.util.Collections;
+import java.util.List;
 import java.util.Set;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+
+import static dev.jtune.engine.cuda.KernelParam.F32;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.names;
 
 /**
  * Typed launches of kernels/flash.cu: fused causal attention, forward in one kernel and backward in two (dQ; dK
- * with dV). Blocks of 128 threads own 64 rows (queries, or keys for dK/dV); the tile sizes per head size are the
- * kernel's (see JT_FLASH_SIZES there), and the shared memory they need is raised above 48 KiB once per kernel.
+ * with dV). Blocks of {@link #WARPS} warps own {@link #ROWS} rows (queries, or keys for dK/dV); the tile sizes per
+ * head size are declared here and compiled into the kernels as defines, and the shared memory they need is raised
+ * above 48 KiB once per kernel.
  */
 final class FlashKernels {
-    private static final int THREADS = 128;
-    private static final int ROWS = 64;
-    private static final int PAD = 8;
+    /** Warps per block, each owning 16 rows of a tile (FLASH_WARPS). */
+    static final int WARPS = 4;
+    static final int THREADS = WARPS * 32;
+    static final int ROWS = WARPS * 16;
+    /** Elements of padding after each row of a shared tile, against bank conflicts (FLASH_PAD). */
+    static final int PAD = 8;
+    /** Shared memory a kernel gets without opting in. */
+    static final int DEFAULT_SHARED = 48 * 1024;
     /**
      * Visible keys per query from which grouped heads get a dK/dV block each (H100, 4 query heads / 1 kv head of 256,
      * backward at 8192 tokens: causal 2.89 ms split vs 4.29 ms not; window 512 0.67 ms split vs 0.47 ms not).
      */
     private static final long SPLIT_SPAN = 2048;
 
-    /** Keys per tile (forward, dQ), and columns and queries per tile of the dK/dV kernel, per head size. */
-    private record Tiles(int forwardKeys, int dqKeys, int dkvColumns, int dkvQueries) {
+    /**
+     * Keys per tile (forward, dQ), and columns and queries per tile of the dK/dV kernel, for one head size. The fp32
+     * accumulators of a warp's 16 rows must fit in registers (forward D / 2 + BN / 2 floats a thread; dQ D / 2 + BN;
+     * dK/dV C + BQ).
+     */
+    record Tiles(int forwardKeys, int dqKeys, int dkvColumns, int dkvQueries) {
     }
 
-    private static final Map<Integer, Tiles> TILES = Map.of(
+    /** The supported head sizes and their tiles; flash.cu instantiates its kernels for exactly these head sizes. */
+    static final SortedMap<Integer, Tiles> TILES = Collections.unmodifiableSortedMap(new TreeMap<>(java.util.Map.of(
             32, new Tiles(64, 64, 32, 64),
             64, new Tiles(64, 64, 64, 64),
             128, new Tiles(64, 64, 128, 32),
-            256, new Tiles(64, 32, 128, 32));
+            256, new Tiles(64, 32, 128, 32))));
+    static final List<String> TYPES = List.of("bf16", "f16");
+
+    /** kernels/flash.cu: block shape, padding, the tiles of every head size (FLASH_KEYS_D, ...), the kernels' parameters. */
+    static final KernelSource SOURCE = source();
+
+    private static KernelSource source() {
+        KernelSource.Builder b = KernelSource.builder("flash.cu").define("FLASH_WARPS", WARPS).define("FLASH_PAD", PAD);
+        TILES.forEach((d, t) -> {
+            b.define("FLASH_KEYS_" + d, t.forwardKeys())
+                    .define("FLASH_DQ_KEYS_" + d, t.dqKeys())
+                    .define("FLASH_DKV_COLUMNS_" + d, t.dkvColumns())
+                    .define("FLASH_DKV_QUERIES_" + d, t.dkvQueries());
+            // pointers, then t, hq, hkv, window and scale
+            b.kernels(names("flash_forward_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            b.kernels(names("flash_backward_dq_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            b.kernels(names("flash_backward_dkv_%s_" + d, TYPES),
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+        });
+        return b.kernels(names("flash_reduce_heads_%s", TYPES), PTR, PTR, I64, I32, I64).build();
+    }
 
     private final CudaModule module;
     private final CudaStream stream;
     private final Set<String> raised = ConcurrentHashMap.newKeySet();
 
     FlashKernels(KernelCompiler compiler, CudaStream stream) {
-        this.module = compiler.module("flash.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
     }
 
@@ -51,7 +91,7 @@ final class FlashKernels {
     void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
-        int shared = q.dtype().byteSize() * (ROWS + 2 * tiles.forwardKeys()) * (d + PAD);
+        int shared = forwardShared(q.dtype().byteSize(), d, tiles);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
             shape(args, q, k, window, scale);
@@ -68,13 +108,12 @@ final class FlashKernels {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             shape(args, q, k, window, scale);
-            launch("flash_backward_dq", q, q.dim(0) * q.dim(1), elem * (2 * ROWS + 2 * tiles.dqKeys()) * (d + PAD), args);
+            launch("flash_backward_dq", q, q.dim(0) * q.dim(1), dqShared(elem, d, tiles), args);
         }
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
         // key/value head; otherwise one block per key/value head
         long group = q.dim(1) / k.dim(1);
-        long span = window > 0 ? Math.min(window, q.dim(2)) : q.dim(2);
-        boolean split = group > 1 && span >= SPLIT_SPAN;
+        boolean split = splitHeads(group, window, q.dim(2));
         try (Scope shares = Scope.open("flash dK/dV shares", MemoryCategory.WORKSPACE)) {
             Tensor pk = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
             Tensor pv = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
@@ -83,14 +122,38 @@ final class FlashKernels {
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(pk == null ? 0L : pk.address()).pointer(pv == null ? 0L : pv.address());
                 shape(args, q, k, window, scale);
-                int shared = elem * (2 * ROWS + 2 * tiles.dkvQueries()) * (d + PAD) + 2 * Float.BYTES * tiles.dkvQueries();
-                launch("flash_backward_dkv", q, (split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1)) * (d / tiles.dkvColumns()), shared, args);
+                long heads = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
+                launch("flash_backward_dkv", q, heads * (d / tiles.dkvColumns()), dkvShared(elem, d, tiles), args);
             }
             if (split) {
                 reduceHeads(pk, gradK, group);
                 reduceHeads(pv, gradV, group);
             }
         }
+    }
+
+    /** Shared bytes of the forward kernel: the query tile and a key and a value tile, padded rows. */
+    static int forwardShared(int elementBytes, int d, Tiles t) {
+        return elementBytes * (ROWS + 2 * t.forwardKeys()) * (d + PAD);
+    }
+
+    /** Shared bytes of the dQ kernel: query and output-gradient tiles, a key and a value tile. */
+    static int dqShared(int elementBytes, int d, Tiles t) {
+        return elementBytes * (2 * ROWS + 2 * t.dqKeys()) * (d + PAD);
+    }
+
+    /** Shared bytes of the dK/dV kernel: key, value, query and output-gradient tiles, then the queries' fp32 lse and delta. */
+    static int dkvShared(int elementBytes, int d, Tiles t) {
+        return elementBytes * (2 * ROWS + 2 * t.dkvQueries()) * (d + PAD) + 2 * Float.BYTES * t.dkvQueries();
+    }
+
+    /**
+     * Whether grouped heads get a dK/dV block each (their fp32 shares summed after): from {@link #SPLIT_SPAN} visible
+     * keys per query ({@code window} 0: causal over all {@code t}).
+     */
+    static boolean splitHeads(long group, long window, long t) {
+        long span = window > 0 ? Math.min(window, t) : t;
+        return group > 1 && span >= SPLIT_SPAN;
     }
 
     /** out [B, Hkv, T, D] = the sum over each key/value head's group of query heads' shares [B, Hq, T, D]. */
@@ -123,7 +186,7 @@ final class FlashKernels {
     private void launch(String kernel, Tensor q, long blocks, int shared, KernelArgs args) {
         String name = kernel + "_" + ElementwiseKernels.suffix(q.dtype()) + "_" + q.dim(3);
         CudaFunction f = module.function(name);
-        if (shared > 48 * 1024 && raised.add(name)) {
+        if (shared > DEFAULT_SHARED && raised.add(name)) {
             f.maxDynamicSharedMemory(shared);
         }
         long tiles = Math.ceilDiv(q.dim(2), ROWS);

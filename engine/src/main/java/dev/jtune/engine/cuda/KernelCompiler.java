@@ -30,7 +30,8 @@ import static dev.jtune.cuda.CudaException.checkNvrtc;
  * Compiles the engine's CUDA C sources ({@code src/main/resources/kernels}) with NVRTC for the device's own
  * architecture, straight to machine code (CUBIN), and caches the result on disk keyed by the sources' hash, the
  * architecture, the defines and the NVRTC version: a warm start loads dozens of kernels in milliseconds instead
- * of compiling them for seconds. Cache: {@code $JTUNE_KERNEL_CACHE}, else {@code ~/.cache/jtune/kernels}.
+ * of compiling them for seconds. Cache: {@code $JTUNE_KERNEL_CACHE}, else {@code ~/.cache/jtune/kernels}. What a
+ * source is compiled with and which kernels it must have come from its {@link KernelSource}.
  */
 public final class KernelCompiler {
     private static final Pattern INCLUDE = Pattern.compile("^#include \"([^\"]+)\"", Pattern.MULTILINE);
@@ -39,7 +40,7 @@ public final class KernelCompiler {
     private final Path cacheDir;
     private final String cudaInclude;
     private final String nvrtcVersion;
-    private final Map<String, CudaModule> loaded = new ConcurrentHashMap<>();
+    private final Map<KernelSource, CudaModule> loaded = new ConcurrentHashMap<>();
 
     KernelCompiler(CudaContext context) {
         this.context = context;
@@ -56,30 +57,34 @@ public final class KernelCompiler {
         return Path.of(System.getProperty("user.home"), ".cache", "jtune", "kernels");
     }
 
-    /** The module built from {@code kernels/<name>} with {@code defines}, compiled or loaded once per process. */
-    public CudaModule module(String name, Map<String, String> defines) {
-        String key = name + defines;
-        return loaded.computeIfAbsent(key, k -> load(name, new TreeMap<>(defines)));
+    /**
+     * The module of {@code source}'s file compiled with its defines, loaded and checked against its kernels'
+     * signatures once per process.
+     */
+    CudaModule module(KernelSource source) {
+        return loaded.computeIfAbsent(source, this::load);
     }
 
-    public CudaModule module(String name) {
-        return module(name, Map.of());
-    }
-
-    private CudaModule load(String name, TreeMap<String, String> defines) {
-        String source = resource(name);
-        Map<String, String> headers = headersOf(source, new TreeMap<>());
-        List<String> options = new ArrayList<>(List.of(
-                "--gpu-architecture=" + context.arch(), "--std=c++17", "-I" + cudaInclude));
-        defines.forEach((k, v) -> options.add("-D" + k + "=" + v));
-        String key = hash(name, source, headers, options);
+    private CudaModule load(KernelSource source) {
+        String name = source.file();
+        String text = resource(name);
+        Map<String, String> headers = headersOf(text, new TreeMap<>());
+        List<String> options = options(context.arch(), cudaInclude, source.defines());
+        String key = cacheKey(name, text, headers, options, nvrtcVersion);
         Path cached = cacheDir.resolve(name.replace('.', '_') + "-" + context.arch() + "-" + key + ".cubin");
         byte[] cubin = readIfPresent(cached);
         if (cubin == null) {
-            cubin = compile(name, source, headers, options);
+            cubin = compile(name, text, headers, options);
             writeAtomically(cached, cubin);
         }
-        return CudaModule.load(context, name, cubin);
+        return CudaModule.load(context, source, cubin);
+    }
+
+    /** NVRTC's options: the device's architecture, C++17, the CUDA headers and one {@code -DNAME=value} per define. */
+    static List<String> options(String arch, String cudaInclude, Map<String, String> defines) {
+        List<String> options = new ArrayList<>(List.of("--gpu-architecture=" + arch, "--std=c++17", "-I" + cudaInclude));
+        new TreeMap<>(defines).forEach((k, v) -> options.add("-D" + k + "=" + v));
+        return options;
     }
 
     private byte[] compile(String name, String source, Map<String, String> headers, List<String> options) {
@@ -128,7 +133,7 @@ public final class KernelCompiler {
     }
 
     /** Every header a source includes with quotes, transitively, from the same resource folder. */
-    private static Map<String, String> headersOf(String source, TreeMap<String, String> into) {
+    static Map<String, String> headersOf(String source, TreeMap<String, String> into) {
         Matcher m = INCLUDE.matcher(source);
         while (m.find()) {
             String h = m.group(1);
@@ -152,7 +157,11 @@ public final class KernelCompiler {
         }
     }
 
-    private String hash(String name, String source, Map<String, String> headers, List<String> options) {
+    /**
+     * The cache entry's key: a hash of everything the CUBIN depends on, the source and its headers, the options (so
+     * the architecture and every define) and the NVRTC version.
+     */
+    static String cacheKey(String name, String source, Map<String, String> headers, List<String> options, String nvrtcVersion) {
         try {
             MessageDigest md = MessageDigest.getInstance("SHA-256");
             md.update((name + "\0" + source + "\0" + headers + "\0" + options + "\0" + nvrtcVersion).getBytes(StandardCharsets.UTF_8));

@@ -2,16 +2,30 @@ package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.Tensor;
 
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.VEC;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /** Typed launches of kernels/loss.cu: cross-entropy forward and backward, and the count of non-ignored labels. */
 final class LossKernels {
     private static final int COUNT_THREADS = 1024;
+
+    /** kernels/loss.cu's kernels and their parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("loss.cu")
+            .kernels(names("cross_entropy_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, I32)
+            .kernels(names("cross_entropy_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, I32, PTR, I64, I64, I32)
+            .kernel("count_not_equal", PTR, I64, I32, PTR, I32)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("loss.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }

@@ -3,6 +3,7 @@ package dev.jtune.engine.cuda;
 import dev.jtune.cuda.Cublas;
 import dev.jtune.cuda.CublasLt;
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
@@ -24,8 +25,30 @@ final class LtMatmul implements AutoCloseable {
     /** cuBLASLt's recommended workspace on Hopper. */
     static final long WORKSPACE_BYTES = 32L << 20;
 
-    private record Key(long batch, long m, long n, long k, boolean transA, boolean transB, boolean sharedB,
-                       DType in, DType out, int alignA, int alignB, int alignOut) {
+    /**
+     * What a plan depends on: the product's shape (batch, m, n, k), transposes, whether b is one 2-D matrix shared by
+     * the batch, the dtypes, and each pointer's alignment (the heuristic may pick a kernel that assumes it).
+     */
+    record Key(long batch, long m, long n, long k, boolean transA, boolean transB, boolean sharedB,
+               DType in, DType out, int alignA, int alignB, int alignOut) {
+
+        /** The key of {@code out = op(a) @ op(b)} (see {@link #matmul}). */
+        static Key of(Operand a, boolean transA, Operand b, boolean transB, Operand out) {
+            long m = out.shape().dim(out.shape().rank() - 2);
+            long n = out.shape().dim(out.shape().rank() - 1);
+            long k = transA ? a.shape().dim(a.shape().rank() - 2) : a.shape().dim(a.shape().rank() - 1);
+            long batch = out.shape().numel() / (m * n);
+            boolean sharedB = b.shape().rank() == 2 && batch > 1;
+            return new Key(batch, m, n, k, transA, transB, sharedB, a.dtype(), out.dtype(),
+                    alignment(a.address()), alignment(b.address()), alignment(out.address()));
+        }
+    }
+
+    /** A matmul operand as the plan sees it: shape, dtype and device address. */
+    record Operand(Shape shape, DType dtype, long address) {
+        static Operand of(Tensor t) {
+            return new Operand(t.shape(), t.dtype(), t.address());
+        }
     }
 
     /** Everything cublasLtMatmul needs besides the pointers; kept for the process lifetime. */
@@ -49,13 +72,7 @@ final class LtMatmul implements AutoCloseable {
 
     /** See {@link dev.jtune.engine.backend.Backend#matmul}. */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
-        long m = out.dim(-2);
-        long n = out.dim(-1);
-        long k = transA ? a.dim(-2) : a.dim(-1);
-        long batch = out.numel() / (m * n);
-        boolean sharedB = b.rank() == 2 && batch > 1;
-        Key key = new Key(batch, m, n, k, transA, transB, sharedB, a.dtype(), out.dtype(),
-                alignment(a.address()), alignment(b.address()), alignment(out.address()));
+        Key key = Key.of(Operand.of(a), transA, Operand.of(b), transB, Operand.of(out));
         Plan plan = plans.computeIfAbsent(key, this::plan);
         // Column-major view: D (n x m) = op(B') (n x k) @ op(A') (k x m), with B' = b's buffer and A' = a's.
         checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, plan.one,

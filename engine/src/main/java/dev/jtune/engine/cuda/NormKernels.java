@@ -6,13 +6,35 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 
+import java.util.List;
+
+import static dev.jtune.engine.cuda.KernelParam.F64;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.VEC;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /**
  * Typed launches of kernels/norm.cu: RMSNorm forward and backward. The weight gradient goes through a scratch
  * buffer of per-row-slot partial sums [slots, D] that a second kernel adds in a fixed order (deterministic).
  */
 final class NormKernels {
     /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
-    private static final long PARTIAL_BYTES = 32L << 20;
+    static final long PARTIAL_BYTES = 32L << 20;
+    /** A weight-reduce block: columns (threads in x) and slot rows (threads in y); norm.cu's part[ROWS][COLUMNS + 1]. */
+    static final int REDUCE_COLUMNS = 32;
+    static final int REDUCE_ROWS = 16;
+
+    /** kernels/norm.cu: the weight-reduce block shape and the kernels' parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("norm.cu")
+            .define("NORM_REDUCE_COLUMNS", REDUCE_COLUMNS)
+            .define("NORM_REDUCE_ROWS", REDUCE_ROWS)
+            .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
+            .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32)
+            .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
@@ -21,7 +43,7 @@ final class NormKernels {
     private final long maxBlocks;
 
     NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
-        this.module = compiler.module("norm.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
         this.multiprocessors = context.multiprocessors();
@@ -74,10 +96,7 @@ final class NormKernels {
             return;
         }
         int accBytes = x.dtype() == DType.F64 ? 8 : 4;
-        RowLaunch shape = RowLaunch.of(n, d, maxBlocks);
-        long perBlock = (long) shape.blockY() * d * accBytes;
-        long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
-        RowLaunch launch = new RowLaunch(blocks, shape.blockX(), shape.blockY());
+        RowLaunch launch = weightGradientLaunch(n, d, accBytes, multiprocessors, maxBlocks);
         long slots = launch.slots();
         Block partial = allocator.allocate(slots * d * accBytes, MemoryCategory.WORKSPACE);
         try {
@@ -89,10 +108,22 @@ final class NormKernels {
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(partial.address()).pointer(gradWeight.address()).i64(slots).i64(d);
                 module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
-                        .launch(stream, Math.ceilDiv(d, 32), 1, 32, 16, 0, args);
+                        .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
             }
         } finally {
             allocator.free(partial); // stream order keeps the block's next user behind these kernels
         }
+    }
+
+    /**
+     * The backward's launch when it sums weight-gradient partials: {@link RowLaunch#of}'s shape with the grid cut to
+     * at most 4 blocks per multiprocessor and to a scratch [slots, d] of accumulators within {@link #PARTIAL_BYTES}
+     * (at least one block).
+     */
+    static RowLaunch weightGradientLaunch(long n, long d, int accBytes, int multiprocessors, long maxBlocks) {
+        RowLaunch shape = RowLaunch.of(n, d, maxBlocks);
+        long perBlock = (long) shape.blockY() * d * accBytes;
+        long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
+        return new RowLaunch(blocks, shape.blockX(), shape.blockY());
     }
 }

@@ -7,9 +7,25 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 
+import static dev.jtune.engine.cuda.KernelParam.F64;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.VEC;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /** Typed launches of kernels/optim.cu: the AdamW step, the deterministic sum of squares and the clip coefficient. */
 final class OptimKernels {
     private static final int THREADS = 256;
+
+    /** kernels/optim.cu's kernels and their parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("optim.cu")
+            .kernels(names("adamw_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, PTR, I32, I64, F64, F64, F64, F64, F64, F64, F64)
+            .kernels(names("sum_squares_%s%s", FLOATS, VEC), PTR, I64, PTR)
+            .kernels(names("sum_squares_finish_%s", java.util.List.of("f32", "f64")), PTR, I64, PTR, I32)
+            .kernel("clip_coefficient", PTR, I32, F64, PTR, I32)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
@@ -18,7 +34,7 @@ final class OptimKernels {
     private final long partialBlocks;
 
     OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
-        this.module = compiler.module("optim.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
         this.maxBlocks = (long) context.multiprocessors() * 32;

@@ -3,16 +3,29 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.ReduceOp;
 
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /** Typed launches of kernels/reduce.cu. */
 final class ReduceKernels {
     private static final int THREADS = 256;
+
+    /** kernels/reduce.cu: the op codes (ReduceOp's ordinals) and the kernels' parameters. */
+    static final KernelSource SOURCE = KernelSource.builder("reduce.cu")
+            .defineOrdinals("OP_", ReduceOp.values())
+            .kernels(names("reduce_rows_%s", FLOATS), PTR, PTR, I64, I64, I32)
+            .kernels(names("reduce_columns_%s", FLOATS), PTR, PTR, I64, I64, I64, I32)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     ReduceKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("reduce.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }

@@ -3,16 +3,28 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
+import static dev.jtune.engine.cuda.KernelParam.F64;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D]. */
 final class RopeKernels {
     private static final int THREADS = 256;
+
+    /** kernels/rope.cu: rope_T(x, positions, out, b, h, t, d, base, scaling, inverse). */
+    static final KernelSource SOURCE = KernelSource.builder("rope.cu")
+            .kernels(names("rope_%s", FLOATS), PTR, PTR, PTR, I64, I64, I64, I64, F64, F64, I32)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("rope.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 16;
     }

@@ -34,21 +34,32 @@ record RowLaunch(long grid, int blockX, int blockY) {
      * 16 bytes, the widest single access), else 1.
      */
     static int vectorWidth(int elements, long rowLength, Tensor... tensors) {
+        long[] addresses = new long[tensors.length];
+        int[] elementBytes = new int[tensors.length];
+        for (int i = 0; i < tensors.length; i++) {
+            addresses[i] = tensors[i].address();
+            elementBytes[i] = tensors[i].dtype().byteSize();
+        }
+        return vectorWidth(elements, rowLength, addresses, elementBytes);
+    }
+
+    /** {@link #vectorWidth(int, long, Tensor...)} with each operand's address and element size. */
+    static int vectorWidth(int elements, long rowLength, long[] addresses, int[] elementBytes) {
         if (elements <= 1 || rowLength % elements != 0) {
             return 1;
         }
-        for (Tensor t : tensors) {
-            long align = Math.min(16, (long) elements * t.dtype().byteSize());
-            if (t.address() % align != 0) {
+        for (int i = 0; i < addresses.length; i++) {
+            long align = Math.min(KernelSource.VECTOR_BYTES, (long) elements * elementBytes[i]);
+            if (addresses[i] % align != 0) {
                 return 1;
             }
         }
         return elements;
     }
 
-    /** Elements of {@code t}'s dtype in one 16-byte access. */
+    /** Elements of {@code t}'s dtype in one widest (16-byte) access: rows.cuh's {@code Vec<T>::N}. */
     static int perAccess(Tensor t) {
-        return 16 / t.dtype().byteSize();
+        return KernelSource.VECTOR_BYTES / t.dtype().byteSize();
     }
 
     /** The kernel name suffix of a vector width: "_vec" for the vectorised instantiation. */

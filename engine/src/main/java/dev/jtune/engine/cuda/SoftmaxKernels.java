@@ -4,6 +4,16 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
+import java.util.List;
+
+import static dev.jtune.engine.cuda.KernelParam.F64;
+import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelSource.FLOATS;
+import static dev.jtune.engine.cuda.KernelSource.VEC;
+import static dev.jtune.engine.cuda.KernelSource.names;
+
 /**
  * Typed launches of kernels/softmax.cu: softmax / log-softmax and backward, row dot products, and the masked
  * attention softmax with its backward. Row-wise kernels use {@link RowLaunch}.
@@ -11,14 +21,26 @@ import dev.jtune.engine.UnsupportedOpException;
 final class SoftmaxKernels {
     private static final int THREADS = 256;
     /** attention_softmax's vector width: 4 F32 scores per 16-byte access. */
-    private static final int ATTENTION_VEC = 4;
+    static final int ATTENTION_VEC = 4;
+
+    /** kernels/softmax.cu: ATTENTION_VEC and the kernels' parameters (attention: F32 scores with any probs, F64 with F64). */
+    static final KernelSource SOURCE = KernelSource.builder("softmax.cu")
+            .define("ATTENTION_VEC", ATTENTION_VEC)
+            .kernels(names("softmax_%s%s", FLOATS, VEC), PTR, PTR, I64, I64, I32)
+            .kernels(names("softmax_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64, I32)
+            .kernels(names("row_dot_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64)
+            .kernels(names("attention_softmax_f32_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32)
+            .kernels(names("attention_softmax_f64_f64%s", VEC), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32)
+            .kernels(names("attention_softmax_backward_f32_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, I64, I64, F64)
+            .kernels(List.of("attention_softmax_backward_f64_f64_f64"), PTR, PTR, PTR, PTR, I64, I64, F64)
+            .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
     SoftmaxKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
-        this.module = compiler.module("softmax.cu");
+        this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }

@@ -20,29 +20,44 @@ final class StridedLayout {
 
     /** Merged {shape, strides of tensor 0, strides of tensor 1, ...} for tensors sharing one shape. */
     static long[][] coalesce(Tensor... tensors) {
-        Shape shape = tensors[0].shape();
-        int rank = shape.rank();
+        long[][] strides = new long[tensors.length][];
+        for (int t = 0; t < tensors.length; t++) {
+            strides[t] = new long[tensors[t].rank()];
+            for (int d = 0; d < strides[t].length; d++) {
+                strides[t][d] = tensors[t].stride(d);
+            }
+        }
+        return coalesce(tensors[0].shape().toArray(), strides);
+    }
+
+    /**
+     * {@link #coalesce(Tensor...)} over a shape and each operand's strides (in elements): adjacent dimensions merge
+     * where every operand steps through them as through one, size-1 dimensions drop, a scalar becomes [1].
+     */
+    static long[][] coalesce(long[] shape, long[]... tensorStrides) {
+        int rank = shape.length;
+        int tensors = tensorStrides.length;
         long[] dims = new long[Math.max(rank, 1)]; // a scalar (rank 0) becomes one element of rank 1
-        long[][] strides = new long[tensors.length][Math.max(rank, 1)];
+        long[][] strides = new long[tensors][Math.max(rank, 1)];
         int r = 0;
         for (int d = 0; d < rank; d++) {
-            long size = shape.dim(d);
+            long size = shape[d];
             if (size == 1) {
                 continue; // size-1 axes do not move the index
             }
             boolean mergeable = r > 0;
-            for (int t = 0; t < tensors.length && mergeable; t++) {
-                mergeable = strides[t][r - 1] == tensors[t].stride(d) * size;
+            for (int t = 0; t < tensors && mergeable; t++) {
+                mergeable = strides[t][r - 1] == tensorStrides[t][d] * size;
             }
             if (mergeable) {
                 dims[r - 1] *= size;
-                for (int t = 0; t < tensors.length; t++) {
-                    strides[t][r - 1] = tensors[t].stride(d);
+                for (int t = 0; t < tensors; t++) {
+                    strides[t][r - 1] = tensorStrides[t][d];
                 }
             } else {
                 dims[r] = size;
-                for (int t = 0; t < tensors.length; t++) {
-                    strides[t][r] = tensors[t].stride(d);
+                for (int t = 0; t < tensors; t++) {
+                    strides[t][r] = tensorStrides[t][d];
                 }
                 r++;
             }
@@ -51,9 +66,9 @@ final class StridedLayout {
             dims[0] = 1;
             r = 1;
         }
-        long[][] out = new long[tensors.length + 1][];
+        long[][] out = new long[tensors + 1][];
         out[0] = Arrays.copyOf(dims, r);
-        for (int t = 0; t < tensors.length; t++) {
+        for (int t = 0; t < tensors; t++) {
             out[t + 1] = Arrays.copyOf(strides[t], r);
         }
         return out;
@@ -65,6 +80,15 @@ final class StridedLayout {
      * {@code chunk}, and every address is 16-byte aligned; otherwise null (the per-element kernels then run).
      */
     static long[][] chunked(long[][] l, int chunk, Tensor... tensors) {
+        long[] addresses = new long[tensors.length];
+        for (int t = 0; t < tensors.length; t++) {
+            addresses[t] = tensors[t].address();
+        }
+        return chunked(l, chunk, addresses);
+    }
+
+    /** {@link #chunked(long[][], int, Tensor...)} with each operand's address. */
+    static long[][] chunked(long[][] l, int chunk, long... addresses) {
         int r = l[0].length;
         if (l[0][r - 1] % chunk != 0) {
             return null;
@@ -72,9 +96,9 @@ final class StridedLayout {
         long[][] out = new long[l.length][];
         out[0] = l[0].clone();
         out[0][r - 1] /= chunk;
-        for (int t = 0; t < tensors.length; t++) {
+        for (int t = 0; t < addresses.length; t++) {
             long[] st = l[t + 1];
-            if (st[r - 1] != 1 || tensors[t].address() % 16 != 0) {
+            if (st[r - 1] != 1 || addresses[t] % KernelSource.VECTOR_BYTES != 0) {
                 return null;
             }
             out[t + 1] = new long[r];

@@ -7,6 +7,11 @@ package dev.jtune.engine.memory;
  */
 sealed interface Backing permits PlainBacking, ExpandableBacking {
 
+    /** The bytes a block of a {@code bytes} request spans: the request rounded to 512 ({@link SizeClasses#round}). */
+    default long blockSize(long bytes) {
+        return SizeClasses.round(bytes);
+    }
+
     /**
      * Adds a segment to {@code pool} with a free chunk of at least {@code size} bytes and returns that chunk, or null
      * when the device or the memory limit refuses.
@@ -18,6 +23,10 @@ sealed interface Backing permits PlainBacking, ExpandableBacking {
      * nothing, when the device or the memory limit refuses.
      */
     boolean commit(long address, long bytes);
+
+    /** Called after a freed block's chunk went back to {@code pool}, merged into {@code free}; caching backings keep it. */
+    default void freed(Pool pool, Chunk free) {
+    }
 
     /** Gives back to the device all memory that backs no live block; returns the bytes given back. */
     long releaseCached();

@@ -30,7 +30,10 @@ public final class Block {
         return chunk.address;
     }
 
-    /** Bytes this block spans: the request rounded up to 512, or more when the rest of a chunk was not worth splitting. */
+    /**
+     * Bytes this block spans: the request rounded up to 512, or more when the rest of a chunk was not worth splitting;
+     * exactly the request in the uncached mode.
+     */
     public long size() {
         return size;
     }

@@ -19,6 +19,8 @@ import java.util.Objects;
  *   <li>Plain segments ({@link PlainBacking}) are one malloc each: 2 MiB for the small pool, 20 MiB for large
  *       requests under 10 MiB, otherwise the request rounded to 2 MiB. Expandable segments
  *       ({@link ExpandableBacking}) are one huge virtual range per pool with pages mapped under live blocks.</li>
+ *   <li>Uncached ({@link UncachedBacking}, {@value Config#ENVIRONMENT}=uncached): no cache at all, one malloc of
+ *       exactly the request per block, freed with it, so that memory checkers see every tensor's bounds.</li>
  *   <li>When the device or the memory limit refuses, the allocator gives back every cached byte that backs no live
  *       block and tries once more; then it throws {@link OutOfDeviceMemoryException}.</li>
  * </ul>
@@ -34,28 +36,86 @@ public final class CachingAllocator implements AutoCloseable {
     /** Requests above this are refused outright; it keeps size arithmetic far from overflow. */
     private static final long MAX_REQUEST = 1L << 60;
 
+    /** Where blocks get their memory (see the class comment). */
+    public enum Segments {
+        /** One malloc per segment, blocks carved from it and cached. */
+        PLAIN,
+        /** One reserved virtual range per pool, pages mapped under live blocks; needs virtual memory support. */
+        EXPANDABLE,
+        /** No caching: each block is its own malloc of exactly its bytes, freed with it (for memory checkers). */
+        UNCACHED
+    }
+
     /**
-     * @param expandableSegments map physical pages under live blocks of one virtual range per pool (needs
-     *                           {@link DeviceMemory#supportsVirtualMemory()}) instead of one malloc per segment
-     * @param memoryLimit        most bytes this allocator may reserve; 0 means the device's capacity
+     * @param segments    where blocks get their memory
+     * @param memoryLimit most bytes this allocator may reserve; 0 means the device's capacity
      */
-    public record Config(boolean expandableSegments, long memoryLimit) {
+    public record Config(Segments segments, long memoryLimit) {
+        /** System property that selects the uncached mode ({@value}=uncached); it wins over {@link #ENVIRONMENT}. */
+        public static final String PROPERTY = "jtune.allocator";
+        /** Environment variable that selects the uncached mode ({@value}=uncached). */
+        public static final String ENVIRONMENT = "JTUNE_ALLOCATOR";
+
         public Config {
+            java.util.Objects.requireNonNull(segments, "segments");
             if (memoryLimit < 0) {
                 throw new IllegalArgumentException("memoryLimit must be 0 (the device's capacity) or positive, got " + memoryLimit);
             }
         }
 
+        /** Plain ({@code expandableSegments} false) or expandable segments. */
+        public Config(boolean expandableSegments, long memoryLimit) {
+            this(expandableSegments ? Segments.EXPANDABLE : Segments.PLAIN, memoryLimit);
+        }
+
         public static Config plain() {
-            return new Config(false, 0);
+            return new Config(Segments.PLAIN, 0);
         }
 
         public static Config expandable() {
-            return new Config(true, 0);
+            return new Config(Segments.EXPANDABLE, 0);
+        }
+
+        public static Config uncached() {
+            return new Config(Segments.UNCACHED, 0);
+        }
+
+        /**
+         * The configuration a backend asks for ({@code expandableSegments} or plain, {@code memoryLimit}), unless
+         * {@value #PROPERTY} or {@value #ENVIRONMENT} asks for the uncached mode, which then wins (and says so on
+         * stderr, since it is slow).
+         */
+        public static Config fromSettings(boolean expandableSegments, long memoryLimit) {
+            Config config = of(expandableSegments, memoryLimit, System.getProperty(PROPERTY), System.getenv(ENVIRONMENT));
+            if (config.segments() == Segments.UNCACHED) {
+                System.err.println("jtune: uncached device allocator (" + PROPERTY + " / " + ENVIRONMENT + "=uncached): "
+                        + "every block is its own allocation, freed at once; for memory checkers, not for speed");
+            }
+            return config;
+        }
+
+        /**
+         * {@link #fromSettings} with the setting's two sources given: the property, else the environment variable;
+         * "caching", blank or absent keep the asked-for segments, "uncached" selects {@link Segments#UNCACHED}.
+         */
+        static Config of(boolean expandableSegments, long memoryLimit, String property, String environment) {
+            String source = property != null && !property.isBlank() ? PROPERTY : ENVIRONMENT;
+            String value = property != null && !property.isBlank() ? property : environment;
+            String setting = value == null ? "" : value.strip().toLowerCase(java.util.Locale.ROOT);
+            return switch (setting) {
+                case "", "caching" -> new Config(expandableSegments, memoryLimit);
+                case "uncached" -> new Config(Segments.UNCACHED, memoryLimit);
+                default -> throw new IllegalArgumentException(source + " must be \"caching\" or \"uncached\", got \"" + value + "\"");
+            };
+        }
+
+        /** Whether blocks come from expandable segments. */
+        public boolean expandableSegments() {
+            return segments == Segments.EXPANDABLE;
         }
 
         public Config withMemoryLimit(long bytes) {
-            return new Config(expandableSegments, bytes);
+            return new Config(segments, bytes);
         }
     }
 
@@ -74,9 +134,11 @@ public final class CachingAllocator implements AutoCloseable {
         this.config = Objects.requireNonNull(config, "config");
         this.limit = config.memoryLimit() > 0 ? config.memoryLimit() : device.capacity();
         List<Pool> pools = List.of(small, large);
-        this.backing = config.expandableSegments()
-                ? new ExpandableBacking(device, limit, pools)
-                : new PlainBacking(device, limit, pools);
+        this.backing = switch (config.segments()) {
+            case PLAIN -> new PlainBacking(device, limit, pools);
+            case EXPANDABLE -> new ExpandableBacking(device, limit, pools);
+            case UNCACHED -> new UncachedBacking(device, limit, pools);
+        };
     }
 
     public Config config() {
@@ -103,7 +165,7 @@ public final class CachingAllocator implements AutoCloseable {
             if (bytes > Math.min(limit, MAX_REQUEST)) {
                 throw outOfMemory(bytes, bytes, bytes <= SizeClasses.SMALL_MAX ? small : large, category);
             }
-            long size = SizeClasses.round(bytes);
+            long size = backing.blockSize(bytes);
             Pool pool = SizeClasses.isSmall(size) ? small : large;
             Chunk chunk = tryAllocate(pool, size);
             if (chunk == null) {
@@ -158,7 +220,8 @@ public final class CachingAllocator implements AutoCloseable {
             block.state(Block.State.FREED);
             chunk.owner = null;
             stats.freed(block.size(), block.category());
-            poolOf(chunk).give(chunk);
+            Pool pool = poolOf(chunk);
+            backing.freed(pool, pool.give(chunk));
         }
     }
 

@@ -25,6 +25,12 @@ public interface DeviceMemory {
     /** Frees an address returned by {@link #malloc}. */
     void free(long address);
 
+    /**
+     * Waits until the device has finished all work queued so far. The caching modes never need it (a freed block is
+     * reused in stream order); the uncached mode frees memory at once, so it waits for kernels that may still use it.
+     */
+    void synchronize();
+
     // ---------------------------------------------------------------- virtual memory
 
     /** Whether {@link #reserve}, {@link #createPhysical}, {@link #map} and friends work on this device. */

@@ -7,10 +7,10 @@ import java.util.List;
  * Segments that are each one {@code malloc}. A segment can only go back to the device whole, so a single live
  * block keeps all of its segment reserved: this is the fragmentation that {@link ExpandableBacking} removes.
  */
-final class PlainBacking implements Backing {
-    private final DeviceMemory device;
+sealed class PlainBacking implements Backing permits UncachedBacking {
+    final DeviceMemory device;
     private final long limit;
-    private final List<Pool> pools;
+    final List<Pool> pools;
     private long reserved;
     private long mallocs;
     private long frees;
@@ -23,7 +23,7 @@ final class PlainBacking implements Backing {
 
     @Override
     public Chunk grow(Pool pool, long size) {
-        long bytes = SizeClasses.plainSegmentSize(size);
+        long bytes = segmentSize(size);
         if (reserved + bytes > limit) {
             return null;
         }
@@ -34,6 +34,11 @@ final class PlainBacking implements Backing {
         mallocs++;
         reserved += bytes;
         return pool.addSegment(new Segment(address, bytes));
+    }
+
+    /** The malloc size of a new segment for a block of {@code size}. */
+    long segmentSize(long size) {
+        return SizeClasses.plainSegmentSize(size);
     }
 
     @Override
@@ -56,7 +61,7 @@ final class PlainBacking implements Backing {
         return released;
     }
 
-    private void freeSegment(Segment s) {
+    void freeSegment(Segment s) {
         device.free(s.address);
         frees++;
         reserved -= s.size;

@@ -22,7 +22,7 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
 
     /** Calls made so far, successful or not. */
     public record Calls(long malloc, long free, long reserve, long unreserve, long createPhysical,
-                        long releasePhysical, long map, long unmap, long setAccess) {
+                        long releasePhysical, long map, long unmap, long setAccess, long synchronize) {
     }
 
     private static final class Handle {
@@ -51,7 +51,7 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
     private final NavigableMap<Long, Mapping> mappings = new TreeMap<>();
 
     private long mallocCalls, freeCalls, reserveCalls, unreserveCalls, createCalls, releaseCalls, mapCalls,
-            unmapCalls, setAccessCalls;
+            unmapCalls, setAccessCalls, synchronizeCalls;
 
     /** A device of {@code capacity} bytes with virtual memory and 2 MiB granularity. */
     public SimulatedDeviceMemory(long capacity) {
@@ -105,6 +105,12 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
             throw new IllegalStateException("free of " + hex(address) + ": not an address returned by malloc, or freed already");
         }
         used -= bytes;
+    }
+
+    /** Nothing runs on a simulated device; the call is counted. */
+    @Override
+    public synchronized void synchronize() {
+        synchronizeCalls++;
     }
 
     @Override
@@ -245,7 +251,7 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
 
     public synchronized Calls calls() {
         return new Calls(mallocCalls, freeCalls, reserveCalls, unreserveCalls, createCalls, releaseCalls, mapCalls,
-                unmapCalls, setAccessCalls);
+                unmapCalls, setAccessCalls, synchronizeCalls);
     }
 
     /**

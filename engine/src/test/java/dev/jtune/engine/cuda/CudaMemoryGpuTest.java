@@ -44,6 +44,22 @@ class CudaMemoryGpuTest {
     }
 
     @Test
+    void uncachedBlocksAreTheirOwnAllocationsAndGoBackWhenFreed() {
+        CudaBackend gpu = CudaBackend.get(0);
+        try (CachingAllocator uncached = new CachingAllocator(gpu.deviceMemory(), CachingAllocator.Config.uncached())) {
+            dev.jtune.engine.memory.Block a = uncached.allocate(1000, dev.jtune.engine.MemoryCategory.ACTIVATIONS);
+            dev.jtune.engine.memory.Block b = uncached.allocate(3 << 20, dev.jtune.engine.MemoryCategory.ACTIVATIONS);
+            assertEquals(1000, a.size(), "not rounded");
+            assertEquals(2, uncached.stats().deviceAllocations());
+            assertEquals(1000 + (3 << 20), uncached.stats().reserved());
+            uncached.free(a);
+            uncached.free(b);
+            assertEquals(2, uncached.stats().deviceFrees());
+            assertEquals(0, uncached.stats().reserved(), "nothing cached");
+        }
+    }
+
+    @Test
     void statisticsAddUpOnTheGpu() {
         CudaBackend gpu = CudaBackend.get(0);
         gpu.synchronize();

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# On the GPU machine, with the device bundle in .device: compute-sanitizer over the GPU test suite, memcheck then
+# racecheck, with the uncached allocator (JTUNE_ALLOCATOR=uncached: every tensor its own cuMemAlloc of exactly its
+# bytes, so an access past a tensor's end is outside any allocation instead of inside a pooled block). The suite runs
+# in parts (test class patterns) so that one part stays under the 10-minute command limit; each part is cut at
+# PART_LIMIT seconds (default 540) and says so. compute-sanitizer needs a Firecracker machine (nvidia-h100-x1); gVisor
+# refuses the device. Per part, the sanitizer's log and the tests' output go to $OUT (default /tmp/sanitize), and one
+# summary line per part and tool to $OUT/sanitize-summary.txt and stdout. Exit status 0 only when every part ran
+# clean: no sanitizer error, no failed test, not cut.
+# Usage: bash bench/src/main/sh/sanitize.sh [memcheck|racecheck|both] [part ...]   (default: both, every part)
+#        bash bench/src/main/sh/sanitize.sh list                                     (the parts and their patterns)
+# A part is a name from the list or re:REGEX (a class-name pattern of its own, to split a part that runs too long).
+set -u
+. .device/env
+# JUnit console class-name patterns (regexes over fully qualified names); "rest" runs every GPU test class that no
+# other part names, so a new GPU test is never left out
+declare -A PARTS=(
+  [bindings]='dev\.jtune\.cuda\..*'
+  [ops]='.*\.(CudaParityTest|CudaNf4Test|CudaMemoryGpuTest|KernelContractGpuTest)'
+  [fused]='.*\.(CudaFusedParityTest|CudaOpsBackwardParityTest)'
+  [flash]='.*\.CudaFlashAttentionTest'
+  [training]='.*\.CudaTrainingTest'
+  [gemma]='.*\.(Gemma3GoldenGpuTest|SafeTensorsCudaTest)'
+  [lora]='.*\.LoraGoldenGpuTest'
+  [generation]='.*\.LoraGenerationGpuTest'
+)
+ORDER=(bindings ops fused flash training gemma lora generation rest)
+named=$(IFS='|'; echo "${PARTS[*]}")
+if [ "${1:-}" = list ]; then
+  for p in "${ORDER[@]}"; do echo "$p: ${PARTS[$p]:-every other GPU test class (not $named)}"; done
+  exit 0
+fi
+tools=${1:-both}; shift || true
+case "$tools" in memcheck|racecheck) ;; both) tools="memcheck racecheck" ;; *) echo "sanitize.sh: unknown tool $tools" >&2; exit 2 ;; esac
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=("${ORDER[@]}")
+for p in "${parts[@]}"; do
+  [ "$p" = rest ] || [ "${p#re:}" != "$p" ] || [ -n "${PARTS[$p]:-}" ] || { echo "sanitize.sh: unknown part $p (bash $0 list)" >&2; exit 2; }
+done
+SAN=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
+out=${OUT:-/tmp/sanitize}; mkdir -p "$out"
+limit=${PART_LIMIT:-540}
+export JTUNE_ALLOCATOR=uncached
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+"$SAN" --version | tail -1
+status=0
+for tool in $tools; do
+  # --report-api-errors no: tests provoke CUDA errors on purpose (out of memory, the end of cuFuncGetParamInfo's list);
+  # --padding: red zones after each allocation, so a write just past one tensor is not taken as one into its neighbour
+  extra=(); [ "$tool" = memcheck ] && extra=(--padding 256)
+  for p in "${parts[@]}"; do
+    case "$p" in
+      rest) select=(--include-classname '.*' --exclude-classname "$named") ;;
+      re:*) select=(--include-classname "${p#re:}") ;;
+      *) select=(--include-classname "${PARTS[$p]}") ;;
+    esac
+    name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
+    log="$out/$tool-$name.log"; tests="$out/$tool-$name.tests.txt"
+    start=$(date +%s)
+    timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
+        --error-exitcode 86 "${extra[@]}" --log-file "$log" \
+        bash .device/run-tests --include-tag gpu "${select[@]}" > "$tests" 2>&1
+    rc=$?
+    secs=$(( $(date +%s) - start ))
+    found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')
+    ok=$(grep -oE "[0-9]+ tests successful" "$tests" | tail -1)
+    failed=$(grep -oE "[0-9]+ tests failed" "$tests" | tail -1)
+    note=""
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] && note=" CUT at ${limit} s"
+    line="$tool $p: ${found:-no sanitizer summary} | ${ok:-? tests successful}, ${failed:-? tests failed} | ${secs} s | exit $rc$note"
+    echo "$line" | tee -a "$out/sanitize-summary.txt"
+    case "$found" in "ERROR SUMMARY: 0 errors"*|"RACECHECK SUMMARY: 0 hazards"*) ;; *) status=1 ;; esac
+    [ "$rc" = 0 ] && [ "${failed:-x}" = "0 tests failed" ] || status=1
+  done
+done
+exit $status
