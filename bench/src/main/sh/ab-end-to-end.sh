@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the GPU machine: the end-to-end QLoRA r16 8K trainer run (as end-to-end.sh) with two builds, alternating
+# A/B/A/B... in one call, so both see the same GPU, clocks and neighbours. A is a jtune.jar from another commit
+# (default .device/before/jtune.jar), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
+# over the logged steps after the first (warm-up) and its peak, then the median of each side.
+# Usage: bash bench/src/main/sh/ab-end-to-end.sh [pairs=2] [steps=40] [A.jar]
+set -u
+. .device/env
+pairs=${1:-2}; steps=${2:-40}; a=${3:-.device/before/jtune.jar}; b=.device/lib/jtune.jar
+run=/tmp/ab; rm -rf $run; mkdir -p $run
+$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run gemma-3-270m 60 6500 2>&1 | tail -1
+one() { # jar label -> "label tokens/s peak"
+  rm -rf $run/out
+  $JAVA $JOPTS -jar "$1" --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
+      --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --bf16 \
+      --per_device_train_batch_size 1 --max_steps $steps --logging_steps 5 --save_strategy no --report_to jsonl >$run/$2.log 2>&1 \
+    || { echo "$2 failed:"; tail -5 $run/$2.log; return; }
+  python3 - "$2" $run/out/metrics.jsonl <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+rows = [r for r in rows if r.get("tokens_per_second")]
+tps = [r["tokens_per_second"] for r in rows[1:]]
+print(sys.argv[1], round(statistics.median(tps)), max(r.get("memory_peak_gib") or 0 for r in rows))
+PY
+}
+for i in $(seq 1 $pairs); do one "$a" A; one "$b" B; done | tee $run/results.txt
+python3 - $run/results.txt <<'PY'
+import statistics, sys
+res = {}
+for l in open(sys.argv[1]):
+    p = l.split()
+    if len(p) == 3 and p[1].isdigit(): res.setdefault(p[0], []).append(int(p[1]))
+for k in sorted(res): print(k, "median", statistics.median(res[k]), "runs", res[k])
+if "A" in res and "B" in res: print("B/A", round(statistics.median(res["B"]) / statistics.median(res["A"]), 4))
+PY
