@@ -46,7 +46,7 @@ final class TrainCommand {
 
     static void run(TrainArgs a, PrintStream out) {
         if (!a.optim().isAdamW()) {
-            throw new IllegalArgumentException("--optim " + a.optim().name().toLowerCase(Locale.ROOT)
+            throw new RunException("--optim " + a.optim().name().toLowerCase(Locale.ROOT)
                     + ": the trainer has only AdamW (adamw_torch, adamw_torch_fused, adamw_hf) so far; SGD exists in the engine but is not wired into the trainer's checkpoints yet");
         }
         Path modelDir = a.modelPath();
@@ -175,7 +175,7 @@ final class TrainCommand {
     static void requireTokenIds(int[] ids, int vocab, GemmaTokenizer tokenizer, Path modelDir, String hint) {
         for (int id : ids) {
             if (id >= vocab) {
-                throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
+                throw new CommandException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
                         + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together" + hint);
             }
         }
@@ -298,6 +298,10 @@ final class TrainCommand {
         if (flag == null || flag.equals("auto")) {
             return CudaBackend.deviceCount() > 0 ? Device.cuda(0) : Device.CPU;
         }
-        return Device.parse(flag);
+        try {
+            return Device.parse(flag);
+        } catch (IllegalArgumentException e) { // generate and merge pass the text as given
+            throw new dev.jtune.train.args.ArgsException("--device: " + e.getMessage());
+        }
     }
 }
