@@ -24,6 +24,20 @@ class AutogradTest {
     }
 
     @Test
+    void backwardFreesConsumedGradientsButNeverTheCallersSeed() {
+        try (Scope s = Scope.open("seed")) {
+            Tensor x = Tensor.fromArray(new double[] {1, 2, 3, 4, 5, 6}, Shape.of(2, 3), DType.F64, Device.CPU).requiresGrad(true);
+            // the reshape's backward hands a view of the seed to the product's node, which consumes it
+            Tensor root = x.scale(2).reshape(-1);
+            Tensor seed = Tensor.fromArray(new double[] {1, 1, 1, 1, 1, 1}, Shape.of(6), DType.F64, Device.CPU);
+            root.backward(seed);
+            assertFalse(seed.isClosed(), "the seed is the caller's");
+            assertArrayEquals(new double[] {1, 1, 1, 1, 1, 1}, seed.toDoubleArray());
+            assertArrayEquals(new double[] {2, 2, 2, 2, 2, 2}, x.grad().toDoubleArray());
+        }
+    }
+
+    @Test
     void elementwiseOpsWithBroadcasting() {
         long a = d();
         long b = d();
