@@ -61,8 +61,10 @@ public class TrainerTest {
     }
 
     static TrainerConfig config(long maxSteps, long saveSteps, int limit) {
-        return new TrainerConfig(1, maxSteps, 4, 2, 2e-2, LrSchedule.Type.LINEAR, 0.1, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS,
-                1, TrainerConfig.SaveStrategy.STEPS, saveSteps, limit, TrainerConfig.SaveStrategy.STEPS, 5, 7, true, true, 3, 3);
+        return TrainerConfig.builder().epochs(1).maxSteps(maxSteps).batchSize(4).gradientAccumulation(2).learningRate(2e-2)
+                .warmupRatio(0.1).checkpointing(dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS).loggingSteps(1)
+                .save(TrainerConfig.SaveStrategy.STEPS, saveSteps).saveTotalLimit(limit).eval(TrainerConfig.SaveStrategy.STEPS, 5)
+                .evalBatchSize(3).seed(7).build();
     }
 
     private static List<StepRecord> train(Path out, TrainerConfig cfg, long stopAfter, boolean resume, boolean lora) throws IOException {
