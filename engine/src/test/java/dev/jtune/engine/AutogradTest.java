@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The tape itself and every basic op's gradient, by float64 finite differences on random shapes. */
 class AutogradTest {
-    private final Random rnd = new Random(System.nanoTime());
+    private final Random rnd = Seeds.random();
 
     private long seed() {
         return rnd.nextLong();

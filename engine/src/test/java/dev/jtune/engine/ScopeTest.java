@@ -60,7 +60,7 @@ class ScopeTest {
         cpu.resetPeaks();
         long base = cpu.memoryStats().allocated();
         long baseActivations = cpu.memoryStats().allocated(MemoryCategory.ACTIVATIONS);
-        Random rnd = new Random(31);
+        Random rnd = Seeds.random(31);
         Tensor[] made = new Tensor[5];
         long bytes = 0;
         try (Scope s = Scope.open("activations", MemoryCategory.ACTIVATIONS)) {
@@ -88,7 +88,7 @@ class ScopeTest {
 
     @Test
     void keepMovesATensorToTheParent() {
-        Random rnd = new Random(32);
+        Random rnd = Seeds.random(32);
         HostArray h = HostArray.random(rnd, new long[]{3, 4}, -1, 1);
         Tensor kept;
         Tensor dropped;
@@ -239,7 +239,7 @@ class ScopeTest {
     @Test
     void nothingStaysAllocatedAfterAScopeCloses() {
         long base = cpu.memoryStats().allocated();
-        Random rnd = new Random(33);
+        Random rnd = Seeds.random(33);
         try (Scope work = Scope.open("work")) {
             // ops on strided views make temporaries (contiguous copies); they must not outlive the op
             HostArray h = HostArray.random(rnd, new long[]{5, 6}, -1, 1);

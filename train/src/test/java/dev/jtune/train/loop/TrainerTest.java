@@ -10,6 +10,7 @@ import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.train.Seeds;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.report.Progress;
 import org.junit.jupiter.api.Test;
@@ -38,7 +39,7 @@ public class TrainerTest {
 
     /** Short "conversations": a prompt of random tokens (not trained on) and an answer that repeats a pattern. */
     static List<Example> examples(int n, long seed) {
-        Random rnd = new Random(seed);
+        Random rnd = Seeds.random(seed);
         List<Example> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             int promptLen = 3 + rnd.nextInt(6);
