@@ -1,5 +1,7 @@
 package dev.jtune.cuda;
 
+import dev.jtune.JtuneException;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.reflect.Field;
@@ -14,9 +16,15 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
  * Callers pass every result through one of the static checks, which return normally on success. Error names
  * and texts come from the library itself (cuGetErrorName/cuGetErrorString, nvrtcGetErrorString,
  * cublas(Lt)GetStatusName/String); if that is impossible (the library is missing, or does not know the code)
- * the name falls back to the constant of that value in the bindings, and the text is left out.
+ * the name falls back to the constant of that value in the bindings, and the text is left out. Out-of-memory
+ * errors carry {@link #OUT_OF_MEMORY_HINT} as their {@link #hint()}.
  */
-public final class CudaException extends RuntimeException {
+public final class CudaException extends JtuneException {
+    /** What to do when the GPU runs out of memory. */
+    public static final String OUT_OF_MEMORY_HINT = "lower --max_seq_length or --per_device_train_batch_size (raise "
+            + "--gradient_accumulation_steps to keep the effective batch), turn on --gradient_checkpointing, or stop "
+            + "other processes that use the GPU";
+
     private final CudaLibrary library;
     private final String function;
     private final int code;
@@ -28,7 +36,7 @@ public final class CudaException extends RuntimeException {
      * @param errorText the library's description of {@code code}, or null if unknown
      */
     public CudaException(CudaLibrary library, String function, int code, String errorName, String errorText) {
-        super(message(function, code, errorName, errorText));
+        super(message(function, code, errorName, errorText), null, outOfMemory(library, code) ? OUT_OF_MEMORY_HINT : null);
         this.library = library;
         this.function = function;
         this.code = code;
@@ -94,6 +102,10 @@ public final class CudaException extends RuntimeException {
      * {@code NVRTC_ERROR_OUT_OF_MEMORY} or {@code CUBLAS_STATUS_ALLOC_FAILED}.
      */
     public boolean isOutOfMemory() {
+        return outOfMemory(library, code);
+    }
+
+    private static boolean outOfMemory(CudaLibrary library, int code) {
         return switch (library) {
             case DRIVER -> code == CudaDriver.CUDA_ERROR_OUT_OF_MEMORY;
             case NVRTC -> code == Nvrtc.NVRTC_ERROR_OUT_OF_MEMORY;

@@ -1,17 +1,19 @@
 package dev.jtune.cuda;
 
+import dev.jtune.JtuneException;
+
 import java.util.List;
 
 /**
  * A CUDA library could not be loaded from any of the places {@link NativeLibraries} looks. The message lists
  * every attempt, in order, with the reason it failed, and says how to fix it.
  */
-public final class CudaLibraryNotFoundException extends RuntimeException {
+public final class CudaLibraryNotFoundException extends JtuneException {
     private final CudaLibrary library;
     private final List<String> attempts;
 
     public CudaLibraryNotFoundException(CudaLibrary library, List<String> attempts) {
-        super(message(library, attempts));
+        super(message(library, attempts), null, fix(library));
         this.library = library;
         this.attempts = List.copyOf(attempts);
     }
@@ -32,10 +34,12 @@ public final class CudaLibraryNotFoundException extends RuntimeException {
         for (int i = 0; i < attempts.size(); i++) {
             sb.append("\n  ").append(i + 1).append(". ").append(attempts.get(i));
         }
-        return sb.append("\nTo fix: ").append(library.installHint())
-                .append("; or set -D").append(library.propertyName()).append("=/path/to/").append(library.soname())
-                .append(" (or the environment variable ").append(library.environmentVariable())
-                .append(") to the library file.")
-                .toString();
+        return sb.append("\nTo fix: ").append(fix(library)).append('.').toString();
+    }
+
+    /** What the message ends with, and the {@link #hint()}: install it, or name the file. */
+    private static String fix(CudaLibrary library) {
+        return library.installHint() + "; or set -D" + library.propertyName() + "=/path/to/" + library.soname()
+                + " (or the environment variable " + library.environmentVariable() + ") to the library file";
     }
 }

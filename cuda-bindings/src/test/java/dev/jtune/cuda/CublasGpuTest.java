@@ -115,7 +115,7 @@ class CublasGpuTest {
     @Test
     void gemmExFloat() {
         int m = 67, n = 45, k = 129;
-        Random random = new Random(7);
+        Random random = Seeds.random(7);
         float[] a = random(k * m, random); // op(A) = A^T: A is k x m, lda = k
         float[] b = random(k * n, random); // B is k x n, ldb = k
         float[] c = random(m * n, random);
@@ -147,7 +147,7 @@ class CublasGpuTest {
     @Test
     void gemmExDouble() {
         int m = 16, n = 8, k = 32;
-        Random random = new Random(11);
+        Random random = Seeds.random(11);
         double[] a = new double[m * k];
         double[] b = new double[k * n];
         for (int i = 0; i < a.length; i++) {
@@ -189,7 +189,7 @@ class CublasGpuTest {
     void gemmStridedBatchedEx() {
         int m = 32, n = 24, k = 40, batch = 3;
         long strideA = (long) m * k + 8, strideB = (long) k * n, strideC = (long) m * n;
-        Random random = new Random(3);
+        Random random = Seeds.random(3);
         float[] a = random((int) (strideA * batch), random);
         float[] b = random((int) (strideB * batch), random);
         float[] c = new float[(int) (strideC * batch)];

@@ -139,7 +139,7 @@ class CublasLtGpuTest {
     @Test
     void bf16MatmulTransposedAWithBiasEpilogue() {
         int m = 64, n = 48, k = 96;
-        Random random = new Random(5);
+        Random random = Seeds.random(5);
         float[] a = smallIntegers(k * m, random); // stored k x m column-major; op(A) = A^T
         float[] b = smallIntegers(k * n, random); // k x n column-major
         float[] bias = smallIntegers(m, random);
@@ -201,7 +201,7 @@ class CublasLtGpuTest {
     void bf16RowMajorStridedBatch() {
         int m = 40, n = 56, k = 72, batch = 3;
         long strideA = (long) m * k, strideB = (long) k * n, strideD = (long) m * n;
-        Random random = new Random(9);
+        Random random = Seeds.random(9);
         float[] a = smallIntegers((int) (strideA * batch), random); // row-major m x k
         float[] b = smallIntegers((int) (strideB * batch), random); // row-major k x n
         try (Arena arena = Arena.ofConfined()) {

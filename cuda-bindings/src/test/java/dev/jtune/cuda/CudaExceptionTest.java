@@ -1,10 +1,12 @@
 package dev.jtune.cuda;
 
+import dev.jtune.JtuneException;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -35,6 +37,21 @@ class CudaExceptionTest {
             assertNull(e.errorText());
             assertEquals("cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY (2)", e.getMessage());
         }
+    }
+
+    @Test
+    void everyErrorIsAJtuneExceptionAndOnlyOutOfMemoryCarriesAHint() {
+        for (CudaException e : new CudaException[] {
+                assertThrows(CudaException.class, () -> CudaException.check(2, "cuMemAlloc_v2")),
+                assertThrows(CudaException.class, () -> CudaException.checkNvrtc(Nvrtc.NVRTC_ERROR_OUT_OF_MEMORY, "nvrtcCompileProgram")),
+                assertThrows(CudaException.class, () -> CudaException.checkCublasLt(Cublas.CUBLAS_STATUS_ALLOC_FAILED, "cublasLtMatmul"))}) {
+            assertInstanceOf(JtuneException.class, e);
+            assertTrue(e.isOutOfMemory(), e.getMessage());
+            assertEquals(CudaException.OUT_OF_MEMORY_HINT, e.hint().orElseThrow(), e.getMessage());
+            assertTrue(e.hint().orElseThrow().contains("--gradient_checkpointing"), e.hint().orElseThrow());
+        }
+        CudaException other = assertThrows(CudaException.class, () -> CudaException.check(CudaDriver.CUDA_ERROR_NOT_READY, "cuEventQuery"));
+        assertTrue(other.hint().isEmpty(), other.getMessage());
     }
 
     @Test

@@ -6,7 +6,6 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.Random;
 
 import static dev.jtune.cuda.CudaException.check;
 import static java.lang.foreign.ValueLayout.ADDRESS;
@@ -107,7 +106,7 @@ class DriverGpuTest {
             assertEquals((byte) 0x5A, Gpu.download(a, bytes, arena).get(JAVA_BYTE, bytes - 1));
 
             byte[] data = new byte[(int) bytes];
-            new Random(1).nextBytes(data);
+            Seeds.random(1).nextBytes(data);
             Gpu.upload(a, arena.allocateFrom(JAVA_BYTE, data));
             check(CudaDriver.cuMemcpyDtoD_v2(b, a, bytes), "cuMemcpyDtoD_v2");
             assertArrayEquals(data, Gpu.download(b, bytes, arena).toArray(JAVA_BYTE));

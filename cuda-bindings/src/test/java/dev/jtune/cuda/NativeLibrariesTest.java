@@ -98,6 +98,7 @@ class NativeLibrariesTest {
             assertTrue(message.contains("install the NVIDIA driver"), message);
             assertTrue(message.contains("-Djtune.cuda.driver.path="), message);
             assertTrue(message.contains("JTUNE_CUDA_DRIVER_PATH"), message);
+            assertTrue(e.hint().isPresent() && message.contains(e.hint().get()), "the hint is what the message ends with: " + e.hint());
 
             assertFalse(NativeLibraries.isAvailable(CudaLibrary.DRIVER));
             assertTrue(NativeLibraries.describe(CudaLibrary.DRIVER).contains("not loaded"));

@@ -159,8 +159,10 @@ public final class Autograd {
                     pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
                 }
             }
-            if (g != seed && !aliased(g, pending.values(), grads)) {
-                g.close(); // consumed: free it now, not when backward ends
+            if (g != seed && !aliased(g, seed, pending.values(), grads)) {
+                // consumed: free it now, not when backward ends. Its storage, not just the tensor: g may be a view of
+                // a gradient an earlier node returned (a view's close() would leave that storage to backward's end)
+                g.storage().close();
             }
             if (!retainGraph) {
                 node.release();
@@ -168,7 +170,11 @@ public final class Autograd {
         }
     }
 
-    private static boolean aliased(Tensor g, Iterable<Tensor> pending, Tensor[] returned) {
+    /** Whether another gradient still to be used, or the caller's seed, shares g's storage. */
+    private static boolean aliased(Tensor g, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        if (seed != null && seed.storage() == g.storage()) {
+            return true;
+        }
         for (Tensor t : pending) {
             if (t.storage() == g.storage()) {
                 return true;

@@ -9,7 +9,12 @@ public final class OutOfDeviceMemoryException extends EngineException {
     private final long free;
 
     public OutOfDeviceMemoryException(String message, long requested, long free) {
-        super(message);
+        this(message, requested, free, null);
+    }
+
+    /** @param hint what the user can do about it (the message may repeat it), or null */
+    public OutOfDeviceMemoryException(String message, long requested, long free, String hint) {
+        super(message, null, hint);
         this.requested = requested;
         this.free = free;
     }

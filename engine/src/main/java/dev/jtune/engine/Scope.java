@@ -135,7 +135,7 @@ public final class Scope implements AutoCloseable {
         if (parent == null) {
             throw new IllegalStateException("scope '" + name + "' has no enclosing scope to keep a tensor in");
         }
-        tensor.storage().checkOpen("keep");
+        tensor.checkOpen("keep");
         parent.adopt(tensor.storage());
         return tensor;
     }

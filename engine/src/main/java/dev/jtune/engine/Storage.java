@@ -2,8 +2,9 @@ package dev.jtune.engine;
 
 /**
  * A block of memory on one device that tensors view. Owned by exactly one {@link Scope}; freed when that scope
- * closes or when {@link #close()} is called first. Views share their base tensor's storage, so closing it closes
- * them too (any later use throws {@link ClosedException}).
+ * closes or when {@link #close()} is called first, which the tensor that allocated it does on its own
+ * {@link Tensor#close()} (a view's close leaves the storage alone). Every tensor over a freed storage is closed
+ * (any later use throws {@link ClosedException}).
  */
 public abstract class Storage implements AutoCloseable {
     private final Device device;

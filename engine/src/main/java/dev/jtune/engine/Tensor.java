@@ -10,8 +10,12 @@ import java.util.Arrays;
 
 /**
  * An n-dimensional view of a {@link Storage}: shape, strides and offset in elements, and a dtype. Views
- * (reshape, transpose, slice, expand) share storage; everything that computes goes through {@link Ops} and the
- * device's {@link Backend}. New tensors belong to the current {@link Scope}.
+ * (reshape, transpose, slice, expand, detach) share storage; everything that computes goes through {@link Ops} and
+ * the device's {@link Backend}. New tensors belong to the current {@link Scope}.
+ * <p>
+ * Lifetime: the tensor that allocated a storage owns it, and its {@link #close()} frees it (its views close with
+ * it); so does the scope that owns the storage. Closing a view closes only that view: the storage stays for the
+ * owner and the other views.
  */
 public final class Tensor {
     private final Storage storage;
@@ -19,21 +23,30 @@ public final class Tensor {
     private final long[] strides;
     private final long offset;
     private final DType dtype;
+    /** Whether this tensor allocated its storage (and so frees it on close) rather than viewing another's. */
+    private final boolean ownsStorage;
+    /** Set when this view was closed on its own (its storage may still be open). */
+    private boolean viewClosed;
     private boolean requiresGrad;
     private Tensor grad;
     private Node gradFn;
 
     private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
+        this(storage, shape, strides, offset, dtype, false);
+    }
+
+    private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype, boolean ownsStorage) {
         this.storage = storage;
         this.shape = shape;
         this.strides = strides;
         this.offset = offset;
         this.dtype = dtype;
+        this.ownsStorage = ownsStorage;
     }
 
     /**
-     * A view of existing storage (for code that manages its own workspaces). Checks that every element the view
-     * can reach lies inside the storage.
+     * A view of existing storage (for code that manages its own workspaces): closing it leaves the storage to its
+     * owner. Checks that every element the view can reach lies inside the storage.
      */
     public static Tensor view(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
         if (strides.length != shape.rank()) {
@@ -74,7 +87,7 @@ public final class Tensor {
         Backend backend = Backends.get(device);
         long bytes = Math.max(dtype.bytesFor(shape.numel()), 1);
         Storage s = scope.adopt(backend.allocate(bytes, Scope.allocationCategory(scope)));
-        return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype);
+        return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype, true);
     }
 
     public static Tensor zeros(Shape shape, DType dtype, Device device) {
@@ -257,19 +270,32 @@ public final class Tensor {
         return true;
     }
 
+    /** Whether this tensor can no longer be used: its storage was freed, or this view was closed. */
     public boolean isClosed() {
-        return storage.isClosed();
+        return viewClosed || storage.isClosed();
     }
 
-    /** Throws {@link ClosedException} naming {@code op} when this tensor's storage was freed. */
+    /** Throws {@link ClosedException} naming {@code op} when this tensor's storage was freed or this view closed. */
     public Tensor checkOpen(String op) {
         storage.checkOpen(op + " on " + describe());
+        if (viewClosed) {
+            throw new ClosedException(op + " on " + describe() + ": this view was closed (its storage stays with the "
+                    + "tensor that allocated it)");
+        }
         return this;
     }
 
-    /** Frees the storage now (and with it every view of it). */
+    /**
+     * On the tensor that allocated its storage: frees the storage now, and every view of it is closed too. On a
+     * view (reshape, transpose, slice, expand, detach, {@link #view(Storage, Shape, DType)}): closes this view only;
+     * the storage, which the owner and other views may still use, is freed when the owner closes or its scope does.
+     */
     public void close() {
-        storage.close();
+        if (ownsStorage) {
+            storage.close();
+        } else {
+            viewClosed = true;
+        }
     }
 
     public String describe() {

@@ -13,7 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The tape itself and every basic op's gradient, by float64 finite differences on random shapes. */
 class AutogradTest {
-    private final Random rnd = new Random(System.nanoTime());
+    private final Random rnd = Seeds.random();
 
     private long seed() {
         return rnd.nextLong();
@@ -21,6 +21,20 @@ class AutogradTest {
 
     private long d() {
         return 1 + rnd.nextInt(5);
+    }
+
+    @Test
+    void backwardFreesConsumedGradientsButNeverTheCallersSeed() {
+        try (Scope s = Scope.open("seed")) {
+            Tensor x = Tensor.fromArray(new double[] {1, 2, 3, 4, 5, 6}, Shape.of(2, 3), DType.F64, Device.CPU).requiresGrad(true);
+            // the reshape's backward hands a view of the seed to the product's node, which consumes it
+            Tensor root = x.scale(2).reshape(-1);
+            Tensor seed = Tensor.fromArray(new double[] {1, 1, 1, 1, 1, 1}, Shape.of(6), DType.F64, Device.CPU);
+            root.backward(seed);
+            assertFalse(seed.isClosed(), "the seed is the caller's");
+            assertArrayEquals(new double[] {1, 1, 1, 1, 1, 1}, seed.toDoubleArray());
+            assertArrayEquals(new double[] {2, 2, 2, 2, 2, 2}, x.grad().toDoubleArray());
+        }
     }
 
     @Test

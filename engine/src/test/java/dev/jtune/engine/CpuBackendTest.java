@@ -76,7 +76,7 @@ class CpuBackendTest extends ScopedTest {
 
     @Test
     void nf4CodesCopyAsBytesFromAWholeByte() {
-        Random rnd = new Random(41);
+        Random rnd = Seeds.random(41);
         byte[] bytes = new byte[8];
         rnd.nextBytes(bytes);
         Tensor codes = Tensor.fromBytes(bytes, Shape.of(4, 4), DType.NF4, Device.CPU);

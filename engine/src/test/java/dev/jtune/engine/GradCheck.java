@@ -33,7 +33,7 @@ public final class GradCheck {
             loss.backward();
             for (int i = 0; i < shapes.length; i++) {
                 Tensor g = inputs[i].grad();
-                assertNotNull(g, name + ": input " + i + " got no gradient");
+                assertNotNull(g, name + ": input " + i + " got no gradient (seed " + seed + ")");
                 double[] analytic = g.toDoubleArray();
                 double[] numeric = new double[x[i].length];
                 for (int j = 0; j < x[i].length; j++) {
@@ -46,7 +46,7 @@ public final class GradCheck {
                     numeric[j] = (plus - minus) / (2 * H);
                 }
                 double err = relativeError(analytic, numeric);
-                assertTrue(err < 1e-6, name + ": input " + i + " " + shapes[i] + " gradient relative error " + err);
+                assertTrue(err < 1e-6, name + ": input " + i + " " + shapes[i] + " gradient relative error " + err + " (seed " + seed + ")");
             }
         }
     }

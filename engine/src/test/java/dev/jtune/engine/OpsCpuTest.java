@@ -29,7 +29,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void elementwiseOpsBroadcast() {
-        Random rnd = new Random(21);
+        Random rnd = Seeds.random(21);
         for (int trial = 0; trial < 30; trial++) {
             long[] out = RandomShapes.shape(rnd, 0, 4);
             long[] sa = RandomShapes.broadcastable(rnd, out);
@@ -77,7 +77,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void scaleMultipliesEveryElement() {
-        Random rnd = new Random(22);
+        Random rnd = Seeds.random(22);
         for (int trial = 0; trial < 10; trial++) {
             long[] shape = RandomShapes.shape(rnd, 0, 4);
             double factor = rnd.nextGaussian() * 3;
@@ -93,7 +93,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void sumMeanMaxAlongEachAxis() {
-        Random rnd = new Random(23);
+        Random rnd = Seeds.random(23);
         for (int trial = 0; trial < 12; trial++) {
             long[] shape = RandomShapes.shape(rnd, 1, 4);
             for (DType d : FLOATING) {
@@ -175,7 +175,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void maxPropagatesNaN() {
-        Random rnd = new Random(24);
+        Random rnd = Seeds.random(24);
         for (DType d : FLOATING) {
             double[] v = new double[5 * 7];
             for (int i = 0; i < v.length; i++) {
@@ -194,7 +194,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void matmul2dEveryTransposeCombination() {
-        Random rnd = new Random(25);
+        Random rnd = Seeds.random(25);
         for (int trial = 0; trial < 8; trial++) {
             int m = 1 + rnd.nextInt(9);
             int k = 1 + rnd.nextInt(9);
@@ -211,7 +211,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void matmulBatchedAndWithSharedB() {
-        Random rnd = new Random(26);
+        Random rnd = Seeds.random(26);
         for (int trial = 0; trial < 8; trial++) {
             long[] batch = RandomShapes.shape(rnd, 1, 2);
             int m = 1 + rnd.nextInt(7);
@@ -230,7 +230,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void matmulOfLowPrecisionInputs() {
-        Random rnd = new Random(27);
+        Random rnd = Seeds.random(27);
         for (int trial = 0; trial < 6; trial++) {
             long[] batch = RandomShapes.shape(rnd, 0, 2);
             int m = 1 + rnd.nextInt(9);
@@ -246,14 +246,14 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void matmulOfLargerMatricesInParallel() {
-        Random rnd = new Random(28);
+        Random rnd = Seeds.random(28);
         checkMatmul(rnd, new long[]{2}, false, 67, 150, 45, false, true, DType.F32, DType.F32);
         checkMatmul(rnd, new long[0], false, 130, 64, 97, true, false, DType.BF16, DType.F32);
     }
 
     @Test
     void matmulTakesTransposedViewsWithoutCopying() {
-        Random rnd = new Random(29);
+        Random rnd = Seeds.random(29);
         CpuBackend cpu = CpuBackend.instance();
         for (int trial = 0; trial < 6; trial++) {
             long[] batch = RandomShapes.shape(rnd, 0, 2);
@@ -350,7 +350,7 @@ class OpsCpuTest extends ScopedTest {
 
     @Test
     void stridedOperandsGiveTheSameMatmulAsContiguousOnes() {
-        Random rnd = new Random(30);
+        Random rnd = Seeds.random(30);
         HostArray a = rounded(HostArray.random(rnd, new long[]{3, 5, 6}, -1, 1), DType.F64);
         HostArray b = rounded(HostArray.random(rnd, new long[]{6, 4}, -1, 1), DType.F64);
         Tensor contiguous = a.toTensor(DType.F64).matmul(b.toTensor(DType.F64));

@@ -60,7 +60,7 @@ class ScopeTest {
         cpu.resetPeaks();
         long base = cpu.memoryStats().allocated();
         long baseActivations = cpu.memoryStats().allocated(MemoryCategory.ACTIVATIONS);
-        Random rnd = new Random(31);
+        Random rnd = Seeds.random(31);
         Tensor[] made = new Tensor[5];
         long bytes = 0;
         try (Scope s = Scope.open("activations", MemoryCategory.ACTIVATIONS)) {
@@ -88,7 +88,7 @@ class ScopeTest {
 
     @Test
     void keepMovesATensorToTheParent() {
-        Random rnd = new Random(32);
+        Random rnd = Seeds.random(32);
         HostArray h = HostArray.random(rnd, new long[]{3, 4}, -1, 1);
         Tensor kept;
         Tensor dropped;
@@ -136,10 +136,110 @@ class ScopeTest {
         assertThrows(ClosedException.class, sliced::contiguous);
     }
 
+    /** Frees of cpu storage so far (each {@code close} that really frees counts one). */
+    private long frees() {
+        return cpu.memoryStats().frees();
+    }
+
+    private static float[] iota(int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = i;
+        }
+        return v;
+    }
+
+    @Test
+    void closingAViewLeavesTheBaseAndItsSiblingsUsable() {
+        Tensor t = Tensor.fromArray(iota(24), Shape.of(4, 6), DType.F32, Device.CPU);
+        long allocated = cpu.memoryStats().allocated();
+        long frees = frees();
+        Tensor transposed = t.transpose(0, 1);
+        Tensor sliced = t.slice(1, 2, 5);
+        Tensor flat = t.reshape(-1);
+        Tensor detached = t.detach();
+        for (Tensor view : new Tensor[] {transposed, flat, detached}) {
+            view.close();
+            assertTrue(view.isClosed());
+            ClosedException e = assertThrows(ClosedException.class, view::toFloatArray);
+            assertTrue(e.getMessage().contains("this view was closed"), e.getMessage());
+        }
+        assertEquals(frees, frees(), "closing views frees nothing");
+        assertEquals(allocated, cpu.memoryStats().allocated());
+        assertFalse(t.isClosed() || sliced.isClosed());
+        assertArrayEquals(iota(24), t.toFloatArray(), "the base still reads its data");
+        assertArrayEquals(new float[] {2, 3, 4, 8, 9, 10, 14, 15, 16, 20, 21, 22}, sliced.toFloatArray(), "a sibling too");
+        assertArrayEquals(new float[] {0, 2, 4, 6, 8, 10}, t.add(t).slice(0, 0, 1).toFloatArray(), "and ops on the base work");
+        assertThrows(ClosedException.class, () -> transposed.add(transposed));
+        try (Scope inner = Scope.open("inner")) {
+            assertThrows(ClosedException.class, () -> inner.keep(flat));
+        }
+    }
+
+    @Test
+    void closingTheBaseAndAllItsViewsFreesTheStorageOnce() {
+        Tensor t = f32(4, 6);
+        Tensor a = t.transpose(0, 1);
+        Tensor b = t.slice(0, 1, 3);
+        long frees = frees();
+        a.close();
+        b.close();
+        assertEquals(frees, frees());
+        t.close();
+        assertEquals(frees + 1, frees(), "the owner's close frees it");
+        t.close();
+        a.close();
+        assertEquals(frees + 1, frees(), "once");
+        // the other order: the owner first closes its views with it
+        Tensor u = f32(3);
+        Tensor v = u.unsqueeze(0);
+        u.close();
+        assertTrue(v.isClosed(), "a view of a freed storage is closed");
+        assertThrows(ClosedException.class, v::toFloatArray);
+        v.close();
+        assertEquals(frees + 2, frees());
+        // @AfterEach: one free per allocation when the outer scope closes too
+    }
+
+    @Test
+    void closingAScopeFreesAStorageWithOpenAndClosedViewsOnce() {
+        long frees = frees();
+        Tensor t;
+        Tensor view;
+        Tensor closedView;
+        try (Scope inner = Scope.open("inner")) {
+            t = f32(2, 3);
+            view = t.reshape(3, 2);
+            closedView = t.transpose(0, 1);
+            closedView.close();
+            assertEquals(1, inner.ownedCount(), "views own nothing: the scope holds one storage");
+        }
+        assertEquals(frees + 1, frees());
+        assertTrue(t.isClosed() && view.isClosed() && closedView.isClosed());
+        t.close();
+        view.close();
+        assertEquals(frees + 1, frees());
+    }
+
+    @Test
+    void keepingAViewMovesItsStorageAndTheBaseWithIt() {
+        long frees = frees();
+        Tensor base;
+        Tensor kept;
+        try (Scope inner = Scope.open("inner")) {
+            base = Tensor.fromArray(iota(6), Shape.of(2, 3), DType.F32, Device.CPU);
+            kept = inner.keep(base.slice(1, 1, 3));
+        }
+        assertEquals(frees, frees(), "the storage moved to the outer scope");
+        assertArrayEquals(new float[] {1, 2, 4, 5}, kept.toFloatArray());
+        kept.close();
+        assertArrayEquals(iota(6), base.toFloatArray(), "closing the kept view leaves its base");
+    }
+
     @Test
     void nothingStaysAllocatedAfterAScopeCloses() {
         long base = cpu.memoryStats().allocated();
-        Random rnd = new Random(33);
+        Random rnd = Seeds.random(33);
         try (Scope work = Scope.open("work")) {
             // ops on strided views make temporaries (contiguous copies); they must not outlive the op
             HostArray h = HostArray.random(rnd, new long[]{5, 6}, -1, 1);

@@ -29,7 +29,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void zerosAreZeroInEveryDtype() {
-        Random rnd = new Random(1);
+        Random rnd = Seeds.random(1);
         for (DType d : NUMERIC) {
             Tensor t = Tensor.zeros(Shape.of(RandomShapes.shape(rnd, 1, 4)), d, Device.CPU);
             for (double v : t.toDoubleArray()) {
@@ -40,7 +40,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void fullStoresTheValueRoundedToTheDtype() {
-        Random rnd = new Random(2);
+        Random rnd = Seeds.random(2);
         for (DType d : NUMERIC) {
             for (int trial = 0; trial < 5; trial++) {
                 double value = rnd.nextGaussian() * Math.pow(10, rnd.nextInt(7));
@@ -63,7 +63,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void fromArrayConvertsEachSourceToEachDtype() {
-        Random rnd = new Random(3);
+        Random rnd = Seeds.random(3);
         int n = 64;
         double[] doubles = new double[n];
         float[] floats = new float[n];
@@ -109,7 +109,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void fromBytesKeepsTheBytesOfEveryDtype() {
-        Random rnd = new Random(4);
+        Random rnd = Seeds.random(4);
         for (DType d : DType.values()) {
             long[] dims = {3, 1 + 2 * rnd.nextInt(4)}; // an odd count: NF4's last byte is half used
             byte[] bytes = new byte[Math.toIntExact(d.bytesFor(dims[0] * dims[1]))];
@@ -121,7 +121,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void fromBytesIsLittleEndian() {
-        Random rnd = new Random(5);
+        Random rnd = Seeds.random(5);
         byte[] bytes = new byte[4 * 10];
         rnd.nextBytes(bytes);
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
@@ -149,7 +149,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void reshapeInfersMinusOneAndSharesStorage() {
-        Random rnd = new Random(6);
+        Random rnd = Seeds.random(6);
         for (int trial = 0; trial < 10; trial++) {
             long[] dims = RandomShapes.shape(rnd, 3);
             HostArray h = HostArray.random(rnd, dims, -1, 1);
@@ -164,7 +164,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void viewRefusesNonContiguousWhileReshapeCopies() {
-        Random rnd = new Random(7);
+        Random rnd = Seeds.random(7);
         HostArray h = HostArray.random(rnd, new long[]{3, 4}, -1, 1);
         Tensor tt = h.toTensor(DType.F32).transpose(0, 1);
         assertThrows(ShapeException.class, () -> tt.view(-1));
@@ -176,7 +176,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void transposeSwapsTwoAxes() {
-        Random rnd = new Random(8);
+        Random rnd = Seeds.random(8);
         for (int trial = 0; trial < 10; trial++) {
             HostArray h = HostArray.random(rnd, RandomShapes.shape(rnd, 2, 4), -1, 1);
             int x = rnd.nextInt(h.rank());
@@ -197,7 +197,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void permuteReordersAxes() {
-        Random rnd = new Random(9);
+        Random rnd = Seeds.random(9);
         for (int trial = 0; trial < 10; trial++) {
             HostArray h = HostArray.random(rnd, RandomShapes.shape(rnd, 1, 5), -1, 1);
             int[] order = RandomShapes.permutation(rnd, h.rank());
@@ -218,7 +218,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void sliceSelectsARangeWithNegativeBounds() {
-        Random rnd = new Random(10);
+        Random rnd = Seeds.random(10);
         for (int trial = 0; trial < 20; trial++) {
             HostArray h = HostArray.random(rnd, RandomShapes.shape(rnd, 1, 4), -1, 1);
             int axis = rnd.nextInt(h.rank());
@@ -242,7 +242,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void unsqueezeAndSqueezeAddAndRemoveUnitAxes() {
-        Random rnd = new Random(11);
+        Random rnd = Seeds.random(11);
         for (int trial = 0; trial < 10; trial++) {
             HostArray h = HostArray.random(rnd, RandomShapes.shape(rnd, 0, 4), -1, 1);
             Tensor t = h.toTensor(DType.F32);
@@ -263,7 +263,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void expandBroadcastsWithoutCopying() {
-        Random rnd = new Random(12);
+        Random rnd = Seeds.random(12);
         for (int trial = 0; trial < 15; trial++) {
             long[] target = RandomShapes.shape(rnd, 1, 4);
             HostArray h = HostArray.random(rnd, RandomShapes.broadcastable(rnd, target), -1, 1);
@@ -276,7 +276,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void contiguousOfViewsMatchesTheReference() {
-        Random rnd = new Random(13);
+        Random rnd = Seeds.random(13);
         for (Layout layout : Layout.values()) {
             for (int trial = 0; trial < 8; trial++) {
                 HostArray h = TestTensors.rounded(HostArray.random(rnd, RandomShapes.shape(rnd, 2, 4), -3, 3), DType.BF16);
@@ -298,7 +298,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void castBetweenEveryPairOfDtypes() {
-        Random rnd = new Random(14);
+        Random rnd = Seeds.random(14);
         for (DType from : NUMERIC) {
             Tensor src = castSource(rnd, from);
             for (DType to : NUMERIC) {
@@ -360,7 +360,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void stridedCopyOfLongsIsExact() {
-        Random rnd = new Random(17);
+        Random rnd = Seeds.random(17);
         long[] v = new long[12];
         for (int i = 0; i < v.length; i++) {
             v[i] = (1L << 62) + rnd.nextInt(1000); // beyond 2^53, where doubles would merge neighbours
@@ -376,7 +376,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void itemReadsTheOnlyElement() {
-        Random rnd = new Random(15);
+        Random rnd = Seeds.random(15);
         HostArray h = HostArray.random(rnd, new long[]{4, 5}, -10, 10);
         Tensor t = h.toTensor(DType.F64);
         for (int trial = 0; trial < 5; trial++) {
@@ -399,7 +399,7 @@ class TensorCpuTest extends ScopedTest {
 
     @Test
     void randomFillsFollowTheCounterFormulas() {
-        Random rnd = new Random(16);
+        Random rnd = Seeds.random(16);
         for (DType d : FLOATING) {
             long seed = rnd.nextLong();
             Shape shape = Shape.of(RandomShapes.shape(rnd, 1, 3));

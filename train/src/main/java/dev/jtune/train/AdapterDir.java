@@ -3,13 +3,14 @@ package dev.jtune.train;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.engine.DType;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.gemma.lora.AdapterException;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -42,7 +43,7 @@ final class AdapterDir {
             JsonNode base = new ObjectMapper().readTree(file.toFile()).path("base_model_name_or_path");
             return base.isTextual() && !base.asText().isBlank() ? Optional.of(base.asText()) : Optional.empty();
         } catch (IOException e) {
-            throw new UncheckedIOException("reading " + file.toAbsolutePath(), e);
+            throw new AdapterException("reading " + file.toAbsolutePath(), e);
         }
     }
 
@@ -106,8 +107,8 @@ final class AdapterDir {
     static PeftAdapter.Loaded apply(Path dir, Gemma3Model model, Path modelDir) {
         try {
             return PeftAdapter.load(dir, model, DType.F32);
-        } catch (IllegalArgumentException | SafeTensorsException e) {
-            throw new IllegalArgumentException("the adapter in " + dir.toAbsolutePath() + " does not fit the model in "
+        } catch (AdapterException | SafeTensorsException | ShapeException e) {
+            throw new AdapterException("the adapter in " + dir.toAbsolutePath() + " does not fit the model in "
                     + modelDir.toAbsolutePath(), e);
         }
     }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.train.data.Example;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -48,19 +47,19 @@ final class CompactVocabulary {
         try {
             back = new ObjectMapper().readValue(file.toFile(), int[].class);
         } catch (IOException e) {
-            throw new UncheckedIOException("reading the compact vocabulary " + file, e);
+            throw new CommandException("reading the compact vocabulary " + file, e);
         }
         if (back == null || back.length == 0) {
-            throw new IllegalArgumentException(file + ": expected a non-empty JSON array of Gemma 3 token ids (compact id -> Gemma 3 id)");
+            throw new CommandException(file + ": expected a non-empty JSON array of Gemma 3 token ids (compact id -> Gemma 3 id)");
         }
         TreeMap<Integer, Integer> map = new TreeMap<>();
         for (int i = 0; i < back.length; i++) {
             if (back[i] < 0) {
-                throw new IllegalArgumentException(file + ": entry " + i + " is " + back[i] + ", a token id must not be negative");
+                throw new CommandException(file + ": entry " + i + " is " + back[i] + ", a token id must not be negative");
             }
             Integer before = map.put(back[i], i);
             if (before != null) {
-                throw new IllegalArgumentException(file + ": Gemma 3 id " + back[i] + " appears twice (entries " + before + " and " + i + ")");
+                throw new CommandException(file + ": Gemma 3 id " + back[i] + " appears twice (entries " + before + " and " + i + ")");
             }
         }
         return new CompactVocabulary(map, back);
@@ -114,7 +113,7 @@ final class CompactVocabulary {
         try {
             Files.writeString(file, new ObjectMapper().writeValueAsString(toGemma));
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file, e);
+            throw new CommandException("writing " + file, e);
         }
     }
 }

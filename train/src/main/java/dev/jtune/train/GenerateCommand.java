@@ -48,6 +48,7 @@ final class GenerateCommand {
               --top_p P             sample from the smallest set whose probability reaches P (default 1: all)
               --seed S              the sampling seed (default 0)
               --device D            auto, cpu, cuda or cuda:N (default auto: the first GPU, else the cpu)
+              --debug               with an error, print its stack trace too
 
             The tokenizer is the model directory's tokenizer.json, else Gemma 3's (bundled). A model directory with
             compact_vocabulary.json (./jtune's cpu model) has the prompt's ids mapped into its vocabulary and its
@@ -183,7 +184,7 @@ final class GenerateCommand {
                     + file.toAbsolutePath() + ", " + compact.size() + " tokens) and are left out: " + String.join(", ", dropped));
         }
         if (kept.isEmpty()) {
-            throw new IllegalArgumentException("no token of the prompt is in the model's compacted vocabulary (" + file.toAbsolutePath() + ")");
+            throw new CommandException("no token of the prompt is in the model's compacted vocabulary (" + file.toAbsolutePath() + ")");
         }
         return kept.stream().mapToInt(Integer::intValue).toArray();
     }

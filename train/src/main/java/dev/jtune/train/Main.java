@@ -1,29 +1,21 @@
 package dev.jtune.train;
 
-import dev.jtune.cuda.CudaException;
-import dev.jtune.cuda.CudaLibraryNotFoundException;
-import dev.jtune.cuda.CudaSymbolNotFoundException;
+import dev.jtune.JtuneException;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
-import dev.jtune.engine.EngineException;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
-import dev.jtune.engine.cuda.KernelCompileException;
-import dev.jtune.gemma.config.ConfigException;
-import dev.jtune.gemma.safetensors.SafeTensorsException;
-import dev.jtune.gemma.tokenizer.TokenizerException;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.CommandLine;
-import dev.jtune.train.data.DataException;
 import dev.jtune.train.report.ErrorChain;
 
-import java.nio.file.Path;
-
 import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
@@ -37,8 +29,18 @@ public final class Main {
     private Main() {
     }
 
+    /** The flags every command takes, anywhere on its line; {@link #run} takes them out before the command sees it. */
+    static final String GLOBAL_FLAGS = """
+            Flags of every command:
+              --debug                        with an error, print its stack trace too (an error is otherwise one
+                                             line: what failed, its causes, and a hint where there is one)
+            """;
+
+    /** {@code --debug}: a reported error also prints its stack trace. */
+    static final String DEBUG = "--debug";
+
     static final String DEMO_USAGE = """
-            usage: jtune demo [--size N]
+            usage: jtune demo [--size N] [--debug]
 
             Lists the devices (the cpu, and each GPU jtune can use, or why none) and runs a bf16 matmul of N x N
             matrices (default 512) on each backend, with its time and its difference to the cpu's result.
@@ -56,20 +58,22 @@ public final class Main {
               jtune merge ...                fold a peft adapter into its base model and write an HF checkpoint
               jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
               jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
-            """;
+            """ + "\n" + GLOBAL_FLAGS;
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
     }
 
     /** Runs the command line; returns the exit status (0 ok, 1 failure, 2 bad arguments). */
-    static int run(String[] args, PrintStream out, PrintStream err) {
+    static int run(String[] commandLine, PrintStream out, PrintStream err) {
+        boolean debug = Arrays.asList(commandLine).contains(DEBUG);
+        String[] args = Arrays.stream(commandLine).filter(a -> !a.equals(DEBUG)).toArray(String[]::new);
         try {
             if (args.length == 0) {
                 TrainCommand.runDefault(Path.of("jtune-output"), out);
                 return 0;
             }
-            String[] rest = java.util.Arrays.copyOfRange(args, 1, args.length);
+            String[] rest = Arrays.copyOfRange(args, 1, args.length);
             return switch (args[0]) {
                 case "help" -> help(rest, out, err);
                 case "demo" -> demo(rest, out, err);
@@ -78,37 +82,40 @@ public final class Main {
                 default -> train(args, out, err);
             };
         } catch (RuntimeException e) {
-            return failure(e, err);
+            return failure(e, err, debug);
         }
     }
 
     /**
-     * A failure the user can act on is printed as one line, {@code jtune: message: cause: ...} ({@link ErrorChain}),
-     * and gives the exit status (2 bad arguments, 1 otherwise); anything else is a bug and is rethrown with its
-     * stack trace.
+     * A failure the user can act on, a {@link JtuneException} (or a wrapper whose causes hold one), is printed as
+     * one line, {@code jtune: message: cause: ...; hint: ...} ({@link ErrorChain}), with its stack trace after it
+     * when {@code debug}, and gives the exit status (2 bad arguments, 1 otherwise). Anything else is a bug and is
+     * rethrown with its stack trace.
      */
-    static int failure(RuntimeException e, PrintStream err) {
-        boolean reported = switch (e) {
-            case ArgsException a -> true;
-            case EngineException x -> true; // shapes, dtypes, devices, out of memory
-            case CudaException x -> true; // a CUDA driver, NVRTC or cuBLAS(Lt) call failed
-            case CudaLibraryNotFoundException x -> true;
-            case CudaSymbolNotFoundException x -> true;
-            case KernelCompileException x -> true;
-            case DataException x -> true;
-            case ConfigException x -> true;
-            case SafeTensorsException x -> true;
-            case TokenizerException x -> true;
-            case dev.jtune.train.loop.RunException x -> true; // an output directory, checkpoint or diverged run
-            case java.io.UncheckedIOException x -> true;
-            case IllegalArgumentException x -> true;
-            default -> false;
-        };
-        if (!reported) {
+    static int failure(RuntimeException e, PrintStream err, boolean debug) {
+        if (!isReported(e)) {
             throw e;
         }
         err.println("jtune: " + ErrorChain.describe(e));
+        if (debug) {
+            e.printStackTrace(err);
+        }
         return e instanceof ArgsException ? 2 : 1;
+    }
+
+    static int failure(RuntimeException e, PrintStream err) {
+        return failure(e, err, false);
+    }
+
+    /** Whether {@code e} or one of its causes is a JtuneException (wrappers such as CompletionException keep it). */
+    static boolean isReported(Throwable e) {
+        java.util.Set<Throwable> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Throwable c = e; c != null && seen.add(c); c = c.getCause()) {
+            if (c instanceof JtuneException) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** {@code jtune help [COMMAND]}. */
@@ -122,7 +129,7 @@ public final class Main {
             return 2;
         }
         switch (args[0]) {
-            case "train" -> out.print(CommandLine.help());
+            case "train" -> out.print(CommandLine.help() + "\n" + GLOBAL_FLAGS);
             case "generate" -> out.print(GenerateCommand.USAGE);
             case "merge" -> out.print(MergeCommand.USAGE);
             case "demo" -> out.print(DEMO_USAGE);
@@ -157,6 +164,8 @@ public final class Main {
                 out.println("                                 fold a peft adapter into its base, write an HF checkpoint");
                 out.println("  jtune demo [--size N]          list the devices and run a bf16 matmul on each backend");
                 out.println("  jtune help [COMMAND]           the commands, or one command's usage");
+                out.println();
+                out.print(GLOBAL_FLAGS);
                 return 0;
             }
             case CommandLine.Train t -> {

@@ -14,7 +14,6 @@ import dev.jtune.gemma.safetensors.TensorInfo;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,6 +42,7 @@ final class MergeCommand {
               --adapter_path DIR    the adapter: adapter_config.json + adapter_model.safetensors
               --output_dir OUT      a new or empty directory, neither BASE, DIR nor inside them
               --device D            where to merge: auto, cpu, cuda or cuda:N (default auto: the first GPU, else the cpu)
+              --debug               with an error, print its stack trace too
 
             The result loads as a model of its own: jtune generate --model_path OUT, or transformers'
             AutoModelForCausalLM.from_pretrained(OUT) (a multimodal base is written as its text model).
@@ -148,7 +148,7 @@ final class MergeCommand {
                     entries.add(p.getFileName().toString());
                 }
             } catch (IOException e) {
-                throw new UncheckedIOException("listing " + out, e);
+                throw new CommandException("listing " + out, e);
             }
             if (!entries.isEmpty()) {
                 entries.sort(null);
@@ -208,7 +208,7 @@ final class MergeCommand {
             Files.move(tmp, out, StandardCopyOption.ATOMIC_MOVE);
             tmp = null;
         } catch (IOException e) {
-            throw new UncheckedIOException("writing the merged model to " + out, e);
+            throw new CommandException("writing the merged model to " + out, e);
         } finally {
             if (tmp != null) {
                 try {

@@ -47,7 +47,7 @@ final class TrainCommand {
 
     static void run(TrainArgs a, PrintStream out) {
         if (!a.optim().isAdamW()) {
-            throw new IllegalArgumentException("--optim " + a.optim().name().toLowerCase(Locale.ROOT)
+            throw new RunException("--optim " + a.optim().name().toLowerCase(Locale.ROOT)
                     + ": the trainer has only AdamW (adamw_torch, adamw_torch_fused, adamw_hf) so far; SGD exists in the engine but is not wired into the trainer's checkpoints yet");
         }
         Path modelDir = a.modelPath();
@@ -176,7 +176,7 @@ final class TrainCommand {
     static void requireTokenIds(int[] ids, int vocab, GemmaTokenizer tokenizer, Path modelDir, String hint) {
         for (int id : ids) {
             if (id >= vocab) {
-                throw new IllegalArgumentException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
+                throw new CommandException("the tokenizer (" + tokenizer.source() + ") produced token id " + id
                         + " but the model in " + modelDir + " has a vocabulary of " + vocab + ": they do not belong together" + hint);
             }
         }
@@ -203,8 +203,9 @@ final class TrainCommand {
         CompactVocabulary vocab = compact ? CompactVocabulary.of(built.examples(), tokenizer.padId()) : null;
         var examples = compact ? vocab.remap(built.examples()) : built.examples();
         var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
-        TrainerConfig tc = new TrainerConfig(1, 60, 8, 1, 1e-2, LrSchedule.Type.COSINE, 0.05, 0, 0.0,
-                0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE, 5, TrainerConfig.SaveStrategy.STEPS, 30, 2, TrainerConfig.SaveStrategy.NO, 0, 42, true, true, 8, 3);
+        TrainerConfig tc = TrainerConfig.builder().epochs(1).maxSteps(60).learningRate(1e-2).schedule(LrSchedule.Type.COSINE)
+                .warmupRatio(0.05).loggingSteps(5).save(TrainerConfig.SaveStrategy.STEPS, 30).saveTotalLimit(2)
+                .eval(TrainerConfig.SaveStrategy.NO, 0).build();
         LoraConfig lora = new LoraConfig(16, 32, 0.05, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1);
         DType dtype = device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32;
         RunIdentity identity = RunIdentity.builder()
@@ -282,13 +283,22 @@ final class TrainCommand {
     }
 
     static TrainerConfig config(TrainArgs a) {
-        return new TrainerConfig(a.numTrainEpochs(), a.maxSteps(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
-                a.learningRate(), LrSchedule.Type.valueOf(a.lrSchedulerType().name()), a.warmupRatio(), a.warmupSteps(),
-                a.weightDecay(), a.adamBeta1(), a.adamBeta2(), a.adamEpsilon(), a.maxGradNorm(), a.checkpointing(),
-                a.loggingSteps(), strategy(a.saveStrategy()), a.saveSteps(), a.saveTotalLimit() == null ? 0 : a.saveTotalLimit(),
-                strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps(), a.seed(),
-                a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL), a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML),
-                a.perDeviceEvalBatchSize(), a.maxNonfiniteSteps());
+        return TrainerConfig.builder()
+                .epochs(a.numTrainEpochs()).maxSteps(a.maxSteps())
+                .batchSize(a.perDeviceTrainBatchSize()).gradientAccumulation(a.gradientAccumulationSteps())
+                .learningRate(a.learningRate()).schedule(LrSchedule.Type.valueOf(a.lrSchedulerType().name()))
+                .warmupRatio(a.warmupRatio()).warmupSteps(a.warmupSteps())
+                .weightDecay(a.weightDecay()).betas(a.adamBeta1(), a.adamBeta2()).epsilon(a.adamEpsilon())
+                .maxGradNorm(a.maxGradNorm()).checkpointing(a.checkpointing())
+                .loggingSteps(a.loggingSteps())
+                .save(strategy(a.saveStrategy()), a.saveSteps()).saveTotalLimit(a.saveTotalLimit() == null ? 0 : a.saveTotalLimit())
+                .eval(strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps())
+                .evalBatchSize(a.perDeviceEvalBatchSize())
+                .seed(a.seed())
+                .metricsFile(a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL))
+                .htmlReport(a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML))
+                .maxNonfiniteSteps(a.maxNonfiniteSteps())
+                .build();
     }
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {
@@ -299,6 +309,10 @@ final class TrainCommand {
         if (flag == null || flag.equals("auto")) {
             return CudaBackend.deviceCount() > 0 ? Device.cuda(0) : Device.CPU;
         }
-        return Device.parse(flag);
+        try {
+            return Device.parse(flag);
+        } catch (IllegalArgumentException e) { // generate and merge pass the text as given
+            throw new dev.jtune.train.args.ArgsException("--device: " + e.getMessage());
+        }
     }
 }

@@ -36,8 +36,9 @@ final class OutOfMemoryMessage {
                 .append(ByteSizes.human(f.stats().reserved())).append(" reserved (")
                 .append(ByteSizes.human(f.stats().reserved() - f.stats().allocated())).append(" cached but unused; ")
                 .append(f.holdings()).append("). Allocated by category: ").append(categories(f.stats())).append(". ");
-        m.append(hint(f));
-        return new OutOfDeviceMemoryException(m.toString(), f.requested(), free);
+        String hint = hint(f);
+        m.append("Hint: ").append(hint);
+        return new OutOfDeviceMemoryException(m.toString(), f.requested(), free, hint);
     }
 
     private static String categories(MemoryStats stats) {
@@ -53,14 +54,14 @@ final class OutOfMemoryMessage {
     private static String hint(Facts f) {
         long cached = f.stats().reserved() - f.stats().allocated();
         if (!f.expandable() && cached >= f.rounded()) {
-            return "Hint: enough memory is cached, but split over segments that each still hold a live block "
+            return "enough memory is cached, but split over segments that each still hold a live block "
                     + "(fragmentation); expandable segments (CachingAllocator.Config.expandableSegments) map physical "
                     + "memory only under live blocks and avoid this.";
         }
         if (f.limited() && f.limit() < f.capacity()) {
-            return "Hint: the memory limit is what ran out; raise it, or free tensors (close scopes) before this point.";
+            return "the memory limit is what ran out; raise it, or free tensors (close scopes) before this point.";
         }
-        return "Hint: live tensors need more than the device has; close scopes (free tensors) earlier, reduce the "
+        return "live tensors need more than the device has; close scopes (free tensors) earlier, reduce the "
                 + "batch size or sequence length, use activation checkpointing, or quantize frozen weights.";
     }
 }

@@ -6,6 +6,7 @@ import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 
@@ -98,14 +99,14 @@ public final class AdamW implements Optimizer {
     public void restore(java.util.Map<String, Tensor> saved, long steps) {
         java.util.Map<String, Tensor> mine = state();
         if (!saved.keySet().equals(mine.keySet())) {
-            throw new IllegalArgumentException("AdamW: checkpoint state " + saved.keySet().size() + " tensors does not match this optimizer's "
+            throw new ShapeException("AdamW: checkpoint state " + saved.keySet().size() + " tensors does not match this optimizer's "
                     + mine.keySet().size() + " (a different set of trainable parameters?)");
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (java.util.Map.Entry<String, Tensor> e : mine.entrySet()) {
                 Tensor src = saved.get(e.getKey());
                 if (!src.shape().equals(e.getValue().shape())) {
-                    throw new IllegalArgumentException("AdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
+                    throw new ShapeException("AdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
                             + ", the parameter needs " + e.getValue().shape());
                 }
                 Ops.copyInto(src.to(e.getValue().device()).cast(e.getValue().dtype()), e.getValue());

@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -64,7 +65,7 @@ class CpuActivationsTest extends CpuKernelTest {
 
     @Test
     void geluAndItsBackwardMatchTheDefinition() {
-        Random rnd = new Random(301);
+        Random rnd = Seeds.random(301);
         for (int trial = 0; trial < 40; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             long[] shape = shape(rnd);
@@ -91,7 +92,7 @@ class CpuActivationsTest extends CpuKernelTest {
 
     @Test
     void gegluAndItsBackwardMatchTheDefinition() {
-        Random rnd = new Random(302);
+        Random rnd = Seeds.random(302);
         for (int trial = 0; trial < 40; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             long[] shape = shape(rnd);
@@ -123,7 +124,7 @@ class CpuActivationsTest extends CpuKernelTest {
 
     @Test
     void backwardsAreTheGradientsOfTheForwards() {
-        Random rnd = new Random(303);
+        Random rnd = Seeds.random(303);
         for (int trial = 0; trial < 6; trial++) {
             int n = size(rnd) + 3;
             double[] x = uniform(rnd, n, -4, 4);

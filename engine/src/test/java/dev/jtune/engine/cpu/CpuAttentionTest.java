@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -55,7 +56,7 @@ class CpuAttentionTest extends CpuKernelTest {
 
     @Test
     void forwardMatchesTheMaskedSoftmax() {
-        Random rnd = new Random(701);
+        Random rnd = Seeds.random(701);
         int fullyMaskedRows = 0;
         for (int trial = 0; trial < 80; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
@@ -76,7 +77,7 @@ class CpuAttentionTest extends CpuKernelTest {
 
     @Test
     void aFullyMaskedRowHasZeroProbsAndLseMinusInfinity() {
-        Random rnd = new Random(702);
+        Random rnd = Seeds.random(702);
         // rows are queries 3, 4, 5; columns keys 5..8: query 3 and 4 see nothing, query 5 sees key 5 only
         Tensor probs = output(rnd, DType.F32, 3, 4);
         Tensor lse = output(rnd, DType.F32, 3);
@@ -95,7 +96,7 @@ class CpuAttentionTest extends CpuKernelTest {
     void aSavedLseGivesTheProbsOfTheWholeRowBlockByBlock() {
         // flash style: the lse of all keys, then each column block's probs from it (lseIn) are that block of the
         // whole row's probs
-        Random rnd = new Random(703);
+        Random rnd = Seeds.random(703);
         for (int trial = 0; trial < 30; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             int perHead = size(rnd);
@@ -139,7 +140,7 @@ class CpuAttentionTest extends CpuKernelTest {
 
     @Test
     void backwardMatchesTheDefinition() {
-        Random rnd = new Random(704);
+        Random rnd = Seeds.random(704);
         for (int trial = 0; trial < 40; trial++) {
             DType probsType = FLOATING[trial % FLOATING.length];
             boolean inPlace = rnd.nextBoolean(); // the attention op overwrites probs with their gradient
@@ -169,7 +170,7 @@ class CpuAttentionTest extends CpuKernelTest {
     void backwardIsTheGradientOfTheWeightedProbs() {
         // in float64 end to end (F64 scores, lse and delta): the forward, delta = rowDot(gradProbs, probs) and the
         // backward in place over probs, as the attention op chains them; d/ds of sum(gradProbs * probs)
-        Random rnd = new Random(705);
+        Random rnd = Seeds.random(705);
         for (int trial = 0; trial < 12; trial++) {
             Block b = randomBlock(rnd, trial % 4);
             double[] s = uniform(rnd, b.rows * b.cols, -4, 4);
@@ -196,7 +197,7 @@ class CpuAttentionTest extends CpuKernelTest {
 
     @Test
     void rowDotMatchesTheDefinition() {
-        Random rnd = new Random(706);
+        Random rnd = Seeds.random(706);
         for (int trial = 0; trial < 40; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             int rows = size(rnd);

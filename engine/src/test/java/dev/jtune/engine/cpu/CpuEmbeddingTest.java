@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
@@ -23,7 +24,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
 
     @Test
     void gathersRowsExactly() {
-        Random rnd = new Random(101);
+        Random rnd = Seeds.random(101);
         for (int trial = 0; trial < 40; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             int vocab = size(rnd);
@@ -46,7 +47,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
 
     @Test
     void backwardScatterAddsIntoTheOldGradient() {
-        Random rnd = new Random(102);
+        Random rnd = Seeds.random(102);
         for (int trial = 0; trial < 40; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             DType tableType = rnd.nextBoolean() ? dtype : DType.F32;
@@ -76,7 +77,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
 
     @Test
     void backwardIsTheGradientOfTheGather() {
-        Random rnd = new Random(103);
+        Random rnd = Seeds.random(103);
         for (int trial = 0; trial < 6; trial++) {
             int vocab = size(rnd);
             int d = size(rnd);
@@ -97,7 +98,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
 
     @Test
     void outOfRangeIdsAreNamed() {
-        Random rnd = new Random(104);
+        Random rnd = Seeds.random(104);
         Tensor table = tensor(rnd, DType.F32, uniform(rnd, 5 * 3, -1, 1), 5, 3);
         Tensor out = output(rnd, DType.F32, 4, 3);
         for (int bad : new int[]{5, -1, 1 << 30}) {

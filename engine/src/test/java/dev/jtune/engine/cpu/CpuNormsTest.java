@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -28,7 +29,7 @@ class CpuNormsTest extends CpuKernelTest {
 
     @Test
     void forwardMatchesTheDefinition() {
-        Random rnd = new Random(201);
+        Random rnd = Seeds.random(201);
         for (int trial = 0; trial < 48; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             DType wType = anyFloating(rnd);
@@ -51,7 +52,7 @@ class CpuNormsTest extends CpuKernelTest {
 
     @Test
     void backwardMatchesTheDerivedFormula() {
-        Random rnd = new Random(202);
+        Random rnd = Seeds.random(202);
         for (int trial = 0; trial < 48; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             DType wType = anyFloating(rnd);
@@ -98,7 +99,7 @@ class CpuNormsTest extends CpuKernelTest {
 
     @Test
     void backwardIsTheGradientOfTheForward() {
-        Random rnd = new Random(203);
+        Random rnd = Seeds.random(203);
         for (int trial = 0; trial < 8; trial++) {
             boolean offsetOne = trial % 2 == 0;
             int n = size(rnd);

@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import org.junit.jupiter.api.Test;
@@ -33,7 +34,7 @@ class CpuOptimTest extends CpuKernelTest {
 
     @Test
     void threeStepsMatchTorch() {
-        Random rnd = new Random(801);
+        Random rnd = Seeds.random(801);
         DType[] paramTypes = {DType.F64, DType.F32, DType.BF16};
         for (int trial = 0; trial < 24; trial++) {
             DType paramType = paramTypes[trial % 3];
@@ -70,7 +71,7 @@ class CpuOptimTest extends CpuKernelTest {
     @Test
     void weightDecayAloneShrinksTheParameter() {
         // zero gradient: m = v = 0, so the step is exactly p (1 - lr wd)
-        Random rnd = new Random(802);
+        Random rnd = Seeds.random(802);
         int n = 9;
         double[] p0 = uniform(rnd, n, -1, 1);
         Tensor param = tensor(rnd, DType.F64, p0, n);
@@ -84,7 +85,7 @@ class CpuOptimTest extends CpuKernelTest {
 
     @Test
     void sumOfSquaresAccumulates() {
-        Random rnd = new Random(803);
+        Random rnd = Seeds.random(803);
         for (int trial = 0; trial < 16; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             DType outType = stat(dtype);
@@ -106,7 +107,7 @@ class CpuOptimTest extends CpuKernelTest {
 
     @Test
     void sumOfSquaresDoesNotDependOnScheduling() {
-        Random rnd = new Random(804);
+        Random rnd = Seeds.random(804);
         Tensor x = tensor(rnd, DType.F32, uniform(rnd, 100_003, -3, 3), 100_003);
         Tensor first = scalar(rnd, 0);
         cpu.sumOfSquares(x, first);
@@ -119,7 +120,7 @@ class CpuOptimTest extends CpuKernelTest {
 
     @Test
     void clipCoefficientIsTorchsClampedFactor() {
-        Random rnd = new Random(805);
+        Random rnd = Seeds.random(805);
         double[][] cases = {{0, 1}, {0.25, 1}, {4, 1}, {100, 1}, {1e6, 2.5}, {1, 1}, {3.7, 0.3}};
         for (double[] c : cases) {
             double ss = (float) c[0];

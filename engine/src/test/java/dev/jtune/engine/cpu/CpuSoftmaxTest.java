@@ -1,6 +1,7 @@
 package dev.jtune.engine.cpu;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -27,7 +28,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
 
     @Test
     void forwardMatchesTheDefinition() {
-        Random rnd = new Random(501);
+        Random rnd = Seeds.random(501);
         for (int trial = 0; trial < 48; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             boolean log = trial % 8 < 4;
@@ -46,7 +47,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
 
     @Test
     void largeLogitsDoNotOverflow() {
-        Random rnd = new Random(502);
+        Random rnd = Seeds.random(502);
         double[] x = uniform(rnd, 2 * 5, 990, 1000);
         double[] shifted = new double[x.length];
         for (int i = 0; i < x.length; i++) {
@@ -62,7 +63,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
 
     @Test
     void backwardMatchesTheJacobian() {
-        Random rnd = new Random(503);
+        Random rnd = Seeds.random(503);
         for (int trial = 0; trial < 48; trial++) {
             DType dtype = FLOATING[trial % FLOATING.length];
             boolean log = trial % 8 < 4;
@@ -98,7 +99,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
 
     @Test
     void backwardIsTheGradientOfTheForward() {
-        Random rnd = new Random(504);
+        Random rnd = Seeds.random(504);
         for (int trial = 0; trial < 8; trial++) {
             boolean log = trial % 2 == 0;
             int n = size(rnd);
@@ -120,7 +121,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
 
     @Test
     void rowsSumToOne() {
-        Random rnd = new Random(505);
+        Random rnd = Seeds.random(505);
         Tensor out = output(rnd, DType.F32, 3, 1000);
         cpu.softmax(tensor(rnd, DType.F32, uniform(rnd, 3000, -20, 20), 3, 1000), false, out);
         double[] p = out.toDoubleArray();

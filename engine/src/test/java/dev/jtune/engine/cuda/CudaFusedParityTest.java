@@ -3,6 +3,7 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
@@ -50,7 +51,7 @@ class CudaFusedParityTest {
     @BeforeEach
     void open(TestInfo info) {
         scope = Scope.open(info.getDisplayName());
-        seed = System.nanoTime();
+        seed = Seeds.seed();
         rnd = new Random(seed);
         gpu = CudaBackend.get(0);
         cpu = CpuBackend.instance();

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.ops.Activations;
@@ -32,7 +33,7 @@ import java.util.function.Function;
 class CudaOpsBackwardParityTest {
     private static final Device GPU = Device.cuda(0);
     private Scope scope;
-    private final Random rnd = new Random(System.nanoTime());
+    private final Random rnd = Seeds.random();
 
     @BeforeAll
     static void poison() {

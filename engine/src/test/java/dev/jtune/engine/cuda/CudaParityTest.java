@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.BinaryOp;
@@ -40,7 +41,7 @@ class CudaParityTest {
     @BeforeEach
     void open(TestInfo info) {
         scope = Scope.open(info.getDisplayName());
-        rnd = new Random(System.nanoTime());
+        rnd = Seeds.random();
     }
 
     @AfterEach

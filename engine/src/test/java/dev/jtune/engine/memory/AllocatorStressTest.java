@@ -32,7 +32,11 @@ class AllocatorStressTest {
     @EnumSource(Mode.class)
     void randomAllocateAndFreeKeepsEveryInvariant(Mode mode) {
         for (long seed = 1; seed <= 3; seed++) {
-            run(mode, seed);
+            try {
+                run(mode, seed);
+            } catch (AssertionError | RuntimeException e) {
+                throw new AssertionError(mode + ", seed " + seed + ": " + e.getMessage(), e);
+            }
         }
     }
 

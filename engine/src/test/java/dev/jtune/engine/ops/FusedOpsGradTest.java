@@ -5,6 +5,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.GradCheck;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
@@ -19,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * against a naive reference written here from the definition.
  */
 class FusedOpsGradTest {
-    private final Random rnd = new Random(System.nanoTime());
+    private final Random rnd = Seeds.random();
 
     private long d(int max) {
         return 1 + rnd.nextInt(max);

@@ -3,6 +3,7 @@ package dev.jtune.engine.optim;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
@@ -17,7 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /** AdamW, SGD and global-norm clipping against straight transcriptions of torch's algorithms, in double. */
 class OptimizersTest {
-    private final Random rnd = new Random(System.nanoTime());
+    private final Random rnd = Seeds.random();
 
     private double[] random(int n) {
         double[] v = new double[n];

@@ -1,11 +1,13 @@
 package dev.jtune.gemma.config;
 
+import dev.jtune.JtuneException;
+
 /**
  * A config.json that cannot describe a supported model: unreadable or malformed JSON, an unsupported
  * {@code model_type}, a required field missing, a value of the wrong type or out of range. The message names the
  * file (when there is one), the field, and what was expected vs found.
  */
-public class ConfigException extends RuntimeException {
+public class ConfigException extends JtuneException {
     private final String source;
     private final String field;
     private final String problem;

@@ -7,10 +7,10 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.io.AtomicFiles;
 import dev.jtune.engine.nn.Linear;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -58,7 +58,7 @@ public final class LoraMerge {
             // the config names the dtype of the tensors written (the model's), not the one its source config named
             AtomicFiles.writeString(dir.resolve("config.json"), model.config().withWeightDType(model.dtype()).toHfJson());
         } catch (IOException e) {
-            throw new UncheckedIOException("exporting the model to " + dir, e);
+            throw new SafeTensorsException(dir, null, "exporting the model failed", e);
         }
     }
 }

@@ -15,7 +15,6 @@ import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -56,7 +55,7 @@ public final class PeftAdapter {
             writer.write(dir.resolve(WEIGHTS_FILE));
             AtomicFiles.write(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
         } catch (IOException e) {
-            throw new UncheckedIOException("writing the LoRA adapter to " + dir, e);
+            throw new AdapterException("writing the LoRA adapter to " + dir, e);
         }
     }
 
@@ -121,13 +120,13 @@ public final class PeftAdapter {
         try {
             c = JSON.readTree(configFile.toFile());
         } catch (IOException e) {
-            throw new UncheckedIOException("reading " + configFile, e);
+            throw new AdapterException("reading " + configFile, e);
         }
         if (!"LORA".equals(c.path("peft_type").asText())) {
-            throw new IllegalArgumentException(configFile + ": peft_type is '" + c.path("peft_type").asText() + "', only LORA is supported");
+            throw new AdapterException(configFile + ": peft_type is '" + c.path("peft_type").asText() + "', only LORA is supported");
         }
         if (c.path("use_dora").asBoolean(false) || c.path("use_rslora").asBoolean(false)) {
-            throw new IllegalArgumentException(configFile + ": DoRA and rsLoRA adapters are not supported");
+            throw new AdapterException(configFile + ": DoRA and rsLoRA adapters are not supported");
         }
         int r = c.path("r").asInt();
         double alpha = c.path("lora_alpha").asDouble();
@@ -142,7 +141,7 @@ public final class PeftAdapter {
         try {
             config = new LoraConfig(r, alpha, c.path("lora_dropout").asDouble(0), targets, List.of(), -1);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(configFile + ": " + e.getMessage(), e);
+            throw new AdapterException(configFile + ": " + e.getMessage(), e);
         }
         if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
             checkTargets(configFile, config, model);
@@ -163,7 +162,7 @@ public final class PeftAdapter {
                 adapters.put(module, new LoraAdapter(module, a, b, config.scale(), dropout, adapters.size()));
             }
             if (adapters.isEmpty()) {
-                throw new IllegalArgumentException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");
+                throw new AdapterException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");
             }
         }
         Lora.attach(model, adapters);
@@ -181,7 +180,7 @@ public final class PeftAdapter {
             }
         }
         if (!missing.isEmpty()) {
-            throw new IllegalArgumentException(configFile + ": target_modules " + missing + " match no linear module of the base model ("
+            throw new AdapterException(configFile + ": target_modules " + missing + " match no linear module of the base model ("
                     + modules.size() + " modules named " + shortNames(modules) + "): the adapter was made for another model");
         }
     }
@@ -203,12 +202,12 @@ public final class PeftAdapter {
             if (module == null || !modules.contains(module)) {
                 foreign.add(name);
             } else if (!file.contains(key(module, LoraAdapter.Matrix.A)) || !file.contains(key(module, LoraAdapter.Matrix.B))) {
-                throw new IllegalArgumentException(file.path() + ": " + name + " has no " + (name.endsWith(".lora_A.weight") ? "lora_B" : "lora_A")
+                throw new AdapterException(file.path() + ": " + name + " has no " + (name.endsWith(".lora_A.weight") ? "lora_B" : "lora_A")
                         + " partner");
             }
         }
         if (!foreign.isEmpty()) {
-            throw new IllegalArgumentException(file.path() + ": " + foreign.size() + " tensor(s) are not LoRA weights of a linear module of the base model ("
+            throw new AdapterException(file.path() + ": " + foreign.size() + " tensor(s) are not LoRA weights of a linear module of the base model ("
                     + model.layers().size() + " layers; modules named " + shortNames(model.linears().keySet()) + "), e.g. "
                     + foreign.subList(0, Math.min(3, foreign.size())) + ": the adapter was made for another model");
         }

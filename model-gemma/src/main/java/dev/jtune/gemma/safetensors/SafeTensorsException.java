@@ -1,5 +1,7 @@
 package dev.jtune.gemma.safetensors;
 
+import dev.jtune.JtuneException;
+
 import java.nio.file.Path;
 
 /**
@@ -7,7 +9,7 @@ import java.nio.file.Path;
  * dtype or shape do not add up, a missing tensor, a failed write. The message always names the file and, where one
  * is involved, the tensor, then says what was expected and what was found.
  */
-public class SafeTensorsException extends RuntimeException {
+public class SafeTensorsException extends JtuneException {
     private final Path file;
     private final String tensor;
     private final String problem;

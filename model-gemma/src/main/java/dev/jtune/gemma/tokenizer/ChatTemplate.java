@@ -1,5 +1,7 @@
 package dev.jtune.gemma.tokenizer;
 
+import dev.jtune.JtuneException;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -81,7 +83,7 @@ public final class ChatTemplate {
     }
 
     /** Thrown for a conversation the template does not accept (roles out of order, empty, ...). */
-    public static final class ChatFormatException extends IllegalArgumentException {
+    public static final class ChatFormatException extends JtuneException {
         public ChatFormatException(String message) {
             super(message);
         }

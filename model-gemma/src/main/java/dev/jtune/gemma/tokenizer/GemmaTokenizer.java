@@ -3,7 +3,6 @@ package dev.jtune.gemma.tokenizer;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -203,7 +202,7 @@ public final class GemmaTokenizer {
             }
             return load(in, "resource " + name);
         } catch (IOException e) {
-            throw new UncheckedIOException(e);
+            throw new TokenizerException("reading the tokenizer resource " + name, e);
         }
     }
 

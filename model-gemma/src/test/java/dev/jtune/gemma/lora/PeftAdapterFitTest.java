@@ -45,7 +45,7 @@ class PeftAdapterFitTest {
     @Test
     void moreLayersThanTheBaseHasAreNamed(@TempDir Path tmp) {
         Exception e = load(adapter(tmp.resolve("a"), config(3, 64)), config(2, 64));
-        assertTrue(e instanceof IllegalArgumentException && e.getMessage().contains(PeftAdapter.WEIGHTS_FILE)
+        assertTrue(e instanceof AdapterException && e.getMessage().contains(PeftAdapter.WEIGHTS_FILE)
                 && e.getMessage().contains("model.layers.2.") && e.getMessage().contains("another model"), e.getMessage());
     }
 

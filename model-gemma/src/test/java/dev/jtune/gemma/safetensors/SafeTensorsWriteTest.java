@@ -7,6 +7,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.Seeds;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,7 +22,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -39,7 +39,7 @@ class SafeTensorsWriteTest {
 
     private static byte[] randomBytes(long n, long seed) {
         byte[] b = new byte[Math.toIntExact(n)];
-        new Random(seed).nextBytes(b);
+        Seeds.random(seed).nextBytes(b);
         return b;
     }
 

@@ -1,5 +1,7 @@
 package dev.jtune.train.args;
 
+import dev.jtune.JtuneException;
+
 import java.util.List;
 
 /**
@@ -7,7 +9,7 @@ import java.util.List;
  * unknown flags, missing values, values of the wrong type or out of range, refused flags and contradictions.
  * The message lists every problem, one a line; {@link #problems()} gives them one by one.
  */
-public final class ArgsException extends RuntimeException {
+public final class ArgsException extends JtuneException {
     private final List<String> problems;
 
     public ArgsException(List<String> problems) {

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jtune.gemma.model.Gemma3Model;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.RecordComponent;
@@ -221,7 +220,7 @@ public record TrainArgs(
         try {
             dev.jtune.engine.io.AtomicFiles.writeString(file, toJson());
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file, e);
+            throw new dev.jtune.train.loop.RunException("writing " + file, e);
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.jtune.train.args;
 
+import dev.jtune.JtuneException;
+
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -24,9 +26,9 @@ record ValueType<T>(String label, Class<?> javaType, boolean textual, Parser<T> 
                     Function<T, Object> jsonWriter) {
 
     /** A value that does not parse or is refused; the message completes "--flag value ...". */
-    static final class BadValue extends RuntimeException {
+    static final class BadValue extends JtuneException {
         BadValue(String reason) {
-            super(reason, null, false, false);
+            super(reason, null, null, false);
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.jtune.train.data;
 
+import dev.jtune.JtuneException;
+
 import java.util.Objects;
 
 /**
@@ -11,7 +13,7 @@ import java.util.Objects;
  * being thrown; file-level problems ({@link #recordIndex()} {@code -1}) and syntax errors inside a JSON array
  * (after which nothing can be read) always stop loading.
  */
-public final class DataException extends RuntimeException {
+public final class DataException extends JtuneException {
 
     /** Why a record (or file) was refused; {@link #label()} is how messages and summaries name it. */
     public enum Reason {

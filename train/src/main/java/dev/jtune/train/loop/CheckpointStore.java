@@ -15,7 +15,6 @@ import dev.jtune.gemma.safetensors.TensorInfo;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
@@ -97,7 +96,7 @@ public final class CheckpointStore {
             } catch (IOException ignored) {
                 // the original failure is what the user needs to see
             }
-            throw new UncheckedIOException("writing checkpoint " + target + ": " + e.getMessage(), e);
+            throw new RunException("writing checkpoint " + target + ": " + e.getMessage(), e);
         }
         prune();
         return target;
@@ -138,7 +137,7 @@ public final class CheckpointStore {
             return s.filter(p -> Files.isDirectory(p) && NAME.matcher(p.getFileName().toString()).matches())
                     .sorted(Comparator.comparingLong(CheckpointStore::stepOf)).toList();
         } catch (IOException e) {
-            throw new UncheckedIOException("listing " + dir + ": " + e.getMessage(), e);
+            throw new RunException("listing " + dir + ": " + e.getMessage(), e);
         }
     }
 
@@ -341,7 +340,7 @@ public final class CheckpointStore {
             try {
                 FileTrees.deleteTree(all.get(i));
             } catch (IOException e) {
-                throw new UncheckedIOException("removing old checkpoint " + all.get(i) + ": " + e.getMessage(), e);
+                throw new RunException("removing old checkpoint " + all.get(i) + ": " + e.getMessage(), e);
             }
         }
     }

@@ -3,7 +3,6 @@ package dev.jtune.train.loop;
 import dev.jtune.engine.io.FileTrees;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -185,7 +184,7 @@ public final class OutputDirectory {
             }
             FileTrees.deleteTree(trash);
         } catch (IOException e) {
-            throw new UncheckedIOException("--overwrite_output_dir: removing the earlier run's files from " + outputDir + ": " + e.getMessage(), e);
+            throw new RunException("--overwrite_output_dir: removing the earlier run's files from " + outputDir + ": " + e.getMessage(), e);
         }
         return moved;
     }
@@ -201,7 +200,7 @@ public final class OutputDirectory {
         try {
             return Files.createDirectories(dir);
         } catch (IOException e) {
-            throw new UncheckedIOException("creating --output_dir " + dir + ": " + e.getClass().getSimpleName() + " " + e.getMessage(), e);
+            throw new RunException("creating --output_dir " + dir + ": " + e.getClass().getSimpleName() + " " + e.getMessage(), e);
         }
     }
 }

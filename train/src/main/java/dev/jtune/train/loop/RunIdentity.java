@@ -3,7 +3,6 @@ package dev.jtune.train.loop;
 import dev.jtune.train.data.Example;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -140,7 +139,7 @@ public record RunIdentity(Map<String, String> fixed, Map<String, String> adjusta
                 }
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("fingerprinting the model in " + dir, e);
+            throw new RunException("fingerprinting the model in " + dir, e);
         }
         return hex(d);
     }
@@ -152,7 +151,7 @@ public record RunIdentity(Map<String, String> fixed, Map<String, String> adjusta
             d.update(Files.readAllBytes(file));
             return hex(d);
         } catch (IOException e) {
-            throw new UncheckedIOException("fingerprinting " + file, e);
+            throw new RunException("fingerprinting " + file, e);
         }
     }
 

@@ -164,7 +164,7 @@ public final class Trainable {
             }
         }
         if (!problems.isEmpty()) {
-            throw new IllegalArgumentException("--lora_weight_path " + adapterDir + " does not fit this run's LoRA: "
+            throw new RunException("--lora_weight_path " + adapterDir + " does not fit this run's LoRA: "
                     + String.join("; ", problems) + " (set --lora_rank, --lora_alpha, --lora_namespan_exclude and --num_lora_modules as it was trained)");
         }
     }

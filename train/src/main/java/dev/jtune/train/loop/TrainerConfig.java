@@ -4,7 +4,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 
 /**
  * What the training loop needs, independent of how it was asked for (flags, a config file, or code embedding
- * jtune). Steps are optimizer steps; {@code maxSteps > 0} overrides {@code epochs}. {@code maxNonfiniteSteps}: steps in a
+ * jtune); build one with {@link #builder()}, which starts from HF's defaults. Steps are optimizer steps; {@code maxSteps > 0} overrides {@code epochs}. {@code maxNonfiniteSteps}: steps in a
  * row whose loss or gradient norm may be non-finite (their updates skipped) before the run stops.
  */
 public record TrainerConfig(
@@ -49,9 +49,219 @@ public record TrainerConfig(
         }
     }
 
-    /** Sensible defaults for a quick run (HF's where they exist). */
+    /** The defaults: HF TrainingArguments' where they exist (see {@link Builder}). */
     public static TrainerConfig defaults() {
-        return new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0, Gemma3Model.Checkpointing.NONE,
-                500, SaveStrategy.STEPS, 500, 0, SaveStrategy.NO, 500, 42, true, true, 8, 3);
+        return builder().build();
+    }
+
+    /** A builder starting from the defaults. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** A builder starting from this configuration. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /**
+     * Builds a {@link TrainerConfig} by name. Starts from HF TrainingArguments' defaults: 3 epochs, no step limit,
+     * batch 8 (eval 8), no accumulation, learning rate 5e-5 with a linear schedule and no warm-up, no weight decay,
+     * AdamW betas 0.9/0.999 and epsilon 1e-8, gradient norm clipped at 1.0, logging and saving every 500 steps,
+     * every checkpoint kept, no evaluation (every 500 steps when on), seed 42; and jtune's own: no recomputation
+     * checkpointing, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row.
+     */
+    public static final class Builder {
+        private double epochs = 3;
+        private long maxSteps = -1;
+        private int batchSize = 8;
+        private int gradientAccumulation = 1;
+        private double learningRate = 5e-5;
+        private LrSchedule.Type schedule = LrSchedule.Type.LINEAR;
+        private double warmupRatio;
+        private long warmupSteps;
+        private double weightDecay;
+        private double beta1 = 0.9;
+        private double beta2 = 0.999;
+        private double epsilon = 1e-8;
+        private double maxGradNorm = 1.0;
+        private Gemma3Model.Checkpointing checkpointing = Gemma3Model.Checkpointing.NONE;
+        private long loggingSteps = 500;
+        private SaveStrategy saveStrategy = SaveStrategy.STEPS;
+        private long saveSteps = 500;
+        private int saveTotalLimit;
+        private SaveStrategy evalStrategy = SaveStrategy.NO;
+        private long evalSteps = 500;
+        private long seed = 42;
+        private boolean metricsFile = true;
+        private boolean htmlReport = true;
+        private int evalBatchSize = 8;
+        private int maxNonfiniteSteps = 3;
+
+        private Builder() {
+        }
+
+        private Builder(TrainerConfig c) {
+            epochs = c.epochs;
+            maxSteps = c.maxSteps;
+            batchSize = c.batchSize;
+            gradientAccumulation = c.gradientAccumulation;
+            learningRate = c.learningRate;
+            schedule = c.schedule;
+            warmupRatio = c.warmupRatio;
+            warmupSteps = c.warmupSteps;
+            weightDecay = c.weightDecay;
+            beta1 = c.beta1;
+            beta2 = c.beta2;
+            epsilon = c.epsilon;
+            maxGradNorm = c.maxGradNorm;
+            checkpointing = c.checkpointing;
+            loggingSteps = c.loggingSteps;
+            saveStrategy = c.saveStrategy;
+            saveSteps = c.saveSteps;
+            saveTotalLimit = c.saveTotalLimit;
+            evalStrategy = c.evalStrategy;
+            evalSteps = c.evalSteps;
+            seed = c.seed;
+            metricsFile = c.metricsFile;
+            htmlReport = c.htmlReport;
+            evalBatchSize = c.evalBatchSize;
+            maxNonfiniteSteps = c.maxNonfiniteSteps;
+        }
+
+        /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
+        public Builder epochs(double v) {
+            epochs = v;
+            return this;
+        }
+
+        /** Optimizer steps to run; -1 (or 0): as many as {@link #epochs} takes. */
+        public Builder maxSteps(long v) {
+            maxSteps = v;
+            return this;
+        }
+
+        /** Sequences per micro-batch. */
+        public Builder batchSize(int v) {
+            batchSize = v;
+            return this;
+        }
+
+        /** Micro-batches per optimizer step. */
+        public Builder gradientAccumulation(int v) {
+            gradientAccumulation = v;
+            return this;
+        }
+
+        public Builder learningRate(double v) {
+            learningRate = v;
+            return this;
+        }
+
+        public Builder schedule(LrSchedule.Type v) {
+            schedule = v;
+            return this;
+        }
+
+        /** Warm-up as a fraction of the steps; {@link #warmupSteps} wins when positive. */
+        public Builder warmupRatio(double v) {
+            warmupRatio = v;
+            return this;
+        }
+
+        public Builder warmupSteps(long v) {
+            warmupSteps = v;
+            return this;
+        }
+
+        public Builder weightDecay(double v) {
+            weightDecay = v;
+            return this;
+        }
+
+        /** AdamW's betas. */
+        public Builder betas(double b1, double b2) {
+            beta1 = b1;
+            beta2 = b2;
+            return this;
+        }
+
+        public Builder epsilon(double v) {
+            epsilon = v;
+            return this;
+        }
+
+        /** The global gradient norm to clip at; 0: measured, not clipped. */
+        public Builder maxGradNorm(double v) {
+            maxGradNorm = v;
+            return this;
+        }
+
+        public Builder checkpointing(Gemma3Model.Checkpointing v) {
+            checkpointing = v;
+            return this;
+        }
+
+        public Builder loggingSteps(long v) {
+            loggingSteps = v;
+            return this;
+        }
+
+        /** When checkpoints are written: {@code steps} every {@code everySteps} steps, at each epoch's end, or never. */
+        public Builder save(SaveStrategy strategy, long everySteps) {
+            saveStrategy = strategy;
+            saveSteps = everySteps;
+            return this;
+        }
+
+        /** Checkpoints kept (the oldest go first); 0 keeps all. */
+        public Builder saveTotalLimit(int v) {
+            saveTotalLimit = v;
+            return this;
+        }
+
+        /** When the evaluation set is scored: like {@link #save}. */
+        public Builder eval(SaveStrategy strategy, long everySteps) {
+            evalStrategy = strategy;
+            evalSteps = everySteps;
+            return this;
+        }
+
+        /** Sequences per evaluation batch. */
+        public Builder evalBatchSize(int v) {
+            evalBatchSize = v;
+            return this;
+        }
+
+        public Builder seed(long v) {
+            seed = v;
+            return this;
+        }
+
+        /** Whether metrics.jsonl is written. */
+        public Builder metricsFile(boolean v) {
+            metricsFile = v;
+            return this;
+        }
+
+        /** Whether report.html is written. */
+        public Builder htmlReport(boolean v) {
+            htmlReport = v;
+            return this;
+        }
+
+        /** Non-finite steps in a row (their updates skipped) after which the run stops. */
+        public Builder maxNonfiniteSteps(int v) {
+            maxNonfiniteSteps = v;
+            return this;
+        }
+
+        /** Checks the settings (see the record's constructor) and builds. */
+        public TrainerConfig build() {
+            return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
+                    warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, loggingSteps, saveStrategy,
+                    saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
+                    maxNonfiniteSteps);
+        }
     }
 }

@@ -2,10 +2,12 @@ package dev.jtune.train.report;
 
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.jtune.JtuneException;
 
 import java.io.IOException;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -13,13 +15,15 @@ import java.util.Set;
  * A cause whose text the line already contains is left out (wrappers often repeat it). A null or blank message
  * reads as the exception's class name; an {@link IOException}'s message is prefixed with its class name, since it
  * is often only a path ({@code NoSuchFileException: /x/y}); a JSON parse error reads as its message and position,
- * on one line. The command line prints it after {@code jtune: }; report.html shows it when a run stops on an error.
+ * on one line. The first {@link JtuneException#hint() hint} in the chain follows as {@code ; hint: ...}, unless the
+ * line already says it. The command line prints it after {@code jtune: }; report.html shows it when a run stops on
+ * an error.
  */
 public final class ErrorChain {
     private ErrorChain() {
     }
 
-    /** {@code e}'s message followed by each cause's, separated by ": ". */
+    /** {@code e}'s message followed by each cause's, separated by ": ", then the hint. */
     public static String describe(Throwable e) {
         StringBuilder line = new StringBuilder(text(e));
         Set<Throwable> seen = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -30,7 +34,19 @@ public final class ErrorChain {
                 line.append(": ").append(t);
             }
         }
+        hint(e).filter(h -> !line.toString().contains(h)).ifPresent(h -> line.append("; hint: ").append(h));
         return line.toString();
+    }
+
+    /** The hint of the outermost JtuneException in {@code e}'s chain that has one. */
+    public static Optional<String> hint(Throwable e) {
+        Set<Throwable> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Throwable c = e; c != null && seen.add(c); c = c.getCause()) {
+            if (c instanceof JtuneException j && j.hint().isPresent()) {
+                return j.hint();
+            }
+        }
+        return Optional.empty();
     }
 
     /** What one throwable says about itself. */

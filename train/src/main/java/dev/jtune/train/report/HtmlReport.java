@@ -1,10 +1,10 @@
 package dev.jtune.train.report;
 
 import dev.jtune.engine.io.AtomicFiles;
+import dev.jtune.train.loop.RunException;
 import dev.jtune.train.loop.StepRecord;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
@@ -28,7 +28,7 @@ public final class HtmlReport {
         try {
             AtomicFiles.writeString(file, render(report));
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file, e);
+            throw new RunException("writing " + file, e);
         }
     }
 

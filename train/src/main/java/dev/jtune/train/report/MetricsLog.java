@@ -1,10 +1,10 @@
 package dev.jtune.train.report;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.train.loop.RunException;
 import dev.jtune.train.loop.StepRecord;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -23,7 +23,7 @@ public final class MetricsLog {
             Files.createDirectories(file.getParent());
             Files.writeString(file, JSON.writeValueAsString(r) + "\n", StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
+            throw new RunException("writing " + file + ": " + e.getMessage(), e);
         }
     }
 
@@ -37,7 +37,7 @@ public final class MetricsLog {
             Files.createDirectories(file.getParent());
             dev.jtune.engine.io.AtomicFiles.writeString(file, sb);
         } catch (IOException e) {
-            throw new UncheckedIOException("writing " + file + ": " + e.getMessage(), e);
+            throw new RunException("writing " + file + ": " + e.getMessage(), e);
         }
     }
 

@@ -10,6 +10,7 @@ import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.train.Seeds;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.report.Progress;
 import org.junit.jupiter.api.Test;
@@ -38,7 +39,7 @@ public class TrainerTest {
 
     /** Short "conversations": a prompt of random tokens (not trained on) and an answer that repeats a pattern. */
     static List<Example> examples(int n, long seed) {
-        Random rnd = new Random(seed);
+        Random rnd = Seeds.random(seed);
         List<Example> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
             int promptLen = 3 + rnd.nextInt(6);
@@ -61,8 +62,10 @@ public class TrainerTest {
     }
 
     static TrainerConfig config(long maxSteps, long saveSteps, int limit) {
-        return new TrainerConfig(1, maxSteps, 4, 2, 2e-2, LrSchedule.Type.LINEAR, 0.1, 0, 0.0, 0.9, 0.999, 1e-8, 1.0, dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS,
-                1, TrainerConfig.SaveStrategy.STEPS, saveSteps, limit, TrainerConfig.SaveStrategy.STEPS, 5, 7, true, true, 3, 3);
+        return TrainerConfig.builder().epochs(1).maxSteps(maxSteps).batchSize(4).gradientAccumulation(2).learningRate(2e-2)
+                .warmupRatio(0.1).checkpointing(dev.jtune.gemma.model.Gemma3Model.Checkpointing.LAYERS).loggingSteps(1)
+                .save(TrainerConfig.SaveStrategy.STEPS, saveSteps).saveTotalLimit(limit).eval(TrainerConfig.SaveStrategy.STEPS, 5)
+                .evalBatchSize(3).seed(7).build();
     }
 
     private static List<StepRecord> train(Path out, TrainerConfig cfg, long stopAfter, boolean resume, boolean lora) throws IOException {

@@ -1,5 +1,6 @@
 package dev.jtune.train.report;
 
+import dev.jtune.train.Seeds;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
@@ -14,7 +15,7 @@ class HtmlReportAxisTest {
 
     @Test
     void ticksCoverTheRangeAreRoundAndTheirLabelsReadBack() {
-        Random random = new Random(7);
+        Random random = Seeds.random(7);
         int checked = 0;
         for (int i = 0; i < 2000; i++) {
             double magnitude = Math.pow(10, random.nextInt(-8, 9));

@@ -1,0 +1,47 @@
+package dev.jtune.train.loop;
+
+import dev.jtune.gemma.model.Gemma3Model;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The builder starts from HF TrainingArguments' defaults, sets components by name and checks what it builds. */
+class TrainerConfigTest {
+    @Test
+    void theDefaultsAreHfs() {
+        TrainerConfig c = TrainerConfig.defaults();
+        assertEquals(c, TrainerConfig.builder().build());
+        // transformers.TrainingArguments: num_train_epochs 3, max_steps -1, per_device_{train,eval}_batch_size 8,
+        // gradient_accumulation_steps 1, learning_rate 5e-5, lr_scheduler_type linear, warmup 0, weight_decay 0,
+        // adam betas 0.9 / 0.999, adam_epsilon 1e-8, max_grad_norm 1.0, logging/save/eval steps 500,
+        // save_strategy steps, eval_strategy no, save_total_limit None, seed 42
+        assertEquals(new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0,
+                Gemma3Model.Checkpointing.NONE, 500, TrainerConfig.SaveStrategy.STEPS, 500, 0, TrainerConfig.SaveStrategy.NO,
+                500, 42, true, true, 8, 3), c);
+    }
+
+    @Test
+    void everySetterReachesItsComponent() {
+        TrainerConfig c = TrainerConfig.builder().epochs(2).maxSteps(10).batchSize(4).gradientAccumulation(3).learningRate(1e-3)
+                .schedule(LrSchedule.Type.COSINE).warmupRatio(0.1).warmupSteps(2).weightDecay(0.01).betas(0.8, 0.99)
+                .epsilon(1e-6).maxGradNorm(0.5).checkpointing(Gemma3Model.Checkpointing.HALVES).loggingSteps(5)
+                .save(TrainerConfig.SaveStrategy.EPOCH, 7).saveTotalLimit(2).eval(TrainerConfig.SaveStrategy.STEPS, 9)
+                .evalBatchSize(6).seed(1).metricsFile(false).htmlReport(false).maxNonfiniteSteps(4).build();
+        assertEquals(new TrainerConfig(2, 10, 4, 3, 1e-3, LrSchedule.Type.COSINE, 0.1, 2, 0.01, 0.8, 0.99, 1e-6, 0.5,
+                Gemma3Model.Checkpointing.HALVES, 5, TrainerConfig.SaveStrategy.EPOCH, 7, 2, TrainerConfig.SaveStrategy.STEPS,
+                9, 1, false, false, 6, 4), c);
+        assertEquals(c, c.toBuilder().build(), "toBuilder keeps every component");
+        assertEquals(c.seed() + 1, c.toBuilder().seed(2).build().seed());
+    }
+
+    @Test
+    void buildChecksTheSettings() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().batchSize(0).build());
+        assertTrue(e.getMessage().contains("batch size"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().epochs(0).maxSteps(-1).build());
+        assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().maxNonfiniteSteps(0).build());
+        assertThrows(NullPointerException.class, () -> TrainerConfig.builder().checkpointing(null).build());
+    }
+}
