@@ -10,10 +10,12 @@ import dev.jtune.engine.memory.MemoryStats;
 import java.lang.foreign.MemorySegment;
 
 /**
- * What a device must implement. Ops are written once, in {@link dev.jtune.engine.Ops}: it validates shapes and
- * dtypes, allocates outputs and broadcasts, so a backend receives only well-formed arguments as documented on
- * each method and does nothing but compute. Every method may be asynchronous with respect to the host except
- * {@link #copyToHost} and {@link #synchronize}.
+ * What a device must implement: its primitives. Ops are written once, in {@link dev.jtune.engine.Ops} and the fused
+ * ops of {@code dev.jtune.engine.ops}: they validate shapes and dtypes, allocate outputs and broadcast, so a backend
+ * receives only well-formed arguments as documented on each method and does nothing but compute. Fused ops (RMSNorm,
+ * attention, cross-entropy, ...) are not methods here: each registers its cpu reference, cuda launcher and meta rule
+ * once as a {@link FusedOp}, reached through {@link #kernels}. Every method may be asynchronous with respect to the
+ * host except {@link #copyToHost} and {@link #synchronize}.
  */
 public interface Backend {
 
@@ -67,6 +69,12 @@ public interface Backend {
      */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
 
+    /**
+     * The generic kernel hook: this device's implementation of a fused op ({@link FusedOp#cpu}, {@link FusedOp#meta},
+     * or the cuda launcher built once per GPU), ready to launch (the cuda backend makes its context current).
+     */
+    <K> K kernels(FusedOp<K> op);
+
     // ------------------------------------------------------------------ fused ops of a training step
     // Unless said otherwise: every tensor is contiguous, float math is fp32 (fp64 for F64 tensors), an output
     // is written entirely (no read of its old contents), and an output may be the very tensor of an input of
@@ -86,19 +94,6 @@ public interface Backend {
      * [V, D] in gradOut's dtype or F32.
      */
     void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable);
-
-    /**
-     * RMSNorm over the last axis: {@code rstd[i] = 1 / sqrt(mean_j(x[i,j]^2) + eps)} in fp32 and
-     * {@code out[i,j] = x[i,j] * rstd[i] * (offsetOne ? 1 + w[j] : w[j])}, rounded once to x's dtype.
-     * x [N, D]; weight [D] (any float dtype); out [N, D] in x's dtype (may be x); rstd F32 [N].
-     */
-    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd);
-
-    /**
-     * Backward of {@link #rmsNorm}: gradX [N, D] in x's dtype; gradWeight F32 [D] =
-     * {@code sum_i gradOut[i,j] * x[i,j] * rstd[i]} (written, summed in a fixed order), or null when not wanted.
-     */
-    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight);
 
     /** GELU, tanh approximation: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}; out may be x. */
     void gelu(Tensor x, Tensor out);

@@ -14,6 +14,7 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.memory.MemoryStats;
 
@@ -206,6 +207,10 @@ public final class CpuBackend implements Backend {
         CpuMatmul.run(a, transA, b, transB, out, accumulate);
     }
 
+    @Override
+    public <K> K kernels(FusedOp<K> op) {
+        return op.cpu();
+    }
 
     // ---------------------------------------------------------------- fused ops of a training step
 
@@ -217,16 +222,6 @@ public final class CpuBackend implements Backend {
     @Override
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
         CpuEmbedding.backward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        CpuNorms.rmsNorm(x, weight, eps, offsetOne, out, rstd);
-    }
-
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        CpuNorms.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
     }
 
     @Override
@@ -357,8 +352,8 @@ public final class CpuBackend implements Backend {
 
     // ---------------------------------------------------------------- helpers
 
-    /** The native memory behind a cpu tensor. */
-    static MemorySegment segmentOf(Tensor t) {
+    /** The native memory behind a cpu tensor (for the cpu references of fused ops). */
+    public static MemorySegment segmentOf(Tensor t) {
         if (!(t.storage() instanceof CpuStorage s)) {
             throw new DeviceMismatchException("cpu backend given " + t.describe());
         }

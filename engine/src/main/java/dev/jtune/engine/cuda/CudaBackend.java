@@ -15,12 +15,16 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.memory.MemoryStats;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 import static dev.jtune.cuda.CudaException.check;
@@ -48,17 +52,15 @@ public final class CudaBackend implements Backend {
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
     private final CudaEvent[] transferEvents;
-    private final Lazy<ElementwiseKernels> elementwise;
-    private final Lazy<ReduceKernels> reduceKernels;
-    private final Lazy<LtMatmul> lt;
     private final Lazy<EmbeddingKernels> embeddingKernels;
-    private final Lazy<NormKernels> normKernels;
     private final Lazy<ActivationKernels> activationKernels;
     private final Lazy<RopeKernels> ropeKernels;
     private final Lazy<SoftmaxKernels> softmaxKernels;
     private final Lazy<FlashKernels> flashKernels;
     private final Lazy<LossKernels> lossKernels;
     private final Lazy<OptimKernels> optimKernels;
+    private final Map<FusedOp<?>, Object> launchers = new ConcurrentHashMap<>();
+    private final Map<Class<?>, Lazy<?>> families = new ConcurrentHashMap<>();
     private volatile boolean poison;
     /** The fused attention kernels can be switched off (to compare with the blocked path, or to rule them out). */
     private static final boolean FUSED_ATTENTION = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
@@ -75,12 +77,7 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
-        this.elementwise = new Lazy<>(() -> new ElementwiseKernels(compiler, stream, context));
-        this.reduceKernels = new Lazy<>(() -> new ReduceKernels(compiler, stream, context));
-        // cuBLASLt's workspace lives as long as the backend
-        this.lt = new Lazy<>(() -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()));
         this.embeddingKernels = new Lazy<>(() -> new EmbeddingKernels(compiler, stream, context, allocator));
-        this.normKernels = new Lazy<>(() -> new NormKernels(compiler, stream, context, allocator));
         this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
         this.ropeKernels = new Lazy<>(() -> new RopeKernels(compiler, stream, context));
         this.softmaxKernels = new Lazy<>(() -> new SoftmaxKernels(compiler, stream, context));
@@ -270,45 +267,71 @@ public final class CudaBackend implements Backend {
             check(CudaDriver.cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()), "cuMemcpyDtoDAsync_v2");
             return;
         }
-        elementwise.get().copy(src, dst);
+        elementwise().copy(src, dst);
     }
 
     @Override
     public void fill(Tensor dst, double value) {
         context.makeCurrent();
-        elementwise.get().fill(dst, value);
+        elementwise().fill(dst, value);
     }
 
     @Override
     public void fillRandom(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
         context.makeCurrent();
-        elementwise.get().random(dst, distribution, seed, p0, p1);
+        elementwise().random(dst, distribution, seed, p0, p1);
     }
 
     @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
-        elementwise.get().binary(op, a, b, out);
+        elementwise().binary(op, a, b, out);
     }
 
     @Override
     public void scale(Tensor a, double factor, Tensor out) {
         context.makeCurrent();
-        elementwise.get().scale(a, factor, out);
+        elementwise().scale(a, factor, out);
     }
 
     @Override
     public void reduce(ReduceOp op, Tensor a, int axis, Tensor out) {
         context.makeCurrent();
-        reduceKernels.get().reduce(op, a, axis, out);
+        family(ReduceKernels.class, be -> new ReduceKernels(compiler, stream, context)).reduce(op, a, axis, out);
     }
 
     @Override
     public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         context.makeCurrent();
-        lt.get().matmul(a, transA, b, transB, out, accumulate);
+        // cuBLASLt's workspace lives as long as the backend
+        family(LtMatmul.class, be -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()))
+                .matmul(a, transA, b, transB, out, accumulate);
     }
 
+    /**
+     * kernels/elementwise.cu: the primitives' copies, fills, arithmetic and random numbers, which the element-wise
+     * fused ops (softcap, dropout) launch from too. Call with the context current.
+     */
+    public ElementwiseKernels elementwise() {
+        return family(ElementwiseKernels.class, be -> new ElementwiseKernels(compiler, stream, context));
+    }
+
+    /** The op's cuda launcher for this GPU, built on first use and kept; the context is made current for the launch. */
+    @Override
+    @SuppressWarnings("unchecked")
+    public <K> K kernels(FusedOp<K> op) {
+        context.makeCurrent();
+        return (K) launchers.computeIfAbsent(op, o -> o.newCuda(this));
+    }
+
+    /**
+     * The kernel family {@code type} of this GPU (a {@code *Kernels} launch class over one compiled module), built by
+     * {@code factory} on first use and shared by every op that launches from it. Call with the context current.
+     */
+    public <T> T family(Class<T> type, Function<CudaBackend, T> factory) {
+        Lazy<?> lazy = families.computeIfAbsent(type, t -> new Lazy<>(() -> factory.apply(this)));
+        return type.cast(lazy.get());
+    }
 
     // ---------------------------------------------------------------- fused ops of a training step
 
@@ -322,18 +345,6 @@ public final class CudaBackend implements Backend {
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
         context.makeCurrent();
         embeddingKernels.get().embeddingBackward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        context.makeCurrent();
-        normKernels.get().rmsNorm(x, weight, eps, offsetOne, out, rstd);
-    }
-
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        context.makeCurrent();
-        normKernels.get().rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
     }
 
     @Override
@@ -448,13 +459,13 @@ public final class CudaBackend implements Backend {
     @Override
     public void dropout(Tensor x, double p, long seed, Tensor out) {
         context.makeCurrent();
-        elementwise.get().dropout(x, p, seed, out);
+        elementwise().dropout(x, p, seed, out);
     }
 
     @Override
     public void softcap(Tensor x, double cap, Tensor out) {
         context.makeCurrent();
-        elementwise.get().softcap(x, null, cap, out);
+        elementwise().softcap(x, null, cap, out);
     }
 
     @Override
@@ -464,7 +475,7 @@ public final class CudaBackend implements Backend {
                     + z.dtype() + ", " + gradOut.dtype() + ", " + gradX.dtype());
         }
         context.makeCurrent();
-        elementwise.get().softcap(z, gradOut, cap, gradX);
+        elementwise().softcap(z, gradOut, cap, gradX);
     }
 
     @Override

@@ -14,7 +14,7 @@ import static dev.jtune.cuda.CudaException.check;
  * Typed launches of kernels/embedding.cu: the row gather and its deterministic backward (a stable counting sort
  * of the tokens by id in a scratch workspace, then one fp32 sum per distinct id and column).
  */
-final class EmbeddingKernels {
+public final class EmbeddingKernels {
     private static final int THREADS = 256;
     private static final int RANK_TILE = 256; // embedding.cu's RANK_TILE
     private static final int SCAN_THREADS = 1024;
@@ -24,7 +24,7 @@ final class EmbeddingKernels {
     private final CachingAllocator allocator;
     private final long maxBlocks;
 
-    EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module("embedding.cu");
         this.stream = stream;
         this.allocator = allocator;
@@ -32,7 +32,7 @@ final class EmbeddingKernels {
     }
 
     /** out[i, :] = table[ids[i], :]; rows move in the widest units of 16, 8, 4 or 2 bytes their alignment allows. */
-    void embedding(Tensor ids, Tensor table, Tensor out) {
+    public void embedding(Tensor ids, Tensor table, Tensor out) {
         long n = ids.numel();
         long v = table.dim(0);
         long rowBytes = table.dtype().bytesFor(table.dim(1));
@@ -52,7 +52,7 @@ final class EmbeddingKernels {
     }
 
     /** gradTable[v, :] += the sum, in ascending i and fp32, of gradOut[i, :] over the tokens i with id v. */
-    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
         long n = ids.numel();
         long v = gradTable.dim(0);
         long d = gradTable.dim(1);

@@ -15,7 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * with dV). Blocks of 128 threads own 64 rows (queries, or keys for dK/dV); the tile sizes per head size are the
  * kernel's (see JT_FLASH_SIZES there), and the shared memory they need is raised above 48 KiB once per kernel.
  */
-final class FlashKernels {
+public final class FlashKernels {
     private static final int THREADS = 128;
     private static final int ROWS = 64;
     private static final int PAD = 8;
@@ -39,16 +39,16 @@ final class FlashKernels {
     private final CudaStream stream;
     private final Set<String> raised = ConcurrentHashMap.newKeySet();
 
-    FlashKernels(KernelCompiler compiler, CudaStream stream) {
+    public FlashKernels(KernelCompiler compiler, CudaStream stream) {
         this.module = compiler.module("flash.cu");
         this.stream = stream;
     }
 
-    static boolean supports(DType dtype, long headDim) {
+    public static boolean supports(DType dtype, long headDim) {
         return (dtype == DType.BF16 || dtype == DType.F16) && TILES.containsKey((int) headDim);
     }
 
-    void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+    public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int shared = q.dtype().byteSize() * (ROWS + 2 * tiles.forwardKeys()) * (d + PAD);
@@ -59,7 +59,7 @@ final class FlashKernels {
         }
     }
 
-    void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
                   Tensor gradQ, Tensor gradK, Tensor gradV) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);

@@ -3,20 +3,20 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.Tensor;
 
 /** Typed launches of kernels/loss.cu: cross-entropy forward and backward, and the count of non-ignored labels. */
-final class LossKernels {
+public final class LossKernels {
     private static final int COUNT_THREADS = 1024;
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
-    LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module("loss.cu");
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }
 
-    void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
+    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
         long n = logits.dim(0);
         long v = logits.dim(1);
         if (n == 0) {
@@ -33,7 +33,7 @@ final class LossKernels {
         }
     }
 
-    void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
         long n = logits.dim(0);
         long v = logits.dim(1);
         if (n == 0 || v == 0) {
@@ -51,7 +51,7 @@ final class LossKernels {
         }
     }
 
-    void countNotEqual(Tensor labels, int value, Tensor out) {
+    public void countNotEqual(Tensor labels, int value, Tensor out) {
         int outF64 = StatTypes.scalarFlag("countNotEqual", "out", out);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(labels.address()).i64(labels.numel()).i32(value).pointer(out.address()).i32(outF64);

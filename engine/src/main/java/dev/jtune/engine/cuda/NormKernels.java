@@ -10,7 +10,7 @@ import dev.jtune.engine.memory.CachingAllocator;
  * Typed launches of kernels/norm.cu: RMSNorm forward and backward. The weight gradient goes through a scratch
  * buffer of per-row-slot partial sums [slots, D] that a second kernel adds in a fixed order (deterministic).
  */
-final class NormKernels {
+public final class NormKernels {
     /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
     private static final long PARTIAL_BYTES = 32L << 20;
 
@@ -20,7 +20,7 @@ final class NormKernels {
     private final int multiprocessors;
     private final long maxBlocks;
 
-    NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module("norm.cu");
         this.stream = stream;
         this.allocator = allocator;
@@ -28,7 +28,32 @@ final class NormKernels {
         this.maxBlocks = (long) multiprocessors * 32;
     }
 
-    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+    /**
+     * Bytes of the partial sums {@link #rmsNormBackward} allocates for the weight gradient of x [n, d] of dtype
+     * {@code x} on a GPU of {@code multiprocessors} SMs (0 when it allocates none): the one size rule of this launch
+     * and of the meta backend's prediction.
+     */
+    public static long weightGradientWorkspaceBytes(long n, long d, DType x, int multiprocessors) {
+        if (n == 0 || d == 0) {
+            return 0;
+        }
+        int accBytes = accumulatorBytes(x);
+        return weightGradientLaunch(n, d, accBytes, multiprocessors).slots() * d * accBytes;
+    }
+
+    /** The backward's grid when it sums a weight gradient: row slots whose partial rows stay under PARTIAL_BYTES. */
+    private static RowLaunch weightGradientLaunch(long n, long d, int accBytes, int multiprocessors) {
+        RowLaunch shape = RowLaunch.of(n, d, (long) multiprocessors * 32);
+        long perBlock = (long) shape.blockY() * d * accBytes;
+        long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
+        return new RowLaunch(blocks, shape.blockX(), shape.blockY());
+    }
+
+    private static int accumulatorBytes(DType x) {
+        return x == DType.F64 ? 8 : 4;
+    }
+
+    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
         long d = RowLaunch.lastDim(x);
         if (x.numel() == 0 || d == 0) {
             return;
@@ -45,7 +70,7 @@ final class NormKernels {
         }
     }
 
-    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
         long d = RowLaunch.lastDim(x);
         if (d == 0) {
             return;
@@ -73,13 +98,10 @@ final class NormKernels {
             }
             return;
         }
-        int accBytes = x.dtype() == DType.F64 ? 8 : 4;
-        RowLaunch shape = RowLaunch.of(n, d, maxBlocks);
-        long perBlock = (long) shape.blockY() * d * accBytes;
-        long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
-        RowLaunch launch = new RowLaunch(blocks, shape.blockX(), shape.blockY());
+        int accBytes = accumulatorBytes(x.dtype());
+        RowLaunch launch = weightGradientLaunch(n, d, accBytes, multiprocessors);
         long slots = launch.slots();
-        Block partial = allocator.allocate(slots * d * accBytes, MemoryCategory.WORKSPACE);
+        Block partial = allocator.allocate(weightGradientWorkspaceBytes(n, d, x.dtype(), multiprocessors), MemoryCategory.WORKSPACE);
         try {
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())

@@ -8,7 +8,7 @@ import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 
 /** Typed launches of kernels/optim.cu: the AdamW step, the deterministic sum of squares and the clip coefficient. */
-final class OptimKernels {
+public final class OptimKernels {
     private static final int THREADS = 256;
 
     private final CudaModule module;
@@ -17,7 +17,7 @@ final class OptimKernels {
     private final long maxBlocks;
     private final long partialBlocks;
 
-    OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module("optim.cu");
         this.stream = stream;
         this.allocator = allocator;
@@ -25,7 +25,7 @@ final class OptimKernels {
         this.partialBlocks = (long) context.multiprocessors() * 4;
     }
 
-    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
         long n = param.numel();
         if (n == 0) {
             return;
@@ -52,7 +52,7 @@ final class OptimKernels {
     }
 
     /** out[0] += sum of x^2: a fixed grid of block partials (fixed for a given size and GPU), added in order. */
-    void sumOfSquares(Tensor x, Tensor out) {
+    public void sumOfSquares(Tensor x, Tensor out) {
         long n = x.numel();
         if (n == 0) {
             return;
@@ -77,7 +77,7 @@ final class OptimKernels {
         }
     }
 
-    void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
+    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         int ssF64 = StatTypes.scalarFlag("clipCoefficient", "sumOfSquares", sumOfSquares);
         int coefF64 = StatTypes.scalarFlag("clipCoefficient", "coef", coef);
         try (KernelArgs args = new KernelArgs()) {

@@ -4,20 +4,20 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
 /** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D]. */
-final class RopeKernels {
+public final class RopeKernels {
     private static final int THREADS = 256;
 
     private final CudaModule module;
     private final CudaStream stream;
     private final long maxBlocks;
 
-    RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module("rope.cu");
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 16;
     }
 
-    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
+    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         long b = x.dim(0);
         long h = x.dim(1);
         long t = x.dim(2);

@@ -9,7 +9,9 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.memory.SimulatedDeviceMemory;
@@ -31,8 +33,12 @@ public final class MetaBackend implements Backend {
     static final long CAPACITY = 1L << 50;
     private static final MetaBackend INSTANCE = new MetaBackend();
 
+    /** H100 SXM and H200. */
+    public static final int DEFAULT_MULTIPROCESSORS = 132;
+
     private final CachingAllocator allocator =
             new CachingAllocator(new SimulatedDeviceMemory(CAPACITY), CachingAllocator.Config.expandable());
+    private volatile int multiprocessors = DEFAULT_MULTIPROCESSORS;
 
     private MetaBackend() {
     }
@@ -95,6 +101,49 @@ public final class MetaBackend implements Backend {
     public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
     }
 
+    /** A fused op's meta rule: no data to compute, only the workspace its cuda launcher would allocate. */
+    @Override
+    public <K> K kernels(FusedOp<K> op) {
+        return op.meta();
+    }
+
+    /**
+     * Allocates {@code bytes} of WORKSPACE as a cuda launcher allocates its scratch (straight from the allocator, no
+     * scope), freed on close; nothing when {@code bytes} is 0. Meta rules use it with the launcher's size function.
+     */
+    public Workspace workspace(long bytes) {
+        return new Workspace(bytes > 0 ? allocator.allocate(bytes, MemoryCategory.WORKSPACE) : null);
+    }
+
+    /** A simulated workspace block, freed by {@link #close()}. */
+    public final class Workspace implements AutoCloseable {
+        private Block block;
+
+        private Workspace(Block block) {
+            this.block = block;
+        }
+
+        @Override
+        public void close() {
+            if (block != null) {
+                allocator.free(block);
+                block = null;
+            }
+        }
+    }
+
+    /** Streaming multiprocessors of the modelled GPU, which some launchers' workspace sizes depend on. */
+    public int multiprocessors() {
+        return multiprocessors;
+    }
+
+    /** Models a GPU with {@code count} streaming multiprocessors (default {@value #DEFAULT_MULTIPROCESSORS}). */
+    public void multiprocessors(int count) {
+        if (count <= 0) {
+            throw new IllegalArgumentException("multiprocessors must be positive, got " + count);
+        }
+        this.multiprocessors = count;
+    }
 
     // ---------------------------------------------------------------- fused ops of a training step
 
@@ -105,16 +154,6 @@ public final class MetaBackend implements Backend {
 
     @Override
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
         // meta tensors hold no data: shapes were checked by the op
     }
 

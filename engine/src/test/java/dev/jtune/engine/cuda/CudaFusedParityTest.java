@@ -8,6 +8,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.RmsNormKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -204,16 +205,16 @@ class CudaFusedParityTest {
                         Tensor weight = rand(Shape.of(d), w, -1, 1);
                         Tensor refOut = cpuEmpty(x.shape(), t);
                         Tensor refRstd = cpuEmpty(Shape.of(n), stat(t));
-                        cpu.rmsNorm(x, weight, 1e-6, offsetOne, refOut, refRstd);
+                        cpu.kernels(RmsNormKernel.OP).forward(x, weight, 1e-6, offsetOne, refOut, refRstd);
                         Tensor out = gpuEmpty(x.shape(), t);
                         Tensor rstd = gpuEmpty(Shape.of(n), stat(t));
-                        gpu.rmsNorm(g(x), g(weight), 1e-6, offsetOne, out, rstd);
+                        gpu.kernels(RmsNormKernel.OP).forward(g(x), g(weight), 1e-6, offsetOne, out, rstd);
                         String what = "rmsNorm " + t + " w " + w + " D=" + d + " offsetOne=" + offsetOne;
                         assertClose(refOut, out, tol(t), tag(what + " out"));
                         assertClose(refRstd, rstd, tol(stat(t)), tag(what + " rstd"));
                         Tensor inPlace = g(x);
                         Tensor rstd2 = gpuEmpty(Shape.of(n), stat(t));
-                        gpu.rmsNorm(inPlace, g(weight), 1e-6, offsetOne, inPlace, rstd2);
+                        gpu.kernels(RmsNormKernel.OP).forward(inPlace, g(weight), 1e-6, offsetOne, inPlace, rstd2);
                         assertClose(refOut, inPlace, tol(t), tag(what + " in place"));
                     }
                 }
@@ -239,24 +240,24 @@ class CudaFusedParityTest {
                     Tensor gradOut = rand(Shape.of(n, d), t, -1, 1);
                     Tensor fwdOut = cpuEmpty(x.shape(), t);
                     Tensor rstd = cpuEmpty(Shape.of(n), stat(t));
-                    cpu.rmsNorm(x, weight, 1e-6, offsetOne, fwdOut, rstd);
+                    cpu.kernels(RmsNormKernel.OP).forward(x, weight, 1e-6, offsetOne, fwdOut, rstd);
 
                     Tensor refGx = cpuEmpty(x.shape(), t);
                     Tensor refGw = cpuEmpty(Shape.of(d), stat(t));
-                    cpu.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, refGx, refGw);
+                    cpu.kernels(RmsNormKernel.OP).backward(x, weight, rstd, offsetOne, gradOut, refGx, refGw);
                     Tensor gx = gpuEmpty(x.shape(), t);
                     Tensor gw = gpuEmpty(Shape.of(d), stat(t));
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gx, gw);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gx, gw);
                     String what = "rmsNormBackward " + t + " w " + w + " N=" + n + " D=" + d + " offsetOne=" + offsetOne;
                     assertClose(refGx, gx, tol(t), tag(what + " gradX"));
                     assertClose(refGw, gw, tol(stat(t)), tag(what + " gradWeight"));
 
                     Tensor gw2 = gpuEmpty(Shape.of(d), stat(t));
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gpuEmpty(x.shape(), t), gw2);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gpuEmpty(x.shape(), t), gw2);
                     assertSameBits(gw, gw2, what + " gradWeight");
 
                     Tensor inPlace = g(gradOut); // gradX may be gradOut; no weight gradient
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, inPlace, inPlace, null);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, inPlace, inPlace, null);
                     assertClose(refGx, inPlace, tol(t), tag(what + " in place, no gradWeight"));
                 }
             }
