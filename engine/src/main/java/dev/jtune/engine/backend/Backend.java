@@ -83,50 +83,6 @@ public interface Backend {
     // that float64 gradient checks see no fp32 rounding; the cpu backend must honour that, cuda may refuse it.
 
     /**
-     * Gathers rows: {@code out[i, :] = table[ids[i], :]}. ids I32 [N] with values in [0, V); table [V, D];
-     * out [N, D] in table's dtype. An id outside [0, V) gives a zero row on cuda and an exception on cpu.
-     */
-    void embedding(Tensor ids, Tensor table, Tensor out);
-
-    /**
-     * Deterministic scatter-add: {@code gradTable[v, :] += sum of gradOut[i, :] over i with ids[i] == v}, the
-     * terms added in ascending i in fp32, then added to gradTable (which is read). gradOut [N, D]; gradTable
-     * [V, D] in gradOut's dtype or F32.
-     */
-    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable);
-
-    /** GELU, tanh approximation: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}; out may be x. */
-    void gelu(Tensor x, Tensor out);
-
-    /** {@code gradX = gradOut * gelu'(x)}; gradX may be gradOut. */
-    void geluBackward(Tensor x, Tensor gradOut, Tensor gradX);
-
-    /** GeGLU: {@code out = gelu(gate) * up}, all of one shape and dtype. */
-    void geglu(Tensor gate, Tensor up, Tensor out);
-
-    /** {@code gradGate = gradOut * up * gelu'(gate)}, {@code gradUp = gradOut * gelu(gate)}. */
-    void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp);
-
-    /**
-     * Rotary embedding, HF's rotate-half convention. x [B, H, T, D] (D even), positions I32 [B, T]. With
-     * {@code invFreq[d] = (float) (1 / (scaling * base^(2d/D)))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
-     * as HF computes them), for d < D/2: {@code out[d] = x[d] cos - x[d + D/2] sin},
-     * {@code out[d + D/2] = x[d + D/2] cos + x[d] sin}; {@code inverse} rotates by -angle (the backward).
-     * {@code scaling} is transformers' linear RoPE scaling factor (1: none; 8 on Gemma 3 4B+'s
-     * global layers). out may be x.
-     */
-    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out);
-
-    /** Softmax (or log-softmax when {@code log}) over the last axis of x [N, C]; out [N, C] may be x. */
-    void softmax(Tensor x, boolean log, Tensor out);
-
-    /**
-     * Backward of {@link #softmax} from its output y: softmax {@code gx = y * (gy - sum_c gy y)}, log-softmax
-     * {@code gx = gy - exp(y) * sum_c gy}. gradX may be gradOut.
-     */
-    void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX);
-
-    /**
      * Cross-entropy per row, never copying the logits to fp32: logits [N, V] (any float dtype), labels I32 [N];
      * {@code lse[i] = log sum_v exp(logits[i, v])} and {@code loss[i] = lse[i] - logits[i, labels[i]]}, both
      * F32 [N]; a row whose label is {@code ignoreIndex} gets loss 0 (its lse is still written).
@@ -203,22 +159,6 @@ public interface Backend {
 
     /** {@code coef[0] = min(1, maxNorm / (sqrt(sumOfSquares[0]) + 1e-6))}, torch's clip_grad_norm_ factor; F32 [1]. */
     void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef);
-
-    /**
-     * Inverted dropout: {@code out[i] = x[i] / (1 - p)} where {@link CounterRng#uniform(long, long)} of
-     * (seed, i) is {@code >= p}, else 0. The mask depends only on (seed, i), so the backward is this same call on
-     * the gradient with the same seed. x and out contiguous of one float dtype; out may be x.
-     */
-    void dropout(Tensor x, double p, long seed, Tensor out);
-
-    /** Soft-capping (Gemma 2/3's logit caps): {@code out = cap * tanh(x / cap)}; out may be x. */
-    void softcap(Tensor x, double cap, Tensor out);
-
-    /**
-     * Backward of {@link #softcap} from its output z: {@code gradX = gradOut * (1 - (z / cap)^2)}; z, gradOut and
-     * gradX of one dtype; gradX may be gradOut.
-     */
-    void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX);
 
     /**
      * NF4 dequantization (bitsandbytes' 4-bit NormalFloat, blocks of 64; see {@code quant.Nf4}), n = out.numel().

@@ -215,51 +215,6 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- fused ops of a training step
 
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
-        CpuEmbedding.embedding(ids, table, out);
-    }
-
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        CpuEmbedding.backward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        CpuActivations.gelu(x, out);
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        CpuActivations.geluBackward(x, gradOut, gradX);
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        CpuActivations.geglu(gate, up, out);
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        CpuActivations.gegluBackward(gate, up, gradOut, gradGate, gradUp);
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        CpuRope.rope(x, positions, base, scaling, inverse, out);
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        CpuSoftmax.softmax(x, log, out);
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        CpuSoftmax.backward(out, gradOut, log, gradX);
-    }
-
-    @Override
     public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
         CpuLoss.crossEntropy(logits, labels, ignoreIndex, loss, lse);
     }
@@ -308,36 +263,6 @@ public final class CpuBackend implements Backend {
     @Override
     public void sumOfSquares(Tensor x, Tensor out) {
         CpuOptim.sumOfSquares(x, out);
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        java.lang.foreign.MemorySegment src = segmentOf(x);
-        java.lang.foreign.MemorySegment dst = segmentOf(out);
-        double keep = 1.0 / (1.0 - p);
-        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i -> {
-            double v = dev.jtune.engine.backend.CounterRng.uniform(seed, i) >= p ? HostElements.get(src, x.dtype(), x.offset() + i) * keep : 0.0;
-            HostElements.set(dst, out.dtype(), out.offset() + i, v);
-        });
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        MemorySegment src = segmentOf(x);
-        MemorySegment dst = segmentOf(out);
-        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i ->
-                HostElements.set(dst, out.dtype(), out.offset() + i, cap * Math.tanh(HostElements.get(src, x.dtype(), x.offset() + i) / cap)));
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        MemorySegment zs = segmentOf(z);
-        MemorySegment gs = segmentOf(gradOut);
-        MemorySegment dst = segmentOf(gradX);
-        java.util.stream.LongStream.range(0, z.numel()).parallel().forEach(i -> {
-            double t = HostElements.get(zs, z.dtype(), z.offset() + i) / cap;
-            HostElements.set(dst, gradX.dtype(), gradX.offset() + i, HostElements.get(gs, gradOut.dtype(), gradOut.offset() + i) * (1 - t * t));
-        });
     }
 
     @Override

@@ -52,10 +52,6 @@ public final class CudaBackend implements Backend {
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
     private final CudaEvent[] transferEvents;
-    private final Lazy<EmbeddingKernels> embeddingKernels;
-    private final Lazy<ActivationKernels> activationKernels;
-    private final Lazy<RopeKernels> ropeKernels;
-    private final Lazy<SoftmaxKernels> softmaxKernels;
     private final Lazy<FlashKernels> flashKernels;
     private final Lazy<LossKernels> lossKernels;
     private final Lazy<OptimKernels> optimKernels;
@@ -77,10 +73,6 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
-        this.embeddingKernels = new Lazy<>(() -> new EmbeddingKernels(compiler, stream, context, allocator));
-        this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
-        this.ropeKernels = new Lazy<>(() -> new RopeKernels(compiler, stream, context));
-        this.softmaxKernels = new Lazy<>(() -> new SoftmaxKernels(compiler, stream, context));
         this.flashKernels = new Lazy<>(() -> new FlashKernels(compiler, stream));
         this.lossKernels = new Lazy<>(() -> new LossKernels(compiler, stream, context));
         this.optimKernels = new Lazy<>(() -> new OptimKernels(compiler, stream, context, allocator));
@@ -336,60 +328,6 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- fused ops of a training step
 
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
-        context.makeCurrent();
-        embeddingKernels.get().embedding(ids, table, out);
-    }
-
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        context.makeCurrent();
-        embeddingKernels.get().embeddingBackward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        context.makeCurrent();
-        activationKernels.get().gelu(x, out);
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        context.makeCurrent();
-        activationKernels.get().geluBackward(x, gradOut, gradX);
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        context.makeCurrent();
-        activationKernels.get().geglu(gate, up, out);
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        context.makeCurrent();
-        activationKernels.get().gegluBackward(gate, up, gradOut, gradGate, gradUp);
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        context.makeCurrent();
-        ropeKernels.get().rope(x, positions, base, scaling, inverse, out);
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        context.makeCurrent();
-        softmaxKernels.get().softmax(x, log, out);
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        context.makeCurrent();
-        softmaxKernels.get().softmaxBackward(out, gradOut, log, gradX);
-    }
-
-    @Override
     public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
         context.makeCurrent();
         lossKernels.get().crossEntropy(logits, labels, ignoreIndex, loss, lse);
@@ -410,19 +348,19 @@ public final class CudaBackend implements Backend {
     @Override
     public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
         context.makeCurrent();
-        softmaxKernels.get().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
+        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
     }
 
     @Override
     public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
         context.makeCurrent();
-        softmaxKernels.get().attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
+        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
     }
 
     @Override
     public void rowDot(Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
-        softmaxKernels.get().rowDot(a, b, out);
+        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).rowDot(a, b, out);
     }
 
     /** bf16/f16 heads of size 32, 64, 128 or 256, unless {@code -Djtune.cuda.fusedAttention=false}. */
@@ -454,28 +392,6 @@ public final class CudaBackend implements Backend {
     public void sumOfSquares(Tensor x, Tensor out) {
         context.makeCurrent();
         optimKernels.get().sumOfSquares(x, out);
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        context.makeCurrent();
-        elementwise().dropout(x, p, seed, out);
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        context.makeCurrent();
-        elementwise().softcap(x, null, cap, out);
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        if (z.dtype() != gradOut.dtype() || z.dtype() != gradX.dtype()) {
-            throw new dev.jtune.engine.UnsupportedOpException("softcapBackward: z, gradOut and gradX must share a dtype, got "
-                    + z.dtype() + ", " + gradOut.dtype() + ", " + gradX.dtype());
-        }
-        context.makeCurrent();
-        elementwise().softcap(z, gradOut, cap, gradX);
     }
 
     @Override

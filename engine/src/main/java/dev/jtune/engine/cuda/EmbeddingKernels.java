@@ -51,6 +51,15 @@ public final class EmbeddingKernels {
         }
     }
 
+    /**
+     * Bytes of the scratch {@link #embeddingBackward} allocates for n tokens into a [v, d] table (0 when it allocates
+     * none): counts [V], offsets [V + 1] and the sorted tokens [N], all int32. The one size rule of this launch and of
+     * the meta backend's prediction.
+     */
+    public static long backwardWorkspaceBytes(long n, long v, long d) {
+        return n == 0 || d == 0 ? 0 : 4L * (2 * v + 1 + n);
+    }
+
     /** gradTable[v, :] += the sum, in ascending i and fp32, of gradOut[i, :] over the tokens i with id v. */
     public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
         long n = ids.numel();
@@ -67,8 +76,7 @@ public final class EmbeddingKernels {
         }
         String kernel = "embedding_accumulate_" + ElementwiseKernels.floatSuffix("embeddingBackward", g) + "_"
                 + ElementwiseKernels.floatSuffix("embeddingBackward", t);
-        // scratch: counts [V], offsets [V + 1], sorted [N], all int32
-        Block scratch = allocator.allocate(4L * (2 * v + 1 + n), MemoryCategory.WORKSPACE);
+        Block scratch = allocator.allocate(backwardWorkspaceBytes(n, v, d), MemoryCategory.WORKSPACE);
         try {
             long counts = scratch.address();
             long offsets = counts + 4L * v;

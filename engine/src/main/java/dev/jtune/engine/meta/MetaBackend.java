@@ -148,51 +148,6 @@ public final class MetaBackend implements Backend {
     // ---------------------------------------------------------------- fused ops of a training step
 
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
     public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
         // meta tensors hold no data: shapes were checked by the op
     }
@@ -241,21 +196,6 @@ public final class MetaBackend implements Backend {
     @Override
     public void sumOfSquares(Tensor x, Tensor out) {
         // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        // meta tensors hold no data
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        // meta tensors hold no data
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        // meta tensors hold no data
     }
 
     @Override

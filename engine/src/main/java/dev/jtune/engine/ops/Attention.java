@@ -8,6 +8,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.fused.SoftcapKernel;
 
 /**
  * Causal attention with an optional sliding window and grouped-query heads; no [T x T] score matrix ever exists and
@@ -133,7 +134,7 @@ public final class Attention {
                 return spec.scale();
             }
             be.scale(scores, spec.scale() / spec.softcap(), scores);
-            be.softcap(scores, 1.0, scores);
+            SoftcapKernel.on(scores).forward(scores, 1.0, scores);
             be.scale(scores, spec.softcap(), scores);
             return 1.0;
         }
@@ -197,7 +198,7 @@ public final class Attention {
                             be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), scale, gradScores);
                             if (spec.softcap() > 0) { // through z = cap tanh(scale s / cap): dS *= (1 - (z/cap)^2) * scale
                                 Tensor z = scores.dtype() == gradScores.dtype() ? scores : scores.cast(gradScores.dtype());
-                                be.softcapBackward(z, gradScores, spec.softcap(), gradScores);
+                                SoftcapKernel.on(z).backward(z, gradScores, spec.softcap(), gradScores);
                                 be.scale(gradScores, spec.scale(), gradScores);
                             }
                             be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);

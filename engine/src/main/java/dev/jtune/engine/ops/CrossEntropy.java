@@ -8,6 +8,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.SoftcapKernel;
 
 /**
  * Cross-entropy averaged over the tokens whose label is not {@link #IGNORE_INDEX}, as HF computes a causal LM's
@@ -137,7 +138,7 @@ public final class CrossEntropy {
                     Tensor grad = softcap > 0 ? Tensor.empty(logits.shape(), logits.dtype(), logits.device()) : logits;
                     h.backend().crossEntropyBackward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, grad);
                     if (softcap > 0) {
-                        h.backend().softcapBackward(logits, grad, softcap, grad);
+                        SoftcapKernel.on(h).backward(logits, grad, softcap, grad);
                     }
                     logits = grad;
                     if (gh != null) {
@@ -159,7 +160,7 @@ public final class CrossEntropy {
         Tensor logits = Tensor.empty(Shape.of(r1 - r0, w.dim(0)), h.dtype(), h.device());
         h.backend().matmul(h.slice(0, r0, r1), false, w, true, logits, false);
         if (softcap > 0) {
-            h.backend().softcap(logits, softcap, logits);
+            SoftcapKernel.on(h).forward(logits, softcap, logits);
         }
         return logits;
     }

@@ -8,7 +8,11 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.ActivationKernel;
+import dev.jtune.engine.fused.EmbeddingKernel;
 import dev.jtune.engine.fused.RmsNormKernel;
+import dev.jtune.engine.fused.RopeKernel;
+import dev.jtune.engine.fused.SoftmaxKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -124,17 +128,17 @@ class CudaFusedParityTest {
                 Tensor table = rand(Shape.of(v, d), t, -2, 2);
                 Tensor ids = ints(Shape.of(n), 0, v);
                 Tensor ref = cpuEmpty(Shape.of(n, d), t);
-                cpu.embedding(ids, table, ref);
+                cpu.kernels(EmbeddingKernel.OP).forward(ids, table, ref);
                 Tensor got = gpuEmpty(Shape.of(n, d), t);
-                gpu.embedding(g(ids), g(table), got);
+                gpu.kernels(EmbeddingKernel.OP).forward(g(ids), g(table), got);
                 assertClose(ref, got, 0, tag("embedding " + t + " D=" + d));
                 // a table view that starts one row in (other alignments), into an output view at an odd offset
                 Tensor ids2 = ints(Shape.of(n), 0, v - 1);
                 Tensor ref2 = cpuEmpty(Shape.of(n, d), t);
-                cpu.embedding(ids2, table.slice(0, 1, v), ref2);
+                cpu.kernels(EmbeddingKernel.OP).forward(ids2, table.slice(0, 1, v), ref2);
                 Tensor outBig = gpuEmpty(Shape.of(n + 1, d), t);
                 Tensor got2 = outBig.slice(0, 1, n + 1);
-                gpu.embedding(g(ids2), g(table).slice(0, 1, v), got2);
+                gpu.kernels(EmbeddingKernel.OP).forward(g(ids2), g(table).slice(0, 1, v), got2);
                 assertClose(ref2, got2, 0, tag("embedding of views " + t + " D=" + d));
             }
         }
@@ -145,7 +149,7 @@ class CudaFusedParityTest {
         Tensor table = rand(Shape.of(10, 24), DType.BF16, 1, 2);
         Tensor ids = Tensor.fromArray(new int[] {-1, 10, 3}, Shape.of(3), DType.I32, CPU);
         Tensor got = gpuEmpty(Shape.of(3, 24), DType.BF16);
-        gpu.embedding(g(ids), g(table), got);
+        gpu.kernels(EmbeddingKernel.OP).forward(g(ids), g(table), got);
         double[] v = got.toDoubleArray();
         double[] row3 = table.slice(0, 3, 4).contiguous().toDoubleArray();
         for (int j = 0; j < 24; j++) {
@@ -178,13 +182,13 @@ class CudaFusedParityTest {
                 Tensor gradOut = rand(Shape.of(n, d), gt, -1, 1);
                 Tensor table0 = rand(Shape.of(v, d), tt, -1, 1);
                 Tensor ref = table0.copy();
-                cpu.embeddingBackward(ids, gradOut, ref);
+                cpu.kernels(EmbeddingKernel.OP).backward(ids, gradOut, ref);
                 Tensor got = g(table0);
-                gpu.embeddingBackward(g(ids), g(gradOut), got);
+                gpu.kernels(EmbeddingKernel.OP).backward(g(ids), g(gradOut), got);
                 String what = "embeddingBackward " + gt + " -> " + tt + " N=" + n + " V=" + v + " D=" + d;
                 assertClose(ref, got, Math.max(tol(tt), tol(gt)), tag(what));
                 Tensor again = g(table0);
-                gpu.embeddingBackward(g(ids), g(gradOut), again);
+                gpu.kernels(EmbeddingKernel.OP).backward(g(ids), g(gradOut), again);
                 assertSameBits(got, again, what);
             }
         }
@@ -278,35 +282,35 @@ class CudaFusedParityTest {
                 double tolerance = tol(t);
 
                 Tensor ref = cpuEmpty(s, t);
-                cpu.gelu(x, ref);
+                cpu.kernels(ActivationKernel.OP).gelu(x, ref);
                 Tensor got = gpuEmpty(s, t);
-                gpu.gelu(g(x), got);
+                gpu.kernels(ActivationKernel.OP).gelu(g(x), got);
                 assertClose(ref, got, tolerance, tag("gelu " + what));
                 Tensor inPlace = g(x);
-                gpu.gelu(inPlace, inPlace);
+                gpu.kernels(ActivationKernel.OP).gelu(inPlace, inPlace);
                 assertClose(ref, inPlace, tolerance, tag("gelu in place " + what));
 
                 Tensor refGx = cpuEmpty(s, t);
-                cpu.geluBackward(x, go, refGx);
+                cpu.kernels(ActivationKernel.OP).geluBackward(x, go, refGx);
                 Tensor gx = gpuEmpty(s, t);
-                gpu.geluBackward(g(x), g(go), gx);
+                gpu.kernels(ActivationKernel.OP).geluBackward(g(x), g(go), gx);
                 assertClose(refGx, gx, tolerance, tag("geluBackward " + what));
                 Tensor gInPlace = g(go);
-                gpu.geluBackward(g(x), gInPlace, gInPlace);
+                gpu.kernels(ActivationKernel.OP).geluBackward(g(x), gInPlace, gInPlace);
                 assertClose(refGx, gInPlace, tolerance, tag("geluBackward in place " + what));
 
                 Tensor refGeglu = cpuEmpty(s, t);
-                cpu.geglu(x, up, refGeglu);
+                cpu.kernels(ActivationKernel.OP).geglu(x, up, refGeglu);
                 Tensor geglu = gpuEmpty(s, t);
-                gpu.geglu(g(x), g(up), geglu);
+                gpu.kernels(ActivationKernel.OP).geglu(g(x), g(up), geglu);
                 assertClose(refGeglu, geglu, tolerance, tag("geglu " + what));
 
                 Tensor refGg = cpuEmpty(s, t);
                 Tensor refGu = cpuEmpty(s, t);
-                cpu.gegluBackward(x, up, go, refGg, refGu);
+                cpu.kernels(ActivationKernel.OP).gegluBackward(x, up, go, refGg, refGu);
                 Tensor gg = gpuEmpty(s, t);
                 Tensor gu = gpuEmpty(s, t);
-                gpu.gegluBackward(g(x), g(up), g(go), gg, gu);
+                gpu.kernels(ActivationKernel.OP).gegluBackward(g(x), g(up), g(go), gg, gu);
                 assertClose(refGg, gg, tolerance, tag("gegluBackward gate " + what));
                 assertClose(refGu, gu, tolerance, tag("gegluBackward up " + what));
             }
@@ -314,9 +318,9 @@ class CudaFusedParityTest {
         // a 2-D view at an odd element offset: the scalar (unaligned) path
         Tensor big = rand(Shape.of(17 * 64 + 1), DType.BF16, -4, 4);
         Tensor ref = cpuEmpty(Shape.of(17, 64), DType.BF16);
-        cpu.gelu(big.slice(0, 1, 17 * 64 + 1).reshape(17, 64), ref);
+        cpu.kernels(ActivationKernel.OP).gelu(big.slice(0, 1, 17 * 64 + 1).reshape(17, 64), ref);
         Tensor got = gpuEmpty(Shape.of(17, 64), DType.BF16);
-        gpu.gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
+        gpu.kernels(ActivationKernel.OP).gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
         assertClose(ref, got, tol(DType.BF16), tag("gelu of an unaligned view"));
     }
 
@@ -336,13 +340,13 @@ class CudaFusedParityTest {
                         Tensor x = rand(s, t, -2, 2);
                         Tensor pos = ints(Shape.of(b, tt), 0, 32768); // includes large angles
                         Tensor ref = cpuEmpty(s, t);
-                        cpu.rope(x, pos, base, scaling, inverse, ref);
+                        cpu.kernels(RopeKernel.OP).rotate(x, pos, base, scaling, inverse, ref);
                         Tensor got = gpuEmpty(s, t);
-                        gpu.rope(g(x), g(pos), base, scaling, inverse, got);
+                        gpu.kernels(RopeKernel.OP).rotate(g(x), g(pos), base, scaling, inverse, got);
                         String what = "rope " + t + " " + s + " base " + base + " scaling " + scaling + " inverse=" + inverse;
                         assertClose(ref, got, tol(t), tag(what));
                         Tensor inPlace = g(x);
-                        gpu.rope(inPlace, g(pos), base, scaling, inverse, inPlace);
+                        gpu.kernels(RopeKernel.OP).rotate(inPlace, g(pos), base, scaling, inverse, inPlace);
                         assertClose(ref, inPlace, tol(t), tag(what + " in place"));
                     }
                 }
@@ -353,8 +357,8 @@ class CudaFusedParityTest {
         Tensor x = rand(s, DType.F32, -2, 2);
         Tensor pos = ints(Shape.of(2, 11), 0, 8192);
         Tensor y = gpuEmpty(s, DType.F32);
-        gpu.rope(g(x), g(pos), 10_000, 1.0, false, y);
-        gpu.rope(y, g(pos), 10_000, 1.0, true, y);
+        gpu.kernels(RopeKernel.OP).rotate(g(x), g(pos), 10_000, 1.0, false, y);
+        gpu.kernels(RopeKernel.OP).rotate(y, g(pos), 10_000, 1.0, true, y);
         assertClose(x, y, 1e-5, tag("rope then inverse"));
     }
 
@@ -370,22 +374,22 @@ class CudaFusedParityTest {
                     Tensor x = rand(s, t, -5, 5);
                     String what = (log ? "logSoftmax " : "softmax ") + t + " " + s;
                     Tensor ref = cpuEmpty(s, t);
-                    cpu.softmax(x, log, ref);
+                    cpu.kernels(SoftmaxKernel.OP).forward(x, log, ref);
                     Tensor got = gpuEmpty(s, t);
-                    gpu.softmax(g(x), log, got);
+                    gpu.kernels(SoftmaxKernel.OP).forward(g(x), log, got);
                     assertClose(ref, got, tol(t), tag(what));
                     Tensor inPlace = g(x);
-                    gpu.softmax(inPlace, log, inPlace);
+                    gpu.kernels(SoftmaxKernel.OP).forward(inPlace, log, inPlace);
                     assertClose(ref, inPlace, tol(t), tag(what + " in place"));
 
                     Tensor gy = rand(s, t, -1, 1);
                     Tensor refGx = cpuEmpty(s, t);
-                    cpu.softmaxBackward(ref, gy, log, refGx);
+                    cpu.kernels(SoftmaxKernel.OP).backward(ref, gy, log, refGx);
                     Tensor gx = gpuEmpty(s, t);
-                    gpu.softmaxBackward(g(ref), g(gy), log, gx);
+                    gpu.kernels(SoftmaxKernel.OP).backward(g(ref), g(gy), log, gx);
                     assertClose(refGx, gx, tol(t), tag(what + " backward"));
                     Tensor gInPlace = g(gy);
-                    gpu.softmaxBackward(g(ref), gInPlace, log, gInPlace);
+                    gpu.kernels(SoftmaxKernel.OP).backward(g(ref), gInPlace, log, gInPlace);
                     assertClose(refGx, gInPlace, tol(t), tag(what + " backward in place"));
                 }
             }
