@@ -9,7 +9,6 @@ import dev.jtune.engine.OutOfDeviceMemoryException;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
@@ -26,9 +25,8 @@ import java.util.stream.LongStream;
 /**
  * The plain-Java reference backend: every op computed element by element in double through {@link HostElements}
  * and rounded once to the output's dtype. Correctness first; it is what CI runs and what GPU kernels are checked
- * against. Synchronous, so {@link #synchronize()} has nothing to wait for. The fused ops of a training step live in
- * package-private classes by family (CpuEmbedding, CpuNorms, CpuActivations, CpuRope, CpuSoftmax, CpuLoss,
- * CpuAttention, CpuOptim, sharing CpuLoops); this class only delegates to them.
+ * against. Synchronous, so {@link #synchronize()} has nothing to wait for. The fused ops' references live with
+ * their ops ({@code dev.jtune.engine.fused}), sharing {@link CpuLoops}; {@link #kernels} hands them out.
  */
 public final class CpuBackend implements Backend {
     private static final CpuBackend INSTANCE = new CpuBackend();
@@ -210,69 +208,6 @@ public final class CpuBackend implements Backend {
     @Override
     public <K> K kernels(FusedOp<K> op) {
         return op.cpu();
-    }
-
-    // ---------------------------------------------------------------- fused ops of a training step
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        CpuLoss.crossEntropy(logits, labels, ignoreIndex, loss, lse);
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        CpuLoss.crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        CpuLoss.countNotEqual(labels, value, out);
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        CpuAttention.softmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        CpuAttention.softmaxBackward(probs, gradProbs, delta, scale, gradScores);
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        CpuAttention.rowDot(a, b, out);
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        CpuFusedAttention.forward(q, k, v, window, scale, out, lse);
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        CpuFusedAttention.backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        CpuOptim.adamw(param, grad, m, v, step, gradScale);
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        CpuOptim.sumOfSquares(x, out);
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        CpuQuant.dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
     }
 
     // ---------------------------------------------------------------- helpers

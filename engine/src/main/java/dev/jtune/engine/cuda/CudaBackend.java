@@ -11,7 +11,6 @@ import dev.jtune.engine.DeviceUnavailableException;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
@@ -52,14 +51,9 @@ public final class CudaBackend implements Backend {
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
     private final CudaEvent[] transferEvents;
-    private final Lazy<FlashKernels> flashKernels;
-    private final Lazy<LossKernels> lossKernels;
-    private final Lazy<OptimKernels> optimKernels;
     private final Map<FusedOp<?>, Object> launchers = new ConcurrentHashMap<>();
     private final Map<Class<?>, Lazy<?>> families = new ConcurrentHashMap<>();
     private volatile boolean poison;
-    /** The fused attention kernels can be switched off (to compare with the blocked path, or to rule them out). */
-    private static final boolean FUSED_ATTENTION = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
 
     private CudaBackend(int index) {
         this.device = Device.cuda(index);
@@ -73,9 +67,6 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, new CachingAllocator.Config(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
-        this.flashKernels = new Lazy<>(() -> new FlashKernels(compiler, stream));
-        this.lossKernels = new Lazy<>(() -> new LossKernels(compiler, stream, context));
-        this.optimKernels = new Lazy<>(() -> new OptimKernels(compiler, stream, context, allocator));
     }
 
     /** The backend of GPU {@code index}, started on first use. */
@@ -323,94 +314,6 @@ public final class CudaBackend implements Backend {
     public <T> T family(Class<T> type, Function<CudaBackend, T> factory) {
         Lazy<?> lazy = families.computeIfAbsent(type, t -> new Lazy<>(() -> factory.apply(this)));
         return type.cast(lazy.get());
-    }
-
-    // ---------------------------------------------------------------- fused ops of a training step
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        context.makeCurrent();
-        lossKernels.get().crossEntropy(logits, labels, ignoreIndex, loss, lse);
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        context.makeCurrent();
-        lossKernels.get().crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        context.makeCurrent();
-        lossKernels.get().countNotEqual(labels, value, out);
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        context.makeCurrent();
-        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        context.makeCurrent();
-        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        context.makeCurrent();
-        family(SoftmaxKernels.class, be -> new SoftmaxKernels(compiler, stream, context)).rowDot(a, b, out);
-    }
-
-    /** bf16/f16 heads of size 32, 64, 128 or 256, unless {@code -Djtune.cuda.fusedAttention=false}. */
-    @Override
-    public boolean hasFusedAttention(DType dtype, long headDim) {
-        return FUSED_ATTENTION && FlashKernels.supports(dtype, headDim);
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        context.makeCurrent();
-        flashKernels.get().forward(q, k, v, window, scale, out, lse);
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        context.makeCurrent();
-        flashKernels.get().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        context.makeCurrent();
-        optimKernels.get().adamw(param, grad, m, v, step, gradScale);
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        context.makeCurrent();
-        optimKernels.get().sumOfSquares(x, out);
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        context.makeCurrent();
-        optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        context.makeCurrent();
-        nf4Kernels.get().dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
-    }
-
-    /** kernels/nf4.cu, built on first use. */
-    private final Lazy<Nf4Kernels> nf4Kernels = new Lazy<>(this::newNf4Kernels);
-
-    private Nf4Kernels newNf4Kernels() {
-        return new Nf4Kernels(compiler, stream, context, allocator);
     }
 
     // ---------------------------------------------------------------- lazily built kernel families

@@ -73,11 +73,11 @@ public final class FlashKernels {
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
         // key/value head; otherwise one block per key/value head
         long group = q.dim(1) / k.dim(1);
-        long span = window > 0 ? Math.min(window, q.dim(2)) : q.dim(2);
-        boolean split = group > 1 && span >= SPLIT_SPAN;
-        try (Scope shares = Scope.open("flash dK/dV shares", MemoryCategory.WORKSPACE)) {
-            Tensor pk = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
-            Tensor pv = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
+        boolean split = splitsKeyValueHeads(q, k, window);
+        try (Scope shares = openWorkspace()) {
+            Tensor[] share = backwardWorkspace(q, k, window);
+            Tensor pk = share[0];
+            Tensor pv = share[1];
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
@@ -91,6 +91,33 @@ public final class FlashKernels {
                 reduceHeads(pv, gradV, group);
             }
         }
+    }
+
+    /**
+     * Whether {@link #backward} gives every query head its own dK/dV block (grouped heads over a span of at least
+     * SPLIT_SPAN visible keys), whose fp32 shares one more kernel then sums per key/value head.
+     */
+    public static boolean splitsKeyValueHeads(Tensor q, Tensor k, long window) {
+        long group = q.dim(1) / k.dim(1);
+        long span = window > 0 ? Math.min(window, q.dim(2)) : q.dim(2);
+        return group > 1 && span >= SPLIT_SPAN;
+    }
+
+    /** The scope {@link #backward}'s workspace lives in (category WORKSPACE). */
+    public static Scope openWorkspace() {
+        return Scope.open("flash dK/dV shares", MemoryCategory.WORKSPACE);
+    }
+
+    /**
+     * {@link #backward}'s workspace, allocated in the current scope: the fp32 dK and dV shares [B, Hq, T, D] when it
+     * {@linkplain #splitsKeyValueHeads splits key/value heads}, else none ({null, null}). The one rule of this launch
+     * and of the meta backend's prediction.
+     */
+    public static Tensor[] backwardWorkspace(Tensor q, Tensor k, long window) {
+        if (!splitsKeyValueHeads(q, k, window)) {
+            return new Tensor[2];
+        }
+        return new Tensor[] {Tensor.empty(q.shape(), DType.F32, q.device()), Tensor.empty(q.shape(), DType.F32, q.device())};
     }
 
     /** out [B, Hkv, T, D] = the sum over each key/value head's group of query heads' shares [B, Hq, T, D]. */

@@ -5,7 +5,6 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
@@ -23,8 +22,12 @@ import java.lang.foreign.MemorySegment;
  * run on meta, predicts the memory it needs on a GPU. Allocation goes through the same {@link CachingAllocator}
  * as on CUDA, in expandable mode, over a {@link SimulatedDeviceMemory} of 1 PiB with the GPU's 2 MiB pages: its
  * statistics (allocated, reserved, peaks per category) are what the CUDA allocator would report for the same
- * sequence of allocations, never limited by this machine. Ops have been validated by {@code Ops} before they get
- * here, so compute methods have nothing left to do.
+ * sequence of allocations, never limited by this machine. Ops have been validated and their outputs allocated by
+ * the op's shared code before they get here, so the primitives have nothing left to do; a fused op's meta rule
+ * ({@link FusedOp#meta}) allocates the workspace its cuda launcher would, through the launcher's own size function,
+ * and answers the cuda device's path choices (fused attention), so the sequence of allocations is the GPU's. Not
+ * modelled: per-GPU resident buffers allocated once (cuBLASLt's 32 MiB workspace at the first matmul, the NF4
+ * lookup tables at the first dequantization), which a plan adds once.
  *
  * <p>For a fresh plan: close the scopes of the previous one, then {@link #reset()}.
  */
@@ -143,69 +146,6 @@ public final class MetaBackend implements Backend {
             throw new IllegalArgumentException("multiprocessors must be positive, got " + count);
         }
         this.multiprocessors = count;
-    }
-
-    // ---------------------------------------------------------------- fused ops of a training step
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        // meta tensors hold no data
     }
 
     @Override

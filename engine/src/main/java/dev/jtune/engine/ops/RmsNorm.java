@@ -1,7 +1,6 @@
 package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
-import dev.jtune.engine.DType;
 import dev.jtune.engine.Node;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Shape;

@@ -8,6 +8,7 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.fused.AdamWKernel;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -69,7 +70,7 @@ public final class AdamW implements Optimizer {
                     continue;
                 }
                 Tensor target = st.master != null ? st.master : st.param;
-                target.backend().adamw(target, g.contiguous(), st.m, st.v, s, null);
+                AdamWKernel.on(target).step(target, g.contiguous(), st.m, st.v, s, null);
                 if (st.master != null) {
                     Ops.copyInto(st.master, st.param);
                 }

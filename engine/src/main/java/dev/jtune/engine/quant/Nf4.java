@@ -8,6 +8,7 @@ import dev.jtune.engine.Numerics;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.Nf4Kernel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -403,7 +404,7 @@ public final class Nf4 {
         if (out.numel() == 0) {
             return;
         }
-        out.backend().dequantizeNf4(q.codes(), q.absmax(), q.absmaxCodes(), q.absmax2(), q.offset(), out);
+        Nf4Kernel.on(out).dequantize(q.codes(), q.absmax(), q.absmaxCodes(), q.absmax2(), q.offset(), out);
     }
 
     private static void checkOpen(Nf4Tensor q, String op) {

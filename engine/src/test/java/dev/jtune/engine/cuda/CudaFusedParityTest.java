@@ -9,7 +9,11 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
 import dev.jtune.engine.fused.ActivationKernel;
+import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.AttentionKernel;
+import dev.jtune.engine.fused.CrossEntropyKernel;
 import dev.jtune.engine.fused.EmbeddingKernel;
+import dev.jtune.engine.fused.GradClipKernel;
 import dev.jtune.engine.fused.RmsNormKernel;
 import dev.jtune.engine.fused.RopeKernel;
 import dev.jtune.engine.fused.SoftmaxKernel;
@@ -404,9 +408,9 @@ class CudaFusedParityTest {
                 Tensor a = rand(Shape.of(r, c), t, -2, 2);
                 Tensor b = rand(Shape.of(r, c), t, -2, 2);
                 Tensor ref = cpuEmpty(Shape.of(r), stat(t));
-                cpu.rowDot(a, b, ref);
+                cpu.kernels(AttentionKernel.OP).rowDot(a, b, ref);
                 Tensor got = gpuEmpty(Shape.of(r), stat(t));
-                gpu.rowDot(g(a), g(b), got);
+                gpu.kernels(AttentionKernel.OP).rowDot(g(a), g(b), got);
                 assertClose(ref, got, tol(stat(t)), tag("rowDot " + t + " [" + r + ", " + c + "]"));
             }
         }
@@ -439,30 +443,30 @@ class CudaFusedParityTest {
         DType st = stat(t);
         Tensor refLoss = cpuEmpty(Shape.of(n), st);
         Tensor refLse = cpuEmpty(Shape.of(n), st);
-        cpu.crossEntropy(logits, labels, IGNORE, refLoss, refLse);
+        cpu.kernels(CrossEntropyKernel.OP).forward(logits, labels, IGNORE, refLoss, refLse);
         Tensor loss = gpuEmpty(Shape.of(n), st);
         Tensor lse = gpuEmpty(Shape.of(n), st);
         Tensor gLogits = g(logits);
         Tensor gLabels = g(labels);
-        gpu.crossEntropy(gLogits, gLabels, IGNORE, loss, lse);
+        gpu.kernels(CrossEntropyKernel.OP).forward(gLogits, gLabels, IGNORE, loss, lse);
         assertClose(refLse, lse, tol(st), tag(what + " lse"));
         assertClose(refLoss, loss, tol(st), tag(what + " loss"));
 
         for (DType countType : new DType[] {DType.F32, st}) {
             Tensor refCount = cpuEmpty(Shape.of(1), countType);
-            cpu.countNotEqual(labels, IGNORE, refCount);
+            cpu.kernels(CrossEntropyKernel.OP).countNotEqual(labels, IGNORE, refCount);
             Tensor count = gpuEmpty(Shape.of(1), countType);
-            gpu.countNotEqual(gLabels, IGNORE, count);
+            gpu.kernels(CrossEntropyKernel.OP).countNotEqual(gLabels, IGNORE, count);
             assertClose(refCount, count, 0, tag(what + " countNotEqual " + countType));
         }
 
         Tensor scale = Tensor.fromArray(new double[] {1.0 / n}, Shape.of(1), DType.F32, CPU);
         Tensor refGrad = cpuEmpty(Shape.of(n, v), t);
-        cpu.crossEntropyBackward(logits, labels, refLse, IGNORE, scale, refGrad);
+        cpu.kernels(CrossEntropyKernel.OP).backward(logits, labels, refLse, IGNORE, scale, refGrad);
         Tensor grad = gpuEmpty(Shape.of(n, v), t);
-        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), grad);
+        gpu.kernels(CrossEntropyKernel.OP).backward(gLogits, gLabels, g(refLse), IGNORE, g(scale), grad);
         assertClose(refGrad, grad, tol(t), tag(what + " backward"));
-        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), gLogits); // in place
+        gpu.kernels(CrossEntropyKernel.OP).backward(gLogits, gLabels, g(refLse), IGNORE, g(scale), gLogits); // in place
         assertClose(refGrad, gLogits, tol(t), tag(what + " backward in place"));
     }
 
@@ -500,10 +504,10 @@ class CudaFusedParityTest {
         Tensor scores = rand(s, st, -8, 8);
         Tensor refProbs = cpuEmpty(s, pt);
         Tensor refLse = cpuEmpty(Shape.of(blk.rows()), st);
-        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs, refLse, false);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs, refLse, false);
         Tensor probs = gpuEmpty(s, pt);
         Tensor lse = gpuEmpty(Shape.of(blk.rows()), st);
-        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs, lse, false);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs, lse, false);
         // fp32 math for F32 scores whatever the probs dtype
         double probsTol = Math.max(tol(pt), tol(st));
         assertClose(refLse, lse, tol(st), tag(what + " lse"));
@@ -515,10 +519,10 @@ class CudaFusedParityTest {
 
         // with the saved lse read back instead of recomputed
         Tensor refProbs2 = cpuEmpty(s, pt);
-        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs2, refLse, true);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs2, refLse, true);
         Tensor probs2 = gpuEmpty(s, pt);
         Tensor lseIn = g(refLse);
-        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs2, lseIn, true);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs2, lseIn, true);
         assertClose(refProbs2, probs2, probsTol, tag(what + " with lseIn"));
         assertClose(refLse, lseIn, 0, tag(what + " lseIn is not written"));
     }
@@ -543,14 +547,14 @@ class CudaFusedParityTest {
         Tensor delta = rand(Shape.of(r), st, -1, 1);
         String what = "attentionSoftmaxBackward grad " + st + " probs " + pt + " gradScores " + gt + " " + s;
         Tensor ref = cpuEmpty(s, gt);
-        cpu.attentionSoftmaxBackward(probs, gradProbs, delta, scale, ref);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(probs, gradProbs, delta, scale, ref);
         Tensor got = gpuEmpty(s, gt);
-        gpu.attentionSoftmaxBackward(g(probs), g(gradProbs), g(delta), scale, got);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(g(probs), g(gradProbs), g(delta), scale, got);
         double t = Math.max(tol(gt), st == DType.F64 || pt == DType.F64 ? tol(DType.F64) : tol(DType.F32));
         assertClose(ref, got, t, tag(what));
         if (pt == gt) { // gradScores may be probs
             Tensor inPlace = g(probs);
-            gpu.attentionSoftmaxBackward(inPlace, g(gradProbs), g(delta), scale, inPlace);
+            gpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(inPlace, g(gradProbs), g(delta), scale, inPlace);
             assertClose(ref, inPlace, t, tag(what + " in place"));
         }
     }
@@ -585,8 +589,8 @@ class CudaFusedParityTest {
         for (long step = 1; step <= 5; step++) {
             AdamWStep hp = new AdamWStep(1e-2, 0.9, 0.999, 1e-8, 0.1, step);
             Tensor grad = rand(s, gt, -1, 1);
-            cpu.adamw(refP, grad, refM, refV, hp, scale);
-            gpu.adamw(p, g(grad), m, v, hp, scale == null ? null : g(scale));
+            cpu.kernels(AdamWKernel.OP).step(refP, grad, refM, refV, hp, scale);
+            gpu.kernels(AdamWKernel.OP).step(p, g(grad), m, v, hp, scale == null ? null : g(scale));
             String at = what + " step " + step;
             assertClose(refM, m, tol(st), tag(at + " m"));
             assertClose(refV, v, tol(st), tag(at + " v"));
@@ -602,19 +606,19 @@ class CudaFusedParityTest {
                     String what = "sumOfSquares " + t + " n=" + n + " into " + outType;
                     Tensor x = rand(Shape.of(n), t, -1, 1);
                     Tensor ref = Tensor.full(Shape.of(1), 3.5, outType, CPU);
-                    cpu.sumOfSquares(x, ref);
+                    cpu.kernels(GradClipKernel.OP).sumOfSquares(x, ref);
                     Tensor gx = g(x);
                     Tensor got = Tensor.full(Shape.of(1), 3.5, outType, GPU);
-                    gpu.sumOfSquares(gx, got);
+                    gpu.kernels(GradClipKernel.OP).sumOfSquares(gx, got);
                     assertClose(ref, got, tol(outType), tag(what));
                     Tensor again = Tensor.full(Shape.of(1), 3.5, outType, GPU);
-                    gpu.sumOfSquares(gx, again);
+                    gpu.kernels(GradClipKernel.OP).sumOfSquares(gx, again);
                     assertSameBits(got, again, what);
                     if (n > 1) { // a view at an odd offset: the unaligned path
                         Tensor refView = Tensor.zeros(Shape.of(1), outType, CPU);
-                        cpu.sumOfSquares(x.slice(0, 1, n), refView);
+                        cpu.kernels(GradClipKernel.OP).sumOfSquares(x.slice(0, 1, n), refView);
                         Tensor view = Tensor.zeros(Shape.of(1), outType, GPU);
-                        gpu.sumOfSquares(gx.slice(0, 1, n), view);
+                        gpu.kernels(GradClipKernel.OP).sumOfSquares(gx.slice(0, 1, n), view);
                         assertClose(refView, view, tol(outType), tag(what + " of an unaligned view"));
                     }
                 }
@@ -629,9 +633,9 @@ class CudaFusedParityTest {
                 for (DType t : new DType[] {DType.F32, DType.F64}) {
                     Tensor in = Tensor.fromArray(new double[] {ss}, Shape.of(1), t, CPU);
                     Tensor ref = cpuEmpty(Shape.of(1), t);
-                    cpu.clipCoefficient(in, maxNorm, ref);
+                    cpu.kernels(GradClipKernel.OP).clipCoefficient(in, maxNorm, ref);
                     Tensor got = gpuEmpty(Shape.of(1), t);
-                    gpu.clipCoefficient(g(in), maxNorm, got);
+                    gpu.kernels(GradClipKernel.OP).clipCoefficient(g(in), maxNorm, got);
                     assertClose(ref, got, tol(t), tag("clipCoefficient ss=" + ss + " maxNorm=" + maxNorm + " " + t));
                     double c = got.item();
                     assertTrue(Double.isNaN(ss) ? Double.isNaN(c) : c > 0 && c <= 1, "coefficient " + c);
