@@ -75,6 +75,47 @@ class CpuFusedAttentionTest {
         }
     }
 
+    /**
+     * The attention op's fused path (its delta, alignment and gradient plumbing around the kernels, which runs on the
+     * GPU) routed through the cpu reference by {@code jtune.cpu.fusedAttention}: the same outputs and gradients as the
+     * blocked op, in F64.
+     */
+    @Test
+    void theOpsFusedPathEqualsItsBlockedPath() {
+        long[][] cases = {{2, 4, 2, 23, 8, 0}, {1, 3, 1, 30, 4, 6}}; // B, Hq, Hkv, T, D, window
+        long seed = 41;
+        try {
+            for (long[] c : cases) {
+                try (Scope s = Scope.open("case")) {
+                    Shape qs = Shape.of(c[0], c[1], c[3], c[4]);
+                    Shape kvs = Shape.of(c[0], c[2], c[3], c[4]);
+                    AttentionSpec spec = new AttentionSpec(c[5], 1 / Math.sqrt(c[4]), 7);
+                    Tensor q = Tensor.randn(qs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor k = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor v = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor g = Tensor.randn(qs, DType.F64, CPU, seed++);
+                    Tensor blocked = Attention.causal(q, k, v, spec);
+                    blocked.backward(g);
+                    Tensor[] blockedGrads = {q.grad().copy(), k.grad().copy(), v.grad().copy()};
+                    q.zeroGrad();
+                    k.zeroGrad();
+                    v.zeroGrad();
+                    System.setProperty("jtune.cpu.fusedAttention", "true");
+                    assertTrue(CpuBackend.instance().kernels(AttentionKernel.OP).hasFused(DType.F64, c[4]));
+                    Tensor fused = Attention.causal(q, k, v, spec);
+                    fused.backward(g);
+                    System.clearProperty("jtune.cpu.fusedAttention");
+                    assertClose(blocked, fused, "out");
+                    assertClose(blockedGrads[0], q.grad(), "dq");
+                    assertClose(blockedGrads[1], k.grad(), "dk");
+                    assertClose(blockedGrads[2], v.grad(), "dv");
+                }
+            }
+        } finally {
+            System.clearProperty("jtune.cpu.fusedAttention");
+        }
+    }
+
     private static void assertClose(Tensor ref, Tensor x, String what) {
         double[] r = ref.toDoubleArray();
         double[] v = x.toDoubleArray();
