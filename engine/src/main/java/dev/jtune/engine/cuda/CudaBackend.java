@@ -32,7 +32,9 @@ import static dev.jtune.cuda.CudaException.check;
  * The product backend: one NVIDIA GPU, one compute stream, the caching allocator (expandable segments through
  * CUDA virtual memory unless {@code -Djtune.cuda.expandableSegments=false}), NVRTC-compiled kernels, cuBLASLt
  * matmuls and a pinned host pool for transfers. All work is queued on the compute stream in order, so a freed
- * block can be handed out again at once; only {@link #copyToHost} and {@link #synchronize} wait for the GPU.
+ * block can be handed out again at once; only {@link #copyToHost} and {@link #synchronize} wait for the GPU. Fused
+ * ops get their launchers through {@link #kernels}; the launch classes ({@code *Kernels}, one compiled module each)
+ * are built on first use by {@link #family} and shared.
  */
 public final class CudaBackend implements Backend {
     /** Host-device transfers move through pinned buffers of this size, two in flight. */

@@ -38,7 +38,7 @@ import java.util.stream.LongStream;
  * midpoint test). The scale of block b is then {@code fp32(fp32(dynamicMap[code2[b]] * absmax2[b / 256]) + offset)}.
  *
  * <p><b>Dequantization</b>: {@code out[i] = round(fp32(CODES[code_i] * scale[i / 64]))}, rounded once to the output
- * dtype (BF16, F16 or F32). It runs on the tensors' device through {@code Backend.dequantizeNf4}; the cpu and cuda
+ * dtype (BF16, F16 or F32). It runs on the tensors' device through {@code fused.Nf4Kernel}; the cpu and cuda
  * backends give bit-identical results.
  *
  * <p>Differences from bitsandbytes, all in the last bit of an fp32 value: bitsandbytes builds its CUDA code with

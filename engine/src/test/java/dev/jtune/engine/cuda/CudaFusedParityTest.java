@@ -33,8 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The fused ops of a training step (Backend's second half) on the cuda backend against the cpu reference, called
- * directly on both backends with the same inputs and outputs allocated here. Allocations are poisoned (NaN) so an
+ * The fused ops' kernels ({@code fused.*Kernel}) on the cuda backend against the cpu reference, called directly on
+ * both backends through {@code Backend.kernels} with the same inputs and outputs allocated here. Allocations are poisoned (NaN) so an
  * output element a kernel does not write fails the comparison. The cpu computes in double and rounds on store;
  * the GPU computes in fp32 (fp64 for F64), hence the tolerances of {@link #tol}.
  */
