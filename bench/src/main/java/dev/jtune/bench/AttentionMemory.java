@@ -7,6 +7,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.cuda.CudaEvent;
+import dev.jtune.engine.fused.AttentionKernel;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
@@ -53,7 +54,7 @@ public final class AttentionMemory {
                         q.grad() != null ? "present" : "missing");
             }
         }
-        if (gpu.hasFusedAttention(DType.BF16, 256)) {
+        if (gpu.kernels(AttentionKernel.OP).hasFused(DType.BF16, 256)) {
             kernelTimes(gpu, t, window);
         }
     }
@@ -80,15 +81,15 @@ public final class AttentionMemory {
             Tensor gq = Tensor.empty(q.shape(), DType.BF16, d);
             Tensor gk = Tensor.empty(k.shape(), DType.BF16, d);
             Tensor gv = Tensor.empty(v.shape(), DType.BF16, d);
-            gpu.fusedAttention(q, k, v, window, scale, out, lse); // warm-up: compile and load
-            gpu.fusedAttentionBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+            gpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, window, scale, out, lse); // warm-up: compile and load
+            gpu.kernels(AttentionKernel.OP).fusedBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
             start.record(gpu.stream());
             for (int r = 0; r < reps; r++) {
-                gpu.fusedAttention(q, k, v, window, scale, out, lse);
+                gpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, window, scale, out, lse);
             }
             mid.record(gpu.stream());
             for (int r = 0; r < reps; r++) {
-                gpu.fusedAttentionBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+                gpu.kernels(AttentionKernel.OP).fusedBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
             }
             end.record(gpu.stream());
             end.synchronize();

@@ -3,14 +3,15 @@ package dev.jtune.engine;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.ops.Checks;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Every op, written once: checks operands (open, same device, dtypes, shapes), allocates the output in the
- * current scope, brings operands into the layout {@link Backend} documents, and dispatches. Errors name the op
- * and every shape and dtype involved.
+ * Every op, written once: checks operands (open, same device, dtypes, shapes; through {@link Checks}, the checks
+ * the fused ops use too), allocates the output in the current scope, brings operands into the layout
+ * {@link Backend} documents, and dispatches. Errors name the op and every shape and dtype involved.
  */
 public final class Ops {
     private Ops() {
@@ -37,7 +38,7 @@ public final class Ops {
     /** {@code a op b} with numpy broadcasting; differentiable in both operands. */
     public static Tensor binary(BinaryOp op, Tensor a, Tensor b) {
         String name = op.name().toLowerCase(java.util.Locale.ROOT);
-        checkPair(name, a, b);
+        Checks.pair(name, a, b);
         Shape shape = Shape.broadcast(name, a.shape(), b.shape());
         return Autograd.op(name, () -> {
             Tensor out = Tensor.empty(shape, a.dtype(), a.device());
@@ -61,7 +62,7 @@ public final class Ops {
     }
 
     public static Tensor scale(Tensor a, double factor) {
-        checkFloating("scale", a);
+        Checks.floating("scale", a, "operand");
         return Autograd.op("scale", () -> {
             Tensor out = Tensor.empty(a.shape(), a.dtype(), a.device());
             if (out.numel() > 0) {
@@ -73,7 +74,7 @@ public final class Ops {
 
     /** {@code target += value} in place (value broadcast to target); not recorded: for gradients and optimizers. */
     public static void addInPlace(Tensor target, Tensor value) {
-        checkPair("addInPlace", target, value);
+        Checks.pair("addInPlace", target, value);
         if (!target.isContiguous()) {
             throw new UnsupportedOpException("addInPlace: the target " + target.describe() + " must be contiguous");
         }
@@ -175,7 +176,7 @@ public final class Ops {
 
     public static Tensor reduce(ReduceOp op, Tensor a, int axis, boolean keepDim) {
         String name = op.name().toLowerCase(java.util.Locale.ROOT);
-        checkFloating(name, a);
+        Checks.floating(name, a, "operand");
         int ax = a.shape().axis(axis);
         Shape outShape = a.shape().reduce(ax, keepDim);
         if (a.shape().dim(ax) == 0) {
@@ -221,7 +222,7 @@ public final class Ops {
      * {@code outType} (a's dtype or F32). Transposed views are recognised and cost no copy.
      */
     public static Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB, DType outType) {
-        checkPair("matmul", a, b);
+        Checks.pair("matmul", a, b);
         if (a.rank() < 2 || b.rank() < 2) {
             throw new ShapeException("matmul: operands need rank >= 2, got " + a.shape() + " and " + b.shape());
         }
@@ -271,8 +272,8 @@ public final class Ops {
      * (a linear layer's output getting its LoRA update, say). Gradients: dc = g, and the product's.
      */
     public static Tensor addMatmulInto(Tensor c, Tensor a, Tensor b, boolean transB) {
-        checkPair("addMatmulInto", a, b);
-        checkPair("addMatmulInto", c, a);
+        Checks.pair("addMatmulInto", a, b);
+        Checks.pair("addMatmulInto", c, a);
         if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !c.isContiguous()) {
             throw new ShapeException("addMatmulInto: needs 2-D operands and a contiguous c, got " + c.shape() + ", " + a.shape() + ", " + b.shape());
         }
@@ -393,26 +394,5 @@ public final class Ops {
 
     private static Backend backend(Tensor t) {
         return t.backend();
-    }
-
-    static void checkFloating(String op, Tensor a) {
-        a.checkOpen(op);
-        if (!a.dtype().isFloating()) {
-            throw new DTypeException(op + ": needs a floating dtype (F64, F32, BF16, F16), got " + a.dtype() + " for " + a.shape());
-        }
-    }
-
-    static void checkPair(String op, Tensor a, Tensor b) {
-        a.checkOpen(op);
-        b.checkOpen(op);
-        if (!a.device().equals(b.device())) {
-            throw new DeviceMismatchException(op + ": operands on " + a.device() + " " + a.shape() + " and "
-                    + b.device() + " " + b.shape() + "; move one with to(device)");
-        }
-        if (a.dtype() != b.dtype()) {
-            throw new DTypeException(op + ": dtypes differ, " + a.dtype() + " " + a.shape() + " and " + b.dtype()
-                    + " " + b.shape() + "; cast one with cast(dtype)");
-        }
-        checkFloating(op, a);
     }
 }

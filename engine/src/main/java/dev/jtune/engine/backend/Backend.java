@@ -1,6 +1,5 @@
 package dev.jtune.engine.backend;
 
-import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
@@ -10,10 +9,12 @@ import dev.jtune.engine.memory.MemoryStats;
 import java.lang.foreign.MemorySegment;
 
 /**
- * What a device must implement. Ops are written once, in {@link dev.jtune.engine.Ops}: it validates shapes and
- * dtypes, allocates outputs and broadcasts, so a backend receives only well-formed arguments as documented on
- * each method and does nothing but compute. Every method may be asynchronous with respect to the host except
- * {@link #copyToHost} and {@link #synchronize}.
+ * What a device must implement: its primitives. Ops are written once, in {@link dev.jtune.engine.Ops} and the fused
+ * ops of {@code dev.jtune.engine.ops}: they validate shapes and dtypes, allocate outputs and broadcast, so a backend
+ * receives only well-formed arguments as documented on each method and does nothing but compute. Fused ops (RMSNorm,
+ * attention, cross-entropy, ...) are not methods here: each registers its cpu reference, cuda launcher and meta rule
+ * once as a {@link FusedOp}, reached through {@link #kernels}. Every method may be asynchronous with respect to the
+ * host except {@link #copyToHost} and {@link #synchronize}.
  */
 public interface Backend {
 
@@ -67,175 +68,11 @@ public interface Backend {
      */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
 
-    // ------------------------------------------------------------------ fused ops of a training step
-    // Unless said otherwise: every tensor is contiguous, float math is fp32 (fp64 for F64 tensors), an output
-    // is written entirely (no read of its old contents), and an output may be the very tensor of an input of
-    // the same shape and dtype (in place) only where the method says so. Where a statistic or accumulator is
-    // documented as F32 (rstd, lse, loss rows, scores, gradient sums), F64 inputs come with F64 ones instead, so
-    // that float64 gradient checks see no fp32 rounding; the cpu backend must honour that, cuda may refuse it.
-
     /**
-     * Gathers rows: {@code out[i, :] = table[ids[i], :]}. ids I32 [N] with values in [0, V); table [V, D];
-     * out [N, D] in table's dtype. An id outside [0, V) gives a zero row on cuda and an exception on cpu.
+     * The generic kernel hook: this device's implementation of a fused op ({@link FusedOp#cpu}, {@link FusedOp#meta},
+     * or the cuda launcher built once per GPU), ready to launch (the cuda backend makes its context current).
      */
-    void embedding(Tensor ids, Tensor table, Tensor out);
-
-    /**
-     * Deterministic scatter-add: {@code gradTable[v, :] += sum of gradOut[i, :] over i with ids[i] == v}, the
-     * terms added in ascending i in fp32, then added to gradTable (which is read). gradOut [N, D]; gradTable
-     * [V, D] in gradOut's dtype or F32.
-     */
-    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable);
-
-    /**
-     * RMSNorm over the last axis: {@code rstd[i] = 1 / sqrt(mean_j(x[i,j]^2) + eps)} in fp32 and
-     * {@code out[i,j] = x[i,j] * rstd[i] * (offsetOne ? 1 + w[j] : w[j])}, rounded once to x's dtype.
-     * x [N, D]; weight [D] (any float dtype); out [N, D] in x's dtype (may be x); rstd F32 [N].
-     */
-    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd);
-
-    /**
-     * Backward of {@link #rmsNorm}: gradX [N, D] in x's dtype; gradWeight F32 [D] =
-     * {@code sum_i gradOut[i,j] * x[i,j] * rstd[i]} (written, summed in a fixed order), or null when not wanted.
-     */
-    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight);
-
-    /** GELU, tanh approximation: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}; out may be x. */
-    void gelu(Tensor x, Tensor out);
-
-    /** {@code gradX = gradOut * gelu'(x)}; gradX may be gradOut. */
-    void geluBackward(Tensor x, Tensor gradOut, Tensor gradX);
-
-    /** GeGLU: {@code out = gelu(gate) * up}, all of one shape and dtype. */
-    void geglu(Tensor gate, Tensor up, Tensor out);
-
-    /** {@code gradGate = gradOut * up * gelu'(gate)}, {@code gradUp = gradOut * gelu(gate)}. */
-    void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp);
-
-    /**
-     * Rotary embedding, HF's rotate-half convention. x [B, H, T, D] (D even), positions I32 [B, T]. With
-     * {@code invFreq[d] = (float) (1 / (scaling * base^(2d/D)))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
-     * as HF computes them), for d < D/2: {@code out[d] = x[d] cos - x[d + D/2] sin},
-     * {@code out[d + D/2] = x[d + D/2] cos + x[d] sin}; {@code inverse} rotates by -angle (the backward).
-     * {@code scaling} is transformers' linear RoPE scaling factor (1: none; 8 on Gemma 3 4B+'s
-     * global layers). out may be x.
-     */
-    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out);
-
-    /** Softmax (or log-softmax when {@code log}) over the last axis of x [N, C]; out [N, C] may be x. */
-    void softmax(Tensor x, boolean log, Tensor out);
-
-    /**
-     * Backward of {@link #softmax} from its output y: softmax {@code gx = y * (gy - sum_c gy y)}, log-softmax
-     * {@code gx = gy - exp(y) * sum_c gy}. gradX may be gradOut.
-     */
-    void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX);
-
-    /**
-     * Cross-entropy per row, never copying the logits to fp32: logits [N, V] (any float dtype), labels I32 [N];
-     * {@code lse[i] = log sum_v exp(logits[i, v])} and {@code loss[i] = lse[i] - logits[i, labels[i]]}, both
-     * F32 [N]; a row whose label is {@code ignoreIndex} gets loss 0 (its lse is still written).
-     */
-    void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse);
-
-    /**
-     * {@code gradLogits[i, v] = scale[0] * (exp(logits[i, v] - lse[i]) - (v == labels[i]))}, and 0 on ignored rows.
-     * scale is an F32 [1] tensor on this device (so the loss normalisation needs no host sync); gradLogits
-     * [N, V] in logits' dtype, may be logits.
-     */
-    void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits);
-
-    /** {@code out[0] = number of i with labels[i] != value}, as F32 [1]. labels I32 [N]. */
-    void countNotEqual(Tensor labels, int value, Tensor out);
-
-    /**
-     * The masked softmax of one block of attention scores. scores F32 [R, C]: row r is query position
-     * {@code rowStart + r % rowsPerHead} (rows of several heads may be stacked, {@code rowsPerHead} each), column c
-     * is key position {@code colStart + c}. Key k is visible to query q when {@code k <= q} and, when
-     * {@code window > 0}, {@code q - k < window}. probs [R, C] (any float dtype) = exp(scale * s - lse) on
-     * visible entries, 0 elsewhere; lse F32 [R] = log sum over visible of exp(scale * s) (-inf when none is
-     * visible, and then the row of probs is 0). When {@code lseIn}, lse is read (saved by the forward) instead
-     * of written.
-     */
-    void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                          Tensor probs, Tensor lse, boolean lseIn);
-
-    /**
-     * {@code gradScores[r, c] = scale * probs[r, c] * (gradProbs[r, c] - delta[r])}; probs [R, C] (any float dtype),
-     * gradProbs F32 [R, C], delta F32 [R], gradScores [R, C] (any float dtype); gradScores may be probs (the
-     * attention op overwrites the probabilities with their gradient to save memory).
-     */
-    void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores);
-
-    /** {@code out[r] = sum_c a[r, c] * b[r, c]} in fp32; a, b [R, C] of one float dtype; out F32 [R]. */
-    void rowDot(Tensor a, Tensor b, Tensor out);
-
-    /**
-     * Whether {@link #fusedAttention} runs here for q of {@code dtype} and head size {@code headDim} in one kernel;
-     * when not, the attention op runs its blocked path (products and {@link #attentionSoftmax} per query block).
-     */
-    default boolean hasFusedAttention(DType dtype, long headDim) {
-        return false;
-    }
-
-    /**
-     * Whole causal attention in one call. q [B, Hq, T, D], k and v [B, Hkv, T, D], contiguous, of one float dtype;
-     * query head h reads key/value head {@code h / (Hq / Hkv)}; key j is visible to query i when {@code j <= i} and,
-     * when {@code window > 0}, {@code i - j < window}. out [B, Hq, T, D] in q's dtype = softmax over the visible
-     * keys of {@code scale q.k}, times v; lse F32 [B, Hq, T] = log sum over visible keys of exp(scale q.k). Backends
-     * without a fused kernel compute it as a plain reference (the cpu, in double precision).
-     */
-    void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse);
-
-    /**
-     * Backward of {@link #fusedAttention}: with {@code p = exp(scale q.k - lse)} on visible pairs,
-     * {@code gradV = p^T gradOut}, {@code dS = p (gradOut.v - delta) scale}, {@code gradQ = dS k},
-     * {@code gradK = dS^T q}; delta F32 [B, Hq, T] is the row dot product of gradOut and out. gradQ, gradK, gradV
-     * contiguous in the inputs' dtype, each fully written (gradK and gradV sum over a key/value head's query heads).
-     */
-    void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                double scale, Tensor gradQ, Tensor gradK, Tensor gradV);
-
-    /**
-     * One step of torch.optim.AdamW on tensors of one shape: param (float dtype, updated in place), grad (param's
-     * dtype or F32), m and v F32 (updated in place). The gradient is first multiplied by {@code gradScale[0]}
-     * when gradScale (F32 [1] on this device) is not null.
-     */
-    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale);
-
-    /** {@code out[0] += sum of x^2} over all elements (fp32 accumulation; fp64 for F64); out F32 [1]. */
-    void sumOfSquares(Tensor x, Tensor out);
-
-    /** {@code coef[0] = min(1, maxNorm / (sqrt(sumOfSquares[0]) + 1e-6))}, torch's clip_grad_norm_ factor; F32 [1]. */
-    void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef);
-
-    /**
-     * Inverted dropout: {@code out[i] = x[i] / (1 - p)} where {@link CounterRng#uniform(long, long)} of
-     * (seed, i) is {@code >= p}, else 0. The mask depends only on (seed, i), so the backward is this same call on
-     * the gradient with the same seed. x and out contiguous of one float dtype; out may be x.
-     */
-    void dropout(Tensor x, double p, long seed, Tensor out);
-
-    /** Soft-capping (Gemma 2/3's logit caps): {@code out = cap * tanh(x / cap)}; out may be x. */
-    void softcap(Tensor x, double cap, Tensor out);
-
-    /**
-     * Backward of {@link #softcap} from its output z: {@code gradX = gradOut * (1 - (z / cap)^2)}; z, gradOut and
-     * gradX of one dtype; gradX may be gradOut.
-     */
-    void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX);
-
-    /**
-     * NF4 dequantization (bitsandbytes' 4-bit NormalFloat, blocks of 64; see {@code quant.Nf4}), n = out.numel().
-     * codes U8 [ceil(n/2)]: element 2k in the high nibble of byte k, 2k+1 in the low one. The scale of block b
-     * (elements [64b, 64b + 64)) is absmax[b], absmax F32 [ceil(n/64)]; or, double-quantized (absmax null),
-     * {@code fp32(fp32(dyn[absmaxCodes[b]] * absmax2[b / 256]) + offset)} with absmaxCodes U8 [ceil(n/64)], absmax2
-     * F32 [ceil(n/64/256)] and dyn bitsandbytes' signed dynamic map ({@code Nf4.dynamicMap()}). Exactly one of
-     * absmax and (absmaxCodes, absmax2) is given. {@code out[i] = fp32(CODES[code_i] * scale)} rounded once to out's
-     * dtype (BF16, F16 or F32); every step is one fp32 operation (no fused multiply-add), so all backends agree bit
-     * for bit (NaN payloads aside). All inputs and out are contiguous and may start anywhere in their storage.
-     */
-    void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out);
+    <K> K kernels(FusedOp<K> op);
 
     /** Waits until all work queued on this device is done. */
     void synchronize();

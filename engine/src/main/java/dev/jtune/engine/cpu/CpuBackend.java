@@ -9,11 +9,11 @@ import dev.jtune.engine.OutOfDeviceMemoryException;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.memory.MemoryStats;
 
@@ -25,9 +25,8 @@ import java.util.stream.LongStream;
 /**
  * The plain-Java reference backend: every op computed element by element in double through {@link HostElements}
  * and rounded once to the output's dtype. Correctness first; it is what CI runs and what GPU kernels are checked
- * against. Synchronous, so {@link #synchronize()} has nothing to wait for. The fused ops of a training step live in
- * package-private classes by family (CpuEmbedding, CpuNorms, CpuActivations, CpuRope, CpuSoftmax, CpuLoss,
- * CpuAttention, CpuOptim, sharing CpuLoops); this class only delegates to them.
+ * against. Synchronous, so {@link #synchronize()} has nothing to wait for. The fused ops' references live with
+ * their ops ({@code dev.jtune.engine.fused}), sharing {@link CpuLoops}; {@link #kernels} hands them out.
  */
 public final class CpuBackend implements Backend {
     private static final CpuBackend INSTANCE = new CpuBackend();
@@ -206,159 +205,15 @@ public final class CpuBackend implements Backend {
         CpuMatmul.run(a, transA, b, transB, out, accumulate);
     }
 
-
-    // ---------------------------------------------------------------- fused ops of a training step
-
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
-        CpuEmbedding.embedding(ids, table, out);
-    }
-
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        CpuEmbedding.backward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        CpuNorms.rmsNorm(x, weight, eps, offsetOne, out, rstd);
-    }
-
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        CpuNorms.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
-    }
-
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        CpuActivations.gelu(x, out);
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        CpuActivations.geluBackward(x, gradOut, gradX);
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        CpuActivations.geglu(gate, up, out);
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        CpuActivations.gegluBackward(gate, up, gradOut, gradGate, gradUp);
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        CpuRope.rope(x, positions, base, scaling, inverse, out);
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        CpuSoftmax.softmax(x, log, out);
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        CpuSoftmax.backward(out, gradOut, log, gradX);
-    }
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        CpuLoss.crossEntropy(logits, labels, ignoreIndex, loss, lse);
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        CpuLoss.crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        CpuLoss.countNotEqual(labels, value, out);
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        CpuAttention.softmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        CpuAttention.softmaxBackward(probs, gradProbs, delta, scale, gradScores);
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        CpuAttention.rowDot(a, b, out);
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        CpuFusedAttention.forward(q, k, v, window, scale, out, lse);
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        CpuFusedAttention.backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        CpuOptim.adamw(param, grad, m, v, step, gradScale);
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        CpuOptim.sumOfSquares(x, out);
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        java.lang.foreign.MemorySegment src = segmentOf(x);
-        java.lang.foreign.MemorySegment dst = segmentOf(out);
-        double keep = 1.0 / (1.0 - p);
-        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i -> {
-            double v = dev.jtune.engine.backend.CounterRng.uniform(seed, i) >= p ? HostElements.get(src, x.dtype(), x.offset() + i) * keep : 0.0;
-            HostElements.set(dst, out.dtype(), out.offset() + i, v);
-        });
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        MemorySegment src = segmentOf(x);
-        MemorySegment dst = segmentOf(out);
-        java.util.stream.LongStream.range(0, x.numel()).parallel().forEach(i ->
-                HostElements.set(dst, out.dtype(), out.offset() + i, cap * Math.tanh(HostElements.get(src, x.dtype(), x.offset() + i) / cap)));
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        MemorySegment zs = segmentOf(z);
-        MemorySegment gs = segmentOf(gradOut);
-        MemorySegment dst = segmentOf(gradX);
-        java.util.stream.LongStream.range(0, z.numel()).parallel().forEach(i -> {
-            double t = HostElements.get(zs, z.dtype(), z.offset() + i) / cap;
-            HostElements.set(dst, gradX.dtype(), gradX.offset() + i, HostElements.get(gs, gradOut.dtype(), gradOut.offset() + i) * (1 - t * t));
-        });
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        CpuOptim.clipCoefficient(sumOfSquares, maxNorm, coef);
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        CpuQuant.dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
+    public <K> K kernels(FusedOp<K> op) {
+        return op.cpu();
     }
 
     // ---------------------------------------------------------------- helpers
 
-    /** The native memory behind a cpu tensor. */
-    static MemorySegment segmentOf(Tensor t) {
+    /** The native memory behind a cpu tensor (for the cpu references of fused ops). */
+    public static MemorySegment segmentOf(Tensor t) {
         if (!(t.storage() instanceof CpuStorage s)) {
             throw new DeviceMismatchException("cpu backend given " + t.describe());
         }

@@ -9,7 +9,7 @@ import static dev.jtune.engine.cuda.KernelSource.VEC;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/activation.cu: GELU (tanh approximation) and GeGLU, forward and backward. */
-final class ActivationKernels {
+public final class ActivationKernels {
     private static final int THREADS = 256;
 
     /** kernels/activation.cu: each kernel takes its operands' pointers, then n. */
@@ -24,25 +24,25 @@ final class ActivationKernels {
     private final CudaStream stream;
     private final long maxBlocks;
 
-    ActivationKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public ActivationKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }
 
-    void gelu(Tensor x, Tensor out) {
+    public void gelu(Tensor x, Tensor out) {
         launch("gelu", x, new Tensor[] {x, out});
     }
 
-    void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
+    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
         launch("gelu_backward", x, new Tensor[] {x, gradOut, gradX});
     }
 
-    void geglu(Tensor gate, Tensor up, Tensor out) {
+    public void geglu(Tensor gate, Tensor up, Tensor out) {
         launch("geglu", gate, new Tensor[] {gate, up, out});
     }
 
-    void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
+    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
         launch("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp});
     }
 

@@ -11,16 +11,19 @@ import dev.jtune.engine.DeviceUnavailableException;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.memory.MemoryStats;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 import java.util.function.Supplier;
 
 import static dev.jtune.cuda.CudaException.check;
@@ -29,7 +32,9 @@ import static dev.jtune.cuda.CudaException.check;
  * The product backend: one NVIDIA GPU, one compute stream, the caching allocator (expandable segments through
  * CUDA virtual memory unless {@code -Djtune.cuda.expandableSegments=false}), NVRTC-compiled kernels, cuBLASLt
  * matmuls and a pinned host pool for transfers. All work is queued on the compute stream in order, so a freed
- * block can be handed out again at once; only {@link #copyToHost} and {@link #synchronize} wait for the GPU.
+ * block can be handed out again at once; only {@link #copyToHost} and {@link #synchronize} wait for the GPU. Fused
+ * ops get their launchers through {@link #kernels}; the launch classes ({@code *Kernels}, one compiled module each)
+ * are built on first use by {@link #family} and shared.
  */
 public final class CudaBackend implements Backend {
     /** Host-device transfers move through pinned buffers of this size, two in flight. */
@@ -48,20 +53,9 @@ public final class CudaBackend implements Backend {
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
     private final CudaEvent[] transferEvents;
-    private final Lazy<ElementwiseKernels> elementwise;
-    private final Lazy<ReduceKernels> reduceKernels;
-    private final Lazy<LtMatmul> lt;
-    private final Lazy<EmbeddingKernels> embeddingKernels;
-    private final Lazy<NormKernels> normKernels;
-    private final Lazy<ActivationKernels> activationKernels;
-    private final Lazy<RopeKernels> ropeKernels;
-    private final Lazy<SoftmaxKernels> softmaxKernels;
-    private final Lazy<FlashKernels> flashKernels;
-    private final Lazy<LossKernels> lossKernels;
-    private final Lazy<OptimKernels> optimKernels;
+    private final Map<FusedOp<?>, Object> launchers = new ConcurrentHashMap<>();
+    private final Map<Class<?>, Lazy<?>> families = new ConcurrentHashMap<>();
     private volatile boolean poison;
-    /** The fused attention kernels can be switched off (to compare with the blocked path, or to rule them out). */
-    private static final boolean FUSED_ATTENTION = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
 
     private CudaBackend(int index) {
         this.device = Device.cuda(index);
@@ -75,18 +69,6 @@ public final class CudaBackend implements Backend {
         this.allocator = new CachingAllocator(deviceMemory, CachingAllocator.Config.fromSettings(expandable, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
-        this.elementwise = new Lazy<>(() -> new ElementwiseKernels(compiler, stream, context));
-        this.reduceKernels = new Lazy<>(() -> new ReduceKernels(compiler, stream, context));
-        // cuBLASLt's workspace lives as long as the backend
-        this.lt = new Lazy<>(() -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()));
-        this.embeddingKernels = new Lazy<>(() -> new EmbeddingKernels(compiler, stream, context, allocator));
-        this.normKernels = new Lazy<>(() -> new NormKernels(compiler, stream, context, allocator));
-        this.activationKernels = new Lazy<>(() -> new ActivationKernels(compiler, stream, context));
-        this.ropeKernels = new Lazy<>(() -> new RopeKernels(compiler, stream, context));
-        this.softmaxKernels = new Lazy<>(() -> new SoftmaxKernels(compiler, stream, context));
-        this.flashKernels = new Lazy<>(() -> new FlashKernels(compiler, stream));
-        this.lossKernels = new Lazy<>(() -> new LossKernels(compiler, stream, context));
-        this.optimKernels = new Lazy<>(() -> new OptimKernels(compiler, stream, context, allocator));
     }
 
     /** The backend of GPU {@code index}, started on first use. */
@@ -270,220 +252,70 @@ public final class CudaBackend implements Backend {
             check(CudaDriver.cuMemcpyDtoDAsync_v2(dst.address(), src.address(), bytes, stream.handle()), "cuMemcpyDtoDAsync_v2");
             return;
         }
-        elementwise.get().copy(src, dst);
+        elementwise().copy(src, dst);
     }
 
     @Override
     public void fill(Tensor dst, double value) {
         context.makeCurrent();
-        elementwise.get().fill(dst, value);
+        elementwise().fill(dst, value);
     }
 
     @Override
     public void fillRandom(Tensor dst, Distribution distribution, long seed, double p0, double p1) {
         context.makeCurrent();
-        elementwise.get().random(dst, distribution, seed, p0, p1);
+        elementwise().random(dst, distribution, seed, p0, p1);
     }
 
     @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
-        elementwise.get().binary(op, a, b, out);
+        elementwise().binary(op, a, b, out);
     }
 
     @Override
     public void scale(Tensor a, double factor, Tensor out) {
         context.makeCurrent();
-        elementwise.get().scale(a, factor, out);
+        elementwise().scale(a, factor, out);
     }
 
     @Override
     public void reduce(ReduceOp op, Tensor a, int axis, Tensor out) {
         context.makeCurrent();
-        reduceKernels.get().reduce(op, a, axis, out);
+        family(ReduceKernels.class, be -> new ReduceKernels(compiler, stream, context)).reduce(op, a, axis, out);
     }
 
     @Override
     public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
         context.makeCurrent();
-        lt.get().matmul(a, transA, b, transB, out, accumulate);
+        // cuBLASLt's workspace lives as long as the backend
+        family(LtMatmul.class, be -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()))
+                .matmul(a, transA, b, transB, out, accumulate);
     }
 
+    /**
+     * kernels/elementwise.cu: the primitives' copies, fills, arithmetic and random numbers, which the element-wise
+     * fused ops (softcap, dropout) launch from too. Call with the context current.
+     */
+    public ElementwiseKernels elementwise() {
+        return family(ElementwiseKernels.class, be -> new ElementwiseKernels(compiler, stream, context));
+    }
 
-    // ---------------------------------------------------------------- fused ops of a training step
-
+    /** The op's cuda launcher for this GPU, built on first use and kept; the context is made current for the launch. */
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
+    @SuppressWarnings("unchecked")
+    public <K> K kernels(FusedOp<K> op) {
         context.makeCurrent();
-        embeddingKernels.get().embedding(ids, table, out);
+        return (K) launchers.computeIfAbsent(op, o -> o.newCuda(this));
     }
 
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        context.makeCurrent();
-        embeddingKernels.get().embeddingBackward(ids, gradOut, gradTable);
-    }
-
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        context.makeCurrent();
-        normKernels.get().rmsNorm(x, weight, eps, offsetOne, out, rstd);
-    }
-
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        context.makeCurrent();
-        normKernels.get().rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
-    }
-
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        context.makeCurrent();
-        activationKernels.get().gelu(x, out);
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        context.makeCurrent();
-        activationKernels.get().geluBackward(x, gradOut, gradX);
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        context.makeCurrent();
-        activationKernels.get().geglu(gate, up, out);
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        context.makeCurrent();
-        activationKernels.get().gegluBackward(gate, up, gradOut, gradGate, gradUp);
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        context.makeCurrent();
-        ropeKernels.get().rope(x, positions, base, scaling, inverse, out);
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        context.makeCurrent();
-        softmaxKernels.get().softmax(x, log, out);
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        context.makeCurrent();
-        softmaxKernels.get().softmaxBackward(out, gradOut, log, gradX);
-    }
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        context.makeCurrent();
-        lossKernels.get().crossEntropy(logits, labels, ignoreIndex, loss, lse);
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        context.makeCurrent();
-        lossKernels.get().crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        context.makeCurrent();
-        lossKernels.get().countNotEqual(labels, value, out);
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        context.makeCurrent();
-        softmaxKernels.get().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        context.makeCurrent();
-        softmaxKernels.get().attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        context.makeCurrent();
-        softmaxKernels.get().rowDot(a, b, out);
-    }
-
-    /** bf16/f16 heads of size 32, 64, 128 or 256, unless {@code -Djtune.cuda.fusedAttention=false}. */
-    @Override
-    public boolean hasFusedAttention(DType dtype, long headDim) {
-        return FUSED_ATTENTION && FlashKernels.supports(dtype, headDim);
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        context.makeCurrent();
-        flashKernels.get().forward(q, k, v, window, scale, out, lse);
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        context.makeCurrent();
-        flashKernels.get().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        context.makeCurrent();
-        optimKernels.get().adamw(param, grad, m, v, step, gradScale);
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        context.makeCurrent();
-        optimKernels.get().sumOfSquares(x, out);
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        context.makeCurrent();
-        elementwise.get().dropout(x, p, seed, out);
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        context.makeCurrent();
-        elementwise.get().softcap(x, null, cap, out);
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        if (z.dtype() != gradOut.dtype() || z.dtype() != gradX.dtype()) {
-            throw new dev.jtune.engine.UnsupportedOpException("softcapBackward: z, gradOut and gradX must share a dtype, got "
-                    + z.dtype() + ", " + gradOut.dtype() + ", " + gradX.dtype());
-        }
-        context.makeCurrent();
-        elementwise.get().softcap(z, gradOut, cap, gradX);
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        context.makeCurrent();
-        optimKernels.get().clipCoefficient(sumOfSquares, maxNorm, coef);
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        context.makeCurrent();
-        nf4Kernels.get().dequantizeNf4(codes, absmax, absmaxCodes, absmax2, offset, out);
-    }
-
-    /** kernels/nf4.cu, built on first use. */
-    private final Lazy<Nf4Kernels> nf4Kernels = new Lazy<>(this::newNf4Kernels);
-
-    private Nf4Kernels newNf4Kernels() {
-        return new Nf4Kernels(compiler, stream, context, allocator);
+    /**
+     * The kernel family {@code type} of this GPU (a {@code *Kernels} launch class over one compiled module), built by
+     * {@code factory} on first use and shared by every op that launches from it. Call with the context current.
+     */
+    public <T> T family(Class<T> type, Function<CudaBackend, T> factory) {
+        Lazy<?> lazy = families.computeIfAbsent(type, t -> new Lazy<>(() -> factory.apply(this)));
+        return type.cast(lazy.get());
     }
 
     // ---------------------------------------------------------------- lazily built kernel families

@@ -16,7 +16,7 @@ import static dev.jtune.engine.cuda.KernelSource.FLOATS;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, fill, random. */
-final class ElementwiseKernels {
+public final class ElementwiseKernels {
     private static final int THREADS = 256;
     /** Elements per access of the chunked kernels (kernels/elementwise.cu's CHUNK). */
     static final int CHUNK = 8;
@@ -103,14 +103,14 @@ final class ElementwiseKernels {
     }
 
     /** Soft-capping forward ({@code grad == null}: out = cap tanh(x / cap)) or backward (x is the output z). */
-    void softcap(Tensor x, Tensor grad, double cap, Tensor out) {
+    public void softcap(Tensor x, Tensor grad, double cap, Tensor out) {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(grad == null ? 0L : grad.address()).pointer(out.address()).i64(out.numel()).f64(cap);
             launch((grad == null ? "softcap_" : "softcap_backward_") + floatSuffix("softcap", out.dtype()), out.numel(), args);
         }
     }
 
-    void dropout(Tensor x, double p, long seed, Tensor out) {
+    public void dropout(Tensor x, double p, long seed, Tensor out) {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(out.address()).i64(out.numel()).f64(p).i64(seed);
             launch("dropout_" + floatSuffix("dropout", out.dtype()), out.numel(), args);

@@ -20,7 +20,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
  * Typed launches of kernels/embedding.cu: the row gather and its deterministic backward (a stable counting sort
  * of the tokens by id in a scratch workspace, then one fp32 sum per distinct id and column).
  */
-final class EmbeddingKernels {
+public final class EmbeddingKernels {
     private static final int THREADS = 256;
     /** Tokens per block of embedding_rank, and the shared tile it compares them in. */
     static final int RANK_TILE = 256;
@@ -43,7 +43,7 @@ final class EmbeddingKernels {
     private final CachingAllocator allocator;
     private final long maxBlocks;
 
-    EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public EmbeddingKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
@@ -51,7 +51,7 @@ final class EmbeddingKernels {
     }
 
     /** out[i, :] = table[ids[i], :]; rows move in the widest units of 16, 8, 4 or 2 bytes their alignment allows. */
-    void embedding(Tensor ids, Tensor table, Tensor out) {
+    public void embedding(Tensor ids, Tensor table, Tensor out) {
         long n = ids.numel();
         long v = table.dim(0);
         long rowBytes = table.dtype().bytesFor(table.dim(1));
@@ -76,8 +76,17 @@ final class EmbeddingKernels {
         return unit;
     }
 
+    /**
+     * Bytes of the scratch {@link #embeddingBackward} allocates for n tokens into a [v, d] table (0 when it allocates
+     * none): counts [V], offsets [V + 1] and the sorted tokens [N], all int32. The one size rule of this launch and of
+     * the meta backend's prediction.
+     */
+    public static long backwardWorkspaceBytes(long n, long v, long d) {
+        return n == 0 || d == 0 ? 0 : 4L * (2 * v + 1 + n);
+    }
+
     /** gradTable[v, :] += the sum, in ascending i and fp32, of gradOut[i, :] over the tokens i with id v. */
-    void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
+    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
         long n = ids.numel();
         long v = gradTable.dim(0);
         long d = gradTable.dim(1);
@@ -92,8 +101,7 @@ final class EmbeddingKernels {
         }
         String kernel = "embedding_accumulate_" + ElementwiseKernels.floatSuffix("embeddingBackward", g) + "_"
                 + ElementwiseKernels.floatSuffix("embeddingBackward", t);
-        // scratch: counts [V], offsets [V + 1], sorted [N], all int32
-        Block scratch = allocator.allocate(4L * (2 * v + 1 + n), MemoryCategory.WORKSPACE);
+        Block scratch = allocator.allocate(backwardWorkspaceBytes(n, v, d), MemoryCategory.WORKSPACE);
         try {
             long counts = scratch.address();
             long offsets = counts + 4L * v;

@@ -25,7 +25,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
  * head size are declared here and compiled into the kernels as defines, and the shared memory they need is raised
  * above 48 KiB once per kernel.
  */
-final class FlashKernels {
+public final class FlashKernels {
     /** Warps per block, each owning 16 rows of a tile (FLASH_WARPS). */
     static final int WARPS = 4;
     static final int THREADS = WARPS * 32;
@@ -79,16 +79,16 @@ final class FlashKernels {
     private final CudaStream stream;
     private final Set<String> raised = ConcurrentHashMap.newKeySet();
 
-    FlashKernels(KernelCompiler compiler, CudaStream stream) {
+    public FlashKernels(KernelCompiler compiler, CudaStream stream) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
     }
 
-    static boolean supports(DType dtype, long headDim) {
+    public static boolean supports(DType dtype, long headDim) {
         return (dtype == DType.BF16 || dtype == DType.F16) && TILES.containsKey((int) headDim);
     }
 
-    void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+    public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int shared = forwardShared(q.dtype().byteSize(), d, tiles);
@@ -99,7 +99,7 @@ final class FlashKernels {
         }
     }
 
-    void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
                   Tensor gradQ, Tensor gradK, Tensor gradV) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
@@ -113,10 +113,11 @@ final class FlashKernels {
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
         // key/value head; otherwise one block per key/value head
         long group = q.dim(1) / k.dim(1);
-        boolean split = splitHeads(group, window, q.dim(2));
-        try (Scope shares = Scope.open("flash dK/dV shares", MemoryCategory.WORKSPACE)) {
-            Tensor pk = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
-            Tensor pv = split ? Tensor.empty(q.shape(), DType.F32, q.device()) : null;
+        boolean split = splitsKeyValueHeads(q, k, window);
+        try (Scope shares = openWorkspace()) {
+            Tensor[] share = backwardWorkspace(q, k, window);
+            Tensor pk = share[0];
+            Tensor pv = share[1];
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
@@ -154,6 +155,31 @@ final class FlashKernels {
     static boolean splitHeads(long group, long window, long t) {
         long span = window > 0 ? Math.min(window, t) : t;
         return group > 1 && span >= SPLIT_SPAN;
+    }
+
+    /**
+     * Whether {@link #backward} gives every query head its own dK/dV block (grouped heads over a span of at least
+     * SPLIT_SPAN visible keys), whose fp32 shares one more kernel then sums per key/value head.
+     */
+    public static boolean splitsKeyValueHeads(Tensor q, Tensor k, long window) {
+        return splitHeads(q.dim(1) / k.dim(1), window, q.dim(2));
+    }
+
+    /** The scope {@link #backward}'s workspace lives in (category WORKSPACE). */
+    public static Scope openWorkspace() {
+        return Scope.open("flash dK/dV shares", MemoryCategory.WORKSPACE);
+    }
+
+    /**
+     * {@link #backward}'s workspace, allocated in the current scope: the fp32 dK and dV shares [B, Hq, T, D] when it
+     * {@linkplain #splitsKeyValueHeads splits key/value heads}, else none ({null, null}). The one rule of this launch
+     * and of the meta backend's prediction.
+     */
+    public static Tensor[] backwardWorkspace(Tensor q, Tensor k, long window) {
+        if (!splitsKeyValueHeads(q, k, window)) {
+            return new Tensor[2];
+        }
+        return new Tensor[] {Tensor.empty(q.shape(), DType.F32, q.device()), Tensor.empty(q.shape(), DType.F32, q.device())};
     }
 
     /** out [B, Hkv, T, D] = the sum over each key/value head's group of query heads' shares [B, Hq, T, D]. */

@@ -10,7 +10,7 @@ import static dev.jtune.engine.cuda.KernelSource.VEC;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/loss.cu: cross-entropy forward and backward, and the count of non-ignored labels. */
-final class LossKernels {
+public final class LossKernels {
     private static final int COUNT_THREADS = 1024;
 
     /** kernels/loss.cu's kernels and their parameters. */
@@ -24,13 +24,13 @@ final class LossKernels {
     private final CudaStream stream;
     private final long maxBlocks;
 
-    LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public LossKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }
 
-    void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
+    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
         long n = logits.dim(0);
         long v = logits.dim(1);
         if (n == 0) {
@@ -47,7 +47,7 @@ final class LossKernels {
         }
     }
 
-    void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
         long n = logits.dim(0);
         long v = logits.dim(1);
         if (n == 0 || v == 0) {
@@ -65,7 +65,7 @@ final class LossKernels {
         }
     }
 
-    void countNotEqual(Tensor labels, int value, Tensor out) {
+    public void countNotEqual(Tensor labels, int value, Tensor out) {
         int outF64 = StatTypes.scalarFlag("countNotEqual", "out", out);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(labels.address()).i64(labels.numel()).i32(value).pointer(out.address()).i32(outF64);

@@ -26,7 +26,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
  * (the 16 NF4 code values, then the 256-entry dynamic map of the double quantization) from a small device buffer
  * that this class fills once from {@link Nf4}, so the tables have a single source.
  */
-final class Nf4Kernels {
+public final class Nf4Kernels {
     private static final int THREADS = 256;
     /** Elements per vectorised unit of work: 16 code bytes. */
     static final int CHUNK = 32;
@@ -48,7 +48,7 @@ final class Nf4Kernels {
     private final long maxBlocks;
     private final Block tables;
 
-    Nf4Kernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public Nf4Kernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 8; // 8 x 256 threads: a full SM
@@ -65,7 +65,7 @@ final class Nf4Kernels {
         }
     }
 
-    void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
+    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
         long n = out.numel();
         if (n == 0) {
             return;

@@ -20,7 +20,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
  * Typed launches of kernels/norm.cu: RMSNorm forward and backward. The weight gradient goes through a scratch
  * buffer of per-row-slot partial sums [slots, D] that a second kernel adds in a fixed order (deterministic).
  */
-final class NormKernels {
+public final class NormKernels {
     /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
     static final long PARTIAL_BYTES = 32L << 20;
     /** A weight-reduce block: columns (threads in x) and slot rows (threads in y); norm.cu's part[ROWS][COLUMNS + 1]. */
@@ -42,7 +42,7 @@ final class NormKernels {
     private final int multiprocessors;
     private final long maxBlocks;
 
-    NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public NormKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
@@ -50,7 +50,24 @@ final class NormKernels {
         this.maxBlocks = (long) multiprocessors * 32;
     }
 
-    void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+    /**
+     * Bytes of the partial sums {@link #rmsNormBackward} allocates for the weight gradient of x [n, d] of dtype
+     * {@code x} on a GPU of {@code multiprocessors} SMs (0 when it allocates none): the one size rule of this launch
+     * and of the meta backend's prediction.
+     */
+    public static long weightGradientWorkspaceBytes(long n, long d, DType x, int multiprocessors) {
+        if (n == 0 || d == 0) {
+            return 0;
+        }
+        int accBytes = accumulatorBytes(x);
+        return weightGradientLaunch(n, d, accBytes, multiprocessors, (long) multiprocessors * 32).slots() * d * accBytes;
+    }
+
+    private static int accumulatorBytes(DType x) {
+        return x == DType.F64 ? 8 : 4;
+    }
+
+    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
         long d = RowLaunch.lastDim(x);
         if (x.numel() == 0 || d == 0) {
             return;
@@ -67,7 +84,7 @@ final class NormKernels {
         }
     }
 
-    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
         long d = RowLaunch.lastDim(x);
         if (d == 0) {
             return;
@@ -95,10 +112,10 @@ final class NormKernels {
             }
             return;
         }
-        int accBytes = x.dtype() == DType.F64 ? 8 : 4;
+        int accBytes = accumulatorBytes(x.dtype());
         RowLaunch launch = weightGradientLaunch(n, d, accBytes, multiprocessors, maxBlocks);
         long slots = launch.slots();
-        Block partial = allocator.allocate(slots * d * accBytes, MemoryCategory.WORKSPACE);
+        Block partial = allocator.allocate(weightGradientWorkspaceBytes(n, d, x.dtype(), multiprocessors), MemoryCategory.WORKSPACE);
         try {
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())

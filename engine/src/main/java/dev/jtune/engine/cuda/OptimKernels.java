@@ -16,7 +16,7 @@ import static dev.jtune.engine.cuda.KernelSource.VEC;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/optim.cu: the AdamW step, the deterministic sum of squares and the clip coefficient. */
-final class OptimKernels {
+public final class OptimKernels {
     private static final int THREADS = 256;
 
     /** kernels/optim.cu's kernels and their parameters. */
@@ -32,16 +32,18 @@ final class OptimKernels {
     private final CachingAllocator allocator;
     private final long maxBlocks;
     private final long partialBlocks;
+    private final int multiprocessors;
 
-    OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
+    public OptimKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.allocator = allocator;
         this.maxBlocks = (long) context.multiprocessors() * 32;
         this.partialBlocks = (long) context.multiprocessors() * 4;
+        this.multiprocessors = context.multiprocessors();
     }
 
-    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
         long n = param.numel();
         if (n == 0) {
             return;
@@ -67,8 +69,26 @@ final class OptimKernels {
         }
     }
 
+    /**
+     * Bytes of the block partials {@link #sumOfSquares} allocates for x on a GPU of {@code multiprocessors} SMs (0 when
+     * it allocates none): the one size rule of this launch and of the meta backend's prediction.
+     */
+    public static long sumOfSquaresWorkspaceBytes(Tensor x, int multiprocessors) {
+        long n = x.numel();
+        if (n == 0) {
+            return 0;
+        }
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), n, x);
+        return sumOfSquaresParts(n, vec, (long) multiprocessors * 4) * (x.dtype() == DType.F64 ? 8 : 4);
+    }
+
+    /** Blocks of the first pass, each summing THREADS * 4 vectors: at most {@code partialBlocks}. */
+    private static long sumOfSquaresParts(long n, int vec, long partialBlocks) {
+        return Math.max(1, Math.min(Math.ceilDiv(n / vec, THREADS * 4L), partialBlocks));
+    }
+
     /** out[0] += sum of x^2: a fixed grid of block partials (fixed for a given size and GPU), added in order. */
-    void sumOfSquares(Tensor x, Tensor out) {
+    public void sumOfSquares(Tensor x, Tensor out) {
         long n = x.numel();
         if (n == 0) {
             return;
@@ -77,8 +97,8 @@ final class OptimKernels {
         int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), n, x);
         String sfx = ElementwiseKernels.floatSuffix("sumOfSquares", x.dtype());
         int accBytes = x.dtype() == DType.F64 ? 8 : 4;
-        long parts = Math.max(1, Math.min(Math.ceilDiv(n / vec, THREADS * 4L), partialBlocks));
-        Block partial = allocator.allocate(parts * accBytes, MemoryCategory.WORKSPACE);
+        long parts = sumOfSquaresParts(n, vec, partialBlocks);
+        Block partial = allocator.allocate(sumOfSquaresWorkspaceBytes(x, multiprocessors), MemoryCategory.WORKSPACE);
         try {
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(x.address()).i64(n).pointer(partial.address());
@@ -93,7 +113,7 @@ final class OptimKernels {
         }
     }
 
-    void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
+    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
         int ssF64 = StatTypes.scalarFlag("clipCoefficient", "sumOfSquares", sumOfSquares);
         int coefF64 = StatTypes.scalarFlag("clipCoefficient", "coef", coef);
         try (KernelArgs args = new KernelArgs()) {

@@ -11,7 +11,7 @@ import static dev.jtune.engine.cuda.KernelSource.FLOATS;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D]. */
-final class RopeKernels {
+public final class RopeKernels {
     private static final int THREADS = 256;
 
     /** kernels/rope.cu: rope_T(x, positions, out, b, h, t, d, base, scaling, inverse). */
@@ -23,13 +23,13 @@ final class RopeKernels {
     private final CudaStream stream;
     private final long maxBlocks;
 
-    RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public RopeKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 16;
     }
 
-    void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
+    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         long b = x.dim(0);
         long h = x.dim(1);
         long t = x.dim(2);

@@ -18,7 +18,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
  * Typed launches of kernels/softmax.cu: softmax / log-softmax and backward, row dot products, and the masked
  * attention softmax with its backward. Row-wise kernels use {@link RowLaunch}.
  */
-final class SoftmaxKernels {
+public final class SoftmaxKernels {
     private static final int THREADS = 256;
     /** attention_softmax's vector width: 4 F32 scores per 16-byte access. */
     static final int ATTENTION_VEC = 4;
@@ -39,13 +39,13 @@ final class SoftmaxKernels {
     private final CudaStream stream;
     private final long maxBlocks;
 
-    SoftmaxKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
+    public SoftmaxKernels(KernelCompiler compiler, CudaStream stream, CudaContext context) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
         this.maxBlocks = (long) context.multiprocessors() * 32;
     }
 
-    void softmax(Tensor x, boolean log, Tensor out) {
+    public void softmax(Tensor x, boolean log, Tensor out) {
         long c = RowLaunch.lastDim(x);
         if (x.numel() == 0) {
             return;
@@ -58,7 +58,7 @@ final class SoftmaxKernels {
         }
     }
 
-    void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
+    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
         long c = RowLaunch.lastDim(out);
         if (out.numel() == 0) {
             return;
@@ -71,7 +71,7 @@ final class SoftmaxKernels {
         }
     }
 
-    void rowDot(Tensor a, Tensor b, Tensor out) {
+    public void rowDot(Tensor a, Tensor b, Tensor out) {
         long rows = a.dim(0);
         long c = a.dim(1);
         if (rows == 0) {
@@ -89,7 +89,7 @@ final class SoftmaxKernels {
         }
     }
 
-    void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
                           Tensor probs, Tensor lse, boolean lseIn) {
         long rows = scores.dim(0);
         long c = scores.dim(1);
@@ -111,7 +111,7 @@ final class SoftmaxKernels {
         }
     }
 
-    void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
         long rows = probs.dim(0);
         long c = probs.dim(1);
         if (rows == 0 || c == 0) {

@@ -5,7 +5,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
 /**
- * The dtypes the fused kernels take for statistics and accumulators that the Backend contract documents as F32
+ * The dtypes the fused kernels take for statistics and accumulators that their contracts (fused.*Kernel) document as F32
  * (rstd, lse, loss rows, scores, gradient sums): F32, and F64 alongside F64 inputs (float64 gradient checks).
  */
 final class StatTypes {

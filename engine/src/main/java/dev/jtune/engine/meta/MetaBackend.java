@@ -5,11 +5,12 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
-import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
+import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.memory.SimulatedDeviceMemory;
@@ -21,8 +22,12 @@ import java.lang.foreign.MemorySegment;
  * run on meta, predicts the memory it needs on a GPU. Allocation goes through the same {@link CachingAllocator}
  * as on CUDA, in expandable mode, over a {@link SimulatedDeviceMemory} of 1 PiB with the GPU's 2 MiB pages: its
  * statistics (allocated, reserved, peaks per category) are what the CUDA allocator would report for the same
- * sequence of allocations, never limited by this machine. Ops have been validated by {@code Ops} before they get
- * here, so compute methods have nothing left to do.
+ * sequence of allocations, never limited by this machine. Ops have been validated and their outputs allocated by
+ * the op's shared code before they get here, so the primitives have nothing left to do; a fused op's meta rule
+ * ({@link FusedOp#meta}) allocates the workspace its cuda launcher would, through the launcher's own size function,
+ * and answers the cuda device's path choices (fused attention), so the sequence of allocations is the GPU's. Not
+ * modelled: per-GPU resident buffers allocated once (cuBLASLt's 32 MiB workspace at the first matmul, the NF4
+ * lookup tables at the first dequantization), which a plan adds once.
  *
  * <p>For a fresh plan: close the scopes of the previous one, then {@link #reset()}.
  */
@@ -31,8 +36,12 @@ public final class MetaBackend implements Backend {
     static final long CAPACITY = 1L << 50;
     private static final MetaBackend INSTANCE = new MetaBackend();
 
+    /** H100 SXM and H200. */
+    public static final int DEFAULT_MULTIPROCESSORS = 132;
+
     private final CachingAllocator allocator =
             new CachingAllocator(new SimulatedDeviceMemory(CAPACITY), CachingAllocator.Config.expandable());
+    private volatile int multiprocessors = DEFAULT_MULTIPROCESSORS;
 
     private MetaBackend() {
     }
@@ -95,138 +104,48 @@ public final class MetaBackend implements Backend {
     public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
     }
 
-
-    // ---------------------------------------------------------------- fused ops of a training step
-
+    /** A fused op's meta rule: no data to compute, only the workspace its cuda launcher would allocate. */
     @Override
-    public void embedding(Tensor ids, Tensor table, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
+    public <K> K kernels(FusedOp<K> op) {
+        return op.meta();
     }
 
-    @Override
-    public void embeddingBackward(Tensor ids, Tensor gradOut, Tensor gradTable) {
-        // meta tensors hold no data: shapes were checked by the op
+    /**
+     * Allocates {@code bytes} of WORKSPACE as a cuda launcher allocates its scratch (straight from the allocator, no
+     * scope), freed on close; nothing when {@code bytes} is 0. Meta rules use it with the launcher's size function.
+     */
+    public Workspace workspace(long bytes) {
+        return new Workspace(bytes > 0 ? allocator.allocate(bytes, MemoryCategory.WORKSPACE) : null);
     }
 
-    @Override
-    public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
-        // meta tensors hold no data: shapes were checked by the op
+    /** A simulated workspace block, freed by {@link #close()}. */
+    public final class Workspace implements AutoCloseable {
+        private Block block;
+
+        private Workspace(Block block) {
+            this.block = block;
+        }
+
+        @Override
+        public void close() {
+            if (block != null) {
+                allocator.free(block);
+                block = null;
+            }
+        }
     }
 
-    @Override
-    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-        // meta tensors hold no data: shapes were checked by the op
+    /** Streaming multiprocessors of the modelled GPU, which some launchers' workspace sizes depend on. */
+    public int multiprocessors() {
+        return multiprocessors;
     }
 
-    @Override
-    public void gelu(Tensor x, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void geluBackward(Tensor x, Tensor gradOut, Tensor gradX) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void geglu(Tensor gate, Tensor up, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rope(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void softmax(Tensor x, boolean log, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void softmaxBackward(Tensor out, Tensor gradOut, boolean log, Tensor gradX) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void crossEntropy(Tensor logits, Tensor labels, int ignoreIndex, Tensor loss, Tensor lse) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void countNotEqual(Tensor labels, int value, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale, Tensor probs, Tensor lse, boolean lseIn) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void attentionSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void rowDot(Tensor a, Tensor b, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void fusedAttention(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void fusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void sumOfSquares(Tensor x, Tensor out) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void dropout(Tensor x, double p, long seed, Tensor out) {
-        // meta tensors hold no data
-    }
-
-    @Override
-    public void softcap(Tensor x, double cap, Tensor out) {
-        // meta tensors hold no data
-    }
-
-    @Override
-    public void softcapBackward(Tensor z, Tensor gradOut, double cap, Tensor gradX) {
-        // meta tensors hold no data
-    }
-
-    @Override
-    public void clipCoefficient(Tensor sumOfSquares, double maxNorm, Tensor coef) {
-        // meta tensors hold no data: shapes were checked by the op
-    }
-
-    @Override
-    public void dequantizeNf4(Tensor codes, Tensor absmax, Tensor absmaxCodes, Tensor absmax2, float offset, Tensor out) {
-        // meta tensors hold no data
+    /** Models a GPU with {@code count} streaming multiprocessors (default {@value #DEFAULT_MULTIPROCESSORS}). */
+    public void multiprocessors(int count) {
+        if (count <= 0) {
+            throw new IllegalArgumentException("multiprocessors must be positive, got " + count);
+        }
+        this.multiprocessors = count;
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.ActivationKernel;
 
 /** GELU (tanh approximation, as Gemma's gelu_pytorch_tanh) and the GeGLU product of Gemma's MLP. */
 public final class Activations {
@@ -14,13 +15,13 @@ public final class Activations {
         return Autograd.op("gelu", () -> {
             Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
             if (out.numel() > 0) {
-                x.backend().gelu(xc, out);
+                ActivationKernel.on(x).gelu(xc, out);
             }
             return out;
         }, g -> {
             Tensor gx = Tensor.empty(x.shape(), x.dtype(), x.device());
             if (gx.numel() > 0) {
-                x.backend().geluBackward(xc, g.contiguous(), gx);
+                ActivationKernel.on(x).geluBackward(xc, g.contiguous(), gx);
             }
             return new Tensor[] {gx};
         }, x);
@@ -38,14 +39,14 @@ public final class Activations {
         return Autograd.op(op, () -> {
             Tensor out = Tensor.empty(gate.shape(), gate.dtype(), gate.device());
             if (out.numel() > 0) {
-                gate.backend().geglu(gc, uc, out);
+                ActivationKernel.on(gate).geglu(gc, uc, out);
             }
             return out;
         }, g -> {
             Tensor gg = Tensor.empty(gate.shape(), gate.dtype(), gate.device());
             Tensor gu = Tensor.empty(up.shape(), up.dtype(), up.device());
             if (gg.numel() > 0) {
-                gate.backend().gegluBackward(gc, uc, g.contiguous(), gg, gu);
+                ActivationKernel.on(gate).gegluBackward(gc, uc, g.contiguous(), gg, gu);
             }
             return new Tensor[] {gg, gu};
         }, gate, up);

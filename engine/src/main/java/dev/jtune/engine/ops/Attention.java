@@ -1,18 +1,19 @@
 package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
-import dev.jtune.engine.DType;
 import dev.jtune.engine.Node;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
+import dev.jtune.engine.fused.AttentionKernel;
+import dev.jtune.engine.fused.SoftcapKernel;
 
 /**
  * Causal attention with an optional sliding window and grouped-query heads; no [T x T] score matrix ever exists and
  * only the per-row log-sum-exp is saved. Two implementations of one function: where the backend has fused kernels
- * for the dtype and head size ({@link Backend#hasFusedAttention}: the GPU in bf16/f16), one kernel forward and two
+ * for the dtype and head size ({@link AttentionKernel#hasFused}: the GPU in bf16/f16), one kernel forward and two
  * backward (FlashAttention-2's algorithm); elsewhere, and with a logit cap, the blocked path: per (batch, head,
  * query block) the scores against the visible keys only are computed in fp32 by the backend's matmul, soft-maxed
  * with the mask, and multiplied by the values; backward recomputes each block's probabilities from the lse and
@@ -36,7 +37,7 @@ public final class Attention {
             throw new ShapeException(op + ": q " + q.shape() + " and k/v " + k.shape()
                     + " must share batch, length and head size, with query heads a multiple of key/value heads");
         }
-        if (spec.softcap() <= 0 && q.backend().hasFusedAttention(q.dtype(), q.dim(3))) {
+        if (spec.softcap() <= 0 && AttentionKernel.on(q).hasFused(q.dtype(), q.dim(3))) {
             return fused(aligned(q), aligned(k), aligned(v), spec);
         }
         Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec);
@@ -57,18 +58,17 @@ public final class Attention {
     }
 
     /**
-     * One kernel forward and two backward where the backend has them ({@link Backend#hasFusedAttention}): the same
+     * One kernel forward and two backward where the device has them ({@link AttentionKernel#hasFused}): the same
      * function as the blocked path, with the scores never leaving the chip.
      */
     private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
-        Backend be = q.backend();
         Tensor out;
         Tensor lse;
         try (Autograd.GradMode off = Autograd.noGrad()) {
             out = Tensor.empty(q.shape(), q.dtype(), q.device());
             lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
             if (out.numel() > 0) {
-                be.fusedAttention(q, k, v, spec.window(), spec.scale(), out, lse);
+                AttentionKernel.on(q).fusedForward(q, k, v, spec.window(), spec.scale(), out, lse);
             }
         }
         Node node = Autograd.attach("attention", out, g -> {
@@ -78,7 +78,7 @@ public final class Attention {
             Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
             if (out.numel() > 0) {
                 Tensor delta = delta(gOut, out, lse);
-                be.fusedAttentionBackward(q, k, v, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
+                AttentionKernel.on(q).fusedBackward(q, k, v, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
                 delta.close();
             }
             return new Tensor[] {gq, gk, gv};
@@ -94,7 +94,7 @@ public final class Attention {
     /** delta [B, H, T] = the row dot product of the output's gradient and the output, in lse's (statistics) dtype. */
     private static Tensor delta(Tensor gOut, Tensor out, Tensor lse) {
         Tensor delta = Tensor.empty(lse.shape(), lse.dtype(), lse.device());
-        out.backend().rowDot(gOut.reshape(-1, out.dim(3)), out.reshape(-1, out.dim(3)), delta.reshape(-1));
+        AttentionKernel.on(out).rowDot(gOut.reshape(-1, out.dim(3)), out.reshape(-1, out.dim(3)), delta.reshape(-1));
         return delta;
     }
 
@@ -133,7 +133,7 @@ public final class Attention {
                 return spec.scale();
             }
             be.scale(scores, spec.scale() / spec.softcap(), scores);
-            be.softcap(scores, 1.0, scores);
+            SoftcapKernel.on(scores).forward(scores, 1.0, scores);
             be.scale(scores, spec.softcap(), scores);
             return 1.0;
         }
@@ -145,6 +145,7 @@ public final class Attention {
 
         void forward(Tensor out, Tensor lse) {
             Backend be = q.backend();
+            AttentionKernel kernel = AttentionKernel.on(q);
             long t = q.dim(2);
             for (long b = 0; b < q.dim(0); b++) {
                 for (long h = 0; h < q.dim(1); h++) {
@@ -158,7 +159,7 @@ public final class Attention {
                             be.matmul(rows(q, b, h, t0, t1), false, kb, true, scores, false);
                             double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), false);
+                            kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), false);
                             be.matmul(probs, false, rows(v, b, hk, k0, t1), false, rows(out, b, h, t0, t1), false);
                         }
                     }
@@ -168,6 +169,7 @@ public final class Attention {
 
         Tensor[] backward(Tensor gOut, Tensor out, Tensor lse) {
             Backend be = q.backend();
+            AttentionKernel kernel = AttentionKernel.on(q);
             long t = q.dim(2);
             Tensor delta = delta(gOut, out, lse);
             Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
@@ -188,16 +190,16 @@ public final class Attention {
                             be.matmul(qb, false, kb, true, scores, false);
                             double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            be.attentionSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), true);
+                            kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), true);
                             be.matmul(probs, true, gob, false, rows(gv, b, hk, k0, t1), true);
                             // the scores are spent (kept only when capped: the cap's derivative needs them)
                             Tensor gradProbs = spec.softcap() > 0 ? Tensor.empty(scores.shape(), scores.dtype(), q.device()) : scores;
                             be.matmul(gob, false, vb, true, gradProbs, false);
                             Tensor gradScores = probs; // dS overwrites P element by element (same index read then written)
-                            be.attentionSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), scale, gradScores);
+                            kernel.maskedSoftmaxBackward(probs, gradProbs, stats(delta, b, h, t0, t1), scale, gradScores);
                             if (spec.softcap() > 0) { // through z = cap tanh(scale s / cap): dS *= (1 - (z/cap)^2) * scale
                                 Tensor z = scores.dtype() == gradScores.dtype() ? scores : scores.cast(gradScores.dtype());
-                                be.softcapBackward(z, gradScores, spec.softcap(), gradScores);
+                                SoftcapKernel.on(z).backward(z, gradScores, spec.softcap(), gradScores);
                                 be.scale(gradScores, spec.scale(), gradScores);
                             }
                             be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);

@@ -6,56 +6,74 @@ import dev.jtune.engine.DeviceMismatchException;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 
-/** Argument checks shared by the fused ops; every message names the op and the offending tensors. */
-final class Checks {
+/**
+ * The one set of operand checks, shared by {@link dev.jtune.engine.Ops} and every fused op (and usable by ops written
+ * outside the engine): each throws the engine's exception for the misuse, with a message that names the op and the
+ * offending tensors (shape, dtype, device) and, where there is one, the fix.
+ */
+public final class Checks {
     private Checks() {
     }
 
-    static void floating(String op, Tensor t, String role) {
+    /** {@code t} is open and has a floating dtype (F64, F32, BF16, F16). */
+    public static void floating(String op, Tensor t, String role) {
         t.checkOpen(op);
         if (!t.dtype().isFloating()) {
-            throw new DTypeException(op + ": " + role + " must be floating, got " + t.describe());
+            throw new DTypeException(op + ": " + role + " must be floating (F64, F32, BF16, F16), got " + t.describe());
         }
     }
 
-    static void dtype(String op, Tensor t, DType expected, String role) {
+    /** {@code t} is open and of dtype {@code expected}. */
+    public static void dtype(String op, Tensor t, DType expected, String role) {
         t.checkOpen(op);
         if (t.dtype() != expected) {
             throw new DTypeException(op + ": " + role + " must be " + expected + ", got " + t.describe());
         }
     }
 
-    static void sameDevice(String op, Tensor... ts) {
+    /** Every non-null tensor is on the first one's device. */
+    public static void sameDevice(String op, Tensor... ts) {
         for (Tensor t : ts) {
             if (t != null && !t.device().equals(ts[0].device())) {
-                throw new DeviceMismatchException(op + ": " + ts[0].describe() + " and " + t.describe() + " are on different devices");
+                throw new DeviceMismatchException(op + ": " + ts[0].describe() + " and " + t.describe()
+                        + " are on different devices; move one with to(device)");
             }
         }
     }
 
-    static void sameDType(String op, Tensor a, Tensor b) {
+    public static void sameDType(String op, Tensor a, Tensor b) {
         if (a.dtype() != b.dtype()) {
-            throw new DTypeException(op + ": dtypes differ, " + a.describe() + " and " + b.describe());
+            throw new DTypeException(op + ": dtypes differ, " + a.describe() + " and " + b.describe()
+                    + "; cast one with cast(dtype)");
         }
     }
 
-    static void rank(String op, Tensor t, int rank, String role) {
+    public static void rank(String op, Tensor t, int rank, String role) {
         if (t.rank() != rank) {
             throw new ShapeException(op + ": " + role + " must have rank " + rank + ", got " + t.describe());
         }
     }
 
-    static void sameShape(String op, Tensor a, Tensor b) {
+    public static void sameShape(String op, Tensor a, Tensor b) {
         if (!a.shape().equals(b.shape())) {
             throw new ShapeException(op + ": shapes " + a.shape() + " and " + b.shape() + " must be equal");
         }
+    }
+
+    /** The two operands of a binary op or product: both open, on one device, of one floating dtype. */
+    public static void pair(String op, Tensor a, Tensor b) {
+        a.checkOpen(op);
+        b.checkOpen(op);
+        sameDevice(op, a, b);
+        sameDType(op, a, b);
+        floating(op, a, "operands");
     }
 
     /**
      * The dtype of statistics and accumulators (rstd, log-sum-exp, scores, fp32 gradient sums): F32, or F64 for
      * F64 inputs so that float64 gradient checks see no fp32 rounding.
      */
-    static DType statType(Tensor t) {
+    public static DType statType(Tensor t) {
         return t.dtype() == DType.F64 ? DType.F64 : DType.F32;
     }
 

@@ -8,6 +8,8 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.CrossEntropyKernel;
+import dev.jtune.engine.fused.SoftcapKernel;
 
 /**
  * Cross-entropy averaged over the tokens whose label is not {@link #IGNORE_INDEX}, as HF computes a causal LM's
@@ -42,16 +44,16 @@ public final class CrossEntropy {
             count = Tensor.empty(Shape.of(1), Checks.statType(logits), logits.device());
             Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(logits), logits.device());
             if (n > 0) {
-                logits.backend().crossEntropy(rows, flat, IGNORE_INDEX, perRow, lse);
+                CrossEntropyKernel.on(logits).forward(rows, flat, IGNORE_INDEX, perRow, lse);
             }
-            logits.backend().countNotEqual(flat, IGNORE_INDEX, count);
+            CrossEntropyKernel.on(logits).countNotEqual(flat, IGNORE_INDEX, count);
             loss = meanOf(perRow, count);
             perRow.close();
         }
         Node node = Autograd.attach(op, loss, g -> {
             Tensor gradRows = Tensor.empty(rows.shape(), logits.dtype(), logits.device());
             if (n > 0) {
-                logits.backend().crossEntropyBackward(rows, flat, lse, IGNORE_INDEX, scaleOf(g, count), gradRows);
+                CrossEntropyKernel.on(logits).backward(rows, flat, lse, IGNORE_INDEX, scaleOf(g, count), gradRows);
             }
             return new Tensor[] {gradRows.reshape(logits.shape().toArray()), null};
         }, logits, labels);
@@ -115,13 +117,13 @@ public final class CrossEntropy {
                 long r1 = Math.min(n, r0 + chunk);
                 try (Scope s = Scope.open("logits chunk")) {
                     Tensor logits = chunkLogits(h, w, r0, r1, softcap);
-                    h.backend().crossEntropy(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
+                    CrossEntropyKernel.on(h).forward(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                 }
             }
             if (normalizer > 0) {
                 h.backend().fill(count, normalizer);
             } else {
-                h.backend().countNotEqual(lab, IGNORE_INDEX, count);
+                CrossEntropyKernel.on(h).countNotEqual(lab, IGNORE_INDEX, count);
             }
             loss = meanOf(perRow, count);
             perRow.close();
@@ -135,9 +137,9 @@ public final class CrossEntropy {
                 try (Scope s = Scope.open("logits chunk")) {
                     Tensor logits = chunkLogits(h, w, r0, r1, softcap);
                     Tensor grad = softcap > 0 ? Tensor.empty(logits.shape(), logits.dtype(), logits.device()) : logits;
-                    h.backend().crossEntropyBackward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, grad);
+                    CrossEntropyKernel.on(h).backward(logits, lab.slice(0, r0, r1), lse.slice(0, r0, r1), IGNORE_INDEX, scale, grad);
                     if (softcap > 0) {
-                        h.backend().softcapBackward(logits, grad, softcap, grad);
+                        SoftcapKernel.on(h).backward(logits, grad, softcap, grad);
                     }
                     logits = grad;
                     if (gh != null) {
@@ -159,7 +161,7 @@ public final class CrossEntropy {
         Tensor logits = Tensor.empty(Shape.of(r1 - r0, w.dim(0)), h.dtype(), h.device());
         h.backend().matmul(h.slice(0, r0, r1), false, w, true, logits, false);
         if (softcap > 0) {
-            h.backend().softcap(logits, softcap, logits);
+            SoftcapKernel.on(h).forward(logits, softcap, logits);
         }
         return logits;
     }

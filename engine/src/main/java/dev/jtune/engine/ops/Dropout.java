@@ -2,6 +2,7 @@ package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.DropoutKernel;
 
 /**
  * Inverted dropout with a counter-based mask: element i is kept when uniform(seed, i) >= p. The mask is a
@@ -27,7 +28,7 @@ public final class Dropout {
     private static Tensor run(Tensor x, double p, long seed) {
         Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
         if (out.numel() > 0) {
-            x.backend().dropout(x, p, seed, out);
+            DropoutKernel.on(x).apply(x, p, seed, out);
         }
         return out;
     }

@@ -4,6 +4,7 @@ import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.EmbeddingKernel;
 
 /** Row lookup in an embedding table; its backward is a deterministic scatter-add into the table's gradient. */
 public final class Embedding {
@@ -26,13 +27,13 @@ public final class Embedding {
         return Autograd.op(op, () -> {
             Tensor out = Tensor.empty(Shape.of(flatIds.numel(), table.dim(1)), table.dtype(), table.device());
             if (out.numel() > 0) {
-                table.backend().embedding(flatIds, table.contiguous(), out);
+                EmbeddingKernel.on(table).forward(flatIds, table.contiguous(), out);
             }
             return out.reshape(od);
         }, g -> {
             Tensor grad = Tensor.zeros(table.shape(), table.dtype(), table.device());
             if (g.numel() > 0) {
-                table.backend().embeddingBackward(flatIds, Checks.rows(g), grad);
+                EmbeddingKernel.on(table).backward(flatIds, Checks.rows(g), grad);
             }
             return new Tensor[] {grad, null};
         }, table, ids);

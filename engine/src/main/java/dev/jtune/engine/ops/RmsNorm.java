@@ -1,11 +1,11 @@
 package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
-import dev.jtune.engine.DType;
 import dev.jtune.engine.Node;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.RmsNormKernel;
 
 /**
  * RMSNorm over the last axis with fp32 statistics. Gemma scales by {@code (1 + w)} ({@code offsetOne}); the
@@ -31,7 +31,7 @@ public final class RmsNorm {
             out = Tensor.empty(rows.shape(), x.dtype(), x.device());
             rstd = Tensor.empty(Shape.of(rows.dim(0)), Checks.statType(x), x.device());
             if (out.numel() > 0) {
-                x.backend().rmsNorm(rows, weight.contiguous(), eps, offsetOne, out, rstd);
+                RmsNormKernel.on(x).forward(rows, weight.contiguous(), eps, offsetOne, out, rstd);
             }
             out = out.reshape(x.shape().toArray());
         }
@@ -39,7 +39,7 @@ public final class RmsNorm {
             Tensor gx = Tensor.empty(rows.shape(), x.dtype(), x.device());
             Tensor gw = weight.requiresGrad() ? Tensor.empty(weight.shape(), Checks.statType(x), x.device()) : null;
             if (gx.numel() > 0) {
-                x.backend().rmsNormBackward(rows, weight.contiguous(), rstd, offsetOne, Checks.rows(g), gx, gw);
+                RmsNormKernel.on(x).backward(rows, weight.contiguous(), rstd, offsetOne, Checks.rows(g), gx, gw);
             } else if (gw != null) {
                 x.backend().fill(gw, 0.0);
             }

@@ -4,6 +4,7 @@ import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.RopeKernel;
 
 /**
  * Rotary position embedding (HF's rotate-half convention, fp32 angles as HF computes them). Its backward is the
@@ -46,7 +47,7 @@ public final class Rope {
     private static Tensor rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse) {
         Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
         if (out.numel() > 0) {
-            x.backend().rope(x, positions, base, scaling, inverse, out);
+            RopeKernel.on(x).rotate(x, positions, base, scaling, inverse, out);
         }
         return out;
     }

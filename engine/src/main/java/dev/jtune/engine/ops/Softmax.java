@@ -2,6 +2,7 @@ package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.SoftmaxKernel;
 
 /** Softmax and log-softmax along one axis, in fp32; the backward uses the saved output. */
 public final class Softmax {
@@ -29,7 +30,7 @@ public final class Softmax {
         return Autograd.op(op, () -> {
             Tensor out = Tensor.empty(rows.shape(), x.dtype(), x.device());
             if (out.numel() > 0) {
-                x.backend().softmax(rows, log, out);
+                SoftmaxKernel.on(x).forward(rows, log, out);
             }
             saved[0] = out;
             Tensor shaped = out.reshape(movedShape);
@@ -38,7 +39,7 @@ public final class Softmax {
             Tensor gm = (ax == last ? g : g.transpose(ax, last)).contiguous().reshape(-1, rows.dim(1));
             Tensor gx = Tensor.empty(rows.shape(), x.dtype(), x.device());
             if (gx.numel() > 0) {
-                x.backend().softmaxBackward(saved[0], gm, log, gx);
+                SoftmaxKernel.on(x).backward(saved[0], gm, log, gx);
             }
             Tensor shaped = gx.reshape(movedShape);
             return new Tensor[] {ax == last ? shaped : shaped.transpose(ax, last)};

@@ -9,6 +9,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.fused.AdamWKernel;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -70,7 +71,7 @@ public final class AdamW implements Optimizer {
                     continue;
                 }
                 Tensor target = st.master != null ? st.master : st.param;
-                target.backend().adamw(target, g.contiguous(), st.m, st.v, s, null);
+                AdamWKernel.on(target).step(target, g.contiguous(), st.m, st.v, s, null);
                 if (st.master != null) {
                     Ops.copyInto(st.master, st.param);
                 }

@@ -7,6 +7,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.fused.GradClipKernel;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -50,7 +51,7 @@ public final class GradClip {
             for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
                 Backend be = e.getValue().backend();
                 Tensor coef = Tensor.empty(Shape.of(1), DType.F32, e.getKey());
-                be.clipCoefficient(e.getValue(), maxNorm, coef);
+                GradClipKernel.on(coef).clipCoefficient(e.getValue(), maxNorm, coef);
                 for (Tensor p : params) {
                     Tensor g = p.grad();
                     if (g != null) {
@@ -70,7 +71,7 @@ public final class GradClip {
             Tensor g = p.grad();
             if (g != null) {
                 Tensor ss = sums.computeIfAbsent(g.device(), d -> Tensor.zeros(Shape.of(1), DType.F32, d));
-                g.backend().sumOfSquares(g.contiguous(), ss);
+                GradClipKernel.on(g).sumOfSquares(g.contiguous(), ss);
             }
         }
         if (sums.size() > 1) {

@@ -8,6 +8,7 @@ import dev.jtune.engine.Numerics;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.Nf4Kernel;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -37,7 +38,7 @@ import java.util.stream.LongStream;
  * midpoint test). The scale of block b is then {@code fp32(fp32(dynamicMap[code2[b]] * absmax2[b / 256]) + offset)}.
  *
  * <p><b>Dequantization</b>: {@code out[i] = round(fp32(CODES[code_i] * scale[i / 64]))}, rounded once to the output
- * dtype (BF16, F16 or F32). It runs on the tensors' device through {@code Backend.dequantizeNf4}; the cpu and cuda
+ * dtype (BF16, F16 or F32). It runs on the tensors' device through {@code fused.Nf4Kernel}; the cpu and cuda
  * backends give bit-identical results.
  *
  * <p>Differences from bitsandbytes, all in the last bit of an fp32 value: bitsandbytes builds its CUDA code with
@@ -403,7 +404,7 @@ public final class Nf4 {
         if (out.numel() == 0) {
             return;
         }
-        out.backend().dequantizeNf4(q.codes(), q.absmax(), q.absmaxCodes(), q.absmax2(), q.offset(), out);
+        Nf4Kernel.on(out).dequantize(q.codes(), q.absmax(), q.absmaxCodes(), q.absmax2(), q.offset(), out);
     }
 
     private static void checkOpen(Nf4Tensor q, String op) {

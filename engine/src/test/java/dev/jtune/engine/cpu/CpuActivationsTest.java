@@ -3,6 +3,7 @@ package dev.jtune.engine.cpu;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.ActivationKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -82,10 +83,10 @@ class CpuActivationsTest extends CpuKernelTest {
             }
             boolean inPlace = rnd.nextBoolean();
             Tensor gradX = inPlace ? gy : output(rnd, dtype, shape);
-            cpu.geluBackward(x, gy, gradX);
+            cpu.kernels(ActivationKernel.OP).geluBackward(x, gy, gradX);
             assertClose("geluBackward " + dtype + " inPlace=" + inPlace, gx, gradX.toDoubleArray(), tol(dtype), terms(xs, gys));
             Tensor out = inPlace ? x : output(rnd, dtype, shape);
-            cpu.gelu(x, out);
+            cpu.kernels(ActivationKernel.OP).gelu(x, out);
             assertClose("gelu " + dtype + " inPlace=" + inPlace, y, out.toDoubleArray(), tol(dtype), terms(xs));
         }
     }
@@ -112,11 +113,11 @@ class CpuActivationsTest extends CpuKernelTest {
                 dUp[i] = dy[i] * gelu(g[i]);
             }
             Tensor o = output(rnd, dtype, shape);
-            cpu.geglu(gate, up, o);
+            cpu.kernels(ActivationKernel.OP).geglu(gate, up, o);
             assertClose("geglu " + dtype, out, o.toDoubleArray(), tol(dtype), terms(g, u));
             Tensor gradGate = output(rnd, dtype, shape);
             Tensor gradUp = output(rnd, dtype, shape);
-            cpu.gegluBackward(gate, up, gy, gradGate, gradUp);
+            cpu.kernels(ActivationKernel.OP).gegluBackward(gate, up, gy, gradGate, gradUp);
             assertClose("gegluBackward gate " + dtype, dGate, gradGate.toDoubleArray(), tol(dtype), terms(g, u, dy));
             assertClose("gegluBackward up " + dtype, dUp, gradUp.toDoubleArray(), tol(dtype), terms(g, dy));
         }
@@ -132,18 +133,18 @@ class CpuActivationsTest extends CpuKernelTest {
             double[] gy = uniform(rnd, n, -1, 1);
             double[] numericGelu = centralDifference(x, 1e-5, xv -> {
                 Tensor out = output(rnd, DType.F64, n);
-                cpu.gelu(tensor(rnd, DType.F64, xv, n), out);
+                cpu.kernels(ActivationKernel.OP).gelu(tensor(rnd, DType.F64, xv, n), out);
                 return dot(gy, out.toDoubleArray());
             });
             Tensor gx = output(rnd, DType.F64, n);
-            cpu.geluBackward(tensor(rnd, DType.F64, x, n), tensor(rnd, DType.F64, gy, n), gx);
+            cpu.kernels(ActivationKernel.OP).geluBackward(tensor(rnd, DType.F64, x, n), tensor(rnd, DType.F64, gy, n), gx);
             assertGradient("gelu", numericGelu, gx.toDoubleArray(), 1e-8);
 
             double[] numericGate = centralDifference(x, 1e-5, gv -> geglu(rnd, gv, up, gy));
             double[] numericUp = centralDifference(up, 1e-5, uv -> geglu(rnd, x, uv, gy));
             Tensor gradGate = output(rnd, DType.F64, n);
             Tensor gradUp = output(rnd, DType.F64, n);
-            cpu.gegluBackward(tensor(rnd, DType.F64, x, n), tensor(rnd, DType.F64, up, n), tensor(rnd, DType.F64, gy, n), gradGate, gradUp);
+            cpu.kernels(ActivationKernel.OP).gegluBackward(tensor(rnd, DType.F64, x, n), tensor(rnd, DType.F64, up, n), tensor(rnd, DType.F64, gy, n), gradGate, gradUp);
             assertGradient("geglu gate", numericGate, gradGate.toDoubleArray(), 1e-8);
             assertGradient("geglu up", numericUp, gradUp.toDoubleArray(), 1e-8);
         }
@@ -152,7 +153,7 @@ class CpuActivationsTest extends CpuKernelTest {
     private double geglu(Random rnd, double[] gate, double[] up, double[] gy) {
         int n = gate.length;
         Tensor out = output(rnd, DType.F64, n);
-        cpu.geglu(tensor(rnd, DType.F64, gate, n), tensor(rnd, DType.F64, up, n), out);
+        cpu.kernels(ActivationKernel.OP).geglu(tensor(rnd, DType.F64, gate, n), tensor(rnd, DType.F64, up, n), out);
         return dot(gy, out.toDoubleArray());
     }
 }

@@ -3,6 +3,7 @@ package dev.jtune.engine.cpu;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.AttentionKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -65,7 +66,7 @@ class CpuAttentionTest extends CpuKernelTest {
             double[][] ref = reference(b, scores.toDoubleArray());
             Tensor probs = output(rnd, dtype, b.rows, b.cols);
             Tensor lse = output(rnd, stat(dtype), b.rows);
-            cpu.attentionSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, false);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, false);
             assertClose(b + " " + dtype + " lse", ref[0], lse.toDoubleArray(), tol(stat(dtype)), 8);
             assertClose(b + " " + dtype + " probs", ref[1], probs.toDoubleArray(), tol(dtype));
             for (double l : ref[0]) {
@@ -82,7 +83,7 @@ class CpuAttentionTest extends CpuKernelTest {
         Tensor probs = output(rnd, DType.F32, 3, 4);
         Tensor lse = output(rnd, DType.F32, 3);
         Tensor scores = tensor(rnd, DType.F32, uniform(rnd, 12, -1, 1), 3, 4);
-        cpu.attentionSoftmax(scores, 3, 3, 5, 0, 0.5, probs, lse, false);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, 3, 3, 5, 0, 0.5, probs, lse, false);
         double[] l = lse.toDoubleArray();
         double[] p = probs.toDoubleArray();
         assertEquals(Double.NEGATIVE_INFINITY, l[0]);
@@ -110,7 +111,7 @@ class CpuAttentionTest extends CpuKernelTest {
             Tensor whole = tensor(rnd, stat(dtype), s, rows, cols);
             Tensor lse = output(rnd, stat(dtype), rows);
             Tensor wholeProbs = output(rnd, DType.F64, rows, cols);
-            cpu.attentionSoftmax(whole, rowStart, perHead, 0, window, scale, wholeProbs, lse, false);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmax(whole, rowStart, perHead, 0, window, scale, wholeProbs, lse, false);
             double[] l = lse.toDoubleArray();
             double[] sf = whole.toDoubleArray();
             int split = 1 + rnd.nextInt(cols - 1);
@@ -130,7 +131,7 @@ class CpuAttentionTest extends CpuKernelTest {
                 }
                 Tensor probs = output(rnd, dtype, rows, width);
                 Tensor lseCopy = tensor(rnd, stat(dtype), l, rows);
-                cpu.attentionSoftmax(tensor(rnd, stat(dtype), part, rows, width), rowStart, perHead, range[0], window, scale,
+                cpu.kernels(AttentionKernel.OP).maskedSoftmax(tensor(rnd, stat(dtype), part, rows, width), rowStart, perHead, range[0], window, scale,
                         probs, lseCopy, true);
                 assertClose("lseIn block " + range[0] + ".." + range[1] + " " + dtype, expected, probs.toDoubleArray(), tol(dtype));
                 assertClose("lseIn leaves lse alone", l, lseCopy.toDoubleArray(), 0);
@@ -161,7 +162,7 @@ class CpuAttentionTest extends CpuKernelTest {
                 }
             }
             Tensor gradScores = inPlace ? probs : output(rnd, gradType, rows, cols);
-            cpu.attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
             assertClose("attentionSoftmaxBackward " + probsType + " -> " + gradType + " inPlace=" + inPlace, expected, gradScores.toDoubleArray(), tol(gradType), 1);
         }
     }
@@ -177,20 +178,20 @@ class CpuAttentionTest extends CpuKernelTest {
             double[] gp = uniform(rnd, s.length, -1, 1);
             double[] numeric = centralDifference(s, 1e-5, sv -> {
                 Tensor probs = output(rnd, DType.F64, b.rows, b.cols);
-                cpu.attentionSoftmax(tensor(rnd, DType.F64, sv, b.rows, b.cols), b.rowStart, b.rowsPerHead, b.colStart,
+                cpu.kernels(AttentionKernel.OP).maskedSoftmax(tensor(rnd, DType.F64, sv, b.rows, b.cols), b.rowStart, b.rowsPerHead, b.colStart,
                         b.window, b.scale, probs, output(rnd, DType.F64, b.rows), false);
                 return dot(gp, probs.toDoubleArray());
             });
             Tensor scores = tensor(rnd, DType.F64, s, b.rows, b.cols);
             Tensor lse = output(rnd, DType.F64, b.rows);
             Tensor probs = output(rnd, DType.F64, b.rows, b.cols);
-            cpu.attentionSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, false);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, false);
             // the backward pass recomputes probs from the saved lse
-            cpu.attentionSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, true);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, b.rowStart, b.rowsPerHead, b.colStart, b.window, b.scale, probs, lse, true);
             Tensor gradProbs = tensor(rnd, DType.F64, gp, b.rows, b.cols);
             Tensor delta = output(rnd, DType.F64, b.rows);
-            cpu.rowDot(gradProbs, probs, delta);
-            cpu.attentionSoftmaxBackward(probs, gradProbs, delta, b.scale, probs);
+            cpu.kernels(AttentionKernel.OP).rowDot(gradProbs, probs, delta);
+            cpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(probs, gradProbs, delta, b.scale, probs);
             assertGradient(b.toString(), numeric, probs.toDoubleArray(), 1e-8);
         }
     }
@@ -215,7 +216,7 @@ class CpuAttentionTest extends CpuKernelTest {
                 }
             }
             Tensor out = output(rnd, stat(dtype), rows);
-            cpu.rowDot(a, bt, out);
+            cpu.kernels(AttentionKernel.OP).rowDot(a, bt, out);
             assertClose("rowDot " + dtype + " [" + rows + ", " + cols + "]", expected, out.toDoubleArray(), tol(stat(dtype)), terms);
         }
     }

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.EmbeddingKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -34,7 +35,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
             Tensor table = tensor(rnd, dtype, uniform(rnd, vocab * d, -3, 3), vocab, d);
             double[] t = table.toDoubleArray();
             Tensor out = output(rnd, dtype, n, d);
-            cpu.embedding(ints(rnd, ids, n), table, out);
+            cpu.kernels(EmbeddingKernel.OP).forward(ints(rnd, ids, n), table, out);
             double[] expected = new double[n * d];
             for (int i = 0; i < n; i++) {
                 for (int j = 0; j < d; j++) {
@@ -70,7 +71,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
                     expected[v * d + j] += sum;
                 }
             }
-            cpu.embeddingBackward(ints(rnd, ids, n), gradOut, gradTable);
+            cpu.kernels(EmbeddingKernel.OP).backward(ints(rnd, ids, n), gradOut, gradTable);
             assertClose("embeddingBackward " + dtype + " into " + tableType, expected, gradTable.toDoubleArray(), tol(tableType));
         }
     }
@@ -87,11 +88,11 @@ class CpuEmbeddingTest extends CpuKernelTest {
             double[] gy = uniform(rnd, n * d, -1, 1);
             double[] numeric = centralDifference(table, 1e-5, t -> {
                 Tensor out = output(rnd, DType.F64, n, d);
-                cpu.embedding(ints(rnd, ids, n), tensor(rnd, DType.F64, t, vocab, d), out);
+                cpu.kernels(EmbeddingKernel.OP).forward(ints(rnd, ids, n), tensor(rnd, DType.F64, t, vocab, d), out);
                 return dot(gy, out.toDoubleArray());
             });
             Tensor grad = tensor(rnd, DType.F64, new double[vocab * d], vocab, d);
-            cpu.embeddingBackward(ints(rnd, ids, n), tensor(rnd, DType.F64, gy, n, d), grad);
+            cpu.kernels(EmbeddingKernel.OP).backward(ints(rnd, ids, n), tensor(rnd, DType.F64, gy, n, d), grad);
             assertGradient("embedding", numeric, grad.toDoubleArray(), 1e-9);
         }
     }
@@ -103,7 +104,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
         Tensor out = output(rnd, DType.F32, 4, 3);
         for (int bad : new int[]{5, -1, 1 << 30}) {
             Tensor ids = ints(rnd, new int[]{0, 4, bad, 1}, 4);
-            ShapeException e = assertThrows(ShapeException.class, () -> cpu.embedding(ids, table, out));
+            ShapeException e = assertThrows(ShapeException.class, () -> cpu.kernels(EmbeddingKernel.OP).forward(ids, table, out));
             assertTrue(e.getMessage().contains("id " + bad) && e.getMessage().contains("index 2") && e.getMessage().contains("[0, 5)"),
                     e.getMessage());
             for (double v : out.toDoubleArray()) {
@@ -111,7 +112,7 @@ class CpuEmbeddingTest extends CpuKernelTest {
             }
             Tensor grad = tensor(rnd, DType.F32, new double[15], 5, 3);
             ShapeException b = assertThrows(ShapeException.class,
-                    () -> cpu.embeddingBackward(ids, tensor(rnd, DType.F32, uniform(rnd, 12, -1, 1), 4, 3), grad));
+                    () -> cpu.kernels(EmbeddingKernel.OP).backward(ids, tensor(rnd, DType.F32, uniform(rnd, 12, -1, 1), 4, 3), grad));
             assertTrue(b.getMessage().contains("id " + bad) && b.getMessage().contains("index 2"), b.getMessage());
             assertArrayEquals(new double[15], grad.toDoubleArray(), "nothing is added before the ids are checked");
         }

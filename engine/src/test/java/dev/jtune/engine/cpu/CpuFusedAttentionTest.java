@@ -5,6 +5,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.AttentionKernel;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
 import org.junit.jupiter.api.Test;
@@ -38,20 +39,20 @@ class CpuFusedAttentionTest {
                 Tensor k = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
                 Tensor v = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
                 Tensor g = Tensor.randn(qs, DType.F64, CPU, seed++);
-                assertFalse(CpuBackend.instance().hasFusedAttention(DType.F64, c[4]), "the cpu runs the blocked op");
+                assertFalse(CpuBackend.instance().kernels(AttentionKernel.OP).hasFused(DType.F64, c[4]), "the cpu runs the blocked op");
                 Tensor blocked = Attention.causal(q, k, v, new AttentionSpec(c[5], scale, (int) c[6]));
                 blocked.backward(g);
 
                 Tensor out = Tensor.empty(qs, DType.F64, CPU);
                 Tensor lse = Tensor.empty(Shape.of(c[0], c[1], c[3]), DType.F64, CPU);
-                CpuBackend.instance().fusedAttention(q.detach(), k.detach(), v.detach(), c[5], scale, out, lse);
+                CpuBackend.instance().kernels(AttentionKernel.OP).fusedForward(q.detach(), k.detach(), v.detach(), c[5], scale, out, lse);
                 assertClose(blocked, out, "out");
                 Tensor delta = Tensor.empty(lse.shape(), DType.F64, CPU);
-                CpuBackend.instance().rowDot(g.reshape(-1, c[4]), out.reshape(-1, c[4]), delta.reshape(-1));
+                CpuBackend.instance().kernels(AttentionKernel.OP).rowDot(g.reshape(-1, c[4]), out.reshape(-1, c[4]), delta.reshape(-1));
                 Tensor gq = Tensor.empty(qs, DType.F64, CPU);
                 Tensor gk = Tensor.empty(kvs, DType.F64, CPU);
                 Tensor gv = Tensor.empty(kvs, DType.F64, CPU);
-                CpuBackend.instance().fusedAttentionBackward(q.detach(), k.detach(), v.detach(), g, lse, delta, c[5], scale, gq, gk, gv);
+                CpuBackend.instance().kernels(AttentionKernel.OP).fusedBackward(q.detach(), k.detach(), v.detach(), g, lse, delta, c[5], scale, gq, gk, gv);
                 assertClose(q.grad(), gq, "dq");
                 assertClose(k.grad(), gk, "dk");
                 assertClose(v.grad(), gv, "dv");
@@ -71,6 +72,47 @@ class CpuFusedAttentionTest {
                 }
                 assertEquals(Math.log(sum), lse.toDoubleArray()[i], 1e-12, "lse of the last query");
             }
+        }
+    }
+
+    /**
+     * The attention op's fused path (its delta, alignment and gradient plumbing around the kernels, which runs on the
+     * GPU) routed through the cpu reference by {@code jtune.cpu.fusedAttention}: the same outputs and gradients as the
+     * blocked op, in F64.
+     */
+    @Test
+    void theOpsFusedPathEqualsItsBlockedPath() {
+        long[][] cases = {{2, 4, 2, 23, 8, 0}, {1, 3, 1, 30, 4, 6}}; // B, Hq, Hkv, T, D, window
+        long seed = 41;
+        try {
+            for (long[] c : cases) {
+                try (Scope s = Scope.open("case")) {
+                    Shape qs = Shape.of(c[0], c[1], c[3], c[4]);
+                    Shape kvs = Shape.of(c[0], c[2], c[3], c[4]);
+                    AttentionSpec spec = new AttentionSpec(c[5], 1 / Math.sqrt(c[4]), 7);
+                    Tensor q = Tensor.randn(qs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor k = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor v = Tensor.randn(kvs, DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor g = Tensor.randn(qs, DType.F64, CPU, seed++);
+                    Tensor blocked = Attention.causal(q, k, v, spec);
+                    blocked.backward(g);
+                    Tensor[] blockedGrads = {q.grad().copy(), k.grad().copy(), v.grad().copy()};
+                    q.zeroGrad();
+                    k.zeroGrad();
+                    v.zeroGrad();
+                    System.setProperty("jtune.cpu.fusedAttention", "true");
+                    assertTrue(CpuBackend.instance().kernels(AttentionKernel.OP).hasFused(DType.F64, c[4]));
+                    Tensor fused = Attention.causal(q, k, v, spec);
+                    fused.backward(g);
+                    System.clearProperty("jtune.cpu.fusedAttention");
+                    assertClose(blocked, fused, "out");
+                    assertClose(blockedGrads[0], q.grad(), "dq");
+                    assertClose(blockedGrads[1], k.grad(), "dk");
+                    assertClose(blockedGrads[2], v.grad(), "dv");
+                }
+            }
+        } finally {
+            System.clearProperty("jtune.cpu.fusedAttention");
         }
     }
 

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.CrossEntropyKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -50,7 +51,7 @@ class CpuLossTest extends CpuKernelTest {
             }
             Tensor lossT = output(rnd, stat(dtype), n);
             Tensor lseT = output(rnd, stat(dtype), n);
-            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, lossT, lseT);
+            cpu.kernels(CrossEntropyKernel.OP).forward(logits, ints(rnd, y, n), IGNORE, lossT, lseT);
             String what = "crossEntropy " + dtype + " [" + n + ", " + vocab + "]";
             assertClose(what + " lse", lse, lseT.toDoubleArray(), tol(stat(dtype)));
             // loss = lse - logit cancels: its error is relative to |lse| + |logit|
@@ -70,7 +71,7 @@ class CpuLossTest extends CpuKernelTest {
         double[] x = uniform(rnd, 7, 1000, 1010);
         Tensor loss = output(rnd, DType.F32, 1);
         Tensor lse = output(rnd, DType.F32, 1);
-        cpu.crossEntropy(tensor(rnd, DType.F64, x, 1, 7), ints(rnd, new int[]{3}, 1), IGNORE, loss, lse);
+        cpu.kernels(CrossEntropyKernel.OP).forward(tensor(rnd, DType.F64, x, 1, 7), ints(rnd, new int[]{3}, 1), IGNORE, loss, lse);
         double[] shifted = new double[7];
         for (int v = 0; v < 7; v++) {
             shifted[v] = x[v] - 1000;
@@ -91,7 +92,7 @@ class CpuLossTest extends CpuKernelTest {
             int[] y = labels(rnd, n, vocab);
             Tensor logits = tensor(rnd, dtype, uniform(rnd, n * vocab, -8, 8), n, vocab);
             Tensor lse = output(rnd, stat(dtype), n);
-            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, output(rnd, stat(dtype), n), lse);
+            cpu.kernels(CrossEntropyKernel.OP).forward(logits, ints(rnd, y, n), IGNORE, output(rnd, stat(dtype), n), lse);
             double scale = 1.0 / (1 + rnd.nextInt(50));
             double[] x = logits.toDoubleArray();
             double[] l = lse.toDoubleArray(); // the saved lse (fp32 unless the logits are F64), as the contract reads it
@@ -102,7 +103,7 @@ class CpuLossTest extends CpuKernelTest {
                 }
             }
             Tensor grad = inPlace ? logits : output(rnd, dtype, n, vocab);
-            cpu.crossEntropyBackward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, stat(dtype), new double[]{scale}, 1), grad);
+            cpu.kernels(CrossEntropyKernel.OP).backward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, stat(dtype), new double[]{scale}, 1), grad);
             assertClose("crossEntropyBackward " + dtype + " [" + n + ", " + vocab + "] inPlace=" + inPlace,
                     expected, grad.toDoubleArray(), tol(dtype), scale);
         }
@@ -120,7 +121,7 @@ class CpuLossTest extends CpuKernelTest {
             double[] x = uniform(rnd, n * vocab, -4, 4);
             double[] numeric = centralDifference(x, 1e-5, xv -> {
                 Tensor loss = output(rnd, DType.F64, n);
-                cpu.crossEntropy(tensor(rnd, DType.F64, xv, n, vocab), ints(rnd, y, n), IGNORE, loss, output(rnd, DType.F64, n));
+                cpu.kernels(CrossEntropyKernel.OP).forward(tensor(rnd, DType.F64, xv, n, vocab), ints(rnd, y, n), IGNORE, loss, output(rnd, DType.F64, n));
                 double total = 0;
                 for (double l : loss.toDoubleArray()) {
                     total += l;
@@ -129,9 +130,9 @@ class CpuLossTest extends CpuKernelTest {
             });
             Tensor logits = tensor(rnd, DType.F64, x, n, vocab);
             Tensor lse = output(rnd, DType.F64, n);
-            cpu.crossEntropy(logits, ints(rnd, y, n), IGNORE, output(rnd, DType.F64, n), lse);
+            cpu.kernels(CrossEntropyKernel.OP).forward(logits, ints(rnd, y, n), IGNORE, output(rnd, DType.F64, n), lse);
             Tensor grad = output(rnd, DType.F64, n, vocab);
-            cpu.crossEntropyBackward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, DType.F64, new double[]{scale}, 1), grad);
+            cpu.kernels(CrossEntropyKernel.OP).backward(logits, ints(rnd, y, n), lse, IGNORE, tensor(rnd, DType.F64, new double[]{scale}, 1), grad);
             assertGradient("crossEntropy", numeric, grad.toDoubleArray(), 1e-8);
         }
     }
@@ -143,7 +144,7 @@ class CpuLossTest extends CpuKernelTest {
         for (int bad : new int[]{4, -1}) {
             Tensor labels = ints(rnd, new int[]{0, IGNORE, bad}, 3);
             ShapeException e = assertThrows(ShapeException.class,
-                    () -> cpu.crossEntropy(logits, labels, IGNORE, output(rnd, DType.F32, 3), output(rnd, DType.F32, 3)));
+                    () -> cpu.kernels(CrossEntropyKernel.OP).forward(logits, labels, IGNORE, output(rnd, DType.F32, 3), output(rnd, DType.F32, 3)));
             assertTrue(e.getMessage().contains("label " + bad) && e.getMessage().contains("row 2"), e.getMessage());
         }
     }
@@ -160,7 +161,7 @@ class CpuLossTest extends CpuKernelTest {
                 expected += y[i] != IGNORE ? 1 : 0;
             }
             Tensor out = output(rnd, trial % 2 == 0 ? DType.F32 : DType.F64, 1); // F64 next to F64 logits
-            cpu.countNotEqual(ints(rnd, y, n), IGNORE, out);
+            cpu.kernels(CrossEntropyKernel.OP).countNotEqual(ints(rnd, y, n), IGNORE, out);
             assertEquals(expected, out.item(), "countNotEqual of " + n + " labels");
         }
     }

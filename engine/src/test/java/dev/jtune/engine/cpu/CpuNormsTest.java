@@ -3,6 +3,7 @@ package dev.jtune.engine.cpu;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.RmsNormKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -43,7 +44,7 @@ class CpuNormsTest extends CpuKernelTest {
             double[][] ref = reference(x.toDoubleArray(), w.toDoubleArray(), n, d, eps, offsetOne);
             Tensor out = inPlace ? x : output(rnd, dtype, n, d);
             Tensor rstd = output(rnd, stat(dtype), n);
-            cpu.rmsNorm(x, w, eps, offsetOne, out, rstd);
+            cpu.kernels(RmsNormKernel.OP).forward(x, w, eps, offsetOne, out, rstd);
             String what = "rmsNorm " + dtype + " w " + wType + " [" + n + ", " + d + "] offsetOne=" + offsetOne + " inPlace=" + inPlace;
             assertClose(what + " out", ref[0], out.toDoubleArray(), tol(dtype));
             assertClose(what + " rstd", ref[1], rstd.toDoubleArray(), tol(stat(dtype)));
@@ -64,7 +65,7 @@ class CpuNormsTest extends CpuKernelTest {
             Tensor w = tensor(rnd, wType, uniform(rnd, d, -1, 1), d);
             Tensor gradOut = tensor(rnd, dtype, uniform(rnd, n * d, -1, 1), n, d);
             Tensor rstd = output(rnd, stat(dtype), n);
-            cpu.rmsNorm(x, w, EPS, offsetOne, output(rnd, dtype, n, d), rstd);
+            cpu.kernels(RmsNormKernel.OP).forward(x, w, EPS, offsetOne, output(rnd, dtype, n, d), rstd);
             double[] xs = x.toDoubleArray();
             double[] ws = w.toDoubleArray();
             double[] gy = gradOut.toDoubleArray();
@@ -88,7 +89,7 @@ class CpuNormsTest extends CpuKernelTest {
             }
             Tensor gradX = output(rnd, dtype, n, d);
             Tensor gradW = wantWeight ? output(rnd, stat(dtype), d) : null;
-            cpu.rmsNormBackward(x, w, rstd, offsetOne, gradOut, gradX, gradW);
+            cpu.kernels(RmsNormKernel.OP).backward(x, w, rstd, offsetOne, gradOut, gradX, gradW);
             String what = "rmsNormBackward " + dtype + " [" + n + ", " + d + "] offsetOne=" + offsetOne;
             assertClose(what + " gradX", gx, gradX.toDoubleArray(), tol(dtype), terms);
             if (wantWeight) {
@@ -109,7 +110,7 @@ class CpuNormsTest extends CpuKernelTest {
             double[] gy = uniform(rnd, n * d, -1, 1);
             ForwardLoss loss = (xv, wv) -> {
                 Tensor out = output(rnd, DType.F64, n, d);
-                cpu.rmsNorm(tensor(rnd, DType.F64, xv, n, d), tensor(rnd, DType.F64, wv, d), EPS, offsetOne, out, output(rnd, DType.F64, n));
+                cpu.kernels(RmsNormKernel.OP).forward(tensor(rnd, DType.F64, xv, n, d), tensor(rnd, DType.F64, wv, d), EPS, offsetOne, out, output(rnd, DType.F64, n));
                 return dot(gy, out.toDoubleArray());
             };
             double[] numericX = centralDifference(x, 1e-5, xv -> loss.of(xv, w));
@@ -117,10 +118,10 @@ class CpuNormsTest extends CpuKernelTest {
             Tensor xt = tensor(rnd, DType.F64, x, n, d);
             Tensor wt = tensor(rnd, DType.F64, w, d);
             Tensor rstd = output(rnd, DType.F64, n);
-            cpu.rmsNorm(xt, wt, EPS, offsetOne, output(rnd, DType.F64, n, d), rstd);
+            cpu.kernels(RmsNormKernel.OP).forward(xt, wt, EPS, offsetOne, output(rnd, DType.F64, n, d), rstd);
             Tensor gradX = output(rnd, DType.F64, n, d);
             Tensor gradW = output(rnd, DType.F64, d);
-            cpu.rmsNormBackward(xt, wt, rstd, offsetOne, tensor(rnd, DType.F64, gy, n, d), gradX, gradW);
+            cpu.kernels(RmsNormKernel.OP).backward(xt, wt, rstd, offsetOne, tensor(rnd, DType.F64, gy, n, d), gradX, gradW);
             assertGradient("rmsNorm dx offsetOne=" + offsetOne, numericX, gradX.toDoubleArray(), 1e-8);
             assertGradient("rmsNorm dw offsetOne=" + offsetOne, numericW, gradW.toDoubleArray(), 1e-8);
         }

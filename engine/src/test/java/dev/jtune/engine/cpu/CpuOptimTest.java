@@ -4,6 +4,8 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.GradClipKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -59,7 +61,7 @@ class CpuOptimTest extends CpuKernelTest {
                 Tensor grad = tensor(rnd, gradType, uniform(rnd, n, -2, 2), n);
                 double[] g = grad.toDoubleArray();
                 torchAdamW(p, ms, vs, g, scale, paramType, stateType, lr, b1, b2, eps, wd, step);
-                cpu.adamw(param, grad, m, v, new AdamWStep(lr, b1, b2, eps, wd, step), withScale ? scalar(rnd, scale) : null);
+                cpu.kernels(AdamWKernel.OP).step(param, grad, m, v, new AdamWStep(lr, b1, b2, eps, wd, step), withScale ? scalar(rnd, scale) : null);
                 assertClose(what + " step " + step + " m", ms, m.toDoubleArray(), tol(stateType));
                 assertClose(what + " step " + step + " v", vs, v.toDoubleArray(), tol(stateType));
                 assertClose(what + " step " + step + " param", p, param.toDoubleArray(), tol(paramType));
@@ -75,7 +77,7 @@ class CpuOptimTest extends CpuKernelTest {
         int n = 9;
         double[] p0 = uniform(rnd, n, -1, 1);
         Tensor param = tensor(rnd, DType.F64, p0, n);
-        cpu.adamw(param, tensor(rnd, DType.F64, new double[n], n), tensor(rnd, DType.F32, new double[n], n),
+        cpu.kernels(AdamWKernel.OP).step(param, tensor(rnd, DType.F64, new double[n], n), tensor(rnd, DType.F32, new double[n], n),
                 tensor(rnd, DType.F32, new double[n], n), new AdamWStep(0.01, 0.9, 0.999, 1e-8, 0.5, 1), null);
         double[] got = param.toDoubleArray();
         for (int i = 0; i < n; i++) {
@@ -98,7 +100,7 @@ class CpuOptimTest extends CpuKernelTest {
                 for (double e : x.toDoubleArray()) {
                     expected += e * e;
                 }
-                cpu.sumOfSquares(x, out);
+                cpu.kernels(GradClipKernel.OP).sumOfSquares(x, out);
                 assertEquals(expected, out.item(), tol(outType) * expected, dtype + " after " + (k + 1) + " tensors");
                 expected = out.item(); // continue from what out holds
             }
@@ -110,10 +112,10 @@ class CpuOptimTest extends CpuKernelTest {
         Random rnd = Seeds.random(804);
         Tensor x = tensor(rnd, DType.F32, uniform(rnd, 100_003, -3, 3), 100_003);
         Tensor first = scalar(rnd, 0);
-        cpu.sumOfSquares(x, first);
+        cpu.kernels(GradClipKernel.OP).sumOfSquares(x, first);
         for (int k = 0; k < 5; k++) {
             Tensor again = scalar(rnd, 0);
-            cpu.sumOfSquares(x, again);
+            cpu.kernels(GradClipKernel.OP).sumOfSquares(x, again);
             assertEquals(first.item(), again.item(), "same bits every run");
         }
     }
@@ -126,15 +128,15 @@ class CpuOptimTest extends CpuKernelTest {
             double ss = (float) c[0];
             double maxNorm = c[1];
             Tensor coef = output(rnd, DType.F32, 1);
-            cpu.clipCoefficient(scalar(rnd, ss), maxNorm, coef);
+            cpu.kernels(GradClipKernel.OP).clipCoefficient(scalar(rnd, ss), maxNorm, coef);
             double expected = Math.min(1, maxNorm / (Math.sqrt(ss) + 1e-6));
             assertEquals((float) expected, coef.item(), 0, "ss " + ss + " maxNorm " + maxNorm);
         }
         Tensor coef = output(rnd, DType.F32, 1);
-        cpu.clipCoefficient(scalar(rnd, Double.NaN), 1, coef);
+        cpu.kernels(GradClipKernel.OP).clipCoefficient(scalar(rnd, Double.NaN), 1, coef);
         assertTrue(Double.isNaN(coef.item()), "a NaN norm gives a NaN factor (torch's clamp keeps NaN)");
         Tensor inPlace = scalar(rnd, 16);
-        cpu.clipCoefficient(inPlace, 1, inPlace);
+        cpu.kernels(GradClipKernel.OP).clipCoefficient(inPlace, 1, inPlace);
         assertEquals((float) (1 / (4 + 1e-6)), inPlace.item(), 0);
     }
 }

@@ -3,6 +3,7 @@ package dev.jtune.engine.cpu;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.RopeKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -66,7 +67,7 @@ class CpuRopeTest extends CpuKernelTest {
             Tensor x = tensor(rnd, dtype, uniform(rnd, b * h * t * d, -2, 2), b, h, t, d);
             double[] expected = reference(x.toDoubleArray(), pos, b, h, t, d, base, inverse);
             Tensor out = inPlace ? x : output(rnd, dtype, b, h, t, d);
-            cpu.rope(x, ints(rnd, pos, b, t), base, 1.0, inverse, out);
+            cpu.kernels(RopeKernel.OP).rotate(x, ints(rnd, pos, b, t), base, 1.0, inverse, out);
             assertClose("rope " + dtype + " [" + b + ", " + h + ", " + t + ", " + d + "] base " + base + " inverse=" + inverse
                     + " inPlace=" + inPlace, expected, out.toDoubleArray(), tol(dtype), 2);
         }
@@ -80,7 +81,7 @@ class CpuRopeTest extends CpuKernelTest {
         int[] pos = {123_457, 98_765, 131_071};
         double[] x = uniform(rnd, 3 * d, -1, 1);
         Tensor out = output(rnd, DType.F64, 1, 1, 3, d);
-        cpu.rope(tensor(rnd, DType.F64, x, 1, 1, 3, d), ints(rnd, pos, 1, 3), 1_000_000, 1.0, false, out);
+        cpu.kernels(RopeKernel.OP).rotate(tensor(rnd, DType.F64, x, 1, 1, 3, d), ints(rnd, pos, 1, 3), 1_000_000, 1.0, false, out);
         double[] got = out.toDoubleArray();
         assertClose("rope at large positions", reference(x, pos, 1, 1, 3, d, 1_000_000, false), got, 1e-12, 1);
         double worst = 0;
@@ -108,18 +109,18 @@ class CpuRopeTest extends CpuKernelTest {
             double[] x = uniform(rnd, n, -2, 2);
             Tensor xt = tensor(rnd, DType.F64, x, b, h, t, d);
             Tensor rotated = output(rnd, DType.F64, b, h, t, d);
-            cpu.rope(xt, ints(rnd, pos, b, t), 10_000, 1.0, false, rotated);
-            cpu.rope(rotated, ints(rnd, pos, b, t), 10_000, 1.0, true, rotated);
+            cpu.kernels(RopeKernel.OP).rotate(xt, ints(rnd, pos, b, t), 10_000, 1.0, false, rotated);
+            cpu.kernels(RopeKernel.OP).rotate(rotated, ints(rnd, pos, b, t), 10_000, 1.0, true, rotated);
             assertClose("inverse(rope(x))", x, rotated.toDoubleArray(), 1e-14, 1);
 
             double[] gy = uniform(rnd, n, -1, 1);
             double[] numeric = centralDifference(x, 1e-5, xv -> {
                 Tensor out = output(rnd, DType.F64, b, h, t, d);
-                cpu.rope(tensor(rnd, DType.F64, xv, b, h, t, d), ints(rnd, pos, b, t), 10_000, 1.0, false, out);
+                cpu.kernels(RopeKernel.OP).rotate(tensor(rnd, DType.F64, xv, b, h, t, d), ints(rnd, pos, b, t), 10_000, 1.0, false, out);
                 return dot(gy, out.toDoubleArray());
             });
             Tensor gx = output(rnd, DType.F64, b, h, t, d);
-            cpu.rope(tensor(rnd, DType.F64, gy, b, h, t, d), ints(rnd, pos, b, t), 10_000, 1.0, true, gx);
+            cpu.kernels(RopeKernel.OP).rotate(tensor(rnd, DType.F64, gy, b, h, t, d), ints(rnd, pos, b, t), 10_000, 1.0, true, gx);
             assertGradient("rope", numeric, gx.toDoubleArray(), 1e-9);
         }
     }

@@ -3,6 +3,7 @@ package dev.jtune.engine.cpu;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.SoftmaxKernel;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -38,7 +39,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
             Tensor x = tensor(rnd, dtype, uniform(rnd, n * c, -6, 6), n, c);
             double[] expected = reference(x.toDoubleArray(), n, c, log);
             Tensor out = inPlace ? x : output(rnd, dtype, n, c);
-            cpu.softmax(x, log, out);
+            cpu.kernels(SoftmaxKernel.OP).forward(x, log, out);
             // log-softmax x - lse cancels to exactly 0 when C = 1: terms of size |x| bound the error
             assertClose((log ? "logSoftmax " : "softmax ") + dtype + " [" + n + ", " + c + "] inPlace=" + inPlace,
                     expected, out.toDoubleArray(), tol(dtype), 6);
@@ -55,7 +56,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
         }
         for (boolean log : new boolean[]{false, true}) {
             Tensor out = output(rnd, DType.F64, 2, 5);
-            cpu.softmax(tensor(rnd, DType.F64, x, 2, 5), log, out);
+            cpu.kernels(SoftmaxKernel.OP).forward(tensor(rnd, DType.F64, x, 2, 5), log, out);
             double[] expected = reference(shifted, 2, 5, log); // both are invariant to shifting a row
             assertClose("softmax of logits near 1000, log=" + log, expected, out.toDoubleArray(), 1e-12, 1000);
         }
@@ -71,7 +72,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
             int n = size(rnd);
             int c = size(rnd);
             Tensor y = output(rnd, dtype, n, c);
-            cpu.softmax(tensor(rnd, dtype, uniform(rnd, n * c, -4, 4), n, c), log, y);
+            cpu.kernels(SoftmaxKernel.OP).forward(tensor(rnd, dtype, uniform(rnd, n * c, -4, 4), n, c), log, y);
             Tensor gy = tensor(rnd, dtype, uniform(rnd, n * c, -1, 1), n, c);
             double[] ys = y.toDoubleArray();
             double[] g = gy.toDoubleArray();
@@ -91,7 +92,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
                 }
             }
             Tensor gx = inPlace ? gy : output(rnd, dtype, n, c);
-            cpu.softmaxBackward(y, gy, log, gx);
+            cpu.kernels(SoftmaxKernel.OP).backward(y, gy, log, gx);
             assertClose((log ? "logSoftmaxBackward " : "softmaxBackward ") + dtype + " [" + n + ", " + c + "] inPlace=" + inPlace,
                     expected, gx.toDoubleArray(), tol(dtype), 1);
         }
@@ -108,13 +109,13 @@ class CpuSoftmaxTest extends CpuKernelTest {
             double[] gy = uniform(rnd, n * c, -1, 1);
             double[] numeric = centralDifference(x, 1e-5, xv -> {
                 Tensor out = output(rnd, DType.F64, n, c);
-                cpu.softmax(tensor(rnd, DType.F64, xv, n, c), log, out);
+                cpu.kernels(SoftmaxKernel.OP).forward(tensor(rnd, DType.F64, xv, n, c), log, out);
                 return dot(gy, out.toDoubleArray());
             });
             Tensor y = output(rnd, DType.F64, n, c);
-            cpu.softmax(tensor(rnd, DType.F64, x, n, c), log, y);
+            cpu.kernels(SoftmaxKernel.OP).forward(tensor(rnd, DType.F64, x, n, c), log, y);
             Tensor gx = output(rnd, DType.F64, n, c);
-            cpu.softmaxBackward(y, tensor(rnd, DType.F64, gy, n, c), log, gx);
+            cpu.kernels(SoftmaxKernel.OP).backward(y, tensor(rnd, DType.F64, gy, n, c), log, gx);
             assertGradient(log ? "logSoftmax" : "softmax", numeric, gx.toDoubleArray(), 1e-9);
         }
     }
@@ -123,7 +124,7 @@ class CpuSoftmaxTest extends CpuKernelTest {
     void rowsSumToOne() {
         Random rnd = Seeds.random(505);
         Tensor out = output(rnd, DType.F32, 3, 1000);
-        cpu.softmax(tensor(rnd, DType.F32, uniform(rnd, 3000, -20, 20), 3, 1000), false, out);
+        cpu.kernels(SoftmaxKernel.OP).forward(tensor(rnd, DType.F32, uniform(rnd, 3000, -20, 20), 3, 1000), false, out);
         double[] p = out.toDoubleArray();
         for (int i = 0; i < 3; i++) {
             double s = 0;

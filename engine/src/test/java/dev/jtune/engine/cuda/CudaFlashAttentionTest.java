@@ -7,6 +7,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.AttentionKernel;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -59,7 +60,7 @@ class CudaFlashAttentionTest {
         for (DType dtype : new DType[] {DType.BF16, DType.F16}) {
             for (long[] c : cases) {
                 String what = dtype + " B" + c[0] + " Hq" + c[1] + " Hkv" + c[2] + " T" + c[3] + " D" + c[4] + " window " + c[5];
-                assertTrue(gpu.hasFusedAttention(dtype, c[4]), what);
+                assertTrue(gpu.kernels(AttentionKernel.OP).hasFused(dtype, c[4]), what);
                 try (Scope s = Scope.open(what)) {
                     Shape qs = Shape.of(c[0], c[1], c[3], c[4]);
                     Shape kvs = Shape.of(c[0], c[2], c[3], c[4]);
@@ -72,24 +73,24 @@ class CudaFlashAttentionTest {
 
                     Tensor out = Tensor.empty(qs, dtype, Device.CPU);
                     Tensor lse = Tensor.empty(rows, DType.F32, Device.CPU);
-                    cpu.fusedAttention(q, k, v, c[5], scale, out, lse);
+                    cpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, c[5], scale, out, lse);
                     Tensor delta = Tensor.empty(rows, DType.F32, Device.CPU);
-                    cpu.rowDot(g.reshape(-1, c[4]), out.reshape(-1, c[4]), delta.reshape(-1));
+                    cpu.kernels(AttentionKernel.OP).rowDot(g.reshape(-1, c[4]), out.reshape(-1, c[4]), delta.reshape(-1));
                     Tensor gq = Tensor.empty(qs, dtype, Device.CPU);
                     Tensor gk = Tensor.empty(kvs, dtype, Device.CPU);
                     Tensor gv = Tensor.empty(kvs, dtype, Device.CPU);
-                    cpu.fusedAttentionBackward(q, k, v, g, lse, delta, c[5], scale, gq, gk, gv);
+                    cpu.kernels(AttentionKernel.OP).fusedBackward(q, k, v, g, lse, delta, c[5], scale, gq, gk, gv);
 
                     Tensor[] dev = {q.to(GPU), k.to(GPU), v.to(GPU), g.to(GPU), lse.to(GPU), delta.to(GPU)};
                     Tensor outG = Tensor.empty(qs, dtype, GPU);
                     Tensor lseG = Tensor.empty(rows, DType.F32, GPU);
-                    gpu.fusedAttention(dev[0], dev[1], dev[2], c[5], scale, outG, lseG);
+                    gpu.kernels(AttentionKernel.OP).fusedForward(dev[0], dev[1], dev[2], c[5], scale, outG, lseG);
                     assertClose(out, outG.to(Device.CPU), tol(dtype), what + ": out");
                     assertClose(lse, lseG.to(Device.CPU), 1e-5, what + ": lse");
                     Tensor gqG = Tensor.empty(qs, dtype, GPU);
                     Tensor gkG = Tensor.empty(kvs, dtype, GPU);
                     Tensor gvG = Tensor.empty(kvs, dtype, GPU);
-                    gpu.fusedAttentionBackward(dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], c[5], scale, gqG, gkG, gvG);
+                    gpu.kernels(AttentionKernel.OP).fusedBackward(dev[0], dev[1], dev[2], dev[3], dev[4], dev[5], c[5], scale, gqG, gkG, gvG);
                     assertClose(gq, gqG.to(Device.CPU), tol(dtype), what + ": dq");
                     assertClose(gk, gkG.to(Device.CPU), tol(dtype), what + ": dk");
                     assertClose(gv, gvG.to(Device.CPU), tol(dtype), what + ": dv");
@@ -118,7 +119,7 @@ class CudaFlashAttentionTest {
     @Test
     void otherDtypesAndHeadSizesAreLeftToTheBlockedPath() {
         Backend gpu = CudaBackend.get(0);
-        assertFalse(gpu.hasFusedAttention(DType.F32, 256), "F32 attention stays exact (blocked path)");
-        assertFalse(gpu.hasFusedAttention(DType.BF16, 80), "head size without a kernel");
+        assertFalse(gpu.kernels(AttentionKernel.OP).hasFused(DType.F32, 256), "F32 attention stays exact (blocked path)");
+        assertFalse(gpu.kernels(AttentionKernel.OP).hasFused(DType.BF16, 80), "head size without a kernel");
     }
 }

@@ -9,6 +9,15 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.ActivationKernel;
+import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.AttentionKernel;
+import dev.jtune.engine.fused.CrossEntropyKernel;
+import dev.jtune.engine.fused.EmbeddingKernel;
+import dev.jtune.engine.fused.GradClipKernel;
+import dev.jtune.engine.fused.RmsNormKernel;
+import dev.jtune.engine.fused.RopeKernel;
+import dev.jtune.engine.fused.SoftmaxKernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -25,8 +34,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The fused ops of a training step (Backend's second half) on the cuda backend against the cpu reference, called
- * directly on both backends with the same inputs and outputs allocated here. Allocations are poisoned (NaN) so an
+ * The fused ops' kernels ({@code fused.*Kernel}) on the cuda backend against the cpu reference, called directly on
+ * both backends through {@code Backend.kernels} with the same inputs and outputs allocated here. Allocations are poisoned (NaN) so an
  * output element a kernel does not write fails the comparison. The cpu computes in double and rounds on store;
  * the GPU computes in fp32 (fp64 for F64), hence the tolerances of {@link #tol}.
  */
@@ -124,17 +133,17 @@ class CudaFusedParityTest {
                 Tensor table = rand(Shape.of(v, d), t, -2, 2);
                 Tensor ids = ints(Shape.of(n), 0, v);
                 Tensor ref = cpuEmpty(Shape.of(n, d), t);
-                cpu.embedding(ids, table, ref);
+                cpu.kernels(EmbeddingKernel.OP).forward(ids, table, ref);
                 Tensor got = gpuEmpty(Shape.of(n, d), t);
-                gpu.embedding(g(ids), g(table), got);
+                gpu.kernels(EmbeddingKernel.OP).forward(g(ids), g(table), got);
                 assertClose(ref, got, 0, tag("embedding " + t + " D=" + d));
                 // a table view that starts one row in (other alignments), into an output view at an odd offset
                 Tensor ids2 = ints(Shape.of(n), 0, v - 1);
                 Tensor ref2 = cpuEmpty(Shape.of(n, d), t);
-                cpu.embedding(ids2, table.slice(0, 1, v), ref2);
+                cpu.kernels(EmbeddingKernel.OP).forward(ids2, table.slice(0, 1, v), ref2);
                 Tensor outBig = gpuEmpty(Shape.of(n + 1, d), t);
                 Tensor got2 = outBig.slice(0, 1, n + 1);
-                gpu.embedding(g(ids2), g(table).slice(0, 1, v), got2);
+                gpu.kernels(EmbeddingKernel.OP).forward(g(ids2), g(table).slice(0, 1, v), got2);
                 assertClose(ref2, got2, 0, tag("embedding of views " + t + " D=" + d));
             }
         }
@@ -145,7 +154,7 @@ class CudaFusedParityTest {
         Tensor table = rand(Shape.of(10, 24), DType.BF16, 1, 2);
         Tensor ids = Tensor.fromArray(new int[] {-1, 10, 3}, Shape.of(3), DType.I32, CPU);
         Tensor got = gpuEmpty(Shape.of(3, 24), DType.BF16);
-        gpu.embedding(g(ids), g(table), got);
+        gpu.kernels(EmbeddingKernel.OP).forward(g(ids), g(table), got);
         double[] v = got.toDoubleArray();
         double[] row3 = table.slice(0, 3, 4).contiguous().toDoubleArray();
         for (int j = 0; j < 24; j++) {
@@ -178,13 +187,13 @@ class CudaFusedParityTest {
                 Tensor gradOut = rand(Shape.of(n, d), gt, -1, 1);
                 Tensor table0 = rand(Shape.of(v, d), tt, -1, 1);
                 Tensor ref = table0.copy();
-                cpu.embeddingBackward(ids, gradOut, ref);
+                cpu.kernels(EmbeddingKernel.OP).backward(ids, gradOut, ref);
                 Tensor got = g(table0);
-                gpu.embeddingBackward(g(ids), g(gradOut), got);
+                gpu.kernels(EmbeddingKernel.OP).backward(g(ids), g(gradOut), got);
                 String what = "embeddingBackward " + gt + " -> " + tt + " N=" + n + " V=" + v + " D=" + d;
                 assertClose(ref, got, Math.max(tol(tt), tol(gt)), tag(what));
                 Tensor again = g(table0);
-                gpu.embeddingBackward(g(ids), g(gradOut), again);
+                gpu.kernels(EmbeddingKernel.OP).backward(g(ids), g(gradOut), again);
                 assertSameBits(got, again, what);
             }
         }
@@ -205,16 +214,16 @@ class CudaFusedParityTest {
                         Tensor weight = rand(Shape.of(d), w, -1, 1);
                         Tensor refOut = cpuEmpty(x.shape(), t);
                         Tensor refRstd = cpuEmpty(Shape.of(n), stat(t));
-                        cpu.rmsNorm(x, weight, 1e-6, offsetOne, refOut, refRstd);
+                        cpu.kernels(RmsNormKernel.OP).forward(x, weight, 1e-6, offsetOne, refOut, refRstd);
                         Tensor out = gpuEmpty(x.shape(), t);
                         Tensor rstd = gpuEmpty(Shape.of(n), stat(t));
-                        gpu.rmsNorm(g(x), g(weight), 1e-6, offsetOne, out, rstd);
+                        gpu.kernels(RmsNormKernel.OP).forward(g(x), g(weight), 1e-6, offsetOne, out, rstd);
                         String what = "rmsNorm " + t + " w " + w + " D=" + d + " offsetOne=" + offsetOne;
                         assertClose(refOut, out, tol(t), tag(what + " out"));
                         assertClose(refRstd, rstd, tol(stat(t)), tag(what + " rstd"));
                         Tensor inPlace = g(x);
                         Tensor rstd2 = gpuEmpty(Shape.of(n), stat(t));
-                        gpu.rmsNorm(inPlace, g(weight), 1e-6, offsetOne, inPlace, rstd2);
+                        gpu.kernels(RmsNormKernel.OP).forward(inPlace, g(weight), 1e-6, offsetOne, inPlace, rstd2);
                         assertClose(refOut, inPlace, tol(t), tag(what + " in place"));
                     }
                 }
@@ -240,24 +249,24 @@ class CudaFusedParityTest {
                     Tensor gradOut = rand(Shape.of(n, d), t, -1, 1);
                     Tensor fwdOut = cpuEmpty(x.shape(), t);
                     Tensor rstd = cpuEmpty(Shape.of(n), stat(t));
-                    cpu.rmsNorm(x, weight, 1e-6, offsetOne, fwdOut, rstd);
+                    cpu.kernels(RmsNormKernel.OP).forward(x, weight, 1e-6, offsetOne, fwdOut, rstd);
 
                     Tensor refGx = cpuEmpty(x.shape(), t);
                     Tensor refGw = cpuEmpty(Shape.of(d), stat(t));
-                    cpu.rmsNormBackward(x, weight, rstd, offsetOne, gradOut, refGx, refGw);
+                    cpu.kernels(RmsNormKernel.OP).backward(x, weight, rstd, offsetOne, gradOut, refGx, refGw);
                     Tensor gx = gpuEmpty(x.shape(), t);
                     Tensor gw = gpuEmpty(Shape.of(d), stat(t));
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gx, gw);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gx, gw);
                     String what = "rmsNormBackward " + t + " w " + w + " N=" + n + " D=" + d + " offsetOne=" + offsetOne;
                     assertClose(refGx, gx, tol(t), tag(what + " gradX"));
                     assertClose(refGw, gw, tol(stat(t)), tag(what + " gradWeight"));
 
                     Tensor gw2 = gpuEmpty(Shape.of(d), stat(t));
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gpuEmpty(x.shape(), t), gw2);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, g(gradOut), gpuEmpty(x.shape(), t), gw2);
                     assertSameBits(gw, gw2, what + " gradWeight");
 
                     Tensor inPlace = g(gradOut); // gradX may be gradOut; no weight gradient
-                    gpu.rmsNormBackward(g(x), g(weight), g(rstd), offsetOne, inPlace, inPlace, null);
+                    gpu.kernels(RmsNormKernel.OP).backward(g(x), g(weight), g(rstd), offsetOne, inPlace, inPlace, null);
                     assertClose(refGx, inPlace, tol(t), tag(what + " in place, no gradWeight"));
                 }
             }
@@ -278,35 +287,35 @@ class CudaFusedParityTest {
                 double tolerance = tol(t);
 
                 Tensor ref = cpuEmpty(s, t);
-                cpu.gelu(x, ref);
+                cpu.kernels(ActivationKernel.OP).gelu(x, ref);
                 Tensor got = gpuEmpty(s, t);
-                gpu.gelu(g(x), got);
+                gpu.kernels(ActivationKernel.OP).gelu(g(x), got);
                 assertClose(ref, got, tolerance, tag("gelu " + what));
                 Tensor inPlace = g(x);
-                gpu.gelu(inPlace, inPlace);
+                gpu.kernels(ActivationKernel.OP).gelu(inPlace, inPlace);
                 assertClose(ref, inPlace, tolerance, tag("gelu in place " + what));
 
                 Tensor refGx = cpuEmpty(s, t);
-                cpu.geluBackward(x, go, refGx);
+                cpu.kernels(ActivationKernel.OP).geluBackward(x, go, refGx);
                 Tensor gx = gpuEmpty(s, t);
-                gpu.geluBackward(g(x), g(go), gx);
+                gpu.kernels(ActivationKernel.OP).geluBackward(g(x), g(go), gx);
                 assertClose(refGx, gx, tolerance, tag("geluBackward " + what));
                 Tensor gInPlace = g(go);
-                gpu.geluBackward(g(x), gInPlace, gInPlace);
+                gpu.kernels(ActivationKernel.OP).geluBackward(g(x), gInPlace, gInPlace);
                 assertClose(refGx, gInPlace, tolerance, tag("geluBackward in place " + what));
 
                 Tensor refGeglu = cpuEmpty(s, t);
-                cpu.geglu(x, up, refGeglu);
+                cpu.kernels(ActivationKernel.OP).geglu(x, up, refGeglu);
                 Tensor geglu = gpuEmpty(s, t);
-                gpu.geglu(g(x), g(up), geglu);
+                gpu.kernels(ActivationKernel.OP).geglu(g(x), g(up), geglu);
                 assertClose(refGeglu, geglu, tolerance, tag("geglu " + what));
 
                 Tensor refGg = cpuEmpty(s, t);
                 Tensor refGu = cpuEmpty(s, t);
-                cpu.gegluBackward(x, up, go, refGg, refGu);
+                cpu.kernels(ActivationKernel.OP).gegluBackward(x, up, go, refGg, refGu);
                 Tensor gg = gpuEmpty(s, t);
                 Tensor gu = gpuEmpty(s, t);
-                gpu.gegluBackward(g(x), g(up), g(go), gg, gu);
+                gpu.kernels(ActivationKernel.OP).gegluBackward(g(x), g(up), g(go), gg, gu);
                 assertClose(refGg, gg, tolerance, tag("gegluBackward gate " + what));
                 assertClose(refGu, gu, tolerance, tag("gegluBackward up " + what));
             }
@@ -314,9 +323,9 @@ class CudaFusedParityTest {
         // a 2-D view at an odd element offset: the scalar (unaligned) path
         Tensor big = rand(Shape.of(17 * 64 + 1), DType.BF16, -4, 4);
         Tensor ref = cpuEmpty(Shape.of(17, 64), DType.BF16);
-        cpu.gelu(big.slice(0, 1, 17 * 64 + 1).reshape(17, 64), ref);
+        cpu.kernels(ActivationKernel.OP).gelu(big.slice(0, 1, 17 * 64 + 1).reshape(17, 64), ref);
         Tensor got = gpuEmpty(Shape.of(17, 64), DType.BF16);
-        gpu.gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
+        gpu.kernels(ActivationKernel.OP).gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
         assertClose(ref, got, tol(DType.BF16), tag("gelu of an unaligned view"));
     }
 
@@ -336,13 +345,13 @@ class CudaFusedParityTest {
                         Tensor x = rand(s, t, -2, 2);
                         Tensor pos = ints(Shape.of(b, tt), 0, 32768); // includes large angles
                         Tensor ref = cpuEmpty(s, t);
-                        cpu.rope(x, pos, base, scaling, inverse, ref);
+                        cpu.kernels(RopeKernel.OP).rotate(x, pos, base, scaling, inverse, ref);
                         Tensor got = gpuEmpty(s, t);
-                        gpu.rope(g(x), g(pos), base, scaling, inverse, got);
+                        gpu.kernels(RopeKernel.OP).rotate(g(x), g(pos), base, scaling, inverse, got);
                         String what = "rope " + t + " " + s + " base " + base + " scaling " + scaling + " inverse=" + inverse;
                         assertClose(ref, got, tol(t), tag(what));
                         Tensor inPlace = g(x);
-                        gpu.rope(inPlace, g(pos), base, scaling, inverse, inPlace);
+                        gpu.kernels(RopeKernel.OP).rotate(inPlace, g(pos), base, scaling, inverse, inPlace);
                         assertClose(ref, inPlace, tol(t), tag(what + " in place"));
                     }
                 }
@@ -353,8 +362,8 @@ class CudaFusedParityTest {
         Tensor x = rand(s, DType.F32, -2, 2);
         Tensor pos = ints(Shape.of(2, 11), 0, 8192);
         Tensor y = gpuEmpty(s, DType.F32);
-        gpu.rope(g(x), g(pos), 10_000, 1.0, false, y);
-        gpu.rope(y, g(pos), 10_000, 1.0, true, y);
+        gpu.kernels(RopeKernel.OP).rotate(g(x), g(pos), 10_000, 1.0, false, y);
+        gpu.kernels(RopeKernel.OP).rotate(y, g(pos), 10_000, 1.0, true, y);
         assertClose(x, y, 1e-5, tag("rope then inverse"));
     }
 
@@ -370,22 +379,22 @@ class CudaFusedParityTest {
                     Tensor x = rand(s, t, -5, 5);
                     String what = (log ? "logSoftmax " : "softmax ") + t + " " + s;
                     Tensor ref = cpuEmpty(s, t);
-                    cpu.softmax(x, log, ref);
+                    cpu.kernels(SoftmaxKernel.OP).forward(x, log, ref);
                     Tensor got = gpuEmpty(s, t);
-                    gpu.softmax(g(x), log, got);
+                    gpu.kernels(SoftmaxKernel.OP).forward(g(x), log, got);
                     assertClose(ref, got, tol(t), tag(what));
                     Tensor inPlace = g(x);
-                    gpu.softmax(inPlace, log, inPlace);
+                    gpu.kernels(SoftmaxKernel.OP).forward(inPlace, log, inPlace);
                     assertClose(ref, inPlace, tol(t), tag(what + " in place"));
 
                     Tensor gy = rand(s, t, -1, 1);
                     Tensor refGx = cpuEmpty(s, t);
-                    cpu.softmaxBackward(ref, gy, log, refGx);
+                    cpu.kernels(SoftmaxKernel.OP).backward(ref, gy, log, refGx);
                     Tensor gx = gpuEmpty(s, t);
-                    gpu.softmaxBackward(g(ref), g(gy), log, gx);
+                    gpu.kernels(SoftmaxKernel.OP).backward(g(ref), g(gy), log, gx);
                     assertClose(refGx, gx, tol(t), tag(what + " backward"));
                     Tensor gInPlace = g(gy);
-                    gpu.softmaxBackward(g(ref), gInPlace, log, gInPlace);
+                    gpu.kernels(SoftmaxKernel.OP).backward(g(ref), gInPlace, log, gInPlace);
                     assertClose(refGx, gInPlace, tol(t), tag(what + " backward in place"));
                 }
             }
@@ -400,9 +409,9 @@ class CudaFusedParityTest {
                 Tensor a = rand(Shape.of(r, c), t, -2, 2);
                 Tensor b = rand(Shape.of(r, c), t, -2, 2);
                 Tensor ref = cpuEmpty(Shape.of(r), stat(t));
-                cpu.rowDot(a, b, ref);
+                cpu.kernels(AttentionKernel.OP).rowDot(a, b, ref);
                 Tensor got = gpuEmpty(Shape.of(r), stat(t));
-                gpu.rowDot(g(a), g(b), got);
+                gpu.kernels(AttentionKernel.OP).rowDot(g(a), g(b), got);
                 assertClose(ref, got, tol(stat(t)), tag("rowDot " + t + " [" + r + ", " + c + "]"));
             }
         }
@@ -435,30 +444,30 @@ class CudaFusedParityTest {
         DType st = stat(t);
         Tensor refLoss = cpuEmpty(Shape.of(n), st);
         Tensor refLse = cpuEmpty(Shape.of(n), st);
-        cpu.crossEntropy(logits, labels, IGNORE, refLoss, refLse);
+        cpu.kernels(CrossEntropyKernel.OP).forward(logits, labels, IGNORE, refLoss, refLse);
         Tensor loss = gpuEmpty(Shape.of(n), st);
         Tensor lse = gpuEmpty(Shape.of(n), st);
         Tensor gLogits = g(logits);
         Tensor gLabels = g(labels);
-        gpu.crossEntropy(gLogits, gLabels, IGNORE, loss, lse);
+        gpu.kernels(CrossEntropyKernel.OP).forward(gLogits, gLabels, IGNORE, loss, lse);
         assertClose(refLse, lse, tol(st), tag(what + " lse"));
         assertClose(refLoss, loss, tol(st), tag(what + " loss"));
 
         for (DType countType : new DType[] {DType.F32, st}) {
             Tensor refCount = cpuEmpty(Shape.of(1), countType);
-            cpu.countNotEqual(labels, IGNORE, refCount);
+            cpu.kernels(CrossEntropyKernel.OP).countNotEqual(labels, IGNORE, refCount);
             Tensor count = gpuEmpty(Shape.of(1), countType);
-            gpu.countNotEqual(gLabels, IGNORE, count);
+            gpu.kernels(CrossEntropyKernel.OP).countNotEqual(gLabels, IGNORE, count);
             assertClose(refCount, count, 0, tag(what + " countNotEqual " + countType));
         }
 
         Tensor scale = Tensor.fromArray(new double[] {1.0 / n}, Shape.of(1), DType.F32, CPU);
         Tensor refGrad = cpuEmpty(Shape.of(n, v), t);
-        cpu.crossEntropyBackward(logits, labels, refLse, IGNORE, scale, refGrad);
+        cpu.kernels(CrossEntropyKernel.OP).backward(logits, labels, refLse, IGNORE, scale, refGrad);
         Tensor grad = gpuEmpty(Shape.of(n, v), t);
-        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), grad);
+        gpu.kernels(CrossEntropyKernel.OP).backward(gLogits, gLabels, g(refLse), IGNORE, g(scale), grad);
         assertClose(refGrad, grad, tol(t), tag(what + " backward"));
-        gpu.crossEntropyBackward(gLogits, gLabels, g(refLse), IGNORE, g(scale), gLogits); // in place
+        gpu.kernels(CrossEntropyKernel.OP).backward(gLogits, gLabels, g(refLse), IGNORE, g(scale), gLogits); // in place
         assertClose(refGrad, gLogits, tol(t), tag(what + " backward in place"));
     }
 
@@ -496,10 +505,10 @@ class CudaFusedParityTest {
         Tensor scores = rand(s, st, -8, 8);
         Tensor refProbs = cpuEmpty(s, pt);
         Tensor refLse = cpuEmpty(Shape.of(blk.rows()), st);
-        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs, refLse, false);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs, refLse, false);
         Tensor probs = gpuEmpty(s, pt);
         Tensor lse = gpuEmpty(Shape.of(blk.rows()), st);
-        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs, lse, false);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs, lse, false);
         // fp32 math for F32 scores whatever the probs dtype
         double probsTol = Math.max(tol(pt), tol(st));
         assertClose(refLse, lse, tol(st), tag(what + " lse"));
@@ -511,10 +520,10 @@ class CudaFusedParityTest {
 
         // with the saved lse read back instead of recomputed
         Tensor refProbs2 = cpuEmpty(s, pt);
-        cpu.attentionSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs2, refLse, true);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmax(scores, blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, refProbs2, refLse, true);
         Tensor probs2 = gpuEmpty(s, pt);
         Tensor lseIn = g(refLse);
-        gpu.attentionSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs2, lseIn, true);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmax(g(scores), blk.rowStart(), blk.rowsPerHead(), blk.colStart(), blk.window(), scale, probs2, lseIn, true);
         assertClose(refProbs2, probs2, probsTol, tag(what + " with lseIn"));
         assertClose(refLse, lseIn, 0, tag(what + " lseIn is not written"));
     }
@@ -539,14 +548,14 @@ class CudaFusedParityTest {
         Tensor delta = rand(Shape.of(r), st, -1, 1);
         String what = "attentionSoftmaxBackward grad " + st + " probs " + pt + " gradScores " + gt + " " + s;
         Tensor ref = cpuEmpty(s, gt);
-        cpu.attentionSoftmaxBackward(probs, gradProbs, delta, scale, ref);
+        cpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(probs, gradProbs, delta, scale, ref);
         Tensor got = gpuEmpty(s, gt);
-        gpu.attentionSoftmaxBackward(g(probs), g(gradProbs), g(delta), scale, got);
+        gpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(g(probs), g(gradProbs), g(delta), scale, got);
         double t = Math.max(tol(gt), st == DType.F64 || pt == DType.F64 ? tol(DType.F64) : tol(DType.F32));
         assertClose(ref, got, t, tag(what));
         if (pt == gt) { // gradScores may be probs
             Tensor inPlace = g(probs);
-            gpu.attentionSoftmaxBackward(inPlace, g(gradProbs), g(delta), scale, inPlace);
+            gpu.kernels(AttentionKernel.OP).maskedSoftmaxBackward(inPlace, g(gradProbs), g(delta), scale, inPlace);
             assertClose(ref, inPlace, t, tag(what + " in place"));
         }
     }
@@ -581,8 +590,8 @@ class CudaFusedParityTest {
         for (long step = 1; step <= 5; step++) {
             AdamWStep hp = new AdamWStep(1e-2, 0.9, 0.999, 1e-8, 0.1, step);
             Tensor grad = rand(s, gt, -1, 1);
-            cpu.adamw(refP, grad, refM, refV, hp, scale);
-            gpu.adamw(p, g(grad), m, v, hp, scale == null ? null : g(scale));
+            cpu.kernels(AdamWKernel.OP).step(refP, grad, refM, refV, hp, scale);
+            gpu.kernels(AdamWKernel.OP).step(p, g(grad), m, v, hp, scale == null ? null : g(scale));
             String at = what + " step " + step;
             assertClose(refM, m, tol(st), tag(at + " m"));
             assertClose(refV, v, tol(st), tag(at + " v"));
@@ -598,19 +607,19 @@ class CudaFusedParityTest {
                     String what = "sumOfSquares " + t + " n=" + n + " into " + outType;
                     Tensor x = rand(Shape.of(n), t, -1, 1);
                     Tensor ref = Tensor.full(Shape.of(1), 3.5, outType, CPU);
-                    cpu.sumOfSquares(x, ref);
+                    cpu.kernels(GradClipKernel.OP).sumOfSquares(x, ref);
                     Tensor gx = g(x);
                     Tensor got = Tensor.full(Shape.of(1), 3.5, outType, GPU);
-                    gpu.sumOfSquares(gx, got);
+                    gpu.kernels(GradClipKernel.OP).sumOfSquares(gx, got);
                     assertClose(ref, got, tol(outType), tag(what));
                     Tensor again = Tensor.full(Shape.of(1), 3.5, outType, GPU);
-                    gpu.sumOfSquares(gx, again);
+                    gpu.kernels(GradClipKernel.OP).sumOfSquares(gx, again);
                     assertSameBits(got, again, what);
                     if (n > 1) { // a view at an odd offset: the unaligned path
                         Tensor refView = Tensor.zeros(Shape.of(1), outType, CPU);
-                        cpu.sumOfSquares(x.slice(0, 1, n), refView);
+                        cpu.kernels(GradClipKernel.OP).sumOfSquares(x.slice(0, 1, n), refView);
                         Tensor view = Tensor.zeros(Shape.of(1), outType, GPU);
-                        gpu.sumOfSquares(gx.slice(0, 1, n), view);
+                        gpu.kernels(GradClipKernel.OP).sumOfSquares(gx.slice(0, 1, n), view);
                         assertClose(refView, view, tol(outType), tag(what + " of an unaligned view"));
                     }
                 }
@@ -625,9 +634,9 @@ class CudaFusedParityTest {
                 for (DType t : new DType[] {DType.F32, DType.F64}) {
                     Tensor in = Tensor.fromArray(new double[] {ss}, Shape.of(1), t, CPU);
                     Tensor ref = cpuEmpty(Shape.of(1), t);
-                    cpu.clipCoefficient(in, maxNorm, ref);
+                    cpu.kernels(GradClipKernel.OP).clipCoefficient(in, maxNorm, ref);
                     Tensor got = gpuEmpty(Shape.of(1), t);
-                    gpu.clipCoefficient(g(in), maxNorm, got);
+                    gpu.kernels(GradClipKernel.OP).clipCoefficient(g(in), maxNorm, got);
                     assertClose(ref, got, tol(t), tag("clipCoefficient ss=" + ss + " maxNorm=" + maxNorm + " " + t));
                     double c = got.item();
                     assertTrue(Double.isNaN(ss) ? Double.isNaN(c) : c > 0 && c <= 1, "coefficient " + c);

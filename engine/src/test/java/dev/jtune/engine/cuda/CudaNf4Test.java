@@ -5,6 +5,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.Nf4Kernel;
 import dev.jtune.engine.quant.Nf4;
 import dev.jtune.engine.quant.Nf4Tensor;
 import org.junit.jupiter.api.AfterEach;
@@ -110,7 +111,7 @@ class CudaNf4Test {
                 Tensor codes = shifted(g.codes());
                 Tensor whole = Tensor.full(Shape.of(n + 2), 3.0, out, GPU);
                 Tensor view = whole.slice(0, 1, n + 1);
-                gpu.dequantizeNf4(codes, g.absmax(), g.absmaxCodes(), g.absmax2(), g.offset(), view);
+                gpu.kernels(Nf4Kernel.OP).dequantize(codes, g.absmax(), g.absmaxCodes(), g.absmax2(), g.offset(), view);
                 byte[] all = whole.toByteArray();
                 assertArrayEquals(ref, Arrays.copyOfRange(all, size, (int) (n + 1) * size), what + " (unaligned)");
                 double[] edges = whole.toDoubleArray();

@@ -11,6 +11,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.Nf4Kernel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -693,7 +694,7 @@ class Nf4Test {
             Tensor absmax2 = q.absmax2() == null ? null : shifted(q.absmax2());
             Tensor whole = Tensor.full(Shape.of(n + 2), 7.0, DType.F32, CPU);
             Tensor out = whole.slice(0, 1, n + 1);
-            CpuBackend.instance().dequantizeNf4(codes, absmax, codes2, absmax2, q.offset(), out);
+            CpuBackend.instance().kernels(Nf4Kernel.OP).dequantize(codes, absmax, codes2, absmax2, q.offset(), out);
             float[] got = whole.toFloatArray();
             assertEquals(7f, got[0]);
             assertEquals(7f, got[n + 1]);

@@ -1,0 +1,414 @@
+package dev.jtune.engine.fused;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.FusedOp;
+import dev.jtune.engine.cpu.CpuLoops;
+import dev.jtune.engine.cpu.CpuLoops.Flat;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.FlashKernels;
+import dev.jtune.engine.cuda.SoftmaxKernels;
+
+/**
+ * Causal attention's kernels ({@code ops.Attention} is the op): the fused path (one kernel forward, two backward, and
+ * the rule for where it runs) and the blocked path's row kernels (the masked softmax of a block of scores, its
+ * backward, and the row dot product both paths' backward needs). Cpu references, cuda launchers (kernels/flash.cu
+ * through {@link FlashKernels}, kernels/softmax.cu through {@link SoftmaxKernels}) and the meta rule, registered once
+ * as {@link #OP}.
+ *
+ * <p>Unless said otherwise tensors are contiguous and statistics (scores, lse, delta, gradient sums) F32, or F64 next
+ * to F64 inputs.
+ */
+public interface AttentionKernel {
+
+    /**
+     * Whether {@link #fusedForward} runs here in one kernel for q of {@code dtype} and head size {@code headDim}; when
+     * not, the attention op runs its blocked path (products and {@link #maskedSoftmax} per query block). The meta
+     * device answers as the cuda device does ({@link Cuda#fused}), so that it predicts the same allocations.
+     */
+    boolean hasFused(DType dtype, long headDim);
+
+    /**
+     * Whole causal attention in one call. q [B, Hq, T, D], k and v [B, Hkv, T, D] of one float dtype; query head h
+     * reads key/value head {@code h / (Hq / Hkv)}; key j is visible to query i when {@code j <= i} and, when
+     * {@code window > 0}, {@code i - j < window}. out [B, Hq, T, D] in q's dtype = softmax over the visible keys of
+     * {@code scale q.k}, times v; lse [B, Hq, T] = log sum over visible keys of exp(scale q.k).
+     */
+    void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse);
+
+    /**
+     * Backward of {@link #fusedForward}: with {@code p = exp(scale q.k - lse)} on visible pairs,
+     * {@code gradV = p^T gradOut}, {@code dS = p (gradOut.v - delta) scale}, {@code gradQ = dS k},
+     * {@code gradK = dS^T q}; delta [B, Hq, T] is the row dot product of gradOut and out. gradQ, gradK, gradV in the
+     * inputs' dtype, each fully written (gradK and gradV sum over a key/value head's query heads).
+     */
+    void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV);
+
+    /**
+     * The masked softmax of one block of attention scores. scores [R, C]: row r is query position
+     * {@code rowStart + r % rowsPerHead} (rows of several heads may be stacked, {@code rowsPerHead} each), column c is
+     * key position {@code colStart + c}. Key k is visible to query q when {@code k <= q} and, when {@code window > 0},
+     * {@code q - k < window}. probs [R, C] (any float dtype) = exp(scale * s - lse) on visible entries, 0 elsewhere;
+     * lse [R] = log sum over visible of exp(scale * s) (-inf when none is visible, and then the row of probs is 0).
+     * When {@code lseIn}, lse is read (saved by the forward) instead of written.
+     */
+    void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                       Tensor probs, Tensor lse, boolean lseIn);
+
+    /**
+     * {@code gradScores[r, c] = scale * probs[r, c] * (gradProbs[r, c] - delta[r])}; probs [R, C] (any float dtype),
+     * gradProbs [R, C] and delta [R] statistics, gradScores [R, C] (any float dtype); gradScores may be probs (the
+     * attention op overwrites the probabilities with their gradient to save memory).
+     */
+    void maskedSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores);
+
+    /** {@code out[r] = sum_c a[r, c] * b[r, c]} in fp32; a, b [R, C] of one float dtype; out [R] (attention's delta). */
+    void rowDot(Tensor a, Tensor b, Tensor out);
+
+    FusedOp<AttentionKernel> OP = FusedOp.of("attention", new Cpu(), Cuda::new, new Meta());
+
+    static AttentionKernel on(Tensor t) {
+        return OP.on(t);
+    }
+
+    /**
+     * The references, in double: the fused path written as plainly as the definition (that of kernels/flash.cu), every
+     * output rounded once on store. The cpu runs the blocked path unless {@code -Djtune.cpu.fusedAttention=true}
+     * (read at each call), which routes the op through the fused path so that its code (delta, alignment, allocations)
+     * runs without a GPU.
+     */
+    final class Cpu implements AttentionKernel {
+        private Cpu() {
+        }
+
+        @Override
+        public boolean hasFused(DType dtype, long headDim) {
+            return Boolean.getBoolean("jtune.cpu.fusedAttention");
+        }
+
+        private record Heads(long batch, long hq, long hkv, int t, int d) {
+            static Heads of(Tensor q, Tensor k) {
+                return new Heads(q.dim(0), q.dim(1), k.dim(1), (int) q.dim(2), (int) q.dim(3));
+            }
+
+            long kvHead(long bh) {
+                return (bh / hq) * hkv + (bh % hq) / (hq / hkv);
+            }
+
+            int first(int i, long window) {
+                return window > 0 ? (int) Math.max(0, i - window + 1) : 0;
+            }
+        }
+
+        /** out = softmax(scale q k^T, masked) v; lse = log sum exp over the visible keys. Query rows in parallel. */
+        @Override
+        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+            Heads h = Heads.of(q, k);
+            Flat qs = Flat.of(q);
+            Flat ks = Flat.of(k);
+            Flat vs = Flat.of(v);
+            Flat os = Flat.of(out);
+            Flat ls = Flat.of(lse);
+            int d = h.d();
+            CpuLoops.rows(h.batch() * h.hq() * h.t(), row -> {
+                long bh = row / h.t();
+                int i = (int) (row % h.t());
+                long kv = h.kvHead(bh) * h.t();
+                double[] qi = qs.read(row * d, new double[d]);
+                int lo = h.first(i, window);
+                double[] s = new double[i - lo + 1];
+                double max = Double.NEGATIVE_INFINITY;
+                double[] kj = new double[d];
+                for (int j = lo; j <= i; j++) {
+                    ks.read((kv + j) * d, kj);
+                    s[j - lo] = scale * dot(qi, kj);
+                    max = Math.max(max, s[j - lo]);
+                }
+                double sum = 0;
+                for (int j = 0; j < s.length; j++) {
+                    s[j] = Math.exp(s[j] - max);
+                    sum += s[j];
+                }
+                double[] o = new double[d];
+                double[] vj = new double[d];
+                for (int j = lo; j <= i; j++) {
+                    vs.read((kv + j) * d, vj);
+                    double p = s[j - lo] / sum;
+                    for (int c = 0; c < d; c++) {
+                        o[c] += p * vj[c];
+                    }
+                }
+                os.write(row * d, o);
+                ls.set(row, max + Math.log(sum));
+            });
+        }
+
+        /**
+         * With {@code p = exp(scale q.k - lse)}: dV += p dO, dS = p (dO.v - delta) scale, dQ += dS k, dK += dS q. Query
+         * rows run in parallel for dQ; key/value heads for dK, dV.
+         */
+        @Override
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+            Heads h = Heads.of(q, k);
+            Flat qs = Flat.of(q);
+            Flat ks = Flat.of(k);
+            Flat vs = Flat.of(v);
+            Flat gs = Flat.of(gradOut);
+            Flat ls = Flat.of(lse);
+            Flat ds = Flat.of(delta);
+            Flat gq = Flat.of(gradQ);
+            Flat gk = Flat.of(gradK);
+            Flat gv = Flat.of(gradV);
+            int d = h.d();
+            int t = h.t();
+            CpuLoops.rows(h.batch() * h.hq() * t, row -> {
+                long kv = h.kvHead(row / t) * t;
+                int i = (int) (row % t);
+                double[] qi = qs.read(row * d, new double[d]);
+                double[] gi = gs.read(row * d, new double[d]);
+                double[] dq = new double[d];
+                double[] kj = new double[d];
+                double[] vj = new double[d];
+                for (int j = h.first(i, window); j <= i; j++) {
+                    ks.read((kv + j) * d, kj);
+                    vs.read((kv + j) * d, vj);
+                    double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
+                    double dS = p * (dot(gi, vj) - ds.get(row)) * scale;
+                    for (int c = 0; c < d; c++) {
+                        dq[c] += dS * kj[c];
+                    }
+                }
+                gq.write(row * d, dq);
+            });
+            long group = h.hq() / h.hkv();
+            CpuLoops.rows(h.batch() * h.hkv(), kvHead -> {
+                long b = kvHead / h.hkv();
+                double[][] dk = new double[t][d];
+                double[][] dv = new double[t][d];
+                double[] qi = new double[d];
+                double[] gi = new double[d];
+                double[] kj = new double[d];
+                double[] vj = new double[d];
+                for (long g = 0; g < group; g++) {
+                    long bh = b * h.hq() + (kvHead % h.hkv()) * group + g;
+                    for (int i = 0; i < t; i++) {
+                        long row = bh * t + i;
+                        qs.read(row * d, qi);
+                        gs.read(row * d, gi);
+                        for (int j = h.first(i, window); j <= i; j++) {
+                            ks.read((kvHead * t + j) * d, kj);
+                            vs.read((kvHead * t + j) * d, vj);
+                            double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
+                            double dS = p * (dot(gi, vj) - ds.get(row)) * scale;
+                            for (int c = 0; c < d; c++) {
+                                dv[j][c] += p * gi[c];
+                                dk[j][c] += dS * qi[c];
+                            }
+                        }
+                    }
+                }
+                for (int j = 0; j < t; j++) {
+                    gk.write((kvHead * t + j) * d, dk[j]);
+                    gv.write((kvHead * t + j) * d, dv[j]);
+                }
+            });
+        }
+
+        private static double dot(double[] a, double[] b) {
+            double s = 0;
+            for (int c = 0; c < a.length; c++) {
+                s += a[c] * b[c];
+            }
+            return s;
+        }
+
+        /**
+         * The visible keys of a row are the contiguous run {@code max(0, q - window + 1) <= k <= q} (no lower bound when
+         * window <= 0). Without lseIn, {@code lse = m + log sum exp(scale s - m)} over the visible entries (m their
+         * max), -inf when none is visible or all are -inf. probs = {@code exp(scale s - lse)} on visible entries and 0
+         * elsewhere, and 0 on the whole row when lse is -inf (also a read one). Rows run in parallel, each read whole
+         * before it is written.
+         */
+        @Override
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                                  Tensor probs, Tensor lse, boolean lseIn) {
+            int c = CpuLoops.lastDim("attentionSoftmax", scores);
+            Flat ss = Flat.of(scores);
+            Flat ps = Flat.of(probs);
+            Flat ls = Flat.of(lse);
+            CpuLoops.rows(scores.numel() / Math.max(c, 1), r -> {
+                long q = rowStart + r % rowsPerHead;
+                // visible columns [lo, hi)
+                long hi = Math.clamp(q - colStart + 1, 0, c);
+                long lo = window > 0 ? Math.clamp(q - window + 1 - colStart, 0, hi) : 0;
+                double[] z = ss.read(r * c, new double[c]);
+                double l;
+                if (lseIn) {
+                    l = ls.get(r);
+                } else {
+                    double max = Double.NEGATIVE_INFINITY;
+                    for (int j = (int) lo; j < hi; j++) {
+                        max = Math.max(max, scale * z[j]);
+                    }
+                    if (max == Double.NEGATIVE_INFINITY || Double.isNaN(max)) {
+                        l = max;
+                    } else {
+                        double sum = 0;
+                        for (int j = (int) lo; j < hi; j++) {
+                            sum += Math.exp(scale * z[j] - max);
+                        }
+                        l = max + Math.log(sum);
+                    }
+                    ls.set(r, l);
+                }
+                double[] p = new double[c];
+                if (l != Double.NEGATIVE_INFINITY) {
+                    for (int j = (int) lo; j < hi; j++) {
+                        p[j] = Math.exp(scale * z[j] - l);
+                    }
+                }
+                ps.write(r * c, p);
+            });
+        }
+
+        /** Element by element. */
+        @Override
+        public void maskedSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+            int c = CpuLoops.lastDim("attentionSoftmaxBackward", probs);
+            Flat ps = Flat.of(probs);
+            Flat gps = Flat.of(gradProbs);
+            Flat ds = Flat.of(delta);
+            Flat gs = Flat.of(gradScores);
+            CpuLoops.rows(probs.numel() / Math.max(c, 1), r -> {
+                double dr = ds.get(r);
+                long first = r * c;
+                for (int j = 0; j < c; j++) {
+                    gs.set(first + j, scale * ps.get(first + j) * (gps.get(first + j) - dr));
+                }
+            });
+        }
+
+        /** In double in ascending c, stored once. */
+        @Override
+        public void rowDot(Tensor a, Tensor b, Tensor out) {
+            int c = CpuLoops.lastDim("rowDot", a);
+            Flat as = Flat.of(a);
+            Flat bs = Flat.of(b);
+            Flat os = Flat.of(out);
+            CpuLoops.rows(a.numel() / Math.max(c, 1), r -> {
+                long first = r * c;
+                double s = 0;
+                for (int j = 0; j < c; j++) {
+                    s += as.get(first + j) * bs.get(first + j);
+                }
+                os.set(r, s);
+            });
+        }
+    }
+
+    /**
+     * kernels/flash.cu (FlashAttention-2 on mma.sync, through {@link FlashKernels}) for the fused path,
+     * kernels/softmax.cu's row kernels (through {@link SoftmaxKernels}, shared with the softmax op) for the blocked one.
+     */
+    final class Cuda implements AttentionKernel {
+        /** The fused kernels can be switched off (to compare with the blocked path, or to rule them out). */
+        private static final boolean FUSED = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
+
+        private final CudaBackend gpu;
+
+        private Cuda(CudaBackend gpu) {
+            this.gpu = gpu;
+        }
+
+        /**
+         * Where the fused kernels run on cuda: bf16/f16 heads of size 32, 64, 128 or 256, unless
+         * {@code -Djtune.cuda.fusedAttention=false}. The one rule of the cuda device and of the meta device's prediction.
+         */
+        public static boolean fused(DType dtype, long headDim) {
+            return FUSED && FlashKernels.supports(dtype, headDim);
+        }
+
+        private FlashKernels flash() {
+            return gpu.family(FlashKernels.class, b -> new FlashKernels(b.compiler(), b.stream()));
+        }
+
+        private SoftmaxKernels rows() {
+            return gpu.family(SoftmaxKernels.class, b -> new SoftmaxKernels(b.compiler(), b.stream(), b.context()));
+        }
+
+        @Override
+        public boolean hasFused(DType dtype, long headDim) {
+            return fused(dtype, headDim);
+        }
+
+        @Override
+        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+            flash().forward(q, k, v, window, scale, out, lse);
+        }
+
+        @Override
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+            flash().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
+        }
+
+        @Override
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                                  Tensor probs, Tensor lse, boolean lseIn) {
+            rows().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
+        }
+
+        @Override
+        public void maskedSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+            rows().attentionSoftmaxBackward(probs, gradProbs, delta, scale, gradScores);
+        }
+
+        @Override
+        public void rowDot(Tensor a, Tensor b, Tensor out) {
+            rows().rowDot(a, b, out);
+        }
+    }
+
+    /**
+     * The cuda device's rule for where the fused path runs, and the fused backward's workspace (the dK/dV shares of
+     * long spans of grouped heads), allocated by the launcher's own function {@link FlashKernels#backwardWorkspace}.
+     */
+    final class Meta implements AttentionKernel {
+        private Meta() {
+        }
+
+        @Override
+        public boolean hasFused(DType dtype, long headDim) {
+            return Cuda.fused(dtype, headDim);
+        }
+
+        @Override
+        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+            // no workspace
+        }
+
+        @Override
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+            try (Scope shares = FlashKernels.openWorkspace()) {
+                FlashKernels.backwardWorkspace(q, k, window);
+            }
+        }
+
+        @Override
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                                  Tensor probs, Tensor lse, boolean lseIn) {
+        }
+
+        @Override
+        public void maskedSoftmaxBackward(Tensor probs, Tensor gradProbs, Tensor delta, double scale, Tensor gradScores) {
+        }
+
+        @Override
+        public void rowDot(Tensor a, Tensor b, Tensor out) {
+        }
+    }
+}
