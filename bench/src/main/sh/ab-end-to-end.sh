@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: the end-to-end QLoRA r16 8K trainer run (as end-to-end.sh) with two builds, alternating
 # A/B/A/B... in one call, so both see the same GPU, clocks and neighbours. A is a jtune.jar from another commit
-# (default .device/before/jtune.jar), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
+# (default .device/before/jtune.jar; it may leave out the bundled tokenizer, which is then read from the tree to keep
+# the carry small), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
 # over the logged steps after the first (warm-up) and its peak, then the median of each side.
 # Usage: bash bench/src/main/sh/ab-end-to-end.sh [pairs=2] [steps=40] [A.jar]
 set -u
@@ -11,7 +12,7 @@ run=/tmp/ab; rm -rf $run; mkdir -p $run
 $JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run gemma-3-270m 60 6500 2>&1 | tail -1
 one() { # jar label -> "label tokens/s peak"
   rm -rf $run/out
-  $JAVA $JOPTS -jar "$1" --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
+  $JAVA $JOPTS -cp "$1:model-gemma/src/main/resources" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
       --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --bf16 \
       --per_device_train_batch_size 1 --max_steps $steps --logging_steps 5 --save_strategy no --report_to jsonl >$run/$2.log 2>&1 \
     || { echo "$2 failed:"; tail -5 $run/$2.log; return; }
