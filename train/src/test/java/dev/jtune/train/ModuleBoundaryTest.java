@@ -38,33 +38,33 @@ class ModuleBoundaryTest {
 
     /** Every package of every module, with "*" for exported to all or the set of jtune modules it is exported to. */
     private static final Map<String, Map<String, String>> EXPECTED = Map.of(
-            "dev.jtune.cuda", Map.of(
-                    "dev.jtune", "*",
-                    "dev.jtune.cuda", "internal"),
-            "dev.jtune.engine", Map.of(
-                    "dev.jtune.engine", "*",
-                    "dev.jtune.engine.ops", "*",
-                    "dev.jtune.engine.optim", "*",
-                    "dev.jtune.engine.quant", "*",
-                    "dev.jtune.engine.io", "internal",
-                    "dev.jtune.engine.memory", "*",
-                    "dev.jtune.engine.backend", "internal",
-                    "dev.jtune.engine.cpu", "internal",
-                    "dev.jtune.engine.cuda", "internal",
-                    "dev.jtune.engine.meta", "internal"),
-            "dev.jtune.gemma", Map.of(
-                    "dev.jtune.gemma.config", "*",
-                    "dev.jtune.gemma.generate", "*",
-                    "dev.jtune.gemma.lora", "*",
-                    "dev.jtune.gemma.model", "*",
-                    "dev.jtune.gemma.safetensors", "*",
-                    "dev.jtune.gemma.tokenizer", "*"),
-            "dev.jtune.train", Map.of(
-                    "dev.jtune.train", "*",
-                    "dev.jtune.train.args", "*",
-                    "dev.jtune.train.data", "*",
-                    "dev.jtune.train.loop", "*",
-                    "dev.jtune.train.report", "*"));
+            "dev.jtune.cuda", packages(List.of("dev.jtune"), List.of("dev.jtune.cuda"), List.of()),
+            "dev.jtune.engine", packages(
+                    List.of("dev.jtune.engine", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.ops",
+                            "dev.jtune.engine.optim", "dev.jtune.engine.quant"),
+                    List.of("dev.jtune.engine.backend", "dev.jtune.engine.cpu", "dev.jtune.engine.cuda", "dev.jtune.engine.fused",
+                            "dev.jtune.engine.io", "dev.jtune.engine.meta"),
+                    List.of("kernels")),
+            "dev.jtune.gemma", packages(
+                    List.of("dev.jtune.gemma.config", "dev.jtune.gemma.generate", "dev.jtune.gemma.lora", "dev.jtune.gemma.model",
+                            "dev.jtune.gemma.safetensors", "dev.jtune.gemma.tokenizer"),
+                    List.of(), List.of("dev.jtune.gemma.configs")),
+            "dev.jtune.train", packages(
+                    List.of("dev.jtune.train", "dev.jtune.train.args", "dev.jtune.train.data", "dev.jtune.train.loop",
+                            "dev.jtune.train.report"),
+                    List.of(), List.of("dev.jtune.train.presets")));
+
+    /**
+     * "*" for the API packages, "internal" for those exported only to jtune's modules, "not exported" for resource
+     * directories the module reads itself (the CUDA sources).
+     */
+    private static Map<String, String> packages(List<String> api, List<String> internal, List<String> resources) {
+        Map<String, String> m = new TreeMap<>();
+        api.forEach(p -> m.put(p, "*"));
+        internal.forEach(p -> m.put(p, "internal"));
+        resources.forEach(p -> m.put(p, "not exported"));
+        return m;
+    }
 
     private static Path location(Class<?> c) {
         try {
