@@ -1,8 +1,7 @@
 package dev.jtune.engine;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.backend.Backend;
-import dev.jtune.engine.backend.BinaryOp;
-import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.ops.Checks;
 
 import java.lang.foreign.Arena;
@@ -385,7 +384,7 @@ public final class Ops {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(bytes, 8);
             a.copyToHost(host);
-            out.backend().copyFromHost(host, out);
+            Backends.of(out).copyFromHost(host, out);
         }
         return out;
     }
@@ -393,6 +392,6 @@ public final class Ops {
     // ---------------------------------------------------------------- checks
 
     private static Backend backend(Tensor t) {
-        return t.backend();
+        return Backends.of(t);
     }
 }

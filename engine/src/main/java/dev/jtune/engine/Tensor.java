@@ -2,6 +2,7 @@ package dev.jtune.engine;
 
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
+import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.engine.backend.Distribution;
 
 import java.lang.foreign.Arena;
@@ -18,6 +19,10 @@ import java.util.Arrays;
  * owner and the other views.
  */
 public final class Tensor {
+    static {
+        TensorInternals.install(Tensor::storage);
+    }
+
     private final Storage storage;
     private final Shape shape;
     private final long[] strides;
@@ -97,7 +102,7 @@ public final class Tensor {
     public static Tensor full(Shape shape, double value, DType dtype, Device device) {
         Tensor t = empty(shape, dtype, device);
         if (t.numel() > 0) {
-            t.backend().fill(t, value);
+            Backends.of(t).fill(t, value);
         }
         return t;
     }
@@ -123,7 +128,7 @@ public final class Tensor {
         }
         Tensor t = empty(shape, dtype, device);
         if (t.numel() > 0) {
-            t.backend().fillRandom(t, d, seed, p0, p1);
+            Backends.of(t).fillRandom(t, d, seed, p0, p1);
         }
         return t;
     }
@@ -159,7 +164,7 @@ public final class Tensor {
             MemorySegment seg = arena.allocate(Math.max(bytes.length, 1));
             MemorySegment.copy(bytes, 0, seg, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, bytes.length);
             if (bytes.length > 0) {
-                t.backend().copyFromHost(seg, t);
+                Backends.of(t).copyFromHost(seg, t);
             }
         }
         return t;
@@ -173,7 +178,7 @@ public final class Tensor {
         }
         Tensor t = empty(shape, dtype, device);
         if (bytes > 0) {
-            t.backend().copyFromHost(src, t);
+            Backends.of(t).copyFromHost(src, t);
         }
         return t;
     }
@@ -193,7 +198,7 @@ public final class Tensor {
             for (long i = 0; i < n; i++) {
                 writer.write(seg, i);
             }
-            t.backend().copyFromHost(seg, t);
+            Backends.of(t).copyFromHost(seg, t);
         }
         return t;
     }
@@ -230,7 +235,8 @@ public final class Tensor {
         return storage.device();
     }
 
-    public Storage storage() {
+    /** The storage this views; engine packages reach it through {@code backend.TensorInternals}. */
+    Storage storage() {
         return storage;
     }
 
@@ -252,10 +258,6 @@ public final class Tensor {
     public long address() {
         checkOpen("address");
         return storage.address() + dtype.bytesFor(offset);
-    }
-
-    public Backend backend() {
-        return Backends.get(device());
     }
 
     public boolean isContiguous() {
@@ -643,7 +645,7 @@ public final class Tensor {
             return;
         }
         Tensor src = contiguous();
-        src.backend().copyToHost(src, dst);
+        Backends.of(src).copyToHost(src, dst);
         if (src != this) {
             src.close();
         }

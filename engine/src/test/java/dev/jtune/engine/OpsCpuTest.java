@@ -1,7 +1,5 @@
 package dev.jtune.engine;
 
-import dev.jtune.engine.backend.BinaryOp;
-import dev.jtune.engine.backend.ReduceOp;
 import dev.jtune.engine.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.parallel.Isolated;

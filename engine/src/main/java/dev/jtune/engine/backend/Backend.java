@@ -1,5 +1,7 @@
 package dev.jtune.engine.backend;
 
+import dev.jtune.engine.ReduceOp;
+import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Storage;

@@ -1,6 +1,7 @@
 package dev.jtune.engine.backend;
 
 import dev.jtune.engine.Device;
+import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cpu.CpuBackend;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.meta.MetaBackend;
@@ -19,6 +20,11 @@ public final class Backends {
             case META -> MetaBackend.instance();
             case CUDA -> CudaBackend.get(device.index());
         };
+    }
+
+    /** The backend of the device a tensor lives on. */
+    public static Backend of(Tensor t) {
+        return get(t.device());
     }
 
     /** cpu, then every CUDA device that can be used (none when no driver or GPU is found). */

@@ -37,7 +37,7 @@ public final class FusedOp<K> {
 
     /** The implementation for {@code t}'s device. */
     public K on(Tensor t) {
-        return t.backend().kernels(this);
+        return Backends.of(t).kernels(this);
     }
 
     /** The implementation for {@code device}. */

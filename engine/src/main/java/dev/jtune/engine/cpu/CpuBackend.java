@@ -1,5 +1,6 @@
 package dev.jtune.engine.cpu;
 
+import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.DeviceMismatchException;
@@ -10,11 +11,11 @@ import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.backend.Backend;
-import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.backend.FusedOp;
-import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.ReduceOp;
 import dev.jtune.engine.memory.MemoryStats;
 
 import java.lang.foreign.MemorySegment;
@@ -214,7 +215,7 @@ public final class CpuBackend implements Backend {
 
     /** The native memory behind a cpu tensor (for the cpu references of fused ops). */
     public static MemorySegment segmentOf(Tensor t) {
-        if (!(t.storage() instanceof CpuStorage s)) {
+        if (!(TensorInternals.storage(t) instanceof CpuStorage s)) {
             throw new DeviceMismatchException("cpu backend given " + t.describe());
         }
         return s.segment();

@@ -3,7 +3,7 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
-import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
 
 import static dev.jtune.engine.cuda.KernelParam.F64;

@@ -1,5 +1,6 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Tensor;
@@ -95,7 +96,7 @@ public final class NormKernels {
         }
         if (n == 0) {
             if (gradWeight != null) {
-                gradWeight.backend().fill(gradWeight, 0.0);
+                Backends.of(gradWeight).fill(gradWeight, 0.0);
             }
             return;
         }

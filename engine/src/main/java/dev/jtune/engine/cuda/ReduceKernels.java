@@ -1,7 +1,7 @@
 package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.backend.ReduceOp;
+import dev.jtune.engine.ReduceOp;
 
 import static dev.jtune.engine.cuda.KernelParam.I32;
 import static dev.jtune.engine.cuda.KernelParam.I64;

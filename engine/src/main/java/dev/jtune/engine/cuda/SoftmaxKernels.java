@@ -1,5 +1,6 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
@@ -78,7 +79,7 @@ public final class SoftmaxKernels {
             return;
         }
         if (c == 0) {
-            out.backend().fill(out, 0.0);
+            Backends.of(out).fill(out, 0.0);
             return;
         }
         StatTypes.require("rowDot", "out", out, StatTypes.of(a.dtype()));

@@ -1,5 +1,6 @@
 package dev.jtune.engine.nn;
 
+import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.MemoryCategory;
@@ -179,7 +180,7 @@ public final class Linear extends Module {
             Tensor w = weight(); // a dequantized copy, in tmp, for an NF4 weight
             Tensor merged = Ops.add(w.cast(DType.F32), delta.cast(DType.F32)).cast(w.dtype());
             if (weight.isQuantized()) {
-                weight.quantized().codes().storage().owner().adopt(merged.storage());
+                TensorInternals.storage(weight.quantized().codes()).owner().adopt(TensorInternals.storage(merged));
                 replaceWeight(merged);
             } else {
                 Ops.copyInto(merged, w);

@@ -1,5 +1,6 @@
 package dev.jtune.engine.ops;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Node;
 import dev.jtune.engine.Scope;
@@ -144,7 +145,7 @@ public final class Attention {
         }
 
         void forward(Tensor out, Tensor lse) {
-            Backend be = q.backend();
+            Backend be = Backends.of(q);
             AttentionKernel kernel = AttentionKernel.on(q);
             long t = q.dim(2);
             for (long b = 0; b < q.dim(0); b++) {
@@ -168,7 +169,7 @@ public final class Attention {
         }
 
         Tensor[] backward(Tensor gOut, Tensor out, Tensor lse) {
-            Backend be = q.backend();
+            Backend be = Backends.of(q);
             AttentionKernel kernel = AttentionKernel.on(q);
             long t = q.dim(2);
             Tensor delta = delta(gOut, out, lse);

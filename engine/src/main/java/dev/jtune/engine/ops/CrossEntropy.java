@@ -1,5 +1,6 @@
 package dev.jtune.engine.ops;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Node;
@@ -121,7 +122,7 @@ public final class CrossEntropy {
                 }
             }
             if (normalizer > 0) {
-                h.backend().fill(count, normalizer);
+                Backends.of(h).fill(count, normalizer);
             } else {
                 CrossEntropyKernel.on(h).countNotEqual(lab, IGNORE_INDEX, count);
             }
@@ -143,10 +144,10 @@ public final class CrossEntropy {
                     }
                     logits = grad;
                     if (gh != null) {
-                        h.backend().matmul(logits, false, w, false, gh.slice(0, r0, r1), false);
+                        Backends.of(h).matmul(logits, false, w, false, gh.slice(0, r0, r1), false);
                     }
                     if (gw != null) {
-                        h.backend().matmul(logits, true, h.slice(0, r0, r1), false, gw, true);
+                        Backends.of(h).matmul(logits, true, h.slice(0, r0, r1), false, gw, true);
                     }
                 }
             }
@@ -159,7 +160,7 @@ public final class CrossEntropy {
     /** Logits of rows [r0, r1): hidden rows @ weight^T, in hidden's dtype, capped when {@code softcap > 0}. */
     private static Tensor chunkLogits(Tensor h, Tensor w, long r0, long r1, double softcap) {
         Tensor logits = Tensor.empty(Shape.of(r1 - r0, w.dim(0)), h.dtype(), h.device());
-        h.backend().matmul(h.slice(0, r0, r1), false, w, true, logits, false);
+        Backends.of(h).matmul(h.slice(0, r0, r1), false, w, true, logits, false);
         if (softcap > 0) {
             SoftcapKernel.on(h).forward(logits, softcap, logits);
         }

@@ -1,5 +1,6 @@
 package dev.jtune.engine.ops;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Node;
 import dev.jtune.engine.ShapeException;
@@ -41,7 +42,7 @@ public final class RmsNorm {
             if (gx.numel() > 0) {
                 RmsNormKernel.on(x).backward(rows, weight.contiguous(), rstd, offsetOne, Checks.rows(g), gx, gw);
             } else if (gw != null) {
-                x.backend().fill(gw, 0.0);
+                Backends.of(x).fill(gw, 0.0);
             }
             return new Tensor[] {gx.reshape(x.shape().toArray()), gw == null ? null : gw.cast(weight.dtype())};
         }, x, weight);

@@ -1,12 +1,13 @@
 package dev.jtune.engine.optim;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
-import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.fused.GradClipKernel;
 
 import java.util.LinkedHashMap;
@@ -49,7 +50,7 @@ public final class GradClip {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             sums = sumsOfSquares(params);
             for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
-                Backend be = e.getValue().backend();
+                Backend be = Backends.of(e.getValue());
                 Tensor coef = Tensor.empty(Shape.of(1), DType.F32, e.getKey());
                 GradClipKernel.on(coef).clipCoefficient(e.getValue(), maxNorm, coef);
                 for (Tensor p : params) {

@@ -1,5 +1,6 @@
 package dev.jtune.engine.quant;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
@@ -162,7 +163,7 @@ public final class Nf4 {
                             .forEach(g -> quantizeGroup(in, dtype, len, (int) g, out, absmax, firstBlock));
                     long bytes = Math.ceilDiv(len, 2);
                     Tensor target = codes.slice(0, start / 2, start / 2 + bytes);
-                    target.backend().copyFromHost(out, target);
+                    Backends.of(target).copyFromHost(out, target);
                 }
             }
         } finally {

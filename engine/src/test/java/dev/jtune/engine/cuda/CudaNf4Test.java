@@ -1,5 +1,6 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
@@ -136,7 +137,7 @@ class CudaNf4Test {
     private static Tensor shifted(Tensor t) {
         Tensor big = Tensor.zeros(Shape.of(t.numel() + 1), t.dtype(), t.device());
         Tensor view = big.slice(0, 1, t.numel() + 1);
-        view.backend().copy(t, view);
+        Backends.of(view).copy(t, view);
         return view;
     }
 

@@ -1,6 +1,6 @@
 package dev.jtune.engine.cuda;
 
-import dev.jtune.engine.backend.BinaryOp;
+import dev.jtune.engine.BinaryOp;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;

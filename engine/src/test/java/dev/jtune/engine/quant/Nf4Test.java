@@ -1,5 +1,6 @@
 package dev.jtune.engine.quant;
 
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.ClosedException;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.DTypeException;
@@ -706,7 +707,7 @@ class Nf4Test {
     private static Tensor shifted(Tensor t) {
         Tensor big = Tensor.zeros(Shape.of(t.numel() + 1), t.dtype(), CPU);
         Tensor view = big.slice(0, 1, t.numel() + 1);
-        view.backend().copy(t, view);
+        Backends.of(view).copy(t, view);
         return view;
     }
 

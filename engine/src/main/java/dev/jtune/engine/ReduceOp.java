@@ -1,4 +1,4 @@
-package dev.jtune.engine.backend;
+package dev.jtune.engine;
 
 /** Reductions along one axis. */
 public enum ReduceOp { SUM, MEAN, MAX }

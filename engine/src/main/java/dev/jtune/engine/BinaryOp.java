@@ -1,4 +1,4 @@
-package dev.jtune.engine.backend;
+package dev.jtune.engine;
 
 /** Element-wise binary arithmetic. */
 public enum BinaryOp {
