@@ -20,7 +20,7 @@ import java.util.List;
  * <li>each stretch between them is <b>normalized</b> (Gemma 3: every ' ' becomes '▁'),
  * <b>pre-tokenized</b> (Gemma 3: {@code Split(" ")}, which finds nothing after the normalizer) and encoded by the
  * {@link BpeModel BPE model} (byte fallback, no unk on Gemma 3);</li>
- * <li>{@link #encode(String, boolean) with BOS}, the post-processor's template is applied (Gemma 3:
+ * <li>{@link #encode(String, Bos) with Bos.ADD}, the post-processor's template is applied (Gemma 3:
  * {@code <bos> A}).</li>
  * </ol>
  * Decoding maps ids to tokens (optionally dropping special ones) and runs the file's decoder (Gemma 3: '▁' -> ' ',
