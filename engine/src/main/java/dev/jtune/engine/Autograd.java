@@ -18,6 +18,9 @@ import java.util.function.Supplier;
  * when backward returns, and an intermediate gradient is freed as soon as the node that consumed it is done.
  */
 public final class Autograd {
+    /** What backward does with the graph it walked: frees it (the default), or keeps it for another backward. */
+    public enum Graph { FREE, RETAIN }
+
     private static final ThreadLocal<int[]> DISABLED = ThreadLocal.withInitial(() -> new int[1]);
 
     private Autograd() {
@@ -101,10 +104,11 @@ public final class Autograd {
 
     /**
      * Accumulates d(root)/d(leaf) into every leaf that requires grad. {@code seed} is d(loss)/d(root): null for a
-     * scalar root (then 1). Unless {@code retainGraph}, every node visited is released afterwards.
+     * scalar root (then 1). Unless {@code graph} is {@link Graph#RETAIN}, every node visited is released afterwards.
      */
-    public static void backward(Tensor root, Tensor seed, boolean retainGraph) {
+    public static void backward(Tensor root, Tensor seed, Graph graph) {
         root.checkOpen("backward");
+        boolean retainGraph = graph == Graph.RETAIN;
         if (!root.requiresGrad()) {
             throw new AutogradException("backward: " + root.describe() + " does not require grad: none of the tensors it was "
                     + "computed from requires grad (call requiresGrad(true) on the parameters), or it was computed under noGrad()");
@@ -264,7 +268,7 @@ public final class Autograd {
             try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
                 Tensor o = fn.apply(detached);
                 if (o.requiresGrad()) {
-                    backward(o, gradOut, false);
+                    backward(o, gradOut, Graph.FREE);
                 }
             }
             Tensor[] grads = new Tensor[saved.length];

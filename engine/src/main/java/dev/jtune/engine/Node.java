@@ -55,7 +55,7 @@ public final class Node {
     Tensor[] apply(Tensor gradOutput) {
         if (released) {
             throw new AutogradException("backward through '" + name + "', whose graph was already freed by an earlier "
-                    + "backward(); call backward(seed, true) to keep a graph for a second backward");
+                    + "backward(); call backward(seed, Autograd.Graph.RETAIN) to keep a graph for a second backward");
         }
         Tensor[] grads = backward.apply(gradOutput);
         if (grads.length != inputs.length) {

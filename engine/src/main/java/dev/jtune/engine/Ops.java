@@ -104,11 +104,11 @@ public final class Ops {
         }
         Tensor t = g;
         while (t.rank() > shape.rank()) {
-            t = sum(t, 0, false);
+            t = sum(t, 0, ReducedAxis.DROP);
         }
         for (int i = 0; i < shape.rank(); i++) {
             if (shape.dim(i) == 1 && t.dim(i) != 1) {
-                t = sum(t, i, true);
+                t = sum(t, i, ReducedAxis.KEEP);
             }
         }
         if (!t.shape().equals(shape)) {
@@ -161,23 +161,24 @@ public final class Ops {
 
     // ---------------------------------------------------------------- reductions
 
-    public static Tensor sum(Tensor a, int axis, boolean keepDim) {
-        return reduce(ReduceOp.SUM, a, axis, keepDim);
+    public static Tensor sum(Tensor a, int axis, ReducedAxis reduced) {
+        return reduce(ReduceOp.SUM, a, axis, reduced);
     }
 
-    public static Tensor mean(Tensor a, int axis, boolean keepDim) {
-        return reduce(ReduceOp.MEAN, a, axis, keepDim);
+    public static Tensor mean(Tensor a, int axis, ReducedAxis reduced) {
+        return reduce(ReduceOp.MEAN, a, axis, reduced);
     }
 
-    public static Tensor max(Tensor a, int axis, boolean keepDim) {
-        return reduce(ReduceOp.MAX, a, axis, keepDim);
+    public static Tensor max(Tensor a, int axis, ReducedAxis reduced) {
+        return reduce(ReduceOp.MAX, a, axis, reduced);
     }
 
-    public static Tensor reduce(ReduceOp op, Tensor a, int axis, boolean keepDim) {
+    public static Tensor reduce(ReduceOp op, Tensor a, int axis, ReducedAxis reduced) {
         String name = op.name().toLowerCase(java.util.Locale.ROOT);
+        boolean keepDim = reduced == ReducedAxis.KEEP;
         Checks.floating(name, a, "operand");
         int ax = a.shape().axis(axis);
-        Shape outShape = a.shape().reduce(ax, keepDim);
+        Shape outShape = a.shape().reduce(ax, reduced);
         if (a.shape().dim(ax) == 0) {
             if (op == ReduceOp.MAX) {
                 throw new ShapeException("max: axis " + axis + " of shape " + a.shape() + " is empty");
@@ -209,18 +210,28 @@ public final class Ops {
 
     /** {@code a @ b} with a [..., M, K] and b [K, N] or [..., K, N]; output in a's dtype. */
     public static Tensor matmul(Tensor a, Tensor b) {
-        return matmul(a, b, false, false, a.dtype());
+        return matmul(a, b, Transpose.NONE, a.dtype());
     }
 
-    public static Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB) {
-        return matmul(a, b, transA, transB, a.dtype());
+    /** {@code op(a) @ op(b)} in a's dtype (see {@link #matmul(Tensor, Tensor, Transpose, DType)}). */
+    public static Tensor matmul(Tensor a, Tensor b, Transpose transpose) {
+        return matmul(a, b, transpose, a.dtype());
     }
 
     /**
-     * {@code op(a) @ op(b)} where op transposes the last two axes when asked; fp32 accumulation; output in
-     * {@code outType} (a's dtype or F32). Transposed views are recognised and cost no copy.
+     * {@code op(a) @ op(b)} where op transposes the last two axes of the operands {@code transpose} names; fp32
+     * accumulation; output in {@code outType} (a's dtype or F32). Transposed views are recognised and cost no copy.
      */
-    public static Tensor matmul(Tensor a, Tensor b, boolean transA, boolean transB, DType outType) {
+    public static Tensor matmul(Tensor a, Tensor b, Transpose transpose, DType outType) {
+        return product(a, transpose.a(), b, transpose.b(), outType);
+    }
+
+    /** {@code op(a) @ op(b)} in a's dtype: the gradients' products, flags computed. */
+    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB) {
+        return product(a, transA, b, transB, a.dtype());
+    }
+
+    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB, DType outType) {
         Checks.pair("matmul", a, b);
         if (a.rank() < 2 || b.rank() < 2) {
             throw new ShapeException("matmul: operands need rank >= 2, got " + a.shape() + " and " + b.shape());
@@ -266,11 +277,16 @@ public final class Ops {
 
     /**
      * {@code c + a @ op(b)}, accumulated into c's own storage by the product (one pass over c instead of a product,
-     * then an addition). c [m, n] contiguous, a [m, k], b [n, k] when transB else [k, n], all of one dtype. c is
+     * then an addition). {@code transpose} is {@link Transpose#NONE} or {@link Transpose#B}. c [m, n] contiguous,
+     * a [m, k], b [n, k] when b is transposed else [k, n], all of one dtype. c is
      * consumed: the result shares its storage, so c must be a fresh product that nothing else reads or saved
      * (a linear layer's output getting its LoRA update, say). Gradients: dc = g, and the product's.
      */
-    public static Tensor addMatmulInto(Tensor c, Tensor a, Tensor b, boolean transB) {
+    public static Tensor addMatmulInto(Tensor c, Tensor a, Tensor b, Transpose transpose) {
+        if (transpose.a()) {
+            throw new UnsupportedOpException("addMatmulInto: only b may be transposed, got " + transpose);
+        }
+        boolean transB = transpose.b();
         Checks.pair("addMatmulInto", a, b);
         Checks.pair("addMatmulInto", c, a);
         if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !c.isContiguous()) {
@@ -310,7 +326,7 @@ public final class Ops {
         Tensor ga = null;
         Tensor gb = null;
         if (a.requiresGrad()) {
-            Tensor product = matmul(g, b, false, !transB); // g @ op(b)^T = op(a)'s gradient
+            Tensor product = product(g, false, b, !transB); // g @ op(b)^T = op(a)'s gradient
             ga = transA ? product.transpose(-1, -2) : product;
         }
         if (b.requiresGrad()) {
@@ -318,9 +334,9 @@ public final class Ops {
             if (shared && !transA) {
                 Tensor a2 = a.reshape(-1, a.dim(-1));
                 Tensor g2 = g.reshape(-1, g.dim(-1));
-                gb = transB ? matmul(g2, a2, true, false) : matmul(a2, g2, true, false);
+                gb = transB ? product(g2, true, a2, false) : product(a2, true, g2, false);
             } else {
-                Tensor batched = transB ? matmul(g, a, true, transA) : matmul(a, g, !transA, false);
+                Tensor batched = transB ? product(g, true, a, transA) : product(a, !transA, g, false);
                 gb = shared ? sumTo(batched, b.shape()) : batched;
             }
         }

@@ -77,10 +77,10 @@ public final class Shape {
         return s;
     }
 
-    /** This shape with one axis removed (or set to 1 when {@code keep}). */
-    public Shape reduce(int axis, boolean keep) {
+    /** This shape with one axis removed, or set to 1 ({@link ReducedAxis#KEEP}). */
+    public Shape reduce(int axis, ReducedAxis reduced) {
         int a = axis(axis);
-        if (keep) {
+        if (reduced == ReducedAxis.KEEP) {
             long[] d = dims.clone();
             d[a] = 1;
             return new Shape(d);

@@ -371,16 +371,17 @@ public final class Tensor {
 
     /** Backward from this scalar: accumulates d(this)/d(leaf) into every leaf's grad, then frees the graph. */
     public void backward() {
-        Autograd.backward(this, null, false);
+        Autograd.backward(this, null, Autograd.Graph.FREE);
     }
 
     /** Backward with {@code seed} = d(loss)/d(this), for a non-scalar tensor. */
     public void backward(Tensor seed) {
-        Autograd.backward(this, seed, false);
+        Autograd.backward(this, seed, Autograd.Graph.FREE);
     }
 
-    public void backward(Tensor seed, boolean retainGraph) {
-        Autograd.backward(this, seed, retainGraph);
+    /** Backward with {@code seed} (null for a scalar), keeping the graph for another backward when {@code graph} says so. */
+    public void backward(Tensor seed, Autograd.Graph graph) {
+        Autograd.backward(this, seed, graph);
     }
 
     // ---------------------------------------------------------------- views
@@ -693,15 +694,15 @@ public final class Tensor {
     }
 
     public Tensor sum(int axis) {
-        return Ops.sum(this, axis, false);
+        return Ops.sum(this, axis, ReducedAxis.DROP);
     }
 
     public Tensor mean(int axis) {
-        return Ops.mean(this, axis, false);
+        return Ops.mean(this, axis, ReducedAxis.DROP);
     }
 
     public Tensor max(int axis) {
-        return Ops.max(this, axis, false);
+        return Ops.max(this, axis, ReducedAxis.DROP);
     }
 
     public Tensor matmul(Tensor other) {

@@ -62,7 +62,7 @@ class AutogradTest {
         for (int axis = 0; axis < 3; axis++) {
             int ax = axis;
             GradCheck.check("sum " + ax, t -> t[0].sum(ax), seed(), s);
-            GradCheck.check("mean keep " + ax, t -> Ops.mean(t[0], ax, true), seed(), s);
+            GradCheck.check("mean keep " + ax, t -> Ops.mean(t[0], ax, ReducedAxis.KEEP), seed(), s);
         }
     }
 
@@ -72,14 +72,14 @@ class AutogradTest {
         long k = d() + 1;
         long n = d();
         long batch = 1 + rnd.nextInt(3);
-        for (int trans = 0; trans < 4; trans++) {
-            boolean ta = (trans & 1) != 0;
-            boolean tb = (trans & 2) != 0;
+        for (Transpose tr : Transpose.values()) {
+            boolean ta = tr.a();
+            boolean tb = tr.b();
             Shape sa = ta ? Shape.of(batch, k, m) : Shape.of(batch, m, k);
             Shape sb = tb ? Shape.of(batch, n, k) : Shape.of(batch, k, n);
             Shape sb2 = tb ? Shape.of(n, k) : Shape.of(k, n);
-            GradCheck.check("batched ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], ta, tb), seed(), sa, sb);
-            GradCheck.check("shared b ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], ta, tb), seed(), sa, sb2);
+            GradCheck.check("batched ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], tr), seed(), sa, sb);
+            GradCheck.check("shared b ta=" + ta + " tb=" + tb, t -> Ops.matmul(t[0], t[1], tr), seed(), sa, sb2);
         }
         GradCheck.check("2-D", t -> t[0].matmul(t[1]), seed(), Shape.of(m, k), Shape.of(k, n));
         GradCheck.check("transposed view operand", t -> t[0].matmul(t[1].transpose(0, 1)), seed(), Shape.of(m, k), Shape.of(n, k));
@@ -190,8 +190,8 @@ class AutogradTest {
             assertTrue(e3.getMessage().contains("already freed"), e3.getMessage());
 
             Tensor kept = x.mul(x).sum(0);
-            kept.backward(null, true);
-            kept.backward(null, false); // retained once: a second backward works
+            kept.backward(null, Autograd.Graph.RETAIN);
+            kept.backward(null, Autograd.Graph.FREE); // retained once: a second backward works
             AutogradException e4 = assertThrows(AutogradException.class, () -> x.mul(x).requiresGrad(false));
             assertTrue(e4.getMessage().contains("only leaves"), e4.getMessage());
             assertThrows(DTypeException.class, () -> Tensor.zeros(Shape.of(2), DType.I32, Device.CPU).requiresGrad(true));

@@ -125,7 +125,7 @@ class ErrorsTest extends ScopedTest {
     @Test
     void matmulInnerDimensionsMustAgree() {
         assertFails(ShapeException.class, () -> f32(2, 3).matmul(f32(4, 5)), "matmul", "[2, 3]", "[4, 5]", "3 vs 4");
-        assertFails(ShapeException.class, () -> Ops.matmul(f32(2, 3), f32(5, 4), false, true), "matmul", "3 vs 4");
+        assertFails(ShapeException.class, () -> Ops.matmul(f32(2, 3), f32(5, 4), Transpose.B), "matmul", "3 vs 4");
         assertFails(ShapeException.class, () -> f32(2, 2, 3).matmul(f32(3, 2, 3, 1)), "matmul");
         assertFails(ShapeException.class, () -> f32(3).matmul(f32(3, 1)), "matmul", "rank");
     }

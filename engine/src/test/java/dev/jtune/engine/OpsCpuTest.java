@@ -138,12 +138,12 @@ class OpsCpuTest extends ScopedTest {
             // one rounding of the output, plus what summing n terms in double may lose
             tolerance[i] = op == ReduceOp.MAX ? 0 : TestTensors.ulp(d, value) + n * 0x1p-52 * abs;
         });
-        Tensor result = Ops.reduce(op, t, arg, keep);
+        Tensor result = Ops.reduce(op, t, arg, keep ? ReducedAxis.KEEP : ReducedAxis.DROP);
         assertClose(new HostArray(outShape, exact), tolerance, result, what);
         Tensor named = switch (op) {
-            case SUM -> keep ? Ops.sum(t, arg, true) : t.sum(arg);
-            case MEAN -> keep ? Ops.mean(t, arg, true) : t.mean(arg);
-            case MAX -> keep ? Ops.max(t, arg, true) : t.max(arg);
+            case SUM -> keep ? Ops.sum(t, arg, ReducedAxis.KEEP) : t.sum(arg);
+            case MEAN -> keep ? Ops.mean(t, arg, ReducedAxis.KEEP) : t.mean(arg);
+            case MAX -> keep ? Ops.max(t, arg, ReducedAxis.KEEP) : t.max(arg);
         };
         assertSameValues(HostArray.of(result), named, what + " via the named method");
     }
@@ -277,16 +277,20 @@ class OpsCpuTest extends ScopedTest {
                                     boolean transB, DType in, DType out) {
         HostArray a = rounded(HostArray.random(rnd, concat(batch, m, k), -2, 2), in);
         HostArray b = rounded(HostArray.random(rnd, shared ? new long[]{k, n} : concat(batch, k, n), -2, 2), in);
-        // Ops.matmul(x, y, transA, transB) multiplies x^T when transA: hand it the stored transpose
+        // Ops.matmul(x, y, Transpose.A) multiplies x^T: hand it the stored transpose
         HostArray storedA = transA ? transposedCopy(a) : a;
         HostArray storedB = transB ? transposedCopy(b) : b;
         Tensor ta = TestTensors.randomLayout(storedA, in, rnd);
         Tensor tb = TestTensors.randomLayout(storedB, in, rnd);
-        Tensor product = Ops.matmul(ta, tb, transA, transB, out);
+        Tensor product = Ops.matmul(ta, tb, transpose(transA, transB), out);
         assertEquals(out, product.dtype());
         String what = "matmul " + in + "->" + out + " " + Arrays.toString(a.shape()) + (transA ? "^T-stored" : "")
                 + " @ " + Arrays.toString(b.shape()) + (transB ? "^T-stored" : "");
         assertClose(referenceMatmul(a, b, shared), matmulTolerance(a, b, shared, out), product, what);
+    }
+
+    private static Transpose transpose(boolean a, boolean b) {
+        return a ? (b ? Transpose.BOTH : Transpose.A) : (b ? Transpose.B : Transpose.NONE);
     }
 
     private static HostArray referenceMatmul(HostArray a, HostArray b, boolean shared) {

@@ -86,14 +86,14 @@ public final class TinyModels {
             AdamW opt = new AdamW(params, new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.01));
             java.util.function.Function<Tensor[], Tensor> block = in -> {
                 Tensor x = in[0];
-                Tensor h = RmsNorm.apply(x, norm1, 1e-6, true);
+                Tensor h = RmsNorm.apply(x, norm1, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
                 Tensor q = Rope.apply(h.matmul(wq.transpose(0, 1)).reshape(1, t, qHeads, headDim).transpose(1, 2).contiguous(), pos, 10_000);
                 Tensor k = Rope.apply(h.matmul(wk.transpose(0, 1)).reshape(1, t, 1, headDim).transpose(1, 2).contiguous(), pos, 10_000);
                 Tensor v = h.matmul(wv.transpose(0, 1)).reshape(1, t, 1, headDim).transpose(1, 2).contiguous();
                 Tensor a = Attention.causal(q, k, v, new AttentionSpec(8, 1.0 / Math.sqrt(headDim), 7));
                 Tensor attn = a.transpose(1, 2).contiguous().reshape(t, qHeads * headDim).matmul(wo.transpose(0, 1));
                 Tensor x2 = x.add(attn);
-                Tensor m = RmsNorm.apply(x2, norm2, 1e-6, true);
+                Tensor m = RmsNorm.apply(x2, norm2, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
                 Tensor mlp = Activations.geglu(m.matmul(gate.transpose(0, 1)), m.matmul(up.transpose(0, 1))).matmul(down.transpose(0, 1));
                 return x2.add(mlp);
             };
@@ -102,7 +102,7 @@ public final class TinyModels {
                 try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
                     Tensor x = Embedding.lookup(embed, ids).scale(Math.sqrt(hidden));
                     Tensor y = checkpoint ? Autograd.checkpoint(block, x) : block.apply(new Tensor[] {x});
-                    Tensor loss = CrossEntropy.linear(RmsNorm.apply(y, normF, 1e-6, true), embed, labels, 10);
+                    Tensor loss = CrossEntropy.linear(RmsNorm.apply(y, normF, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT), embed, labels, 10);
                     loss.backward();
                     losses.add(loss.item());
                     GradClip.clipGradNorm(params, 1.0);

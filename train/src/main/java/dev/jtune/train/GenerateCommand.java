@@ -135,8 +135,8 @@ final class GenerateCommand {
         GemmaTokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json"))
                 ? GemmaTokenizer.load(model.resolve("tokenizer.json")) : GemmaTokenizer.bundled();
         int[] ids = chat
-                ? new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", prompt)), true).ids()
-                : tokenizer.encode(prompt, true);
+                ? new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", prompt)), ChatTemplate.GenerationPrompt.ADD).ids()
+                : tokenizer.encode(prompt, GemmaTokenizer.Bos.ADD);
         Path compactFile = model.resolve(CompactVocabulary.FILE);
         CompactVocabulary compact = Files.isRegularFile(compactFile) ? CompactVocabulary.read(compactFile) : null;
         if (compact != null) {
@@ -156,7 +156,7 @@ final class GenerateCommand {
             String[] shown = {""};
             generator.generate(ids, sampling, t -> {
                 generated.add(compact == null ? t : compact.toGemma(t));
-                String text = tokenizer.decode(generated.stream().mapToInt(Integer::intValue).toArray(), true);
+                String text = tokenizer.decode(generated.stream().mapToInt(Integer::intValue).toArray(), GemmaTokenizer.SpecialTokens.SKIP);
                 if (text.startsWith(shown[0])) { // print only what is new (a byte-fallback character may need several tokens)
                     out.print(text.substring(shown[0].length()));
                     out.flush();
@@ -176,7 +176,7 @@ final class GenerateCommand {
             if (compact.contains(id)) {
                 kept.add(compact.toCompact(id));
             } else {
-                dropped.add("'" + tokenizer.decode(new int[] {id}, false) + "'");
+                dropped.add("'" + tokenizer.decode(new int[] {id}, GemmaTokenizer.SpecialTokens.KEEP) + "'");
             }
         }
         if (!dropped.isEmpty()) {

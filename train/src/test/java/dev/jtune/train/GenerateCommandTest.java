@@ -8,7 +8,9 @@ import dev.jtune.gemma.generate.SamplingOptions;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.tokenizer.ChatTemplate;
+import dev.jtune.gemma.tokenizer.ChatTemplate.GenerationPrompt;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.SpecialTokens;
 import dev.jtune.train.CliFixtures.Run;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -39,7 +41,7 @@ class GenerateCommandTest {
     /** The base's Gemma 3 ids: pad, eos, bos, turn markers, the chat prompt without "zebra", then filler up to 512. */
     private static int[] vocabulary(GemmaTokenizer tokenizer) {
         Set<Integer> ids = new LinkedHashSet<>(List.of(0, 1, 2, 105, 106));
-        for (int id : new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", "Hello there")), true).ids()) {
+        for (int id : new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", "Hello there")), GenerationPrompt.ADD).ids()) {
             ids.add(id);
         }
         for (int id = 200_000; ids.size() < 512; id++) {
@@ -72,7 +74,7 @@ class GenerateCommandTest {
 
         // the same, computed here: Gemma 3 ids -> compact ids, greedy decoding with the adapter, compact ids -> Gemma 3 ids
         CompactVocabulary compact = CompactVocabulary.read(base.resolve(CompactVocabulary.FILE));
-        int[] prompt = new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", PROMPT)), true).ids();
+        int[] prompt = new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", PROMPT)), GenerationPrompt.ADD).ids();
         int[] mapped = java.util.Arrays.stream(prompt).filter(compact::contains).map(compact::toCompact).toArray();
         assertTrue(mapped.length < prompt.length, "zebra is not in the vocabulary");
         int[] expected;
@@ -82,7 +84,7 @@ class GenerateCommandTest {
             int[] out = new Generator(m, Set.of(compact.toCompact(1), compact.toCompact(106))).generate(mapped, SamplingOptions.greedy(12), t -> { });
             expected = java.util.Arrays.stream(out).map(compact::toGemma).toArray();
         }
-        assertEquals(tokenizer.decode(expected, true) + System.lineSeparator(), adapted.out());
+        assertEquals(tokenizer.decode(expected, SpecialTokens.SKIP) + System.lineSeparator(), adapted.out());
 
         Run explicit = run(generate("--model_path", base.toString(), "--adapter_path", runDir.toString()));
         assertEquals(adapted.out(), explicit.out(), explicit.all());

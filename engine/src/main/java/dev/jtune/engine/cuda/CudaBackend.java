@@ -66,7 +66,8 @@ public final class CudaBackend implements Backend {
         boolean expandable = Boolean.parseBoolean(System.getProperty("jtune.cuda.expandableSegments", "true"))
                 && context.supportsVirtualMemory();
         long limit = Long.getLong("jtune.cuda.memoryLimit", 0L);
-        this.allocator = new CachingAllocator(deviceMemory, CachingAllocator.Config.fromSettings(expandable, limit));
+        this.allocator = new CachingAllocator(deviceMemory, CachingAllocator.Config.fromSettings(
+                expandable ? CachingAllocator.Segments.EXPANDABLE : CachingAllocator.Segments.PLAIN, limit));
         this.compiler = new KernelCompiler(context);
         this.pinned = new PinnedHostPool(context);
     }

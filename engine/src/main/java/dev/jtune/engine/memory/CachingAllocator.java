@@ -63,11 +63,6 @@ public final class CachingAllocator implements AutoCloseable {
             }
         }
 
-        /** Plain ({@code expandableSegments} false) or expandable segments. */
-        public Config(boolean expandableSegments, long memoryLimit) {
-            this(expandableSegments ? Segments.EXPANDABLE : Segments.PLAIN, memoryLimit);
-        }
-
         public static Config plain() {
             return new Config(Segments.PLAIN, 0);
         }
@@ -81,12 +76,11 @@ public final class CachingAllocator implements AutoCloseable {
         }
 
         /**
-         * The configuration a backend asks for ({@code expandableSegments} or plain, {@code memoryLimit}), unless
-         * {@value #PROPERTY} or {@value #ENVIRONMENT} asks for the uncached mode, which then wins (and says so on
-         * stderr, since it is slow).
+         * The configuration a backend asks for ({@code segments}, {@code memoryLimit}), unless {@value #PROPERTY} or
+         * {@value #ENVIRONMENT} asks for the uncached mode, which then wins (and says so on stderr, since it is slow).
          */
-        public static Config fromSettings(boolean expandableSegments, long memoryLimit) {
-            Config config = of(expandableSegments, memoryLimit, System.getProperty(PROPERTY), System.getenv(ENVIRONMENT));
+        public static Config fromSettings(Segments segments, long memoryLimit) {
+            Config config = of(segments, memoryLimit, System.getProperty(PROPERTY), System.getenv(ENVIRONMENT));
             if (config.segments() == Segments.UNCACHED) {
                 System.err.println("jtune: uncached device allocator (" + PROPERTY + " / " + ENVIRONMENT + "=uncached): "
                         + "every block is its own allocation, freed at once; for memory checkers, not for speed");
@@ -98,12 +92,12 @@ public final class CachingAllocator implements AutoCloseable {
          * {@link #fromSettings} with the setting's two sources given: the property, else the environment variable;
          * "caching", blank or absent keep the asked-for segments, "uncached" selects {@link Segments#UNCACHED}.
          */
-        static Config of(boolean expandableSegments, long memoryLimit, String property, String environment) {
+        static Config of(Segments segments, long memoryLimit, String property, String environment) {
             String source = property != null && !property.isBlank() ? PROPERTY : ENVIRONMENT;
             String value = property != null && !property.isBlank() ? property : environment;
             String setting = value == null ? "" : value.strip().toLowerCase(java.util.Locale.ROOT);
             return switch (setting) {
-                case "", "caching" -> new Config(expandableSegments, memoryLimit);
+                case "", "caching" -> new Config(segments, memoryLimit);
                 case "uncached" -> new Config(Segments.UNCACHED, memoryLimit);
                 default -> throw new IllegalArgumentException(source + " must be \"caching\" or \"uncached\", got \"" + value + "\"");
             };

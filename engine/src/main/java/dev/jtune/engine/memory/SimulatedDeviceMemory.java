@@ -20,6 +20,9 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
     /** Where the fake address space starts: looks like a device pointer, far from 0 so that 0 stays "none". */
     private static final long BASE_ADDRESS = 0x7f00_0000_0000L;
 
+    /** Whether the simulated device reserves and maps virtual ranges (what expandable segments need). */
+    public enum VirtualMemory { SUPPORTED, UNSUPPORTED }
+
     /** Calls made so far, successful or not. */
     public record Calls(long malloc, long free, long reserve, long unreserve, long createPhysical,
                         long releasePhysical, long map, long unmap, long setAccess, long synchronize) {
@@ -55,10 +58,10 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
 
     /** A device of {@code capacity} bytes with virtual memory and 2 MiB granularity. */
     public SimulatedDeviceMemory(long capacity) {
-        this(capacity, DEFAULT_GRANULARITY, true);
+        this(capacity, DEFAULT_GRANULARITY, VirtualMemory.SUPPORTED);
     }
 
-    public SimulatedDeviceMemory(long capacity, long granularity, boolean virtualMemory) {
+    public SimulatedDeviceMemory(long capacity, long granularity, VirtualMemory virtualMemory) {
         if (capacity <= 0) {
             throw new IllegalArgumentException("capacity must be positive, got " + capacity);
         }
@@ -67,7 +70,7 @@ public final class SimulatedDeviceMemory implements DeviceMemory {
         }
         this.capacity = capacity;
         this.granularity = granularity;
-        this.virtualMemory = virtualMemory;
+        this.virtualMemory = virtualMemory == VirtualMemory.SUPPORTED;
     }
 
     // ---------------------------------------------------------------- DeviceMemory

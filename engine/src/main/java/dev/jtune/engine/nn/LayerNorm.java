@@ -1,8 +1,10 @@
 package dev.jtune.engine.nn;
 
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.ReducedAxis;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 
 /**
  * LayerNorm over the last axis with parameters {@code weight} and {@code bias} [size]:
@@ -35,7 +37,7 @@ public final class LayerNorm extends Module {
     }
 
     public Tensor forward(Tensor x) {
-        Tensor centred = x.sub(Ops.mean(x, -1, true));
-        return dev.jtune.engine.ops.RmsNorm.apply(centred, weight.tensor(), eps, false).add(bias.tensor());
+        Tensor centred = x.sub(Ops.mean(x, -1, ReducedAxis.KEEP));
+        return dev.jtune.engine.ops.RmsNorm.apply(centred, weight.tensor(), eps, Scale.WEIGHT).add(bias.tensor());
     }
 }

@@ -150,7 +150,7 @@ public final class Linear extends Module {
                     continue;
                 }
                 Tensor w = l.weight.tensor();
-                l.weight.set(Nf4.quantize(w, scales.doubleQuant()));
+                l.weight.set(Nf4.quantize(w, scales));
                 largest.merge(l.workspace, w.numel(), Math::max);
                 w.close();
             }

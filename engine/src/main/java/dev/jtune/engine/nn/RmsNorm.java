@@ -2,15 +2,13 @@ package dev.jtune.engine.nn;
 
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 
 /**
  * RMSNorm over the last axis ({@link dev.jtune.engine.ops.RmsNorm}, fp32 statistics). Parameter {@code weight}
  * [size]; Gemma scales by {@code (1 + weight)} ({@link Scale#ONE_PLUS_WEIGHT}), so its weights start at 0.
  */
 public final class RmsNorm extends Module {
-    /** What multiplies the normalized row. */
-    public enum Scale { WEIGHT, ONE_PLUS_WEIGHT }
-
     private final Parameter weight;
     private final double eps;
     private final Scale scale;
@@ -34,6 +32,6 @@ public final class RmsNorm extends Module {
     }
 
     public Tensor forward(Tensor x) {
-        return dev.jtune.engine.ops.RmsNorm.apply(x, weight.tensor(), eps, scale == Scale.ONE_PLUS_WEIGHT);
+        return dev.jtune.engine.ops.RmsNorm.apply(x, weight.tensor(), eps, scale);
     }
 }

@@ -9,15 +9,20 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.fused.RmsNormKernel;
 
 /**
- * RMSNorm over the last axis with fp32 statistics. Gemma scales by {@code (1 + w)} ({@code offsetOne}); the
- * per-row 1/rms is saved for backward and freed with the graph.
+ * RMSNorm over the last axis with fp32 statistics. Gemma scales by {@code (1 + w)} ({@link Scale#ONE_PLUS_WEIGHT});
+ * the per-row 1/rms is saved for backward and freed with the graph.
  */
 public final class RmsNorm {
+    /** What multiplies the normalized row: the weight, or Gemma's {@code 1 + weight} (its weights start at 0). */
+    public enum Scale { WEIGHT, ONE_PLUS_WEIGHT }
+
     private RmsNorm() {
     }
 
-    public static Tensor apply(Tensor x, Tensor weight, double eps, boolean offsetOne) {
+    public static Tensor apply(Tensor x, Tensor weight, double eps, Scale scale) {
         String op = "rmsNorm";
+        java.util.Objects.requireNonNull(scale, "scale");
+        boolean offsetOne = scale == Scale.ONE_PLUS_WEIGHT;
         Checks.floating(op, x, "x");
         Checks.floating(op, weight, "weight");
         Checks.rank(op, weight, 1, "weight");

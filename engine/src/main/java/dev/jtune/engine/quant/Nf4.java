@@ -93,11 +93,13 @@ public final class Nf4 {
 
     /**
      * Quantizes {@code weight} (F32, BF16 or F16, any shape and strides, on any device) to NF4 with blocks of 64;
-     * with {@code doubleQuant} the block scales are quantized too (QLoRA's double quantization). The result's tensors
-     * are on the weight's device, in the current scope. The weight is read, not changed, and gradients are ignored.
+     * with {@link Nf4Scales#DOUBLE_QUANTIZED} the block scales are quantized too (QLoRA's double quantization). The
+     * result's tensors are on the weight's device, in the current scope. The weight is read, not changed, and
+     * gradients are ignored.
      */
-    public static Nf4Tensor quantize(Tensor weight, boolean doubleQuant) {
+    public static Nf4Tensor quantize(Tensor weight, Nf4Scales scales) {
         weight.checkOpen("Nf4.quantize");
+        boolean doubleQuant = scales.doubleQuant();
         DType dtype = weight.dtype();
         if (dtype != DType.F32 && dtype != DType.BF16 && dtype != DType.F16) {
             throw new DTypeException("Nf4.quantize: the weight must be F32, BF16 or F16, got " + weight.describe());

@@ -29,12 +29,12 @@ class CudaMemoryGpuTest {
     @Test
     void fragmentationFailsWithPlainSegmentsAndPassesWithExpandableOnes() {
         CudaBackend gpu = CudaBackend.get(0);
-        try (CachingAllocator plain = new CachingAllocator(gpu.deviceMemory(), new CachingAllocator.Config(false, GIB))) {
+        try (CachingAllocator plain = new CachingAllocator(gpu.deviceMemory(), new CachingAllocator.Config(CachingAllocator.Segments.PLAIN, GIB))) {
             OutOfDeviceMemoryException e = assertThrows(OutOfDeviceMemoryException.class, () -> FragmentationScenario.run(plain));
             assertTrue(e.requested() > 0, e.getMessage());
             assertEquals(0, plain.stats().allocated(), "the scenario frees what it allocated");
         }
-        try (CachingAllocator expandable = new CachingAllocator(gpu.deviceMemory(), new CachingAllocator.Config(true, GIB))) {
+        try (CachingAllocator expandable = new CachingAllocator(gpu.deviceMemory(), new CachingAllocator.Config(CachingAllocator.Segments.EXPANDABLE, GIB))) {
             FragmentationScenario.Report r = FragmentationScenario.run(expandable);
             assertTrue(r.statsAfterLastRequest().reserved() <= GIB, "reserved within the 1 GiB limit: " + r.statsAfterLastRequest());
             assertEquals(0, expandable.stats().allocated());

@@ -8,6 +8,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.fused.Nf4Kernel;
 import dev.jtune.engine.quant.Nf4;
+import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.engine.quant.Nf4Tensor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -71,12 +72,13 @@ class CudaNf4Test {
         DType[] weights = {DType.BF16, DType.F32, DType.F16};
         int k = 0;
         for (long[] dims : shapes) {
-            for (boolean dq : new boolean[] {false, true}) {
+            for (Nf4Scales scales : Nf4Scales.values()) {
+                boolean dq = scales.doubleQuant();
                 DType wt = weights[k++ % weights.length];
                 Shape shape = Shape.of(dims);
                 Tensor w = Tensor.normal(shape, wt, CPU, 1000 + k, 0.0, 0.02);
-                Nf4Tensor onCpu = Nf4.quantize(w, dq);
-                Nf4Tensor onGpu = Nf4.quantize(w.to(GPU), dq); // quantized on the host from the GPU's copy
+                Nf4Tensor onCpu = Nf4.quantize(w, scales);
+                Nf4Tensor onGpu = Nf4.quantize(w.to(GPU), scales); // quantized on the host from the GPU's copy
                 assertEquals(GPU, onGpu.device());
                 String what = shape + " " + wt + (dq ? " double-quantized" : "");
                 assertSameNf4(onCpu, onGpu, what);
@@ -97,12 +99,13 @@ class CudaNf4Test {
     @Test
     void viewsAtOffsetsAreBitIdenticalToo() {
         CudaBackend gpu = CudaBackend.get(0);
-        for (boolean dq : new boolean[] {false, true}) {
+        for (Nf4Scales scales : Nf4Scales.values()) {
+            boolean dq = scales.doubleQuant();
             long rows = 97;
             long cols = 640;
             long n = rows * cols;
-            Nf4Tensor q = Nf4.quantize(Tensor.normal(Shape.of(rows, cols), DType.BF16, CPU, 5, 0.0, 0.02), dq);
-            Nf4Tensor g = Nf4.quantize(Tensor.normal(Shape.of(rows, cols), DType.BF16, CPU, 5, 0.0, 0.02).to(GPU), dq);
+            Nf4Tensor q = Nf4.quantize(Tensor.normal(Shape.of(rows, cols), DType.BF16, CPU, 5, 0.0, 0.02), scales);
+            Nf4Tensor g = Nf4.quantize(Tensor.normal(Shape.of(rows, cols), DType.BF16, CPU, 5, 0.0, 0.02).to(GPU), scales);
             for (DType out : OUTPUTS) {
                 byte[] ref = Nf4.dequantize(q, out).toByteArray();
                 int size = out.byteSize();
@@ -143,7 +146,7 @@ class CudaNf4Test {
 
     @Test
     void repeatedDequantizationIsDeterministic() {
-        Nf4Tensor q = Nf4.quantize(Tensor.normal(Shape.of(333, 641), DType.BF16, GPU, 9, 0.0, 0.02), true);
+        Nf4Tensor q = Nf4.quantize(Tensor.normal(Shape.of(333, 641), DType.BF16, GPU, 9, 0.0, 0.02), Nf4Scales.DOUBLE_QUANTIZED);
         byte[] first = Nf4.dequantize(q, DType.BF16).toByteArray();
         for (int i = 0; i < 3; i++) {
             assertArrayEquals(first, Nf4.dequantize(q, DType.BF16).toByteArray());
@@ -163,8 +166,9 @@ class CudaNf4Test {
             try (Scope s = Scope.open("bandwidth " + Arrays.toString(dims))) {
                 Shape shape = Shape.of(dims);
                 Tensor w = Tensor.normal(shape, DType.BF16, GPU, 21, 0.0, 0.02);
-                for (boolean dq : new boolean[] {true, false}) {
-                    Nf4Tensor q = Nf4.quantize(w, dq);
+                for (Nf4Scales scales : new Nf4Scales[] {Nf4Scales.DOUBLE_QUANTIZED, Nf4Scales.FP32}) {
+                    boolean dq = scales.doubleQuant();
+                    Nf4Tensor q = Nf4.quantize(w, scales);
                     for (DType outType : new DType[] {DType.BF16, DType.F32}) {
                         Tensor out = Tensor.empty(shape, outType, GPU);
                         long n = shape.numel();

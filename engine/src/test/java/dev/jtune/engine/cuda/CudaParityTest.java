@@ -3,12 +3,14 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.ReducedAxis;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.ReduceOp;
+import dev.jtune.engine.Transpose;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -246,7 +248,7 @@ class CudaParityTest {
                 Tensor a = cpuRandom(s, t);
                 Tensor g = a.to(GPU);
                 for (int axis = 0; axis < 3; axis++) {
-                    boolean keep = rnd.nextBoolean();
+                    ReducedAxis keep = rnd.nextBoolean() ? ReducedAxis.KEEP : ReducedAxis.DROP;
                     // sums of many bf16 terms round once on the cpu (double) and once on the gpu (float)
                     double tol = op == ReduceOp.MAX ? 0 : Math.max(tolerance(t), t == DType.F32 ? 1e-5 : 0);
                     assertClose(Ops.reduce(op, a, axis, keep), Ops.reduce(op, g, axis, keep), tol, op + " " + t + " axis " + axis + " of " + s);
@@ -261,9 +263,9 @@ class CudaParityTest {
     @Test
     void matmulEveryLayoutAndDtype() {
         for (DType t : FLOATS) {
-            for (int trans = 0; trans < 4; trans++) {
-                boolean ta = (trans & 1) != 0;
-                boolean tb = (trans & 2) != 0;
+            for (Transpose tr : Transpose.values()) {
+                boolean ta = tr.a();
+                boolean tb = tr.b();
                 long m = 1 + rnd.nextInt(70);
                 long k = 1 + rnd.nextInt(90);
                 long n = 1 + rnd.nextInt(70);
@@ -272,10 +274,10 @@ class CudaParityTest {
                 Tensor b = cpuRandom(tb ? Shape.of(batch, n, k) : Shape.of(batch, k, n), t);
                 Tensor b2 = cpuRandom(tb ? Shape.of(n, k) : Shape.of(k, n), t);
                 double tol = tolerance(t) * (t == DType.F32 ? 5 : 1);
-                assertClose(Ops.matmul(a, b, ta, tb), Ops.matmul(a.to(GPU), b.to(GPU), ta, tb), tol, "batched " + t + " ta=" + ta + " tb=" + tb);
-                assertClose(Ops.matmul(a, b2, ta, tb), Ops.matmul(a.to(GPU), b2.to(GPU), ta, tb), tol, "shared b " + t + " ta=" + ta + " tb=" + tb);
+                assertClose(Ops.matmul(a, b, tr), Ops.matmul(a.to(GPU), b.to(GPU), tr), tol, "batched " + t + " ta=" + ta + " tb=" + tb);
+                assertClose(Ops.matmul(a, b2, tr), Ops.matmul(a.to(GPU), b2.to(GPU), tr), tol, "shared b " + t + " ta=" + ta + " tb=" + tb);
                 if (t == DType.BF16 || t == DType.F16) {
-                    assertClose(Ops.matmul(a, b, ta, tb, DType.F32), Ops.matmul(a.to(GPU), b.to(GPU), ta, tb, DType.F32), 1e-5,
+                    assertClose(Ops.matmul(a, b, tr, DType.F32), Ops.matmul(a.to(GPU), b.to(GPU), tr, DType.F32), 1e-5,
                             "fp32 out " + t);
                 }
             }

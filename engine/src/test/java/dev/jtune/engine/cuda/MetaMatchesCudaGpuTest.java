@@ -105,7 +105,7 @@ class MetaMatchesCudaGpuTest {
             try (Scope s = Scope.open("rmsNorm", MemoryCategory.ACTIVATIONS)) {
                 Tensor x = Tensor.randn(Shape.of(4096, 640), DType.BF16, device, 1).requiresGrad(true);
                 Tensor w = Tensor.zeros(Shape.of(640), DType.BF16, device).requiresGrad(true);
-                RmsNorm.apply(x, w, 1e-6, true).backward(Tensor.randn(x.shape(), DType.BF16, device, 2));
+                RmsNorm.apply(x, w, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT).backward(Tensor.randn(x.shape(), DType.BF16, device, 2));
             }
         });
         assertSameFootprint("embedding and linear cross-entropy", device -> {

@@ -276,8 +276,8 @@ class CachingAllocatorTest {
         start(Mode.PLAIN, GIB);
         assertThrows(IllegalArgumentException.class, () -> allocator.allocate(0, WEIGHTS));
         assertThrows(IllegalArgumentException.class, () -> allocator.allocate(-5, WEIGHTS));
-        assertThrows(IllegalArgumentException.class, () -> new CachingAllocator.Config(false, -1));
-        SimulatedDeviceMemory noVirtualMemory = new SimulatedDeviceMemory(GIB, 2 * MIB, false);
+        assertThrows(IllegalArgumentException.class, () -> new CachingAllocator.Config(CachingAllocator.Segments.PLAIN, -1));
+        SimulatedDeviceMemory noVirtualMemory = new SimulatedDeviceMemory(GIB, 2 * MIB, SimulatedDeviceMemory.VirtualMemory.UNSUPPORTED);
         assertThrows(IllegalArgumentException.class,
                 () -> new CachingAllocator(noVirtualMemory, CachingAllocator.Config.expandable()));
     }

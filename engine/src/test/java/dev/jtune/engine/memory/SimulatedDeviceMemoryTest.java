@@ -102,7 +102,7 @@ class SimulatedDeviceMemoryTest {
 
     @Test
     void deviceWithoutVirtualMemoryRefusesItsOperations() {
-        SimulatedDeviceMemory plain = new SimulatedDeviceMemory(64 * MIB, PAGE, false);
+        SimulatedDeviceMemory plain = new SimulatedDeviceMemory(64 * MIB, PAGE, SimulatedDeviceMemory.VirtualMemory.UNSUPPORTED);
         assertTrue(!plain.supportsVirtualMemory());
         assertThrows(UnsupportedOperationException.class, () -> plain.reserve(PAGE));
         assertThrows(UnsupportedOperationException.class, () -> plain.createPhysical(PAGE));

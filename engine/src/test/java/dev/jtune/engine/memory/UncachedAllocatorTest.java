@@ -140,25 +140,25 @@ class UncachedAllocatorTest {
     @Test
     void thePropertyOrTheEnvironmentSelectsUncached() {
         assertEquals(CachingAllocator.Segments.UNCACHED,
-                CachingAllocator.Config.of(true, 0, "uncached", null).segments());
+                CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, "uncached", null).segments());
         assertEquals(CachingAllocator.Segments.UNCACHED,
-                CachingAllocator.Config.of(true, 0, null, "UNCACHED").segments());
+                CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, null, "UNCACHED").segments());
         assertEquals(CachingAllocator.Segments.UNCACHED,
-                CachingAllocator.Config.of(false, 0, " uncached ", "caching").segments(), "the property wins");
+                CachingAllocator.Config.of(CachingAllocator.Segments.PLAIN, 0, " uncached ", "caching").segments(), "the property wins");
         assertEquals(CachingAllocator.Segments.EXPANDABLE,
-                CachingAllocator.Config.of(true, 0, "caching", "uncached").segments(), "the property wins");
-        assertEquals(CachingAllocator.Segments.PLAIN, CachingAllocator.Config.of(false, 0, null, null).segments());
-        assertEquals(CachingAllocator.Segments.EXPANDABLE, CachingAllocator.Config.of(true, 0, "", "").segments());
-        assertEquals(5 * MIB, CachingAllocator.Config.of(true, 5 * MIB, "uncached", null).memoryLimit());
+                CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, "caching", "uncached").segments(), "the property wins");
+        assertEquals(CachingAllocator.Segments.PLAIN, CachingAllocator.Config.of(CachingAllocator.Segments.PLAIN, 0, null, null).segments());
+        assertEquals(CachingAllocator.Segments.EXPANDABLE, CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, "", "").segments());
+        assertEquals(5 * MIB, CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 5 * MIB, "uncached", null).memoryLimit());
     }
 
     @Test
     void anUnknownSettingIsRefusedNamingItsSource() {
         IllegalArgumentException p = assertThrows(IllegalArgumentException.class,
-                () -> CachingAllocator.Config.of(true, 0, "none", null));
+                () -> CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, "none", null));
         assertTrue(p.getMessage().contains("jtune.allocator") && p.getMessage().contains("\"none\""), p.getMessage());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CachingAllocator.Config.of(true, 0, null, "off"));
+                () -> CachingAllocator.Config.of(CachingAllocator.Segments.EXPANDABLE, 0, null, "off"));
         assertTrue(e.getMessage().contains("JTUNE_ALLOCATOR") && e.getMessage().contains("\"off\""), e.getMessage());
     }
 }

@@ -161,7 +161,7 @@ class MetaPredictsCudaTest {
                     try (Scope s = Scope.open("rmsNorm", MemoryCategory.ACTIVATIONS)) {
                         Tensor x = Tensor.randn(Shape.of(3, n / 3, d), DType.BF16, Device.META, 1).requiresGrad(true);
                         Tensor w = Tensor.zeros(Shape.of(d), DType.BF16, Device.META).requiresGrad(weightGrad);
-                        RmsNorm.apply(x, w, 1e-6, true).backward(Tensor.randn(Shape.of(3, n / 3, d), DType.BF16, Device.META, 2));
+                        RmsNorm.apply(x, w, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT).backward(Tensor.randn(Shape.of(3, n / 3, d), DType.BF16, Device.META, 2));
                     }
                 });
                 long expected = weightGrad ? rounded(NormKernels.weightGradientWorkspaceBytes(n, d, DType.BF16, sms)) : 0;

@@ -6,6 +6,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 import dev.jtune.engine.quant.Nf4Scales;
 import org.junit.jupiter.api.Test;
 
@@ -20,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ModuleTreeTest {
     /** A two-block toy with HF-like local names: embed, blocks.N.{norm, attn.{q, o}}, final norm. */
     static final class Block extends Module {
-        final RmsNorm norm = child("norm", new RmsNorm(4, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT));
+        final RmsNorm norm = child("norm", new RmsNorm(4, 1e-6, Scale.ONE_PLUS_WEIGHT));
         final Attn attn;
 
         Block(DequantWorkspace ws) {

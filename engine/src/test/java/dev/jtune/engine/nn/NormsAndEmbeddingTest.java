@@ -6,6 +6,7 @@ import dev.jtune.engine.GradCheck;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -26,10 +27,10 @@ class NormsAndEmbeddingTest {
         try (Scope s = Scope.open("rms")) {
             Tensor x = Tensor.normal(Shape.of(3, 8), DType.F32, Device.CPU, seed, 0, 1);
             Tensor w = Tensor.normal(Shape.of(8), DType.F32, Device.CPU, seed + 1, 0, 1);
-            for (RmsNorm.Scale scale : RmsNorm.Scale.values()) {
+            for (Scale scale : Scale.values()) {
                 RmsNorm norm = new RmsNorm(8, 1e-6, scale);
                 norm.weightParameter().set(w);
-                float[] op = dev.jtune.engine.ops.RmsNorm.apply(x, w, 1e-6, scale == RmsNorm.Scale.ONE_PLUS_WEIGHT).toFloatArray();
+                float[] op = dev.jtune.engine.ops.RmsNorm.apply(x, w, 1e-6, scale).toFloatArray();
                 assertArrayEquals(op, norm.forward(x).toFloatArray(), 0f, scale + " (seed " + seed + ")");
             }
         }

@@ -8,6 +8,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.Transpose;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -50,8 +51,8 @@ class FusedOpsGradTest {
     void rmsNormBothVariants() {
         Shape x = Shape.of(d(3), d(4), d(8) + 1);
         Shape w = Shape.of(x.dim(2));
-        GradCheck.check("rmsNorm (1 + w)", t -> RmsNorm.apply(t[0], t[1], 1e-6, true), rnd.nextLong(), x, w);
-        GradCheck.check("rmsNorm w", t -> RmsNorm.apply(t[0], t[1], 1e-5, false), rnd.nextLong(), x, w);
+        GradCheck.check("rmsNorm (1 + w)", t -> RmsNorm.apply(t[0], t[1], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT), rnd.nextLong(), x, w);
+        GradCheck.check("rmsNorm w", t -> RmsNorm.apply(t[0], t[1], 1e-5, RmsNorm.Scale.WEIGHT), rnd.nextLong(), x, w);
     }
 
     @Test
@@ -287,16 +288,16 @@ class FusedOpsGradTest {
         long k = d(5);
         long n = d(6);
         // c must be a fresh product: scale(2) makes one from the leaf on every evaluation
-        GradCheck.check("addMatmulInto b^T", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], true), rnd.nextLong(),
+        GradCheck.check("addMatmulInto b^T", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], Transpose.B), rnd.nextLong(),
                 Shape.of(m, n), Shape.of(m, k), Shape.of(n, k));
-        GradCheck.check("addMatmulInto b", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], false), rnd.nextLong(),
+        GradCheck.check("addMatmulInto b", t -> Ops.addMatmulInto(t[0].scale(2), t[1], t[2], Transpose.NONE), rnd.nextLong(),
                 Shape.of(m, n), Shape.of(m, k), Shape.of(k, n));
         try (Scope s = Scope.open("value")) {
             Tensor c = Tensor.randn(Shape.of(m, n), DType.F64, Device.CPU, 1);
             Tensor a = Tensor.randn(Shape.of(m, k), DType.F64, Device.CPU, 2);
             Tensor b = Tensor.randn(Shape.of(n, k), DType.F64, Device.CPU, 3);
             double[] expected = c.add(a.matmul(b.transpose(0, 1))).toDoubleArray();
-            double[] got = Ops.addMatmulInto(c.copy(), a, b, true).toDoubleArray();
+            double[] got = Ops.addMatmulInto(c.copy(), a, b, Transpose.B).toDoubleArray();
             for (int i = 0; i < expected.length; i++) {
                 assertEquals(expected[i], got[i], 1e-12, "element " + i);
             }
@@ -334,7 +335,7 @@ class FusedOpsGradTest {
         }
         GradCheck.check("block", u -> {
             Tensor x = u[0];
-            Tensor h = RmsNorm.apply(x, u[1], 1e-6, true);
+            Tensor h = RmsNorm.apply(x, u[1], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
             Tensor q = Rope.apply(h.reshape(1, 1, t, dim), ints(pos, Shape.of(t)), 10_000);
             Tensor a = Attention.causal(q, q, h.reshape(1, 1, t, dim), AttentionSpec.causal(0.5));
             Tensor m = Activations.geglu(a.reshape(t, dim), h);

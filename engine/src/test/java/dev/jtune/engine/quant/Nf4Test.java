@@ -306,11 +306,11 @@ class Nf4Test {
 
     @Test
     void elementTwoKIsTheHighNibble() {
-        assertArrayEquals(bytes(0xF0), Nf4.quantize(weight(new float[] {1f, -1f}), false).codes().toByteArray());
-        assertArrayEquals(bytes(0x0F), Nf4.quantize(weight(new float[] {-1f, 1f}), false).codes().toByteArray());
-        assertArrayEquals(bytes(0xF7), Nf4.quantize(weight(new float[] {2f, 0f}), false).codes().toByteArray());
+        assertArrayEquals(bytes(0xF0), Nf4.quantize(weight(new float[] {1f, -1f}), Nf4Scales.FP32).codes().toByteArray());
+        assertArrayEquals(bytes(0x0F), Nf4.quantize(weight(new float[] {-1f, 1f}), Nf4Scales.FP32).codes().toByteArray());
+        assertArrayEquals(bytes(0xF7), Nf4.quantize(weight(new float[] {2f, 0f}), Nf4Scales.FP32).codes().toByteArray());
         // odd count: the last low nibble is the code of a padding 0 (code 7)
-        Nf4Tensor odd = Nf4.quantize(weight(new float[] {1f, -1f, 1f}), false);
+        Nf4Tensor odd = Nf4.quantize(weight(new float[] {1f, -1f, 1f}), Nf4Scales.FP32);
         assertArrayEquals(bytes(0xF0, 0xF7), odd.codes().toByteArray());
         assertEquals(Shape.of(3), odd.shape());
         assertArrayEquals(new float[] {1f, -1f, 1f}, dequantF32(odd));
@@ -320,11 +320,11 @@ class Nf4Test {
     void blocksAreSixtyFourElementsAndTheLastMayBeShort() {
         for (int n : new int[] {1, 2, 63, 64, 65, 127, 128, 129, 64 * 256, 64 * 256 + 1, 64 * 257 + 63}) {
             Tensor w = gaussian(Shape.of(n), DType.F32, n, 1.0);
-            Nf4Tensor q = Nf4.quantize(w, false);
+            Nf4Tensor q = Nf4.quantize(w, Nf4Scales.FP32);
             assertEquals(Shape.of((n + 1) / 2), q.codes().shape(), "n=" + n);
             assertEquals(Shape.of(Math.ceilDiv(n, 64)), q.absmax().shape(), "n=" + n);
             assertArrayEquals(blockAbsmax(w.toFloatArray()), q.absmax().toFloatArray(), "n=" + n);
-            Nf4Tensor dq = Nf4.quantize(w, true);
+            Nf4Tensor dq = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED);
             assertEquals(Shape.of(Math.ceilDiv(n, 64)), dq.absmaxCodes().shape(), "n=" + n);
             assertEquals(Shape.of(Math.ceilDiv(Math.ceilDiv(n, 64), 256)), dq.absmax2().shape(), "n=" + n);
             assertArrayEquals(q.codes().toByteArray(), dq.codes().toByteArray(), "the codes do not depend on the scales' storage");
@@ -356,7 +356,7 @@ class Nf4Test {
         Arrays.fill(expected, first.length, 32, (byte) 0xAA);
         expected[32] = (byte) 0xF4;
         expected[33] = (byte) 0x77;
-        Nf4Tensor q = Nf4.quantize(weight(w), false);
+        Nf4Tensor q = Nf4.quantize(weight(w), Nf4Scales.FP32);
         assertArrayEquals(expected, q.codes().toByteArray());
         assertArrayEquals(new float[] {4.0f, 0.3f}, q.absmax().toFloatArray());
 
@@ -385,7 +385,7 @@ class Nf4Test {
         w[0] = 1f;
         w[64] = 2f;
         w[128] = 3f;
-        Nf4Tensor q = Nf4.quantize(weight(w), true);
+        Nf4Tensor q = Nf4.quantize(weight(w), Nf4Scales.DOUBLE_QUANTIZED);
         assertTrue(q.doubleQuant());
         assertNull(q.absmax());
         assertEquals(2.0f, q.offset());
@@ -417,7 +417,7 @@ class Nf4Test {
             w[c] = BNB_NF4[c] * 0.5f;        // absmax 0.5: x * 2 is exact
             w[16 + c] = BNB_NF4[15 - c] * 0.5f;
         }
-        Nf4Tensor q = Nf4.quantize(weight(w), false);
+        Nf4Tensor q = Nf4.quantize(weight(w), Nf4Scales.FP32);
         assertArrayEquals(bytes(0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10),
                 q.codes().toByteArray());
         assertArrayEquals(w, dequantF32(q));
@@ -436,7 +436,7 @@ class Nf4Test {
             w[i] = (i % 2 == 0 ? 1 : -1) * (0.1f + i);
         }
         // block 1 is all zeros
-        Nf4Tensor q = Nf4.quantize(weight(w), false);
+        Nf4Tensor q = Nf4.quantize(weight(w), Nf4Scales.FP32);
         int[] c = nibbles(q);
         float[] got = dequantF32(q);
         for (int i = 0; i < 64; i++) {
@@ -455,7 +455,7 @@ class Nf4Test {
         // double-quantized, the same codes 0 dequantize to -1 * (the block's rebuilt scale), and that scale is 0 only
         // to within the 8-bit dynamic map's error: here absmax = [63.1, 0], offset 31.55, absmax2 31.55, and the
         // zero scale becomes fp32(-0.99296875 * 31.55 + 31.55) = 0.222, as in bitsandbytes
-        Nf4Tensor dq = Nf4.quantize(weight(w), true);
+        Nf4Tensor dq = Nf4.quantize(weight(w), Nf4Scales.DOUBLE_QUANTIZED);
         float absmax2 = dq.absmax2().toFloatArray()[0];
         float[] dgot = dequantF32(dq);
         for (int i = 64; i < 128; i++) {
@@ -468,7 +468,7 @@ class Nf4Test {
     void largestElementOfEachBlockReconstructsExactly() {
         Tensor w = gaussian(Shape.of(37, 129), DType.F32, 7, 0.02);
         float[] v = w.toFloatArray();
-        Nf4Tensor q = Nf4.quantize(w, false);
+        Nf4Tensor q = Nf4.quantize(w, Nf4Scales.FP32);
         float[] absmax = q.absmax().toFloatArray();
         float[] got = dequantF32(q);
         for (int b = 0; b < absmax.length; b++) {
@@ -496,7 +496,8 @@ class Nf4Test {
         Shape[] shapes = {Shape.of(64, 64), Shape.of(7, 9), Shape.of(1, 1), Shape.of(17, 33), Shape.of(3, 1000),
                 Shape.of(200003), Shape.of(513, 129)};
         for (DType dtype : new DType[] {DType.F32, DType.BF16, DType.F16}) {
-            for (boolean dq : new boolean[] {false, true}) {
+            for (Nf4Scales scales : Nf4Scales.values()) {
+                boolean dq = scales.doubleQuant();
                 double sum = 0;
                 long count = 0;
                 double worst = 0;
@@ -504,7 +505,7 @@ class Nf4Test {
                     Tensor w = gaussian(shape, dtype, shape.numel() * 31 + dtype.ordinal(), 0.02);
                     float[] v = w.toFloatArray();
                     float[] absmax = blockAbsmax(v);
-                    Nf4Tensor q = Nf4.quantize(w, dq);
+                    Nf4Tensor q = Nf4.quantize(w, scales);
                     assertEquals(shape, q.shape());
                     assertEquals(dtype, q.dtype());
                     float[] got = dequantF32(q);
@@ -558,8 +559,8 @@ class Nf4Test {
     @Test
     void doubleQuantizedScalesAreCloseToTheTrueAbsmax() {
         Tensor w = gaussian(Shape.of(640, 1152), DType.BF16, 11, 0.02);
-        Nf4Tensor plain = Nf4.quantize(w, false);
-        Nf4Tensor dq = Nf4.quantize(w, true);
+        Nf4Tensor plain = Nf4.quantize(w, Nf4Scales.FP32);
+        Nf4Tensor dq = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED);
         float[] absmax = plain.absmax().toFloatArray();
         byte[] codes2 = dq.absmaxCodes().toByteArray();
         float[] absmax2 = dq.absmax2().toFloatArray();
@@ -584,8 +585,8 @@ class Nf4Test {
     @Test
     void bitsPerWeight() {
         Tensor w = gaussian(Shape.of(1024, 1024), DType.BF16, 3, 0.02);
-        Nf4Tensor plain = Nf4.quantize(w, false);
-        Nf4Tensor dq = Nf4.quantize(w, true);
+        Nf4Tensor plain = Nf4.quantize(w, Nf4Scales.FP32);
+        Nf4Tensor dq = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED);
         System.out.printf(Locale.ROOT, "bits per weight: %.4f plain, %.4f double-quantized%n", plain.bitsPerWeight(), dq.bitsPerWeight());
         assertEquals(4.5, plain.bitsPerWeight(), 1e-12);
         assertEquals(524288 + 4 * 16384, plain.storageBytes());
@@ -599,8 +600,8 @@ class Nf4Test {
     void sixteenBitWeightsQuantizeAsTheirExactFloatValues() {
         for (DType t : new DType[] {DType.BF16, DType.F16}) {
             Tensor w = gaussian(Shape.of(33, 65), t, 5, 0.5);
-            Nf4Tensor a = Nf4.quantize(w, true);
-            Nf4Tensor b = Nf4.quantize(w.cast(DType.F32), true);
+            Nf4Tensor a = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED);
+            Nf4Tensor b = Nf4.quantize(w.cast(DType.F32), Nf4Scales.DOUBLE_QUANTIZED);
             assertArrayEquals(b.codes().toByteArray(), a.codes().toByteArray(), t.toString());
             assertArrayEquals(b.absmaxCodes().toByteArray(), a.absmaxCodes().toByteArray(), t.toString());
             assertEquals(b.offset(), a.offset());
@@ -613,8 +614,8 @@ class Nf4Test {
         Tensor w = gaussian(Shape.of(96, 40), DType.F32, 9, 1.0);
         Tensor t = w.transpose(0, 1);
         assertFalse(t.isContiguous());
-        Nf4Tensor a = Nf4.quantize(t, false);
-        Nf4Tensor b = Nf4.quantize(t.contiguous(), false);
+        Nf4Tensor a = Nf4.quantize(t, Nf4Scales.FP32);
+        Nf4Tensor b = Nf4.quantize(t.contiguous(), Nf4Scales.FP32);
         assertEquals(Shape.of(40, 96), a.shape());
         assertArrayEquals(b.codes().toByteArray(), a.codes().toByteArray());
         assertArrayEquals(b.absmax().toFloatArray(), a.absmax().toFloatArray());
@@ -625,12 +626,12 @@ class Nf4Test {
     void weightsLargerThanOneHostChunk() {
         int chunk = 1 << 22;
         Tensor w = gaussian(Shape.of(chunk + 1000 + 3), DType.BF16, 13, 0.02);
-        Nf4Tensor q = Nf4.quantize(w, true);
-        Nf4Tensor tail = Nf4.quantize(w.slice(0, chunk, chunk + 1003), false);
+        Nf4Tensor q = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED);
+        Nf4Tensor tail = Nf4.quantize(w.slice(0, chunk, chunk + 1003), Nf4Scales.FP32);
         byte[] all = q.codes().toByteArray();
         byte[] t = tail.codes().toByteArray();
         assertArrayEquals(t, Arrays.copyOfRange(all, chunk / 2, all.length));
-        Nf4Tensor plain = Nf4.quantize(w, false);
+        Nf4Tensor plain = Nf4.quantize(w, Nf4Scales.FP32);
         float[] absmax = plain.absmax().toFloatArray();
         assertArrayEquals(tail.absmax().toFloatArray(), Arrays.copyOfRange(absmax, chunk / 64, absmax.length));
     }
@@ -638,14 +639,14 @@ class Nf4Test {
     @Test
     void rejectsOtherWeightDtypes() {
         Tensor ints = Tensor.fromArray(new int[] {1, 2}, Shape.of(2), DType.I32, CPU);
-        assertThrows(DTypeException.class, () -> Nf4.quantize(ints, false));
+        assertThrows(DTypeException.class, () -> Nf4.quantize(ints, Nf4Scales.FP32));
         Tensor f64 = Tensor.fromArray(new double[] {1, 2}, Shape.of(2), DType.F64, CPU);
-        assertThrows(DTypeException.class, () -> Nf4.quantize(f64, false));
+        assertThrows(DTypeException.class, () -> Nf4.quantize(f64, Nf4Scales.FP32));
     }
 
     @Test
     void emptyWeight() {
-        Nf4Tensor q = Nf4.quantize(Tensor.empty(Shape.of(0, 5), DType.F32, CPU), true);
+        Nf4Tensor q = Nf4.quantize(Tensor.empty(Shape.of(0, 5), DType.F32, CPU), Nf4Scales.DOUBLE_QUANTIZED);
         assertEquals(0, q.numel());
         assertEquals(Shape.of(0, 5), Nf4.dequantize(q, DType.BF16).shape());
     }
@@ -654,7 +655,7 @@ class Nf4Test {
 
     @Test
     void dequantizeIntoChecksItsArguments() {
-        Nf4Tensor q = Nf4.quantize(gaussian(Shape.of(8, 16), DType.F32, 1, 1), false);
+        Nf4Tensor q = Nf4.quantize(gaussian(Shape.of(8, 16), DType.F32, 1, 1), Nf4Scales.FP32);
         assertThrows(ShapeException.class, () -> Nf4.dequantizeInto(q, Tensor.empty(Shape.of(16, 8), DType.F32, CPU)));
         assertThrows(ShapeException.class, () -> Nf4.dequantizeInto(q, Tensor.empty(Shape.of(16, 8), DType.F32, CPU).transpose(0, 1)));
         assertThrows(DTypeException.class, () -> Nf4.dequantizeInto(q, Tensor.empty(Shape.of(8, 16), DType.F64, CPU)));
@@ -685,9 +686,10 @@ class Nf4Test {
     /** The backend call itself with every input a view at an odd offset, and an output between other data. */
     @Test
     void backendDequantizesViewsAtOffsets() {
-        for (boolean doubleQuant : new boolean[] {false, true}) {
+        for (Nf4Scales scales : Nf4Scales.values()) {
+            boolean doubleQuant = scales.doubleQuant();
             int n = 64 * 300 + 45;
-            Nf4Tensor q = Nf4.quantize(gaussian(Shape.of(n), DType.F32, 17, 1.0), doubleQuant);
+            Nf4Tensor q = Nf4.quantize(gaussian(Shape.of(n), DType.F32, 17, 1.0), scales);
             float[] want = dequantF32(q);
             Tensor codes = shifted(q.codes());
             Tensor absmax = q.absmax() == null ? null : shifted(q.absmax());
@@ -716,9 +718,10 @@ class Nf4Test {
     @Test
     void metaWeightsGetSizesAndNoData() {
         Tensor w = Tensor.empty(Shape.of(1000, 33), DType.BF16, Device.META);
-        for (boolean dq : new boolean[] {false, true}) {
-            Nf4Tensor q = Nf4.quantize(w, dq);
-            Nf4Tensor real = Nf4.quantize(Tensor.zeros(Shape.of(1000, 33), DType.BF16, CPU), dq);
+        for (Nf4Scales scales : Nf4Scales.values()) {
+            boolean dq = scales.doubleQuant();
+            Nf4Tensor q = Nf4.quantize(w, scales);
+            Nf4Tensor real = Nf4.quantize(Tensor.zeros(Shape.of(1000, 33), DType.BF16, CPU), scales);
             assertEquals(Device.META, q.device());
             assertEquals(real.storageBytes(), q.storageBytes());
             Tensor out = Nf4.dequantize(q, DType.BF16);
@@ -732,8 +735,8 @@ class Nf4Test {
         Tensor w = gaussian(Shape.of(100), DType.F32, 2, 1);
         Nf4Tensor q;
         try (Scope inner = Scope.open("inner")) {
-            q = Nf4.quantize(w, true).keep(inner);
-            Nf4Tensor dropped = Nf4.quantize(w, false);
+            q = Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED).keep(inner);
+            Nf4Tensor dropped = Nf4.quantize(w, Nf4Scales.FP32);
             inner.close();
             assertTrue(dropped.isClosed());
         }

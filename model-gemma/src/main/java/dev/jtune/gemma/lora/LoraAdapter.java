@@ -3,6 +3,7 @@ package dev.jtune.gemma.lora;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.Transpose;
 import dev.jtune.engine.ops.Dropout;
 import dev.jtune.engine.nn.Adapter;
 
@@ -40,7 +41,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
      */
     @Override
     public Tensor apply(Tensor x) {
-        return Ops.matmul(down(x), b.cast(compute), false, true).cast(x.dtype());
+        return Ops.matmul(down(x), b.cast(compute), Transpose.B).cast(x.dtype());
     }
 
     /**
@@ -53,7 +54,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         if (compute != y.dtype() || y.rank() != 2 || !y.isContiguous()) {
             return Adapter.super.addTo(y, x);
         }
-        return Ops.addMatmulInto(y, down(x), b.cast(compute), true);
+        return Ops.addMatmulInto(y, down(x), b.cast(compute), Transpose.B);
     }
 
     private Tensor down(Tensor x) {

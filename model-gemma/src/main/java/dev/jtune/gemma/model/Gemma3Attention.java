@@ -5,6 +5,7 @@ import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 import dev.jtune.engine.ops.Rope;
 import dev.jtune.gemma.config.Gemma3Config;
 
@@ -32,8 +33,8 @@ public final class Gemma3Attention extends Module {
         kProj = child("k_proj", new Linear(h, kv, Linear.Bias.NONE, workspace));
         vProj = child("v_proj", new Linear(h, kv, Linear.Bias.NONE, workspace));
         oProj = child("o_proj", new Linear(q, h, Linear.Bias.NONE, workspace));
-        qNorm = child("q_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT));
-        kNorm = child("k_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT));
+        qNorm = child("q_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT));
+        kNorm = child("k_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT));
     }
 
     public Linear qProj() {

@@ -6,6 +6,7 @@ import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 import dev.jtune.gemma.config.Gemma3Config;
 
 /**
@@ -36,7 +37,7 @@ public final class Gemma3DecoderLayer extends Module {
     }
 
     private static RmsNorm norm(Gemma3Config config) {
-        return new RmsNorm(config.hiddenSize(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT);
+        return new RmsNorm(config.hiddenSize(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT);
     }
 
     public int index() {

@@ -5,6 +5,7 @@ import dev.jtune.engine.nn.Embedding;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.ModuleList;
 import dev.jtune.engine.nn.RmsNorm;
+import dev.jtune.engine.ops.RmsNorm.Scale;
 import dev.jtune.gemma.config.Gemma3Config;
 
 /** HF's {@code model}: {@code embed_tokens} [vocab, hidden], {@code layers.N}, the final {@code norm} [hidden]. */
@@ -19,7 +20,7 @@ public final class Gemma3TextModel extends Module {
         for (int i = 0; i < config.numHiddenLayers(); i++) {
             layers.add(new Gemma3DecoderLayer(config, i, workspace));
         }
-        norm = child("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps(), RmsNorm.Scale.ONE_PLUS_WEIGHT));
+        norm = child("norm", new RmsNorm(config.hiddenSize(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT));
     }
 
     public Embedding embedTokens() {

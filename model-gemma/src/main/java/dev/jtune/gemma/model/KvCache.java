@@ -5,6 +5,7 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.Transpose;
 import dev.jtune.engine.ops.Softmax;
 import dev.jtune.gemma.config.Gemma3Config;
 
@@ -66,7 +67,7 @@ public final class KvCache {
         Tensor k = keys[layer].slice(2, 0, len).reshape(hkv, len, d);
         Tensor v = values[layer].slice(2, 0, len).reshape(hkv, len, d);
         Tensor q3 = q.reshape(hkv, groups, d); // query heads of one KV head are adjacent
-        Tensor scores = Ops.matmul(q3, k, false, true, DType.F32).scale(scale);
+        Tensor scores = Ops.matmul(q3, k, Transpose.B, DType.F32).scale(scale);
         if (softcap > 0) {
             scores = dev.jtune.engine.ops.Softcap.apply(scores, softcap);
         }

@@ -7,7 +7,7 @@ package dev.jtune.gemma.tokenizer;
  * @param lstrip     the match swallows the whitespace on its left
  * @param rstrip     the match swallows the whitespace on its right
  * @param normalized match against the normalized text (true) or the raw text (false)
- * @param special    a control token: {@code decode(ids, true)} drops it
+ * @param special    a control token: {@code decode(ids, SpecialTokens.SKIP)} drops it
  */
 public record AddedToken(int id, String content, boolean singleWord, boolean lstrip, boolean rstrip,
                          boolean normalized, boolean special) {

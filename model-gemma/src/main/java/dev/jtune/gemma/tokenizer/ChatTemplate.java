@@ -20,7 +20,7 @@ import java.util.Objects;
  * {@code user} and odd ones are not; this class also rejects any odd role other than assistant/model and a
  * system message anywhere but first, with a {@link ChatFormatException} naming the message;</li>
  * <li>each content is trimmed of whitespace as Jinja's {@code trim} (Python {@code str.strip()});</li>
- * <li>with {@code addGenerationPrompt}, {@code <start_of_turn>model\n} ends the text.</li>
+ * <li>with {@link GenerationPrompt#ADD}, {@code <start_of_turn>model\n} ends the text.</li>
  * </ul>
  * Only text contents are supported (the template's list-of-parts form, with images, is not).
  * <p>
@@ -32,6 +32,9 @@ import java.util.Objects;
  * assistant-only / completion-only losses for Gemma.
  */
 public final class ChatTemplate {
+    /** Whether the text ends with the prompt for the model's turn ({@code <start_of_turn>model\n}), as for generation. */
+    public enum GenerationPrompt { ADD, OMIT }
+
     private static final String BOS = "<bos>";
     private static final String START = "<start_of_turn>";
     private static final String END = "<end_of_turn>";
@@ -96,14 +99,14 @@ public final class ChatTemplate {
     }
 
     /** The rendered text, exactly as HF's {@code apply_chat_template(messages, tokenize=False, ...)}. */
-    public String render(List<Message> messages, boolean addGenerationPrompt) {
-        return renderWithSpans(messages, addGenerationPrompt, null);
+    public String render(List<Message> messages, GenerationPrompt prompt) {
+        return renderWithSpans(messages, prompt == GenerationPrompt.ADD, null);
     }
 
     /** Renders, tokenizes and builds the training mask (see the class comment). */
-    public Rendered encode(List<Message> messages, boolean addGenerationPrompt) {
+    public Rendered encode(List<Message> messages, GenerationPrompt prompt) {
         List<int[]> trained = new ArrayList<>();
-        String text = renderWithSpans(messages, addGenerationPrompt, trained);
+        String text = renderWithSpans(messages, prompt == GenerationPrompt.ADD, trained);
         IntList ids = new IntList(text.length() / 3 + 16);
         IntList spans = new IntList(text.length() / 2 + 32);
         tokenizer.encodeInto(text, ids, spans); // the text starts with "<bos>": no second one is added
@@ -135,7 +138,7 @@ public final class ChatTemplate {
      * text does not already start with it.
      */
     public int[] tokenizeRendered(String text) {
-        return tokenizer.encode(text, !text.startsWith(BOS));
+        return tokenizer.encode(text, text.startsWith(BOS) ? GemmaTokenizer.Bos.OMIT : GemmaTokenizer.Bos.ADD);
     }
 
     private String renderWithSpans(List<Message> messages, boolean addGenerationPrompt, List<int[]> trained) {

@@ -20,7 +20,7 @@ import java.util.List;
  * <li>each stretch between them is <b>normalized</b> (Gemma 3: every ' ' becomes '▁'),
  * <b>pre-tokenized</b> (Gemma 3: {@code Split(" ")}, which finds nothing after the normalizer) and encoded by the
  * {@link BpeModel BPE model} (byte fallback, no unk on Gemma 3);</li>
- * <li>{@link #encode(String, boolean) with BOS}, the post-processor's template is applied (Gemma 3:
+ * <li>{@link #encode(String, Bos) with Bos.ADD}, the post-processor's template is applied (Gemma 3:
  * {@code <bos> A}).</li>
  * </ol>
  * Decoding maps ids to tokens (optionally dropping special ones) and runs the file's decoder (Gemma 3: '▁' -> ' ',
@@ -30,6 +30,12 @@ import java.util.List;
  * Instances are immutable and thread-safe (the BPE word cache is concurrent). Load once and share.
  */
 public final class GemmaTokenizer {
+    /** Whether encoding applies the post-processor's template: for Gemma 3 a leading {@code <bos>}. */
+    public enum Bos { ADD, OMIT }
+
+    /** Whether decoding writes special added tokens ({@code <bos>}, {@code <end_of_turn>}, ...) or leaves them out. */
+    public enum SpecialTokens { KEEP, SKIP }
+
     private final String source;
     private final String[] tokens;        // id -> token over model vocab and added tokens
     private final int modelVocabSize;
@@ -210,14 +216,15 @@ public final class GemmaTokenizer {
 
     /** The ids of {@code text}, without special tokens added (HF {@code add_special_tokens=False}). */
     public int[] encode(String text) {
-        return encode(text, false);
+        return encode(text, Bos.OMIT);
     }
 
     /**
-     * The ids of {@code text}; with {@code addBos}, the post-processor's template is applied, which for Gemma 3 is
+     * The ids of {@code text}; with {@link Bos#ADD}, the post-processor's template is applied, which for Gemma 3 is
      * exactly a leading {@code <bos>} (HF {@code add_special_tokens=True}).
      */
-    public int[] encode(String text, boolean addBos) {
+    public int[] encode(String text, Bos bos) {
+        boolean addBos = bos == Bos.ADD;
         IntList out = new IntList(Math.max(16, text.length() / 3));
         if (addBos) {
             out.addAll(templatePrefix);
@@ -290,16 +297,17 @@ public final class GemmaTokenizer {
 
     /** The text of {@code ids}, special tokens included (HF {@code skip_special_tokens=False}). */
     public String decode(int[] ids) {
-        return decode(ids, false);
+        return decode(ids, SpecialTokens.KEEP);
     }
 
     /**
-     * The text of {@code ids}. With {@code skipSpecial}, special added tokens ({@code <bos>}, {@code <eos>},
+     * The text of {@code ids}. With {@link SpecialTokens#SKIP}, special added tokens ({@code <bos>}, {@code <eos>},
      * {@code <pad>}, {@code <start_of_turn>}, {@code <end_of_turn>}, ...) are left out.
      *
      * @throws IllegalArgumentException for an id outside {@code [0, size())}
      */
-    public String decode(int[] ids, boolean skipSpecial) {
+    public String decode(int[] ids, SpecialTokens specialTokens) {
+        boolean skipSpecial = specialTokens == SpecialTokens.SKIP;
         List<String> toks = new ArrayList<>(ids.length);
         for (int i = 0; i < ids.length; i++) {
             int id = ids[i];

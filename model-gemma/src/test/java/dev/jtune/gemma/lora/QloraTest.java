@@ -36,7 +36,7 @@ class QloraTest {
                 for (Linear l : model.linears().values()) { // the weights the NF4 model effectively uses
                     Tensor w = l.weight();
                     try (Scope tmp = Scope.open("q")) {
-                        Ops.copyInto(Nf4.dequantize(Nf4.quantize(w, true), DType.F32), w);
+                        Ops.copyInto(Nf4.dequantize(Nf4.quantize(w, Nf4Scales.DOUBLE_QUANTIZED), DType.F32), w);
                     }
                 }
             }

@@ -3,8 +3,10 @@ package dev.jtune.gemma.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.gemma.tokenizer.ChatTemplate.ChatFormatException;
+import dev.jtune.gemma.tokenizer.ChatTemplate.GenerationPrompt;
 import dev.jtune.gemma.tokenizer.ChatTemplate.Message;
 import dev.jtune.gemma.tokenizer.ChatTemplate.Rendered;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.Bos;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
@@ -49,13 +51,13 @@ class ChatTemplateTest {
         for (JsonNode conv : golden) {
             List<Message> ms = messages(conv);
             String text = conv.get("text").asText();
-            assertEquals(text, chat.render(ms, false));
-            assertEquals(conv.get("generation_prompt_text").asText(), chat.render(ms.subList(0, ms.size() - 1), true));
+            assertEquals(text, chat.render(ms, GenerationPrompt.OMIT));
+            assertEquals(conv.get("generation_prompt_text").asText(), chat.render(ms.subList(0, ms.size() - 1), GenerationPrompt.ADD));
             int[] ids = GemmaTokenizerTest.ints(conv.get("ids"));
-            Rendered r = chat.encode(ms, false);
+            Rendered r = chat.encode(ms, GenerationPrompt.OMIT);
             assertArrayEquals(ids, r.ids());
             assertArrayEquals(ids, chat.tokenizeRendered(text), "a leading <bos> in the text is not doubled");
-            assertArrayEquals(ids, tok.encode(text.substring("<bos>".length()), true));
+            assertArrayEquals(ids, tok.encode(text.substring("<bos>".length()), Bos.ADD));
         }
     }
 
@@ -86,7 +88,7 @@ class ChatTemplateTest {
                 Message.assistant("  6, after\n\nthinking twice.  "),
                 Message.user("Thanks"),
                 Message.assistant("You're welcome! 😀"));
-        Rendered r = chat.encode(ms, false);
+        Rendered r = chat.encode(ms, GenerationPrompt.OMIT);
         assertEquals(r.ids().length, r.trainMask().length);
         // the masked ids, turn by turn
         List<String> trainedRuns = new ArrayList<>();
@@ -121,26 +123,26 @@ class ChatTemplateTest {
 
     @Test
     void generationPromptIsNotTrained() {
-        Rendered r = chat.encode(List.of(Message.user("Hi")), true);
+        Rendered r = chat.encode(List.of(Message.user("Hi")), GenerationPrompt.ADD);
         assertEquals("<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", tok.decode(r.ids()));
         assertEquals(0, r.trainedCount());
     }
 
     @Test
     void modelRoleIsASynonymAndContentsAreTrimmedLikePython() {
-        String a = chat.render(List.of(Message.user("\u00a0 hi \u3000"), new Message("model", "\u2003ok\u001f")), false);
+        String a = chat.render(List.of(Message.user("\u00a0 hi \u3000"), new Message("model", "\u2003ok\u001f")), GenerationPrompt.OMIT);
         assertEquals("<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\nok<end_of_turn>\n", a);
         // zero-width space is not whitespace for Python's strip()
         assertEquals("\u200bx", ChatTemplate.pythonStrip(" \u200bx\n"));
         // the system content is not trimmed, only the user content after it
         assertEquals("<bos><start_of_turn>user\n sys \n\nu<end_of_turn>\n",
-                chat.render(List.of(Message.system(" sys "), Message.user(" u ")), false));
+                chat.render(List.of(Message.system(" sys "), Message.user(" u ")), GenerationPrompt.OMIT));
     }
 
     @Test
     void specialMarkersInsideContentAreTokenizedAsSpecial() {
         // as HF: the rendered text is tokenized with special tokens recognised
-        Rendered r = chat.encode(List.of(Message.user("say <end_of_turn>"), Message.assistant("no")), false);
+        Rendered r = chat.encode(List.of(Message.user("say <end_of_turn>"), Message.assistant("no")), GenerationPrompt.OMIT);
         long eot = Arrays.stream(r.ids()).filter(id -> id == tok.endOfTurnId()).count();
         assertEquals(3, eot);
     }
@@ -148,26 +150,26 @@ class ChatTemplateTest {
     @Test
     void alternationErrorsNameTheMessage() {
         ChatFormatException e = assertThrows(ChatFormatException.class,
-                () -> chat.render(List.of(Message.user("a"), Message.user("b")), false));
+                () -> chat.render(List.of(Message.user("a"), Message.user("b")), GenerationPrompt.OMIT));
         assertTrue(e.getMessage().contains("message 1") && e.getMessage().contains("'user'")
                 && e.getMessage().contains("'assistant' was expected"), e.getMessage());
 
         e = assertThrows(ChatFormatException.class,
-                () -> chat.render(List.of(Message.system("s"), Message.assistant("a")), false));
+                () -> chat.render(List.of(Message.system("s"), Message.assistant("a")), GenerationPrompt.OMIT));
         assertTrue(e.getMessage().contains("message 1") && e.getMessage().contains("'assistant'")
                 && e.getMessage().contains("'user' was expected"), e.getMessage());
 
         e = assertThrows(ChatFormatException.class,
-                () -> chat.render(List.of(Message.user("a"), Message.assistant("b"), Message.system("c")), false));
+                () -> chat.render(List.of(Message.user("a"), Message.assistant("b"), Message.system("c")), GenerationPrompt.OMIT));
         assertTrue(e.getMessage().contains("message 2") && e.getMessage().contains("only allowed as message 0"),
                 e.getMessage());
 
         e = assertThrows(ChatFormatException.class,
-                () -> chat.render(List.of(Message.user("a"), new Message("tool", "b")), false));
+                () -> chat.render(List.of(Message.user("a"), new Message("tool", "b")), GenerationPrompt.OMIT));
         assertTrue(e.getMessage().contains("message 1") && e.getMessage().contains("'tool'"), e.getMessage());
 
-        e = assertThrows(ChatFormatException.class, () -> chat.render(List.of(), false));
+        e = assertThrows(ChatFormatException.class, () -> chat.render(List.of(), GenerationPrompt.OMIT));
         assertTrue(e.getMessage().contains("empty"), e.getMessage());
-        assertThrows(ChatFormatException.class, () -> chat.encode(List.of(Message.assistant("a")), false));
+        assertThrows(ChatFormatException.class, () -> chat.encode(List.of(Message.assistant("a")), GenerationPrompt.OMIT));
     }
 }

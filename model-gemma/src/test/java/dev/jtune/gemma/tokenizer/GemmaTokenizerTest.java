@@ -3,6 +3,8 @@ package dev.jtune.gemma.tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.gemma.Seeds;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.Bos;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.SpecialTokens;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
@@ -73,10 +75,10 @@ class GemmaTokenizerTest {
                 int[] got = tok.encode(text);
                 assertArrayEquals(ids, got, () -> "encode(" + show(text) + ") = " + Arrays.toString(got)
                         + " " + tokens(got) + "; expected " + Arrays.toString(ids) + " " + tokens(ids));
-                assertArrayEquals(withBos, tok.encode(text, true), "with <bos>");
+                assertArrayEquals(withBos, tok.encode(text, Bos.ADD), "with <bos>");
                 assertEquals(decoded, tok.decode(ids), "decode");
                 assertEquals("<bos>" + decoded, tok.decode(withBos), "decode with <bos>");
-                assertEquals(tok.decode(ids, true), tok.decode(withBos, true), "decode skipping specials");
+                assertEquals(tok.decode(ids, SpecialTokens.SKIP), tok.decode(withBos, SpecialTokens.SKIP), "decode skipping specials");
             }));
         }
         return tests.stream();
@@ -123,9 +125,9 @@ class GemmaTokenizerTest {
 
     @Test
     void decodeSkipsSpecialTokens() {
-        int[] ids = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", true);
+        int[] ids = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", Bos.ADD);
         assertEquals("<bos><start_of_turn>user\nHi<end_of_turn>\n", tok.decode(ids));
-        assertEquals("user\nHi\n", tok.decode(ids, true));
+        assertEquals("user\nHi\n", tok.decode(ids, SpecialTokens.SKIP));
     }
 
     @Test

@@ -1,5 +1,7 @@
 package dev.jtune.gemma.tokenizer;
 
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.Bos;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.SpecialTokens;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayInputStream;
@@ -76,10 +78,10 @@ class PipelineComponentsTest {
         assertArrayEquals(new int[] {0, 6, 0}, t.encode("x <sw> y"));
         // lstrip/rstrip swallow the surrounding whitespace
         assertArrayEquals(new int[] {3, 7, 3}, t.encode("c  <ls>\t c"));
-        // no post-processor: addBos prepends <bos>; no decoder: tokens joined by spaces
-        assertArrayEquals(new int[] {9, 3}, t.encode("c", true));
+        // no post-processor: Bos.ADD prepends <bos>; no decoder: tokens joined by spaces
+        assertArrayEquals(new int[] {9, 3}, t.encode("c", Bos.ADD));
         assertEquals("c <ls> c", t.decode(new int[] {3, 7, 3}));
-        assertEquals("c", t.decode(new int[] {6, 3}, true));
+        assertEquals("c", t.decode(new int[] {6, 3}, SpecialTokens.SKIP));
     }
 
     @Test

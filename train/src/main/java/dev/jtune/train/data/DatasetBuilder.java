@@ -2,6 +2,7 @@ package dev.jtune.train.data;
 
 import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.ChatTemplate.ChatFormatException;
+import dev.jtune.gemma.tokenizer.ChatTemplate.GenerationPrompt;
 import dev.jtune.gemma.tokenizer.ChatTemplate.Message;
 import dev.jtune.gemma.tokenizer.ChatTemplate.Rendered;
 import dev.jtune.train.data.DataException.Reason;
@@ -119,7 +120,7 @@ public final class DatasetBuilder {
 
     /** One conversation as an example: labels from the template's train mask; no length limit. */
     public Example toExample(List<Message> messages) {
-        Rendered r = template.encode(messages, false);
+        Rendered r = template.encode(messages, GenerationPrompt.OMIT);
         return new Example(r.ids(), labels(r));
     }
 
@@ -135,7 +136,7 @@ public final class DatasetBuilder {
     Outcome encode(Conversation c) {
         Rendered r;
         try {
-            r = template.encode(c.messages(), false);
+            r = template.encode(c.messages(), GenerationPrompt.OMIT);
         } catch (ChatFormatException e) {
             String note = c.llava() ? " (in LLaVA terms: message i is conversations[i]; user = human, assistant = gpt)" : "";
             return new Bad(c.error(Reason.ROLES_NOT_ALTERNATING, e.getMessage() + note, e));

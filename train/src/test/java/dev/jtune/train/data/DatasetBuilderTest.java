@@ -1,8 +1,10 @@
 package dev.jtune.train.data;
 
 import dev.jtune.gemma.tokenizer.ChatTemplate;
+import dev.jtune.gemma.tokenizer.ChatTemplate.GenerationPrompt;
 import dev.jtune.gemma.tokenizer.ChatTemplate.Message;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
+import dev.jtune.gemma.tokenizer.GemmaTokenizer.SpecialTokens;
 import dev.jtune.train.data.DataException.Reason;
 import dev.jtune.train.data.DatasetBuilder.Dataset;
 import org.junit.jupiter.api.BeforeAll;
@@ -124,13 +126,13 @@ class DatasetBuilderTest {
                     p++;
                 }
                 assertEquals(eot, ids[p - 1], "each labelled run ends with <end_of_turn>");
-                runs.add(tok.decode(Arrays.copyOfRange(ids, start, p), false));
+                runs.add(tok.decode(Arrays.copyOfRange(ids, start, p), SpecialTokens.KEEP));
             }
             assertEquals(expected, runs);
             // and everything else is the prompt: <bos>, user/system turns, headers, the "\n" after <end_of_turn>
             int trained = (int) Arrays.stream(labels).filter(l -> l != Example.IGNORE).count();
             assertEquals(template.encode(CONVERSATIONS.get(i).stream().map(t -> new Message(t[0], t[1])).toList(),
-                    false).trainedCount(), trained);
+                    GenerationPrompt.OMIT).trainedCount(), trained);
         }
         assertEquals(d.stats().trainedTokens(),
                 d.examples().stream().mapToLong(Example::countedTokens).sum());
