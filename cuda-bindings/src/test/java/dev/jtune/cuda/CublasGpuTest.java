@@ -1,5 +1,6 @@
 package dev.jtune.cuda;
 
+import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;

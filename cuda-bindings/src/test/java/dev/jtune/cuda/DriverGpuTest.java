@@ -1,5 +1,6 @@
 package dev.jtune.cuda;
 
+import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

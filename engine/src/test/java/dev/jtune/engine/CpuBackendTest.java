@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.cpu.CpuBackend;

@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.ReferenceRounding.Format;
 import org.junit.jupiter.api.Test;
 

@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.cpu.CpuBackend;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.parallel.Isolated;

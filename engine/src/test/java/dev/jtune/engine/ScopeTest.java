@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.cpu.CpuBackend;
 import dev.jtune.engine.memory.MemoryStats;
 import org.junit.jupiter.api.AfterEach;

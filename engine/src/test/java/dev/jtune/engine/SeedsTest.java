@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.Test;
 import org.opentest4j.TestAbortedException;
 

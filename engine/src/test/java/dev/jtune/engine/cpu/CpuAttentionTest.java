@@ -1,7 +1,7 @@
 package dev.jtune.engine.cpu;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.DType;
-import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.fused.AttentionKernel;
 import org.junit.jupiter.api.Test;

@@ -1,11 +1,11 @@
 package dev.jtune.engine.ops;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.GradCheck;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
-import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.Transpose;

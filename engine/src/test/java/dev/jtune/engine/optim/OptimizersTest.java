@@ -1,9 +1,9 @@
 package dev.jtune.engine.optim;
 
+import dev.jtune.testing.Seeds;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
-import dev.jtune.engine.Seeds;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
 package dev.jtune.gemma.safetensors;
 
+import dev.jtune.testing.Seeds;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.engine.DType;
@@ -7,7 +8,6 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
-import dev.jtune.gemma.Seeds;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,8 +1,8 @@
 package dev.jtune.gemma.tokenizer;
 
+import dev.jtune.testing.Seeds;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.jtune.gemma.Seeds;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer.Bos;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer.SpecialTokens;
 import org.junit.jupiter.api.BeforeAll;

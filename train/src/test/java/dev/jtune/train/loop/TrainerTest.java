@@ -1,5 +1,6 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.testing.Seeds;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.engine.DType;
@@ -10,7 +11,6 @@ import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
-import dev.jtune.train.Seeds;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.report.Progress;
 import org.junit.jupiter.api.Test;

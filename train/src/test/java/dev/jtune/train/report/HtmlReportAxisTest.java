@@ -1,6 +1,6 @@
 package dev.jtune.train.report;
 
-import dev.jtune.train.Seeds;
+import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;

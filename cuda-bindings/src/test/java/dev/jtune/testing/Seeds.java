@@ -1,4 +1,4 @@
-package dev.jtune.train;
+package dev.jtune.testing;
 
 import org.junit.jupiter.api.extension.AfterEachCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
@@ -14,8 +14,9 @@ import java.util.Random;
  * The seeds of randomized tests, named in the message of a test that fails. Tests take their generators here:
  * {@link #random()} with a fresh seed ({@link System#nanoTime()}, or the next of {@code -Djtune.test.seed=N[,M...]}
  * to replay a failure), {@link #random(long)} with a fixed one; a seed passed on from such a generator needs no
- * note. This class is also the JUnit extension that adds the noted seeds to a failure: every test class of the
- * module gets it (src/test/resources: META-INF/services and junit-platform.properties' autodetection).
+ * note. This class is also the JUnit extension that adds the noted seeds to a failure: every test class of every
+ * jtune module gets it (cuda-bindings' test jar, which the other modules' tests depend on, carries
+ * META-INF/services and junit-platform.properties' autodetection).
  */
 public final class Seeds implements TestExecutionExceptionHandler, AfterEachCallback {
     /** The system property of seeds to replay, comma-separated, in the order the test draws fresh ones. */
