@@ -3,18 +3,18 @@
 // so in-place use is safe.
 #include "rows.cuh"
 
-template <typename A> struct GeluConst {
-    static constexpr double beta = 0.7978845608028654;  // sqrt(2 / pi)
-    static constexpr double kappa = 0.044715;
-};
+// From ActivationKernel.java through ActivationKernels.java: sqrt(2 / pi) and the cubic coefficient.
+#if !defined(GELU_BETA) || !defined(GELU_KAPPA)
+#error "GELU_BETA and GELU_KAPPA come from ActivationKernels.java's KernelSource"
+#endif
 
 // Evaluated as the identical x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): PyTorch's 0.5 x (1 + tanh u)
 // cancels for x below about -5 and loses relative accuracy there; the logistic form does not (and it is the
 // cpu reference's formula, so the two agree to rounding everywhere).
 template <typename A>
 __device__ __forceinline__ A gelu_fwd(A x) {
-    const A beta = (A) GeluConst<A>::beta;
-    const A kappa = (A) GeluConst<A>::kappa;
+    const A beta = (A) GELU_BETA;
+    const A kappa = (A) GELU_KAPPA;
     A u = beta * (x + kappa * x * x * x);
     return x / ((A) 1 + jt_exp((A) -2 * u));
 }
@@ -22,8 +22,8 @@ __device__ __forceinline__ A gelu_fwd(A x) {
 // d gelu / dx = s + 2 x s (1 - s) u', s = sigmoid(2u), 1 - s = sigmoid(-2u): accurate in both tails.
 template <typename A>
 __device__ __forceinline__ A gelu_grad(A x) {
-    const A beta = (A) GeluConst<A>::beta;
-    const A kappa = (A) GeluConst<A>::kappa;
+    const A beta = (A) GELU_BETA;
+    const A kappa = (A) GELU_KAPPA;
     A sq = x * x;
     A u = beta * (x + kappa * sq * x);
     A s = (A) 1 / ((A) 1 + jt_exp((A) -2 * u));

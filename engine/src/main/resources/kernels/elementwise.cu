@@ -9,6 +9,10 @@
 #if !defined(CHUNK) || !defined(OP_ADD) || !defined(OP_SUB) || !defined(OP_MUL) || !defined(OP_DIV) || !defined(DIST_NORMAL) || !defined(DIST_UNIFORM)
 #error "CHUNK, OP_ADD, OP_SUB, OP_MUL, OP_DIV, DIST_NORMAL and DIST_UNIFORM come from ElementwiseKernels.java's KernelSource"
 #endif
+// From CounterRng.java, through ElementwiseKernels.java: SplitMix64's multipliers and the counter increment.
+#if !defined(RNG_MIX_A) || !defined(RNG_MIX_B) || !defined(RNG_GAMMA)
+#error "RNG_MIX_A, RNG_MIX_B and RNG_GAMMA come from CounterRng.java through ElementwiseKernels.java's KernelSource"
+#endif
 
 template <typename T>
 __device__ void binary(int op, const T* a, const Layout& la, const T* b, const Layout& lb, T* out, i64 n) {
@@ -115,12 +119,12 @@ __device__ void fill(T* out, i64 n, double value) {
 
 // ---- CounterRng, bit for bit
 __device__ __forceinline__ unsigned long long rng_mix(unsigned long long z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = (z ^ (z >> 30)) * RNG_MIX_A;
+    z = (z ^ (z >> 27)) * RNG_MIX_B;
     return z ^ (z >> 31);
 }
 __device__ __forceinline__ double rng_uniform(unsigned long long seed_mixed, unsigned long long i) {
-    unsigned long long bits = rng_mix(seed_mixed + (i + 1ULL) * 0x9E3779B97F4A7C15ULL);
+    unsigned long long bits = rng_mix(seed_mixed + (i + 1ULL) * RNG_GAMMA);
     return ((double) (bits >> 11) + 0.5) * 0x1.0p-53;
 }
 

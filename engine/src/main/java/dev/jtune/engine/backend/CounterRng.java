@@ -2,23 +2,29 @@ package dev.jtune.engine.backend;
 
 /**
  * A counter-based generator: element i of a tensor filled with seed s depends only on (s, i), so every backend
- * (and every thread or CUDA block) produces the same values without sharing state. The CUDA kernel
- * {@code random.cu} implements exactly these formulas.
+ * (and every thread or CUDA block) produces the same values without sharing state. kernels/elementwise.cu
+ * implements exactly these formulas, with these constants passed to it as defines.
  */
 public final class CounterRng {
+    /** SplitMix64's two finalizer multipliers. */
+    public static final long MIX_A = 0xBF58476D1CE4E5B9L;
+    public static final long MIX_B = 0x94D049BB133111EBL;
+    /** The golden-ratio increment between counters. */
+    public static final long GAMMA = 0x9E3779B97F4A7C15L;
+
     private CounterRng() {
     }
 
     /** SplitMix64's finalizer: a bijective 64-bit mix. */
     public static long mix(long z) {
-        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
-        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z = (z ^ (z >>> 30)) * MIX_A;
+        z = (z ^ (z >>> 27)) * MIX_B;
         return z ^ (z >>> 31);
     }
 
     /** 64 random bits for counter {@code i} of stream {@code seed}. */
     public static long bits(long seed, long i) {
-        return mix(mix(seed) + (i + 1) * 0x9E3779B97F4A7C15L);
+        return mix(mix(seed) + (i + 1) * GAMMA);
     }
 
     /** Uniform in (0, 1): the top 53 bits, offset by half a step so that 0 never occurs. */

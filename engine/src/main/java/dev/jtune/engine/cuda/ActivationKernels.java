@@ -1,6 +1,7 @@
 package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.ActivationKernel;
 
 import static dev.jtune.engine.cuda.KernelParam.I64;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
@@ -12,8 +13,10 @@ import static dev.jtune.engine.cuda.KernelSource.names;
 public final class ActivationKernels {
     private static final int THREADS = 256;
 
-    /** kernels/activation.cu: each kernel takes its operands' pointers, then n. */
+    /** kernels/activation.cu: GELU's constants; each kernel takes its operands' pointers, then n. */
     static final KernelSource SOURCE = KernelSource.builder("activation.cu")
+            .defineDouble("GELU_BETA", ActivationKernel.GELU_BETA)
+            .defineDouble("GELU_KAPPA", ActivationKernel.GELU_KAPPA)
             .kernels(names("gelu_%s%s", FLOATS, VEC), PTR, PTR, I64)
             .kernels(names("gelu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)
             .kernels(names("geglu_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)

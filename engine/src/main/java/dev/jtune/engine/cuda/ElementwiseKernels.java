@@ -1,5 +1,6 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
@@ -21,11 +22,14 @@ public final class ElementwiseKernels {
     /** Elements per access of the chunked kernels (kernels/elementwise.cu's CHUNK). */
     static final int CHUNK = 8;
 
-    /** kernels/elementwise.cu: CHUNK, the op and distribution codes (the enums' ordinals), every kernel's parameters. */
+    /** kernels/elementwise.cu: CHUNK, the op and distribution codes (the enums' ordinals), CounterRng's constants, every kernel's parameters. */
     static final KernelSource SOURCE = KernelSource.builder("elementwise.cu")
             .define("CHUNK", CHUNK)
             .defineOrdinals("OP_", BinaryOp.values())
             .defineOrdinals("DIST_", Distribution.values())
+            .defineBits("RNG_MIX_A", CounterRng.MIX_A)
+            .defineBits("RNG_MIX_B", CounterRng.MIX_B)
+            .defineBits("RNG_GAMMA", CounterRng.GAMMA)
             .kernels(names("binary_%s", FLOATS), I32, PTR, LAYOUT, PTR, LAYOUT, PTR, I64)
             .kernels(names("binary_chunks_%s", FLOATS), I32, PTR, LAYOUT, PTR, LAYOUT, PTR, I64)
             .kernels(names("scale_%s", FLOATS), PTR, LAYOUT, PTR, I64, F64)

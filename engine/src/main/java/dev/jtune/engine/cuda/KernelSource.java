@@ -86,13 +86,30 @@ record KernelSource(String file, SequencedMap<String, String> defines, Sequenced
         }
 
         Builder define(String name, long value) {
+            return defineText(name, Long.toString(value));
+        }
+
+        private Builder defineText(String name, String text) {
             if (!name.matches("[A-Z][A-Z0-9_]*")) {
                 throw new IllegalArgumentException(file + ": define " + name + " is not an upper-case C identifier");
             }
-            if (defines.putIfAbsent(name, Long.toString(value)) != null) {
+            if (defines.putIfAbsent(name, text) != null) {
                 throw new IllegalArgumentException(file + ": define " + name + " declared twice");
             }
             return this;
+        }
+
+        /** A double constant, written so that nvcc parses the very same double ({@link Double#toString} round-trips). */
+        Builder defineDouble(String name, double value) {
+            if (!Double.isFinite(value)) {
+                throw new IllegalArgumentException(file + ": define " + name + " is not finite: " + value);
+            }
+            return defineText(name, Double.toString(value));
+        }
+
+        /** A 64-bit pattern as an {@code unsigned long long} literal (hash and RNG constants). */
+        Builder defineBits(String name, long value) {
+            return defineText(name, "0x" + Long.toHexString(value).toUpperCase(java.util.Locale.ROOT) + "ULL");
         }
 
         /** {@code prefix + NAME = ordinal} for every constant of an enum whose ordinals a kernel switches on. */

@@ -14,6 +14,11 @@ import dev.jtune.engine.cuda.CudaBackend;
  */
 public interface ActivationKernel {
 
+    /** {@code sqrt(2/pi)}, GELU's tanh-approximation scale (kernels/activation.cu receives it as GELU_BETA). */
+    double GELU_BETA = Math.sqrt(2 / Math.PI);
+    /** The cubic coefficient (GELU_KAPPA in kernels/activation.cu). */
+    double GELU_KAPPA = 0.044715;
+
     /** GELU, tanh approximation: {@code 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}; out may be x. */
     void gelu(Tensor x, Tensor out);
 
@@ -37,8 +42,8 @@ public interface ActivationKernel {
      * each element read before it is written (so in-place calls are safe).
      */
     final class Cpu implements ActivationKernel {
-        static final double SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-        static final double CUBIC = 0.044715;
+        static final double SQRT_2_OVER_PI = GELU_BETA;
+        static final double CUBIC = GELU_KAPPA;
 
         private Cpu() {
         }

@@ -39,8 +39,12 @@ public final class MetaBackend implements Backend {
     /** H100 SXM and H200. */
     public static final int DEFAULT_MULTIPROCESSORS = 132;
 
-    private final CachingAllocator allocator =
-            new CachingAllocator(new SimulatedDeviceMemory(CAPACITY), CachingAllocator.Config.expandable());
+    /**
+     * Expandable like the GPU's, and uncached where {@code JTUNE_ALLOCATOR=uncached} makes the GPU's uncached too (a
+     * memory checker's run): either way the sizes this process's GPU would allocate.
+     */
+    private final CachingAllocator allocator = new CachingAllocator(new SimulatedDeviceMemory(CAPACITY),
+            CachingAllocator.Config.fromSettings(CachingAllocator.Segments.EXPANDABLE, 0));
     private volatile int multiprocessors = DEFAULT_MULTIPROCESSORS;
 
     private MetaBackend() {
@@ -57,7 +61,7 @@ public final class MetaBackend implements Backend {
 
     @Override
     public String description() {
-        return "meta (shapes and allocation sizes only, no data; simulated expandable-segment allocator)";
+        return "meta (shapes and allocation sizes only, no data; simulated " + allocator.config().segments().name().toLowerCase(java.util.Locale.ROOT) + " allocator)";
     }
 
     @Override

@@ -1,5 +1,7 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.backend.CounterRng;
+import dev.jtune.engine.fused.ActivationKernel;
 import dev.jtune.engine.BinaryOp;
 import org.junit.jupiter.api.Test;
 
@@ -127,10 +129,28 @@ class KernelSourcesTest {
             assertEquals(Integer.toString(t.dkvQueries()), FlashKernels.SOURCE.defines().get("FLASH_DKV_QUERIES_" + d));
         });
         assertEquals(Integer.toString(NormKernels.REDUCE_ROWS), NormKernels.SOURCE.defines().get("NORM_REDUCE_ROWS"));
+        // C literals that read back as the Java constants, bit for bit
+        assertEquals(CounterRng.MIX_A, Long.parseUnsignedLong(hex(e.defines().get("RNG_MIX_A")), 16));
+        assertEquals(CounterRng.MIX_B, Long.parseUnsignedLong(hex(e.defines().get("RNG_MIX_B")), 16));
+        assertEquals(CounterRng.GAMMA, Long.parseUnsignedLong(hex(e.defines().get("RNG_GAMMA")), 16));
+        assertEquals(ActivationKernel.GELU_BETA, Double.parseDouble(ActivationKernels.SOURCE.defines().get("GELU_BETA")));
+        assertEquals(ActivationKernel.GELU_KAPPA, Double.parseDouble(ActivationKernels.SOURCE.defines().get("GELU_KAPPA")));
         for (KernelSource s : KernelSources.ALL) {
             assertEquals("8", s.defines().get("JT_MAX_RANK"), s.file());
             assertEquals("16", s.defines().get("JT_VECTOR_BYTES"), s.file());
         }
+    }
+
+    /** {@code 0x...ULL} to its hex digits; anything else fails the test. */
+    private static String hex(String literal) {
+        assertTrue(literal.matches("0x[0-9A-F]{1,16}ULL"), literal);
+        return literal.substring(2, literal.length() - 3);
+    }
+
+    @Test
+    void doubleDefinesRefuseNonFiniteValues() {
+        assertThrows(IllegalArgumentException.class, () -> KernelSource.builder("x.cu").defineDouble("X", Double.NaN));
+        assertEquals("1.0E-5", KernelSource.builder("x.cu").defineDouble("X", 1e-5).build().defines().get("X"));
     }
 
     @Test
