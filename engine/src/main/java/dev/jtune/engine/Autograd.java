@@ -219,6 +219,26 @@ public final class Autograd {
         return postorder;
     }
 
+    /**
+     * Makes {@code grad} (a zeroed tensor of the leaf's shape, dtype and device, typically a view of a flat buffer
+     * that an optimizer owns) the leaf's gradient: backward accumulates into it in place and {@link Tensor#zeroGrad}
+     * zeroes it, so the gradient's memory is allocated once for the whole run.
+     */
+    public static void attachGradient(Tensor leaf, Tensor grad) {
+        if (!leaf.requiresGrad() || leaf.gradFn() != null) {
+            throw new AutogradException("attachGradient: " + leaf.describe() + " is not a leaf that requires grad");
+        }
+        if (!grad.shape().equals(leaf.shape()) || grad.dtype() != leaf.dtype() || !grad.device().equals(leaf.device())) {
+            throw new AutogradException("attachGradient: " + grad.describe() + " does not match the leaf " + leaf.describe()
+                    + " in shape, dtype and device");
+        }
+        Tensor old = leaf.grad();
+        if (old != null && !leaf.hasAttachedGrad()) {
+            old.close();
+        }
+        leaf.attachGrad(grad);
+    }
+
     /** leaf.grad += g, allocating the gradient in the leaf's own scope the first time. */
     private static void accumulateLeaf(Tensor leaf, Tensor g) {
         Tensor gg = g.dtype() == leaf.dtype() ? g : g.cast(leaf.dtype());

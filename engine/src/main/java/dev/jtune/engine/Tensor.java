@@ -34,6 +34,8 @@ public final class Tensor {
     private boolean viewClosed;
     private boolean requiresGrad;
     private Tensor grad;
+    /** Whether {@link #grad} is a view of a persistent buffer ({@link Autograd#attachGradient}): zeroed, never freed. */
+    private boolean gradAttached;
     private Node gradFn;
 
     private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
@@ -341,9 +343,27 @@ public final class Tensor {
         this.grad = g;
     }
 
-    /** Frees the accumulated gradient (the next backward starts it afresh). */
+    void attachGrad(Tensor g) {
+        this.grad = g;
+        this.gradAttached = true;
+    }
+
+    /** Whether the gradient is a view of a persistent buffer that backward accumulates into. */
+    public boolean hasAttachedGrad() {
+        return gradAttached;
+    }
+
+    /**
+     * Frees the accumulated gradient (the next backward starts it afresh); an attached gradient
+     * ({@link Autograd#attachGradient}) is zeroed instead, and stays attached.
+     */
     public void zeroGrad() {
-        if (grad != null) {
+        if (grad == null) {
+            return;
+        }
+        if (gradAttached) {
+            Backends.of(grad).fill(grad, 0);
+        } else {
             grad.close();
             grad = null;
         }

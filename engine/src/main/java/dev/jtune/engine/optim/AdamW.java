@@ -83,8 +83,9 @@ public final class AdamW implements Optimizer {
      * The optimizer's state by name, for checkpoints: per parameter i, {@code i.exp_avg} and {@code i.exp_avg_sq}
      * (torch's names) and, for 16-bit parameters, {@code i.master}.
      */
-    public java.util.Map<String, Tensor> state() {
-        java.util.Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+    @Override
+    public java.util.SequencedMap<String, Tensor> state() {
+        java.util.SequencedMap<String, Tensor> out = new java.util.LinkedHashMap<>();
         for (int i = 0; i < states.size(); i++) {
             State st = states.get(i);
             out.put(i + ".exp_avg", st.m);
@@ -97,6 +98,7 @@ public final class AdamW implements Optimizer {
     }
 
     /** Restores {@link #state()} and the step count from a checkpoint (tensors of the same names and shapes). */
+    @Override
     public void restore(java.util.Map<String, Tensor> saved, long steps) {
         java.util.Map<String, Tensor> mine = state();
         if (!saved.keySet().equals(mine.keySet())) {
@@ -117,6 +119,7 @@ public final class AdamW implements Optimizer {
     }
 
     /** Steps taken so far (the bias corrections' t). */
+    @Override
     public long steps() {
         return step;
     }

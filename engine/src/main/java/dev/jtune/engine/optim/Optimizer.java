@@ -1,14 +1,32 @@
 package dev.jtune.engine.optim;
 
+import dev.jtune.engine.Tensor;
+
+import java.util.Map;
+import java.util.SequencedMap;
+
 /** Updates parameters from their accumulated gradients. */
 public interface Optimizer {
     /** One update of every parameter that has a gradient. */
     void step();
 
-    /** Frees every parameter's gradient (the next backward starts afresh). */
+    /** Clears every parameter's gradient (the next backward starts afresh): frees it, or zeroes a flat buffer. */
     void zeroGrad();
 
     void learningRate(double lr);
 
     double learningRate();
+
+    /** Updates applied so far (the bias corrections' t). */
+    long steps();
+
+    /**
+     * The state to checkpoint, one entry per parameter and kind: {@code <parameter name>.<kind>} (torch's
+     * {@code exp_avg}, {@code exp_avg_sq}; {@code master} for an fp32 copy of a 16-bit weight), each in its parameter's
+     * shape, so that a checkpoint does not depend on how the state is stored (flat, 8-bit, on the host).
+     */
+    SequencedMap<String, Tensor> state();
+
+    /** Restores {@link #state()} (same names and shapes, any device and float dtype) and the step count. */
+    void restore(Map<String, Tensor> saved, long steps);
 }

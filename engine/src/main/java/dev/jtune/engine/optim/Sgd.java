@@ -11,6 +11,7 @@ import java.util.List;
 public final class Sgd implements Optimizer {
     private final List<Tensor> params;
     private double lr;
+    private long steps;
 
     public Sgd(List<Tensor> params, double lr) {
         this.params = List.copyOf(params);
@@ -19,6 +20,7 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step() {
+        steps++;
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sgd")) {
             for (Tensor p : params) {
                 Tensor g = p.grad();
@@ -34,6 +36,25 @@ public final class Sgd implements Optimizer {
         for (Tensor p : params) {
             p.zeroGrad();
         }
+    }
+
+    @Override
+    public long steps() {
+        return steps;
+    }
+
+    /** Plain SGD keeps no state. */
+    @Override
+    public java.util.SequencedMap<String, Tensor> state() {
+        return new java.util.LinkedHashMap<>();
+    }
+
+    @Override
+    public void restore(java.util.Map<String, Tensor> saved, long steps) {
+        if (!saved.isEmpty()) {
+            throw new IllegalArgumentException("Sgd keeps no state, but the checkpoint holds " + saved.keySet());
+        }
+        this.steps = steps;
     }
 
     @Override
