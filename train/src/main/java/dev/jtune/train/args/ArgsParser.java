@@ -83,6 +83,8 @@ final class ArgsParser {
         List<String> warnings = new ArrayList<>();
         Resolved r = resolve(all, problems, warnings);
 
+        deepSpeed(r, problems, warnings);
+
         // --model_id -> a local directory, offline
         if (r.values.get(Flag.MODEL_PATH) == null && r.values.get(Flag.MODEL_ID) != null) {
             try {
@@ -358,6 +360,28 @@ final class ArgsParser {
             }
         }
         return r;
+    }
+
+    /**
+     * Reads the --deepspeed config, if any, checks it against the resolved flags and lets it set the flags it decides
+     * (see {@link DeepSpeedConfig}). Only the command line does this: saved arguments already hold its effect.
+     */
+    private static void deepSpeed(Resolved r, List<String> problems, List<String> warnings) {
+        String value = (String) r.values.get(Flag.DEEPSPEED);
+        if (value == null) {
+            return;
+        }
+        DeepSpeedConfig ds;
+        try {
+            Origin o = r.origins.get(Flag.DEEPSPEED);
+            ds = DeepSpeedConfig.read(value, o == null ? "" : o.suffix());
+        } catch (ArgsException e) {
+            problems.addAll(e.problems());
+            return;
+        }
+        Map<Flag, String> given = new EnumMap<>(Flag.class);
+        r.origins.forEach((f, o) -> given.put(f, o.description));
+        ds.apply(r.values, given, problems, warnings);
     }
 
     /** A value as messages show it: quoted if empty or if it has spaces or quotes. */

@@ -92,7 +92,11 @@ public enum Flag {
 
     // ---- optimizer ----
     OPTIM(Spec.of(Group.OPTIMIZER, ValueType.choice(Optim.class, Checks::optimRefusal), Optim.ADAMW_TORCH,
-            "optimizer: adamw_torch, adamw_torch_fused and adamw_hf are all jtune's AdamW; or sgd")),
+            "optimizer, by HF's names. adamw_torch, adamw_torch_fused, adamw_hf: AdamW with fp32 state on the device;"
+                    + " adamw_bnb_8bit (alias adamw_8bit): bitsandbytes' blockwise 8-bit AdamW (both moments uint8 in blocks"
+                    + " of 256 with an fp32 absmax each; tensors under 4096 elements keep fp32); paged_adamw_8bit,"
+                    + " paged_adamw_32bit: that 8-bit or fp32 state in pinned host memory the GPU maps (no device memory for"
+                    + " it, bus traffic every step); sgd. With bf16 weights an fp32 master copy is kept besides")),
     LEARNING_RATE(Spec.of(Group.OPTIMIZER, FLOAT, 5e-5, "peak learning rate").check(Checks.atLeastD(0))),
     WEIGHT_DECAY(Spec.of(Group.OPTIMIZER, FLOAT, 0.0, "AdamW's decoupled weight decay").check(Checks.atLeastD(0))),
     ADAM_BETA1(Spec.of(Group.OPTIMIZER, FLOAT, 0.9, "AdamW's beta1").check(Checks.range(0, true, 1, false))),
@@ -105,6 +109,17 @@ public enum Flag {
     WARMUP_RATIO(Spec.of(Group.OPTIMIZER, FLOAT, 0.0, "linear warmup over this fraction of the steps, in [0, 1]")
             .check(Checks.range(0, true, 1, true))),
     WARMUP_STEPS(Spec.of(Group.OPTIMIZER, INT, 0, "linear warmup over this many steps").check(Checks.atLeast(0))),
+    OFFLOAD_OPTIMIZER(Spec.of(Group.OPTIMIZER, ValueType.choice(OffloadOptimizer.class,
+            v -> v.equals("nvme") ? "NVMe offload is not built; cpu keeps the state in pinned host memory" : null),
+            OffloadOptimizer.NONE, "none: the optimizer state stays where --optim puts it; cpu: host-offloaded AdamW"
+                    + " (ZeRO-Offload on one GPU): the fp32 master weights and both moments (8-bit with an 8-bit --optim) in"
+                    + " pinned host memory, gradients streamed to the host as backward produces them, the update on every"
+                    + " core, the updated weights streamed back before the next forward (a --deepspeed config's"
+                    + " offload_optimizer says the same)")),
+    DELAYED_OPTIMIZER_STEP(Spec.of(Group.OPTIMIZER, BOOL, false,
+            "with --offload_optimizer cpu: the host update of step i overlaps the GPU's step i+1 (ZeRO-Offload's"
+                    + " one-step delayed update). Changes the arithmetic: step i+1's forward and backward use weights"
+                    + " without step i's update, so the loss curve differs from an ordinary run")),
     VISION_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no vision tower")),
     PROJECTOR_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no projector")),
 
@@ -157,8 +172,15 @@ public enum Flag {
     CONFIG(Spec.of(Group.SYSTEM, PATH, null,
             "a JSON file of flag -> value with these names (saved args work too); the command line overrides it")),
     HELP(Spec.action(Group.SYSTEM, "print this help and exit")),
-    DEEPSPEED(Spec.refused(Group.SYSTEM, STRING,
-            "jtune has no DeepSpeed and no optimizer-state offload yet; QLoRA with checkpointing keeps memory small (try --preset memory_optimized)")),
+    DEEPSPEED(Spec.of(Group.SYSTEM, ValueType.DEEPSPEED, null,
+            "a DeepSpeed config, as HF takes it: a JSON file, inline JSON ({...}) or base64 JSON. On one GPU the ZeRO"
+                    + " stage (0-3) partitions nothing and decides only offload: offload_optimizer cpu (stage 1-3) is"
+                    + " --offload_optimizer cpu. \"auto\" takes the flag's value; bf16, fp16, batch sizes, accumulation,"
+                    + " gradient_clipping and the optimizer's lr/betas/eps/weight_decay must otherwise equal the flags',"
+                    + " defaults included (HF's Trainer checks the same); an optimizer block (AdamW) stands for --optim when"
+                    + " that is not given; a scheduler block sets --lr_scheduler_type (WarmupDecayLR linear, WarmupLR"
+                    + " constant_with_warmup, WarmupCosineLR cosine). offload_param and nvme are refused; keys with no"
+                    + " meaning on one GPU are listed in one warning")),
     TF32(Spec.ignored(Group.SYSTEM, BOOL, "jtune's fp32 matmuls run in full fp32, never TF32; bf16 training is unaffected")),
     USE_LIGER(Spec.ignored(Group.SYSTEM, BOOL,
             "jtune's fused kernels (RMSNorm, GeGLU, RoPE, chunked linear cross-entropy) are always on")),
@@ -421,18 +443,17 @@ public enum Flag {
         }
 
         static String optimRefusal(String v) {
-            if (v.contains("8bit")) {
-                return "8-bit optimizers are not built yet (jtune keeps fp32 AdamW state: on the GPU for LoRA, offloaded"
-                        + " to host memory for full fine-tuning); use adamw_torch";
+            if (v.equals("adamw_torch_4bit") || v.equals("adamw_torch_8bit")) {
+                return "torchao's low-bit AdamW is not built; adamw_bnb_8bit is bitsandbytes' 8-bit AdamW";
             }
-            if (v.startsWith("paged_")) {
-                return "paged optimizers are bitsandbytes'; jtune offloads optimizer state to host memory instead;"
-                        + " use adamw_torch";
+            if (v.contains("8bit") || v.contains("32bit") || v.startsWith("paged_") || v.equals("rmsprop_bnb")) {
+                return "HF's " + v + " is not built; jtune's bitsandbytes optimizers are adamw_bnb_8bit (adamw_8bit),"
+                        + " paged_adamw_8bit and paged_adamw_32bit";
             }
             if (v.startsWith("adamw") || v.startsWith("adafactor") || v.startsWith("lion") || v.startsWith("galore")
                     || v.startsWith("schedule_free") || v.equals("rmsprop") || v.startsWith("lomo") || v.startsWith("adalomo")
                     || v.startsWith("grokadamw") || v.startsWith("ademamix") || v.startsWith("apollo") || v.equals("stable_adamw")) {
-                return "HF's " + v + " is not built in jtune; use adamw_torch (AdamW) or sgd";
+                return "HF's " + v + " is not built in jtune; use adamw_torch (AdamW), adamw_bnb_8bit (8-bit AdamW) or sgd";
             }
             return null;
         }

@@ -99,6 +99,7 @@ final class HelpText {
         String label = f.typeLabel();
         return switch (label) {
             case "int", "float", "bool", "path", "string", "list" -> label.toUpperCase(Locale.ROOT);
+            case "path|json" -> "FILE|JSON";
             default -> "{" + label + "}";
         };
     }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.train.loop.TrainerConfig;
 
 import java.io.IOException;
 import java.lang.reflect.Constructor;
@@ -68,6 +69,8 @@ public record TrainArgs(
         LrSchedulerType lrSchedulerType,
         double warmupRatio,
         int warmupSteps,
+        OffloadOptimizer offloadOptimizer,
+        boolean delayedOptimizerStep,
         // LoRA and quantization
         boolean loraEnable,
         int loraRank,
@@ -90,12 +93,14 @@ public record TrainArgs(
         // system
         String device,
         Preset preset,
-        Path config) {
+        Path config,
+        String deepspeed) {
 
     public TrainArgs {
         Objects.requireNonNull(outputDir, "outputDir");
         Objects.requireNonNull(evalStrategy, "evalStrategy");
         Objects.requireNonNull(optim, "optim");
+        Objects.requireNonNull(offloadOptimizer, "offloadOptimizer");
         Objects.requireNonNull(lrSchedulerType, "lrSchedulerType");
         Objects.requireNonNull(quantType, "quantType");
         Objects.requireNonNull(checkpointingGranularity, "checkpointingGranularity");
@@ -147,6 +152,16 @@ public record TrainArgs(
             return Gemma3Model.Checkpointing.NONE;
         }
         return checkpointingGranularity == CheckpointGranularity.HALF ? Gemma3Model.Checkpointing.HALVES : Gemma3Model.Checkpointing.LAYERS;
+    }
+
+    /** Where the optimizer state lives: on the host with --offload_optimizer cpu, else where --optim puts it. */
+    public TrainerConfig.OptimizerStatePlacement optimizerStatePlacement() {
+        return offloadOptimizer == OffloadOptimizer.CPU ? TrainerConfig.OptimizerStatePlacement.HOST : optim.statePlacement();
+    }
+
+    /** When a step's update reaches the weights: one step late with --delayed_optimizer_step. */
+    public TrainerConfig.OptimizerStepTiming optimizerStepTiming() {
+        return delayedOptimizerStep ? TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP : TrainerConfig.OptimizerStepTiming.IMMEDIATE;
     }
 
     /** Steps between evaluations with --eval_strategy steps: --eval_steps, else --logging_steps (HF's rule). */
@@ -269,6 +284,19 @@ public record TrainArgs(
         if (warmupRatio > 0 && warmupSteps > 0) {
             p.add(Flag.WARMUP_RATIO.cli() + " " + Flag.WARMUP_RATIO.format(warmupRatio) + " and " + Flag.WARMUP_STEPS.cli()
                     + " " + warmupSteps + " are both set: choose one");
+        }
+        String offload = Flag.OFFLOAD_OPTIMIZER.cli() + " cpu" + (deepspeed != null ? " (or the --deepspeed config's offload_optimizer)" : "");
+        if (delayedOptimizerStep && offloadOptimizer != OffloadOptimizer.CPU) {
+            p.add(Flag.DELAYED_OPTIMIZER_STEP.cli() + " needs " + Flag.OFFLOAD_OPTIMIZER.cli() + " cpu: only a host update can"
+                    + " overlap the next step");
+        }
+        if (offloadOptimizer == OffloadOptimizer.CPU && optim.statePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST) {
+            p.add(Flag.OPTIM.cli() + " " + optim.flagValue() + " keeps the state in host memory the GPU maps and updates it on the"
+                    + " GPU, " + offload + " updates it on the host: choose one (adamw_bnb_8bit with host offload keeps 8-bit"
+                    + " state on the host)");
+        }
+        if (offloadOptimizer == OffloadOptimizer.CPU && !optim.isAdamW()) {
+            p.add(offload + " is host-offloaded AdamW; " + Flag.OPTIM.cli() + " " + optim.flagValue() + " has no host update");
         }
         if (maxSteps <= 0 && numTrainEpochs <= 0) {
             p.add(Flag.MAX_STEPS.cli() + " " + maxSteps + " and " + Flag.NUM_TRAIN_EPOCHS.cli() + " "

@@ -72,6 +72,10 @@ record ValueType<T>(String label, Class<?> javaType, boolean textual, Parser<T> 
     static final ValueType<Path> OPTIONAL_PATH = new ValueType<>("path", Path.class, true, s -> s.isBlank() ? null : Path.of(s),
             Path::toString, Path::toString);
 
+    /** {@code --deepspeed}: a file, inline JSON or base64 JSON, kept as given (read by {@link DeepSpeedConfig}); empty is none. */
+    static final ValueType<String> DEEPSPEED = new ValueType<>("path|json", String.class, true, s -> s.isBlank() ? null : s,
+            s -> s, s -> s);
+
     static final ValueType<Integer> INT = new ValueType<>("int", Integer.class, false, s -> {
         try {
             return Integer.parseInt(s.trim());

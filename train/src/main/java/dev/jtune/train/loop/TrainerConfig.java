@@ -32,9 +32,54 @@ public record TrainerConfig(
         boolean metricsFile,
         boolean htmlReport,
         int evalBatchSize,
-        int maxNonfiniteSteps) {
+        int maxNonfiniteSteps,
+        OptimizerStatePrecision optimizerStatePrecision,
+        OptimizerStatePlacement optimizerStatePlacement,
+        OptimizerStepTiming optimizerStepTiming) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
+
+    /**
+     * How the optimizer stores its moments, whatever engine optimizer implements it. With 16-bit weights an fp32 master
+     * copy is kept either way; it is not part of this choice.
+     */
+    public enum OptimizerStatePrecision {
+        /** fp32 moments (torch's AdamW): 8 bytes per trained parameter. */
+        FP32,
+        /**
+         * bitsandbytes' blockwise 8-bit AdamW state: both moments uint8 in blocks of 256 with an fp32 absmax each (the first
+         * moment on the signed dynamic map, the second on the unsigned one); tensors under 4096 elements keep fp32 state.
+         */
+        BLOCKWISE_8BIT
+    }
+
+    /** Where the optimizer state lives, and so where its update runs. */
+    public enum OptimizerStatePlacement {
+        /** Device memory; the update runs on the device. */
+        DEVICE,
+        /**
+         * Pinned host memory mapped into the device's address space (bitsandbytes' paged optimizers, without managed
+         * memory): the device's update kernel reads and writes it across the bus, so it costs no device memory.
+         */
+        PAGED_HOST,
+        /**
+         * Pinned host memory, with the fp32 master weights (ZeRO-Offload on one GPU): gradients stream to the host as
+         * backward produces them, the update runs on the host's cores, the updated weights stream back before the next
+         * forward.
+         */
+        HOST
+    }
+
+    /** When a step's update reaches the weights. */
+    public enum OptimizerStepTiming {
+        /** Before the next step's forward: an ordinary optimizer's arithmetic. */
+        IMMEDIATE,
+        /**
+         * ZeRO-Offload's one-step delayed update, {@link OptimizerStatePlacement#HOST} only: step i's host update overlaps
+         * the device's step i+1, whose forward and backward use weights without step i's update. Changes the arithmetic.
+         */
+        DELAYED_ONE_STEP
+    }
 
     public TrainerConfig {
         if (batchSize <= 0 || gradientAccumulation <= 0 || evalBatchSize <= 0) {
@@ -46,6 +91,13 @@ public record TrainerConfig(
         }
         if (maxSteps <= 0 && !(epochs > 0)) {
             throw new IllegalArgumentException("either maxSteps or epochs must be positive");
+        }
+        java.util.Objects.requireNonNull(optimizerStatePrecision, "optimizerStatePrecision");
+        java.util.Objects.requireNonNull(optimizerStatePlacement, "optimizerStatePlacement");
+        java.util.Objects.requireNonNull(optimizerStepTiming, "optimizerStepTiming");
+        if (optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP && optimizerStatePlacement != OptimizerStatePlacement.HOST) {
+            throw new IllegalArgumentException("a delayed optimizer step overlaps a host update: it needs HOST placement, got "
+                    + optimizerStatePlacement);
         }
     }
 
@@ -69,7 +121,8 @@ public record TrainerConfig(
      * batch 8 (eval 8), no accumulation, learning rate 5e-5 with a linear schedule and no warm-up, no weight decay,
      * AdamW betas 0.9/0.999 and epsilon 1e-8, gradient norm clipped at 1.0, logging and saving every 500 steps,
      * every checkpoint kept, no evaluation (every 500 steps when on), seed 42; and jtune's own: no recomputation
-     * checkpointing, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row.
+     * checkpointing, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row; fp32
+     * optimizer state on the device, updated before the next step (torch's AdamW).
      */
     public static final class Builder {
         private double epochs = 3;
@@ -97,6 +150,9 @@ public record TrainerConfig(
         private boolean htmlReport = true;
         private int evalBatchSize = 8;
         private int maxNonfiniteSteps = 3;
+        private OptimizerStatePrecision optimizerStatePrecision = OptimizerStatePrecision.FP32;
+        private OptimizerStatePlacement optimizerStatePlacement = OptimizerStatePlacement.DEVICE;
+        private OptimizerStepTiming optimizerStepTiming = OptimizerStepTiming.IMMEDIATE;
 
         private Builder() {
         }
@@ -127,6 +183,9 @@ public record TrainerConfig(
             htmlReport = c.htmlReport;
             evalBatchSize = c.evalBatchSize;
             maxNonfiniteSteps = c.maxNonfiniteSteps;
+            optimizerStatePrecision = c.optimizerStatePrecision;
+            optimizerStatePlacement = c.optimizerStatePlacement;
+            optimizerStepTiming = c.optimizerStepTiming;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -256,12 +315,25 @@ public record TrainerConfig(
             return this;
         }
 
+        /** How precise the optimizer state is and where it lives (default: fp32 on the device). */
+        public Builder optimizerState(OptimizerStatePrecision precision, OptimizerStatePlacement placement) {
+            optimizerStatePrecision = precision;
+            optimizerStatePlacement = placement;
+            return this;
+        }
+
+        /** When a step's update reaches the weights (default: immediately; delayed needs HOST placement). */
+        public Builder optimizerStepTiming(OptimizerStepTiming v) {
+            optimizerStepTiming = v;
+            return this;
+        }
+
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
-                    maxNonfiniteSteps);
+                    maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming);
         }
     }
 }

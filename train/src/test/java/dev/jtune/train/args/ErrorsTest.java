@@ -87,9 +87,11 @@ class ErrorsTest {
     // ---- refusals ----
 
     @Test
-    void deepSpeedIsRefusedWithWhatJtuneDoesInstead() {
-        only(fx.error("--deepspeed", "scripts/zero3.json"), "--deepspeed scripts/zero3.json is refused",
-                "jtune has no DeepSpeed and no optimizer-state offload yet");
+    void aDeepSpeedConfigThatIsNoFileNorJsonIsNamed() {
+        only(fx.error("--deepspeed", "scripts/zero3.json"),
+                "--deepspeed scripts/zero3.json is no file, nor inline JSON ({...}), nor base64 of a JSON object");
+        only(fx.error("--deepspeed", "{\"bf16\": "), "--deepspeed's inline JSON is not valid JSON");
+        only(fx.error("--deepspeed", fx.dir("ds").toString()), "is a directory");
     }
 
     @Test
@@ -101,13 +103,16 @@ class ErrorsTest {
     }
 
     @Test
-    void eightBitOptimizersAreRefusedByName() {
-        for (String o : List.of("adamw_bnb_8bit", "paged_adamw_8bit", "adamw_8bit", "lion_8bit", "paged_lion_8bit")) {
-            only(fx.error("--optim", o), "--optim " + o + " is refused", "8-bit optimizers are not built yet");
+    void unbuiltOptimizersAreRefusedByName() {
+        for (String o : List.of("lion_8bit", "paged_lion_8bit", "paged_lion_32bit", "ademamix_8bit", "paged_ademamix_32bit",
+                "rmsprop_bnb_8bit", "galore_adamw_8bit")) {
+            only(fx.error("--optim", o), "--optim " + o + " is refused", "HF's " + o + " is not built",
+                    "adamw_bnb_8bit (adamw_8bit), paged_adamw_8bit and paged_adamw_32bit");
         }
-        only(fx.error("--optim", "paged_adamw_32bit"), "--optim paged_adamw_32bit is refused", "paged optimizers");
+        only(fx.error("--optim", "adamw_torch_8bit"), "--optim adamw_torch_8bit is refused", "torchao's low-bit AdamW");
         only(fx.error("--optim", "adafactor"), "--optim adafactor is refused", "HF's adafactor is not built");
-        only(fx.error("--optim", "madeup"), "--optim madeup is not one of adamw_torch, adamw_torch_fused, adamw_hf, sgd");
+        only(fx.error("--optim", "madeup"), "--optim madeup is not one of adamw_torch, adamw_torch_fused, adamw_hf,"
+                + " adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit, paged_adamw_32bit, sgd");
     }
 
     @Test
@@ -213,13 +218,13 @@ class ErrorsTest {
     @Test
     void everyProblemIsReportedTogether() {
         ArgsException e = fx.error("--learnin_rate", "1", "--per_device_train_batch_size", "x", "--eval_ratio", "2",
-                "--deepspeed", "z.json", "--optim", "adamw_bnb_8bit", "--report_to", "wandb", "--lora_enable",
+                "--deepspeed", "z.json", "--optim", "lion_8bit", "--report_to", "wandb", "--lora_enable",
                 "--warmup_ratio", "0.1", "--warmup_steps", "3", "--save_steps", "0", "--max_steps");
         List<String> p = e.problems();
         assertEquals(10, p.size(), e.getMessage());
         assertTrue(e.getMessage().startsWith("10 problems with the arguments:"), e.getMessage());
         for (String fragment : List.of("--learnin_rate", "--per_device_train_batch_size x", "--eval_ratio 2.0", "--deepspeed",
-                "--optim adamw_bnb_8bit", "--report_to wandb", "--lora_enable needs --freeze_llm", "--warmup_ratio 0.1",
+                "--optim lion_8bit", "--report_to wandb", "--lora_enable needs --freeze_llm", "--warmup_ratio 0.1",
                 "--save_steps > 0", "--max_steps needs a value")) {
             assertTrue(p.stream().anyMatch(s -> s.contains(fragment)), fragment + " in " + e.getMessage());
         }

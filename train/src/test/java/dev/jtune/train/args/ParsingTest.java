@@ -138,6 +138,8 @@ class ParsingTest {
         m.put(Flag.LR_SCHEDULER_TYPE, List.of("cosine"));
         m.put(Flag.WARMUP_RATIO, List.of("0.03"));
         m.put(Flag.WARMUP_STEPS, List.of("10"));
+        m.put(Flag.OFFLOAD_OPTIMIZER, List.of("cpu"));
+        m.put(Flag.DELAYED_OPTIMIZER_STEP, List.of("true", "--offload_optimizer", "cpu"));
         m.put(Flag.LORA_ENABLE, List.of("true", "--freeze_llm"));
         m.put(Flag.LORA_RANK, List.of("8"));
         m.put(Flag.LORA_ALPHA, List.of("32"));
@@ -158,6 +160,7 @@ class ParsingTest {
         m.put(Flag.DEVICE, List.of("cuda:1"));
         m.put(Flag.PRESET, List.of("ultra_memory_optimized"));
         m.put(Flag.CONFIG, List.of(config.toString()));
+        m.put(Flag.DEEPSPEED, List.of(Fixture.write(tmp.resolve("ds.json"), "{\"gradient_clipping\": \"auto\"}").toString()));
         return m;
     }
 

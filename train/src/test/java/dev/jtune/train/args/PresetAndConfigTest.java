@@ -120,7 +120,7 @@ class PresetAndConfigTest {
         assertEquals(5, e.problems().size(), m);
         assertTrue(m.contains("unknown flag 'learnig_rate' in config file " + config + " (did you mean --learning_rate?)"), m);
         assertTrue(m.contains("--per_device_train_batch_size x (config file " + config + ") is not an integer"), m);
-        assertTrue(m.contains("--deepspeed zero3.json (config file " + config + ") is refused"), m);
+        assertTrue(m.contains("--deepspeed zero3.json (config file " + config + ") is no file"), m);
         assertTrue(m.contains("'help' in config file"), m);
         assertTrue(m.contains("--seed x is not an integer"), m);
     }
