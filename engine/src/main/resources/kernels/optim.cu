@@ -19,17 +19,29 @@ template <typename A> struct AdamWConsts {
           dec((A) decay), a1((A) w1), b2((A) beta2), a2((A) w2), ep((A) eps), step((A) stepSize), bc2((A) bc2Sqrt) {}
 };
 
+// Exactly rounded operations, never contracted into FMAs by NVVM or ptxas: where the compiler would otherwise choose
+// which multiply to fuse from the surrounding code, the per-tensor and the flat kernel could differ in the last bit.
+__device__ __forceinline__ float rn_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double rn_mul(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float rn_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double rn_add(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float rn_sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ __forceinline__ double rn_sub(double a, double b) { return __dsub_rn(a, b); }
+__device__ __forceinline__ float rn_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ double rn_fma(double a, double b, double c) { return __fma_rn(a, b, c); }
+
 // One element of torch.optim.AdamW's single-tensor step: updates mi and vi, returns the new weight. The per-tensor
-// and the flat kernels both call it, so they compute the same bits.
+// and the flat kernels both call it, and every rounding in it is explicit, so they compute the same bits.
 template <typename A>
 __device__ __forceinline__ A adamw_element(const AdamWConsts<A>& c, A g, A p, A& mi, A& vi) {
-    if (c.scaled) g = g * c.scale;
-    p = p * c.dec;
-    // torch's lerp(m, g, w1)
-    mi = c.a1 < (A) 0.5 ? mi + c.a1 * (g - mi) : g - (g - mi) * ((A) 1 - c.a1);
-    vi = vi * c.b2 + c.a2 * g * g;
-    A denom = jt_sqrt(vi) / c.bc2 + c.ep;
-    return p + (-c.step) * (mi / denom);
+    if (c.scaled) g = rn_mul(g, c.scale);
+    p = rn_mul(p, c.dec);
+    const A d = rn_sub(g, mi);
+    // torch's lerp(m, g, w1): m + w1 (g - m) below one half, else g - (g - m)(1 - w1)
+    mi = c.a1 < (A) 0.5 ? rn_fma(c.a1, d, mi) : rn_fma(-d, rn_sub((A) 1, c.a1), g);
+    vi = rn_fma(vi, c.b2, rn_mul(rn_mul(c.a2, g), g));
+    const A denom = rn_add(jt_sqrt(vi) / c.bc2, c.ep);
+    return rn_fma(-c.step, mi / denom, p);
 }
 
 // Any float param dtype with any float grad dtype (the contract's pairs are the grad in the param's dtype or F32;
