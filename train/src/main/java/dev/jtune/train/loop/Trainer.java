@@ -323,8 +323,8 @@ public final class Trainer {
     }
 
     /**
-     * The global gradient norm, the gradients clipped to it first when {@code --max_grad_norm} is positive: over the
-     * optimizer's flat gradient buffers (one launch each) when it keeps them, else over the parameters' list.
+     * The global gradient norm (before clipping), the gradients clipped to {@code --max_grad_norm} when it is positive:
+     * over the optimizer's flat gradient buffers (one launch each) when it keeps them, else over the parameters' list.
      */
     private GradClip.GradNorm clipOrMeasure() {
         double max = config.maxGradNorm();
