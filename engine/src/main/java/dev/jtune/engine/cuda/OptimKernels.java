@@ -5,7 +5,9 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.memory.Block;
+import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.memory.CachingAllocator;
+import dev.jtune.engine.optim.FlatLayout;
 
 import static dev.jtune.engine.cuda.KernelParam.F64;
 import static dev.jtune.engine.cuda.KernelParam.I32;
@@ -15,13 +17,18 @@ import static dev.jtune.engine.cuda.KernelSource.FLOATS;
 import static dev.jtune.engine.cuda.KernelSource.VEC;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
-/** Typed launches of kernels/optim.cu: the AdamW step, the deterministic sum of squares and the clip coefficient. */
+/**
+ * Typed launches of kernels/optim.cu: the AdamW step (per tensor, or over a group's flat buffers in one launch), the
+ * deterministic sum of squares and the clip coefficient.
+ */
 public final class OptimKernels {
     private static final int THREADS = 256;
 
     /** kernels/optim.cu's kernels and their parameters. */
     static final KernelSource SOURCE = KernelSource.builder("optim.cu")
+            .define("FLAT_ALIGNMENT", FlatLayout.ALIGNMENT)
             .kernels(names("adamw_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, PTR, I32, I64, F64, F64, F64, F64, F64, F64, F64)
+            .kernels(names("adamw_flat_%s_%s", FLOATS, FLOATS), PTR, I32, PTR, PTR, PTR, PTR, PTR, I32, I64, F64, F64, F64, F64, F64, F64, F64)
             .kernels(names("sum_squares_%s%s", FLOATS, VEC), PTR, I64, PTR)
             .kernels(names("sum_squares_finish_%s", java.util.List.of("f32", "f64")), PTR, I64, PTR, I32)
             .kernel("clip_coefficient", PTR, I32, F64, PTR, I32)
@@ -56,16 +63,52 @@ public final class OptimKernels {
         String name = "adamw_" + ElementwiseKernels.floatSuffix("adamw", p) + "_" + ElementwiseKernels.floatSuffix("adamw", g);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(param.address()).pointer(grad.address()).pointer(m.address()).pointer(v.address())
-                    .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64).i64(n)
-                    .f64(1 - step.lr() * step.weightDecay())
-                    .f64(1 - step.beta1())
-                    .f64(step.beta2())
-                    .f64(1 - step.beta2())
-                    .f64(step.eps())
-                    .f64(step.lr() / step.biasCorrection1())
-                    .f64(Math.sqrt(step.biasCorrection2()));
+                    .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64).i64(n);
+            constants(args, step);
             long blocks = Math.min(Math.ceilDiv(n, THREADS), maxBlocks);
             module.function(name).launch(stream, blocks, THREADS, 0, args);
+        }
+    }
+
+    /** The step's scalars as both AdamW kernels take them, computed in double on the host. */
+    private static void constants(KernelArgs args, AdamWStep step) {
+        args.f64(1 - step.lr() * step.weightDecay())
+                .f64(1 - step.beta1())
+                .f64(step.beta2())
+                .f64(1 - step.beta2())
+                .f64(step.eps())
+                .f64(step.lr() / step.biasCorrection1())
+                .f64(Math.sqrt(step.biasCorrection2()));
+    }
+
+    /**
+     * One AdamW step of every parameter of a flat group in one launch (fused.AdamWKernel#flatStep's contract): blocks
+     * of {@link FlatLayout#ALIGNMENT} threads, one aligned tile of the flat buffers at a time, at most
+     * {@code 32 x SMs} blocks striding over the tiles.
+     */
+    public void adamwFlat(ParameterTable params, Tensor grad, Tensor master, Tensor m, Tensor v, AdamWStep step, Tensor gradScale) {
+        FlatLayout layout = params.layout();
+        long n = layout.numel();
+        if (n == 0 || layout.entries().isEmpty()) {
+            return;
+        }
+        DType p = params.dtype();
+        DType g = grad.dtype();
+        StatTypes.require("adamwFlat", "m", m, StatTypes.of(p));
+        StatTypes.require("adamwFlat", "v", v, StatTypes.of(p));
+        if (master != null) {
+            StatTypes.require("adamwFlat", "master", master, DType.F32);
+        }
+        int gradScaleF64 = gradScale == null ? 0 : StatTypes.scalarFlag("adamwFlat", "gradScale", gradScale);
+        String name = "adamw_flat_" + ElementwiseKernels.floatSuffix("adamwFlat", p) + "_" + ElementwiseKernels.floatSuffix("adamwFlat", g);
+        Tensor table = params.current();
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(table.address()).i32(layout.entries().size()).pointer(grad.address())
+                    .pointer(master == null ? 0 : master.address()).pointer(m.address()).pointer(v.address())
+                    .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64).i64(n);
+            constants(args, step);
+            long blocks = Math.min(n / FlatLayout.ALIGNMENT, maxBlocks);
+            module.function(name).launch(stream, blocks, FlatLayout.ALIGNMENT, 0, args);
         }
     }
 

@@ -3,23 +3,34 @@ package dev.jtune.engine.optim;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.DTypeException;
+import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.ParameterTable;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.SequencedMap;
+import java.util.TreeSet;
 
 /**
- * torch.optim.AdamW on the parameters' device: decoupled weight decay, bias-corrected moments, one fused kernel
- * per parameter. Moments are fp32; a parameter held in bf16/f16 gets an fp32 master copy that the update works
- * on, rounded back into the parameter after each step (bf16 alone would lose small updates). State is
- * allocated in the scope current at construction (counted as OPTIMIZER), so build the optimizer where the
- * parameters live.
+ * torch.optim.AdamW on the parameters' device: decoupled weight decay, bias-corrected moments. The parameters are
+ * grouped by (device, dtype); each group keeps its state in flat buffers over one {@link FlatLayout}: a
+ * {@link GradientBuffer} that backward accumulates into, fp32 moments and, for bf16/f16 parameters, an fp32 master
+ * copy that the update works on and rounds back into the parameters (bf16 alone would lose small updates). A step is
+ * one multi-tensor launch per group, {@link #zeroGrad} one fill per group, and {@link #gradientBuffers} hands the
+ * gradient buffers to {@link GradClip#clipFlatGradNorm} (one sum of squares per buffer). Every parameter is updated
+ * every step (one that got no gradient sees a zero one, as torch's with {@code zero_grad(set_to_none=False)}).
+ * State is allocated in the scope current at construction (moments and master counted as OPTIMIZER, gradients as
+ * GRADIENTS), so build the optimizer where the parameters live; any gradient the parameters hold then is dropped.
  */
 public final class AdamW implements Optimizer {
     /** torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 1e-2. */
@@ -39,24 +50,87 @@ public final class AdamW implements Optimizer {
         }
     }
 
-    private record State(Tensor param, Tensor master, Tensor m, Tensor v) {
+    /** One (device, dtype) group: its parameter table and flat buffers (master null for F32/F64 parameters). */
+    private record Group(ParameterTable table, GradientBuffer grads, Tensor master, Tensor m, Tensor v) {
     }
 
-    private final List<State> states = new ArrayList<>();
+    private record GroupKey(Device device, DType dtype) {
+    }
+
+    private final List<Group> groups = new ArrayList<>();
+    private final SequencedMap<String, Tensor> state = new LinkedHashMap<>();
     private Config config;
     private long step;
 
-    public AdamW(List<Tensor> params, Config config) {
+    /** Parameters by name (checkpoint entries are named after them), each a floating leaf that requires grad. */
+    public AdamW(SequencedMap<String, Tensor> params, Config config) {
         this.config = config;
-        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER); Autograd.GradMode off = Autograd.noGrad()) {
-            for (Tensor p : params) {
-                if (!p.dtype().isFloating()) {
-                    throw new DTypeException("AdamW: parameter " + p.describe() + " is not floating");
-                }
-                Tensor master = p.dtype() == DType.F32 || p.dtype() == DType.F64 ? null : p.cast(DType.F32);
-                DType stateType = p.dtype() == DType.F64 ? DType.F64 : DType.F32;
-                states.add(new State(p, master, Tensor.zeros(p.shape(), stateType, p.device()), Tensor.zeros(p.shape(), stateType, p.device())));
+        Map<GroupKey, SequencedMap<String, Tensor>> byGroup = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            Tensor p = e.getValue();
+            if (!p.dtype().isFloating()) {
+                throw new DTypeException("AdamW: parameter " + e.getKey() + " " + p.describe() + " is not floating");
             }
+            byGroup.computeIfAbsent(new GroupKey(p.device(), p.dtype()), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+        }
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (SequencedMap<String, Tensor> named : byGroup.values()) {
+                groups.add(group(named));
+            }
+        }
+        SequencedMap<String, Tensor> views = new LinkedHashMap<>();
+        for (Group g : groups) {
+            FlatLayout layout = g.table().layout();
+            for (int i = 0; i < layout.entries().size(); i++) {
+                String name = layout.entries().get(i).name();
+                views.put(name + ".exp_avg", layout.view(g.m(), i));
+                views.put(name + ".exp_avg_sq", layout.view(g.v(), i));
+                if (g.master() != null) {
+                    views.put(name + ".master", layout.view(g.master(), i));
+                }
+            }
+        }
+        // in the parameters' order, whatever the grouping
+        for (String name : params.keySet()) {
+            for (String kind : List.of(".exp_avg", ".exp_avg_sq", ".master")) {
+                Tensor t = views.get(name + kind);
+                if (t != null) {
+                    state.put(name + kind, t);
+                }
+            }
+        }
+    }
+
+    /** Parameters named "0", "1", ... in list order. */
+    public AdamW(List<Tensor> params, Config config) {
+        this(indexed(params), config);
+    }
+
+    private static SequencedMap<String, Tensor> indexed(List<Tensor> params) {
+        SequencedMap<String, Tensor> named = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            named.put(Integer.toString(i), params.get(i));
+        }
+        return named;
+    }
+
+    private static Group group(SequencedMap<String, Tensor> named) {
+        GradientBuffer grads = GradientBuffer.attach(named);
+        FlatLayout layout = grads.layout();
+        DType dtype = grads.dtype();
+        Device device = grads.device();
+        DType stateType = dtype == DType.F64 ? DType.F64 : DType.F32;
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
+            ParameterTable table = new ParameterTable(grads.parameters(), layout);
+            Shape flat = Shape.of(layout.numel());
+            Tensor master = null;
+            if (dtype != DType.F32 && dtype != DType.F64) {
+                master = Tensor.zeros(flat, DType.F32, device);
+                for (int i = 0; i < layout.entries().size(); i++) {
+                    Ops.copyInto(grads.parameters().get(i), layout.view(master, i));
+                }
+            }
+            return new Group(table, grads, master, Tensor.zeros(flat, stateType, device), Tensor.zeros(flat, stateType, device));
         }
     }
 
@@ -65,48 +139,41 @@ public final class AdamW implements Optimizer {
         step++;
         AdamWStep s = new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (State st : states) {
-                Tensor g = st.param.grad();
-                if (g == null) {
-                    continue;
-                }
-                Tensor target = st.master != null ? st.master : st.param;
-                AdamWKernel.on(target).step(target, g.contiguous(), st.m, st.v, s, null);
-                if (st.master != null) {
-                    Ops.copyInto(st.master, st.param);
-                }
+            for (Group g : groups) {
+                AdamWKernel.on(g.m()).flatStep(g.table(), g.grads().flat(), g.master(), g.m(), g.v(), s, null);
             }
         }
     }
 
     /**
-     * The optimizer's state by name, for checkpoints: per parameter i, {@code i.exp_avg} and {@code i.exp_avg_sq}
-     * (torch's names) and, for 16-bit parameters, {@code i.master}.
+     * The optimizer's state by name, for checkpoints: per parameter, {@code <name>.exp_avg} and {@code <name>.exp_avg_sq}
+     * (torch's names) and, for 16-bit parameters, {@code <name>.master}, in the parameters' order; each a view of the
+     * flat buffers in the parameter's shape.
      */
     @Override
-    public java.util.SequencedMap<String, Tensor> state() {
-        java.util.SequencedMap<String, Tensor> out = new java.util.LinkedHashMap<>();
-        for (int i = 0; i < states.size(); i++) {
-            State st = states.get(i);
-            out.put(i + ".exp_avg", st.m);
-            out.put(i + ".exp_avg_sq", st.v);
-            if (st.master != null) {
-                out.put(i + ".master", st.master);
-            }
-        }
-        return out;
+    public SequencedMap<String, Tensor> state() {
+        return java.util.Collections.unmodifiableSequencedMap(state);
     }
 
-    /** Restores {@link #state()} and the step count from a checkpoint (tensors of the same names and shapes). */
+    /**
+     * Restores {@link #state()} and the step count from a checkpoint: the same names and shapes, any device and float
+     * dtype. What differs is named.
+     */
     @Override
-    public void restore(java.util.Map<String, Tensor> saved, long steps) {
-        java.util.Map<String, Tensor> mine = state();
-        if (!saved.keySet().equals(mine.keySet())) {
-            throw new ShapeException("AdamW: checkpoint state " + saved.keySet().size() + " tensors does not match this optimizer's "
-                    + mine.keySet().size() + " (a different set of trainable parameters?)");
+    public void restore(Map<String, Tensor> saved, long steps) {
+        if (!saved.keySet().equals(state.keySet())) {
+            TreeSet<String> missing = new TreeSet<>(state.keySet());
+            missing.removeAll(saved.keySet());
+            TreeSet<String> extra = new TreeSet<>(saved.keySet());
+            extra.removeAll(state.keySet());
+            throw new ShapeException("AdamW: the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
+                    + state.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
+                    + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
+                    + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
+                    + " (a different set of trainable parameters?)");
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (java.util.Map.Entry<String, Tensor> e : mine.entrySet()) {
+            for (Map.Entry<String, Tensor> e : state.entrySet()) {
                 Tensor src = saved.get(e.getKey());
                 if (!src.shape().equals(e.getValue().shape())) {
                     throw new ShapeException("AdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
@@ -124,11 +191,24 @@ public final class AdamW implements Optimizer {
         return step;
     }
 
+    /** Zeroes every gradient: one fill per group (the gradients stay attached to their buffers). */
     @Override
     public void zeroGrad() {
-        for (State st : states) {
-            st.param.zeroGrad();
+        for (Group g : groups) {
+            g.grads().zero();
         }
+    }
+
+    /** One flat gradient buffer per (device, dtype) group, for clipping ({@link GradClip#clipFlatGradNorm}). */
+    @Override
+    public List<GradientBuffer> gradientBuffers() {
+        return groups.stream().map(Group::grads).toList();
+    }
+
+    /** Group i's flat state buffers, for tests: m, v and (16-bit parameters) the master copy. */
+    List<Tensor> flatState(int group) {
+        Group g = groups.get(group);
+        return g.master() == null ? List.of(g.m(), g.v()) : List.of(g.m(), g.v(), g.master());
     }
 
     @Override

@@ -6,7 +6,6 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.fused.GradClipKernel;
 
@@ -17,7 +16,8 @@ import java.util.Map;
 /**
  * torch.nn.utils.clip_grad_norm_: scales every gradient by {@code min(1, maxNorm / (norm + 1e-6))} where norm is
  * the L2 norm of all gradients together. Done on the device; reading the norm is the only host sync, and only
- * when {@link GradNorm#value()} is asked for.
+ * when {@link GradNorm#value()} is asked for. Over a list of parameters (one launch per gradient) or over flat
+ * {@link GradientBuffer}s (one per buffer): the two agree up to the fp32 sum's grouping.
  */
 public final class GradClip {
     private GradClip() {
@@ -50,19 +50,60 @@ public final class GradClip {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             sums = sumsOfSquares(params);
             for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
-                Backend be = Backends.of(e.getValue());
-                Tensor coef = Tensor.empty(Shape.of(1), DType.F32, e.getKey());
-                GradClipKernel.on(coef).clipCoefficient(e.getValue(), maxNorm, coef);
+                Tensor coef = coefficient(e.getValue(), e.getKey(), maxNorm);
                 for (Tensor p : params) {
                     Tensor g = p.grad();
                     if (g != null) {
-                        Tensor c = g.dtype() == DType.F32 ? coef : coef.cast(g.dtype());
-                        be.binary(BinaryOp.MUL, g, c.expand(g.shape()), g);
+                        scale(g, coef);
                     }
                 }
             }
         }
         return new GradNorm(List.copyOf(sums.values()));
+    }
+
+    /**
+     * The global norm of the gradients a set of flat buffers holds (on one device), without changing them: one sum of
+     * squares over each whole buffer (its alignment gaps are zero and add nothing).
+     */
+    public static GradNorm flatNorm(List<GradientBuffer> buffers) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            return new GradNorm(List.copyOf(flatSumsOfSquares(buffers).values()));
+        }
+    }
+
+    /**
+     * {@link #clipGradNorm} over flat buffers (on one device): per buffer one sum of squares, then one multiply of the
+     * whole buffer by the clip factor (gaps stay zero). Returns the norm before clipping.
+     */
+    public static GradNorm clipFlatGradNorm(List<GradientBuffer> buffers, double maxNorm) {
+        if (!(maxNorm > 0)) {
+            throw new IllegalArgumentException("clipFlatGradNorm: maxNorm must be positive, got " + maxNorm);
+        }
+        Map<Device, Tensor> sums;
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            sums = flatSumsOfSquares(buffers);
+            for (Map.Entry<Device, Tensor> e : sums.entrySet()) {
+                Tensor coef = coefficient(e.getValue(), e.getKey(), maxNorm);
+                for (GradientBuffer b : buffers) {
+                    scale(b.flat(), coef);
+                }
+            }
+        }
+        return new GradNorm(List.copyOf(sums.values()));
+    }
+
+    /** {@code min(1, maxNorm / (sqrt(sumOfSquares) + 1e-6))}, F32 [1] on the device. */
+    private static Tensor coefficient(Tensor sumOfSquares, Device device, double maxNorm) {
+        Tensor coef = Tensor.empty(Shape.of(1), DType.F32, device);
+        GradClipKernel.on(coef).clipCoefficient(sumOfSquares, maxNorm, coef);
+        return coef;
+    }
+
+    /** {@code g *= coef} in g's dtype (the F32 factor rounded to it first). */
+    private static void scale(Tensor g, Tensor coef) {
+        Tensor c = g.dtype() == DType.F32 ? coef : coef.cast(g.dtype());
+        Backends.of(g).binary(BinaryOp.MUL, g, c.expand(g.shape()), g);
     }
 
     /** Sum of squares of every gradient, per device (F32 [1]); one device only, for now. */
@@ -75,6 +116,20 @@ public final class GradClip {
                 GradClipKernel.on(g).sumOfSquares(g.contiguous(), ss);
             }
         }
+        return oneDevice(sums);
+    }
+
+    /** Sum of squares of every buffer, per device (F32 [1]). */
+    private static Map<Device, Tensor> flatSumsOfSquares(List<GradientBuffer> buffers) {
+        Map<Device, Tensor> sums = new LinkedHashMap<>();
+        for (GradientBuffer b : buffers) {
+            Tensor ss = sums.computeIfAbsent(b.device(), d -> Tensor.zeros(Shape.of(1), DType.F32, d));
+            GradClipKernel.on(b.flat()).sumOfSquares(b.flat(), ss);
+        }
+        return oneDevice(sums);
+    }
+
+    private static Map<Device, Tensor> oneDevice(Map<Device, Tensor> sums) {
         if (sums.size() > 1) {
             throw new UnsupportedOperationException("clipGradNorm: gradients on several devices " + sums.keySet() + " are not supported yet");
         }

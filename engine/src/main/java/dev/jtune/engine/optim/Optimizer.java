@@ -2,6 +2,7 @@ package dev.jtune.engine.optim;
 
 import dev.jtune.engine.Tensor;
 
+import java.util.List;
 import java.util.Map;
 import java.util.SequencedMap;
 
@@ -29,4 +30,13 @@ public interface Optimizer {
 
     /** Restores {@link #state()} (same names and shapes, any device and float dtype) and the step count. */
     void restore(Map<String, Tensor> saved, long steps);
+
+    /**
+     * The flat buffers that hold every parameter's gradient, when this optimizer keeps them flat: clipping and the
+     * norm then run over them ({@link GradClip#clipFlatGradNorm}, {@link GradClip#flatNorm}), one launch per buffer.
+     * Empty (the default) when gradients are per-tensor: clip the parameters' list instead ({@link GradClip#clipGradNorm}).
+     */
+    default List<GradientBuffer> gradientBuffers() {
+        return List.of();
+    }
 }

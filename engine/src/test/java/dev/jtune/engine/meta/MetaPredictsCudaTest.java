@@ -17,6 +17,7 @@ import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
 import dev.jtune.engine.ops.Embedding;
 import dev.jtune.engine.ops.RmsNorm;
+import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.GradClip;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -207,6 +208,33 @@ class MetaPredictsCudaTest {
             assertTrue(expected[0] > 0);
             assertEquals(expected[0], f.peak(MemoryCategory.WORKSPACE), sms + " SMs");
         }
+    }
+
+    /**
+     * The flat AdamW: gradients, master, moments and the parameter table allocated once at construction, and clipping
+     * over the flat buffer allocates the launcher's partials for the whole buffer; a step allocates nothing.
+     */
+    @Test
+    void flatOptimizerStateAndClippingAllocateWhatTheLaunchersDo() {
+        int sms = 132;
+        META.multiprocessors(sms);
+        long numel = (1 << 20) + 256; // both parameters, the second aligned to 256 elements
+        long[] workspace = new long[1];
+        Footprint f = Footprint.measure(Device.META, () -> {
+            try (Scope s = Scope.open("params", MemoryCategory.WEIGHTS)) {
+                Tensor big = Tensor.zeros(Shape.of(1 << 20), DType.BF16, Device.META).requiresGrad(true);
+                Tensor small = Tensor.zeros(Shape.of(100), DType.BF16, Device.META).requiresGrad(true);
+                AdamW opt = new AdamW(List.of(big, small), AdamW.Config.defaults()); // (no backward: its own gradients would count)
+                workspace[0] = rounded(OptimKernels.sumOfSquaresWorkspaceBytes(opt.gradientBuffers().getFirst().flat(), sms));
+                GradClip.clipFlatGradNorm(opt.gradientBuffers(), 1.0);
+                opt.step();
+                opt.zeroGrad();
+            }
+        });
+        assertEquals(rounded(2 * numel), f.peak(MemoryCategory.GRADIENTS), "one bf16 gradient buffer");
+        assertEquals(3 * rounded(4 * numel) + rounded(2 * 3 * 8), f.peak(MemoryCategory.OPTIMIZER), "master, m, v and the table");
+        assertTrue(workspace[0] > 0);
+        assertEquals(workspace[0], f.peak(MemoryCategory.WORKSPACE));
     }
 
     /** The caching allocator's rounding (512 bytes). */

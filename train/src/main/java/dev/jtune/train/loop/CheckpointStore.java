@@ -7,7 +7,8 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.io.FileTrees;
-import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
@@ -42,6 +43,8 @@ import java.util.zip.CRC32C;
  */
 public final class CheckpointStore {
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
+    /** An older jtune's optimizer entry: the trained parameter's index, then the kind of state. */
+    private static final Pattern NUMBERED = Pattern.compile("(\\d{1,9})\\.(exp_avg|exp_avg_sq|master)");
     private static final ObjectMapper JSON = MetricsJson.MAPPER;
     public static final String STATE_FILE = "trainer_state.json";
     public static final String OPTIMIZER_FILE = "optimizer.safetensors";
@@ -74,7 +77,8 @@ public final class CheckpointStore {
         }
     }
 
-    public Path save(State state, Trainable trainable, AdamW optimizer) {
+    /** Writes checkpoint-N: the weights, the optimizer's state per parameter name, the state and the checksums. */
+    public Path save(State state, Trainable trainable, Optimizer optimizer) {
         long step = state.position().step();
         Path target = outputDir.resolve("checkpoint-" + step);
         Path tmp = outputDir.resolve(TMP_PREFIX + step);
@@ -181,7 +185,7 @@ public final class CheckpointStore {
         return new RunException("checkpoint " + dir + " " + why);
     }
 
-    private static void writeChecksums(Path dir) throws IOException {
+    static void writeChecksums(Path dir) throws IOException {
         Map<String, Map<String, Object>> files = new LinkedHashMap<>();
         try (Stream<Path> s = Files.list(dir)) {
             for (Path f : s.filter(Files::isRegularFile).sorted().toList()) {
@@ -319,16 +323,46 @@ public final class CheckpointStore {
 
     // ---- restore ------------------------------------------------------------------------------------------------
 
-    /** Restores weights and optimizer state from a {@link #validate validated} checkpoint into the live objects. */
-    public static void restore(Path dir, State state, Trainable trainable, AdamW optimizer) {
+    /**
+     * Restores weights and optimizer state from a {@link #validate validated} checkpoint into the live objects. The
+     * optimizer's entries are named per trained parameter ({@code <name>.exp_avg}); a checkpoint of an older jtune,
+     * whose entries are numbered in the trained parameters' order ({@code 3.exp_avg}), is read with entry i as the
+     * i-th of {@link Trainable#namedParameters}, which holds when the same run resumes (the run identity requires the
+     * same model and LoRA shape, so the same parameters in the same order).
+     */
+    public static void restore(Path dir, State state, Trainable trainable, Optimizer optimizer) {
         trainable.restore(dir);
         try (SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(OPTIMIZER_FILE)); Scope tmp = Scope.open("optimizer state")) {
             Map<String, Tensor> saved = new LinkedHashMap<>();
             for (String name : f.names()) {
                 saved.put(name, f.load(name, Device.CPU));
             }
-            optimizer.restore(saved, state.optimizerSteps());
+            optimizer.restore(byParameterName(dir, saved, List.copyOf(trainable.namedParameters().keySet())), state.optimizerSteps());
+        } catch (ShapeException e) {
+            throw new RunException("checkpoint " + dir + ": its " + OPTIMIZER_FILE + " does not fit this run's optimizer: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * {@code saved} with numbered entries ({@code i.exp_avg}, all of them, as older checkpoints wrote) renamed after the
+     * i-th of {@code names}; entries already named pass unchanged. An index past the trained parameters is refused.
+     */
+    static Map<String, Tensor> byParameterName(Path dir, Map<String, Tensor> saved, List<String> names) {
+        if (saved.isEmpty() || !saved.keySet().stream().allMatch(k -> NUMBERED.matcher(k).matches())) {
+            return saved;
+        }
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : saved.entrySet()) {
+            Matcher m = NUMBERED.matcher(e.getKey());
+            m.matches();
+            int index = Integer.parseInt(m.group(1));
+            if (index >= names.size()) {
+                throw new RunException("checkpoint " + dir + " holds optimizer state " + e.getKey() + " (an older jtune's numbering, by trained "
+                        + "parameter) for parameter " + index + ", but this run trains " + names.size() + " parameters: it is not this run's checkpoint");
+            }
+            out.put(names.get(index) + "." + m.group(2), e.getValue());
+        }
+        return out;
     }
 
     private void prune() {

@@ -15,8 +15,10 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SequencedMap;
 
 /**
  * What is trained: a Gemma 3 model with LoRA adapters on a frozen base, or all its parameters (full fine-tuning).
@@ -65,7 +67,26 @@ public final class Trainable {
     }
 
     public List<Tensor> parameters() {
-        return isLora() ? Lora.parameters(adapters) : List.copyOf(denseParameters(model).values());
+        return List.copyOf(namedParameters().values());
+    }
+
+    /**
+     * The trained parameters by name, in {@link #parameters()}'s order: HF's names from the module tree (full
+     * fine-tuning), or each adapter's two matrices as peft names them in adapter_model.safetensors
+     * ({@code base_model.model.<module>.lora_A.weight}, then {@code lora_B}). The optimizer's checkpointed state is
+     * named after them.
+     */
+    public SequencedMap<String, Tensor> namedParameters() {
+        if (!isLora()) {
+            return denseParameters(model);
+        }
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        for (LoraAdapter a : adapters.values()) {
+            for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+                out.put(PeftAdapter.key(a.module(), m), a.matrix(m));
+            }
+        }
+        return out;
     }
 
     public long parameterCount() {
@@ -170,8 +191,8 @@ public final class Trainable {
     }
 
     /** The model's parameters by HF name, in model order; each is its dense tensor (an NF4 one is refused). */
-    private static Map<String, Tensor> denseParameters(Gemma3Model model) {
-        Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+    private static SequencedMap<String, Tensor> denseParameters(Gemma3Model model) {
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         model.namedParameters().forEach((name, p) -> out.put(name, p.tensor()));
         return out;
     }

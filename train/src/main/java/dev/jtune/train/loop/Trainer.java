@@ -12,6 +12,8 @@ import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.GradClip;
+import dev.jtune.engine.optim.GradientBuffer;
+import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.report.ErrorChain;
@@ -25,6 +27,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.SequencedMap;
 
 /**
  * The training loop: micro-batches in a deterministic order, gradient accumulation with the loss normalised by
@@ -49,7 +52,7 @@ public final class Trainer {
     private final CheckpointStore checkpoints;
     private final MetricsLog metrics;
     private final RunInfo info;
-    private final AdamW optimizer;
+    private final Optimizer optimizer;
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
 
@@ -78,9 +81,16 @@ public final class Trainer {
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            this.optimizer = new AdamW(trainable.parameters(), new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(),
-                    config.epsilon(), config.weightDecay()));
+            this.optimizer = newOptimizer(config, trainable.namedParameters());
         }
+    }
+
+    /**
+     * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
+     * them): AdamW with flat state. Called in the scope that holds the parameters, counting as OPTIMIZER.
+     */
+    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params) {
+        return new AdamW(params, new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay()));
     }
 
     public static Builder builder(TrainerConfig config, Trainable trainable) {
@@ -300,9 +310,7 @@ public final class Trainer {
             }
             trainable.eval();
             // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
-            GradClip.GradNorm norm = config.maxGradNorm() > 0
-                    ? GradClip.clipGradNorm(trainable.parameters(), config.maxGradNorm())
-                    : GradClip.norm(trainable.parameters());
+            GradClip.GradNorm norm = clipOrMeasure();
             double loss = stepLoss.item(); // the host syncs of the step: the loss and the gradient norm
             double gradNorm = norm.value();
             if (Double.isFinite(loss) && Double.isFinite(gradNorm)) {
@@ -312,6 +320,19 @@ public final class Trainer {
             optimizer.zeroGrad();
             return new StepResult(loss, gradNorm, tokens);
         }
+    }
+
+    /**
+     * The global gradient norm (before clipping), the gradients clipped to {@code --max_grad_norm} when it is positive:
+     * over the optimizer's flat gradient buffers (one launch each) when it keeps them, else over the parameters' list.
+     */
+    private GradClip.GradNorm clipOrMeasure() {
+        double max = config.maxGradNorm();
+        List<GradientBuffer> flat = optimizer.gradientBuffers();
+        if (flat.isEmpty()) {
+            return max > 0 ? GradClip.clipGradNorm(trainable.parameters(), max) : GradClip.norm(trainable.parameters());
+        }
+        return max > 0 ? GradClip.clipFlatGradNorm(flat, max) : GradClip.flatNorm(flat);
     }
 
     private RunException diverged(long step, int inARow) {

@@ -1,0 +1,166 @@
+package dev.jtune.train.loop;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.lora.LoraConfig;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.safetensors.SafeTensorsWriter;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The trainer's optimizer state in checkpoints: named per trained parameter (HF's names, peft's for LoRA), with an fp32
+ * master per 16-bit weight; a resumed run continues the uninterrupted one exactly; a checkpoint of an older jtune
+ * (entries numbered in the parameters' order) still resumes; state that does not fit is refused with the reason.
+ */
+class OptimizerCheckpointTest {
+
+    private static Trainable trainable(Gemma3Model m, boolean lora) {
+        return lora ? Trainable.lora(m, new LoraConfig(4, 8, 0.1, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1), 3, "tiny")
+                : Trainable.full(m, "tiny");
+    }
+
+    /** Runs (or resumes from the newest checkpoint) and returns the log; {@code names} receives the trained names. */
+    private static List<StepRecord> train(Path out, DType dtype, boolean lora, long stopAfter, boolean resume, List<String> names) throws IOException {
+        try (Scope model = Scope.open("model", MemoryCategory.WEIGHTS)) {
+            Gemma3Model m = Gemma3Model.random(TrainerTest.tinyConfig(), Device.CPU, dtype, 1);
+            Trainable t = trainable(m, lora);
+            names.clear();
+            names.addAll(t.namedParameters().keySet());
+            Trainer trainer = Trainer.builder(TrainerTest.config(6, 3, 0), t).train(TrainerTest.examples(40, 11)).outputDir(out)
+                    .info(new Trainer.RunInfo("test", RunIdentity.builder().fixed("model", "tiny").build(), List.of())).build();
+            return trainer.run(resume ? trainer.checkpoints().latest() : Optional.empty(), stopAfter);
+        }
+    }
+
+    private static void assertSameLosses(List<StepRecord> whole, List<StepRecord> resumed) {
+        assertEquals(whole.size(), resumed.size(), "the resumed run's log holds the whole run");
+        for (int i = 0; i < whole.size(); i++) {
+            assertEquals(whole.get(i).step(), resumed.get(i).step());
+            assertEquals(whole.get(i).loss(), resumed.get(i).loss(), 0.0, "loss at step " + whole.get(i).step());
+        }
+    }
+
+    private static List<String> optimizerNames(Path checkpoint) {
+        try (SafeTensorsFile f = SafeTensorsFile.open(checkpoint.resolve(CheckpointStore.OPTIMIZER_FILE))) {
+            return new ArrayList<>(f.names());
+        }
+    }
+
+    /** Rewrites a checkpoint's optimizer file with {@code rename} applied to its names (null drops one), checksums refreshed. */
+    private static void rewriteOptimizerState(Path checkpoint, Function<String, String> rename) throws IOException {
+        Path file = checkpoint.resolve(CheckpointStore.OPTIMIZER_FILE);
+        try (Scope s = Scope.open("rewrite")) {
+            SafeTensorsWriter w = new SafeTensorsWriter();
+            try (SafeTensorsFile f = SafeTensorsFile.open(file)) {
+                w.metadata(f.metadata());
+                for (String name : f.names()) {
+                    String to = rename.apply(name);
+                    if (to != null) {
+                        w.add(to, f.load(name, Device.CPU));
+                    }
+                }
+            }
+            w.write(file);
+        }
+        Files.delete(checkpoint.resolve(CheckpointStore.CHECKSUMS_FILE));
+        CheckpointStore.writeChecksums(checkpoint);
+    }
+
+    @Test
+    void loraStateIsNamedAfterPeftsAdapterNamesAndResumesExactly(@TempDir Path tmp) throws IOException {
+        List<String> names = new ArrayList<>();
+        List<StepRecord> whole = train(tmp.resolve("whole"), DType.F32, true, Long.MAX_VALUE, false, names);
+        assertTrue(names.getFirst().startsWith("base_model.model.model.layers.0.") && names.getFirst().endsWith(".lora_A.weight"), names.getFirst());
+        List<String> expected = new ArrayList<>();
+        for (String n : names) {
+            expected.add(n + ".exp_avg");
+            expected.add(n + ".exp_avg_sq");
+        }
+        expected.sort(null);
+        List<String> saved = optimizerNames(tmp.resolve("whole").resolve("checkpoint-6"));
+        saved.sort(null);
+        assertEquals(expected, saved, "per adapter matrix, no master for fp32 adapters");
+        Path broken = tmp.resolve("interrupted");
+        train(broken, DType.F32, true, 4, false, names);
+        assertSameLosses(whole, train(broken, DType.F32, true, Long.MAX_VALUE, true, names));
+    }
+
+    @Test
+    void bf16FullFineTuningKeepsAMasterPerWeightAndResumesExactly(@TempDir Path tmp) throws IOException {
+        List<String> names = new ArrayList<>();
+        List<StepRecord> whole = train(tmp.resolve("whole"), DType.BF16, false, Long.MAX_VALUE, false, names);
+        assertTrue(names.contains("model.embed_tokens.weight"), names.toString());
+        List<String> saved = optimizerNames(tmp.resolve("whole").resolve("checkpoint-6"));
+        for (String n : names) {
+            for (String kind : List.of(".exp_avg", ".exp_avg_sq", ".master")) {
+                assertTrue(saved.contains(n + kind), n + kind + " in " + saved);
+            }
+        }
+        assertEquals(3 * names.size(), saved.size());
+        try (SafeTensorsFile f = SafeTensorsFile.open(tmp.resolve("whole").resolve("checkpoint-6").resolve(CheckpointStore.OPTIMIZER_FILE))) {
+            assertEquals(DType.F32, f.info("model.embed_tokens.weight.master").dtype());
+        }
+        Path broken = tmp.resolve("interrupted");
+        train(broken, DType.BF16, false, 4, false, names);
+        assertSameLosses(whole, train(broken, DType.BF16, false, Long.MAX_VALUE, true, names));
+    }
+
+    @Test
+    void aCheckpointWithNumberedStateOfAnOlderJtuneResumesExactly(@TempDir Path tmp) throws IOException {
+        List<String> names = new ArrayList<>();
+        List<StepRecord> whole = train(tmp.resolve("whole"), DType.F32, true, Long.MAX_VALUE, false, names);
+        Path broken = tmp.resolve("interrupted");
+        train(broken, DType.F32, true, 4, false, names);
+        Map<String, String> numbered = new LinkedHashMap<>();
+        for (int i = 0; i < names.size(); i++) {
+            for (String kind : List.of(".exp_avg", ".exp_avg_sq")) {
+                numbered.put(names.get(i) + kind, i + kind);
+            }
+        }
+        rewriteOptimizerState(broken.resolve("checkpoint-3"), numbered::get);
+        assertTrue(optimizerNames(broken.resolve("checkpoint-3")).contains("0.exp_avg"), "rewritten as an older jtune wrote it");
+        assertSameLosses(whole, train(broken, DType.F32, true, Long.MAX_VALUE, true, names));
+    }
+
+    @Test
+    void optimizerStateThatDoesNotFitIsRefusedWithTheReason(@TempDir Path tmp) throws IOException {
+        List<String> names = new ArrayList<>();
+        Path out = tmp.resolve("out");
+        train(out, DType.F32, true, 4, false, names);
+        String dropped = names.get(3) + ".exp_avg_sq";
+        rewriteOptimizerState(out.resolve("checkpoint-3"), n -> n.equals(dropped) ? null : n);
+        RunException e = assertThrows(RunException.class, () -> train(out, DType.F32, true, Long.MAX_VALUE, true, names));
+        assertTrue(e.getMessage().contains(CheckpointStore.OPTIMIZER_FILE) && e.getMessage().contains(dropped), e.getMessage());
+
+        try (Scope s = Scope.open("numbered")) {
+            Map<String, Tensor> saved = new LinkedHashMap<>();
+            saved.put("0.exp_avg", Tensor.zeros(Shape.of(1), DType.F32, Device.CPU));
+            saved.put("2.exp_avg", Tensor.zeros(Shape.of(1), DType.F32, Device.CPU));
+            RunException past = assertThrows(RunException.class, () -> CheckpointStore.byParameterName(tmp, saved, List.of("a", "b")));
+            assertTrue(past.getMessage().contains("2.exp_avg") && past.getMessage().contains("trains 2 parameters"), past.getMessage());
+            saved.remove("2.exp_avg");
+            saved.put("b.exp_avg", Tensor.zeros(Shape.of(1), DType.F32, Device.CPU));
+            assertEquals(saved.keySet(), CheckpointStore.byParameterName(tmp, saved, List.of("a", "b")).keySet(), "named entries pass unchanged");
+        }
+    }
+}
