@@ -152,6 +152,15 @@ public final class CudaBackend implements Backend {
         return stream;
     }
 
+    /**
+     * A new non-blocking stream of this GPU, for work that overlaps the compute stream (the host-offloaded optimizer's
+     * copies); ordering with the compute stream is the caller's, through events. The caller closes it.
+     */
+    public CudaStream newStream() {
+        context.makeCurrent();
+        return new CudaStream();
+    }
+
     public KernelCompiler compiler() {
         return compiler;
     }
