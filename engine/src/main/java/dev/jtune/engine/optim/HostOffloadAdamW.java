@@ -61,9 +61,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
          * starts the copies of gradient i and the host update i, which runs while the device computes step i + 1;
          * step i + 1's {@link #step()} waits for it and copies its weights to the device. So the gradient of step i + 1
          * is computed on the weights of step i - 1 (one update stale) and the arithmetic differs from AdamW's from the
-         * second step on. {@link #state()}, {@link #restore} and {@link #flush()} apply a pending update first, so a
-         * checkpoint holds consistent weights and state (a run resumed from it equals the uninterrupted one, which
-         * flushed at the same step).
+         * second step on. {@link #flush()} applies a pending update ({@link #state()}, {@link #restore} and
+         * {@link #close()} call it): call it before saving the weights (a checkpoint, the final model), so that they and
+         * the state are of the same step; a run resumed from such a checkpoint equals the uninterrupted one, which
+         * flushed at the same step.
          */
         DELAYED
     }
