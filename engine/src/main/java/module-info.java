@@ -5,6 +5,9 @@
  */
 module dev.jtune.engine {
     requires transitive dev.jtune.cuda;
+    // the host-offloaded optimizer's update (optim.host); still an incubator module in Java 25, so a class-path launch
+    // needs --add-modules jdk.incubator.vector, without which that update runs its scalar reference
+    requires jdk.incubator.vector;
 
     exports dev.jtune.engine;
     exports dev.jtune.engine.memory;
@@ -18,4 +21,5 @@ module dev.jtune.engine {
     exports dev.jtune.engine.fused to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.io to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.meta to dev.jtune.gemma, dev.jtune.train;
+    exports dev.jtune.engine.optim.host to dev.jtune.gemma, dev.jtune.train;
 }

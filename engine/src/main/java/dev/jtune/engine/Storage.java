@@ -10,13 +10,19 @@ public abstract class Storage implements AutoCloseable {
     private final Device device;
     private final long bytes;
     private final MemoryCategory category;
+    private final Placement placement;
     private boolean closed;
     private Scope owner;
 
     protected Storage(Device device, long bytes, MemoryCategory category) {
+        this(device, bytes, category, Placement.DEVICE);
+    }
+
+    protected Storage(Device device, long bytes, MemoryCategory category, Placement placement) {
         this.device = device;
         this.bytes = bytes;
         this.category = category;
+        this.placement = placement;
     }
 
     public final Device device() {
@@ -31,7 +37,15 @@ public abstract class Storage implements AutoCloseable {
         return category;
     }
 
-    /** The first byte: a device pointer for cuda, a native address for cpu, a simulated address for meta. */
+    /** Device memory, or host memory the device maps ({@link Placement#HOST_MAPPED}). */
+    public final Placement placement() {
+        return placement;
+    }
+
+    /**
+     * The first byte: a device pointer for cuda (for host-mapped memory, the device's address of it), a native
+     * address for cpu, a simulated address for meta.
+     */
     public abstract long address();
 
     public final boolean isClosed() {

@@ -89,16 +89,37 @@ public final class Tensor {
 
     /** Uninitialized memory, in the current scope. */
     public static Tensor empty(Shape shape, DType dtype, Device device) {
+        return empty(shape, dtype, device, Placement.DEVICE);
+    }
+
+    /**
+     * Uninitialized memory of {@code device} placed as asked (host-mapped: pinned host memory the device's kernels
+     * reach over PCIe, counted as host memory), in the current scope.
+     */
+    public static Tensor empty(Shape shape, DType dtype, Device device, Placement placement) {
         Scope scope = Scope.current();
         scope.checkOpen("empty");
         Backend backend = Backends.get(device);
         long bytes = Math.max(dtype.bytesFor(shape.numel()), 1);
-        Storage s = scope.adopt(backend.allocate(bytes, Scope.allocationCategory(scope)));
+        MemoryCategory category = Scope.allocationCategory(scope);
+        Storage s = scope.adopt(switch (placement) {
+            case DEVICE -> backend.allocate(bytes, category);
+            case HOST_MAPPED -> backend.allocateHostMapped(bytes, category);
+        });
         return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype, true);
     }
 
     public static Tensor zeros(Shape shape, DType dtype, Device device) {
         return full(shape, 0.0, dtype, device);
+    }
+
+    /** Zeros placed as asked ({@link #empty(Shape, DType, Device, Placement)}). */
+    public static Tensor zeros(Shape shape, DType dtype, Device device, Placement placement) {
+        Tensor t = empty(shape, dtype, device, placement);
+        if (t.numel() > 0) {
+            Backends.of(t).fill(t, 0.0);
+        }
+        return t;
     }
 
     public static Tensor full(Shape shape, double value, DType dtype, Device device) {
@@ -237,6 +258,11 @@ public final class Tensor {
         return storage.device();
     }
 
+    /** Where the bytes live: the device's memory, or host memory the device maps. */
+    public Placement placement() {
+        return storage.placement();
+    }
+
     /** The storage this views; engine packages reach it through {@code backend.TensorInternals}. */
     Storage storage() {
         return storage;
@@ -303,7 +329,7 @@ public final class Tensor {
     }
 
     public String describe() {
-        return "tensor" + shape + " " + dtype + " on " + device();
+        return "tensor" + shape + " " + dtype + " on " + device() + (placement() == Placement.HOST_MAPPED ? " (host-mapped)" : "");
     }
 
     @Override

@@ -75,7 +75,7 @@ class LauncherTest {
         String first = launch(tree, jdk, bin);
         String calls = Files.readString(log);
         assertFalse(calls.contains("mvn"), "no rebuild for build outputs or tests: " + calls + first);
-        assertTrue(calls.contains("java --enable-native-access=ALL-UNNAMED -jar train/target/jtune.jar --help"), calls);
+        assertTrue(calls.contains("java --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector -jar train/target/jtune.jar --help"), calls);
         assertFalse(first.contains("\u001b"), "no colour codes: " + first);
 
         touch(tree.resolve("engine/src/main/java/A.java"), JAR_TIME.plusSeconds(120));

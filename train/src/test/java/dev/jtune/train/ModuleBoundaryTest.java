@@ -43,7 +43,7 @@ class ModuleBoundaryTest {
                     List.of("dev.jtune.engine", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.ops",
                             "dev.jtune.engine.optim", "dev.jtune.engine.quant"),
                     List.of("dev.jtune.engine.backend", "dev.jtune.engine.cpu", "dev.jtune.engine.cuda", "dev.jtune.engine.fused",
-                            "dev.jtune.engine.io", "dev.jtune.engine.meta"),
+                            "dev.jtune.engine.io", "dev.jtune.engine.meta", "dev.jtune.engine.optim.host"),
                     List.of("kernels")),
             "dev.jtune.gemma", packages(
                     List.of("dev.jtune.gemma.config", "dev.jtune.gemma.generate", "dev.jtune.gemma.lora", "dev.jtune.gemma.model",

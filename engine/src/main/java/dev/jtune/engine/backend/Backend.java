@@ -28,6 +28,14 @@ public interface Backend {
     /** Allocates {@code bytes} (> 0) of uninitialized memory; the caller hands it to a scope. */
     Storage allocate(long bytes, MemoryCategory category);
 
+    /**
+     * Allocates {@code bytes} (> 0) of uninitialized host memory that this device's kernels read and write in place
+     * ({@link dev.jtune.engine.Placement#HOST_MAPPED}: page-locked and mapped on cuda, never managed memory; plain host
+     * memory on cpu; simulated on meta). Counted in {@link MemoryStats#host()}, never in the device figures. The caller
+     * hands it to a scope.
+     */
+    Storage allocateHostMapped(long bytes, MemoryCategory category);
+
     /** Copies {@code dst.numel()} packed elements of {@code dst.dtype()} from host memory into contiguous {@code dst}. */
     void copyFromHost(MemorySegment src, Tensor dst);
 

@@ -7,6 +7,7 @@ import dev.jtune.engine.DeviceMismatchException;
 import dev.jtune.engine.HostElements;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.OutOfDeviceMemoryException;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
@@ -15,6 +16,7 @@ import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.backend.FusedOp;
+import dev.jtune.engine.backend.HostMappedCounter;
 import dev.jtune.engine.ReduceOp;
 import dev.jtune.engine.memory.MemoryStats;
 
@@ -33,6 +35,7 @@ public final class CpuBackend implements Backend {
     private static final CpuBackend INSTANCE = new CpuBackend();
 
     private final AllocationStats stats = new AllocationStats();
+    private final HostMappedCounter hostMapped = new HostMappedCounter();
 
     private CpuBackend() {
     }
@@ -55,31 +58,48 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Storage allocate(long bytes, MemoryCategory category) {
+        CpuStorage storage = new CpuStorage(this, nativeBlock(bytes, category), category, Placement.DEVICE);
+        stats.allocated(bytes, category);
+        return storage;
+    }
+
+    /** Plain host memory like {@link #allocate}, counted in the host figure as a GPU's host-mapped memory is. */
+    @Override
+    public Storage allocateHostMapped(long bytes, MemoryCategory category) {
+        CpuStorage storage = new CpuStorage(this, nativeBlock(bytes, category), category, Placement.HOST_MAPPED);
+        hostMapped.allocated(bytes, category);
+        return storage;
+    }
+
+    private MemorySegment nativeBlock(long bytes, MemoryCategory category) {
         if (bytes <= 0) {
             throw new IllegalArgumentException("allocate: " + bytes + " bytes (must be > 0)");
         }
         MemorySegment segment = NativeHeap.allocate(bytes, CpuStorage.ALIGNMENT);
         if (segment == null) {
             throw new OutOfDeviceMemoryException("cpu: cannot allocate " + MemoryStats.gib(bytes) + " of host memory for "
-                    + category + "; this process holds " + MemoryStats.gib(stats.snapshot().allocated()), bytes, -1);
+                    + category + "; this process holds " + MemoryStats.gib(stats.snapshot().allocated() + hostMapped.snapshot().allocated()), bytes, -1);
         }
-        CpuStorage storage = new CpuStorage(this, segment, category);
-        stats.allocated(bytes, category);
-        return storage;
+        return segment;
     }
 
     void released(CpuStorage storage) {
-        stats.freed(storage.bytes(), storage.category());
+        if (storage.placement() == Placement.HOST_MAPPED) {
+            hostMapped.freed(storage.bytes(), storage.category());
+        } else {
+            stats.freed(storage.bytes(), storage.category());
+        }
     }
 
     @Override
     public MemoryStats memoryStats() {
-        return stats.snapshot();
+        return stats.snapshot().withHost(hostMapped.snapshot());
     }
 
     /** Starts the peak figures of {@link #memoryStats()} again from what is allocated now. */
     public void resetPeaks() {
         stats.resetPeaks();
+        hostMapped.resetPeak();
     }
 
     @Override

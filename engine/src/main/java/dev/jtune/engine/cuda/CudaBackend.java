@@ -15,6 +15,7 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.backend.FusedOp;
+import dev.jtune.engine.backend.HostMappedCounter;
 import dev.jtune.engine.ReduceOp;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
@@ -52,6 +53,7 @@ public final class CudaBackend implements Backend {
     private final CachingAllocator allocator;
     private final KernelCompiler compiler;
     private final PinnedHostPool pinned;
+    private final HostMappedCounter hostMapped = new HostMappedCounter();
     private final CudaEvent[] transferEvents;
     private final Map<FusedOp<?>, Object> launchers = new ConcurrentHashMap<>();
     private final Map<Class<?>, Lazy<?>> families = new ConcurrentHashMap<>();
@@ -150,6 +152,15 @@ public final class CudaBackend implements Backend {
         return stream;
     }
 
+    /**
+     * A new non-blocking stream of this GPU, for work that overlaps the compute stream (the host-offloaded optimizer's
+     * copies); ordering with the compute stream is the caller's, through events. The caller closes it.
+     */
+    public CudaStream newStream() {
+        context.makeCurrent();
+        return new CudaStream();
+    }
+
     public KernelCompiler compiler() {
         return compiler;
     }
@@ -176,6 +187,16 @@ public final class CudaBackend implements Backend {
         return new CudaStorage(device, allocator, block);
     }
 
+    /** Page-locked host memory mapped into this GPU's address space: see {@link HostMappedStorage}. */
+    @Override
+    public Storage allocateHostMapped(long bytes, MemoryCategory category) {
+        HostMappedStorage storage = HostMappedStorage.allocate(device, context, hostMapped, bytes, category);
+        if (poison) {
+            storage.hostSegment().fill((byte) 0xFF);
+        }
+        return storage;
+    }
+
     /**
      * Tests: fill every new allocation with 0xFF bytes (NaN in every float format), so that an output element a
      * kernel forgot to write shows up as NaN instead of passing on stale data.
@@ -186,7 +207,13 @@ public final class CudaBackend implements Backend {
 
     @Override
     public MemoryStats memoryStats() {
-        return allocator.stats();
+        return allocator.stats().withHost(hostMapped.snapshot());
+    }
+
+    /** Restarts the peaks (the allocator's and the host-mapped figure) from the current values. */
+    public void resetPeaks() {
+        allocator.resetPeaks();
+        hostMapped.resetPeak();
     }
 
     @Override

@@ -7,7 +7,9 @@ import java.util.Map;
 /**
  * A snapshot of one device's memory as its allocator sees it. {@code allocated}: bytes in live blocks;
  * {@code reserved}: bytes taken from the device (allocated plus cached); peaks since start or the last
- * {@code resetPeaks}. Per category: bytes allocated now and at that category's peak.
+ * {@code resetPeaks}. Per category: bytes allocated now and at that category's peak. {@code host}: the host memory
+ * this device maps ({@link dev.jtune.engine.Placement#HOST_MAPPED} tensors), a figure of its own that none of the
+ * device figures include.
  */
 public record MemoryStats(
         long allocated,
@@ -19,11 +21,43 @@ public record MemoryStats(
         long deviceAllocations,
         long deviceFrees,
         Map<MemoryCategory, Long> allocatedByCategory,
-        Map<MemoryCategory, Long> peakByCategory) {
+        Map<MemoryCategory, Long> peakByCategory,
+        Host host) {
 
     public MemoryStats {
         allocatedByCategory = Map.copyOf(allocatedByCategory);
         peakByCategory = Map.copyOf(peakByCategory);
+        java.util.Objects.requireNonNull(host, "host");
+    }
+
+    /** Device figures only (no host-mapped memory). */
+    public MemoryStats(long allocated, long reserved, long peakAllocated, long peakReserved, long allocations, long frees,
+                       long deviceAllocations, long deviceFrees, Map<MemoryCategory, Long> allocatedByCategory,
+                       Map<MemoryCategory, Long> peakByCategory) {
+        this(allocated, reserved, peakAllocated, peakReserved, allocations, frees, deviceAllocations, deviceFrees,
+                allocatedByCategory, peakByCategory, Host.NONE);
+    }
+
+    /**
+     * Pinned host memory the device maps: bytes live now, their peak (since start or the last {@code resetPeaks}),
+     * and bytes per category now. Not cached: a host-mapped tensor's memory is freed when its storage is.
+     */
+    public record Host(long allocated, long peak, Map<MemoryCategory, Long> allocatedByCategory) {
+        public static final Host NONE = new Host(0, 0, Map.of());
+
+        public Host {
+            allocatedByCategory = Map.copyOf(allocatedByCategory);
+        }
+
+        public long allocated(MemoryCategory category) {
+            return allocatedByCategory.getOrDefault(category, 0L);
+        }
+    }
+
+    /** This snapshot with {@code host} as its host-mapped figures. */
+    public MemoryStats withHost(Host host) {
+        return new MemoryStats(allocated, reserved, peakAllocated, peakReserved, allocations, frees, deviceAllocations,
+                deviceFrees, allocatedByCategory, peakByCategory, host);
     }
 
     public long allocated(MemoryCategory category) {
@@ -41,6 +75,7 @@ public record MemoryStats(
     @Override
     public String toString() {
         return "allocated " + gib(allocated) + " (peak " + gib(peakAllocated) + "), reserved " + gib(reserved)
-                + " (peak " + gib(peakReserved) + ")";
+                + " (peak " + gib(peakReserved) + ")"
+                + (host.peak() > 0 ? "; host-mapped " + gib(host.allocated()) + " (peak " + gib(host.peak()) + ")" : "");
     }
 }

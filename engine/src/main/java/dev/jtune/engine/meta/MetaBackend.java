@@ -9,6 +9,7 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.BinaryOp;
 import dev.jtune.engine.backend.Distribution;
 import dev.jtune.engine.backend.FusedOp;
+import dev.jtune.engine.backend.HostMappedCounter;
 import dev.jtune.engine.ReduceOp;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
@@ -45,6 +46,7 @@ public final class MetaBackend implements Backend {
      */
     private final CachingAllocator allocator = new CachingAllocator(new SimulatedDeviceMemory(CAPACITY),
             CachingAllocator.Config.fromSettings(CachingAllocator.Segments.EXPANDABLE, 0));
+    private final HostMappedCounter hostMapped = new HostMappedCounter();
     private volatile int multiprocessors = DEFAULT_MULTIPROCESSORS;
 
     private MetaBackend() {
@@ -67,6 +69,15 @@ public final class MetaBackend implements Backend {
     @Override
     public Storage allocate(long bytes, MemoryCategory category) {
         return new MetaStorage(allocator, allocator.allocate(bytes, category));
+    }
+
+    /** Simulated like device memory, but counted in the host figure, as the GPU counts its host-mapped memory. */
+    @Override
+    public Storage allocateHostMapped(long bytes, MemoryCategory category) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("allocateHostMapped: " + bytes + " bytes (must be > 0)");
+        }
+        return new MetaHostStorage(hostMapped, bytes, category);
     }
 
     @Override
@@ -158,7 +169,7 @@ public final class MetaBackend implements Backend {
 
     @Override
     public MemoryStats memoryStats() {
-        return allocator.stats();
+        return allocator.stats().withHost(hostMapped.snapshot());
     }
 
     @Override
@@ -169,6 +180,7 @@ public final class MetaBackend implements Backend {
     /** Restarts the peaks from the current values, to measure the next phase. */
     public void resetPeaks() {
         allocator.resetPeaks();
+        hostMapped.resetPeak();
     }
 
     /**
@@ -178,5 +190,6 @@ public final class MetaBackend implements Backend {
     public void reset() {
         allocator.emptyCache();
         allocator.resetPeaks();
+        hostMapped.resetPeak();
     }
 }

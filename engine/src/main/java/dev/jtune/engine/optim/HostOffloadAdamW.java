@@ -1,0 +1,470 @@
+package dev.jtune.engine.optim;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.DTypeException;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.backend.Backends;
+import dev.jtune.engine.backend.HostVisible;
+import dev.jtune.engine.backend.TensorInternals;
+import dev.jtune.engine.optim.host.HostAdamW;
+import dev.jtune.engine.optim.host.Transfers;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SequencedMap;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * torch.optim.AdamW with its state on the host (ZeRO-Offload on one device): the fp32 master weights and both fp32
+ * moments live in pinned host memory ({@link Placement#HOST_MAPPED} tensors, counted in the host figure of the memory
+ * statistics); the device keeps only the parameters and one flat {@link GradientBuffer} per dtype. A step copies the
+ * gradients to the host bucket by bucket (a bucket: a slice of a flat buffer, {@link Builder#bucketElements}) on a copy
+ * stream, runs the update on every core with the Vector API ({@link HostAdamW}) on each bucket as it arrives, and
+ * copies the updated weights (rounded to bf16 for bf16 parameters) back per bucket on a second copy stream, so the two
+ * directions and the host update overlap; the device's next work waits for the copies (an event), not the host.
+ * <p>
+ * The arithmetic is optim.cu's AdamW in fp32 (the device AdamW's, up to its fused multiply-adds; the cpu AdamW's
+ * double-precision reference within fp32 rounding). Parameters must be F32 or BF16 and on one device (cpu and meta
+ * work too: plain host copies, and no data). {@link #state()} has the device {@link AdamW}'s names, shapes and order
+ * ({@code <name>.exp_avg}, {@code <name>.exp_avg_sq}, and {@code <name>.master} for bf16 parameters), so a checkpoint
+ * restores into either. With {@link Schedule#DELAYED} (ZeRO-Offload's one-step delayed update) the arithmetic
+ * changes: see there. State is allocated in the scope current at construction; {@link #close()} releases the copy
+ * streams (the memory goes with its scope).
+ */
+public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
+    /** Elements per bucket by default: 16 Mi (32 MiB of bf16 gradients per copy). */
+    public static final long DEFAULT_BUCKET_ELEMENTS = 1L << 24;
+
+    /** When step i's host update reaches the device's weights. */
+    public enum Schedule {
+        /** Within {@link #step()}: the next forward uses step i's weights; the update is AdamW's. */
+        IN_STEP,
+        /**
+         * ZeRO-Offload's one-step delayed parameter update ({@code --delayed_optimizer_step}): {@link #step()} i only
+         * starts the copies of gradient i and the host update i, which runs while the device computes step i + 1;
+         * step i + 1's {@link #step()} waits for it and copies its weights to the device. So the gradient of step i + 1
+         * is computed on the weights of step i - 1 (one update stale) and the arithmetic differs from AdamW's from the
+         * second step on. {@link #flush()} applies a pending update ({@link #state()}, {@link #restore} and
+         * {@link #close()} call it): call it before saving the weights (a checkpoint, the final model), so that they and
+         * the state are of the same step; a run resumed from such a checkpoint equals the uninterrupted one, which
+         * flushed at the same step.
+         */
+        DELAYED
+    }
+
+    /** Settings beyond the parameters and AdamW's hyper-parameters. */
+    public static final class Builder {
+        private final SequencedMap<String, Tensor> params;
+        private final AdamW.Config config;
+        private long bucketElements = DEFAULT_BUCKET_ELEMENTS;
+        private Schedule schedule = Schedule.IN_STEP;
+
+        private Builder(SequencedMap<String, Tensor> params, AdamW.Config config) {
+            this.params = new LinkedHashMap<>(params);
+            this.config = config;
+        }
+
+        /** Elements per copy-and-update bucket (> 0): smaller overlaps sooner, larger copies more per call. */
+        public Builder bucketElements(long elements) {
+            if (elements <= 0) {
+                throw new IllegalArgumentException("HostOffloadAdamW: bucket elements must be positive, got " + elements);
+            }
+            this.bucketElements = elements;
+            return this;
+        }
+
+        public Builder schedule(Schedule value) {
+            this.schedule = java.util.Objects.requireNonNull(value, "schedule");
+            return this;
+        }
+
+        public HostOffloadAdamW build() {
+            return new HostOffloadAdamW(this);
+        }
+    }
+
+    /**
+     * One dtype's parameters: the device side (parameters as flat views, the gradient buffer) and the host side (flat
+     * master, moments, a copy of the gradients and, for bf16, the weights rounded for the device), over one layout.
+     * {@code buffers} is null on meta (no bytes to update).
+     */
+    private record Group(FlatLayout layout, GradientBuffer grads, List<Tensor> flatParams, Tensor master, Tensor m, Tensor v,
+                         Tensor hostGrads, Tensor weights16, HostAdamW.Buffers buffers) {
+        /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
+        Tensor weightsSource() {
+            return weights16 != null ? weights16 : master;
+        }
+    }
+
+    /** Elements [from, to) of group {@code group}'s flat buffers. */
+    private record Bucket(int group, long from, long to) {
+    }
+
+    private final Device device;
+    private final long bucketElements;
+    private final Schedule schedule;
+    private final List<Group> groups = new ArrayList<>();
+    private final List<Bucket> buckets = new ArrayList<>();
+    private final SequencedMap<String, Tensor> state = new LinkedHashMap<>();
+    private final Transfers transfers;
+    private final ExecutorService background;
+    private AdamW.Config config;
+    private long step;
+    /** DELAYED: the host update started by the last step, not yet on the device. */
+    private Future<?> pending;
+    /** After {@link #restore}: F32 groups take their master from the parameters before the next update. */
+    private boolean masterFromParams;
+    private boolean closed;
+
+    private HostOffloadAdamW(Builder b) {
+        if (b.params.isEmpty()) {
+            throw new IllegalArgumentException("HostOffloadAdamW: no parameters");
+        }
+        this.config = b.config;
+        this.bucketElements = b.bucketElements;
+        this.schedule = b.schedule;
+        this.device = b.params.firstEntry().getValue().device();
+        Map<DType, SequencedMap<String, Tensor>> byDtype = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : b.params.entrySet()) {
+            Tensor p = e.getValue();
+            if (p.dtype() != DType.F32 && p.dtype() != DType.BF16) {
+                throw new DTypeException("HostOffloadAdamW: parameter " + e.getKey() + " is " + p.describe()
+                        + "; the host update takes F32 or BF16 parameters");
+            }
+            if (!p.device().equals(device)) {
+                throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " is on " + p.device()
+                        + ", the others on " + device + " (one device per optimizer)");
+            }
+            if (!p.isContiguous() || p.placement() != Placement.DEVICE) {
+                throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " " + p.describe()
+                        + " must be contiguous device memory (its weights are copied back in place)");
+            }
+            byDtype.computeIfAbsent(p.dtype(), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+        }
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (SequencedMap<String, Tensor> named : byDtype.values()) {
+                groups.add(group(named));
+            }
+            Backends.get(device).synchronize(); // the master copies and zero fills are written before the host reads them
+        }
+        for (int gi = 0; gi < groups.size(); gi++) {
+            long numel = groups.get(gi).layout().numel();
+            for (long from = 0; from < numel; from += bucketElements) {
+                buckets.add(new Bucket(gi, from, Math.min(numel, from + bucketElements)));
+            }
+        }
+        SequencedMap<String, Tensor> views = new LinkedHashMap<>();
+        for (Group g : groups) {
+            for (int i = 0; i < g.layout().entries().size(); i++) {
+                String name = g.layout().entries().get(i).name();
+                views.put(name + ".exp_avg", g.layout().view(g.m(), i));
+                views.put(name + ".exp_avg_sq", g.layout().view(g.v(), i));
+                if (g.weights16() != null) {
+                    views.put(name + ".master", g.layout().view(g.master(), i));
+                }
+            }
+        }
+        for (String name : b.params.keySet()) { // the parameters' order, as AdamW's
+            for (String kind : List.of(".exp_avg", ".exp_avg_sq", ".master")) {
+                Tensor t = views.get(name + kind);
+                if (t != null) {
+                    state.put(name + kind, t);
+                }
+            }
+        }
+        this.transfers = Transfers.of(device);
+        this.background = schedule == Schedule.DELAYED ? Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "jtune-offload-update");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    public static Builder builder(SequencedMap<String, Tensor> params, AdamW.Config config) {
+        return new Builder(params, config);
+    }
+
+    private Group group(SequencedMap<String, Tensor> named) {
+        GradientBuffer grads = GradientBuffer.attach(named);
+        FlatLayout layout = grads.layout();
+        DType dtype = grads.dtype();
+        Shape flat = Shape.of(layout.numel());
+        Tensor master;
+        Tensor m;
+        Tensor v;
+        Tensor hostGrads;
+        Tensor weights16 = null;
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
+            master = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+            m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+            v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+        }
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+            hostGrads = Tensor.zeros(flat, dtype, device, Placement.HOST_MAPPED);
+        }
+        if (dtype == DType.BF16) {
+            try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+                weights16 = Tensor.zeros(flat, DType.BF16, device, Placement.HOST_MAPPED);
+            }
+        }
+        List<Tensor> flatParams = new ArrayList<>();
+        for (int i = 0; i < layout.entries().size(); i++) {
+            Tensor p = grads.parameters().get(i);
+            flatParams.add(p.reshape(p.numel()));
+            Ops.copyInto(p, layout.view(master, i));
+        }
+        HostAdamW.Buffers buffers = device.kind() == Device.Kind.META ? null
+                : new HostAdamW.Buffers(host(master), host(m), host(v), host(hostGrads), dtype, weights16 == null ? null : host(weights16));
+        return new Group(layout, grads, List.copyOf(flatParams), master, m, v, hostGrads, weights16, buffers);
+    }
+
+    private static MemorySegment host(Tensor t) {
+        return ((HostVisible) TensorInternals.storage(t)).hostSegment();
+    }
+
+    // ---------------------------------------------------------------- the step
+
+    @Override
+    public void step() {
+        checkOpen();
+        step++;
+        HostAdamW.Scalars s = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
+                config.weightDecay(), step), 1.0);
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            if (schedule == Schedule.IN_STEP) {
+                refreshMaster();
+                transfers.afterCompute();
+                queueGradients();
+                for (int k = 0; k < buckets.size(); k++) {
+                    transfers.awaitToHost(k);
+                    update(k, s);
+                    queueWeights(k);
+                }
+                transfers.computeAfterCopies(); // the next forward reads the new weights
+            } else {
+                flush();
+                refreshMaster();
+                transfers.afterCompute();
+                queueGradients();
+                pending = background.submit(() -> {
+                    transfers.awaitToDevice(); // the last weights copied out of the host buffers the update rewrites
+                    for (int k = 0; k < buckets.size(); k++) {
+                        transfers.awaitToHost(k);
+                        update(k, s);
+                    }
+                });
+            }
+        }
+    }
+
+    /**
+     * DELAYED: waits for the pending host update and queues its weights to the device (the device's next work waits
+     * for them). Call before reading the device's weights when a run ends; {@link #state()} and {@link #restore} call
+     * it. Nothing to do with {@link Schedule#IN_STEP}.
+     */
+    public void flush() {
+        checkOpen();
+        if (pending == null) {
+            return;
+        }
+        try {
+            pending.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("HostOffloadAdamW: interrupted waiting for the host update", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new IllegalStateException("HostOffloadAdamW: the host update failed", e.getCause());
+        } finally {
+            pending = null;
+        }
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            transfers.afterCompute(); // the weights are overwritten only once the device's work that reads them is done
+            for (int k = 0; k < buckets.size(); k++) {
+                queueWeights(k);
+            }
+            transfers.markToDevice();
+            transfers.computeAfterCopies();
+        }
+    }
+
+    private void queueGradients() {
+        for (int k = 0; k < buckets.size(); k++) {
+            Bucket b = buckets.get(k);
+            Group g = groups.get(b.group());
+            transfers.toHost(g.grads().flat().slice(0, b.from(), b.to()), g.hostGrads().slice(0, b.from(), b.to()));
+            transfers.markToHost(k);
+        }
+    }
+
+    private void update(int k, HostAdamW.Scalars s) {
+        Bucket b = buckets.get(k);
+        Group g = groups.get(b.group());
+        if (g.buffers() != null) {
+            HostAdamW.step(g.buffers(), b.from(), b.to(), s);
+        }
+    }
+
+    /** Queues bucket k's weights to the parameters it overlaps (the alignment gaps belong to none). */
+    private void queueWeights(int k) {
+        Bucket b = buckets.get(k);
+        Group g = groups.get(b.group());
+        Tensor source = g.weightsSource();
+        List<FlatLayout.Entry> entries = g.layout().entries();
+        for (int i = 0; i < entries.size(); i++) {
+            FlatLayout.Entry e = entries.get(i);
+            long lo = Math.max(b.from(), e.offset());
+            long hi = Math.min(b.to(), e.end());
+            if (lo < hi) {
+                transfers.toDevice(source.slice(0, lo, hi), g.flatParams().get(i).slice(0, lo - e.offset(), hi - e.offset()));
+            }
+        }
+    }
+
+    /** After a restore, F32 groups' master is the parameters themselves (AdamW saves no master for them). */
+    private void refreshMaster() {
+        if (!masterFromParams) {
+            return;
+        }
+        for (Group g : groups) {
+            if (g.weights16() == null) {
+                for (int i = 0; i < g.flatParams().size(); i++) {
+                    Ops.copyInto(g.grads().parameters().get(i), g.layout().view(g.master(), i));
+                }
+            }
+        }
+        Backends.get(device).synchronize();
+        masterFromParams = false;
+    }
+
+    /** Zeroes every gradient buffer, once the copies that read them are done. */
+    @Override
+    public void zeroGrad() {
+        checkOpen();
+        transfers.computeAfterCopies();
+        for (Group g : groups) {
+            g.grads().zero();
+        }
+    }
+
+    // ---------------------------------------------------------------- state
+
+    /**
+     * The state by name, as {@link AdamW#state()}: per parameter {@code <name>.exp_avg}, {@code <name>.exp_avg_sq} and,
+     * for bf16 parameters, {@code <name>.master}, in the parameters' order; views of the host buffers (host-mapped
+     * tensors of the parameters' device). A pending delayed update is applied first.
+     */
+    @Override
+    public SequencedMap<String, Tensor> state() {
+        flush();
+        return Collections.unmodifiableSequencedMap(state);
+    }
+
+    /** Restores {@link #state()} (the same names and shapes, any device and float dtype) and the step count. */
+    @Override
+    public void restore(Map<String, Tensor> saved, long steps) {
+        flush();
+        if (!saved.keySet().equals(state.keySet())) {
+            TreeSet<String> missing = new TreeSet<>(state.keySet());
+            missing.removeAll(saved.keySet());
+            TreeSet<String> extra = new TreeSet<>(saved.keySet());
+            extra.removeAll(state.keySet());
+            throw new ShapeException("HostOffloadAdamW: the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
+                    + state.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
+                    + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
+                    + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
+                    + " (a different set of trainable parameters?)");
+        }
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("restore")) {
+            for (Map.Entry<String, Tensor> e : state.entrySet()) {
+                Tensor src = saved.get(e.getKey());
+                if (!src.shape().equals(e.getValue().shape())) {
+                    throw new ShapeException("HostOffloadAdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
+                            + ", the parameter needs " + e.getValue().shape());
+                }
+                Ops.copyInto(src.to(device).cast(DType.F32), e.getValue());
+            }
+            Backends.get(device).synchronize(); // written before the host reads them
+        }
+        this.step = steps;
+        this.masterFromParams = true;
+    }
+
+    @Override
+    public long steps() {
+        return step;
+    }
+
+    /** The flat gradient buffers on the device (one per dtype), for clipping and the norm. */
+    public List<GradientBuffer> gradientBuffers() {
+        return groups.stream().map(Group::grads).toList();
+    }
+
+    @Override
+    public void learningRate(double lr) {
+        config = config.withLr(lr);
+    }
+
+    @Override
+    public double learningRate() {
+        return config.lr();
+    }
+
+    public AdamW.Config config() {
+        return config;
+    }
+
+    public Schedule schedule() {
+        return schedule;
+    }
+
+    /** Elements per bucket. */
+    public long bucketElements() {
+        return bucketElements;
+    }
+
+    /** Applies a pending update, waits for the copies and releases the copy streams and the update thread. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        try {
+            flush();
+        } finally {
+            closed = true;
+            if (background != null) {
+                background.shutdown();
+            }
+            transfers.close();
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("HostOffloadAdamW: closed");
+        }
+    }
+}

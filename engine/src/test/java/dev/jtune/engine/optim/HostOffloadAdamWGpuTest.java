@@ -1,0 +1,187 @@
+package dev.jtune.engine.optim;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Placement;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.testing.Seeds;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.SequencedMap;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The host-offloaded AdamW on a GPU: its copies move bytes only, so it equals the same optimizer on the cpu bit for
+ * bit (the update is the same host code); it equals the device AdamW within fp32 rounding (optim.cu contracts
+ * multiply-adds); its delayed schedule lags one step; and the device allocator holds none of its state.
+ */
+@Tag("gpu")
+class HostOffloadAdamWGpuTest {
+    /** Some cut by the buckets below, one larger than a bucket, with alignment gaps. */
+    private static final List<long[]> SHAPES = List.of(new long[] {3, 5}, new long[] {300}, new long[] {17}, new long[] {2, 2, 70},
+            new long[] {640, 1000});
+    private static final AdamW.Config CONFIG = new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.01);
+    private static final long BUCKET = 100_000;
+    private static final Device GPU = Device.cuda(0);
+
+    private static SequencedMap<String, Tensor> params(double[][] values, DType dtype, Device device) {
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        for (int i = 0; i < SHAPES.size(); i++) {
+            out.put(Integer.toString(i), Tensor.fromArray(values[i], Shape.of(SHAPES.get(i)), dtype, device).requiresGrad(true));
+        }
+        return out;
+    }
+
+    private static double[][] randomValues(Random rnd, double scale) {
+        double[][] v = new double[SHAPES.size()][];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = new double[(int) Shape.of(SHAPES.get(i)).numel()];
+            for (int j = 0; j < v[i].length; j++) {
+                v[i][j] = rnd.nextGaussian() * scale;
+            }
+        }
+        return v;
+    }
+
+    private static void step(Optimizer opt, SequencedMap<String, Tensor> params, double[][] grads) {
+        try (Scope s = Scope.open("step")) {
+            int i = 0;
+            for (Tensor p : params.values()) {
+                Tensor w = Tensor.fromArray(grads[i++], p.shape(), p.dtype(), p.device());
+                p.mul(w).reshape(-1).sum(0).backward(); // grad = w exactly
+            }
+            opt.step();
+            opt.zeroGrad();
+        }
+    }
+
+    private static HostOffloadAdamW offload(SequencedMap<String, Tensor> params, HostOffloadAdamW.Schedule schedule, long bucket) {
+        return HostOffloadAdamW.builder(params, CONFIG).bucketElements(bucket).schedule(schedule).build();
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void equalsTheCpuOffloadBitForBitAndTheDeviceAdamWWithinFp32(DType dtype) {
+        Random rnd = Seeds.random();
+        double[][] init = randomValues(rnd, 0.1);
+        CudaBackend.get(0).poisonAllocations(true);
+        try (Scope scope = Scope.open("gpu offload")) {
+            SequencedMap<String, Tensor> onGpu = params(init, dtype, GPU);
+            SequencedMap<String, Tensor> onGpuOneBucket = params(init, dtype, GPU);
+            SequencedMap<String, Tensor> onCpu = params(init, dtype, Device.CPU);
+            SequencedMap<String, Tensor> reference = params(init, dtype, GPU);
+            AdamW device = new AdamW(new ArrayList<>(reference.values()), CONFIG);
+            try (HostOffloadAdamW gpu = offload(onGpu, HostOffloadAdamW.Schedule.IN_STEP, BUCKET);
+                 HostOffloadAdamW gpuWhole = offload(onGpuOneBucket, HostOffloadAdamW.Schedule.IN_STEP, HostOffloadAdamW.DEFAULT_BUCKET_ELEMENTS);
+                 HostOffloadAdamW cpu = offload(onCpu, HostOffloadAdamW.Schedule.IN_STEP, BUCKET)) {
+                HostOffloadAdamWTest.Scales scales = new HostOffloadAdamWTest.Scales();
+                for (int t = 1; t <= 5; t++) {
+                    double[][] g = randomValues(rnd, 1.0);
+                    scales.observe(device.state(), g);
+                    step(device, reference, g);
+                    step(gpu, onGpu, g);
+                    step(gpuWhole, onGpuOneBucket, g);
+                    step(cpu, onCpu, g);
+                    scales.observe(device.state(), null);
+                    assertEquals(bits(cpu.state()), bits(gpu.state()), "the GPU's offload moves bytes only: step " + t);
+                    assertEquals(bits(cpu.state()), bits(gpuWhole.state()), "buckets change nothing: step " + t);
+                    for (String name : onCpu.keySet()) {
+                        assertArrayEquals(onCpu.get(name).toFloatArray(), onGpu.get(name).toFloatArray(), "weights " + name + ", step " + t);
+                        assertArrayEquals(onCpu.get(name).toFloatArray(), onGpuOneBucket.get(name).toFloatArray(), "weights " + name + ", step " + t);
+                    }
+                    HostOffloadAdamWTest.assertClose(device.state(), gpu.state(), t, scales, "against the device AdamW, step " + t);
+                    HostOffloadAdamWTest.assertWeightsClose(reference, onGpu, dtype, "against the device AdamW, step " + t);
+                }
+            }
+        } finally {
+            CudaBackend.get(0).poisonAllocations(false);
+        }
+    }
+
+    @Test
+    void theDelayedScheduleLagsOneStepOnTheGpu() {
+        Random rnd = Seeds.random();
+        double[][] init = randomValues(rnd, 0.1);
+        try (Scope scope = Scope.open("gpu delayed")) {
+            SequencedMap<String, Tensor> a = params(init, DType.BF16, GPU);
+            SequencedMap<String, Tensor> b = params(init, DType.BF16, GPU);
+            try (HostOffloadAdamW now = offload(a, HostOffloadAdamW.Schedule.IN_STEP, BUCKET);
+                 HostOffloadAdamW late = offload(b, HostOffloadAdamW.Schedule.DELAYED, BUCKET)) {
+                List<float[]> previous = values(a);
+                for (int t = 1; t <= 4; t++) {
+                    double[][] g = randomValues(rnd, 1.0);
+                    step(now, a, g);
+                    step(late, b, g);
+                    List<float[]> seen = values(b);
+                    for (int k = 0; k < seen.size(); k++) {
+                        assertArrayEquals(previous.get(k), seen.get(k), "after step " + t + " the delayed weights are step " + (t - 1) + "'s");
+                    }
+                    previous = values(a);
+                }
+                late.flush();
+                List<float[]> flushed = values(b);
+                for (int k = 0; k < flushed.size(); k++) {
+                    assertArrayEquals(previous.get(k), flushed.get(k), "flushed");
+                }
+            }
+        }
+    }
+
+    @Test
+    void theDeviceAllocatorHoldsNoOptimizerState() {
+        CudaBackend gpu = CudaBackend.get(0);
+        Random rnd = Seeds.random();
+        double[][] init = randomValues(rnd, 0.1);
+        try (Scope scope = Scope.open("gpu memory", MemoryCategory.WEIGHTS)) {
+            SequencedMap<String, Tensor> p = params(init, DType.BF16, GPU);
+            gpu.synchronize();
+            MemoryStats before = gpu.memoryStats();
+            try (HostOffloadAdamW opt = offload(p, HostOffloadAdamW.Schedule.IN_STEP, BUCKET)) {
+                long flat = opt.gradientBuffers().getFirst().layout().numel();
+                for (int t = 0; t < 3; t++) {
+                    step(opt, p, randomValues(rnd, 1.0));
+                }
+                gpu.synchronize();
+                MemoryStats after = gpu.memoryStats();
+                assertEquals(before.allocated(MemoryCategory.OPTIMIZER), after.allocated(MemoryCategory.OPTIMIZER), "no optimizer state on the device");
+                assertEquals(before.peak(MemoryCategory.OPTIMIZER), after.peak(MemoryCategory.OPTIMIZER), "not even for a moment");
+                assertEquals(before.host().allocated(MemoryCategory.OPTIMIZER) + 12 * flat, after.host().allocated(MemoryCategory.OPTIMIZER),
+                        "fp32 master and moments in pinned host memory");
+                for (Tensor t : opt.state().values()) {
+                    assertEquals(Placement.HOST_MAPPED, t.placement(), t.describe());
+                }
+            }
+        }
+    }
+
+    private static List<float[]> values(SequencedMap<String, Tensor> params) {
+        return params.values().stream().map(Tensor::toFloatArray).toList();
+    }
+
+    private static Map<String, List<Integer>> bits(Map<String, Tensor> state) {
+        Map<String, List<Integer>> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : state.entrySet()) {
+            List<Integer> b = new ArrayList<>();
+            for (float f : e.getValue().toFloatArray()) {
+                b.add(Float.floatToRawIntBits(f));
+            }
+            out.put(e.getKey(), b);
+        }
+        return out;
+    }
+}
