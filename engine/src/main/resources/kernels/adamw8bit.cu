@@ -1,6 +1,7 @@
 // bitsandbytes' blockwise 8-bit AdamW (kOptimizerStatic8bit2StateBlockwise's algorithm) over one flat group, see
-// fused/AdamW8bitKernel.java for the contract and its cpu reference. One thread block per quantization block of
-// ADAM8_BLOCK elements, one element per thread, in fp32 as bitsandbytes computes:
+// fused/AdamW8bitKernel.java for the contract and its cpu reference. A thread block works on one quantization block
+// of ADAM8_BLOCK elements at a time (a grid-stride loop over the `blocks`), one element per thread, in fp32 as
+// bitsandbytes computes:
 //   dequantize m = signed[qm] * absmaxM[b], v = unsigned[qv] * absmaxV[b]; v = beta2 v + (1 - beta2) g^2,
 //   m = beta1 m + (1 - beta1) g (an element with a NaN/inf gradient gets m = v = 0 and no update); the block's new
 //   absmax of |m| and |v|; p += stepSize * m / (sqrt(v) + epsTerm), then p *= decay when decayOn; requantize.
@@ -73,7 +74,7 @@ template <typename P, typename G>
 __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __restrict__ master, const G* __restrict__ grad,
                           u8* __restrict__ qm, u8* __restrict__ qv, float* __restrict__ absmaxM, float* __restrict__ absmaxV,
                           const float* __restrict__ codes, const void* gradScale, int gradScaleF64, float beta1, float beta2,
-                          float stepSize, float epsTerm, float decay, int decayOn) {
+                          float stepSize, float epsTerm, float decay, int decayOn, i64 blocks) {
     __shared__ float signedMap[ADAM8_CODES];
     __shared__ float unsignedMap[ADAM8_CODES];
     __shared__ float scratch[32];
@@ -83,64 +84,65 @@ __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __r
     }
     __syncthreads();
 
-    const i64 b = blockIdx.x;
-    const i64 first = b * ADAM8_BLOCK;
-    const int e = entry_of(table, entries, first);
-    if (e < 0) return;  // uniform across the block
-    const i64 offset = table[3 * e + 1];
-    const i64 numel = table[3 * e + 2];
-    if (first >= offset + numel) return;  // a gap between parameters
-    P* param = reinterpret_cast<P*>(table[3 * e]);
+    // a grid-stride loop over the quantization blocks: the maps are loaded once per thread block
+    for (i64 b = blockIdx.x; b < blocks; b += gridDim.x) {
+        const i64 first = b * ADAM8_BLOCK;
+        const int e = entry_of(table, entries, first);
+        if (e < 0) continue;  // uniform across the block
+        const i64 offset = table[3 * e + 1];
+        const i64 numel = table[3 * e + 2];
+        if (first >= offset + numel) continue;  // a gap between parameters
+        P* param = reinterpret_cast<P*>(table[3 * e]);
 
-    const i64 i = first + threadIdx.x;
-    const i64 local = i - offset;
-    const bool valid = local < numel;
-    const float graw = valid ? load_acc<G>(grad[i]) : 0.0f;
-    const bool finite = isfinite(graw);
-    float m = 0.0f;
-    float v = 0.0f;
-    if (finite) {
-        const float scale = gradScale != nullptr ? (float) read_scalar(gradScale, gradScaleF64) : 1.0f;
-        const float g = graw * scale;
-        const int cm = valid ? qm[i] : ADAM8_PAD_M;
-        const int cv = valid ? qv[i] : ADAM8_PAD_V;
-        v = unsignedMap[cv] * absmaxV[b];
-        v = v * beta2 + (1.0f - beta2) * g * g;
-        m = signedMap[cm] * absmaxM[b];
-        m = m * beta1 + (1.0f - beta1) * g;
+        const i64 i = first + threadIdx.x;
+        const i64 local = i - offset;
+        const bool valid = local < numel;
+        const float graw = valid ? load_acc<G>(grad[i]) : 0.0f;
+        const bool finite = isfinite(graw);
+        float m = 0.0f;
+        float v = 0.0f;
+        if (finite) {
+            const float scale = gradScale != nullptr ? (float) read_scalar(gradScale, gradScaleF64) : 1.0f;
+            const float g = graw * scale;
+            const int cm = valid ? qm[i] : ADAM8_PAD_M;
+            const int cv = valid ? qv[i] : ADAM8_PAD_V;
+            v = unsignedMap[cv] * absmaxV[b];
+            v = v * beta2 + (1.0f - beta2) * g * g;
+            m = signedMap[cm] * absmaxM[b];
+            m = m * beta1 + (1.0f - beta1) * g;
+        }
+        // every thread has read absmaxM[b] and absmaxV[b] before the reduction's barriers; thread 0 rewrites them after
+        const float newM = row_max(fmaxf(-FLT_MAX, fabsf(m)), scratch);
+        const float newV = row_max(fmaxf(-FLT_MAX, fabsf(v)), scratch);
+        if (threadIdx.x == 0) {
+            absmaxM[b] = newM;
+            absmaxV[b] = newV;
+        }
+        if (valid) {
+            if (finite) {
+                float p = master != nullptr ? master[i] : load_acc<P>(param[local]);
+                p = p + stepSize * (m / (sqrtf(v) + epsTerm));
+                if (decayOn) p = p * decay;
+                if (master != nullptr) master[i] = p;
+                param[local] = store_acc<P>(p);
+            }
+            int cm = quantize_code(signedMap, -1.0f, m / newM);
+            // keep the moment's sign: a code whose value has the other sign bit moves one step toward m (the byte
+            // wraps, as bitsandbytes' unsigned char does, only in an all-zero block where every code decodes to 0)
+            if ((signbit(signedMap[cm]) != 0) != (signbit(m) != 0)) cm += m > 0.0f ? 1 : -1;
+            qm[i] = (u8) (cm & 0xFF);
+            qv[i] = (u8) quantize_code(unsignedMap, 0.0f, v / newV);
+        }
     }
-    // every thread has read absmaxM[b] and absmaxV[b] before the reduction's barriers; thread 0 rewrites them after
-    const float newM = row_max(fmaxf(-FLT_MAX, fabsf(m)), scratch);
-    const float newV = row_max(fmaxf(-FLT_MAX, fabsf(v)), scratch);
-    if (threadIdx.x == 0) {
-        absmaxM[b] = newM;
-        absmaxV[b] = newV;
-    }
-    if (!valid) return;
-
-    if (finite) {
-        float p = master != nullptr ? master[i] : load_acc<P>(param[local]);
-        p = p + stepSize * (m / (sqrtf(v) + epsTerm));
-        if (decayOn) p = p * decay;
-        if (master != nullptr) master[i] = p;
-        param[local] = store_acc<P>(p);
-    }
-
-    int cm = quantize_code(signedMap, -1.0f, m / newM);
-    // keep the moment's sign: a code whose value has the other sign bit moves one step toward m (the byte wraps, as
-    // bitsandbytes' unsigned char does, only in an all-zero block where every code decodes to 0)
-    if (signbit(signedMap[cm]) != signbit(m)) cm += m > 0.0f ? 1 : -1;
-    qm[i] = (u8) (cm & 0xFF);
-    qv[i] = (u8) quantize_code(unsignedMap, 0.0f, v / newV);
 }
 
 #define JT_ADAMW8BIT(ps, P, gs, G) \
     extern "C" __global__ void __launch_bounds__(ADAM8_BLOCK) adamw8bit_##ps##_##gs( \
             const i64* table, int entries, float* master, const G* grad, u8* qm, u8* qv, float* absmaxM, float* absmaxV, \
             const float* codes, const void* gradScale, int gradScaleF64, float beta1, float beta2, float stepSize, \
-            float epsTerm, float decay, int decayOn) { \
+            float epsTerm, float decay, int decayOn, i64 blocks) { \
         adamw8bit<P, G>(table, entries, master, grad, qm, qv, absmaxM, absmaxV, codes, gradScale, gradScaleF64, beta1, beta2, \
-                        stepSize, epsTerm, decay, decayOn); }
+                        stepSize, epsTerm, decay, decayOn, blocks); }
 #define JT_ADAMW8BIT_P(ps, P) JT_ADAMW8BIT(ps, P, f32, float) JT_ADAMW8BIT(ps, P, bf16, __nv_bfloat16) JT_ADAMW8BIT(ps, P, f16, __half)
 JT_ADAMW8BIT_P(f32, float)
 JT_ADAMW8BIT_P(bf16, __nv_bfloat16)

@@ -17,12 +17,13 @@ import java.util.List;
 import static dev.jtune.cuda.CudaException.check;
 import static dev.jtune.engine.cuda.KernelParam.F32;
 import static dev.jtune.engine.cuda.KernelParam.I32;
+import static dev.jtune.engine.cuda.KernelParam.I64;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /**
- * Typed launches of kernels/adamw8bit.cu: bitsandbytes' blockwise 8-bit AdamW step over a flat group, one thread
- * block per quantization block. The two dynamic maps (signed, then unsigned) live in a small device buffer this class
+ * Typed launches of kernels/adamw8bit.cu: bitsandbytes' blockwise 8-bit AdamW step over a flat group, each thread
+ * block stepping quantization blocks in a grid-stride loop (at most enough thread blocks to fill the GPU). The two dynamic maps (signed, then unsigned) live in a small device buffer this class
  * fills once from {@link DynamicMap}, so the tables have a single source.
  */
 public final class Adam8bitKernels {
@@ -36,16 +37,18 @@ public final class Adam8bitKernels {
             .define("ADAM8_PAD_M", AdamW8bitKernel.PAD_CODE_M)
             .define("ADAM8_PAD_V", AdamW8bitKernel.PAD_CODE_V)
             .kernels(names("adamw8bit_%s_%s", TYPES, TYPES),
-                    PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, F32, F32, F32, F32, F32, I32)
+                    PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, F32, F32, F32, F32, F32, I32, I64)
             .build();
 
     private final CudaModule module;
     private final CudaStream stream;
     private final Block codes;
+    private final long maxGrid;
 
-    public Adam8bitKernels(KernelCompiler compiler, CudaStream stream, CachingAllocator allocator) {
+    public Adam8bitKernels(KernelCompiler compiler, CudaStream stream, CudaContext context, CachingAllocator allocator) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
+        this.maxGrid = (long) context.multiprocessors() * 8; // 8 x 256 threads: a full SM
         float[] signed = DynamicMap.SIGNED.table();
         float[] unsigned = DynamicMap.UNSIGNED.table();
         long bytes = (long) (signed.length + unsigned.length) * Float.BYTES;
@@ -82,8 +85,9 @@ public final class Adam8bitKernels {
                     .f32((float) (-step.lr() * bc2Sqrt / step.biasCorrection1()))
                     .f32((float) (bc2Sqrt * step.eps()))
                     .f32((float) (1 - step.lr() * step.weightDecay()))
-                    .i32(step.weightDecay() > 0 ? 1 : 0);
-            module.function(name).launch(stream, blocks, AdamW8bitKernel.BLOCK, 0, args);
+                    .i32(step.weightDecay() > 0 ? 1 : 0)
+                    .i64(blocks);
+            module.function(name).launch(stream, Math.min(blocks, maxGrid), AdamW8bitKernel.BLOCK, 0, args);
         }
     }
 }

@@ -317,7 +317,7 @@ public interface AdamW8bitKernel {
         }
     }
 
-    /** kernels/adamw8bit.cu: one thread block per quantization block. */
+    /** kernels/adamw8bit.cu: a thread block per quantization block at a time. */
     final class Cuda implements AdamW8bitKernel {
         private final CudaBackend gpu;
 
@@ -328,7 +328,7 @@ public interface AdamW8bitKernel {
         @Override
         public void step(Targets targets, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
             check(targets, master, grad, state, gradScale);
-            gpu.family(Adam8bitKernels.class, b -> new Adam8bitKernels(b.compiler(), b.stream(), b.allocator()))
+            gpu.family(Adam8bitKernels.class, b -> new Adam8bitKernels(b.compiler(), b.stream(), b.context(), b.allocator()))
                     .adamw8bit(targets, master, grad, state, step, gradScale);
         }
     }
