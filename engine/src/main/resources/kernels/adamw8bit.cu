@@ -2,9 +2,11 @@
 // fused/AdamW8bitKernel.java for the contract and its cpu reference. A thread block works on one quantization block
 // of ADAM8_BLOCK elements at a time (a grid-stride loop over the `blocks`), one element per thread, in fp32 as
 // bitsandbytes computes:
-//   dequantize m = signed[qm] * absmaxM[b], v = unsigned[qv] * absmaxV[b]; v = beta2 v + (1 - beta2) g^2,
-//   m = beta1 m + (1 - beta1) g (an element with a NaN/inf gradient gets m = v = 0 and no update); the block's new
-//   absmax of |m| and |v|; p += stepSize * m / (sqrt(v) + epsTerm), then p *= decay when decayOn; requantize.
+//   dequantize m = signed[qm] * absmaxM[b], v = unsigned[qv] * absmaxV[b]; v = beta2 v + w2 g^2, m = beta1 m + w1 g
+//   (an element with a NaN/inf gradient gets m = v = 0 and no update); the block's new absmax of |m| and |v|;
+//   p += stepSize * m / (sqrt(v) + epsTerm), then p *= decay when decayOn; requantize. The scalars come from the host,
+//   each computed in double and rounded once (w1 = 1 - beta1, w2 = 1 - beta2: bitsandbytes' 1.0f - 0.999f is 1.3e-5
+//   off 0.001, which the double reference would see).
 // The parameter of a block comes from `table` (address, flat offset, numel per parameter, ascending offsets): a
 // binary search per block; a block in a gap between parameters does nothing, and the elements of a short last block
 // past the parameter's end are bitsandbytes' padding (gradient 0, codes ADAM8_PAD_M / ADAM8_PAD_V), read, never
@@ -73,8 +75,8 @@ __device__ __forceinline__ int entry_of(const i64* table, int entries, i64 first
 template <typename P, typename G>
 __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __restrict__ master, const G* __restrict__ grad,
                           u8* __restrict__ qm, u8* __restrict__ qv, float* __restrict__ absmaxM, float* __restrict__ absmaxV,
-                          const float* __restrict__ codes, const void* gradScale, int gradScaleF64, float beta1, float beta2,
-                          float stepSize, float epsTerm, float decay, int decayOn, i64 blocks) {
+                          const float* __restrict__ codes, const void* gradScale, int gradScaleF64, float beta1, float w1,
+                          float beta2, float w2, float stepSize, float epsTerm, float decay, int decayOn, i64 blocks) {
     __shared__ float signedMap[ADAM8_CODES];
     __shared__ float unsignedMap[ADAM8_CODES];
     __shared__ float scratch[32];
@@ -107,9 +109,9 @@ __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __r
             const int cm = valid ? qm[i] : ADAM8_PAD_M;
             const int cv = valid ? qv[i] : ADAM8_PAD_V;
             v = unsignedMap[cv] * absmaxV[b];
-            v = v * beta2 + (1.0f - beta2) * g * g;
+            v = v * beta2 + w2 * g * g;
             m = signedMap[cm] * absmaxM[b];
-            m = m * beta1 + (1.0f - beta1) * g;
+            m = m * beta1 + w1 * g;
         }
         // every thread has read absmaxM[b] and absmaxV[b] before the reduction's barriers; thread 0 rewrites them after
         const float newM = row_max(fmaxf(-FLT_MAX, fabsf(m)), scratch);
@@ -139,10 +141,10 @@ __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __r
 #define JT_ADAMW8BIT(ps, P, gs, G) \
     extern "C" __global__ void __launch_bounds__(ADAM8_BLOCK) adamw8bit_##ps##_##gs( \
             const i64* table, int entries, float* master, const G* grad, u8* qm, u8* qv, float* absmaxM, float* absmaxV, \
-            const float* codes, const void* gradScale, int gradScaleF64, float beta1, float beta2, float stepSize, \
-            float epsTerm, float decay, int decayOn, i64 blocks) { \
-        adamw8bit<P, G>(table, entries, master, grad, qm, qv, absmaxM, absmaxV, codes, gradScale, gradScaleF64, beta1, beta2, \
-                        stepSize, epsTerm, decay, decayOn, blocks); }
+            const float* codes, const void* gradScale, int gradScaleF64, float beta1, float w1, float beta2, float w2, \
+            float stepSize, float epsTerm, float decay, int decayOn, i64 blocks) { \
+        adamw8bit<P, G>(table, entries, master, grad, qm, qv, absmaxM, absmaxV, codes, gradScale, gradScaleF64, beta1, w1, beta2, \
+                        w2, stepSize, epsTerm, decay, decayOn, blocks); }
 #define JT_ADAMW8BIT_P(ps, P) JT_ADAMW8BIT(ps, P, f32, float) JT_ADAMW8BIT(ps, P, bf16, __nv_bfloat16) JT_ADAMW8BIT(ps, P, f16, __half)
 JT_ADAMW8BIT_P(f32, float)
 JT_ADAMW8BIT_P(bf16, __nv_bfloat16)

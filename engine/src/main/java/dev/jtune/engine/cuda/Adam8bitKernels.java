@@ -37,7 +37,7 @@ public final class Adam8bitKernels {
             .define("ADAM8_PAD_M", AdamW8bitKernel.PAD_CODE_M)
             .define("ADAM8_PAD_V", AdamW8bitKernel.PAD_CODE_V)
             .kernels(names("adamw8bit_%s_%s", TYPES, TYPES),
-                    PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, F32, F32, F32, F32, F32, I32, I64)
+                    PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, F32, F32, F32, F32, F32, F32, F32, I32, I64)
             .build();
 
     private final CudaModule module;
@@ -62,7 +62,7 @@ public final class Adam8bitKernels {
         }
     }
 
-    /** The step of {@link AdamW8bitKernel} (operands already checked): fp32 scalars, as bitsandbytes passes them. */
+    /** The step of {@link AdamW8bitKernel} (operands already checked): fp32 scalars, each derived in double and rounded once. */
     public void adamw8bit(AdamW8bitKernel.Targets targets, Tensor master, Tensor grad, AdamW8bitKernel.State state, AdamWStep step,
                           Tensor gradScale) {
         long blocks = targets.layout().numel() / AdamW8bitKernel.BLOCK;
@@ -81,7 +81,9 @@ public final class Adam8bitKernels {
                     .pointer(codes.address())
                     .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64)
                     .f32((float) step.beta1())
+                    .f32((float) (1 - step.beta1()))
                     .f32((float) step.beta2())
+                    .f32((float) (1 - step.beta2()))
                     .f32((float) (-step.lr() * bc2Sqrt / step.biasCorrection1()))
                     .f32((float) (bc2Sqrt * step.eps()))
                     .f32((float) (1 - step.lr() * step.weightDecay()))
