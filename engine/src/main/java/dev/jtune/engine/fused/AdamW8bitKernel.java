@@ -317,7 +317,7 @@ public interface AdamW8bitKernel {
         }
     }
 
-    /** kernels/adamw8bit.cu: a thread block per quantization block at a time. */
+    /** kernels/adamw8bit.cu: a thread block per quantization block at a time, in fp32 (the scalars derived in double, rounded once). */
     final class Cuda implements AdamW8bitKernel {
         private final CudaBackend gpu;
 

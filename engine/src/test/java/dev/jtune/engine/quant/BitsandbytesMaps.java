@@ -87,4 +87,14 @@ public final class BitsandbytesMaps {
         }
         return c;
     }
+
+    /** Whether x is exactly a decision point of {@link #code}, where the kernels' choice depends on their search path. */
+    public static boolean onMidpoint(float[] map, double x) {
+        for (int k = 0; k + 1 < map.length; k++) {
+            if (x == (double) f((double) map[k] + map[k + 1]) * 0.5) {
+                return true;
+            }
+        }
+        return false;
+    }
 }
