@@ -109,9 +109,8 @@ final class TrainCommand {
     }
 
     /**
-     * The one place that refuses what the arguments accept but the trainer does not run yet: SGD, and issue 12's
-     * optimizer state in 8 bits, paged or offloaded to the host, with or without the delayed step. Remove each line as
-     * the trainer learns to run it.
+     * The one place that refuses what the arguments accept but the trainer does not run yet: SGD, and 8-bit optimizer
+     * state on the host. Remove each line as the trainer learns to run it.
      */
     private static void refuseWhatTheTrainerDoesNotRunYet(TrainArgs a, TrainerConfig c) {
         List<String> missing = new java.util.ArrayList<>();
@@ -121,14 +120,9 @@ final class TrainCommand {
         if (c.optimizerStatePrecision() == TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT) {
             missing.add("8-bit optimizer state (--optim " + a.optim().flagValue() + ")");
         }
-        switch (c.optimizerStatePlacement()) {
-            case DEVICE -> { }
-            case PAGED_HOST -> missing.add("paged optimizer state (--optim " + a.optim().flagValue() + ")");
-            case HOST -> missing.add("host-offloaded AdamW (--offload_optimizer cpu"
-                    + (a.deepspeed() != null ? ", here from the --deepspeed config's offload_optimizer" : "") + ")");
-        }
-        if (c.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP) {
-            missing.add("--delayed_optimizer_step");
+        if (c.optimizerStatePrecision() == TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT
+                && c.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
+            missing.add("8-bit optimizer state on the host (--optim " + a.optim().flagValue() + " with --offload_optimizer cpu)");
         }
         if (!missing.isEmpty()) {
             throw new RunException("the arguments are valid, but the trainer does not run " + String.join(", ", missing)

@@ -83,17 +83,26 @@ class SeedFlagsCliTest {
     }
 
     @Test
-    void zero2OffloadIsTheHostOffloadedOptimizerWhichTheTrainerDoesNotRunYet() throws IOException {
+    void zero2OffloadRunsTheHostOffloadedOptimizer() throws IOException {
         String ds = fixture("zero2_offload").toString();
         TrainerConfig c = config(args("o", "--deepspeed", ds));
         assertEquals(OptimizerStatePrecision.FP32, c.optimizerStatePrecision());
         assertEquals(OptimizerStatePlacement.HOST, c.optimizerStatePlacement());
         assertEquals(TrainerConfig.OptimizerStepTiming.IMMEDIATE, c.optimizerStepTiming());
         CliFixtures.Run r = CliFixtures.run(args("o", "--deepspeed", ds));
-        assertEquals(1, r.rc(), r.all());
-        assertTrue(r.err().contains("the trainer does not run host-offloaded AdamW (--offload_optimizer cpu, here from the"
-                + " --deepspeed config's offload_optimizer) yet"), r.all());
-        assertFalse(Files.exists(tmp.resolve("o")), "refused before anything is written: " + r.all());
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(Files.exists(tmp.resolve("o").resolve("model.safetensors")), r.all());
+    }
+
+    @Test
+    void pagedAdamW32bitAndTheDelayedHostStepRun() {
+        for (String[] more : List.of(new String[] {"--optim", "paged_adamw_32bit"},
+                new String[] {"--offload_optimizer", "cpu", "--delayed_optimizer_step"})) {
+            String out = "o-" + more[1];
+            CliFixtures.Run r = CliFixtures.run(args(out, more));
+            assertEquals(0, r.rc(), String.join(" ", more) + ": " + r.all());
+            assertTrue(Files.exists(tmp.resolve(out).resolve("model.safetensors")), r.all());
+        }
     }
 
     @Test

@@ -6,6 +6,7 @@ import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
@@ -59,12 +60,24 @@ public final class AdamW implements Optimizer {
 
     private final List<Group> groups = new ArrayList<>();
     private final SequencedMap<String, Tensor> state = new LinkedHashMap<>();
+    private final Placement statePlacement;
     private Config config;
     private long step;
 
     /** Parameters by name (checkpoint entries are named after them), each a floating leaf that requires grad. */
     public AdamW(SequencedMap<String, Tensor> params, Config config) {
+        this(params, config, Placement.DEVICE);
+    }
+
+    /**
+     * As {@link #AdamW(SequencedMap, Config)}, with the master copy and both moments at {@code statePlacement}:
+     * {@link Placement#HOST_MAPPED} is bitsandbytes' paged optimizer ({@code paged_adamw_32bit}) without managed
+     * memory: the state stays in pinned host memory that the update kernel reads and writes over PCIe, and the device
+     * holds only the parameters and their gradients.
+     */
+    public AdamW(SequencedMap<String, Tensor> params, Config config, Placement statePlacement) {
         this.config = config;
+        this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
         Map<GroupKey, SequencedMap<String, Tensor>> byGroup = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : params.entrySet()) {
             Tensor p = e.getValue();
@@ -75,7 +88,7 @@ public final class AdamW implements Optimizer {
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (SequencedMap<String, Tensor> named : byGroup.values()) {
-                groups.add(group(named));
+                groups.add(group(named, statePlacement));
             }
         }
         SequencedMap<String, Tensor> views = new LinkedHashMap<>();
@@ -114,7 +127,7 @@ public final class AdamW implements Optimizer {
         return named;
     }
 
-    private static Group group(SequencedMap<String, Tensor> named) {
+    private static Group group(SequencedMap<String, Tensor> named, Placement placement) {
         GradientBuffer grads = GradientBuffer.attach(named);
         FlatLayout layout = grads.layout();
         DType dtype = grads.dtype();
@@ -125,12 +138,13 @@ public final class AdamW implements Optimizer {
             Shape flat = Shape.of(layout.numel());
             Tensor master = null;
             if (dtype != DType.F32 && dtype != DType.F64) {
-                master = Tensor.zeros(flat, DType.F32, device);
+                master = Tensor.zeros(flat, DType.F32, device, placement);
                 for (int i = 0; i < layout.entries().size(); i++) {
                     Ops.copyInto(grads.parameters().get(i), layout.view(master, i));
                 }
             }
-            return new Group(table, grads, master, Tensor.zeros(flat, stateType, device), Tensor.zeros(flat, stateType, device));
+            return new Group(table, grads, master, Tensor.zeros(flat, stateType, device, placement),
+                    Tensor.zeros(flat, stateType, device, placement));
         }
     }
 
@@ -219,6 +233,11 @@ public final class AdamW implements Optimizer {
     @Override
     public double learningRate() {
         return config.lr();
+    }
+
+    /** Where the master copy and the moments live. */
+    public Placement statePlacement() {
+        return statePlacement;
     }
 
     public Config config() {

@@ -279,6 +279,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
      * for them). Call before reading the device's weights when a run ends; {@link #state()} and {@link #restore} call
      * it. Nothing to do with {@link Schedule#IN_STEP}.
      */
+    @Override
     public void flush() {
         checkOpen();
         if (pending == null) {
@@ -418,6 +419,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     }
 
     /** The flat gradient buffers on the device (one per dtype), for clipping and the norm. */
+    @Override
     public List<GradientBuffer> gradientBuffers() {
         return groups.stream().map(Group::grads).toList();
     }

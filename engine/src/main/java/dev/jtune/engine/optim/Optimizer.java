@@ -7,7 +7,7 @@ import java.util.Map;
 import java.util.SequencedMap;
 
 /** Updates parameters from their accumulated gradients. */
-public interface Optimizer {
+public interface Optimizer extends AutoCloseable {
     /** One update of every parameter that has a gradient. */
     void step();
 
@@ -38,5 +38,17 @@ public interface Optimizer {
      */
     default List<GradientBuffer> gradientBuffers() {
         return List.of();
+    }
+
+    /**
+     * Applies any update still in flight (a delayed host update), so that the parameters and {@link #state()} hold
+     * the same step; whoever reads or saves the weights calls it first. Nothing to do for most optimizers.
+     */
+    default void flush() {
+    }
+
+    /** Releases what the optimizer holds outside scopes (threads, streams); its tensors belong to their scope. */
+    @Override
+    default void close() {
     }
 }

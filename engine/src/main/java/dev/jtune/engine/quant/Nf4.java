@@ -64,8 +64,6 @@ public final class Nf4 {
             0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
             0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
-    private static final float[] DYNAMIC = buildDynamicMap();
-
     /**
      * The 16 NF4 code values in code order, as fp32 (bitsandbytes' {@code get_4bit_type("nf4")}): code 7 is 0, code
      * 0 is -1 and code 15 is +1. A copy: changing it changes nothing else (see {@link #codes()}).
@@ -82,11 +80,10 @@ public final class Nf4 {
 
     /**
      * A fresh copy of the 256-entry signed dynamic map of the double quantization: bitsandbytes'
-     * {@code create_dynamic_map(signed=True)} (7 exponent bits, 8 bits in all), ascending from -0.99296875 through 0
-     * (index 127) to 1.0 (index 255), with the fp32 values torch computes for it.
+     * {@code create_dynamic_map(signed=True)}, {@link DynamicMap#SIGNED}.
      */
     public static float[] dynamicMap() {
-        return DYNAMIC.clone();
+        return DynamicMap.SIGNED.table();
     }
 
     // ------------------------------------------------------------------ quantization
@@ -281,43 +278,12 @@ public final class Nf4 {
     }
 
     /**
-     * The 8-bit code of a normalized value in the dynamic map, as bitsandbytes' {@code dQuantize} (not stochastic)
-     * chooses it: a binary search from index 127 in steps of 64, 32, ..., 1 (going up while {@code x > map[pivot]}),
-     * then, of the pivot and the last neighbour passed on the side of x, the one on x's side of their fp32 midpoint
-     * (ties keep the pivot). NaN takes code 0.
+     * The 8-bit code of a normalized value in the signed dynamic map, as bitsandbytes' {@code dQuantize} (not
+     * stochastic) chooses it: {@link DynamicMap#quantize}, the binary search with the fp32 midpoint rule. NaN takes
+     * code 0.
      */
     public static int quantizeDynamic(float x) {
-        float[] map = DYNAMIC;
-        int pivot = 127;
-        int upperPivot = 255;
-        int lowerPivot = 0;
-        float lower = -1.0f;
-        float upper = 1.0f;
-        float val = map[pivot];
-        for (int step = 64; step > 0; step >>= 1) {
-            if (x > val) {
-                lowerPivot = pivot;
-                lower = val;
-                pivot += step;
-            } else {
-                upperPivot = pivot;
-                upper = val;
-                pivot -= step;
-            }
-            val = map[pivot];
-        }
-        if (upperPivot == 255) {
-            upper = map[255];
-        }
-        if (lowerPivot == 0) {
-            lower = map[0];
-        }
-        if (x > val) {
-            float midpoint = (upper + val) * 0.5f;
-            return x > midpoint ? upperPivot : pivot;
-        }
-        float midpoint = (lower + val) * 0.5f;
-        return x < midpoint ? lowerPivot : pivot;
+        return DynamicMap.SIGNED.quantize(x);
     }
 
     /**
@@ -325,50 +291,8 @@ public final class Nf4 {
      * {@code fp32(fp32(dynamicMap[absmaxCode & 0xFF] * absmax2) + offset)}.
      */
     public static float doubleQuantScale(int absmaxCode, float absmax2, float offset) {
-        float scaled = DYNAMIC[absmaxCode & 0xFF] * absmax2;
+        float scaled = DynamicMap.SIGNED.dequantize(absmaxCode & 0xFF, absmax2);
         return scaled + offset;
-    }
-
-    /**
-     * bitsandbytes' {@code create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8)} with torch's fp32
-     * arithmetic. For e = 0..6 the positive entries are {@code fp32(10^(e-6)) * means}, {@code means} the fp32
-     * midpoints {@code (b[k] + b[k+1]) / 2} of {@code b = torch.linspace(0.1, 1, 2^e + 1)}, each mirrored negative;
-     * then 0 and 1.0, sorted. torch's fp32 linspace computes {@code step = (1 - 0.1f) / (steps - 1)} and element i as
-     * {@code start + step * i} for the first half and {@code end - step * (steps - 1 - i)} for the rest; in the
-     * tables dumped from bitsandbytes each of those is rounded once, as a fused multiply-add (the unfused fp32
-     * evaluation differs from them in 42 entries by an ulp), so that is what is done here. The groups do not
-     * overlap, so ascending e and k is already sorted.
-     */
-    private static float[] buildDynamicMap() {
-        float[] positive = new float[127];
-        int count = 0;
-        for (int e = 0; e < 7; e++) {
-            int steps = (1 << e) + 1;
-            float start = 0.1f;
-            float end = 1.0f;
-            float step = (end - start) / (float) (steps - 1);
-            float[] b = new float[steps];
-            for (int i = 0; i < steps; i++) {
-                b[i] = i < steps / 2 ? Math.fma(step, (float) i, start) : Math.fma(-step, (float) (steps - 1 - i), end);
-            }
-            // Python's 10 ** (e - 6): the double nearest 10^(e-6), which torch rounds to fp32 for the product
-            float scale = (float) Double.parseDouble("1e" + (e - 6));
-            for (int k = 0; k + 1 < steps; k++) {
-                float mean = (b[k] + b[k + 1]) / 2.0f;
-                positive[count++] = scale * mean;
-            }
-        }
-        float[] map = new float[256];
-        for (int j = 0; j < 127; j++) {
-            map[126 - j] = -positive[j];
-            map[128 + j] = positive[j];
-            if (j > 0 && !(positive[j] > positive[j - 1])) {
-                throw new AssertionError("dynamic map not ascending at " + j);
-            }
-        }
-        map[127] = 0f;
-        map[255] = 1.0f;
-        return map;
     }
 
     // ------------------------------------------------------------------ dequantization

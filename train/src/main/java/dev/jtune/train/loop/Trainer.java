@@ -10,7 +10,9 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.engine.optim.GradientBuffer;
 import dev.jtune.engine.optim.Optimizer;
@@ -87,10 +89,30 @@ public final class Trainer {
 
     /**
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
-     * them): AdamW with flat state. Called in the scope that holds the parameters, counting as OPTIMIZER.
+     * them), from the config's state precision, placement and step timing: AdamW with flat state on the device or
+     * host-mapped (paged), or the host-offloaded AdamW. Called in the scope that holds the parameters, counting as
+     * OPTIMIZER.
      */
     private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params) {
-        return new AdamW(params, new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay()));
+        AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
+        TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
+        return switch (config.optimizerStatePlacement()) {
+            case DEVICE -> switch (precision) {
+                case FP32 -> new AdamW(params, adam);
+                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("8-bit AdamW is not wired yet");
+            };
+            case PAGED_HOST -> switch (precision) {
+                case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED);
+                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("paged 8-bit AdamW is not wired yet");
+            };
+            case HOST -> switch (precision) {
+                case FP32 -> HostOffloadAdamW.builder(params, adam)
+                        .schedule(config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
+                                ? HostOffloadAdamW.Schedule.DELAYED : HostOffloadAdamW.Schedule.IN_STEP)
+                        .build();
+                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("8-bit state on the host is not built");
+            };
+        };
     }
 
     public static Builder builder(TrainerConfig config, Trainable trainable) {
@@ -214,6 +236,8 @@ public final class Trainer {
         } catch (RuntimeException | Error e) {
             writeReport(Optional.of(ErrorChain.describe(e)));
             throw e;
+        } finally {
+            optimizer.flush(); // a delayed host update lands in the weights the caller reads
         }
     }
 
@@ -273,6 +297,7 @@ public final class Trainer {
                     finish(state);
                     return history();
                 }
+                optimizer.flush(); // weights and state of the same step
                 checkpoints.save(state, trainable, optimizer);
             }
             if (done >= stopAfter) {
@@ -347,6 +372,7 @@ public final class Trainer {
 
     /** The final weights, the report, then the final checkpoint, which marks the run finished. */
     private void finish(CheckpointStore.State state) {
+        optimizer.flush();
         progress.done();
         trainable.save(outputDir);
         writeReport(Optional.empty());
@@ -381,6 +407,7 @@ public final class Trainer {
 
     /** Mean loss over the eval set's counted tokens, without recording gradients or dropout. */
     public double evaluate() {
+        optimizer.flush(); // a delayed host update first: evaluation sees the newest weights
         Batcher batcher = new Batcher(eval, config.evalBatchSize(), config.seed(), padId);
         double sum = 0;
         long count = 0;

@@ -1,0 +1,325 @@
+package dev.jtune.engine.optim;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.DTypeException;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.fused.AdamWKernel;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.SequencedMap;
+
+/**
+ * bitsandbytes' blockwise 8-bit AdamW ({@code bnb.optim.AdamW(optim_bits=8)}, HF's {@code adamw_bnb_8bit} and
+ * {@code adamw_8bit}) on the parameters' device.
+ *
+ * <ul>
+ * <li>A parameter of at least {@link #MIN_8BIT_SIZE} elements keeps both moments in 8 bits: uint8 codes in the
+ *     signed (first moment) and unsigned (second moment) dynamic maps, with one fp32 absmax per block of 256
+ *     ({@code fused.AdamW8bitKernel}, which states the algorithm). Such parameters are grouped by dtype; each group
+ *     is one flat buffer of codes per moment over a {@link FlatLayout} (each parameter starts a block, as
+ *     bitsandbytes quantizes per tensor) and is updated by one kernel launch.</li>
+ * <li>A smaller parameter (norms, biases) keeps fp32 moments, as bitsandbytes' {@code min_8bit_size} does, stepped
+ *     per tensor by the fp32 AdamW kernel. That kernel decays before the Adam step (torch's order) where
+ *     bitsandbytes' 32-bit kernel decays after it: a difference of order lr^2 wd on these few elements.</li>
+ * <li>A 16-bit parameter is updated through an fp32 master copy (flat, for an 8-bit group), rounded into the weight
+ *     after each step, as {@link AdamW} does; bitsandbytes would update the bf16 weight itself.</li>
+ * <li>Gradients: the optimizer attaches a persistent flat {@link GradientBuffer} per group (8-bit groups over their
+ *     state's layout, so one launch reads the whole gradient); {@link #zeroGrad} zeroes them.</li>
+ * </ul>
+ * State is allocated in the scope current at construction (counted as OPTIMIZER). {@link #memory()} reports it.
+ */
+public final class AdamW8bit implements Optimizer {
+    /** bitsandbytes' {@code min_8bit_size}: smaller parameters keep fp32 state. */
+    public static final long MIN_8BIT_SIZE = 4096;
+
+    /**
+     * What the optimizer keeps on the device, in bytes: the moments (8-bit codes, their block maxima and the small
+     * parameters' fp32 moments, alignment gaps included) and, apart, the fp32 master copies of 16-bit parameters.
+     *
+     * @param stateBytes     both moments of every parameter
+     * @param masterBytes    the fp32 master copies (0 for fp32 parameters)
+     * @param parameters     elements of all the parameters
+     * @param eightBitParameters elements of the parameters with 8-bit state
+     */
+    public record Memory(long stateBytes, long masterBytes, long parameters, long eightBitParameters) {
+        /** State bytes per parameter element, not counting the master copy. */
+        public double stateBytesPerParameter() {
+            return parameters == 0 ? 0 : (double) stateBytes / parameters;
+        }
+    }
+
+    /** One 8-bit group: parameters of one dtype in one flat layout. */
+    private record Group(GradientBuffer grads, AdamW8bitKernel.Targets targets, Tensor master, AdamW8bitKernel.State state) {
+        FlatLayout layout() {
+            return targets.layout();
+        }
+    }
+
+    /** One parameter with fp32 state. */
+    private record Small(String name, Tensor param, Tensor master, Tensor m, Tensor v) {
+    }
+
+    private final List<String> names;
+    private final List<Group> groups = new ArrayList<>();
+    private final List<Small> smalls = new ArrayList<>();
+    private final List<GradientBuffer> buffers = new ArrayList<>();
+    private AdamW.Config config;
+    private long steps;
+
+    /**
+     * Builds the state of {@code params} (name to leaf, all on one device, F32, BF16 or F16, requiring grad) and
+     * attaches their gradient buffers (any gradient they hold is freed).
+     */
+    public AdamW8bit(SequencedMap<String, Tensor> params, AdamW.Config config) {
+        this.config = Objects.requireNonNull(config, "config");
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("AdamW8bit: no parameters");
+        }
+        Device device = params.firstEntry().getValue().device();
+        Map<DType, SequencedMap<String, Tensor>> large = new LinkedHashMap<>();
+        Map<DType, SequencedMap<String, Tensor>> small = new LinkedHashMap<>();
+        for (var e : params.entrySet()) {
+            Tensor p = e.getValue();
+            if (p.dtype() != DType.F32 && p.dtype() != DType.BF16 && p.dtype() != DType.F16) {
+                throw new DTypeException("AdamW8bit: parameter " + e.getKey() + " " + p.describe() + " must be F32, BF16 or F16");
+            }
+            if (!p.device().equals(device)) {
+                throw new IllegalArgumentException("AdamW8bit: parameter " + e.getKey() + " is on " + p.device() + ", the others on " + device);
+            }
+            (p.numel() >= MIN_8BIT_SIZE ? large : small).computeIfAbsent(p.dtype(), d -> new LinkedHashMap<>()).put(e.getKey(), p);
+        }
+        this.names = List.copyOf(params.sequencedKeySet());
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (SequencedMap<String, Tensor> group : large.values()) {
+                GradientBuffer grads = GradientBuffer.attach(group);
+                buffers.add(grads);
+                groups.add(newGroup(grads));
+            }
+            for (SequencedMap<String, Tensor> group : small.values()) {
+                buffers.add(GradientBuffer.attach(group));
+                try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
+                    for (var e : group.entrySet()) {
+                        Tensor p = e.getValue();
+                        Tensor master = p.dtype() == DType.F32 ? null : p.cast(DType.F32);
+                        smalls.add(new Small(e.getKey(), p, master, Tensor.zeros(p.shape(), DType.F32, p.device()),
+                                Tensor.zeros(p.shape(), DType.F32, p.device())));
+                    }
+                }
+            }
+        }
+    }
+
+    /** A group's state, zero (codes 0 and absmax 0 decode to 0, as bitsandbytes starts), and its master copy. */
+    private static Group newGroup(GradientBuffer grads) {
+        FlatLayout layout = grads.layout();
+        List<Tensor> params = grads.parameters();
+        Device device = grads.device();
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
+            AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, params);
+            Tensor master = null;
+            if (grads.dtype() != DType.F32) {
+                master = Tensor.zeros(Shape.of(layout.numel()), DType.F32, device);
+                for (int i = 0; i < params.size(); i++) {
+                    Ops.copyInto(params.get(i), layout.view(master, i));
+                }
+            }
+            long blocks = layout.numel() / AdamW8bitKernel.BLOCK;
+            AdamW8bitKernel.State state = new AdamW8bitKernel.State(
+                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device), Tensor.zeros(Shape.of(blocks), DType.F32, device),
+                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device), Tensor.zeros(Shape.of(blocks), DType.F32, device));
+            return new Group(grads, targets, master, state);
+        }
+    }
+
+    @Override
+    public void step() {
+        steps++;
+        AdamWStep s = new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(), config.weightDecay(), steps);
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (Group g : groups) {
+                checkAttached(g.grads);
+                g.targets.checkAddresses();
+                AdamW8bitKernel.on(g.grads.flat()).step(g.targets, g.master, g.grads.flat(), g.state, s, null);
+            }
+            for (Small st : smalls) {
+                Tensor target = st.master != null ? st.master : st.param;
+                AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, s, null);
+                if (st.master != null) {
+                    Ops.copyInto(st.master, st.param);
+                }
+            }
+        }
+    }
+
+    /** The kernel reads the flat buffer: a parameter whose gradient was replaced since would be stepped with zeros. */
+    private static void checkAttached(GradientBuffer grads) {
+        List<Tensor> params = grads.parameters();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor g = params.get(i).grad();
+            if (g == null || !params.get(i).hasAttachedGrad() || g.isClosed() || g.address() != grads.flat().address()
+                    + g.dtype().bytesFor(grads.layout().entries().get(i).offset())) {
+                throw new IllegalStateException("AdamW8bit: the gradient of " + grads.layout().entries().get(i).name()
+                        + " is no longer the optimizer's flat buffer (was another gradient attached?)");
+            }
+        }
+    }
+
+    /** Zeroes every gradient buffer (the gradients stay attached). */
+    @Override
+    public void zeroGrad() {
+        for (GradientBuffer b : buffers) {
+            b.zero();
+        }
+    }
+
+    /** The flat gradient buffers this optimizer attached, one per group (8-bit groups first). */
+    public List<GradientBuffer> gradientBuffers() {
+        return List.copyOf(buffers);
+    }
+
+    @Override
+    public void learningRate(double lr) {
+        config = config.withLr(lr);
+    }
+
+    @Override
+    public double learningRate() {
+        return config.lr();
+    }
+
+    @Override
+    public long steps() {
+        return steps;
+    }
+
+    public AdamW.Config config() {
+        return config;
+    }
+
+    /** What the state occupies on the device (see {@link Memory}). */
+    public Memory memory() {
+        long state = 0;
+        long master = 0;
+        long params = 0;
+        long eight = 0;
+        for (Group g : groups) {
+            AdamW8bitKernel.State s = g.state;
+            state += bytes(s.m()) + bytes(s.v()) + bytes(s.absmaxM()) + bytes(s.absmaxV());
+            master += g.master == null ? 0 : bytes(g.master);
+            eight += g.layout().parameterElements();
+        }
+        for (Small st : smalls) {
+            state += bytes(st.m) + bytes(st.v);
+            master += st.master == null ? 0 : bytes(st.master);
+            params += st.param.numel();
+        }
+        return new Memory(state, master, params + eight, eight);
+    }
+
+    private static long bytes(Tensor t) {
+        return t.dtype().bytesFor(t.numel());
+    }
+
+    /**
+     * The state by parameter name, in the constructor's order, for checkpoints: an 8-bit parameter has
+     * {@code <name>.exp_avg.q8} and {@code <name>.exp_avg_sq.q8} (U8, the parameter's shape), {@code <name>.exp_avg.absmax}
+     * and {@code <name>.exp_avg_sq.absmax} (F32 [ceil(numel / 256)]); a small one {@code <name>.exp_avg} and
+     * {@code <name>.exp_avg_sq} (F32); a 16-bit one also {@code <name>.master} (F32). These are views of the live
+     * state, so restoring them reproduces the run exactly.
+     */
+    @Override
+    public SequencedMap<String, Tensor> state() {
+        Map<String, SequencedMap<String, Tensor>> byName = new LinkedHashMap<>();
+        for (Group g : groups) {
+            FlatLayout layout = g.layout();
+            for (int i = 0; i < layout.entries().size(); i++) {
+                FlatLayout.Entry e = layout.entries().get(i);
+                SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
+                long b0 = e.offset() / AdamW8bitKernel.BLOCK;
+                long b1 = Math.ceilDiv(e.end(), AdamW8bitKernel.BLOCK);
+                kinds.put(e.name() + ".exp_avg.q8", layout.view(g.state.m(), i));
+                kinds.put(e.name() + ".exp_avg.absmax", g.state.absmaxM().slice(0, b0, b1));
+                kinds.put(e.name() + ".exp_avg_sq.q8", layout.view(g.state.v(), i));
+                kinds.put(e.name() + ".exp_avg_sq.absmax", g.state.absmaxV().slice(0, b0, b1));
+                if (g.master != null) {
+                    kinds.put(e.name() + ".master", layout.view(g.master, i));
+                }
+                byName.put(e.name(), kinds);
+            }
+        }
+        for (Small st : smalls) {
+            SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
+            kinds.put(st.name + ".exp_avg", st.m);
+            kinds.put(st.name + ".exp_avg_sq", st.v);
+            if (st.master != null) {
+                kinds.put(st.name + ".master", st.master);
+            }
+            byName.put(st.name, kinds);
+        }
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        for (String name : names) {
+            out.putAll(byName.get(name));
+        }
+        return out;
+    }
+
+    /**
+     * Restores {@link #state()} by name (same names and shapes; codes as U8, the rest any float dtype, any device),
+     * then rounds each master copy into its weight, and sets the step count.
+     */
+    @Override
+    public void restore(Map<String, Tensor> saved, long steps) {
+        SequencedMap<String, Tensor> mine = state();
+        if (!saved.keySet().equals(mine.keySet())) {
+            List<String> missing = new ArrayList<>(mine.keySet());
+            missing.removeAll(saved.keySet());
+            List<String> extra = new ArrayList<>(saved.keySet());
+            extra.removeAll(mine.keySet());
+            throw new ShapeException("AdamW8bit: the checkpoint's optimizer state does not match this optimizer's (a different"
+                    + " optimizer or set of trainable parameters?): missing " + first(missing) + ", unexpected " + first(extra));
+        }
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("adamw8bit-restore")) {
+            for (Map.Entry<String, Tensor> e : mine.entrySet()) {
+                Tensor src = saved.get(e.getKey());
+                Tensor dst = e.getValue();
+                if (!src.shape().equals(dst.shape())) {
+                    throw new ShapeException("AdamW8bit: checkpoint state " + e.getKey() + " has shape " + src.shape() + ", this optimizer's " + dst.shape());
+                }
+                if ((dst.dtype() == DType.U8) != (src.dtype() == DType.U8)) {
+                    throw new DTypeException("AdamW8bit: checkpoint state " + e.getKey() + " is " + src.dtype() + ", this optimizer keeps " + dst.dtype());
+                }
+                Ops.copyInto(src.to(dst.device()).cast(dst.dtype()), dst);
+            }
+            for (Group g : groups) {
+                if (g.master != null) {
+                    for (int i = 0; i < g.targets.params().size(); i++) {
+                        Ops.copyInto(g.layout().view(g.master, i), g.targets.params().get(i));
+                    }
+                }
+            }
+            for (Small st : smalls) {
+                if (st.master != null) {
+                    Ops.copyInto(st.master, st.param);
+                }
+            }
+        }
+        this.steps = steps;
+    }
+
+    private static String first(List<String> names) {
+        return names.isEmpty() ? "none" : names.size() <= 3 ? names.toString() : names.subList(0, 3) + " and " + (names.size() - 3) + " more";
+    }
+}
