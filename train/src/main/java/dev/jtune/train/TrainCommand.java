@@ -117,9 +117,6 @@ final class TrainCommand {
         if (!a.optim().isAdamW()) {
             missing.add("--optim sgd (SGD exists in the engine but is not wired into the trainer's checkpoints)");
         }
-        if (c.optimizerStatePrecision() == TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT) {
-            missing.add("8-bit optimizer state (--optim " + a.optim().flagValue() + ")");
-        }
         if (c.optimizerStatePrecision() == TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT
                 && c.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
             missing.add("8-bit optimizer state on the host (--optim " + a.optim().flagValue() + " with --offload_optimizer cpu)");

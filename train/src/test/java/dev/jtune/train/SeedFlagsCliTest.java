@@ -126,12 +126,22 @@ class SeedFlagsCliTest {
     }
 
     @Test
-    void adamwBnb8bitParsesIntoTheConfigAndWaitsForTheTrainer() {
+    void adamwBnb8bitAndPagedAdamW8bitRun() {
         TrainerConfig c = config(args("o", "--optim", "adamw_bnb_8bit"));
         assertEquals(OptimizerStatePrecision.BLOCKWISE_8BIT, c.optimizerStatePrecision());
         assertEquals(OptimizerStatePlacement.DEVICE, c.optimizerStatePlacement());
-        CliFixtures.Run r = CliFixtures.run(args("o", "--optim", "adamw_bnb_8bit"));
+        for (String optim : List.of("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit")) {
+            CliFixtures.Run r = CliFixtures.run(args("o-" + optim, "--optim", optim));
+            assertEquals(0, r.rc(), optim + ": " + r.all());
+            assertTrue(Files.exists(tmp.resolve("o-" + optim).resolve("model.safetensors")), r.all());
+        }
+    }
+
+    @Test
+    void eightBitStateOnTheHostIsRefusedBeforeAnythingIsWritten() {
+        CliFixtures.Run r = CliFixtures.run(args("o", "--optim", "adamw_bnb_8bit", "--offload_optimizer", "cpu"));
         assertEquals(1, r.rc(), r.all());
-        assertTrue(r.err().contains("the trainer does not run 8-bit optimizer state (--optim adamw_bnb_8bit) yet"), r.all());
+        assertTrue(r.err().contains("8-bit optimizer state on the host"), r.all());
+        assertFalse(Files.exists(tmp.resolve("o")), r.all());
     }
 }

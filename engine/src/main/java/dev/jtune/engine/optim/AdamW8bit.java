@@ -6,6 +6,7 @@ import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
@@ -84,7 +85,18 @@ public final class AdamW8bit implements Optimizer {
      * attaches their gradient buffers (any gradient they hold is freed).
      */
     public AdamW8bit(SequencedMap<String, Tensor> params, AdamW.Config config) {
+        this(params, config, Placement.DEVICE);
+    }
+
+    /**
+     * As {@link #AdamW8bit(SequencedMap, AdamW.Config)}, with the 8-bit groups' state (codes, absmax, master copy) at
+     * {@code statePlacement}: {@link Placement#HOST_MAPPED} is bitsandbytes' {@code paged_adamw_8bit} without managed
+     * memory (pinned host memory the kernel reaches over PCIe). The fp32 state of tensors under 4096 elements stays on
+     * the device: it is a few kilobytes.
+     */
+    public AdamW8bit(SequencedMap<String, Tensor> params, AdamW.Config config, Placement statePlacement) {
         this.config = Objects.requireNonNull(config, "config");
+        Objects.requireNonNull(statePlacement, "statePlacement");
         if (params.isEmpty()) {
             throw new IllegalArgumentException("AdamW8bit: no parameters");
         }
@@ -106,7 +118,7 @@ public final class AdamW8bit implements Optimizer {
             for (SequencedMap<String, Tensor> group : large.values()) {
                 GradientBuffer grads = GradientBuffer.attach(group);
                 buffers.add(grads);
-                groups.add(newGroup(grads));
+                groups.add(newGroup(grads, statePlacement));
             }
             for (SequencedMap<String, Tensor> group : small.values()) {
                 buffers.add(GradientBuffer.attach(group));
@@ -123,7 +135,7 @@ public final class AdamW8bit implements Optimizer {
     }
 
     /** A group's state, zero (codes 0 and absmax 0 decode to 0, as bitsandbytes starts), and its master copy. */
-    private static Group newGroup(GradientBuffer grads) {
+    private static Group newGroup(GradientBuffer grads, Placement placement) {
         FlatLayout layout = grads.layout();
         List<Tensor> params = grads.parameters();
         Device device = grads.device();
@@ -131,15 +143,15 @@ public final class AdamW8bit implements Optimizer {
             AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, params);
             Tensor master = null;
             if (grads.dtype() != DType.F32) {
-                master = Tensor.zeros(Shape.of(layout.numel()), DType.F32, device);
+                master = Tensor.zeros(Shape.of(layout.numel()), DType.F32, device, placement);
                 for (int i = 0; i < params.size(); i++) {
                     Ops.copyInto(params.get(i), layout.view(master, i));
                 }
             }
             long blocks = layout.numel() / AdamW8bitKernel.BLOCK;
             AdamW8bitKernel.State state = new AdamW8bitKernel.State(
-                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device), Tensor.zeros(Shape.of(blocks), DType.F32, device),
-                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device), Tensor.zeros(Shape.of(blocks), DType.F32, device));
+                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement),
+                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement));
             return new Group(grads, targets, master, state);
         }
     }

@@ -12,6 +12,7 @@ import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.engine.optim.GradientBuffer;
@@ -89,8 +90,8 @@ public final class Trainer {
 
     /**
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
-     * them), from the config's state precision, placement and step timing: AdamW with flat state on the device or
-     * host-mapped (paged), or the host-offloaded AdamW. Called in the scope that holds the parameters, counting as
+     * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
+     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW. Called in the scope that holds the parameters, counting as
      * OPTIMIZER.
      */
     private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params) {
@@ -99,18 +100,18 @@ public final class Trainer {
         return switch (config.optimizerStatePlacement()) {
             case DEVICE -> switch (precision) {
                 case FP32 -> new AdamW(params, adam);
-                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("8-bit AdamW is not wired yet");
+                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam);
             };
             case PAGED_HOST -> switch (precision) {
                 case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED);
-                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("paged 8-bit AdamW is not wired yet");
+                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED);
             };
             case HOST -> switch (precision) {
                 case FP32 -> HostOffloadAdamW.builder(params, adam)
                         .schedule(config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
                                 ? HostOffloadAdamW.Schedule.DELAYED : HostOffloadAdamW.Schedule.IN_STEP)
                         .build();
-                case BLOCKWISE_8BIT -> throw new UnsupportedOperationException("8-bit state on the host is not built");
+                case BLOCKWISE_8BIT -> throw new IllegalStateException("8-bit state on the host is refused by TrainCommand");
             };
         };
     }
