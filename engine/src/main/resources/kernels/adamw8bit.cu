@@ -15,7 +15,6 @@
 // codes: the signed map's ADAM8_CODES values, then the unsigned map's, uploaded once by Adam8bitKernels.java from
 // quant/DynamicMap.java.
 #include "rows.cuh"
-#include <float.h>
 
 // From Adam8bitKernels.java: the block (FlatLayout.ALIGNMENT, bitsandbytes' 256), the entries of a map, and the
 // padding codes (AdamW8bitKernel.PAD_CODE_M / PAD_CODE_V).
@@ -114,8 +113,8 @@ __device__ void adamw8bit(const i64* __restrict__ table, int entries, float* __r
             m = m * beta1 + w1 * g;
         }
         // every thread has read absmaxM[b] and absmaxV[b] before the reduction's barriers; thread 0 rewrites them after
-        const float newM = row_max(fmaxf(-FLT_MAX, fabsf(m)), scratch);
-        const float newV = row_max(fmaxf(-FLT_MAX, fabsf(v)), scratch);
+        const float newM = row_max(fmaxf(-3.402823466e+38f, fabsf(m)), scratch);
+        const float newV = row_max(fmaxf(-3.402823466e+38f, fabsf(v)), scratch);
         if (threadIdx.x == 0) {
             absmaxM[b] = newM;
             absmaxV[b] = newV;
