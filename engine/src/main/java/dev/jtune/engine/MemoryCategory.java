@@ -1,6 +1,17 @@
 package dev.jtune.engine;
 
-/** What an allocation is for; the allocator keeps statistics per category. */
+/** What an allocation is for; the allocator keeps statistics per category (the run's memory report lists them). */
 public enum MemoryCategory {
-    WEIGHTS, GRADIENTS, OPTIMIZER, ACTIVATIONS, WORKSPACE, OTHER
+    /** Dense model weights (trained or frozen). */
+    WEIGHTS,
+    /** NF4 codes and scales of a quantized frozen base (QLoRA). */
+    QUANTIZED_WEIGHTS,
+    /** LoRA adapter matrices. */
+    ADAPTERS,
+    GRADIENTS,
+    /** Optimizer state: moments, master copies, 8-bit codes and absmax, parameter tables. */
+    OPTIMIZER,
+    ACTIVATIONS,
+    WORKSPACE,
+    OTHER
 }

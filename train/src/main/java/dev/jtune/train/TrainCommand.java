@@ -104,7 +104,7 @@ final class TrainCommand {
                     .progress(Progress.forOutput(out)).padId(tokenizer.padId())
                     .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build();
             a.writeJson(a.outputDir().resolve("jtune_args.json"));
-            finish(trainer.run(plan, Long.MAX_VALUE), a.outputDir(), out);
+            finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
         }
     }
 
@@ -279,7 +279,7 @@ final class TrainCommand {
             Trainer trainer = Trainer.builder(tc, trainable).train(examples).outputDir(outputDir).progress(Progress.forOutput(out))
                     .padId(compact ? vocab.padId() : tokenizer.padId())
                     .info(new Trainer.RunInfo("jtune's embedded default run", identity, defaultSettings(tc))).build();
-            finish(trainer.run(plan, Long.MAX_VALUE), outputDir, out);
+            finish(trainer.run(plan, Long.MAX_VALUE), trainer, outputDir, out);
             out.println("Try what it trained:  " + usage(outputDir));
         }
     }
@@ -302,13 +302,14 @@ final class TrainCommand {
         return rows;
     }
 
-    private static void finish(List<StepRecord> log, Path outputDir, PrintStream out) {
+    private static void finish(List<StepRecord> log, Trainer trainer, Path outputDir, PrintStream out) {
         if (!log.isEmpty()) {
             StepRecord first = log.get(0);
             StepRecord last = log.get(log.size() - 1);
             out.printf(Locale.ROOT, "done: loss %.4f -> %.4f over %d steps, %.0f s; peak memory allocated on the device %.2f GiB%n", first.loss(), last.loss(),
                     last.step(), last.elapsedSeconds(), log.stream().mapToDouble(StepRecord::peakGiB).max().orElse(0));
         }
+        trainer.memoryReport().ifPresent(m -> out.print(m.table()));
         out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html, checkpoints)");
     }
 

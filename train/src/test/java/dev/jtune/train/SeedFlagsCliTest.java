@@ -138,6 +138,22 @@ class SeedFlagsCliTest {
     }
 
     @Test
+    void theMemoryReportGoesInTheSummaryAndInMetricsJsonl() throws IOException {
+        String[] a = args("o", "--offload_optimizer", "cpu");
+        a[java.util.Arrays.asList(a).indexOf("none")] = "jsonl";
+        CliFixtures.Run r = CliFixtures.run(a);
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("optimizer (host)"), "the summary's table: " + r.all());
+        String last = Files.readAllLines(tmp.resolve("o").resolve("metrics.jsonl")).getLast();
+        com.fasterxml.jackson.databind.JsonNode memory = new com.fasterxml.jackson.databind.ObjectMapper().readTree(last).get("memory_bytes");
+        assertTrue(memory.get("optimizer_host").asLong() > 0, last);
+        assertEquals(0, memory.get("optimizer_device").asLong(), "host-offloaded: no optimizer state on the device: " + last);
+        assertTrue(memory.get("weights_device").asLong() > 0, last);
+        assertTrue(memory.has("quantized_weights") && memory.has("adapters") && memory.has("activations") && memory.has("workspace")
+                && memory.has("pinned_host"), last);
+    }
+
+    @Test
     void eightBitStateOnTheHostIsRefusedBeforeAnythingIsWritten() {
         CliFixtures.Run r = CliFixtures.run(args("o", "--optim", "adamw_bnb_8bit", "--offload_optimizer", "cpu"));
         assertEquals(1, r.rc(), r.all());

@@ -89,6 +89,9 @@ public interface Backend {
 
     MemoryStats memoryStats();
 
+    /** Restarts every peak (device, per category, host-mapped) from what is allocated now. */
+    void resetPeaks();
+
     /** Returns cached, unused memory to the device. */
     void emptyCache();
 }

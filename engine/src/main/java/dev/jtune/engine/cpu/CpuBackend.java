@@ -97,6 +97,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** Starts the peak figures of {@link #memoryStats()} again from what is allocated now. */
+    @Override
     public void resetPeaks() {
         stats.resetPeaks();
         hostMapped.resetPeak();

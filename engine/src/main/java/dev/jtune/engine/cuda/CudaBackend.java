@@ -211,6 +211,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Restarts the peaks (the allocator's and the host-mapped figure) from the current values. */
+    @Override
     public void resetPeaks() {
         allocator.resetPeaks();
         hostMapped.resetPeak();

@@ -178,6 +178,7 @@ public final class MetaBackend implements Backend {
     }
 
     /** Restarts the peaks from the current values, to measure the next phase. */
+    @Override
     public void resetPeaks() {
         allocator.resetPeaks();
         hostMapped.resetPeak();

@@ -134,7 +134,7 @@ public final class Linear extends Module {
 
     /**
      * QLoRA's frozen base: each dense weight is quantized to NF4 (bitsandbytes' semantics, absmax per 64) in the
-     * current scope, counted as WEIGHTS, and its dense tensor freed; already quantized ones are left as they are.
+     * current scope, counted as QUANTIZED_WEIGHTS, and its dense tensor freed; already quantized ones are left as they are.
      * Then each workspace involved is reserved once for its largest weight (one allocation, after the weights).
      */
     public static void quantize(List<Linear> linears, Nf4Scales scales) {
@@ -144,7 +144,7 @@ public final class Linear extends Module {
             }
         }
         Map<DequantWorkspace, Long> largest = new IdentityHashMap<>();
-        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.QUANTIZED_WEIGHTS)) {
             for (Linear l : linears) {
                 if (l.weight.isQuantized()) {
                     continue;

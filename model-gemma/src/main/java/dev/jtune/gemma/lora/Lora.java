@@ -53,7 +53,7 @@ public final class Lora {
     public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed, DropoutState dropout,
                                                   DType compute) {
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
-        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.ADAPTERS)) {
             long s = seed;
             for (String m : selectModules(model, config)) {
                 Shape w = model.linear(m).shape();

@@ -148,7 +148,7 @@ public final class PeftAdapter {
         }
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
-             Scope.Entered cat = Scope.countAs(MemoryCategory.WEIGHTS)) {
+             Scope.Entered cat = Scope.countAs(MemoryCategory.ADAPTERS)) {
             checkNames(file, model);
             for (String module : model.linears().keySet()) {
                 String ka = key(module, LoraAdapter.Matrix.A);

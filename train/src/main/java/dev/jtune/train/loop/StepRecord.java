@@ -11,9 +11,11 @@ import com.fasterxml.jackson.annotation.JsonPropertyOrder;
  *
  * @param tokens       tokens seen by the run so far (cumulative across resumes)
  * @param skippedSteps steps whose update was skipped for a non-finite loss or gradient norm, so far in the run
+ * @param memoryBytes  the memory report by category ({@link dev.jtune.train.report.MemoryReport#bytes()}): device
+ *                     peaks per category, the device peak, host-mapped bytes; empty in logs of older runs
  */
 @JsonPropertyOrder({"step", "epoch", "loss", "grad_norm", "learning_rate", "eval_loss", "num_input_tokens_seen",
-        "tokens_per_second", "memory_allocated_gib", "memory_peak_gib", "elapsed_seconds", "skipped_steps"})
+        "tokens_per_second", "memory_allocated_gib", "memory_peak_gib", "elapsed_seconds", "skipped_steps", "memory_bytes"})
 public record StepRecord(
         @JsonProperty("step") long step,
         @JsonProperty("epoch") double epoch,
@@ -26,7 +28,12 @@ public record StepRecord(
         @JsonProperty("memory_allocated_gib") double allocatedGiB,
         @JsonProperty("memory_peak_gib") double peakGiB,
         @JsonProperty("elapsed_seconds") double elapsedSeconds,
-        @JsonProperty("skipped_steps") long skippedSteps) {
+        @JsonProperty("skipped_steps") long skippedSteps,
+        @JsonProperty("memory_bytes") java.util.Map<String, Long> memoryBytes) {
+
+    public StepRecord {
+        memoryBytes = memoryBytes == null ? java.util.Map.of() : java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(memoryBytes));
+    }
 
     /** Whether this step evaluated (its eval loss is a number). */
     public boolean hasEval() {

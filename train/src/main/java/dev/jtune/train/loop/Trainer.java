@@ -12,6 +12,7 @@ import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.GradClip;
@@ -56,6 +57,8 @@ public final class Trainer {
     private final MetricsLog metrics;
     private final RunInfo info;
     private final Optimizer optimizer;
+    /** The memory report of the latest step. */
+    private MemoryReport memory;
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
 
@@ -214,6 +217,11 @@ public final class Trainer {
         return run(plan, stopAfter);
     }
 
+    /** Where memory went, by category, as of the latest step (empty before any step ran). */
+    public java.util.Optional<MemoryReport> memoryReport() {
+        return java.util.Optional.ofNullable(memory);
+    }
+
     /** Runs a plan of {@link OutputDirectory#plan}: a fresh start or a resume (a finished run is not run again). */
     public List<StepRecord> run(OutputDirectory.Plan plan, long stopAfter) {
         CheckpointStore.State start = switch (plan) {
@@ -247,6 +255,7 @@ public final class Trainer {
         long warmup = config.warmupSteps() > 0 ? config.warmupSteps() : (long) Math.ceil(config.warmupRatio() * total);
         LrSchedule schedule = new LrSchedule(config.schedule(), config.learningRate(), warmup, total);
         Backend backend = Backends.get(device);
+        backend.resetPeaks(); // the report's peaks are this run's steps' (not model loading's, nor an earlier run's in this JVM)
         long startNanos = System.nanoTime();
         long micro = start.position().microBatches();
         long tokensSoFar = start.tokens();
@@ -270,10 +279,11 @@ public final class Trainer {
             boolean log = done % Math.max(1, config.loggingSteps()) == 0 || done == total || done == 1 || !finite;
             double evalLoss = shouldAct(config.evalStrategy(), config.evalSteps(), done) && !eval.isEmpty() ? evaluate() : Double.NaN;
             MemoryStats mem = backend.memoryStats();
+            memory = MemoryReport.of(mem);
             StepRecord r = new StepRecord(done, (double) micro / train.batchesPerEpoch(), result.loss(), result.gradNorm(), schedule.lr(step),
                     evalLoss, tokensSoFar, result.tokens() / seconds,
                     mem.allocated() / (double) (1L << 30), mem.peakAllocated() / (double) (1L << 30),
-                    start.elapsedSeconds() + (System.nanoTime() - startNanos) / 1e9, skipped);
+                    start.elapsedSeconds() + (System.nanoTime() - startNanos) / 1e9, skipped, memory.bytes());
             if (log || r.hasEval()) {
                 history.add(r);
                 if (config.metricsFile()) {

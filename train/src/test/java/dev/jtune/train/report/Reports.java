@@ -24,7 +24,7 @@ final class Reports {
             double loss = nanLoss.test(s) ? Double.NaN : 3.0 * Math.exp(-s / 40.0) + 0.4;
             double eval = evalAt.test(s) ? 3.2 * Math.exp(-s / 45.0) + 0.5 : Double.NaN;
             steps.add(new StepRecord(s, s / (double) n, loss, 1.5, 2e-4 * Math.min(1, s / 20.0), eval, s * 512, 1800 + 40 * (s % 7),
-                    0.9 + 0.001 * s, 1.1 + 0.001 * s, 0.6 * s, 0));
+                    0.9 + 0.001 * s, 1.1 + 0.001 * s, 0.6 * s, 0, java.util.Map.of()));
         }
         return steps;
     }
@@ -33,7 +33,7 @@ final class Reports {
         List<StepRecord> steps = new ArrayList<>();
         for (long s = 1; s <= n; s++) {
             steps.add(new StepRecord(s, Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN, s * 512, Double.NaN,
-                    Double.NaN, Double.NaN, Double.NaN, s));
+                    Double.NaN, Double.NaN, Double.NaN, s, java.util.Map.of()));
         }
         return steps;
     }
