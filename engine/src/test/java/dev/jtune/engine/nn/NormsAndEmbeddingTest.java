@@ -88,7 +88,10 @@ class NormsAndEmbeddingTest {
 
     @Test
     void layerNormGradient() {
-        Shape x = Shape.of(1 + rnd.nextInt(3), 1 + rnd.nextInt(3), 2 + rnd.nextInt(8));
+        // width 3 and up: over 2 elements LayerNorm is (a - b) / sqrt((a - b)^2 + 4 eps), a sign up to eps, whose
+        // x-gradient is eps-sized and drowns in the central differences' rounding (relative error 1.5e-6 seen at
+        // [2, 3, 2], seed 13203413125887)
+        Shape x = Shape.of(1 + rnd.nextInt(3), 1 + rnd.nextInt(3), 3 + rnd.nextInt(7));
         Shape p = Shape.of(x.dim(2));
         LayerNorm ln = new LayerNorm(p.dim(0), 1e-5);
         GradCheck.check("layerNorm " + x + " (seed " + seed + ")", t -> {
