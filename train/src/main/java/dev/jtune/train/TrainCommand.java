@@ -226,18 +226,12 @@ final class TrainCommand {
     static void runDefault(Path outputDir, PrintStream out) {
         OutputDirectory.check(outputDir, null);
         Device device = CudaBackend.deviceCount() > 0 ? Device.cuda(0) : Device.CPU;
-        GemmaTokenizer tokenizer = GemmaTokenizer.bundled();
-        var built = new DatasetBuilder(new ChatTemplate(tokenizer), DataOptions.of(256)).loadBundled();
-        out.println(built.stats().summary());
-        boolean compact = device.kind() == Device.Kind.CPU;
-        CompactVocabulary vocab = compact ? CompactVocabulary.of(built.examples(), tokenizer.padId()) : null;
-        var examples = compact ? vocab.remap(built.examples()) : built.examples();
-        var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
-        TrainerConfig tc = TrainerConfig.builder().epochs(1).maxSteps(60).learningRate(1e-2).schedule(LrSchedule.Type.COSINE)
-                .warmupRatio(0.05).loggingSteps(5).save(TrainerConfig.SaveStrategy.STEPS, 30).saveTotalLimit(2)
-                .eval(TrainerConfig.SaveStrategy.NO, 0).build();
-        LoraConfig lora = new LoraConfig(16, 32, 0.05, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1);
-        DType dtype = device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32;
+        DefaultSetup d = defaultSetup(device, out);
+        var config = d.config();
+        var examples = d.examples();
+        boolean compact = d.vocab() != null;
+        TrainerConfig tc = d.trainerConfig();
+        DType dtype = d.dtype();
         RunIdentity identity = RunIdentity.builder()
                 .fixed("model", "jtune's embedded default: random " + config.numHiddenLayers() + "-layer Gemma 3, vocabulary " + config.vocabSize()
                         + ", hidden " + config.hiddenSize() + ", seed 42, " + dtype)
@@ -261,27 +255,63 @@ final class TrainCommand {
             return;
         }
         try (Scope run = Scope.open("default run", MemoryCategory.WEIGHTS)) {
-            Gemma3Model model = Gemma3Model.random(config, device, dtype, 42);
-            // a trained model's embedding rows are far larger than N(0, 0.02): with those, logits cannot leave ~0 and a
-            // LoRA on the frozen base could barely lower the loss; give the (tied) embedding a trained-like scale
-            Ops.copyInto(Tensor.normal(model.embedding().shape(), model.dtype(), device, 43, 0, 0.5), model.embedding());
+            Gemma3Model model = d.randomModel();
             OutputDirectory.create(outputDir);
             Path base = outputDir.resolve(DEFAULT_BASE_DIR).toAbsolutePath();
             LoraMerge.export(model, base, LoraMerge.DEFAULT_SHARD_BYTES); // before quantizing: the base a user would merge into
             if (compact) {
-                vocab.write(base.resolve("compact_vocabulary.json"));
+                d.vocab().write(base.resolve("compact_vocabulary.json"));
             }
-            model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
-            Trainable trainable = Trainable.lora(model, lora, 42, base.toString());
+            Trainable trainable = d.qlora(model, base.toString());
             out.printf(Locale.ROOT, "jtune's embedded default: QLoRA (NF4 base, LoRA r16, %,d trainable parameters) on a random %d-layer Gemma 3 "
                             + "(vocabulary %,d%s) on %s%n", trainable.parameterCount(), config.numHiddenLayers(), config.vocabSize(),
                     compact ? ", compacted to the data's tokens" : "", device);
             Trainer trainer = Trainer.builder(tc, trainable).train(examples).outputDir(outputDir).progress(Progress.forOutput(out))
-                    .padId(compact ? vocab.padId() : tokenizer.padId())
+                    .padId(d.padId())
                     .info(new Trainer.RunInfo("jtune's embedded default run", identity, defaultSettings(tc))).build();
             finish(trainer.run(plan, Long.MAX_VALUE), trainer, outputDir, out);
             out.println("Try what it trained:  " + usage(outputDir));
         }
+    }
+
+    /**
+     * The embedded default's data, model configuration and training settings on {@code device}: the bundled
+     * conversations (on the cpu, over the compact vocabulary the data uses; {@code vocab} is then set), a small Gemma 3,
+     * 60 cosine steps at 1e-2, LoRA r16 on every linear.
+     */
+    record DefaultSetup(Device device, List<Example> examples, CompactVocabulary vocab, int padId, dev.jtune.gemma.config.Gemma3Config config,
+                        DType dtype, TrainerConfig trainerConfig, LoraConfig lora) {
+
+        /** The random base (seed 42) with a trained-like embedding scale, in the current scope. */
+        Gemma3Model randomModel() {
+            Gemma3Model model = Gemma3Model.random(config, device, dtype, 42);
+            // a trained model's embedding rows are far larger than N(0, 0.02): with those, logits cannot leave ~0 and a
+            // LoRA on the frozen base could barely lower the loss; give the (tied) embedding a trained-like scale
+            Ops.copyInto(Tensor.normal(model.embedding().shape(), model.dtype(), device, 43, 0, 0.5), model.embedding());
+            return model;
+        }
+
+        /** QLoRA of {@code model}: NF4 base (double quantization), the LoRA adapters (seed 42). */
+        Trainable qlora(Gemma3Model model, String baseName) {
+            model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
+            return Trainable.lora(model, lora, 42, baseName);
+        }
+    }
+
+    static DefaultSetup defaultSetup(Device device, PrintStream out) {
+        GemmaTokenizer tokenizer = GemmaTokenizer.bundled();
+        var built = new DatasetBuilder(new ChatTemplate(tokenizer), DataOptions.of(256)).loadBundled();
+        out.println(built.stats().summary());
+        boolean compact = device.kind() == Device.Kind.CPU;
+        CompactVocabulary vocab = compact ? CompactVocabulary.of(built.examples(), tokenizer.padId()) : null;
+        var examples = compact ? vocab.remap(built.examples()) : built.examples();
+        var config = DefaultModel.config(compact ? vocab.size() : tokenizer.vocabSize(), device.kind() == Device.Kind.CUDA);
+        TrainerConfig tc = TrainerConfig.builder().epochs(1).maxSteps(60).learningRate(1e-2).schedule(LrSchedule.Type.COSINE)
+                .warmupRatio(0.05).loggingSteps(5).save(TrainerConfig.SaveStrategy.STEPS, 30).saveTotalLimit(2)
+                .eval(TrainerConfig.SaveStrategy.NO, 0).build();
+        LoraConfig lora = new LoraConfig(16, 32, 0.05, LoraConfig.ALL_LINEAR, List.of("lm_head", "embed_tokens"), -1);
+        DType dtype = device.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32;
+        return new DefaultSetup(device, examples, vocab, compact ? vocab.padId() : tokenizer.padId(), config, dtype, tc, lora);
     }
 
     private static String usage(Path outputDir) {
