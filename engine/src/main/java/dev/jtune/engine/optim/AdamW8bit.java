@@ -198,6 +198,7 @@ public final class AdamW8bit implements Optimizer {
     }
 
     /** The flat gradient buffers this optimizer attached, one per group (8-bit groups first). */
+    @Override
     public List<GradientBuffer> gradientBuffers() {
         return List.copyOf(buffers);
     }
