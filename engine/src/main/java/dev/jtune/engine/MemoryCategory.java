@@ -9,8 +9,10 @@ public enum MemoryCategory {
     /** LoRA adapter matrices. */
     ADAPTERS,
     GRADIENTS,
-    /** Optimizer state: moments, master copies, 8-bit codes and absmax, parameter tables. */
+    /** Optimizer state: moments, 8-bit codes and absmax, parameter tables. */
     OPTIMIZER,
+    /** The optimizer's fp32 master copies of trained weights (of 16-bit weights on the device; all, host-offloaded). */
+    MASTER_WEIGHTS,
     ACTIVATIONS,
     WORKSPACE,
     OTHER

@@ -138,7 +138,9 @@ public final class AdamW implements Optimizer {
             Shape flat = Shape.of(layout.numel());
             Tensor master = null;
             if (dtype != DType.F32 && dtype != DType.F64) {
-                master = Tensor.zeros(flat, DType.F32, device, placement);
+                try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
+                    master = Tensor.zeros(flat, DType.F32, device, placement);
+                }
                 for (int i = 0; i < layout.entries().size(); i++) {
                     Ops.copyInto(grads.parameters().get(i), layout.view(master, i));
                 }

@@ -125,7 +125,12 @@ public final class AdamW8bit implements Optimizer {
                 try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
                     for (var e : group.entrySet()) {
                         Tensor p = e.getValue();
-                        Tensor master = p.dtype() == DType.F32 ? null : p.cast(DType.F32);
+                        Tensor master = null;
+                        if (p.dtype() != DType.F32) {
+                            try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
+                                master = p.cast(DType.F32);
+                            }
+                        }
                         smalls.add(new Small(e.getKey(), p, master, Tensor.zeros(p.shape(), DType.F32, p.device()),
                                 Tensor.zeros(p.shape(), DType.F32, p.device())));
                     }
@@ -143,7 +148,9 @@ public final class AdamW8bit implements Optimizer {
             AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, params);
             Tensor master = null;
             if (grads.dtype() != DType.F32) {
-                master = Tensor.zeros(Shape.of(layout.numel()), DType.F32, device, placement);
+                try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
+                    master = Tensor.zeros(Shape.of(layout.numel()), DType.F32, device, placement);
+                }
                 for (int i = 0; i < params.size(); i++) {
                     Ops.copyInto(params.get(i), layout.view(master, i));
                 }

@@ -216,8 +216,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         Tensor v;
         Tensor hostGrads;
         Tensor weights16 = null;
-        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
             master = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+        }
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
             v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
         }

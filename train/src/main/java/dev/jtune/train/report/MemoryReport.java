@@ -22,6 +22,10 @@ public record MemoryReport(List<Row> rows) {
     public record Row(String key, String label, long bytes, Where where) {
     }
 
+    /** The categories that also live on the host (host-offloaded or paged optimizers): their rows say which side. */
+    private static final List<MemoryCategory> HOST_CATEGORIES = List.of(MemoryCategory.OPTIMIZER, MemoryCategory.MASTER_WEIGHTS,
+            MemoryCategory.GRADIENTS, MemoryCategory.WEIGHTS);
+
     public enum Where {
         DEVICE, HOST
     }
@@ -35,12 +39,12 @@ public record MemoryReport(List<Row> rows) {
         List<Row> rows = new ArrayList<>();
         for (MemoryCategory c : MemoryCategory.values()) {
             String name = c.name().toLowerCase(Locale.ROOT);
-            boolean split = c == MemoryCategory.OPTIMIZER || c == MemoryCategory.GRADIENTS || c == MemoryCategory.WEIGHTS;
+            boolean split = HOST_CATEGORIES.contains(c);
             rows.add(new Row(split ? name + "_device" : name, label(c) + (split ? " (device)" : ""), stats.peak(c), Where.DEVICE));
         }
         rows.add(new Row("device_peak", "device peak", stats.peakAllocated(), Where.DEVICE));
         MemoryStats.Host host = stats.host();
-        for (MemoryCategory c : List.of(MemoryCategory.OPTIMIZER, MemoryCategory.GRADIENTS, MemoryCategory.WEIGHTS)) {
+        for (MemoryCategory c : HOST_CATEGORIES) {
             rows.add(new Row(c.name().toLowerCase(Locale.ROOT) + "_host", label(c) + " (host)", host.allocated(c), Where.HOST));
         }
         rows.add(new Row("pinned_host", "pinned host, all", host.allocated(), Where.HOST));

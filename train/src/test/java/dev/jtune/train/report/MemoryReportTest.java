@@ -18,9 +18,9 @@ class MemoryReportTest {
         MemoryStats stats = new MemoryStats(3 * g, 4 * g, 5 * g, 6 * g, 10, 5, 2, 1,
                 Map.of(MemoryCategory.WEIGHTS, g),
                 Map.of(MemoryCategory.WEIGHTS, g, MemoryCategory.QUANTIZED_WEIGHTS, 2 * g, MemoryCategory.ADAPTERS, 3L,
-                        MemoryCategory.GRADIENTS, 4 * g, MemoryCategory.OPTIMIZER, 5L, MemoryCategory.ACTIVATIONS, 6L,
+                        MemoryCategory.GRADIENTS, 4 * g, MemoryCategory.OPTIMIZER, 5L, MemoryCategory.MASTER_WEIGHTS, 9L, MemoryCategory.ACTIVATIONS, 6L,
                         MemoryCategory.WORKSPACE, 7L),
-                new MemoryStats.Host(12 * g, 13 * g, Map.of(MemoryCategory.OPTIMIZER, 8 * g, MemoryCategory.GRADIENTS, g,
+                new MemoryStats.Host(12 * g, 13 * g, Map.of(MemoryCategory.OPTIMIZER, 8 * g, MemoryCategory.MASTER_WEIGHTS, 10L, MemoryCategory.GRADIENTS, g,
                         MemoryCategory.WEIGHTS, 3 * g)));
         Map<String, Long> b = MemoryReport.of(stats).bytes();
         assertEquals(g, b.get("weights_device"));
@@ -31,6 +31,8 @@ class MemoryReportTest {
         assertEquals(6L, b.get("activations"));
         assertEquals(7L, b.get("workspace"));
         assertEquals(0L, b.get("other"));
+        assertEquals(9L, b.get("master_weights_device"));
+        assertEquals(10L, b.get("master_weights_host"));
         assertEquals(5 * g, b.get("device_peak"));
         assertEquals(8 * g, b.get("optimizer_host"));
         assertEquals(g, b.get("gradients_host"));
