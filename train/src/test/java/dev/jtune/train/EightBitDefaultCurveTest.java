@@ -21,15 +21,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Issue 12's 8-bit criterion on the embedded default: over 100 steps, bitsandbytes' 8-bit AdamW's loss curve stays
- * within 2% of fp32 AdamW's at every logged step. About 4 minutes on a 2-core cpu, so tagged {@code slow}: CI leaves
+ * within 2% of fp32 AdamW's at every logged step. About 5 minutes on a 2-core cpu, so tagged {@code slow}: CI leaves
  * it out; run it with {@code mvn -pl train -am test -Dtest=EightBitDefaultCurveTest -Djtune.test.excludedGroups=gpu}.
+ *
+ * <p>Status (2026-12-05, cpu): it FAILS. Steps 1-28 agree within 0.8%; at step 30 fp32's batch loss is 7.107 and
+ * 8-bit's 4.844 (32%), and per-step gaps stay above 2% at several later steps; the means of every 10 steps agree
+ * within 2.9% (8-bit lower in 7 of 10 windows), the last 10 within 0.2%. The same fp32 AdamW computed in fp32 on the
+ * host instead of in double follows the double curve to 4 digits at every step, so the gap is the 8-bit state's, not
+ * rounding noise amplified by the run. Left as the issue states it, not loosened.
  */
 @Tag("slow")
 class EightBitDefaultCurveTest {
 
-    private static List<StepRecord> run(TrainCommand.DefaultSetup d, TrainerConfig.OptimizerStatePrecision precision, Path out) {
+    private static List<StepRecord> run(TrainCommand.DefaultSetup d, TrainerConfig.OptimizerStatePrecision precision,
+                                        TrainerConfig.OptimizerStatePlacement placement, Path out) {
         TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(100).epochs(100).loggingSteps(1)
-                .save(TrainerConfig.SaveStrategy.NO, 0).optimizerState(precision, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
+                .save(TrainerConfig.SaveStrategy.NO, 0).optimizerState(precision, placement).build();
         try (Scope run = Scope.open("curve", MemoryCategory.WEIGHTS)) {
             Trainer trainer = Trainer.builder(tc, d.qlora(d.randomModel(), "default")).train(d.examples()).outputDir(out)
                     .padId(d.padId()).info(new Trainer.RunInfo("curve", dev.jtune.train.loop.RunIdentity.builder().fixed("m", "default").build(), List.of()))
@@ -41,12 +48,16 @@ class EightBitDefaultCurveTest {
     @Test
     void eightBitAdamWTracksFp32AdamWWithinTwoPercent(@TempDir Path tmp) {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
-        List<StepRecord> fp32 = run(d, TrainerConfig.OptimizerStatePrecision.FP32, tmp.resolve("fp32"));
-        List<StepRecord> q8 = run(d, TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, tmp.resolve("8bit"));
-        assertTrue(fp32.size() == 100 && q8.size() == 100, fp32.size() + " and " + q8.size() + " logged steps");
+        List<StepRecord> fp32 = run(d, TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.DEVICE, tmp.resolve("fp32"));
+        List<StepRecord> q8 = run(d, TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE, tmp.resolve("8bit"));
+        // the same fp32 AdamW computed in fp32 on the host instead of in double: a rounding-sized perturbation
+        List<StepRecord> host = run(d, TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST, tmp.resolve("host"));
+        assertTrue(fp32.size() == 100 && q8.size() == 100 && host.size() == 100, fp32.size() + ", " + q8.size() + " and " + host.size() + " logged steps");
         double worst = 0;
         long at = 0;
         for (int i = 0; i < fp32.size(); i++) {
+            System.out.printf(Locale.ROOT, "step %3d  fp32 %.4f  8-bit %.4f  fp32-host %.4f%n", fp32.get(i).step(), fp32.get(i).loss(), q8.get(i).loss(),
+                    host.get(i).loss());
             double rel = Math.abs(q8.get(i).loss() - fp32.get(i).loss()) / fp32.get(i).loss();
             if (rel > worst) {
                 worst = rel;
