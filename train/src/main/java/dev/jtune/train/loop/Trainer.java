@@ -240,14 +240,15 @@ public final class Trainer {
         if (config.metricsFile()) {
             metrics.rewrite(history); // what a killed run logged after its checkpoint is logged again, once
         }
+        List<StepRecord> log;
         try {
-            return loop(start, stopAfter);
+            log = loop(start, stopAfter);
         } catch (RuntimeException | Error e) {
             writeReport(Optional.of(ErrorChain.describe(e)));
             throw e;
-        } finally {
-            optimizer.flush(); // a delayed host update lands in the weights the caller reads
         }
+        optimizer.flush(); // a delayed host update lands in the weights the caller reads (a failed run's error stays the one thrown)
+        return log;
     }
 
     private List<StepRecord> loop(CheckpointStore.State start, long stopAfter) {
