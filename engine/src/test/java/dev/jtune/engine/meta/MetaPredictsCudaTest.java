@@ -232,7 +232,8 @@ class MetaPredictsCudaTest {
             }
         });
         assertEquals(rounded(2 * numel), f.peak(MemoryCategory.GRADIENTS), "one bf16 gradient buffer");
-        assertEquals(3 * rounded(4 * numel) + rounded(2 * 3 * 8), f.peak(MemoryCategory.OPTIMIZER), "master, m, v and the table");
+        assertEquals(2 * rounded(4 * numel) + rounded(2 * 3 * 8), f.peak(MemoryCategory.OPTIMIZER), "m, v and the table");
+        assertEquals(rounded(4 * numel), f.peak(MemoryCategory.MASTER_WEIGHTS), "the fp32 master, on its own line");
         assertTrue(workspace[0] > 0);
         assertEquals(workspace[0], f.peak(MemoryCategory.WORKSPACE));
     }
