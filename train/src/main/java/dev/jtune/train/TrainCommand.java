@@ -148,7 +148,7 @@ final class TrainCommand {
         return w;
     }
 
-    private static LoraConfig loraConfig(TrainArgs a) {
+    static LoraConfig loraConfig(TrainArgs a) {
         return new LoraConfig(a.loraRank(), a.loraAlpha(), a.loraDropout(), LoraConfig.ALL_LINEAR, a.loraNamespanExclude(), a.numLoraModules());
     }
 
