@@ -54,6 +54,7 @@ final class TrainCommand {
         Path modelDir = a.modelPath();
         OutputDirectory.check(a.outputDir(), modelDir);
         Device device = device(a.device());
+        capDeviceMemory(a, device);
         DType dtype = device.kind() == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
         warnings(a, device).forEach(w -> out.println("jtune: warning: " + w));
         boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
@@ -124,6 +125,17 @@ final class TrainCommand {
         if (!missing.isEmpty()) {
             throw new RunException("the arguments are valid, but the trainer does not run " + String.join(", ", missing)
                     + " yet; it runs AdamW with fp32 state on the device (--optim adamw_torch, --offload_optimizer none)");
+        }
+    }
+
+    /**
+     * {@code --max_memory} as the CUDA allocator's limit on what it reserves ({@code jtune.cuda.memoryLimit}, which the
+     * backend reads when it starts; in a jtune process that is after this, at the first tensor), so that a run that
+     * outgrows it fails with the allocator's out-of-memory error naming the categories.
+     */
+    private static void capDeviceMemory(TrainArgs a, Device device) {
+        if (a.maxMemory() != null && device.kind() == Device.Kind.CUDA) {
+            System.setProperty("jtune.cuda.memoryLimit", Long.toString(a.maxMemory().bytes()));
         }
     }
 

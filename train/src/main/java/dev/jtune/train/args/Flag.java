@@ -171,7 +171,8 @@ public enum Flag {
     MAX_MEMORY(Spec.of(Group.SYSTEM, ValueType.MEMORY_SIZE, null,
             "the device memory a run may use: bytes, or KB/MB/GB/TB (powers of 1000: 16GB = 16e9 bytes) or KiB/MiB/GiB/TiB"
                     + " (powers of 1024). jtune plan says whether the step's predicted peak fits it and what would reduce it;"
-                    + " training does not enforce it yet. None: the device's free memory")),
+                    + " a run on a GPU caps its allocator at it (going over is an out-of-memory error naming the categories)."
+                    + " None: the device's memory")),
     PRESET(Spec.of(Group.SYSTEM, ValueType.choice(Preset.class, v -> null), null,
             "a named set of flag values (below); --config and the command line override it")),
     CONFIG(Spec.of(Group.SYSTEM, PATH, null,
