@@ -56,6 +56,7 @@ public final class Main {
               jtune --FLAG VALUE...          train: HF TrainingArguments-style flags (jtune help train lists them)
               jtune generate ...             generate text from a model, optionally with a peft adapter on top
               jtune merge ...                fold a peft adapter into its base model and write an HF checkpoint
+              jtune plan --FLAG VALUE...     the predicted peak memory of a run's step by category, from config.json
               jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
               jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
             """ + "\n" + GLOBAL_FLAGS;
@@ -79,6 +80,7 @@ public final class Main {
                 case "demo" -> demo(rest, out, err);
                 case "generate" -> GenerateCommand.run(rest, out, err);
                 case "merge" -> MergeCommand.run(rest, out, err);
+                case "plan" -> PlanCommand.run(rest, out, err);
                 default -> train(args, out, err);
             };
         } catch (RuntimeException e) {
@@ -132,9 +134,10 @@ public final class Main {
             case "train" -> out.print(CommandLine.help() + "\n" + GLOBAL_FLAGS);
             case "generate" -> out.print(GenerateCommand.USAGE);
             case "merge" -> out.print(MergeCommand.USAGE);
+            case "plan" -> out.print(PlanCommand.USAGE);
             case "demo" -> out.print(DEMO_USAGE);
             default -> {
-                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, generate, merge, demo, help)");
+                err.println("jtune help: unknown command '" + args[0] + "' (commands: train, plan, generate, merge, demo, help)");
                 return 2;
             }
         }

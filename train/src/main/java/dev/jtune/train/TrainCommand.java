@@ -54,6 +54,7 @@ final class TrainCommand {
         Path modelDir = a.modelPath();
         OutputDirectory.check(a.outputDir(), modelDir);
         Device device = device(a.device());
+        capDeviceMemory(a, device);
         DType dtype = device.kind() == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
         warnings(a, device).forEach(w -> out.println("jtune: warning: " + w));
         boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
@@ -127,6 +128,17 @@ final class TrainCommand {
         }
     }
 
+    /**
+     * {@code --max_memory} as the CUDA allocator's limit on what it reserves ({@code jtune.cuda.memoryLimit}, which the
+     * backend reads when it starts; in a jtune process that is after this, at the first tensor), so that a run that
+     * outgrows it fails with the allocator's out-of-memory error naming the categories.
+     */
+    private static void capDeviceMemory(TrainArgs a, Device device) {
+        if (a.maxMemory() != null && device.kind() == Device.Kind.CUDA) {
+            System.setProperty("jtune.cuda.memoryLimit", Long.toString(a.maxMemory().bytes()));
+        }
+    }
+
     private static OutputDirectory.Start start(TrainArgs a) {
         return switch (a.resumeFromCheckpoint().mode()) {
             case AUTO -> OutputDirectory.Start.AUTO;
@@ -148,7 +160,7 @@ final class TrainCommand {
         return w;
     }
 
-    private static LoraConfig loraConfig(TrainArgs a) {
+    static LoraConfig loraConfig(TrainArgs a) {
         return new LoraConfig(a.loraRank(), a.loraAlpha(), a.loraDropout(), LoraConfig.ALL_LINEAR, a.loraNamespanExclude(), a.numLoraModules());
     }
 

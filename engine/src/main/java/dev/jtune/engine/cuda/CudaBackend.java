@@ -41,6 +41,9 @@ public final class CudaBackend implements Backend {
     /** Host-device transfers move through pinned buffers of this size, two in flight. */
     private static final long CHUNK = 16L << 20;
 
+    /** cuBLASLt's workspace, allocated once per GPU at the first matmul (the meta backend does not model it; a plan adds it). */
+    public static final long MATMUL_WORKSPACE_BYTES = LtMatmul.WORKSPACE_BYTES;
+
     private static final Object LOCK = new Object();
     private static volatile int deviceCount = -1;
     private static volatile String unavailableReason;

@@ -173,13 +173,13 @@ public record Gemma3Config(
     }
 
     /** Parses config.json text; {@code source} names it in errors (a file name). */
-    /** Configurations shipped in the jar (real models' config.json): "gemma-3-270m", "gemma-3-1b-it". */
+    /** Configurations shipped in the jar (real models' config.json): "gemma-3-270m", "gemma-3-1b-it", "gemma-3-4b-it" (the multimodal config: its text tower). */
     public static Gemma3Config builtIn(String name) {
         String resource = "/dev/jtune/gemma/configs/" + name + ".json";
         try (java.io.InputStream in = Gemma3Config.class.getResourceAsStream(resource)) {
             if (in == null) {
                 throw new ConfigException(resource, null, "no built-in configuration named '" + name
-                        + "' (built in: gemma-3-270m, gemma-3-1b-it)");
+                        + "' (built in: gemma-3-270m, gemma-3-1b-it, gemma-3-4b-it)");
             }
             return parse(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8), "built-in " + name);
         } catch (java.io.IOException e) {

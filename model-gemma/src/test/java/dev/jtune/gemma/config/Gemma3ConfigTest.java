@@ -310,4 +310,31 @@ class Gemma3ConfigTest {
         assertEquals(0, g.padTokenId());
         assertNull(g.temperature());
     }
+
+    /**
+     * The built-in gemma-3-4b-it: the multimodal config, whose text tower (text_config, the rest Gemma3TextConfig's
+     * defaults) has 4B's sizes, and about 3.88 B parameters counted here from the sizes (tied embedding; q, k, v, o;
+     * gate, up, down; four layer norms of hidden and the q and k norms of head_dim per layer; the final norm).
+     */
+    @Test
+    void builtIn4bIsTheTextTowerOfTheMultimodalConfig() {
+        Gemma3Config c = Gemma3Config.builtIn("gemma-3-4b-it");
+        assertEquals("gemma3", c.modelType());
+        assertEquals(2560, c.hiddenSize());
+        assertEquals(10240, c.intermediateSize());
+        assertEquals(34, c.numHiddenLayers());
+        assertEquals(8, c.numAttentionHeads());
+        assertEquals(4, c.numKeyValueHeads());
+        assertEquals(256, c.headDim());
+        assertEquals(262208, c.vocabSize());
+        assertEquals(1024, c.slidingWindow());
+        assertEquals(8.0, c.ropeScalingFactor(5)); // layer 6 is global (pattern 6): linear scaling 8
+        assertTrue(c.tieWordEmbeddings());
+        long h = c.hiddenSize();
+        long perLayer = h * c.headDim() * (2L * c.numAttentionHeads() + 2L * c.numKeyValueHeads())
+                + 3 * h * c.intermediateSize() + 4 * h + 2L * c.headDim();
+        long params = (long) c.vocabSize() * h + c.numHiddenLayers() * perLayer + h;
+        assertEquals(3_880_263_168L, params);
+        assertTrue(Math.abs(params / 1e9 - 3.88) < 0.01, "text tower parameters: " + params);
+    }
 }

@@ -44,6 +44,10 @@ final class ArgsParser {
     }
 
     static CommandLine parse(String[] args, Map<String, String> env) {
+        return parse(args, env, CommandLine.Purpose.TRAIN);
+    }
+
+    static CommandLine parse(String[] args, Map<String, String> env, CommandLine.Purpose purpose) {
         Objects.requireNonNull(args, "args");
         List<String> problems = new ArrayList<>();
         List<Assignment> cli = new ArrayList<>();
@@ -95,7 +99,7 @@ final class ArgsParser {
             }
         }
         TrainArgs a = TrainArgs.of(r.values);
-        problems.addAll(a.contradictions());
+        problems.addAll(a.contradictions(purpose));
         problems.addAll(a.missingFiles());
         if (r.fp16 && a.bf16()) {
             problems.add(Flag.FP16.cli() + " and " + Flag.BF16.cli() + " contradict each other: choose one (and only "

@@ -30,6 +30,16 @@ public sealed interface CommandLine permits CommandLine.Help, CommandLine.Train 
         }
     }
 
+    /** What the command line is for: a run, or {@code jtune plan} (the same flags; no data needed). */
+    enum Purpose {
+        TRAIN, PLAN
+    }
+
+    /** Parses a command line with the given environment, for a run or a plan. */
+    static CommandLine parse(String[] args, Map<String, String> env, Purpose purpose) {
+        return ArgsParser.parse(args, env, purpose);
+    }
+
     /** Parses a command line with the process's environment ($HF_HOME and friends). */
     static CommandLine parse(String... args) {
         return ArgsParser.parse(args, System.getenv());

@@ -30,7 +30,8 @@ import static dev.jtune.train.args.ValueType.STRING;
 public enum Flag {
     // ---- model ----
     MODEL_ID(Spec.of(Group.MODEL, STRING, null,
-            "HF model name (google/gemma-3-270m), found offline in the HF cache; or a local directory")),
+            "HF model name (google/gemma-3-270m), found offline in the HF cache; or a local directory")
+            .alias("model_name_or_path")),
     MODEL_PATH(Spec.of(Group.MODEL, PATH, null,
             "a local HF checkpoint directory (config.json, *.safetensors, tokenizer.json); wins over --model_id")),
     CACHE_DIR(Spec.of(Group.MODEL, PATH, null,
@@ -167,6 +168,11 @@ public enum Flag {
 
     // ---- system ----
     DEVICE(Spec.of(Group.SYSTEM, ValueType.DEVICE, "auto", "where to train: auto (the first GPU, else the cpu), cpu, cuda, cuda:N")),
+    MAX_MEMORY(Spec.of(Group.SYSTEM, ValueType.MEMORY_SIZE, null,
+            "the device memory a run may use: bytes, or KB/MB/GB/TB (powers of 1000: 16GB = 16e9 bytes) or KiB/MiB/GiB/TiB"
+                    + " (powers of 1024). jtune plan says whether the step's predicted peak fits it and what would reduce it;"
+                    + " a run on a GPU caps its allocator at it (going over is an out-of-memory error naming the categories)."
+                    + " None: the device's memory")),
     PRESET(Spec.of(Group.SYSTEM, ValueType.choice(Preset.class, v -> null), null,
             "a named set of flag values (below); --config and the command line override it")),
     CONFIG(Spec.of(Group.SYSTEM, PATH, null,

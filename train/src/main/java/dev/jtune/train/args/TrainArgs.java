@@ -92,6 +92,7 @@ public record TrainArgs(
         List<ReportTarget> reportTo,
         // system
         String device,
+        MemorySize maxMemory,
         Preset preset,
         Path config,
         String deepspeed) {
@@ -260,12 +261,17 @@ public record TrainArgs(
 
     /** Contradictions and missing requirements between flags; each problem names the flags. */
     List<String> contradictions() {
+        return contradictions(CommandLine.Purpose.TRAIN);
+    }
+
+    /** {@link #contradictions()}; a plan needs no data, so what a run must be given is not required of it. */
+    List<String> contradictions(CommandLine.Purpose purpose) {
         List<String> p = new ArrayList<>();
-        if (modelId == null && modelPath == null) {
+        if (modelId == null && modelPath == null && purpose == CommandLine.Purpose.TRAIN) { // a plan may name a built-in config instead
             p.add("a model is required: " + Flag.MODEL_ID.cli() + " NAME (from the HF cache) or " + Flag.MODEL_PATH.cli() + " DIR");
         }
         for (Flag f : Flag.implemented()) {
-            if (f.required() && get(f) == null) {
+            if (f.required() && get(f) == null && purpose == CommandLine.Purpose.TRAIN) {
                 p.add(f.cli() + " is required: " + f.help());
             }
         }

@@ -118,6 +118,9 @@ record ValueType<T>(String label, Class<?> javaType, boolean textual, Parser<T> 
         return d;
     }, s -> s, s -> s);
 
+    static final ValueType<MemorySize> MEMORY_SIZE = new ValueType<>("size", MemorySize.class, false, MemorySize::parse,
+            MemorySize::text, MemorySize::text);
+
     static final ValueType<Resume> RESUME = new ValueType<>("path|latest|auto|false", Resume.class, true, Resume::parse,
             Resume::flagValue, Resume::flagValue);
 

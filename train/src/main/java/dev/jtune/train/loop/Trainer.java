@@ -337,7 +337,7 @@ public final class Trainer {
                 trainable.train(CounterRng.bits(config.seed(), micro + i));
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                     Tensor[] t = train.tensors(batches.get(i), device);
-                    Tensor loss = trainable.model().loss(t[0], t[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
+                    Tensor loss = microBatchLoss(config, trainable, t, counted);
                     loss.backward();
                     try (Autograd.GradMode off = Autograd.noGrad()) {
                         Tensor l = loss.detach();
@@ -359,12 +359,60 @@ public final class Trainer {
         }
     }
 
+    /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
+    private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, Tensor[] idsAndLabels, int counted) {
+        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
+    }
+
+    /**
+     * The memory of one optimizer step of {@code trainable} on synthetic micro-batches of {@code batchSize} sequences of
+     * {@code seqLength} tokens, all counted, on the model's device: the optimizer is built as a run builds it, the peaks
+     * are reset once the parameters and the optimizer's state exist (as a run resets them when its steps start), then
+     * up to two micro-batches (the second sees the first's gradients, as accumulation does), the gradient norm (and
+     * clipping) and the update run as in a run's step, without reading any value. On the meta device this is the
+     * planner's prediction (shapes and allocations, no arithmetic); on the cpu or a GPU, a measurement of the same.
+     */
+    public static MemoryStats measureStep(TrainerConfig config, Trainable trainable, int batchSize, int seqLength) {
+        Device device = trainable.model().device();
+        Backend backend = Backends.get(device);
+        try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
+            Optimizer optimizer = newOptimizer(config, trainable.namedParameters());
+            backend.synchronize();
+            backend.resetPeaks();
+            try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
+                int micro = Math.min(2, config.gradientAccumulation());
+                int[] ids = new int[batchSize * seqLength]; // token 0 (pad) everywhere: the values do not change the memory
+                for (int i = 0; i < micro; i++) {
+                    trainable.train(CounterRng.bits(config.seed(), i));
+                    try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
+                        dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
+                        Tensor[] t = {Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
+                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device)};
+                        microBatchLoss(config, trainable, t, micro * batchSize * seqLength).backward();
+                    }
+                }
+                trainable.eval();
+                clipOrMeasure(config.maxGradNorm(), optimizer, trainable);
+                optimizer.step();
+                optimizer.zeroGrad();
+            }
+            optimizer.flush();
+            backend.synchronize();
+            MemoryStats stats = backend.memoryStats();
+            optimizer.close();
+            return stats;
+        }
+    }
+
     /**
      * The global gradient norm (before clipping), the gradients clipped to {@code --max_grad_norm} when it is positive:
      * over the optimizer's flat gradient buffers (one launch each) when it keeps them, else over the parameters' list.
      */
     private GradClip.GradNorm clipOrMeasure() {
-        double max = config.maxGradNorm();
+        return clipOrMeasure(config.maxGradNorm(), optimizer, trainable);
+    }
+
+    private static GradClip.GradNorm clipOrMeasure(double max, Optimizer optimizer, Trainable trainable) {
         List<GradientBuffer> flat = optimizer.gradientBuffers();
         if (flat.isEmpty()) {
             return max > 0 ? GradClip.clipGradNorm(trainable.parameters(), max) : GradClip.norm(trainable.parameters());

@@ -52,6 +52,31 @@ public record MemoryReport(List<Row> rows) {
         return new MemoryReport(rows);
     }
 
+    /**
+     * A planned step's report ({@code jtune plan}): {@link #of}'s rows from the meta backend's statistics, with the
+     * per-GPU buffers meta does not model ({@code resident}: cuBLASLt's workspace, the NF4 tables) as a line of
+     * their own and added to the device peak, and the allocator's reserved peak (allocations rounded up to its
+     * pages, what the GPU must actually hold) with them too, after it.
+     */
+    public static MemoryReport planned(MemoryStats stats, long resident, String residentLabel) {
+        List<Row> rows = new ArrayList<>();
+        for (Row r : of(stats).rows()) {
+            if (r.key().equals("device_peak")) {
+                rows.add(new Row("resident", residentLabel, resident, Where.DEVICE));
+                rows.add(new Row("device_peak", "device peak", r.bytes() + resident, Where.DEVICE));
+                rows.add(new Row("device_reserved_peak", "device peak, reserved", stats.peakReserved() + resident, Where.DEVICE));
+            } else {
+                rows.add(r);
+            }
+        }
+        return new MemoryReport(rows);
+    }
+
+    /** The bytes of the row named {@code key}; 0 when there is none. */
+    public long bytes(String key) {
+        return rows.stream().filter(r -> r.key().equals(key)).mapToLong(Row::bytes).findFirst().orElse(0);
+    }
+
     private static String label(MemoryCategory c) {
         return c.name().toLowerCase(Locale.ROOT).replace('_', ' ');
     }
@@ -71,6 +96,16 @@ public record MemoryReport(List<Row> rows) {
                 sb.append(String.format(Locale.ROOT, "%-26s %12.3f  %s%n", r.label(), r.bytes() / (double) (1L << 30),
                         r.where().name().toLowerCase(Locale.ROOT)));
             }
+        }
+        return sb.toString();
+    }
+
+    /** Every row, zero or not, with its exact bytes too: the plan's table, where a zero says "none of this". */
+    public String fullTable() {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-48s %16s %10s  %s%n", "memory", "bytes", "GiB", "where"));
+        for (Row r : rows) {
+            sb.append(String.format(Locale.ROOT, "%-48s %,16d %10.3f  %s%n", r.label(), r.bytes(), r.bytes() / (double) (1L << 30),
+                    r.where().name().toLowerCase(Locale.ROOT)));
         }
         return sb.toString();
     }

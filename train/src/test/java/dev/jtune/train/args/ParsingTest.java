@@ -158,6 +158,7 @@ class ParsingTest {
         m.put(Flag.LOGGING_STEPS, List.of("1"));
         m.put(Flag.REPORT_TO, List.of("jsonl"));
         m.put(Flag.DEVICE, List.of("cuda:1"));
+        m.put(Flag.MAX_MEMORY, List.of("16GiB"));
         m.put(Flag.PRESET, List.of("ultra_memory_optimized"));
         m.put(Flag.CONFIG, List.of(config.toString()));
         m.put(Flag.DEEPSPEED, List.of(Fixture.write(tmp.resolve("ds.json"), "{\"gradient_clipping\": \"auto\"}").toString()));

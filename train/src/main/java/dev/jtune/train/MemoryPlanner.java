@@ -1,0 +1,61 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.engine.meta.MetaBackend;
+import dev.jtune.engine.quant.Nf4;
+import dev.jtune.engine.quant.Nf4Scales;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.train.args.TrainArgs;
+import dev.jtune.train.loop.Trainable;
+import dev.jtune.train.loop.Trainer;
+import dev.jtune.train.report.MemoryReport;
+
+/**
+ * The predicted memory of one training step on a GPU, before any weight exists: the model of {@code config.json}
+ * is built on the meta device (shapes and allocations, no data), quantized and given adapters as the arguments ask,
+ * and {@link Trainer#measureStep} runs the trainer's own step on a synthetic batch of {@code --max_seq_length}
+ * tokens per sequence; the meta backend's caching allocator counts what the GPU's would.
+ */
+final class MemoryPlanner {
+    private MemoryPlanner() {
+    }
+
+    /** The allocator's rounding of the NF4 lookup tables (the 16 codes and the 256-entry dynamic map, fp32). */
+    private static final long NF4_TABLE_BYTES = roundUp((long) (Nf4.codes().length + Nf4.dynamicMap().length) * Float.BYTES, 512);
+
+    /** A prediction: the report by category, and the bytes the device must hold (reserved peak plus resident buffers). */
+    record Prediction(MemoryReport report, long deviceBytes) {
+    }
+
+    static Prediction predict(Gemma3Config config, TrainArgs a) {
+        DType dtype = a.bf16() ? DType.BF16 : DType.F32; // as a run on a GPU decides
+        MetaBackend meta = MetaBackend.instance();
+        synchronized (MemoryPlanner.class) { // the meta backend is one per process
+            meta.reset();
+            MemoryStats stats;
+            try (Scope plan = Scope.open("plan", MemoryCategory.WEIGHTS)) {
+                Gemma3Model model = Gemma3Model.random(config, Device.META, dtype, 0);
+                if (a.bits() == 4) {
+                    model.quantizeLinearWeights(a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32);
+                }
+                Trainable trainable = a.loraEnable() ? Trainable.lora(model, TrainCommand.loraConfig(a), a.seed(), "plan")
+                        : Trainable.full(model, "plan");
+                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength());
+            }
+            long resident = CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0);
+            String label = "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")");
+            MemoryReport report = MemoryReport.planned(stats, resident, label);
+            return new Prediction(report, report.bytes("device_reserved_peak"));
+        }
+    }
+
+    private static long roundUp(long v, long to) {
+        return (v + to - 1) / to * to;
+    }
+}

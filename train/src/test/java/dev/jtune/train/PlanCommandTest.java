@@ -1,0 +1,123 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.backend.Backends;
+import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.engine.meta.MetaBackend;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.train.loop.Trainable;
+import dev.jtune.train.loop.Trainer;
+import dev.jtune.train.loop.TrainerConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code jtune plan}: the table, the verdict against --max_memory, and meta's prediction against the cpu's measurement. */
+class PlanCommandTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void qlora270mAt2048PrintsEveryCategory() {
+        var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-270m", "--lora_enable", "True", "--freeze_llm", "True",
+                "--bits", "4", "--lora_rank", "16", "--bf16", "True", "--max_seq_length", "2048", "--per_device_train_batch_size", "1",
+                "--gradient_checkpointing", "True");
+        System.out.print(r.all());
+        assertEquals(0, r.rc(), r.all());
+        for (MemoryCategory c : MemoryCategory.values()) {
+            assertTrue(r.out().contains(c.name().toLowerCase(Locale.ROOT).replace('_', ' ')), c + " missing:\n" + r.all());
+        }
+        assertTrue(r.out().contains("per-GPU resident (cuBLASLt workspace, NF4 tables)"), r.all());
+        assertTrue(r.out().contains("device peak"), r.all());
+        assertTrue(r.out().contains("no --max_memory given"), r.all());
+        // QLoRA: the NF4 base and the adapters are there, no full weights' gradients of a 270M model (1 GiB in fp32)
+        assertTrue(row(r.out(), "quantized weights") > 0, r.all());
+        assertTrue(row(r.out(), "adapters") > 0, r.all());
+    }
+
+    @Test
+    void fourBFullFineTuneAt8kRefuses1GBNamingTheReductions() {
+        long start = System.nanoTime();
+        var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",
+                "--per_device_train_batch_size", "1", "--max_memory", "1GB");
+        double seconds = (System.nanoTime() - start) / 1e9;
+        System.out.print(r.all());
+        assertEquals(1, r.rc(), r.all());
+        assertTrue(r.err().contains("does not fit --max_memory 1GB"), r.all());
+        for (String reduction : new String[] {"--max_seq_length 4096", "--gradient_checkpointing", "--bits 4", "--offload_optimizer cpu",
+                "paged_adamw_8bit", "adamw_bnb_8bit"}) {
+            assertTrue(r.err().contains(reduction), reduction + " not named:\n" + r.all());
+        }
+        // 3.88 B bf16 weights alone are 7.2 GiB; their gradients as many, the fp32 master and moments 12 B a parameter
+        long weights = row(r.out(), "weights (device)");
+        assertTrue(weights > 7L << 30 && weights < 8L << 30, r.all());
+        assertTrue(seconds < 60, "planning took " + seconds + " s (meta does no arithmetic)");
+    }
+
+    @Test
+    void aHugeMaxMemoryFits() {
+        var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",
+                "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("fits --max_memory 1TiB"), r.all());
+    }
+
+    @Test
+    void aDirectoryWithOnlyConfigJson() throws Exception {
+        Files.writeString(dir.resolve("config.json"), CliFixtures.tiny(2, 64).toHfJson());
+        var r = CliFixtures.run("plan", "--model_path", dir.toString(), "--max_seq_length", "64", "--per_device_train_batch_size", "2",
+                "--max_memory", "16GiB");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("fits --max_memory 16GiB (16.00 GiB)"), r.all());
+    }
+
+    /**
+     * The meta backend's prediction of a tiny model's step against the cpu backend's measurement of the same step (the
+     * same code, {@link Trainer#measureStep}). The cpu backend allocates exact bytes and meta the caching allocator's
+     * 512-byte-rounded blocks, and the cpu runs the cpu's attention and loss (no fused kernels' workspaces), so they
+     * differ a little; the allocated peak must agree within 5%.
+     */
+    @Test
+    void metaPredictsTheCpuStepWithin5Percent() throws Exception {
+        Gemma3Config config = CliFixtures.tiny(2, 64);
+        TrainerConfig tc = TrainerConfig.builder().batchSize(2).build();
+        long cpu = peak(config, tc, Device.CPU);
+        long meta = peak(config, tc, Device.META);
+        double ratio = meta / (double) cpu;
+        System.out.printf(Locale.ROOT, "step peak: cpu %,d bytes, meta %,d bytes (meta/cpu %.4f)%n", cpu, meta, ratio);
+        assertTrue(Math.abs(ratio - 1) <= 0.05, "meta " + meta + " vs cpu " + cpu);
+    }
+
+    private static long peak(Gemma3Config config, TrainerConfig tc, Device device) {
+        if (device.kind() == Device.Kind.META) {
+            MetaBackend.instance().reset();
+        }
+        try (Scope s = Scope.open("model", MemoryCategory.WEIGHTS)) {
+            Gemma3Model model = Gemma3Model.random(config, device, DType.F32, 1);
+            Trainable t = Trainable.full(model, "tiny");
+            MemoryStats stats = Trainer.measureStep(tc, t, 2, 64);
+            return stats.peakAllocated();
+        }
+    }
+
+    /** The bytes of the plan table's row labelled {@code label}. */
+    private static long row(String table, String label) {
+        for (String line : table.split("\n")) {
+            if (line.startsWith(label + " ")) {
+                String[] parts = line.substring(label.length()).trim().split("\\s+");
+                return Long.parseLong(parts[0].replace(",", ""));
+            }
+        }
+        throw new AssertionError("no row " + label + " in\n" + table);
+    }
+}
