@@ -70,9 +70,19 @@ for tool in $tools; do
     failed=$(grep -oE "[0-9]+ tests failed" "$tests" | tail -1)
     note=""
     [ "$rc" = 124 ] || [ "$rc" = 137 ] && note=" CUT at ${limit} s"
-    line="$tool $p: ${found:-no sanitizer summary} | ${ok:-? tests successful}, ${failed:-? tests failed} | ${secs} s | exit $rc$note"
+    # racecheck: hazards by kernel, cuBLAS's nvjet_* apart (see above); a part is clean when none is in another kernel
+    ours=""
+    if [ "$tool" = racecheck ]; then
+      theirs=$(grep -cE "access at nvjet_" "$log" 2>/dev/null); mine=$(grep -E "access at " "$log" 2>/dev/null | grep -vc "access at nvjet_")
+      ours=" | racecheck reports naming jtune's kernels: ${mine:-0}, cuBLAS's nvjet_*: ${theirs:-0}"
+    fi
+    line="$tool $p: ${found:-no sanitizer summary}$ours | ${ok:-? tests successful}, ${failed:-? tests failed} | ${secs} s | exit $rc$note"
     echo "$line" | tee -a "$out/sanitize-summary.txt"
-    case "$found" in "ERROR SUMMARY: 0 errors"*|"RACECHECK SUMMARY: 0 hazards"*) ;; *) status=1 ;; esac
+    case "$found" in
+      "ERROR SUMMARY: 0 errors"*|"RACECHECK SUMMARY: 0 hazards"*) ;;
+      "RACECHECK SUMMARY:"*) [ "${mine:-1}" = 0 ] || status=1 ;; # only cuBLAS's hazards: clean for jtune's kernels
+      *) status=1 ;;
+    esac
     [ "$rc" = 0 ] && [ "${failed:-x}" = "0 tests failed" ] || status=1
   done
 done
