@@ -73,10 +73,10 @@ public final class GemmaStep {
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 MemoryStats m = gpu.memoryStats();
                 System.out.printf(Locale.ROOT, "%s " + mode + ", %d tokens, checkpointing %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
-                                + "peak allocated %s (weights %s, gradients %s, activations %s), reserved peak %s%n",
+                                + "peak allocated %s (weights %s, gradients %s, backward %s, activations %s), reserved peak %s%n",
                         name, tokens, checkpoint, s, seconds * 1e3, tokens / seconds, loss, MemoryStats.gib(m.peakAllocated()),
                         MemoryStats.gib(m.peak(MemoryCategory.WEIGHTS)), MemoryStats.gib(m.peak(MemoryCategory.GRADIENTS)),
-                        MemoryStats.gib(m.peak(MemoryCategory.ACTIVATIONS)), MemoryStats.gib(m.peakReserved()));
+                        MemoryStats.gib(m.peak(MemoryCategory.BACKWARD)), MemoryStats.gib(m.peak(MemoryCategory.ACTIVATIONS)), MemoryStats.gib(m.peakReserved()));
                 for (Tensor p : trained) {
                     p.zeroGrad();
                 }

@@ -122,7 +122,7 @@ public final class Autograd {
                 throw new AutogradException("backward: seed " + seed.describe() + " does not match " + root.describe());
             }
         }
-        try (GradMode off = noGrad(); Scope scope = Scope.open("backward", MemoryCategory.GRADIENTS)) {
+        try (GradMode off = noGrad(); Scope scope = Scope.open("backward", MemoryCategory.BACKWARD)) {
             Tensor first = seed != null ? seed : Tensor.full(root.shape(), 1.0, root.dtype(), root.device());
             Node top = root.gradFn();
             if (top == null) {
