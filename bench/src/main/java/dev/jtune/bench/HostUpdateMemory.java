@@ -56,6 +56,7 @@ public final class HostUpdateMemory {
 
     private static void time(String what, HostAdamW.Buffers b, long n, long bucket, int reps) {
         double best = Double.MAX_VALUE;
+        java.util.List<String> times = new java.util.ArrayList<>();
         for (int rep = 0; rep <= reps; rep++) { // rep 0 warms up (the vector loop's compilation)
             HostAdamW.Scalars s = HostAdamW.Scalars.of(new AdamWStep(1e-4, 0.9, 0.999, 1e-8, 0.01, rep + 1), 1.0);
             long t = System.nanoTime();
@@ -63,11 +64,12 @@ public final class HostUpdateMemory {
                 HostAdamW.step(b, from, Math.min(n, from + bucket), s);
             }
             double ms = (System.nanoTime() - t) / 1e6;
+            times.add(String.format(Locale.ROOT, "%.1f", ms));
             if (rep > 0) {
                 best = Math.min(best, ms);
             }
         }
-        System.out.printf(Locale.ROOT, "%s: best %.1f ms per update (%.1f GB/s of the 28 bytes a parameter moves)%n", what, best,
-                n * 28 / (best / 1e3) / 1e9);
+        System.out.printf(Locale.ROOT, "%s: best %.1f ms per update (%.1f GB/s of the 28 bytes a parameter moves); each: %s ms%n", what, best,
+                n * 28 / (best / 1e3) / 1e9, String.join(", ", times));
     }
 }

@@ -23,13 +23,34 @@ final class VectorAdamW {
     private static final VectorSpecies<Integer> I = F.withLanes(int.class);
     private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    /**
+     * Elements per call of the vector loop: short calls, so that C2 compiles the loop as a method in the first update.
+     * Why: one call over a whole bucket (millions of elements, a few dozen calls per update) left the loop to on-stack
+     * replacement, and on the H100 host updates of 268M parameters swung between 83 ms and 1,006 ms from one step to the
+     * next (bench OffloadStep); with 16Ki-element calls they were steady (57-80 ms) but the first two took 32 s and 21 s,
+     * the thousands of calls before C2 running in the interpreter, where every vector operation allocates. Short calls
+     * bound that cost (and that of a recompilation) to a few million elements. {@code -Djtune.offload.chunk=N} overrides
+     * it (a measurement aid, N a multiple of the vector length).
+     */
+    private static final long CHUNK = Long.getLong("jtune.offload.chunk", 512);
+
 
     private VectorAdamW() {
     }
 
     static void step(HostAdamW.Buffers b, long from, long to, HostAdamW.Scalars s) {
+        long end = from + (to - from) / F.length() * F.length();
+        for (long i = from; i < end; i += CHUNK) {
+            chunk(b, i, Math.min(end, i + CHUNK), s);
+        }
+        if (end < to) {
+            HostAdamW.stepScalar(b, end, to, s);
+        }
+    }
+
+    /** Elements [from, to), a whole number of vectors. */
+    private static void chunk(HostAdamW.Buffers b, long from, long end, HostAdamW.Scalars s) {
         int lanes = F.length();
-        long end = from + (to - from) / lanes * lanes;
         boolean bf16 = b.gradType() == DType.BF16;
         boolean lowW1 = s.w1() < 0.5f;
         boolean scaled = s.gradScale() != 1f;
@@ -61,9 +82,6 @@ final class VectorAdamW {
             if (out != null) {
                 narrow(p).intoMemorySegment(out, i * 2, ORDER);
             }
-        }
-        if (end < to) {
-            HostAdamW.stepScalar(b, end, to, s);
         }
     }
 
