@@ -4,7 +4,7 @@
 # optimizer modes of issue 12, then HF transformers' full fine-tune at the same length in the same call (pure-bf16
 # AdamW, no accumulation, no master copy: anchors/hf_gemma3_train.py --mode full). Prints each jtune run's last
 # progress lines and its run summary (tokens/s, device peak, host memory), then HF's JSON row.
-# Usage: bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
+# Usage: [SKIP_HF=1] bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
 #   modes: device (adamw_torch on the GPU), offload (--offload_optimizer cpu), offload-delayed (with
 #          --delayed_optimizer_step), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
 set -u
@@ -29,5 +29,6 @@ for mode in $modes; do
       --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
   grep -E "^(step|done)" $run/log-$mode.txt | tail -4; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -v "  0.000  " | head -20
 done
+[ "${SKIP_HF:-0}" = 1 ] && exit 0 # SKIP_HF=1: jtune's runs only
 echo "== HF transformers $model full (pure-bf16 AdamW, no accumulation)"
 python3 .device/anchors/hf_gemma3_train.py --model $model --mode full --seq 8192 2>&1 | grep -v -i "warn" | tail -2

@@ -126,7 +126,7 @@ public final class Autograd {
             Tensor first = seed != null ? seed : Tensor.full(root.shape(), 1.0, root.dtype(), root.device());
             Node top = root.gradFn();
             if (top == null) {
-                accumulateLeaf(root, first);
+                accumulateLeaf(root, first, seed == null);
                 return;
             }
             run(topologicalOrder(top), top, first, seed, retainGraph);
@@ -157,7 +157,9 @@ public final class Autograd {
                 }
                 Node producer = input.gradFn();
                 if (producer == null) {
-                    accumulateLeaf(input, gi);
+                    // a leaf's contribution is freed once added (not at backward's end): the LM head's [vocab, hidden]
+                    // weight gradient would otherwise outlive the whole backward pass
+                    accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, pending.values(), grads));
                 } else {
                     Tensor sum = pending.get(producer);
                     pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
@@ -172,6 +174,24 @@ public final class Autograd {
                 node.release();
             }
         }
+    }
+
+    /** Whether the caller's seed, a pending gradient or another of the node's returned gradients shares gi's storage. */
+    private static boolean sharedElsewhere(Tensor gi, int index, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        if (seed != null && seed.storage() == gi.storage()) {
+            return true;
+        }
+        for (Tensor t : pending) {
+            if (t.storage() == gi.storage()) {
+                return true;
+            }
+        }
+        for (int j = 0; j < returned.length; j++) {
+            if (j != index && returned[j] != null && returned[j].storage() == gi.storage()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Whether another gradient still to be used, or the caller's seed, shares g's storage. */
@@ -239,20 +259,64 @@ public final class Autograd {
         leaf.attachGrad(grad);
     }
 
-    /** leaf.grad += g, allocating the gradient in the leaf's own scope the first time. */
-    private static void accumulateLeaf(Tensor leaf, Tensor g) {
+    /**
+     * Where a leaf's gradient goes instead of {@link Tensor#grad()}: each contribution backward computes for the leaf
+     * (one per use of the leaf in the graph, cast to the leaf's dtype), for instance to a host-side accumulator.
+     */
+    @FunctionalInterface
+    public interface GradientSink {
+        /**
+         * Takes one contribution. {@code owned}: nothing else refers to the contribution's storage, and the sink takes
+         * it: it may adopt it into a scope of its own to keep it past this call (a copy still in flight), and closes
+         * it when done. Otherwise the sink must be done with the contribution when it returns.
+         */
+        void accept(Tensor contribution, boolean owned);
+    }
+
+    /**
+     * Sends every gradient contribution of {@code leaf} to {@code sink} instead of accumulating it in
+     * {@link Tensor#grad()} (which frees any gradient the leaf holds and stays null); {@code null} restores the default.
+     */
+    public static void streamGradient(Tensor leaf, GradientSink sink) {
+        if (!leaf.requiresGrad() || leaf.gradFn() != null) {
+            throw new AutogradException("streamGradient: " + leaf.describe() + " is not a leaf that requires grad");
+        }
+        Tensor old = leaf.grad();
+        if (old != null && !leaf.hasAttachedGrad()) {
+            old.close();
+        }
+        leaf.streamGrad(sink);
+    }
+
+    /**
+     * leaf.grad += g, allocating the gradient in the leaf's own scope the first time, or g to the leaf's sink. When
+     * {@code owned} (nothing else refers to g's storage) g is freed once used.
+     */
+    private static void accumulateLeaf(Tensor leaf, Tensor g, boolean owned) {
         Tensor gg = g.dtype() == leaf.dtype() ? g : g.cast(leaf.dtype());
+        if (gg != g && owned) {
+            g.storage().close();
+        }
+        boolean ggOwned = gg != g || owned;
+        GradientSink sink = leaf.gradSink();
+        if (sink != null) {
+            sink.accept(gg, ggOwned);
+            return;
+        }
         Tensor grad = leaf.grad();
         if (grad != null && !grad.isClosed()) {
             Ops.addInPlace(grad, gg);
-            return;
+        } else {
+            Scope owner = leaf.storage().owner();
+            if (owner == null || owner.isClosed()) {
+                throw new AutogradException("backward: the leaf " + leaf.describe() + " has no open scope to hold its gradient");
+            }
+            try (Scope.Entered e = owner.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+                leaf.setGrad(Ops.copy(gg, leaf.dtype()));
+            }
         }
-        Scope owner = leaf.storage().owner();
-        if (owner == null || owner.isClosed()) {
-            throw new AutogradException("backward: the leaf " + leaf.describe() + " has no open scope to hold its gradient");
-        }
-        try (Scope.Entered e = owner.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
-            leaf.setGrad(Ops.copy(gg, leaf.dtype()));
+        if (ggOwned) {
+            gg.storage().close();
         }
     }
 

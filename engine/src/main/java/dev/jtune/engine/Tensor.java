@@ -36,6 +36,8 @@ public final class Tensor {
     private Tensor grad;
     /** Whether {@link #grad} is a view of a persistent buffer ({@link Autograd#attachGradient}): zeroed, never freed. */
     private boolean gradAttached;
+    /** Where backward sends this leaf's gradient contributions instead of {@link #grad} ({@link Autograd#streamGradient}). */
+    private Autograd.GradientSink gradSink;
     private Node gradFn;
 
     private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
@@ -372,6 +374,17 @@ public final class Tensor {
     void attachGrad(Tensor g) {
         this.grad = g;
         this.gradAttached = true;
+        this.gradSink = null;
+    }
+
+    void streamGrad(Autograd.GradientSink sink) {
+        this.grad = null;
+        this.gradAttached = false;
+        this.gradSink = sink;
+    }
+
+    Autograd.GradientSink gradSink() {
+        return gradSink;
     }
 
     /** Whether the gradient is a view of a persistent buffer that backward accumulates into. */

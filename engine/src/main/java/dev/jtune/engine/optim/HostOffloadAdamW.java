@@ -24,6 +24,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.SequencedMap;
 import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
@@ -74,12 +75,26 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         DELAYED
     }
 
+    /** Where the gradients accumulate between steps. */
+    public enum Gradients {
+        /** In one flat buffer per dtype on the device, copied to the host bucket by bucket when the step starts. */
+        DEVICE_BUFFER,
+        /**
+         * On the host, in fp32: every contribution backward computes is copied to the host while backward goes on and
+         * added there ({@link StreamedGradients}), so the device keeps no gradient buffer; clipping and the norm run
+         * on the host ({@link #clipHeldGradients}). The sums round once in fp32 where the buffer rounds to the
+         * parameters' dtype, so bf16 runs differ from {@link #DEVICE_BUFFER}'s in the last bits.
+         */
+        STREAMED
+    }
+
     /** Settings beyond the parameters and AdamW's hyper-parameters. */
     public static final class Builder {
         private final SequencedMap<String, Tensor> params;
         private final AdamW.Config config;
         private long bucketElements = DEFAULT_BUCKET_ELEMENTS;
         private Schedule schedule = Schedule.IN_STEP;
+        private Gradients gradients = Gradients.DEVICE_BUFFER;
 
         private Builder(SequencedMap<String, Tensor> params, AdamW.Config config) {
             this.params = new LinkedHashMap<>(params);
@@ -100,18 +115,28 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return this;
         }
 
+        /** Where gradients accumulate ({@link Gradients#STREAMED} takes {@link Schedule#IN_STEP} only, for now). */
+        public Builder gradients(Gradients value) {
+            this.gradients = java.util.Objects.requireNonNull(value, "gradients");
+            return this;
+        }
+
         public HostOffloadAdamW build() {
+            if (gradients == Gradients.STREAMED && schedule == Schedule.DELAYED) {
+                throw new IllegalArgumentException("HostOffloadAdamW: streamed gradients with the delayed step are not built "
+                        + "(the delayed update reads one step's gradients while backward streams the next step's): use the device buffer");
+            }
             return new HostOffloadAdamW(this);
         }
     }
 
     /**
-     * One dtype's parameters: the device side (parameters as flat views, the gradient buffer) and the host side (flat
-     * master, moments, a copy of the gradients and, for bf16, the weights rounded for the device), over one layout.
-     * {@code buffers} is null on meta (no bytes to update).
+     * One dtype's parameters: the device side (parameters as flat views, the gradient buffer unless streamed) and the
+     * host side (flat master, moments, a copy of the gradients, their fp32 accumulator when streamed and, for bf16, the
+     * weights rounded for the device), over one layout. {@code buffers} is null on meta (no bytes to update).
      */
-    private record Group(FlatLayout layout, GradientBuffer grads, List<Tensor> flatParams, Tensor master, Tensor m, Tensor v,
-                         Tensor hostGrads, Tensor weights16, HostAdamW.Buffers buffers) {
+    private record Group(FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams, Tensor master, Tensor m, Tensor v,
+                         Tensor hostGrads, Tensor acc, Tensor weights16, HostAdamW.Buffers buffers) {
         /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
         Tensor weightsSource() {
             return weights16 != null ? weights16 : master;
@@ -125,11 +150,16 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private final Device device;
     private final long bucketElements;
     private final Schedule schedule;
+    private final Gradients gradients;
     private final List<Group> groups = new ArrayList<>();
     private final List<Bucket> buckets = new ArrayList<>();
     private final SequencedMap<String, Tensor> state = new LinkedHashMap<>();
     private final Transfers transfers;
     private final ExecutorService background;
+    /** STREAMED: the host side of the gradients; null otherwise. */
+    private final StreamedGradients streamed;
+    /** STREAMED: the factor the next update multiplies the gradients by (clipping), 1 for none. */
+    private double gradScale = 1;
     private AdamW.Config config;
     private long step;
     /** DELAYED: the host update started by the last step, not yet on the device. */
@@ -145,6 +175,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         this.config = b.config;
         this.bucketElements = b.bucketElements;
         this.schedule = b.schedule;
+        this.gradients = b.gradients;
         this.device = b.params.firstEntry().getValue().device();
         Map<DType, SequencedMap<String, Tensor>> byDtype = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : b.params.entrySet()) {
@@ -195,6 +226,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             }
         }
         this.transfers = Transfers.of(device);
+        this.streamed = gradients == Gradients.STREAMED ? streamGradients() : null;
         this.background = schedule == Schedule.DELAYED ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "jtune-offload-update");
             t.setDaemon(true);
@@ -207,9 +239,18 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     }
 
     private Group group(SequencedMap<String, Tensor> named) {
-        GradientBuffer grads = GradientBuffer.attach(named);
-        FlatLayout layout = grads.layout();
-        DType dtype = grads.dtype();
+        GradientBuffer grads = null;
+        FlatLayout layout;
+        List<Tensor> params = List.copyOf(named.values());
+        if (gradients == Gradients.STREAMED) {
+            SequencedMap<String, Shape> shapes = new LinkedHashMap<>();
+            named.forEach((name, p) -> shapes.put(name, p.shape()));
+            layout = FlatLayout.of(shapes);
+        } else {
+            grads = GradientBuffer.attach(named);
+            layout = grads.layout();
+        }
+        DType dtype = params.getFirst().dtype();
         Shape flat = Shape.of(layout.numel());
         Tensor master;
         Tensor m;
@@ -223,8 +264,12 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
             v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
         }
+        Tensor acc = null;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
             hostGrads = Tensor.zeros(flat, dtype, device, Placement.HOST_MAPPED);
+            if (gradients == Gradients.STREAMED) {
+                acc = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+            }
         }
         if (dtype == DType.BF16) {
             try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
@@ -233,13 +278,33 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         }
         List<Tensor> flatParams = new ArrayList<>();
         for (int i = 0; i < layout.entries().size(); i++) {
-            Tensor p = grads.parameters().get(i);
+            Tensor p = params.get(i);
             flatParams.add(p.reshape(p.numel()));
             Ops.copyInto(p, layout.view(master, i));
         }
         HostAdamW.Buffers buffers = device.kind() == Device.Kind.META ? null
+                : acc != null ? new HostAdamW.Buffers(host(master), host(m), host(v), host(acc), DType.F32, weights16 == null ? null : host(weights16))
                 : new HostAdamW.Buffers(host(master), host(m), host(v), host(hostGrads), dtype, weights16 == null ? null : host(weights16));
-        return new Group(layout, grads, List.copyOf(flatParams), master, m, v, hostGrads, weights16, buffers);
+        return new Group(layout, params, grads, List.copyOf(flatParams), master, m, v, hostGrads, acc, weights16, buffers);
+    }
+
+    /** STREAMED: every parameter's gradient contributions go to the host ({@link StreamedGradients}). */
+    private StreamedGradients streamGradients() {
+        List<StreamedGradients.Target> targets = new ArrayList<>();
+        for (Group g : groups) {
+            targets.add(new StreamedGradients.Target(g.layout(), g.hostGrads(), g.buffers() == null ? null : host(g.hostGrads()),
+                    g.buffers() == null ? null : host(g.acc())));
+        }
+        StreamedGradients s = new StreamedGradients(transfers, Scope.current(), targets);
+        for (int gi = 0; gi < groups.size(); gi++) {
+            int group = gi;
+            List<Tensor> params = groups.get(gi).params();
+            for (int i = 0; i < params.size(); i++) {
+                int entry = i;
+                Autograd.streamGradient(params.get(i), (contribution, owned) -> s.accept(group, entry, contribution, owned));
+            }
+        }
+        return s;
     }
 
     private static MemorySegment host(Tensor t) {
@@ -255,7 +320,18 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         HostAdamW.Scalars s = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
                 config.weightDecay(), step), 1.0);
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            if (schedule == Schedule.IN_STEP) {
+            if (streamed != null) {
+                HostAdamW.Scalars clipped = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
+                        config.weightDecay(), step), gradScale);
+                refreshMaster();
+                finishGradients();
+                for (int k = 0; k < buckets.size(); k++) {
+                    update(k, clipped);
+                    queueWeights(k);
+                }
+                transfers.computeAfterCopies(); // the next forward reads the new weights
+                gradScale = 1;
+            } else if (schedule == Schedule.IN_STEP) {
                 long t0 = System.nanoTime();
                 refreshMaster();
                 transfers.afterCompute();
@@ -366,6 +442,36 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         }
     }
 
+    /** STREAMED: every contribution copied and added, parameters without one zeroed; once per step. */
+    private boolean finished;
+
+    private void finishGradients() {
+        if (!finished) {
+            streamed.drain();
+            streamed.finish();
+            finished = true;
+        }
+    }
+
+    /**
+     * STREAMED: the global norm of the gradients accumulated on the host since {@link #zeroGrad}, and with
+     * {@code maxNorm > 0} the factor {@code min(1, maxNorm / (norm + 1e-6))} (torch's clip_grad_norm_, as
+     * {@link GradClip}) applied by the next {@link #step} in fp32. Empty with the device buffer (clip
+     * {@link #gradientBuffers()} instead).
+     */
+    @Override
+    public Optional<GradClip.GradNorm> clipHeldGradients(double maxNorm) {
+        checkOpen();
+        if (streamed == null) {
+            return Optional.empty();
+        }
+        finishGradients();
+        double sumOfSquares = streamed.sumOfSquares();
+        double norm = Math.sqrt(sumOfSquares);
+        gradScale = maxNorm > 0 ? Math.min(1, (float) (maxNorm / (norm + 1e-6))) : 1;
+        return Optional.of(new GradClip.GradNorm(List.of(Tensor.fromArray(new double[] {sumOfSquares}, Shape.scalar(), DType.F64, Device.CPU))));
+    }
+
     /** After a restore, F32 groups' master is the parameters themselves (AdamW saves no master for them). */
     private void refreshMaster() {
         if (!masterFromParams) {
@@ -374,7 +480,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         for (Group g : groups) {
             if (g.weights16() == null) {
                 for (int i = 0; i < g.flatParams().size(); i++) {
-                    Ops.copyInto(g.grads().parameters().get(i), g.layout().view(g.master(), i));
+                    Ops.copyInto(g.params().get(i), g.layout().view(g.master(), i));
                 }
             }
         }
@@ -386,6 +492,13 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     @Override
     public void zeroGrad() {
         checkOpen();
+        if (streamed != null) {
+            streamed.drain();
+            streamed.reset();
+            finished = false;
+            gradScale = 1;
+            return;
+        }
         transfers.computeAfterCopies();
         for (Group g : groups) {
             g.grads().zero();
@@ -443,7 +556,11 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     /** The flat gradient buffers on the device (one per dtype), for clipping and the norm. */
     @Override
     public List<GradientBuffer> gradientBuffers() {
-        return groups.stream().map(Group::grads).toList();
+        return streamed != null ? List.of() : groups.stream().map(Group::grads).toList();
+    }
+
+    public Gradients gradients() {
+        return gradients;
     }
 
     @Override
@@ -482,7 +599,13 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             if (background != null) {
                 background.shutdown();
             }
-            transfers.close();
+            try {
+                if (streamed != null) {
+                    streamed.close();
+                }
+            } finally {
+                transfers.close();
+            }
         }
     }
 

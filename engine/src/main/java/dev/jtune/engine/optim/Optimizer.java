@@ -4,6 +4,7 @@ import dev.jtune.engine.Tensor;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.SequencedMap;
 
 /** Updates parameters from their accumulated gradients. */
@@ -38,6 +39,16 @@ public interface Optimizer extends AutoCloseable {
      */
     default List<GradientBuffer> gradientBuffers() {
         return List.of();
+    }
+
+    /**
+     * When this optimizer holds the accumulated gradients itself, off the device (streamed to the host): their global
+     * norm, and with {@code maxNorm > 0} the gradients scaled to at most {@code maxNorm} for the next {@link #step}
+     * (torch's clip_grad_norm_). Empty (the default) when the gradients are in {@link #gradientBuffers()} or on the
+     * parameters: clip those.
+     */
+    default Optional<GradClip.GradNorm> clipHeldGradients(double maxNorm) {
+        return Optional.empty();
     }
 
     /**

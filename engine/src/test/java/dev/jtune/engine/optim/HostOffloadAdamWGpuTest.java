@@ -113,6 +113,62 @@ class HostOffloadAdamWGpuTest {
         }
     }
 
+    /**
+     * Streamed gradients on the GPU: each contribution is copied while backward goes on and added on the host, which
+     * moves bytes only, so over micro-batches that use every parameter twice (sum(p * g) + sum(p * h), accumulated
+     * three times a step) it equals the same optimizer on the cpu bit for bit, and no gradient stays on the device.
+     */
+    @ParameterizedTest
+    @EnumSource(value = DType.class, names = {"F32", "BF16"})
+    void streamedGradientsEqualTheCpuBitForBit(DType dtype) {
+        Random rnd = Seeds.random();
+        double[][] init = randomValues(rnd, 0.1);
+        CudaBackend.get(0).poisonAllocations(true);
+        try (Scope scope = Scope.open("gpu streamed")) {
+            SequencedMap<String, Tensor> onGpu = params(init, dtype, GPU);
+            SequencedMap<String, Tensor> onCpu = params(init, dtype, Device.CPU);
+            try (HostOffloadAdamW gpu = HostOffloadAdamW.builder(onGpu, CONFIG).bucketElements(BUCKET).gradients(HostOffloadAdamW.Gradients.STREAMED).build();
+                 HostOffloadAdamW cpu = HostOffloadAdamW.builder(onCpu, CONFIG).bucketElements(BUCKET).gradients(HostOffloadAdamW.Gradients.STREAMED).build()) {
+                for (int t = 1; t <= 3; t++) {
+                    for (int micro = 0; micro < 3; micro++) {
+                        double[][] g = randomValues(rnd, 1.0);
+                        double[][] h = randomValues(rnd, 1.0);
+                        for (SequencedMap<String, Tensor> params : List.of(onGpu, onCpu)) {
+                            try (Scope mb = Scope.open("micro-batch")) {
+                                Tensor loss = null;
+                                int i = 0;
+                                for (Tensor p : params.values()) {
+                                    Tensor a = p.mul(Tensor.fromArray(g[i], p.shape(), dtype, p.device())).reshape(-1).sum(0);
+                                    Tensor b = p.mul(Tensor.fromArray(h[i], p.shape(), dtype, p.device())).reshape(-1).sum(0);
+                                    loss = loss == null ? a.add(b) : loss.add(a.add(b));
+                                    i++;
+                                }
+                                loss.backward();
+                            }
+                        }
+                    }
+                    for (Tensor p : onGpu.values()) {
+                        assertEquals(null, p.grad(), "no gradient on the device");
+                    }
+                    try (Scope st = Scope.open("step")) {
+                        double n = gpu.clipHeldGradients(1.0).orElseThrow().value();
+                        assertEquals(cpu.clipHeldGradients(1.0).orElseThrow().value(), n, "the same norm from the same sums");
+                        gpu.step();
+                        cpu.step();
+                        gpu.zeroGrad();
+                        cpu.zeroGrad();
+                    }
+                    assertEquals(bits(cpu.state()), bits(gpu.state()), "the GPU's streaming moves bytes only: step " + t);
+                    for (String name : onCpu.keySet()) {
+                        assertArrayEquals(onCpu.get(name).toFloatArray(), onGpu.get(name).toFloatArray(), "weights " + name + ", step " + t);
+                    }
+                }
+            }
+        } finally {
+            CudaBackend.get(0).poisonAllocations(false);
+        }
+    }
+
     @Test
     void theDelayedScheduleLagsOneStepOnTheGpu() {
         Random rnd = Seeds.random();

@@ -38,12 +38,12 @@ import static org.junit.jupiter.api.Assertions.fail;
 class HostOffloadAdamWTest {
     /** Shapes that split across small buckets and leave alignment gaps. */
     private static final List<long[]> SHAPES = List.of(new long[] {3, 5}, new long[] {300}, new long[] {17}, new long[] {2, 2, 70});
-    private static final AdamW.Config CONFIG = new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.01);
+    static final AdamW.Config CONFIG = new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.01);
     /** Small enough that buckets cut through parameters and gaps. */
     private static final long BUCKET = 200;
 
     /** Parameters named "0", "1", ... as {@code new AdamW(List, Config)} names them, so both optimizers' state names match. */
-    private static SequencedMap<String, Tensor> params(double[][] values, DType dtype, Device device) {
+    static SequencedMap<String, Tensor> params(double[][] values, DType dtype, Device device) {
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         for (int i = 0; i < SHAPES.size(); i++) {
             out.put(Integer.toString(i), Tensor.fromArray(values[i], Shape.of(SHAPES.get(i)), dtype, device).requiresGrad(true));
@@ -51,7 +51,7 @@ class HostOffloadAdamWTest {
         return out;
     }
 
-    private static double[][] randomValues(Random rnd, double scale) {
+    static double[][] randomValues(Random rnd, double scale) {
         double[][] v = new double[SHAPES.size()][];
         for (int i = 0; i < v.length; i++) {
             v[i] = new double[(int) Shape.of(SHAPES.get(i)).numel()];
@@ -357,7 +357,7 @@ class HostOffloadAdamWTest {
         assertEquals(params.size(), layout.entries().size());
     }
 
-    private static List<float[]> values(SequencedMap<String, Tensor> params) {
+    static List<float[]> values(SequencedMap<String, Tensor> params) {
         return params.values().stream().map(Tensor::toFloatArray).toList();
     }
 
@@ -365,14 +365,14 @@ class HostOffloadAdamWTest {
         return params.values().stream().map(Tensor::toDoubleArray).toArray(double[][]::new);
     }
 
-    private static void assertWeightsEqual(List<float[]> expected, List<float[]> actual, String what) {
+    static void assertWeightsEqual(List<float[]> expected, List<float[]> actual, String what) {
         for (int k = 0; k < expected.size(); k++) {
             assertArrayEquals(expected.get(k), actual.get(k), what + ", parameter " + k);
         }
     }
 
     /** Each state tensor's bits, to compare exactly. */
-    private static Map<String, List<Integer>> bits(Map<String, Tensor> state) {
+    static Map<String, List<Integer>> bits(Map<String, Tensor> state) {
         Map<String, List<Integer>> out = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : state.entrySet()) {
             List<Integer> b = new ArrayList<>();

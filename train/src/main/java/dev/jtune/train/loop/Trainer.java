@@ -109,11 +109,12 @@ public final class Trainer {
                 case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED);
                 case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED);
             };
+            // in step, the gradients stream to the host during backward (no device buffer); the delayed step keeps them
+            // in a device buffer, since its update reads one step's gradients while backward computes the next step's
             case HOST -> switch (precision) {
-                case FP32 -> HostOffloadAdamW.builder(params, adam)
-                        .schedule(config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
-                                ? HostOffloadAdamW.Schedule.DELAYED : HostOffloadAdamW.Schedule.IN_STEP)
-                        .build();
+                case FP32 -> config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
+                        ? HostOffloadAdamW.builder(params, adam).schedule(HostOffloadAdamW.Schedule.DELAYED).build()
+                        : HostOffloadAdamW.builder(params, adam).gradients(HostOffloadAdamW.Gradients.STREAMED).build();
                 case BLOCKWISE_8BIT -> throw new IllegalStateException("8-bit state on the host is refused by TrainCommand");
             };
         };
@@ -406,13 +407,18 @@ public final class Trainer {
 
     /**
      * The global gradient norm (before clipping), the gradients clipped to {@code --max_grad_norm} when it is positive:
-     * over the optimizer's flat gradient buffers (one launch each) when it keeps them, else over the parameters' list.
+     * by the optimizer when it holds them off the device (streamed to the host), over its flat gradient buffers (one
+     * launch each) when it keeps them, else over the parameters' list.
      */
     private GradClip.GradNorm clipOrMeasure() {
         return clipOrMeasure(config.maxGradNorm(), optimizer, trainable);
     }
 
     private static GradClip.GradNorm clipOrMeasure(double max, Optimizer optimizer, Trainable trainable) {
+        java.util.Optional<GradClip.GradNorm> held = optimizer.clipHeldGradients(max);
+        if (held.isPresent()) {
+            return held.get();
+        }
         List<GradientBuffer> flat = optimizer.gradientBuffers();
         if (flat.isEmpty()) {
             return max > 0 ? GradClip.clipGradNorm(trainable.parameters(), max) : GradClip.norm(trainable.parameters());

@@ -52,6 +52,22 @@ public final class CudaTransfers implements Transfers {
     }
 
     @Override
+    public Copy toHostTracked(Tensor src, Tensor dst) {
+        afterCompute();
+        toHost(src, dst);
+        CudaEvent done = new CudaEvent(false);
+        done.record(toHost);
+        return () -> {
+            gpu.context().makeCurrent(); // any thread
+            try {
+                done.synchronize();
+            } finally {
+                done.close();
+            }
+        };
+    }
+
+    @Override
     public void markToHost(int bucket) {
         gpu.context().makeCurrent();
         while (buckets.size() <= bucket) {

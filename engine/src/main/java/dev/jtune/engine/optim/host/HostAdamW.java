@@ -86,11 +86,24 @@ public final class HostAdamW {
     /** One step over elements [from, to) of {@code b}, split over every core; returns when it is done. */
     public static void step(Buffers b, long from, long to, Scalars s) {
         checkRange(b, from, to);
+        forRanges(from, to, (lo, hi) -> run(b, lo, hi, s));
+    }
+
+    /** Work over elements [from, to) of flat buffers. */
+    @FunctionalInterface
+    interface RangeTask {
+        void run(long from, long to);
+    }
+
+    /**
+     * Runs {@code task} over [from, to) split into one range per core (ranges of at least {@link #MIN_TASK} elements,
+     * starting on multiples of {@link #TASK_ALIGN}); returns when every range is done.
+     */
+    static void forRanges(long from, long to, RangeTask task) {
         long n = to - from;
-        int parallelism = threads();
-        long tasks = Math.min(parallelism, Math.max(1, n / MIN_TASK));
+        long tasks = Math.min(threads(), Math.max(1, n / MIN_TASK));
         if (tasks <= 1) {
-            run(b, from, to, s);
+            task.run(from, to);
             return;
         }
         long per = Math.ceilDiv(Math.ceilDiv(n, tasks), TASK_ALIGN) * TASK_ALIGN;
@@ -98,7 +111,7 @@ public final class HostAdamW {
         for (long start = from; start < to; start += per) {
             long lo = start;
             long hi = Math.min(to, start + per);
-            running.add(pool().submit(() -> run(b, lo, hi, s)));
+            running.add(pool().submit(() -> task.run(lo, hi)));
         }
         for (ForkJoinTask<?> t : running) {
             t.join();

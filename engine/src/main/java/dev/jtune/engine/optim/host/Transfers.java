@@ -23,6 +23,23 @@ public sealed interface Transfers extends AutoCloseable permits CudaTransfers, S
     /** Queues a copy of contiguous device tensor {@code src} into host-mapped {@code dst} (same dtype and size). */
     void toHost(Tensor src, Tensor dst);
 
+    /**
+     * Queues a copy of contiguous device tensor {@code src} into host-mapped {@code dst} after the device work queued
+     * so far (the work that computed {@code src}), and returns its completion. {@code src} must stay allocated until
+     * the copy is done.
+     */
+    Copy toHostTracked(Tensor src, Tensor dst);
+
+    /** A queued copy: waited for once, from any thread, then released. */
+    interface Copy {
+        /** A copy done when it was queued (cpu, meta). */
+        Copy DONE = () -> {
+        };
+
+        /** Blocks until the copy is done, then releases what tracked it; call once. */
+        void awaitAndRelease();
+    }
+
     /** Marks the copies to the host queued so far as bucket {@code bucket}'s. */
     void markToHost(int bucket);
 

@@ -1,0 +1,215 @@
+package dev.jtune.engine.optim;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Storage;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.TensorInternals;
+import dev.jtune.engine.optim.host.HostGradients;
+import dev.jtune.engine.optim.host.Transfers;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Gradients streamed to the host as backward produces them (ZeRO-Offload's gradient path on one device): each
+ * contribution to a parameter's gradient is copied to the host on the copy stream while backward goes on, and a host
+ * thread adds it into an fp32 accumulator, so the device holds no gradient buffer, only the contributions whose copies
+ * are in flight (at most {@link #HELD_BYTES} of them beyond the newest, which is never waited for when it arrives: its
+ * copy overlaps what backward does next). The accumulators are what the host update reads.
+ * <p>
+ * Per parameter: the first contribution of a step is stored, later ones added (one fp32 rounding each, where a device
+ * buffer would round every sum to the parameter's dtype); a parameter without any is zeroed by {@link #finish}.
+ * Contributions land in a pinned staging copy of the parameter's flat range, so a parameter's next contribution waits
+ * (on the host) for the add of its previous one. Storage closes and adoptions happen on the training thread.
+ */
+final class StreamedGradients implements AutoCloseable {
+    /** Bytes of contributions kept alive for copies in flight, the newest apart, before the oldest is waited for. */
+    static final long HELD_BYTES = 256L << 20;
+
+    /**
+     * One dtype's parameters: their layout, the pinned staging copy of their gradients (host-mapped, the copies'
+     * destination), and the host segments of it and of the fp32 accumulator (null on meta).
+     */
+    record Target(FlatLayout layout, Tensor staging, MemorySegment stagingHost, MemorySegment acc) {
+        DType dtype() {
+            return staging.dtype();
+        }
+    }
+
+    private record Held(Storage storage, long bytes, Future<?> add) {
+    }
+
+    private final Transfers transfers;
+    private final Scope home;
+    private final List<Target> targets;
+    private final int[][] counts;
+    private final Future<?>[][] adds;
+    private final ArrayDeque<Held> held = new ArrayDeque<>();
+    private long heldBytes;
+    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "jtune-gradient-accumulate");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /** {@code home}: the scope that keeps contributions alive past backward while their copies run. */
+    StreamedGradients(Transfers transfers, Scope home, List<Target> targets) {
+        this.transfers = transfers;
+        this.home = home;
+        this.targets = List.copyOf(targets);
+        this.counts = new int[targets.size()][];
+        this.adds = new Future<?>[targets.size()][];
+        for (int g = 0; g < targets.size(); g++) {
+            counts[g] = new int[targets.get(g).layout().entries().size()];
+            adds[g] = new Future<?>[counts[g].length];
+        }
+    }
+
+    /** Backward's contribution to parameter {@code entry} of group {@code group} (see {@link dev.jtune.engine.Autograd.GradientSink}). */
+    void accept(int group, int entry, Tensor contribution, boolean owned) {
+        Target t = targets.get(group);
+        FlatLayout.Entry e = t.layout().entries().get(entry);
+        boolean assign = counts[group][entry]++ == 0;
+        if (t.acc() == null) { // meta: no bytes to move
+            if (owned) {
+                TensorInternals.storage(contribution).close();
+            }
+            return;
+        }
+        Tensor src = contribution.isContiguous() ? contribution : contribution.contiguous();
+        boolean srcOwned = src != contribution || owned;
+        if (src != contribution && owned) {
+            TensorInternals.storage(contribution).close();
+        }
+        await(adds[group][entry]); // the staging range is free once the previous contribution was added
+        Transfers.Copy copy = transfers.toHostTracked(src.reshape(src.numel()), t.staging().slice(0, e.offset(), e.end()));
+        Future<?> add = worker.submit(() -> {
+            copy.awaitAndRelease();
+            HostGradients.accumulate(t.stagingHost(), t.dtype(), t.acc(), e.offset(), e.end(), assign);
+        });
+        adds[group][entry] = add;
+        if (!srcOwned) {
+            await(add); // the caller keeps the contribution: it must be copied before we return
+            return;
+        }
+        if (copy == Transfers.Copy.DONE) {
+            TensorInternals.storage(src).close();
+            return;
+        }
+        Storage storage = TensorInternals.storage(src);
+        releaseDone();
+        while (!held.isEmpty() && heldBytes + storage.bytes() > HELD_BYTES) {
+            Held oldest = held.poll();
+            await(oldest.add());
+            release(oldest);
+        }
+        home.adopt(storage);
+        held.add(new Held(storage, storage.bytes(), add));
+        heldBytes += storage.bytes();
+    }
+
+    /** Waits for every contribution's copy and add, and frees the contributions still held. */
+    void drain() {
+        for (Future<?>[] group : adds) {
+            for (Future<?> f : group) {
+                await(f);
+            }
+        }
+        while (!held.isEmpty()) {
+            release(held.poll());
+        }
+    }
+
+    /** After {@link #drain}: zeroes the accumulators of parameters that received nothing this step. */
+    void finish() {
+        for (int g = 0; g < targets.size(); g++) {
+            Target t = targets.get(g);
+            if (t.acc() == null) {
+                continue;
+            }
+            List<FlatLayout.Entry> entries = t.layout().entries();
+            for (int i = 0; i < entries.size(); i++) {
+                if (counts[g][i] == 0) {
+                    HostGradients.zero(t.acc(), entries.get(i).offset(), entries.get(i).end());
+                }
+            }
+        }
+    }
+
+    /** The sum of squares of every accumulated gradient (after {@link #finish}; 0 on meta). */
+    double sumOfSquares() {
+        double sum = 0;
+        for (Target t : targets) {
+            if (t.acc() != null) {
+                sum += HostGradients.sumOfSquares(t.acc(), 0, t.layout().numel());
+            }
+        }
+        return sum;
+    }
+
+    /** The next contribution of every parameter starts a new accumulation (after {@link #drain}). */
+    void reset() {
+        for (int[] c : counts) {
+            Arrays.fill(c, 0);
+        }
+    }
+
+    /** Whether any parameter received a contribution since the last {@link #reset}. */
+    boolean any() {
+        for (int[] c : counts) {
+            for (int x : c) {
+                if (x > 0) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private void releaseDone() {
+        while (!held.isEmpty() && held.peek().add().isDone()) {
+            release(held.poll());
+        }
+    }
+
+    private void release(Held h) {
+        h.storage().close();
+        heldBytes -= h.bytes();
+    }
+
+    private static void await(Future<?> f) {
+        if (f == null) {
+            return;
+        }
+        try {
+            f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("StreamedGradients: interrupted waiting for a gradient's copy to the host", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new IllegalStateException("StreamedGradients: a gradient's copy to the host failed", e.getCause());
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            drain();
+        } finally {
+            worker.shutdown();
+        }
+    }
+}
