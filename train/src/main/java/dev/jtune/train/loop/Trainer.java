@@ -109,15 +109,28 @@ public final class Trainer {
                 case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED);
                 case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED);
             };
-            // in step, the gradients stream to the host during backward (no device buffer); the delayed step keeps them
-            // in a device buffer, since its update reads one step's gradients while backward computes the next step's
+            // the delayed step keeps the gradients in a device buffer, since its update reads one step's gradients while
+            // backward computes the next step's; in step they may stream to the host during backward (no device buffer)
             case HOST -> switch (precision) {
                 case FP32 -> config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
                         ? HostOffloadAdamW.builder(params, adam).schedule(HostOffloadAdamW.Schedule.DELAYED).build()
-                        : HostOffloadAdamW.builder(params, adam).gradients(HostOffloadAdamW.Gradients.STREAMED).build();
+                        : HostOffloadAdamW.builder(params, adam).gradients(streamGradients()
+                                ? HostOffloadAdamW.Gradients.STREAMED : HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
                 case BLOCKWISE_8BIT -> throw new IllegalStateException("8-bit state on the host is refused by TrainCommand");
             };
         };
+    }
+
+    /**
+     * {@code -Djtune.offload.streamGradients=true}: the in-step host-offloaded AdamW streams gradients to the host during
+     * backward ({@link HostOffloadAdamW.Gradients#STREAMED}) instead of keeping a device buffer. Off by default until
+     * its GPU path has run on a GPU (HostOffloadAdamWGpuTest.streamedGradientsEqualTheCpuBitForBit, bench
+     * full-finetune.sh); it is tested on the cpu. Read when an optimizer is built.
+     */
+    public static final String STREAM_GRADIENTS_PROPERTY = "jtune.offload.streamGradients";
+
+    private static boolean streamGradients() {
+        return Boolean.parseBoolean(System.getProperty(STREAM_GRADIENTS_PROPERTY, "false"));
     }
 
     public static Builder builder(TrainerConfig config, Trainable trainable) {
