@@ -1,6 +1,6 @@
 /**
  * jtune's tensor engine. Exported to everyone: tensors, scopes, devices and dtypes ({@code dev.jtune.engine}), the
- * differentiable ops, the module tree ({@code nn}), optimizers, NF4 quantization and memory statistics. Backends,
+ * differentiable ops, the module tree ({@code nn}), optimizers, activation offload, NF4 quantization and memory statistics. Backends,
  * fused-op kernels and file helpers are internal, exported only to jtune's own modules.
  */
 module dev.jtune.engine {
@@ -13,6 +13,7 @@ module dev.jtune.engine {
     exports dev.jtune.engine.memory;
     exports dev.jtune.engine.nn;
     exports dev.jtune.engine.ops;
+    exports dev.jtune.engine.offload;
     exports dev.jtune.engine.optim;
     exports dev.jtune.engine.quant;
     exports dev.jtune.engine.backend to dev.jtune.gemma, dev.jtune.train;

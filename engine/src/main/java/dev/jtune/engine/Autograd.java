@@ -329,6 +329,14 @@ public final class Autograd {
      * explicit seeds in jtune, so dropout is).
      */
     public static Tensor checkpoint(Function<Tensor[], Tensor> fn, Tensor... inputs) {
+        return checkpoint(fn, ActivationStore.DEVICE, inputs);
+    }
+
+    /**
+     * {@link #checkpoint(Function, Tensor...)} with the inputs kept by {@code store} between forward and backward (for
+     * instance in host memory), restored when the recomputation starts.
+     */
+    public static Tensor checkpoint(Function<Tensor[], Tensor> fn, ActivationStore store, Tensor... inputs) {
         Tensor out;
         try (Scope tmp = Scope.open("checkpoint"); GradMode off = noGrad()) {
             Tensor o = fn.apply(inputs);
@@ -341,25 +349,32 @@ public final class Autograd {
             return out;
         }
         Tensor[] saved = inputs.clone();
+        ActivationStore.Stashed[] stashed = new ActivationStore.Stashed[saved.length];
+        for (int i = 0; i < saved.length; i++) {
+            stashed[i] = store.stash(saved[i]);
+        }
         Node node = new Node("checkpoint", saved, gradOut -> {
-            Tensor[] detached = new Tensor[saved.length];
-            for (int i = 0; i < saved.length; i++) {
-                detached[i] = saved[i].detach();
-                if (saved[i].requiresGrad()) {
-                    detached[i].requiresGrad(true);
-                }
-            }
             try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
+                Tensor[] detached = new Tensor[saved.length];
+                for (int i = 0; i < saved.length; i++) {
+                    detached[i] = stashed[i].restore().detach();
+                    if (saved[i].requiresGrad()) {
+                        detached[i].requiresGrad(true);
+                    }
+                }
                 Tensor o = fn.apply(detached);
                 if (o.requiresGrad()) {
                     backward(o, gradOut, Graph.FREE);
                 }
+                Tensor[] grads = new Tensor[saved.length];
+                for (int i = 0; i < saved.length; i++) {
+                    grads[i] = detached[i].grad();
+                    if (grads[i] != null && grads[i].storage().owner() == recompute) {
+                        recompute.keep(grads[i]); // the gradient of an input the store restored into this scope
+                    }
+                }
+                return grads;
             }
-            Tensor[] grads = new Tensor[saved.length];
-            for (int i = 0; i < saved.length; i++) {
-                grads[i] = detached[i].grad();
-            }
-            return grads;
         });
         out.setGradFn(node);
         return out;

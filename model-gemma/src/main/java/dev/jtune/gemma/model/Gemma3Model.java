@@ -1,5 +1,6 @@
 package dev.jtune.gemma.model;
 
+import dev.jtune.engine.ActivationStore;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
@@ -172,10 +173,19 @@ public final class Gemma3Model extends Module {
 
     // ------------------------------------------------------------------ forward
 
-    /** Options of one forward pass. */
-    public record Options(Checkpointing checkpointing, int attentionBlock) {
+    /**
+     * Options of one forward pass. {@code activations}: where checkpointed inputs wait for backward
+     * ({@link ActivationStore#DEVICE}, or a host store for activation offload; the first layer's input, which the
+     * embedding's graph may still read, always stays on the device).
+     */
+    public record Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations) {
         public Options {
             java.util.Objects.requireNonNull(checkpointing, "checkpointing");
+            java.util.Objects.requireNonNull(activations, "activations");
+        }
+
+        public Options(Checkpointing checkpointing, int attentionBlock) {
+            this(checkpointing, attentionBlock, ActivationStore.DEVICE);
         }
 
         public static Options defaults() {
@@ -183,7 +193,11 @@ public final class Gemma3Model extends Module {
         }
 
         public Options withCheckpointing(Checkpointing c) {
-            return new Options(c, attentionBlock);
+            return new Options(c, attentionBlock, activations);
+        }
+
+        public Options withActivations(ActivationStore store) {
+            return new Options(checkpointing, attentionBlock, store);
         }
     }
 
@@ -215,11 +229,12 @@ public final class Gemma3Model extends Module {
         for (int i = 0; i < layers.size(); i++) {
             Gemma3DecoderLayer layer = layers.get(i);
             Tensor input = x;
+            ActivationStore store = i == 0 ? ActivationStore.DEVICE : options.activations(); // a layer's output feeds only the next layer
             x = switch (options.checkpointing()) {
                 case NONE -> layer.forward(input, b, t, positions, block);
-                case LAYERS -> Autograd.checkpoint(in -> layer.forward(in[0], b, t, positions, block), input);
-                case HALVES -> Autograd.checkpoint(in -> layer.mlpHalf(in[0]),
-                        Autograd.checkpoint(in -> layer.attentionHalf(in[0], b, t, positions, block), input));
+                case LAYERS -> Autograd.checkpoint(in -> layer.forward(in[0], b, t, positions, block), store, input);
+                case HALVES -> Autograd.checkpoint(in -> layer.mlpHalf(in[0]), options.activations(),
+                        Autograd.checkpoint(in -> layer.attentionHalf(in[0], b, t, positions, block), store, input));
             };
             if (observer != null && i < layers.size() - 1) {
                 observer.accept(x);

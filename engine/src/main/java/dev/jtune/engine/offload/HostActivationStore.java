@@ -1,0 +1,186 @@
+package dev.jtune.engine.offload;
+
+import dev.jtune.engine.ActivationStore;
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Placement;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.TensorInternals;
+import dev.jtune.engine.optim.host.Transfers;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Checkpointed activations in pinned host memory (HF's {@code gradient_checkpointing_kwargs={"offload": true}},
+ * torch's {@code save_on_cpu}): a stashed checkpoint input is copied to a host-mapped buffer on the device-to-host
+ * copy stream and its device memory freed once the copy is done (checked at the next stash, a layer's forward later);
+ * in backward each restore waits for its input's copy back, then queues the copy of the input stashed just before it
+ * (the next one backward needs), so one copy back overlaps each recomputation (double buffering). Host buffers are
+ * pooled by size and reused from one micro-batch to the next, since pinning memory is slow; they count as host
+ * ACTIVATIONS; a pass whose backward never runs keeps its buffers until the store closes. Copies go through
+ * {@link Transfers}: copy streams on a GPU, plain copies on cpu and meta. Used from the training thread only. The store lives as long as the run: allocations are made in the scope current at its
+ * construction; {@link #close()} releases the copy streams.
+ */
+public final class HostActivationStore implements ActivationStore, AutoCloseable {
+    /** A stashed input: its host copy and, once queued, its device copy back. */
+    private final class Entry implements Stashed {
+        final Shape shape;
+        final Tensor host;
+        Tensor prefetched;
+        boolean restored;
+
+        Entry(Shape shape, Tensor host) {
+            this.shape = shape;
+            this.host = host;
+        }
+
+        @Override
+        public Tensor restore() {
+            if (restored) {
+                throw new IllegalStateException("HostActivationStore: an input restored twice");
+            }
+            restored = true;
+            Tensor device = prefetched != null ? adoptHere(prefetched) : copyBack(this, Scope.current());
+            prefetched = null;
+            transfers.computeAfterCopies(); // the recomputation reads it
+            prefetchBefore(this);
+            return device.reshape(shape.toArray());
+        }
+    }
+
+    /** A device input whose copy to the host may still run. */
+    private record Leaving(Tensor device, Transfers.Copy copy) {
+    }
+
+    private final Device device;
+    private final Scope home;
+    private final Transfers transfers;
+    private final List<Entry> stashed = new ArrayList<>();
+    private final ArrayDeque<Leaving> leaving = new ArrayDeque<>();
+    private final Map<String, ArrayDeque<Tensor>> pool = new HashMap<>();
+    private boolean closed;
+
+    public HostActivationStore(Device device) {
+        this.device = device;
+        this.home = Scope.current();
+        this.transfers = Transfers.of(device);
+    }
+
+    @Override
+    public Stashed stash(Tensor input) {
+        checkOpen();
+        if (!input.device().equals(device)) {
+            throw new IllegalArgumentException("HostActivationStore: " + input.describe() + " is not on " + device);
+        }
+        recycle();
+        // a strided input is copied first, and only that copy freed: its own storage may be a base others view
+        Tensor flat = input.isContiguous() ? input : input.contiguous();
+        Tensor host = take(flat);
+        Transfers.Copy copy = transfers.toHostTracked(flat.reshape(flat.numel()), host);
+        leaving.add(new Leaving(flat, copy));
+        finishLeaving(1); // the previous input's copy is done by now or soon (queued a layer earlier); this one runs on
+        Entry e = new Entry(input.shape(), host);
+        stashed.add(e);
+        return e;
+    }
+
+    /** Frees the device memory of stashed inputs, all but the newest {@code keep}, once their copies are done. */
+    private void finishLeaving(int keep) {
+        while (leaving.size() > keep) {
+            Leaving l = leaving.poll();
+            l.copy().awaitAndRelease();
+            TensorInternals.storage(l.device()).close();
+        }
+    }
+
+    /** A new micro-batch's forward: every host buffer of the last one is free again once its copy back is done. */
+    private void recycle() {
+        if (stashed.isEmpty() || stashed.stream().anyMatch(e -> !e.restored)) {
+            return;
+        }
+        transfers.awaitToDevice();
+        for (Entry e : stashed) {
+            pool.computeIfAbsent(key(e.host), k -> new ArrayDeque<>()).push(e.host);
+        }
+        stashed.clear();
+    }
+
+    private Tensor take(Tensor like) {
+        ArrayDeque<Tensor> free = pool.get(key(like.dtype(), like.numel()));
+        if (free != null && !free.isEmpty()) {
+            return free.pop();
+        }
+        try (Scope.Entered in = home.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.ACTIVATIONS);
+             Autograd.GradMode off = Autograd.noGrad()) {
+            return Tensor.empty(Shape.of(like.numel()), like.dtype(), device, Placement.HOST_MAPPED);
+        }
+    }
+
+    private static String key(Tensor t) {
+        return key(t.dtype(), t.numel());
+    }
+
+    private static String key(dev.jtune.engine.DType dtype, long numel) {
+        return dtype + ":" + numel;
+    }
+
+    /** Queues entry e's copy back into a new device tensor of {@code scope}, after the device work queued so far. */
+    private Tensor copyBack(Entry e, Scope scope) {
+        finishLeaving(0); // its own copy to the host first
+        Tensor back;
+        try (Scope.Entered in = scope.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.ACTIVATIONS)) {
+            back = Tensor.empty(Shape.of(e.host.numel()), e.host.dtype(), device);
+        }
+        transfers.afterCompute(); // the new block's last user on the compute stream is done before the copy writes it
+        transfers.toDevice(e.host, back);
+        transfers.markToDevice();
+        return back;
+    }
+
+    /** Queues the copy back of the newest input stashed before {@code e} and not yet restored (the next one backward needs). */
+    private void prefetchBefore(Entry e) {
+        int at = stashed.indexOf(e);
+        for (int i = at - 1; i >= 0; i--) {
+            Entry next = stashed.get(i);
+            if (!next.restored) {
+                if (next.prefetched == null) {
+                    next.prefetched = copyBack(next, home);
+                }
+                return;
+            }
+        }
+    }
+
+    /** Moves a prefetched tensor from the store's scope to the current one (the recomputation's), which frees it. */
+    private static Tensor adoptHere(Tensor t) {
+        Scope.current().adopt(TensorInternals.storage(t));
+        return t;
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("HostActivationStore: closed");
+        }
+    }
+
+    /** Waits for the copies in flight and releases the copy streams; the host buffers belong to the store's scope. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            finishLeaving(0);
+        } finally {
+            transfers.close();
+        }
+    }
+}
