@@ -3,7 +3,8 @@
 // one-element scale and count may be F32 or F64.
 //
 // The forward streams each row once with a running max and sum of exp (rows.cuh's OnlineLse), VEC logits per
-// access where the rows are aligned; nothing is copied to fp32. The backward recomputes exp(x - lse).
+// access where the rows are aligned; nothing is copied to fp32. The backward recomputes exp(x - lse), over all the
+// vocabulary or over a block of its columns (CrossEntropy.linear's backward goes one vocabulary slice at a time).
 #include "rows.cuh"
 
 // loss[i] = lse[i] - logits[i, labels[i]], 0 when labels[i] == ignoreIndex, NaN for any other label outside [0, V).
@@ -39,10 +40,13 @@ __device__ void cross_entropy(const T* logits, const int* labels, typename Stat<
     }
 }
 
-// gradLogits[i, c] = scale[0] * (exp(logits[i, c] - lse[i]) - (c == labels[i])), 0 on ignored rows. May run in place.
+// logits [n, v] are the vocabulary's columns [col0, col0 + v) (all of it when col0 = 0 and v = V), so that a
+// backward can go one vocabulary slice at a time:
+// gradLogits[i, c] = scale[0] * (exp(logits[i, c] - lse[i]) - (col0 + c == labels[i])), 0 on ignored rows. A label
+// outside the block gives its row no one-hot term here. May run in place.
 template <typename T, int VEC>
 __device__ void cross_entropy_backward(const T* logits, const int* labels, const typename Stat<T>::type* lse, const void* scale,
-                                       int scaleF64, T* grad, i64 n, i64 v, int ignoreIndex) {
+                                       int scaleF64, T* grad, i64 n, i64 v, i64 col0, int ignoreIndex) {
     typedef typename Acc<T>::type A;
     const i64 chunks = v / VEC;
     const A sc = (A) read_scalar(scale, scaleF64);
@@ -50,6 +54,7 @@ __device__ void cross_entropy_backward(const T* logits, const int* labels, const
         const T* xr = logits + row * v;
         T* gr = grad + row * v;
         const int label = labels[row];
+        const i64 target = (i64) label - col0; // the label's column in this block; outside [0, v) for another block's
         const A l = (A) lse[row];
         const bool ignored = label == ignoreIndex;
         for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
@@ -61,8 +66,8 @@ __device__ void cross_entropy_backward(const T* logits, const int* labels, const
                 load_chunk<T, VEC>(xr + k * VEC, x);
 #pragma unroll
                 for (int q = 0; q < VEC; q++) {
-                    A target = (k * VEC + q == (i64) label) ? (A) 1 : (A) 0;
-                    x[q] = sc * (jt_exp(x[q] - l) - target);
+                    A hot = (k * VEC + q == target) ? (A) 1 : (A) 0;
+                    x[q] = sc * (jt_exp(x[q] - l) - hot);
                 }
             }
             store_chunk<T, VEC>(gr + k * VEC, x);
@@ -84,7 +89,7 @@ extern "C" __global__ void count_not_equal(const int* labels, i64 n, int value, 
                                                      int ignoreIndex) { \
         cross_entropy<T, V>(logits, labels, loss, lse, n, v, ignoreIndex); } \
     extern "C" __global__ void cross_entropy_backward_##sfx##name(const T* logits, const int* labels, const Stat<T>::type* lse, const void* scale, \
-                                                                 int scaleF64, T* grad, i64 n, i64 v, int ignoreIndex) { \
-        cross_entropy_backward<T, V>(logits, labels, lse, scale, scaleF64, grad, n, v, ignoreIndex); }
+                                                                 int scaleF64, T* grad, i64 n, i64 v, i64 col0, int ignoreIndex) { \
+        cross_entropy_backward<T, V>(logits, labels, lse, scale, scaleF64, grad, n, v, col0, ignoreIndex); }
 #define JT_CE(sfx, T) JT_CE_V(sfx, T, , 1) JT_CE_V(sfx, T, _vec, Vec<T>::N)
 JT_FLOAT_TYPES(JT_CE)

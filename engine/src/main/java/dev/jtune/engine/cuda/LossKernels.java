@@ -1,5 +1,6 @@
 package dev.jtune.engine.cuda;
 
+import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 
 import static dev.jtune.engine.cuda.KernelParam.I32;
@@ -16,7 +17,7 @@ public final class LossKernels {
     /** kernels/loss.cu's kernels and their parameters. */
     static final KernelSource SOURCE = KernelSource.builder("loss.cu")
             .kernels(names("cross_entropy_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, I32)
-            .kernels(names("cross_entropy_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, I32, PTR, I64, I64, I32)
+            .kernels(names("cross_entropy_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, I32, PTR, I64, I64, I64, I32)
             .kernel("count_not_equal", PTR, I64, I32, PTR, I32)
             .build();
 
@@ -47,7 +48,12 @@ public final class LossKernels {
         }
     }
 
-    public void crossEntropyBackward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+    /** logits [N, v] are the vocabulary's columns [firstColumn, firstColumn + v). */
+    public void crossEntropyBackward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale,
+                                     Tensor gradLogits) {
+        if (firstColumn < 0) {
+            throw new ShapeException("crossEntropyBackward: first column " + firstColumn + " is negative");
+        }
         long n = logits.dim(0);
         long v = logits.dim(1);
         if (n == 0 || v == 0) {
@@ -60,7 +66,7 @@ public final class LossKernels {
                 + RowLaunch.vecSuffix(vec);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(logits.address()).pointer(labels.address()).pointer(lse.address()).pointer(scale.address())
-                    .i32(scaleF64).pointer(gradLogits.address()).i64(n).i64(v).i32(ignoreIndex);
+                    .i32(scaleF64).pointer(gradLogits.address()).i64(n).i64(v).i64(firstColumn).i32(ignoreIndex);
             RowLaunch.of(n, v, maxBlocks).launch(module.function(name), stream, args);
         }
     }

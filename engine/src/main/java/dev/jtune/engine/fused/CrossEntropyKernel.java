@@ -29,7 +29,18 @@ public interface CrossEntropyKernel {
      * scale is a [1] tensor on the device (so the loss normalisation needs no host sync); gradLogits [N, V] in logits'
      * dtype, may be logits.
      */
-    void backward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits);
+    default void backward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        backward(logits, 0, labels, lse, ignoreIndex, scale, gradLogits);
+    }
+
+    /**
+     * The same over a block of the vocabulary: logits [N, v] are the columns [firstColumn, firstColumn + v) of the
+     * [N, V] logits whose lse the forward saved, and
+     * {@code gradLogits[i, c] = scale[0] * (exp(logits[i, c] - lse[i]) - (firstColumn + c == labels[i]))}, 0 on ignored
+     * rows. A label outside the block gives its row no one-hot term here (it has one in its own block). This lets
+     * a backward go one vocabulary slice at a time; firstColumn 0 and v = V is the whole row.
+     */
+    void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits);
 
     /** {@code out[0] = number of i with labels[i] != value}, as a [1] statistic: the loss's token count. */
     void countNotEqual(Tensor labels, int value, Tensor out);
@@ -79,11 +90,19 @@ public interface CrossEntropyKernel {
             });
         }
 
-        /** Each element is read before it is written, so gradLogits may be logits. */
+        /**
+         * Each element is read before it is written, so gradLogits may be logits. A block does not know the
+         * vocabulary's size, so only a negative label that is not ignoreIndex is an error here (the forward, over
+         * whole rows, checks the upper bound).
+         */
         @Override
-        public void backward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        public void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale,
+                             Tensor gradLogits) {
+            if (firstColumn < 0) {
+                throw new ShapeException("crossEntropyBackward: first column " + firstColumn + " is negative");
+            }
             long vocab = logits.dim(-1);
-            long[] label = checkedLabels("crossEntropyBackward", labels, ignoreIndex, vocab);
+            long[] label = checkedLabels("crossEntropyBackward", labels, ignoreIndex, Long.MAX_VALUE);
             double factor = Flat.of(scale).get(0);
             Flat xs = Flat.of(logits);
             Flat lses = Flat.of(lse);
@@ -96,9 +115,10 @@ public interface CrossEntropyKernel {
                     return;
                 }
                 double l = lses.get(i);
+                long hot = y - firstColumn; // the label's column in this block, outside [0, vocab) for another block's
                 for (long v = 0; v < vocab; v++) {
                     double p = Math.exp(xs.get(first + v) - l);
-                    gs.set(first + v, factor * (v == y ? p - 1 : p));
+                    gs.set(first + v, factor * (v == hot ? p - 1 : p));
                 }
             });
         }
@@ -111,14 +131,15 @@ public interface CrossEntropyKernel {
             Flat.of(out).set(0, count);
         }
 
+        /** The labels, each ignoreIndex or in [0, vocab) (Long.MAX_VALUE: no upper bound known). */
         private static long[] checkedLabels(String op, Tensor labels, int ignoreIndex, long vocab) {
             Flat ls = Flat.of(labels);
             long[] label = new long[Math.toIntExact(labels.numel())];
             for (int i = 0; i < label.length; i++) {
                 long y = ls.getLong(i);
                 if (y != ignoreIndex && (y < 0 || y >= vocab)) {
-                    throw new ShapeException(op + ": label " + y + " at row " + i + " is outside [0, " + vocab
-                            + ") and is not the ignore index " + ignoreIndex);
+                    throw new ShapeException(op + ": label " + y + " at row " + i + " is outside [0, "
+                            + (vocab == Long.MAX_VALUE ? "V" : vocab) + ") and is not the ignore index " + ignoreIndex);
                 }
                 label[i] = y;
             }
@@ -144,8 +165,9 @@ public interface CrossEntropyKernel {
         }
 
         @Override
-        public void backward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
-            kernels().crossEntropyBackward(logits, labels, lse, ignoreIndex, scale, gradLogits);
+        public void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale,
+                             Tensor gradLogits) {
+            kernels().crossEntropyBackward(logits, firstColumn, labels, lse, ignoreIndex, scale, gradLogits);
         }
 
         @Override
@@ -164,7 +186,8 @@ public interface CrossEntropyKernel {
         }
 
         @Override
-        public void backward(Tensor logits, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits) {
+        public void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale,
+                             Tensor gradLogits) {
         }
 
         @Override

@@ -74,7 +74,12 @@ public final class Checks {
      * F64 inputs so that float64 gradient checks see no fp32 rounding.
      */
     public static DType statType(Tensor t) {
-        return t.dtype() == DType.F64 ? DType.F64 : DType.F32;
+        return statType(t.dtype());
+    }
+
+    /** {@link #statType(Tensor)} of a tensor of {@code dtype}. */
+    static DType statType(DType dtype) {
+        return dtype == DType.F64 ? DType.F64 : DType.F32;
     }
 
     /** Rows of the last axis: [..., D] as a contiguous [N, D] (a view when already contiguous). */

@@ -9,6 +9,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -110,6 +111,76 @@ class CpuLossTest extends CpuKernelTest {
     }
 
     @Test
+    void backwardOverAVocabularyBlockMatchesTheDefinition() {
+        // columns [v0, v0 + width) of [n, V] logits: the one-hot term compares labels with v0 + c; rows labelled before
+        // or after the block have none, ignored rows are 0. The blocks of a partition put together are the whole-row
+        // backward exactly (every element is computed on its own from the same inputs).
+        Random rnd = Seeds.random(607);
+        for (int trial = 0; trial < 40; trial++) {
+            DType dtype = FLOATING[trial % FLOATING.length];
+            int n = 4 + size(rnd);
+            int vocab = 2 + size(rnd) + rnd.nextInt(40);
+            Tensor logits = tensor(rnd, dtype, uniform(rnd, n * vocab, -8, 8), n, vocab);
+            int v0 = rnd.nextInt(vocab);
+            int width = 1 + rnd.nextInt(vocab - v0);
+            int[] y = new int[n];
+            for (int i = 0; i < n; i++) {
+                int inside = v0 + rnd.nextInt(width);
+                y[i] = switch (i % 4) {
+                    case 0 -> IGNORE;
+                    case 1 -> inside;
+                    case 2 -> v0 > 0 ? rnd.nextInt(v0) : inside;
+                    default -> v0 + width < vocab ? v0 + width + rnd.nextInt(vocab - v0 - width) : inside;
+                };
+            }
+            Tensor labels = ints(rnd, y, n);
+            Tensor lse = output(rnd, stat(dtype), n);
+            cpu.kernels(CrossEntropyKernel.OP).forward(logits, labels, IGNORE, output(rnd, stat(dtype), n), lse);
+            double scale = 1.0 / (1 + rnd.nextInt(50));
+            Tensor scaleT = tensor(rnd, stat(dtype), new double[]{scale}, 1);
+            double[] x = logits.toDoubleArray();
+            double[] l = lse.toDoubleArray();
+            double[] expected = new double[n * width];
+            for (int i = 0; i < n; i++) {
+                for (int c = 0; c < width && y[i] != IGNORE; c++) {
+                    expected[i * width + c] = roundTo(stat(dtype), scale) * (Math.exp(x[i * vocab + v0 + c] - l[i]) - (v0 + c == y[i] ? 1 : 0));
+                }
+            }
+            Tensor block = tensor(rnd, dtype, blockOf(x, n, vocab, v0, width), n, width);
+            Tensor grad = rnd.nextBoolean() ? block : output(rnd, dtype, n, width);
+            cpu.kernels(CrossEntropyKernel.OP).backward(block, v0, labels, lse, IGNORE, scaleT, grad);
+            String what = "crossEntropyBackward " + dtype + " [" + n + ", " + vocab + "] columns [" + v0 + ", " + (v0 + width) + ")";
+            assertClose(what, expected, grad.toDoubleArray(), tol(dtype), scale);
+
+            Tensor whole = output(rnd, dtype, n, vocab);
+            cpu.kernels(CrossEntropyKernel.OP).backward(logits, labels, lse, IGNORE, scaleT, whole);
+            double[] all = whole.toDoubleArray();
+            double[] pieced = new double[n * vocab];
+            for (int c0 = 0; c0 < vocab; ) {
+                int w = 1 + rnd.nextInt(vocab - c0);
+                Tensor g = output(rnd, dtype, n, w);
+                cpu.kernels(CrossEntropyKernel.OP).backward(tensor(rnd, dtype, blockOf(x, n, vocab, c0, w), n, w), c0, labels, lse,
+                        IGNORE, scaleT, g);
+                double[] gv = g.toDoubleArray();
+                for (int i = 0; i < n; i++) {
+                    System.arraycopy(gv, i * w, pieced, i * vocab + c0, w);
+                }
+                c0 += w;
+            }
+            assertArrayEquals(all, pieced, what + ": the blocks of a partition against the whole rows");
+        }
+    }
+
+    /** Columns [v0, v0 + width) of row-major [n, vocab] x. */
+    private static double[] blockOf(double[] x, int n, int vocab, int v0, int width) {
+        double[] b = new double[n * width];
+        for (int i = 0; i < n; i++) {
+            System.arraycopy(x, i * vocab + v0, b, i * width, width);
+        }
+        return b;
+    }
+
+    @Test
     void backwardIsTheGradientOfTheScaledLoss() {
         // F64 logits come with F64 loss and lse: differentiate scale * sum of the kernel's own loss rows
         Random rnd = Seeds.random(604);
@@ -147,6 +218,15 @@ class CpuLossTest extends CpuKernelTest {
                     () -> cpu.kernels(CrossEntropyKernel.OP).forward(logits, labels, IGNORE, output(rnd, DType.F32, 3), output(rnd, DType.F32, 3)));
             assertTrue(e.getMessage().contains("label " + bad) && e.getMessage().contains("row 2"), e.getMessage());
         }
+        // a block knows no vocabulary size: only a negative label (not ignored) or first column is an error there
+        Tensor scale = tensor(rnd, DType.F32, new double[]{1}, 1);
+        Tensor lse = tensor(rnd, DType.F32, new double[]{0, 0, 0}, 3);
+        ShapeException label = assertThrows(ShapeException.class, () -> cpu.kernels(CrossEntropyKernel.OP)
+                .backward(logits, 4, ints(rnd, new int[]{0, IGNORE, -1}, 3), lse, IGNORE, scale, output(rnd, DType.F32, 3, 4)));
+        assertTrue(label.getMessage().contains("label -1") && label.getMessage().contains("row 2"), label.getMessage());
+        ShapeException column = assertThrows(ShapeException.class, () -> cpu.kernels(CrossEntropyKernel.OP)
+                .backward(logits, -1, ints(rnd, new int[]{0, IGNORE, 1}, 3), lse, IGNORE, scale, output(rnd, DType.F32, 3, 4)));
+        assertTrue(column.getMessage().contains("first column -1"), column.getMessage());
     }
 
     @Test

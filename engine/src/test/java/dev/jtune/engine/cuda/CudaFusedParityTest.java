@@ -471,6 +471,49 @@ class CudaFusedParityTest {
         assertClose(refGrad, gLogits, tol(t), tag(what + " backward in place"));
     }
 
+    @Test
+    void crossEntropyBackwardOverAVocabularyBlock() {
+        // CrossEntropy.linear's sliced backward: columns [v0, v0 + width) of [n, V] logits, with rows labelled inside
+        // the block, before it, after it, and ignored; vectorised and scalar widths, warp and block rows
+        for (DType t : FLOATS) {
+            checkCrossEntropyBlock(t, 4 + rnd.nextInt(12), 1000, 256, 256);
+            checkCrossEntropyBlock(t, 4 + rnd.nextInt(12), 1000, 1 + rnd.nextInt(300), 1 + rnd.nextInt(600));
+            checkCrossEntropyBlock(t, 4 + rnd.nextInt(12), 1000, 0, 1000); // the whole row: today's call
+        }
+        checkCrossEntropyBlock(DType.BF16, 9, 65_536, 16_384, 16_384);
+        checkCrossEntropyBlock(DType.F32, 9, 65_536, 49_152, 16_384); // the last slice
+        checkCrossEntropyBlock(DType.BF16, 9, 40_001, 32_768, 7_233); // an odd last slice: the scalar path
+    }
+
+    private void checkCrossEntropyBlock(DType t, long n, long v, long v0, long width) {
+        String what = "crossEntropy backward " + t + " [" + n + ", " + v + "] columns [" + v0 + ", " + (v0 + width) + ")";
+        Tensor full = rand(Shape.of(n, v), t, -4, 4);
+        int[] lab = new int[(int) n];
+        for (int i = 0; i < n; i++) {
+            int inside = (int) (v0 + rnd.nextInt((int) width));
+            lab[i] = switch (i % 4) {
+                case 0 -> IGNORE;
+                case 1 -> inside;
+                case 2 -> v0 > 0 ? rnd.nextInt((int) v0) : inside; // a label before the block
+                default -> v0 + width < v ? (int) (v0 + width + rnd.nextInt((int) (v - v0 - width))) : inside; // after it
+            };
+        }
+        Tensor labels = Tensor.fromArray(lab, Shape.of(n), DType.I32, CPU);
+        DType st = stat(t);
+        Tensor lse = cpuEmpty(Shape.of(n), st);
+        cpu.kernels(CrossEntropyKernel.OP).forward(full, labels, IGNORE, cpuEmpty(Shape.of(n), st), lse);
+        Tensor block = full.slice(1, v0, v0 + width).contiguous();
+        Tensor scale = Tensor.fromArray(new double[] {1.0 / n}, Shape.of(1), DType.F32, CPU);
+        Tensor refGrad = cpuEmpty(Shape.of(n, width), t);
+        cpu.kernels(CrossEntropyKernel.OP).backward(block, v0, labels, lse, IGNORE, scale, refGrad);
+        Tensor gBlock = g(block);
+        Tensor grad = gpuEmpty(Shape.of(n, width), t);
+        gpu.kernels(CrossEntropyKernel.OP).backward(gBlock, v0, g(labels), g(lse), IGNORE, g(scale), grad);
+        assertClose(refGrad, grad, tol(t), tag(what));
+        gpu.kernels(CrossEntropyKernel.OP).backward(gBlock, v0, g(labels), g(lse), IGNORE, g(scale), gBlock); // in place
+        assertClose(refGrad, gBlock, tol(t), tag(what + " in place"));
+    }
+
     // ------------------------------------------------------------------ attention softmax
 
     /** One block of scores: rows x cols with the masking parameters of attentionSoftmax. */

@@ -116,6 +116,14 @@ class MetaMatchesCudaGpuTest {
                 CrossEntropy.linear(h, table, ids, 128).backward();
             }
         });
+        assertSameFootprint("linear cross-entropy by vocabulary slices", device -> {
+            // a 40,000 x 640 head outgrows one slice's fp32 accumulator: two slices of 20,224 by all 4,096 tokens
+            try (Scope s = Scope.open("lm head", MemoryCategory.ACTIVATIONS)) {
+                Tensor table = Tensor.randn(Shape.of(40_000, 640), DType.BF16, device, 1).requiresGrad(true);
+                Tensor h = Tensor.randn(Shape.of(4096, 640), DType.BF16, device, 2).requiresGrad(true);
+                CrossEntropy.linear(h, table, Tensor.zeros(Shape.of(4096), DType.I32, device), 0).backward();
+            }
+        });
         assertSameFootprint("gradient clipping", device -> {
             try (Scope s = Scope.open("params", MemoryCategory.WEIGHTS)) {
                 Tensor a = Tensor.randn(Shape.of(3, 1 << 18), DType.F32, device, 1).requiresGrad(true);
