@@ -1,5 +1,6 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.engine.ActivationStore;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
@@ -15,6 +16,7 @@ import dev.jtune.engine.optim.AdamW;
 import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
+import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.engine.optim.GradientBuffer;
 import dev.jtune.engine.optim.Optimizer;
@@ -61,6 +63,7 @@ public final class Trainer {
     private MemoryReport memory;
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
+    private final ActivationStore activations;
 
     /**
      * What the trainer records about its run besides the steps: the report's title, the run's identity (stored with
@@ -89,6 +92,12 @@ public final class Trainer {
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             this.optimizer = newOptimizer(config, trainable.namedParameters());
         }
+        this.activations = newActivationStore(config, device);
+    }
+
+    /** Where checkpointed inputs wait for backward: the device, or pinned host memory (a store that lives with the run). */
+    private static ActivationStore newActivationStore(TrainerConfig config, Device device) {
+        return config.activationPlacement() == TrainerConfig.ActivationPlacement.HOST ? new HostActivationStore(device) : ActivationStore.DEVICE;
     }
 
     /**
@@ -122,15 +131,15 @@ public final class Trainer {
     }
 
     /**
-     * {@code -Djtune.offload.streamGradients=true}: the in-step host-offloaded AdamW streams gradients to the host during
-     * backward ({@link HostOffloadAdamW.Gradients#STREAMED}) instead of keeping a device buffer. Off by default until
-     * its GPU path has run on a GPU (HostOffloadAdamWGpuTest.streamedGradientsEqualTheCpuBitForBit, bench
-     * full-finetune.sh); it is tested on the cpu. Read when an optimizer is built.
+     * The in-step host-offloaded AdamW streams gradients to the host during backward ({@link HostOffloadAdamW.Gradients#STREAMED});
+     * {@code -Djtune.offload.streamGradients=false} keeps a device gradient buffer instead (the path measured on an
+     * H100 before streaming existed; streaming is tested on the cpu and its GPU test has not run yet). Read when an
+     * optimizer is built.
      */
     public static final String STREAM_GRADIENTS_PROPERTY = "jtune.offload.streamGradients";
 
     private static boolean streamGradients() {
-        return Boolean.parseBoolean(System.getProperty(STREAM_GRADIENTS_PROPERTY, "false"));
+        return Boolean.parseBoolean(System.getProperty(STREAM_GRADIENTS_PROPERTY, "true"));
     }
 
     public static Builder builder(TrainerConfig config, Trainable trainable) {
@@ -351,7 +360,7 @@ public final class Trainer {
                 trainable.train(CounterRng.bits(config.seed(), micro + i));
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                     Tensor[] t = train.tensors(batches.get(i), device);
-                    Tensor loss = microBatchLoss(config, trainable, t, counted);
+                    Tensor loss = microBatchLoss(config, trainable, activations, t, counted);
                     loss.backward();
                     try (Autograd.GradMode off = Autograd.noGrad()) {
                         Tensor l = loss.detach();
@@ -374,8 +383,10 @@ public final class Trainer {
     }
 
     /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
-    private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, Tensor[] idsAndLabels, int counted) {
-        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512), Math.max(1, counted));
+    private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Tensor[] idsAndLabels,
+                                         int counted) {
+        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512, activations),
+                Math.max(1, counted));
     }
 
     /**
@@ -391,6 +402,7 @@ public final class Trainer {
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
             Optimizer optimizer = newOptimizer(config, trainable.namedParameters());
+            ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
@@ -402,7 +414,7 @@ public final class Trainer {
                         dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
                         Tensor[] t = {Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
                                 Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device)};
-                        microBatchLoss(config, trainable, t, micro * batchSize * seqLength).backward();
+                        microBatchLoss(config, trainable, activations, t, micro * batchSize * seqLength).backward();
                     }
                 }
                 trainable.eval();
@@ -414,6 +426,9 @@ public final class Trainer {
             backend.synchronize();
             MemoryStats stats = backend.memoryStats();
             optimizer.close();
+            if (activations instanceof HostActivationStore h) {
+                h.close();
+            }
             return stats;
         }
     }

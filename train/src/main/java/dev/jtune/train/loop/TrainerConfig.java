@@ -35,9 +35,17 @@ public record TrainerConfig(
         int maxNonfiniteSteps,
         OptimizerStatePrecision optimizerStatePrecision,
         OptimizerStatePlacement optimizerStatePlacement,
-        OptimizerStepTiming optimizerStepTiming) {
+        OptimizerStepTiming optimizerStepTiming,
+        ActivationPlacement activationPlacement) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
+
+    /**
+     * Where checkpointed layer inputs wait for backward: device memory, or pinned host memory (activation offload,
+     * HF's {@code gradient_checkpointing_kwargs={"offload": true}}: copied out after each layer's forward, prefetched
+     * back one layer ahead in backward; needs checkpointing).
+     */
+    public enum ActivationPlacement { DEVICE, HOST }
 
     /**
      * How the optimizer stores its moments, whatever engine optimizer implements it. With 16-bit weights an fp32 master
@@ -99,6 +107,11 @@ public record TrainerConfig(
             throw new IllegalArgumentException("a delayed optimizer step overlaps a host update: it needs HOST placement, got "
                     + optimizerStatePlacement);
         }
+        java.util.Objects.requireNonNull(activationPlacement, "activationPlacement");
+        if (activationPlacement == ActivationPlacement.HOST && checkpointing == Gemma3Model.Checkpointing.NONE) {
+            throw new IllegalArgumentException("activation offload moves checkpointed layer inputs to the host: it needs "
+                    + "gradient checkpointing (--gradient_checkpointing)");
+        }
     }
 
     /** The defaults: HF TrainingArguments' where they exist (see {@link Builder}). */
@@ -153,6 +166,7 @@ public record TrainerConfig(
         private OptimizerStatePrecision optimizerStatePrecision = OptimizerStatePrecision.FP32;
         private OptimizerStatePlacement optimizerStatePlacement = OptimizerStatePlacement.DEVICE;
         private OptimizerStepTiming optimizerStepTiming = OptimizerStepTiming.IMMEDIATE;
+        private ActivationPlacement activationPlacement = ActivationPlacement.DEVICE;
 
         private Builder() {
         }
@@ -186,6 +200,7 @@ public record TrainerConfig(
             optimizerStatePrecision = c.optimizerStatePrecision;
             optimizerStatePlacement = c.optimizerStatePlacement;
             optimizerStepTiming = c.optimizerStepTiming;
+            activationPlacement = c.activationPlacement;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -328,12 +343,17 @@ public record TrainerConfig(
             return this;
         }
 
+        public Builder activationPlacement(ActivationPlacement v) {
+            activationPlacement = v;
+            return this;
+        }
+
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
-                    maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming);
+                    maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement);
         }
     }
 }

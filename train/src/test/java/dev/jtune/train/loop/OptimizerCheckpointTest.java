@@ -119,8 +119,14 @@ class OptimizerCheckpointTest {
         TrainerConfig c = TrainerTest.config(6, 3, 0).toBuilder()
                 .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
         List<String> names = new ArrayList<>();
-        List<StepRecord> buffered = train(tmp.resolve("buffered"), DType.BF16, false, Long.MAX_VALUE, false, names, c);
         String before = System.getProperty(Trainer.STREAM_GRADIENTS_PROPERTY);
+        System.setProperty(Trainer.STREAM_GRADIENTS_PROPERTY, "false");
+        List<StepRecord> buffered;
+        try {
+            buffered = train(tmp.resolve("buffered"), DType.BF16, false, Long.MAX_VALUE, false, names, c);
+        } finally {
+            restore(before);
+        }
         System.setProperty(Trainer.STREAM_GRADIENTS_PROPERTY, "true");
         try {
             List<StepRecord> whole = train(tmp.resolve("whole"), DType.BF16, false, Long.MAX_VALUE, false, names, c);
@@ -137,11 +143,33 @@ class OptimizerCheckpointTest {
                 assertEquals(expected, whole.get(i).loss(), 1e-2 * expected, "streamed against buffered, step " + whole.get(i).step());
             }
         } finally {
-            if (before == null) {
-                System.clearProperty(Trainer.STREAM_GRADIENTS_PROPERTY);
-            } else {
-                System.setProperty(Trainer.STREAM_GRADIENTS_PROPERTY, before);
-            }
+            restore(before);
+        }
+    }
+
+    private static void restore(String streamGradients) {
+        if (streamGradients == null) {
+            System.clearProperty(Trainer.STREAM_GRADIENTS_PROPERTY);
+        } else {
+            System.setProperty(Trainer.STREAM_GRADIENTS_PROPERTY, streamGradients);
+        }
+    }
+
+    /**
+     * Activation offload (checkpointed layer inputs in host memory) moves bytes only: the same loss curve, bit for bit,
+     * as with them on the device, for layer and half-layer checkpointing, and a resumed offloaded run equals the whole one.
+     */
+    @Test
+    void offloadedActivationsGiveTheSameCurve(@TempDir Path tmp) throws IOException {
+        List<String> names = new ArrayList<>();
+        for (Gemma3Model.Checkpointing c : List.of(Gemma3Model.Checkpointing.LAYERS, Gemma3Model.Checkpointing.HALVES)) {
+            TrainerConfig onDevice = TrainerTest.config(6, 3, 0).toBuilder().checkpointing(c).build();
+            TrainerConfig onHost = onDevice.toBuilder().activationPlacement(TrainerConfig.ActivationPlacement.HOST).build();
+            List<StepRecord> expected = train(tmp.resolve(c + "-device"), DType.BF16, false, Long.MAX_VALUE, false, names, onDevice);
+            List<StepRecord> offloaded = train(tmp.resolve(c + "-host"), DType.BF16, false, Long.MAX_VALUE, false, names, onHost);
+            assertSameLosses(expected, offloaded);
+            train(tmp.resolve(c + "-resumed"), DType.BF16, false, 3, false, names, onHost);
+            assertSameLosses(expected, train(tmp.resolve(c + "-resumed"), DType.BF16, false, Long.MAX_VALUE, true, names, onHost));
         }
     }
 
