@@ -14,6 +14,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
 import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.ParameterTable;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -63,9 +64,9 @@ public final class AdamW8bit implements Optimizer {
     }
 
     /** One 8-bit group: parameters of one dtype in one flat layout. */
-    private record Group(GradientBuffer grads, AdamW8bitKernel.Targets targets, Tensor master, AdamW8bitKernel.State state) {
+    private record Group(GradientBuffer grads, ParameterTable table, Tensor master, AdamW8bitKernel.State state) {
         FlatLayout layout() {
-            return targets.layout();
+            return table.layout();
         }
     }
 
@@ -145,7 +146,7 @@ public final class AdamW8bit implements Optimizer {
         List<Tensor> params = grads.parameters();
         Device device = grads.device();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, params);
+            ParameterTable table = new ParameterTable(params, layout);
             Tensor master = null;
             if (grads.dtype() != DType.F32) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
@@ -159,7 +160,7 @@ public final class AdamW8bit implements Optimizer {
             AdamW8bitKernel.State state = new AdamW8bitKernel.State(
                     Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement),
                     Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement));
-            return new Group(grads, targets, master, state);
+            return new Group(grads, table, master, state);
         }
     }
 
@@ -170,8 +171,7 @@ public final class AdamW8bit implements Optimizer {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Group g : groups) {
                 checkAttached(g.grads);
-                g.targets.checkAddresses();
-                AdamW8bitKernel.on(g.grads.flat()).step(g.targets, g.master, g.grads.flat(), g.state, s, null);
+                AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, s, null);
             }
             for (Small st : smalls) {
                 Tensor target = st.master != null ? st.master : st.param;
@@ -325,8 +325,8 @@ public final class AdamW8bit implements Optimizer {
             }
             for (Group g : groups) {
                 if (g.master != null) {
-                    for (int i = 0; i < g.targets.params().size(); i++) {
-                        Ops.copyInto(g.layout().view(g.master, i), g.targets.params().get(i));
+                    for (int i = 0; i < g.table.parameters().size(); i++) {
+                        Ops.copyInto(g.layout().view(g.master, i), g.table.parameters().get(i));
                     }
                 }
             }

@@ -304,6 +304,24 @@ class AdamW8bitTest {
         }
     }
 
+    /**
+     * The group's parameter table is read at each step: a freed parameter is refused by name of its storage rather than
+     * stepped through a stale address. (No API moves a live tensor's storage; where an address did change, the
+     * table would be rewritten, as for the fp32 flat step: {@code fused.ParameterTable}.)
+     */
+    @Test
+    void aFreedParameterIsRefusedAtTheNextStep() {
+        try (Scope s = Scope.open("freed")) {
+            SequencedMap<String, Tensor> named = new LinkedHashMap<>();
+            named.put("w", param(Shape.of(5000), DType.F32));
+            named.put("u", param(Shape.of(4096), DType.F32));
+            AdamW8bit opt = new AdamW8bit(named, AdamW.Config.defaults());
+            step(opt, named, gradientsFor(named));
+            named.get("u").close();
+            assertThrows(dev.jtune.engine.ClosedException.class, opt::step);
+        }
+    }
+
     @Test
     void buildsAndStepsOnTheMetaDevice() {
         try (Scope s = Scope.open("meta")) {
