@@ -12,6 +12,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.fused.AdamW8bitKernel;
 import dev.jtune.engine.fused.AdamWKernel;
 import dev.jtune.engine.fused.ParameterTable;
@@ -34,8 +35,9 @@ import java.util.SequencedMap;
  *     is one flat buffer of codes per moment over a {@link FlatLayout} (each parameter starts a block, as
  *     bitsandbytes quantizes per tensor) and is updated by one kernel launch.</li>
  * <li>A smaller parameter (norms, biases) keeps fp32 moments, as bitsandbytes' {@code min_8bit_size} does, stepped
- *     per tensor by the fp32 AdamW kernel. That kernel decays before the Adam step (torch's order) where
- *     bitsandbytes' 32-bit kernel decays after it: a difference of order lr^2 wd on these few elements.</li>
+ *     per tensor as bitsandbytes' 32-bit kernel ({@code kOptimizer32bit2State}) steps it: the fp32 AdamW kernel
+ *     without decay, then {@code p *= 1 - lr wd} (the decay after the Adam step, as in the 8-bit path; torch decays
+ *     first).</li>
  * <li>A 16-bit parameter is updated through an fp32 master copy (flat, for an 8-bit group), rounded into the weight
  *     after each step, as {@link AdamW} does; bitsandbytes would update the bf16 weight itself.</li>
  * <li>Gradients: the optimizer attaches a persistent flat {@link GradientBuffer} per group (8-bit groups over their
@@ -173,9 +175,14 @@ public final class AdamW8bit implements Optimizer {
                 checkAttached(g.grads);
                 AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, s, null);
             }
+            // bitsandbytes' 32-bit step decays after the Adam step: the kernel steps without decay, then one scale
+            AdamWStep undecayed = new AdamWStep(s.lr(), s.beta1(), s.beta2(), s.eps(), 0, s.step());
             for (Small st : smalls) {
                 Tensor target = st.master != null ? st.master : st.param;
-                AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, s, null);
+                AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, undecayed, null);
+                if (s.weightDecay() > 0) {
+                    Backends.of(target).scale(target, 1 - s.lr() * s.weightDecay(), target);
+                }
                 if (st.master != null) {
                     Ops.copyInto(st.master, st.param);
                 }
