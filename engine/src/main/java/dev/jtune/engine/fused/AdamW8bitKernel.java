@@ -41,6 +41,10 @@ import java.util.List;
  * </ol>
  * bitsandbytes starts from codes 0 and absmax 0 (every moment 0) and updates a 16-bit weight in place; here a 16-bit
  * weight is updated through an fp32 master copy (the weight gets the master rounded once, as {@code optim.AdamW}).
+ * bitsandbytes' kernel computes in fp32 with fast intrinsics ({@code __fdividef} for m / absmax and the update's
+ * ratio, {@code __powf} bias corrections, {@code 1.0f - beta} in fp32); the reference here is the same algorithm in
+ * double, the cuda kernel the same in fp32 with IEEE division. ARCHITECTURE.md lists each rule with its place in
+ * bitsandbytes' source.
  */
 public interface AdamW8bitKernel {
     /** Elements per quantization block: bitsandbytes' blockwise-optimizer block, {@link FlatLayout#ALIGNMENT}. */
