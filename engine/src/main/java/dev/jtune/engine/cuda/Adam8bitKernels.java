@@ -5,6 +5,7 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 import dev.jtune.engine.quant.DynamicMap;
@@ -63,18 +64,19 @@ public final class Adam8bitKernels {
     }
 
     /** The step of {@link AdamW8bitKernel} (operands already checked): fp32 scalars, each derived in double and rounded once. */
-    public void adamw8bit(AdamW8bitKernel.Targets targets, Tensor master, Tensor grad, AdamW8bitKernel.State state, AdamWStep step,
+    public void adamw8bit(ParameterTable params, Tensor master, Tensor grad, AdamW8bitKernel.State state, AdamWStep step,
                           Tensor gradScale) {
-        long blocks = targets.layout().numel() / AdamW8bitKernel.BLOCK;
+        long blocks = params.layout().numel() / AdamW8bitKernel.BLOCK;
         if (blocks == 0) {
             return;
         }
         int gradScaleF64 = gradScale == null ? 0 : StatTypes.scalarFlag("adamw8bit", "gradScale", gradScale);
-        String name = "adamw8bit_" + ElementwiseKernels.floatSuffix("adamw8bit", targets.dtype()) + "_"
+        String name = "adamw8bit_" + ElementwiseKernels.floatSuffix("adamw8bit", params.dtype()) + "_"
                 + ElementwiseKernels.floatSuffix("adamw8bit", grad.dtype());
         double bc2Sqrt = Math.sqrt(step.biasCorrection2());
+        Tensor table = params.current(); // rewritten first when a parameter's storage moved
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(targets.table().address()).i32(targets.params().size())
+            args.pointer(table.address()).i32(params.parameters().size())
                     .pointer(master == null ? 0 : master.address()).pointer(grad.address())
                     .pointer(state.m().address()).pointer(state.v().address())
                     .pointer(state.absmaxM().address()).pointer(state.absmaxV().address())

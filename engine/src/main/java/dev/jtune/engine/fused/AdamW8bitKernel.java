@@ -4,7 +4,6 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.DeviceMismatchException;
-import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
@@ -42,6 +41,10 @@ import java.util.List;
  * </ol>
  * bitsandbytes starts from codes 0 and absmax 0 (every moment 0) and updates a 16-bit weight in place; here a 16-bit
  * weight is updated through an fp32 master copy (the weight gets the master rounded once, as {@code optim.AdamW}).
+ * bitsandbytes' kernel computes in fp32 with fast intrinsics ({@code __fdividef} for m / absmax and the update's
+ * ratio, {@code __powf} bias corrections, {@code 1.0f - beta} in fp32); the reference here is the same algorithm in
+ * double, the cuda kernel the same in fp32 with IEEE division. ARCHITECTURE.md lists each rule with its place in
+ * bitsandbytes' source.
  */
 public interface AdamW8bitKernel {
     /** Elements per quantization block: bitsandbytes' blockwise-optimizer block, {@link FlatLayout#ALIGNMENT}. */
@@ -51,98 +54,20 @@ public interface AdamW8bitKernel {
     /** The second-moment code of the padding: 0, the unsigned map's zero. */
     int PAD_CODE_V = 0;
 
-    /**
-     * The parameters one flat group updates: each contiguous, of the layout entry's shape, one device and dtype, in
-     * layout order; {@code table} (I64 [entries, 3], on their device) holds each one's address, flat offset and
-     * element count, which is how the GPU kernel finds the parameter of a block (a binary search over the offsets).
-     * The addresses are read once: a parameter must keep its storage while the optimizer lives.
-     */
-    final class Targets {
-        private final FlatLayout layout;
-        private final List<Tensor> params;
-        private final Tensor table;
-        private final long[] addresses;
-
-        private Targets(FlatLayout layout, List<Tensor> params, Tensor table, long[] addresses) {
-            this.layout = layout;
-            this.params = params;
-            this.table = table;
-            this.addresses = addresses;
-        }
-
-        /** Checks {@code params} against {@code layout} and builds the table on their device (in the current scope). */
-        public static Targets of(FlatLayout layout, List<Tensor> params) {
-            if (params.size() != layout.entries().size() || params.isEmpty()) {
-                throw new IllegalArgumentException("AdamW8bit: " + params.size() + " parameters for " + layout.entries().size() + " layout entries");
-            }
-            Device device = params.getFirst().device();
-            DType dtype = params.getFirst().dtype();
-            long[] rows = new long[3 * params.size()];
-            long[] addresses = new long[params.size()];
-            for (int i = 0; i < params.size(); i++) {
-                Tensor p = params.get(i);
-                FlatLayout.Entry e = layout.entries().get(i);
-                if (!p.shape().equals(e.shape()) || !p.isContiguous()) {
-                    throw new ShapeException("AdamW8bit: parameter " + e.name() + " " + p.describe() + " must be contiguous with the layout's shape " + e.shape());
-                }
-                if (!p.device().equals(device) || p.dtype() != dtype) {
-                    throw new DeviceMismatchException("AdamW8bit: parameter " + e.name() + " " + p.describe() + " is not " + dtype + " on " + device
-                            + " like the group's first");
-                }
-                addresses[i] = p.address();
-                rows[3 * i] = addresses[i];
-                rows[3 * i + 1] = e.offset();
-                rows[3 * i + 2] = e.numel();
-            }
-            Tensor table = Tensor.fromArray(rows, Shape.of(params.size(), 3), DType.I64, device);
-            return new Targets(layout, List.copyOf(params), table, addresses);
-        }
-
-        /** Throws when a parameter was freed or its storage moved since {@link #of} (the table would be stale). */
-        public void checkAddresses() {
-            for (int i = 0; i < params.size(); i++) {
-                if (params.get(i).checkOpen("AdamW8bit step").address() != addresses[i]) {
-                    throw new IllegalStateException("AdamW8bit: parameter " + layout.entries().get(i).name()
-                            + " moved since the optimizer was built");
-                }
-            }
-        }
-
-        public FlatLayout layout() {
-            return layout;
-        }
-
-        /** The parameters in layout order. */
-        public List<Tensor> params() {
-            return params;
-        }
-
-        /** I64 [entries, 3]: address, flat offset, element count of each parameter. */
-        public Tensor table() {
-            return table;
-        }
-
-        public DType dtype() {
-            return params.getFirst().dtype();
-        }
-
-        public Device device() {
-            return params.getFirst().device();
-        }
-    }
-
     /** The 8-bit state of one flat group: codes U8 [numel] and block maxima F32 [numel / BLOCK] for each moment. */
     record State(Tensor m, Tensor absmaxM, Tensor v, Tensor absmaxV) {
     }
 
     /**
-     * One step of the algorithm above over a flat group. grad: the flat gradient, [layout.numel()] in F32, BF16 or F16
-     * (its alignment gaps are not read). master: null, or the group's flat F32 master copy [layout.numel()], which the
+     * One step of the algorithm above over a flat group: the parameters of {@code params}' layout (the cuda kernel
+     * finds a block's parameter in its device table, by a binary search over the offsets; the table is rewritten
+     * when a parameter's storage moved, as for the fp32 flat step). grad: the flat gradient, [layout.numel()] in
+     * F32, BF16 or F16 (its alignment gaps are not read). master: null, or the group's flat F32 master copy [layout.numel()], which the
      * step reads and writes instead of the parameters and then rounds into them (required for 16-bit parameters).
      * Parameters: F32, BF16 or F16. gradScale: null or a one-element F32/F64 tensor on the device (a clip factor).
      * Every tensor on the parameters' device.
      */
-    void step(Targets targets, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale);
+    void step(ParameterTable params, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale);
 
     FusedOp<AdamW8bitKernel> OP = FusedOp.of("adamw8bit", new Cpu(), Cuda::new, new Meta());
 
@@ -151,10 +76,10 @@ public interface AdamW8bitKernel {
     }
 
     /** The operands' contract, checked by every backend. */
-    static void check(Targets targets, Tensor master, Tensor grad, State state, Tensor gradScale) {
-        long n = targets.layout().numel();
-        Device device = targets.device();
-        DType p = targets.dtype();
+    static void check(ParameterTable params, Tensor master, Tensor grad, State state, Tensor gradScale) {
+        long n = params.layout().numel();
+        Device device = params.device();
+        DType p = params.dtype();
         if (p != DType.F32 && p != DType.BF16 && p != DType.F16) {
             throw new DTypeException("AdamW8bit: parameters must be F32, BF16 or F16, not " + p);
         }
@@ -235,17 +160,17 @@ public interface AdamW8bitKernel {
         }
 
         @Override
-        public void step(Targets targets, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
-            check(targets, master, grad, state, gradScale);
-            FlatLayout layout = targets.layout();
+        public void step(ParameterTable params, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
+            check(params, master, grad, state, gradScale);
+            FlatLayout layout = params.layout();
             int entries = layout.entries().size();
             long[] offsets = new long[entries];
             long[] ends = new long[entries];
-            List<Flat> params = new ArrayList<>(entries);
+            List<Flat> weights = new ArrayList<>(entries);
             for (int i = 0; i < entries; i++) {
                 offsets[i] = layout.entries().get(i).offset();
                 ends[i] = layout.entries().get(i).end();
-                params.add(Flat.of(targets.params().get(i)));
+                weights.add(Flat.of(params.parameters().get(i)));
             }
             double scale = gradScale == null ? 1.0 : Flat.of(gradScale).get(0);
             double b1 = step.beta1();
@@ -267,7 +192,7 @@ public interface AdamW8bitKernel {
                 if (e < 0) {
                     return;
                 }
-                Flat param = params.get(e);
+                Flat param = weights.get(e);
                 double[] m = new double[BLOCK];
                 double[] v = new double[BLOCK];
                 boolean[] update = new boolean[BLOCK];
@@ -326,10 +251,10 @@ public interface AdamW8bitKernel {
         }
 
         @Override
-        public void step(Targets targets, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
-            check(targets, master, grad, state, gradScale);
+        public void step(ParameterTable params, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
+            check(params, master, grad, state, gradScale);
             gpu.family(Adam8bitKernels.class, b -> new Adam8bitKernels(b.compiler(), b.stream(), b.context(), b.allocator()))
-                    .adamw8bit(targets, master, grad, state, step, gradScale);
+                    .adamw8bit(params, master, grad, state, step, gradScale);
         }
     }
 
@@ -342,8 +267,8 @@ public interface AdamW8bitKernel {
         }
 
         @Override
-        public void step(Targets targets, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
-            check(targets, master, grad, state, gradScale);
+        public void step(ParameterTable params, Tensor master, Tensor grad, State state, AdamWStep step, Tensor gradScale) {
+            check(params, master, grad, state, gradScale);
         }
     }
 }

@@ -12,8 +12,10 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.fused.AdamW8bitKernel;
 import dev.jtune.engine.fused.AdamWKernel;
+import dev.jtune.engine.fused.ParameterTable;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -33,8 +35,9 @@ import java.util.SequencedMap;
  *     is one flat buffer of codes per moment over a {@link FlatLayout} (each parameter starts a block, as
  *     bitsandbytes quantizes per tensor) and is updated by one kernel launch.</li>
  * <li>A smaller parameter (norms, biases) keeps fp32 moments, as bitsandbytes' {@code min_8bit_size} does, stepped
- *     per tensor by the fp32 AdamW kernel. That kernel decays before the Adam step (torch's order) where
- *     bitsandbytes' 32-bit kernel decays after it: a difference of order lr^2 wd on these few elements.</li>
+ *     per tensor as bitsandbytes' 32-bit kernel ({@code kOptimizer32bit2State}) steps it: the fp32 AdamW kernel
+ *     without decay, then {@code p *= 1 - lr wd} (the decay after the Adam step, as in the 8-bit path; torch decays
+ *     first).</li>
  * <li>A 16-bit parameter is updated through an fp32 master copy (flat, for an 8-bit group), rounded into the weight
  *     after each step, as {@link AdamW} does; bitsandbytes would update the bf16 weight itself.</li>
  * <li>Gradients: the optimizer attaches a persistent flat {@link GradientBuffer} per group (8-bit groups over their
@@ -63,9 +66,9 @@ public final class AdamW8bit implements Optimizer {
     }
 
     /** One 8-bit group: parameters of one dtype in one flat layout. */
-    private record Group(GradientBuffer grads, AdamW8bitKernel.Targets targets, Tensor master, AdamW8bitKernel.State state) {
+    private record Group(GradientBuffer grads, ParameterTable table, Tensor master, AdamW8bitKernel.State state) {
         FlatLayout layout() {
-            return targets.layout();
+            return table.layout();
         }
     }
 
@@ -145,7 +148,7 @@ public final class AdamW8bit implements Optimizer {
         List<Tensor> params = grads.parameters();
         Device device = grads.device();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, params);
+            ParameterTable table = new ParameterTable(params, layout);
             Tensor master = null;
             if (grads.dtype() != DType.F32) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
@@ -159,7 +162,7 @@ public final class AdamW8bit implements Optimizer {
             AdamW8bitKernel.State state = new AdamW8bitKernel.State(
                     Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement),
                     Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement));
-            return new Group(grads, targets, master, state);
+            return new Group(grads, table, master, state);
         }
     }
 
@@ -170,12 +173,16 @@ public final class AdamW8bit implements Optimizer {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Group g : groups) {
                 checkAttached(g.grads);
-                g.targets.checkAddresses();
-                AdamW8bitKernel.on(g.grads.flat()).step(g.targets, g.master, g.grads.flat(), g.state, s, null);
+                AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, s, null);
             }
+            // bitsandbytes' 32-bit step decays after the Adam step: the kernel steps without decay, then one scale
+            AdamWStep undecayed = new AdamWStep(s.lr(), s.beta1(), s.beta2(), s.eps(), 0, s.step());
             for (Small st : smalls) {
                 Tensor target = st.master != null ? st.master : st.param;
-                AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, s, null);
+                AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, undecayed, null);
+                if (s.weightDecay() > 0) {
+                    Backends.of(target).scale(target, 1 - s.lr() * s.weightDecay(), target);
+                }
                 if (st.master != null) {
                     Ops.copyInto(st.master, st.param);
                 }
@@ -325,8 +332,8 @@ public final class AdamW8bit implements Optimizer {
             }
             for (Group g : groups) {
                 if (g.master != null) {
-                    for (int i = 0; i < g.targets.params().size(); i++) {
-                        Ops.copyInto(g.layout().view(g.master, i), g.targets.params().get(i));
+                    for (int i = 0; i < g.table.parameters().size(); i++) {
+                        Ops.copyInto(g.layout().view(g.master, i), g.table.parameters().get(i));
                     }
                 }
             }

@@ -7,6 +7,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.optim.FlatLayout;
 import dev.jtune.engine.quant.BitsandbytesMaps;
 import dev.jtune.testing.Seeds;
@@ -252,7 +253,7 @@ class CpuAdamW8bitTest {
                 + ", scale " + gradScale + ", wd " + wd + (nonFinite ? ", non-finite gradients" : "");
         try (Scope s = Scope.open("adamw8bit")) {
             Group g = group(sizes, dtype, gradType, warm);
-            AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(g.layout, g.params);
+            ParameterTable targets = new ParameterTable(g.params, g.layout);
             Tensor scale = gradScale == 1.0 ? null : Tensor.fromArray(new double[] {gradScale}, Shape.of(1), DType.F32, Device.CPU);
             double lr = 1e-2;
             for (long t = 1; t <= steps; t++) {
@@ -291,7 +292,7 @@ class CpuAdamW8bitTest {
             FlatLayout layout = new FlatLayout(List.of(new FlatLayout.Entry("a", Shape.of(10), 0), new FlatLayout.Entry("b", Shape.of(20), 768)), 1024);
             Tensor a = Tensor.zeros(Shape.of(10), DType.F32, Device.CPU);
             Tensor b = Tensor.zeros(Shape.of(20), DType.F32, Device.CPU);
-            AdamW8bitKernel.Targets targets = AdamW8bitKernel.Targets.of(layout, List.of(a, b));
+            ParameterTable targets = new ParameterTable(List.of(a, b), layout);
             Tensor grad = Tensor.full(Shape.of(1024), 1.0, DType.F32, Device.CPU);
             byte[] zeroM = new byte[1024];
             java.util.Arrays.fill(zeroM, (byte) 127); // the signed map's 0

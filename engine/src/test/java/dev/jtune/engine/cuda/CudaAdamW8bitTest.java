@@ -8,6 +8,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.FlatLayout;
@@ -56,7 +57,7 @@ class CudaAdamW8bitTest {
         CudaBackend.get(0).poisonAllocations(true);
     }
 
-    private record Side(List<Tensor> params, Tensor master, Tensor grad, AdamW8bitKernel.State state, AdamW8bitKernel.Targets targets) {
+    private record Side(List<Tensor> params, Tensor master, Tensor grad, AdamW8bitKernel.State state, ParameterTable targets) {
     }
 
     private static AdamW8bitKernel.State stateOn(AdamW8bitKernel.State s, Device d) {
@@ -105,9 +106,9 @@ class CudaAdamW8bitTest {
             AdamW8bitKernel.State cpuState = new AdamW8bitKernel.State(Tensor.zeros(Shape.of(n), DType.U8, CPU), Tensor.zeros(Shape.of(blocks), DType.F32, CPU),
                     Tensor.zeros(Shape.of(n), DType.U8, CPU), Tensor.zeros(Shape.of(blocks), DType.F32, CPU));
             List<Tensor> gpuParams = cpuParams.stream().map(p -> p.to(GPU)).toList();
-            Side cpu = new Side(cpuParams, cpuMaster, Tensor.zeros(Shape.of(n), gt, CPU), cpuState, AdamW8bitKernel.Targets.of(layout, cpuParams));
+            Side cpu = new Side(cpuParams, cpuMaster, Tensor.zeros(Shape.of(n), gt, CPU), cpuState, new ParameterTable(cpuParams, layout));
             Side gpu = new Side(gpuParams, cpuMaster == null ? null : cpuMaster.to(GPU), Tensor.zeros(Shape.of(n), gt, GPU), stateOn(cpuState, GPU),
-                    AdamW8bitKernel.Targets.of(layout, gpuParams));
+                    new ParameterTable(gpuParams, layout));
             Tensor scale = gradScale == 1.0 ? null : Tensor.fromArray(new double[] {gradScale}, Shape.of(1), DType.F32, CPU);
             long mismatches = 0;
             long codes = 0;

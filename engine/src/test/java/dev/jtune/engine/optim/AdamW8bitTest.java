@@ -44,8 +44,14 @@ class AdamW8bitTest {
         p.mul(w).reshape(-1).sum(0).backward();
     }
 
+    /**
+     * bitsandbytes' 32-bit AdamW kernel ({@code kOptimizer32bit2State}) for tensors under {@code min_8bit_size}: m and v
+     * in fp32, p += -lr sqrt(bc2) / bc1 * m / (sqrt(v) + sqrt(bc2) eps), then p *= 1 - lr wd (decay after the Adam step).
+     * The optimizer computes each line in double and rounds once to fp32 (m, v, p after the step, p after the decay),
+     * as the restatement here does; the bound allows 2 ulps for the step's different grouping of the bias corrections.
+     */
     @Test
-    void tensorsUnder4096ElementsKeepFp32StateAndFollowAdamW() {
+    void tensorsUnder4096ElementsKeepFp32StateAndFollowBitsandbytes32bitAdamW() {
         AdamW.Config cfg = new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.05);
         try (Scope s = Scope.open("small")) {
             Tensor small = param(Shape.of(63, 65), DType.F32); // 4095
@@ -72,13 +78,13 @@ class AdamW8bitTest {
                 addGrad(large, gaussian(4096, 1));
                 opt.step();
                 opt.zeroGrad();
-                for (int i = 0; i < p.length; i++) { // torch.optim.AdamW, with m and v stored in fp32
-                    p[i] *= 1 - cfg.lr() * cfg.weightDecay();
+                for (int i = 0; i < p.length; i++) { // bitsandbytes' 32-bit Adam, then its decoupled decay
                     m[i] = (float) (cfg.beta1() * m[i] + (1 - cfg.beta1()) * g[i]);
                     v[i] = (float) (cfg.beta2() * v[i] + (1 - cfg.beta2()) * g[i] * g[i]);
                     double bc1 = 1 - Math.pow(cfg.beta1(), t);
                     double bc2 = 1 - Math.pow(cfg.beta2(), t);
-                    p[i] = (float) (p[i] - cfg.lr() / bc1 * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + cfg.eps()));
+                    p[i] = (float) (p[i] - cfg.lr() * Math.sqrt(bc2) / bc1 * m[i] / (Math.sqrt(v[i]) + Math.sqrt(bc2) * cfg.eps()));
+                    p[i] = (float) (p[i] * (1 - cfg.lr() * cfg.weightDecay()));
                 }
                 double[] got = small.toDoubleArray();
                 for (int i = 0; i < p.length; i++) {
@@ -301,6 +307,24 @@ class AdamW8bitTest {
             a.put("a", named.get("a"));
             GradientBuffer.attach(a);
             assertThrows(IllegalStateException.class, opt::step);
+        }
+    }
+
+    /**
+     * The group's parameter table is read at each step: a freed parameter is refused by name of its storage rather than
+     * stepped through a stale address. (No API moves a live tensor's storage; where an address did change, the
+     * table would be rewritten, as for the fp32 flat step: {@code fused.ParameterTable}.)
+     */
+    @Test
+    void aFreedParameterIsRefusedAtTheNextStep() {
+        try (Scope s = Scope.open("freed")) {
+            SequencedMap<String, Tensor> named = new LinkedHashMap<>();
+            named.put("w", param(Shape.of(5000), DType.F32));
+            named.put("u", param(Shape.of(4096), DType.F32));
+            AdamW8bit opt = new AdamW8bit(named, AdamW.Config.defaults());
+            step(opt, named, gradientsFor(named));
+            named.get("u").close();
+            assertThrows(dev.jtune.engine.ClosedException.class, opt::step);
         }
     }
 
