@@ -56,7 +56,7 @@ public final class Main {
               jtune --FLAG VALUE...          train: HF TrainingArguments-style flags (jtune help train lists them)
               jtune generate ...             generate text from a model, optionally with a peft adapter on top
               jtune merge ...                fold a peft adapter into its base model and write an HF checkpoint
-              jtune plan --FLAG VALUE...     the predicted peak memory of a run's step by category, from config.json
+              jtune plan --FLAG VALUE...     a run's memory plan: what fits the device, its step's peak by category
               jtune demo [--size N]          list the devices and run a bf16 matmul on each backend
               jtune help [COMMAND]           this text, or a command's usage (also: jtune COMMAND --help)
             """ + "\n" + GLOBAL_FLAGS;
@@ -173,7 +173,7 @@ public final class Main {
             }
             case CommandLine.Train t -> {
                 t.warnings().forEach(w -> err.println("jtune: warning: " + w));
-                TrainCommand.run(t.args(), out);
+                TrainCommand.run(t.args(), t.given(), out);
                 return 0;
             }
         }

@@ -33,8 +33,18 @@ final class MemoryPlanner {
     record Prediction(MemoryReport report, long deviceBytes) {
     }
 
+    /** The prediction for a run on a GPU ({@code jtune plan}): {@code --bf16} decides the dtype. */
     static Prediction predict(Gemma3Config config, TrainArgs a) {
-        DType dtype = a.bf16() ? DType.BF16 : DType.F32; // as a run on a GPU decides
+        return predict(config, a, Device.Kind.CUDA);
+    }
+
+    /**
+     * The prediction for a run on {@code target}: on a GPU in bf16 when {@code --bf16} asks, with the per-GPU buffers
+     * meta does not model; on the cpu in fp32 (as the cpu backend trains), without them.
+     */
+    static Prediction predict(Gemma3Config config, TrainArgs a, Device.Kind target) {
+        boolean gpu = target == Device.Kind.CUDA;
+        DType dtype = gpu && a.bf16() ? DType.BF16 : DType.F32; // as TrainCommand decides
         MetaBackend meta = MetaBackend.instance();
         synchronized (MemoryPlanner.class) { // the meta backend is one per process
             meta.reset();
@@ -48,8 +58,9 @@ final class MemoryPlanner {
                         : Trainable.full(model, "plan");
                 stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength());
             }
-            long resident = CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0);
-            String label = "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")");
+            long resident = gpu ? CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0) : 0;
+            String label = gpu ? "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")")
+                    : "per-GPU resident (none on the cpu)";
             MemoryReport report = MemoryReport.planned(stats, resident, label);
             return new Prediction(report, report.bytes("device_reserved_peak"));
         }

@@ -8,6 +8,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.quant.Nf4Scales;
+import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.model.Gemma3Model;
@@ -15,6 +16,7 @@ import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.DeepSpeedConfig;
+import dev.jtune.train.args.GivenFlags;
 import dev.jtune.train.args.IntervalStrategy;
 import dev.jtune.train.args.OffloadOptimizer;
 import dev.jtune.train.args.TrainArgs;
@@ -48,19 +50,24 @@ final class TrainCommand {
     private TrainCommand() {
     }
 
-    static void run(TrainArgs a, PrintStream out) {
-        TrainerConfig config = config(a);
-        refuseWhatTheTrainerDoesNotRunYet(a, config);
-        Path modelDir = a.modelPath();
-        OutputDirectory.check(a.outputDir(), modelDir);
-        Device device = device(a.device());
-        capDeviceMemory(a, device);
-        DType dtype = device.kind() == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
-        warnings(a, device).forEach(w -> out.println("jtune: warning: " + w));
+    /**
+     * A run of {@code asked}, whose settings in {@code given} the user set: the memory planner fills what was left
+     * open (printing its plan before any weight is loaded, or refusing), and the run uses its choice.
+     */
+    static void run(TrainArgs asked, GivenFlags given, PrintStream out) {
+        refuseWhatTheTrainerDoesNotRunYet(asked, config(asked));
+        Path modelDir = asked.modelPath();
+        OutputDirectory.check(asked.outputDir(), modelDir);
+        Device device = device(asked.device());
+        capDeviceMemory(asked, device);
+        DType dtype = device.kind() == Device.Kind.CUDA && asked.bf16() ? DType.BF16 : DType.F32;
+        warnings(asked, device).forEach(w -> out.println("jtune: warning: " + w));
         boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
         GemmaTokenizer tokenizer = bundledTokenizer ? GemmaTokenizer.bundled() : GemmaTokenizer.load(modelDir.resolve("tokenizer.json"));
-        TrainingData data = TrainingData.load(a, new ChatTemplate(tokenizer));
+        TrainingData data = TrainingData.load(asked, new ChatTemplate(tokenizer));
         out.println(data.summary());
+        TrainArgs a = plan(asked, given, device, out);
+        TrainerConfig config = config(a);
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
         long total = Trainer.totalSteps(config, data.train().size());
@@ -114,6 +121,19 @@ final class TrainCommand {
      * state on the host. Remove each line as the trainer learns to run it.
      */
     private static void refuseWhatTheTrainerDoesNotRunYet(TrainArgs a, TrainerConfig c) {
+        List<String> missing = notRunYet(a, c);
+        if (!missing.isEmpty()) {
+            throw new RunException("the arguments are valid, but the trainer does not run " + String.join(", ", missing)
+                    + " yet; it runs AdamW with fp32 state on the device (--optim adamw_torch, --offload_optimizer none)");
+        }
+    }
+
+    /** What of {@code a} the trainer does not run yet (empty: all of it); the planner considers only what it runs. */
+    static List<String> notRunYet(TrainArgs a) {
+        return notRunYet(a, config(a));
+    }
+
+    private static List<String> notRunYet(TrainArgs a, TrainerConfig c) {
         List<String> missing = new java.util.ArrayList<>();
         if (!a.optim().isAdamW()) {
             missing.add("--optim sgd (SGD exists in the engine but is not wired into the trainer's checkpoints)");
@@ -122,10 +142,26 @@ final class TrainCommand {
                 && c.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
             missing.add("8-bit optimizer state on the host (--optim " + a.optim().flagValue() + " with --offload_optimizer cpu)");
         }
-        if (!missing.isEmpty()) {
-            throw new RunException("the arguments are valid, but the trainer does not run " + String.join(", ", missing)
-                    + " yet; it runs AdamW with fp32 state on the device (--optim adamw_torch, --offload_optimizer none)");
-        }
+        return missing;
+    }
+
+    /**
+     * The memory plan of this run, printed (the predicted table and the line saying what the planner chose), before
+     * any weight is loaded; the arguments to run with. Refuses ({@link CommandException}) when nothing fits.
+     */
+    private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, PrintStream out) {
+        Gemma3Config modelConfig = Gemma3Config.read(a.modelPath());
+        Planner.Plan plan = Planner.plan(modelConfig, a, given, Planner.Budget.forRun(a, device), device.kind());
+        String name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
+        out.println("plan: " + PlanCommand.describe(plan.args(), modelConfig, name, device.kind()));
+        out.print(plan.prediction().report().fullTable());
+        return switch (plan) {
+            case Planner.Chosen c -> {
+                out.println(c.line());
+                yield c.args();
+            }
+            case Planner.Refused r -> throw new CommandException(r.message());
+        };
     }
 
     /**

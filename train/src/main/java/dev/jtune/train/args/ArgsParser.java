@@ -87,7 +87,9 @@ final class ArgsParser {
         List<String> warnings = new ArrayList<>();
         Resolved r = resolve(all, problems, warnings);
 
-        deepSpeed(r, problems, warnings);
+        Map<Flag, String> given = new EnumMap<>(Flag.class);
+        r.origins.forEach((f, o) -> given.put(f, o.description));
+        deepSpeed(r, problems, warnings).forEach((f, o) -> given.putIfAbsent(f, o));
 
         // --model_id -> a local directory, offline
         if (r.values.get(Flag.MODEL_PATH) == null && r.values.get(Flag.MODEL_ID) != null) {
@@ -113,7 +115,7 @@ final class ArgsParser {
         if (!problems.isEmpty()) {
             throw new ArgsException(dedupe(problems));
         }
-        return new CommandLine.Train(a, warnings);
+        return new CommandLine.Train(a, warnings, new GivenFlags(given));
     }
 
     /** Saved arguments or any JSON object of flag -> value: types, ranges, contradictions; no file checks. */
@@ -369,11 +371,12 @@ final class ArgsParser {
     /**
      * Reads the --deepspeed config, if any, checks it against the resolved flags and lets it set the flags it decides
      * (see {@link DeepSpeedConfig}). Only the command line does this: saved arguments already hold its effect.
+     * Returns the flags the config decides (set or pinned), each with the config as its origin.
      */
-    private static void deepSpeed(Resolved r, List<String> problems, List<String> warnings) {
+    private static Map<Flag, String> deepSpeed(Resolved r, List<String> problems, List<String> warnings) {
         String value = (String) r.values.get(Flag.DEEPSPEED);
         if (value == null) {
-            return;
+            return Map.of();
         }
         DeepSpeedConfig ds;
         try {
@@ -381,11 +384,15 @@ final class ArgsParser {
             ds = DeepSpeedConfig.read(value, o == null ? "" : o.suffix());
         } catch (ArgsException e) {
             problems.addAll(e.problems());
-            return;
+            return Map.of();
         }
         Map<Flag, String> given = new EnumMap<>(Flag.class);
         r.origins.forEach((f, o) -> given.put(f, o.description));
-        ds.apply(r.values, given, problems, warnings);
+        Map<Flag, String> decided = new EnumMap<>(Flag.class);
+        for (Flag f : ds.apply(r.values, given, problems, warnings)) {
+            decided.put(f, ds.description());
+        }
+        return decided;
     }
 
     /** A value as messages show it: quoted if empty or if it has spaces or quotes. */

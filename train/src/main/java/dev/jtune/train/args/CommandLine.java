@@ -9,7 +9,7 @@ import java.util.Map;
  * try {
  *     switch (CommandLine.parse(args)) {
  *         case CommandLine.Help h -> out.print(h.text());
- *         case CommandLine.Train t -> { t.warnings().forEach(w -> err.println("jtune: warning: " + w)); train(t.args()); }
+ *         case CommandLine.Train t -> { t.warnings().forEach(w -> err.println("jtune: warning: " + w)); train(t.args(), t.given()); }
  *     }
  * } catch (ArgsException e) { err.println("jtune: " + e.getMessage()); return 2; }
  * }</pre>
@@ -22,11 +22,13 @@ public sealed interface CommandLine permits CommandLine.Help, CommandLine.Train 
 
     /**
      * A run. {@code warnings}: flags accepted but ignored (the seed's multimodal and kernel-selection flags),
-     * environment settings jtune does not need; one sentence each.
+     * environment settings jtune does not need; one sentence each. {@code given}: the settings the user set, by any
+     * origin (the rest have their defaults, which the memory planner may fill).
      */
-    record Train(TrainArgs args, List<String> warnings) implements CommandLine {
+    record Train(TrainArgs args, List<String> warnings, GivenFlags given) implements CommandLine {
         public Train {
             warnings = List.copyOf(warnings);
+            java.util.Objects.requireNonNull(given, "given");
         }
     }
 

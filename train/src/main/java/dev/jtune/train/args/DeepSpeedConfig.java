@@ -13,6 +13,7 @@ import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.EnumSet;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -532,10 +533,14 @@ public final class DeepSpeedConfig {
     /**
      * Checks this config against the resolved flag values and sets the flags it decides (the optimizer offload, the
      * schedule). {@code given} names where each flag given by the user came from (command line, a config file, a
-     * preset); a flag not in it has its default. Problems and warnings are added to the lists.
+     * preset); a flag not in it has its default. Problems and warnings are added to the lists. Returns the flags this
+     * config decides: those it sets (offload, schedule), the optimizer its block stands for, and those a value other
+     * than "auto" pins (bf16, batch sizes, accumulation, clipping, optimizer parameters): for the memory planner,
+     * these count as set by the user.
      */
-    void apply(Map<Flag, Object> values, Map<Flag, String> given, List<String> problems, List<String> warnings) {
-        new Check(values, given, problems).run();
+    Set<Flag> apply(Map<Flag, Object> values, Map<Flag, String> given, List<String> problems, List<String> warnings) {
+        Check check = new Check(values, given, problems);
+        check.run();
         List<String> parts = new ArrayList<>();
         if (!ignored.isEmpty()) {
             parts.add("ignored, with no meaning for jtune on one GPU: " + String.join(", ", ignored));
@@ -555,6 +560,7 @@ public final class DeepSpeedConfig {
         if (note != null) {
             warnings.add(note);
         }
+        return check.decided;
     }
 
     /** The comparisons, with the flags at hand. */
@@ -562,6 +568,8 @@ public final class DeepSpeedConfig {
         private final Map<Flag, Object> values;
         private final Map<Flag, String> given;
         private final List<String> problems;
+        /** The flags this config decides (see {@link #apply}). */
+        private final Set<Flag> decided = EnumSet.noneOf(Flag.class);
 
         Check(Map<Flag, Object> values, Map<Flag, String> given, List<String> problems) {
             this.values = values;
@@ -595,6 +603,7 @@ public final class DeepSpeedConfig {
                 problems.add(key + " " + show(ds) + " (" + description + ") must be true, false or \"auto\"");
                 return;
             }
+            decided.add(flag);
             if (ds.asBoolean() != (Boolean) values.get(flag)) {
                 problems.add(conflict(key + " " + ds.asBoolean(), flag, flag.format(values.get(flag))));
             }
@@ -618,6 +627,7 @@ public final class DeepSpeedConfig {
                 problems.add(key + " " + show(ds) + " (" + description + ") must be a number or \"auto\"");
                 return;
             }
+            decided.add(flag);
             if (ds.asDouble() != flagValue) {
                 problems.add(conflict(key + " " + show(ds), flag, flag.format(v)));
             }
@@ -647,6 +657,7 @@ public final class DeepSpeedConfig {
                 return;
             }
             OffloadOptimizer flag = (OffloadOptimizer) values.get(Flag.OFFLOAD_OPTIMIZER);
+            decided.add(Flag.OFFLOAD_OPTIMIZER);
             if (!given.containsKey(Flag.OFFLOAD_OPTIMIZER)) {
                 values.put(Flag.OFFLOAD_OPTIMIZER, offloadOptimizer);
             } else if (flag != offloadOptimizer) {
@@ -664,6 +675,7 @@ public final class DeepSpeedConfig {
             if (!t.equals("adamw") && !t.equals("adam")) {
                 return; // refused while reading
             }
+            decided.add(Flag.OPTIM);
             Optim optim = (Optim) values.get(Flag.OPTIM);
             if (given.containsKey(Flag.OPTIM) && !optim.isFp32DeviceAdamW()) {
                 problems.add("optimizer.type " + optimizerType + " (" + description + "), DeepSpeed's fp32 AdamW, contradicts "
@@ -680,6 +692,8 @@ public final class DeepSpeedConfig {
                 if (!betas.isArray() || betas.size() != 2 || !betas.get(0).isNumber() || !betas.get(1).isNumber()) {
                     problems.add("optimizer.params.betas " + show(betas) + " (" + description + ") must be [beta1, beta2] or \"auto\"");
                 } else {
+                    decided.add(Flag.ADAM_BETA1);
+                    decided.add(Flag.ADAM_BETA2);
                     betaPair(betas.get(0).asDouble(), betas.get(1).asDouble(), "optimizer.params.betas " + show(betas));
                 }
             }
@@ -700,6 +714,7 @@ public final class DeepSpeedConfig {
                 return;
             }
             LrSchedulerType flag = (LrSchedulerType) values.get(Flag.LR_SCHEDULER_TYPE);
+            decided.add(Flag.LR_SCHEDULER_TYPE);
             if (!given.containsKey(Flag.LR_SCHEDULER_TYPE)) {
                 values.put(Flag.LR_SCHEDULER_TYPE, schedule);
             } else if (flag != schedule) {

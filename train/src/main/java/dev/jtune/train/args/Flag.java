@@ -170,9 +170,10 @@ public enum Flag {
     DEVICE(Spec.of(Group.SYSTEM, ValueType.DEVICE, "auto", "where to train: auto (the first GPU, else the cpu), cpu, cuda, cuda:N")),
     MAX_MEMORY(Spec.of(Group.SYSTEM, ValueType.MEMORY_SIZE, null,
             "the device memory a run may use: bytes, or KB/MB/GB/TB (powers of 1000: 16GB = 16e9 bytes) or KiB/MiB/GiB/TiB"
-                    + " (powers of 1024). jtune plan says whether the step's predicted peak fits it and what would reduce it;"
+                    + " (powers of 1024). The memory planner chooses the fastest configuration whose predicted step fits it"
+                    + " among what was left open (gradient checkpointing, optimizer offload), or refuses saying what would fit;"
                     + " a run on a GPU caps its allocator at it (going over is an out-of-memory error naming the categories)."
-                    + " None: the device's memory")),
+                    + " None: the GPU's free memory at the start (no budget on the cpu)")),
     PRESET(Spec.of(Group.SYSTEM, ValueType.choice(Preset.class, v -> null), null,
             "a named set of flag values (below); --config and the command line override it")),
     CONFIG(Spec.of(Group.SYSTEM, PATH, null,

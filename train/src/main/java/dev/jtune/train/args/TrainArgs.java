@@ -135,6 +135,37 @@ public record TrainArgs(
         return of(values);
     }
 
+    /**
+     * These settings with some flags changed (the memory planner's choice, or a change it suggests). Each value is
+     * checked as a parsed one would be, and the result's contradictions are refused ({@link ArgsException}); the
+     * files are not checked again.
+     */
+    public TrainArgs with(Map<Flag, ?> changes) {
+        Map<Flag, Object> values = new EnumMap<>(Flag.class);
+        for (Flag f : Flag.implemented()) {
+            values.put(f, get(f));
+        }
+        List<String> problems = new ArrayList<>();
+        changes.forEach((f, v) -> {
+            if (f.support() != Flag.Support.IMPLEMENTED) {
+                throw new IllegalArgumentException(f.cli() + " is not a setting (" + f.support() + ")");
+            }
+            String bad = f.check(v);
+            if (bad != null) {
+                problems.add(f.cli() + " " + f.format(v) + " " + bad);
+            }
+            values.put(f, v);
+        });
+        if (problems.isEmpty()) {
+            TrainArgs changed = of(values);
+            problems.addAll(changed.contradictions(CommandLine.Purpose.PLAN));
+            if (problems.isEmpty()) {
+                return changed;
+            }
+        }
+        throw new ArgsException(problems);
+    }
+
     // ---- derived settings ---------------------------------------------------------------------------------------
 
     /** The checkpoint this run resumes from, if any (see {@link Resume}). */

@@ -1,0 +1,197 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.Device;
+import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
+import dev.jtune.train.args.CommandLine;
+import dev.jtune.train.args.Flag;
+import dev.jtune.train.args.OffloadOptimizer;
+import dev.jtune.train.args.TrainArgs;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The memory planner on a tiny Gemma 3 (4 layers, hidden 128, vocabulary 512; large enough that the candidates'
+ * reserved bytes differ by more than the allocator's 2 MiB pages) planned for the GPU on the meta
+ * device. Budgets are derived from the candidates' own predictions, so each case holds whatever the bytes are: the
+ * cheapest candidate (by the cost rule) that fits is chosen, a knob the user set is never changed, and when nothing
+ * fits the refusal names the single changes that would.
+ */
+class PlannerTest {
+    private static final Gemma3Config TINY = CliFixtures.tiny(4, 128);
+
+    /** A plan's command line: the tiny model's flags for a full fine-tune of 2 x 512 tokens in bf16, then {@code extra}. */
+    private static CommandLine.Train parse(String... extra) {
+        List<String> a = new ArrayList<>(List.of("--bf16", "True", "--max_seq_length", "512", "--per_device_train_batch_size", "2"));
+        a.addAll(List.of(extra));
+        return (CommandLine.Train) CommandLine.parse(a.toArray(String[]::new), Map.of(), CommandLine.Purpose.PLAN);
+    }
+
+    private static Planner.Plan plan(CommandLine.Train t, long budget) {
+        return Planner.plan(TINY, t.args(), t.given(), new Planner.Budget(budget, "a test budget of " + budget + " bytes"), Device.Kind.CUDA);
+    }
+
+    /** Every candidate's predicted device bytes, in the planner's order (cheapest first). */
+    private static LinkedHashMap<Planner.Knobs, Long> predictions(CommandLine.Train t) {
+        LinkedHashMap<Planner.Knobs, Long> m = new LinkedHashMap<>();
+        for (Planner.Knobs k : Planner.candidates(t.args(), t.given())) {
+            m.put(k, MemoryPlanner.predict(TINY, t.args().with(k.flags()), Device.Kind.CUDA).deviceBytes());
+        }
+        m.forEach((k, b) -> System.out.printf(Locale.ROOT, "  %-8s offload %-5s cost %.3f  %,d bytes%n", k.checkpointing(), k.offload(),
+                k.cost(t.args()), b));
+        return m;
+    }
+
+    @Test
+    void candidatesAreOrderedByTheCostRuleAndVaryOnlyWhatWasLeftOpen() {
+        TrainArgs full = parse().args();
+        List<Planner.Knobs> all = Planner.candidates(full, parse().given());
+        assertEquals(6, all.size(), all.toString()); // {none, half, layer} x {device, host}
+        assertEquals(new Planner.Knobs(Checkpointing.NONE, false), all.getFirst(), "nothing to recompute, state on the device: first");
+        for (int i = 1; i < all.size(); i++) {
+            assertTrue(all.get(i - 1).cost(full) <= all.get(i).cost(full), all.toString());
+        }
+        // the cost rule's numbers: half 8%, layer 23%, offload 10% at 65,536 tokens a step (here 2 x 512 x 1 = 1024 tokens)
+        assertEquals(0.10 * 65_536 / 1024 + 0.08, new Planner.Knobs(Checkpointing.HALVES, true).cost(full), 1e-12);
+        assertEquals(0.10 + 0.23, new Planner.Knobs(Checkpointing.LAYERS, true).cost(parse("--gradient_accumulation_steps", "64").args()), 1e-12);
+
+        // LoRA: the optimizer's placement is not the planner's to choose
+        assertEquals(List.of(Checkpointing.NONE, Checkpointing.HALVES, Checkpointing.LAYERS),
+                Planner.candidates(parse("--lora_enable", "--freeze_llm").args(), parse("--lora_enable", "--freeze_llm").given()).stream()
+                        .peek(k -> assertFalse(k.offload())).map(Planner.Knobs::checkpointing).toList());
+        // set by the user: used as given
+        var off = parse("--gradient_checkpointing", "False");
+        assertTrue(Planner.candidates(off.args(), off.given()).stream().allMatch(k -> k.checkpointing() == Checkpointing.NONE));
+        var on = parse("--gradient_checkpointing");
+        assertEquals(List.of(Checkpointing.HALVES, Checkpointing.LAYERS),
+                Planner.candidates(on.args(), on.given()).stream().map(Planner.Knobs::checkpointing).distinct().toList(),
+                "checkpointing on, its granularity open");
+        var layer = parse("--checkpointing_granularity", "layer", "--offload_optimizer", "none");
+        assertEquals(List.of(new Planner.Knobs(Checkpointing.NONE, false), new Planner.Knobs(Checkpointing.LAYERS, false)),
+                Planner.candidates(layer.args(), layer.given()));
+        // paged state on the host cannot be offloaded as well, and 8-bit state on the host is not run yet
+        for (String optim : List.of("paged_adamw_8bit", "adamw_bnb_8bit")) {
+            var t = parse("--optim", optim);
+            assertTrue(Planner.candidates(t.args(), t.given()).stream().noneMatch(Planner.Knobs::offload), optim);
+        }
+    }
+
+    @Test
+    void theCheapestCandidateThatFitsIsChosenForEveryBudget() {
+        var t = parse();
+        LinkedHashMap<Planner.Knobs, Long> bytes = predictions(t);
+        List<Planner.Knobs> order = new ArrayList<>(bytes.keySet());
+        // a budget at each candidate's bytes: the first in the cost order that fits it is chosen
+        for (long budget : bytes.values()) {
+            Planner.Knobs expected = order.stream().filter(k -> bytes.get(k) <= budget).findFirst().orElseThrow();
+            Planner.Chosen c = assertInstanceOf(Planner.Chosen.class, plan(t, budget));
+            assertEquals(expected, Planner.Knobs.of(c.args()), "budget " + budget + ": " + c.line());
+            assertEquals(bytes.get(expected), c.prediction().deviceBytes());
+            assertTrue(c.line().startsWith("chosen: "), c.line());
+        }
+        // exactly one fits: the smallest, which is not the cheapest, so the planner had to look past the fast ones
+        Planner.Knobs smallest = order.stream().min(java.util.Comparator.comparingLong(bytes::get)).orElseThrow();
+        long min = bytes.get(smallest);
+        assertEquals(1, bytes.values().stream().filter(b -> b <= min).count(), "one candidate alone is the smallest: " + bytes);
+        assertTrue(order.indexOf(smallest) > 0, "the smallest is not the cheapest: " + bytes);
+        Planner.Chosen c = assertInstanceOf(Planner.Chosen.class, plan(t, min));
+        assertEquals(smallest, Planner.Knobs.of(c.args()));
+        System.out.println(c.line());
+        assertTrue(c.line().contains(Planner.spell(Planner.changes(t.args(), c.args()))), c.line());
+        assertTrue(c.line().contains("faster but over the budget: as given "), c.line());
+        // the fastest of all fits a budget of its own bytes: nothing to change
+        Planner.Chosen first = assertInstanceOf(Planner.Chosen.class, plan(t, bytes.get(order.getFirst())));
+        assertEquals(Map.of(), first.changes());
+        assertEquals(t.args(), first.args());
+        assertTrue(first.line().startsWith("chosen: nothing to change: the configuration as given fits a test budget"), first.line());
+    }
+
+    @Test
+    void aKnobTheUserSetIsNeverChanged() {
+        var open = parse();
+        LinkedHashMap<Planner.Knobs, Long> bytes = predictions(open);
+        long smallest = bytes.values().stream().mapToLong(Long::longValue).min().orElseThrow();
+        // with everything open, the smallest budget is met by changing knobs; each knob set by the user stays as given
+        for (String[] set : List.of(new String[] {"--gradient_checkpointing", "False"}, new String[] {"--offload_optimizer", "none"},
+                new String[] {"--checkpointing_granularity", "layer"}, new String[] {"--gradient_checkpointing", "--checkpointing_granularity", "half"})) {
+            var t = parse(set);
+            for (long budget : bytes.values()) {
+                Planner.Plan p = plan(t, budget);
+                for (Flag f : t.given().flags()) {
+                    if (Planner.KNOBS.contains(f)) {
+                        assertEquals(t.args().get(f), p.args().get(f), String.join(" ", set) + ", budget " + budget);
+                    }
+                }
+                if (p instanceof Planner.Chosen c) {
+                    assertTrue(c.prediction().deviceBytes() <= budget);
+                    assertTrue(c.changes().keySet().stream().noneMatch(t.given()::contains), c.changes().toString());
+                }
+            }
+        }
+        // checkpointing off as given: a budget only checkpointing meets is refused, naming the flag kept and the change that fits
+        var off = parse("--gradient_checkpointing", "False");
+        Planner.Refused r = assertInstanceOf(Planner.Refused.class, plan(off, smallest));
+        System.out.println(r.message());
+        assertTrue(r.message().contains("Kept as given: --gradient_checkpointing False (command line)"), r.message());
+        assertTrue(r.message().contains("What would fit, one change at a time: "), r.message());
+        String fits = r.message().substring(r.message().indexOf("What would fit"));
+        assertTrue(fits.contains("--gradient_checkpointing"), r.message());
+        assertFalse(r.args().gradientCheckpointing());
+    }
+
+    @Test
+    void nothingFitsRefusesNamingTheSingleChangesThatWould() {
+        var t = parse();
+        LinkedHashMap<Planner.Knobs, Long> bytes = predictions(t);
+        Map.Entry<Planner.Knobs, Long> smallest = bytes.entrySet().stream().min(Map.Entry.comparingByValue()).orElseThrow();
+        // half the sequence with the smallest candidate's knobs: under every candidate, so a budget there leaves the
+        // planner nothing, but that one change fits
+        long halved = MemoryPlanner.predict(TINY, t.args().with(smallest.getKey().flags()).with(Map.of(Flag.MAX_SEQ_LENGTH, 256)),
+                Device.Kind.CUDA).deviceBytes();
+        assertTrue(halved < smallest.getValue(), halved + " vs " + smallest);
+        Planner.Refused r = assertInstanceOf(Planner.Refused.class, plan(t, halved));
+        System.out.println(r.message());
+        long asGiven = bytes.get(new Planner.Knobs(Checkpointing.NONE, false));
+        assertEquals(asGiven, r.prediction().deviceBytes(), "the refusal's table is the configuration as given");
+        assertEquals(t.args(), r.args());
+        String m = r.message();
+        assertTrue(m.startsWith("the step does not fit a test budget of " + halved + " bytes: as given it needs " + Planner.gib(asGiven)
+                + ", and nothing the planner may choose fits: "), m);
+        assertTrue(m.contains("What would fit, one change at a time: --max_seq_length 256, the planner adding "
+                + Planner.spell(Planner.changes(t.args(), t.args().with(smallest.getKey().flags()))) + ": " + Planner.gib(halved)), m);
+        // the other single changes are predicted and named, fitting or not
+        for (String change : List.of("--per_device_train_batch_size 1 --gradient_accumulation_steps 2", "--lora_enable --freeze_llm --bits 4",
+                "--optim adamw_bnb_8bit", "--optim paged_adamw_8bit")) {
+            assertTrue(m.contains(change), change + " not named: " + m);
+        }
+        assertFalse(m.contains("weight offload"), "the weights fit: " + m);
+
+        // a budget under the weights themselves says that weight offload is not built yet
+        Planner.Refused tiny = assertInstanceOf(Planner.Refused.class, plan(t, 1000));
+        assertTrue(tiny.message().contains("No single change fits: "), tiny.message());
+        assertTrue(tiny.message().endsWith("on the device: weight offload (--offload_param cpu) is not built yet"), tiny.message());
+    }
+
+    @Test
+    void withoutABudgetTheConfigurationAsGivenIsPlanned() {
+        var t = parse("--offload_optimizer", "cpu");
+        Planner.Chosen c = assertInstanceOf(Planner.Chosen.class, Planner.plan(TINY, t.args(), t.given(),
+                Planner.Budget.unlimited("no budget here"), Device.Kind.CPU));
+        assertEquals(t.args(), c.args());
+        assertEquals(OffloadOptimizer.CPU, c.args().offloadOptimizer());
+        assertEquals("chosen: nothing, the configuration as given (no budget here)", c.line());
+        assertTrue(c.prediction().report().bytes("master_weights_host") > 0, "the plan is of the offloaded step");
+        // the cpu runs in fp32, without the GPU's resident buffers
+        assertEquals(0, c.prediction().report().bytes("resident"));
+    }
+}
