@@ -409,6 +409,7 @@ final class TrainCommand {
                 .maxNonfiniteSteps(a.maxNonfiniteSteps())
                 .optimizerState(a.optim().statePrecision(), a.optimizerStatePlacement())
                 .optimizerStepTiming(a.optimizerStepTiming())
+                .activationPlacement(a.activationPlacement())
                 .build();
     }
 

@@ -71,6 +71,12 @@ public enum Flag {
     CHECKPOINTING_GRANULARITY(Spec.of(Group.TRAINING, ValueType.choice(CheckpointGranularity.class, v -> null),
             CheckpointGranularity.LAYER, "what --gradient_checkpointing keeps: each layer's input (layer), or the input of each "
                     + "layer's attention and MLP halves (half: twice the kept tensors, half the recomputed peak; for long sequences)")),
+    OFFLOAD_ACTIVATIONS(Spec.of(Group.TRAINING, BOOL, false,
+            "with --gradient_checkpointing: the kept layer inputs wait for backward in pinned host memory (copied out after"
+                    + " each layer's forward, prefetched back one layer ahead in backward): less GPU memory, the same result")),
+    GRADIENT_CHECKPOINTING_KWARGS(Spec.of(Group.TRAINING, ValueType.STRING, "",
+            "JSON options of --gradient_checkpointing: {\"offload\": true} is --offload_activations; \"use_reentrant\" is"
+                    + " accepted and has no effect (jtune's recomputation is not reentrant)")),
     BF16(Spec.of(Group.TRAINING, BOOL, false,
             "bf16 weights and activations (fp32 accumulation) on a GPU; otherwise fp32 (the cpu runs fp32, with a warning)")),
     FP16(Spec.refused(Group.TRAINING, BOOL,

@@ -71,6 +71,8 @@ public record TrainArgs(
         int warmupSteps,
         OffloadOptimizer offloadOptimizer,
         boolean delayedOptimizerStep,
+        boolean offloadActivations,
+        String gradientCheckpointingKwargs,
         // LoRA and quantization
         boolean loraEnable,
         int loraRank,
@@ -189,6 +191,48 @@ public record TrainArgs(
     /** Where the optimizer state lives: on the host with --offload_optimizer cpu, else where --optim puts it. */
     public TrainerConfig.OptimizerStatePlacement optimizerStatePlacement() {
         return offloadOptimizer == OffloadOptimizer.CPU ? TrainerConfig.OptimizerStatePlacement.HOST : optim.statePlacement();
+    }
+
+    /**
+     * Where checkpointed layer inputs wait for backward: pinned host memory with --offload_activations or
+     * --gradient_checkpointing_kwargs '{"offload": true}', else the device.
+     */
+    public TrainerConfig.ActivationPlacement activationPlacement() {
+        return offloadActivations || Boolean.TRUE.equals(checkpointingKwargs(new ArrayList<>()).get("offload"))
+                ? TrainerConfig.ActivationPlacement.HOST : TrainerConfig.ActivationPlacement.DEVICE;
+    }
+
+    /** --gradient_checkpointing_kwargs as key to value ("offload": Boolean, "use_reentrant": Boolean); problems added to {@code p}. */
+    private Map<String, Object> checkpointingKwargs(List<String> p) {
+        Map<String, Object> out = new java.util.LinkedHashMap<>();
+        if (gradientCheckpointingKwargs == null || gradientCheckpointingKwargs.isBlank()) {
+            return out;
+        }
+        String flag = Flag.GRADIENT_CHECKPOINTING_KWARGS.cli();
+        com.fasterxml.jackson.databind.JsonNode json;
+        try {
+            json = new ObjectMapper().readTree(gradientCheckpointingKwargs);
+        } catch (JsonProcessingException e) {
+            p.add(flag + " is not JSON: " + e.getOriginalMessage() + " (expected e.g. '{\"offload\": true}')");
+            return out;
+        }
+        if (json == null || !json.isObject()) {
+            p.add(flag + " must be a JSON object, e.g. '{\"offload\": true}', got " + gradientCheckpointingKwargs);
+            return out;
+        }
+        json.properties().forEach(e -> {
+            switch (e.getKey()) {
+                case "offload", "use_reentrant" -> {
+                    if (e.getValue().isBoolean()) {
+                        out.put(e.getKey(), e.getValue().booleanValue());
+                    } else {
+                        p.add(flag + ": \"" + e.getKey() + "\" must be true or false, got " + e.getValue());
+                    }
+                }
+                default -> p.add(flag + ": unknown key \"" + e.getKey() + "\" (jtune knows \"offload\" and \"use_reentrant\")");
+            }
+        });
+        return out;
     }
 
     /** When a step's update reaches the weights: one step late with --delayed_optimizer_step. */
@@ -321,6 +365,13 @@ public record TrainArgs(
         if (warmupRatio > 0 && warmupSteps > 0) {
             p.add(Flag.WARMUP_RATIO.cli() + " " + Flag.WARMUP_RATIO.format(warmupRatio) + " and " + Flag.WARMUP_STEPS.cli()
                     + " " + warmupSteps + " are both set: choose one");
+        }
+        List<String> kwargsProblems = new ArrayList<>();
+        checkpointingKwargs(kwargsProblems);
+        p.addAll(kwargsProblems);
+        if (kwargsProblems.isEmpty() && activationPlacement() == TrainerConfig.ActivationPlacement.HOST && !gradientCheckpointing) {
+            p.add((offloadActivations ? Flag.OFFLOAD_ACTIVATIONS.cli() : Flag.GRADIENT_CHECKPOINTING_KWARGS.cli() + "'s offload")
+                    + " moves the layer inputs --gradient_checkpointing keeps to the host: it needs " + Flag.GRADIENT_CHECKPOINTING.cli());
         }
         String offload = Flag.OFFLOAD_OPTIMIZER.cli() + " cpu" + (deepspeed != null ? " (or the --deepspeed config's offload_optimizer)" : "");
         if (delayedOptimizerStep && offloadOptimizer != OffloadOptimizer.CPU) {

@@ -123,6 +123,8 @@ class ParsingTest {
         m.put(Flag.FREEZE_LLM, List.of("true", "--lora_enable"));
         m.put(Flag.GRADIENT_CHECKPOINTING, List.of("true"));
         m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
+        m.put(Flag.OFFLOAD_ACTIVATIONS, List.of("true", "--gradient_checkpointing"));
+        m.put(Flag.GRADIENT_CHECKPOINTING_KWARGS, List.of("{\"offload\": true}", "--gradient_checkpointing"));
         m.put(Flag.BF16, List.of("true"));
         m.put(Flag.SEED, List.of("7"));
         m.put(Flag.MAX_NONFINITE_STEPS, List.of("5"));
