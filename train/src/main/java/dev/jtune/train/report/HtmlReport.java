@@ -6,6 +6,7 @@ import dev.jtune.train.loop.StepRecord;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.function.ToDoubleFunction;
@@ -13,7 +14,8 @@ import java.util.function.ToDoubleFunction;
 /**
  * {@code report.html}: one self-contained page (inline CSS, SVG and two tiny scripts; nothing fetched) with the run's
  * identity, a banner when it failed, charts of loss (train and eval), learning rate, tokens/s and memory over the
- * steps, and the settings table.
+ * steps, memory by category stacked (device, and host-mapped when the run had any: {@link MemoryCharts}), and the
+ * settings table.
  *
  * <p>The page is also well-formed XML (every element closed, the scripts free of {@code <} and {@code &}), so tests
  * can read it with the JDK's parser. Its scripts only record, on {@code <body>}, how many charts the browser laid
@@ -34,7 +36,7 @@ public final class HtmlReport {
 
     /** The page's text. */
     static String render(RunReport report) {
-        List<SvgChart> charts = report.steps().isEmpty() ? List.of() : charts(report);
+        List<Chart> charts = report.steps().isEmpty() ? List.of() : charts(report);
         StringBuilder h = new StringBuilder(8192 + report.steps().size() * 600);
         h.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>")
                 .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/><title>")
@@ -53,21 +55,26 @@ public final class HtmlReport {
         return h.toString();
     }
 
-    /** The four charts; the memory one names the device the figures were measured on (host memory on a cpu run). */
-    static List<SvgChart> charts(RunReport report) {
+    /**
+     * The four line charts, then the memory-by-category ones the steps' memory figures call for; the memory charts
+     * name the device the figures were measured on (host memory on a cpu run).
+     */
+    static List<Chart> charts(RunReport report) {
         List<StepRecord> steps = report.steps();
         List<StepRecord> evals = steps.stream().filter(StepRecord::hasEval).toList();
         List<SvgChart.Series> loss = evals.isEmpty()
                 ? List.of(series("train loss", "#c0392b", false, steps, StepRecord::loss))
                 : List.of(series("train loss", "#c0392b", false, steps, StepRecord::loss),
                         series("eval loss", "#e67e22", true, evals, StepRecord::evalLoss));
-        return List.of(
+        List<Chart> charts = new ArrayList<>(List.of(
                 new SvgChart("loss", loss),
                 new SvgChart("learning rate", List.of(series("learning rate", "#2980b9", false, steps, StepRecord::learningRate))),
                 new SvgChart("tokens / s", List.of(series("tokens / s", "#27ae60", false, steps, StepRecord::tokensPerSecond))),
                 new SvgChart(memoryTitle(report.memoryDevice()), List.of(
                         series("allocated", "#8e44ad", false, steps, StepRecord::allocatedGiB),
-                        series("peak", "#16a085", true, steps, StepRecord::peakGiB))));
+                        series("peak", "#16a085", true, steps, StepRecord::peakGiB)))));
+        charts.addAll(MemoryCharts.of(steps, report.memoryDevice()));
+        return charts;
     }
 
     static String memoryTitle(String device) {
@@ -186,6 +193,7 @@ public final class HtmlReport {
             .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:1em;margin:1em 0}
             figure.chart-box{margin:0;border:1px solid #ddd;border-radius:6px;padding:.5em;min-width:0}
             figcaption{font-weight:600;overflow-wrap:anywhere}
+            figcaption .caption-note{display:block;font-weight:normal;font-size:.85em;color:#666}
             svg.chart{display:block;width:100%;height:auto;font-size:14px}
             svg.chart .frame{fill:none;stroke:#999}
             svg.chart .grid{stroke:#eee}
@@ -193,6 +201,7 @@ public final class HtmlReport {
             svg.chart text{fill:#444;stroke:none}
             svg.chart .note{font-size:16px;fill:#888}
             svg.chart polyline{fill:none;stroke-width:2}
+            svg.chart rect.bar{stroke:none;shape-rendering:crispEdges}
             svg.chart circle.pt{stroke:none;opacity:.7}
             svg.chart circle.pt:hover{opacity:1;r:6px}
             svg.chart.dense circle.pt{opacity:0}
@@ -200,6 +209,7 @@ public final class HtmlReport {
             ul.legend{list-style:none;margin:.3em 0 0;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.2em;font-size:.9em}
             .swatch{display:inline-block;width:1.6em;border-top:3px solid;vertical-align:middle;margin-right:.4em}
             .swatch.dashed{border-top-style:dashed}
+            .swatch.block{width:1em;height:1em;border-top:none;border-radius:2px}
             table.settings{border-collapse:collapse;width:100%;table-layout:fixed}
             table.settings col.mark{width:1.5em}
             table.settings col.flag{width:25%}

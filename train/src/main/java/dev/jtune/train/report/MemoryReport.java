@@ -26,6 +26,11 @@ public record MemoryReport(List<Row> rows) {
     private static final List<MemoryCategory> HOST_CATEGORIES = List.of(MemoryCategory.OPTIMIZER, MemoryCategory.MASTER_WEIGHTS,
             MemoryCategory.GRADIENTS, MemoryCategory.WEIGHTS);
 
+    /** The key of the device's peak row. */
+    public static final String DEVICE_PEAK = "device_peak";
+    /** The key of the pinned (host-mapped) bytes' peak row. */
+    public static final String PINNED_HOST_PEAK = "pinned_host_peak";
+
     public enum Where {
         DEVICE, HOST
     }
@@ -38,18 +43,31 @@ public record MemoryReport(List<Row> rows) {
     public static MemoryReport of(MemoryStats stats) {
         List<Row> rows = new ArrayList<>();
         for (MemoryCategory c : MemoryCategory.values()) {
-            String name = c.name().toLowerCase(Locale.ROOT);
             boolean split = HOST_CATEGORIES.contains(c);
-            rows.add(new Row(split ? name + "_device" : name, label(c) + (split ? " (device)" : ""), stats.peak(c), Where.DEVICE));
+            rows.add(new Row(deviceKey(c), label(c) + (split ? " (device)" : ""), stats.peak(c), Where.DEVICE));
         }
-        rows.add(new Row("device_peak", "device peak", stats.peakAllocated(), Where.DEVICE));
+        rows.add(new Row(DEVICE_PEAK, "device peak", stats.peakAllocated(), Where.DEVICE));
         MemoryStats.Host host = stats.host();
         for (MemoryCategory c : HOST_CATEGORIES) {
-            rows.add(new Row(c.name().toLowerCase(Locale.ROOT) + "_host", label(c) + " (host)", host.allocated(c), Where.HOST));
+            rows.add(new Row(hostKey(c), label(c) + " (host)", host.allocated(c), Where.HOST));
         }
         rows.add(new Row("pinned_host", "pinned host, all", host.allocated(), Where.HOST));
-        rows.add(new Row("pinned_host_peak", "pinned host peak", host.peak(), Where.HOST));
+        rows.add(new Row(PINNED_HOST_PEAK, "pinned host peak", host.peak(), Where.HOST));
         return new MemoryReport(rows);
+    }
+
+    /**
+     * The key of category {@code c}'s device row: its name ({@code activations}), or with {@code _device} after it
+     * for a category that also has a host row ({@code optimizer_device}). How report.html reads metrics.jsonl back.
+     */
+    public static String deviceKey(MemoryCategory c) {
+        String name = c.name().toLowerCase(Locale.ROOT);
+        return HOST_CATEGORIES.contains(c) ? name + "_device" : name;
+    }
+
+    /** The key of category {@code c}'s host-mapped row ({@code optimizer_host}); absent from a report for a category with none. */
+    public static String hostKey(MemoryCategory c) {
+        return c.name().toLowerCase(Locale.ROOT) + "_host";
     }
 
     /**
@@ -61,9 +79,9 @@ public record MemoryReport(List<Row> rows) {
     public static MemoryReport planned(MemoryStats stats, long resident, String residentLabel) {
         List<Row> rows = new ArrayList<>();
         for (Row r : of(stats).rows()) {
-            if (r.key().equals("device_peak")) {
+            if (r.key().equals(DEVICE_PEAK)) {
                 rows.add(new Row("resident", residentLabel, resident, Where.DEVICE));
-                rows.add(new Row("device_peak", "device peak", r.bytes() + resident, Where.DEVICE));
+                rows.add(new Row(DEVICE_PEAK, "device peak", r.bytes() + resident, Where.DEVICE));
                 rows.add(new Row("device_reserved_peak", "device peak, reserved", stats.peakReserved() + resident, Where.DEVICE));
             } else {
                 rows.add(r);
@@ -77,7 +95,7 @@ public record MemoryReport(List<Row> rows) {
         return rows.stream().filter(r -> r.key().equals(key)).mapToLong(Row::bytes).findFirst().orElse(0);
     }
 
-    private static String label(MemoryCategory c) {
+    static String label(MemoryCategory c) {
         return c.name().toLowerCase(Locale.ROOT).replace('_', ' ');
     }
 
@@ -92,7 +110,7 @@ public record MemoryReport(List<Row> rows) {
     public String table() {
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-26s %12s  %s%n", "memory", "GiB", "where"));
         for (Row r : rows) {
-            if (r.bytes() != 0 || r.key().equals("device_peak")) {
+            if (r.bytes() != 0 || r.key().equals(DEVICE_PEAK)) {
                 sb.append(String.format(Locale.ROOT, "%-26s %12.3f  %s%n", r.label(), r.bytes() / (double) (1L << 30),
                         r.where().name().toLowerCase(Locale.ROOT)));
             }

@@ -16,7 +16,7 @@ import static dev.jtune.train.report.HtmlReport.escape;
  * @param title  the caption, with the unit
  * @param series the lines, drawn in order (the legend lists them in the same order)
  */
-record SvgChart(String title, List<Series> series) {
+record SvgChart(String title, List<Series> series) implements Chart {
 
     /** One line: its legend name, its colour, whether it is dashed, and its points (x[i], y[i]). */
     record Series(String name, String color, boolean dashed, double[] x, double[] y) {
@@ -28,19 +28,20 @@ record SvgChart(String title, List<Series> series) {
     }
 
     // the drawing's own coordinates; the SVG scales to its box through viewBox
-    private static final int WIDTH = 560;
-    private static final int HEIGHT = 300;
-    private static final int LEFT = 70;
-    private static final int RIGHT = 16;
-    private static final int TOP = 12;
-    private static final int BOTTOM = 44;
+    static final int WIDTH = 560;
+    static final int HEIGHT = 300;
+    static final int LEFT = 70;
+    static final int RIGHT = 16;
+    static final int TOP = 12;
+    static final int BOTTOM = 44;
     /** Above this many markers a chart hides them until hovered: a dot per point would smear into a thick line. */
     private static final int DENSE_POINTS = 120;
 
     /** The text a chart shows instead of lines when none of its values is a number. */
     static final String NO_FINITE_VALUES = "no finite values";
 
-    String html() {
+    @Override
+    public String html() {
         StringBuilder h = new StringBuilder("<figure class=\"chart-box\"><figcaption>").append(escape(title)).append("</figcaption>");
         double[] xRange = range(series.stream().map(Series::x).toList(), false);
         double[] yRange = range(series.stream().map(Series::y).toList(), true);
@@ -65,7 +66,7 @@ record SvgChart(String title, List<Series> series) {
     }
 
     /** The horizontal grid lines and their value labels. */
-    private static String yTicks(Axis axis) {
+    static String yTicks(Axis axis) {
         StringBuilder h = new StringBuilder("<g class=\"axis y\">");
         for (double t : axis.ticks()) {
             double py = py(axis, t);
@@ -77,7 +78,7 @@ record SvgChart(String title, List<Series> series) {
     }
 
     /** The step numbers along the bottom, with small tick marks, and the axis' name. */
-    private static String xTicks(Axis axis) {
+    static String xTicks(Axis axis) {
         StringBuilder h = new StringBuilder("<g class=\"axis x\">");
         int base = TOP + plotHeight();
         for (double t : axis.ticks()) {
@@ -174,19 +175,19 @@ record SvgChart(String title, List<Series> series) {
         return new BigDecimal(v).round(new MathContext(5)).stripTrailingZeros().toPlainString();
     }
 
-    private static double px(Axis axis, double x) {
+    static double px(Axis axis, double x) {
         return LEFT + axis.fraction(x) * plotWidth();
     }
 
-    private static double py(Axis axis, double y) {
+    static double py(Axis axis, double y) {
         return TOP + (1 - axis.fraction(y)) * plotHeight();
     }
 
-    private static int plotWidth() {
+    static int plotWidth() {
         return WIDTH - LEFT - RIGHT;
     }
 
-    private static int plotHeight() {
+    static int plotHeight() {
         return HEIGHT - TOP - BOTTOM;
     }
 }

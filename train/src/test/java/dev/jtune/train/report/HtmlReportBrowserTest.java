@@ -54,7 +54,8 @@ class HtmlReportBrowserTest {
 
     static Stream<Arguments> reports() {
         return Stream.of(Arguments.of("eval", Reports.withEval()), Arguments.of("NaN mid-run", Reports.nanMidRun()),
-                Arguments.of("all NaN", Reports.allNaN()), Arguments.of("failed", Reports.failed()), Arguments.of("no steps", Reports.noSteps()));
+                Arguments.of("all NaN", Reports.allNaN()), Arguments.of("failed", Reports.failed()), Arguments.of("no steps", Reports.noSteps()),
+                Arguments.of("memory by category", Reports.memoryByCategory(Reports.CUDA, true)), Arguments.of("one step", Reports.oneStepWithMemory()));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -198,6 +198,228 @@ class HtmlReportTest {
         System.out.println("two writes leave exactly report.html, holding the second page");
     }
 
+    @Test
+    void theDeviceStackHasItsCategoriesInOrderAsTallAsTheirBytesUnderTheMeasuredPeak() throws IOException {
+        RunReport report = Reports.memoryByCategory(Reports.CUDA, false);
+        Page page = write(report);
+        assertEquals(5, page.charts().size(), "the four charts and the device's stack; no host chart without host bytes");
+        assertEquals("5", page.one("/html/body").getAttribute("data-charts-expected"));
+        Element figure = page.figure("stacked peaks by category");
+        String caption = Page.all(figure, "figcaption").getFirst().getTextContent();
+        assertTrue(caption.contains("on " + Reports.CUDA + " (GiB)"), caption);
+        assertTrue(caption.contains("need not coincide") && caption.contains("more than the peak"), caption);
+        // bottom first, in MemoryCategory's order (not the fixture map's); the peak as a line after them
+        List<String> keys = List.of("weights_device", "quantized_weights", "adapters", "gradients_device", "activations");
+        List<String> names = List.of("weights", "quantized weights", "adapters", "gradients", "activations");
+        assertEquals(Stream.concat(names.stream(), Stream.of("device peak")).toList(), legend(figure));
+        int columns = assertStack(figure, report.steps(), keys, names, "device_peak");
+        // steps 15 and 20 log the same figures: one bar across both
+        assertEquals(4, columns);
+        assertEquals(0, Page.all(figure, ".//g[@data-first-step='1']/rect[@data-series='activations']").size(), "activations are 0 at step 1");
+        System.out.println("device stack: " + columns + " bars over " + report.steps().size() + " logged steps, " + names
+                + " bottom first, each as tall as its bytes on the chart's axis, the peak's line level over each bar");
+    }
+
+    @Test
+    void aCategoryZeroThroughoutIsLeftOutAndARunWithNoMemoryFiguresGetsNoStack() throws IOException {
+        Element figure = write(Reports.memoryByCategory(Reports.CUDA, false)).figure("stacked peaks by category");
+        List<String> legend = legend(figure);
+        for (String zero : List.of("backward", "optimizer", "master weights", "workspace", "other")) {
+            assertFalse(legend.contains(zero), zero + " is 0 at every step: " + legend);
+            assertEquals(0, Page.all(figure, ".//rect[@data-series='" + zero + "']").size(), zero);
+        }
+        assertTrue(legend.contains("activations"), "activations are 0 at step 1 only, so they stay: " + legend);
+
+        // every figure present but zero, and a log from before memory_bytes: the four charts, no stack
+        List<StepRecord> zeros = Reports.steps(20, s -> false, s -> false).stream()
+                .map(s -> Reports.withMemory(s, java.util.Map.of(), 0, java.util.Map.of(), 0)).toList();
+        for (RunReport report : List.of(Reports.report(zeros, Reports.CUDA, java.util.Optional.empty()), Reports.normal())) {
+            Page page = write(report);
+            assertEquals(4, page.charts().size());
+            assertEquals(0, page.all("//svg[contains(@class, 'stacked')]").size());
+        }
+        System.out.println("left out of the stack and its legend: backward, optimizer, master weights, workspace, other; "
+                + "no stack at all when every category is 0 or the log has no memory figures");
+    }
+
+    @Test
+    void stepsLoggedWithoutMemoryFiguresAreAGapInsideTheDrawing() throws IOException {
+        // a run resumed from a log written before memory_bytes: its first steps have no figures
+        List<StepRecord> withMemory = Reports.memoryByCategory(Reports.CUDA, false).steps();
+        List<StepRecord> steps = new java.util.ArrayList<>(Reports.steps(20, s -> false, s -> false).subList(0, 2));
+        steps.addAll(withMemory.subList(2, withMemory.size()));
+        Element figure = write(Reports.report(steps, Reports.CUDA, java.util.Optional.empty())).figure("stacked peaks by category");
+        List<Element> bars = Page.all(figure, ".//g[@class='column']");
+        assertEquals(List.of("10", "15"), bars.stream().map(b -> b.getAttribute("data-first-step")).toList(), "no bar for steps 1 and 5");
+        for (Element e : Page.all(figure, ".//rect")) {
+            double x = Double.parseDouble(e.getAttribute("x"));
+            double w = Double.parseDouble(e.getAttribute("width"));
+            assertTrue(x >= SvgChart.LEFT && x + w <= SvgChart.WIDTH - SvgChart.RIGHT + 1e-9, "inside the plot: x " + x + ", width " + w);
+        }
+        System.out.println("steps 1 and 5 without memory figures: bars from step 10 on, all inside the plot");
+    }
+
+    @Test
+    void aSingleLoggedStepIsASingleBar() throws IOException {
+        RunReport report = Reports.oneStepWithMemory();
+        Page page = write(report);
+        assertEquals(6, page.charts().size(), "the four charts and both stacks");
+        for (String prefix : List.of("stacked peaks by category", "pinned host memory by category")) {
+            Element figure = page.figure(prefix);
+            Element svg = Page.all(figure, ".//svg").getFirst();
+            assertFalse(svg.getAttribute("class").contains("empty"), prefix + " is drawn, not empty");
+            List<Element> bars = Page.all(svg, ".//g[@class='column']");
+            assertEquals(1, bars.size(), prefix);
+            double[] x = scale(svg, "xtick", "x");
+            double width = Double.parseDouble(Page.all(bars.getFirst(), "rect").getFirst().getAttribute("width"));
+            // the lone bar is centred on its step and half a step wide (a quarter of the axis' two steps)
+            double left = Double.parseDouble(Page.all(bars.getFirst(), "rect").getFirst().getAttribute("x"));
+            assertEquals(x[0] + x[1] * (1 - StackedChart.SINGLE_BAR_HALF_WIDTH), left, TOLERANCE_PX, prefix + ": left edge");
+            assertEquals(2 * StackedChart.SINGLE_BAR_HALF_WIDTH * x[1], width, TOLERANCE_PX, prefix + ": width");
+            System.out.printf(Locale.ROOT, "%s: one bar %.1f px wide at step 1%n", prefix, width);
+        }
+        Element device = page.figure("stacked peaks by category");
+        assertStack(device, report.steps(), List.of("weights_device", "gradients_device", "activations"),
+                List.of("weights", "gradients", "activations"), "device_peak");
+        assertStack(page.figure("pinned host memory by category"), report.steps(), List.of("optimizer_host"), List.of("optimizer"), "pinned_host_peak");
+        String[] peak = Page.all(device, ".//g[@data-series='device peak']/polyline").getFirst().getAttribute("points").split(" ");
+        assertEquals(2, peak.length, "the peak is a level segment across the bar");
+    }
+
+    @Test
+    void hostBytesGetAHostStackBesideTheDevicesWithOneColourPerCategory() throws IOException {
+        RunReport report = Reports.memoryByCategory(Reports.CUDA, true);
+        Page page = write(report);
+        assertEquals(6, page.charts().size(), "the four charts, the device's stack and the host's");
+        assertEquals("6", page.one("/html/body").getAttribute("data-charts-expected"));
+        Element device = page.figure("stacked peaks by category");
+        Element host = page.figure("pinned host memory by category");
+        assertTrue(Page.precedes(device, host), "the device first");
+        String caption = Page.all(host, "figcaption").getFirst().getTextContent();
+        assertTrue(caption.contains(Reports.CUDA) && caption.contains("not part of the device figures"), caption);
+        List<String> names = List.of("weights", "optimizer", "master weights");
+        assertEquals(Stream.concat(names.stream(), Stream.of("pinned host peak")).toList(), legend(host));
+        int columns = assertStack(host, report.steps(), List.of("weights_host", "optimizer_host", "master_weights_host"), names, "pinned_host_peak");
+        assertEquals(4, columns);
+
+        java.util.Map<String, String> colours = new java.util.HashMap<>();
+        for (Element figure : List.of(device, host)) {
+            List<String> chart = new java.util.ArrayList<>();
+            for (Element rect : Page.all(figure, ".//rect[@data-series]")) {
+                String name = rect.getAttribute("data-series");
+                String previous = colours.putIfAbsent(name, rect.getAttribute("fill"));
+                assertTrue(previous == null || previous.equals(rect.getAttribute("fill")), name + " has one colour in both charts");
+                if (!chart.contains(rect.getAttribute("fill"))) {
+                    chart.add(rect.getAttribute("fill"));
+                }
+            }
+            assertEquals(legend(figure).size() - 1, chart.size(), "each category of a chart has a colour of its own");
+        }
+        System.out.println("host stack " + names + " under the pinned host peak, after the device's; colours " + colours);
+    }
+
+    @Test
+    void aCpuRunsStacksNameTheCpuAndItsHostMemory() throws IOException {
+        Page page = write(Reports.memoryByCategory(Reports.CPU, true));
+        String device = Page.all(page.figure("stacked peaks by category"), "figcaption").getFirst().getTextContent();
+        String host = Page.all(page.figure("host-mapped memory by category"), "figcaption").getFirst().getTextContent();
+        assertTrue(device.startsWith("stacked peaks by category on " + Reports.CPU + " (GiB)"), device);
+        assertTrue(host.startsWith("host-mapped memory by category on " + Reports.CPU + ", not pinned (GiB)"), host);
+        assertFalse(page.text().toLowerCase(Locale.ROOT).contains("gpu"), "a cpu run never says GPU");
+        System.out.println("cpu run: \"" + device.substring(0, device.indexOf(')') + 1) + "...\", \"" + host.substring(0, host.indexOf("(GiB)") + 5) + "\"");
+    }
+
+    /**
+     * How far a drawn position may be from the one computed from the chart's own axis: tick and rect coordinates are
+     * printed to 0.1 px (0.05 each way); the scale is read from the first and last tick, 244 px apart, so it is off by
+     * at most 0.1/244 relatively, 0.1 px over the full height; a rect's height is the difference of two rounded
+     * edges (0.1 px). Together at most 0.05 + 0.1 + 0.1 = 0.25 px.
+     */
+    private static final double TOLERANCE_PX = 0.25;
+
+    /** The legend's entries, in order. */
+    private static List<String> legend(Element figure) {
+        return Page.all(figure, ".//ul[@class='legend']/li").stream().map(li -> li.getAttribute("data-series")).toList();
+    }
+
+    /**
+     * An axis read off the drawing: {pixel of value 0, pixels per unit}, from the first and last tick's position
+     * (attribute pos of the tick labels of class cls, or their grid lines' y1 for the y axis) and label.
+     */
+    private static double[] scale(Element svg, String cls, String pos) {
+        List<Element> labels = Page.all(svg, ".//text[@class='" + cls + "']");
+        double p0 = Double.parseDouble(labels.getFirst().getAttribute(pos));
+        double pN = Double.parseDouble(labels.getLast().getAttribute(pos));
+        double v0 = Double.parseDouble(labels.getFirst().getTextContent());
+        double vN = Double.parseDouble(labels.getLast().getTextContent());
+        double perUnit = (pN - p0) / (vN - v0);
+        return new double[] {p0 - v0 * perUnit, perUnit};
+    }
+
+    /**
+     * A stacked chart against the steps' memory_bytes: bars side by side from the first logged step to the last,
+     * each reaching half-way to its neighbours (one bar across steps that logged the same figures); in each, a rect
+     * per key with bytes, in the given order, as tall as its bytes in GiB on the chart's own y axis and sitting on
+     * the one below (the first on 0); the line level across each bar at lineKey's bytes. Returns the bars.
+     */
+    private static int assertStack(Element figure, List<StepRecord> steps, List<String> keys, List<String> names, String lineKey) {
+        Element svg = Page.all(figure, ".//svg").getFirst();
+        double[] y = scale(svg, "ytick", "y");
+        double[] x = scale(svg, "xtick", "x");
+        assertEquals(0, Double.parseDouble(Page.all(svg, ".//text[@class='ytick']").getFirst().getTextContent()), "the stack starts at 0");
+        double gib = 1L << 30;
+        List<Element> bars = Page.all(svg, ".//g[@class='column']");
+        List<String[]> line = Page.all(svg, ".//g[contains(@class, 'line')]/polyline").stream()
+                .flatMap(p -> Stream.of(p.getAttribute("points").split(" "))).map(xy -> xy.split(",")).toList();
+        assertEquals(2 * bars.size(), line.size(), "the line is level across every bar");
+        int next = 0;
+        for (int b = 0; b < bars.size(); b++) {
+            Element bar = bars.get(b);
+            long first = Long.parseLong(bar.getAttribute("data-first-step"));
+            long last = Long.parseLong(bar.getAttribute("data-last-step"));
+            int i = next;
+            assertEquals(steps.get(i).step(), first, "bars cover the steps in order");
+            while (next < steps.size() && steps.get(next).step() <= last) {
+                assertEquals(steps.get(i).memoryBytes(), steps.get(next).memoryBytes(), "one bar only across equal figures");
+                next++;
+            }
+            java.util.Map<String, Long> bytes = steps.get(i).memoryBytes();
+            List<String> expected = new java.util.ArrayList<>();
+            for (int k = 0; k < keys.size(); k++) {
+                if (bytes.getOrDefault(keys.get(k), 0L) > 0) {
+                    expected.add(names.get(k));
+                }
+            }
+            List<Element> rects = Page.all(bar, "rect");
+            assertEquals(expected, rects.stream().map(r -> r.getAttribute("data-series")).toList(), "step " + first + ": bottom first");
+            double base = y[0];
+            long below = 0;
+            for (Element r : rects) {
+                String key = keys.get(names.indexOf(r.getAttribute("data-series")));
+                double top = Double.parseDouble(r.getAttribute("y"));
+                double height = Double.parseDouble(r.getAttribute("height"));
+                assertEquals(base, top + height, 1e-9, "step " + first + ": " + key + " sits on the rect below");
+                assertEquals(-bytes.get(key) / gib * y[1], height, TOLERANCE_PX, "step " + first + ": " + key + "'s height");
+                below += bytes.get(key);
+                assertEquals(y[0] + below / gib * y[1], top, TOLERANCE_PX, "step " + first + ": " + key + "'s top, at the stack's bytes so far");
+                base = top;
+            }
+            if (steps.size() > 1) {
+                double left = i == 0 ? first : (steps.get(i - 1).step() + first) / 2.0;
+                double right = next == steps.size() ? last : (last + steps.get(next).step()) / 2.0;
+                for (Element r : rects) {
+                    assertEquals(x[0] + left * x[1], Double.parseDouble(r.getAttribute("x")), TOLERANCE_PX, "step " + first + ": left edge");
+                    assertEquals((right - left) * x[1], Double.parseDouble(r.getAttribute("width")), TOLERANCE_PX, "step " + first + ": width");
+                }
+            }
+            double level = y[0] + bytes.get(lineKey) / gib * y[1];
+            assertEquals(level, Double.parseDouble(line.get(2 * b)[1]), TOLERANCE_PX, "step " + first + ": the line's level");
+            assertEquals(level, Double.parseDouble(line.get(2 * b + 1)[1]), TOLERANCE_PX, "step " + first + ": the line's level");
+        }
+        assertEquals(steps.size(), next, "every logged step is in a bar");
+        return bars.size();
+    }
+
     /** Polylines a series needs: one per run of two or more consecutive finite values. */
     private static int segments(List<StepRecord> steps, ToDoubleFunction<StepRecord> value) {
         int segments = 0;

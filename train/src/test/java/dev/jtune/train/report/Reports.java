@@ -1,9 +1,12 @@
 package dev.jtune.train.report;
 
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.train.loop.StepRecord;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.LongPredicate;
 
@@ -36,6 +39,47 @@ final class Reports {
                     Double.NaN, Double.NaN, Double.NaN, s, java.util.Map.of()));
         }
         return steps;
+    }
+
+    /**
+     * The step with the memory figures a run logs for these byte counts ({@link MemoryReport#of}'s rows, as the
+     * trainer writes them): the device categories' peaks and the device peak, the host-mapped bytes by category and
+     * their peak.
+     */
+    static StepRecord withMemory(StepRecord s, Map<MemoryCategory, Long> devicePeaks, long devicePeak, Map<MemoryCategory, Long> host, long hostPeak) {
+        long hostNow = host.values().stream().mapToLong(Long::longValue).sum();
+        MemoryStats stats = new MemoryStats(devicePeak, devicePeak, devicePeak, devicePeak, 0, 0, 0, 0, Map.of(), devicePeaks,
+                new MemoryStats.Host(hostNow, hostPeak, host));
+        return new StepRecord(s.step(), s.epoch(), s.loss(), s.gradNorm(), s.learningRate(), s.evalLoss(), s.tokens(), s.tokensPerSecond(),
+                s.allocatedGiB(), s.peakGiB(), s.elapsedSeconds(), s.skippedSteps(), MemoryReport.of(stats).bytes());
+    }
+
+    /**
+     * A QLoRA-like run with the optimizer offloaded, logged at steps 1, 5, 10, 15, 20: weights and adapters flat,
+     * gradients and activations growing, activations zero at step 1, nothing in optimizer or the other device
+     * categories; the last two steps alike (one bar across them). On the host, optimizer state, master weights and a copy of the trained weights.
+     */
+    static RunReport memoryByCategory(String device, boolean host) {
+        long m = 1L << 20;
+        List<StepRecord> steps = new ArrayList<>();
+        for (StepRecord s : steps(20, x -> false, x -> false)) {
+            long k = Math.min(s.step(), 15);
+            Map<MemoryCategory, Long> peaks = Map.of(MemoryCategory.QUANTIZED_WEIGHTS, 700 * m, MemoryCategory.WEIGHTS, 300 * m,
+                    MemoryCategory.ADAPTERS, 12 * m, MemoryCategory.GRADIENTS, (12 + k) * m, MemoryCategory.ACTIVATIONS, s.step() == 1 ? 0 : 40 * k * m);
+            long sum = peaks.values().stream().mapToLong(Long::longValue).sum();
+            Map<MemoryCategory, Long> hostBytes = host
+                    ? Map.of(MemoryCategory.OPTIMIZER, 96 * m, MemoryCategory.MASTER_WEIGHTS, 48 * m, MemoryCategory.WEIGHTS, 6 * m) : Map.of();
+            steps.add(withMemory(s, peaks, sum * 9 / 10, hostBytes, host ? (150 + k) * m : 0));
+        }
+        return report(steps, device, Optional.empty());
+    }
+
+    /** A single logged step with device memory and optimizer state on the host. */
+    static RunReport oneStepWithMemory() {
+        long m = 1L << 20;
+        StepRecord s = withMemory(steps(1, x -> false, x -> false).getFirst(), Map.of(MemoryCategory.WEIGHTS, 540 * m, MemoryCategory.GRADIENTS, 540 * m,
+                MemoryCategory.ACTIVATIONS, 900 * m), 1800 * m, Map.of(MemoryCategory.OPTIMIZER, 2048 * m), 2048 * m);
+        return report(List.of(s), CUDA, Optional.empty());
     }
 
     static RunReport report(List<StepRecord> steps, String device, Optional<String> failure) {
