@@ -56,7 +56,8 @@ class PlannerTest {
     void candidatesAreOrderedByTheCostRuleAndVaryOnlyWhatWasLeftOpen() {
         TrainArgs full = parse().args();
         List<Planner.Knobs> all = Planner.candidates(full, parse().given());
-        assertEquals(6, all.size(), all.toString()); // {none, half, layer} x {device, host}
+        // {none, half and half with activation offload, layer and layer with it} x {device, host}
+        assertEquals(10, all.size(), all.toString());
         assertEquals(new Planner.Knobs(Checkpointing.NONE, false), all.getFirst(), "nothing to recompute, state on the device: first");
         for (int i = 1; i < all.size(); i++) {
             assertTrue(all.get(i - 1).cost(full) <= all.get(i).cost(full), all.toString());
@@ -68,7 +69,7 @@ class PlannerTest {
         // LoRA: the optimizer's placement is not the planner's to choose
         assertEquals(List.of(Checkpointing.NONE, Checkpointing.HALVES, Checkpointing.LAYERS),
                 Planner.candidates(parse("--lora_enable", "--freeze_llm").args(), parse("--lora_enable", "--freeze_llm").given()).stream()
-                        .peek(k -> assertFalse(k.offload())).map(Planner.Knobs::checkpointing).toList());
+                        .peek(k -> assertFalse(k.offload())).map(Planner.Knobs::checkpointing).distinct().toList());
         // set by the user: used as given
         var off = parse("--gradient_checkpointing", "False");
         assertTrue(Planner.candidates(off.args(), off.given()).stream().allMatch(k -> k.checkpointing() == Checkpointing.NONE));
@@ -77,8 +78,15 @@ class PlannerTest {
                 Planner.candidates(on.args(), on.given()).stream().map(Planner.Knobs::checkpointing).distinct().toList(),
                 "checkpointing on, its granularity open");
         var layer = parse("--checkpointing_granularity", "layer", "--offload_optimizer", "none");
-        assertEquals(List.of(new Planner.Knobs(Checkpointing.NONE, false), new Planner.Knobs(Checkpointing.LAYERS, false)),
+        assertEquals(List.of(new Planner.Knobs(Checkpointing.NONE, false), new Planner.Knobs(Checkpointing.LAYERS, false),
+                        new Planner.Knobs(Checkpointing.LAYERS, false, true)),
                 Planner.candidates(layer.args(), layer.given()));
+        // activation offload: 15% by the (unmeasured) rule, never without checkpointing, as given when set
+        assertEquals(0.23 + 0.15, new Planner.Knobs(Checkpointing.LAYERS, false, true).cost(full), 1e-12);
+        var kept = parse("--gradient_checkpointing", "--offload_activations", "False");
+        assertTrue(Planner.candidates(kept.args(), kept.given()).stream().noneMatch(Planner.Knobs::activations));
+        var kwargs = parse("--gradient_checkpointing", "--gradient_checkpointing_kwargs", "{\"offload\": true}");
+        assertTrue(Planner.candidates(kwargs.args(), kwargs.given()).stream().allMatch(Planner.Knobs::activations));
         // paged state on the host cannot be offloaded as well, and 8-bit state on the host is not run yet
         for (String optim : List.of("paged_adamw_8bit", "adamw_bnb_8bit")) {
             var t = parse("--optim", optim);

@@ -25,6 +25,12 @@ public record MemoryReport(List<Row> rows) {
     /** The categories that also live on the host (host-offloaded or paged optimizers): their rows say which side. */
     private static final List<MemoryCategory> HOST_CATEGORIES = List.of(MemoryCategory.OPTIMIZER, MemoryCategory.MASTER_WEIGHTS,
             MemoryCategory.GRADIENTS, MemoryCategory.WEIGHTS);
+    /**
+     * The host rows: those categories, and the checkpointed activations offloaded to the host (whose device row keeps
+     * its bare key, {@code activations}, as logs written before activation offload have it).
+     */
+    private static final List<MemoryCategory> HOST_ROWS = List.of(MemoryCategory.OPTIMIZER, MemoryCategory.MASTER_WEIGHTS,
+            MemoryCategory.GRADIENTS, MemoryCategory.WEIGHTS, MemoryCategory.ACTIVATIONS);
 
     /** The key of the device's peak row. */
     public static final String DEVICE_PEAK = "device_peak";
@@ -48,7 +54,7 @@ public record MemoryReport(List<Row> rows) {
         }
         rows.add(new Row(DEVICE_PEAK, "device peak", stats.peakAllocated(), Where.DEVICE));
         MemoryStats.Host host = stats.host();
-        for (MemoryCategory c : HOST_CATEGORIES) {
+        for (MemoryCategory c : HOST_ROWS) {
             rows.add(new Row(hostKey(c), label(c) + " (host)", host.allocated(c), Where.HOST));
         }
         rows.add(new Row("pinned_host", "pinned host, all", host.allocated(), Where.HOST));
