@@ -40,8 +40,8 @@ class ModuleBoundaryTest {
     private static final Map<String, Map<String, String>> EXPECTED = Map.of(
             "dev.jtune.cuda", packages(List.of("dev.jtune"), List.of("dev.jtune.cuda"), List.of()),
             "dev.jtune.engine", packages(
-                    List.of("dev.jtune.engine", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.ops",
-                            "dev.jtune.engine.optim", "dev.jtune.engine.quant"),
+                    List.of("dev.jtune.engine", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.offload",
+                            "dev.jtune.engine.ops", "dev.jtune.engine.optim", "dev.jtune.engine.quant"),
                     List.of("dev.jtune.engine.backend", "dev.jtune.engine.cpu", "dev.jtune.engine.cuda", "dev.jtune.engine.fused",
                             "dev.jtune.engine.io", "dev.jtune.engine.meta", "dev.jtune.engine.optim.host"),
                     List.of("kernels")),
