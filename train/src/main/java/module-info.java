@@ -2,6 +2,7 @@
 module dev.jtune.train {
     requires transitive dev.jtune.gemma;
     requires com.fasterxml.jackson.databind;
+    requires jdk.management; // the host's free memory, for the planner (HostMemory)
 
     exports dev.jtune.train;
     exports dev.jtune.train.args;

@@ -60,10 +60,28 @@ final class Planner {
     static final List<Flag> KNOBS = List.of(Flag.GRADIENT_CHECKPOINTING, Flag.CHECKPOINTING_GRANULARITY, Flag.OFFLOAD_OPTIMIZER,
             Flag.OFFLOAD_ACTIVATIONS);
 
-    /** A device-memory budget in bytes and how it was decided; {@link #unlimited} when there is none. */
-    record Budget(long bytes, String description) {
+    /**
+     * A device-memory budget in bytes and how it was decided ({@link #unlimited} when there is none), and the host
+     * memory pinned buffers may take ({@code hostBytes}, -1: not checked; a run on a GPU checks it, {@code jtune plan}
+     * may be planning for another machine and does not).
+     */
+    record Budget(long bytes, String description, long hostBytes) {
         Budget {
             Objects.requireNonNull(description, "description");
+        }
+
+        Budget(long bytes, String description) {
+            this(bytes, description, -1);
+        }
+
+        /** This budget with the host's available memory as the limit on pinned host memory. */
+        Budget withHost(long available) {
+            return new Budget(bytes, description, available);
+        }
+
+        /** Whether option {@code o}'s prediction fits: the device's bytes, and the pinned host bytes where checked. */
+        boolean fits(Option o) {
+            return o.bytes() <= bytes && (hostBytes < 0 || o.hostBytes() <= hostBytes);
         }
 
         /**
@@ -71,11 +89,12 @@ final class Planner {
          * driver's count, once the backend has started); else none (the cpu: the configuration as given).
          */
         static Budget forRun(TrainArgs a, Device device) {
-            if (a.maxMemory() != null) {
+            if (a.maxMemory() != null && device.kind() != Device.Kind.CUDA) {
                 return of(a.maxMemory());
             }
             if (device.kind() == Device.Kind.CUDA) {
-                return freeMemory(CudaBackend.get(device.index()).context().memoryInfo()[0]);
+                Budget b = a.maxMemory() != null ? of(a.maxMemory()) : freeMemory(CudaBackend.get(device.index()).context().memoryInfo()[0]);
+                return b.withHost(HostMemory.available());
             }
             return unlimited("no --max_memory given, and no GPU to read free memory from: nothing to compare with");
         }
@@ -157,6 +176,11 @@ final class Planner {
         long bytes() {
             return prediction.deviceBytes();
         }
+
+        /** The pinned host memory it needs (offloaded state, gradients, activations). */
+        long hostBytes() {
+            return prediction.report().bytes(dev.jtune.train.report.MemoryReport.PINNED_HOST_PEAK);
+        }
     }
 
     /** The planner's answer: the configuration to run, or a refusal. */
@@ -198,7 +222,7 @@ final class Planner {
             TrainArgs args = a.with(k.flags());
             Option o = new Option(k, args, MemoryPlanner.predict(config, args, target));
             tried.add(o);
-            if (o.bytes() <= budget.bytes()) {
+            if (budget.fits(o)) {
                 return chosen(a, o, tried.subList(0, tried.size() - 1), budget);
             }
         }
@@ -289,6 +313,12 @@ final class Planner {
             m.append(", and the planner may change nothing");
         } else {
             m.append(", and nothing the planner may choose fits: ").append(String.join(", ", others.stream().map(o -> name(a, o)).toList()));
+        }
+        List<String> hostBound = tried.stream().filter(o -> o.bytes() <= budget.bytes()).map(o -> name(a, o) + " needs "
+                + gib(o.hostBytes()) + " of pinned host memory").toList();
+        if (!hostBound.isEmpty()) {
+            m.append(". These fit the device but not the host's available memory (").append(gib(budget.hostBytes())).append("): ")
+                    .append(String.join(", ", hostBound));
         }
         List<String> kept = new ArrayList<>();
         for (Flag f : KNOBS) {

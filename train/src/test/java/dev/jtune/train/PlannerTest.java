@@ -41,6 +41,43 @@ class PlannerTest {
         return Planner.plan(TINY, t.args(), t.given(), new Planner.Budget(budget, "a test budget of " + budget + " bytes"), Device.Kind.CUDA);
     }
 
+    /**
+     * The host's memory bounds what may be pinned: with a device budget every candidate fits, a host budget below what
+     * optimizer offload pins leaves only the candidates that pin nothing (or less), and one below every candidate's
+     * pinned bytes refuses, naming the host.
+     */
+    @Test
+    void aPlanMustFitTheHostsMemoryToo() {
+        CommandLine.Train t = parse();
+        TrainArgs a = t.args();
+        long roomy = Long.MAX_VALUE / 4;
+        Planner.Plan free = Planner.plan(TINY, a, t.given(), new Planner.Budget(roomy, "all", 0), Device.Kind.CUDA);
+        Planner.Chosen chosen = assertInstanceOf(Planner.Chosen.class, free, "nothing pinned: fits a host with no memory to spare");
+        assertEquals(a.offloadOptimizer(), chosen.args().offloadOptimizer());
+        assertEquals(0, Planner.Knobs.of(chosen.args()).checkpointing().ordinal(), "the cheapest: no checkpointing");
+        // the device budget of the smallest offloaded candidate, a host of 1 KiB: the first candidate in cost order that
+        // fits both is chosen (one that pins nothing), or, when none does, the refusal names the host
+        List<Planner.Option> options = new ArrayList<>();
+        for (Planner.Knobs k : Planner.candidates(a, t.given())) {
+            TrainArgs args = a.with(k.flags());
+            options.add(new Planner.Option(k, args, MemoryPlanner.predict(TINY, args, Device.Kind.CUDA)));
+        }
+        long device = options.stream().filter(o -> o.knobs().offload()).mapToLong(Planner.Option::bytes).min().orElseThrow();
+        assertTrue(options.stream().filter(o -> o.knobs().offload()).allMatch(o -> o.hostBytes() > 1024), "offload pins the state");
+        Planner.Budget small = new Planner.Budget(device, "a small device", 1024);
+        Planner.Plan hostBound = Planner.plan(TINY, a, t.given(), small, Device.Kind.CUDA);
+        java.util.Optional<Planner.Option> expected = options.stream().filter(small::fits).findFirst();
+        System.out.println("host-bound plan: " + (hostBound instanceof Planner.Chosen c ? c.line() : ((Planner.Refused) hostBound).message()));
+        if (expected.isPresent()) {
+            Planner.Chosen c = assertInstanceOf(Planner.Chosen.class, hostBound);
+            assertEquals(expected.get().knobs(), Planner.Knobs.of(c.args()), c.line());
+            assertFalse(expected.get().knobs().offload());
+        } else {
+            Planner.Refused r = assertInstanceOf(Planner.Refused.class, hostBound);
+            assertTrue(r.message().contains("not the host's available memory"), r.message());
+        }
+    }
+
     /** Every candidate's predicted device bytes, in the planner's order (cheapest first). */
     private static LinkedHashMap<Planner.Knobs, Long> predictions(CommandLine.Train t) {
         LinkedHashMap<Planner.Knobs, Long> m = new LinkedHashMap<>();
