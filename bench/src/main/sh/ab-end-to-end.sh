@@ -13,7 +13,7 @@ $JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run gemma-3-270m 60 6500 2>&1
 one() { # jar label -> "label tokens/s peak"
   rm -rf $run/out
   $JAVA $JOPTS -cp "$1:model-gemma/src/main/resources" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
-      --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --bf16 \
+      --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --checkpointing_granularity layer --bf16 \
       --per_device_train_batch_size 1 --max_steps $steps --logging_steps 5 --save_strategy no --report_to jsonl >$run/$2.log 2>&1 \
     || { echo "$2 failed:"; tail -5 $run/$2.log; return; }
   python3 - "$2" $run/out/metrics.jsonl <<'PY'
