@@ -108,11 +108,12 @@ final class TrainCommand {
                 }
             }
             OutputDirectory.create(a.outputDir());
-            Trainer trainer = Trainer.builder(config, trainable).train(data.train()).eval(data.eval()).outputDir(a.outputDir())
+            try (Trainer trainer = Trainer.builder(config, trainable).train(data.train()).eval(data.eval()).outputDir(a.outputDir())
                     .progress(Progress.forOutput(out)).padId(tokenizer.padId())
-                    .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build();
-            a.writeJson(a.outputDir().resolve("jtune_args.json"));
-            finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
+                    .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build()) {
+                a.writeJson(a.outputDir().resolve("jtune_args.json"));
+                finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
+            }
         }
     }
 
@@ -314,10 +315,11 @@ final class TrainCommand {
             out.printf(Locale.ROOT, "jtune's embedded default: QLoRA (NF4 base, LoRA r16, %,d trainable parameters) on a random %d-layer Gemma 3 "
                             + "(vocabulary %,d%s) on %s%n", trainable.parameterCount(), config.numHiddenLayers(), config.vocabSize(),
                     compact ? ", compacted to the data's tokens" : "", device);
-            Trainer trainer = Trainer.builder(tc, trainable).train(examples).outputDir(outputDir).progress(Progress.forOutput(out))
+            try (Trainer trainer = Trainer.builder(tc, trainable).train(examples).outputDir(outputDir).progress(Progress.forOutput(out))
                     .padId(d.padId())
-                    .info(new Trainer.RunInfo("jtune's embedded default run", identity, defaultSettings(tc))).build();
-            finish(trainer.run(plan, Long.MAX_VALUE), trainer, outputDir, out);
+                    .info(new Trainer.RunInfo("jtune's embedded default run", identity, defaultSettings(tc))).build()) {
+                finish(trainer.run(plan, Long.MAX_VALUE), trainer, outputDir, out);
+            }
             out.println("Try what it trained:  " + usage(outputDir));
         }
     }

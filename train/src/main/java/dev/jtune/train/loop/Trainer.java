@@ -47,7 +47,7 @@ import java.util.SequencedMap;
  * checkpointed, after the final weights and report are written: a run whose last checkpoint is its last step is
  * finished.
  */
-public final class Trainer {
+public final class Trainer implements AutoCloseable {
     private final TrainerConfig config;
     private final Trainable trainable;
     private final Batcher train;
@@ -93,6 +93,21 @@ public final class Trainer {
             this.optimizer = newOptimizer(config, trainable.namedParameters());
         }
         this.activations = newActivationStore(config, device);
+    }
+
+    /**
+     * Applies a pending delayed update and releases what the optimizer and the activation store hold outside scopes
+     * (threads, copy streams); their memory belongs to the scope that holds the model. The trainer is done after it.
+     */
+    @Override
+    public void close() {
+        try {
+            optimizer.close();
+        } finally {
+            if (activations instanceof HostActivationStore h) {
+                h.close();
+            }
+        }
     }
 
     /** Where checkpointed inputs wait for backward: the device, or pinned host memory (a store that lives with the run). */
