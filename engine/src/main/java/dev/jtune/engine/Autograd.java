@@ -165,7 +165,7 @@ public final class Autograd {
                     pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
                 }
             }
-            if (g != seed && !aliased(g, seed, pending.values(), grads)) {
+            if (g != seed && !sharedElsewhere(g, -1, seed, pending.values(), grads)) {
                 // consumed: free it now, not when backward ends. Its storage, not just the tensor: g may be a view of
                 // a gradient an earlier node returned (a view's close() would leave that storage to backward's end)
                 g.storage().close();
@@ -176,7 +176,10 @@ public final class Autograd {
         }
     }
 
-    /** Whether the caller's seed, a pending gradient or another of the node's returned gradients shares gi's storage. */
+    /**
+     * Whether the caller's seed, a pending gradient or one of the node's returned gradients (but the one at
+     * {@code index}: -1 for none) shares gi's storage, so that freeing it would free something still to be used.
+     */
     private static boolean sharedElsewhere(Tensor gi, int index, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
         if (seed != null && seed.storage() == gi.storage()) {
             return true;
@@ -188,24 +191,6 @@ public final class Autograd {
         }
         for (int j = 0; j < returned.length; j++) {
             if (j != index && returned[j] != null && returned[j].storage() == gi.storage()) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** Whether another gradient still to be used, or the caller's seed, shares g's storage. */
-    private static boolean aliased(Tensor g, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
-        if (seed != null && seed.storage() == g.storage()) {
-            return true;
-        }
-        for (Tensor t : pending) {
-            if (t.storage() == g.storage()) {
-                return true;
-            }
-        }
-        for (Tensor t : returned) {
-            if (t != null && t.storage() == g.storage()) {
                 return true;
             }
         }
@@ -245,18 +230,27 @@ public final class Autograd {
      * zeroes it, so the gradient's memory is allocated once for the whole run.
      */
     public static void attachGradient(Tensor leaf, Tensor grad) {
-        if (!leaf.requiresGrad() || leaf.gradFn() != null) {
-            throw new AutogradException("attachGradient: " + leaf.describe() + " is not a leaf that requires grad");
-        }
+        requireLeaf("attachGradient", leaf);
         if (!grad.shape().equals(leaf.shape()) || grad.dtype() != leaf.dtype() || !grad.device().equals(leaf.device())) {
             throw new AutogradException("attachGradient: " + grad.describe() + " does not match the leaf " + leaf.describe()
                     + " in shape, dtype and device");
         }
+        freeOwnGradient(leaf);
+        leaf.attachGrad(grad);
+    }
+
+    private static void requireLeaf(String op, Tensor leaf) {
+        if (!leaf.requiresGrad() || leaf.gradFn() != null) {
+            throw new AutogradException(op + ": " + leaf.describe() + " is not a leaf that requires grad");
+        }
+    }
+
+    /** Frees the gradient the leaf accumulated itself (an attached one belongs to its buffer). */
+    private static void freeOwnGradient(Tensor leaf) {
         Tensor old = leaf.grad();
         if (old != null && !leaf.hasAttachedGrad()) {
             old.close();
         }
-        leaf.attachGrad(grad);
     }
 
     /**
@@ -278,13 +272,8 @@ public final class Autograd {
      * {@link Tensor#grad()} (which frees any gradient the leaf holds and stays null); {@code null} restores the default.
      */
     public static void streamGradient(Tensor leaf, GradientSink sink) {
-        if (!leaf.requiresGrad() || leaf.gradFn() != null) {
-            throw new AutogradException("streamGradient: " + leaf.describe() + " is not a leaf that requires grad");
-        }
-        Tensor old = leaf.grad();
-        if (old != null && !leaf.hasAttachedGrad()) {
-            old.close();
-        }
+        requireLeaf("streamGradient", leaf);
+        freeOwnGradient(leaf);
         leaf.streamGrad(sink);
     }
 

@@ -113,7 +113,7 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
     }
 
     private Tensor take(Tensor like) {
-        ArrayDeque<Tensor> free = pool.get(key(like.dtype(), like.numel()));
+        ArrayDeque<Tensor> free = pool.get(key(like));
         if (free != null && !free.isEmpty()) {
             return free.pop();
         }
@@ -123,12 +123,9 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
         }
     }
 
+    /** The pool's key: buffers of one dtype and element count are interchangeable. */
     private static String key(Tensor t) {
-        return key(t.dtype(), t.numel());
-    }
-
-    private static String key(dev.jtune.engine.DType dtype, long numel) {
-        return dtype + ":" + numel;
+        return t.dtype() + ":" + t.numel();
     }
 
     /** Queues entry e's copy back into a new device tensor of {@code scope}, after the device work queued so far. */

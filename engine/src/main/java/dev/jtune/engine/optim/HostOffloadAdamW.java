@@ -27,7 +27,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.SequencedMap;
 import java.util.TreeSet;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -162,6 +161,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private final StreamedGradients streamed;
     /** STREAMED: the factor the next update multiplies the gradients by (clipping), 1 for none. */
     private double gradScale = 1;
+    /** STREAMED: this step's gradients are all on the host ({@link #finishGradients}); reset by {@link #zeroGrad}. */
+    private boolean finished;
     private AdamW.Config config;
     private long step;
     /** DELAYED: the host update started by the last step, not yet on the device. */
@@ -284,9 +285,9 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             flatParams.add(p.reshape(p.numel()));
             Ops.copyInto(p, layout.view(master, i));
         }
-        HostAdamW.Buffers buffers = device.kind() == Device.Kind.META ? null
-                : acc != null ? new HostAdamW.Buffers(host(master), host(m), host(v), host(acc), DType.F32, weights16 == null ? null : host(weights16))
-                : new HostAdamW.Buffers(host(master), host(m), host(v), host(hostGrads), dtype, weights16 == null ? null : host(weights16));
+        Tensor updateGrads = acc != null ? acc : hostGrads; // the update reads the fp32 sums when streamed
+        HostAdamW.Buffers buffers = device.kind() == Device.Kind.META ? null : new HostAdamW.Buffers(host(master), host(m), host(v),
+                host(updateGrads), updateGrads.dtype(), weights16 == null ? null : host(weights16));
         return new Group(layout, params, grads, List.copyOf(flatParams), master, m, v, hostGrads, acc, weights16, buffers);
     }
 
@@ -319,16 +320,15 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     public void step() {
         checkOpen();
         step++;
+        // gradScale: the clipping factor of streamed gradients (clipHeldGradients), 1 otherwise
         HostAdamW.Scalars s = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
-                config.weightDecay(), step), 1.0);
+                config.weightDecay(), step), gradScale);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             if (streamed != null) {
-                HostAdamW.Scalars clipped = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
-                        config.weightDecay(), step), gradScale);
                 refreshMaster();
                 finishGradients();
                 for (int k = 0; k < buckets.size(); k++) {
-                    update(k, clipped);
+                    update(k, s);
                     queueWeights(k);
                 }
                 transfers.computeAfterCopies(); // the next forward reads the new weights
@@ -386,18 +386,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return;
         }
         try {
-            pending.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("HostOffloadAdamW: interrupted waiting for the host update", e);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            if (e.getCause() instanceof Error err) {
-                throw err;
-            }
-            throw new IllegalStateException("HostOffloadAdamW: the host update failed", e.getCause());
+            StreamedGradients.await(pending, "HostOffloadAdamW", "the host update");
         } finally {
             pending = null;
         }
@@ -445,8 +434,6 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     }
 
     /** STREAMED: every contribution copied and added, parameters without one zeroed; once per step. */
-    private boolean finished;
-
     private void finishGradients() {
         if (!finished) {
             streamed.drain();

@@ -185,6 +185,14 @@ final class StreamedGradients implements AutoCloseable {
     }
 
     private static void await(Future<?> f) {
+        await(f, "StreamedGradients", "a gradient's copy to the host");
+    }
+
+    /**
+     * Waits for {@code f} (null: nothing to wait for), rethrowing its failure as it was thrown (an unchecked one) or
+     * wrapped: "{@code owner}: {@code what} failed". Shared by the optimizer's host threads' futures.
+     */
+    static void await(Future<?> f, String owner, String what) {
         if (f == null) {
             return;
         }
@@ -192,7 +200,7 @@ final class StreamedGradients implements AutoCloseable {
             f.get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("StreamedGradients: interrupted waiting for a gradient's copy to the host", e);
+            throw new IllegalStateException(owner + ": interrupted waiting for " + what, e);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException r) {
                 throw r;
@@ -200,7 +208,7 @@ final class StreamedGradients implements AutoCloseable {
             if (e.getCause() instanceof Error err) {
                 throw err;
             }
-            throw new IllegalStateException("StreamedGradients: a gradient's copy to the host failed", e.getCause());
+            throw new IllegalStateException(owner + ": " + what + " failed", e.getCause());
         }
     }
 

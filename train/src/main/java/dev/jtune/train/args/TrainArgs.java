@@ -211,7 +211,7 @@ public record TrainArgs(
         String flag = Flag.GRADIENT_CHECKPOINTING_KWARGS.cli();
         com.fasterxml.jackson.databind.JsonNode json;
         try {
-            json = new ObjectMapper().readTree(gradientCheckpointingKwargs);
+            json = JSON.readTree(gradientCheckpointingKwargs);
         } catch (JsonProcessingException e) {
             p.add(flag + " is not JSON: " + e.getOriginalMessage() + " (expected e.g. '{\"offload\": true}')");
             return out;
