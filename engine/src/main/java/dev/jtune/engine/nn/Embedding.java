@@ -22,6 +22,6 @@ public final class Embedding extends Module {
 
     /** {@code weight[ids]}: ids I32 of any shape on the table's device; the result has shape ids.shape + [dim]. */
     public Tensor forward(Tensor ids) {
-        return dev.jtune.engine.ops.Embedding.lookup(weight.tensor(), ids);
+        return dev.jtune.engine.ops.Embedding.lookup(weight.value(), ids);
     }
 }

@@ -38,6 +38,6 @@ public final class LayerNorm extends Module {
 
     public Tensor forward(Tensor x) {
         Tensor centred = x.sub(Ops.mean(x, -1, ReducedAxis.KEEP));
-        return dev.jtune.engine.ops.RmsNorm.apply(centred, weight.tensor(), eps, Scale.WEIGHT).add(bias.tensor());
+        return dev.jtune.engine.ops.RmsNorm.apply(centred, weight.value(), eps, Scale.WEIGHT).add(bias.value());
     }
 }

@@ -102,9 +102,9 @@ public final class Linear extends Module {
 
     /** y = x W^T (+ b), then the adapter's update. */
     public Tensor forward(Tensor x) {
-        Tensor y = weight.isQuantized() ? nf4Product(weight.quantized(), x) : x.matmul(weight.tensor().transpose(0, 1));
+        Tensor y = weight.isQuantized() ? nf4Product(weight.quantizedValue(), x) : x.matmul(weight.value().transpose(0, 1));
         if (bias != null) {
-            y = y.add(bias.tensor());
+            y = y.add(bias.value());
         }
         return adapter == null ? y : adapter.addTo(y, x);
     }

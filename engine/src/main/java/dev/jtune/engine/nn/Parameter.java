@@ -15,6 +15,9 @@ public final class Parameter {
     private final Shape shape;
     private Tensor tensor;
     private Nf4Tensor quantized;
+    /** While the value lives in host memory (weight offload): the device copy computation reads, or null. */
+    private Tensor staged;
+    private Nf4Tensor stagedQuantized;
 
     Parameter(String name, Shape shape) {
         this.name = name;
@@ -59,6 +62,7 @@ public final class Parameter {
         checkShape(value.shape(), value.describe());
         this.tensor = value;
         this.quantized = null;
+        unstage();
         return this;
     }
 
@@ -67,7 +71,55 @@ public final class Parameter {
         checkShape(value.shape(), value.toString());
         this.quantized = value;
         this.tensor = null;
+        unstage();
         return this;
+    }
+
+    // ------------------------------------------------------------------ what computation reads
+
+    /**
+     * The dense tensor a forward computes with: the staged device copy while one is set (the value itself lives in
+     * host memory, {@link dev.jtune.engine.offload.HostWeights}), else {@link #tensor()}. Saving, exporting and the
+     * optimizer use {@link #tensor()}, the value.
+     */
+    public Tensor value() {
+        return staged != null ? staged : tensor();
+    }
+
+    /** The NF4 weight a forward dequantizes: the staged device copy while one is set, else {@link #quantized()}. */
+    public Nf4Tensor quantizedValue() {
+        return stagedQuantized != null ? stagedQuantized : quantized();
+    }
+
+    /**
+     * Sets the device copy computation reads until {@link #unstage()} (for weight-offload stores): of the value's
+     * shape and dtype, and, when the value requires grad, connected to it by autograd so gradients reach the value.
+     */
+    public void stage(Tensor copy) {
+        Tensor v = tensor();
+        if (!copy.shape().equals(shape) || copy.dtype() != v.dtype()) {
+            throw new ShapeException("parameter '" + name + "': a staged copy must be " + v.describe() + ", got " + copy.describe());
+        }
+        this.staged = copy;
+    }
+
+    /** Sets the device copy of an NF4 value computation reads until {@link #unstage()}. */
+    public void stage(Nf4Tensor copy) {
+        Nf4Tensor v = quantized();
+        if (!copy.shape().equals(shape) || copy.doubleQuant() != v.doubleQuant()) {
+            throw new ShapeException("parameter '" + name + "': a staged copy must be like " + v + ", got " + copy);
+        }
+        this.stagedQuantized = copy;
+    }
+
+    /** Drops the staged copy: computation reads the value again. */
+    public void unstage() {
+        this.staged = null;
+        this.stagedQuantized = null;
+    }
+
+    public boolean isStaged() {
+        return staged != null || stagedQuantized != null;
     }
 
     private void checkShape(Shape got, String what) {

@@ -32,6 +32,6 @@ public final class RmsNorm extends Module {
     }
 
     public Tensor forward(Tensor x) {
-        return dev.jtune.engine.ops.RmsNorm.apply(x, weight.tensor(), eps, scale);
+        return dev.jtune.engine.ops.RmsNorm.apply(x, weight.value(), eps, scale);
     }
 }

@@ -14,6 +14,7 @@ import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.Parameter;
+import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.CrossEntropy;
 import dev.jtune.engine.ops.Softcap;
@@ -58,6 +59,8 @@ public final class Gemma3Model extends Module {
     private final Device device;
     private final DequantWorkspace workspace;
     private final Gemma3TextModel model;
+    /** The layers' weights in host memory (weight offload), or null while every weight is on the device. */
+    private HostWeights offloaded;
 
     /** The tree at the config's shapes, without values (load or random init sets them). */
     private Gemma3Model(Gemma3Config config, DType dtype, Device device) {
@@ -171,6 +174,42 @@ public final class Gemma3Model extends Module {
         return n;
     }
 
+    // ------------------------------------------------------------------ weight offload
+
+    /**
+     * Weight offload ({@code --offload_param cpu}): every decoder layer's weights (bf16 or NF4, and its norms) move to
+     * pinned host memory, and each forward copies a layer to the device, one layer ahead, into one of two slots
+     * ({@link HostWeights}). The embedding (also the LM head) and the final norm stay on the device. Call once the
+     * weights are final in form (quantized, adapters attached) and before an optimizer takes the parameters; the host
+     * copies and the slots are allocated in the current scope. Training must then recompute layers in backward
+     * (gradient checkpointing); whoever updates trained layer weights on the host calls {@link #weightsChanged()}.
+     */
+    public HostWeights offloadLayerWeights() {
+        if (offloaded == null) {
+            offloaded = HostWeights.offload(layers(), device);
+        }
+        return offloaded;
+    }
+
+    /** The offloaded layer weights, if {@link #offloadLayerWeights()} was called. */
+    public java.util.Optional<HostWeights> offloadedWeights() {
+        return java.util.Optional.ofNullable(offloaded);
+    }
+
+    /** The host values of offloaded weights changed (an optimizer step): layers are copied again when next used. */
+    public void weightsChanged() {
+        if (offloaded != null) {
+            offloaded.invalidate();
+        }
+    }
+
+    /** Stages layer i's weights on the device when they are offloaded (before its forward or recomputation). */
+    private void acquire(int layer) {
+        if (offloaded != null) {
+            offloaded.acquire(layer);
+        }
+    }
+
     // ------------------------------------------------------------------ forward
 
     /**
@@ -225,16 +264,33 @@ public final class Gemma3Model extends Module {
         if (observer != null) {
             observer.accept(x);
         }
+        if (offloaded != null && options.checkpointing() == Checkpointing.NONE && Autograd.isEnabled()) {
+            throw new UnsupportedOpException("Gemma 3 forward: with the layer weights offloaded, training must recompute each "
+                    + "layer in backward (a layer's weights leave the device after its forward): turn on gradient checkpointing");
+        }
         List<Gemma3DecoderLayer> layers = layers();
         for (int i = 0; i < layers.size(); i++) {
             Gemma3DecoderLayer layer = layers.get(i);
+            int index = i;
             Tensor input = x;
             ActivationStore store = i == 0 ? ActivationStore.DEVICE : options.activations(); // a layer's output feeds only the next layer
             x = switch (options.checkpointing()) {
-                case NONE -> layer.forward(input, b, t, positions, block);
-                case LAYERS -> Autograd.checkpoint(in -> layer.forward(in[0], b, t, positions, block), store, input);
-                case HALVES -> Autograd.checkpoint(in -> layer.mlpHalf(in[0]), options.activations(),
-                        Autograd.checkpoint(in -> layer.attentionHalf(in[0], b, t, positions, block), store, input));
+                case NONE -> {
+                    acquire(index);
+                    yield layer.forward(input, b, t, positions, block);
+                }
+                // the weights are staged inside each checkpointed function, so its recomputation in backward stages them again
+                case LAYERS -> Autograd.checkpoint(in -> {
+                    acquire(index);
+                    return layer.forward(in[0], b, t, positions, block);
+                }, store, input);
+                case HALVES -> Autograd.checkpoint(in -> {
+                    acquire(index);
+                    return layer.mlpHalf(in[0]);
+                }, options.activations(), Autograd.checkpoint(in -> {
+                    acquire(index);
+                    return layer.attentionHalf(in[0], b, t, positions, block);
+                }, store, input));
             };
             if (observer != null && i < layers.size() - 1) {
                 observer.accept(x);
@@ -320,6 +376,7 @@ public final class Gemma3Model extends Module {
         List<Gemma3DecoderLayer> layers = layers();
         for (int i = 0; i < layers.size(); i++) {
             Gemma3DecoderLayer layer = layers.get(i);
+            acquire(i);
             Tensor h = layer.inputLayernorm().forward(x);
             Tensor[] qkv = layer.selfAttn().projectQkv(h, 1, n, positions);
             cache.append(i, qkv[1], qkv[2], start);
