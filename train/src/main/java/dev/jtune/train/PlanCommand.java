@@ -98,6 +98,7 @@ final class PlanCommand {
             throw new dev.jtune.train.args.ArgsException("a model is required: --model_path DIR (holding config.json; weights are not needed)"
                     + " or --model_name_or_path NAME (built in: " + String.join(", ", BUILT_IN.stream().sorted().toList()) + "; or a model in the HF cache)");
         }
+        TrainCommand.refuseWhatTheTrainerDoesNotRunYet(a, TrainCommand.config(a)); // a plan of a run that cannot run helps nobody
         long started = System.nanoTime();
         Planner.Plan plan = Planner.plan(config, a, t.given(), Planner.Budget.forRun(a, TrainCommand.device(a.device())), Device.Kind.CUDA);
         double seconds = (System.nanoTime() - started) / 1e9;
@@ -123,6 +124,8 @@ final class PlanCommand {
                 target == Device.Kind.CUDA && a.bf16() ? "bf16" : "fp32",
                 a.perDeviceTrainBatchSize(), a.maxSeqLength(),
                 a.gradientCheckpointing() ? "gradient checkpointing (" + a.checkpointingGranularity().name().toLowerCase(Locale.ROOT) + ")" : "no gradient checkpointing",
-                a.optim().flagValue(), a.offloadOptimizer() == OffloadOptimizer.CPU ? " offloaded to the host" : "");
+                a.optim().flagValue(), (a.offloadOptimizer() == OffloadOptimizer.CPU ? " offloaded to the host" : "")
+                        + (a.activationPlacement() == dev.jtune.train.loop.TrainerConfig.ActivationPlacement.HOST ? ", activations offloaded" : "")
+                        + (a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? ", layer weights offloaded (two layers on the device)" : ""));
     }
 }

@@ -10,6 +10,7 @@ import dev.jtune.train.args.Flag;
 import dev.jtune.train.args.GivenFlags;
 import dev.jtune.train.args.MemorySize;
 import dev.jtune.train.args.OffloadOptimizer;
+import dev.jtune.train.args.OffloadParam;
 import dev.jtune.train.args.Optim;
 import dev.jtune.train.args.TrainArgs;
 import dev.jtune.train.loop.TrainerConfig;
@@ -42,7 +43,9 @@ import java.util.Objects;
  * 65,536 / the tokens of an optimizer step, since the host update's time goes with the parameters and the step's
  * with the parameters times the tokens; activation offload (the checkpointed inputs in host memory, only with
  * checkpointing) +15%, a guess not yet measured, set above layer checkpointing so that it is chosen only when
- * checkpointing and optimizer offload are not enough. A combination costs the sum. Candidates are tried cheapest first
+ * checkpointing and optimizer offload are not enough; weight offload (the layers' weights in host memory, copied one
+ * layer ahead; with checkpointing, and for full fine-tuning with the optimizer offloaded in step) +30%, also a guess,
+ * set above the rest so that it comes last. A combination costs the sum. Candidates are tried cheapest first
  * (ties in the order none, half, layer; device before host), and the first that fits is chosen.
  */
 final class Planner {
@@ -55,10 +58,12 @@ final class Planner {
     static final long OFFLOAD_REFERENCE_TOKENS = 65_536;
     /** Not measured yet (see the class). */
     static final double ACTIVATION_OFFLOAD_COST = 0.15;
+    /** Not measured yet (see the class). */
+    static final double WEIGHT_OFFLOAD_COST = 0.30;
 
     /** The knob flags the planner may set, in the order its messages name them. */
     static final List<Flag> KNOBS = List.of(Flag.GRADIENT_CHECKPOINTING, Flag.CHECKPOINTING_GRANULARITY, Flag.OFFLOAD_OPTIMIZER,
-            Flag.OFFLOAD_ACTIVATIONS);
+            Flag.OFFLOAD_ACTIVATIONS, Flag.OFFLOAD_PARAM);
 
     /**
      * A device-memory budget in bytes and how it was decided ({@link #unlimited} when there is none), and the host
@@ -123,20 +128,26 @@ final class Planner {
      * Values of the planner's knobs: what checkpointing keeps, whether the optimizer state is on the host, and whether
      * the checkpointed inputs are (activation offload, only with checkpointing).
      */
-    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations) {
+    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights) {
         Knobs {
-            if (activations && checkpointing == Checkpointing.NONE) {
-                throw new IllegalArgumentException("activation offload needs checkpointing");
+            if ((activations || weights) && checkpointing == Checkpointing.NONE) {
+                throw new IllegalArgumentException("activation and weight offload need checkpointing");
             }
         }
 
+        Knobs(Checkpointing checkpointing, boolean offload, boolean activations) {
+            this(checkpointing, offload, activations, false);
+        }
+
         Knobs(Checkpointing checkpointing, boolean offload) {
-            this(checkpointing, offload, false);
+            this(checkpointing, offload, false, false);
         }
 
         static Knobs of(TrainArgs a) {
+            boolean checkpointed = a.checkpointing() != Checkpointing.NONE;
             return new Knobs(a.checkpointing(), a.offloadOptimizer() == OffloadOptimizer.CPU,
-                    a.activationPlacement() == TrainerConfig.ActivationPlacement.HOST && a.checkpointing() != Checkpointing.NONE);
+                    a.activationPlacement() == TrainerConfig.ActivationPlacement.HOST && checkpointed,
+                    a.offloadParam() == OffloadParam.CPU && checkpointed);
         }
 
         /** The flag values that say these knobs (the granularity only when checkpointing). */
@@ -150,6 +161,7 @@ final class Planner {
             if (activations) { // off stays unsaid: the user may have turned it on by --gradient_checkpointing_kwargs
                 m.put(Flag.OFFLOAD_ACTIVATIONS, true);
             }
+            m.put(Flag.OFFLOAD_PARAM, weights ? OffloadParam.CPU : OffloadParam.NONE);
             return m;
         }
 
@@ -166,6 +178,9 @@ final class Planner {
             }
             if (activations) {
                 c += ACTIVATION_OFFLOAD_COST;
+            }
+            if (weights) {
+                c += WEIGHT_OFFLOAD_COST;
             }
             return c;
         }
@@ -235,7 +250,9 @@ final class Planner {
         for (Checkpointing c : checkpointings(a, given)) {
             for (boolean offload : offloads(a, given)) {
                 for (boolean activations : activationOffloads(a, given, c)) {
-                    all.add(new Knobs(c, offload, activations));
+                    for (boolean weights : weightOffloads(a, given, c, offload)) {
+                        all.add(new Knobs(c, offload, activations, weights));
+                    }
                 }
             }
         }
@@ -265,6 +282,21 @@ final class Planner {
         }
         if (given.contains(Flag.OFFLOAD_ACTIVATIONS) || given.contains(Flag.GRADIENT_CHECKPOINTING_KWARGS)) {
             return List.of(a.activationPlacement() == TrainerConfig.ActivationPlacement.HOST);
+        }
+        return List.of(false, true);
+    }
+
+    /**
+     * Weight offload with checkpointing {@code c} and optimizer offload {@code offload}: as given when the user set it
+     * (any origin); else off, or off then on where it can run (checkpointing; for full fine-tuning the optimizer
+     * offloaded in step, which updates the host weights).
+     */
+    private static List<Boolean> weightOffloads(TrainArgs a, GivenFlags given, Checkpointing c, boolean offload) {
+        if (given.contains(Flag.OFFLOAD_PARAM)) {
+            return List.of(a.offloadParam() == OffloadParam.CPU && c != Checkpointing.NONE);
+        }
+        if (c == Checkpointing.NONE || (!a.loraEnable() && (!offload || a.delayedOptimizerStep()))) {
+            return List.of(false);
         }
         return List.of(false, true);
     }
@@ -355,10 +387,11 @@ final class Planner {
         if (!over.isEmpty()) {
             m.append(fit.isEmpty() ? ". No single change fits: " : ". Not enough alone: ").append(String.join("; ", over));
         }
-        long weights = smallest.prediction().report().bytes("weights_device");
+        Option leanest = tried.stream().min(Comparator.comparingLong(o -> o.prediction().report().bytes("weights_device"))).orElseThrow();
+        long weights = leanest.prediction().report().bytes("weights_device");
         if (weights > budget.bytes()) {
-            m.append(". The weights alone need ").append(gib(weights)).append(" on the device: weight offload (--offload_param cpu)"
-                    + " is not built yet");
+            m.append(". The weights alone need ").append(gib(weights)).append(" on the device").append(leanest.knobs().weights()
+                    ? " with the layers' weights offloaded (the embedding, which is also the LM head, stays on the device)" : "");
         }
         return new Refused(a, asGiven.prediction(), m.toString());
     }
@@ -400,6 +433,9 @@ final class Planner {
         if (a.offloadOptimizer() == OffloadOptimizer.NONE && (given.contains(Flag.OFFLOAD_OPTIMIZER) || a.loraEnable()) && offloadRuns(a)) {
             c.put("--offload_optimizer cpu", Map.of(Flag.OFFLOAD_OPTIMIZER, OffloadOptimizer.CPU));
         }
+        if (a.offloadParam() == OffloadParam.NONE && given.contains(Flag.OFFLOAD_PARAM)) {
+            c.put("--offload_param cpu", Map.of(Flag.OFFLOAD_PARAM, OffloadParam.CPU));
+        }
         if (a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE) {
             if (a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32) {
                 c.put("--optim " + Optim.ADAMW_BNB_8BIT.flagValue(), Map.of(Flag.OPTIM, Optim.ADAMW_BNB_8BIT));
@@ -427,7 +463,8 @@ final class Planner {
         List<TrainArgs> out = new ArrayList<>();
         for (Checkpointing c : allowed.contains(smallest.checkpointing()) ? List.of(smallest.checkpointing()) : allowed) {
             Map<Flag, Object> values = new EnumMap<>(Flag.class);
-            new Knobs(c, offload, activationOffloads(changed, given, c).getLast()).flags().forEach((f, v) -> {
+            new Knobs(c, offload, activationOffloads(changed, given, c).getLast(), weightOffloads(changed, given, c, offload).getLast())
+                    .flags().forEach((f, v) -> {
                 if (!given.contains(f) && !change.containsKey(f)) {
                     values.put(f, v);
                 }

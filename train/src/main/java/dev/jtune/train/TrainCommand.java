@@ -121,7 +121,7 @@ final class TrainCommand {
      * The one place that refuses what the arguments accept but the trainer does not run yet: SGD, and 8-bit optimizer
      * state on the host. Remove each line as the trainer learns to run it.
      */
-    private static void refuseWhatTheTrainerDoesNotRunYet(TrainArgs a, TrainerConfig c) {
+    static void refuseWhatTheTrainerDoesNotRunYet(TrainArgs a, TrainerConfig c) {
         List<String> missing = notRunYet(a, c);
         if (!missing.isEmpty()) {
             throw new RunException("the arguments are valid, but the trainer does not run " + String.join(", ", missing)
@@ -412,6 +412,7 @@ final class TrainCommand {
                 .optimizerState(a.optim().statePrecision(), a.optimizerStatePlacement())
                 .optimizerStepTiming(a.optimizerStepTiming())
                 .activationPlacement(a.activationPlacement())
+                .weightPlacement(a.weightPlacement())
                 .build();
     }
 

@@ -270,6 +270,22 @@ public final class HostWeights implements AutoCloseable {
         return out;
     }
 
+    /** Whether a unit holds a parameter that requires grad (a trained weight, whose host value the optimizer changes). */
+    public boolean holdsTrainedParameters() {
+        for (Unit u : units) {
+            for (Entry e : u.entries()) {
+                if (!e.parameter().isQuantized() && e.parameter().tensor().requiresGrad()) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    public boolean isClosed() {
+        return closed;
+    }
+
     /** Units copied to the device so far (a measure of how well the guesses went). */
     public long copies() {
         return copies;
@@ -281,7 +297,10 @@ public final class HostWeights implements AutoCloseable {
         }
     }
 
-    /** Waits for the copies in flight and releases the copy streams; the parameters keep their host values. */
+    /**
+     * Waits for the copies in flight and releases the copy streams; the parameters keep their host values, which
+     * computation then reads in place (over the bus; the owner stops calling {@link #acquire}).
+     */
     @Override
     public void close() {
         if (closed) {

@@ -191,9 +191,13 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                 throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " is on " + p.device()
                         + ", the others on " + device + " (one device per optimizer)");
             }
-            if (!p.isContiguous() || p.placement() != Placement.DEVICE) {
+            if (!p.isContiguous()) {
                 throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " " + p.describe()
-                        + " must be contiguous device memory (its weights are copied back in place)");
+                        + " must be contiguous (its weights are copied back in place)");
+            }
+            if (p.placement() == Placement.HOST_MAPPED && gradients != Gradients.STREAMED) {
+                throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " lives in host memory (weight"
+                        + " offload); its gradients must stream to the host (Gradients.STREAMED), there is no device buffer for them");
             }
             byDtype.computeIfAbsent(p.dtype(), k -> new LinkedHashMap<>()).put(e.getKey(), p);
         }
@@ -428,9 +432,27 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             long lo = Math.max(b.from(), e.offset());
             long hi = Math.min(b.to(), e.end());
             if (lo < hi) {
-                transfers.toDevice(source.slice(0, lo, hi), g.flatParams().get(i).slice(0, lo - e.offset(), hi - e.offset()));
+                Tensor into = g.flatParams().get(i).slice(0, lo - e.offset(), hi - e.offset());
+                if (into.placement() == Placement.HOST_MAPPED) { // an offloaded weight: its home is host memory, written here
+                    copyOnHost(source.slice(0, lo, hi), into);
+                } else {
+                    transfers.toDevice(source.slice(0, lo, hi), into);
+                }
             }
         }
+    }
+
+    /**
+     * A host copy between host-mapped tensors (the updated weights into an offloaded parameter's host value), done
+     * when it returns; nothing on meta. The device reads such values only through copies the weight store queues after
+     * the step (it refetches every layer), so no device work is reading them now.
+     */
+    private void copyOnHost(Tensor from, Tensor into) {
+        if (device.kind() == Device.Kind.META) {
+            return;
+        }
+        long bytes = from.dtype().bytesFor(from.numel());
+        MemorySegment.copy(host(from), from.dtype().bytesFor(from.offset()), host(into), into.dtype().bytesFor(into.offset()), bytes);
     }
 
     /** STREAMED: every contribution copied and added, parameters without one zeroed; once per step. */

@@ -198,14 +198,17 @@ public final class Gemma3Model extends Module {
 
     /** The host values of offloaded weights changed (an optimizer step): layers are copied again when next used. */
     public void weightsChanged() {
-        if (offloaded != null) {
+        if (offloaded != null && !offloaded.isClosed() && offloaded.holdsTrainedParameters()) {
             offloaded.invalidate();
         }
     }
 
-    /** Stages layer i's weights on the device when they are offloaded (before its forward or recomputation). */
+    /**
+     * Stages layer i's weights on the device when they are offloaded (before its forward or recomputation); once the
+     * store is closed, computation reads the host values in place.
+     */
     private void acquire(int layer) {
-        if (offloaded != null) {
+        if (offloaded != null && !offloaded.isClosed()) {
             offloaded.acquire(layer);
         }
     }

@@ -28,7 +28,8 @@ import java.util.function.Predicate;
  * decides. On one GPU the ZeRO stage partitions nothing, so what remains of DeepSpeed is:
  * <ul>
  *   <li>{@code zero_optimization.offload_optimizer.device cpu} (stage 1-3): {@code --offload_optimizer cpu}, unless that
- *       flag says otherwise (a conflict). {@code nvme} and {@code offload_param.device cpu} are refused.</li>
+ *       flag says otherwise (a conflict); {@code offload_param.device cpu} (stage 3) likewise {@code --offload_param cpu}.
+ *       {@code nvme} is refused.</li>
  *   <li>{@code bf16.enabled}, {@code fp16.enabled}, {@code train_micro_batch_size_per_gpu},
  *       {@code gradient_accumulation_steps}, {@code train_batch_size} (micro x accumulation x world size 1),
  *       {@code gradient_clipping} and the {@code optimizer} block's {@code lr}, {@code betas}, {@code eps},
@@ -78,6 +79,7 @@ public final class DeepSpeedConfig {
     private int zeroStage;
     /** CPU or NONE when the config says so, null when it says nothing. */
     private OffloadOptimizer offloadOptimizer;
+    private OffloadParam offloadParam;
     private boolean cpuCheckpointing;
     private JsonNode bf16;
     private JsonNode fp16;
@@ -333,7 +335,8 @@ public final class DeepSpeedConfig {
         }
         Section opt = zero.section("offload_optimizer");
         if (opt != null) {
-            offloadOptimizer = offloadDevice(opt, "optimizer");
+            String d = offloadDevice(opt, "optimizer");
+            offloadOptimizer = d == null ? null : d.equals("cpu") ? OffloadOptimizer.CPU : OffloadOptimizer.NONE;
             JsonNode pin = opt.get("pin_memory");
             if (pin != null && !pin.asBoolean(true)) {
                 ignored.add(opt.path("pin_memory") + " false (jtune always pins the host state)");
@@ -348,7 +351,8 @@ public final class DeepSpeedConfig {
         }
         Section param = zero.section("offload_param");
         if (param != null) {
-            offloadDevice(param, "param");
+            String d = offloadDevice(param, "param");
+            offloadParam = d == null ? null : d.equals("cpu") ? OffloadParam.CPU : OffloadParam.NONE;
             param.ignore("pin_memory", "buffer_count", "buffer_size", "max_in_cpu", "nvme_path");
             param.rest();
         }
@@ -359,9 +363,13 @@ public final class DeepSpeedConfig {
         }
         JsonNode legacyParams = zero.get("cpu_offload_params");
         if (legacyParams != null && legacyParams.asBoolean(false)) {
-            refusals.add(paramOffloadRefusal(zero.path("cpu_offload_params") + " true"));
+            offloadParam = OffloadParam.CPU;
         }
         zero.ignore("cpu_offload_use_pin_memory");
+        if (offloadParam == OffloadParam.CPU && zeroStage != 3) {
+            refusals.add("zero_optimization.offload_param (" + description + ") needs zero_optimization.stage 3, got " + zeroStage
+                    + (stage == null ? " (absent: DeepSpeed's default)" : "") + ": DeepSpeed offloads parameters only under ZeRO-3");
+        }
         if (offloadOptimizer == OffloadOptimizer.CPU && zeroStage == 0) {
             refusals.add("zero_optimization.offload_optimizer (" + description + ") needs zero_optimization.stage 1, 2 or 3,"
                     + " got " + zeroStage + (stage == null ? " (absent: DeepSpeed's default)" : "")
@@ -378,34 +386,20 @@ public final class DeepSpeedConfig {
         zero.rest();
     }
 
-    /** An offload block's device: none, cpu (parameters: refused, the next issue), nvme (refused). */
-    private OffloadOptimizer offloadDevice(Section block, String what) {
+    /** An offload block's device: "none" or "cpu"; null (refused) for nvme or anything else. */
+    private String offloadDevice(Section block, String what) {
         JsonNode device = block.get("device");
         String d = device == null ? "none" : device.asText().toLowerCase(Locale.ROOT);
         String at = block.path("device") + " " + d + " (" + description + ")";
         switch (d) {
-            case "none" -> {
-                return OffloadOptimizer.NONE;
-            }
-            case "cpu" -> {
-                if (what.equals("param")) {
-                    refusals.add(paramOffloadRefusal(at));
-                    return null;
-                }
-                return OffloadOptimizer.CPU;
+            case "none", "cpu" -> {
+                return d;
             }
             case "nvme" -> refusals.add(at + " is refused: NVMe offload is not built; \"cpu\" keeps the "
-                    + (what.equals("param") ? "weights" : "optimizer state") + " in pinned host memory"
-                    + (what.equals("param") ? " (once parameter offload is built)" : ""));
+                    + (what.equals("param") ? "weights" : "optimizer state") + " in pinned host memory");
             default -> refusals.add(at + " is not a DeepSpeed offload device: none, cpu or nvme");
         }
         return null;
-    }
-
-    private String paramOffloadRefusal(String at) {
-        return at + " is refused: parameter offload (the weights kept in host memory and streamed to the GPU) belongs"
-                + " to the next issue, with memory planning and activation offload, and is not built yet; remove"
-                + " offload_param or set its device to \"none\" (offload_optimizer is separate and stays)";
     }
 
     private void readOptimizer(Section opt) {
@@ -518,6 +512,11 @@ public final class DeepSpeedConfig {
         return offloadOptimizer == null ? OffloadOptimizer.NONE : offloadOptimizer;
     }
 
+    /** What {@code zero_optimization.offload_param.device} (or the old {@code cpu_offload_params}) asks for; NONE if nothing. */
+    public OffloadParam offloadParam() {
+        return offloadParam == null ? OffloadParam.NONE : offloadParam;
+    }
+
     /** The keys listed as meaning nothing for jtune on one GPU, as dotted paths. */
     public List<String> ignoredKeys() {
         return List.copyOf(ignored);
@@ -548,7 +547,11 @@ public final class DeepSpeedConfig {
         if (cpuCheckpointing) {
             parts.add("activation_checkpointing.cpu_checkpointing true is ignored too: HF's Trainer never applies DeepSpeed's"
                     + " activation checkpointing (--gradient_checkpointing is torch's), so it offloads no activations"
-                    + " there either; activation offload is the next issue's");
+                    + " there either (jtune's is --offload_activations)");
+        }
+        if (check.checkpointingForParams) {
+            parts.add("zero_optimization.offload_param.device cpu turns on " + Flag.GRADIENT_CHECKPOINTING.cli() + ", which was"
+                    + " not given: jtune's parameter offload copies each layer back to the GPU for its recomputation in backward");
         }
         if (!unknown.isEmpty()) {
             parts.add("not DeepSpeed keys jtune knows, ignored: " + String.join(", ", unknown));
@@ -570,6 +573,8 @@ public final class DeepSpeedConfig {
         private final List<String> problems;
         /** The flags this config decides (see {@link #apply}). */
         private final Set<Flag> decided = EnumSet.noneOf(Flag.class);
+        /** Parameter offload turned gradient checkpointing on (it was not given). */
+        private boolean checkpointingForParams;
 
         Check(Map<Flag, Object> values, Map<Flag, String> given, List<String> problems) {
             this.values = values;
@@ -653,6 +658,7 @@ public final class DeepSpeedConfig {
         }
 
         private void offload() {
+            offloadParams();
             if (offloadOptimizer == null) {
                 return;
             }
@@ -664,6 +670,27 @@ public final class DeepSpeedConfig {
                 problems.add("zero_optimization.offload_optimizer.device " + offloadOptimizer.flagValue() + " (" + description
                         + ") contradicts " + Flag.OFFLOAD_OPTIMIZER.cli() + " " + flag.flagValue() + " ("
                         + given.get(Flag.OFFLOAD_OPTIMIZER) + "): choose one");
+            }
+        }
+
+        private void offloadParams() {
+            if (offloadParam == null) {
+                return;
+            }
+            OffloadParam flag = (OffloadParam) values.get(Flag.OFFLOAD_PARAM);
+            decided.add(Flag.OFFLOAD_PARAM);
+            if (!given.containsKey(Flag.OFFLOAD_PARAM)) {
+                values.put(Flag.OFFLOAD_PARAM, offloadParam);
+                if (offloadParam == OffloadParam.CPU && !given.containsKey(Flag.GRADIENT_CHECKPOINTING)
+                        && !Boolean.TRUE.equals(values.get(Flag.GRADIENT_CHECKPOINTING))) {
+                    values.put(Flag.GRADIENT_CHECKPOINTING, true);
+                    decided.add(Flag.GRADIENT_CHECKPOINTING);
+                    checkpointingForParams = true;
+                }
+            } else if (flag != offloadParam) {
+                problems.add("zero_optimization.offload_param.device " + offloadParam.flagValue() + " (" + description
+                        + ") contradicts " + Flag.OFFLOAD_PARAM.cli() + " " + flag.flagValue() + " ("
+                        + given.get(Flag.OFFLOAD_PARAM) + "): choose one");
             }
         }
 

@@ -123,6 +123,14 @@ public enum Flag {
                     + " pinned host memory, gradients streamed to the host as backward produces them, the update on every"
                     + " core, the updated weights streamed back before the next forward (a --deepspeed config's"
                     + " offload_optimizer says the same)")),
+    OFFLOAD_PARAM(Spec.of(Group.OPTIMIZER, ValueType.choice(OffloadParam.class,
+            v -> v.equals("nvme") ? "NVMe offload is not built; cpu keeps the weights in pinned host memory" : null),
+            OffloadParam.NONE, "none: the weights stay on the GPU; cpu: every decoder layer's weights (bf16 or NF4) live in"
+                    + " pinned host memory and are copied to the GPU one layer ahead of their use in forward and in the"
+                    + " recomputation before backward (ZeRO-3 parameter offload on one GPU): the GPU holds two layers. Needs"
+                    + " --gradient_checkpointing; a full fine-tune needs --offload_optimizer cpu too (the host optimizer updates"
+                    + " the host weights). The embedding (the LM head) stays on the GPU (a --deepspeed config's offload_param"
+                    + " says the same)")),
     DELAYED_OPTIMIZER_STEP(Spec.of(Group.OPTIMIZER, BOOL, false,
             "with --offload_optimizer cpu: the host update of step i overlaps the GPU's step i+1 (ZeRO-Offload's"
                     + " one-step delayed update). Changes the arithmetic: step i+1's forward and backward use weights"

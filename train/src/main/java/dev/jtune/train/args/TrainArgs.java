@@ -70,6 +70,7 @@ public record TrainArgs(
         double warmupRatio,
         int warmupSteps,
         OffloadOptimizer offloadOptimizer,
+        OffloadParam offloadParam,
         boolean delayedOptimizerStep,
         boolean offloadActivations,
         String gradientCheckpointingKwargs,
@@ -104,6 +105,7 @@ public record TrainArgs(
         Objects.requireNonNull(evalStrategy, "evalStrategy");
         Objects.requireNonNull(optim, "optim");
         Objects.requireNonNull(offloadOptimizer, "offloadOptimizer");
+        Objects.requireNonNull(offloadParam, "offloadParam");
         Objects.requireNonNull(lrSchedulerType, "lrSchedulerType");
         Objects.requireNonNull(quantType, "quantType");
         Objects.requireNonNull(checkpointingGranularity, "checkpointingGranularity");
@@ -191,6 +193,11 @@ public record TrainArgs(
     /** Where the optimizer state lives: on the host with --offload_optimizer cpu, else where --optim puts it. */
     public TrainerConfig.OptimizerStatePlacement optimizerStatePlacement() {
         return offloadOptimizer == OffloadOptimizer.CPU ? TrainerConfig.OptimizerStatePlacement.HOST : optim.statePlacement();
+    }
+
+    /** Where the decoder layers' weights live: pinned host memory with --offload_param cpu, else the device. */
+    public TrainerConfig.WeightPlacement weightPlacement() {
+        return offloadParam == OffloadParam.CPU ? TrainerConfig.WeightPlacement.HOST : TrainerConfig.WeightPlacement.DEVICE;
     }
 
     /**
@@ -385,6 +392,16 @@ public record TrainArgs(
         }
         if (offloadOptimizer == OffloadOptimizer.CPU && !optim.isAdamW()) {
             p.add(offload + " is host-offloaded AdamW; " + Flag.OPTIM.cli() + " " + optim.flagValue() + " has no host update");
+        }
+        String offloadParams = Flag.OFFLOAD_PARAM.cli() + " cpu" + (deepspeed != null ? " (or the --deepspeed config's offload_param)" : "");
+        if (offloadParam == OffloadParam.CPU && !gradientCheckpointing) {
+            p.add(offloadParams + " needs " + Flag.GRADIENT_CHECKPOINTING.cli() + ": a layer's weights leave the GPU after its"
+                    + " forward, so backward must recompute the layer (with them copied back) rather than keep what it saved");
+        }
+        if (offloadParam == OffloadParam.CPU && !loraEnable && (offloadOptimizer != OffloadOptimizer.CPU || delayedOptimizerStep)) {
+            p.add(offloadParams + " with a full fine-tune needs " + offload + " without " + Flag.DELAYED_OPTIMIZER_STEP.cli()
+                    + ": the trained weights then live on the host and the host optimizer updates them in place (as DeepSpeed"
+                    + " pairs offload_param with offload_optimizer); or train LoRA (" + Flag.LORA_ENABLE.cli() + ")");
         }
         if (maxSteps <= 0 && numTrainEpochs <= 0) {
             p.add(Flag.MAX_STEPS.cli() + " " + maxSteps + " and " + Flag.NUM_TRAIN_EPOCHS.cli() + " "

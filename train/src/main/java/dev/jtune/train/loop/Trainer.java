@@ -17,6 +17,7 @@ import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.offload.HostActivationStore;
+import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.engine.optim.GradientBuffer;
 import dev.jtune.engine.optim.Optimizer;
@@ -89,10 +90,22 @@ public final class Trainer implements AutoCloseable {
         this.info = Objects.requireNonNull(b.info, "info");
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
+        placeWeights(config, trainable);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             this.optimizer = newOptimizer(config, trainable.namedParameters());
         }
         this.activations = newActivationStore(config, device);
+    }
+
+    /**
+     * Weight offload ({@link TrainerConfig.WeightPlacement#HOST}): the layers' weights move to pinned host memory,
+     * before the optimizer takes the parameters (it then holds their host values); in the scope current now, the
+     * model's. A model already offloaded stays as it is.
+     */
+    private static void placeWeights(TrainerConfig config, Trainable trainable) {
+        if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST) {
+            trainable.model().offloadLayerWeights();
+        }
     }
 
     /**
@@ -104,8 +117,12 @@ public final class Trainer implements AutoCloseable {
         try {
             optimizer.close();
         } finally {
-            if (activations instanceof HostActivationStore h) {
-                h.close();
+            try {
+                if (activations instanceof HostActivationStore h) {
+                    h.close();
+                }
+            } finally {
+                trainable.model().offloadedWeights().ifPresent(HostWeights::close);
             }
         }
     }
@@ -267,6 +284,7 @@ public final class Trainer implements AutoCloseable {
                     totalSteps(), info.identity(), List.of());
             case OutputDirectory.Plan.Resume r -> {
                 CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer);
+                trainable.model().weightsChanged(); // offloaded layers: their host values were rewritten
                 progress.message("resumed from " + r.checkpoint() + " at step " + r.state().position().step());
                 r.notes().forEach(n -> progress.message("note: " + n));
                 yield r.state();
@@ -391,6 +409,7 @@ public final class Trainer implements AutoCloseable {
             if (Double.isFinite(loss) && Double.isFinite(gradNorm)) {
                 optimizer.learningRate(lr);
                 optimizer.step();
+                trainable.model().weightsChanged(); // offloaded layers are copied again with the new values
             }
             optimizer.zeroGrad();
             return new StepResult(loss, gradNorm, tokens);
@@ -416,6 +435,7 @@ public final class Trainer implements AutoCloseable {
         Device device = trainable.model().device();
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
+            placeWeights(config, trainable);
             Optimizer optimizer = newOptimizer(config, trainable.namedParameters());
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
@@ -435,6 +455,7 @@ public final class Trainer implements AutoCloseable {
                 trainable.eval();
                 clipOrMeasure(config.maxGradNorm(), optimizer, trainable);
                 optimizer.step();
+                trainable.model().weightsChanged();
                 optimizer.zeroGrad();
             }
             optimizer.flush();
@@ -444,6 +465,7 @@ public final class Trainer implements AutoCloseable {
             if (activations instanceof HostActivationStore h) {
                 h.close();
             }
+            trainable.model().offloadedWeights().ifPresent(HostWeights::close);
             return stats;
         }
     }

@@ -36,9 +36,17 @@ public record TrainerConfig(
         OptimizerStatePrecision optimizerStatePrecision,
         OptimizerStatePlacement optimizerStatePlacement,
         OptimizerStepTiming optimizerStepTiming,
-        ActivationPlacement activationPlacement) {
+        ActivationPlacement activationPlacement,
+        WeightPlacement weightPlacement) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
+
+    /**
+     * Where the decoder layers' weights live between uses: the device, or pinned host memory (weight offload,
+     * {@code --offload_param cpu}: each layer copied to the device one layer ahead of its forward and recomputation;
+     * needs checkpointing, and for trained weights the host-offloaded optimizer).
+     */
+    public enum WeightPlacement { DEVICE, HOST }
 
     /**
      * Where checkpointed layer inputs wait for backward: device memory, or pinned host memory (activation offload,
@@ -112,6 +120,11 @@ public record TrainerConfig(
             throw new IllegalArgumentException("activation offload moves checkpointed layer inputs to the host: it needs "
                     + "gradient checkpointing (--gradient_checkpointing)");
         }
+        java.util.Objects.requireNonNull(weightPlacement, "weightPlacement");
+        if (weightPlacement == WeightPlacement.HOST && checkpointing == Gemma3Model.Checkpointing.NONE) {
+            throw new IllegalArgumentException("weight offload copies each layer back for its recomputation: it needs "
+                    + "gradient checkpointing (--gradient_checkpointing)");
+        }
     }
 
     /** The defaults: HF TrainingArguments' where they exist (see {@link Builder}). */
@@ -167,6 +180,7 @@ public record TrainerConfig(
         private OptimizerStatePlacement optimizerStatePlacement = OptimizerStatePlacement.DEVICE;
         private OptimizerStepTiming optimizerStepTiming = OptimizerStepTiming.IMMEDIATE;
         private ActivationPlacement activationPlacement = ActivationPlacement.DEVICE;
+        private WeightPlacement weightPlacement = WeightPlacement.DEVICE;
 
         private Builder() {
         }
@@ -201,6 +215,7 @@ public record TrainerConfig(
             optimizerStatePlacement = c.optimizerStatePlacement;
             optimizerStepTiming = c.optimizerStepTiming;
             activationPlacement = c.activationPlacement;
+            weightPlacement = c.weightPlacement;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -348,12 +363,18 @@ public record TrainerConfig(
             return this;
         }
 
+        public Builder weightPlacement(WeightPlacement v) {
+            weightPlacement = v;
+            return this;
+        }
+
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
-                    maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement);
+                    maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
+                    weightPlacement);
         }
     }
 }

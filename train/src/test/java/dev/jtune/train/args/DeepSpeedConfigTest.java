@@ -1,5 +1,6 @@
 package dev.jtune.train.args;
 
+import dev.jtune.train.loop.TrainerConfig;
 import dev.jtune.train.loop.TrainerConfig.OptimizerStatePlacement;
 import dev.jtune.train.loop.TrainerConfig.OptimizerStatePrecision;
 import org.junit.jupiter.api.BeforeEach;
@@ -137,39 +138,53 @@ class DeepSpeedConfigTest {
     }
 
     @Test
-    void zero3OffloadIsRefusedForItsParameterOffloadAlone() throws IOException {
+    void zero3OffloadIsParameterAndOptimizerOffload() throws IOException {
         Path ds = fixture("zero3_offload");
-        problems(fx.error("--deepspeed", ds.toString()), List.of(List.of(
-                "zero_optimization.offload_param.device cpu (deepspeed config " + ds + ") is refused: parameter offload",
-                "the next issue", "not built yet")));
-
-        // the rest of it maps: its AdamW block is --optim's AdamW, WarmupDecayLR is linear, the optimizer goes to the host
-        Path withoutParams = edited("zero3_offload", "\"offload_param\": {\"device\": \"cpu\"", "\"offload_param\": {\"device\": \"none\"");
-        CommandLine.Train t = fx.train("--deepspeed", withoutParams.toString(), "--lr_scheduler_type", "linear");
+        // offload_param.device cpu is --offload_param cpu; it turns on --gradient_checkpointing, which was not given
+        CommandLine.Train t = fx.train("--deepspeed", ds.toString(), "--lr_scheduler_type", "linear");
+        assertEquals(OffloadParam.CPU, t.args().offloadParam());
+        assertEquals(TrainerConfig.WeightPlacement.HOST, t.args().weightPlacement());
+        assertTrue(t.args().gradientCheckpointing(), "turned on for the recomputation parameter offload needs");
         assertEquals(LrSchedulerType.LINEAR, t.args().lrSchedulerType());
         assertEquals(Optim.ADAMW_TORCH, t.args().optim());
         assertEquals(OptimizerStatePlacement.HOST, t.args().optimizerStatePlacement());
         List<String> w = deepSpeedWarnings(t);
         assertEquals(2, w.size(), w.toString());
         assertTrue(w.get(0).contains("steps_per_print") && w.get(0).contains("wall_clock_breakdown")
-                && w.get(0).contains("zero_optimization.offload_param.pin_memory"), w.get(0));
+                && w.get(0).contains("zero_optimization.offload_param.pin_memory")
+                && w.get(0).contains("zero_optimization.offload_param.device cpu turns on --gradient_checkpointing, which was not given"), w.get(0));
         assertTrue(w.get(1).contains("scheduler WarmupDecayLR runs as --lr_scheduler_type linear")
                 && w.get(1).contains("DeepSpeed would warm up over 2 steps (its minimum) where jtune warms up over 0"), w.get(1));
         // --lr_scheduler_type given differently: a conflict
-        problems(fx.error("--deepspeed", withoutParams.toString(), "--lr_scheduler_type", "cosine"), List.of(List.of(
-                "scheduler.type WarmupDecayLR (deepspeed config " + withoutParams + "), which is --lr_scheduler_type linear,"
+        problems(fx.error("--deepspeed", ds.toString(), "--lr_scheduler_type", "cosine"), List.of(List.of(
+                "scheduler.type WarmupDecayLR (deepspeed config " + ds + "), which is --lr_scheduler_type linear,"
                         + " contradicts --lr_scheduler_type cosine (command line)")));
+        // gradient checkpointing given off: parameter offload cannot run without recomputation
+        problems(fx.error("--deepspeed", ds.toString(), "--lr_scheduler_type", "linear", "--gradient_checkpointing", "false"), List.of(List.of(
+                "--offload_param cpu (or the --deepspeed config's offload_param) needs --gradient_checkpointing")));
+        // --offload_param given differently: a conflict
+        problems(fx.error("--deepspeed", ds.toString(), "--lr_scheduler_type", "linear", "--offload_param", "none"), List.of(List.of(
+                "zero_optimization.offload_param.device cpu (deepspeed config " + ds + ") contradicts --offload_param none (command line)")));
+        // without offload_param the rest maps alone
+        Path withoutParams = edited("zero3_offload", "\"offload_param\": {\"device\": \"cpu\"", "\"offload_param\": {\"device\": \"none\"");
+        CommandLine.Train n = fx.train("--deepspeed", withoutParams.toString(), "--lr_scheduler_type", "linear");
+        assertEquals(OffloadParam.NONE, n.args().offloadParam());
+        assertFalse(n.args().gradientCheckpointing());
+        // parameter offload is ZeRO-3's
+        Path stage2 = edited("zero3_offload", "\"stage\": 3", "\"stage\": 2");
+        problems(fx.error("--deepspeed", stage2.toString(), "--lr_scheduler_type", "linear"), List.of(List.of(
+                "zero_optimization.offload_param (deepspeed config " + stage2 + ") needs zero_optimization.stage 3, got 2")));
     }
 
     @Test
-    void zero3UltraOffloadWithTheSeedsFlagsIsRefusedForParameterOffloadAlone() throws IOException {
+    void zero3UltraOffloadWithTheSeedsFlagsMapsBothOffloads() throws IOException {
         Path ds = fixture("zero3_ultra_offload");
-        problems(fx.error("--deepspeed", ds.toString(), "--bf16", "True", "--per_device_train_batch_size", "1",
-                "--optim", "adamw_bnb_8bit"), List.of(List.of("zero_optimization.offload_param.device cpu", "parameter offload",
-                "the next issue")));
-        // with the flags' defaults its non-auto values are conflicts too, as in HF's Trainer
+        CommandLine.Train seed = fx.train("--deepspeed", ds.toString(), "--bf16", "True", "--per_device_train_batch_size", "1",
+                "--gradient_checkpointing", "True");
+        assertEquals(OffloadParam.CPU, seed.args().offloadParam());
+        assertEquals(OptimizerStatePlacement.HOST, seed.args().optimizerStatePlacement());
+        // with the flags' defaults its non-auto values are conflicts, as in HF's Trainer
         problems(fx.error("--deepspeed", ds.toString()), List.of(
-                List.of("zero_optimization.offload_param.device cpu", "is refused"),
                 List.of("bf16.enabled true (deepspeed config " + ds + ") contradicts --bf16 False (its default; HF's Trainer also"
                         + " holds DeepSpeed values to the defaults)"),
                 List.of("train_micro_batch_size_per_gpu 1 (deepspeed config " + ds + ") contradicts --per_device_train_batch_size 8"
@@ -188,10 +203,7 @@ class DeepSpeedConfigTest {
                         + " checkpointing")) {
             assertTrue(w.getFirst().contains(part), part + " in " + w.getFirst());
         }
-        assertFalse(w.getFirst().contains("not DeepSpeed keys jtune knows"), w.getFirst());
     }
-
-    // ---- "auto", agreement and conflicts ----
 
     @Test
     void autoTakesTheFlagsValueAndEqualValuesAgree() {

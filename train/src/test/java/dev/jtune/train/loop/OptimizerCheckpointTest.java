@@ -198,6 +198,16 @@ class OptimizerCheckpointTest {
         List<StepRecord> activations = train(tmp.resolve("activations"), DType.F32, false, Long.MAX_VALUE, false, names,
                 device.toBuilder().activationPlacement(TrainerConfig.ActivationPlacement.HOST).build());
         assertSameLosses(expected, activations);
+        // weight offload: the layers' weights on the host, updated there by the host optimizer: the streamed run's
+        // arithmetic exactly, and a resume (the host weights rewritten, the layers copied again) equals it too
+        TrainerConfig weights = host.toBuilder().weightPlacement(TrainerConfig.WeightPlacement.HOST).build();
+        assertSameLosses(streamed, train(tmp.resolve("weights"), DType.F32, false, Long.MAX_VALUE, false, names, weights));
+        train(tmp.resolve("weights-resumed"), DType.F32, false, 4, false, names, weights);
+        assertSameLosses(streamed, train(tmp.resolve("weights-resumed"), DType.F32, false, Long.MAX_VALUE, true, names, weights));
+        // LoRA over an offloaded (frozen) base, with the device AdamW
+        List<StepRecord> lora = train(tmp.resolve("lora"), DType.F32, true, Long.MAX_VALUE, false, names, device);
+        assertSameLosses(lora, train(tmp.resolve("lora-weights"), DType.F32, true, Long.MAX_VALUE, false, names,
+                device.toBuilder().weightPlacement(TrainerConfig.WeightPlacement.HOST).build()));
         double worst = 0;
         for (List<StepRecord> run : List.of(streamed, buffered)) {
             assertEquals(expected.size(), run.size());
