@@ -6,7 +6,8 @@
 # progress lines and its run summary (tokens/s, device peak, host memory), then HF's JSON row.
 # Usage: [SKIP_HF=1] bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
 #   modes: device (adamw_torch on the GPU), offload (--offload_optimizer cpu), offload-delayed (with
-#          --delayed_optimizer_step), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
+#          --delayed_optimizer_step), offload-param (optimizer and layer weights on the host), offload-all (and the
+#          checkpointed activations), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
 set -u
 . .device/env
 model=${1:-gemma-3-270m}; steps=${2:-6}; modes=${3:-device offload}
@@ -18,6 +19,8 @@ for mode in $modes; do
     device) extra=(--optim adamw_torch) ;;
     offload) extra=(--optim adamw_torch --offload_optimizer cpu) ;;
     offload-delayed) extra=(--optim adamw_torch --offload_optimizer cpu --delayed_optimizer_step) ;;
+    offload-param) extra=(--optim adamw_torch --offload_optimizer cpu --offload_param cpu) ;;
+    offload-all) extra=(--optim adamw_torch --offload_optimizer cpu --offload_param cpu --offload_activations) ;;
     8bit) extra=(--optim adamw_bnb_8bit) ;;
     paged8) extra=(--optim paged_adamw_8bit) ;;
     paged32) extra=(--optim paged_adamw_32bit) ;;
