@@ -141,6 +141,7 @@ class ParsingTest {
         m.put(Flag.WARMUP_RATIO, List.of("0.03"));
         m.put(Flag.WARMUP_STEPS, List.of("10"));
         m.put(Flag.OFFLOAD_OPTIMIZER, List.of("cpu"));
+        m.put(Flag.OFFLOAD_PARAM, List.of("cpu", "--gradient_checkpointing", "--offload_optimizer", "cpu"));
         m.put(Flag.DELAYED_OPTIMIZER_STEP, List.of("true", "--offload_optimizer", "cpu"));
         m.put(Flag.LORA_ENABLE, List.of("true", "--freeze_llm"));
         m.put(Flag.LORA_RANK, List.of("8"));
