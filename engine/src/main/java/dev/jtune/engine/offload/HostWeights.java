@@ -99,7 +99,9 @@ public final class HostWeights implements AutoCloseable {
                 });
                 w.slots.add(slot);
             }
-            dev.jtune.engine.backend.Backends.get(device).synchronize(); // the host copies are written before the device memory is reused
+            var backend = dev.jtune.engine.backend.Backends.get(device);
+            backend.synchronize(); // the host copies are written before the device memory is reused
+            backend.emptyCache(); // the freed weights' blocks go back to the device, not held as reserved cache
         }
         return w;
     }
