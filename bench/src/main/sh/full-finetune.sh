@@ -4,12 +4,13 @@
 # optimizer modes of issue 12, then HF transformers' full fine-tune at the same length in the same call (pure-bf16
 # AdamW, no accumulation, no master copy: anchors/hf_gemma3_train.py --mode full). Prints each jtune run's last
 # progress lines and its run summary (tokens/s, device peak, host memory), then HF's JSON row.
-# Usage: [SKIP_HF=1] bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
+# Usage: [SKIP_HF=1] [EXTRA_JOPTS=-D...] bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
 #   modes: device (adamw_torch on the GPU), offload (--offload_optimizer cpu), offload-delayed (with
 #          --delayed_optimizer_step), offload-param (optimizer and layer weights on the host), offload-all (and the
 #          checkpointed activations), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
 set -u
 . .device/env
+JOPTS="$JOPTS ${EXTRA_JOPTS:-}" # e.g. EXTRA_JOPTS=-Djtune.offload.timing=true
 model=${1:-gemma-3-270m}; steps=${2:-6}; modes=${3:-device offload}
 run=/tmp/full-$model; rm -rf $run; mkdir -p $run
 # 8 micro-batches of one 8K conversation per step

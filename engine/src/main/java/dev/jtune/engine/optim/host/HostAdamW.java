@@ -100,13 +100,18 @@ public final class HostAdamW {
      * starting on multiples of {@link #TASK_ALIGN}); returns when every range is done.
      */
     static void forRanges(long from, long to, RangeTask task) {
+        forRanges(from, to, TASK_ALIGN, task);
+    }
+
+    /** {@link #forRanges(long, long, RangeTask)} with every range but the last a multiple of {@code align} elements. */
+    static void forRanges(long from, long to, long align, RangeTask task) {
         long n = to - from;
         long tasks = Math.min(threads(), Math.max(1, n / MIN_TASK));
         if (tasks <= 1) {
             task.run(from, to);
             return;
         }
-        long per = Math.ceilDiv(Math.ceilDiv(n, tasks), TASK_ALIGN) * TASK_ALIGN;
+        long per = Math.ceilDiv(Math.ceilDiv(n, tasks), align) * align;
         List<ForkJoinTask<?>> running = new ArrayList<>();
         for (long start = from; start < to; start += per) {
             long lo = start;

@@ -5,7 +5,6 @@ import dev.jtune.engine.Numerics;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.concurrent.atomic.DoubleAdder;
 
 /**
  * Gradients accumulated on the host, on every core: a contribution copied from the device (bf16 or fp32) added to (or
@@ -42,15 +41,33 @@ public final class HostGradients {
         acc.asSlice(from * 4, (to - from) * 4).fill((byte) 0);
     }
 
-    /** The sum of the squares of fp32 elements [from, to), accumulated in double. */
+    /** Elements per partial sum of {@link #sumOfSquares}: a fixed grouping, whatever the number of cores. */
+    static final int SQUARES_BLOCK = 1 << 16;
+
+    /**
+     * The sum of the squares of fp32 elements [from, to), accumulated in double: per block of {@link #SQUARES_BLOCK}
+     * elements, the blocks' sums then added in order, so the result is the same bits on every run and machine (the
+     * clipping factor, and so the weights, must not depend on which thread finished first).
+     */
     public static double sumOfSquares(MemorySegment acc, long from, long to) {
-        DoubleAdder total = new DoubleAdder();
-        HostAdamW.forRanges(from, to, (lo, hi) -> {
-            double sum = 0;
-            for (long i = lo; i < hi; i++) {
-                double x = acc.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                sum += x * x;
+        double[] partial = new double[(int) Math.ceilDiv(to - from, SQUARES_BLOCK)];
+        HostAdamW.forRanges(from, to, SQUARES_BLOCK, (lo, hi) -> { // whole blocks per range
+            for (long start = lo; start < hi; start += SQUARES_BLOCK) {
+                long end = Math.min(hi, start + SQUARES_BLOCK);
+                double sum = 0;
+                for (long i = start; i < end; i++) {
+                    double x = acc.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                    sum += x * x;
+                }
+                partial[(int) ((start - from) / SQUARES_BLOCK)] = sum;
             }
+        });
+        double total = 0;
+        for (double p : partial) {
+            total += p;
+        }
+        return total;
+    }
             total.add(sum);
         });
         return total.sum();
