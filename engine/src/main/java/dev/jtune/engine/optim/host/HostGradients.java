@@ -12,12 +12,17 @@ import java.lang.foreign.ValueLayout;
  * bound, split over the cores as {@link HostAdamW} splits its update).
  */
 public final class HostGradients {
+    /** {@code -Djtune.offload.vectorGradients=false}: the scalar loop (the reference, and a measurement aid). */
+    private static final boolean VECTOR = Boolean.parseBoolean(System.getProperty("jtune.offload.vectorGradients", "true"));
+
     private HostGradients() {
     }
 
     /**
      * {@code acc[i] (+)= src[i]} for i in [from, to): fp32 accumulator, {@code src} of {@code srcType} (BF16 or F32).
-     * {@code assign}: store instead of add (a step's first contribution). Each sum is one fp32 rounding.
+     * {@code assign}: store instead of add (a step's first contribution). Each sum is one fp32 rounding. On the Vector
+     * API where present ({@link VectorGradients}, the same bits): the scalar loop held the streamed path to about 55% of
+     * the device AdamW's tokens/s on an H100 (270M full fine-tune at 8K, accumulation 8: 268M adds per micro-batch).
      */
     public static void accumulate(MemorySegment src, DType srcType, MemorySegment acc, long from, long to, boolean assign) {
         if (srcType != DType.BF16 && srcType != DType.F32) {
@@ -29,7 +34,8 @@ public final class HostGradients {
         }
         boolean bf16 = srcType == DType.BF16;
         HostAdamW.forRanges(from, to, (lo, hi) -> {
-            for (long i = lo; i < hi; i++) {
+            long tail = HostAdamW.vectorized() && VECTOR ? VectorGradients.accumulate(src, bf16, acc, lo, hi, assign) : lo;
+            for (long i = tail; i < hi; i++) {
                 float g = bf16 ? Numerics.bf16ToFloat(src.getAtIndex(ValueLayout.JAVA_SHORT, i)) : src.getAtIndex(ValueLayout.JAVA_FLOAT, i);
                 acc.setAtIndex(ValueLayout.JAVA_FLOAT, i, assign ? g : acc.getAtIndex(ValueLayout.JAVA_FLOAT, i) + g);
             }
@@ -67,9 +73,5 @@ public final class HostGradients {
             total += p;
         }
         return total;
-    }
-            total.add(sum);
-        });
-        return total.sum();
     }
 }

@@ -16,11 +16,43 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * on which thread finished first (a GPU run once differed from the cpu's in the last bit).
  */
 class HostGradientsTest {
+    /** The accumulation (vectorized where the Vector API is present) equals the scalar fp32 adds bit for bit. */
+    @Test
+    void accumulationEqualsTheScalarAddsBitForBit() {
+        Random rnd = Seeds.random();
+        int n = 3 * 512 + 37; // whole chunks, a partial one and a tail shorter than a vector
+        try (Arena arena = Arena.ofShared()) {
+            for (dev.jtune.engine.DType type : new dev.jtune.engine.DType[] {dev.jtune.engine.DType.BF16, dev.jtune.engine.DType.F32}) {
+                MemorySegment acc = arena.allocate(n * 4L, 64);
+                float[] expected = new float[n];
+                for (int c = 0; c < 3; c++) { // the first stores, the next two add
+                    MemorySegment src = arena.allocate(type.bytesFor(n), 64);
+                    for (int i = 0; i < n; i++) {
+                        float g = (float) rnd.nextGaussian() * (float) Math.pow(10, rnd.nextInt(7) - 3);
+                        if (type == dev.jtune.engine.DType.BF16) {
+                            short bits = dev.jtune.engine.Numerics.floatToBf16(g);
+                            src.setAtIndex(ValueLayout.JAVA_SHORT, i, bits);
+                            g = dev.jtune.engine.Numerics.bf16ToFloat(bits);
+                        } else {
+                            src.setAtIndex(ValueLayout.JAVA_FLOAT, i, g);
+                        }
+                        expected[i] = c == 0 ? g : expected[i] + g;
+                    }
+                    HostGradients.accumulate(src, type, acc, 0, n, c == 0);
+                }
+                for (int i = 0; i < n; i++) {
+                    assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(acc.getAtIndex(ValueLayout.JAVA_FLOAT, i)),
+                            type + " element " + i + " (vectorized: " + HostAdamW.vectorized() + ")");
+                }
+            }
+        }
+    }
+
     @Test
     void theSumOfSquaresIsTheBlockOrderedSumBitForBit() {
         Random rnd = Seeds.random();
         long n = 5L * HostGradients.SQUARES_BLOCK + 1234;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment acc = arena.allocate(n * 4, 64);
             for (long i = 0; i < n; i++) {
                 acc.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian() * (1 + rnd.nextInt(1000)));
