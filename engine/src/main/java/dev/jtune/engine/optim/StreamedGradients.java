@@ -77,10 +77,8 @@ final class StreamedGradients implements AutoCloseable {
         Target t = targets.get(group);
         FlatLayout.Entry e = t.layout().entries().get(entry);
         boolean assign = counts[group][entry]++ == 0;
-        if (t.acc() == null) { // meta: no bytes to move
-            if (owned) {
-                TensorInternals.storage(contribution).close();
-            }
+        if (t.acc() == null) { // meta: no bytes to move, but the memory a GPU would hold is held
+            holdNewestOnly(contribution, owned);
             return;
         }
         Tensor src = contribution.isContiguous() ? contribution : contribution.contiguous();
@@ -171,6 +169,24 @@ final class StreamedGradients implements AutoCloseable {
             }
         }
         return false;
+    }
+
+    /**
+     * Meta: the model of what a GPU holds. The newest contribution stays allocated until the next one arrives (on a GPU
+     * its copy overlaps what backward does next, and the next arrival frees it once copied); earlier ones are freed then,
+     * as copies of a few hundred MiB are done within a layer's backward. So the prediction counts the newest
+     * contribution beside the next operation's memory, as the GPU does, but none of the 256 MiB a slow host may hold.
+     */
+    private void holdNewestOnly(Tensor contribution, boolean owned) {
+        while (!held.isEmpty()) {
+            release(held.poll());
+        }
+        if (owned) {
+            Storage storage = TensorInternals.storage(contribution);
+            home.adopt(storage);
+            held.add(new Held(storage, storage.bytes(), java.util.concurrent.CompletableFuture.completedFuture(null)));
+            heldBytes += storage.bytes();
+        }
     }
 
     private void releaseDone() {
