@@ -7,17 +7,20 @@
 # Usage: [SKIP_HF=1] [EXTRA_JOPTS=-D...] bash bench/src/main/sh/full-finetune.sh [model=gemma-3-270m] [steps=6] [modes="device offload"]
 #   modes: device (adamw_torch on the GPU), offload (--offload_optimizer cpu), offload-delayed (with
 #          --delayed_optimizer_step), offload-param (optimizer and layer weights on the host), offload-all (and the
-#          checkpointed activations), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
+#          checkpointed activations), planned (--max_memory ${MAX_MEMORY:-16GB}, checkpointing and offloads left to
+#          the planner), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
 set -u
 . .device/env
 JOPTS="$JOPTS ${EXTRA_JOPTS:-}" # e.g. EXTRA_JOPTS=-Djtune.offload.timing=true
 model=${1:-gemma-3-270m}; steps=${2:-6}; modes=${3:-device offload}
 run=/tmp/full-$model; rm -rf $run; mkdir -p $run
 # 8 micro-batches of one 8K conversation per step
-$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( 8 * steps + 8 )) 6500 2>&1 | tail -1
+$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( 8 * steps + 8 )) 6500 cuda 2>&1 | tail -1
 for mode in $modes; do
+  ckpt=(--gradient_checkpointing --checkpointing_granularity layer)
   case $mode in
     device) extra=(--optim adamw_torch) ;;
+    planned) extra=(--optim adamw_torch --max_memory ${MAX_MEMORY:-16GB}); ckpt=() ;; # the planner fills checkpointing and offload
     offload) extra=(--optim adamw_torch --offload_optimizer cpu) ;;
     offload-delayed) extra=(--optim adamw_torch --offload_optimizer cpu --delayed_optimizer_step) ;;
     offload-param) extra=(--optim adamw_torch --offload_optimizer cpu --offload_param cpu) ;;
@@ -29,10 +32,10 @@ for mode in $modes; do
   esac
   echo "== jtune $model full, $mode: ${extra[*]}"
   $JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out-$mode \
-      --max_seq_length 8192 --gradient_checkpointing --checkpointing_granularity layer --bf16 --per_device_train_batch_size 1 --gradient_accumulation_steps 8 \
+      --max_seq_length 8192 "${ckpt[@]}" --bf16 --per_device_train_batch_size 1 --gradient_accumulation_steps 8 \
       --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
-  grep -E "^(step|done)" $run/log-$mode.txt | tail -4; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -v "  0.000  " | head -20
+  grep -E "^(plan|chosen)" $run/log-$mode.txt | cut -c1-400; grep -E "^(step|done)" $run/log-$mode.txt | tail -4; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -v "  0.000  " | head -20
 done
 [ "${SKIP_HF:-0}" = 1 ] && exit 0 # SKIP_HF=1: jtune's runs only
 echo "== HF transformers $model full (pure-bf16 AdamW, no accumulation)"
-python3 .device/anchors/hf_gemma3_train.py --model $model --mode full --seq 8192 2>&1 | grep -v -i "warn" | tail -2
+python3 .device/anchors/hf_gemma3_train.py --model ${HF_MODEL:-$model} --mode full --seq 8192 2>&1 | grep -v -i "warn" | tail -2

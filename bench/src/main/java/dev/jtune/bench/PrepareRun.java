@@ -34,8 +34,10 @@ public final class PrepareRun {
         String name = args.length > 1 ? args[1] : "gemma-3-270m";
         int conversations = args.length > 2 ? Integer.parseInt(args[2]) : 60;
         int words = args.length > 3 ? Integer.parseInt(args[3]) : 6500;
+        // the weights are drawn on the GPU when asked (counter-based: the same values as on the cpu, much sooner for 4B)
+        Device device = args.length > 4 && args[4].equals("cuda") ? Device.cuda(0) : Device.CPU;
         try (Scope s = Scope.open("prepare")) {
-            Gemma3Model model = Gemma3Model.random(Gemma3Config.builtIn(name), Device.CPU, DType.BF16, 7);
+            Gemma3Model model = Gemma3Model.random(Gemma3Config.builtIn(name), device, DType.BF16, 7);
             LoraMerge.export(model, dir.resolve("model"), LoraMerge.DEFAULT_SHARD_BYTES);
         }
         Random rnd = new Random(1);
