@@ -162,7 +162,15 @@ public final class Autograd {
                     accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, pending.values(), grads));
                 } else {
                     Tensor sum = pending.get(producer);
-                    pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
+                    if (sum == null) {
+                        pending.put(producer, gi);
+                    } else {
+                        pending.put(producer, Ops.add(sum, gi));
+                        // both addends are consumed: free them now, not when backward returns (at 32K tokens a layer's
+                        // partial sums of its input's gradient are GiBs)
+                        freeUnlessShared(sum, -1, seed, pending.values(), grads);
+                        freeUnlessShared(gi, i, seed, pending.values(), grads);
+                    }
                 }
             }
             if (g != seed && !sharedElsewhere(g, -1, seed, pending.values(), grads)) {
@@ -173,6 +181,13 @@ public final class Autograd {
             if (!retainGraph) {
                 node.release();
             }
+        }
+    }
+
+    /** Frees {@code t}'s storage unless {@link #sharedElsewhere} says something still to be used shares it. */
+    private static void freeUnlessShared(Tensor t, int index, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        if (t != seed && !sharedElsewhere(t, index, seed, pending, returned)) {
+            t.storage().close();
         }
     }
 
