@@ -161,9 +161,13 @@ public final class Autograd {
                     // weight gradient would otherwise outlive the whole backward pass
                     accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, pending.values(), grads));
                 } else {
-                    Tensor sum = pending.get(producer);
+                    Tensor sum = pending.remove(producer);
                     if (sum == null) {
                         pending.put(producer, gi);
+                    } else if (accumulatesInPlace(sum, gi, g, seed, pending.values(), grads)) {
+                        Ops.addInPlace(sum, gi); // the same kernel and rounding as add, into the sum's own storage
+                        pending.put(producer, sum);
+                        freeUnlessShared(gi, i, seed, pending.values(), grads);
                     } else {
                         pending.put(producer, Ops.add(sum, gi));
                         // both addends are consumed: free them now, not when backward returns (at 32K tokens a layer's
@@ -182,6 +186,16 @@ public final class Autograd {
                 node.release();
             }
         }
+    }
+
+    /**
+     * Whether a pending gradient {@code sum} (already taken out of {@code pending}) may take {@code gi} in place: same
+     * dtype, contiguous (no broadcast view), and its storage shared with nothing still to be used (nor with the
+     * consumed gradient g or gi itself, to be safe), so no one else sees it change.
+     */
+    private static boolean accumulatesInPlace(Tensor sum, Tensor gi, Tensor g, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        return sum.dtype() == gi.dtype() && sum.isContiguous() && sum.storage() != g.storage() && sum.storage() != gi.storage()
+                && !sharedElsewhere(sum, -1, seed, pending, returned);
     }
 
     /** Frees {@code t}'s storage unless {@link #sharedElsewhere} says something still to be used shares it. */
