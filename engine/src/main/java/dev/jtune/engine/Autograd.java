@@ -374,10 +374,13 @@ public final class Autograd {
         Node node = new Node("checkpoint", saved, gradOut -> {
             try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
                 Tensor[] detached = new Tensor[saved.length];
+                InputGradient[] inputGradients = new InputGradient[saved.length];
                 for (int i = 0; i < saved.length; i++) {
                     detached[i] = stashed[i].restore().detach();
                     if (saved[i].requiresGrad()) {
                         detached[i].requiresGrad(true);
+                        inputGradients[i] = new InputGradient(recompute);
+                        streamGradient(detached[i], inputGradients[i]);
                     }
                 }
                 Tensor o = fn.apply(detached);
@@ -386,9 +389,9 @@ public final class Autograd {
                 }
                 Tensor[] grads = new Tensor[saved.length];
                 for (int i = 0; i < saved.length; i++) {
-                    grads[i] = detached[i].grad();
-                    if (grads[i] != null && grads[i].storage().owner() == recompute) {
-                        recompute.keep(grads[i]); // the gradient of an input the store restored into this scope
+                    grads[i] = inputGradients[i] == null ? null : inputGradients[i].sum();
+                    if (grads[i] != null) {
+                        recompute.keep(grads[i]); // made in (or taken into) this scope: handed to the outer backward
                     }
                 }
                 return grads;

@@ -75,8 +75,8 @@ public final class TiledCheckpoint {
 
     /**
      * x's gradient: per tile, the tile's rows of x restored as a new leaf, fn recomputed with recording on, an inner
-     * backward from the tile's rows of {@code gradOut} (the parameters' gradients accumulate then), and the leaf's
-     * gradient copied into its rows of the result (bit for bit; rows that got none are zero).
+     * backward from the tile's rows of {@code gradOut} (the parameters' gradients accumulate then), the leaf's
+     * contributions summed straight into its rows of the result ({@link InputGradient}; rows that got none are zero).
      */
     private static Tensor[] backward(UnaryOperator<Tensor> fn, ActivationStore.Stashed stashed, Tensor x, Tensor gradOut, long tileRows) {
         long n = x.dim(0);
@@ -87,22 +87,19 @@ public final class TiledCheckpoint {
                 long r1 = Math.min(n, r0 + tileRows);
                 try (Scope tile = Scope.open("tile"); Rows rows = enter(r0)) {
                     Tensor leaf = input.slice(0, r0, r1).detach();
+                    InputGradient gradient = null;
                     if (dx != null) {
                         leaf.requiresGrad(true);
+                        gradient = new InputGradient(tile, dx.slice(0, r0, r1));
+                        Autograd.streamGradient(leaf, gradient);
                     }
                     Tensor o = fn.apply(leaf);
                     checkRows(o, r1 - r0);
                     if (o.requiresGrad()) {
                         Autograd.backward(o, gradOut.slice(0, r0, r1), Autograd.Graph.FREE);
                     }
-                    if (dx != null) {
-                        Tensor g = leaf.grad();
-                        if (g == null) {
-                            Backends.of(dx).fill(dx.slice(0, r0, r1), 0);
-                        } else {
-                            Ops.copyInto(g, dx.slice(0, r0, r1));
-                            g.close();
-                        }
+                    if (gradient != null && gradient.sum() == null) {
+                        Backends.of(dx).fill(dx.slice(0, r0, r1), 0);
                     }
                 }
             }
