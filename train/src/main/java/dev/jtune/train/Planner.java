@@ -47,7 +47,7 @@ import java.util.Objects;
  * checkpointing and optimizer offload are not enough; the tiled MLP ({@code --tiled_mlp}, only where it makes more than
  * one tile of a micro-batch) +2% for its tiles (each dequantizes the three NF4 weights again, in smaller GEMMs; not
  * measured: at 4B, 32K tokens and 3 tiles, 18 more dequantizations of 52 MB a layer, about 0.5 ms against a layer's
- * ~60 ms), plus +5% where it adds an MLP forward (the tiles recompute the MLP half, which half checkpointing does
+ * ~65 ms), plus +5% where it adds an MLP forward (the tiles recompute the MLP half, which half checkpointing does
  * anyway; without checkpointing that is a recomputation, with layer checkpointing a third forward of it: most of half
  * checkpointing's measured +8%, which recomputes both halves). A combination costs the sum. Candidates are tried
  * cheapest first (ties in the order none, half, layer; device before host; untiled before tiled), and the first that

@@ -96,7 +96,7 @@ class PlanCommandTest {
 
     /**
      * Issue 13: 4B QLoRA r16 at 32K in 8 GiB with activation offload (checkpointing on, its granularity open). Half
-     * checkpointing alone is over (9.93 GiB predicted); the planner adds the tiled MLP, 3 tiles of 10,923 tokens, and the
+     * checkpointing alone is over (9.31 GiB predicted); the planner adds the tiled MLP, 3 tiles of 10,923 tokens, and the
      * meta backend's prediction is within 8 GiB. With room for half checkpointing alone, that cheaper choice is made.
      */
     @Test

@@ -248,8 +248,8 @@ public final class Gemma3Model extends Module {
          * {@link #AUTO}'s most bytes of one tile's [tokens, intermediate] activation: the cross-entropy chunk's 256 MiB.
          * Gemma 3 4B at 32,768 bf16 tokens: 3 tiles of 10,923 (213 MiB each; the whole is 640 MiB, and backward held
          * several at once). Arctic's ceil(tokens / hidden) would make 13, each dequantizing the three NF4 weights again
-         * in forward, recomputation and backward, for no lower peak (meta: 7.75 GiB either way, attention's half is the
-         * peak then).
+         * in forward, recomputation and backward, for no lower peak (meta: 7.59 GiB either way, attention's half is the
+         * peak then; 2 tiles: 7.75).
          */
         public static final long AUTO_TILE_BYTES = 256L << 20;
 
