@@ -16,7 +16,7 @@ import java.util.Locale;
 
 /**
  * One forward + backward of a real Gemma 3 configuration with random weights, timed and with the allocator's peak
- * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false|true|half] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products]}.
+ * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false|true|half] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products] [mlp_tiles=0|auto|N]}.
  */
 public final class GemmaStep {
     private GemmaStep() {
@@ -30,6 +30,8 @@ public final class GemmaStep {
                 : args.length > 2 && Boolean.parseBoolean(args[2]) ? Gemma3Model.Checkpointing.LAYERS : Gemma3Model.Checkpointing.NONE;
         int steps = args.length > 3 ? Integer.parseInt(args[3]) : 3;
         String mode = args.length > 4 ? args[4] : "full";
+        Gemma3Model.MlpTiling tiling = args.length <= 5 || args[5].equals("0") ? Gemma3Model.MlpTiling.NONE
+                : args[5].equals("auto") ? Gemma3Model.MlpTiling.AUTO : Gemma3Model.MlpTiling.shards(Integer.parseInt(args[5]));
         Gemma3Config config = Gemma3Config.builtIn(name);
         CudaBackend gpu = CudaBackend.get(0);
         Device d = gpu.device();
@@ -65,16 +67,16 @@ public final class GemmaStep {
                 long t0 = System.nanoTime();
                 double loss;
                 try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-                    Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint));
+                    Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint).withMlpTiling(tiling));
                     l.backward();
                     loss = l.item();
                 }
                 Backends.get(d).synchronize();
                 double seconds = (System.nanoTime() - t0) / 1e9;
                 MemoryStats m = gpu.memoryStats();
-                System.out.printf(Locale.ROOT, "%s " + mode + ", %d tokens, checkpointing %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
+                System.out.printf(Locale.ROOT, "%s " + mode + ", %d tokens, checkpointing %s, MLP tiling %s: step %d %.1f ms, %.0f tokens/s, loss %.4f, "
                                 + "peak allocated %s (weights %s, gradients %s, backward %s, activations %s), reserved peak %s%n",
-                        name, tokens, checkpoint, s, seconds * 1e3, tokens / seconds, loss, MemoryStats.gib(m.peakAllocated()),
+                        name, tokens, checkpoint, tiling, s, seconds * 1e3, tokens / seconds, loss, MemoryStats.gib(m.peakAllocated()),
                         MemoryStats.gib(m.peak(MemoryCategory.WEIGHTS)), MemoryStats.gib(m.peak(MemoryCategory.GRADIENTS)),
                         MemoryStats.gib(m.peak(MemoryCategory.BACKWARD)), MemoryStats.gib(m.peak(MemoryCategory.ACTIVATIONS)), MemoryStats.gib(m.peakReserved()));
                 for (Tensor p : trained) {

@@ -161,8 +161,20 @@ public final class Autograd {
                     // weight gradient would otherwise outlive the whole backward pass
                     accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, pending.values(), grads));
                 } else {
-                    Tensor sum = pending.get(producer);
-                    pending.put(producer, sum == null ? gi : Ops.add(sum, gi));
+                    Tensor sum = pending.remove(producer);
+                    if (sum == null) {
+                        pending.put(producer, gi);
+                    } else if (accumulatesInPlace(sum, gi, g, seed, pending.values(), grads)) {
+                        Ops.addInPlace(sum, gi); // the same kernel and rounding as add, into the sum's own storage
+                        pending.put(producer, sum);
+                        freeUnlessShared(gi, i, seed, pending.values(), grads);
+                    } else {
+                        pending.put(producer, Ops.add(sum, gi));
+                        // both addends are consumed: free them now, not when backward returns (at 32K tokens a layer's
+                        // partial sums of its input's gradient are GiBs)
+                        freeUnlessShared(sum, -1, seed, pending.values(), grads);
+                        freeUnlessShared(gi, i, seed, pending.values(), grads);
+                    }
                 }
             }
             if (g != seed && !sharedElsewhere(g, -1, seed, pending.values(), grads)) {
@@ -173,6 +185,23 @@ public final class Autograd {
             if (!retainGraph) {
                 node.release();
             }
+        }
+    }
+
+    /**
+     * Whether a pending gradient {@code sum} (already taken out of {@code pending}) may take {@code gi} in place: same
+     * dtype, contiguous (no broadcast view), and its storage shared with nothing still to be used (nor with the
+     * consumed gradient g or gi itself, to be safe), so no one else sees it change.
+     */
+    private static boolean accumulatesInPlace(Tensor sum, Tensor gi, Tensor g, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        return sum.dtype() == gi.dtype() && sum.isContiguous() && sum.storage() != g.storage() && sum.storage() != gi.storage()
+                && !sharedElsewhere(sum, -1, seed, pending, returned);
+    }
+
+    /** Frees {@code t}'s storage unless {@link #sharedElsewhere} says something still to be used shares it. */
+    private static void freeUnlessShared(Tensor t, int index, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        if (t != seed && !sharedElsewhere(t, index, seed, pending, returned)) {
+            t.storage().close();
         }
     }
 
@@ -345,10 +374,13 @@ public final class Autograd {
         Node node = new Node("checkpoint", saved, gradOut -> {
             try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
                 Tensor[] detached = new Tensor[saved.length];
+                InputGradient[] inputGradients = new InputGradient[saved.length];
                 for (int i = 0; i < saved.length; i++) {
                     detached[i] = stashed[i].restore().detach();
                     if (saved[i].requiresGrad()) {
                         detached[i].requiresGrad(true);
+                        inputGradients[i] = new InputGradient(recompute);
+                        streamGradient(detached[i], inputGradients[i]);
                     }
                 }
                 Tensor o = fn.apply(detached);
@@ -357,9 +389,9 @@ public final class Autograd {
                 }
                 Tensor[] grads = new Tensor[saved.length];
                 for (int i = 0; i < saved.length; i++) {
-                    grads[i] = detached[i].grad();
-                    if (grads[i] != null && grads[i].storage().owner() == recompute) {
-                        recompute.keep(grads[i]); // the gradient of an input the store restored into this scope
+                    grads[i] = inputGradients[i] == null ? null : inputGradients[i].sum();
+                    if (grads[i] != null) {
+                        recompute.keep(grads[i]); // made in (or taken into) this scope: handed to the outer backward
                     }
                 }
                 return grads;

@@ -133,6 +133,33 @@ class AutogradTest {
         }
     }
 
+    /**
+     * A tensor read by many ops gets one gradient from each; their running sum must not keep every addend until
+     * backward returns. On meta, y (one [n] F32 node output) feeds eight scales: without freeing, backward would hold
+     * the eight contributions and seven partial sums at once (15 n floats); freed as they are summed, at most the
+     * running sum, the new addend and their sum (plus the incoming gradient, one more) are live.
+     */
+    @Test
+    void gradientContributionsAreFreedAsTheyAreSummed() {
+        dev.jtune.engine.meta.MetaBackend meta = dev.jtune.engine.meta.MetaBackend.instance();
+        long n = 1 << 16;
+        try (Scope s = Scope.open("fan-out", MemoryCategory.ACTIVATIONS)) {
+            Tensor w = Tensor.zeros(Shape.of(n), DType.F32, Device.META).requiresGrad(true);
+            Tensor y = w.scale(2);
+            Tensor sum = y.scale(1);
+            for (int k = 2; k <= 8; k++) {
+                sum = sum.add(y.scale(k));
+            }
+            Tensor loss = sum.sum(0);
+            meta.resetPeaks();
+            long before = meta.memoryStats().allocated(MemoryCategory.BACKWARD);
+            loss.backward();
+            long peak = meta.memoryStats().peak(MemoryCategory.BACKWARD) - before;
+            assertTrue(peak <= 5 * n * 4 + (64 << 10), "backward's peak " + peak + " bytes, at most 5 of " + n * 4 + " bytes expected");
+            assertTrue(w.grad() != null);
+        }
+    }
+
     @Test
     void noGradRecordsNothing() {
         try (Scope s = Scope.open("nograd")) {

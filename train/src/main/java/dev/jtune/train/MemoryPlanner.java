@@ -44,7 +44,7 @@ final class MemoryPlanner {
      */
     static Prediction predict(Gemma3Config config, TrainArgs a, Device.Kind target) {
         boolean gpu = target == Device.Kind.CUDA;
-        DType dtype = gpu && a.bf16() ? DType.BF16 : DType.F32; // as TrainCommand decides
+        DType dtype = dtype(a, target);
         MetaBackend meta = MetaBackend.instance();
         synchronized (MemoryPlanner.class) { // the meta backend is one per process
             meta.reset();
@@ -64,6 +64,11 @@ final class MemoryPlanner {
             MemoryReport report = MemoryReport.planned(stats, resident, label);
             return new Prediction(report, report.bytes("device_reserved_peak"));
         }
+    }
+
+    /** The weights' and activations' dtype of a run of {@code a} on {@code target}, as TrainCommand decides. */
+    static DType dtype(TrainArgs a, Device.Kind target) {
+        return target == Device.Kind.CUDA && a.bf16() ? DType.BF16 : DType.F32;
     }
 
     private static long roundUp(long v, long to) {

@@ -119,12 +119,15 @@ final class PlanCommand {
     /** The run the plan is for, on {@code target}, in one line. */
     static String describe(TrainArgs a, Gemma3Config c, String name, Device.Kind target) {
         String training = a.loraEnable() ? (a.bits() == 4 ? "QLoRA (NF4 base)" : "LoRA") + " rank " + a.loraRank() : "full fine-tuning";
-        return String.format(Locale.ROOT, "%s (%d layers, hidden %d, vocabulary %,d), %s in %s, %d x %d tokens per micro-batch, %s, optimizer %s%s",
+        long tokens = (long) a.perDeviceTrainBatchSize() * a.maxSeqLength();
+        String tiles = !a.tiledMlp() ? "" : ", tiled MLP (" + (a.tiledMlpNumShards() > 0 ? a.tiledMlpNumShards()
+                : dev.jtune.gemma.model.Gemma3Model.MlpTiling.autoShards(tokens, c, MemoryPlanner.dtype(a, target))) + " tiles)";
+        return String.format(Locale.ROOT, "%s (%d layers, hidden %d, vocabulary %,d), %s in %s, %d x %d tokens per micro-batch, %s%s, optimizer %s%s",
                 name, c.numHiddenLayers(), c.hiddenSize(), c.vocabSize(), training,
                 target == Device.Kind.CUDA && a.bf16() ? "bf16" : "fp32",
                 a.perDeviceTrainBatchSize(), a.maxSeqLength(),
                 a.gradientCheckpointing() ? "gradient checkpointing (" + a.checkpointingGranularity().name().toLowerCase(Locale.ROOT) + ")" : "no gradient checkpointing",
-                a.optim().flagValue(), (a.offloadOptimizer() == OffloadOptimizer.CPU ? " offloaded to the host" : "")
+                tiles, a.optim().flagValue(), (a.offloadOptimizer() == OffloadOptimizer.CPU ? " offloaded to the host" : "")
                         + (a.activationPlacement() == dev.jtune.train.loop.TrainerConfig.ActivationPlacement.HOST ? ", activations offloaded" : "")
                         + (a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? ", layer weights offloaded (two layers on the device)" : ""));
     }

@@ -3,6 +3,7 @@ package dev.jtune.train;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.CheckpointGranularity;
@@ -31,7 +32,8 @@ import java.util.Objects;
  *
  * <p>The knobs it may fill: gradient checkpointing (none; {@code --gradient_checkpointing --checkpointing_granularity
  * half}; {@code --gradient_checkpointing}, layer) and, for full fine-tuning with an AdamW the trainer runs on the host,
- * the optimizer's placement (where {@code --optim} puts it; {@code --offload_optimizer cpu}). It never changes the
+ * the optimizer's placement (where {@code --optim} puts it; {@code --offload_optimizer cpu}), activation offload with
+ * checkpointing, and the tiled MLP ({@code --tiled_mlp}, where a micro-batch makes more than one tile). It never changes the
  * batch, accumulation, sequence length, LoRA rank, bits or optimizer kind; a knob the user set (by any origin) is used
  * as given, even when nothing then fits.
  *
@@ -45,8 +47,14 @@ import java.util.Objects;
  * checkpointing) +15%, a guess not yet measured, set above layer checkpointing so that it is chosen only when
  * checkpointing and optimizer offload are not enough; weight offload (the layers' weights in host memory, copied one
  * layer ahead; with checkpointing, and for full fine-tuning with the optimizer offloaded in step) +30%, also a guess,
- * set above the rest so that it comes last. A combination costs the sum. Candidates are tried cheapest first
- * (ties in the order none, half, layer; device before host), and the first that fits is chosen.
+ * set above the rest so that it comes last; the tiled MLP ({@code --tiled_mlp}, only where it makes more than
+ * one tile of a micro-batch) +2% for its tiles (each dequantizes the three NF4 weights again, in smaller GEMMs; not
+ * measured: at 4B, 32K tokens and 3 tiles, 18 more dequantizations of 52 MB a layer, about 0.5 ms against a layer's
+ * ~65 ms), plus +5% where it adds an MLP forward (the tiles recompute the MLP half, which half checkpointing does
+ * anyway; without checkpointing that is a recomputation, with layer checkpointing a third forward of it: most of half
+ * checkpointing's measured +8%, which recomputes both halves). A combination costs the sum. Candidates are tried
+ * cheapest first (ties in the order none, half, layer; device before host; untiled before tiled), and the first that
+ * fits is chosen.
  */
 final class Planner {
     private Planner() {
@@ -60,10 +68,13 @@ final class Planner {
     static final double ACTIVATION_OFFLOAD_COST = 0.15;
     /** Not measured yet (see the class). */
     static final double WEIGHT_OFFLOAD_COST = 0.30;
+    /** The tiled MLP's tiles, and the MLP forward it adds unless half checkpointing recomputes it anyway: not measured (see the class). */
+    static final double TILED_MLP_COST = 0.02;
+    static final double TILED_MLP_RECOMPUTE_COST = 0.05;
 
     /** The knob flags the planner may set, in the order its messages name them. */
     static final List<Flag> KNOBS = List.of(Flag.GRADIENT_CHECKPOINTING, Flag.CHECKPOINTING_GRANULARITY, Flag.OFFLOAD_OPTIMIZER,
-            Flag.OFFLOAD_ACTIVATIONS, Flag.OFFLOAD_PARAM);
+            Flag.OFFLOAD_ACTIVATIONS, Flag.OFFLOAD_PARAM, Flag.TILED_MLP);
 
     /**
      * A device-memory budget in bytes and how it was decided ({@link #unlimited} when there is none), and the host
@@ -125,10 +136,11 @@ final class Planner {
     }
 
     /**
-     * Values of the planner's knobs: what checkpointing keeps, whether the optimizer state is on the host, and whether
-     * the checkpointed inputs are (activation offload, only with checkpointing).
+     * Values of the planner's knobs: what checkpointing keeps, whether the optimizer state is on the host, whether the
+     * checkpointed inputs are (activation offload, only with checkpointing), whether the layers' weights are (weight
+     * offload, only with checkpointing), and whether the MLP half is tiled.
      */
-    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights) {
+    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights, boolean tiledMlp) {
         Knobs {
             if ((activations || weights) && checkpointing == Checkpointing.NONE) {
                 throw new IllegalArgumentException("activation and weight offload need checkpointing");
@@ -136,18 +148,18 @@ final class Planner {
         }
 
         Knobs(Checkpointing checkpointing, boolean offload, boolean activations) {
-            this(checkpointing, offload, activations, false);
+            this(checkpointing, offload, activations, false, false);
         }
 
         Knobs(Checkpointing checkpointing, boolean offload) {
-            this(checkpointing, offload, false, false);
+            this(checkpointing, offload, false, false, false);
         }
 
         static Knobs of(TrainArgs a) {
             boolean checkpointed = a.checkpointing() != Checkpointing.NONE;
             return new Knobs(a.checkpointing(), a.offloadOptimizer() == OffloadOptimizer.CPU,
                     a.activationPlacement() == TrainerConfig.ActivationPlacement.HOST && checkpointed,
-                    a.offloadParam() == OffloadParam.CPU && checkpointed);
+                    a.offloadParam() == OffloadParam.CPU && checkpointed, a.tiledMlp());
         }
 
         /** The flag values that say these knobs (the granularity only when checkpointing). */
@@ -162,6 +174,7 @@ final class Planner {
                 m.put(Flag.OFFLOAD_ACTIVATIONS, true);
             }
             m.put(Flag.OFFLOAD_PARAM, weights ? OffloadParam.CPU : OffloadParam.NONE);
+            m.put(Flag.TILED_MLP, tiledMlp);
             return m;
         }
 
@@ -181,6 +194,9 @@ final class Planner {
             }
             if (weights) {
                 c += WEIGHT_OFFLOAD_COST;
+            }
+            if (tiledMlp) {
+                c += TILED_MLP_COST + (checkpointing == Checkpointing.HALVES ? 0 : TILED_MLP_RECOMPUTE_COST);
             }
             return c;
         }
@@ -233,7 +249,7 @@ final class Planner {
                     "chosen: nothing, the configuration as given (" + budget.description() + ")");
         }
         List<Option> tried = new ArrayList<>();
-        for (Knobs k : candidates(a, given)) {
+        for (Knobs k : candidates(config, a, given, target)) {
             TrainArgs args = a.with(k.flags());
             Option o = new Option(k, args, MemoryPlanner.predict(config, args, target));
             tried.add(o);
@@ -244,20 +260,35 @@ final class Planner {
         return refused(config, a, given, budget, tried, target);
     }
 
-    /** The knob values the planner may try for {@code a}, cheapest first by the cost rule. */
-    static List<Knobs> candidates(TrainArgs a, GivenFlags given) {
+    /** The knob values the planner may try for {@code a} on {@code target}, cheapest first by the cost rule. */
+    static List<Knobs> candidates(Gemma3Config config, TrainArgs a, GivenFlags given, Device.Kind target) {
         List<Knobs> all = new ArrayList<>();
         for (Checkpointing c : checkpointings(a, given)) {
             for (boolean offload : offloads(a, given)) {
                 for (boolean activations : activationOffloads(a, given, c)) {
                     for (boolean weights : weightOffloads(a, given, c, offload)) {
-                        all.add(new Knobs(c, offload, activations, weights));
+                        for (boolean tiled : tiledMlps(config, a, given, target)) {
+                            all.add(new Knobs(c, offload, activations, weights, tiled));
+                        }
                     }
                 }
             }
         }
-        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host
+        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host; untiled, tiled
         return all;
+    }
+
+    /**
+     * The tiled MLP: as given when the user set it (or its tiles, which need it); else off, and on where it makes more
+     * than one tile of a micro-batch (one tile is only a recomputation of the MLP half, no smaller).
+     */
+    private static List<Boolean> tiledMlps(Gemma3Config config, TrainArgs a, GivenFlags given, Device.Kind target) {
+        if (given.contains(Flag.TILED_MLP) || a.tiledMlpNumShards() > 0) {
+            return List.of(a.tiledMlp());
+        }
+        long tokens = (long) a.perDeviceTrainBatchSize() * a.maxSeqLength();
+        long tiles = Gemma3Model.MlpTiling.autoShards(tokens, config, MemoryPlanner.dtype(a, target));
+        return tiles > 1 ? List.of(false, true) : List.of(false);
     }
 
     private static List<Checkpointing> checkpointings(TrainArgs a, GivenFlags given) {
@@ -367,7 +398,7 @@ final class Planner {
         for (Map.Entry<String, Map<Flag, Object>> c : singleChanges(a, given).entrySet()) {
             TrainArgs changed = null;
             long bytes = Long.MAX_VALUE;
-            for (TrainArgs option : withFrugalOpenKnobs(a, given, smallest.knobs(), c.getValue())) {
+            for (TrainArgs option : withFrugalOpenKnobs(config, a, given, smallest.knobs(), c.getValue(), target)) {
                 long b = MemoryPlanner.predict(config, option, target).deviceBytes();
                 if (b < bytes) {
                     changed = option;
@@ -430,6 +461,9 @@ final class Planner {
             CheckpointGranularity other = a.checkpointingGranularity() == CheckpointGranularity.HALF ? CheckpointGranularity.LAYER : CheckpointGranularity.HALF;
             c.put("--checkpointing_granularity " + other.flagValue(), Map.of(Flag.CHECKPOINTING_GRANULARITY, other));
         }
+        if (given.contains(Flag.TILED_MLP) && !a.tiledMlp()) {
+            c.put(Flag.TILED_MLP.cli(), Map.of(Flag.TILED_MLP, true));
+        }
         if (a.offloadOptimizer() == OffloadOptimizer.NONE && (given.contains(Flag.OFFLOAD_OPTIMIZER) || a.loraEnable()) && offloadRuns(a)) {
             c.put("--offload_optimizer cpu", Map.of(Flag.OFFLOAD_OPTIMIZER, OffloadOptimizer.CPU));
         }
@@ -451,7 +485,8 @@ final class Planner {
      * where the change allows it, else each mode it allows (the caller keeps the smallest). Invalid results and
      * those the trainer does not run are left out.
      */
-    private static List<TrainArgs> withFrugalOpenKnobs(TrainArgs a, GivenFlags given, Knobs smallest, Map<Flag, Object> change) {
+    private static List<TrainArgs> withFrugalOpenKnobs(Gemma3Config config, TrainArgs a, GivenFlags given, Knobs smallest,
+                                                       Map<Flag, Object> change, Device.Kind target) {
         TrainArgs changed;
         try {
             changed = a.with(change);
@@ -463,7 +498,8 @@ final class Planner {
         List<TrainArgs> out = new ArrayList<>();
         for (Checkpointing c : allowed.contains(smallest.checkpointing()) ? List.of(smallest.checkpointing()) : allowed) {
             Map<Flag, Object> values = new EnumMap<>(Flag.class);
-            new Knobs(c, offload, activationOffloads(changed, given, c).getLast(), weightOffloads(changed, given, c, offload).getLast())
+            new Knobs(c, offload, activationOffloads(changed, given, c).getLast(), weightOffloads(changed, given, c, offload).getLast(),
+                    tiledMlps(config, changed, given, target).getLast())
                     .flags().forEach((f, v) -> {
                 if (!given.contains(f) && !change.containsKey(f)) {
                     values.put(f, v);

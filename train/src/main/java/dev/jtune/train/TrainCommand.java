@@ -239,6 +239,9 @@ final class TrainCommand {
                 .adjustable("gradient_checkpointing", a.checkpointing());
         // recorded only when not the default, so that earlier checkpoints resume without a note; a checkpoint keeps
         // per-parameter entries, so the offload mode may change under a resume
+        if (a.tiledMlp()) { // sums the MLP's parameter gradients tile by tile: the last bits may differ
+            b.adjustable("tiled_mlp", a.tiledMlpNumShards() > 0 ? a.tiledMlpNumShards() + " shards" : "auto");
+        }
         if (a.offloadOptimizer() != OffloadOptimizer.NONE || a.delayedOptimizerStep()) {
             b.adjustable("offload_optimizer", a.offloadOptimizer().flagValue() + (a.delayedOptimizerStep() ? ", delayed step" : ""));
         }
@@ -400,7 +403,7 @@ final class TrainCommand {
                 .learningRate(a.learningRate()).schedule(LrSchedule.Type.valueOf(a.lrSchedulerType().name()))
                 .warmupRatio(a.warmupRatio()).warmupSteps(a.warmupSteps())
                 .weightDecay(a.weightDecay()).betas(a.adamBeta1(), a.adamBeta2()).epsilon(a.adamEpsilon())
-                .maxGradNorm(a.maxGradNorm()).checkpointing(a.checkpointing())
+                .maxGradNorm(a.maxGradNorm()).checkpointing(a.checkpointing()).mlpTiling(a.mlpTiling())
                 .loggingSteps(a.loggingSteps())
                 .save(strategy(a.saveStrategy()), a.saveSteps()).saveTotalLimit(a.saveTotalLimit() == null ? 0 : a.saveTotalLimit())
                 .eval(strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps())

@@ -96,6 +96,30 @@ class PlanCommandTest {
         assertTrue(row(r.out(), "master weights (host)") > 14L << 30, "fp32 master of 3.88 B parameters on the host: " + r.all());
     }
 
+    /**
+     * Issue 13: 4B QLoRA r16 at 32K in 8 GiB with activation offload (checkpointing on, its granularity open). Half
+     * checkpointing alone is over (9.31 GiB predicted); the planner adds the tiled MLP, 3 tiles of 10,923 tokens, and the
+     * meta backend's prediction is within 8 GiB. With room for half checkpointing alone, that cheaper choice is made.
+     */
+    @Test
+    void fourBQloraAt32kFits8GiBWithTheTiledMlp() {
+        String[] run = {"plan", "--model_name_or_path", "gemma-3-4b-it", "--max_seq_length", "32768", "--bf16", "--freeze_llm",
+                "--lora_enable", "--lora_rank", "16", "--bits", "4", "--gradient_checkpointing", "--offload_activations",
+                "--per_device_train_batch_size", "1", "--max_memory"};
+        var r = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("8GiB")).toArray(String[]::new));
+        System.out.print(r.all());
+        assertEquals(0, r.rc(), r.all());
+        String chosen = r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
+        assertTrue(chosen.startsWith("chosen: --checkpointing_granularity half --tiled_mlp "), chosen);
+        assertTrue(chosen.contains("faster but over the budget: --checkpointing_granularity half "), chosen);
+        assertTrue(r.out().contains("gradient checkpointing (half), tiled MLP (3 tiles)"), r.all());
+        long device = row(r.out(), "device peak, reserved");
+        assertTrue(device <= 8L << 30, "predicted " + device + " bytes:\n" + r.all());
+        var roomy = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("10GiB")).toArray(String[]::new));
+        assertEquals(0, roomy.rc(), roomy.all());
+        assertTrue(roomy.out().contains("chosen: --checkpointing_granularity half (about +23% step time"), roomy.all());
+    }
+
     @Test
     void aHugeMaxMemoryFits() {
         var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",

@@ -2,6 +2,7 @@ package dev.jtune.train;
 
 import dev.jtune.engine.Device;
 import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
 import dev.jtune.train.args.CommandLine;
 import dev.jtune.train.args.Flag;
@@ -21,20 +22,25 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The memory planner on a tiny Gemma 3 (4 layers, hidden 128, vocabulary 512; large enough that the candidates'
+ * The memory planner on a tiny Gemma 3 (4 layers, hidden 512, vocabulary 512; large enough that the candidates'
  * reserved bytes differ by more than the allocator's 2 MiB pages) planned for the GPU on the meta
  * device. Budgets are derived from the candidates' own predictions, so each case holds whatever the bytes are: the
  * cheapest candidate (by the cost rule) that fits is chosen, a knob the user set is never changed, and when nothing
  * fits the refusal names the single changes that would.
  */
 class PlannerTest {
-    private static final Gemma3Config TINY = CliFixtures.tiny(4, 128);
+    private static final Gemma3Config TINY = CliFixtures.tiny(4, 512);
 
     /** A plan's command line: the tiny model's flags for a full fine-tune of 2 x 512 tokens in bf16, then {@code extra}. */
     private static CommandLine.Train parse(String... extra) {
         List<String> a = new ArrayList<>(List.of("--bf16", "True", "--max_seq_length", "512", "--per_device_train_batch_size", "2"));
         a.addAll(List.of(extra));
         return (CommandLine.Train) CommandLine.parse(a.toArray(String[]::new), Map.of(), CommandLine.Purpose.PLAN);
+    }
+
+    /** The planner's candidates for the tiny model on a GPU. */
+    private static List<Planner.Knobs> candidates(TrainArgs a, dev.jtune.train.args.GivenFlags given) {
+        return Planner.candidates(TINY, a, given, Device.Kind.CUDA);
     }
 
     private static Planner.Plan plan(CommandLine.Train t, long budget) {
@@ -58,7 +64,7 @@ class PlannerTest {
         // the device budget of the smallest offloaded candidate, a host of 1 KiB: the first candidate in cost order that
         // fits both is chosen (one that pins nothing), or, when none does, the refusal names the host
         List<Planner.Option> options = new ArrayList<>();
-        for (Planner.Knobs k : Planner.candidates(a, t.given())) {
+        for (Planner.Knobs k : candidates(a, t.given())) {
             TrainArgs args = a.with(k.flags());
             options.add(new Planner.Option(k, args, MemoryPlanner.predict(TINY, args, Device.Kind.CUDA)));
         }
@@ -81,7 +87,7 @@ class PlannerTest {
     /** Every candidate's predicted device bytes, in the planner's order (cheapest first). */
     private static LinkedHashMap<Planner.Knobs, Long> predictions(CommandLine.Train t) {
         LinkedHashMap<Planner.Knobs, Long> m = new LinkedHashMap<>();
-        for (Planner.Knobs k : Planner.candidates(t.args(), t.given())) {
+        for (Planner.Knobs k : candidates(t.args(), t.given())) {
             m.put(k, MemoryPlanner.predict(TINY, t.args().with(k.flags()), Device.Kind.CUDA).deviceBytes());
         }
         m.forEach((k, b) -> System.out.printf(Locale.ROOT, "  %-8s offload %-5s cost %.3f  %,d bytes%n", k.checkpointing(), k.offload(),
@@ -92,7 +98,7 @@ class PlannerTest {
     @Test
     void candidatesAreOrderedByTheCostRuleAndVaryOnlyWhatWasLeftOpen() {
         TrainArgs full = parse().args();
-        List<Planner.Knobs> all = Planner.candidates(full, parse().given());
+        List<Planner.Knobs> all = candidates(full, parse().given());
         // {none, half and half with activation offload, layer and layer with it} x {device, host}, and with the optimizer
         // on the host (in step), each checkpointed one with weight offload too
         assertEquals(14, all.size(), all.toString());
@@ -107,36 +113,68 @@ class PlannerTest {
 
         // LoRA: the optimizer's placement is not the planner's to choose
         assertEquals(List.of(Checkpointing.NONE, Checkpointing.HALVES, Checkpointing.LAYERS),
-                Planner.candidates(parse("--lora_enable", "--freeze_llm").args(), parse("--lora_enable", "--freeze_llm").given()).stream()
+                candidates(parse("--lora_enable", "--freeze_llm").args(), parse("--lora_enable", "--freeze_llm").given()).stream()
                         .peek(k -> assertFalse(k.offload())).map(Planner.Knobs::checkpointing).distinct().toList());
         // set by the user: used as given
         var off = parse("--gradient_checkpointing", "False");
-        assertTrue(Planner.candidates(off.args(), off.given()).stream().allMatch(k -> k.checkpointing() == Checkpointing.NONE));
+        assertTrue(candidates(off.args(), off.given()).stream().allMatch(k -> k.checkpointing() == Checkpointing.NONE));
         var on = parse("--gradient_checkpointing");
         assertEquals(List.of(Checkpointing.HALVES, Checkpointing.LAYERS),
-                Planner.candidates(on.args(), on.given()).stream().map(Planner.Knobs::checkpointing).distinct().toList(),
+                candidates(on.args(), on.given()).stream().map(Planner.Knobs::checkpointing).distinct().toList(),
                 "checkpointing on, its granularity open");
         var layer = parse("--checkpointing_granularity", "layer", "--offload_optimizer", "none");
         assertEquals(List.of(new Planner.Knobs(Checkpointing.NONE, false), new Planner.Knobs(Checkpointing.LAYERS, false),
                         new Planner.Knobs(Checkpointing.LAYERS, false, true)),
-                Planner.candidates(layer.args(), layer.given()));
+                candidates(layer.args(), layer.given()));
         // weight offload: 30% by the (unmeasured) rule; for LoRA with any optimizer, as given when set
-        assertEquals(0.23 + 0.30, new Planner.Knobs(Checkpointing.LAYERS, false, false, true).cost(full), 1e-12);
+        assertEquals(0.23 + 0.30, new Planner.Knobs(Checkpointing.LAYERS, false, false, true, false).cost(full), 1e-12);
         var lora = parse("--lora_enable", "--freeze_llm", "--gradient_checkpointing");
-        assertTrue(Planner.candidates(lora.args(), lora.given()).stream().anyMatch(k -> k.weights() && !k.offload()));
+        assertTrue(candidates(lora.args(), lora.given()).stream().anyMatch(k -> k.weights() && !k.offload()));
         var weightsKept = parse("--lora_enable", "--freeze_llm", "--gradient_checkpointing", "--offload_param", "none");
-        assertTrue(Planner.candidates(weightsKept.args(), weightsKept.given()).stream().noneMatch(Planner.Knobs::weights));
+        assertTrue(candidates(weightsKept.args(), weightsKept.given()).stream().noneMatch(Planner.Knobs::weights));
         // activation offload: 15% by the (unmeasured) rule, never without checkpointing, as given when set
         assertEquals(0.23 + 0.15, new Planner.Knobs(Checkpointing.LAYERS, false, true).cost(full), 1e-12);
         var kept = parse("--gradient_checkpointing", "--offload_activations", "False");
-        assertTrue(Planner.candidates(kept.args(), kept.given()).stream().noneMatch(Planner.Knobs::activations));
+        assertTrue(candidates(kept.args(), kept.given()).stream().noneMatch(Planner.Knobs::activations));
         var kwargs = parse("--gradient_checkpointing", "--gradient_checkpointing_kwargs", "{\"offload\": true}");
-        assertTrue(Planner.candidates(kwargs.args(), kwargs.given()).stream().allMatch(Planner.Knobs::activations));
+        assertTrue(candidates(kwargs.args(), kwargs.given()).stream().allMatch(Planner.Knobs::activations));
         // paged state on the host cannot be offloaded as well, and 8-bit state on the host is not run yet
         for (String optim : List.of("paged_adamw_8bit", "adamw_bnb_8bit")) {
             var t = parse("--optim", optim);
-            assertTrue(Planner.candidates(t.args(), t.given()).stream().noneMatch(Planner.Knobs::offload), optim);
+            assertTrue(candidates(t.args(), t.given()).stream().noneMatch(Planner.Knobs::offload), optim);
         }
+    }
+
+    /**
+     * The tiled MLP is a knob where it makes more than one tile of a micro-batch: the tiny model's intermediate of
+     * {@code I} bf16 values a token fills the 256 MiB of one tile at 2^27 / I tokens, so 2 x 512 tokens make one tile
+     * (not offered) and 2 x 2^26 / I + 2 tokens two. Its cost: +2%, and +5% more where half checkpointing does not
+     * recompute the MLP half anyway.
+     */
+    @Test
+    void theTiledMlpIsTriedWhereItMakesTilesAndCostsByTheRule() {
+        assertTrue(candidates(parse().args(), parse().given()).stream().noneMatch(Planner.Knobs::tiledMlp), "one tile: not a knob");
+        long oneTile = Gemma3Model.MlpTiling.AUTO_TILE_BYTES / (TINY.intermediateSize() * 2L);
+        var longer = parse("--max_seq_length", Long.toString(oneTile / 2 + 1), "--lora_enable", "--freeze_llm");
+        List<Planner.Knobs> all = candidates(longer.args(), longer.given());
+        assertEquals(all.size() / 2, all.stream().filter(Planner.Knobs::tiledMlp).count(), "each candidate untiled and tiled: " + all);
+        for (int i = 1; i < all.size(); i++) {
+            assertTrue(all.get(i - 1).cost(longer.args()) <= all.get(i).cost(longer.args()), all.toString());
+        }
+        TrainArgs a = longer.args();
+        assertEquals(0.08 + 0.02, new Planner.Knobs(Checkpointing.HALVES, false, false, false, true).cost(a), 1e-12);
+        assertEquals(0.02 + 0.05, new Planner.Knobs(Checkpointing.NONE, false, false, false, true).cost(a), 1e-12);
+        assertEquals(0.23 + 0.02 + 0.05, new Planner.Knobs(Checkpointing.LAYERS, false, false, false, true).cost(a), 1e-12);
+        // as given: set either way, or implied by its tiles
+        var off = parse("--max_seq_length", Long.toString(oneTile / 2 + 1), "--tiled_mlp", "False");
+        assertTrue(candidates(off.args(), off.given()).stream().noneMatch(Planner.Knobs::tiledMlp));
+        var on = parse("--tiled_mlp");
+        assertTrue(candidates(on.args(), on.given()).stream().allMatch(Planner.Knobs::tiledMlp), "set even where one tile");
+        var shards = parse("--tiled_mlp", "--tiled_mlp_num_shards", "4");
+        assertTrue(candidates(shards.args(), shards.given()).stream().allMatch(Planner.Knobs::tiledMlp));
+        assertEquals(Gemma3Model.MlpTiling.shards(4), shards.args().mlpTiling());
+        assertEquals(Gemma3Model.MlpTiling.AUTO, on.args().mlpTiling());
+        assertEquals(Gemma3Model.MlpTiling.NONE, off.args().mlpTiling());
     }
 
     @Test
@@ -222,7 +260,7 @@ class PlannerTest {
                 + ", and nothing the planner may choose fits: "), m);
         // the planner fills the open knobs at their most frugal (the smallest's checkpointing, every offload it may use)
         assertTrue(m.contains("What would fit, one change at a time: --max_seq_length 256, the planner adding "
-                + Planner.spell(Planner.changes(t.args(), t.args().with(new Planner.Knobs(smallest.getKey().checkpointing(), true, true, true).flags())))
+                + Planner.spell(Planner.changes(t.args(), t.args().with(new Planner.Knobs(smallest.getKey().checkpointing(), true, true, true, smallest.getKey().tiledMlp()).flags())))
                 + ": "), m);
         // the other single changes are predicted and named, fitting or not
         for (String change : List.of("--per_device_train_batch_size 1 --gradient_accumulation_steps 2", "--lora_enable --freeze_llm --bits 4",

@@ -22,6 +22,36 @@ public final class CounterRng {
         return z ^ (z >>> 31);
     }
 
+    /** {@link #mix}'s inverse: each xor-shift undone by its repeated shifts, each multiplier by its inverse mod 2^64. */
+    static long unmix(long z) {
+        z = z ^ (z >>> 31) ^ (z >>> 62);
+        z *= MIX_B_INVERSE;
+        z = z ^ (z >>> 27) ^ (z >>> 54);
+        z *= MIX_A_INVERSE;
+        return z ^ (z >>> 30) ^ (z >>> 60);
+    }
+
+    private static final long MIX_A_INVERSE = inverse(MIX_A);
+    private static final long MIX_B_INVERSE = inverse(MIX_B);
+
+    /** The inverse of an odd number mod 2^64, by Newton's iteration (each step doubles the correct low bits: 3 to 96). */
+    private static long inverse(long odd) {
+        long x = odd;
+        for (int i = 0; i < 5; i++) {
+            x *= 2 - odd * x;
+        }
+        return x;
+    }
+
+    /**
+     * The stream whose counters are {@code seed}'s from {@code n} on: {@code bits(skip(seed, n), i) == bits(seed, n + i)}
+     * for every i, since counters enter {@link #bits} as {@code mix(seed) + (i + 1) GAMMA} and mix is a bijection. A
+     * piece of a tensor that starts at element n draws what the whole tensor would there, without the kernel knowing.
+     */
+    public static long skip(long seed, long n) {
+        return n == 0 ? seed : unmix(mix(seed) + n * GAMMA);
+    }
+
     /** 64 random bits for counter {@code i} of stream {@code seed}. */
     public static long bits(long seed, long i) {
         return mix(mix(seed) + (i + 1) * GAMMA);

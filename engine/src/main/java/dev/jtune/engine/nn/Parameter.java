@@ -83,7 +83,18 @@ public final class Parameter {
      * optimizer use {@link #tensor()}, the value.
      */
     public Tensor value() {
-        return staged != null ? staged : tensor();
+        if (staged == null) {
+            return tensor();
+        }
+        Tensor home = tensor();
+        if (!dev.jtune.engine.Autograd.needsGrad(home)) {
+            return staged;
+        }
+        // a trained value: each read is a fresh view of the copy with its own identity node to the value, so every
+        // use (a tile's recomputation too) has a graph of its own and its gradient reaches the value's sink
+        Tensor copy = staged;
+        return dev.jtune.engine.Autograd.op("offloaded " + name, () -> Tensor.view(dev.jtune.engine.backend.TensorInternals.storage(copy),
+                copy.shape(), copy.strides(), copy.offset(), copy.dtype()), g -> new Tensor[] {g}, home);
     }
 
     /** The NF4 weight a forward dequantizes: the staged device copy while one is set, else {@link #quantized()}. */
@@ -93,7 +104,7 @@ public final class Parameter {
 
     /**
      * Sets the device copy computation reads until {@link #unstage()} (for weight-offload stores): of the value's
-     * shape and dtype, and, when the value requires grad, connected to it by autograd so gradients reach the value.
+     * shape and dtype; when the value requires grad, {@link #value()} connects each read to it by autograd.
      */
     public void stage(Tensor copy) {
         Tensor v = tensor();

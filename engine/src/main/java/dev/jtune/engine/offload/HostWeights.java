@@ -32,8 +32,8 @@ import java.util.Map;
  * needed next is still in the other slot). A wrong guess only costs a wait. The device holds two units.
  * <p>
  * Staged copies must not outlive their residence: the model must recompute units in backward (gradient
- * checkpointing), since a saved view of a slot would be overwritten by a later unit. A trained parameter's staged
- * copy is connected to the host value by an identity autograd node, so gradients reach the value (a
+ * checkpointing), since a saved view of a slot would be overwritten by a later unit. Each read of a trained parameter's
+ * staged copy ({@link Parameter#value()}) is connected to the host value by an identity autograd node, so gradients reach the value (a
  * {@link dev.jtune.engine.Autograd.GradientSink}, the host optimizer's, takes them); whoever changes the host values
  * (the optimizer's step) calls {@link #invalidate()} so units are copied again. Used from the training thread only;
  * {@link #close()} releases the copy streams (the memory belongs to the scope current at construction).
@@ -162,8 +162,7 @@ public final class HostWeights implements AutoCloseable {
     /**
      * Makes unit {@code index}'s parameters readable by device work queued from now on (staged to its slot, copied
      * there first when it is not) and queues the copy of the unit expected next. Call before every forward or
-     * recomputation of the unit, under the grad mode it runs in: the staged copies of trained parameters record
-     * their autograd node then.
+     * recomputation of the unit.
      */
     public void acquire(int index) {
         checkOpen();
@@ -244,10 +243,7 @@ public final class HostWeights implements AutoCloseable {
                                 slotView(s, pc.get(2), pc.get(2).host().shape()), q.offset())
                         : new Nf4Tensor(q.shape(), q.dtype(), codes, slotView(s, pc.get(1), pc.get(1).host().shape()), null, null, 0));
             } else {
-                Tensor host = p.tensor();
-                Tensor view = slotView(s, e.pieces().getFirst(), host.shape());
-                // a trained value's gradient is the staged copy's: an identity node carries it to the host value
-                p.stage(Autograd.op("offloaded " + e.name(), () -> view, g -> new Tensor[] {g}, host));
+                p.stage(slotView(s, e.pieces().getFirst(), p.tensor().shape())); // a trained value's reads carry gradients to it (Parameter.value)
             }
         }
     }

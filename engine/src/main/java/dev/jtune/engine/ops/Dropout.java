@@ -2,12 +2,16 @@ package dev.jtune.engine.ops;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.TiledCheckpoint;
+import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.fused.DropoutKernel;
 
 /**
  * Inverted dropout with a counter-based mask: element i is kept when uniform(seed, i) >= p. The mask is a
  * function of the seed, so nothing is saved for backward and a recomputation (checkpointing) drops the same
- * elements; give every call its own seed (e.g. from the step, the layer and the module).
+ * elements; give every call its own seed (e.g. from the step, the layer and the module). Inside a
+ * {@link TiledCheckpoint} tile, element i of the tile's tensor is the untiled tensor's element
+ * {@code elementOffset + i}, and draws that counter, so tiling drops what the untiled forward drops.
  */
 public final class Dropout {
     private Dropout() {
@@ -22,7 +26,8 @@ public final class Dropout {
             return x;
         }
         Tensor xc = x.contiguous();
-        return Autograd.op("dropout", () -> run(xc, p, seed), g -> new Tensor[] {run(g.contiguous(), p, seed)}, x);
+        long s = CounterRng.skip(seed, TiledCheckpoint.elementOffset(x));
+        return Autograd.op("dropout", () -> run(xc, p, s), g -> new Tensor[] {run(g.contiguous(), p, s)}, x);
     }
 
     private static Tensor run(Tensor x, double p, long seed) {

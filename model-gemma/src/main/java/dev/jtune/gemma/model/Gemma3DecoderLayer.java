@@ -1,6 +1,9 @@
 package dev.jtune.gemma.model;
 
+import dev.jtune.engine.ActivationStore;
+import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.TiledCheckpoint;
 import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
@@ -74,8 +77,8 @@ public final class Gemma3DecoderLayer extends Module {
         return new AttentionSpec(window, config.attentionScale(), block, Gemma3Model.attentionSoftcap(config));
     }
 
-    Tensor forward(Tensor x, long b, long t, Tensor positions, int attentionBlock) {
-        return mlpHalf(attentionHalf(x, b, t, positions, attentionBlock));
+    Tensor forward(Tensor x, long b, long t, Tensor positions, int attentionBlock, Gemma3Model.MlpTiling tiling) {
+        return mlpHalf(attentionHalf(x, b, t, positions, attentionBlock), tiling, ActivationStore.DEVICE);
     }
 
     /** x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. */
@@ -97,7 +100,29 @@ public final class Gemma3DecoderLayer extends Module {
         return x.add(postAttentionLayernorm.forward(attn));
     }
 
-    /** x + the MLP block's output: pre-FFN norm, GeGLU MLP, post-FFN norm. */
+    /**
+     * The MLP half as {@code tiling} says: whole, recorded as usual; or over tiles of tokens ({@link TiledCheckpoint}),
+     * a checkpoint of its own whose input {@code store} keeps: each tile is recomputed and differentiated alone.
+     */
+    Tensor mlpHalf(Tensor x, Gemma3Model.MlpTiling tiling, ActivationStore store) {
+        return tiling.tiled() ? TiledCheckpoint.apply(this::mlpHalf, store, x, tiling.tileRows(x.dim(0), config, x.dtype())) : mlpHalf(x);
+    }
+
+    /**
+     * The MLP half recomputed in backward (half checkpointing): tiled, the tiles are the checkpoint; else one checkpoint.
+     * {@code stage} runs before every computation of it, first pass and recomputations (weight offload stages the
+     * layer's weights there).
+     */
+    Tensor checkpointedMlpHalf(Tensor x, Gemma3Model.MlpTiling tiling, ActivationStore store, Runnable stage) {
+        java.util.function.UnaryOperator<Tensor> half = in -> {
+            stage.run();
+            return mlpHalf(in);
+        };
+        return tiling.tiled() ? TiledCheckpoint.apply(half, store, x, tiling.tileRows(x.dim(0), config, x.dtype()))
+                : Autograd.checkpoint(in -> half.apply(in[0]), store, x);
+    }
+
+    /** x + the MLP block's output: pre-FFN norm, GeGLU MLP, post-FFN norm (row-wise: each token's row alone). */
     Tensor mlpHalf(Tensor x) {
         Tensor m = preFeedforwardLayernorm.forward(x);
         return x.add(postFeedforwardLayernorm.forward(mlp.forward(m)));

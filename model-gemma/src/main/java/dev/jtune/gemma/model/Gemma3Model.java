@@ -218,12 +218,18 @@ public final class Gemma3Model extends Module {
     /**
      * Options of one forward pass. {@code activations}: where checkpointed inputs wait for backward
      * ({@link ActivationStore#DEVICE}, or a host store for activation offload; the first layer's input, which the
-     * embedding's graph may still read, always stays on the device).
+     * embedding's graph may still read, always stays on the device). {@code mlpTiling}: the MLP half whole or over
+     * tiles of tokens.
      */
-    public record Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations) {
+    public record Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations, MlpTiling mlpTiling) {
         public Options {
             java.util.Objects.requireNonNull(checkpointing, "checkpointing");
             java.util.Objects.requireNonNull(activations, "activations");
+            java.util.Objects.requireNonNull(mlpTiling, "mlpTiling");
+        }
+
+        public Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations) {
+            this(checkpointing, attentionBlock, activations, MlpTiling.NONE);
         }
 
         public Options(Checkpointing checkpointing, int attentionBlock) {
@@ -235,11 +241,70 @@ public final class Gemma3Model extends Module {
         }
 
         public Options withCheckpointing(Checkpointing c) {
-            return new Options(c, attentionBlock, activations);
+            return new Options(c, attentionBlock, activations, mlpTiling);
         }
 
         public Options withActivations(ActivationStore store) {
-            return new Options(checkpointing, attentionBlock, store);
+            return new Options(checkpointing, attentionBlock, store, mlpTiling);
+        }
+
+        public Options withMlpTiling(MlpTiling tiling) {
+            return new Options(checkpointing, attentionBlock, activations, tiling);
+        }
+    }
+
+    /**
+     * How the MLP half (pre-FFN norm, gate and up projections, GeGLU, down projection, post-FFN norm, residual) runs
+     * over a micro-batch's B * T tokens: {@link #NONE}, all at once; else in {@code shards} tiles of tokens, equal but
+     * for the last ({@link #AUTO}: as many as {@link #autoShards} says), each tile computed alone in forward and
+     * recomputed and differentiated alone in backward (a checkpoint of the MLP half, {@code TiledCheckpoint}), so its
+     * [tokens, intermediate] tensors exist for one tile at a time. The loss and every gradient but those of the MLP
+     * half's own parameters are exactly the untiled ones; those are summed tile by tile (Arctic's and Unsloth's tiled
+     * MLP; axolotl's {@code tiled_mlp}, {@code tiled_mlp_num_shards}).
+     */
+    public record MlpTiling(int shards) {
+        /** The MLP half over all tokens at once (no recomputation of its own). */
+        public static final MlpTiling NONE = new MlpTiling(0);
+        /** Tiles by {@link #autoShards}. */
+        public static final MlpTiling AUTO = new MlpTiling(-1);
+
+        public MlpTiling {
+            if (shards < -1) {
+                throw new IllegalArgumentException("MLP tiling: " + shards + " shards (0: none, -1: auto, else at least 1)");
+            }
+        }
+
+        /** {@code n} tiles (at least 1). */
+        public static MlpTiling shards(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("MLP tiling: " + n + " shards, at least 1");
+            }
+            return new MlpTiling(n);
+        }
+
+        public boolean tiled() {
+            return shards != 0;
+        }
+
+        /**
+         * {@link #AUTO}'s most bytes of one tile's [tokens, intermediate] activation: the cross-entropy chunk's 256 MiB.
+         * Gemma 3 4B at 32,768 bf16 tokens: 3 tiles of 10,923 (213 MiB each; the whole is 640 MiB, and backward held
+         * several at once). Arctic's ceil(tokens / hidden) would make 13, each dequantizing the three NF4 weights again
+         * in forward, recomputation and backward, for no lower peak (meta: 7.59 GiB either way, attention's half is the
+         * peak then; 2 tiles: 7.75).
+         */
+        public static final long AUTO_TILE_BYTES = 256L << 20;
+
+        /** Rows (tokens) per tile for {@code tokens} rows of {@code config}'s model with activations of {@code dtype}. */
+        long tileRows(long tokens, Gemma3Config config, DType dtype) {
+            long n = shards > 0 ? shards : autoShards(tokens, config, dtype);
+            return Math.max(1, Math.ceilDiv(tokens, n));
+        }
+
+        /** The tiles {@link #AUTO} makes of {@code tokens}: as few as keep each within {@link #AUTO_TILE_BYTES}. */
+        public static long autoShards(long tokens, Gemma3Config config, DType dtype) {
+            long rows = Math.max(1, AUTO_TILE_BYTES / (config.intermediateSize() * dtype.bytesFor(1)));
+            return Math.max(1, Math.ceilDiv(tokens, rows));
         }
     }
 
@@ -277,23 +342,22 @@ public final class Gemma3Model extends Module {
             int index = i;
             Tensor input = x;
             ActivationStore store = i == 0 ? ActivationStore.DEVICE : options.activations(); // a layer's output feeds only the next layer
+            MlpTiling tiling = options.mlpTiling();
             x = switch (options.checkpointing()) {
                 case NONE -> {
                     acquire(index);
-                    yield layer.forward(input, b, t, positions, block);
+                    yield layer.forward(input, b, t, positions, block, tiling);
                 }
-                // the weights are staged inside each checkpointed function, so its recomputation in backward stages them again
+                // the weights are staged inside each checkpointed function, so its recomputation in backward stages them
+                // again (with LAYERS the tiles of a tiled MLP are recomputed within the layer's own recomputation)
                 case LAYERS -> Autograd.checkpoint(in -> {
                     acquire(index);
-                    return layer.forward(in[0], b, t, positions, block);
+                    return layer.forward(in[0], b, t, positions, block, tiling);
                 }, store, input);
-                case HALVES -> Autograd.checkpoint(in -> {
-                    acquire(index);
-                    return layer.mlpHalf(in[0]);
-                }, options.activations(), Autograd.checkpoint(in -> {
+                case HALVES -> layer.checkpointedMlpHalf(Autograd.checkpoint(in -> {
                     acquire(index);
                     return layer.attentionHalf(in[0], b, t, positions, block);
-                }, store, input));
+                }, store, input), tiling, options.activations(), () -> acquire(index));
             };
             if (observer != null && i < layers.size() - 1) {
                 observer.accept(x);

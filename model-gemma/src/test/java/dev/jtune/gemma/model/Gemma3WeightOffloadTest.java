@@ -45,9 +45,13 @@ class Gemma3WeightOffloadTest {
 
     /** The loss and the gradients of {@code trained}, in order, for one forward and backward. */
     private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Checkpointing c, Tensor[] batch) {
+        return step(m, trained, Gemma3Model.Options.defaults().withCheckpointing(c), batch);
+    }
+
+    private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Options options, Tensor[] batch) {
         List<float[]> out = new ArrayList<>();
         try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-            Tensor loss = m.loss(batch[0], batch[1], Gemma3Model.Options.defaults().withCheckpointing(c));
+            Tensor loss = m.loss(batch[0], batch[1], options);
             loss.backward();
             out.add(loss.toFloatArray());
             for (Tensor t : trained) {
@@ -91,6 +95,26 @@ class Gemma3WeightOffloadTest {
                     assertSame(expected, step(offloaded, trained, c, batch), c + ", pass " + pass);
                     offloaded.weightsChanged();
                 }
+                offloaded.offloadedWeights().orElseThrow().close();
+            }
+        }
+    }
+
+    /** With a tiled MLP the tiles' recomputations stage the layer too (half checkpointing: the tiles are the MLP's checkpoint). */
+    @Test
+    void aTiledMlpWithOffloadedLayersEqualsTheDevicesBitForBit() {
+        long seed = Seeds.seed();
+        for (Gemma3Model.Checkpointing c : List.of(Gemma3Model.Checkpointing.LAYERS, Gemma3Model.Checkpointing.HALVES)) {
+            Gemma3Model.Options options = Gemma3Model.Options.defaults().withCheckpointing(c).withMlpTiling(Gemma3Model.MlpTiling.shards(3));
+            try (Scope scope = Scope.open("tiled", MemoryCategory.WEIGHTS)) {
+                Tensor[] batch = batch(seed);
+                Gemma3Model plain = Gemma3Model.random(CONFIG, Device.CPU, DType.F32, seed);
+                List<float[]> expected = step(plain, trainAll(plain), options, batch);
+                Gemma3Model offloaded = Gemma3Model.random(CONFIG, Device.CPU, DType.F32, seed);
+                trainAll(offloaded);
+                offloaded.offloadLayerWeights();
+                List<Tensor> trained = offloaded.namedParameters().values().stream().map(Parameter::tensor).toList();
+                assertSame(expected, step(offloaded, trained, options, batch), c + " with 3 tiles");
                 offloaded.offloadedWeights().orElseThrow().close();
             }
         }

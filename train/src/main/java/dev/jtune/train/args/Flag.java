@@ -77,6 +77,14 @@ public enum Flag {
     GRADIENT_CHECKPOINTING_KWARGS(Spec.of(Group.TRAINING, ValueType.STRING, "",
             "JSON options of --gradient_checkpointing: {\"offload\": true} is --offload_activations; \"use_reentrant\" is"
                     + " accepted and has no effect (jtune's recomputation is not reentrant)")),
+    TILED_MLP(Spec.of(Group.TRAINING, BOOL, false,
+            "each layer's MLP half over tiles of tokens (Arctic's TiledMLP, axolotl's tiled_mlp): each tile computed alone in"
+                    + " forward and recomputed and differentiated alone in backward, so the [tokens, intermediate] activations"
+                    + " exist for one tile at a time; the same loss, the MLP's parameter gradients summed tile by tile. It"
+                    + " recomputes the MLP half (what --checkpointing_granularity half does anyway)")),
+    TILED_MLP_NUM_SHARDS(Spec.of(Group.TRAINING, INT, 0,
+            "with --tiled_mlp: tiles per micro-batch; 0: as many as keep one tile's [tokens, intermediate] activation within"
+                    + " 256 MiB").check(Checks.atLeast(0))),
     BF16(Spec.of(Group.TRAINING, BOOL, false,
             "bf16 weights and activations (fp32 accumulation) on a GPU; otherwise fp32 (the cpu runs fp32, with a warning)")),
     FP16(Spec.refused(Group.TRAINING, BOOL,

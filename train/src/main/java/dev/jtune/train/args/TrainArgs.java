@@ -74,6 +74,8 @@ public record TrainArgs(
         boolean delayedOptimizerStep,
         boolean offloadActivations,
         String gradientCheckpointingKwargs,
+        boolean tiledMlp,
+        int tiledMlpNumShards,
         // LoRA and quantization
         boolean loraEnable,
         int loraRank,
@@ -242,6 +244,14 @@ public record TrainArgs(
         return out;
     }
 
+    /** How each layer's MLP half runs over the tokens: whole, or tiled (--tiled_mlp, --tiled_mlp_num_shards). */
+    public Gemma3Model.MlpTiling mlpTiling() {
+        if (!tiledMlp) {
+            return Gemma3Model.MlpTiling.NONE;
+        }
+        return tiledMlpNumShards > 0 ? Gemma3Model.MlpTiling.shards(tiledMlpNumShards) : Gemma3Model.MlpTiling.AUTO;
+    }
+
     /** When a step's update reaches the weights: one step late with --delayed_optimizer_step. */
     public TrainerConfig.OptimizerStepTiming optimizerStepTiming() {
         return delayedOptimizerStep ? TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP : TrainerConfig.OptimizerStepTiming.IMMEDIATE;
@@ -379,6 +389,10 @@ public record TrainArgs(
         if (kwargsProblems.isEmpty() && activationPlacement() == TrainerConfig.ActivationPlacement.HOST && !gradientCheckpointing) {
             p.add((offloadActivations ? Flag.OFFLOAD_ACTIVATIONS.cli() : Flag.GRADIENT_CHECKPOINTING_KWARGS.cli() + "'s offload")
                     + " moves the layer inputs --gradient_checkpointing keeps to the host: it needs " + Flag.GRADIENT_CHECKPOINTING.cli());
+        }
+        if (tiledMlpNumShards > 0 && !tiledMlp) {
+            p.add(Flag.TILED_MLP_NUM_SHARDS.cli() + " " + tiledMlpNumShards + " sets the tiles of " + Flag.TILED_MLP.cli()
+                    + ": it needs " + Flag.TILED_MLP.cli());
         }
         String offload = Flag.OFFLOAD_OPTIMIZER.cli() + " cpu" + (deepspeed != null ? " (or the --deepspeed config's offload_optimizer)" : "");
         if (delayedOptimizerStep && offloadOptimizer != OffloadOptimizer.CPU) {

@@ -419,7 +419,7 @@ public final class Trainer implements AutoCloseable {
     /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
     private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Tensor[] idsAndLabels,
                                          int counted) {
-        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512, activations),
+        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()),
                 Math.max(1, counted));
     }
 

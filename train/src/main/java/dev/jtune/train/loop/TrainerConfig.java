@@ -22,6 +22,7 @@ public record TrainerConfig(
         double epsilon,
         double maxGradNorm,
         Gemma3Model.Checkpointing checkpointing,
+        Gemma3Model.MlpTiling mlpTiling,
         long loggingSteps,
         SaveStrategy saveStrategy,
         long saveSteps,
@@ -102,6 +103,7 @@ public record TrainerConfig(
             throw new IllegalArgumentException("batch size and gradient accumulation must be positive");
         }
         java.util.Objects.requireNonNull(checkpointing, "checkpointing");
+        java.util.Objects.requireNonNull(mlpTiling, "mlpTiling");
         if (maxNonfiniteSteps < 1) {
             throw new IllegalArgumentException("maxNonfiniteSteps must be at least 1, got " + maxNonfiniteSteps);
         }
@@ -147,7 +149,7 @@ public record TrainerConfig(
      * batch 8 (eval 8), no accumulation, learning rate 5e-5 with a linear schedule and no warm-up, no weight decay,
      * AdamW betas 0.9/0.999 and epsilon 1e-8, gradient norm clipped at 1.0, logging and saving every 500 steps,
      * every checkpoint kept, no evaluation (every 500 steps when on), seed 42; and jtune's own: no recomputation
-     * checkpointing, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row; fp32
+     * checkpointing, the MLP half untiled, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row; fp32
      * optimizer state on the device, updated before the next step (torch's AdamW).
      */
     public static final class Builder {
@@ -165,6 +167,7 @@ public record TrainerConfig(
         private double epsilon = 1e-8;
         private double maxGradNorm = 1.0;
         private Gemma3Model.Checkpointing checkpointing = Gemma3Model.Checkpointing.NONE;
+        private Gemma3Model.MlpTiling mlpTiling = Gemma3Model.MlpTiling.NONE;
         private long loggingSteps = 500;
         private SaveStrategy saveStrategy = SaveStrategy.STEPS;
         private long saveSteps = 500;
@@ -200,6 +203,7 @@ public record TrainerConfig(
             epsilon = c.epsilon;
             maxGradNorm = c.maxGradNorm;
             checkpointing = c.checkpointing;
+            mlpTiling = c.mlpTiling;
             loggingSteps = c.loggingSteps;
             saveStrategy = c.saveStrategy;
             saveSteps = c.saveSteps;
@@ -291,6 +295,12 @@ public record TrainerConfig(
             return this;
         }
 
+        /** The MLP half whole or over tiles of tokens (default: whole). */
+        public Builder mlpTiling(Gemma3Model.MlpTiling v) {
+            mlpTiling = v;
+            return this;
+        }
+
         public Builder loggingSteps(long v) {
             loggingSteps = v;
             return this;
@@ -371,7 +381,7 @@ public record TrainerConfig(
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
-                    warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, loggingSteps, saveStrategy,
+                    warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
                     weightPlacement);

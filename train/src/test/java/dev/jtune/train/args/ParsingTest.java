@@ -125,6 +125,8 @@ class ParsingTest {
         m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
         m.put(Flag.OFFLOAD_ACTIVATIONS, List.of("true", "--gradient_checkpointing"));
         m.put(Flag.GRADIENT_CHECKPOINTING_KWARGS, List.of("{\"offload\": true}", "--gradient_checkpointing"));
+        m.put(Flag.TILED_MLP, List.of("true"));
+        m.put(Flag.TILED_MLP_NUM_SHARDS, List.of("4", "--tiled_mlp"));
         m.put(Flag.BF16, List.of("true"));
         m.put(Flag.SEED, List.of("7"));
         m.put(Flag.MAX_NONFINITE_STEPS, List.of("5"));
