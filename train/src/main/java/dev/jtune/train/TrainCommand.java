@@ -85,10 +85,13 @@ final class TrainCommand {
             return;
         }
         try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
-            Gemma3Model model = Gemma3Model.load(modelDir, device, dtype);
+            // layer by layer: quantized as loaded, and with --offload_param moved to the host at once, so the device never
+            // holds more than the embedding and one layer in 16 bits
+            Nf4Scales scales = a.bits() == 4 ? (a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32) : null;
+            Gemma3Model model = Gemma3Model.load(modelDir, device, dtype, new Gemma3Model.Loading(scales,
+                    a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? Gemma3Model.Loading.Placement.HOST : Gemma3Model.Loading.Placement.DEVICE));
             requireVocabulary(data.train(), model.config().vocabSize(), tokenizer, modelDir);
             if (a.bits() == 4) {
-                model.quantizeLinearWeights(a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32);
                 out.printf(Locale.ROOT, "base in NF4: %.1f MiB for %d linear weights%n", model.quantizedBytes() / 1048576.0, model.quantizedLinears().size());
             }
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();

@@ -81,29 +81,63 @@ public final class HostWeights implements AutoCloseable {
         if (modules.isEmpty()) {
             throw new IllegalArgumentException("HostWeights: no units to offload");
         }
-        HostWeights w = new HostWeights(device);
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (int i = 0; i < modules.size(); i++) {
-                w.units.add(w.moveToHost("unit " + i, modules.get(i)));
+        Builder b = builder(device);
+        modules.forEach(b::add);
+        return b.build();
+    }
+
+    /**
+     * Offload unit by unit, as a model loads: each {@link Builder#add} moves a unit to the host at once (so a model
+     * larger than the device can load one unit at a time), {@link Builder#build} allocates the slots.
+     */
+    public static Builder builder(Device device) {
+        return new Builder(device);
+    }
+
+    /** Units added in the order computation visits them. */
+    public static final class Builder {
+        private final HostWeights weights;
+        private boolean built;
+
+        private Builder(Device device) {
+            this.weights = new HostWeights(device);
+        }
+
+        /** Moves {@code unit}'s parameters to pinned host memory now (in the current scope), freeing their device memory. */
+        public Builder add(Module unit) {
+            if (built) {
+                throw new IllegalStateException("HostWeights.Builder: already built");
             }
+            try (Autograd.GradMode off = Autograd.noGrad()) {
+                weights.units.add(weights.moveToHost("unit " + weights.units.size(), unit));
+                var backend = dev.jtune.engine.backend.Backends.get(weights.device);
+                backend.synchronize(); // the host copies are written before the device memory is reused
+                backend.emptyCache(); // the freed weights' blocks go back to the device, not held as reserved cache
+            }
+            return this;
+        }
+
+        /** The two slots, each the largest unit's bytes per category, in the current scope. */
+        public HostWeights build() {
+            if (weights.units.isEmpty()) {
+                throw new IllegalArgumentException("HostWeights: no units to offload");
+            }
+            built = true;
             Map<MemoryCategory, Long> largest = new EnumMap<>(MemoryCategory.class);
-            for (Unit u : w.units) {
-                u.bytes().forEach((c, b) -> largest.merge(c, b, Math::max));
+            for (Unit u : weights.units) {
+                u.bytes().forEach((c, bytes) -> largest.merge(c, bytes, Math::max));
             }
             for (int s = 0; s < 2; s++) {
                 Map<MemoryCategory, Tensor> slot = new EnumMap<>(MemoryCategory.class);
-                largest.forEach((c, b) -> {
+                largest.forEach((c, bytes) -> {
                     try (Scope.Entered in = Scope.countAs(c)) {
-                        slot.put(c, Tensor.empty(Shape.of(b), DType.U8, device));
+                        slot.put(c, Tensor.empty(Shape.of(bytes), DType.U8, weights.device));
                     }
                 });
-                w.slots.add(slot);
+                weights.slots.add(slot);
             }
-            var backend = dev.jtune.engine.backend.Backends.get(device);
-            backend.synchronize(); // the host copies are written before the device memory is reused
-            backend.emptyCache(); // the freed weights' blocks go back to the device, not held as reserved cache
+            return weights;
         }
-        return w;
     }
 
     private Unit moveToHost(String unitName, Module module) {

@@ -79,26 +79,69 @@ public final class Gemma3Model extends Module {
      * weights to {@code dtype} on {@code device}. Missing or mis-shaped tensors are errors naming file and tensor.
      */
     public static Gemma3Model load(Path dir, Device device, DType dtype) {
+        return load(dir, device, dtype, Loading.AS_IS);
+    }
+
+    /**
+     * How {@link #load(Path, Device, DType, Loading)} places the layers: {@code quantization} (null: none) quantizes each
+     * layer's linear weights to NF4 as it is loaded ({@link #quantizeLinearWeights}); {@code layers} HOST offloads each
+     * layer to pinned host memory once loaded ({@link #offloadLayerWeights()}), so the device never holds more than the
+     * embedding and one layer in 16 bits: a model larger than the device loads.
+     */
+    public record Loading(Nf4Scales quantization, Placement layers) {
+        public static final Loading AS_IS = new Loading(null, Placement.DEVICE);
+
+        /** Where the decoder layers' weights live after loading. */
+        public enum Placement { DEVICE, HOST }
+
+        public Loading {
+            java.util.Objects.requireNonNull(layers, "layers");
+        }
+    }
+
+    /** {@link #load(Path, Device, DType)}, quantizing and offloading the layers as {@code loading} says, layer by layer. */
+    public static Gemma3Model load(Path dir, Device device, DType dtype, Loading loading) {
         Gemma3Model m = new Gemma3Model(Gemma3Config.read(dir), dtype, device);
+        HostWeights.Builder offload = loading.layers() == Loading.Placement.HOST ? HostWeights.builder(device) : null;
         try (SafeTensorsModel files = SafeTensorsModel.open(dir)) {
             String prefix = files.contains(EMBED) ? "" : "language_model."; // multimodal checkpoints nest the text tower
             try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
-                for (Map.Entry<String, Parameter> e : m.namedParameters().entrySet()) {
-                    String name = prefix + e.getKey();
-                    Shape shape = e.getValue().shape();
-                    if (!files.contains(name)) {
-                        throw new ShapeException("Gemma 3 checkpoint " + dir + " has no tensor " + name);
+                loadParameters(files, dir, prefix, "model.embed_tokens.", m.model.embedTokens().namedParameters(), device, dtype);
+                List<Gemma3DecoderLayer> layers = m.layers();
+                for (int i = 0; i < layers.size(); i++) {
+                    Gemma3DecoderLayer layer = layers.get(i);
+                    loadParameters(files, dir, prefix, "model.layers." + i + ".", layer.namedParameters(), device, dtype);
+                    if (loading.quantization() != null) {
+                        Linear.quantize(List.copyOf(layer.modules(Linear.class).values()), loading.quantization());
                     }
-                    TensorInfo info = files.info(name);
-                    if (!info.shape().equals(shape)) {
-                        throw new ShapeException("Gemma 3 checkpoint " + files.fileOf(name) + ": tensor " + name + " has shape "
-                                + info.shape() + ", the config needs " + shape);
+                    if (offload != null) {
+                        offload.add(layer);
                     }
-                    e.getValue().set(files.loadAs(name, device, dtype));
                 }
+                loadParameters(files, dir, prefix, "model.norm.", m.model.norm().namedParameters(), device, dtype);
             }
         }
+        if (offload != null) {
+            m.offloaded = offload.build();
+        }
         return m;
+    }
+
+    private static void loadParameters(SafeTensorsModel files, Path dir, String prefix, String path, Map<String, Parameter> params,
+                                       Device device, DType dtype) {
+        for (Map.Entry<String, Parameter> e : params.entrySet()) {
+            String name = prefix + path + e.getKey();
+            Shape shape = e.getValue().shape();
+            if (!files.contains(name)) {
+                throw new ShapeException("Gemma 3 checkpoint " + dir + " has no tensor " + name);
+            }
+            TensorInfo info = files.info(name);
+            if (!info.shape().equals(shape)) {
+                throw new ShapeException("Gemma 3 checkpoint " + files.fileOf(name) + ": tensor " + name + " has shape "
+                        + info.shape() + ", the config needs " + shape);
+            }
+            e.getValue().set(files.loadAs(name, device, dtype));
+        }
     }
 
     /** Random weights at the config's shapes (for benchmarks): linear and embedding N(0, 0.02), norms 0 (scale 1). */

@@ -147,6 +147,39 @@ class Gemma3WeightOffloadTest {
         assertSame(results.get(0), results.get(1), "QLoRA");
     }
 
+    /**
+     * Loading layer by layer (each quantized as it is loaded, then moved to the host) gives the model that loading,
+     * quantizing and offloading the whole does: the same loss and adapter gradients, bit for bit.
+     */
+    @Test
+    void loadingLayerByLayerToTheHostEqualsOffloadingAfterwards() {
+        long seed = Seeds.seed();
+        java.nio.file.Path dir = Gemma3GoldenTest.fixture("gemma3-tiny");
+        List<List<float[]>> results = new ArrayList<>();
+        for (boolean byLayer : new boolean[] {false, true}) {
+            try (Scope scope = Scope.open("load", MemoryCategory.WEIGHTS)) {
+                Tensor[] batch = batch(seed);
+                Gemma3Model m;
+                if (byLayer) {
+                    m = Gemma3Model.load(dir, Device.CPU, DType.F32,
+                            new Gemma3Model.Loading(Nf4Scales.DOUBLE_QUANTIZED, Gemma3Model.Loading.Placement.HOST));
+                    assertTrue(m.offloadedWeights().isPresent(), "offloaded as loaded");
+                } else {
+                    m = Gemma3Model.load(dir, Device.CPU, DType.F32);
+                    m.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
+                    m.offloadLayerWeights();
+                }
+                assertEquals(Placement.HOST_MAPPED, m.linear("model.layers.2.mlp.down_proj").quantizedWeight().codes().placement());
+                assertEquals(Placement.HOST_MAPPED, m.layers().get(2).inputLayernorm().weight().placement());
+                assertEquals(Placement.DEVICE, m.embedding().placement());
+                List<Tensor> trained = Lora.parameters(Lora.attach(m, LoraConfig.of(4, 8), DType.F32, seed + 1));
+                results.add(step(m, trained, Gemma3Model.Checkpointing.LAYERS, batch));
+                m.offloadedWeights().orElseThrow().close();
+            }
+        }
+        assertSame(results.get(0), results.get(1), "loaded layer by layer");
+    }
+
     @Test
     void trainingWithoutRecomputationIsRefused() {
         try (Scope scope = Scope.open("refuse", MemoryCategory.WEIGHTS)) {
