@@ -43,7 +43,8 @@ final class StreamedGradients implements AutoCloseable {
         }
     }
 
-    private record Held(Storage storage, long bytes, Future<?> add) {
+    /** A contribution kept allocated until its copy to the host is done ({@code copied}). */
+    private record Held(Storage storage, long bytes, Future<?> copied) {
     }
 
     private final Transfers transfers;
@@ -88,8 +89,14 @@ final class StreamedGradients implements AutoCloseable {
         }
         await(adds[group][entry]); // the staging range is free once the previous contribution was added
         Transfers.Copy copy = transfers.toHostTracked(src.reshape(src.numel()), t.staging().slice(0, e.offset(), e.end()));
+        // the device memory is free once the copy is done; the add reads the staging copy, so it need not wait for that
+        java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
         Future<?> add = worker.submit(() -> {
-            copy.awaitAndRelease();
+            try {
+                copy.awaitAndRelease();
+            } finally {
+                copied.complete(null);
+            }
             HostGradients.accumulate(t.stagingHost(), t.dtype(), t.acc(), e.offset(), e.end(), assign);
         });
         adds[group][entry] = add;
@@ -105,11 +112,11 @@ final class StreamedGradients implements AutoCloseable {
         releaseDone();
         while (!held.isEmpty() && heldBytes + storage.bytes() > HELD_BYTES) {
             Held oldest = held.poll();
-            await(oldest.add());
+            await(oldest.copied());
             release(oldest);
         }
         home.adopt(storage);
-        held.add(new Held(storage, storage.bytes(), add));
+        held.add(new Held(storage, storage.bytes(), copied));
         heldBytes += storage.bytes();
     }
 
@@ -190,7 +197,7 @@ final class StreamedGradients implements AutoCloseable {
     }
 
     private void releaseDone() {
-        while (!held.isEmpty() && held.peek().add().isDone()) {
+        while (!held.isEmpty() && held.peek().copied().isDone()) {
             release(held.poll());
         }
     }
