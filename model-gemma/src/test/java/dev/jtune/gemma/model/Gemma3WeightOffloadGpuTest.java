@@ -23,7 +23,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -44,24 +43,11 @@ class Gemma3WeightOffloadGpuTest {
     }
 
     private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Checkpointing c, Tensor[] batch) {
-        List<float[]> out = new ArrayList<>();
-        try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-            Tensor loss = m.loss(batch[0], batch[1], Gemma3Model.Options.defaults().withCheckpointing(c));
-            loss.backward();
-            out.add(loss.toFloatArray());
-            for (Tensor t : trained) {
-                out.add(t.grad().toFloatArray());
-                t.zeroGrad();
-            }
-        }
-        return out;
+        return Gemma3WeightOffloadTest.step(m, trained, c, batch);
     }
 
     private static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
-        assertEquals(expected.size(), actual.size());
-        for (int i = 0; i < expected.size(); i++) {
-            assertArrayEquals(expected.get(i), actual.get(i), what + ": result " + i + " (the loss, then the gradients)");
-        }
+        Gemma3WeightOffloadTest.assertSame(expected, actual, what);
     }
 
     @Test

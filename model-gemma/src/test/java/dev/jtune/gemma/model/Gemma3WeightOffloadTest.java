@@ -44,7 +44,8 @@ class Gemma3WeightOffloadTest {
     }
 
     /** The loss and the gradients of {@code trained}, in order, for one forward and backward. */
-    private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Checkpointing c, Tensor[] batch) {
+    /** The loss and the gradients of {@code trained}, in order, for one forward and backward (shared with the GPU test). */
+    static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Checkpointing c, Tensor[] batch) {
         return step(m, trained, Gemma3Model.Options.defaults().withCheckpointing(c), batch);
     }
 
@@ -62,7 +63,7 @@ class Gemma3WeightOffloadTest {
         return out;
     }
 
-    private static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
+    static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
         assertEquals(expected.size(), actual.size());
         for (int i = 0; i < expected.size(); i++) {
             assertArrayEquals(expected.get(i), actual.get(i), what + ": result " + i + " (the loss, then the gradients)");

@@ -658,40 +658,35 @@ public final class DeepSpeedConfig {
         }
 
         private void offload() {
-            offloadParams();
-            if (offloadOptimizer == null) {
-                return;
+            if (offloadParam == OffloadParam.CPU && decideDevice("offload_param", Flag.OFFLOAD_PARAM, offloadParam)
+                    && !given.containsKey(Flag.GRADIENT_CHECKPOINTING) && !Boolean.TRUE.equals(values.get(Flag.GRADIENT_CHECKPOINTING))) {
+                values.put(Flag.GRADIENT_CHECKPOINTING, true); // jtune's parameter offload recomputes each layer
+                decided.add(Flag.GRADIENT_CHECKPOINTING);
+                checkpointingForParams = true;
+            } else if (offloadParam == OffloadParam.NONE) {
+                decideDevice("offload_param", Flag.OFFLOAD_PARAM, offloadParam);
             }
-            OffloadOptimizer flag = (OffloadOptimizer) values.get(Flag.OFFLOAD_OPTIMIZER);
-            decided.add(Flag.OFFLOAD_OPTIMIZER);
-            if (!given.containsKey(Flag.OFFLOAD_OPTIMIZER)) {
-                values.put(Flag.OFFLOAD_OPTIMIZER, offloadOptimizer);
-            } else if (flag != offloadOptimizer) {
-                problems.add("zero_optimization.offload_optimizer.device " + offloadOptimizer.flagValue() + " (" + description
-                        + ") contradicts " + Flag.OFFLOAD_OPTIMIZER.cli() + " " + flag.flagValue() + " ("
-                        + given.get(Flag.OFFLOAD_OPTIMIZER) + "): choose one");
+            if (offloadOptimizer != null) {
+                decideDevice("offload_optimizer", Flag.OFFLOAD_OPTIMIZER, offloadOptimizer);
             }
         }
 
-        private void offloadParams() {
-            if (offloadParam == null) {
-                return;
+        /**
+         * An offload block's device decides {@code flag}: set when the flag was not given (returns true), a conflict
+         * when it was given otherwise.
+         */
+        private boolean decideDevice(String block, Flag flag, Choice device) {
+            decided.add(flag);
+            if (!given.containsKey(flag)) {
+                values.put(flag, device);
+                return true;
             }
-            OffloadParam flag = (OffloadParam) values.get(Flag.OFFLOAD_PARAM);
-            decided.add(Flag.OFFLOAD_PARAM);
-            if (!given.containsKey(Flag.OFFLOAD_PARAM)) {
-                values.put(Flag.OFFLOAD_PARAM, offloadParam);
-                if (offloadParam == OffloadParam.CPU && !given.containsKey(Flag.GRADIENT_CHECKPOINTING)
-                        && !Boolean.TRUE.equals(values.get(Flag.GRADIENT_CHECKPOINTING))) {
-                    values.put(Flag.GRADIENT_CHECKPOINTING, true);
-                    decided.add(Flag.GRADIENT_CHECKPOINTING);
-                    checkpointingForParams = true;
-                }
-            } else if (flag != offloadParam) {
-                problems.add("zero_optimization.offload_param.device " + offloadParam.flagValue() + " (" + description
-                        + ") contradicts " + Flag.OFFLOAD_PARAM.cli() + " " + flag.flagValue() + " ("
-                        + given.get(Flag.OFFLOAD_PARAM) + "): choose one");
+            Choice set = (Choice) values.get(flag);
+            if (set != device) {
+                problems.add("zero_optimization." + block + ".device " + device.flagValue() + " (" + description + ") contradicts "
+                        + flag.cli() + " " + set.flagValue() + " (" + given.get(flag) + "): choose one");
             }
+            return false;
         }
 
         private void optimizer() {
