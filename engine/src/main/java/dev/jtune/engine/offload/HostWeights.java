@@ -47,11 +47,11 @@ public final class HostWeights implements AutoCloseable {
     }
 
     /** A parameter of a unit and the pieces it is copied as. */
-    private record Entry(String name, Parameter parameter, List<Piece> pieces) {
+    private record Entry(Parameter parameter, List<Piece> pieces) {
     }
 
     /** One unit (a layer): its parameters and the bytes its slot needs per category. */
-    private record Unit(String name, List<Entry> entries, Map<MemoryCategory, Long> bytes) {
+    private record Unit(List<Entry> entries, Map<MemoryCategory, Long> bytes) {
     }
 
     private final Device device;
@@ -109,7 +109,7 @@ public final class HostWeights implements AutoCloseable {
                 throw new IllegalStateException("HostWeights.Builder: already built");
             }
             try (Autograd.GradMode off = Autograd.noGrad()) {
-                weights.units.add(weights.moveToHost("unit " + weights.units.size(), unit));
+                weights.units.add(weights.moveToHost(unit));
                 var backend = dev.jtune.engine.backend.Backends.get(weights.device);
                 backend.synchronize(); // the host copies are written before the device memory is reused
                 backend.emptyCache(); // the freed weights' blocks go back to the device, not held as reserved cache
@@ -140,7 +140,7 @@ public final class HostWeights implements AutoCloseable {
         }
     }
 
-    private Unit moveToHost(String unitName, Module module) {
+    private Unit moveToHost(Module module) {
         List<Entry> entries = new ArrayList<>();
         Map<MemoryCategory, Long> bytes = new EnumMap<>(MemoryCategory.class);
         for (Map.Entry<String, Parameter> e : module.namedParameters().entrySet()) {
@@ -148,16 +148,12 @@ public final class HostWeights implements AutoCloseable {
             List<Piece> pieces = new ArrayList<>();
             if (p.isQuantized()) {
                 Nf4Tensor q = p.quantized();
-                Tensor[] parts = q.doubleQuant() ? new Tensor[] {q.codes(), q.absmaxCodes(), q.absmax2()} : new Tensor[] {q.codes(), q.absmax()};
-                Tensor[] host = new Tensor[parts.length];
+                Tensor[] parts = q.parts();
                 for (int i = 0; i < parts.length; i++) {
-                    host[i] = toHost(parts[i], MemoryCategory.QUANTIZED_WEIGHTS, e.getKey());
-                    pieces.add(new Piece(host[i], MemoryCategory.QUANTIZED_WEIGHTS, place(bytes, MemoryCategory.QUANTIZED_WEIGHTS, host[i])));
+                    parts[i] = toHost(parts[i], MemoryCategory.QUANTIZED_WEIGHTS, e.getKey());
+                    pieces.add(new Piece(parts[i], MemoryCategory.QUANTIZED_WEIGHTS, place(bytes, MemoryCategory.QUANTIZED_WEIGHTS, parts[i])));
                 }
-                Nf4Tensor moved = q.doubleQuant()
-                        ? new Nf4Tensor(q.shape(), q.dtype(), host[0], null, host[1], host[2], q.offset())
-                        : new Nf4Tensor(q.shape(), q.dtype(), host[0], host[1], null, null, 0);
-                p.set(moved);
+                p.set(q.withParts(parts));
                 q.close();
             } else {
                 Tensor t = p.tensor();
@@ -166,9 +162,9 @@ public final class HostWeights implements AutoCloseable {
                 p.set(host);
                 t.close();
             }
-            entries.add(new Entry(e.getKey(), p, List.copyOf(pieces)));
+            entries.add(new Entry(p, List.copyOf(pieces)));
         }
-        return new Unit(unitName, List.copyOf(entries), bytes);
+        return new Unit(List.copyOf(entries), bytes);
     }
 
     private Tensor toHost(Tensor t, MemoryCategory category, String name) {
@@ -268,16 +264,11 @@ public final class HostWeights implements AutoCloseable {
     private void stage(Unit u, int s) {
         for (Entry e : u.entries()) {
             Parameter p = e.parameter();
+            Tensor[] staged = e.pieces().stream().map(piece -> slotView(s, piece, piece.host().shape())).toArray(Tensor[]::new);
             if (p.isQuantized()) {
-                Nf4Tensor q = p.quantized();
-                List<Piece> pc = e.pieces();
-                Tensor codes = slotView(s, pc.get(0), pc.get(0).host().shape());
-                p.stage(q.doubleQuant()
-                        ? new Nf4Tensor(q.shape(), q.dtype(), codes, null, slotView(s, pc.get(1), pc.get(1).host().shape()),
-                                slotView(s, pc.get(2), pc.get(2).host().shape()), q.offset())
-                        : new Nf4Tensor(q.shape(), q.dtype(), codes, slotView(s, pc.get(1), pc.get(1).host().shape()), null, null, 0));
+                p.stage(p.quantized().withParts(staged));
             } else {
-                p.stage(slotView(s, e.pieces().getFirst(), p.tensor().shape())); // a trained value's reads carry gradients to it (Parameter.value)
+                p.stage(staged[0]); // a trained value's reads carry gradients to it (Parameter.value)
             }
         }
     }

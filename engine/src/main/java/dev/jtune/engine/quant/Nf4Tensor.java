@@ -104,7 +104,7 @@ public record Nf4Tensor(Shape shape, DType dtype, Tensor codes, Tensor absmax, T
 
     /** Moves every tensor to the scope enclosing {@code scope} (see {@link Scope#keep}); returns this. */
     public Nf4Tensor keep(Scope scope) {
-        for (Tensor t : tensors()) {
+        for (Tensor t : parts()) {
             scope.keep(t);
         }
         return this;
@@ -112,7 +112,7 @@ public record Nf4Tensor(Shape shape, DType dtype, Tensor codes, Tensor absmax, T
 
     /** Frees the codes and scales now. */
     public void close() {
-        for (Tensor t : tensors()) {
+        for (Tensor t : parts()) {
             t.close();
         }
     }
@@ -121,8 +121,18 @@ public record Nf4Tensor(Shape shape, DType dtype, Tensor codes, Tensor absmax, T
         return codes.isClosed();
     }
 
-    private Tensor[] tensors() {
+    /** The tensors that store it, in order: codes, then absmax, or absmaxCodes and absmax2. */
+    public Tensor[] parts() {
         return doubleQuant() ? new Tensor[] {codes, absmaxCodes, absmax2} : new Tensor[] {codes, absmax};
+    }
+
+    /** The same weight stored in {@code parts} (as {@link #parts()} orders them, same shapes and dtypes): a copy elsewhere. */
+    public Nf4Tensor withParts(Tensor... parts) {
+        if (parts.length != (doubleQuant() ? 3 : 2)) {
+            throw new IllegalArgumentException("Nf4Tensor: " + (doubleQuant() ? 3 : 2) + " parts, got " + parts.length);
+        }
+        return doubleQuant() ? new Nf4Tensor(shape, dtype, parts[0], null, parts[1], parts[2], offset)
+                : new Nf4Tensor(shape, dtype, parts[0], parts[1], null, null, 0);
     }
 
     @Override

@@ -658,13 +658,12 @@ public final class DeepSpeedConfig {
         }
 
         private void offload() {
-            if (offloadParam == OffloadParam.CPU && decideDevice("offload_param", Flag.OFFLOAD_PARAM, offloadParam)
-                    && !given.containsKey(Flag.GRADIENT_CHECKPOINTING) && !Boolean.TRUE.equals(values.get(Flag.GRADIENT_CHECKPOINTING))) {
+            boolean paramsSet = offloadParam != null && decideDevice("offload_param", Flag.OFFLOAD_PARAM, offloadParam);
+            if (paramsSet && offloadParam == OffloadParam.CPU && !given.containsKey(Flag.GRADIENT_CHECKPOINTING)
+                    && !Boolean.TRUE.equals(values.get(Flag.GRADIENT_CHECKPOINTING))) {
                 values.put(Flag.GRADIENT_CHECKPOINTING, true); // jtune's parameter offload recomputes each layer
                 decided.add(Flag.GRADIENT_CHECKPOINTING);
                 checkpointingForParams = true;
-            } else if (offloadParam == OffloadParam.NONE) {
-                decideDevice("offload_param", Flag.OFFLOAD_PARAM, offloadParam);
             }
             if (offloadOptimizer != null) {
                 decideDevice("offload_optimizer", Flag.OFFLOAD_OPTIMIZER, offloadOptimizer);

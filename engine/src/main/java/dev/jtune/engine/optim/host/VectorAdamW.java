@@ -19,10 +19,11 @@ import java.nio.ByteOrder;
  * {@code Numerics.floatToBf16} does (nearest even, NaN kept quiet) and narrowed to 16-bit lanes.
  */
 final class VectorAdamW {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = F.withLanes(int.class);
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
-    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    /** bf16 lanes: half the float vector's bits. */
+    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    static final ByteOrder ORDER = ByteOrder.nativeOrder();
     /**
      * Elements per call of the vector loop: short calls, so that C2 compiles the loop as a method in the first update.
      * Why: one call over a whole bucket (millions of elements, a few dozen calls per update) left the loop to on-stack
@@ -32,7 +33,7 @@ final class VectorAdamW {
      * bound that cost (and that of a recompilation) to a few million elements. {@code -Djtune.offload.chunk=N} overrides
      * it (a measurement aid, N a multiple of the vector length).
      */
-    private static final long CHUNK = Long.getLong("jtune.offload.chunk", 512);
+    static final long CHUNK = Long.getLong("jtune.offload.chunk", 512);
 
 
     private VectorAdamW() {
@@ -85,8 +86,8 @@ final class VectorAdamW {
         }
     }
 
-    /** bf16 bits to float: each 16-bit lane becomes the high half of a 32-bit lane. */
-    private static FloatVector widen(ShortVector bits) {
+    /** bf16 bits to float: each 16-bit lane becomes the high half of a 32-bit lane (shared with {@link VectorGradients}). */
+    static FloatVector widen(ShortVector bits) {
         IntVector wide = (IntVector) bits.convertShape(VectorOperators.S2I, I, 0);
         return wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }

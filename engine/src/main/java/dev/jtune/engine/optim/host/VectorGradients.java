@@ -1,10 +1,7 @@
 package dev.jtune.engine.optim.host;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -12,17 +9,16 @@ import java.nio.ByteOrder;
 
 /**
  * {@link HostGradients#accumulate}'s scalar loop a vector of the preferred species at a time (the same fp32 adds, so
- * the same bits); the tail goes to the scalar loop. Bf16 contributions are widened by a shift as {@link VectorAdamW}
- * widens gradients. Calls of {@link #CHUNK} elements, for the reason {@link VectorAdamW} gives (C2 compiles a short
+ * the same bits); the tail goes to the scalar loop. Bf16 contributions are widened by {@link VectorAdamW}'s widening,
+ * with its species. Calls of {@link #CHUNK} elements, for the reason {@link VectorAdamW} gives (C2 compiles a short
  * loop as a method in the first step; a long one is left to on-stack replacement, and the Vector API allocates until it
  * is compiled). Loaded only when {@code jdk.incubator.vector} is present.
  */
 final class VectorGradients {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
-    private static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
-    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-    private static final long CHUNK = 512;
+    private static final VectorSpecies<Float> F = VectorAdamW.F;
+    private static final VectorSpecies<Short> S = VectorAdamW.S;
+    private static final ByteOrder ORDER = VectorAdamW.ORDER;
+    private static final long CHUNK = VectorAdamW.CHUNK;
 
     private VectorGradients() {
     }
@@ -38,16 +34,11 @@ final class VectorGradients {
 
     private static void chunk(MemorySegment src, boolean bf16, MemorySegment acc, long from, long end, boolean assign) {
         for (long i = from; i < end; i += F.length()) {
-            FloatVector g = bf16 ? widen(ShortVector.fromMemorySegment(S, src, i * 2, ORDER)) : FloatVector.fromMemorySegment(F, src, i * 4, ORDER);
+            FloatVector g = bf16 ? VectorAdamW.widen(ShortVector.fromMemorySegment(S, src, i * 2, ORDER)) : FloatVector.fromMemorySegment(F, src, i * 4, ORDER);
             if (!assign) {
                 g = FloatVector.fromMemorySegment(F, acc, i * 4, ORDER).add(g);
             }
             g.intoMemorySegment(acc, i * 4, ORDER);
         }
-    }
-
-    private static FloatVector widen(ShortVector bits) {
-        IntVector wide = (IntVector) bits.convertShape(VectorOperators.S2I, I, 0);
-        return wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 }
