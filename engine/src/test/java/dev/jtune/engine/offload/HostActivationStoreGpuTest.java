@@ -1,7 +1,6 @@
 package dev.jtune.engine.offload;
 
 import dev.jtune.engine.ActivationStore;
-import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
@@ -51,23 +50,6 @@ class HostActivationStoreGpuTest {
     }
 
     private static List<float[]> pass(List<Tensor> ws, Tensor x0, ActivationStore store) {
-        List<float[]> out = new ArrayList<>();
-        try (Scope s = Scope.open("pass", MemoryCategory.ACTIVATIONS)) {
-            Tensor x = x0.mul(x0);
-            for (int i = 0; i < ws.size(); i++) {
-                Tensor w = ws.get(i);
-                x = Autograd.checkpoint(in -> in[0].add(in[0].matmul(w).mul(in[0])), i == 0 ? ActivationStore.DEVICE : store, x);
-            }
-            Tensor loss = x.cast(DType.F32).mul(x.cast(DType.F32)).sum(1).sum(0);
-            loss.backward();
-            out.add(loss.toFloatArray());
-            for (Tensor w : ws) {
-                out.add(w.grad().toFloatArray());
-                w.zeroGrad();
-            }
-            out.add(x0.grad().toFloatArray());
-            x0.zeroGrad();
-        }
-        return out;
+        return HostActivationStoreTest.pass(ws, x0, store);
     }
 }

@@ -36,15 +36,19 @@ class HostActivationStoreTest {
         return in -> in[0].add(in[0].matmul(w).mul(in[0]));
     }
 
-    /** Loss and every gradient (weights, then the first input) of one pass through the chain. */
-    private static List<float[]> pass(List<Tensor> ws, Tensor x0, ActivationStore store) {
+    /**
+     * Loss and every gradient (weights, then the first input) of one pass through the chain of one block per weight
+     * (the loss summed in fp32 whatever the chain's dtype; shared with the GPU test).
+     */
+    static List<float[]> pass(List<Tensor> ws, Tensor x0, ActivationStore store) {
         List<float[]> out = new ArrayList<>();
         try (Scope s = Scope.open("pass", MemoryCategory.ACTIVATIONS)) {
             Tensor x = x0.mul(x0); // a fresh first input (the chain's own)
-            for (int i = 0; i < LAYERS; i++) {
+            for (int i = 0; i < ws.size(); i++) {
                 x = Autograd.checkpoint(block(ws.get(i)), i == 0 ? ActivationStore.DEVICE : store, x);
             }
-            Tensor loss = x.mul(x).sum(1).sum(0);
+            Tensor wide = x.dtype() == DType.F32 ? x : x.cast(DType.F32);
+            Tensor loss = wide.mul(wide).sum(1).sum(0);
             loss.backward();
             out.add(loss.toFloatArray());
             for (Tensor w : ws) {
