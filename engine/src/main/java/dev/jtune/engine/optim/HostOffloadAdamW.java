@@ -15,7 +15,9 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.backend.HostVisible;
 import dev.jtune.engine.backend.TensorInternals;
+import dev.jtune.engine.fused.AdamW8bitKernel;
 import dev.jtune.engine.optim.host.HostAdamW;
+import dev.jtune.engine.optim.host.HostAdamW8bit;
 import dev.jtune.engine.optim.host.Transfers;
 
 import java.lang.foreign.MemorySegment;
@@ -46,8 +48,10 @@ import java.util.concurrent.Future;
  * work too: plain host copies, and no data). {@link #state()} has the device {@link AdamW}'s names, shapes and order
  * ({@code <name>.exp_avg}, {@code <name>.exp_avg_sq}, and {@code <name>.master} for bf16 parameters), so a checkpoint
  * restores into either. With {@link Schedule#DELAYED} (ZeRO-Offload's one-step delayed update) the arithmetic
- * changes: see there. State is allocated in the scope current at construction; {@link #close()} releases the copy
- * streams (the memory goes with its scope).
+ * changes: see there. With {@link Moments#BLOCKWISE_8BIT} the host keeps bitsandbytes' 8-bit moments instead (as
+ * {@link AdamW8bit} does on the device, with its state names, so a checkpoint restores into either). State is
+ * allocated in the scope current at construction; {@link #close()} releases the copy streams (the memory goes with
+ * its scope).
  */
 public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     /**
@@ -89,6 +93,29 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         STREAMED
     }
 
+    /** How the host keeps the moments. */
+    public enum Moments {
+        /** fp32 moments: torch.optim.AdamW ({@link HostAdamW}). */
+        FP32,
+        /**
+         * bitsandbytes' blockwise 8-bit AdamW ({@link AdamW8bit}'s algorithm, {@link HostAdamW8bit}): parameters of
+         * at least {@link AdamW8bit#MIN_8BIT_SIZE} elements keep uint8 codes and fp32 block maxima (2 bytes and a
+         * 64th per element), smaller ones fp32 moments stepped as bitsandbytes' 32-bit kernel (the decay after the Adam
+         * step). The master copy stays fp32.
+         */
+        BLOCKWISE_8BIT
+    }
+
+    /** A group's update: the moments' form, and for fp32 moments where the decay goes. */
+    private enum Update {
+        /** torch's AdamW: fp32 moments, decay first. */
+        FP32,
+        /** bitsandbytes' 32-bit step of a small tensor beside 8-bit ones: fp32 moments, decay after. */
+        FP32_DECAY_AFTER,
+        /** bitsandbytes' blockwise 8-bit step. */
+        BLOCKWISE_8BIT
+    }
+
     /** Settings beyond the parameters and AdamW's hyper-parameters. */
     public static final class Builder {
         private final SequencedMap<String, Tensor> params;
@@ -96,6 +123,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         private long bucketElements = DEFAULT_BUCKET_ELEMENTS;
         private Schedule schedule = Schedule.IN_STEP;
         private Gradients gradients = Gradients.DEVICE_BUFFER;
+        private Moments moments = Moments.FP32;
 
         private Builder(SequencedMap<String, Tensor> params, AdamW.Config config) {
             this.params = new LinkedHashMap<>(params);
@@ -122,6 +150,12 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return this;
         }
 
+        /** How the host keeps the moments (fp32 by default). */
+        public Builder moments(Moments value) {
+            this.moments = java.util.Objects.requireNonNull(value, "moments");
+            return this;
+        }
+
         public HostOffloadAdamW build() {
             if (gradients == Gradients.STREAMED && schedule == Schedule.DELAYED) {
                 throw new IllegalArgumentException("HostOffloadAdamW: streamed gradients with the delayed step are not built "
@@ -132,12 +166,15 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     }
 
     /**
-     * One dtype's parameters: the device side (parameters as flat views, the gradient buffer unless streamed) and the
-     * host side (flat master, moments, a copy of the gradients, their fp32 accumulator when streamed and, for bf16, the
-     * weights rounded for the device), over one layout. {@code buffers} is null on meta (no bytes to update).
+     * One dtype's parameters of one update kind: the device side (parameters as flat views, the gradient buffer unless
+     * streamed) and the host side (flat master, moments, a copy of the gradients, their fp32 accumulator when streamed
+     * and, for bf16, the weights rounded for the device), over one layout. The moments are fp32, or uint8 codes with
+     * fp32 block maxima {@code absmaxM}, {@code absmaxV} (null for fp32). {@code buffers}/{@code buffers8} (the one
+     * of the group's kind) are null on meta (no bytes to update).
      */
-    private record Group(FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams, Tensor master, Tensor m, Tensor v,
-                         Tensor hostGrads, Tensor acc, Tensor weights16, HostAdamW.Buffers buffers) {
+    private record Group(Update update, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams, Tensor master,
+                         Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor hostGrads, Tensor acc, Tensor weights16,
+                         HostAdamW.Buffers buffers, HostAdamW8bit.Buffers buffers8) {
         /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
         Tensor weightsSource() {
             return weights16 != null ? weights16 : master;
@@ -152,6 +189,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private final long bucketElements;
     private final Schedule schedule;
     private final Gradients gradients;
+    private final Moments moments;
     private final List<Group> groups = new ArrayList<>();
     private final List<Bucket> buckets = new ArrayList<>();
     private final SequencedMap<String, Tensor> state = new LinkedHashMap<>();
@@ -179,8 +217,11 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         this.bucketElements = b.bucketElements;
         this.schedule = b.schedule;
         this.gradients = b.gradients;
+        this.moments = b.moments;
         this.device = b.params.firstEntry().getValue().device();
-        Map<DType, SequencedMap<String, Tensor>> byDtype = new LinkedHashMap<>();
+        record Key(DType dtype, Update update) {
+        }
+        Map<Key, SequencedMap<String, Tensor>> byKind = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : b.params.entrySet()) {
             Tensor p = e.getValue();
             if (p.dtype() != DType.F32 && p.dtype() != DType.BF16) {
@@ -199,38 +240,34 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                 throw new IllegalArgumentException("HostOffloadAdamW: parameter " + e.getKey() + " lives in host memory (weight"
                         + " offload); its gradients must stream to the host (Gradients.STREAMED), there is no device buffer for them");
             }
-            byDtype.computeIfAbsent(p.dtype(), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+            Update update = moments == Moments.FP32 ? Update.FP32
+                    : p.numel() >= AdamW8bit.MIN_8BIT_SIZE ? Update.BLOCKWISE_8BIT : Update.FP32_DECAY_AFTER;
+            byKind.computeIfAbsent(new Key(p.dtype(), update), k -> new LinkedHashMap<>()).put(e.getKey(), p);
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (SequencedMap<String, Tensor> named : byDtype.values()) {
-                groups.add(group(named));
+            for (Map.Entry<Key, SequencedMap<String, Tensor>> e : byKind.entrySet()) {
+                groups.add(group(e.getKey().update(), e.getValue()));
             }
             Backends.get(device).synchronize(); // the master copies and zero fills are written before the host reads them
         }
         for (int gi = 0; gi < groups.size(); gi++) {
-            long numel = groups.get(gi).layout().numel();
-            for (long from = 0; from < numel; from += bucketElements) {
-                buckets.add(new Bucket(gi, from, Math.min(numel, from + bucketElements)));
+            Group g = groups.get(gi);
+            long numel = g.layout().numel();
+            // an 8-bit bucket is whole quantization blocks (the layout's numel is a multiple of the block)
+            long size = g.update() == Update.BLOCKWISE_8BIT ? Math.ceilDiv(bucketElements, AdamW8bitKernel.BLOCK) * AdamW8bitKernel.BLOCK
+                    : bucketElements;
+            for (long from = 0; from < numel; from += size) {
+                buckets.add(new Bucket(gi, from, Math.min(numel, from + size)));
             }
         }
-        SequencedMap<String, Tensor> views = new LinkedHashMap<>();
+        Map<String, SequencedMap<String, Tensor>> byName = new LinkedHashMap<>();
         for (Group g : groups) {
             for (int i = 0; i < g.layout().entries().size(); i++) {
-                String name = g.layout().entries().get(i).name();
-                views.put(name + ".exp_avg", g.layout().view(g.m(), i));
-                views.put(name + ".exp_avg_sq", g.layout().view(g.v(), i));
-                if (g.weights16() != null) {
-                    views.put(name + ".master", g.layout().view(g.master(), i));
-                }
+                byName.put(g.layout().entries().get(i).name(), stateOf(g, i));
             }
         }
-        for (String name : b.params.keySet()) { // the parameters' order, as AdamW's
-            for (String kind : List.of(".exp_avg", ".exp_avg_sq", ".master")) {
-                Tensor t = views.get(name + kind);
-                if (t != null) {
-                    state.put(name + kind, t);
-                }
-            }
+        for (String name : b.params.keySet()) { // the parameters' order, as AdamW's and AdamW8bit's
+            state.putAll(byName.get(name));
         }
         this.transfers = Transfers.of(device);
         this.streamed = gradients == Gradients.STREAMED ? streamGradients() : null;
@@ -245,7 +282,32 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         return new Builder(params, config);
     }
 
-    private Group group(SequencedMap<String, Tensor> named) {
+    /**
+     * Entry i's state as the device optimizers name it: {@code .exp_avg}, {@code .exp_avg_sq} (fp32, {@link AdamW}'s)
+     * or {@code .exp_avg.q8}, {@code .exp_avg.absmax}, {@code .exp_avg_sq.q8}, {@code .exp_avg_sq.absmax}
+     * ({@link AdamW8bit}'s), then {@code .master} for a 16-bit parameter.
+     */
+    private static SequencedMap<String, Tensor> stateOf(Group g, int i) {
+        FlatLayout.Entry e = g.layout().entries().get(i);
+        SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
+        if (g.update() == Update.BLOCKWISE_8BIT) {
+            long b0 = e.offset() / AdamW8bitKernel.BLOCK;
+            long b1 = Math.ceilDiv(e.end(), AdamW8bitKernel.BLOCK);
+            kinds.put(e.name() + ".exp_avg.q8", g.layout().view(g.m(), i));
+            kinds.put(e.name() + ".exp_avg.absmax", g.absmaxM().slice(0, b0, b1));
+            kinds.put(e.name() + ".exp_avg_sq.q8", g.layout().view(g.v(), i));
+            kinds.put(e.name() + ".exp_avg_sq.absmax", g.absmaxV().slice(0, b0, b1));
+        } else {
+            kinds.put(e.name() + ".exp_avg", g.layout().view(g.m(), i));
+            kinds.put(e.name() + ".exp_avg_sq", g.layout().view(g.v(), i));
+        }
+        if (g.weights16() != null) {
+            kinds.put(e.name() + ".master", g.layout().view(g.master(), i));
+        }
+        return kinds;
+    }
+
+    private Group group(Update update, SequencedMap<String, Tensor> named) {
         GradientBuffer grads = null;
         FlatLayout layout;
         List<Tensor> params = List.copyOf(named.values());
@@ -262,14 +324,24 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         Tensor master;
         Tensor m;
         Tensor v;
+        Tensor absmaxM = null;
+        Tensor absmaxV = null;
         Tensor hostGrads;
         Tensor weights16 = null;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
             master = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
         }
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
-            v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+            if (update == Update.BLOCKWISE_8BIT) { // codes 0 and maxima 0: every moment 0, as bitsandbytes starts
+                Shape blocks = Shape.of(layout.numel() / AdamW8bitKernel.BLOCK);
+                m = Tensor.zeros(flat, DType.U8, device, Placement.HOST_MAPPED);
+                v = Tensor.zeros(flat, DType.U8, device, Placement.HOST_MAPPED);
+                absmaxM = Tensor.zeros(blocks, DType.F32, device, Placement.HOST_MAPPED);
+                absmaxV = Tensor.zeros(blocks, DType.F32, device, Placement.HOST_MAPPED);
+            } else {
+                m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+                v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
+            }
         }
         Tensor acc = null;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
@@ -290,17 +362,33 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             Ops.copyInto(p, layout.view(master, i));
         }
         Tensor updateGrads = acc != null ? acc : hostGrads; // the update reads the fp32 sums when streamed
-        HostAdamW.Buffers buffers = device.kind() == Device.Kind.META ? null : new HostAdamW.Buffers(host(master), host(m), host(v),
-                host(updateGrads), updateGrads.dtype(), weights16 == null ? null : host(weights16));
-        return new Group(layout, params, grads, List.copyOf(flatParams), master, m, v, hostGrads, acc, weights16, buffers);
+        boolean data = device.kind() != Device.Kind.META;
+        MemorySegment w16 = data && weights16 != null ? host(weights16) : null;
+        HostAdamW.Buffers buffers = null;
+        HostAdamW8bit.Buffers buffers8 = null;
+        if (data && update == Update.BLOCKWISE_8BIT) {
+            int n = layout.entries().size();
+            long[] offsets = new long[n];
+            long[] ends = new long[n];
+            for (int i = 0; i < n; i++) {
+                offsets[i] = layout.entries().get(i).offset();
+                ends[i] = layout.entries().get(i).end();
+            }
+            buffers8 = new HostAdamW8bit.Buffers(host(master), host(m), host(v), host(absmaxM), host(absmaxV), host(updateGrads),
+                    updateGrads.dtype(), w16, offsets, ends);
+        } else if (data) {
+            buffers = new HostAdamW.Buffers(host(master), host(m), host(v), host(updateGrads), updateGrads.dtype(), w16);
+        }
+        return new Group(update, layout, params, grads, List.copyOf(flatParams), master, m, v, absmaxM, absmaxV, hostGrads, acc, weights16,
+                buffers, buffers8);
     }
 
     /** STREAMED: every parameter's gradient contributions go to the host ({@link StreamedGradients}). */
     private StreamedGradients streamGradients() {
         List<StreamedGradients.Target> targets = new ArrayList<>();
         for (Group g : groups) {
-            targets.add(new StreamedGradients.Target(g.layout(), g.hostGrads(), g.buffers() == null ? null : host(g.hostGrads()),
-                    g.buffers() == null ? null : host(g.acc())));
+            boolean data = device.kind() != Device.Kind.META;
+            targets.add(new StreamedGradients.Target(g.layout(), g.hostGrads(), data ? host(g.hostGrads()) : null, data ? host(g.acc()) : null));
         }
         StreamedGradients s = new StreamedGradients(transfers, Scope.current(), targets);
         for (int gi = 0; gi < groups.size(); gi++) {
@@ -325,7 +413,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         checkOpen();
         step++;
         // gradScale: the clipping factor of streamed gradients (clipHeldGradients), 1 otherwise
-        HostAdamW.Scalars s = HostAdamW.Scalars.of(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
+        StepScalars s = new StepScalars(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
                 config.weightDecay(), step), gradScale);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             if (streamed != null) {
@@ -413,11 +501,37 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         }
     }
 
-    private void update(int k, HostAdamW.Scalars s) {
+    /** One step's scalars for each kind of update. */
+    private record StepScalars(HostAdamW.Scalars fp32, HostAdamW.Scalars undecayed, float decayAfter, HostAdamW8bit.Scalars eightBit) {
+        StepScalars(AdamWStep step, double gradScale) {
+            this(HostAdamW.Scalars.of(step, gradScale),
+                    HostAdamW.Scalars.of(new AdamWStep(step.lr(), step.beta1(), step.beta2(), step.eps(), 0, step.step()), gradScale),
+                    step.weightDecay() > 0 ? (float) (1 - step.lr() * step.weightDecay()) : 1f, HostAdamW8bit.Scalars.of(step, gradScale));
+        }
+    }
+
+    private void update(int k, StepScalars s) {
         Bucket b = buckets.get(k);
         Group g = groups.get(b.group());
-        if (g.buffers() != null) {
-            HostAdamW.step(g.buffers(), b.from(), b.to(), s);
+        switch (g.update()) {
+            case FP32 -> {
+                if (g.buffers() != null) {
+                    HostAdamW.step(g.buffers(), b.from(), b.to(), s.fp32());
+                }
+            }
+            case FP32_DECAY_AFTER -> { // bitsandbytes' 32-bit step, as AdamW8bit's small tensors: no decay, then one scale
+                if (g.buffers() != null) {
+                    HostAdamW.step(g.buffers(), b.from(), b.to(), s.undecayed());
+                    if (s.decayAfter() != 1f) {
+                        HostAdamW.scaleMaster(g.buffers(), b.from(), b.to(), s.decayAfter());
+                    }
+                }
+            }
+            case BLOCKWISE_8BIT -> {
+                if (g.buffers8() != null) {
+                    HostAdamW8bit.step(g.buffers8(), b.from(), b.to(), s.eightBit());
+                }
+            }
         }
     }
 
@@ -551,7 +665,12 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                     throw new ShapeException("HostOffloadAdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
                             + ", the parameter needs " + e.getValue().shape());
                 }
-                Ops.copyInto(src.to(device).cast(DType.F32), e.getValue());
+                Tensor dst = e.getValue();
+                if ((dst.dtype() == DType.U8) != (src.dtype() == DType.U8)) {
+                    throw new DTypeException("HostOffloadAdamW: checkpoint state " + e.getKey() + " is " + src.dtype()
+                            + ", this optimizer keeps " + dst.dtype() + " (8-bit codes restore only into 8-bit state)");
+                }
+                Ops.copyInto(src.to(device).cast(dst.dtype()), dst);
             }
             Backends.get(device).synchronize(); // written before the host reads them
         }
@@ -572,6 +691,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
 
     public Gradients gradients() {
         return gradients;
+    }
+
+    public Moments moments() {
+        return moments;
     }
 
     @Override

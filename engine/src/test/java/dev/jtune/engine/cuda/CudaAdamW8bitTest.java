@@ -8,11 +8,11 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.fused.AdamW8bitParity;
 import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.FlatLayout;
-import dev.jtune.engine.quant.DynamicMap;
 import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -31,22 +31,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * kernels/adamw8bit.cu against the cpu reference (double) on the same inputs, step by step: each step starts both
  * from the cpu's state, so a difference is that step's. The GPU computes in fp32, so a requantized code may differ
- * from the reference's by one where the moment lies within fp32 error of a decision midpoint: every such code is
- * checked to be one step away with the reference's double value within WINDOW of the midpoint between the two, and
- * their count is bounded.
+ * from the reference's by one where the moment lies within fp32 error of a decision midpoint ({@link AdamW8bitParity}
+ * says which differences are allowed).
  */
 @Tag("gpu")
 class CudaAdamW8bitTest {
     private static final Device GPU = Device.cuda(0);
     private static final Device CPU = Device.CPU;
-    /**
-     * The fp32 error allowed in a normalized moment (x = m / absmax, |x| <= 1): its few roundings of terms about as
-     * large as the block's absmax come to some 3e-7; the window is wider still, and far narrower than the codes' gaps
-     * away from zero.
-     */
-    private static final double WINDOW = 2e-6;
-    /** The share of codes that may differ (each justified as above): fp32 error puts far fewer near a midpoint. */
-    private static final double MAX_MISMATCH_SHARE = 1e-3;
     private static final int BLOCK = AdamW8bitKernel.BLOCK;
 
     private final long seed = Seeds.seed();
@@ -111,7 +102,7 @@ class CudaAdamW8bitTest {
                     new ParameterTable(gpuParams, layout));
             Tensor scale = gradScale == 1.0 ? null : Tensor.fromArray(new double[] {gradScale}, Shape.of(1), DType.F32, CPU);
             long mismatches = 0;
-            long codes = 0;
+            long[] counted = {0};
             for (long step = 1; step <= 4; step++) {
                 AdamWStep hp = new AdamWStep(1e-2, 0.9, 0.999, 1e-8, 0.1, step);
                 Tensor g = Tensor.normal(Shape.of(n), gt, CPU, rnd.nextLong(), 0, Math.pow(10, -2 * rnd.nextDouble()));
@@ -128,60 +119,16 @@ class CudaAdamW8bitTest {
                 if (cpu.master != null) {
                     Ops.copyInto(cpu.master.to(GPU), gpu.master);
                 }
-                byte[] oldM = cpu.state.m().toByteArray();
-                byte[] oldV = cpu.state.v().toByteArray();
-                float[] oldAm = cpu.state.absmaxM().toFloatArray();
-                float[] oldAv = cpu.state.absmaxV().toFloatArray();
+                AdamW8bitParity.Codes before = AdamW8bitParity.Codes.of(cpu.state);
                 AdamW8bitKernel.OP.cpu().step(cpu.targets, cpu.master, cpu.grad, cpu.state, hp, scale);
                 AdamW8bitKernel.on(gpu.grad).step(gpu.targets, gpu.master, gpu.grad, gpu.state, hp, scale == null ? null : scale.to(GPU));
                 String at = what + " step " + step;
-                float[] am = cpu.state.absmaxM().toFloatArray();
-                float[] av = cpu.state.absmaxV().toFloatArray();
-                float[] gam = gpu.state.absmaxM().toFloatArray();
-                float[] gav = gpu.state.absmaxV().toFloatArray();
-                for (int b = 0; b < blocks; b++) {
-                    assertEquals(am[b], gam[b], 1e-5 * am[b], at + " absmax m block " + b);
-                    assertEquals(av[b], gav[b], 1e-5 * av[b], at + " absmax v block " + b);
-                }
-                double[] grad = g.toDoubleArray();
-                double s = scale == null ? 1.0 : (float) gradScale;
-                byte[] qm = cpu.state.m().toByteArray();
-                byte[] qv = cpu.state.v().toByteArray();
-                byte[] gqm = gpu.state.m().toByteArray();
-                byte[] gqv = gpu.state.v().toByteArray();
-                for (FlatLayout.Entry e : layout.entries()) {
-                    for (long i = e.offset(); i < e.end(); i++) {
-                        int k = (int) i;
-                        int b = k / BLOCK;
-                        double gi = Double.isFinite(grad[k]) ? grad[k] * s : Double.NaN;
-                        boolean ok = !Double.isNaN(gi);
-                        double m = ok ? 0.9 * DynamicMap.SIGNED.value(oldM[k] & 0xFF) * oldAm[b] + 0.1 * gi : 0;
-                        double v = ok ? 0.999 * DynamicMap.UNSIGNED.value(oldV[k] & 0xFF) * oldAv[b] + 0.001 * gi * gi : 0;
-                        codes += 2;
-                        if (qm[k] != gqm[k]) {
-                            mismatches++;
-                            justify(DynamicMap.SIGNED, m / am[b], qm[k] & 0xFF, gqm[k] & 0xFF, at + " m code " + k);
-                        }
-                        if (qv[k] != gqv[k]) {
-                            mismatches++;
-                            justify(DynamicMap.UNSIGNED, v / av[b], qv[k] & 0xFF, gqv[k] & 0xFF, at + " v code " + k);
-                        }
-                    }
-                }
+                mismatches += AdamW8bitParity.compare(layout, g.toDoubleArray(), scale == null ? 1.0 : (float) gradScale, before,
+                        AdamW8bitParity.Codes.of(cpu.state), AdamW8bitParity.Codes.of(gpu.state), counted, at);
                 compareWeights(cpu, gpu, layout, at);
             }
-            System.out.printf("adamw8bit %s: %d of %d codes differ by one step at a midpoint%n", what, mismatches, codes);
-            assertTrue(mismatches <= MAX_MISMATCH_SHARE * codes, what + ": " + mismatches + " of " + codes + " codes differ");
+            AdamW8bitParity.assertFewMismatches(mismatches, counted[0], what);
         }
-    }
-
-    /** A code the GPU chose differently: one step away, with the reference's value within WINDOW of their midpoint. */
-    private static void justify(DynamicMap map, double x, int ref, int got, String what) {
-        assertEquals(1, Math.abs(ref - got), what + ": reference code " + ref + ", GPU " + got + " for x = " + x);
-        int lo = Math.min(ref, got);
-        double mid = (double) ((map.value(lo) + map.value(lo + 1)) * 0.5f);
-        assertTrue(Math.abs(x - mid) <= WINDOW, what + ": codes " + ref + " / " + got + " but x = " + x + " is " + Math.abs(x - mid)
-                + " from their midpoint " + mid);
     }
 
     private static void compareWeights(Side cpu, Side gpu, FlatLayout layout, String at) {

@@ -89,6 +89,24 @@ public final class HostAdamW {
         forRanges(from, to, (lo, hi) -> run(b, lo, hi, s));
     }
 
+    /**
+     * {@code master *= factor} over elements [from, to), and the bf16 rounding into {@code weights16} when there is one:
+     * bitsandbytes' decay after the Adam step for the fp32 state of small tensors (a step with decay 1, then this), as
+     * the device's {@code AdamW8bit} does with one scale. Split over every core.
+     */
+    public static void scaleMaster(Buffers b, long from, long to, float factor) {
+        checkRange(b, from, to);
+        forRanges(from, to, (lo, hi) -> {
+            for (long i = lo; i < hi; i++) {
+                float p = b.master().getAtIndex(ValueLayout.JAVA_FLOAT, i) * factor;
+                b.master().setAtIndex(ValueLayout.JAVA_FLOAT, i, p);
+                if (b.weights16() != null) {
+                    b.weights16().setAtIndex(ValueLayout.JAVA_SHORT, i, Numerics.floatToBf16(p));
+                }
+            }
+        });
+    }
+
     /** Work over elements [from, to) of flat buffers. */
     @FunctionalInterface
     interface RangeTask {
