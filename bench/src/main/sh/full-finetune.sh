@@ -8,7 +8,7 @@
 #   modes: device (adamw_torch on the GPU), offload (--offload_optimizer cpu), offload-delayed (with
 #          --delayed_optimizer_step), offload-param (optimizer and layer weights on the host), offload-all (and the
 #          checkpointed activations), planned (--max_memory ${MAX_MEMORY:-16GB}, checkpointing and offloads left to
-#          the planner), 8bit (adamw_bnb_8bit), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
+#          the planner), 8bit (adamw_bnb_8bit), offload8 (adamw_bnb_8bit's 8-bit state on the host), paged8 (paged_adamw_8bit), paged32 (paged_adamw_32bit)
 set -u
 . .device/env
 JOPTS="$JOPTS ${EXTRA_JOPTS:-}" # e.g. EXTRA_JOPTS=-Djtune.offload.timing=true
@@ -26,6 +26,7 @@ for mode in $modes; do
     offload-param) extra=(--optim adamw_torch --offload_optimizer cpu --offload_param cpu) ;;
     offload-all) extra=(--optim adamw_torch --offload_optimizer cpu --offload_param cpu --offload_activations) ;;
     8bit) extra=(--optim adamw_bnb_8bit) ;;
+    offload8) extra=(--optim adamw_bnb_8bit --offload_optimizer cpu) ;;
     paged8) extra=(--optim paged_adamw_8bit) ;;
     paged32) extra=(--optim paged_adamw_32bit) ;;
     *) echo "full-finetune.sh: unknown mode $mode" >&2; exit 2 ;;

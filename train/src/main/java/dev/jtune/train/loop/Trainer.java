@@ -135,8 +135,8 @@ public final class Trainer implements AutoCloseable {
     /**
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
      * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
-     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW. Called in the scope that holds the parameters, counting as
-     * OPTIMIZER.
+     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state. Called in the scope
+     * that holds the parameters, counting as OPTIMIZER.
      */
     private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
@@ -152,14 +152,20 @@ public final class Trainer implements AutoCloseable {
             };
             // the delayed step keeps the gradients in a device buffer, since its update reads one step's gradients while
             // backward computes the next step's; in step they may stream to the host during backward (no device buffer)
-            case HOST -> switch (precision) {
-                case FP32 -> config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
-                        ? HostOffloadAdamW.builder(params, adam).schedule(HostOffloadAdamW.Schedule.DELAYED).build()
-                        : HostOffloadAdamW.builder(params, adam).gradients(streamGradients()
-                                ? HostOffloadAdamW.Gradients.STREAMED : HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
-                case BLOCKWISE_8BIT -> throw new IllegalStateException("8-bit state on the host is refused by TrainCommand");
-            };
+            case HOST -> hostOffloaded(config, params, adam, switch (precision) {
+                case FP32 -> HostOffloadAdamW.Moments.FP32;
+                case BLOCKWISE_8BIT -> HostOffloadAdamW.Moments.BLOCKWISE_8BIT;
+            });
         };
+    }
+
+    /** The host-offloaded AdamW with fp32 or 8-bit moments, delayed or in step (see the comment above). */
+    private static HostOffloadAdamW hostOffloaded(TrainerConfig config, SequencedMap<String, Tensor> params, AdamW.Config adam,
+                                                  HostOffloadAdamW.Moments moments) {
+        HostOffloadAdamW.Builder b = HostOffloadAdamW.builder(params, adam).moments(moments);
+        return config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
+                ? b.schedule(HostOffloadAdamW.Schedule.DELAYED).build()
+                : b.gradients(streamGradients() ? HostOffloadAdamW.Gradients.STREAMED : HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
     }
 
     /**

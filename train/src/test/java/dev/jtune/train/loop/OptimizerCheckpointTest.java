@@ -98,9 +98,8 @@ class OptimizerCheckpointTest {
             for (TrainerConfig.OptimizerStatePlacement placement : TrainerConfig.OptimizerStatePlacement.values()) {
                 for (TrainerConfig.OptimizerStepTiming timing : TrainerConfig.OptimizerStepTiming.values()) {
                     boolean host = placement == TrainerConfig.OptimizerStatePlacement.HOST;
-                    if ((timing == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP && !host)
-                            || (host && precision == TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT)) {
-                        continue; // refused by TrainerConfig / TrainCommand
+                    if (timing == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP && !host) {
+                        continue; // refused by TrainerConfig
                     }
                     out.add(TrainerTest.config(6, 3, 0).toBuilder().optimizerState(precision, placement).optimizerStepTiming(timing).build());
                 }
@@ -224,7 +223,7 @@ class OptimizerCheckpointTest {
     void everyOptimizerModeResumesExactly(@TempDir Path tmp) throws IOException {
         List<String> names = new ArrayList<>();
         List<TrainerConfig> configs = everyOptimizer();
-        assertEquals(6, configs.size(), "fp32 and 8-bit on the device and paged, fp32 on the host in step and delayed");
+        assertEquals(8, configs.size(), "fp32 and 8-bit on the device, paged, and on the host in step and delayed");
         for (TrainerConfig c : configs) {
             String what = c.optimizerStatePrecision() + " " + c.optimizerStatePlacement() + " " + c.optimizerStepTiming();
             Path dir = tmp.resolve(what.replace(' ', '-'));
