@@ -118,7 +118,11 @@ public interface AdamW8bitKernel {
      * byte wraps, as the kernel's does, which happens only in an all-zero block, where every code decodes to 0).
      */
     static int firstMomentCode(double m, double x) {
-        int c = DynamicMap.SIGNED.quantize(x);
+        return keepSign(m, DynamicMap.SIGNED.quantize(x));
+    }
+
+    /** {@link #firstMomentCode}'s sign rule applied to the signed map's code {@code c} of m / absmax. */
+    static int keepSign(double m, int c) {
         boolean codeNegative = Float.floatToRawIntBits(DynamicMap.SIGNED.value(c)) < 0;
         boolean mNegative = Double.doubleToRawLongBits(m) < 0;
         if (codeNegative != mNegative) {

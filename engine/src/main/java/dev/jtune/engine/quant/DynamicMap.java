@@ -24,6 +24,10 @@ import java.util.Arrays;
  * x's side, the one on x's side of their fp32 midpoint {@code (a + b) * 0.5f}; x exactly on that midpoint keeps the
  * pivot, so which of the two a tie takes depends on the search path (it is not "round half to even"). Away from
  * midpoints this is the nearest entry. Values beyond the ends take the end codes; NaN takes code 0.
+ *
+ * <p>{@link #code(float)} gives the same code from a table over the float's bit pattern (the search is monotone in x,
+ * so each run of 2^16 consecutive patterns holds at most one change of code almost everywhere): the host optimizer's
+ * quantization, where the search's unpredictable branches cost ten times the rest of the update.
  */
 public enum DynamicMap {
     /** {@code create_dynamic_map(signed=True)}: [-1, 1], zero at index 127. */
@@ -36,12 +40,23 @@ public enum DynamicMap {
     /** Exponent groups (bitsandbytes' {@code max_exponent_bits}). */
     private static final int EXPONENTS = 7;
 
+    /** {@link #code(float)}'s buckets: the top 16 bits of a float's pattern. */
+    private static final int BUCKET_SHIFT = 16;
+    /** A bucket the table does not decide (NaN patterns, or more than one change of code): the search decides. */
+    private static final int SEARCH = -1;
+
     private final boolean signed;
     private final float[] values;
+    /**
+     * Per bucket: the code of its first pattern (bits 0-7), the code from the change on (bits 8-15), the low 16 bits
+     * of the first pattern with that code (bits 16-31; 0 where the bucket has one code), or {@link #SEARCH}.
+     */
+    private final int[] buckets;
 
     DynamicMap(boolean signed) {
         this.signed = signed;
         this.values = build(signed);
+        this.buckets = buckets();
     }
 
     /** Whether the map covers [-1, 1] (else [0, 1]). */
@@ -102,6 +117,52 @@ public enum DynamicMap {
             return x > (upper + val) * 0.5f ? upperPivot : pivot;
         }
         return x < (lower + val) * 0.5f ? lowerPivot : pivot;
+    }
+
+    /**
+     * {@link #quantize(float)} by table: the same code for every float (DynamicMapTest checks every pattern around
+     * each decision and a stride over all of them), a lookup and one comparison instead of eight unpredictable branches.
+     */
+    public int code(float x) {
+        int bits = Float.floatToRawIntBits(x);
+        int e = buckets[bits >>> BUCKET_SHIFT];
+        if (e == SEARCH) {
+            return quantize(x);
+        }
+        return (bits & 0xFFFF) < (e >>> 16) ? e & 0xFF : (e >>> 8) & 0xFF;
+    }
+
+    /** {@link #code(float)}'s table, from the search itself: per bucket its end codes and, where they differ by one, the change. */
+    private int[] buckets() {
+        int[] t = new int[1 << (32 - BUCKET_SHIFT)];
+        for (int b = 0; b < t.length; b++) {
+            int first = b << BUCKET_SHIFT;
+            int last = first | ((1 << BUCKET_SHIFT) - 1);
+            if (Float.isNaN(Float.intBitsToFloat(first)) || Float.isNaN(Float.intBitsToFloat(last))) {
+                t[b] = SEARCH; // the search is monotone only over the numbers
+                continue;
+            }
+            int c0 = quantize(Float.intBitsToFloat(first));
+            int c1 = quantize(Float.intBitsToFloat(last));
+            if (c0 == c1) {
+                t[b] = c0 << 8 | c0;
+            } else if (Math.abs(c0 - c1) != 1) {
+                t[b] = SEARCH;
+            } else {
+                int lo = 1; // the first low pattern with code c1, in (0, 0xFFFF]
+                int hi = (1 << BUCKET_SHIFT) - 1;
+                while (lo < hi) {
+                    int mid = (lo + hi) >>> 1;
+                    if (quantize(Float.intBitsToFloat(first | mid)) == c1) {
+                        hi = mid;
+                    } else {
+                        lo = mid + 1;
+                    }
+                }
+                t[b] = lo << 16 | c1 << 8 | c0;
+            }
+        }
+        return t;
     }
 
     private static float[] build(boolean signed) {

@@ -111,6 +111,48 @@ class DynamicMapTest {
         }
     }
 
+    /**
+     * The table-driven code equals the search for every float tried: each pattern within 64 ulps of every decision
+     * point (map values and fp32 midpoints, both signs), a stride over all 2^32 patterns (NaN, infinities, subnormals
+     * and both zeros included) and random ones. Where the search changes code is exactly at those decision points, so
+     * the neighbourhoods test each bucket's threshold and the stride each bucket's ends.
+     */
+    @Test
+    void theTableGivesTheSearchsCodeForEveryFloat() {
+        for (DynamicMap map : DynamicMap.values()) {
+            float[] t = map.table();
+            for (int k = 0; k < t.length; k++) {
+                float[] points = k + 1 < t.length ? new float[] {t[k], (t[k] + t[k + 1]) * 0.5f} : new float[] {t[k]};
+                for (float p : points) {
+                    for (float q : new float[] {p, -p}) {
+                        int bits = Float.floatToRawIntBits(q);
+                        for (int d = -64; d <= 64; d++) {
+                            assertSame(map, Float.intBitsToFloat(bits + d));
+                        }
+                    }
+                }
+            }
+            for (long bits = 0; bits <= 0xFFFF_FFFFL; bits += 257) {
+                assertSame(map, Float.intBitsToFloat((int) bits));
+            }
+            for (float x : new float[] {0f, -0f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.MIN_VALUE,
+                    -Float.MIN_VALUE, Float.MAX_VALUE, 1f, -1f, Math.nextUp(1f), Math.nextDown(-1f)}) {
+                assertSame(map, x);
+            }
+            for (int n = 0; n < 1_000_000; n++) {
+                assertSame(map, n % 2 == 0 ? Float.intBitsToFloat(rnd.nextInt()) : (float) (rnd.nextGaussian() * Math.pow(10, -7 * rnd.nextDouble())));
+            }
+        }
+    }
+
+    private static void assertSame(DynamicMap map, float x) {
+        int expected = map.quantize(x);
+        int got = map.code(x);
+        if (expected != got) {
+            assertEquals(expected, got, map + " x = " + x + " (bits " + Integer.toHexString(Float.floatToRawIntBits(x)) + ")");
+        }
+    }
+
     @Test
     void roundTripErrorIsWithinHalfAGap() {
         for (DynamicMap map : DynamicMap.values()) {

@@ -133,8 +133,8 @@ public final class HostAdamW8bit {
             if (b.weights16() != null) { // every weight, stepped or not: the buffer is what the device's copy reads
                 b.weights16().setAtIndex(ValueLayout.JAVA_SHORT, i, Numerics.floatToBf16(p));
             }
-            b.qm().set(ValueLayout.JAVA_BYTE, i, (byte) AdamW8bitKernel.firstMomentCode(m[j], m[j] / maxM));
-            b.qv().set(ValueLayout.JAVA_BYTE, i, (byte) DynamicMap.UNSIGNED.quantize(v[j] / maxV));
+            b.qm().set(ValueLayout.JAVA_BYTE, i, (byte) AdamW8bitKernel.keepSign(m[j], DynamicMap.SIGNED.code(m[j] / maxM)));
+            b.qv().set(ValueLayout.JAVA_BYTE, i, (byte) DynamicMap.UNSIGNED.code(v[j] / maxV));
         }
     }
 
