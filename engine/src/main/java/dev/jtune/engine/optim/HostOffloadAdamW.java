@@ -367,15 +367,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         HostAdamW.Buffers buffers = null;
         HostAdamW8bit.Buffers buffers8 = null;
         if (data && update == Update.BLOCKWISE_8BIT) {
-            int n = layout.entries().size();
-            long[] offsets = new long[n];
-            long[] ends = new long[n];
-            for (int i = 0; i < n; i++) {
-                offsets[i] = layout.entries().get(i).offset();
-                ends[i] = layout.entries().get(i).end();
-            }
-            buffers8 = new HostAdamW8bit.Buffers(host(master), host(m), host(v), host(absmaxM), host(absmaxV), host(updateGrads),
-                    updateGrads.dtype(), w16, offsets, ends);
+            buffers8 = HostAdamW8bit.Buffers.over(layout, host(master), host(m), host(v), host(absmaxM), host(absmaxV), host(updateGrads),
+                    updateGrads.dtype(), w16);
         } else if (data) {
             buffers = new HostAdamW.Buffers(host(master), host(m), host(v), host(updateGrads), updateGrads.dtype(), w16);
         }

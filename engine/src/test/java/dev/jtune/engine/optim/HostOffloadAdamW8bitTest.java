@@ -103,7 +103,7 @@ class HostOffloadAdamW8bitTest {
                     for (String name : a.keySet()) {
                         Ops.copyInto(a.get(name), b.get(name));
                     }
-                    Map<String, Tensor> start = copies(device.state());
+                    Map<String, Tensor> start = HostOffloadAdamWTest.copies(device.state());
                     host.restore(start, device.steps());
                     double[][] g = random(Math.pow(10, -2 * rnd.nextDouble()));
                     step(device, a, g);
@@ -158,7 +158,7 @@ class HostOffloadAdamW8bitTest {
                 for (int t = 0; t < 3; t++) {
                     step(host, a, grads[t]);
                 }
-                Map<String, Tensor> saved = copies(host.state());
+                Map<String, Tensor> saved = HostOffloadAdamWTest.copies(host.state());
                 double[][] weights = a.values().stream().map(Tensor::toDoubleArray).toArray(double[][]::new);
                 SequencedMap<String, Tensor> b = params(weights, DType.BF16);
                 SequencedMap<String, Tensor> c = params(weights, DType.BF16);
@@ -212,18 +212,10 @@ class HostOffloadAdamW8bitTest {
         try (Scope scope = Scope.open("refused")) {
             SequencedMap<String, Tensor> p = params(random(0.1), DType.F32);
             try (HostOffloadAdamW opt = host(p, HostOffloadAdamW.Gradients.DEVICE_BUFFER)) {
-                Map<String, Tensor> state = new LinkedHashMap<>(copies(opt.state()));
+                Map<String, Tensor> state = new LinkedHashMap<>(HostOffloadAdamWTest.copies(opt.state()));
                 state.put("p0.exp_avg.q8", Tensor.zeros(Shape.of(64, 70), DType.F32, Device.CPU));
                 assertThrows(DTypeException.class, () -> opt.restore(state, 1));
             }
         }
-    }
-
-    private static Map<String, Tensor> copies(Map<String, Tensor> state) {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : state.entrySet()) {
-            out.put(e.getKey(), e.getValue().to(Device.CPU).copy());
-        }
-        return out;
     }
 }

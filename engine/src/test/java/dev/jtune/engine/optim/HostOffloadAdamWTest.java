@@ -385,7 +385,7 @@ class HostOffloadAdamWTest {
     }
 
     /** A checkpoint: copies on the cpu, independent of the optimizer's buffers. */
-    private static Map<String, Tensor> copies(Map<String, Tensor> state) {
+    static Map<String, Tensor> copies(Map<String, Tensor> state) {
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : state.entrySet()) {
             out.put(e.getKey(), e.getValue().to(Device.CPU).copy());

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Numerics;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamW8bitKernel;
+import dev.jtune.engine.optim.FlatLayout;
 import dev.jtune.engine.quant.DynamicMap;
 
 import java.lang.foreign.MemorySegment;
@@ -55,6 +56,19 @@ public final class HostAdamW8bit {
             }
             offsets = offsets.clone();
             ends = ends.clone();
+        }
+
+        /** The buffers of a flat group laid out by {@code layout} (each parameter's [offset, end) from its entries). */
+        public static Buffers over(FlatLayout layout, MemorySegment master, MemorySegment qm, MemorySegment qv, MemorySegment absmaxM,
+                                   MemorySegment absmaxV, MemorySegment grad, DType gradType, MemorySegment weights16) {
+            int n = layout.entries().size();
+            long[] offsets = new long[n];
+            long[] ends = new long[n];
+            for (int i = 0; i < n; i++) {
+                offsets[i] = layout.entries().get(i).offset();
+                ends[i] = layout.entries().get(i).end();
+            }
+            return new Buffers(master, qm, qv, absmaxM, absmaxV, grad, gradType, weights16, offsets, ends);
         }
 
         /** Elements every buffer holds (whole blocks). */

@@ -48,15 +48,8 @@ class HostAdamW8bitTest {
         }
 
         HostAdamW8bit.Buffers buffers(FlatLayout layout) {
-            int n = layout.entries().size();
-            long[] offsets = new long[n];
-            long[] ends = new long[n];
-            for (int i = 0; i < n; i++) {
-                offsets[i] = layout.entries().get(i).offset();
-                ends[i] = layout.entries().get(i).end();
-            }
-            return new HostAdamW8bit.Buffers(seg(master), seg(state.m()), seg(state.v()), seg(state.absmaxM()), seg(state.absmaxV()), seg(grad),
-                    grad.dtype(), weights16 == null ? null : seg(weights16), offsets, ends);
+            return HostAdamW8bit.Buffers.over(layout, seg(master), seg(state.m()), seg(state.v()), seg(state.absmaxM()), seg(state.absmaxV()),
+                    seg(grad), grad.dtype(), weights16 == null ? null : seg(weights16));
         }
     }
 
