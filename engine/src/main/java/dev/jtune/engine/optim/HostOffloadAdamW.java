@@ -166,19 +166,34 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     }
 
     /**
-     * One dtype's parameters of one update kind: the device side (parameters as flat views, the gradient buffer unless
-     * streamed) and the host side (flat master, moments, a copy of the gradients, their fp32 accumulator when streamed
-     * and, for bf16, the weights rounded for the device), over one layout. The moments are fp32, or uint8 codes with
-     * fp32 block maxima {@code absmaxM}, {@code absmaxV} (null for fp32). {@code buffers}/{@code buffers8} (the one
-     * of the group's kind) are null on meta (no bytes to update).
+     * One dtype's parameters of one update kind and home: the device side (parameters as flat views, the gradient
+     * buffer unless streamed) and the host side (flat master, moments, a copy of the gradients, their fp32 accumulator
+     * when streamed and, for bf16 parameters on the device, the weights rounded for the device), over one layout. The
+     * moments are fp32, or uint8 codes with fp32 block maxima {@code absmaxM}, {@code absmaxV} (null for fp32).
+     * {@code homed}: bf16 parameters that live in host memory (weight offload), whose rounded weights the update
+     * writes straight into them (no {@code weights16} copy). {@code spans}: the host buffers the update runs over
+     * (empty on meta, no bytes to update).
      */
-    private record Group(Update update, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams, Tensor master,
-                         Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor hostGrads, Tensor acc, Tensor weights16,
-                         HostAdamW.Buffers buffers, HostAdamW8bit.Buffers buffers8) {
+    private record Group(Update update, boolean homed, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams,
+                         Tensor master, Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor hostGrads, Tensor acc, Tensor weights16,
+                         List<Span> spans) {
         /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
         Tensor weightsSource() {
             return weights16 != null ? weights16 : master;
         }
+
+        /** 16-bit parameters: the master is a copy of its own, checkpointed as {@code .master}. */
+        boolean sixteenBit() {
+            return params.getFirst().dtype() != DType.F32;
+        }
+    }
+
+    /**
+     * Elements [from, to) of a group's flat buffers and the host buffers that update them ({@code buffers} for fp32
+     * moments, {@code buffers8} for 8-bit), indexed from {@code from}: the whole group, or, in a homed group, one
+     * parameter, whose buffers' bf16 output is the parameter's host memory.
+     */
+    private record Span(long from, long to, HostAdamW.Buffers buffers, HostAdamW8bit.Buffers buffers8) {
     }
 
     /** Elements [from, to) of group {@code group}'s flat buffers. */
@@ -219,7 +234,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         this.gradients = b.gradients;
         this.moments = b.moments;
         this.device = b.params.firstEntry().getValue().device();
-        record Key(DType dtype, Update update) {
+        record Key(DType dtype, Update update, boolean homed) {
         }
         Map<Key, SequencedMap<String, Tensor>> byKind = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : b.params.entrySet()) {
@@ -242,11 +257,12 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             }
             Update update = moments == Moments.FP32 ? Update.FP32
                     : p.numel() >= AdamW8bit.MIN_8BIT_SIZE ? Update.BLOCKWISE_8BIT : Update.FP32_DECAY_AFTER;
-            byKind.computeIfAbsent(new Key(p.dtype(), update), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+            boolean homed = p.placement() == Placement.HOST_MAPPED && p.dtype() == DType.BF16;
+            byKind.computeIfAbsent(new Key(p.dtype(), update, homed), k -> new LinkedHashMap<>()).put(e.getKey(), p);
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Map.Entry<Key, SequencedMap<String, Tensor>> e : byKind.entrySet()) {
-                groups.add(group(e.getKey().update(), e.getValue()));
+                groups.add(group(e.getKey().update(), e.getKey().homed(), e.getValue()));
             }
             Backends.get(device).synchronize(); // the master copies and zero fills are written before the host reads them
         }
@@ -301,13 +317,13 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             kinds.put(e.name() + ".exp_avg", g.layout().view(g.m(), i));
             kinds.put(e.name() + ".exp_avg_sq", g.layout().view(g.v(), i));
         }
-        if (g.weights16() != null) {
+        if (g.sixteenBit()) {
             kinds.put(e.name() + ".master", g.layout().view(g.master(), i));
         }
         return kinds;
     }
 
-    private Group group(Update update, SequencedMap<String, Tensor> named) {
+    private Group group(Update update, boolean homed, SequencedMap<String, Tensor> named) {
         GradientBuffer grads = null;
         FlatLayout layout;
         List<Tensor> params = List.copyOf(named.values());
@@ -350,7 +366,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                 acc = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
             }
         }
-        if (dtype == DType.BF16) {
+        if (dtype == DType.BF16 && !homed) {
             try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
                 weights16 = Tensor.zeros(flat, DType.BF16, device, Placement.HOST_MAPPED);
             }
@@ -362,18 +378,43 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             Ops.copyInto(p, layout.view(master, i));
         }
         Tensor updateGrads = acc != null ? acc : hostGrads; // the update reads the fp32 sums when streamed
-        boolean data = device.kind() != Device.Kind.META;
-        MemorySegment w16 = data && weights16 != null ? host(weights16) : null;
-        HostAdamW.Buffers buffers = null;
-        HostAdamW8bit.Buffers buffers8 = null;
-        if (data && update == Update.BLOCKWISE_8BIT) {
-            buffers8 = HostAdamW8bit.Buffers.over(layout, host(master), host(m), host(v), host(absmaxM), host(absmaxV), host(updateGrads),
-                    updateGrads.dtype(), w16);
-        } else if (data) {
-            buffers = new HostAdamW.Buffers(host(master), host(m), host(v), host(updateGrads), updateGrads.dtype(), w16);
+        List<Span> spans = new ArrayList<>();
+        if (device.kind() != Device.Kind.META) {
+            if (!homed) {
+                MemorySegment out = weights16 == null ? null : host(weights16);
+                spans.add(update == Update.BLOCKWISE_8BIT
+                        ? new Span(0, layout.numel(), null, HostAdamW8bit.Buffers.over(layout, host(master), host(m), host(v), host(absmaxM),
+                                host(absmaxV), host(updateGrads), updateGrads.dtype(), out))
+                        : new Span(0, layout.numel(), new HostAdamW.Buffers(host(master), host(m), host(v), host(updateGrads),
+                                updateGrads.dtype(), out), null));
+            } else {
+                for (int i = 0; i < layout.entries().size(); i++) {
+                    FlatLayout.Entry e = layout.entries().get(i);
+                    Tensor home = flatParams.get(i);
+                    spans.add(parameterSpan(update, e.offset(), e.end(), master, m, v, absmaxM, absmaxV, updateGrads,
+                            host(home).asSlice(home.dtype().bytesFor(home.offset()), home.dtype().bytesFor(home.numel()))));
+                }
+            }
         }
-        return new Group(update, layout, params, grads, List.copyOf(flatParams), master, m, v, absmaxM, absmaxV, hostGrads, acc, weights16,
-                buffers, buffers8);
+        return new Group(update, homed, layout, params, grads, List.copyOf(flatParams), master, m, v, absmaxM, absmaxV, hostGrads, acc,
+                weights16, List.copyOf(spans));
+    }
+
+    /** One parameter's elements [from, to) of a group's host buffers as an update's buffers, writing its bf16 weights to {@code out}. */
+    private static Span parameterSpan(Update update, long from, long to, Tensor master, Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor grads,
+                             MemorySegment out) {
+        long n = to - from;
+        MemorySegment g = host(grads).asSlice(grads.dtype().bytesFor(from), grads.dtype().bytesFor(n));
+        MemorySegment w = host(master).asSlice(4 * from, 4 * n);
+        if (update == Update.BLOCKWISE_8BIT) { // from is a block's start: every parameter starts one; its last block's rest is padding
+            long b0 = from / AdamW8bitKernel.BLOCK;
+            long blocks = Math.ceilDiv(n, AdamW8bitKernel.BLOCK);
+            return new Span(from, to, null, new HostAdamW8bit.Buffers(w, host(m).asSlice(from, n), host(v).asSlice(from, n),
+                    host(absmaxM).asSlice(4 * b0, 4 * blocks), host(absmaxV).asSlice(4 * b0, 4 * blocks), g, grads.dtype(), out,
+                    new long[] {0}, new long[] {n}));
+        }
+        return new Span(from, to, new HostAdamW.Buffers(w, host(m).asSlice(4 * from, 4 * n), host(v).asSlice(4 * from, 4 * n), g, grads.dtype(), out),
+                null);
     }
 
     /** STREAMED: every parameter's gradient contributions go to the host ({@link StreamedGradients}). */
@@ -506,24 +547,23 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private void update(int k, StepScalars s) {
         Bucket b = buckets.get(k);
         Group g = groups.get(b.group());
-        switch (g.update()) {
-            case FP32 -> {
-                if (g.buffers() != null) {
-                    HostAdamW.step(g.buffers(), b.from(), b.to(), s.fp32());
-                }
+        for (Span sp : g.spans()) {
+            long lo = Math.max(b.from(), sp.from());
+            long hi = Math.min(b.to(), sp.to());
+            if (lo >= hi) {
+                continue;
             }
-            case FP32_DECAY_AFTER -> { // bitsandbytes' 32-bit step, as AdamW8bit's small tensors: no decay, then one scale
-                if (g.buffers() != null) {
-                    HostAdamW.step(g.buffers(), b.from(), b.to(), s.undecayed());
+            long from = lo - sp.from();
+            long to = hi - sp.from();
+            switch (g.update()) {
+                case FP32 -> HostAdamW.step(sp.buffers(), from, to, s.fp32());
+                case FP32_DECAY_AFTER -> { // bitsandbytes' 32-bit step, as AdamW8bit's small tensors: no decay, then one scale
+                    HostAdamW.step(sp.buffers(), from, to, s.undecayed());
                     if (s.decayAfter() != 1f) {
-                        HostAdamW.scaleMaster(g.buffers(), b.from(), b.to(), s.decayAfter());
+                        HostAdamW.scaleMaster(sp.buffers(), from, to, s.decayAfter());
                     }
                 }
-            }
-            case BLOCKWISE_8BIT -> {
-                if (g.buffers8() != null) {
-                    HostAdamW8bit.step(g.buffers8(), b.from(), b.to(), s.eightBit());
-                }
+                case BLOCKWISE_8BIT -> HostAdamW8bit.step(sp.buffers8(), from, to, s.eightBit());
             }
         }
     }
@@ -532,6 +572,9 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private void queueWeights(int k) {
         Bucket b = buckets.get(k);
         Group g = groups.get(b.group());
+        if (g.homed()) {
+            return; // the update wrote the parameters' host memory itself
+        }
         Tensor source = g.weightsSource();
         List<FlatLayout.Entry> entries = g.layout().entries();
         for (int i = 0; i < entries.size(); i++) {
@@ -540,7 +583,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             long hi = Math.min(b.to(), e.end());
             if (lo < hi) {
                 Tensor into = g.flatParams().get(i).slice(0, lo - e.offset(), hi - e.offset());
-                if (into.placement() == Placement.HOST_MAPPED) { // an offloaded weight: its home is host memory, written here
+                if (into.placement() == Placement.HOST_MAPPED) { // an offloaded F32 weight: its home is host memory, written here
                     copyOnHost(source.slice(0, lo, hi), into);
                 } else {
                     transfers.toDevice(source.slice(0, lo, hi), into);
@@ -596,7 +639,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return;
         }
         for (Group g : groups) {
-            if (g.weights16() == null) {
+            if (!g.sixteenBit()) {
                 for (int i = 0; i < g.flatParams().size(); i++) {
                     Ops.copyInto(g.params().get(i), g.layout().view(g.master(), i));
                 }

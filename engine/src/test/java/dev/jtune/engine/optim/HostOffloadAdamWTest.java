@@ -5,6 +5,7 @@ import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Numerics;
+import dev.jtune.engine.Ops;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
@@ -204,6 +205,55 @@ class HostOffloadAdamWTest {
                     assertClose(toDevice.state(), host.state(), 1, scales, "AdamW's step after the offloaded checkpoint");
                     assertWeightsClose(e, d, dtype, 1, "AdamW's step after the offloaded checkpoint");
                 }
+            }
+        }
+    }
+
+    /**
+     * Weight offload's parameters: bf16 weights that live in host memory get the update's rounding written straight
+     * into them (no bf16 copy of their own on the host), with the same bits as the same weights on the device, for
+     * fp32 and 8-bit moments; on meta the optimizer then counts no host weights for them.
+     */
+    @ParameterizedTest
+    @EnumSource(HostOffloadAdamW.Moments.class)
+    void hostMappedBf16WeightsAreWrittenInPlace(HostOffloadAdamW.Moments moments) {
+        Random rnd = Seeds.random();
+        double[][] init = randomValues(rnd, 0.1);
+        try (Scope scope = Scope.open("homed")) {
+            SequencedMap<String, Tensor> onDevice = params(init, DType.BF16, Device.CPU);
+            SequencedMap<String, Tensor> homed = new LinkedHashMap<>();
+            int k = 0;
+            for (Map.Entry<String, Tensor> e : params(init, DType.BF16, Device.CPU).entrySet()) {
+                Tensor p = e.getValue();
+                if (k++ % 2 == 1) { // every other parameter lives in host memory
+                    Tensor h = Tensor.zeros(p.shape(), DType.BF16, Device.CPU, Placement.HOST_MAPPED);
+                    Ops.copyInto(p, h);
+                    p = h.requiresGrad(true);
+                }
+                homed.put(e.getKey(), p);
+            }
+            try (HostOffloadAdamW a = HostOffloadAdamW.builder(onDevice, CONFIG).bucketElements(BUCKET).moments(moments)
+                    .gradients(HostOffloadAdamW.Gradients.STREAMED).build();
+                 HostOffloadAdamW b = HostOffloadAdamW.builder(homed, CONFIG).bucketElements(BUCKET).moments(moments)
+                         .gradients(HostOffloadAdamW.Gradients.STREAMED).build()) {
+                for (int t = 1; t <= 3; t++) {
+                    double[][] g = randomValues(rnd, 1.0);
+                    step(a, onDevice, g);
+                    step(b, homed, g);
+                    assertWeightsEqual(values(onDevice), values(homed), moments + " step " + t);
+                    assertEquals(bits(a.state()), bits(b.state()), moments + " step " + t + ": the same state");
+                }
+            }
+        }
+        MetaBackend meta = MetaBackend.instance();
+        try (Scope scope = Scope.open("meta", MemoryCategory.WEIGHTS)) {
+            SequencedMap<String, Tensor> p = new LinkedHashMap<>();
+            p.put("w", Tensor.zeros(Shape.of(1000, 300), DType.BF16, Device.META, Placement.HOST_MAPPED).requiresGrad(true));
+            MemoryStats before = meta.memoryStats();
+            try (HostOffloadAdamW opt = HostOffloadAdamW.builder(p, CONFIG).moments(moments).gradients(HostOffloadAdamW.Gradients.STREAMED).build()) {
+                assertEquals(before.host().allocated(MemoryCategory.WEIGHTS), meta.memoryStats().host().allocated(MemoryCategory.WEIGHTS),
+                        "no bf16 copy of host-resident weights");
+                assertTrue(opt.state().containsKey("w.master"), "the master is still checkpointed");
             }
         }
     }
