@@ -88,7 +88,11 @@ public final class FlashKernels {
         return (dtype == DType.BF16 || dtype == DType.F16) && TILES.containsKey((int) headDim);
     }
 
-    public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale, Tensor out,
+                        Tensor lse) {
+        if (segments != null) {
+            throw new UnsupportedOpException("fused attention: packed rows (segments) are not in the cuda kernels yet");
+        }
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int shared = forwardShared(q.dtype().byteSize(), d, tiles);
@@ -99,8 +103,11 @@ public final class FlashKernels {
         }
     }
 
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
-                  Tensor gradQ, Tensor gradK, Tensor gradV) {
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                         long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        if (segments != null) {
+            throw new UnsupportedOpException("fused attention: packed rows (segments) are not in the cuda kernels yet");
+        }
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int elem = q.dtype().byteSize();

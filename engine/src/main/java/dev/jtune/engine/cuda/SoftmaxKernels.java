@@ -90,8 +90,11 @@ public final class SoftmaxKernels {
         }
     }
 
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                          Tensor probs, Tensor lse, boolean lseIn) {
+    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                                 Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn) {
+        if (segments != null) {
+            throw new UnsupportedOpException("attentionSoftmax: packed rows (segments) are not in the cuda kernels yet");
+        }
         long rows = scores.dim(0);
         long c = scores.dim(1);
         if (rows == 0) {
