@@ -97,6 +97,7 @@ class PackedRowsTest {
                     "loss " + packed.loss() + " vs " + lossSum + ", " + what);
             assertEquals(separate.gradient().keySet(), packed.gradient().keySet());
             int compared = 0;
+            double worst = 0;
             for (String name : packed.gradient().keySet()) {
                 double[] p = packed.gradient().get(name);
                 double[] s = separate.gradient().get(name);
@@ -105,9 +106,12 @@ class PackedRowsTest {
                 for (int i = 0; i < p.length; i++) {
                     double bound = 2 * U * (cp[i] + cs[i]);
                     assertTrue(Math.abs(p[i] - s[i]) <= bound, name + "[" + i + "]: " + p[i] + " vs " + s[i] + " (bound " + bound + "), " + what);
+                    worst = Math.max(worst, bound > 0 ? Math.abs(p[i] - s[i]) / bound : 0);
                 }
                 compared++;
             }
+            System.out.printf("PackedRowsTest %s: loss %.6f vs %.6f; worst gradient difference %.3g of its bound%n", c, packed.loss(),
+                    lossSum, worst);
             assertEquals(6 * 13 + 2, compared, "every parameter: 13 per layer, the embedding and the final norm");
         }
     }
