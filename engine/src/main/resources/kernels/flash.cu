@@ -3,6 +3,11 @@
 // products and softmax launches. q [B, Hq, T, D], k and v [B, Hkv, T, D], contiguous; query head h reads key/value
 // head h / (Hq / Hkv). Key j is visible to query i when j <= i and, with a window w > 0, i - j < w. lse [B, Hq, T]
 // is log sum over visible keys of exp(scale * q.k) (natural log), as the blocked path's attention_softmax writes it.
+// The _masked kernels take packed rows (ops.AttentionMask): seg and grp I32 [B, T] (grp may be null); key j is
+// visible to query i of the same batch row when seg[i] >= 0, seg[i] == seg[j] and either the causal rule above holds
+// or grp[i] >= 0 and grp[i] == grp[j]. With groups the key (query) range of a tile is the whole row, since a group
+// reaches past the query; without, the causal/window range. A query that sees nothing gets out 0 and lse -inf. The
+// unmasked kernels are the same templates with MASKED false, their code unchanged.
 //
 // Layout: 4 warps per block; each warp owns 16 rows of a tile and keeps its accumulators in registers in the
 // mma's C layout (thread lane holds rows lane/4 and lane/4 + 8, columns 2 (lane % 4) + {0, 1} of each 8-wide
@@ -104,6 +109,16 @@ __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
     return key <= query && (window <= 0 || query - key < window);
 }
 
+// Over packed rows: qs, ks the query's and key's segments (-1: padding or past the row's end, -2: a key past it),
+// qg, kg their groups (-1: none).
+__device__ __forceinline__ bool visible_masked(i64 query, i64 key, i64 window, int qs, int ks, int qg, int kg) {
+    return qs >= 0 && qs == ks && (visible(query, key, window) || (qg >= 0 && qg == kg));
+}
+
+// A token's segment and group in a batch row (seg + b T, grp + b T or null); past the row's end: `outside`, -1.
+__device__ __forceinline__ int seg_at(const int* seg, i64 i, i64 t, int outside) { return i < t ? seg[i] : outside; }
+__device__ __forceinline__ int grp_at(const int* grp, i64 i, i64 t) { return grp != nullptr && i < t ? grp[i] : -1; }
+
 // acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
 // the product of a row-major 16 x D tile with N 8-row tiles of another row-major tile (q.k^T, dO.v^T, k.q^T, ...).
 template <typename E, int D, int N>
@@ -190,8 +205,9 @@ __device__ __forceinline__ QueryTile query_tile(int hq, int hkv) {
 }
 
 // Forward: grid (B * Hq, query tiles of 64); the longest (last) query tiles start first.
-template <typename E, int D, int BN>
-__device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) {
+template <typename E, int D, int BN, bool MASKED>
+__device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, const int* seg, const int* grp, int t, int hq,
+                        int hkv, int window, float scale) {
     constexpr int BM = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -217,6 +233,22 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     i64 kBegin;
     i64 kEnd;
     key_range<BN>(q0, window, t, &kBegin, &kEnd);
+    int qseg[2] = {0, 0};
+    int qgrp[2] = {-1, -1};
+    if (MASKED) {
+        const i64 b = bh / hq;
+        seg += b * t;
+        grp = grp != nullptr ? grp + b * t : nullptr;
+        if (grp != nullptr) {
+            kBegin = 0;
+            kEnd = t;
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            qseg[r] = seg_at(seg, row0 + r * 8, t, -1);
+            qgrp[r] = grp_at(grp, row0 + r * 8, t);
+        }
+    }
     // copy groups in flight: {q, k tile 0}, {v tile 0}; then per tile the next k after the scores, the next v after
     // the product with v, so each copy overlaps the work on the other operand
     load_tile<E, D, BM>(qs, qh, q0, t);
@@ -236,10 +268,22 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
+            int kseg[2] = {0, 0};
+            int kgrp[2] = {-1, -1};
+            if (MASKED) {
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    kseg[c] = seg_at(seg, k0 + n * 8 + 2 * tig + c, t, -2);
+                    kgrp[c] = grp_at(grp, k0 + n * 8 + 2 * tig + c, t);
+                }
+            }
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
-                const float x = visible(row0 + (e >> 1) * 8, key, window) ? s[n][e] * s2 : -inf();
+                const i64 row = row0 + (e >> 1) * 8;
+                const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
+                                         : visible(row, key, window);
+                const float x = seen ? s[n][e] * s2 : -inf();
                 s[n][e] = x;
                 mx[e >> 1] = fmaxf(mx[e >> 1], x);
             }
@@ -298,9 +342,9 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
 
 // Backward, dQ: grid (B * Hq, query tiles of 64). Recomputes P = exp(scale q.k - lse) per key tile;
 // dS = P (dO.v - delta) scale; dQ = dS k. delta[row] = dO . out (fp32, computed before).
-template <typename E, int D, int BN>
+template <typename E, int D, int BN, bool MASKED>
 __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq,
-                            int t, int hq, int hkv, int window, float scale) {
+                            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
     constexpr int BM = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -334,6 +378,22 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     i64 kBegin;
     i64 kEnd;
     key_range<BN>(q0, window, t, &kBegin, &kEnd);
+    int qseg[2] = {0, 0};
+    int qgrp[2] = {-1, -1};
+    if (MASKED) {
+        const i64 b = bh / hq;
+        seg += b * t;
+        grp = grp != nullptr ? grp + b * t : nullptr;
+        if (grp != nullptr) {
+            kBegin = 0;
+            kEnd = t;
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            qseg[r] = seg_at(seg, row0 + r * 8, t, -1);
+            qgrp[r] = grp_at(grp, row0 + r * 8, t);
+        }
+    }
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
         __syncthreads();  // the previous tiles are read
         load_tile<E, D, BN>(ks, kh, k0, t);
@@ -349,10 +409,22 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
         rows_times_rows<E, D, BN / 8>(dp, gs + warp * 16 * P, vs, lane);
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
+            int kseg[2] = {0, 0};
+            int kgrp[2] = {-1, -1};
+            if (MASKED) {
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    kseg[c] = seg_at(seg, k0 + n * 8 + 2 * tig + c, t, -2);
+                    kgrp[c] = grp_at(grp, k0 + n * 8 + 2 * tig + c, t);
+                }
+            }
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
-                const float p = visible(row0 + (e >> 1) * 8, key, window) ? exp2f(s[n][e] * s2 - l2[e >> 1]) : 0.f;
+                const i64 row = row0 + (e >> 1) * 8;
+                const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
+                                         : visible(row, key, window);
+                const float p = seen ? exp2f(s[n][e] * s2 - l2[e >> 1]) : 0.f;
                 s[n][e] = p * (dp[n][e] - dl[e >> 1]) * scale;
             }
         }
@@ -367,9 +439,10 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
 // order: more blocks for long spans, where the per-kv-head blocks would be few and long. Neither needs atomics, so
 // the result does not depend on scheduling. Per query tile of BQ that sees the block's keys:
 // S^T = k.q^T, P^T, dV += P^T dO, dP^T = v.dO^T, dS^T = P^T (dP^T - delta) scale, dK += dS^T q.
-template <typename E, int D, int C, int BQ>
+template <typename E, int D, int C, int BQ, bool MASKED>
 __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta,
-                             E* gk, E* gv, float* pk, float* pv, int t, int hq, int hkv, int window, float scale) {
+                             E* gk, E* gv, float* pk, float* pv, const int* seg, const int* grp, int t, int hq, int hkv,
+                             int window, float scale) {
     constexpr int BK = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -398,9 +471,25 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     zero<C / 8>(dk);
     zero<C / 8>(dv);
     const float s2 = scale * LOG2E;
-    const i64 iBegin = j0 / BQ * BQ;
+    i64 iBegin = j0 / BQ * BQ;
     i64 iEnd = window > 0 ? j0 + BK - 1 + window : t;
     iEnd = iEnd < t ? iEnd : t;
+    int kseg[2] = {0, 0};
+    int kgrp[2] = {-1, -1};
+    if (MASKED) {
+        const i64 b = kvHead / hkv;
+        seg += b * t;
+        grp = grp != nullptr ? grp + b * t : nullptr;
+        if (grp != nullptr) {  // a group's earlier queries see later keys
+            iBegin = 0;
+            iEnd = t;
+        }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            kseg[r] = seg_at(seg, key0 + r * 8, t, -2);
+            kgrp[r] = grp_at(grp, key0 + r * 8, t);
+        }
+    }
     for (int gi = 0; gi < heads; gi++) {
         const i64 bh = firstHead + gi;
         const E* qh = q + bh * t * D;
@@ -425,11 +514,23 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
             rows_times_rows<E, D, BQ / 8>(dpt, vs + warp * 16 * P, gs, lane);
 #pragma unroll
             for (int n = 0; n < BQ / 8; n++) {
+                int qseg[2] = {0, 0};
+                int qgrp[2] = {-1, -1};
+                if (MASKED) {
+#pragma unroll
+                    for (int c = 0; c < 2; c++) {
+                        qseg[c] = seg_at(seg, i0 + n * 8 + 2 * tig + c, t, -1);
+                        qgrp[c] = grp_at(grp, i0 + n * 8 + 2 * tig + c, t);
+                    }
+                }
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int col = n * 8 + 2 * tig + (e & 1);
                     const i64 query = i0 + col;
-                    const float p = query < t && visible(query, key0 + (e >> 1) * 8, window) ? exp2f(st[n][e] * s2 - l2s[col]) : 0.f;
+                    const i64 key = key0 + (e >> 1) * 8;
+                    const bool seen = MASKED ? visible_masked(query, key, window, qseg[e & 1], kseg[e >> 1], qgrp[e & 1], kgrp[e >> 1])
+                                             : query < t && visible(query, key, window);
+                    const float p = seen ? exp2f(st[n][e] * s2 - l2s[col]) : 0.f;
                     st[n][e] = p;
                     dpt[n][e] = p * (dpt[n][e] - dls[col]) * scale;
                 }
@@ -474,15 +575,27 @@ __device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group
 #define JT_FLASH(sfx, E, D, BN, DQBN, C, BQ) \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_##sfx##_##D( \
             const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) { \
-        flash::forward<E, D, BN>(q, k, v, out, lse, t, hq, hkv, window, scale); } \
+        flash::forward<E, D, BN, false>(q, k, v, out, lse, nullptr, nullptr, t, hq, hkv, window, scale); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dq_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq, \
             int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dq<E, D, DQBN>(q, k, v, gout, lse, delta, gq, t, hq, hkv, window, scale); } \
+        flash::backward_dq<E, D, DQBN, false>(q, k, v, gout, lse, delta, gq, nullptr, nullptr, t, hq, hkv, window, scale); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
             float* pk, float* pv, int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dkv<E, D, C, BQ>(q, k, v, gout, lse, delta, gk, gv, pk, pv, t, hq, hkv, window, scale); }
+        flash::backward_dkv<E, D, C, BQ, false>(q, k, v, gout, lse, delta, gk, gv, pk, pv, nullptr, nullptr, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_masked_##sfx##_##D( \
+            const E* q, const E* k, const E* v, E* out, float* lse, const int* seg, const int* grp, int t, int hq, int hkv, \
+            int window, float scale) { \
+        flash::forward<E, D, BN, true>(q, k, v, out, lse, seg, grp, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dq_masked_##sfx##_##D( \
+            const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq, \
+            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) { \
+        flash::backward_dq<E, D, DQBN, true>(q, k, v, gout, lse, delta, gq, seg, grp, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_masked_##sfx##_##D( \
+            const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
+            float* pk, float* pv, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) { \
+        flash::backward_dkv<E, D, C, BQ, true>(q, k, v, gout, lse, delta, gk, gv, pk, pv, seg, grp, t, hq, hkv, window, scale); }
 
 #if !defined(FLASH_KEYS_32) || !defined(FLASH_DQ_KEYS_32) || !defined(FLASH_DKV_COLUMNS_32) || !defined(FLASH_DKV_QUERIES_32)
 #error "the head size 32 tiles (FLASH_KEYS_32, FLASH_DQ_KEYS_32, FLASH_DKV_COLUMNS_32, FLASH_DKV_QUERIES_32) come from FlashKernels.java"

@@ -97,11 +97,29 @@ __device__ __forceinline__ void visible_columns(i64 row, i64 cols, i64 rowStart,
     *hi = h;  // empty when h <= l
 }
 
+// Over a packed row (ops.AttentionMask; seg and grp I32 [T] of the row, grp may be null): column c of the visible
+// range is seen by query q when seg[q] >= 0, seg[q] == seg[key] and either causal (and in the window) or
+// grp[q] >= 0 and grp[q] == grp[key]; with groups the range is every column (a group reaches past the query).
+struct RowMask {
+    const int* seg;
+    const int* grp;
+    int qs;
+    int qg;
+    i64 q;
+    i64 window;
+    __device__ __forceinline__ bool sees(i64 key) const {
+        if (qs < 0 || seg[key] != qs) return false;
+        if (key <= q && (window <= 0 || q - key < window)) return true;
+        return qg >= 0 && grp[key] == qg;
+    }
+};
+
 // scores S [R, C] -> probs [R, C] (P), lse S [R] (written, or read when lseIn); S is F32 (math in fp32), or F64
-// (math in fp64) for float64 checks.
-template <typename S, typename P, int VEC>
+// (math in fp64) for float64 checks. MASKED: over a packed row (RowMask), seg and grp its ids.
+template <typename S, typename P, int VEC, bool MASKED>
 __device__ void attention_softmax(const S* scores, P* probs, S* lse, i64 rows, i64 cols, i64 rowStart,
-                                  i64 rowsPerHead, i64 colStart, i64 window, double scaleArg, int lseIn) {
+                                  i64 rowsPerHead, i64 colStart, i64 window, double scaleArg, int lseIn,
+                                  const int* seg, const int* grp) {
     __shared__ S scratch[32];
     const S negInf = jt_neg_inf<S>();
     const S scale = (S) scaleArg;
@@ -110,6 +128,15 @@ __device__ void attention_softmax(const S* scores, P* probs, S* lse, i64 rows, i
         i64 lo;
         i64 hi;
         visible_columns(row, cols, rowStart, rowsPerHead, colStart, window, &lo, &hi);
+        RowMask mask = {seg, grp, 0, -1, rowStart + row % rowsPerHead, window};
+        if (MASKED) {
+            mask.qs = seg[mask.q];
+            mask.qg = grp != nullptr ? grp[mask.q] : -1;
+            if (grp != nullptr) {
+                lo = 0;
+                hi = cols;
+            }
+        }
         const S* sr = scores + row * cols;
         S l;
         if (lseIn) {
@@ -123,7 +150,7 @@ __device__ void attention_softmax(const S* scores, P* probs, S* lse, i64 rows, i
 #pragma unroll
                     for (int q = 0; q < VEC; q++) {
                         i64 c = k * VEC + q;
-                        v[q] = (c >= lo && c < hi) ? scale * v[q] : negInf;
+                        v[q] = (c >= lo && c < hi && (!MASKED || mask.sees(colStart + c))) ? scale * v[q] : negInf;
                     }
                     acc.template add<VEC>(v);
                 }
@@ -140,7 +167,7 @@ __device__ void attention_softmax(const S* scores, P* probs, S* lse, i64 rows, i
 #pragma unroll
                 for (int q = 0; q < VEC; q++) {
                     i64 c = k * VEC + q;
-                    v[q] = (c >= lo && c < hi) ? jt_exp(scale * v[q] - l) : (S) 0;
+                    v[q] = (c >= lo && c < hi && (!MASKED || mask.sees(colStart + c))) ? jt_exp(scale * v[q] - l) : (S) 0;
                 }
             } else {
 #pragma unroll
@@ -192,8 +219,13 @@ JT_FLOAT_TYPES(JT_SOFTMAX)
 #define JT_ATTN_V(ss, S, ps, P, name, V) \
     extern "C" __global__ void attention_softmax_##ss##_##ps##name(const S* scores, P* probs, S* lse, i64 rows, i64 cols, i64 rowStart, \
                                                                    i64 rowsPerHead, i64 colStart, i64 window, double scale, int lseIn) { \
-        attention_softmax<S, P, V>(scores, probs, lse, rows, cols, rowStart, rowsPerHead, colStart, window, scale, lseIn); }
-#define JT_ATTN(ss, S, ps, P) JT_ATTN_V(ss, S, ps, P, , 1) JT_ATTN_V(ss, S, ps, P, _vec, ATTENTION_VEC)
+        attention_softmax<S, P, V, false>(scores, probs, lse, rows, cols, rowStart, rowsPerHead, colStart, window, scale, lseIn, nullptr, nullptr); }
+// packed rows: one element at a time (the blocked path runs on the GPU only for F32, a logit cap or other head sizes)
+#define JT_ATTN_MASKED(ss, S, ps, P) \
+    extern "C" __global__ void attention_softmax_masked_##ss##_##ps(const S* scores, P* probs, S* lse, i64 rows, i64 cols, i64 rowStart, \
+            i64 rowsPerHead, i64 colStart, i64 window, double scale, int lseIn, const int* seg, const int* grp) { \
+        attention_softmax<S, P, 1, true>(scores, probs, lse, rows, cols, rowStart, rowsPerHead, colStart, window, scale, lseIn, seg, grp); }
+#define JT_ATTN(ss, S, ps, P) JT_ATTN_V(ss, S, ps, P, , 1) JT_ATTN_V(ss, S, ps, P, _vec, ATTENTION_VEC) JT_ATTN_MASKED(ss, S, ps, P)
 JT_ATTN(f32, float, f64, double)
 JT_ATTN(f32, float, f32, float)
 JT_ATTN(f32, float, bf16, __nv_bfloat16)

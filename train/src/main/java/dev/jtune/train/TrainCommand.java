@@ -24,6 +24,8 @@ import dev.jtune.train.data.DataOptions;
 import dev.jtune.train.data.DatasetBuilder;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.data.TrainingData;
+import dev.jtune.train.loop.Batcher;
+import dev.jtune.train.loop.Batching;
 import dev.jtune.train.loop.LrSchedule;
 import dev.jtune.train.loop.OutputDirectory;
 import dev.jtune.train.loop.RunException;
@@ -70,7 +72,13 @@ final class TrainCommand {
         TrainerConfig config = config(a);
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
-        long total = Trainer.totalSteps(config, data.train().size());
+        int rows = Batcher.rowCount(data.train(), config.batching());
+        if (config.batching().packed()) {
+            long tokens = data.train().stream().mapToLong(e -> Math.min(e.length(), a.maxSeqLength())).sum();
+            out.printf(Locale.ROOT, "packing: %,d examples in %,d rows of up to %,d tokens (%.1f%% filled)%n", data.train().size(), rows,
+                    a.maxSeqLength(), 100.0 * tokens / ((double) rows * a.maxSeqLength()));
+        }
+        long total = Trainer.totalSteps(config, rows);
         if (a.deepspeed() != null) { // its step counts can be checked only now, as HF's Trainer does in trainer_config_finalize
             List<String> conflicts = DeepSpeedConfig.read(a.deepspeed()).stepConflicts(total, a.warmupStepsFor(total));
             if (!conflicts.isEmpty()) {
@@ -239,6 +247,12 @@ final class TrainCommand {
                 .adjustable("gradient_checkpointing", a.checkpointing());
         // recorded only when not the default, so that earlier checkpoints resume without a note; a checkpoint keeps
         // per-parameter entries, so the offload mode may change under a resume
+        if (a.packing()) { // other micro-batches: recorded only when on, so earlier checkpoints resume as before
+            b.fixed("packing", "rows of up to " + a.maxSeqLength() + " tokens");
+        }
+        if (!a.groupByLength()) {
+            b.fixed("group_by_length", false);
+        }
         if (a.tiledMlp()) { // sums the MLP's parameter gradients tile by tile: the last bits may differ
             b.adjustable("tiled_mlp", a.tiledMlpNumShards() > 0 ? a.tiledMlpNumShards() + " shards" : "auto");
         }
@@ -416,6 +430,8 @@ final class TrainCommand {
                 .optimizerStepTiming(a.optimizerStepTiming())
                 .activationPlacement(a.activationPlacement())
                 .weightPlacement(a.weightPlacement())
+                .batching(new Batching(a.groupByLength() ? Batching.Order.GROUP_BY_LENGTH : Batching.Order.RANDOM,
+                        a.packing() ? a.maxSeqLength() : 0))
                 .build();
     }
 

@@ -21,7 +21,7 @@ import static dev.jtune.engine.cuda.KernelSource.names;
 
 /**
  * Typed launches of kernels/flash.cu: fused causal attention, forward in one kernel and backward in two (dQ; dK
- * with dV). Blocks of {@link #WARPS} warps own {@link #ROWS} rows (queries, or keys for dK/dV); the tile sizes per
+ * with dV), each also over packed rows (the _masked kernels, with segments and groups). Blocks of {@link #WARPS} warps own {@link #ROWS} rows (queries, or keys for dK/dV); the tile sizes per
  * head size are declared here and compiled into the kernels as defines, and the shared memory they need is raised
  * above 48 KiB once per kernel.
  */
@@ -66,11 +66,16 @@ public final class FlashKernels {
                     .define("FLASH_DQ_KEYS_" + d, t.dqKeys())
                     .define("FLASH_DKV_COLUMNS_" + d, t.dkvColumns())
                     .define("FLASH_DKV_QUERIES_" + d, t.dkvQueries());
-            // pointers, then t, hq, hkv, window and scale
+            // pointers, then t, hq, hkv, window and scale; the masked kernels' segments and groups follow the pointers
             b.kernels(names("flash_forward_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
             b.kernels(names("flash_backward_dq_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
             b.kernels(names("flash_backward_dkv_%s_" + d, TYPES),
                     PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            b.kernels(names("flash_forward_masked_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            b.kernels(names("flash_backward_dq_masked_%s_" + d, TYPES),
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            b.kernels(names("flash_backward_dkv_masked_%s_" + d, TYPES),
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
         });
         return b.kernels(names("flash_reduce_heads_%s", TYPES), PTR, PTR, I64, I32, I64).build();
     }
@@ -88,27 +93,30 @@ public final class FlashKernels {
         return (dtype == DType.BF16 || dtype == DType.F16) && TILES.containsKey((int) headDim);
     }
 
-    public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale, Tensor out,
+                        Tensor lse) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int shared = forwardShared(q.dtype().byteSize(), d, tiles);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            mask(args, segments, groups);
             shape(args, q, k, window, scale);
-            launch("flash_forward", q, q.dim(0) * q.dim(1), shared, args);
+            launch(masked("flash_forward", segments, groups), q, q.dim(0) * q.dim(1), shared, args);
         }
     }
 
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
-                  Tensor gradQ, Tensor gradK, Tensor gradV) {
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                         long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int elem = q.dtype().byteSize();
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
+            mask(args, segments, groups);
             shape(args, q, k, window, scale);
-            launch("flash_backward_dq", q, q.dim(0) * q.dim(1), dqShared(elem, d, tiles), args);
+            launch(masked("flash_backward_dq", segments, groups), q, q.dim(0) * q.dim(1), dqShared(elem, d, tiles), args);
         }
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
         // key/value head; otherwise one block per key/value head
@@ -122,9 +130,10 @@ public final class FlashKernels {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(pk == null ? 0L : pk.address()).pointer(pv == null ? 0L : pv.address());
+                mask(args, segments, groups);
                 shape(args, q, k, window, scale);
                 long heads = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
-                launch("flash_backward_dkv", q, heads * (d / tiles.dkvColumns()), dkvShared(elem, d, tiles), args);
+                launch(masked("flash_backward_dkv", segments, groups), q, heads * (d / tiles.dkvColumns()), dkvShared(elem, d, tiles), args);
             }
             if (split) {
                 reduceHeads(pk, gradK, group);
@@ -202,6 +211,21 @@ public final class FlashKernels {
             throw new UnsupportedOpException("fused attention: sequence length " + q.dim(2) + " is too long for the cuda kernel");
         }
         return TILES.get((int) q.dim(3));
+    }
+
+    /** The masked kernel's name with segments (packed rows), else the unmasked one's. */
+    private static String masked(String kernel, Tensor segments, Tensor groups) {
+        if (segments == null && groups != null) {
+            throw new IllegalArgumentException("fused attention: groups need segments");
+        }
+        return segments == null ? kernel : kernel + "_masked";
+    }
+
+    /** The masked kernels' segments and groups (I32 [B, T] contiguous; groups may be null); nothing unmasked. */
+    private static void mask(KernelArgs args, Tensor segments, Tensor groups) {
+        if (segments != null) {
+            args.pointer(segments.address()).pointer(groups == null ? 0L : groups.address());
+        }
     }
 
     private static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {

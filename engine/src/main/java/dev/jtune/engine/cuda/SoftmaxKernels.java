@@ -32,6 +32,8 @@ public final class SoftmaxKernels {
             .kernels(names("row_dot_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64)
             .kernels(names("attention_softmax_f32_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32)
             .kernels(names("attention_softmax_f64_f64%s", VEC), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32)
+            .kernels(names("attention_softmax_masked_f32_%s", FLOATS), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32, PTR, PTR)
+            .kernels(List.of("attention_softmax_masked_f64_f64"), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, F64, I32, PTR, PTR)
             .kernels(names("attention_softmax_backward_f32_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, I64, I64, F64)
             .kernels(List.of("attention_softmax_backward_f64_f64_f64"), PTR, PTR, PTR, PTR, I64, I64, F64)
             .build();
@@ -90,8 +92,8 @@ public final class SoftmaxKernels {
         }
     }
 
-    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                          Tensor probs, Tensor lse, boolean lseIn) {
+    public void attentionSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                                 Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn) {
         long rows = scores.dim(0);
         long c = scores.dim(1);
         if (rows == 0) {
@@ -102,12 +104,19 @@ public final class SoftmaxKernels {
         }
         String ss = scoresSuffix("attentionSoftmax", scores.dtype(), probs.dtype());
         StatTypes.require("attentionSoftmax", "lse", lse, scores.dtype());
-        int vec = RowLaunch.vectorWidth(ATTENTION_VEC, c, scores, probs);
-        String name = "attention_softmax_" + ss + "_" + ElementwiseKernels.floatSuffix("attentionSoftmax", probs.dtype())
-                + RowLaunch.vecSuffix(vec);
+        if (segments == null && groups != null) {
+            throw new IllegalArgumentException("attentionSoftmax: groups need segments");
+        }
+        // packed rows: the masked kernel, one element at a time
+        int vec = segments != null ? 1 : RowLaunch.vectorWidth(ATTENTION_VEC, c, scores, probs);
+        String name = (segments != null ? "attention_softmax_masked_" : "attention_softmax_") + ss + "_"
+                + ElementwiseKernels.floatSuffix("attentionSoftmax", probs.dtype()) + (segments != null ? "" : RowLaunch.vecSuffix(vec));
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(scores.address()).pointer(probs.address()).pointer(lse.address()).i64(rows).i64(c)
                     .i64(rowStart).i64(rowsPerHead).i64(colStart).i64(window).f64(scale).i32(lseIn ? 1 : 0);
+            if (segments != null) {
+                args.pointer(segments.address()).pointer(groups == null ? 0L : groups.address());
+            }
             RowLaunch.of(rows, c, maxBlocks).launch(module.function(name), stream, args);
         }
     }

@@ -35,7 +35,17 @@ public interface AttentionKernel {
      * {@code window > 0}, {@code i - j < window}. out [B, Hq, T, D] in q's dtype = softmax over the visible keys of
      * {@code scale q.k}, times v; lse [B, Hq, T] = log sum over visible keys of exp(scale q.k).
      */
-    void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse);
+    default void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        fusedForward(q, k, v, null, null, window, scale, out, lse);
+    }
+
+    /**
+     * {@link #fusedForward(Tensor, Tensor, Tensor, long, double, Tensor, Tensor)} over packed rows: segments (null:
+     * none, the unmasked kernels) and groups (null: none) I32 [B, T] contiguous, with the visibility rule of
+     * {@code ops.AttentionMask}. A query that sees no key gets out 0 and lse -inf.
+     */
+    void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale, Tensor out,
+                      Tensor lse);
 
     /**
      * Backward of {@link #fusedForward}: with {@code p = exp(scale q.k - lse)} on visible pairs,
@@ -43,8 +53,14 @@ public interface AttentionKernel {
      * {@code gradK = dS^T q}; delta [B, Hq, T] is the row dot product of gradOut and out. gradQ, gradK, gradV in the
      * inputs' dtype, each fully written (gradK and gradV sum over a key/value head's query heads).
      */
-    void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                       double scale, Tensor gradQ, Tensor gradK, Tensor gradV);
+    default void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
+                               double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        fusedBackward(q, k, v, null, null, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
+    }
+
+    /** The backward of the packed-row forward (segments, groups as there; null: none). */
+    void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                       long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV);
 
     /**
      * The masked softmax of one block of attention scores. scores [R, C]: row r is query position
@@ -54,8 +70,17 @@ public interface AttentionKernel {
      * lse [R] = log sum over visible of exp(scale * s) (-inf when none is visible, and then the row of probs is 0).
      * When {@code lseIn}, lse is read (saved by the forward) instead of written.
      */
-    void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                       Tensor probs, Tensor lse, boolean lseIn);
+    default void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
+                               Tensor probs, Tensor lse, boolean lseIn) {
+        maskedSoftmax(scores, rowStart, rowsPerHead, colStart, window, null, null, scale, probs, lse, lseIn);
+    }
+
+    /**
+     * The same over a packed row: segments and groups I32 [T] contiguous (the row's, indexed by position; null: none),
+     * and key k is visible to query q by the rule of {@code ops.AttentionMask}.
+     */
+    void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                       Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn);
 
     /**
      * {@code gradScores[r, c] = scale * probs[r, c] * (gradProbs[r, c] - delta[r])}; probs [R, C] (any float dtype),
@@ -96,16 +121,59 @@ public interface AttentionKernel {
             long kvHead(long bh) {
                 return (bh / hq) * hkv + (bh % hq) / (hq / hkv);
             }
+        }
 
-            int first(int i, long window) {
-                return window > 0 ? (int) Math.max(0, i - window + 1) : 0;
+        /**
+         * Which keys a query sees: the causal rule with the window, and over packed rows the rule of
+         * {@code ops.AttentionMask} (segments and groups [B, T], or null). {@link #first} and {@link #last} bound the keys
+         * to scan (all of the row when there are groups: a group reaches past the query); within them {@link #visible}
+         * decides, and is always true without segments, so the unmasked loops are the plain causal ones.
+         */
+        private record Visibility(long window, Flat segments, Flat groups, int t) {
+            static Visibility of(long window, Tensor segments, Tensor groups, int t) {
+                if (segments == null && groups != null) {
+                    throw new IllegalArgumentException("attention: groups need segments");
+                }
+                return new Visibility(window, segments == null ? null : Flat.of(segments), groups == null ? null : Flat.of(groups), t);
+            }
+
+            int first(int i) {
+                return groups == null && window > 0 ? (int) Math.max(0, i - window + 1) : 0;
+            }
+
+            int last(int i) {
+                return groups == null ? i : t - 1;
+            }
+
+            /** Key j to query i of batch row b, for j in [first(i), last(i)]. */
+            boolean visible(long b, int i, int j) {
+                if (segments == null) {
+                    return true;
+                }
+                long si = segments.getLong(b * t + i);
+                if (si < 0 || segments.getLong(b * t + j) != si) {
+                    return false;
+                }
+                if (j <= i && (window <= 0 || i - j < window)) {
+                    return true;
+                }
+                if (groups == null) {
+                    return false;
+                }
+                long gi = groups.getLong(b * t + i);
+                return gi >= 0 && groups.getLong(b * t + j) == gi;
             }
         }
 
-        /** out = softmax(scale q k^T, masked) v; lse = log sum exp over the visible keys. Query rows in parallel. */
+        /**
+         * out = softmax(scale q k^T, masked) v; lse = log sum exp over the visible keys (a query that sees none: out 0,
+         * lse -inf). Query rows in parallel.
+         */
         @Override
-        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
+                                 Tensor out, Tensor lse) {
             Heads h = Heads.of(q, k);
+            Visibility vis = Visibility.of(window, segments, groups, h.t());
             Flat qs = Flat.of(q);
             Flat ks = Flat.of(k);
             Flat vs = Flat.of(v);
@@ -114,26 +182,42 @@ public interface AttentionKernel {
             int d = h.d();
             CpuLoops.rows(h.batch() * h.hq() * h.t(), row -> {
                 long bh = row / h.t();
+                long b = bh / h.hq();
                 int i = (int) (row % h.t());
                 long kv = h.kvHead(bh) * h.t();
                 double[] qi = qs.read(row * d, new double[d]);
-                int lo = h.first(i, window);
-                double[] s = new double[i - lo + 1];
+                int lo = vis.first(i);
+                int hi = vis.last(i);
+                double[] s = new double[hi - lo + 1];
+                boolean[] seen = new boolean[s.length];
                 double max = Double.NEGATIVE_INFINITY;
                 double[] kj = new double[d];
-                for (int j = lo; j <= i; j++) {
-                    ks.read((kv + j) * d, kj);
-                    s[j - lo] = scale * dot(qi, kj);
-                    max = Math.max(max, s[j - lo]);
+                for (int j = lo; j <= hi; j++) {
+                    if (vis.visible(b, i, j)) {
+                        seen[j - lo] = true;
+                        ks.read((kv + j) * d, kj);
+                        s[j - lo] = scale * dot(qi, kj);
+                        max = Math.max(max, s[j - lo]);
+                    }
+                }
+                double[] o = new double[d];
+                if (max == Double.NEGATIVE_INFINITY) { // nothing visible (padding)
+                    os.write(row * d, o);
+                    ls.set(row, Double.NEGATIVE_INFINITY);
+                    return;
                 }
                 double sum = 0;
                 for (int j = 0; j < s.length; j++) {
-                    s[j] = Math.exp(s[j] - max);
-                    sum += s[j];
+                    if (seen[j]) {
+                        s[j] = Math.exp(s[j] - max);
+                        sum += s[j];
+                    }
                 }
-                double[] o = new double[d];
                 double[] vj = new double[d];
-                for (int j = lo; j <= i; j++) {
+                for (int j = lo; j <= hi; j++) {
+                    if (!seen[j - lo]) {
+                        continue;
+                    }
                     vs.read((kv + j) * d, vj);
                     double p = s[j - lo] / sum;
                     for (int c = 0; c < d; c++) {
@@ -146,13 +230,14 @@ public interface AttentionKernel {
         }
 
         /**
-         * With {@code p = exp(scale q.k - lse)}: dV += p dO, dS = p (dO.v - delta) scale, dQ += dS k, dK += dS q. Query
-         * rows run in parallel for dQ; key/value heads for dK, dV.
+         * With {@code p = exp(scale q.k - lse)} on visible pairs: dV += p dO, dS = p (dO.v - delta) scale, dQ += dS k,
+         * dK += dS q. Query rows run in parallel for dQ; key/value heads for dK, dV.
          */
         @Override
-        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse,
+                                  Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
             Heads h = Heads.of(q, k);
+            Visibility vis = Visibility.of(window, segments, groups, h.t());
             Flat qs = Flat.of(q);
             Flat ks = Flat.of(k);
             Flat vs = Flat.of(v);
@@ -165,6 +250,7 @@ public interface AttentionKernel {
             int d = h.d();
             int t = h.t();
             CpuLoops.rows(h.batch() * h.hq() * t, row -> {
+                long b = row / t / h.hq();
                 long kv = h.kvHead(row / t) * t;
                 int i = (int) (row % t);
                 double[] qi = qs.read(row * d, new double[d]);
@@ -172,7 +258,10 @@ public interface AttentionKernel {
                 double[] dq = new double[d];
                 double[] kj = new double[d];
                 double[] vj = new double[d];
-                for (int j = h.first(i, window); j <= i; j++) {
+                for (int j = vis.first(i); j <= vis.last(i); j++) {
+                    if (!vis.visible(b, i, j)) {
+                        continue;
+                    }
                     ks.read((kv + j) * d, kj);
                     vs.read((kv + j) * d, vj);
                     double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
@@ -198,7 +287,10 @@ public interface AttentionKernel {
                         long row = bh * t + i;
                         qs.read(row * d, qi);
                         gs.read(row * d, gi);
-                        for (int j = h.first(i, window); j <= i; j++) {
+                        for (int j = vis.first(i); j <= vis.last(i); j++) {
+                            if (!vis.visible(b, i, j)) {
+                                continue;
+                            }
                             ks.read((kvHead * t + j) * d, kj);
                             vs.read((kvHead * t + j) * d, vj);
                             double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
@@ -227,23 +319,30 @@ public interface AttentionKernel {
 
         /**
          * The visible keys of a row are the contiguous run {@code max(0, q - window + 1) <= k <= q} (no lower bound when
-         * window <= 0). Without lseIn, {@code lse = m + log sum exp(scale s - m)} over the visible entries (m their
-         * max), -inf when none is visible or all are -inf. probs = {@code exp(scale s - lse)} on visible entries and 0
+         * window <= 0); over a packed row, those of them (or with groups, of all columns) that the segments and groups
+         * let it see. Without lseIn, {@code lse = m + log sum exp(scale s - m)} over the visible entries (m their max),
+         * -inf when none is visible or all are -inf. probs = {@code exp(scale s - lse)} on visible entries and 0
          * elsewhere, and 0 on the whole row when lse is -inf (also a read one). Rows run in parallel, each read whole
          * before it is written.
          */
         @Override
-        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                                  Tensor probs, Tensor lse, boolean lseIn) {
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                                  Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn) {
             int c = CpuLoops.lastDim("attentionSoftmax", scores);
             Flat ss = Flat.of(scores);
             Flat ps = Flat.of(probs);
             Flat ls = Flat.of(lse);
+            // the row's ids: batch row 0 of a [1, T] visibility
+            Visibility vis = Visibility.of(window, segments, groups, segments == null ? 0 : (int) segments.numel());
             CpuLoops.rows(scores.numel() / Math.max(c, 1), r -> {
                 long q = rowStart + r % rowsPerHead;
-                // visible columns [lo, hi)
-                long hi = Math.clamp(q - colStart + 1, 0, c);
-                long lo = window > 0 ? Math.clamp(q - window + 1 - colStart, 0, hi) : 0;
+                // columns to scan [lo, hi)
+                long hi = groups != null ? c : Math.clamp(q - colStart + 1, 0, c);
+                long lo = groups == null && window > 0 ? Math.clamp(q - window + 1 - colStart, 0, hi) : 0;
+                boolean[] seen = new boolean[c];
+                for (int j = (int) lo; j < hi; j++) {
+                    seen[j] = vis.visible(0, (int) q, (int) (colStart + j));
+                }
                 double[] z = ss.read(r * c, new double[c]);
                 double l;
                 if (lseIn) {
@@ -251,14 +350,18 @@ public interface AttentionKernel {
                 } else {
                     double max = Double.NEGATIVE_INFINITY;
                     for (int j = (int) lo; j < hi; j++) {
-                        max = Math.max(max, scale * z[j]);
+                        if (seen[j]) {
+                            max = Math.max(max, scale * z[j]);
+                        }
                     }
                     if (max == Double.NEGATIVE_INFINITY || Double.isNaN(max)) {
                         l = max;
                     } else {
                         double sum = 0;
                         for (int j = (int) lo; j < hi; j++) {
-                            sum += Math.exp(scale * z[j] - max);
+                            if (seen[j]) {
+                                sum += Math.exp(scale * z[j] - max);
+                            }
                         }
                         l = max + Math.log(sum);
                     }
@@ -267,7 +370,9 @@ public interface AttentionKernel {
                 double[] p = new double[c];
                 if (l != Double.NEGATIVE_INFINITY) {
                     for (int j = (int) lo; j < hi; j++) {
-                        p[j] = Math.exp(scale * z[j] - l);
+                        if (seen[j]) {
+                            p[j] = Math.exp(scale * z[j] - l);
+                        }
                     }
                 }
                 ps.write(r * c, p);
@@ -345,20 +450,21 @@ public interface AttentionKernel {
         }
 
         @Override
-        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
-            flash().forward(q, k, v, window, scale, out, lse);
+        public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
+                                 Tensor out, Tensor lse) {
+            flash().forward(q, k, v, segments, groups, window, scale, out, lse);
         }
 
         @Override
-        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-            flash().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse,
+                                  Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+            flash().backward(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);
         }
 
         @Override
-        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                                  Tensor probs, Tensor lse, boolean lseIn) {
-            rows().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, scale, probs, lse, lseIn);
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                                  Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn) {
+            rows().attentionSoftmax(scores, rowStart, rowsPerHead, colStart, window, segments, groups, scale, probs, lse, lseIn);
         }
 
         @Override
@@ -386,21 +492,23 @@ public interface AttentionKernel {
         }
 
         @Override
-        public void fusedForward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
+                                 Tensor out, Tensor lse) {
             // no workspace
         }
 
+        /** The same workspace with or without a mask: the split depends on shapes and window only. */
         @Override
-        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window,
-                                  double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
+        public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse,
+                                  Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
             try (Scope shares = FlashKernels.openWorkspace()) {
                 FlashKernels.backwardWorkspace(q, k, window);
             }
         }
 
         @Override
-        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, double scale,
-                                  Tensor probs, Tensor lse, boolean lseIn) {
+        public void maskedSoftmax(Tensor scores, long rowStart, long rowsPerHead, long colStart, long window, Tensor segments,
+                                  Tensor groups, double scale, Tensor probs, Tensor lse, boolean lseIn) {
         }
 
         @Override

@@ -26,6 +26,15 @@ public final class Attention {
 
     /** q [B, Hq, T, D], k and v [B, Hkv, T, D]; returns [B, Hq, T, D] in q's dtype. */
     public static Tensor causal(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
+        return causal(q, k, v, spec, null);
+    }
+
+    /**
+     * Over packed rows: {@code mask} (null: none, as above) says which sample and bidirectional group each token is
+     * in ({@link AttentionMask}), so no query sees a key of another sample. The fused and blocked paths both take it;
+     * the unmasked path is unchanged.
+     */
+    public static Tensor causal(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask) {
         String op = "attention";
         Checks.floating(op, q, "q");
         Checks.rank(op, q, 4, "q [B, Hq, T, D]");
@@ -38,10 +47,11 @@ public final class Attention {
             throw new ShapeException(op + ": q " + q.shape() + " and k/v " + k.shape()
                     + " must share batch, length and head size, with query heads a multiple of key/value heads");
         }
+        AttentionMask m = mask == null ? null : mask.checked(op, q);
         if (spec.softcap() <= 0 && AttentionKernel.on(q).hasFused(q.dtype(), q.dim(3))) {
-            return fused(aligned(q), aligned(k), aligned(v), spec);
+            return fused(aligned(q), aligned(k), aligned(v), spec, m);
         }
-        Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec);
+        Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec, m);
         Tensor out;
         Tensor lse;
         try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -62,14 +72,16 @@ public final class Attention {
      * One kernel forward and two backward where the device has them ({@link AttentionKernel#hasFused}): the same
      * function as the blocked path, with the scores never leaving the chip.
      */
-    private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
+    private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask) {
+        Tensor segments = mask == null ? null : mask.segments();
+        Tensor groups = mask == null ? null : mask.groups();
         Tensor out;
         Tensor lse;
         try (Autograd.GradMode off = Autograd.noGrad()) {
             out = Tensor.empty(q.shape(), q.dtype(), q.device());
             lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
             if (out.numel() > 0) {
-                AttentionKernel.on(q).fusedForward(q, k, v, spec.window(), spec.scale(), out, lse);
+                AttentionKernel.on(q).fusedForward(q, k, v, segments, groups, spec.window(), spec.scale(), out, lse);
             }
         }
         Node node = Autograd.attach("attention", out, g -> {
@@ -79,7 +91,7 @@ public final class Attention {
             Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
             if (out.numel() > 0) {
                 Tensor delta = delta(gOut, out, lse);
-                AttentionKernel.on(q).fusedBackward(q, k, v, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
+                AttentionKernel.on(q).fusedBackward(q, k, v, segments, groups, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
                 delta.close();
             }
             return new Tensor[] {gq, gk, gv};
@@ -108,8 +120,12 @@ public final class Attention {
         return c.address() % 16 == 0 ? c : c.copy();
     }
 
-    /** The loop over (batch, query head, query block) shared by forward and backward. */
-    private record Blocks(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
+    /**
+     * The loop over (batch, query head, query block) shared by forward and backward. A block's keys run from the first
+     * the window lets its first query see to its last query; with bidirectional groups, over the whole row (a group
+     * reaches past the query), the mask deciding.
+     */
+    private record Blocks(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask) {
 
         long group() {
             return q.dim(1) / k.dim(1);
@@ -141,7 +157,26 @@ public final class Attention {
 
         /** First key visible to any query of [t0, ...). */
         long firstKey(long t0) {
-            return spec.window() > 0 ? Math.max(0, t0 - spec.window() + 1) : 0;
+            return spec.window() > 0 && !grouped() ? Math.max(0, t0 - spec.window() + 1) : 0;
+        }
+
+        /** One past the last key visible to any query of [..., t1). */
+        long endKey(long t1) {
+            return grouped() ? q.dim(2) : t1;
+        }
+
+        boolean grouped() {
+            return mask != null && mask.groups() != null;
+        }
+
+        void softmax(AttentionKernel kernel, Tensor scores, long t0, long t1, long k0, double scale, Tensor probs, Tensor lse,
+                     long b, boolean lseIn) {
+            if (mask == null) {
+                kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, lse, lseIn);
+            } else {
+                kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), mask.segmentsOf(b), mask.groupsOf(b), scale, probs,
+                        lse, lseIn);
+            }
         }
 
         void forward(Tensor out, Tensor lse) {
@@ -154,14 +189,15 @@ public final class Attention {
                     for (long t0 = 0; t0 < t; t0 += spec.queryBlock()) {
                         long t1 = Math.min(t, t0 + spec.queryBlock());
                         long k0 = firstKey(t0);
+                        long k1 = endKey(t1);
                         try (Scope s = Scope.open("attention block")) {
-                            Tensor kb = rows(k, b, hk, k0, t1);
-                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
+                            Tensor kb = rows(k, b, hk, k0, k1);
+                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, k1 - k0), Checks.statType(q), q.device());
                             be.matmul(rows(q, b, h, t0, t1), false, kb, true, scores, false);
                             double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), false);
-                            be.matmul(probs, false, rows(v, b, hk, k0, t1), false, rows(out, b, h, t0, t1), false);
+                            softmax(kernel, scores, t0, t1, k0, scale, probs, stats(lse, b, h, t0, t1), b, false);
+                            be.matmul(probs, false, rows(v, b, hk, k0, k1), false, rows(out, b, h, t0, t1), false);
                         }
                     }
                 }
@@ -182,17 +218,18 @@ public final class Attention {
                     for (long t0 = 0; t0 < t; t0 += spec.queryBlock()) {
                         long t1 = Math.min(t, t0 + spec.queryBlock());
                         long k0 = firstKey(t0);
+                        long k1 = endKey(t1);
                         try (Scope s = Scope.open("attention block backward")) {
                             Tensor qb = rows(q, b, h, t0, t1);
-                            Tensor kb = rows(k, b, hk, k0, t1);
-                            Tensor vb = rows(v, b, hk, k0, t1);
+                            Tensor kb = rows(k, b, hk, k0, k1);
+                            Tensor vb = rows(v, b, hk, k0, k1);
                             Tensor gob = rows(gOut, b, h, t0, t1);
-                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, t1 - k0), Checks.statType(q), q.device());
+                            Tensor scores = Tensor.empty(Shape.of(t1 - t0, k1 - k0), Checks.statType(q), q.device());
                             be.matmul(qb, false, kb, true, scores, false);
                             double scale = capScores(be, scores);
                             Tensor probs = Tensor.empty(scores.shape(), q.dtype(), q.device());
-                            kernel.maskedSoftmax(scores, t0, t1 - t0, k0, spec.window(), scale, probs, stats(lse, b, h, t0, t1), true);
-                            be.matmul(probs, true, gob, false, rows(gv, b, hk, k0, t1), true);
+                            softmax(kernel, scores, t0, t1, k0, scale, probs, stats(lse, b, h, t0, t1), b, true);
+                            be.matmul(probs, true, gob, false, rows(gv, b, hk, k0, k1), true);
                             // the scores are spent (kept only when capped: the cap's derivative needs them)
                             Tensor gradProbs = spec.softcap() > 0 ? Tensor.empty(scores.shape(), scores.dtype(), q.device()) : scores;
                             be.matmul(gob, false, vb, true, gradProbs, false);
@@ -204,7 +241,7 @@ public final class Attention {
                                 be.scale(gradScores, spec.scale(), gradScores);
                             }
                             be.matmul(gradScores, false, kb, false, rows(gq, b, h, t0, t1), false);
-                            be.matmul(gradScores, true, qb, false, rows(gk, b, hk, k0, t1), true);
+                            be.matmul(gradScores, true, qb, false, rows(gk, b, hk, k0, k1), true);
                         }
                     }
                 }

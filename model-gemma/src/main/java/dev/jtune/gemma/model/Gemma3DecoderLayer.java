@@ -8,6 +8,7 @@ import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
 import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionMask;
 import dev.jtune.engine.ops.AttentionSpec;
 import dev.jtune.engine.ops.RmsNorm.Scale;
 import dev.jtune.gemma.config.Gemma3Config;
@@ -77,15 +78,18 @@ public final class Gemma3DecoderLayer extends Module {
         return new AttentionSpec(window, config.attentionScale(), block, Gemma3Model.attentionSoftcap(config));
     }
 
-    Tensor forward(Tensor x, long b, long t, Tensor positions, int attentionBlock, Gemma3Model.MlpTiling tiling) {
-        return mlpHalf(attentionHalf(x, b, t, positions, attentionBlock), tiling, ActivationStore.DEVICE);
+    Tensor forward(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock, Gemma3Model.MlpTiling tiling) {
+        return mlpHalf(attentionHalf(x, b, t, positions, mask, attentionBlock), tiling, ActivationStore.DEVICE);
     }
 
-    /** x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. */
-    Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, int attentionBlock) {
+    /**
+     * x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. RoPE at
+     * {@code positions} [T] or [B, T]; {@code mask} (null: none) keeps packed samples apart.
+     */
+    Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock) {
         Tensor h = inputLayernorm.forward(x);
         Tensor[] qkv = selfAttn.projectQkv(h, b, t, positions);
-        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(attentionBlock));
+        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(attentionBlock), mask);
         return attentionResidual(x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
     }
 

@@ -16,6 +16,7 @@ import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.Parameter;
 import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.ops.Attention;
+import dev.jtune.engine.ops.AttentionMask;
 import dev.jtune.engine.ops.CrossEntropy;
 import dev.jtune.engine.ops.Softcap;
 import dev.jtune.engine.quant.Nf4Scales;
@@ -364,13 +365,23 @@ public final class Gemma3Model extends Module {
      * (the last replaced by the final-normed states), each as [B * T, hidden].
      */
     public Tensor hidden(Tensor ids, Options options, Consumer<Tensor> observer) {
+        return hidden(ids, null, options, observer);
+    }
+
+    /**
+     * {@link #hidden(Tensor, Options, Consumer)} over rows laid out by {@code layout} (null: one sample per row at
+     * positions 0..T-1): packed samples, each at its own positions, none attending to another.
+     */
+    public Tensor hidden(Tensor ids, TokenLayout layout, Options options, Consumer<Tensor> observer) {
         if (ids.rank() != 2 || ids.dtype() != DType.I32) {
             throw new ShapeException("Gemma 3 forward: token ids must be I32 [batch, length], got " + ids.describe());
         }
         long b = ids.dim(0);
         long t = ids.dim(1);
         int block = options.attentionBlock();
-        Tensor positions = positions(0, t);
+        TokenLayout placed = layout == null ? null : layout.on(device, ids);
+        Tensor positions = placed == null ? positions(0, t) : placed.positions();
+        AttentionMask mask = placed == null ? null : placed.mask();
         Tensor x = embed(ids);
         if (observer != null) {
             observer.accept(x);
@@ -389,17 +400,17 @@ public final class Gemma3Model extends Module {
             x = switch (options.checkpointing()) {
                 case NONE -> {
                     acquire(index);
-                    yield layer.forward(input, b, t, positions, block, tiling);
+                    yield layer.forward(input, b, t, positions, mask, block, tiling);
                 }
                 // the weights are staged inside each checkpointed function, so its recomputation in backward stages them
                 // again (with LAYERS the tiles of a tiled MLP are recomputed within the layer's own recomputation)
                 case LAYERS -> Autograd.checkpoint(in -> {
                     acquire(index);
-                    return layer.forward(in[0], b, t, positions, block, tiling);
+                    return layer.forward(in[0], b, t, positions, mask, block, tiling);
                 }, store, input);
                 case HALVES -> layer.checkpointedMlpHalf(Autograd.checkpoint(in -> {
                     acquire(index);
-                    return layer.attentionHalf(in[0], b, t, positions, block);
+                    return layer.attentionHalf(in[0], b, t, positions, mask, block);
                 }, store, input), tiling, options.activations(), () -> acquire(index));
             };
             if (observer != null && i < layers.size() - 1) {
@@ -456,12 +467,21 @@ public final class Gemma3Model extends Module {
      * tokens): gradient accumulation passes the step's total count so micro-batches weigh by their tokens.
      */
     public Tensor loss(Tensor ids, Tensor labels, Options options, double normalizer) {
+        return loss(ids, labels, null, options, normalizer);
+    }
+
+    /**
+     * {@link #loss(Tensor, Tensor, Options, double)} over rows laid out by {@code layout} (null: one sample per row):
+     * packed rows, whose samples' first labels are ignored (see {@link TokenLayout}), give the sum of the samples'
+     * token losses.
+     */
+    public Tensor loss(Tensor ids, Tensor labels, TokenLayout layout, Options options, double normalizer) {
         if (!labels.shape().equals(ids.shape())) {
             throw new ShapeException("Gemma 3 loss: labels " + labels.shape() + " must match ids " + ids.shape());
         }
         long b = ids.dim(0);
         long t = ids.dim(1);
-        Tensor h = hidden(ids, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
+        Tensor h = hidden(ids, layout, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
         Tensor shifted = labels.to(device).slice(1, 1, t).contiguous().reshape(b * (t - 1));
         return CrossEntropy.linear(h, embedding(), shifted, 0, normalizer, finalSoftcap());
     }

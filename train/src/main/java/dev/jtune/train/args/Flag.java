@@ -44,6 +44,13 @@ public enum Flag {
             .check(Checks.range(0, true, 1, false))),
     MAX_SEQ_LENGTH(Spec.of(Group.DATA, INT, 2048, "longest sequence in tokens; longer records are truncated")
             .alias("model_max_length").check(Checks.atLeast(2))),
+    PACKING(Spec.of(Group.DATA, BOOL, false,
+            "pack whole conversations into rows of up to --max_seq_length tokens (TRL's packing; first-fit decreasing): each"
+                    + " sample keeps its own positions (from 0) and attends only to itself, so the loss and gradients are those"
+                    + " of the samples run apart, with little padding")),
+    GROUP_BY_LENGTH(Spec.of(Group.DATA, BOOL, true,
+            "group micro-batches by length (HF's group_by_length: shuffled, then mega-batches of 50 sorted longest first)"
+                    + " so padding stays small; false: HF's random order, seeded by --seed")),
     LAZY_PREPROCESS(Spec.of(Group.DATA, BOOL, false,
             "tokenize records on background threads while the file is read (same examples; all are still tokenized before training)")),
     SKIP_BAD_RECORDS(Spec.of(Group.DATA, BOOL, false,

@@ -40,6 +40,8 @@ public record TrainArgs(
         Path evalDataPath,
         double evalRatio,
         int maxSeqLength,
+        boolean packing,
+        boolean groupByLength,
         boolean lazyPreprocess,
         boolean skipBadRecords,
         int dataloaderNumWorkers,

@@ -82,7 +82,7 @@ public final class Trainer implements AutoCloseable {
         this.config = b.config;
         this.trainable = b.trainable;
         this.padId = b.padId;
-        this.train = new Batcher(b.trainSet, config.batchSize(), config.seed(), padId);
+        this.train = new Batcher(b.trainSet, config.batchSize(), config.seed(), padId, config.batching());
         this.eval = List.copyOf(b.evalSet);
         this.outputDir = Objects.requireNonNull(b.outputDir, "outputDir");
         this.device = trainable.model().device();
@@ -398,7 +398,7 @@ public final class Trainer implements AutoCloseable {
             for (int i = 0; i < batches.size(); i++) {
                 trainable.train(CounterRng.bits(config.seed(), micro + i));
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
-                    Tensor[] t = train.tensors(batches.get(i), device);
+                    Batcher.Batch t = train.batch(batches.get(i), device);
                     Tensor loss = microBatchLoss(config, trainable, activations, t, counted);
                     loss.backward();
                     try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -423,10 +423,10 @@ public final class Trainer implements AutoCloseable {
     }
 
     /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
-    private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Tensor[] idsAndLabels,
+    private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Batcher.Batch batch,
                                          int counted) {
-        return trainable.model().loss(idsAndLabels[0], idsAndLabels[1], new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()),
-                Math.max(1, counted));
+        return trainable.model().loss(batch.ids(), batch.labels(), batch.layout(),
+                new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()), Math.max(1, counted));
     }
 
     /**
@@ -453,8 +453,8 @@ public final class Trainer implements AutoCloseable {
                     trainable.train(CounterRng.bits(config.seed(), i));
                     try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                         dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
-                        Tensor[] t = {Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
-                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device)};
+                        Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
+                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device), null);
                         microBatchLoss(config, trainable, activations, t, micro * batchSize * seqLength).backward();
                     }
                 }

@@ -38,7 +38,8 @@ public record TrainerConfig(
         OptimizerStatePlacement optimizerStatePlacement,
         OptimizerStepTiming optimizerStepTiming,
         ActivationPlacement activationPlacement,
-        WeightPlacement weightPlacement) {
+        WeightPlacement weightPlacement,
+        Batching batching) {
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
 
@@ -123,6 +124,7 @@ public record TrainerConfig(
                     + "gradient checkpointing (--gradient_checkpointing)");
         }
         java.util.Objects.requireNonNull(weightPlacement, "weightPlacement");
+        java.util.Objects.requireNonNull(batching, "batching");
         if (weightPlacement == WeightPlacement.HOST && checkpointing == Gemma3Model.Checkpointing.NONE) {
             throw new IllegalArgumentException("weight offload copies each layer back for its recomputation: it needs "
                     + "gradient checkpointing (--gradient_checkpointing)");
@@ -150,7 +152,8 @@ public record TrainerConfig(
      * AdamW betas 0.9/0.999 and epsilon 1e-8, gradient norm clipped at 1.0, logging and saving every 500 steps,
      * every checkpoint kept, no evaluation (every 500 steps when on), seed 42; and jtune's own: no recomputation
      * checkpointing, the MLP half untiled, metrics.jsonl and report.html written, a run stops after 3 non-finite steps in a row; fp32
-     * optimizer state on the device, updated before the next step (torch's AdamW).
+     * optimizer state on the device, updated before the next step (torch's AdamW); one example per row, grouped by
+     * length (HF's group_by_length, which jtune turns on by default).
      */
     public static final class Builder {
         private double epochs = 3;
@@ -184,6 +187,7 @@ public record TrainerConfig(
         private OptimizerStepTiming optimizerStepTiming = OptimizerStepTiming.IMMEDIATE;
         private ActivationPlacement activationPlacement = ActivationPlacement.DEVICE;
         private WeightPlacement weightPlacement = WeightPlacement.DEVICE;
+        private Batching batching = Batching.DEFAULT;
 
         private Builder() {
         }
@@ -220,6 +224,7 @@ public record TrainerConfig(
             optimizerStepTiming = c.optimizerStepTiming;
             activationPlacement = c.activationPlacement;
             weightPlacement = c.weightPlacement;
+            batching = c.batching;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -378,13 +383,19 @@ public record TrainerConfig(
             return this;
         }
 
+        /** How examples become micro-batches: their order, and packing (default: one example per row, grouped by length). */
+        public Builder batching(Batching v) {
+            batching = v;
+            return this;
+        }
+
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
-                    weightPlacement);
+                    weightPlacement, batching);
         }
     }
 }

@@ -111,6 +111,8 @@ class ParsingTest {
         m.put(Flag.EVAL_DATA_PATH, List.of(evalData.toString()));
         m.put(Flag.EVAL_RATIO, List.of("0.1"));
         m.put(Flag.MAX_SEQ_LENGTH, List.of("4096"));
+        m.put(Flag.PACKING, List.of("true"));
+        m.put(Flag.GROUP_BY_LENGTH, List.of("false"));
         m.put(Flag.LAZY_PREPROCESS, List.of("true"));
         m.put(Flag.SKIP_BAD_RECORDS, List.of("True"));
         m.put(Flag.DATALOADER_NUM_WORKERS, List.of("4"));
