@@ -119,6 +119,35 @@ __device__ __forceinline__ bool visible_masked(i64 query, i64 key, i64 window, i
 __device__ __forceinline__ int seg_at(const int* seg, i64 i, i64 t, int outside) { return i < t ? seg[i] : outside; }
 __device__ __forceinline__ int grp_at(const int* grp, i64 i, i64 t) { return grp != nullptr && i < t ? grp[i] : -1; }
 
+// This thread's pair of tokens `first` and `first + stride`: their segments (`outside` past the row's end) and groups;
+// unmasked, nothing is read.
+template <bool MASKED>
+__device__ __forceinline__ void token_pair(const int* seg, const int* grp, i64 first, i64 stride, i64 t, int outside, int s[2], int g[2]) {
+    s[0] = s[1] = 0;
+    g[0] = g[1] = -1;
+    if (MASKED) {
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            s[c] = seg_at(seg, first + c * stride, t, outside);
+            g[c] = grp_at(grp, first + c * stride, t);
+        }
+    }
+}
+
+// Packed rows: moves seg and grp to batch row b; with groups the whole row is scanned ([*begin, *end) = [0, t)), since
+// a group's earlier tokens see its later ones.
+template <bool MASKED>
+__device__ __forceinline__ void mask_row(const int*& seg, const int*& grp, i64 b, i64 t, i64* begin, i64* end) {
+    if (MASKED) {
+        seg += b * t;
+        grp = grp != nullptr ? grp + b * t : nullptr;
+        if (grp != nullptr) {
+            *begin = 0;
+            *end = t;
+        }
+    }
+}
+
 // acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
 // the product of a row-major 16 x D tile with N 8-row tiles of another row-major tile (q.k^T, dO.v^T, k.q^T, ...).
 template <typename E, int D, int N>
@@ -233,22 +262,10 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     i64 kBegin;
     i64 kEnd;
     key_range<BN>(q0, window, t, &kBegin, &kEnd);
-    int qseg[2] = {0, 0};
-    int qgrp[2] = {-1, -1};
-    if (MASKED) {
-        const i64 b = bh / hq;
-        seg += b * t;
-        grp = grp != nullptr ? grp + b * t : nullptr;
-        if (grp != nullptr) {
-            kBegin = 0;
-            kEnd = t;
-        }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            qseg[r] = seg_at(seg, row0 + r * 8, t, -1);
-            qgrp[r] = grp_at(grp, row0 + r * 8, t);
-        }
-    }
+    mask_row<MASKED>(seg, grp, bh / hq, t, &kBegin, &kEnd);
+    int qseg[2];
+    int qgrp[2];
+    token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     // copy groups in flight: {q, k tile 0}, {v tile 0}; then per tile the next k after the scores, the next v after
     // the product with v, so each copy overlaps the work on the other operand
     load_tile<E, D, BM>(qs, qh, q0, t);
@@ -268,15 +285,9 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         float mx[2] = {m[0], m[1]};
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
-            int kseg[2] = {0, 0};
-            int kgrp[2] = {-1, -1};
-            if (MASKED) {
-#pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    kseg[c] = seg_at(seg, k0 + n * 8 + 2 * tig + c, t, -2);
-                    kgrp[c] = grp_at(grp, k0 + n * 8 + 2 * tig + c, t);
-                }
-            }
+            int kseg[2];
+            int kgrp[2];
+            token_pair<MASKED>(seg, grp, k0 + n * 8 + 2 * tig, 1, t, -2, kseg, kgrp);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
@@ -378,22 +389,10 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     i64 kBegin;
     i64 kEnd;
     key_range<BN>(q0, window, t, &kBegin, &kEnd);
-    int qseg[2] = {0, 0};
-    int qgrp[2] = {-1, -1};
-    if (MASKED) {
-        const i64 b = bh / hq;
-        seg += b * t;
-        grp = grp != nullptr ? grp + b * t : nullptr;
-        if (grp != nullptr) {
-            kBegin = 0;
-            kEnd = t;
-        }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            qseg[r] = seg_at(seg, row0 + r * 8, t, -1);
-            qgrp[r] = grp_at(grp, row0 + r * 8, t);
-        }
-    }
+    mask_row<MASKED>(seg, grp, bh / hq, t, &kBegin, &kEnd);
+    int qseg[2];
+    int qgrp[2];
+    token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
         __syncthreads();  // the previous tiles are read
         load_tile<E, D, BN>(ks, kh, k0, t);
@@ -409,15 +408,9 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
         rows_times_rows<E, D, BN / 8>(dp, gs + warp * 16 * P, vs, lane);
 #pragma unroll
         for (int n = 0; n < BN / 8; n++) {
-            int kseg[2] = {0, 0};
-            int kgrp[2] = {-1, -1};
-            if (MASKED) {
-#pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    kseg[c] = seg_at(seg, k0 + n * 8 + 2 * tig + c, t, -2);
-                    kgrp[c] = grp_at(grp, k0 + n * 8 + 2 * tig + c, t);
-                }
-            }
+            int kseg[2];
+            int kgrp[2];
+            token_pair<MASKED>(seg, grp, k0 + n * 8 + 2 * tig, 1, t, -2, kseg, kgrp);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const i64 key = k0 + n * 8 + 2 * tig + (e & 1);
@@ -474,22 +467,10 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     i64 iBegin = j0 / BQ * BQ;
     i64 iEnd = window > 0 ? j0 + BK - 1 + window : t;
     iEnd = iEnd < t ? iEnd : t;
-    int kseg[2] = {0, 0};
-    int kgrp[2] = {-1, -1};
-    if (MASKED) {
-        const i64 b = kvHead / hkv;
-        seg += b * t;
-        grp = grp != nullptr ? grp + b * t : nullptr;
-        if (grp != nullptr) {  // a group's earlier queries see later keys
-            iBegin = 0;
-            iEnd = t;
-        }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            kseg[r] = seg_at(seg, key0 + r * 8, t, -2);
-            kgrp[r] = grp_at(grp, key0 + r * 8, t);
-        }
-    }
+    mask_row<MASKED>(seg, grp, kvHead / hkv, t, &iBegin, &iEnd);
+    int kseg[2];
+    int kgrp[2];
+    token_pair<MASKED>(seg, grp, key0, 8, t, -2, kseg, kgrp);
     for (int gi = 0; gi < heads; gi++) {
         const i64 bh = firstHead + gi;
         const E* qh = q + bh * t * D;
@@ -514,15 +495,9 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
             rows_times_rows<E, D, BQ / 8>(dpt, vs + warp * 16 * P, gs, lane);
 #pragma unroll
             for (int n = 0; n < BQ / 8; n++) {
-                int qseg[2] = {0, 0};
-                int qgrp[2] = {-1, -1};
-                if (MASKED) {
-#pragma unroll
-                    for (int c = 0; c < 2; c++) {
-                        qseg[c] = seg_at(seg, i0 + n * 8 + 2 * tig + c, t, -1);
-                        qgrp[c] = grp_at(grp, i0 + n * 8 + 2 * tig + c, t);
-                    }
-                }
+                int qseg[2];
+                int qgrp[2];
+                token_pair<MASKED>(seg, grp, i0 + n * 8 + 2 * tig, 1, t, -1, qseg, qgrp);
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int col = n * 8 + 2 * tig + (e & 1);
