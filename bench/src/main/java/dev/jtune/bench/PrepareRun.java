@@ -17,8 +17,9 @@ import java.util.Random;
 
 /**
  * Prepares an end-to-end training benchmark: a real Gemma 3 configuration with random bf16 weights written as an
- * HF checkpoint, and a generated dataset of conversations about {@code tokens} long (a short question, a long
- * answer of random words). Usage: {@code PrepareRun <dir> [config=gemma-3-270m] [conversations=60] [words=6500]}.
+ * HF checkpoint, and a generated dataset of conversations (a short question, a long answer of random words, about
+ * 1.25 tokens a word). Usage: {@code PrepareRun <dir> [config=gemma-3-270m] [conversations=60] [words=6500] [cuda]};
+ * words {@code MIN-MAX} draws each answer's length log-uniformly from [MIN, MAX] (real data's spread, for packing).
  */
 public final class PrepareRun {
     private static final String[] WORDS = ("the model learns from examples and each step updates a small set of adapter weights "
@@ -33,7 +34,9 @@ public final class PrepareRun {
         Path dir = Path.of(args[0]);
         String name = args.length > 1 ? args[1] : "gemma-3-270m";
         int conversations = args.length > 2 ? Integer.parseInt(args[2]) : 60;
-        int words = args.length > 3 ? Integer.parseInt(args[3]) : 6500;
+        String words = args.length > 3 ? args[3] : "6500";
+        int minWords = Integer.parseInt(words.contains("-") ? words.substring(0, words.indexOf('-')) : words);
+        int maxWords = Integer.parseInt(words.contains("-") ? words.substring(words.indexOf('-') + 1) : words);
         // the weights are drawn on the GPU when asked (counter-based: the same values as on the cpu, much sooner for 4B)
         Device device = args.length > 4 && args[4].equals("cuda") ? Device.cuda(0) : Device.CPU;
         try (Scope s = Scope.open("prepare")) {
@@ -45,7 +48,9 @@ public final class PrepareRun {
         List<String> lines = new ArrayList<>();
         for (int c = 0; c < conversations; c++) {
             StringBuilder answer = new StringBuilder();
-            for (int w = 0; w < words; w++) {
+            int length = minWords == maxWords ? minWords
+                    : (int) Math.round(Math.exp(Math.log(minWords) + rnd.nextDouble() * (Math.log(maxWords) - Math.log(minWords))));
+            for (int w = 0; w < length; w++) {
                 answer.append(WORDS[rnd.nextInt(WORDS.length)]).append(w % 17 == 16 ? ". " : " ");
             }
             lines.add(json.writeValueAsString(Map.of("id", "gen" + c, "conversations", List.of(
