@@ -1,14 +1,30 @@
 #!/usr/bin/env bash
-# On the GPU machine, with the device bundle in .device (lib/jtune.jar included): a QLoRA r16 run of the jtune
-# trainer at 8192 tokens on gemma-3-270m with random weights and generated long conversations (bench PrepareRun), and
-# HF transformers + peft LoRA r16 at 8192 in the same call (anchors/hf_gemma3_train.py).
-# Usage: [BATCH=1] bash bench/src/main/sh/end-to-end.sh [steps=50] (HF runs batch 1)
+# On the GPU machine, with the device bundle in .device (lib/jtune.jar included): one jtune trainer run on a real
+# Gemma 3 configuration with random weights and generated conversations as long as the sequence (bench PrepareRun),
+# layer checkpointing, bf16, and HF transformers (+ peft) in the same mode and length in the same call
+# (anchors/hf_gemma3_train.py, which has no 4-bit: its row for qlora16 is LoRA r16 over a bf16 base). jtune's rate is
+# the steady one: tokens over the steps after the warm-up (steady-rate.py), not a single step's.
+# Usage: [BATCH=1] [SKIP_HF=1] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
+#   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
-steps=${1:-50}
-run=/tmp/e2e; rm -rf $run; mkdir -p $run
-$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run gemma-3-270m 60 6500 2>&1 | tail -1
-$JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
-    --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --checkpointing_granularity layer --bf16 \
-    --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 10 --save_strategy no --report_to jsonl 2>&1 | grep -v "^WARNING" | tail -8
-python3 .device/anchors/hf_gemma3_train.py --mode lora16 --seq 8192 2>&1 | grep -v -i "warn" | tail -3
+model=${1:-gemma-3-270m}; mode=${2:-qlora16}; seq=${3:-8192}; steps=${4:-220}; warm=${5:-20}
+run=/tmp/e2e-$model-$mode-$seq; rm -rf $run; mkdir -p $run
+$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( steps * ${BATCH:-1} + 10 )) $(( seq * 8 / 10 )) cuda 2>&1 | tail -1
+case $mode in
+  qlora16) extra=(--bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32); hf=lora16 ;;
+  lora16) extra=(--lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32); hf=lora16 ;;
+  full) extra=(--optim adamw_torch); hf=full ;;
+  *) echo "end-to-end.sh: unknown mode $mode" >&2; exit 2 ;;
+esac
+echo "== jtune $model $mode at $seq, batch ${BATCH:-1}, $steps steps"
+$JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" \
+    --max_seq_length $seq --gradient_checkpointing --checkpointing_granularity layer --bf16 \
+    --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl 2>&1 \
+    | grep -v "^WARNING" > $run/log.txt
+grep -E "^(step|done)" $run/log.txt | tail -3; sed -n '/^memory /,$p' $run/log.txt | grep -E "device peak"
+python3 "$(dirname "$0")/steady-rate.py" $run/out/metrics.jsonl $warm
+[ "${SKIP_HF:-0}" = 1 ] && exit 0
+HF_NAME=$model; [ "$model" = gemma-3-4b-it ] && HF_NAME=gemma-3-4b
+echo "== HF transformers $HF_NAME $hf at $seq"
+python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq 2>&1 | grep -v -i "warn" | tail -2

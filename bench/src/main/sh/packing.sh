@@ -26,13 +26,5 @@ for mode in $modes; do
       --checkpointing_granularity layer --bf16 --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl \
       "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
   grep -E "^packing" $run/log-$mode.txt; grep -E "^(step|done)" $run/log-$mode.txt | tail -2
-  python3 - "$run/out-$mode/metrics.jsonl" "$warm" <<'PY'
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"num_input_tokens_seen"' in l]
-warm = int(sys.argv[2]); start = next((r for r in rows if r["step"] == warm), None); end = rows[-1]
-if start is None or end["step"] <= warm: print("no steps after the warm-up")
-else:
-    tok = end["num_input_tokens_seen"] - start["num_input_tokens_seen"]; sec = end["elapsed_seconds"] - start["elapsed_seconds"]
-    print(f"real tokens/s over steps {warm + 1}-{end['step']}: {tok / sec:,.0f} ({tok:,} tokens in {sec:.1f} s)")
-PY
+  python3 "$(dirname "$0")/steady-rate.py" "$run/out-$mode/metrics.jsonl" "$warm"
 done
