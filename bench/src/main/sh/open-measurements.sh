@@ -3,7 +3,7 @@
 # priority order, each piece bounded by what is left of BUDGET seconds (default 560; outputs in $OUT): the GPU suite,
 # streamed offload speed (device / offload / offload8), 4B QLoRA r16 at 32K planned under 8 GiB, 270M QLoRA with and
 # without activation offload, 4B full fine-tune planned under 16GB beside HF.
-# Usage: [BUDGET=560] bash bench/src/main/sh/open-measurements.sh
+# Usage: [BUDGET=560] [SKIP_TESTS=1] bash bench/src/main/sh/open-measurements.sh
 set -u
 OUT=${OUT:-/tmp/open-measurements}; mkdir -p $OUT
 B=${BUDGET:-560}
@@ -12,7 +12,7 @@ left() { echo $(( B - ($(date +%s) - t0) )); }
 el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 cap() { local want=$1 l; l=$(left); [ $l -lt $want ] && echo $l || echo $want; }
 el "gpu tests"
-timeout $(cap 250) bash .device/run-tests --include-tag gpu --details=tree > $OUT/gpu-tests.txt 2>&1; echo rc=$? >> $OUT/gpu-tests.txt
+[ "${SKIP_TESTS:-0}" = 1 ] || timeout $(cap 250) bash .device/run-tests --include-tag gpu --details=tree > $OUT/gpu-tests.txt 2>&1; echo rc=$? >> $OUT/gpu-tests.txt
 tail -22 $OUT/gpu-tests.txt; grep -E "\[X\]" $OUT/gpu-tests.txt | head -20
 el "streaming"
 [ $(left) -gt 40 ] && EXTRA_JOPTS=-Djtune.offload.timing=true SKIP_HF=1 timeout $(cap 130) bash bench/src/main/sh/full-finetune.sh gemma-3-270m 6 "device offload offload8" > $OUT/stream.txt 2>&1
