@@ -11,6 +11,11 @@ public record AdamWStep(double lr, double beta1, double beta2, double eps, doubl
         }
     }
 
+    /** The same step without weight decay (bitsandbytes' 32-bit step decays after the Adam update, as one scale). */
+    public AdamWStep withoutDecay() {
+        return new AdamWStep(lr, beta1, beta2, eps, 0, step);
+    }
+
     public double biasCorrection1() {
         return 1 - Math.pow(beta1, step);
     }

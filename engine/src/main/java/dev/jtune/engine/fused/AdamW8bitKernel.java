@@ -4,6 +4,8 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.DTypeException;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.DeviceMismatchException;
+import dev.jtune.engine.Placement;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
@@ -56,6 +58,16 @@ public interface AdamW8bitKernel {
 
     /** The 8-bit state of one flat group: codes U8 [numel] and block maxima F32 [numel / BLOCK] for each moment. */
     record State(Tensor m, Tensor absmaxM, Tensor v, Tensor absmaxV) {
+        /**
+         * The state of {@code numel} elements (a whole number of blocks) before the first step: codes 0 and maxima 0,
+         * every moment 0, as bitsandbytes starts.
+         */
+        public static State zeros(long numel, Device device, Placement placement) {
+            Shape n = Shape.of(numel);
+            Shape blocks = Shape.of(numel / BLOCK);
+            return new State(Tensor.zeros(n, DType.U8, device, placement), Tensor.zeros(blocks, DType.F32, device, placement),
+                    Tensor.zeros(n, DType.U8, device, placement), Tensor.zeros(blocks, DType.F32, device, placement));
+        }
     }
 
     /**

@@ -158,11 +158,7 @@ public final class AdamW8bit implements Optimizer {
                     Ops.copyInto(params.get(i), layout.view(master, i));
                 }
             }
-            long blocks = layout.numel() / AdamW8bitKernel.BLOCK;
-            AdamW8bitKernel.State state = new AdamW8bitKernel.State(
-                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement),
-                    Tensor.zeros(Shape.of(layout.numel()), DType.U8, device, placement), Tensor.zeros(Shape.of(blocks), DType.F32, device, placement));
-            return new Group(grads, table, master, state);
+            return new Group(grads, table, master, AdamW8bitKernel.State.zeros(layout.numel(), device, placement));
         }
     }
 
@@ -176,7 +172,7 @@ public final class AdamW8bit implements Optimizer {
                 AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, s, null);
             }
             // bitsandbytes' 32-bit step decays after the Adam step: the kernel steps without decay, then one scale
-            AdamWStep undecayed = new AdamWStep(s.lr(), s.beta1(), s.beta2(), s.eps(), 0, s.step());
+            AdamWStep undecayed = s.withoutDecay();
             for (Small st : smalls) {
                 Tensor target = st.master != null ? st.master : st.param;
                 AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, undecayed, null);
@@ -271,20 +267,8 @@ public final class AdamW8bit implements Optimizer {
     public SequencedMap<String, Tensor> state() {
         Map<String, SequencedMap<String, Tensor>> byName = new LinkedHashMap<>();
         for (Group g : groups) {
-            FlatLayout layout = g.layout();
-            for (int i = 0; i < layout.entries().size(); i++) {
-                FlatLayout.Entry e = layout.entries().get(i);
-                SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
-                long b0 = e.offset() / AdamW8bitKernel.BLOCK;
-                long b1 = Math.ceilDiv(e.end(), AdamW8bitKernel.BLOCK);
-                kinds.put(e.name() + ".exp_avg.q8", layout.view(g.state.m(), i));
-                kinds.put(e.name() + ".exp_avg.absmax", g.state.absmaxM().slice(0, b0, b1));
-                kinds.put(e.name() + ".exp_avg_sq.q8", layout.view(g.state.v(), i));
-                kinds.put(e.name() + ".exp_avg_sq.absmax", g.state.absmaxV().slice(0, b0, b1));
-                if (g.master != null) {
-                    kinds.put(e.name() + ".master", layout.view(g.master, i));
-                }
-                byName.put(e.name(), kinds);
+            for (int i = 0; i < g.layout().entries().size(); i++) {
+                byName.put(g.layout().entries().get(i).name(), entryState(g.layout(), i, g.state, g.master));
             }
         }
         for (Small st : smalls) {
@@ -301,6 +285,27 @@ public final class AdamW8bit implements Optimizer {
             out.putAll(byName.get(name));
         }
         return out;
+    }
+
+    /**
+     * Entry i's 8-bit state under its checkpoint names, views of the flat state: {@code .exp_avg.q8},
+     * {@code .exp_avg.absmax}, {@code .exp_avg_sq.q8}, {@code .exp_avg_sq.absmax}, then {@code .master} when
+     * {@code master} is not null. Also the host-offloaded 8-bit state's names ({@link HostOffloadAdamW}), so a
+     * checkpoint restores into either.
+     */
+    static SequencedMap<String, Tensor> entryState(FlatLayout layout, int i, AdamW8bitKernel.State state, Tensor master) {
+        FlatLayout.Entry e = layout.entries().get(i);
+        SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
+        long b0 = e.offset() / AdamW8bitKernel.BLOCK;
+        long b1 = Math.ceilDiv(e.end(), AdamW8bitKernel.BLOCK);
+        kinds.put(e.name() + ".exp_avg.q8", layout.view(state.m(), i));
+        kinds.put(e.name() + ".exp_avg.absmax", state.absmaxM().slice(0, b0, b1));
+        kinds.put(e.name() + ".exp_avg_sq.q8", layout.view(state.v(), i));
+        kinds.put(e.name() + ".exp_avg_sq.absmax", state.absmaxV().slice(0, b0, b1));
+        if (master != null) {
+            kinds.put(e.name() + ".master", layout.view(master, i));
+        }
+        return kinds;
     }
 
     /**

@@ -169,13 +169,13 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
      * One dtype's parameters of one update kind and home: the device side (parameters as flat views, the gradient
      * buffer unless streamed) and the host side (flat master, moments, a copy of the gradients, their fp32 accumulator
      * when streamed and, for bf16 parameters on the device, the weights rounded for the device), over one layout. The
-     * moments are fp32, or uint8 codes with fp32 block maxima {@code absmaxM}, {@code absmaxV} (null for fp32).
+     * moments are fp32 {@code m}, {@code v}, or 8-bit {@code state8} (the other null).
      * {@code homed}: bf16 parameters that live in host memory (weight offload), whose rounded weights the update
      * writes straight into them (no {@code weights16} copy). {@code spans}: the host buffers the update runs over
      * (empty on meta, no bytes to update).
      */
     private record Group(Update update, boolean homed, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams,
-                         Tensor master, Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor hostGrads, Tensor acc, Tensor weights16,
+                         Tensor master, Tensor m, Tensor v, AdamW8bitKernel.State state8, Tensor hostGrads, Tensor acc, Tensor weights16,
                          List<Span> spans) {
         /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
         Tensor weightsSource() {
@@ -304,21 +304,16 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
      * ({@link AdamW8bit}'s), then {@code .master} for a 16-bit parameter.
      */
     private static SequencedMap<String, Tensor> stateOf(Group g, int i) {
-        FlatLayout.Entry e = g.layout().entries().get(i);
-        SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
-        if (g.update() == Update.BLOCKWISE_8BIT) {
-            long b0 = e.offset() / AdamW8bitKernel.BLOCK;
-            long b1 = Math.ceilDiv(e.end(), AdamW8bitKernel.BLOCK);
-            kinds.put(e.name() + ".exp_avg.q8", g.layout().view(g.m(), i));
-            kinds.put(e.name() + ".exp_avg.absmax", g.absmaxM().slice(0, b0, b1));
-            kinds.put(e.name() + ".exp_avg_sq.q8", g.layout().view(g.v(), i));
-            kinds.put(e.name() + ".exp_avg_sq.absmax", g.absmaxV().slice(0, b0, b1));
-        } else {
-            kinds.put(e.name() + ".exp_avg", g.layout().view(g.m(), i));
-            kinds.put(e.name() + ".exp_avg_sq", g.layout().view(g.v(), i));
+        Tensor master = g.sixteenBit() ? g.master() : null;
+        if (g.state8() != null) {
+            return AdamW8bit.entryState(g.layout(), i, g.state8(), master);
         }
-        if (g.sixteenBit()) {
-            kinds.put(e.name() + ".master", g.layout().view(g.master(), i));
+        String name = g.layout().entries().get(i).name();
+        SequencedMap<String, Tensor> kinds = new LinkedHashMap<>();
+        kinds.put(name + ".exp_avg", g.layout().view(g.m(), i));
+        kinds.put(name + ".exp_avg_sq", g.layout().view(g.v(), i));
+        if (master != null) {
+            kinds.put(name + ".master", g.layout().view(master, i));
         }
         return kinds;
     }
@@ -338,22 +333,17 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         DType dtype = params.getFirst().dtype();
         Shape flat = Shape.of(layout.numel());
         Tensor master;
-        Tensor m;
-        Tensor v;
-        Tensor absmaxM = null;
-        Tensor absmaxV = null;
+        Tensor m = null;
+        Tensor v = null;
+        AdamW8bitKernel.State state8 = null;
         Tensor hostGrads;
         Tensor weights16 = null;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
             master = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
         }
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            if (update == Update.BLOCKWISE_8BIT) { // codes 0 and maxima 0: every moment 0, as bitsandbytes starts
-                Shape blocks = Shape.of(layout.numel() / AdamW8bitKernel.BLOCK);
-                m = Tensor.zeros(flat, DType.U8, device, Placement.HOST_MAPPED);
-                v = Tensor.zeros(flat, DType.U8, device, Placement.HOST_MAPPED);
-                absmaxM = Tensor.zeros(blocks, DType.F32, device, Placement.HOST_MAPPED);
-                absmaxV = Tensor.zeros(blocks, DType.F32, device, Placement.HOST_MAPPED);
+            if (update == Update.BLOCKWISE_8BIT) {
+                state8 = AdamW8bitKernel.State.zeros(layout.numel(), device, Placement.HOST_MAPPED);
             } else {
                 m = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
                 v = Tensor.zeros(flat, DType.F32, device, Placement.HOST_MAPPED);
@@ -382,36 +372,39 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         if (device.kind() != Device.Kind.META) {
             if (!homed) {
                 MemorySegment out = weights16 == null ? null : host(weights16);
-                spans.add(update == Update.BLOCKWISE_8BIT
-                        ? new Span(0, layout.numel(), null, HostAdamW8bit.Buffers.over(layout, host(master), host(m), host(v), host(absmaxM),
-                                host(absmaxV), host(updateGrads), updateGrads.dtype(), out))
+                spans.add(state8 != null
+                        ? new Span(0, layout.numel(), null, HostAdamW8bit.Buffers.over(layout, host(master), host(state8.m()), host(state8.v()),
+                                host(state8.absmaxM()), host(state8.absmaxV()), host(updateGrads), updateGrads.dtype(), out))
                         : new Span(0, layout.numel(), new HostAdamW.Buffers(host(master), host(m), host(v), host(updateGrads),
                                 updateGrads.dtype(), out), null));
             } else {
                 for (int i = 0; i < layout.entries().size(); i++) {
                     FlatLayout.Entry e = layout.entries().get(i);
                     Tensor home = flatParams.get(i);
-                    spans.add(parameterSpan(update, e.offset(), e.end(), master, m, v, absmaxM, absmaxV, updateGrads,
+                    spans.add(parameterSpan(e.offset(), e.end(), master, m, v, state8, updateGrads,
                             host(home).asSlice(home.dtype().bytesFor(home.offset()), home.dtype().bytesFor(home.numel()))));
                 }
             }
         }
-        return new Group(update, homed, layout, params, grads, List.copyOf(flatParams), master, m, v, absmaxM, absmaxV, hostGrads, acc,
+        return new Group(update, homed, layout, params, grads, List.copyOf(flatParams), master, m, v, state8, hostGrads, acc,
                 weights16, List.copyOf(spans));
     }
 
-    /** One parameter's elements [from, to) of a group's host buffers as an update's buffers, writing its bf16 weights to {@code out}. */
-    private static Span parameterSpan(Update update, long from, long to, Tensor master, Tensor m, Tensor v, Tensor absmaxM, Tensor absmaxV, Tensor grads,
-                             MemorySegment out) {
+    /**
+     * One parameter's elements [from, to) of a group's host buffers (fp32 {@code m}, {@code v} or 8-bit {@code state8})
+     * as an update's buffers, writing its bf16 weights to {@code out}.
+     */
+    private static Span parameterSpan(long from, long to, Tensor master, Tensor m, Tensor v, AdamW8bitKernel.State state8, Tensor grads,
+                                      MemorySegment out) {
         long n = to - from;
         MemorySegment g = host(grads).asSlice(grads.dtype().bytesFor(from), grads.dtype().bytesFor(n));
         MemorySegment w = host(master).asSlice(4 * from, 4 * n);
-        if (update == Update.BLOCKWISE_8BIT) { // from is a block's start: every parameter starts one; its last block's rest is padding
+        if (state8 != null) { // from is a block's start: every parameter starts one; its last block's rest is padding
             long b0 = from / AdamW8bitKernel.BLOCK;
             long blocks = Math.ceilDiv(n, AdamW8bitKernel.BLOCK);
-            return new Span(from, to, null, new HostAdamW8bit.Buffers(w, host(m).asSlice(from, n), host(v).asSlice(from, n),
-                    host(absmaxM).asSlice(4 * b0, 4 * blocks), host(absmaxV).asSlice(4 * b0, 4 * blocks), g, grads.dtype(), out,
-                    new long[] {0}, new long[] {n}));
+            return new Span(from, to, null, new HostAdamW8bit.Buffers(w, host(state8.m()).asSlice(from, n), host(state8.v()).asSlice(from, n),
+                    host(state8.absmaxM()).asSlice(4 * b0, 4 * blocks), host(state8.absmaxV()).asSlice(4 * b0, 4 * blocks), g, grads.dtype(),
+                    out, new long[] {0}, new long[] {n}));
         }
         return new Span(from, to, new HostAdamW.Buffers(w, host(m).asSlice(4 * from, 4 * n), host(v).asSlice(4 * from, 4 * n), g, grads.dtype(), out),
                 null);
@@ -420,8 +413,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     /** STREAMED: every parameter's gradient contributions go to the host ({@link StreamedGradients}). */
     private StreamedGradients streamGradients() {
         List<StreamedGradients.Target> targets = new ArrayList<>();
+        boolean data = device.kind() != Device.Kind.META;
         for (Group g : groups) {
-            boolean data = device.kind() != Device.Kind.META;
             targets.add(new StreamedGradients.Target(g.layout(), g.hostGrads(), data ? host(g.hostGrads()) : null, data ? host(g.acc()) : null));
         }
         StreamedGradients s = new StreamedGradients(transfers, Scope.current(), targets);
@@ -539,7 +532,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private record StepScalars(HostAdamW.Scalars fp32, HostAdamW.Scalars undecayed, float decayAfter, HostAdamW8bit.Scalars eightBit) {
         StepScalars(AdamWStep step, double gradScale) {
             this(HostAdamW.Scalars.of(step, gradScale),
-                    HostAdamW.Scalars.of(new AdamWStep(step.lr(), step.beta1(), step.beta2(), step.eps(), 0, step.step()), gradScale),
+                    HostAdamW.Scalars.of(step.withoutDecay(), gradScale),
                     step.weightDecay() > 0 ? (float) (1 - step.lr() * step.weightDecay()) : 1f, HostAdamW8bit.Scalars.of(step, gradScale));
         }
     }

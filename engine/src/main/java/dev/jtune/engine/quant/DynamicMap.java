@@ -47,16 +47,20 @@ public enum DynamicMap {
 
     private final boolean signed;
     private final float[] values;
-    /**
-     * Per bucket: the code of its first pattern (bits 0-7), the code from the change on (bits 8-15), the low 16 bits
-     * of the first pattern with that code (bits 16-31; 0 where the bucket has one code), or {@link #SEARCH}.
-     */
-    private final int[] buckets;
 
     DynamicMap(boolean signed) {
         this.signed = signed;
         this.values = build(signed);
-        this.buckets = buckets();
+    }
+
+    /**
+     * {@link #code(float)}'s tables, built on its first use (not at start-up: NF4 and the GPU optimizers never need
+     * them). Per bucket: the code of its first pattern (bits 0-7), the code from the change on (bits 8-15), the low
+     * 16 bits of the first pattern with that code (bits 16-31; 0 where the bucket has one code), or {@link #SEARCH}.
+     */
+    private static final class Buckets {
+        static final int[] SIGNED_MAP = DynamicMap.SIGNED.buckets();
+        static final int[] UNSIGNED_MAP = DynamicMap.UNSIGNED.buckets();
     }
 
     /** Whether the map covers [-1, 1] (else [0, 1]). */
@@ -125,7 +129,7 @@ public enum DynamicMap {
      */
     public int code(float x) {
         int bits = Float.floatToRawIntBits(x);
-        int e = buckets[bits >>> BUCKET_SHIFT];
+        int e = (signed ? Buckets.SIGNED_MAP : Buckets.UNSIGNED_MAP)[bits >>> BUCKET_SHIFT];
         if (e == SEARCH) {
             return quantize(x);
         }

@@ -3,6 +3,7 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
@@ -38,7 +39,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class CudaAdamW8bitTest {
     private static final Device GPU = Device.cuda(0);
     private static final Device CPU = Device.CPU;
-    private static final int BLOCK = AdamW8bitKernel.BLOCK;
 
     private final long seed = Seeds.seed();
     private final Random rnd = new Random(seed);
@@ -93,9 +93,7 @@ class CudaAdamW8bitTest {
                     Ops.copyInto(cpuParams.get(i), layout.view(cpuMaster, i));
                 }
             }
-            long blocks = n / BLOCK;
-            AdamW8bitKernel.State cpuState = new AdamW8bitKernel.State(Tensor.zeros(Shape.of(n), DType.U8, CPU), Tensor.zeros(Shape.of(blocks), DType.F32, CPU),
-                    Tensor.zeros(Shape.of(n), DType.U8, CPU), Tensor.zeros(Shape.of(blocks), DType.F32, CPU));
+            AdamW8bitKernel.State cpuState = AdamW8bitKernel.State.zeros(n, CPU, Placement.DEVICE);
             List<Tensor> gpuParams = cpuParams.stream().map(p -> p.to(GPU)).toList();
             Side cpu = new Side(cpuParams, cpuMaster, Tensor.zeros(Shape.of(n), gt, CPU), cpuState, new ParameterTable(cpuParams, layout));
             Side gpu = new Side(gpuParams, cpuMaster == null ? null : cpuMaster.to(GPU), Tensor.zeros(Shape.of(n), gt, GPU), stateOn(cpuState, GPU),

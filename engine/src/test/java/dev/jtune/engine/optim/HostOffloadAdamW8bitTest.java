@@ -45,34 +45,15 @@ class HostOffloadAdamW8bitTest {
     private final Random rnd = new Random(seed);
 
     private SequencedMap<String, Tensor> params(double[][] values, DType dtype) {
-        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
-        for (int i = 0; i < SHAPES.size(); i++) {
-            out.put("p" + i, Tensor.fromArray(values[i], Shape.of(SHAPES.get(i)), dtype, Device.CPU).requiresGrad(true));
-        }
-        return out;
+        return HostOffloadAdamWTest.params(SHAPES, values, dtype, Device.CPU);
     }
 
     private double[][] random(double scale) {
-        double[][] v = new double[SHAPES.size()][];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = new double[(int) Shape.of(SHAPES.get(i)).numel()];
-            for (int j = 0; j < v[i].length; j++) {
-                v[i][j] = rnd.nextGaussian() * scale;
-            }
-        }
-        return v;
+        return HostOffloadAdamWTest.randomValues(SHAPES, rnd, scale);
     }
 
-    /** grad(p_i) += g_i, by differentiating sum(p_i * g_i); then one step and zeroGrad. */
     private static void step(Optimizer opt, SequencedMap<String, Tensor> params, double[][] grads) {
-        try (Scope s = Scope.open("step")) {
-            int i = 0;
-            for (Tensor p : params.values()) {
-                p.mul(Tensor.fromArray(grads[i++], p.shape(), p.dtype(), p.device())).reshape(-1).sum(0).backward();
-            }
-            opt.step();
-            opt.zeroGrad();
-        }
+        HostOffloadAdamWTest.step(opt, params, grads);
     }
 
     private static HostOffloadAdamW host(SequencedMap<String, Tensor> params, HostOffloadAdamW.Gradients gradients) {
@@ -128,7 +109,7 @@ class HostOffloadAdamW8bitTest {
                             double update = key.endsWith(".master") ? 1e-5 * CONFIG.lr() : 0;
                             // an fp32 first moment is torch's lerp of m toward g, which can cancel: its rounding is its operands'
                             float[] old = key.endsWith(".exp_avg") ? start.get(key).toFloatArray() : null;
-                            double[] grad = old != null ? g[Integer.parseInt(key.substring(1, key.indexOf('.')))] : null;
+                            double[] grad = old != null ? g[Integer.parseInt(key.substring(0, key.indexOf('.')))] : null;
                             for (int i = 0; i < xs.length; i++) {
                                 double magnitude = old == null ? Math.abs(xs[i]) : Math.max(Math.abs(xs[i]), Math.max(Math.abs(old[i]), Math.abs(grad[i])));
                                 double tol = relative ? 1e-5 * Math.abs(xs[i]) : 4 * Math.ulp((float) magnitude) + update;
@@ -213,7 +194,7 @@ class HostOffloadAdamW8bitTest {
             SequencedMap<String, Tensor> p = params(random(0.1), DType.F32);
             try (HostOffloadAdamW opt = host(p, HostOffloadAdamW.Gradients.DEVICE_BUFFER)) {
                 Map<String, Tensor> state = new LinkedHashMap<>(HostOffloadAdamWTest.copies(opt.state()));
-                state.put("p0.exp_avg.q8", Tensor.zeros(Shape.of(64, 70), DType.F32, Device.CPU));
+                state.put("0.exp_avg.q8", Tensor.zeros(Shape.of(64, 70), DType.F32, Device.CPU));
                 assertThrows(DTypeException.class, () -> opt.restore(state, 1));
             }
         }

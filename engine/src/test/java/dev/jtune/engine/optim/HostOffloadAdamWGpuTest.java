@@ -40,34 +40,15 @@ class HostOffloadAdamWGpuTest {
     private static final Device GPU = Device.cuda(0);
 
     private static SequencedMap<String, Tensor> params(double[][] values, DType dtype, Device device) {
-        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
-        for (int i = 0; i < SHAPES.size(); i++) {
-            out.put(Integer.toString(i), Tensor.fromArray(values[i], Shape.of(SHAPES.get(i)), dtype, device).requiresGrad(true));
-        }
-        return out;
+        return HostOffloadAdamWTest.params(SHAPES, values, dtype, device);
     }
 
     private static double[][] randomValues(Random rnd, double scale) {
-        double[][] v = new double[SHAPES.size()][];
-        for (int i = 0; i < v.length; i++) {
-            v[i] = new double[(int) Shape.of(SHAPES.get(i)).numel()];
-            for (int j = 0; j < v[i].length; j++) {
-                v[i][j] = rnd.nextGaussian() * scale;
-            }
-        }
-        return v;
+        return HostOffloadAdamWTest.randomValues(SHAPES, rnd, scale);
     }
 
     private static void step(Optimizer opt, SequencedMap<String, Tensor> params, double[][] grads) {
-        try (Scope s = Scope.open("step")) {
-            int i = 0;
-            for (Tensor p : params.values()) {
-                Tensor w = Tensor.fromArray(grads[i++], p.shape(), p.dtype(), p.device());
-                p.mul(w).reshape(-1).sum(0).backward(); // grad = w exactly
-            }
-            opt.step();
-            opt.zeroGrad();
-        }
+        HostOffloadAdamWTest.step(opt, params, grads);
     }
 
     private static HostOffloadAdamW offload(SequencedMap<String, Tensor> params, HostOffloadAdamW.Schedule schedule, long bucket) {

@@ -45,17 +45,27 @@ class HostOffloadAdamWTest {
 
     /** Parameters named "0", "1", ... as {@code new AdamW(List, Config)} names them, so both optimizers' state names match. */
     static SequencedMap<String, Tensor> params(double[][] values, DType dtype, Device device) {
+        return params(SHAPES, values, dtype, device);
+    }
+
+    /** Parameters of {@code shapes} named "0", "1", ... with {@code values} (one array per shape), requiring grad. */
+    static SequencedMap<String, Tensor> params(List<long[]> shapes, double[][] values, DType dtype, Device device) {
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
-        for (int i = 0; i < SHAPES.size(); i++) {
-            out.put(Integer.toString(i), Tensor.fromArray(values[i], Shape.of(SHAPES.get(i)), dtype, device).requiresGrad(true));
+        for (int i = 0; i < shapes.size(); i++) {
+            out.put(Integer.toString(i), Tensor.fromArray(values[i], Shape.of(shapes.get(i)), dtype, device).requiresGrad(true));
         }
         return out;
     }
 
     static double[][] randomValues(Random rnd, double scale) {
-        double[][] v = new double[SHAPES.size()][];
+        return randomValues(SHAPES, rnd, scale);
+    }
+
+    /** Gaussian values times {@code scale}, one array per shape. */
+    static double[][] randomValues(List<long[]> shapes, Random rnd, double scale) {
+        double[][] v = new double[shapes.size()][];
         for (int i = 0; i < v.length; i++) {
-            v[i] = new double[(int) Shape.of(SHAPES.get(i)).numel()];
+            v[i] = new double[(int) Shape.of(shapes.get(i)).numel()];
             for (int j = 0; j < v[i].length; j++) {
                 v[i][j] = rnd.nextGaussian() * scale;
             }
@@ -72,7 +82,8 @@ class HostOffloadAdamWTest {
         }
     }
 
-    private static void step(Optimizer opt, SequencedMap<String, Tensor> params, double[][] grads) {
+    /** One step from gradients {@code grads}, then zeroGrad. */
+    static void step(Optimizer opt, SequencedMap<String, Tensor> params, double[][] grads) {
         try (Scope s = Scope.open("step")) {
             setGrads(params, grads);
             opt.step();

@@ -4,6 +4,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Numerics;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
@@ -86,10 +87,7 @@ class HostAdamW8bitTest {
             for (int i = 0; i < sizes.length; i++) {
                 Ops.copyInto(params.get(i), layout.view(master, i));
             }
-            long blocks = n / BLOCK;
-            Side ref = new Side(master, Tensor.zeros(Shape.of(n), gt, Device.CPU), new AdamW8bitKernel.State(
-                    Tensor.zeros(Shape.of(n), DType.U8, Device.CPU), Tensor.zeros(Shape.of(blocks), DType.F32, Device.CPU),
-                    Tensor.zeros(Shape.of(n), DType.U8, Device.CPU), Tensor.zeros(Shape.of(blocks), DType.F32, Device.CPU)),
+            Side ref = new Side(master, Tensor.zeros(Shape.of(n), gt, Device.CPU), AdamW8bitKernel.State.zeros(n, Device.CPU, Placement.DEVICE),
                     pt == DType.BF16 ? Tensor.zeros(Shape.of(n), DType.BF16, Device.CPU) : null);
             // the reference updates F32 parameters in place (no master), 16-bit ones through the flat master
             ParameterTable targets = new ParameterTable(params, layout);
@@ -152,10 +150,8 @@ class HostAdamW8bitTest {
             FlatLayout layout = FlatLayout.of(shapes);
             long n = layout.numel();
             Side one = new Side(Tensor.normal(Shape.of(n), DType.F32, Device.CPU, rnd.nextLong(), 0, 0.5),
-                    Tensor.normal(Shape.of(n), DType.BF16, Device.CPU, rnd.nextLong(), 0, 1e-2), new AdamW8bitKernel.State(
-                    Tensor.zeros(Shape.of(n), DType.U8, Device.CPU), Tensor.zeros(Shape.of(n / BLOCK), DType.F32, Device.CPU),
-                    Tensor.zeros(Shape.of(n), DType.U8, Device.CPU), Tensor.zeros(Shape.of(n / BLOCK), DType.F32, Device.CPU)),
-                    Tensor.zeros(Shape.of(n), DType.BF16, Device.CPU));
+                    Tensor.normal(Shape.of(n), DType.BF16, Device.CPU, rnd.nextLong(), 0, 1e-2),
+                    AdamW8bitKernel.State.zeros(n, Device.CPU, Placement.DEVICE), Tensor.zeros(Shape.of(n), DType.BF16, Device.CPU));
             Side all = one.copy();
             for (long step = 1; step <= 3; step++) {
                 HostAdamW8bit.Scalars s = HostAdamW8bit.Scalars.of(new AdamWStep(1e-3, 0.9, 0.999, 1e-8, 0.01, step), 1.0);
