@@ -62,6 +62,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     public static final long DEFAULT_BUCKET_ELEMENTS = 1L << 26;
     /** {@code -Djtune.offload.timing=true}: each in-step update prints where its time went (a measurement aid). */
     private static final boolean TIMING = Boolean.getBoolean("jtune.offload.timing");
+    /** STREAMED, for {@link #TIMING}: how long the last wait for the streamed copies and adds took. */
+    private long drainNanos;
 
     /** When step i's host update reaches the device's weights. */
     public enum Schedule {
@@ -446,12 +448,17 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             if (streamed != null) {
                 refreshMaster();
                 finishGradients();
+                long t1 = System.nanoTime();
                 for (int k = 0; k < buckets.size(); k++) {
                     update(k, s);
                     queueWeights(k);
                 }
                 transfers.computeAfterCopies(); // the next forward reads the new weights
                 gradScale = 1;
+                if (TIMING) {
+                    System.err.printf(java.util.Locale.ROOT, "offload step %d (streamed): %s; step: drain %.1f ms, host update and queue weights %.1f ms%n",
+                            step, streamed.report(), drainNanos / 1e6, (System.nanoTime() - t1) / 1e6);
+                }
             } else if (schedule == Schedule.IN_STEP) {
                 long t0 = System.nanoTime();
                 refreshMaster();
@@ -601,8 +608,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     /** STREAMED: every contribution copied and added, parameters without one zeroed; once per step. */
     private void finishGradients() {
         if (!finished) {
+            long t0 = System.nanoTime();
             streamed.drain();
             streamed.finish();
+            drainNanos = System.nanoTime() - t0;
             finished = true;
         }
     }

@@ -54,6 +54,11 @@ final class StreamedGradients implements AutoCloseable {
     private final Future<?>[][] adds;
     private final ArrayDeque<Held> held = new ArrayDeque<>();
     private long heldBytes;
+    /** Since the last {@link #reset}: contributions, their elements, nanoseconds the training thread waited, host adds. */
+    private long contributions;
+    private long elements;
+    private long waitedNanos;
+    private final java.util.concurrent.atomic.AtomicLong addNanos = new java.util.concurrent.atomic.AtomicLong();
     private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "jtune-gradient-accumulate");
         t.setDaemon(true);
@@ -87,7 +92,11 @@ final class StreamedGradients implements AutoCloseable {
         if (src != contribution && owned) {
             TensorInternals.storage(contribution).close();
         }
+        contributions++;
+        elements += src.numel();
+        long w0 = System.nanoTime();
         await(adds[group][entry]); // the staging range is free once the previous contribution was added
+        waitedNanos += System.nanoTime() - w0;
         Transfers.Copy copy = transfers.toHostTracked(src.reshape(src.numel()), t.staging().slice(0, e.offset(), e.end()));
         // the device memory is free once the copy is done; the add reads the staging copy, so it need not wait for that
         java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
@@ -97,11 +106,15 @@ final class StreamedGradients implements AutoCloseable {
             } finally {
                 copied.complete(null);
             }
+            long a0 = System.nanoTime();
             HostGradients.accumulate(t.stagingHost(), t.dtype(), t.acc(), e.offset(), e.end(), assign);
+            addNanos.addAndGet(System.nanoTime() - a0);
         });
         adds[group][entry] = add;
         if (!srcOwned) {
+            long w1 = System.nanoTime();
             await(add); // the caller keeps the contribution: it must be copied before we return
+            waitedNanos += System.nanoTime() - w1;
             return;
         }
         if (copy == Transfers.Copy.DONE) {
@@ -110,11 +123,13 @@ final class StreamedGradients implements AutoCloseable {
         }
         Storage storage = TensorInternals.storage(src);
         releaseDone();
+        long w2 = System.nanoTime();
         while (!held.isEmpty() && heldBytes + storage.bytes() > HELD_BYTES) {
             Held oldest = held.poll();
             await(oldest.copied());
             release(oldest);
         }
+        waitedNanos += System.nanoTime() - w2;
         home.adopt(storage);
         held.add(new Held(storage, storage.bytes(), copied));
         heldBytes += storage.bytes();
@@ -164,6 +179,20 @@ final class StreamedGradients implements AutoCloseable {
         for (int[] c : counts) {
             Arrays.fill(c, 0);
         }
+        contributions = 0;
+        elements = 0;
+        waitedNanos = 0;
+        addNanos.set(0);
+    }
+
+    /**
+     * Where the time went since the last {@link #reset} (a measurement aid): contributions and their elements, the
+     * training thread's waits in {@link #accept} (for a parameter's previous add, or for copies holding memory), and
+     * the host thread's adds.
+     */
+    String report() {
+        return String.format(java.util.Locale.ROOT, "%d contributions of %.1fM elements, training thread waited %.1f ms, host adds %.1f ms",
+                contributions, elements / 1e6, waitedNanos / 1e6, addNanos.get() / 1e6);
     }
 
     /** Whether any parameter received a contribution since the last {@link #reset}. */
