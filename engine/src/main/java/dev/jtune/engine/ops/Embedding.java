@@ -6,7 +6,10 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.fused.EmbeddingKernel;
 
-/** Row lookup in an embedding table; its backward is a deterministic scatter-add into the table's gradient. */
+/**
+ * Row lookup in an embedding table; its backward is a deterministic scatter-add into the table's gradient, or the rows
+ * themselves for a table whose gradient streams to a {@link Autograd.RowGradientSink}.
+ */
 public final class Embedding {
     private Embedding() {
     }
@@ -31,9 +34,13 @@ public final class Embedding {
             }
             return out.reshape(od);
         }, g -> {
+            Tensor rows = g.numel() > 0 ? Checks.rows(g) : null;
+            if (rows != null && Autograd.streamRows(table, flatIds, rows)) {
+                return new Tensor[] {null, null}; // a host-offloaded table takes the rows, not a dense [V, D] gradient
+            }
             Tensor grad = Tensor.zeros(table.shape(), table.dtype(), table.device());
-            if (g.numel() > 0) {
-                EmbeddingKernel.on(table).backward(flatIds, Checks.rows(g), grad);
+            if (rows != null) {
+                EmbeddingKernel.on(table).backward(flatIds, rows, grad);
             }
             return new Tensor[] {grad, null};
         }, table, ids);

@@ -62,6 +62,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     public static final long DEFAULT_BUCKET_ELEMENTS = 1L << 26;
     /** {@code -Djtune.offload.timing=true}: each in-step update prints where its time went (a measurement aid). */
     private static final boolean TIMING = Boolean.getBoolean("jtune.offload.timing");
+    /** {@code -Djtune.offload.rowGradients=false}: lookups stream dense [V, D] contributions (a measurement aid). */
+    private static final boolean ROW_GRADIENTS = Boolean.parseBoolean(System.getProperty("jtune.offload.rowGradients", "true"));
     /** STREAMED, for {@link #TIMING}: how long the last wait for the streamed copies and adds took. */
     private long drainNanos;
 
@@ -425,7 +427,17 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             List<Tensor> params = groups.get(gi).params();
             for (int i = 0; i < params.size(); i++) {
                 int entry = i;
-                Autograd.streamGradient(params.get(i), (contribution, owned) -> s.accept(group, entry, contribution, owned));
+                Autograd.streamGradient(params.get(i), new Autograd.RowGradientSink() {
+                    @Override
+                    public void accept(Tensor contribution, boolean owned) {
+                        s.accept(group, entry, contribution, owned);
+                    }
+
+                    @Override
+                    public boolean acceptRows(Tensor ids, Tensor rows) {
+                        return ROW_GRADIENTS && s.acceptRows(group, entry, ids, rows);
+                    }
+                });
             }
         }
         return s;

@@ -1,9 +1,13 @@
 package dev.jtune.engine.optim;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Placement;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Storage;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.HostVisible;
 import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.engine.optim.host.HostGradients;
 import dev.jtune.engine.optim.host.Transfers;
@@ -53,6 +57,8 @@ final class StreamedGradients implements AutoCloseable {
     private final int[][] counts;
     private final Future<?>[][] adds;
     private final ArrayDeque<Held> held = new ArrayDeque<>();
+    /** Per (group, entry) taking row-sparse contributions: the pinned buffer their ids are copied into. */
+    private final java.util.Map<Long, Tensor> idStaging = new java.util.HashMap<>();
     private long heldBytes;
     /** Since the last {@link #reset}: contributions, their elements, nanoseconds the training thread waited, host adds. */
     private long contributions;
@@ -121,7 +127,11 @@ final class StreamedGradients implements AutoCloseable {
             TensorInternals.storage(src).close();
             return;
         }
-        Storage storage = TensorInternals.storage(src);
+        hold(TensorInternals.storage(src), copied);
+    }
+
+    /** Keeps {@code storage} (adopted into the home scope) until {@code copied}, first releasing what is over the bound. */
+    private void hold(Storage storage, Future<?> copied) {
         releaseDone();
         long w2 = System.nanoTime();
         while (!held.isEmpty() && heldBytes + storage.bytes() > HELD_BYTES) {
@@ -133,6 +143,79 @@ final class StreamedGradients implements AutoCloseable {
         home.adopt(storage);
         held.add(new Held(storage, storage.bytes(), copied));
         heldBytes += storage.bytes();
+    }
+
+    /**
+     * A row-sparse contribution to parameter {@code entry} of group {@code group} (see
+     * {@link dev.jtune.engine.Autograd.RowGradientSink}): {@code rows} [N, D] for rows {@code ids} of the [V, D]
+     * parameter. Device copies of both are queued to the host (the rows into the parameter's staging range, the ids into
+     * a pinned buffer of their own) and the host thread adds each row into the accumulator ({@link HostGradients#addRows});
+     * so an embedding's lookup moves and adds N x D elements, not V x D. False (take the dense form) when the rows are
+     * not the parameter's dtype, its shape is not [V, D], or they would not fit its staging range.
+     */
+    boolean acceptRows(int group, int entry, Tensor ids, Tensor rows) {
+        Target t = targets.get(group);
+        FlatLayout.Entry e = t.layout().entries().get(entry);
+        long n = ids.numel();
+        if (rows.dtype() != t.dtype() || e.shape().rank() != 2 || rows.rank() != 2 || rows.dim(0) != n
+                || rows.dim(1) != e.shape().dim(1) || rows.numel() > e.numel() || n > Integer.MAX_VALUE) {
+            return false;
+        }
+        boolean assign = counts[group][entry]++ == 0;
+        contributions++;
+        elements += rows.numel();
+        // our own copies: the caller's tensors may be freed (and their memory reused) before the copies to the host run
+        Tensor r = rows.copy();
+        Tensor id = ids.contiguous().reshape(n).copy();
+        if (t.acc() == null) {
+            TensorInternals.storage(id).close();
+            holdNewestOnly(r, true);
+            return true;
+        }
+        long w0 = System.nanoTime();
+        await(adds[group][entry]); // the staging ranges are free once the previous contribution was added
+        waitedNanos += System.nanoTime() - w0;
+        Tensor idStage = idStaging(group, entry, n);
+        transfers.afterCompute();
+        transfers.toHost(id, idStage.slice(0, 0, n));
+        Transfers.Copy copy = transfers.toHostTracked(r.reshape(r.numel()), t.staging().slice(0, e.offset(), e.offset() + r.numel()));
+        MemorySegment idsHost = ((HostVisible) TensorInternals.storage(idStage)).hostSegment();
+        java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
+        adds[group][entry] = worker.submit(() -> {
+            try {
+                copy.awaitAndRelease();
+            } finally {
+                copied.complete(null);
+            }
+            long a0 = System.nanoTime();
+            HostGradients.addRows(t.stagingHost().asSlice(t.dtype().bytesFor(e.offset())), t.dtype(), idsHost, (int) n, e.shape().dim(1),
+                    t.acc(), e.offset(), e.shape().dim(0), assign);
+            addNanos.addAndGet(System.nanoTime() - a0);
+        });
+        if (copy == Transfers.Copy.DONE) {
+            TensorInternals.storage(r).close();
+            TensorInternals.storage(id).close();
+            return true;
+        }
+        hold(TensorInternals.storage(id), copied);
+        hold(TensorInternals.storage(r), copied);
+        return true;
+    }
+
+    /** The pinned buffer that parameter {@code entry}'s row ids are copied into, grown to at least {@code n} ids. */
+    private Tensor idStaging(int group, int entry, long n) {
+        long key = ((long) group << 32) | entry;
+        Tensor stage = idStaging.get(key);
+        if (stage == null || stage.numel() < n) {
+            if (stage != null) {
+                TensorInternals.storage(stage).close();
+            }
+            try (Scope.Entered in = home.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+                stage = Tensor.zeros(Shape.of(n), DType.I32, targets.get(group).staging().device(), Placement.HOST_MAPPED);
+            }
+            idStaging.put(key, stage);
+        }
+        return stage;
     }
 
     /** Waits for every contribution's copy and add, and frees the contributions still held. */

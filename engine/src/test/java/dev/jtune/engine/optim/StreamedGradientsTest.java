@@ -178,6 +178,82 @@ class StreamedGradientsTest {
         }
     }
 
+    /**
+     * A tied embedding (looked up, then used densely as an output projection, as Gemma's LM head uses it): the lookup's
+     * contribution streams as rows ({@link Autograd.RowGradientSink}), and over steps of several micro-batches the
+     * optimizer equals the device buffer's bit for bit (distinct ids: each row's value is the one the dense scatter
+     * writes, and adding the dense form's zeros elsewhere changes nothing). The other parameter streams densely.
+     */
+    @Test
+    void aTiedEmbeddingsLookupStreamsAsRowsAndEqualsTheDeviceBuffer() {
+        Random rnd = Seeds.random();
+        int vocab = 50;
+        int dim = 8;
+        List<long[]> shapes = List.of(new long[] {vocab, dim}, new long[] {dim, dim});
+        double[][] init = randomValues(shapes, rnd, 0.1);
+        try (Scope scope = Scope.open("tied")) {
+            SequencedMap<String, Tensor> a = params(shapes, init, DType.F32, Device.CPU);
+            SequencedMap<String, Tensor> b = params(shapes, init, DType.F32, Device.CPU);
+            try (HostOffloadAdamW buffered = offload(a, HostOffloadAdamW.Gradients.DEVICE_BUFFER);
+                 HostOffloadAdamW streamed = offload(b, HostOffloadAdamW.Gradients.STREAMED)) {
+                for (int t = 1; t <= 3; t++) {
+                    for (int micro = 0; micro < 2; micro++) {
+                        List<Integer> order = new java.util.ArrayList<>(java.util.stream.IntStream.range(0, vocab).boxed().toList());
+                        java.util.Collections.shuffle(order, rnd);
+                        int[] ids = order.subList(0, 12).stream().mapToInt(Integer::intValue).toArray();
+                        double[][] weights = {rnd.doubles(12L * vocab).toArray()};
+                        for (SequencedMap<String, Tensor> p : List.of(a, b)) {
+                            try (Scope s = Scope.open("micro-batch")) {
+                                Tensor table = p.firstEntry().getValue();
+                                Tensor w = p.lastEntry().getValue();
+                                Tensor h = dev.jtune.engine.ops.Embedding.lookup(table, Tensor.fromArray(ids, Shape.of(12), DType.I32, Device.CPU));
+                                Tensor logits = h.matmul(w).matmul(table.transpose(0, 1));
+                                logits.mul(Tensor.fromArray(weights[0], Shape.of(12, vocab), DType.F32, Device.CPU)).reshape(-1).sum(0).backward();
+                            }
+                        }
+                    }
+                    try (Scope s = Scope.open("step")) {
+                        streamed.clipHeldGradients(0);
+                        buffered.step();
+                        streamed.step();
+                        buffered.zeroGrad();
+                        streamed.zeroGrad();
+                    }
+                    assertEquals(bits(buffered.state()), bits(streamed.state()), "the state after step " + t);
+                    HostOffloadAdamWTest.assertWeightsEqual(values(a), values(b), "the weights after step " + t);
+                }
+            }
+        }
+    }
+
+    /**
+     * On meta, with a table far larger than a batch's rows: the lookup's backward never allocates the dense [V, D]
+     * gradient (the peak stays below it); the device holds only copies of the rows.
+     */
+    @Test
+    void aStreamedLookupNeverMakesTheDenseTableGradient() {
+        MetaBackend meta = MetaBackend.instance();
+        try (Scope scope = Scope.open("meta", MemoryCategory.WEIGHTS)) {
+            SequencedMap<String, Tensor> p = new LinkedHashMap<>();
+            Tensor table = Tensor.zeros(Shape.of(262_144, 640), DType.BF16, Device.META).requiresGrad(true);
+            p.put("embed", table);
+            try (HostOffloadAdamW opt = HostOffloadAdamW.builder(p, CONFIG).gradients(HostOffloadAdamW.Gradients.STREAMED).build();
+                 Scope step = Scope.open("step")) {
+                Tensor ids = Tensor.zeros(Shape.of(8192), DType.I32, Device.META);
+                Tensor h = dev.jtune.engine.ops.Embedding.lookup(table, ids);
+                long before = meta.memoryStats().allocated();
+                meta.resetPeaks();
+                h.reshape(-1).sum(0).backward();
+                long peak = meta.memoryStats().peakAllocated() - before;
+                assertTrue(peak < table.numel() * 2 / 4, "the backward's device peak above the forward's memory: " + peak
+                        + " bytes, against the dense gradient's " + table.numel() * 2);
+                assertEquals(null, table.grad());
+                opt.clipHeldGradients(1.0);
+                opt.step();
+            }
+        }
+    }
+
     /** The delayed step reads one step's gradients while backward streams the next's: refused with streaming, for now. */
     @Test
     void theDelayedStepKeepsTheDeviceBuffer() {

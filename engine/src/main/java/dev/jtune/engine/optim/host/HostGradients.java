@@ -33,11 +33,47 @@ public final class HostGradients {
                     + " source of " + src.byteSize() + " bytes and an fp32 accumulator of " + acc.byteSize() + " bytes");
         }
         boolean bf16 = srcType == DType.BF16;
-        HostAdamW.forRanges(from, to, (lo, hi) -> {
-            long tail = HostAdamW.vectorized() && VECTOR ? VectorGradients.accumulate(src, bf16, acc, lo, hi, assign) : lo;
-            for (long i = tail; i < hi; i++) {
-                float g = bf16 ? Numerics.bf16ToFloat(src.getAtIndex(ValueLayout.JAVA_SHORT, i)) : src.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-                acc.setAtIndex(ValueLayout.JAVA_FLOAT, i, assign ? g : acc.getAtIndex(ValueLayout.JAVA_FLOAT, i) + g);
+        HostAdamW.forRanges(from, to, (lo, hi) -> range(src, bf16, acc, lo, hi, assign));
+    }
+
+    /** {@link #accumulate}'s loop over [from, to) on the calling thread. */
+    private static void range(MemorySegment src, boolean bf16, MemorySegment acc, long from, long to, boolean assign) {
+        long tail = HostAdamW.vectorized() && VECTOR ? VectorGradients.accumulate(src, bf16, acc, from, to, assign) : from;
+        for (long i = tail; i < to; i++) {
+            float g = bf16 ? Numerics.bf16ToFloat(src.getAtIndex(ValueLayout.JAVA_SHORT, i)) : src.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            acc.setAtIndex(ValueLayout.JAVA_FLOAT, i, assign ? g : acc.getAtIndex(ValueLayout.JAVA_FLOAT, i) + g);
+        }
+    }
+
+    /**
+     * A row-sparse contribution to a [tableRows, d] parameter whose fp32 accumulator starts at element {@code at}:
+     * {@code acc[at + ids[i] * d + j] += rows[i * d + j]} for i in [0, n), in ascending i for every element, so the bits
+     * do not depend on how the cores split the work (each core takes the rows of one range of ids). {@code assign} (the
+     * step's first contribution): the parameter's range is zeroed first. Ids outside [0, tableRows) are skipped, as the
+     * device's scatter-add skips them.
+     */
+    public static void addRows(MemorySegment rows, DType srcType, MemorySegment ids, int n, long d, MemorySegment acc, long at,
+                               long tableRows, boolean assign) {
+        if (srcType != DType.BF16 && srcType != DType.F32) {
+            throw new IllegalArgumentException("HostGradients: contributions must be BF16 or F32, got " + srcType);
+        }
+        if (n < 0 || d <= 0 || at < 0 || (at + tableRows * d) * 4 > acc.byteSize() || srcType.bytesFor(n * d) > rows.byteSize()
+                || 4L * n > ids.byteSize()) {
+            throw new IndexOutOfBoundsException("HostGradients: " + n + " rows of " + d + " (" + srcType + ", " + rows.byteSize()
+                    + " bytes, ids " + ids.byteSize() + " bytes) into rows [0, " + tableRows + ") at element " + at
+                    + " of an fp32 accumulator of " + acc.byteSize() + " bytes");
+        }
+        if (assign) {
+            zero(acc, at, at + tableRows * d);
+        }
+        boolean bf16 = srcType == DType.BF16;
+        long rowBytes = srcType.bytesFor(d);
+        HostAdamW.forRanges(0, tableRows, 1, (lo, hi) -> {
+            for (int i = 0; i < n; i++) {
+                int id = ids.getAtIndex(ValueLayout.JAVA_INT, i);
+                if (id >= lo && id < hi) {
+                    range(rows.asSlice(i * rowBytes, rowBytes), bf16, acc.asSlice((at + id * d) * 4, d * 4), 0, d, false);
+                }
             }
         });
     }
