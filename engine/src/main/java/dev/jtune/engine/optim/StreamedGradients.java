@@ -25,8 +25,9 @@ import java.util.concurrent.Future;
  * Gradients streamed to the host as backward produces them (ZeRO-Offload's gradient path on one device): each
  * contribution to a parameter's gradient is copied to the host on the copy stream while backward goes on, and a host
  * thread adds it into an fp32 accumulator, so the device holds no gradient buffer, only the contributions whose copies
- * are in flight (at most {@link #HELD_BYTES} of them beyond the newest, which is never waited for when it arrives: its
- * copy overlaps what backward does next). The accumulators are what the host update reads.
+ * are in flight (at most {@link #HELD_BYTES} of them beyond the newest; older ones go back to the allocator behind a
+ * compute-stream wait for their copies, so the host never waits for the device here). The accumulators are what the
+ * host update reads.
  * <p>
  * Per parameter: the first contribution of a step is stored, later ones added (one fp32 rounding each, where a device
  * buffer would round every sum to the parameter's dtype); a parameter without any is zeroed by {@link #finish}.
@@ -34,7 +35,7 @@ import java.util.concurrent.Future;
  * (on the host) for the add of its previous one. Storage closes and adoptions happen on the training thread.
  */
 final class StreamedGradients implements AutoCloseable {
-    /** Bytes of contributions kept alive for copies in flight, the newest apart, before the oldest is waited for. */
+    /** Bytes of contributions kept alive for copies in flight, the newest apart, before the oldest is released. */
     static final long HELD_BYTES = 256L << 20;
 
     /**
@@ -47,8 +48,8 @@ final class StreamedGradients implements AutoCloseable {
         }
     }
 
-    /** A contribution kept allocated until its copy to the host is done ({@code copied}). */
-    private record Held(Storage storage, long bytes, Future<?> copied) {
+    /** A contribution kept allocated until its copy to the host ({@code copy}) is done ({@code copied}). */
+    private record Held(Storage storage, long bytes, Transfers.Copy copy, Future<?> copied) {
     }
 
     private final Transfers transfers;
@@ -127,21 +128,27 @@ final class StreamedGradients implements AutoCloseable {
             TensorInternals.storage(src).close();
             return;
         }
-        hold(TensorInternals.storage(src), copied);
+        hold(TensorInternals.storage(src), copy, copied);
     }
 
-    /** Keeps {@code storage} (adopted into the home scope) until {@code copied}, first releasing what is over the bound. */
-    private void hold(Storage storage, Future<?> copied) {
+    /**
+     * Keeps {@code storage} (adopted into the home scope) until {@code copied}, first releasing what is over the bound:
+     * those go back to the allocator behind a compute-stream wait for their copies, not a host wait. (Waiting on the
+     * host tied it to the device's progress: a contribution's copy starts only when the device has computed it, so the
+     * host stopped queueing work until then and the device ran dry after every large contribution, such as the tied
+     * LM head's 335 MB: about a quarter of the 270M full fine-tune's step, measured.)
+     */
+    private void hold(Storage storage, Transfers.Copy copy, Future<?> copied) {
         releaseDone();
-        long w2 = System.nanoTime();
         while (!held.isEmpty() && heldBytes + storage.bytes() > HELD_BYTES) {
             Held oldest = held.poll();
-            await(oldest.copied());
+            if (!oldest.copied().isDone()) {
+                oldest.copy().computeWaits();
+            }
             release(oldest);
         }
-        waitedNanos += System.nanoTime() - w2;
         home.adopt(storage);
-        held.add(new Held(storage, storage.bytes(), copied));
+        held.add(new Held(storage, storage.bytes(), copy, copied));
         heldBytes += storage.bytes();
     }
 
@@ -197,8 +204,8 @@ final class StreamedGradients implements AutoCloseable {
             TensorInternals.storage(id).close();
             return true;
         }
-        hold(TensorInternals.storage(id), copied);
-        hold(TensorInternals.storage(r), copied);
+        hold(TensorInternals.storage(id), copy, copied);
+        hold(TensorInternals.storage(r), copy, copied);
         return true;
     }
 
@@ -303,7 +310,7 @@ final class StreamedGradients implements AutoCloseable {
         if (owned) {
             Storage storage = TensorInternals.storage(contribution);
             home.adopt(storage);
-            held.add(new Held(storage, storage.bytes(), java.util.concurrent.CompletableFuture.completedFuture(null)));
+            held.add(new Held(storage, storage.bytes(), Transfers.Copy.DONE, java.util.concurrent.CompletableFuture.completedFuture(null)));
             heldBytes += storage.bytes();
         }
     }

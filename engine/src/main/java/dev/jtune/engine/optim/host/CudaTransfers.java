@@ -57,14 +57,38 @@ public final class CudaTransfers implements Transfers {
         toHost(src, dst);
         CudaEvent done = new CudaEvent(false);
         done.record(toHost);
-        return () -> {
+        return new TrackedCopy(done);
+    }
+
+    /** A copy's completion event; closed by whichever of the host's wait and {@link #computeWaits} comes last. */
+    private final class TrackedCopy implements Copy {
+        private final CudaEvent done;
+        private boolean released;
+
+        TrackedCopy(CudaEvent done) {
+            this.done = done;
+        }
+
+        @Override
+        public void awaitAndRelease() {
             gpu.context().makeCurrent(); // any thread
             try {
                 done.synchronize();
             } finally {
-                done.close();
+                synchronized (this) {
+                    released = true;
+                    done.close();
+                }
             }
-        };
+        }
+
+        @Override
+        public synchronized void computeWaits() {
+            if (!released) { // else the copy is done: nothing to order
+                gpu.context().makeCurrent();
+                gpu.stream().waitFor(done);
+            }
+        }
     }
 
     @Override

@@ -38,6 +38,14 @@ public sealed interface Transfers extends AutoCloseable permits CudaTransfers, S
 
         /** Blocks until the copy is done, then releases what tracked it; call once. */
         void awaitAndRelease();
+
+        /**
+         * Device work queued on the compute stream from now on waits for this copy (nothing once it was awaited), so
+         * its source may go back to the allocator now without the host waiting: whatever reuses that memory runs after
+         * the copy has read it. From the thread that queues compute work.
+         */
+        default void computeWaits() {
+        }
     }
 
     /** Marks the copies to the host queued so far as bucket {@code bucket}'s. */
