@@ -66,6 +66,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     private static final boolean ROW_GRADIENTS = Boolean.parseBoolean(System.getProperty("jtune.offload.rowGradients", "true"));
     /** STREAMED, for {@link #TIMING}: how long the last wait for the streamed copies and adds took. */
     private long drainNanos;
+    /** STREAMED, for {@link #TIMING}: how long the last norm of the host gradients took. */
+    private long normNanos;
 
     /** When step i's host update reaches the device's weights. */
     public enum Schedule {
@@ -468,8 +470,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                 transfers.computeAfterCopies(); // the next forward reads the new weights
                 gradScale = 1;
                 if (TIMING) {
-                    System.err.printf(java.util.Locale.ROOT, "offload step %d (streamed): %s; step: drain %.1f ms, host update and queue weights %.1f ms%n",
-                            step, streamed.report(), drainNanos / 1e6, (System.nanoTime() - t1) / 1e6);
+                    System.err.printf(java.util.Locale.ROOT, "offload step %d (streamed): %s; step: drain %.1f ms, norm %.1f ms, host update and queue weights %.1f ms%n",
+                            step, streamed.report(), drainNanos / 1e6, normNanos / 1e6, (System.nanoTime() - t1) / 1e6);
                 }
             } else if (schedule == Schedule.IN_STEP) {
                 long t0 = System.nanoTime();
@@ -641,7 +643,9 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return Optional.empty();
         }
         finishGradients();
+        long t0 = System.nanoTime();
         double sumOfSquares = streamed.sumOfSquares();
+        normNanos = System.nanoTime() - t0;
         double norm = Math.sqrt(sumOfSquares);
         gradScale = maxNorm > 0 ? Math.min(1, (float) (maxNorm / (norm + 1e-6))) : 1;
         return Optional.of(new GradClip.GradNorm(List.of(Tensor.fromArray(new double[] {sumOfSquares}, Shape.scalar(), DType.F64, Device.CPU))));
