@@ -2,7 +2,7 @@
 # On the GPU machine, with the device bundle in .device: the trainer's QLoRA r16 run at 8192 tokens on a random
 # real-config model (bench PrepareRun), layer checkpointing, in the offload modes of issue 13: none, activations
 # (--offload_activations), weights (--offload_param cpu), both, planned (activation offload with --max_memory
-# ${MAX_MEMORY:-8GiB}: the planner picks granularity and the tiled MLP). Prints each run's last steps and its memory table.
+# ${MAX_MEMORY:-8GiB}: the planner picks granularity and the tiled MLP). Prints each run's last steps and its memory tables (planned, measured).
 # Usage: bash bench/src/main/sh/qlora-offload.sh [model=gemma-3-270m] [steps=12] [modes="none activations weights both"] [seq=8192]
 set -u
 . .device/env
@@ -25,5 +25,5 @@ for mode in $modes; do
       --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length $seq "${ckpt[@]}" \
       --bf16 --per_device_train_batch_size 1 --max_steps $steps --logging_steps 1 \
       --save_strategy no --report_to jsonl "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
-  grep -E "^(plan|chosen)" $run/log-$mode.txt | cut -c1-300; grep -E "^(step|done)" $run/log-$mode.txt | tail -3; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -E "device peak|pinned host peak|weights|activations"
+  grep -E "^(plan|chosen)" $run/log-$mode.txt | cut -c1-300; grep -E "^(step|done)" $run/log-$mode.txt | tail -3; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -v -E "  0\.000  |^base in" # both tables, every non-zero category
 done

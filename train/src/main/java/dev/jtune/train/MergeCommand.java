@@ -168,7 +168,8 @@ final class MergeCommand {
         Optional<DType> fromConfig = Gemma3Config.read(base).weightDType();
         DType fromTensors = null;
         try (SafeTensorsModel files = SafeTensorsModel.open(base)) {
-            for (String name : new String[] {Gemma3Model.EMBED, "language_model." + Gemma3Model.EMBED}) {
+            for (dev.jtune.gemma.model.CheckpointLayout layout : dev.jtune.gemma.model.CheckpointLayout.values()) {
+                String name = layout.text("embed_tokens.weight");
                 if (files.contains(name)) {
                     TensorInfo info = files.info(name);
                     if (info.isLoadable() && isFloat(info.dtype())) {

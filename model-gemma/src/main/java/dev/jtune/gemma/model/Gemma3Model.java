@@ -105,13 +105,13 @@ public final class Gemma3Model extends Module {
         Gemma3Model m = new Gemma3Model(Gemma3Config.read(dir), dtype, device);
         HostWeights.Builder offload = loading.layers() == Loading.Placement.HOST ? HostWeights.builder(device) : null;
         try (SafeTensorsModel files = SafeTensorsModel.open(dir)) {
-            String prefix = files.contains(EMBED) ? "" : "language_model."; // multimodal checkpoints nest the text tower
+            CheckpointLayout layout = CheckpointLayout.of(files, dir); // multimodal checkpoints nest the text tower
             try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
-                loadParameters(files, dir, prefix, "model.embed_tokens.", m.model.embedTokens().namedParameters(), device, dtype);
+                loadParameters(files, dir, layout, "embed_tokens.", m.model.embedTokens().namedParameters(), device, dtype);
                 List<Gemma3DecoderLayer> layers = m.layers();
                 for (int i = 0; i < layers.size(); i++) {
                     Gemma3DecoderLayer layer = layers.get(i);
-                    loadParameters(files, dir, prefix, "model.layers." + i + ".", layer.namedParameters(), device, dtype);
+                    loadParameters(files, dir, layout, "layers." + i + ".", layer.namedParameters(), device, dtype);
                     if (loading.quantization() != null) {
                         Linear.quantize(List.copyOf(layer.modules(Linear.class).values()), loading.quantization());
                     }
@@ -119,7 +119,7 @@ public final class Gemma3Model extends Module {
                         offload.add(layer);
                     }
                 }
-                loadParameters(files, dir, prefix, "model.norm.", m.model.norm().namedParameters(), device, dtype);
+                loadParameters(files, dir, layout, "norm.", m.model.norm().namedParameters(), device, dtype);
             }
         }
         if (offload != null) {
@@ -128,21 +128,28 @@ public final class Gemma3Model extends Module {
         return m;
     }
 
-    private static void loadParameters(SafeTensorsModel files, Path dir, String prefix, String path, Map<String, Parameter> params,
+    private static void loadParameters(SafeTensorsModel files, Path dir, CheckpointLayout layout, String path, Map<String, Parameter> params,
                                        Device device, DType dtype) {
         for (Map.Entry<String, Parameter> e : params.entrySet()) {
-            String name = prefix + path + e.getKey();
-            Shape shape = e.getValue().shape();
-            if (!files.contains(name)) {
-                throw new ShapeException("Gemma 3 checkpoint " + dir + " has no tensor " + name);
-            }
-            TensorInfo info = files.info(name);
-            if (!info.shape().equals(shape)) {
-                throw new ShapeException("Gemma 3 checkpoint " + files.fileOf(name) + ": tensor " + name + " has shape "
-                        + info.shape() + ", the config needs " + shape);
-            }
-            e.getValue().set(files.loadAs(name, device, dtype));
+            load(files, dir, layout.text(path + e.getKey()), e.getValue(), device, dtype);
         }
+    }
+
+    /**
+     * Sets {@code p} from the file's tensor {@code name}, converted to {@code dtype} on {@code device}; a missing or
+     * mis-shaped tensor is an error naming it (and the file).
+     */
+    public static void load(SafeTensorsModel files, Path dir, String name, Parameter p, Device device, DType dtype) {
+        Shape shape = p.shape();
+        if (!files.contains(name)) {
+            throw new ShapeException("Gemma 3 checkpoint " + dir + " has no tensor " + name);
+        }
+        TensorInfo info = files.info(name);
+        if (!info.shape().equals(shape)) {
+            throw new ShapeException("Gemma 3 checkpoint " + files.fileOf(name) + ": tensor " + name + " has shape "
+                    + info.shape() + ", the config needs " + shape);
+        }
+        p.set(files.loadAs(name, device, dtype));
     }
 
     /** Random weights at the config's shapes (for benchmarks): linear and embedding N(0, 0.02), norms 0 (scale 1). */
