@@ -380,16 +380,33 @@ public final class Gemma3Model extends Module {
      * positions 0..T-1): packed samples, each at its own positions, none attending to another.
      */
     public Tensor hidden(Tensor ids, TokenLayout layout, Options options, Consumer<Tensor> observer) {
+        checkIds(ids);
+        return hiddenFrom(embed(ids), ids, layout, options, observer);
+    }
+
+    private static void checkIds(Tensor ids) {
         if (ids.rank() != 2 || ids.dtype() != DType.I32) {
             throw new ShapeException("Gemma 3 forward: token ids must be I32 [batch, length], got " + ids.describe());
         }
+    }
+
+    /**
+     * {@link #hidden(Tensor, TokenLayout, Options, Consumer)} from input embeddings {@code x} [B * T, hidden] instead of
+     * the ids' (a vision-language model's, with image features in place of its image tokens' rows); {@code ids} I32
+     * [B, T] gives the shape the layout is checked against.
+     */
+    public Tensor hiddenFrom(Tensor x, Tensor ids, TokenLayout layout, Options options, Consumer<Tensor> observer) {
+        checkIds(ids);
         long b = ids.dim(0);
         long t = ids.dim(1);
+        if (x.rank() != 2 || x.dim(0) != b * t || x.dim(1) != config.hiddenSize()) {
+            throw new ShapeException("Gemma 3 forward: input embeddings " + x.shape() + " must be [" + b * t + ", " + config.hiddenSize()
+                    + "] for ids " + ids.shape());
+        }
         int block = options.attentionBlock();
         TokenLayout placed = layout == null ? null : layout.on(device, ids);
         Tensor positions = placed == null ? positions(0, t) : placed.positions();
         AttentionMask mask = placed == null ? null : placed.mask();
-        Tensor x = embed(ids);
         if (observer != null) {
             observer.accept(x);
         }
@@ -441,7 +458,7 @@ public final class Gemma3Model extends Module {
     }
 
     /** The scaled embeddings of ids [B, T] as rows [B * T, hidden] (HF scales by sqrt(hidden) in the weights' dtype). */
-    private Tensor embed(Tensor ids) {
+    public Tensor embed(Tensor ids) {
         return model.embedTokens().forward(ids.to(device)).reshape(ids.numel(), config.hiddenSize()).scale(config.embeddingScale(dtype));
     }
 
@@ -486,9 +503,20 @@ public final class Gemma3Model extends Module {
         if (!labels.shape().equals(ids.shape())) {
             throw new ShapeException("Gemma 3 loss: labels " + labels.shape() + " must match ids " + ids.shape());
         }
+        return lossOf(hidden(ids, layout, options, null), ids, labels, normalizer);
+    }
+
+    /**
+     * The loss of final hidden states {@code hidden} [B * T, hidden] (from {@link #hiddenFrom}) for labels [B, T] shaped
+     * as {@code ids}: as {@link #loss(Tensor, Tensor, TokenLayout, Options, double)}.
+     */
+    public Tensor lossOf(Tensor hidden, Tensor ids, Tensor labels, double normalizer) {
+        if (!labels.shape().equals(ids.shape())) {
+            throw new ShapeException("Gemma 3 loss: labels " + labels.shape() + " must match ids " + ids.shape());
+        }
         long b = ids.dim(0);
         long t = ids.dim(1);
-        Tensor h = hidden(ids, layout, options, null).reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
+        Tensor h = hidden.reshape(b, t, config.hiddenSize()).slice(1, 0, t - 1).reshape(b * (t - 1), config.hiddenSize());
         Tensor shifted = labels.to(device).slice(1, 1, t).contiguous().reshape(b * (t - 1));
         return CrossEntropy.linear(h, embedding(), shifted, 0, normalizer, finalSoftcap());
     }

@@ -1,0 +1,200 @@
+package dev.jtune.gemma.vision;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.DequantWorkspace;
+import dev.jtune.engine.nn.Module;
+import dev.jtune.engine.nn.Parameter;
+import dev.jtune.engine.ops.Embedding;
+import dev.jtune.gemma.config.ConfigException;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
+import dev.jtune.gemma.model.CheckpointLayout;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.model.Gemma3TextModel;
+import dev.jtune.gemma.model.TokenLayout;
+import dev.jtune.gemma.safetensors.SafeTensorsModel;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Gemma 3's image-text model as HF's {@code Gemma3ForConditionalGeneration} computes it: the SigLIP tower encodes each
+ * image, the projector pools and maps it to {@code mm_tokens_per_image} text-width features, the features replace the
+ * embeddings of the image tokens (unscaled, where text embeddings are scaled by sqrt(hidden)), and the text model runs
+ * with each image's run of tokens attending to itself both ways (causal elsewhere, sliding windows included).
+ *
+ * <p>A tree with HF's in-memory names: {@code model.vision_tower.*}, {@code model.multi_modal_projector.*},
+ * {@code model.language_model.*} (the text model's {@code model.*}); the LM head is the tied embedding. The text side's
+ * forward logic is {@link Gemma3Model}'s, over the same modules.
+ */
+public final class Gemma3MultimodalModel extends Module {
+    private final Gemma3Model text;
+    private final Gemma3VisionConfig vision;
+    private final Inner model;
+
+    private Gemma3MultimodalModel(Gemma3Model text, Gemma3VisionConfig vision) {
+        this.text = text;
+        this.vision = vision;
+        DequantWorkspace workspace = new DequantWorkspace(text.dtype(), text.device());
+        this.model = child("model", new Inner(new SiglipVisionTower(vision, workspace),
+                new MultiModalProjector(vision, text.config().hiddenSize()), text.model()));
+    }
+
+    /** HF's inner {@code Gemma3Model}: the tower, the projector and the language model, in HF's order. */
+    static final class Inner extends Module {
+        final SiglipVisionTower visionTower;
+        final MultiModalProjector projector;
+
+        Inner(SiglipVisionTower tower, MultiModalProjector projector, Gemma3TextModel language) {
+            this.visionTower = child("vision_tower", tower);
+            this.projector = child("multi_modal_projector", projector);
+            child("language_model", language);
+        }
+    }
+
+    /**
+     * Loads a Gemma3ForConditionalGeneration checkpoint directory in either multimodal key layout
+     * ({@link CheckpointLayout}), every weight converted to {@code dtype} on {@code device}; a missing or mis-shaped
+     * tensor is an error naming it.
+     */
+    public static Gemma3MultimodalModel load(Path dir, Device device, DType dtype) {
+        Gemma3VisionConfig vc = Gemma3VisionConfig.read(dir).orElseThrow(() -> new ConfigException(dir.resolve("config.json").toString(),
+                "vision_config", "missing: a text-only Gemma 3 has no vision tower (load it with Gemma3Model)"));
+        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.load(dir, device, dtype), vc);
+        try (SafeTensorsModel files = SafeTensorsModel.open(dir); Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            CheckpointLayout layout = CheckpointLayout.of(files, dir);
+            if (!layout.multimodal()) {
+                throw new ShapeException("Gemma 3 checkpoint " + dir + " holds only a text model (its config has a vision_config)");
+            }
+            for (Map.Entry<String, Parameter> e : m.model.visionTower.namedParameters().entrySet()) {
+                Gemma3Model.load(files, dir, layout.vision(e.getKey()), e.getValue(), device, dtype);
+            }
+            for (Map.Entry<String, Parameter> e : m.model.projector.namedParameters().entrySet()) {
+                Gemma3Model.load(files, dir, layout.projector(e.getKey()), e.getValue(), device, dtype);
+            }
+        }
+        return m;
+    }
+
+    public Gemma3Model text() {
+        return text;
+    }
+
+    public Gemma3VisionConfig visionConfig() {
+        return vision;
+    }
+
+    public SiglipVisionTower visionTower() {
+        return model.visionTower;
+    }
+
+    public MultiModalProjector projector() {
+        return model.projector;
+    }
+
+    /** The tower's last hidden state [I, patches, vision_hidden] of pixels [I, C, S, S] (normalized, at the configured size). */
+    public Tensor visionStates(Tensor pixels) {
+        return model.visionTower.forward(pixels.to(text.device()).cast(text.dtype()));
+    }
+
+    /** Image features [I * mm_tokens_per_image, text_hidden]: each image's tokens in order, images in order. */
+    public Tensor imageFeatures(Tensor pixels) {
+        Tensor f = model.projector.forward(visionStates(pixels));
+        return f.reshape(f.dim(0) * f.dim(1), f.dim(2));
+    }
+
+    /**
+     * The text model's input embeddings [B * T, hidden] for ids I32 [B, T] whose image tokens hold the images of
+     * {@code pixels} (null: none), in reading order: the scaled token embeddings with each image token's row replaced by
+     * the next image feature. A row gather over [token embeddings; features], so gradients reach both (and none the
+     * replaced rows' token embedding). The count of image tokens must be images x mm_tokens_per_image.
+     */
+    public Tensor inputEmbeddings(Tensor ids, Tensor pixels) {
+        int[] id = ids.toIntArray();
+        int perImage = vision.mmTokensPerImage();
+        long images = pixels == null ? 0 : pixels.dim(0);
+        int imageTokens = 0;
+        for (int v : id) {
+            if (v == vision.imageToken()) {
+                imageTokens++;
+            }
+        }
+        if (imageTokens != images * perImage) {
+            throw new ShapeException("Gemma 3 vision: " + imageTokens + " image tokens (id " + vision.imageToken() + ") in ids "
+                    + ids.shape() + ", but " + images + " image(s) of " + perImage + " tokens each need " + images * perImage);
+        }
+        boolean outsideVocab = vision.imageToken() >= text.config().vocabSize();
+        Tensor lookupIds = ids;
+        if (outsideVocab) { // HF looks such image tokens up as id 0; their rows are replaced anyway
+            int[] safe = id.clone();
+            for (int i = 0; i < safe.length; i++) {
+                if (safe[i] == vision.imageToken()) {
+                    safe[i] = 0;
+                }
+            }
+            lookupIds = Tensor.fromArray(safe, ids.shape(), DType.I32, Device.CPU);
+        }
+        Tensor embeds = text.embed(lookupIds);
+        if (images == 0) {
+            return embeds;
+        }
+        Tensor features = imageFeatures(pixels);
+        int[] rows = new int[id.length];
+        int next = id.length;
+        for (int i = 0; i < id.length; i++) {
+            rows[i] = id[i] == vision.imageToken() ? next++ : i;
+        }
+        Tensor table = Ops.concat(0, embeds, features.cast(embeds.dtype()));
+        return Embedding.lookup(table, Tensor.fromArray(rows, Shape.of(id.length), DType.I32, text.device()));
+    }
+
+    /**
+     * The layout of ids [B, T]: one sample per row at positions 0..T-1, each run of image tokens a bidirectional group
+     * (HF's token_type_ids mask: image tokens see their whole image, causal and sliding rules elsewhere).
+     */
+    public TokenLayout layout(Tensor ids) {
+        int[] id = ids.toIntArray();
+        long b = ids.dim(0);
+        int t = Math.toIntExact(ids.dim(1));
+        int[] segments = new int[id.length];
+        int[] groups = new int[id.length];
+        int[] positions = new int[id.length];
+        for (int r = 0; r < b; r++) {
+            int group = -1;
+            int runs = 0;
+            for (int i = 0; i < t; i++) {
+                int at = r * t + i;
+                positions[at] = i;
+                boolean image = id[at] == vision.imageToken();
+                if (image && (i == 0 || id[at - 1] != vision.imageToken())) {
+                    group = runs++;
+                }
+                groups[at] = image ? group : -1;
+            }
+        }
+        return new TokenLayout(Tensor.fromArray(segments, ids.shape(), DType.I32, Device.CPU),
+                Tensor.fromArray(groups, ids.shape(), DType.I32, Device.CPU), Tensor.fromArray(positions, ids.shape(), DType.I32, Device.CPU));
+    }
+
+    /** Final-normed hidden states [B * T, hidden] of ids [B, T] with the images of {@code pixels} (see {@link Gemma3Model#hidden}). */
+    public Tensor hidden(Tensor ids, Tensor pixels, Gemma3Model.Options options, Consumer<Tensor> observer) {
+        return text.hiddenFrom(inputEmbeddings(ids, pixels), ids, layout(ids), options, observer);
+    }
+
+    /** Logits [B * T, vocab] of final hidden states (the tied LM head). */
+    public Tensor logits(Tensor hidden) {
+        return text.logits(hidden);
+    }
+
+    /** HF's causal LM loss for labels [B, T] (-100 ignored; image tokens should be), divided by {@code normalizer} (0: the label count). */
+    public Tensor loss(Tensor ids, Tensor pixels, Tensor labels, Gemma3Model.Options options, double normalizer) {
+        return text.lossOf(hidden(ids, pixels, options, null), ids, labels, normalizer);
+    }
+}
