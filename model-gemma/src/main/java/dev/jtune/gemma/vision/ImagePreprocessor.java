@@ -1,0 +1,218 @@
+package dev.jtune.gemma.vision;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.JtuneException;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
+
+import java.awt.image.BufferedImage;
+import java.awt.image.Raster;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Gemma3ImageProcessor's path from an image file to {@code pixel_values}, as HF's (PIL) processor does it: decode
+ * (the JDK's ImageIO: PNG, JPEG, GIF, BMP), convert to RGB (alpha dropped, as PIL's {@code convert("RGB")}), resize to
+ * the configured square with PIL's bilinear filter (antialiased when shrinking: the triangle's support scales with the
+ * reduction; 8-bit fixed-point coefficients, the horizontal pass first and rounded to 8 bits before the vertical, as
+ * PIL's Resample.c), rescale by 1/255 and normalize with mean and std 0.5: [3, S, S] channel-first float32.
+ * Pan-and-scan is not built (HF's default is off).
+ */
+public final class ImagePreprocessor {
+    /** PIL's fixed-point precision for 8-bit images: 32 - 8 - 2 bits. */
+    private static final int PRECISION_BITS = 22;
+
+    private final int size;
+
+    public ImagePreprocessor(Gemma3VisionConfig config) {
+        this(config.imageSize());
+    }
+
+    public ImagePreprocessor(int size) {
+        if (size <= 0) {
+            throw new IllegalArgumentException("image size must be positive, got " + size);
+        }
+        this.size = size;
+    }
+
+    /** An image that could not be read or decoded. */
+    public static final class ImageException extends JtuneException {
+        public ImageException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** pixel_values [n, 3, S, S] float32 on {@code device} for the image files, in order. */
+    public Tensor pixelValues(List<Path> files, Device device) {
+        float[] all = new float[files.size() * 3 * size * size];
+        for (int i = 0; i < files.size(); i++) {
+            float[] one = normalized(resize(rgb(files.get(i))));
+            System.arraycopy(one, 0, all, i * one.length, one.length);
+        }
+        return Tensor.fromArray(all, Shape.of(files.size(), 3, size, size), DType.F32, device);
+    }
+
+    /** An RGB image: width, height and 8-bit samples, row-major, interleaved r, g, b. */
+    public record Rgb(int width, int height, byte[] samples) {
+        public Rgb {
+            if ((long) width * height * 3 != samples.length) {
+                throw new IllegalArgumentException(width + " x " + height + " RGB needs " + (long) width * height * 3 + " samples, got " + samples.length);
+            }
+        }
+
+        int at(int x, int y, int c) {
+            return samples[(y * width + x) * 3 + c] & 0xFF;
+        }
+    }
+
+    /** Decodes {@code file} to RGB; an error naming the file when it is missing or not a decodable image. */
+    public static Rgb rgb(Path file) {
+        BufferedImage img;
+        try {
+            if (!Files.isRegularFile(file)) {
+                throw new ImageException("image " + file + ": no such file", null);
+            }
+            img = javax.imageio.ImageIO.read(file.toFile());
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ImageException ie) {
+                throw ie;
+            }
+            throw new ImageException("image " + file + ": cannot be decoded (" + e.getMessage() + ")", e);
+        }
+        if (img == null) {
+            throw new ImageException("image " + file + ": not an image format this runtime decodes (PNG, JPEG, GIF, BMP)", null);
+        }
+        return rgb(img);
+    }
+
+    /**
+     * The RGB samples of a decoded image. Gray images are read from the raster itself: {@code getRGB} would convert
+     * linear gray to sRGB, where PIL replicates the value.
+     */
+    public static Rgb rgb(BufferedImage img) {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        byte[] out = new byte[w * h * 3];
+        Raster r = img.getRaster();
+        boolean gray = img.getColorModel().getColorSpace().getType() == java.awt.color.ColorSpace.TYPE_GRAY && r.getNumBands() <= 2
+                && img.getColorModel().getComponentSize(0) == 8;
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int at = (y * w + x) * 3;
+                if (gray) {
+                    byte v = (byte) r.getSample(x, y, 0);
+                    out[at] = v;
+                    out[at + 1] = v;
+                    out[at + 2] = v;
+                } else {
+                    int argb = img.getRGB(x, y);
+                    out[at] = (byte) (argb >> 16);
+                    out[at + 1] = (byte) (argb >> 8);
+                    out[at + 2] = (byte) argb;
+                }
+            }
+        }
+        return new Rgb(w, h, out);
+    }
+
+    /** PIL's {@code resize((S, S), BILINEAR)} of an RGB image. */
+    public Rgb resize(Rgb in) {
+        Coefficients horizontal = Coefficients.of(in.width(), size);
+        Coefficients vertical = Coefficients.of(in.height(), size);
+        // rows the vertical pass reads, as PIL limits its horizontal pass to them
+        int first = vertical.min[0];
+        int last = vertical.min[size - 1] + vertical.count[size - 1];
+        boolean needH = size != in.width();
+        boolean needV = size != in.height();
+        Rgb mid = in;
+        int offset = 0;
+        if (needH) {
+            byte[] s = new byte[size * (last - first) * 3];
+            for (int y = first; y < last; y++) {
+                for (int x = 0; x < size; x++) {
+                    for (int c = 0; c < 3; c++) {
+                        long acc = 1L << (PRECISION_BITS - 1);
+                        for (int k = 0; k < horizontal.count[x]; k++) {
+                            acc += (long) in.at(horizontal.min[x] + k, y, c) * horizontal.weights[x][k];
+                        }
+                        s[((y - first) * size + x) * 3 + c] = clip8(acc);
+                    }
+                }
+            }
+            mid = new Rgb(size, last - first, s);
+            offset = first;
+        }
+        if (!needV) {
+            return mid;
+        }
+        byte[] s = new byte[size * size * 3];
+        for (int y = 0; y < size; y++) {
+            for (int x = 0; x < mid.width(); x++) {
+                for (int c = 0; c < 3; c++) {
+                    long acc = 1L << (PRECISION_BITS - 1);
+                    for (int k = 0; k < vertical.count[y]; k++) {
+                        acc += (long) mid.at(x, vertical.min[y] - offset + k, c) * vertical.weights[y][k];
+                    }
+                    s[(y * mid.width() + x) * 3 + c] = clip8(acc);
+                }
+            }
+        }
+        return new Rgb(mid.width(), size, s);
+    }
+
+    private static byte clip8(long acc) {
+        long v = acc >> PRECISION_BITS;
+        return (byte) (v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+
+    /** Channel-first float32: {@code (v / 255 - 0.5) / 0.5}, as HF's rescale then normalize. */
+    private float[] normalized(Rgb img) {
+        float[] out = new float[3 * size * size];
+        for (int c = 0; c < 3; c++) {
+            for (int y = 0; y < size; y++) {
+                for (int x = 0; x < size; x++) {
+                    float rescaled = (float) (img.at(x, y, c) * (1 / 255.0));
+                    out[(c * size + y) * size + x] = (rescaled - 0.5f) / 0.5f;
+                }
+            }
+        }
+        return out;
+    }
+
+    /** One axis of PIL's bilinear resample: per output index, the first input index, the count, and fixed-point weights. */
+    private record Coefficients(int[] min, int[] count, int[][] weights) {
+        static Coefficients of(int in, int out) {
+            double scale = (double) in / out;
+            double filterScale = Math.max(scale, 1.0);
+            double support = 1.0 * filterScale; // the bilinear (triangle) filter's support is 1
+            int[] min = new int[out];
+            int[] count = new int[out];
+            int[][] weights = new int[out][];
+            for (int i = 0; i < out; i++) {
+                double center = (i + 0.5) * scale;
+                int lo = Math.max(0, (int) (center - support + 0.5));
+                int hi = Math.min(in, (int) (center + support + 0.5));
+                double[] w = new double[Math.max(0, hi - lo)];
+                double total = 0;
+                for (int k = 0; k < w.length; k++) {
+                    double t = Math.abs((k + lo - center + 0.5) / filterScale);
+                    w[k] = t < 1 ? 1 - t : 0;
+                    total += w[k];
+                }
+                int[] fixed = new int[w.length];
+                for (int k = 0; k < w.length; k++) {
+                    double v = total != 0 ? w[k] / total : w[k];
+                    fixed[k] = (int) (v < 0 ? -0.5 + v * (1 << PRECISION_BITS) : 0.5 + v * (1 << PRECISION_BITS));
+                }
+                min[i] = lo;
+                count[i] = w.length;
+                weights[i] = fixed;
+            }
+            return new Coefficients(min, count, weights);
+        }
+    }
+}
