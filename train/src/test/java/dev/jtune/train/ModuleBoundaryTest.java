@@ -47,7 +47,7 @@ class ModuleBoundaryTest {
                     List.of("kernels")),
             "dev.jtune.gemma", packages(
                     List.of("dev.jtune.gemma.config", "dev.jtune.gemma.generate", "dev.jtune.gemma.lora", "dev.jtune.gemma.model",
-                            "dev.jtune.gemma.safetensors", "dev.jtune.gemma.tokenizer"),
+                            "dev.jtune.gemma.safetensors", "dev.jtune.gemma.tokenizer", "dev.jtune.gemma.vision"),
                     List.of(), List.of("dev.jtune.gemma.configs")),
             "dev.jtune.train", packages(
                     List.of("dev.jtune.train", "dev.jtune.train.args", "dev.jtune.train.data", "dev.jtune.train.loop",
