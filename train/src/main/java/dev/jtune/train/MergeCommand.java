@@ -168,8 +168,7 @@ final class MergeCommand {
         Optional<DType> fromConfig = Gemma3Config.read(base).weightDType();
         DType fromTensors = null;
         try (SafeTensorsModel files = SafeTensorsModel.open(base)) {
-            for (dev.jtune.gemma.model.CheckpointLayout layout : dev.jtune.gemma.model.CheckpointLayout.values()) {
-                String name = layout.text("embed_tokens.weight");
+            for (String name : dev.jtune.gemma.model.CheckpointLayout.embeddingNames()) {
                 if (files.contains(name)) {
                     TensorInfo info = files.info(name);
                     if (info.isLoadable() && isFloat(info.dtype())) {

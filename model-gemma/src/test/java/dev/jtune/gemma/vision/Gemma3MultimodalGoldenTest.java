@@ -1,0 +1,136 @@
+package dev.jtune.gemma.vision;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.Parameter;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * gemma3-mm-tiny against HF transformers' Gemma3ForConditionalGeneration (float32 compute from the bf16 weights, eager
+ * attention; see the fixture's README): fed the golden pixel_values, the vision tower's output, the image features,
+ * the logits (train mode, and eval), the loss and every parameter's gradient (tower, projector, language model), on
+ * the cpu in float32; errors per tensor, relative to its norm (but for the analytically zero key-bias gradients).
+ */
+class Gemma3MultimodalGoldenTest {
+    static Path fixture(String name) {
+        try {
+            return Path.of(Gemma3MultimodalGoldenTest.class.getResource("/gemma3-mm-tiny/" + name).toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    static double relativeError(Tensor got, Tensor ref) {
+        assertEquals(ref.numel(), got.numel(), "element count of " + got + " vs " + ref);
+        double[] a = got.toDoubleArray();
+        double[] b = ref.toDoubleArray();
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (Double.isNaN(a[i])) {
+                return Double.NaN;
+            }
+            num += (a[i] - b[i]) * (a[i] - b[i]);
+            den += b[i] * b[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-300));
+    }
+
+    private static double norm(Tensor t) {
+        double s = 0;
+        for (double x : t.toDoubleArray()) {
+            s += x * x;
+        }
+        return Math.sqrt(s);
+    }
+
+    private static void within(String what, Tensor got, Tensor ref, double tol) {
+        double e = relativeError(got.cast(DType.F32), ref);
+        System.out.printf("cpu F32: %s relative error %.2e%n", what, e);
+        assertTrue(e <= tol, what + " relative error " + e + " (bound " + tol + ")");
+    }
+
+    @Test
+    void cpuFloat32MatchesHf() throws IOException {
+        JsonNode meta = new ObjectMapper().readTree(fixture("golden.json").toFile());
+        try (Scope scope = Scope.open("mm golden", MemoryCategory.WEIGHTS);
+             SafeTensorsFile golden = SafeTensorsFile.open(fixture("golden.safetensors"))) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(""), Device.CPU, DType.F32);
+            List<String> names = new ArrayList<>(model.namedParameters().keySet());
+            List<String> hf = new ArrayList<>();
+            meta.get("parameter_names_in_memory").forEach(n -> hf.add(n.asText()));
+            // HF's names; the tower's and projector's in HF's order (the text layers keep jtune's order: random init draws
+            // its seeds in it, see Gemma3ModelTreeTest)
+            assertEquals(new java.util.HashSet<>(hf), new java.util.HashSet<>(names), "parameter names, as HF's named_parameters");
+            assertEquals(hf.stream().filter(n -> !n.startsWith("model.language_model.")).toList(),
+                    names.stream().filter(n -> !n.startsWith("model.language_model.")).toList(), "the tower's and projector's order");
+            for (Parameter p : model.namedParameters().values()) {
+                p.value().requiresGrad(true);
+            }
+            Tensor pixels = golden.load("pixel_values", Device.CPU);
+            Tensor ids = golden.load("input_ids", Device.CPU);
+            Tensor labels = golden.load("labels", Device.CPU);
+            try (Scope s = Scope.open("vision", MemoryCategory.ACTIVATIONS)) {
+                within("vision tower output", model.visionStates(pixels), golden.load("vision_last_hidden_state", Device.CPU), 1e-4);
+                within("image features", model.imageFeatures(pixels), golden.load("image_features", Device.CPU), 1e-4);
+            }
+            try (Scope s = Scope.open("forward", MemoryCategory.ACTIVATIONS)) {
+                List<Tensor> hidden = new ArrayList<>();
+                Tensor h = model.hidden(ids, pixels, Gemma3Model.Options.defaults(), hidden::add);
+                within("logits", model.logits(h), golden.load("logits", Device.CPU), 1e-4);
+                within("eval logits", model.logits(h), golden.load("eval_logits", Device.CPU), 1e-4);
+                for (int i = 0; i < hidden.size(); i++) {
+                    within("hidden_states." + i, hidden.get(i), golden.load("hidden_states." + i, Device.CPU), 1e-4);
+                }
+            }
+            try (Scope s = Scope.open("train step", MemoryCategory.ACTIVATIONS)) {
+                Tensor loss = model.loss(ids, pixels, labels, Gemma3Model.Options.defaults(), 0);
+                double value = loss.item();
+                double expected = meta.get("loss").asDouble();
+                System.out.printf("cpu F32: loss %.6f vs HF %.6f%n", value, expected);
+                assertTrue(Math.abs(value - expected) <= 1e-4 * Math.abs(expected), "loss " + value + " vs HF " + expected);
+                loss.backward();
+            }
+            double worst = 0;
+            String worstName = null;
+            for (Map.Entry<String, Parameter> p : model.namedParameters().entrySet()) {
+                Tensor g = p.getValue().value().grad();
+                assertNotNull(g, "no gradient for " + p.getKey());
+                if (p.getKey().endsWith("self_attn.k_proj.bias")) {
+                    // analytically zero (a key bias adds the same q.b to every score of a query: the softmax ignores it);
+                    // HF's is rounding noise (~1e-9), so a relative error means nothing: ours must be noise too, against
+                    // the same layer's query bias gradient
+                    double ours = norm(g);
+                    double scale = norm(model.namedParameters().get(p.getKey().replace("k_proj", "q_proj")).value().grad());
+                    assertTrue(ours <= 1e-5 * scale, p.getKey() + ": gradient norm " + ours + " against the query bias's " + scale);
+                    continue;
+                }
+                double e = relativeError(g.cast(DType.F32), golden.load("grad." + p.getKey(), Device.CPU));
+                assertTrue(e <= 1e-3, "gradient of " + p.getKey() + " relative error " + e);
+                if (e > worst) {
+                    worst = e;
+                    worstName = p.getKey();
+                }
+            }
+            System.out.printf("cpu F32: worst gradient relative error %.2e (%s) over %d parameters%n", worst, worstName, model.namedParameters().size());
+        }
+    }
+}
