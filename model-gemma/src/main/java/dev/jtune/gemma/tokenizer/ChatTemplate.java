@@ -22,7 +22,8 @@ import java.util.Objects;
  * <li>each content is trimmed of whitespace as Jinja's {@code trim} (Python {@code str.strip()});</li>
  * <li>with {@link GenerationPrompt#ADD}, {@code <start_of_turn>model\n} ends the text.</li>
  * </ul>
- * Only text contents are supported (the template's list-of-parts form, with images, is not).
+ * A list content (text and image parts) is given as one string by {@link #content}: images as {@link #BOI}, which
+ * {@link #withImages} expands to the image's soft tokens as HF's Gemma3Processor does after the template.
  * <p>
  * <b>Training mask</b> ({@link #encode}): true for the tokens of each model turn's content and its
  * {@code <end_of_turn>}; false for {@code <bos>}, the {@code <start_of_turn>model\n} header, every user/system
@@ -92,10 +93,65 @@ public final class ChatTemplate {
         }
     }
 
+    /** An image's place in a content, as the template renders an image part. */
+    public static final String BOI = "<start_of_image>";
+    /** What follows an image's soft tokens. */
+    public static final String EOI = "<end_of_image>";
+    /** One image soft token: the positions image features replace. */
+    public static final String IMAGE_TOKEN = "<image_soft_token>";
+
     private final GemmaTokenizer tokenizer;
+    /** Soft tokens each {@link #BOI} expands to (Gemma3Processor's image_seq_length), or 0 to leave it as is. */
+    private final int imageTokens;
 
     public ChatTemplate(GemmaTokenizer tokenizer) {
+        this(tokenizer, 0);
+    }
+
+    private ChatTemplate(GemmaTokenizer tokenizer, int imageTokens) {
         this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
+        this.imageTokens = imageTokens;
+    }
+
+    /**
+     * This template followed by HF's Gemma3Processor: every {@link #BOI} of the rendered text (an image part) becomes
+     * {@code "\n\n<start_of_image>"}, {@code tokensPerImage} x {@code <image_soft_token>}, {@code "<end_of_image>\n\n"}.
+     */
+    public ChatTemplate withImages(int tokensPerImage) {
+        if (tokensPerImage <= 0) {
+            throw new IllegalArgumentException("tokens per image must be positive, got " + tokensPerImage);
+        }
+        return new ChatTemplate(tokenizer, tokensPerImage);
+    }
+
+    /** {@code text} with every {@link #BOI} expanded to {@code tokensPerImage} soft tokens, as Gemma3Processor does. */
+    public static String expandImages(String text, int tokensPerImage) {
+        if (!text.contains(BOI)) {
+            return text;
+        }
+        String full = "\n\n" + BOI + IMAGE_TOKEN.repeat(tokensPerImage) + EOI + "\n\n";
+        return text.replace(BOI, full);
+    }
+
+    /** How many images (each {@link #BOI}) {@code text} holds. */
+    public static int countImages(String text) {
+        int n = 0;
+        for (int i = text.indexOf(BOI); i >= 0; i = text.indexOf(BOI, i + BOI.length())) {
+            n++;
+        }
+        return n;
+    }
+
+    /**
+     * A message's content from its parts as the Gemma 3 template renders a list content: each text part trimmed, each
+     * image part {@link #BOI}, concatenated. {@code parts} holds the texts, null for an image.
+     */
+    public static String content(List<String> parts) {
+        StringBuilder sb = new StringBuilder();
+        for (String p : parts) {
+            sb.append(p == null ? BOI : pythonStrip(p));
+        }
+        return sb.toString();
     }
 
     /** The rendered text, exactly as HF's {@code apply_chat_template(messages, tokenize=False, ...)}. */
@@ -173,10 +229,11 @@ public final class ChatTemplate {
             boolean modelTurn = !userTurn;
             sb.append(START).append(modelTurn ? "model" : "user").append('\n');
             if (turn == 0) {
-                sb.append(firstUserPrefix);
+                sb.append(imageTokens > 0 ? expandImages(firstUserPrefix, imageTokens) : firstUserPrefix);
             }
             int contentStart = sb.length();
-            sb.append(pythonStrip(m.content()));
+            String content = pythonStrip(m.content());
+            sb.append(imageTokens > 0 ? expandImages(content, imageTokens) : content);
             sb.append(END);
             if (modelTurn && trained != null) {
                 trained.add(new int[] {contentStart, sb.length()});
