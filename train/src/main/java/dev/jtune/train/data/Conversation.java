@@ -13,11 +13,19 @@ import java.util.Objects;
  * @param index  0-based index of the record in the file (bad records count too)
  * @param line   1-based line the record starts on
  * @param llava  whether the record was in LLaVA's {@code conversations} form (else {@code messages})
+ * @param images the record's image files as written (relative to {@code --image_folder} unless absolute), in the order
+ *               of their places in the messages ({@code <start_of_image>} markers); empty for a text record
  */
-public record Conversation(String source, int index, int line, boolean llava, List<Message> messages) {
+public record Conversation(String source, int index, int line, boolean llava, List<Message> messages, List<String> images) {
     public Conversation {
         Objects.requireNonNull(source, "source");
         messages = List.copyOf(messages);
+        images = List.copyOf(images);
+    }
+
+    /** A text-only record. */
+    public Conversation(String source, int index, int line, boolean llava, List<Message> messages) {
+        this(source, index, line, llava, messages, List.of());
     }
 
     /** A bad record's exception, naming this record's file, index and line. */

@@ -42,8 +42,9 @@ import java.util.Map;
  * Gemma 3 template does).</li>
  * </ul>
  * Roles: {@code human}/{@code user}; {@code gpt}/{@code assistant}/{@code model}; {@code system} (in either form).
- * Images are refused, not stripped (jtune fine-tunes text only): LLaVA's {@code <image>} placeholder in a text, an
- * {@code image}/{@code images} field, an image content part. Other fields ({@code id}, ...) are ignored.
+ * Images ({@link #images}): refused by default, not stripped (a text model): LLaVA's {@code <image>} placeholder in a
+ * text, an {@code image}/{@code images} field, an image content part; read for an image-text model. Other fields
+ * ({@code id}, ...) are ignored.
  * <p>
  * {@link #next()} returns each record as a {@link Result.Ok} or a {@link Result.Bad} (whose {@link DataException}
  * names file, record index, line and reason), and throws {@link DataException} for what ends the file. Not
@@ -61,8 +62,12 @@ public final class ConversationReader implements Closeable {
         }
     }
 
+    /** Whether records may hold images: refused for a text model, read for an image-text one. */
+    public enum Images { REFUSED, ACCEPTED }
+
     private final String source;
     private final BufferedReader in;
+    private Images images = Images.REFUSED;
     private final boolean jsonLines;
     private JsonParser array;     // the JSON array layout's parser
     private boolean started;      // array: '[' consumed
@@ -121,6 +126,17 @@ public final class ConversationReader implements Closeable {
             throw DataException.file(source, "not found", null);
         }
         return new ConversationReader(stream, source);
+    }
+
+    /**
+     * Reads image records ({@link Images#ACCEPTED}): an {@code image} or {@code images} field (a file name or a list),
+     * LLaVA's {@code <image>} placeholders and {@code {"type": "image"}} content parts (which may name their file in
+     * {@code image} or {@code path} instead), each placeholder becoming the template's {@code <start_of_image>} between
+     * trimmed text parts; the placeholders must match the images in number. Returns this.
+     */
+    public ConversationReader images(Images policy) {
+        this.images = java.util.Objects.requireNonNull(policy, "policy");
+        return this;
     }
 
     /** The file, as named in messages. */
@@ -246,13 +262,29 @@ public final class ConversationReader implements Closeable {
             return bad(index, line, Reason.NOT_AN_OBJECT, "the record is " + describe(node)
                     + ", expected an object with \"conversations\" or \"messages\"");
         }
+        List<String> files = new ArrayList<>(); // the record's image field, in order
         for (String imageField : new String[] {"image", "images"}) {
             JsonNode img = node.get(imageField);
             if (img != null && !img.isNull() && !(img.isArray() && img.isEmpty())) {
-                return bad(index, line, Reason.IMAGE, "the record has an \"" + imageField + "\" field: jtune fine-tunes"
-                        + " Gemma 3's text model only; remove image records from the dataset");
+                if (images == Images.REFUSED) {
+                    return bad(index, line, Reason.IMAGE, "the record has an \"" + imageField + "\" field: this model is"
+                            + " Gemma 3's text model only (an image-text checkpoint, 4B and up, trains on images); remove"
+                            + " image records from the dataset");
+                }
+                if (!files.isEmpty()) {
+                    return bad(index, line, Reason.IMAGE_COUNT, "the record has both \"image\" and \"images\": keep one");
+                }
+                for (JsonNode f : img.isArray() ? img : List.of(img)) {
+                    if (!f.isTextual() || f.asText().isBlank()) {
+                        return bad(index, line, Reason.NON_STRING_VALUE, "\"" + imageField + "\" holds " + describe(f)
+                                + ", expected a file name (or a list of them)");
+                    }
+                    files.add(f.asText());
+                }
             }
         }
+        List<String> partFiles = new ArrayList<>(); // files named by image content parts themselves
+        int placeholders = 0;
         JsonNode conversations = node.get("conversations");
         JsonNode messages = node.get("messages");
         if (conversations != null && messages != null) {
@@ -323,8 +355,25 @@ public final class ConversationReader implements Closeable {
                     JsonNode type = part.get("type");
                     String typeName = type == null || !type.isTextual() ? null : type.asText();
                     if (typeName != null && (typeName.equals("image") || typeName.equals("image_url"))) {
-                        return bad(index, line, Reason.IMAGE, pw + " is an image: jtune fine-tunes Gemma 3's text"
-                                + " model only; remove image records from the dataset");
+                        if (images == Images.REFUSED) {
+                            return bad(index, line, Reason.IMAGE, pw + " is an image: this model is Gemma 3's text model"
+                                    + " only; remove image records from the dataset");
+                        }
+                        if (typeName.equals("image_url")) {
+                            return bad(index, line, Reason.UNSUPPORTED_CONTENT, pw + " is an image_url: jtune reads image"
+                                    + " files (name them in the record's \"image\" field or the part's \"image\"), not URLs");
+                        }
+                        JsonNode named = part.has("image") ? part.get("image") : part.get("path");
+                        if (named != null && !named.isNull()) {
+                            if (!named.isTextual() || named.asText().isBlank()) {
+                                return bad(index, line, Reason.NON_STRING_VALUE, pw + " names its image by " + describe(named)
+                                        + ", expected a file name");
+                            }
+                            partFiles.add(named.asText());
+                        }
+                        placeholders++;
+                        joined.append(dev.jtune.gemma.tokenizer.ChatTemplate.BOI);
+                        continue;
                     }
                     if (typeName == null || !typeName.equals("text")) {
                         return bad(index, line, Reason.UNSUPPORTED_CONTENT, pw + " has \"type\": "
@@ -347,8 +396,21 @@ public final class ConversationReader implements Closeable {
                         + describe(textNode) + ", expected a string" + (llava ? "" : " or a list of text parts"));
             }
             if (text.contains("<image>")) {
-                return bad(index, line, Reason.IMAGE, where + " contains LLaVA's image placeholder <image>: jtune"
-                        + " fine-tunes Gemma 3's text model only; remove image records from the dataset");
+                if (images == Images.REFUSED) {
+                    return bad(index, line, Reason.IMAGE, where + " contains LLaVA's image placeholder <image>: this"
+                            + " model is Gemma 3's text model only; remove image records from the dataset");
+                }
+                // as a list content: the texts between placeholders trimmed, each <image> an image part
+                List<String> parts = new ArrayList<>();
+                int from = 0;
+                for (int at = text.indexOf("<image>"); at >= 0; at = text.indexOf("<image>", from)) {
+                    parts.add(text.substring(from, at));
+                    parts.add(null);
+                    placeholders++;
+                    from = at + "<image>".length();
+                }
+                parts.add(text.substring(from));
+                text = dev.jtune.gemma.tokenizer.ChatTemplate.content(parts);
             }
             if (pythonStrip(text).isEmpty()) {
                 return bad(index, line, Reason.EMPTY_CONTENT, where + " (" + roleKey + " "
@@ -362,7 +424,20 @@ public final class ConversationReader implements Closeable {
             return bad(index, line, Reason.NO_ASSISTANT_TURN, "no " + (llava ? "gpt" : "assistant")
                     + " turn: the loss is computed on the model's answers, and this record has none");
         }
-        return new Result.Ok(new Conversation(source, index, line, llava, out));
+        if (!partFiles.isEmpty() && !files.isEmpty()) {
+            return bad(index, line, Reason.IMAGE_COUNT, "images are named both by the record's image field and by its"
+                    + " content parts: name them one way");
+        }
+        List<String> named = partFiles.isEmpty() ? files : partFiles;
+        if (!partFiles.isEmpty() && partFiles.size() != placeholders) {
+            return bad(index, line, Reason.IMAGE_COUNT, placeholders + " image parts, of which " + partFiles.size()
+                    + " name their file: name every one, or list them in the record's \"images\"");
+        }
+        if (named.size() != placeholders) {
+            return bad(index, line, Reason.IMAGE_COUNT, placeholders + " image placeholder(s) (<image> or image parts) but "
+                    + named.size() + " image file(s)" + (named.isEmpty() ? "" : " " + named));
+        }
+        return new Result.Ok(new Conversation(source, index, line, llava, out, named));
     }
 
     private static final Map<String, String> ROLES = Map.of(

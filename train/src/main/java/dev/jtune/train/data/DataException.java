@@ -28,6 +28,8 @@ public final class DataException extends JtuneException {
         EMPTY_CONTENT("empty content"),
         /** LLaVA's {@code <image>} placeholder, an {@code image} field or an image content part: text-only training. */
         IMAGE("image record"),
+        /** Image placeholders ({@code <image>}, image parts) that differ in number from the record's images. */
+        IMAGE_COUNT("image count mismatch"),
         UNSUPPORTED_CONTENT("unsupported content part"),
         /** The Gemma 3 chat template refused the conversation (its {@code ChatFormatException}). */
         ROLES_NOT_ALTERNATING("roles not alternating"),
