@@ -30,6 +30,8 @@ public final class DataException extends JtuneException {
         IMAGE("image record"),
         /** Image placeholders ({@code <image>}, image parts) that differ in number from the record's images. */
         IMAGE_COUNT("image count mismatch"),
+        /** A record's image file is missing (resolved under {@code --image_folder}). */
+        IMAGE_FILE("missing image file"),
         UNSUPPORTED_CONTENT("unsupported content part"),
         /** The Gemma 3 chat template refused the conversation (its {@code ChatFormatException}). */
         ROLES_NOT_ALTERNATING("roles not alternating"),

@@ -9,13 +9,37 @@ import dev.jtune.train.args.TrainArgs;
  * @param skipBadRecords skip and count malformed records instead of throwing {@link DataException} at the first
  * @param lazyPreprocess tokenize on background threads while the file is read (same result as on the caller's)
  * @param numWorkers     tokenizing threads for {@code lazyPreprocess}; values below 1 mean 1
+ * @param images         image input for an image-text model, or null: image records are refused
  */
-public record DataOptions(int maxSeqLength, boolean skipBadRecords, boolean lazyPreprocess, int numWorkers) {
+public record DataOptions(int maxSeqLength, boolean skipBadRecords, boolean lazyPreprocess, int numWorkers, ImageInput images) {
     public DataOptions {
         if (maxSeqLength < 2) {
             throw new IllegalArgumentException("maxSeqLength must be at least 2, got " + maxSeqLength);
         }
         numWorkers = Math.max(1, numWorkers);
+    }
+
+    /** Text only. */
+    public DataOptions(int maxSeqLength, boolean skipBadRecords, boolean lazyPreprocess, int numWorkers) {
+        this(maxSeqLength, skipBadRecords, lazyPreprocess, numWorkers, null);
+    }
+
+    /**
+     * How image records become examples: files named relative to {@code folder} ({@code --image_folder}; absolute names
+     * stand), each image {@code tokensPerImage} soft tokens of id {@code imageToken} after {@code <start_of_image>}
+     * ({@code boiToken}), as the model's config says.
+     */
+    public record ImageInput(java.nio.file.Path folder, int tokensPerImage, int boiToken, int imageToken) {
+        public ImageInput {
+            java.util.Objects.requireNonNull(folder, "folder");
+            if (tokensPerImage <= 0) {
+                throw new IllegalArgumentException("tokens per image must be positive, got " + tokensPerImage);
+            }
+        }
+    }
+
+    public DataOptions withImages(ImageInput input) {
+        return new DataOptions(maxSeqLength, skipBadRecords, lazyPreprocess, numWorkers, input);
     }
 
     /** {@code --max_seq_length}, {@code --skip_bad_records}, {@code --lazy_preprocess}, {@code --dataloader_num_workers}. */
@@ -29,14 +53,14 @@ public record DataOptions(int maxSeqLength, boolean skipBadRecords, boolean lazy
     }
 
     public DataOptions withSkipBadRecords(boolean skip) {
-        return new DataOptions(maxSeqLength, skip, lazyPreprocess, numWorkers);
+        return new DataOptions(maxSeqLength, skip, lazyPreprocess, numWorkers, images);
     }
 
     public DataOptions withLazyPreprocess(boolean lazy, int workers) {
-        return new DataOptions(maxSeqLength, skipBadRecords, lazy, workers);
+        return new DataOptions(maxSeqLength, skipBadRecords, lazy, workers, images);
     }
 
     public DataOptions withMaxSeqLength(int length) {
-        return new DataOptions(length, skipBadRecords, lazyPreprocess, numWorkers);
+        return new DataOptions(length, skipBadRecords, lazyPreprocess, numWorkers, images);
     }
 }

@@ -71,8 +71,10 @@ public final class DatasetBuilder {
     private final DataOptions options;
 
     public DatasetBuilder(ChatTemplate template, DataOptions options) {
-        this.template = Objects.requireNonNull(template, "template");
+        Objects.requireNonNull(template, "template");
         this.options = Objects.requireNonNull(options, "options");
+        // an image-text model: each image's <start_of_image> expands to its soft tokens, as Gemma3Processor does
+        this.template = options.images() == null ? template : template.withImages(options.images().tokensPerImage());
     }
 
     public DataOptions options() {
@@ -101,6 +103,7 @@ public final class DatasetBuilder {
 
     /** Reads every record of {@code reader} (closing it) into examples, eagerly or lazily per the options. */
     public Dataset load(ConversationReader reader) {
+        reader.images(options.images() == null ? ConversationReader.Images.REFUSED : ConversationReader.Images.ACCEPTED);
         try (reader) {
             DataStats.Builder stats = new DataStats.Builder(reader.source(), options.maxSeqLength());
             List<Example> examples = new ArrayList<>();
@@ -143,9 +146,35 @@ public final class DatasetBuilder {
         }
         int[] ids = r.ids();
         int[] labels = labels(r);
+        List<java.nio.file.Path> files = new ArrayList<>();
+        for (String name : c.images()) {
+            java.nio.file.Path p = java.nio.file.Path.of(name);
+            java.nio.file.Path file = p.isAbsolute() ? p : options.images().folder().resolve(p);
+            if (!java.nio.file.Files.isRegularFile(file)) {
+                return new Bad(c.error(Reason.IMAGE_FILE, "image \"" + name + "\" is not a file: " + file.toAbsolutePath()
+                        + (p.isAbsolute() ? "" : " (names resolve under --image_folder " + options.images().folder() + ")"), null));
+            }
+            files.add(file);
+        }
         int max = options.maxSeqLength();
         if (ids.length <= max) {
-            return new Kept(new Example(ids, labels), ids.length, 0, 0);
+            return new Kept(new Example(ids, labels, files), ids.length, 0, 0);
+        }
+        // never cut through an image: stop before the <start_of_image> of the first image that would not fit whole
+        int keep = max;
+        int whole = 0;
+        if (!files.isEmpty()) {
+            int boi = options.images().boiToken();
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] == boi) {
+                    if (i + options.images().tokensPerImage() + 1 >= max) { // its soft tokens and <end_of_image> past the limit
+                        keep = i;
+                        break;
+                    }
+                    whole++;
+                }
+            }
+            max = keep;
         }
         int trainedKept = 0;
         int trainedCut = 0;
@@ -165,7 +194,7 @@ public final class DatasetBuilder {
         if (trainedKept == 0) {
             return new Dropped(c, ids.length, trainedCut, firstTrained);
         }
-        Example e = new Example(Arrays.copyOf(ids, max), Arrays.copyOf(labels, max));
+        Example e = new Example(Arrays.copyOf(ids, max), Arrays.copyOf(labels, max), files.subList(0, files.isEmpty() ? 0 : whole));
         return new Kept(e, ids.length, ids.length - max, trainedCut);
     }
 

@@ -74,6 +74,74 @@ class ImageRecordsTest {
         }
     }
 
+    /**
+     * The builder for an image-text model: each image's place holds {@code <start_of_image>}, its soft tokens and
+     * {@code <end_of_image>} (as the processor's golden), labels ignore them (a user turn), files resolve under the
+     * image folder; a missing file is a bad record naming it; truncation never cuts through an image (the example
+     * stops before it, and keeps only the images it holds whole).
+     */
+    @Test
+    void theBuilderExpandsImagesResolvesFilesAndNeverCutsThroughAnImage() throws IOException {
+        Path images = java.nio.file.Files.createDirectories(dir.resolve("imgs"));
+        java.nio.file.Files.writeString(images.resolve("a.png"), "not decoded here");
+        java.nio.file.Files.writeString(images.resolve("b.png"), "not decoded here");
+        var tok = TestData.tokenizer();
+        int boi = tok.encode(BOI)[0];
+        int soft = tok.encode(ChatTemplate.IMAGE_TOKEN)[0];
+        int n = 4;
+        DataOptions.ImageInput input = new DataOptions.ImageInput(images, n, boi, soft);
+        Path data = write(dir, "v.jsonl", jsonl(
+                "{\"image\": [\"a.png\", \"b.png\"], \"conversations\": [{\"from\": \"human\", \"value\": \"<image> and <image>: same?\"},"
+                        + " {\"from\": \"gpt\", \"value\": \"Yes, the same picture.\"}]}",
+                "{\"image\": \"missing.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"<image>\"}, {\"from\": \"gpt\", \"value\": \"a\"}]}"));
+        DatasetBuilder.Dataset ds = new DatasetBuilder(TestData.template(), DataOptions.of(4096).withSkipBadRecords(true).withImages(input)).load(data);
+        assertEquals(1, ds.examples().size());
+        assertEquals(1, ds.stats().skipped(Reason.IMAGE_FILE));
+        Example e = ds.examples().getFirst();
+        assertEquals(List.of(images.resolve("a.png"), images.resolve("b.png")), e.images());
+        int[] ids = e.ids();
+        int runs = 0;
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] == boi) {
+                runs++;
+                for (int k = 1; k <= n; k++) {
+                    assertEquals(soft, ids[i + k], "soft token " + k + " of image " + runs);
+                    assertEquals(Example.IGNORE, e.labels()[i + k], "image tokens are not trained on");
+                }
+                assertEquals(tok.encode("<end_of_image>")[0], ids[i + n + 1]);
+            }
+        }
+        assertEquals(2, runs);
+        DataException missing = assertThrowsData(() -> new DatasetBuilder(TestData.template(), DataOptions.of(4096).withImages(input)).load(data));
+        assertTrue(missing.getMessage().contains("missing.png") && missing.getMessage().contains("record 1"), missing.getMessage());
+
+        // a limit inside the second image: the example stops before its <start_of_image> and keeps the first image only
+        String twoTurns = "{\"image\": [\"a.png\", \"b.png\"], \"conversations\": [{\"from\": \"human\", \"value\": \"<image> what?\"},"
+                + " {\"from\": \"gpt\", \"value\": \"A.\"}, {\"from\": \"human\", \"value\": \"<image> and this?\"}, {\"from\": \"gpt\", \"value\": \"B.\"}]}";
+        Example whole = new DatasetBuilder(TestData.template(), DataOptions.of(4096).withImages(input)).load(write(dir, "two.jsonl", jsonl(twoTurns)))
+                .examples().getFirst();
+        int secondBoi = nth(whole.ids(), boi, 2);
+        Example cut = new DatasetBuilder(TestData.template(), DataOptions.of(secondBoi + 3).withImages(input))
+                .load(write(dir, "two.jsonl", jsonl(twoTurns))).examples().getFirst();
+        assertEquals(secondBoi, cut.length(), "stops before the image that would not fit whole");
+        assertEquals(List.of(images.resolve("a.png")), cut.images());
+        assertTrue(cut.countedTokens() > 0, "the first answer is still trained on");
+        assertTrue(java.util.Arrays.equals(java.util.Arrays.copyOf(whole.ids(), secondBoi), cut.ids()));
+    }
+
+    private static int nth(int[] ids, int id, int n) {
+        for (int i = 0, seen = 0; i < ids.length; i++) {
+            if (ids[i] == id && ++seen == n) {
+                return i;
+            }
+        }
+        throw new AssertionError("no " + n + "th " + id);
+    }
+
+    private static DataException assertThrowsData(org.junit.jupiter.api.function.Executable run) {
+        return org.junit.jupiter.api.Assertions.assertThrows(DataException.class, run);
+    }
+
     @Test
     void countsThatDifferUrlsAndTwoNamingsAreBadRecords() {
         List<ConversationReader.Result> rs = read(jsonl(
