@@ -39,19 +39,7 @@ class Gemma3GoldenTest {
     }
 
     static double relativeError(Tensor got, Tensor ref) {
-        assertEquals(ref.numel(), got.numel(), "element count of " + got + " vs " + ref);
-        double[] a = got.toDoubleArray();
-        double[] b = ref.toDoubleArray();
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < a.length; i++) {
-            if (Double.isNaN(a[i])) {
-                return Double.NaN;
-            }
-            num += (a[i] - b[i]) * (a[i] - b[i]);
-            den += b[i] * b[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-300));
+        return dev.jtune.gemma.testing.Goldens.relativeError(got, ref);
     }
 
     /** Runs the golden batch on {@code device} in {@code dtype} and checks against HF within the given bounds. */
