@@ -73,14 +73,35 @@ public final class Gemma3MultimodalModel extends Module {
             if (!layout.multimodal()) {
                 throw new ShapeException("Gemma 3 checkpoint " + dir + " holds only a text model (its config has a vision_config)");
             }
+            java.util.Set<String> expected = new java.util.HashSet<>();
             for (Map.Entry<String, Parameter> e : m.model.visionTower.namedParameters().entrySet()) {
+                expected.add(layout.vision(e.getKey()));
                 Gemma3Model.load(files, dir, layout.vision(e.getKey()), e.getValue(), device, dtype);
             }
             for (Map.Entry<String, Parameter> e : m.model.projector.namedParameters().entrySet()) {
+                expected.add(layout.projector(e.getKey()));
                 Gemma3Model.load(files, dir, layout.projector(e.getKey()), e.getValue(), device, dtype);
             }
+            for (String name : m.text.model().namedParameters().keySet()) { // "embed_tokens.weight", "layers.0...."
+                expected.add(layout.text(name));
+            }
+            refuseUnexpected(files, dir, expected);
         }
         return m;
+    }
+
+    /**
+     * Every tensor of the file must be one the model reads (the tied LM head may be stored too): an unexpected one
+     * means another architecture or a config that does not match the weights, so loading stops naming it.
+     */
+    private static void refuseUnexpected(SafeTensorsModel files, Path dir, java.util.Set<String> expected) {
+        java.util.List<String> unexpected = files.names().stream() // lm_head.weight or language_model.lm_head.weight: the tied head
+                .filter(n -> !expected.contains(n) && !n.equals("lm_head.weight") && !n.equals("language_model.lm_head.weight")).sorted().toList();
+        if (!unexpected.isEmpty()) {
+            throw new ShapeException("Gemma 3 checkpoint " + dir + " has " + unexpected.size() + " tensor(s) this Gemma3ForConditionalGeneration"
+                    + " does not read: " + (unexpected.size() > 5 ? unexpected.subList(0, 5) + " ..." : unexpected)
+                    + " (is config.json the one these weights were saved with?)");
+        }
     }
 
     public Gemma3Model text() {

@@ -56,6 +56,37 @@ class Gemma3MultimodalGoldenTest {
         assertTrue(e <= tol, what + " relative error " + e + " (bound " + tol + ")");
     }
 
+    /** A missing tensor and an unexpected one are errors naming them (the fixture copied, its weights rewritten). */
+    @Test
+    void missingAndUnexpectedTensorsAreNamed(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
+        Path src = fixture("");
+        for (String f : List.of("config.json", "golden.json")) {
+            java.nio.file.Files.copy(src.resolve(f), tmp.resolve(f));
+        }
+        try (Scope s = Scope.open("load", MemoryCategory.WEIGHTS);
+             dev.jtune.gemma.safetensors.SafeTensorsFile in = SafeTensorsFile.open(src.resolve("model.safetensors"))) {
+            String dropped = "vision_tower.encoder.layers.1.mlp.fc2.bias";
+            var w = new dev.jtune.gemma.safetensors.SafeTensorsWriter();
+            for (String n : in.names()) {
+                if (!n.equals(dropped)) {
+                    w.copy(in, n);
+                }
+            }
+            w.write(tmp.resolve("model.safetensors"));
+            var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jtune.engine.ShapeException.class,
+                    () -> Gemma3MultimodalModel.load(tmp, Device.CPU, DType.F32));
+            assertTrue(e.getMessage().contains(dropped), e.getMessage());
+
+            var w2 = new dev.jtune.gemma.safetensors.SafeTensorsWriter();
+            w2.copyAll(in);
+            w2.add("vision_tower.head.probe.weight", Tensor.zeros(dev.jtune.engine.Shape.of(2, 2), DType.F32, Device.CPU));
+            w2.write(tmp.resolve("model.safetensors"));
+            var e2 = org.junit.jupiter.api.Assertions.assertThrows(dev.jtune.engine.ShapeException.class,
+                    () -> Gemma3MultimodalModel.load(tmp, Device.CPU, DType.F32));
+            assertTrue(e2.getMessage().contains("vision_tower.head.probe.weight"), e2.getMessage());
+        }
+    }
+
     @Test
     void cpuFloat32MatchesHf() throws IOException {
         JsonNode meta = new ObjectMapper().readTree(fixture("golden.json").toFile());
