@@ -38,6 +38,9 @@ public final class Gemma3MultimodalModel extends Module {
     private final Gemma3Model text;
     private final Gemma3VisionConfig vision;
     private final Inner model;
+    /** The key layout of the checkpoint it was loaded from, which {@link #export} writes again; and that checkpoint. */
+    private CheckpointLayout layout;
+    private Path source;
 
     private Gemma3MultimodalModel(Gemma3Model text, Gemma3VisionConfig vision) {
         this.text = text;
@@ -86,8 +89,38 @@ public final class Gemma3MultimodalModel extends Module {
                 expected.add(layout.text(name));
             }
             refuseUnexpected(files, dir, expected);
+            m.layout = layout;
+            m.source = dir;
         }
         return m;
+    }
+
+    /**
+     * Writes the model as an HF checkpoint directory that the transformers which wrote its source reads back: every
+     * tensor under the source's key layout ({@link CheckpointLayout}) in the model's dtype (NF4 weights dequantized),
+     * sharded above {@code maxShardBytes}, and the source's config.json with its dtype naming the model's. Atomic per
+     * file.
+     */
+    public void export(Path dir, long maxShardBytes) {
+        try (Scope dense = Scope.open("export")) { // NF4 modules' dequantized copies live only while writing
+            java.nio.file.Files.createDirectories(dir);
+            dev.jtune.gemma.safetensors.SafeTensorsWriter writer = new dev.jtune.gemma.safetensors.SafeTensorsWriter().metadata("format", "pt");
+            model.visionTower.stateDict().forEach((n, t) -> writer.add(layout.vision(n), t));
+            model.projector.stateDict().forEach((n, t) -> writer.add(layout.projector(n), t));
+            text.model().stateDict().forEach((n, t) -> writer.add(layout.text(n), t));
+            writer.writeSharded(dir, maxShardBytes);
+            com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+            com.fasterxml.jackson.databind.node.ObjectNode config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(
+                    source.resolve("config.json").toFile());
+            String dtypeName = dev.jtune.gemma.config.Gemma3Config.hfDTypeName(text.dtype());
+            config.put("dtype", dtypeName);
+            if (config.has("torch_dtype")) {
+                config.put("torch_dtype", dtypeName);
+            }
+            dev.jtune.engine.io.AtomicFiles.writeString(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(config));
+        } catch (java.io.IOException e) {
+            throw new dev.jtune.gemma.safetensors.SafeTensorsException(dir, null, "exporting the image-text model failed", e);
+        }
     }
 
     /**

@@ -56,6 +56,29 @@ class Gemma3MultimodalGoldenTest {
         assertTrue(e <= tol, what + " relative error " + e + " (bound " + tol + ")");
     }
 
+    /**
+     * Export writes what HF wrote: the fixture loaded in bf16 and exported gives the same tensor names (HF's key layout,
+     * as transformers saved it), dtypes, shapes and bytes, and a config that reads back as the same model.
+     */
+    @Test
+    void exportWritesTheCheckpointHfWrote(@org.junit.jupiter.api.io.TempDir Path tmp) {
+        Path out = tmp.resolve("export");
+        try (Scope s = Scope.open("export", MemoryCategory.WEIGHTS);
+             SafeTensorsFile hf = SafeTensorsFile.open(fixture("model.safetensors"))) {
+            Gemma3MultimodalModel.load(fixture(""), Device.CPU, DType.BF16).export(out, Long.MAX_VALUE);
+            try (SafeTensorsFile ours = SafeTensorsFile.open(out.resolve("model.safetensors"))) {
+                assertEquals(new java.util.TreeSet<>(hf.names()), new java.util.TreeSet<>(ours.names()), "tensor names");
+                for (String n : hf.names()) {
+                    assertEquals(hf.info(n).fileDType(), ours.info(n).fileDType(), n);
+                    assertEquals(hf.info(n).shape(), ours.info(n).shape(), n);
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(hf.load(n, Device.CPU).toFloatArray(), ours.load(n, Device.CPU).toFloatArray(), n);
+                }
+            }
+            assertEquals(dev.jtune.gemma.config.Gemma3Config.read(fixture("")), dev.jtune.gemma.config.Gemma3Config.read(out), "text config");
+            assertEquals(dev.jtune.gemma.config.Gemma3VisionConfig.read(fixture("")), dev.jtune.gemma.config.Gemma3VisionConfig.read(out), "vision config");
+        }
+    }
+
     /** A missing tensor and an unexpected one are errors naming them (the fixture copied, its weights rewritten). */
     @Test
     void missingAndUnexpectedTensorsAreNamed(@org.junit.jupiter.api.io.TempDir Path tmp) throws IOException {
