@@ -88,6 +88,29 @@ class RunContractTest {
         assertArrayEquals(adapter, Files.readAllBytes(out.resolve(PeftAdapter.WEIGHTS_FILE)), "adapter untouched");
     }
 
+    /**
+     * HF's {@code --save_only_model}: checkpoints hold the weights but no optimizer state; the finished run rerun in
+     * place still says so and does nothing, and continuing it (a larger {@code --max_steps}) is refused, naming the flag
+     * and the ways out, with nothing written.
+     */
+    @Test
+    void saveOnlyModelCheckpointsHoldNoOptimizerStateAndCannotBeContinued(@TempDir Path tmp) throws IOException {
+        Path out = tmp.resolve("out");
+        assertEquals(0, cli.run(flags(out, 3, "--save_only_model", "True")), cli.all());
+        assertEquals(List.of("checkpoint-2", "checkpoint-3"), checkpoints(out));
+        for (String c : checkpoints(out)) {
+            assertTrue(Files.isRegularFile(out.resolve(c).resolve(PeftAdapter.WEIGHTS_FILE)), c + " holds the adapter");
+            assertTrue(!Files.exists(out.resolve(c).resolve(dev.jtune.train.loop.CheckpointStore.OPTIMIZER_FILE)), c + " holds no optimizer state");
+        }
+        assertEquals(0, cli.run(flags(out, 3, "--save_only_model", "True")), cli.all());
+        assertTrue(cli.out().contains("nothing to do"), cli.all());
+        List<String> lines = Files.readAllLines(out.resolve("metrics.jsonl"));
+        assertTrue(cli.run(flags(out, 5, "--save_only_model", "True")) != 0, "continuing without optimizer state: " + cli.all());
+        assertTrue(cli.all().contains("--save_only_model") && cli.all().contains("--overwrite_output_dir"), cli.all());
+        assertEquals(lines, Files.readAllLines(out.resolve("metrics.jsonl")), "metrics untouched");
+        assertEquals(List.of("checkpoint-2", "checkpoint-3"), checkpoints(out), "no checkpoint written");
+    }
+
     @Test
     void aDifferentRunInTheSameDirectoryIsRefusedNamingWhatDiffersAndTheWaysOut(@TempDir Path tmp) throws IOException {
         Path out = tmp.resolve("out");

@@ -188,6 +188,9 @@ public enum Flag {
     RESUME_FROM_CHECKPOINT(Spec.of(Group.CHECKPOINTS, RESUME, Resume.AUTO,
             "auto: continue this run from the newest checkpoint in output_dir, if any; latest (or true): that, which must exist; "
                     + "a checkpoint dir; false: a fresh start (refused where output_dir holds a run)")),
+    SAVE_ONLY_MODEL(Spec.of(Group.CHECKPOINTS, BOOL, false,
+            "checkpoints hold the trained weights only, not the optimizer's state (much smaller for full fine-tuning); "
+                    + "training cannot continue from them")),
     OVERWRITE_OUTPUT_DIR(Spec.of(Group.CHECKPOINTS, BOOL, false,
             "start afresh: first remove what jtune wrote in output_dir (checkpoints, metrics, report, adapter or model files), nothing else")),
     LOGGING_STEPS(Spec.of(Group.CHECKPOINTS, INT, 500, "log loss, learning rate and throughput every N steps")

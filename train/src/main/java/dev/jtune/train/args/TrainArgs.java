@@ -93,6 +93,7 @@ public record TrainArgs(
         IntervalStrategy saveStrategy,
         int saveSteps,
         Integer saveTotalLimit,
+        boolean saveOnlyModel,
         Resume resumeFromCheckpoint,
         boolean overwriteOutputDir,
         int loggingSteps,

@@ -35,7 +35,7 @@ import java.util.zip.CRC32C;
 
 /**
  * {@code output_dir/checkpoint-N}: the trained weights (peft adapter or full model), the optimizer's state
- * ({@code optimizer.safetensors}), {@code trainer_state.json} (position in the data, counters, the run's identity,
+ * ({@code optimizer.safetensors}; not with {@code --save_only_model}, whose checkpoints cannot resume training), {@code trainer_state.json} (position in the data, counters, the run's identity,
  * the log so far) and {@code jtune_checksums.json} (size and CRC32C of every other file). Written whole into a
  * hidden temporary directory, then renamed: a checkpoint directory either exists complete or not at all. Before a
  * checkpoint is used, {@link #validate} checks every file against its checksum, the state's fields, and that every
@@ -53,10 +53,17 @@ public final class CheckpointStore {
 
     private final Path outputDir;
     private final int limit;
+    private final TrainerConfig.CheckpointContents contents;
 
     public CheckpointStore(Path outputDir, int limit) {
+        this(outputDir, limit, TrainerConfig.CheckpointContents.MODEL_AND_STATE);
+    }
+
+    /** {@code contents}: with MODEL_ONLY no {@value #OPTIMIZER_FILE} is written (HF's {@code --save_only_model}). */
+    public CheckpointStore(Path outputDir, int limit, TrainerConfig.CheckpointContents contents) {
         this.outputDir = outputDir;
         this.limit = limit;
+        this.contents = java.util.Objects.requireNonNull(contents, "contents");
     }
 
     /** Where the loop stands: optimizer steps done and micro-batches consumed. */
@@ -86,9 +93,11 @@ public final class CheckpointStore {
             FileTrees.deleteTree(tmp);
             Files.createDirectories(tmp);
             trainable.save(tmp);
-            SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(optimizer.steps()));
-            optimizer.state().forEach(w::add);
-            w.write(tmp.resolve(OPTIMIZER_FILE));
+            if (contents == TrainerConfig.CheckpointContents.MODEL_AND_STATE) {
+                SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(optimizer.steps()));
+                optimizer.state().forEach(w::add);
+                w.write(tmp.resolve(OPTIMIZER_FILE));
+            }
             PauseHook.at("in-checkpoint", step);
             Files.writeString(tmp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(toJson(state)));
             writeChecksums(tmp);
@@ -331,6 +340,11 @@ public final class CheckpointStore {
      * same model and LoRA shape, so the same parameters in the same order).
      */
     public static void restore(Path dir, State state, Trainable trainable, Optimizer optimizer) {
+        if (!Files.isRegularFile(dir.resolve(OPTIMIZER_FILE))) {
+            throw new RunException("checkpoint " + dir + " holds no " + OPTIMIZER_FILE + " (written with --save_only_model): training"
+                    + " cannot continue from it without the optimizer's state; start afresh with --overwrite_output_dir, or resume"
+                    + " from a checkpoint saved without --save_only_model");
+        }
         trainable.restore(dir);
         try (SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(OPTIMIZER_FILE)); Scope tmp = Scope.open("optimizer state")) {
             Map<String, Tensor> saved = new LinkedHashMap<>();

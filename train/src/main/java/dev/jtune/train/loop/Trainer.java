@@ -88,7 +88,7 @@ public final class Trainer implements AutoCloseable {
         this.device = trainable.model().device();
         this.progress = Objects.requireNonNull(b.progress, "progress");
         this.info = Objects.requireNonNull(b.info, "info");
-        this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit());
+        this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit(), config.checkpointContents());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         placeWeights(config, trainable);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
