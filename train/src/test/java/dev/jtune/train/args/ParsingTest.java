@@ -161,6 +161,7 @@ class ParsingTest {
         m.put(Flag.SAVE_STEPS, List.of("100"));
         m.put(Flag.SAVE_TOTAL_LIMIT, List.of("2"));
         m.put(Flag.RESUME_FROM_CHECKPOINT, List.of(checkpoint.toString()));
+        m.put(Flag.SAVE_ONLY_MODEL, List.of("true"));
         m.put(Flag.OVERWRITE_OUTPUT_DIR, List.of("true"));
         m.put(Flag.LOGGING_STEPS, List.of("1"));
         m.put(Flag.REPORT_TO, List.of("jsonl"));
