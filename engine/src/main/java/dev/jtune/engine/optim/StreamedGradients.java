@@ -99,28 +99,13 @@ final class StreamedGradients implements AutoCloseable {
         if (src != contribution && owned) {
             TensorInternals.storage(contribution).close();
         }
-        contributions++;
-        elements += src.numel();
-        long w0 = System.nanoTime();
-        await(adds[group][entry]); // the staging range is free once the previous contribution was added
-        waitedNanos += System.nanoTime() - w0;
+        begin(group, entry, src.numel());
         Transfers.Copy copy = transfers.toHostTracked(src.reshape(src.numel()), t.staging().slice(0, e.offset(), e.end()));
-        // the device memory is free once the copy is done; the add reads the staging copy, so it need not wait for that
-        java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
-        Future<?> add = worker.submit(() -> {
-            try {
-                copy.awaitAndRelease();
-            } finally {
-                copied.complete(null);
-            }
-            long a0 = System.nanoTime();
-            HostGradients.accumulate(t.stagingHost(), t.dtype(), t.acc(), e.offset(), e.end(), assign);
-            addNanos.addAndGet(System.nanoTime() - a0);
-        });
-        adds[group][entry] = add;
+        Future<?> copied = queueAdd(group, entry, copy,
+                () -> HostGradients.accumulate(t.stagingHost(), t.dtype(), t.acc(), e.offset(), e.end(), assign));
         if (!srcOwned) {
             long w1 = System.nanoTime();
-            await(add); // the caller keeps the contribution: it must be copied before we return
+            await(adds[group][entry]); // the caller keeps the contribution: it must be copied before we return
             waitedNanos += System.nanoTime() - w1;
             return;
         }
@@ -129,6 +114,37 @@ final class StreamedGradients implements AutoCloseable {
             return;
         }
         hold(TensorInternals.storage(src), copy, copied);
+    }
+
+    /**
+     * A contribution of {@code elements} to parameter {@code entry} of group {@code group} starts: counted, and once the
+     * parameter's previous contribution was added (its staging range is free then; the wait is timed).
+     */
+    private void begin(int group, int entry, long elements) {
+        contributions++;
+        this.elements += elements;
+        long w0 = System.nanoTime();
+        await(adds[group][entry]);
+        waitedNanos += System.nanoTime() - w0;
+    }
+
+    /**
+     * Has the host thread wait for {@code copy}, then run {@code add} (timed) as the parameter's pending add; returns the
+     * copy's completion (the device memory it read is free then; the add reads the staging copy, so it need not wait).
+     */
+    private Future<?> queueAdd(int group, int entry, Transfers.Copy copy, Runnable add) {
+        java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
+        adds[group][entry] = worker.submit(() -> {
+            try {
+                copy.awaitAndRelease();
+            } finally {
+                copied.complete(null);
+            }
+            long a0 = System.nanoTime();
+            add.run();
+            addNanos.addAndGet(System.nanoTime() - a0);
+        });
+        return copied;
     }
 
     /**
@@ -169,8 +185,6 @@ final class StreamedGradients implements AutoCloseable {
             return false;
         }
         boolean assign = counts[group][entry]++ == 0;
-        contributions++;
-        elements += rows.numel();
         // our own copies: the caller's tensors may be freed (and their memory reused) before the copies to the host run
         Tensor r = rows.copy();
         Tensor id = ids.contiguous().reshape(n).copy();
@@ -179,26 +193,14 @@ final class StreamedGradients implements AutoCloseable {
             holdNewestOnly(r, true);
             return true;
         }
-        long w0 = System.nanoTime();
-        await(adds[group][entry]); // the staging ranges are free once the previous contribution was added
-        waitedNanos += System.nanoTime() - w0;
+        begin(group, entry, rows.numel()); // the ids' staging is the parameter's too
         Tensor idStage = idStaging(group, entry, n);
         transfers.afterCompute();
         transfers.toHost(id, idStage.slice(0, 0, n));
         Transfers.Copy copy = transfers.toHostTracked(r.reshape(r.numel()), t.staging().slice(0, e.offset(), e.offset() + r.numel()));
         MemorySegment idsHost = ((HostVisible) TensorInternals.storage(idStage)).hostSegment();
-        java.util.concurrent.CompletableFuture<Void> copied = new java.util.concurrent.CompletableFuture<>();
-        adds[group][entry] = worker.submit(() -> {
-            try {
-                copy.awaitAndRelease();
-            } finally {
-                copied.complete(null);
-            }
-            long a0 = System.nanoTime();
-            HostGradients.addRows(t.stagingHost().asSlice(t.dtype().bytesFor(e.offset())), t.dtype(), idsHost, (int) n, e.shape().dim(1),
-                    t.acc(), e.offset(), e.shape().dim(0), assign);
-            addNanos.addAndGet(System.nanoTime() - a0);
-        });
+        Future<?> copied = queueAdd(group, entry, copy, () -> HostGradients.addRows(t.stagingHost().asSlice(t.dtype().bytesFor(e.offset())),
+                t.dtype(), idsHost, (int) n, e.shape().dim(1), t.acc(), e.offset(), e.shape().dim(0), assign));
         if (copy == Transfers.Copy.DONE) {
             TensorInternals.storage(r).close();
             TensorInternals.storage(id).close();

@@ -133,6 +133,11 @@ public final class ChatTemplate {
         return text.replace(BOI, full);
     }
 
+    /** {@code text} with its images expanded when this template does ({@link #withImages}). */
+    private String expanded(String text) {
+        return imageTokens > 0 ? expandImages(text, imageTokens) : text;
+    }
+
     /** How many images (each {@link #BOI}) {@code text} holds. */
     public static int countImages(String text) {
         int n = 0;
@@ -229,11 +234,10 @@ public final class ChatTemplate {
             boolean modelTurn = !userTurn;
             sb.append(START).append(modelTurn ? "model" : "user").append('\n');
             if (turn == 0) {
-                sb.append(imageTokens > 0 ? expandImages(firstUserPrefix, imageTokens) : firstUserPrefix);
+                sb.append(expanded(firstUserPrefix));
             }
             int contentStart = sb.length();
-            String content = pythonStrip(m.content());
-            sb.append(imageTokens > 0 ? expandImages(content, imageTokens) : content);
+            sb.append(expanded(pythonStrip(m.content())));
             sb.append(END);
             if (modelTurn && trained != null) {
                 trained.add(new int[] {contentStart, sb.length()});

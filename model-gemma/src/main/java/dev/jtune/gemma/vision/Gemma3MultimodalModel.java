@@ -171,7 +171,11 @@ public final class Gemma3MultimodalModel extends Module {
      * replaced rows' token embedding). The count of image tokens must be images x mm_tokens_per_image.
      */
     public Tensor inputEmbeddings(Tensor ids, Tensor pixels) {
-        int[] id = ids.toIntArray();
+        return inputEmbeddings(ids, ids.toIntArray(), pixels);
+    }
+
+    /** {@link #inputEmbeddings(Tensor, Tensor)} with the ids already on the host as {@code id}. */
+    private Tensor inputEmbeddings(Tensor ids, int[] id, Tensor pixels) {
         int perImage = vision.mmTokensPerImage();
         long images = pixels == null ? 0 : pixels.dim(0);
         int imageTokens = 0;
@@ -214,7 +218,11 @@ public final class Gemma3MultimodalModel extends Module {
      * (HF's token_type_ids mask: image tokens see their whole image, causal and sliding rules elsewhere).
      */
     public TokenLayout layout(Tensor ids) {
-        int[] id = ids.toIntArray();
+        return layout(ids, ids.toIntArray());
+    }
+
+    /** {@link #layout(Tensor)} with the ids already on the host as {@code id}. */
+    private TokenLayout layout(Tensor ids, int[] id) {
         long b = ids.dim(0);
         int t = Math.toIntExact(ids.dim(1));
         int[] segments = new int[id.length];
@@ -239,7 +247,8 @@ public final class Gemma3MultimodalModel extends Module {
 
     /** Final-normed hidden states [B * T, hidden] of ids [B, T] with the images of {@code pixels} (see {@link Gemma3Model#hidden}). */
     public Tensor hidden(Tensor ids, Tensor pixels, Gemma3Model.Options options, Consumer<Tensor> observer) {
-        return text.hiddenFrom(inputEmbeddings(ids, pixels), ids, layout(ids), options, observer);
+        int[] id = ids.toIntArray(); // read once for both (ids on a device cost a copy each)
+        return text.hiddenFrom(inputEmbeddings(ids, id, pixels), ids, layout(ids, id), options, observer);
     }
 
     /** Logits [B * T, vocab] of final hidden states (the tied LM head). */

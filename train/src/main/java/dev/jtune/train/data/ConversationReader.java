@@ -343,7 +343,7 @@ public final class ConversationReader implements Closeable {
             if (textNode.isTextual()) {
                 text = textNode.asText();
             } else if (!llava && textNode.isArray()) {
-                StringBuilder joined = new StringBuilder();
+                List<String> contentParts = new ArrayList<>(); // texts, null for an image (ChatTemplate.content)
                 int j = 0;
                 for (Iterator<JsonNode> parts = textNode.elements(); parts.hasNext(); j++) {
                     JsonNode part = parts.next();
@@ -372,7 +372,7 @@ public final class ConversationReader implements Closeable {
                             partFiles.add(named.asText());
                         }
                         placeholders++;
-                        joined.append(dev.jtune.gemma.tokenizer.ChatTemplate.BOI);
+                        contentParts.add(null);
                         continue;
                     }
                     if (typeName == null || !typeName.equals("text")) {
@@ -388,9 +388,9 @@ public final class ConversationReader implements Closeable {
                         return bad(index, line, Reason.NON_STRING_VALUE, pw + "'s \"text\" is "
                                 + describe(partText) + ", expected a string");
                     }
-                    joined.append(pythonStrip(partText.asText())); // the Gemma 3 template: {{ item['text'] | trim }}
+                    contentParts.add(partText.asText());
                 }
-                text = joined.toString();
+                text = dev.jtune.gemma.tokenizer.ChatTemplate.content(contentParts); // the template: {{ item['text'] | trim }}, images as <start_of_image>
             } else {
                 return bad(index, line, Reason.NON_STRING_VALUE, where + "'s \"" + textKey + "\" is "
                         + describe(textNode) + ", expected a string" + (llava ? "" : " or a list of text parts"));

@@ -26,10 +26,10 @@ public record DataOptions(int maxSeqLength, boolean skipBadRecords, boolean lazy
 
     /**
      * How image records become examples: files named relative to {@code folder} ({@code --image_folder}; absolute names
-     * stand), each image {@code tokensPerImage} soft tokens of id {@code imageToken} after {@code <start_of_image>}
-     * ({@code boiToken}), as the model's config says.
+     * stand), each image {@code tokensPerImage} soft tokens after {@code <start_of_image>} (id {@code boiToken}), as the
+     * model's config says.
      */
-    public record ImageInput(java.nio.file.Path folder, int tokensPerImage, int boiToken, int imageToken) {
+    public record ImageInput(java.nio.file.Path folder, int tokensPerImage, int boiToken) {
         public ImageInput {
             java.util.Objects.requireNonNull(folder, "folder");
             if (tokensPerImage <= 0) {

@@ -194,7 +194,7 @@ public final class DatasetBuilder {
         if (trainedKept == 0) {
             return new Dropped(c, ids.length, trainedCut, firstTrained);
         }
-        Example e = new Example(Arrays.copyOf(ids, max), Arrays.copyOf(labels, max), files.subList(0, files.isEmpty() ? 0 : whole));
+        Example e = new Example(Arrays.copyOf(ids, max), Arrays.copyOf(labels, max), files.subList(0, whole));
         return new Kept(e, ids.length, ids.length - max, trainedCut);
     }
 

@@ -89,7 +89,7 @@ class ImageRecordsTest {
         int boi = tok.encode(BOI)[0];
         int soft = tok.encode(ChatTemplate.IMAGE_TOKEN)[0];
         int n = 4;
-        DataOptions.ImageInput input = new DataOptions.ImageInput(images, n, boi, soft);
+        DataOptions.ImageInput input = new DataOptions.ImageInput(images, n, boi);
         Path data = write(dir, "v.jsonl", jsonl(
                 "{\"image\": [\"a.png\", \"b.png\"], \"conversations\": [{\"from\": \"human\", \"value\": \"<image> and <image>: same?\"},"
                         + " {\"from\": \"gpt\", \"value\": \"Yes, the same picture.\"}]}",
