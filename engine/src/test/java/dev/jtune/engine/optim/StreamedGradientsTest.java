@@ -64,6 +64,19 @@ class StreamedGradientsTest {
         }
     }
 
+    /** Steps and clears both optimizers; the streamed one's state and weights must equal the buffered one's bit for bit. */
+    private static void stepBothAndCompare(HostOffloadAdamW buffered, HostOffloadAdamW streamed, SequencedMap<String, Tensor> a,
+                                           SequencedMap<String, Tensor> b, int t) {
+        try (Scope s = Scope.open("step")) {
+            buffered.step();
+            streamed.step();
+            buffered.zeroGrad();
+            streamed.zeroGrad();
+        }
+        assertEquals(bits(buffered.state()), bits(streamed.state()), "the state after step " + t);
+        HostOffloadAdamWTest.assertWeightsEqual(values(a), values(b), "the weights after step " + t);
+    }
+
     @Test
     void f32AccumulationEqualsTheDeviceBufferBitForBit() {
         Random rnd = Seeds.random();
@@ -91,13 +104,8 @@ class StreamedGradientsTest {
                         double norm = streamed.clipHeldGradients(0).orElseThrow().value();
                         // both sum the same fp32 squares, in double here and in the flat kernel's order there
                         assertEquals(expected, norm, 1e-6 * expected, "the global norm, step " + t);
-                        buffered.step();
-                        streamed.step();
-                        buffered.zeroGrad();
-                        streamed.zeroGrad();
                     }
-                    assertEquals(bits(buffered.state()), bits(streamed.state()), "the state after step " + t);
-                    HostOffloadAdamWTest.assertWeightsEqual(values(a), values(b), "the weights after step " + t);
+                    stepBothAndCompare(buffered, streamed, a, b, t);
                 }
             }
         }
@@ -123,12 +131,7 @@ class StreamedGradientsTest {
                             }
                         }
                     }
-                    buffered.step();
-                    streamed.step();
-                    buffered.zeroGrad();
-                    streamed.zeroGrad();
-                    assertEquals(bits(buffered.state()), bits(streamed.state()), "the state after step " + t);
-                    HostOffloadAdamWTest.assertWeightsEqual(values(a), values(b), "the weights after step " + t);
+                    stepBothAndCompare(buffered, streamed, a, b, t);
                 }
             }
         }
@@ -214,13 +217,8 @@ class StreamedGradientsTest {
                     }
                     try (Scope s = Scope.open("step")) {
                         streamed.clipHeldGradients(0);
-                        buffered.step();
-                        streamed.step();
-                        buffered.zeroGrad();
-                        streamed.zeroGrad();
                     }
-                    assertEquals(bits(buffered.state()), bits(streamed.state()), "the state after step " + t);
-                    HostOffloadAdamWTest.assertWeightsEqual(values(a), values(b), "the weights after step " + t);
+                    stepBothAndCompare(buffered, streamed, a, b, t);
                 }
             }
         }

@@ -14,7 +14,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -30,23 +29,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** gemma3-tiny-lora against peft: loss, every LoRA gradient, three AdamW steps; and the adapter file format. */
 class LoraGoldenTest {
     static Path fixture(String name) {
-        try {
-            return Path.of(LoraGoldenTest.class.getResource("/" + name).toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return dev.jtune.gemma.testing.Goldens.fixture("" + name);
     }
 
     static double relativeError(Tensor got, Tensor ref) {
-        double[] a = got.toDoubleArray();
-        double[] b = ref.toDoubleArray();
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < a.length; i++) {
-            num += (a[i] - b[i]) * (a[i] - b[i]);
-            den += b[i] * b[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-300));
+        return dev.jtune.gemma.testing.Goldens.relativeError(got, ref);
     }
 
     /** peft's runtime parameter name (with the adapter name "default"), as the golden file keys it. */

@@ -10,7 +10,6 @@ import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -27,11 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class Gemma3GoldenTest {
 
     static Path fixture(String name) {
-        try {
-            return Path.of(Gemma3GoldenTest.class.getResource("/" + name).toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return dev.jtune.gemma.testing.Goldens.fixture("" + name);
     }
 
     static double goldenLoss() throws IOException {

@@ -4,9 +4,22 @@ import dev.jtune.engine.Tensor;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** How the golden tests compare a tensor with HF's: the error's norm relative to the reference's. */
+/** The golden tests' fixtures (test resources) and how they compare a tensor with HF's: the error's norm relative to the reference's. */
 public final class Goldens {
     private Goldens() {
+    }
+
+    /** The test resource at {@code path} ("gemma3-tiny/golden.json") as a file. */
+    public static java.nio.file.Path fixture(String path) {
+        java.net.URL url = Goldens.class.getResource("/" + path);
+        if (url == null) {
+            throw new IllegalStateException("no test resource /" + path);
+        }
+        try {
+            return java.nio.file.Path.of(url.toURI());
+        } catch (java.net.URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     /** {@code ||got - ref|| / ||ref||} in double (NaN if {@code got} holds one); the element counts must agree. */

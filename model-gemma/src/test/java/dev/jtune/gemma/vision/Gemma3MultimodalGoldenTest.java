@@ -13,7 +13,6 @@ import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -31,11 +30,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class Gemma3MultimodalGoldenTest {
     static Path fixture(String name) {
-        try {
-            return Path.of(Gemma3MultimodalGoldenTest.class.getResource("/gemma3-mm-tiny/" + name).toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return dev.jtune.gemma.testing.Goldens.fixture("gemma3-mm-tiny/" + name);
     }
 
     static double relativeError(Tensor got, Tensor ref) {
