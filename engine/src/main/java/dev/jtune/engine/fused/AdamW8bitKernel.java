@@ -55,6 +55,8 @@ public interface AdamW8bitKernel {
     int PAD_CODE_M = 128;
     /** The second-moment code of the padding: 0, the unsigned map's zero. */
     int PAD_CODE_V = 0;
+    /** The signed map's code of +0 (127). */
+    int SIGNED_ZERO_CODE = DynamicMap.SIGNED.zeroCode();
 
     /** The 8-bit state of one flat group: codes U8 [numel] and block maxima F32 [numel / BLOCK] for each moment. */
     record State(Tensor m, Tensor absmaxM, Tensor v, Tensor absmaxV) {
@@ -133,9 +135,12 @@ public interface AdamW8bitKernel {
         return keepSign(m, DynamicMap.SIGNED.quantize(x));
     }
 
-    /** {@link #firstMomentCode}'s sign rule applied to the signed map's code {@code c} of m / absmax. */
+    /**
+     * {@link #firstMomentCode}'s sign rule applied to the signed map's code {@code c} of m / absmax. The signed map
+     * ascends with +0 at its zero code, so a value's sign bit is set exactly below that code (DynamicMapTest).
+     */
     static int keepSign(double m, int c) {
-        boolean codeNegative = Float.floatToRawIntBits(DynamicMap.SIGNED.value(c)) < 0;
+        boolean codeNegative = c < SIGNED_ZERO_CODE;
         boolean mNegative = Double.doubleToRawLongBits(m) < 0;
         if (codeNegative != mNegative) {
             c = m > 0 ? c + 1 : c - 1;

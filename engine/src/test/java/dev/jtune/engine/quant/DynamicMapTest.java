@@ -55,6 +55,9 @@ class DynamicMapTest {
         assertEquals(0.55e-6f, s[128], 1e-13f);
         assertEquals(127, DynamicMap.SIGNED.zeroCode());
         assertEquals(0, DynamicMap.UNSIGNED.zeroCode());
+        for (int c = 0; c < DynamicMap.SIZE; c++) { // 8-bit AdamW's sign rule reads a code's sign from its index
+            assertEquals(c < DynamicMap.SIGNED.zeroCode(), Float.floatToRawIntBits(s[c]) < 0, "sign bit of signed code " + c);
+        }
         // the last group: 128 (unsigned) or 64 (signed) equal steps between 0.1 and 1
         assertEquals((0.1 + 0.9 / 256), u[127], 1e-7);
         assertEquals((1 - 0.9 / 256), u[254], 1e-7);

@@ -23,6 +23,10 @@ public final class HostAdamW8bit {
     /** Elements per quantization block (bitsandbytes' 256): ranges handed to {@link #step} start on a multiple. */
     public static final int BLOCK = AdamW8bitKernel.BLOCK;
 
+    /** Whether the vector block runs: the Vector API present and a block a whole number of vectors. */
+    private static final boolean VECTOR = HostAdamW.vectorized() && Boolean.parseBoolean(System.getProperty("jtune.offload.vector8bit", "true"))
+            && VectorAdamW8bit.fits();
+
     private HostAdamW8bit() {
     }
 
@@ -86,8 +90,28 @@ public final class HostAdamW8bit {
         HostAdamW.forRanges(from, to, BLOCK, (lo, hi) -> stepOnThread(b, lo, hi, s));
     }
 
-    /** {@link #step} on the calling thread. */
+    /**
+     * {@link #step} on the calling thread: a block inside one parameter on the Vector API where present
+     * ({@link VectorAdamW8bit}, the same bits), the rest (a parameter's last block, with its padding) here.
+     */
     public static void stepOnThread(Buffers b, long from, long to, Scalars s) {
+        checkRange(b, from, to);
+        VectorAdamW8bit.Scratch scratch = VECTOR ? new VectorAdamW8bit.Scratch() : null;
+        float[] m = new float[BLOCK];
+        float[] v = new float[BLOCK];
+        boolean[] finite = new boolean[BLOCK];
+        for (long first = from; first < to; first += BLOCK) {
+            int e = VECTOR ? AdamW8bitKernel.entryOf(b.offsets(), b.ends(), first) : -1;
+            if (e >= 0 && first + BLOCK <= b.ends()[e]) {
+                VectorAdamW8bit.block(b, first, s, scratch);
+            } else {
+                block(b, first, s, m, v, finite);
+            }
+        }
+    }
+
+    /** {@link #stepOnThread} without the Vector API: the reference the vector path is held to, bit for bit. */
+    static void stepScalar(Buffers b, long from, long to, Scalars s) {
         checkRange(b, from, to);
         float[] m = new float[BLOCK];
         float[] v = new float[BLOCK];

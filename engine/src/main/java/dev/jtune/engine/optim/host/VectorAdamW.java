@@ -92,8 +92,8 @@ final class VectorAdamW {
         return wide.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
     }
 
-    /** Float to bf16 bits, nearest even; NaN stays a quiet NaN with its sign (as {@code Numerics.floatToBf16}). */
-    private static ShortVector narrow(FloatVector p) {
+    /** Float to bf16 bits, nearest even; NaN stays a quiet NaN with its sign (as {@code Numerics.floatToBf16}; shared with {@link VectorAdamW8bit}). */
+    static ShortVector narrow(FloatVector p) {
         IntVector x = p.reinterpretAsInts();
         IntVector rounded = x.add(0x7FFF).add(x.lanewise(VectorOperators.LSHR, 16).and(1)).lanewise(VectorOperators.LSHR, 16);
         VectorMask<Integer> nan = x.and(0x7FFFFFFF).compare(VectorOperators.GT, 0x7F800000);

@@ -29,6 +29,7 @@ import java.util.SequencedMap;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The host 8-bit AdamW against the double reference ({@link AdamW8bitKernel}'s cpu backend) step by step, each step
@@ -135,6 +136,58 @@ class HostAdamW8bitTest {
                 assertEquals(expected, hm[f], 2 * Math.ulp(expected) + 1e-7, at + " " + e.name() + " master [" + k + "]");
                 if (w16 != null) {
                     assertEquals(Numerics.bf16ToFloat(Numerics.floatToBf16(hm[f])), w16[f], at + " " + e.name() + "[" + k + "] is the host master rounded once");
+                }
+            }
+        }
+    }
+
+    /**
+     * The vector block ({@link VectorAdamW8bit}) is the scalar block bit for bit: gradients bf16 and fp32, scaled or not,
+     * with NaN and infinities, a block of zero gradients (maximum 0, so every normalized moment NaN), decay on and
+     * off, weights rounded or not, parameters ending inside a block, over several steps.
+     */
+    @Test
+    void theVectorBlockIsBitForBitTheScalarBlock() {
+        assertTrue(HostAdamW.vectorized(), "the tests run with --add-modules jdk.incubator.vector (surefire's argLine)");
+        for (int trial = 0; trial < 8; trial++) {
+            DType gt = trial % 2 == 0 ? DType.BF16 : DType.F32;
+            boolean weights16 = trial % 4 < 2;
+            double gradScale = trial < 4 ? 1.0 : 0.37;
+            double decay = trial % 3 == 0 ? 0.0 : 0.1;
+            String what = gt + " grads, weights16 " + weights16 + ", scale " + gradScale + ", decay " + decay + " (seed " + seed + ")";
+            try (Scope scope = Scope.open("vector-8bit")) {
+                SequencedMap<String, Shape> shapes = new LinkedHashMap<>();
+                int[] sizes = {300, 256, 1000, 5, 4097, 70_000};
+                for (int i = 0; i < sizes.length; i++) {
+                    shapes.put("w" + i, Shape.of(sizes[i]));
+                }
+                FlatLayout layout = FlatLayout.of(shapes);
+                long n = layout.numel();
+                Side scalar = new Side(Tensor.normal(Shape.of(n), DType.F32, Device.CPU, rnd.nextLong(), 0, 0.5), Tensor.zeros(Shape.of(n), gt, Device.CPU),
+                        AdamW8bitKernel.State.zeros(n, Device.CPU, Placement.DEVICE), weights16 ? Tensor.zeros(Shape.of(n), DType.BF16, Device.CPU) : null);
+                Side vector = scalar.copy();
+                for (long step = 1; step <= 4; step++) {
+                    Tensor g = Tensor.normal(Shape.of(n), gt, Device.CPU, rnd.nextLong(), 0, Math.pow(10, -3 * rnd.nextDouble()));
+                    int nonFinite = 1 + rnd.nextInt(5000);
+                    Ops.copyInto(Tensor.fromArray(new double[] {Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY}, Shape.of(3), gt,
+                            Device.CPU), g.slice(0, nonFinite, nonFinite + 3));
+                    if (step == 1) {
+                        Ops.copyInto(Tensor.zeros(Shape.of(BLOCK), gt, Device.CPU), g.slice(0, 2 * BLOCK, 3 * BLOCK)); // stays zero: max 0
+                    }
+                    Ops.copyInto(g, scalar.grad());
+                    Ops.copyInto(g, vector.grad());
+                    HostAdamW8bit.Scalars s = HostAdamW8bit.Scalars.of(new AdamWStep(1e-2, 0.9, 0.999, 1e-8, decay, step), gradScale);
+                    HostAdamW8bit.stepScalar(scalar.buffers(layout), 0, n, s);
+                    HostAdamW8bit.stepOnThread(vector.buffers(layout), 0, n, s);
+                    String at = what + " step " + step;
+                    assertArrayEquals(scalar.master().toFloatArray(), vector.master().toFloatArray(), "master, " + at);
+                    assertArrayEquals(scalar.state().m().toByteArray(), vector.state().m().toByteArray(), "m codes, " + at);
+                    assertArrayEquals(scalar.state().v().toByteArray(), vector.state().v().toByteArray(), "v codes, " + at);
+                    assertArrayEquals(scalar.state().absmaxM().toFloatArray(), vector.state().absmaxM().toFloatArray(), "m maxima, " + at);
+                    assertArrayEquals(scalar.state().absmaxV().toFloatArray(), vector.state().absmaxV().toFloatArray(), "v maxima, " + at);
+                    if (weights16) {
+                        assertArrayEquals(scalar.weights16().toFloatArray(), vector.weights16().toFloatArray(), "bf16 weights, " + at);
+                    }
                 }
             }
         }
