@@ -1,6 +1,7 @@
 package dev.jtune.engine.quant;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * bitsandbytes' 8-bit dynamic quantization maps, {@code create_dynamic_map(signed, max_exponent_bits=7,
@@ -41,9 +42,10 @@ public enum DynamicMap {
     private static final int EXPONENTS = 7;
 
     /** {@link #code(float)}'s buckets: the top 16 bits of a float's pattern. */
-    private static final int BUCKET_SHIFT = 16;
+    static final int BUCKET_SHIFT = 16;
     /** A bucket the table does not decide (NaN patterns, or more than one change of code): the search decides. */
     private static final int SEARCH = -1;
+    private static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
 
     private final boolean signed;
     private final float[] values;
@@ -134,6 +136,18 @@ public enum DynamicMap {
             return quantize(x);
         }
         return (bits & 0xFFFF) < (e >>> 16) ? e & 0xFF : (e >>> 8) & 0xFF;
+    }
+
+    /**
+     * {@link #code(float)} of x[0, n) into out[0, n): the same codes, on the Vector API where present (the host
+     * 8-bit optimizer's quantization of a block).
+     */
+    public void codes(float[] x, int[] out, int n) {
+        Objects.checkFromToIndex(0, n, Math.min(x.length, out.length));
+        int j = VECTOR ? VectorCodes.codes(this, signed ? Buckets.SIGNED_MAP : Buckets.UNSIGNED_MAP, x, out, n) : 0;
+        for (; j < n; j++) {
+            out[j] = code(x[j]);
+        }
     }
 
     /** {@link #code(float)}'s table, from the search itself: per bucket its end codes and, where they differ by one, the change. */

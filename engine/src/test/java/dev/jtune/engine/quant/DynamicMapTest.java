@@ -148,6 +148,31 @@ class DynamicMapTest {
         }
     }
 
+    /** {@link DynamicMap#codes} (vectors where the Vector API is present, and a scalar tail) is {@code code} element by element. */
+    @Test
+    void codesOfAnArrayAreEachElementsCode() {
+        for (DynamicMap map : DynamicMap.values()) {
+            int n = 1_000_003; // not a whole number of vectors
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = switch (i % 4) {
+                    case 0 -> Float.intBitsToFloat((int) (i * 4_294_967L)); // a stride over every pattern: NaN and both zeros included
+                    case 1 -> Float.intBitsToFloat(rnd.nextInt());
+                    default -> (float) (rnd.nextGaussian() * Math.pow(10, -7 * rnd.nextDouble()));
+                };
+            }
+            x[7] = Float.NaN;
+            x[9] = -0f;
+            int[] out = new int[n];
+            map.codes(x, out, n);
+            for (int i = 0; i < n; i++) {
+                if (out[i] != map.code(x[i])) {
+                    assertEquals(map.code(x[i]), out[i], map + " element " + i + ", x = " + x[i]);
+                }
+            }
+        }
+    }
+
     private static void assertSame(DynamicMap map, float x) {
         int expected = map.quantize(x);
         int got = map.code(x);

@@ -48,6 +48,8 @@ final class VectorAdamW8bit {
         final float[] xv = new float[BLOCK];
         final int[] codesM = new int[BLOCK];
         final int[] codesV = new int[BLOCK];
+        final byte[] bytesM = new byte[BLOCK];
+        final byte[] bytesV = new byte[BLOCK];
         float maxM;
         float maxV;
     }
@@ -67,13 +69,13 @@ final class VectorAdamW8bit {
     // Several methods, not one: in one, C2 ran out of inlining budget and left blends, abs and conversions as calls into
     // the Vector API's Java fallbacks (slower than the scalar block).
 
-    /** The block's codes as ints, the indices of {@link #moment}'s gathers. */
+    /** The block's codes as ints, the indices of {@link #moment}'s gathers (one bulk copy per moment, then widened). */
     private static void indices(HostAdamW8bit.Buffers b, long first, Scratch w) {
-        MemorySegment qm = b.qm();
-        MemorySegment qv = b.qv();
+        MemorySegment.copy(b.qm(), ValueLayout.JAVA_BYTE, first, w.bytesM, 0, BLOCK);
+        MemorySegment.copy(b.qv(), ValueLayout.JAVA_BYTE, first, w.bytesV, 0, BLOCK);
         for (int j = 0; j < BLOCK; j++) {
-            w.codesM[j] = Byte.toUnsignedInt(qm.get(ValueLayout.JAVA_BYTE, first + j));
-            w.codesV[j] = Byte.toUnsignedInt(qv.get(ValueLayout.JAVA_BYTE, first + j));
+            w.codesM[j] = Byte.toUnsignedInt(w.bytesM[j]);
+            w.codesV[j] = Byte.toUnsignedInt(w.bytesV[j]);
         }
     }
 
@@ -126,13 +128,39 @@ final class VectorAdamW8bit {
         }
     }
 
-    /** The new codes, by table ({@link DynamicMap#code}) and the first moment's sign rule. */
+    /**
+     * The new codes: {@link DynamicMap#codes} (by table, on the Vector API), the first moment's sign rule
+     * ({@link #keepSign}), then one bulk copy per moment (per-byte stores into a segment cost a bounds and alignment
+     * check each).
+     */
     private static void codes(HostAdamW8bit.Buffers b, long first, Scratch w) {
-        MemorySegment qm = b.qm();
-        MemorySegment qv = b.qv();
+        DynamicMap.SIGNED.codes(w.xm, w.codesM, BLOCK);
+        DynamicMap.UNSIGNED.codes(w.xv, w.codesV, BLOCK);
+        keepSign(w.m, w.codesM);
         for (int j = 0; j < BLOCK; j++) {
-            qm.set(ValueLayout.JAVA_BYTE, first + j, (byte) AdamW8bitKernel.keepSign(w.m[j], DynamicMap.SIGNED.code(w.xm[j])));
-            qv.set(ValueLayout.JAVA_BYTE, first + j, (byte) DynamicMap.UNSIGNED.code(w.xv[j]));
+            w.bytesM[j] = (byte) w.codesM[j];
+            w.bytesV[j] = (byte) w.codesV[j];
+        }
+        MemorySegment.copy(w.bytesM, 0, b.qm(), ValueLayout.JAVA_BYTE, first, BLOCK);
+        MemorySegment.copy(w.bytesV, 0, b.qv(), ValueLayout.JAVA_BYTE, first, BLOCK);
+    }
+
+    /**
+     * {@code AdamW8bitKernel.keepSign} over a block in integer arithmetic: a code below the signed map's zero has its
+     * sign bit set; where that differs from m's, the code moves one step toward m (up only when m > 0: not for -0 or NaN).
+     */
+    private static void keepSign(float[] m, int[] codes) {
+        for (int j = 0; j < BLOCK; j += I.length()) {
+            IntVector c = IntVector.fromArray(I, codes, j);
+            IntVector mBits = FloatVector.fromArray(F, m, j).reinterpretAsInts();
+            IntVector mNegative = mBits.lanewise(VectorOperators.ASHR, 31);
+            IntVector differ = c.sub(AdamW8bitKernel.SIGNED_ZERO_CODE).lanewise(VectorOperators.ASHR, 31).lanewise(VectorOperators.XOR, mNegative);
+            IntVector abs = mBits.and(0x7FFFFFFF);
+            IntVector nonZero = abs.neg().lanewise(VectorOperators.ASHR, 31);
+            IntVector nan = IntVector.broadcast(I, 0x7F800000).sub(abs).lanewise(VectorOperators.ASHR, 31);
+            IntVector positive = nonZero.and(mNegative.or(nan).lanewise(VectorOperators.XOR, -1));
+            IntVector step = positive.and(2).sub(1); // +1 where m > 0, else -1
+            c.add(step.and(differ)).and(0xFF).intoArray(codes, j);
         }
     }
 
