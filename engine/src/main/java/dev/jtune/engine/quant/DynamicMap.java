@@ -43,7 +43,7 @@ public enum DynamicMap {
 
     /** {@link #code(float)}'s buckets: the top 16 bits of a float's pattern. */
     static final int BUCKET_SHIFT = 16;
-    /** A bucket the table does not decide (NaN patterns, or more than one change of code): the search decides. */
+    /** A bucket the table does not decide (more than one change of code; none in either map): the search decides. */
     private static final int SEARCH = -1;
     private static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
 
@@ -156,12 +156,14 @@ public enum DynamicMap {
         for (int b = 0; b < t.length; b++) {
             int first = b << BUCKET_SHIFT;
             int last = first | ((1 << BUCKET_SHIFT) - 1);
-            if (Float.isNaN(Float.intBitsToFloat(first)) || Float.isNaN(Float.intBitsToFloat(last))) {
-                t[b] = SEARCH; // the search is monotone only over the numbers
-                continue;
-            }
             int c0 = quantize(Float.intBitsToFloat(first));
             int c1 = quantize(Float.intBitsToFloat(last));
+            if (Float.isNaN(Float.intBitsToFloat(last))) {
+                // NaN patterns: every comparison false, so one code for all (code 0: what an all-zero block's 0/0
+                // takes, often in the host optimizer); the bucket may start with an infinity, which changes at the next pattern
+                t[b] = Float.isNaN(Float.intBitsToFloat(first)) || c0 == c1 ? c1 << 8 | c1 : 1 << 16 | c1 << 8 | c0;
+                continue;
+            }
             if (c0 == c1) {
                 t[b] = c0 << 8 | c0;
             } else if (Math.abs(c0 - c1) != 1) {
