@@ -27,7 +27,7 @@ import java.util.Objects;
  * midpoints this is the nearest entry. Values beyond the ends take the end codes; NaN takes code 0.
  *
  * <p>{@link #code(float)} gives the same code from a table over the float's bit pattern (the search is monotone in x,
- * so each run of 2^16 consecutive patterns holds at most one change of code almost everywhere): the host optimizer's
+ * so each run of 2^16 consecutive patterns holds at most one change of code, in both maps): the host optimizer's
  * quantization, where the search's unpredictable branches cost ten times the rest of the update.
  */
 public enum DynamicMap {
@@ -43,8 +43,6 @@ public enum DynamicMap {
 
     /** {@link #code(float)}'s buckets: the top 16 bits of a float's pattern. */
     static final int BUCKET_SHIFT = 16;
-    /** A bucket the table does not decide (more than one change of code; none in either map): the search decides. */
-    private static final int SEARCH = -1;
     private static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
 
     private final boolean signed;
@@ -58,7 +56,8 @@ public enum DynamicMap {
     /**
      * {@link #code(float)}'s tables, built on its first use (not at start-up: NF4 and the GPU optimizers never need
      * them). Per bucket: the code of its first pattern (bits 0-7), the code from the change on (bits 8-15), the low
-     * 16 bits of the first pattern with that code (bits 16-31; 0 where the bucket has one code), or {@link #SEARCH}.
+     * 16 bits of the first pattern with that code (bits 16-31; 0 where the bucket has one code). No bucket of either map
+     * holds more than one change of code (the search is monotone over the numbers, and all NaNs take one code).
      */
     private static final class Buckets {
         static final int[] SIGNED_MAP = DynamicMap.SIGNED.buckets();
@@ -132,9 +131,6 @@ public enum DynamicMap {
     public int code(float x) {
         int bits = Float.floatToRawIntBits(x);
         int e = (signed ? Buckets.SIGNED_MAP : Buckets.UNSIGNED_MAP)[bits >>> BUCKET_SHIFT];
-        if (e == SEARCH) {
-            return quantize(x);
-        }
         return (bits & 0xFFFF) < (e >>> 16) ? e & 0xFF : (e >>> 8) & 0xFF;
     }
 
@@ -144,7 +140,7 @@ public enum DynamicMap {
      */
     public void codes(float[] x, int[] out, int n) {
         Objects.checkFromToIndex(0, n, Math.min(x.length, out.length));
-        int j = VECTOR ? VectorCodes.codes(this, signed ? Buckets.SIGNED_MAP : Buckets.UNSIGNED_MAP, x, out, n) : 0;
+        int j = VECTOR ? VectorCodes.codes(signed ? Buckets.SIGNED_MAP : Buckets.UNSIGNED_MAP, x, out, n) : 0;
         for (; j < n; j++) {
             out[j] = code(x[j]);
         }
@@ -166,8 +162,8 @@ public enum DynamicMap {
             }
             if (c0 == c1) {
                 t[b] = c0 << 8 | c0;
-            } else if (Math.abs(c0 - c1) != 1) {
-                t[b] = SEARCH;
+            } else if (Math.abs(c0 - c1) != 1) { // a map whose codes are closer than a bucket: never these two
+                throw new AssertionError(this + ": bucket " + Integer.toHexString(first) + " holds codes " + c0 + " to " + c1);
             } else {
                 int lo = 1; // the first low pattern with code c1, in (0, 0xFFFF]
                 int hi = (1 << BUCKET_SHIFT) - 1;

@@ -8,8 +8,7 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * {@link DynamicMap#code(float)} a vector at a time: a gather from the map's bucket table, and the bucket's choice
  * between its two codes as integer arithmetic (no masks or blends: C2 left those as calls into the Vector API's Java
- * fallbacks in the host optimizer). A vector holding a bucket the table does not decide goes to the scalar search
- * lane by lane. Loaded only when {@code jdk.incubator.vector} is present.
+ * fallbacks in the host optimizer). Loaded only when {@code jdk.incubator.vector} is present.
  */
 final class VectorCodes {
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
@@ -19,7 +18,7 @@ final class VectorCodes {
     }
 
     /** Codes of x[0, n) into out[0, n) by {@code table} (a {@link DynamicMap} bucket table); returns where whole vectors end. */
-    static int codes(DynamicMap map, int[] table, float[] x, int[] out, int n) {
+    static int codes(int[] table, float[] x, int[] out, int n) {
         int end = n / I.length() * I.length();
         for (int j = 0; j < end; j += I.length()) {
             IntVector bits = FloatVector.fromArray(F, x, j).reinterpretAsInts();
@@ -30,11 +29,6 @@ final class VectorCodes {
             IntVector change = e.lanewise(VectorOperators.LSHR, 16);
             IntVector below = bits.and(0xFFFF).sub(change).lanewise(VectorOperators.ASHR, 31); // all ones before the change
             high.lanewise(VectorOperators.XOR, high.lanewise(VectorOperators.XOR, low).and(below)).intoArray(out, j);
-            if (e.reduceLanes(VectorOperators.MIN) < 0) { // a bucket the table leaves to the search
-                for (int l = j; l < j + I.length(); l++) {
-                    out[l] = map.code(x[l]);
-                }
-            }
         }
         return end;
     }
