@@ -42,28 +42,59 @@ public final class PeftAdapter {
         return PREFIX + module + (m == LoraAdapter.Matrix.A ? ".lora_A.weight" : ".lora_B.weight");
     }
 
+    /**
+     * The HF class an adapter's base model is, and so where its text model's modules sit: adapters name modules by
+     * the path in that class ({@code model.layers.0...} in Gemma3ForCausalLM, {@code model.language_model.layers.0...}
+     * in Gemma3ForConditionalGeneration as transformers 4.52 and later build it).
+     */
+    public enum BaseModel {
+        CAUSAL_LM("Gemma3ForCausalLM", "model."),
+        CONDITIONAL_GENERATION("Gemma3ForConditionalGeneration", "model.language_model.");
+
+        private final String hfClass;
+        private final String textModules;
+
+        BaseModel(String hfClass, String textModules) {
+            this.hfClass = hfClass;
+            this.textModules = textModules;
+        }
+
+        /** The name in this base of a text module named as in {@link Gemma3Model} ({@code model.layers.0.self_attn.q_proj}). */
+        public String module(String textModule) {
+            if (!textModule.startsWith("model.")) {
+                throw new IllegalArgumentException("not a text module name: " + textModule);
+            }
+            return textModules + textModule.substring("model.".length());
+        }
+    }
+
     /** Writes the adapter directory (both files written atomically). */
     public static void save(Path dir, Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel) {
+        save(dir, adapters, config, baseModel, BaseModel.CAUSAL_LM);
+    }
+
+    /** {@link #save(Path, Map, LoraConfig, String)} for an adapter of the text model inside {@code base}. */
+    public static void save(Path dir, Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel, BaseModel base) {
         try {
             Files.createDirectories(dir);
             SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
             for (LoraAdapter a : adapters.values()) {
                 for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
-                    writer.add(key(a.module(), m), a.matrix(m));
+                    writer.add(key(base.module(a.module()), m), a.matrix(m));
                 }
             }
             writer.write(dir.resolve(WEIGHTS_FILE));
-            AtomicFiles.write(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel)));
+            AtomicFiles.write(dir.resolve(CONFIG_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(configJson(adapters, config, baseModel, base)));
         } catch (IOException e) {
             throw new AdapterException("writing the LoRA adapter to " + dir, e);
         }
     }
 
     /** peft's adapter_config.json for these settings. */
-    static ObjectNode configJson(Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel) {
+    static ObjectNode configJson(Map<String, LoraAdapter> adapters, LoraConfig config, String baseModel, BaseModel base) {
         ObjectNode c = JSON.createObjectNode();
         c.set("alpha_pattern", JSON.createObjectNode());
-        c.putObject("auto_mapping").put("base_model_class", "Gemma3ForCausalLM").put("parent_library", "transformers.models.gemma3.modeling_gemma3");
+        c.putObject("auto_mapping").put("base_model_class", base.hfClass).put("parent_library", "transformers.models.gemma3.modeling_gemma3");
         c.put("base_model_name_or_path", baseModel);
         c.put("bias", "none");
         c.put("fan_in_fan_out", false);
@@ -92,7 +123,7 @@ public final class PeftAdapter {
         if (config.numLoraModules() > 0) {
             // peft cannot express "the last N modules" by name suffix: list the exact modules instead
             ArrayNode exact = JSON.createArrayNode();
-            adapters.keySet().forEach(exact::add);
+            adapters.keySet().forEach(m -> exact.add(base.module(m)));
             c.set("target_modules", exact);
         }
         c.put("task_type", "CAUSAL_LM");

@@ -123,6 +123,28 @@ public final class Gemma3MultimodalModel extends Module {
         }
     }
 
+    /** In-memory name prefixes ({@link #namedParameters()}) of the three parts, in HF's order. */
+    public static final String VISION_TOWER = "model.vision_tower.";
+    public static final String PROJECTOR = "model.multi_modal_projector.";
+    public static final String LANGUAGE_MODEL = "model.language_model.";
+
+    /**
+     * The name under which {@link #export} writes (and {@link #load} read) the parameter named {@code name} in memory
+     * ({@link #namedParameters()}): the source checkpoint's key layout.
+     */
+    public String fileName(String name) {
+        if (name.startsWith(VISION_TOWER)) {
+            return layout.vision(name.substring(VISION_TOWER.length()));
+        }
+        if (name.startsWith(PROJECTOR)) {
+            return layout.projector(name.substring(PROJECTOR.length()));
+        }
+        if (name.startsWith(LANGUAGE_MODEL)) {
+            return layout.text(name.substring(LANGUAGE_MODEL.length()));
+        }
+        throw new IllegalArgumentException("not a parameter of Gemma3ForConditionalGeneration: " + name);
+    }
+
     /**
      * Every tensor of the file must be one the model reads (the tied LM head may be stored too): an unexpected one
      * means another architecture or a config that does not match the weights, so loading stops naming it.

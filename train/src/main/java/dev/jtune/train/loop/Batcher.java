@@ -8,6 +8,7 @@ import dev.jtune.gemma.model.TokenLayout;
 import dev.jtune.train.data.Example;
 import dev.jtune.train.data.Packer;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -43,14 +44,22 @@ public final class Batcher {
         this.seed = seed;
         this.padId = padId;
         this.batching = batching;
+        if (batching.packed() && this.examples.stream().anyMatch(e -> !e.images().isEmpty())) {
+            throw new IllegalArgumentException("packing records with images is not supported yet: train them without --packing");
+        }
         this.packed = batching.packed() ? Packer.pack(this.examples, batching.packedLength()) : null;
     }
 
     /**
      * A micro-batch's tensors: ids and labels I32 [B, longest row], padded with the pad id and ignored labels; with
-     * packing, its {@link TokenLayout} (padding in segment -1 at position 0), else null (one sample per row).
+     * packing, its {@link TokenLayout} (padding in segment -1 at position 0), else null (one sample per row); and the
+     * image files whose soft tokens the ids hold, in the order those tokens come (row by row), decoded only when the
+     * step runs.
      */
-    public record Batch(Tensor ids, Tensor labels, TokenLayout layout) {
+    public record Batch(Tensor ids, Tensor labels, TokenLayout layout, List<Path> images) {
+        public Batch {
+            images = List.copyOf(images);
+        }
     }
 
     public int batchesPerEpoch() {
@@ -128,9 +137,11 @@ public final class Batcher {
         if (segments != null) {
             Arrays.fill(segments, -1);
         }
+        List<Path> images = new ArrayList<>();
         for (int r = 0; r < batch.length; r++) {
             if (packed == null) {
                 Example e = examples.get(batch[r]);
+                images.addAll(e.images());
                 System.arraycopy(e.ids(), 0, ids, r * longest, e.length());
                 System.arraycopy(e.labels(), 0, labels, r * longest, e.length());
             } else {
@@ -144,7 +155,7 @@ public final class Batcher {
         Shape s = Shape.of(batch.length, longest);
         TokenLayout layout = packed == null ? null : TokenLayout.packed(Tensor.fromArray(segments, s, DType.I32, device),
                 Tensor.fromArray(positions, s, DType.I32, device));
-        return new Batch(Tensor.fromArray(ids, s, DType.I32, device), Tensor.fromArray(labels, s, DType.I32, device), layout);
+        return new Batch(Tensor.fromArray(ids, s, DType.I32, device), Tensor.fromArray(labels, s, DType.I32, device), layout, images);
     }
 
     /** Counted tokens of a micro-batch (for the step's loss normalizer). */

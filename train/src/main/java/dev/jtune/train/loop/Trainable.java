@@ -13,30 +13,73 @@ import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
+import dev.jtune.gemma.vision.ImagePreprocessor;
 
 import java.nio.file.Path;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.SequencedMap;
+import java.util.Set;
 
 /**
- * What is trained: a Gemma 3 model with LoRA adapters on a frozen base, or all its parameters (full fine-tuning).
- * Knows how its trainable weights are saved in HF formats (a peft adapter, or a full checkpoint) and restored.
+ * What is trained: a Gemma 3 model with LoRA adapters on a frozen base, or all its parameters (full fine-tuning); or a
+ * Gemma 3 image-text model ({@link Gemma3MultimodalModel}), LoRA on its language model with the vision tower and
+ * projector frozen, or the {@link Part}s a run names trained in full. Knows how its trainable weights are saved in
+ * HF formats (a peft adapter, or a full checkpoint) and restored, and computes a micro-batch's loss (decoding the
+ * batch's images for an image-text model).
  */
 public final class Trainable {
+    /** The parts of an image-text model (Gemma3-Finetune's {@code --freeze_vision_tower}, {@code --freeze_projector}, {@code --freeze_llm}). */
+    public enum Part {
+        VISION_TOWER(Gemma3MultimodalModel.VISION_TOWER),
+        PROJECTOR(Gemma3MultimodalModel.PROJECTOR),
+        LANGUAGE_MODEL(Gemma3MultimodalModel.LANGUAGE_MODEL);
+
+        private final String prefix;
+
+        Part(String prefix) {
+            this.prefix = prefix;
+        }
+
+        static Part of(String name) {
+            for (Part p : values()) {
+                if (name.startsWith(p.prefix)) {
+                    return p;
+                }
+            }
+            throw new IllegalArgumentException("not a parameter of Gemma3ForConditionalGeneration: " + name);
+        }
+    }
+
     private final Gemma3Model model;
+    /** The image-text model around {@link #model} (its language model), or null for a text model. */
+    private final Gemma3MultimodalModel multimodal;
+    /** The image-text model's parts trained in full (empty for LoRA; unused for a text model). */
+    private final Set<Part> parts;
+    private final ImagePreprocessor images;
     private final Map<String, LoraAdapter> adapters;
     private final LoraConfig lora;
     private final DropoutState dropout;
     private final String baseModel;
 
-    private Trainable(Gemma3Model model, Map<String, LoraAdapter> adapters, LoraConfig lora, DropoutState dropout, String baseModel) {
+    private Trainable(Gemma3Model model, Gemma3MultimodalModel multimodal, Set<Part> parts, Map<String, LoraAdapter> adapters,
+                      LoraConfig lora, DropoutState dropout, String baseModel) {
         this.model = model;
+        this.multimodal = multimodal;
+        this.parts = parts.isEmpty() ? EnumSet.noneOf(Part.class) : EnumSet.copyOf(parts);
+        this.images = multimodal == null ? null : new ImagePreprocessor(multimodal.visionConfig());
         this.adapters = adapters;
         this.lora = lora;
         this.dropout = dropout;
         this.baseModel = baseModel;
+    }
+
+    private Trainable(Gemma3Model model, Map<String, LoraAdapter> adapters, LoraConfig lora, DropoutState dropout, String baseModel) {
+        this(model, null, Set.of(), adapters, lora, dropout, baseModel);
     }
 
     /**
@@ -58,8 +101,56 @@ public final class Trainable {
         return new Trainable(model, null, null, null, baseModel);
     }
 
+    /**
+     * LoRA on the language model of an image-text model, its vision tower and projector frozen (Gemma3-Finetune without
+     * {@code --vision_lora}: both are excluded from LoRA). The adapter names modules as Gemma3ForConditionalGeneration does.
+     */
+    public static Trainable lora(Gemma3MultimodalModel model, LoraConfig config, long seed, String baseModel) {
+        DropoutState dropout = new DropoutState(config.dropout());
+        Map<String, LoraAdapter> adapters = Lora.attach(model.text(), config, DType.F32, seed, dropout, model.text().dtype());
+        return new Trainable(model.text(), model, Set.of(), adapters, config, dropout, baseModel);
+    }
+
+    /** The named parts of an image-text model trained in full, the others frozen (their weights must be dense). */
+    public static Trainable full(Gemma3MultimodalModel model, Set<Part> trained, String baseModel) {
+        if (trained.isEmpty()) {
+            throw new IllegalArgumentException("nothing to train: every part of the image-text model is frozen");
+        }
+        Trainable t = new Trainable(model.text(), model, trained, null, null, null, baseModel);
+        for (Tensor p : t.namedParameters().values()) {
+            p.requiresGrad(true);
+        }
+        return t;
+    }
+
+    /** The language model (of an image-text model: its text tower), which the trainer places, offloads and measures. */
     public Gemma3Model model() {
         return model;
+    }
+
+    /** The image-text model, when this trains one. */
+    public Optional<Gemma3MultimodalModel> multimodal() {
+        return Optional.ofNullable(multimodal);
+    }
+
+    /**
+     * A micro-batch's loss, divided by {@code normalizer} (0: its label count): the text model's, or, for an
+     * image-text model, with the batch's images decoded ({@link ImagePreprocessor}) and their features in place of
+     * their soft tokens. A text model refuses a batch with images.
+     */
+    public Tensor loss(Batcher.Batch batch, Gemma3Model.Options options, double normalizer) {
+        if (multimodal == null) {
+            if (!batch.images().isEmpty()) {
+                throw new RunException(batch.images().size() + " image(s) in a micro-batch (the first " + batch.images().getFirst()
+                        + "), but the model has no vision tower: train image records with a Gemma 3 image-text checkpoint (4B and larger)");
+            }
+            return model.loss(batch.ids(), batch.labels(), batch.layout(), options, normalizer);
+        }
+        if (batch.layout() != null) {
+            throw new IllegalArgumentException("an image-text model computes its own token layout: packed rows are not supported");
+        }
+        Tensor pixels = batch.images().isEmpty() ? null : images.pixelValues(batch.images(), model.device());
+        return multimodal.loss(batch.ids(), pixels, batch.labels(), options, normalizer);
     }
 
     public boolean isLora() {
@@ -78,15 +169,30 @@ public final class Trainable {
      */
     public SequencedMap<String, Tensor> namedParameters() {
         if (!isLora()) {
-            return denseParameters(model);
+            return multimodal == null ? denseParameters(model) : trainedParts();
         }
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         for (LoraAdapter a : adapters.values()) {
             for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
-                out.put(PeftAdapter.key(a.module(), m), a.matrix(m));
+                out.put(PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
             }
         }
         return out;
+    }
+
+    /** The image-text model's parameters in the trained parts, by HF's in-memory names, in model order. */
+    private SequencedMap<String, Tensor> trainedParts() {
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        multimodal.namedParameters().forEach((name, p) -> {
+            if (parts.contains(Part.of(name))) {
+                out.put(name, p.tensor());
+            }
+        });
+        return out;
+    }
+
+    private PeftAdapter.BaseModel peftBase() {
+        return multimodal == null ? PeftAdapter.BaseModel.CAUSAL_LM : PeftAdapter.BaseModel.CONDITIONAL_GENERATION;
     }
 
     public long parameterCount() {
@@ -113,7 +219,9 @@ public final class Trainable {
     /** Writes the trained weights in HF's format: a peft adapter directory, or a full checkpoint. */
     public void save(Path dir) {
         if (isLora()) {
-            PeftAdapter.save(dir, adapters, lora, baseModel);
+            PeftAdapter.save(dir, adapters, lora, baseModel, peftBase());
+        } else if (multimodal != null) {
+            multimodal.export(dir, LoraMerge.DEFAULT_SHARD_BYTES);
         } else {
             LoraMerge.export(model, dir, LoraMerge.DEFAULT_SHARD_BYTES);
         }
@@ -126,14 +234,15 @@ public final class Trainable {
                 try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS_FILE))) {
                     for (LoraAdapter a : adapters.values()) {
                         for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
-                            copy(file, PeftAdapter.key(a.module(), m), a.matrix(m));
+                            copy(file, PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
                         }
                     }
                 }
             } else {
                 try (var files = dev.jtune.gemma.safetensors.SafeTensorsModel.open(dir)) {
-                    for (Map.Entry<String, Tensor> e : denseParameters(model).entrySet()) {
-                        Tensor src = files.load(e.getKey(), e.getValue().device(), e.getValue().dtype(), e.getValue().shape());
+                    for (Map.Entry<String, Tensor> e : namedParameters().entrySet()) {
+                        String file = multimodal == null ? e.getKey() : multimodal.fileName(e.getKey());
+                        Tensor src = files.load(file, e.getValue().device(), e.getValue().dtype(), e.getValue().shape());
                         Ops.copyInto(src, e.getValue());
                     }
                 }
@@ -167,8 +276,8 @@ public final class Trainable {
              SafeTensorsFile file = SafeTensorsFile.open(adapterDir.resolve(PeftAdapter.WEIGHTS_FILE))) {
             java.util.Set<String> unused = new java.util.TreeSet<>(file.names());
             for (LoraAdapter a : adapters.values()) {
-                String ka = PeftAdapter.key(a.module(), LoraAdapter.Matrix.A);
-                String kb = PeftAdapter.key(a.module(), LoraAdapter.Matrix.B);
+                String ka = PeftAdapter.key(peftBase().module(a.module()), LoraAdapter.Matrix.A);
+                String kb = PeftAdapter.key(peftBase().module(a.module()), LoraAdapter.Matrix.B);
                 if (!file.contains(ka) || !file.contains(kb)) {
                     problems.add("no weights for " + a.module());
                     continue;

@@ -425,8 +425,7 @@ public final class Trainer implements AutoCloseable {
     /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
     private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Batcher.Batch batch,
                                          int counted) {
-        return trainable.model().loss(batch.ids(), batch.labels(), batch.layout(),
-                new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()), Math.max(1, counted));
+        return trainable.loss(batch, new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()), Math.max(1, counted));
     }
 
     /**
@@ -454,7 +453,7 @@ public final class Trainer implements AutoCloseable {
                     try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                         dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
                         Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
-                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device), null);
+                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device), null, List.of());
                         microBatchLoss(config, trainable, activations, t, micro * batchSize * seqLength).backward();
                     }
                 }
@@ -556,8 +555,7 @@ public final class Trainer implements AutoCloseable {
                     continue;
                 }
                 try (Scope s = Scope.open("eval", MemoryCategory.ACTIVATIONS)) {
-                    Tensor[] t = batcher.tensors(b, device);
-                    sum += trainable.model().loss(t[0], t[1], Gemma3Model.Options.defaults(), 0).item() * c;
+                    sum += trainable.loss(batcher.batch(b, device), Gemma3Model.Options.defaults(), 0).item() * c;
                     count += c;
                 }
             }

@@ -1,0 +1,206 @@
+package dev.jtune.train.loop;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
+import dev.jtune.gemma.lora.LoraConfig;
+import dev.jtune.gemma.lora.PeftAdapter;
+import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
+import dev.jtune.testing.Seeds;
+import dev.jtune.train.data.Example;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The trainer on an image-text model (the tiny Gemma3ForConditionalGeneration of the gemma3-mm-tiny fixture, cpu,
+ * fp32): records whose answer only the image tells (a red or a blue ellipse) are learned with the vision tower frozen,
+ * what is frozen stays bit for bit, what is saved is what HF names, and what does not fit is refused.
+ */
+class ImageTrainerTest {
+    @TempDir
+    Path dir;
+
+    private static Path fixture() {
+        try {
+            return Path.of(ImageTrainerTest.class.getResource("/gemma3-mm-tiny/config.json").toURI()).getParent();
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static TrainerConfig config(long steps, double lr) {
+        return TrainerConfig.builder().epochs(100).maxSteps(steps).batchSize(4).gradientAccumulation(1).learningRate(lr)
+                .loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0).seed(7).build();
+    }
+
+    /** The projector and language model trained in full, the tower frozen: the loss falls to at most 0.7 of where it starts. */
+    @Test
+    void anImageTextModelLearnsWhatOnlyTheImageTellsWithItsTowerFrozen() throws IOException {
+        try (Scope run = Scope.open("image trainer", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            float[] towerBefore = firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray();
+            float[] projectorBefore = firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray();
+            Trainable t = Trainable.full(model, EnumSet.of(Trainable.Part.PROJECTOR, Trainable.Part.LANGUAGE_MODEL), "tiny-mm");
+            assertTrue(t.namedParameters().keySet().stream().noneMatch(n -> n.startsWith(Gemma3MultimodalModel.VISION_TOWER)),
+                    "the frozen tower's weights are not trained");
+            List<StepRecord> log = train(t, examples(model.visionConfig(), 64, Seeds.random()), 40, 3e-3);
+            double first = mean(log.subList(0, 3));
+            double last = mean(log.subList(log.size() - 3, log.size()));
+            System.out.printf("image trainer: loss %.4f (first 3 steps) -> %.4f (last 3)%n", first, last);
+            assertTrue(last <= 0.7 * first, "loss " + first + " -> " + last + ": not at most 0.7 of the first");
+            assertArrayEquals(towerBefore, firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray(), "the frozen tower is unchanged");
+            assertFalse(java.util.Arrays.equals(projectorBefore, firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray()),
+                    "the trained projector moved");
+            // saved as HF reads it (the source layout), and restored into a fresh model
+            Path saved = dir.resolve("saved");
+            t.save(saved);
+            try (Scope fresh = Scope.open("fresh")) {
+                Gemma3MultimodalModel again = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+                Trainable u = Trainable.full(again, EnumSet.of(Trainable.Part.PROJECTOR, Trainable.Part.LANGUAGE_MODEL), "tiny-mm");
+                u.restore(saved);
+                for (Map.Entry<String, Tensor> e : t.namedParameters().entrySet()) {
+                    assertArrayEquals(e.getValue().toFloatArray(), u.namedParameters().get(e.getKey()).toFloatArray(), "restored " + e.getKey());
+                }
+            }
+        }
+    }
+
+    /**
+     * LoRA on the language model with the tower and projector frozen: every adapter trains (the loss falls), nothing
+     * else moves, and the adapter names its modules as peft does on Gemma3ForConditionalGeneration (transformers 4.52+).
+     */
+    @Test
+    void loraOnAnImageTextModelTrainsTheLanguageModelsAdaptersOnly() throws IOException {
+        try (Scope run = Scope.open("image lora", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            float[] projectorBefore = firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray();
+            Trainable t = Trainable.lora(model, LoraConfig.of(8, 16), 11, "tiny-mm");
+            assertTrue(t.namedParameters().keySet().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
+                    "peft's names on Gemma3ForConditionalGeneration: " + t.namedParameters().keySet().iterator().next());
+            List<StepRecord> log = train(t, examples(model.visionConfig(), 64, Seeds.random()), 40, 3e-2);
+            double first = mean(log.subList(0, 3));
+            double last = mean(log.subList(log.size() - 3, log.size()));
+            System.out.printf("image LoRA: loss %.4f (first 3 steps) -> %.4f (last 3)%n", first, last);
+            // LoRA on this tiny random model plateaus near 5 (the frozen tied head): the full test above shows the images
+            // are learned from; here the adapters must have trained, every one of them
+            assertTrue(last < 0.95 * first, "loss " + first + " -> " + last + ": the adapters did not lower it");
+            t.namedParameters().forEach((name, p) -> {
+                if (name.endsWith("lora_B.weight")) {
+                    assertTrue(java.util.Arrays.stream(p.toDoubleArray()).anyMatch(v -> v != 0), name + " is still peft's zeros");
+                }
+            });
+            assertArrayEquals(projectorBefore, firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray(), "the frozen projector is unchanged");
+            Path saved = dir.resolve("adapter");
+            t.save(saved);
+            JsonNode config = new ObjectMapper().readTree(saved.resolve(PeftAdapter.CONFIG_FILE).toFile());
+            assertEquals("Gemma3ForConditionalGeneration", config.path("auto_mapping").path("base_model_class").asText());
+            try (SafeTensorsFile file = SafeTensorsFile.open(saved.resolve(PeftAdapter.WEIGHTS_FILE))) {
+                assertEquals(new java.util.TreeSet<>(t.namedParameters().keySet()), new java.util.TreeSet<>(file.names()),
+                        "the adapter file holds exactly the trained matrices");
+            }
+        }
+    }
+
+    /** Image records on a text-only model, and packed image records, are refused with what to do. */
+    @Test
+    void whatDoesNotFitIsRefused() throws IOException {
+        try (Scope run = Scope.open("refusals", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            List<Example> ex = examples(model.visionConfig(), 4, Seeds.random());
+            Trainable text = Trainable.full(model.text(), "text only");
+            Batcher b = new Batcher(ex, 2, 1, 0);
+            RunException e = assertThrows(RunException.class, () -> text.loss(b.batch(b.epoch(0).getFirst(), Device.CPU),
+                    Gemma3Model.Options.defaults(), 0));
+            assertTrue(e.getMessage().contains("no vision tower"), e.getMessage());
+            IllegalArgumentException p = assertThrows(IllegalArgumentException.class,
+                    () -> new Batcher(ex, 2, 1, 0, new Batching(Batching.Order.RANDOM, 64)));
+            assertTrue(p.getMessage().contains("--packing"), p.getMessage());
+        }
+    }
+
+    private List<StepRecord> train(Trainable t, List<Example> examples, long steps, double lr) {
+        Trainer trainer = Trainer.builder(config(steps, lr), t).train(examples).outputDir(dir.resolve("run-" + steps + "-" + t.isLora()))
+                .info(new Trainer.RunInfo("image test", RunIdentity.builder().fixed("model", "tiny-mm").build(), List.of())).build();
+        return trainer.run(Optional.empty(), Long.MAX_VALUE);
+    }
+
+    private static double mean(List<StepRecord> records) {
+        return records.stream().mapToDouble(StepRecord::loss).average().orElseThrow();
+    }
+
+    private static Tensor firstOf(Gemma3MultimodalModel model, String prefix) {
+        return model.namedParameters().entrySet().stream().filter(e -> e.getKey().startsWith(prefix)).findFirst().orElseThrow().getValue().tensor();
+    }
+
+    /**
+     * {@code n} records, half of each class in random order: {@code <bos> <start_of_image> image tokens
+     * <end_of_image> answer}, the answer (id 10 for red, 20 for blue) the only label, each with its drawn image.
+     */
+    private List<Example> examples(Gemma3VisionConfig vc, int n, Random rnd) throws IOException {
+        List<Example> out = new ArrayList<>();
+        int length = vc.mmTokensPerImage() + 4;
+        for (int i = 0; i < n; i++) {
+            int cls = rnd.nextInt(2);
+            int[] ids = new int[length];
+            int[] labels = new int[length];
+            java.util.Arrays.fill(labels, Example.IGNORE);
+            ids[0] = 2;
+            ids[1] = vc.boiToken();
+            for (int k = 0; k < vc.mmTokensPerImage(); k++) {
+                ids[2 + k] = vc.imageToken();
+            }
+            ids[2 + vc.mmTokensPerImage()] = vc.eoiToken();
+            ids[length - 1] = cls == 0 ? 10 : 20;
+            labels[length - 1] = ids[length - 1];
+            out.add(new Example(ids, labels, List.of(draw(cls, rnd, "r" + i + ".png"))));
+        }
+        return out;
+    }
+
+    /** A 70 x 50 PNG: gray noise with a red (class 0) or blue (class 1) ellipse of 40-50 x 30-38 pixels at a random place. */
+    private Path draw(int cls, Random rnd, String name) throws IOException {
+        BufferedImage img = new BufferedImage(70, 50, BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 50; y++) {
+            for (int x = 0; x < 70; x++) {
+                int g = 80 + rnd.nextInt(60);
+                img.setRGB(x, y, (g << 16) | (g << 8) | g);
+            }
+        }
+        Graphics2D g = img.createGraphics();
+        g.setColor(cls == 0 ? new Color(220, 30, 30) : new Color(30, 30, 220));
+        g.fillOval(rnd.nextInt(20), rnd.nextInt(12), 40 + rnd.nextInt(10), 30 + rnd.nextInt(8));
+        g.dispose();
+        Path file = dir.resolve(name);
+        Files.createDirectories(dir);
+        ImageIO.write(img, "png", file.toFile());
+        return file;
+    }
+}
