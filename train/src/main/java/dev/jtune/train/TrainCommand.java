@@ -9,13 +9,16 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.DeepSpeedConfig;
+import dev.jtune.train.args.Flag;
 import dev.jtune.train.args.GivenFlags;
 import dev.jtune.train.args.IntervalStrategy;
 import dev.jtune.train.args.OffloadOptimizer;
@@ -40,8 +43,11 @@ import dev.jtune.train.report.RunReport;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
+import java.util.Set;
 
 /**
  * {@code jtune [flags]}: checks the output directory, loads the data, decides from the output directory's newest
@@ -66,7 +72,11 @@ final class TrainCommand {
         warnings(asked, device).forEach(w -> out.println("jtune: warning: " + w));
         boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
         GemmaTokenizer tokenizer = bundledTokenizer ? GemmaTokenizer.bundled() : GemmaTokenizer.load(modelDir.resolve("tokenizer.json"));
-        TrainingData data = TrainingData.load(asked, new ChatTemplate(tokenizer));
+        Optional<Gemma3VisionConfig> vision = Gemma3VisionConfig.read(modelDir);
+        refuseImageSettings(asked, vision.isPresent(), modelDir);
+        TrainingData data = TrainingData.load(asked, new ChatTemplate(tokenizer), vision.map(vc -> new DataOptions.ImageInput(
+                asked.imageFolder() != null ? asked.imageFolder() : asked.dataPath().toAbsolutePath().getParent(), vc.mmTokensPerImage(),
+                vc.boiToken())).orElse(null));
         out.println(data.summary());
         TrainArgs a = plan(asked, given, device, out);
         TrainerConfig config = config(a);
@@ -96,16 +106,25 @@ final class TrainCommand {
             // layer by layer: quantized as loaded, and with --offload_param moved to the host at once, so the device never
             // holds more than the embedding and one layer in 16 bits
             Nf4Scales scales = a.bits() == 4 ? (a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32) : null;
-            Gemma3Model model = Gemma3Model.load(modelDir, device, dtype, new Gemma3Model.Loading(scales,
-                    a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? Gemma3Model.Loading.Placement.HOST : Gemma3Model.Loading.Placement.DEVICE));
+            Gemma3Model.Loading loading = new Gemma3Model.Loading(scales,
+                    a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? Gemma3Model.Loading.Placement.HOST : Gemma3Model.Loading.Placement.DEVICE);
+            // an image-text checkpoint: its language model quantized or offloaded as asked, the tower and projector dense
+            Gemma3MultimodalModel multimodal = vision.isPresent() ? Gemma3MultimodalModel.load(modelDir, device, dtype, loading) : null;
+            Gemma3Model model = multimodal != null ? multimodal.text() : Gemma3Model.load(modelDir, device, dtype, loading);
             requireVocabulary(data.train(), model.config().vocabSize(), tokenizer, modelDir);
             if (a.bits() == 4) {
                 out.printf(Locale.ROOT, "base in NF4: %.1f MiB for %d linear weights%n", model.quantizedBytes() / 1048576.0, model.quantizedLinears().size());
             }
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();
-            Trainable trainable = a.loraEnable()
-                    ? Trainable.lora(model, loraConfig(a), a.seed(), name)
-                    : Trainable.full(model, name);
+            Trainable trainable;
+            if (multimodal != null) {
+                trainable = a.loraEnable() ? Trainable.lora(multimodal, loraConfig(a), a.seed(), name)
+                        : Trainable.full(multimodal, trainedParts(a), name);
+                out.println("image-text model: " + (a.loraEnable() ? "LoRA on the language model" : "trained in full: " + trainedParts(a))
+                        + "; frozen: " + frozenParts(a));
+            } else {
+                trainable = a.loraEnable() ? Trainable.lora(model, loraConfig(a), a.seed(), name) : Trainable.full(model, name);
+            }
             if (a.loraWeightPath() != null) {
                 trainable.initialiseFrom(a.loraWeightPath());
                 out.println("LoRA starts from the adapter in " + a.loraWeightPath());
@@ -126,6 +145,51 @@ final class TrainCommand {
                 finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
             }
         }
+    }
+
+    /**
+     * Gemma3-Finetune's freeze rules where they need the model's kind: image records or --image_folder need an
+     * image-text checkpoint; with --lora_enable the tower and projector must be frozen (training them in full beside the
+     * adapters is not built yet); a text model with --freeze_llm and no LoRA trains nothing.
+     */
+    static void refuseImageSettings(TrainArgs a, boolean imageText, Path modelDir) {
+        if (!imageText) {
+            if (a.imageFolder() != null) {
+                throw new CommandException(Flag.IMAGE_FOLDER.cli() + " names images, but " + modelDir + " is a text-only Gemma 3 (its config.json"
+                        + " has no vision_config): train images with an image-text checkpoint (gemma-3-4b and larger)");
+            }
+            if (a.freezeLlm() && !a.loraEnable()) {
+                throw new CommandException(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train: "
+                        + modelDir + " is a text-only Gemma 3 (no vision tower or projector)");
+            }
+            return;
+        }
+        if (a.loraEnable() && !(a.freezeVisionTower() && a.freezeProjector())) {
+            throw new CommandException("with " + Flag.LORA_ENABLE.cli() + " the vision tower and projector must be frozen (training them in"
+                    + " full beside the adapters is not built yet): add " + Flag.FREEZE_VISION_TOWER.cli() + " True "
+                    + Flag.FREEZE_PROJECTOR.cli() + " True");
+        }
+    }
+
+    /** The parts of an image-text model a full fine-tune trains: those its freeze flags leave. */
+    static Set<Trainable.Part> trainedParts(TrainArgs a) {
+        Set<Trainable.Part> parts = EnumSet.noneOf(Trainable.Part.class);
+        if (!a.freezeVisionTower()) {
+            parts.add(Trainable.Part.VISION_TOWER);
+        }
+        if (!a.freezeProjector()) {
+            parts.add(Trainable.Part.PROJECTOR);
+        }
+        if (!a.freezeLlm()) {
+            parts.add(Trainable.Part.LANGUAGE_MODEL);
+        }
+        return parts;
+    }
+
+    private static Set<Trainable.Part> frozenParts(TrainArgs a) {
+        Set<Trainable.Part> frozen = EnumSet.allOf(Trainable.Part.class);
+        frozen.removeAll(a.loraEnable() ? Set.of() : trainedParts(a));
+        return frozen;
     }
 
     /**

@@ -68,9 +68,17 @@ public final class Gemma3MultimodalModel extends Module {
      * tensor is an error naming it.
      */
     public static Gemma3MultimodalModel load(Path dir, Device device, DType dtype) {
+        return load(dir, device, dtype, Gemma3Model.Loading.AS_IS);
+    }
+
+    /**
+     * {@link #load(Path, Device, DType)} with the language model loaded as {@code loading} says (NF4, or its layers
+     * on the host); the tower and projector stay in {@code dtype} on {@code device}.
+     */
+    public static Gemma3MultimodalModel load(Path dir, Device device, DType dtype, Gemma3Model.Loading loading) {
         Gemma3VisionConfig vc = Gemma3VisionConfig.read(dir).orElseThrow(() -> new ConfigException(dir.resolve("config.json").toString(),
                 "vision_config", "missing: a text-only Gemma 3 has no vision tower (load it with Gemma3Model)"));
-        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.load(dir, device, dtype), vc);
+        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.load(dir, device, dtype, loading), vc);
         try (SafeTensorsModel files = SafeTensorsModel.open(dir); Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             CheckpointLayout layout = CheckpointLayout.of(files, dir);
             if (!layout.multimodal()) {
@@ -92,6 +100,33 @@ public final class Gemma3MultimodalModel extends Module {
             m.layout = layout;
             m.source = dir;
         }
+        return m;
+    }
+
+    /**
+     * A model of the configuration in {@code dir}/config.json (a {@code "gemma3"} one, with a {@code vision_config})
+     * with random weights: normal(0, 0.02) matrices, zero biases and Gemma norms (1 + w), LayerNorm scales 1 (the
+     * language model as {@link Gemma3Model#random}). {@link #export} writes transformers 5's key layout and that
+     * config.json. For benchmarks and tests of shapes and memory.
+     */
+    public static Gemma3MultimodalModel random(Path dir, Device device, DType dtype, long seed) {
+        Gemma3VisionConfig vc = Gemma3VisionConfig.read(dir).orElseThrow(() -> new ConfigException(dir.resolve("config.json").toString(),
+                "vision_config", "missing: not an image-text configuration"));
+        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.random(dev.jtune.gemma.config.Gemma3Config.read(dir), device, dtype, seed), vc);
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+            long s = seed + 1_000_003L;
+            for (Map.Entry<String, Parameter> e : m.namedParameters().entrySet()) {
+                if (e.getKey().startsWith(LANGUAGE_MODEL)) {
+                    continue;
+                }
+                Parameter p = e.getValue();
+                boolean layerNormScale = (e.getKey().contains("layer_norm") || e.getKey().contains("layernorm")) && e.getKey().endsWith(".weight");
+                p.set(layerNormScale ? Tensor.full(p.shape(), 1.0, dtype, device) : p.shape().rank() == 1 ? Tensor.zeros(p.shape(), dtype, device)
+                        : Tensor.normal(p.shape(), dtype, device, s++, 0, 0.02));
+            }
+        }
+        m.layout = new CheckpointLayout("language_model.model.", "vision_tower.", "multi_modal_projector.");
+        m.source = dir;
         return m;
     }
 

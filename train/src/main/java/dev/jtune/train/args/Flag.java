@@ -57,9 +57,10 @@ public enum Flag {
             "skip (and count) records that fail validation instead of stopping at the first")),
     DATALOADER_NUM_WORKERS(Spec.of(Group.DATA, INT, 0,
             "threads that tokenize records with --lazy_preprocess (0: one); without it, ignored (with a warning)").check(Checks.atLeast(0))),
-    IMAGE_FOLDER(Spec.ignored(Group.DATA, PATH,
-            "jtune fine-tunes Gemma 3's text model only; records with images are reported by the data loader")),
-    MAX_NUM_FRAMES(Spec.ignored(Group.DATA, INT, "jtune fine-tunes Gemma 3's text model only (no video)")),
+    IMAGE_FOLDER(Spec.of(Group.DATA, PATH, null,
+            "where the records' image files are named from (LLaVA \"image\" fields, messages' image parts); default: the"
+                    + " data file's folder. Image records need a Gemma 3 image-text checkpoint (4B and larger)")),
+    MAX_NUM_FRAMES(Spec.ignored(Group.DATA, INT, "video input is not built (images are)")),
 
     // ---- training ----
     OUTPUT_DIR(Spec.of(Group.TRAINING, PATH, Path.of("trainer_output"), "where checkpoints, logs and the adapter go")),
@@ -72,7 +73,8 @@ public enum Flag {
             .check(Checks.atLeast(1))),
     NUM_TRAIN_EPOCHS(Spec.of(Group.TRAINING, FLOAT, 3.0, "passes over the data (fractional allowed); --max_steps wins")),
     MAX_STEPS(Spec.of(Group.TRAINING, INT, -1, "optimizer steps to run if > 0 (overrides --num_train_epochs)")),
-    FREEZE_LLM(Spec.of(Group.TRAINING, BOOL, false, "freeze the language model's weights (required with --lora_enable)")),
+    FREEZE_LLM(Spec.of(Group.TRAINING, BOOL, false,
+            "freeze the language model's weights (required with --lora_enable; without it, an image-text model's tower and projector train)")),
     GRADIENT_CHECKPOINTING(Spec.of(Group.TRAINING, BOOL, false,
             "keep only each layer's input and recompute the rest in backward: less memory, ~30% more compute")),
     CHECKPOINTING_GRANULARITY(Spec.of(Group.TRAINING, ValueType.choice(CheckpointGranularity.class, v -> null),
@@ -105,10 +107,10 @@ public enum Flag {
             "when to evaluate: no, every --eval_steps, or each epoch").alias("evaluation_strategy")),
     EVAL_STEPS(Spec.of(Group.TRAINING, INT, null, "evaluate every N steps with --eval_strategy steps; none: every --logging_steps")
             .check(Checks.atLeast(1))),
-    FREEZE_VISION_TOWER(Spec.ignored(Group.TRAINING, BOOL,
-            "jtune trains Gemma 3's text model only; the vision tower is never loaded")),
-    FREEZE_PROJECTOR(Spec.ignored(Group.TRAINING, BOOL,
-            "jtune trains Gemma 3's text model only; the multimodal projector is never loaded")),
+    FREEZE_VISION_TOWER(Spec.of(Group.TRAINING, BOOL, false,
+            "image-text models: freeze the SigLIP vision tower (else it trains in full; with --lora_enable it must be frozen)")),
+    FREEZE_PROJECTOR(Spec.of(Group.TRAINING, BOOL, false,
+            "image-text models: freeze the multimodal projector (else it trains in full; with --lora_enable it must be frozen)")),
     DO_TRAIN(Spec.ignored(Group.TRAINING, BOOL, "jtune always trains")),
     DO_EVAL(Spec.ignored(Group.TRAINING, BOOL, "evaluation follows --eval_strategy")),
 
@@ -150,8 +152,8 @@ public enum Flag {
             "with --offload_optimizer cpu: the host update of step i overlaps the GPU's step i+1 (ZeRO-Offload's"
                     + " one-step delayed update). Changes the arithmetic: step i+1's forward and backward use weights"
                     + " without step i's update, so the loss curve differs from an ordinary run")),
-    VISION_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no vision tower")),
-    PROJECTOR_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "jtune trains the text model only; there is no projector")),
+    VISION_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "per-part learning rates are not built yet: a trained tower uses --learning_rate")),
+    PROJECTOR_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "per-part learning rates are not built yet: a trained projector uses --learning_rate")),
 
     // ---- LoRA and quantization ----
     LORA_ENABLE(Spec.of(Group.LORA, BOOL, false, "train LoRA adapters on the frozen model (needs --freeze_llm)")),
@@ -172,7 +174,7 @@ public enum Flag {
             QuantType.NF4, "4-bit format with --bits 4")),
     USE_DORA(Spec.refused(Group.LORA, BOOL, "DoRA is not built yet; use LoRA (--lora_enable)").harmless(false)),
     VISION_LORA(Spec.refused(Group.LORA, BOOL,
-            "jtune fine-tunes Gemma 3's text model only; there is no vision tower to adapt").harmless(false)),
+            "LoRA on the vision tower is not built yet: keep the tower frozen (--freeze_vision_tower True)").harmless(false)),
     LORA_BIAS(Spec.refused(Group.LORA, STRING, "only 'none' is built (Gemma 3's linear layers have no bias)")
             .harmless("none")),
     LORA_WEIGHT_PATH(Spec.of(Group.LORA, ValueType.OPTIONAL_PATH, null,

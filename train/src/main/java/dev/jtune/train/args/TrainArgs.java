@@ -45,6 +45,7 @@ public record TrainArgs(
         boolean lazyPreprocess,
         boolean skipBadRecords,
         int dataloaderNumWorkers,
+        Path imageFolder,
         // training
         Path outputDir,
         int perDeviceTrainBatchSize,
@@ -53,6 +54,8 @@ public record TrainArgs(
         double numTrainEpochs,
         int maxSteps,
         boolean freezeLlm,
+        boolean freezeVisionTower,
+        boolean freezeProjector,
         boolean gradientCheckpointing,
         CheckpointGranularity checkpointingGranularity,
         boolean bf16,
@@ -374,9 +377,9 @@ public record TrainArgs(
             p.add(Flag.LORA_ENABLE.cli() + " needs " + Flag.FREEZE_LLM.cli() + ": LoRA trains adapters on a frozen base"
                     + " (as the seed's tool requires); add " + Flag.FREEZE_LLM.cli() + " True");
         }
-        if (freezeLlm && !loraEnable) {
-            p.add(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train"
-                    + " (jtune trains the text model only)");
+        if (freezeLlm && !loraEnable && freezeVisionTower && freezeProjector) {
+            p.add(Flag.FREEZE_LLM.cli() + ", " + Flag.FREEZE_VISION_TOWER.cli() + " and " + Flag.FREEZE_PROJECTOR.cli()
+                    + " without " + Flag.LORA_ENABLE.cli() + " leave nothing to train");
         }
         if (bits == 4 && !loraEnable) {
             p.add(Flag.BITS.cli() + " 4 needs " + Flag.LORA_ENABLE.cli() + ": 4-bit weights are frozen, so there would be"
@@ -466,6 +469,9 @@ public record TrainArgs(
         }
         if (loraWeightPath != null && !Files.isRegularFile(loraWeightPath.resolve("adapter_config.json"))) {
             p.add(Flag.LORA_WEIGHT_PATH.cli() + " " + loraWeightPath + " has no adapter_config.json: not a peft adapter directory");
+        }
+        if (imageFolder != null && !Files.isDirectory(imageFolder)) {
+            p.add(Flag.IMAGE_FOLDER.cli() + " " + imageFolder + " is not a directory");
         }
         if (evalDataPath != null && !Files.exists(evalDataPath)) {
             p.add(Flag.EVAL_DATA_PATH.cli() + " " + evalDataPath + " does not exist");

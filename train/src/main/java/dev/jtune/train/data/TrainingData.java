@@ -40,11 +40,16 @@ public record TrainingData(List<Example> train, List<Example> eval, DataStats tr
      * {@code --dataloader_num_workers} and {@code --seed}.
      */
     public static TrainingData load(TrainArgs args, ChatTemplate template) {
+        return load(args, template, null);
+    }
+
+    /** {@link #load(TrainArgs, ChatTemplate)} accepting image records as {@code images} says (null: a text model's data). */
+    public static TrainingData load(TrainArgs args, ChatTemplate template, DataOptions.ImageInput images) {
         if (args.dataPath() == null) {
             throw new IllegalArgumentException("--data_path is not set (loadBundled loads the bundled dataset)");
         }
-        return load(new DatasetBuilder(template, DataOptions.from(args)), args.dataPath(), args.evalDataPath(),
-                args.evalRatio(), args.seed());
+        DataOptions options = images == null ? DataOptions.from(args) : DataOptions.from(args).withImages(images);
+        return load(new DatasetBuilder(template, options), args.dataPath(), args.evalDataPath(), args.evalRatio(), args.seed());
     }
 
     /** The bundled default dataset ({@link DatasetBuilder#BUNDLED_RESOURCE}) in place of --data_path; else as {@link #load(TrainArgs, ChatTemplate)}. */

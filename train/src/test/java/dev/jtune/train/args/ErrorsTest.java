@@ -125,7 +125,7 @@ class ErrorsTest {
         only(fx.error("--lr_scheduler_type", "cosine_with_restarts"), "cosine_with_restarts schedule is not built");
         only(fx.error("--save_strategy", "best"), "--save_strategy best is refused", "metric_for_best_model");
         only(fx.error("--use_dora", "True"), "--use_dora is refused", "DoRA is not built");
-        only(fx.error("--vision_lora"), "--vision_lora is refused", "text model only");
+        only(fx.error("--vision_lora"), "--vision_lora is refused", "LoRA on the vision tower is not built yet");
         only(fx.error("--lora_bias", "all"), "--lora_bias all is refused", "only 'none'");
         only(fx.error("--lora_weight_path", "adapter/", "--lora_enable", "--freeze_llm"), "--lora_weight_path adapter",
                 "no adapter_config.json: not a peft adapter directory");
@@ -143,7 +143,8 @@ class ErrorsTest {
     @Test
     void loraNeedsAFrozenBase() {
         only(fx.error("--lora_enable"), "--lora_enable needs --freeze_llm");
-        only(fx.error("--freeze_llm"), "--freeze_llm without --lora_enable");
+        // --freeze_llm alone trains an image-text model's tower and projector (a text model refuses it when loaded: ImageCliTest)
+        only(fx.error("--freeze_llm", "--freeze_vision_tower", "--freeze_projector"), "without --lora_enable leave nothing to train");
     }
 
     @Test

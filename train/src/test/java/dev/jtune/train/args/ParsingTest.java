@@ -116,6 +116,7 @@ class ParsingTest {
         m.put(Flag.LAZY_PREPROCESS, List.of("true"));
         m.put(Flag.SKIP_BAD_RECORDS, List.of("True"));
         m.put(Flag.DATALOADER_NUM_WORKERS, List.of("4"));
+        m.put(Flag.IMAGE_FOLDER, List.of(fx.dir("images").toString()));
         m.put(Flag.OUTPUT_DIR, List.of(tmp.resolve("elsewhere").toString()));
         m.put(Flag.PER_DEVICE_TRAIN_BATCH_SIZE, List.of("2"));
         m.put(Flag.PER_DEVICE_EVAL_BATCH_SIZE, List.of("3"));
@@ -123,6 +124,8 @@ class ParsingTest {
         m.put(Flag.NUM_TRAIN_EPOCHS, List.of("1.5"));
         m.put(Flag.MAX_STEPS, List.of("100"));
         m.put(Flag.FREEZE_LLM, List.of("true", "--lora_enable"));
+        m.put(Flag.FREEZE_VISION_TOWER, List.of("true"));
+        m.put(Flag.FREEZE_PROJECTOR, List.of("True"));
         m.put(Flag.GRADIENT_CHECKPOINTING, List.of("true"));
         m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
         m.put(Flag.OFFLOAD_ACTIVATIONS, List.of("true", "--gradient_checkpointing"));
@@ -283,7 +286,7 @@ class ParsingTest {
                 "--image_folder", "./", "--do_train");
         assertEquals(TrainArgs.defaults().learningRate(), t.args().learningRate());
         Set<String> expected = Set.of("--use_liger", "--disable_flash_attn2", "--tf32", "--vision_lr", "--projector_lr",
-                "--image_folder", "--do_train", "PYTORCH_CUDA_ALLOC_CONF");
+                "--do_train", "PYTORCH_CUDA_ALLOC_CONF");
         for (String name : expected) {
             assertTrue(t.warnings().stream().anyMatch(w -> w.startsWith(name)), name + " in " + t.warnings());
         }

@@ -1,0 +1,143 @@
+package dev.jtune.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.lora.PeftAdapter;
+import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.safetensors.SafeTensorsWriter;
+import dev.jtune.gemma.safetensors.TensorInfo;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.Color;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The train command on image records as Gemma3-Finetune's users write them (LLaVA "image" fields, {@code <image>}
+ * placeholders, {@code --image_folder}, its freeze flags), on a tiny Gemma3ForConditionalGeneration whose vocabulary
+ * and image token ids are the real ones (the gemma3-mm-tiny fixture's weights, its embedding widened to 262,208 rows),
+ * so the bundled tokenizer fits; and what does not fit, refused with what to do.
+ */
+class ImageCliTest {
+    @TempDir
+    Path tmp;
+
+    /** QLoRA on the language model with the tower and projector frozen: runs, and writes peft's adapter for the image-text model. */
+    @Test
+    void qloraOnImageRecordsWritesAnAdapterForTheImageTextModel() throws IOException {
+        Path out = tmp.resolve("out");
+        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(6).toString(),
+                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
+                "--per_device_train_batch_size", "2", "--lora_enable", "True", "--freeze_llm", "True", "--bits", "4",
+                "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--lora_alpha", "8", "--device", "cpu");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("image-text model: LoRA on the language model"), r.all());
+        try (SafeTensorsFile adapter = SafeTensorsFile.open(out.resolve(PeftAdapter.WEIGHTS_FILE))) {
+            assertTrue(!adapter.names().isEmpty() && adapter.names().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
+                    adapter.names().toString());
+        }
+    }
+
+    /** The language model and projector trained in full, the tower frozen: runs, and writes the checkpoint in the source's layout. */
+    @Test
+    void fullFineTuningWithTheTowerFrozenWritesTheImageTextCheckpoint() throws IOException {
+        Path out = tmp.resolve("out");
+        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(4).toString(),
+                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
+                "--per_device_train_batch_size", "2", "--freeze_vision_tower", "True", "--device", "cpu");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("trained in full: [PROJECTOR, LANGUAGE_MODEL]; frozen: [VISION_TOWER]"), r.all());
+        try (SafeTensorsFile saved = SafeTensorsFile.open(out.resolve("model.safetensors"))) {
+            assertTrue(saved.contains("language_model.model.embed_tokens.weight") && saved.names().stream().anyMatch(n -> n.startsWith("vision_tower.")),
+                    "the source's key layout: " + saved.names().subList(0, 3));
+        }
+    }
+
+    @Test
+    void whatTheModelCannotTrainIsRefusedWithWhatToDo() throws IOException {
+        Path model = checkpoint();
+        CliFixtures.Run lora = CliFixtures.run("--model_path", model.toString(), "--data_path", data(2).toString(),
+                "--output_dir", tmp.resolve("o1").toString(), "--max_steps", "1", "--lora_enable", "True", "--freeze_llm", "True", "--device", "cpu");
+        assertEquals(1, lora.rc(), lora.all());
+        assertTrue(lora.err().contains("--freeze_vision_tower True --freeze_projector True"), lora.all());
+        Path text = CliFixtures.smallModel(tmp.resolve("text"));
+        CliFixtures.Run images = CliFixtures.run("--model_path", text.toString(), "--data_path", data(2).toString(),
+                "--image_folder", tmp.resolve("images").toString(), "--output_dir", tmp.resolve("o2").toString(), "--max_steps", "1", "--device", "cpu");
+        assertEquals(1, images.rc(), images.all());
+        assertTrue(images.err().contains("text-only Gemma 3"), images.all());
+        CliFixtures.Run frozen = CliFixtures.run("--model_path", text.toString(), "--data_path", CliFixtures.data(tmp.resolve("t.jsonl"), 2, "").toString(),
+                "--output_dir", tmp.resolve("o3").toString(), "--max_steps", "1", "--freeze_llm", "True", "--device", "cpu");
+        assertEquals(1, frozen.rc(), frozen.all());
+        assertTrue(frozen.err().contains("leaves nothing to train"), frozen.all());
+    }
+
+    /**
+     * The fixture's image-text checkpoint with the real ids: vocabulary 262,208 (gemma-3-4b's), {@code <start_of_image>}
+     * 255999, {@code <end_of_image>} 256000, {@code <image_soft_token>} 262144; its embedding random rows of that many.
+     */
+    private Path checkpoint() throws IOException {
+        Path fixture;
+        try {
+            fixture = Path.of(ImageCliTest.class.getResource("/gemma3-mm-tiny/config.json").toURI()).getParent();
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+        Path dir = Files.createDirectories(tmp.resolve("mm-model"));
+        ObjectMapper json = new ObjectMapper();
+        ObjectNode config = (ObjectNode) json.readTree(fixture.resolve("config.json").toFile());
+        ((ObjectNode) config.get("text_config")).put("vocab_size", 262_208);
+        config.put("image_token_index", 262_144).put("boi_token_index", 255_999).put("eoi_token_index", 256_000);
+        Files.writeString(dir.resolve("config.json"), json.writerWithDefaultPrettyPrinter().writeValueAsString(config));
+        try (Scope s = Scope.open("checkpoint"); SafeTensorsFile file = SafeTensorsFile.open(fixture.resolve("model.safetensors"))) {
+            SafeTensorsWriter w = new SafeTensorsWriter().metadata("format", "pt");
+            for (String name : file.names()) {
+                TensorInfo info = file.info(name);
+                if (name.endsWith("embed_tokens.weight")) {
+                    w.add(name, Tensor.normal(Shape.of(262_208, info.shape().dim(1)), DType.BF16, Device.CPU, 5, 0, 0.02));
+                } else {
+                    w.add(name, info.fileDType(), info.shape().toArray(), file.bytes(name));
+                }
+            }
+            w.write(dir.resolve("model.safetensors"));
+        }
+        return dir;
+    }
+
+    /** n LLaVA records, each one drawn image and a question about it; the images under tmp/images. */
+    private Path data(int n) throws IOException {
+        Path images = Files.createDirectories(tmp.resolve("images"));
+        ObjectMapper json = new ObjectMapper();
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            BufferedImage img = new BufferedImage(60, 40, BufferedImage.TYPE_INT_RGB);
+            Graphics2D g = img.createGraphics();
+            g.setColor(i % 2 == 0 ? Color.RED : Color.BLUE);
+            g.fillOval(5 + i, 5, 40, 28);
+            g.dispose();
+            ImageIO.write(img, "png", images.resolve("p" + i + ".png").toFile());
+            lines.add(json.writeValueAsString(Map.of("id", "r" + i, "image", "p" + i + ".png", "conversations", List.of(
+                    Map.of("from", "human", "value", "<image>\nWhat colour is the shape?"),
+                    Map.of("from", "gpt", "value", i % 2 == 0 ? "Red." : "Blue.")))));
+        }
+        Path file = tmp.resolve("images.jsonl");
+        Files.write(file, lines);
+        return file;
+    }
+}
