@@ -1,5 +1,7 @@
 package dev.jtune.gemma.vision;
 
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.LayerNorm;
@@ -45,9 +47,19 @@ public final class SiglipVisionTower extends Module {
     public Tensor forward(Tensor pixels) {
         Tensor h = embeddings.forward(pixels);
         for (SiglipEncoderLayer layer : encoder.layers) {
-            h = layer.forward(h);
+            if (Autograd.needsGrad(h) || (Autograd.isEnabled() && trains(layer))) {
+                h = layer.forward(h);
+            } else { // no gradient goes through: nothing needs the layer's intermediates, a scope per layer frees them as it goes
+                try (Scope one = Scope.open("vision layer")) {
+                    h = one.keep(layer.forward(h));
+                }
+            }
         }
         return postLayernorm.forward(h);
+    }
+
+    private static boolean trains(Module m) {
+        return m.namedParameters().values().stream().anyMatch(p -> p.tensor().requiresGrad());
     }
 
     /** HF's {@code SiglipEncoder}: only its {@code layers}. */
