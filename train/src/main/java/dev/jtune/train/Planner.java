@@ -115,6 +115,17 @@ final class Planner {
             return unlimited("no --max_memory given, and no GPU to read free memory from: nothing to compare with");
         }
 
+        /**
+         * This budget less {@code bytes} that the plan does not model ({@code what}), as its description says; an
+         * unlimited budget stays unlimited.
+         */
+        Budget less(long bytes, String what) {
+            if (this.bytes < 0) {
+                return this;
+            }
+            return new Budget(this.bytes - bytes, description + " less " + what + " (" + gib(bytes) + ")", hostBytes);
+        }
+
         /** {@code --max_memory}. */
         static Budget of(MemorySize max) {
             return new Budget(max.bytes(), "--max_memory " + max.describe());

@@ -224,7 +224,16 @@ final class TrainCommand {
      */
     private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, PrintStream out) {
         Gemma3Config modelConfig = Gemma3Config.read(a.modelPath());
-        Planner.Plan plan = Planner.plan(modelConfig, a, given, Planner.Budget.forRun(a, device), device.kind());
+        Planner.Budget budget = Planner.Budget.forRun(a, device);
+        Optional<Gemma3VisionConfig> vision = Gemma3VisionConfig.read(a.modelPath());
+        if (vision.isPresent()) { // the plan models the language model's step; the tower's dense weights are held apart
+            long bytes = Gemma3MultimodalModel.visionParameters(vision.get(), modelConfig.hiddenSize())
+                    * MemoryPlanner.dtype(a, device.kind()).bytesFor(1);
+            budget = budget.less(bytes, "the vision tower's and projector's weights");
+            out.printf(Locale.ROOT, "image-text model: the vision tower and projector hold %.2f GiB of weights beside the plan below%n",
+                    bytes / (double) (1L << 30));
+        }
+        Planner.Plan plan = Planner.plan(modelConfig, a, given, budget, device.kind());
         String name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
         out.println("plan: " + PlanCommand.describe(plan.args(), modelConfig, name, device.kind()));
         out.print(plan.prediction().report().fullTable());

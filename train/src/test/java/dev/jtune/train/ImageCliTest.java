@@ -49,6 +49,7 @@ class ImageCliTest {
                 "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--lora_alpha", "8", "--device", "cpu");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("image-text model: LoRA on the language model"), r.all());
+        assertTrue(r.out().contains("image-text model: the vision tower and projector hold"), "the plan holds the tower apart: " + r.all());
         try (SafeTensorsFile adapter = SafeTensorsFile.open(out.resolve(PeftAdapter.WEIGHTS_FILE))) {
             assertTrue(!adapter.names().isEmpty() && adapter.names().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
                     adapter.names().toString());

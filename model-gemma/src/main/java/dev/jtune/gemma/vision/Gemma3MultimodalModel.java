@@ -105,6 +105,21 @@ public final class Gemma3MultimodalModel extends Module {
     }
 
     /**
+     * The parameters of the tower and projector of {@code vision} beside a language model of {@code textHidden}, counted
+     * from the module tree (nothing allocated): what the memory planner holds apart for an image-text run.
+     */
+    public static long visionParameters(Gemma3VisionConfig vision, long textHidden) {
+        long n = 0;
+        for (Parameter p : new SiglipVisionTower(vision, new DequantWorkspace(DType.F32, Device.CPU)).namedParameters().values()) {
+            n += p.shape().numel();
+        }
+        for (Parameter p : new MultiModalProjector(vision, textHidden).namedParameters().values()) {
+            n += p.shape().numel();
+        }
+        return n;
+    }
+
+    /**
      * A model of the configuration in {@code dir}/config.json (a {@code "gemma3"} one, with a {@code vision_config})
      * with random weights: normal(0, 0.02) matrices, zero biases and Gemma norms (1 + w), LayerNorm scales 1 (the
      * language model as {@link Gemma3Model#random}). {@link #export} writes transformers 5's key layout and that
