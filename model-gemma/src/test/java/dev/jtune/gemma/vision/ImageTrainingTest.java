@@ -11,13 +11,10 @@ import dev.jtune.engine.optim.AdamW;
 import dev.jtune.gemma.config.Gemma3VisionConfig;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.testing.Seeds;
+import dev.jtune.gemma.testing.TestImages;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import javax.imageio.ImageIO;
-import java.awt.Color;
-import java.awt.Graphics2D;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -76,7 +73,7 @@ class ImageTrainingTest {
                 }
                 for (int b = 0; b < batch; b++) {
                     int cls = classes[b];
-                    files.add(draw(cls, rnd, "s" + step + "b" + b + ".png"));
+                    files.add(TestImages.ellipse(dir.resolve("s" + step + "b" + b + ".png"), cls, rnd));
                     int at = b * t;
                     ids[at] = 2;
                     ids[at + 1] = vc.boiToken();
@@ -110,26 +107,5 @@ class ImageTrainingTest {
             // blind to the image, the best a model can do on balanced random labels is ln 2 a token
             assertTrue(last < 0.8 * Math.log(2), "loss " + last + " after training: the image is not used (ln 2 = " + Math.log(2) + ")");
         }
-    }
-
-    /**
-     * A 70 x 50 PNG: gray noise with a filled red (class 0) or blue (class 1) ellipse of 40-50 x 30-38 pixels at a random
-     * place. (With smaller shapes, random classes and 50 steps, one seed in some tens stayed at the image-blind ln 2.)
-     */
-    private Path draw(int cls, Random rnd, String name) throws IOException {
-        BufferedImage img = new BufferedImage(70, 50, BufferedImage.TYPE_INT_RGB);
-        for (int y = 0; y < 50; y++) {
-            for (int x = 0; x < 70; x++) {
-                int g = 80 + rnd.nextInt(60);
-                img.setRGB(x, y, (g << 16) | (g << 8) | g);
-            }
-        }
-        Graphics2D g = img.createGraphics();
-        g.setColor(cls == 0 ? new Color(220, 30, 30) : new Color(30, 30, 220));
-        g.fillOval(rnd.nextInt(20), rnd.nextInt(12), 40 + rnd.nextInt(10), 30 + rnd.nextInt(8));
-        g.dispose();
-        Path file = dir.resolve(name);
-        ImageIO.write(img, "png", file.toFile());
-        return file;
     }
 }

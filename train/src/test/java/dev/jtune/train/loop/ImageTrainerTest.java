@@ -14,17 +14,13 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.testing.Seeds;
+import dev.jtune.gemma.testing.TestImages;
 import dev.jtune.train.data.Example;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import javax.imageio.ImageIO;
-import java.awt.Color;
-import java.awt.Graphics2D;
-import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.net.URISyntaxException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.EnumSet;
@@ -180,27 +176,8 @@ class ImageTrainerTest {
             ids[2 + vc.mmTokensPerImage()] = vc.eoiToken();
             ids[length - 1] = cls == 0 ? 10 : 20;
             labels[length - 1] = ids[length - 1];
-            out.add(new Example(ids, labels, List.of(draw(cls, rnd, "r" + i + ".png"))));
+            out.add(new Example(ids, labels, List.of(TestImages.ellipse(dir.resolve("r" + i + ".png"), cls, rnd))));
         }
         return out;
-    }
-
-    /** A 70 x 50 PNG: gray noise with a red (class 0) or blue (class 1) ellipse of 40-50 x 30-38 pixels at a random place. */
-    private Path draw(int cls, Random rnd, String name) throws IOException {
-        BufferedImage img = new BufferedImage(70, 50, BufferedImage.TYPE_INT_RGB);
-        for (int y = 0; y < 50; y++) {
-            for (int x = 0; x < 70; x++) {
-                int g = 80 + rnd.nextInt(60);
-                img.setRGB(x, y, (g << 16) | (g << 8) | g);
-            }
-        }
-        Graphics2D g = img.createGraphics();
-        g.setColor(cls == 0 ? new Color(220, 30, 30) : new Color(30, 30, 220));
-        g.fillOval(rnd.nextInt(20), rnd.nextInt(12), 40 + rnd.nextInt(10), 30 + rnd.nextInt(8));
-        g.dispose();
-        Path file = dir.resolve(name);
-        Files.createDirectories(dir);
-        ImageIO.write(img, "png", file.toFile());
-        return file;
     }
 }
