@@ -118,9 +118,10 @@ final class TrainCommand {
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();
             Trainable trainable;
             if (multimodal != null) {
-                trainable = a.loraEnable() ? Trainable.lora(multimodal, loraConfig(a), a.seed(), name)
+                trainable = a.loraEnable() ? Trainable.lora(multimodal, loraConfig(a), a.seed(), name, trainedParts(a))
                         : Trainable.full(multimodal, trainedParts(a), name);
                 out.println("image-text model: " + (a.loraEnable() ? "LoRA on the language model" : "trained in full: " + trainedParts(a))
+                        + (a.loraEnable() && !trainedParts(a).isEmpty() ? "; trained in full beside it: " + trainedParts(a) : "")
                         + "; frozen: " + frozenParts(a));
             } else {
                 trainable = a.loraEnable() ? Trainable.lora(model, loraConfig(a), a.seed(), name) : Trainable.full(model, name);
@@ -149,8 +150,7 @@ final class TrainCommand {
 
     /**
      * Gemma3-Finetune's freeze rules where they need the model's kind: image records or --image_folder need an
-     * image-text checkpoint; with --lora_enable the tower and projector must be frozen (training them in full beside the
-     * adapters is not built yet); a text model with --freeze_llm and no LoRA trains nothing.
+     * image-text checkpoint; a text model with --freeze_llm and no LoRA trains nothing.
      */
     static void refuseImageSettings(TrainArgs a, boolean imageText, Path modelDir) {
         if (!imageText) {
@@ -163,11 +163,6 @@ final class TrainCommand {
                         + modelDir + " is a text-only Gemma 3 (no vision tower or projector)");
             }
             return;
-        }
-        if (a.loraEnable() && !(a.freezeVisionTower() && a.freezeProjector())) {
-            throw new CommandException("with " + Flag.LORA_ENABLE.cli() + " the vision tower and projector must be frozen (training them in"
-                    + " full beside the adapters is not built yet): add " + Flag.FREEZE_VISION_TOWER.cli() + " True "
-                    + Flag.FREEZE_PROJECTOR.cli() + " True");
         }
     }
 
@@ -188,7 +183,7 @@ final class TrainCommand {
 
     private static Set<Trainable.Part> frozenParts(TrainArgs a) {
         Set<Trainable.Part> frozen = EnumSet.allOf(Trainable.Part.class);
-        frozen.removeAll(a.loraEnable() ? Set.of() : trainedParts(a));
+        frozen.removeAll(trainedParts(a));
         return frozen;
     }
 

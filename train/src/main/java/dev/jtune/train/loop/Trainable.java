@@ -13,6 +13,7 @@ import dev.jtune.gemma.lora.LoraMerge;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
+import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.gemma.vision.ImagePreprocessor;
 
@@ -27,8 +28,8 @@ import java.util.Set;
 
 /**
  * What is trained: a Gemma 3 model with LoRA adapters on a frozen base, or all its parameters (full fine-tuning); or a
- * Gemma 3 image-text model ({@link Gemma3MultimodalModel}), LoRA on its language model with the vision tower and
- * projector frozen, or the {@link Part}s a run names trained in full. Knows how its trainable weights are saved in
+ * Gemma 3 image-text model ({@link Gemma3MultimodalModel}), LoRA on its language model (the tower or projector
+ * frozen or trained in full beside it), or the {@link Part}s a run names trained in full. Knows how its trainable weights are saved in
  * HF formats (a peft adapter, or a full checkpoint) and restored, and computes a micro-batch's loss (decoding the
  * batch's images for an image-text model).
  */
@@ -58,7 +59,7 @@ public final class Trainable {
     private final Gemma3Model model;
     /** The image-text model around {@link #model} (its language model), or null for a text model. */
     private final Gemma3MultimodalModel multimodal;
-    /** The image-text model's parts trained in full (empty for LoRA; unused for a text model). */
+    /** The image-text model's parts trained in full (beside LoRA: the tower or projector; unused for a text model). */
     private final Set<Part> parts;
     private final ImagePreprocessor images;
     private final Map<String, LoraAdapter> adapters;
@@ -101,14 +102,31 @@ public final class Trainable {
         return new Trainable(model, null, null, null, baseModel);
     }
 
+    /** The file beside a LoRA adapter that holds an image-text model's parts trained in full (Gemma3-Finetune's name). */
+    public static final String NON_LORA_FILE = "non_lora_state_dict.safetensors";
+
     /**
      * LoRA on the language model of an image-text model, its vision tower and projector frozen (Gemma3-Finetune without
      * {@code --vision_lora}: both are excluded from LoRA). The adapter names modules as Gemma3ForConditionalGeneration does.
      */
     public static Trainable lora(Gemma3MultimodalModel model, LoraConfig config, long seed, String baseModel) {
+        return lora(model, config, seed, baseModel, Set.of());
+    }
+
+    /**
+     * LoRA on the language model of an image-text model, with the tower and/or projector in {@code trained} trained in
+     * full beside the adapters (Gemma3-Finetune's LoRA with {@code --freeze_vision_tower False} or
+     * {@code --freeze_projector False}): saved beside the adapter in {@link #NON_LORA_FILE} by their HF names.
+     */
+    public static Trainable lora(Gemma3MultimodalModel model, LoraConfig config, long seed, String baseModel, Set<Part> trained) {
+        if (trained.contains(Part.LANGUAGE_MODEL)) {
+            throw new IllegalArgumentException("LoRA trains adapters on a frozen language model: it cannot also train it in full");
+        }
         DropoutState dropout = new DropoutState(config.dropout());
         Map<String, LoraAdapter> adapters = Lora.attach(model.text(), config, DType.F32, seed, dropout, model.text().dtype());
-        return new Trainable(model.text(), model, Set.of(), adapters, config, dropout, baseModel);
+        Trainable t = new Trainable(model.text(), model, trained, adapters, config, dropout, baseModel);
+        t.trainedParts().values().forEach(p -> p.requiresGrad(true));
+        return t;
     }
 
     /** The named parts of an image-text model trained in full, the others frozen (their weights must be dense). */
@@ -177,6 +195,9 @@ public final class Trainable {
                 out.put(PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
             }
         }
+        if (multimodal != null) {
+            out.putAll(trainedParts()); // the tower or projector trained beside the adapters
+        }
         return out;
     }
 
@@ -220,6 +241,11 @@ public final class Trainable {
     public void save(Path dir) {
         if (isLora()) {
             PeftAdapter.save(dir, adapters, lora, baseModel, peftBase());
+            if (!parts.isEmpty()) {
+                SafeTensorsWriter writer = new SafeTensorsWriter().metadata("format", "pt");
+                trainedParts().forEach(writer::add);
+                writer.write(dir.resolve(NON_LORA_FILE));
+            }
         } else if (multimodal != null) {
             multimodal.export(dir, LoraMerge.DEFAULT_SHARD_BYTES);
         } else {
@@ -236,6 +262,11 @@ public final class Trainable {
                         for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
                             copy(file, PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
                         }
+                    }
+                }
+                if (multimodal != null && !parts.isEmpty()) {
+                    try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(NON_LORA_FILE))) {
+                        trainedParts().forEach((name, t) -> copy(file, name, t));
                     }
                 }
             } else {

@@ -125,6 +125,32 @@ class ImageTrainerTest {
         }
     }
 
+    /** LoRA with the projector trained in full beside it: both train, and both come back from what is saved. */
+    @Test
+    void loraWithTheProjectorTrainedBesideItSavesAndRestoresBoth() {
+        try (Scope run = Scope.open("image lora + projector", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            float[] projectorBefore = firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray();
+            Trainable t = Trainable.lora(model, LoraConfig.of(8, 16), 11, "tiny-mm", EnumSet.of(Trainable.Part.PROJECTOR));
+            assertTrue(t.namedParameters().keySet().stream().anyMatch(n -> n.startsWith(Gemma3MultimodalModel.PROJECTOR)), "the projector trains");
+            train(t, examples(model.visionConfig(), 16, Seeds.random()), 4, 3e-3);
+            assertFalse(java.util.Arrays.equals(projectorBefore, firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray()), "the projector moved");
+            Path saved = dir.resolve("adapter+projector");
+            t.save(saved);
+            assertTrue(java.nio.file.Files.isRegularFile(saved.resolve(Trainable.NON_LORA_FILE)), "the projector's weights beside the adapter");
+            try (Scope fresh = Scope.open("fresh")) {
+                Gemma3MultimodalModel again = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+                Trainable u = Trainable.lora(again, LoraConfig.of(8, 16), 12, "tiny-mm", EnumSet.of(Trainable.Part.PROJECTOR));
+                u.restore(saved);
+                for (Map.Entry<String, Tensor> e : t.namedParameters().entrySet()) {
+                    assertArrayEquals(e.getValue().toFloatArray(), u.namedParameters().get(e.getKey()).toFloatArray(), "restored " + e.getKey());
+                }
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     /** Image records on a text-only model, and packed image records, are refused with what to do. */
     @Test
     void whatDoesNotFitIsRefused() throws IOException {
