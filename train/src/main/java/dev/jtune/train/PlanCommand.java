@@ -2,6 +2,7 @@ package dev.jtune.train;
 
 import dev.jtune.engine.Device;
 import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
 import dev.jtune.train.args.CommandLine;
 import dev.jtune.train.args.OffloadOptimizer;
 import dev.jtune.train.args.TrainArgs;
@@ -11,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -87,12 +89,15 @@ final class PlanCommand {
         t.warnings().forEach(w -> err.println("jtune: warning: " + w));
         TrainArgs a = t.args();
         Gemma3Config config;
+        Optional<Gemma3VisionConfig> vision;
         String name;
         if (builtIn != null) {
             config = Gemma3Config.builtIn(builtIn);
+            vision = Optional.empty(); // a built-in name plans its text tower (Gemma3Config.builtIn); a checkpoint directory says itself
             name = builtIn + " (built-in configuration)";
         } else if (a.modelPath() != null) {
             config = Gemma3Config.read(a.modelPath());
+            vision = Gemma3VisionConfig.read(a.modelPath());
             name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
         } else {
             throw new dev.jtune.train.args.ArgsException("a model is required: --model_path DIR (holding config.json; weights are not needed)"
@@ -100,7 +105,9 @@ final class PlanCommand {
         }
         TrainCommand.refuseWhatTheTrainerDoesNotRunYet(a, TrainCommand.config(a)); // a plan of a run that cannot run helps nobody
         long started = System.nanoTime();
-        Planner.Plan plan = Planner.plan(config, a, t.given(), Planner.Budget.forRun(a, TrainCommand.device(a.device())), Device.Kind.CUDA);
+        Planner.Budget budget = TrainCommand.visionApart(Planner.Budget.forRun(a, TrainCommand.device(a.device())), vision, config, a,
+                Device.Kind.CUDA, out);
+        Planner.Plan plan = Planner.plan(config, a, t.given(), budget, Device.Kind.CUDA);
         double seconds = (System.nanoTime() - started) / 1e9;
         out.println("jtune plan: " + describe(plan.args(), config, name, Device.Kind.CUDA));
         out.print(plan.prediction().report().fullTable());

@@ -219,15 +219,8 @@ final class TrainCommand {
      */
     private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, PrintStream out) {
         Gemma3Config modelConfig = Gemma3Config.read(a.modelPath());
-        Planner.Budget budget = Planner.Budget.forRun(a, device);
-        Optional<Gemma3VisionConfig> vision = Gemma3VisionConfig.read(a.modelPath());
-        if (vision.isPresent()) { // the plan models the language model's step; the tower's dense weights are held apart
-            long bytes = Gemma3MultimodalModel.visionParameters(vision.get(), modelConfig.hiddenSize())
-                    * MemoryPlanner.dtype(a, device.kind()).bytesFor(1);
-            budget = budget.less(bytes, "the vision tower's and projector's weights");
-            out.printf(Locale.ROOT, "image-text model: the vision tower and projector hold %.2f GiB of weights beside the plan below%n",
-                    bytes / (double) (1L << 30));
-        }
+        Planner.Budget budget = visionApart(Planner.Budget.forRun(a, device), Gemma3VisionConfig.read(a.modelPath()), modelConfig, a,
+                device.kind(), out);
         Planner.Plan plan = Planner.plan(modelConfig, a, given, budget, device.kind());
         String name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
         out.println("plan: " + PlanCommand.describe(plan.args(), modelConfig, name, device.kind()));
@@ -239,6 +232,21 @@ final class TrainCommand {
             }
             case Planner.Refused r -> throw new CommandException(r.message());
         };
+    }
+
+    /**
+     * {@code budget} less an image-text model's tower and projector weights (dense, in the run's dtype), said on
+     * {@code out}: the plan models the language model's step, and a run on such a checkpoint holds them beside it.
+     */
+    static Planner.Budget visionApart(Planner.Budget budget, Optional<Gemma3VisionConfig> vision, Gemma3Config text, TrainArgs a,
+                                      Device.Kind target, PrintStream out) {
+        if (vision.isEmpty()) {
+            return budget;
+        }
+        long bytes = Gemma3MultimodalModel.visionParameters(vision.get(), text.hiddenSize()) * MemoryPlanner.dtype(a, target).bytesFor(1);
+        out.printf(Locale.ROOT, "image-text model: the vision tower and projector hold %.2f GiB of weights beside the plan below%n",
+                bytes / (double) (1L << 30));
+        return budget.less(bytes, "the vision tower's and projector's weights");
     }
 
     /**

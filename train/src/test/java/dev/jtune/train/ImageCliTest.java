@@ -91,6 +91,16 @@ class ImageCliTest {
         }
     }
 
+    /** {@code jtune plan} of an image-text checkpoint holds the tower's and projector's weights apart from the budget, and says so. */
+    @Test
+    void thePlanOfAnImageTextCheckpointHoldsTheTowerApart() throws IOException {
+        CliFixtures.Run r = CliFixtures.run("plan", "--model_path", checkpoint().toString(), "--max_seq_length", "64",
+                "--per_device_train_batch_size", "1", "--max_memory", "16GiB");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("image-text model: the vision tower and projector hold"), r.all());
+        assertTrue(r.out().contains("less the vision tower's and projector's weights"), "the budget's description says it: " + r.all());
+    }
+
     /** Image settings on a text-only checkpoint, and a text model with nothing left to train, are refused with what to do. */
     @Test
     void whatTheModelCannotTrainIsRefusedWithWhatToDo() throws IOException {
