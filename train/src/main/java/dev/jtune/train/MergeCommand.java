@@ -109,6 +109,10 @@ final class MergeCommand {
         try (Scope s = Scope.open("merge", MemoryCategory.WEIGHTS)) {
             Gemma3Model model = Gemma3Model.load(base, d, dtype);
             PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, model, base);
+            if (Files.isRegularFile(adapter.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE))) {
+                err.println("jtune merge: warning: " + adapter.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE) + " (the vision tower or"
+                        + " projector trained beside the adapter) is not merged: the output is the base's text model with the adapter folded in");
+            }
             LoraMerge.merge(model, loaded.adapters());
             write(model, base, output);
             out.printf(Locale.ROOT, "merged the LoRA adapter %s (%d modules, r %d, alpha %s) into %s; wrote %s (%s)%n",

@@ -54,6 +54,11 @@ class ImageCliTest {
             assertTrue(!adapter.names().isEmpty() && adapter.names().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
                     adapter.names().toString());
         }
+        // merge reads the image-text adapter's names back and folds it into the base's language model
+        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
+                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        assertEquals(0, merged.rc(), merged.all());
+        assertTrue(Files.isRegularFile(tmp.resolve("merged").resolve("model.safetensors")), merged.all());
     }
 
     /**
@@ -69,6 +74,10 @@ class ImageCliTest {
                 "--freeze_llm", "True", "--freeze_vision_tower", "False", "--freeze_projector", "False", "--lora_rank", "4", "--device", "cpu");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("trained in full beside it: [VISION_TOWER, PROJECTOR]"), r.all());
+        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
+                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        assertEquals(0, merged.rc(), merged.all());
+        assertTrue(merged.err().contains("is not merged: the output is the base's text model"), "merge says what it leaves out: " + merged.all());
         try (SafeTensorsFile nonLora = SafeTensorsFile.open(out.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE))) {
             assertTrue(nonLora.names().stream().anyMatch(n -> n.startsWith("model.vision_tower."))
                     && nonLora.names().stream().anyMatch(n -> n.startsWith("model.multi_modal_projector."))

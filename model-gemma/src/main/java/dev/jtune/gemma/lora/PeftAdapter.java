@@ -66,6 +66,12 @@ public final class PeftAdapter {
             }
             return textModules + textModule.substring("model.".length());
         }
+
+        /** The base an adapter file was made for, told by its keys: a text module under {@code model.language_model.}. */
+        static BaseModel of(SafeTensorsFile file) {
+            String marker = PREFIX + CONDITIONAL_GENERATION.textModules;
+            return file.names().stream().anyMatch(n -> n.startsWith(marker)) ? CONDITIONAL_GENERATION : CAUSAL_LM;
+        }
     }
 
     /** Writes the adapter directory (both files written atomically). */
@@ -180,15 +186,16 @@ public final class PeftAdapter {
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
              Scope.Entered cat = Scope.countAs(MemoryCategory.ADAPTERS)) {
-            checkNames(file, model);
+            BaseModel base = BaseModel.of(file); // an adapter of an image-text model applies to its language model
+            checkNames(file, model, base);
             for (String module : model.linears().keySet()) {
-                String ka = key(module, LoraAdapter.Matrix.A);
+                String ka = key(base.module(module), LoraAdapter.Matrix.A);
                 if (!file.contains(ka)) {
                     continue;
                 }
                 Shape w = model.linear(module).shape();
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
-                String kb = key(module, LoraAdapter.Matrix.B);
+                String kb = key(base.module(module), LoraAdapter.Matrix.B);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
                 adapters.put(module, new LoraAdapter(module, a, b, config.scale(), dropout, adapters.size()));
             }
@@ -220,8 +227,9 @@ public final class PeftAdapter {
      * Every tensor of the file must be the A or B weight of a linear module of this model, each with its pair: an
      * adapter for more layers, other modules or with full weights (modules_to_save) cannot be applied faithfully.
      */
-    private static void checkNames(SafeTensorsFile file, Gemma3Model model) {
-        java.util.Set<String> modules = model.linears().keySet();
+    private static void checkNames(SafeTensorsFile file, Gemma3Model model, BaseModel base) {
+        java.util.Set<String> modules = new java.util.HashSet<>();
+        model.linears().keySet().forEach(m -> modules.add(base.module(m)));
         List<String> foreign = new ArrayList<>();
         for (String name : file.names()) {
             String module = null;
