@@ -4,12 +4,16 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
 import dev.jtune.gemma.generate.Generator;
 import dev.jtune.gemma.generate.SamplingOptions;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.tokenizer.ChatTemplate;
 import dev.jtune.gemma.tokenizer.GemmaTokenizer;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
+import dev.jtune.gemma.vision.ImagePreprocessor;
 
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -30,8 +34,8 @@ import java.util.Set;
  */
 final class GenerateCommand {
     static final String USAGE = """
-            usage: jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] [--max_new_tokens N]
-                                  [--temperature T] [--top_k K] [--top_p P] [--seed S] [--device D]
+            usage: jtune generate [--model_path DIR] [--adapter_path DIR] --prompt TEXT [--chat] [--image FILE]...
+                                  [--max_new_tokens N] [--temperature T] [--top_k K] [--top_p P] [--seed S] [--device D]
 
             Generates text from a Gemma 3 checkpoint directory, streaming it as tokens come (status lines go to stderr).
               --model_path DIR      the model: config.json + safetensors (an HF checkpoint, jtune's merged output or
@@ -42,6 +46,8 @@ final class GenerateCommand {
                                     training with --lora_enable wrote) applied on top of the model, unmerged
               --prompt TEXT         the prompt (required)
               --chat                wrap the prompt as a user turn of Gemma 3's chat template, ask for the model's turn
+              --image FILE          an image (PNG, JPEG) before the prompt, as the Gemma 3 processor places it; may
+                                    be repeated; needs an image-text checkpoint (4B and larger)
               --max_new_tokens N    at most N new tokens (default 128); generation also stops at <eos>/<end_of_turn>
               --temperature T       0 is greedy (default 0)
               --top_k K             sample among the K most likely tokens (default 0: all)
@@ -73,6 +79,7 @@ final class GenerateCommand {
         long seed = 0;
         String device = "auto";
         boolean chat = false;
+        List<Path> images = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("--chat")) {
@@ -93,6 +100,7 @@ final class GenerateCommand {
                     case "--model_path" -> model = Path.of(v);
                     case "--adapter_path" -> adapter = Path.of(v);
                     case "--prompt" -> prompt = v;
+                    case "--image" -> images.add(Path.of(v));
                     case "--max_new_tokens" -> maxNew = Integer.parseInt(v);
                     case "--temperature" -> temperature = Double.parseDouble(v);
                     case "--top_k" -> topK = Integer.parseInt(v);
@@ -134,16 +142,28 @@ final class GenerateCommand {
         Device d = TrainCommand.device(device);
         GemmaTokenizer tokenizer = Files.isRegularFile(model.resolve("tokenizer.json"))
                 ? GemmaTokenizer.load(model.resolve("tokenizer.json")) : GemmaTokenizer.bundled();
+        Gemma3VisionConfig vision = images.isEmpty() ? null : Gemma3VisionConfig.read(model).orElse(null);
+        if (!images.isEmpty() && vision == null) {
+            err.println("jtune generate: --image needs an image-text checkpoint, but " + model.toAbsolutePath()
+                    + " is a text-only Gemma 3 (its config.json has no vision_config)");
+            return 1;
+        }
+        // each image as the processor places it: <start_of_image> before the text, expanded to its soft tokens
+        String withImages = ChatTemplate.BOI.repeat(images.size()) + prompt;
+        ChatTemplate template = vision == null ? new ChatTemplate(tokenizer) : new ChatTemplate(tokenizer).withImages(vision.mmTokensPerImage());
         int[] ids = chat
-                ? new ChatTemplate(tokenizer).encode(List.of(new ChatTemplate.Message("user", prompt)), ChatTemplate.GenerationPrompt.ADD).ids()
-                : tokenizer.encode(prompt, GemmaTokenizer.Bos.ADD);
+                ? template.encode(List.of(new ChatTemplate.Message("user", withImages)), ChatTemplate.GenerationPrompt.ADD).ids()
+                : tokenizer.encode(vision == null ? withImages : ChatTemplate.expandImages(withImages, vision.mmTokensPerImage()),
+                        GemmaTokenizer.Bos.ADD);
         Path compactFile = model.resolve(CompactVocabulary.FILE);
         CompactVocabulary compact = Files.isRegularFile(compactFile) ? CompactVocabulary.read(compactFile) : null;
         if (compact != null) {
             ids = toCompact(ids, compact, compactFile, tokenizer, err);
         }
         try (Scope s = Scope.open("generate", MemoryCategory.WEIGHTS)) {
-            Gemma3Model m = Gemma3Model.load(model, d, d.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32);
+            DType dtype = d.kind() == Device.Kind.CUDA ? DType.BF16 : DType.F32;
+            Gemma3MultimodalModel multimodal = vision == null ? null : Gemma3MultimodalModel.load(model, d, dtype);
+            Gemma3Model m = multimodal != null ? multimodal.text() : Gemma3Model.load(model, d, dtype);
             TrainCommand.requireTokenIds(ids, m.config().vocabSize(), tokenizer, model.toAbsolutePath(),
                     " (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
             if (adapter != null) {
@@ -154,7 +174,10 @@ final class GenerateCommand {
             Generator generator = compact == null ? Generator.forModel(m) : new Generator(m, stopIds(m, compact));
             List<Integer> generated = new ArrayList<>();
             String[] shown = {""};
-            generator.generate(ids, sampling, t -> {
+            Tensor pixels = multimodal == null ? null : new ImagePreprocessor(vision).pixelValues(images, d);
+            Generator.Prefill prefill = multimodal == null ? (p, cache) -> m.hiddenCached(p, 0, cache)
+                    : (p, cache) -> multimodal.promptHidden(p, pixels, cache);
+            generator.generate(ids, prefill, sampling, t -> {
                 generated.add(compact == null ? t : compact.toGemma(t));
                 String text = tokenizer.decode(generated.stream().mapToInt(Integer::intValue).toArray(), GemmaTokenizer.SpecialTokens.SKIP);
                 if (text.startsWith(shown[0])) { // print only what is new (a byte-fallback character may need several tokens)

@@ -100,6 +100,22 @@ class ImageCliTest {
         }
     }
 
+    /** {@code jtune generate --image}: an image-text checkpoint answers about an image; a text-only one refuses the flag. */
+    @Test
+    void generateAnswersAboutAnImage() throws IOException {
+        Path model = checkpoint();
+        data(1); // draws tmp/images/p0.png
+        Path image = tmp.resolve("images").resolve("p0.png");
+        CliFixtures.Run r = CliFixtures.run("generate", "--model_path", model.toString(), "--image", image.toString(),
+                "--prompt", "What colour is the shape?", "--chat", "--max_new_tokens", "3", "--device", "cpu");
+        assertEquals(0, r.rc(), r.all());
+        Path text = CliFixtures.smallModel(tmp.resolve("text"));
+        CliFixtures.Run refused = CliFixtures.run("generate", "--model_path", text.toString(), "--image", image.toString(),
+                "--prompt", "What is it?", "--max_new_tokens", "2", "--device", "cpu");
+        assertEquals(1, refused.rc(), refused.all());
+        assertTrue(refused.err().contains("--image needs an image-text checkpoint"), refused.all());
+    }
+
     /** {@code jtune plan} of an image-text checkpoint holds the tower's and projector's weights apart from the budget, and says so. */
     @Test
     void thePlanOfAnImageTextCheckpointHoldsTheTowerApart() throws IOException {

@@ -35,8 +35,19 @@ public final class Generator {
         return new Generator(model, stops);
     }
 
+    /** How a prompt's hidden states [n, hidden] are computed from its ids I32 [1, n], filling the cache (positions from 0). */
+    @FunctionalInterface
+    public interface Prefill {
+        Tensor hidden(Tensor ids, KvCache cache);
+    }
+
     /** The generated ids (the stop token included when one ended the text); each is also passed to onToken. */
     public int[] generate(int[] prompt, SamplingOptions options, IntConsumer onToken) {
+        return generate(prompt, (ids, cache) -> model.hiddenCached(ids, 0, cache), options, onToken);
+    }
+
+    /** {@link #generate(int[], SamplingOptions, IntConsumer)} with the prompt computed by {@code prefill} (an image-text model's, with its images). */
+    public int[] generate(int[] prompt, Prefill prefill, SamplingOptions options, IntConsumer onToken) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("generate: the prompt has no tokens");
         }
@@ -51,7 +62,7 @@ public final class Generator {
                 int next;
                 try (Scope step = Scope.open("token")) {
                     Tensor ids = Tensor.fromArray(feed, Shape.of(1, feed.length), DType.I32, Device.CPU);
-                    Tensor hidden = model.hiddenCached(ids, position, cache);
+                    Tensor hidden = position == 0 ? prefill.hidden(ids, cache) : model.hiddenCached(ids, position, cache);
                     Tensor last = hidden.slice(0, feed.length - 1, feed.length);
                     next = sampler.next(model.logits(last).cast(DType.F32).toFloatArray());
                 }

@@ -529,15 +529,28 @@ public final class Gemma3Model extends Module {
      * blocked causal attention over itself; later calls take one token each and attend to the cache.
      */
     public Tensor hiddenCached(Tensor ids, int start, KvCache cache) {
-        long n = ids.dim(1);
         if (ids.rank() != 2 || ids.dim(0) != 1 || ids.dtype() != DType.I32) {
             throw new ShapeException("Gemma 3 generation: ids must be I32 [1, n], got " + ids.describe());
         }
+        return hiddenCached(embed(ids), null, start, cache);
+    }
+
+    /**
+     * {@link #hiddenCached(Tensor, int, KvCache)} from input embeddings {@code x} [n, hidden] (an image-text model's,
+     * images in place); a prompt's attention follows {@code layout}'s mask (its image tokens' bidirectional groups),
+     * null: causal.
+     */
+    public Tensor hiddenCached(Tensor x, TokenLayout layout, int start, KvCache cache) {
+        long n = x.dim(0);
         if (start > 0 && n != 1) {
             throw new UnsupportedOpException("Gemma 3 generation: after the prompt, tokens are fed one at a time (got " + n + ")");
         }
+        if (layout != null && start > 0) {
+            throw new UnsupportedOpException("Gemma 3 generation: a token layout applies to the prompt only");
+        }
+        AttentionMask mask = layout == null ? null : new TokenLayout(layout.segments().to(device), layout.groups() == null ? null
+                : layout.groups().to(device), layout.positions().to(device)).mask();
         Tensor positions = positions(start, n);
-        Tensor x = embed(ids);
         List<Gemma3DecoderLayer> layers = layers();
         for (int i = 0; i < layers.size(); i++) {
             Gemma3DecoderLayer layer = layers.get(i);
@@ -547,7 +560,8 @@ public final class Gemma3Model extends Module {
             cache.append(i, qkv[1], qkv[2], start);
             Tensor a;
             if (start == 0) {
-                a = Attention.causal(qkv[0], qkv[1], qkv[2], layer.attentionSpec(512))
+                a = (mask == null ? Attention.causal(qkv[0], qkv[1], qkv[2], layer.attentionSpec(512))
+                        : Attention.causal(qkv[0], qkv[1], qkv[2], layer.attentionSpec(512), mask))
                         .transpose(1, 2).contiguous().reshape(n, (long) config.qDim());
             } else {
                 a = cache.attend(i, qkv[0], config.attentionScale(), attentionSoftcap(config));

@@ -353,6 +353,17 @@ public final class Gemma3MultimodalModel extends Module {
         return text.hiddenFrom(inputEmbeddings(ids, id, pixels), ids, layout(ids, id), options, observer);
     }
 
+    /**
+     * A generation prompt's final hidden states [n, hidden] for ids I32 [1, n] holding the images of {@code pixels}
+     * (null: none) in their image tokens, appending keys and values to {@code cache}: the features in place of the soft
+     * tokens, each image bidirectional within itself, as the training forward; later tokens go through the language
+     * model's {@link Gemma3Model#hiddenCached(Tensor, int, KvCache)}.
+     */
+    public Tensor promptHidden(Tensor ids, Tensor pixels, dev.jtune.gemma.model.KvCache cache) {
+        int[] id = ids.toIntArray();
+        return text.hiddenCached(inputEmbeddings(ids, id, pixels), layout(ids, id), 0, cache);
+    }
+
     /** Logits [B * T, vocab] of final hidden states (the tied LM head). */
     public Tensor logits(Tensor hidden) {
         return text.logits(hidden);
