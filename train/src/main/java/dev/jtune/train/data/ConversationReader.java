@@ -51,6 +51,9 @@ import java.util.Map;
  * thread-safe.
  */
 public final class ConversationReader implements Closeable {
+    /** What a video record is told (Gemma3-Finetune samples frames from videos; jtune does not decode video). */
+    private static final String VIDEO_NOT_BUILT = "video input is not built; remove video records, or give frames as images";
+
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     /** One record: read, or refused. */
@@ -262,6 +265,12 @@ public final class ConversationReader implements Closeable {
             return bad(index, line, Reason.NOT_AN_OBJECT, "the record is " + describe(node)
                     + ", expected an object with \"conversations\" or \"messages\"");
         }
+        for (String videoField : new String[] {"video", "videos"}) {
+            JsonNode v = node.get(videoField);
+            if (v != null && !v.isNull() && !(v.isArray() && v.isEmpty())) {
+                return bad(index, line, Reason.VIDEO, "the record has a \"" + videoField + "\" field: " + VIDEO_NOT_BUILT);
+            }
+        }
         List<String> files = new ArrayList<>(); // the record's image field, in order
         for (String imageField : new String[] {"image", "images"}) {
             JsonNode img = node.get(imageField);
@@ -354,6 +363,9 @@ public final class ConversationReader implements Closeable {
                     }
                     JsonNode type = part.get("type");
                     String typeName = type == null || !type.isTextual() ? null : type.asText();
+                    if ("video".equals(typeName)) {
+                        return bad(index, line, Reason.VIDEO, pw + " is a video: " + VIDEO_NOT_BUILT);
+                    }
                     if (typeName != null && (typeName.equals("image") || typeName.equals("image_url"))) {
                         if (images == Images.REFUSED) {
                             return bad(index, line, Reason.IMAGE, pw + " is an image: this model is Gemma 3's text model"

@@ -32,6 +32,8 @@ public final class DataException extends JtuneException {
         IMAGE_COUNT("image count mismatch"),
         /** A record's image file is missing (resolved under {@code --image_folder}). */
         IMAGE_FILE("missing image file"),
+        /** A video ({@code "video"} field or part): video input is not built. */
+        VIDEO("video record"),
         UNSUPPORTED_CONTENT("unsupported content part"),
         /** The Gemma 3 chat template refused the conversation (its {@code ChatFormatException}). */
         ROLES_NOT_ALTERNATING("roles not alternating"),

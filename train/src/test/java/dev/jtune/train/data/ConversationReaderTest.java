@@ -166,6 +166,10 @@ class ConversationReaderTest {
                 + " \"text\": \"q\"}]}, {\"role\": \"assistant\", \"content\": \"a\"}]}", Reason.IMAGE, "content part 0 is an image");
         assertBad("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"audio\"}]}]}",
                 Reason.UNSUPPORTED_CONTENT, "\"type\": \"audio\"");
+        assertBad("{\"video\": \"clip.mp4\", \"conversations\": [{\"from\": \"human\", \"value\": \"<video>\\nq\"}, "
+                + "{\"from\": \"gpt\", \"value\": \"a\"}]}", Reason.VIDEO, "\"video\" field", "video input is not built");
+        assertBad("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"video\"}, {\"type\": \"text\","
+                + " \"text\": \"q\"}]}, {\"role\": \"assistant\", \"content\": \"a\"}]}", Reason.VIDEO, "is a video");
         assertBad("{\"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}", Reason.NO_ASSISTANT_TURN, "no gpt turn");
     }
 
