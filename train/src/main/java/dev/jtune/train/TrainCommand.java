@@ -153,16 +153,16 @@ final class TrainCommand {
      * image-text checkpoint; a text model with --freeze_llm and no LoRA trains nothing.
      */
     static void refuseImageSettings(TrainArgs a, boolean imageText, Path modelDir) {
-        if (!imageText) {
-            if (a.imageFolder() != null) {
-                throw new CommandException(Flag.IMAGE_FOLDER.cli() + " names images, but " + modelDir + " is a text-only Gemma 3 (its config.json"
-                        + " has no vision_config): train images with an image-text checkpoint (gemma-3-4b and larger)");
-            }
-            if (a.freezeLlm() && !a.loraEnable()) {
-                throw new CommandException(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train: "
-                        + modelDir + " is a text-only Gemma 3 (no vision tower or projector)");
-            }
+        if (imageText) {
             return;
+        }
+        if (a.imageFolder() != null) {
+            throw new CommandException(Flag.IMAGE_FOLDER.cli() + " names images, but " + modelDir + " is a text-only Gemma 3 (its config.json"
+                    + " has no vision_config): train images with an image-text checkpoint (gemma-3-4b and larger)");
+        }
+        if (a.freezeLlm() && !a.loraEnable()) {
+            throw new CommandException(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train: "
+                    + modelDir + " is a text-only Gemma 3 (no vision tower or projector)");
         }
     }
 

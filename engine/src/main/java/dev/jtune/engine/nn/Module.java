@@ -136,6 +136,16 @@ public abstract class Module {
         return p.tensor();
     }
 
+    /** Whether a dense parameter anywhere in the tree requires a gradient (NF4 weights are frozen). */
+    public final boolean trains() {
+        for (Parameter p : namedParameters().values()) {
+            if (!p.isQuantized() && p.tensor().requiresGrad()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Bytes of the parameters' values (an NF4 value: codes and scales), over the whole tree. */
     public final long parameterBytes() {
         long n = 0;

@@ -548,8 +548,7 @@ public final class Gemma3Model extends Module {
         if (layout != null && start > 0) {
             throw new UnsupportedOpException("Gemma 3 generation: a token layout applies to the prompt only");
         }
-        AttentionMask mask = layout == null ? null : new TokenLayout(layout.segments().to(device), layout.groups() == null ? null
-                : layout.groups().to(device), layout.positions().to(device)).mask();
+        AttentionMask mask = layout == null ? null : layout.to(device).mask();
         Tensor positions = positions(start, n);
         List<Gemma3DecoderLayer> layers = layers();
         for (int i = 0; i < layers.size(); i++) {

@@ -37,6 +37,11 @@ public record TokenLayout(Tensor segments, Tensor groups, Tensor positions) {
         if (groups != null) {
             check(groups, "groups", ids);
         }
+        return to(device);
+    }
+
+    /** This layout on {@code device}. */
+    TokenLayout to(Device device) {
         return new TokenLayout(segments.to(device), groups == null ? null : groups.to(device), positions.to(device));
     }
 

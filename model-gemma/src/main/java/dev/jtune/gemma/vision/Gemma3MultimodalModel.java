@@ -238,7 +238,7 @@ public final class Gemma3MultimodalModel extends Module {
      * would otherwise live until the micro-batch ends (8.2 GiB for one 896-pixel image of gemma-3-4b, on meta).
      */
     public Tensor imageFeatures(Tensor pixels) {
-        if (visionFrozen()) {
+        if (!model.visionTower.trains() && !model.projector.trains()) {
             try (Autograd.GradMode off = Autograd.noGrad(); Scope features = Scope.open("frozen image features")) {
                 return features.keep(projectedFeatures(pixels));
             }
@@ -249,21 +249,6 @@ public final class Gemma3MultimodalModel extends Module {
     private Tensor projectedFeatures(Tensor pixels) {
         Tensor f = model.projector.forward(visionStates(pixels));
         return f.reshape(f.dim(0) * f.dim(1), f.dim(2));
-    }
-
-    /** Whether no weight of the tower or the projector requires a gradient. */
-    private boolean visionFrozen() {
-        for (Parameter p : model.visionTower.namedParameters().values()) {
-            if (p.tensor().requiresGrad()) {
-                return false;
-            }
-        }
-        for (Parameter p : model.projector.namedParameters().values()) {
-            if (p.tensor().requiresGrad()) {
-                return false;
-            }
-        }
-        return true;
     }
 
     /**

@@ -47,7 +47,7 @@ public final class SiglipVisionTower extends Module {
     public Tensor forward(Tensor pixels) {
         Tensor h = embeddings.forward(pixels);
         for (SiglipEncoderLayer layer : encoder.layers) {
-            if (Autograd.needsGrad(h) || (Autograd.isEnabled() && trains(layer))) {
+            if (Autograd.needsGrad(h) || (Autograd.isEnabled() && layer.trains())) {
                 h = layer.forward(h);
             } else { // no gradient goes through: nothing needs the layer's intermediates, a scope per layer frees them as it goes
                 try (Scope one = Scope.open("vision layer")) {
@@ -56,10 +56,6 @@ public final class SiglipVisionTower extends Module {
             }
         }
         return postLayernorm.forward(h);
-    }
-
-    private static boolean trains(Module m) {
-        return m.namedParameters().values().stream().anyMatch(p -> p.tensor().requiresGrad());
     }
 
     /** HF's {@code SiglipEncoder}: only its {@code layers}. */

@@ -192,7 +192,7 @@ public final class Trainable {
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();
         for (LoraAdapter a : adapters.values()) {
             for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
-                out.put(PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
+                out.put(adapterKey(a, m), a.matrix(m));
             }
         }
         if (multimodal != null) {
@@ -214,6 +214,11 @@ public final class Trainable {
 
     private PeftAdapter.BaseModel peftBase() {
         return multimodal == null ? PeftAdapter.BaseModel.CAUSAL_LM : PeftAdapter.BaseModel.CONDITIONAL_GENERATION;
+    }
+
+    /** peft's key of an adapter's A or B weight, its module named as in this run's base class. */
+    private String adapterKey(LoraAdapter a, LoraAdapter.Matrix m) {
+        return PeftAdapter.key(peftBase().module(a.module()), m);
     }
 
     public long parameterCount() {
@@ -260,11 +265,11 @@ public final class Trainable {
                 try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(PeftAdapter.WEIGHTS_FILE))) {
                     for (LoraAdapter a : adapters.values()) {
                         for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
-                            copy(file, PeftAdapter.key(peftBase().module(a.module()), m), a.matrix(m));
+                            copy(file, adapterKey(a, m), a.matrix(m));
                         }
                     }
                 }
-                if (multimodal != null && !parts.isEmpty()) {
+                if (!parts.isEmpty()) { // the tower or projector trained beside the adapters
                     try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(NON_LORA_FILE))) {
                         trainedParts().forEach((name, t) -> copy(file, name, t));
                     }
@@ -307,8 +312,8 @@ public final class Trainable {
              SafeTensorsFile file = SafeTensorsFile.open(adapterDir.resolve(PeftAdapter.WEIGHTS_FILE))) {
             java.util.Set<String> unused = new java.util.TreeSet<>(file.names());
             for (LoraAdapter a : adapters.values()) {
-                String ka = PeftAdapter.key(peftBase().module(a.module()), LoraAdapter.Matrix.A);
-                String kb = PeftAdapter.key(peftBase().module(a.module()), LoraAdapter.Matrix.B);
+                String ka = adapterKey(a, LoraAdapter.Matrix.A);
+                String kb = adapterKey(a, LoraAdapter.Matrix.B);
                 if (!file.contains(ka) || !file.contains(kb)) {
                     problems.add("no weights for " + a.module());
                     continue;
