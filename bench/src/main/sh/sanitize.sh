@@ -7,6 +7,8 @@
 # refuses the device. Per part, the sanitizer's log and the tests' output go to $OUT (default /tmp/sanitize), and one
 # summary line per part and tool to $OUT/sanitize-summary.txt and stdout. Exit status 0 only when every part ran
 # clean: no sanitizer error, no failed test, not cut.
+# Parts run one after another, or all at once with PARALLEL=1 (each its own sanitizer and JVM: the parts' host work,
+# JVM start and kernel compilation overlap; their summary lines then come in the order they finish).
 # Usage: bash bench/src/main/sh/sanitize.sh [memcheck|racecheck|both] [part ...]   (default: both, every part)
 #        bash bench/src/main/sh/sanitize.sh list                                     (the parts and their patterns)
 # A part is a name from the list or re:REGEX (a class-name pattern of its own, to split a part that runs too long).
@@ -19,12 +21,15 @@ declare -A PARTS=(
   [ops]='.*\.(CudaParityTest|CudaNf4Test|CudaMemoryGpuTest|KernelContractGpuTest)'
   [fused]='.*\.(CudaFusedParityTest|CudaOpsBackwardParityTest)'
   [flash]='.*\.CudaFlashAttentionTest'
+  [packed]='.*\.CudaPackedAttentionTest'
   [training]='.*\.CudaTrainingTest'
   [gemma]='.*\.(Gemma3GoldenGpuTest|SafeTensorsCudaTest)'
+  [vision]='.*\.Gemma3MultimodalGoldenGpuTest'
   [lora]='.*\.LoraGoldenGpuTest'
   [generation]='.*\.LoraGenerationGpuTest'
+  [offload]='.*\.(CudaAdamW8bitTest|CudaFlatOptimTest|HostOffloadAdamWGpuTest|HostMappedGpuTest|HostActivationStoreGpuTest|Gemma3WeightOffloadGpuTest)'
 )
-ORDER=(bindings ops fused flash training gemma lora generation rest)
+ORDER=(bindings ops fused flash packed training gemma vision lora generation offload rest)
 named=$(IFS='|'; echo "${PARTS[*]}")
 if [ "${1:-}" = list ]; then
   for p in "${ORDER[@]}"; do echo "$p: ${PARTS[$p]:-every other GPU test class (not $named)}"; done
@@ -42,8 +47,9 @@ limit=${PART_LIMIT:-540}
 export JTUNE_ALLOCATOR=uncached
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 "$SAN" --version | tail -1
-status=0
-for tool in $tools; do
+# one part under one tool: its summary line, and exit status 0 only when it ran clean
+run_part() {
+  local tool=$1 p=$2 select extra name log tests start rc secs found ok failed note ours theirs mine line clean=0
   # --report-api-errors no: tests provoke CUDA errors on purpose (out of memory, the end of cuFuncGetParamInfo's list);
   # --padding: red zones after each allocation, so a write just past one tensor is not taken as one into its neighbour
   extra=(); [ "$tool" = memcheck ] && extra=(--padding 256)
@@ -51,39 +57,52 @@ for tool in $tools; do
   # on an H100; they are NVIDIA's. Excluding them (--kernel-name-exclude kns=nvjet) made the sanitizer fail ("failed
   # to handle a hardware exception") and cuBLASLt return CUBLAS_STATUS_INTERNAL_ERROR, so every kernel is checked
   # and findings in nvjet_* are read as cuBLAS's.
+  case "$p" in
+    rest) select=(--include-classname '.*' --exclude-classname "$named") ;;
+    re:*) select=(--include-classname "${p#re:}") ;;
+    *) select=(--include-classname "${PARTS[$p]}") ;;
+  esac
+  name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
+  log="$out/$tool-$name.log"; tests="$out/$tool-$name.tests.txt"
+  start=$(date +%s)
+  # --details=tree prints each test as it ends, so a part that is cut still shows how far it got
+  timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
+      --error-exitcode 86 "${extra[@]}" --log-file "$log" \
+      bash .device/run-tests --include-tag gpu --details=tree "${select[@]}" > "$tests" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - start ))
+  found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')
+  ok=$(grep -oE "[0-9]+ tests successful" "$tests" | tail -1)
+  failed=$(grep -oE "[0-9]+ tests failed" "$tests" | tail -1)
+  note=""
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && note=" CUT at ${limit} s"
+  # racecheck: hazards by kernel, cuBLAS's nvjet_* apart (see above); a part is clean when none is in another kernel
+  ours=""
+  if [ "$tool" = racecheck ]; then
+    theirs=$(grep -cE "access at nvjet_" "$log" 2>/dev/null); mine=$(grep -E "access at " "$log" 2>/dev/null | grep -vc "access at nvjet_")
+    ours=" | racecheck reports naming jtune's kernels: ${mine:-0}, cuBLAS's nvjet_*: ${theirs:-0}"
+  fi
+  line="$tool $p: ${found:-no sanitizer summary}$ours | ${ok:-? tests successful}, ${failed:-? tests failed} | ${secs} s | exit $rc$note"
+  echo "$line" | tee -a "$out/sanitize-summary.txt"
+  case "$found" in
+    "ERROR SUMMARY: 0 errors"*|"RACECHECK SUMMARY: 0 hazards"*) ;;
+    "RACECHECK SUMMARY:"*) [ "${mine:-1}" = 0 ] || clean=1 ;; # only cuBLAS's hazards: clean for jtune's kernels
+    *) clean=1 ;;
+  esac
+  [ "$rc" = 0 ] && [ "${failed:-x}" = "0 tests failed" ] || clean=1
+  return $clean
+}
+
+status=0
+for tool in $tools; do
+  pids=()
   for p in "${parts[@]}"; do
-    case "$p" in
-      rest) select=(--include-classname '.*' --exclude-classname "$named") ;;
-      re:*) select=(--include-classname "${p#re:}") ;;
-      *) select=(--include-classname "${PARTS[$p]}") ;;
-    esac
-    name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
-    log="$out/$tool-$name.log"; tests="$out/$tool-$name.tests.txt"
-    start=$(date +%s)
-    timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
-        --error-exitcode 86 "${extra[@]}" --log-file "$log" \
-        bash .device/run-tests --include-tag gpu "${select[@]}" > "$tests" 2>&1
-    rc=$?
-    secs=$(( $(date +%s) - start ))
-    found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')
-    ok=$(grep -oE "[0-9]+ tests successful" "$tests" | tail -1)
-    failed=$(grep -oE "[0-9]+ tests failed" "$tests" | tail -1)
-    note=""
-    [ "$rc" = 124 ] || [ "$rc" = 137 ] && note=" CUT at ${limit} s"
-    # racecheck: hazards by kernel, cuBLAS's nvjet_* apart (see above); a part is clean when none is in another kernel
-    ours=""
-    if [ "$tool" = racecheck ]; then
-      theirs=$(grep -cE "access at nvjet_" "$log" 2>/dev/null); mine=$(grep -E "access at " "$log" 2>/dev/null | grep -vc "access at nvjet_")
-      ours=" | racecheck reports naming jtune's kernels: ${mine:-0}, cuBLAS's nvjet_*: ${theirs:-0}"
+    if [ "${PARALLEL:-0}" = 1 ]; then
+      run_part "$tool" "$p" & pids+=($!)
+    else
+      run_part "$tool" "$p" || status=1
     fi
-    line="$tool $p: ${found:-no sanitizer summary}$ours | ${ok:-? tests successful}, ${failed:-? tests failed} | ${secs} s | exit $rc$note"
-    echo "$line" | tee -a "$out/sanitize-summary.txt"
-    case "$found" in
-      "ERROR SUMMARY: 0 errors"*|"RACECHECK SUMMARY: 0 hazards"*) ;;
-      "RACECHECK SUMMARY:"*) [ "${mine:-1}" = 0 ] || status=1 ;; # only cuBLAS's hazards: clean for jtune's kernels
-      *) status=1 ;;
-    esac
-    [ "$rc" = 0 ] && [ "${failed:-x}" = "0 tests failed" ] || status=1
   done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 done
 exit $status
