@@ -65,10 +65,12 @@ run_part() {
   name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
   log="$out/$tool-$name.log"; tests="$out/$tool-$name.tests.txt"
   start=$(date +%s)
-  # --details=tree prints each test as it ends, so a part that is cut still shows how far it got
+  # --details=tree prints each test as it ends, so a part that is cut still shows how far it got; it goes before the
+  # filters: the console launcher dropped --include-tag gpu when another option came between it and --include-classname
+  # (every cpu test of the part's classes then ran under the sanitizer too, and "rest" ran the whole cpu suite)
   timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
       --error-exitcode 86 "${extra[@]}" --log-file "$log" \
-      bash .device/run-tests --include-tag gpu --details=tree "${select[@]}" > "$tests" 2>&1
+      bash .device/run-tests --details=tree --include-tag gpu "${select[@]}" > "$tests" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')

@@ -18,11 +18,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInfo;
 
 import java.util.Arrays;
-import java.util.Locale;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * NF4 dequantization on the GPU (kernels/nf4.cu) against the cpu backend: bit-identical outputs (raw bytes) for
@@ -150,53 +148,6 @@ class CudaNf4Test {
         byte[] first = Nf4.dequantize(q, DType.BF16).toByteArray();
         for (int i = 0; i < 3; i++) {
             assertArrayEquals(first, Nf4.dequantize(q, DType.BF16).toByteArray());
-        }
-    }
-
-    /**
-     * Bandwidth of the dequantization of a 640 x 2048 (a Gemma 3 270M MLP projection) and a 262144 x 640 weight
-     * (its embedding) to BF16, with plain and double-quantized scales: bytes read (codes, scales) plus bytes written,
-     * over the kernel time measured with CUDA events. Printed, not asserted.
-     */
-    @Test
-    void bandwidth() {
-        CudaBackend gpu = CudaBackend.get(0);
-        System.out.println("NF4 dequantization on " + gpu.description());
-        for (long[] dims : new long[][] {{640, 2048}, {262144, 640}}) {
-            try (Scope s = Scope.open("bandwidth " + Arrays.toString(dims))) {
-                Shape shape = Shape.of(dims);
-                Tensor w = Tensor.normal(shape, DType.BF16, GPU, 21, 0.0, 0.02);
-                for (Nf4Scales scales : new Nf4Scales[] {Nf4Scales.DOUBLE_QUANTIZED, Nf4Scales.FP32}) {
-                    boolean dq = scales.doubleQuant();
-                    Nf4Tensor q = Nf4.quantize(w, scales);
-                    for (DType outType : new DType[] {DType.BF16, DType.F32}) {
-                        Tensor out = Tensor.empty(shape, outType, GPU);
-                        long n = shape.numel();
-                        long bytes = q.storageBytes() + n * outType.byteSize();
-                        int iters = n > 10_000_000 ? 20 : 200;
-                        for (int i = 0; i < 5; i++) {
-                            Nf4.dequantizeInto(q, out);
-                        }
-                        gpu.synchronize();
-                        float ms;
-                        try (CudaEvent start = new CudaEvent(true); CudaEvent end = new CudaEvent(true)) {
-                            start.record(gpu.stream());
-                            for (int i = 0; i < iters; i++) {
-                                Nf4.dequantizeInto(q, out);
-                            }
-                            end.record(gpu.stream());
-                            end.synchronize();
-                            ms = CudaEvent.elapsedMillis(start, end) / iters;
-                        }
-                        System.out.printf(Locale.ROOT, "NF4 dequant %-14s -> %-4s %-13s %9.1f us  %7.1f GB/s  (%.1f MB moved)%n",
-                                Arrays.toString(dims), outType, dq ? "double-quant" : "plain", ms * 1000, bytes / (ms * 1e6),
-                                bytes / 1e6);
-                        assertTrue(ms > 0);
-                        out.close();
-                    }
-                    q.close();
-                }
-            }
         }
     }
 }
