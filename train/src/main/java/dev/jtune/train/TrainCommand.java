@@ -132,6 +132,7 @@ final class TrainCommand {
             }
             out.printf(Locale.ROOT, "training %,d parameters (%s) on %s in %s%n", trainable.parameterCount(),
                     trainable.isLora() ? "LoRA" : "full fine-tuning", device, dtype);
+            describeGroupLearningRates(config, trainable, out);
             if (a.overwriteOutputDir()) {
                 List<String> removed = OutputDirectory.clear(a.outputDir());
                 if (!removed.isEmpty()) {
@@ -510,7 +511,37 @@ final class TrainCommand {
                 .weightPlacement(a.weightPlacement())
                 .batching(new Batching(a.groupByLength() ? Batching.Order.GROUP_BY_LENGTH : Batching.Order.RANDOM,
                         a.packing() ? a.maxSeqLength() : 0))
+                .groupLearningRates(groupLearningRates(a))
                 .build();
+    }
+
+    /** The module names Gemma3-Finetune's --vision_lr and --projector_lr look for in parameter names. */
+    static final String VISION_TOWER_NAME = "vision_tower";
+    static final String PROJECTOR_NAME = "multi_modal_projector";
+
+    /** Gemma3-Finetune's --projector_lr and --vision_lr: the parameters whose names contain its module's, at that rate. */
+    static List<TrainerConfig.GroupLearningRate> groupLearningRates(TrainArgs a) {
+        List<TrainerConfig.GroupLearningRate> rules = new java.util.ArrayList<>();
+        if (a.projectorLr() != null) {
+            rules.add(new TrainerConfig.GroupLearningRate(PROJECTOR_NAME, a.projectorLr()));
+        }
+        if (a.visionLr() != null) {
+            rules.add(new TrainerConfig.GroupLearningRate(VISION_TOWER_NAME, a.visionLr()));
+        }
+        return rules;
+    }
+
+    /**
+     * Says which trained parameters a group learning rate reaches: a count per rule, or that it reaches none (a frozen
+     * tower, a text-only model: the seed's scripts pass --vision_lr to those too, and it does nothing there either).
+     */
+    static void describeGroupLearningRates(TrainerConfig config, Trainable trainable, PrintStream out) {
+        for (TrainerConfig.GroupLearningRate r : config.groupLearningRates()) {
+            String flag = (r.nameContains().equals(VISION_TOWER_NAME) ? Flag.VISION_LR : Flag.PROJECTOR_LR).cli();
+            long n = trainable.namedParameters().keySet().stream().filter(k -> k.contains(r.nameContains())).count();
+            out.println(n == 0 ? "note: " + flag + " reaches no trained parameter (no " + r.nameContains() + " trains in this run)"
+                    : String.format(Locale.ROOT, "%s %.3g: %d trained parameters of %s", flag, r.learningRate(), n, r.nameContains()));
+        }
     }
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {

@@ -24,7 +24,7 @@ import java.util.TreeSet;
 
 /**
  * torch.optim.AdamW on the parameters' device: decoupled weight decay, bias-corrected moments. The parameters are
- * grouped by (device, dtype); each group keeps its state in flat buffers over one {@link FlatLayout}: a
+ * grouped by (device, dtype, {@link ParamGroup}); each group keeps its state in flat buffers over one {@link FlatLayout}: a
  * {@link GradientBuffer} that backward accumulates into, fp32 moments and, for bf16/f16 parameters, an fp32 master
  * copy that the update works on and rounds back into the parameters (bf16 alone would lose small updates). A step is
  * one multi-tensor launch per group, {@link #zeroGrad} one fill per group, and {@link #gradientBuffers} hands the
@@ -51,11 +51,14 @@ public final class AdamW implements Optimizer {
         }
     }
 
-    /** One (device, dtype) group: its parameter table and flat buffers (master null for F32/F64 parameters). */
-    private record Group(ParameterTable table, GradientBuffer grads, Tensor master, Tensor m, Tensor v) {
+    /**
+     * One (device, dtype, parameter group) group: its parameter table and flat buffers (master null for F32/F64
+     * parameters), stepped with its {@link ParamGroup}'s scalars.
+     */
+    private record Group(ParamGroup hyper, ParameterTable table, GradientBuffer grads, Tensor master, Tensor m, Tensor v) {
     }
 
-    private record GroupKey(Device device, DType dtype) {
+    private record GroupKey(Device device, DType dtype, ParamGroup hyper) {
     }
 
     private final List<Group> groups = new ArrayList<>();
@@ -76,6 +79,14 @@ public final class AdamW implements Optimizer {
      * holds only the parameters and their gradients.
      */
     public AdamW(SequencedMap<String, Tensor> params, Config config, Placement statePlacement) {
+        this(params, config, statePlacement, ParamGroup.Assignment.UNIFORM);
+    }
+
+    /**
+     * As {@link #AdamW(SequencedMap, Config, Placement)}, each parameter stepped with its {@link ParamGroup}'s learning
+     * rate and weight decay (torch's param_groups): each group's state in flat buffers of its own.
+     */
+    public AdamW(SequencedMap<String, Tensor> params, Config config, Placement statePlacement, ParamGroup.Assignment groupOf) {
         this.config = config;
         this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
         Map<GroupKey, SequencedMap<String, Tensor>> byGroup = new LinkedHashMap<>();
@@ -84,11 +95,11 @@ public final class AdamW implements Optimizer {
             if (!p.dtype().isFloating()) {
                 throw new DTypeException("AdamW: parameter " + e.getKey() + " " + p.describe() + " is not floating");
             }
-            byGroup.computeIfAbsent(new GroupKey(p.device(), p.dtype()), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+            byGroup.computeIfAbsent(new GroupKey(p.device(), p.dtype(), groupOf.of(e.getKey())), k -> new LinkedHashMap<>()).put(e.getKey(), p);
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (SequencedMap<String, Tensor> named : byGroup.values()) {
-                groups.add(group(named, statePlacement));
+            for (Map.Entry<GroupKey, SequencedMap<String, Tensor>> e : byGroup.entrySet()) {
+                groups.add(group(e.getKey().hyper(), e.getValue(), statePlacement));
             }
         }
         SequencedMap<String, Tensor> views = new LinkedHashMap<>();
@@ -127,7 +138,7 @@ public final class AdamW implements Optimizer {
         return named;
     }
 
-    private static Group group(SequencedMap<String, Tensor> named, Placement placement) {
+    private static Group group(ParamGroup hyper, SequencedMap<String, Tensor> named, Placement placement) {
         GradientBuffer grads = GradientBuffer.attach(named);
         FlatLayout layout = grads.layout();
         DType dtype = grads.dtype();
@@ -145,7 +156,7 @@ public final class AdamW implements Optimizer {
                     Ops.copyInto(grads.parameters().get(i), layout.view(master, i));
                 }
             }
-            return new Group(table, grads, master, Tensor.zeros(flat, stateType, device, placement),
+            return new Group(hyper, table, grads, master, Tensor.zeros(flat, stateType, device, placement),
                     Tensor.zeros(flat, stateType, device, placement));
         }
     }
@@ -153,9 +164,9 @@ public final class AdamW implements Optimizer {
     @Override
     public void step() {
         step++;
-        AdamWStep s = new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Group g : groups) {
+                AdamWStep s = g.hyper().step(config, step);
                 AdamWKernel.on(g.m()).flatStep(g.table(), g.grads().flat(), g.master(), g.m(), g.v(), s, null);
             }
         }

@@ -65,15 +65,15 @@ public final class AdamW8bit implements Optimizer {
         }
     }
 
-    /** One 8-bit group: parameters of one dtype in one flat layout. */
-    private record Group(GradientBuffer grads, ParameterTable table, Tensor master, AdamW8bitKernel.State state) {
+    /** One 8-bit group: parameters of one dtype and {@link ParamGroup} in one flat layout. */
+    private record Group(ParamGroup hyper, GradientBuffer grads, ParameterTable table, Tensor master, AdamW8bitKernel.State state) {
         FlatLayout layout() {
             return table.layout();
         }
     }
 
     /** One parameter with fp32 state. */
-    private record Small(String name, Tensor param, Tensor master, Tensor m, Tensor v) {
+    private record Small(ParamGroup hyper, String name, Tensor param, Tensor master, Tensor m, Tensor v) {
     }
 
     private final List<String> names;
@@ -98,14 +98,25 @@ public final class AdamW8bit implements Optimizer {
      * the device: it is a few kilobytes.
      */
     public AdamW8bit(SequencedMap<String, Tensor> params, AdamW.Config config, Placement statePlacement) {
+        this(params, config, statePlacement, ParamGroup.Assignment.UNIFORM);
+    }
+
+    /**
+     * As {@link #AdamW8bit(SequencedMap, AdamW.Config, Placement)}, each parameter stepped with its {@link ParamGroup}'s
+     * learning rate and weight decay (torch's param_groups, as bitsandbytes takes them): each group's state in flat
+     * buffers of its own.
+     */
+    public AdamW8bit(SequencedMap<String, Tensor> params, AdamW.Config config, Placement statePlacement, ParamGroup.Assignment groupOf) {
         this.config = Objects.requireNonNull(config, "config");
         Objects.requireNonNull(statePlacement, "statePlacement");
         if (params.isEmpty()) {
             throw new IllegalArgumentException("AdamW8bit: no parameters");
         }
         Device device = params.firstEntry().getValue().device();
-        Map<DType, SequencedMap<String, Tensor>> large = new LinkedHashMap<>();
-        Map<DType, SequencedMap<String, Tensor>> small = new LinkedHashMap<>();
+        record Key(DType dtype, ParamGroup hyper) {
+        }
+        Map<Key, SequencedMap<String, Tensor>> large = new LinkedHashMap<>();
+        Map<Key, SequencedMap<String, Tensor>> small = new LinkedHashMap<>();
         for (var e : params.entrySet()) {
             Tensor p = e.getValue();
             if (p.dtype() != DType.F32 && p.dtype() != DType.BF16 && p.dtype() != DType.F16) {
@@ -114,19 +125,20 @@ public final class AdamW8bit implements Optimizer {
             if (!p.device().equals(device)) {
                 throw new IllegalArgumentException("AdamW8bit: parameter " + e.getKey() + " is on " + p.device() + ", the others on " + device);
             }
-            (p.numel() >= MIN_8BIT_SIZE ? large : small).computeIfAbsent(p.dtype(), d -> new LinkedHashMap<>()).put(e.getKey(), p);
+            (p.numel() >= MIN_8BIT_SIZE ? large : small).computeIfAbsent(new Key(p.dtype(), groupOf.of(e.getKey())), k -> new LinkedHashMap<>())
+                    .put(e.getKey(), p);
         }
         this.names = List.copyOf(params.sequencedKeySet());
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (SequencedMap<String, Tensor> group : large.values()) {
-                GradientBuffer grads = GradientBuffer.attach(group);
+            for (Map.Entry<Key, SequencedMap<String, Tensor>> group : large.entrySet()) {
+                GradientBuffer grads = GradientBuffer.attach(group.getValue());
                 buffers.add(grads);
-                groups.add(newGroup(grads, statePlacement));
+                groups.add(newGroup(group.getKey().hyper(), grads, statePlacement));
             }
-            for (SequencedMap<String, Tensor> group : small.values()) {
-                buffers.add(GradientBuffer.attach(group));
+            for (Map.Entry<Key, SequencedMap<String, Tensor>> group : small.entrySet()) {
+                buffers.add(GradientBuffer.attach(group.getValue()));
                 try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-                    for (var e : group.entrySet()) {
+                    for (var e : group.getValue().entrySet()) {
                         Tensor p = e.getValue();
                         Tensor master = null;
                         if (p.dtype() != DType.F32) {
@@ -134,7 +146,7 @@ public final class AdamW8bit implements Optimizer {
                                 master = p.cast(DType.F32);
                             }
                         }
-                        smalls.add(new Small(e.getKey(), p, master, Tensor.zeros(p.shape(), DType.F32, p.device()),
+                        smalls.add(new Small(group.getKey().hyper(), e.getKey(), p, master, Tensor.zeros(p.shape(), DType.F32, p.device()),
                                 Tensor.zeros(p.shape(), DType.F32, p.device())));
                     }
                 }
@@ -143,7 +155,7 @@ public final class AdamW8bit implements Optimizer {
     }
 
     /** A group's state, zero (codes 0 and absmax 0 decode to 0, as bitsandbytes starts), and its master copy. */
-    private static Group newGroup(GradientBuffer grads, Placement placement) {
+    private static Group newGroup(ParamGroup hyper, GradientBuffer grads, Placement placement) {
         FlatLayout layout = grads.layout();
         List<Tensor> params = grads.parameters();
         Device device = grads.device();
@@ -158,22 +170,22 @@ public final class AdamW8bit implements Optimizer {
                     Ops.copyInto(params.get(i), layout.view(master, i));
                 }
             }
-            return new Group(grads, table, master, AdamW8bitKernel.State.zeros(layout.numel(), device, placement));
+            return new Group(hyper, grads, table, master, AdamW8bitKernel.State.zeros(layout.numel(), device, placement));
         }
     }
 
     @Override
     public void step() {
         steps++;
-        AdamWStep s = new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(), config.weightDecay(), steps);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Group g : groups) {
                 checkAttached(g.grads);
-                AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, s, null);
+                AdamW8bitKernel.on(g.grads.flat()).step(g.table, g.master, g.grads.flat(), g.state, g.hyper.step(config, steps), null);
             }
             // bitsandbytes' 32-bit step decays after the Adam step: the kernel steps without decay, then one scale
-            AdamWStep undecayed = s.withoutDecay();
             for (Small st : smalls) {
+                AdamWStep s = st.hyper.step(config, steps);
+                AdamWStep undecayed = s.withoutDecay();
                 Tensor target = st.master != null ? st.master : st.param;
                 AdamWKernel.on(target).step(target, st.param.grad().contiguous(), st.m, st.v, undecayed, null);
                 if (s.weightDecay() > 0) {

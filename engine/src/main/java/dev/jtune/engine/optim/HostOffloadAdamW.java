@@ -130,6 +130,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         private Schedule schedule = Schedule.IN_STEP;
         private Gradients gradients = Gradients.DEVICE_BUFFER;
         private Moments moments = Moments.FP32;
+        private ParamGroup.Assignment groupOf = ParamGroup.Assignment.UNIFORM;
 
         private Builder(SequencedMap<String, Tensor> params, AdamW.Config config) {
             this.params = new LinkedHashMap<>(params);
@@ -162,6 +163,12 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             return this;
         }
 
+        /** Each parameter's learning rate and weight decay (torch's param_groups; by default the optimizer's for all). */
+        public Builder groups(ParamGroup.Assignment value) {
+            this.groupOf = java.util.Objects.requireNonNull(value, "groups");
+            return this;
+        }
+
         public HostOffloadAdamW build() {
             if (gradients == Gradients.STREAMED && schedule == Schedule.DELAYED) {
                 throw new IllegalArgumentException("HostOffloadAdamW: streamed gradients with the delayed step are not built "
@@ -180,7 +187,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
      * writes straight into them (no {@code weights16} copy). {@code spans}: the host buffers the update runs over
      * (empty on meta, no bytes to update).
      */
-    private record Group(Update update, boolean homed, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams,
+    private record Group(ParamGroup hyper, Update update, boolean homed, FlatLayout layout, List<Tensor> params, GradientBuffer grads, List<Tensor> flatParams,
                          Tensor master, Tensor m, Tensor v, AdamW8bitKernel.State state8, Tensor hostGrads, Tensor acc, Tensor weights16,
                          List<Span> spans) {
         /** What the device's weights are copied from: the bf16 rounding, or the fp32 master itself for F32 parameters. */
@@ -240,7 +247,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         this.gradients = b.gradients;
         this.moments = b.moments;
         this.device = b.params.firstEntry().getValue().device();
-        record Key(DType dtype, Update update, boolean homed) {
+        record Key(DType dtype, Update update, boolean homed, ParamGroup hyper) {
         }
         Map<Key, SequencedMap<String, Tensor>> byKind = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> e : b.params.entrySet()) {
@@ -264,11 +271,11 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
             Update update = moments == Moments.FP32 ? Update.FP32
                     : p.numel() >= AdamW8bit.MIN_8BIT_SIZE ? Update.BLOCKWISE_8BIT : Update.FP32_DECAY_AFTER;
             boolean homed = p.placement() == Placement.HOST_MAPPED && p.dtype() == DType.BF16;
-            byKind.computeIfAbsent(new Key(p.dtype(), update, homed), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+            byKind.computeIfAbsent(new Key(p.dtype(), update, homed, b.groupOf.of(e.getKey())), k -> new LinkedHashMap<>()).put(e.getKey(), p);
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Map.Entry<Key, SequencedMap<String, Tensor>> e : byKind.entrySet()) {
-                groups.add(group(e.getKey().update(), e.getKey().homed(), e.getValue()));
+                groups.add(group(e.getKey().hyper(), e.getKey().update(), e.getKey().homed(), e.getValue()));
             }
             Backends.get(device).synchronize(); // the master copies and zero fills are written before the host reads them
         }
@@ -324,7 +331,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         return kinds;
     }
 
-    private Group group(Update update, boolean homed, SequencedMap<String, Tensor> named) {
+    private Group group(ParamGroup hyper, Update update, boolean homed, SequencedMap<String, Tensor> named) {
         GradientBuffer grads = null;
         FlatLayout layout;
         List<Tensor> params = List.copyOf(named.values());
@@ -392,7 +399,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
                 }
             }
         }
-        return new Group(update, homed, layout, params, grads, List.copyOf(flatParams), master, m, v, state8, hostGrads, acc,
+        return new Group(hyper, update, homed, layout, params, grads, List.copyOf(flatParams), master, m, v, state8, hostGrads, acc,
                 weights16, List.copyOf(spans));
     }
 
@@ -456,8 +463,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         checkOpen();
         step++;
         // gradScale: the clipping factor of streamed gradients (clipHeldGradients), 1 otherwise
-        StepScalars s = new StepScalars(new AdamWStep(config.lr(), config.beta1(), config.beta2(), config.eps(),
-                config.weightDecay(), step), gradScale);
+        List<StepScalars> s = new ArrayList<>(groups.size()); // each group's, by group index
+        for (Group g : groups) {
+            s.add(new StepScalars(g.hyper().step(config, step), gradScale));
+        }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             if (streamed != null) {
                 refreshMaster();
@@ -558,9 +567,11 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         }
     }
 
-    private void update(int k, StepScalars s) {
+    /** Bucket k's host update, with its group's scalars from {@code scalars} (by group index). */
+    private void update(int k, List<StepScalars> scalars) {
         Bucket b = buckets.get(k);
         Group g = groups.get(b.group());
+        StepScalars s = scalars.get(b.group());
         for (Span sp : g.spans()) {
             long lo = Math.max(b.from(), sp.from());
             long hi = Math.min(b.to(), sp.to());

@@ -152,8 +152,12 @@ public enum Flag {
             "with --offload_optimizer cpu: the host update of step i overlaps the GPU's step i+1 (ZeRO-Offload's"
                     + " one-step delayed update). Changes the arithmetic: step i+1's forward and backward use weights"
                     + " without step i's update, so the loss curve differs from an ordinary run")),
-    VISION_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "per-part learning rates are not built yet: a trained tower uses --learning_rate")),
-    PROJECTOR_LR(Spec.ignored(Group.OPTIMIZER, FLOAT, "per-part learning rates are not built yet: a trained projector uses --learning_rate")),
+    VISION_LR(Spec.of(Group.OPTIMIZER, FLOAT, null,
+            "learning rate of the vision tower's parameters (names containing vision_tower) when it trains"
+                    + " (--freeze_vision_tower False), scheduled as --learning_rate is; none: --learning_rate").check(Checks.atLeastD(0))),
+    PROJECTOR_LR(Spec.of(Group.OPTIMIZER, FLOAT, null,
+            "learning rate of the projector's parameters (names containing multi_modal_projector) when it trains"
+                    + " (--freeze_projector False), scheduled as --learning_rate is; none: --learning_rate").check(Checks.atLeastD(0))),
 
     // ---- LoRA and quantization ----
     LORA_ENABLE(Spec.of(Group.LORA, BOOL, false, "train LoRA adapters on the frozen model (needs --freeze_llm)")),

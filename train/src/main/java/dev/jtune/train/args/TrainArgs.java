@@ -77,6 +77,8 @@ public record TrainArgs(
         OffloadOptimizer offloadOptimizer,
         OffloadParam offloadParam,
         boolean delayedOptimizerStep,
+        Double visionLr,
+        Double projectorLr,
         boolean offloadActivations,
         String gradientCheckpointingKwargs,
         boolean tiledMlp,
@@ -380,6 +382,15 @@ public record TrainArgs(
         if (freezeLlm && !loraEnable && freezeVisionTower && freezeProjector) {
             p.add(Flag.FREEZE_LLM.cli() + ", " + Flag.FREEZE_VISION_TOWER.cli() + " and " + Flag.FREEZE_PROJECTOR.cli()
                     + " without " + Flag.LORA_ENABLE.cli() + " leave nothing to train");
+        }
+        if (!(learningRate > 0)) {
+            for (Flag f : List.of(Flag.VISION_LR, Flag.PROJECTOR_LR)) {
+                Double lr = (Double) get(f);
+                if (lr != null && lr > 0) {
+                    p.add(f.cli() + " " + f.format(lr) + " is scheduled as a multiple of " + Flag.LEARNING_RATE.cli()
+                            + ", which is " + Flag.LEARNING_RATE.format(learningRate) + ": give " + Flag.LEARNING_RATE.cli() + " a positive rate");
+                }
+            }
         }
         if (bits == 4 && !loraEnable) {
             p.add(Flag.BITS.cli() + " 4 needs " + Flag.LORA_ENABLE.cli() + ": 4-bit weights are frozen, so there would be"

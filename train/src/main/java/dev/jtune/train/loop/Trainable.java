@@ -5,6 +5,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.gemma.lora.DropoutState;
 import dev.jtune.gemma.lora.Lora;
 import dev.jtune.gemma.lora.LoraAdapter;
@@ -219,6 +220,33 @@ public final class Trainable {
     /** peft's key of an adapter's A or B weight, its module named as in this run's base class. */
     private String adapterKey(LoraAdapter a, LoraAdapter.Matrix m) {
         return PeftAdapter.key(peftBase().module(a.module()), m);
+    }
+
+    /**
+     * Each trained parameter's optimizer group, as Gemma3-Finetune's trainer forms them (its {@code create_optimizer}):
+     * a parameter of a LayerNorm (the SigLIP tower's) or whose name contains "bias" without weight decay (the seed
+     * excludes torch's LayerNorm layers only, so Gemma's RMSNorm weights are decayed, as there); a name containing a
+     * {@link TrainerConfig.GroupLearningRate}'s part at that rate, scheduled alike (the first rule that matches).
+     */
+    public ParamGroup.Assignment paramGroups(TrainerConfig config) {
+        dev.jtune.engine.nn.Module root = multimodal != null ? multimodal : model;
+        Set<String> layerNorms = root.modules(dev.jtune.engine.nn.LayerNorm.class).keySet();
+        Map<String, ParamGroup> groups = new java.util.HashMap<>();
+        for (String name : namedParameters().keySet()) {
+            int dot = name.lastIndexOf('.');
+            boolean decay = !name.contains("bias") && !(dot > 0 && layerNorms.contains(name.substring(0, dot)));
+            String label = "default";
+            double scale = 1;
+            for (TrainerConfig.GroupLearningRate r : config.groupLearningRates()) {
+                if (name.contains(r.nameContains())) {
+                    label = r.nameContains();
+                    scale = r.learningRate() == config.learningRate() ? 1 : r.learningRate() / config.learningRate();
+                    break;
+                }
+            }
+            groups.put(name, new ParamGroup(decay ? label : label + ", no decay", scale, decay));
+        }
+        return name -> groups.getOrDefault(name, ParamGroup.DEFAULT);
     }
 
     public long parameterCount() {

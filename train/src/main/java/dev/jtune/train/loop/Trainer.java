@@ -16,6 +16,7 @@ import dev.jtune.engine.optim.AdamW;
 import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
+import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.optim.GradClip;
@@ -92,7 +93,7 @@ public final class Trainer implements AutoCloseable {
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         placeWeights(config, trainable);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            this.optimizer = newOptimizer(config, trainable.namedParameters());
+            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config));
         }
         this.activations = newActivationStore(config, device);
     }
@@ -135,24 +136,24 @@ public final class Trainer implements AutoCloseable {
     /**
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
      * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
-     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state. Called in the scope
-     * that holds the parameters, counting as OPTIMIZER.
+     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state; each parameter in its
+     * group ({@link Trainable#paramGroups}). Called in the scope that holds the parameters, counting as OPTIMIZER.
      */
-    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params) {
+    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {
             case DEVICE -> switch (precision) {
-                case FP32 -> new AdamW(params, adam);
-                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam);
+                case FP32 -> new AdamW(params, adam, Placement.DEVICE, groups);
+                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.DEVICE, groups);
             };
             case PAGED_HOST -> switch (precision) {
-                case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED);
-                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED);
+                case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED, groups);
+                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED, groups);
             };
             // the delayed step keeps the gradients in a device buffer, since its update reads one step's gradients while
             // backward computes the next step's; in step they may stream to the host during backward (no device buffer)
-            case HOST -> hostOffloaded(config, params, adam, switch (precision) {
+            case HOST -> hostOffloaded(config, params, adam, groups, switch (precision) {
                 case FP32 -> HostOffloadAdamW.Moments.FP32;
                 case BLOCKWISE_8BIT -> HostOffloadAdamW.Moments.BLOCKWISE_8BIT;
             });
@@ -161,8 +162,8 @@ public final class Trainer implements AutoCloseable {
 
     /** The host-offloaded AdamW with fp32 or 8-bit moments, delayed or in step (see the comment above). */
     private static HostOffloadAdamW hostOffloaded(TrainerConfig config, SequencedMap<String, Tensor> params, AdamW.Config adam,
-                                                  HostOffloadAdamW.Moments moments) {
-        HostOffloadAdamW.Builder b = HostOffloadAdamW.builder(params, adam).moments(moments);
+                                                  ParamGroup.Assignment groups, HostOffloadAdamW.Moments moments) {
+        HostOffloadAdamW.Builder b = HostOffloadAdamW.builder(params, adam).moments(moments).groups(groups);
         return config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
                 ? b.schedule(HostOffloadAdamW.Schedule.DELAYED).build()
                 : b.gradients(streamGradients() ? HostOffloadAdamW.Gradients.STREAMED : HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
@@ -441,7 +442,7 @@ public final class Trainer implements AutoCloseable {
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
             placeWeights(config, trainable);
-            Optimizer optimizer = newOptimizer(config, trainable.namedParameters());
+            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config));
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();

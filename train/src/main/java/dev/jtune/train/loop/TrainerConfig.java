@@ -40,7 +40,25 @@ public record TrainerConfig(
         ActivationPlacement activationPlacement,
         WeightPlacement weightPlacement,
         Batching batching,
-        CheckpointContents checkpointContents) {
+        CheckpointContents checkpointContents,
+        java.util.List<GroupLearningRate> groupLearningRates) {
+
+    /**
+     * A learning rate of its own for the trained parameters whose (HF) name contains {@code nameContains}, scheduled as
+     * the main one is (its peak over the main peak is the ratio every step): Gemma3-Finetune's {@code --vision_lr}
+     * ({@code vision_tower}) and {@code --projector_lr} ({@code multi_modal_projector}). The first rule that matches a
+     * name wins.
+     */
+    public record GroupLearningRate(String nameContains, double learningRate) {
+        public GroupLearningRate {
+            if (nameContains == null || nameContains.isEmpty()) {
+                throw new IllegalArgumentException("a group learning rate needs a name part to match");
+            }
+            if (!(learningRate >= 0) || Double.isInfinite(learningRate)) {
+                throw new IllegalArgumentException("the learning rate of " + nameContains + " must be finite and at least 0, got " + learningRate);
+            }
+        }
+    }
 
     public enum SaveStrategy { NO, STEPS, EPOCH }
 
@@ -134,6 +152,11 @@ public record TrainerConfig(
         java.util.Objects.requireNonNull(weightPlacement, "weightPlacement");
         java.util.Objects.requireNonNull(batching, "batching");
         java.util.Objects.requireNonNull(checkpointContents, "checkpointContents");
+        groupLearningRates = java.util.List.copyOf(groupLearningRates);
+        if (!(learningRate > 0) && groupLearningRates.stream().anyMatch(g -> g.learningRate() > 0)) {
+            throw new IllegalArgumentException("a group learning rate is scheduled as a multiple of the main one: with a learning"
+                    + " rate of " + learningRate + " it cannot be " + groupLearningRates);
+        }
         if (weightPlacement == WeightPlacement.HOST && checkpointing == Gemma3Model.Checkpointing.NONE) {
             throw new IllegalArgumentException("weight offload copies each layer back for its recomputation: it needs "
                     + "gradient checkpointing (--gradient_checkpointing)");
@@ -198,6 +221,7 @@ public record TrainerConfig(
         private WeightPlacement weightPlacement = WeightPlacement.DEVICE;
         private Batching batching = Batching.DEFAULT;
         private CheckpointContents checkpointContents = CheckpointContents.MODEL_AND_STATE;
+        private java.util.List<GroupLearningRate> groupLearningRates = java.util.List.of();
 
         private Builder() {
         }
@@ -236,6 +260,7 @@ public record TrainerConfig(
             weightPlacement = c.weightPlacement;
             batching = c.batching;
             checkpointContents = c.checkpointContents;
+            groupLearningRates = c.groupLearningRates;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -406,7 +431,13 @@ public record TrainerConfig(
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
-                    weightPlacement, batching, checkpointContents);
+                    weightPlacement, batching, checkpointContents, groupLearningRates);
+        }
+
+        /** Learning rates of their own for parameters by name (default: none, every parameter at the main rate). */
+        public Builder groupLearningRates(java.util.List<GroupLearningRate> v) {
+            groupLearningRates = v;
+            return this;
         }
 
         /** What checkpoints hold (default: the weights and the optimizer's state). */

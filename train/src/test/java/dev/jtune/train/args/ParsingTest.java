@@ -150,6 +150,8 @@ class ParsingTest {
         m.put(Flag.OFFLOAD_OPTIMIZER, List.of("cpu"));
         m.put(Flag.OFFLOAD_PARAM, List.of("cpu", "--gradient_checkpointing", "--offload_optimizer", "cpu"));
         m.put(Flag.DELAYED_OPTIMIZER_STEP, List.of("true", "--offload_optimizer", "cpu"));
+        m.put(Flag.VISION_LR, List.of("2e-6"));
+        m.put(Flag.PROJECTOR_LR, List.of("1e-5"));
         m.put(Flag.LORA_ENABLE, List.of("true", "--freeze_llm"));
         m.put(Flag.LORA_RANK, List.of("8"));
         m.put(Flag.LORA_ALPHA, List.of("32"));
@@ -285,8 +287,9 @@ class ParsingTest {
                 "--freeze_vision_tower", "--freeze_projector", "False", "--vision_lr", "2e-6", "--projector_lr", "1e-5",
                 "--image_folder", "./", "--do_train");
         assertEquals(TrainArgs.defaults().learningRate(), t.args().learningRate());
-        Set<String> expected = Set.of("--use_liger", "--disable_flash_attn2", "--tf32", "--vision_lr", "--projector_lr",
-                "--do_train", "PYTORCH_CUDA_ALLOC_CONF");
+        assertEquals(2e-6, t.args().visionLr());
+        assertEquals(1e-5, t.args().projectorLr());
+        Set<String> expected = Set.of("--use_liger", "--disable_flash_attn2", "--tf32", "--do_train", "PYTORCH_CUDA_ALLOC_CONF");
         for (String name : expected) {
             assertTrue(t.warnings().stream().anyMatch(w -> w.startsWith(name)), name + " in " + t.warnings());
         }
@@ -314,6 +317,12 @@ class ParsingTest {
         assertEquals(0.95, a.adamBeta2());
         assertEquals(10, a.saveTotalLimit());
         assertEquals(1.0, a.numTrainEpochs());
+        assertEquals(1e-5, a.projectorLr());
+        assertEquals(2e-6, a.visionLr());
+        assertEquals(null, TrainArgs.defaults().visionLr(), "none given: the main rate");
+        ArgsException e = org.junit.jupiter.api.Assertions.assertThrows(ArgsException.class,
+                () -> fx.train("--learning_rate", "0", "--vision_lr", "2e-6"));
+        assertTrue(e.getMessage().contains("--vision_lr") && e.getMessage().contains("--learning_rate"), e.getMessage());
     }
 
     @Test

@@ -90,6 +90,45 @@ class ImageTrainerTest {
     }
 
     /**
+     * Gemma3-Finetune's optimizer groups: --vision_lr and --projector_lr give the tower's and projector's parameters
+     * their own rate (a multiple of the main one), and LayerNorm parameters and biases get no weight decay while
+     * Gemma's RMSNorm weights keep it, as its create_optimizer does. With a tower rate of 0 and weight decay on, the
+     * trained tower does not move at all while the projector and language model do.
+     */
+    @Test
+    void towerAndProjectorLearningRatesFormGroupsAsTheSeedsTrainerDoes() throws IOException {
+        try (Scope run = Scope.open("param groups", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            Trainable t = Trainable.full(model, EnumSet.allOf(Trainable.Part.class), "tiny-mm");
+            TrainerConfig config = config(3, 1e-3).toBuilder().weightDecay(0.1).groupLearningRates(List.of(
+                    new TrainerConfig.GroupLearningRate("multi_modal_projector", 2e-4),
+                    new TrainerConfig.GroupLearningRate("vision_tower", 0))).build();
+            dev.jtune.engine.optim.ParamGroup.Assignment groups = t.paramGroups(config);
+            String tower = Gemma3MultimodalModel.VISION_TOWER + "encoder.layers.0.";
+            assertEquals(new dev.jtune.engine.optim.ParamGroup("vision_tower", 0, true), groups.of(tower + "self_attn.q_proj.weight"));
+            assertEquals(new dev.jtune.engine.optim.ParamGroup("vision_tower, no decay", 0, false), groups.of(tower + "self_attn.q_proj.bias"));
+            assertEquals(new dev.jtune.engine.optim.ParamGroup("vision_tower, no decay", 0, false), groups.of(tower + "layer_norm1.weight"));
+            assertEquals(new dev.jtune.engine.optim.ParamGroup("multi_modal_projector", 0.2, true),
+                    groups.of(Gemma3MultimodalModel.PROJECTOR + "mm_input_projection_weight"));
+            // Gemma's RMSNorm is not torch's LayerNorm: decayed, as in the seed's trainer
+            assertEquals(dev.jtune.engine.optim.ParamGroup.DEFAULT.decay(),
+                    groups.of(Gemma3MultimodalModel.LANGUAGE_MODEL + "layers.0.input_layernorm.weight").decay());
+            assertEquals(new dev.jtune.engine.optim.ParamGroup("default", 1, true),
+                    groups.of(Gemma3MultimodalModel.LANGUAGE_MODEL + "layers.0.mlp.down_proj.weight"));
+
+            float[] towerBefore = firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray();
+            float[] projectorBefore = firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray();
+            float[] textBefore = firstOf(model, Gemma3MultimodalModel.LANGUAGE_MODEL).toFloatArray();
+            Trainer trainer = Trainer.builder(config, t).train(examples(model.visionConfig(), 8, Seeds.random())).outputDir(dir.resolve("groups"))
+                    .info(new Trainer.RunInfo("image test", RunIdentity.builder().fixed("model", "tiny-mm").build(), List.of())).build();
+            trainer.run(Optional.empty(), Long.MAX_VALUE);
+            assertArrayEquals(towerBefore, firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray(), "a tower at rate 0 stays");
+            assertFalse(java.util.Arrays.equals(projectorBefore, firstOf(model, Gemma3MultimodalModel.PROJECTOR).toFloatArray()), "the projector moved");
+            assertFalse(java.util.Arrays.equals(textBefore, firstOf(model, Gemma3MultimodalModel.LANGUAGE_MODEL).toFloatArray()), "the language model moved");
+        }
+    }
+
+    /**
      * LoRA on the language model with the tower and projector frozen: every adapter trains (the loss falls), nothing
      * else moves, and the adapter names its modules as peft does on Gemma3ForConditionalGeneration (transformers 4.52+).
      */
