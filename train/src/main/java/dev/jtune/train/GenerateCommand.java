@@ -168,8 +168,10 @@ final class GenerateCommand {
                     " (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
             if (adapter != null) {
                 PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, m, model);
+                List<String> nonLora = multimodal == null ? List.of() : AdapterDir.applyNonLora(adapter, multimodal);
                 err.println("jtune generate: LoRA adapter " + adapter.toAbsolutePath() + " (" + loaded.adapters().size() + " modules, r "
-                        + loaded.config().rank() + ") on " + model.toAbsolutePath());
+                        + loaded.config().rank() + ")" + (nonLora.isEmpty() ? "" : " with the " + nonLora.size() + " tensors of its "
+                        + dev.jtune.train.loop.Trainable.NON_LORA_FILE) + " on " + model.toAbsolutePath());
             }
             Generator generator = compact == null ? Generator.forModel(m) : new Generator(m, stopIds(m, compact));
             List<Integer> generated = new ArrayList<>();

@@ -10,17 +10,23 @@ import dev.jtune.engine.meta.MetaBackend;
 import dev.jtune.engine.quant.Nf4;
 import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.config.Gemma3Config;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.args.TrainArgs;
 import dev.jtune.train.loop.Trainable;
 import dev.jtune.train.loop.Trainer;
 import dev.jtune.train.report.MemoryReport;
 
+import java.util.Optional;
+
 /**
  * The predicted memory of one training step on a GPU, before any weight exists: the model of {@code config.json}
  * is built on the meta device (shapes and allocations, no data), quantized and given adapters as the arguments ask,
  * and {@link Trainer#measureStep} runs the trainer's own step on a synthetic batch of {@code --max_seq_length}
- * tokens per sequence; the meta backend's caching allocator counts what the GPU's would.
+ * tokens per sequence; the meta backend's caching allocator counts what the GPU's would. An image-text model is built
+ * whole (tower and projector dense, trained or frozen as asked) and its sequences hold images: the tower's weights,
+ * its transient (frozen) or activations (trained) fall in the same categories as the language model's.
  */
 final class MemoryPlanner {
     private MemoryPlanner() {
@@ -33,16 +39,39 @@ final class MemoryPlanner {
     record Prediction(MemoryReport report, long deviceBytes) {
     }
 
+    /**
+     * What is planned: the language model's configuration and, for an image-text checkpoint, its tower's with the
+     * images each sequence of a micro-batch holds (their soft tokens are part of the sequence's length).
+     */
+    record Model(Gemma3Config text, Optional<Gemma3VisionConfig> vision, int imagesPerSequence) {
+        Model {
+            java.util.Objects.requireNonNull(text, "text");
+            java.util.Objects.requireNonNull(vision, "vision");
+            if (imagesPerSequence < 0 || (vision.isEmpty() && imagesPerSequence > 0)) {
+                throw new IllegalArgumentException(imagesPerSequence + " images per sequence " + (vision.isEmpty() ? "without a vision tower" : ""));
+            }
+        }
+
+        static Model text(Gemma3Config text) {
+            return new Model(text, Optional.empty(), 0);
+        }
+    }
+
     /** The prediction for a run on a GPU ({@code jtune plan}): {@code --bf16} decides the dtype. */
     static Prediction predict(Gemma3Config config, TrainArgs a) {
         return predict(config, a, Device.Kind.CUDA);
+    }
+
+    /** {@link #predict(Model, TrainArgs, Device.Kind)} of a text model. */
+    static Prediction predict(Gemma3Config config, TrainArgs a, Device.Kind target) {
+        return predict(Model.text(config), a, target);
     }
 
     /**
      * The prediction for a run on {@code target}: on a GPU in bf16 when {@code --bf16} asks, with the per-GPU buffers
      * meta does not model; on the cpu in fp32 (as the cpu backend trains), without them.
      */
-    static Prediction predict(Gemma3Config config, TrainArgs a, Device.Kind target) {
+    static Prediction predict(Model planned, TrainArgs a, Device.Kind target) {
         boolean gpu = target == Device.Kind.CUDA;
         DType dtype = dtype(a, target);
         MetaBackend meta = MetaBackend.instance();
@@ -50,13 +79,23 @@ final class MemoryPlanner {
             meta.reset();
             MemoryStats stats;
             try (Scope plan = Scope.open("plan", MemoryCategory.WEIGHTS)) {
-                Gemma3Model model = Gemma3Model.random(config, Device.META, dtype, 0);
+                // an image-text model whole: the tower and projector dense (trained or frozen as asked), the language model
+                // quantized as asked, as TrainCommand loads it
+                Gemma3MultimodalModel multimodal = planned.vision().isEmpty() ? null
+                        : Gemma3MultimodalModel.random(planned.text(), planned.vision().get(), Device.META, dtype, 0);
+                Gemma3Model model = multimodal != null ? multimodal.text() : Gemma3Model.random(planned.text(), Device.META, dtype, 0);
                 if (a.bits() == 4) {
                     model.quantizeLinearWeights(a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32);
                 }
-                Trainable trainable = a.loraEnable() ? Trainable.lora(model, TrainCommand.loraConfig(a), a.seed(), "plan")
-                        : Trainable.full(model, "plan");
-                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength());
+                Trainable trainable;
+                if (multimodal != null) {
+                    trainable = a.loraEnable() ? Trainable.lora(multimodal, TrainCommand.loraConfig(a), a.seed(), "plan", TrainCommand.trainedParts(a))
+                            : Trainable.full(multimodal, TrainCommand.trainedParts(a), "plan");
+                } else {
+                    trainable = a.loraEnable() ? Trainable.lora(model, TrainCommand.loraConfig(a), a.seed(), "plan") : Trainable.full(model, "plan");
+                }
+                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength(),
+                        planned.imagesPerSequence());
             }
             long resident = gpu ? CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0) : 0;
             String label = gpu ? "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")")

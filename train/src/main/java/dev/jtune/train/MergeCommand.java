@@ -11,6 +11,9 @@ import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsModel;
 import dev.jtune.gemma.safetensors.TensorInfo;
+import dev.jtune.gemma.config.Gemma3VisionConfig;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
+import dev.jtune.train.loop.Trainable;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -26,8 +29,9 @@ import java.util.Optional;
 /**
  * {@code jtune merge --model_path BASE --adapter_path DIR --output_dir OUT}: loads the base in its own dtype, folds
  * the peft adapter into it ({@link LoraMerge#merge}: W += alpha/r * B A in fp32, rounded once) and writes an HF
- * checkpoint in that dtype, with the base's tokenizer files, generation_config.json and compact_vocabulary.json.
- * The checkpoint is written to a hidden sibling of OUT and renamed to OUT when complete.
+ * checkpoint in that dtype, with the base's tokenizer files, generation_config.json and compact_vocabulary.json; an
+ * image-text base whole (tower, projector, merged language model; the parts trained beside the adapter from its
+ * non_lora_state_dict). The checkpoint is written to a hidden sibling of OUT and renamed to OUT when complete.
  */
 final class MergeCommand {
     static final String USAGE = """
@@ -45,12 +49,15 @@ final class MergeCommand {
               --debug               with an error, print its stack trace too
 
             The result loads as a model of its own: jtune generate --model_path OUT, or transformers'
-            AutoModelForCausalLM.from_pretrained(OUT) (a multimodal base is written as its text model).
+            AutoModelForCausalLM.from_pretrained(OUT). An image-text base (Gemma3ForConditionalGeneration) is written
+            whole, in its own key layout and with its processor files: the vision tower and projector as the adapter's
+            non_lora_state_dict.safetensors has them when they trained beside it, else the base's.
             """;
 
     /** The files of a base model directory copied beside the merged weights, when present. */
     static final List<String> COPIED = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-            "tokenizer.model", "added_tokens.json", "chat_template.jinja", "generation_config.json", CompactVocabulary.FILE);
+            "tokenizer.model", "added_tokens.json", "chat_template.jinja", "generation_config.json", CompactVocabulary.FILE,
+            "preprocessor_config.json", "processor_config.json");
 
     private MergeCommand() {
     }
@@ -107,17 +114,24 @@ final class MergeCommand {
         Device d = TrainCommand.device(device);
         DType dtype = baseDType(base, err);
         try (Scope s = Scope.open("merge", MemoryCategory.WEIGHTS)) {
-            Gemma3Model model = Gemma3Model.load(base, d, dtype);
+            // an image-text base is written whole: its tower and projector (as trained beside the adapter, when they were)
+            // with the merged language model, in the base's key layout
+            Gemma3MultimodalModel multimodal = Gemma3VisionConfig.read(base).isPresent() ? Gemma3MultimodalModel.load(base, d, dtype) : null;
+            Gemma3Model model = multimodal != null ? multimodal.text() : Gemma3Model.load(base, d, dtype);
             PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, model, base);
-            if (Files.isRegularFile(adapter.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE))) {
-                err.println("jtune merge: warning: " + adapter.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE) + " (the vision tower or"
-                        + " projector trained beside the adapter) is not merged: the output is the base's text model with the adapter folded in");
-            }
+            List<String> nonLora = multimodal != null ? AdapterDir.applyNonLora(adapter, multimodal) : List.of();
             LoraMerge.merge(model, loaded.adapters());
-            write(model, base, output);
-            out.printf(Locale.ROOT, "merged the LoRA adapter %s (%d modules, r %d, alpha %s) into %s; wrote %s (%s)%n",
+            write(dir -> {
+                if (multimodal != null) {
+                    multimodal.export(dir, LoraMerge.DEFAULT_SHARD_BYTES);
+                } else {
+                    LoraMerge.export(model, dir, LoraMerge.DEFAULT_SHARD_BYTES);
+                }
+            }, base, output);
+            out.printf(Locale.ROOT, "merged the LoRA adapter %s (%d modules, r %d, alpha %s) into %s%s; wrote %s (%s%s)%n",
                     adapter.toAbsolutePath(), loaded.adapters().size(), loaded.config().rank(), number(loaded.config().alpha()),
-                    base.toAbsolutePath(), output.toAbsolutePath(), Gemma3Config.hfDTypeName(dtype));
+                    base.toAbsolutePath(), nonLora.isEmpty() ? "" : " with the " + nonLora.size() + " tensors of " + Trainable.NON_LORA_FILE,
+                    output.toAbsolutePath(), Gemma3Config.hfDTypeName(dtype), multimodal != null ? ", image-text" : "");
         }
         return 0;
     }
@@ -194,13 +208,13 @@ final class MergeCommand {
     }
 
     /** Exports into a hidden sibling of {@code output}, copies the base's side files, then renames it to {@code output}. */
-    private static void write(Gemma3Model model, Path base, Path output) {
+    private static void write(java.util.function.Consumer<Path> export, Path base, Path output) {
         Path out = output.toAbsolutePath().normalize();
         Path tmp = null;
         try {
             Files.createDirectories(out.getParent());
             tmp = Files.createTempDirectory(out.getParent(), "." + out.getFileName() + ".merging-");
-            LoraMerge.export(model, tmp, LoraMerge.DEFAULT_SHARD_BYTES);
+            export.accept(tmp);
             for (String f : COPIED) {
                 if (Files.isRegularFile(base.resolve(f))) {
                     Files.copy(base.resolve(f), tmp.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);

@@ -105,9 +105,11 @@ final class PlanCommand {
         }
         TrainCommand.refuseWhatTheTrainerDoesNotRunYet(a, TrainCommand.config(a)); // a plan of a run that cannot run helps nobody
         long started = System.nanoTime();
-        Planner.Budget budget = TrainCommand.visionApart(Planner.Budget.forRun(a, TrainCommand.device(a.device())), vision, config, a,
-                Device.Kind.CUDA, out);
-        Planner.Plan plan = Planner.plan(config, a, t.given(), budget, Device.Kind.CUDA);
+        Planner.Budget budget = Planner.Budget.forRun(a, TrainCommand.device(a.device()));
+        if (vision.isPresent()) { // no data to count images in: the seed's usual record, one image per sequence
+            out.println("image-text model: planned with the vision tower and projector, and one image in each sequence");
+        }
+        Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0), a, t.given(), budget, Device.Kind.CUDA);
         double seconds = (System.nanoTime() - started) / 1e9;
         out.println("jtune plan: " + describe(plan.args(), config, name, Device.Kind.CUDA));
         out.print(plan.prediction().report().fullTable());

@@ -115,17 +115,6 @@ final class Planner {
             return unlimited("no --max_memory given, and no GPU to read free memory from: nothing to compare with");
         }
 
-        /**
-         * This budget less {@code bytes} that the plan does not model ({@code what}), as its description says; an
-         * unlimited budget stays unlimited.
-         */
-        Budget less(long bytes, String what) {
-            if (this.bytes < 0) {
-                return this;
-            }
-            return new Budget(this.bytes - bytes, description + " less " + what + " (" + gib(bytes) + ")", hostBytes);
-        }
-
         /** {@code --max_memory}. */
         static Budget of(MemorySize max) {
             return new Budget(max.bytes(), "--max_memory " + max.describe());
@@ -255,20 +244,25 @@ final class Planner {
      * configuration as given; else the cheapest candidate by the cost rule whose prediction fits, or a refusal.
      */
     static Plan plan(Gemma3Config config, TrainArgs a, GivenFlags given, Budget budget, Device.Kind target) {
+        return plan(MemoryPlanner.Model.text(config), a, given, budget, target);
+    }
+
+    /** {@link #plan(Gemma3Config, TrainArgs, GivenFlags, Budget, Device.Kind)} of a text or image-text model. */
+    static Plan plan(MemoryPlanner.Model model, TrainArgs a, GivenFlags given, Budget budget, Device.Kind target) {
         if (!budget.limited()) {
-            return new Chosen(a, MemoryPlanner.predict(config, a, target), Map.of(),
+            return new Chosen(a, MemoryPlanner.predict(model, a, target), Map.of(),
                     "chosen: nothing, the configuration as given (" + budget.description() + ")");
         }
         List<Option> tried = new ArrayList<>();
-        for (Knobs k : candidates(config, a, given, target)) {
+        for (Knobs k : candidates(model.text(), a, given, target)) {
             TrainArgs args = a.with(k.flags());
-            Option o = new Option(k, args, MemoryPlanner.predict(config, args, target));
+            Option o = new Option(k, args, MemoryPlanner.predict(model, args, target));
             tried.add(o);
             if (budget.fits(o)) {
                 return chosen(a, o, tried.subList(0, tried.size() - 1), budget);
             }
         }
-        return refused(config, a, given, budget, tried, target);
+        return refused(model, a, given, budget, tried, target);
     }
 
     /** The knob values the planner may try for {@code a} on {@code target}, cheapest first by the cost rule. */
@@ -378,7 +372,7 @@ final class Planner {
         return new Chosen(o.args(), o.prediction(), changes, line.toString());
     }
 
-    private static Refused refused(Gemma3Config config, TrainArgs a, GivenFlags given, Budget budget, List<Option> tried, Device.Kind target) {
+    private static Refused refused(MemoryPlanner.Model model, TrainArgs a, GivenFlags given, Budget budget, List<Option> tried, Device.Kind target) {
         Option asGiven = tried.stream().filter(o -> changes(a, o.args()).isEmpty()).findFirst().orElseThrow();
         StringBuilder m = new StringBuilder(String.format(Locale.ROOT, "the step does not fit %s: as given it needs %s",
                 budget.description(), gib(asGiven.bytes())));
@@ -409,8 +403,8 @@ final class Planner {
         for (Map.Entry<String, Map<Flag, Object>> c : singleChanges(a, given).entrySet()) {
             TrainArgs changed = null;
             long bytes = Long.MAX_VALUE;
-            for (TrainArgs option : withFrugalOpenKnobs(config, a, given, smallest.knobs(), c.getValue(), target)) {
-                long b = MemoryPlanner.predict(config, option, target).deviceBytes();
+            for (TrainArgs option : withFrugalOpenKnobs(model.text(), a, given, smallest.knobs(), c.getValue(), target)) {
+                long b = MemoryPlanner.predict(model, option, target).deviceBytes();
                 if (b < bytes) {
                     changed = option;
                     bytes = b;

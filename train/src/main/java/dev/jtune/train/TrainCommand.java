@@ -78,7 +78,7 @@ final class TrainCommand {
                 asked.imageFolder() != null ? asked.imageFolder() : asked.dataPath().toAbsolutePath().getParent(), vc.mmTokensPerImage(),
                 vc.boiToken())).orElse(null));
         out.println(data.summary());
-        TrainArgs a = plan(asked, given, device, out);
+        TrainArgs a = plan(asked, given, device, vision, data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0), out);
         TrainerConfig config = config(a);
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
@@ -218,11 +218,15 @@ final class TrainCommand {
      * The memory plan of this run, printed (the predicted table and the line saying what the planner chose), before
      * any weight is loaded; the arguments to run with. Refuses ({@link CommandException}) when nothing fits.
      */
-    private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, PrintStream out) {
+    private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, Optional<Gemma3VisionConfig> vision, int imagesPerSequence,
+                                  PrintStream out) {
         Gemma3Config modelConfig = Gemma3Config.read(a.modelPath());
-        Planner.Budget budget = visionApart(Planner.Budget.forRun(a, device), Gemma3VisionConfig.read(a.modelPath()), modelConfig, a,
-                device.kind(), out);
-        Planner.Plan plan = Planner.plan(modelConfig, a, given, budget, device.kind());
+        if (vision.isPresent()) {
+            out.printf(Locale.ROOT, "image-text model: planned with the vision tower and projector, and %d image%s in each sequence (the data's most)%n",
+                    imagesPerSequence, imagesPerSequence == 1 ? "" : "s");
+        }
+        Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(modelConfig, vision, vision.isPresent() ? imagesPerSequence : 0), a, given,
+                Planner.Budget.forRun(a, device), device.kind());
         String name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
         out.println("plan: " + PlanCommand.describe(plan.args(), modelConfig, name, device.kind()));
         out.print(plan.prediction().report().fullTable());
@@ -233,21 +237,6 @@ final class TrainCommand {
             }
             case Planner.Refused r -> throw new CommandException(r.message());
         };
-    }
-
-    /**
-     * {@code budget} less an image-text model's tower and projector weights (dense, in the run's dtype), said on
-     * {@code out}: the plan models the language model's step, and a run on such a checkpoint holds them beside it.
-     */
-    static Planner.Budget visionApart(Planner.Budget budget, Optional<Gemma3VisionConfig> vision, Gemma3Config text, TrainArgs a,
-                                      Device.Kind target, PrintStream out) {
-        if (vision.isEmpty()) {
-            return budget;
-        }
-        long bytes = Gemma3MultimodalModel.visionParameters(vision.get(), text.hiddenSize()) * MemoryPlanner.dtype(a, target).bytesFor(1);
-        out.printf(Locale.ROOT, "image-text model: the vision tower and projector hold %.2f GiB of weights beside the plan below%n",
-                bytes / (double) (1L << 30));
-        return budget.less(bytes, "the vision tower's and projector's weights");
     }
 
     /**

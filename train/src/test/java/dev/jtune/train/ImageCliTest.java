@@ -49,7 +49,8 @@ class ImageCliTest {
                 "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--lora_alpha", "8", "--device", "cpu");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("image-text model: LoRA on the language model"), r.all());
-        assertTrue(r.out().contains("image-text model: the vision tower and projector hold"), "the plan holds the tower apart: " + r.all());
+        assertTrue(r.out().contains("image-text model: planned with the vision tower and projector, and 1 image in each sequence (the data's most)"),
+                "the plan counts the tower and the data's images: " + r.all());
         try (SafeTensorsFile adapter = SafeTensorsFile.open(out.resolve(PeftAdapter.WEIGHTS_FILE))) {
             assertTrue(!adapter.names().isEmpty() && adapter.names().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
                     adapter.names().toString());
@@ -77,12 +78,33 @@ class ImageCliTest {
         CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
                 "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
         assertEquals(0, merged.rc(), merged.all());
-        assertTrue(merged.err().contains("is not merged: the output is the base's text model"), "merge says what it leaves out: " + merged.all());
-        try (SafeTensorsFile nonLora = SafeTensorsFile.open(out.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE))) {
+        assertTrue(merged.out().contains("with the") && merged.out().contains("image-text"), merged.all());
+        try (Scope s = Scope.open("merged");
+             SafeTensorsFile nonLora = SafeTensorsFile.open(out.resolve(dev.jtune.train.loop.Trainable.NON_LORA_FILE))) {
             assertTrue(nonLora.names().stream().anyMatch(n -> n.startsWith("model.vision_tower."))
                     && nonLora.names().stream().anyMatch(n -> n.startsWith("model.multi_modal_projector."))
                     && nonLora.names().stream().noneMatch(n -> n.startsWith("model.language_model.")), nonLora.names().toString());
+            // the merged checkpoint is the whole image-text model: the trained tower and projector as non_lora has them (in
+            // the base's dtype), the language model with the adapter folded in
+            DType baseType = MergeCommand.baseDType(tmp.resolve("mm-model"), System.err);
+            var result = dev.jtune.gemma.vision.Gemma3MultimodalModel.load(tmp.resolve("merged"), Device.CPU, DType.F32);
+            var base = dev.jtune.gemma.vision.Gemma3MultimodalModel.load(tmp.resolve("mm-model"), Device.CPU, DType.F32);
+            for (String name : nonLora.names()) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(nonLora.load(name, Device.CPU).cast(baseType).cast(DType.F32).toFloatArray(),
+                        result.namedParameters().get(name).tensor().toFloatArray(), name + " as trained");
+            }
+            String adapted = "model.language_model.layers.0.self_attn.q_proj.weight";
+            assertTrue(!java.util.Arrays.equals(base.namedParameters().get(adapted).tensor().toFloatArray(),
+                    result.namedParameters().get(adapted).tensor().toFloatArray()), "the adapter is folded into " + adapted);
+            String untouched = "model.language_model.embed_tokens.weight";
+            org.junit.jupiter.api.Assertions.assertArrayEquals(base.namedParameters().get(untouched).tensor().toFloatArray(),
+                    result.namedParameters().get(untouched).tensor().toFloatArray(), untouched + " as in the base");
         }
+        // generate applies the adapter and the parts trained beside it
+        CliFixtures.Run g = CliFixtures.run("generate", "--adapter_path", out.toString(), "--model_path", tmp.resolve("mm-model").toString(),
+                "--image", tmp.resolve("images").resolve("p0.png").toString(), "--prompt", "What is it?", "--max_new_tokens", "2", "--device", "cpu");
+        assertEquals(0, g.rc(), g.all());
+        assertTrue(g.err().contains("tensors of its " + dev.jtune.train.loop.Trainable.NON_LORA_FILE), g.all());
     }
 
     /** The language model and projector trained in full, the tower frozen: runs, and writes the checkpoint in the source's layout. */
@@ -116,14 +138,13 @@ class ImageCliTest {
         assertTrue(refused.err().contains("--image needs an image-text checkpoint"), refused.all());
     }
 
-    /** {@code jtune plan} of an image-text checkpoint holds the tower's and projector's weights apart from the budget, and says so. */
+    /** {@code jtune plan} of an image-text checkpoint plans the whole model with an image in each sequence, and says so (ImagePlanTest: what it counts). */
     @Test
-    void thePlanOfAnImageTextCheckpointHoldsTheTowerApart() throws IOException {
+    void thePlanOfAnImageTextCheckpointCountsTheTowerAndAnImage() throws IOException {
         CliFixtures.Run r = CliFixtures.run("plan", "--model_path", checkpoint().toString(), "--max_seq_length", "64",
                 "--per_device_train_batch_size", "1", "--max_memory", "16GiB");
         assertEquals(0, r.rc(), r.all());
-        assertTrue(r.out().contains("image-text model: the vision tower and projector hold"), r.all());
-        assertTrue(r.out().contains("less the vision tower's and projector's weights"), "the budget's description says it: " + r.all());
+        assertTrue(r.out().contains("image-text model: planned with the vision tower and projector, and one image in each sequence"), r.all());
     }
 
     /** Image settings on a text-only checkpoint, and a text model with nothing left to train, are refused with what to do. */

@@ -105,21 +105,6 @@ public final class Gemma3MultimodalModel extends Module {
     }
 
     /**
-     * The parameters of the tower and projector of {@code vision} beside a language model of {@code textHidden}, counted
-     * from the module tree (nothing allocated): what the memory planner holds apart for an image-text run.
-     */
-    public static long visionParameters(Gemma3VisionConfig vision, long textHidden) {
-        long n = 0;
-        for (Parameter p : new SiglipVisionTower(vision, new DequantWorkspace(DType.F32, Device.CPU)).namedParameters().values()) {
-            n += p.shape().numel();
-        }
-        for (Parameter p : new MultiModalProjector(vision, textHidden).namedParameters().values()) {
-            n += p.shape().numel();
-        }
-        return n;
-    }
-
-    /**
      * A model of the configuration in {@code dir}/config.json (a {@code "gemma3"} one, with a {@code vision_config})
      * with random weights: normal(0, 0.02) matrices, zero biases and Gemma norms (1 + w), LayerNorm scales 1 (the
      * language model as {@link Gemma3Model#random}). {@link #export} writes transformers 5's key layout and that
@@ -128,7 +113,18 @@ public final class Gemma3MultimodalModel extends Module {
     public static Gemma3MultimodalModel random(Path dir, Device device, DType dtype, long seed) {
         Gemma3VisionConfig vc = Gemma3VisionConfig.read(dir).orElseThrow(() -> new ConfigException(dir.resolve("config.json").toString(),
                 "vision_config", "missing: not an image-text configuration"));
-        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.random(dev.jtune.gemma.config.Gemma3Config.read(dir), device, dtype, seed), vc);
+        Gemma3MultimodalModel m = random(dev.jtune.gemma.config.Gemma3Config.read(dir), vc, device, dtype, seed);
+        m.layout = new CheckpointLayout("language_model.model.", "vision_tower.", "multi_modal_projector.");
+        m.source = dir;
+        return m;
+    }
+
+    /**
+     * {@link #random(Path, Device, DType, long)} from the two configurations, without a source checkpoint (it does not
+     * export): the memory planner's model on the meta device.
+     */
+    public static Gemma3MultimodalModel random(dev.jtune.gemma.config.Gemma3Config text, Gemma3VisionConfig vc, Device device, DType dtype, long seed) {
+        Gemma3MultimodalModel m = new Gemma3MultimodalModel(Gemma3Model.random(text, device, dtype, seed), vc);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
             long s = seed + 1_000_003L;
             for (Map.Entry<String, Parameter> e : m.namedParameters().entrySet()) {
@@ -141,8 +137,6 @@ public final class Gemma3MultimodalModel extends Module {
                         : Tensor.normal(p.shape(), dtype, device, s++, 0, 0.02));
             }
         }
-        m.layout = new CheckpointLayout("language_model.model.", "vision_tower.", "multi_modal_projector.");
-        m.source = dir;
         return m;
     }
 
@@ -153,6 +147,9 @@ public final class Gemma3MultimodalModel extends Module {
      * file.
      */
     public void export(Path dir, long maxShardBytes) {
+        if (source == null) {
+            throw new IllegalStateException("an image-text model made from its configurations has no source checkpoint to export after");
+        }
         try (Scope dense = Scope.open("export")) { // NF4 modules' dequantized copies live only while writing
             java.nio.file.Files.createDirectories(dir);
             dev.jtune.gemma.safetensors.SafeTensorsWriter writer = new dev.jtune.gemma.safetensors.SafeTensorsWriter().metadata("format", "pt");
@@ -184,6 +181,9 @@ public final class Gemma3MultimodalModel extends Module {
      * ({@link #namedParameters()}): the source checkpoint's key layout.
      */
     public String fileName(String name) {
+        if (layout == null) {
+            throw new IllegalStateException("an image-text model made from its configurations has no file layout");
+        }
         if (name.startsWith(VISION_TOWER)) {
             return layout.vision(name.substring(VISION_TOWER.length()));
         }
@@ -228,7 +228,12 @@ public final class Gemma3MultimodalModel extends Module {
 
     /** The tower's last hidden state [I, patches, vision_hidden] of pixels [I, C, S, S] (normalized, at the configured size). */
     public Tensor visionStates(Tensor pixels) {
-        return model.visionTower.forward(pixels.to(text.device()).cast(text.dtype()));
+        return visionStates(pixels, Gemma3Model.Options.defaults());
+    }
+
+    /** {@link #visionStates(Tensor)} under {@code options}' checkpointing and activation store (a trained tower's layers). */
+    private Tensor visionStates(Tensor pixels, Gemma3Model.Options options) {
+        return model.visionTower.forward(pixels.to(text.device()).cast(text.dtype()), options.checkpointing(), options.activations());
     }
 
     /**
@@ -238,16 +243,21 @@ public final class Gemma3MultimodalModel extends Module {
      * would otherwise live until the micro-batch ends (8.2 GiB for one 896-pixel image of gemma-3-4b, on meta).
      */
     public Tensor imageFeatures(Tensor pixels) {
-        if (!model.visionTower.trains() && !model.projector.trains()) {
-            try (Autograd.GradMode off = Autograd.noGrad(); Scope features = Scope.open("frozen image features")) {
-                return features.keep(projectedFeatures(pixels));
-            }
-        }
-        return projectedFeatures(pixels);
+        return imageFeatures(pixels, Gemma3Model.Options.defaults());
     }
 
-    private Tensor projectedFeatures(Tensor pixels) {
-        Tensor f = model.projector.forward(visionStates(pixels));
+    /** {@link #imageFeatures(Tensor)}, a trained tower under {@code options}' checkpointing. */
+    private Tensor imageFeatures(Tensor pixels, Gemma3Model.Options options) {
+        if (!model.visionTower.trains() && !model.projector.trains()) {
+            try (Autograd.GradMode off = Autograd.noGrad(); Scope features = Scope.open("frozen image features")) {
+                return features.keep(projectedFeatures(pixels, options));
+            }
+        }
+        return projectedFeatures(pixels, options);
+    }
+
+    private Tensor projectedFeatures(Tensor pixels, Gemma3Model.Options options) {
+        Tensor f = model.projector.forward(visionStates(pixels, options));
         return f.reshape(f.dim(0) * f.dim(1), f.dim(2));
     }
 
@@ -258,11 +268,11 @@ public final class Gemma3MultimodalModel extends Module {
      * replaced rows' token embedding). The count of image tokens must be images x mm_tokens_per_image.
      */
     public Tensor inputEmbeddings(Tensor ids, Tensor pixels) {
-        return inputEmbeddings(ids, ids.toIntArray(), pixels);
+        return inputEmbeddings(ids, ids.toIntArray(), pixels, Gemma3Model.Options.defaults());
     }
 
     /** {@link #inputEmbeddings(Tensor, Tensor)} with the ids already on the host as {@code id}. */
-    private Tensor inputEmbeddings(Tensor ids, int[] id, Tensor pixels) {
+    private Tensor inputEmbeddings(Tensor ids, int[] id, Tensor pixels, Gemma3Model.Options options) {
         int perImage = vision.mmTokensPerImage();
         long images = pixels == null ? 0 : pixels.dim(0);
         int imageTokens = 0;
@@ -290,7 +300,7 @@ public final class Gemma3MultimodalModel extends Module {
         if (images == 0) {
             return embeds;
         }
-        Tensor features = imageFeatures(pixels);
+        Tensor features = imageFeatures(pixels, options);
         int[] rows = new int[id.length];
         int next = id.length;
         for (int i = 0; i < id.length; i++) {
@@ -332,10 +342,13 @@ public final class Gemma3MultimodalModel extends Module {
                 Tensor.fromArray(groups, ids.shape(), DType.I32, Device.CPU), Tensor.fromArray(positions, ids.shape(), DType.I32, Device.CPU));
     }
 
-    /** Final-normed hidden states [B * T, hidden] of ids [B, T] with the images of {@code pixels} (see {@link Gemma3Model#hidden}). */
+    /**
+     * Final-normed hidden states [B * T, hidden] of ids [B, T] with the images of {@code pixels} (see
+     * {@link Gemma3Model#hidden}); a trained tower runs under {@code options}' checkpointing too.
+     */
     public Tensor hidden(Tensor ids, Tensor pixels, Gemma3Model.Options options, Consumer<Tensor> observer) {
         int[] id = ids.toIntArray(); // read once for both (ids on a device cost a copy each)
-        return text.hiddenFrom(inputEmbeddings(ids, id, pixels), ids, layout(ids, id), options, observer);
+        return text.hiddenFrom(inputEmbeddings(ids, id, pixels, options), ids, layout(ids, id), options, observer);
     }
 
     /**
@@ -346,7 +359,7 @@ public final class Gemma3MultimodalModel extends Module {
      */
     public Tensor promptHidden(Tensor ids, Tensor pixels, dev.jtune.gemma.model.KvCache cache) {
         int[] id = ids.toIntArray();
-        return text.hiddenCached(inputEmbeddings(ids, id, pixels), layout(ids, id), 0, cache);
+        return text.hiddenCached(inputEmbeddings(ids, id, pixels, Gemma3Model.Options.defaults()), layout(ids, id), 0, cache);
     }
 
     /** Logits [B * T, vocab] of final hidden states (the tied LM head). */

@@ -1,5 +1,6 @@
 package dev.jtune.gemma.vision;
 
+import dev.jtune.engine.ActivationStore;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
@@ -8,6 +9,7 @@ import dev.jtune.engine.nn.LayerNorm;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.ModuleList;
 import dev.jtune.gemma.config.Gemma3VisionConfig;
+import dev.jtune.gemma.model.Gemma3Model;
 
 /**
  * The SigLIP vision encoder (Gemma 3's {@code vision_tower}), a tree whose parameter names are HF's in memory
@@ -45,10 +47,20 @@ public final class SiglipVisionTower extends Module {
 
     /** pixels [B, C, S, S] (normalized, at the configured size) to the last hidden state [B, patches, hidden]. */
     public Tensor forward(Tensor pixels) {
+        return forward(pixels, Gemma3Model.Checkpointing.NONE, ActivationStore.DEVICE);
+    }
+
+    /**
+     * {@link #forward(Tensor)} under the run's checkpointing: with any mode but NONE, each encoder layer that a gradient
+     * goes through keeps only its input (in {@code store}) and runs again in backward, as HF checkpoints SiglipEncoder's
+     * layers under gradient_checkpointing (the tower's layers are not split in halves).
+     */
+    public Tensor forward(Tensor pixels, Gemma3Model.Checkpointing checkpointing, ActivationStore store) {
         Tensor h = embeddings.forward(pixels);
         for (SiglipEncoderLayer layer : encoder.layers) {
             if (Autograd.needsGrad(h) || (Autograd.isEnabled() && layer.trains())) {
-                h = layer.forward(h);
+                h = checkpointing == Gemma3Model.Checkpointing.NONE ? layer.forward(h)
+                        : Autograd.checkpoint(in -> layer.forward(in[0]), store, h);
             } else { // no gradient goes through: nothing needs the layer's intermediates, a scope per layer frees them as it goes
                 try (Scope one = Scope.open("vision layer")) {
                     h = one.keep(layer.forward(h));

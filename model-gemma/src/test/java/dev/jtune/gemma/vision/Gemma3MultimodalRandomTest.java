@@ -33,10 +33,6 @@ class Gemma3MultimodalRandomTest {
                     assertTrue(java.util.Arrays.stream(v).anyMatch(x -> x != 0.0), e.getKey() + " is drawn");
                 }
             }
-            long vision = m.namedParameters().entrySet().stream().filter(e -> !e.getKey().startsWith(Gemma3MultimodalModel.LANGUAGE_MODEL))
-                    .mapToLong(e -> e.getValue().shape().numel()).sum();
-            assertEquals(vision, Gemma3MultimodalModel.visionParameters(m.visionConfig(), m.text().config().hiddenSize()),
-                    "the planner's count of the tower and projector");
             Path out = tmp.resolve("random-mm");
             m.export(out, Long.MAX_VALUE);
             try (SafeTensorsModel files = SafeTensorsModel.open(out)) {

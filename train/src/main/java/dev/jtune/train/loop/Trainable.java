@@ -165,10 +165,17 @@ public final class Trainable {
             }
             return model.loss(batch.ids(), batch.labels(), batch.layout(), options, normalizer);
         }
+        return loss(batch, batch.images().isEmpty() ? null : images.pixelValues(batch.images(), model.device()), options, normalizer);
+    }
+
+    /**
+     * {@link #loss(Batcher.Batch, Gemma3Model.Options, double)} of an image-text model with the batch's images already as
+     * {@code pixels} [images, C, S, S] (null: none): the planner's synthetic images on the meta device.
+     */
+    Tensor loss(Batcher.Batch batch, Tensor pixels, Gemma3Model.Options options, double normalizer) {
         if (batch.layout() != null) {
             throw new IllegalArgumentException("an image-text model computes its own token layout: packed rows are not supported");
         }
-        Tensor pixels = batch.images().isEmpty() ? null : images.pixelValues(batch.images(), model.device());
         return multimodal.loss(batch.ids(), pixels, batch.labels(), options, normalizer);
     }
 

@@ -426,7 +426,12 @@ public final class Trainer implements AutoCloseable {
     /** A micro-batch's loss as a step computes it: the one place the step's model options (checkpointing, chunk) are set. */
     private static Tensor microBatchLoss(TrainerConfig config, Trainable trainable, ActivationStore activations, Batcher.Batch batch,
                                          int counted) {
-        return trainable.loss(batch, new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling()), Math.max(1, counted));
+        return trainable.loss(batch, options(config, activations), Math.max(1, counted));
+    }
+
+    /** The model's options in a run of {@code config}: its checkpointing, MLP tiling and activation store. */
+    private static Gemma3Model.Options options(TrainerConfig config, ActivationStore activations) {
+        return new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling());
     }
 
     /**
@@ -438,7 +443,19 @@ public final class Trainer implements AutoCloseable {
      * planner's prediction (shapes and allocations, no arithmetic); on the cpu or a GPU, a measurement of the same.
      */
     public static MemoryStats measureStep(TrainerConfig config, Trainable trainable, int batchSize, int seqLength) {
+        return measureStep(config, trainable, batchSize, seqLength, 0);
+    }
+
+    /**
+     * {@link #measureStep(TrainerConfig, Trainable, int, int)} with {@code imagesPerSequence} images in each sequence of an
+     * image-text model (their soft tokens first, zero pixels): the tower's and projector's memory (a frozen tower's
+     * transient, a trained one's activations) counted with the language model's.
+     */
+    public static MemoryStats measureStep(TrainerConfig config, Trainable trainable, int batchSize, int seqLength, int imagesPerSequence) {
         Device device = trainable.model().device();
+        if (imagesPerSequence > 0 && trainable.multimodal().isEmpty()) {
+            throw new IllegalArgumentException("images in a measured step need an image-text model");
+        }
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
             placeWeights(config, trainable);
@@ -449,13 +466,31 @@ public final class Trainer implements AutoCloseable {
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
                 int micro = Math.min(2, config.gradientAccumulation());
                 int[] ids = new int[batchSize * seqLength]; // token 0 (pad) everywhere: the values do not change the memory
+                int imageSize = imagesPerSequence == 0 ? 0 : trainable.multimodal().orElseThrow().visionConfig().imageSize();
+                if (imagesPerSequence > 0) { // each sequence's images' soft tokens first
+                    var vc = trainable.multimodal().orElseThrow().visionConfig();
+                    int tokens = imagesPerSequence * vc.mmTokensPerImage();
+                    if (tokens > seqLength) {
+                        throw new IllegalArgumentException(imagesPerSequence + " images of " + vc.mmTokensPerImage() + " tokens do not fit "
+                                + seqLength + " tokens");
+                    }
+                    for (int r = 0; r < batchSize; r++) {
+                        java.util.Arrays.fill(ids, r * seqLength, r * seqLength + tokens, vc.imageToken());
+                    }
+                }
                 for (int i = 0; i < micro; i++) {
                     trainable.train(CounterRng.bits(config.seed(), i));
                     try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                         dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
-                        Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device),
-                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, device), null, List.of());
-                        microBatchLoss(config, trainable, activations, t, micro * batchSize * seqLength).backward();
+                        // an image-text model reads its ids on the host (where its images' tokens are): meta holds no values
+                        Device idsOn = trainable.multimodal().isPresent() ? Device.CPU : device;
+                        Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn),
+                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn), null, List.of());
+                        Tensor pixels = imagesPerSequence == 0 ? null
+                                : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3, imageSize, imageSize), dev.jtune.engine.DType.F32, device);
+                        double counted = micro * batchSize * seqLength;
+                        (trainable.multimodal().isPresent() ? trainable.loss(t, pixels, options(config, activations), counted)
+                                : trainable.loss(t, options(config, activations), counted)).backward();
                     }
                 }
                 trainable.eval();
