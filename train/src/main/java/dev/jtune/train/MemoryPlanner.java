@@ -94,8 +94,9 @@ final class MemoryPlanner {
                 } else {
                     trainable = a.loraEnable() ? Trainable.lora(model, TrainCommand.loraConfig(a), a.seed(), "plan") : Trainable.full(model, "plan");
                 }
-                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength(),
-                        planned.imagesPerSequence());
+                // as many images as the sequence holds whole (a longer record is cut to --max_seq_length)
+                int images = planned.vision().map(v -> Math.min(planned.imagesPerSequence(), a.maxSeqLength() / v.mmTokensPerImage())).orElse(0);
+                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), a.maxSeqLength(), images);
             }
             long resident = gpu ? CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0) : 0;
             String label = gpu ? "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")")

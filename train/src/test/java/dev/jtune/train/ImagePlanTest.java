@@ -83,5 +83,8 @@ class ImagePlanTest {
                 + " -> " + (trainedCkpt - frozenCkpt));
         long twoImages = activations(plan(args("--freeze_vision_tower", "False"), 2));
         assertTrue(twoImages > trained, "two images a sequence keep more than one: " + trained + " -> " + twoImages);
+        // more images than the sequence holds: as many as fit whole (a record is cut to --max_seq_length)
+        long many = activations(plan(args("--freeze_vision_tower", "False"), 1000));
+        assertTrue(many >= twoImages, "a sequence full of images: " + many);
     }
 }
