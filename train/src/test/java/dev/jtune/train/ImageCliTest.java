@@ -55,6 +55,10 @@ class ImageCliTest {
             assertTrue(!adapter.names().isEmpty() && adapter.names().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
                     adapter.names().toString());
         }
+        // exact module names, as Gemma3-Finetune's: suffixes would make peft adapt the tower's q/k/v_proj too
+        var targets = new ObjectMapper().readTree(out.resolve(PeftAdapter.CONFIG_FILE).toFile()).path("target_modules");
+        assertTrue(targets.size() > 0, targets.toString());
+        targets.forEach(n -> assertTrue(n.asText().startsWith("model.language_model.layers."), "target " + n));
         // merge reads the image-text adapter's names back and folds it into the base's language model
         CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
                 "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");

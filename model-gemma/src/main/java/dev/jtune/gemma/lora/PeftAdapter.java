@@ -126,8 +126,10 @@ public final class PeftAdapter {
         }
         ArrayNode t = c.putArray("target_modules");
         targets.forEach(t::add);
-        if (config.numLoraModules() > 0) {
-            // peft cannot express "the last N modules" by name suffix: list the exact modules instead
+        if (config.numLoraModules() > 0 || base == BaseModel.CONDITIONAL_GENERATION) {
+            // peft cannot express "the last N modules" by name suffix: list the exact modules instead. Nor can suffixes
+            // keep an image-text model's vision tower out (its self_attn.q_proj, k_proj and v_proj end as the language
+            // model's do; peft would add adapters there): Gemma3-Finetune lists exact names too
             ArrayNode exact = JSON.createArrayNode();
             adapters.keySet().forEach(m -> exact.add(base.module(m)));
             c.set("target_modules", exact);
@@ -180,13 +182,13 @@ public final class PeftAdapter {
         } catch (IllegalArgumentException e) {
             throw new AdapterException(configFile + ": " + e.getMessage(), e);
         }
-        if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
-            checkTargets(configFile, config, model);
-        }
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
              Scope.Entered cat = Scope.countAs(MemoryCategory.ADAPTERS)) {
             BaseModel base = BaseModel.of(file); // an adapter of an image-text model applies to its language model
+            if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
+                checkTargets(configFile, config, model, base);
+            }
             checkNames(file, model, base);
             for (String module : model.linears().keySet()) {
                 String ka = key(base.module(module), LoraAdapter.Matrix.A);
@@ -208,8 +210,8 @@ public final class PeftAdapter {
     }
 
     /** Every target module must name a linear module of this model (peft refuses targets it does not find, too). */
-    private static void checkTargets(Path configFile, LoraConfig config, Gemma3Model model) {
-        List<String> modules = List.copyOf(model.linears().keySet());
+    private static void checkTargets(Path configFile, LoraConfig config, Gemma3Model model, BaseModel base) {
+        List<String> modules = model.linears().keySet().stream().map(base::module).toList(); // as the adapter's base names them
         List<String> missing = new ArrayList<>();
         for (String t : config.targetModules()) {
             LoraConfig one = new LoraConfig(config.rank(), config.alpha(), 0, List.of(t), List.of(), -1);
