@@ -116,8 +116,17 @@ final class AdapterDir {
      * that does not fit is an error naming both directories, with the mismatch as its cause.
      */
     static PeftAdapter.Loaded apply(Path dir, Gemma3Model model, Path modelDir) {
+        return apply(dir, () -> PeftAdapter.load(dir, model, DType.F32), modelDir);
+    }
+
+    /** {@link #apply(Path, Gemma3Model, Path)} onto an image-text model: its language model's and its tower's adapters. */
+    static PeftAdapter.Loaded apply(Path dir, Gemma3MultimodalModel model, Path modelDir) {
+        return apply(dir, () -> PeftAdapter.load(dir, model, DType.F32), modelDir);
+    }
+
+    private static PeftAdapter.Loaded apply(Path dir, java.util.function.Supplier<PeftAdapter.Loaded> load, Path modelDir) {
         try {
-            return PeftAdapter.load(dir, model, DType.F32);
+            return load.get();
         } catch (AdapterException | SafeTensorsException | ShapeException e) {
             throw new AdapterException("the adapter in " + dir.toAbsolutePath() + " does not fit the model in "
                     + modelDir.toAbsolutePath(), e);

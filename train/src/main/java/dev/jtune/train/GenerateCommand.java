@@ -167,7 +167,7 @@ final class GenerateCommand {
             TrainCommand.requireTokenIds(ids, m.config().vocabSize(), tokenizer, model.toAbsolutePath(),
                     " (a model with a compacted vocabulary needs its " + CompactVocabulary.FILE + ")");
             if (adapter != null) {
-                PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, m, model);
+                PeftAdapter.Loaded loaded = multimodal != null ? AdapterDir.apply(adapter, multimodal, model) : AdapterDir.apply(adapter, m, model);
                 List<String> nonLora = multimodal == null ? List.of() : AdapterDir.applyNonLora(adapter, multimodal);
                 err.println("jtune generate: LoRA adapter " + adapter.toAbsolutePath() + " (" + loaded.adapters().size() + " modules, r "
                         + loaded.config().rank() + ")" + (nonLora.isEmpty() ? "" : " with the " + nonLora.size() + " tensors of its "

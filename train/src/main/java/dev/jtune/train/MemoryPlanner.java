@@ -89,7 +89,8 @@ final class MemoryPlanner {
                 }
                 Trainable trainable;
                 if (multimodal != null) {
-                    trainable = a.loraEnable() ? Trainable.lora(multimodal, TrainCommand.loraConfig(a), a.seed(), "plan", TrainCommand.trainedParts(a))
+                    trainable = a.loraEnable() ? Trainable.lora(multimodal, TrainCommand.loraConfig(a), a.seed(), "plan", TrainCommand.trainedParts(a),
+                            TrainCommand.adaptedParts(a))
                             : Trainable.full(multimodal, TrainCommand.trainedParts(a), "plan");
                 } else {
                     trainable = a.loraEnable() ? Trainable.lora(model, TrainCommand.loraConfig(a), a.seed(), "plan") : Trainable.full(model, "plan");

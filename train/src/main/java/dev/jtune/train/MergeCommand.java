@@ -118,9 +118,13 @@ final class MergeCommand {
             // with the merged language model, in the base's key layout
             Gemma3MultimodalModel multimodal = Gemma3VisionConfig.read(base).isPresent() ? Gemma3MultimodalModel.load(base, d, dtype) : null;
             Gemma3Model model = multimodal != null ? multimodal.text() : Gemma3Model.load(base, d, dtype);
-            PeftAdapter.Loaded loaded = AdapterDir.apply(adapter, model, base);
+            PeftAdapter.Loaded loaded = multimodal != null ? AdapterDir.apply(adapter, multimodal, base) : AdapterDir.apply(adapter, model, base);
             List<String> nonLora = multimodal != null ? AdapterDir.applyNonLora(adapter, multimodal) : List.of();
-            LoraMerge.merge(model, loaded.adapters());
+            if (multimodal != null) {
+                LoraMerge.merge(multimodal, loaded.adapters());
+            } else {
+                LoraMerge.merge(model, loaded.adapters());
+            }
             write(dir -> {
                 if (multimodal != null) {
                     multimodal.export(dir, LoraMerge.DEFAULT_SHARD_BYTES);

@@ -118,9 +118,10 @@ final class TrainCommand {
             String name = a.modelId() != null ? a.modelId() : modelDir.toString();
             Trainable trainable;
             if (multimodal != null) {
-                trainable = a.loraEnable() ? Trainable.lora(multimodal, loraConfig(a), a.seed(), name, trainedParts(a))
+                trainable = a.loraEnable() ? Trainable.lora(multimodal, loraConfig(a), a.seed(), name, trainedParts(a), adaptedParts(a))
                         : Trainable.full(multimodal, trainedParts(a), name);
-                out.println("image-text model: " + (a.loraEnable() ? "LoRA on the language model" : "trained in full: " + trainedParts(a))
+                out.println("image-text model: " + (a.loraEnable() ? "LoRA on the language model" + (a.visionLora() ? " and the vision tower" : "")
+                        : "trained in full: " + trainedParts(a))
                         + (a.loraEnable() && !trainedParts(a).isEmpty() ? "; trained in full beside it: " + trainedParts(a) : "")
                         + "; frozen: " + frozenParts(a));
             } else {
@@ -165,6 +166,15 @@ final class TrainCommand {
             throw new CommandException(Flag.FREEZE_LLM.cli() + " without " + Flag.LORA_ENABLE.cli() + " leaves nothing to train: "
                     + modelDir + " is a text-only Gemma 3 (no vision tower or projector)");
         }
+        if (a.visionLora()) {
+            throw new CommandException(Flag.VISION_LORA.cli() + " puts LoRA on the vision tower, but " + modelDir + " is a text-only Gemma 3"
+                    + " (no vision tower): leave it out, or train an image-text checkpoint (gemma-3-4b and larger)");
+        }
+    }
+
+    /** The parts of an image-text model LoRA adapts: the language model, and the vision tower with --vision_lora. */
+    static Set<Trainable.Part> adaptedParts(TrainArgs a) {
+        return a.visionLora() ? EnumSet.of(Trainable.Part.LANGUAGE_MODEL, Trainable.Part.VISION_TOWER) : EnumSet.of(Trainable.Part.LANGUAGE_MODEL);
     }
 
     /** The parts of an image-text model a full fine-tune trains: those its freeze flags leave. */
@@ -288,7 +298,8 @@ final class TrainCommand {
         if (a.loraEnable()) {
             LoraConfig l = loraConfig(a);
             b.fixed("lora", String.format(Locale.ROOT, "rank %d, alpha %s, dropout %s, targets %s, excluded %s, last %d modules",
-                    l.rank(), l.alpha(), l.dropout(), l.targetModules(), l.excludeNamespans(), l.numLoraModules()));
+                    l.rank(), l.alpha(), l.dropout(), l.targetModules(), l.excludeNamespans(), l.numLoraModules())
+                    + (a.visionLora() ? ", and the vision tower's linear modules" : "")); // absent without: older runs' identity stays
             b.fixed("lora_weight_path", a.loraWeightPath() == null ? "none"
                     : RunIdentity.fileFingerprint(a.loraWeightPath().resolve(dev.jtune.gemma.lora.PeftAdapter.WEIGHTS_FILE)));
         }

@@ -111,6 +111,33 @@ class ImageCliTest {
         assertTrue(g.err().contains("tensors of its " + dev.jtune.train.loop.Trainable.NON_LORA_FILE), g.all());
     }
 
+    /** --vision_lora: LoRA on the frozen tower beside the language model's, written as peft names it, merged into both. */
+    @Test
+    void visionLoraTrainsAndMergesTheTowersAdapters() throws IOException {
+        Path out = tmp.resolve("out");
+        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(4).toString(),
+                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
+                "--per_device_train_batch_size", "2", "--lora_enable", "True", "--vision_lora", "True", "--freeze_llm", "True",
+                "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--learning_rate", "1e-3", "--device", "cpu");
+        assertEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("LoRA on the language model and the vision tower"), r.all());
+        String q = "model.vision_tower.encoder.layers.0.self_attn.q_proj";
+        try (SafeTensorsFile adapter = SafeTensorsFile.open(out.resolve(PeftAdapter.WEIGHTS_FILE))) {
+            assertTrue(adapter.contains("base_model.model." + q + ".lora_B.weight"), adapter.names().toString());
+        }
+        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
+                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        assertEquals(0, merged.rc(), merged.all());
+        try (Scope s = Scope.open("merged")) {
+            var base = dev.jtune.gemma.vision.Gemma3MultimodalModel.load(tmp.resolve("mm-model"), Device.CPU, DType.F32);
+            var result = dev.jtune.gemma.vision.Gemma3MultimodalModel.load(tmp.resolve("merged"), Device.CPU, DType.F32);
+            assertTrue(!java.util.Arrays.equals(base.namedParameters().get(q + ".weight").tensor().toFloatArray(),
+                    result.namedParameters().get(q + ".weight").tensor().toFloatArray()), "the tower's adapter is folded into " + q);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(base.namedParameters().get(q + ".bias").tensor().toFloatArray(),
+                    result.namedParameters().get(q + ".bias").tensor().toFloatArray(), "its bias stays");
+        }
+    }
+
     /** The language model and projector trained in full, the tower frozen: runs, and writes the checkpoint in the source's layout. */
     @Test
     void fullFineTuningWithTheTowerFrozenWritesTheImageTextCheckpoint() throws IOException {
@@ -159,6 +186,11 @@ class ImageCliTest {
                 "--image_folder", tmp.resolve("images").toString(), "--output_dir", tmp.resolve("o2").toString(), "--max_steps", "1", "--device", "cpu");
         assertEquals(1, images.rc(), images.all());
         assertTrue(images.err().contains("text-only Gemma 3"), images.all());
+        CliFixtures.Run towerLora = CliFixtures.run("--model_path", text.toString(), "--data_path", CliFixtures.data(tmp.resolve("v.jsonl"), 2, "").toString(),
+                "--output_dir", tmp.resolve("o4").toString(), "--max_steps", "1", "--lora_enable", "--freeze_llm", "--vision_lora",
+                "--freeze_vision_tower", "--device", "cpu");
+        assertEquals(1, towerLora.rc(), towerLora.all());
+        assertTrue(towerLora.err().contains("--vision_lora puts LoRA on the vision tower"), towerLora.all());
         CliFixtures.Run frozen = CliFixtures.run("--model_path", text.toString(), "--data_path", CliFixtures.data(tmp.resolve("t.jsonl"), 2, "").toString(),
                 "--output_dir", tmp.resolve("o3").toString(), "--max_steps", "1", "--freeze_llm", "True", "--device", "cpu");
         assertEquals(1, frozen.rc(), frozen.all());

@@ -136,14 +136,17 @@ public abstract class Module {
         return p.tensor();
     }
 
-    /** Whether a dense parameter anywhere in the tree requires a gradient (NF4 weights are frozen). */
+    /**
+     * Whether anything in the tree trains: a dense parameter that requires a gradient (NF4 weights are frozen), or an
+     * adapter on a linear module (LoRA beside a frozen weight: a gradient must reach it through the module).
+     */
     public final boolean trains() {
         for (Parameter p : namedParameters().values()) {
             if (!p.isQuantized() && p.tensor().requiresGrad()) {
                 return true;
             }
         }
-        return false;
+        return modules(Linear.class).values().stream().anyMatch(l -> l.adapter() != null);
     }
 
     /** Bytes of the parameters' values (an NF4 value: codes and scales), over the whole tree. */

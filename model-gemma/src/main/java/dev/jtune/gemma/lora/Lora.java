@@ -1,10 +1,14 @@
 package dev.jtune.gemma.lora;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.nn.Linear;
+import dev.jtune.engine.nn.Module;
+import dev.jtune.engine.nn.Parameter;
 import dev.jtune.gemma.model.Gemma3Model;
 
 import java.util.ArrayList;
@@ -22,10 +26,13 @@ public final class Lora {
     private Lora() {
     }
 
-    /** The modules {@code config} selects, in model order (the last numLoraModules when set). */
-    public static List<String> selectModules(Gemma3Model model, LoraConfig config) {
+    /**
+     * The modules {@code config} selects among the linear modules of {@code model} (a Gemma 3 model, or any module tree:
+     * an image-text model's vision tower), by their names in it, in model order (the last numLoraModules when set).
+     */
+    public static List<String> selectModules(Module model, LoraConfig config) {
         List<String> chosen = new ArrayList<>();
-        for (String m : model.linears().keySet()) {
+        for (String m : model.modules(Linear.class).keySet()) {
             if (config.matches(m)) {
                 chosen.add(m);
             }
@@ -52,17 +59,28 @@ public final class Lora {
      */
     public static Map<String, LoraAdapter> attach(Gemma3Model model, LoraConfig config, DType dtype, long seed, DropoutState dropout,
                                                   DType compute) {
+        return attach(model, selectModules(model, config), config, dtype, seed, dropout, compute, 0);
+    }
+
+    /**
+     * New adapters with peft's initialisation on {@code modules} of {@code model} (any module tree, named in it),
+     * attached; their dropout streams numbered from {@code firstIndex} (adapters of one run need distinct ones).
+     */
+    public static Map<String, LoraAdapter> attach(Module model, List<String> modules, LoraConfig config, DType dtype, long seed,
+                                                  DropoutState dropout, DType compute, int firstIndex) {
         Map<String, LoraAdapter> adapters = new LinkedHashMap<>();
         try (Scope.Entered c = Scope.countAs(MemoryCategory.ADAPTERS)) {
             long s = seed;
-            for (String m : selectModules(model, config)) {
-                Shape w = model.linear(m).shape();
-                long out = w.dim(0);
-                long in = w.dim(1);
+            for (String m : modules) {
+                Linear linear = model.module(m, Linear.class);
+                Parameter weight = linear.weightParameter();
+                Device device = weight.isQuantized() ? weight.quantized().device() : weight.tensor().device();
+                long out = linear.shape().dim(0);
+                long in = linear.shape().dim(1);
                 double bound = 1.0 / Math.sqrt(in);
-                Tensor a = Tensor.uniform(Shape.of(config.rank(), in), dtype, model.device(), s++, -bound, bound).requiresGrad(true);
-                Tensor b = Tensor.zeros(Shape.of(out, config.rank()), dtype, model.device()).requiresGrad(true);
-                adapters.put(m, new LoraAdapter(m, a, b, config.scale(), dropout, adapters.size(), compute));
+                Tensor a = Tensor.uniform(Shape.of(config.rank(), in), dtype, device, s++, -bound, bound).requiresGrad(true);
+                Tensor b = Tensor.zeros(Shape.of(out, config.rank()), dtype, device).requiresGrad(true);
+                adapters.put(m, new LoraAdapter(m, a, b, config.scale(), dropout, firstIndex + adapters.size(), compute));
             }
         }
         attach(model, adapters);
@@ -70,13 +88,13 @@ public final class Lora {
     }
 
     /** Attaches existing adapters (e.g. loaded from a PEFT directory) to their modules, replacing any attached there. */
-    public static void attach(Gemma3Model model, Map<String, LoraAdapter> adapters) {
-        adapters.forEach((m, a) -> model.linear(m).attach(a));
+    public static void attach(Module model, Map<String, LoraAdapter> adapters) {
+        adapters.forEach((m, a) -> model.module(m, Linear.class).attach(a));
     }
 
     /** Detaches the adapters of these modules (the model then computes its base alone). */
-    public static void detach(Gemma3Model model, Map<String, LoraAdapter> adapters) {
-        adapters.keySet().forEach(m -> model.linear(m).detach());
+    public static void detach(Module model, Map<String, LoraAdapter> adapters) {
+        adapters.keySet().forEach(m -> model.module(m, Linear.class).detach());
     }
 
     /** Every trainable tensor of the adapters (A then B per module), for the optimizer. */

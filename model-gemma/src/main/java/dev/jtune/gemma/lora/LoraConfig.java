@@ -14,6 +14,9 @@ public record LoraConfig(int rank, double alpha, double dropout, List<String> ta
     /** All seven linear projections of a Gemma 3 layer. */
     public static final List<String> ALL_LINEAR = List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
+    /** The linear projections of a SigLIP encoder layer (Gemma 3's vision tower): what {@code --vision_lora} adapts. */
+    public static final List<String> SIGLIP_LINEAR = List.of("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2");
+
     public LoraConfig {
         if (rank <= 0) {
             throw new IllegalArgumentException("LoRA rank must be positive, got " + rank);

@@ -6,6 +6,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.io.AtomicFiles;
 import dev.jtune.engine.nn.Linear;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
@@ -29,14 +30,23 @@ public final class LoraMerge {
     }
 
     /**
-     * Merges every adapter into its module's weight in place and detaches the adapters from the model. An NF4 weight
+     * Merges every adapter into its module's weight (a bias stays as it is) in place and detaches the adapters from the model. An NF4 weight
      * becomes a dense one in the model's dtype (as peft's merge_and_unload on a 4-bit base), which the model computes
      * with from then on.
      */
     public static void merge(Gemma3Model model, Map<String, LoraAdapter> adapters) {
+        merge(model::linear, adapters);
+    }
+
+    /** {@link #merge(Gemma3Model, Map)} on an image-text model: adapters of its language model and of its tower. */
+    public static void merge(Gemma3MultimodalModel model, Map<String, LoraAdapter> adapters) {
+        merge(model::linear, adapters);
+    }
+
+    private static void merge(java.util.function.Function<String, Linear> linears, Map<String, LoraAdapter> adapters) {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (LoraAdapter a : adapters.values()) {
-                Linear linear = model.linear(a.module());
+                Linear linear = linears.apply(a.module());
                 try (Scope tmp = Scope.open("lora delta")) {
                     linear.addToWeight(a.b().cast(DType.F32).matmul(a.a().cast(DType.F32)).scale(a.scale()));
                 }

@@ -10,7 +10,9 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.io.AtomicFiles;
+import dev.jtune.engine.nn.Linear;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.safetensors.SafeTensorsWriter;
 
@@ -59,8 +61,18 @@ public final class PeftAdapter {
             this.textModules = textModules;
         }
 
-        /** The name in this base of a text module named as in {@link Gemma3Model} ({@code model.layers.0.self_attn.q_proj}). */
+        /**
+         * The name in this base of a text module named as in {@link Gemma3Model} ({@code model.layers.0.self_attn.q_proj});
+         * an image-text model's tower module is named as in {@link Gemma3MultimodalModel} already
+         * ({@code model.vision_tower.encoder.layers.0.self_attn.q_proj}: {@code --vision_lora}).
+         */
         public String module(String textModule) {
+            if (textModule.startsWith(Gemma3MultimodalModel.VISION_TOWER)) {
+                if (this != CONDITIONAL_GENERATION) {
+                    throw new IllegalArgumentException(textModule + " is a vision tower module: only " + CONDITIONAL_GENERATION.hfClass + " has one");
+                }
+                return textModule;
+            }
             if (!textModule.startsWith("model.")) {
                 throw new IllegalArgumentException("not a text module name: " + textModule);
             }
@@ -154,6 +166,19 @@ public final class PeftAdapter {
 
     /** As above; {@code dropout} (nullable) is the state that switches the adapters' dropout on for training. */
     public static Loaded load(Path dir, Gemma3Model model, DType dtype, DropoutState dropout) {
+        return load(dir, model, null, dtype, dropout);
+    }
+
+    /**
+     * Reads a peft LoRA adapter onto an image-text model: its language model's adapters, and those of its vision tower
+     * ({@code --vision_lora}), each attached to its module; the adapters are named as {@link Gemma3MultimodalModel#linear}
+     * finds them.
+     */
+    public static Loaded load(Path dir, Gemma3MultimodalModel model, DType dtype) {
+        return load(dir, model.text(), model, dtype, null);
+    }
+
+    private static Loaded load(Path dir, Gemma3Model model, Gemma3MultimodalModel multimodal, DType dtype, DropoutState dropout) {
         Path configFile = dir.resolve(CONFIG_FILE);
         JsonNode c;
         try {
@@ -186,18 +211,27 @@ public final class PeftAdapter {
         try (SafeTensorsFile file = SafeTensorsFile.open(dir.resolve(WEIGHTS_FILE));
              Scope.Entered cat = Scope.countAs(MemoryCategory.ADAPTERS)) {
             BaseModel base = BaseModel.of(file); // an adapter of an image-text model applies to its language model
-            if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
-                checkTargets(configFile, config, model, base);
+            // the modules an adapter may name, by their names in the adapter's base: the tower's (an image-text model
+            // loaded whole), then the language model's
+            Map<String, String> modules = new LinkedHashMap<>(); // peft's name -> ours
+            if (multimodal != null && base == BaseModel.CONDITIONAL_GENERATION) {
+                multimodal.modules(Linear.class).keySet().stream().filter(m -> m.startsWith(Gemma3MultimodalModel.VISION_TOWER))
+                        .forEach(m -> modules.put(m, m));
             }
-            checkNames(file, model, base);
-            for (String module : model.linears().keySet()) {
-                String ka = key(base.module(module), LoraAdapter.Matrix.A);
+            model.linears().keySet().forEach(m -> modules.put(base.module(m), m));
+            if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
+                checkTargets(configFile, config, modules.keySet());
+            }
+            checkNames(file, modules.keySet(), model);
+            for (Map.Entry<String, String> e : modules.entrySet()) {
+                String ka = key(e.getKey(), LoraAdapter.Matrix.A);
                 if (!file.contains(ka)) {
                     continue;
                 }
-                Shape w = model.linear(module).shape();
+                String module = e.getValue();
+                Shape w = (multimodal != null ? multimodal.linear(module) : model.linear(module)).shape();
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
-                String kb = key(base.module(module), LoraAdapter.Matrix.B);
+                String kb = key(e.getKey(), LoraAdapter.Matrix.B);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
                 adapters.put(module, new LoraAdapter(module, a, b, config.scale(), dropout, adapters.size()));
             }
@@ -205,13 +239,13 @@ public final class PeftAdapter {
                 throw new AdapterException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");
             }
         }
-        Lora.attach(model, adapters);
+        adapters.forEach((m, a) -> (multimodal != null ? multimodal.linear(m) : model.linear(m)).attach(a));
         return new Loaded(config, adapters);
     }
 
     /** Every target module must name a linear module of this model (peft refuses targets it does not find, too). */
-    private static void checkTargets(Path configFile, LoraConfig config, Gemma3Model model, BaseModel base) {
-        List<String> modules = model.linears().keySet().stream().map(base::module).toList(); // as the adapter's base names them
+    private static void checkTargets(Path configFile, LoraConfig config, java.util.Set<String> baseModules) {
+        List<String> modules = List.copyOf(baseModules); // as the adapter's base names them
         List<String> missing = new ArrayList<>();
         for (String t : config.targetModules()) {
             LoraConfig one = new LoraConfig(config.rank(), config.alpha(), 0, List.of(t), List.of(), -1);
@@ -229,9 +263,7 @@ public final class PeftAdapter {
      * Every tensor of the file must be the A or B weight of a linear module of this model, each with its pair: an
      * adapter for more layers, other modules or with full weights (modules_to_save) cannot be applied faithfully.
      */
-    private static void checkNames(SafeTensorsFile file, Gemma3Model model, BaseModel base) {
-        java.util.Set<String> modules = new java.util.HashSet<>();
-        model.linears().keySet().forEach(m -> modules.add(base.module(m)));
+    private static void checkNames(SafeTensorsFile file, java.util.Set<String> modules, Gemma3Model model) {
         List<String> foreign = new ArrayList<>();
         for (String name : file.names()) {
             String module = null;

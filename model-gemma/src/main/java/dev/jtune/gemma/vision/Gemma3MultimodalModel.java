@@ -210,6 +210,16 @@ public final class Gemma3MultimodalModel extends Module {
         }
     }
 
+    /**
+     * The linear module named {@code module}: the tower's and projector's by their names here
+     * ({@code model.vision_tower.encoder.layers.0.self_attn.q_proj}), the language model's as {@link Gemma3Model#linear}
+     * names them ({@code model.layers.0.self_attn.q_proj}), as LoRA adapters of this model are named.
+     */
+    public dev.jtune.engine.nn.Linear linear(String module) {
+        return module.startsWith(VISION_TOWER) || module.startsWith(PROJECTOR) ? module(module, dev.jtune.engine.nn.Linear.class)
+                : text.linear(module);
+    }
+
     public Gemma3Model text() {
         return text;
     }

@@ -177,8 +177,10 @@ public enum Flag {
             v -> v.equals("fp4") ? "FP4 is not built; nf4 is (QLoRA's NormalFloat, better for normally distributed weights)" : null),
             QuantType.NF4, "4-bit format with --bits 4")),
     USE_DORA(Spec.refused(Group.LORA, BOOL, "DoRA is not built yet; use LoRA (--lora_enable)").harmless(false)),
-    VISION_LORA(Spec.refused(Group.LORA, BOOL,
-            "LoRA on the vision tower is not built yet: keep the tower frozen (--freeze_vision_tower True)").harmless(false)),
+    VISION_LORA(Spec.of(Group.LORA, BOOL, false,
+            "LoRA on the frozen vision tower too (its linear modules: q/k/v/out_proj, fc1, fc2), beside the language model's;"
+                    + " needs --lora_enable and --freeze_vision_tower True (an image-text checkpoint). peft's Embedding LoRA on"
+                    + " the tower's position_embedding is not built")),
     LORA_BIAS(Spec.refused(Group.LORA, STRING, "only 'none' is built (Gemma 3's linear layers have no bias)")
             .harmless("none")),
     LORA_WEIGHT_PATH(Spec.of(Group.LORA, ValueType.OPTIONAL_PATH, null,

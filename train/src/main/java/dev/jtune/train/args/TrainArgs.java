@@ -56,6 +56,7 @@ public record TrainArgs(
         boolean freezeLlm,
         boolean freezeVisionTower,
         boolean freezeProjector,
+        boolean visionLora,
         boolean gradientCheckpointing,
         CheckpointGranularity checkpointingGranularity,
         boolean bf16,
@@ -378,6 +379,13 @@ public record TrainArgs(
         if (loraEnable && !freezeLlm) {
             p.add(Flag.LORA_ENABLE.cli() + " needs " + Flag.FREEZE_LLM.cli() + ": LoRA trains adapters on a frozen base"
                     + " (as the seed's tool requires); add " + Flag.FREEZE_LLM.cli() + " True");
+        }
+        if (visionLora && !loraEnable) {
+            p.add(Flag.VISION_LORA.cli() + " needs " + Flag.LORA_ENABLE.cli() + ": it puts LoRA on the vision tower beside the language model's");
+        }
+        if (visionLora && !freezeVisionTower) {
+            p.add(Flag.VISION_LORA.cli() + " needs " + Flag.FREEZE_VISION_TOWER.cli() + " True: the adapters train beside a frozen"
+                    + " tower (as the seed's tool requires)");
         }
         if (freezeLlm && !loraEnable && freezeVisionTower && freezeProjector) {
             p.add(Flag.FREEZE_LLM.cli() + ", " + Flag.FREEZE_VISION_TOWER.cli() + " and " + Flag.FREEZE_PROJECTOR.cli()

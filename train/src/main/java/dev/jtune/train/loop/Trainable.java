@@ -120,15 +120,53 @@ public final class Trainable {
      * {@code --freeze_projector False}): saved beside the adapter in {@link #NON_LORA_FILE} by their HF names.
      */
     public static Trainable lora(Gemma3MultimodalModel model, LoraConfig config, long seed, String baseModel, Set<Part> trained) {
+        return lora(model, config, seed, baseModel, trained, EnumSet.of(Part.LANGUAGE_MODEL));
+    }
+
+    /**
+     * {@link #lora(Gemma3MultimodalModel, LoraConfig, long, String, Set)} with LoRA on the {@code adapted} parts: the
+     * language model, and with Gemma3-Finetune's {@code --vision_lora} the frozen vision tower too (every linear module
+     * of its layers: q/k/v/out_proj, fc1, fc2, less the excluded name spans). As the seed's tool selects them, the
+     * candidates run in model order, tower first, and {@code numLoraModules} keeps the last N of them all. The
+     * language model's adapters start as they would without the tower's (their seeds and dropout streams come first).
+     * peft also puts an Embedding LoRA on the tower's position_embedding; that is not built.
+     */
+    public static Trainable lora(Gemma3MultimodalModel model, LoraConfig config, long seed, String baseModel, Set<Part> trained,
+                                 Set<Part> adapted) {
         if (trained.contains(Part.LANGUAGE_MODEL)) {
             throw new IllegalArgumentException("LoRA trains adapters on a frozen language model: it cannot also train it in full");
         }
+        if (!adapted.contains(Part.LANGUAGE_MODEL) || adapted.contains(Part.PROJECTOR)) {
+            throw new IllegalArgumentException("LoRA adapts the language model, and the vision tower beside it; the projector has no"
+                    + " linear module (asked: " + adapted + ")");
+        }
+        if (adapted.contains(Part.VISION_TOWER) && trained.contains(Part.VISION_TOWER)) {
+            throw new IllegalArgumentException("LoRA on the vision tower needs it frozen (--freeze_vision_tower True), as the seed's tool");
+        }
         DropoutState dropout = new DropoutState(config.dropout());
-        Map<String, LoraAdapter> adapters = Lora.attach(model.text(), config, DType.F32, seed, dropout, model.text().dtype());
-        Trainable t = new Trainable(model.text(), model, trained, adapters, config, dropout, baseModel);
+        LoraConfig every = new LoraConfig(config.rank(), config.alpha(), config.dropout(),
+                java.util.stream.Stream.concat(config.targetModules().stream(), LoraConfig.SIGLIP_LINEAR.stream()).distinct().toList(),
+                config.excludeNamespans(), -1);
+        List<String> chosen = Lora.selectModules(model, every).stream() // HF's full names, in model order: tower first
+                .filter(m -> m.startsWith(Gemma3MultimodalModel.LANGUAGE_MODEL)
+                        ? config.matches(m) : adapted.contains(Part.VISION_TOWER) && m.startsWith(Gemma3MultimodalModel.VISION_TOWER))
+                .toList();
+        if (config.numLoraModules() > 0 && chosen.size() > config.numLoraModules()) {
+            chosen = chosen.subList(chosen.size() - config.numLoraModules(), chosen.size());
+        }
+        List<String> text = chosen.stream().filter(m -> m.startsWith(Gemma3MultimodalModel.LANGUAGE_MODEL))
+                .map(m -> "model." + m.substring(Gemma3MultimodalModel.LANGUAGE_MODEL.length())).toList();
+        List<String> tower = chosen.stream().filter(m -> m.startsWith(Gemma3MultimodalModel.VISION_TOWER)).toList();
+        Map<String, LoraAdapter> adapters = new LinkedHashMap<>(
+                Lora.attach(model.text(), text, config, DType.F32, seed, dropout, model.text().dtype(), 0));
+        adapters.putAll(Lora.attach(model, tower, config, DType.F32, seed + TOWER_SEEDS, dropout, model.text().dtype(), adapters.size()));
+        Trainable t = new Trainable(model.text(), model, trained, java.util.Collections.unmodifiableMap(adapters), config, dropout, baseModel);
         t.trainedParts().values().forEach(p -> p.requiresGrad(true));
         return t;
     }
+
+    /** Where the tower's adapters' seeds start, apart from the language model's. */
+    private static final long TOWER_SEEDS = 1_000_003L;
 
     /** The named parts of an image-text model trained in full, the others frozen (their weights must be dense). */
     public static Trainable full(Gemma3MultimodalModel model, Set<Part> trained, String baseModel) {

@@ -125,7 +125,8 @@ class ErrorsTest {
         only(fx.error("--lr_scheduler_type", "cosine_with_restarts"), "cosine_with_restarts schedule is not built");
         only(fx.error("--save_strategy", "best"), "--save_strategy best is refused", "metric_for_best_model");
         only(fx.error("--use_dora", "True"), "--use_dora is refused", "DoRA is not built");
-        only(fx.error("--vision_lora"), "--vision_lora is refused", "LoRA on the vision tower is not built yet");
+        only(fx.error("--vision_lora", "--lora_enable", "--freeze_llm"), "--vision_lora needs --freeze_vision_tower True");
+        only(fx.error("--vision_lora", "--freeze_vision_tower"), "--vision_lora needs --lora_enable");
         only(fx.error("--lora_bias", "all"), "--lora_bias all is refused", "only 'none'");
         only(fx.error("--lora_weight_path", "adapter/", "--lora_enable", "--freeze_llm"), "--lora_weight_path adapter",
                 "no adapter_config.json: not a peft adapter directory");

@@ -150,6 +150,7 @@ class ParsingTest {
         m.put(Flag.OFFLOAD_OPTIMIZER, List.of("cpu"));
         m.put(Flag.OFFLOAD_PARAM, List.of("cpu", "--gradient_checkpointing", "--offload_optimizer", "cpu"));
         m.put(Flag.DELAYED_OPTIMIZER_STEP, List.of("true", "--offload_optimizer", "cpu"));
+        m.put(Flag.VISION_LORA, List.of("true", "--lora_enable", "--freeze_llm", "--freeze_vision_tower"));
         m.put(Flag.VISION_LR, List.of("2e-6"));
         m.put(Flag.PROJECTOR_LR, List.of("1e-5"));
         m.put(Flag.LORA_ENABLE, List.of("true", "--freeze_llm"));

@@ -129,6 +129,68 @@ class ImageTrainerTest {
     }
 
     /**
+     * Gemma3-Finetune's --vision_lora: adapters on every linear module of the frozen tower's layers beside the language
+     * model's (whose adapters start as without it). Training moves the tower's adapters and neither base; the adapter
+     * names the tower's modules as peft does on Gemma3ForConditionalGeneration, and read back onto a fresh model (and
+     * merged into it) it computes what the trained one does.
+     */
+    @Test
+    void visionLoraAdaptsTheFrozenTowersLinearsAndRoundTrips() throws IOException {
+        try (Scope run = Scope.open("vision lora", MemoryCategory.WEIGHTS)) {
+            Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            Map<String, float[]> textOnlyA = new java.util.HashMap<>();
+            try (Scope other = Scope.open("text-only adapters")) {
+                Gemma3MultimodalModel plain = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+                Trainable.lora(plain, LoraConfig.of(8, 16), 11, "tiny-mm").namedParameters()
+                        .forEach((k, v) -> textOnlyA.put(k, v.toFloatArray()));
+            }
+            Trainable t = Trainable.lora(model, LoraConfig.of(8, 16), 11, "tiny-mm", java.util.Set.of(),
+                    EnumSet.of(Trainable.Part.LANGUAGE_MODEL, Trainable.Part.VISION_TOWER));
+            List<String> tower = t.namedParameters().keySet().stream().filter(k -> k.startsWith("base_model.model.model.vision_tower.")).toList();
+            int layers = model.visionTower().layers().size();
+            assertEquals(layers * 6 * 2, tower.size(), "A and B on q/k/v/out_proj, fc1 and fc2 of every tower layer: " + tower);
+            assertTrue(tower.contains("base_model.model.model.vision_tower.encoder.layers.0.mlp.fc1.lora_A.weight"), tower.toString());
+            textOnlyA.forEach((k, v) -> assertArrayEquals(v, t.namedParameters().get(k).toFloatArray(), k + " starts as without the tower's"));
+
+            float[] towerBase = firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray();
+            String towerB = "base_model.model.model.vision_tower.encoder.layers.1.self_attn.q_proj.lora_B.weight";
+            List<StepRecord> log = train(t, examples(model.visionConfig(), 8, Seeds.random()), 3, 1e-3);
+            assertEquals(3, log.size());
+            assertTrue(java.util.Arrays.stream(t.namedParameters().get(towerB).toDoubleArray()).anyMatch(x -> x != 0), "the tower's adapter trained");
+            assertArrayEquals(towerBase, firstOf(model, Gemma3MultimodalModel.VISION_TOWER).toFloatArray(), "the tower's base stays frozen");
+
+            Path saved = dir.resolve("vision-lora");
+            t.save(saved);
+            var config = new com.fasterxml.jackson.databind.ObjectMapper().readTree(saved.resolve(PeftAdapter.CONFIG_FILE).toFile());
+            List<String> targets = new ArrayList<>();
+            config.path("target_modules").forEach(n -> targets.add(n.asText()));
+            assertTrue(targets.contains("model.vision_tower.encoder.layers.0.self_attn.out_proj")
+                    && targets.contains("model.language_model.layers.0.self_attn.q_proj"), targets.toString());
+
+            // the same batch through the trained model, a fresh one with the adapter read back, and that one merged
+            Batcher b = new Batcher(examples(model.visionConfig(), 2, new Random(5)), 2, 1, 0);
+            Batcher.Batch batch = b.batch(b.epoch(0).getFirst(), Device.CPU);
+            t.eval();
+            float[] trained;
+            try (Scope s = Scope.open("trained"); dev.jtune.engine.Autograd.GradMode off = dev.jtune.engine.Autograd.noGrad()) {
+                trained = t.loss(batch, Gemma3Model.Options.defaults(), 0).toFloatArray();
+            }
+            Gemma3MultimodalModel fresh = Gemma3MultimodalModel.load(fixture(), Device.CPU, DType.F32);
+            PeftAdapter.Loaded loaded = PeftAdapter.load(saved, fresh, DType.F32);
+            assertEquals(t.namedParameters().size() / 2, loaded.adapters().size(), "every adapter read back");
+            Trainable u = Trainable.full(fresh, EnumSet.of(Trainable.Part.PROJECTOR), "tiny-mm"); // a wrapper to run the loss
+            try (Scope s = Scope.open("reloaded"); dev.jtune.engine.Autograd.GradMode off = dev.jtune.engine.Autograd.noGrad()) {
+                assertArrayEquals(trained, u.loss(batch, Gemma3Model.Options.defaults(), 0).toFloatArray(), "the adapter read back computes the same loss");
+            }
+            dev.jtune.gemma.lora.LoraMerge.merge(fresh, loaded.adapters());
+            try (Scope s = Scope.open("merged"); dev.jtune.engine.Autograd.GradMode off = dev.jtune.engine.Autograd.noGrad()) {
+                float merged = u.loss(batch, Gemma3Model.Options.defaults(), 0).toFloatArray()[0];
+                assertEquals(trained[0], merged, 1e-5 * Math.abs(trained[0]), "merged into the tower's and language model's weights");
+            }
+        }
+    }
+
+    /**
      * LoRA on the language model with the tower and projector frozen: every adapter trains (the loss falls), nothing
      * else moves, and the adapter names its modules as peft does on Gemma3ForConditionalGeneration (transformers 4.52+).
      */
