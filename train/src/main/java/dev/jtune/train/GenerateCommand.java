@@ -148,6 +148,9 @@ final class GenerateCommand {
                     + " is a text-only Gemma 3 (its config.json has no vision_config)");
             return 1;
         }
+        if (vision != null) {
+            dev.jtune.gemma.vision.ImagePreprocessor.checkSettings(model, vision);
+        }
         // each image as the processor places it: <start_of_image> before the text, expanded to its soft tokens
         String withImages = ChatTemplate.BOI.repeat(images.size()) + prompt;
         ChatTemplate template = vision == null ? new ChatTemplate(tokenizer) : new ChatTemplate(tokenizer).withImages(vision.mmTokensPerImage());

@@ -74,6 +74,7 @@ final class TrainCommand {
         GemmaTokenizer tokenizer = bundledTokenizer ? GemmaTokenizer.bundled() : GemmaTokenizer.load(modelDir.resolve("tokenizer.json"));
         Optional<Gemma3VisionConfig> vision = Gemma3VisionConfig.read(modelDir);
         refuseImageSettings(asked, vision.isPresent(), modelDir);
+        vision.ifPresent(vc -> dev.jtune.gemma.vision.ImagePreprocessor.checkSettings(modelDir, vc));
         TrainingData data = TrainingData.load(asked, new ChatTemplate(tokenizer), vision.map(vc -> new DataOptions.ImageInput(
                 asked.imageFolder() != null ? asked.imageFolder() : asked.dataPath().toAbsolutePath().getParent(), vc.mmTokensPerImage(),
                 vc.boiToken())).orElse(null));

@@ -20,7 +20,7 @@ import java.util.List;
  * the configured square with PIL's bilinear filter (antialiased when shrinking: the triangle's support scales with the
  * reduction; 8-bit fixed-point coefficients, the horizontal pass first and rounded to 8 bits before the vertical, as
  * PIL's Resample.c), rescale by 1/255 and normalize with mean and std 0.5: [3, S, S] channel-first float32.
- * Pan-and-scan is not built (HF's default is off).
+ * Pan-and-scan is not built (HF's default is off); {@link #checkSettings} refuses a checkpoint that asks for it.
  */
 public final class ImagePreprocessor {
     /** PIL's fixed-point precision for 8-bit images: 32 - 8 - 2 bits. */
@@ -37,6 +37,50 @@ public final class ImagePreprocessor {
             throw new IllegalArgumentException("image size must be positive, got " + size);
         }
         this.size = size;
+    }
+
+    /** The file beside a checkpoint that holds its image processor's settings. */
+    public static final String CONFIG_FILE = "preprocessor_config.json";
+
+    /**
+     * Refuses a checkpoint whose {@link #CONFIG_FILE} (when it has one) asks for what this preprocessor does not do:
+     * pan-and-scan ({@code do_pan_and_scan: true}: HF crops large images into extra views, each its own image tokens),
+     * another square size than the tower's, or another mean and std than 0.5. Absent settings take HF's defaults,
+     * which are this preprocessor's.
+     */
+    public static void checkSettings(Path modelDir, Gemma3VisionConfig config) {
+        Path file = modelDir.resolve(CONFIG_FILE);
+        if (!Files.isRegularFile(file)) {
+            return;
+        }
+        com.fasterxml.jackson.databind.JsonNode c;
+        try {
+            c = new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
+        } catch (IOException e) {
+            throw new dev.jtune.gemma.config.ConfigException(file.toString(), null, "unreadable: " + e.getMessage(), e);
+        }
+        if (c.path("do_pan_and_scan").asBoolean(false)) {
+            throw new dev.jtune.gemma.config.ConfigException(file.toString(), "do_pan_and_scan", "true asks for pan-and-scan (extra crops"
+                    + " of large images, each its own image tokens), which jtune does not build: each image is resized whole to "
+                    + config.imageSize() + " px; set it to false to train as HF does without it");
+        }
+        for (String side : new String[] {"height", "width"}) {
+            com.fasterxml.jackson.databind.JsonNode v = c.path("size").path(side);
+            if (!v.isMissingNode() && !v.isNull() && v.asInt() != config.imageSize()) {
+                throw new dev.jtune.gemma.config.ConfigException(file.toString(), "size." + side, v.asInt() + " px, but the vision tower"
+                        + " takes " + config.imageSize() + " (config.json's vision_config.image_size): jtune resizes to the tower's size only");
+            }
+        }
+        for (String field : new String[] {"image_mean", "image_std"}) {
+            com.fasterxml.jackson.databind.JsonNode v = c.path(field);
+            if (v.isArray()) {
+                for (com.fasterxml.jackson.databind.JsonNode x : v) {
+                    if (x.asDouble() != 0.5) {
+                        throw new dev.jtune.gemma.config.ConfigException(file.toString(), field, v + ": jtune normalizes with Gemma 3's 0.5 only");
+                    }
+                }
+            }
+        }
     }
 
     /** An image that could not be read or decoded. */

@@ -39,4 +39,28 @@ class ImagePreprocessorGoldenTest {
             assertTrue(vsSlow <= bound, "max abs error " + vsSlow + " against HF's PIL processor, bound " + bound);
         }
     }
+
+    /**
+     * The fixture's preprocessor_config.json (HF's, as save_pretrained wrote it) passes; pan-and-scan, another size or
+     * another normalization is refused naming the file and the field.
+     */
+    @Test
+    void settingsThisPreprocessorDoesNotFollowAreRefused(@org.junit.jupiter.api.io.TempDir Path tmp) throws java.io.IOException {
+        Path dir = Gemma3MultimodalGoldenTest.fixture("");
+        var vision = dev.jtune.gemma.config.Gemma3VisionConfig.read(dir).orElseThrow();
+        ImagePreprocessor.checkSettings(dir, vision);
+        ImagePreprocessor.checkSettings(tmp, vision); // no file: HF's defaults
+        String hf = java.nio.file.Files.readString(dir.resolve(ImagePreprocessor.CONFIG_FILE));
+        java.util.Map<String, String> cases = java.util.Map.of(
+                hf.replace("\"do_convert_rgb\": true", "\"do_pan_and_scan\": true, \"do_convert_rgb\": true"), "do_pan_and_scan",
+                hf.replace("\"height\": 56", "\"height\": 64"), "size.height",
+                hf.replaceFirst("0\\.5", "0.48145466"), "image_mean");
+        for (var c : cases.entrySet()) {
+            assertTrue(!c.getKey().equals(hf), "the case changed the file: " + c.getValue());
+            java.nio.file.Files.writeString(tmp.resolve(ImagePreprocessor.CONFIG_FILE), c.getKey());
+            var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jtune.gemma.config.ConfigException.class,
+                    () -> ImagePreprocessor.checkSettings(tmp, vision));
+            assertTrue(e.getMessage().contains(c.getValue()) && e.getMessage().contains(ImagePreprocessor.CONFIG_FILE), e.getMessage());
+        }
+    }
 }
