@@ -23,6 +23,9 @@ import java.util.List;
  * Pan-and-scan is not built (HF's default is off); {@link #checkSettings} refuses a checkpoint that asks for it.
  */
 public final class ImagePreprocessor {
+    /** PIL's code of its bilinear filter ({@code Image.Resampling.BILINEAR}), as preprocessor configs name it. */
+    private static final int PIL_BILINEAR = 2;
+
     /** PIL's fixed-point precision for 8-bit images: 32 - 8 - 2 bits. */
     private static final int PRECISION_BITS = 22;
 
@@ -45,7 +48,7 @@ public final class ImagePreprocessor {
     /**
      * Refuses a checkpoint whose {@link #CONFIG_FILE} (when it has one) asks for what this preprocessor does not do:
      * pan-and-scan ({@code do_pan_and_scan: true}: HF crops large images into extra views, each its own image tokens),
-     * another square size than the tower's, or another mean and std than 0.5. Absent settings take HF's defaults,
+     * another square size than the tower's, another filter than bilinear, or another mean and std than 0.5. Absent settings take HF's defaults,
      * which are this preprocessor's.
      */
     public static void checkSettings(Path modelDir, Gemma3VisionConfig config) {
@@ -70,6 +73,11 @@ public final class ImagePreprocessor {
                 throw new dev.jtune.gemma.config.ConfigException(file.toString(), "size." + side, v.asInt() + " px, but the vision tower"
                         + " takes " + config.imageSize() + " (config.json's vision_config.image_size): jtune resizes to the tower's size only");
             }
+        }
+        com.fasterxml.jackson.databind.JsonNode resample = c.path("resample");
+        if (resample.isNumber() && resample.asInt() != PIL_BILINEAR) {
+            throw new dev.jtune.gemma.config.ConfigException(file.toString(), "resample", resample.asInt() + " is not PIL's bilinear ("
+                    + PIL_BILINEAR + "), the only filter jtune resizes with");
         }
         for (String field : new String[] {"image_mean", "image_std"}) {
             com.fasterxml.jackson.databind.JsonNode v = c.path(field);

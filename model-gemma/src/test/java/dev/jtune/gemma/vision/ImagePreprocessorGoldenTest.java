@@ -54,7 +54,8 @@ class ImagePreprocessorGoldenTest {
         java.util.Map<String, String> cases = java.util.Map.of(
                 hf.replace("\"do_convert_rgb\": true", "\"do_pan_and_scan\": true, \"do_convert_rgb\": true"), "do_pan_and_scan",
                 hf.replace("\"height\": 56", "\"height\": 64"), "size.height",
-                hf.replaceFirst("0\\.5", "0.48145466"), "image_mean");
+                hf.replaceFirst("0\\.5", "0.48145466"), "image_mean",
+                hf.replace("\"resample\": 2", "\"resample\": 3"), "resample");
         for (var c : cases.entrySet()) {
             assertTrue(!c.getKey().equals(hf), "the case changed the file: " + c.getValue());
             java.nio.file.Files.writeString(tmp.resolve(ImagePreprocessor.CONFIG_FILE), c.getKey());
