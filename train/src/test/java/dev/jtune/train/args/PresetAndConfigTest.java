@@ -43,6 +43,11 @@ class PresetAndConfigTest {
         assertEquals(Preset.MEMORY_OPTIMIZED, fx.parse("--preset", "memory_optimized").preset());
         // what a preset does not set keeps HF's default
         assertEquals(5e-5, fx.parse("--preset", "memory_optimized").learningRate());
+        // an image-text model's tower and projector stay frozen under every preset (the seed's memory guide)
+        for (Preset p : Preset.values()) {
+            TrainArgs a = fx.parse("--preset", p.flagValue());
+            assertTrue(a.freezeVisionTower() && a.freezeProjector(), p + " keeps the tower and projector frozen");
+        }
     }
 
     @Test
