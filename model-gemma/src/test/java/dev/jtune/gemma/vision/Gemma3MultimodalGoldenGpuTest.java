@@ -29,4 +29,11 @@ class Gemma3MultimodalGoldenGpuTest {
     void float32MatchesHfTightly() throws IOException {
         Gemma3MultimodalGoldenTest.checkAgainstHf(Device.cuda(0), DType.F32, Gemma3MultimodalGoldenTest.Bounds.FLOAT32);
     }
+
+    /** The step under checkpointing (the tower's layers, the language model's halves recomputed in backward). */
+    @Test
+    void float32UnderCheckpointingMatchesHfTightly() throws IOException {
+        Gemma3MultimodalGoldenTest.checkAgainstHf(Device.cuda(0), DType.F32, Gemma3MultimodalGoldenTest.Bounds.FLOAT32,
+                dev.jtune.gemma.model.Gemma3Model.Options.defaults().withCheckpointing(dev.jtune.gemma.model.Gemma3Model.Checkpointing.HALVES));
+    }
 }

@@ -120,10 +120,21 @@ class Gemma3MultimodalGoldenTest {
         checkAgainstHf(Device.CPU, DType.F32, Bounds.FLOAT32);
     }
 
+    /** The training step under checkpointing (the tower's layers and the language model's halves recomputed) too. */
+    @Test
+    void cpuFloat32UnderCheckpointingMatchesHf() throws IOException {
+        checkAgainstHf(Device.CPU, DType.F32, Bounds.FLOAT32, Gemma3Model.Options.defaults().withCheckpointing(Gemma3Model.Checkpointing.HALVES));
+    }
+
     /** Runs the golden batch (two sequences, three images) on {@code device} in {@code dtype} against HF within {@code bounds}. */
     static void checkAgainstHf(Device device, DType dtype, Bounds bounds) throws IOException {
+        checkAgainstHf(device, dtype, bounds, Gemma3Model.Options.defaults());
+    }
+
+    /** {@link #checkAgainstHf(Device, DType, Bounds)} with the training step's loss and gradients under {@code step}. */
+    static void checkAgainstHf(Device device, DType dtype, Bounds bounds, Gemma3Model.Options step) throws IOException {
         JsonNode meta = new ObjectMapper().readTree(fixture("golden.json").toFile());
-        String run = device + " " + dtype;
+        String run = device + " " + dtype + (step.checkpointing() == Gemma3Model.Checkpointing.NONE ? "" : " " + step.checkpointing());
         try (Scope scope = Scope.open("mm golden", MemoryCategory.WEIGHTS);
              SafeTensorsFile golden = SafeTensorsFile.open(fixture("golden.safetensors"))) {
             Gemma3MultimodalModel model = Gemma3MultimodalModel.load(fixture(""), device, dtype);
@@ -157,7 +168,7 @@ class Gemma3MultimodalGoldenTest {
                 }
             }
             try (Scope s = Scope.open("train step", MemoryCategory.ACTIVATIONS)) {
-                Tensor loss = model.loss(ids, pixels, labels, Gemma3Model.Options.defaults(), 0);
+                Tensor loss = model.loss(ids, pixels, labels, step, 0);
                 double value = loss.item();
                 double expected = meta.get("loss").asDouble();
                 double e = Math.abs(value - expected) / Math.abs(expected);
