@@ -52,9 +52,6 @@ import java.util.function.Consumer;
  * of its own. Its NF4 linears share one dequantization workspace.
  */
 public final class Gemma3Model extends Module {
-    /** HF's name of the embedding (also the tied LM head). */
-    public static final String EMBED = "model.embed_tokens.weight";
-
     private final Gemma3Config config;
     private final DType dtype;
     private final Device device;

@@ -259,8 +259,11 @@ public final class ChatTemplate {
                 + previous + "; after an optional system message, roles must alternate user/assistant/user/..." + hint;
     }
 
-    /** Python's {@code str.strip()} with no argument (Jinja's {@code trim}): strips characters for which isspace(). */
-    static String pythonStrip(String s) {
+    /**
+     * Python's {@code str.strip()} with no argument (Jinja's {@code trim}, which the template applies to every message):
+     * strips characters for which isspace(). What a message is after the template; the data reader tells empty ones by it.
+     */
+    public static String pythonStrip(String s) {
         int start = 0;
         int end = s.length();
         while (start < end) {

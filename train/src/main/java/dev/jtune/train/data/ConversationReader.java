@@ -424,7 +424,7 @@ public final class ConversationReader implements Closeable {
                 parts.add(text.substring(from));
                 text = dev.jtune.gemma.tokenizer.ChatTemplate.content(parts);
             }
-            if (pythonStrip(text).isEmpty()) {
+            if (dev.jtune.gemma.tokenizer.ChatTemplate.pythonStrip(text).isEmpty()) {
                 return bad(index, line, Reason.EMPTY_CONTENT, where + " (" + roleKey + " "
                         + quote(roleNode.asText()) + ") has " + (text.isEmpty() ? "an empty" : "a blank")
                         + " \"" + textKey + "\"");
@@ -523,25 +523,6 @@ public final class ConversationReader implements Closeable {
             in.read(); // drop the byte order mark
         }
         return c;
-    }
-
-    /** Python's {@code str.strip()} (the chat template's trim): the characters for which isspace(). */
-    static String pythonStrip(String s) {
-        int start = 0;
-        int end = s.length();
-        while (start < end && isPythonSpace(s.codePointAt(start))) {
-            start += Character.charCount(s.codePointAt(start));
-        }
-        while (end > start && isPythonSpace(s.codePointBefore(end))) {
-            end -= Character.charCount(s.codePointBefore(end));
-        }
-        return s.substring(start, end);
-    }
-
-    private static boolean isPythonSpace(int cp) {
-        return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0
-                || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029
-                || cp == 0x202F || cp == 0x205F || cp == 0x3000;
     }
 
     private DataException unreadable(IOException e) {
