@@ -27,9 +27,11 @@ declare -A PARTS=(
   [vision]='.*\.Gemma3MultimodalGoldenGpuTest'
   [lora]='.*\.LoraGoldenGpuTest'
   [generation]='.*\.LoraGenerationGpuTest'
-  [offload]='.*\.(CudaAdamW8bitTest|CudaFlatOptimTest|HostOffloadAdamWGpuTest|HostMappedGpuTest|HostActivationStoreGpuTest|Gemma3WeightOffloadGpuTest)'
+  [optim]='.*\.(CudaAdamW8bitTest|CudaFlatOptimTest)'
+  [offload]='.*\.(HostOffloadAdamWGpuTest|HostMappedGpuTest|HostActivationStoreGpuTest|Gemma3WeightOffloadGpuTest)'
+  [plan]='.*\.(MetaMatchesCudaGpuTest|PlanMatchesCudaGpuTest|RunPlanGpuTest)'
 )
-ORDER=(bindings ops fused flash packed training gemma vision lora generation offload rest)
+ORDER=(bindings ops fused flash packed training gemma vision lora generation optim offload plan rest)
 named=$(IFS='|'; echo "${PARTS[*]}")
 if [ "${1:-}" = list ]; then
   for p in "${ORDER[@]}"; do echo "$p: ${PARTS[$p]:-every other GPU test class (not $named)}"; done
