@@ -2,18 +2,12 @@ package dev.jtune.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
-import dev.jtune.engine.Ops;
-import dev.jtune.engine.Scope;
 import dev.jtune.engine.ShapeException;
-import dev.jtune.engine.Tensor;
-import dev.jtune.engine.nn.Parameter;
 import dev.jtune.gemma.lora.AdapterException;
 import dev.jtune.gemma.lora.PeftAdapter;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.safetensors.SafeTensorsException;
-import dev.jtune.gemma.safetensors.SafeTensorsFile;
 import dev.jtune.gemma.vision.Gemma3MultimodalModel;
 import dev.jtune.train.loop.Trainable;
 
@@ -21,9 +15,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /** A peft adapter directory as {@code generate} and {@code merge} use it: its files, its base model, applying it. */
@@ -133,33 +125,12 @@ final class AdapterDir {
         }
     }
 
-    /**
-     * The weights of an image-text model's parts trained in full beside the adapter (Gemma3-Finetune's
-     * {@code non_lora_state_dict}, {@link Trainable#NON_LORA_FILE}: the vision tower or projector by their in-memory HF
-     * names) copied into {@code model}, cast to its dtype; their names, in file order (none: no such file). A name the
-     * model does not have, or a shape it does not, is an error naming the file and the tensor.
-     */
+    /** {@link Trainable#applyNonLora}: an adapter's {@link Trainable#NON_LORA_FILE} into {@code model}. */
     static List<String> applyNonLora(Path dir, Gemma3MultimodalModel model) {
-        Path file = dir.resolve(Trainable.NON_LORA_FILE);
-        if (!Files.isRegularFile(file)) {
-            return List.of();
-        }
-        Map<String, Parameter> params = model.namedParameters();
-        List<String> applied = new ArrayList<>();
-        try (Scope s = Scope.open("non-LoRA weights"); Autograd.GradMode off = Autograd.noGrad(); SafeTensorsFile in = SafeTensorsFile.open(file)) {
-            for (String name : in.names()) {
-                Parameter p = params.get(name);
-                if (p == null) {
-                    throw new AdapterException(file.toAbsolutePath() + " holds " + name + ", which the image-text model has not"
-                            + " (a non_lora_state_dict of another model?)");
-                }
-                Tensor into = p.tensor();
-                Ops.copyInto(in.load(name, into.device(), in.info(name).dtype(), into.shape()).cast(into.dtype()), into);
-                applied.add(name);
-            }
+        try {
+            return Trainable.applyNonLora(dir, model);
         } catch (SafeTensorsException | ShapeException e) {
-            throw new AdapterException("reading " + file.toAbsolutePath() + " into the image-text model", e);
+            throw new AdapterException("reading " + dir.resolve(Trainable.NON_LORA_FILE).toAbsolutePath() + " into the image-text model", e);
         }
-        return applied;
     }
 }

@@ -180,6 +180,34 @@ public final class Trainable {
         return t;
     }
 
+    /**
+     * The weights of an image-text model's parts trained in full beside the adapter (Gemma3-Finetune's
+     * {@code non_lora_state_dict}, {@link #NON_LORA_FILE}: the vision tower or projector by their in-memory HF
+     * names) copied into {@code model}, cast to its dtype; their names, in file order (none: no such file). A name the
+     * model does not have, or a shape it does not, is an error naming the file and the tensor.
+     */
+    public static List<String> applyNonLora(Path dir, Gemma3MultimodalModel model) {
+        Path file = dir.resolve(NON_LORA_FILE);
+        if (!java.nio.file.Files.isRegularFile(file)) {
+            return List.of();
+        }
+        Map<String, dev.jtune.engine.nn.Parameter> params = model.namedParameters();
+        List<String> applied = new java.util.ArrayList<>();
+        try (Scope s = Scope.open("non-LoRA weights"); Autograd.GradMode off = Autograd.noGrad(); SafeTensorsFile in = SafeTensorsFile.open(file)) {
+            for (String name : in.names()) {
+                dev.jtune.engine.nn.Parameter p = params.get(name);
+                if (p == null) {
+                    throw new RunException(file.toAbsolutePath() + " holds " + name + ", which the image-text model has not"
+                            + " (a non_lora_state_dict of another model?)");
+                }
+                Tensor into = p.tensor();
+                Ops.copyInto(in.load(name, into.device(), in.info(name).dtype(), into.shape()).cast(into.dtype()), into);
+                applied.add(name);
+            }
+        }
+        return applied;
+    }
+
     /** The language model (of an image-text model: its text tower), which the trainer places, offloads and measures. */
     public Gemma3Model model() {
         return model;
