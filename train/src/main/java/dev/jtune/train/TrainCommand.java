@@ -79,7 +79,10 @@ final class TrainCommand {
                 asked.imageFolder() != null ? asked.imageFolder() : asked.dataPath().toAbsolutePath().getParent(), vc.mmTokensPerImage(),
                 vc.boiToken())).orElse(null));
         out.println(data.summary());
-        TrainArgs a = plan(asked, given, device, vision, data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0), out);
+        // the data's shape bounds every step: its most images in a record, its longest sequence (packed rows: the limit)
+        int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
+        TrainArgs a = plan(asked, given, device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
+                vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
         TrainerConfig config = config(a);
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
@@ -229,15 +232,17 @@ final class TrainCommand {
      * The memory plan of this run, printed (the predicted table and the line saying what the planner chose), before
      * any weight is loaded; the arguments to run with. Refuses ({@link CommandException}) when nothing fits.
      */
-    private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, Optional<Gemma3VisionConfig> vision, int imagesPerSequence,
-                                  PrintStream out) {
-        Gemma3Config modelConfig = Gemma3Config.read(a.modelPath());
-        if (vision.isPresent()) {
+    private static TrainArgs plan(TrainArgs a, GivenFlags given, Device device, MemoryPlanner.Model model, PrintStream out) {
+        Gemma3Config modelConfig = model.text();
+        if (model.vision().isPresent()) {
             out.printf(Locale.ROOT, "image-text model: planned with the vision tower and projector, and %d image%s in each sequence (the data's most)%n",
-                    imagesPerSequence, imagesPerSequence == 1 ? "" : "s");
+                    model.imagesPerSequence(), model.imagesPerSequence() == 1 ? "" : "s");
         }
-        Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(modelConfig, vision, vision.isPresent() ? imagesPerSequence : 0), a, given,
-                Planner.Budget.forRun(a, device), device.kind());
+        if (model.tokens(a) < a.maxSeqLength()) {
+            out.printf(Locale.ROOT, "planned for the data's longest sequence, %,d tokens (--max_seq_length %,d): micro-batches are padded to their longest only%n",
+                    model.tokens(a), a.maxSeqLength());
+        }
+        Planner.Plan plan = Planner.plan(model, a, given, Planner.Budget.forRun(a, device), device.kind());
         String name = a.modelId() != null ? a.modelId() : a.modelPath().toString();
         out.println("plan: " + PlanCommand.describe(plan.args(), modelConfig, name, device.kind()));
         out.print(plan.prediction().report().fullTable());

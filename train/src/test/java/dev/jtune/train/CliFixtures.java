@@ -204,6 +204,22 @@ final class CliFixtures {
     }
 
     /** n short conversations as JSON lines; {@code salt} changes their text (another dataset). */
+    /**
+     * {@code n} conversations whose answers run to about {@code tokens} tokens or more ("Again and again." repeated):
+     * records a --max_seq_length of at most {@code tokens} cuts, so a run plans at that limit (the data's longest).
+     */
+    static Path longData(Path file, int n, int tokens) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        List<String> lines = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            lines.add(json.writeValueAsString(Map.of("id", "c" + i, "conversations", List.of(
+                    Map.of("from", "human", "value", "What is " + i + " plus " + i + "?"),
+                    Map.of("from", "gpt", "value", "It is " + (2 * i) + ". " + "Again and again. ".repeat(tokens / 4 + 1))))));
+        }
+        Files.write(file, lines);
+        return file;
+    }
+
     static Path data(Path file, int n, String salt) throws IOException {
         ObjectMapper json = new ObjectMapper();
         List<String> lines = new ArrayList<>();

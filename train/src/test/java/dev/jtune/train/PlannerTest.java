@@ -48,6 +48,23 @@ class PlannerTest {
     }
 
     /**
+     * A run's data bounds its steps: planned for its longest sequence (512 tokens under --max_seq_length 1024) the step
+     * is the one planned at 512, and less than at 1024; a longer record than the limit is cut to it.
+     */
+    @Test
+    void aPlanForTheDataIsThePlanAtItsLongestSequence() {
+        TrainArgs at1024 = parse("--max_seq_length", "1024").args();
+        TrainArgs at512 = parse("--max_seq_length", "512").args();
+        long data = MemoryPlanner.predict(new MemoryPlanner.Model(TINY, java.util.Optional.empty(), 0, 512), at1024, Device.Kind.CUDA).deviceBytes();
+        long short512 = MemoryPlanner.predict(TINY, at512, Device.Kind.CUDA).deviceBytes();
+        long full = MemoryPlanner.predict(TINY, at1024, Device.Kind.CUDA).deviceBytes();
+        assertEquals(short512, data, "the data's 512 tokens plan as --max_seq_length 512");
+        assertTrue(data < full, data + " vs " + full);
+        assertEquals(full, MemoryPlanner.predict(new MemoryPlanner.Model(TINY, java.util.Optional.empty(), 0, 5000), at1024, Device.Kind.CUDA)
+                .deviceBytes(), "records longer than the limit are cut to it");
+    }
+
+    /**
      * The host's memory bounds what may be pinned: with a device budget every candidate fits, a host budget below what
      * optimizer offload pins leaves only the candidates that pin nothing (or less), and one below every candidate's
      * pinned bytes refuses, naming the host.

@@ -40,7 +40,7 @@ class RunPlanGpuTest {
     @Test
     void aGpuRunPlansAgainstTheFreeMemoryAndRunsTheChoice(@TempDir Path tmp) throws Exception {
         Path model = CliFixtures.smallModel(tmp.resolve("model"));
-        Path data = CliFixtures.data(tmp.resolve("d.jsonl"), 8, "");
+        Path data = CliFixtures.longData(tmp.resolve("d.jsonl"), 8, 2048); // cut to 2048: the plan is at --max_seq_length
         // no --max_memory: the device's free memory is the budget, and this small run fits it as given
         assertEquals(0, cli.run(flags(model, data, tmp.resolve("free"))), cli.all());
         System.out.print(cli.out());

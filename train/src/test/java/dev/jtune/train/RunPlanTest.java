@@ -32,25 +32,32 @@ class RunPlanTest {
     static Path shared;
     static Path model;
     static Path data;
+    /** Records of ~20 tokens: a run that plans for them (their longest) and trains fast. */
+    static Path shortData;
     private final Cli cli = new Cli();
 
     @BeforeAll
     static void modelAndData() throws IOException {
         model = CliFixtures.smallModel(shared.resolve("model"));
-        data = CliFixtures.data(shared.resolve("d.jsonl"), 8, "");
+        // every record is cut to --max_seq_length (256), the length a run plans for (the data's longest, at most the
+        // limit), so the plan here is the one at --max_seq_length
+        data = CliFixtures.longData(shared.resolve("d.jsonl"), 8, 256);
+        shortData = CliFixtures.data(shared.resolve("short.jsonl"), 8, "");
     }
 
     private static String[] flags(Path out, String... extra) {
         List<String> a = new ArrayList<>(List.of("--model_path", model.toString(), "--data_path", data.toString(), "--output_dir", out.toString(),
                 "--device", "cpu", "--lora_enable", "True", "--freeze_llm", "True", "--lora_rank", "4", "--lora_alpha", "8",
-                "--per_device_train_batch_size", "2", "--max_seq_length", "512", "--logging_steps", "1", "--max_steps", "1"));
+                "--per_device_train_batch_size", "2", "--max_seq_length", "256", "--logging_steps", "1", "--max_steps", "1"));
         a.addAll(Arrays.asList(extra));
         return a.toArray(String[]::new);
     }
 
     @Test
     void aRunPrintsItsPlanBeforeLoadingAndChoosesNothingWithoutABudget(@TempDir Path tmp) {
-        assertEquals(0, cli.run(flags(tmp.resolve("o"))), cli.all());
+        String[] f = flags(tmp.resolve("o"));
+        f[java.util.Arrays.asList(f).indexOf(data.toString())] = shortData.toString();
+        assertEquals(0, cli.run(f), cli.all());
         String out = cli.out();
         int plan = out.indexOf("plan: ");
         int table = out.indexOf("memory                                                      bytes        GiB  where");
@@ -58,8 +65,9 @@ class RunPlanTest {
         int loaded = out.indexOf("training ");
         assertTrue(plan >= 0 && table > plan && chosen > table, cli.all());
         assertTrue(loaded > chosen, "the plan comes before the weights load: " + cli.all());
-        assertTrue(out.contains("LoRA rank 4 in fp32, 2 x 512 tokens per micro-batch, no gradient checkpointing"), cli.all());
+        assertTrue(out.contains("LoRA rank 4 in fp32, 2 x 256 tokens per micro-batch, no gradient checkpointing"), cli.all());
         assertTrue(out.contains("per-GPU resident (none on the cpu)"), cli.all());
+        assertTrue(out.contains("planned for the data's longest sequence"), "short records plan for their own length: " + cli.all());
         assertTrue(out.contains("done: loss"), "the run's own output follows as before: " + cli.all());
     }
 
@@ -78,7 +86,7 @@ class RunPlanTest {
         assertEquals(0, cli.run(flags(out, "--max_memory", Long.toString(budget))), cli.all());
         assertTrue(cli.out().contains(expected), cli.all());
         assertTrue(cli.out().contains("the fastest configuration that fits --max_memory " + budget), cli.all());
-        assertTrue(cli.out().contains("LoRA rank 4 in fp32, 2 x 512 tokens per micro-batch, gradient checkpointing ("
+        assertTrue(cli.out().contains("LoRA rank 4 in fp32, 2 x 256 tokens per micro-batch, gradient checkpointing ("
                 + (half <= layer ? "half" : "layer") + ")"), "the plan line describes the chosen run: " + cli.all());
         var saved = new ObjectMapper().readTree(Files.readString(out.resolve("jtune_args.json")));
         assertTrue(saved.get("gradient_checkpointing").asBoolean(), "the run used the choice: " + saved);
