@@ -44,7 +44,7 @@ class ImageTrainerTest {
     @TempDir
     Path dir;
 
-    private static Path fixture() {
+    static Path fixture() {
         try {
             return Path.of(ImageTrainerTest.class.getResource("/gemma3-mm-tiny/config.json").toURI()).getParent();
         } catch (URISyntaxException e) {
@@ -288,6 +288,11 @@ class ImageTrainerTest {
      * <end_of_image> answer}, the answer (id 10 for red, 20 for blue) the only label, each with its drawn image.
      */
     private List<Example> examples(Gemma3VisionConfig vc, int n, Random rnd) throws IOException {
+        return examples(vc, n, rnd, dir);
+    }
+
+    /** {@link #examples(Gemma3VisionConfig, int, Random)} with the images drawn into {@code dir}. */
+    static List<Example> examples(Gemma3VisionConfig vc, int n, Random rnd, Path dir) throws IOException {
         List<Example> out = new ArrayList<>();
         int length = vc.mmTokensPerImage() + 4;
         for (int i = 0; i < n; i++) {
