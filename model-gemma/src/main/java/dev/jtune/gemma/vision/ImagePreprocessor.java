@@ -171,7 +171,7 @@ public final class ImagePreprocessor {
         return new Rgb(w, h, out);
     }
 
-    /** PIL's {@code resize((S, S), BILINEAR)} of an RGB image. */
+    /** PIL's {@code resize((S, S), BILINEAR)} of an RGB image: a pass along x, then one along y. */
     public Rgb resize(Rgb in) {
         Coefficients horizontal = Coefficients.of(in.width(), size);
         Coefficients vertical = Coefficients.of(in.height(), size);
@@ -179,41 +179,36 @@ public final class ImagePreprocessor {
         int first = vertical.min[0];
         int last = vertical.min[size - 1] + vertical.count[size - 1];
         boolean needH = size != in.width();
-        boolean needV = size != in.height();
-        Rgb mid = in;
-        int offset = 0;
-        if (needH) {
-            byte[] s = new byte[size * (last - first) * 3];
-            for (int y = first; y < last; y++) {
-                for (int x = 0; x < size; x++) {
-                    for (int c = 0; c < 3; c++) {
-                        long acc = 1L << (PRECISION_BITS - 1);
-                        for (int k = 0; k < horizontal.count[x]; k++) {
-                            acc += (long) in.at(horizontal.min[x] + k, y, c) * horizontal.weights[x][k];
-                        }
-                        s[((y - first) * size + x) * 3 + c] = clip8(acc);
-                    }
-                }
-            }
-            mid = new Rgb(size, last - first, s);
-            offset = first;
-        }
-        if (!needV) {
-            return mid;
-        }
-        byte[] s = new byte[size * size * 3];
-        for (int y = 0; y < size; y++) {
-            for (int x = 0; x < mid.width(); x++) {
+        Rgb mid = needH ? pass(in, horizontal, Axis.X, first, last) : in;
+        return size != in.height() ? pass(mid, vertical, Axis.Y, needH ? first : 0, mid.height()) : mid;
+    }
+
+    /** The direction of one of PIL's two separable passes. */
+    private enum Axis { X, Y }
+
+    /**
+     * One pass in 8-bit fixed point, rounded to 8 bits as PIL's: along x, {@code co}'s output columns over input rows
+     * [from, to); along y, {@code co}'s output rows over input rows that start at image row {@code from}.
+     */
+    private static Rgb pass(Rgb in, Coefficients co, Axis axis, int from, int to) {
+        int w = axis == Axis.X ? co.min.length : in.width();
+        int h = axis == Axis.X ? to - from : co.min.length;
+        byte[] s = new byte[w * h * 3];
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int o = axis == Axis.X ? x : y; // the output coordinate the coefficients index
                 for (int c = 0; c < 3; c++) {
                     long acc = 1L << (PRECISION_BITS - 1);
-                    for (int k = 0; k < vertical.count[y]; k++) {
-                        acc += (long) mid.at(x, vertical.min[y] - offset + k, c) * vertical.weights[y][k];
+                    for (int k = 0; k < co.count[o]; k++) {
+                        int px = axis == Axis.X ? co.min[o] + k : x;
+                        int py = axis == Axis.X ? y + from : co.min[o] - from + k;
+                        acc += (long) in.at(px, py, c) * co.weights[o][k];
                     }
-                    s[(y * mid.width() + x) * 3 + c] = clip8(acc);
+                    s[(y * w + x) * 3 + c] = clip8(acc);
                 }
             }
         }
-        return new Rgb(mid.width(), size, s);
+        return new Rgb(w, h, s);
     }
 
     private static byte clip8(long acc) {
