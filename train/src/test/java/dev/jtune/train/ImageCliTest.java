@@ -43,10 +43,8 @@ class ImageCliTest {
     @Test
     void qloraOnImageRecordsWritesAnAdapterForTheImageTextModel() throws IOException {
         Path out = tmp.resolve("out");
-        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(6).toString(),
-                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
-                "--per_device_train_batch_size", "2", "--lora_enable", "True", "--freeze_llm", "True", "--bits", "4",
-                "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--lora_alpha", "8", "--device", "cpu");
+        CliFixtures.Run r = train(out, 6, "--lora_enable", "True", "--freeze_llm", "True", "--bits", "4", "--freeze_vision_tower", "True",
+                "--freeze_projector", "True", "--lora_rank", "4", "--lora_alpha", "8");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("image-text model: LoRA on the language model"), r.all());
         assertTrue(r.out().contains("image-text model: planned with the vision tower and projector, and 1 image in each sequence (the data's most)"),
@@ -60,8 +58,7 @@ class ImageCliTest {
         assertTrue(targets.size() > 0, targets.toString());
         targets.forEach(n -> assertTrue(n.asText().startsWith("model.language_model.layers."), "target " + n));
         // merge reads the image-text adapter's names back and folds it into the base's language model
-        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
-                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        CliFixtures.Run merged = merge(out);
         assertEquals(0, merged.rc(), merged.all());
         assertTrue(Files.isRegularFile(tmp.resolve("merged").resolve("model.safetensors")), merged.all());
     }
@@ -73,14 +70,11 @@ class ImageCliTest {
     @Test
     void loraWithTheTowerAndProjectorTrainedBesideItWritesTheirWeightsBesideTheAdapter() throws IOException {
         Path out = tmp.resolve("out");
-        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(4).toString(),
-                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
-                "--per_device_train_batch_size", "2", "--lora_enable", "True",
-                "--freeze_llm", "True", "--freeze_vision_tower", "False", "--freeze_projector", "False", "--lora_rank", "4", "--device", "cpu");
+        CliFixtures.Run r = train(out, 4, "--lora_enable", "True", "--freeze_llm", "True", "--freeze_vision_tower", "False",
+                "--freeze_projector", "False", "--lora_rank", "4");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("trained in full beside it: [VISION_TOWER, PROJECTOR]"), r.all());
-        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
-                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        CliFixtures.Run merged = merge(out);
         assertEquals(0, merged.rc(), merged.all());
         assertTrue(merged.out().contains("with the") && merged.out().contains("image-text"), merged.all());
         try (Scope s = Scope.open("merged");
@@ -115,18 +109,15 @@ class ImageCliTest {
     @Test
     void visionLoraTrainsAndMergesTheTowersAdapters() throws IOException {
         Path out = tmp.resolve("out");
-        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(4).toString(),
-                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
-                "--per_device_train_batch_size", "2", "--lora_enable", "True", "--vision_lora", "True", "--freeze_llm", "True",
-                "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--learning_rate", "1e-3", "--device", "cpu");
+        CliFixtures.Run r = train(out, 4, "--lora_enable", "True", "--vision_lora", "True", "--freeze_llm", "True",
+                "--freeze_vision_tower", "True", "--freeze_projector", "True", "--lora_rank", "4", "--learning_rate", "1e-3");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("LoRA on the language model and the vision tower"), r.all());
         String q = "model.vision_tower.encoder.layers.0.self_attn.q_proj";
         try (SafeTensorsFile adapter = SafeTensorsFile.open(out.resolve(PeftAdapter.WEIGHTS_FILE))) {
             assertTrue(adapter.contains("base_model.model." + q + ".lora_B.weight"), adapter.names().toString());
         }
-        CliFixtures.Run merged = CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", out.toString(),
-                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+        CliFixtures.Run merged = merge(out);
         assertEquals(0, merged.rc(), merged.all());
         try (Scope s = Scope.open("merged")) {
             var base = dev.jtune.gemma.vision.Gemma3MultimodalModel.load(tmp.resolve("mm-model"), Device.CPU, DType.F32);
@@ -142,9 +133,7 @@ class ImageCliTest {
     @Test
     void fullFineTuningWithTheTowerFrozenWritesTheImageTextCheckpoint() throws IOException {
         Path out = tmp.resolve("out");
-        CliFixtures.Run r = CliFixtures.run("--model_path", checkpoint().toString(), "--data_path", data(4).toString(),
-                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
-                "--per_device_train_batch_size", "2", "--freeze_vision_tower", "True", "--device", "cpu");
+        CliFixtures.Run r = train(out, 4, "--freeze_vision_tower", "True");
         assertEquals(0, r.rc(), r.all());
         assertTrue(r.out().contains("trained in full: [PROJECTOR, LANGUAGE_MODEL]; frozen: [VISION_TOWER]"), r.all());
         try (SafeTensorsFile saved = SafeTensorsFile.open(out.resolve("model.safetensors"))) {
@@ -201,6 +190,24 @@ class ImageCliTest {
      * The fixture's image-text checkpoint with the real ids: vocabulary 262,208 (gemma-3-4b's), {@code <start_of_image>}
      * 255999, {@code <end_of_image>} 256000, {@code <image_soft_token>} 262144; its embedding random rows of that many.
      */
+    /**
+     * The train command on {@link #checkpoint()} with {@code records} drawn image records, 2 steps of 2 on the cpu,
+     * writing to {@code out}, then {@code flags}.
+     */
+    private CliFixtures.Run train(Path out, int records, String... flags) throws IOException {
+        List<String> a = new ArrayList<>(List.of("--model_path", checkpoint().toString(), "--data_path", data(records).toString(),
+                "--image_folder", tmp.resolve("images").toString(), "--output_dir", out.toString(), "--max_steps", "2",
+                "--per_device_train_batch_size", "2", "--device", "cpu"));
+        a.addAll(List.of(flags));
+        return CliFixtures.run(a.toArray(String[]::new));
+    }
+
+    /** jtune merge of the adapter in {@code adapter} into {@link #checkpoint()}'s model, to tmp/merged. */
+    private CliFixtures.Run merge(Path adapter) {
+        return CliFixtures.run("merge", "--model_path", tmp.resolve("mm-model").toString(), "--adapter_path", adapter.toString(),
+                "--output_dir", tmp.resolve("merged").toString(), "--device", "cpu");
+    }
+
     private Path checkpoint() throws IOException {
         Path fixture;
         try {

@@ -219,6 +219,7 @@ public final class PeftAdapter {
                         .forEach(m -> modules.put(m, m));
             }
             model.linears().keySet().forEach(m -> modules.put(base.module(m), m));
+            java.util.function.Function<String, Linear> linear = multimodal != null ? multimodal::linear : model::linear;
             if (tm.isArray()) { // a string is a regular expression in peft: checked through the weights' names below
                 checkTargets(configFile, config, modules.keySet());
             }
@@ -229,7 +230,7 @@ public final class PeftAdapter {
                     continue;
                 }
                 String module = e.getValue();
-                Shape w = (multimodal != null ? multimodal.linear(module) : model.linear(module)).shape();
+                Shape w = linear.apply(module).shape();
                 Tensor a = file.load(ka, model.device(), file.info(ka).dtype(), Shape.of(r, w.dim(1))).cast(dtype).requiresGrad(true);
                 String kb = key(e.getKey(), LoraAdapter.Matrix.B);
                 Tensor b = file.load(kb, model.device(), file.info(kb).dtype(), Shape.of(w.dim(0), r)).cast(dtype).requiresGrad(true);
@@ -238,8 +239,8 @@ public final class PeftAdapter {
             if (adapters.isEmpty()) {
                 throw new AdapterException(dir.resolve(WEIGHTS_FILE) + ": no LoRA weights for any module of this model");
             }
+            adapters.forEach((m, a) -> linear.apply(m).attach(a));
         }
-        adapters.forEach((m, a) -> (multimodal != null ? multimodal.linear(m) : model.linear(m)).attach(a));
         return new Loaded(config, adapters);
     }
 

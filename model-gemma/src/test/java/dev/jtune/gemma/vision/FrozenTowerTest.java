@@ -26,8 +26,7 @@ class FrozenTowerTest {
     void aFrozenTowerLeavesOnlyItsFeatures() {
         try (Scope run = Scope.open("frozen tower")) {
             Gemma3MultimodalModel m = Gemma3MultimodalModel.random(Goldens.fixture("gemma3-mm-tiny"), Device.CPU, DType.F32, 5);
-            int size = m.visionConfig().imageSize();
-            Tensor pixels = Tensor.normal(Shape.of(2, 3, size, size), DType.F32, Device.CPU, 9, 0, 1);
+            Tensor pixels = pixels(m);
             float[] frozen;
             try (Scope step = Scope.open("step")) {
                 Tensor f = m.imageFeatures(pixels);
@@ -56,8 +55,7 @@ class FrozenTowerTest {
     void aTrainedTowerUnderCheckpointingKeepsLessAndGivesTheSameGradients() {
         try (Scope run = Scope.open("checkpointed tower")) {
             Gemma3MultimodalModel m = Gemma3MultimodalModel.random(Goldens.fixture("gemma3-mm-tiny"), Device.CPU, DType.F32, 5);
-            int size = m.visionConfig().imageSize();
-            Tensor pixels = Tensor.normal(Shape.of(2, 3, size, size), DType.F32, Device.CPU, 9, 0, 1);
+            Tensor pixels = pixels(m);
             for (Parameter p : m.visionTower().namedParameters().values()) {
                 p.tensor().requiresGrad(true);
             }
@@ -81,5 +79,11 @@ class FrozenTowerTest {
                 assertArrayEquals(grads[0][i], grads[1][i], "gradient " + i + " recomputed");
             }
         }
+    }
+
+    /** Two images of normal noise at the tower's size. */
+    private static Tensor pixels(Gemma3MultimodalModel m) {
+        int size = m.visionConfig().imageSize();
+        return Tensor.normal(Shape.of(2, 3, size, size), DType.F32, Device.CPU, 9, 0, 1);
     }
 }

@@ -224,21 +224,24 @@ public final class Trainable {
      * their soft tokens. A text model refuses a batch with images.
      */
     public Tensor loss(Batcher.Batch batch, Gemma3Model.Options options, double normalizer) {
-        if (multimodal == null) {
-            if (!batch.images().isEmpty()) {
-                throw new RunException(batch.images().size() + " image(s) in a micro-batch (the first " + batch.images().getFirst()
-                        + "), but the model has no vision tower: train image records with a Gemma 3 image-text checkpoint (4B and larger)");
-            }
-            return model.loss(batch.ids(), batch.labels(), batch.layout(), options, normalizer);
+        if (multimodal == null && !batch.images().isEmpty()) {
+            throw new RunException(batch.images().size() + " image(s) in a micro-batch (the first " + batch.images().getFirst()
+                    + "), but the model has no vision tower: train image records with a Gemma 3 image-text checkpoint (4B and larger)");
         }
         return loss(batch, batch.images().isEmpty() ? null : images.pixelValues(batch.images(), model.device()), options, normalizer);
     }
 
     /**
-     * {@link #loss(Batcher.Batch, Gemma3Model.Options, double)} of an image-text model with the batch's images already as
-     * {@code pixels} [images, C, S, S] (null: none): the planner's synthetic images on the meta device.
+     * {@link #loss(Batcher.Batch, Gemma3Model.Options, double)} with the batch's images already as {@code pixels}
+     * [images, C, S, S] (null: none; a text model takes none): the planner's synthetic images on the meta device.
      */
     Tensor loss(Batcher.Batch batch, Tensor pixels, Gemma3Model.Options options, double normalizer) {
+        if (multimodal == null) {
+            if (pixels != null) {
+                throw new IllegalArgumentException("pixels for a text model, which has no vision tower");
+            }
+            return model.loss(batch.ids(), batch.labels(), batch.layout(), options, normalizer);
+        }
         if (batch.layout() != null) {
             throw new IllegalArgumentException("an image-text model computes its own token layout: packed rows are not supported");
         }

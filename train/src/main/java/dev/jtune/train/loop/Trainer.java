@@ -466,9 +466,8 @@ public final class Trainer implements AutoCloseable {
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
                 int micro = Math.min(2, config.gradientAccumulation());
                 int[] ids = new int[batchSize * seqLength]; // token 0 (pad) everywhere: the values do not change the memory
-                int imageSize = imagesPerSequence == 0 ? 0 : trainable.multimodal().orElseThrow().visionConfig().imageSize();
-                if (imagesPerSequence > 0) { // each sequence's images' soft tokens first
-                    var vc = trainable.multimodal().orElseThrow().visionConfig();
+                var vc = imagesPerSequence == 0 ? null : trainable.multimodal().orElseThrow().visionConfig();
+                if (vc != null) { // each sequence's images' soft tokens first
                     int tokens = imagesPerSequence * vc.mmTokensPerImage();
                     if (tokens > seqLength) {
                         throw new IllegalArgumentException(imagesPerSequence + " images of " + vc.mmTokensPerImage() + " tokens do not fit "
@@ -486,11 +485,9 @@ public final class Trainer implements AutoCloseable {
                         Device idsOn = trainable.multimodal().isPresent() ? Device.CPU : device;
                         Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn),
                                 Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn), null, List.of());
-                        Tensor pixels = imagesPerSequence == 0 ? null
-                                : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3, imageSize, imageSize), dev.jtune.engine.DType.F32, device);
-                        double counted = micro * batchSize * seqLength;
-                        (trainable.multimodal().isPresent() ? trainable.loss(t, pixels, options(config, activations), counted)
-                                : trainable.loss(t, options(config, activations), counted)).backward();
+                        Tensor pixels = vc == null ? null : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3,
+                                vc.imageSize(), vc.imageSize()), dev.jtune.engine.DType.F32, device);
+                        trainable.loss(t, pixels, options(config, activations), micro * batchSize * seqLength).backward();
                     }
                 }
                 trainable.eval();
