@@ -13,9 +13,7 @@ import dev.jtune.engine.optim.host.Transfers;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Checkpointed activations in pinned host memory (HF's {@code gradient_checkpointing_kwargs={"offload": true}},
@@ -24,7 +22,10 @@ import java.util.Map;
  * in backward each restore waits for its input's copy back, then queues the copy of the input stashed just before it
  * (the next one backward needs), so one copy back overlaps each recomputation (double buffering). Host buffers are
  * pooled by size and reused from one micro-batch to the next, since pinning memory is slow; they count as host
- * ACTIVATIONS; a pass whose backward never runs keeps its buffers until the store closes. Copies go through
+ * ACTIVATIONS. Real micro-batches differ in length, so a stash takes the smallest free buffer of its dtype that holds it
+ * (a prefix of it), and where none does, the smallest free one is released before a new one is pinned: the pool never
+ * holds more buffers than one pass stashes, none longer than the longest input seen, which is what the planner counts
+ * (at the data's longest sequence). A pass whose backward never runs keeps its buffers until the store closes. Copies go through
  * {@link Transfers}: copy streams on a GPU, plain copies on cpu and meta. Used from the training thread only. The store lives as long as the run: allocations are made in the scope current at its
  * construction; {@link #close()} releases the copy streams.
  */
@@ -32,12 +33,15 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
     /** A stashed input: its host copy and, once queued, its device copy back. */
     private final class Entry implements Stashed {
         final Shape shape;
+        /** The pooled host buffer, and the prefix of it this input fills. */
+        final Tensor buffer;
         final Tensor host;
         Tensor prefetched;
         boolean restored;
 
-        Entry(Shape shape, Tensor host) {
+        Entry(Shape shape, Tensor buffer, Tensor host) {
             this.shape = shape;
+            this.buffer = buffer;
             this.host = host;
         }
 
@@ -64,7 +68,8 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
     private final Transfers transfers;
     private final List<Entry> stashed = new ArrayList<>();
     private final ArrayDeque<Leaving> leaving = new ArrayDeque<>();
-    private final Map<String, ArrayDeque<Tensor>> pool = new HashMap<>();
+    /** Free host buffers (1-D), of any dtype and length. */
+    private final List<Tensor> pool = new ArrayList<>();
     private boolean closed;
 
     public HostActivationStore(Device device) {
@@ -82,11 +87,12 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
         recycle();
         // a strided input is copied first, and only that copy freed: its own storage may be a base others view
         Tensor flat = input.isContiguous() ? input : input.contiguous();
-        Tensor host = take(flat);
+        Tensor buffer = take(flat);
+        Tensor host = buffer.numel() == flat.numel() ? buffer : prefix(buffer, flat.numel());
         Transfers.Copy copy = transfers.toHostTracked(flat.reshape(flat.numel()), host);
         leaving.add(new Leaving(flat, copy));
         finishLeaving(1); // the previous input's copy is done by now or soon (queued a layer earlier); this one runs on
-        Entry e = new Entry(input.shape(), host);
+        Entry e = new Entry(input.shape(), buffer, host);
         stashed.add(e);
         return e;
     }
@@ -107,15 +113,36 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
         }
         transfers.awaitToDevice();
         for (Entry e : stashed) {
-            pool.computeIfAbsent(key(e.host), k -> new ArrayDeque<>()).push(e.host);
+            pool.add(e.buffer);
         }
         stashed.clear();
     }
 
+    /**
+     * The smallest free buffer of {@code like}'s dtype that holds it; else a new one, after releasing the smallest free
+     * buffer of that dtype (too short for this input, it would stay pinned beside the new one).
+     */
     private Tensor take(Tensor like) {
-        ArrayDeque<Tensor> free = pool.get(key(like));
-        if (free != null && !free.isEmpty()) {
-            return free.pop();
+        Tensor fits = null;
+        Tensor smallest = null;
+        for (Tensor t : pool) {
+            if (t.dtype() != like.dtype()) {
+                continue;
+            }
+            if (t.numel() >= like.numel() && (fits == null || t.numel() < fits.numel())) {
+                fits = t;
+            }
+            if (smallest == null || t.numel() < smallest.numel()) {
+                smallest = t;
+            }
+        }
+        if (fits != null) {
+            pool.remove(fits);
+            return fits;
+        }
+        if (smallest != null) {
+            pool.remove(smallest);
+            TensorInternals.storage(smallest).close();
         }
         try (Scope.Entered in = home.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.ACTIVATIONS);
              Autograd.GradMode off = Autograd.noGrad()) {
@@ -123,9 +150,11 @@ public final class HostActivationStore implements ActivationStore, AutoCloseable
         }
     }
 
-    /** The pool's key: buffers of one dtype and element count are interchangeable. */
-    private static String key(Tensor t) {
-        return t.dtype() + ":" + t.numel();
+    /** The first {@code n} elements of a pooled buffer (a view: closing nothing). */
+    private static Tensor prefix(Tensor buffer, long n) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            return buffer.slice(0, 0, n);
+        }
     }
 
     /** Queues entry e's copy back into a new device tensor of {@code scope}, after the device work queued so far. */

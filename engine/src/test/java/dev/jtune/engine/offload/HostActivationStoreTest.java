@@ -89,6 +89,36 @@ class HostActivationStoreTest {
         }
     }
 
+    /**
+     * Micro-batches of different lengths (real data): every pass still equals the device's bit for bit, and the pinned
+     * host memory stays at one buffer per offloaded input of the longest length seen, not one set per distinct length.
+     */
+    @Test
+    void inputsOfDifferentLengthsShareTheLongestBuffers() {
+        Random rnd = Seeds.random();
+        try (Scope scope = Scope.open("store", MemoryCategory.WEIGHTS)) {
+            List<Tensor> ws = new ArrayList<>();
+            for (int i = 0; i < LAYERS; i++) {
+                ws.add(Tensor.fromArray(rnd.doubles(64).map(v -> v * 0.1).toArray(), Shape.of(8, 8), DType.F32, Device.CPU).requiresGrad(true));
+            }
+            try (HostActivationStore store = new HostActivationStore(Device.CPU)) {
+                long hostBefore = Backends.get(Device.CPU).memoryStats().host().allocated(MemoryCategory.ACTIVATIONS);
+                int longest = 0;
+                for (int rows : new int[] {6, 9, 4, 9, 7, 3}) {
+                    longest = Math.max(longest, rows);
+                    Tensor x0 = Tensor.fromArray(rnd.doubles(rows * 8L).toArray(), Shape.of(rows, 8), DType.F32, Device.CPU).requiresGrad(true);
+                    List<float[]> expected = pass(ws, x0, ActivationStore.DEVICE);
+                    List<float[]> actual = pass(ws, x0, store);
+                    for (int k = 0; k < expected.size(); k++) {
+                        assertArrayEquals(expected.get(k), actual.get(k), rows + " rows, result " + k);
+                    }
+                    long host = Backends.get(Device.CPU).memoryStats().host().allocated(MemoryCategory.ACTIVATIONS) - hostBefore;
+                    assertEquals((LAYERS - 1) * longest * 8L * 4, host, "after " + rows + " rows: one buffer per input, the longest seen");
+                }
+            }
+        }
+    }
+
     /** On meta: the offloaded inputs' device memory is freed after forward and counted on the host instead. */
     @Test
     void theInputsLeaveTheDevice() {
