@@ -18,7 +18,7 @@ case $mode in
   *) echo "end-to-end.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 echo "== jtune $model $mode at $seq, batch ${BATCH:-1}, $steps steps"
-$JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" \
+$JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" \
     --max_seq_length $seq --gradient_checkpointing --checkpointing_granularity layer --bf16 \
     --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl 2>&1 \
     | grep -v "^WARNING" > $run/log.txt

@@ -32,7 +32,7 @@ for mode in $modes; do
     *) echo "full-finetune.sh: unknown mode $mode" >&2; exit 2 ;;
   esac
   echo "== jtune $model full, $mode: ${extra[*]}"
-  $JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out-$mode \
+  $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out-$mode \
       --max_seq_length 8192 "${ckpt[@]}" --bf16 --per_device_train_batch_size 1 --gradient_accumulation_steps 8 \
       --max_steps $steps --logging_steps 1 --save_strategy no --save_only_model --report_to jsonl "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
   grep -E "^(plan|chosen)" $run/log-$mode.txt | cut -c1-400; grep -E "^(step|done)" $run/log-$mode.txt | tail -4; sed -n '/^memory /,$p' $run/log-$mode.txt | grep -v "  0.000  " | head -20

@@ -21,7 +21,7 @@ for mode in $modes; do
     *) echo "packing.sh: unknown mode $mode" >&2; exit 2 ;;
   esac
   echo "== jtune 270M QLoRA r16, 8K, $mode: ${extra[*]}"
-  $JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/mixed/model --data_path $data --output_dir $run/out-$mode \
+  $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/mixed/model --data_path $data --output_dir $run/out-$mode \
       --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing \
       --checkpointing_granularity layer --bf16 --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl \
       "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt

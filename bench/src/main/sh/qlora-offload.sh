@@ -21,7 +21,7 @@ for mode in $modes; do
     *) echo "qlora-offload.sh: unknown mode $mode" >&2; exit 2 ;;
   esac
   echo "== jtune $model QLoRA r16 at $seq, offload: $mode ${extra[*]}"
-  $JAVA $JOPTS -jar .device/lib/jtune.jar --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out-$mode \
+  $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out-$mode \
       --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length $seq "${ckpt[@]}" \
       --bf16 --per_device_train_batch_size 1 --max_steps $steps --logging_steps 1 \
       --save_strategy no --report_to jsonl "${extra[@]}" 2>&1 | grep -v "^WARNING" > $run/log-$mode.txt
