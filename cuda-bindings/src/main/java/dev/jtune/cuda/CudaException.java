@@ -10,12 +10,12 @@ import java.lang.reflect.Modifier;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 
 /**
- * A CUDA driver, NVRTC, cuBLAS or cuBLASLt call returned an error. The message reads like
+ * A CUDA driver, NVRTC, cuBLAS, cuBLASLt or NCCL call returned an error. The message reads like
  * {@code cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory}.
  * <p>
  * Callers pass every result through one of the static checks, which return normally on success. Error names
  * and texts come from the library itself (cuGetErrorName/cuGetErrorString, nvrtcGetErrorString,
- * cublas(Lt)GetStatusName/String); if that is impossible (the library is missing, or does not know the code)
+ * cublas(Lt)GetStatusName/String, ncclGetErrorString); if that is impossible (the library is missing, or does not know the code)
  * the name falls back to the constant of that value in the bindings, and the text is left out. Out-of-memory
  * errors carry {@link #OUT_OF_MEMORY_HINT} as their {@link #hint()}.
  */
@@ -72,6 +72,13 @@ public final class CudaException extends JtuneException {
         }
     }
 
+    /** Throws unless {@code result} is {@code ncclSuccess}; {@code function} names the call (and, above, the rank). */
+    public static void checkNccl(int result, String function) {
+        if (result != Nccl.ncclSuccess) {
+            throw ncclError(result, function);
+        }
+    }
+
     /** The library whose call failed. */
     public CudaLibrary library() {
         return library;
@@ -82,7 +89,7 @@ public final class CudaException extends JtuneException {
         return function;
     }
 
-    /** The numeric result: a CUresult, nvrtcResult or cublasStatus_t. */
+    /** The numeric result: a CUresult, nvrtcResult, cublasStatus_t or ncclResult_t. */
     public int code() {
         return code;
     }
@@ -110,6 +117,7 @@ public final class CudaException extends JtuneException {
             case DRIVER -> code == CudaDriver.CUDA_ERROR_OUT_OF_MEMORY;
             case NVRTC -> code == Nvrtc.NVRTC_ERROR_OUT_OF_MEMORY;
             case CUBLAS, CUBLAS_LT -> code == Cublas.CUBLAS_STATUS_ALLOC_FAILED;
+            case NCCL -> false; // NCCL reports a failed allocation as a system or CUDA error
         };
     }
 
@@ -173,6 +181,28 @@ public final class CudaException extends JtuneException {
         }
         String known = constantName(Cublas.class, "CUBLAS_STATUS_", code);
         return new CudaException(library, function, code, name != null ? name : known, text);
+    }
+
+    private static CudaException ncclError(int code, String function) {
+        String text = null;
+        try {
+            text = string(Nccl.ncclGetErrorString(code));
+        } catch (RuntimeException e) {
+            // NCCL cannot be reached: fall back below
+        }
+        String name = switch (code) { // ncclResult_t's names (other Nccl constants share the prefix and the values)
+            case Nccl.ncclSuccess -> "ncclSuccess";
+            case Nccl.ncclUnhandledCudaError -> "ncclUnhandledCudaError";
+            case Nccl.ncclSystemError -> "ncclSystemError";
+            case Nccl.ncclInternalError -> "ncclInternalError";
+            case Nccl.ncclInvalidArgument -> "ncclInvalidArgument";
+            case Nccl.ncclInvalidUsage -> "ncclInvalidUsage";
+            case Nccl.ncclRemoteError -> "ncclRemoteError";
+            case Nccl.ncclInProgress -> "ncclInProgress";
+            case Nccl.ncclTimeout -> "ncclTimeout";
+            default -> null;
+        };
+        return new CudaException(CudaLibrary.NCCL, function, code, name, text);
     }
 
     /** A NUL-terminated string returned by a library (static storage there); null for NULL. */

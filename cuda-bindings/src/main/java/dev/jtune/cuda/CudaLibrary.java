@@ -11,7 +11,9 @@ public enum CudaLibrary {
     CUBLAS("cublas", "libcublas.so.13", "cuBLAS",
             "install the CUDA 13 toolkit (or its cuBLAS redistributable)"),
     CUBLAS_LT("cublaslt", "libcublasLt.so.13", "cuBLASLt",
-            "install the CUDA 13 toolkit (or its cuBLAS redistributable, which includes cuBLASLt)");
+            "install the CUDA 13 toolkit (or its cuBLAS redistributable, which includes cuBLASLt)"),
+    NCCL("nccl", "libnccl.so.2", "NCCL, NVIDIA's collective communication library",
+            "install NCCL 2 for CUDA 13 (the libnccl2 package, or the nvidia-nccl-cu13 wheel's library)");
 
     private final String key;
     private final String soname;
@@ -30,7 +32,7 @@ public enum CudaLibrary {
         return soname;
     }
 
-    /** Short name used in the property and variable names: driver, nvrtc, cublas, cublaslt. */
+    /** Short name used in the property and variable names: driver, nvrtc, cublas, cublaslt, nccl. */
     public String key() {
         return key;
     }

@@ -28,7 +28,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
  * For a library (see {@link CudaLibrary}) it tries, in order:
  * <ol>
  * <li>an explicit file, from the system property {@code jtune.cuda.<name>.path} or else the environment
- * variable {@code JTUNE_CUDA_<NAME>_PATH} (names: driver, nvrtc, cublas, cublaslt);</li>
+ * variable {@code JTUNE_CUDA_<NAME>_PATH} (names: driver, nvrtc, cublas, cublaslt, nccl);</li>
  * <li>the dynamic loader, by soname ({@code libcuda.so.1}, {@code libnvrtc.so.13}, ...), which honours
  * {@code LD_LIBRARY_PATH} and the ldconfig cache;</li>
  * <li>{@code $CUDA_HOME/lib64/<soname>};</li>

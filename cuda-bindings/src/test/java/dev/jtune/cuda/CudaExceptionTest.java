@@ -19,6 +19,19 @@ class CudaExceptionTest {
         assertDoesNotThrow(() -> CudaException.checkNvrtc(Nvrtc.NVRTC_SUCCESS, "nvrtcCompileProgram"));
         assertDoesNotThrow(() -> CudaException.checkCublas(Cublas.CUBLAS_STATUS_SUCCESS, "cublasGemmEx"));
         assertDoesNotThrow(() -> CudaException.checkCublasLt(Cublas.CUBLAS_STATUS_SUCCESS, "cublasLtMatmul"));
+        assertDoesNotThrow(() -> CudaException.checkNccl(Nccl.ncclSuccess, "ncclAllReduce"));
+    }
+
+    /** NCCL's result names come from ncclResult_t alone (its data types and operations share the prefix and values). */
+    @Test
+    void nccl() {
+        CudaException e = assertThrows(CudaException.class, () -> CudaException.checkNccl(Nccl.ncclRemoteError, "rank 1: ncclAllReduce"));
+        assertEquals(CudaLibrary.NCCL, e.library());
+        assertEquals("ncclRemoteError", e.errorName());
+        assertFalse(e.isOutOfMemory());
+        assertTrue(e.getMessage().startsWith("rank 1: ncclAllReduce failed: ncclRemoteError (6)"), e.getMessage());
+        assertEquals("ncclSystemError", assertThrows(CudaException.class, () -> CudaException.checkNccl(2, "ncclCommInitRankConfig")).errorName());
+        assertNull(assertThrows(CudaException.class, () -> CudaException.checkNccl(99, "ncclGroupEnd")).errorName());
     }
 
     @Test

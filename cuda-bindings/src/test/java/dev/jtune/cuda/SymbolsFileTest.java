@@ -28,7 +28,7 @@ class SymbolsFileTest {
     record Group(Class<?> owner, List<String> functions, List<String> structs, List<String> typedefs, List<String> constants) {
     }
 
-    static final List<Class<?>> BINDINGS = List.of(CudaDriver.class, Nvrtc.class, Cublas.class, CublasLt.class);
+    static final List<Class<?>> BINDINGS = List.of(CudaDriver.class, Nvrtc.class, Cublas.class, CublasLt.class, Nccl.class);
     private static final Pattern HEADING = Pattern.compile("^# (\\S+\\.h) -> (dev\\.jtune\\.cuda\\.\\w+) \\((\\S+)\\)$");
 
     static Map<Class<?>, Group> groups() throws IOException, ClassNotFoundException {

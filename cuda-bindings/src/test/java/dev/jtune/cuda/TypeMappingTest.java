@@ -64,6 +64,13 @@ class TypeMappingTest {
     @Test
     void spotChecksAgainstTheHeaders() throws Exception {
         Class<MemorySegment> seg = MemorySegment.class;
+        // ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+        //                           ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream)
+        assertSignature(Nccl.class, "ncclAllReduce", int.class, seg, seg, long.class, int.class, int.class, seg, seg);
+        // ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId commId (by value), int rank, ncclConfig_t *config)
+        assertSignature(Nccl.class, "ncclCommInitRankConfig", int.class, seg, int.class, seg, int.class, seg);
+        assertEquals(128, Nccl.ncclUniqueId.sizeof());
+        assertEquals(48, Nccl.ncclConfig_t.sizeof()); // size_t, 2 x unsigned, 4 x int, a pointer, an int, padded to 8
         // CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
         assertSignature(CudaDriver.class, "cuMemAlloc_v2", int.class, seg, long.class);
         // CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)

@@ -1,0 +1,135 @@
+package dev.jtune.cuda;
+
+import dev.jtune.testing.Seeds;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static dev.jtune.cuda.CudaException.check;
+import static dev.jtune.cuda.CudaException.checkNccl;
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The NCCL bindings on one GPU: a world of one rank made with a non-blocking configuration (polled through the
+ * asynchronous error), the four collectives on the GPU's own stream (each the identity at one rank, so exact), an
+ * invalid argument reported by name, then finalize and destroy. NVLink multicast is switched off first
+ * ({@link NcclEnvironment}).
+ */
+@Tag("gpu")
+class NcclGpuTest {
+    private static final int N = 4096;
+
+    @BeforeEach
+    void current() {
+        Gpu.makeCurrent();
+        NcclEnvironment.apply();
+    }
+
+    /** Waits until a non-blocking communicator's pending operation is done, failing on its error. */
+    private static void await(MemorySegment comm, Arena arena, String what) {
+        MemorySegment state = arena.allocate(JAVA_INT);
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        do {
+            checkNccl(Nccl.ncclCommGetAsyncError(comm, state), "ncclCommGetAsyncError");
+            if (state.get(JAVA_INT, 0) != Nccl.ncclInProgress) {
+                checkNccl(state.get(JAVA_INT, 0), what);
+                return;
+            }
+            Thread.onSpinWait();
+        } while (System.nanoTime() < deadline);
+        throw new AssertionError(what + " still in progress after 60 s");
+    }
+
+    /** NCCL_CONFIG_INITIALIZER for the bound prefix, non-blocking, as NCCL 2.17 declared it. */
+    private static MemorySegment config(Arena arena) {
+        MemorySegment c = arena.allocate(Nccl.ncclConfig_t.LAYOUT);
+        Nccl.ncclConfig_t.size(c, Nccl.ncclConfig_t.sizeof());
+        Nccl.ncclConfig_t.magic(c, Nccl.NCCL_API_MAGIC);
+        Nccl.ncclConfig_t.version(c, 21700); // NCCL_VERSION(2, 17, 0)
+        Nccl.ncclConfig_t.blocking(c, 0);
+        Nccl.ncclConfig_t.cgaClusterSize(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.minCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.maxCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.netName(c, MemorySegment.NULL);
+        Nccl.ncclConfig_t.splitShare(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        return c;
+    }
+
+    @Test
+    void aWorldOfOneRunsEveryCollective() {
+        System.out.println(NativeLibraries.describe(CudaLibrary.NCCL));
+        Random rnd = Seeds.random();
+        float[] values = new float[N];
+        for (int i = 0; i < N; i++) {
+            values[i] = (float) rnd.nextGaussian();
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment version = arena.allocate(JAVA_INT);
+            checkNccl(Nccl.ncclGetVersion(version), "ncclGetVersion");
+            System.out.println("NCCL version code " + version.get(JAVA_INT, 0));
+            assertTrue(version.get(JAVA_INT, 0) >= 22800, "NCCL 2.28 or later: " + version.get(JAVA_INT, 0));
+
+            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
+            checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
+            MemorySegment commOut = arena.allocate(ADDRESS);
+            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, config(arena));
+            assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
+            MemorySegment comm = commOut.get(ADDRESS, 0);
+            await(comm, arena, "ncclCommInitRankConfig");
+
+            MemorySegment streamOut = arena.allocate(ADDRESS);
+            check(CudaDriver.cuStreamCreate(streamOut, 1), "cuStreamCreate"); // CU_STREAM_NON_BLOCKING
+            MemorySegment stream = streamOut.get(ADDRESS, 0);
+            long bytes = (long) N * 4;
+            MemorySegment ptr = arena.allocate(JAVA_LONG);
+            check(CudaDriver.cuMemAlloc_v2(ptr, bytes), "cuMemAlloc_v2");
+            long a = ptr.get(JAVA_LONG, 0);
+            check(CudaDriver.cuMemAlloc_v2(ptr, bytes), "cuMemAlloc_v2");
+            long b = ptr.get(JAVA_LONG, 0);
+            try {
+                MemorySegment host = arena.allocateFrom(JAVA_FLOAT, values);
+                check(CudaDriver.cuMemcpyHtoD_v2(a, host, bytes), "cuMemcpyHtoD_v2");
+                MemorySegment sa = MemorySegment.ofAddress(a);
+                MemorySegment sb = MemorySegment.ofAddress(b);
+                checkNccl(Nccl.ncclAllReduce(sa, sa, N, Nccl.ncclFloat32, Nccl.ncclSum, comm, stream), "ncclAllReduce (in place)");
+                checkNccl(Nccl.ncclGroupStart(), "ncclGroupStart");
+                checkNccl(Nccl.ncclBroadcast(sa, sb, N, Nccl.ncclFloat32, 0, comm, stream), "ncclBroadcast");
+                checkNccl(Nccl.ncclGroupEnd(), "ncclGroupEnd");
+                checkNccl(Nccl.ncclReduceScatter(sb, sa, N, Nccl.ncclFloat32, Nccl.ncclAvg, comm, stream), "ncclReduceScatter");
+                checkNccl(Nccl.ncclAllGather(sa, sb, N, Nccl.ncclFloat32, comm, stream), "ncclAllGather");
+                await(comm, arena, "the collectives");
+                check(CudaDriver.cuStreamSynchronize(stream), "cuStreamSynchronize");
+                MemorySegment back = arena.allocate(JAVA_FLOAT, N);
+                check(CudaDriver.cuMemcpyDtoH_v2(back, b, bytes), "cuMemcpyDtoH_v2");
+                assertArrayEquals(values, back.toArray(JAVA_FLOAT), "one rank: every collective is the identity");
+
+                // a bad data type: ncclInvalidArgument, named, from the call or from the communicator's state
+                CudaException e = assertThrows(CudaException.class, () -> {
+                    checkNccl(Nccl.ncclAllReduce(sa, sa, N, 99, Nccl.ncclSum, comm, stream), "ncclAllReduce (type 99)");
+                    await(comm, arena, "ncclAllReduce (type 99)");
+                });
+                assertEquals("ncclInvalidArgument", e.errorName(), e.getMessage());
+                System.out.println("as reported: " + e.getMessage());
+            } finally {
+                check(CudaDriver.cuMemFree_v2(a), "cuMemFree_v2");
+                check(CudaDriver.cuMemFree_v2(b), "cuMemFree_v2");
+            }
+            int fin = Nccl.ncclCommFinalize(comm);
+            assertTrue(fin == Nccl.ncclSuccess || fin == Nccl.ncclInProgress, "ncclCommFinalize returned " + fin);
+            await(comm, arena, "ncclCommFinalize");
+            checkNccl(Nccl.ncclCommDestroy(comm), "ncclCommDestroy");
+            check(CudaDriver.cuStreamDestroy_v2(stream), "cuStreamDestroy_v2");
+        }
+    }
+}
