@@ -17,6 +17,7 @@ module dev.jtune.engine {
     exports dev.jtune.engine.optim;
     exports dev.jtune.engine.quant;
     exports dev.jtune.engine.backend to dev.jtune.gemma, dev.jtune.train;
+    exports dev.jtune.engine.dist to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.cpu to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.cuda to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.fused to dev.jtune.gemma, dev.jtune.train;

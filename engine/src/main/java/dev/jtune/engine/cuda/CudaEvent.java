@@ -32,6 +32,16 @@ public final class CudaEvent implements AutoCloseable {
         check(CudaDriver.cuEventSynchronize(handle), "cuEventSynchronize");
     }
 
+    /** Whether the work before the last record is done (cuEventQuery), without waiting. */
+    public boolean isDone() {
+        int rc = CudaDriver.cuEventQuery(handle);
+        if (rc == CudaDriver.CUDA_ERROR_NOT_READY) {
+            return false;
+        }
+        check(rc, "cuEventQuery");
+        return true;
+    }
+
     /** Milliseconds between two recorded, completed events. */
     public static float elapsedMillis(CudaEvent start, CudaEvent end) {
         try (Arena arena = Arena.ofConfined()) {

@@ -17,6 +17,7 @@ import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.ParamGroup;
+import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.optim.GradClip;
@@ -66,6 +67,8 @@ public final class Trainer implements AutoCloseable {
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
     private final ActivationStore activations;
+    /** The data-parallel world, or null for a run on one device. */
+    private final Collectives world;
 
     /**
      * What the trainer records about its run besides the steps: the report's title, the run's identity (stored with
@@ -96,6 +99,12 @@ public final class Trainer implements AutoCloseable {
             this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config));
         }
         this.activations = newActivationStore(config, device);
+        this.world = b.world;
+    }
+
+    /** Whether this process writes the run's files (checkpoints, metrics, report, the final model): rank 0 of a world. */
+    private boolean writes() {
+        return world == null || world.rank() == 0;
     }
 
     /**
@@ -195,6 +204,7 @@ public final class Trainer implements AutoCloseable {
         private Progress progress = Progress.silent();
         private RunInfo info;
         private int padId;
+        private Collectives world;
 
         private Builder(TrainerConfig config, Trainable trainable) {
             this.config = Objects.requireNonNull(config, "config");
@@ -232,8 +242,25 @@ public final class Trainer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * The data-parallel world this process is a rank of (its size must be the config's {@code worldSize}): each
+         * step's micro-batches are split by rank, gradients summed over the ranks before clipping, rank 0 writes.
+         */
+        public Builder world(Collectives w) {
+            this.world = w;
+            return this;
+        }
+
         public Trainer build() {
             Objects.requireNonNull(trainSet, "train examples");
+            int size = world == null ? 1 : world.worldSize();
+            if (size != config.worldSize()) {
+                throw new IllegalArgumentException("the trainer's world has " + size + " rank(s), its config " + config.worldSize());
+            }
+            if (size > 1 && config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
+                throw new UnsupportedOperationException("data parallel with the optimizer on the host (--offload_optimizer cpu) is not built yet: "
+                        + "gradients leave the device during backward, before the ranks could sum them");
+            }
             return new Trainer(this);
         }
     }
@@ -255,9 +282,15 @@ public final class Trainer implements AutoCloseable {
         return (long) Math.ceil(stepsPerEpoch(config, batchesPerEpoch) * config.epochs());
     }
 
-    /** Optimizer steps in one pass over the data. */
+    /** Optimizer steps in one pass over the data: each takes accumulation x world size micro-batches. */
     private static long stepsPerEpoch(TrainerConfig config, long batchesPerEpoch) {
-        return Math.max(1, (batchesPerEpoch + config.gradientAccumulation() - 1) / config.gradientAccumulation());
+        long perStep = microBatchesPerStep(config);
+        return Math.max(1, (batchesPerEpoch + perStep - 1) / perStep);
+    }
+
+    /** The micro-batches of one optimizer step over all ranks. */
+    private static long microBatchesPerStep(TrainerConfig config) {
+        return (long) config.gradientAccumulation() * config.worldSize();
     }
 
     public List<StepRecord> history() {
@@ -300,7 +333,7 @@ public final class Trainer implements AutoCloseable {
         };
         history.clear();
         history.addAll(start.history());
-        if (config.metricsFile()) {
+        if (config.metricsFile() && writes()) {
             metrics.rewrite(history); // what a killed run logged after its checkpoint is logged again, once
         }
         List<StepRecord> log;
@@ -327,8 +360,8 @@ public final class Trainer implements AutoCloseable {
         int nonFiniteInARow = 0;
         for (long step = start.position().step(); step < total; step++) {
             long t0 = System.nanoTime();
-            List<int[]> batches = new ArrayList<>();
-            for (int i = 0; i < config.gradientAccumulation(); i++) {
+            List<int[]> batches = new ArrayList<>(); // the step's micro-batches over every rank, in order
+            for (long i = 0; i < microBatchesPerStep(config); i++) {
                 batches.add(microBatch(micro + i));
             }
             StepResult result = step(batches, micro, schedule.lr(step));
@@ -350,7 +383,7 @@ public final class Trainer implements AutoCloseable {
                     start.elapsedSeconds() + (System.nanoTime() - startNanos) / 1e9, skipped, memory.bytes());
             if (log || r.hasEval()) {
                 history.add(r);
-                if (config.metricsFile()) {
+                if (config.metricsFile() && writes()) {
                     metrics.append(r);
                 }
                 PauseHook.at("after-log", done);
@@ -373,7 +406,9 @@ public final class Trainer implements AutoCloseable {
                     return history();
                 }
                 optimizer.flush(); // weights and state of the same step
-                checkpoints.save(state, trainable, optimizer);
+                if (writes()) {
+                    checkpoints.save(state, trainable, optimizer);
+                }
             }
             if (done >= stopAfter) {
                 progress.message("stopped after step " + done);
@@ -387,6 +422,12 @@ public final class Trainer implements AutoCloseable {
     private record StepResult(double loss, double gradNorm, int tokens) {
     }
 
+    /**
+     * One optimizer step over {@code batches}, the micro-batches of every rank ({@code micro} numbers the first): this
+     * rank runs those whose index within the step is its rank modulo the world size (rank r: r, r + N, ...), each
+     * micro-batch's loss divided by the label tokens of the whole step, so the gradients summed over the ranks are those
+     * of one device running every micro-batch; dropout draws by the micro-batch's number in the run, whatever rank runs it.
+     */
     private StepResult step(List<int[]> batches, long micro, double lr) {
         int counted = 0;
         int tokens = 0;
@@ -394,9 +435,11 @@ public final class Trainer implements AutoCloseable {
             counted += train.countedTokens(b);
             tokens += train.tokens(b);
         }
+        int ranks = world == null ? 1 : world.worldSize();
+        int rank = world == null ? 0 : world.rank();
         try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
             Tensor stepLoss = null;
-            for (int i = 0; i < batches.size(); i++) {
+            for (int i = rank; i < batches.size(); i += ranks) {
                 trainable.train(CounterRng.bits(config.seed(), micro + i));
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                     Batcher.Batch t = train.batch(batches.get(i), device);
@@ -409,6 +452,9 @@ public final class Trainer implements AutoCloseable {
                 }
             }
             trainable.eval();
+            if (world != null) {
+                stepLoss = DataParallel.sumOverRanks(world, trainable, stepLoss, device);
+            }
             // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
             GradClip.GradNorm norm = clipOrMeasure();
             double loss = stepLoss.item(); // the host syncs of the step: the loss and the gradient norm
@@ -543,13 +589,16 @@ public final class Trainer implements AutoCloseable {
     private void finish(CheckpointStore.State state) {
         optimizer.flush();
         progress.done();
+        if (!writes()) {
+            return;
+        }
         trainable.save(outputDir);
         writeReport(Optional.empty());
         checkpoints.save(state, trainable, optimizer);
     }
 
     private void writeReport(Optional<String> failure) {
-        if (!config.htmlReport()) {
+        if (!config.htmlReport() || !writes()) {
             return;
         }
         List<RunReport.Entry> identity = new ArrayList<>();

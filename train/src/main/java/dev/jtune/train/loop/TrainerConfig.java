@@ -41,7 +41,8 @@ public record TrainerConfig(
         WeightPlacement weightPlacement,
         Batching batching,
         CheckpointContents checkpointContents,
-        java.util.List<GroupLearningRate> groupLearningRates) {
+        java.util.List<GroupLearningRate> groupLearningRates,
+        int worldSize) {
 
     /**
      * A learning rate of its own for the trained parameters whose (HF) name contains {@code nameContains}, scheduled as
@@ -126,6 +127,9 @@ public record TrainerConfig(
     }
 
     public TrainerConfig {
+        if (worldSize <= 0) {
+            throw new IllegalArgumentException("the world size (data-parallel ranks) must be at least 1, got " + worldSize);
+        }
         if (batchSize <= 0 || gradientAccumulation <= 0 || evalBatchSize <= 0) {
             throw new IllegalArgumentException("batch size and gradient accumulation must be positive");
         }
@@ -222,6 +226,7 @@ public record TrainerConfig(
         private Batching batching = Batching.DEFAULT;
         private CheckpointContents checkpointContents = CheckpointContents.MODEL_AND_STATE;
         private java.util.List<GroupLearningRate> groupLearningRates = java.util.List.of();
+        private int worldSize = 1;
 
         private Builder() {
         }
@@ -261,6 +266,7 @@ public record TrainerConfig(
             batching = c.batching;
             checkpointContents = c.checkpointContents;
             groupLearningRates = c.groupLearningRates;
+            worldSize = c.worldSize;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -431,12 +437,21 @@ public record TrainerConfig(
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
-                    weightPlacement, batching, checkpointContents, groupLearningRates);
+                    weightPlacement, batching, checkpointContents, groupLearningRates, worldSize);
         }
 
         /** Learning rates of their own for parameters by name (default: none, every parameter at the main rate). */
         public Builder groupLearningRates(java.util.List<GroupLearningRate> v) {
             groupLearningRates = v;
+            return this;
+        }
+
+        /**
+         * Data-parallel ranks (default 1): each optimizer step takes {@code batchSize x gradientAccumulation x worldSize}
+         * examples, {@code gradientAccumulation} micro-batches on each rank, as HF counts a global batch.
+         */
+        public Builder worldSize(int v) {
+            worldSize = v;
             return this;
         }
 

@@ -1,0 +1,38 @@
+package dev.jtune.engine.dist;
+
+import dev.jtune.engine.Tensor;
+
+/**
+ * The collective operations data-parallel training uses, over the ranks of one world. Production runs NCCL
+ * ({@link NcclCollectives}); the cpu tests run an in-process stand-in. Every rank calls the same operations in the same
+ * order, with contiguous tensors of one shape and dtype on the device the world serves; the operations are queued on
+ * that device's stream, in order with its other work.
+ */
+public interface Collectives extends AutoCloseable {
+    /** How values from the ranks combine. */
+    enum Reduction { SUM, AVG, MAX }
+
+    /** This process's rank, 0 to {@link #worldSize()} - 1. */
+    int rank();
+
+    int worldSize();
+
+    /** {@code t} = the reduction over the ranks of {@code t}, in place. */
+    void allReduce(Tensor t, Reduction op);
+
+    /** {@code out} [n / world] = this rank's shard (the rank-th of equal parts) of the reduction over the ranks of {@code in} [n]. */
+    void reduceScatter(Tensor in, Tensor out, Reduction op);
+
+    /** {@code out} [world * n] = every rank's {@code in} [n], in rank order. */
+    void allGather(Tensor in, Tensor out);
+
+    /** {@code t} = rank {@code root}'s {@code t}. */
+    void broadcast(Tensor t, int root);
+
+    /** Stops every pending operation now (a peer failed or timed out); nothing may be called after it but {@link #close()}. */
+    void abort();
+
+    /** Waits for the pending operations and frees the world's resources; after {@link #abort()}, frees only. */
+    @Override
+    void close();
+}

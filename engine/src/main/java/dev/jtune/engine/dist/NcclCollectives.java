@@ -1,0 +1,353 @@
+package dev.jtune.engine.dist;
+
+import dev.jtune.cuda.CudaException;
+import dev.jtune.cuda.Nccl;
+import dev.jtune.cuda.NcclEnvironment;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.CudaEvent;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Locale;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+
+/**
+ * {@link Collectives} through NCCL, one communicator per process on its GPU's compute stream. The communicator is
+ * non-blocking, so no call can hang the calling thread: every pending state is polled against {@code timeout}
+ * (HF's {@code --ddp_timeout}). A watchdog thread checks the communicator's asynchronous error and how long the oldest
+ * queued collective has run (an event recorded after each); on an error or a timeout it aborts the communicator, which
+ * releases kernels waiting on a dead peer, and the next call on the training thread throws the reason. Every failure
+ * names the rank, the operation and NCCL's reason. NVLink multicast is switched off ({@link NcclEnvironment}) before
+ * the first NCCL call of the process.
+ */
+public final class NcclCollectives implements Collectives {
+    private static final long POLL_MILLIS = 50;
+
+    /** A queued collective: its completion event and what it was, for a timeout's message. */
+    private record InFlight(CudaEvent done, String what, long since) {
+    }
+
+    private final CudaBackend gpu;
+    private final int rank;
+    private final int world;
+    private final long timeoutNanos;
+    private final MemorySegment comm;
+    private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
+    private final Thread watchdog;
+    private volatile String failure; // set once, by whichever thread sees the failure first
+    private boolean closed;
+
+    private NcclCollectives(CudaBackend gpu, int rank, int world, Duration timeout, MemorySegment comm) {
+        this.gpu = gpu;
+        this.rank = rank;
+        this.world = world;
+        this.timeoutNanos = timeout.toNanos();
+        this.comm = comm;
+        this.watchdog = Thread.ofPlatform().daemon().name("nccl-watchdog-rank-" + rank).start(this::watch);
+    }
+
+    /** A new world's id (NCCL's 128 bytes), made by rank 0 and handed to the others (the rendezvous). */
+    public static byte[] newUniqueId(Device device) {
+        CudaBackend gpu = CudaBackend.get(device.index());
+        gpu.context().makeCurrent();
+        NcclEnvironment.apply();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
+            CudaException.checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
+            return id.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /**
+     * Joins the world {@code uniqueId} names as {@code rank} of {@code worldSize}, on {@code device}; every rank calls
+     * this with the same id. Waits at most {@code timeout} for the others.
+     */
+    public static NcclCollectives join(Device device, int rank, int worldSize, byte[] uniqueId, Duration timeout) {
+        if (device.kind() != Device.Kind.CUDA) {
+            throw new IllegalArgumentException("NCCL serves GPUs, not " + device);
+        }
+        if (rank < 0 || rank >= worldSize || uniqueId.length != Nccl.NCCL_UNIQUE_ID_BYTES) {
+            throw new IllegalArgumentException("rank " + rank + " of " + worldSize + " with a " + uniqueId.length + "-byte id");
+        }
+        CudaBackend gpu = CudaBackend.get(device.index());
+        gpu.context().makeCurrent(); // NCCL takes the calling thread's current device
+        NcclEnvironment.apply();
+        String what = "rank " + rank + ": joining a world of " + worldSize + " (ncclCommInitRankConfig)";
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
+            id.copyFrom(MemorySegment.ofArray(uniqueId));
+            MemorySegment out = arena.allocate(ADDRESS);
+            int rc = Nccl.ncclCommInitRankConfig(out, worldSize, id, rank, nonBlocking(arena));
+            MemorySegment comm = out.get(ADDRESS, 0);
+            if (rc != Nccl.ncclInProgress) {
+                check(rc, what, comm);
+            }
+            awaitState(comm, what, timeout.toNanos());
+            return new NcclCollectives(gpu, rank, worldSize, timeout, comm);
+        }
+    }
+
+    /** NCCL_CONFIG_INITIALIZER for the fields bound (NCCL 2.17's), non-blocking. */
+    private static MemorySegment nonBlocking(Arena arena) {
+        MemorySegment c = arena.allocate(Nccl.ncclConfig_t.LAYOUT);
+        Nccl.ncclConfig_t.size(c, Nccl.ncclConfig_t.sizeof());
+        Nccl.ncclConfig_t.magic(c, Nccl.NCCL_API_MAGIC);
+        Nccl.ncclConfig_t.version(c, 21700); // NCCL_VERSION(2, 17, 0): the fields after these keep NCCL's defaults
+        Nccl.ncclConfig_t.blocking(c, 0);
+        Nccl.ncclConfig_t.cgaClusterSize(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.minCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.maxCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        Nccl.ncclConfig_t.netName(c, MemorySegment.NULL);
+        Nccl.ncclConfig_t.splitShare(c, Nccl.NCCL_CONFIG_UNDEF_INT);
+        return c;
+    }
+
+    /** Polls a communicator until its pending operation is done; on an error or timeout, aborts it and throws. */
+    private static void awaitState(MemorySegment comm, String what, long timeoutNanos) {
+        long start = System.nanoTime();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(JAVA_INT);
+            while (true) {
+                int rc = Nccl.ncclCommGetAsyncError(comm, state);
+                int s = rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
+                if (s != Nccl.ncclInProgress) {
+                    check(s, what, comm);
+                    return;
+                }
+                if (System.nanoTime() - start > timeoutNanos) {
+                    Nccl.ncclCommAbort(comm);
+                    throw new CollectiveException(what + ": timed out after " + seconds(timeoutNanos) + " (--ddp_timeout)", null);
+                }
+                sleep(1);
+            }
+        }
+    }
+
+    /** Throws (after aborting {@code comm}) unless {@code rc} is success; the message adds NCCL's last error text. */
+    private static void check(int rc, String what, MemorySegment comm) {
+        if (rc == Nccl.ncclSuccess) {
+            return;
+        }
+        String last = null;
+        if (comm != null && !comm.equals(MemorySegment.NULL)) {
+            MemorySegment text = Nccl.ncclGetLastError(comm);
+            last = text.equals(MemorySegment.NULL) ? null : text.reinterpret(Long.MAX_VALUE).getString(0);
+            Nccl.ncclCommAbort(comm);
+        }
+        try {
+            CudaException.checkNccl(rc, what);
+        } catch (CudaException e) {
+            throw new CollectiveException(e.getMessage() + (last == null || last.isBlank() ? "" : " (NCCL: " + last + ")"), e);
+        }
+    }
+
+    @Override
+    public int rank() {
+        return rank;
+    }
+
+    @Override
+    public int worldSize() {
+        return world;
+    }
+
+    @Override
+    public void allReduce(Tensor t, Reduction op) {
+        check(t, "all-reduce");
+        launch("all-reduce of " + t.describe(), () -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, stream()));
+    }
+
+    @Override
+    public void reduceScatter(Tensor in, Tensor out, Reduction op) {
+        check(in, "reduce-scatter");
+        check(out, "reduce-scatter");
+        if (in.dtype() != out.dtype() || in.numel() != out.numel() * world) {
+            throw new IllegalArgumentException("reduce-scatter: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
+        }
+        launch("reduce-scatter of " + in.describe(), () -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, stream()));
+    }
+
+    @Override
+    public void allGather(Tensor in, Tensor out) {
+        check(in, "all-gather");
+        check(out, "all-gather");
+        if (in.dtype() != out.dtype() || out.numel() != in.numel() * world) {
+            throw new IllegalArgumentException("all-gather: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
+        }
+        launch("all-gather of " + in.describe(), () -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, stream()));
+    }
+
+    @Override
+    public void broadcast(Tensor t, int root) {
+        check(t, "broadcast");
+        if (root < 0 || root >= world) {
+            throw new IllegalArgumentException("broadcast from rank " + root + " in a world of " + world);
+        }
+        launch("broadcast of " + t.describe() + " from rank " + root, () -> Nccl.ncclBroadcast(ptr(t), ptr(t), t.numel(), type(t.dtype()), root, comm, stream()));
+    }
+
+    private interface Call {
+        int run();
+    }
+
+    /** Queues one collective on the compute stream, waits out a non-blocking enqueue, and hands it to the watchdog. */
+    private void launch(String what, Call call) {
+        failIfFailed();
+        gpu.context().makeCurrent();
+        String named = "rank " + rank + ": " + what;
+        int rc = call.run();
+        if (rc == Nccl.ncclInProgress) {
+            awaitState(comm, named, timeoutNanos);
+        } else {
+            check(rc, named, comm);
+        }
+        CudaEvent done = new CudaEvent(false);
+        done.record(gpu.stream());
+        synchronized (inFlight) {
+            inFlight.add(new InFlight(done, named, System.nanoTime()));
+        }
+    }
+
+    /** The watchdog: completed collectives leave the queue; an async error or an overdue one aborts the world. */
+    private void watch() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(JAVA_INT);
+            while (!closed && failure == null) {
+                gpu.context().makeCurrent();
+                int rc = Nccl.ncclCommGetAsyncError(comm, state);
+                int s = rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
+                if (s != Nccl.ncclSuccess && s != Nccl.ncclInProgress) {
+                    fail("rank " + rank + ": the world failed: " + describe(s));
+                    return;
+                }
+                synchronized (inFlight) {
+                    while (!inFlight.isEmpty() && inFlight.peek().done().isDone()) {
+                        inFlight.poll().done().close();
+                    }
+                    InFlight oldest = inFlight.peek();
+                    if (oldest != null && System.nanoTime() - oldest.since() > timeoutNanos) {
+                        fail(oldest.what() + ": not done after " + seconds(timeoutNanos) + " (--ddp_timeout): a peer stopped or is stuck");
+                        return;
+                    }
+                }
+                sleep(POLL_MILLIS);
+            }
+        } catch (RuntimeException e) {
+            fail("rank " + rank + ": the NCCL watchdog failed: " + e.getMessage());
+        }
+    }
+
+    private synchronized void fail(String why) {
+        if (failure == null) {
+            failure = why;
+            Nccl.ncclCommAbort(comm);
+        }
+    }
+
+    private void failIfFailed() {
+        if (closed) {
+            throw new IllegalStateException("rank " + rank + ": the world is closed");
+        }
+        String f = failure;
+        if (f != null) {
+            throw new CollectiveException(f, null);
+        }
+    }
+
+    private static String describe(int code) {
+        try {
+            CudaException.checkNccl(code, "NCCL");
+            return "ncclSuccess";
+        } catch (CudaException e) {
+            return e.getMessage();
+        }
+    }
+
+    @Override
+    public void abort() {
+        fail("rank " + rank + ": aborted");
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        boolean failed = failure != null;
+        closed = true;
+        watchdog.interrupt();
+        try {
+            watchdog.join(Duration.ofSeconds(5));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        gpu.context().makeCurrent();
+        if (!failed) { // flushes what is queued; an aborted communicator is only destroyed
+            int rc = Nccl.ncclCommFinalize(comm);
+            if (rc == Nccl.ncclInProgress || rc == Nccl.ncclSuccess) {
+                awaitState(comm, "rank " + rank + ": ncclCommFinalize", timeoutNanos);
+            } else {
+                check(rc, "rank " + rank + ": ncclCommFinalize", comm);
+            }
+        }
+        synchronized (inFlight) {
+            inFlight.forEach(f -> f.done().close());
+            inFlight.clear();
+        }
+        CudaException.checkNccl(Nccl.ncclCommDestroy(comm), "rank " + rank + ": ncclCommDestroy");
+    }
+
+    private void check(Tensor t, String op) {
+        if (!t.isContiguous() || !t.device().equals(gpu.device())) {
+            throw new IllegalArgumentException(op + ": " + t.describe() + " must be contiguous and on " + gpu.device());
+        }
+    }
+
+    private MemorySegment stream() {
+        return gpu.stream().handle();
+    }
+
+    private static MemorySegment ptr(Tensor t) {
+        return MemorySegment.ofAddress(t.address());
+    }
+
+    static int type(DType d) {
+        return switch (d) {
+            case F32 -> Nccl.ncclFloat32;
+            case BF16 -> Nccl.ncclBfloat16;
+            case F16 -> Nccl.ncclFloat16;
+            case F64 -> Nccl.ncclFloat64;
+            case I32 -> Nccl.ncclInt32;
+            case I64 -> Nccl.ncclInt64;
+            case U8 -> Nccl.ncclUint8;
+            case NF4 -> throw new IllegalArgumentException("NF4 tensors are not reduced (they are frozen)");
+        };
+    }
+
+    static int op(Reduction r) {
+        return switch (r) {
+            case SUM -> Nccl.ncclSum;
+            case AVG -> Nccl.ncclAvg;
+            case MAX -> Nccl.ncclMax;
+        };
+    }
+
+    private static String seconds(long nanos) {
+        return String.format(Locale.ROOT, "%.0f s", nanos / 1e9);
+    }
+
+    private static void sleep(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -1,0 +1,157 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.dist.CollectiveException;
+import dev.jtune.engine.dist.Collectives;
+import dev.jtune.train.loop.RunIdentity;
+import dev.jtune.train.loop.StepRecord;
+import dev.jtune.train.loop.Trainer;
+import dev.jtune.train.loop.TrainerConfig;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Issue 16's data-parallel step on the cpu, through the in-process stand-in for NCCL: N ranks x accumulation k train
+ * the embedded default (QLoRA, dropout on) as one rank x accumulation N k does: the same losses and gradient norms every
+ * step (the ranks' sums only round differently: within 1e-5) and the same adapter weights after; the ranks' weights
+ * equal each other bit for bit; only rank 0 writes files.
+ */
+class DataParallelTest {
+    private static final int STEPS = 3;
+
+    record Outcome(List<StepRecord> history, Map<String, float[]> weights) {
+    }
+
+    private static Outcome run(TrainCommand.DefaultSetup d, TrainerConfig tc, Collectives world, Path out) {
+        try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
+            var trainable = d.qlora(d.randomModel(), "default");
+            Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).outputDir(out).padId(d.padId()).world(world)
+                    .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
+            try (trainer) {
+                List<StepRecord> h = trainer.run(Optional.empty(), Long.MAX_VALUE);
+                Map<String, float[]> w = new LinkedHashMap<>();
+                for (Map.Entry<String, Tensor> p : trainable.namedParameters().entrySet()) {
+                    w.put(p.getKey(), p.getValue().toFloatArray());
+                }
+                return new Outcome(h, w);
+            }
+        }
+    }
+
+    private static TrainerConfig config(TrainCommand.DefaultSetup d, int accumulation, int world) {
+        return d.trainerConfig().toBuilder().maxSteps(STEPS).batchSize(1).gradientAccumulation(accumulation).worldSize(world)
+                .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).build();
+    }
+
+    private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out) throws Exception {
+        InProcessWorld world = new InProcessWorld(n, Duration.ofMinutes(2));
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<Outcome>> fs = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                int rank = r;
+                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), world.rank(rank), out.resolve("rank" + rank))));
+            }
+            List<Outcome> got = new ArrayList<>();
+            for (Future<Outcome> f : fs) {
+                got.add(f.get());
+            }
+            return got;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static double relative(double a, double b) {
+        return Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
+    }
+
+    @Test
+    void twoRanksOfTwoMicroBatchesTrainAsOneRankOfFour(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        Outcome one = run(d, config(d, 4, 1), null, tmp.resolve("one"));
+        List<Outcome> two = ranks(d, 2, 2, tmp.resolve("two"));
+        assertEquals(STEPS, one.history().size());
+        for (Outcome o : two) {
+            assertEquals(STEPS, o.history().size());
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "step %d: loss %.7f / %.7f, gradient norm %.7f / %.7f, tokens %d / %d%n", a.step(),
+                        a.loss(), b.loss(), a.gradNorm(), b.gradNorm(), a.tokens(), b.tokens());
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
+                assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step() + ": " + b.gradNorm() + " vs " + a.gradNorm());
+                assertEquals(a.tokens(), b.tokens(), "tokens seen by step " + a.step() + " (every rank counts the global batch)");
+            }
+        }
+        double worst = 0;
+        for (Map.Entry<String, float[]> e : one.weights().entrySet()) {
+            float[] ref = e.getValue();
+            float[] r0 = two.get(0).weights().get(e.getKey());
+            assertArrayEquals(r0, two.get(1).weights().get(e.getKey()), e.getKey() + ": the ranks' weights are one");
+            double num = 0;
+            double den = 0;
+            for (int i = 0; i < ref.length; i++) {
+                num += (r0[i] - ref[i]) * (double) (r0[i] - ref[i]);
+                den += ref[i] * (double) ref[i];
+            }
+            worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
+        }
+        System.out.println("weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        assertTrue(Files.exists(tmp.resolve("two/rank0/metrics.jsonl")), "rank 0 writes metrics");
+        assertTrue(Files.isDirectory(tmp.resolve("two/rank0/checkpoint-2")), "rank 0 writes checkpoints");
+        assertFalse(Files.exists(tmp.resolve("two/rank1/metrics.jsonl")), "rank 1 writes no metrics");
+        assertFalse(Files.exists(tmp.resolve("two/rank1/checkpoint-2")), "rank 1 writes no checkpoint");
+    }
+
+    @Test
+    void aRankThatGoesAwayStopsTheOthersWithAClearError() {
+        InProcessWorld world = new InProcessWorld(2, Duration.ofMillis(300));
+        Collectives rank0 = world.rank(0);
+        try (Scope s = Scope.open("t", MemoryCategory.ACTIVATIONS)) {
+            Tensor t = Tensor.zeros(dev.jtune.engine.Shape.of(4), dev.jtune.engine.DType.F32, Device.CPU);
+            CollectiveException e = assertThrows(CollectiveException.class, () -> rank0.allReduce(t, Collectives.Reduction.SUM));
+            assertTrue(e.getMessage().startsWith("rank 0: all-reduce: a peer aborted or did not arrive"), e.getMessage());
+            assertTrue(e.hint().orElseThrow().contains("--ddp_timeout"), e.hint().orElseThrow());
+        }
+    }
+
+    @Test
+    void theWorldMustMatchTheConfig() {
+        TrainerConfig tc = TrainerConfig.builder().worldSize(2).build();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> checkBuild(tc, null));
+        assertTrue(e.getMessage().contains("1 rank(s), its config 2"), e.getMessage());
+    }
+
+    private static void checkBuild(TrainerConfig tc, Collectives world) {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
+            Trainer.builder(tc, d.qlora(d.randomModel(), "default")).train(d.examples()).outputDir(Path.of("unused")).world(world)
+                    .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.NcclCollectives;
+import dev.jtune.train.loop.RunIdentity;
+import dev.jtune.train.loop.StepRecord;
+import dev.jtune.train.loop.Trainer;
+import dev.jtune.train.loop.TrainerConfig;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * Issue 16's one-GPU row: the embedded default trained through a world of one rank on NCCL (every gradient and the
+ * loss all-reduced, which at one rank copies them) gives the plain trainer's loss curve and gradient norms bit for bit.
+ */
+@Tag("gpu")
+class NcclWorldOfOneGpuTest {
+    private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out) {
+        TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0).build();
+        try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
+            Trainer trainer = Trainer.builder(tc, d.qlora(d.randomModel(), "default")).train(d.examples()).outputDir(out).padId(d.padId())
+                    .world(world).info(new Trainer.RunInfo("nccl", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
+            try (trainer) {
+                return trainer.run(Optional.empty(), Long.MAX_VALUE);
+            }
+        }
+    }
+
+    @Test
+    void aWorldOfOneTrainsAsThePlainTrainerBitForBit(@TempDir Path tmp) {
+        Device gpu = Device.cuda(0);
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(gpu, new PrintStream(OutputStream.nullOutputStream()));
+        List<StepRecord> plain = run(d, null, tmp.resolve("plain"));
+        List<StepRecord> nccl;
+        try (NcclCollectives world = NcclCollectives.join(gpu, 0, 1, NcclCollectives.newUniqueId(gpu), Duration.ofMinutes(2))) {
+            nccl = run(d, world, tmp.resolve("nccl"));
+        }
+        assertEquals(plain.size(), nccl.size());
+        for (int i = 0; i < plain.size(); i++) {
+            System.out.printf(java.util.Locale.ROOT, "step %d: loss %.9f / %.9f, gradient norm %.9f / %.9f%n", plain.get(i).step(),
+                    plain.get(i).loss(), nccl.get(i).loss(), plain.get(i).gradNorm(), nccl.get(i).gradNorm());
+            assertEquals(plain.get(i).loss(), nccl.get(i).loss(), 0.0, "loss at step " + plain.get(i).step());
+            assertEquals(plain.get(i).gradNorm(), nccl.get(i).gradNorm(), 0.0, "gradient norm at step " + plain.get(i).step());
+        }
+    }
+}
