@@ -11,6 +11,9 @@ import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.CommandLine;
+import dev.jtune.train.args.TrainArgs;
+import dev.jtune.train.dist.DistEnv;
+import dev.jtune.train.dist.Launcher;
 import dev.jtune.train.report.ErrorChain;
 
 import java.io.PrintStream;
@@ -173,7 +176,14 @@ public final class Main {
             }
             case CommandLine.Train t -> {
                 t.warnings().forEach(w -> err.println("jtune: warning: " + w));
-                TrainCommand.run(t.args(), t.given(), out);
+                TrainArgs a = t.args();
+                // a worker (started with torchrun's variables) trains; else --nproc_per_node/--nnodes over 1 start the workers
+                java.util.Optional<DistEnv> worker = DistEnv.fromEnvironment(System::getenv);
+                DistEnv.Layout layout = new DistEnv.Layout(a.nprocPerNode(), a.nnodes(), a.nodeRank(), a.masterAddr(), a.masterPort());
+                if (worker.isEmpty() && layout.worldSize() > 1) {
+                    return Launcher.launch(layout, Main.class.getName(), List.of(args), a.outputDir().resolve("logs"), out, err);
+                }
+                TrainCommand.run(a, t.given(), worker.orElse(DistEnv.SINGLE), out);
                 return 0;
             }
         }

@@ -46,6 +46,11 @@ import java.nio.file.Path;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Locale;
+import java.time.Duration;
+import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.NcclCollectives;
+import dev.jtune.train.dist.DistEnv;
+import dev.jtune.train.dist.Rendezvous;
 import java.util.Optional;
 import java.util.Set;
 
@@ -63,10 +68,24 @@ final class TrainCommand {
      * open (printing its plan before any weight is loaded, or refusing), and the run uses its choice.
      */
     static void run(TrainArgs asked, GivenFlags given, PrintStream out) {
+        run(asked, given, DistEnv.SINGLE, out);
+    }
+
+    /**
+     * {@link #run(TrainArgs, GivenFlags, PrintStream)} as rank {@code place} of a data-parallel world (a worker): it
+     * trains on cuda:LOCAL_RANK, meets the other ranks (rendezvous, then NCCL) right before training, and only rank 0
+     * writes the output directory.
+     */
+    static void run(TrainArgs asked, GivenFlags given, DistEnv place, PrintStream out) {
         refuseWhatTheTrainerDoesNotRunYet(asked, config(asked));
         Path modelDir = asked.modelPath();
         OutputDirectory.check(asked.outputDir(), modelDir);
-        Device device = device(asked.device());
+        if (place.isDistributed() && asked.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
+            throw new CommandException("rank " + place.rank() + ": data parallel with the optimizer on the host (--offload_optimizer cpu,"
+                    + " or a --deepspeed config's offload_optimizer) is not built yet: gradients leave the GPU during backward, before"
+                    + " the ranks could sum them");
+        }
+        Device device = place.isDistributed() ? workerDevice(asked.device(), place) : device(asked.device());
         capDeviceMemory(asked, device);
         DType dtype = device.kind() == Device.Kind.CUDA && asked.bf16() ? DType.BF16 : DType.F32;
         warnings(asked, device).forEach(w -> out.println("jtune: warning: " + w));
@@ -83,7 +102,7 @@ final class TrainCommand {
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
         TrainArgs a = plan(asked, given, device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
                 vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
-        TrainerConfig config = config(a);
+        TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).build();
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
         int rows = Batcher.rowCount(data.train(), config.batching());
@@ -138,17 +157,21 @@ final class TrainCommand {
             out.printf(Locale.ROOT, "training %,d parameters (%s) on %s in %s%n", trainable.parameterCount(),
                     trainable.isLora() ? "LoRA" : "full fine-tuning", device, dtype);
             describeGroupLearningRates(config, trainable, out);
-            if (a.overwriteOutputDir()) {
+            boolean writes = place.rank() == 0; // rank 0 alone writes the output directory
+            if (a.overwriteOutputDir() && writes) {
                 List<String> removed = OutputDirectory.clear(a.outputDir());
                 if (!removed.isEmpty()) {
                     out.println("--overwrite_output_dir: removed the earlier run's " + String.join(", ", removed) + " from " + a.outputDir());
                 }
             }
             OutputDirectory.create(a.outputDir());
-            try (Trainer trainer = Trainer.builder(config, trainable).train(data.train()).eval(data.eval()).outputDir(a.outputDir())
-                    .progress(Progress.forOutput(out)).padId(tokenizer.padId())
-                    .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build()) {
-                a.writeJson(a.outputDir().resolve("jtune_args.json"));
+            try (Collectives world = join(place, device, Duration.ofSeconds(a.ddpTimeout()), out);
+                 Trainer trainer = Trainer.builder(config, trainable).train(data.train()).eval(data.eval()).outputDir(a.outputDir())
+                         .progress(Progress.forOutput(out)).padId(tokenizer.padId()).world(world)
+                         .info(new Trainer.RunInfo("jtune training report: " + name, identity, a.settings())).build()) {
+                if (writes) {
+                    a.writeJson(a.outputDir().resolve("jtune_args.json"));
+                }
                 finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
             }
         }
@@ -552,6 +575,32 @@ final class TrainCommand {
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {
         return TrainerConfig.SaveStrategy.valueOf(s.name());
+    }
+
+    /** A worker's GPU: cuda:LOCAL_RANK (torchrun's convention); --device may only say auto or cuda. */
+    static Device workerDevice(String flag, DistEnv place) {
+        if (flag != null && !flag.equals("auto") && !flag.equals("cuda") && !flag.equals("gpu")) {
+            throw new CommandException("rank " + place.rank() + " of a data-parallel run trains on cuda:LOCAL_RANK (cuda:" + place.localRank()
+                    + "), not --device " + flag + ": leave --device out");
+        }
+        int gpus = CudaBackend.deviceCount();
+        if (place.localRank() >= gpus) {
+            throw new CommandException("rank " + place.rank() + " (LOCAL_RANK " + place.localRank() + ") needs cuda:" + place.localRank()
+                    + ", but this machine has " + gpus + " GPU(s)" + (gpus == 0 ? " (" + CudaBackend.unavailableReason() + ")" : "")
+                    + ": data parallel runs one worker per GPU through NCCL; lower --nproc_per_node");
+        }
+        return Device.cuda(place.localRank());
+    }
+
+    /** The world of a data-parallel rank: rank 0 makes NCCL's id and hands it out (rendezvous), every rank joins; null alone. */
+    private static Collectives join(DistEnv place, Device device, Duration timeout, PrintStream out) {
+        if (!place.isDistributed()) {
+            return null;
+        }
+        out.printf(Locale.ROOT, "rank %d of %d (cuda:%d): meeting the other ranks at %s:%d%n", place.rank(), place.worldSize(),
+                place.localRank(), place.masterAddr(), place.masterPort());
+        byte[] id = Rendezvous.exchange(place, () -> NcclCollectives.newUniqueId(device), timeout);
+        return NcclCollectives.join(device, place.rank(), place.worldSize(), id, timeout);
     }
 
     static Device device(String flag) {

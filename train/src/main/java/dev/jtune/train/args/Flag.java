@@ -228,6 +228,21 @@ public enum Flag {
                     + " that is not given; a scheduler block sets --lr_scheduler_type (WarmupDecayLR linear, WarmupLR"
                     + " constant_with_warmup, WarmupCosineLR cosine). offload_param and nvme are refused; keys with no"
                     + " meaning on one GPU are listed in one warning")),
+    NPROC_PER_NODE(Spec.of(Group.SYSTEM, INT, 1,
+            "data parallel (torchrun's name): start this many worker processes on this machine, one per GPU (worker"
+                    + " LOCAL_RANK trains on cuda:LOCAL_RANK), each logging to output_dir/logs/rank-R.log; 1: this process"
+                    + " trains. A process started with torchrun's variables (RANK, WORLD_SIZE, ...) is a worker itself")
+            .check(Checks.atLeast(1))),
+    NNODES(Spec.of(Group.SYSTEM, INT, 1, "machines in a data-parallel run (torchrun's); each starts --nproc_per_node workers")
+            .check(Checks.atLeast(1))),
+    NODE_RANK(Spec.of(Group.SYSTEM, INT, 0, "this machine's number among --nnodes, from 0 (torchrun's)").check(Checks.atLeast(0))),
+    MASTER_ADDR(Spec.of(Group.SYSTEM, STRING, null,
+            "the address of node 0, where rank 0 waits for the other ranks (torchrun's); none: 127.0.0.1 (one machine)")),
+    MASTER_PORT(Spec.of(Group.SYSTEM, INT, 29500, "the TCP port rank 0 listens at for the other ranks (torchrun's)")
+            .check(Checks.between(1, 65535))),
+    DDP_TIMEOUT(Spec.of(Group.SYSTEM, INT, 1800,
+            "seconds the rendezvous and any collective may wait for the other ranks before the run stops with an error"
+                    + " naming the rank and operation (HF's name)").check(Checks.atLeast(1))),
     TF32(Spec.ignored(Group.SYSTEM, BOOL, "jtune's fp32 matmuls run in full fp32, never TF32; bf16 training is unaffected")),
     USE_LIGER(Spec.ignored(Group.SYSTEM, BOOL,
             "jtune's fused kernels (RMSNorm, GeGLU, RoPE, chunked linear cross-entropy) are always on")),
@@ -469,6 +484,10 @@ public enum Flag {
 
         static Function<Object, String> atLeast(int min) {
             return v -> (Integer) v >= min ? null : "must be at least " + min;
+        }
+
+        static Function<Object, String> between(int min, int max) {
+            return v -> v == null || ((Integer) v >= min && (Integer) v <= max) ? null : "must be from " + min + " to " + max;
         }
 
         static Function<Object, String> atLeastD(double min) {

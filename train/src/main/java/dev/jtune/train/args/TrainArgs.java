@@ -109,7 +109,13 @@ public record TrainArgs(
         MemorySize maxMemory,
         Preset preset,
         Path config,
-        String deepspeed) {
+        String deepspeed,
+        int nprocPerNode,
+        int nnodes,
+        int nodeRank,
+        String masterAddr,
+        int masterPort,
+        int ddpTimeout) {
 
     public TrainArgs {
         Objects.requireNonNull(outputDir, "outputDir");
@@ -379,6 +385,16 @@ public record TrainArgs(
         if (loraEnable && !freezeLlm) {
             p.add(Flag.LORA_ENABLE.cli() + " needs " + Flag.FREEZE_LLM.cli() + ": LoRA trains adapters on a frozen base"
                     + " (as the seed's tool requires); add " + Flag.FREEZE_LLM.cli() + " True");
+        }
+        if (nodeRank >= nnodes) {
+            p.add(Flag.NODE_RANK.cli() + " " + nodeRank + " must be below " + Flag.NNODES.cli() + " " + nnodes + " (machines are numbered from 0)");
+        }
+        if (nnodes > 1 && (masterAddr == null || masterAddr.isBlank())) {
+            p.add(Flag.NNODES.cli() + " " + nnodes + " needs " + Flag.MASTER_ADDR.cli() + ": the address of node 0, where rank 0 waits for the others");
+        }
+        if (nprocPerNode * (long) nnodes > 1 && offloadOptimizer == OffloadOptimizer.CPU) {
+            p.add("data parallel (" + Flag.NPROC_PER_NODE.cli() + ", " + Flag.NNODES.cli() + ") with " + Flag.OFFLOAD_OPTIMIZER.cli()
+                    + " cpu is not built yet: gradients leave the GPU during backward, before the ranks could sum them");
         }
         if (visionLora && !loraEnable) {
             p.add(Flag.VISION_LORA.cli() + " needs " + Flag.LORA_ENABLE.cli() + ": it puts LoRA on the vision tower beside the language model's");

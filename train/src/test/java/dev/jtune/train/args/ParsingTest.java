@@ -176,6 +176,12 @@ class ParsingTest {
         m.put(Flag.PRESET, List.of("ultra_memory_optimized"));
         m.put(Flag.CONFIG, List.of(config.toString()));
         m.put(Flag.DEEPSPEED, List.of(Fixture.write(tmp.resolve("ds.json"), "{\"gradient_clipping\": \"auto\"}").toString()));
+        m.put(Flag.NPROC_PER_NODE, List.of("4"));
+        m.put(Flag.NNODES, List.of("2", "--master_addr", "10.0.0.1"));
+        m.put(Flag.NODE_RANK, List.of("1", "--nnodes", "2", "--master_addr", "10.0.0.1"));
+        m.put(Flag.MASTER_ADDR, List.of("10.0.0.1"));
+        m.put(Flag.MASTER_PORT, List.of("29600"));
+        m.put(Flag.DDP_TIMEOUT, List.of("60"));
         return m;
     }
 

@@ -1,0 +1,48 @@
+package dev.jtune.train;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@code --nproc_per_node} from the command line: the launcher starts real worker processes with the same arguments;
+ * each wants the GPU its LOCAL_RANK names, so on a machine without enough GPUs a worker stops with that reason in its
+ * log and the launcher stops the rest and exits non-zero, naming the rank. The flags' contradictions are refused first.
+ */
+class DataParallelCliTest {
+    @Test
+    void workersWithoutTheirGpusStopTheRunWithTheReasonInTheirLogs(@TempDir Path tmp) throws Exception {
+        Path model = CliFixtures.smallModel(tmp.resolve("model"));
+        Path data = CliFixtures.data(tmp.resolve("d.jsonl"), 4, "");
+        Path out = tmp.resolve("out");
+        CliFixtures.Run r = CliFixtures.run("--model_path", model.toString(), "--data_path", data.toString(), "--output_dir", out.toString(),
+                "--lora_enable", "True", "--freeze_llm", "True", "--max_steps", "2", "--nproc_per_node", "2", "--master_port", "29611");
+        assertNotEquals(0, r.rc(), r.all());
+        assertTrue(r.out().contains("started ranks 0-1 of 2 on this machine; logs in " + out.resolve("logs")), r.all());
+        assertTrue(Pattern.compile("jtune: rank [01] exited with status 1 \\(its log: .*rank-[01]\\.log\\); stopping the other ranks")
+                .matcher(r.err()).find(), r.all());
+        String logs = Files.readString(out.resolve("logs/rank-0.log")) + Files.readString(out.resolve("logs/rank-1.log"));
+        assertTrue(logs.contains("needs cuda:"), logs);
+        assertTrue(logs.contains("data parallel runs one worker per GPU through NCCL"), logs);
+    }
+
+    @Test
+    void contradictionsAreRefusedBeforeAnyWorkerStarts(@TempDir Path tmp) throws Exception {
+        Path model = CliFixtures.smallModel(tmp.resolve("model"));
+        Path data = CliFixtures.data(tmp.resolve("d.jsonl"), 4, "");
+        CliFixtures.Run r = CliFixtures.run("--model_path", model.toString(), "--data_path", data.toString(), "--output_dir",
+                tmp.resolve("out").toString(), "--nnodes", "2", "--node_rank", "2", "--offload_optimizer", "cpu", "--nproc_per_node", "2");
+        assertEquals(2, r.rc(), r.all());
+        assertTrue(r.err().contains("--node_rank 2 must be below --nnodes 2"), r.all());
+        assertTrue(r.err().contains("--nnodes 2 needs --master_addr"), r.all());
+        assertTrue(r.err().contains("with --offload_optimizer cpu is not built yet"), r.all());
+        assertTrue(!Files.exists(tmp.resolve("out/logs")), "no worker was started");
+    }
+}
