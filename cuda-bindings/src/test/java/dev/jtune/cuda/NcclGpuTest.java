@@ -51,21 +51,6 @@ class NcclGpuTest {
         throw new AssertionError(what + " still in progress after 60 s");
     }
 
-    /** NCCL_CONFIG_INITIALIZER for the bound prefix, non-blocking, as NCCL 2.17 declared it. */
-    private static MemorySegment config(Arena arena) {
-        MemorySegment c = arena.allocate(Nccl.ncclConfig_t.LAYOUT);
-        Nccl.ncclConfig_t.size(c, Nccl.ncclConfig_t.sizeof());
-        Nccl.ncclConfig_t.magic(c, Nccl.NCCL_API_MAGIC);
-        Nccl.ncclConfig_t.version(c, 21700); // NCCL_VERSION(2, 17, 0)
-        Nccl.ncclConfig_t.blocking(c, 0);
-        Nccl.ncclConfig_t.cgaClusterSize(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.minCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.maxCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.netName(c, MemorySegment.NULL);
-        Nccl.ncclConfig_t.splitShare(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        return c;
-    }
-
     @Test
     void aWorldOfOneRunsEveryCollective() {
         System.out.println(NativeLibraries.describe(CudaLibrary.NCCL));
@@ -83,7 +68,7 @@ class NcclGpuTest {
             MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
             checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
             MemorySegment commOut = arena.allocate(ADDRESS);
-            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, config(arena));
+            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, NcclConfigs.nonBlocking(arena));
             assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
             MemorySegment comm = commOut.get(ADDRESS, 0);
             await(comm, arena, "ncclCommInitRankConfig");

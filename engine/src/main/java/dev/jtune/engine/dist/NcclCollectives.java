@@ -2,6 +2,7 @@ package dev.jtune.engine.dist;
 
 import dev.jtune.cuda.CudaException;
 import dev.jtune.cuda.Nccl;
+import dev.jtune.cuda.NcclConfigs;
 import dev.jtune.cuda.NcclEnvironment;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
@@ -84,7 +85,7 @@ public final class NcclCollectives implements Collectives {
             MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
             id.copyFrom(MemorySegment.ofArray(uniqueId));
             MemorySegment out = arena.allocate(ADDRESS);
-            int rc = Nccl.ncclCommInitRankConfig(out, worldSize, id, rank, nonBlocking(arena));
+            int rc = Nccl.ncclCommInitRankConfig(out, worldSize, id, rank, NcclConfigs.nonBlocking(arena));
             MemorySegment comm = out.get(ADDRESS, 0);
             if (rc != Nccl.ncclInProgress) {
                 check(rc, what, comm);
@@ -92,21 +93,6 @@ public final class NcclCollectives implements Collectives {
             awaitState(comm, what, timeout.toNanos());
             return new NcclCollectives(gpu, rank, worldSize, timeout, comm);
         }
-    }
-
-    /** NCCL_CONFIG_INITIALIZER for the fields bound (NCCL 2.17's), non-blocking. */
-    private static MemorySegment nonBlocking(Arena arena) {
-        MemorySegment c = arena.allocate(Nccl.ncclConfig_t.LAYOUT);
-        Nccl.ncclConfig_t.size(c, Nccl.ncclConfig_t.sizeof());
-        Nccl.ncclConfig_t.magic(c, Nccl.NCCL_API_MAGIC);
-        Nccl.ncclConfig_t.version(c, 21700); // NCCL_VERSION(2, 17, 0): the fields after these keep NCCL's defaults
-        Nccl.ncclConfig_t.blocking(c, 0);
-        Nccl.ncclConfig_t.cgaClusterSize(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.minCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.maxCTAs(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        Nccl.ncclConfig_t.netName(c, MemorySegment.NULL);
-        Nccl.ncclConfig_t.splitShare(c, Nccl.NCCL_CONFIG_UNDEF_INT);
-        return c;
     }
 
     /** Polls a communicator until its pending operation is done; on an error or timeout, aborts it and throws. */
