@@ -46,12 +46,16 @@ class DataParallelTest {
     }
 
     private static Outcome run(TrainCommand.DefaultSetup d, TrainerConfig tc, Collectives world, Path out) {
+        return run(d, tc, world, out, Optional.empty(), Long.MAX_VALUE);
+    }
+
+    private static Outcome run(TrainCommand.DefaultSetup d, TrainerConfig tc, Collectives world, Path out, Optional<Path> resume, long stopAfter) {
         try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
             var trainable = d.qlora(d.randomModel(), "default");
             Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).outputDir(out).padId(d.padId()).world(world)
                     .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
             try (trainer) {
-                List<StepRecord> h = trainer.run(Optional.empty(), Long.MAX_VALUE);
+                List<StepRecord> h = trainer.run(resume, stopAfter);
                 Map<String, float[]> w = new LinkedHashMap<>();
                 for (Map.Entry<String, Tensor> p : trainable.namedParameters().entrySet()) {
                     w.put(p.getKey(), p.getValue().toFloatArray());
@@ -67,13 +71,17 @@ class DataParallelTest {
     }
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out) throws Exception {
+        return ranks(d, n, accumulation, out, Long.MAX_VALUE);
+    }
+
+    private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out, long stopAfter) throws Exception {
         InProcessWorld world = new InProcessWorld(n, Duration.ofMinutes(2));
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
             List<Future<Outcome>> fs = new ArrayList<>();
             for (int r = 0; r < n; r++) {
                 int rank = r;
-                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), world.rank(rank), out.resolve("rank" + rank))));
+                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), world.rank(rank), out.resolve("rank" + rank), Optional.empty(), stopAfter)));
             }
             List<Outcome> got = new ArrayList<>();
             for (Future<Outcome> f : fs) {
@@ -126,6 +134,37 @@ class DataParallelTest {
         assertTrue(Files.isDirectory(tmp.resolve("two/rank0/checkpoint-2")), "rank 0 writes checkpoints");
         assertFalse(Files.exists(tmp.resolve("two/rank1/metrics.jsonl")), "rank 1 writes no metrics");
         assertFalse(Files.exists(tmp.resolve("two/rank1/checkpoint-2")), "rank 1 writes no checkpoint");
+    }
+
+    /**
+     * Rank 0's checkpoint holds the whole state (data parallel shards nothing), and a step is the same global batch
+     * whatever the world size: two ranks stopped after step 2 resume as one rank of accumulation 4 and finish as the
+     * uninterrupted one-rank run.
+     */
+    @Test
+    void aCheckpointOfTwoRanksResumesOnOne(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        Outcome whole = run(d, config(d, 4, 1), null, tmp.resolve("whole"));
+        ranks(d, 2, 2, tmp.resolve("two"), 2);
+        Path checkpoint = tmp.resolve("two/rank0/checkpoint-2");
+        assertTrue(Files.isDirectory(checkpoint), "rank 0 saved step 2");
+        Outcome resumed = run(d, config(d, 4, 1), null, tmp.resolve("two/rank0"), Optional.of(checkpoint), Long.MAX_VALUE);
+        StepRecord a = whole.history().getLast();
+        StepRecord b = resumed.history().getLast();
+        assertEquals(STEPS, b.step());
+        assertTrue(relative(b.loss(), a.loss()) < 1e-5, "last loss " + b.loss() + " vs " + a.loss());
+        assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "last gradient norm " + b.gradNorm() + " vs " + a.gradNorm());
+        for (Map.Entry<String, float[]> e : whole.weights().entrySet()) {
+            float[] x = e.getValue();
+            float[] y = resumed.weights().get(e.getKey());
+            double num = 0;
+            double den = 0;
+            for (int i = 0; i < x.length; i++) {
+                num += (y[i] - x[i]) * (double) (y[i] - x[i]);
+                den += x[i] * (double) x[i];
+            }
+            assertTrue(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5, e.getKey());
+        }
     }
 
     @Test
