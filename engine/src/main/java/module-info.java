@@ -1,6 +1,7 @@
 /**
  * jtune's tensor engine. Exported to everyone: tensors, scopes, devices and dtypes ({@code dev.jtune.engine}), the
- * differentiable ops, the module tree ({@code nn}), optimizers, activation offload, NF4 quantization and memory statistics. Backends,
+ * differentiable ops, the module tree ({@code nn}), optimizers, activation offload, NF4 quantization, memory statistics
+ * and the collectives of data-parallel training ({@code dist}). Backends,
  * fused-op kernels and file helpers are internal, exported only to jtune's own modules.
  */
 module dev.jtune.engine {
@@ -10,6 +11,7 @@ module dev.jtune.engine {
     requires jdk.incubator.vector;
 
     exports dev.jtune.engine;
+    exports dev.jtune.engine.dist;
     exports dev.jtune.engine.memory;
     exports dev.jtune.engine.nn;
     exports dev.jtune.engine.ops;
@@ -17,7 +19,6 @@ module dev.jtune.engine {
     exports dev.jtune.engine.optim;
     exports dev.jtune.engine.quant;
     exports dev.jtune.engine.backend to dev.jtune.gemma, dev.jtune.train;
-    exports dev.jtune.engine.dist to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.cpu to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.cuda to dev.jtune.gemma, dev.jtune.train;
     exports dev.jtune.engine.fused to dev.jtune.gemma, dev.jtune.train;

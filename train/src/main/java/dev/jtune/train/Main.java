@@ -181,7 +181,7 @@ public final class Main {
                 java.util.Optional<DistEnv> worker = DistEnv.fromEnvironment(System::getenv);
                 DistEnv.Layout layout = new DistEnv.Layout(a.nprocPerNode(), a.nnodes(), a.nodeRank(), a.masterAddr(), a.masterPort());
                 if (worker.isEmpty() && layout.worldSize() > 1) {
-                    return Launcher.launch(layout, Main.class.getName(), List.of(args), a.outputDir().resolve("logs"), out, err);
+                    return Launcher.launch(layout, Main.class, List.of(args), a.outputDir().resolve("logs"), out, err);
                 }
                 TrainCommand.run(a, t.given(), worker.orElse(DistEnv.SINGLE), out);
                 return 0;

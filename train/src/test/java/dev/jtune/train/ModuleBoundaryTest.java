@@ -40,7 +40,7 @@ class ModuleBoundaryTest {
     private static final Map<String, Map<String, String>> EXPECTED = Map.of(
             "dev.jtune.cuda", packages(List.of("dev.jtune"), List.of("dev.jtune.cuda"), List.of()),
             "dev.jtune.engine", packages(
-                    List.of("dev.jtune.engine", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.offload",
+                    List.of("dev.jtune.engine", "dev.jtune.engine.dist", "dev.jtune.engine.memory", "dev.jtune.engine.nn", "dev.jtune.engine.offload",
                             "dev.jtune.engine.ops", "dev.jtune.engine.optim", "dev.jtune.engine.quant"),
                     List.of("dev.jtune.engine.backend", "dev.jtune.engine.cpu", "dev.jtune.engine.cuda", "dev.jtune.engine.fused",
                             "dev.jtune.engine.io", "dev.jtune.engine.meta", "dev.jtune.engine.optim.host"),
@@ -52,7 +52,7 @@ class ModuleBoundaryTest {
             "dev.jtune.train", packages(
                     List.of("dev.jtune.train", "dev.jtune.train.args", "dev.jtune.train.data", "dev.jtune.train.loop",
                             "dev.jtune.train.report"),
-                    List.of(), List.of("dev.jtune.train.presets")));
+                    List.of(), List.of("dev.jtune.train.dist", "dev.jtune.train.presets")));
 
     /**
      * "*" for the API packages, "internal" for those exported only to jtune's modules, "not exported" for resource

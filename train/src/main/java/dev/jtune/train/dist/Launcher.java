@@ -37,7 +37,7 @@ public final class Launcher {
      * Runs the layout's local workers to the end; returns 0 when every one succeeded, else the first failed worker's
      * exit status.
      */
-    public static int launch(DistEnv.Layout layout, String mainClass, List<String> args, Path logDir, PrintStream out, PrintStream err) {
+    public static int launch(DistEnv.Layout layout, Class<?> mainClass, List<String> args, Path logDir, PrintStream out, PrintStream err) {
         try {
             Files.createDirectories(logDir);
         } catch (IOException e) {
@@ -112,14 +112,20 @@ public final class Launcher {
         }
     }
 
-    /** This JVM's command for {@code mainClass}: its java, its options (-D, --add-modules, ...) and class path. */
-    static List<String> command(String mainClass, List<String> args) {
+    /**
+     * This JVM's command for {@code mainClass}: its java, its options (-D, --add-modules, ...), and its class path, or
+     * its module path and the class's module when jtune runs as modules.
+     */
+    static List<String> command(Class<?> mainClass, List<String> args) {
         List<String> c = new ArrayList<>();
         c.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         c.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
-        c.add("-cp");
-        c.add(System.getProperty("java.class.path"));
-        c.add(mainClass);
+        String modulePath = System.getProperty("jdk.module.path");
+        if (mainClass.getModule().isNamed() && modulePath != null) {
+            c.addAll(List.of("--module-path", modulePath, "-m", mainClass.getModule().getName() + "/" + mainClass.getName()));
+        } else {
+            c.addAll(List.of("-cp", System.getProperty("java.class.path"), mainClass.getName()));
+        }
         c.addAll(args);
         return c;
     }

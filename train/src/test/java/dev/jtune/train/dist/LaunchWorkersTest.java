@@ -36,7 +36,7 @@ class LaunchWorkersTest {
     void workersGetTheirPlacesAndLogs(@TempDir Path tmp) throws Exception {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int status = Launcher.launch(new DistEnv.Layout(2, 1, 0, null, 29577), Worker.class.getName(), List.of("0", "0"), tmp.resolve("logs"),
+        int status = Launcher.launch(new DistEnv.Layout(2, 1, 0, null, 29577), Worker.class, List.of("0", "0"), tmp.resolve("logs"),
                 new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
         assertEquals(0, status, err.toString(StandardCharsets.UTF_8));
         assertTrue(log(tmp.resolve("logs"), 0).contains("worker RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_PORT=29577 NCCL_NVLS_ENABLE=0 NVSHMEM_DISABLE_NVLS=1"),
@@ -50,7 +50,7 @@ class LaunchWorkersTest {
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         long t0 = System.nanoTime();
         // rank 1 fails at once with status 3; rank 0 would wait 5 minutes
-        int status = Launcher.launch(new DistEnv.Layout(2, 1, 0, null, 29578), Worker.class.getName(), List.of("3", "300000"), tmp.resolve("logs"),
+        int status = Launcher.launch(new DistEnv.Layout(2, 1, 0, null, 29578), Worker.class, List.of("3", "300000"), tmp.resolve("logs"),
                 new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
         double seconds = (System.nanoTime() - t0) / 1e9;
         assertEquals(3, status);
