@@ -530,6 +530,7 @@ final class TrainCommand {
                 .checkpointContents(a.saveOnlyModel() ? TrainerConfig.CheckpointContents.MODEL_ONLY : TrainerConfig.CheckpointContents.MODEL_AND_STATE)
                 .eval(strategy(a.evalStrategy()), a.evalSteps() == null ? a.loggingSteps() : a.evalSteps())
                 .evalBatchSize(a.perDeviceEvalBatchSize())
+                .ddpBucketBytes((long) a.ddpBucketCapMb() << 20)
                 .seed(a.seed())
                 .metricsFile(a.reportTo().contains(dev.jtune.train.args.ReportTarget.JSONL))
                 .htmlReport(a.reportTo().contains(dev.jtune.train.args.ReportTarget.HTML))

@@ -67,8 +67,66 @@ class DataParallelTest {
 
     private static TrainerConfig config(TrainCommand.DefaultSetup d, int accumulation, int world) {
         return d.trainerConfig().toBuilder().maxSteps(STEPS).batchSize(1).gradientAccumulation(accumulation).worldSize(world)
-                .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).build();
+                .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).ddpBucketBytes(BUCKET).build();
     }
+
+    /** Small buckets (the default model's flat gradients are a few hundred KiB), so each buffer is summed in pieces. */
+    private static final long BUCKET = 64 << 10;
+
+    /** A rank's collectives, counting its all-reduces and the bytes they carried. */
+    static final class Counting implements Collectives {
+        final Collectives inner;
+        int allReduces;
+        long largest;
+
+        Counting(Collectives inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public int rank() {
+            return inner.rank();
+        }
+
+        @Override
+        public int worldSize() {
+            return inner.worldSize();
+        }
+
+        @Override
+        public void allReduce(Tensor t, Reduction op) {
+            allReduces++;
+            largest = Math.max(largest, t.dtype().bytesFor(t.numel()));
+            inner.allReduce(t, op);
+        }
+
+        @Override
+        public void reduceScatter(Tensor in, Tensor out, Reduction op) {
+            inner.reduceScatter(in, out, op);
+        }
+
+        @Override
+        public void allGather(Tensor in, Tensor out) {
+            inner.allGather(in, out);
+        }
+
+        @Override
+        public void broadcast(Tensor t, int root) {
+            inner.broadcast(t, root);
+        }
+
+        @Override
+        public void abort() {
+            inner.abort();
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+    private static final List<Counting> COUNTED = java.util.Collections.synchronizedList(new ArrayList<>());
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out) throws Exception {
         return ranks(d, n, accumulation, out, Long.MAX_VALUE);
@@ -81,7 +139,9 @@ class DataParallelTest {
             List<Future<Outcome>> fs = new ArrayList<>();
             for (int r = 0; r < n; r++) {
                 int rank = r;
-                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), world.rank(rank), out.resolve("rank" + rank), Optional.empty(), stopAfter)));
+                Counting counting = new Counting(world.rank(rank));
+                COUNTED.add(counting);
+                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), counting, out.resolve("rank" + rank), Optional.empty(), stopAfter)));
             }
             List<Outcome> got = new ArrayList<>();
             for (Future<Outcome> f : fs) {
@@ -101,7 +161,14 @@ class DataParallelTest {
     void twoRanksOfTwoMicroBatchesTrainAsOneRankOfFour(@TempDir Path tmp) throws Exception {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
         Outcome one = run(d, config(d, 4, 1), null, tmp.resolve("one"));
+        COUNTED.clear();
         List<Outcome> two = ranks(d, 2, 2, tmp.resolve("two"));
+        for (Counting c : COUNTED) { // the flat gradients in buckets of at most BUCKET bytes, then the loss
+            System.out.println("rank " + c.rank() + ": " + c.allReduces + " all-reduces over " + STEPS + " steps, the largest " + c.largest + " bytes");
+            assertTrue(c.largest <= BUCKET, "a bucket of " + c.largest + " bytes");
+            assertTrue(c.allReduces >= 3 * STEPS, c.allReduces + " all-reduces: the gradients went in more than one bucket a step");
+            assertEquals(0, c.allReduces % STEPS, "the same calls every step");
+        }
         assertEquals(STEPS, one.history().size());
         for (Outcome o : two) {
             assertEquals(STEPS, o.history().size());

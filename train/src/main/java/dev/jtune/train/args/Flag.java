@@ -243,6 +243,9 @@ public enum Flag {
     DDP_TIMEOUT(Spec.of(Group.SYSTEM, INT, 1800,
             "seconds the rendezvous and any collective may wait for the other ranks before the run stops with an error"
                     + " naming the rank and operation (HF's name)").check(Checks.atLeast(1))),
+    DDP_BUCKET_CAP_MB(Spec.of(Group.SYSTEM, INT, 25,
+            "data parallel: the gradients are summed over the ranks in buckets of at most this many MiB (HF's and torch DDP's"
+                    + " name): pieces of the flat gradient buffers, so fewer, larger all-reduces").check(Checks.atLeast(1))),
     TF32(Spec.ignored(Group.SYSTEM, BOOL, "jtune's fp32 matmuls run in full fp32, never TF32; bf16 training is unaffected")),
     USE_LIGER(Spec.ignored(Group.SYSTEM, BOOL,
             "jtune's fused kernels (RMSNorm, GeGLU, RoPE, chunked linear cross-entropy) are always on")),

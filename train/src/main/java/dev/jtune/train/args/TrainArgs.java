@@ -115,7 +115,8 @@ public record TrainArgs(
         int nodeRank,
         String masterAddr,
         int masterPort,
-        int ddpTimeout) {
+        int ddpTimeout,
+        int ddpBucketCapMb) {
 
     public TrainArgs {
         Objects.requireNonNull(outputDir, "outputDir");

@@ -1,33 +1,61 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.optim.GradientBuffer;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /**
- * The reductions of a data-parallel step, after every rank's micro-batches ran backward: each trained parameter's
- * gradient, then the step's loss, summed over the ranks (each rank divided its losses by the whole step's label
- * tokens, so the sums are one device's step over every micro-batch). Parameters go in name order on every rank.
+ * The reductions of a data-parallel step, after every rank's micro-batches ran backward: the gradients, then the step's
+ * loss, summed over the ranks (each rank divided its losses by the whole step's label tokens, so the sums are one
+ * device's step over every micro-batch). Gradients in the optimizer's flat buffers are summed in buckets of at most
+ * {@code bucketBytes} (contiguous pieces of each buffer, no copies); per-tensor gradients one by one, in name order.
+ * Every rank makes the same calls in the same order.
  */
 final class DataParallel {
     private DataParallel() {
     }
 
     /** Sums the gradients and {@code stepLoss} (null: this rank ran no micro-batch) over the ranks; returns the summed loss. */
-    static Tensor sumOverRanks(Collectives world, Trainable trainable, Tensor stepLoss, Device device) {
-        for (Map.Entry<String, Tensor> p : new java.util.TreeMap<>(trainable.namedParameters()).entrySet()) {
-            Tensor g = p.getValue().grad();
-            if (g == null) {
-                throw new IllegalStateException("rank " + world.rank() + ": " + p.getKey() + " has no gradient to sum over the ranks");
+    static Tensor sumOverRanks(Collectives world, Trainable trainable, List<GradientBuffer> flat, long bucketBytes, Tensor stepLoss, Device device) {
+        if (!flat.isEmpty()) {
+            for (GradientBuffer b : flat) {
+                for (Tensor bucket : buckets(b.flat(), bucketBytes)) {
+                    world.allReduce(bucket, Collectives.Reduction.SUM);
+                }
             }
-            world.allReduce(g, Collectives.Reduction.SUM);
+        } else {
+            for (Map.Entry<String, Tensor> p : new java.util.TreeMap<>(trainable.namedParameters()).entrySet()) {
+                Tensor g = p.getValue().grad();
+                if (g == null) {
+                    throw new IllegalStateException("rank " + world.rank() + ": " + p.getKey() + " has no gradient to sum over the ranks");
+                }
+                world.allReduce(g, Collectives.Reduction.SUM);
+            }
         }
         Tensor loss = stepLoss != null ? stepLoss : Tensor.zeros(Shape.of(), DType.F32, device);
         world.allReduce(loss, Collectives.Reduction.SUM);
         return loss;
+    }
+
+    /** A flat buffer's contiguous pieces of at most {@code bucketBytes} (at least one element each), in order. */
+    static List<Tensor> buckets(Tensor flat, long bucketBytes) {
+        long n = flat.numel();
+        long per = Math.max(1, bucketBytes / Math.max(1, flat.dtype().bytesFor(1)));
+        List<Tensor> out = new ArrayList<>();
+        Tensor line = flat.reshape(n);
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (long start = 0; start < n; start += per) {
+                out.add(line.slice(0, start, Math.min(n, start + per)));
+            }
+        }
+        return out;
     }
 }

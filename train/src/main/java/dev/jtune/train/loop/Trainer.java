@@ -453,7 +453,7 @@ public final class Trainer implements AutoCloseable {
             }
             trainable.eval();
             if (world != null) {
-                stepLoss = DataParallel.sumOverRanks(world, trainable, stepLoss, device);
+                stepLoss = DataParallel.sumOverRanks(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes(), stepLoss, device);
             }
             // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
             GradClip.GradNorm norm = clipOrMeasure();

@@ -42,7 +42,8 @@ public record TrainerConfig(
         Batching batching,
         CheckpointContents checkpointContents,
         java.util.List<GroupLearningRate> groupLearningRates,
-        int worldSize) {
+        int worldSize,
+        long ddpBucketBytes) {
 
     /**
      * A learning rate of its own for the trained parameters whose (HF) name contains {@code nameContains}, scheduled as
@@ -127,6 +128,9 @@ public record TrainerConfig(
     }
 
     public TrainerConfig {
+        if (ddpBucketBytes <= 0) {
+            throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);
+        }
         if (worldSize <= 0) {
             throw new IllegalArgumentException("the world size (data-parallel ranks) must be at least 1, got " + worldSize);
         }
@@ -227,6 +231,7 @@ public record TrainerConfig(
         private CheckpointContents checkpointContents = CheckpointContents.MODEL_AND_STATE;
         private java.util.List<GroupLearningRate> groupLearningRates = java.util.List.of();
         private int worldSize = 1;
+        private long ddpBucketBytes = 25L << 20;
 
         private Builder() {
         }
@@ -267,6 +272,7 @@ public record TrainerConfig(
             checkpointContents = c.checkpointContents;
             groupLearningRates = c.groupLearningRates;
             worldSize = c.worldSize;
+            ddpBucketBytes = c.ddpBucketBytes;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -437,7 +443,7 @@ public record TrainerConfig(
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
-                    weightPlacement, batching, checkpointContents, groupLearningRates, worldSize);
+                    weightPlacement, batching, checkpointContents, groupLearningRates, worldSize, ddpBucketBytes);
         }
 
         /** Learning rates of their own for parameters by name (default: none, every parameter at the main rate). */
@@ -452,6 +458,15 @@ public record TrainerConfig(
          */
         public Builder worldSize(int v) {
             worldSize = v;
+            return this;
+        }
+
+        /**
+         * The most bytes one all-reduce of the ranks' gradient sums carries (default 25 MiB, torch DDP's
+         * {@code bucket_cap_mb}): the flat gradient buffers are summed in pieces of at most this.
+         */
+        public Builder ddpBucketBytes(long v) {
+            ddpBucketBytes = v;
             return this;
         }
 

@@ -182,6 +182,7 @@ class ParsingTest {
         m.put(Flag.MASTER_ADDR, List.of("10.0.0.1"));
         m.put(Flag.MASTER_PORT, List.of("29600"));
         m.put(Flag.DDP_TIMEOUT, List.of("60"));
+        m.put(Flag.DDP_BUCKET_CAP_MB, List.of("50"));
         return m;
     }
 

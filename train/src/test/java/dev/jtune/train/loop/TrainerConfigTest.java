@@ -21,7 +21,7 @@ class TrainerConfigTest {
                 Gemma3Model.Checkpointing.NONE, Gemma3Model.MlpTiling.NONE, 500, TrainerConfig.SaveStrategy.STEPS, 500, 0, TrainerConfig.SaveStrategy.NO,
                 500, 42, true, true, 8, 3, TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.DEVICE,
                 TrainerConfig.OptimizerStepTiming.IMMEDIATE, TrainerConfig.ActivationPlacement.DEVICE, TrainerConfig.WeightPlacement.DEVICE,
-                new Batching(Batching.Order.GROUP_BY_LENGTH, 0), TrainerConfig.CheckpointContents.MODEL_AND_STATE, java.util.List.of(), 1), c);
+                new Batching(Batching.Order.GROUP_BY_LENGTH, 0), TrainerConfig.CheckpointContents.MODEL_AND_STATE, java.util.List.of(), 1, 25L << 20), c);
     }
 
     @Test
@@ -35,13 +35,13 @@ class TrainerConfigTest {
                 .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP)
                 .activationPlacement(TrainerConfig.ActivationPlacement.HOST).weightPlacement(TrainerConfig.WeightPlacement.HOST)
                 .batching(new Batching(Batching.Order.RANDOM, 128)).checkpointContents(TrainerConfig.CheckpointContents.MODEL_ONLY)
-                .groupLearningRates(java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6))).worldSize(4).build();
+                .groupLearningRates(java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6))).worldSize(4).ddpBucketBytes(4096).build();
         assertEquals(new TrainerConfig(2, 10, 4, 3, 1e-3, LrSchedule.Type.COSINE, 0.1, 2, 0.01, 0.8, 0.99, 1e-6, 0.5,
                 Gemma3Model.Checkpointing.HALVES, Gemma3Model.MlpTiling.shards(3), 5, TrainerConfig.SaveStrategy.EPOCH, 7, 2, TrainerConfig.SaveStrategy.STEPS,
                 9, 1, false, false, 6, 4, TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT,
                 TrainerConfig.OptimizerStatePlacement.HOST, TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP,
                 TrainerConfig.ActivationPlacement.HOST, TrainerConfig.WeightPlacement.HOST, new Batching(Batching.Order.RANDOM, 128),
-                TrainerConfig.CheckpointContents.MODEL_ONLY, java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6)), 4), c);
+                TrainerConfig.CheckpointContents.MODEL_ONLY, java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6)), 4, 4096), c);
         assertEquals(c, c.toBuilder().build(), "toBuilder keeps every component");
         assertEquals(c.seed() + 1, c.toBuilder().seed(2).build().seed());
     }
@@ -58,6 +58,7 @@ class TrainerConfigTest {
     @Test
     void buildChecksTheSettings() {
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().worldSize(0).build());
+        assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().ddpBucketBytes(0).build());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().batchSize(0).build());
         assertTrue(e.getMessage().contains("batch size"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().epochs(0).maxSteps(-1).build());
