@@ -47,6 +47,9 @@ SAN=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
 out=${OUT:-/tmp/sanitize}; mkdir -p "$out"
 limit=${PART_LIMIT:-540}
 export JTUNE_ALLOCATOR=uncached
+# a JVM that dies under the sanitizer leaves its fatal-error log beside the part's logs (the plan part's JVM ended
+# without any output twice under racecheck in the tenth session; its exit status is now printed in the part's tests file)
+export JAVA_TOOL_OPTIONS="${JAVA_TOOL_OPTIONS:-} -XX:ErrorFile=$out/hs_err_pid%p.log"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 "$SAN" --version | tail -1
 # one part under one tool: its summary line, and exit status 0 only when it ran clean
@@ -72,7 +75,8 @@ run_part() {
   # (every cpu test of the part's classes then ran under the sanitizer too, and "rest" ran the whole cpu suite)
   timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
       --error-exitcode 86 "${extra[@]}" --log-file "$log" \
-      bash .device/run-tests --details=tree --include-tag gpu "${select[@]}" > "$tests" 2>&1
+      bash -c 'bash .device/run-tests "$@"; s=$?; echo "[the tests'"'"' JVM exited with status $s]"; exit $s' run-tests \
+      --details=tree --include-tag gpu "${select[@]}" > "$tests" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')
