@@ -201,6 +201,10 @@ class DataParallelTest {
         assertTrue(Files.isDirectory(tmp.resolve("two/rank0/checkpoint-2")), "rank 0 writes checkpoints");
         assertFalse(Files.exists(tmp.resolve("two/rank1/metrics.jsonl")), "rank 1 writes no metrics");
         assertFalse(Files.exists(tmp.resolve("two/rank1/checkpoint-2")), "rank 1 writes no checkpoint");
+        String report = Files.readString(tmp.resolve("two/rank0/report.html"));
+        assertTrue(report.contains("device peak per rank") && report.contains("rank 0 ") && report.contains("rank 1 "),
+                "rank 0's report has every rank's peak");
+        assertFalse(Files.exists(tmp.resolve("two/rank1/report.html")), "rank 1 writes no report");
     }
 
     /**

@@ -6,6 +6,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.optim.GradientBuffer;
 
 import java.util.ArrayList;
@@ -43,6 +44,22 @@ final class DataParallel {
         Tensor loss = stepLoss != null ? stepLoss : Tensor.zeros(Shape.of(), DType.F32, device);
         world.allReduce(loss, Collectives.Reduction.SUM);
         return loss;
+    }
+
+    /** Every rank's device peak (allocated, reserved), gathered to every rank: "rank 0 1.23 GiB (reserved 1.40), ...". */
+    static String peaksByRank(Collectives world, MemoryStats mine, Device device) {
+        double gib = 1L << 30;
+        Tensor own = Tensor.fromArray(new double[] {mine.peakAllocated() / gib, mine.peakReserved() / gib}, Shape.of(2), DType.F32, device);
+        Tensor all = Tensor.zeros(Shape.of(2L * world.worldSize()), DType.F32, device);
+        world.allGather(own, all);
+        double[] v = all.toDoubleArray();
+        StringBuilder sb = new StringBuilder();
+        for (int r = 0; r < world.worldSize(); r++) {
+            sb.append(r == 0 ? "" : ", ").append(String.format(java.util.Locale.ROOT, "rank %d %.2f GiB (reserved %.2f)", r, v[2 * r], v[2 * r + 1]));
+        }
+        own.close();
+        all.close();
+        return sb.toString();
     }
 
     /** A flat buffer's contiguous pieces of at most {@code bucketBytes} (at least one element each), in order. */

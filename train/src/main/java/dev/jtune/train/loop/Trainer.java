@@ -69,6 +69,8 @@ public final class Trainer implements AutoCloseable {
     private final ActivationStore activations;
     /** The data-parallel world, or null for a run on one device. */
     private final Collectives world;
+    /** Each rank's device peak, once a data-parallel run finished (for rank 0's report). */
+    private String perRankMemory;
 
     /**
      * What the trainer records about its run besides the steps: the report's title, the run's identity (stored with
@@ -589,6 +591,12 @@ public final class Trainer implements AutoCloseable {
     private void finish(CheckpointStore.State state) {
         optimizer.flush();
         progress.done();
+        if (world != null) { // every rank takes part; rank 0 reports
+            perRankMemory = DataParallel.peaksByRank(world, Backends.get(device).memoryStats(), device);
+            if (writes()) {
+                progress.message("device peak per rank: " + perRankMemory);
+            }
+        }
         if (!writes()) {
             return;
         }
@@ -604,6 +612,9 @@ public final class Trainer implements AutoCloseable {
         List<RunReport.Entry> identity = new ArrayList<>();
         identity.add(new RunReport.Entry("jtune", Version.get()));
         identity.add(new RunReport.Entry("device", Backends.get(device).description()));
+        if (perRankMemory != null) {
+            identity.add(new RunReport.Entry("device peak per rank", perRankMemory));
+        }
         info.identity().fixed().forEach((k, v) -> identity.add(new RunReport.Entry(k, v)));
         HtmlReport.write(outputDir.resolve("report.html"), new RunReport(info.title(), identity, info.settings(), history,
                 device + " (" + (device.kind() == Device.Kind.CPU ? "host memory" : "device memory") + ")", failure));
