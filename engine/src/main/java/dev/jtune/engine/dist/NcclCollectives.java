@@ -90,13 +90,20 @@ public final class NcclCollectives implements Collectives {
             if (rc != Nccl.ncclInProgress) {
                 check(rc, what, comm);
             }
-            awaitState(comm, what, timeout.toNanos());
+            awaitState(comm, what, timeout.toNanos(), true);
             return new NcclCollectives(gpu, rank, worldSize, timeout, comm);
         }
     }
 
-    /** Polls a communicator until its pending operation is done; on an error or timeout, aborts it and throws. */
+    /**
+     * Polls a communicator until its pending operation is done; on an error or timeout throws (after aborting it, when
+     * it is still being made: a made one is aborted once, by {@link #fail}).
+     */
     private static void awaitState(MemorySegment comm, String what, long timeoutNanos) {
+        awaitState(comm, what, timeoutNanos, false);
+    }
+
+    private static void awaitState(MemorySegment comm, String what, long timeoutNanos, boolean abortOnFailure) {
         long start = System.nanoTime();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(JAVA_INT);
@@ -104,11 +111,13 @@ public final class NcclCollectives implements Collectives {
                 int rc = Nccl.ncclCommGetAsyncError(comm, state);
                 int s = rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
                 if (s != Nccl.ncclInProgress) {
-                    check(s, what, comm);
+                    check(s, what, abortOnFailure ? comm : null, comm);
                     return;
                 }
                 if (System.nanoTime() - start > timeoutNanos) {
-                    Nccl.ncclCommAbort(comm);
+                    if (abortOnFailure) {
+                        Nccl.ncclCommAbort(comm);
+                    }
                     throw new CollectiveException(what + ": timed out after " + seconds(timeoutNanos) + " (--ddp_timeout)", null);
                 }
                 sleep(1);
@@ -116,8 +125,12 @@ public final class NcclCollectives implements Collectives {
         }
     }
 
-    /** Throws (after aborting {@code comm}) unless {@code rc} is success; the message adds NCCL's last error text. */
-    private static void check(int rc, String what, MemorySegment comm) {
+    /** Throws unless {@code rc} is success, after aborting {@code abort} (null: nothing); the message adds NCCL's last error text. */
+    private static void check(int rc, String what, MemorySegment abort) {
+        check(rc, what, abort, abort);
+    }
+
+    private static void check(int rc, String what, MemorySegment abort, MemorySegment comm) {
         if (rc == Nccl.ncclSuccess) {
             return;
         }
@@ -125,7 +138,9 @@ public final class NcclCollectives implements Collectives {
         if (comm != null && !comm.equals(MemorySegment.NULL)) {
             MemorySegment text = Nccl.ncclGetLastError(comm);
             last = text.equals(MemorySegment.NULL) ? null : text.reinterpret(Long.MAX_VALUE).getString(0);
-            Nccl.ncclCommAbort(comm);
+        }
+        if (abort != null && !abort.equals(MemorySegment.NULL)) {
+            Nccl.ncclCommAbort(abort);
         }
         try {
             CudaException.checkNccl(rc, what);
@@ -189,10 +204,15 @@ public final class NcclCollectives implements Collectives {
         gpu.context().makeCurrent();
         String named = "rank " + rank + ": " + what;
         int rc = call.run();
-        if (rc == Nccl.ncclInProgress) {
-            awaitState(comm, named, timeoutNanos);
-        } else {
-            check(rc, named, comm);
+        try {
+            if (rc == Nccl.ncclInProgress) {
+                awaitState(comm, named, timeoutNanos);
+            } else {
+                check(rc, named, null, comm);
+            }
+        } catch (CollectiveException e) {
+            fail(e.getMessage()); // aborts the communicator once; close() then only frees what is left
+            throw e;
         }
         CudaEvent done = new CudaEvent(false);
         done.record(gpu.stream());
@@ -275,17 +295,24 @@ public final class NcclCollectives implements Collectives {
             Thread.currentThread().interrupt();
         }
         gpu.context().makeCurrent();
-        if (!failed) { // flushes what is queued; an aborted communicator is only destroyed
-            int rc = Nccl.ncclCommFinalize(comm);
-            if (rc == Nccl.ncclInProgress || rc == Nccl.ncclSuccess) {
-                awaitState(comm, "rank " + rank + ": ncclCommFinalize", timeoutNanos);
-            } else {
-                check(rc, "rank " + rank + ": ncclCommFinalize", comm);
-            }
-        }
         synchronized (inFlight) {
             inFlight.forEach(f -> f.done().close());
             inFlight.clear();
+        }
+        if (failed) {
+            return; // ncclCommAbort freed the communicator
+        }
+        String what = "rank " + rank + ": ncclCommFinalize";
+        int rc = Nccl.ncclCommFinalize(comm); // flushes what is queued, then the communicator is destroyed
+        try {
+            if (rc == Nccl.ncclInProgress || rc == Nccl.ncclSuccess) {
+                awaitState(comm, what, timeoutNanos);
+            } else {
+                check(rc, what, null, comm);
+            }
+        } catch (CollectiveException e) {
+            Nccl.ncclCommAbort(comm);
+            throw e;
         }
         CudaException.checkNccl(Nccl.ncclCommDestroy(comm), "rank " + rank + ": ncclCommDestroy");
     }
