@@ -22,8 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The NCCL bindings on one GPU: a world of one rank made with a non-blocking configuration (polled through the
- * asynchronous error), the four collectives on the GPU's own stream (each the identity at one rank, so exact), an
- * invalid argument reported by name, then finalize and destroy. NVLink multicast is switched off first
+ * asynchronous error), the four collectives on the GPU's own stream (each the identity at one rank, so exact), then
+ * finalize and destroy; and an invalid argument reported by name on a world then aborted. NVLink multicast is switched off first
  * ({@link NcclEnvironment}).
  */
 @Tag("gpu")
@@ -99,13 +99,6 @@ class NcclGpuTest {
                 check(CudaDriver.cuMemcpyDtoH_v2(back, b, bytes), "cuMemcpyDtoH_v2");
                 assertArrayEquals(values, back.toArray(JAVA_FLOAT), "one rank: every collective is the identity");
 
-                // a bad data type: ncclInvalidArgument, named, from the call or from the communicator's state
-                CudaException e = assertThrows(CudaException.class, () -> {
-                    checkNccl(Nccl.ncclAllReduce(sa, sa, N, 99, Nccl.ncclSum, comm, stream), "ncclAllReduce (type 99)");
-                    await(comm, arena, "ncclAllReduce (type 99)");
-                });
-                assertEquals("ncclInvalidArgument", e.errorName(), e.getMessage());
-                System.out.println("as reported: " + e.getMessage());
             } finally {
                 check(CudaDriver.cuMemFree_v2(a), "cuMemFree_v2");
                 check(CudaDriver.cuMemFree_v2(b), "cuMemFree_v2");
@@ -115,6 +108,35 @@ class NcclGpuTest {
             await(comm, arena, "ncclCommFinalize");
             checkNccl(Nccl.ncclCommDestroy(comm), "ncclCommDestroy");
             check(CudaDriver.cuStreamDestroy_v2(stream), "cuStreamDestroy_v2");
+        }
+    }
+
+    /** A bad data type is ncclInvalidArgument, by name, from the call or the communicator's state; the world is then aborted. */
+    @Test
+    void anInvalidArgumentIsNamed() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
+            checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
+            MemorySegment commOut = arena.allocate(ADDRESS);
+            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, NcclConfigs.nonBlocking(arena));
+            assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
+            MemorySegment comm = commOut.get(ADDRESS, 0);
+            await(comm, arena, "ncclCommInitRankConfig");
+            MemorySegment ptr = arena.allocate(JAVA_LONG);
+            check(CudaDriver.cuMemAlloc_v2(ptr, 1024), "cuMemAlloc_v2");
+            long a = ptr.get(JAVA_LONG, 0);
+            try {
+                MemorySegment sa = MemorySegment.ofAddress(a);
+                CudaException e = assertThrows(CudaException.class, () -> {
+                    checkNccl(Nccl.ncclAllReduce(sa, sa, 256, 99, Nccl.ncclSum, comm, MemorySegment.NULL), "ncclAllReduce (type 99)");
+                    await(comm, arena, "ncclAllReduce (type 99)");
+                });
+                assertEquals("ncclInvalidArgument", e.errorName(), e.getMessage());
+                System.out.println("as reported: " + e.getMessage());
+            } finally {
+                checkNccl(Nccl.ncclCommAbort(comm), "ncclCommAbort");
+                check(CudaDriver.cuMemFree_v2(a), "cuMemFree_v2");
+            }
         }
     }
 }
