@@ -11,7 +11,8 @@
 # JVM start and kernel compilation overlap; their summary lines then come in the order they finish).
 # Usage: bash bench/src/main/sh/sanitize.sh [memcheck|racecheck|both] [part ...]   (default: both, every part)
 #        bash bench/src/main/sh/sanitize.sh list                                     (the parts and their patterns)
-# A part is a name from the list or re:REGEX (a class-name pattern of its own, to split a part that runs too long).
+# A part is a name from the list, re:REGEX (a class-name pattern of its own, to split a part that runs too long), or
+# m:REGEX (a method-name pattern, fully qualified: m:.*LinearCrossEntropyBlocksGpuTest#sliced.*, for one slow method).
 set -u
 . .device/env
 # JUnit console class-name patterns (regexes over fully qualified names); "rest" runs every GPU test class that no
@@ -41,7 +42,7 @@ tools=${1:-both}; shift || true
 case "$tools" in memcheck|racecheck) ;; both) tools="memcheck racecheck" ;; *) echo "sanitize.sh: unknown tool $tools" >&2; exit 2 ;; esac
 parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=("${ORDER[@]}")
 for p in "${parts[@]}"; do
-  [ "$p" = rest ] || [ "${p#re:}" != "$p" ] || [ -n "${PARTS[$p]:-}" ] || { echo "sanitize.sh: unknown part $p (bash $0 list)" >&2; exit 2; }
+  [ "$p" = rest ] || [ "${p#re:}" != "$p" ] || [ "${p#m:}" != "$p" ] || [ -n "${PARTS[$p]:-}" ] || { echo "sanitize.sh: unknown part $p (bash $0 list)" >&2; exit 2; }
 done
 SAN=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
 out=${OUT:-/tmp/sanitize}; mkdir -p "$out"
@@ -65,6 +66,7 @@ run_part() {
   case "$p" in
     rest) select=(--include-classname '.*' --exclude-classname "$named") ;;
     re:*) select=(--include-classname "${p#re:}") ;;
+    m:*) select=(--include-classname '.*' --include-methodname "${p#m:}") ;;
     *) select=(--include-classname "${PARTS[$p]}") ;;
   esac
   name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
