@@ -100,7 +100,15 @@ final class TrainCommand {
         out.println(data.summary());
         // the data's shape bounds every step: its most images in a record, its longest sequence (packed rows: the limit)
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
-        TrainArgs a = plan(asked, given, device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
+        // data parallel keeps the optimizer on the GPU: the planner may not move it (as if the user had said so)
+        GivenFlags planned = given;
+        if (place.isDistributed() && !given.contains(Flag.OFFLOAD_OPTIMIZER)) {
+            java.util.Map<Flag, String> origins = new java.util.EnumMap<>(Flag.class);
+            origins.putAll(given.origins());
+            origins.put(Flag.OFFLOAD_OPTIMIZER, "data parallel");
+            planned = new GivenFlags(origins);
+        }
+        TrainArgs a = plan(asked, planned, device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
                 vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
         TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).build();
         RunIdentity identity = identity(a, data.train(), device, dtype,
