@@ -100,15 +100,7 @@ final class TrainCommand {
         out.println(data.summary());
         // the data's shape bounds every step: its most images in a record, its longest sequence (packed rows: the limit)
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
-        // data parallel keeps the optimizer on the GPU: the planner may not move it (as if the user had said so)
-        GivenFlags planned = given;
-        if (place.isDistributed() && !given.contains(Flag.OFFLOAD_OPTIMIZER)) {
-            java.util.Map<Flag, String> origins = new java.util.EnumMap<>(Flag.class);
-            origins.putAll(given.origins());
-            origins.put(Flag.OFFLOAD_OPTIMIZER, "data parallel");
-            planned = new GivenFlags(origins);
-        }
-        TrainArgs a = plan(asked, planned, device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
+        TrainArgs a = plan(asked, plannerGiven(given, place), device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
                 vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
         TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).build();
         RunIdentity identity = identity(a, data.train(), device, dtype,
@@ -584,6 +576,20 @@ final class TrainCommand {
 
     private static TrainerConfig.SaveStrategy strategy(IntervalStrategy s) {
         return TrainerConfig.SaveStrategy.valueOf(s.name());
+    }
+
+    /**
+     * What the planner must take as given: the user's flags, and in a data-parallel world {@code --offload_optimizer}
+     * too (none), as the optimizer stays on the GPU there (the trainer refuses the host one beside data parallel).
+     */
+    static GivenFlags plannerGiven(GivenFlags given, DistEnv place) {
+        if (!place.isDistributed() || given.contains(Flag.OFFLOAD_OPTIMIZER)) {
+            return given;
+        }
+        java.util.Map<Flag, String> origins = new java.util.EnumMap<>(Flag.class);
+        origins.putAll(given.origins());
+        origins.put(Flag.OFFLOAD_OPTIMIZER, "data parallel");
+        return new GivenFlags(origins);
     }
 
     /** A worker's GPU: cuda:LOCAL_RANK (torchrun's convention); --device may only say auto or cuda. */

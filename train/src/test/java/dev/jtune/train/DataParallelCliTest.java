@@ -45,4 +45,13 @@ class DataParallelCliTest {
         assertTrue(r.err().contains("with --offload_optimizer cpu is not built yet"), r.all());
         assertTrue(!Files.exists(tmp.resolve("out/logs")), "no worker was started");
     }
+
+    /** A worker's planner may not move the optimizer to the host, which the trainer refuses beside data parallel. */
+    @Test
+    void aWorkersPlannerKeepsTheOptimizerOnTheGpu() {
+        dev.jtune.train.args.GivenFlags none = dev.jtune.train.args.GivenFlags.none();
+        assertTrue(TrainCommand.plannerGiven(none, dev.jtune.train.dist.DistEnv.SINGLE).origins().isEmpty(), "alone: nothing added");
+        dev.jtune.train.dist.DistEnv rank1 = new dev.jtune.train.dist.DistEnv(1, 2, 1, 2, "127.0.0.1", 29500);
+        assertTrue(TrainCommand.plannerGiven(none, rank1).contains(dev.jtune.train.args.Flag.OFFLOAD_OPTIMIZER));
+    }
 }
