@@ -8,6 +8,7 @@
 #   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
+JOPTS="$JOPTS ${EXTRA_JOPTS:-}" # e.g. EXTRA_JOPTS=-Djtune.step.timing=true: each step's wall time, JVM collections and device allocator calls
 model=${1:-gemma-3-270m}; mode=${2:-qlora16}; seq=${3:-8192}; steps=${4:-220}; warm=${5:-20}
 run=/tmp/e2e-$model-$mode-$seq; rm -rf $run; mkdir -p $run
 $JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( steps * ${BATCH:-1} + 10 )) $(( seq * 8 / 10 )) cuda 2>&1 | tail -1

@@ -366,10 +366,15 @@ public final class Trainer implements AutoCloseable {
             for (long i = 0; i < microBatchesPerStep(config); i++) {
                 batches.add(microBatch(micro + i));
             }
+            StepTiming timing = STEP_TIMING ? StepTiming.start(backend) : null;
             StepResult result = step(batches, micro, schedule.lr(step));
             micro += batches.size();
+            long t1 = System.nanoTime();
             backend.synchronize();
             double seconds = (System.nanoTime() - t0) / 1e9;
+            if (timing != null) {
+                System.err.println(timing.line(step + 1, t0, t1, backend));
+            }
             tokensSoFar += result.tokens();
             boolean finite = Double.isFinite(result.loss()) && Double.isFinite(result.gradNorm());
             nonFiniteInARow = finite ? 0 : nonFiniteInARow + 1;
@@ -418,6 +423,41 @@ public final class Trainer implements AutoCloseable {
             }
         }
         return history(); // a resumed run that was already at its end
+    }
+
+    /**
+     * {@code -Djtune.step.timing=true}: each step prints where its wall time went and what ran beside it (a measurement
+     * aid for slow steps: the JVM's collections, the allocator going to the device).
+     */
+    private static final boolean STEP_TIMING = Boolean.getBoolean("jtune.step.timing");
+
+    /** A step's counters at its start: the JVM's collections and the device allocator's calls. */
+    private record StepTiming(long gcCount, long gcMillis, long deviceAllocations, long deviceFrees) {
+        static StepTiming start(Backend backend) {
+            MemoryStats m = backend.memoryStats();
+            long[] gc = gc();
+            return new StepTiming(gc[0], gc[1], m.deviceAllocations(), m.deviceFrees());
+        }
+
+        private static long[] gc() {
+            long count = 0;
+            long millis = 0;
+            for (java.lang.management.GarbageCollectorMXBean b : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {
+                count += Math.max(0, b.getCollectionCount());
+                millis += Math.max(0, b.getCollectionTime());
+            }
+            return new long[] {count, millis};
+        }
+
+        /** "step N timing: ..." from the start's counters; t1: when the step's host work was queued (before the final sync). */
+        String line(long step, long t0, long t1, Backend backend) {
+            long now = System.nanoTime();
+            MemoryStats m = backend.memoryStats();
+            long[] gc = gc();
+            return String.format(java.util.Locale.ROOT, "step %d timing: %.1f ms (host %.1f ms, then waiting for the device %.1f ms);"
+                            + " JVM collections %d (%d ms); device allocator: %d allocations, %d frees", step, (now - t0) / 1e6, (t1 - t0) / 1e6,
+                    (now - t1) / 1e6, gc[0] - gcCount, gc[1] - gcMillis, m.deviceAllocations() - deviceAllocations, m.deviceFrees() - deviceFrees);
+        }
     }
 
     /** The loss and gradient norm of one optimizer step, and the update applied when both are finite. */
