@@ -18,7 +18,7 @@ import java.util.concurrent.TimeUnit;
  * {@code --nproc_per_node N}: starts this machine's N workers of a layout as processes of this JVM's own command (its
  * java, options and class path) running {@code mainClass} with the same arguments, each with torchrun's variables for
  * its place and {@link NcclEnvironment#SAFETY} (multicast off, even where this process's environment lacks it). Each
- * worker's output goes to {@code logs/rank-R.log}; rank 0's is also copied to this process's output. When a worker
+ * worker's output is appended to {@code logs/rank-R.log}; rank 0's is also copied to this process's output. When a worker
  * fails, the others are stopped (a worker that dies takes the others down, never a hang) and the launcher's status is
  * the first failure's, named with its log.
  */
@@ -43,7 +43,10 @@ public final class Launcher {
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot create the workers' log directory " + logDir + ": " + e.getMessage(), e);
         }
-        List<Worker> workers = new ArrayList<>();
+        List<Worker> workers = java.util.Collections.synchronizedList(new ArrayList<>());
+        // a launcher stopped from outside (Ctrl-C, SIGTERM) takes its workers with it
+        Thread stopper = Thread.ofPlatform().unstarted(() -> stopAll(List.copyOf(workers)));
+        Runtime.getRuntime().addShutdownHook(stopper);
         try {
             for (int local = 0; local < layout.nprocPerNode(); local++) {
                 DistEnv place = layout.worker(local);
@@ -59,10 +62,16 @@ public final class Launcher {
             }
             out.println("jtune: started ranks " + layout.worker(0).rank() + "-" + layout.worker(layout.nprocPerNode() - 1).rank() + " of "
                     + layout.worldSize() + " on this machine; logs in " + logDir);
-            return waitAll(workers, err);
+            return waitAll(List.copyOf(workers), err);
         } catch (IOException e) {
-            stopAll(workers);
+            stopAll(List.copyOf(workers));
             throw new IllegalStateException("could not start a worker: " + e.getMessage(), e);
+        } finally {
+            try {
+                Runtime.getRuntime().removeShutdownHook(stopper);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: it stops the workers
+            }
         }
     }
 
@@ -132,7 +141,8 @@ public final class Launcher {
 
     /** Copies a worker's output to its log (and to {@code echo}) on a daemon thread. */
     private static void copy(InputStream in, Path log, PrintStream echo, String name) throws IOException {
-        OutputStream file = Files.newOutputStream(log);
+        // appended: a resumed run's workers add to the logs of the run they continue
+        OutputStream file = Files.newOutputStream(log, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
         Thread.ofPlatform().daemon().name(name + " output").start(() -> {
             byte[] buf = new byte[8192];
             try (in; file) {
