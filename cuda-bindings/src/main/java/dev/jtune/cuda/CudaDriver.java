@@ -200,6 +200,34 @@ public final class CudaDriver {
     public static final int CU_EVENT_DEFAULT = 0;
     public static final int CU_EVENT_BLOCKING_SYNC = 1;
     public static final int CU_EVENT_DISABLE_TIMING = 2;
+
+    // CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill
+    public static final int CU_TENSOR_MAP_DATA_TYPE_UINT8 = 0;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_UINT16 = 1;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_UINT32 = 2;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_INT32 = 3;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_UINT64 = 4;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_INT64 = 5;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_FLOAT32 = 7;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_FLOAT64 = 8;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_FLOAT32_FTZ = 10;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_TFLOAT32 = 11;
+    public static final int CU_TENSOR_MAP_DATA_TYPE_TFLOAT32_FTZ = 12;
+    public static final int CU_TENSOR_MAP_INTERLEAVE_NONE = 0;
+    public static final int CU_TENSOR_MAP_INTERLEAVE_16B = 1;
+    public static final int CU_TENSOR_MAP_INTERLEAVE_32B = 2;
+    public static final int CU_TENSOR_MAP_SWIZZLE_NONE = 0;
+    public static final int CU_TENSOR_MAP_SWIZZLE_32B = 1;
+    public static final int CU_TENSOR_MAP_SWIZZLE_64B = 2;
+    public static final int CU_TENSOR_MAP_SWIZZLE_128B = 3;
+    public static final int CU_TENSOR_MAP_L2_PROMOTION_NONE = 0;
+    public static final int CU_TENSOR_MAP_L2_PROMOTION_L2_64B = 1;
+    public static final int CU_TENSOR_MAP_L2_PROMOTION_L2_128B = 2;
+    public static final int CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3;
+    public static final int CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0;
+    public static final int CU_TENSOR_MAP_FLOAT_OOB_FILL_NAN_REQUEST_ZERO_FMA = 1;
     public static final int CU_EVENT_INTERPROCESS = 4;
 
     // cuMemHostAlloc flags
@@ -450,6 +478,32 @@ public final class CudaDriver {
         /** The {@code allocFlags} field, as a slice to read and write with {@link allocFlags}. */
         public static MemorySegment allocFlags(MemorySegment struct) {
             return struct.asSlice(allocFlags$OFFSET, allocFlags.LAYOUT.byteSize());
+        }
+    }
+
+    /**
+     * {@snippet lang=c :
+     * typedef struct CUtensorMap_st {
+     *     alignas(64) cuuint64_t opaque[16];
+     * } CUtensorMap;
+     * }
+     * 128 opaque bytes, 64-byte aligned: a tensor map ({@code cuTensorMapEncodeTiled}) for the bulk tensor copy engine,
+     * passed to a kernel by value.
+     */
+    public static final class CUtensorMap {
+        private CUtensorMap() {
+        }
+
+        public static final StructLayout LAYOUT = MemoryLayout.structLayout(
+                MemoryLayout.sequenceLayout(16, JAVA_LONG).withName("opaque")
+        ).withByteAlignment(64).withName("CUtensorMap_st");
+
+        public static long sizeof() {
+            return LAYOUT.byteSize();
+        }
+
+        public static MemorySegment allocate(SegmentAllocator allocator) {
+            return allocator.allocate(LAYOUT);
         }
     }
 
@@ -1871,6 +1925,34 @@ public final class CudaDriver {
     public static int cuOccupancyMaxActiveBlocksPerMultiprocessor(MemorySegment numBlocks, MemorySegment func, int blockSize, long dynamicSMemSize) {
         try {
             return (int) cuOccupancyMaxActiveBlocksPerMultiprocessor$.HANDLE.invokeExact(numBlocks, func, blockSize, dynamicSMemSize);
+        } catch (RuntimeException | Error ex$) {
+            throw ex$; // e.g. CudaLibraryNotFoundException: the library or symbol could not be bound
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class cuTensorMapEncodeTiled$ {
+        static final MethodHandle HANDLE = NativeLibraries.downcall(LIBRARY, "cuTensorMapEncodeTiled",
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT,
+                        JAVA_INT, JAVA_INT));
+    }
+
+    /**
+     * {@snippet lang=c :
+     * CUresult cuTensorMapEncodeTiled(CUtensorMap *tensorMap, CUtensorMapDataType tensorDataType, cuuint32_t tensorRank,
+     *     void *globalAddress, const cuuint64_t *globalDim, const cuuint64_t *globalStrides, const cuuint32_t *boxDim,
+     *     const cuuint32_t *elementStrides, CUtensorMapInterleave interleave, CUtensorMapSwizzle swizzle,
+     *     CUtensorMapL2promotion l2Promotion, CUtensorMapFloatOOBfill oobFill)
+     * }
+     * Compute capability 9.0+. {@code globalStrides} has {@code tensorRank - 1} byte strides (dimension 0 is contiguous).
+     */
+    public static int cuTensorMapEncodeTiled(MemorySegment tensorMap, int tensorDataType, int tensorRank, MemorySegment globalAddress,
+                                             MemorySegment globalDim, MemorySegment globalStrides, MemorySegment boxDim,
+                                             MemorySegment elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill) {
+        try {
+            return (int) cuTensorMapEncodeTiled$.HANDLE.invokeExact(tensorMap, tensorDataType, tensorRank, globalAddress, globalDim,
+                    globalStrides, boxDim, elementStrides, interleave, swizzle, l2Promotion, oobFill);
         } catch (RuntimeException | Error ex$) {
             throw ex$; // e.g. CudaLibraryNotFoundException: the library or symbol could not be bound
         } catch (Throwable ex$) {

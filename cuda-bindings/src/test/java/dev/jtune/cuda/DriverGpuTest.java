@@ -309,4 +309,39 @@ class DriverGpuTest {
             assertEquals("cuMemAlloc_v2 failed: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory", e.getMessage());
         }
     }
+
+    /**
+     * A tensor map for the bulk tensor copy engine (compute capability 9.0+): a 2-D bf16 [256 x 128] tensor in 64 x 64
+     * boxes with the 128-byte swizzle encodes; a box over 256 elements on a side is refused as an invalid value.
+     */
+    @Test
+    void tensorMapsEncode() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ptr = arena.allocate(JAVA_LONG);
+            check(CudaDriver.cuMemAlloc_v2(ptr, 256L * 128 * 2), "cuMemAlloc_v2");
+            long base = ptr.get(JAVA_LONG, 0);
+            try {
+                MemorySegment map = CudaDriver.CUtensorMap.allocate(arena);
+                MemorySegment dims = arena.allocateFrom(JAVA_LONG, 128, 256); // innermost first
+                MemorySegment strides = arena.allocateFrom(JAVA_LONG, 128 * 2); // bytes, for the dimensions after the first
+                MemorySegment ones = arena.allocateFrom(JAVA_INT, 1, 1);
+                int ok = CudaDriver.cuTensorMapEncodeTiled(map, CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, MemorySegment.ofAddress(base),
+                        dims, strides, arena.allocateFrom(JAVA_INT, 64, 64), ones, CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        CudaDriver.CU_TENSOR_MAP_SWIZZLE_128B, CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                        CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                int bad = CudaDriver.cuTensorMapEncodeTiled(map, CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, MemorySegment.ofAddress(base),
+                        dims, strides, arena.allocateFrom(JAVA_INT, 64, 512), ones, CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE,
+                        CudaDriver.CU_TENSOR_MAP_SWIZZLE_128B, CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                        CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                if (Gpu.attribute(CudaDriver.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR) >= 9) {
+                    assertEquals(CudaDriver.CUDA_SUCCESS, ok, "a 64 x 64 bf16 box with the 128-byte swizzle");
+                } else {
+                    assertNotEquals(CudaDriver.CUDA_SUCCESS, ok, "tensor maps need compute capability 9.0");
+                }
+                assertEquals(CudaDriver.CUDA_ERROR_INVALID_VALUE, bad, "a box of 512 rows");
+            } finally {
+                check(CudaDriver.cuMemFree_v2(base), "cuMemFree_v2");
+            }
+        }
+    }
 }

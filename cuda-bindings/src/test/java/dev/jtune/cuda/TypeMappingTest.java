@@ -71,6 +71,12 @@ class TypeMappingTest {
         assertSignature(Nccl.class, "ncclCommInitRankConfig", int.class, seg, int.class, seg, int.class, seg);
         assertEquals(128, Nccl.ncclUniqueId.sizeof());
         assertEquals(48, Nccl.ncclConfig_t.sizeof()); // size_t, 2 x unsigned, 4 x int, a pointer, an int, padded to 8
+        // CUresult cuTensorMapEncodeTiled(CUtensorMap *, CUtensorMapDataType, cuuint32_t rank, void *, const cuuint64_t *dim,
+        //     const cuuint64_t *strides, const cuuint32_t *box, const cuuint32_t *elementStrides, 4 x enum)
+        assertSignature(CudaDriver.class, "cuTensorMapEncodeTiled", int.class, seg, int.class, int.class, seg, seg, seg, seg, seg,
+                int.class, int.class, int.class, int.class);
+        assertEquals(128, CudaDriver.CUtensorMap.sizeof());
+        assertEquals(64, CudaDriver.CUtensorMap.LAYOUT.byteAlignment());
         // CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
         assertSignature(CudaDriver.class, "cuMemAlloc_v2", int.class, seg, long.class);
         // CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
