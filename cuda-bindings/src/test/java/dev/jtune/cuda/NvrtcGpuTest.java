@@ -137,6 +137,48 @@ class NvrtcGpuTest {
         }
     }
 
+    /**
+     * Issue 14's probe: NVRTC targets sm_90a (the architecture-specific features wgmma and setmaxnreg need) straight to
+     * CUBIN, and the driver loads it: a kernel that fences the warpgroup's matrix operations compiles for sm_90a.
+     * Hopper only (skipped elsewhere).
+     */
+    @Test
+    void hopperArchSpecificTargetCompilesAWgmmaFence() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Gpu.arch().equals("sm_90"), "sm_90a is Hopper's: this is " + Gpu.arch());
+        String source = """
+                extern "C" __global__ void fence(int* p) {
+                    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+                    if (threadIdx.x == 0) p[0] = 1;
+                }
+                """;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment progOut = arena.allocate(ADDRESS);
+            checkNvrtc(Nvrtc.nvrtcCreateProgram(progOut, arena.allocateFrom(source), arena.allocateFrom("fence.cu"), 0,
+                    MemorySegment.NULL, MemorySegment.NULL), "nvrtcCreateProgram");
+            MemorySegment prog = progOut.get(ADDRESS, 0);
+            try {
+                MemorySegment opts = arena.allocate(ADDRESS, 1);
+                opts.setAtIndex(ADDRESS, 0, arena.allocateFrom("--gpu-architecture=sm_90a"));
+                int rc = Nvrtc.nvrtcCompileProgram(prog, 1, opts);
+                MemorySegment size = arena.allocate(JAVA_LONG);
+                checkNvrtc(Nvrtc.nvrtcGetProgramLogSize(prog, size), "nvrtcGetProgramLogSize");
+                MemorySegment log = arena.allocate(Math.max(1, size.get(JAVA_LONG, 0)));
+                checkNvrtc(Nvrtc.nvrtcGetProgramLog(prog, log), "nvrtcGetProgramLog");
+                checkNvrtc(rc, "nvrtcCompileProgram (sm_90a): " + log.getString(0));
+                checkNvrtc(Nvrtc.nvrtcGetCUBINSize(prog, size), "nvrtcGetCUBINSize");
+                MemorySegment image = arena.allocate(size.get(JAVA_LONG, 0));
+                checkNvrtc(Nvrtc.nvrtcGetCUBIN(prog, image), "nvrtcGetCUBIN");
+                MemorySegment out = arena.allocate(ADDRESS);
+                check(CudaDriver.cuModuleLoadData(out, image), "cuModuleLoadData (sm_90a)");
+                MemorySegment module = out.get(ADDRESS, 0);
+                check(CudaDriver.cuModuleGetFunction(out, module, arena.allocateFrom("fence")), "cuModuleGetFunction(fence)");
+                check(CudaDriver.cuModuleUnload(module), "cuModuleUnload");
+            } finally {
+                checkNvrtc(Nvrtc.nvrtcDestroyProgram(progOut), "nvrtcDestroyProgram");
+            }
+        }
+    }
+
     private static void run(Arena arena, Compiled compiled) {
         MemorySegment out = arena.allocate(ADDRESS);
         check(CudaDriver.cuModuleLoadData(out, arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_BYTE, compiled.image())),
