@@ -89,6 +89,7 @@ final class TrainCommand {
         capDeviceMemory(asked, device);
         DType dtype = device.kind() == Device.Kind.CUDA && asked.bf16() ? DType.BF16 : DType.F32;
         warnings(asked, device).forEach(w -> out.println("jtune: warning: " + w));
+        dataParallelWarnings(asked, place).forEach(w -> out.println("jtune: warning: " + w));
         boolean bundledTokenizer = !Files.isRegularFile(modelDir.resolve("tokenizer.json"));
         GemmaTokenizer tokenizer = bundledTokenizer ? GemmaTokenizer.bundled() : GemmaTokenizer.load(modelDir.resolve("tokenizer.json"));
         Optional<Gemma3VisionConfig> vision = Gemma3VisionConfig.read(modelDir);
@@ -308,6 +309,17 @@ final class TrainCommand {
             w.add("--dataloader_num_workers " + a.dataloaderNumWorkers() + " does nothing without --lazy_preprocess (records are tokenized on the main thread)");
         }
         return w;
+    }
+
+    /** What a data-parallel rank does not do that its flags might suggest: a --deepspeed ZeRO stage shards nothing yet. */
+    static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
+        if (!place.isDistributed() || a.deepspeed() == null) {
+            return List.of();
+        }
+        int stage = DeepSpeedConfig.read(a.deepspeed()).zeroStage();
+        return stage == 0 ? List.of() : List.of("zero_optimization.stage " + stage + ": DeepSpeed would shard "
+                + (stage == 1 ? "the optimizer state" : stage == 2 ? "the optimizer state and gradients" : "the optimizer state, gradients and weights")
+                + " over the " + place.worldSize() + " ranks; jtune does not shard yet, so every GPU holds all of it (plain data parallel)");
     }
 
     static LoraConfig loraConfig(TrainArgs a) {

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.regex.Pattern;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -53,5 +54,20 @@ class DataParallelCliTest {
         assertTrue(TrainCommand.plannerGiven(none, dev.jtune.train.dist.DistEnv.SINGLE).origins().isEmpty(), "alone: nothing added");
         dev.jtune.train.dist.DistEnv rank1 = new dev.jtune.train.dist.DistEnv(1, 2, 1, 2, "127.0.0.1", 29500);
         assertTrue(TrainCommand.plannerGiven(none, rank1).contains(dev.jtune.train.args.Flag.OFFLOAD_OPTIMIZER));
+    }
+
+    /** A --deepspeed ZeRO stage beside data parallel is named as not sharding yet; alone (one GPU) it needs no word. */
+    @Test
+    void aZeroStageBesideDataParallelSaysItDoesNotShardYet(@TempDir Path tmp) throws Exception {
+        Path model = CliFixtures.smallModel(tmp.resolve("model"));
+        Path data = CliFixtures.data(tmp.resolve("d.jsonl"), 4, "");
+        dev.jtune.train.args.TrainArgs a = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path", data.toString(),
+                "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}");
+        dev.jtune.train.dist.DistEnv rank0 = new dev.jtune.train.dist.DistEnv(0, 2, 0, 2, "127.0.0.1", 29500);
+        List<String> w = TrainCommand.dataParallelWarnings(a, rank0);
+        assertEquals(1, w.size(), w.toString());
+        assertTrue(w.getFirst().contains("zero_optimization.stage 2: DeepSpeed would shard the optimizer state and gradients over the 2 ranks;"
+                + " jtune does not shard yet"), w.getFirst());
+        assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
     }
 }
