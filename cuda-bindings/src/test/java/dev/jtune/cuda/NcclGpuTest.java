@@ -51,6 +51,18 @@ class NcclGpuTest {
         throw new AssertionError(what + " still in progress after 60 s");
     }
 
+    /** A new unique id, and a non-blocking communicator of one rank on it, made. */
+    private static MemorySegment worldOfOne(Arena arena) {
+        MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
+        checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
+        MemorySegment commOut = arena.allocate(ADDRESS);
+        int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, NcclConfigs.nonBlocking(arena));
+        assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
+        MemorySegment comm = commOut.get(ADDRESS, 0);
+        await(comm, arena, "ncclCommInitRankConfig");
+        return comm;
+    }
+
     @Test
     void aWorldOfOneRunsEveryCollective() {
         System.out.println(NativeLibraries.describe(CudaLibrary.NCCL));
@@ -65,13 +77,7 @@ class NcclGpuTest {
             System.out.println("NCCL version code " + version.get(JAVA_INT, 0));
             assertTrue(version.get(JAVA_INT, 0) >= 22800, "NCCL 2.28 or later: " + version.get(JAVA_INT, 0));
 
-            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
-            checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
-            MemorySegment commOut = arena.allocate(ADDRESS);
-            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, NcclConfigs.nonBlocking(arena));
-            assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
-            MemorySegment comm = commOut.get(ADDRESS, 0);
-            await(comm, arena, "ncclCommInitRankConfig");
+            MemorySegment comm = worldOfOne(arena);
 
             MemorySegment streamOut = arena.allocate(ADDRESS);
             check(CudaDriver.cuStreamCreate(streamOut, 1), "cuStreamCreate"); // CU_STREAM_NON_BLOCKING
@@ -115,13 +121,7 @@ class NcclGpuTest {
     @Test
     void anInvalidArgumentIsNamed() {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment id = arena.allocate(Nccl.ncclUniqueId.LAYOUT);
-            checkNccl(Nccl.ncclGetUniqueId(id), "ncclGetUniqueId");
-            MemorySegment commOut = arena.allocate(ADDRESS);
-            int rc = Nccl.ncclCommInitRankConfig(commOut, 1, id, 0, NcclConfigs.nonBlocking(arena));
-            assertTrue(rc == Nccl.ncclSuccess || rc == Nccl.ncclInProgress, "ncclCommInitRankConfig returned " + rc);
-            MemorySegment comm = commOut.get(ADDRESS, 0);
-            await(comm, arena, "ncclCommInitRankConfig");
+            MemorySegment comm = worldOfOne(arena);
             MemorySegment ptr = arena.allocate(JAVA_LONG);
             check(CudaDriver.cuMemAlloc_v2(ptr, 1024), "cuMemAlloc_v2");
             long a = ptr.get(JAVA_LONG, 0);
