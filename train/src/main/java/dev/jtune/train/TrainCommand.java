@@ -173,7 +173,7 @@ final class TrainCommand {
                 if (writes) {
                     a.writeJson(a.outputDir().resolve("jtune_args.json"));
                 }
-                finish(trainer.run(plan, Long.MAX_VALUE), trainer, a.outputDir(), out);
+                finish(trainer.run(plan, Long.MAX_VALUE), trainer, writes ? a.outputDir() : null, out);
             }
         }
     }
@@ -518,6 +518,7 @@ final class TrainCommand {
         return rows;
     }
 
+    /** The run's closing lines; {@code outputDir} null for a data-parallel rank other than 0 (it wrote nothing). */
     private static void finish(List<StepRecord> log, Trainer trainer, Path outputDir, PrintStream out) {
         if (!log.isEmpty()) {
             StepRecord first = log.get(0);
@@ -526,7 +527,9 @@ final class TrainCommand {
                     last.step(), last.elapsedSeconds(), log.stream().mapToDouble(StepRecord::peakGiB).max().orElse(0));
         }
         trainer.memoryReport().ifPresent(m -> out.print(m.table()));
-        out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html, checkpoints)");
+        if (outputDir != null) { // null: a data-parallel rank other than 0, which writes nothing
+            out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html, checkpoints)");
+        }
     }
 
     static TrainerConfig config(TrainArgs a) {
