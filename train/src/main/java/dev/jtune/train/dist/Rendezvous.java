@@ -69,7 +69,7 @@ public final class Rendezvous {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new RendezvousException("rank 0: " + missing(env, peers.keySet()) + " did not join at " + where + " within "
-                            + timeout.toSeconds() + " s (--ddp_timeout)", null);
+                            + seconds(timeout) + " (--ddp_timeout)", null);
                 }
                 server.setSoTimeout((int) Math.max(1, Math.min(Integer.MAX_VALUE, left / 1_000_000)));
                 Socket s;
@@ -155,6 +155,11 @@ public final class Rendezvous {
             boolean connected = false;
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress(env.masterAddr(), env.masterPort()), (int) Math.max(1, Math.min(5_000, left / 1_000_000)));
+                if (s.getLocalPort() == s.getPort() && s.getLocalAddress().equals(s.getInetAddress())) {
+                    // TCP's simultaneous open: with nothing listening, the kernel may give the socket the very port it
+                    // dials (an ephemeral one), and it connects to itself; that is not rank 0
+                    throw new java.net.ConnectException("connected to itself: nothing listens at " + where);
+                }
                 connected = true;
                 s.setSoTimeout((int) Math.max(1, Math.min(Integer.MAX_VALUE, (deadline - System.nanoTime()) / 1_000_000)));
                 DataOutputStream out = new DataOutputStream(s.getOutputStream());
@@ -172,7 +177,7 @@ public final class Rendezvous {
                 return payload;
             } catch (SocketTimeoutException e) {
                 throw new RendezvousException("rank " + env.rank() + ": rank 0 at " + where + " did not hand out the id within "
-                        + timeout.toSeconds() + " s (--ddp_timeout): some other rank did not come", e);
+                        + seconds(timeout) + " (--ddp_timeout): some other rank did not come", e);
             } catch (IOException e) {
                 if (connected) { // rank 0 was there and hung up: it failed (its log says why)
                     throw new RendezvousException("rank " + env.rank() + ": rank 0 at " + where + " closed the connection before handing out "
@@ -182,8 +187,12 @@ public final class Rendezvous {
                 sleep(Math.min(200, Math.max(1, (deadline - System.nanoTime()) / 1_000_000)));
             }
         }
-        throw new RendezvousException("rank " + env.rank() + ": could not reach rank 0 at " + where + " within " + timeout.toSeconds()
-                + " s (--ddp_timeout)" + (last == null ? "" : ": " + last.getMessage()), last);
+        throw new RendezvousException("rank " + env.rank() + ": could not reach rank 0 at " + where + " within " + seconds(timeout)
+                + " (--ddp_timeout)" + (last == null ? "" : ": " + last.getMessage()), last);
+    }
+
+    private static String seconds(Duration d) {
+        return d.toMillis() % 1000 == 0 ? d.toSeconds() + " s" : String.format(java.util.Locale.ROOT, "%.1f s", d.toMillis() / 1000.0);
     }
 
     private static void sleep(long millis) {
