@@ -70,11 +70,16 @@ class RendezvousTest {
 
     @Test
     void noRankZeroTimesOut() throws Exception {
-        int port = freePort();
-        Rendezvous.RendezvousException e = assertThrows(Rendezvous.RendezvousException.class,
-                () -> Rendezvous.join(at(1, 2, port), Duration.ofMillis(600)));
-        assertTrue(e.getMessage().startsWith("rank 1: could not reach rank 0 at 127.0.0.1:" + port), e.getMessage());
-        assertTrue(e.hint().orElseThrow().contains("MASTER_PORT"), e.hint().orElseThrow());
+        // a port held bound but not listening for the whole test: a free port merely released could be taken by another
+        // process's listener meanwhile (seen on CI, where the join then waited on a stranger), or dialled by the join itself
+        try (java.net.Socket holder = new java.net.Socket()) {
+            holder.bind(new java.net.InetSocketAddress("127.0.0.1", 0));
+            int port = holder.getLocalPort();
+            Rendezvous.RendezvousException e = assertThrows(Rendezvous.RendezvousException.class,
+                    () -> Rendezvous.join(at(1, 2, port), Duration.ofMillis(600)));
+            assertTrue(e.getMessage().startsWith("rank 1: could not reach rank 0 at 127.0.0.1:" + port), e.getMessage());
+            assertTrue(e.hint().orElseThrow().contains("MASTER_PORT"), e.hint().orElseThrow());
+        }
     }
 
     @Test
