@@ -176,6 +176,10 @@ public final class Rendezvous {
                 in.readFully(payload);
                 return payload;
             } catch (SocketTimeoutException e) {
+                if (!connected) { // the connect itself timed out (near the deadline its timeout is a few ms): not there yet
+                    last = e;
+                    continue;
+                }
                 throw new RendezvousException("rank " + env.rank() + ": rank 0 at " + where + " did not hand out the id within "
                         + seconds(timeout) + " (--ddp_timeout): some other rank did not come", e);
             } catch (IOException e) {
