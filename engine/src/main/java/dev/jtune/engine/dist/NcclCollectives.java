@@ -43,7 +43,7 @@ public final class NcclCollectives implements Collectives {
     private final ArrayDeque<InFlight> inFlight = new ArrayDeque<>();
     private final Thread watchdog;
     private volatile String failure; // set once, by whichever thread sees the failure first
-    private boolean closed;
+    private volatile boolean closed; // read by the watchdog
 
     private NcclCollectives(CudaBackend gpu, int rank, int world, Duration timeout, MemorySegment comm) {
         this.gpu = gpu;
@@ -108,8 +108,7 @@ public final class NcclCollectives implements Collectives {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(JAVA_INT);
             while (true) {
-                int rc = Nccl.ncclCommGetAsyncError(comm, state);
-                int s = rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
+                int s = asyncState(comm, state);
                 if (s != Nccl.ncclInProgress) {
                     check(s, what, abortOnFailure ? comm : null, comm);
                     return;
@@ -123,6 +122,12 @@ public final class NcclCollectives implements Collectives {
                 sleep(1);
             }
         }
+    }
+
+    /** The communicator's state (success, in progress, or its error), or the query's own error; {@code state}: an int to use. */
+    private static int asyncState(MemorySegment comm, MemorySegment state) {
+        int rc = Nccl.ncclCommGetAsyncError(comm, state);
+        return rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
     }
 
     /** Throws unless {@code rc} is success, after aborting {@code abort} (null: nothing); the message adds NCCL's last error text. */
@@ -227,8 +232,7 @@ public final class NcclCollectives implements Collectives {
             MemorySegment state = arena.allocate(JAVA_INT);
             while (!closed && failure == null) {
                 gpu.context().makeCurrent();
-                int rc = Nccl.ncclCommGetAsyncError(comm, state);
-                int s = rc != Nccl.ncclSuccess ? rc : state.get(JAVA_INT, 0);
+                int s = asyncState(comm, state);
                 if (s != Nccl.ncclSuccess && s != Nccl.ncclInProgress) {
                     fail("rank " + rank + ": the world failed: " + describe(s));
                     return;
@@ -286,7 +290,6 @@ public final class NcclCollectives implements Collectives {
         if (closed) {
             return;
         }
-        boolean failed = failure != null;
         closed = true;
         watchdog.interrupt();
         try {
@@ -294,6 +297,7 @@ public final class NcclCollectives implements Collectives {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        boolean failed = failure != null; // read after the watchdog stopped: it may have failed the world meanwhile
         gpu.context().makeCurrent();
         synchronized (inFlight) {
             inFlight.forEach(f -> f.done().close());
