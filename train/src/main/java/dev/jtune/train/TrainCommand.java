@@ -81,9 +81,8 @@ final class TrainCommand {
         Path modelDir = asked.modelPath();
         OutputDirectory.check(asked.outputDir(), modelDir);
         if (place.isDistributed() && asked.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
-            throw new CommandException("rank " + place.rank() + ": data parallel with the optimizer on the host (--offload_optimizer cpu,"
-                    + " or a --deepspeed config's offload_optimizer) is not built yet: gradients leave the GPU during backward, before"
-                    + " the ranks could sum them");
+            throw new CommandException("rank " + place.rank() + " with --offload_optimizer cpu (or a --deepspeed config's offload_optimizer): "
+                    + TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
         }
         Device device = place.isDistributed() ? workerDevice(asked.device(), place) : device(asked.device());
         capDeviceMemory(asked, device);

@@ -43,7 +43,7 @@ class DataParallelCliTest {
         assertEquals(2, r.rc(), r.all());
         assertTrue(r.err().contains("--node_rank 2 must be below --nnodes 2"), r.all());
         assertTrue(r.err().contains("--nnodes 2 needs --master_addr"), r.all());
-        assertTrue(r.err().contains("with --offload_optimizer cpu is not built yet"), r.all());
+        assertTrue(r.err().contains("--nproc_per_node x --nnodes over 1 with --offload_optimizer cpu: " + dev.jtune.train.loop.TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL), r.all());
         assertTrue(!Files.exists(tmp.resolve("out/logs")), "no worker was started");
     }
 

@@ -394,8 +394,8 @@ public record TrainArgs(
             p.add(Flag.NNODES.cli() + " " + nnodes + " needs " + Flag.MASTER_ADDR.cli() + ": the address of node 0, where rank 0 waits for the others");
         }
         if (nprocPerNode * (long) nnodes > 1 && offloadOptimizer == OffloadOptimizer.CPU) {
-            p.add("data parallel (" + Flag.NPROC_PER_NODE.cli() + ", " + Flag.NNODES.cli() + ") with " + Flag.OFFLOAD_OPTIMIZER.cli()
-                    + " cpu is not built yet: gradients leave the GPU during backward, before the ranks could sum them");
+            p.add(Flag.NPROC_PER_NODE.cli() + " x " + Flag.NNODES.cli() + " over 1 with " + Flag.OFFLOAD_OPTIMIZER.cli() + " cpu: "
+                    + TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
         }
         if (visionLora && !loraEnable) {
             p.add(Flag.VISION_LORA.cli() + " needs " + Flag.LORA_ENABLE.cli() + ": it puts LoRA on the vision tower beside the language model's");

@@ -260,8 +260,7 @@ public final class Trainer implements AutoCloseable {
                 throw new IllegalArgumentException("the trainer's world has " + size + " rank(s), its config " + config.worldSize());
             }
             if (size > 1 && config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
-                throw new UnsupportedOperationException("data parallel with the optimizer on the host (--offload_optimizer cpu) is not built yet: "
-                        + "gradients leave the device during backward, before the ranks could sum them");
+                throw new UnsupportedOperationException(TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
             }
             return new Trainer(this);
         }

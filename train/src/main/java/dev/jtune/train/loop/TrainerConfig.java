@@ -176,6 +176,13 @@ public record TrainerConfig(
         return builder().build();
     }
 
+    /**
+     * Why data parallel (a world of more than one) does not run with the optimizer on the host yet: the one wording of the
+     * refusals in the flags, the command and the trainer.
+     */
+    public static final String HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL = "data parallel with the optimizer on the host is not"
+            + " built yet: the gradients leave the device during backward, before the ranks could sum them";
+
     /** A builder starting from the defaults. */
     public static Builder builder() {
         return new Builder();
