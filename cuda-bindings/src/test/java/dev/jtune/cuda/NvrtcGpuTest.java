@@ -147,7 +147,7 @@ class NvrtcGpuTest {
         org.junit.jupiter.api.Assumptions.assumeTrue(Gpu.arch().equals("sm_90"), "sm_90a is Hopper's: this is " + Gpu.arch());
         String source = """
                 extern "C" __global__ void fence(int* p) {
-                    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+                    asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); // one instruction: no newline needed in the asm string
                     if (threadIdx.x == 0) p[0] = 1;
                 }
                 """;
