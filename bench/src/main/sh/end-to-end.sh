@@ -4,7 +4,7 @@
 # layer checkpointing, bf16, and HF transformers (+ peft) in the same mode and length in the same call
 # (anchors/hf_gemma3_train.py, which has no 4-bit: its row for qlora16 is LoRA r16 over a bf16 base). jtune's rate is
 # the steady one: tokens over the steps after the warm-up (steady-rate.py), not a single step's.
-# Usage: [BATCH=1] [SKIP_HF=1] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
+# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
 #   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
@@ -13,8 +13,10 @@ model=${1:-gemma-3-270m}; mode=${2:-qlora16}; seq=${3:-8192}; steps=${4:-220}; w
 run=/tmp/e2e-$model-$mode-$seq; rm -rf $run; mkdir -p $run
 $JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( steps * ${BATCH:-1} + 10 )) $(( seq * 8 / 10 )) cuda 2>&1 | tail -1
 case $mode in
-  qlora16) extra=(--bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32); hf=lora16 ;;
-  lora16) extra=(--lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32); hf=lora16 ;;
+  # the anchor's adapter (hf_gemma3_train.py: LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0)); LORA_DROPOUT=0.05
+  # gives the trainer's default, which the rows before the eleventh session ran (PERFORMANCE.md has both)
+  qlora16) extra=(--bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 16 --lora_dropout ${LORA_DROPOUT:-0.0}); hf=lora16 ;;
+  lora16) extra=(--lora_enable --freeze_llm --lora_rank 16 --lora_alpha 16 --lora_dropout ${LORA_DROPOUT:-0.0}); hf=lora16 ;;
   full) extra=(--optim adamw_torch); hf=full ;;
   *) echo "end-to-end.sh: unknown mode $mode" >&2; exit 2 ;;
 esac

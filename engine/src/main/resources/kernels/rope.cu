@@ -1,15 +1,19 @@
-// Rotary position embedding, HF's rotate-half convention, on x [B, H, T, D] with positions I32 [B, T].
+// Rotary position embedding, HF's rotate-half convention, on x [B, H, T, D] with positions I32 [B, T]. x and out
+// each have their own strides on B, H and T (in elements; D is unit-stride), so the attention path rotates q and k
+// straight out of the projection's [B, T, H, D] layout into [B, H, T, D], and the backward writes the gradient back
+// in the projection's layout: no transposing copy either way.
 //
 // invFreq[d] = (float) (1 / base^(2d / D)) is computed once per block in double and rounded once to float (the
 // value of the Java reference), into shared memory; angle = (float) pos * invFreq[d] is the fp32 product HF
 // forms. cos and sin are taken in double of that float angle, like the reference, and used in the accumulation
 // type (rounded to float for 16/32-bit tensors, kept in double for F64). One thread per (b, t, d < D/2) computes
 // its cos/sin once and rotates that pair in all H heads. Each element is written by the thread that read it, so
-// out may be x.
+// out may be x (with the same strides).
 #include "rows.cuh"
 
 template <typename T>
-__device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, double scaling, int inverse) {
+__device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, i64 xst,
+                     i64 osb, i64 osh, i64 ost, double base, double scaling, int inverse) {
     typedef typename Acc<T>::type A;
     extern __shared__ float invFreq[];
     const i64 half = d / 2;
@@ -17,7 +21,6 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
         invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
     }
     __syncthreads();
-    const i64 headStride = t * d;
     JT_FOR(e, b * t * half) {
         const i64 k = e % half;
         const i64 bt = e / half;  // b * T + t
@@ -29,17 +32,19 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
         sincos((double) angle, &sd, &cd);
         const A c = (A) cd;
         const A s = inverse ? (A) -sd : (A) sd;
-        i64 off = (bi * h * t + ti) * d + k;
-        for (i64 hi = 0; hi < h; hi++, off += headStride) {
-            A x1 = load_acc<T>(x[off]);
-            A x2 = load_acc<T>(x[off + half]);
-            out[off] = store_acc<T>(x1 * c - x2 * s);
-            out[off + half] = store_acc<T>(x2 * c + x1 * s);
+        i64 xo = bi * xsb + ti * xst + k;
+        i64 oo = bi * osb + ti * ost + k;
+        for (i64 hi = 0; hi < h; hi++, xo += xsh, oo += osh) {
+            A x1 = load_acc<T>(x[xo]);
+            A x2 = load_acc<T>(x[xo + half]);
+            out[oo] = store_acc<T>(x1 * c - x2 * s);
+            out[oo + half] = store_acc<T>(x2 * c + x1 * s);
         }
     }
 }
 
 #define JT_ROPE(sfx, T) \
-    extern "C" __global__ void rope_##sfx(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, double base, double scaling, int inverse) { \
-        rope<T>(x, positions, out, b, h, t, d, base, scaling, inverse); }
+    extern "C" __global__ void rope_##sfx(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, \
+            i64 xst, i64 osb, i64 osh, i64 ost, double base, double scaling, int inverse) { \
+        rope<T>(x, positions, out, b, h, t, d, xsb, xsh, xst, osb, osh, ost, base, scaling, inverse); }
 JT_FLOAT_TYPES(JT_ROPE)

@@ -10,13 +10,13 @@ import static dev.jtune.engine.cuda.KernelParam.PTR;
 import static dev.jtune.engine.cuda.KernelSource.FLOATS;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
-/** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D]. */
+/** Typed launches of kernels/rope.cu: rotary position embedding on [B, H, T, D], input and output each with their own strides. */
 public final class RopeKernels {
     private static final int THREADS = 256;
 
-    /** kernels/rope.cu: rope_T(x, positions, out, b, h, t, d, base, scaling, inverse). */
+    /** kernels/rope.cu: rope_T(x, positions, out, b, h, t, d, x's strides on b, h, t, out's on b, h, t, base, scaling, inverse). */
     static final KernelSource SOURCE = KernelSource.builder("rope.cu")
-            .kernels(names("rope_%s", FLOATS), PTR, PTR, PTR, I64, I64, I64, I64, F64, F64, I32)
+            .kernels(names("rope_%s", FLOATS), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, F64, F64, I32)
             .build();
 
     private final CudaModule module;
@@ -45,7 +45,8 @@ public final class RopeKernels {
         String name = "rope_" + ElementwiseKernels.floatSuffix("rope", x.dtype());
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(positions.address()).pointer(out.address())
-                    .i64(b).i64(h).i64(t).i64(d).f64(base).f64(scaling).i32(inverse ? 1 : 0);
+                    .i64(b).i64(h).i64(t).i64(d).i64(x.stride(0)).i64(x.stride(1)).i64(x.stride(2))
+                    .i64(out.stride(0)).i64(out.stride(1)).i64(out.stride(2)).f64(base).f64(scaling).i32(inverse ? 1 : 0);
             long blocks = Math.min(Math.ceilDiv(b * t * half, THREADS), maxBlocks);
             module.function(name).launch(stream, blocks, THREADS, (int) shared, args);
         }

@@ -14,12 +14,14 @@ import dev.jtune.engine.cuda.RopeKernels;
 public interface RopeKernel {
 
     /**
-     * HF's rotate-half convention. x [B, H, T, D] (D even), positions I32 [B, T], contiguous. With
+     * HF's rotate-half convention. x and out [B, H, T, D] (D even), each with unit stride on D and any strides on B, H
+     * and T (the attention path passes q and k as the transposed view of the projection's [B, T, H, D]), positions
+     * I32 [B, T] contiguous. With
      * {@code invFreq[d] = (float) (1 / (scaling * base^(2d/D)))} and {@code angle = (float) pos * invFreq[d]} (both fp32,
      * as HF computes them), for d < D/2: {@code out[d] = x[d] cos - x[d + D/2] sin},
      * {@code out[d + D/2] = x[d + D/2] cos + x[d] sin}; {@code inverse} rotates by -angle (the backward).
      * {@code scaling} is transformers' linear RoPE scaling factor (1: none; 8 on Gemma 3 4B+'s global layers). out may
-     * be x.
+     * be x (the same view).
      */
     void rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out);
 
@@ -31,8 +33,8 @@ public interface RopeKernel {
 
     /**
      * The reference: invFreq and the angle are fp32 as the contract fixes (fp32 multiply); cos and sin of that float
-     * angle, and the rotation, are in double with one rounding on store. Rows (b, h, t) run in parallel and are read
-     * whole before they are written, so out may be x.
+     * angle, and the rotation, are in double with one rounding on store. Rows (b, h, t) run in parallel, each at its
+     * own strided start in x and in out, and are read whole before they are written, so out may be x.
      */
     final class Cpu implements RopeKernel {
         private Cpu() {
@@ -50,8 +52,10 @@ public interface RopeKernel {
             Flat os = Flat.of(out);
             CpuLoops.rows(x.numel() / Math.max(d, 1), row -> {
                 long b = row / (heads * t);
-                float pos = (float) ps.getLong(b * t + row % t);
-                double[] v = xs.read(row * d, new double[d]);
+                long h = row / t % heads;
+                long ti = row % t;
+                float pos = (float) ps.getLong(b * t + ti);
+                double[] v = xs.read(b * x.stride(0) + h * x.stride(1) + ti * x.stride(2), new double[d]);
                 double[] r = new double[d];
                 for (int k = 0; k < half; k++) {
                     float angle = pos * invFreq[k];
@@ -60,7 +64,7 @@ public interface RopeKernel {
                     r[k] = v[k] * c - v[k + half] * s;
                     r[k + half] = v[k + half] * c + v[k] * s;
                 }
-                os.write(row * d, r);
+                os.write(b * out.stride(0) + h * out.stride(1) + ti * out.stride(2), r);
             });
         }
 

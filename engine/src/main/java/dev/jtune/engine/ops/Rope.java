@@ -8,13 +8,15 @@ import dev.jtune.engine.fused.RopeKernel;
 
 /**
  * Rotary position embedding (HF's rotate-half convention, fp32 angles as HF computes them). Its backward is the
- * inverse rotation of the gradient.
+ * inverse rotation of the gradient. The kernel reads and writes strided rows, so x may be a view (the attention
+ * path's q and k are the transposed view of the projection's [B, T, H, D]): the output is a contiguous
+ * [B, H, T, D] and x's gradient comes back in x's own layout, with no transposing copy either way.
  */
 public final class Rope {
     private Rope() {
     }
 
-    /** x [B, H, T, D] (D even), positions I32 [B, T] or [T] (shared by the batch). */
+    /** x [B, H, T, D] (D even; any strides, unit stride on D avoids a copy), positions I32 [B, T] or [T] (shared by the batch). */
     public static Tensor apply(Tensor x, Tensor positions, double base) {
         return apply(x, positions, base, 1.0);
     }
@@ -37,18 +39,35 @@ public final class Rope {
             throw new ShapeException(op + ": positions " + positions.shape() + " must be [T] or [B, T] for x " + x.shape());
         }
         Tensor pos = shared ? positions.unsqueeze(0).expand(dev.jtune.engine.Shape.of(b, t)).contiguous() : positions.contiguous();
-        Tensor xc = x.contiguous();
         if (!(scaling > 0)) {
             throw new IllegalArgumentException(op + ": scaling must be positive, got " + scaling);
         }
-        return Autograd.op(op, () -> rotate(xc, pos, base, scaling, false), g -> new Tensor[] {rotate(g.contiguous(), pos, base, scaling, true), null}, x, positions);
+        Tensor xr = rows(x);
+        return Autograd.op(op, () -> rotate(xr, pos, base, scaling, false, Tensor.empty(x.shape(), x.dtype(), x.device())),
+                g -> new Tensor[] {rotate(rows(g), pos, base, scaling, true, emptyLaidOutAs(x)), null}, x, positions);
     }
 
-    private static Tensor rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse) {
-        Tensor out = Tensor.empty(x.shape(), x.dtype(), x.device());
+    private static Tensor rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
         if (out.numel() > 0) {
             RopeKernel.on(x).rotate(x, positions, base, scaling, inverse, out);
         }
         return out;
+    }
+
+    /** t itself when its rows (the last axis) are unit-stride, as the kernel reads them; else a contiguous copy. */
+    private static Tensor rows(Tensor t) {
+        return t.stride(3) == 1 || t.dim(3) <= 1 ? t : t.contiguous();
+    }
+
+    /**
+     * An output of x's shape in x's layout when x is the [B, H, T, D] view of a contiguous [B, T, H, D] (the
+     * projection's), so the gradient flows back without a copy; contiguous otherwise.
+     */
+    static Tensor emptyLaidOutAs(Tensor x) {
+        Tensor bthd = x.transpose(1, 2);
+        if (!x.isContiguous() && bthd.isContiguous()) {
+            return Tensor.empty(bthd.shape(), x.dtype(), x.device()).transpose(1, 2);
+        }
+        return Tensor.empty(x.shape(), x.dtype(), x.device());
     }
 }

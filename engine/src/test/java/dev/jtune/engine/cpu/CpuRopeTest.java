@@ -124,4 +124,32 @@ class CpuRopeTest extends CpuKernelTest {
             assertGradient("rope", numeric, gx.toDoubleArray(), 1e-9);
         }
     }
+
+    /**
+     * The attention path's layouts: x is the [B, H, T, D] view of a [B, T, H, D] tensor (the projection's), out either
+     * contiguous (forward) or that same transposed layout (the gradient); each must equal the contiguous rotation.
+     */
+    @Test
+    void rotatesStridedViewsLikeContiguousOnes() {
+        Random rnd = Seeds.random(404);
+        for (int trial = 0; trial < 12; trial++) {
+            DType dtype = FLOATING[trial % FLOATING.length];
+            int b = 1 + rnd.nextInt(2);
+            int h = 1 + rnd.nextInt(4);
+            int t = size(rnd);
+            int d = 2 * size(rnd);
+            boolean inverse = rnd.nextBoolean();
+            int[] pos = positions(rnd, b, t, 20_000);
+            Tensor bthd = tensor(rnd, dtype, uniform(rnd, b * h * t * d, -2, 2), b, t, h, d);
+            Tensor view = bthd.transpose(1, 2);
+            double[] expected = reference(view.contiguous().toDoubleArray(), pos, b, h, t, d, 10_000, inverse);
+            String what = "rope " + dtype + " of a [B, T, H, D] view [" + b + ", " + h + ", " + t + ", " + d + "] inverse=" + inverse;
+            Tensor contiguousOut = output(rnd, dtype, b, h, t, d);
+            cpu.kernels(RopeKernel.OP).rotate(view, ints(rnd, pos, b, t), 10_000, 1.0, inverse, contiguousOut);
+            assertClose(what + " into a contiguous out", expected, contiguousOut.toDoubleArray(), tol(dtype), 2);
+            Tensor stridedOut = output(rnd, dtype, b, t, h, d).transpose(1, 2);
+            cpu.kernels(RopeKernel.OP).rotate(view, ints(rnd, pos, b, t), 10_000, 1.0, inverse, stridedOut);
+            assertClose(what + " into the same layout", expected, stridedOut.contiguous().toDoubleArray(), tol(dtype), 2);
+        }
+    }
 }

@@ -357,6 +357,21 @@ class CudaFusedParityTest {
                 }
             }
         }
+        // the attention path's layouts: x the [B, H, T, D] view of a [B, T, H, D] tensor; out contiguous, or in x's layout
+        for (DType t : FLOATS) {
+            Tensor bthd = rand(Shape.of(2, 37, 4, 256), t, -2, 2);
+            Tensor pos = ints(Shape.of(2, 37), 0, 32768);
+            for (boolean inverse : new boolean[] {false, true}) {
+                Tensor ref = cpuEmpty(Shape.of(2, 4, 37, 256), t);
+                cpu.kernels(RopeKernel.OP).rotate(bthd.transpose(1, 2), pos, 10_000, 1.0, inverse, ref);
+                Tensor got = gpuEmpty(Shape.of(2, 4, 37, 256), t);
+                gpu.kernels(RopeKernel.OP).rotate(g(bthd).transpose(1, 2), g(pos), 10_000, 1.0, inverse, got);
+                assertClose(ref, got, tol(t), tag("rope " + t + " of a transposed view, inverse=" + inverse));
+                Tensor strided = gpuEmpty(Shape.of(2, 37, 4, 256), t).transpose(1, 2);
+                gpu.kernels(RopeKernel.OP).rotate(g(bthd).transpose(1, 2), g(pos), 10_000, 1.0, inverse, strided);
+                assertClose(ref, strided.contiguous(), tol(t), tag("rope " + t + " of a transposed view into its layout, inverse=" + inverse));
+            }
+        }
         // rotating back recovers x
         Shape s = Shape.of(2, 3, 11, 64);
         Tensor x = rand(s, DType.F32, -2, 2);

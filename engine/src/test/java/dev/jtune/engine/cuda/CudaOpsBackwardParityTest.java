@@ -96,6 +96,8 @@ class CudaOpsBackwardParityTest {
             compare("gelu", t -> Activations.gelu(t[0]), dt, tol, cpu(Shape.of(7, 130)));
             compare("geglu", t -> Activations.geglu(t[0], t[1]), dt, tol, cpu(Shape.of(7, 130)), cpu(Shape.of(7, 130)));
             compare("rope", t -> Rope.apply(t[0], t[1], 10_000), dt, tol, cpu(Shape.of(2, 4, 19, 256)), ints(Shape.of(2, 19), 30_000));
+            compare("rope of a transposed view", t -> Rope.apply(t[0].transpose(1, 2), t[1], 10_000), dt, tol, cpu(Shape.of(2, 19, 4, 256)),
+                    ints(Shape.of(2, 19), 30_000));
             compare("softmax", t -> Softmax.softmax(t[0], 1), dt, tol, cpu(Shape.of(4, 300, 3)));
             compare("logSoftmax", t -> Softmax.logSoftmax(t[0], -1), dt, tol, cpu(Shape.of(4, 3000)));
             Tensor labels = ints(Shape.of(37), 1000);

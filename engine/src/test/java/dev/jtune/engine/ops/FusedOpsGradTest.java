@@ -75,6 +75,16 @@ class FusedOpsGradTest {
         int[] shared = java.util.Arrays.copyOf(pos, (int) t);
         GradCheck.check("rope [T]", u -> Rope.apply(u[0], ints(shared, Shape.of(t)), 1_000_000), rnd.nextLong(), x);
         GradCheck.check("rope, linear scaling 8", u -> Rope.apply(u[0], ints(shared, Shape.of(t)), 1_000_000, 8.0), rnd.nextLong(), x);
+        // the attention path: x is the [B, H, T, D] view of a [B, T, H, D] tensor, read and written back without a copy
+        Shape bthd = Shape.of(b, t, x.dim(1), x.dim(3));
+        GradCheck.check("rope of a transposed view", u -> Rope.apply(u[0].transpose(1, 2), ints(pos, Shape.of(b, t)), 10_000), rnd.nextLong(), bthd);
+        try (Scope s = Scope.open("rope layouts")) {
+            Tensor p = Tensor.randn(bthd, DType.F64, Device.CPU, 5);
+            assertTrue(Rope.apply(p.transpose(1, 2), ints(pos, Shape.of(b, t)), 10_000).isContiguous(), "rope's output is a contiguous [B, H, T, D]");
+            // the gradient of the [B, H, T, D] view is written in the [B, T, H, D] tensor's layout: transposing it back is free
+            assertTrue(Rope.emptyLaidOutAs(p.transpose(1, 2)).transpose(1, 2).isContiguous(), "the view's gradient in the projection's layout");
+            assertTrue(Rope.emptyLaidOutAs(p).isContiguous(), "a contiguous input's gradient is contiguous");
+        }
         try (Scope s = Scope.open("rope scaling")) {
             // linear scaling by s rotates position p as the unscaled rope rotates p / s
             Tensor v = Tensor.randn(Shape.of(1, 1, 1, 8), DType.F64, Device.CPU, 3);

@@ -71,9 +71,10 @@ public final class Gemma3Attention extends Module {
         Tensor v = vProj.forward(h).reshape(b, t, hkv, d);
         double base = config.ropeTheta(layer);
         double scaling = config.ropeScalingFactor(layer); // linear RoPE scaling (8 on the 4B+ models' global layers)
+        // RoPE reads q and k in the projection's [B, T, H, D] layout and writes [B, H, T, D]: no transposing copy
         return new Tensor[] {
-                Rope.apply(q.transpose(1, 2).contiguous(), positions, base, scaling),
-                Rope.apply(k.transpose(1, 2).contiguous(), positions, base, scaling),
+                Rope.apply(q.transpose(1, 2), positions, base, scaling),
+                Rope.apply(k.transpose(1, 2), positions, base, scaling),
                 v.transpose(1, 2).contiguous()};
     }
 }
