@@ -4,7 +4,8 @@
 # (default .device/before/jtune.jar; it may leave out the bundled tokenizer, which is then read from the tree to keep
 # the carry small), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
 # over the logged steps after the first (warm-up) and its peak, then the median of each side.
-# Usage: bash bench/src/main/sh/ab-end-to-end.sh [pairs=2] [steps=40] [A.jar]
+# The adapter is the HF anchor's (r 16, alpha 16, dropout 0.0, as end-to-end.sh); LORA_DROPOUT=0.05 gives the trainer's default.
+# Usage: [LORA_DROPOUT=0.0] bash bench/src/main/sh/ab-end-to-end.sh [pairs=2] [steps=40] [A.jar]
 set -u
 . .device/env
 pairs=${1:-2}; steps=${2:-40}; a=${3:-.device/before/jtune.jar}; b=.device/lib/jtune.jar
@@ -13,7 +14,7 @@ $JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run gemma-3-270m 60 6500 2>&1
 one() { # jar label -> "label tokens/s peak"
   rm -rf $run/out
   $JAVA $JOPTS -cp "$1:model-gemma/src/main/resources" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out \
-      --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 32 --max_seq_length 8192 --gradient_checkpointing --checkpointing_granularity layer --bf16 \
+      --bits 4 --lora_enable --freeze_llm --lora_rank 16 --lora_alpha 16 --lora_dropout ${LORA_DROPOUT:-0.0} --max_seq_length 8192 --gradient_checkpointing --checkpointing_granularity layer --bf16 \
       --per_device_train_batch_size 1 --max_steps $steps --logging_steps 5 --save_strategy no --report_to jsonl >$run/$2.log 2>&1 \
     || { echo "$2 failed:"; tail -5 $run/$2.log; return; }
   python3 - "$2" $run/out/metrics.jsonl <<'PY'

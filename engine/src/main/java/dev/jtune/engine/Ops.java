@@ -223,15 +223,26 @@ public final class Ops {
      * accumulation; output in {@code outType} (a's dtype or F32). Transposed views are recognised and cost no copy.
      */
     public static Tensor matmul(Tensor a, Tensor b, Transpose transpose, DType outType) {
-        return product(a, transpose.a(), b, transpose.b(), outType);
+        return product(a, transpose.a(), b, transpose.b(), outType, 1.0);
     }
 
-    /** {@code op(a) @ op(b)} in a's dtype: the gradients' products, flags computed. */
-    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB) {
-        return product(a, transA, b, transB, a.dtype());
+    /**
+     * {@code scale * op(a) @ op(b)} in a's dtype: the scale rides on the product (cuBLAS's alpha, applied in the fp32
+     * accumulator before the one rounding) instead of a pass of its own, and on both gradients' products the same way.
+     */
+    public static Tensor matmul(Tensor a, Tensor b, Transpose transpose, double scale) {
+        if (!Double.isFinite(scale)) {
+            throw new IllegalArgumentException("matmul: scale must be finite, got " + scale);
+        }
+        return product(a, transpose.a(), b, transpose.b(), a.dtype(), scale);
     }
 
-    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB, DType outType) {
+    /** {@code alpha * op(a) @ op(b)} in a's dtype: the gradients' products, flags computed. */
+    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB, double alpha) {
+        return product(a, transA, b, transB, a.dtype(), alpha);
+    }
+
+    private static Tensor product(Tensor a, boolean transA, Tensor b, boolean transB, DType outType, double alpha) {
         Checks.pair("matmul", a, b);
         if (a.rank() < 2 || b.rank() < 2) {
             throw new ShapeException("matmul: operands need rank >= 2, got " + a.shape() + " and " + b.shape());
@@ -270,9 +281,9 @@ public final class Ops {
                 backend(a).fill(out, 0.0);
                 return out;
             }
-            productInto(a, transA, b, transB, out, false);
+            productInto(a, transA, b, transB, out, alpha, false);
             return out;
-        }, g -> matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, transA, b, transB), a, b);
+        }, g -> matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, transA, b, transB, alpha), a, b);
     }
 
     /**
@@ -300,33 +311,34 @@ public final class Ops {
         return Autograd.op("addMatmulInto", () -> {
             Tensor out = c.detach();
             if (out.numel() > 0 && k > 0) {
-                productInto(a, false, b, transB, out, true);
+                productInto(a, false, b, transB, out, 1.0, true);
             }
             return out;
         }, g -> {
-            Tensor[] ab = matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, false, b, transB);
+            Tensor[] ab = matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, false, b, transB, 1.0);
             return new Tensor[] {g, ab[0], ab[1]};
         }, c, a, b);
     }
 
-    /** {@code out (+)= op(a) @ op(b)} by the backend, with the operands laid out as it takes them. */
-    private static void productInto(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    /** {@code out (+)= alpha * op(a) @ op(b)} by the backend, with the operands laid out as it takes them. */
+    private static void productInto(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         Operand pa = operand(a, transA);
         Operand pb = operand(b, transB);
-        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, accumulate);
+        backend(a).matmul(pa.tensor, pa.trans, pb.tensor, pb.trans, out, alpha, accumulate);
         pa.release(a);
         pb.release(b);
     }
 
     /**
-     * Gradients of {@code op(a) @ op(b)}: dA = g @ op(b)^T (as stored: transposed back when transA), dB = op(a)^T @ g;
-     * a 2-D b shared by a batch gets the sum over the batch, computed as one product over the flattened rows.
+     * Gradients of {@code alpha * op(a) @ op(b)}: dA = alpha g @ op(b)^T (as stored: transposed back when transA),
+     * dB = alpha op(a)^T @ g; a 2-D b shared by a batch gets the sum over the batch, computed as one product over the
+     * flattened rows.
      */
-    private static Tensor[] matmulBackward(Tensor g, Tensor a, boolean transA, Tensor b, boolean transB) {
+    private static Tensor[] matmulBackward(Tensor g, Tensor a, boolean transA, Tensor b, boolean transB, double alpha) {
         Tensor ga = null;
         Tensor gb = null;
         if (a.requiresGrad()) {
-            Tensor product = product(g, false, b, !transB); // g @ op(b)^T = op(a)'s gradient
+            Tensor product = product(g, false, b, !transB, alpha); // alpha g @ op(b)^T = op(a)'s gradient
             ga = transA ? product.transpose(-1, -2) : product;
         }
         if (b.requiresGrad()) {
@@ -334,9 +346,9 @@ public final class Ops {
             if (shared && !transA) {
                 Tensor a2 = a.reshape(-1, a.dim(-1));
                 Tensor g2 = g.reshape(-1, g.dim(-1));
-                gb = transB ? product(g2, true, a2, false) : product(a2, true, g2, false);
+                gb = transB ? product(g2, true, a2, false, alpha) : product(a2, true, g2, false, alpha);
             } else {
-                Tensor batched = transB ? product(g, true, a, transA) : product(a, !transA, g, false);
+                Tensor batched = transB ? product(g, true, a, transA, alpha) : product(a, !transA, g, false, alpha);
                 gb = shared ? sumTo(batched, b.shape()) : batched;
             }
         }

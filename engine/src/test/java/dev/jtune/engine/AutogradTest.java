@@ -84,6 +84,24 @@ class AutogradTest {
         }
         GradCheck.check("2-D", t -> t[0].matmul(t[1]), seed(), Shape.of(m, k), Shape.of(k, n));
         GradCheck.check("transposed view operand", t -> t[0].matmul(t[1].transpose(0, 1)), seed(), Shape.of(m, k), Shape.of(n, k));
+        // the scale on the product (the GEMM's alpha) reaches both gradients
+        double scale = -0.3 + 2 * rnd.nextDouble();
+        for (Transpose tr : Transpose.values()) {
+            Shape sa = tr.a() ? Shape.of(batch, k, m) : Shape.of(batch, m, k);
+            Shape sb2 = tr.b() ? Shape.of(n, k) : Shape.of(k, n);
+            GradCheck.check("scaled by " + scale + " " + tr, t -> Ops.matmul(t[0], t[1], tr, scale), seed(), sa, sb2);
+        }
+    }
+
+    @Test
+    void aScaledProductIsTheScaledProduct() {
+        try (Scope s = Scope.open("scaled matmul")) {
+            Tensor a = Tensor.randn(Shape.of(2, 5, 7), DType.F64, Device.CPU, seed());
+            Tensor b = Tensor.randn(Shape.of(3, 7), DType.F64, Device.CPU, seed());
+            double[] expected = Ops.matmul(a, b, Transpose.B).scale(0.625).toDoubleArray();
+            assertArrayEquals(expected, Ops.matmul(a, b, Transpose.B, 0.625).toDoubleArray(), 1e-12);
+            assertThrows(IllegalArgumentException.class, () -> Ops.matmul(a, b, Transpose.B, Double.NaN));
+        }
     }
 
     @Test

@@ -69,14 +69,20 @@ public interface Backend {
      */
     void reduce(ReduceOp op, Tensor a, int axis, Tensor out);
 
+    /** {@link #matmul(Tensor, boolean, Tensor, boolean, Tensor, double, boolean)} with alpha 1. */
+    default void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+        matmul(a, transA, b, transB, out, 1.0, accumulate);
+    }
+
     /**
-     * {@code out[b] = op(a[b]) @ op(b[b])} (or {@code +=} when {@code accumulate}) with fp32 accumulation.
+     * {@code out[b] = alpha * op(a[b]) @ op(b[b])} (or {@code +=} when {@code accumulate}) with fp32 accumulation; the
+     * product is scaled in the accumulator, before the one rounding to out's dtype (cuBLAS's alpha).
      * {@code a} is contiguous [batch..., M, K], or [batch..., K, M] when {@code transA}; {@code b} is contiguous
      * [batch..., K, N] ([..., N, K] when {@code transB}) with a's batch dimensions, or 2-D and shared by every
      * batch; {@code out} is contiguous [batch..., M, N]. a and b share a floating dtype; out has that dtype or F32.
      * Operands may start anywhere in their storage (slices), so alignment is not assumed.
      */
-    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate);
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate);
 
     /**
      * The generic kernel hook: this device's implementation of a fused op ({@link FusedOp#cpu}, {@link FusedOp#meta},

@@ -223,8 +223,8 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
-        CpuMatmul.run(a, transA, b, transB, out, accumulate);
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
+        CpuMatmul.run(a, transA, b, transB, out, alpha, accumulate);
     }
 
     @Override

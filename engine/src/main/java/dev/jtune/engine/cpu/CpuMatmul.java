@@ -11,13 +11,13 @@ import java.util.stream.IntStream;
 /**
  * Batched matmul for the cpu backend. Operands are first gathered into Java arrays laid out so that every output
  * element is a dot product of two contiguous rows (op(a)'s row i, op(b)'s column j); products accumulate in
- * double for every dtype and each output is rounded once to out's dtype. Rows of the output run in parallel.
+ * double for every dtype, are scaled by alpha there, and each output is rounded once to out's dtype. Rows of the output run in parallel.
  */
 final class CpuMatmul {
     private CpuMatmul() {
     }
 
-    static void run(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    static void run(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         int m = Math.toIntExact(out.dim(-2));
         int n = Math.toIntExact(out.dim(-1));
         int k = Math.toIntExact(transA ? a.dim(-2) : a.dim(-1));
@@ -33,7 +33,7 @@ final class CpuMatmul {
             int firstColumn = shared ? 0 : (row / m) * n;
             long at = base + (long) row * n;
             for (int j = 0; j < n; j++) {
-                double v = left.dot(row, right, firstColumn + j);
+                double v = alpha * left.dot(row, right, firstColumn + j);
                 HostElements.set(dst, outType, at + j, accumulate ? HostElements.get(dst, outType, at + j) + v : v);
             }
         });

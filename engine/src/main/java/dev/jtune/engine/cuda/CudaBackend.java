@@ -318,11 +318,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         context.makeCurrent();
         // cuBLASLt's workspace lives as long as the backend
         family(LtMatmul.class, be -> new LtMatmul(stream, allocator.allocate(LtMatmul.WORKSPACE_BYTES, MemoryCategory.WORKSPACE).address()))
-                .matmul(a, transA, b, transB, out, accumulate);
+                .matmul(a, transA, b, transB, out, alpha, accumulate);
     }
 
     /**

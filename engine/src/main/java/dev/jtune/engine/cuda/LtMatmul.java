@@ -71,11 +71,24 @@ final class LtMatmul implements AutoCloseable {
     }
 
     /** See {@link dev.jtune.engine.backend.Backend#matmul}. */
-    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         Key key = Key.of(Operand.of(a), transA, Operand.of(b), transB, Operand.of(out));
         Plan plan = plans.computeIfAbsent(key, this::plan);
+        if (alpha == 1.0) {
+            run(key, plan, plan.one, a, b, out, accumulate);
+            return;
+        }
+        // host pointer mode: cuBLASLt reads alpha during the call, so it may live in a short arena
+        try (Arena scalar = Arena.ofConfined()) {
+            MemorySegment alphaValue = key.in == DType.F64 ? scalar.allocateFrom(ValueLayout.JAVA_DOUBLE, alpha)
+                    : scalar.allocateFrom(ValueLayout.JAVA_FLOAT, (float) alpha);
+            run(key, plan, alphaValue, a, b, out, accumulate);
+        }
+    }
+
+    private void run(Key key, Plan plan, MemorySegment alpha, Tensor a, Tensor b, Tensor out, boolean accumulate) {
         // Column-major view: D (n x m) = op(B') (n x k) @ op(A') (k x m), with B' = b's buffer and A' = a's.
-        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, plan.one,
+        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, alpha,
                 MemorySegment.ofAddress(b.address()), plan.layoutA,
                 MemorySegment.ofAddress(a.address()), plan.layoutB,
                 accumulate ? plan.one : plan.zero, MemorySegment.ofAddress(out.address()), plan.layoutC,

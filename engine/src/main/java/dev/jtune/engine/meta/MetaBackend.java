@@ -116,7 +116,7 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
-    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, boolean accumulate) {
+    public void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
     }
 
     /** A fused op's meta rule: no data to compute, only the workspace its cuda launcher would allocate. */

@@ -280,6 +280,8 @@ class CudaParityTest {
                     assertClose(Ops.matmul(a, b, tr, DType.F32), Ops.matmul(a.to(GPU), b.to(GPU), tr, DType.F32), 1e-5,
                             "fp32 out " + t);
                 }
+                // the scale as cuBLASLt's alpha, against the cpu's scaling in its double accumulator
+                assertClose(Ops.matmul(a, b2, tr, 0.375), Ops.matmul(a.to(GPU), b2.to(GPU), tr, 0.375), tol, "scaled 0.375 " + t + " " + tr);
             }
         }
         // operands at odd offsets (sliced views) and transposed views that the engine passes without copying

@@ -72,8 +72,9 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         return product(x);
     }
 
+    /** The scale rides on the product (the GEMM's alpha, forward and backward): no pass of its own over [tokens, r]. */
     private Tensor product(Tensor in) {
-        return in.cast(compute).matmul(a.cast(compute).transpose(0, 1)).scale(scale);
+        return Ops.matmul(in.cast(compute), a.cast(compute), Transpose.B, scale);
     }
 
     /** A or B. */
