@@ -61,6 +61,8 @@ final class LtMatmul implements AutoCloseable {
     private final CudaStream stream;
     private final long workspace;
     private final Map<Key, Plan> plans = new ConcurrentHashMap<>();
+    private static final int MAX_ALPHAS = 256;
+    private final Map<Alpha, MemorySegment> alphas = new ConcurrentHashMap<>();
 
     LtMatmul(CudaStream stream, long workspace) {
         this.stream = stream;
@@ -74,16 +76,23 @@ final class LtMatmul implements AutoCloseable {
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         Key key = Key.of(Operand.of(a), transA, Operand.of(b), transB, Operand.of(out));
         Plan plan = plans.computeIfAbsent(key, this::plan);
+        boolean f64 = key.in == DType.F64;
         if (alpha == 1.0) {
             run(key, plan, plan.one, a, b, out, accumulate);
-            return;
+        } else if (alphas.size() < MAX_ALPHAS) {
+            run(key, plan, alphas.computeIfAbsent(new Alpha(alpha, f64), x -> scalar(f64, alpha)), a, b, out, accumulate);
+        } else {
+            // past the cache, the scalar lives in an arena of its own, freed only after the product ran
+            try (Arena scalar = Arena.ofConfined()) {
+                run(key, plan, f64 ? scalar.allocateFrom(ValueLayout.JAVA_DOUBLE, alpha) : scalar.allocateFrom(ValueLayout.JAVA_FLOAT, (float) alpha),
+                        a, b, out, accumulate);
+                stream.synchronize();
+            }
         }
-        // host pointer mode: cuBLASLt reads alpha during the call, so it may live in a short arena
-        try (Arena scalar = Arena.ofConfined()) {
-            MemorySegment alphaValue = key.in == DType.F64 ? scalar.allocateFrom(ValueLayout.JAVA_DOUBLE, alpha)
-                    : scalar.allocateFrom(ValueLayout.JAVA_FLOAT, (float) alpha);
-            run(key, plan, alphaValue, a, b, out, accumulate);
-        }
+    }
+
+    /** A host scalar for alpha (the pointer mode is host's), kept for the process: a handful of values (LoRA's scale). */
+    private record Alpha(double value, boolean f64) {
     }
 
     private void run(Key key, Plan plan, MemorySegment alpha, Tensor a, Tensor b, Tensor out, boolean accumulate) {
