@@ -72,6 +72,11 @@ run_part() {
   name=$(printf '%s' "$p" | tr -c 'A-Za-z0-9_-' '_')
   log="$out/$tool-$name.log"; tests="$out/$tool-$name.tests.txt"
   start=$(date +%s)
+  # the host's lowest available memory while the part runs: racecheck grew the plan part's JVM past 128 GiB (eleventh
+  # session), and the kernel's OOM killer ends such a part with SIGKILL and no output
+  local mem="$out/$tool-$name.memavail"
+  (while :; do awk '/MemAvailable/ {print $2}' /proc/meminfo; sleep 2; done) > "$mem" 2>/dev/null &
+  local sampler=$!
   # --details=tree prints each test as it ends, so a part that is cut still shows how far it got; it goes before the
   # filters: the console launcher dropped --include-tag gpu when another option came between it and --include-classname
   # (every cpu test of the part's classes then ran under the sanitizer too, and "rest" ran the whole cpu suite)
@@ -81,11 +86,18 @@ run_part() {
       --details=tree --include-tag gpu "${select[@]}" > "$tests" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  local lowest; lowest=$(sort -n "$mem" 2>/dev/null | head -1)
   found=$(grep -E "^=+ (ERROR SUMMARY|RACECHECK SUMMARY)" "$log" 2>/dev/null | tail -1 | sed 's/^=* //')
   ok=$(grep -oE "[0-9]+ tests successful" "$tests" | tail -1)
   failed=$(grep -oE "[0-9]+ tests failed" "$tests" | tail -1)
   note=""
-  [ "$rc" = 124 ] || [ "$rc" = 137 ] && note=" CUT at ${limit} s"
+  if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && [ "$secs" -ge "$limit" ]; }; then
+    note=" CUT at ${limit} s"
+  elif [ "$rc" = 137 ]; then # SIGKILL before the limit: not ours
+    note=" KILLED after ${secs} s (SIGKILL; $(dmesg 2>/dev/null | grep -c 'Out of memory: Killed') OOM kills in dmesg)"
+  fi
+  [ -n "$lowest" ] && note="$note | host memory available at least $(( lowest / 1048576 )) GiB"
   # racecheck: hazards by kernel, cuBLAS's nvjet_* apart (see above); a part is clean when none is in another kernel
   ours=""
   if [ "$tool" = racecheck ]; then
