@@ -58,7 +58,55 @@ public final class AdamW implements Optimizer {
     private record Group(ParamGroup hyper, ParameterTable table, GradientBuffer grads, Tensor master, Tensor m, Tensor v) {
     }
 
-    private record GroupKey(Device device, DType dtype, ParamGroup hyper) {
+    /** What puts parameters in one group: the flat buffers' device and dtype, and the step's scalars. */
+    record GroupKey(Device device, DType dtype, ParamGroup hyper) {
+    }
+
+    /** The parameters by group, each group's and the groups' order that of {@code params}; each floating. */
+    static Map<GroupKey, SequencedMap<String, Tensor>> grouped(String who, SequencedMap<String, Tensor> params, ParamGroup.Assignment groupOf) {
+        Map<GroupKey, SequencedMap<String, Tensor>> byGroup = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            Tensor p = e.getValue();
+            if (!p.dtype().isFloating()) {
+                throw new DTypeException(who + ": parameter " + e.getKey() + " " + p.describe() + " is not floating");
+            }
+            byGroup.computeIfAbsent(new GroupKey(p.device(), p.dtype(), groupOf.of(e.getKey())), k -> new LinkedHashMap<>()).put(e.getKey(), p);
+        }
+        return byGroup;
+    }
+
+    /** The checkpoint state's names of {@code params} in their order: exp_avg, exp_avg_sq and, for 16-bit parameters, master. */
+    static List<String> stateNames(SequencedMap<String, Tensor> params) {
+        List<String> names = new ArrayList<>();
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            names.add(e.getKey() + ".exp_avg");
+            names.add(e.getKey() + ".exp_avg_sq");
+            if (needsMaster(e.getValue().dtype())) {
+                names.add(e.getKey() + ".master");
+            }
+        }
+        return names;
+    }
+
+    /** Whether a parameter of {@code dtype} is stepped through an fp32 master copy (16-bit weights). */
+    static boolean needsMaster(DType dtype) {
+        return dtype != DType.F32 && dtype != DType.F64;
+    }
+
+    /** Refuses a checkpoint whose state names are not exactly {@code expected}, naming what is missing and what is extra. */
+    static void checkStateNames(String who, java.util.Collection<String> expected, Map<String, Tensor> saved) {
+        if (saved.keySet().equals(new java.util.HashSet<>(expected))) {
+            return;
+        }
+        TreeSet<String> missing = new TreeSet<>(expected);
+        missing.removeAll(saved.keySet());
+        TreeSet<String> extra = new TreeSet<>(saved.keySet());
+        extra.removeAll(expected);
+        throw new ShapeException(who + ": the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
+                + expected.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
+                + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
+                + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
+                + " (a different set of trainable parameters?)");
     }
 
     private final List<Group> groups = new ArrayList<>();
@@ -89,16 +137,8 @@ public final class AdamW implements Optimizer {
     public AdamW(SequencedMap<String, Tensor> params, Config config, Placement statePlacement, ParamGroup.Assignment groupOf) {
         this.config = config;
         this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
-        Map<GroupKey, SequencedMap<String, Tensor>> byGroup = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : params.entrySet()) {
-            Tensor p = e.getValue();
-            if (!p.dtype().isFloating()) {
-                throw new DTypeException("AdamW: parameter " + e.getKey() + " " + p.describe() + " is not floating");
-            }
-            byGroup.computeIfAbsent(new GroupKey(p.device(), p.dtype(), groupOf.of(e.getKey())), k -> new LinkedHashMap<>()).put(e.getKey(), p);
-        }
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (Map.Entry<GroupKey, SequencedMap<String, Tensor>> e : byGroup.entrySet()) {
+            for (Map.Entry<GroupKey, SequencedMap<String, Tensor>> e : grouped("AdamW", params, groupOf).entrySet()) {
                 groups.add(group(e.getKey().hyper(), e.getValue(), statePlacement));
             }
         }
@@ -148,7 +188,7 @@ public final class AdamW implements Optimizer {
             ParameterTable table = new ParameterTable(grads.parameters(), layout);
             Shape flat = Shape.of(layout.numel());
             Tensor master = null;
-            if (dtype != DType.F32 && dtype != DType.F64) {
+            if (needsMaster(dtype)) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
                     master = Tensor.zeros(flat, DType.F32, device, placement);
                 }
@@ -188,17 +228,7 @@ public final class AdamW implements Optimizer {
      */
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
-        if (!saved.keySet().equals(state.keySet())) {
-            TreeSet<String> missing = new TreeSet<>(state.keySet());
-            missing.removeAll(saved.keySet());
-            TreeSet<String> extra = new TreeSet<>(saved.keySet());
-            extra.removeAll(state.keySet());
-            throw new ShapeException("AdamW: the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
-                    + state.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
-                    + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
-                    + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
-                    + " (a different set of trainable parameters?)");
-        }
+        checkStateNames("AdamW", state.keySet(), saved);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Map.Entry<String, Tensor> e : state.entrySet()) {
                 Tensor src = saved.get(e.getKey());

@@ -1,0 +1,197 @@
+package dev.jtune.train;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.optim.Optimizer;
+import dev.jtune.engine.optim.ParamGroup;
+import dev.jtune.engine.optim.ShardedAdamW;
+import dev.jtune.engine.Placement;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SequencedMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Issue 16's ZeRO stage 1 on the cpu, through the in-process stand-in for NCCL: N ranks of {@link ShardedAdamW}, each
+ * holding 1/N of the optimizer state, give every rank the parameters that one {@link AdamW} gives, bit for bit, step
+ * after step (the same kernel arithmetic per element; the all-gathers move bf16 and fp32 values exactly); their
+ * gathered state is AdamW's; and a sharded optimizer of any size resumes from AdamW's state and goes on as AdamW does.
+ * Parameters of two dtypes (two flat groups, the bf16 one through a master copy) and two parameter groups, with shard
+ * boundaries inside parameters and, at three ranks, an empty shard.
+ */
+class ShardedAdamWTest {
+    private static final int STEPS = 3;
+    private static final AdamW.Config CONFIG = new AdamW.Config(1e-2, 0.9, 0.999, 1e-8, 0.1);
+    private static final ParamGroup NO_DECAY = new ParamGroup("no decay", 0.5, false);
+    private static final ParamGroup.Assignment GROUPS = name -> name.startsWith("norm") ? NO_DECAY : ParamGroup.DEFAULT;
+    private static final long SEED = 1601; // fixed: every rank and the reference draw the same values
+
+    /** name -> shape and dtype, in order: 15 + 700 fp32 elements (1,024 in the flat layout), 600 + 40 bf16, 9 fp32 without decay. */
+    private static SequencedMap<String, Tensor> parameters() {
+        SequencedMap<String, Tensor> p = new LinkedHashMap<>();
+        p.put("a", init(Shape.of(3, 5), DType.F32, 1));
+        p.put("b", init(Shape.of(700), DType.F32, 2));
+        p.put("c", init(Shape.of(2, 300), DType.BF16, 3));
+        p.put("d", init(Shape.of(40), DType.BF16, 4));
+        p.put("norm", init(Shape.of(9), DType.F32, 5));
+        return p;
+    }
+
+    private static Tensor init(Shape s, DType dtype, int k) {
+        return Tensor.randn(s, DType.F32, Device.CPU, SEED + k).cast(dtype).requiresGrad(true);
+    }
+
+    /** Step {@code step}'s gradients (the same on every rank: the trainer's all-reduce has summed them). */
+    private static void setGradients(SequencedMap<String, Tensor> params, int step) {
+        int k = 0;
+        for (Tensor p : params.values()) {
+            Ops.copyInto(Tensor.randn(p.shape(), DType.F32, Device.CPU, SEED + 100L * step + k++).cast(p.dtype()), p.grad());
+        }
+    }
+
+    private static Map<String, float[]> values(Map<String, Tensor> tensors) {
+        Map<String, float[]> out = new LinkedHashMap<>();
+        tensors.forEach((n, t) -> out.put(n, t.toFloatArray()));
+        return out;
+    }
+
+    /** What one run gives: the parameters after each step, and the state after the last. */
+    record Run(List<Map<String, float[]>> params, Map<String, float[]> state) {
+    }
+
+    private static Run train(Function<SequencedMap<String, Tensor>, Optimizer> optimizer, Map<String, Tensor> resumeFrom, long resumeSteps) {
+        try (Scope s = Scope.open("run")) {
+            SequencedMap<String, Tensor> params = parameters();
+            Optimizer opt = optimizer.apply(params);
+            if (resumeFrom != null) {
+                opt.restore(resumeFrom, resumeSteps);
+            }
+            List<Map<String, float[]>> after = new ArrayList<>();
+            for (int step = 1; step <= STEPS; step++) {
+                setGradients(params, step);
+                opt.step();
+                opt.zeroGrad();
+                after.add(values(params));
+            }
+            return new Run(after, values(opt.state()));
+        }
+    }
+
+    private static List<Run> ranks(int n, Map<String, Tensor> resumeFrom, long resumeSteps) throws Exception {
+        InProcessWorld world = new InProcessWorld(n, Duration.ofSeconds(60));
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<Run>> futures = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                Collectives rank = world.rank(r);
+                futures.add(pool.submit(() -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank), resumeFrom, resumeSteps)));
+            }
+            List<Run> runs = new ArrayList<>();
+            for (Future<Run> f : futures) {
+                runs.add(f.get());
+            }
+            return runs;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static void assertSame(Run expected, Run got, String what) {
+        for (int step = 0; step < STEPS; step++) {
+            for (Map.Entry<String, float[]> e : expected.params().get(step).entrySet()) {
+                assertArrayEquals(e.getValue(), got.params().get(step).get(e.getKey()), what + ": " + e.getKey() + " after step " + (step + 1));
+            }
+        }
+        assertEquals(expected.state().keySet().stream().toList(), got.state().keySet().stream().toList(), what + ": the state's names, in order");
+        for (Map.Entry<String, float[]> e : expected.state().entrySet()) {
+            assertArrayEquals(e.getValue(), got.state().get(e.getKey()), what + ": state " + e.getKey());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3})
+    void shardedRanksStepAsOneAdamW(int n) throws Exception {
+        System.out.println("seed " + SEED + ", " + n + " rank(s)");
+        Run one = train(p -> new AdamW(p, CONFIG, Placement.DEVICE, GROUPS), null, 0);
+        List<Run> runs = ranks(n, null, 0);
+        for (int r = 0; r < n; r++) {
+            assertSame(one, runs.get(r), "rank " + r + " of " + n);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void aShardedOptimizerResumesFromAdamWsStateAsAdamWDoes(int n) throws Exception {
+        try (Scope outer = Scope.open("saved state")) {
+            Map<String, Tensor> saved = new LinkedHashMap<>();
+            try (Scope s = Scope.open("first run")) {
+                SequencedMap<String, Tensor> params = parameters();
+                AdamW first = new AdamW(params, CONFIG, Placement.DEVICE, GROUPS);
+                setGradients(params, 7);
+                first.step();
+                for (Map.Entry<String, Tensor> e : first.state().entrySet()) {
+                    saved.put(e.getKey(), s.keep(e.getValue().copy()));
+                }
+            }
+            Run resumed = train(p -> new AdamW(p, CONFIG, Placement.DEVICE, GROUPS), saved, 1);
+            List<Run> runs = ranks(n, saved, 1);
+            for (int r = 0; r < n; r++) {
+                assertSame(resumed, runs.get(r), "rank " + r + " of " + n + " resumed");
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3})
+    void eachRankHoldsItsShareOfTheState(int n) throws Exception {
+        InProcessWorld world = new InProcessWorld(1, Duration.ofSeconds(5));
+        try (Scope s = Scope.open("lengths")) {
+            // the groups' flat layouts: fp32 (a, b) 1,024 elements, bf16 (c, d) 1,024, fp32 without decay (norm) 256
+            List<Long> whole = new ShardedAdamW(parameters(), CONFIG, GROUPS, world.rank(0)).shardLengths();
+            assertEquals(List.of(1024L, 1024L, 256L), whole);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        InProcessWorld nWorld = new InProcessWorld(n, Duration.ofSeconds(60));
+        try {
+            List<Future<List<Long>>> lengths = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                Collectives rank = nWorld.rank(r);
+                lengths.add(pool.submit(() -> {
+                    try (Scope s = Scope.open("rank")) {
+                        return new ShardedAdamW(parameters(), CONFIG, GROUPS, rank).shardLengths();
+                    }
+                }));
+            }
+            for (Future<List<Long>> f : lengths) {
+                List<Long> mine = f.get();
+                long[] wholeLengths = {1024, 1024, 256};
+                for (int g = 0; g < mine.size(); g++) {
+                    long expected = Math.max(256, (Math.ceilDiv(wholeLengths[g], n) + 255) / 256 * 256);
+                    assertEquals(expected, mine.get(g), "group " + g + "'s shard at " + n + " ranks");
+                    assertTrue(mine.get(g) * n < wholeLengths[g] + 256L * n, "a rank holds about 1/" + n + " of group " + g);
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}
