@@ -102,7 +102,7 @@ final class TrainCommand {
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
         TrainArgs a = plan(asked, plannerGiven(given, place), device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
                 vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
-        TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).build();
+        TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).optimizerSharding(sharding(a, place)).build();
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
         int rows = Batcher.rowCount(data.train(), config.batching());
@@ -310,15 +310,36 @@ final class TrainCommand {
         return w;
     }
 
-    /** What a data-parallel rank does not do that its flags might suggest: a --deepspeed ZeRO stage shards nothing yet. */
+    /** The --deepspeed config's ZeRO stage on a data-parallel run (0 alone, where a stage partitions nothing, or without one). */
+    private static int zeroStage(TrainArgs a, DistEnv place) {
+        return place.isDistributed() && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
+    }
+
+    /** Whether the optimizer is the one ZeRO stage 1 shards: AdamW's fp32 state on the device. */
+    private static boolean shardable(TrainArgs a) {
+        return a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32
+                && a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE;
+    }
+
+    /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
+    static TrainerConfig.OptimizerSharding sharding(TrainArgs a, DistEnv place) {
+        return zeroStage(a, place) >= 1 && shardable(a) ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.NONE;
+    }
+
+    /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the optimizer state only (stage 1). */
     static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
-        if (!place.isDistributed() || a.deepspeed() == null) {
+        int stage = zeroStage(a, place);
+        if (stage == 0 || stage == 1 && shardable(a)) {
             return List.of();
         }
-        int stage = DeepSpeedConfig.read(a.deepspeed()).zeroStage();
-        return stage == 0 ? List.of() : List.of("zero_optimization.stage " + stage + ": DeepSpeed would shard "
-                + (stage == 1 ? "the optimizer state" : stage == 2 ? "the optimizer state and gradients" : "the optimizer state, gradients and weights")
-                + " over the " + place.worldSize() + " ranks; jtune does not shard yet, so every GPU holds all of it (plain data parallel)");
+        if (!shardable(a)) {
+            return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's fp32 state on the device only (--optim adamw_torch"
+                    + " without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
+                    + ", so every GPU holds all of it (plain data parallel)");
+        }
+        return List.of("zero_optimization.stage " + stage + ": jtune shards the optimizer state over the " + place.worldSize()
+                + " ranks (stage 1); the gradients" + (stage == 3 ? " and the weights" : "") + " stay whole on every GPU (stage "
+                + stage + " is not built yet)");
     }
 
     static LoraConfig loraConfig(TrainArgs a) {

@@ -56,9 +56,12 @@ class DataParallelCliTest {
         assertTrue(TrainCommand.plannerGiven(none, rank1).contains(dev.jtune.train.args.Flag.OFFLOAD_OPTIMIZER));
     }
 
-    /** A --deepspeed ZeRO stage beside data parallel is named as not sharding yet; alone (one GPU) it needs no word. */
+    /**
+     * A --deepspeed ZeRO stage beside data parallel shards the optimizer state (stage 1); stage 2 says what it does not
+     * shard, an optimizer stage 1 is not built for says so; alone (one GPU) a stage needs no word and shards nothing.
+     */
     @Test
-    void aZeroStageBesideDataParallelSaysItDoesNotShardYet(@TempDir Path tmp) throws Exception {
+    void aZeroStageBesideDataParallelShardsTheOptimizerState(@TempDir Path tmp) throws Exception {
         Path model = CliFixtures.smallModel(tmp.resolve("model"));
         Path data = CliFixtures.data(tmp.resolve("d.jsonl"), 4, "");
         dev.jtune.train.args.TrainArgs a = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path", data.toString(),
@@ -66,8 +69,20 @@ class DataParallelCliTest {
         dev.jtune.train.dist.DistEnv rank0 = new dev.jtune.train.dist.DistEnv(0, 2, 0, 2, "127.0.0.1", 29500);
         List<String> w = TrainCommand.dataParallelWarnings(a, rank0);
         assertEquals(1, w.size(), w.toString());
-        assertTrue(w.getFirst().contains("zero_optimization.stage 2: DeepSpeed would shard the optimizer state and gradients over the 2 ranks;"
-                + " jtune does not shard yet"), w.getFirst());
+        assertEquals("zero_optimization.stage 2: jtune shards the optimizer state over the 2 ranks (stage 1); the gradients stay whole on"
+                + " every GPU (stage 2 is not built yet)", w.getFirst());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(a, rank0));
         assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE));
+        dev.jtune.train.args.TrainArgs stage1 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
+        assertTrue(TrainCommand.dataParallelWarnings(stage1, rank0).isEmpty(), "stage 1 is what jtune shards");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(stage1, rank0));
+        dev.jtune.train.args.TrainArgs eightBit = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "adamw_8bit", "--deepspeed",
+                "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBit, rank0));
+        assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state on the device only"),
+                TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
     }
 }

@@ -66,8 +66,12 @@ class DataParallelTest {
     }
 
     private static TrainerConfig config(TrainCommand.DefaultSetup d, int accumulation, int world) {
+        return config(d, accumulation, world, TrainerConfig.OptimizerSharding.NONE);
+    }
+
+    private static TrainerConfig config(TrainCommand.DefaultSetup d, int accumulation, int world, TrainerConfig.OptimizerSharding sharding) {
         return d.trainerConfig().toBuilder().maxSteps(STEPS).batchSize(1).gradientAccumulation(accumulation).worldSize(world)
-                .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).ddpBucketBytes(BUCKET).build();
+                .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).ddpBucketBytes(BUCKET).optimizerSharding(sharding).build();
     }
 
     /** Small buckets (the default model's flat gradients are a few hundred KiB), so each buffer is summed in pieces. */
@@ -133,6 +137,11 @@ class DataParallelTest {
     }
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out, long stopAfter) throws Exception {
+        return ranks(d, n, accumulation, out, stopAfter, TrainerConfig.OptimizerSharding.NONE);
+    }
+
+    private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out, long stopAfter,
+                                       TrainerConfig.OptimizerSharding sharding) throws Exception {
         InProcessWorld world = new InProcessWorld(n, Duration.ofMinutes(2));
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
@@ -141,7 +150,7 @@ class DataParallelTest {
                 int rank = r;
                 Counting counting = new Counting(world.rank(rank));
                 COUNTED.add(counting);
-                fs.add(pool.submit(() -> run(d, config(d, accumulation, n), counting, out.resolve("rank" + rank), Optional.empty(), stopAfter)));
+                fs.add(pool.submit(() -> run(d, config(d, accumulation, n, sharding), counting, out.resolve("rank" + rank), Optional.empty(), stopAfter)));
             }
             List<Outcome> got = new ArrayList<>();
             for (Future<Outcome> f : fs) {
@@ -235,6 +244,31 @@ class DataParallelTest {
                 den += x[i] * (double) x[i];
             }
             assertTrue(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5, e.getKey());
+        }
+    }
+
+    /**
+     * ZeRO stage 1 (each rank holds half of AdamW's state and updates half of the weights, then all-gathers them) trains
+     * as plain data parallel does, bit for bit: the same losses, the same weights on every rank, and rank 0's
+     * checkpoints hold the same optimizer state, byte for byte (gathered from both ranks), so they resume anywhere.
+     */
+    @Test
+    void shardedOptimizerStateTrainsAsPlainDataParallel(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        List<Outcome> plain = ranks(d, 2, 2, tmp.resolve("plain"), Long.MAX_VALUE, TrainerConfig.OptimizerSharding.NONE);
+        List<Outcome> sharded = ranks(d, 2, 2, tmp.resolve("sharded"), Long.MAX_VALUE, TrainerConfig.OptimizerSharding.STATE);
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < STEPS; i++) {
+                assertEquals(plain.get(r).history().get(i).loss(), sharded.get(r).history().get(i).loss(), "rank " + r + " loss at step " + (i + 1));
+            }
+            for (Map.Entry<String, float[]> e : plain.get(r).weights().entrySet()) {
+                assertArrayEquals(e.getValue(), sharded.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
+            }
+        }
+        for (String c : List.of("checkpoint-2", "checkpoint-3")) {
+            Path a = tmp.resolve("plain/rank0").resolve(c).resolve(dev.jtune.train.loop.CheckpointStore.OPTIMIZER_FILE);
+            Path b = tmp.resolve("sharded/rank0").resolve(c).resolve(dev.jtune.train.loop.CheckpointStore.OPTIMIZER_FILE);
+            assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), c + "'s optimizer state, sharded against whole");
         }
     }
 

@@ -2,6 +2,7 @@ package dev.jtune.engine.optim;
 
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
@@ -154,7 +155,8 @@ public final class ShardedAdamW implements Optimizer {
 
     /**
      * AdamW's per-parameter state ({@code <name>.exp_avg}, {@code .exp_avg_sq}, {@code .master}), gathered from every
-     * rank's shard into new tensors of the current scope: a collective.
+     * rank's shard into new tensors of the current scope, in host memory (one kind of one group is whole on the device
+     * at a time, so a checkpoint does not bring back the memory the shards saved): a collective.
      */
     @Override
     public SequencedMap<String, Tensor> state() {
@@ -176,8 +178,13 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     private void gatherState(Shard s, Tensor buffer, String kind, Map<String, Tensor> out) {
-        Tensor all = Tensor.empty(Shape.of(s.shardLength() * world.worldSize()), buffer.dtype(), buffer.device());
-        world.allGather(buffer, all);
+        Tensor gathered = Tensor.empty(Shape.of(s.shardLength() * world.worldSize()), buffer.dtype(), buffer.device());
+        world.allGather(buffer, gathered);
+        Tensor all = gathered;
+        if (buffer.device().kind() != Device.Kind.CPU) {
+            all = gathered.to(Device.CPU);
+            gathered.close();
+        }
         FlatLayout whole = s.grads().layout();
         for (FlatLayout.Entry e : whole.entries()) {
             out.put(e.name() + kind, all.slice(0, e.offset(), e.end()).reshape(e.shape().toArray()));

@@ -84,8 +84,11 @@ public final class CheckpointStore {
         }
     }
 
-    /** Writes checkpoint-N: the weights, the optimizer's state per parameter name, the state and the checksums. */
-    public Path save(State state, Trainable trainable, Optimizer optimizer) {
+    /**
+     * Writes checkpoint-N: the weights, the optimizer's state per parameter name ({@link Optimizer#state()}, which
+     * the caller reads: null when the checkpoints hold the model only), the state and the checksums.
+     */
+    public Path save(State state, Trainable trainable, java.util.SequencedMap<String, dev.jtune.engine.Tensor> optimizerState) {
         long step = state.position().step();
         Path target = outputDir.resolve("checkpoint-" + step);
         Path tmp = outputDir.resolve(TMP_PREFIX + step);
@@ -94,8 +97,8 @@ public final class CheckpointStore {
             Files.createDirectories(tmp);
             trainable.save(tmp);
             if (contents == TrainerConfig.CheckpointContents.MODEL_AND_STATE) {
-                SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(optimizer.steps()));
-                optimizer.state().forEach(w::add);
+                SafeTensorsWriter w = new SafeTensorsWriter().metadata("step", Long.toString(state.optimizerSteps()));
+                java.util.Objects.requireNonNull(optimizerState, "the optimizer's state, for a checkpoint that holds it").forEach(w::add);
                 w.write(tmp.resolve(OPTIMIZER_FILE));
             }
             PauseHook.at("in-checkpoint", step);

@@ -17,6 +17,7 @@ import dev.jtune.train.report.MemoryReport;
 import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.ParamGroup;
+import dev.jtune.engine.optim.ShardedAdamW;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.HostWeights;
@@ -97,11 +98,11 @@ public final class Trainer implements AutoCloseable {
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit(), config.checkpointContents());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         placeWeights(config, trainable);
+        this.world = b.world;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config));
+            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world);
         }
         this.activations = newActivationStore(config, device);
-        this.world = b.world;
     }
 
     /** Whether this process writes the run's files (checkpoints, metrics, report, the final model): rank 0 of a world. */
@@ -148,10 +149,16 @@ public final class Trainer implements AutoCloseable {
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
      * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
      * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state; each parameter in its
-     * group ({@link Trainable#paramGroups}). Called in the scope that holds the parameters, counting as OPTIMIZER.
+     * group ({@link Trainable#paramGroups}); in a data-parallel world with {@link TrainerConfig.OptimizerSharding#STATE}
+     * (ZeRO stage 1), AdamW with its state sharded over the ranks. Called in the scope that holds the parameters,
+     * counting as OPTIMIZER.
      */
-    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups) {
+    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups,
+                                          Collectives world) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
+        if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.STATE) {
+            return new ShardedAdamW(params, adam, groups, world); // the config allows it with fp32 device state only
+        }
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {
             case DEVICE -> switch (precision) {
@@ -412,9 +419,7 @@ public final class Trainer implements AutoCloseable {
                     return history();
                 }
                 optimizer.flush(); // weights and state of the same step
-                if (writes()) {
-                    checkpoints.save(state, trainable, optimizer);
-                }
+                saveCheckpoint(state);
             }
             if (done >= stopAfter) {
                 progress.message("stopped after step " + done);
@@ -546,7 +551,9 @@ public final class Trainer implements AutoCloseable {
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
             placeWeights(config, trainable);
-            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config));
+            // one process, no world: a ZeRO stage 1 rank is planned with the whole state (its shard is 1/N of it: the plan
+            // errs on the safe side by the other ranks' shares)
+            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), null);
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();
@@ -637,11 +644,26 @@ public final class Trainer implements AutoCloseable {
             }
         }
         if (!writes()) {
+            saveCheckpoint(state); // a sharded optimizer's state is gathered from every rank
             return;
         }
         trainable.save(outputDir);
         writeReport(Optional.empty());
-        checkpoints.save(state, trainable, optimizer);
+        saveCheckpoint(state);
+    }
+
+    /**
+     * Rank 0 (or the only process) writes checkpoint-N. In a world every rank reads the optimizer's state, since a
+     * sharded optimizer gathers it from all of them (a collective); the others then drop it.
+     */
+    private void saveCheckpoint(CheckpointStore.State state) {
+        boolean withState = config.checkpointContents() == TrainerConfig.CheckpointContents.MODEL_AND_STATE;
+        try (Scope s = Scope.open("checkpoint state")) {
+            SequencedMap<String, Tensor> optimizerState = withState && (world != null || writes()) ? optimizer.state() : null;
+            if (writes()) {
+                checkpoints.save(state, trainable, optimizerState);
+            }
+        }
     }
 
     private void writeReport(Optional<String> failure) {

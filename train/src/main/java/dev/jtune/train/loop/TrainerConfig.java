@@ -43,7 +43,20 @@ public record TrainerConfig(
         CheckpointContents checkpointContents,
         java.util.List<GroupLearningRate> groupLearningRates,
         int worldSize,
-        long ddpBucketBytes) {
+        long ddpBucketBytes,
+        OptimizerSharding optimizerSharding) {
+
+    /** What data-parallel ranks shard of the optimizer (DeepSpeed's ZeRO stages); one process shards nothing. */
+    public enum OptimizerSharding {
+        /** Every rank holds the whole optimizer state (plain data parallel, ZeRO stage 0). */
+        NONE,
+        /**
+         * ZeRO stage 1: each rank holds 1/N of AdamW's moments and master copy and updates that shard of the
+         * parameters, which an all-gather then gives every rank ({@code optim.ShardedAdamW}); gradients and weights stay
+         * whole. Needs AdamW's fp32 state on the device.
+         */
+        STATE
+    }
 
     /**
      * A learning rate of its own for the trained parameters whose (HF) name contains {@code nameContains}, scheduled as
@@ -128,6 +141,13 @@ public record TrainerConfig(
     }
 
     public TrainerConfig {
+        java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
+        if (optimizerSharding == OptimizerSharding.STATE
+                && (optimizerStatePrecision != OptimizerStatePrecision.FP32 || optimizerStatePlacement != OptimizerStatePlacement.DEVICE)) {
+            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage 1) is built for AdamW's fp32 state on "
+                    + "the device, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
+                    + "without --offload_optimizer, or no ZeRO stage)");
+        }
         if (ddpBucketBytes <= 0) {
             throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);
         }
@@ -239,6 +259,7 @@ public record TrainerConfig(
         private java.util.List<GroupLearningRate> groupLearningRates = java.util.List.of();
         private int worldSize = 1;
         private long ddpBucketBytes = 25L << 20;
+        private OptimizerSharding optimizerSharding = OptimizerSharding.NONE;
 
         private Builder() {
         }
@@ -280,6 +301,7 @@ public record TrainerConfig(
             groupLearningRates = c.groupLearningRates;
             worldSize = c.worldSize;
             ddpBucketBytes = c.ddpBucketBytes;
+            optimizerSharding = c.optimizerSharding;
         }
 
         /** Passes over the data ({@code --num_train_epochs}); {@link #maxSteps} overrides it when positive. */
@@ -450,7 +472,7 @@ public record TrainerConfig(
                     warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
-                    weightPlacement, batching, checkpointContents, groupLearningRates, worldSize, ddpBucketBytes);
+                    weightPlacement, batching, checkpointContents, groupLearningRates, worldSize, ddpBucketBytes, optimizerSharding);
         }
 
         /** Learning rates of their own for parameters by name (default: none, every parameter at the main rate). */
@@ -474,6 +496,12 @@ public record TrainerConfig(
          */
         public Builder ddpBucketBytes(long v) {
             ddpBucketBytes = v;
+            return this;
+        }
+
+        /** What the data-parallel ranks shard of the optimizer (default: nothing; see {@link OptimizerSharding}). */
+        public Builder optimizerSharding(OptimizerSharding v) {
+            optimizerSharding = v;
             return this;
         }
 

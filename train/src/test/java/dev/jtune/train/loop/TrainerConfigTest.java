@@ -21,7 +21,8 @@ class TrainerConfigTest {
                 Gemma3Model.Checkpointing.NONE, Gemma3Model.MlpTiling.NONE, 500, TrainerConfig.SaveStrategy.STEPS, 500, 0, TrainerConfig.SaveStrategy.NO,
                 500, 42, true, true, 8, 3, TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.DEVICE,
                 TrainerConfig.OptimizerStepTiming.IMMEDIATE, TrainerConfig.ActivationPlacement.DEVICE, TrainerConfig.WeightPlacement.DEVICE,
-                new Batching(Batching.Order.GROUP_BY_LENGTH, 0), TrainerConfig.CheckpointContents.MODEL_AND_STATE, java.util.List.of(), 1, 25L << 20), c);
+                new Batching(Batching.Order.GROUP_BY_LENGTH, 0), TrainerConfig.CheckpointContents.MODEL_AND_STATE, java.util.List.of(), 1, 25L << 20,
+                TrainerConfig.OptimizerSharding.NONE), c);
     }
 
     @Test
@@ -41,8 +42,13 @@ class TrainerConfigTest {
                 9, 1, false, false, 6, 4, TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT,
                 TrainerConfig.OptimizerStatePlacement.HOST, TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP,
                 TrainerConfig.ActivationPlacement.HOST, TrainerConfig.WeightPlacement.HOST, new Batching(Batching.Order.RANDOM, 128),
-                TrainerConfig.CheckpointContents.MODEL_ONLY, java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6)), 4, 4096), c);
+                TrainerConfig.CheckpointContents.MODEL_ONLY, java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6)), 4, 4096,
+                TrainerConfig.OptimizerSharding.NONE), c);
         assertEquals(c, c.toBuilder().build(), "toBuilder keeps every component");
+        // ZeRO stage 1 shards AdamW's fp32 device state only (so not with the 8-bit host state above)
+        TrainerConfig sharded = TrainerConfig.builder().worldSize(2).optimizerSharding(TrainerConfig.OptimizerSharding.STATE).build();
+        assertEquals(TrainerConfig.OptimizerSharding.STATE, sharded.optimizerSharding());
+        assertEquals(sharded, sharded.toBuilder().build(), "toBuilder keeps the sharding");
         assertEquals(c.seed() + 1, c.toBuilder().seed(2).build().seed());
     }
 
@@ -57,6 +63,11 @@ class TrainerConfigTest {
 
     @Test
     void buildChecksTheSettings() {
+        IllegalArgumentException sharding = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder()
+                .optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build());
+        org.junit.jupiter.api.Assertions.assertTrue(sharding.getMessage().contains("ZeRO stage 1") && sharding.getMessage().contains("BLOCKWISE_8BIT"),
+                sharding.getMessage());
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().worldSize(0).build());
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().ddpBucketBytes(0).build());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().batchSize(0).build());
