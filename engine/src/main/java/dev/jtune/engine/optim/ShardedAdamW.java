@@ -252,7 +252,7 @@ public final class ShardedAdamW implements Optimizer {
         return config.lr();
     }
 
-    /** Elements of optimizer state this rank holds per group (m's length: the shard's), for tests and the planner. */
+    /** Elements of optimizer state this rank holds per group (m's length: the shard's), for tests. */
     public List<Long> shardLengths() {
         return shards.stream().map(Shard::shardLength).toList();
     }
