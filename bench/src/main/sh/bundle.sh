@@ -5,7 +5,10 @@
 # the GPU tests' classes stay (classes tagged gpu, and the test classes they use, by jdeps): such a bundle runs the GPU
 # suite (image tests included), the trainer through .device/jtune or -cp "$CP" (its big resources are read from the
 # tree, not the jar) and the bench mains (image-qlora.sh, HfInterop), but not the cpu tests.
-# Usage: bash bench/src/main/sh/bundle.sh [plain|images] [--no-build]
+# BEFORE=REV adds .device/before/jtune.jar, the trainer built at commit REV (in a worktree under /tmp), without its
+# bundled tokenizer (ab-end-to-end.sh reads it from the tree): side A of ab-end-to-end.sh. It fits beside the plain
+# bundle, not beside images.
+# Usage: [BEFORE=REV] bash bench/src/main/sh/bundle.sh [plain|images] [--no-build]
 set -eu
 kind=${1:-plain}; shift || true
 case "$kind" in
@@ -34,6 +37,15 @@ gpu_tests_only() {
   echo "bundle.sh: test classes kept: $(find $tc -name '*.class' ! -name '*$*' | wc -l) (the GPU tests and what they use)"
 }
 [ "$kind" = images ] && gpu_tests_only
+
+if [ -n "${BEFORE:-}" ]; then
+  rev=$(git rev-parse --short "$BEFORE"); wt=/tmp/jtune-before-$rev
+  [ -d "$wt" ] || git worktree add -q "$wt" "$rev"
+  (cd "$wt" && mvn -B -q -ntp -o -Dstyle.color=never package -DskipTests -pl train -am) >/dev/null
+  mkdir -p .device/before && cp "$wt/train/target/jtune.jar" .device/before/jtune.jar
+  zip -q -d .device/before/jtune.jar 'dev/jtune/gemma/tokenizer/gemma3-tokenizer.json.gz' >/dev/null
+  echo "bundle.sh: .device/before/jtune.jar is $rev's trainer (side A of ab-end-to-end.sh)"
+fi
 
 # bytes, not du's rounded blocks: the images bundle with its tests comes within a MiB of the limit
 size=$(find .device -type f -printf '%s\n' | awk '{s += $1} END {print s}')
