@@ -84,6 +84,33 @@ public final class Autograd {
     }
 
     /**
+     * {@link #op} for an op with several outputs (a fused op whose results go different ways, such as a residual sum
+     * and its normalised value): one node whose backward gets every output's gradient at once (null for an output
+     * that none reached), so the op is differentiated in one place instead of through copies into a packed buffer.
+     * Returns the outputs in order, each knowing its index; with no input needing grad, the plain outputs.
+     */
+    public static Tensor[] opMulti(String name, Supplier<Tensor[]> forward, MultiBackwardFn backward, Tensor... inputs) {
+        if (!needsGrad(inputs)) {
+            return forward.get();
+        }
+        Tensor[] outs;
+        try (GradMode off = noGrad()) {
+            outs = forward.get().clone();
+        }
+        Node node = new Node(name, inputs.clone(), outs.length, backward);
+        for (int i = 0; i < outs.length; i++) {
+            if (!outs[i].dtype().isFloating()) {
+                throw new AutogradException(name + ": output " + i + " " + outs[i].describe() + " is not floating and cannot carry a gradient");
+            }
+            if (outs[i].gradFn() != null) {
+                outs[i] = outs[i].detach(); // a tensor is the output of one node only (an input returned as is)
+            }
+            outs[i].setGradFn(node, i);
+        }
+        return outs;
+    }
+
+    /**
      * Records {@code backward} as the node of an already computed {@code out} (for ops that also save tensors:
      * hand those to the returned node with {@link Node#own}). Returns null, recording nothing, when no input
      * needs grad.
@@ -129,22 +156,29 @@ public final class Autograd {
                 accumulateLeaf(root, first, seed == null);
                 return;
             }
-            run(topologicalOrder(top), top, first, seed, retainGraph);
+            run(topologicalOrder(top), top, root.gradOutput(), first, seed, retainGraph);
         }
     }
 
-    private static void run(List<Node> order, Node top, Tensor first, Tensor seed, boolean retainGraph) {
-        Map<Node, Tensor> pending = new IdentityHashMap<>();
-        pending.put(top, first);
+    /** The pending gradients, one slot per output of each node, as one sequence (for the sharing checks). */
+    private static Iterable<Tensor> slots(Map<Node, Tensor[]> pending) {
+        return () -> pending.values().stream().flatMap(java.util.Arrays::stream).filter(java.util.Objects::nonNull).iterator();
+    }
+
+    private static void run(List<Node> order, Node top, int topOutput, Tensor first, Tensor seed, boolean retainGraph) {
+        Map<Node, Tensor[]> pending = new IdentityHashMap<>();
+        pending.put(top, new Tensor[top.outputCount()]);
+        pending.get(top)[topOutput] = first;
+        Iterable<Tensor> waiting = slots(pending);
         for (Node node : order) {
-            Tensor g = pending.remove(node);
-            if (g == null) {
+            Tensor[] gs = pending.remove(node);
+            if (gs == null) {
                 if (!retainGraph) {
                     node.release();
                 }
                 continue;
             }
-            Tensor[] grads = node.apply(g);
+            Tensor[] grads = node.apply(gs);
             for (int i = 0; i < grads.length; i++) {
                 Tensor input = node.input(i);
                 Tensor gi = grads[i];
@@ -159,28 +193,37 @@ public final class Autograd {
                 if (producer == null) {
                     // a leaf's contribution is freed once added (not at backward's end): the LM head's [vocab, hidden]
                     // weight gradient would otherwise outlive the whole backward pass
-                    accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, pending.values(), grads));
+                    accumulateLeaf(input, gi, !retainGraph && !sharedElsewhere(gi, i, seed, waiting, grads));
                 } else {
-                    Tensor sum = pending.remove(producer);
+                    Tensor[] slot = pending.computeIfAbsent(producer, p -> new Tensor[p.outputCount()]);
+                    int at = input.gradOutput();
+                    Tensor sum = slot[at];
+                    slot[at] = null; // out of the pending sequence while it is combined
                     if (sum == null) {
-                        pending.put(producer, gi);
-                    } else if (accumulatesInPlace(sum, gi, g, seed, pending.values(), grads)) {
+                        slot[at] = gi;
+                    } else if (accumulatesInPlace(sum, gi, gs, seed, waiting, grads)) {
                         Ops.addInPlace(sum, gi); // the same kernel and rounding as add, into the sum's own storage
-                        pending.put(producer, sum);
-                        freeUnlessShared(gi, i, seed, pending.values(), grads);
+                        slot[at] = sum;
+                        freeUnlessShared(gi, i, seed, waiting, grads);
                     } else {
-                        pending.put(producer, Ops.add(sum, gi));
+                        slot[at] = Ops.add(sum, gi);
                         // both addends are consumed: free them now, not when backward returns (at 32K tokens a layer's
                         // partial sums of its input's gradient are GiBs)
-                        freeUnlessShared(sum, -1, seed, pending.values(), grads);
-                        freeUnlessShared(gi, i, seed, pending.values(), grads);
+                        freeUnlessShared(sum, -1, seed, waiting, grads);
+                        freeUnlessShared(gi, i, seed, waiting, grads);
                     }
                 }
             }
-            if (g != seed && !sharedElsewhere(g, -1, seed, pending.values(), grads)) {
-                // consumed: free it now, not when backward ends. Its storage, not just the tensor: g may be a view of
-                // a gradient an earlier node returned (a view's close() would leave that storage to backward's end)
-                g.storage().close();
+            // the node's output gradients are consumed (nothing reads them after apply): free each unless something still
+            // to be used, or another of its outputs' gradients not yet freed, shares its storage
+            for (int k = 0; k < gs.length; k++) {
+                Tensor g = gs[k];
+                gs[k] = null;
+                if (g != null && g != seed && !sharedElsewhere(g, -1, seed, waiting, grads, gs)) {
+                    // consumed: free it now, not when backward ends. Its storage, not just the tensor: g may be a view
+                    // of a gradient an earlier node returned (a view's close() would leave that storage to backward's end)
+                    g.storage().close();
+                }
             }
             if (!retainGraph) {
                 node.release();
@@ -191,10 +234,15 @@ public final class Autograd {
     /**
      * Whether a pending gradient {@code sum} (already taken out of {@code pending}) may take {@code gi} in place: same
      * dtype, contiguous (no broadcast view), and its storage shared with nothing still to be used (nor with the
-     * consumed gradient g or gi itself, to be safe), so no one else sees it change.
+     * node's consumed output gradients or gi itself, to be safe), so no one else sees it change.
      */
-    private static boolean accumulatesInPlace(Tensor sum, Tensor gi, Tensor g, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
-        return sum.dtype() == gi.dtype() && sum.isContiguous() && sum.storage() != g.storage() && sum.storage() != gi.storage()
+    private static boolean accumulatesInPlace(Tensor sum, Tensor gi, Tensor[] consumed, Tensor seed, Iterable<Tensor> pending, Tensor[] returned) {
+        for (Tensor g : consumed) {
+            if (g != null && sum.storage() == g.storage()) {
+                return false;
+            }
+        }
+        return sum.dtype() == gi.dtype() && sum.isContiguous() && sum.storage() != gi.storage()
                 && !sharedElsewhere(sum, -1, seed, pending, returned);
     }
 
@@ -203,6 +251,16 @@ public final class Autograd {
         if (t != seed && !sharedElsewhere(t, index, seed, pending, returned)) {
             t.storage().close();
         }
+    }
+
+    /** {@link #sharedElsewhere(Tensor, int, Tensor, Iterable, Tensor[])}, or one of the node's output gradients not yet freed. */
+    private static boolean sharedElsewhere(Tensor gi, int index, Tensor seed, Iterable<Tensor> pending, Tensor[] returned, Tensor[] consumed) {
+        for (Tensor g : consumed) {
+            if (g != null && g != gi && g.storage() == gi.storage()) {
+                return true;
+            }
+        }
+        return sharedElsewhere(gi, index, seed, pending, returned);
     }
 
     /**

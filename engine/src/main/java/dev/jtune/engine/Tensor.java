@@ -39,6 +39,7 @@ public final class Tensor {
     /** Where backward sends this leaf's gradient contributions instead of {@link #grad} ({@link Autograd#streamGradient}). */
     private Autograd.GradientSink gradSink;
     private Node gradFn;
+    private int gradOutput;
 
     private Tensor(Storage storage, Shape shape, long[] strides, long offset, DType dtype) {
         this(storage, shape, strides, offset, dtype, false);
@@ -414,8 +415,19 @@ public final class Tensor {
     }
 
     void setGradFn(Node node) {
+        setGradFn(node, 0);
+    }
+
+    /** This tensor is output {@code output} of {@code node} (0 for an op with one output). */
+    void setGradFn(Node node, int output) {
         this.gradFn = node;
+        this.gradOutput = output;
         this.requiresGrad = true;
+    }
+
+    /** Which of its node's outputs this tensor is (0 for a leaf or an op with one output). */
+    int gradOutput() {
+        return gradOutput;
     }
 
     public boolean isLeaf() {

@@ -104,6 +104,57 @@ class AutogradTest {
         }
     }
 
+    /** A two-output op (s = a + b, p = a * b) as one node: its backward gets both outputs' gradients, null for an unused one. */
+    private static Tensor[] sumAndProduct(Tensor a, Tensor b, int[] calls, boolean[] sawNull) {
+        return Autograd.opMulti("sum and product", () -> new Tensor[] {a.add(b), a.mul(b)}, g -> {
+            calls[0]++;
+            sawNull[0] |= g[0] == null || g[1] == null;
+            Tensor ga = g[0];
+            Tensor gb = g[0];
+            if (g[1] != null) {
+                ga = ga == null ? g[1].mul(b) : ga.add(g[1].mul(b));
+                gb = gb == null ? g[1].mul(a) : gb.add(g[1].mul(a));
+            }
+            return new Tensor[] {ga, gb};
+        }, a, b);
+    }
+
+    @Test
+    void anOpWithSeveralOutputsIsOneNode() {
+        Shape s = Shape.of(d(), d() + 1);
+        int[] calls = new int[1];
+        boolean[] sawNull = new boolean[1];
+        // s used twice and p once: both gradients reach the one backward, s's summed first
+        GradCheck.check("both outputs", t -> {
+            Tensor[] o = sumAndProduct(t[0], t[1], calls, sawNull);
+            return o[0].mul(o[1]).add(o[0]);
+        }, seed(), s, s);
+        GradCheck.check("the second output alone", t -> sumAndProduct(t[0], t[1], calls, sawNull)[1].mul(t[0]), seed(), s, s);
+        GradCheck.check("the first output alone", t -> sumAndProduct(t[0], t[1], calls, sawNull)[0], seed(), s, s);
+        assertTrue(sawNull[0], "an output no gradient reached comes to backward as null");
+        try (Scope sc = Scope.open("multi")) {
+            Tensor a = Tensor.randn(s, DType.F64, Device.CPU, seed()).requiresGrad(true);
+            Tensor b = Tensor.randn(s, DType.F64, Device.CPU, seed()).requiresGrad(true);
+            int[] once = new int[1];
+            Tensor[] o = sumAndProduct(a, b, once, new boolean[1]);
+            assertEquals(1, o[1].gradOutput());
+            o[0].mul(o[1]).sum(0).sum(0).backward();
+            assertEquals(1, once[0], "one backward call for both outputs");
+            double[] av = a.toDoubleArray();
+            double[] bv = b.toDoubleArray();
+            double[] ga = a.grad().toDoubleArray();
+            for (int i = 0; i < av.length; i++) { // d((a + b) a b)/da = a b + (a + b) b
+                assertEquals(av[i] * bv[i] + (av[i] + bv[i]) * bv[i], ga[i], 1e-12);
+            }
+            // backward from an output that is not the first
+            Tensor a2 = Tensor.randn(s, DType.F64, Device.CPU, seed()).requiresGrad(true);
+            Tensor b2 = Tensor.randn(s, DType.F64, Device.CPU, seed()).requiresGrad(true);
+            Tensor p = sumAndProduct(a2, b2, new int[1], new boolean[1])[1];
+            p.backward(Tensor.full(s, 1.0, DType.F64, Device.CPU));
+            assertArrayEquals(b2.toDoubleArray(), a2.grad().toDoubleArray(), 0);
+        }
+    }
+
     @Test
     void viewsAndCopies() {
         Shape s = Shape.of(d() + 1, d(), d() + 1);
