@@ -3,6 +3,10 @@
 // access where the host found them aligned.
 // The weight may have any float dtype and is read element by element (it is small and stays in L1).
 //
+// The _residual kernels fuse the residual stream's add: forward sum = x + h (rounded to T, as the unfused add stores it)
+// is written and normalised in the same pass; backward adds gradSum (the gradient the sum got from its other uses)
+// to the norm's input gradient before the one rounding, which is then the gradient of both x and h.
+//
 // The weight gradient is deterministic without atomics: each row slot (one per (block, threadIdx.y)) sums its
 // rows' contributions into its own line of a scratch buffer [slots, D], always by the same thread for the same
 // column, and rms_norm_weight_reduce then adds the slots in a fixed order.
@@ -19,8 +23,11 @@ __device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
     return offsetOne ? (A) 1 + v : v;
 }
 
+// h and sum null: the plain norm of x. Otherwise x + h, rounded to T, goes to sum and is what is normalised (each
+// thread reads back only the chunks it wrote, so sum may be x).
 template <typename T, typename W, int VEC>
-__device__ void rms_norm(const T* x, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) {
+__device__ void rms_norm(const T* x, const T* h, T* sum, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d,
+                         double eps, int offsetOne) {
     typedef typename Acc<T>::type A;
     __shared__ A scratch[32];
     const i64 chunks = d / VEC;
@@ -30,9 +37,17 @@ __device__ void rms_norm(const T* x, const W* w, T* out, typename Stat<T>::type*
         for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
             A v[VEC];
             load_chunk<T, VEC>(xr + k * VEC, v);
+            if (h != nullptr) {
+                A hv[VEC];
+                load_chunk<T, VEC>(h + row * d + k * VEC, hv);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) v[q] = load_acc<T>(store_acc<T>(v[q] + hv[q]));  // the sum as T holds it
+                store_chunk<T, VEC>(sum + row * d + k * VEC, v);
+            }
 #pragma unroll
             for (int q = 0; q < VEC; q++) ss += v[q] * v[q];
         }
+        if (h != nullptr) xr = sum + row * d;
         ss = row_sum(ss, scratch);
         A r = (A) 1 / jt_sqrt(ss / (A) d + (A) eps);
         if (threadIdx.x == 0) rstd[row] = (typename Stat<T>::type) r;
@@ -49,9 +64,10 @@ __device__ void rms_norm(const T* x, const W* w, T* out, typename Stat<T>::type*
 
 // gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) [slots, D]
 // gets sum over the slot's rows of gradOut * x * r.
+// gradSum (may be null) is added to gradX before its rounding (the residual kernels: x is the sum).
 template <typename T, typename W, int VEC>
-__device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, T* gradX,
-                                  typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne) {
+__device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, const T* gradSum,
+                                  T* gradX, typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne) {
     typedef typename Acc<T>::type A;
     __shared__ A scratch[32];
     const i64 chunks = d / VEC;
@@ -85,9 +101,16 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
             A out[VEC];
             load_chunk<T, VEC>(xr + k * VEC, xv);
             load_chunk<T, VEC>(gr + k * VEC, gv);
+            A sv[VEC];
+            if (gradSum != nullptr) {
+                load_chunk<T, VEC>(gradSum + row * d + k * VEC, sv);
+            } else {
+#pragma unroll
+                for (int q = 0; q < VEC; q++) sv[q] = (A) 0;
+            }
 #pragma unroll
             for (int q = 0; q < VEC; q++) {
-                out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c;
+                out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c + sv[q];
                 if (mine != nullptr) mine[k * VEC + q] += gv[q] * xv[q] * r;
             }
             store_chunk<T, VEC>(gxr + k * VEC, out);  // gradX may be gradOut: this thread read its elements above
@@ -115,17 +138,19 @@ __device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 slot
     }
 }
 
-#define JT_NORM_W(xs, T, ws, W) \
-    extern "C" __global__ void rms_norm_##xs##_##ws(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
-        rms_norm<T, W, 1>(x, w, out, rstd, n, d, eps, offsetOne); } \
-    extern "C" __global__ void rms_norm_##xs##_##ws##_vec(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
-        rms_norm<T, W, Vec<T>::N>(x, w, out, rstd, n, d, eps, offsetOne); } \
-    extern "C" __global__ void rms_norm_backward_##xs##_##ws(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
-                                                            Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
-        rms_norm_backward<T, W, 1>(x, w, rstd, gradOut, gradX, partial, n, d, offsetOne); } \
-    extern "C" __global__ void rms_norm_backward_##xs##_##ws##_vec(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
-                                                                  Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
-        rms_norm_backward<T, W, Vec<T>::N>(x, w, rstd, gradOut, gradX, partial, n, d, offsetOne); }
+#define JT_NORM_V(xs, T, ws, W, sfx, V) \
+    extern "C" __global__ void rms_norm_##xs##_##ws##sfx(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
+        rms_norm<T, W, V>(x, nullptr, nullptr, w, out, rstd, n, d, eps, offsetOne); } \
+    extern "C" __global__ void rms_norm_residual_##xs##_##ws##sfx(const T* x, const T* h, T* sum, const W* w, T* out, Stat<T>::type* rstd, \
+                                                                 i64 n, i64 d, double eps, int offsetOne) { \
+        rms_norm<T, W, V>(x, h, sum, w, out, rstd, n, d, eps, offsetOne); } \
+    extern "C" __global__ void rms_norm_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
+                                                                 Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
+        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, nullptr, gradX, partial, n, d, offsetOne); } \
+    extern "C" __global__ void rms_norm_residual_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, \
+                                                                          const T* gradSum, T* gradX, Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
+        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, gradSum, gradX, partial, n, d, offsetOne); }
+#define JT_NORM_W(xs, T, ws, W) JT_NORM_V(xs, T, ws, W, , 1) JT_NORM_V(xs, T, ws, W, _vec, Vec<T>::N)
 #define JT_NORM(xs, T) \
     JT_NORM_W(xs, T, f64, double) JT_NORM_W(xs, T, f32, float) JT_NORM_W(xs, T, bf16, __nv_bfloat16) JT_NORM_W(xs, T, f16, __half)
 JT_FLOAT_TYPES(JT_NORM)

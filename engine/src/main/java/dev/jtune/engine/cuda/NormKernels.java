@@ -18,8 +18,10 @@ import static dev.jtune.engine.cuda.KernelSource.VEC;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
 /**
- * Typed launches of kernels/norm.cu: RMSNorm forward and backward. The weight gradient goes through a scratch
- * buffer of per-row-slot partial sums [slots, D] that a second kernel adds in a fixed order (deterministic).
+ * Typed launches of kernels/norm.cu: RMSNorm forward and backward, plain or with the residual stream's add fused
+ * (forward: sum = x + h written and normalised in one pass; backward: the sum's other gradient added before the
+ * rounding). The weight gradient goes through a scratch buffer of per-row-slot partial sums [slots, D] that a second
+ * kernel adds in a fixed order (deterministic).
  */
 public final class NormKernels {
     /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
@@ -34,6 +36,8 @@ public final class NormKernels {
             .define("NORM_REDUCE_ROWS", REDUCE_ROWS)
             .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
             .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32)
+            .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
+            .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32)
             .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64)
             .build();
 
@@ -69,23 +73,38 @@ public final class NormKernels {
     }
 
     public void rmsNorm(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+        rmsNorm(x, null, null, weight, eps, offsetOne, out, rstd);
+    }
+
+    /** With h (and sum) null the plain norm of x; else sum = x + h and its norm (the residual kernels). */
+    public void rmsNorm(Tensor x, Tensor h, Tensor sum, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
         long d = RowLaunch.lastDim(x);
         if (x.numel() == 0 || d == 0) {
             return;
         }
         long n = x.numel() / d;
         StatTypes.require("rmsNorm", "rstd", rstd, StatTypes.of(x.dtype()));
-        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
-        String name = "rms_norm_" + ElementwiseKernels.floatSuffix("rmsNorm", x.dtype()) + "_"
+        boolean residual = h != null;
+        int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, h, sum, out) : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
+        String name = (residual ? "rms_norm_residual_" : "rms_norm_") + ElementwiseKernels.floatSuffix("rmsNorm", x.dtype()) + "_"
                 + ElementwiseKernels.floatSuffix("rmsNorm", weight.dtype()) + RowLaunch.vecSuffix(vec);
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(x.address()).pointer(weight.address()).pointer(out.address()).pointer(rstd.address())
-                    .i64(n).i64(d).f64(eps).i32(offsetOne ? 1 : 0);
+            args.pointer(x.address());
+            if (residual) {
+                args.pointer(h.address()).pointer(sum.address());
+            }
+            args.pointer(weight.address()).pointer(out.address()).pointer(rstd.address()).i64(n).i64(d).f64(eps).i32(offsetOne ? 1 : 0);
             RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
         }
     }
 
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        rmsNormBackward(x, weight, rstd, offsetOne, gradOut, null, gradX, gradWeight);
+    }
+
+    /** With gradSum (null: none) added to gradX before its rounding: the residual kernels, x being the sum. */
+    public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                                Tensor gradWeight) {
         long d = RowLaunch.lastDim(x);
         if (d == 0) {
             return;
@@ -101,14 +120,14 @@ public final class NormKernels {
             return;
         }
         StatTypes.require("rmsNormBackward", "rstd", rstd, StatTypes.of(x.dtype()));
-        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradX);
+        boolean residual = gradSum != null;
+        int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradSum, gradX)
+                : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradX);
         String xs = ElementwiseKernels.floatSuffix("rmsNormBackward", x.dtype());
-        String name = "rms_norm_backward_" + xs + "_" + ElementwiseKernels.floatSuffix("rmsNormBackward", weight.dtype())
-                + RowLaunch.vecSuffix(vec);
+        String name = (residual ? "rms_norm_residual_backward_" : "rms_norm_backward_") + xs + "_"
+                + ElementwiseKernels.floatSuffix("rmsNormBackward", weight.dtype()) + RowLaunch.vecSuffix(vec);
         if (gradWeight == null) {
-            try (KernelArgs args = new KernelArgs()) {
-                args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())
-                        .pointer(gradX.address()).pointer(0).i64(n).i64(d).i32(offsetOne ? 1 : 0);
+            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne)) {
                 RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
             }
             return;
@@ -118,9 +137,7 @@ public final class NormKernels {
         long slots = launch.slots();
         Block partial = allocator.allocate(weightGradientWorkspaceBytes(n, d, x.dtype(), multiprocessors), MemoryCategory.WORKSPACE);
         try {
-            try (KernelArgs args = new KernelArgs()) {
-                args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address())
-                        .pointer(gradX.address()).pointer(partial.address()).i64(n).i64(d).i32(offsetOne ? 1 : 0);
+            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, partial.address(), n, d, offsetOne)) {
                 launch.launch(module.function(name), stream, args);
             }
             try (KernelArgs args = new KernelArgs()) {
@@ -131,6 +148,17 @@ public final class NormKernels {
         } finally {
             allocator.free(partial); // stream order keeps the block's next user behind these kernels
         }
+    }
+
+    /** The backward kernels' arguments; gradSum's pointer only for the residual kernel (gradSum not null). */
+    private static KernelArgs backwardArgs(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradSum, Tensor gradX, long partial,
+                                           long n, long d, boolean offsetOne) {
+        KernelArgs args = new KernelArgs();
+        args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address());
+        if (gradSum != null) {
+            args.pointer(gradSum.address());
+        }
+        return args.pointer(gradX.address()).pointer(partial).i64(n).i64(d).i32(offsetOne ? 1 : 0);
     }
 
     /**

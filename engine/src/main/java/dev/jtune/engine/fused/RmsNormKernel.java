@@ -31,6 +31,19 @@ public interface RmsNormKernel {
      */
     void backward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX, Tensor gradWeight);
 
+    /**
+     * The residual stream's add fused in: {@code sum = x + h} rounded to x's dtype (as the unfused add stores it), then
+     * {@link #forward} of sum into out and rstd. x, h, sum and out [N, D] of x's dtype; sum may be x.
+     */
+    void forwardResidual(Tensor x, Tensor h, Tensor weight, double eps, boolean offsetOne, Tensor sum, Tensor out, Tensor rstd);
+
+    /**
+     * {@link #backward} of the norm of {@code sum} with {@code gradSum} (the gradient sum got from its other uses; null:
+     * none) added to gradX in the accumulator, before its one rounding: gradX is then the gradient of both x and h.
+     */
+    void backwardResidual(Tensor sum, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                          Tensor gradWeight);
+
     FusedOp<RmsNormKernel> OP = FusedOp.of("rmsNorm", new Cpu(), Cuda::new, new Meta());
 
     /** The kernels of {@code t}'s device. */
@@ -76,9 +89,35 @@ public interface RmsNormKernel {
          * {@code gradWeight_j = sum_i gy_ij x_ij r_i} (ascending i), r being the saved rstd. gradWeight is computed
          * first and every row of gradX from a whole-row read, so no input is read after it could have been written.
          */
+        /** The sum rounded to its dtype by its store, then {@link #forward} of what was stored. */
+        @Override
+        public void forwardResidual(Tensor x, Tensor h, Tensor weight, double eps, boolean offsetOne, Tensor sum, Tensor out, Tensor rstd) {
+            int d = CpuLoops.lastDim("rmsNorm", x);
+            long n = x.numel() / Math.max(d, 1);
+            Flat xs = Flat.of(x);
+            Flat hs = Flat.of(h);
+            Flat ss = Flat.of(sum);
+            CpuLoops.rows(n, i -> {
+                double[] row = xs.read(i * d, new double[d]);
+                double[] hr = hs.read(i * d, new double[d]);
+                for (int j = 0; j < d; j++) {
+                    row[j] += hr[j];
+                }
+                ss.write(i * d, row);
+            });
+            forward(sum, weight, eps, offsetOne, out, rstd);
+        }
+
         @Override
         public void backward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradX,
                              Tensor gradWeight) {
+            backwardResidual(x, weight, rstd, offsetOne, gradOut, null, gradX, gradWeight);
+        }
+
+        /** {@link #backward}'s arithmetic, gradSum (when given) added to each gradX element in double before its store. */
+        @Override
+        public void backwardResidual(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                                     Tensor gradWeight) {
             int d = CpuLoops.lastDim("rmsNormBackward", x);
             long n = x.numel() / Math.max(d, 1);
             double[] g = gains(weight, offsetOne, d);
@@ -98,9 +137,11 @@ public interface RmsNormKernel {
                 });
             }
             Flat gxs = Flat.of(gradX);
+            Flat gss = gradSum == null ? null : Flat.of(gradSum);
             CpuLoops.rows(n, i -> {
                 double[] xr = xs.read(i * d, new double[d]);
                 double[] gy = gys.read(i * d, new double[d]);
+                double[] gs = gss == null ? null : gss.read(i * d, new double[d]);
                 double r = rs.get(i);
                 double dot = 0;
                 for (int j = 0; j < d; j++) {
@@ -108,7 +149,7 @@ public interface RmsNormKernel {
                 }
                 double c = r * r * dot / d;
                 for (int j = 0; j < d; j++) {
-                    gy[j] = r * (g[j] * gy[j] - xr[j] * c);
+                    gy[j] = r * (g[j] * gy[j] - xr[j] * c) + (gs == null ? 0 : gs[j]);
                 }
                 gxs.write(i * d, gy);
             });
@@ -148,6 +189,17 @@ public interface RmsNormKernel {
                              Tensor gradWeight) {
             kernels().rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
         }
+
+        @Override
+        public void forwardResidual(Tensor x, Tensor h, Tensor weight, double eps, boolean offsetOne, Tensor sum, Tensor out, Tensor rstd) {
+            kernels().rmsNorm(x, h, sum, weight, eps, offsetOne, out, rstd);
+        }
+
+        @Override
+        public void backwardResidual(Tensor sum, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                                     Tensor gradWeight) {
+            kernels().rmsNormBackward(sum, weight, rstd, offsetOne, gradOut, gradSum, gradX, gradWeight);
+        }
     }
 
     /** Outputs are the op's; the backward's weight-gradient partial sums are the workspace. */
@@ -158,6 +210,17 @@ public interface RmsNormKernel {
         @Override
         public void forward(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
             // no workspace
+        }
+
+        @Override
+        public void forwardResidual(Tensor x, Tensor h, Tensor weight, double eps, boolean offsetOne, Tensor sum, Tensor out, Tensor rstd) {
+            // no workspace
+        }
+
+        @Override
+        public void backwardResidual(Tensor sum, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                                     Tensor gradWeight) {
+            backward(sum, weight, rstd, offsetOne, gradOut, gradX, gradWeight);
         }
 
         @Override

@@ -58,4 +58,64 @@ public final class RmsNorm {
         }
         return out;
     }
+
+    /**
+     * The residual stream's add and the norm of its result as one op: returns {@code {x + h, rmsNorm(x + h)}}, the sum
+     * rounded to x's dtype as an add stores it, in one pass over the rows (one kernel instead of an add and a norm).
+     * Backward gets both outputs' gradients at once ({@link Autograd#opMulti}) and gives x and h one gradient: the
+     * norm's input gradient plus the sum's own, added before the one rounding.
+     */
+    public static Tensor[] applyResidual(Tensor x, Tensor h, Tensor weight, double eps, Scale scale) {
+        String op = "rmsNorm(x + h)";
+        java.util.Objects.requireNonNull(scale, "scale");
+        boolean offsetOne = scale == Scale.ONE_PLUS_WEIGHT;
+        Checks.floating(op, x, "x");
+        Checks.floating(op, weight, "weight");
+        Checks.rank(op, weight, 1, "weight");
+        Checks.sameDevice(op, x, weight);
+        Checks.sameDevice(op, x, h);
+        if (!x.shape().equals(h.shape()) || x.dtype() != h.dtype()) {
+            throw new ShapeException(op + ": x " + x.describe() + " and h " + h.describe() + " must have one shape and dtype");
+        }
+        if (x.dim(-1) != weight.dim(0)) {
+            throw new ShapeException(op + ": x " + x.shape() + " and weight " + weight.shape() + " differ in the normalized size");
+        }
+        Tensor xs = Checks.rows(x);
+        Tensor hs = Checks.rows(h);
+        Tensor sum;
+        Tensor out;
+        Tensor rstd;
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            sum = Tensor.empty(xs.shape(), x.dtype(), x.device());
+            out = Tensor.empty(xs.shape(), x.dtype(), x.device());
+            rstd = Tensor.empty(Shape.of(xs.dim(0)), Checks.statType(x), x.device());
+            if (out.numel() > 0) {
+                RmsNormKernel.on(x).forwardResidual(xs, hs, weight.contiguous(), eps, offsetOne, sum, out, rstd);
+            }
+        }
+        Tensor sumRows = sum;
+        Tensor[] outs = Autograd.opMulti(op, () -> new Tensor[] {sumRows.reshape(x.shape().toArray()), out.reshape(x.shape().toArray())}, g -> {
+            Tensor gSum = g[0] == null ? null : Checks.rows(g[0]);
+            if (g[1] == null) { // only the sum was used: it passes its gradient to both addends; the weight's is zero
+                Tensor both = gSum == null ? null : gSum.reshape(x.shape().toArray());
+                return new Tensor[] {both, both, weight.requiresGrad() ? Tensor.zeros(weight.shape(), weight.dtype(), weight.device()) : null};
+            }
+            Tensor gx = Tensor.empty(sumRows.shape(), x.dtype(), x.device());
+            Tensor gw = weight.requiresGrad() ? Tensor.empty(weight.shape(), Checks.statType(x), x.device()) : null;
+            if (gx.numel() > 0) {
+                RmsNormKernel.on(x).backwardResidual(sumRows, weight.contiguous(), rstd, offsetOne, Checks.rows(g[1]), gSum, gx, gw);
+            } else if (gw != null) {
+                Backends.of(x).fill(gw, 0.0);
+            }
+            Tensor both = gx.reshape(x.shape().toArray());
+            return new Tensor[] {both, both, gw == null ? null : gw.cast(weight.dtype())};
+        }, x, h, weight);
+        Node node = outs[1].gradFn();
+        if (node != null) {
+            node.own(rstd);
+        } else {
+            rstd.close();
+        }
+        return outs;
+    }
 }

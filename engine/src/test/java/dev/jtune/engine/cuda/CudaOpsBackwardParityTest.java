@@ -93,6 +93,14 @@ class CudaOpsBackwardParityTest {
             compare("add/mul broadcast", t -> t[0].add(t[1]).mul(t[0]), dt, tol, cpu(Shape.of(5, 33)), cpu(Shape.of(33)));
             compare("embedding", t -> Embedding.lookup(t[0], t[1]), dt, tol, cpu(Shape.of(50, 24)), ints(Shape.of(2, 40), 50));
             compare("rmsNorm", t -> RmsNorm.apply(t[0], t[1], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT), dt, tol, cpu(Shape.of(2, 9, 640)), cpu(Shape.of(640)));
+            for (long d : new long[] {640, 33}) { // vector and scalar kernels
+                compare("rmsNorm(x + h) " + d, t -> {
+                    Tensor[] o = RmsNorm.applyResidual(t[0], t[1], t[2], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
+                    return o[1].mul(o[0]);
+                }, dt, tol, cpu(Shape.of(2, 9, d)), cpu(Shape.of(2, 9, d)), cpu(Shape.of(d)));
+                compare("rmsNorm(x + h), the norm alone " + d, t -> RmsNorm.applyResidual(t[0], t[1], t[2], 1e-6, RmsNorm.Scale.WEIGHT)[1],
+                        dt, tol, cpu(Shape.of(2, 9, d)), cpu(Shape.of(2, 9, d)), cpu(Shape.of(d)));
+            }
             compare("gelu", t -> Activations.gelu(t[0]), dt, tol, cpu(Shape.of(7, 130)));
             compare("geglu", t -> Activations.geglu(t[0], t[1]), dt, tol, cpu(Shape.of(7, 130)), cpu(Shape.of(7, 130)));
             compare("rope", t -> Rope.apply(t[0], t[1], 10_000), dt, tol, cpu(Shape.of(2, 4, 19, 256)), ints(Shape.of(2, 19), 30_000));

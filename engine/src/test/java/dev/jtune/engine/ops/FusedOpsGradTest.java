@@ -13,6 +13,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -53,6 +54,56 @@ class FusedOpsGradTest {
         Shape w = Shape.of(x.dim(2));
         GradCheck.check("rmsNorm (1 + w)", t -> RmsNorm.apply(t[0], t[1], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT), rnd.nextLong(), x, w);
         GradCheck.check("rmsNorm w", t -> RmsNorm.apply(t[0], t[1], 1e-5, RmsNorm.Scale.WEIGHT), rnd.nextLong(), x, w);
+    }
+
+    /** The residual add fused into the norm: both outputs used, each alone, and against the unfused add then norm. */
+    @Test
+    void rmsNormWithTheResidualAdd() {
+        Shape x = Shape.of(d(3), d(4), d(8) + 1);
+        Shape w = Shape.of(x.dim(2));
+        GradCheck.check("sum and norm", t -> {
+            Tensor[] o = RmsNorm.applyResidual(t[0], t[1], t[2], 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
+            return o[1].mul(o[0]).add(o[0]);
+        }, rnd.nextLong(), x, x, w);
+        GradCheck.check("the norm alone", t -> RmsNorm.applyResidual(t[0], t[1], t[2], 1e-5, RmsNorm.Scale.WEIGHT)[1], rnd.nextLong(), x, x, w);
+        GradCheck.check("the sum alone", t -> RmsNorm.applyResidual(t[0], t[1], t[2], 1e-5, RmsNorm.Scale.WEIGHT)[0].mul(t[0]), rnd.nextLong(), x, x, w);
+        // in 16 and 32 bits the forward is the unfused add (rounded) then norm, bit for bit; the gradient within a rounding
+        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+            try (Scope s = Scope.open("residual " + dt)) {
+                Tensor a = Tensor.randn(x, DType.F32, Device.CPU, rnd.nextLong()).cast(dt).requiresGrad(true);
+                Tensor b = Tensor.randn(x, DType.F32, Device.CPU, rnd.nextLong()).cast(dt).requiresGrad(true);
+                Tensor wt = Tensor.randn(w, DType.F32, Device.CPU, rnd.nextLong()).requiresGrad(true);
+                Tensor[] fused = RmsNorm.applyResidual(a, b, wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
+                Tensor sum = a.add(b);
+                Tensor plain = RmsNorm.apply(sum, wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
+                assertArrayEquals(sum.toDoubleArray(), fused[0].toDoubleArray(), 0, dt + " sum");
+                assertArrayEquals(plain.toDoubleArray(), fused[1].toDoubleArray(), 0, dt + " norm");
+                Tensor seed = Tensor.randn(x, DType.F32, Device.CPU, rnd.nextLong()).cast(dt);
+                fused[1].mul(seed).add(fused[0].mul(seed)).sum(2).sum(1).sum(0).backward();
+                double[] ga = a.grad().toDoubleArray();
+                double[] gb = b.grad().toDoubleArray();
+                double[] gw = wt.grad().toDoubleArray();
+                a.zeroGrad();
+                b.zeroGrad();
+                wt.zeroGrad();
+                plain.mul(seed).add(sum.mul(seed)).sum(2).sum(1).sum(0).backward();
+                double tol = dt == DType.BF16 ? 1e-2 : 1e-5;
+                assertArrayEquals(gb, ga, 0, dt + ": x and h get one gradient");
+                assertClose(a.grad().toDoubleArray(), ga, tol, dt + " gradient of x");
+                assertClose(wt.grad().toDoubleArray(), gw, tol, dt + " gradient of the weight");
+            }
+        }
+    }
+
+    private static void assertClose(double[] expected, double[] got, double tol, String what) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < expected.length; i++) {
+            num += (got[i] - expected[i]) * (got[i] - expected[i]);
+            den += expected[i] * expected[i];
+        }
+        double rel = Math.sqrt(num / Math.max(den, 1e-300));
+        assertTrue(rel <= tol, what + ": relative error " + rel + " above " + tol);
     }
 
     @Test
