@@ -315,10 +315,11 @@ final class TrainCommand {
         return place.isDistributed() && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
     }
 
-    /** Whether the optimizer is the one ZeRO stage 1 shards: AdamW's fp32 state on the device. */
+    /** Whether the optimizer is one ZeRO stage 1 shards: AdamW's fp32 state, on the device or paged. */
     private static boolean shardable(TrainArgs a) {
         return a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32
-                && a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE;
+                && (a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE
+                || a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST);
     }
 
     /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
@@ -333,8 +334,8 @@ final class TrainCommand {
             return List.of();
         }
         if (!shardable(a)) {
-            return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's fp32 state on the device only (--optim adamw_torch"
-                    + " without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
+            return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's fp32 state only (--optim adamw_torch or"
+                    + " paged_adamw_32bit, without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
                     + ", so every GPU holds all of it (plain data parallel)");
         }
         return List.of("zero_optimization.stage " + stage + ": jtune shards the optimizer state over the " + place.worldSize()

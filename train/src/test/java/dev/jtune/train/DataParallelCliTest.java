@@ -82,7 +82,11 @@ class DataParallelCliTest {
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "adamw_8bit", "--deepspeed",
                 "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBit, rank0));
-        assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state on the device only"),
+        dev.jtune.train.args.TrainArgs paged = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "paged_adamw_32bit", "--deepspeed",
+                "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(paged, rank0), "the paged fp32 state shards too");
+        assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state only"),
                 TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
     }
 }

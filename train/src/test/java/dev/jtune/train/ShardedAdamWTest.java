@@ -138,6 +138,26 @@ class ShardedAdamWTest {
         }
     }
 
+    /** The paged (host-mapped) state, sharded, steps as AdamW's paged state does. */
+    @org.junit.jupiter.api.Test
+    void pagedShardsStepAsOnePagedAdamW() throws Exception {
+        Run one = train(p -> new AdamW(p, CONFIG, Placement.HOST_MAPPED, GROUPS), null, 0);
+        InProcessWorld world = new InProcessWorld(2, Duration.ofSeconds(60));
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            List<Future<Run>> futures = new ArrayList<>();
+            for (int r = 0; r < 2; r++) {
+                Collectives rank = world.rank(r);
+                futures.add(pool.submit(() -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank, Placement.HOST_MAPPED), null, 0)));
+            }
+            for (int r = 0; r < 2; r++) {
+                assertSame(one, futures.get(r).get(), "paged rank " + r);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {2, 3})
     void aShardedOptimizerResumesFromAdamWsStateAsAdamWDoes(int n) throws Exception {

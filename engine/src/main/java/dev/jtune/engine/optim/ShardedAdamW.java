@@ -5,6 +5,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
@@ -52,6 +53,7 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     private final Collectives world;
+    private final Placement statePlacement;
     private final List<Shard> shards = new ArrayList<>();
     private final SequencedMap<String, Tensor> params;
     private AdamW.Config config;
@@ -59,7 +61,17 @@ public final class ShardedAdamW implements Optimizer {
 
     /** ZeRO stage 1 over {@code world} for {@code params} (each rank passes its own copies, in the same order). */
     public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world) {
+        this(params, config, groupOf, world, Placement.DEVICE);
+    }
+
+    /**
+     * As above with the shard's state at {@code statePlacement}: {@link Placement#HOST_MAPPED} is the paged optimizer
+     * ({@code paged_adamw_32bit}, as {@link AdamW}'s) of 1/N of the state per rank.
+     */
+    public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
+                        Placement statePlacement) {
         this.world = java.util.Objects.requireNonNull(world, "world");
+        this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
         this.config = java.util.Objects.requireNonNull(config, "config");
         this.params = new LinkedHashMap<>(params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -99,14 +111,14 @@ public final class ShardedAdamW implements Optimizer {
             Tensor master = null;
             if (AdamW.needsMaster(dtype)) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
-                    master = Tensor.zeros(flat, DType.F32, grads.device());
+                    master = Tensor.zeros(flat, DType.F32, grads.device(), statePlacement);
                 }
                 for (Piece p : pieces) {
                     Ops.copyInto(piece(grads, p), master.slice(0, p.offset(), p.offset() + p.length()));
                 }
             }
             return new Shard(hyper, grads, lo, hi, length, List.copyOf(pieces), layout, master,
-                    Tensor.zeros(flat, stateType, grads.device()), Tensor.zeros(flat, stateType, grads.device()));
+                    Tensor.zeros(flat, stateType, grads.device(), statePlacement), Tensor.zeros(flat, stateType, grads.device(), statePlacement));
         }
     }
 

@@ -157,7 +157,9 @@ public final class Trainer implements AutoCloseable {
                                           Collectives world) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.STATE) {
-            return new ShardedAdamW(params, adam, groups, world); // the config allows it with fp32 device state only
+            // the config allows it with fp32 state on the device or paged only
+            return new ShardedAdamW(params, adam, groups, world,
+                    config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST ? Placement.HOST_MAPPED : Placement.DEVICE);
         }
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {

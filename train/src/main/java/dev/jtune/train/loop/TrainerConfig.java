@@ -53,7 +53,7 @@ public record TrainerConfig(
         /**
          * ZeRO stage 1: each rank holds 1/N of AdamW's moments and master copy and updates that shard of the
          * parameters, which an all-gather then gives every rank ({@code optim.ShardedAdamW}); gradients and weights stay
-         * whole. Needs AdamW's fp32 state on the device.
+         * whole. Needs AdamW's fp32 state, on the device or paged (host-mapped).
          */
         STATE
     }
@@ -142,11 +142,11 @@ public record TrainerConfig(
 
     public TrainerConfig {
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
-        if (optimizerSharding == OptimizerSharding.STATE
-                && (optimizerStatePrecision != OptimizerStatePrecision.FP32 || optimizerStatePlacement != OptimizerStatePlacement.DEVICE)) {
-            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage 1) is built for AdamW's fp32 state on "
-                    + "the device, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
-                    + "without --offload_optimizer, or no ZeRO stage)");
+        if (optimizerSharding == OptimizerSharding.STATE && (optimizerStatePrecision != OptimizerStatePrecision.FP32
+                || optimizerStatePlacement != OptimizerStatePlacement.DEVICE && optimizerStatePlacement != OptimizerStatePlacement.PAGED_HOST)) {
+            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage 1) is built for AdamW's fp32 state, on "
+                    + "the device or paged, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
+                    + "or paged_adamw_32bit without --offload_optimizer, or no ZeRO stage)");
         }
         if (ddpBucketBytes <= 0) {
             throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);

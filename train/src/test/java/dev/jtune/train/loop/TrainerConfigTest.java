@@ -68,6 +68,11 @@ class TrainerConfigTest {
                 .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build());
         org.junit.jupiter.api.Assertions.assertTrue(sharding.getMessage().contains("ZeRO stage 1") && sharding.getMessage().contains("BLOCKWISE_8BIT"),
                 sharding.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build(),
+                "the host-offloaded optimizer is not sharded");
+        TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.PAGED_HOST).build();
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().worldSize(0).build());
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().ddpBucketBytes(0).build());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().batchSize(0).build());
