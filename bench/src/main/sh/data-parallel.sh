@@ -3,7 +3,9 @@
 # accumulation N x k and on N GPUs (--nproc_per_node N) with accumulation k, so both take the same global batch: each
 # step's loss side by side (the issue asks within 1% over 20 steps), the steady tokens/s of each and per GPU (scaling
 # efficiency: N GPUs' tokens/s over N x one GPU's), and each run's device peak (rank 0's report lists every rank's).
-# Usage: bash bench/src/main/sh/data-parallel.sh [model=gemma-3-270m] [mode=qlora16|full] [gpus=2] [steps=20] [seq=8192] [k=1]
+# ZERO=1 runs the N GPUs with a DeepSpeed config of ZeRO stage 1 (the optimizer state sharded: for full fine-tuning
+# each GPU's peak falls by (N-1)/N of the moments and master weights).
+# Usage: [ZERO=1] bash bench/src/main/sh/data-parallel.sh [model=gemma-3-270m] [mode=qlora16|full] [gpus=2] [steps=20] [seq=8192] [k=1]
 set -u
 . .device/env
 model=${1:-gemma-3-270m}; mode=${2:-qlora16}; gpus=${3:-2}; steps=${4:-20}; seq=${5:-8192}; k=${6:-1}
@@ -20,8 +22,9 @@ echo "== one GPU, accumulation $(( gpus * k ))"
 $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main "${common[@]}" --output_dir $run/one --gradient_accumulation_steps $(( gpus * k )) 2>&1 \
     | grep -v "^WARNING" > $run/one.txt
 grep -E "^(step|done)" $run/one.txt | tail -2; grep -E "device peak " $run/one.txt | tail -1
-echo "== $gpus GPUs (--nproc_per_node $gpus), accumulation $k"
-$JAVA $JOPTS -cp "$CP" dev.jtune.train.Main "${common[@]}" --output_dir $run/many --gradient_accumulation_steps $k --nproc_per_node $gpus 2>&1 \
+zero=(); [ "${ZERO:-0}" = 1 ] && zero=(--deepspeed '{"gradient_clipping": "auto", "zero_optimization": {"stage": 1}}')
+echo "== $gpus GPUs (--nproc_per_node $gpus), accumulation $k ${zero[*]}"
+$JAVA $JOPTS -cp "$CP" dev.jtune.train.Main "${common[@]}" --output_dir $run/many --gradient_accumulation_steps $k --nproc_per_node $gpus "${zero[@]}" 2>&1 \
     | grep -v "^WARNING" > $run/many.txt
 echo "exit ${PIPESTATUS[0]}"; grep -E "^(step|done|jtune)|per rank" $run/many.txt | tail -4; tail -3 $run/many/logs/rank-1.log 2>/dev/null
 python3 - $run/one/metrics.jsonl $run/many/metrics.jsonl $gpus <<'PY'
