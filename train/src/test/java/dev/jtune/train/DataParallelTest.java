@@ -23,9 +23,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -142,24 +139,11 @@ class DataParallelTest {
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out, long stopAfter,
                                        TrainerConfig.OptimizerSharding sharding) throws Exception {
-        InProcessWorld world = new InProcessWorld(n, Duration.ofMinutes(2));
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<Outcome>> fs = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                int rank = r;
-                Counting counting = new Counting(world.rank(rank));
-                COUNTED.add(counting);
-                fs.add(pool.submit(() -> run(d, config(d, accumulation, n, sharding), counting, out.resolve("rank" + rank), Optional.empty(), stopAfter)));
-            }
-            List<Outcome> got = new ArrayList<>();
-            for (Future<Outcome> f : fs) {
-                got.add(f.get());
-            }
-            return got;
-        } finally {
-            pool.shutdownNow();
-        }
+        return new InProcessWorld(n, Duration.ofMinutes(2)).run(rank -> {
+            Counting counting = new Counting(rank);
+            COUNTED.add(counting);
+            return run(d, config(d, accumulation, n, sharding), counting, out.resolve("rank" + rank.rank()), Optional.empty(), stopAfter);
+        });
     }
 
     private static double relative(double a, double b) {

@@ -36,6 +36,31 @@ public final class InProcessWorld {
         return new Member(r);
     }
 
+    /** What one rank runs, given its collectives. */
+    @FunctionalInterface
+    public interface RankTask<T> {
+        T run(Collectives rank) throws Exception;
+    }
+
+    /** Runs {@code task} on every rank, each on a thread of its own; returns the ranks' results in rank order (a failure rethrown). */
+    public <T> java.util.List<T> run(RankTask<T> task) throws Exception {
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(size);
+        try {
+            java.util.List<java.util.concurrent.Future<T>> futures = new java.util.ArrayList<>();
+            for (int r = 0; r < size; r++) {
+                Collectives rank = rank(r);
+                futures.add(pool.submit(() -> task.run(rank)));
+            }
+            java.util.List<T> results = new java.util.ArrayList<>();
+            for (java.util.concurrent.Future<T> f : futures) {
+                results.add(f.get());
+            }
+            return results;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
     private final class Member implements Collectives {
         private final int rank;
 

@@ -6,7 +6,6 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
-import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.engine.optim.ParamGroup;
@@ -21,9 +20,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SequencedMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -97,22 +93,7 @@ class ShardedAdamWTest {
     }
 
     private static List<Run> ranks(int n, Map<String, Tensor> resumeFrom, long resumeSteps) throws Exception {
-        InProcessWorld world = new InProcessWorld(n, Duration.ofSeconds(60));
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<Run>> futures = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                Collectives rank = world.rank(r);
-                futures.add(pool.submit(() -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank), resumeFrom, resumeSteps)));
-            }
-            List<Run> runs = new ArrayList<>();
-            for (Future<Run> f : futures) {
-                runs.add(f.get());
-            }
-            return runs;
-        } finally {
-            pool.shutdownNow();
-        }
+        return new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank), resumeFrom, resumeSteps));
     }
 
     private static void assertSame(Run expected, Run got, String what) {
@@ -142,19 +123,10 @@ class ShardedAdamWTest {
     @org.junit.jupiter.api.Test
     void pagedShardsStepAsOnePagedAdamW() throws Exception {
         Run one = train(p -> new AdamW(p, CONFIG, Placement.HOST_MAPPED, GROUPS), null, 0);
-        InProcessWorld world = new InProcessWorld(2, Duration.ofSeconds(60));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<Run>> futures = new ArrayList<>();
-            for (int r = 0; r < 2; r++) {
-                Collectives rank = world.rank(r);
-                futures.add(pool.submit(() -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank, Placement.HOST_MAPPED), null, 0)));
-            }
-            for (int r = 0; r < 2; r++) {
-                assertSame(one, futures.get(r).get(), "paged rank " + r);
-            }
-        } finally {
-            pool.shutdownNow();
+        List<Run> runs = new InProcessWorld(2, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
+                Placement.HOST_MAPPED), null, 0));
+        for (int r = 0; r < 2; r++) {
+            assertSame(one, runs.get(r), "paged rank " + r);
         }
     }
 
@@ -189,29 +161,18 @@ class ShardedAdamWTest {
             List<Long> whole = new ShardedAdamW(parameters(), CONFIG, GROUPS, world.rank(0)).shardLengths();
             assertEquals(List.of(1024L, 1024L, 256L), whole);
         }
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        InProcessWorld nWorld = new InProcessWorld(n, Duration.ofSeconds(60));
-        try {
-            List<Future<List<Long>>> lengths = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                Collectives rank = nWorld.rank(r);
-                lengths.add(pool.submit(() -> {
-                    try (Scope s = Scope.open("rank")) {
-                        return new ShardedAdamW(parameters(), CONFIG, GROUPS, rank).shardLengths();
-                    }
-                }));
+        List<List<Long>> lengths = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> {
+            try (Scope s = Scope.open("rank")) {
+                return new ShardedAdamW(parameters(), CONFIG, GROUPS, rank).shardLengths();
             }
-            for (Future<List<Long>> f : lengths) {
-                List<Long> mine = f.get();
-                long[] wholeLengths = {1024, 1024, 256};
-                for (int g = 0; g < mine.size(); g++) {
-                    long expected = Math.max(256, (Math.ceilDiv(wholeLengths[g], n) + 255) / 256 * 256);
-                    assertEquals(expected, mine.get(g), "group " + g + "'s shard at " + n + " ranks");
-                    assertTrue(mine.get(g) * n < wholeLengths[g] + 256L * n, "a rank holds about 1/" + n + " of group " + g);
-                }
+        });
+        for (List<Long> mine : lengths) {
+            long[] wholeLengths = {1024, 1024, 256};
+            for (int g = 0; g < mine.size(); g++) {
+                long expected = Math.max(256, (Math.ceilDiv(wholeLengths[g], n) + 255) / 256 * 256);
+                assertEquals(expected, mine.get(g), "group " + g + "'s shard at " + n + " ranks");
+                assertTrue(mine.get(g) * n < wholeLengths[g] + 256L * n, "a rank holds about 1/" + n + " of group " + g);
             }
-        } finally {
-            pool.shutdownNow();
         }
     }
 }

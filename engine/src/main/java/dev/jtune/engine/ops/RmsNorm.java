@@ -19,10 +19,9 @@ public final class RmsNorm {
     private RmsNorm() {
     }
 
-    public static Tensor apply(Tensor x, Tensor weight, double eps, Scale scale) {
-        String op = "rmsNorm";
+    /** The checks both forms share: x and a 1-D weight of x's last size, floating, on one device. */
+    private static void check(String op, Tensor x, Tensor weight, Scale scale) {
         java.util.Objects.requireNonNull(scale, "scale");
-        boolean offsetOne = scale == Scale.ONE_PLUS_WEIGHT;
         Checks.floating(op, x, "x");
         Checks.floating(op, weight, "weight");
         Checks.rank(op, weight, 1, "weight");
@@ -30,6 +29,12 @@ public final class RmsNorm {
         if (x.dim(-1) != weight.dim(0)) {
             throw new ShapeException(op + ": x " + x.shape() + " and weight " + weight.shape() + " differ in the normalized size");
         }
+    }
+
+    public static Tensor apply(Tensor x, Tensor weight, double eps, Scale scale) {
+        String op = "rmsNorm";
+        check(op, x, weight, scale);
+        boolean offsetOne = scale == Scale.ONE_PLUS_WEIGHT;
         Tensor rows = Checks.rows(x);
         Tensor out;
         Tensor rstd;
@@ -67,18 +72,11 @@ public final class RmsNorm {
      */
     public static Tensor[] applyResidual(Tensor x, Tensor h, Tensor weight, double eps, Scale scale) {
         String op = "rmsNorm(x + h)";
-        java.util.Objects.requireNonNull(scale, "scale");
+        check(op, x, weight, scale);
         boolean offsetOne = scale == Scale.ONE_PLUS_WEIGHT;
-        Checks.floating(op, x, "x");
-        Checks.floating(op, weight, "weight");
-        Checks.rank(op, weight, 1, "weight");
-        Checks.sameDevice(op, x, weight);
         Checks.sameDevice(op, x, h);
         if (!x.shape().equals(h.shape()) || x.dtype() != h.dtype()) {
             throw new ShapeException(op + ": x " + x.describe() + " and h " + h.describe() + " must have one shape and dtype");
-        }
-        if (x.dim(-1) != weight.dim(0)) {
-            throw new ShapeException(op + ": x " + x.shape() + " and weight " + weight.shape() + " differ in the normalized size");
         }
         Tensor xs = Checks.rows(x);
         Tensor hs = Checks.rows(h);
@@ -93,17 +91,16 @@ public final class RmsNorm {
                 RmsNormKernel.on(x).forwardResidual(xs, hs, weight.contiguous(), eps, offsetOne, sum, out, rstd);
             }
         }
-        Tensor sumRows = sum;
-        Tensor[] outs = Autograd.opMulti(op, () -> new Tensor[] {sumRows.reshape(x.shape().toArray()), out.reshape(x.shape().toArray())}, g -> {
+        Tensor[] outs = Autograd.opMulti(op, () -> new Tensor[] {sum.reshape(x.shape().toArray()), out.reshape(x.shape().toArray())}, g -> {
             Tensor gSum = g[0] == null ? null : Checks.rows(g[0]);
             if (g[1] == null) { // only the sum was used: it passes its gradient to both addends; the weight's is zero
                 Tensor both = gSum == null ? null : gSum.reshape(x.shape().toArray());
                 return new Tensor[] {both, both, weight.requiresGrad() ? Tensor.zeros(weight.shape(), weight.dtype(), weight.device()) : null};
             }
-            Tensor gx = Tensor.empty(sumRows.shape(), x.dtype(), x.device());
+            Tensor gx = Tensor.empty(sum.shape(), x.dtype(), x.device());
             Tensor gw = weight.requiresGrad() ? Tensor.empty(weight.shape(), Checks.statType(x), x.device()) : null;
             if (gx.numel() > 0) {
-                RmsNormKernel.on(x).backwardResidual(sumRows, weight.contiguous(), rstd, offsetOne, Checks.rows(g[1]), gSum, gx, gw);
+                RmsNormKernel.on(x).backwardResidual(sum, weight.contiguous(), rstd, offsetOne, Checks.rows(g[1]), gSum, gx, gw);
             } else if (gw != null) {
                 Backends.of(x).fill(gw, 0.0);
             }

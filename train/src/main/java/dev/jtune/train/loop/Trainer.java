@@ -655,13 +655,13 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Rank 0 (or the only process) writes checkpoint-N. In a world every rank reads the optimizer's state, since a
-     * sharded optimizer gathers it from all of them (a collective); the others then drop it.
+     * Rank 0 (or the only process) writes checkpoint-N. Every rank reads the optimizer's state (called on every rank),
+     * since a sharded optimizer gathers it from all of them (a collective); the others then drop it.
      */
     private void saveCheckpoint(CheckpointStore.State state) {
         boolean withState = config.checkpointContents() == TrainerConfig.CheckpointContents.MODEL_AND_STATE;
         try (Scope s = Scope.open("checkpoint state")) {
-            SequencedMap<String, Tensor> optimizerState = withState && (world != null || writes()) ? optimizer.state() : null;
+            SequencedMap<String, Tensor> optimizerState = withState ? optimizer.state() : null;
             if (writes()) {
                 checkpoints.save(state, trainable, optimizerState);
             }
