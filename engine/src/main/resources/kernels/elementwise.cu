@@ -109,6 +109,15 @@ __device__ void copy(const S* src, const Layout& ls, D* dst, const Layout& ld, i
     }
 }
 
+// dst += src as a cast of src to D and a binary add would compute it (one pass, no converted copy of src)
+template <typename S, typename D>
+__device__ void accumulate(const S* src, const Layout& ls, D* dst, const Layout& ld, i64 n) {
+    JT_FOR(i, n) {
+        D* d = dst + strided_offset(ld, i);
+        *d = store_acc<D>(load_acc<D>(*d) + load_acc<D>(convert<S, D>(src[strided_offset(ls, i)])));
+    }
+}
+
 template <typename T>
 __device__ void fill(T* out, i64 n, double value) {
     T v = Num<T>::from_d(value);
@@ -197,3 +206,9 @@ JT_ALL_TYPES(JT_FILL)
     JT_COPY(ss, S, f64, double) JT_COPY(ss, S, f32, float) JT_COPY(ss, S, bf16, __nv_bfloat16) JT_COPY(ss, S, f16, __half) \
     JT_COPY(ss, S, i64, i64) JT_COPY(ss, S, i32, int) JT_COPY(ss, S, u8, u8)
 JT_ALL_TYPES(JT_COPY_FROM)
+
+#define JT_ACCUMULATE(ss, S, ds, D) \
+    extern "C" __global__ void accumulate_##ss##_##ds(const S* src, Layout ls, D* dst, Layout ld, i64 n) { accumulate<S, D>(src, ls, dst, ld, n); }
+#define JT_ACCUMULATE_FROM(ss, S) \
+    JT_ACCUMULATE(ss, S, f64, double) JT_ACCUMULATE(ss, S, f32, float) JT_ACCUMULATE(ss, S, bf16, __nv_bfloat16) JT_ACCUMULATE(ss, S, f16, __half)
+JT_FLOAT_TYPES(JT_ACCUMULATE_FROM)

@@ -403,38 +403,48 @@ public final class Autograd {
     }
 
     /**
-     * leaf.grad += g, allocating the gradient in the leaf's own scope the first time, or g to the leaf's sink. When
-     * {@code owned} (nothing else refers to g's storage) g is freed once used.
+     * leaf.grad += g, allocating the gradient in the leaf's own scope the first time, or g to the leaf's sink. g may
+     * have another dtype than the leaf (a cast's backward hands a 16-bit gradient to an fp32 leaf as it is): it is
+     * converted as it is added. When {@code owned} (nothing else refers to g's storage) g is freed once used.
      */
     private static void accumulateLeaf(Tensor leaf, Tensor g, boolean owned) {
-        Tensor gg = g.dtype() == leaf.dtype() ? g : g.cast(leaf.dtype());
-        if (gg != g && owned) {
-            g.storage().close();
-        }
-        boolean ggOwned = gg != g || owned;
         GradientSink sink = leaf.gradSink();
         if (sink != null) {
-            sink.accept(gg, ggOwned);
+            Tensor gg = g.dtype() == leaf.dtype() ? g : g.cast(leaf.dtype());
+            if (gg != g && owned) {
+                g.storage().close();
+            }
+            sink.accept(gg, gg != g || owned);
             return;
         }
         Tensor grad = leaf.grad();
         if (grad != null && !grad.isClosed()) {
-            Ops.addInPlace(grad, gg);
+            Ops.accumulateInto(grad, g);
         } else {
             Scope owner = leaf.storage().owner();
             if (owner == null || owner.isClosed()) {
                 throw new AutogradException("backward: the leaf " + leaf.describe() + " has no open scope to hold its gradient");
             }
             try (Scope.Entered e = owner.enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
-                leaf.setGrad(Ops.copy(gg, leaf.dtype()));
+                leaf.setGrad(Ops.copy(g, leaf.dtype()));
             }
         }
-        if (ggOwned) {
-            gg.storage().close();
+        if (owned) {
+            g.storage().close();
         }
     }
 
     // ------------------------------------------------------------------ checkpoint
+
+    /**
+     * {@code leaf.cast(dtype)}, made once per checkpoint: inside a checkpoint's first run the cast is kept, and the
+     * recomputation in backward reuses it (its gradient reaches the leaf as a cast's would) instead of casting again.
+     * For small trainable weights cast to a compute dtype (LoRA's A and B): the kept copies cost their size until
+     * backward and save a launch each. Outside a checkpoint, or for a non-leaf, a plain cast.
+     */
+    public static Tensor castKept(Tensor leaf, DType dtype) {
+        return KeptCasts.cast(leaf, dtype);
+    }
 
     /**
      * Recomputation checkpointing: runs {@code fn} now without recording, keeping only its inputs and output,
@@ -452,14 +462,19 @@ public final class Autograd {
      */
     public static Tensor checkpoint(Function<Tensor[], Tensor> fn, ActivationStore store, Tensor... inputs) {
         Tensor out;
+        KeptCasts kept = new KeptCasts(Scope.current());
         try (Scope tmp = Scope.open("checkpoint"); GradMode off = noGrad()) {
-            Tensor o = fn.apply(inputs);
+            Tensor o;
+            try (Scope.Entered recording = kept.activate(false)) {
+                o = fn.apply(inputs);
+            }
             if (o.storage().owner() != tmp) {
                 o = o.copy(); // fn returned a view of something it did not create
             }
             out = tmp.keep(o);
         }
         if (!isEnabled()) {
+            kept.handOver();
             return out;
         }
         Tensor[] saved = inputs.clone();
@@ -468,7 +483,7 @@ public final class Autograd {
             stashed[i] = store.stash(saved[i]);
         }
         Node node = new Node("checkpoint", saved, gradOut -> {
-            try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad()) {
+            try (Scope recompute = Scope.open("recompute"); GradMode on = enableGrad(); Scope.Entered replaying = kept.activate(true)) {
                 Tensor[] detached = new Tensor[saved.length];
                 InputGradient[] inputGradients = new InputGradient[saved.length];
                 for (int i = 0; i < saved.length; i++) {
@@ -491,6 +506,8 @@ public final class Autograd {
                     }
                 }
                 return grads;
+            } finally {
+                kept.free();
             }
         });
         out.setGradFn(node);

@@ -82,6 +82,30 @@ public final class Ops {
         }
     }
 
+    /**
+     * {@code target += value} in place, value (of target's shape, any floating dtype and strides) converted to target's
+     * dtype in the same pass: the sum that casting value and {@link #addInPlace} would give, without the converted
+     * copy. Not recorded: for gradients (a 16-bit contribution into an fp32 leaf's gradient).
+     */
+    public static void accumulateInto(Tensor target, Tensor value) {
+        if (value.dtype() == target.dtype()) {
+            addInPlace(target, value);
+            return;
+        }
+        target.checkOpen("accumulateInto");
+        value.checkOpen("accumulateInto");
+        Checks.sameDevice("accumulateInto", target, value);
+        Checks.floating("accumulateInto", target, "target");
+        Checks.floating("accumulateInto", value, "value");
+        if (!target.shape().equals(value.shape()) || !target.isContiguous()) {
+            throw new ShapeException("accumulateInto: " + value.describe() + " into " + target.describe()
+                    + " (equal shapes, a contiguous target)");
+        }
+        if (target.numel() > 0) {
+            backend(target).accumulate(value, target);
+        }
+    }
+
     /** Copies {@code src} into the existing (possibly strided) {@code dst} of the same shape; not recorded. */
     public static void copyInto(Tensor src, Tensor dst) {
         src.checkOpen("copyInto");
@@ -382,7 +406,8 @@ public final class Ops {
         a.checkOpen("copy");
         if (Autograd.needsGrad(a) && dtype.isFloating()) {
             DType original = a.dtype();
-            return Autograd.op("copy", () -> copy(a, dtype), g -> new Tensor[] {g.dtype() == original ? g : copy(g, original)}, a);
+            // a leaf's gradient takes g in its own dtype: it is converted as it accumulates (no converted copy of g)
+            return Autograd.op("copy", () -> copy(a, dtype), g -> new Tensor[] {g.dtype() == original || a.gradFn() == null ? g : copy(g, original)}, a);
         }
         if ((a.dtype() == DType.NF4) != (dtype == DType.NF4)) {
             throw new DTypeException("copy: cannot convert " + a.dtype() + " to " + dtype + " (NF4 needs quantize/dequantize)");

@@ -38,12 +38,24 @@ public final class TiledCheckpoint {
         if (n <= tileRows) {
             return Autograd.checkpoint(in -> fn.apply(in[0]), store, x);
         }
-        Tensor out = forward(fn, x, tileRows);
+        // the tiles' casts of weights are made once, kept for the other tiles and the recomputation (Autograd.castKept)
+        KeptCasts kept = new KeptCasts(Scope.current());
+        Tensor out;
+        try (Scope.Entered recording = kept.activate(false)) {
+            out = forward(fn, x, tileRows);
+        }
         if (!Autograd.isEnabled()) {
+            kept.handOver();
             return out;
         }
         ActivationStore.Stashed stashed = store.stash(x);
-        Node node = new Node("tiled checkpoint", new Tensor[] {x}, gradOut -> backward(fn, stashed, x, gradOut, tileRows));
+        Node node = new Node("tiled checkpoint", new Tensor[] {x}, gradOut -> {
+            try (Scope.Entered replaying = kept.activate(true)) {
+                return backward(fn, stashed, x, gradOut, tileRows);
+            } finally {
+                kept.free();
+            }
+        });
         out.setGradFn(node);
         return out;
     }

@@ -38,6 +38,38 @@ class AutogradTest {
         }
     }
 
+    /**
+     * A leaf's cast (LoRA's fp32 weights computed in bf16) hands its gradient over in the cast's dtype, and it is
+     * converted as it accumulates: the first contribution becomes the gradient, the second adds to it, with the values
+     * of casting each contribution and adding in fp32. A gradient sink and a non-leaf still receive the leaf's dtype.
+     */
+    @Test
+    void aCastLeafsGradientAccumulatesConverted() {
+        try (Scope s = Scope.open("cast leaf")) {
+            Tensor w = Tensor.uniform(Shape.of(3, 5), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor x = Tensor.uniform(Shape.of(4, 5), DType.BF16, Device.CPU, seed(), -1, 1);
+            Tensor half = x.scale(0.5);
+            Tensor y = x.matmul(w.cast(DType.BF16).transpose(0, 1)).add(half.matmul(w.cast(DType.BF16).transpose(0, 1)));
+            y.sum(0).sum(0).backward();
+            Tensor ones = Tensor.full(Shape.of(4, 3), 1, DType.BF16, Device.CPU);
+            Tensor expected = ones.transpose(0, 1).matmul(x).cast(DType.F32).add(ones.transpose(0, 1).matmul(half).cast(DType.F32));
+            assertEquals(DType.F32, w.grad().dtype());
+            assertArrayEquals(expected.toDoubleArray(), w.grad().toDoubleArray(), 0);
+
+            Tensor v = Tensor.uniform(Shape.of(3, 5), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            java.util.List<DType> seen = new java.util.ArrayList<>();
+            Autograd.streamGradient(v, (g, owned) -> seen.add(g.dtype()));
+            x.matmul(v.cast(DType.BF16).transpose(0, 1)).sum(0).sum(0).backward();
+            assertEquals(java.util.List.of(DType.F32), seen, "a sink takes the leaf's dtype");
+
+            Tensor u = Tensor.uniform(Shape.of(3, 5), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor viaNonLeaf = x.matmul(u.scale(2).cast(DType.BF16).transpose(0, 1)).add(x.matmul(u.scale(2).cast(DType.BF16).transpose(0, 1)));
+            viaNonLeaf.sum(0).sum(0).backward();
+            Tensor dWOnce = ones.transpose(0, 1).matmul(x).cast(DType.F32).scale(2);
+            assertArrayEquals(dWOnce.add(dWOnce).toDoubleArray(), u.grad().toDoubleArray(), 0);
+        }
+    }
+
     @Test
     void elementwiseOpsWithBroadcasting() {
         long a = d();

@@ -47,6 +47,26 @@ class OpsCpuTest extends ScopedTest {
         }
     }
 
+    /** accumulateInto converts the value to the target's dtype and adds, rounding as a cast then an add would. */
+    @Test
+    void accumulateIntoConvertsTheValueOfAnyFloatingDtype() {
+        Random rnd = Seeds.random(29);
+        for (int trial = 0; trial < 6; trial++) {
+            long[] shape = RandomShapes.shape(rnd, 1, 4);
+            for (DType target : FLOATING) {
+                for (DType value : FLOATING) {
+                    HostArray t = rounded(HostArray.random(rnd, shape, -4, 4), target);
+                    HostArray v = rounded(HostArray.random(rnd, shape, -4, 4), value);
+                    Tensor tt = Tensor.fromArray(t.data(), Shape.of(shape), target, Device.CPU);
+                    HostArray expected = HostArray.generate(shape,
+                            idx -> ReferenceRounding.toFloating(target, t.at(idx) + ReferenceRounding.toFloating(target, v.at(idx))));
+                    Ops.accumulateInto(tt, TestTensors.randomLayout(v, value, rnd));
+                    assertSameValues(expected, tt, value + " into " + target + " " + Arrays.toString(shape));
+                }
+            }
+        }
+    }
+
     /** Through the named methods, so that each public entry point is exercised. */
     private static Tensor apply(BinaryOp op, Tensor a, Tensor b) {
         return switch (op) {

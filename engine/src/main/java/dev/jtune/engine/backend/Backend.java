@@ -57,6 +57,13 @@ public interface Backend {
      */
     void fillRandom(Tensor dst, Distribution distribution, long seed, double p0, double p1);
 
+    /**
+     * {@code dst += src} with src converted to dst's dtype: floating tensors of equal shapes, src any strides, dst
+     * contiguous; the sum is formed as {@link #binary} forms it in dst's dtype, so it equals casting src and adding,
+     * without the converted copy (a 16-bit gradient into an fp32 one).
+     */
+    void accumulate(Tensor src, Tensor dst);
+
     /** {@code out = a op b}; {@code a} and {@code b} have out's shape (stride 0 where broadcast), out is contiguous; one floating dtype. */
     void binary(BinaryOp op, Tensor a, Tensor b, Tensor out);
 

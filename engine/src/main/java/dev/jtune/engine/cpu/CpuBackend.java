@@ -5,6 +5,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.DeviceMismatchException;
 import dev.jtune.engine.HostElements;
+import dev.jtune.engine.Numerics;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.OutOfDeviceMemoryException;
 import dev.jtune.engine.Placement;
@@ -177,6 +178,17 @@ public final class CpuBackend implements Backend {
     }
 
     // ---------------------------------------------------------------- arithmetic
+
+    @Override
+    public void accumulate(Tensor src, Tensor dst) {
+        MemorySegment from = segmentOf(src);
+        MemorySegment to = segmentOf(dst);
+        DType in = src.dtype();
+        DType out = dst.dtype();
+        // src rounded to dst's dtype first (exact when it is the wider one), then added as binary adds
+        StridedWalk.forEach(dst.shape(), i -> HostElements.set(to, out, i[1],
+                BinaryOp.ADD.apply(HostElements.get(to, out, i[1]), Numerics.roundTo(out, HostElements.get(from, in, i[0])))), src, dst);
+    }
 
     @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {

@@ -300,6 +300,12 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void accumulate(Tensor src, Tensor dst) {
+        context.makeCurrent();
+        elementwise().accumulate(src, dst);
+    }
+
+    @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
         context.makeCurrent();
         elementwise().binary(op, a, b, out);

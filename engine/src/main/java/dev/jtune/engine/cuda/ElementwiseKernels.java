@@ -16,7 +16,7 @@ import static dev.jtune.engine.cuda.KernelSource.ALL_TYPES;
 import static dev.jtune.engine.cuda.KernelSource.FLOATS;
 import static dev.jtune.engine.cuda.KernelSource.names;
 
-/** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, fill, random. */
+/** Typed launches of kernels/elementwise.cu: binary arithmetic, scale, strided copy/cast, accumulation, fill, random. */
 public final class ElementwiseKernels {
     private static final int THREADS = 256;
     /** Elements per access of the chunked kernels (kernels/elementwise.cu's CHUNK). */
@@ -41,6 +41,7 @@ public final class ElementwiseKernels {
             .kernels(names("fill_%s", ALL_TYPES), PTR, I64, F64)
             .kernels(names("copy_%s_%s", ALL_TYPES, ALL_TYPES), PTR, LAYOUT, PTR, LAYOUT, I64)
             .kernels(names("copy_chunks_%s_%s", ALL_TYPES, ALL_TYPES), PTR, LAYOUT, PTR, LAYOUT, I64)
+            .kernels(names("accumulate_%s_%s", FLOATS, FLOATS), PTR, LAYOUT, PTR, LAYOUT, I64)
             .build();
 
     private final CudaModule module;
@@ -83,6 +84,17 @@ public final class ElementwiseKernels {
             long n = StridedLayout.count(l[0]);
             args.i64(n);
             launch(lay.kernel() + suffix(src.dtype()) + "_" + suffix(dst.dtype()), n, args);
+        }
+    }
+
+    /** dst += src converted to dst's dtype (per element: a gradient of a small weight, not worth the chunked form). */
+    void accumulate(Tensor src, Tensor dst) {
+        long[][] l = StridedLayout.coalesce(src, dst);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(src.address()).layout(l[0], l[1]).pointer(dst.address()).layout(l[0], l[2]);
+            long n = StridedLayout.count(l[0]);
+            args.i64(n);
+            launch("accumulate_" + floatSuffix("accumulate", src.dtype()) + "_" + floatSuffix("accumulate", dst.dtype()), n, args);
         }
     }
 

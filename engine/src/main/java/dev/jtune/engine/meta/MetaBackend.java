@@ -104,6 +104,10 @@ public final class MetaBackend implements Backend {
     }
 
     @Override
+    public void accumulate(Tensor src, Tensor dst) {
+    }
+
+    @Override
     public void binary(BinaryOp op, Tensor a, Tensor b, Tensor out) {
     }
 

@@ -152,6 +152,31 @@ class CudaParityTest {
         }
     }
 
+    /**
+     * accumulateInto (a 16-bit gradient into an fp32 one, as backward does for a cast leaf) for every pair of floating
+     * dtypes, from strided views: the same values as casting on the GPU and adding there, and the cpu's within one
+     * rounding of the target.
+     */
+    @Test
+    void accumulateConvertsEveryFloatPairFromStridedViews() {
+        for (DType to : FLOATS) {
+            for (DType from : FLOATS) {
+                Shape s = randomShape(3, 20);
+                Tensor target = cpuRandom(Shape.of(s.dim(2), s.dim(1), s.dim(0)), to);
+                Tensor valueOnCpu = cpuRandom(s, from);
+                Tensor value = valueOnCpu.to(GPU).transpose(0, 2);
+                Tensor expected = target.copy();
+                Ops.accumulateInto(expected, valueOnCpu.transpose(0, 2));
+                Tensor got = target.to(GPU);
+                Ops.accumulateInto(got, value);
+                Tensor castThenAdd = target.to(GPU);
+                Ops.addInPlace(castThenAdd, value.cast(to));
+                assertClose(castThenAdd, got, 0, "accumulate " + from + " into " + to + " against cast and add");
+                assertClose(expected, got, tolerance(to), "accumulate " + from + " into " + to + " against the cpu");
+            }
+        }
+    }
+
     @Test
     void contiguousCopiesOfViews() {
         for (DType t : FLOATS) {

@@ -37,12 +37,13 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
     }
 
     /**
-     * The input is cast to the compute dtype and so are the weights (no copy when they already have it); the scale
+     * The input is cast to the compute dtype and so are the weights (no copy when they already have it; inside a
+     * checkpoint the weights' casts are kept for the recomputation, {@link Autograd#castKept}); the scale
      * applies to the rank-r intermediate, the smallest tensor; the result is cast back to x's dtype.
      */
     @Override
     public Tensor apply(Tensor x) {
-        return Ops.matmul(down(x), b.cast(compute), Transpose.B).cast(x.dtype());
+        return Ops.matmul(down(x), Autograd.castKept(b, compute), Transpose.B).cast(x.dtype());
     }
 
     /**
@@ -55,7 +56,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         if (compute != y.dtype() || y.rank() != 2 || !y.isContiguous()) {
             return Adapter.super.addTo(y, x);
         }
-        return Ops.addMatmulInto(y, down(x), b.cast(compute), Transpose.B);
+        return Ops.addMatmulInto(y, down(x), Autograd.castKept(b, compute), Transpose.B);
     }
 
     /**
@@ -74,7 +75,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
 
     /** The scale rides on the product (the GEMM's alpha, forward and backward): no pass of its own over [tokens, r]. */
     private Tensor product(Tensor in) {
-        return Ops.matmul(in.cast(compute), a.cast(compute), Transpose.B, scale);
+        return Ops.matmul(in.cast(compute), Autograd.castKept(a, compute), Transpose.B, scale);
     }
 
     /** A or B. */
