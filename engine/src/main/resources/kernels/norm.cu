@@ -5,7 +5,8 @@
 //
 // The _residual kernels fuse the residual stream's add: forward sum = x + h (rounded to T, as the unfused add stores it)
 // is written and normalised in the same pass; backward adds gradSum (the gradient the sum got from its other uses)
-// to the norm's input gradient before the one rounding, which is then the gradient of both x and h.
+// to the norm's input gradient rounded to T (as the unfused norm stores it and the add adds it), which is then the
+// gradient of both x and h: the unfused ops' values bit for bit.
 //
 // The weight gradient is deterministic without atomics: each row slot (one per (block, threadIdx.y)) sums its
 // rows' contributions into its own line of a scratch buffer [slots, D], always by the same thread for the same
@@ -64,7 +65,8 @@ __device__ void rms_norm(const T* x, const T* h, T* sum, const W* w, T* out, typ
 
 // gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) [slots, D]
 // gets sum over the slot's rows of gradOut * x * r.
-// gradSum (may be null) is added to gradX before its rounding (the residual kernels: x is the sum).
+// gradSum (may be null) is added to gradX rounded to T first, as the unfused norm's gradient and the add would round
+// (the residual kernels: x is the sum), so the fused op's gradients are the unfused ones bit for bit.
 template <typename T, typename W, int VEC>
 __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, const T* gradSum,
                                   T* gradX, typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne) {
@@ -110,7 +112,8 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
             }
 #pragma unroll
             for (int q = 0; q < VEC; q++) {
-                out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c + sv[q];
+                out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c;
+                if (gradSum != nullptr) out[q] = load_acc<T>(store_acc<T>(out[q])) + sv[q];  // rounded as the unfused norm and add round
                 if (mine != nullptr) mine[k * VEC + q] += gv[q] * xv[q] * r;
             }
             store_chunk<T, VEC>(gxr + k * VEC, out);  // gradX may be gradOut: this thread read its elements above

@@ -102,7 +102,7 @@ public final class NormKernels {
         rmsNormBackward(x, weight, rstd, offsetOne, gradOut, null, gradX, gradWeight);
     }
 
-    /** With gradSum (null: none) added to gradX before its rounding: the residual kernels, x being the sum. */
+    /** With gradSum (null: none) added to gradX as the unfused add would add it: the residual kernels, x being the sum. */
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
                                 Tensor gradWeight) {
         long d = RowLaunch.lastDim(x);

@@ -1,5 +1,7 @@
 package dev.jtune.engine.fused;
 
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Numerics;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.FusedOp;
 import dev.jtune.engine.cpu.CpuLoops;
@@ -114,7 +116,10 @@ public interface RmsNormKernel {
             backwardResidual(x, weight, rstd, offsetOne, gradOut, null, gradX, gradWeight);
         }
 
-        /** {@link #backward}'s arithmetic, gradSum (when given) added to each gradX element in double before its store. */
+        /**
+         * {@link #backward}'s arithmetic; gradSum (when given) is added to each gradX element rounded to its dtype first,
+         * as the unfused norm's store and the add would (the fused op's gradients are the unfused ones bit for bit).
+         */
         @Override
         public void backwardResidual(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
                                      Tensor gradWeight) {
@@ -138,6 +143,7 @@ public interface RmsNormKernel {
             }
             Flat gxs = Flat.of(gradX);
             Flat gss = gradSum == null ? null : Flat.of(gradSum);
+            DType dtype = gradX.dtype();
             CpuLoops.rows(n, i -> {
                 double[] xr = xs.read(i * d, new double[d]);
                 double[] gy = gys.read(i * d, new double[d]);
@@ -149,7 +155,10 @@ public interface RmsNormKernel {
                 }
                 double c = r * r * dot / d;
                 for (int j = 0; j < d; j++) {
-                    gy[j] = r * (g[j] * gy[j] - xr[j] * c) + (gs == null ? 0 : gs[j]);
+                    gy[j] = r * (g[j] * gy[j] - xr[j] * c);
+                    if (gs != null) {
+                        gy[j] = Numerics.roundTo(dtype, gy[j]) + gs[j]; // rounded as the unfused norm and add round
+                    }
                 }
                 gxs.write(i * d, gy);
             });

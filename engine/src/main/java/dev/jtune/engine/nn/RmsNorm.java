@@ -34,4 +34,12 @@ public final class RmsNorm extends Module {
     public Tensor forward(Tensor x) {
         return dev.jtune.engine.ops.RmsNorm.apply(x, weight.value(), eps, scale);
     }
+
+    /**
+     * {@code {x + h, forward(x + h)}} as one op: the residual stream's add fused into the norm that follows it
+     * ({@link dev.jtune.engine.ops.RmsNorm#applyResidual}).
+     */
+    public Tensor[] forwardResidual(Tensor x, Tensor h) {
+        return dev.jtune.engine.ops.RmsNorm.applyResidual(x, h, weight.value(), eps, scale);
+    }
 }

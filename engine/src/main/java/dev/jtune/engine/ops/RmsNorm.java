@@ -68,7 +68,8 @@ public final class RmsNorm {
      * The residual stream's add and the norm of its result as one op: returns {@code {x + h, rmsNorm(x + h)}}, the sum
      * rounded to x's dtype as an add stores it, in one pass over the rows (one kernel instead of an add and a norm).
      * Backward gets both outputs' gradients at once ({@link Autograd#opMulti}) and gives x and h one gradient: the
-     * norm's input gradient plus the sum's own, added before the one rounding.
+     * norm's input gradient, rounded to x's dtype, plus the sum's own: the values of the unfused add and norm, bit for bit
+     * (so checkpointing modes that fuse and those that do not give the same gradients).
      */
     public static Tensor[] applyResidual(Tensor x, Tensor h, Tensor weight, double eps, Scale scale) {
         String op = "rmsNorm(x + h)";

@@ -85,6 +85,49 @@ class CudaOpsBackwardParityTest {
         return Tensor.fromArray(v, s, DType.I32, Device.CPU);
     }
 
+    /**
+     * On the GPU too, the residual norm is the unfused add then norm bit for bit, forward and gradients (so the decoder
+     * layer, which fuses them when a layer is one checkpoint, trains as the half-layer checkpoints do).
+     */
+    @Test
+    void residualNormIsTheUnfusedAddAndNormBitForBit() {
+        for (DType dt : new DType[] {DType.F32, DType.BF16}) {
+            for (long d : new long[] {640, 33}) {
+                Shape s = Shape.of(2, 9, d);
+                Tensor x0 = cpu(s).cast(dt).to(GPU);
+                Tensor h0 = cpu(s).cast(dt).to(GPU);
+                Tensor w0 = cpu(Shape.of(d)).to(GPU);
+                Tensor seed = cpu(s).cast(dt).to(GPU);
+                Tensor[][] grads = new Tensor[2][];
+                Tensor[][] outs = new Tensor[2][];
+                for (int fused = 0; fused < 2; fused++) {
+                    Tensor x = x0.detach().requiresGrad(true);
+                    Tensor h = h0.detach().requiresGrad(true);
+                    Tensor w = w0.detach().requiresGrad(true);
+                    Tensor[] o;
+                    if (fused == 1) {
+                        o = RmsNorm.applyResidual(x, h, w, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT);
+                    } else {
+                        Tensor sum = x.add(h);
+                        o = new Tensor[] {sum, RmsNorm.apply(sum, w, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT)};
+                    }
+                    // both outputs used, as in the layer: the sum by the next residual add, the norm by the MLP
+                    o[0].mul(seed).add(o[1].mul(seed)).cast(DType.F32).sum(2).sum(1).sum(0).backward();
+                    outs[fused] = o;
+                    grads[fused] = new Tensor[] {x.grad(), h.grad(), w.grad()};
+                }
+                String what = dt + " d " + d;
+                CudaParityTest.assertClose(outs[0][0], outs[1][0], 0, what + " sum");
+                CudaParityTest.assertClose(outs[0][1], outs[1][1], 0, what + " norm");
+                String[] names = {"x", "h", "weight"};
+                for (int i = 0; i < 3; i++) {
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(grads[0][i].toDoubleArray(), grads[1][i].toDoubleArray(), 0,
+                            what + " gradient of " + names[i]);
+                }
+            }
+        }
+    }
+
     @Test
     void everyOpForwardAndBackward() {
         for (DType dt : new DType[] {DType.F32, DType.BF16}) {

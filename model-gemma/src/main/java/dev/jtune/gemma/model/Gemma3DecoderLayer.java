@@ -78,8 +78,15 @@ public final class Gemma3DecoderLayer extends Module {
         return new AttentionSpec(window, config.attentionScale(), block, Gemma3Model.attentionSoftcap(config));
     }
 
+    /**
+     * The whole layer. Untiled, the add after attention and the pre-FFN norm are one op (one pass over the residual
+     * stream fewer); a tiled MLP half starts from the sum, as it does when checkpointed alone.
+     */
     Tensor forward(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock, Gemma3Model.MlpTiling tiling) {
-        return mlpHalf(attentionHalf(x, b, t, positions, mask, attentionBlock), tiling, ActivationStore.DEVICE);
+        if (tiling.tiled()) {
+            return mlpHalf(attentionHalf(x, b, t, positions, mask, attentionBlock), tiling, ActivationStore.DEVICE);
+        }
+        return finish(x, attention(x, b, t, positions, mask, attentionBlock));
     }
 
     /**
@@ -87,21 +94,26 @@ public final class Gemma3DecoderLayer extends Module {
      * {@code positions} [T] or [B, T]; {@code mask} (null: none) keeps packed samples apart.
      */
     Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock) {
+        Tensor attn = selfAttn.oProj().forward(attention(x, b, t, positions, mask, attentionBlock));
+        return x.add(postAttentionLayernorm.forward(attn));
+    }
+
+    /** Attention's output rows [B * T, q heads x head dim], before o_proj. */
+    private Tensor attention(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock) {
         Tensor h = inputLayernorm.forward(x);
         Tensor[] qkv = selfAttn.projectQkv(h, b, t, positions);
         Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(attentionBlock), mask);
-        return attentionResidual(x, a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim()));
+        return a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim());
     }
 
-    /** The rest of a layer after attention: o_proj, post-attention norm, residual, the MLP half. */
+    /**
+     * The rest of a layer after attention: o_proj, post-attention norm, then the residual add and the pre-FFN norm as
+     * one op, then the MLP and its residual add.
+     */
     Tensor finish(Tensor x, Tensor attention) {
-        return mlpHalf(attentionResidual(x, attention));
-    }
-
-    /** x + post-attention norm of o_proj(attention). */
-    private Tensor attentionResidual(Tensor x, Tensor attention) {
         Tensor attn = selfAttn.oProj().forward(attention);
-        return x.add(postAttentionLayernorm.forward(attn));
+        Tensor[] residual = preFeedforwardLayernorm.forwardResidual(x, postAttentionLayernorm.forward(attn));
+        return mlpResidual(residual[0], residual[1]);
     }
 
     /**
@@ -128,7 +140,11 @@ public final class Gemma3DecoderLayer extends Module {
 
     /** x + the MLP block's output: pre-FFN norm, GeGLU MLP, post-FFN norm (row-wise: each token's row alone). */
     Tensor mlpHalf(Tensor x) {
-        Tensor m = preFeedforwardLayernorm.forward(x);
-        return x.add(postFeedforwardLayernorm.forward(mlp.forward(m)));
+        return mlpResidual(x, preFeedforwardLayernorm.forward(x));
+    }
+
+    /** x + post-FFN norm of the MLP of {@code normed} (x's pre-FFN norm). */
+    private Tensor mlpResidual(Tensor x, Tensor normed) {
+        return x.add(postFeedforwardLayernorm.forward(mlp.forward(normed)));
     }
 }
