@@ -11,7 +11,9 @@ set -u
 JOPTS="$JOPTS ${EXTRA_JOPTS:-}" # e.g. EXTRA_JOPTS=-Djtune.step.timing=true: each step's wall time, JVM collections and device allocator calls
 model=${1:-gemma-3-270m}; mode=${2:-qlora16}; seq=${3:-8192}; steps=${4:-220}; warm=${5:-20}
 run=/tmp/e2e-$model-$mode-$seq; rm -rf $run; mkdir -p $run
-$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( steps * ${BATCH:-1} + 10 )) $(( seq * 8 / 10 )) cuda 2>&1 | tail -1
+# as many words as tokens: every conversation is longer than the sequence and is cut to exactly seq tokens, as HF's
+# rows of seq random ids are (until the twelfth session 0.8 seq words gave ~0.85 seq tokens a step)
+$JAVA $JOPTS -cp "$CP" dev.jtune.bench.PrepareRun $run $model $(( steps * ${BATCH:-1} + 10 )) $seq cuda 2>&1 | tail -1
 case $mode in
   # the anchor's adapter (hf_gemma3_train.py: LoraConfig(r=16, lora_alpha=16, lora_dropout=0.0)); LORA_DROPOUT=0.05
   # gives the trainer's default, which the rows before the eleventh session ran (PERFORMANCE.md has both)

@@ -74,7 +74,7 @@ public final class PrepareRun {
             }
             if (images) {
                 String file = "img" + c + ".png";
-                draw(rnd, dir.resolve("images").resolve(file));
+                Pictures.draw(rnd, dir.resolve("images").resolve(file));
                 lines.add(json.writeValueAsString(Map.of("id", "gen" + c, "image", file, "conversations", List.of(
                         Map.of("from", "human", "value", "<image>\nWrite about the picture number " + c + "."),
                         Map.of("from", "gpt", "value", answer.toString().trim())))));
@@ -89,18 +89,24 @@ public final class PrepareRun {
                 + (images ? ", each with an image in " + dir.resolve("images") : "") + ")");
     }
 
-    /** A 320 x 240 PNG: noise and a coloured ellipse (the preprocessor resizes it to the tower's size). */
-    private static void draw(Random rnd, Path file) throws java.io.IOException {
-        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(320, 240, java.awt.image.BufferedImage.TYPE_INT_RGB);
-        for (int y = 0; y < 240; y++) {
-            for (int x = 0; x < 320; x++) {
-                img.setRGB(x, y, rnd.nextInt(1 << 24));
+    /**
+     * The drawn images, in a class of their own: the verifier loads java.desktop's image classes with the class that
+     * uses them, and a runtime without that module (the device's plain bundle) must still prepare text runs.
+     */
+    private static final class Pictures {
+        /** A 320 x 240 PNG: noise and a coloured ellipse (the preprocessor resizes it to the tower's size). */
+        static void draw(Random rnd, Path file) throws java.io.IOException {
+            java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(320, 240, java.awt.image.BufferedImage.TYPE_INT_RGB);
+            for (int y = 0; y < 240; y++) {
+                for (int x = 0; x < 320; x++) {
+                    img.setRGB(x, y, rnd.nextInt(1 << 24));
+                }
             }
+            java.awt.Graphics2D g = img.createGraphics();
+            g.setColor(new java.awt.Color(rnd.nextInt(1 << 24)));
+            g.fillOval(rnd.nextInt(100), rnd.nextInt(80), 120 + rnd.nextInt(80), 80 + rnd.nextInt(60));
+            g.dispose();
+            javax.imageio.ImageIO.write(img, "png", file.toFile());
         }
-        java.awt.Graphics2D g = img.createGraphics();
-        g.setColor(new java.awt.Color(rnd.nextInt(1 << 24)));
-        g.fillOval(rnd.nextInt(100), rnd.nextInt(80), 120 + rnd.nextInt(80), 80 + rnd.nextInt(60));
-        g.dispose();
-        javax.imageio.ImageIO.write(img, "png", file.toFile());
     }
 }
