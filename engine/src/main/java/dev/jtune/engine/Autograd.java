@@ -178,7 +178,14 @@ public final class Autograd {
                 }
                 continue;
             }
-            Tensor[] grads = node.apply(gs);
+            Tensor[] grads;
+            Running outer = RUNNING.get();
+            RUNNING.set(new Running(node, pending, gs, seed));
+            try {
+                grads = node.apply(gs);
+            } finally {
+                RUNNING.set(outer);
+            }
             for (int i = 0; i < grads.length; i++) {
                 Tensor input = node.input(i);
                 Tensor gi = grads[i];
@@ -199,8 +206,8 @@ public final class Autograd {
                     int at = input.gradOutput();
                     Tensor sum = slot[at];
                     slot[at] = null; // out of the pending sequence while it is combined
-                    if (sum == null) {
-                        slot[at] = gi;
+                    if (sum == null || addedInto(sum, gi)) {
+                        slot[at] = sum == null ? gi : sum; // added into the sum by the backward function itself
                     } else if (accumulatesInPlace(sum, gi, gs, seed, waiting, grads)) {
                         Ops.addInPlace(sum, gi); // the same kernel and rounding as add, into the sum's own storage
                         slot[at] = sum;
@@ -251,6 +258,64 @@ public final class Autograd {
         if (t != seed && !sharedElsewhere(t, index, seed, pending, returned)) {
             t.storage().close();
         }
+    }
+
+    /** The node whose backward function runs now on this thread, and what it may add into ({@link #gradientTarget}). */
+    private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed) {
+    }
+
+    private static final ThreadLocal<Running> RUNNING = new ThreadLocal<>();
+
+    /**
+     * For a backward function: the gradient already summed for its {@code input} (an input of the node running, not a
+     * leaf), when the function may add its contribution into that storage itself and return it (or a view of all of it)
+     * as the input's gradient; null when it must return a tensor of its own. A product computes its input's gradient
+     * straight into it (a beta = 1 GEMM: LoRA's and the base's input gradients, q, k and v's): one pass and one
+     * temporary fewer than a product and an add. The sum has the input's shape and dtype, is contiguous, and nothing
+     * else still to be used (the seed, another pending gradient, the node's incoming gradients) shares its storage.
+     */
+    public static Tensor gradientTarget(Tensor input) {
+        Running r = RUNNING.get();
+        Node producer = input.gradFn();
+        if (r == null || producer == null || !input.requiresGrad() || !isInput(r.node, input)) {
+            return null;
+        }
+        Tensor[] slot = r.pending.get(producer);
+        Tensor sum = slot == null ? null : slot[input.gradOutput()];
+        if (sum == null || sum.dtype() != input.dtype() || !sum.shape().equals(input.shape()) || !sum.isContiguous()) {
+            return null;
+        }
+        if (r.seed != null && r.seed.storage() == sum.storage()) {
+            return null;
+        }
+        for (Tensor g : r.consumed) {
+            if (g != null && g.storage() == sum.storage()) {
+                return null;
+            }
+        }
+        for (Tensor[] other : r.pending.values()) {
+            for (Tensor t : other) {
+                if (t != null && t != sum && t.storage() == sum.storage()) {
+                    return null;
+                }
+            }
+        }
+        return sum;
+    }
+
+    private static boolean isInput(Node node, Tensor t) {
+        for (int i = 0; i < node.inputCount(); i++) {
+            if (node.input(i) == t) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether a returned gradient is the pending sum itself (or a whole view of it): a backward function added into it. */
+    private static boolean addedInto(Tensor sum, Tensor gi) {
+        return gi == sum || gi.storage() == sum.storage() && gi.offset() == sum.offset() && gi.isContiguous()
+                && gi.shape().equals(sum.shape());
     }
 
     /** {@link #sharedElsewhere(Tensor, int, Tensor, Iterable, Tensor[])}, or one of the node's output gradients not yet freed. */

@@ -362,8 +362,14 @@ public final class Ops {
         Tensor ga = null;
         Tensor gb = null;
         if (a.requiresGrad()) {
-            Tensor product = product(g, false, b, !transB, alpha); // alpha g @ op(b)^T = op(a)'s gradient
-            ga = transA ? product.transpose(-1, -2) : product;
+            Tensor target = transA ? null : Autograd.gradientTarget(a);
+            if (target != null && target.numel() > 0 && g.dim(-1) > 0) {
+                productInto(g, false, b, !transB, target, alpha, true); // a's gradient so far += alpha g @ op(b)^T
+                ga = target;
+            } else {
+                Tensor product = product(g, false, b, !transB, alpha); // alpha g @ op(b)^T = op(a)'s gradient
+                ga = transA ? product.transpose(-1, -2) : product;
+            }
         }
         if (b.requiresGrad()) {
             boolean shared = b.rank() == 2 && a.rank() > 2;

@@ -70,6 +70,64 @@ class AutogradTest {
         }
     }
 
+    /**
+     * {@link Autograd#gradientTarget}: a backward function sees the gradient already summed for a non-leaf input
+     * (another consumer's contribution) and may add into it; a leaf, an input with no contribution yet, or a tensor
+     * that is not the node's input gets none. Products use it (x read by two products: the second adds its dX into
+     * the first's), with the values of two products and an add within a rounding.
+     */
+    @Test
+    void backwardFunctionsMayAddIntoAnInputsPendingGradient() {
+        try (Scope s = Scope.open("target")) {
+            Tensor leaf = Tensor.uniform(Shape.of(4, 6), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor x = leaf.scale(2);
+            java.util.List<Tensor> seen = new java.util.ArrayList<>();
+            // probe(x) = 3 x; its backward asks for x's pending gradient (and a leaf's, and a stranger's) and adds into it
+            Tensor probed = Autograd.op("probe", () -> x.scale(3), g -> {
+                Tensor target = Autograd.gradientTarget(x);
+                seen.add(target);
+                seen.add(Autograd.gradientTarget(leaf));
+                if (target == null) {
+                    return new Tensor[] {g.scale(3)};
+                }
+                Ops.addInPlace(target, g.scale(3));
+                return new Tensor[] {target};
+            }, x);
+            // x's other consumer also consumes probe's output, so its backward runs first: x's pending gradient is its
+            Tensor y = x.mul(probed);
+            y.sum(1).sum(0).backward();
+            assertTrue(seen.get(0) != null, "x had a contribution pending when probe's backward ran");
+            assertNull(seen.get(1), "a leaf gets no target");
+            double[] lv = leaf.toDoubleArray();
+            double[] expected = new double[lv.length];
+            for (int i = 0; i < lv.length; i++) {
+                expected[i] = 24 * lv[i]; // d/dleaf of 3 (2l)^2
+            }
+            assertArrayEquals(expected, leaf.grad().toDoubleArray(), 1e-6);
+
+            // no contribution pending yet: none
+            seen.clear();
+            Tensor leaf2 = Tensor.uniform(Shape.of(3), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor x2 = leaf2.scale(1);
+            Autograd.op("probe alone", () -> x2.scale(3), g -> {
+                seen.add(Autograd.gradientTarget(x2));
+                return new Tensor[] {g.scale(3)};
+            }, x2).sum(0).backward();
+            assertNull(seen.get(0), "the first contribution has no sum to add into");
+            assertNull(Autograd.gradientTarget(x2), "outside a backward function: none");
+
+            // two products of one input: the second's input gradient goes into the first's
+            Tensor a = Tensor.uniform(Shape.of(5, 8), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor w1 = Tensor.uniform(Shape.of(3, 8), DType.F32, Device.CPU, seed(), -1, 1);
+            Tensor w2 = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, seed(), -1, 1);
+            Tensor h = a.scale(1);
+            h.matmul(w1.transpose(0, 1)).sum(1).sum(0).add(Ops.matmul(h, w2, Transpose.B, 0.5).sum(1).sum(0)).backward();
+            Tensor ref = Tensor.full(Shape.of(5, 3), 1, DType.F32, Device.CPU).matmul(w1)
+                    .add(Tensor.full(Shape.of(5, 6), 0.5, DType.F32, Device.CPU).matmul(w2));
+            assertArrayEquals(ref.toDoubleArray(), a.grad().toDoubleArray(), 1e-6);
+        }
+    }
+
     @Test
     void elementwiseOpsWithBroadcasting() {
         long a = d();

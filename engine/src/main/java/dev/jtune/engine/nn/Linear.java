@@ -115,8 +115,15 @@ public final class Linear extends Module {
      */
     private Tensor nf4Product(Nf4Tensor q, Tensor x) {
         Shape shape = q.shape();
-        return Autograd.op("nf4 linear", () -> x.matmul(dequantized(q, shape).transpose(0, 1)),
-                g -> new Tensor[] {g.matmul(dequantized(q, shape))}, x);
+        return Autograd.op("nf4 linear", () -> x.matmul(dequantized(q, shape).transpose(0, 1)), g -> {
+            Tensor w = dequantized(q, shape);
+            Tensor target = Autograd.gradientTarget(x); // x's gradient so far (another product's): dX added into it
+            if (target != null && target.rank() == 2 && g.rank() == 2) {
+                Ops.addMatmulInto(target, g, w, dev.jtune.engine.Transpose.NONE);
+                return new Tensor[] {target};
+            }
+            return new Tensor[] {g.matmul(w)};
+        }, x);
     }
 
     private Tensor dequantized(Nf4Tensor q, Shape shape) {
