@@ -312,7 +312,8 @@ public final class Ops {
 
     /**
      * {@code c + a @ op(b)}, accumulated into c's own storage by the product (one pass over c instead of a product,
-     * then an addition). {@code transpose} is {@link Transpose#NONE} or {@link Transpose#B}. c [m, n] contiguous,
+     * then an addition). {@code transpose} is {@link Transpose#NONE} or {@link Transpose#B}. c [m, n] contiguous or
+     * row-strided (a column slice of a fused projection's output),
      * a [m, k], b [n, k] when b is transposed else [k, n], all of one dtype. c is
      * consumed: the result shares its storage, so c must be a fresh product that nothing else reads or saved
      * (a linear layer's output getting its LoRA update, say). Gradients: dc = g, and the product's.
@@ -324,8 +325,9 @@ public final class Ops {
         boolean transB = transpose.b();
         Checks.pair("addMatmulInto", a, b);
         Checks.pair("addMatmulInto", c, a);
-        if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !c.isContiguous()) {
-            throw new ShapeException("addMatmulInto: needs 2-D operands and a contiguous c, got " + c.shape() + ", " + a.shape() + ", " + b.shape());
+        if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !asStored(c)) {
+            throw new ShapeException("addMatmulInto: needs 2-D operands and a contiguous or row-strided c, got " + c.describe() + ", "
+                    + a.shape() + ", " + b.shape());
         }
         long k = transB ? b.dim(1) : b.dim(0);
         long n = transB ? b.dim(0) : b.dim(1);
@@ -395,14 +397,19 @@ public final class Ops {
 
     /** A contiguous operand: the tensor itself, its last-two-axes transpose with the flag flipped, or a copy. */
     private static Operand operand(Tensor t, boolean trans) {
-        if (t.isContiguous()) {
+        if (asStored(t)) {
             return new Operand(t, trans);
         }
         Tensor tt = t.transpose(-1, -2);
-        if (tt.isContiguous()) {
+        if (asStored(tt)) {
             return new Operand(tt, !trans);
         }
         return new Operand(copy(t, t.dtype()), trans);
+    }
+
+    /** Whether the backend's matmul takes t as it is: contiguous, or 2-D row-strided (a column slice). */
+    static boolean asStored(Tensor t) {
+        return t.isContiguous() || t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
     }
 
     // ---------------------------------------------------------------- copies

@@ -12,6 +12,7 @@ import static dev.jtune.engine.TestTensors.FLOATING;
 import static dev.jtune.engine.TestTensors.assertClose;
 import static dev.jtune.engine.TestTensors.assertSameValues;
 import static dev.jtune.engine.TestTensors.rounded;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -290,6 +291,49 @@ class OpsCpuTest extends ScopedTest {
             assertEquals(before + 1, cpu.memoryStats().allocations(), "only the output is allocated");
             HostArray expected = referenceMatmul(a, b, false);
             assertClose(expected, matmulTolerance(a, b, false, DType.F32), product, "matmul of transposed views");
+        }
+    }
+
+    /**
+     * 2-D column slices of wider matrices (a fused projection's parts) go to the backend as they are, operands and an
+     * accumulated output alike: the product of their contiguous copies, and the output's other columns untouched.
+     */
+    @Test
+    void matmulTakesColumnSlicesWithoutCopying() {
+        Random rnd = Seeds.random(30);
+        CpuBackend cpu = CpuBackend.instance();
+        for (int trial = 0; trial < 6; trial++) {
+            int m = 2 + rnd.nextInt(6);
+            int k = 2 + rnd.nextInt(6);
+            int n = 2 + rnd.nextInt(6);
+            int pad = 1 + rnd.nextInt(5);
+            boolean transB = rnd.nextBoolean();
+            Tensor wideA = Tensor.uniform(Shape.of(m, k + pad), DType.F32, Device.CPU, rnd.nextLong(), -1, 1);
+            Tensor wideB = Tensor.uniform(transB ? Shape.of(n, k + pad) : Shape.of(k, n + pad), DType.F32, Device.CPU, rnd.nextLong(), -1, 1);
+            Tensor a = wideA.slice(1, pad, pad + k);
+            Tensor b = wideB.slice(1, pad, pad + (transB ? k : n));
+            assertFalse(a.isContiguous());
+            Transpose tr = transB ? Transpose.B : Transpose.NONE;
+            long before = cpu.memoryStats().allocations();
+            Tensor product = Ops.matmul(a, b, tr);
+            assertEquals(before + 1, cpu.memoryStats().allocations(), "only the output is allocated");
+            Tensor expected = Ops.matmul(a.contiguous(), b.contiguous(), tr);
+            assertArrayEquals(expected.toDoubleArray(), product.toDoubleArray(), 0, "product of column slices");
+
+            Tensor wideC = Tensor.uniform(Shape.of(m, n + pad + 2), DType.F32, Device.CPU, rnd.nextLong(), -1, 1);
+            double[] c0 = wideC.toDoubleArray();
+            Tensor c = wideC.slice(1, pad, pad + n);
+            Tensor sum = c.contiguous().add(expected);
+            Ops.addMatmulInto(c, a, b, tr);
+            double[] c1 = wideC.toDoubleArray();
+            double[] s1 = sum.toDoubleArray();
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n + pad + 2; j++) {
+                    int at = i * (n + pad + 2) + j;
+                    boolean inside = j >= pad && j < pad + n;
+                    assertEquals(inside ? s1[i * n + j - pad] : c0[at], c1[at], inside ? 1e-6 : 0, "c[" + i + ", " + j + "]");
+                }
+            }
         }
     }
 

@@ -87,7 +87,9 @@ public interface Backend {
      * {@code a} is contiguous [batch..., M, K], or [batch..., K, M] when {@code transA}; {@code b} is contiguous
      * [batch..., K, N] ([..., N, K] when {@code transB}) with a's batch dimensions, or 2-D and shared by every
      * batch; {@code out} is contiguous [batch..., M, N]. a and b share a floating dtype; out has that dtype or F32.
-     * Operands may start anywhere in their storage (slices), so alignment is not assumed.
+     * A 2-D operand, out included, may instead be row-strided (last stride 1, row stride at least its columns: a
+     * column slice of a wider matrix, as a fused projection's parts are). Operands may start anywhere in their storage
+     * (slices), so alignment is not assumed.
      */
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate);
 

@@ -29,9 +29,10 @@ final class CpuMatmul {
         MemorySegment dst = CpuBackend.segmentOf(out);
         DType outType = out.dtype();
         long base = out.offset();
+        long ld = rowStride(out, n);
         IntStream.range(0, batches * m).parallel().forEach(row -> {
             int firstColumn = shared ? 0 : (row / m) * n;
-            long at = base + (long) row * n;
+            long at = base + (long) row * ld;
             for (int j = 0; j < n; j++) {
                 double v = alpha * left.dot(row, right, firstColumn + j);
                 HostElements.set(dst, outType, at + j, accumulate ? HostElements.get(dst, outType, at + j) + v : v);
@@ -39,9 +40,14 @@ final class CpuMatmul {
         });
     }
 
+    /** Elements between a matrix's stored rows: a 2-D operand's row stride (it may be a column slice), else contiguous. */
+    private static long rowStride(Tensor t, long storedCols) {
+        return t.rank() == 2 ? t.stride(0) : storedCols;
+    }
+
     /**
-     * {@code mats} matrices of {@code rows x cols} read from contiguous {@code t}, which stores each one as
-     * [rows, cols], or as [cols, rows] when {@code transposed}. Exact: float holds every F32/BF16/F16 value.
+     * {@code mats} matrices of {@code rows x cols} read from {@code t} (contiguous, or 2-D with a row stride), which stores
+     * each one as [rows, cols], or as [cols, rows] when {@code transposed}. Exact: float holds every F32/BF16/F16 value.
      */
     private static Rows gather(Tensor t, int mats, int rows, int cols, boolean transposed) {
         long count = (long) mats * rows * cols;
@@ -55,6 +61,7 @@ final class CpuMatmul {
         long index = t.offset();
         int storedRows = transposed ? cols : rows;
         int storedCols = transposed ? rows : cols;
+        long gap = rowStride(t, storedCols) - storedCols;
         for (int p = 0; p < mats; p++) {
             int matBase = p * rows * cols;
             for (int sr = 0; sr < storedRows; sr++) {
@@ -62,6 +69,7 @@ final class CpuMatmul {
                     int dest = matBase + (transposed ? sc * cols + sr : sr * cols + sc);
                     r.put(dest, HostElements.get(src, dtype, index++));
                 }
+                index += gap;
             }
         }
         return r;

@@ -30,7 +30,7 @@ final class LtMatmul implements AutoCloseable {
      * the batch, the dtypes, and each pointer's alignment (the heuristic may pick a kernel that assumes it).
      */
     record Key(long batch, long m, long n, long k, boolean transA, boolean transB, boolean sharedB,
-               DType in, DType out, int alignA, int alignB, int alignOut) {
+               DType in, DType out, int alignA, int alignB, int alignOut, long ldA, long ldB, long ldOut) {
 
         /** The key of {@code out = op(a) @ op(b)} (see {@link #matmul}). */
         static Key of(Operand a, boolean transA, Operand b, boolean transB, Operand out) {
@@ -40,14 +40,17 @@ final class LtMatmul implements AutoCloseable {
             long batch = out.shape().numel() / (m * n);
             boolean sharedB = b.shape().rank() == 2 && batch > 1;
             return new Key(batch, m, n, k, transA, transB, sharedB, a.dtype(), out.dtype(),
-                    alignment(a.address()), alignment(b.address()), alignment(out.address()));
+                    alignment(a.address()), alignment(b.address()), alignment(out.address()), a.rowStride(), b.rowStride(), out.rowStride());
         }
     }
 
-    /** A matmul operand as the plan sees it: shape, dtype and device address. */
-    record Operand(Shape shape, DType dtype, long address) {
+    /**
+     * A matmul operand as the plan sees it: shape, dtype, device address, and the elements between its stored rows
+     * (the last dimension when contiguous; a 2-D column slice's row stride, cuBLASLt's leading dimension).
+     */
+    record Operand(Shape shape, DType dtype, long address, long rowStride) {
         static Operand of(Tensor t) {
-            return new Operand(t.shape(), t.dtype(), t.address());
+            return new Operand(t.shape(), t.dtype(), t.address(), t.rank() == 2 ? t.stride(0) : t.dim(-1));
         }
     }
 
@@ -118,14 +121,15 @@ final class LtMatmul implements AutoCloseable {
         // cuBLASLt's A is our b, its B is our a (see the class comment).
         setDesc(desc, CublasLt.CUBLASLT_MATMUL_DESC_TRANSA, key.transB ? Cublas.CUBLAS_OP_T : Cublas.CUBLAS_OP_N);
         setDesc(desc, CublasLt.CUBLASLT_MATMUL_DESC_TRANSB, key.transA ? Cublas.CUBLAS_OP_T : Cublas.CUBLAS_OP_N);
-        // b's buffer is column-major (n x k) with ld n, or (k x n) with ld k when transposed.
+        // b's buffer is column-major (n x k), or (k x n) when transposed, its leading dimension b's row stride (n or k
+        // when contiguous; more for a 2-D column slice), and likewise a's and out's.
         MemorySegment layoutA = key.transB
-                ? layout(inType, key.k, key.n, key.k, key.batch, key.sharedB ? 0 : key.n * key.k)
-                : layout(inType, key.n, key.k, key.n, key.batch, key.sharedB ? 0 : key.n * key.k);
+                ? layout(inType, key.k, key.n, key.ldB, key.batch, key.sharedB ? 0 : key.n * key.k)
+                : layout(inType, key.n, key.k, key.ldB, key.batch, key.sharedB ? 0 : key.n * key.k);
         MemorySegment layoutB = key.transA
-                ? layout(inType, key.m, key.k, key.m, key.batch, key.m * key.k)
-                : layout(inType, key.k, key.m, key.k, key.batch, key.m * key.k);
-        MemorySegment layoutC = layout(outType, key.n, key.m, key.n, key.batch, key.n * key.m);
+                ? layout(inType, key.m, key.k, key.ldA, key.batch, key.m * key.k)
+                : layout(inType, key.k, key.m, key.ldA, key.batch, key.m * key.k);
+        MemorySegment layoutC = layout(outType, key.n, key.m, key.ldOut, key.batch, key.n * key.m);
 
         MemorySegment prefOut = arena.allocate(ValueLayout.ADDRESS);
         checkCublasLt(CublasLt.cublasLtMatmulPreferenceCreate(prefOut), "cublasLtMatmulPreferenceCreate");
@@ -204,7 +208,8 @@ final class LtMatmul implements AutoCloseable {
 
     private static String describe(Key k) {
         return (k.batch > 1 ? k.batch + " x " : "") + "[" + k.m + ", " + k.k + "]" + (k.transA ? "^T" : "") + " @ [" + k.k + ", " + k.n + "]"
-                + (k.transB ? "^T" : "") + (k.sharedB ? " (b shared)" : "") + " " + k.in + " -> " + k.out;
+                + (k.transB ? "^T" : "") + (k.sharedB ? " (b shared)" : "") + " " + k.in + " -> " + k.out
+                + " (row strides " + k.ldA + ", " + k.ldB + ", " + k.ldOut + ")";
     }
 
     @Override

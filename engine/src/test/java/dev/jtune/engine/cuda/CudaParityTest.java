@@ -285,6 +285,33 @@ class CudaParityTest {
         assertClose(longRows.max(1), longRows.to(GPU).max(1), 0, "max of 100k");
     }
 
+    /** 2-D column slices (cuBLASLt's leading dimensions) as operands and as an accumulated output, against the cpu. */
+    @Test
+    void matmulOfColumnSlices() {
+        for (DType t : new DType[] {DType.F32, DType.BF16}) {
+            for (boolean transB : new boolean[] {false, true}) {
+                long m = 1 + rnd.nextInt(70);
+                long k = 1 + rnd.nextInt(90);
+                long n = 1 + rnd.nextInt(70);
+                long pad = 8 * (1 + rnd.nextInt(3)); // keeps 16-byte alignment of the slices' starts, as fused parts have
+                Tensor wideA = cpuRandom(Shape.of(m, k + pad), t);
+                Tensor wideB = cpuRandom(transB ? Shape.of(n, k + pad) : Shape.of(k, n + pad), t);
+                Tensor wideC = cpuRandom(Shape.of(m, n + pad), t);
+                Transpose tr = transB ? Transpose.B : Transpose.NONE;
+                Tensor a = wideA.slice(1, pad, pad + k);
+                Tensor b = wideB.slice(1, pad, pad + (transB ? k : n));
+                Tensor ga = wideA.to(GPU).slice(1, pad, pad + k);
+                Tensor gb = wideB.to(GPU).slice(1, pad, pad + (transB ? k : n));
+                String what = t + (transB ? " b^T" : "") + " [" + m + ", " + k + "] @ " + n + " pad " + pad;
+                assertClose(Ops.matmul(a, b, tr), Ops.matmul(ga, gb, tr), tolerance(t), "column slices " + what);
+                Tensor gc = wideC.to(GPU);
+                Ops.addMatmulInto(wideC.slice(1, 0, n), a, b, tr);
+                Ops.addMatmulInto(gc.slice(1, 0, n), ga, gb, tr);
+                assertClose(wideC, gc, tolerance(t), "accumulated into a column slice " + what);
+            }
+        }
+    }
+
     @Test
     void matmulEveryLayoutAndDtype() {
         for (DType t : FLOATS) {

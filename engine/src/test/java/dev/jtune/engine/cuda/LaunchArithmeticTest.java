@@ -240,7 +240,7 @@ class LaunchArithmeticTest {
     // ---------------------------------------------------------------- cuBLASLt plans
 
     private static LtMatmul.Operand op(DType dtype, long address, long... dims) {
-        return new LtMatmul.Operand(Shape.of(dims), dtype, address);
+        return new LtMatmul.Operand(Shape.of(dims), dtype, address, dims[dims.length - 1]);
     }
 
     @Test
@@ -251,7 +251,7 @@ class LaunchArithmeticTest {
                 op(DType.BF16, ALIGNED + 8192, 8, 16));
         assertEquals(k1, k2);
         assertEquals(k1.hashCode(), k2.hashCode());
-        assertEquals(new LtMatmul.Key(1, 8, 16, 32, false, false, false, DType.BF16, DType.BF16, 256, 256, 256), k1);
+        assertEquals(new LtMatmul.Key(1, 8, 16, 32, false, false, false, DType.BF16, DType.BF16, 256, 256, 256, 32, 16, 16), k1);
     }
 
     @Test
@@ -268,16 +268,18 @@ class LaunchArithmeticTest {
                 op(DType.BF16, ALIGNED, 8, 16)), "the output dtype");
         assertNotEquals(base, LtMatmul.Key.of(op(DType.BF16, ALIGNED, 8, 32), false, op(DType.BF16, ALIGNED, 16, 32), true,
                 op(DType.F32, ALIGNED, 8, 16)), "b transposed");
+        assertNotEquals(base, LtMatmul.Key.of(new LtMatmul.Operand(Shape.of(8, 32), DType.BF16, ALIGNED, 48), false,
+                op(DType.BF16, ALIGNED, 32, 16), false, op(DType.F32, ALIGNED, 8, 16)), "a column slice's row stride");
     }
 
     @Test
     void batchedProductsKeyTheirBatchTransposesAndASharedB() {
         LtMatmul.Key shared = LtMatmul.Key.of(op(DType.F32, ALIGNED, 4, 8, 32), false, op(DType.F32, ALIGNED, 32, 16), false,
                 op(DType.F32, ALIGNED, 4, 8, 16));
-        assertEquals(new LtMatmul.Key(4, 8, 16, 32, false, false, true, DType.F32, DType.F32, 256, 256, 256), shared);
+        assertEquals(new LtMatmul.Key(4, 8, 16, 32, false, false, true, DType.F32, DType.F32, 256, 256, 256, 32, 16, 16), shared);
         LtMatmul.Key transA = LtMatmul.Key.of(op(DType.F32, ALIGNED, 4, 32, 8), true, op(DType.F32, ALIGNED, 4, 32, 16), false,
                 op(DType.F32, ALIGNED, 4, 8, 16));
-        assertEquals(new LtMatmul.Key(4, 8, 16, 32, true, false, false, DType.F32, DType.F32, 256, 256, 256), transA);
+        assertEquals(new LtMatmul.Key(4, 8, 16, 32, true, false, false, DType.F32, DType.F32, 256, 256, 256, 8, 16, 16), transA);
         assertEquals(256, LtMatmul.alignment(0x1000));
         assertEquals(16, LtMatmul.alignment(0x1010));
         assertEquals(1, LtMatmul.alignment(0x1001));
