@@ -180,7 +180,8 @@ public final class Autograd {
             }
             Tensor[] grads;
             Running outer = RUNNING.get();
-            RUNNING.set(new Running(node, pending, gs, seed));
+            Running running = new Running(node, pending, gs, seed, Collections.newSetFromMap(new IdentityHashMap<>()));
+            RUNNING.set(running);
             try {
                 grads = node.apply(gs);
             } finally {
@@ -206,7 +207,7 @@ public final class Autograd {
                     int at = input.gradOutput();
                     Tensor sum = slot[at];
                     slot[at] = null; // out of the pending sequence while it is combined
-                    if (sum == null || addedInto(sum, gi)) {
+                    if (sum == null || running.handedOut().contains(sum) && addedInto(sum, gi)) {
                         slot[at] = sum == null ? gi : sum; // added into the sum by the backward function itself
                     } else if (accumulatesInPlace(sum, gi, gs, seed, waiting, grads)) {
                         Ops.addInPlace(sum, gi); // the same kernel and rounding as add, into the sum's own storage
@@ -261,7 +262,7 @@ public final class Autograd {
     }
 
     /** The node whose backward function runs now on this thread, and what it may add into ({@link #gradientTarget}). */
-    private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed) {
+    private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed, Set<Tensor> handedOut) {
     }
 
     private static final ThreadLocal<Running> RUNNING = new ThreadLocal<>();
@@ -300,6 +301,7 @@ public final class Autograd {
                 }
             }
         }
+        r.handedOut.add(sum); // only a sum handed out counts as added into: another view of its storage is a new addend
         return sum;
     }
 
@@ -312,7 +314,7 @@ public final class Autograd {
         return false;
     }
 
-    /** Whether a returned gradient is the pending sum itself (or a whole view of it): a backward function added into it. */
+    /** Whether a returned gradient is the pending sum itself (or a whole view of it): with the sum handed out, added into. */
     private static boolean addedInto(Tensor sum, Tensor gi) {
         return gi == sum || gi.storage() == sum.storage() && gi.offset() == sum.offset() && gi.isContiguous()
                 && gi.shape().equals(sum.shape());

@@ -105,6 +105,14 @@ class AutogradTest {
             }
             assertArrayEquals(expected, leaf.grad().toDoubleArray(), 1e-6);
 
+            // two nodes passing one incoming gradient on (add hands g to both) give two addends, not a sum added into
+            Tensor leaf3 = Tensor.uniform(Shape.of(2, 3), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
+            Tensor x3 = leaf3.scale(1);
+            Tensor id1 = Autograd.op("identity 1", () -> x3.scale(1), g -> new Tensor[] {g}, x3);
+            Tensor id2 = Autograd.op("identity 2", () -> x3.scale(1), g -> new Tensor[] {g}, x3);
+            id1.add(id2).sum(1).sum(0).backward();
+            assertArrayEquals(new double[] {2, 2, 2, 2, 2, 2}, leaf3.grad().toDoubleArray(), 0);
+
             // no contribution pending yet: none
             seen.clear();
             Tensor leaf2 = Tensor.uniform(Shape.of(3), DType.F32, Device.CPU, seed(), -1, 1).requiresGrad(true);
