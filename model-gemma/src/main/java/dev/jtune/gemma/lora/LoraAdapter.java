@@ -8,6 +8,8 @@ import dev.jtune.engine.Transpose;
 import dev.jtune.engine.ops.Dropout;
 import dev.jtune.engine.nn.Adapter;
 
+import java.util.function.UnaryOperator;
+
 /**
  * One LoRA pair on a frozen linear module: A [r, in] and B [out, r], trainable (fp32 by default), adding
  * {@code scale * dropout(x) A^T B^T} to the module's output (dropout only while {@code dropout} is active). The two
@@ -61,14 +63,12 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
 
     /**
      * The scaled rank-r intermediate. With dropout, the dropped-out input [tokens, in] is not kept for A's gradient but
-     * made again in backward (a checkpoint of dropout and the product; the mask is a function of the seed): at 32K
-     * tokens of Gemma 3 4B the seven adapters' copies are 1.5 GiB a layer. The same ops run, so the same values.
+     * drawn again in backward (the mask is a function of the seed): at 32K tokens of Gemma 3 4B the seven adapters'
+     * copies are 1.5 GiB a layer. Only the dropout is redone, not the product (as a checkpoint of both would).
      */
     private Tensor down(Tensor x) {
         if (dropout != null && dropout.active()) {
-            double p = dropout.p();
-            long seed = dropout.seedFor(index);
-            return Autograd.checkpoint(in -> product(Dropout.apply(in[0], p, seed)), x);
+            return droppedProduct(x, Dropout.mask(x, dropout.p(), dropout.seedFor(index)));
         }
         return product(x);
     }
@@ -76,6 +76,57 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
     /** The scale rides on the product (the GEMM's alpha, forward and backward): no pass of its own over [tokens, r]. */
     private Tensor product(Tensor in) {
         return Ops.matmul(in.cast(compute), Autograd.castKept(a, compute), Transpose.B, scale);
+    }
+
+    /**
+     * {@code scale * drop(x) A^T} keeping x (the layer has it anyway) instead of drop(x): backward draws drop(x) again
+     * for A's gradient and applies the same mask to x's. The same ops as dropout, then the cast to the compute dtype,
+     * then {@link #product}, so the same values bit for bit.
+     */
+    private Tensor droppedProduct(Tensor x, UnaryOperator<Tensor> drop) {
+        Tensor w = Autograd.castKept(a, compute);
+        return Autograd.op("lora down (dropout)", () -> {
+            Tensor dropped = cast(drop.apply(x), compute);
+            try {
+                return Ops.matmul(dropped, w, Transpose.B, scale);
+            } finally {
+                dropped.close();
+            }
+        }, g -> {
+            Tensor gx = null;
+            Tensor gw = null;
+            if (w.requiresGrad()) {
+                // [r, in] = scale g^T drop(x), summed over every row of a batched x (the vision tower's [images, patches, in])
+                Tensor dropped = cast(drop.apply(x), compute);
+                gw = Ops.matmul(rows(g), rows(dropped), Transpose.A, scale);
+                dropped.close();
+            }
+            if (x.requiresGrad()) {
+                // dropout's backward is the same mask and 1 / (1 - p), applied in x's dtype after the cast's backward
+                Tensor gDropped = cast(Ops.matmul(g, w, Transpose.NONE, scale), x.dtype());
+                gx = drop.apply(gDropped);
+                gDropped.close();
+            }
+            return new Tensor[] {gx, gw};
+        }, x, w);
+    }
+
+    /** t as rows [..., d] -> [n, d] (a view when it can be). */
+    private static Tensor rows(Tensor t) {
+        return t.rank() == 2 ? t : t.contiguous().reshape(-1, t.dim(-1));
+    }
+
+    /**
+     * t (a temporary of the op) in {@code dtype}, t freed when converted: each [tokens, in] temporary is closed as soon
+     * as it is used, not when backward's scope closes (GiBs a layer at 32K tokens).
+     */
+    private static Tensor cast(Tensor t, DType dtype) {
+        if (t.dtype() == dtype) {
+            return t;
+        }
+        Tensor c = t.cast(dtype);
+        t.close();
+        return c;
     }
 
     /** A or B. */

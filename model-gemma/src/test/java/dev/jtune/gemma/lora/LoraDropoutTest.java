@@ -53,4 +53,47 @@ class LoraDropoutTest {
         assertNotEquals(plain.get(0)[0], otherSeed.get(0)[0], "another micro-batch seed drops other elements");
         assertNotEquals(plain.get(0)[0], noDropout.get(0)[0], "dropout is off outside training");
     }
+
+    /**
+     * The adapter's dropped-input product (drop(x) not kept, drawn again in backward) against the same model written
+     * with plain ops, dropout then cast then products: output and the gradients of x, A and B bit for bit, in fp32 and
+     * with fp32 weights computed in bf16.
+     */
+    @Test
+    void theDroppedProductIsDropoutThenTheProductsBitForBit() {
+        checkDroppedProduct(Device.CPU);
+    }
+
+    /** On {@code device}: the adapter against the plain ops, both there (the GPU test runs it on the device). */
+    static void checkDroppedProduct(Device device) {
+        for (DType compute : new DType[] {DType.F32, DType.BF16}) {
+            for (long[] xShape : new long[][] {{10, 24}, {2, 5, 24}}) { // rows, and a batch of them (the vision tower's)
+                double[][] fused = adapterGradients(device, compute, xShape, false);
+                double[][] plain = adapterGradients(device, compute, xShape, true);
+                String[] names = {"output", "x", "A", "B"};
+                for (int i = 0; i < names.length; i++) {
+                    assertArrayEquals(plain[i], fused[i], 0.0, device + " " + compute + " x " + Shape.of(xShape) + ": " + names[i]);
+                }
+            }
+        }
+    }
+
+    private static double[][] adapterGradients(Device device, DType compute, long[] xShape, boolean plainOps) {
+        try (Scope scope = Scope.open("dropped product")) {
+            DropoutState dropout = new DropoutState(0.25);
+            dropout.train(91);
+            Tensor a = Tensor.randn(Shape.of(4, 24), DType.F32, device, 5).requiresGrad(true);
+            Tensor b = Tensor.randn(Shape.of(16, 4), DType.F32, device, 6).requiresGrad(true);
+            Tensor leaf = Tensor.randn(Shape.of(xShape), DType.F32, device, 7).requiresGrad(true);
+            Tensor x = leaf.scale(1.5).cast(compute);
+            LoraAdapter adapter = new LoraAdapter("m", a, b, 0.5, dropout, 3, compute);
+            Tensor y = plainOps
+                    ? Ops.matmul(Ops.matmul(dev.jtune.engine.ops.Dropout.apply(x, 0.25, dropout.seedFor(3)).cast(compute), a.cast(compute),
+                            dev.jtune.engine.Transpose.B, 0.5), b.cast(compute), dev.jtune.engine.Transpose.B)
+                    : adapter.apply(x);
+            Tensor seed = Tensor.randn(y.shape(), DType.F32, device, 8).cast(y.dtype());
+            y.backward(seed);
+            return new double[][] {y.toDoubleArray(), leaf.grad().toDoubleArray(), a.grad().toDoubleArray(), b.grad().toDoubleArray()};
+        }
+    }
 }
