@@ -49,7 +49,8 @@ class DataParallelTest {
     private static Outcome run(TrainCommand.DefaultSetup d, TrainerConfig tc, Collectives world, Path out, Optional<Path> resume, long stopAfter) {
         try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
             var trainable = d.qlora(d.randomModel(), "default");
-            Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).outputDir(out).padId(d.padId()).world(world)
+            Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).eval(d.examples().subList(24, 31))
+                    .outputDir(out).padId(d.padId()).world(world)
                     .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
             try (trainer) {
                 List<StepRecord> h = trainer.run(resume, stopAfter);
@@ -198,6 +199,34 @@ class DataParallelTest {
         assertTrue(report.contains("device peak per rank") && report.contains("rank 0 ") && report.contains("rank 1 "),
                 "rank 0's report has every rank's peak");
         assertFalse(Files.exists(tmp.resolve("two/rank1/report.html")), "rank 1 writes no report");
+    }
+
+    /**
+     * Evaluation is split over the ranks (rank r takes eval batches r, r + N, ...; 7 examples in batches of 2: 4 batches,
+     * an odd count) and the token-weighted sums added: two ranks report the eval loss of one rank, which evaluates all.
+     */
+    @Test
+    void theRanksShareTheEvalSetAndReportOneRanksEvalLoss(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        Outcome one = run(d, evaluating(config(d, 4, 1)), null, tmp.resolve("one"));
+        List<Outcome> two = new InProcessWorld(2, Duration.ofMinutes(2)).run(rank ->
+                run(d, evaluating(config(d, 2, 2)), rank, tmp.resolve("two").resolve("rank" + rank.rank())));
+        List<StepRecord> evals = one.history().stream().filter(StepRecord::hasEval).toList();
+        assertEquals(STEPS, evals.size(), "an eval every step");
+        for (Outcome o : two) {
+            List<StepRecord> theirs = o.history().stream().filter(StepRecord::hasEval).toList();
+            assertEquals(evals.size(), theirs.size());
+            for (int i = 0; i < evals.size(); i++) {
+                double a = evals.get(i).evalLoss();
+                double b = theirs.get(i).evalLoss();
+                System.out.printf(java.util.Locale.ROOT, "step %d: eval loss %.9f (one rank) / %.9f (two)%n", evals.get(i).step(), a, b);
+                assertTrue(relative(b, a) < 1e-5, "eval loss at step " + evals.get(i).step() + ": " + b + " vs " + a);
+            }
+        }
+    }
+
+    private static TrainerConfig evaluating(TrainerConfig tc) {
+        return tc.toBuilder().eval(TrainerConfig.SaveStrategy.STEPS, 1).evalBatchSize(2).build();
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.jtune.train;
 
 import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.CollectiveException;
@@ -14,20 +15,20 @@ import java.util.concurrent.TimeoutException;
 
 /**
  * The tests' stand-in for NCCL: {@code size} ranks as threads of one JVM, each with its own {@link Collectives}. Each
- * operation is two barriers: every rank posts its values, each reads what it needs (sums in float, in rank order,
- * as a reduction of fp32 values is), then all write back. A rank that aborts, or does not arrive within
+ * operation is two barriers: every rank posts its values, each reads what it needs (sums in rank order, in float as a
+ * reduction of fp32 values is, in double for F64), then all write back. A rank that aborts, or does not arrive within
  * {@code timeout}, breaks the barrier and every other rank's call throws. Used only in tests; runs use NCCL.
  */
 public final class InProcessWorld {
     private final int size;
     private final CyclicBarrier barrier;
-    private final float[][] slots;
+    private final double[][] slots;
     private final Duration timeout;
 
     public InProcessWorld(int size, Duration timeout) {
         this.size = size;
         this.barrier = new CyclicBarrier(size);
-        this.slots = new float[size][];
+        this.slots = new double[size][];
         this.timeout = timeout;
     }
 
@@ -90,28 +91,30 @@ public final class InProcessWorld {
         }
 
         /** Posts this rank's values, then returns every rank's (the caller reads them before the closing barrier). */
-        private float[][] exchange(Tensor t, String what) {
-            slots[rank] = t.toFloatArray();
+        private double[][] exchange(Tensor t, String what) {
+            slots[rank] = t.toDoubleArray();
             await(what);
             return slots;
         }
 
-        private void write(Tensor t, float[] values) {
+        private void write(Tensor t, double[] values) {
             try (Autograd.GradMode off = Autograd.noGrad()) {
                 Ops.copyInto(Tensor.fromArray(values, t.shape(), t.dtype(), t.device()), t);
             }
         }
 
-        private float[] reduce(float[][] all, Reduction op) {
-            float[] r = all[0].clone();
+        /** In rank order, in the tensor's precision as NCCL adds: double for F64, float for the rest. */
+        private double[] reduce(double[][] all, Reduction op, boolean f64) {
+            double[] r = all[0].clone();
             for (int k = 1; k < size; k++) {
                 for (int i = 0; i < r.length; i++) {
-                    r[i] = op == Reduction.MAX ? Math.max(r[i], all[k][i]) : r[i] + all[k][i];
+                    double v = op == Reduction.MAX ? Math.max(r[i], all[k][i]) : r[i] + all[k][i];
+                    r[i] = f64 ? v : (float) v;
                 }
             }
             if (op == Reduction.AVG) {
                 for (int i = 0; i < r.length; i++) {
-                    r[i] /= size;
+                    r[i] = f64 ? r[i] / size : (float) (r[i] / size);
                 }
             }
             return r;
@@ -119,14 +122,14 @@ public final class InProcessWorld {
 
         @Override
         public void allReduce(Tensor t, Reduction op) {
-            float[] r = reduce(exchange(t, "all-reduce"), op);
+            double[] r = reduce(exchange(t, "all-reduce"), op, t.dtype() == DType.F64);
             await("all-reduce");
             write(t, r);
         }
 
         @Override
         public void reduceScatter(Tensor in, Tensor out, Reduction op) {
-            float[] r = reduce(exchange(in, "reduce-scatter"), op);
+            double[] r = reduce(exchange(in, "reduce-scatter"), op, in.dtype() == DType.F64);
             await("reduce-scatter");
             int n = (int) out.numel();
             write(out, java.util.Arrays.copyOfRange(r, rank * n, (rank + 1) * n));
@@ -134,9 +137,9 @@ public final class InProcessWorld {
 
         @Override
         public void allGather(Tensor in, Tensor out) {
-            float[][] all = exchange(in, "all-gather");
+            double[][] all = exchange(in, "all-gather");
             int n = (int) in.numel();
-            float[] r = new float[n * size];
+            double[] r = new double[n * size];
             for (int k = 0; k < size; k++) {
                 System.arraycopy(all[k], 0, r, k * n, n);
             }
@@ -146,7 +149,7 @@ public final class InProcessWorld {
 
         @Override
         public void broadcast(Tensor t, int root) {
-            float[] r = exchange(t, "broadcast")[root].clone();
+            double[] r = exchange(t, "broadcast")[root].clone();
             await("broadcast");
             write(t, r);
         }

@@ -62,6 +62,18 @@ final class DataParallel {
         return sb.toString();
     }
 
+    /** Rank {@code rank}'s share of {@code items} among {@code ranks}: items rank, rank + ranks, ... (in order). */
+    static <T> List<T> shareOf(List<T> items, int rank, int ranks) {
+        if (ranks < 1 || rank < 0 || rank >= ranks) {
+            throw new IllegalArgumentException("rank " + rank + " of " + ranks);
+        }
+        List<T> mine = new ArrayList<>();
+        for (int i = rank; i < items.size(); i += ranks) {
+            mine.add(items.get(i));
+        }
+        return mine;
+    }
+
     /** A flat buffer's contiguous pieces of at most {@code bucketBytes} (at least one element each), in order. */
     static List<Tensor> buckets(Tensor flat, long bucketBytes) {
         long n = flat.numel();

@@ -6,6 +6,8 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
@@ -697,15 +699,21 @@ public final class Trainer implements AutoCloseable {
         return train.epoch(epoch).get((int) (index % train.batchesPerEpoch()));
     }
 
-    /** Mean loss over the eval set's counted tokens, without recording gradients or dropout. */
+    /**
+     * Mean loss over the eval set's counted tokens, without recording gradients or dropout. In a data-parallel world each
+     * rank evaluates every N-th batch (rank r: r, r + N, ...) and the token-weighted sums are added over the ranks: a
+     * collective, which every rank calls at the same steps.
+     */
     public double evaluate() {
         optimizer.flush(); // a delayed host update first: evaluation sees the newest weights
         Batcher batcher = new Batcher(eval, config.evalBatchSize(), config.seed(), padId);
         double sum = 0;
         long count = 0;
+        int ranks = world == null ? 1 : world.worldSize();
+        int rank = world == null ? 0 : world.rank();
         trainable.eval();
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (int[] b : batcher.epoch(0)) {
+            for (int[] b : DataParallel.shareOf(batcher.epoch(0), rank, ranks)) {
                 int c = batcher.countedTokens(b);
                 if (c == 0) {
                     continue;
@@ -714,6 +722,15 @@ public final class Trainer implements AutoCloseable {
                     sum += trainable.loss(batcher.batch(b, device), Gemma3Model.Options.defaults(), 0).item() * c;
                     count += c;
                 }
+            }
+        }
+        if (world != null) {
+            try (Scope s = Scope.open("eval sums")) {
+                Tensor both = Tensor.fromArray(new double[] {sum, count}, Shape.of(2), DType.F64, device);
+                world.allReduce(both, Collectives.Reduction.SUM);
+                double[] v = both.toDoubleArray();
+                sum = v[0];
+                count = Math.round(v[1]);
             }
         }
         return count == 0 ? Double.NaN : sum / count;
