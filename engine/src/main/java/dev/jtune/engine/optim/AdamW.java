@@ -9,7 +9,6 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
-import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.fused.AdamWKernel;
@@ -20,7 +19,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SequencedMap;
-import java.util.TreeSet;
 
 /**
  * torch.optim.AdamW on the parameters' device: decoupled weight decay, bias-corrected moments. The parameters are
@@ -91,22 +89,6 @@ public final class AdamW implements Optimizer {
     /** Whether a parameter of {@code dtype} is stepped through an fp32 master copy (16-bit weights). */
     static boolean needsMaster(DType dtype) {
         return dtype != DType.F32 && dtype != DType.F64;
-    }
-
-    /** Refuses a checkpoint whose state names are not exactly {@code expected}, naming what is missing and what is extra. */
-    static void checkStateNames(String who, java.util.Collection<String> expected, Map<String, Tensor> saved) {
-        if (saved.keySet().equals(new java.util.HashSet<>(expected))) {
-            return;
-        }
-        TreeSet<String> missing = new TreeSet<>(expected);
-        missing.removeAll(saved.keySet());
-        TreeSet<String> extra = new TreeSet<>(saved.keySet());
-        extra.removeAll(expected);
-        throw new ShapeException(who + ": the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
-                + expected.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
-                + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
-                + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
-                + " (a different set of trainable parameters?)");
     }
 
     private final List<Group> groups = new ArrayList<>();
@@ -228,15 +210,10 @@ public final class AdamW implements Optimizer {
      */
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
-        checkStateNames("AdamW", state.keySet(), saved);
+        SavedState.checkNames("AdamW", state.keySet(), saved);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Map.Entry<String, Tensor> e : state.entrySet()) {
-                Tensor src = saved.get(e.getKey());
-                if (!src.shape().equals(e.getValue().shape())) {
-                    throw new ShapeException("AdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
-                            + ", the parameter needs " + e.getValue().shape());
-                }
-                Ops.copyInto(src.to(e.getValue().device()).cast(e.getValue().dtype()), e.getValue());
+                SavedState.copy("AdamW", e.getKey(), saved.get(e.getKey()), e.getValue());
             }
         }
         this.step = steps;

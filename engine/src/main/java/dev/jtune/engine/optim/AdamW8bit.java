@@ -9,7 +9,6 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
-import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backends;
@@ -327,25 +326,10 @@ public final class AdamW8bit implements Optimizer {
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
         SequencedMap<String, Tensor> mine = state();
-        if (!saved.keySet().equals(mine.keySet())) {
-            List<String> missing = new ArrayList<>(mine.keySet());
-            missing.removeAll(saved.keySet());
-            List<String> extra = new ArrayList<>(saved.keySet());
-            extra.removeAll(mine.keySet());
-            throw new ShapeException("AdamW8bit: the checkpoint's optimizer state does not match this optimizer's (a different"
-                    + " optimizer or set of trainable parameters?): missing " + first(missing) + ", unexpected " + first(extra));
-        }
+        SavedState.checkNames("AdamW8bit", mine.keySet(), saved);
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("adamw8bit-restore")) {
             for (Map.Entry<String, Tensor> e : mine.entrySet()) {
-                Tensor src = saved.get(e.getKey());
-                Tensor dst = e.getValue();
-                if (!src.shape().equals(dst.shape())) {
-                    throw new ShapeException("AdamW8bit: checkpoint state " + e.getKey() + " has shape " + src.shape() + ", this optimizer's " + dst.shape());
-                }
-                if ((dst.dtype() == DType.U8) != (src.dtype() == DType.U8)) {
-                    throw new DTypeException("AdamW8bit: checkpoint state " + e.getKey() + " is " + src.dtype() + ", this optimizer keeps " + dst.dtype());
-                }
-                Ops.copyInto(src.to(dst.device()).cast(dst.dtype()), dst);
+                SavedState.copy("AdamW8bit", e.getKey(), saved.get(e.getKey()), e.getValue());
             }
             for (Group g : groups) {
                 if (g.master != null) {
@@ -363,7 +347,4 @@ public final class AdamW8bit implements Optimizer {
         this.steps = steps;
     }
 
-    private static String first(List<String> names) {
-        return names.isEmpty() ? "none" : names.size() <= 3 ? names.toString() : names.subList(0, 3) + " and " + (names.size() - 3) + " more";
-    }
 }

@@ -9,7 +9,6 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
-import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backends;
@@ -28,7 +27,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.SequencedMap;
-import java.util.TreeSet;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -712,30 +710,10 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
         flush();
-        if (!saved.keySet().equals(state.keySet())) {
-            TreeSet<String> missing = new TreeSet<>(state.keySet());
-            missing.removeAll(saved.keySet());
-            TreeSet<String> extra = new TreeSet<>(saved.keySet());
-            extra.removeAll(state.keySet());
-            throw new ShapeException("HostOffloadAdamW: the checkpoint's state (" + saved.size() + " tensors) does not match this optimizer's ("
-                    + state.size() + "): " + (missing.isEmpty() ? "" : missing.size() + " missing (first: " + missing.first() + ")")
-                    + (missing.isEmpty() || extra.isEmpty() ? "" : ", ")
-                    + (extra.isEmpty() ? "" : extra.size() + " not of this optimizer (first: " + extra.first() + ")")
-                    + " (a different set of trainable parameters?)");
-        }
+        SavedState.checkNames("HostOffloadAdamW", state.keySet(), saved);
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("restore")) {
             for (Map.Entry<String, Tensor> e : state.entrySet()) {
-                Tensor src = saved.get(e.getKey());
-                if (!src.shape().equals(e.getValue().shape())) {
-                    throw new ShapeException("HostOffloadAdamW: checkpoint state " + e.getKey() + " has shape " + src.shape()
-                            + ", the parameter needs " + e.getValue().shape());
-                }
-                Tensor dst = e.getValue();
-                if ((dst.dtype() == DType.U8) != (src.dtype() == DType.U8)) {
-                    throw new DTypeException("HostOffloadAdamW: checkpoint state " + e.getKey() + " is " + src.dtype()
-                            + ", this optimizer keeps " + dst.dtype() + " (8-bit codes restore only into 8-bit state)");
-                }
-                Ops.copyInto(src.to(device).cast(dst.dtype()), dst);
+                SavedState.copy("HostOffloadAdamW", e.getKey(), saved.get(e.getKey()), e.getValue());
             }
             Backends.get(device).synchronize(); // written before the host reads them
         }

@@ -8,7 +8,6 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
-import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.dist.Collectives;
@@ -207,13 +206,9 @@ public final class ShardedAdamW implements Optimizer {
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
         List<String> names = AdamW.stateNames(params);
-        AdamW.checkStateNames("ShardedAdamW", names, saved);
+        SavedState.checkNames("ShardedAdamW", names, saved);
         for (String name : names) {
-            String param = name.substring(0, name.lastIndexOf('.'));
-            if (!saved.get(name).shape().equals(params.get(param).shape())) {
-                throw new ShapeException("ShardedAdamW: checkpoint state " + name + " has shape " + saved.get(name).shape()
-                        + ", the parameter needs " + params.get(param).shape());
-            }
+            SavedState.checkShape("ShardedAdamW", name, saved.get(name), params.get(name.substring(0, name.lastIndexOf('.'))).shape());
         }
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Shard s : shards) {
