@@ -364,14 +364,7 @@ public final class Ops {
         Tensor ga = null;
         Tensor gb = null;
         if (a.requiresGrad()) {
-            Tensor target = transA ? null : Autograd.gradientTarget(a);
-            if (target != null && target.numel() > 0 && g.dim(-1) > 0) {
-                productInto(g, false, b, !transB, target, alpha, true); // a's gradient so far += alpha g @ op(b)^T
-                ga = target;
-            } else {
-                Tensor product = product(g, false, b, !transB, alpha); // alpha g @ op(b)^T = op(a)'s gradient
-                ga = transA ? product.transpose(-1, -2) : product;
-            }
+            ga = transA ? product(g, false, b, !transB, alpha).transpose(-1, -2) : inputGradient(a, g, b, transB, alpha);
         }
         if (b.requiresGrad()) {
             boolean shared = b.rank() == 2 && a.rank() > 2;
@@ -393,6 +386,27 @@ public final class Ops {
                 tensor.close();
             }
         }
+    }
+
+    /**
+     * For a backward function: the gradient of {@code a} in {@code alpha * a @ op(b)} from the output's gradient g,
+     * {@code alpha g @ op(b)^T}; when backward offers a's pending gradient ({@link Autograd#gradientTarget}, another
+     * consumer's contribution) it is added into that, by the product itself, and the sum is returned.
+     */
+    public static Tensor inputGradient(Tensor a, Tensor g, Tensor b, Transpose forward, double alpha) {
+        if (forward.a()) {
+            throw new UnsupportedOpException("inputGradient: a is not transposed in the forward product, got " + forward);
+        }
+        return inputGradient(a, g, b, forward.b(), alpha);
+    }
+
+    private static Tensor inputGradient(Tensor a, Tensor g, Tensor b, boolean transB, double alpha) {
+        Tensor target = Autograd.gradientTarget(a);
+        if (target != null && target.numel() > 0 && g.dim(-1) > 0) {
+            productInto(g, false, b, !transB, target, alpha, true); // a's gradient so far += alpha g @ op(b)^T
+            return target;
+        }
+        return product(g, false, b, !transB, alpha);
     }
 
     /** A contiguous operand: the tensor itself, its last-two-axes transpose with the flag flipped, or a copy. */

@@ -8,6 +8,7 @@ import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.Transpose;
 import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.quant.Nf4;
 import dev.jtune.engine.quant.Nf4Scales;
@@ -115,15 +116,9 @@ public final class Linear extends Module {
      */
     private Tensor nf4Product(Nf4Tensor q, Tensor x) {
         Shape shape = q.shape();
-        return Autograd.op("nf4 linear", () -> x.matmul(dequantized(q, shape).transpose(0, 1)), g -> {
-            Tensor w = dequantized(q, shape);
-            Tensor target = Autograd.gradientTarget(x); // x's gradient so far (another product's): dX added into it
-            if (target != null && target.rank() == 2 && g.rank() == 2) {
-                Ops.addMatmulInto(target, g, w, dev.jtune.engine.Transpose.NONE);
-                return new Tensor[] {target};
-            }
-            return new Tensor[] {g.matmul(w)};
-        }, x);
+        // dX = g W, added into x's gradient so far when another product already gave one (Ops.inputGradient)
+        return Autograd.op("nf4 linear", () -> x.matmul(dequantized(q, shape).transpose(0, 1)),
+                g -> new Tensor[] {Ops.inputGradient(x, g, dequantized(q, shape), Transpose.B, 1.0)}, x);
     }
 
     private Tensor dequantized(Nf4Tensor q, Shape shape) {

@@ -107,9 +107,19 @@ public final class Trainer implements AutoCloseable {
         this.activations = newActivationStore(config, device);
     }
 
+    /** This process's rank in the data-parallel world (0 alone). */
+    private int rank() {
+        return world == null ? 0 : world.rank();
+    }
+
+    /** The data-parallel world's size (1 alone). */
+    private int ranks() {
+        return world == null ? 1 : world.worldSize();
+    }
+
     /** Whether this process writes the run's files (checkpoints, metrics, report, the final model): rank 0 of a world. */
     private boolean writes() {
-        return world == null || world.rank() == 0;
+        return rank() == 0;
     }
 
     /**
@@ -485,8 +495,8 @@ public final class Trainer implements AutoCloseable {
             counted += train.countedTokens(b);
             tokens += train.tokens(b);
         }
-        int ranks = world == null ? 1 : world.worldSize();
-        int rank = world == null ? 0 : world.rank();
+        int ranks = ranks();
+        int rank = rank();
         try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
             Tensor stepLoss = null;
             for (int i = rank; i < batches.size(); i += ranks) {
@@ -709,11 +719,9 @@ public final class Trainer implements AutoCloseable {
         Batcher batcher = new Batcher(eval, config.evalBatchSize(), config.seed(), padId);
         double sum = 0;
         long count = 0;
-        int ranks = world == null ? 1 : world.worldSize();
-        int rank = world == null ? 0 : world.rank();
         trainable.eval();
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (int[] b : DataParallel.shareOf(batcher.epoch(0), rank, ranks)) {
+            for (int[] b : DataParallel.shareOf(batcher.epoch(0), rank(), ranks())) {
                 int c = batcher.countedTokens(b);
                 if (c == 0) {
                     continue;
