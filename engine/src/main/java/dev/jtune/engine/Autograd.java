@@ -510,7 +510,19 @@ public final class Autograd {
      * backward and save a launch each. Outside a checkpoint, or for a non-leaf, a plain cast.
      */
     public static Tensor castKept(Tensor leaf, DType dtype) {
-        return KeptCasts.cast(leaf, dtype);
+        return KeptResults.cast(leaf, dtype);
+    }
+
+    /**
+     * {@code compute.get()} made once per checkpoint: inside a checkpoint's first run the results are kept (in the scope
+     * current at the checkpoint's call), and its recomputation in backward gets them back by call order instead of
+     * computing again; {@code key} names the call (op, shapes, settings), and a recomputation whose call does not match
+     * computes. For an op whose forward costs much more than its results' size (a global attention layer: quadratic in
+     * the sequence, results linear), whose backward needs only its inputs and those results. Outside a checkpoint, or in
+     * a tiled one, it computes. The caller attaches its own backward to what it gets (views of the kept tensors).
+     */
+    public static Tensor[] keptResults(String key, java.util.function.Supplier<Tensor[]> compute) {
+        return KeptResults.results(key, compute);
     }
 
     /**
@@ -529,7 +541,7 @@ public final class Autograd {
      */
     public static Tensor checkpoint(Function<Tensor[], Tensor> fn, ActivationStore store, Tensor... inputs) {
         Tensor out;
-        KeptCasts kept = new KeptCasts(Scope.current());
+        KeptResults kept = new KeptResults(Scope.current(), true);
         try (Scope tmp = Scope.open("checkpoint"); GradMode off = noGrad()) {
             Tensor o;
             try (Scope.Entered recording = kept.activate(false)) {

@@ -39,7 +39,7 @@ public final class TiledCheckpoint {
             return Autograd.checkpoint(in -> fn.apply(in[0]), store, x);
         }
         // the tiles' casts of weights are made once, kept for the other tiles and the recomputation (Autograd.castKept)
-        KeptCasts kept = new KeptCasts(Scope.current());
+        KeptResults kept = new KeptResults(Scope.current(), false);
         Tensor out;
         try (Scope.Entered recording = kept.activate(false)) {
             out = forward(fn, x, tileRows);

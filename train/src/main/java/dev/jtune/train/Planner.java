@@ -7,6 +7,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
 import dev.jtune.train.args.ArgsException;
 import dev.jtune.train.args.CheckpointGranularity;
+import dev.jtune.train.args.KeepAttention;
 import dev.jtune.train.args.Flag;
 import dev.jtune.train.args.GivenFlags;
 import dev.jtune.train.args.MemorySize;
@@ -52,7 +53,9 @@ import java.util.Objects;
  * measured: at 4B, 32K tokens and 3 tiles, 18 more dequantizations of 52 MB a layer, about 0.5 ms against a layer's
  * ~65 ms), plus +5% where it adds an MLP forward (the tiles recompute the MLP half, which half checkpointing does
  * anyway; without checkpointing that is a recomputation, with layer checkpointing a third forward of it: most of half
- * checkpointing's measured +8%, which recomputes both halves). A combination costs the sum. Candidates are tried
+ * checkpointing's measured +8%, which recomputes both halves); recomputing the global layers' attention instead of keeping
+ * it ({@code --keep_attention none}, with checkpointing) +3%, not measured yet (its forward's share of a step at 8K: 3 x
+ * ~0.64 ms of ~69 ms for 270M QLoRA). A combination costs the sum. Candidates are tried
  * cheapest first (ties in the order none, half, layer; device before host; untiled before tiled), and the first that
  * fits is chosen.
  */
@@ -71,10 +74,12 @@ final class Planner {
     /** The tiled MLP's tiles, and the MLP forward it adds unless half checkpointing recomputes it anyway: not measured (see the class). */
     static final double TILED_MLP_COST = 0.02;
     static final double TILED_MLP_RECOMPUTE_COST = 0.05;
+    /** Recomputing the global layers' attention instead of keeping it (--keep_attention none): not measured yet (see the class). */
+    static final double RECOMPUTED_ATTENTION_COST = 0.03;
 
     /** The knob flags the planner may set, in the order its messages name them. */
     static final List<Flag> KNOBS = List.of(Flag.GRADIENT_CHECKPOINTING, Flag.CHECKPOINTING_GRANULARITY, Flag.OFFLOAD_OPTIMIZER,
-            Flag.OFFLOAD_ACTIVATIONS, Flag.OFFLOAD_PARAM, Flag.TILED_MLP);
+            Flag.OFFLOAD_ACTIVATIONS, Flag.OFFLOAD_PARAM, Flag.TILED_MLP, Flag.KEEP_ATTENTION);
 
     /**
      * A device-memory budget in bytes and how it was decided ({@link #unlimited} when there is none), and the host
@@ -140,11 +145,18 @@ final class Planner {
      * checkpointed inputs are (activation offload, only with checkpointing), whether the layers' weights are (weight
      * offload, only with checkpointing), and whether the MLP half is tiled.
      */
-    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights, boolean tiledMlp) {
+    record Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights, boolean tiledMlp,
+                 KeepAttention keepAttention) {
         Knobs {
             if ((activations || weights) && checkpointing == Checkpointing.NONE) {
                 throw new IllegalArgumentException("activation and weight offload need checkpointing");
             }
+            java.util.Objects.requireNonNull(keepAttention, "keepAttention");
+        }
+
+        /** Keeping the global layers' attention (the flag's default). */
+        Knobs(Checkpointing checkpointing, boolean offload, boolean activations, boolean weights, boolean tiledMlp) {
+            this(checkpointing, offload, activations, weights, tiledMlp, KeepAttention.GLOBAL);
         }
 
         Knobs(Checkpointing checkpointing, boolean offload, boolean activations) {
@@ -159,7 +171,7 @@ final class Planner {
             boolean checkpointed = a.checkpointing() != Checkpointing.NONE;
             return new Knobs(a.checkpointing(), a.offloadOptimizer() == OffloadOptimizer.CPU,
                     a.activationPlacement() == TrainerConfig.ActivationPlacement.HOST && checkpointed,
-                    a.offloadParam() == OffloadParam.CPU && checkpointed, a.tiledMlp());
+                    a.offloadParam() == OffloadParam.CPU && checkpointed, a.tiledMlp(), a.keepAttention());
         }
 
         /** The flag values that say these knobs (the granularity only when checkpointing). */
@@ -175,6 +187,7 @@ final class Planner {
             }
             m.put(Flag.OFFLOAD_PARAM, weights ? OffloadParam.CPU : OffloadParam.NONE);
             m.put(Flag.TILED_MLP, tiledMlp);
+            m.put(Flag.KEEP_ATTENTION, keepAttention);
             return m;
         }
 
@@ -197,6 +210,9 @@ final class Planner {
             }
             if (tiledMlp) {
                 c += TILED_MLP_COST + (checkpointing == Checkpointing.HALVES ? 0 : TILED_MLP_RECOMPUTE_COST);
+            }
+            if (keepAttention == KeepAttention.NONE && checkpointing != Checkpointing.NONE) {
+                c += RECOMPUTED_ATTENTION_COST;
             }
             return c;
         }
@@ -273,13 +289,15 @@ final class Planner {
                 for (boolean activations : activationOffloads(a, given, c)) {
                     for (boolean weights : weightOffloads(a, given, c, offload)) {
                         for (boolean tiled : tiledMlps(config, a, given, target)) {
-                            all.add(new Knobs(c, offload, activations, weights, tiled));
+                            for (KeepAttention keep : keptAttentions(a, given, c)) {
+                                all.add(new Knobs(c, offload, activations, weights, tiled, keep));
+                            }
                         }
                     }
                 }
             }
         }
-        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host; untiled, tiled
+        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host; untiled, tiled; kept, not
         return all;
     }
 
@@ -294,6 +312,17 @@ final class Planner {
         long tokens = (long) a.perDeviceTrainBatchSize() * a.maxSeqLength();
         long tiles = Gemma3Model.MlpTiling.autoShards(tokens, config, MemoryPlanner.dtype(a, target));
         return tiles > 1 ? List.of(false, true) : List.of(false);
+    }
+
+    /**
+     * What checkpointing {@code c} keeps of attention: as given when the user set it; without checkpointing nothing to
+     * choose (the flag's value stays); else the global layers, then none (their recomputation for their kept outputs).
+     */
+    private static List<KeepAttention> keptAttentions(TrainArgs a, GivenFlags given, Checkpointing c) {
+        if (given.contains(Flag.KEEP_ATTENTION) || c == Checkpointing.NONE) {
+            return List.of(a.keepAttention());
+        }
+        return List.of(KeepAttention.GLOBAL, KeepAttention.NONE);
     }
 
     private static List<Checkpointing> checkpointings(TrainArgs a, GivenFlags given) {
@@ -504,7 +533,7 @@ final class Planner {
         for (Checkpointing c : allowed.contains(smallest.checkpointing()) ? List.of(smallest.checkpointing()) : allowed) {
             Map<Flag, Object> values = new EnumMap<>(Flag.class);
             new Knobs(c, offload, activationOffloads(changed, given, c).getLast(), weightOffloads(changed, given, c, offload).getLast(),
-                    tiledMlps(config, changed, given, target).getLast())
+                    tiledMlps(config, changed, given, target).getLast(), keptAttentions(changed, given, c).getLast())
                     .flags().forEach((f, v) -> {
                 if (!given.contains(f) && !change.containsKey(f)) {
                     values.put(f, v);

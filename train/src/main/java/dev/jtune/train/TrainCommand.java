@@ -560,7 +560,7 @@ final class TrainCommand {
                 .learningRate(a.learningRate()).schedule(LrSchedule.Type.valueOf(a.lrSchedulerType().name()))
                 .warmupRatio(a.warmupRatio()).warmupSteps(a.warmupSteps())
                 .weightDecay(a.weightDecay()).betas(a.adamBeta1(), a.adamBeta2()).epsilon(a.adamEpsilon())
-                .maxGradNorm(a.maxGradNorm()).checkpointing(a.checkpointing()).mlpTiling(a.mlpTiling())
+                .maxGradNorm(a.maxGradNorm()).checkpointing(a.checkpointing()).mlpTiling(a.mlpTiling()).keptAttention(a.keepAttention().policy())
                 .loggingSteps(a.loggingSteps())
                 .save(strategy(a.saveStrategy()), a.saveSteps()).saveTotalLimit(a.saveTotalLimit() == null ? 0 : a.saveTotalLimit())
                 .checkpointContents(a.saveOnlyModel() ? TrainerConfig.CheckpointContents.MODEL_ONLY : TrainerConfig.CheckpointContents.MODEL_AND_STATE)

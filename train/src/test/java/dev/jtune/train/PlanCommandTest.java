@@ -115,7 +115,8 @@ class PlanCommandTest {
         assertTrue(r.out().contains("gradient checkpointing (half), tiled MLP (3 tiles)"), r.all());
         long device = row(r.out(), "device peak, reserved");
         assertTrue(device <= 8L << 30, "predicted " + device + " bytes:\n" + r.all());
-        var roomy = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("10GiB")).toArray(String[]::new));
+        // (half alone needs ~10.2 GiB, the global layers' kept attention outputs included: 11 GiB leaves the MLP whole)
+        var roomy = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("11GiB")).toArray(String[]::new));
         assertEquals(0, roomy.rc(), roomy.all());
         assertTrue(roomy.out().contains("chosen: --checkpointing_granularity half (about +23% step time"), roomy.all());
     }

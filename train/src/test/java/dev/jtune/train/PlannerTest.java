@@ -6,6 +6,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
 import dev.jtune.train.args.CommandLine;
 import dev.jtune.train.args.Flag;
+import dev.jtune.train.args.KeepAttention;
 import dev.jtune.train.args.OffloadOptimizer;
 import dev.jtune.train.args.TrainArgs;
 import org.junit.jupiter.api.Test;
@@ -117,8 +118,9 @@ class PlannerTest {
         TrainArgs full = parse().args();
         List<Planner.Knobs> all = candidates(full, parse().given());
         // {none, half and half with activation offload, layer and layer with it} x {device, host}, and with the optimizer
-        // on the host (in step), each checkpointed one with weight offload too
-        assertEquals(14, all.size(), all.toString());
+        // on the host (in step), each checkpointed one with weight offload too: 14; each of the 12 checkpointed ones
+        // keeping the global layers' attention or not
+        assertEquals(26, all.size(), all.toString());
         assertTrue(all.stream().filter(Planner.Knobs::weights).allMatch(k -> k.offload() && k.checkpointing() != Checkpointing.NONE), all.toString());
         assertEquals(new Planner.Knobs(Checkpointing.NONE, false), all.getFirst(), "nothing to recompute, state on the device: first");
         for (int i = 1; i < all.size(); i++) {
@@ -141,8 +143,15 @@ class PlannerTest {
                 "checkpointing on, its granularity open");
         var layer = parse("--checkpointing_granularity", "layer", "--offload_optimizer", "none");
         assertEquals(List.of(new Planner.Knobs(Checkpointing.NONE, false), new Planner.Knobs(Checkpointing.LAYERS, false),
-                        new Planner.Knobs(Checkpointing.LAYERS, false, true)),
+                        new Planner.Knobs(Checkpointing.LAYERS, false, false, false, false, KeepAttention.NONE),
+                        new Planner.Knobs(Checkpointing.LAYERS, false, true),
+                        new Planner.Knobs(Checkpointing.LAYERS, false, true, false, false, KeepAttention.NONE)),
                 candidates(layer.args(), layer.given()));
+        // recomputing the global layers' attention: 3% by the (unmeasured) rule, only with checkpointing, as given when set
+        assertEquals(0.23 + 0.03, new Planner.Knobs(Checkpointing.LAYERS, false, false, false, false, KeepAttention.NONE).cost(full), 1e-12);
+        assertEquals(0, new Planner.Knobs(Checkpointing.NONE, false, false, false, false, KeepAttention.NONE).cost(full), 1e-12);
+        var keepAll = parse("--gradient_checkpointing", "--keep_attention", "all");
+        assertTrue(candidates(keepAll.args(), keepAll.given()).stream().allMatch(k -> k.keepAttention() == KeepAttention.ALL));
         // weight offload: 30% by the (unmeasured) rule; for LoRA with any optimizer, as given when set
         assertEquals(0.23 + 0.30, new Planner.Knobs(Checkpointing.LAYERS, false, false, true, false).cost(full), 1e-12);
         var lora = parse("--lora_enable", "--freeze_llm", "--gradient_checkpointing");
@@ -277,7 +286,8 @@ class PlannerTest {
                 + ", and nothing the planner may choose fits: "), m);
         // the planner fills the open knobs at their most frugal (the smallest's checkpointing, every offload it may use)
         assertTrue(m.contains("What would fit, one change at a time: --max_seq_length 256, the planner adding "
-                + Planner.spell(Planner.changes(t.args(), t.args().with(new Planner.Knobs(smallest.getKey().checkpointing(), true, true, true, smallest.getKey().tiledMlp()).flags())))
+                + Planner.spell(Planner.changes(t.args(), t.args().with(new Planner.Knobs(smallest.getKey().checkpointing(), true, true, true, smallest.getKey().tiledMlp(),
+                        KeepAttention.NONE).flags())))
                 + ": "), m);
         // the other single changes are predicted and named, fitting or not
         for (String change : List.of("--per_device_train_batch_size 1 --gradient_accumulation_steps 2", "--lora_enable --freeze_llm --bits 4",

@@ -11,6 +11,9 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.fused.AttentionKernel;
 import dev.jtune.engine.fused.SoftcapKernel;
 
+import java.util.function.BiConsumer;
+import java.util.function.Supplier;
+
 /**
  * Causal attention with an optional sliding window and grouped-query heads; no [T x T] score matrix ever exists and
  * only the per-row log-sum-exp is saved. Two implementations of one function: where the backend has fused kernels
@@ -52,13 +55,9 @@ public final class Attention {
             return fused(aligned(q), aligned(k), aligned(v), spec, m);
         }
         Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec, m);
-        Tensor out;
-        Tensor lse;
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            out = Tensor.empty(q.shape(), q.dtype(), q.device());
-            lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
-            blocks.forward(out, lse);
-        }
+        Tensor[] made = forward(q, k, spec, m, blocks::forward);
+        Tensor out = made[0];
+        Tensor lse = made[1];
         Node node = Autograd.attach(op, out, g -> blocks.backward(g.contiguous(), out, lse), q, k, v);
         if (node != null) {
             node.own(lse);
@@ -75,15 +74,13 @@ public final class Attention {
     private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask) {
         Tensor segments = mask == null ? null : mask.segments();
         Tensor groups = mask == null ? null : mask.groups();
-        Tensor out;
-        Tensor lse;
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            out = Tensor.empty(q.shape(), q.dtype(), q.device());
-            lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
+        Tensor[] made = forward(q, k, spec, mask, (out, lse) -> {
             if (out.numel() > 0) {
                 AttentionKernel.on(q).fusedForward(q, k, v, segments, groups, spec.window(), spec.scale(), out, lse);
             }
-        }
+        });
+        Tensor out = made[0];
+        Tensor lse = made[1];
         Node node = Autograd.attach("attention", out, g -> {
             Tensor gOut = aligned(g);
             Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
@@ -102,6 +99,27 @@ public final class Attention {
             lse.close();
         }
         return out;
+    }
+
+    /**
+     * The output [B, Hq, T, D] and per-row log-sum-exp [B, Hq, T] that {@code kernel} fills, made without recording; in
+     * a checkpoint, kept for its recomputation where the spec's {@link KeptAttention} says so (the recomputation then
+     * skips the forward and gets the first run's tensors back).
+     */
+    private static Tensor[] forward(Tensor q, Tensor k, AttentionSpec spec, AttentionMask mask, BiConsumer<Tensor, Tensor> kernel) {
+        Supplier<Tensor[]> run = () -> {
+            try (Autograd.GradMode off = Autograd.noGrad()) {
+                Tensor out = Tensor.empty(q.shape(), q.dtype(), q.device());
+                Tensor lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
+                kernel.accept(out, lse);
+                return new Tensor[] {out, lse};
+            }
+        };
+        if (!spec.kept(q.dim(2))) {
+            return run.get();
+        }
+        String call = "attention q " + q.shape() + " kv " + k.shape() + " " + q.dtype() + " " + spec + (mask == null ? "" : " masked");
+        return Autograd.keptResults(call, run);
     }
 
     /** delta [B, H, T] = the row dot product of the output's gradient and the output, in lse's (statistics) dtype. */

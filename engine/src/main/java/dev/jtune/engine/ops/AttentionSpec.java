@@ -1,16 +1,25 @@
 package dev.jtune.engine.ops;
 
+import java.util.Objects;
+
 /**
  * How causal attention is masked and scaled: {@code window > 0} limits query i to keys j with
  * {@code i - window < j <= i} (Gemma's sliding layers); {@code scale} multiplies the scores
  * ({@code query_pre_attn_scalar^-0.5} in Gemma 3); {@code queryBlock} is how many query rows are processed at
  * once, which bounds the score memory to queryBlock x (window or sequence) per head; {@code softcap > 0} caps the
- * scaled scores at {@code softcap * tanh(score / softcap)} before the softmax (Gemma 2's attention logit cap).
+ * scaled scores at {@code softcap * tanh(score / softcap)} before the softmax (Gemma 2's attention logit cap);
+ * {@code keep} whether a recomputation checkpoint keeps this attention's output for its recomputation
+ * ({@link KeptAttention}; none unless asked).
  */
-public record AttentionSpec(long window, double scale, int queryBlock, double softcap) {
+public record AttentionSpec(long window, double scale, int queryBlock, double softcap, KeptAttention keep) {
     /** Without soft-capping. */
     public AttentionSpec(long window, double scale, int queryBlock) {
         this(window, scale, queryBlock, 0);
+    }
+
+    /** Recomputed by checkpoints (nothing kept). */
+    public AttentionSpec(long window, double scale, int queryBlock, double softcap) {
+        this(window, scale, queryBlock, softcap, KeptAttention.NONE);
     }
 
     public AttentionSpec {
@@ -21,6 +30,7 @@ public record AttentionSpec(long window, double scale, int queryBlock, double so
             throw new IllegalArgumentException("attention: window >= 0, scale > 0 and queryBlock > 0 required, got "
                     + window + ", " + scale + ", " + queryBlock);
         }
+        Objects.requireNonNull(keep, "keep");
     }
 
     public static AttentionSpec causal(double scale) {
@@ -29,5 +39,15 @@ public record AttentionSpec(long window, double scale, int queryBlock, double so
 
     public static AttentionSpec sliding(long window, double scale) {
         return new AttentionSpec(window, scale, 512);
+    }
+
+    /** This spec with {@code policy} deciding whether checkpoints keep it. */
+    public AttentionSpec keeping(KeptAttention policy) {
+        return new AttentionSpec(window, scale, queryBlock, softcap, policy);
+    }
+
+    /** Whether a checkpoint keeps this attention over {@code tokens} positions ({@link KeptAttention#keeps}). */
+    public boolean kept(long tokens) {
+        return keep.keeps(window, tokens);
     }
 }

@@ -78,31 +78,37 @@ public final class Gemma3DecoderLayer extends Module {
         return new AttentionSpec(window, config.attentionScale(), block, Gemma3Model.attentionSoftcap(config));
     }
 
+    /** The same with the forward's query block and what checkpoints keep of it. */
+    private AttentionSpec attentionSpec(Gemma3Model.Options options) {
+        return attentionSpec(options.attentionBlock()).keeping(options.keptAttention());
+    }
+
     /**
      * The whole layer. Untiled, the add after attention and the pre-FFN norm are one op (one pass over the residual
      * stream fewer); a tiled MLP half starts from the sum, as it does when checkpointed alone.
      */
-    Tensor forward(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock, Gemma3Model.MlpTiling tiling) {
+    Tensor forward(Tensor x, long b, long t, Tensor positions, AttentionMask mask, Gemma3Model.Options options) {
+        Gemma3Model.MlpTiling tiling = options.mlpTiling();
         if (tiling.tiled()) {
-            return mlpHalf(attentionHalf(x, b, t, positions, mask, attentionBlock), tiling, ActivationStore.DEVICE);
+            return mlpHalf(attentionHalf(x, b, t, positions, mask, options), tiling, ActivationStore.DEVICE);
         }
-        return finish(x, attention(x, b, t, positions, mask, attentionBlock));
+        return finish(x, attention(x, b, t, positions, mask, options));
     }
 
     /**
      * x + the attention block's output: input norm, q/k/v, attention, o_proj, post-attention norm. RoPE at
      * {@code positions} [T] or [B, T]; {@code mask} (null: none) keeps packed samples apart.
      */
-    Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock) {
-        Tensor attn = selfAttn.oProj().forward(attention(x, b, t, positions, mask, attentionBlock));
+    Tensor attentionHalf(Tensor x, long b, long t, Tensor positions, AttentionMask mask, Gemma3Model.Options options) {
+        Tensor attn = selfAttn.oProj().forward(attention(x, b, t, positions, mask, options));
         return x.add(postAttentionLayernorm.forward(attn));
     }
 
     /** Attention's output rows [B * T, q heads x head dim], before o_proj. */
-    private Tensor attention(Tensor x, long b, long t, Tensor positions, AttentionMask mask, int attentionBlock) {
+    private Tensor attention(Tensor x, long b, long t, Tensor positions, AttentionMask mask, Gemma3Model.Options options) {
         Tensor h = inputLayernorm.forward(x);
         Tensor[] qkv = selfAttn.projectQkv(h, b, t, positions);
-        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(attentionBlock), mask);
+        Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(options), mask);
         return a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim());
     }
 

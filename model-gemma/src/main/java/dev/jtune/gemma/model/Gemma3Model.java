@@ -18,6 +18,7 @@ import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionMask;
 import dev.jtune.engine.ops.CrossEntropy;
+import dev.jtune.engine.ops.KeptAttention;
 import dev.jtune.engine.ops.Softcap;
 import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.config.Gemma3Config;
@@ -267,13 +268,20 @@ public final class Gemma3Model extends Module {
      * Options of one forward pass. {@code activations}: where checkpointed inputs wait for backward
      * ({@link ActivationStore#DEVICE}, or a host store for activation offload; the first layer's input, which the
      * embedding's graph may still read, always stays on the device). {@code mlpTiling}: the MLP half whole or over
-     * tiles of tokens.
+     * tiles of tokens. {@code keptAttention}: which layers' attention output a checkpoint keeps for its recomputation
+     * instead of recomputing it ({@link KeptAttention}; only with checkpointing).
      */
-    public record Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations, MlpTiling mlpTiling) {
+    public record Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations, MlpTiling mlpTiling,
+                          KeptAttention keptAttention) {
         public Options {
             java.util.Objects.requireNonNull(checkpointing, "checkpointing");
             java.util.Objects.requireNonNull(activations, "activations");
             java.util.Objects.requireNonNull(mlpTiling, "mlpTiling");
+            java.util.Objects.requireNonNull(keptAttention, "keptAttention");
+        }
+
+        public Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations, MlpTiling mlpTiling) {
+            this(checkpointing, attentionBlock, activations, mlpTiling, KeptAttention.NONE);
         }
 
         public Options(Checkpointing checkpointing, int attentionBlock, ActivationStore activations) {
@@ -289,15 +297,19 @@ public final class Gemma3Model extends Module {
         }
 
         public Options withCheckpointing(Checkpointing c) {
-            return new Options(c, attentionBlock, activations, mlpTiling);
+            return new Options(c, attentionBlock, activations, mlpTiling, keptAttention);
         }
 
         public Options withActivations(ActivationStore store) {
-            return new Options(checkpointing, attentionBlock, store, mlpTiling);
+            return new Options(checkpointing, attentionBlock, store, mlpTiling, keptAttention);
+        }
+
+        public Options withKeptAttention(KeptAttention keep) {
+            return new Options(checkpointing, attentionBlock, activations, mlpTiling, keep);
         }
 
         public Options withMlpTiling(MlpTiling tiling) {
-            return new Options(checkpointing, attentionBlock, activations, tiling);
+            return new Options(checkpointing, attentionBlock, activations, tiling, keptAttention);
         }
     }
 
@@ -400,7 +412,6 @@ public final class Gemma3Model extends Module {
             throw new ShapeException("Gemma 3 forward: input embeddings " + x.shape() + " must be [" + b * t + ", " + config.hiddenSize()
                     + "] for ids " + ids.shape());
         }
-        int block = options.attentionBlock();
         TokenLayout placed = layout == null ? null : layout.on(device, ids);
         Tensor positions = placed == null ? positions(0, t) : placed.positions();
         AttentionMask mask = placed == null ? null : placed.mask();
@@ -421,17 +432,17 @@ public final class Gemma3Model extends Module {
             x = switch (options.checkpointing()) {
                 case NONE -> {
                     acquire(index);
-                    yield layer.forward(input, b, t, positions, mask, block, tiling);
+                    yield layer.forward(input, b, t, positions, mask, options);
                 }
                 // the weights are staged inside each checkpointed function, so its recomputation in backward stages them
                 // again (with LAYERS the tiles of a tiled MLP are recomputed within the layer's own recomputation)
                 case LAYERS -> Autograd.checkpoint(in -> {
                     acquire(index);
-                    return layer.forward(in[0], b, t, positions, mask, block, tiling);
+                    return layer.forward(in[0], b, t, positions, mask, options);
                 }, store, input);
                 case HALVES -> layer.checkpointedMlpHalf(Autograd.checkpoint(in -> {
                     acquire(index);
-                    return layer.attentionHalf(in[0], b, t, positions, mask, block);
+                    return layer.attentionHalf(in[0], b, t, positions, mask, options);
                 }, store, input), tiling, options.activations(), () -> acquire(index));
             };
             if (observer != null && i < layers.size() - 1) {

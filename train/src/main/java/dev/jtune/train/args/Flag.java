@@ -80,6 +80,10 @@ public enum Flag {
     CHECKPOINTING_GRANULARITY(Spec.of(Group.TRAINING, ValueType.choice(CheckpointGranularity.class, v -> null),
             CheckpointGranularity.LAYER, "what --gradient_checkpointing keeps: each layer's input (layer), or the input of each "
                     + "layer's attention and MLP halves (half: twice the kept tensors, half the recomputed peak; for long sequences)")),
+    KEEP_ATTENTION(Spec.of(Group.TRAINING, ValueType.choice(KeepAttention.class, v -> null), KeepAttention.GLOBAL,
+            "with --gradient_checkpointing: which layers' attention output the forward keeps for backward, whose recomputation"
+                    + " then skips their attention: global (the full-causal layers, whose attention is quadratic in the"
+                    + " sequence; 16 MiB a layer for Gemma 3 270M at 8K tokens), all, or none (HF's recomputation)")),
     OFFLOAD_ACTIVATIONS(Spec.of(Group.TRAINING, BOOL, false,
             "with --gradient_checkpointing: the kept layer inputs wait for backward in pinned host memory (copied out after"
                     + " each layer's forward, prefetched back one layer ahead in backward): less GPU memory, the same result")),

@@ -59,6 +59,7 @@ public record TrainArgs(
         boolean visionLora,
         boolean gradientCheckpointing,
         CheckpointGranularity checkpointingGranularity,
+        KeepAttention keepAttention,
         boolean bf16,
         int seed,
         int maxNonfiniteSteps,
@@ -127,6 +128,7 @@ public record TrainArgs(
         Objects.requireNonNull(lrSchedulerType, "lrSchedulerType");
         Objects.requireNonNull(quantType, "quantType");
         Objects.requireNonNull(checkpointingGranularity, "checkpointingGranularity");
+        Objects.requireNonNull(keepAttention, "keepAttention");
         Objects.requireNonNull(saveStrategy, "saveStrategy");
         Objects.requireNonNull(resumeFromCheckpoint, "resumeFromCheckpoint");
         Objects.requireNonNull(device, "device");

@@ -537,7 +537,7 @@ public final class Trainer implements AutoCloseable {
 
     /** The model's options in a run of {@code config}: its checkpointing, MLP tiling and activation store. */
     private static Gemma3Model.Options options(TrainerConfig config, ActivationStore activations) {
-        return new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling());
+        return new Gemma3Model.Options(config.checkpointing(), 512, activations, config.mlpTiling(), config.keptAttention());
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.jtune.train.loop;
 
+import dev.jtune.engine.ops.KeptAttention;
 import dev.jtune.gemma.model.Gemma3Model;
 
 /**
@@ -23,6 +24,7 @@ public record TrainerConfig(
         double maxGradNorm,
         Gemma3Model.Checkpointing checkpointing,
         Gemma3Model.MlpTiling mlpTiling,
+        KeptAttention keptAttention,
         long loggingSteps,
         SaveStrategy saveStrategy,
         long saveSteps,
@@ -159,6 +161,7 @@ public record TrainerConfig(
         }
         java.util.Objects.requireNonNull(checkpointing, "checkpointing");
         java.util.Objects.requireNonNull(mlpTiling, "mlpTiling");
+        java.util.Objects.requireNonNull(keptAttention, "keptAttention");
         if (maxNonfiniteSteps < 1) {
             throw new IllegalArgumentException("maxNonfiniteSteps must be at least 1, got " + maxNonfiniteSteps);
         }
@@ -238,6 +241,7 @@ public record TrainerConfig(
         private double maxGradNorm = 1.0;
         private Gemma3Model.Checkpointing checkpointing = Gemma3Model.Checkpointing.NONE;
         private Gemma3Model.MlpTiling mlpTiling = Gemma3Model.MlpTiling.NONE;
+        private KeptAttention keptAttention = KeptAttention.GLOBAL;
         private long loggingSteps = 500;
         private SaveStrategy saveStrategy = SaveStrategy.STEPS;
         private long saveSteps = 500;
@@ -280,6 +284,7 @@ public record TrainerConfig(
             maxGradNorm = c.maxGradNorm;
             checkpointing = c.checkpointing;
             mlpTiling = c.mlpTiling;
+            keptAttention = c.keptAttention;
             loggingSteps = c.loggingSteps;
             saveStrategy = c.saveStrategy;
             saveSteps = c.saveSteps;
@@ -378,6 +383,15 @@ public record TrainerConfig(
         }
 
         /** The MLP half whole or over tiles of tokens (default: whole). */
+        /**
+         * Which layers' attention output checkpointing keeps for the recomputation (default {@link KeptAttention#GLOBAL}:
+         * the full-causal layers; {@code --keep_attention}).
+         */
+        public Builder keptAttention(KeptAttention v) {
+            keptAttention = v;
+            return this;
+        }
+
         public Builder mlpTiling(Gemma3Model.MlpTiling v) {
             mlpTiling = v;
             return this;
@@ -469,7 +483,7 @@ public record TrainerConfig(
         /** Checks the settings (see the record's constructor) and builds. */
         public TrainerConfig build() {
             return new TrainerConfig(epochs, maxSteps, batchSize, gradientAccumulation, learningRate, schedule, warmupRatio,
-                    warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, loggingSteps, saveStrategy,
+                    warmupSteps, weightDecay, beta1, beta2, epsilon, maxGradNorm, checkpointing, mlpTiling, keptAttention, loggingSteps, saveStrategy,
                     saveSteps, saveTotalLimit, evalStrategy, evalSteps, seed, metricsFile, htmlReport, evalBatchSize,
                     maxNonfiniteSteps, optimizerStatePrecision, optimizerStatePlacement, optimizerStepTiming, activationPlacement,
                     weightPlacement, batching, checkpointContents, groupLearningRates, worldSize, ddpBucketBytes, optimizerSharding);

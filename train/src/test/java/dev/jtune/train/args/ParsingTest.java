@@ -128,6 +128,7 @@ class ParsingTest {
         m.put(Flag.FREEZE_PROJECTOR, List.of("True"));
         m.put(Flag.GRADIENT_CHECKPOINTING, List.of("true"));
         m.put(Flag.CHECKPOINTING_GRANULARITY, List.of("half"));
+        m.put(Flag.KEEP_ATTENTION, List.of("none"));
         m.put(Flag.OFFLOAD_ACTIVATIONS, List.of("true", "--gradient_checkpointing"));
         m.put(Flag.GRADIENT_CHECKPOINTING_KWARGS, List.of("{\"offload\": true}", "--gradient_checkpointing"));
         m.put(Flag.TILED_MLP, List.of("true"));

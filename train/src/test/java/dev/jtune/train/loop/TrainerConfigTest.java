@@ -18,7 +18,7 @@ class TrainerConfigTest {
         // adam betas 0.9 / 0.999, adam_epsilon 1e-8, max_grad_norm 1.0, logging/save/eval steps 500,
         // save_strategy steps, eval_strategy no, save_total_limit None, seed 42
         assertEquals(new TrainerConfig(3, -1, 8, 1, 5e-5, LrSchedule.Type.LINEAR, 0, 0, 0, 0.9, 0.999, 1e-8, 1.0,
-                Gemma3Model.Checkpointing.NONE, Gemma3Model.MlpTiling.NONE, 500, TrainerConfig.SaveStrategy.STEPS, 500, 0, TrainerConfig.SaveStrategy.NO,
+                Gemma3Model.Checkpointing.NONE, Gemma3Model.MlpTiling.NONE, dev.jtune.engine.ops.KeptAttention.GLOBAL, 500, TrainerConfig.SaveStrategy.STEPS, 500, 0, TrainerConfig.SaveStrategy.NO,
                 500, 42, true, true, 8, 3, TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.DEVICE,
                 TrainerConfig.OptimizerStepTiming.IMMEDIATE, TrainerConfig.ActivationPlacement.DEVICE, TrainerConfig.WeightPlacement.DEVICE,
                 new Batching(Batching.Order.GROUP_BY_LENGTH, 0), TrainerConfig.CheckpointContents.MODEL_AND_STATE, java.util.List.of(), 1, 25L << 20,
@@ -29,7 +29,8 @@ class TrainerConfigTest {
     void everySetterReachesItsComponent() {
         TrainerConfig c = TrainerConfig.builder().epochs(2).maxSteps(10).batchSize(4).gradientAccumulation(3).learningRate(1e-3)
                 .schedule(LrSchedule.Type.COSINE).warmupRatio(0.1).warmupSteps(2).weightDecay(0.01).betas(0.8, 0.99)
-                .epsilon(1e-6).maxGradNorm(0.5).checkpointing(Gemma3Model.Checkpointing.HALVES).mlpTiling(Gemma3Model.MlpTiling.shards(3)).loggingSteps(5)
+                .epsilon(1e-6).maxGradNorm(0.5).checkpointing(Gemma3Model.Checkpointing.HALVES).mlpTiling(Gemma3Model.MlpTiling.shards(3))
+                .keptAttention(dev.jtune.engine.ops.KeptAttention.ALL).loggingSteps(5)
                 .save(TrainerConfig.SaveStrategy.EPOCH, 7).saveTotalLimit(2).eval(TrainerConfig.SaveStrategy.STEPS, 9)
                 .evalBatchSize(6).seed(1).metricsFile(false).htmlReport(false).maxNonfiniteSteps(4)
                 .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.HOST)
@@ -38,7 +39,7 @@ class TrainerConfigTest {
                 .batching(new Batching(Batching.Order.RANDOM, 128)).checkpointContents(TrainerConfig.CheckpointContents.MODEL_ONLY)
                 .groupLearningRates(java.util.List.of(new TrainerConfig.GroupLearningRate("vision_tower", 2e-6))).worldSize(4).ddpBucketBytes(4096).build();
         assertEquals(new TrainerConfig(2, 10, 4, 3, 1e-3, LrSchedule.Type.COSINE, 0.1, 2, 0.01, 0.8, 0.99, 1e-6, 0.5,
-                Gemma3Model.Checkpointing.HALVES, Gemma3Model.MlpTiling.shards(3), 5, TrainerConfig.SaveStrategy.EPOCH, 7, 2, TrainerConfig.SaveStrategy.STEPS,
+                Gemma3Model.Checkpointing.HALVES, Gemma3Model.MlpTiling.shards(3), dev.jtune.engine.ops.KeptAttention.ALL, 5, TrainerConfig.SaveStrategy.EPOCH, 7, 2, TrainerConfig.SaveStrategy.STEPS,
                 9, 1, false, false, 6, 4, TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT,
                 TrainerConfig.OptimizerStatePlacement.HOST, TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP,
                 TrainerConfig.ActivationPlacement.HOST, TrainerConfig.WeightPlacement.HOST, new Batching(Batching.Order.RANDOM, 128),
