@@ -54,8 +54,9 @@ import java.util.Objects;
  * ~65 ms), plus +5% where it adds an MLP forward (the tiles recompute the MLP half, which half checkpointing does
  * anyway; without checkpointing that is a recomputation, with layer checkpointing a third forward of it: most of half
  * checkpointing's measured +8%, which recomputes both halves); recomputing the global layers' attention instead of keeping
- * it ({@code --keep_attention none}, with checkpointing) +3%, not measured yet (its forward's share of a step at 8K: 3 x
- * ~0.64 ms of ~69 ms for 270M QLoRA). A combination costs the sum. Candidates are tried
+ * it ({@code --keep_attention none}, with checkpointing) +2% at 8,192 tokens a sequence, scaled by the sequence over
+ * 8,192 (the global layers' attention is quadratic in it, the rest of a step about linear): measured +1.9% at 8K for
+ * 270M QLoRA r16 (106.8K against 104.8K tokens/s, one pair); 32K's +8% follows from the rule, not measured. A combination costs the sum. Candidates are tried
  * cheapest first (ties in the order none, half, layer; device before host; untiled before tiled), and the first that
  * fits is chosen.
  */
@@ -74,8 +75,9 @@ final class Planner {
     /** The tiled MLP's tiles, and the MLP forward it adds unless half checkpointing recomputes it anyway: not measured (see the class). */
     static final double TILED_MLP_COST = 0.02;
     static final double TILED_MLP_RECOMPUTE_COST = 0.05;
-    /** Recomputing the global layers' attention instead of keeping it (--keep_attention none): not measured yet (see the class). */
-    static final double RECOMPUTED_ATTENTION_COST = 0.03;
+    /** Recomputing the global layers' attention instead of keeping it (--keep_attention none), at {@link #RECOMPUTED_ATTENTION_TOKENS} a sequence. */
+    static final double RECOMPUTED_ATTENTION_COST = 0.02;
+    static final long RECOMPUTED_ATTENTION_TOKENS = 8192;
 
     /** The knob flags the planner may set, in the order its messages name them. */
     static final List<Flag> KNOBS = List.of(Flag.GRADIENT_CHECKPOINTING, Flag.CHECKPOINTING_GRANULARITY, Flag.OFFLOAD_OPTIMIZER,
@@ -212,7 +214,7 @@ final class Planner {
                 c += TILED_MLP_COST + (checkpointing == Checkpointing.HALVES ? 0 : TILED_MLP_RECOMPUTE_COST);
             }
             if (keepAttention == KeepAttention.NONE && checkpointing != Checkpointing.NONE) {
-                c += RECOMPUTED_ATTENTION_COST;
+                c += RECOMPUTED_ATTENTION_COST * a.maxSeqLength() / RECOMPUTED_ATTENTION_TOKENS;
             }
             return c;
         }
