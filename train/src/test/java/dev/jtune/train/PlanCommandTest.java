@@ -122,6 +122,38 @@ class PlanCommandTest {
     }
 
     @Test
+    void aBudgetBetweenKeepingAndRecomputingGlobalAttentionGivesKeepingUp() {
+        String[] base = {"plan", "--model_name_or_path", "gemma-3-270m", "--max_seq_length", "32768", "--bf16", "--freeze_llm",
+                "--lora_enable", "--lora_rank", "16", "--bits", "4", "--gradient_checkpointing", "--checkpointing_granularity", "layer",
+                "--offload_activations", "False", "--per_device_train_batch_size", "1"};
+        long kept = needs(CliFixtures.run(with(base, "--max_memory", "1TiB")));
+        long recomputed = needs(CliFixtures.run(with(base, "--keep_attention", "none", "--max_memory", "1TiB")));
+        // the 3 global layers' outputs and lse at 32K (4 heads of 256 in bf16: 64 MiB a layer), about
+        assertTrue(kept - recomputed > 150L << 20 && kept - recomputed < 250L << 20, kept + " vs " + recomputed);
+        var r = CliFixtures.run(with(base, "--max_memory", Long.toString((kept + recomputed) / 2)));
+        assertEquals(0, r.rc(), r.all());
+        String chosen = r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
+        assertTrue(chosen.startsWith("chosen: --keep_attention none (about +31% step time"), chosen);
+        assertTrue(chosen.contains("faster but over the budget: as given "), chosen);
+        // given by the user, it is kept as given, and nothing then fits
+        var given = CliFixtures.run(with(base, "--keep_attention", "global", "--max_memory", Long.toString((kept + recomputed) / 2)));
+        assertTrue(given.all().contains("Kept as given: ") && given.all().contains("--keep_attention global (command line)"), given.all());
+    }
+
+    /** {@code base} followed by {@code more}. */
+    private static String[] with(String[] base, String... more) {
+        return java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(more)).toArray(String[]::new);
+    }
+
+    /** The bytes a plan's output says the device must hold. */
+    private static long needs(CliFixtures.Run r) {
+        assertEquals(0, r.rc(), r.all());
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("the device must hold ([0-9,]+) bytes").matcher(r.out());
+        assertTrue(m.find(), r.all());
+        return Long.parseLong(m.group(1).replace(",", ""));
+    }
+
+    @Test
     void aHugeMaxMemoryFits() {
         var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",
                 "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB");
