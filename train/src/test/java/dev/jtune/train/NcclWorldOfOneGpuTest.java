@@ -24,14 +24,18 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * Issue 16's one-GPU row: the embedded default trained through a world of one rank on NCCL (every gradient and the
- * loss all-reduced, which at one rank copies them) gives the plain trainer's loss curve and gradient norms bit for bit.
+ * loss all-reduced, which at one rank copies them) gives the plain trainer's loss curve and gradient norms bit for bit,
+ * and its eval losses (the ranks' shares of the eval set summed in fp64 through NCCL) too.
  */
 @Tag("gpu")
 class NcclWorldOfOneGpuTest {
     private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out) {
-        TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0).build();
+        TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0)
+                .eval(TrainerConfig.SaveStrategy.STEPS, 3).build();
         try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
-            Trainer trainer = Trainer.builder(tc, d.qlora(d.randomModel(), "default")).train(d.examples()).outputDir(out).padId(d.padId())
+            // the eval set: the first examples again (what it is does not matter, only that both runs see the same)
+            List<dev.jtune.train.data.Example> evalSet = d.examples().subList(0, Math.min(5, d.examples().size()));
+            Trainer trainer = Trainer.builder(tc, d.qlora(d.randomModel(), "default")).train(d.examples()).eval(evalSet).outputDir(out).padId(d.padId())
                     .world(world).info(new Trainer.RunInfo("nccl", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
             try (trainer) {
                 return trainer.run(Optional.empty(), Long.MAX_VALUE);
@@ -54,6 +58,13 @@ class NcclWorldOfOneGpuTest {
                     plain.get(i).loss(), nccl.get(i).loss(), plain.get(i).gradNorm(), nccl.get(i).gradNorm());
             assertEquals(plain.get(i).loss(), nccl.get(i).loss(), 0.0, "loss at step " + plain.get(i).step());
             assertEquals(plain.get(i).gradNorm(), nccl.get(i).gradNorm(), 0.0, "gradient norm at step " + plain.get(i).step());
+            assertEquals(plain.get(i).hasEval(), nccl.get(i).hasEval(), "an eval at step " + plain.get(i).step());
+            if (plain.get(i).hasEval()) {
+                System.out.printf(java.util.Locale.ROOT, "step %d: eval loss %.9f / %.9f%n", plain.get(i).step(), plain.get(i).evalLoss(),
+                        nccl.get(i).evalLoss());
+                assertEquals(plain.get(i).evalLoss(), nccl.get(i).evalLoss(), 0.0, "eval loss at step " + plain.get(i).step());
+            }
         }
+        assertEquals(2, plain.stream().filter(StepRecord::hasEval).count(), "evals at steps 3 and 6");
     }
 }
