@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build-time check of the CUDA kernel sources: where nvcc exists, every kernels/*.cu must compile to PTX for
-# sm_90, so a kernel with a syntax error fails the build even on a machine without a GPU. At run time the same
+# sm_90 (sm_90a for a source whose defines mark it JT_ARCH_SPECIFIC), so a kernel with a syntax error fails the build even on a machine without a GPU. At run time the same
 # sources are compiled by NVRTC for the actual device. Each source is compiled with the defines its launch class
 # declares (KernelSource.java), which the build wrote to <defines dir>/<name>.defines (NAME=value lines) before.
 # Quiet unless JTUNE_BUILD_VERBOSE=1 (then one line per kernel, nvcc's warnings, and the notice when nvcc is
@@ -26,7 +26,11 @@ for f in "$src"/*.cu; do
   fi
   dflags=()
   while IFS= read -r d; do [ -n "$d" ] && dflags+=("-D$d"); done < "$defs/$name.defines"
-  if log=$("$NVCC" -ptx -arch=sm_90 --std=c++17 -I"$src" "${dflags[@]}" -o "$out/${name%.cu}.ptx" "$f" 2>&1); then
+  # a source marked JT_ARCH_SPECIFIC (KernelSource.ARCH_SPECIFIC: wgmma and other sm_90a-only instructions) compiles
+  # for the arch-specific target, in the -gencode form (HOPPER.md: the -arch=sm_90a shorthand may add a plain sm_90 pass)
+  arch=(-arch=sm_90)
+  grep -q '^JT_ARCH_SPECIFIC=' "$defs/$name.defines" && arch=(-gencode=arch=compute_90a,code=sm_90a)
+  if log=$("$NVCC" -ptx "${arch[@]}" --std=c++17 -I"$src" "${dflags[@]}" -o "$out/${name%.cu}.ptx" "$f" 2>&1); then
     say "$name -> PTX ok (${#dflags[@]} defines)"
     if [ "$verbose" = 1 ] && [ -n "$log" ]; then echo "$log"; fi
   else

@@ -69,9 +69,10 @@ public final class KernelCompiler {
         String name = source.file();
         String text = resource(name);
         Map<String, String> headers = headersOf(text, new TreeMap<>());
-        List<String> options = options(context.arch(), cudaInclude, source.defines());
+        String target = source.targetFor(context.arch());
+        List<String> options = options(target, cudaInclude, source.defines());
         String key = cacheKey(name, text, headers, options, nvrtcVersion);
-        Path cached = cacheDir.resolve(name.replace('.', '_') + "-" + context.arch() + "-" + key + ".cubin");
+        Path cached = cacheDir.resolve(name.replace('.', '_') + "-" + target + "-" + key + ".cubin");
         byte[] cubin = readIfPresent(cached);
         if (cubin == null) {
             cubin = compile(name, text, headers, options);

@@ -20,6 +20,12 @@ import java.util.TreeMap;
 record KernelSource(String file, SequencedMap<String, String> defines, SequencedMap<String, KernelSignature> kernels) {
     /** Bytes of the widest single memory access the kernels make (16-byte vectors): {@code JT_VECTOR_BYTES}. */
     static final int VECTOR_BYTES = 16;
+    /**
+     * The define that marks a source using Hopper's arch-specific instructions (wgmma, setmaxnreg): NVRTC then compiles
+     * it for {@code sm_90a} instead of {@code sm_90}, and the build's nvcc check for {@code compute_90a}
+     * (compile-kernels.sh reads it from the defines file); other devices cannot load it.
+     */
+    static final String ARCH_SPECIFIC = "JT_ARCH_SPECIFIC";
     /** Dtype suffixes of the kernels instantiated per float type ({@code JT_FLOAT_TYPES}), in its order. */
     static final List<String> FLOATS = List.of("f64", "f32", "bf16", "f16");
     /** Dtype suffixes of the kernels instantiated per element type ({@code JT_ALL_TYPES}), in its order. */
@@ -34,6 +40,25 @@ record KernelSource(String file, SequencedMap<String, String> defines, Sequenced
 
     static Builder builder(String file) {
         return new Builder(file);
+    }
+
+    /** Whether this source needs the arch-specific target ({@link #ARCH_SPECIFIC}). */
+    boolean archSpecific() {
+        return defines.containsKey(ARCH_SPECIFIC);
+    }
+
+    /**
+     * The NVRTC target for this source on a device of architecture {@code arch} ({@code sm_90}, ...): the same, or for
+     * an arch-specific source {@code sm_90a}, which only Hopper (sm_90) runs.
+     */
+    String targetFor(String arch) {
+        if (!archSpecific()) {
+            return arch;
+        }
+        if (!arch.equals("sm_90")) {
+            throw new dev.jtune.engine.UnsupportedOpException("kernels/" + file + " uses Hopper's wgmma (sm_90a); this GPU is " + arch);
+        }
+        return "sm_90a";
     }
 
     /** The signature of kernel {@code name}; {@link IllegalArgumentException} when this source declares none. */

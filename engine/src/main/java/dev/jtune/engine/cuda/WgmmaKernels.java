@@ -1,0 +1,56 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Tensor;
+
+import static dev.jtune.engine.cuda.KernelParam.PTR;
+
+/**
+ * Typed launches of kernels/wgmma.cu: Hopper's warpgroup matrix multiply (sm_90a) and its shared-memory layout and
+ * descriptors, which the causal attention kernels are to be built on (issue 14). For now one probe, an A B^T product
+ * of one 64 x {@link #PROBE_K} by 64 x {@link #PROBE_K} bf16 tile pair checked against the cpu, so the layout is known
+ * right before anything depends on it. Loading the module needs an sm_90 GPU ({@link KernelSource#targetFor}).
+ */
+public final class WgmmaKernels {
+    /** The probe's reduction length (WGMMA_PROBE_K): 8 k16 steps, 32 KiB of shared memory for both tiles. */
+    static final int PROBE_K = 128;
+    /** The probe's output tile: 64 x 64. */
+    static final int PROBE_ROWS = 64;
+
+    static final KernelSource SOURCE = KernelSource.builder("wgmma.cu")
+            .define(KernelSource.ARCH_SPECIFIC, 1)
+            .define("WGMMA_PROBE_K", PROBE_K)
+            .kernel("wgmma_probe_bf16", PTR, PTR, PTR)
+            .build();
+
+    private final CudaModule module;
+    private final CudaStream stream;
+
+    public WgmmaKernels(KernelCompiler compiler, CudaStream stream) {
+        this.module = compiler.module(SOURCE);
+        this.stream = stream;
+    }
+
+    /** Shared bytes of the probe: both tiles in bf16. */
+    static int probeShared() {
+        return 2 * PROBE_ROWS * PROBE_K * 2;
+    }
+
+    /** c [64, 64] F32 = a [64, PROBE_K] x b [64, PROBE_K]^T, a and b BF16 contiguous, on one warpgroup's tensor cores. */
+    public void probe(Tensor a, Tensor b, Tensor c) {
+        check(a, DType.BF16, PROBE_ROWS, PROBE_K, "a");
+        check(b, DType.BF16, PROBE_ROWS, PROBE_K, "b");
+        check(c, DType.F32, PROBE_ROWS, PROBE_ROWS, "c");
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(a.address()).pointer(b.address()).pointer(c.address());
+            module.function("wgmma_probe_bf16").launch(stream, 1, 128, probeShared(), args);
+        }
+    }
+
+    private static void check(Tensor t, DType dtype, long rows, long cols, String what) {
+        if (t.dtype() != dtype || t.rank() != 2 || t.dim(0) != rows || t.dim(1) != cols || !t.isContiguous() || t.address() % 16 != 0) {
+            throw new dev.jtune.engine.ShapeException("wgmma probe: " + what + " must be " + dtype + " [" + rows + ", " + cols
+                    + "], contiguous and 16-byte aligned, got " + t.describe());
+        }
+    }
+}
