@@ -7,11 +7,7 @@
 set -u
 . .device/env
 OUT=${OUT:-/tmp/issue14-rows}; mkdir -p $OUT
-B=${BUDGET:-560}
-t0=$(date +%s)
-left() { echo $(( B - ($(date +%s) - t0) )); }
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-cap() { local want=$1 l; l=$(left); [ $l -lt $want ] && echo $l || echo $want; }
+. bench/src/main/sh/budget.sh
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 el "gpu tests"
 [ "${SKIP_TESTS:-0}" = 1 ] || timeout $(cap 240) bash .device/run-tests --include-tag gpu --exclude-classname '.*ImageLoraGpuTest' \

@@ -6,11 +6,7 @@
 # Usage: [BUDGET=560] [SKIP_TESTS=1] bash bench/src/main/sh/open-measurements.sh
 set -u
 OUT=${OUT:-/tmp/open-measurements}; mkdir -p $OUT
-B=${BUDGET:-560}
-t0=$(date +%s)
-left() { echo $(( B - ($(date +%s) - t0) )); }
-el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
-cap() { local want=$1 l; l=$(left); [ $l -lt $want ] && echo $l || echo $want; }
+. bench/src/main/sh/budget.sh
 el "gpu tests"
 [ "${SKIP_TESTS:-0}" = 1 ] || timeout $(cap 250) bash .device/run-tests --include-tag gpu --details=tree > $OUT/gpu-tests.txt 2>&1; echo rc=$? >> $OUT/gpu-tests.txt
 tail -22 $OUT/gpu-tests.txt; grep -E "\[X\]" $OUT/gpu-tests.txt | head -20
