@@ -8,7 +8,10 @@
 // (16 bytes a row, 128 contiguous bytes), core matrix (r8, k8) at byte (k8 * R / 8 + r8) * 128. A descriptor gives the
 // tile's start, the byte distance between core matrices adjacent in K (the leading byte offset: R / 8 * 128) and in
 // M or N (the stride byte offset: 128). One m64nNk16 instruction reads two core matrices along K; the next k16 step
-// starts 2 * LBO bytes further.
+// starts 2 * LBO bytes further. (PTX ISA 9.7.15.5.1.2.1, over the matrix normalized to 128-bit elements: K-major
+// without swizzle, LBO is the offset between the two columns of an 8 x 2 tile, SBO from one 8 rows to the next. For an
+// MN-major operand, P V's V, it reads: LBO from one 8 columns to the next, SBO from one row to the next: the next
+// layout to probe.)
 //
 // Accumulators: thread t of the warpgroup holds, for j < N / 8, d[4j..4j+3] = C(row, col), C(row, col + 1),
 // C(row + 8, col), C(row + 8, col + 1), row = 16 (t / 32) + (t % 32) / 4, col = 8 j + 2 (t % 4): mma.sync's C layout,
