@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, with the plain device bundle in .device: issue 14's open rows in one call, in priority order,
 # each piece bounded by what is left of BUDGET seconds (default 560; outputs in $OUT): the GPU suite (ImageLora needs
-# the images bundle), attention alone (jtune's fused kernels beside torch SDPA and flex from the same call), kept
+# the images bundle), the wgmma layout probes, attention alone (jtune's fused kernels beside torch SDPA and flex from the same call), kept
 # global attention A/B at 32K, the 1B QLoRA r16 row with HF, the 270M full fine-tune row with HF.
 # Usage: [BUDGET=560] [SKIP_TESTS=1] bash bench/src/main/sh/issue14-rows.sh
 set -u
@@ -13,6 +13,8 @@ el "gpu tests"
 [ "${SKIP_TESTS:-0}" = 1 ] || timeout $(cap 240) bash .device/run-tests --include-tag gpu --exclude-classname '.*ImageLoraGpuTest' \
     --details=tree > $OUT/gpu-tests.txt 2>&1; echo rc=$? >> $OUT/gpu-tests.txt
 grep -E "tests (successful|failed|found)|rc=" $OUT/gpu-tests.txt; grep -E "\[X\]" $OUT/gpu-tests.txt | head -20
+el "wgmma layouts"
+[ $(left) -gt 30 ] && timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.WgmmaLayoutProbe 2>&1 | grep -E "^wgmma|Exception" | tee $OUT/wgmma.txt
 el "attention alone"
 for s in 8192:0 8192:512 32768:0 32768:512; do
   [ $(left) -gt 30 ] && timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 1 2>&1 | grep 'fused kernels'

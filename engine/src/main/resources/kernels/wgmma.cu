@@ -54,17 +54,33 @@ __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 
-// d[32] (+)= A (64 x 16, descriptor a) x B^T (64 x 16, descriptor b); accumulate 0 overwrites d.
+// d[32] (+)= A (64 x 16, descriptor a, K-major) x B (16 x 64, descriptor b: K-major, i.e. B^T's rows, or with TRANS_B
+// N-major); accumulate 0 overwrites d.
+template <int TRANS_B = 0>
 __device__ __forceinline__ void m64n64k16(float* d, unsigned long long a, unsigned long long b, int accumulate) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                  "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
                  "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, %35;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
                    "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
                    "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
                    "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                 : "l"(a), "l"(b), "r"(accumulate));
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_B));
+}
+
+// Writes a 64 x 64 fp32 accumulator tile (the layout in the file's comment) to row-major c.
+__device__ __forceinline__ void store64(float* c, const float* d) {
+    const int t = threadIdx.x;
+    const int row = 16 * (t / 32) + (t % 32) / 4;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int col = 8 * j + 2 * (t % 4);
+        c[row * 64 + col] = d[4 * j];
+        c[row * 64 + col + 1] = d[4 * j + 1];
+        c[(row + 8) * 64 + col] = d[4 * j + 2];
+        c[(row + 8) * 64 + col + 1] = d[4 * j + 3];
+    }
 }
 
 }  // namespace wg
@@ -94,14 +110,41 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_bf16(const __nv_bf
     }
     wg::commit();
     wg::wait<0>();
-    const int t = threadIdx.x;
-    const int row = 16 * (t / 32) + (t % 32) / 4;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        const int col = 8 * j + 2 * (t % 4);
-        c[row * 64 + col] = d[4 * j];
-        c[row * 64 + col + 1] = d[4 * j + 1];
-        c[(row + 8) * 64 + col] = d[4 * j + 2];
-        c[(row + 8) * 64 + col + 1] = d[4 * j + 3];
+    wg::store64(c, d);
+}
+
+// The N-major B of P V (V is [keys][head dims], dims contiguous), probed: c [64][64] = a [64][K] x b [K][64], b
+// row-major. b's core matrices are 8 k-rows of 8 consecutive n (16 bytes), core (n8, k8) at byte (k8 * 8 + n8) * 128:
+// 128 bytes to the next along N, 1024 to the next along K. Which of those the descriptor's leading and stride byte
+// offsets name is what the probe finds out: WgmmaLayoutProbe runs it with both assignments.
+extern "C" __global__ void __launch_bounds__(128) wgmma_probe_nmajor_bf16(const __nv_bfloat16* a, const __nv_bfloat16* b,
+                                                                          float* c, int lbo, int sbo) {
+    constexpr int K = WGMMA_PROBE_K;
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* as = smem;
+    unsigned char* bs = smem + 64 * K * 2;
+    wg::load<64, K, 128>(as, a);
+    for (int i = threadIdx.x; i < K * 64 / 8; i += 128) {
+        const int k = i / 8;
+        const int n = (i % 8) * 8;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(bs + ((k >> 3) * 8 + (n >> 3)) * 128 + (k & 7) * 16);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(b + (long long) k * 64 + n));
     }
+    asm volatile("cp.async.commit_group;\n" ::);
+    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+    float d[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) d[i] = 0.f;
+    constexpr unsigned A_LBO = 64 / 8 * 128;
+    wg::fence();
+#pragma unroll
+    for (int s = 0; s < K / 16; s++) {
+        // a k16 step is two k8 rows of core matrices further in b: 2 x 1024 bytes
+        wg::m64n64k16<1>(d, wg::descriptor(as + s * 2 * A_LBO, A_LBO, 128), wg::descriptor(bs + s * 2 * 1024, lbo, sbo), s > 0);
+    }
+    wg::commit();
+    wg::wait<0>();
+    wg::store64(c, d);
 }

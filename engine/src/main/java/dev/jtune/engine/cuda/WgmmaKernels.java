@@ -3,6 +3,7 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
 
+import static dev.jtune.engine.cuda.KernelParam.I32;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
 
 /**
@@ -13,14 +14,15 @@ import static dev.jtune.engine.cuda.KernelParam.PTR;
  */
 public final class WgmmaKernels {
     /** The probe's reduction length (WGMMA_PROBE_K): 8 k16 steps, 32 KiB of shared memory for both tiles. */
-    static final int PROBE_K = 128;
+    public static final int PROBE_K = 128;
     /** The probe's output tile: 64 x 64. */
-    static final int PROBE_ROWS = 64;
+    public static final int PROBE_ROWS = 64;
 
     static final KernelSource SOURCE = KernelSource.builder("wgmma.cu")
             .define(KernelSource.ARCH_SPECIFIC, 1)
             .define("WGMMA_PROBE_K", PROBE_K)
             .kernel("wgmma_probe_bf16", PTR, PTR, PTR)
+            .kernel("wgmma_probe_nmajor_bf16", PTR, PTR, PTR, I32, I32)
             .build();
 
     private final CudaModule module;
@@ -44,6 +46,21 @@ public final class WgmmaKernels {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(a.address()).pointer(b.address()).pointer(c.address());
             module.function("wgmma_probe_bf16").launch(stream, 1, 128, probeShared(), args);
+        }
+    }
+
+    /**
+     * c [64, 64] F32 = a [64, PROBE_K] x b [PROBE_K, 64], b row-major (N-major, as attention's V), its descriptor given
+     * the leading and stride byte offsets {@code lbo} and {@code sbo}: the layout question P V's product depends on
+     * (kernels/wgmma.cu; bench WgmmaLayoutProbe tries both assignments).
+     */
+    public void probeNMajor(Tensor a, Tensor b, Tensor c, int lbo, int sbo) {
+        check(a, DType.BF16, PROBE_ROWS, PROBE_K, "a");
+        check(b, DType.BF16, PROBE_K, PROBE_ROWS, "b");
+        check(c, DType.F32, PROBE_ROWS, PROBE_ROWS, "c");
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(a.address()).pointer(b.address()).pointer(c.address()).i32(lbo).i32(sbo);
+            module.function("wgmma_probe_nmajor_bf16").launch(stream, 1, 128, probeShared(), args);
         }
     }
 

@@ -1,0 +1,70 @@
+package dev.jtune.bench;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.cuda.CudaBackend;
+import dev.jtune.engine.cuda.WgmmaKernels;
+
+import java.util.Locale;
+
+/**
+ * Which wgmma shared-memory layouts are right, on the GPU: the K-major probe (Q K^T's operands) and the N-major probe
+ * (P V's V) with both assignments of its core-matrix distances (128 bytes along N, 1024 along K) to the descriptor's
+ * leading and stride byte offsets, each against the cpu product of the same bf16 values. Prints each one's largest
+ * error relative to the output's largest magnitude (fp32 accumulation: ~1e-6; a wrong layout: order 1).
+ * Usage: {@code WgmmaLayoutProbe [seed=1]}.
+ */
+public final class WgmmaLayoutProbe {
+    private WgmmaLayoutProbe() {
+    }
+
+    public static void main(String[] args) {
+        long seed = args.length > 0 ? Long.parseLong(args[0]) : 1;
+        CudaBackend gpu = CudaBackend.get(0);
+        Device d = gpu.device();
+        int m = WgmmaKernels.PROBE_ROWS;
+        int k = WgmmaKernels.PROBE_K;
+        WgmmaKernels kernels = new WgmmaKernels(gpu.compiler(), gpu.stream());
+        try (Scope s = Scope.open("wgmma layout probe")) {
+            Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed);
+            Tensor bt = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed + 1); // B^T: rows of K (K-major)
+            Tensor b = bt.transpose(0, 1).contiguous(); // B [K, N], N contiguous (N-major)
+            double[] av = a.toDoubleArray();
+            double[] bv = bt.toDoubleArray();
+            double[] ref = new double[m * m];
+            double scale = 0;
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < m; j++) {
+                    double sum = 0;
+                    for (int x = 0; x < k; x++) {
+                        sum += av[i * k + x] * bv[j * k + x];
+                    }
+                    ref[i * m + j] = sum;
+                    scale = Math.max(scale, Math.abs(sum));
+                }
+            }
+            Tensor c = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
+            kernels.probe(a, bt, c);
+            report("K-major (Q K^T)", c.toDoubleArray(), ref, scale);
+            int[][] assignments = {{128, 1024}, {1024, 128}};
+            for (int[] lboSbo : assignments) {
+                Tensor cn = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
+                kernels.probeNMajor(a, b, cn, lboSbo[0], lboSbo[1]);
+                report("N-major (P V), LBO " + lboSbo[0] + " SBO " + lboSbo[1], cn.toDoubleArray(), ref, scale);
+            }
+        }
+    }
+
+    private static void report(String what, double[] got, double[] ref, double scale) {
+        double worst = 0;
+        for (int i = 0; i < ref.length; i++) {
+            double e = Double.isNaN(got[i]) ? Double.POSITIVE_INFINITY : Math.abs(got[i] - ref[i]);
+            worst = Math.max(worst, e);
+        }
+        System.out.printf(Locale.ROOT, "wgmma %s: largest error %.3g of the largest |C| %.3g (%s)%n", what, worst / scale, scale,
+                worst / scale < 1e-4 ? "right" : "WRONG");
+    }
+}
