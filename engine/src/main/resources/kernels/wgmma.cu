@@ -43,6 +43,28 @@ __device__ __forceinline__ void load(unsigned char* tile, const __nv_bfloat16* g
     asm volatile("cp.async.commit_group;\n" ::);
 }
 
+// Copies a row-major [K][N] bf16 tile (N contiguous: an N-major B, as P V's V) into core matrices of 8 k-rows of 8
+// consecutive n (16 bytes), core (n8, k8) at byte (k8 * N / 8 + n8) * 128: 128 bytes to the next along N, N / 8 * 128
+// to the next along K.
+template <int K, int N, int THREADS>
+__device__ __forceinline__ void load_nmajor(unsigned char* tile, const __nv_bfloat16* g) {
+    for (int i = threadIdx.x; i < K * N / 8; i += THREADS) {
+        const int k = i / (N / 8);
+        const int n = (i % (N / 8)) * 8;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + ((k >> 3) * (N / 8) + (n >> 3)) * 128 + (k & 7) * 16);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(g + (long long) k * N + n));
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+// Waits for this thread's tile copies and publishes the tiles to the block's tensor cores, which read shared memory
+// through the async proxy: the copies are ordered before them by a proxy fence, then a barrier (HOPPER.md).
+__device__ __forceinline__ void publish() {
+    asm volatile("cp.async.wait_group 0;\n" ::);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+}
+
 // A matrix descriptor: start address, leading (K) and stride (M/N) byte offsets, each in 16-byte units; no swizzle.
 __device__ __forceinline__ unsigned long long descriptor(const void* tile, unsigned lbo, unsigned sbo) {
     const unsigned addr = (unsigned) __cvta_generic_to_shared(tile);
@@ -94,13 +116,8 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_bf16(const __nv_bf
     unsigned char* bs = smem + 64 * K * 2;
     wg::load<64, K, 128>(as, a);
     wg::load<64, K, 128>(bs, b);
-    asm volatile("cp.async.wait_group 0;\n" ::);
-    // the tensor cores read shared memory through the async proxy: order the copies before them (HOPPER.md)
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-    float d[32];
-#pragma unroll
-    for (int i = 0; i < 32; i++) d[i] = 0.f;
+    wg::publish();
+    float d[32] = {};  // the first step overwrites it (accumulate 0); zeroed only so nothing is read unset
     constexpr unsigned LBO = 64 / 8 * 128;  // next core matrix along K
     constexpr unsigned SBO = 128;           // next 8 rows
     wg::fence();
@@ -114,9 +131,9 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_bf16(const __nv_bf
 }
 
 // The N-major B of P V (V is [keys][head dims], dims contiguous), probed: c [64][64] = a [64][K] x b [K][64], b
-// row-major. b's core matrices are 8 k-rows of 8 consecutive n (16 bytes), core (n8, k8) at byte (k8 * 8 + n8) * 128:
-// 128 bytes to the next along N, 1024 to the next along K. Which of those the descriptor's leading and stride byte
-// offsets name is what the probe finds out: WgmmaLayoutProbe runs it with both assignments.
+// row-major, in wg::load_nmajor's layout: 128 bytes to the next core matrix along N, 1024 to the next along K. Which
+// of those the descriptor's leading and stride byte offsets name is what the probe finds out: WgmmaLayoutProbe runs
+// it with both assignments.
 extern "C" __global__ void __launch_bounds__(128) wgmma_probe_nmajor_bf16(const __nv_bfloat16* a, const __nv_bfloat16* b,
                                                                           float* c, int lbo, int sbo) {
     constexpr int K = WGMMA_PROBE_K;
@@ -124,19 +141,9 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_nmajor_bf16(const 
     unsigned char* as = smem;
     unsigned char* bs = smem + 64 * K * 2;
     wg::load<64, K, 128>(as, a);
-    for (int i = threadIdx.x; i < K * 64 / 8; i += 128) {
-        const int k = i / 8;
-        const int n = (i % 8) * 8;
-        const unsigned dst = (unsigned) __cvta_generic_to_shared(bs + ((k >> 3) * 8 + (n >> 3)) * 128 + (k & 7) * 16);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(b + (long long) k * 64 + n));
-    }
-    asm volatile("cp.async.commit_group;\n" ::);
-    asm volatile("cp.async.wait_group 0;\n" ::);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();
-    float d[32];
-#pragma unroll
-    for (int i = 0; i < 32; i++) d[i] = 0.f;
+    wg::load_nmajor<K, 64, 128>(bs, b);
+    wg::publish();
+    float d[32] = {};
     constexpr unsigned A_LBO = 64 / 8 * 128;
     wg::fence();
 #pragma unroll

@@ -106,7 +106,7 @@ class PlanCommandTest {
         String[] run = {"plan", "--model_name_or_path", "gemma-3-4b-it", "--max_seq_length", "32768", "--bf16", "--freeze_llm",
                 "--lora_enable", "--lora_rank", "16", "--bits", "4", "--gradient_checkpointing", "--offload_activations",
                 "--per_device_train_batch_size", "1", "--max_memory"};
-        var r = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("8GiB")).toArray(String[]::new));
+        var r = CliFixtures.run(with(run, "8GiB"));
         System.out.print(r.all());
         assertEquals(0, r.rc(), r.all());
         String chosen = r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
@@ -116,7 +116,7 @@ class PlanCommandTest {
         long device = row(r.out(), "device peak, reserved");
         assertTrue(device <= 8L << 30, "predicted " + device + " bytes:\n" + r.all());
         // (half alone needs ~10.2 GiB, the global layers' kept attention outputs included: 11 GiB leaves the MLP whole)
-        var roomy = CliFixtures.run(java.util.stream.Stream.concat(java.util.Arrays.stream(run), java.util.stream.Stream.of("11GiB")).toArray(String[]::new));
+        var roomy = CliFixtures.run(with(run, "11GiB"));
         assertEquals(0, roomy.rc(), roomy.all());
         assertTrue(roomy.out().contains("chosen: --checkpointing_granularity half (about +23% step time"), roomy.all());
     }
