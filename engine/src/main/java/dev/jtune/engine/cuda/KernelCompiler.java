@@ -57,6 +57,11 @@ public final class KernelCompiler {
         return Path.of(System.getProperty("user.home"), ".cache", "jtune", "kernels");
     }
 
+    /** The architecture kernels are compiled for ("sm_90" on an H100). */
+    public String arch() {
+        return context.arch();
+    }
+
     /**
      * The module of {@code source}'s file compiled with its defines, loaded and checked against its kernels'
      * signatures once per process.

@@ -14,7 +14,7 @@ public final class KernelSources {
     static final List<KernelSource> ALL = List.of(
             ElementwiseKernels.SOURCE, ReduceKernels.SOURCE, NormKernels.SOURCE, ActivationKernels.SOURCE,
             EmbeddingKernels.SOURCE, LossKernels.SOURCE, Nf4Kernels.SOURCE, OptimKernels.SOURCE, Adam8bitKernels.SOURCE, RopeKernels.SOURCE,
-            SoftmaxKernels.SOURCE, FlashKernels.SOURCE, WgmmaKernels.SOURCE);
+            SoftmaxKernels.SOURCE, FlashKernels.SOURCE, WgmmaKernels.SOURCE, FlashWgmmaKernels.SOURCE);
 
     private KernelSources() {
     }

@@ -8,6 +8,7 @@ import dev.jtune.engine.cpu.CpuLoops;
 import dev.jtune.engine.cpu.CpuLoops.Flat;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.cuda.FlashKernels;
+import dev.jtune.engine.cuda.FlashWgmmaKernels;
 import dev.jtune.engine.cuda.SoftmaxKernels;
 
 /**
@@ -421,6 +422,11 @@ public interface AttentionKernel {
     final class Cuda implements AttentionKernel {
         /** The fused kernels can be switched off (to compare with the blocked path, or to rule them out). */
         private static final boolean FUSED = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
+        /**
+         * The forward on Hopper's wgmma (kernels/flash_wgmma.cu) where it applies (bf16 heads of 256, no packed-row mask,
+         * sm_90), with {@code -Djtune.cuda.wgmmaAttention=true}; off by default until measured faster on the device.
+         */
+        private static final boolean WGMMA = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaAttention", "false"));
 
         private final CudaBackend gpu;
 
@@ -440,6 +446,10 @@ public interface AttentionKernel {
             return gpu.family(FlashKernels.class, b -> new FlashKernels(b.compiler(), b.stream()));
         }
 
+        private FlashWgmmaKernels wgmma() {
+            return gpu.family(FlashWgmmaKernels.class, b -> new FlashWgmmaKernels(b.compiler(), b.stream()));
+        }
+
         private SoftmaxKernels rows() {
             return gpu.family(SoftmaxKernels.class, b -> new SoftmaxKernels(b.compiler(), b.stream(), b.context()));
         }
@@ -452,6 +462,10 @@ public interface AttentionKernel {
         @Override
         public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
                                  Tensor out, Tensor lse) {
+            if (WGMMA && FlashWgmmaKernels.supports(gpu.compiler().arch(), q.dtype(), q.dim(3), segments != null)) {
+                wgmma().forward(q, k, v, window, scale, out, lse);
+                return;
+            }
             flash().forward(q, k, v, segments, groups, window, scale, out, lse);
         }
 

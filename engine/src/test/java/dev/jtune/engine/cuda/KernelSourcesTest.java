@@ -189,16 +189,19 @@ class KernelSourcesTest {
 
     @Test
     void anArchSpecificSourceCompilesForSm90aAndOnlyHopperLoadsIt() {
-        assertTrue(WgmmaKernels.SOURCE.archSpecific());
-        assertEquals("sm_90a", WgmmaKernels.SOURCE.targetFor("sm_90"));
-        assertThrows(dev.jtune.engine.UnsupportedOpException.class, () -> WgmmaKernels.SOURCE.targetFor("sm_80"));
-        assertThrows(dev.jtune.engine.UnsupportedOpException.class, () -> WgmmaKernels.SOURCE.targetFor("sm_100"));
+        java.util.Set<KernelSource> hopper = java.util.Set.of(WgmmaKernels.SOURCE, FlashWgmmaKernels.SOURCE);
+        for (KernelSource source : hopper) {
+            assertTrue(source.archSpecific(), source.file());
+            assertEquals("sm_90a", source.targetFor("sm_90"));
+            assertThrows(dev.jtune.engine.UnsupportedOpException.class, () -> source.targetFor("sm_80"));
+            assertThrows(dev.jtune.engine.UnsupportedOpException.class, () -> source.targetFor("sm_100"));
+            assertTrue(source.definesFile().contains(KernelSource.ARCH_SPECIFIC + "=1\n"), "the build's nvcc check reads it there");
+        }
         for (KernelSource other : KernelSources.ALL) {
-            if (other != WgmmaKernels.SOURCE) {
+            if (!hopper.contains(other)) {
                 assertFalse(other.archSpecific(), other.file());
                 assertEquals("sm_89", other.targetFor("sm_89"), other.file());
             }
         }
-        assertTrue(WgmmaKernels.SOURCE.definesFile().contains(KernelSource.ARCH_SPECIFIC + "=1\n"), "the build's nvcc check reads it there");
     }
 }

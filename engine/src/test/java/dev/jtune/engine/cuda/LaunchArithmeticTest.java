@@ -194,6 +194,25 @@ class LaunchArithmeticTest {
     }
 
     @Test
+    void theWgmmaForwardPairsHeadsOfAKeyValueHeadAndFitsSharedMemory() {
+        // two 64-row query tiles, two 64-key k and v tiles each, bf16 rows of 256: 192 KiB of H100's 227
+        assertEquals((2 * 64 + 4 * 64) * 256 * 2, FlashWgmmaKernels.shared());
+        assertTrue(FlashWgmmaKernels.shared() <= 227 * 1024);
+        assertEquals(2 * 128, FlashWgmmaKernels.THREADS, "two warpgroups");
+        // Gemma 3 270M (4 query heads, 1 kv head): blocks of two heads at 64 positions
+        assertArrayEquals(new long[] {2 * 4 / 2, 8192 / 64}, FlashWgmmaKernels.grid(2, 4, 1, 8192));
+        assertArrayEquals(new long[] {2, 2}, FlashWgmmaKernels.grid(1, 4, 2, 65), "2 heads per kv head pair too; 65 rows: 2 tiles");
+        // an odd group: one head, 128 consecutive queries
+        assertArrayEquals(new long[] {3, 2}, FlashWgmmaKernels.grid(1, 3, 1, 130));
+        assertArrayEquals(new long[] {2, 1}, FlashWgmmaKernels.grid(1, 2, 2, 128));
+        assertTrue(FlashWgmmaKernels.supports("sm_90", DType.BF16, 256, false));
+        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.BF16, 256, true), "packed rows stay on flash.cu");
+        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.F16, 256, false));
+        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.BF16, 128, false));
+        assertFalse(FlashWgmmaKernels.supports("sm_89", DType.BF16, 256, false));
+    }
+
+    @Test
     void groupedHeadsSplitTheirDkvBlocksFromTwoThousandVisibleKeys() {
         assertTrue(FlashKernels.splitHeads(4, 0, 8192));
         assertFalse(FlashKernels.splitHeads(1, 0, 8192), "no group to split");

@@ -1,0 +1,158 @@
+// Hopper's warpgroup matrix multiply (wgmma, sm_90a), the building block of the causal attention kernels
+// (flash_wgmma.cu, issue 14): one warpgroup (4 consecutive warps, 128 threads) multiplies a 64 x K tile of A by a
+// K x N tile of B, bf16, A in shared memory or registers and B in shared memory, read by the tensor cores through
+// matrix descriptors, into fp32 accumulators in registers. This header holds the pieces (layouts, loaders,
+// descriptors, instructions); wgmma.cu probes them against the cpu (WgmmaProbeGpuTest, bench WgmmaLayoutProbe).
+//
+// Layouts ("no swizzle"): tiles are stored as core matrices of 8 rows of 16 bytes (8 elements), 128 contiguous bytes.
+// K-major (A, or B given as B^T's rows: q.k^T's k): core matrix (r8, k8) of an R-row tile at byte (k8 R / 8 + r8) 128.
+// N-major (B's rows contiguous along N: P V's V): core matrix (n8, k8) at byte (k8 N / 8 + n8) 128, each of its rows
+// 8 consecutive n of one k. A descriptor gives the tile's start, the byte distance between core matrices adjacent
+// along K (the leading byte offset, LBO) and along M or N (the stride byte offset, SBO): K-major LBO = R / 8 * 128 and
+// SBO = 128; N-major LBO = N / 8 * 128 and SBO = 128 (CUTLASS's canonical no-swizzle layouts; the layout probe tries
+// the N-major pair both ways). One k16 instruction reads two core matrices along K; the next starts 2 LBO further.
+//
+// Accumulators: thread t of the warpgroup holds, for j < N / 8, d[4j..4j+3] = C(row, col), C(row, col + 1),
+// C(row + 8, col), C(row + 8, col + 1), row = 16 (t / 32) + (t % 32) / 4, col = 8 j + 2 (t % 4): mma.sync's C layout,
+// tiled over N. A register A operand has mma.sync's A layout over the same rows.
+
+#pragma once
+#include "common.cuh"
+
+namespace wg {
+
+// The shared-memory byte offset of element (r, k) of an R-row, K-major tile in the no-swizzle core-matrix layout.
+template <int R>
+__device__ __forceinline__ unsigned offset(int r, int k) {
+    return (unsigned) (((k >> 3) * (R / 8) + (r >> 3)) * 128 + (r & 7) * 16 + (k & 7) * 2);
+}
+
+// Copies rows [row0, row0 + R) of a row-major [t][K] bf16 matrix into an R x K K-major tile in the layout above
+// (rows at or past t read as zeros), 16 bytes (8 elements) a cp.async, by threads tid of n. Eight consecutive threads
+// fill the eight rows of one core matrix, 128 contiguous bytes of shared memory, so the stores meet no bank conflict;
+// a warp reads 64 contiguous bytes of each of 8 rows.
+template <int R, int K>
+__device__ __forceinline__ void load(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
+    for (int i = tid; i < R * K / 8; i += n) {
+        const int r = ((i >> 3) / (K / 8)) * 8 + (i & 7);
+        const int k = ((i >> 3) % (K / 8)) * 8;
+        const bool inside = row0 + r < t;
+        const __nv_bfloat16* src = inside ? g + (row0 + r) * K + k : g;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + offset<R>(r, k));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
+    }
+}
+
+// The byte offset of element (k, n) of a K x N N-major tile: core matrices of 8 k-rows of 8 consecutive n (16 bytes),
+// core (n8, k8) at byte (k8 * N / 8 + n8) * 128: 128 bytes to the next along N, N / 8 * 128 to the next along K.
+template <int N>
+__device__ __forceinline__ unsigned offset_nmajor(int k, int n) {
+    return (unsigned) (((k >> 3) * (N / 8) + (n >> 3)) * 128 + (k & 7) * 16 + (n & 7) * 2);
+}
+
+// Copies rows [row0, row0 + K) of a row-major [t][N] bf16 matrix (N contiguous: an N-major B, as P V's V) into a
+// K x N tile in offset_nmajor's layout, zeros past t; the same thread mapping as load.
+template <int K, int N>
+__device__ __forceinline__ void load_nmajor(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
+    for (int i = tid; i < K * N / 8; i += n) {
+        const int k = ((i >> 3) / (N / 8)) * 8 + (i & 7);
+        const int c = ((i >> 3) % (N / 8)) * 8;
+        const bool inside = row0 + k < t;
+        const __nv_bfloat16* src = inside ? g + (row0 + k) * N + c : g;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + offset_nmajor<N>(k, c));
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
+    }
+}
+
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// Publishes tiles copied by this block's threads (their cp.async groups waited for) to the tensor cores, which read
+// shared memory through the async proxy: a proxy fence, then a barrier (HOPPER.md).
+__device__ __forceinline__ void publish_copies() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    __syncthreads();
+}
+
+// Waits for all of this thread's copies, then publishes them.
+__device__ __forceinline__ void publish() {
+    cp_wait<0>();
+    publish_copies();
+}
+
+// A matrix descriptor: start address, leading (K) and stride (M/N) byte offsets, each in 16-byte units; no swizzle.
+__device__ __forceinline__ unsigned long long descriptor(const void* tile, unsigned lbo, unsigned sbo) {
+    const unsigned addr = (unsigned) __cvta_generic_to_shared(tile);
+    return (unsigned long long) ((addr & 0x3FFFF) >> 4) | ((unsigned long long) ((lbo >> 4) & 0x3FFF) << 16)
+           | ((unsigned long long) ((sbo >> 4) & 0x3FFF) << 32);
+}
+
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+
+// d[32] (+)= A (64 x 16, descriptor a, K-major) x B (16 x 64, descriptor b: K-major, i.e. B^T's rows, or with TRANS_B
+// N-major); accumulate 0 overwrites d.
+template <int TRANS_B = 0>
+__device__ __forceinline__ void m64n64k16(float* d, unsigned long long a, unsigned long long b, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, %35;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "l"(a), "l"(b), "r"(accumulate), "n"(TRANS_B));
+}
+
+// d[128] (+)= A (64 x 16, bf16 in registers: a[4] per thread in mma.sync's A layout, rows 16 (warp % 4) + lane / 4
+// and + 8, columns 2 (lane % 4) + {0, 1} and + 8) x B (16 x 256, descriptor b, N-major: 16 rows of a [keys][dims]
+// tile such as attention's V); accumulate 0 overwrites d. A comes from registers, so P goes from the softmax
+// straight into the product, never through shared memory.
+__device__ __forceinline__ void m64n256k16_rs(float* d, const unsigned* a, unsigned long long b, int accumulate) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
+                 "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,"
+                 "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,"
+                 "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"
+                 "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,"
+                 "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, "
+                 "{%128,%129,%130,%131}, %132, p, 1, 1, 1;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+                   "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+                   "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+                   "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+                   "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+                   "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+                   "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+                   "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+                   "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
+}
+
+// Writes a 64 x 64 fp32 accumulator tile (the layout in the file's comment) to row-major c.
+__device__ __forceinline__ void store64(float* c, const float* d) {
+    const int t = threadIdx.x;
+    const int row = 16 * (t / 32) + (t % 32) / 4;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+        const int col = 8 * j + 2 * (t % 4);
+        c[row * 64 + col] = d[4 * j];
+        c[row * 64 + col + 1] = d[4 * j + 1];
+        c[(row + 8) * 64 + col] = d[4 * j + 2];
+        c[(row + 8) * 64 + col + 1] = d[4 * j + 3];
+    }
+}
+
+}  // namespace wg

@@ -1,0 +1,105 @@
+package dev.jtune.engine.cuda;
+
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.cpu.CpuBackend;
+import dev.jtune.engine.fused.AttentionKernel;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.util.Locale;
+
+import static dev.jtune.engine.cuda.CudaParityTest.assertClose;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/**
+ * kernels/flash_wgmma.cu's forward against the cpu reference (double from the same bf16 inputs) and beside
+ * flash.cu's mma.sync forward on the same inputs: paired query heads (4 per key/value head, 2) and unpaired (1, 3),
+ * causal and windowed, lengths off the 64-key tiles, a batch, a span past 2,048. Outputs start poisoned (NaN), so an
+ * element the kernel does not write fails. Out's bound: the L2 bound of flash.cu's test, and per element at most
+ * twice flash.cu's own worst error from the reference on the same inputs (both round P and out to bf16; a misplaced
+ * tile or row is off by far more). Lse is computed in fp32 from the same products: 1e-5, as flash.cu's.
+ */
+@Tag("gpu")
+class FlashWgmmaGpuTest {
+    private static final Device GPU = Device.cuda(0);
+
+    @BeforeAll
+    static void poison() {
+        CudaBackend.get(0).poisonAllocations(true);
+    }
+
+    @AfterAll
+    static void unpoison() {
+        CudaBackend.get(0).poisonAllocations(false);
+    }
+
+    @Test
+    void forwardMatchesTheCpuAndTheMmaSyncKernel() {
+        CudaBackend gpu = CudaBackend.get(0);
+        assumeTrue(FlashWgmmaKernels.supports(gpu.compiler().arch(), DType.BF16, 256, false),
+                "wgmma needs Hopper (sm_90); this GPU is " + gpu.compiler().arch());
+        FlashWgmmaKernels wgmma = new FlashWgmmaKernels(gpu.compiler(), gpu.stream());
+        FlashKernels flash = new FlashKernels(gpu.compiler(), gpu.stream());
+        long[][] cases = { // B, Hq, Hkv, T, window
+                {1, 4, 1, 100, 0},
+                {2, 4, 2, 200, 37},
+                {1, 3, 1, 130, 0},
+                {1, 2, 2, 65, 0},
+                {1, 1, 1, 1, 0},
+                {1, 4, 1, 1000, 512},
+                {1, 2, 1, 2100, 0},
+                {1, 4, 1, 64, 1}};
+        long seed = 41;
+        for (long[] c : cases) {
+            String what = "B" + c[0] + " Hq" + c[1] + " Hkv" + c[2] + " T" + c[3] + " window " + c[4] + " (seeds from " + seed + ")";
+            try (Scope s = Scope.open(what)) {
+                Shape qs = Shape.of(c[0], c[1], c[3], 256);
+                Shape kvs = Shape.of(c[0], c[2], c[3], 256);
+                Shape rows = Shape.of(c[0], c[1], c[3]);
+                double scale = 1 / Math.sqrt(256) * 1.5; // peakier than uniform
+                Tensor q = Tensor.randn(qs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
+                Tensor k = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
+                Tensor v = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
+                Tensor out = Tensor.empty(qs, DType.BF16, Device.CPU);
+                Tensor lse = Tensor.empty(rows, DType.F32, Device.CPU);
+                CpuBackend.instance().kernels(AttentionKernel.OP).fusedForward(q, k, v, c[4], scale, out, lse);
+
+                Tensor qg = q.to(GPU);
+                Tensor kg = k.to(GPU);
+                Tensor vg = v.to(GPU);
+                Tensor outW = Tensor.empty(qs, DType.BF16, GPU);
+                Tensor lseW = Tensor.empty(rows, DType.F32, GPU);
+                wgmma.forward(qg, kg, vg, c[4], scale, outW, lseW);
+                Tensor outM = Tensor.empty(qs, DType.BF16, GPU);
+                Tensor lseM = Tensor.empty(rows, DType.F32, GPU);
+                flash.forward(qg, kg, vg, null, null, c[4], scale, outM, lseM);
+
+                Tensor wOut = outW.to(Device.CPU);
+                assertClose(out, wOut, 2e-2, what + ": out");
+                assertClose(lse, lseW.to(Device.CPU), 1e-5, what + ": lse");
+                double wgmmaWorst = worst(out, wOut);
+                double mmaWorst = worst(out, outM.to(Device.CPU));
+                System.out.printf(Locale.ROOT, "wgmma forward %s: worst |out - cpu| %.3g (mma.sync kernel %.3g)%n", what, wgmmaWorst, mmaWorst);
+                assertTrue(wgmmaWorst <= 2 * mmaWorst + 1e-6, what + ": worst element error " + wgmmaWorst
+                        + " is more than twice the mma.sync kernel's " + mmaWorst);
+            }
+        }
+    }
+
+    private static double worst(Tensor ref, Tensor x) {
+        double[] r = ref.toDoubleArray();
+        double[] v = x.toDoubleArray();
+        double w = 0;
+        for (int i = 0; i < r.length; i++) {
+            w = Math.max(w, Double.isNaN(v[i]) ? Double.POSITIVE_INFINITY : Math.abs(v[i] - r[i]));
+        }
+        return w;
+    }
+}
