@@ -1,11 +1,24 @@
-// Fused causal attention forward on Hopper's wgmma (sm_90a), bf16 heads of 256: flash.cu's forward (same inputs,
-// same visibility rule, same out and lse) with both products on warpgroup instructions. A block is two warpgroups
+// Fused causal attention on Hopper's wgmma (sm_90a), bf16 heads of 256: flash.cu's forward and backward (same
+// inputs, same visibility rule, same outputs) with every product on warpgroup instructions.
+//
+// Forward. A block is two warpgroups
 // that share each key and value tile: with an even number of query heads per key/value head, two query heads of one
 // key/value head at the same 64 positions (one causal diagonal, the key tiles shared whole); otherwise 128
 // consecutive queries of one head. Per key tile of BN keys: S = Q K^T (m64n64k16, both operands in shared memory),
 // the online softmax in registers, then O += P V with P straight from registers (m64n256k16, V N-major). Key and
 // value tiles are double-buffered: the copies of tile j + 1 (cp.async, all 256 threads) overlap the work on tile j.
 // Unmasked only: packed rows (segments, groups) stay on flash.cu.
+//
+// Backward, dK and dV: a block owns 64 keys and walks the query tiles that see them (over the query heads of its
+// key/value head, or one query head writing fp32 shares, as flash.cu). Its two warpgroups split the work so that S and
+// dP are each computed once: group 0 computes S^T = K Q^T, P^T, hands P^T over through shared memory and accumulates
+// dV += P^T dO; group 1 computes dP^T = V dO^T, waits for P^T, forms dS^T = P^T (dP^T - delta) scale and accumulates
+// dK += dS^T Q. Query and output-gradient tiles are double-buffered.
+//
+// Backward, dQ: blocks as the forward's; per key tile S = Q K^T, dP = dO V^T, dS, dQ += dS K.
+//
+// Every backward tile is stored once, 64 rows of core matrices 128 bytes apart, dims 1024 bytes apart, and read both
+// as a K-major operand (rows are M or N) and as an N-major one (rows are K), with the descriptor's offsets swapped.
 #include "wgmma.cuh"
 
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
@@ -32,8 +45,14 @@ constexpr int KV_BYTES = BN * D * 2;
 // V tile N-major (N = D: D / 8 * 128 bytes to the next 8 keys, 128 to the next 8 dims).
 constexpr unsigned QK_LBO = BM / 8 * 128;
 constexpr unsigned V_ALONG_K = D / 8 * 128;
-constexpr unsigned V_LBO = WGMMA_NMAJOR_LBO_ALONG_K ? V_ALONG_K : 128;
-constexpr unsigned V_SBO = WGMMA_NMAJOR_LBO_ALONG_K ? 128 : V_ALONG_K;
+// Backward tiles (64 rows): 128 bytes to the next 8 rows, 1024 to the next 8 dims.
+constexpr unsigned ROW8 = 128;
+constexpr unsigned COL8 = BM / 8 * 128;
+
+// An N-major operand's descriptor from its core-matrix distances along K and along N.
+__device__ __forceinline__ unsigned long long nmajor(const void* tile, unsigned alongK, unsigned alongN) {
+    return WGMMA_NMAJOR_LBO_ALONG_K ? wg::descriptor(tile, alongK, alongN) : wg::descriptor(tile, alongN, alongK);
+}
 
 __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 
@@ -44,6 +63,36 @@ __device__ __forceinline__ bool visible(long long query, long long key, long lon
 __device__ __forceinline__ unsigned pack(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<unsigned*>(&v);
+}
+
+// a[BN / 16][4]: x (an m64n64 accumulator) rounded to bf16 in the register A layout, one k16 step per four registers.
+__device__ __forceinline__ void to_a(unsigned (*a)[4], const float* x) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; kk++) {
+        a[kk][0] = pack(x[8 * kk], x[8 * kk + 1]);
+        a[kk][1] = pack(x[8 * kk + 2], x[8 * kk + 3]);
+        a[kk][2] = pack(x[8 * kk + 4], x[8 * kk + 5]);
+        a[kk][3] = pack(x[8 * kk + 6], x[8 * kk + 7]);
+    }
+}
+
+// Stores rows row0 and row0 + 8 (those before t) of a 64 x D fp32 accumulator into row-major [t][D], as bf16 or fp32.
+__device__ __forceinline__ void store(__nv_bfloat16* dst, const float* acc, long long row0, long long t, int tig) {
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        const int c = 8 * j + 2 * tig;
+        if (row0 < t) *reinterpret_cast<unsigned*>(dst + row0 * D + c) = pack(acc[4 * j], acc[4 * j + 1]);
+        if (row0 + 8 < t) *reinterpret_cast<unsigned*>(dst + (row0 + 8) * D + c) = pack(acc[4 * j + 2], acc[4 * j + 3]);
+    }
+}
+
+__device__ __forceinline__ void store(float* dst, const float* acc, long long row0, long long t, int tig) {
+#pragma unroll
+    for (int j = 0; j < D / 8; j++) {
+        const int c = 8 * j + 2 * tig;
+        if (row0 < t) *reinterpret_cast<float2*>(dst + row0 * D + c) = make_float2(acc[4 * j], acc[4 * j + 1]);
+        if (row0 + 8 < t) *reinterpret_cast<float2*>(dst + (row0 + 8) * D + c) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
+    }
 }
 
 // The query head and first query of warpgroup g. Grid: (B * Hq / 2, T / 64) with paired heads, else (B * Hq, T / 128);
@@ -177,7 +226,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::fence();
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
-                wg::m64n256k16_rs(o, p[kk], wg::descriptor(vt + kk * 2 * V_ALONG_K, V_LBO, V_SBO), 1);
+                wg::m64n256k16_rs(o, p[kk], nmajor(vt + kk * 2 * V_ALONG_K, V_ALONG_K, 128), 1);
             }
             wg::commit();
             wg::wait<0>();
@@ -192,13 +241,14 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
         inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
     }
-    __nv_bfloat16* oh = out + me.bh * t * D;
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
-        const int c = 8 * j + 2 * tig;
-        if (row0 < t) *reinterpret_cast<unsigned*>(oh + row0 * D + c) = pack(o[4 * j] * inv[0], o[4 * j + 1] * inv[0]);
-        if (row0 + 8 < t) *reinterpret_cast<unsigned*>(oh + (row0 + 8) * D + c) = pack(o[4 * j + 2] * inv[1], o[4 * j + 3] * inv[1]);
+        o[4 * j] *= inv[0];
+        o[4 * j + 1] *= inv[0];
+        o[4 * j + 2] *= inv[1];
+        o[4 * j + 3] *= inv[1];
     }
+    store(out + me.bh * t * D, o, row0, t, tig);
     if (tig == 0) {
 #pragma unroll
         for (int r = 0; r < 2; r++) {
@@ -208,10 +258,234 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     }
 }
 
+// Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
+__device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
+                             const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, int t,
+                             int hq, int hkv, int window, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int g = threadIdx.x / 128;  // 0: P^T and dV; 1: dS^T and dK
+    const int tid = threadIdx.x % 128;
+    const int lane = tid & 31;
+    const int tig = lane & 3;
+    const long long j0 = (long long) blockIdx.y * BN;
+    const bool shares = pk != nullptr;
+    const long long unit = blockIdx.x;  // a query head with shares, else a key/value head
+    const int group = hq / hkv;
+    const long long kvHead = shares ? (unit / hq) * hkv + (unit % hq) / group : unit;
+    const long long firstHead = shares ? unit : (kvHead / hkv) * hq + (kvHead % hkv) * group;
+    const int heads = shares ? 1 : group;
+    unsigned char* ks = smem;
+    unsigned char* vs = ks + KV_BYTES;
+    unsigned char* qs = vs + KV_BYTES;     // two buffers
+    unsigned char* gs = qs + 2 * Q_BYTES;  // two buffers
+    float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]
+    float* l2s = xch + BN * BM;            // [2][BM] lse in base 2
+    float* dls = l2s + 2 * BM;             // [2][BM] delta
+    wg::load_cores<BN, D>(ks, k + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
+    wg::load_cores<BN, D>(vs, v + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
+    const long long iBegin = j0 / BM * BM;
+    long long iEnd = window > 0 ? j0 + BN - 1 + window : t;
+    iEnd = iEnd < t ? iEnd : t;
+    const int tiles = (int) ((iEnd - iBegin + BM - 1) / BM);
+    const int total = heads * tiles;  // steps: (query head, query tile), heads outermost
+    // step it's query and output-gradient tiles, lse and delta into buffer it & 1, which the step before it freed
+    auto stage = [&](int it) {
+        const int b = it & 1;
+        const long long bh = firstHead + it / tiles;
+        const long long i0 = iBegin + (long long) (it % tiles) * BM;
+        wg::load_cores<BM, D>(qs + b * Q_BYTES, q + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+        for (int r = threadIdx.x; r < BM; r += THREADS) {
+            const long long row = i0 + r;
+            l2s[b * BM + r] = row < t ? lse[bh * t + row] * LOG2E : inf();  // rows past the end get P = 0
+            dls[b * BM + r] = row < t ? delta[bh * t + row] : 0.f;
+        }
+    };
+    if (total > 0) stage(0);
+    wg::cp_commit();
+    const long long key0 = j0 + 16 * (tid / 32) + lane / 4;  // this thread's keys: key0 and key0 + 8
+    float acc[D / 2];  // dV (group 0) or dK (group 1), 64 keys x D
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+    const float s2 = scale * LOG2E;
+    for (int it = 0; it < total; it++) {
+        const int b = it & 1;
+        if (it + 1 < total) stage(it + 1);
+        wg::cp_commit();
+        wg::cp_wait<1>();  // this step's tiles (and the first time the key and value tiles)
+        wg::publish_copies();
+        const long long i0 = iBegin + (long long) (it % tiles) * BM;
+        const unsigned char* qt = qs + b * Q_BYTES;
+        const unsigned char* gt = gs + b * Q_BYTES;
+        const float* l2 = l2s + b * BM;
+        const float* dl = dls + b * BM;
+        float x[BM / 2];  // group 0: S^T, then P^T; group 1: dP^T, then dS^T (keys x queries)
+#pragma unroll
+        for (int i = 0; i < BM / 2; i++) x[i] = 0.f;
+        const unsigned char* left = g == 0 ? ks : vs;
+        const unsigned char* right = g == 0 ? qt : gt;
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            wg::m64n64k16(x, wg::descriptor(left + kk * 2 * COL8, COL8, ROW8), wg::descriptor(right + kk * 2 * COL8, COL8, ROW8), 1);
+        }
+        wg::commit();
+        wg::wait<0>();
+        if (g == 0) {
+#pragma unroll
+            for (int j = 0; j < BM / 8; j++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int col = 8 * j + 2 * tig + (e & 1);
+                    const long long query = i0 + col;
+                    const long long key = key0 + (e >> 1) * 8;
+                    const float p = query < t && visible(query, key, window) ? exp2f(x[4 * j + e] * s2 - l2[col]) : 0.f;
+                    x[4 * j + e] = p;
+                    xch[(4 * j + e) * 128 + tid] = p;
+                }
+            }
+            wg::bar_arrive(1, THREADS);
+        } else {
+            wg::bar_sync(1, THREADS);  // P^T handed over, element for element in the same accumulator layout
+#pragma unroll
+            for (int i = 0; i < BM / 2; i++) {
+                const int col = 8 * (i / 4) + 2 * tig + (i & 1);
+                x[i] = xch[i * 128 + tid] * (x[i] - dl[col]) * scale;
+            }
+        }
+        unsigned a[BM / 16][4];
+        to_a(a, x);
+        // dV += P^T dO or dK += dS^T Q: the tile's rows (queries) are the reduction, its dims the columns
+        const unsigned char* rhs = g == 0 ? gt : qt;
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < BM / 16; kk++) {
+            wg::m64n256k16_rs(acc, a[kk], nmajor(rhs + kk * 2 * ROW8, ROW8, COL8), 1);
+        }
+        wg::commit();
+        wg::wait<0>();
+        __syncthreads();  // this step's buffers and the hand-over are read
+    }
+    wg::cp_wait<0>();
+    if (shares) {
+        store((g == 0 ? pv : pk) + unit * t * D, acc, key0, t, tig);
+    } else {
+        store((g == 0 ? gv : gk) + kvHead * t * D, acc, key0, t, tig);
+    }
+}
+
+// Backward, dQ (the file's comment): blocks as the forward's. Key tiles double-buffered, the value tile single: the
+// next one is copied once both groups have their dP.
+__device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
+                            const float* lse, const float* delta, __nv_bfloat16* gq, int t, int hq, int hkv, int window, float scale) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    const int g = threadIdx.x / 128;
+    const int tid = threadIdx.x % 128;
+    const int lane = tid & 31;
+    const int tig = lane & 3;
+    const Rows me = rows_of(g, hq, hkv);
+    const Rows first = rows_of(0, hq, hkv);
+    const Rows last = rows_of(GROUPS - 1, hq, hkv);
+    const long long kvHead = (first.bh / hq) * hkv + (first.bh % hq) / (hq / hkv);
+    unsigned char* qs = smem + g * Q_BYTES;
+    unsigned char* gs = smem + (GROUPS + g) * Q_BYTES;
+    unsigned char* ks = smem + 2 * GROUPS * Q_BYTES;  // two buffers
+    unsigned char* vs = ks + 2 * KV_BYTES;
+    const __nv_bfloat16* kh = k + kvHead * t * D;
+    const __nv_bfloat16* vh = v + kvHead * t * D;
+    long long kBegin, kEnd, unused;
+    key_range(first.q0, window, t, &kBegin, &unused);
+    key_range(last.q0, window, t, &unused, &kEnd);
+    for (int i = 0; i < GROUPS; i++) {
+        const Rows r = rows_of(i, hq, hkv);
+        wg::load_cores<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::load_cores<BM, D>(smem + (GROUPS + i) * Q_BYTES, gout + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
+    }
+    wg::load_cores<BN, D>(ks, kh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
+    wg::load_cores<BN, D>(vs, vh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
+    wg::cp_commit();
+    const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;
+    float l2[2];
+    float dl[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const long long row = row0 + r * 8;
+        l2[r] = row < t ? lse[me.bh * t + row] * LOG2E : inf();  // rows past the end get P = 0
+        dl[r] = row < t ? delta[me.bh * t + row] : 0.f;
+    }
+    float dq[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
+    const float s2 = scale * LOG2E;
+    int buffer = 0;
+    for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1) {
+        const bool more = k0 + BN < kEnd;
+        if (more) wg::load_cores<BN, D>(ks + (buffer ^ 1) * KV_BYTES, kh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::cp_commit();
+        wg::cp_wait<1>();  // this key tile and this value tile
+        wg::publish_copies();
+        const unsigned char* kt = ks + buffer * KV_BYTES;
+        float s[BN / 2];
+        float dp[BN / 2];
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) s[i] = dp[i] = 0.f;
+        // every tile, even one hidden from this group (its P is 0): wgmma under a branch is serialized
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * COL8, COL8, ROW8), wg::descriptor(kt + kk * 2 * COL8, COL8, ROW8), 1);
+        }
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            wg::m64n64k16(dp, wg::descriptor(gs + kk * 2 * COL8, COL8, ROW8), wg::descriptor(vs + kk * 2 * COL8, COL8, ROW8), 1);
+        }
+        wg::commit();
+        wg::wait<0>();
+        __syncthreads();  // the value tile is read by both groups: the next may land
+        if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::cp_commit();
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const long long key = k0 + 8 * j + 2 * tig + (e & 1);
+                const long long row = row0 + (e >> 1) * 8;
+                const float p = visible(row, key, window) ? exp2f(s[4 * j + e] * s2 - l2[e >> 1]) : 0.f;
+                s[4 * j + e] = p * (dp[4 * j + e] - dl[e >> 1]) * scale;
+            }
+        }
+        unsigned a[BN / 16][4];
+        to_a(a, s);
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            wg::m64n256k16_rs(dq, a[kk], nmajor(kt + kk * 2 * ROW8, ROW8, COL8), 1);
+        }
+        wg::commit();
+        wg::wait<0>();
+        __syncthreads();  // this key tile is read: the copy two tiles on may overwrite it
+    }
+    wg::cp_wait<0>();
+    store(gq + me.bh * t * D, dq, row0, t, tig);
+}
+
 }  // namespace fwg
 
 extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward_bf16_256(
         const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, int t, int hq,
         int hkv, int window, float scale) {
     fwg::forward(q, k, v, out, lse, t, hq, hkv, window, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq_bf16_256(
+        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse,
+        const float* delta, __nv_bfloat16* gq, int t, int hq, int hkv, int window, float scale) {
+    fwg::backward_dq(q, k, v, gout, lse, delta, gq, t, hq, hkv, window, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_bf16_256(
+        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse,
+        const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, int t, int hq, int hkv, int window,
+        float scale) {
+    fwg::backward_dkv(q, k, v, gout, lse, delta, gk, gv, pk, pv, t, hq, hkv, window, scale);
 }

@@ -27,41 +27,36 @@ __device__ __forceinline__ unsigned offset(int r, int k) {
     return (unsigned) (((k >> 3) * (R / 8) + (r >> 3)) * 128 + (r & 7) * 16 + (k & 7) * 2);
 }
 
-// Copies rows [row0, row0 + R) of a row-major [t][K] bf16 matrix into an R x K K-major tile in the layout above
-// (rows at or past t read as zeros), 16 bytes (8 elements) a cp.async, by threads tid of n. Eight consecutive threads
-// fill the eight rows of one core matrix, 128 contiguous bytes of shared memory, so the stores meet no bank conflict;
-// a warp reads 64 contiguous bytes of each of 8 rows.
+// Copies rows [row0, row0 + ROWS) of a row-major [t][COLS] bf16 matrix into core matrices of 8 rows x 8 columns,
+// core (r8, c8) at byte r8 * rs + c8 * cs, each of its rows one matrix row's 8 columns (16 bytes); rows at or past t
+// read as zeros. 16 bytes a cp.async, by threads tid of n. Eight consecutive threads fill the eight rows of one core
+// matrix, 128 contiguous bytes of shared memory, so the stores meet no bank conflict; a warp reads 64 contiguous
+// bytes of each of 8 rows. The same tile serves as a K-major operand whose rows are M or N and as an N-major one whose
+// rows are K: only the descriptor's offsets differ (the layouts in the file's comment).
+template <int ROWS, int COLS>
+__device__ __forceinline__ void load_cores(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, unsigned rs,
+                                           unsigned cs, int tid, int n) {
+    for (int i = tid; i < ROWS * COLS / 8; i += n) {
+        const int r = ((i >> 3) / (COLS / 8)) * 8 + (i & 7);
+        const int c = ((i >> 3) % (COLS / 8)) * 8;
+        const bool inside = row0 + r < t;
+        const __nv_bfloat16* src = inside ? g + (row0 + r) * COLS + c : g;
+        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + (r >> 3) * rs + (c >> 3) * cs + (r & 7) * 16);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
+    }
+}
+
+// An R x K K-major tile (offset<R>'s layout) from rows [row0, row0 + R) of a row-major [t][K] matrix.
 template <int R, int K>
 __device__ __forceinline__ void load(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
-    for (int i = tid; i < R * K / 8; i += n) {
-        const int r = ((i >> 3) / (K / 8)) * 8 + (i & 7);
-        const int k = ((i >> 3) % (K / 8)) * 8;
-        const bool inside = row0 + r < t;
-        const __nv_bfloat16* src = inside ? g + (row0 + r) * K + k : g;
-        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + offset<R>(r, k));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
-    }
+    load_cores<R, K>(tile, g, row0, t, 128, R / 8 * 128, tid, n);
 }
 
-// The byte offset of element (k, n) of a K x N N-major tile: core matrices of 8 k-rows of 8 consecutive n (16 bytes),
-// core (n8, k8) at byte (k8 * N / 8 + n8) * 128: 128 bytes to the next along N, N / 8 * 128 to the next along K.
-template <int N>
-__device__ __forceinline__ unsigned offset_nmajor(int k, int n) {
-    return (unsigned) (((k >> 3) * (N / 8) + (n >> 3)) * 128 + (k & 7) * 16 + (n & 7) * 2);
-}
-
-// Copies rows [row0, row0 + K) of a row-major [t][N] bf16 matrix (N contiguous: an N-major B, as P V's V) into a
-// K x N tile in offset_nmajor's layout, zeros past t; the same thread mapping as load.
+// A K x N N-major tile (core (n8, k8) at byte (k8 N / 8 + n8) 128: 128 bytes to the next along N, N / 8 * 128 to the
+// next along K) from rows [row0, row0 + K) of a row-major [t][N] matrix (N contiguous, as P V's V).
 template <int K, int N>
 __device__ __forceinline__ void load_nmajor(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
-    for (int i = tid; i < K * N / 8; i += n) {
-        const int k = ((i >> 3) / (N / 8)) * 8 + (i & 7);
-        const int c = ((i >> 3) % (N / 8)) * 8;
-        const bool inside = row0 + k < t;
-        const __nv_bfloat16* src = inside ? g + (row0 + k) * N + c : g;
-        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + offset_nmajor<N>(k, c));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
-    }
+    load_cores<K, N>(tile, g, row0, t, N / 8 * 128, 128, tid, n);
 }
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -79,6 +74,11 @@ __device__ __forceinline__ void publish() {
     cp_wait<0>();
     publish_copies();
 }
+
+// Named barrier id (1 to 15; 0 is __syncthreads') over count threads, for warpgroups that hand each other tiles:
+// the producers arrive (their shared-memory writes before it are then visible to the waiters), the consumers wait.
+__device__ __forceinline__ void bar_arrive(int id, int count) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory"); }
+__device__ __forceinline__ void bar_sync(int id, int count) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory"); }
 
 // A matrix descriptor: start address, leading (K) and stride (M/N) byte offsets, each in 16-byte units; no swizzle.
 __device__ __forceinline__ unsigned long long descriptor(const void* tile, unsigned lbo, unsigned sbo) {

@@ -192,7 +192,7 @@ public final class FlashKernels {
     }
 
     /** out [B, Hkv, T, D] = the sum over each key/value head's group of query heads' shares [B, Hq, T, D]. */
-    private void reduceHeads(Tensor shares, Tensor out, long group) {
+    void reduceHeads(Tensor shares, Tensor out, long group) {
         long rows = out.dim(0) * out.dim(1);
         long n = out.dim(2) * out.dim(3);
         try (KernelArgs args = new KernelArgs()) {

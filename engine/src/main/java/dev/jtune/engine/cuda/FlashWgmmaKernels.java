@@ -9,10 +9,12 @@ import static dev.jtune.engine.cuda.KernelParam.I32;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
 
 /**
- * Typed launch of kernels/flash_wgmma.cu: the fused attention forward on Hopper's warpgroup instructions (sm_90a) for
- * bf16 heads of {@link #HEAD_DIM}, unmasked, the same results as {@link FlashKernels}' mma.sync forward. A block is
- * two warpgroups sharing each key and value tile: two query heads of one key/value head when the heads per key/value
- * head are even ({@link #pairsHeads}), else 128 consecutive queries of one head.
+ * Typed launches of kernels/flash_wgmma.cu: fused attention forward and backward on Hopper's warpgroup instructions
+ * (sm_90a) for bf16 heads of {@link #HEAD_DIM}, unmasked, the contract of {@link FlashKernels}' mma.sync kernels. A
+ * forward or dQ block is two warpgroups sharing each key and value tile: two query heads of one key/value head when
+ * the heads per key/value head are even ({@link #pairsHeads}), else 128 consecutive queries of one head. A dK/dV block
+ * owns 64 keys, its two warpgroups splitting the products so that S and dP are each computed once; long spans of
+ * grouped heads get a block per query head and fp32 shares, by {@link FlashKernels}' rule and workspace.
  */
 public final class FlashWgmmaKernels {
     /** The one head size compiled (Gemma 3's): O is 64 x 256 fp32 per warpgroup, 128 registers a thread. */
@@ -34,11 +36,13 @@ public final class FlashWgmmaKernels {
             .define("FLASH_WGMMA_KEYS", KEYS)
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dkv_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .build();
 
     private final CudaModule module;
     private final CudaStream stream;
-    private boolean raised;
+    private final java.util.Set<String> raised = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     public FlashWgmmaKernels(KernelCompiler compiler, CudaStream stream) {
         this.module = compiler.module(SOURCE);
@@ -55,9 +59,22 @@ public final class FlashWgmmaKernels {
         return (hq / hkv) % 2 == 0;
     }
 
-    /** Shared bytes: both warpgroups' query tiles, two key and two value tiles (double-buffered), bf16. */
+    /** Shared bytes of the forward: both warpgroups' query tiles, two key and two value tiles (double-buffered), bf16. */
     static int shared() {
         return 2 * (GROUPS * ROWS + 4 * KEYS) * HEAD_DIM;
+    }
+
+    /** Shared bytes of dQ: both warpgroups' query and output-gradient tiles, two key tiles and a value tile, bf16. */
+    static int dqShared() {
+        return 2 * (2 * GROUPS * ROWS + 3 * KEYS) * HEAD_DIM;
+    }
+
+    /**
+     * Shared bytes of dK/dV: the key and value tiles, two query and two output-gradient tiles (bf16), the P^T hand-over
+     * (fp32, keys x queries) and two buffers of the queries' lse and delta (fp32).
+     */
+    static int dkvShared() {
+        return 2 * (2 * KEYS + 4 * ROWS) * HEAD_DIM + 4 * KEYS * ROWS + 4 * 4 * ROWS;
     }
 
     /** Grid (x, y): (B Hq / 2, query tiles of 64) with paired heads, else (B Hq, query tiles of 128). */
@@ -72,28 +89,75 @@ public final class FlashWgmmaKernels {
      * {@link FlashKernels#forward} without segments; q [B, Hq, T, D], k and v [B, Hkv, T, D] contiguous bf16.
      */
     public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+        check(q);
+        long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
+        if (grid[0] == 0 || grid[1] == 0) {
+            return;
+        }
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            shape(args, q, k, window, scale);
+            function("flash_wgmma_forward_bf16_256", shared()).launch(stream, grid[0], grid[1], THREADS, 1, shared(), args);
+        }
+    }
+
+    /**
+     * gradQ, gradK, gradV of {@link #forward}, given its lse and delta = rowsum(gradOut * out) [B, Hq, T] fp32: the
+     * contract of {@link FlashKernels#backward} without segments. {@code flash} sums the per-query-head fp32 shares of
+     * long spans of grouped heads ({@link FlashKernels#splitsKeyValueHeads}).
+     */
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
+                         Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash) {
+        check(q);
+        long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
+        if (grid[0] == 0 || grid[1] == 0) {
+            return;
+        }
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
+                    .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
+            shape(args, q, k, window, scale);
+            function("flash_wgmma_backward_dq_bf16_256", dqShared()).launch(stream, grid[0], grid[1], THREADS, 1, dqShared(), args);
+        }
+        boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
+        try (dev.jtune.engine.Scope shares = FlashKernels.openWorkspace()) {
+            Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
+                        .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
+                        .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
+                shape(args, q, k, window, scale);
+                long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
+                function("flash_wgmma_backward_dkv_bf16_256", dkvShared())
+                        .launch(stream, units, Math.ceilDiv(q.dim(2), KEYS), THREADS, 1, dkvShared(), args);
+            }
+            if (split) {
+                long group = q.dim(1) / k.dim(1);
+                flash.reduceHeads(share[0], gradK, group);
+                flash.reduceHeads(share[1], gradV, group);
+            }
+        }
+    }
+
+    private static void check(Tensor q) {
         if (q.dtype() != DType.BF16 || q.dim(3) != HEAD_DIM) {
             throw new UnsupportedOpException("wgmma attention: bf16 heads of " + HEAD_DIM + " only, got " + q.describe());
         }
         if (q.dim(2) > Integer.MAX_VALUE / 2) {
             throw new UnsupportedOpException("wgmma attention: sequence length " + q.dim(2) + " is too long for the kernel");
         }
-        CudaFunction f = module.function("flash_wgmma_forward_bf16_256");
-        synchronized (this) {
-            if (!raised) {
-                f.maxDynamicSharedMemory(shared());
-                raised = true;
-            }
+    }
+
+    private static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
+        args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
+    }
+
+    /** The kernel, its dynamic shared memory limit raised to {@code shared} bytes on first use. */
+    private CudaFunction function(String name, int shared) {
+        CudaFunction f = module.function(name);
+        if (raised.add(name)) {
+            f.maxDynamicSharedMemory(shared);
         }
-        long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
-        if (grid[0] == 0 || grid[1] == 0) {
-            return;
-        }
-        try (KernelArgs args = new KernelArgs()) {
-            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address())
-                    .i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE))
-                    .f32((float) scale);
-            f.launch(stream, grid[0], grid[1], THREADS, 1, shared(), args);
-        }
+        return f;
     }
 }

@@ -19,12 +19,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * kernels/flash_wgmma.cu's forward against the cpu reference (double from the same bf16 inputs) and beside
- * flash.cu's mma.sync forward on the same inputs: paired query heads (4 per key/value head, 2) and unpaired (1, 3),
+ * kernels/flash_wgmma.cu's forward and backward against the cpu reference (double from the same bf16 inputs) and
+ * beside flash.cu's mma.sync kernels on the same inputs: paired query heads (4 per key/value head, 2) and unpaired (1, 3),
  * causal and windowed, lengths off the 64-key tiles, a batch, a span past 2,048. Outputs start poisoned (NaN), so an
  * element the kernel does not write fails. Out's bound: the L2 bound of flash.cu's test, and per element at most
  * twice flash.cu's own worst error from the reference on the same inputs (both round P and out to bf16; a misplaced
- * tile or row is off by far more). Lse is computed in fp32 from the same products: 1e-5, as flash.cu's.
+ * tile or row is off by far more); the same for dQ, dK and dV, whose kernels get the reference's lse and delta (each
+ * kernel compared on its own, as CudaFlashAttentionTest does). Lse is computed in fp32 from the same products: 1e-5,
+ * as flash.cu's.
  */
 @Tag("gpu")
 class FlashWgmmaGpuTest {
@@ -41,7 +43,7 @@ class FlashWgmmaGpuTest {
     }
 
     @Test
-    void forwardMatchesTheCpuAndTheMmaSyncKernel() {
+    void forwardAndBackwardMatchTheCpuAndTheMmaSyncKernels() {
         CudaBackend gpu = CudaBackend.get(0);
         assumeTrue(FlashWgmmaKernels.supports(gpu.compiler().arch(), DType.BF16, 256, false),
                 "wgmma needs Hopper (sm_90); this GPU is " + gpu.compiler().arch());
@@ -67,9 +69,16 @@ class FlashWgmmaGpuTest {
                 Tensor q = Tensor.randn(qs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
                 Tensor k = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
                 Tensor v = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
+                Tensor gout = Tensor.randn(qs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
                 Tensor out = Tensor.empty(qs, DType.BF16, Device.CPU);
                 Tensor lse = Tensor.empty(rows, DType.F32, Device.CPU);
-                CpuBackend.instance().kernels(AttentionKernel.OP).fusedForward(q, k, v, c[4], scale, out, lse);
+                AttentionKernel cpu = CpuBackend.instance().kernels(AttentionKernel.OP);
+                cpu.fusedForward(q, k, v, c[4], scale, out, lse);
+                Tensor delta = Tensor.empty(rows, DType.F32, Device.CPU);
+                cpu.rowDot(gout.reshape(-1, 256), out.reshape(-1, 256), delta.reshape(-1));
+                Tensor[] grads = {Tensor.empty(qs, DType.BF16, Device.CPU), Tensor.empty(kvs, DType.BF16, Device.CPU),
+                        Tensor.empty(kvs, DType.BF16, Device.CPU)};
+                cpu.fusedBackward(q, k, v, gout, lse, delta, c[4], scale, grads[0], grads[1], grads[2]);
 
                 Tensor qg = q.to(GPU);
                 Tensor kg = k.to(GPU);
@@ -81,16 +90,33 @@ class FlashWgmmaGpuTest {
                 Tensor lseM = Tensor.empty(rows, DType.F32, GPU);
                 flash.forward(qg, kg, vg, null, null, c[4], scale, outM, lseM);
 
-                Tensor wOut = outW.to(Device.CPU);
-                assertClose(out, wOut, 2e-2, what + ": out");
+                compare(what + ": out", out, outW, outM);
                 assertClose(lse, lseW.to(Device.CPU), 1e-5, what + ": lse");
-                double wgmmaWorst = worst(out, wOut);
-                double mmaWorst = worst(out, outM.to(Device.CPU));
-                System.out.printf(Locale.ROOT, "wgmma forward %s: worst |out - cpu| %.3g (mma.sync kernel %.3g)%n", what, wgmmaWorst, mmaWorst);
-                assertTrue(wgmmaWorst <= 2 * mmaWorst + 1e-6, what + ": worst element error " + wgmmaWorst
-                        + " is more than twice the mma.sync kernel's " + mmaWorst);
+
+                Tensor go = gout.to(GPU);
+                Tensor lg = lse.to(GPU);
+                Tensor dg = delta.to(GPU);
+                Tensor[] w = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+                wgmma.backward(qg, kg, vg, go, lg, dg, c[4], scale, w[0], w[1], w[2], flash);
+                Tensor[] m = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+                flash.backward(qg, kg, vg, null, null, go, lg, dg, c[4], scale, m[0], m[1], m[2]);
+                String[] names = {"dq", "dk", "dv"};
+                for (int i = 0; i < 3; i++) {
+                    compare(what + ": " + names[i], grads[i], w[i], m[i]);
+                }
             }
         }
+    }
+
+    /** wgmma's result within the L2 bound of bf16 and per element within twice mma.sync's worst error. */
+    private static void compare(String what, Tensor reference, Tensor wgmma, Tensor mmaSync) {
+        Tensor w = wgmma.to(Device.CPU);
+        assertClose(reference, w, 2e-2, what);
+        double wgmmaWorst = worst(reference, w);
+        double mmaWorst = worst(reference, mmaSync.to(Device.CPU));
+        System.out.printf(Locale.ROOT, "wgmma %s: worst |x - cpu| %.3g (mma.sync kernel %.3g)%n", what, wgmmaWorst, mmaWorst);
+        assertTrue(wgmmaWorst <= 2 * mmaWorst + 1e-6, what + ": worst element error " + wgmmaWorst
+                + " is more than twice the mma.sync kernel's " + mmaWorst);
     }
 
     private static double worst(Tensor ref, Tensor x) {

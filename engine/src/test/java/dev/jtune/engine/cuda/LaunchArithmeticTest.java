@@ -198,6 +198,12 @@ class LaunchArithmeticTest {
         // two 64-row query tiles, two 64-key k and v tiles each, bf16 rows of 256: 192 KiB of H100's 227
         assertEquals((2 * 64 + 4 * 64) * 256 * 2, FlashWgmmaKernels.shared());
         assertTrue(FlashWgmmaKernels.shared() <= 227 * 1024);
+        // dQ: both groups' q and dO tiles, two k tiles and one v tile: 224 KiB
+        assertEquals((4 * 64 + 3 * 64) * 256 * 2, FlashWgmmaKernels.dqShared());
+        assertTrue(FlashWgmmaKernels.dqShared() <= 227 * 1024);
+        // dK/dV: k, v, two q and two dO tiles, the fp32 P^T hand-over (64 x 64), two buffers of lse and delta
+        assertEquals((2 * 64 + 4 * 64) * 256 * 2 + 64 * 64 * 4 + 2 * 2 * 64 * 4, FlashWgmmaKernels.dkvShared());
+        assertTrue(FlashWgmmaKernels.dkvShared() <= 227 * 1024);
         assertEquals(2 * 128, FlashWgmmaKernels.THREADS, "two warpgroups");
         // Gemma 3 270M (4 query heads, 1 kv head): blocks of two heads at 64 positions
         assertArrayEquals(new long[] {2 * 4 / 2, 8192 / 64}, FlashWgmmaKernels.grid(2, 4, 1, 8192));
