@@ -14,7 +14,14 @@ timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.WgmmaLayoutProbe 2>&1 |
 el "wgmma and flash parity"
 timeout $(cap 120) bash .device/run-tests --include-tag gpu --include-classname '.*(FlashWgmmaGpuTest|WgmmaProbeGpuTest|CudaFlashAttentionTest)' \
     --details=tree > $OUT/parity.txt 2>&1; echo rc=$? >> $OUT/parity.txt
-grep -E "tests (successful|failed|found)|rc=|wgmma forward|wgmma probe" $OUT/parity.txt; grep -E "\[X\]|Error|expected" $OUT/parity.txt | head -20
+grep -E "tests (successful|failed|found)|rc=|wgmma |wgmma probe" $OUT/parity.txt; grep -E "\[X\]|Error|expected" $OUT/parity.txt | head -20
+if ! grep -q "0 tests failed" $OUT/parity.txt; then  # the N-major descriptor's offsets the other way round
+  el "wgmma parity with the N-major offsets swapped"
+  timeout $(cap 60) $JAVA $JOPTS -Djtune.cuda.wgmmaNMajorLboAlongK=false -jar .device/junit-console.jar execute --class-path "$CP$TCP" \
+      --scan-class-path --disable-banner --details=tree --details-theme=ascii --include-tag gpu --include-classname '.*FlashWgmmaGpuTest' \
+      > $OUT/parity-swapped.txt 2>&1
+  grep -E "tests (successful|failed)|wgmma " $OUT/parity-swapped.txt; grep -E "\[X\]|Error|expected" $OUT/parity-swapped.txt | head -8
+fi
 el "attention kernels alone: mma.sync, then wgmma forward"
 for s in 8192:0 32768:0 8192:512; do
   for w in false true; do

@@ -26,10 +26,12 @@ public final class FlashWgmmaKernels {
     static final int GROUPS = 2;
     static final int THREADS = 128 * GROUPS;
     /**
-     * Whether the N-major (V) descriptor's leading byte offset is the distance between core matrices along K, as
-     * CUTLASS's canonical no-swizzle layout has it (WGMMA_NMAJOR_LBO_ALONG_K; bench WgmmaLayoutProbe checks it on the GPU).
+     * Whether an N-major operand's descriptor gives the distance between core matrices along K as its leading byte
+     * offset, as CUTLASS's canonical no-swizzle layout has it (WGMMA_NMAJOR_LBO_ALONG_K). Bench WgmmaLayoutProbe checks
+     * it on the GPU; {@code -Djtune.cuda.wgmmaNMajorLboAlongK=false} swaps the two offsets, so that one device call can
+     * try both until the probe has settled it.
      */
-    static final boolean NMAJOR_LBO_ALONG_K = true;
+    static final boolean NMAJOR_LBO_ALONG_K = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaNMajorLboAlongK", "true"));
 
     static final KernelSource SOURCE = KernelSource.builder("flash_wgmma.cu")
             .define(KernelSource.ARCH_SPECIFIC, 1)
