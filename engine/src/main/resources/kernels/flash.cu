@@ -13,7 +13,7 @@
 // mma's C layout (thread lane holds rows lane/4 and lane/4 + 8, columns 2 (lane % 4) + {0, 1} of each 8-wide
 // tile). Tiles of q, k, v, dO live in shared memory with rows padded by 8 elements (16 bytes) against bank
 // conflicts. Softmax statistics are fp32 and kept in base 2 (exp2 of scores pre-multiplied by scale * log2(e)).
-#include "common.cuh"
+#include "attention_mask.cuh"
 
 // From FlashKernels.java: warps per block, the padding of shared rows, and per head size D the tiles
 // FLASH_KEYS_D, FLASH_DQ_KEYS_D, FLASH_DKV_COLUMNS_D and FLASH_DKV_QUERIES_D (see JT_FLASH_SIZES below).
@@ -105,48 +105,7 @@ __device__ __forceinline__ void key_range(i64 q0, int window, i64 t, i64* begin,
     *end = q0 + WARPS * 16 < t ? q0 + WARPS * 16 : t;
 }
 
-__device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
-    return key <= query && (window <= 0 || query - key < window);
-}
-
-// Over packed rows: qs, ks the query's and key's segments (-1: padding or past the row's end, -2: a key past it),
-// qg, kg their groups (-1: none).
-__device__ __forceinline__ bool visible_masked(i64 query, i64 key, i64 window, int qs, int ks, int qg, int kg) {
-    return qs >= 0 && qs == ks && (visible(query, key, window) || (qg >= 0 && qg == kg));
-}
-
-// A token's segment and group in a batch row (seg + b T, grp + b T or null); past the row's end: `outside`, -1.
-__device__ __forceinline__ int seg_at(const int* seg, i64 i, i64 t, int outside) { return i < t ? seg[i] : outside; }
-__device__ __forceinline__ int grp_at(const int* grp, i64 i, i64 t) { return grp != nullptr && i < t ? grp[i] : -1; }
-
-// This thread's pair of tokens `first` and `first + stride`: their segments (`outside` past the row's end) and groups;
-// unmasked, nothing is read.
-template <bool MASKED>
-__device__ __forceinline__ void token_pair(const int* seg, const int* grp, i64 first, i64 stride, i64 t, int outside, int s[2], int g[2]) {
-    s[0] = s[1] = 0;
-    g[0] = g[1] = -1;
-    if (MASKED) {
-#pragma unroll
-        for (int c = 0; c < 2; c++) {
-            s[c] = seg_at(seg, first + c * stride, t, outside);
-            g[c] = grp_at(grp, first + c * stride, t);
-        }
-    }
-}
-
-// Packed rows: moves seg and grp to batch row b; with groups the whole row is scanned ([*begin, *end) = [0, t)), since
-// a group's earlier tokens see its later ones.
-template <bool MASKED>
-__device__ __forceinline__ void mask_row(const int*& seg, const int*& grp, i64 b, i64 t, i64* begin, i64* end) {
-    if (MASKED) {
-        seg += b * t;
-        grp = grp != nullptr ? grp + b * t : nullptr;
-        if (grp != nullptr) {
-            *begin = 0;
-            *end = t;
-        }
-    }
-}
+using namespace amask;  // visibility and packed rows' segments and groups (attention_mask.cuh)
 
 // acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
 // the product of a row-major 16 x D tile with N 8-row tiles of another row-major tile (q.k^T, dO.v^T, k.q^T, ...).

@@ -7,7 +7,8 @@
 // consecutive queries of one head. Per key tile of BN keys: S = Q K^T (m64n64k16, both operands in shared memory),
 // the online softmax in registers, then O += P V with P straight from registers (m64n256k16, V N-major). Key and
 // value tiles are double-buffered: the copies of tile j + 1 (cp.async, all 256 threads) overlap the work on tile j.
-// Unmasked only: packed rows (segments, groups) stay on flash.cu.
+// The _masked kernels take packed rows (segments and groups, flash.cu's rule, attention_mask.cuh); with groups every
+// tile of the row is visited, since a group's earlier tokens see its later ones.
 //
 // Backward, dK and dV: a block owns 64 keys and walks the query tiles that see them (over the query heads of its
 // key/value head, or one query head writing fp32 shares, as flash.cu). Its two warpgroups split the work so that S and
@@ -19,6 +20,7 @@
 //
 // Every backward tile is stored once, 64 rows of core matrices 128 bytes apart, dims 1024 bytes apart, and read both
 // as a K-major operand (rows are M or N) and as an N-major one (rows are K), with the descriptor's offsets swapped.
+#include "attention_mask.cuh"
 #include "wgmma.cuh"
 
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
@@ -56,9 +58,7 @@ __device__ __forceinline__ unsigned long long nmajor(const void* tile, unsigned 
 
 __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 
-__device__ __forceinline__ bool visible(long long query, long long key, long long window) {
-    return key <= query && (window <= 0 || query - key < window);
-}
+using namespace amask;
 
 __device__ __forceinline__ unsigned pack(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -119,8 +119,9 @@ __device__ __forceinline__ void key_range(long long q0, int window, int t, long 
     *end = q0 + BM < t ? q0 + BM : t;
 }
 
+template <bool MASKED>
 __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
-                        float* lse, int t, int hq, int hkv, int window, float scale) {
+                        float* lse, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -140,6 +141,11 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     key_range(first.q0, window, t, &kBegin, &unused);
     key_range(last.q0, window, t, &unused, &kEnd);
     key_range(me.q0, window, t, &myBegin, &myEnd);
+    mask_row<MASKED>(seg, grp, first.bh / hq, t, &kBegin, &kEnd);  // (both groups are of one batch row)
+    if (MASKED && grp != nullptr) {
+        myBegin = 0;
+        myEnd = t;
+    }
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, threadIdx.x, THREADS);
@@ -149,6 +155,9 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     wg::cp_commit();
 
     const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;  // this thread's rows: row0 and row0 + 8
+    int qseg[2];
+    int qgrp[2];
+    token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     float o[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; i++) o[i] = 0.f;
@@ -181,11 +190,16 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             float mx[2] = {m[0], m[1]};
 #pragma unroll
             for (int j = 0; j < BN / 8; j++) {
+                int kseg[2];
+                int kgrp[2];
+                token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const long long key = k0 + 8 * j + 2 * tig + (e & 1);
                     const long long row = row0 + (e >> 1) * 8;
-                    const float x = visible(row, key, window) ? s[4 * j + e] * s2 : -inf();
+                    const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
+                                             : visible(row, key, window);
+                    const float x = seen ? s[4 * j + e] * s2 : -inf();
                     s[4 * j + e] = x;
                     mx[e >> 1] = fmaxf(mx[e >> 1], x);
                 }
@@ -259,9 +273,10 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 }
 
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
+template <bool MASKED>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
-                             const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, int t,
-                             int hq, int hkv, int window, float scale) {
+                             const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv,
+                             const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;  // 0: P^T and dV; 1: dS^T and dK
     const int tid = threadIdx.x % 128;
@@ -283,9 +298,10 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     float* dls = l2s + 2 * BM;             // [2][BM] delta
     wg::load_cores<BN, D>(ks, k + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
     wg::load_cores<BN, D>(vs, v + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
-    const long long iBegin = j0 / BM * BM;
+    long long iBegin = j0 / BM * BM;
     long long iEnd = window > 0 ? j0 + BN - 1 + window : t;
     iEnd = iEnd < t ? iEnd : t;
+    mask_row<MASKED>(seg, grp, kvHead / hkv, t, &iBegin, &iEnd);
     const int tiles = (int) ((iEnd - iBegin + BM - 1) / BM);
     const int total = heads * tiles;  // steps: (query head, query tile), heads outermost
     // step it's query and output-gradient tiles, lse and delta into buffer it & 1, which the step before it freed
@@ -304,6 +320,9 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     if (total > 0) stage(0);
     wg::cp_commit();
     const long long key0 = j0 + 16 * (tid / 32) + lane / 4;  // this thread's keys: key0 and key0 + 8
+    int kseg[2];
+    int kgrp[2];
+    token_pair<MASKED>(seg, grp, key0, 8, t, -2, kseg, kgrp);
     float acc[D / 2];  // dV (group 0) or dK (group 1), 64 keys x D
 #pragma unroll
     for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
@@ -334,12 +353,17 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         if (g == 0) {
 #pragma unroll
             for (int j = 0; j < BM / 8; j++) {
+                int qseg[2];
+                int qgrp[2];
+                token_pair<MASKED>(seg, grp, i0 + 8 * j + 2 * tig, 1, t, -1, qseg, qgrp);
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     const int col = 8 * j + 2 * tig + (e & 1);
                     const long long query = i0 + col;
                     const long long key = key0 + (e >> 1) * 8;
-                    const float p = query < t && visible(query, key, window) ? exp2f(x[4 * j + e] * s2 - l2[col]) : 0.f;
+                    const bool seen = MASKED ? visible_masked(query, key, window, qseg[e & 1], kseg[e >> 1], qgrp[e & 1], kgrp[e >> 1])
+                                             : query < t && visible(query, key, window);
+                    const float p = seen ? exp2f(x[4 * j + e] * s2 - l2[col]) : 0.f;
                     x[4 * j + e] = p;
                     xch[(4 * j + e) * 128 + tid] = p;
                 }
@@ -376,8 +400,10 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
 
 // Backward, dQ (the file's comment): blocks as the forward's. Key tiles double-buffered, the value tile single: the
 // next one is copied once both groups have their dP.
+template <bool MASKED>
 __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
-                            const float* lse, const float* delta, __nv_bfloat16* gq, int t, int hq, int hkv, int window, float scale) {
+                            const float* lse, const float* delta, __nv_bfloat16* gq, const int* seg, const int* grp, int t, int hq,
+                            int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -396,6 +422,7 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     long long kBegin, kEnd, unused;
     key_range(first.q0, window, t, &kBegin, &unused);
     key_range(last.q0, window, t, &unused, &kEnd);
+    mask_row<MASKED>(seg, grp, first.bh / hq, t, &kBegin, &kEnd);
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load_cores<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
@@ -405,6 +432,9 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     wg::load_cores<BN, D>(vs, vh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
     wg::cp_commit();
     const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;
+    int qseg[2];
+    int qgrp[2];
+    token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     float l2[2];
     float dl[2];
 #pragma unroll
@@ -446,11 +476,16 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         wg::cp_commit();
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) {
+            int kseg[2];
+            int kgrp[2];
+            token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const long long key = k0 + 8 * j + 2 * tig + (e & 1);
                 const long long row = row0 + (e >> 1) * 8;
-                const float p = visible(row, key, window) ? exp2f(s[4 * j + e] * s2 - l2[e >> 1]) : 0.f;
+                const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
+                                         : visible(row, key, window);
+                const float p = seen ? exp2f(s[4 * j + e] * s2 - l2[e >> 1]) : 0.f;
                 s[4 * j + e] = p * (dp[4 * j + e] - dl[e >> 1]) * scale;
             }
         }
@@ -471,21 +506,24 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
 
 }  // namespace fwg
 
-extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward_bf16_256(
-        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, int t, int hq,
-        int hkv, int window, float scale) {
-    fwg::forward(q, k, v, out, lse, t, hq, hkv, window, scale);
-}
+// The kernels, unmasked and over packed rows (segments and groups after the pointers, as flash.cu's).
+#define JT_FLASH_WGMMA(sfx, MASKED, MASK_PARAMS, MASK_ARGS) \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward##sfx##_bf16_256( \
+            const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse MASK_PARAMS, \
+            int t, int hq, int hkv, int window, float scale) { \
+        fwg::forward<MASKED>(q, k, v, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq##sfx##_bf16_256( \
+            const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
+            const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
+        fwg::backward_dq<MASKED>(q, k, v, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv##sfx##_bf16_256( \
+            const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
+            const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, \
+            int window, float scale) { \
+        fwg::backward_dkv<MASKED>(q, k, v, gout, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, scale); }
 
-extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq_bf16_256(
-        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse,
-        const float* delta, __nv_bfloat16* gq, int t, int hq, int hkv, int window, float scale) {
-    fwg::backward_dq(q, k, v, gout, lse, delta, gq, t, hq, hkv, window, scale);
-}
-
-extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_bf16_256(
-        const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse,
-        const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, int t, int hq, int hkv, int window,
-        float scale) {
-    fwg::backward_dkv(q, k, v, gout, lse, delta, gk, gv, pk, pv, t, hq, hkv, window, scale);
-}
+#define JT_NO_MASK_ARGS nullptr, nullptr
+#define JT_MASK_PARAMS , const int* seg, const int* grp
+#define JT_MASK_ARGS seg, grp
+JT_FLASH_WGMMA(, false, , JT_NO_MASK_ARGS)
+JT_FLASH_WGMMA(_masked, true, JT_MASK_PARAMS, JT_MASK_ARGS)

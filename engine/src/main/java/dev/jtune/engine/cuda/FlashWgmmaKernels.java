@@ -10,7 +10,8 @@ import static dev.jtune.engine.cuda.KernelParam.PTR;
 
 /**
  * Typed launches of kernels/flash_wgmma.cu: fused attention forward and backward on Hopper's warpgroup instructions
- * (sm_90a) for bf16 heads of {@link #HEAD_DIM}, unmasked, the contract of {@link FlashKernels}' mma.sync kernels. A
+ * (sm_90a) for bf16 heads of {@link #HEAD_DIM}, also over packed rows, the contract of {@link FlashKernels}' mma.sync
+ * kernels. A
  * forward or dQ block is two warpgroups sharing each key and value tile: two query heads of one key/value head when
  * the heads per key/value head are even ({@link #pairsHeads}), else 128 consecutive queries of one head. A dK/dV block
  * owns 64 keys, its two warpgroups splitting the products so that S and dP are each computed once; long spans of
@@ -37,9 +38,14 @@ public final class FlashWgmmaKernels {
             .define(KernelSource.ARCH_SPECIFIC, 1)
             .define("FLASH_WGMMA_KEYS", KEYS)
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
+            // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dkv_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_forward_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dkv_masked_bf16_256",
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .build();
 
     private final CudaModule module;
@@ -51,9 +57,9 @@ public final class FlashWgmmaKernels {
         this.stream = stream;
     }
 
-    /** Whether the kernel takes this forward: bf16, head size {@link #HEAD_DIM}, no packed-row mask, on sm_90. */
-    public static boolean supports(String arch, DType dtype, long headDim, boolean masked) {
-        return "sm_90".equals(arch) && dtype == DType.BF16 && headDim == HEAD_DIM && !masked;
+    /** Whether the kernels take this attention: bf16, head size {@link #HEAD_DIM}, on sm_90. */
+    public static boolean supports(String arch, DType dtype, long headDim) {
+        return "sm_90".equals(arch) && dtype == DType.BF16 && headDim == HEAD_DIM;
     }
 
     /** Two query heads of one key/value head per block (an even number of query heads per key/value head). */
@@ -88,9 +94,10 @@ public final class FlashWgmmaKernels {
 
     /**
      * out [B, Hq, T, D] and lse [B, Hq, T] of causal attention (window 0: unbounded), the contract of
-     * {@link FlashKernels#forward} without segments; q [B, Hq, T, D], k and v [B, Hkv, T, D] contiguous bf16.
+     * {@link FlashKernels#forward}; q [B, Hq, T, D], k and v [B, Hkv, T, D] contiguous bf16; segments and groups I32
+     * [B, T] or null (packed rows).
      */
-    public void forward(Tensor q, Tensor k, Tensor v, long window, double scale, Tensor out, Tensor lse) {
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale, Tensor out, Tensor lse) {
         check(q);
         long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
         if (grid[0] == 0 || grid[1] == 0) {
@@ -98,8 +105,10 @@ public final class FlashWgmmaKernels {
         }
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            mask(args, segments, groups);
             shape(args, q, k, window, scale);
-            function("flash_wgmma_forward_bf16_256", shared()).launch(stream, grid[0], grid[1], THREADS, 1, shared(), args);
+            String name = masked("flash_wgmma_forward", segments, groups);
+            function(name, shared()).launch(stream, grid[0], grid[1], THREADS, 1, shared(), args);
         }
     }
 
@@ -108,8 +117,8 @@ public final class FlashWgmmaKernels {
      * contract of {@link FlashKernels#backward} without segments. {@code flash} sums the per-query-head fp32 shares of
      * long spans of grouped heads ({@link FlashKernels#splitsKeyValueHeads}).
      */
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor gradOut, Tensor lse, Tensor delta, long window, double scale,
-                         Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash) {
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                         long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash) {
         check(q);
         long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
         if (grid[0] == 0 || grid[1] == 0) {
@@ -118,8 +127,10 @@ public final class FlashWgmmaKernels {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
+            mask(args, segments, groups);
             shape(args, q, k, window, scale);
-            function("flash_wgmma_backward_dq_bf16_256", dqShared()).launch(stream, grid[0], grid[1], THREADS, 1, dqShared(), args);
+            String name = masked("flash_wgmma_backward_dq", segments, groups);
+            function(name, dqShared()).launch(stream, grid[0], grid[1], THREADS, 1, dqShared(), args);
         }
         boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
         try (dev.jtune.engine.Scope shares = FlashKernels.openWorkspace()) {
@@ -128,9 +139,10 @@ public final class FlashWgmmaKernels {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
+                mask(args, segments, groups);
                 shape(args, q, k, window, scale);
                 long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
-                function("flash_wgmma_backward_dkv_bf16_256", dkvShared())
+                function(masked("flash_wgmma_backward_dkv", segments, groups), dkvShared())
                         .launch(stream, units, Math.ceilDiv(q.dim(2), KEYS), THREADS, 1, dkvShared(), args);
             }
             if (split) {
@@ -147,6 +159,21 @@ public final class FlashWgmmaKernels {
         }
         if (q.dim(2) > Integer.MAX_VALUE / 2) {
             throw new UnsupportedOpException("wgmma attention: sequence length " + q.dim(2) + " is too long for the kernel");
+        }
+    }
+
+    /** The kernel's name, with _masked for packed rows, and the element type and head size. */
+    private static String masked(String kernel, Tensor segments, Tensor groups) {
+        if (segments == null && groups != null) {
+            throw new IllegalArgumentException("wgmma attention: groups need segments");
+        }
+        return kernel + (segments == null ? "" : "_masked") + "_bf16_256";
+    }
+
+    /** The masked kernels' segments and groups (groups may be null); nothing unmasked. */
+    private static void mask(KernelArgs args, Tensor segments, Tensor groups) {
+        if (segments != null) {
+            args.pointer(segments.address()).pointer(groups == null ? 0L : groups.address());
         }
     }
 

@@ -423,8 +423,8 @@ public interface AttentionKernel {
         /** The fused kernels can be switched off (to compare with the blocked path, or to rule them out). */
         private static final boolean FUSED = Boolean.parseBoolean(System.getProperty("jtune.cuda.fusedAttention", "true"));
         /**
-         * Forward and backward on Hopper's wgmma (kernels/flash_wgmma.cu) where they apply (bf16 heads of 256, no
-         * packed-row mask, sm_90), with {@code -Djtune.cuda.wgmmaAttention=true}; off by default until measured faster.
+         * Forward and backward on Hopper's wgmma (kernels/flash_wgmma.cu) where they apply (bf16 heads of 256, sm_90),
+         * with {@code -Djtune.cuda.wgmmaAttention=true}; off by default until measured faster.
          */
         private static final boolean WGMMA = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaAttention", "false"));
 
@@ -446,8 +446,8 @@ public interface AttentionKernel {
             return gpu.family(FlashKernels.class, b -> new FlashKernels(b.compiler(), b.stream()));
         }
 
-        private boolean wgmmaApplies(Tensor q, Tensor segments) {
-            return WGMMA && FlashWgmmaKernels.supports(gpu.compiler().arch(), q.dtype(), q.dim(3), segments != null);
+        private boolean wgmmaApplies(Tensor q) {
+            return WGMMA && FlashWgmmaKernels.supports(gpu.compiler().arch(), q.dtype(), q.dim(3));
         }
 
         private FlashWgmmaKernels wgmma() {
@@ -466,8 +466,8 @@ public interface AttentionKernel {
         @Override
         public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
                                  Tensor out, Tensor lse) {
-            if (wgmmaApplies(q, segments)) {
-                wgmma().forward(q, k, v, window, scale, out, lse);
+            if (wgmmaApplies(q)) {
+                wgmma().forward(q, k, v, segments, groups, window, scale, out, lse);
                 return;
             }
             flash().forward(q, k, v, segments, groups, window, scale, out, lse);
@@ -476,8 +476,8 @@ public interface AttentionKernel {
         @Override
         public void fusedBackward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse,
                                   Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
-            if (wgmmaApplies(q, segments)) {
-                wgmma().backward(q, k, v, gradOut, lse, delta, window, scale, gradQ, gradK, gradV, flash());
+            if (wgmmaApplies(q)) {
+                wgmma().backward(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, gradK, gradV, flash());
                 return;
             }
             flash().backward(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, gradK, gradV);

@@ -54,7 +54,7 @@ class CudaPackedAttentionTest {
      * Per batch row: samples of random lengths (1 to T/2), then up to 5 tokens of padding (segment -1); with groups,
      * a random run inside some samples shares a group id (distinct per run), the rest -1.
      */
-    private static int[][] layout(Random rnd, int b, int t, boolean groups) {
+    static int[][] layout(Random rnd, int b, int t, boolean groups) {
         int[] seg = new int[b * t];
         int[] grp = new int[b * t];
         Arrays.fill(seg, -1);

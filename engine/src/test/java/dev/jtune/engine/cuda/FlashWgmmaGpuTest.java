@@ -7,12 +7,15 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cpu.CpuBackend;
 import dev.jtune.engine.fused.AttentionKernel;
+import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 import java.util.Locale;
+import java.util.Random;
 
 import static dev.jtune.engine.cuda.CudaParityTest.assertClose;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,13 +23,14 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * kernels/flash_wgmma.cu's forward and backward against the cpu reference (double from the same bf16 inputs) and
- * beside flash.cu's mma.sync kernels on the same inputs: paired query heads (4 per key/value head, 2) and unpaired (1, 3),
- * causal and windowed, lengths off the 64-key tiles, a batch, a span past 2,048. Outputs start poisoned (NaN), so an
- * element the kernel does not write fails. Out's bound: the L2 bound of flash.cu's test, and per element at most
- * twice flash.cu's own worst error from the reference on the same inputs (both round P and out to bf16; a misplaced
- * tile or row is off by far more); the same for dQ, dK and dV, whose kernels get the reference's lse and delta (each
- * kernel compared on its own, as CudaFlashAttentionTest does). Lse is computed in fp32 from the same products: 1e-5,
- * as flash.cu's.
+ * beside flash.cu's mma.sync kernels on the same inputs: paired query heads (4 per key/value head, 2) and unpaired
+ * (1, 3), causal and windowed, lengths off the 64-key tiles, a batch, a span past 2,048 (one dK/dV block per query
+ * head, fp32 shares), and packed rows (segments with padding, bidirectional groups; CudaPackedAttentionTest's
+ * layouts). Outputs start poisoned (NaN), so an element a kernel does not write fails. Bounds: the L2 bound of
+ * flash.cu's tests, and per element at most twice flash.cu's own worst error from the reference on the same inputs
+ * (both round P, dS and the outputs to bf16; a misplaced tile or row is off by far more). The backward kernels get
+ * the reference's lse and delta, so each kernel is compared on its own. Lse is computed in fp32 from the same
+ * products: 1e-5, as flash.cu's.
  */
 @Tag("gpu")
 class FlashWgmmaGpuTest {
@@ -42,13 +46,20 @@ class FlashWgmmaGpuTest {
         CudaBackend.get(0).poisonAllocations(false);
     }
 
+    private FlashWgmmaKernels wgmma;
+    private FlashKernels flash;
+
+    @BeforeEach
+    void kernels() {
+        CudaBackend gpu = CudaBackend.get(0);
+        assumeTrue(FlashWgmmaKernels.supports(gpu.compiler().arch(), DType.BF16, 256),
+                "wgmma needs Hopper (sm_90); this GPU is " + gpu.compiler().arch());
+        wgmma = new FlashWgmmaKernels(gpu.compiler(), gpu.stream());
+        flash = new FlashKernels(gpu.compiler(), gpu.stream());
+    }
+
     @Test
     void forwardAndBackwardMatchTheCpuAndTheMmaSyncKernels() {
-        CudaBackend gpu = CudaBackend.get(0);
-        assumeTrue(FlashWgmmaKernels.supports(gpu.compiler().arch(), DType.BF16, 256, false),
-                "wgmma needs Hopper (sm_90); this GPU is " + gpu.compiler().arch());
-        FlashWgmmaKernels wgmma = new FlashWgmmaKernels(gpu.compiler(), gpu.stream());
-        FlashKernels flash = new FlashKernels(gpu.compiler(), gpu.stream());
         long[][] cases = { // B, Hq, Hkv, T, window
                 {1, 4, 1, 100, 0},
                 {2, 4, 2, 200, 37},
@@ -60,50 +71,73 @@ class FlashWgmmaGpuTest {
                 {1, 4, 1, 64, 1}};
         long seed = 41;
         for (long[] c : cases) {
-            String what = "B" + c[0] + " Hq" + c[1] + " Hkv" + c[2] + " T" + c[3] + " window " + c[4] + " (seeds from " + seed + ")";
-            try (Scope s = Scope.open(what)) {
-                Shape qs = Shape.of(c[0], c[1], c[3], 256);
-                Shape kvs = Shape.of(c[0], c[2], c[3], 256);
-                Shape rows = Shape.of(c[0], c[1], c[3]);
-                double scale = 1 / Math.sqrt(256) * 1.5; // peakier than uniform
-                Tensor q = Tensor.randn(qs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
-                Tensor k = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
-                Tensor v = Tensor.randn(kvs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
-                Tensor gout = Tensor.randn(qs, DType.F32, Device.CPU, seed++).cast(DType.BF16);
-                Tensor out = Tensor.empty(qs, DType.BF16, Device.CPU);
-                Tensor lse = Tensor.empty(rows, DType.F32, Device.CPU);
-                AttentionKernel cpu = CpuBackend.instance().kernels(AttentionKernel.OP);
-                cpu.fusedForward(q, k, v, c[4], scale, out, lse);
-                Tensor delta = Tensor.empty(rows, DType.F32, Device.CPU);
-                cpu.rowDot(gout.reshape(-1, 256), out.reshape(-1, 256), delta.reshape(-1));
-                Tensor[] grads = {Tensor.empty(qs, DType.BF16, Device.CPU), Tensor.empty(kvs, DType.BF16, Device.CPU),
-                        Tensor.empty(kvs, DType.BF16, Device.CPU)};
-                cpu.fusedBackward(q, k, v, gout, lse, delta, c[4], scale, grads[0], grads[1], grads[2]);
+            check(c, null, null, new Random(seed++), "");
+        }
+    }
 
-                Tensor qg = q.to(GPU);
-                Tensor kg = k.to(GPU);
-                Tensor vg = v.to(GPU);
-                Tensor outW = Tensor.empty(qs, DType.BF16, GPU);
-                Tensor lseW = Tensor.empty(rows, DType.F32, GPU);
-                wgmma.forward(qg, kg, vg, c[4], scale, outW, lseW);
-                Tensor outM = Tensor.empty(qs, DType.BF16, GPU);
-                Tensor lseM = Tensor.empty(rows, DType.F32, GPU);
-                flash.forward(qg, kg, vg, null, null, c[4], scale, outM, lseM);
+    @Test
+    void packedRowsMatchTheCpuAndTheMmaSyncKernels() {
+        long seed = Seeds.seed();
+        System.out.println("FlashWgmmaGpuTest packed rows seed " + seed);
+        Random rnd = new Random(seed);
+        long[][] cases = { // B, Hq, Hkv, T, window, groups
+                {1, 4, 1, 300, 0, 0},
+                {2, 4, 2, 200, 37, 1},
+                {2, 3, 1, 130, 0, 1},
+                {1, 4, 1, 2100, 0, 0}};
+        for (long[] c : cases) {
+            int[][] ids = CudaPackedAttentionTest.layout(rnd, (int) c[0], (int) c[3], c[5] == 1);
+            Tensor seg = Tensor.fromArray(ids[0], Shape.of(c[0], c[3]), DType.I32, Device.CPU);
+            Tensor grp = c[5] == 1 ? Tensor.fromArray(ids[1], Shape.of(c[0], c[3]), DType.I32, Device.CPU) : null;
+            check(c, seg, grp, rnd, (c[5] == 1 ? " packed, groups" : " packed") + " (seed " + seed + ")");
+        }
+    }
 
-                compare(what + ": out", out, outW, outM);
-                assertClose(lse, lseW.to(Device.CPU), 1e-5, what + ": lse");
+    private void check(long[] c, Tensor seg, Tensor grp, Random rnd, String label) {
+        String what = "B" + c[0] + " Hq" + c[1] + " Hkv" + c[2] + " T" + c[3] + " window " + c[4] + label;
+        try (Scope s = Scope.open(what)) {
+            Shape qs = Shape.of(c[0], c[1], c[3], 256);
+            Shape kvs = Shape.of(c[0], c[2], c[3], 256);
+            Shape rows = Shape.of(c[0], c[1], c[3]);
+            double scale = 1 / Math.sqrt(256) * 1.5; // peakier than uniform
+            Tensor q = Tensor.randn(qs, DType.F32, Device.CPU, rnd.nextLong()).cast(DType.BF16);
+            Tensor k = Tensor.randn(kvs, DType.F32, Device.CPU, rnd.nextLong()).cast(DType.BF16);
+            Tensor v = Tensor.randn(kvs, DType.F32, Device.CPU, rnd.nextLong()).cast(DType.BF16);
+            Tensor gout = Tensor.randn(qs, DType.F32, Device.CPU, rnd.nextLong()).cast(DType.BF16);
+            Tensor out = Tensor.empty(qs, DType.BF16, Device.CPU);
+            Tensor lse = Tensor.empty(rows, DType.F32, Device.CPU);
+            AttentionKernel cpu = CpuBackend.instance().kernels(AttentionKernel.OP);
+            cpu.fusedForward(q, k, v, seg, grp, c[4], scale, out, lse);
+            Tensor delta = Tensor.empty(rows, DType.F32, Device.CPU);
+            cpu.rowDot(gout.reshape(-1, 256), out.reshape(-1, 256), delta.reshape(-1));
+            Tensor[] grads = {Tensor.empty(qs, DType.BF16, Device.CPU), Tensor.empty(kvs, DType.BF16, Device.CPU),
+                    Tensor.empty(kvs, DType.BF16, Device.CPU)};
+            cpu.fusedBackward(q, k, v, seg, grp, gout, lse, delta, c[4], scale, grads[0], grads[1], grads[2]);
 
-                Tensor go = gout.to(GPU);
-                Tensor lg = lse.to(GPU);
-                Tensor dg = delta.to(GPU);
-                Tensor[] w = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
-                wgmma.backward(qg, kg, vg, go, lg, dg, c[4], scale, w[0], w[1], w[2], flash);
-                Tensor[] m = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
-                flash.backward(qg, kg, vg, null, null, go, lg, dg, c[4], scale, m[0], m[1], m[2]);
-                String[] names = {"dq", "dk", "dv"};
-                for (int i = 0; i < 3; i++) {
-                    compare(what + ": " + names[i], grads[i], w[i], m[i]);
-                }
+            Tensor qg = q.to(GPU);
+            Tensor kg = k.to(GPU);
+            Tensor vg = v.to(GPU);
+            Tensor sg = seg == null ? null : seg.to(GPU);
+            Tensor gg = grp == null ? null : grp.to(GPU);
+            Tensor outW = Tensor.empty(qs, DType.BF16, GPU);
+            Tensor lseW = Tensor.empty(rows, DType.F32, GPU);
+            wgmma.forward(qg, kg, vg, sg, gg, c[4], scale, outW, lseW);
+            Tensor outM = Tensor.empty(qs, DType.BF16, GPU);
+            Tensor lseM = Tensor.empty(rows, DType.F32, GPU);
+            flash.forward(qg, kg, vg, sg, gg, c[4], scale, outM, lseM);
+            compare(what + ": out", out, outW, outM);
+            assertClose(lse, lseW.to(Device.CPU), 1e-5, what + ": lse");
+
+            Tensor go = gout.to(GPU);
+            Tensor lg = lse.to(GPU);
+            Tensor dg = delta.to(GPU);
+            Tensor[] w = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+            wgmma.backward(qg, kg, vg, sg, gg, go, lg, dg, c[4], scale, w[0], w[1], w[2], flash);
+            Tensor[] m = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+            flash.backward(qg, kg, vg, sg, gg, go, lg, dg, c[4], scale, m[0], m[1], m[2]);
+            String[] names = {"dq", "dk", "dv"};
+            for (int i = 0; i < 3; i++) {
+                compare(what + ": " + names[i], grads[i], w[i], m[i]);
             }
         }
     }
@@ -124,7 +158,12 @@ class FlashWgmmaGpuTest {
         double[] v = x.toDoubleArray();
         double w = 0;
         for (int i = 0; i < r.length; i++) {
-            w = Math.max(w, Double.isNaN(v[i]) ? Double.POSITIVE_INFINITY : Math.abs(v[i] - r[i]));
+            if (Double.isNaN(v[i]) != Double.isNaN(r[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            if (!Double.isNaN(r[i]) && !(Double.isInfinite(r[i]) && r[i] == v[i])) {
+                w = Math.max(w, Math.abs(v[i] - r[i]));
+            }
         }
         return w;
     }

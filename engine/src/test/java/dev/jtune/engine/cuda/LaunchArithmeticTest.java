@@ -211,11 +211,10 @@ class LaunchArithmeticTest {
         // an odd group: one head, 128 consecutive queries
         assertArrayEquals(new long[] {3, 2}, FlashWgmmaKernels.grid(1, 3, 1, 130));
         assertArrayEquals(new long[] {2, 1}, FlashWgmmaKernels.grid(1, 2, 2, 128));
-        assertTrue(FlashWgmmaKernels.supports("sm_90", DType.BF16, 256, false));
-        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.BF16, 256, true), "packed rows stay on flash.cu");
-        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.F16, 256, false));
-        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.BF16, 128, false));
-        assertFalse(FlashWgmmaKernels.supports("sm_89", DType.BF16, 256, false));
+        assertTrue(FlashWgmmaKernels.supports("sm_90", DType.BF16, 256));
+        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.F16, 256));
+        assertFalse(FlashWgmmaKernels.supports("sm_90", DType.BF16, 128));
+        assertFalse(FlashWgmmaKernels.supports("sm_89", DType.BF16, 256));
     }
 
     @Test

@@ -1,0 +1,52 @@
+// The attention kernels' visibility rule (flash.cu, flash_wgmma.cu): key j is visible to query i when j <= i and,
+// with a window w > 0, i - j < w; over packed rows (ops.AttentionMask: segments and groups I32 [B, T]) only within the
+// same segment, where a bidirectional group also sees its later tokens.
+#pragma once
+#include "common.cuh"
+
+namespace amask {
+
+__device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
+    return key <= query && (window <= 0 || query - key < window);
+}
+
+// Over packed rows: qs, ks the query's and key's segments (-1: padding or past the row's end, -2: a key past it),
+// qg, kg their groups (-1: none).
+__device__ __forceinline__ bool visible_masked(i64 query, i64 key, i64 window, int qs, int ks, int qg, int kg) {
+    return qs >= 0 && qs == ks && (visible(query, key, window) || (qg >= 0 && qg == kg));
+}
+
+// A token's segment and group in a batch row (seg + b T, grp + b T or null); past the row's end: `outside`, -1.
+__device__ __forceinline__ int seg_at(const int* seg, i64 i, i64 t, int outside) { return i < t ? seg[i] : outside; }
+__device__ __forceinline__ int grp_at(const int* grp, i64 i, i64 t) { return grp != nullptr && i < t ? grp[i] : -1; }
+
+// This thread's pair of tokens `first` and `first + stride`: their segments (`outside` past the row's end) and groups;
+// unmasked, nothing is read.
+template <bool MASKED>
+__device__ __forceinline__ void token_pair(const int* seg, const int* grp, i64 first, i64 stride, i64 t, int outside, int s[2], int g[2]) {
+    s[0] = s[1] = 0;
+    g[0] = g[1] = -1;
+    if (MASKED) {
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            s[c] = seg_at(seg, first + c * stride, t, outside);
+            g[c] = grp_at(grp, first + c * stride, t);
+        }
+    }
+}
+
+// Packed rows: moves seg and grp to batch row b; with groups the whole row is scanned ([*begin, *end) = [0, t)), since
+// a group's earlier tokens see its later ones.
+template <bool MASKED>
+__device__ __forceinline__ void mask_row(const int*& seg, const int*& grp, i64 b, i64 t, i64* begin, i64* end) {
+    if (MASKED) {
+        seg += b * t;
+        grp = grp != nullptr ? grp + b * t : nullptr;
+        if (grp != nullptr) {
+            *begin = 0;
+            *end = t;
+        }
+    }
+}
+
+}  // namespace amask
