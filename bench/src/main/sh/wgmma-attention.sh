@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, with the plain device bundle in .device: the wgmma attention work (issue 14) in one call, each
 # piece bounded by what is left of BUDGET seconds (default 560; outputs in $OUT): the layout probes, the wgmma and
-# flash parity tests, the fused kernels alone on mma.sync and on wgmma (AttentionMemory, same call), torch SDPA and
-# flex beside them, the trainer A/B (mma.sync vs wgmma, if the parity tests passed), then the GPU suite with what is left.
+# flash parity tests, the fused kernels alone on mma.sync and on wgmma (AttentionMemory, same call), the trainer A/B
+# (mma.sync vs wgmma, if the parity tests passed), torch SDPA and flex, then the GPU suite with what is left.
 # Usage: [BUDGET=560] [SKIP_SUITE=1] bash bench/src/main/sh/wgmma-attention.sh
 set -u
 . .device/env
@@ -29,11 +29,12 @@ for s in 8192:0 32768:0 8192:512; do
         | grep -E 'fused kernels|Exception' | sed "s/^/wgmma=$w /" | tee -a $OUT/kernels.txt
   done
 done
-[ $(left) -gt 150 ] && timeout $(cap 90) python3 .device/anchors/attention.py 2>&1 | grep '^{' | tee $OUT/attention-torch.txt
 el "end to end, 270M QLoRA r16 8K: A mma.sync, B wgmma (same jar)"
 if grep -q "0 tests failed" $OUT/parity.txt && [ $(left) -gt 150 ]; then
   B_JOPTS=-Djtune.cuda.wgmmaAttention=true timeout $(cap 150) bash bench/src/main/sh/ab-end-to-end.sh 2 40 .device/lib/jtune.jar 2>&1 | tail -3 | tee $OUT/ab.txt
 fi
+el "torch SDPA and flex"
+[ $(left) -gt 150 ] && timeout $(cap 90) python3 .device/anchors/attention.py 2>&1 | grep '^{' | tee $OUT/attention-torch.txt
 el "GPU suite"
 [ "${SKIP_SUITE:-0}" = 1 ] || { [ $(left) -gt 60 ] && timeout $(left) bash .device/run-tests --include-tag gpu --exclude-classname '.*ImageLoraGpuTest' \
     --details=tree > $OUT/gpu-tests.txt 2>&1; echo rc=$? >> $OUT/gpu-tests.txt; }
