@@ -13,7 +13,7 @@
 // mma's C layout (thread lane holds rows lane/4 and lane/4 + 8, columns 2 (lane % 4) + {0, 1} of each 8-wide
 // tile). Tiles of q, k, v, dO live in shared memory with rows padded by 8 elements (16 bytes) against bank
 // conflicts. Softmax statistics are fp32 and kept in base 2 (exp2 of scores pre-multiplied by scale * log2(e)).
-#include "attention_mask.cuh"
+#include "attention.cuh"
 
 // From FlashKernels.java: warps per block, the padding of shared rows, and per head size D the tiles
 // FLASH_KEYS_D, FLASH_DQ_KEYS_D, FLASH_DKV_COLUMNS_D and FLASH_DKV_QUERIES_D (see JT_FLASH_SIZES below).
@@ -23,14 +23,13 @@
 
 namespace flash {
 
+using namespace amask;  // visibility, packed rows' segments and groups, the online softmax step (attention.cuh)
+
 constexpr int WARPS = FLASH_WARPS;
 constexpr int THREADS = WARPS * 32;
 constexpr int PAD = FLASH_PAD;
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
-
-// NVRTC has no math.h, so no INFINITY macro.
-__device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 
 template <typename E> struct Ops;
 template <> struct Ops<__nv_bfloat16> {
@@ -104,8 +103,6 @@ __device__ __forceinline__ void key_range(i64 q0, int window, i64 t, i64* begin,
     *begin = b < 0 ? 0 : b / BN * BN;
     *end = q0 + WARPS * 16 < t ? q0 + WARPS * 16 : t;
 }
-
-using namespace amask;  // visibility and packed rows' segments and groups (attention_mask.cuh)
 
 // acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
 // the product of a row-major 16 x D tile with N 8-row tiles of another row-major tile (q.k^T, dO.v^T, k.q^T, ...).
@@ -260,15 +257,7 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         }
         float corr[2];
         float ref[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-            ref[r] = mx[r] == -inf() ? 0.f : mx[r];  // a row with nothing visible yet stays at 0
-            corr[r] = exp2f(m[r] - ref[r]);
-            m[r] = mx[r];
-            l[r] *= corr[r];
-        }
+        online_max(mx, m, l, corr, ref);
 #pragma unroll
         for (int n = 0; n < D / 8; n++) {
             o[n][0] *= corr[0];

@@ -7,7 +7,7 @@
 // consecutive queries of one head. Per key tile of BN keys: S = Q K^T (m64n64k16, both operands in shared memory),
 // the online softmax in registers, then O += P V with P straight from registers (m64n256k16, V N-major). Key and
 // value tiles are double-buffered: the copies of tile j + 1 (cp.async, all 256 threads) overlap the work on tile j.
-// The _masked kernels take packed rows (segments and groups, flash.cu's rule, attention_mask.cuh); with groups every
+// The _masked kernels take packed rows (segments and groups, flash.cu's rule, attention.cuh); with groups every
 // tile of the row is visited, since a group's earlier tokens see its later ones.
 //
 // Backward, dK and dV: a block owns 64 keys and walks the query tiles that see them (over the query heads of its
@@ -20,7 +20,7 @@
 //
 // Every backward tile is stored once, 64 rows of core matrices 128 bytes apart, dims 1024 bytes apart, and read both
 // as a K-major operand (rows are M or N) and as an N-major one (rows are K), with the descriptor's offsets swapped.
-#include "attention_mask.cuh"
+#include "attention.cuh"
 #include "wgmma.cuh"
 
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
@@ -56,8 +56,6 @@ __device__ __forceinline__ unsigned long long nmajor(const void* tile, unsigned 
     return WGMMA_NMAJOR_LBO_ALONG_K ? wg::descriptor(tile, alongK, alongN) : wg::descriptor(tile, alongN, alongK);
 }
 
-__device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
-
 using namespace amask;
 
 __device__ __forceinline__ unsigned pack(float lo, float hi) {
@@ -92,6 +90,27 @@ __device__ __forceinline__ void store(float* dst, const float* acc, long long ro
         const int c = 8 * j + 2 * tig;
         if (row0 < t) *reinterpret_cast<float2*>(dst + row0 * D + c) = make_float2(acc[4 * j], acc[4 * j + 1]);
         if (row0 + 8 < t) *reinterpret_cast<float2*>(dst + (row0 + 8) * D + c) = make_float2(acc[4 * j + 2], acc[4 * j + 3]);
+    }
+}
+
+// Calls f(i, seen) for each of this thread's elements i of an m64n64 score tile with queries as rows (row0 and
+// row0 + 8) and keys from k0 as columns: element 4 j + e is key k0 + 8 j + 2 tig + (e & 1), query row0 + 8 (e >> 1);
+// seen whether that key is visible to that query (qseg, qgrp: the rows' segments and groups over packed rows).
+template <bool MASKED, typename F>
+__device__ __forceinline__ void over_row_tile(F f, const int* seg, const int* grp, long long row0, long long k0, int tig, int t,
+                                              int window, const int* qseg, const int* qgrp) {
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        int kseg[2];
+        int kgrp[2];
+        token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const long long key = k0 + 8 * j + 2 * tig + (e & 1);
+            const long long row = row0 + (e >> 1) * 8;
+            f(4 * j + e, MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
+                                : visible(row, key, window));
+        }
     }
 }
 
@@ -188,33 +207,13 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::commit();
             wg::wait<0>();
             float mx[2] = {m[0], m[1]};
-#pragma unroll
-            for (int j = 0; j < BN / 8; j++) {
-                int kseg[2];
-                int kgrp[2];
-                token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const long long key = k0 + 8 * j + 2 * tig + (e & 1);
-                    const long long row = row0 + (e >> 1) * 8;
-                    const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
-                                             : visible(row, key, window);
-                    const float x = seen ? s[4 * j + e] * s2 : -inf();
-                    s[4 * j + e] = x;
-                    mx[e >> 1] = fmaxf(mx[e >> 1], x);
-                }
-            }
+            over_row_tile<MASKED>([&](int i, bool seen) {
+                s[i] = seen ? s[i] * s2 : -inf();
+                mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+            }, seg, grp, row0, k0, tig, t, window, qseg, qgrp);
             float corr[2];
             float ref[2];
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-                mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-                ref[r] = mx[r] == -inf() ? 0.f : mx[r];  // a row with nothing visible yet stays at 0
-                corr[r] = exp2f(m[r] - ref[r]);
-                m[r] = mx[r];
-                l[r] *= corr[r];
-            }
+            online_max(mx, m, l, corr, ref);
 #pragma unroll
             for (int j = 0; j < D / 8; j++) {
                 o[4 * j] *= corr[0];
@@ -474,21 +473,10 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         __syncthreads();  // the value tile is read by both groups: the next may land
         if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
         wg::cp_commit();
-#pragma unroll
-        for (int j = 0; j < BN / 8; j++) {
-            int kseg[2];
-            int kgrp[2];
-            token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const long long key = k0 + 8 * j + 2 * tig + (e & 1);
-                const long long row = row0 + (e >> 1) * 8;
-                const bool seen = MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
-                                         : visible(row, key, window);
-                const float p = seen ? exp2f(s[4 * j + e] * s2 - l2[e >> 1]) : 0.f;
-                s[4 * j + e] = p * (dp[4 * j + e] - dl[e >> 1]) * scale;
-            }
-        }
+        over_row_tile<MASKED>([&](int i, bool seen) {
+            const float p = seen ? exp2f(s[i] * s2 - l2[(i >> 1) & 1]) : 0.f;
+            s[i] = p * (dp[i] - dl[(i >> 1) & 1]) * scale;
+        }, seg, grp, row0, k0, tig, t, window, qseg, qgrp);
         unsigned a[BN / 16][4];
         to_a(a, s);
         wg::fence();

@@ -1,10 +1,14 @@
-// The attention kernels' visibility rule (flash.cu, flash_wgmma.cu): key j is visible to query i when j <= i and,
-// with a window w > 0, i - j < w; over packed rows (ops.AttentionMask: segments and groups I32 [B, T]) only within the
-// same segment, where a bidirectional group also sees its later tokens.
+// What the fused attention kernels (flash.cu on mma.sync, flash_wgmma.cu on wgmma) share: the visibility rule (key j
+// is visible to query i when j <= i and, with a window w > 0, i - j < w; over packed rows, ops.AttentionMask's
+// segments and groups I32 [B, T], only within the same segment, where a bidirectional group also sees its later
+// tokens) and the online softmax's rescaling step.
 #pragma once
 #include "common.cuh"
 
 namespace amask {
+
+// NVRTC has no math.h, so no INFINITY macro.
+__device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 
 __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
     return key <= query && (window <= 0 || query - key < window);
@@ -46,6 +50,23 @@ __device__ __forceinline__ void mask_row(const int*& seg, const int*& grp, i64 b
             *begin = 0;
             *end = t;
         }
+    }
+}
+
+// The online softmax's step for this thread's two rows of a score tile in the mma C layout, where a row's scores are
+// spread over the 4 threads of a quad: mx holds the rows' maxima over this thread's new scores and the running
+// maxima m, and is reduced over the quad here; ref is what each new score's exp2 is taken against (0 for a row that has
+// seen nothing yet), corr the factor that rescales the running sums l (here) and the output accumulators (the
+// caller); m becomes the new maxima. Scores and maxima are in base 2.
+__device__ __forceinline__ void online_max(float mx[2], float m[2], float l[2], float corr[2], float ref[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        ref[r] = mx[r] == -inf() ? 0.f : mx[r];
+        corr[r] = exp2f(m[r] - ref[r]);
+        m[r] = mx[r];
+        l[r] *= corr[r];
     }
 }
 
