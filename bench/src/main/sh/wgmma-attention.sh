@@ -23,15 +23,16 @@ if ! grep -q "0 tests failed" $OUT/parity.txt; then  # the N-major descriptor's 
   grep -E "tests (successful|failed)|wgmma " $OUT/parity-swapped.txt; grep -E "\[X\]|Error|expected" $OUT/parity-swapped.txt | head -8
 fi
 el "attention kernels alone: mma.sync, then wgmma forward"
-for s in 8192:0 32768:0 8192:512; do
+for s in 8192:0 8192:512 32768:0; do
   for w in false true; do
     [ $(left) -gt 30 ] && timeout $(cap 40) $JAVA $JOPTS -Djtune.cuda.wgmmaAttention=$w -cp "$CP" dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 1 2>&1 \
         | grep -E 'fused kernels|Exception' | sed "s/^/wgmma=$w /" | tee -a $OUT/kernels.txt
   done
 done
 el "end to end, 270M QLoRA r16 8K: A mma.sync, B wgmma (same jar)"
-if grep -q "0 tests failed" $OUT/parity.txt && [ $(left) -gt 150 ]; then
-  B_JOPTS=-Djtune.cuda.wgmmaAttention=true timeout $(cap 150) bash bench/src/main/sh/ab-end-to-end.sh 2 40 .device/lib/jtune.jar 2>&1 | tail -3 | tee $OUT/ab.txt
+if grep -q "0 tests failed" $OUT/parity.txt && [ $(left) -gt 90 ]; then
+  pairs=$([ $(left) -gt 200 ] && echo 2 || echo 1)
+  B_JOPTS=-Djtune.cuda.wgmmaAttention=true timeout $(cap 170) bash bench/src/main/sh/ab-end-to-end.sh $pairs 40 .device/lib/jtune.jar 2>&1 | tail -3 | tee $OUT/ab.txt
 fi
 el "torch SDPA and flex"
 [ $(left) -gt 150 ] && timeout $(cap 90) python3 .device/anchors/attention.py 2>&1 | grep '^{' | tee $OUT/attention-torch.txt
