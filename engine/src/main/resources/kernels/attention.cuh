@@ -7,8 +7,18 @@
 
 namespace amask {
 
+constexpr float LN2 = 0.6931471805599453f;
+
 // NVRTC has no math.h, so no INFINITY macro.
 __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
+
+// The key tiles [*begin, *end) of BN keys that queries [q0, q0 + ROWS) can see.
+template <int BN, int ROWS>
+__device__ __forceinline__ void key_range(i64 q0, int window, i64 t, i64* begin, i64* end) {
+    const i64 b = window > 0 ? q0 - window + 1 : 0;
+    *begin = b < 0 ? 0 : b / BN * BN;
+    *end = q0 + ROWS < t ? q0 + ROWS : t;
+}
 
 __device__ __forceinline__ bool visible(i64 query, i64 key, i64 window) {
     return key <= query && (window <= 0 || query - key < window);
@@ -67,6 +77,20 @@ __device__ __forceinline__ void online_max(float mx[2], float m[2], float l[2], 
         corr[r] = exp2f(m[r] - ref[r]);
         m[r] = mx[r];
         l[r] *= corr[r];
+    }
+}
+
+// The online softmax's end for this thread's two rows (row0 and row0 + 8): the running sums l reduced over the quad,
+// inv their inverses (0 for a row that saw nothing), and each row's lse (natural log; -inf for a row that saw nothing)
+// written by the quad's first thread into lse_rows (the head's [t] lse).
+__device__ __forceinline__ void finish_rows(float l[2], const float m[2], float inv[2], float* lse_rows, i64 row0, i64 t, int tig) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+        const i64 row = row0 + r * 8;
+        if (tig == 0 && row < t) lse_rows[row] = l[r] > 0.f ? m[r] * LN2 + logf(l[r]) : -inf();
     }
 }
 

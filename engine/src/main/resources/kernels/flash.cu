@@ -29,7 +29,6 @@ constexpr int WARPS = FLASH_WARPS;
 constexpr int THREADS = WARPS * 32;
 constexpr int PAD = FLASH_PAD;
 constexpr float LOG2E = 1.4426950408889634f;
-constexpr float LN2 = 0.6931471805599453f;
 
 template <typename E> struct Ops;
 template <> struct Ops<__nv_bfloat16> {
@@ -94,14 +93,6 @@ template <int N> __device__ __forceinline__ void cp_wait() { asm volatile("cp.as
 template <int N> __device__ __forceinline__ void zero(float (*acc)[4]) {
 #pragma unroll
     for (int n = 0; n < N; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-}
-
-// The key tiles [begin, end) of BN keys that queries [q0, q0 + 64) can see.
-template <int BN>
-__device__ __forceinline__ void key_range(i64 q0, int window, i64 t, i64* begin, i64* end) {
-    i64 b = window > 0 ? q0 - window + 1 : 0;
-    *begin = b < 0 ? 0 : b / BN * BN;
-    *end = q0 + WARPS * 16 < t ? q0 + WARPS * 16 : t;
 }
 
 // acc[N][4] += A (16 rows of `a` from row `arow`, k over D) x B^T where B's rows are `b` rows brow + 8n (k over D):
@@ -217,7 +208,7 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     const float s2 = scale * LOG2E;
     i64 kBegin;
     i64 kEnd;
-    key_range<BN>(q0, window, t, &kBegin, &kEnd);
+    key_range<BN, WARPS * 16>(q0, window, t, &kBegin, &kEnd);
     mask_row<MASKED>(seg, grp, bh / hq, t, &kBegin, &kEnd);
     int qseg[2];
     int qgrp[2];
@@ -283,20 +274,8 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     }
     cp_wait<0>();
     float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    }
+    finish_rows(l, m, inv, lse + (i64) bh * t, row0, t, tig);
     store_rows<E, D, D>(out + (i64) bh * t * D, o, row0, t, 0, inv[0], inv[1], lane);
-    if (tig == 0) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const i64 row = row0 + r * 8;
-            if (row < t) lse[(i64) bh * t + row] = l[r] > 0.f ? m[r] * LN2 + logf(l[r]) : -inf();
-        }
-    }
 }
 
 // Backward, dQ: grid (B * Hq, query tiles of 64). Recomputes P = exp(scale q.k - lse) per key tile;
@@ -336,7 +315,7 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     const float s2 = scale * LOG2E;
     i64 kBegin;
     i64 kEnd;
-    key_range<BN>(q0, window, t, &kBegin, &kEnd);
+    key_range<BN, WARPS * 16>(q0, window, t, &kBegin, &kEnd);
     mask_row<MASKED>(seg, grp, bh / hq, t, &kBegin, &kEnd);
     int qseg[2];
     int qgrp[2];

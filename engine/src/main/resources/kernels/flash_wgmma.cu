@@ -36,7 +36,6 @@ constexpr int BN = FLASH_WGMMA_KEYS;
 constexpr int GROUPS = 2;  // warpgroups of a block
 constexpr int THREADS = 128 * GROUPS;
 constexpr float LOG2E = 1.4426950408889634f;
-constexpr float LN2 = 0.6931471805599453f;
 static_assert(BN == 64, "S = Q K^T is one m64n64 accumulator per k16 step");
 
 // Shared memory (FlashWgmmaKernels.shared()): both warpgroups' query tiles, then two key and two value tiles.
@@ -131,11 +130,28 @@ __device__ __forceinline__ Rows rows_of(int g, int hq, int hkv) {
     return {(long long) blockIdx.x, tile * GROUPS * BM + g * BM};
 }
 
-// Key tiles [begin, end) that queries [q0, q0 + BM) can see.
-__device__ __forceinline__ void key_range(long long q0, int window, int t, long long* begin, long long* end) {
-    const long long b = window > 0 ? q0 - window + 1 : 0;
-    *begin = b < 0 ? 0 : b / BN * BN;
-    *end = q0 + BM < t ? q0 + BM : t;
+// A forward or dQ block: this group's rows, the key/value head both groups read, and the block's key tiles
+// [begin, end) (from the first group's first to the last group's last; over packed rows with groups the whole row),
+// seg and grp moved to the block's batch row.
+struct QueryBlock {
+    Rows me;
+    long long kvHead;
+    long long begin;
+    long long end;
+};
+
+template <bool MASKED>
+__device__ __forceinline__ QueryBlock query_block(const int*& seg, const int*& grp, int t, int hq, int hkv, int window) {
+    const Rows first = rows_of(0, hq, hkv);
+    const Rows last = rows_of(GROUPS - 1, hq, hkv);
+    QueryBlock b;
+    b.me = rows_of(threadIdx.x / 128, hq, hkv);
+    b.kvHead = (first.bh / hq) * hkv + (first.bh % hq) / (hq / hkv);
+    long long unused;
+    key_range<BN, BM>(first.q0, window, t, &b.begin, &unused);
+    key_range<BN, BM>(last.q0, window, t, &unused, &b.end);
+    mask_row<MASKED>(seg, grp, first.bh / hq, t, &b.begin, &b.end);  // (both groups are of one batch row)
+    return b;
 }
 
 template <bool MASKED>
@@ -146,25 +162,21 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     const int tid = threadIdx.x % 128;
     const int lane = tid & 31;
     const int tig = lane & 3;
-    const Rows me = rows_of(g, hq, hkv);
-    const Rows first = rows_of(0, hq, hkv);
-    const Rows last = rows_of(GROUPS - 1, hq, hkv);
-    const long long kvHead = (first.bh / hq) * hkv + (first.bh % hq) / (hq / hkv);  // both groups' key/value head
-    unsigned char* qs = smem + g * Q_BYTES;
-    unsigned char* ks = smem + GROUPS * Q_BYTES;
-    unsigned char* vs = ks + 2 * KV_BYTES;
-    const __nv_bfloat16* kh = k + kvHead * t * D;
-    const __nv_bfloat16* vh = v + kvHead * t * D;
-    // the block's key tiles: from the first group's first to the last group's last
-    long long kBegin, kEnd, myBegin, myEnd, unused;
-    key_range(first.q0, window, t, &kBegin, &unused);
-    key_range(last.q0, window, t, &unused, &kEnd);
-    key_range(me.q0, window, t, &myBegin, &myEnd);
-    mask_row<MASKED>(seg, grp, first.bh / hq, t, &kBegin, &kEnd);  // (both groups are of one batch row)
+    const QueryBlock block = query_block<MASKED>(seg, grp, t, hq, hkv, window);
+    const Rows me = block.me;
+    const long long kBegin = block.begin;
+    const long long kEnd = block.end;
+    long long myBegin, myEnd;  // this group's key tiles
+    key_range<BN, BM>(me.q0, window, t, &myBegin, &myEnd);
     if (MASKED && grp != nullptr) {
         myBegin = 0;
         myEnd = t;
     }
+    unsigned char* qs = smem + g * Q_BYTES;
+    unsigned char* ks = smem + GROUPS * Q_BYTES;
+    unsigned char* vs = ks + 2 * KV_BYTES;
+    const __nv_bfloat16* kh = k + block.kvHead * t * D;
+    const __nv_bfloat16* vh = v + block.kvHead * t * D;
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, threadIdx.x, THREADS);
@@ -248,12 +260,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     }
     wg::cp_wait<0>();
     float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-        l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    }
+    finish_rows(l, m, inv, lse + me.bh * t, row0, t, tig);
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
         o[4 * j] *= inv[0];
@@ -262,13 +269,6 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
         o[4 * j + 3] *= inv[1];
     }
     store(out + me.bh * t * D, o, row0, t, tig);
-    if (tig == 0) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const long long row = row0 + r * 8;
-            if (row < t) lse[me.bh * t + row] = l[r] > 0.f ? m[r] * LN2 + logf(l[r]) : -inf();
-        }
-    }
 }
 
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
@@ -408,20 +408,16 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     const int tid = threadIdx.x % 128;
     const int lane = tid & 31;
     const int tig = lane & 3;
-    const Rows me = rows_of(g, hq, hkv);
-    const Rows first = rows_of(0, hq, hkv);
-    const Rows last = rows_of(GROUPS - 1, hq, hkv);
-    const long long kvHead = (first.bh / hq) * hkv + (first.bh % hq) / (hq / hkv);
+    const QueryBlock block = query_block<MASKED>(seg, grp, t, hq, hkv, window);
+    const Rows me = block.me;
+    const long long kBegin = block.begin;
+    const long long kEnd = block.end;
     unsigned char* qs = smem + g * Q_BYTES;
     unsigned char* gs = smem + (GROUPS + g) * Q_BYTES;
     unsigned char* ks = smem + 2 * GROUPS * Q_BYTES;  // two buffers
     unsigned char* vs = ks + 2 * KV_BYTES;
-    const __nv_bfloat16* kh = k + kvHead * t * D;
-    const __nv_bfloat16* vh = v + kvHead * t * D;
-    long long kBegin, kEnd, unused;
-    key_range(first.q0, window, t, &kBegin, &unused);
-    key_range(last.q0, window, t, &unused, &kEnd);
-    mask_row<MASKED>(seg, grp, first.bh / hq, t, &kBegin, &kEnd);
+    const __nv_bfloat16* kh = k + block.kvHead * t * D;
+    const __nv_bfloat16* vh = v + block.kvHead * t * D;
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load_cores<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);

@@ -214,7 +214,7 @@ public final class FlashKernels {
     }
 
     /** The masked kernel's name with segments (packed rows), else the unmasked one's. */
-    private static String masked(String kernel, Tensor segments, Tensor groups) {
+    static String masked(String kernel, Tensor segments, Tensor groups) {
         if (segments == null && groups != null) {
             throw new IllegalArgumentException("fused attention: groups need segments");
         }
@@ -222,13 +222,14 @@ public final class FlashKernels {
     }
 
     /** The masked kernels' segments and groups (I32 [B, T] contiguous; groups may be null); nothing unmasked. */
-    private static void mask(KernelArgs args, Tensor segments, Tensor groups) {
+    static void mask(KernelArgs args, Tensor segments, Tensor groups) {
         if (segments != null) {
             args.pointer(segments.address()).pointer(groups == null ? 0L : groups.address());
         }
     }
 
-    private static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
+    /** The kernels' trailing arguments: t, hq, hkv, window and scale. */
+    static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
         args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
     }
 

@@ -1,8 +1,12 @@
 package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 import static dev.jtune.engine.cuda.KernelParam.F32;
 import static dev.jtune.engine.cuda.KernelParam.I32;
@@ -50,7 +54,7 @@ public final class FlashWgmmaKernels {
 
     private final CudaModule module;
     private final CudaStream stream;
-    private final java.util.Set<String> raised = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    private final Set<String> raised = ConcurrentHashMap.newKeySet();
 
     public FlashWgmmaKernels(KernelCompiler compiler, CudaStream stream) {
         this.module = compiler.module(SOURCE);
@@ -105,16 +109,15 @@ public final class FlashWgmmaKernels {
         }
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
-            mask(args, segments, groups);
-            shape(args, q, k, window, scale);
-            String name = masked("flash_wgmma_forward", segments, groups);
-            function(name, shared()).launch(stream, grid[0], grid[1], THREADS, 1, shared(), args);
+            FlashKernels.mask(args, segments, groups);
+            FlashKernels.shape(args, q, k, window, scale);
+            launch(name("flash_wgmma_forward", segments, groups), grid[0], grid[1], shared(), args);
         }
     }
 
     /**
      * gradQ, gradK, gradV of {@link #forward}, given its lse and delta = rowsum(gradOut * out) [B, Hq, T] fp32: the
-     * contract of {@link FlashKernels#backward} without segments. {@code flash} sums the per-query-head fp32 shares of
+     * contract of {@link FlashKernels#backward}. {@code flash} sums the per-query-head fp32 shares of
      * long spans of grouped heads ({@link FlashKernels#splitsKeyValueHeads}).
      */
     public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
@@ -127,23 +130,21 @@ public final class FlashWgmmaKernels {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
-            mask(args, segments, groups);
-            shape(args, q, k, window, scale);
-            String name = masked("flash_wgmma_backward_dq", segments, groups);
-            function(name, dqShared()).launch(stream, grid[0], grid[1], THREADS, 1, dqShared(), args);
+            FlashKernels.mask(args, segments, groups);
+            FlashKernels.shape(args, q, k, window, scale);
+            launch(name("flash_wgmma_backward_dq", segments, groups), grid[0], grid[1], dqShared(), args);
         }
         boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
-        try (dev.jtune.engine.Scope shares = FlashKernels.openWorkspace()) {
+        try (Scope shares = FlashKernels.openWorkspace()) {
             Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
-                mask(args, segments, groups);
-                shape(args, q, k, window, scale);
+                FlashKernels.mask(args, segments, groups);
+                FlashKernels.shape(args, q, k, window, scale);
                 long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
-                function(masked("flash_wgmma_backward_dkv", segments, groups), dkvShared())
-                        .launch(stream, units, Math.ceilDiv(q.dim(2), KEYS), THREADS, 1, dkvShared(), args);
+                launch(name("flash_wgmma_backward_dkv", segments, groups), units, Math.ceilDiv(q.dim(2), KEYS), dkvShared(), args);
             }
             if (split) {
                 long group = q.dim(1) / k.dim(1);
@@ -162,31 +163,17 @@ public final class FlashWgmmaKernels {
         }
     }
 
-    /** The kernel's name, with _masked for packed rows, and the element type and head size. */
-    private static String masked(String kernel, Tensor segments, Tensor groups) {
-        if (segments == null && groups != null) {
-            throw new IllegalArgumentException("wgmma attention: groups need segments");
-        }
-        return kernel + (segments == null ? "" : "_masked") + "_bf16_256";
+    /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */
+    private static String name(String kernel, Tensor segments, Tensor groups) {
+        return FlashKernels.masked(kernel, segments, groups) + "_bf16_" + HEAD_DIM;
     }
 
-    /** The masked kernels' segments and groups (groups may be null); nothing unmasked. */
-    private static void mask(KernelArgs args, Tensor segments, Tensor groups) {
-        if (segments != null) {
-            args.pointer(segments.address()).pointer(groups == null ? 0L : groups.address());
-        }
-    }
-
-    private static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
-        args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
-    }
-
-    /** The kernel, its dynamic shared memory limit raised to {@code shared} bytes on first use. */
-    private CudaFunction function(String name, int shared) {
-        CudaFunction f = module.function(name);
-        if (raised.add(name)) {
+    /** Launches a kernel on grid (x, y) of THREADS-thread blocks, its dynamic shared memory limit raised on first use. */
+    private void launch(String kernel, long x, long y, int shared, KernelArgs args) {
+        CudaFunction f = module.function(kernel);
+        if (raised.add(kernel)) {
             f.maxDynamicSharedMemory(shared);
         }
-        return f;
+        f.launch(stream, x, y, THREADS, 1, shared, args);
     }
 }
