@@ -3,7 +3,7 @@
 # A/B/A/B... in one call, so both see the same GPU, clocks and neighbours. A is a jtune.jar from another commit
 # (default .device/before/jtune.jar; it may leave out the bundled tokenizer, which is then read from the tree to keep
 # the carry small), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
-# over the logged steps after the first (warm-up) and its peak, then the median of each side.
+# over the logged steps after the first (warm-up), its peak and its last logged loss, then the median of each side.
 # The adapter is the HF anchor's (r 16, alpha 16, dropout 0.0, as end-to-end.sh); LORA_DROPOUT=0.05 gives the trainer's default.
 # A_ARGS and B_ARGS add trainer flags to one side (the same jar both sides, A_ARGS="--keep_attention none", A/Bs a flag);
 # A_JOPTS and B_JOPTS add JVM options (B_JOPTS=-Djtune.cuda.wgmmaAttention=true A/Bs a kernel switch).
@@ -27,7 +27,8 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 rows = [r for r in rows if r.get("tokens_per_second")]
 tps = [r["tokens_per_second"] for r in rows[1:]]
-print(sys.argv[1], round(statistics.median(tps)), max(r.get("memory_peak_gib") or 0 for r in rows))
+losses = [r["loss"] for r in rows if r.get("loss") is not None]
+print(sys.argv[1], round(statistics.median(tps)), max(r.get("memory_peak_gib") or 0 for r in rows), losses[-1] if losses else "")
 PY
 }
 for i in $(seq 1 $pairs); do one "$a" A "${A_ARGS:-}" "${A_JOPTS:-}"; one "$b" B "${B_ARGS:-}" "${B_JOPTS:-}"; done | tee $run/results.txt
@@ -36,7 +37,7 @@ import statistics, sys
 res = {}
 for l in open(sys.argv[1]):
     p = l.split()
-    if len(p) == 3 and p[1].isdigit(): res.setdefault(p[0], []).append(int(p[1]))
+    if len(p) >= 3 and p[1].isdigit(): res.setdefault(p[0], []).append(int(p[1]))
 for k in sorted(res): print(k, "median", statistics.median(res[k]), "runs", res[k])
 if "A" in res and "B" in res: print("B/A", round(statistics.median(res["B"]) / statistics.median(res["A"]), 4))
 PY

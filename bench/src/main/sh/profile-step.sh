@@ -4,6 +4,7 @@
 # step's wall time tells launch-bound from kernel-bound. Usage: bash bench/src/main/sh/profile-step.sh [GemmaStep args]
 set -u
 . .device/env
+JOPTS="$JOPTS ${EXTRA_JOPTS:-}"  # e.g. EXTRA_JOPTS=-Djtune.fusedProjections=true
 args=${*:-gemma-3-270m 8192 true 1 qlora16}
 out=${OUT:-/tmp}
 ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel --csv \

@@ -1,6 +1,6 @@
-// GELU (tanh approximation) and GeGLU, forward and backward, element-wise over contiguous tensors. VEC
-// elements per access where the host found every operand aligned and the count divisible; each output element is written by the thread that read its inputs,
-// so in-place use is safe.
+// GELU (tanh approximation) and GeGLU, forward and backward, element-wise over contiguous tensors (GeGLU's gate and
+// up may be row-strided). VEC elements per access where the host found every operand aligned and the counts
+// divisible; each output element is written by the thread that read its inputs, so in-place use is safe.
 #include "rows.cuh"
 
 // From ActivationKernel.java through ActivationKernels.java: sqrt(2 / pi) and the cubic coefficient.
@@ -58,14 +58,22 @@ __device__ void gelu_backward(const T* x, const T* gradOut, T* gradX, i64 n) {
     }
 }
 
+// GeGLU's gate and up (and their gradients) are [n / cols, cols] rows at a stride of ld elements: the two halves of
+// one fused gate/up product's [rows, 2 cols] output (ld = 2 cols), or contiguous tensors (ld = cols). out and gradOut
+// are contiguous. VEC divides cols and ld (the host checks).
+__device__ __forceinline__ i64 strided(i64 e, i64 cols, i64 ld) {
+    return ld == cols ? e : e / cols * ld + e % cols;
+}
+
 template <typename T, int VEC>
-__device__ void geglu(const T* gate, const T* up, T* out, i64 n) {
+__device__ void geglu(const T* gate, const T* up, T* out, i64 n, i64 cols, i64 ld) {
     typedef typename Acc<T>::type A;
     JT_FOR(k, n / VEC) {
+        i64 s = strided(k * VEC, cols, ld);
         A g[VEC];
         A u[VEC];
-        load_chunk<T, VEC>(gate + k * VEC, g);
-        load_chunk<T, VEC>(up + k * VEC, u);
+        load_chunk<T, VEC>(gate + s, g);
+        load_chunk<T, VEC>(up + s, u);
 #pragma unroll
         for (int q = 0; q < VEC; q++) g[q] = gelu_fwd(g[q]) * u[q];
         store_chunk<T, VEC>(out + k * VEC, g);
@@ -73,14 +81,15 @@ __device__ void geglu(const T* gate, const T* up, T* out, i64 n) {
 }
 
 template <typename T, int VEC>
-__device__ void geglu_backward(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n) {
+__device__ void geglu_backward(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n, i64 cols, i64 ld) {
     typedef typename Acc<T>::type A;
     JT_FOR(k, n / VEC) {
+        i64 s = strided(k * VEC, cols, ld);
         A g[VEC];
         A u[VEC];
         A go[VEC];
-        load_chunk<T, VEC>(gate + k * VEC, g);
-        load_chunk<T, VEC>(up + k * VEC, u);
+        load_chunk<T, VEC>(gate + s, g);
+        load_chunk<T, VEC>(up + s, u);
         load_chunk<T, VEC>(gradOut + k * VEC, go);
 #pragma unroll
         for (int q = 0; q < VEC; q++) {
@@ -89,16 +98,18 @@ __device__ void geglu_backward(const T* gate, const T* up, const T* gradOut, T* 
             g[q] = gg;
             u[q] = gu;
         }
-        store_chunk<T, VEC>(gradGate + k * VEC, g);
-        store_chunk<T, VEC>(gradUp + k * VEC, u);
+        store_chunk<T, VEC>(gradGate + s, g);
+        store_chunk<T, VEC>(gradUp + s, u);
     }
 }
 
 #define JT_ACT_V(sfx, T, name, V) \
     extern "C" __global__ void gelu_##sfx##name(const T* x, T* out, i64 n) { gelu<T, V>(x, out, n); } \
     extern "C" __global__ void gelu_backward_##sfx##name(const T* x, const T* gradOut, T* gradX, i64 n) { gelu_backward<T, V>(x, gradOut, gradX, n); } \
-    extern "C" __global__ void geglu_##sfx##name(const T* gate, const T* up, T* out, i64 n) { geglu<T, V>(gate, up, out, n); } \
-    extern "C" __global__ void geglu_backward_##sfx##name(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n) { \
-        geglu_backward<T, V>(gate, up, gradOut, gradGate, gradUp, n); }
+    extern "C" __global__ void geglu_##sfx##name(const T* gate, const T* up, T* out, i64 n, i64 cols, i64 ld) { \
+        geglu<T, V>(gate, up, out, n, cols, ld); } \
+    extern "C" __global__ void geglu_backward_##sfx##name(const T* gate, const T* up, const T* gradOut, T* gradGate, T* gradUp, i64 n, \
+                                                         i64 cols, i64 ld) { \
+        geglu_backward<T, V>(gate, up, gradOut, gradGate, gradUp, n, cols, ld); }
 #define JT_ACT(sfx, T) JT_ACT_V(sfx, T, , 1) JT_ACT_V(sfx, T, _vec, Vec<T>::N)
 JT_FLOAT_TYPES(JT_ACT)

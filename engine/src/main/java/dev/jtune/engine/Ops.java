@@ -319,6 +319,20 @@ public final class Ops {
      * (a linear layer's output getting its LoRA update, say). Gradients: dc = g, and the product's.
      */
     public static Tensor addMatmulInto(Tensor c, Tensor a, Tensor b, Transpose transpose) {
+        return addMatmulInto(c, 0, a, b, transpose, true);
+    }
+
+    /**
+     * {@link #addMatmulInto(Tensor, Tensor, Tensor, Transpose)} into the columns [column, column + n) of c [m, N]: one
+     * part's update added into a fused product's output (a LoRA update into gate's or up's columns of one gate/up
+     * product). c is consumed whole; its gradient passes through whole and the product's gradients read the window's
+     * columns of it.
+     */
+    public static Tensor addMatmulInto(Tensor c, long column, Tensor a, Tensor b, Transpose transpose) {
+        return addMatmulInto(c, column, a, b, transpose, false);
+    }
+
+    private static Tensor addMatmulInto(Tensor c, long column, Tensor a, Tensor b, Transpose transpose, boolean whole) {
         if (transpose.a()) {
             throw new UnsupportedOpException("addMatmulInto: only b may be transposed, got " + transpose);
         }
@@ -331,19 +345,26 @@ public final class Ops {
         }
         long k = transB ? b.dim(1) : b.dim(0);
         long n = transB ? b.dim(0) : b.dim(1);
-        if (a.dim(1) != k || c.dim(0) != a.dim(0) || c.dim(1) != n) {
-            throw new ShapeException("addMatmulInto: " + c.shape() + " + " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "") + " do not fit");
+        String desc = c.shape() + (whole ? "" : " at column " + column) + " + " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "");
+        if (a.dim(1) != k || c.dim(0) != a.dim(0) || (whole ? c.dim(1) != n : column < 0 || column + n > c.dim(1))) {
+            throw new ShapeException("addMatmulInto: " + desc + " do not fit");
         }
         return Autograd.op("addMatmulInto", () -> {
             Tensor out = c.detach();
-            if (out.numel() > 0 && k > 0) {
-                productInto(a, false, b, transB, out, 1.0, true);
+            if (out.numel() > 0 && k > 0 && n > 0) {
+                productInto(a, false, b, transB, window(out, column, n), 1.0, true);
             }
             return out;
         }, g -> {
-            Tensor[] ab = matmulBackward(g.dtype() == a.dtype() ? g : g.cast(a.dtype()), a, false, b, transB, 1.0);
+            Tensor gw = window(g, column, n);
+            Tensor[] ab = matmulBackward(gw.dtype() == a.dtype() ? gw : gw.cast(a.dtype()), a, false, b, transB, 1.0);
             return new Tensor[] {g, ab[0], ab[1]};
         }, c, a, b);
+    }
+
+    /** Columns [column, column + n) of a 2-D t: t itself when they are all of it, else a row-strided view. */
+    private static Tensor window(Tensor t, long column, long n) {
+        return column == 0 && n == t.dim(1) ? t : t.detach().slice(1, column, column + n);
     }
 
     /** {@code out (+)= alpha * op(a) @ op(b)} by the backend, with the operands laid out as it takes them. */

@@ -13,14 +13,17 @@ import static dev.jtune.engine.cuda.KernelSource.names;
 public final class ActivationKernels {
     private static final int THREADS = 256;
 
-    /** kernels/activation.cu: GELU's constants; each kernel takes its operands' pointers, then n. */
+    /**
+     * kernels/activation.cu: GELU's constants; each kernel takes its operands' pointers, then n; GeGLU's also the row
+     * length and the gate/up rows' stride.
+     */
     static final KernelSource SOURCE = KernelSource.builder("activation.cu")
             .defineDouble("GELU_BETA", ActivationKernel.GELU_BETA)
             .defineDouble("GELU_KAPPA", ActivationKernel.GELU_KAPPA)
             .kernels(names("gelu_%s%s", FLOATS, VEC), PTR, PTR, I64)
             .kernels(names("gelu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)
-            .kernels(names("geglu_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64)
-            .kernels(names("geglu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64)
+            .kernels(names("geglu_%s%s", FLOATS, VEC), PTR, PTR, PTR, I64, I64, I64)
+            .kernels(names("geglu_backward_%s%s", FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64, I64, I64)
             .build();
 
     private final CudaModule module;
@@ -41,12 +44,40 @@ public final class ActivationKernels {
         launch("gelu_backward", x, new Tensor[] {x, gradOut, gradX});
     }
 
+    /** gate and up contiguous or row-strided alike (the halves of one [rows, 2 cols] product); out contiguous. */
     public void geglu(Tensor gate, Tensor up, Tensor out) {
-        launch("geglu", gate, new Tensor[] {gate, up, out});
+        launchRows("geglu", gate, new Tensor[] {gate, up, out}, new Tensor[] {gate, up});
     }
 
+    /** gate, up, gradGate and gradUp contiguous or row-strided alike; gradOut contiguous. */
     public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        launch("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp});
+        launchRows("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp}, new Tensor[] {gate, up, gradGate, gradUp});
+    }
+
+    /**
+     * GeGLU's launch: the pointers in order, then n, the row length and the stride of {@code strided}'s rows (one
+     * stride for all of them, the rest contiguous); vectorised where the row length and the stride allow it too.
+     */
+    private void launchRows(String op, Tensor first, Tensor[] operands, Tensor[] strided) {
+        long n = first.numel();
+        if (n == 0) {
+            return;
+        }
+        long cols = RowLaunch.lastDim(first);
+        long ld = ActivationKernel.rowStride(first);
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(first), cols, operands);
+        if (ld % vec != 0) {
+            vec = 1;
+        }
+        String name = op + "_" + ElementwiseKernels.floatSuffix(op, first.dtype()) + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            for (Tensor t : operands) {
+                args.pointer(t.address());
+            }
+            args.i64(n).i64(cols).i64(ld);
+            long blocks = Math.min(Math.ceilDiv(n / vec, THREADS), maxBlocks);
+            module.function(name).launch(stream, blocks, THREADS, 0, args);
+        }
     }
 
     /** Every operand is contiguous with {@code first}'s shape and dtype; the kernel takes their pointers in order, then n. */

@@ -9,8 +9,9 @@ import dev.jtune.engine.cuda.CudaBackend;
 
 /**
  * GELU's and GeGLU's kernels ({@code ops.Activations} is the op): cpu reference, cuda launcher (kernels/activation.cu
- * through {@link ActivationKernels}) and meta rule (no workspace), registered once as {@link #OP}. All operands are
- * contiguous, of one shape and dtype.
+ * through {@link ActivationKernels}) and meta rule (no workspace), registered once as {@link #OP}. All operands are of
+ * one shape and dtype, contiguous; GeGLU's gate and up, and their gradients, may instead be 2-D row-strided alike
+ * ({@link #rowStride}): the two halves of one fused gate/up product's [rows, 2 cols] output and of its gradient.
  */
 public interface ActivationKernel {
 
@@ -24,6 +25,16 @@ public interface ActivationKernel {
 
     /** {@code gradX = gradOut * gelu'(x)}; gradX may be gradOut. */
     void geluBackward(Tensor x, Tensor gradOut, Tensor gradX);
+
+    /** The stride between rows of GeGLU's gate/up operand {@code t}: its row length when contiguous. */
+    static long rowStride(Tensor t) {
+        return t.isContiguous() || t.rank() < 2 ? (t.rank() == 0 ? 1 : t.dim(-1)) : t.stride(-2);
+    }
+
+    /** Whether {@code t} is laid out as GeGLU's gate/up operands may be: contiguous, or 2-D rows at a stride. */
+    static boolean rowsAsStored(Tensor t) {
+        return t.isContiguous() || t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
+    }
 
     /** GeGLU: {@code out = gelu(gate) * up}. */
     void geglu(Tensor gate, Tensor up, Tensor out);
@@ -96,9 +107,12 @@ public interface ActivationKernel {
             Flat gs = Flat.of(gate);
             Flat us = Flat.of(up);
             Flat os = Flat.of(out);
+            long cols = out.rank() == 0 ? 1 : out.dim(-1);
+            long ld = rowStride(gate);
             CpuLoops.blocks(out.numel(), (start, end) -> {
                 for (long i = start; i < end; i++) {
-                    os.set(i, gelu(gs.get(i)) * us.get(i));
+                    long s = strided(i, cols, ld);
+                    os.set(i, gelu(gs.get(s)) * us.get(s));
                 }
             });
         }
@@ -110,15 +124,23 @@ public interface ActivationKernel {
             Flat gys = Flat.of(gradOut);
             Flat ggs = Flat.of(gradGate);
             Flat gus = Flat.of(gradUp);
+            long cols = gradOut.rank() == 0 ? 1 : gradOut.dim(-1);
+            long ld = rowStride(gate);
             CpuLoops.blocks(gate.numel(), (start, end) -> {
                 for (long i = start; i < end; i++) {
-                    double g = gs.get(i);
-                    double u = us.get(i);
+                    long s = strided(i, cols, ld);
+                    double g = gs.get(s);
+                    double u = us.get(s);
                     double gy = gys.get(i);
-                    ggs.set(i, gy * u * geluDerivative(g));
-                    gus.set(i, gy * gelu(g));
+                    ggs.set(s, gy * u * geluDerivative(g));
+                    gus.set(s, gy * gelu(g));
                 }
             });
+        }
+
+        /** Element i of rows of {@code cols} at a stride of {@code ld} (kernels/activation.cu's strided). */
+        private static long strided(long i, long cols, long ld) {
+            return ld == cols ? i : i / cols * ld + i % cols;
         }
     }
 

@@ -1,6 +1,8 @@
 package dev.jtune.engine.nn;
 
+import dev.jtune.engine.DType;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
 
 /**
  * A trainable addition to a frozen {@link Linear} (LoRA): {@code y = x W^T + adapter(x)}. Implemented outside the
@@ -17,5 +19,21 @@ public interface Adapter {
      */
     default Tensor addTo(Tensor y, Tensor x) {
         return y.add(apply(x));
+    }
+
+    /**
+     * Whether {@link #addTo(Tensor, long, Tensor)} can add the update into a window of columns of a wider 2-D output
+     * of {@code outputType} (a {@link LinearGroup}'s fused product); a group whose adapters cannot runs its parts apart.
+     */
+    default boolean addsIntoColumns(DType outputType) {
+        return false;
+    }
+
+    /**
+     * The fused output y [rows, N] (a fresh product, which this consumes) with the update for x added into its
+     * columns [column, column + out).
+     */
+    default Tensor addTo(Tensor y, long column, Tensor x) {
+        throw new UnsupportedOpException(getClass().getSimpleName() + " does not add into a fused product's columns");
     }
 }

@@ -17,6 +17,8 @@ public final class DequantWorkspace {
     private final DType dtype;
     private final Device device;
     private Tensor buffer;
+    /** The largest group of weights dequantized together ({@link LinearGroup}): reservations cover it. */
+    private long planned;
 
     public DequantWorkspace(DType dtype, Device device) {
         this.dtype = java.util.Objects.requireNonNull(dtype, "dtype");
@@ -36,8 +38,9 @@ public final class DequantWorkspace {
         return buffer == null ? 0 : buffer.numel();
     }
 
-    /** Makes room for a weight of {@code numel} elements: a larger buffer replaces (and frees) a smaller one. */
+    /** Makes room for a weight of {@code numel} elements (and any planned group): a larger buffer replaces (and frees) a smaller one. */
     public void reserve(long numel) {
+        numel = Math.max(numel, planned);
         if (numel <= capacity()) {
             return;
         }
@@ -48,6 +51,14 @@ public final class DequantWorkspace {
             }
             buffer = larger;
         }
+    }
+
+    /**
+     * A group of weights of {@code numel} elements together dequantizes into this buffer ({@link LinearGroup}): the
+     * next reservation (quantization's) covers it.
+     */
+    void plan(long numel) {
+        planned = Math.max(planned, numel);
     }
 
     /** The start of the buffer viewed as {@code shape} (contiguous). */

@@ -64,6 +64,11 @@ public final class Linear extends Module {
         return bias;
     }
 
+    /** The workspace its NF4 weight dequantizes into. */
+    DequantWorkspace workspace() {
+        return workspace;
+    }
+
     public boolean isQuantized() {
         return weight.isQuantized();
     }

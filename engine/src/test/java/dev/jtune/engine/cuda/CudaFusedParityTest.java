@@ -320,6 +320,30 @@ class CudaFusedParityTest {
                 assertClose(refGu, gu, tolerance, tag("gegluBackward up " + what));
             }
         }
+        // GeGLU over the halves of a fused gate/up product [rows, 2 cols] (row-strided operands and gradients), with
+        // row lengths that allow the vector path and one that does not
+        for (DType t : FLOATS) {
+            for (long cols : new long[] {64, 8L * (1 + rnd.nextInt(40)), 1 + 2L * rnd.nextInt(40)}) {
+                long rows = 1 + rnd.nextInt(9);
+                Shape s = Shape.of(rows, cols);
+                String what = t + " rows=" + rows + " cols=" + cols + " (halves of a [rows, 2 cols] tensor)";
+                Tensor fused = rand(Shape.of(rows, 2 * cols), t, -6, 6);
+                Tensor go = rand(s, t, -1, 1);
+                Tensor gpuFused = g(fused);
+                Tensor ref = cpuEmpty(s, t);
+                cpu.kernels(ActivationKernel.OP).geglu(fused.slice(1, 0, cols), fused.slice(1, cols, 2 * cols), ref);
+                Tensor got = gpuEmpty(s, t);
+                gpu.kernels(ActivationKernel.OP).geglu(gpuFused.slice(1, 0, cols), gpuFused.slice(1, cols, 2 * cols), got);
+                assertClose(ref, got, tol(t), tag("geglu " + what));
+                Tensor refGrad = cpuEmpty(Shape.of(rows, 2 * cols), t);
+                cpu.kernels(ActivationKernel.OP).gegluBackward(fused.slice(1, 0, cols), fused.slice(1, cols, 2 * cols), go,
+                        refGrad.slice(1, 0, cols), refGrad.slice(1, cols, 2 * cols));
+                Tensor grad = gpuEmpty(Shape.of(rows, 2 * cols), t);
+                gpu.kernels(ActivationKernel.OP).gegluBackward(gpuFused.slice(1, 0, cols), gpuFused.slice(1, cols, 2 * cols), g(go),
+                        grad.slice(1, 0, cols), grad.slice(1, cols, 2 * cols));
+                assertClose(refGrad, grad, tol(t), tag("gegluBackward " + what));
+            }
+        }
         // a 2-D view at an odd element offset: the scalar (unaligned) path
         Tensor big = rand(Shape.of(17 * 64 + 1), DType.BF16, -4, 4);
         Tensor ref = cpuEmpty(Shape.of(17, 64), DType.BF16);

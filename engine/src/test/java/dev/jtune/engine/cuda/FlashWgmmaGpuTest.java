@@ -86,10 +86,12 @@ class FlashWgmmaGpuTest {
                 {2, 3, 1, 130, 0, 1},
                 {1, 4, 1, 2100, 0, 0}};
         for (long[] c : cases) {
-            int[][] ids = CudaPackedAttentionTest.layout(rnd, (int) c[0], (int) c[3], c[5] == 1);
-            Tensor seg = Tensor.fromArray(ids[0], Shape.of(c[0], c[3]), DType.I32, Device.CPU);
-            Tensor grp = c[5] == 1 ? Tensor.fromArray(ids[1], Shape.of(c[0], c[3]), DType.I32, Device.CPU) : null;
-            check(c, seg, grp, rnd, (c[5] == 1 ? " packed, groups" : " packed") + " (seed " + seed + ")");
+            try (Scope s = Scope.open("packed layout")) {
+                int[][] ids = CudaPackedAttentionTest.layout(rnd, (int) c[0], (int) c[3], c[5] == 1);
+                Tensor seg = Tensor.fromArray(ids[0], Shape.of(c[0], c[3]), DType.I32, Device.CPU);
+                Tensor grp = c[5] == 1 ? Tensor.fromArray(ids[1], Shape.of(c[0], c[3]), DType.I32, Device.CPU) : null;
+                check(c, seg, grp, rnd, (c[5] == 1 ? " packed, groups" : " packed") + " (seed " + seed + ")");
+            }
         }
     }
 
@@ -142,15 +144,36 @@ class FlashWgmmaGpuTest {
         }
     }
 
-    /** wgmma's result within the L2 bound of bf16 and per element within twice mma.sync's worst error. */
+    /**
+     * wgmma's result within the L2 bound of bf16 (plus twice mma.sync's own L2 error: where the exact result is 0, as
+     * dq of a single key whose dS = P (dP - delta) vanishes, both kernels return rounding noise of the cpu's) and per
+     * element within twice mma.sync's worst error.
+     */
     private static void compare(String what, Tensor reference, Tensor wgmma, Tensor mmaSync) {
         Tensor w = wgmma.to(Device.CPU);
-        assertClose(reference, w, 2e-2, what);
+        Tensor m = mmaSync.to(Device.CPU);
+        double norm = l2(reference, null);
+        double err = l2(reference, w);
+        double mmaErr = l2(reference, m);
+        assertTrue(err <= 2e-2 * norm + 2 * mmaErr, what + ": L2 error " + err + " against |reference| " + norm + " and mma.sync's error " + mmaErr);
         double wgmmaWorst = worst(reference, w);
-        double mmaWorst = worst(reference, mmaSync.to(Device.CPU));
+        double mmaWorst = worst(reference, m);
         System.out.printf(Locale.ROOT, "wgmma %s: worst |x - cpu| %.3g (mma.sync kernel %.3g)%n", what, wgmmaWorst, mmaWorst);
         assertTrue(wgmmaWorst <= 2 * mmaWorst + 1e-6, what + ": worst element error " + wgmmaWorst
                 + " is more than twice the mma.sync kernel's " + mmaWorst);
+    }
+
+    /** ||x - ref|| (||ref|| for a null x), finite elements only. */
+    private static double l2(Tensor ref, Tensor x) {
+        double[] r = ref.toDoubleArray();
+        double[] v = x == null ? new double[r.length] : x.toDoubleArray();
+        double sum = 0;
+        for (int i = 0; i < r.length; i++) {
+            if (Double.isFinite(r[i]) && Double.isFinite(v[i])) {
+                sum += (v[i] - r[i]) * (v[i] - r[i]);
+            }
+        }
+        return Math.sqrt(sum);
     }
 
     private static double worst(Tensor ref, Tensor x) {

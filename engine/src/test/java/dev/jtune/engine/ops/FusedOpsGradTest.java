@@ -7,6 +7,7 @@ import dev.jtune.engine.GradCheck;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
+import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.Transpose;
 import org.junit.jupiter.api.Test;
@@ -15,6 +16,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -361,6 +363,63 @@ class FusedOpsGradTest {
             for (int i = 0; i < expected.length; i++) {
                 assertEquals(expected[i], got[i], 1e-12, "element " + i);
             }
+        }
+    }
+
+    @Test
+    void addMatmulIntoAColumnWindowLeavesTheOtherColumns() {
+        long m = d(7);
+        long k = d(5);
+        long n = d(3);
+        long wide = n + d(4) + 1;
+        long column = wide - n - 1; // neither edge
+        GradCheck.check("addMatmulInto window b^T", t -> Ops.addMatmulInto(t[0].scale(2), column, t[1], t[2], Transpose.B), rnd.nextLong(),
+                Shape.of(m, wide), Shape.of(m, k), Shape.of(n, k));
+        GradCheck.check("addMatmulInto window b", t -> Ops.addMatmulInto(t[0].scale(2), column, t[1], t[2], Transpose.NONE), rnd.nextLong(),
+                Shape.of(m, wide), Shape.of(m, k), Shape.of(k, n));
+        try (Scope s = Scope.open("value")) {
+            Tensor c = Tensor.randn(Shape.of(m, wide), DType.F64, Device.CPU, 1);
+            Tensor a = Tensor.randn(Shape.of(m, k), DType.F64, Device.CPU, 2);
+            Tensor b = Tensor.randn(Shape.of(n, k), DType.F64, Device.CPU, 3);
+            double[] product = a.matmul(b.transpose(0, 1)).toDoubleArray();
+            double[] before = c.toDoubleArray();
+            double[] got = Ops.addMatmulInto(c.copy(), column, a, b, Transpose.B).toDoubleArray();
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < wide; j++) {
+                    boolean in = j >= column && j < column + n;
+                    double expected = before[(int) (i * wide + j)] + (in ? product[(int) (i * n + j - column)] : 0);
+                    assertEquals(expected, got[(int) (i * wide + j)], 1e-12, "element " + i + ", " + j);
+                }
+            }
+            assertThrows(ShapeException.class, () -> Ops.addMatmulInto(c.copy(), wide - n + 1, a, b, Transpose.B));
+        }
+    }
+
+    @Test
+    void gegluOverAFusedGateUpProductIsGegluOfItsHalves() {
+        long rows = d(5);
+        long n = d(6);
+        GradCheck.check("geglu fused", t -> Activations.geglu(t[0]), rnd.nextLong(), Shape.of(rows, 2 * n));
+        // the halves read in place (row-strided views) give what contiguous copies give, value and gradient, bit for bit
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            try (Scope s = Scope.open("geglu halves")) {
+                Tensor x = Tensor.randn(Shape.of(rows, 2 * n), dtype, Device.CPU, rnd.nextLong()).requiresGrad(true);
+                Tensor g = Tensor.randn(Shape.of(rows, n), dtype, Device.CPU, rnd.nextLong());
+                Tensor fused = Activations.geglu(x);
+                fused.mul(g).sum(1).sum(0).backward();
+                double[] fusedGrad = x.grad().toDoubleArray();
+                Tensor x2 = x.detach().copy().requiresGrad(true);
+                Tensor apart = Activations.geglu(x2.slice(1, 0, n).contiguous(), x2.slice(1, n, 2 * n).contiguous());
+                apart.mul(g).sum(1).sum(0).backward();
+                assertArrayEquals(apart.toDoubleArray(), fused.toDoubleArray(), dtype + " value");
+                assertArrayEquals(x2.grad().toDoubleArray(), fusedGrad, dtype + " gradient");
+                // the two-operand form takes the column slices in place too
+                assertArrayEquals(apart.toDoubleArray(), Activations.geglu(x.detach().slice(1, 0, n), x.detach().slice(1, n, 2 * n)).toDoubleArray(),
+                        dtype + " strided operands");
+            }
+        }
+        try (Scope s = Scope.open("odd")) {
+            assertThrows(ShapeException.class, () -> Activations.geglu(Tensor.zeros(Shape.of(2, 5), DType.F32, Device.CPU)));
         }
     }
 

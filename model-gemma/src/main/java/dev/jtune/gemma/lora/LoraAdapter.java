@@ -61,6 +61,20 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         return Ops.addMatmulInto(y, down(x), Autograd.castKept(b, compute), Transpose.B);
     }
 
+    /** Products in the fused output's dtype: the update accumulates into its columns as {@link #addTo(Tensor, Tensor)} does. */
+    @Override
+    public boolean addsIntoColumns(DType outputType) {
+        return compute == outputType;
+    }
+
+    @Override
+    public Tensor addTo(Tensor y, long column, Tensor x) {
+        if (!addsIntoColumns(y.dtype()) || y.rank() != 2 || !y.isContiguous()) {
+            return Adapter.super.addTo(y, column, x);
+        }
+        return Ops.addMatmulInto(y, column, down(x), Autograd.castKept(b, compute), Transpose.B);
+    }
+
     /**
      * The scaled rank-r intermediate. With dropout, the dropped-out input [tokens, in] is not kept for A's gradient but
      * drawn again in backward (the mask is a function of the seed): at 32K tokens of Gemma 3 4B the seven adapters'

@@ -3,6 +3,7 @@ package dev.jtune.gemma.model;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Linear;
+import dev.jtune.engine.nn.LinearGroup;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.ops.Activations;
 import dev.jtune.gemma.config.Gemma3Config;
@@ -12,6 +13,8 @@ public final class Gemma3Mlp extends Module {
     private final Linear gateProj;
     private final Linear upProj;
     private final Linear downProj;
+    /** gate and up as one product where it can ({@link LinearGroup}): GeGLU then reads the two halves of its output. */
+    private final LinearGroup gateUp;
 
     Gemma3Mlp(Gemma3Config config, DequantWorkspace workspace) {
         long h = config.hiddenSize();
@@ -19,6 +22,7 @@ public final class Gemma3Mlp extends Module {
         gateProj = child("gate_proj", new Linear(h, i, Linear.Bias.NONE, workspace));
         upProj = child("up_proj", new Linear(h, i, Linear.Bias.NONE, workspace));
         downProj = child("down_proj", new Linear(i, h, Linear.Bias.NONE, workspace));
+        gateUp = new LinearGroup(gateProj, upProj);
     }
 
     public Linear gateProj() {
@@ -33,7 +37,15 @@ public final class Gemma3Mlp extends Module {
         return downProj;
     }
 
+    /** gate_proj and up_proj as one group (fused where {@link LinearGroup#fused} says). */
+    public LinearGroup gateUp() {
+        return gateUp;
+    }
+
     public Tensor forward(Tensor x) {
+        if (gateUp.fused(x)) {
+            return downProj.forward(Activations.geglu(gateUp.forward(x)));
+        }
         return downProj.forward(Activations.geglu(gateProj.forward(x), upProj.forward(x)));
     }
 }

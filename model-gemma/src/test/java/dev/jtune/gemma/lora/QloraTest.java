@@ -25,6 +25,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class QloraTest {
     private static List<double[]> run(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut) {
+        return run(quantized, checkpoint, lossOut, false);
+    }
+
+    /** {@code fused}: with -Djtune.fusedProjections=true (gate and up as one product) from loading to backward. */
+    private static List<double[]> run(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut, boolean fused) {
+        String previous = System.setProperty("jtune.fusedProjections", Boolean.toString(fused));
         try (Scope scope = Scope.open("qlora")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
             if (quantized) {
@@ -41,6 +47,9 @@ class QloraTest {
                 }
             }
             PeftAdapter.Loaded loaded = PeftAdapter.load(LoraGoldenTest.fixture("gemma3-tiny-lora"), model, DType.F32);
+            var gateUp = model.layers().get(0).mlp().gateUp();
+            assertEquals(fused && quantized, gateUp.fused(Tensor.zeros(Shape.of(1, gateUp.parts().get(0).inFeatures()), DType.F32, Device.CPU)),
+                    "whether gate and up run as one product");
             int[] ids = {2, 40, 41, 42, 43, 300, 301, 7, 8, 9, 10, 11};
             Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
             Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpoint));
@@ -51,6 +60,30 @@ class QloraTest {
                 grads.add(p.grad().toDoubleArray());
             }
             return grads;
+        } finally {
+            if (previous == null) {
+                System.clearProperty("jtune.fusedProjections");
+            } else {
+                System.setProperty("jtune.fusedProjections", previous);
+            }
+        }
+    }
+
+    /**
+     * Gate and up as one product (LinearGroup, GeGLU over its halves) compute what the two projections compute apart:
+     * loss and every LoRA gradient within fp32's reordering of the same sums, plain and checkpointed.
+     */
+    @Test
+    void fusedGateUpComputesWhatTheProjectionsApartCompute() {
+        for (Gemma3Model.Checkpointing c : new Gemma3Model.Checkpointing[] {Gemma3Model.Checkpointing.NONE, Gemma3Model.Checkpointing.LAYERS}) {
+            double[] apart = new double[1];
+            double[] fused = new double[1];
+            List<double[]> a = run(true, c, apart, false);
+            List<double[]> b = run(true, c, fused, true);
+            assertEquals(apart[0], fused[0], 1e-6 * Math.abs(apart[0]), c + " loss");
+            for (int i = 0; i < a.size(); i++) {
+                assertArrayEquals(a.get(i), b.get(i), 1e-6, c + " LoRA gradient " + i);
+            }
         }
     }
 
