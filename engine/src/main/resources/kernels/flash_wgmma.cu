@@ -24,8 +24,10 @@
 #include "wgmma.cuh"
 
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
-#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K)
-#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS and WGMMA_NMAJOR_LBO_ALONG_K come from FlashWgmmaKernels.java's KernelSource"
+// FLASH_WGMMA_KEY_PAD: bytes between the forward's key-tile core-matrix columns beyond the 1024 they fill (0 or 64;
+// with 64 the tile is copied 128 bytes of a row at a time, wg::load_rows).
+#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD)
+#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K and FLASH_WGMMA_KEY_PAD come from FlashWgmmaKernels.java's KernelSource"
 #endif
 
 namespace fwg {
@@ -45,6 +47,19 @@ constexpr int KV_BYTES = BN * D * 2;
 // Descriptor offsets: Q and K tiles K-major (64 rows: 1024 bytes to the next 8 columns, 128 to the next 8 rows); the
 // V tile N-major (N = D: D / 8 * 128 bytes to the next 8 keys, 128 to the next 8 dims).
 constexpr unsigned QK_LBO = BM / 8 * 128;
+// The forward's key tiles: K-major, their 8-column core groups K_LBO apart (padded by FLASH_WGMMA_KEY_PAD).
+constexpr unsigned K_LBO = BN / 8 * 128 + FLASH_WGMMA_KEY_PAD;
+constexpr int K_BYTES = D / 8 * K_LBO;
+static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "load_rows' stores are conflict-free at 64");
+
+// The forward's key tile rows [row0, row0 + BN) into a K_BYTES buffer.
+__device__ __forceinline__ void load_keys(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t) {
+    if (FLASH_WGMMA_KEY_PAD == 0) {
+        wg::load<BN, D>(tile, g, row0, t, threadIdx.x, THREADS);
+    } else {
+        wg::load_rows<BN, D>(tile, g, row0, t, 128, K_LBO, threadIdx.x, THREADS);
+    }
+}
 constexpr unsigned V_ALONG_K = D / 8 * 128;
 // Backward tiles (64 rows): 128 bytes to the next 8 rows, 1024 to the next 8 dims.
 constexpr unsigned ROW8 = 128;
@@ -174,14 +189,14 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     }
     unsigned char* qs = smem + g * Q_BYTES;
     unsigned char* ks = smem + GROUPS * Q_BYTES;
-    unsigned char* vs = ks + 2 * KV_BYTES;
+    unsigned char* vs = ks + 2 * K_BYTES;
     const __nv_bfloat16* kh = k + block.kvHead * t * D;
     const __nv_bfloat16* vh = v + block.kvHead * t * D;
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, threadIdx.x, THREADS);
     }
-    wg::load<BN, D>(ks, kh, kBegin, t, threadIdx.x, THREADS);
+    load_keys(ks, kh, kBegin, t);
     wg::load_nmajor<BN, D>(vs, vh, kBegin, t, threadIdx.x, THREADS);
     wg::cp_commit();
 
@@ -199,14 +214,14 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1) {
         // the next tiles into the other buffers, which the previous iteration's barrier freed
         if (k0 + BN < kEnd) {
-            wg::load<BN, D>(ks + (buffer ^ 1) * KV_BYTES, kh, k0 + BN, t, threadIdx.x, THREADS);
+            load_keys(ks + (buffer ^ 1) * K_BYTES, kh, k0 + BN, t);
             wg::load_nmajor<BN, D>(vs + (buffer ^ 1) * KV_BYTES, vh, k0 + BN, t, threadIdx.x, THREADS);
         }
         wg::cp_commit();
         wg::cp_wait<1>();  // this tile (and the first time the query tiles)
         wg::publish_copies();
         if (k0 < myEnd && k0 + BN > myBegin) {  // else every key of the tile is hidden from this group's queries
-            const unsigned char* kt = ks + buffer * KV_BYTES;
+            const unsigned char* kt = ks + buffer * K_BYTES;
             const unsigned char* vt = vs + buffer * KV_BYTES;
             float s[BN / 2];
 #pragma unroll
@@ -214,7 +229,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
-                wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * QK_LBO, QK_LBO, 128), wg::descriptor(kt + kk * 2 * QK_LBO, QK_LBO, 128), 1);
+                wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * QK_LBO, QK_LBO, 128), wg::descriptor(kt + kk * 2 * K_LBO, K_LBO, 128), 1);
             }
             wg::commit();
             wg::wait<0>();

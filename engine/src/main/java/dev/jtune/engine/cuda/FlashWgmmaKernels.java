@@ -38,10 +38,18 @@ public final class FlashWgmmaKernels {
      */
     static final boolean NMAJOR_LBO_ALONG_K = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaNMajorLboAlongK", "true"));
 
+    /**
+     * Bytes of padding between the forward's key-tile core-matrix columns (FLASH_WGMMA_KEY_PAD, 0 or 64): with 64
+     * each key row is copied 128 contiguous bytes at a time (half the L2 requests) without bank conflicts. An
+     * experiment ({@code -Djtune.cuda.wgmmaKeyPad=64}): ncu found the forward bound by L2 throughput.
+     */
+    static final int KEY_PAD = Integer.getInteger("jtune.cuda.wgmmaKeyPad", 0);
+
     static final KernelSource SOURCE = KernelSource.builder("flash_wgmma.cu")
             .define(KernelSource.ARCH_SPECIFIC, 1)
             .define("FLASH_WGMMA_KEYS", KEYS)
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
+            .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
             // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -71,9 +79,12 @@ public final class FlashWgmmaKernels {
         return (hq / hkv) % 2 == 0;
     }
 
-    /** Shared bytes of the forward: both warpgroups' query tiles, two key and two value tiles (double-buffered), bf16. */
+    /**
+     * Shared bytes of the forward: both warpgroups' query tiles, two key tiles (each 8-column core group padded by
+     * {@link #KEY_PAD}) and two value tiles (double-buffered), bf16.
+     */
     static int shared() {
-        return 2 * (GROUPS * ROWS + 4 * KEYS) * HEAD_DIM;
+        return 2 * (GROUPS * ROWS + 2 * KEYS) * HEAD_DIM + 2 * (HEAD_DIM / 8) * (KEYS / 8 * 128 + KEY_PAD);
     }
 
     /** Shared bytes of dQ: both warpgroups' query and output-gradient tiles, two key tiles and a value tile, bf16. */
