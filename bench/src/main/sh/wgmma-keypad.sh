@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# On the GPU machine, with the plain device bundle in .device: the wgmma kernels' parity (default build, then the
-# forward's padded key tiles, -Djtune.cuda.wgmmaKeyPad=64), and the kernels alone with and without the padding,
-# alternating, at 8K and 32K causal. BUDGET seconds (default 300); outputs in $OUT.
+# On the GPU machine, with the plain device bundle in .device, bounded by BUDGET seconds (default 360; outputs in
+# $OUT): the wgmma kernels' parity (FlashWgmmaGpuTest; WgmmaProbeGpuTest, with the TMA probe), the GPU suite with
+# them switched on (-Djtune.cuda.wgmmaAttention=true: is the default flip safe?), then the forward's padded key tiles
+# (-Djtune.cuda.wgmmaKeyPad=64): parity, and the kernels alone with and without them, alternating, at 8K and 32K causal.
 set -u
 . .device/env
 OUT=${OUT:-/tmp/wgmma-keypad}; mkdir -p $OUT
-BUDGET=${BUDGET:-300}
+BUDGET=${BUDGET:-360}
 . bench/src/main/sh/budget.sh
-for pad in 0 64; do
-  el "FlashWgmmaGpuTest, key pad $pad"
-  timeout $(cap 90) $JAVA $JOPTS -Djtune.cuda.wgmmaKeyPad=$pad -jar .device/junit-console.jar execute --class-path "$CP$TCP" \
-      --scan-class-path --disable-banner --details=tree --details-theme=ascii --include-tag gpu --include-classname '.*FlashWgmmaGpuTest' \
-      > $OUT/parity-$pad.txt 2>&1
-  grep -E "tests (successful|failed)" $OUT/parity-$pad.txt; grep -E "\[X\]|Error" $OUT/parity-$pad.txt | head -6
-  grep -E "^wgmma .*(T2100|T300|T1 )" $OUT/parity-$pad.txt | head -8
-done
+junit() { # seconds label jvm-options junit-arguments...
+  local secs=$1 label=$2 opts=$3; shift 3
+  timeout $(cap $secs) $JAVA $JOPTS $opts -jar .device/junit-console.jar execute --class-path "$CP$TCP" --scan-class-path --disable-banner \
+      --details=tree --details-theme=ascii --include-tag gpu "$@" > $OUT/$label.txt 2>&1
+  grep -E "tests (successful|failed)" $OUT/$label.txt; grep -E "\[X\]" $OUT/$label.txt | head -8
+}
+el "FlashWgmmaGpuTest"
+junit 70 parity "" --include-classname '.*(FlashWgmmaGpuTest|WgmmaProbeGpuTest)'
+grep -E "^wgmma .*(T2100|T300|T1 )|^wgmma (tma )?probe" $OUT/parity.txt | head -10
+el "GPU suite with wgmma attention on"
+[ $(left) -gt 120 ] && junit 170 suite-wgmma -Djtune.cuda.wgmmaAttention=true --exclude-classname '.*(ImageLoraGpuTest|FlashWgmmaGpuTest)'
+el "FlashWgmmaGpuTest, key pad 64"
+[ $(left) -gt 60 ] && junit 70 parity-pad -Djtune.cuda.wgmmaKeyPad=64 --include-classname '.*FlashWgmmaGpuTest'
 el "kernels alone, wgmma, key pad 0 / 64"
 for round in 1 2; do
   for s in 8192:0 32768:0; do

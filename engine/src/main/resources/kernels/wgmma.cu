@@ -1,5 +1,6 @@
 // Probes of wgmma.cuh's layouts and descriptors: one warpgroup's products of bf16 tiles, checked against the cpu
-// (WgmmaProbeGpuTest; bench WgmmaLayoutProbe tries the N-major operand's descriptor offsets both ways).
+// (WgmmaProbeGpuTest; bench WgmmaLayoutProbe tries the N-major operand's descriptor offsets both ways): copied by
+// cp.async into the no-swizzle layout, or by TMA into the 128-byte swizzled one.
 #include "wgmma.cuh"
 
 #if !defined(JT_ARCH_SPECIFIC) || !defined(WGMMA_PROBE_K)
@@ -52,6 +53,39 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_nmajor_bf16(const 
     for (int s = 0; s < K / 16; s++) {
         // a k16 step is two k8 rows of core matrices further in b: 2 x 1024 bytes
         wg::m64n64k16<1>(d, wg::descriptor(as + s * 2 * A_LBO, A_LBO, 128), wg::descriptor(bs + s * 2 * 1024, lbo, sbo), s > 0);
+    }
+    wg::commit();
+    wg::wait<0>();
+    wg::store64(c, d);
+}
+
+// The TMA path probed: c [64][64] = a [64][K] x b [64][K]^T as wgmma_probe_bf16, both tiles copied by TMA in 64 x 64
+// boxes with the 128-byte swizzle (TensorMap.java's B128), read through swizzled descriptors. Shared memory: 1 KiB of
+// slack (the boxes start 1024-byte aligned), both tiles, the mbarrier.
+extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_bf16(const __grid_constant__ wg::TensorMap a,
+                                                                       const __grid_constant__ wg::TensorMap b, float* c) {
+    constexpr int K = WGMMA_PROBE_K;
+    constexpr int BOX = 64 * 64 * 2;
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* as = smem + ((1024 - (wg::smem_addr(smem) & 1023)) & 1023);
+    unsigned char* bs = as + 64 * K * 2;
+    unsigned long long* bar = reinterpret_cast<unsigned long long*>(bs + 64 * K * 2);
+    if (threadIdx.x == 0) wg::mbar_init(bar, 1);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        wg::mbar_expect(bar, 2 * 64 * K * 2);
+        for (int j = 0; j < K / 64; j++) {
+            wg::tma_load(as + j * BOX, &a, j * 64, 0, bar);
+            wg::tma_load(bs + j * BOX, &b, j * 64, 0, bar);
+        }
+    }
+    wg::mbar_wait(bar, 0);
+    float d[32] = {};
+    wg::fence();
+#pragma unroll
+    for (int s = 0; s < K / 16; s++) {
+        const int at = (s / 4) * BOX + (s % 4) * 32;  // the box, then 32 bytes a k16 step inside its rows
+        wg::m64n64k16(d, wg::descriptor_sw128(as + at), wg::descriptor_sw128(bs + at), s > 0);
     }
     wg::commit();
     wg::wait<0>();

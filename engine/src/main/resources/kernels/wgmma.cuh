@@ -173,4 +173,49 @@ __device__ __forceinline__ void store64(float* c, const float* d) {
     }
 }
 
+// ---- TMA (cp.async.bulk.tensor) and the 128-byte swizzled layout
+
+// A TMA descriptor as a kernel receives it by value, `const __grid_constant__ wg::TensorMap map` (CUtensorMap: 128
+// opaque bytes, encoded on the host by TensorMap.java).
+struct alignas(64) TensorMap {
+    unsigned long long opaque[16];
+};
+
+__device__ __forceinline__ unsigned smem_addr(const void* p) { return (unsigned) __cvta_generic_to_shared(p); }
+
+// An mbarrier in shared memory that count arrivals complete, made visible to the TMA unit (the async proxy); one
+// thread initialises it, then the block synchronises before anyone waits on it.
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// This thread's arrival, announcing bytes that TMA copies will complete on the barrier.
+__device__ __forceinline__ void mbar_expect(unsigned long long* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+
+// Waits until the barrier's phase of this parity has completed (its arrivals made and its bytes landed).
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+    asm volatile("{\n.reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}\n"
+                 ::"r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+
+// Copies the box of map at element (col, row) into shared memory at dst, its bytes completing on bar: one instruction,
+// issued by one thread. Rows or columns past the matrix read as zeros.
+__device__ __forceinline__ void tma_load(void* dst, const TensorMap* map, int col, int row, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(col), "r"(row), "r"(smem_addr(bar))
+                 : "memory");
+}
+
+// A K-major operand in the 128-byte swizzled layout that TMA's B128 boxes leave: rows of 64 bf16 (128 bytes), the 16-byte
+// chunks of row r at chunk position c ^ (r % 8), 8-row groups 1024 bytes apart (SBO); the leading offset is unused
+// when one k16 step (32 bytes) lies inside a row. A k16 step s of a 64-column box starts 32 s bytes in; the box must
+// start 1024-byte aligned (the swizzle is a function of the address bits).
+__device__ __forceinline__ unsigned long long descriptor_sw128(const void* tile) {
+    return (unsigned long long) ((smem_addr(tile) & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long) (1024 >> 4) << 32) | (1ull << 62);
+}
+
 }  // namespace wg

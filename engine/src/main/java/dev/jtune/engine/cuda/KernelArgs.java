@@ -45,6 +45,13 @@ public final class KernelArgs implements AutoCloseable {
         return add(KernelParam.LAYOUT, s);
     }
 
+    /** A TMA descriptor by value (its 128 bytes, 64-byte aligned as the driver wants them). */
+    KernelArgs tensorMap(TensorMap map) {
+        MemorySegment s = arena.allocate(TensorMap.BYTES, TensorMap.ALIGNMENT);
+        s.copyFrom(map.bytes());
+        return add(KernelParam.TENSOR_MAP, s);
+    }
+
     private KernelArgs add(KernelParam kind, MemorySegment value) {
         kinds.add(kind);
         values.add(value);

@@ -18,7 +18,9 @@ enum KernelParam {
     /** {@code double}. */
     F64(8),
     /** The {@code Layout} struct of kernels/common.cuh by value ({@link StridedLayout}). */
-    LAYOUT(StridedLayout.BYTES);
+    LAYOUT(StridedLayout.BYTES),
+    /** A TMA descriptor ({@code CUtensorMap}, kernels' {@code const __grid_constant__ wg::TensorMap}) by value ({@link TensorMap}). */
+    TENSOR_MAP(TensorMap.BYTES);
 
     final long bytes;
 

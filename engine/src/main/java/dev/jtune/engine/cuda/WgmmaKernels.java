@@ -5,6 +5,7 @@ import dev.jtune.engine.Tensor;
 
 import static dev.jtune.engine.cuda.KernelParam.I32;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelParam.TENSOR_MAP;
 
 /**
  * Typed launches of kernels/wgmma.cu: Hopper's warpgroup matrix multiply (sm_90a) and its shared-memory layout and
@@ -23,6 +24,7 @@ public final class WgmmaKernels {
             .define("WGMMA_PROBE_K", PROBE_K)
             .kernel("wgmma_probe_bf16", PTR, PTR, PTR)
             .kernel("wgmma_probe_nmajor_bf16", PTR, PTR, PTR, I32, I32)
+            .kernel("wgmma_probe_tma_bf16", TENSOR_MAP, TENSOR_MAP, PTR)
             .build();
 
     private final CudaModule module;
@@ -36,6 +38,29 @@ public final class WgmmaKernels {
     /** Shared bytes of the probe: both tiles in bf16. */
     static int probeShared() {
         return 2 * PROBE_ROWS * PROBE_K * 2;
+    }
+
+    /** Shared bytes of the TMA probe: 1 KiB of slack to align the boxes to 1024 bytes, both tiles, the mbarrier. */
+    static int probeTmaShared() {
+        return 1024 + probeShared() + 8;
+    }
+
+    /**
+     * {@link #probe}'s product with both tiles copied by TMA ({@link TensorMap}, boxes of 64 x 64 with the 128-byte
+     * swizzle) and read through swizzled descriptors: the load path the attention kernels are to move to.
+     */
+    public void probeTma(Tensor a, Tensor b, Tensor c) {
+        check(a, DType.BF16, PROBE_ROWS, PROBE_K, "a");
+        check(b, DType.BF16, PROBE_ROWS, PROBE_K, "b");
+        check(c, DType.F32, PROBE_ROWS, PROBE_ROWS, "c");
+        TensorMap ma = TensorMap.of(a, PROBE_ROWS, 64, TensorMap.Swizzle.B128);
+        TensorMap mb = TensorMap.of(b, PROBE_ROWS, 64, TensorMap.Swizzle.B128);
+        try (KernelArgs args = new KernelArgs()) {
+            args.tensorMap(ma).tensorMap(mb).pointer(c.address());
+            CudaFunction f = module.function("wgmma_probe_tma_bf16");
+            f.maxDynamicSharedMemory(probeTmaShared());
+            f.launch(stream, 1, 128, probeTmaShared(), args);
+        }
     }
 
     /** c [64, 64] F32 = a [64, PROBE_K] x b [64, PROBE_K]^T, a and b BF16 contiguous, on one warpgroup's tensor cores. */

@@ -39,7 +39,7 @@ class KernelPtxContractTest {
                 case PTR, I64, I32 -> type.matches("[usb](32|64)");
                 case F32 -> type.equals("f32");
                 case F64 -> type.equals("f64");
-                case LAYOUT -> type.equals("b8");
+                case LAYOUT, TENSOR_MAP -> type.equals("b8");
             };
         }
     }

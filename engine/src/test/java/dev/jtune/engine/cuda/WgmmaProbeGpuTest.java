@@ -16,21 +16,36 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * layout, read through matrix descriptors, equal A B^T computed in double from the same bf16 values, within fp32
  * accumulation over K terms (at most one unit in the last place per addition, truncation allowed: K 2^-23 of the
  * summed magnitudes). A wrong leading or stride byte offset, or a wrong accumulator mapping, misplaces whole 8 x 8
- * blocks and fails by far.
+ * blocks and fails by far; so does a wrong swizzle (16-byte chunks misplaced within rows).
  */
 @Tag("gpu")
 class WgmmaProbeGpuTest {
+    /** How a probe fills c from a and b. */
+    private interface Probe {
+        void run(WgmmaKernels kernels, Tensor a, Tensor b, Tensor c);
+    }
+
     @Test
     void theProbeEqualsTheCpuProduct() {
+        check("wgmma probe", WgmmaKernels::probe);
+    }
+
+    /** The same product with both tiles copied by TMA into the 128-byte swizzled layout and read through its descriptors. */
+    @Test
+    void theTmaProbeEqualsTheCpuProduct() {
+        check("wgmma tma probe", WgmmaKernels::probeTma);
+    }
+
+    private static void check(String what, Probe probe) {
         CudaBackend gpu = CudaBackend.get(0);
         long seed = Seeds.seed();
         int m = WgmmaKernels.PROBE_ROWS;
         int k = WgmmaKernels.PROBE_K;
-        try (Scope s = Scope.open("wgmma probe")) {
+        try (Scope s = Scope.open(what)) {
             Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, Device.cuda(0), seed);
             Tensor b = Tensor.randn(Shape.of(m, k), DType.BF16, Device.cuda(0), seed + 1);
             Tensor c = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, Device.cuda(0)); // an unwritten element fails
-            new WgmmaKernels(gpu.compiler(), gpu.stream()).probe(a, b, c);
+            probe.run(new WgmmaKernels(gpu.compiler(), gpu.stream()), a, b, c);
             double[] av = a.toDoubleArray();
             double[] bv = b.toDoubleArray();
             double[] cv = c.toDoubleArray();
@@ -46,11 +61,12 @@ class WgmmaProbeGpuTest {
                     }
                     double err = Math.abs(cv[i * m + j] - sum);
                     double bound = k * Math.scalb(1.0, -23) * magnitude;
-                    assertTrue(err <= bound, "C[" + i + "][" + j + "] = " + cv[i * m + j] + ", cpu " + sum + " (bound " + bound + ")");
+                    assertTrue(err <= bound, what + ": C[" + i + "][" + j + "] = " + cv[i * m + j] + ", cpu " + sum + " (bound " + bound
+                            + ", seed " + seed + ")");
                     worst = Math.max(worst, err / Math.max(bound, Double.MIN_NORMAL));
                 }
             }
-            System.out.printf(java.util.Locale.ROOT, "wgmma probe %d x %d x %d: worst error %.3g of its bound%n", m, m, k, worst);
+            System.out.printf(java.util.Locale.ROOT, "%s %d x %d x %d: worst error %.3g of its bound%n", what, m, m, k, worst);
         }
     }
 }
