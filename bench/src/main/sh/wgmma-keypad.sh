@@ -14,6 +14,8 @@ junit() { # seconds label jvm-options junit-arguments...
       --details=tree --details-theme=ascii --include-tag gpu "$@" > $OUT/$label.txt 2>&1
   grep -E "tests (successful|failed)" $OUT/$label.txt; grep -E "\[X\]" $OUT/$label.txt | head -8
 }
+el "wgmma layouts (cp.async and TMA)"
+timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.WgmmaLayoutProbe 2>&1 | grep -E "^wgmma|Exception|rror" | tee $OUT/layouts.txt
 el "FlashWgmmaGpuTest"
 junit 70 parity "" --include-classname '.*(FlashWgmmaGpuTest|WgmmaProbeGpuTest)'
 grep -E "^wgmma .*(T2100|T300|T1 )|^wgmma (tma )?probe" $OUT/parity.txt | head -10

@@ -67,7 +67,7 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_bf16(const __g
     constexpr int K = WGMMA_PROBE_K;
     constexpr int BOX = 64 * 64 * 2;
     extern __shared__ __align__(128) unsigned char smem[];
-    unsigned char* as = smem + ((1024 - (wg::smem_addr(smem) & 1023)) & 1023);
+    unsigned char* as = wg::align1024(smem);
     unsigned char* bs = as + 64 * K * 2;
     unsigned long long* bar = reinterpret_cast<unsigned long long*>(bs + 64 * K * 2);
     if (threadIdx.x == 0) wg::mbar_init(bar, 1);
@@ -90,4 +90,44 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_bf16(const __g
     wg::commit();
     wg::wait<0>();
     wg::store64(c, d);
+}
+
+// The N-major TMA path probed (P V's V): c [64][256] = a [64][64] x b [64][256], a's fragments read from global memory
+// into registers (the A layout P takes in attention), b row-major (N contiguous) copied by TMA in four 64 x 64 boxes
+// with the 128-byte swizzle; the descriptor's leading and stride byte offsets are arguments (CUTLASS's MN-major B128:
+// LBO 8192, between boxes along N; SBO 1024, between 8-row groups along K), as the no-swizzle N-major probe had them.
+extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_nmajor_bf16(const __nv_bfloat16* a, const __grid_constant__ wg::TensorMap b,
+                                                                              float* c, int lbo, int sbo) {
+    constexpr int BOX = 64 * 64 * 2;
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* bs = wg::align1024(smem);
+    unsigned long long* bar = reinterpret_cast<unsigned long long*>(bs + 4 * BOX);
+    if (threadIdx.x == 0) wg::mbar_init(bar, 1);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        wg::mbar_expect(bar, 4 * BOX);
+        for (int j = 0; j < 4; j++) wg::tma_load(bs + j * BOX, &b, j * 64, 0, bar);
+    }
+    // a's k16 steps in mma.sync's A fragment layout: rows r and r + 8, column pairs c and c + 8
+    const int t = threadIdx.x;
+    const int r = 16 * (t / 32) + (t % 32) / 4;
+    unsigned frag[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        const int col = 16 * kk + 2 * (t % 4);
+        frag[kk][0] = *reinterpret_cast<const unsigned*>(a + r * 64 + col);
+        frag[kk][1] = *reinterpret_cast<const unsigned*>(a + (r + 8) * 64 + col);
+        frag[kk][2] = *reinterpret_cast<const unsigned*>(a + r * 64 + col + 8);
+        frag[kk][3] = *reinterpret_cast<const unsigned*>(a + (r + 8) * 64 + col + 8);
+    }
+    wg::mbar_wait(bar, 0);
+    float d[128] = {};
+    wg::fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+        wg::m64n256k16_rs(d, frag[kk], wg::descriptor_sw128(bs + kk * 2048, lbo, sbo), kk > 0);
+    }
+    wg::commit();
+    wg::wait<0>();
+    wg::store256(c, d);
 }

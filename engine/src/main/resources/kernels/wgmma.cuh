@@ -159,6 +159,20 @@ __device__ __forceinline__ void m64n256k16_rs(float* d, const unsigned* a, unsig
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
 }
 
+// Writes a 64 x 256 fp32 accumulator (m64n256's, the layout in the file's comment) to row-major c.
+__device__ __forceinline__ void store256(float* c, const float* d) {
+    const int t = threadIdx.x;
+    const int row = 16 * (t / 32) + (t % 32) / 4;
+#pragma unroll
+    for (int j = 0; j < 32; j++) {
+        const int col = 8 * j + 2 * (t % 4);
+        c[row * 256 + col] = d[4 * j];
+        c[row * 256 + col + 1] = d[4 * j + 1];
+        c[(row + 8) * 256 + col] = d[4 * j + 2];
+        c[(row + 8) * 256 + col + 1] = d[4 * j + 3];
+    }
+}
+
 // Writes a 64 x 64 fp32 accumulator tile (the layout in the file's comment) to row-major c.
 __device__ __forceinline__ void store64(float* c, const float* d) {
     const int t = threadIdx.x;
@@ -210,12 +224,20 @@ __device__ __forceinline__ void tma_load(void* dst, const TensorMap* map, int co
                  : "memory");
 }
 
-// A K-major operand in the 128-byte swizzled layout that TMA's B128 boxes leave: rows of 64 bf16 (128 bytes), the 16-byte
-// chunks of row r at chunk position c ^ (r % 8), 8-row groups 1024 bytes apart (SBO); the leading offset is unused
-// when one k16 step (32 bytes) lies inside a row. A k16 step s of a 64-column box starts 32 s bytes in; the box must
-// start 1024-byte aligned (the swizzle is a function of the address bits).
-__device__ __forceinline__ unsigned long long descriptor_sw128(const void* tile) {
-    return (unsigned long long) ((smem_addr(tile) & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long) (1024 >> 4) << 32) | (1ull << 62);
+// An operand in the 128-byte swizzled layout that TMA's B128 boxes leave: box rows of 64 bf16 (128 bytes), the 16-byte
+// chunks of row r at chunk position c ^ (r % 8), a box 1024-byte aligned (the swizzle is a function of the address
+// bits). K-major (rows are M or N): 8-row groups 1024 bytes apart (SBO), the leading offset unused when a k16 step (32
+// bytes) lies inside a row; step s of a 64-column box starts 32 s bytes in. N-major (rows are K, as P V's V; CUTLASS's
+// MN-major B128, which the TMA N-major probe checks): LBO between 64-column boxes along N, SBO between 8-row groups
+// along K; step s starts 2048 s bytes in.
+__device__ __forceinline__ unsigned long long descriptor_sw128(const void* tile, unsigned lbo = 16, unsigned sbo = 1024) {
+    return (unsigned long long) ((smem_addr(tile) & 0x3FFFF) >> 4) | ((unsigned long long) ((lbo >> 4) & 0x3FFF) << 16)
+           | ((unsigned long long) ((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+}
+
+// The first 1024-byte aligned address at or after p (swizzled boxes must start there): 1 KiB of slack covers it.
+__device__ __forceinline__ unsigned char* align1024(unsigned char* p) {
+    return p + ((1024 - (smem_addr(p) & 1023)) & 1023);
 }
 
 }  // namespace wg

@@ -13,7 +13,8 @@ import java.util.Locale;
 /**
  * Which wgmma shared-memory layouts are right, on the GPU: the K-major probe (Q K^T's operands) and the N-major probe
  * (P V's V) with both assignments of its core-matrix distances (128 bytes along N, 1024 along K) to the descriptor's
- * leading and stride byte offsets, each against the cpu product of the same bf16 values. Prints each one's largest
+ * leading and stride byte offsets, then the TMA paths (128-byte swizzled boxes: K-major, and N-major with both
+ * assignments of its box distances), each against the cpu product of the same bf16 values. Prints each one's largest
  * error relative to the output's largest magnitude (fp32 accumulation: ~1e-6; a wrong layout: order 1).
  * Usage: {@code WgmmaLayoutProbe [seed=1]}.
  */
@@ -55,6 +56,38 @@ public final class WgmmaLayoutProbe {
                 kernels.probeNMajor(a, b, cn, lboSbo[0], lboSbo[1]);
                 report("N-major (P V), LBO " + lboSbo[0] + " SBO " + lboSbo[1], cn.toDoubleArray(), ref, scale);
             }
+            Tensor ct = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
+            kernels.probeTma(a, bt, ct);
+            report("TMA, 128-byte swizzle, K-major (Q K^T)", ct.toDoubleArray(), ref, scale);
+            tmaNMajor(kernels, d, seed + 2);
+        }
+    }
+
+    /** The TMA N-major probe (P V's shape, 64 x 256) with both assignments of 8192 (along N) and 1024 (along K). */
+    private static void tmaNMajor(WgmmaKernels kernels, Device d, long seed) {
+        int m = WgmmaKernels.PROBE_ROWS;
+        int k = WgmmaKernels.PROBE_TMA_K;
+        int n = WgmmaKernels.PROBE_N;
+        Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed);
+        Tensor b = Tensor.randn(Shape.of(k, n), DType.BF16, d, seed + 1);
+        double[] av = a.toDoubleArray();
+        double[] bv = b.toDoubleArray();
+        double[] ref = new double[m * n];
+        double scale = 0;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = 0;
+                for (int x = 0; x < k; x++) {
+                    sum += av[i * k + x] * bv[x * n + j];
+                }
+                ref[i * n + j] = sum;
+                scale = Math.max(scale, Math.abs(sum));
+            }
+        }
+        for (int[] lboSbo : new int[][] {{8192, 1024}, {1024, 8192}}) {
+            Tensor c = Tensor.full(Shape.of(m, n), Double.NaN, DType.F32, d);
+            kernels.probeTmaNMajor(a, b, c, lboSbo[0], lboSbo[1]);
+            report("TMA, 128-byte swizzle, N-major (P V), LBO " + lboSbo[0] + " SBO " + lboSbo[1], c.toDoubleArray(), ref, scale);
         }
     }
 

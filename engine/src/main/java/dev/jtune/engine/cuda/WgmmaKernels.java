@@ -25,6 +25,7 @@ public final class WgmmaKernels {
             .kernel("wgmma_probe_bf16", PTR, PTR, PTR)
             .kernel("wgmma_probe_nmajor_bf16", PTR, PTR, PTR, I32, I32)
             .kernel("wgmma_probe_tma_bf16", TENSOR_MAP, TENSOR_MAP, PTR)
+            .kernel("wgmma_probe_tma_nmajor_bf16", PTR, TENSOR_MAP, PTR, I32, I32)
             .build();
 
     private final CudaModule module;
@@ -57,9 +58,33 @@ public final class WgmmaKernels {
         TensorMap mb = TensorMap.of(b, PROBE_ROWS, 64, TensorMap.Swizzle.B128);
         try (KernelArgs args = new KernelArgs()) {
             args.tensorMap(ma).tensorMap(mb).pointer(c.address());
-            CudaFunction f = module.function("wgmma_probe_tma_bf16");
-            f.maxDynamicSharedMemory(probeTmaShared());
-            f.launch(stream, 1, 128, probeTmaShared(), args);
+            module.function("wgmma_probe_tma_bf16").launch(stream, 1, 128, probeTmaShared(), args);
+        }
+    }
+
+    /** The N-major TMA probe's width: m64n256, as attention's P V. */
+    public static final int PROBE_N = 256;
+    /** The N-major TMA probe's reduction length: one 64-row box, four k16 steps. */
+    public static final int PROBE_TMA_K = 64;
+
+    /** Shared bytes of the N-major TMA probe: 1 KiB of slack, b's four 64 x 64 boxes, the mbarrier. */
+    static int probeTmaNMajorShared() {
+        return 1024 + PROBE_TMA_K * PROBE_N * 2 + 8;
+    }
+
+    /**
+     * c [64, 256] F32 = a [64, 64] x b [64, 256]: b row-major (N-major, as attention's V) copied by TMA in 64 x 64
+     * boxes with the 128-byte swizzle, its descriptor given {@code lbo} and {@code sbo} (CUTLASS's MN-major B128 has
+     * 8192, the distance between boxes along N, and 1024, between 8-row groups along K); a's fragments in registers.
+     */
+    public void probeTmaNMajor(Tensor a, Tensor b, Tensor c, int lbo, int sbo) {
+        check(a, DType.BF16, PROBE_ROWS, PROBE_TMA_K, "a");
+        check(b, DType.BF16, PROBE_TMA_K, PROBE_N, "b");
+        check(c, DType.F32, PROBE_ROWS, PROBE_N, "c");
+        TensorMap mb = TensorMap.of(b, PROBE_TMA_K, 64, TensorMap.Swizzle.B128);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(a.address()).tensorMap(mb).pointer(c.address()).i32(lbo).i32(sbo);
+            module.function("wgmma_probe_tma_nmajor_bf16").launch(stream, 1, 128, probeTmaNMajorShared(), args);
         }
     }
 

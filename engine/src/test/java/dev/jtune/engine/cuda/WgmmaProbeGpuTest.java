@@ -36,6 +36,42 @@ class WgmmaProbeGpuTest {
         check("wgmma tma probe", WgmmaKernels::probeTma);
     }
 
+    /**
+     * P V's shape on the TMA path: c [64, 256] = a [64, 64] x b [64, 256], b N-major in 128-byte swizzled boxes with
+     * CUTLASS's MN-major offsets (bench WgmmaLayoutProbe prints both assignments).
+     */
+    @Test
+    void theTmaNMajorProbeEqualsTheCpuProduct() {
+        CudaBackend gpu = CudaBackend.get(0);
+        long seed = Seeds.seed();
+        int m = WgmmaKernels.PROBE_ROWS;
+        int k = WgmmaKernels.PROBE_TMA_K;
+        int n = WgmmaKernels.PROBE_N;
+        try (Scope s = Scope.open("wgmma tma n-major probe")) {
+            Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, Device.cuda(0), seed);
+            Tensor b = Tensor.randn(Shape.of(k, n), DType.BF16, Device.cuda(0), seed + 1);
+            Tensor c = Tensor.full(Shape.of(m, n), Double.NaN, DType.F32, Device.cuda(0));
+            new WgmmaKernels(gpu.compiler(), gpu.stream()).probeTmaNMajor(a, b, c, 8192, 1024);
+            double[] av = a.toDoubleArray();
+            double[] bv = b.toDoubleArray();
+            double[] cv = c.toDoubleArray();
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double sum = 0;
+                    double magnitude = 0;
+                    for (int x = 0; x < k; x++) {
+                        double p = av[i * k + x] * bv[x * n + j];
+                        sum += p;
+                        magnitude += Math.abs(p);
+                    }
+                    double bound = k * Math.scalb(1.0, -23) * magnitude;
+                    assertTrue(Math.abs(cv[i * n + j] - sum) <= bound, "tma n-major: C[" + i + "][" + j + "] = " + cv[i * n + j] + ", cpu "
+                            + sum + " (bound " + bound + ", seed " + seed + ")");
+                }
+            }
+        }
+    }
+
     private static void check(String what, Probe probe) {
         CudaBackend gpu = CudaBackend.get(0);
         long seed = Seeds.seed();
