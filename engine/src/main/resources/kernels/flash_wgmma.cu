@@ -26,8 +26,10 @@
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
 // FLASH_WGMMA_KEY_PAD: bytes between the forward's key-tile core-matrix columns beyond the 1024 they fill (0 or 64;
 // with 64 the tile is copied 128 bytes of a row at a time, wg::load_rows).
-#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD)
-#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K and FLASH_WGMMA_KEY_PAD come from FlashWgmmaKernels.java's KernelSource"
+// WGMMA_SW128_NMAJOR_LBO_ALONG_N: which offset of a 128-byte swizzled N-major descriptor runs between 64-column boxes
+// along N (CUTLASS's MN-major B128: the leading one; the TMA N-major probe checks it).
+#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD) || !defined(WGMMA_SW128_NMAJOR_LBO_ALONG_N)
+#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K, FLASH_WGMMA_KEY_PAD and WGMMA_SW128_NMAJOR_LBO_ALONG_N come from FlashWgmmaKernels.java's KernelSource"
 #endif
 
 namespace fwg {
@@ -51,6 +53,27 @@ constexpr unsigned QK_LBO = BM / 8 * 128;
 constexpr unsigned K_LBO = BN / 8 * 128 + FLASH_WGMMA_KEY_PAD;
 constexpr int K_BYTES = D / 8 * K_LBO;
 static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "load_rows' stores are conflict-free at 64");
+
+// The TMA forward (forward<MASKED, true>): key and value tiles of BN rows x D land as D / 64 boxes of BN x 64 with
+// the 128-byte swizzle, one tile pair per buffer and mbarrier, issued by thread 0 one tile ahead.
+constexpr int BOX_BYTES = BN * 64 * 2;
+static_assert(BN == 64, "a k16 step of a swizzled value box starts 2048 bytes further: 16 rows of 128 bytes");
+
+__device__ __forceinline__ void issue_tiles(unsigned char* kt, unsigned char* vt, const wg::TensorMap* kmap, const wg::TensorMap* vmap,
+                                            long long k0, long long kvHead, unsigned long long* bar) {
+    wg::mbar_expect(bar, 2 * (D / 64) * BOX_BYTES);
+#pragma unroll
+    for (int j = 0; j < D / 64; j++) {
+        wg::tma_load3(kt + j * BOX_BYTES, kmap, j * 64, (int) k0, (int) kvHead, bar);
+        wg::tma_load3(vt + j * BOX_BYTES, vmap, j * 64, (int) k0, (int) kvHead, bar);
+    }
+}
+
+// A swizzled value tile as P V's N-major operand, k16 step kk.
+__device__ __forceinline__ unsigned long long value_sw128(const unsigned char* vt, int kk) {
+    return WGMMA_SW128_NMAJOR_LBO_ALONG_N ? wg::descriptor_sw128(vt + kk * 2048, BOX_BYTES, 1024)
+                                          : wg::descriptor_sw128(vt + kk * 2048, 1024, BOX_BYTES);
+}
 
 // The forward's key tile rows [row0, row0 + BN) into a K_BYTES buffer.
 __device__ __forceinline__ void load_keys(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t) {
@@ -169,9 +192,11 @@ __device__ __forceinline__ QueryBlock query_block(const int*& seg, const int*& g
     return b;
 }
 
-template <bool MASKED>
-__device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out,
-                        float* lse, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
+// TMA: k and v come as tensor maps of [B Hkv, T, D] (kmap, vmap; k and v unused), else as pointers.
+template <bool MASKED, bool TMA>
+__device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const wg::TensorMap* kmap,
+                        const wg::TensorMap* vmap, __nv_bfloat16* out, float* lse, const int* seg, const int* grp, int t, int hq,
+                        int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -188,17 +213,29 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
         myEnd = t;
     }
     unsigned char* qs = smem + g * Q_BYTES;
-    unsigned char* ks = smem + GROUPS * Q_BYTES;
-    unsigned char* vs = ks + 2 * K_BYTES;
-    const __nv_bfloat16* kh = k + block.kvHead * t * D;
-    const __nv_bfloat16* vh = v + block.kvHead * t * D;
+    // TMA: both key buffers, then both value buffers, 1024-byte aligned; then a full barrier per buffer
+    unsigned char* ks = TMA ? wg::align1024(smem + GROUPS * Q_BYTES) : smem + GROUPS * Q_BYTES;
+    unsigned char* vs = ks + 2 * (TMA ? KV_BYTES : K_BYTES);
+    unsigned long long* full = reinterpret_cast<unsigned long long*>(vs + 2 * KV_BYTES);
+    const __nv_bfloat16* kh = TMA ? nullptr : k + block.kvHead * t * D;
+    const __nv_bfloat16* vh = TMA ? nullptr : v + block.kvHead * t * D;
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, threadIdx.x, THREADS);
     }
-    load_keys(ks, kh, kBegin, t);
-    wg::load_nmajor<BN, D>(vs, vh, kBegin, t, threadIdx.x, THREADS);
-    wg::cp_commit();
+    if constexpr (TMA) {
+        wg::cp_commit();
+        if (threadIdx.x == 0) {
+            wg::mbar_init(&full[0], 1);
+            wg::mbar_init(&full[1], 1);
+        }
+        wg::publish();  // the query tiles, and the barriers initialised
+        if (threadIdx.x == 0 && kBegin < kEnd) issue_tiles(ks, vs, kmap, vmap, kBegin, block.kvHead, &full[0]);
+    } else {
+        load_keys(ks, kh, kBegin, t);
+        wg::load_nmajor<BN, D>(vs, vh, kBegin, t, threadIdx.x, THREADS);
+        wg::cp_commit();
+    }
 
     const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;  // this thread's rows: row0 and row0 + 8
     int qseg[2];
@@ -211,17 +248,25 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     float l[2] = {0.f, 0.f};
     const float s2 = scale * LOG2E;
     int buffer = 0;
-    for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1) {
+    int tile = 0;
+    for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1, tile++) {
         // the next tiles into the other buffers, which the previous iteration's barrier freed
-        if (k0 + BN < kEnd) {
-            load_keys(ks + (buffer ^ 1) * K_BYTES, kh, k0 + BN, t);
-            wg::load_nmajor<BN, D>(vs + (buffer ^ 1) * KV_BYTES, vh, k0 + BN, t, threadIdx.x, THREADS);
+        if constexpr (TMA) {
+            if (threadIdx.x == 0 && k0 + BN < kEnd) {
+                issue_tiles(ks + (buffer ^ 1) * KV_BYTES, vs + (buffer ^ 1) * KV_BYTES, kmap, vmap, k0 + BN, block.kvHead, &full[buffer ^ 1]);
+            }
+            wg::mbar_wait(&full[buffer], (tile >> 1) & 1);  // this buffer's (tile / 2)-th filling
+        } else {
+            if (k0 + BN < kEnd) {
+                load_keys(ks + (buffer ^ 1) * K_BYTES, kh, k0 + BN, t);
+                wg::load_nmajor<BN, D>(vs + (buffer ^ 1) * KV_BYTES, vh, k0 + BN, t, threadIdx.x, THREADS);
+            }
+            wg::cp_commit();
+            wg::cp_wait<1>();  // this tile (and the first time the query tiles)
+            wg::publish_copies();
         }
-        wg::cp_commit();
-        wg::cp_wait<1>();  // this tile (and the first time the query tiles)
-        wg::publish_copies();
         if (k0 < myEnd && k0 + BN > myBegin) {  // else every key of the tile is hidden from this group's queries
-            const unsigned char* kt = ks + buffer * K_BYTES;
+            const unsigned char* kt = ks + buffer * (TMA ? KV_BYTES : K_BYTES);
             const unsigned char* vt = vs + buffer * KV_BYTES;
             float s[BN / 2];
 #pragma unroll
@@ -229,7 +274,9 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
-                wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * QK_LBO, QK_LBO, 128), wg::descriptor(kt + kk * 2 * K_LBO, K_LBO, 128), 1);
+                const unsigned long long kd = TMA ? wg::descriptor_sw128(kt + (kk >> 2) * BOX_BYTES + (kk & 3) * 32)
+                                                  : wg::descriptor(kt + kk * 2 * K_LBO, K_LBO, 128);
+                wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * QK_LBO, QK_LBO, 128), kd, 1);
             }
             wg::commit();
             wg::wait<0>();
@@ -266,7 +313,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::fence();
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
-                wg::m64n256k16_rs(o, p[kk], nmajor(vt + kk * 2 * V_ALONG_K, V_ALONG_K, 128), 1);
+                wg::m64n256k16_rs(o, p[kk], TMA ? value_sw128(vt, kk) : nmajor(vt + kk * 2 * V_ALONG_K, V_ALONG_K, 128), 1);
             }
             wg::commit();
             wg::wait<0>();
@@ -510,7 +557,11 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse MASK_PARAMS, \
             int t, int hq, int hkv, int window, float scale) { \
-        fwg::forward<MASKED>(q, k, v, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
+        fwg::forward<MASKED, false>(q, k, v, nullptr, nullptr, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward_tma##sfx##_bf16_256( \
+            const __nv_bfloat16* q, const __grid_constant__ wg::TensorMap kmap, const __grid_constant__ wg::TensorMap vmap, \
+            __nv_bfloat16* out, float* lse MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
+        fwg::forward<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \

@@ -224,6 +224,15 @@ __device__ __forceinline__ void tma_load(void* dst, const TensorMap* map, int co
                  : "memory");
 }
 
+// tma_load's three-dimensional form: the box at (col, row) of plane (a head of [heads, rows, cols]); rows past the
+// plane's end read as zeros, not as the next plane's.
+__device__ __forceinline__ void tma_load3(void* dst, const TensorMap* map, int col, int row, int plane, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(col), "r"(row), "r"(plane),
+                   "r"(smem_addr(bar))
+                 : "memory");
+}
+
 // An operand in the 128-byte swizzled layout that TMA's B128 boxes leave: box rows of 64 bf16 (128 bytes), the 16-byte
 // chunks of row r at chunk position c ^ (r % 8), a box 1024-byte aligned (the swizzle is a function of the address
 // bits). K-major (rows are M or N): 8-row groups 1024 bytes apart (SBO), the leading offset unused when a k16 step (32

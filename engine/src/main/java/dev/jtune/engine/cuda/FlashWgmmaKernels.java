@@ -11,6 +11,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import static dev.jtune.engine.cuda.KernelParam.F32;
 import static dev.jtune.engine.cuda.KernelParam.I32;
 import static dev.jtune.engine.cuda.KernelParam.PTR;
+import static dev.jtune.engine.cuda.KernelParam.TENSOR_MAP;
 
 /**
  * Typed launches of kernels/flash_wgmma.cu: fused attention forward and backward on Hopper's warpgroup instructions
@@ -45,16 +46,31 @@ public final class FlashWgmmaKernels {
      */
     static final int KEY_PAD = Integer.getInteger("jtune.cuda.wgmmaKeyPad", 0);
 
+    /**
+     * The forward's key and value tiles by TMA (128-byte swizzled boxes, one thread issuing them a tile ahead on
+     * mbarriers) instead of every thread's cp.async: {@code -Djtune.cuda.wgmmaTma=true}, until measured.
+     */
+    static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
+    /**
+     * Whether a 128-byte swizzled N-major descriptor's leading offset is the distance between 64-column boxes along N
+     * (CUTLASS's MN-major B128; WGMMA_SW128_NMAJOR_LBO_ALONG_N). The TMA N-major probe checks it;
+     * {@code -Djtune.cuda.wgmmaSw128NMajorLboAlongN=false} swaps the two.
+     */
+    static final boolean SW128_NMAJOR_LBO_ALONG_N = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaSw128NMajorLboAlongN", "true"));
+
     static final KernelSource SOURCE = KernelSource.builder("flash_wgmma.cu")
             .define(KernelSource.ARCH_SPECIFIC, 1)
             .define("FLASH_WGMMA_KEYS", KEYS)
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
+            .define("WGMMA_SW128_NMAJOR_LBO_ALONG_N", SW128_NMAJOR_LBO_ALONG_N ? 1 : 0)
             // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dkv_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_forward_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_forward_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_forward_tma_masked_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dkv_masked_bf16_256",
                     PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -85,6 +101,14 @@ public final class FlashWgmmaKernels {
      */
     static int shared() {
         return 2 * (GROUPS * ROWS + 2 * KEYS) * HEAD_DIM + 2 * (HEAD_DIM / 8) * (KEYS / 8 * 128 + KEY_PAD);
+    }
+
+    /**
+     * Shared bytes of the TMA forward: both warpgroups' query tiles, 1 KiB of slack (swizzled boxes start 1024-byte
+     * aligned), two key and two value tiles, a full barrier per buffer.
+     */
+    static int tmaShared() {
+        return 2 * (GROUPS * ROWS + 4 * KEYS) * HEAD_DIM + 1024 + 2 * 8;
     }
 
     /** Shared bytes of dQ: both warpgroups' query and output-gradient tiles, two key tiles and a value tile, bf16. */
@@ -119,10 +143,15 @@ public final class FlashWgmmaKernels {
             return;
         }
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            if (TMA) { // k and v as [B Hkv, T, D] stacks of 64 x 64 swizzled boxes
+                args.pointer(q.address()).tensorMap(tiles(k)).tensorMap(tiles(v)).pointer(out.address()).pointer(lse.address());
+            } else {
+                args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
+            }
             FlashKernels.mask(args, segments, groups);
             FlashKernels.shape(args, q, k, window, scale);
-            launch(name("flash_wgmma_forward", segments, groups), grid[0], grid[1], shared(), args);
+            launch(name(TMA ? "flash_wgmma_forward_tma" : "flash_wgmma_forward", segments, groups), grid[0], grid[1],
+                    TMA ? tmaShared() : shared(), args);
         }
     }
 
@@ -175,6 +204,11 @@ public final class FlashWgmmaKernels {
     }
 
     /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */
+    /** The TMA map of a [B, Hkv, T, D] key or value tensor: per head, boxes of 64 keys x 64 dims, 128-byte swizzle. */
+    private static TensorMap tiles(Tensor kv) {
+        return TensorMap.of(kv.reshape(kv.dim(0) * kv.dim(1), kv.dim(2), kv.dim(3)), KEYS, 64, TensorMap.Swizzle.B128);
+    }
+
     private static String name(String kernel, Tensor segments, Tensor groups) {
         return FlashKernels.masked(kernel, segments, groups) + "_bf16_" + HEAD_DIM;
     }

@@ -13,7 +13,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * A TMA descriptor ({@code CUtensorMap}, sm_90) of a 2-D row-major bf16 or f16 matrix: a kernel's
+ * A TMA descriptor ({@code CUtensorMap}, sm_90) of a row-major bf16 or f16 matrix (or a stack of them): a kernel's
  * {@code cp.async.bulk.tensor} copies one box of {@code boxRows x boxCols} elements into shared memory in one
  * instruction, rows past the matrix's end read as zeros, and with {@link Swizzle#B128} the 16-byte chunks of each
  * 128-byte row are placed as wgmma's 128-byte swizzled layout wants them (kernels/wgmma.cuh). Passed to a kernel by
@@ -78,21 +78,32 @@ record TensorMap(MemorySegment bytes) {
         return (long) boxRows * boxCols * elementBytes;
     }
 
-    /** The map of {@code t}: 2-D bf16 or f16 on the GPU, contiguous or row-strided. */
+    /**
+     * The map of {@code t}: bf16 or f16 on the GPU, 2-D (contiguous or row-strided: boxes of boxRows x boxCols at
+     * (col, row)) or 3-D contiguous [planes, rows, cols] (boxes of one plane's boxRows x boxCols at (col, row, plane):
+     * rows past a plane's end read as zeros, as a head's keys past T must).
+     */
     static TensorMap of(Tensor t, int boxRows, int boxCols, Swizzle swizzle) {
-        if (t.rank() != 2 || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(1) != 1) {
-            throw new ShapeException("tensor map: needs a 2-D bf16 or f16 matrix with contiguous rows, got " + t.describe());
+        boolean planes = t.rank() == 3;
+        if ((t.rank() != 2 && !planes) || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(-1) != 1
+                || planes && !t.isContiguous()) {
+            throw new ShapeException("tensor map: needs a bf16 or f16 matrix with contiguous rows (2-D) or a contiguous 3-D stack of them, got "
+                    + t.describe());
         }
         int elementBytes = t.dtype().byteSize();
-        long rowStride = t.dim(0) == 1 ? t.dim(1) : t.stride(0);
-        check(t.dim(0), t.dim(1), rowStride, elementBytes, t.address(), boxRows, boxCols, swizzle);
+        long rows = t.dim(-2);
+        long cols = t.dim(-1);
+        long rowStride = planes || rows == 1 ? cols : t.stride(0);
+        check(planes ? rows * t.dim(0) : rows, cols, rowStride, elementBytes, t.address(), boxRows, boxCols, swizzle);
         MemorySegment map = Arena.ofAuto().allocate(BYTES, ALIGNMENT);
         try (Arena arena = Arena.ofConfined()) {
             int dataType = t.dtype() == DType.BF16 ? CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CudaDriver.CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, 2, MemorySegment.ofAddress(t.address()),
-                    arena.allocateFrom(JAVA_LONG, t.dim(1), t.dim(0)),  // innermost first
-                    arena.allocateFrom(JAVA_LONG, rowStride * elementBytes),
-                    arena.allocateFrom(JAVA_INT, boxCols, boxRows), arena.allocateFrom(JAVA_INT, 1, 1),
+            MemorySegment dims = planes ? arena.allocateFrom(JAVA_LONG, cols, rows, t.dim(0)) : arena.allocateFrom(JAVA_LONG, cols, rows);
+            MemorySegment strides = planes ? arena.allocateFrom(JAVA_LONG, cols * elementBytes, rows * cols * elementBytes)
+                    : arena.allocateFrom(JAVA_LONG, rowStride * elementBytes);  // bytes, for the dimensions after the innermost
+            MemorySegment box = planes ? arena.allocateFrom(JAVA_INT, boxCols, boxRows, 1) : arena.allocateFrom(JAVA_INT, boxCols, boxRows);
+            MemorySegment unit = planes ? arena.allocateFrom(JAVA_INT, 1, 1, 1) : arena.allocateFrom(JAVA_INT, 1, 1);
+            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, t.rank(), MemorySegment.ofAddress(t.address()), dims, strides, box, unit,
                     CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle.driverValue, CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
                     CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
             CudaException.check(rc, "cuTensorMapEncodeTiled(" + t.describe() + ", box " + boxRows + " x " + boxCols + ", " + swizzle + ")");

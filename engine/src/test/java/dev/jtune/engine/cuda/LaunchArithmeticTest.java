@@ -198,6 +198,9 @@ class LaunchArithmeticTest {
         // two 64-row query tiles, two 64-key k and v tiles each, bf16 rows of 256: 192 KiB of H100's 227
         assertEquals((2 * 64 + 4 * 64) * 256 * 2, FlashWgmmaKernels.shared());
         assertTrue(FlashWgmmaKernels.shared() <= 227 * 1024);
+        // the TMA forward: the same tiles, 1 KiB to align the swizzled boxes, two mbarriers
+        assertEquals((2 * 64 + 4 * 64) * 256 * 2 + 1024 + 16, FlashWgmmaKernels.tmaShared());
+        assertTrue(FlashWgmmaKernels.tmaShared() <= 227 * 1024);
         // dQ: both groups' q and dO tiles, two k tiles and one v tile: 224 KiB
         assertEquals((4 * 64 + 3 * 64) * 256 * 2, FlashWgmmaKernels.dqShared());
         assertTrue(FlashWgmmaKernels.dqShared() <= 227 * 1024);
