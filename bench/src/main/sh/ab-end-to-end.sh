@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine: the end-to-end QLoRA r16 8K trainer run (as end-to-end.sh) with two builds, alternating
-# A/B/A/B... in one call, so both see the same GPU, clocks and neighbours. A is a jtune.jar from another commit
+# A/B/B/A... in one call, so both see the same GPU, clocks and neighbours. A is a jtune.jar from another commit
 # (default .device/before/jtune.jar; it may leave out the bundled tokenizer, which is then read from the tree to keep
 # the carry small), B the bundle's own .device/lib/jtune.jar. Prints each run's median tokens/s
 # over the logged steps after the first (warm-up), its peak and its last logged loss, then the median of each side.
@@ -31,7 +31,11 @@ losses = [r["loss"] for r in rows if r.get("loss") is not None]
 print(sys.argv[1], round(statistics.median(tps)), max(r.get("memory_peak_gib") or 0 for r in rows), losses[-1] if losses else "")
 PY
 }
-for i in $(seq 1 $pairs); do one "$a" A "${A_ARGS:-}" "${A_JOPTS:-}"; one "$b" B "${B_ARGS:-}" "${B_JOPTS:-}"; done | tee $run/results.txt
+# A B, then B A, ...: a drift over the call (clocks, heat) falls on both sides alike
+for i in $(seq 1 $pairs); do
+  if [ $((i % 2)) = 1 ]; then one "$a" A "${A_ARGS:-}" "${A_JOPTS:-}"; one "$b" B "${B_ARGS:-}" "${B_JOPTS:-}"
+  else one "$b" B "${B_ARGS:-}" "${B_JOPTS:-}"; one "$a" A "${A_ARGS:-}" "${A_JOPTS:-}"; fi
+done | tee $run/results.txt
 python3 - $run/results.txt <<'PY'
 import statistics, sys
 res = {}
