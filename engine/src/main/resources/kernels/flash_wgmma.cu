@@ -69,7 +69,21 @@ __device__ __forceinline__ void issue_tiles(unsigned char* kt, unsigned char* vt
     }
 }
 
-// A swizzled value tile as P V's N-major operand, k16 step kk.
+// One tile (a key or value tile) alone on its barrier (dQ's).
+__device__ __forceinline__ void issue_tile(unsigned char* tile, const wg::TensorMap* map, long long k0, long long kvHead,
+                                           unsigned long long* bar) {
+    wg::mbar_expect(bar, (D / 64) * BOX_BYTES);
+#pragma unroll
+    for (int j = 0; j < D / 64; j++) wg::tma_load3(tile + j * BOX_BYTES, map, j * 64, (int) k0, (int) kvHead, bar);
+}
+
+// A swizzled key (or value) tile as a K-major operand (rows are N: Q K^T's keys), k16 step kk: its box, then 32 bytes
+// a step inside the box's rows.
+__device__ __forceinline__ unsigned long long key_sw128(const unsigned char* tile, int kk) {
+    return wg::descriptor_sw128(tile + (kk >> 2) * BOX_BYTES + (kk & 3) * 32);
+}
+
+// A swizzled value tile as P V's N-major operand, k16 step kk (also dQ's key tile in dS K).
 __device__ __forceinline__ unsigned long long value_sw128(const unsigned char* vt, int kk) {
     return WGMMA_SW128_NMAJOR_LBO_ALONG_N ? wg::descriptor_sw128(vt + kk * 2048, BOX_BYTES, 1024)
                                           : wg::descriptor_sw128(vt + kk * 2048, 1024, BOX_BYTES);
@@ -274,8 +288,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
-                const unsigned long long kd = TMA ? wg::descriptor_sw128(kt + (kk >> 2) * BOX_BYTES + (kk & 3) * 32)
-                                                  : wg::descriptor(kt + kk * 2 * K_LBO, K_LBO, 128);
+                const unsigned long long kd = TMA ? key_sw128(kt, kk) : wg::descriptor(kt + kk * 2 * K_LBO, K_LBO, 128);
                 wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * QK_LBO, QK_LBO, 128), kd, 1);
             }
             wg::commit();
@@ -461,10 +474,12 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
 
 // Backward, dQ (the file's comment): blocks as the forward's. Key tiles double-buffered, the value tile single: the
 // next one is copied once both groups have their dP.
-template <bool MASKED>
-__device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
-                            const float* lse, const float* delta, __nv_bfloat16* gq, const int* seg, const int* grp, int t, int hq,
-                            int hkv, int window, float scale) {
+// TMA: k and v as tensor maps (kmap, vmap; k and v unused): the key tiles double-buffered on a full barrier each, the
+// value tile on its own, issued once both groups have their dP.
+template <bool MASKED, bool TMA>
+__device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const wg::TensorMap* kmap,
+                            const wg::TensorMap* vmap, const __nv_bfloat16* gout, const float* lse, const float* delta,
+                            __nv_bfloat16* gq, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -476,18 +491,31 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     const long long kEnd = block.end;
     unsigned char* qs = smem + g * Q_BYTES;
     unsigned char* gs = smem + (GROUPS + g) * Q_BYTES;
-    unsigned char* ks = smem + 2 * GROUPS * Q_BYTES;  // two buffers
+    unsigned char* ks = TMA ? wg::align1024(smem + 2 * GROUPS * Q_BYTES) : smem + 2 * GROUPS * Q_BYTES;  // two buffers
     unsigned char* vs = ks + 2 * KV_BYTES;
-    const __nv_bfloat16* kh = k + block.kvHead * t * D;
-    const __nv_bfloat16* vh = v + block.kvHead * t * D;
+    unsigned long long* full = reinterpret_cast<unsigned long long*>(vs + KV_BYTES);  // TMA: the key buffers', then the value tile's
+    const __nv_bfloat16* kh = TMA ? nullptr : k + block.kvHead * t * D;
+    const __nv_bfloat16* vh = TMA ? nullptr : v + block.kvHead * t * D;
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
         wg::load_cores<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
         wg::load_cores<BM, D>(smem + (GROUPS + i) * Q_BYTES, gout + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
     }
-    wg::load_cores<BN, D>(ks, kh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
-    wg::load_cores<BN, D>(vs, vh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
-    wg::cp_commit();
+    if constexpr (TMA) {
+        wg::cp_commit();
+        if (threadIdx.x == 0) {
+            for (int i = 0; i < 3; i++) wg::mbar_init(&full[i], 1);
+        }
+        wg::publish();  // the query and output-gradient tiles, and the barriers initialised
+        if (threadIdx.x == 0 && kBegin < kEnd) {
+            issue_tile(ks, kmap, kBegin, block.kvHead, &full[0]);
+            issue_tile(vs, vmap, kBegin, block.kvHead, &full[2]);
+        }
+    } else {
+        wg::load_cores<BN, D>(ks, kh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::load_cores<BN, D>(vs, vh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::cp_commit();
+    }
     const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;
     int qseg[2];
     int qgrp[2];
@@ -505,12 +533,19 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     for (int i = 0; i < D / 2; i++) dq[i] = 0.f;
     const float s2 = scale * LOG2E;
     int buffer = 0;
-    for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1) {
+    int tile = 0;
+    for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1, tile++) {
         const bool more = k0 + BN < kEnd;
-        if (more) wg::load_cores<BN, D>(ks + (buffer ^ 1) * KV_BYTES, kh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
-        wg::cp_commit();
-        wg::cp_wait<1>();  // this key tile and this value tile
-        wg::publish_copies();
+        if constexpr (TMA) {
+            if (threadIdx.x == 0 && more) issue_tile(ks + (buffer ^ 1) * KV_BYTES, kmap, k0 + BN, block.kvHead, &full[buffer ^ 1]);
+            wg::mbar_wait(&full[buffer], (tile >> 1) & 1);
+            wg::mbar_wait(&full[2], tile & 1);  // the value tile's tile-th filling
+        } else {
+            if (more) wg::load_cores<BN, D>(ks + (buffer ^ 1) * KV_BYTES, kh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+            wg::cp_commit();
+            wg::cp_wait<1>();  // this key tile and this value tile
+            wg::publish_copies();
+        }
         const unsigned char* kt = ks + buffer * KV_BYTES;
         float s[BN / 2];
         float dp[BN / 2];
@@ -520,17 +555,21 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * COL8, COL8, ROW8), wg::descriptor(kt + kk * 2 * COL8, COL8, ROW8), 1);
+            wg::m64n64k16(s, wg::descriptor(qs + kk * 2 * COL8, COL8, ROW8), TMA ? key_sw128(kt, kk) : wg::descriptor(kt + kk * 2 * COL8, COL8, ROW8), 1);
         }
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            wg::m64n64k16(dp, wg::descriptor(gs + kk * 2 * COL8, COL8, ROW8), wg::descriptor(vs + kk * 2 * COL8, COL8, ROW8), 1);
+            wg::m64n64k16(dp, wg::descriptor(gs + kk * 2 * COL8, COL8, ROW8), TMA ? key_sw128(vs, kk) : wg::descriptor(vs + kk * 2 * COL8, COL8, ROW8), 1);
         }
         wg::commit();
         wg::wait<0>();
         __syncthreads();  // the value tile is read by both groups: the next may land
-        if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
-        wg::cp_commit();
+        if constexpr (TMA) {
+            if (threadIdx.x == 0 && more) issue_tile(vs, vmap, k0 + BN, block.kvHead, &full[2]);
+        } else {
+            if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+            wg::cp_commit();
+        }
         over_row_tile<MASKED>([&](int i, bool seen) {
             const float p = seen ? exp2f(s[i] * s2 - l2[(i >> 1) & 1]) : 0.f;
             s[i] = p * (dp[i] - dl[(i >> 1) & 1]) * scale;
@@ -540,7 +579,7 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            wg::m64n256k16_rs(dq, a[kk], nmajor(kt + kk * 2 * ROW8, ROW8, COL8), 1);
+            wg::m64n256k16_rs(dq, a[kk], TMA ? value_sw128(kt, kk) : nmajor(kt + kk * 2 * ROW8, ROW8, COL8), 1);
         }
         wg::commit();
         wg::wait<0>();
@@ -565,7 +604,12 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
-        fwg::backward_dq<MASKED>(q, k, v, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
+        fwg::backward_dq<MASKED, false>(q, k, v, nullptr, nullptr, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq_tma##sfx##_bf16_256( \
+            const __nv_bfloat16* q, const __grid_constant__ wg::TensorMap kmap, const __grid_constant__ wg::TensorMap vmap, \
+            const __nv_bfloat16* gout, const float* lse, const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, \
+            int window, float scale) { \
+        fwg::backward_dq<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, \

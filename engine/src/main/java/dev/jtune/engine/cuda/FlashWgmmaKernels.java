@@ -47,7 +47,7 @@ public final class FlashWgmmaKernels {
     static final int KEY_PAD = Integer.getInteger("jtune.cuda.wgmmaKeyPad", 0);
 
     /**
-     * The forward's key and value tiles by TMA (128-byte swizzled boxes, one thread issuing them a tile ahead on
+     * The forward's and dQ's key and value tiles by TMA (128-byte swizzled boxes, one thread issuing them ahead on
      * mbarriers) instead of every thread's cp.async: {@code -Djtune.cuda.wgmmaTma=true}, until measured.
      */
     static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
@@ -71,6 +71,9 @@ public final class FlashWgmmaKernels {
             .kernel("flash_wgmma_forward_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_forward_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_forward_tma_masked_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dq_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dq_tma_masked_bf16_256",
+                    PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dkv_masked_bf16_256",
                     PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -114,6 +117,11 @@ public final class FlashWgmmaKernels {
     /** Shared bytes of dQ: both warpgroups' query and output-gradient tiles, two key tiles and a value tile, bf16. */
     static int dqShared() {
         return 2 * (2 * GROUPS * ROWS + 3 * KEYS) * HEAD_DIM;
+    }
+
+    /** Shared bytes of the TMA dQ: dQ's tiles, 1 KiB to align the swizzled boxes, three full barriers. */
+    static int tmaDqShared() {
+        return dqShared() + 1024 + 3 * 8;
     }
 
     /**
@@ -168,11 +176,16 @@ public final class FlashWgmmaKernels {
             return;
         }
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
-                    .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
+            if (TMA) {
+                args.pointer(q.address()).tensorMap(tiles(k)).tensorMap(tiles(v));
+            } else {
+                args.pointer(q.address()).pointer(k.address()).pointer(v.address());
+            }
+            args.pointer(gradOut.address()).pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             FlashKernels.mask(args, segments, groups);
             FlashKernels.shape(args, q, k, window, scale);
-            launch(name("flash_wgmma_backward_dq", segments, groups), grid[0], grid[1], dqShared(), args);
+            launch(name(TMA ? "flash_wgmma_backward_dq_tma" : "flash_wgmma_backward_dq", segments, groups), grid[0], grid[1],
+                    TMA ? tmaDqShared() : dqShared(), args);
         }
         boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
         try (Scope shares = FlashKernels.openWorkspace()) {

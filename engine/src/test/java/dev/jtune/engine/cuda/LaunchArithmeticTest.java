@@ -201,6 +201,8 @@ class LaunchArithmeticTest {
         // the TMA forward: the same tiles, 1 KiB to align the swizzled boxes, two mbarriers
         assertEquals((2 * 64 + 4 * 64) * 256 * 2 + 1024 + 16, FlashWgmmaKernels.tmaShared());
         assertTrue(FlashWgmmaKernels.tmaShared() <= 227 * 1024);
+        assertEquals((4 * 64 + 3 * 64) * 256 * 2 + 1024 + 24, FlashWgmmaKernels.tmaDqShared());
+        assertTrue(FlashWgmmaKernels.tmaDqShared() <= 227 * 1024, "the TMA dQ's " + FlashWgmmaKernels.tmaDqShared() + " bytes");
         // dQ: both groups' q and dO tiles, two k tiles and one v tile: 224 KiB
         assertEquals((4 * 64 + 3 * 64) * 256 * 2, FlashWgmmaKernels.dqShared());
         assertTrue(FlashWgmmaKernels.dqShared() <= 227 * 1024);
