@@ -29,7 +29,7 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_bf16(const __nv_bf
     }
     wg::commit();
     wg::wait<0>();
-    wg::store64(c, d);
+    wg::store<64>(c, d);
 }
 
 // The N-major B of P V (V is [keys][head dims], dims contiguous), probed: c [64][64] = a [64][K] x b [K][64], b
@@ -56,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_nmajor_bf16(const 
     }
     wg::commit();
     wg::wait<0>();
-    wg::store64(c, d);
+    wg::store<64>(c, d);
 }
 
 // The TMA path probed: c [64][64] = a [64][K] x b [64][K]^T as wgmma_probe_bf16, both tiles copied by TMA in 64 x 64
@@ -89,7 +89,7 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_bf16(const __g
     }
     wg::commit();
     wg::wait<0>();
-    wg::store64(c, d);
+    wg::store<64>(c, d);
 }
 
 // The N-major TMA path probed (P V's V): c [64][256] = a [64][64] x b [64][256], a's fragments read from global memory
@@ -129,5 +129,5 @@ extern "C" __global__ void __launch_bounds__(128) wgmma_probe_tma_nmajor_bf16(co
     }
     wg::commit();
     wg::wait<0>();
-    wg::store256(c, d);
+    wg::store<256>(c, d);
 }

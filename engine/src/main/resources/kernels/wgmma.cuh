@@ -159,31 +159,18 @@ __device__ __forceinline__ void m64n256k16_rs(float* d, const unsigned* a, unsig
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate));
 }
 
-// Writes a 64 x 256 fp32 accumulator (m64n256's, the layout in the file's comment) to row-major c.
-__device__ __forceinline__ void store256(float* c, const float* d) {
+// Writes a 64 x N fp32 accumulator (m64nN's, the layout in the file's comment) to row-major c.
+template <int N>
+__device__ __forceinline__ void store(float* c, const float* d) {
     const int t = threadIdx.x;
     const int row = 16 * (t / 32) + (t % 32) / 4;
 #pragma unroll
-    for (int j = 0; j < 32; j++) {
+    for (int j = 0; j < N / 8; j++) {
         const int col = 8 * j + 2 * (t % 4);
-        c[row * 256 + col] = d[4 * j];
-        c[row * 256 + col + 1] = d[4 * j + 1];
-        c[(row + 8) * 256 + col] = d[4 * j + 2];
-        c[(row + 8) * 256 + col + 1] = d[4 * j + 3];
-    }
-}
-
-// Writes a 64 x 64 fp32 accumulator tile (the layout in the file's comment) to row-major c.
-__device__ __forceinline__ void store64(float* c, const float* d) {
-    const int t = threadIdx.x;
-    const int row = 16 * (t / 32) + (t % 32) / 4;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        const int col = 8 * j + 2 * (t % 4);
-        c[row * 64 + col] = d[4 * j];
-        c[row * 64 + col + 1] = d[4 * j + 1];
-        c[(row + 8) * 64 + col] = d[4 * j + 2];
-        c[(row + 8) * 64 + col + 1] = d[4 * j + 3];
+        c[row * N + col] = d[4 * j];
+        c[row * N + col + 1] = d[4 * j + 1];
+        c[(row + 8) * N + col] = d[4 * j + 2];
+        c[(row + 8) * N + col + 1] = d[4 * j + 3];
     }
 }
 

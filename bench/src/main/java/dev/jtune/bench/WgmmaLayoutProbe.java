@@ -33,20 +33,8 @@ public final class WgmmaLayoutProbe {
             Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed);
             Tensor bt = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed + 1); // B^T: rows of K (K-major)
             Tensor b = bt.transpose(0, 1).contiguous(); // B [K, N], N contiguous (N-major)
-            double[] av = a.toDoubleArray();
-            double[] bv = bt.toDoubleArray();
-            double[] ref = new double[m * m];
-            double scale = 0;
-            for (int i = 0; i < m; i++) {
-                for (int j = 0; j < m; j++) {
-                    double sum = 0;
-                    for (int x = 0; x < k; x++) {
-                        sum += av[i * k + x] * bv[j * k + x];
-                    }
-                    ref[i * m + j] = sum;
-                    scale = Math.max(scale, Math.abs(sum));
-                }
-            }
+            double[] ref = product(a.toDoubleArray(), b.toDoubleArray(), m, m, k);
+            double scale = largest(ref);
             Tensor c = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
             kernels.probe(a, bt, c);
             report("K-major (Q K^T)", c.toDoubleArray(), ref, scale);
@@ -70,25 +58,36 @@ public final class WgmmaLayoutProbe {
         int n = WgmmaKernels.PROBE_N;
         Tensor a = Tensor.randn(Shape.of(m, k), DType.BF16, d, seed);
         Tensor b = Tensor.randn(Shape.of(k, n), DType.BF16, d, seed + 1);
-        double[] av = a.toDoubleArray();
-        double[] bv = b.toDoubleArray();
-        double[] ref = new double[m * n];
-        double scale = 0;
-        for (int i = 0; i < m; i++) {
-            for (int j = 0; j < n; j++) {
-                double sum = 0;
-                for (int x = 0; x < k; x++) {
-                    sum += av[i * k + x] * bv[x * n + j];
-                }
-                ref[i * n + j] = sum;
-                scale = Math.max(scale, Math.abs(sum));
-            }
-        }
+        double[] ref = product(a.toDoubleArray(), b.toDoubleArray(), m, n, k);
+        double scale = largest(ref);
         for (int[] lboSbo : new int[][] {{8192, 1024}, {1024, 8192}}) {
             Tensor c = Tensor.full(Shape.of(m, n), Double.NaN, DType.F32, d);
             kernels.probeTmaNMajor(a, b, c, lboSbo[0], lboSbo[1]);
             report("TMA, 128-byte swizzle, N-major (P V), LBO " + lboSbo[0] + " SBO " + lboSbo[1], c.toDoubleArray(), ref, scale);
         }
+    }
+
+    /** a [m, k] b [k, n] in double, both row-major. */
+    private static double[] product(double[] a, double[] b, int m, int n, int k) {
+        double[] c = new double[m * n];
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = 0;
+                for (int x = 0; x < k; x++) {
+                    sum += a[i * k + x] * b[x * n + j];
+                }
+                c[i * n + j] = sum;
+            }
+        }
+        return c;
+    }
+
+    private static double largest(double[] v) {
+        double m = 0;
+        for (double x : v) {
+            m = Math.max(m, Math.abs(x));
+        }
+        return m;
     }
 
     private static void report(String what, double[] got, double[] ref, double scale) {

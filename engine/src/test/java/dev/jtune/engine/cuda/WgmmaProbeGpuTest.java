@@ -52,23 +52,7 @@ class WgmmaProbeGpuTest {
             Tensor b = Tensor.randn(Shape.of(k, n), DType.BF16, Device.cuda(0), seed + 1);
             Tensor c = Tensor.full(Shape.of(m, n), Double.NaN, DType.F32, Device.cuda(0));
             new WgmmaKernels(gpu.compiler(), gpu.stream()).probeTmaNMajor(a, b, c, 8192, 1024);
-            double[] av = a.toDoubleArray();
-            double[] bv = b.toDoubleArray();
-            double[] cv = c.toDoubleArray();
-            for (int i = 0; i < m; i++) {
-                for (int j = 0; j < n; j++) {
-                    double sum = 0;
-                    double magnitude = 0;
-                    for (int x = 0; x < k; x++) {
-                        double p = av[i * k + x] * bv[x * n + j];
-                        sum += p;
-                        magnitude += Math.abs(p);
-                    }
-                    double bound = k * Math.scalb(1.0, -23) * magnitude;
-                    assertTrue(Math.abs(cv[i * n + j] - sum) <= bound, "tma n-major: C[" + i + "][" + j + "] = " + cv[i * n + j] + ", cpu "
-                            + sum + " (bound " + bound + ", seed " + seed + ")");
-                }
-            }
+            compare("wgmma tma n-major probe", a.toDoubleArray(), b.toDoubleArray(), (j, x) -> x * n + j, c.toDoubleArray(), m, n, k, seed);
         }
     }
 
@@ -82,27 +66,34 @@ class WgmmaProbeGpuTest {
             Tensor b = Tensor.randn(Shape.of(m, k), DType.BF16, Device.cuda(0), seed + 1);
             Tensor c = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, Device.cuda(0)); // an unwritten element fails
             probe.run(new WgmmaKernels(gpu.compiler(), gpu.stream()), a, b, c);
-            double[] av = a.toDoubleArray();
-            double[] bv = b.toDoubleArray();
-            double[] cv = c.toDoubleArray();
-            double worst = 0;
-            for (int i = 0; i < m; i++) {
-                for (int j = 0; j < m; j++) {
-                    double sum = 0;
-                    double magnitude = 0;
-                    for (int x = 0; x < k; x++) {
-                        double p = av[i * k + x] * bv[j * k + x];
-                        sum += p;
-                        magnitude += Math.abs(p);
-                    }
-                    double err = Math.abs(cv[i * m + j] - sum);
-                    double bound = k * Math.scalb(1.0, -23) * magnitude;
-                    assertTrue(err <= bound, what + ": C[" + i + "][" + j + "] = " + cv[i * m + j] + ", cpu " + sum + " (bound " + bound
-                            + ", seed " + seed + ")");
-                    worst = Math.max(worst, err / Math.max(bound, Double.MIN_NORMAL));
-                }
-            }
-            System.out.printf(java.util.Locale.ROOT, "%s %d x %d x %d: worst error %.3g of its bound%n", what, m, m, k, worst);
+            compare(what, a.toDoubleArray(), b.toDoubleArray(), (j, x) -> j * k + x, c.toDoubleArray(), m, m, k, seed);
         }
+    }
+
+    /** Where B(x, j) lies in b's values: b^T row-major ({@code j k + x}) or b row-major ({@code x n + j}). */
+    private interface BIndex {
+        int of(int j, int x);
+    }
+
+    /** c [m, n] against a [m, k] B [k, n] in double, each element within fp32 accumulation's bound over k terms. */
+    private static void compare(String what, double[] av, double[] bv, BIndex b, double[] cv, int m, int n, int k, long seed) {
+        double worst = 0;
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double sum = 0;
+                double magnitude = 0;
+                for (int x = 0; x < k; x++) {
+                    double p = av[i * k + x] * bv[b.of(j, x)];
+                    sum += p;
+                    magnitude += Math.abs(p);
+                }
+                double err = Math.abs(cv[i * n + j] - sum);
+                double bound = k * Math.scalb(1.0, -23) * magnitude;
+                assertTrue(err <= bound, what + ": C[" + i + "][" + j + "] = " + cv[i * n + j] + ", cpu " + sum + " (bound " + bound
+                        + ", seed " + seed + ")");
+                worst = Math.max(worst, err / Math.max(bound, Double.MIN_NORMAL));
+            }
+        }
+        System.out.printf(java.util.Locale.ROOT, "%s %d x %d x %d: worst error %.3g of its bound%n", what, m, n, k, worst);
     }
 }
