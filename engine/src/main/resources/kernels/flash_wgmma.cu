@@ -347,10 +347,13 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 }
 
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
-template <bool MASKED>
+// TMA: q and gout as tensor maps of [B Hq, T, D] (qmap, gmap; q and gout unused), the query and output-gradient tiles
+// double-buffered on a full barrier per buffer; the block's own key and value tiles stay cp.async copies.
+template <bool MASKED, bool TMA>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
-                             const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv,
-                             const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
+                             const wg::TensorMap* qmap, const wg::TensorMap* gmap, const float* lse, const float* delta,
+                             __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, const int* seg, const int* grp, int t, int hq,
+                             int hkv, int window, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;  // 0: P^T and dV; 1: dS^T and dK
     const int tid = threadIdx.x % 128;
@@ -365,11 +368,12 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     const int heads = shares ? 1 : group;
     unsigned char* ks = smem;
     unsigned char* vs = ks + KV_BYTES;
-    unsigned char* qs = vs + KV_BYTES;     // two buffers
+    unsigned char* qs = TMA ? wg::align1024(vs + KV_BYTES) : vs + KV_BYTES;  // two buffers
     unsigned char* gs = qs + 2 * Q_BYTES;  // two buffers
     float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]
     float* l2s = xch + BN * BM;            // [2][BM] lse in base 2
     float* dls = l2s + 2 * BM;             // [2][BM] delta
+    unsigned long long* full = reinterpret_cast<unsigned long long*>(dls + 2 * BM);  // TMA: a barrier per buffer
     wg::load_cores<BN, D>(ks, k + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
     wg::load_cores<BN, D>(vs, v + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
     long long iBegin = j0 / BM * BM;
@@ -383,14 +387,32 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         const int b = it & 1;
         const long long bh = firstHead + it / tiles;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
-        wg::load_cores<BM, D>(qs + b * Q_BYTES, q + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
-        wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+        if constexpr (TMA) {
+            if (threadIdx.x == 0) {
+                wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);
+#pragma unroll
+                for (int j = 0; j < D / 64; j++) {
+                    wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
+                    wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
+                }
+            }
+        } else {
+            wg::load_cores<BM, D>(qs + b * Q_BYTES, q + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+            wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+        }
         for (int r = threadIdx.x; r < BM; r += THREADS) {
             const long long row = i0 + r;
             l2s[b * BM + r] = row < t ? lse[bh * t + row] * LOG2E : inf();  // rows past the end get P = 0
             dls[b * BM + r] = row < t ? delta[bh * t + row] : 0.f;
         }
     };
+    if constexpr (TMA) {
+        if (threadIdx.x == 0) {
+            wg::mbar_init(&full[0], 1);
+            wg::mbar_init(&full[1], 1);
+        }
+        __syncthreads();  // the barriers initialised before the first copy completes on one
+    }
     if (total > 0) stage(0);
     wg::cp_commit();
     const long long key0 = j0 + 16 * (tid / 32) + lane / 4;  // this thread's keys: key0 and key0 + 8
@@ -405,8 +427,9 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         const int b = it & 1;
         if (it + 1 < total) stage(it + 1);
         wg::cp_commit();
-        wg::cp_wait<1>();  // this step's tiles (and the first time the key and value tiles)
+        wg::cp_wait<1>();  // this step's tiles (and the first time the key and value tiles); with TMA, those two only
         wg::publish_copies();
+        if constexpr (TMA) wg::mbar_wait(&full[b], (it >> 1) & 1);
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
         const unsigned char* qt = qs + b * Q_BYTES;
         const unsigned char* gt = gs + b * Q_BYTES;
@@ -420,7 +443,8 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
-            wg::m64n64k16(x, wg::descriptor(left + kk * 2 * COL8, COL8, ROW8), wg::descriptor(right + kk * 2 * COL8, COL8, ROW8), 1);
+            wg::m64n64k16(x, wg::descriptor(left + kk * 2 * COL8, COL8, ROW8),
+                          TMA ? key_sw128(right, kk) : wg::descriptor(right + kk * 2 * COL8, COL8, ROW8), 1);
         }
         wg::commit();
         wg::wait<0>();
@@ -458,7 +482,7 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         wg::fence();
 #pragma unroll
         for (int kk = 0; kk < BM / 16; kk++) {
-            wg::m64n256k16_rs(acc, a[kk], nmajor(rhs + kk * 2 * ROW8, ROW8, COL8), 1);
+            wg::m64n256k16_rs(acc, a[kk], TMA ? value_sw128(rhs, kk) : nmajor(rhs + kk * 2 * ROW8, ROW8, COL8), 1);
         }
         wg::commit();
         wg::wait<0>();
@@ -614,7 +638,14 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, \
             int window, float scale) { \
-        fwg::backward_dkv<MASKED>(q, k, v, gout, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, scale); }
+        fwg::backward_dkv<MASKED, false>(q, k, v, gout, nullptr, nullptr, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
+                                         scale); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_tma##sfx##_bf16_256( \
+            const __grid_constant__ wg::TensorMap qmap, const __nv_bfloat16* k, const __nv_bfloat16* v, \
+            const __grid_constant__ wg::TensorMap gmap, const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, \
+            float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
+        fwg::backward_dkv<MASKED, true>(nullptr, k, v, nullptr, &qmap, &gmap, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
+                                        scale); }
 
 #define JT_NO_MASK_ARGS nullptr, nullptr
 #define JT_MASK_PARAMS , const int* seg, const int* grp

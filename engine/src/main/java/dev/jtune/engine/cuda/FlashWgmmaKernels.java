@@ -47,8 +47,9 @@ public final class FlashWgmmaKernels {
     static final int KEY_PAD = Integer.getInteger("jtune.cuda.wgmmaKeyPad", 0);
 
     /**
-     * The forward's and dQ's key and value tiles by TMA (128-byte swizzled boxes, one thread issuing them ahead on
-     * mbarriers) instead of every thread's cp.async: {@code -Djtune.cuda.wgmmaTma=true}, until measured.
+     * The streamed tiles by TMA (128-byte swizzled boxes, one thread issuing them ahead on mbarriers) instead of every
+     * thread's cp.async: the forward's and dQ's key and value tiles, dK/dV's query and output-gradient tiles.
+     * {@code -Djtune.cuda.wgmmaTma=true}, until measured.
      */
     static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
     /**
@@ -74,6 +75,10 @@ public final class FlashWgmmaKernels {
             .kernel("flash_wgmma_backward_dq_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_tma_masked_bf16_256",
                     PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dkv_tma_bf16_256",
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            .kernel("flash_wgmma_backward_dkv_tma_masked_bf16_256",
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dkv_masked_bf16_256",
                     PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -130,6 +135,11 @@ public final class FlashWgmmaKernels {
      */
     static int dkvShared() {
         return 2 * (2 * KEYS + 4 * ROWS) * HEAD_DIM + 4 * KEYS * ROWS + 4 * 4 * ROWS;
+    }
+
+    /** Shared bytes of the TMA dK/dV: dK/dV's, 1 KiB to align the swizzled boxes, two full barriers. */
+    static int tmaDkvShared() {
+        return dkvShared() + 1024 + 2 * 8;
     }
 
     /** Grid (x, y): (B Hq / 2, query tiles of 64) with paired heads, else (B Hq, query tiles of 128). */
@@ -191,13 +201,18 @@ public final class FlashWgmmaKernels {
         try (Scope shares = FlashKernels.openWorkspace()) {
             Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
             try (KernelArgs args = new KernelArgs()) {
-                args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
-                        .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
+                if (TMA) { // q and gradOut as [B Hq, T, D] stacks of 64 x 64 swizzled boxes
+                    args.tensorMap(tiles(q)).pointer(k.address()).pointer(v.address()).tensorMap(tiles(gradOut));
+                } else {
+                    args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address());
+                }
+                args.pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
                 FlashKernels.mask(args, segments, groups);
                 FlashKernels.shape(args, q, k, window, scale);
                 long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
-                launch(name("flash_wgmma_backward_dkv", segments, groups), units, Math.ceilDiv(q.dim(2), KEYS), dkvShared(), args);
+                launch(name(TMA ? "flash_wgmma_backward_dkv_tma" : "flash_wgmma_backward_dkv", segments, groups), units,
+                        Math.ceilDiv(q.dim(2), KEYS), TMA ? tmaDkvShared() : dkvShared(), args);
             }
             if (split) {
                 long group = q.dim(1) / k.dim(1);
@@ -217,7 +232,10 @@ public final class FlashWgmmaKernels {
     }
 
     /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */
-    /** The TMA map of a [B, Hkv, T, D] key or value tensor: per head, boxes of 64 keys x 64 dims, 128-byte swizzle. */
+    /**
+     * The TMA map of a contiguous [B, H, T, D] tensor (keys, values, queries, output gradients): per head, boxes of 64
+     * rows x 64 dims with the 128-byte swizzle.
+     */
     private static TensorMap tiles(Tensor kv) {
         return TensorMap.of(kv.reshape(kv.dim(0) * kv.dim(1), kv.dim(2), kv.dim(3)), KEYS, 64, TensorMap.Swizzle.B128);
     }
