@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine, with the plain device bundle in .device, bounded by BUDGET seconds (default 420; outputs in
+# On the GPU machine, with the plain device bundle in .device, bounded by BUDGET seconds (default 540; outputs in
 # $OUT): the wgmma layouts (cp.async and TMA probes), the kernels' parity (FlashWgmmaGpuTest, WgmmaProbeGpuTest),
 # the TMA forward's parity (-Djtune.cuda.wgmmaTma=true, with the swizzled N-major offsets the probe found), the
 # kernels alone as they are, with TMA and with padded key tiles (-Djtune.cuda.wgmmaKeyPad=64), alternating, at 8K and
@@ -7,7 +7,7 @@
 set -u
 . .device/env
 OUT=${OUT:-/tmp/wgmma-variants}; mkdir -p $OUT
-BUDGET=${BUDGET:-420}
+BUDGET=${BUDGET:-540}
 . bench/src/main/sh/budget.sh
 junit() { # seconds label jvm-options junit-arguments...
   local secs=$1 label=$2 opts=$3; shift 3
