@@ -25,7 +25,7 @@
 
 // From FlashWgmmaKernels.java: keys per tile, and which of the N-major descriptor's offsets runs along K.
 // FLASH_WGMMA_KEY_PAD: bytes between the forward's key-tile core-matrix columns beyond the 1024 they fill (0 or 64;
-// with 64 the tile is copied 128 bytes of a row at a time, wg::load_rows).
+// with 64 the tile is copied 128 bytes of a row at a time, wg::load_cores' WHOLE_LINES).
 // WGMMA_SW128_NMAJOR_LBO_ALONG_N: which offset of a 128-byte swizzled N-major descriptor runs between 64-column boxes
 // along N (CUTLASS's MN-major B128: the leading one; the TMA N-major probe checks it).
 #if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD) || !defined(WGMMA_SW128_NMAJOR_LBO_ALONG_N)
@@ -52,7 +52,7 @@ constexpr unsigned QK_LBO = BM / 8 * 128;
 // The forward's key tiles: K-major, their 8-column core groups K_LBO apart (padded by FLASH_WGMMA_KEY_PAD).
 constexpr unsigned K_LBO = BN / 8 * 128 + FLASH_WGMMA_KEY_PAD;
 constexpr int K_BYTES = D / 8 * K_LBO;
-static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "load_rows' stores are conflict-free at 64");
+static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "whole-line copies' stores are conflict-free at 64");
 
 // The TMA forward (forward<MASKED, true>): key and value tiles of BN rows x D land as D / 64 boxes of BN x 64 with
 // the 128-byte swizzle, one tile pair per buffer and mbarrier, issued by thread 0 one tile ahead.
@@ -94,7 +94,7 @@ __device__ __forceinline__ void load_keys(unsigned char* tile, const __nv_bfloat
     if (FLASH_WGMMA_KEY_PAD == 0) {
         wg::load<BN, D>(tile, g, row0, t, threadIdx.x, THREADS);
     } else {
-        wg::load_rows<BN, D>(tile, g, row0, t, 128, K_LBO, threadIdx.x, THREADS);
+        wg::load_cores<BN, D, true>(tile, g, row0, t, 128, K_LBO, threadIdx.x, THREADS);
     }
 }
 constexpr unsigned V_ALONG_K = D / 8 * 128;
@@ -144,23 +144,29 @@ __device__ __forceinline__ void store(float* dst, const float* acc, long long ro
     }
 }
 
-// Calls f(i, seen) for each of this thread's elements i of an m64n64 score tile with queries as rows (row0 and
-// row0 + 8) and keys from k0 as columns: element 4 j + e is key k0 + 8 j + 2 tig + (e & 1), query row0 + 8 (e >> 1);
-// seen whether that key is visible to that query (qseg, qgrp: the rows' segments and groups over packed rows).
-template <bool MASKED, typename F>
-__device__ __forceinline__ void over_row_tile(F f, const int* seg, const int* grp, long long row0, long long k0, int tig, int t,
-                                              int window, const int* qseg, const int* qgrp) {
+// Calls f(i, seen) for each of this thread's elements i of an m64n64 score tile: element 4 j + e has row
+// r0 + 8 (e >> 1) and column c0 + 8 j + 2 tig + (e & 1); seen whether its key is visible to its query. Rows are
+// queries and columns keys (S), or with KEYS_AS_ROWS keys and queries (dK/dV's S^T; columns past t hidden). rseg,
+// rgrp: the rows' segments and groups over packed rows.
+template <bool MASKED, bool KEYS_AS_ROWS = false, typename F>
+__device__ __forceinline__ void over_tile(F f, const int* seg, const int* grp, long long r0, long long c0, int tig, int t, int window,
+                                          const int* rseg, const int* rgrp) {
 #pragma unroll
     for (int j = 0; j < BN / 8; j++) {
-        int kseg[2];
-        int kgrp[2];
-        token_pair<MASKED>(seg, grp, k0 + 8 * j + 2 * tig, 1, t, -2, kseg, kgrp);
+        int cseg[2];
+        int cgrp[2];
+        token_pair<MASKED>(seg, grp, c0 + 8 * j + 2 * tig, 1, t, KEYS_AS_ROWS ? -1 : -2, cseg, cgrp);
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const long long key = k0 + 8 * j + 2 * tig + (e & 1);
-            const long long row = row0 + (e >> 1) * 8;
-            f(4 * j + e, MASKED ? visible_masked(row, key, window, qseg[e >> 1], kseg[e & 1], qgrp[e >> 1], kgrp[e & 1])
-                                : visible(row, key, window));
+            const long long col = c0 + 8 * j + 2 * tig + (e & 1);
+            const long long row = r0 + (e >> 1) * 8;
+            const long long query = KEYS_AS_ROWS ? col : row;
+            const long long key = KEYS_AS_ROWS ? row : col;
+            const int r = e >> 1;
+            const int c = e & 1;
+            f(4 * j + e, MASKED ? (KEYS_AS_ROWS ? visible_masked(query, key, window, cseg[c], rseg[r], cgrp[c], rgrp[r])
+                                                : visible_masked(query, key, window, rseg[r], cseg[c], rgrp[r], cgrp[c]))
+                                : (!KEYS_AS_ROWS || query < t) && visible(query, key, window));
         }
     }
 }
@@ -294,7 +300,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             wg::commit();
             wg::wait<0>();
             float mx[2] = {m[0], m[1]};
-            over_row_tile<MASKED>([&](int i, bool seen) {
+            over_tile<MASKED>([&](int i, bool seen) {
                 s[i] = seen ? s[i] * s2 : -inf();
                 mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
             }, seg, grp, row0, k0, tig, t, window, qseg, qgrp);
@@ -449,23 +455,11 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         wg::commit();
         wg::wait<0>();
         if (g == 0) {
-#pragma unroll
-            for (int j = 0; j < BM / 8; j++) {
-                int qseg[2];
-                int qgrp[2];
-                token_pair<MASKED>(seg, grp, i0 + 8 * j + 2 * tig, 1, t, -1, qseg, qgrp);
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int col = 8 * j + 2 * tig + (e & 1);
-                    const long long query = i0 + col;
-                    const long long key = key0 + (e >> 1) * 8;
-                    const bool seen = MASKED ? visible_masked(query, key, window, qseg[e & 1], kseg[e >> 1], qgrp[e & 1], kgrp[e >> 1])
-                                             : query < t && visible(query, key, window);
-                    const float p = seen ? exp2f(x[4 * j + e] * s2 - l2[col]) : 0.f;
-                    x[4 * j + e] = p;
-                    xch[(4 * j + e) * 128 + tid] = p;
-                }
-            }
+            over_tile<MASKED, true>([&](int i, bool seen) {
+                const float p = seen ? exp2f(x[i] * s2 - l2[8 * (i >> 2) + 2 * tig + (i & 1)]) : 0.f;
+                x[i] = p;
+                xch[i * 128 + tid] = p;
+            }, seg, grp, key0, i0, tig, t, window, kseg, kgrp);
             wg::bar_arrive(1, THREADS);
         } else {
             wg::bar_sync(1, THREADS);  // P^T handed over, element for element in the same accumulator layout
@@ -594,7 +588,7 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
             if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
             wg::cp_commit();
         }
-        over_row_tile<MASKED>([&](int i, bool seen) {
+        over_tile<MASKED>([&](int i, bool seen) {
             const float p = seen ? exp2f(s[i] * s2 - l2[(i >> 1) & 1]) : 0.f;
             s[i] = p * (dp[i] - dl[(i >> 1) & 1]) * scale;
         }, seg, grp, row0, k0, tig, t, window, qseg, qgrp);

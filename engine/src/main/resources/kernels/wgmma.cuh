@@ -33,30 +33,17 @@ __device__ __forceinline__ unsigned offset(int r, int k) {
 // matrix, 128 contiguous bytes of shared memory, so the stores meet no bank conflict; a warp reads 64 contiguous
 // bytes of each of 8 rows. The same tile serves as a K-major operand whose rows are M or N and as an N-major one whose
 // rows are K: only the descriptor's offsets differ (the layouts in the file's comment).
-template <int ROWS, int COLS>
+// WHOLE_LINES: eight consecutive threads copy one row's 128 contiguous bytes instead (its eight core matrices along
+// the row, cs apart): a warp reads four whole 128-byte lines, half the L2 requests. Its stores meet no bank conflict
+// when cs is 64 bytes off a multiple of 128 (a padded tile): a row's even and odd core matrices then fill the two
+// halves of the banks.
+template <int ROWS, int COLS, bool WHOLE_LINES = false>
 __device__ __forceinline__ void load_cores(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, unsigned rs,
                                            unsigned cs, int tid, int n) {
+    static_assert(!WHOLE_LINES || COLS % 64 == 0, "whole 128-byte runs");
     for (int i = tid; i < ROWS * COLS / 8; i += n) {
-        const int r = ((i >> 3) / (COLS / 8)) * 8 + (i & 7);
-        const int c = ((i >> 3) % (COLS / 8)) * 8;
-        const bool inside = row0 + r < t;
-        const __nv_bfloat16* src = inside ? g + (row0 + r) * COLS + c : g;
-        const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + (r >> 3) * rs + (c >> 3) * cs + (r & 7) * 16);
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
-    }
-}
-
-// load_cores' copy with eight consecutive threads on one row's 128 contiguous bytes (its eight core matrices along
-// the row, cs apart): a warp reads four whole 128-byte lines, half the L2 requests of load_cores' 64-byte runs. Its
-// stores meet no bank conflict when cs is 64 bytes off a multiple of 128 (a padded tile): a row's even and odd
-// core matrices then fill the two halves of the banks.
-template <int ROWS, int COLS>
-__device__ __forceinline__ void load_rows(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, unsigned rs,
-                                          unsigned cs, int tid, int n) {
-    static_assert(COLS % 64 == 0, "whole 128-byte runs");
-    for (int i = tid; i < ROWS * COLS / 8; i += n) {
-        const int r = (i >> 3) % ROWS;
-        const int c = ((i & 7) + 8 * ((i >> 3) / ROWS)) * 8;
+        const int r = WHOLE_LINES ? (i >> 3) % ROWS : ((i >> 3) / (COLS / 8)) * 8 + (i & 7);
+        const int c = WHOLE_LINES ? ((i & 7) + 8 * ((i >> 3) / ROWS)) * 8 : ((i >> 3) % (COLS / 8)) * 8;
         const bool inside = row0 + r < t;
         const __nv_bfloat16* src = inside ? g + (row0 + r) * COLS + c : g;
         const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + (r >> 3) * rs + (c >> 3) * cs + (r & 7) * 16);
@@ -227,8 +214,7 @@ __device__ __forceinline__ void tma_load3(void* dst, const TensorMap* map, int c
 // MN-major B128, which the TMA N-major probe checks): LBO between 64-column boxes along N, SBO between 8-row groups
 // along K; step s starts 2048 s bytes in.
 __device__ __forceinline__ unsigned long long descriptor_sw128(const void* tile, unsigned lbo = 16, unsigned sbo = 1024) {
-    return (unsigned long long) ((smem_addr(tile) & 0x3FFFF) >> 4) | ((unsigned long long) ((lbo >> 4) & 0x3FFF) << 16)
-           | ((unsigned long long) ((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);
+    return descriptor(tile, lbo, sbo) | (1ull << 62);  // layout type 1: the 128-byte swizzle
 }
 
 // The first 1024-byte aligned address at or after p (swizzled boxes must start there): 1 KiB of slack covers it.

@@ -444,7 +444,7 @@ public final class Ops {
 
     /** Whether the backend's matmul takes t as it is: contiguous, or 2-D row-strided (a column slice). */
     static boolean asStored(Tensor t) {
-        return t.isContiguous() || t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
+        return Checks.rowsAsStored(t);
     }
 
     // ---------------------------------------------------------------- copies

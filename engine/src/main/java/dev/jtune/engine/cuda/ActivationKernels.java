@@ -46,19 +46,20 @@ public final class ActivationKernels {
 
     /** gate and up contiguous or row-strided alike (the halves of one [rows, 2 cols] product); out contiguous. */
     public void geglu(Tensor gate, Tensor up, Tensor out) {
-        launchRows("geglu", gate, new Tensor[] {gate, up, out}, new Tensor[] {gate, up});
+        launchRows("geglu", gate, new Tensor[] {gate, up, out});
     }
 
     /** gate, up, gradGate and gradUp contiguous or row-strided alike; gradOut contiguous. */
     public void gegluBackward(Tensor gate, Tensor up, Tensor gradOut, Tensor gradGate, Tensor gradUp) {
-        launchRows("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp}, new Tensor[] {gate, up, gradGate, gradUp});
+        launchRows("geglu_backward", gate, new Tensor[] {gate, up, gradOut, gradGate, gradUp});
     }
 
     /**
-     * GeGLU's launch: the pointers in order, then n, the row length and the stride of {@code strided}'s rows (one
-     * stride for all of them, the rest contiguous); vectorised where the row length and the stride allow it too.
+     * GeGLU's launch: the pointers in order, then n, the row length and the stride of {@code first}'s rows (which the
+     * kernel applies to gate, up and their gradients; out and gradOut are contiguous); vectorised where the row length
+     * and the stride allow it too.
      */
-    private void launchRows(String op, Tensor first, Tensor[] operands, Tensor[] strided) {
+    private void launchRows(String op, Tensor first, Tensor[] operands) {
         long n = first.numel();
         if (n == 0) {
             return;

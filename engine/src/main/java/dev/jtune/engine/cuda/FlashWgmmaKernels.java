@@ -16,9 +16,8 @@ import static dev.jtune.engine.cuda.KernelParam.TENSOR_MAP;
 /**
  * Typed launches of kernels/flash_wgmma.cu: fused attention forward and backward on Hopper's warpgroup instructions
  * (sm_90a) for bf16 heads of {@link #HEAD_DIM}, also over packed rows, the contract of {@link FlashKernels}' mma.sync
- * kernels. A
- * forward or dQ block is two warpgroups sharing each key and value tile: two query heads of one key/value head when
- * the heads per key/value head are even ({@link #pairsHeads}), else 128 consecutive queries of one head. A dK/dV block
+ * kernels. A forward or dQ block is two warpgroups sharing each key and value tile: two query heads of one key/value
+ * head when the heads per key/value head are even ({@link #pairsHeads}), else 128 consecutive queries of one head. A dK/dV block
  * owns 64 keys, its two warpgroups splitting the products so that S and dP are each computed once; long spans of
  * grouped heads get a block per query head and fp32 shares, by {@link FlashKernels}' rule and workspace.
  */
@@ -231,7 +230,6 @@ public final class FlashWgmmaKernels {
         }
     }
 
-    /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */
     /**
      * The TMA map of a contiguous [B, H, T, D] tensor (keys, values, queries, output gradients): per head, boxes of 64
      * rows x 64 dims with the 128-byte swizzle.
@@ -240,6 +238,7 @@ public final class FlashWgmmaKernels {
         return TensorMap.of(kv.reshape(kv.dim(0) * kv.dim(1), kv.dim(2), kv.dim(3)), KEYS, 64, TensorMap.Swizzle.B128);
     }
 
+    /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */
     private static String name(String kernel, Tensor segments, Tensor groups) {
         return FlashKernels.masked(kernel, segments, groups) + "_bf16_" + HEAD_DIM;
     }

@@ -11,7 +11,7 @@ import dev.jtune.engine.cuda.CudaBackend;
  * GELU's and GeGLU's kernels ({@code ops.Activations} is the op): cpu reference, cuda launcher (kernels/activation.cu
  * through {@link ActivationKernels}) and meta rule (no workspace), registered once as {@link #OP}. All operands are of
  * one shape and dtype, contiguous; GeGLU's gate and up, and their gradients, may instead be 2-D row-strided alike
- * ({@link #rowStride}): the two halves of one fused gate/up product's [rows, 2 cols] output and of its gradient.
+ * ({@code ops.Checks.rowsAsStored}, {@link #rowStride}): the two halves of one fused gate/up product's [rows, 2 cols] output and of its gradient.
  */
 public interface ActivationKernel {
 
@@ -29,11 +29,6 @@ public interface ActivationKernel {
     /** The stride between rows of GeGLU's gate/up operand {@code t}: its row length when contiguous. */
     static long rowStride(Tensor t) {
         return t.isContiguous() || t.rank() < 2 ? (t.rank() == 0 ? 1 : t.dim(-1)) : t.stride(-2);
-    }
-
-    /** Whether {@code t} is laid out as GeGLU's gate/up operands may be: contiguous, or 2-D rows at a stride. */
-    static boolean rowsAsStored(Tensor t) {
-        return t.isContiguous() || t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
     }
 
     /** GeGLU: {@code out = gelu(gate) * up}. */

@@ -39,7 +39,7 @@ public final class Activations {
         Checks.sameDType(op, gate, up);
         Checks.sameShape(op, gate, up);
         Checks.sameDevice(op, gate, up);
-        boolean asStored = ActivationKernel.rowsAsStored(gate) && ActivationKernel.rowsAsStored(up)
+        boolean asStored = Checks.rowsAsStored(gate) && Checks.rowsAsStored(up)
                 && ActivationKernel.rowStride(gate) == ActivationKernel.rowStride(up);
         Tensor gc = asStored ? gate : gate.contiguous();
         Tensor uc = asStored ? up : up.contiguous();

@@ -15,6 +15,15 @@ public final class Checks {
     private Checks() {
     }
 
+    /**
+     * Whether a kernel that takes a row stride reads {@code t} where it lies: contiguous, or 2-D rows of contiguous
+     * elements at a stride (a column slice, such as one part of a fused projection's output). The matmul's operands
+     * and GeGLU's gate and up.
+     */
+    public static boolean rowsAsStored(Tensor t) {
+        return t.isContiguous() || t.rank() == 2 && t.stride(1) == 1 && t.stride(0) >= t.dim(1);
+    }
+
     /** {@code t} is open and has a floating dtype (F64, F32, BF16, F16). */
     public static void floating(String op, Tensor t, String role) {
         t.checkOpen(op);
