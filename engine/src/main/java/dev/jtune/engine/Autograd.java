@@ -470,6 +470,26 @@ public final class Autograd {
     }
 
     /**
+     * Told after each contribution backward adds into a leaf's {@link Tensor#grad()} (not for a leaf that streams to a
+     * {@link GradientSink}: the sink sees each contribution itself). Runs on the thread running backward, with the
+     * contribution's work queued on the device's stream.
+     */
+    @FunctionalInterface
+    public interface GradientListener {
+        void added(Tensor leaf);
+    }
+
+    /**
+     * Tells {@code listener} after each contribution backward adds into {@code leaf}'s gradient (one a use of the leaf
+     * in the graph, checkpointed recomputations included); {@code null} stops telling. A data-parallel step learns from
+     * it when a gradient is complete, and reduces it over the ranks while backward goes on.
+     */
+    public static void listenGradient(Tensor leaf, GradientListener listener) {
+        requireLeaf("listenGradient", leaf);
+        leaf.listenGrad(listener);
+    }
+
+    /**
      * leaf.grad += g, allocating the gradient in the leaf's own scope the first time, or g to the leaf's sink. g may
      * have another dtype than the leaf (a cast's backward hands a 16-bit gradient to an fp32 leaf as it is): it is
      * converted as it is added. When {@code owned} (nothing else refers to g's storage) g is freed once used.
@@ -498,6 +518,10 @@ public final class Autograd {
         }
         if (owned) {
             g.storage().close();
+        }
+        GradientListener listener = leaf.gradListener();
+        if (listener != null) {
+            listener.added(leaf);
         }
     }
 

@@ -38,6 +38,8 @@ public final class Tensor {
     private boolean gradAttached;
     /** Where backward sends this leaf's gradient contributions instead of {@link #grad} ({@link Autograd#streamGradient}). */
     private Autograd.GradientSink gradSink;
+    /** Told after each contribution backward adds into {@link #grad} ({@link Autograd#listenGradient}). */
+    private Autograd.GradientListener gradListener;
     private Node gradFn;
     private int gradOutput;
 
@@ -386,6 +388,14 @@ public final class Tensor {
 
     Autograd.GradientSink gradSink() {
         return gradSink;
+    }
+
+    void listenGrad(Autograd.GradientListener listener) {
+        this.gradListener = listener;
+    }
+
+    Autograd.GradientListener gradListener() {
+        return gradListener;
     }
 
     /** Whether the gradient is a view of a persistent buffer that backward accumulates into. */

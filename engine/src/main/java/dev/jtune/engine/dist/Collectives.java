@@ -20,6 +20,20 @@ public interface Collectives extends AutoCloseable {
     /** {@code t} = the reduction over the ranks of {@code t}, in place. */
     void allReduce(Tensor t, Reduction op);
 
+    /**
+     * {@link #allReduce} queued behind the work queued so far on the device's stream but run beside what is queued
+     * after it (a stream of its own), so a gradient bucket is summed while backward goes on. {@code t} must not be
+     * written, and its sum not read, until {@link #awaitOverlapped()}. Calls run in order among themselves. By
+     * default: {@link #allReduce}, in line.
+     */
+    default void allReduceOverlapped(Tensor t, Reduction op) {
+        allReduce(t, op);
+    }
+
+    /** Makes the work queued on the device's stream from now on wait for every {@link #allReduceOverlapped} so far. */
+    default void awaitOverlapped() {
+    }
+
     /** {@code out} [n / world] = this rank's shard (the rank-th of equal parts) of the reduction over the ranks of {@code in} [n]. */
     void reduceScatter(Tensor in, Tensor out, Reduction op);
 

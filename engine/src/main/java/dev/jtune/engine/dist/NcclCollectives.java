@@ -9,6 +9,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.cuda.CudaEvent;
+import dev.jtune.engine.cuda.CudaStream;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -44,6 +45,9 @@ public final class NcclCollectives implements Collectives {
     private final Thread watchdog;
     private volatile String failure; // set once, by whichever thread sees the failure first
     private volatile boolean closed; // read by the watchdog
+    /** The stream of {@link #allReduceOverlapped} (made on first use), and whether it has work the compute stream has not awaited. */
+    private CudaStream side;
+    private boolean sidePending;
 
     private NcclCollectives(CudaBackend gpu, int rank, int world, Duration timeout, MemorySegment comm) {
         this.gpu = gpu;
@@ -167,7 +171,7 @@ public final class NcclCollectives implements Collectives {
     @Override
     public void allReduce(Tensor t, Reduction op) {
         check(t, "all-reduce");
-        launch("all-reduce of " + t.describe(), () -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, stream()));
+        launch("all-reduce of " + t.describe(), gpu.stream(), s -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, s));
     }
 
     @Override
@@ -177,7 +181,7 @@ public final class NcclCollectives implements Collectives {
         if (in.dtype() != out.dtype() || in.numel() != out.numel() * world) {
             throw new IllegalArgumentException("reduce-scatter: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
         }
-        launch("reduce-scatter of " + in.describe(), () -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, stream()));
+        launch("reduce-scatter of " + in.describe(), gpu.stream(), s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
     }
 
     @Override
@@ -187,7 +191,7 @@ public final class NcclCollectives implements Collectives {
         if (in.dtype() != out.dtype() || out.numel() != in.numel() * world) {
             throw new IllegalArgumentException("all-gather: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
         }
-        launch("all-gather of " + in.describe(), () -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, stream()));
+        launch("all-gather of " + in.describe(), gpu.stream(), s -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, s));
     }
 
     @Override
@@ -196,19 +200,54 @@ public final class NcclCollectives implements Collectives {
         if (root < 0 || root >= world) {
             throw new IllegalArgumentException("broadcast from rank " + root + " in a world of " + world);
         }
-        launch("broadcast of " + t.describe() + " from rank " + root, () -> Nccl.ncclBroadcast(ptr(t), ptr(t), t.numel(), type(t.dtype()), root, comm, stream()));
+        launch("broadcast of " + t.describe() + " from rank " + root, gpu.stream(), s -> Nccl.ncclBroadcast(ptr(t), ptr(t), t.numel(), type(t.dtype()), root, comm, s));
+    }
+
+    /**
+     * On the side stream, behind what the compute stream has queued so far (an event between them); its completion
+     * joins the compute stream at {@link #awaitOverlapped()}.
+     */
+    @Override
+    public void allReduceOverlapped(Tensor t, Reduction op) {
+        check(t, "all-reduce");
+        failIfFailed();
+        gpu.context().makeCurrent();
+        if (side == null) {
+            side = gpu.newStream();
+        }
+        try (CudaEvent queued = new CudaEvent(false)) { // destroying an event a stream still waits on is allowed
+            queued.record(gpu.stream());
+            side.waitFor(queued);
+        }
+        sidePending = true;
+        launch("all-reduce (overlapped) of " + t.describe(), side,
+                s -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, s));
+    }
+
+    @Override
+    public void awaitOverlapped() {
+        if (!sidePending) {
+            return;
+        }
+        failIfFailed();
+        gpu.context().makeCurrent();
+        try (CudaEvent done = new CudaEvent(false)) {
+            done.record(side);
+            gpu.stream().waitFor(done);
+        }
+        sidePending = false;
     }
 
     private interface Call {
-        int run();
+        int run(MemorySegment stream);
     }
 
-    /** Queues one collective on the compute stream, waits out a non-blocking enqueue, and hands it to the watchdog. */
-    private void launch(String what, Call call) {
+    /** Queues one collective on {@code stream}, waits out a non-blocking enqueue, and hands it to the watchdog. */
+    private void launch(String what, CudaStream stream, Call call) {
         failIfFailed();
         gpu.context().makeCurrent();
         String named = "rank " + rank + ": " + what;
-        int rc = call.run();
+        int rc = call.run(stream.handle());
         try {
             if (rc == Nccl.ncclInProgress) {
                 awaitState(comm, named, timeoutNanos);
@@ -220,7 +259,7 @@ public final class NcclCollectives implements Collectives {
             throw e;
         }
         CudaEvent done = new CudaEvent(false);
-        done.record(gpu.stream());
+        done.record(stream);
         synchronized (inFlight) {
             inFlight.add(new InFlight(done, named, System.nanoTime()));
         }
@@ -303,6 +342,9 @@ public final class NcclCollectives implements Collectives {
             inFlight.forEach(f -> f.done().close());
             inFlight.clear();
         }
+        if (side != null) {
+            side.close(); // its queued work still runs (or was released by an abort): the driver frees it after
+        }
         if (failed) {
             return; // ncclCommAbort freed the communicator
         }
@@ -325,10 +367,6 @@ public final class NcclCollectives implements Collectives {
         if (!t.isContiguous() || !t.device().equals(gpu.device())) {
             throw new IllegalArgumentException(op + ": " + t.describe() + " must be contiguous and on " + gpu.device());
         }
-    }
-
-    private MemorySegment stream() {
-        return gpu.stream().handle();
     }
 
     private static MemorySegment ptr(Tensor t) {

@@ -1,10 +1,10 @@
 package dev.jtune.train.loop;
 
-import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.dist.BucketedGradientSum;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.optim.GradientBuffer;
@@ -16,22 +16,23 @@ import java.util.Map;
 /**
  * The reductions of a data-parallel step, after every rank's micro-batches ran backward: the gradients, then the step's
  * loss, summed over the ranks (each rank divided its losses by the whole step's label tokens, so the sums are one
- * device's step over every micro-batch). Gradients in the optimizer's flat buffers are summed in buckets of at most
- * {@code bucketBytes} (contiguous pieces of each buffer, no copies); per-tensor gradients one by one, in name order.
+ * device's step over every micro-batch). Gradients in the optimizer's flat buffers are summed in buckets
+ * ({@link BucketedGradientSum}: during the rank's last backward of the step as they complete); per-tensor gradients one
+ * by one after backward, in name order.
  * Every rank makes the same calls in the same order.
  */
 final class DataParallel {
     private DataParallel() {
     }
 
-    /** Sums the gradients and {@code stepLoss} (null: this rank ran no micro-batch) over the ranks; returns the summed loss. */
-    static Tensor sumOverRanks(Collectives world, Trainable trainable, List<GradientBuffer> flat, long bucketBytes, Tensor stepLoss, Device device) {
-        if (!flat.isEmpty()) {
-            for (GradientBuffer b : flat) {
-                for (Tensor bucket : buckets(b.flat(), bucketBytes)) {
-                    world.allReduce(bucket, Collectives.Reduction.SUM);
-                }
-            }
+    /**
+     * Sums the gradients and {@code stepLoss} (null: this rank ran no micro-batch) over the ranks; returns the summed
+     * loss. {@code flat}: the optimizer's flat buffers' buckets (some already summed during backward), or null for
+     * per-tensor gradients.
+     */
+    static Tensor sumOverRanks(Collectives world, Trainable trainable, BucketedGradientSum flat, Tensor stepLoss, Device device) {
+        if (flat != null) {
+            flat.finish();
         } else {
             for (Map.Entry<String, Tensor> p : new java.util.TreeMap<>(trainable.namedParameters()).entrySet()) {
                 Tensor g = p.getValue().grad();
@@ -44,6 +45,11 @@ final class DataParallel {
         Tensor loss = stepLoss != null ? stepLoss : Tensor.zeros(Shape.of(), DType.F32, device);
         world.allReduce(loss, Collectives.Reduction.SUM);
         return loss;
+    }
+
+    /** The optimizer's flat gradient buffers in buckets summed as backward fills them, or null when it has none. */
+    static BucketedGradientSum bucketsOf(Collectives world, Trainable trainable, List<GradientBuffer> flat, long bucketBytes) {
+        return flat.isEmpty() ? null : new BucketedGradientSum(world, flat, bucketBytes, List.copyOf(trainable.namedParameters().values()));
     }
 
     /** Every rank's device peak (allocated, reserved), gathered to every rank: "rank 0 1.23 GiB (reserved 1.40), ...". */
@@ -72,19 +78,5 @@ final class DataParallel {
             mine.add(items.get(i));
         }
         return mine;
-    }
-
-    /** A flat buffer's contiguous pieces of at most {@code bucketBytes} (at least one element each), in order. */
-    static List<Tensor> buckets(Tensor flat, long bucketBytes) {
-        long n = flat.numel();
-        long per = Math.max(1, bucketBytes / Math.max(1, flat.dtype().bytesFor(1)));
-        List<Tensor> out = new ArrayList<>();
-        Tensor line = flat.reshape(n);
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (long start = 0; start < n; start += per) {
-                out.add(line.slice(0, start, Math.min(n, start + per)));
-            }
-        }
-        return out;
     }
 }

@@ -20,6 +20,7 @@ import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
+import dev.jtune.engine.dist.BucketedGradientSum;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.HostWeights;
@@ -72,6 +73,8 @@ public final class Trainer implements AutoCloseable {
     private final ActivationStore activations;
     /** The data-parallel world, or null for a run on one device. */
     private final Collectives world;
+    /** In a world, the flat gradient buffers' buckets (summed as the step's last backward fills them), or null. */
+    private final BucketedGradientSum gradientSum;
     /** Each rank's device peak, once a data-parallel run finished (for rank 0's report). */
     private String perRankMemory;
 
@@ -104,6 +107,7 @@ public final class Trainer implements AutoCloseable {
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world);
         }
+        this.gradientSum = world == null ? null : DataParallel.bucketsOf(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes());
         this.activations = newActivationStore(config, device);
     }
 
@@ -140,6 +144,9 @@ public final class Trainer implements AutoCloseable {
     @Override
     public void close() {
         try {
+            if (gradientSum != null) {
+                gradientSum.close();
+            }
             optimizer.close();
         } finally {
             try {
@@ -504,6 +511,9 @@ public final class Trainer implements AutoCloseable {
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
                     Batcher.Batch t = train.batch(batches.get(i), device);
                     Tensor loss = microBatchLoss(config, trainable, activations, t, counted);
+                    if (gradientSum != null && i + ranks >= batches.size()) {
+                        gradientSum.arm(); // this rank's last backward of the step: its buckets are summed as they fill
+                    }
                     loss.backward();
                     try (Autograd.GradMode off = Autograd.noGrad()) {
                         Tensor l = loss.detach();
@@ -513,7 +523,7 @@ public final class Trainer implements AutoCloseable {
             }
             trainable.eval();
             if (world != null) {
-                stepLoss = DataParallel.sumOverRanks(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes(), stepLoss, device);
+                stepLoss = DataParallel.sumOverRanks(world, trainable, gradientSum, stepLoss, device);
             }
             // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
             GradClip.GradNorm norm = clipOrMeasure();

@@ -1,0 +1,221 @@
+package dev.jtune.engine.dist;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.optim.FlatLayout;
+import dev.jtune.engine.optim.GradientBuffer;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The sum over the ranks of a data-parallel step's gradients, in buckets that are reduced while backward goes on (as
+ * PyTorch's DDP does). The flat gradient buffers are cut into contiguous pieces of at most {@code bucketBytes}, from
+ * each buffer's end (backward produces the last layers' gradients first); the buckets are summed in one fixed order on
+ * every rank: the bucket whose earliest-used parameter comes latest in the model first.
+ *
+ * <p>A bucket is complete when each of its parameters has had as many contributions in this backward as the first
+ * armed backward gave it (one a use in the graph; learned, since checkpointed recomputations add theirs inside their
+ * own backward). During the rank's last backward of a step ({@link #arm()}), each bucket is handed to
+ * {@link Collectives#allReduceOverlapped} as soon as it and every bucket before it in the order are complete;
+ * {@link #finish()} sums the rest in order and joins the device's stream with the overlapped sums. Until the counts are
+ * learned (and for a parameter the first backward gave nothing) nothing is summed before {@link #finish()}: the same
+ * sums in the same order, later. The ranks' collectives match because the order is fixed, whatever each rank's
+ * backward has reached. A contribution to a bucket already summed (the graph changed between steps) is an error.
+ */
+public final class BucketedGradientSum implements AutoCloseable {
+    /** A contiguous piece of one buffer and the parameters (indices into {@link #leaves}) whose elements it holds. */
+    private record Bucket(Tensor piece, int[] leaves, int earliestUse) {
+    }
+
+    private final Collectives world;
+    private final List<Tensor> leaves = new ArrayList<>();
+    private final List<String> names = new ArrayList<>();
+    private final Map<Tensor, Integer> leafIndex = new IdentityHashMap<>();
+    /** Buckets in the order they are summed. */
+    private final List<Bucket> buckets;
+    /** Per parameter: the buckets (indices into {@link #buckets}) holding its elements. */
+    private final int[][] bucketsOf;
+    private final int[] counts;
+    /** Contributions per parameter in one backward, learned from the first armed one; null before. */
+    private int[] expected;
+    /** Per bucket, this backward: its parameters not yet complete. */
+    private final int[] incomplete;
+    /** The next bucket to sum. */
+    private int next;
+    private boolean armed;
+    /** Buckets summed during the last armed backward (before {@link #finish()}). */
+    private int early;
+
+    /**
+     * Buckets of at most {@code bucketBytes} over {@code buffers}; {@code useOrder}: the trained parameters in the order
+     * the model uses them (forward), which fixes the summing order; every rank passes the same.
+     */
+    public BucketedGradientSum(Collectives world, List<GradientBuffer> buffers, long bucketBytes, List<Tensor> useOrder) {
+        if (bucketBytes <= 0) {
+            throw new IllegalArgumentException("a gradient bucket must hold at least a byte, got " + bucketBytes);
+        }
+        this.world = java.util.Objects.requireNonNull(world, "world");
+        Map<Tensor, Integer> use = new IdentityHashMap<>();
+        for (Tensor t : useOrder) {
+            use.putIfAbsent(t, use.size());
+        }
+        List<Bucket> all = new ArrayList<>();
+        for (GradientBuffer b : buffers) {
+            FlatLayout layout = b.layout();
+            int first = leaves.size();
+            for (int i = 0; i < layout.entries().size(); i++) {
+                Tensor leaf = b.parameters().get(i);
+                leafIndex.put(leaf, leaves.size());
+                leaves.add(leaf);
+                names.add(layout.entries().get(i).name());
+            }
+            for (Piece p : pieces(layout.numel(), b.dtype().bytesFor(1), bucketBytes)) {
+                List<Integer> in = new ArrayList<>();
+                int earliest = Integer.MAX_VALUE;
+                for (int i = 0; i < layout.entries().size(); i++) {
+                    FlatLayout.Entry e = layout.entries().get(i);
+                    if (e.offset() < p.end() && e.end() > p.start()) {
+                        in.add(first + i);
+                        earliest = Math.min(earliest, use.getOrDefault(b.parameters().get(i), -1));
+                    }
+                }
+                all.add(new Bucket(flatPiece(b.flat(), p), in.stream().mapToInt(Integer::intValue).toArray(), earliest));
+            }
+        }
+        // latest first; ties (a parameter split over buckets) keep the end-first order they were cut in
+        all.sort(Comparator.comparingInt((Bucket k) -> k.earliestUse()).reversed());
+        this.buckets = List.copyOf(all);
+        this.bucketsOf = new int[leaves.size()][];
+        List<List<Integer>> of = new ArrayList<>();
+        for (int i = 0; i < leaves.size(); i++) {
+            of.add(new ArrayList<>());
+        }
+        for (int k = 0; k < buckets.size(); k++) {
+            for (int leaf : buckets.get(k).leaves()) {
+                of.get(leaf).add(k);
+            }
+        }
+        for (int i = 0; i < leaves.size(); i++) {
+            bucketsOf[i] = of.get(i).stream().mapToInt(Integer::intValue).toArray();
+        }
+        this.counts = new int[leaves.size()];
+        this.incomplete = new int[buckets.size()];
+        for (Tensor leaf : leaves) {
+            Autograd.listenGradient(leaf, this::added);
+        }
+    }
+
+    /** Elements [start, end) of a flat buffer. */
+    record Piece(long start, long end) {
+    }
+
+    /** A buffer of {@code numel} elements of {@code elementBytes} cut from its end into pieces of at most {@code bucketBytes}. */
+    static List<Piece> pieces(long numel, long elementBytes, long bucketBytes) {
+        long per = Math.max(1, bucketBytes / Math.max(1, elementBytes));
+        List<Piece> out = new ArrayList<>();
+        for (long end = numel; end > 0; end -= per) {
+            out.add(new Piece(Math.max(0, end - per), end));
+        }
+        return out;
+    }
+
+    private static Tensor flatPiece(Tensor flat, Piece p) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            return flat.reshape(flat.numel()).slice(0, p.start(), p.end());
+        }
+    }
+
+    /** The buckets' element counts, in the order they are summed. */
+    public List<Long> bucketLengths() {
+        return buckets.stream().map(b -> b.piece().numel()).toList();
+    }
+
+    /** The next backward is this rank's last of the step: its complete buckets are summed while it runs. */
+    public void arm() {
+        java.util.Arrays.fill(counts, 0);
+        for (int k = 0; k < buckets.size(); k++) {
+            incomplete[k] = buckets.get(k).leaves().length;
+        }
+        next = 0;
+        early = 0;
+        armed = true;
+        if (expected != null) {
+            launchComplete(); // buckets of alignment gaps only
+        }
+    }
+
+    private void added(Tensor leaf) {
+        if (!armed) {
+            return; // an earlier micro-batch: its gradients are summed with the last one's
+        }
+        int i = leafIndex.get(leaf);
+        for (int k : bucketsOf[i]) {
+            if (k < next) {
+                throw new CollectiveException("rank " + world.rank() + ": " + names.get(i) + " got a gradient contribution after its bucket "
+                        + "was summed over the ranks (contribution " + (counts[i] + 1) + "; the step's first backward gave it "
+                        + expected[i] + "): the graph changed between steps", null);
+            }
+        }
+        counts[i]++;
+        if (expected != null && expected[i] > 0 && counts[i] == expected[i]) {
+            for (int k : bucketsOf[i]) {
+                incomplete[k]--;
+            }
+            launchComplete();
+        }
+    }
+
+    private void launchComplete() {
+        while (next < buckets.size() && incomplete[next] == 0) {
+            world.allReduceOverlapped(buckets.get(next).piece(), Collectives.Reduction.SUM);
+            next++;
+            early++;
+        }
+    }
+
+    /**
+     * After this rank's backwards of the step (none, if it ran no micro-batch): sums the buckets not yet summed, in
+     * order, and makes the device's stream wait for every sum. Learns the contributions per parameter from the first
+     * armed backward (and any larger count later).
+     */
+    public void finish() {
+        if (armed) {
+            if (expected == null) {
+                expected = counts.clone();
+                early = 0;
+            } else {
+                for (int i = 0; i < counts.length; i++) {
+                    expected[i] = Math.max(expected[i], counts[i]);
+                }
+            }
+        } else {
+            next = 0;
+            early = 0;
+        }
+        armed = false;
+        while (next < buckets.size()) {
+            world.allReduceOverlapped(buckets.get(next).piece(), Collectives.Reduction.SUM);
+            next++;
+        }
+        world.awaitOverlapped();
+    }
+
+    /** Buckets summed during the last armed backward, before {@link #finish()}. */
+    public int summedDuringBackward() {
+        return early;
+    }
+
+    /** Stops listening to the parameters' gradients. */
+    @Override
+    public void close() {
+        for (Tensor leaf : leaves) {
+            if (!leaf.isClosed()) {
+                Autograd.listenGradient(leaf, null);
+            }
+        }
+    }
+}
