@@ -6,8 +6,8 @@
 // invFreq[d] = (float) (1 / base^(2d / D)) is computed once per block in double and rounded once to float (the
 // value of the Java reference), into shared memory; angle = (float) pos * invFreq[d] is the fp32 product HF
 // forms. cos and sin are taken in double of that float angle, like the reference, and used in the accumulation
-// type (rounded to float for 16/32-bit tensors, kept in double for F64). One thread per (b, t, d < D/2) computes
-// its cos/sin once and rotates that pair in all H heads. Each element is written by the thread that read it, so
+// type (rounded to float for 16/32-bit tensors, kept in double for F64). A thread per (b, t, d < D/2) computes
+// its cos/sin once and rotates that pair in all H heads; a block takes a (b, t) row at a time. Each element is written by the thread that read it, so
 // out may be x (with the same strides).
 #include "rows.cuh"
 
@@ -21,24 +21,26 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
         invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
     }
     __syncthreads();
-    JT_FOR(e, b * t * half) {
-        const i64 k = e % half;
-        const i64 bt = e / half;  // b * T + t
+    // a block per (b, t) row at a time, its threads over the pairs: no 64-bit divisions per element
+    for (i64 bt = blockIdx.x; bt < b * t; bt += gridDim.x) {
         const i64 bi = bt / t;
         const i64 ti = bt - bi * t;
-        const float angle = (float) positions[bt] * invFreq[k];
-        double sd;
-        double cd;
-        sincos((double) angle, &sd, &cd);
-        const A c = (A) cd;
-        const A s = inverse ? (A) -sd : (A) sd;
-        i64 xo = bi * xsb + ti * xst + k;
-        i64 oo = bi * osb + ti * ost + k;
-        for (i64 hi = 0; hi < h; hi++, xo += xsh, oo += osh) {
-            A x1 = load_acc<T>(x[xo]);
-            A x2 = load_acc<T>(x[xo + half]);
-            out[oo] = store_acc<T>(x1 * c - x2 * s);
-            out[oo + half] = store_acc<T>(x2 * c + x1 * s);
+        const float pos = (float) positions[bt];
+        for (i64 k = threadIdx.x; k < half; k += blockDim.x) {
+            const float angle = pos * invFreq[k];
+            double sd;
+            double cd;
+            sincos((double) angle, &sd, &cd);
+            const A c = (A) cd;
+            const A s = inverse ? (A) -sd : (A) sd;
+            i64 xo = bi * xsb + ti * xst + k;
+            i64 oo = bi * osb + ti * ost + k;
+            for (i64 hi = 0; hi < h; hi++, xo += xsh, oo += osh) {
+                A x1 = load_acc<T>(x[xo]);
+                A x2 = load_acc<T>(x[xo + half]);
+                out[oo] = store_acc<T>(x1 * c - x2 * s);
+                out[oo + half] = store_acc<T>(x2 * c + x1 * s);
+            }
         }
     }
 }

@@ -14,6 +14,11 @@ import static dev.jtune.engine.cuda.KernelSource.names;
 public final class RopeKernels {
     private static final int THREADS = 256;
 
+    /** Threads of a block (one a rotated pair of a row, whole warps, at most {@link #THREADS}): a row's pairs. */
+    static int threads(long half) {
+        return (int) Math.min(THREADS, Math.ceilDiv(half, 32) * 32);
+    }
+
     /** kernels/rope.cu: rope_T(x, positions, out, b, h, t, d, x's strides on b, h, t, out's on b, h, t, base, scaling, inverse). */
     static final KernelSource SOURCE = KernelSource.builder("rope.cu")
             .kernels(names("rope_%s", FLOATS), PTR, PTR, PTR, I64, I64, I64, I64, I64, I64, I64, I64, I64, I64, F64, F64, I32)
@@ -47,8 +52,7 @@ public final class RopeKernels {
             args.pointer(x.address()).pointer(positions.address()).pointer(out.address())
                     .i64(b).i64(h).i64(t).i64(d).i64(x.stride(0)).i64(x.stride(1)).i64(x.stride(2))
                     .i64(out.stride(0)).i64(out.stride(1)).i64(out.stride(2)).f64(base).f64(scaling).i32(inverse ? 1 : 0);
-            long blocks = Math.min(Math.ceilDiv(b * t * half, THREADS), maxBlocks);
-            module.function(name).launch(stream, blocks, THREADS, (int) shared, args);
+            module.function(name).launch(stream, Math.min(b * t, maxBlocks), threads(half), (int) shared, args);
         }
     }
 }

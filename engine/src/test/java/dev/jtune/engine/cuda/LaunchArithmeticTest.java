@@ -29,6 +29,15 @@ class LaunchArithmeticTest {
     // ---------------------------------------------------------------- StridedLayout
 
     @Test
+    void ropeBlocksCoverARowsPairsInWholeWarps() {
+        assertEquals(32, RopeKernels.threads(1));
+        assertEquals(32, RopeKernels.threads(8));
+        assertEquals(128, RopeKernels.threads(128)); // Gemma 3's heads of 256
+        assertEquals(96, RopeKernels.threads(65));
+        assertEquals(256, RopeKernels.threads(1000)); // wider rows loop over their pairs
+    }
+
+    @Test
     void aContiguousTensorCoalescesToOneDimension() {
         long[][] l = StridedLayout.coalesce(new long[] {2, 3, 4}, new long[] {12, 4, 1});
         assertArrayEquals(new long[] {24}, l[0]);
