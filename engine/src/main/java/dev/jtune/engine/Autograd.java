@@ -471,11 +471,21 @@ public final class Autograd {
 
     /**
      * Told after each contribution backward adds into a leaf's {@link Tensor#grad()} (not for a leaf that streams to a
-     * {@link GradientSink}: the sink sees each contribution itself). Runs on the thread running backward, with the
-     * contribution's work queued on the device's stream.
+     * {@link GradientSink}: the sink sees each contribution itself), and asked before it where it goes. Runs on the
+     * thread running backward, with the contribution's work queued on the device's stream.
      */
     @FunctionalInterface
     public interface GradientListener {
+        /**
+         * Where the next contribution to {@code leaf} is added: null for its gradient, or a tensor of the gradient's
+         * shape and dtype (a gradient already handed to a reduction in flight must not change: its late contributions
+         * go aside).
+         */
+        default Tensor redirect(Tensor leaf) {
+            return null;
+        }
+
+        /** A contribution to {@code leaf} was added (where {@link #redirect} said). */
         void added(Tensor leaf);
     }
 
@@ -504,7 +514,9 @@ public final class Autograd {
             sink.accept(gg, gg != g || owned);
             return;
         }
-        Tensor grad = leaf.grad();
+        GradientListener listener = leaf.gradListener();
+        Tensor aside = listener == null ? null : listener.redirect(leaf);
+        Tensor grad = aside != null ? aside : leaf.grad();
         if (grad != null && !grad.isClosed()) {
             Ops.accumulateInto(grad, g);
         } else {
@@ -519,7 +531,6 @@ public final class Autograd {
         if (owned) {
             g.storage().close();
         }
-        GradientListener listener = leaf.gradListener();
         if (listener != null) {
             listener.added(leaf);
         }

@@ -79,6 +79,8 @@ class DataParallelTest {
     static final class Counting implements Collectives {
         final Collectives inner;
         int allReduces;
+        /** Maxima: the ranks agreeing which parameters had late contributions (each step after the first). */
+        int maxima;
         long largest;
 
         Counting(Collectives inner) {
@@ -97,6 +99,11 @@ class DataParallelTest {
 
         @Override
         public void allReduce(Tensor t, Reduction op) {
+            if (op == Reduction.MAX) {
+                maxima++;
+                inner.allReduce(t, op);
+                return;
+            }
             allReduces++;
             largest = Math.max(largest, t.dtype().bytesFor(t.numel()));
             inner.allReduce(t, op);
@@ -162,6 +169,7 @@ class DataParallelTest {
             assertTrue(c.largest <= BUCKET, "a bucket of " + c.largest + " bytes");
             assertTrue(c.allReduces >= 3 * STEPS, c.allReduces + " all-reduces: the gradients went in more than one bucket a step");
             assertEquals(0, c.allReduces % STEPS, "the same calls every step");
+            assertEquals(STEPS - 1, c.maxima, "one agreement on late contributions a step after the first");
         }
         assertEquals(STEPS, one.history().size());
         for (Outcome o : two) {

@@ -1,7 +1,14 @@
 package dev.jtune.engine.dist;
 
 import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.engine.optim.FlatLayout;
 import dev.jtune.engine.optim.GradientBuffer;
 
@@ -17,14 +24,19 @@ import java.util.Map;
  * each buffer's end (backward produces the last layers' gradients first); the buckets are summed in one fixed order on
  * every rank: the bucket whose earliest-used parameter comes latest in the model first.
  *
- * <p>A bucket is complete when each of its parameters has had as many contributions in this backward as the first
- * armed backward gave it (one a use in the graph; learned, since checkpointed recomputations add theirs inside their
- * own backward). During the rank's last backward of a step ({@link #arm()}), each bucket is handed to
+ * <p>A bucket is complete when each of its parameters has had as many contributions in this backward as it had at
+ * most in earlier armed ones (one a use in the graph, learned: checkpointed recomputations add theirs inside their own
+ * backward). During the rank's last backward of a step ({@link #arm()}), each bucket is handed to
  * {@link Collectives#allReduceOverlapped} as soon as it and every bucket before it in the order are complete;
  * {@link #finish()} sums the rest in order and joins the device's stream with the overlapped sums. Until the counts are
  * learned (and for a parameter the first backward gave nothing) nothing is summed before {@link #finish()}: the same
  * sums in the same order, later. The ranks' collectives match because the order is fixed, whatever each rank's
- * backward has reached. A contribution to a bucket already summed (the graph changed between steps) is an error.
+ * backward has reached.
+ *
+ * <p>The counts may grow (a longer batch in more tiles or loss chunks, more images): a contribution to a parameter
+ * whose bucket is already being summed goes aside ({@link Autograd.GradientListener#redirect}), into a buffer of its
+ * own; {@link #finish()} then has the ranks agree which parameters had such late contributions (a small all-reduce and a
+ * host read every step, from the second on), sums those buffers over the ranks and adds them into the gradients.
  */
 public final class BucketedGradientSum implements AutoCloseable {
     /** A contiguous piece of one buffer and the parameters (indices into {@link #leaves}) whose elements it holds. */
@@ -49,6 +61,12 @@ public final class BucketedGradientSum implements AutoCloseable {
     private boolean armed;
     /** Buckets summed during the last armed backward (before {@link #finish()}). */
     private int early;
+    /** This step's late contributions per parameter (null: none). */
+    private final Tensor[] late;
+    /** Steps finished; from the second on every rank agrees on the late parameters (the first has none anywhere). */
+    private long finished;
+    /** Parameters with late contributions summed over the ranks, over the run. */
+    private long lateSums;
 
     /**
      * Buckets of at most {@code bucketBytes} over {@code buffers}; {@code useOrder}: the trained parameters in the order
@@ -103,9 +121,21 @@ public final class BucketedGradientSum implements AutoCloseable {
             bucketsOf[i] = of.get(i).stream().mapToInt(Integer::intValue).toArray();
         }
         this.counts = new int[leaves.size()];
+        this.late = new Tensor[leaves.size()];
         this.incomplete = new int[buckets.size()];
+        Autograd.GradientListener listener = new Autograd.GradientListener() {
+            @Override
+            public Tensor redirect(Tensor leaf) {
+                return aside(leaf);
+            }
+
+            @Override
+            public void added(Tensor leaf) {
+                BucketedGradientSum.this.added(leaf);
+            }
+        };
         for (Tensor leaf : leaves) {
-            Autograd.listenGradient(leaf, this::added);
+            Autograd.listenGradient(leaf, listener);
         }
     }
 
@@ -148,18 +178,32 @@ public final class BucketedGradientSum implements AutoCloseable {
         }
     }
 
+    /** Where a contribution to {@code leaf} goes: aside when a bucket holding it is summed or being summed, else null. */
+    private Tensor aside(Tensor leaf) {
+        if (!armed) {
+            return null;
+        }
+        int i = leafIndex.get(leaf);
+        boolean summed = false;
+        for (int k : bucketsOf[i]) {
+            summed |= k < next;
+        }
+        if (!summed) {
+            return null;
+        }
+        if (late[i] == null) { // in the parameter's scope, as its gradient is (backward's own ends before finish)
+            try (Scope.Entered e = TensorInternals.storage(leaf).owner().enter(); Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+                late[i] = Tensor.zeros(leaf.shape(), leaf.dtype(), leaf.device());
+            }
+        }
+        return late[i];
+    }
+
     private void added(Tensor leaf) {
         if (!armed) {
             return; // an earlier micro-batch: its gradients are summed with the last one's
         }
         int i = leafIndex.get(leaf);
-        for (int k : bucketsOf[i]) {
-            if (k < next) {
-                throw new CollectiveException("rank " + world.rank() + ": " + names.get(i) + " got a gradient contribution after its bucket "
-                        + "was summed over the ranks (contribution " + (counts[i] + 1) + "; the step's first backward gave it "
-                        + expected[i] + "): the graph changed between steps", null);
-            }
-        }
         counts[i]++;
         if (expected != null && expected[i] > 0 && counts[i] == expected[i]) {
             for (int k : bucketsOf[i]) {
@@ -179,14 +223,13 @@ public final class BucketedGradientSum implements AutoCloseable {
 
     /**
      * After this rank's backwards of the step (none, if it ran no micro-batch): sums the buckets not yet summed, in
-     * order, and makes the device's stream wait for every sum. Learns the contributions per parameter from the first
-     * armed backward (and any larger count later).
+     * order, and makes the device's stream wait for every sum; then the late contributions (see the class comment).
+     * Learns the contributions per parameter from the armed backwards (the largest count seen).
      */
     public void finish() {
         if (armed) {
             if (expected == null) {
                 expected = counts.clone();
-                early = 0;
             } else {
                 for (int i = 0; i < counts.length; i++) {
                     expected[i] = Math.max(expected[i], counts[i]);
@@ -202,6 +245,48 @@ public final class BucketedGradientSum implements AutoCloseable {
             next++;
         }
         world.awaitOverlapped();
+        if (finished++ > 0) {
+            sumLate();
+        }
+        freeLate();
+    }
+
+    private void freeLate() {
+        for (int i = 0; i < late.length; i++) {
+            if (late[i] != null) {
+                late[i].close();
+                late[i] = null;
+            }
+        }
+    }
+
+    /** Every rank's late parameters agreed (a max over the ranks), their late contributions summed and added in. */
+    private void sumLate() {
+        float[] mine = new float[leaves.size()];
+        for (int i = 0; i < mine.length; i++) {
+            mine[i] = late[i] == null ? 0 : 1;
+        }
+        Device device = leaves.getFirst().device();
+        try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
+             Autograd.GradMode off = Autograd.noGrad()) {
+            Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
+            world.allReduce(flags, Collectives.Reduction.MAX);
+            float[] any = flags.toFloatArray();
+            for (int i = 0; i < any.length; i++) {
+                if (any[i] != 0) {
+                    Tensor leaf = leaves.get(i);
+                    Tensor mineLate = late[i] != null ? late[i] : Tensor.zeros(leaf.shape(), leaf.dtype(), leaf.device());
+                    world.allReduce(mineLate, Collectives.Reduction.SUM);
+                    Ops.accumulateInto(leaf.grad(), mineLate);
+                    lateSums++;
+                }
+            }
+        }
+    }
+
+    /** Parameters whose late contributions were summed apart, over the run (see the class comment). */
+    public long lateSums() {
+        return lateSums;
     }
 
     /** Buckets summed during the last armed backward, before {@link #finish()}. */
@@ -217,5 +302,6 @@ public final class BucketedGradientSum implements AutoCloseable {
                 Autograd.listenGradient(leaf, null);
             }
         }
+        freeLate();
     }
 }
