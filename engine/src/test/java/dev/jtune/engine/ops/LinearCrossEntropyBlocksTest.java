@@ -305,7 +305,8 @@ class LinearCrossEntropyBlocksTest {
     /**
      * Gemma 3 270M's LM head at 8K tokens on the meta device (which runs this code): backward holds the bf16 weight
      * gradient it returns, one slice's fp32 accumulator, hidden's fp32 accumulator and one block of logits, and never
-     * an fp32 [V, H]. Without the weight's gradient it holds what it always did: hidden's gradient and one chunk.
+     * an fp32 [V, H]. Without the weight's gradient it holds hidden's gradient only (made in forward), or with the
+     * recomputing backward that gradient and one chunk.
      */
     @Test
     void backwardHoldsOneSliceOfFp32WeightGradient() {
@@ -318,9 +319,18 @@ class LinearCrossEntropyBlocksTest {
         assertTrue(both >= expected && both <= expected + (64 << 10), "backward's peak " + both + ", expected " + expected + " plus scalars");
         assertTrue(both < vocab * hid * 4, "less than one fp32 [V, H] alone");
         long hiddenOnly = backwardPeak(n, vocab, hid, false);
-        long expectedHiddenOnly = n * hid * 2 + 512 * vocab * 2;
+        long expectedHiddenOnly = n * hid * 2; // the gradient made in forward, times the incoming gradient: no logits
         assertTrue(hiddenOnly >= expectedHiddenOnly && hiddenOnly <= expectedHiddenOnly + (64 << 10),
                 "hidden only: backward's peak " + hiddenOnly + ", expected " + expectedHiddenOnly + " plus scalars");
+        System.setProperty(CrossEntropy.GRADIENT_IN_FORWARD, "false");
+        try {
+            long recomputing = backwardPeak(n, vocab, hid, false);
+            long expectedRecomputing = n * hid * 2 + 512 * vocab * 2; // hidden's gradient and one chunk of logits
+            assertTrue(recomputing >= expectedRecomputing && recomputing <= expectedRecomputing + (64 << 10),
+                    "hidden only, recomputing: backward's peak " + recomputing + ", expected " + expectedRecomputing + " plus scalars");
+        } finally {
+            System.clearProperty(CrossEntropy.GRADIENT_IN_FORWARD);
+        }
     }
 
     private static long backwardPeak(long n, long vocab, long hid, boolean weightGradient) {
