@@ -12,14 +12,8 @@ OUT=${OUT:-/tmp/issue14-checks}; mkdir -p $OUT
 BUDGET=${BUDGET:-520}
 . bench/src/main/sh/budget.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-junit() { # seconds label jvm-options junit-arguments...
-  local secs=$1 label=$2 opts=$3; shift 3
-  timeout $(cap $secs) $JAVA $JOPTS $opts -jar .device/junit-console.jar execute --class-path "$CP$TCP" --scan-class-path --disable-banner \
-      --details=tree --details-theme=ascii --include-tag gpu "$@" > $OUT/$label.txt 2>&1
-  grep -E "tests (successful|failed|found)" $OUT/$label.txt; grep -E "\[X\]" $OUT/$label.txt | head -12
-}
 el "GPU suite (defaults)"
-junit 210 suite "" --exclude-classname '.*ImageLoraGpuTest'
+junit 280 suite "" --exclude-classname '.*ImageLoraGpuTest'
 grep -E "^wgmma .*(T2100|T300|T1 )|packed" $OUT/suite.txt | head -8
 el "wgmma layouts (cp.async and TMA)"
 [ $(left) -gt 60 ] && timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.WgmmaLayoutProbe 2>&1 | grep -E "^wgmma|Exception|rror" | tee $OUT/layouts.txt

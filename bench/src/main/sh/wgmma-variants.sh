@@ -9,12 +9,6 @@ set -u
 OUT=${OUT:-/tmp/wgmma-variants}; mkdir -p $OUT
 BUDGET=${BUDGET:-540}
 . bench/src/main/sh/budget.sh
-junit() { # seconds label jvm-options junit-arguments...
-  local secs=$1 label=$2 opts=$3; shift 3
-  timeout $(cap $secs) $JAVA $JOPTS $opts -jar .device/junit-console.jar execute --class-path "$CP$TCP" --scan-class-path --disable-banner \
-      --details=tree --details-theme=ascii --include-tag gpu "$@" > $OUT/$label.txt 2>&1
-  grep -E "tests (successful|failed)" $OUT/$label.txt; grep -E "\[X\]" $OUT/$label.txt | head -8
-}
 el "wgmma layouts (cp.async and TMA)"
 timeout $(cap 40) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.WgmmaLayoutProbe 2>&1 | grep -E "^wgmma|Exception|rror" | tee $OUT/layouts.txt
 swz=""  # the swizzled N-major offsets the other way round, if only that way is right

@@ -16,6 +16,7 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.args.TrainArgs;
 import dev.jtune.train.loop.Trainable;
 import dev.jtune.train.loop.Trainer;
+import dev.jtune.train.loop.TrainerConfig;
 import dev.jtune.train.report.MemoryReport;
 
 import java.util.Optional;
@@ -47,10 +48,13 @@ final class MemoryPlanner {
      * {@code --max_seq_length} over-predicted a run of shorter records by their ratio (270M QLoRA at 8K on records of
      * 6,956 tokens: activations 0.481 / 0.424 GiB predicted / measured, backward 0.398 / 0.338, both ~8192/6956).
      */
-    record Model(Gemma3Config text, Optional<Gemma3VisionConfig> vision, int imagesPerSequence, int sequenceTokens) {
+    record Model(Gemma3Config text, Optional<Gemma3VisionConfig> vision, int imagesPerSequence, int sequenceTokens, int ranks) {
         Model {
             java.util.Objects.requireNonNull(text, "text");
             java.util.Objects.requireNonNull(vision, "vision");
+            if (ranks < 1) {
+                throw new IllegalArgumentException("a world of " + ranks + " ranks");
+            }
             if (imagesPerSequence < 0 || (vision.isEmpty() && imagesPerSequence > 0)) {
                 throw new IllegalArgumentException(imagesPerSequence + " images per sequence " + (vision.isEmpty() ? "without a vision tower" : ""));
             }
@@ -59,12 +63,21 @@ final class MemoryPlanner {
             }
         }
 
+        Model(Gemma3Config text, Optional<Gemma3VisionConfig> vision, int imagesPerSequence, int sequenceTokens) {
+            this(text, vision, imagesPerSequence, sequenceTokens, 1);
+        }
+
         Model(Gemma3Config text, Optional<Gemma3VisionConfig> vision, int imagesPerSequence) {
             this(text, vision, imagesPerSequence, 0);
         }
 
         static Model text(Gemma3Config text) {
             return new Model(text, Optional.empty(), 0, 0);
+        }
+
+        /** The same, planned as one rank of a data-parallel world of {@code n} (its ZeRO stage 1 shard of the state). */
+        Model inWorldOf(int n) {
+            return new Model(text, vision, imagesPerSequence, sequenceTokens, n);
         }
 
         /** The tokens of each planned sequence under {@code a}: the data's longest, at most {@code --max_seq_length}. */
@@ -114,7 +127,11 @@ final class MemoryPlanner {
                 // as many images as the sequence holds whole (a longer record is cut to --max_seq_length)
                 int tokens = planned.tokens(a);
                 int images = planned.vision().map(v -> Math.min(planned.imagesPerSequence(), tokens / v.mmTokensPerImage())).orElse(0);
-                stats = Trainer.measureStep(TrainCommand.config(a), trainable, a.perDeviceTrainBatchSize(), tokens, images);
+                TrainerConfig config = TrainCommand.config(a);
+                if (planned.ranks() > 1) { // one rank of the world: the optimizer state sharded as the run will shard it
+                    config = config.toBuilder().worldSize(planned.ranks()).optimizerSharding(TrainCommand.sharding(a, planned.ranks())).build();
+                }
+                stats = Trainer.measureStep(config, trainable, a.perDeviceTrainBatchSize(), tokens, images);
             }
             long resident = gpu ? CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0) : 0;
             String label = gpu ? "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")")

@@ -101,7 +101,7 @@ final class TrainCommand {
         // the data's shape bounds every step: its most images in a record, its longest sequence (packed rows: the limit)
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
         TrainArgs a = plan(asked, plannerGiven(given, place), device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
-                vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest), out);
+                vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest, place.worldSize()), out);
         TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).optimizerSharding(sharding(a, place)).build();
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
@@ -312,7 +312,11 @@ final class TrainCommand {
 
     /** The --deepspeed config's ZeRO stage on a data-parallel run (0 alone, where a stage partitions nothing, or without one). */
     private static int zeroStage(TrainArgs a, DistEnv place) {
-        return place.isDistributed() && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
+        return zeroStage(a, place.worldSize());
+    }
+
+    private static int zeroStage(TrainArgs a, int ranks) {
+        return ranks > 1 && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
     }
 
     /** Whether the optimizer is one ZeRO stage 1 shards: AdamW's fp32 state, on the device or paged. */
@@ -324,7 +328,12 @@ final class TrainCommand {
 
     /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, DistEnv place) {
-        return zeroStage(a, place) >= 1 && shardable(a) ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.NONE;
+        return sharding(a, place.worldSize());
+    }
+
+    /** As above for a world of {@code ranks} (the planner's). */
+    static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
+        return zeroStage(a, ranks) >= 1 && shardable(a) ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.NONE;
     }
 
     /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the optimizer state only (stage 1). */

@@ -1,6 +1,7 @@
 package dev.jtune.train;
 
 import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
 import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.gemma.model.Gemma3Model.Checkpointing;
@@ -9,6 +10,7 @@ import dev.jtune.train.args.Flag;
 import dev.jtune.train.args.KeepAttention;
 import dev.jtune.train.args.OffloadOptimizer;
 import dev.jtune.train.args.TrainArgs;
+import dev.jtune.train.report.MemoryReport;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -63,6 +65,30 @@ class PlannerTest {
         assertTrue(data < full, data + " vs " + full);
         assertEquals(full, MemoryPlanner.predict(new MemoryPlanner.Model(TINY, java.util.Optional.empty(), 0, 5000), at1024, Device.Kind.CUDA)
                 .deviceBytes(), "records longer than the limit are cut to it");
+    }
+
+    /**
+     * A rank of a data-parallel world with ZeRO stage 1 is planned with its shard of AdamW's state: on the meta device as
+     * rank 0 of a world that moves nothing, its moments and master copy are half of one process's at two ranks (up to each
+     * group's shard rounded to the flat layout's alignment), the rest of the step unchanged.
+     */
+    @Test
+    void aZeroStageOneRankIsPlannedWithItsShardOfTheState() {
+        TrainArgs a = parse("--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}").args();
+        MemoryPlanner.Model one = new MemoryPlanner.Model(TINY, java.util.Optional.empty(), 0, 512);
+        MemoryReport whole = MemoryPlanner.predict(one, a, Device.Kind.CUDA).report();
+        MemoryReport shard = MemoryPlanner.predict(one.inWorldOf(2), a, Device.Kind.CUDA).report();
+        long wholeState = state(whole);
+        long shardState = state(shard);
+        System.out.printf(java.util.Locale.ROOT, "optimizer state planned: one process %,d bytes, a rank of two %,d%n", wholeState, shardState);
+        long slack = 3L * 2 * 256 * Float.BYTES; // m, v, master: each group's shard rounded up by at most an alignment
+        assertTrue(shardState <= wholeState / 2 + slack && shardState >= wholeState / 2 - slack, shardState + " vs " + wholeState);
+        assertEquals(whole.bytes(MemoryReport.deviceKey(MemoryCategory.ACTIVATIONS)), shard.bytes(MemoryReport.deviceKey(MemoryCategory.ACTIVATIONS)));
+        assertTrue(shard.bytes(MemoryReport.DEVICE_PEAK) < whole.bytes(MemoryReport.DEVICE_PEAK));
+    }
+
+    private static long state(MemoryReport r) {
+        return r.bytes(MemoryReport.deviceKey(MemoryCategory.OPTIMIZER)) + r.bytes(MemoryReport.deviceKey(MemoryCategory.MASTER_WEIGHTS));
     }
 
     /**

@@ -144,7 +144,6 @@ public final class CrossEntropy {
         Tensor loss;
         try (Autograd.GradMode off = Autograd.noGrad()) {
             lse = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
-            count = Tensor.empty(Shape.of(1), Checks.statType(h), h.device());
             Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
             for (long r0 = 0; r0 < n; r0 += chunk) {
                 long r1 = Math.min(n, r0 + chunk);
@@ -153,11 +152,7 @@ public final class CrossEntropy {
                     CrossEntropyKernel.on(h).forward(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                 }
             }
-            if (normalizer > 0) {
-                Backends.of(h).fill(count, normalizer);
-            } else {
-                CrossEntropyKernel.on(h).countNotEqual(lab, IGNORE_INDEX, count);
-            }
+            count = countOf(h, lab, normalizer);
             loss = meanOf(perRow, count);
             perRow.close();
         }
@@ -199,12 +194,7 @@ public final class CrossEntropy {
         Tensor dh;
         try (Autograd.GradMode off = Autograd.noGrad()) {
             lse = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
-            count = Tensor.empty(Shape.of(1), Checks.statType(h), h.device());
-            if (normalizer > 0) {
-                Backends.of(h).fill(count, normalizer);
-            } else {
-                CrossEntropyKernel.on(h).countNotEqual(lab, IGNORE_INDEX, count);
-            }
+            count = countOf(h, lab, normalizer);
             Tensor unit = scaleOf(Tensor.full(Shape.scalar(), 1, count.dtype(), count.device()), count);
             dh = w.dim(0) == 0 ? Tensor.zeros(h.shape(), h.dtype(), h.device()) : Tensor.empty(h.shape(), h.dtype(), h.device());
             Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
@@ -392,6 +382,17 @@ public final class CrossEntropy {
             SoftcapKernel.on(h).forward(logits, softcap, logits);
         }
         return logits;
+    }
+
+    /** The loss's denominator [1]: {@code normalizer} when positive, else the labels not {@link #IGNORE_INDEX}. */
+    private static Tensor countOf(Tensor h, Tensor lab, double normalizer) {
+        Tensor count = Tensor.empty(Shape.of(1), Checks.statType(h), h.device());
+        if (normalizer > 0) {
+            Backends.of(h).fill(count, normalizer);
+        } else {
+            CrossEntropyKernel.on(h).countNotEqual(lab, IGNORE_INDEX, count);
+        }
+        return count;
     }
 
     /** sum(perRow) / count, a scalar. */

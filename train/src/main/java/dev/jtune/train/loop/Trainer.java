@@ -22,6 +22,7 @@ import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
 import dev.jtune.engine.dist.BucketedGradientSum;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.HostWeights;
 import dev.jtune.engine.optim.GradClip;
@@ -575,9 +576,10 @@ public final class Trainer implements AutoCloseable {
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
             placeWeights(config, trainable);
-            // one process, no world: a ZeRO stage 1 rank is planned with the whole state (its shard is 1/N of it: the plan
-            // errs on the safe side by the other ranks' shares)
-            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), null);
+            // one process: a ZeRO stage 1 rank is planned on the meta device as rank 0 of a world that moves nothing (its
+            // shard of the state, its gathers); measured on a real device, with the whole state (no world)
+            Collectives planned = device.kind() == Device.Kind.META && config.worldSize() > 1 ? PlannedWorld.rankZeroOf(config.worldSize()) : null;
+            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), planned);
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();
