@@ -28,8 +28,9 @@
 // with 64 the tile is copied 128 bytes of a row at a time, wg::load_cores' WHOLE_LINES).
 // WGMMA_SW128_NMAJOR_LBO_ALONG_N: which offset of a 128-byte swizzled N-major descriptor runs between 64-column boxes
 // along N (CUTLASS's MN-major B128: the leading one; the TMA N-major probe checks it).
-#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD) || !defined(WGMMA_SW128_NMAJOR_LBO_ALONG_N)
-#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K, FLASH_WGMMA_KEY_PAD and WGMMA_SW128_NMAJOR_LBO_ALONG_N come from FlashWgmmaKernels.java's KernelSource"
+// FLASH_WGMMA_DKV_PINGPONG (0 or 1): the TMA dK/dV's groups a step apart instead of in lockstep (backward_dkv).
+#if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD) || !defined(WGMMA_SW128_NMAJOR_LBO_ALONG_N) || !defined(FLASH_WGMMA_DKV_PINGPONG)
+#error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K, FLASH_WGMMA_KEY_PAD, WGMMA_SW128_NMAJOR_LBO_ALONG_N and FLASH_WGMMA_DKV_PINGPONG come from FlashWgmmaKernels.java's KernelSource"
 #endif
 
 namespace fwg {
@@ -355,6 +356,11 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
 // TMA: q and gout as tensor maps of [B Hq, T, D] (qmap, gmap; q and gout unused), the query and output-gradient tiles
 // double-buffered on a full barrier per buffer; the block's own key and value tiles stay cp.async copies.
+// TMA with FLASH_WGMMA_DKV_PINGPONG: no block-wide barrier per step, so group 0 (P^T, dV) runs up to a step ahead of
+// group 1 (dS^T, dK) and the tensor cores take one group's products while the other does its element-wise work. The
+// P^T hand-over is double-buffered (named barriers 1 + b); group 0 arrives on barrier 3 + b when done with buffer b's
+// tiles, and group 1, done with them too, stages step it + 2 into them: its thread 0 the TMA copies, every thread of it a
+// row of lse and delta, each arriving on the buffer's full barrier (128 arrivals and the copies' bytes complete it).
 template <bool MASKED, bool TMA>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
                              const wg::TensorMap* qmap, const wg::TensorMap* gmap, const float* lse, const float* delta,
@@ -376,8 +382,9 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     unsigned char* vs = ks + KV_BYTES;
     unsigned char* qs = TMA ? wg::align1024(vs + KV_BYTES) : vs + KV_BYTES;  // two buffers
     unsigned char* gs = qs + 2 * Q_BYTES;  // two buffers
-    float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]
-    float* l2s = xch + BN * BM;            // [2][BM] lse in base 2
+    constexpr bool PP = TMA && FLASH_WGMMA_DKV_PINGPONG != 0;
+    float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]; two with PP
+    float* l2s = xch + (PP ? 2 : 1) * BN * BM;  // [2][BM] lse in base 2
     float* dls = l2s + 2 * BM;             // [2][BM] delta
     unsigned long long* full = reinterpret_cast<unsigned long long*>(dls + 2 * BM);  // TMA: a barrier per buffer
     wg::load_cores<BN, D>(ks, k + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
@@ -388,11 +395,30 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     mask_row<MASKED>(seg, grp, kvHead / hkv, t, &iBegin, &iEnd);
     const int tiles = (int) ((iEnd - iBegin + BM - 1) / BM);
     const int total = heads * tiles;  // steps: (query head, query tile), heads outermost
-    // step it's query and output-gradient tiles, lse and delta into buffer it & 1, which the step before it freed
+    // step it's query and output-gradient tiles, lse and delta into buffer it & 1, which the step before it freed (with
+    // PP: group 1 alone, see above)
     auto stage = [&](int it) {
         const int b = it & 1;
         const long long bh = firstHead + it / tiles;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
+        if constexpr (PP) {
+            for (int r = tid; r < BM; r += 128) {
+                const long long row = i0 + r;
+                l2s[b * BM + r] = row < t ? lse[bh * t + row] * LOG2E : inf();
+                dls[b * BM + r] = row < t ? delta[bh * t + row] : 0.f;
+            }
+            if (tid == 0) {
+                wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);  // its arrival
+#pragma unroll
+                for (int j = 0; j < D / 64; j++) {
+                    wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
+                    wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
+                }
+            } else {
+                wg::mbar_arrive(&full[b]);
+            }
+            return;
+        }
         if constexpr (TMA) {
             if (threadIdx.x == 0) {
                 wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);
@@ -414,13 +440,21 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     };
     if constexpr (TMA) {
         if (threadIdx.x == 0) {
-            wg::mbar_init(&full[0], 1);
-            wg::mbar_init(&full[1], 1);
+            wg::mbar_init(&full[0], PP ? 128 : 1);
+            wg::mbar_init(&full[1], PP ? 128 : 1);
         }
         __syncthreads();  // the barriers initialised before the first copy completes on one
     }
-    if (total > 0) stage(0);
-    wg::cp_commit();
+    if constexpr (PP) {
+        if (g == 1) {
+            for (int it = 0; it < 2 && it < total; it++) stage(it);
+        }
+        wg::cp_commit();
+        wg::publish();  // the key and value tiles
+    } else {
+        if (total > 0) stage(0);
+        wg::cp_commit();
+    }
     const long long key0 = j0 + 16 * (tid / 32) + lane / 4;  // this thread's keys: key0 and key0 + 8
     int kseg[2];
     int kgrp[2];
@@ -431,11 +465,14 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     const float s2 = scale * LOG2E;
     for (int it = 0; it < total; it++) {
         const int b = it & 1;
-        if (it + 1 < total) stage(it + 1);
-        wg::cp_commit();
-        wg::cp_wait<1>();  // this step's tiles (and the first time the key and value tiles); with TMA, those two only
-        wg::publish_copies();
+        if constexpr (!PP) {
+            if (it + 1 < total) stage(it + 1);
+            wg::cp_commit();
+            wg::cp_wait<1>();  // this step's tiles (and the first time the key and value tiles); with TMA, those two only
+            wg::publish_copies();
+        }
         if constexpr (TMA) wg::mbar_wait(&full[b], (it >> 1) & 1);
+        float* pt = PP ? xch + b * BN * BM : xch;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
         const unsigned char* qt = qs + b * Q_BYTES;
         const unsigned char* gt = gs + b * Q_BYTES;
@@ -458,15 +495,15 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
             over_tile<MASKED, true>([&](int i, bool seen) {
                 const float p = seen ? exp2f(x[i] * s2 - l2[8 * (i >> 2) + 2 * tig + (i & 1)]) : 0.f;
                 x[i] = p;
-                xch[i * 128 + tid] = p;
+                pt[i * 128 + tid] = p;
             }, seg, grp, key0, i0, tig, t, window, kseg, kgrp);
-            wg::bar_arrive(1, THREADS);
+            wg::bar_arrive(PP ? 1 + b : 1, THREADS);
         } else {
-            wg::bar_sync(1, THREADS);  // P^T handed over, element for element in the same accumulator layout
+            wg::bar_sync(PP ? 1 + b : 1, THREADS);  // P^T handed over, element for element in the same accumulator layout
 #pragma unroll
             for (int i = 0; i < BM / 2; i++) {
                 const int col = 8 * (i / 4) + 2 * tig + (i & 1);
-                x[i] = xch[i * 128 + tid] * (x[i] - dl[col]) * scale;
+                x[i] = pt[i * 128 + tid] * (x[i] - dl[col]) * scale;
             }
         }
         unsigned a[BM / 16][4];
@@ -480,7 +517,16 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         }
         wg::commit();
         wg::wait<0>();
-        __syncthreads();  // this step's buffers and the hand-over are read
+        if constexpr (PP) {
+            if (g == 0) {
+                wg::bar_arrive(3 + b, THREADS);  // group 0 is done with buffer b
+            } else {
+                wg::bar_sync(3 + b, THREADS);
+                if (it + 2 < total) stage(it + 2);
+            }
+        } else {
+            __syncthreads();  // this step's buffers and the hand-over are read
+        }
     }
     wg::cp_wait<0>();
     if (shares) {

@@ -52,6 +52,13 @@ public final class FlashWgmmaKernels {
      */
     static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
     /**
+     * The TMA dK/dV's two groups a step apart instead of in lockstep (FLASH_WGMMA_DKV_PINGPONG): an experiment,
+     * {@code -Djtune.cuda.wgmmaDkvPingPong=true}; ncu found the lockstep kernel's groups waiting on each other at the
+     * P^T hand-over (SM issue 23%).
+     */
+    static final boolean DKV_PINGPONG = Boolean.getBoolean("jtune.cuda.wgmmaDkvPingPong");
+
+    /**
      * Whether a 128-byte swizzled N-major descriptor's leading offset is the distance between 64-column boxes along N
      * (CUTLASS's MN-major B128; WGMMA_SW128_NMAJOR_LBO_ALONG_N). The TMA N-major probe checks it;
      * {@code -Djtune.cuda.wgmmaSw128NMajorLboAlongN=false} swaps the two.
@@ -64,6 +71,7 @@ public final class FlashWgmmaKernels {
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
             .define("WGMMA_SW128_NMAJOR_LBO_ALONG_N", SW128_NMAJOR_LBO_ALONG_N ? 1 : 0)
+            .define("FLASH_WGMMA_DKV_PINGPONG", DKV_PINGPONG ? 1 : 0)
             // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -136,9 +144,16 @@ public final class FlashWgmmaKernels {
         return 2 * (2 * KEYS + 4 * ROWS) * HEAD_DIM + 4 * KEYS * ROWS + 4 * 4 * ROWS;
     }
 
-    /** Shared bytes of the TMA dK/dV: dK/dV's, 1 KiB to align the swizzled boxes, two full barriers. */
+    /**
+     * Shared bytes of the TMA dK/dV: dK/dV's, 1 KiB to align the swizzled boxes, two full barriers; with
+     * {@link #DKV_PINGPONG} a second P^T hand-over buffer.
+     */
     static int tmaDkvShared() {
-        return dkvShared() + 1024 + 2 * 8;
+        return tmaDkvShared(DKV_PINGPONG);
+    }
+
+    static int tmaDkvShared(boolean pingPong) {
+        return dkvShared() + 1024 + 2 * 8 + (pingPong ? 4 * KEYS * ROWS : 0);
     }
 
     /** Grid (x, y): (B Hq / 2, query tiles of 64) with paired heads, else (B Hq, query tiles of 128). */

@@ -212,8 +212,9 @@ class LaunchArithmeticTest {
         assertTrue(FlashWgmmaKernels.tmaShared() <= 227 * 1024);
         assertEquals((4 * 64 + 3 * 64) * 256 * 2 + 1024 + 24, FlashWgmmaKernels.tmaDqShared());
         assertTrue(FlashWgmmaKernels.tmaDqShared() <= 227 * 1024, "the TMA dQ's " + FlashWgmmaKernels.tmaDqShared() + " bytes");
-        assertEquals(FlashWgmmaKernels.dkvShared() + 1024 + 16, FlashWgmmaKernels.tmaDkvShared());
-        assertTrue(FlashWgmmaKernels.tmaDkvShared() <= 227 * 1024);
+        assertEquals(FlashWgmmaKernels.dkvShared() + 1024 + 16, FlashWgmmaKernels.tmaDkvShared(false));
+        assertEquals(FlashWgmmaKernels.tmaDkvShared(false) + 64 * 64 * 4, FlashWgmmaKernels.tmaDkvShared(true), "a second P^T buffer");
+        assertTrue(FlashWgmmaKernels.tmaDkvShared(true) <= 227 * 1024, "the ping-pong dK/dV fits: " + FlashWgmmaKernels.tmaDkvShared(true));
         // dQ: both groups' q and dO tiles, two k tiles and one v tile: 224 KiB
         assertEquals((4 * 64 + 3 * 64) * 256 * 2, FlashWgmmaKernels.dqShared());
         assertTrue(FlashWgmmaKernels.dqShared() <= 227 * 1024);
