@@ -109,7 +109,12 @@ final class PlanCommand {
         if (vision.isPresent()) { // no data to count images in: the seed's usual record, one image per sequence
             out.println("image-text model: planned with the vision tower and projector, and one image in each sequence");
         }
-        Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0), a, t.given(), budget, Device.Kind.CUDA);
+        int ranks = Math.max(1, a.nprocPerNode()) * Math.max(1, a.nnodes());
+        if (ranks > 1) { // every GPU of a data-parallel run holds the same; with ZeRO stage 1 its shard of the state
+            out.println("planned for one of the " + ranks + " ranks (--nproc_per_node x --nnodes)");
+        }
+        Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0).inWorldOf(ranks), a, t.given(),
+                budget, Device.Kind.CUDA);
         double seconds = (System.nanoTime() - started) / 1e9;
         out.println("jtune plan: " + describe(plan.args(), config, name, Device.Kind.CUDA));
         out.print(plan.prediction().report().fullTable());

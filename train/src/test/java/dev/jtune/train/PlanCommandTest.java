@@ -153,6 +153,25 @@ class PlanCommandTest {
         return Long.parseLong(m.group(1).replace(",", ""));
     }
 
+    /** A plan for two ranks with ZeRO stage 1 holds half the full fine-tune's AdamW state per GPU. */
+    @Test
+    void aZeroStageOneRankOfTwoIsPlannedWithHalfTheState() {
+        String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
+                "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB"};
+        var one = CliFixtures.run(common);
+        String[] two = java.util.Arrays.copyOf(common, common.length + 4);
+        System.arraycopy(new String[] {"--nproc_per_node", "2", "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}"},
+                0, two, common.length, 4);
+        var rank = CliFixtures.run(two);
+        assertEquals(0, one.rc(), one.all());
+        assertEquals(0, rank.rc(), rank.all());
+        assertTrue(rank.out().contains("planned for one of the 2 ranks"), rank.all());
+        long whole = row(one.out(), "optimizer (device)") + row(one.out(), "master weights (device)");
+        long shard = row(rank.out(), "optimizer (device)") + row(rank.out(), "master weights (device)");
+        System.out.printf(Locale.ROOT, "270M full fine-tune, optimizer state: one GPU %,d bytes, a rank of two %,d%n", whole, shard);
+        assertTrue(Math.abs(shard - whole / 2.0) <= 0.01 * whole, shard + " vs " + whole);
+    }
+
     @Test
     void aHugeMaxMemoryFits() {
         var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",
