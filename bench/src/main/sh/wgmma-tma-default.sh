@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, with the plain device bundle in .device, bounded by BUDGET seconds (default 540; outputs in
 # $OUT): what flipping the wgmma attention and its TMA loads on by default needs, in order: the whole GPU suite with
-# both switches on (every gpu-tagged class but ImageLoraGpuTest), the dK/dV ping-pong experiment's parity and
+# both switches on (every gpu-tagged class but ImageLoraGpuTest), the ping-pong experiment's parity and
 # kernel times, then the trainer A/B (270M QLoRA r16 8K, PAIRS pairs
 # of 30 steps; A as it defaults, B -Djtune.cuda.wgmmaAttention=true -Djtune.cuda.wgmmaTma=true), then the same A/B at
 # 32K (SEQ=32768, one pair of 12 steps) if time is left.
@@ -19,8 +19,8 @@ el "GPU suite with wgmma and TMA on"
 timeout $(cap 290) $JAVA $JOPTS $on -jar .device/junit-console.jar execute --class-path "$CP$TCP" --scan-class-path --disable-banner \
     --details=summary --include-tag gpu --exclude-classname '.*ImageLoraGpuTest' > $OUT/suite.txt 2>&1; echo "rc=$?" >> $OUT/suite.txt
 grep -E "tests (successful|failed|found)|rc=" $OUT/suite.txt; grep -E "MethodSource|=> " $OUT/suite.txt | head -20
-el "dK/dV ping-pong (-Djtune.cuda.wgmmaDkvPingPong=true): parity, then the kernels alone against lockstep"
-pp="$on -Djtune.cuda.wgmmaDkvPingPong=true"
+el "ping-pong (-Djtune.cuda.wgmmaPingPong=true: forward and dK/dV): parity, then the kernels alone against lockstep"
+pp="$on -Djtune.cuda.wgmmaPingPong=true"
 [ $(left) -gt 150 ] && junit 60 parity-pingpong "$pp" --include-classname '.*FlashWgmmaGpuTest'
 for s in 8192:0 32768:0; do
   for v in lockstep pingpong; do

@@ -52,11 +52,11 @@ public final class FlashWgmmaKernels {
      */
     static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
     /**
-     * The TMA dK/dV's two groups a step apart instead of in lockstep (FLASH_WGMMA_DKV_PINGPONG): an experiment,
-     * {@code -Djtune.cuda.wgmmaDkvPingPong=true}; ncu found the lockstep kernel's groups waiting on each other at the
-     * P^T hand-over (SM issue 23%).
+     * The TMA forward's and dK/dV's two groups apart instead of in lockstep (FLASH_WGMMA_PINGPONG): an experiment,
+     * {@code -Djtune.cuda.wgmmaPingPong=true}; ncu found the lockstep dK/dV's groups waiting on each other at the P^T
+     * hand-over (SM issue 23%) and the forward's at 35% issue.
      */
-    static final boolean DKV_PINGPONG = Boolean.getBoolean("jtune.cuda.wgmmaDkvPingPong");
+    static final boolean PINGPONG = Boolean.getBoolean("jtune.cuda.wgmmaPingPong");
 
     /**
      * Whether a 128-byte swizzled N-major descriptor's leading offset is the distance between 64-column boxes along N
@@ -71,7 +71,7 @@ public final class FlashWgmmaKernels {
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
             .define("WGMMA_SW128_NMAJOR_LBO_ALONG_N", SW128_NMAJOR_LBO_ALONG_N ? 1 : 0)
-            .define("FLASH_WGMMA_DKV_PINGPONG", DKV_PINGPONG ? 1 : 0)
+            .define("FLASH_WGMMA_PINGPONG", PINGPONG ? 1 : 0)
             // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -120,10 +120,14 @@ public final class FlashWgmmaKernels {
 
     /**
      * Shared bytes of the TMA forward: both warpgroups' query tiles, 1 KiB of slack (swizzled boxes start 1024-byte
-     * aligned), two key and two value tiles, a full barrier per buffer.
+     * aligned), two key and two value tiles, a full barrier per buffer (and with {@link #PINGPONG} an empty one).
      */
     static int tmaShared() {
-        return 2 * (GROUPS * ROWS + 4 * KEYS) * HEAD_DIM + 1024 + 2 * 8;
+        return tmaShared(PINGPONG);
+    }
+
+    static int tmaShared(boolean pingPong) {
+        return 2 * (GROUPS * ROWS + 4 * KEYS) * HEAD_DIM + 1024 + 2 * 8 + (pingPong ? 2 * 8 : 0);
     }
 
     /** Shared bytes of dQ: both warpgroups' query and output-gradient tiles, two key tiles and a value tile, bf16. */
@@ -146,10 +150,10 @@ public final class FlashWgmmaKernels {
 
     /**
      * Shared bytes of the TMA dK/dV: dK/dV's, 1 KiB to align the swizzled boxes, two full barriers; with
-     * {@link #DKV_PINGPONG} a second P^T hand-over buffer.
+     * {@link #PINGPONG} a second P^T hand-over buffer.
      */
     static int tmaDkvShared() {
-        return tmaDkvShared(DKV_PINGPONG);
+        return tmaDkvShared(PINGPONG);
     }
 
     static int tmaDkvShared(boolean pingPong) {
