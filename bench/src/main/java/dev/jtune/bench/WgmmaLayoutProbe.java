@@ -11,10 +11,11 @@ import dev.jtune.engine.cuda.WgmmaKernels;
 import java.util.Locale;
 
 /**
- * Which wgmma shared-memory layouts are right, on the GPU: the K-major probe (Q K^T's operands) and the N-major probe
- * (P V's V) with both assignments of its core-matrix distances (128 bytes along N, 1024 along K) to the descriptor's
- * leading and stride byte offsets, then the TMA paths (128-byte swizzled boxes: K-major, and N-major with both
- * assignments of its box distances), each against the cpu product of the same bf16 values. Prints each one's largest
+ * Which wgmma shared-memory layouts are right, on the GPU: the K-major probe (Q K^T's operands), the TMA paths
+ * (128-byte swizzled boxes: K-major, and N-major with both assignments of its box distances), then, last since a wrong
+ * one may fault, the no-swizzle N-major probe (P V's V) with both assignments of its core-matrix distances (128 bytes
+ * along N, 1024 along K) to the descriptor's leading and stride byte offsets; each against the cpu product of the
+ * same bf16 values. Prints each one's largest
  * error relative to the output's largest magnitude (fp32 accumulation: ~1e-6; a wrong layout: order 1).
  * Usage: {@code WgmmaLayoutProbe [seed=1]}.
  */
@@ -38,16 +39,19 @@ public final class WgmmaLayoutProbe {
             Tensor c = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
             kernels.probe(a, bt, c);
             report("K-major (Q K^T)", c.toDoubleArray(), ref, scale);
-            int[][] assignments = {{128, 1024}, {1024, 128}};
+            Tensor ct = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
+            kernels.probeTma(a, bt, ct);
+            report("TMA, 128-byte swizzle, K-major (Q K^T)", ct.toDoubleArray(), ref, scale);
+            tmaNMajor(kernels, d, seed + 2);
+            // last: a wrong assignment may read outside the tile and fault, which ends the process (an illegal address
+            // leaves the context unusable); on an H100 {128, 1024} faulted, so it goes last
+            System.out.println("wgmma no-swizzle N-major next: a wrong assignment may end the process with an illegal address");
+            int[][] assignments = {{1024, 128}, {128, 1024}};
             for (int[] lboSbo : assignments) {
                 Tensor cn = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
                 kernels.probeNMajor(a, b, cn, lboSbo[0], lboSbo[1]);
                 report("N-major (P V), LBO " + lboSbo[0] + " SBO " + lboSbo[1], cn.toDoubleArray(), ref, scale);
             }
-            Tensor ct = Tensor.full(Shape.of(m, m), Double.NaN, DType.F32, d);
-            kernels.probeTma(a, bt, ct);
-            report("TMA, 128-byte swizzle, K-major (Q K^T)", ct.toDoubleArray(), ref, scale);
-            tmaNMajor(kernels, d, seed + 2);
         }
     }
 
