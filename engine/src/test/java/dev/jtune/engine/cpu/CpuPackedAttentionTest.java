@@ -245,14 +245,7 @@ class CpuPackedAttentionTest {
 
     /** Runs {@code f} with the op routed through the fused reference when asked (the blocked path otherwise). */
     private static Tensor withFusedPath(boolean fused, java.util.function.Supplier<Tensor> f) {
-        if (fused) {
-            System.setProperty("jtune.cpu.fusedAttention", "true");
-        }
-        try {
-            return f.get();
-        } finally {
-            System.clearProperty("jtune.cpu.fusedAttention");
-        }
+        return fused ? dev.jtune.testing.SystemProperties.with("jtune.cpu.fusedAttention", "true", f) : f.get();
     }
 
     private static double maxAbs(Tensor... ts) {

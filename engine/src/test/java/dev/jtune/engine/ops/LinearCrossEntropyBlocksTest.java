@@ -10,6 +10,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.memory.MemoryStats;
 import dev.jtune.engine.meta.MetaBackend;
 import dev.jtune.testing.Seeds;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -322,15 +323,10 @@ class LinearCrossEntropyBlocksTest {
         long expectedHiddenOnly = n * hid * 2; // the gradient made in forward, times the incoming gradient: no logits
         assertTrue(hiddenOnly >= expectedHiddenOnly && hiddenOnly <= expectedHiddenOnly + (64 << 10),
                 "hidden only: backward's peak " + hiddenOnly + ", expected " + expectedHiddenOnly + " plus scalars");
-        System.setProperty(CrossEntropy.GRADIENT_IN_FORWARD, "false");
-        try {
-            long recomputing = backwardPeak(n, vocab, hid, false);
-            long expectedRecomputing = n * hid * 2 + 512 * vocab * 2; // hidden's gradient and one chunk of logits
-            assertTrue(recomputing >= expectedRecomputing && recomputing <= expectedRecomputing + (64 << 10),
-                    "hidden only, recomputing: backward's peak " + recomputing + ", expected " + expectedRecomputing + " plus scalars");
-        } finally {
-            System.clearProperty(CrossEntropy.GRADIENT_IN_FORWARD);
-        }
+        long recomputing = SystemProperties.with(CrossEntropy.GRADIENT_IN_FORWARD, "false", () -> backwardPeak(n, vocab, hid, false));
+        long expectedRecomputing = n * hid * 2 + 512 * vocab * 2; // hidden's gradient and one chunk of logits
+        assertTrue(recomputing >= expectedRecomputing && recomputing <= expectedRecomputing + (64 << 10),
+                "hidden only, recomputing: backward's peak " + recomputing + ", expected " + expectedRecomputing + " plus scalars");
     }
 
     private static long backwardPeak(long n, long vocab, long hid, boolean weightGradient) {

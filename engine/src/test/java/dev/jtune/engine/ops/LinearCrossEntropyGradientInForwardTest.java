@@ -7,7 +7,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.testing.Seeds;
-import org.junit.jupiter.api.AfterEach;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -26,17 +26,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LinearCrossEntropyGradientInForwardTest {
     private final Random rnd = Seeds.random();
 
-    @AfterEach
-    void restore() {
-        System.clearProperty(CrossEntropy.GRADIENT_IN_FORWARD);
-    }
-
     private record Result(double loss, float[] grad) {
     }
 
     private static Result run(boolean inForward, DType dtype, double[] h, double[] w, int[] labels, int n, int vocab, int hid, int chunk,
                               double normalizer) {
-        System.setProperty(CrossEntropy.GRADIENT_IN_FORWARD, Boolean.toString(inForward));
+        return SystemProperties.with(CrossEntropy.GRADIENT_IN_FORWARD, Boolean.toString(inForward),
+                () -> runWith(inForward, dtype, h, w, labels, n, vocab, hid, chunk, normalizer));
+    }
+
+    private static Result runWith(boolean inForward, DType dtype, double[] h, double[] w, int[] labels, int n, int vocab, int hid, int chunk,
+                                  double normalizer) {
         try (Scope s = Scope.open("linear cross-entropy")) {
             Tensor hidden = Tensor.fromArray(h, Shape.of(n, hid), dtype, Device.CPU).requiresGrad(true);
             Tensor weight = Tensor.fromArray(w, Shape.of(vocab, hid), dtype, Device.CPU);

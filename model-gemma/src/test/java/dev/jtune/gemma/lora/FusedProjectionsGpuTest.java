@@ -8,6 +8,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.model.Gemma3Model;
 import org.junit.jupiter.api.Tag;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -27,7 +28,10 @@ class FusedProjectionsGpuTest {
     }
 
     private static Run run(Device device, DType dtype, boolean fused) {
-        String previous = System.setProperty("jtune.fusedProjections", Boolean.toString(fused));
+        return SystemProperties.with("jtune.fusedProjections", Boolean.toString(fused), () -> runWith(device, dtype, fused));
+    }
+
+    private static Run runWith(Device device, DType dtype, boolean fused) {
         try (Scope scope = Scope.open("fused projections")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), device, dtype);
             model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
@@ -46,12 +50,6 @@ class FusedProjectionsGpuTest {
                 grads.add(p.grad().toDoubleArray());
             }
             return new Run(value, grads);
-        } finally {
-            if (previous == null) {
-                System.clearProperty("jtune.fusedProjections");
-            } else {
-                System.setProperty("jtune.fusedProjections", previous);
-            }
         }
     }
 

@@ -10,6 +10,7 @@ import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.quant.Nf4;
 import dev.jtune.engine.quant.Nf4Scales;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -30,7 +31,10 @@ class QloraTest {
 
     /** {@code fused}: with -Djtune.fusedProjections=true (gate and up as one product) from loading to backward. */
     private static List<double[]> run(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut, boolean fused) {
-        String previous = System.setProperty("jtune.fusedProjections", Boolean.toString(fused));
+        return SystemProperties.with("jtune.fusedProjections", Boolean.toString(fused), () -> runAsSet(quantized, checkpoint, lossOut, fused));
+    }
+
+    private static List<double[]> runAsSet(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut, boolean fused) {
         try (Scope scope = Scope.open("qlora")) {
             Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
             if (quantized) {
@@ -60,12 +64,6 @@ class QloraTest {
                 grads.add(p.grad().toDoubleArray());
             }
             return grads;
-        } finally {
-            if (previous == null) {
-                System.clearProperty("jtune.fusedProjections");
-            } else {
-                System.setProperty("jtune.fusedProjections", previous);
-            }
         }
     }
 
