@@ -414,41 +414,33 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         const int b = it & 1;
         const long long bh = firstHead + it / tiles;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
-        if constexpr (PP) {
-            for (int r = tid; r < BM; r += 128) {
-                const long long row = i0 + r;
-                l2s[b * BM + r] = row < t ? lse[bh * t + row] * LOG2E : inf();
-                dls[b * BM + r] = row < t ? delta[bh * t + row] : 0.f;
-            }
-            if (tid == 0) {
-                wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);  // its arrival
+        const int stager = PP ? tid : threadIdx.x;  // this thread among the stagers: group 1 with PP, else the block
+        // the tiles' TMA boxes, their bytes announced by the issuing thread's arrival on the buffer's barrier
+        auto issue = [&]() {
+            wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);
 #pragma unroll
-                for (int j = 0; j < D / 64; j++) {
-                    wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
-                    wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
-                }
-            } else {
-                wg::mbar_arrive(&full[b]);
+            for (int j = 0; j < D / 64; j++) {
+                wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
+                wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
             }
-            return;
-        }
-        if constexpr (TMA) {
-            if (threadIdx.x == 0) {
-                wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);
-#pragma unroll
-                for (int j = 0; j < D / 64; j++) {
-                    wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
-                    wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
-                }
-            }
-        } else {
+        };
+        if constexpr (TMA && !PP) {
+            if (stager == 0) issue();
+        } else if constexpr (!TMA) {
             wg::load_cores<BM, D>(qs + b * Q_BYTES, q + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
             wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
         }
-        for (int r = threadIdx.x; r < BM; r += THREADS) {
+        for (int r = stager; r < BM; r += PP ? 128 : THREADS) {
             const long long row = i0 + r;
             l2s[b * BM + r] = row < t ? lse[bh * t + row] * LOG2E : inf();  // rows past the end get P = 0
             dls[b * BM + r] = row < t ? delta[bh * t + row] : 0.f;
+        }
+        if constexpr (PP) {  // after the rows: each stager's arrival publishes them
+            if (stager == 0) {
+                issue();
+            } else {
+                wg::mbar_arrive(&full[b]);
+            }
         }
     };
     if constexpr (TMA) {
