@@ -135,27 +135,46 @@ public final class CrossEntropy {
         Tensor h = hidden.contiguous();
         Tensor w = weight.contiguous();
         Tensor lab = labels.contiguous();
-        if (gradientInForward(hidden, weight, softcap)) {
-            return linearGradientInForward(h, w, lab, chunk, normalizer, hidden, weight, labels);
-        }
-        Blocks blocks = Blocks.choose(n, vocab, hidden.dim(1), hidden.dtype(), weight.requiresGrad(), chunkRows, sliceColumns);
+        boolean inForward = gradientInForward(hidden, weight, softcap);
         Tensor lse;
         Tensor count;
         Tensor loss;
+        Tensor dh = null; // with the gradient made in forward: dL/dhidden for the incoming gradient 1
         try (Autograd.GradMode off = Autograd.noGrad()) {
             lse = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
+            count = countOf(h, lab, normalizer);
+            Tensor unit = null; // the scale of an incoming gradient 1: 1 / count, as scaleOf makes it
+            if (inForward) {
+                unit = scaleOf(Tensor.full(Shape.scalar(), 1, count.dtype(), count.device()), count);
+                dh = vocab == 0 ? Tensor.zeros(h.shape(), h.dtype(), h.device()) : Tensor.empty(h.shape(), h.dtype(), h.device());
+            }
             Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
             for (long r0 = 0; r0 < n; r0 += chunk) {
                 long r1 = Math.min(n, r0 + chunk);
                 try (Scope s = Scope.open("logits chunk")) {
                     Tensor logits = logits(h, w, r0, r1, softcap);
-                    CrossEntropyKernel.on(h).forward(logits, lab.slice(0, r0, r1), IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
+                    Tensor rowLabels = lab.slice(0, r0, r1);
+                    CrossEntropyKernel.on(h).forward(logits, rowLabels, IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
+                    if (inForward) { // the logits turned into their gradient in place, then this chunk's rows of dL/dhidden
+                        CrossEntropyKernel.on(h).backward(logits, 0, rowLabels, lse.slice(0, r0, r1), IGNORE_INDEX, unit, logits);
+                        Backends.of(h).matmul(logits, false, w, false, dh.slice(0, r0, r1), false);
+                    }
                 }
             }
-            count = countOf(h, lab, normalizer);
             loss = meanOf(perRow, count);
             perRow.close();
+            if (inForward) {
+                unit.close();
+                lse.close();
+            }
         }
+        if (inForward) {
+            Tensor made = dh;
+            Node node = Autograd.attach(op, loss, g -> new Tensor[] {Ops.mul(made, g.cast(made.dtype())), null, null}, hidden, weight, labels);
+            own(node, dh, count);
+            return loss;
+        }
+        Blocks blocks = Blocks.choose(n, vocab, hidden.dim(1), hidden.dtype(), weight.requiresGrad(), chunkRows, sliceColumns);
         Node node = Autograd.attach(op, loss, g -> {
             Tensor[] grads = backward(h, w, lab, lse, scaleOf(g, count), softcap, blocks, hidden.requiresGrad(), weight.requiresGrad());
             return new Tensor[] {grads[0], grads[1], null};
@@ -171,54 +190,15 @@ public final class CrossEntropy {
      * Whether forward also computes hidden's gradient (as Liger's fused linear cross-entropy does): when it will be
      * wanted (recording, hidden requires grad) and the weight's will not (LoRA, QLoRA: the tied embedding is frozen),
      * without a cap. Each chunk's logits turn into their gradient in place right after their loss, and one product
-     * adds the chunk's rows of dL/dhidden; backward only scales the result: the logits are never recomputed (one of the
-     * head's three [N, H] x [H, V] products, and one pass of the cross-entropy kernel over [N, V], fewer). The cost:
-     * dL/dhidden [N, H] held from forward to backward. On unless {@code -Djtune.crossEntropyGradientInForward=false}.
+     * adds the chunk's rows of dL/dhidden; backward only scales the result by the incoming gradient: the logits are
+     * never recomputed (one of the head's three [N, H] x [H, V] products, and one pass of the cross-entropy kernel over
+     * [N, V], fewer). With an incoming gradient of 1 every value equals the recomputing backward's: the same logits,
+     * the same scale, the same products. The cost: dL/dhidden [N, H] held from forward to backward. On unless
+     * {@code -Djtune.crossEntropyGradientInForward=false}.
      */
     static boolean gradientInForward(Tensor hidden, Tensor weight, double softcap) {
         return Autograd.isEnabled() && hidden.requiresGrad() && !weight.requiresGrad() && softcap <= 0
                 && !"false".equals(System.getProperty(GRADIENT_IN_FORWARD));
-    }
-
-    /**
-     * {@link #linear} with hidden's gradient made in forward ({@link #gradientInForward}), for the incoming gradient 1;
-     * backward multiplies it by the incoming gradient. With 1 every value equals the recomputing backward's: the same
-     * logits, the same scale (1 / count, as {@link #scaleOf}), the same products.
-     */
-    private static Tensor linearGradientInForward(Tensor h, Tensor w, Tensor lab, long chunk, double normalizer, Tensor hidden,
-                                                  Tensor weight, Tensor labels) {
-        long n = h.dim(0);
-        Tensor lse;
-        Tensor count;
-        Tensor loss;
-        Tensor dh;
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            lse = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
-            count = countOf(h, lab, normalizer);
-            Tensor unit = scaleOf(Tensor.full(Shape.scalar(), 1, count.dtype(), count.device()), count);
-            dh = w.dim(0) == 0 ? Tensor.zeros(h.shape(), h.dtype(), h.device()) : Tensor.empty(h.shape(), h.dtype(), h.device());
-            Tensor perRow = Tensor.empty(Shape.of(n), Checks.statType(h), h.device());
-            for (long r0 = 0; r0 < n; r0 += chunk) {
-                long r1 = Math.min(n, r0 + chunk);
-                try (Scope s = Scope.open("logits chunk")) {
-                    Tensor logits = logits(h, w, r0, r1, 0);
-                    Tensor rowLabels = lab.slice(0, r0, r1);
-                    CrossEntropyKernel.on(h).forward(logits, rowLabels, IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
-                    CrossEntropyKernel.on(h).backward(logits, 0, rowLabels, lse.slice(0, r0, r1), IGNORE_INDEX, unit, logits);
-                    Backends.of(h).matmul(logits, false, w, false, dh.slice(0, r0, r1), false);
-                }
-            }
-            loss = meanOf(perRow, count);
-            perRow.close();
-            unit.close();
-            lse.close();
-        }
-        Node node = Autograd.attach("linearCrossEntropy", loss, g -> {
-            Tensor gh = Ops.mul(dh, g.cast(dh.dtype()));
-            return new Tensor[] {gh, null, null};
-        }, hidden, weight, labels);
-        own(node, dh, count);
-        return loss;
     }
 
     /** Forward's chunk of tokens: {@code chunkRows}, or about {@link #CHUNK_BYTES} of logits (at least 16 rows). */
