@@ -59,7 +59,7 @@ public final class BucketedGradientSum implements AutoCloseable {
     /** The next bucket to sum. */
     private int next;
     private boolean armed;
-    /** Buckets summed during the last armed backward (before {@link #finish()}). */
+    /** Buckets summed during the last step's backward (before {@link #finish()}). */
     private int early;
     /** This step's late contributions per parameter (null: none). */
     private final Tensor[] late;
@@ -171,7 +171,6 @@ public final class BucketedGradientSum implements AutoCloseable {
             incomplete[k] = buckets.get(k).leaves().length;
         }
         next = 0;
-        early = 0;
         armed = true;
         if (expected != null) {
             launchComplete(); // buckets of alignment gaps only
@@ -215,10 +214,12 @@ public final class BucketedGradientSum implements AutoCloseable {
 
     private void launchComplete() {
         while (next < buckets.size() && incomplete[next] == 0) {
-            world.allReduceOverlapped(buckets.get(next).piece(), Collectives.Reduction.SUM);
-            next++;
-            early++;
+            sumNext();
         }
+    }
+
+    private void sumNext() {
+        world.allReduceOverlapped(buckets.get(next++).piece(), Collectives.Reduction.SUM);
     }
 
     /**
@@ -227,6 +228,7 @@ public final class BucketedGradientSum implements AutoCloseable {
      * Learns the contributions per parameter from the armed backwards (the largest count seen).
      */
     public void finish() {
+        early = armed ? next : 0;
         if (armed) {
             if (expected == null) {
                 expected = counts.clone();
@@ -237,12 +239,10 @@ public final class BucketedGradientSum implements AutoCloseable {
             }
         } else {
             next = 0;
-            early = 0;
         }
         armed = false;
         while (next < buckets.size()) {
-            world.allReduceOverlapped(buckets.get(next).piece(), Collectives.Reduction.SUM);
-            next++;
+            sumNext();
         }
         world.awaitOverlapped();
         if (finished++ > 0) {
