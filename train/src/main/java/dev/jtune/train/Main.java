@@ -179,7 +179,7 @@ public final class Main {
                 TrainArgs a = t.args();
                 // a worker (started with torchrun's variables) trains; else --nproc_per_node/--nnodes over 1 start the workers
                 java.util.Optional<DistEnv> worker = DistEnv.fromEnvironment(System::getenv);
-                DistEnv.Layout layout = new DistEnv.Layout(a.nprocPerNode(), a.nnodes(), a.nodeRank(), a.masterAddr(), a.masterPort());
+                DistEnv.Layout layout = TrainCommand.layout(a);
                 if (worker.isEmpty() && layout.worldSize() > 1) {
                     return Launcher.launch(layout, Main.class, List.of(args), a.outputDir().resolve("logs"), out, err);
                 }

@@ -16,7 +16,6 @@ import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.args.TrainArgs;
 import dev.jtune.train.loop.Trainable;
 import dev.jtune.train.loop.Trainer;
-import dev.jtune.train.loop.TrainerConfig;
 import dev.jtune.train.report.MemoryReport;
 
 import java.util.Optional;
@@ -127,11 +126,8 @@ final class MemoryPlanner {
                 // as many images as the sequence holds whole (a longer record is cut to --max_seq_length)
                 int tokens = planned.tokens(a);
                 int images = planned.vision().map(v -> Math.min(planned.imagesPerSequence(), tokens / v.mmTokensPerImage())).orElse(0);
-                TrainerConfig config = TrainCommand.config(a);
-                if (planned.ranks() > 1) { // one rank of the world: the optimizer state sharded as the run will shard it
-                    config = config.toBuilder().worldSize(planned.ranks()).optimizerSharding(TrainCommand.sharding(a, planned.ranks())).build();
-                }
-                stats = Trainer.measureStep(config, trainable, a.perDeviceTrainBatchSize(), tokens, images);
+                // one rank of the world: the optimizer state sharded as the run will shard it
+                stats = Trainer.measureStep(TrainCommand.config(a, planned.ranks()), trainable, a.perDeviceTrainBatchSize(), tokens, images);
             }
             long resident = gpu ? CudaBackend.MATMUL_WORKSPACE_BYTES + (a.bits() == 4 ? NF4_TABLE_BYTES : 0) : 0;
             String label = gpu ? "per-GPU resident (cuBLASLt workspace" + (a.bits() == 4 ? ", NF4 tables)" : ")")

@@ -109,7 +109,7 @@ final class PlanCommand {
         if (vision.isPresent()) { // no data to count images in: the seed's usual record, one image per sequence
             out.println("image-text model: planned with the vision tower and projector, and one image in each sequence");
         }
-        int ranks = Math.max(1, a.nprocPerNode()) * Math.max(1, a.nnodes());
+        int ranks = TrainCommand.layout(a).worldSize();
         if (ranks > 1) { // every GPU of a data-parallel run holds the same; with ZeRO stage 1 its shard of the state
             out.println("planned for one of the " + ranks + " ranks (--nproc_per_node x --nnodes)");
         }

@@ -102,7 +102,7 @@ final class TrainCommand {
         int longest = asked.packing() ? asked.maxSeqLength() : data.train().stream().mapToInt(Example::length).max().orElse(asked.maxSeqLength());
         TrainArgs a = plan(asked, plannerGiven(given, place), device, new MemoryPlanner.Model(Gemma3Config.read(asked.modelPath()), vision,
                 vision.isPresent() ? data.train().stream().mapToInt(e -> e.images().size()).max().orElse(0) : 0, longest, place.worldSize()), out);
-        TrainerConfig config = config(a).toBuilder().worldSize(place.worldSize()).optimizerSharding(sharding(a, place)).build();
+        TrainerConfig config = config(a, place.worldSize());
         RunIdentity identity = identity(a, data.train(), device, dtype,
                 bundledTokenizer ? "bundled Gemma 3 tokenizer" : RunIdentity.fileFingerprint(modelDir.resolve("tokenizer.json")));
         int rows = Batcher.rowCount(data.train(), config.batching());
@@ -311,10 +311,6 @@ final class TrainCommand {
     }
 
     /** The --deepspeed config's ZeRO stage on a data-parallel run (0 alone, where a stage partitions nothing, or without one). */
-    private static int zeroStage(TrainArgs a, DistEnv place) {
-        return zeroStage(a, place.worldSize());
-    }
-
     private static int zeroStage(TrainArgs a, int ranks) {
         return ranks > 1 && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
     }
@@ -327,18 +323,13 @@ final class TrainCommand {
     }
 
     /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
-    static TrainerConfig.OptimizerSharding sharding(TrainArgs a, DistEnv place) {
-        return sharding(a, place.worldSize());
-    }
-
-    /** As above for a world of {@code ranks} (the planner's). */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
         return zeroStage(a, ranks) >= 1 && shardable(a) ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.NONE;
     }
 
     /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the optimizer state only (stage 1). */
     static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
-        int stage = zeroStage(a, place);
+        int stage = zeroStage(a, place.worldSize());
         if (stage == 0 || stage == 1 && shardable(a)) {
             return List.of();
         }
@@ -560,6 +551,16 @@ final class TrainCommand {
         if (outputDir != null) { // null: a data-parallel rank other than 0, which writes nothing
             out.println("wrote " + outputDir.toAbsolutePath() + " (model or adapter, metrics.jsonl, report.html, checkpoints)");
         }
+    }
+
+    /** {@link #config(TrainArgs)} for one rank of a world of {@code ranks}: its size and its optimizer sharding. */
+    static TrainerConfig config(TrainArgs a, int ranks) {
+        return ranks > 1 ? config(a).toBuilder().worldSize(ranks).optimizerSharding(sharding(a, ranks)).build() : config(a);
+    }
+
+    /** The launcher's layout the arguments ask for (--nproc_per_node, --nnodes, --node_rank, --master_addr/port). */
+    static DistEnv.Layout layout(TrainArgs a) {
+        return new DistEnv.Layout(a.nprocPerNode(), a.nnodes(), a.nodeRank(), a.masterAddr(), a.masterPort());
     }
 
     static TrainerConfig config(TrainArgs a) {

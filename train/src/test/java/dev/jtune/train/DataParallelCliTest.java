@@ -71,21 +71,21 @@ class DataParallelCliTest {
         assertEquals(1, w.size(), w.toString());
         assertEquals("zero_optimization.stage 2: jtune shards the optimizer state over the 2 ranks (stage 1); the gradients stay whole on"
                 + " every GPU (stage 2 is not built yet)", w.getFirst());
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(a, rank0));
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(a, rank0.worldSize()));
         assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE));
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE.worldSize()));
         dev.jtune.train.args.TrainArgs stage1 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
         assertTrue(TrainCommand.dataParallelWarnings(stage1, rank0).isEmpty(), "stage 1 is what jtune shards");
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(stage1, rank0));
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(stage1, rank0.worldSize()));
         dev.jtune.train.args.TrainArgs eightBit = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "adamw_8bit", "--deepspeed",
                 "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBit, rank0));
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBit, rank0.worldSize()));
         dev.jtune.train.args.TrainArgs paged = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "paged_adamw_32bit", "--deepspeed",
                 "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(paged, rank0), "the paged fp32 state shards too");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(paged, rank0.worldSize()), "the paged fp32 state shards too");
         assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state only"),
                 TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
     }
