@@ -62,6 +62,8 @@ static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "whole-line
 constexpr int BOX_BYTES = BN * 64 * 2;
 static_assert(BN == 64, "a k16 step of a swizzled value box starts 2048 bytes further: 16 rows of 128 bytes");
 
+// Two tiles of the same 64 rows (from k0) of one head of two maps (keys and values; dK/dV's queries and output
+// gradients) on one barrier, its bytes announced by the issuing thread's arrival.
 __device__ __forceinline__ void issue_tiles(unsigned char* kt, unsigned char* vt, const wg::TensorMap* kmap, const wg::TensorMap* vmap,
                                             long long k0, long long kvHead, unsigned long long* bar) {
     wg::mbar_expect(bar, 2 * (D / 64) * BOX_BYTES);
@@ -415,15 +417,7 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         const long long bh = firstHead + it / tiles;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
         const int stager = PP ? tid : threadIdx.x;  // this thread among the stagers: group 1 with PP, else the block
-        // the tiles' TMA boxes, their bytes announced by the issuing thread's arrival on the buffer's barrier
-        auto issue = [&]() {
-            wg::mbar_expect(&full[b], 2 * (D / 64) * BOX_BYTES);
-#pragma unroll
-            for (int j = 0; j < D / 64; j++) {
-                wg::tma_load3(qs + b * Q_BYTES + j * BOX_BYTES, qmap, j * 64, (int) i0, (int) bh, &full[b]);
-                wg::tma_load3(gs + b * Q_BYTES + j * BOX_BYTES, gmap, j * 64, (int) i0, (int) bh, &full[b]);
-            }
-        };
+        auto issue = [&]() { issue_tiles(qs + b * Q_BYTES, gs + b * Q_BYTES, qmap, gmap, i0, bh, &full[b]); };
         if constexpr (TMA && !PP) {
             if (stager == 0) issue();
         } else if constexpr (!TMA) {
