@@ -28,7 +28,7 @@
 // with 64 the tile is copied 128 bytes of a row at a time, wg::load_cores' WHOLE_LINES).
 // WGMMA_SW128_NMAJOR_LBO_ALONG_N: which offset of a 128-byte swizzled N-major descriptor runs between 64-column boxes
 // along N (CUTLASS's MN-major B128: the leading one; the TMA N-major probe checks it).
-// FLASH_WGMMA_PINGPONG (0 or 1): the TMA forward's and dK/dV's groups apart instead of in lockstep (forward, backward_dkv).
+// FLASH_WGMMA_PINGPONG (a mask, 0-3): the groups apart instead of in lockstep, 1 in the TMA forward, 2 in the TMA dK/dV.
 #if !defined(JT_ARCH_SPECIFIC) || !defined(FLASH_WGMMA_KEYS) || !defined(WGMMA_NMAJOR_LBO_ALONG_K) || !defined(FLASH_WGMMA_KEY_PAD) || !defined(WGMMA_SW128_NMAJOR_LBO_ALONG_N) || !defined(FLASH_WGMMA_PINGPONG)
 #error "JT_ARCH_SPECIFIC, FLASH_WGMMA_KEYS, WGMMA_NMAJOR_LBO_ALONG_K, FLASH_WGMMA_KEY_PAD, WGMMA_SW128_NMAJOR_LBO_ALONG_N and FLASH_WGMMA_PINGPONG come from FlashWgmmaKernels.java's KernelSource"
 #endif
@@ -57,7 +57,7 @@ static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "whole-line
 
 // The TMA forward (forward<MASKED, true>): key and value tiles of BN rows x D land as D / 64 boxes of BN x 64 with
 // the 128-byte swizzle, one tile pair per buffer and mbarrier, issued by thread 0 one tile ahead. With
-// FLASH_WGMMA_PINGPONG no block barrier ends a tile: every thread arrives on the buffer's empty barrier when done with
+// FLASH_WGMMA_PINGPONG's bit 1 no block barrier ends a tile: every thread arrives on the buffer's empty barrier when done with
 // it, and thread 0 waits for that before loading the tile two on into it, so the groups may drift a tile apart.
 constexpr int BOX_BYTES = BN * 64 * 2;
 static_assert(BN == 64, "a k16 step of a swizzled value box starts 2048 bytes further: 16 rows of 128 bytes");
@@ -242,7 +242,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     unsigned char* ks = TMA ? wg::align1024(smem + GROUPS * Q_BYTES) : smem + GROUPS * Q_BYTES;
     unsigned char* vs = ks + 2 * (TMA ? KV_BYTES : K_BYTES);
     unsigned long long* full = reinterpret_cast<unsigned long long*>(vs + 2 * KV_BYTES);
-    constexpr bool PP = TMA && FLASH_WGMMA_PINGPONG != 0;
+    constexpr bool PP = TMA && (FLASH_WGMMA_PINGPONG & 1) != 0;
     unsigned long long* empty = full + 2;  // PP: a barrier per buffer that every thread's arrival completes
     const __nv_bfloat16* kh = TMA ? nullptr : k + block.kvHead * t * D;
     const __nv_bfloat16* vh = TMA ? nullptr : v + block.kvHead * t * D;
@@ -371,7 +371,7 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
 // TMA: q and gout as tensor maps of [B Hq, T, D] (qmap, gmap; q and gout unused), the query and output-gradient tiles
 // double-buffered on a full barrier per buffer; the block's own key and value tiles stay cp.async copies.
-// TMA with FLASH_WGMMA_PINGPONG: no block-wide barrier per step, so group 0 (P^T, dV) runs up to a step ahead of
+// TMA with FLASH_WGMMA_PINGPONG's bit 2: no block-wide barrier per step, so group 0 (P^T, dV) runs up to a step ahead of
 // group 1 (dS^T, dK) and the tensor cores take one group's products while the other does its element-wise work. The
 // P^T hand-over is double-buffered (named barriers 1 + b); group 0 arrives on barrier 3 + b when done with buffer b's
 // tiles, and group 1, done with them too, stages step it + 2 into them: its thread 0 the TMA copies, every thread of it a
@@ -397,7 +397,7 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     unsigned char* vs = ks + KV_BYTES;
     unsigned char* qs = TMA ? wg::align1024(vs + KV_BYTES) : vs + KV_BYTES;  // two buffers
     unsigned char* gs = qs + 2 * Q_BYTES;  // two buffers
-    constexpr bool PP = TMA && FLASH_WGMMA_PINGPONG != 0;
+    constexpr bool PP = TMA && (FLASH_WGMMA_PINGPONG & 2) != 0;
     float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]; two with PP
     float* l2s = xch + (PP ? 2 : 1) * BN * BM;  // [2][BM] lse in base 2
     float* dls = l2s + 2 * BM;             // [2][BM] delta

@@ -47,16 +47,49 @@ public final class FlashWgmmaKernels {
 
     /**
      * The streamed tiles by TMA (128-byte swizzled boxes, one thread issuing them ahead on mbarriers) instead of every
-     * thread's cp.async: the forward's and dQ's key and value tiles, dK/dV's query and output-gradient tiles.
-     * {@code -Djtune.cuda.wgmmaTma=true}, until measured.
+     * thread's cp.async: the forward's and dQ's key and value tiles, dK/dV's query and output-gradient tiles. On by
+     * default since the seventeenth session (the GPU suite green with it; 8K causal forward 0.29 ms, backward 1.69 on an
+     * H100 against cp.async's 0.63 / 2.62); {@code -Djtune.cuda.wgmmaTma=false} goes back to cp.async.
      */
-    static final boolean TMA = Boolean.getBoolean("jtune.cuda.wgmmaTma");
+    static final boolean TMA = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaTma", "true"));
+
+    /** Which TMA kernels run their two groups apart instead of in lockstep (FLASH_WGMMA_PINGPONG's bits). */
+    enum PingPong {
+        NONE(0), FORWARD(1), DKV(2), BOTH(3);
+
+        final int mask;
+
+        PingPong(int mask) {
+            this.mask = mask;
+        }
+
+        /** {@code -Djtune.cuda.wgmmaPingPong}: none (or false), forward, dkv, both (or true). */
+        static PingPong parse(String v) {
+            return switch (v.toLowerCase(java.util.Locale.ROOT)) {
+                case "none", "false" -> NONE;
+                case "forward" -> FORWARD;
+                case "dkv" -> DKV;
+                case "both", "true" -> BOTH;
+                default -> throw new IllegalArgumentException("-Djtune.cuda.wgmmaPingPong=" + v + ": none, forward, dkv or both");
+            };
+        }
+
+        boolean forward() {
+            return (mask & 1) != 0;
+        }
+
+        boolean dkv() {
+            return (mask & 2) != 0;
+        }
+    }
+
     /**
-     * The TMA forward's and dK/dV's two groups apart instead of in lockstep (FLASH_WGMMA_PINGPONG): an experiment,
-     * {@code -Djtune.cuda.wgmmaPingPong=true}; ncu found the lockstep dK/dV's groups waiting on each other at the P^T
-     * hand-over (SM issue 23%) and the forward's at 35% issue.
+     * The TMA forward's and dK/dV's two groups apart instead of in lockstep (FLASH_WGMMA_PINGPONG); ncu found the
+     * lockstep dK/dV's groups waiting on each other at the P^T hand-over (SM issue 23%). Measured (seventeenth session,
+     * H100, 8K causal): dK/dV apart 1.44 ms against 1.69 in lockstep, the forward apart 0.36 against 0.29; so dK/dV only
+     * by default ({@code -Djtune.cuda.wgmmaPingPong=none|forward|dkv|both}).
      */
-    static final boolean PINGPONG = Boolean.getBoolean("jtune.cuda.wgmmaPingPong");
+    static final PingPong PINGPONG = PingPong.parse(System.getProperty("jtune.cuda.wgmmaPingPong", "dkv"));
 
     /**
      * Whether a 128-byte swizzled N-major descriptor's leading offset is the distance between 64-column boxes along N
@@ -71,7 +104,7 @@ public final class FlashWgmmaKernels {
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
             .define("WGMMA_SW128_NMAJOR_LBO_ALONG_N", SW128_NMAJOR_LBO_ALONG_N ? 1 : 0)
-            .define("FLASH_WGMMA_PINGPONG", PINGPONG ? 1 : 0)
+            .define("FLASH_WGMMA_PINGPONG", PINGPONG.mask)
             // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
             .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
             .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
@@ -120,10 +153,11 @@ public final class FlashWgmmaKernels {
 
     /**
      * Shared bytes of the TMA forward: both warpgroups' query tiles, 1 KiB of slack (swizzled boxes start 1024-byte
-     * aligned), two key and two value tiles, a full barrier per buffer (and with {@link #PINGPONG} an empty one).
+     * aligned), two key and two value tiles, a full barrier per buffer (and with {@link #PINGPONG} on the forward an
+     * empty one).
      */
     static int tmaShared() {
-        return tmaShared(PINGPONG);
+        return tmaShared(PINGPONG.forward());
     }
 
     static int tmaShared(boolean pingPong) {
@@ -150,10 +184,10 @@ public final class FlashWgmmaKernels {
 
     /**
      * Shared bytes of the TMA dK/dV: dK/dV's, 1 KiB to align the swizzled boxes, two full barriers; with
-     * {@link #PINGPONG} a second P^T hand-over buffer.
+     * {@link #PINGPONG} on dK/dV a second P^T hand-over buffer.
      */
     static int tmaDkvShared() {
-        return tmaDkvShared(PINGPONG);
+        return tmaDkvShared(PINGPONG.dkv());
     }
 
     static int tmaDkvShared(boolean pingPong) {
