@@ -324,13 +324,17 @@ final class TrainCommand {
 
     /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
-        return zeroStage(a, ranks) >= 1 && shardable(a) ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.NONE;
+        int stage = zeroStage(a, ranks);
+        if (stage == 0 || !shardable(a)) {
+            return TrainerConfig.OptimizerSharding.NONE;
+        }
+        return stage == 1 ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.GRADIENTS;
     }
 
-    /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the optimizer state only (stage 1). */
+    /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the state and gradients (stages 1-2), not weights. */
     static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
         int stage = zeroStage(a, place.worldSize());
-        if (stage == 0 || stage == 1 && shardable(a)) {
+        if (stage == 0 || stage <= 2 && shardable(a)) {
             return List.of();
         }
         if (!shardable(a)) {
@@ -338,9 +342,8 @@ final class TrainCommand {
                     + " paged_adamw_32bit, without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
                     + ", so every GPU holds all of it (plain data parallel)");
         }
-        return List.of("zero_optimization.stage " + stage + ": jtune shards the optimizer state over the " + place.worldSize()
-                + " ranks (stage 1); the gradients" + (stage == 3 ? " and the weights" : "") + " stay whole on every GPU (stage "
-                + stage + " is not built yet)");
+        return List.of("zero_optimization.stage 3: jtune shards the optimizer state and the gradients over the " + place.worldSize()
+                + " ranks (stage 2); the weights stay whole on every GPU (stage 3 is not built yet)");
     }
 
     static LoraConfig loraConfig(TrainArgs a) {

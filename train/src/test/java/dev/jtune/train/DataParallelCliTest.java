@@ -57,8 +57,8 @@ class DataParallelCliTest {
     }
 
     /**
-     * A --deepspeed ZeRO stage beside data parallel shards the optimizer state (stage 1); stage 2 says what it does not
-     * shard, an optimizer stage 1 is not built for says so; alone (one GPU) a stage needs no word and shards nothing.
+     * A --deepspeed ZeRO stage beside data parallel shards the optimizer state (stage 1) and the gradients (stage 2);
+     * stage 3 says what it does not shard (the weights), an optimizer the sharding is not built for says so; alone (one GPU) a stage needs no word and shards nothing.
      */
     @Test
     void aZeroStageBesideDataParallelShardsTheOptimizerState(@TempDir Path tmp) throws Exception {
@@ -67,11 +67,15 @@ class DataParallelCliTest {
         dev.jtune.train.args.TrainArgs a = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path", data.toString(),
                 "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}");
         dev.jtune.train.dist.DistEnv rank0 = new dev.jtune.train.dist.DistEnv(0, 2, 0, 2, "127.0.0.1", 29500);
-        List<String> w = TrainCommand.dataParallelWarnings(a, rank0);
+        assertTrue(TrainCommand.dataParallelWarnings(a, rank0).isEmpty(), "stage 2 is built");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.GRADIENTS, TrainCommand.sharding(a, rank0.worldSize()));
+        dev.jtune.train.args.TrainArgs stage3 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}");
+        List<String> w = TrainCommand.dataParallelWarnings(stage3, rank0);
         assertEquals(1, w.size(), w.toString());
-        assertEquals("zero_optimization.stage 2: jtune shards the optimizer state over the 2 ranks (stage 1); the gradients stay whole on"
-                + " every GPU (stage 2 is not built yet)", w.getFirst());
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(a, rank0.worldSize()));
+        assertEquals("zero_optimization.stage 3: jtune shards the optimizer state and the gradients over the 2 ranks (stage 2); the weights"
+                + " stay whole on every GPU (stage 3 is not built yet)", w.getFirst());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.GRADIENTS, TrainCommand.sharding(stage3, rank0.worldSize()));
         assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE.worldSize()));
         dev.jtune.train.args.TrainArgs stage1 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",

@@ -82,6 +82,7 @@ class DataParallelTest {
         /** Maxima: the ranks agreeing which parameters had late contributions (each step after the first). */
         int maxima;
         long largest;
+        int reduceScatters;
 
         Counting(Collectives inner) {
             this.inner = inner;
@@ -111,6 +112,7 @@ class DataParallelTest {
 
         @Override
         public void reduceScatter(Tensor in, Tensor out, Reduction op) {
+            reduceScatters++;
             inner.reduceScatter(in, out, op);
         }
 
@@ -291,6 +293,57 @@ class DataParallelTest {
             Path b = tmp.resolve("sharded/rank0").resolve(c).resolve(dev.jtune.train.loop.CheckpointStore.OPTIMIZER_FILE);
             assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), c + "'s optimizer state, sharded against whole");
         }
+    }
+
+    /**
+     * ZeRO stage 2 (each rank keeps only its parts of the summed gradients, reduce-scattered after every backward, and
+     * its parts of the state) trains as one rank of four micro-batches does: the same losses and gradient norms within
+     * 1e-5, the ranks' weights one, within 1e-5 of one rank's (the sums round differently: a reduce-scatter a
+     * micro-batch); no parameter holds a whole gradient; rank 0's checkpoint, its state gathered, resumes on one rank.
+     */
+    @Test
+    void shardedGradientsTrainAsOneRankAndResumeOnOne(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        Outcome one = run(d, config(d, 4, 1), null, tmp.resolve("one"));
+        COUNTED.clear();
+        List<Outcome> two = ranks(d, 2, 2, tmp.resolve("two"), Long.MAX_VALUE, TrainerConfig.OptimizerSharding.GRADIENTS);
+        for (Counting c : COUNTED) {
+            System.out.println("rank " + c.rank() + ": " + c.reduceScatters + " reduce-scatters, " + c.allReduces + " sums (loss, norm) over " + STEPS + " steps");
+            assertEquals(0, c.reduceScatters % (2 * STEPS), "the same reduce-scatters after each of a step's two backwards");
+            assertTrue(c.reduceScatters >= 2 * 2 * STEPS, "the gradients went in more than one bucket");
+            assertEquals(2 * STEPS, c.allReduces, "per step the loss and the squared gradient norm: no gradient all-reduced whole");
+        }
+        for (Outcome o : two) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "stage 2, step %d: loss %.7f / %.7f, gradient norm %.7f / %.7f%n", a.step(),
+                        a.loss(), b.loss(), a.gradNorm(), b.gradNorm());
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step());
+                assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step());
+            }
+        }
+        double worst = 0;
+        for (Map.Entry<String, float[]> e : one.weights().entrySet()) {
+            float[] ref = e.getValue();
+            float[] r0 = two.get(0).weights().get(e.getKey());
+            assertArrayEquals(r0, two.get(1).weights().get(e.getKey()), e.getKey() + ": the ranks' weights are one");
+            double num = 0;
+            double den = 0;
+            for (int i = 0; i < ref.length; i++) {
+                num += (r0[i] - ref[i]) * (double) (r0[i] - ref[i]);
+                den += ref[i] * (double) ref[i];
+            }
+            worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
+        }
+        System.out.println("stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        // rank 0's checkpoint at step 2 (state gathered from both ranks) resumes on one rank as one rank's own run goes on
+        Path ckpt = tmp.resolve("two/rank0/checkpoint-2");
+        Outcome resumed = run(d, config(d, 4, 1), null, tmp.resolve("two/rank0"), Optional.of(ckpt), Long.MAX_VALUE);
+        StepRecord last = resumed.history().getLast();
+        assertEquals(STEPS, last.step());
+        assertTrue(relative(last.loss(), one.history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
     }
 
     @Test

@@ -49,15 +49,8 @@ public final class BucketedGradientSum implements AutoCloseable {
     private final Map<Tensor, Integer> leafIndex = new IdentityHashMap<>();
     /** Buckets in the order they are summed. */
     private final List<Bucket> buckets;
-    /** Per parameter: the buckets (indices into {@link #buckets}) holding its elements. */
-    private final int[][] bucketsOf;
-    private final int[] counts;
-    /** Contributions per parameter in one backward, learned from the first armed one; null before. */
-    private int[] expected;
-    /** Per bucket, this backward: its parameters not yet complete. */
-    private final int[] incomplete;
-    /** The next bucket to sum. */
-    private int next;
+    /** When the buckets of the armed backward complete; sums them in order. */
+    private final BucketOrder order;
     private boolean armed;
     /** Buckets summed during the last step's backward (before {@link #finish()}). */
     private int early;
@@ -107,22 +100,9 @@ public final class BucketedGradientSum implements AutoCloseable {
         // latest first; ties (a parameter split over buckets) keep the end-first order they were cut in
         all.sort(Comparator.comparingInt((Bucket k) -> k.earliestUse()).reversed());
         this.buckets = List.copyOf(all);
-        this.bucketsOf = new int[leaves.size()][];
-        List<List<Integer>> of = new ArrayList<>();
-        for (int i = 0; i < leaves.size(); i++) {
-            of.add(new ArrayList<>());
-        }
-        for (int k = 0; k < buckets.size(); k++) {
-            for (int leaf : buckets.get(k).leaves()) {
-                of.get(leaf).add(k);
-            }
-        }
-        for (int i = 0; i < leaves.size(); i++) {
-            bucketsOf[i] = of.get(i).stream().mapToInt(Integer::intValue).toArray();
-        }
-        this.counts = new int[leaves.size()];
+        this.order = new BucketOrder(buckets.stream().map(Bucket::leaves).toArray(int[][]::new), leaves.size(),
+                k -> world.allReduceOverlapped(buckets.get(k).piece(), Collectives.Reduction.SUM));
         this.late = new Tensor[leaves.size()];
-        this.incomplete = new int[buckets.size()];
         Autograd.GradientListener listener = new Autograd.GradientListener() {
             @Override
             public Tensor redirect(Tensor leaf) {
@@ -166,15 +146,8 @@ public final class BucketedGradientSum implements AutoCloseable {
 
     /** The next backward is this rank's last of the step: its complete buckets are summed while it runs. */
     public void arm() {
-        java.util.Arrays.fill(counts, 0);
-        for (int k = 0; k < buckets.size(); k++) {
-            incomplete[k] = buckets.get(k).leaves().length;
-        }
-        next = 0;
+        order.start();
         armed = true;
-        if (expected != null) {
-            launchComplete(); // buckets of alignment gaps only
-        }
     }
 
     /** Where a contribution to {@code leaf} goes: aside when a bucket holding it is summed or being summed, else null. */
@@ -183,11 +156,7 @@ public final class BucketedGradientSum implements AutoCloseable {
             return null;
         }
         int i = leafIndex.get(leaf);
-        boolean summed = false;
-        for (int k : bucketsOf[i]) {
-            summed |= k < next;
-        }
-        if (!summed) {
+        if (!order.anyReduced(i)) {
             return null;
         }
         if (late[i] == null) { // in the parameter's scope, as its gradient is (backward's own ends before finish)
@@ -199,27 +168,9 @@ public final class BucketedGradientSum implements AutoCloseable {
     }
 
     private void added(Tensor leaf) {
-        if (!armed) {
-            return; // an earlier micro-batch: its gradients are summed with the last one's
+        if (armed) { // else an earlier micro-batch: its gradients are summed with the last one's
+            order.added(leafIndex.get(leaf));
         }
-        int i = leafIndex.get(leaf);
-        counts[i]++;
-        if (expected != null && expected[i] > 0 && counts[i] == expected[i]) {
-            for (int k : bucketsOf[i]) {
-                incomplete[k]--;
-            }
-            launchComplete();
-        }
-    }
-
-    private void launchComplete() {
-        while (next < buckets.size() && incomplete[next] == 0) {
-            sumNext();
-        }
-    }
-
-    private void sumNext() {
-        world.allReduceOverlapped(buckets.get(next++).piece(), Collectives.Reduction.SUM);
     }
 
     /**
@@ -228,22 +179,15 @@ public final class BucketedGradientSum implements AutoCloseable {
      * Learns the contributions per parameter from the armed backwards (the largest count seen).
      */
     public void finish() {
-        early = armed ? next : 0;
         if (armed) {
-            if (expected == null) {
-                expected = counts.clone();
-            } else {
-                for (int i = 0; i < counts.length; i++) {
-                    expected[i] = Math.max(expected[i], counts[i]);
-                }
-            }
+            order.learn();
+            early = order.reduceRest();
         } else {
-            next = 0;
+            order.start();
+            order.reduceRest();
+            early = 0;
         }
         armed = false;
-        while (next < buckets.size()) {
-            sumNext();
-        }
         world.awaitOverlapped();
         if (finished++ > 0) {
             sumLate();

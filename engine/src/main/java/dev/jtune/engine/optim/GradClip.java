@@ -93,6 +93,36 @@ public final class GradClip {
         return new GradNorm(List.copyOf(sums.values()));
     }
 
+    /**
+     * The global norm of gradients sharded over data-parallel ranks (ZeRO stage 2: each rank holds the summed gradient
+     * of its parts, {@code shards}, flat, on one device, zero where they hold no element): this rank's sum of squares,
+     * summed over the ranks by {@code sumOverRanks} (in place, on every rank alike), then with {@code maxNorm > 0} every
+     * shard scaled by the clip factor, the same on every rank. Returns the norm before clipping.
+     */
+    public static GradNorm clipShards(List<Tensor> shards, double maxNorm, java.util.function.Consumer<Tensor> sumOverRanks) {
+        if (shards.isEmpty()) {
+            throw new IllegalArgumentException("clipShards: no gradient shards");
+        }
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            Device device = shards.getFirst().device();
+            Tensor ss = Tensor.zeros(Shape.of(1), DType.F32, device);
+            for (Tensor g : shards) {
+                if (!g.device().equals(device)) {
+                    throw new UnsupportedOperationException("clipShards: gradient shards on several devices (" + device + ", " + g.device() + ")");
+                }
+                GradClipKernel.on(g).sumOfSquares(g, ss);
+            }
+            sumOverRanks.accept(ss);
+            if (maxNorm > 0) {
+                Tensor coef = coefficient(ss, device, maxNorm);
+                for (Tensor g : shards) {
+                    scale(g, coef);
+                }
+            }
+            return new GradNorm(List.of(ss));
+        }
+    }
+
     /** {@code min(1, maxNorm / (sqrt(sumOfSquares) + 1e-6))}, F32 [1] on the device. */
     private static Tensor coefficient(Tensor sumOfSquares, Device device, double maxNorm) {
         Tensor coef = Tensor.empty(Shape.of(1), DType.F32, device);

@@ -11,6 +11,7 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.fused.AdamWKernel;
 import dev.jtune.engine.fused.ParameterTable;
 
@@ -21,40 +22,59 @@ import java.util.Map;
 import java.util.SequencedMap;
 
 /**
- * ZeRO stage 1: {@link AdamW} over a data-parallel world with its master copy and moments sharded across the ranks.
- * Each group's flat layout (the same as AdamW's) is cut into one contiguous shard per rank, {@code shardLength}
- * elements each (a multiple of the layout's alignment; the last may be shorter, or empty). A rank keeps m, v and the
- * master copy of its shard only, so the optimizer state per GPU falls by the world size; the gradients stay whole
- * (the trainer sums them over the ranks first, as plain data parallel does), and so do the parameters.
+ * ZeRO stages 1 and 2: {@link AdamW} over a data-parallel world with its master copy and moments sharded across the
+ * ranks, and in stage 2 the gradients too.
  *
- * <p>{@link #step} updates this rank's shard of the parameters with AdamW's own multi-tensor kernel (over a table of
- * the pieces of the parameters the shard covers: the same arithmetic per element as AdamW on the whole layout), then
- * gathers every rank's updated shard into every rank's parameters (one all-gather per group). {@link #state} gathers
- * the shards into AdamW's per-parameter state, so a checkpoint is the same whatever the world size and resumes into
- * AdamW or into a sharded optimizer of any size; {@link #restore} takes this rank's shard of such a state.
- * {@link #step} and {@link #state} are collectives: every rank calls them, in the same order.
+ * <p>Each group's flat layout (the same as AdamW's) is cut into segments, each split into the ranks' equal parts
+ * ({@link ShardedGradients.Segment}: a multiple of the layout's alignment; the last rank's may be shorter, or empty),
+ * and a rank keeps m, v and the master copy of its parts only, one after another: the optimizer state per GPU falls by
+ * the world size. Stage 1 ({@link #ShardedAdamW(SequencedMap, AdamW.Config, ParamGroup.Assignment, Collectives,
+ * Placement)}) has one segment a group: the gradients stay whole in a flat buffer (the trainer sums them over the
+ * ranks first, as plain data parallel does). Stage 2 ({@link #withShardedGradients}) takes the segments of the
+ * gradient buckets of {@link ShardedGradients}, whose reduce-scatters leave each rank the summed gradient of exactly
+ * its parts: no whole gradient stays on the device, and clipping sums the ranks' squares
+ * ({@link #clipHeldGradients}). The parameters stay whole in both.
+ *
+ * <p>{@link #step} updates this rank's parts of the parameters with AdamW's own multi-tensor kernel (over a table of
+ * the pieces of the parameters the parts cover: the same arithmetic per element as AdamW on the whole layout), then
+ * gathers every rank's updated parts into every rank's parameters (one all-gather per segment). {@link #state}
+ * gathers the shards into AdamW's per-parameter state, so a checkpoint is the same whatever the world size and stage,
+ * and resumes into AdamW or into a sharded optimizer of any size; {@link #restore} takes this rank's parts of such a
+ * state. {@link #step}, {@link #state} and (stage 2) {@link #clipHeldGradients} are collectives: every rank calls them,
+ * in the same order.
  */
 public final class ShardedAdamW implements Optimizer {
 
-    /** Elements [from, to) of layout entry {@code entry}'s parameter, at {@code offset} in the shard. */
-    private record Piece(int entry, long from, long to, long offset) {
+    /** Elements [from, to) of layout entry {@code entry}'s parameter, in segment {@code segment}, at {@code offset} in the shard. */
+    private record Piece(int entry, int segment, long from, long to, long offset) {
         long length() {
             return to - from;
         }
     }
 
     /**
-     * One group's shard: the whole gradient buffer, the shard's range [lo, hi) of its layout, the pieces it covers
-     * (their own layout, for the kernel) and the state, {@code shardLength} elements each (the tail past hi - lo zero).
+     * One group's shard: its parameters and layout, the segments (this rank's part of each), the pieces the parts cover
+     * (their own layout, for the kernel), this rank's gradient of its parts ({@code used} elements), and the state,
+     * {@code shardLength} elements each (past {@code used}, zero). {@code whole}: stage 1's whole gradient buffer, or null.
      */
-    private record Shard(ParamGroup hyper, GradientBuffer grads, long lo, long hi, long shardLength, List<Piece> pieces,
-                         FlatLayout layout, Tensor master, Tensor m, Tensor v) {
+    private record Shard(ParamGroup hyper, List<Tensor> params, FlatLayout wholeLayout, List<ShardedGradients.Segment> segments,
+                         long shardLength, long used, List<Piece> pieces, FlatLayout layout, Tensor grad, GradientBuffer whole,
+                         Tensor master, Tensor m, Tensor v) {
+        DType dtype() {
+            return grad.dtype();
+        }
+
+        Device device() {
+            return grad.device();
+        }
     }
 
     private final Collectives world;
     private final Placement statePlacement;
     private final List<Shard> shards = new ArrayList<>();
     private final SequencedMap<String, Tensor> params;
+    /** Stage 2's sharded gradients, or null (stage 1: whole gradient buffers). */
+    private final ShardedGradients gradients;
     private AdamW.Config config;
     private long step;
 
@@ -69,13 +89,48 @@ public final class ShardedAdamW implements Optimizer {
      */
     public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
                         Placement statePlacement) {
+        this(params, config, groupOf, world, statePlacement, 0, null);
+    }
+
+    /**
+     * ZeRO stage 2: as above, the gradients sharded too, in buckets of at most {@code bucketBytes} reduced in the order
+     * {@code useOrder} (the trained parameters as the model uses them) fixes; the caller runs
+     * {@link ShardedGradients#reduce()} after every backward ({@link #gradients()}).
+     */
+    public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
+                                                    Collectives world, Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {
+        return new ShardedAdamW(params, config, groupOf, world, statePlacement, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"));
+    }
+
+    private ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
+                         Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {
         this.world = java.util.Objects.requireNonNull(world, "world");
         this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
         this.config = java.util.Objects.requireNonNull(config, "config");
         this.params = new LinkedHashMap<>(params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            for (var e : AdamW.grouped("ShardedAdamW", params, groupOf).entrySet()) {
-                shards.add(shard(e.getKey().hyper(), GradientBuffer.attach(e.getValue())));
+            Map<AdamW.GroupKey, SequencedMap<String, Tensor>> groups = AdamW.grouped("ShardedAdamW", params, groupOf);
+            if (useOrder == null) {
+                this.gradients = null;
+                for (var e : groups.entrySet()) {
+                    GradientBuffer whole = GradientBuffer.attach(e.getValue());
+                    long length = shardLength(whole.layout().numel(), world.worldSize());
+                    ShardedGradients.Segment one = new ShardedGradients.Segment(0, whole.layout().numel(), length, 0);
+                    long lo = one.from(world.rank());
+                    long hi = one.to(world.rank());
+                    shards.add(shard(e.getKey().hyper(), List.copyOf(e.getValue().values()), whole.layout(), List.of(one), length,
+                            whole.flat().slice(0, lo, hi), whole));
+                }
+            } else {
+                this.gradients = new ShardedGradients(world, List.copyOf(groups.values()), bucketBytes, useOrder);
+                int i = 0;
+                for (var e : groups.entrySet()) {
+                    ShardedGradients.Group g = gradients.groups().get(i++);
+                    ShardedGradients.Segment last = g.segments().getLast();
+                    long used = last.shardOffset() + last.to(world.rank()) - last.from(world.rank());
+                    shards.add(shard(e.getKey().hyper(), g.parameters(), g.layout(), g.segments(), g.shard().numel(),
+                            g.shard().slice(0, 0, used), null));
+                }
             }
         }
     }
@@ -85,51 +140,60 @@ public final class ShardedAdamW implements Optimizer {
         return FlatLayout.roundUp(Math.ceilDiv(numel, ranks));
     }
 
-    private Shard shard(ParamGroup hyper, GradientBuffer grads) {
-        FlatLayout whole = grads.layout();
-        long length = shardLength(whole.numel(), world.worldSize());
-        long lo = Math.min(world.rank() * length, whole.numel());
-        long hi = Math.min(lo + length, whole.numel());
+    private Shard shard(ParamGroup hyper, List<Tensor> ps, FlatLayout whole, List<ShardedGradients.Segment> segments, long length,
+                        Tensor grad, GradientBuffer wholeGrads) {
+        int rank = world.rank();
         List<Piece> pieces = new ArrayList<>();
         List<FlatLayout.Entry> entries = new ArrayList<>();
-        for (int i = 0; i < whole.entries().size(); i++) {
-            FlatLayout.Entry e = whole.entries().get(i);
-            long a = Math.max(e.offset(), lo);
-            long b = Math.min(e.end(), hi);
-            if (a < b) {
-                Piece p = new Piece(i, a - e.offset(), b - e.offset(), a - lo);
-                pieces.add(p);
-                entries.add(new FlatLayout.Entry(e.name() + "[" + p.from() + ":" + p.to() + "]", Shape.of(p.length()), p.offset()));
+        for (int s = 0; s < segments.size(); s++) {
+            ShardedGradients.Segment seg = segments.get(s);
+            long lo = seg.from(rank);
+            long hi = seg.to(rank);
+            for (int i = 0; i < whole.entries().size(); i++) {
+                FlatLayout.Entry e = whole.entries().get(i);
+                long a = Math.max(e.offset(), lo);
+                long b = Math.min(e.end(), hi);
+                if (a < b) {
+                    Piece p = new Piece(i, s, a - e.offset(), b - e.offset(), seg.shardOffset() + a - lo);
+                    pieces.add(p);
+                    entries.add(new FlatLayout.Entry(e.name() + "[" + p.from() + ":" + p.to() + "]", Shape.of(p.length()), p.offset()));
+                }
             }
         }
-        FlatLayout layout = new FlatLayout(entries, hi - lo);
-        DType dtype = grads.dtype();
+        long used = grad.numel();
+        FlatLayout layout = new FlatLayout(entries, used);
+        DType dtype = grad.dtype();
         DType stateType = dtype == DType.F64 ? DType.F64 : DType.F32;
         Shape flat = Shape.of(length);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             Tensor master = null;
             if (AdamW.needsMaster(dtype)) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
-                    master = Tensor.zeros(flat, DType.F32, grads.device(), statePlacement);
+                    master = Tensor.zeros(flat, DType.F32, grad.device(), statePlacement);
                 }
                 for (Piece p : pieces) {
-                    Ops.copyInto(piece(grads, p), master.slice(0, p.offset(), p.offset() + p.length()));
+                    Ops.copyInto(piece(ps, p), master.slice(0, p.offset(), p.offset() + p.length()));
                 }
             }
-            return new Shard(hyper, grads, lo, hi, length, List.copyOf(pieces), layout, master,
-                    Tensor.zeros(flat, stateType, grads.device(), statePlacement), Tensor.zeros(flat, stateType, grads.device(), statePlacement));
+            return new Shard(hyper, ps, whole, segments, length, used, List.copyOf(pieces), layout, grad, wholeGrads, master,
+                    Tensor.zeros(flat, stateType, grad.device(), statePlacement), Tensor.zeros(flat, stateType, grad.device(), statePlacement));
         }
     }
 
     /** Piece p of its parameter, flat: a view. */
-    private static Tensor piece(GradientBuffer grads, Piece p) {
-        Tensor param = grads.parameters().get(p.entry());
+    private static Tensor piece(List<Tensor> ps, Piece p) {
+        Tensor param = ps.get(p.entry());
         return param.reshape(param.numel()).slice(0, p.from(), p.to());
     }
 
-    /** The first {@code hi - lo} elements of a shard-length buffer (what the kernel steps), or null. */
+    /** The first {@code used} elements of a shard-length buffer (what the kernel steps), or null. */
     private static Tensor used(Shard s, Tensor t) {
-        return t == null ? null : t.slice(0, 0, s.hi() - s.lo());
+        return t == null ? null : t.slice(0, 0, s.used());
+    }
+
+    /** Stage 2's sharded gradients (reduce them after every backward), or empty in stage 1. */
+    public java.util.Optional<ShardedGradients> gradients() {
+        return java.util.Optional.ofNullable(gradients);
     }
 
     @Override
@@ -138,36 +202,45 @@ public final class ShardedAdamW implements Optimizer {
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sharded adamw step")) {
             for (Shard s : shards) {
                 if (!s.pieces().isEmpty()) {
-                    List<Tensor> views = s.pieces().stream().map(p -> piece(s.grads(), p)).toList();
+                    List<Tensor> views = s.pieces().stream().map(p -> piece(s.params(), p)).toList();
                     ParameterTable table = new ParameterTable(views, s.layout()); // rebuilt: the parameters may have moved
                     AdamWStep scalars = s.hyper().step(config, step);
-                    AdamWKernel.on(s.m()).flatStep(table, s.grads().flat().slice(0, s.lo(), s.hi()), used(s, s.master()),
-                            used(s, s.m()), used(s, s.v()), scalars, null);
+                    AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
                 }
-                gatherParameters(s);
+                for (int k = 0; k < s.segments().size(); k++) {
+                    gatherParameters(s, k);
+                }
             }
         }
     }
 
-    /** Every rank's updated shard into every rank's parameters: this shard's pieces out, one all-gather, each parameter in. */
-    private void gatherParameters(Shard s) {
-        Tensor own = Tensor.zeros(Shape.of(s.shardLength()), s.grads().dtype(), s.grads().device());
+    /** Every rank's updated part of segment k into every rank's parameters: this rank's pieces out, one all-gather, each parameter in. */
+    private void gatherParameters(Shard s, int k) {
+        ShardedGradients.Segment seg = s.segments().get(k);
+        Tensor own = Tensor.zeros(Shape.of(seg.part()), s.dtype(), s.device());
         for (Piece p : s.pieces()) {
-            Ops.copyInto(piece(s.grads(), p), own.slice(0, p.offset(), p.offset() + p.length()));
+            if (p.segment() == k) {
+                long at = p.offset() - seg.shardOffset();
+                Ops.copyInto(piece(s.params(), p), own.slice(0, at, at + p.length()));
+            }
         }
-        Tensor all = Tensor.empty(Shape.of(s.shardLength() * world.worldSize()), own.dtype(), own.device());
+        Tensor all = Tensor.empty(Shape.of(seg.part() * world.worldSize()), own.dtype(), own.device());
         world.allGather(own, all);
-        FlatLayout whole = s.grads().layout();
-        for (int i = 0; i < whole.entries().size(); i++) {
-            FlatLayout.Entry e = whole.entries().get(i);
-            Ops.copyInto(all.slice(0, e.offset(), e.end()).reshape(e.shape().toArray()), s.grads().parameters().get(i));
+        for (int i = 0; i < s.wholeLayout().entries().size(); i++) {
+            FlatLayout.Entry e = s.wholeLayout().entries().get(i);
+            long a = Math.max(e.offset(), seg.start());
+            long b = Math.min(e.end(), seg.end());
+            if (a < b) {
+                Tensor param = s.params().get(i);
+                Ops.copyInto(all.slice(0, a - seg.start(), b - seg.start()), param.reshape(param.numel()).slice(0, a - e.offset(), b - e.offset()));
+            }
         }
     }
 
     /**
      * AdamW's per-parameter state ({@code <name>.exp_avg}, {@code .exp_avg_sq}, {@code .master}), gathered from every
-     * rank's shard into new tensors of the current scope, in host memory (one kind of one group is whole on the device
-     * at a time, so a checkpoint does not bring back the memory the shards saved): a collective.
+     * rank's shard into new tensors of the current scope, in host memory (one kind of one segment is whole on the
+     * device at a time, so a checkpoint does not bring back the memory the shards saved): a collective.
      */
     @Override
     public SequencedMap<String, Tensor> state() {
@@ -188,21 +261,25 @@ public final class ShardedAdamW implements Optimizer {
         return java.util.Collections.unmodifiableSequencedMap(state);
     }
 
+    /** One kind of state, segment by segment: each parameter lies in one segment (a stage 1 group's one, or its bucket). */
     private void gatherState(Shard s, Tensor buffer, String kind, Map<String, Tensor> out) {
-        Tensor gathered = Tensor.empty(Shape.of(s.shardLength() * world.worldSize()), buffer.dtype(), buffer.device());
-        world.allGather(buffer, gathered);
-        Tensor all = gathered;
-        if (buffer.device().kind() != Device.Kind.CPU) {
-            all = gathered.to(Device.CPU);
-            gathered.close();
-        }
-        FlatLayout whole = s.grads().layout();
-        for (FlatLayout.Entry e : whole.entries()) {
-            out.put(e.name() + kind, all.slice(0, e.offset(), e.end()).reshape(e.shape().toArray()));
+        for (ShardedGradients.Segment seg : s.segments()) {
+            Tensor gathered = Tensor.empty(Shape.of(seg.part() * world.worldSize()), buffer.dtype(), buffer.device());
+            world.allGather(buffer.slice(0, seg.shardOffset(), seg.shardOffset() + seg.part()).contiguous(), gathered);
+            Tensor all = gathered;
+            if (buffer.device().kind() != Device.Kind.CPU) {
+                all = gathered.to(Device.CPU);
+                gathered.close();
+            }
+            for (FlatLayout.Entry e : s.wholeLayout().entries()) {
+                if (e.offset() >= seg.start() && e.end() <= seg.end()) {
+                    out.put(e.name() + kind, all.slice(0, e.offset() - seg.start(), e.end() - seg.start()).reshape(e.shape().toArray()));
+                }
+            }
         }
     }
 
-    /** Takes this rank's shard of a per-parameter state (AdamW's or a sharded optimizer's, of any world size). */
+    /** Takes this rank's parts of a per-parameter state (AdamW's or a sharded optimizer's, of any world size and stage). */
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
         List<String> names = AdamW.stateNames(params);
@@ -213,7 +290,7 @@ public final class ShardedAdamW implements Optimizer {
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Shard s : shards) {
                 for (Piece p : s.pieces()) {
-                    String param = s.grads().layout().entries().get(p.entry()).name();
+                    String param = s.wholeLayout().entries().get(p.entry()).name();
                     restorePiece(saved.get(param + ".exp_avg"), p, s.m());
                     restorePiece(saved.get(param + ".exp_avg_sq"), p, s.v());
                     if (s.master() != null) {
@@ -235,18 +312,43 @@ public final class ShardedAdamW implements Optimizer {
         return step;
     }
 
-    /** Zeroes every gradient: one fill per group. */
+    /** Zeroes every gradient: one fill per group (stage 1's whole buffer, stage 2's shard). */
     @Override
     public void zeroGrad() {
-        for (Shard s : shards) {
-            s.grads().zero();
+        if (gradients != null) {
+            gradients.zero();
+        } else {
+            for (Shard s : shards) {
+                s.whole().zero();
+            }
         }
     }
 
-    /** The whole gradient buffers (ZeRO stage 1 keeps them whole): the trainer sums them over the ranks, clipping reads them. */
+    /** Stage 1's whole gradient buffers (the trainer sums them over the ranks, clipping reads them); none in stage 2. */
     @Override
     public List<GradientBuffer> gradientBuffers() {
-        return shards.stream().map(Shard::grads).toList();
+        return gradients != null ? List.of() : shards.stream().map(Shard::whole).toList();
+    }
+
+    /**
+     * Stage 2: the global norm of the summed gradients, from every rank's shard (the ranks' sums of squares summed: a
+     * collective), each shard clipped with the same factor when {@code maxNorm > 0}. Empty in stage 1.
+     */
+    @Override
+    public java.util.Optional<GradClip.GradNorm> clipHeldGradients(double maxNorm) {
+        if (gradients == null) {
+            return java.util.Optional.empty();
+        }
+        List<Tensor> mine = shards.stream().map(Shard::grad).toList();
+        return java.util.Optional.of(GradClip.clipShards(mine, maxNorm, t -> world.allReduce(t, Collectives.Reduction.SUM)));
+    }
+
+    /** Stops stage 2's gradients listening to the parameters. */
+    @Override
+    public void close() {
+        if (gradients != null) {
+            gradients.close();
+        }
     }
 
     @Override

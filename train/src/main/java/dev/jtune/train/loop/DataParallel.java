@@ -18,7 +18,8 @@ import java.util.Map;
  * loss, summed over the ranks (each rank divided its losses by the whole step's label tokens, so the sums are one
  * device's step over every micro-batch). Gradients in the optimizer's flat buffers are summed in buckets
  * ({@link BucketedGradientSum}: during the rank's last backward of the step as they complete); per-tensor gradients one
- * by one after backward, in name order.
+ * by one after backward, in name order. Under ZeRO stage 2 the gradients are reduce-scattered after each backward
+ * ({@code ShardedGradients}) and only the loss is summed here.
  * Every rank makes the same calls in the same order.
  */
 final class DataParallel {
@@ -42,6 +43,11 @@ final class DataParallel {
                 world.allReduce(g, Collectives.Reduction.SUM);
             }
         }
+        return sumLossOverRanks(world, stepLoss, device);
+    }
+
+    /** The step's loss summed over the ranks ({@code stepLoss} null: this rank ran no micro-batch). */
+    static Tensor sumLossOverRanks(Collectives world, Tensor stepLoss, Device device) {
         Tensor loss = stepLoss != null ? stepLoss : Tensor.zeros(Shape.of(), DType.F32, device);
         world.allReduce(loss, Collectives.Reduction.SUM);
         return loss;

@@ -21,6 +21,7 @@ import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
 import dev.jtune.engine.dist.BucketedGradientSum;
+import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
@@ -169,17 +170,20 @@ public final class Trainer implements AutoCloseable {
      * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
      * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
      * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state; each parameter in its
-     * group ({@link Trainable#paramGroups}); in a data-parallel world with {@link TrainerConfig.OptimizerSharding#STATE}
-     * (ZeRO stage 1), AdamW with its state sharded over the ranks. Called in the scope that holds the parameters,
+     * group ({@link Trainable#paramGroups}); in a data-parallel world with a {@link TrainerConfig.OptimizerSharding} (ZeRO
+     * stage 1 or 2), AdamW with its state (and in stage 2 its gradients) sharded over the ranks. Called in the scope that holds the parameters,
      * counting as OPTIMIZER.
      */
     private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups,
                                           Collectives world) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
-        if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.STATE) {
+        if (world != null && config.optimizerSharding().shardsState()) {
             // the config allows it with fp32 state on the device or paged only
-            return new ShardedAdamW(params, adam, groups, world,
-                    config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST ? Placement.HOST_MAPPED : Placement.DEVICE);
+            Placement placement = config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST ? Placement.HOST_MAPPED : Placement.DEVICE;
+            return config.optimizerSharding() == TrainerConfig.OptimizerSharding.GRADIENTS
+                    // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
+                    ? ShardedAdamW.withShardedGradients(params, adam, groups, world, placement, config.ddpBucketBytes(), List.copyOf(params.values()))
+                    : new ShardedAdamW(params, adam, groups, world, placement);
         }
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {
@@ -507,6 +511,8 @@ public final class Trainer implements AutoCloseable {
         int rank = rank();
         try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
             Tensor stepLoss = null;
+            ShardedGradients sharded = shardedGradients(optimizer);
+            int rounds = 0;
             for (int i = rank; i < batches.size(); i += ranks) {
                 trainable.train(CounterRng.bits(config.seed(), micro + i));
                 try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
@@ -516,6 +522,10 @@ public final class Trainer implements AutoCloseable {
                         gradientSum.arm(); // this rank's last backward of the step: its buckets are summed as they fill
                     }
                     loss.backward();
+                    if (sharded != null) { // ZeRO stage 2: every backward's buckets are reduced before the next one fills them
+                        sharded.reduce();
+                        rounds++;
+                    }
                     try (Autograd.GradMode off = Autograd.noGrad()) {
                         Tensor l = loss.detach();
                         stepLoss = mb.keep(stepLoss == null ? l.copy() : Ops.add(stepLoss, l)); // the sum outlives the micro-batch
@@ -523,7 +533,12 @@ public final class Trainer implements AutoCloseable {
                 }
             }
             trainable.eval();
-            if (world != null) {
+            if (sharded != null) {
+                for (; rounds < Math.ceilDiv(batches.size(), ranks); rounds++) {
+                    sharded.reduce(); // a rank with fewer micro-batches than others: its empty rounds meet theirs
+                }
+                stepLoss = DataParallel.sumLossOverRanks(world, stepLoss, device);
+            } else if (world != null) {
                 stepLoss = DataParallel.sumOverRanks(world, trainable, gradientSum, stepLoss, device);
             }
             // the norm is measured with or without clipping: a non-finite one must be seen before it reaches the weights
@@ -608,6 +623,10 @@ public final class Trainer implements AutoCloseable {
                         Tensor pixels = vc == null ? null : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3,
                                 vc.imageSize(), vc.imageSize()), dev.jtune.engine.DType.F32, device);
                         trainable.loss(t, pixels, options(config, activations), micro * batchSize * seqLength).backward();
+                        ShardedGradients sharded = shardedGradients(optimizer);
+                        if (sharded != null) {
+                            sharded.reduce();
+                        }
                     }
                 }
                 trainable.eval();
@@ -626,6 +645,11 @@ public final class Trainer implements AutoCloseable {
             trainable.model().offloadedWeights().ifPresent(HostWeights::close);
             return stats;
         }
+    }
+
+    /** ZeRO stage 2's sharded gradients when {@code optimizer} keeps them (reduced after every backward), else null. */
+    private static ShardedGradients shardedGradients(Optimizer optimizer) {
+        return optimizer instanceof ShardedAdamW s ? s.gradients().orElse(null) : null;
     }
 
     /**

@@ -57,7 +57,18 @@ public record TrainerConfig(
          * parameters, which an all-gather then gives every rank ({@code optim.ShardedAdamW}); gradients and weights stay
          * whole. Needs AdamW's fp32 state, on the device or paged (host-mapped).
          */
-        STATE
+        STATE,
+        /**
+         * ZeRO stage 2: the state as in {@link #STATE}, and the gradients too: backward adds into transient buckets
+         * that are reduce-scattered as they complete, each rank keeping the summed gradient of its parts only
+         * ({@code dist.ShardedGradients}); weights stay whole. The same needs as {@link #STATE}.
+         */
+        GRADIENTS;
+
+        /** Whether the optimizer state is sharded over the ranks (stages 1 and 2). */
+        public boolean shardsState() {
+            return this != NONE;
+        }
     }
 
     /**
@@ -144,9 +155,9 @@ public record TrainerConfig(
 
     public TrainerConfig {
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
-        if (optimizerSharding == OptimizerSharding.STATE && (optimizerStatePrecision != OptimizerStatePrecision.FP32
+        if (optimizerSharding.shardsState() && (optimizerStatePrecision != OptimizerStatePrecision.FP32
                 || optimizerStatePlacement != OptimizerStatePlacement.DEVICE && optimizerStatePlacement != OptimizerStatePlacement.PAGED_HOST)) {
-            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage 1) is built for AdamW's fp32 state, on "
+            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + (optimizerSharding == OptimizerSharding.STATE ? 1 : 2) + ") is built for AdamW's fp32 state, on "
                     + "the device or paged, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
                     + "or paged_adamw_32bit without --offload_optimizer, or no ZeRO stage)");
         }

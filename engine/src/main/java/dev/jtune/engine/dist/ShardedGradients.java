@@ -1,0 +1,387 @@
+package dev.jtune.engine.dist;
+
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+import dev.jtune.engine.optim.FlatLayout;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SequencedMap;
+
+/**
+ * ZeRO stage 2's gradients: each rank keeps only its shard of the summed gradients; a parameter's whole gradient exists
+ * only while backward adds into it, in a transient bucket.
+ *
+ * <p>Each group's flat layout (the optimizer's, one per device and dtype) is cut into buckets of whole parameters, of
+ * at most {@code bucketBytes} where a parameter allows (one larger than that is a bucket alone), from the layout's end
+ * (backward produces the last layers' gradients first). A bucket of {@code n} elements is split into the ranks' equal
+ * parts of {@code part} elements (rounded up to the layout's alignment; the bucket padded to {@code world x part}): rank
+ * r owns elements [r x part, (r + 1) x part) of every bucket, and its persistent shard holds those parts one after
+ * another ({@link Segment#shardOffset()}), so the optimizer's state follows the same layout (ZeRO stage 1's
+ * {@code ShardedAdamW} over these segments).
+ *
+ * <p>A bucket's storage is allocated at its first contribution in a backward and is each of its parameters'
+ * gradient ({@link Autograd.GradientListener#redirect}: the parameters hold no gradient of their own). When it is
+ * complete ({@link BucketOrder}: counts learned from earlier backwards, buckets in a fixed order, latest-used
+ * parameters first) it is reduce-scattered, summed into this rank's shard and freed, while backward goes on. Every
+ * backward, not only a step's last, is followed by {@link #reduce()}, which reduces the buckets left: so a micro-batch's
+ * whole gradient never exists at once. Before any count is learned, a parameter counts as complete after its first
+ * contribution, so the first backward frees its buckets as it goes too; its parameters' further contributions (a
+ * tied embedding's per loss chunk, a weight used twice) then come late, and it teaches the real counts.
+ *
+ * <p>Collectives run in line on the device's stream (a freed bucket's memory is then safe to reuse in stream order).
+ * Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
+ * rounds). A contribution to a bucket already reduced goes aside (the first backward's extra contributions; counts
+ * that grow later: a longer batch in more tiles); {@link #reduce()} then has the ranks agree which buckets had such
+ * contributions (a small MAX all-reduce and a host read, every round) and reduce-scatters those too.
+ */
+public final class ShardedGradients implements AutoCloseable {
+    /**
+     * One bucket of a group: layout elements [start, end), each rank's part of {@code part} elements from
+     * {@code start + rank x part} (cut at {@code end}), at {@code shardOffset} in every rank's shard.
+     */
+    public record Segment(long start, long end, long part, long shardOffset) {
+        /** This rank's layout elements of the bucket: [from, to), empty when from == to. */
+        public long from(int rank) {
+            return Math.min(start + rank * part, end);
+        }
+
+        public long to(int rank) {
+            return Math.min(start + (rank + 1) * part, end);
+        }
+    }
+
+    /** One flat layout's parameters, its buckets in layout order, and this rank's shard of their summed gradients. */
+    public record Group(FlatLayout layout, List<Tensor> parameters, List<Segment> segments, Tensor shard) {
+        public DType dtype() {
+            return shard.dtype();
+        }
+
+        public Device device() {
+            return shard.device();
+        }
+    }
+
+    /** A bucket in reduction order: its group, segment, parameters (indices into {@link #leaves}) and storage now. */
+    private static final class Bucket {
+        final Group group;
+        final Segment segment;
+        final int[] leaves;
+        final int earliestUse;
+        Tensor storage;
+
+        Bucket(Group group, Segment segment, int[] leaves, int earliestUse) {
+            this.group = group;
+            this.segment = segment;
+            this.leaves = leaves;
+            this.earliestUse = earliestUse;
+        }
+    }
+
+    private final Collectives world;
+    private final List<Group> groups = new ArrayList<>();
+    private final List<Tensor> leaves = new ArrayList<>();
+    private final Map<Tensor, Integer> leafIndex = new IdentityHashMap<>();
+    /** Per parameter: its bucket (index in reduction order) and its first element in that bucket. */
+    private final int[] bucketOf;
+    private final long[] offsetInBucket;
+    private final List<Bucket> buckets;
+    private final BucketOrder order;
+    /** This round's contributions to parameters whose bucket was already reduced (null: none). */
+    private final Tensor[] late;
+    private int early;
+    private long lateReductions;
+
+    /**
+     * Sharded gradients for {@code groups} (each: name to parameter, one device and floating dtype, in the optimizer's
+     * layout order), buckets of at most {@code bucketBytes}; {@code useOrder}: the trained parameters in the order the
+     * model uses them, which fixes the reduction order. Every rank passes the same. The shards are allocated in the
+     * current scope, counted as GRADIENTS.
+     */
+    public ShardedGradients(Collectives world, List<SequencedMap<String, Tensor>> groups, long bucketBytes, List<Tensor> useOrder) {
+        if (bucketBytes <= 0) {
+            throw new IllegalArgumentException("a gradient bucket must hold at least a byte, got " + bucketBytes);
+        }
+        this.world = java.util.Objects.requireNonNull(world, "world");
+        Map<Tensor, Integer> use = new IdentityHashMap<>();
+        for (Tensor t : useOrder) {
+            use.putIfAbsent(t, use.size());
+        }
+        List<Bucket> all = new ArrayList<>();
+        List<long[]> placeOf = new ArrayList<>(); // per parameter: {bucket in 'all', offset in bucket}
+        for (SequencedMap<String, Tensor> params : groups) {
+            FlatLayout layout = FlatLayout.of(shapes(params));
+            List<Tensor> ps = List.copyOf(params.values());
+            int first = leaves.size();
+            for (Tensor p : ps) {
+                if (p.dtype() != ps.getFirst().dtype() || !p.device().equals(ps.getFirst().device())) {
+                    throw new IllegalArgumentException("ShardedGradients: " + p.describe() + " in a group of " + ps.getFirst().describe()
+                            + " (group parameters by device and dtype)");
+                }
+                leafIndex.put(p, leaves.size());
+                leaves.add(p);
+                placeOf.add(null);
+            }
+            List<int[]> cuts = cut(layout, ps.getFirst().dtype().bytesFor(1), bucketBytes); // entry ranges, layout order
+            List<Segment> segments = new ArrayList<>();
+            long shardAt = 0;
+            for (int[] c : cuts) {
+                long start = layout.entries().get(c[0]).offset();
+                long end = c[1] + 1 < layout.entries().size() ? layout.entries().get(c[1] + 1).offset() : layout.numel();
+                long part = roundUp(Math.ceilDiv(end - start, world.worldSize()));
+                segments.add(new Segment(start, end, part, shardAt));
+                shardAt += part;
+            }
+            Tensor shard;
+            try (Scope.Entered e = Scope.countAs(MemoryCategory.GRADIENTS)) {
+                shard = Tensor.zeros(Shape.of(shardAt), ps.getFirst().dtype(), ps.getFirst().device());
+            }
+            Group g = new Group(layout, ps, List.copyOf(segments), shard);
+            this.groups.add(g);
+            for (int s = 0; s < cuts.size(); s++) {
+                int[] c = cuts.get(s);
+                int[] in = new int[c[1] - c[0] + 1];
+                int earliest = Integer.MAX_VALUE;
+                for (int i = c[0]; i <= c[1]; i++) {
+                    in[i - c[0]] = first + i;
+                    earliest = Math.min(earliest, use.getOrDefault(ps.get(i), -1));
+                    placeOf.set(first + i, new long[] {all.size(), layout.entries().get(i).offset() - segments.get(s).start()});
+                }
+                all.add(new Bucket(g, segments.get(s), in, earliest));
+            }
+        }
+        // reduction order: latest-used first; ties keep the end-first order they were cut in
+        List<Integer> byOrder = new ArrayList<>();
+        for (int k = all.size() - 1; k >= 0; k--) { // cut in layout order: reversed, the end comes first
+            byOrder.add(k);
+        }
+        byOrder.sort(Comparator.comparingInt((Integer k) -> all.get(k).earliestUse).reversed());
+        int[] position = new int[all.size()];
+        List<Bucket> ordered = new ArrayList<>();
+        for (int k : byOrder) {
+            position[k] = ordered.size();
+            ordered.add(all.get(k));
+        }
+        this.buckets = List.copyOf(ordered);
+        this.bucketOf = new int[leaves.size()];
+        this.offsetInBucket = new long[leaves.size()];
+        for (int i = 0; i < leaves.size(); i++) {
+            bucketOf[i] = position[(int) placeOf.get(i)[0]];
+            offsetInBucket[i] = placeOf.get(i)[1];
+        }
+        this.order = new BucketOrder(buckets.stream().map(b -> b.leaves).toArray(int[][]::new), leaves.size(), this::reduceScatter);
+        this.late = new Tensor[leaves.size()];
+        Autograd.GradientListener listener = new Autograd.GradientListener() {
+            @Override
+            public Tensor redirect(Tensor leaf) {
+                return target(leafIndex.get(leaf));
+            }
+
+            @Override
+            public void added(Tensor leaf) {
+                order.added(leafIndex.get(leaf));
+            }
+        };
+        for (Tensor leaf : leaves) {
+            if (leaf.grad() != null) {
+                throw new IllegalArgumentException("ShardedGradients: " + leaf.describe() + " already holds a gradient of its own");
+            }
+            Autograd.listenGradient(leaf, listener);
+        }
+        order.assumeOneContributionEach(); // else the first backward would hold every bucket to its end
+        order.start();
+    }
+
+    private static SequencedMap<String, Shape> shapes(SequencedMap<String, Tensor> params) {
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("ShardedGradients: a group without parameters");
+        }
+        SequencedMap<String, Shape> shapes = new java.util.LinkedHashMap<>();
+        params.forEach((n, t) -> shapes.put(n, t.shape()));
+        return shapes;
+    }
+
+    private static long roundUp(long n) {
+        return Math.ceilDiv(n, FlatLayout.ALIGNMENT) * FlatLayout.ALIGNMENT;
+    }
+
+    /**
+     * A layout's entries in buckets of whole parameters, in layout order, each [first, last] entry: cut from the end,
+     * a bucket grows while it stays within {@code bucketBytes} (its first parameter always goes in).
+     */
+    static List<int[]> cut(FlatLayout layout, long elementBytes, long bucketBytes) {
+        List<int[]> out = new ArrayList<>();
+        int last = layout.entries().size() - 1;
+        long bytes = 0;
+        for (int i = last; i >= 0; i--) {
+            long size = layout.entries().get(i).numel() * elementBytes;
+            if (i < last && bytes > 0 && bytes + size > bucketBytes) {
+                out.addFirst(new int[] {i + 1, last});
+                last = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        out.addFirst(new int[] {0, last});
+        return out;
+    }
+
+    /** The groups, in the order given: their layouts, buckets and this rank's shards. */
+    public List<Group> groups() {
+        return groups;
+    }
+
+    /** Where a contribution to parameter {@code i} goes: its view in its bucket (allocated now if needed), or aside. */
+    private Tensor target(int i) {
+        Bucket b = buckets.get(bucketOf[i]);
+        Tensor leaf = leaves.get(i);
+        if (order.reduced(bucketOf[i])) {
+            if (late[i] == null) {
+                late[i] = transientZeros(leaf.shape(), leaf);
+            }
+            return late[i];
+        }
+        if (b.storage == null) {
+            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaf);
+        }
+        return view(b, i);
+    }
+
+    private Tensor view(Bucket b, int i) {
+        Tensor leaf = leaves.get(i);
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            return b.storage.slice(0, offsetInBucket[i], offsetInBucket[i] + leaf.numel()).reshape(leaf.shape().toArray());
+        }
+    }
+
+    /** Zeros in the parameter's scope, as a gradient is (backward's own scopes end before the reduction). */
+    private static Tensor transientZeros(Shape shape, Tensor leaf) {
+        try (Scope.Entered e = dev.jtune.engine.backend.TensorInternals.storage(leaf).owner().enter();
+             Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+            return Tensor.zeros(shape, leaf.dtype(), leaf.device());
+        }
+    }
+
+    /** Bucket k (in reduction order) reduce-scattered over the ranks and this rank's part added into its shard; freed. */
+    private void reduceScatter(int k) {
+        Bucket b = buckets.get(k);
+        if (b.storage == null) { // nothing of it on this rank in this backward: zeros take its place
+            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaves.get(b.leaves[0]));
+        }
+        sumIntoShard(b, b.storage);
+        b.storage.close();
+        b.storage = null;
+    }
+
+    private void sumIntoShard(Bucket b, Tensor whole) {
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("gradient bucket part", MemoryCategory.GRADIENTS)) {
+            Tensor part = Tensor.empty(Shape.of(b.segment.part()), whole.dtype(), whole.device());
+            world.reduceScatter(whole, part, Collectives.Reduction.SUM);
+            Ops.accumulateInto(b.group.shard().slice(0, b.segment.shardOffset(), b.segment.shardOffset() + b.segment.part()), part);
+        }
+    }
+
+    /**
+     * After each backward (or in its place, on a rank that has no micro-batch left this step): reduces the buckets not
+     * reduced yet, in order, then the late contributions (see the class comment). Every rank calls it equally often.
+     */
+    public void reduce() {
+        order.learn();
+        early = order.reduceRest();
+        reduceLate();
+        for (int i = 0; i < late.length; i++) {
+            if (late[i] != null) {
+                late[i].close();
+                late[i] = null;
+            }
+        }
+        order.start();
+    }
+
+    /** Every rank's buckets with late contributions agreed (a max over the ranks), each reduced again from those alone. */
+    private void reduceLate() {
+        float[] mine = new float[buckets.size()];
+        for (int i = 0; i < late.length; i++) {
+            if (late[i] != null) {
+                mine[bucketOf[i]] = 1;
+            }
+        }
+        Device device = leaves.getFirst().device();
+        if (device.kind() == Device.Kind.META) {
+            return; // a planned rank (PlannedWorld): no values to agree on, and its late buffers were counted as they came
+        }
+        try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
+             Autograd.GradMode off = Autograd.noGrad()) {
+            Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
+            world.allReduce(flags, Collectives.Reduction.MAX);
+            float[] any = flags.toFloatArray();
+            for (int k = 0; k < any.length; k++) {
+                if (any[k] != 0) {
+                    Bucket b = buckets.get(k);
+                    b.storage = Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(), b.group.device());
+                    for (int i : b.leaves) {
+                        if (late[i] != null) {
+                            Ops.copyInto(late[i], view(b, i));
+                        }
+                    }
+                    sumIntoShard(b, b.storage);
+                    b.storage = null; // the scope frees it
+                    lateReductions++;
+                }
+            }
+        }
+    }
+
+    /** Zeroes every shard (the optimizer's zeroGrad after a step). */
+    public void zero() {
+        for (Group g : groups) {
+            dev.jtune.engine.backend.Backends.of(g.shard()).fill(g.shard(), 0);
+        }
+    }
+
+    /** Buckets reduce-scattered during the last backward, before its {@link #reduce()}. */
+    public int reducedDuringBackward() {
+        return early;
+    }
+
+    /** Buckets reduced again for late contributions, over the run. */
+    public long lateReductions() {
+        return lateReductions;
+    }
+
+    /** Bucket lengths (elements, padded to the ranks' parts), in reduction order. */
+    public List<Long> bucketLengths() {
+        return buckets.stream().map(b -> b.segment.part() * world.worldSize()).toList();
+    }
+
+    /** Stops listening to the parameters' gradients and frees the transient buckets (the shards belong to their scope). */
+    @Override
+    public void close() {
+        for (Tensor leaf : leaves) {
+            if (!leaf.isClosed()) {
+                Autograd.listenGradient(leaf, null);
+            }
+        }
+        for (Bucket b : buckets) {
+            if (b.storage != null) {
+                b.storage.close();
+                b.storage = null;
+            }
+        }
+        for (int i = 0; i < late.length; i++) {
+            if (late[i] != null) {
+                late[i].close();
+                late[i] = null;
+            }
+        }
+    }
+}
