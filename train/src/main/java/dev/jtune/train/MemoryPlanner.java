@@ -74,7 +74,7 @@ final class MemoryPlanner {
             return new Model(text, Optional.empty(), 0, 0);
         }
 
-        /** The same, planned as one rank of a data-parallel world of {@code n} (its ZeRO stage 1 shard of the state). */
+        /** The same, planned as one rank of a data-parallel world of {@code n} (its ZeRO shard of the state, and of the gradients in stage 2). */
         Model inWorldOf(int n) {
             return new Model(text, vision, imagesPerSequence, sequenceTokens, n);
         }

@@ -110,7 +110,7 @@ final class PlanCommand {
             out.println("image-text model: planned with the vision tower and projector, and one image in each sequence");
         }
         int ranks = TrainCommand.layout(a).worldSize();
-        if (ranks > 1) { // every GPU of a data-parallel run holds the same; with ZeRO stage 1 its shard of the state
+        if (ranks > 1) { // every GPU of a data-parallel run holds the same; with ZeRO its shard of the state (and gradients)
             out.println("planned for one of the " + ranks + " ranks (--nproc_per_node x --nnodes)");
         }
         Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0).inWorldOf(ranks), a, t.given(),

@@ -346,6 +346,25 @@ class DataParallelTest {
         assertTrue(relative(last.loss(), one.history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
     }
 
+    /**
+     * ZeRO stage 2 in a world of one: each bucket reduce-scattered (a copy) into a shard that is the whole flat layout,
+     * stepped by the sharded AdamW: the plain trainer's losses, norms and weights bit for bit (every adapter weight gets
+     * one contribution a backward, so nothing is summed in another order). NcclWorldOfOneGpuTest checks the same on the GPU.
+     */
+    @Test
+    void shardedGradientsInAWorldOfOneTrainAsThePlainTrainerBitForBit(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        Outcome plain = run(d, config(d, 2, 1), null, tmp.resolve("plain"));
+        Outcome one = ranks(d, 1, 2, tmp.resolve("stage2"), Long.MAX_VALUE, TrainerConfig.OptimizerSharding.GRADIENTS).getFirst();
+        for (int i = 0; i < STEPS; i++) {
+            assertEquals(plain.history().get(i).loss(), one.history().get(i).loss(), 0.0, "loss at step " + (i + 1));
+            assertEquals(plain.history().get(i).gradNorm(), one.history().get(i).gradNorm(), 0.0, "gradient norm at step " + (i + 1));
+        }
+        for (Map.Entry<String, float[]> e : plain.weights().entrySet()) {
+            assertArrayEquals(e.getValue(), one.weights().get(e.getKey()), e.getKey());
+        }
+    }
+
     @Test
     void aRankThatGoesAwayStopsTheOthersWithAClearError() {
         InProcessWorld world = new InProcessWorld(2, Duration.ofMillis(300));

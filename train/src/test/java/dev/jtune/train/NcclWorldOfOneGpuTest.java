@@ -30,8 +30,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 @Tag("gpu")
 class NcclWorldOfOneGpuTest {
     private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out) {
+        return run(d, world, out, TrainerConfig.OptimizerSharding.NONE);
+    }
+
+    private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out, TrainerConfig.OptimizerSharding sharding) {
         TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0)
-                .eval(TrainerConfig.SaveStrategy.STEPS, 3).build();
+                .eval(TrainerConfig.SaveStrategy.STEPS, 3).optimizerSharding(sharding).build();
         try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
             // the eval set: the first examples again (what it is does not matter, only that both runs see the same)
             List<dev.jtune.train.data.Example> evalSet = d.examples().subList(0, Math.min(5, d.examples().size()));
@@ -45,13 +49,28 @@ class NcclWorldOfOneGpuTest {
 
     @Test
     void aWorldOfOneTrainsAsThePlainTrainerBitForBit(@TempDir Path tmp) {
+        worldOfOne(tmp, TrainerConfig.OptimizerSharding.NONE);
+    }
+
+    /**
+     * ZeRO stage 2 through NCCL at one rank: each bucket reduce-scattered (a copy) into the shard, which is then the
+     * whole flat layout, and stepped by the sharded AdamW: the plain trainer's numbers, bit for bit (each adapter
+     * weight gets one contribution a backward, so even the first backward sums nothing in another order).
+     */
+    @Test
+    void aWorldOfOneWithShardedGradientsTrainsAsThePlainTrainerBitForBit(@TempDir Path tmp) {
+        worldOfOne(tmp, TrainerConfig.OptimizerSharding.GRADIENTS);
+    }
+
+    private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding) {
         Device gpu = Device.cuda(0);
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(gpu, new PrintStream(OutputStream.nullOutputStream()));
         List<StepRecord> plain = run(d, null, tmp.resolve("plain"));
         List<StepRecord> nccl;
         try (NcclCollectives world = NcclCollectives.join(gpu, 0, 1, NcclCollectives.newUniqueId(gpu), Duration.ofMinutes(2))) {
-            nccl = run(d, world, tmp.resolve("nccl"));
+            nccl = run(d, world, tmp.resolve("nccl"), sharding);
         }
+        System.out.println("sharding " + sharding);
         assertEquals(plain.size(), nccl.size());
         for (int i = 0; i < plain.size(); i++) {
             System.out.printf(java.util.Locale.ROOT, "step %d: loss %.9f / %.9f, gradient norm %.9f / %.9f%n", plain.get(i).step(),

@@ -25,8 +25,8 @@ import java.util.function.Predicate;
 /**
  * A DeepSpeed config as {@code --deepspeed} takes it, read the way HF's Trainer reads one and mapped onto jtune's
  * flags. Reading classifies every key; {@link #apply} then checks the config against the flags and sets the flags it
- * decides. On one GPU the ZeRO stage partitions nothing (beside data parallel, a stage of 1 or more shards AdamW's
- * state over the ranks: {@code TrainCommand.sharding}), so what remains of DeepSpeed is:
+ * decides. On one GPU the ZeRO stage partitions nothing (beside data parallel, stage 1 shards AdamW's state over the
+ * ranks and stages 2-3 its gradients too: {@code TrainCommand.sharding}), so what remains of DeepSpeed is:
  * <ul>
  *   <li>{@code zero_optimization.offload_optimizer.device cpu} (stage 1-3): {@code --offload_optimizer cpu}, unless that
  *       flag says otherwise (a conflict); {@code offload_param.device cpu} (stage 3) likewise {@code --offload_param cpu}.

@@ -226,8 +226,8 @@ public enum Flag {
     DEEPSPEED(Spec.of(Group.SYSTEM, ValueType.DEEPSPEED, null,
             "a DeepSpeed config, as HF takes it: a JSON file, inline JSON ({...}) or base64 JSON. On one GPU the ZeRO"
                     + " stage (0-3) partitions nothing and decides only offload: offload_optimizer cpu (stage 1-3) is"
-                    + " --offload_optimizer cpu; beside data parallel (--nproc_per_node) a stage of 1 or more shards AdamW's"
-                    + " fp32 state over the ranks (stage 1; gradients and weights stay whole). \"auto\" takes the flag's value; bf16, fp16, batch sizes, accumulation,"
+                    + " --offload_optimizer cpu; beside data parallel (--nproc_per_node) stage 1 shards AdamW's fp32 state"
+                    + " over the ranks, stage 2 the gradients too (stage 3 as 2: the weights stay whole). \"auto\" takes the flag's value; bf16, fp16, batch sizes, accumulation,"
                     + " gradient_clipping and the optimizer's lr/betas/eps/weight_decay must otherwise equal the flags',"
                     + " defaults included (HF's Trainer checks the same); an optimizer block (AdamW) stands for --optim when"
                     + " that is not given; a scheduler block sets --lr_scheduler_type (WarmupDecayLR linear, WarmupLR"
