@@ -156,6 +156,26 @@ class DataParallelTest {
         });
     }
 
+    /** The ranks' weights are one; their worst norm-relative difference per parameter to one rank's. */
+    private static double worstAgainstOneRank(Outcome one, List<Outcome> ranks) {
+        double worst = 0;
+        for (Map.Entry<String, float[]> e : one.weights().entrySet()) {
+            float[] ref = e.getValue();
+            float[] r0 = ranks.get(0).weights().get(e.getKey());
+            for (Outcome o : ranks) {
+                assertArrayEquals(r0, o.weights().get(e.getKey()), e.getKey() + ": the ranks' weights are one");
+            }
+            double num = 0;
+            double den = 0;
+            for (int i = 0; i < ref.length; i++) {
+                num += (r0[i] - ref[i]) * (double) (r0[i] - ref[i]);
+                den += ref[i] * (double) ref[i];
+            }
+            worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
+        }
+        return worst;
+    }
+
     private static double relative(double a, double b) {
         return Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
     }
@@ -186,19 +206,7 @@ class DataParallelTest {
                 assertEquals(a.tokens(), b.tokens(), "tokens seen by step " + a.step() + " (every rank counts the global batch)");
             }
         }
-        double worst = 0;
-        for (Map.Entry<String, float[]> e : one.weights().entrySet()) {
-            float[] ref = e.getValue();
-            float[] r0 = two.get(0).weights().get(e.getKey());
-            assertArrayEquals(r0, two.get(1).weights().get(e.getKey()), e.getKey() + ": the ranks' weights are one");
-            double num = 0;
-            double den = 0;
-            for (int i = 0; i < ref.length; i++) {
-                num += (r0[i] - ref[i]) * (double) (r0[i] - ref[i]);
-                den += ref[i] * (double) ref[i];
-            }
-            worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
-        }
+        double worst = worstAgainstOneRank(one, two);
         System.out.println("weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
         assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
         assertTrue(Files.exists(tmp.resolve("two/rank0/metrics.jsonl")), "rank 0 writes metrics");
@@ -323,19 +331,7 @@ class DataParallelTest {
                 assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step());
             }
         }
-        double worst = 0;
-        for (Map.Entry<String, float[]> e : one.weights().entrySet()) {
-            float[] ref = e.getValue();
-            float[] r0 = two.get(0).weights().get(e.getKey());
-            assertArrayEquals(r0, two.get(1).weights().get(e.getKey()), e.getKey() + ": the ranks' weights are one");
-            double num = 0;
-            double den = 0;
-            for (int i = 0; i < ref.length; i++) {
-                num += (r0[i] - ref[i]) * (double) (r0[i] - ref[i]);
-                den += ref[i] * (double) ref[i];
-            }
-            worst = Math.max(worst, Math.sqrt(num / Math.max(den, 1e-30)));
-        }
+        double worst = worstAgainstOneRank(one, two);
         System.out.println("stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
         assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
         // rank 0's checkpoint at step 2 (state gathered from both ranks) resumes on one rank as one rank's own run goes on

@@ -1,8 +1,17 @@
 package dev.jtune.engine.dist;
 
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.DType;
+import dev.jtune.engine.Device;
+import dev.jtune.engine.Scope;
+import dev.jtune.engine.Shape;
+import dev.jtune.engine.Tensor;
+
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.IntConsumer;
 
 /**
@@ -47,6 +56,38 @@ final class BucketOrder {
         }
         this.counts = new int[parameters];
         this.incomplete = new int[leavesOf.length];
+    }
+
+    /**
+     * Each parameter's first place in {@code useOrder} (the trained parameters in the order the model uses them), which
+     * orders the buckets (latest-used first); checks the bucket size both reductions take.
+     */
+    static Map<Tensor, Integer> useIndex(List<Tensor> useOrder, long bucketBytes) {
+        if (bucketBytes <= 0) {
+            throw new IllegalArgumentException("a gradient bucket must hold at least a byte, got " + bucketBytes);
+        }
+        Map<Tensor, Integer> use = new IdentityHashMap<>();
+        for (Tensor t : useOrder) {
+            use.putIfAbsent(t, use.size());
+        }
+        return use;
+    }
+
+    /**
+     * Which of {@code mine} (a flag per parameter or bucket: 1 where this rank had late contributions) any rank set: a
+     * MAX all-reduce and a host read, so every rank then reduces the same late ones in the same order.
+     */
+    static boolean[] agreed(Collectives world, float[] mine, Device device) {
+        try (Scope tmp = Scope.open("late contribution flags"); Autograd.GradMode off = Autograd.noGrad()) {
+            Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
+            world.allReduce(flags, Collectives.Reduction.MAX);
+            float[] any = flags.toFloatArray();
+            boolean[] out = new boolean[any.length];
+            for (int i = 0; i < any.length; i++) {
+                out[i] = any[i] != 0;
+            }
+            return out;
+        }
     }
 
     /** A backward starts: no contributions yet, no bucket reduced; buckets of no parameter (gaps) go at once. */

@@ -66,14 +66,8 @@ public final class BucketedGradientSum implements AutoCloseable {
      * the model uses them (forward), which fixes the summing order; every rank passes the same.
      */
     public BucketedGradientSum(Collectives world, List<GradientBuffer> buffers, long bucketBytes, List<Tensor> useOrder) {
-        if (bucketBytes <= 0) {
-            throw new IllegalArgumentException("a gradient bucket must hold at least a byte, got " + bucketBytes);
-        }
+        Map<Tensor, Integer> use = BucketOrder.useIndex(useOrder, bucketBytes);
         this.world = java.util.Objects.requireNonNull(world, "world");
-        Map<Tensor, Integer> use = new IdentityHashMap<>();
-        for (Tensor t : useOrder) {
-            use.putIfAbsent(t, use.size());
-        }
         List<Bucket> all = new ArrayList<>();
         for (GradientBuffer b : buffers) {
             FlatLayout layout = b.layout();
@@ -211,13 +205,11 @@ public final class BucketedGradientSum implements AutoCloseable {
             mine[i] = late[i] == null ? 0 : 1;
         }
         Device device = leaves.getFirst().device();
+        boolean[] any = BucketOrder.agreed(world, mine, device);
         try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
              Autograd.GradMode off = Autograd.noGrad()) {
-            Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
-            world.allReduce(flags, Collectives.Reduction.MAX);
-            float[] any = flags.toFloatArray();
             for (int i = 0; i < any.length; i++) {
-                if (any[i] != 0) {
+                if (any[i]) {
                     Tensor leaf = leaves.get(i);
                     Tensor mineLate = late[i] != null ? late[i] : Tensor.zeros(leaf.shape(), leaf.dtype(), leaf.device());
                     world.allReduce(mineLate, Collectives.Reduction.SUM);

@@ -108,14 +108,8 @@ public final class ShardedGradients implements AutoCloseable {
      * current scope, counted as GRADIENTS.
      */
     public ShardedGradients(Collectives world, List<SequencedMap<String, Tensor>> groups, long bucketBytes, List<Tensor> useOrder) {
-        if (bucketBytes <= 0) {
-            throw new IllegalArgumentException("a gradient bucket must hold at least a byte, got " + bucketBytes);
-        }
+        Map<Tensor, Integer> use = BucketOrder.useIndex(useOrder, bucketBytes);
         this.world = java.util.Objects.requireNonNull(world, "world");
-        Map<Tensor, Integer> use = new IdentityHashMap<>();
-        for (Tensor t : useOrder) {
-            use.putIfAbsent(t, use.size());
-        }
         List<Bucket> all = new ArrayList<>();
         List<long[]> placeOf = new ArrayList<>(); // per parameter: {bucket in 'all', offset in bucket}
         for (SequencedMap<String, Tensor> params : groups) {
@@ -319,13 +313,11 @@ public final class ShardedGradients implements AutoCloseable {
         if (device.kind() == Device.Kind.META) {
             return; // a planned rank (PlannedWorld): no values to agree on, and its late buffers were counted as they came
         }
+        boolean[] any = BucketOrder.agreed(world, mine, device);
         try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
              Autograd.GradMode off = Autograd.noGrad()) {
-            Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
-            world.allReduce(flags, Collectives.Reduction.MAX);
-            float[] any = flags.toFloatArray();
             for (int k = 0; k < any.length; k++) {
-                if (any[k] != 0) {
+                if (any[k]) {
                     Bucket b = buckets.get(k);
                     b.storage = Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(), b.group.device());
                     for (int i : b.leaves) {
