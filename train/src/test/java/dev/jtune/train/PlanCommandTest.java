@@ -174,7 +174,7 @@ class PlanCommandTest {
 
     /**
      * A plan for two ranks with ZeRO stage 2: a rank of the full fine-tune plans a device peak lower than a stage 1
-     * rank's by about half the gradients (the whole gradient no longer persists; 3.25 against 3.52 GB). The gradients'
+     * rank's by about half the gradients (the whole gradient no longer persists; 3.26 against 3.52 GB). The gradients'
      * own peak is not lower on 270M: its tied embedding (half its weights) gets contributions first (the loss chunks)
      * and last (the lookup), so that bucket stays whole through backward, beside the shard. The planned step runs two
      * micro-batches, the second with the counts learned.

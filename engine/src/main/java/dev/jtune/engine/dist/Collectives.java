@@ -37,6 +37,30 @@ public interface Collectives extends AutoCloseable {
     /** {@code out} [n / world] = this rank's shard (the rank-th of equal parts) of the reduction over the ranks of {@code in} [n]. */
     void reduceScatter(Tensor in, Tensor out, Reduction op);
 
+    /** A collective queued beside the device's stream ({@link #reduceScatterOverlapped}). */
+    @FunctionalInterface
+    interface Overlap {
+        /** Already done (run in line). */
+        Overlap DONE = () -> { };
+
+        /**
+         * Makes the work queued on the device's stream from now on wait for this collective (and the overlapped ones
+         * before it); until then its input must not change nor be freed, nor its output be read. Idempotent.
+         */
+        void await();
+    }
+
+    /**
+     * {@link #reduceScatter} queued behind the work queued so far on the device's stream but run beside what is queued
+     * after it (as {@link #allReduceOverlapped}), so a gradient bucket is reduce-scattered while backward goes on; the
+     * returned {@link Overlap} joins it back. Calls run in order among themselves and with {@link #allReduceOverlapped},
+     * and {@link #awaitOverlapped()} joins them too. By default: {@link #reduceScatter}, in line.
+     */
+    default Overlap reduceScatterOverlapped(Tensor in, Tensor out, Reduction op) {
+        reduceScatter(in, out, op);
+        return Overlap.DONE;
+    }
+
     /** {@code out} [world * n] = every rank's {@code in} [n], in rank order. */
     void allGather(Tensor in, Tensor out);
 

@@ -45,7 +45,7 @@ public final class NcclCollectives implements Collectives {
     private final Thread watchdog;
     private volatile String failure; // set once, by whichever thread sees the failure first
     private volatile boolean closed; // read by the watchdog
-    /** The stream of {@link #allReduceOverlapped} (made on first use), and whether it has work the compute stream has not awaited. */
+    /** The stream of the overlapped collectives (made on first use), and whether it has work the compute stream has not awaited. */
     private CudaStream side;
     private boolean sidePending;
 
@@ -210,6 +210,44 @@ public final class NcclCollectives implements Collectives {
     @Override
     public void allReduceOverlapped(Tensor t, Reduction op) {
         check(t, "all-reduce");
+        launch("all-reduce (overlapped) of " + t.describe(), sideBehindCompute(),
+                s -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, s));
+    }
+
+    /**
+     * On the side stream, behind what the compute stream has queued so far; an event recorded after it is what
+     * {@link Overlap#await()} makes the compute stream wait for.
+     */
+    @Override
+    public Overlap reduceScatterOverlapped(Tensor in, Tensor out, Reduction op) {
+        check(in, "reduce-scatter");
+        check(out, "reduce-scatter");
+        if (in.dtype() != out.dtype() || in.numel() != out.numel() * world) {
+            throw new IllegalArgumentException("reduce-scatter: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
+        }
+        CudaStream stream = sideBehindCompute();
+        launch("reduce-scatter (overlapped) of " + in.describe(), stream,
+                s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
+        CudaEvent done = new CudaEvent(false);
+        done.record(stream);
+        return new Overlap() {
+            private boolean awaited;
+
+            @Override
+            public void await() {
+                if (!awaited) {
+                    awaited = true;
+                    failIfFailed();
+                    gpu.context().makeCurrent();
+                    gpu.stream().waitFor(done);
+                    done.close(); // destroying an event a stream still waits on is allowed
+                }
+            }
+        };
+    }
+
+    /** The side stream (made on first use), made to wait for what the compute stream has queued so far. */
+    private CudaStream sideBehindCompute() {
         failIfFailed();
         gpu.context().makeCurrent();
         if (side == null) {
@@ -220,8 +258,7 @@ public final class NcclCollectives implements Collectives {
             side.waitFor(queued);
         }
         sidePending = true;
-        launch("all-reduce (overlapped) of " + t.describe(), side,
-                s -> Nccl.ncclAllReduce(ptr(t), ptr(t), t.numel(), type(t.dtype()), op(op), comm, s));
+        return side;
     }
 
     @Override

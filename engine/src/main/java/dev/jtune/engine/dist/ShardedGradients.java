@@ -38,8 +38,9 @@ import java.util.SequencedMap;
  * contribution, so the first backward frees its buckets as it goes too; its parameters' further contributions (a
  * tied embedding's per loss chunk, a weight used twice) then come late, and it teaches the real counts.
  *
- * <p>Collectives run in line on the device's stream (a freed bucket's memory is then safe to reuse in stream order).
- * Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
+ * <p>Reduce-scatters run beside backward ({@link Collectives#reduceScatterOverlapped}: NCCL on a stream of its own),
+ * at most {@link #IN_FLIGHT} buckets' worth at a time: a bucket's memory is freed, and its part added into the shard, only after the
+ * device's stream has waited for its collective, so nothing reuses memory a collective still reads. Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
  * rounds). A contribution to a bucket already reduced goes aside (the first backward's extra contributions; counts
  * that grow later: a longer batch in more tiles); {@link #reduce()} then has the ranks agree which buckets had such
  * contributions (a small MAX all-reduce and a host read, every round) and reduce-scatters those too.
@@ -87,6 +88,10 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
+    /** A bucket's reduce-scatter in flight: the storage it reads, the part it writes, and how to join it. */
+    private record InFlight(Bucket bucket, Tensor storage, Tensor part, Collectives.Overlap overlap) {
+    }
+
     private final Collectives world;
     private final List<Group> groups = new ArrayList<>();
     private final List<Tensor> leaves = new ArrayList<>();
@@ -96,6 +101,16 @@ public final class ShardedGradients implements AutoCloseable {
     private final long[] offsetInBucket;
     private final List<Bucket> buckets;
     private final BucketOrder order;
+    /**
+     * Reduce-scatters beside backward not yet landed, oldest first. Each holds its bucket's memory until it lands, so
+     * at most {@link #IN_FLIGHT} buckets' worth stay in flight ({@link #inFlightBytes} up to IN_FLIGHT x the bucket
+     * size): more would give back stage 2's saving, and a bucket larger than that (a parameter alone, as 270M's tied
+     * embedding) lands at once.
+     */
+    private final java.util.ArrayDeque<InFlight> inFlight = new java.util.ArrayDeque<>();
+    static final int IN_FLIGHT = 2;
+    private final long bucketBytes;
+    private long inFlightBytes;
     /** This round's contributions to parameters whose bucket was already reduced (null: none). */
     private final Tensor[] late;
     private int early;
@@ -110,6 +125,7 @@ public final class ShardedGradients implements AutoCloseable {
     public ShardedGradients(Collectives world, List<SequencedMap<String, Tensor>> groups, long bucketBytes, List<Tensor> useOrder) {
         Map<Tensor, Integer> use = BucketOrder.useIndex(useOrder, bucketBytes);
         this.world = java.util.Objects.requireNonNull(world, "world");
+        this.bucketBytes = bucketBytes;
         List<Bucket> all = new ArrayList<>();
         List<long[]> placeOf = new ArrayList<>(); // per parameter: {bucket in 'all', offset in bucket}
         for (SequencedMap<String, Tensor> params : groups) {
@@ -265,15 +281,54 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
-    /** Bucket k (in reduction order) reduce-scattered over the ranks and this rank's part added into its shard; freed. */
+    /**
+     * Bucket k (in reduction order) handed to the reduction: reduce-scattered over the ranks beside backward
+     * ({@link Collectives#reduceScatterOverlapped}) into a part of its own; the oldest in flight land while more than
+     * {@link #IN_FLIGHT} buckets' worth are.
+     */
     private void reduceScatter(int k) {
         Bucket b = buckets.get(k);
+        Tensor first = leaves.get(b.leaves[0]);
         if (b.storage == null) { // nothing of it on this rank in this backward: zeros take its place
-            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaves.get(b.leaves[0]));
+            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), first);
         }
-        sumIntoShard(b, b.storage);
-        b.storage.close();
-        b.storage = null;
+        Tensor part;
+        try (Scope.Entered e = dev.jtune.engine.backend.TensorInternals.storage(first).owner().enter();
+             Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
+            part = Tensor.empty(Shape.of(b.segment.part()), b.storage.dtype(), b.storage.device());
+        }
+        inFlight.addLast(new InFlight(b, b.storage, part, world.reduceScatterOverlapped(b.storage, part, Collectives.Reduction.SUM)));
+        inFlightBytes += bytes(b.storage);
+        b.storage = null; // the bucket's next storage (next backward) is a new one; this one is freed when it lands
+        while (!inFlight.isEmpty() && inFlightBytes > IN_FLIGHT * bucketBytes) {
+            land(inFlight.removeFirst());
+        }
+    }
+
+    /**
+     * A reduce-scatter done: the device's stream waits for it, adds the part into the shard, then frees the bucket and
+     * the part (in stream order after the wait, so no later work reuses their memory while the collective reads it).
+     */
+    private void land(InFlight f) {
+        f.overlap().await();
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            Segment seg = f.bucket().segment;
+            Ops.accumulateInto(f.bucket().group.shard().slice(0, seg.shardOffset(), seg.shardOffset() + seg.part()), f.part());
+        }
+        inFlightBytes -= bytes(f.storage());
+        f.part().close();
+        f.storage().close();
+    }
+
+    private static long bytes(Tensor t) {
+        return t.dtype().bytesFor(t.numel());
+    }
+
+    /** Lands every reduce-scatter still in flight, oldest first. */
+    private void landAll() {
+        while (!inFlight.isEmpty()) {
+            land(inFlight.removeFirst());
+        }
     }
 
     private void sumIntoShard(Bucket b, Tensor whole) {
@@ -291,6 +346,7 @@ public final class ShardedGradients implements AutoCloseable {
     public void reduce() {
         order.learn();
         early = order.reduceRest();
+        landAll();
         reduceLate();
         for (int i = 0; i < late.length; i++) {
             if (late[i] != null) {
@@ -358,6 +414,13 @@ public final class ShardedGradients implements AutoCloseable {
     /** Stops listening to the parameters' gradients and frees the transient buckets (the shards belong to their scope). */
     @Override
     public void close() {
+        for (InFlight f : inFlight) {
+            f.overlap().await(); // their memory must outlive the collectives reading it
+            f.part().close();
+            f.storage().close();
+        }
+        inFlight.clear();
+        inFlightBytes = 0;
         for (Tensor leaf : leaves) {
             if (!leaf.isClosed()) {
                 Autograd.listenGradient(leaf, null);
