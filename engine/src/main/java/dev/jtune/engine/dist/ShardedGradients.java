@@ -43,7 +43,8 @@ import java.util.SequencedMap;
  * device's stream has waited for its collective, so nothing reuses memory a collective still reads. Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
  * rounds). A contribution to a bucket already reduced goes aside (the first backward's extra contributions; counts
  * that grow later: a longer batch in more tiles); {@link #reduce()} then has the ranks agree which buckets had such
- * contributions (a small MAX all-reduce and a host read, every round) and reduce-scatters those too.
+ * contributions (a small MAX all-reduce and a host read, every round) and reduce-scatters those too: a bucket's late
+ * contributions go into a buffer of its own padded length, reduce-scattered as it is.
  */
 public final class ShardedGradients implements AutoCloseable {
     /**
@@ -111,7 +112,10 @@ public final class ShardedGradients implements AutoCloseable {
     static final int IN_FLIGHT = 2;
     private final long bucketBytes;
     private long inFlightBytes;
-    /** This round's contributions to parameters whose bucket was already reduced (null: none). */
+    /**
+     * Per bucket (reduction order), this round's contributions that came after it was reduced, in a buffer of the
+     * bucket's padded length (null: none), reduce-scattered as it is when the ranks agree.
+     */
     private final Tensor[] late;
     private int early;
     private long lateReductions;
@@ -189,7 +193,7 @@ public final class ShardedGradients implements AutoCloseable {
             offsetInBucket[i] = placeOf.get(i)[1];
         }
         this.order = new BucketOrder(buckets.stream().map(b -> b.leaves).toArray(int[][]::new), leaves.size(), this::reduceScatter);
-        this.late = new Tensor[leaves.size()];
+        this.late = new Tensor[buckets.size()];
         Autograd.GradientListener listener = new Autograd.GradientListener() {
             @Override
             public Tensor redirect(Tensor leaf) {
@@ -254,22 +258,24 @@ public final class ShardedGradients implements AutoCloseable {
     private Tensor target(int i) {
         Bucket b = buckets.get(bucketOf[i]);
         Tensor leaf = leaves.get(i);
-        if (order.reduced(bucketOf[i])) {
-            if (late[i] == null) {
-                late[i] = transientZeros(leaf.shape(), leaf);
+        int k = bucketOf[i];
+        if (order.reduced(k)) {
+            if (late[k] == null) {
+                late[k] = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaf);
             }
-            return late[i];
+            return view(late[k], i);
         }
         if (b.storage == null) {
             b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaf);
         }
-        return view(b, i);
+        return view(b.storage, i);
     }
 
-    private Tensor view(Bucket b, int i) {
+    /** Parameter i's place in a buffer of its bucket's layout. */
+    private Tensor view(Tensor bucket, int i) {
         Tensor leaf = leaves.get(i);
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            return b.storage.slice(0, offsetInBucket[i], offsetInBucket[i] + leaf.numel()).reshape(leaf.shape().toArray());
+            return bucket.slice(0, offsetInBucket[i], offsetInBucket[i] + leaf.numel()).reshape(leaf.shape().toArray());
         }
     }
 
@@ -360,10 +366,8 @@ public final class ShardedGradients implements AutoCloseable {
     /** Every rank's buckets with late contributions agreed (a max over the ranks), each reduced again from those alone. */
     private void reduceLate() {
         float[] mine = new float[buckets.size()];
-        for (int i = 0; i < late.length; i++) {
-            if (late[i] != null) {
-                mine[bucketOf[i]] = 1;
-            }
+        for (int k = 0; k < late.length; k++) {
+            mine[k] = late[k] == null ? 0 : 1;
         }
         Device device = leaves.getFirst().device();
         if (device.kind() == Device.Kind.META) {
@@ -375,14 +379,9 @@ public final class ShardedGradients implements AutoCloseable {
             for (int k = 0; k < any.length; k++) {
                 if (any[k]) {
                     Bucket b = buckets.get(k);
-                    b.storage = Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(), b.group.device());
-                    for (int i : b.leaves) {
-                        if (late[i] != null) {
-                            Ops.copyInto(late[i], view(b, i));
-                        }
-                    }
-                    sumIntoShard(b, b.storage);
-                    b.storage = null; // the scope frees it
+                    Tensor mineLate = late[k] != null ? late[k]
+                            : Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(), b.group.device());
+                    sumIntoShard(b, mineLate);
                     lateReductions++;
                 }
             }
