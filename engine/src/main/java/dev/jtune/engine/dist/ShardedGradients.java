@@ -39,12 +39,13 @@ import java.util.SequencedMap;
  * tied embedding's per loss chunk, a weight used twice) then come late, and it teaches the real counts.
  *
  * <p>Reduce-scatters run beside backward ({@link Collectives#reduceScatterOverlapped}: NCCL on a stream of its own),
- * at most {@link #IN_FLIGHT} buckets' worth at a time: a bucket's memory is freed, and its part added into the shard, only after the
- * device's stream has waited for its collective, so nothing reuses memory a collective still reads. Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
+ * at most {@link #IN_FLIGHT} buckets' worth at a time: a bucket's memory is freed, and its part added into the shard,
+ * only after the device's stream has waited for its collective, so nothing reuses memory a collective still reads.
+ * Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
  * rounds). A contribution to a bucket already reduced goes aside (the first backward's extra contributions; counts
- * that grow later: a longer batch in more tiles); {@link #reduce()} then has the ranks agree which buckets had such
- * contributions (a small MAX all-reduce and a host read, every round) and reduce-scatters those too: a bucket's late
- * contributions go into a buffer of its own padded length, reduce-scattered as it is.
+ * that grow later: a longer batch in more tiles), into a buffer of the bucket's padded length; {@link #reduce()} then
+ * has the ranks agree which buckets had such contributions (a small MAX all-reduce and a host read, every round) and
+ * reduce-scatters those buffers as they are.
  */
 public final class ShardedGradients implements AutoCloseable {
     /**
