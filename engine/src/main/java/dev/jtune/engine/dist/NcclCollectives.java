@@ -176,12 +176,17 @@ public final class NcclCollectives implements Collectives {
 
     @Override
     public void reduceScatter(Tensor in, Tensor out, Reduction op) {
+        checkScatter(in, out);
+        launch("reduce-scatter of " + in.describe(), gpu.stream(), s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
+    }
+
+    /** A reduce-scatter's operands: this device's, contiguous, one dtype, {@code in} the world's size times {@code out}. */
+    private void checkScatter(Tensor in, Tensor out) {
         check(in, "reduce-scatter");
         check(out, "reduce-scatter");
         if (in.dtype() != out.dtype() || in.numel() != out.numel() * world) {
             throw new IllegalArgumentException("reduce-scatter: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
         }
-        launch("reduce-scatter of " + in.describe(), gpu.stream(), s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
     }
 
     @Override
@@ -220,11 +225,7 @@ public final class NcclCollectives implements Collectives {
      */
     @Override
     public Overlap reduceScatterOverlapped(Tensor in, Tensor out, Reduction op) {
-        check(in, "reduce-scatter");
-        check(out, "reduce-scatter");
-        if (in.dtype() != out.dtype() || in.numel() != out.numel() * world) {
-            throw new IllegalArgumentException("reduce-scatter: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
-        }
+        checkScatter(in, out);
         CudaStream stream = sideBehindCompute();
         launch("reduce-scatter (overlapped) of " + in.describe(), stream,
                 s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
