@@ -4,7 +4,8 @@
 # layer checkpointing, bf16, and HF transformers (+ peft) in the same mode and length in the same call
 # (anchors/hf_gemma3_train.py, which has no 4-bit: its row for qlora16 is LoRA r16 over a bf16 base). jtune's rate is
 # the steady one: tokens over the steps after the warm-up (steady-rate.py), not a single step's.
-# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
+# JTUNE_ARGS adds trainer flags to jtune's run (e.g. JTUNE_ARGS="--keep_attention none").
+# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] [JTUNE_ARGS=...] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
 #   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
@@ -23,7 +24,7 @@ case $mode in
   *) echo "end-to-end.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 echo "== jtune $model $mode at $seq, batch ${BATCH:-1}, $steps steps"
-$JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" \
+$JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" ${JTUNE_ARGS:-} \
     --max_seq_length $seq --gradient_checkpointing --checkpointing_granularity layer --bf16 \
     --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl 2>&1 \
     | grep -v "^WARNING" > $run/log.txt
