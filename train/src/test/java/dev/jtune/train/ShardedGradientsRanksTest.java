@@ -240,6 +240,64 @@ class ShardedGradientsRanksTest {
         }
     }
 
+    /**
+     * Stage 2 resumes from AdamW's checkpointed state: one device's AdamW runs step 1 and saves its weights and state;
+     * 2 sharded ranks restore them (each its parts) and run steps 2-3 as the one device goes on (within 1e-5).
+     */
+    @Test
+    void stageTwoResumesFromAdamWsState() throws Exception {
+        int micro = 4;
+        Map<String, float[]> one;
+        try (Scope outer = Scope.open("saved")) {
+            Map<String, Tensor> savedState = new LinkedHashMap<>();
+            Map<String, Tensor> savedWeights = new LinkedHashMap<>();
+            try (Scope s = Scope.open("one device")) {
+                SequencedMap<String, Tensor> w = weights();
+                AdamW adam = new AdamW(w, CONFIG, Placement.DEVICE, ParamGroup.Assignment.UNIFORM);
+                for (int step = 1; step <= 3; step++) {
+                    for (int m = 0; m < micro; m++) {
+                        loss(input(m + 10 * step), w, false).backward();
+                    }
+                    adam.step();
+                    adam.zeroGrad();
+                    if (step == 1) {
+                        adam.state().forEach((n, t) -> savedState.put(n, s.keep(t.copy())));
+                        w.forEach((n, t) -> savedWeights.put(n, s.keep(t.detach().copy())));
+                    }
+                }
+                one = values(w);
+            }
+            List<Map<String, float[]>> ranks = new InProcessWorld(2, Duration.ofMinutes(1)).run(world -> {
+                try (Scope s = Scope.open("rank " + world.rank())) {
+                    SequencedMap<String, Tensor> w = weights();
+                    try (Autograd.GradMode off = Autograd.noGrad()) {
+                        w.forEach((n, t) -> Ops.copyInto(savedWeights.get(n), t));
+                    }
+                    ShardedAdamW opt = ShardedAdamW.withShardedGradients(w, CONFIG, ParamGroup.Assignment.UNIFORM, world, Placement.DEVICE,
+                            BUCKET, List.copyOf(w.values()));
+                    opt.restore(savedState, 1);
+                    for (int step = 2; step <= 3; step++) {
+                        for (int m = world.rank(); m < micro; m += 2) {
+                            loss(input(m + 10 * step), w, false).backward();
+                            opt.gradients().orElseThrow().reduce();
+                        }
+                        opt.step();
+                        opt.zeroGrad();
+                    }
+                    opt.close();
+                    return values(w);
+                }
+            });
+            for (int r = 0; r < 2; r++) {
+                for (var e : one.entrySet()) {
+                    double diff = worst(e.getValue(), ranks.get(r).get(e.getKey()));
+                    System.out.printf(java.util.Locale.ROOT, "resumed rank %d %s: worst difference to one device's weights %.2e%n", r, e.getKey(), diff);
+                    assertTrue(diff < 1e-5, "rank " + r + " " + e.getKey() + ": " + diff);
+                }
+            }
+        }
+    }
+
     private static Map<String, float[]> values(Map<String, Tensor> tensors) {
         Map<String, float[]> out = new LinkedHashMap<>();
         tensors.forEach((n, t) -> out.put(n, t.toFloatArray()));
