@@ -116,6 +116,7 @@ class ShardedGradientsRanksTest {
                         for (; rounds < Math.ceilDiv(micro, ranks); rounds++) {
                             g.reduce();
                         }
+                        g.finish();
                     }
                     for (Tensor t : w.values()) {
                         assertEquals(null, t.grad(), "a parameter holds no gradient of its own under stage 2");
@@ -206,6 +207,7 @@ class ShardedGradientsRanksTest {
                         loss(input(m + 10 * step), w, false).backward();
                         g.reduce();
                     }
+                    g.finish();
                     n[step - 1] = opt.clipHeldGradients(maxNorm).orElseThrow().value();
                     opt.step();
                     opt.zeroGrad();
@@ -281,6 +283,7 @@ class ShardedGradientsRanksTest {
                             loss(input(m + 10 * step), w, false).backward();
                             opt.gradients().orElseThrow().reduce();
                         }
+                        opt.gradients().orElseThrow().finish();
                         opt.step();
                         opt.zeroGrad();
                     }

@@ -43,9 +43,10 @@ import java.util.SequencedMap;
  * only after the device's stream has waited for its collective, so nothing reuses memory a collective still reads.
  * Every rank calls {@link #reduce()} the same number of times a step (a rank with fewer micro-batches reduces empty
  * rounds). A contribution to a bucket already reduced goes aside (the first backward's extra contributions; counts
- * that grow later: a longer batch in more tiles), into a buffer of the bucket's padded length; {@link #reduce()} then
- * has the ranks agree which buckets had such contributions (a small MAX all-reduce and a host read, every round) and
- * reduce-scatters those buffers as they are.
+ * that grow later: a longer batch in more tiles), into a buffer of the bucket's padded length; the ranks then agree
+ * which buckets had such contributions (a small MAX all-reduce and a host read) and reduce-scatter those buffers as
+ * they are: after each backward in the first step (its first backward has them as a rule), once a step at
+ * {@link #finish()} afterwards (the buffers then live to the step's end; counts rarely grow).
  */
 public final class ShardedGradients implements AutoCloseable {
     /**
@@ -119,6 +120,8 @@ public final class ShardedGradients implements AutoCloseable {
      */
     private final Tensor[] late;
     private int early;
+    /** Steps finished ({@link #finish()}): every rank counts the same. */
+    private long steps;
     private long lateReductions;
 
     /**
@@ -348,12 +351,34 @@ public final class ShardedGradients implements AutoCloseable {
 
     /**
      * After each backward (or in its place, on a rank that has no micro-batch left this step): reduces the buckets not
-     * reduced yet, in order, then the late contributions (see the class comment). Every rank calls it equally often.
+     * reduced yet, in order, and lands every reduce-scatter. Every rank calls it equally often a step. In the first
+     * step late contributions are reduced here too (there the first backward's come as a rule, up to a whole bucket
+     * each, as 270M's tied embedding's: kept to the step's end they would raise its peak); afterwards they wait for
+     * {@link #finish()}.
      */
     public void reduce() {
         order.learn();
         early = order.reduceRest();
         landAll();
+        if (steps == 0) {
+            resolveLate();
+        }
+        order.start();
+    }
+
+    /**
+     * After a step's last {@link #reduce()}, on every rank: from the second step on, the ranks agree which buckets had
+     * late contributions in any of the step's backwards (a MAX all-reduce and a host read: one sync a step, not one a
+     * micro-batch) and reduce-scatter those into the shards.
+     */
+    public void finish() {
+        if (steps++ > 0) {
+            resolveLate();
+        }
+    }
+
+    /** The late contributions agreed, reduced and freed. */
+    private void resolveLate() {
         reduceLate();
         for (int i = 0; i < late.length; i++) {
             if (late[i] != null) {
@@ -361,7 +386,6 @@ public final class ShardedGradients implements AutoCloseable {
                 late[i] = null;
             }
         }
-        order.start();
     }
 
     /** Every rank's buckets with late contributions agreed (a max over the ranks), each reduced again from those alone. */

@@ -95,7 +95,8 @@ public final class ShardedAdamW implements Optimizer {
     /**
      * ZeRO stage 2: as above, the gradients sharded too, in buckets of at most {@code bucketBytes} reduced in the order
      * {@code useOrder} (the trained parameters as the model uses them) fixes; the caller runs
-     * {@link ShardedGradients#reduce()} after every backward ({@link #gradients()}).
+     * {@link ShardedGradients#reduce()} after every backward and {@link ShardedGradients#finish()} after a step's last
+     * ({@link #gradients()}).
      */
     public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
                                                     Collectives world, Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {

@@ -537,6 +537,7 @@ public final class Trainer implements AutoCloseable {
                 for (; rounds < Math.ceilDiv(batches.size(), ranks); rounds++) {
                     sharded.reduce(); // a rank with fewer micro-batches than others: its empty rounds meet theirs
                 }
+                sharded.finish();
                 stepLoss = DataParallel.sumLossOverRanks(world, stepLoss, device);
             } else if (world != null) {
                 stepLoss = DataParallel.sumOverRanks(world, trainable, gradientSum, stepLoss, device);
@@ -628,6 +629,10 @@ public final class Trainer implements AutoCloseable {
                             sharded.reduce();
                         }
                     }
+                }
+                ShardedGradients sharded = shardedGradients(optimizer);
+                if (sharded != null) {
+                    sharded.finish();
                 }
                 trainable.eval();
                 clipOrMeasure(config.maxGradNorm(), optimizer, trainable);
