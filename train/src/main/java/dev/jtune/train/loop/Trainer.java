@@ -535,7 +535,9 @@ public final class Trainer implements AutoCloseable {
             trainable.eval();
             if (sharded != null) {
                 for (; rounds < Math.ceilDiv(batches.size(), ranks); rounds++) {
-                    sharded.reduce(); // a rank with fewer micro-batches than others: its empty rounds meet theirs
+                    // a rank with fewer micro-batches than others meets their rounds empty (a step holds ranks x
+                    // accumulation micro-batches, wrapping epochs, so this guards a step given fewer)
+                    sharded.reduce();
                 }
                 sharded.finish();
                 stepLoss = DataParallel.sumLossOverRanks(world, stepLoss, device);
