@@ -111,7 +111,11 @@ final class PlanCommand {
         }
         int ranks = TrainCommand.layout(a).worldSize();
         if (ranks > 1) { // every GPU of a data-parallel run holds the same; with ZeRO its shard of the state (and gradients)
-            out.println("planned for one of the " + ranks + " ranks (--nproc_per_node x --nnodes)");
+            out.println("planned for one of the " + ranks + " ranks (--nproc_per_node x --nnodes)" + switch (TrainCommand.sharding(a, ranks)) {
+                case NONE -> "";
+                case STATE -> ", ZeRO stage 1: the optimizer state sharded";
+                case GRADIENTS -> ", ZeRO stage 2: the optimizer state and the gradients sharded";
+            });
         }
         Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0).inWorldOf(ranks), a, t.given(),
                 budget, Device.Kind.CUDA);

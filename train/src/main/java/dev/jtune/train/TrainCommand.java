@@ -315,14 +315,17 @@ final class TrainCommand {
         return ranks > 1 && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
     }
 
-    /** Whether the optimizer is one ZeRO stage 1 shards: AdamW's fp32 state, on the device or paged. */
+    /** Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 state, on the device or paged. */
     private static boolean shardable(TrainArgs a) {
         return a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32
                 && (a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE
                 || a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST);
     }
 
-    /** ZeRO stage 1 (the optimizer state sharded over the ranks) when a data-parallel run's ZeRO stage asks for 1 or more and can have it. */
+    /**
+     * What a data-parallel rank shards: ZeRO stage 1 (the optimizer state) when its ZeRO stage asks for 1, stage 2 (the
+     * gradients too) for 2 or 3, when the optimizer can have it; nothing alone or otherwise.
+     */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
         int stage = zeroStage(a, ranks);
         if (stage == 0 || !shardable(a)) {

@@ -188,6 +188,9 @@ class PlanCommandTest {
         var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
         assertEquals(0, stage1.rc(), stage1.all());
         assertEquals(0, stage2.rc(), stage2.all());
+        assertTrue(stage1.out().contains("planned for one of the 2 ranks (--nproc_per_node x --nnodes), ZeRO stage 1: the optimizer state sharded"),
+                stage1.out());
+        assertTrue(stage2.out().contains(", ZeRO stage 2: the optimizer state and the gradients sharded"), stage2.out());
         long g1 = row(stage1.out(), "gradients (device)");
         long g2 = row(stage2.out(), "gradients (device)");
         long p1 = row(stage1.out(), "device peak");
