@@ -171,12 +171,7 @@ class FusedOpsGradTest {
     }
 
     private int[] labels(int n, int vocab) {
-        int[] l = new int[n];
-        for (int i = 0; i < n; i++) {
-            l[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-        }
-        l[0] = rnd.nextInt(vocab); // at least one counted token
-        return l;
+        return RandomLabels.firstCounted(rnd, n, vocab);
     }
 
     @Test

@@ -50,12 +50,7 @@ class LinearCrossEntropyBlocksGpuTest {
     }
 
     private Tensor labels(int n, int vocab) {
-        int[] y = new int[n];
-        for (int i = 0; i < n; i++) {
-            y[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-        }
-        y[0] = rnd.nextInt(vocab);
-        return Tensor.fromArray(y, Shape.of(n), DType.I32, Device.CPU);
+        return Tensor.fromArray(RandomLabels.firstCounted(rnd, n, vocab), Shape.of(n), DType.I32, Device.CPU);
     }
 
     private static Result run(Tensor h0, Tensor w0, Tensor labels, DType dtype, Device device, int chunkRows, long sliceColumns,

@@ -57,11 +57,7 @@ class LinearCrossEntropyBlocksTest {
         for (int i = 0; i < w.length; i++) {
             w[i] = round(dtype, 2 * rnd.nextDouble() - 1);
         }
-        int[] labels = new int[n];
-        for (int i = 0; i < n; i++) {
-            labels[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-        }
-        labels[rnd.nextInt(n)] = rnd.nextInt(vocab); // at least one counted token
+        int[] labels = RandomLabels.oneCounted(rnd, n, vocab);
         double softcap = rnd.nextBoolean() ? 0 : 1 + 4 * rnd.nextDouble();
         return new Problem(n, vocab, hid, h, w, labels, softcap, Wanted.values()[rnd.nextInt(3)]);
     }
@@ -215,11 +211,7 @@ class LinearCrossEntropyBlocksTest {
         for (int trial = 0; trial < 3; trial++) {
             int n = 2 + rnd.nextInt(9);
             int vocab = 3 + rnd.nextInt(12);
-            int[] lab = new int[n];
-            for (int i = 0; i < n; i++) {
-                lab[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-            }
-            lab[0] = rnd.nextInt(vocab);
+            int[] lab = RandomLabels.firstCounted(rnd, n, vocab);
             int chunk = 1 + rnd.nextInt(n);
             long columns = 1 + rnd.nextInt(vocab - 1);
             double softcap = trial == 0 ? 0 : 2.5;

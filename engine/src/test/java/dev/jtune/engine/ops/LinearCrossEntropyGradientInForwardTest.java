@@ -63,11 +63,7 @@ class LinearCrossEntropyGradientInForwardTest {
             for (int i = 0; i < w.length; i++) {
                 w[i] = 2 * rnd.nextDouble() - 1;
             }
-            int[] labels = new int[n];
-            for (int i = 0; i < n; i++) {
-                labels[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-            }
-            labels[rnd.nextInt(n)] = rnd.nextInt(vocab);
+            int[] labels = RandomLabels.oneCounted(rnd, n, vocab);
             int chunk = rnd.nextBoolean() ? 0 : 1 + rnd.nextInt(n + 2);
             double normalizer = rnd.nextBoolean() ? 0 : 1 + rnd.nextInt(3 * n);
             Result recomputed = run(false, dtype, h, w, labels, n, vocab, hid, chunk, normalizer);
@@ -83,11 +79,7 @@ class LinearCrossEntropyGradientInForwardTest {
         for (int trial = 0; trial < 3; trial++) {
             int n = 2 + rnd.nextInt(9);
             int vocab = 3 + rnd.nextInt(12);
-            int[] lab = new int[n];
-            for (int i = 0; i < n; i++) {
-                lab[i] = rnd.nextInt(4) == 0 ? CrossEntropy.IGNORE_INDEX : rnd.nextInt(vocab);
-            }
-            lab[0] = rnd.nextInt(vocab);
+            int[] lab = RandomLabels.firstCounted(rnd, n, vocab);
             int chunk = 1 + rnd.nextInt(n);
             long seed = rnd.nextLong();
             try (Scope s = Scope.open("frozen weight")) {
