@@ -137,14 +137,10 @@ public final class ShardedGradients implements AutoCloseable {
         List<Bucket> all = new ArrayList<>();
         List<long[]> placeOf = new ArrayList<>(); // per parameter: {bucket in 'all', offset in bucket}
         for (SequencedMap<String, Tensor> params : groups) {
-            FlatLayout layout = FlatLayout.of(shapes(params));
+            FlatLayout layout = FlatLayout.ofParameters("ShardedGradients", params);
             List<Tensor> ps = List.copyOf(params.values());
             int first = leaves.size();
             for (Tensor p : ps) {
-                if (p.dtype() != ps.getFirst().dtype() || !p.device().equals(ps.getFirst().device())) {
-                    throw new IllegalArgumentException("ShardedGradients: " + p.describe() + " in a group of " + ps.getFirst().describe()
-                            + " (group parameters by device and dtype)");
-                }
                 leafIndex.put(p, leaves.size());
                 leaves.add(p);
                 placeOf.add(null);
@@ -155,7 +151,7 @@ public final class ShardedGradients implements AutoCloseable {
             for (int[] c : cuts) {
                 long start = layout.entries().get(c[0]).offset();
                 long end = c[1] + 1 < layout.entries().size() ? layout.entries().get(c[1] + 1).offset() : layout.numel();
-                long part = roundUp(Math.ceilDiv(end - start, world.worldSize()));
+                long part = FlatLayout.roundUp(Math.ceilDiv(end - start, world.worldSize()));
                 segments.add(new Segment(start, end, part, shardAt));
                 shardAt += part;
             }
@@ -219,19 +215,6 @@ public final class ShardedGradients implements AutoCloseable {
         order.start();
     }
 
-    private static SequencedMap<String, Shape> shapes(SequencedMap<String, Tensor> params) {
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException("ShardedGradients: a group without parameters");
-        }
-        SequencedMap<String, Shape> shapes = new java.util.LinkedHashMap<>();
-        params.forEach((n, t) -> shapes.put(n, t.shape()));
-        return shapes;
-    }
-
-    private static long roundUp(long n) {
-        return Math.ceilDiv(n, FlatLayout.ALIGNMENT) * FlatLayout.ALIGNMENT;
-    }
-
     /**
      * A layout's entries in buckets of whole parameters, in layout order, each [first, last] entry: cut from the end,
      * a bucket grows while it stays within {@code bucketBytes} (its first parameter always goes in).
@@ -260,17 +243,16 @@ public final class ShardedGradients implements AutoCloseable {
 
     /** Where a contribution to parameter {@code i} goes: its view in its bucket (allocated now if needed), or aside. */
     private Tensor target(int i) {
-        Bucket b = buckets.get(bucketOf[i]);
-        Tensor leaf = leaves.get(i);
         int k = bucketOf[i];
+        Bucket b = buckets.get(k);
         if (order.reduced(k)) {
             if (late[k] == null) {
-                late[k] = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaf);
+                late[k] = transientBuffer(b, Tensor::zeros);
             }
             return view(late[k], i);
         }
         if (b.storage == null) {
-            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), leaf);
+            b.storage = transientBuffer(b, Tensor::zeros);
         }
         return view(b.storage, i);
     }
@@ -283,11 +265,24 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
-    /** Zeros in the parameter's scope, as a gradient is (backward's own scopes end before the reduction). */
-    private static Tensor transientZeros(Shape shape, Tensor leaf) {
+    /** How a buffer is made: {@code Tensor::zeros} or {@code Tensor::empty}. */
+    private interface Allocation {
+        Tensor make(Shape shape, DType dtype, Device device);
+    }
+
+    /**
+     * A buffer of bucket {@code b}'s padded length (every rank's part), in its parameters' scope, as a gradient is
+     * (backward's own scopes end before the reduction).
+     */
+    private Tensor transientBuffer(Bucket b, Allocation how) {
+        return transientBuffer(b, b.segment.part() * world.worldSize(), how);
+    }
+
+    private Tensor transientBuffer(Bucket b, long length, Allocation how) {
+        Tensor leaf = leaves.get(b.leaves[0]);
         try (Scope.Entered e = dev.jtune.engine.backend.TensorInternals.storage(leaf).owner().enter();
              Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
-            return Tensor.zeros(shape, leaf.dtype(), leaf.device());
+            return how.make(Shape.of(length), leaf.dtype(), leaf.device());
         }
     }
 
@@ -298,15 +293,10 @@ public final class ShardedGradients implements AutoCloseable {
      */
     private void reduceScatter(int k) {
         Bucket b = buckets.get(k);
-        Tensor first = leaves.get(b.leaves[0]);
         if (b.storage == null) { // nothing of it on this rank in this backward: zeros take its place
-            b.storage = transientZeros(Shape.of(b.segment.part() * world.worldSize()), first);
+            b.storage = transientBuffer(b, Tensor::zeros);
         }
-        Tensor part;
-        try (Scope.Entered e = dev.jtune.engine.backend.TensorInternals.storage(first).owner().enter();
-             Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
-            part = Tensor.empty(Shape.of(b.segment.part()), b.storage.dtype(), b.storage.device());
-        }
+        Tensor part = transientBuffer(b, b.segment.part(), Tensor::empty);
         inFlight.addLast(new InFlight(b, b.storage, part, world.reduceScatterOverlapped(b.storage, part, Collectives.Reduction.SUM)));
         inFlightBytes += bytes(b.storage);
         b.storage = null; // the bucket's next storage (next backward) is a new one; this one is freed when it lands
@@ -321,10 +311,7 @@ public final class ShardedGradients implements AutoCloseable {
      */
     private void land(InFlight f) {
         f.overlap().await();
-        try (Autograd.GradMode off = Autograd.noGrad()) {
-            Segment seg = f.bucket().segment;
-            Ops.accumulateInto(f.bucket().group.shard().slice(0, seg.shardOffset(), seg.shardOffset() + seg.part()), f.part());
-        }
+        addIntoShard(f.bucket(), f.part());
         inFlightBytes -= bytes(f.storage());
         f.part().close();
         f.storage().close();
@@ -341,11 +328,20 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
+    /** {@code whole} (a bucket's padded buffer) reduce-scattered in line and this rank's part added into its shard. */
     private void sumIntoShard(Bucket b, Tensor whole) {
-        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("gradient bucket part", MemoryCategory.GRADIENTS)) {
+        try (Scope tmp = Scope.open("gradient bucket part", MemoryCategory.GRADIENTS)) {
             Tensor part = Tensor.empty(Shape.of(b.segment.part()), whole.dtype(), whole.device());
             world.reduceScatter(whole, part, Collectives.Reduction.SUM);
-            Ops.accumulateInto(b.group.shard().slice(0, b.segment.shardOffset(), b.segment.shardOffset() + b.segment.part()), part);
+            addIntoShard(b, part);
+        }
+    }
+
+    /** This rank's part of bucket {@code b}, summed over the ranks, added into its place in the shard. */
+    private static void addIntoShard(Bucket b, Tensor part) {
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            Segment seg = b.segment;
+            Ops.accumulateInto(b.group.shard().slice(0, seg.shardOffset(), seg.shardOffset() + seg.part()), part);
         }
     }
 
@@ -380,10 +376,14 @@ public final class ShardedGradients implements AutoCloseable {
     /** The late contributions agreed, reduced and freed. */
     private void resolveLate() {
         reduceLate();
-        for (int i = 0; i < late.length; i++) {
-            if (late[i] != null) {
-                late[i].close();
-                late[i] = null;
+        freeLate();
+    }
+
+    private void freeLate() {
+        for (int k = 0; k < late.length; k++) {
+            if (late[k] != null) {
+                late[k].close();
+                late[k] = null;
             }
         }
     }
@@ -404,8 +404,8 @@ public final class ShardedGradients implements AutoCloseable {
             for (int k = 0; k < any.length; k++) {
                 if (any[k]) {
                     Bucket b = buckets.get(k);
-                    Tensor mineLate = late[k] != null ? late[k]
-                            : Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(), b.group.device());
+                    Tensor mineLate = late[k] != null ? late[k] : Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(),
+                            b.group.device()); // freed with this scope
                     sumIntoShard(b, mineLate);
                     lateReductions++;
                 }
@@ -456,11 +456,6 @@ public final class ShardedGradients implements AutoCloseable {
                 b.storage = null;
             }
         }
-        for (int i = 0; i < late.length; i++) {
-            if (late[i] != null) {
-                late[i].close();
-                late[i] = null;
-            }
-        }
+        freeLate();
     }
 }

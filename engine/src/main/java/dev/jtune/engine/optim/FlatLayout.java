@@ -60,7 +60,29 @@ public record FlatLayout(List<Entry> entries, long numel) {
         return new FlatLayout(entries, at);
     }
 
-    static long roundUp(long n) {
+    /**
+     * The layout of {@code params} (name to parameter, in map order), which must be of one device and dtype: a flat
+     * buffer holds one. {@code who} names the caller in the error.
+     */
+    public static FlatLayout ofParameters(String who, SequencedMap<String, Tensor> params) {
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException(who + ": no parameters");
+        }
+        Tensor first = params.firstEntry().getValue();
+        SequencedMap<String, Shape> shapes = new java.util.LinkedHashMap<>();
+        for (var e : params.entrySet()) {
+            Tensor p = e.getValue();
+            if (p.dtype() != first.dtype() || !p.device().equals(first.device())) {
+                throw new IllegalArgumentException(who + ": " + e.getKey() + " is " + p.describe() + ", the buffer holds "
+                        + first.dtype() + " on " + first.device() + " (group parameters by device and dtype)");
+            }
+            shapes.put(e.getKey(), p.shape());
+        }
+        return of(shapes);
+    }
+
+    /** {@code n} rounded up to a multiple of {@link #ALIGNMENT}. */
+    public static long roundUp(long n) {
         return (n + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
     }
 

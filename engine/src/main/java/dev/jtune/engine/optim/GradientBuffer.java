@@ -10,7 +10,6 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backends;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.SequencedMap;
 
@@ -37,22 +36,10 @@ public final class GradientBuffer {
      * any gradient they already hold is freed.
      */
     public static GradientBuffer attach(SequencedMap<String, Tensor> params) {
-        if (params.isEmpty()) {
-            throw new IllegalArgumentException("GradientBuffer: no parameters");
-        }
+        FlatLayout layout = FlatLayout.ofParameters("GradientBuffer", params);
         Tensor first = params.firstEntry().getValue();
         DType dtype = first.dtype();
         Device device = first.device();
-        SequencedMap<String, Shape> shapes = new LinkedHashMap<>();
-        for (var e : params.entrySet()) {
-            Tensor p = e.getValue();
-            if (p.dtype() != dtype || !p.device().equals(device)) {
-                throw new IllegalArgumentException("GradientBuffer: " + e.getKey() + " is " + p.describe() + ", the buffer holds "
-                        + dtype + " on " + device + " (group parameters by device and dtype)");
-            }
-            shapes.put(e.getKey(), p.shape());
-        }
-        FlatLayout layout = FlatLayout.of(shapes);
         Tensor flat;
         try (Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
             flat = Tensor.zeros(Shape.of(layout.numel()), dtype, device);

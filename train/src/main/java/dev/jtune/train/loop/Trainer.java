@@ -603,6 +603,7 @@ public final class Trainer implements AutoCloseable {
             backend.resetPeaks();
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
                 int micro = Math.min(2, config.gradientAccumulation());
+                ShardedGradients sharded = shardedGradients(optimizer); // ZeRO stage 2 (a planned rank): reduced as a run does
                 int[] ids = new int[batchSize * seqLength]; // token 0 (pad) everywhere: the values do not change the memory
                 var vc = imagesPerSequence == 0 ? null : trainable.multimodal().orElseThrow().visionConfig();
                 if (vc != null) { // each sequence's images' soft tokens first
@@ -626,13 +627,11 @@ public final class Trainer implements AutoCloseable {
                         Tensor pixels = vc == null ? null : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3,
                                 vc.imageSize(), vc.imageSize()), dev.jtune.engine.DType.F32, device);
                         trainable.loss(t, pixels, options(config, activations), micro * batchSize * seqLength).backward();
-                        ShardedGradients sharded = shardedGradients(optimizer);
                         if (sharded != null) {
                             sharded.reduce();
                         }
                     }
                 }
-                ShardedGradients sharded = shardedGradients(optimizer);
                 if (sharded != null) {
                     sharded.finish();
                 }
