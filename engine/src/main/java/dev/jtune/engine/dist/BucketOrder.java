@@ -3,6 +3,7 @@ package dev.jtune.engine.dist;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
+import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
@@ -13,6 +14,8 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
+import java.util.function.IntFunction;
+import java.util.function.ObjIntConsumer;
 
 /**
  * When the gradient buckets of one backward are complete, and the order they are reduced in: the one rule both
@@ -74,19 +77,42 @@ final class BucketOrder {
     }
 
     /**
-     * Which of {@code mine} (a flag per parameter or bucket: 1 where this rank had late contributions) any rank set: a
-     * MAX all-reduce and a host read, so every rank then reduces the same late ones in the same order.
+     * Late contributions, a buffer per index (null where this rank had none): the ranks agree which indices any rank
+     * has (a MAX all-reduce and a host read, so every rank reduces the same ones in the same order), and {@code reduce}
+     * gets each such index with this rank's buffer ({@code zerosFor}'s where it had none), in a scope of its own,
+     * without recording. Nothing on the meta device (a planned rank: no values to agree on; its late buffers were
+     * counted as they came).
      */
-    static boolean[] agreed(Collectives world, float[] mine, Device device) {
+    static void reduceAgreed(Collectives world, Tensor[] late, Device device, IntFunction<Tensor> zerosFor, ObjIntConsumer<Tensor> reduce) {
+        if (device.kind() == Device.Kind.META) {
+            return;
+        }
+        float[] mine = new float[late.length];
+        for (int i = 0; i < late.length; i++) {
+            mine[i] = late[i] == null ? 0 : 1;
+        }
+        float[] any;
         try (Scope tmp = Scope.open("late contribution flags"); Autograd.GradMode off = Autograd.noGrad()) {
             Tensor flags = Tensor.fromArray(mine, Shape.of(mine.length), DType.F32, device);
             world.allReduce(flags, Collectives.Reduction.MAX);
-            float[] any = flags.toFloatArray();
-            boolean[] out = new boolean[any.length];
+            any = flags.toFloatArray();
+        }
+        try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS); Autograd.GradMode off = Autograd.noGrad()) {
             for (int i = 0; i < any.length; i++) {
-                out[i] = any[i] != 0;
+                if (any[i] != 0) {
+                    reduce.accept(late[i] != null ? late[i] : zerosFor.apply(i), i);
+                }
             }
-            return out;
+        }
+    }
+
+    /** Frees every late buffer and forgets it. */
+    static void free(Tensor[] late) {
+        for (int i = 0; i < late.length; i++) {
+            if (late[i] != null) {
+                late[i].close();
+                late[i] = null;
+            }
         }
     }
 

@@ -186,38 +186,19 @@ public final class BucketedGradientSum implements AutoCloseable {
         if (finished++ > 0) {
             sumLate();
         }
-        freeLate();
-    }
-
-    private void freeLate() {
-        for (int i = 0; i < late.length; i++) {
-            if (late[i] != null) {
-                late[i].close();
-                late[i] = null;
-            }
-        }
+        BucketOrder.free(late);
     }
 
     /** Every rank's late parameters agreed (a max over the ranks), their late contributions summed and added in. */
     private void sumLate() {
-        float[] mine = new float[leaves.size()];
-        for (int i = 0; i < mine.length; i++) {
-            mine[i] = late[i] == null ? 0 : 1;
-        }
-        Device device = leaves.getFirst().device();
-        boolean[] any = BucketOrder.agreed(world, mine, device);
-        try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
-             Autograd.GradMode off = Autograd.noGrad()) {
-            for (int i = 0; i < any.length; i++) {
-                if (any[i]) {
-                    Tensor leaf = leaves.get(i);
-                    Tensor mineLate = late[i] != null ? late[i] : Tensor.zeros(leaf.shape(), leaf.dtype(), leaf.device());
-                    world.allReduce(mineLate, Collectives.Reduction.SUM);
-                    Ops.accumulateInto(leaf.grad(), mineLate);
-                    lateSums++;
-                }
-            }
-        }
+        BucketOrder.reduceAgreed(world, late, leaves.getFirst().device(), i -> {
+            Tensor leaf = leaves.get(i);
+            return Tensor.zeros(leaf.shape(), leaf.dtype(), leaf.device());
+        }, (mineLate, i) -> {
+            world.allReduce(mineLate, Collectives.Reduction.SUM);
+            Ops.accumulateInto(leaves.get(i).grad(), mineLate);
+            lateSums++;
+        });
     }
 
     /** Parameters whose late contributions were summed apart, over the run (see the class comment). */
@@ -238,6 +219,6 @@ public final class BucketedGradientSum implements AutoCloseable {
                 Autograd.listenGradient(leaf, null);
             }
         }
-        freeLate();
+        BucketOrder.free(late);
     }
 }

@@ -373,44 +373,16 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
-    /** The late contributions agreed, reduced and freed. */
+    /** The late contributions agreed, each agreed bucket's reduce-scattered into the shards, and freed. */
     private void resolveLate() {
-        reduceLate();
-        freeLate();
-    }
-
-    private void freeLate() {
-        for (int k = 0; k < late.length; k++) {
-            if (late[k] != null) {
-                late[k].close();
-                late[k] = null;
-            }
-        }
-    }
-
-    /** Every rank's buckets with late contributions agreed (a max over the ranks), each reduced again from those alone. */
-    private void reduceLate() {
-        float[] mine = new float[buckets.size()];
-        for (int k = 0; k < late.length; k++) {
-            mine[k] = late[k] == null ? 0 : 1;
-        }
-        Device device = leaves.getFirst().device();
-        if (device.kind() == Device.Kind.META) {
-            return; // a planned rank (PlannedWorld): no values to agree on, and its late buffers were counted as they came
-        }
-        boolean[] any = BucketOrder.agreed(world, mine, device);
-        try (Scope tmp = Scope.open("late gradient contributions", MemoryCategory.GRADIENTS);
-             Autograd.GradMode off = Autograd.noGrad()) {
-            for (int k = 0; k < any.length; k++) {
-                if (any[k]) {
-                    Bucket b = buckets.get(k);
-                    Tensor mineLate = late[k] != null ? late[k] : Tensor.zeros(Shape.of(b.segment.part() * world.worldSize()), b.group.dtype(),
-                            b.group.device()); // freed with this scope
-                    sumIntoShard(b, mineLate);
+        BucketOrder.reduceAgreed(world, late, leaves.getFirst().device(),
+                k -> Tensor.zeros(Shape.of(buckets.get(k).segment.part() * world.worldSize()), buckets.get(k).group.dtype(),
+                        buckets.get(k).group.device()), // freed with reduceAgreed's scope
+                (mineLate, k) -> {
+                    sumIntoShard(buckets.get(k), mineLate);
                     lateReductions++;
-                }
-            }
-        }
+                });
+        BucketOrder.free(late);
     }
 
     /** Zeroes every shard (the optimizer's zeroGrad after a step). */
@@ -456,6 +428,6 @@ public final class ShardedGradients implements AutoCloseable {
                 b.storage = null;
             }
         }
-        freeLate();
+        BucketOrder.free(late);
     }
 }
