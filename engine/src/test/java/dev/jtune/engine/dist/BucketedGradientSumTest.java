@@ -58,7 +58,8 @@ class BucketedGradientSumTest {
         }
     }
 
-    private record Net(Tensor x, List<Tensor> w) {
+    /** Shared with {@link ShardedGradientsTest}. */
+    record Net(Tensor x, List<Tensor> w) {
         /**
          * x W0 -> square -> W1 (checkpointed) -> square -> W2 -> W3, summed, plus a second use of W0 (sum(x W0), or with
          * {@code extraW0}, a third) so W0's gradient comes in two or three contributions.
@@ -79,7 +80,7 @@ class BucketedGradientSumTest {
         return t.mul(t);
     }
 
-    private static Net net() {
+    static Net net() {
         Tensor x = Tensor.randn(Shape.of(4, N), DType.F32, Device.CPU, 11);
         List<Tensor> w = new ArrayList<>();
         for (int i = 0; i < 4; i++) {

@@ -1,11 +1,7 @@
 package dev.jtune.engine.dist;
 
-import dev.jtune.engine.Autograd;
-import dev.jtune.engine.DType;
-import dev.jtune.engine.Device;
 import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
-import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -66,25 +62,6 @@ class ShardedGradientsTest {
         @Override public void close() { }
     }
 
-    /** x W0 -> square -> W1 (checkpointed) -> square -> W2 -> W3, summed, plus sum(x W0): W0 gets two contributions. */
-    private static Tensor loss(Tensor x, List<Tensor> w) {
-        Tensor h = square(x.matmul(w.get(0)));
-        h = Autograd.checkpoint(t -> square(t[0].matmul(w.get(1))), h);
-        return h.matmul(w.get(2)).matmul(w.get(3)).reshape(-1).sum(0).add(x.matmul(w.get(0)).reshape(-1).sum(0));
-    }
-
-    private static Tensor square(Tensor t) {
-        return t.mul(t);
-    }
-
-    private static List<Tensor> weights() {
-        List<Tensor> w = new ArrayList<>();
-        for (int i = 0; i < 4; i++) {
-            w.add(Ops.scale(Tensor.randn(Shape.of(N, N), DType.F32, Device.CPU, 20 + i), 0.3).requiresGrad(true));
-        }
-        return w;
-    }
-
     @Test
     void overlappedReduceScattersAreAwaitedBeforeTheirPartsAreReadOrTheirBucketsFreed() {
         try (Scope outer = Scope.open("test")) {
@@ -94,17 +71,17 @@ class ShardedGradientsTest {
 
     private static void run() {
         List<float[]> plain = new ArrayList<>();
-        Tensor x = Tensor.randn(Shape.of(4, N), DType.F32, Device.CPU, 11);
         try (Scope s = Scope.open("plain")) {
-            List<Tensor> w = weights();
+            BucketedGradientSumTest.Net n = BucketedGradientSumTest.net(); // W0 gets two contributions a backward
             for (int round = 0; round < 2; round++) {
-                loss(x, w).backward();
+                n.loss(false).backward();
             }
-            w.forEach(t -> plain.add(t.grad().toFloatArray()));
+            n.w().forEach(t -> plain.add(t.grad().toFloatArray()));
         }
         Deferred world = new Deferred();
         try (Scope s = Scope.open("stage 2")) {
-            List<Tensor> w = weights();
+            BucketedGradientSumTest.Net n = BucketedGradientSumTest.net();
+            List<Tensor> w = n.w();
             SequencedMap<String, Tensor> named = new LinkedHashMap<>();
             for (int i = 0; i < w.size(); i++) {
                 named.put("w" + i, w.get(i));
@@ -112,7 +89,7 @@ class ShardedGradientsTest {
             try (ShardedGradients g = new ShardedGradients(world, List.of(named), N * N * 4, w)) {
                 for (int round = 0; round < 2; round++) { // one step of two micro-batches
                     int before = world.launched;
-                    loss(x, w).backward();
+                    n.loss(false).backward();
                     int duringBackward = world.launched - before;
                     g.reduce();
                     assertTrue(world.pending.isEmpty(), "round " + round + ": every reduce-scatter landed by the end of reduce()");
