@@ -39,6 +39,12 @@ public final class FlashKernels {
      * backward at 8192 tokens: causal 2.89 ms split vs 4.29 ms not; window 512 0.67 ms split vs 0.47 ms not).
      */
     private static final long SPLIT_SPAN = 2048;
+    /**
+     * Sequence length from which grouped heads share one dK/dV block again, however long their span: long enough
+     * that the unsplit grid has blocks to spare, and the split's two fp32 shares [B, Hq, T, D] are large (256 MiB
+     * at 32K tokens of 4 heads of 256). {@code -Djtune.cuda.dkvSplitUntil=N}; by default the split has no end.
+     */
+    private static final long SPLIT_UNTIL = Long.getLong("jtune.cuda.dkvSplitUntil", Long.MAX_VALUE);
 
     /**
      * Keys per tile (forward, dQ), and columns and queries per tile of the dK/dV kernel, for one head size. The fp32
@@ -163,7 +169,7 @@ public final class FlashKernels {
      */
     static boolean splitHeads(long group, long window, long t) {
         long span = window > 0 ? Math.min(window, t) : t;
-        return group > 1 && span >= SPLIT_SPAN;
+        return group > 1 && span >= SPLIT_SPAN && t < SPLIT_UNTIL;
     }
 
     /**
