@@ -66,6 +66,23 @@ public final class MetaBackend implements Backend {
         return "meta (shapes and allocation sizes only, no data; simulated " + allocator.config().segments().name().toLowerCase(java.util.Locale.ROOT) + " allocator)";
     }
 
+    /**
+     * Storage on the meta device standing for {@code bytes} held elsewhere (a weight sharded over the ranks): no
+     * allocator block, nothing counted, address 0; a tensor over it has a shape and a dtype and nothing to read.
+     */
+    public static Storage placeholder(long bytes, MemoryCategory category) {
+        return new Storage(Device.META, bytes, category) {
+            @Override
+            public long address() {
+                return 0;
+            }
+
+            @Override
+            protected void release() {
+            }
+        };
+    }
+
     @Override
     public Storage allocate(long bytes, MemoryCategory category) {
         return new MetaStorage(allocator, allocator.allocate(bytes, category));

@@ -244,6 +244,9 @@ class LaunchArithmeticTest {
         assertFalse(FlashKernels.splitHeads(4, 512, 8192), "a window of 512 sees few keys");
         assertTrue(FlashKernels.splitHeads(4, 4096, 8192));
         assertFalse(FlashKernels.splitHeads(4, 100_000, 1024), "a window longer than the sequence");
+        assertTrue(FlashKernels.splitHeads(4, 0, 16383));
+        assertFalse(FlashKernels.splitHeads(4, 0, 16384), "from 16K tokens one block a kv head has blocks to spare");
+        assertFalse(FlashKernels.splitHeads(4, 0, 32768));
     }
 
     @Test

@@ -10,11 +10,14 @@ import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.ShardedWeights;
 import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.Parameter;
 import dev.jtune.engine.offload.HostWeights;
+import dev.jtune.engine.offload.SlottedUnits;
 import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionMask;
 import dev.jtune.engine.ops.CrossEntropy;
@@ -58,8 +61,12 @@ public final class Gemma3Model extends Module {
     private final Device device;
     private final DequantWorkspace workspace;
     private final Gemma3TextModel model;
-    /** The layers' weights in host memory (weight offload), or null while every weight is on the device. */
-    private HostWeights offloaded;
+    /**
+     * The layers' weights kept off the device's whole copies: in host memory (weight offload, {@link HostWeights}) or
+     * in the data-parallel ranks' shards (ZeRO stage 3, {@link ShardedWeights}); null while every weight is whole on
+     * the device.
+     */
+    private SlottedUnits offloaded;
 
     /** The tree at the config's shapes, without values (load or random init sets them). */
     private Gemma3Model(Gemma3Config config, DType dtype, Device device) {
@@ -237,15 +244,40 @@ public final class Gemma3Model extends Module {
         if (offloaded == null) {
             offloaded = HostWeights.offload(layers(), device);
         }
-        return offloaded;
+        if (!(offloaded instanceof HostWeights host)) {
+            throw new IllegalStateException("Gemma 3: the layer weights are sharded over the ranks (ZeRO stage 3), not offloadable too");
+        }
+        return host;
+    }
+
+    /**
+     * ZeRO stage 3 for the layers' frozen weights (QLoRA's NF4 base, frozen dense weights and norms): this rank keeps
+     * one part of each layer's, and each forward all-gathers a layer into one of two slots, the next one as it goes
+     * ({@link ShardedWeights}); trained weights (adapters, a full fine-tune's) stay whole. Every rank calls it, on the
+     * same model, once the weights are final in form (quantized, adapters attached); the parts and slots are allocated
+     * in the current scope. Training must then recompute layers in backward (gradient checkpointing). Empty when no
+     * layer holds a frozen weight.
+     */
+    public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world) {
+        if (offloaded != null) {
+            throw new IllegalStateException("Gemma 3: the layer weights are already " + (offloaded instanceof HostWeights ? "offloaded" : "sharded"));
+        }
+        ShardedWeights sharded = ShardedWeights.shard(layers(), world, device);
+        offloaded = sharded;
+        return java.util.Optional.ofNullable(sharded);
+    }
+
+    /** The layer weights kept off the device's whole copies ({@link #offloadLayerWeights()}, {@link #shardLayerWeights}), if any. */
+    public java.util.Optional<SlottedUnits> layerWeights() {
+        return java.util.Optional.ofNullable(offloaded);
     }
 
     /** The offloaded layer weights, if {@link #offloadLayerWeights()} was called. */
     public java.util.Optional<HostWeights> offloadedWeights() {
-        return java.util.Optional.ofNullable(offloaded);
+        return offloaded instanceof HostWeights host ? java.util.Optional.of(host) : java.util.Optional.empty();
     }
 
-    /** The host values of offloaded weights changed (an optimizer step): layers are copied again when next used. */
+    /** The values of offloaded weights changed (an optimizer step): layers are copied again when next used. */
     public void weightsChanged() {
         if (offloaded != null && !offloaded.isClosed() && offloaded.holdsTrainedParameters()) {
             offloaded.invalidate();
@@ -418,8 +450,9 @@ public final class Gemma3Model extends Module {
         if (observer != null) {
             observer.accept(x);
         }
-        if (offloaded != null && options.checkpointing() == Checkpointing.NONE && Autograd.isEnabled()) {
-            throw new UnsupportedOpException("Gemma 3 forward: with the layer weights offloaded, training must recompute each "
+        if (offloaded != null && !offloaded.isClosed() && options.checkpointing() == Checkpointing.NONE && Autograd.isEnabled()) {
+            throw new UnsupportedOpException("Gemma 3 forward: with the layer weights " + (offloaded instanceof HostWeights ? "offloaded" : "sharded")
+                    + ", training must recompute each "
                     + "layer in backward (a layer's weights leave the device after its forward): turn on gradient checkpointing");
         }
         List<Gemma3DecoderLayer> layers = layers();

@@ -25,7 +25,7 @@ import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
-import dev.jtune.engine.offload.HostWeights;
+import dev.jtune.engine.offload.SlottedUnits;
 import dev.jtune.engine.optim.GradClip;
 import dev.jtune.engine.optim.GradientBuffer;
 import dev.jtune.engine.optim.Optimizer;
@@ -156,7 +156,7 @@ public final class Trainer implements AutoCloseable {
                     h.close();
                 }
             } finally {
-                trainable.model().offloadedWeights().ifPresent(HostWeights::close);
+                trainable.model().layerWeights().ifPresent(SlottedUnits::close);
             }
         }
     }
@@ -648,7 +648,7 @@ public final class Trainer implements AutoCloseable {
             if (activations instanceof HostActivationStore h) {
                 h.close();
             }
-            trainable.model().offloadedWeights().ifPresent(HostWeights::close);
+            trainable.model().layerWeights().ifPresent(SlottedUnits::close);
             return stats;
         }
     }
