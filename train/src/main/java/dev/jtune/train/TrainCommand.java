@@ -22,6 +22,7 @@ import dev.jtune.train.args.Flag;
 import dev.jtune.train.args.GivenFlags;
 import dev.jtune.train.args.IntervalStrategy;
 import dev.jtune.train.args.OffloadOptimizer;
+import dev.jtune.train.args.OffloadParam;
 import dev.jtune.train.args.TrainArgs;
 import dev.jtune.train.data.DataOptions;
 import dev.jtune.train.data.DatasetBuilder;
@@ -130,7 +131,7 @@ final class TrainCommand {
             // holds more than the embedding and one layer in 16 bits
             Nf4Scales scales = a.bits() == 4 ? (a.doubleQuant() ? Nf4Scales.DOUBLE_QUANTIZED : Nf4Scales.FP32) : null;
             Gemma3Model.Loading loading = new Gemma3Model.Loading(scales,
-                    a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? Gemma3Model.Loading.Placement.HOST : Gemma3Model.Loading.Placement.DEVICE);
+                    a.offloadParam() == OffloadParam.CPU ? Gemma3Model.Loading.Placement.HOST : Gemma3Model.Loading.Placement.DEVICE);
             // an image-text checkpoint: its language model quantized or offloaded as asked, the tower and projector dense
             Gemma3MultimodalModel multimodal = vision.isPresent() ? Gemma3MultimodalModel.load(modelDir, device, dtype, loading) : null;
             Gemma3Model model = multimodal != null ? multimodal.text() : Gemma3Model.load(modelDir, device, dtype, loading);
@@ -324,17 +325,29 @@ final class TrainCommand {
 
     /**
      * What a data-parallel rank shards: ZeRO stage 1 (the optimizer state) when its ZeRO stage asks for 1, stage 2 (the
-     * gradients too) for 2 or 3, when the optimizer can have it; nothing alone or otherwise.
+     * gradients too) for 2, stage 3 (the layers' frozen weights too) for 3 where layers are recomputed and not offloaded
+     * (else stage 2), when the optimizer can have it; nothing alone or otherwise.
      */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
         int stage = zeroStage(a, ranks);
         if (stage == 0 || !shardable(a)) {
             return TrainerConfig.OptimizerSharding.NONE;
         }
-        return stage == 1 ? TrainerConfig.OptimizerSharding.STATE : TrainerConfig.OptimizerSharding.GRADIENTS;
+        if (stage == 1) {
+            return TrainerConfig.OptimizerSharding.STATE;
+        }
+        return stage == 3 && shardsWeights(a) ? TrainerConfig.OptimizerSharding.PARAMETERS : TrainerConfig.OptimizerSharding.GRADIENTS;
     }
 
-    /** What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: jtune shards the state and gradients (stages 1-2), not weights. */
+    /** Whether stage 3 can shard the layers' weights: each layer gathered again for its recomputation, none on the host. */
+    private static boolean shardsWeights(TrainArgs a) {
+        return a.gradientCheckpointing() && a.offloadParam() != OffloadParam.CPU;
+    }
+
+    /**
+     * What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: an optimizer the stages do not
+     * shard, and under stage 3, weights that stay whole (trained ones, or all where stage 3 falls back to stage 2).
+     */
     static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
         int stage = zeroStage(a, place.worldSize());
         if (stage == 0 || stage <= 2 && shardable(a)) {
@@ -345,8 +358,20 @@ final class TrainCommand {
                     + " paged_adamw_32bit, without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
                     + ", so every GPU holds all of it (plain data parallel)");
         }
-        return List.of("zero_optimization.stage 3: jtune shards the optimizer state and the gradients over the " + place.worldSize()
-                + " ranks (stage 2); the weights stay whole on every GPU (stage 3 is not built yet)");
+        String stage2 = "the optimizer state and the gradients are sharded over the " + place.worldSize() + " ranks (stage 2)";
+        if (a.offloadParam() == OffloadParam.CPU) {
+            return List.of("zero_optimization.stage 3 with offload_param cpu: every rank keeps the layers' weights in its host memory"
+                    + " (weight offload), not sharded; " + stage2);
+        }
+        if (!a.gradientCheckpointing()) {
+            return List.of("zero_optimization.stage 3 shards the layers' weights only with " + Flag.GRADIENT_CHECKPOINTING.cli()
+                    + " (each layer is gathered again for its recomputation): the weights stay whole on every GPU; " + stage2);
+        }
+        if (!a.loraEnable()) {
+            return List.of("zero_optimization.stage 3: a full fine-tune's trained weights stay whole on every GPU (jtune's stage 3"
+                    + " shards the layers' frozen weights, the gradients and the optimizer state)");
+        }
+        return List.of();
     }
 
     static LoraConfig loraConfig(TrainArgs a) {

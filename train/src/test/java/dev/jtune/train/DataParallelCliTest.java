@@ -58,7 +58,8 @@ class DataParallelCliTest {
 
     /**
      * A --deepspeed ZeRO stage beside data parallel shards the optimizer state (stage 1) and the gradients (stage 2);
-     * stage 3 says what it does not shard (the weights), an optimizer the sharding is not built for says so; alone (one GPU) a stage needs no word and shards nothing.
+     * stage 3 the layers' frozen weights too, with recomputation (else stage 2, saying why; a full fine-tune is told its
+     * trained weights stay whole), an optimizer the sharding is not built for says so; alone (one GPU) a stage needs no word and shards nothing.
      */
     @Test
     void aZeroStageBesideDataParallelShardsTheOptimizerState(@TempDir Path tmp) throws Exception {
@@ -69,13 +70,26 @@ class DataParallelCliTest {
         dev.jtune.train.dist.DistEnv rank0 = new dev.jtune.train.dist.DistEnv(0, 2, 0, 2, "127.0.0.1", 29500);
         assertTrue(TrainCommand.dataParallelWarnings(a, rank0).isEmpty(), "stage 2 is built");
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.GRADIENTS, TrainCommand.sharding(a, rank0.worldSize()));
+        String stage3Config = "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}";
+        // without recomputation stage 3 cannot gather the layers again: stage 2, and the warning says why
         dev.jtune.train.args.TrainArgs stage3 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
-                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}");
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config);
         List<String> w = TrainCommand.dataParallelWarnings(stage3, rank0);
         assertEquals(1, w.size(), w.toString());
-        assertEquals("zero_optimization.stage 3: jtune shards the optimizer state and the gradients over the 2 ranks (stage 2); the weights"
-                + " stay whole on every GPU (stage 3 is not built yet)", w.getFirst());
+        assertEquals("zero_optimization.stage 3 shards the layers' weights only with --gradient_checkpointing (each layer is gathered"
+                + " again for its recomputation): the weights stay whole on every GPU; the optimizer state and the gradients are"
+                + " sharded over the 2 ranks (stage 2)", w.getFirst());
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.GRADIENTS, TrainCommand.sharding(stage3, rank0.worldSize()));
+        // with it, a LoRA run shards the frozen base (no word); a full fine-tune is told its trained weights stay whole
+        dev.jtune.train.args.TrainArgs lora3 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config, "--gradient_checkpointing",
+                "--lora_enable", "--freeze_llm");
+        assertTrue(TrainCommand.dataParallelWarnings(lora3, rank0).isEmpty(), TrainCommand.dataParallelWarnings(lora3, rank0).toString());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.PARAMETERS, TrainCommand.sharding(lora3, rank0.worldSize()));
+        dev.jtune.train.args.TrainArgs full3 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config, "--gradient_checkpointing");
+        assertEquals(List.of("zero_optimization.stage 3: a full fine-tune's trained weights stay whole on every GPU (jtune's stage 3"
+                + " shards the layers' frozen weights, the gradients and the optimizer state)"), TrainCommand.dataParallelWarnings(full3, rank0));
         assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE.worldSize()));
         dev.jtune.train.args.TrainArgs stage1 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",

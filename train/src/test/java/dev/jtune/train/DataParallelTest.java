@@ -6,6 +6,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.CollectiveException;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.loop.RunIdentity;
 import dev.jtune.train.loop.StepRecord;
 import dev.jtune.train.loop.Trainer;
@@ -72,6 +73,11 @@ class DataParallelTest {
                 .loggingSteps(1).save(TrainerConfig.SaveStrategy.STEPS, 2).ddpBucketBytes(BUCKET).optimizerSharding(sharding).build();
     }
 
+    /** {@code tc} with layer checkpointing (ZeRO stage 3 needs recomputation; its stage 2 twin recomputes as well). */
+    private static TrainerConfig layers(TrainerConfig tc) {
+        return tc.toBuilder().checkpointing(Gemma3Model.Checkpointing.LAYERS).build();
+    }
+
     /** Small buckets (the default model's flat gradients are a few hundred KiB), so each buffer is summed in pieces. */
     private static final long BUCKET = 64 << 10;
 
@@ -83,6 +89,7 @@ class DataParallelTest {
         int maxima;
         long largest;
         int reduceScatters;
+        int allGathers;
 
         Counting(Collectives inner) {
             this.inner = inner;
@@ -118,6 +125,7 @@ class DataParallelTest {
 
         @Override
         public void allGather(Tensor in, Tensor out) {
+            allGathers++;
             inner.allGather(in, out);
         }
 
@@ -149,10 +157,14 @@ class DataParallelTest {
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, int accumulation, Path out, long stopAfter,
                                        TrainerConfig.OptimizerSharding sharding) throws Exception {
+        return ranks(d, n, config(d, accumulation, n, sharding), out, stopAfter);
+    }
+
+    private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, TrainerConfig tc, Path out, long stopAfter) throws Exception {
         return new InProcessWorld(n, Duration.ofMinutes(2)).run(rank -> {
             Counting counting = new Counting(rank);
             COUNTED.add(counting);
-            return run(d, config(d, accumulation, n, sharding), counting, out.resolve("rank" + rank.rank()), Optional.empty(), stopAfter);
+            return run(d, tc, counting, out.resolve("rank" + rank.rank()), Optional.empty(), stopAfter);
         });
     }
 
@@ -358,6 +370,36 @@ class DataParallelTest {
         }
         for (Map.Entry<String, float[]> e : plain.weights().entrySet()) {
             assertArrayEquals(e.getValue(), one.weights().get(e.getKey()), e.getKey());
+        }
+    }
+
+    /**
+     * ZeRO stage 3 (each rank keeps half of every layer's frozen weights, the QLoRA base and norms, and gathers a layer
+     * as computation reaches it) trains as stage 2 does, bit for bit: the gathered bytes are the weights' own. The
+     * layers are gathered (all-gathers beyond stage 2's) and recomputed (layer checkpointing, which stage 3 needs).
+     */
+    @Test
+    void shardedFrozenWeightsTrainAsStageTwoBitForBit(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        COUNTED.clear();
+        List<Outcome> stage2 = ranks(d, 2, layers(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS)), tmp.resolve("stage2"), Long.MAX_VALUE);
+        int gathers2 = COUNTED.stream().mapToInt(c -> c.allGathers).sum();
+        COUNTED.clear();
+        TrainerConfig stage3Config = layers(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS)).toBuilder()
+                .optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build();
+        List<Outcome> stage3 = ranks(d, 2, stage3Config, tmp.resolve("stage3"), Long.MAX_VALUE);
+        int gathers3 = COUNTED.stream().mapToInt(c -> c.allGathers).sum();
+        System.out.println("all-gathers over " + STEPS + " steps, both ranks: stage 2 " + gathers2 + ", stage 3 " + gathers3);
+        assertTrue(gathers3 > gathers2, "stage 3 gathers the layers");
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < STEPS; i++) {
+                assertEquals(stage2.get(r).history().get(i).loss(), stage3.get(r).history().get(i).loss(), 0.0, "rank " + r + ", loss at step " + (i + 1));
+                assertEquals(stage2.get(r).history().get(i).gradNorm(), stage3.get(r).history().get(i).gradNorm(), 0.0,
+                        "rank " + r + ", gradient norm at step " + (i + 1));
+            }
+            for (Map.Entry<String, float[]> e : stage2.get(r).weights().entrySet()) {
+                assertArrayEquals(e.getValue(), stage3.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
+            }
         }
     }
 

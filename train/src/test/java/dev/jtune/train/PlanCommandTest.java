@@ -200,6 +200,31 @@ class PlanCommandTest {
         assertTrue(p1 - p2 >= 0.45 * g1, "stage 2's peak " + p2 + " should be about half the gradients (" + g1 + ") under stage 1's " + p1);
     }
 
+    /**
+     * A plan for two ranks of 270M QLoRA with ZeRO stage 3: a rank holds half of the layers' NF4 base (its parts) and
+     * two gathered layers (the slots) instead of the whole base, so its quantized weights and its device peak are lower
+     * than a stage 2 rank's.
+     */
+    @Test
+    void aZeroStageThreeRankOfTwoHoldsHalfTheQuantizedBase() {
+        String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
+                "--bits", "4", "--lora_enable", "--freeze_llm", "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True",
+                "--max_memory", "1TiB", "--nproc_per_node", "2", "--deepspeed"};
+        var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
+        var stage3 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}"));
+        assertEquals(0, stage2.rc(), stage2.all());
+        assertEquals(0, stage3.rc(), stage3.all());
+        assertTrue(stage3.out().contains(", ZeRO stage 3: the optimizer state, the gradients and the layers' frozen weights sharded"), stage3.out());
+        long q2 = row(stage2.out(), "quantized weights");
+        long q3 = row(stage3.out(), "quantized weights");
+        long p2 = row(stage2.out(), "device peak");
+        long p3 = row(stage3.out(), "device peak");
+        System.out.printf(Locale.ROOT, "270M QLoRA, a rank of two: quantized weights %,d (stage 2) / %,d (stage 3), peak %,d / %,d%n", q2, q3, p2, p3);
+        // half the base, plus two layers of 18 gathered (and alignment): under 2/3 of it
+        assertTrue(q3 < q2 * 2 / 3 && q3 > q2 / 2, "stage 3's quantized weights " + q3 + " against stage 2's " + q2);
+        assertTrue(p2 - p3 >= (q2 - q3) * 9 / 10, "stage 3's peak " + p3 + " should fall by about the base it no longer holds, from " + p2);
+    }
+
     @Test
     void aHugeMaxMemoryFits() {
         var r = CliFixtures.run("plan", "--model_name_or_path", "gemma-3-4b-it", "--bf16", "True", "--max_seq_length", "8192",

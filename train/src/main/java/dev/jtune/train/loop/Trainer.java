@@ -104,8 +104,8 @@ public final class Trainer implements AutoCloseable {
         this.info = Objects.requireNonNull(b.info, "info");
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit(), config.checkpointContents());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
-        placeWeights(config, trainable);
         this.world = b.world;
+        placeWeights(config, trainable, world);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world);
         }
@@ -129,13 +129,18 @@ public final class Trainer implements AutoCloseable {
     }
 
     /**
-     * Weight offload ({@link TrainerConfig.WeightPlacement#HOST}): the layers' weights move to pinned host memory,
-     * before the optimizer takes the parameters (it then holds their host values); in the scope current now, the
-     * model's. A model already offloaded stays as it is.
+     * Where the layers' weights live, before the optimizer takes the parameters (it then holds their values), in the
+     * scope current now, the model's: weight offload ({@link TrainerConfig.WeightPlacement#HOST}) moves them to pinned
+     * host memory; ZeRO stage 3 in a world ({@link TrainerConfig.OptimizerSharding#PARAMETERS}) keeps this rank's part
+     * of their frozen weights, for LoRA (whose saves write the adapters only: a full save would read the frozen layers).
+     * A model already placed stays as it is.
      */
-    private static void placeWeights(TrainerConfig config, Trainable trainable) {
+    private static void placeWeights(TrainerConfig config, Trainable trainable, Collectives world) {
         if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST) {
             trainable.model().offloadLayerWeights();
+        } else if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS
+                && trainable.isLora() && trainable.model().layerWeights().isEmpty()) {
+            trainable.model().shardLayerWeights(world);
         }
     }
 
@@ -180,7 +185,7 @@ public final class Trainer implements AutoCloseable {
         if (world != null && config.optimizerSharding().shardsState()) {
             // the config allows it with fp32 state on the device or paged only
             Placement placement = config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST ? Placement.HOST_MAPPED : Placement.DEVICE;
-            return config.optimizerSharding() == TrainerConfig.OptimizerSharding.GRADIENTS
+            return config.optimizerSharding().shardsGradients()
                     // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
                     ? ShardedAdamW.withShardedGradients(params, adam, groups, world, placement, config.ddpBucketBytes(), List.copyOf(params.values()))
                     : new ShardedAdamW(params, adam, groups, world, placement);
@@ -593,10 +598,10 @@ public final class Trainer implements AutoCloseable {
         }
         Backend backend = Backends.get(device);
         try (Scope run = Scope.open("measured step", MemoryCategory.OPTIMIZER)) {
-            placeWeights(config, trainable);
-            // one process: a ZeRO stage 1 rank is planned on the meta device as rank 0 of a world that moves nothing (its
-            // shard of the state, its gathers); measured on a real device, with the whole state (no world)
+            // one process: a ZeRO rank is planned on the meta device as rank 0 of a world that moves nothing (its shards of
+            // the state, gradients and frozen weights, its gathers); measured on a real device, whole (no world)
             Collectives planned = device.kind() == Device.Kind.META && config.worldSize() > 1 ? PlannedWorld.rankZeroOf(config.worldSize()) : null;
+            placeWeights(config, trainable, planned);
             Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), planned);
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();

@@ -63,11 +63,29 @@ public record TrainerConfig(
          * that are reduce-scattered as they complete, each rank keeping the summed gradient of its parts only
          * ({@code dist.ShardedGradients}); weights stay whole. The same needs as {@link #STATE}.
          */
-        GRADIENTS;
+        GRADIENTS,
+        /**
+         * ZeRO stage 3: as {@link #GRADIENTS}, and the layers' frozen weights (QLoRA's NF4 base, frozen dense weights
+         * and norms) sharded too, each rank keeping one part of every layer's and all-gathering a layer as computation
+         * reaches it, the next one as it goes ({@code dist.ShardedWeights}). Trained weights (adapters, a full
+         * fine-tune's) stay whole on every rank, with their gradients and state sharded as in stage 2. Needs gradient
+         * checkpointing (a layer's gathered weights leave after its forward).
+         */
+        PARAMETERS;
 
-        /** Whether the optimizer state is sharded over the ranks (stages 1 and 2). */
+        /** Whether the optimizer state is sharded over the ranks (stages 1 to 3). */
         public boolean shardsState() {
             return this != NONE;
+        }
+
+        /** Whether the gradients are sharded over the ranks (stages 2 and 3). */
+        public boolean shardsGradients() {
+            return this == GRADIENTS || this == PARAMETERS;
+        }
+
+        /** DeepSpeed's number for it: 0 to 3. */
+        public int zeroStage() {
+            return ordinal();
         }
     }
 
@@ -157,7 +175,7 @@ public record TrainerConfig(
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
         if (optimizerSharding.shardsState() && (optimizerStatePrecision != OptimizerStatePrecision.FP32
                 || optimizerStatePlacement != OptimizerStatePlacement.DEVICE && optimizerStatePlacement != OptimizerStatePlacement.PAGED_HOST)) {
-            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + (optimizerSharding == OptimizerSharding.STATE ? 1 : 2) + ") is built for AdamW's fp32 state, on "
+            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + optimizerSharding.zeroStage() + ") is built for AdamW's fp32 state, on "
                     + "the device or paged, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
                     + "or paged_adamw_32bit without --offload_optimizer, or no ZeRO stage)");
         }
@@ -202,6 +220,14 @@ public record TrainerConfig(
         if (weightPlacement == WeightPlacement.HOST && checkpointing == Gemma3Model.Checkpointing.NONE) {
             throw new IllegalArgumentException("weight offload copies each layer back for its recomputation: it needs "
                     + "gradient checkpointing (--gradient_checkpointing)");
+        }
+        if (optimizerSharding == OptimizerSharding.PARAMETERS && checkpointing == Gemma3Model.Checkpointing.NONE) {
+            throw new IllegalArgumentException("ZeRO stage 3 gathers each layer's weights again for its recomputation: it needs "
+                    + "gradient checkpointing (--gradient_checkpointing)");
+        }
+        if (optimizerSharding == OptimizerSharding.PARAMETERS && weightPlacement == WeightPlacement.HOST) {
+            throw new IllegalArgumentException("ZeRO stage 3 with the layer weights offloaded to the host (--offload_param cpu) "
+                    + "is not built: the layers' weights are either sharded over the ranks or offloaded, not both");
         }
     }
 
