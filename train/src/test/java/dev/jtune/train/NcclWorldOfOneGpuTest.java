@@ -5,6 +5,7 @@ import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.NcclCollectives;
+import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.loop.RunIdentity;
 import dev.jtune.train.loop.StepRecord;
 import dev.jtune.train.loop.Trainer;
@@ -29,13 +30,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  */
 @Tag("gpu")
 class NcclWorldOfOneGpuTest {
-    private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out) {
-        return run(d, world, out, TrainerConfig.OptimizerSharding.NONE);
-    }
-
-    private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out, TrainerConfig.OptimizerSharding sharding) {
+    private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out, TrainerConfig.OptimizerSharding sharding,
+                                        Gemma3Model.Checkpointing checkpointing) {
         TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0)
-                .eval(TrainerConfig.SaveStrategy.STEPS, 3).optimizerSharding(sharding).build();
+                .eval(TrainerConfig.SaveStrategy.STEPS, 3).checkpointing(checkpointing).optimizerSharding(sharding).build();
         try (Scope run = Scope.open("run", MemoryCategory.WEIGHTS)) {
             // the eval set: the first examples again (what it is does not matter, only that both runs see the same)
             List<dev.jtune.train.data.Example> evalSet = d.examples().subList(0, Math.min(5, d.examples().size()));
@@ -62,13 +60,25 @@ class NcclWorldOfOneGpuTest {
         worldOfOne(tmp, TrainerConfig.OptimizerSharding.GRADIENTS);
     }
 
+    /**
+     * ZeRO stage 3 through NCCL at one rank: every layer's frozen weights (the NF4 base, the norms) in one part that is
+     * the whole, all-gathered (a copy) into a slot as each layer is reached: the plain trainer's numbers, bit for bit,
+     * both recomputing layers (stage 3 needs it).
+     */
+    @Test
+    void aWorldOfOneWithShardedFrozenWeightsTrainsAsThePlainTrainerBitForBit(@TempDir Path tmp) {
+        worldOfOne(tmp, TrainerConfig.OptimizerSharding.PARAMETERS);
+    }
+
     private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding) {
         Device gpu = Device.cuda(0);
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(gpu, new PrintStream(OutputStream.nullOutputStream()));
-        List<StepRecord> plain = run(d, null, tmp.resolve("plain"));
+        Gemma3Model.Checkpointing checkpointing = sharding == TrainerConfig.OptimizerSharding.PARAMETERS
+                ? Gemma3Model.Checkpointing.LAYERS : d.trainerConfig().checkpointing();
+        List<StepRecord> plain = run(d, null, tmp.resolve("plain"), TrainerConfig.OptimizerSharding.NONE, checkpointing);
         List<StepRecord> nccl;
         try (NcclCollectives world = NcclCollectives.join(gpu, 0, 1, NcclCollectives.newUniqueId(gpu), Duration.ofMinutes(2))) {
-            nccl = run(d, world, tmp.resolve("nccl"), sharding);
+            nccl = run(d, world, tmp.resolve("nccl"), sharding, checkpointing);
         }
         System.out.println("sharding " + sharding);
         assertEquals(plain.size(), nccl.size());
