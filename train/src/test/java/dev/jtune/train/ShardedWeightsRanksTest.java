@@ -16,6 +16,7 @@ import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.Lora;
 import dev.jtune.gemma.lora.LoraConfig;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.gemma.testing.Steps;
 import dev.jtune.testing.Seeds;
 import dev.jtune.train.loop.TrainerTest;
 import org.junit.jupiter.api.Test;
@@ -71,17 +72,7 @@ class ShardedWeightsRanksTest {
 
     /** The loss, then each trained tensor's gradient, of one forward and backward with layer checkpointing. */
     private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Tensor[] batch) {
-        List<float[]> out = new ArrayList<>();
-        try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-            Tensor loss = m.loss(batch[0], batch[1], Gemma3Model.Options.defaults().withCheckpointing(Gemma3Model.Checkpointing.LAYERS));
-            loss.backward();
-            out.add(loss.toFloatArray());
-            for (Tensor t : trained) {
-                out.add(t.grad().toFloatArray());
-                t.zeroGrad();
-            }
-        }
-        return out;
+        return Steps.lossAndGradients(m, trained, Gemma3Model.Options.defaults().withCheckpointing(Gemma3Model.Checkpointing.LAYERS), batch);
     }
 
     /** Every layer weight's bytes by name (an NF4 weight's parts one after another), as doubles. */

@@ -14,6 +14,7 @@ import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.lora.Lora;
 import dev.jtune.gemma.lora.LoraAdapter;
 import dev.jtune.gemma.lora.LoraConfig;
+import dev.jtune.gemma.testing.Steps;
 import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.Test;
 
@@ -43,24 +44,13 @@ class Gemma3WeightOffloadTest {
                 Tensor.fromArray(ids, Shape.of(2, 12), DType.I32, Device.CPU)};
     }
 
-    /** The loss and the gradients of {@code trained}, in order, for one forward and backward. */
     /** The loss and the gradients of {@code trained}, in order, for one forward and backward (shared with the GPU test). */
     static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Checkpointing c, Tensor[] batch) {
         return step(m, trained, Gemma3Model.Options.defaults().withCheckpointing(c), batch);
     }
 
     private static List<float[]> step(Gemma3Model m, List<Tensor> trained, Gemma3Model.Options options, Tensor[] batch) {
-        List<float[]> out = new ArrayList<>();
-        try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-            Tensor loss = m.loss(batch[0], batch[1], options);
-            loss.backward();
-            out.add(loss.toFloatArray());
-            for (Tensor t : trained) {
-                out.add(t.grad().toFloatArray());
-                t.zeroGrad();
-            }
-        }
-        return out;
+        return Steps.lossAndGradients(m, trained, options, batch);
     }
 
     static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
