@@ -64,6 +64,17 @@ public interface Collectives extends AutoCloseable {
     /** {@code out} [world * n] = every rank's {@code in} [n], in rank order. */
     void allGather(Tensor in, Tensor out);
 
+    /**
+     * {@link #allGather} queued behind the work queued so far on the device's stream but run beside what is queued
+     * after it (as {@link #reduceScatterOverlapped}), so the next layer's weights are gathered while this one computes;
+     * the returned {@link Overlap} joins it back (until then {@code out} must not be read nor {@code in} change). By
+     * default: {@link #allGather}, in line.
+     */
+    default Overlap allGatherOverlapped(Tensor in, Tensor out) {
+        allGather(in, out);
+        return Overlap.DONE;
+    }
+
     /** {@code t} = rank {@code root}'s {@code t}. */
     void broadcast(Tensor t, int root);
 

@@ -191,12 +191,26 @@ public final class NcclCollectives implements Collectives {
 
     @Override
     public void allGather(Tensor in, Tensor out) {
+        checkGather(in, out);
+        launch("all-gather of " + in.describe(), gpu.stream(), s -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, s));
+    }
+
+    private void checkGather(Tensor in, Tensor out) {
         check(in, "all-gather");
         check(out, "all-gather");
         if (in.dtype() != out.dtype() || out.numel() != in.numel() * world) {
             throw new IllegalArgumentException("all-gather: " + in.describe() + " into " + out.describe() + " over " + world + " ranks");
         }
-        launch("all-gather of " + in.describe(), gpu.stream(), s -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, s));
+    }
+
+    /** On the side stream, behind what the compute stream has queued so far, as {@link #reduceScatterOverlapped}. */
+    @Override
+    public Overlap allGatherOverlapped(Tensor in, Tensor out) {
+        checkGather(in, out);
+        CudaStream stream = sideBehindCompute();
+        launch("all-gather (overlapped) of " + in.describe(), stream,
+                s -> Nccl.ncclAllGather(ptr(in), ptr(out), in.numel(), type(in.dtype()), comm, s));
+        return joinAfter(stream);
     }
 
     @Override
@@ -229,6 +243,11 @@ public final class NcclCollectives implements Collectives {
         CudaStream stream = sideBehindCompute();
         launch("reduce-scatter (overlapped) of " + in.describe(), stream,
                 s -> Nccl.ncclReduceScatter(ptr(in), ptr(out), out.numel(), type(in.dtype()), op(op), comm, s));
+        return joinAfter(stream);
+    }
+
+    /** What makes the compute stream wait for the side stream's work so far: an event recorded on it now. */
+    private Overlap joinAfter(CudaStream stream) {
         CudaEvent done = new CudaEvent(false);
         done.record(stream);
         return new Overlap() {

@@ -37,6 +37,8 @@ public final class ShardedWeights extends SlottedUnits {
     private final Collectives world;
     /** Per unit, this rank's part of each category's bytes (U8, the unit's rounded bytes / world). */
     private final List<Map<MemoryCategory, Tensor>> parts = new ArrayList<>();
+    /** Gathers queued beside the computation and not yet joined. */
+    private final List<Collectives.Overlap> pending = new ArrayList<>();
     /** The scope the parts and slots were made in, where whole values go back. */
     private final Scope home;
 
@@ -157,18 +159,23 @@ public final class ShardedWeights extends SlottedUnits {
         return Tensor.view(MetaBackend.placeholder(t.dtype().bytesFor(t.numel()), MemoryCategory.WEIGHTS), t.shape(), t.dtype());
     }
 
-    /** All-gathers the unit's parts into slot s, on the device's stream (in order with the work queued so far). */
+    /**
+     * All-gathers the unit's parts into slot s beside the computation ({@link Collectives#allGatherOverlapped}: behind
+     * the work queued so far, which may still read the slot's last unit), so the next layer arrives while this one runs.
+     */
     @Override
     protected void fetch(int unit, int slot) {
         parts.get(unit).forEach((c, part) -> {
             long bytes = part.numel() * world.worldSize();
-            world.allGather(part, slot(slot, c).slice(0, 0, bytes));
+            pending.add(world.allGatherOverlapped(part, slot(slot, c).slice(0, 0, bytes)));
         });
     }
 
+    /** The computation queued from now on waits for the gathers queued so far. */
     @Override
     protected void ready() {
-        // the gathers run on the device's stream, in order with the computation that reads them
+        pending.forEach(Collectives.Overlap::await);
+        pending.clear();
     }
 
     /**
@@ -181,6 +188,7 @@ public final class ShardedWeights extends SlottedUnits {
         try (Autograd.GradMode off = Autograd.noGrad(); Scope.Entered in = home.enter()) {
             for (int u = 0; u < units.size(); u++) {
                 fetch(u, 0);
+                ready();
                 for (Entry e : units.get(u).entries()) {
                     Tensor[] whole = new Tensor[e.pieces().size()];
                     for (int i = 0; i < whole.length; i++) {

@@ -39,8 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * blocks' weights and the host all of them.
  */
 class HostWeightsTest {
-    private static final int BLOCKS = 5;
-    private static final int WIDTH = 64;
+    static final int BLOCKS = 5;
+    static final int WIDTH = 64;
 
     /** x + linear(norm(x)): the shape of a decoder layer's half. */
     static final class Block extends Module {
@@ -57,7 +57,7 @@ class HostWeightsTest {
         }
     }
 
-    private static List<Block> blocks(Device device, long seed, boolean trained) {
+    static List<Block> blocks(Device device, long seed, boolean trained) {
         DequantWorkspace workspace = new DequantWorkspace(DType.F32, device);
         List<Block> out = new ArrayList<>();
         Random rnd = new Random(seed);
@@ -74,7 +74,7 @@ class HostWeightsTest {
     }
 
     /** Loss, the input's gradient and (trained) every parameter's, of one pass through the chain, checkpointed per block. */
-    private static List<float[]> pass(List<Block> blocks, HostWeights weights, Tensor x0, boolean trained) {
+    static List<float[]> pass(List<Block> blocks, SlottedUnits weights, Tensor x0, boolean trained) {
         List<float[]> out = new ArrayList<>();
         try (Scope s = Scope.open("pass", MemoryCategory.ACTIVATIONS)) {
             Tensor x = x0.mul(x0);
@@ -104,7 +104,7 @@ class HostWeightsTest {
         return out;
     }
 
-    private static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
+    static void assertSame(List<float[]> expected, List<float[]> actual, String what) {
         assertEquals(expected.size(), actual.size(), what);
         for (int k = 0; k < expected.size(); k++) {
             assertArrayEquals(expected.get(k), actual.get(k), what + ", result " + k + " (loss, input's gradient, parameters')");
