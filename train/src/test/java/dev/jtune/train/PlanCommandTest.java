@@ -43,6 +43,23 @@ class PlanCommandTest {
         // QLoRA: the NF4 base and the adapters are there, no full weights' gradients of a 270M model (1 GiB in fp32)
         assertTrue(row(r.out(), "quantized weights") > 0, r.all());
         assertTrue(row(r.out(), "adapters") > 0, r.all());
+        // the last column: what each device row held at the device's peak, which adds up to it
+        assertTrue(r.out().contains("where  at the device peak"), r.all());
+        long sum = 0;
+        long peak = -1;
+        for (String line : r.out().split("\n")) {
+            String[] cells = line.trim().split("\\s{2,}");
+            if (cells.length == 5 && cells[3].equals("device") && !line.startsWith("device peak, reserved")) {
+                long at = Long.parseLong(cells[4].replace(",", ""));
+                if (line.startsWith("device peak ")) {
+                    peak = at;
+                } else {
+                    sum += at;
+                }
+            }
+        }
+        assertEquals(row(r.out(), "device peak"), peak, r.all());
+        assertEquals(peak, sum, "the rows at the device peak add up to it:\n" + r.all());
     }
 
     @Test

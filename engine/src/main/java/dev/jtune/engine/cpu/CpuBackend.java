@@ -271,13 +271,18 @@ public final class CpuBackend implements Backend {
         private long frees;
         private final Map<MemoryCategory, Long> byCategory = new EnumMap<>(MemoryCategory.class);
         private final Map<MemoryCategory, Long> peakByCategory = new EnumMap<>(MemoryCategory.class);
+        private final Map<MemoryCategory, Long> atPeak = new EnumMap<>(MemoryCategory.class);
 
         synchronized void allocated(long bytes, MemoryCategory category) {
             allocated += bytes;
             allocations++;
-            peak = Math.max(peak, allocated);
             long now = byCategory.merge(category, bytes, Long::sum);
             peakByCategory.merge(category, now, Math::max);
+            if (allocated > peak) {
+                peak = allocated;
+                atPeak.clear();
+                atPeak.putAll(byCategory);
+            }
         }
 
         synchronized void freed(long bytes, MemoryCategory category) {
@@ -290,11 +295,13 @@ public final class CpuBackend implements Backend {
             peak = allocated;
             peakByCategory.clear();
             peakByCategory.putAll(byCategory);
+            atPeak.clear();
+            atPeak.putAll(byCategory);
         }
 
         synchronized MemoryStats snapshot() {
             return new MemoryStats(allocated, allocated, peak, peak, allocations, frees, allocations, frees,
-                    byCategory, peakByCategory);
+                    byCategory, peakByCategory, atPeak);
         }
     }
 }

@@ -16,14 +16,19 @@ final class AllocatorStats {
     private long frees;
     private final long[] byCategory = new long[CATEGORIES.length];
     private final long[] peakByCategory = new long[CATEGORIES.length];
+    /** Each category's bytes when the overall peak was last raised: what held the memory at the peak. */
+    private final long[] atPeak = new long[CATEGORIES.length];
 
     void allocated(long size, MemoryCategory category, long reserved) {
         allocations++;
         allocated += size;
-        peakAllocated = Math.max(peakAllocated, allocated);
         int c = category.ordinal();
         byCategory[c] += size;
         peakByCategory[c] = Math.max(peakByCategory[c], byCategory[c]);
+        if (allocated > peakAllocated) {
+            peakAllocated = allocated;
+            System.arraycopy(byCategory, 0, atPeak, 0, byCategory.length);
+        }
         observeReserved(reserved);
     }
 
@@ -48,6 +53,7 @@ final class AllocatorStats {
         peakAllocated = allocated;
         peakReserved = reserved;
         System.arraycopy(byCategory, 0, peakByCategory, 0, byCategory.length);
+        System.arraycopy(byCategory, 0, atPeak, 0, byCategory.length);
     }
 
     long allocated() {
@@ -60,7 +66,7 @@ final class AllocatorStats {
 
     MemoryStats snapshot(long reserved, long deviceAllocations, long deviceFrees) {
         return new MemoryStats(allocated, reserved, peakAllocated, Math.max(peakReserved, reserved), allocations, frees,
-                deviceAllocations, deviceFrees, toMap(byCategory), toMap(peakByCategory));
+                deviceAllocations, deviceFrees, toMap(byCategory), toMap(peakByCategory), toMap(atPeak));
     }
 
     private static Map<MemoryCategory, Long> toMap(long[] values) {

@@ -7,7 +7,9 @@ import java.util.Map;
 /**
  * A snapshot of one device's memory as its allocator sees it. {@code allocated}: bytes in live blocks;
  * {@code reserved}: bytes taken from the device (allocated plus cached); peaks since start or the last
- * {@code resetPeaks}. Per category: bytes allocated now and at that category's peak. {@code host}: the host memory
+ * {@code resetPeaks}. Per category: bytes allocated now, at that category's peak, and at the moment of the device's
+ * peak ({@code atPeakByCategory}: what held the memory then; the categories' own peaks need not coincide with it, empty
+ * where the source does not record it). {@code host}: the host memory
  * this device maps ({@link dev.jtune.engine.Placement#HOST_MAPPED} tensors), a figure of its own that none of the
  * device figures include.
  */
@@ -22,20 +24,30 @@ public record MemoryStats(
         long deviceFrees,
         Map<MemoryCategory, Long> allocatedByCategory,
         Map<MemoryCategory, Long> peakByCategory,
+        Map<MemoryCategory, Long> atPeakByCategory,
         Host host) {
 
     public MemoryStats {
         allocatedByCategory = Map.copyOf(allocatedByCategory);
         peakByCategory = Map.copyOf(peakByCategory);
+        atPeakByCategory = Map.copyOf(atPeakByCategory);
         java.util.Objects.requireNonNull(host, "host");
     }
 
-    /** Device figures only (no host-mapped memory). */
+    /** Device figures only (no host-mapped memory), with what each category held at the device's peak. */
+    public MemoryStats(long allocated, long reserved, long peakAllocated, long peakReserved, long allocations, long frees,
+                       long deviceAllocations, long deviceFrees, Map<MemoryCategory, Long> allocatedByCategory,
+                       Map<MemoryCategory, Long> peakByCategory, Map<MemoryCategory, Long> atPeakByCategory) {
+        this(allocated, reserved, peakAllocated, peakReserved, allocations, frees, deviceAllocations, deviceFrees,
+                allocatedByCategory, peakByCategory, atPeakByCategory, Host.NONE);
+    }
+
+    /** Device figures only, without the categories at the device's peak. */
     public MemoryStats(long allocated, long reserved, long peakAllocated, long peakReserved, long allocations, long frees,
                        long deviceAllocations, long deviceFrees, Map<MemoryCategory, Long> allocatedByCategory,
                        Map<MemoryCategory, Long> peakByCategory) {
         this(allocated, reserved, peakAllocated, peakReserved, allocations, frees, deviceAllocations, deviceFrees,
-                allocatedByCategory, peakByCategory, Host.NONE);
+                allocatedByCategory, peakByCategory, Map.of());
     }
 
     /**
@@ -57,7 +69,7 @@ public record MemoryStats(
     /** This snapshot with {@code host} as its host-mapped figures. */
     public MemoryStats withHost(Host host) {
         return new MemoryStats(allocated, reserved, peakAllocated, peakReserved, allocations, frees, deviceAllocations,
-                deviceFrees, allocatedByCategory, peakByCategory, host);
+                deviceFrees, allocatedByCategory, peakByCategory, atPeakByCategory, host);
     }
 
     public long allocated(MemoryCategory category) {
@@ -66,6 +78,11 @@ public record MemoryStats(
 
     public long peak(MemoryCategory category) {
         return peakByCategory.getOrDefault(category, 0L);
+    }
+
+    /** Bytes of {@code category} allocated at the moment of the device's peak (0 where none, or not recorded). */
+    public long atPeak(MemoryCategory category) {
+        return atPeakByCategory.getOrDefault(category, 0L);
     }
 
     public static String gib(long bytes) {

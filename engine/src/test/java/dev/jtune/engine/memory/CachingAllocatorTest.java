@@ -13,6 +13,7 @@ import static dev.jtune.engine.MemoryCategory.ACTIVATIONS;
 import static dev.jtune.engine.MemoryCategory.GRADIENTS;
 import static dev.jtune.engine.MemoryCategory.OPTIMIZER;
 import static dev.jtune.engine.MemoryCategory.WEIGHTS;
+import static dev.jtune.engine.MemoryCategory.WORKSPACE;
 import static dev.jtune.engine.memory.AllocatorChecks.GIB;
 import static dev.jtune.engine.memory.AllocatorChecks.KIB;
 import static dev.jtune.engine.memory.AllocatorChecks.MIB;
@@ -176,6 +177,32 @@ class CachingAllocatorTest {
     }
 
     // ---------------------------------------------------------------- statistics
+
+    /**
+     * What held the memory at the device's peak: each category's bytes when the overall peak was last raised, which
+     * add up to the peak, against the categories' own peaks (activations peaked earlier, when the total was lower).
+     */
+    @ParameterizedTest
+    @EnumSource(Mode.class)
+    void theCategoriesAtThePeakAddUpToIt(Mode mode) {
+        start(mode, GIB);
+        Block w = alloc(64 * MIB, WEIGHTS);
+        Block a = alloc(50 * MIB);
+        free(a);
+        Block ws = alloc(80 * MIB, WORKSPACE);
+        MemoryStats s = allocator.stats();
+        assertEquals(w.size() + ws.size(), s.peakAllocated(), "the peak came with the workspace");
+        assertEquals(a.size(), s.peak(ACTIVATIONS), "the activations' own peak");
+        assertEquals(0, s.atPeak(ACTIVATIONS), "no activations at the device's peak");
+        assertEquals(w.size(), s.atPeak(WEIGHTS));
+        assertEquals(ws.size(), s.atPeak(WORKSPACE));
+        assertEquals(s.peakAllocated(), s.atPeakByCategory().values().stream().mapToLong(Long::longValue).sum());
+        free(ws);
+        allocator.resetPeaks();
+        assertEquals(w.size(), allocator.stats().atPeak(WEIGHTS), "after a reset, what is allocated now");
+        assertEquals(0, allocator.stats().atPeak(WORKSPACE));
+        free(w);
+    }
 
     @ParameterizedTest
     @EnumSource(Mode.class)

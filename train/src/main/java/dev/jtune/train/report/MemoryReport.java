@@ -12,15 +12,24 @@ import java.util.SequencedMap;
 /**
  * Where a run's memory went, by category: on the device, each category's peak (the allocator's per-category high
  * water mark; the categories' peaks need not coincide, so they may add up to more than the device's peak), then the
- * device's own peak; on the host, the pinned host-mapped bytes by category (host-offloaded or paged optimizer
+ * device's own peak (and, where the allocator recorded it, what each category held at that peak); on the host, the pinned host-mapped bytes by category (host-offloaded or paged optimizer
  * state, the host copies of gradients and weights) and their total. It goes in the run summary
  * ({@link #table()}) and, as {@link #bytes()}, in every logged line of metrics.jsonl.
  */
 public record MemoryReport(List<Row> rows) {
 
-    /** One line: a name (also the metrics key), the bytes, and where they live. */
-    public record Row(String key, String label, long bytes, Where where) {
+    /**
+     * One line: a name (also the metrics key), the bytes, where they live, and for a device row the bytes it held at the
+     * moment of the device's peak ({@link #NOT_RECORDED} where that is not known or has no meaning).
+     */
+    public record Row(String key, String label, long bytes, Where where, long atPeak) {
+        public Row(String key, String label, long bytes, Where where) {
+            this(key, label, bytes, where, NOT_RECORDED);
+        }
     }
+
+    /** {@link Row#atPeak} of a row with no figure at the device's peak. */
+    public static final long NOT_RECORDED = -1;
 
     /** The categories that also live on the host (host-offloaded or paged optimizers): their rows say which side. */
     private static final List<MemoryCategory> HOST_CATEGORIES = List.of(MemoryCategory.OPTIMIZER, MemoryCategory.MASTER_WEIGHTS,
@@ -48,11 +57,13 @@ public record MemoryReport(List<Row> rows) {
     /** The report of a backend's statistics. */
     public static MemoryReport of(MemoryStats stats) {
         List<Row> rows = new ArrayList<>();
+        boolean recorded = !stats.atPeakByCategory().isEmpty();
         for (MemoryCategory c : MemoryCategory.values()) {
             boolean split = HOST_CATEGORIES.contains(c);
-            rows.add(new Row(deviceKey(c), label(c) + (split ? " (device)" : ""), stats.peak(c), Where.DEVICE));
+            rows.add(new Row(deviceKey(c), label(c) + (split ? " (device)" : ""), stats.peak(c), Where.DEVICE,
+                    recorded ? stats.atPeak(c) : NOT_RECORDED));
         }
-        rows.add(new Row(DEVICE_PEAK, "device peak", stats.peakAllocated(), Where.DEVICE));
+        rows.add(new Row(DEVICE_PEAK, "device peak", stats.peakAllocated(), Where.DEVICE, recorded ? stats.peakAllocated() : NOT_RECORDED));
         MemoryStats.Host host = stats.host();
         for (MemoryCategory c : HOST_ROWS) {
             rows.add(new Row(hostKey(c), label(c) + " (host)", host.allocated(c), Where.HOST));
@@ -86,8 +97,9 @@ public record MemoryReport(List<Row> rows) {
         List<Row> rows = new ArrayList<>();
         for (Row r : of(stats).rows()) {
             if (r.key().equals(DEVICE_PEAK)) {
-                rows.add(new Row("resident", residentLabel, resident, Where.DEVICE));
-                rows.add(new Row(DEVICE_PEAK, "device peak", r.bytes() + resident, Where.DEVICE));
+                boolean recorded = r.atPeak() != NOT_RECORDED;
+                rows.add(new Row("resident", residentLabel, resident, Where.DEVICE, recorded ? resident : NOT_RECORDED));
+                rows.add(new Row(DEVICE_PEAK, "device peak", r.bytes() + resident, Where.DEVICE, recorded ? r.atPeak() + resident : NOT_RECORDED));
                 rows.add(new Row("device_reserved_peak", "device peak, reserved", stats.peakReserved() + resident, Where.DEVICE));
             } else {
                 rows.add(r);
@@ -124,12 +136,19 @@ public record MemoryReport(List<Row> rows) {
         return sb.toString();
     }
 
-    /** Every row, zero or not, with its exact bytes too: the plan's table, where a zero says "none of this". */
+    /**
+     * Every row, zero or not, with its exact bytes too: the plan's table, where a zero says "none of this". A last
+     * column, where recorded, gives each device row's bytes at the moment of the device's peak: the categories' own
+     * peaks (the bytes column) need not coincide, the column sums to the peak.
+     */
     public String fullTable() {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-48s %16s %10s  %s%n", "memory", "bytes", "GiB", "where"));
+        boolean atPeak = rows.stream().anyMatch(r -> r.atPeak() != NOT_RECORDED);
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-48s %16s %10s  %-6s%s%n", "memory", "bytes", "GiB", "where",
+                atPeak ? String.format(Locale.ROOT, " %18s", "at the device peak") : ""));
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-48s %,16d %10.3f  %s%n", r.label(), r.bytes(), r.bytes() / (double) (1L << 30),
-                    r.where().name().toLowerCase(Locale.ROOT)));
+            String at = !atPeak ? "" : r.atPeak() == NOT_RECORDED ? String.format(Locale.ROOT, " %18s", "") : String.format(Locale.ROOT, " %,18d", r.atPeak());
+            sb.append(String.format(Locale.ROOT, "%-48s %,16d %10.3f  %-6s%s", r.label(), r.bytes(), r.bytes() / (double) (1L << 30),
+                    r.where().name().toLowerCase(Locale.ROOT), at).stripTrailing()).append(System.lineSeparator());
         }
         return sb.toString();
     }

@@ -20,6 +20,7 @@ class MemoryReportTest {
                 Map.of(MemoryCategory.WEIGHTS, g, MemoryCategory.QUANTIZED_WEIGHTS, 2 * g, MemoryCategory.ADAPTERS, 3L,
                         MemoryCategory.GRADIENTS, 4 * g, MemoryCategory.OPTIMIZER, 5L, MemoryCategory.MASTER_WEIGHTS, 9L, MemoryCategory.ACTIVATIONS, 6L,
                         MemoryCategory.WORKSPACE, 7L),
+                Map.of(),
                 new MemoryStats.Host(12 * g, 13 * g, Map.of(MemoryCategory.OPTIMIZER, 8 * g, MemoryCategory.MASTER_WEIGHTS, 10L, MemoryCategory.GRADIENTS, g,
                         MemoryCategory.WEIGHTS, 3 * g)));
         Map<String, Long> b = MemoryReport.of(stats).bytes();

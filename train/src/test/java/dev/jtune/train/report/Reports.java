@@ -48,7 +48,7 @@ final class Reports {
      */
     static StepRecord withMemory(StepRecord s, Map<MemoryCategory, Long> devicePeaks, long devicePeak, Map<MemoryCategory, Long> host, long hostPeak) {
         long hostNow = host.values().stream().mapToLong(Long::longValue).sum();
-        MemoryStats stats = new MemoryStats(devicePeak, devicePeak, devicePeak, devicePeak, 0, 0, 0, 0, Map.of(), devicePeaks,
+        MemoryStats stats = new MemoryStats(devicePeak, devicePeak, devicePeak, devicePeak, 0, 0, 0, 0, Map.of(), devicePeaks, Map.of(),
                 new MemoryStats.Host(hostNow, hostPeak, host));
         return new StepRecord(s.step(), s.epoch(), s.loss(), s.gradNorm(), s.learningRate(), s.evalLoss(), s.tokens(), s.tokensPerSecond(),
                 s.allocatedGiB(), s.peakGiB(), s.elapsedSeconds(), s.skippedSteps(), MemoryReport.of(stats).bytes());
