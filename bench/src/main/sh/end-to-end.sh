@@ -4,8 +4,9 @@
 # layer checkpointing, bf16, and HF transformers (+ peft) in the same mode and length in the same call
 # (anchors/hf_gemma3_train.py, which has no 4-bit: its row for qlora16 is LoRA r16 over a bf16 base). jtune's rate is
 # the steady one: tokens over the steps after the warm-up (steady-rate.py), not a single step's.
-# JTUNE_ARGS adds trainer flags to jtune's run (e.g. JTUNE_ARGS="--keep_attention none").
-# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] [JTUNE_ARGS=...] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
+# JTUNE_ARGS adds trainer flags to jtune's run (e.g. JTUNE_ARGS="--keep_attention none"). NO_CHECKPOINTING=1 runs both
+# sides without gradient checkpointing (HF's anchor with --no-checkpointing).
+# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] [NO_CHECKPOINTING=1] [JTUNE_ARGS=...] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
 #   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
@@ -23,9 +24,11 @@ case $mode in
   full) extra=(--optim adamw_torch); hf=full ;;
   *) echo "end-to-end.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
+ckpt="--gradient_checkpointing --checkpointing_granularity layer"; hf_ckpt=""
+[ "${NO_CHECKPOINTING:-0}" = 1 ] && { ckpt=""; hf_ckpt="--no-checkpointing"; }
 echo "== jtune $model $mode at $seq, batch ${BATCH:-1}, $steps steps"
 $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path $run/data.jsonl --output_dir $run/out "${extra[@]}" ${JTUNE_ARGS:-} \
-    --max_seq_length $seq --gradient_checkpointing --checkpointing_granularity layer --bf16 \
+    --max_seq_length $seq $ckpt --bf16 \
     --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl 2>&1 \
     | grep -v "^WARNING" > $run/log.txt
 grep -E "^(step|done)" $run/log.txt | tail -3; sed -n '/^memory /,$p' $run/log.txt | grep -E "device peak"
@@ -33,4 +36,4 @@ python3 "$(dirname "$0")/steady-rate.py" $run/out/metrics.jsonl $warm
 [ "${SKIP_HF:-0}" = 1 ] && exit 0
 HF_NAME=$model; [ "$model" = gemma-3-4b-it ] && HF_NAME=gemma-3-4b
 echo "== HF transformers $HF_NAME $hf at $seq"
-python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq 2>&1 | grep -v -i "warn" | tail -2
+python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq $hf_ckpt 2>&1 | grep -v -i "warn" | tail -2
