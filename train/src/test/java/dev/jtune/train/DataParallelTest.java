@@ -376,7 +376,8 @@ class DataParallelTest {
     /**
      * ZeRO stage 3 (each rank keeps half of every layer's frozen weights, the QLoRA base and norms, and gathers a layer
      * as computation reaches it) trains as stage 2 does, bit for bit: the gathered bytes are the weights' own. The
-     * layers are gathered (all-gathers beyond stage 2's) and recomputed (layer checkpointing, which stage 3 needs).
+     * layers are gathered (all-gathers beyond stage 2's) and recomputed (layer checkpointing, which stage 3 needs). Its
+     * checkpoint resumes on one rank.
      */
     @Test
     void shardedFrozenWeightsTrainAsStageTwoBitForBit(@TempDir Path tmp) throws Exception {
@@ -401,6 +402,13 @@ class DataParallelTest {
                 assertArrayEquals(e.getValue(), stage3.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
             }
         }
+        // rank 0's checkpoint at step 2 (the adapters and the gathered state; the frozen base is the model's own)
+        // resumes on one rank as the two ranks went on
+        Outcome resumed = run(d, layers(config(d, 4, 1)), null, tmp.resolve("stage3/rank0"), Optional.of(tmp.resolve("stage3/rank0/checkpoint-2")),
+                Long.MAX_VALUE);
+        StepRecord last = resumed.history().getLast();
+        assertEquals(STEPS, last.step());
+        assertTrue(relative(last.loss(), stage3.get(0).history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
     }
 
     @Test
