@@ -23,6 +23,7 @@ declare -A PARTS=(
   [fused]='.*\.(CudaFusedParityTest|CudaOpsBackwardParityTest)'
   [flash]='.*\.CudaFlashAttentionTest'
   [packed]='.*\.CudaPackedAttentionTest'
+  [wgmma]='.*\.(FlashWgmmaGpuTest|WgmmaProbeGpuTest)'
   [training]='.*\.CudaTrainingTest'
   [gemma]='.*\.(Gemma3GoldenGpuTest|SafeTensorsCudaTest)'
   [vision]='.*\.Gemma3MultimodalGoldenGpuTest'
@@ -32,7 +33,7 @@ declare -A PARTS=(
   [offload]='.*\.(HostOffloadAdamWGpuTest|HostMappedGpuTest|HostActivationStoreGpuTest|Gemma3WeightOffloadGpuTest)'
   [plan]='.*\.(MetaMatchesCudaGpuTest|PlanMatchesCudaGpuTest|RunPlanGpuTest)'
 )
-ORDER=(bindings ops fused flash packed training gemma vision lora generation optim offload plan rest)
+ORDER=(bindings ops fused flash packed wgmma training gemma vision lora generation optim offload plan rest)
 named=$(IFS='|'; echo "${PARTS[*]}")
 if [ "${1:-}" = list ]; then
   for p in "${ORDER[@]}"; do echo "$p: ${PARTS[$p]:-every other GPU test class (not $named)}"; done
