@@ -39,7 +39,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * step over layers whose frozen weights (the NF4 base and the norms) each rank holds a part of, gathered layer by layer,
  * gives every rank the loss and adapter gradients of one device, bit for bit, with each rank holding 1/N of those
  * weights; gathering them whole gives back the very bytes; a full fine-tune has nothing frozen to shard; training
- * without recomputation is refused, and a sharded weight outside a forward is a meta-device placeholder.
+ * without recomputation is refused, and a sharded weight outside a forward is a meta-device placeholder; ranks whose
+ * models differ stop at sharding with what differs.
  */
 class ShardedWeightsRanksTest {
     private static Gemma3Config config() {
@@ -153,6 +154,25 @@ class ShardedWeightsRanksTest {
             }
         });
         assertEquals(List.of(false, false), sharded);
+    }
+
+    /** A rank whose base is not quantized (the other's is) stops both at sharding, naming the unit and category that differ. */
+    @Test
+    void ranksWithDifferentModelsFailAtShardingSayingWhatDiffers() throws Exception {
+        Gemma3Config config = config();
+        List<String> messages = new InProcessWorld(2, Duration.ofSeconds(60)).run(world -> {
+            try (Scope s = Scope.open("rank " + world.rank(), MemoryCategory.WEIGHTS)) {
+                Gemma3Model m = Gemma3Model.random(config, Device.CPU, DType.F32, 9);
+                if (world.rank() == 0) {
+                    m.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
+                }
+                return assertThrows(dev.jtune.engine.dist.CollectiveException.class, () -> m.shardLayerWeights(world)).getMessage();
+            }
+        });
+        for (String m : messages) {
+            System.out.println(m);
+            assertTrue(m.contains("the ranks' models differ") && m.contains("unit 0"), m);
+        }
     }
 
     @Test

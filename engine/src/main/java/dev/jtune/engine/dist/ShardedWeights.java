@@ -66,6 +66,7 @@ public final class ShardedWeights extends SlottedUnits {
             if (w.units.stream().allMatch(u -> u.entries().isEmpty())) {
                 return null;
             }
+            w.checkTheRanksAgree();
             for (Unit u : w.units) {
                 w.parts.add(w.keepPart(u, values));
             }
@@ -79,6 +80,44 @@ public final class ShardedWeights extends SlottedUnits {
         }
         w.allocateSlots(w.multiple());
         return w;
+    }
+
+    /**
+     * Every rank must lay out the same units (their gathers are collectives of those sizes): each rank's count of units
+     * and each unit's bytes per category, compared through one MAX all-reduce of the figures and their negations, so a
+     * rank built with another model or quantization fails here with the figures, not in a gather of the wrong size.
+     * The meta device has no values to compare (a planned world moves nothing).
+     */
+    private void checkTheRanksAgree() {
+        if (device.kind() == Device.Kind.META) {
+            return;
+        }
+        MemoryCategory[] categories = MemoryCategory.values();
+        double[] mine = new double[1 + units.size() * categories.length];
+        mine[0] = units.size();
+        for (int u = 0; u < units.size(); u++) {
+            for (int c = 0; c < categories.length; c++) {
+                mine[1 + u * categories.length + c] = units.get(u).bytes().getOrDefault(categories[c], 0L);
+            }
+        }
+        double[] both = new double[2 * mine.length];
+        for (int i = 0; i < mine.length; i++) {
+            both[i] = mine[i];
+            both[mine.length + i] = -mine[i];
+        }
+        Tensor t = Tensor.fromArray(both, Shape.of(both.length), DType.F64, device);
+        world.allReduce(t, Collectives.Reduction.MAX);
+        double[] max = t.toDoubleArray();
+        t.close();
+        for (int i = 0; i < mine.length; i++) {
+            if (max[i] != mine[i] || -max[mine.length + i] != mine[i]) {
+                String what = i == 0 ? "units (layers)" : "bytes of unit " + (i - 1) / categories.length + "'s "
+                        + categories[(i - 1) % categories.length].name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ');
+                throw new CollectiveException("rank " + world.rank() + ": ZeRO stage 3: the ranks' models differ: " + what + " here "
+                        + (long) mine[i] + ", between " + (long) -max[mine.length + i] + " and " + (long) max[i] + " over the ranks"
+                        + " (every rank must load the same model, quantized alike)", null);
+            }
+        }
     }
 
     /** Bytes a unit's buffer of one category is rounded up to: the world's size times the alignment. */
