@@ -124,13 +124,19 @@ public record MemoryReport(List<Row> rows) {
         return out;
     }
 
-    /** The run summary's table: category, bytes (GiB), device or host; rows of zero bytes left out. */
+    /**
+     * The run summary's table: category, bytes (GiB), device or host, and where recorded what each device row held at
+     * the device's peak (GiB); rows of zero bytes left out.
+     */
     public String table() {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-26s %12s  %s%n", "memory", "GiB", "where"));
+        boolean atPeak = rows.stream().anyMatch(r -> r.atPeak() != NOT_RECORDED);
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-26s %12s  %-6s%s", "memory", "GiB", "where",
+                atPeak ? String.format(Locale.ROOT, " %12s", "at the peak") : "").stripTrailing()).append(System.lineSeparator());
         for (Row r : rows) {
             if (r.bytes() != 0 || r.key().equals(DEVICE_PEAK)) {
-                sb.append(String.format(Locale.ROOT, "%-26s %12.3f  %s%n", r.label(), r.bytes() / (double) (1L << 30),
-                        r.where().name().toLowerCase(Locale.ROOT)));
+                String at = !atPeak || r.atPeak() == NOT_RECORDED ? "" : String.format(Locale.ROOT, " %12.3f", r.atPeak() / (double) (1L << 30));
+                sb.append(String.format(Locale.ROOT, "%-26s %12.3f  %-6s%s", r.label(), r.bytes() / (double) (1L << 30),
+                        r.where().name().toLowerCase(Locale.ROOT), at).stripTrailing()).append(System.lineSeparator());
             }
         }
         return sb.toString();

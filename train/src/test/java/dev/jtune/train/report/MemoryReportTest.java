@@ -45,4 +45,22 @@ class MemoryReportTest {
         assertTrue(table.contains("quantized weights                 2.000  device"), table);
         assertFalse(table.contains("other"), "zero rows are left out: " + table);
     }
+
+    /** Where the allocator recorded what each category held at the device's peak, both tables show it beside the category's own peak. */
+    @Test
+    void theCategoriesAtTheDevicesPeakGoBesideTheirOwnPeaks() {
+        long g = 1L << 30;
+        MemoryStats stats = new MemoryStats(g, g, 3 * g, 3 * g, 4, 2, 1, 0,
+                Map.of(MemoryCategory.WEIGHTS, g),
+                Map.of(MemoryCategory.WEIGHTS, g, MemoryCategory.ACTIVATIONS, 2 * g, MemoryCategory.WORKSPACE, 2 * g),
+                Map.of(MemoryCategory.WEIGHTS, g, MemoryCategory.WORKSPACE, 2 * g));
+        String table = MemoryReport.of(stats).table();
+        assertTrue(table.contains("where   at the peak"), table);
+        assertTrue(table.matches("(?s).*\\nactivations +2\\.000  device +0\\.000\\R.*"), "its own peak came earlier: " + table);
+        assertTrue(table.matches("(?s).*\\nworkspace +2\\.000  device +2\\.000\\R.*"), table);
+        assertTrue(table.matches("(?s).*\\ndevice peak +3\\.000  device +3\\.000\\R.*"), table);
+        String full = MemoryReport.planned(stats, 0, "resident").fullTable();
+        assertTrue(full.contains("at the device peak"), full);
+        assertTrue(full.contains("device peak, reserved"), full);
+    }
 }
