@@ -78,7 +78,7 @@ public final class ShardedWeights extends SlottedUnits {
             }
             Backends.get(device).emptyCache();
         }
-        w.allocateSlots(w.multiple());
+        w.allocateSlots(); // each unit's bytes already a multiple of the world's parts (layout)
         return w;
     }
 
@@ -134,15 +134,14 @@ public final class ShardedWeights extends SlottedUnits {
             if (!p.isSet() || !p.isQuantized() && p.tensor().requiresGrad()) {
                 continue; // trained: stays whole
             }
-            Tensor[] whole = p.isQuantized() ? p.quantized().parts() : new Tensor[] {p.tensor()};
-            MemoryCategory category = p.isQuantized() ? MemoryCategory.QUANTIZED_WEIGHTS : MemoryCategory.WEIGHTS;
+            MemoryCategory category = categoryOf(p);
             List<Piece> pieces = new ArrayList<>();
-            for (Tensor t : whole) {
+            for (Tensor t : valueParts(p)) {
                 if (!t.device().equals(device) || !t.isContiguous()) {
                     throw new IllegalArgumentException("ShardedWeights: parameter " + e.getKey() + " " + t.describe()
                             + " must be contiguous memory of " + device);
                 }
-                Piece piece = new Piece(t.shape(), t.dtype(), category, place(bytes, category, t.dtype().bytesFor(t.numel())), null);
+                Piece piece = piece(bytes, category, t, null);
                 values.put(piece, t);
                 pieces.add(piece);
             }

@@ -94,7 +94,7 @@ public final class HostWeights extends SlottedUnits {
                 throw new IllegalArgumentException("HostWeights: no units to offload");
             }
             built = true;
-            weights.allocateSlots(ALIGN);
+            weights.allocateSlots();
             return weights;
         }
     }
@@ -105,29 +105,26 @@ public final class HostWeights extends SlottedUnits {
         for (Map.Entry<String, Parameter> e : module.namedParameters().entrySet()) {
             Parameter p = e.getValue();
             List<Piece> pieces = new ArrayList<>();
+            MemoryCategory category = categoryOf(p);
             if (p.isQuantized()) {
                 Nf4Tensor q = p.quantized();
                 Tensor[] parts = q.parts();
                 for (int i = 0; i < parts.length; i++) {
-                    parts[i] = toHost(parts[i], MemoryCategory.QUANTIZED_WEIGHTS, e.getKey());
-                    pieces.add(piece(bytes, MemoryCategory.QUANTIZED_WEIGHTS, parts[i]));
+                    parts[i] = toHost(parts[i], category, e.getKey());
+                    pieces.add(piece(bytes, category, parts[i], parts[i]));
                 }
                 p.set(q.withParts(parts));
                 q.close();
             } else {
                 Tensor t = p.tensor();
-                Tensor host = toHost(t, MemoryCategory.WEIGHTS, e.getKey()).requiresGrad(t.requiresGrad());
-                pieces.add(piece(bytes, MemoryCategory.WEIGHTS, host));
+                Tensor host = toHost(t, category, e.getKey()).requiresGrad(t.requiresGrad());
+                pieces.add(piece(bytes, category, host, host));
                 p.set(host);
                 t.close();
             }
             entries.add(new Entry(p, List.copyOf(pieces)));
         }
         return new Unit(List.copyOf(entries), bytes);
-    }
-
-    private static Piece piece(Map<MemoryCategory, Long> bytes, MemoryCategory category, Tensor host) {
-        return new Piece(host.shape(), host.dtype(), category, place(bytes, category, host.dtype().bytesFor(host.numel())), host);
     }
 
     private Tensor toHost(Tensor t, MemoryCategory category, String name) {

@@ -71,17 +71,32 @@ public abstract class SlottedUnits implements AutoCloseable {
         return at;
     }
 
+    /** The tensors a parameter's value is stored in: a dense value, or an NF4 value's parts in order. */
+    protected static Tensor[] valueParts(Parameter p) {
+        return p.isQuantized() ? p.quantized().parts() : new Tensor[] {p.tensor()};
+    }
+
+    /** The memory category of a parameter's pieces: QUANTIZED_WEIGHTS for an NF4 value, else WEIGHTS. */
+    protected static MemoryCategory categoryOf(Parameter p) {
+        return p.isQuantized() ? MemoryCategory.QUANTIZED_WEIGHTS : MemoryCategory.WEIGHTS;
+    }
+
+    /** A piece of {@code t}'s shape and dtype placed next in its category's buffer ({@link #place}), kept at {@code home}. */
+    protected static Piece piece(Map<MemoryCategory, Long> unitBytes, MemoryCategory category, Tensor t, Tensor home) {
+        return new Piece(t.shape(), t.dtype(), category, place(unitBytes, category, t.dtype().bytesFor(t.numel())), home);
+    }
+
     /**
-     * The two slots, each the largest unit's bytes per category rounded up to {@code multiple} bytes, in the current
-     * scope (each buffer counted as its category); from then on units can be acquired.
+     * The two slots, each the largest unit's bytes per category, in the current scope (each buffer counted as its
+     * category); from then on units can be acquired.
      */
-    protected final void allocateSlots(long multiple) {
+    protected final void allocateSlots() {
         if (units.isEmpty()) {
             throw new IllegalArgumentException(getClass().getSimpleName() + ": no units");
         }
         Map<MemoryCategory, Long> largest = new EnumMap<>(MemoryCategory.class);
         for (Unit u : units) {
-            u.bytes().forEach((c, bytes) -> largest.merge(c, Math.ceilDiv(bytes, multiple) * multiple, Math::max));
+            u.bytes().forEach((c, bytes) -> largest.merge(c, bytes, Math::max));
         }
         for (int s = 0; s < 2; s++) {
             Map<MemoryCategory, Tensor> slot = new EnumMap<>(MemoryCategory.class);
@@ -176,13 +191,6 @@ public abstract class SlottedUnits implements AutoCloseable {
         residency.invalidate();
     }
 
-    /** Unstages the unit staged last (before closing): computation reads the values again. */
-    protected final void release() {
-        if (residency != null) {
-            residency.release();
-        }
-    }
-
     // ---------------------------------------------------------------- figures
 
     /** The units held. */
@@ -234,7 +242,9 @@ public abstract class SlottedUnits implements AutoCloseable {
             return false;
         }
         closed = true;
-        release();
+        if (residency != null) {
+            residency.release(); // computation reads the values again
+        }
         return true;
     }
 }
