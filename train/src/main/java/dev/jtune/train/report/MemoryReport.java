@@ -108,6 +108,11 @@ public record MemoryReport(List<Row> rows) {
         return new MemoryReport(rows);
     }
 
+    /** Whether a row has a figure at the device's peak (the tables then add its column). */
+    private boolean recordsAtPeak() {
+        return rows.stream().anyMatch(r -> r.atPeak() != NOT_RECORDED);
+    }
+
     /** The bytes of the row named {@code key}; 0 when there is none. */
     public long bytes(String key) {
         return rows.stream().filter(r -> r.key().equals(key)).mapToLong(Row::bytes).findFirst().orElse(0);
@@ -129,7 +134,7 @@ public record MemoryReport(List<Row> rows) {
      * the device's peak (GiB); rows of zero bytes left out.
      */
     public String table() {
-        boolean atPeak = rows.stream().anyMatch(r -> r.atPeak() != NOT_RECORDED);
+        boolean atPeak = recordsAtPeak();
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-26s %12s  %-6s%s", "memory", "GiB", "where",
                 atPeak ? String.format(Locale.ROOT, " %12s", "at the peak") : "").stripTrailing()).append(System.lineSeparator());
         for (Row r : rows) {
@@ -148,7 +153,7 @@ public record MemoryReport(List<Row> rows) {
      * peaks (the bytes column) need not coincide, the column sums to the peak.
      */
     public String fullTable() {
-        boolean atPeak = rows.stream().anyMatch(r -> r.atPeak() != NOT_RECORDED);
+        boolean atPeak = recordsAtPeak();
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%-48s %16s %10s  %-6s%s%n", "memory", "bytes", "GiB", "where",
                 atPeak ? String.format(Locale.ROOT, " %18s", "at the device peak") : ""));
         for (Row r : rows) {
