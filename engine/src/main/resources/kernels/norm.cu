@@ -9,8 +9,11 @@
 // gradient of both x and h: the unfused ops' values bit for bit.
 //
 // The weight gradient is deterministic without atomics: each row slot (one per (block, threadIdx.y)) sums its
-// rows' contributions into its own line of a scratch buffer [slots, D], always by the same thread for the same
-// column, and rms_norm_weight_reduce then adds the slots in a fixed order.
+// rows' contributions into its own line, always by the same thread for the same column. The lines live in the
+// block's shared memory when they fit (slotsShared: the block adds its lines in order into one line of the scratch
+// [blocks, D] at its end) or else in the scratch itself [blocks * rows, D]; rms_norm_weight_reduce then adds the
+// scratch's lines in a fixed order. Within a line, column k * VEC + q sits at q * (D / VEC) + k, so a warp's lanes
+// touch consecutive words (no shared-memory bank conflicts, coalesced scratch).
 #include "rows.cuh"
 
 // The weight reduce's block (NormKernels.java): NORM_REDUCE_COLUMNS columns in x, NORM_REDUCE_ROWS slot rows in y.
@@ -63,22 +66,24 @@ __device__ void rms_norm(const T* x, const T* h, T* sum, const W* w, T* out, typ
     }
 }
 
-// gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) [slots, D]
-// gets sum over the slot's rows of gradOut * x * r.
+// gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) gets the sum
+// over each slot's rows of gradOut * x * r (see the top of this file for its lines and their layout).
 // gradSum (may be null) is added to gradX rounded to T first, as the unfused norm's gradient and the add would round
 // (the residual kernels: x is the sum), so the fused op's gradients are the unfused ones bit for bit.
 template <typename T, typename W, int VEC>
 __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, const T* gradSum,
-                                  T* gradX, typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne) {
+                                  T* gradX, typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) {
     typedef typename Acc<T>::type A;
     __shared__ A scratch[32];
+    extern __shared__ __align__(16) unsigned char slotLines[];
     const i64 chunks = d / VEC;
     A* mine = nullptr;
     if (partial != nullptr) {
-        mine = partial + ((i64) blockIdx.x * blockDim.y + threadIdx.y) * d;
+        mine = slotsShared ? reinterpret_cast<A*>(slotLines) + (i64) threadIdx.y * d
+                           : partial + ((i64) blockIdx.x * blockDim.y + threadIdx.y) * d;
         for (i64 k = threadIdx.x; k < chunks; k += blockDim.x) {
 #pragma unroll
-            for (int q = 0; q < VEC; q++) mine[k * VEC + q] = (A) 0;
+            for (int q = 0; q < VEC; q++) mine[q * chunks + k] = (A) 0;
         }
     }
     JT_ROWS(row, n) {
@@ -114,30 +119,44 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
             for (int q = 0; q < VEC; q++) {
                 out[q] = r * (gv[q] * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c;
                 if (gradSum != nullptr) out[q] = load_acc<T>(store_acc<T>(out[q])) + sv[q];  // rounded as the unfused norm and add round
-                if (mine != nullptr) mine[k * VEC + q] += gv[q] * xv[q] * r;
+                if (mine != nullptr) mine[q * chunks + k] += gv[q] * xv[q] * r;
             }
             store_chunk<T, VEC>(gxr + k * VEC, out);  // gradX may be gradOut: this thread read its elements above
         }
     }
+    if (partial != nullptr && slotsShared) {
+        // the block's lines, added in ascending slot row, become its line of the scratch
+        __syncthreads();
+        const A* lines = reinterpret_cast<const A*>(slotLines);
+        const int threads = blockDim.x * blockDim.y;
+        for (i64 i = threadIdx.y * blockDim.x + threadIdx.x; i < d; i += threads) {
+            A t = lines[i];
+            for (int y = 1; y < (int) blockDim.y; y++) t += lines[(i64) y * d + i];
+            partial[(i64) blockIdx.x * d + i] = t;
+        }
+    }
 }
 
-// gradWeight[j] = sum over slots s of partial[s, j], in ascending s: a block of (NORM_REDUCE_COLUMNS, NORM_REDUCE_ROWS)
-// threads covers NORM_REDUCE_COLUMNS columns, thread row ty sums slots ty, ty + NORM_REDUCE_ROWS, ... and the
+// gradWeight = the sum of the scratch's lines in ascending line, each line laid out as the backward wrote it (column
+// k * vec + q at q * (d / vec) + k): a block of (NORM_REDUCE_COLUMNS, NORM_REDUCE_ROWS) threads covers
+// NORM_REDUCE_COLUMNS consecutive words of a line, thread row ty sums lines ty, ty + NORM_REDUCE_ROWS, ... and the
 // NORM_REDUCE_ROWS partial sums are added in order (rows padded by one against bank conflicts).
 template <typename A>
-__device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 slots, i64 d) {
+__device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 lines, i64 d, i64 vec) {
     __shared__ A part[NORM_REDUCE_ROWS][NORM_REDUCE_COLUMNS + 1];
-    i64 j = (i64) blockIdx.x * NORM_REDUCE_COLUMNS + threadIdx.x;
+    i64 i = (i64) blockIdx.x * NORM_REDUCE_COLUMNS + threadIdx.x;
     A s = 0;
-    if (j < d) {
-        for (i64 b = threadIdx.y; b < slots; b += blockDim.y) s += partial[b * d + j];
+    if (i < d) {
+#pragma unroll 4
+        for (i64 b = threadIdx.y; b < lines; b += blockDim.y) s += partial[b * d + i];
     }
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
-    if (threadIdx.y == 0 && j < d) {
+    if (threadIdx.y == 0 && i < d) {
         A t = part[0][threadIdx.x];
         for (int y = 1; y < (int) blockDim.y; y++) t += part[y][threadIdx.x];
-        gradWeight[j] = t;
+        const i64 chunks = d / vec;
+        gradWeight[(i % chunks) * vec + i / chunks] = t;
     }
 }
 
@@ -148,19 +167,19 @@ __device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 slot
                                                                  i64 n, i64 d, double eps, int offsetOne) { \
         rms_norm<T, W, V>(x, h, sum, w, out, rstd, n, d, eps, offsetOne); } \
     extern "C" __global__ void rms_norm_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
-                                                                 Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
-        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, nullptr, gradX, partial, n, d, offsetOne); } \
+                                                                 Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) { \
+        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, nullptr, gradX, partial, n, d, offsetOne, slotsShared); } \
     extern "C" __global__ void rms_norm_residual_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, \
-                                                                          const T* gradSum, T* gradX, Acc<T>::type* partial, i64 n, i64 d, int offsetOne) { \
-        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, gradSum, gradX, partial, n, d, offsetOne); }
+                                                                          const T* gradSum, T* gradX, Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) { \
+        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, gradSum, gradX, partial, n, d, offsetOne, slotsShared); }
 #define JT_NORM_W(xs, T, ws, W) JT_NORM_V(xs, T, ws, W, , 1) JT_NORM_V(xs, T, ws, W, _vec, Vec<T>::N)
 #define JT_NORM(xs, T) \
     JT_NORM_W(xs, T, f64, double) JT_NORM_W(xs, T, f32, float) JT_NORM_W(xs, T, bf16, __nv_bfloat16) JT_NORM_W(xs, T, f16, __half)
 JT_FLOAT_TYPES(JT_NORM)
 
-extern "C" __global__ void rms_norm_weight_reduce_f32(const float* partial, float* gradWeight, i64 slots, i64 d) {
-    rms_norm_weight_reduce<float>(partial, gradWeight, slots, d);
+extern "C" __global__ void rms_norm_weight_reduce_f32(const float* partial, float* gradWeight, i64 lines, i64 d, i64 vec) {
+    rms_norm_weight_reduce<float>(partial, gradWeight, lines, d, vec);
 }
-extern "C" __global__ void rms_norm_weight_reduce_f64(const double* partial, double* gradWeight, i64 slots, i64 d) {
-    rms_norm_weight_reduce<double>(partial, gradWeight, slots, d);
+extern "C" __global__ void rms_norm_weight_reduce_f64(const double* partial, double* gradWeight, i64 lines, i64 d, i64 vec) {
+    rms_norm_weight_reduce<double>(partial, gradWeight, lines, d, vec);
 }

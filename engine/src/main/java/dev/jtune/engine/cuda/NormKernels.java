@@ -20,25 +20,28 @@ import static dev.jtune.engine.cuda.KernelSource.names;
 /**
  * Typed launches of kernels/norm.cu: RMSNorm forward and backward, plain or with the residual stream's add fused
  * (forward: sum = x + h written and normalised in one pass; backward: the sum's other gradient added before the
- * rounding). The weight gradient goes through a scratch buffer of per-row-slot partial sums [slots, D] that a second
- * kernel adds in a fixed order (deterministic).
+ * rounding). The weight gradient goes through per-row-slot partial sums (in the block's shared memory when they fit,
+ * added into one line a block of a scratch buffer; else the scratch's own lines) that a second kernel adds in a fixed
+ * order (deterministic).
  */
 public final class NormKernels {
     /** Upper bound of the weight-gradient scratch; the backward's grid shrinks to stay below it. */
     static final long PARTIAL_BYTES = 32L << 20;
+    /** A block's row slots' lines stay in its shared memory up to this size (the default limit: no opt-in needed). */
+    static final int SHARED_SLOT_BYTES = 48 << 10;
     /** A weight-reduce block: columns (threads in x) and slot rows (threads in y); norm.cu's part[ROWS][COLUMNS + 1]. */
     static final int REDUCE_COLUMNS = 32;
-    static final int REDUCE_ROWS = 16;
+    static final int REDUCE_ROWS = 32;
 
     /** kernels/norm.cu: the weight-reduce block shape and the kernels' parameters. */
     static final KernelSource SOURCE = KernelSource.builder("norm.cu")
             .define("NORM_REDUCE_COLUMNS", REDUCE_COLUMNS)
             .define("NORM_REDUCE_ROWS", REDUCE_ROWS)
             .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
-            .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32)
+            .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
             .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
-            .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32)
-            .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64)
+            .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
+            .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64, I64)
             .build();
 
     private final CudaModule module;
@@ -64,8 +67,7 @@ public final class NormKernels {
         if (n == 0 || d == 0) {
             return 0;
         }
-        int accBytes = accumulatorBytes(x);
-        return weightGradientLaunch(n, d, accBytes, multiprocessors, (long) multiprocessors * 32).slots() * d * accBytes;
+        return weightGradientLaunch(n, d, accumulatorBytes(x), multiprocessors, (long) multiprocessors * 32).scratchBytes();
     }
 
     private static int accumulatorBytes(DType x) {
@@ -127,21 +129,21 @@ public final class NormKernels {
         String name = (residual ? "rms_norm_residual_backward_" : "rms_norm_backward_") + xs + "_"
                 + ElementwiseKernels.floatSuffix("rmsNormBackward", weight.dtype()) + RowLaunch.vecSuffix(vec);
         if (gradWeight == null) {
-            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne)) {
+            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne, false)) {
                 RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
             }
             return;
         }
         int accBytes = accumulatorBytes(x.dtype());
-        RowLaunch launch = weightGradientLaunch(n, d, accBytes, multiprocessors, maxBlocks);
-        long slots = launch.slots();
-        Block partial = allocator.allocate(weightGradientWorkspaceBytes(n, d, x.dtype(), multiprocessors), MemoryCategory.WORKSPACE);
+        WeightGradientLaunch launch = weightGradientLaunch(n, d, accBytes, multiprocessors, maxBlocks);
+        Block partial = allocator.allocate(launch.scratchBytes(), MemoryCategory.WORKSPACE);
         try {
-            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, partial.address(), n, d, offsetOne)) {
-                launch.launch(module.function(name), stream, args);
+            try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, partial.address(), n, d, offsetOne, launch.slotsShared())) {
+                RowLaunch rows = launch.rows();
+                module.function(name).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
             }
             try (KernelArgs args = new KernelArgs()) {
-                args.pointer(partial.address()).pointer(gradWeight.address()).i64(slots).i64(d);
+                args.pointer(partial.address()).pointer(gradWeight.address()).i64(launch.lines()).i64(d).i64(vec);
                 module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
                         .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
             }
@@ -152,24 +154,47 @@ public final class NormKernels {
 
     /** The backward kernels' arguments; gradSum's pointer only for the residual kernel (gradSum not null). */
     private static KernelArgs backwardArgs(Tensor x, Tensor weight, Tensor rstd, Tensor gradOut, Tensor gradSum, Tensor gradX, long partial,
-                                           long n, long d, boolean offsetOne) {
+                                           long n, long d, boolean offsetOne, boolean slotsShared) {
         KernelArgs args = new KernelArgs();
         args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(gradOut.address());
         if (gradSum != null) {
             args.pointer(gradSum.address());
         }
-        return args.pointer(gradX.address()).pointer(partial).i64(n).i64(d).i32(offsetOne ? 1 : 0);
+        return args.pointer(gradX.address()).pointer(partial).i64(n).i64(d).i32(offsetOne ? 1 : 0).i32(slotsShared ? 1 : 0);
     }
 
     /**
      * The backward's launch when it sums weight-gradient partials: {@link RowLaunch#of}'s shape with the grid cut to
-     * at most 4 blocks per multiprocessor and to a scratch [slots, d] of accumulators within {@link #PARTIAL_BYTES}
-     * (at least one block).
+     * at most 4 blocks per multiprocessor and to a scratch of accumulators within {@link #PARTIAL_BYTES} (at least one
+     * block). A block's row slots keep their lines in its shared memory when they fit in {@link #SHARED_SLOT_BYTES}
+     * (then the scratch has one line a block), else in the scratch (one line a slot).
      */
-    static RowLaunch weightGradientLaunch(long n, long d, int accBytes, int multiprocessors, long maxBlocks) {
+    static WeightGradientLaunch weightGradientLaunch(long n, long d, int accBytes, int multiprocessors, long maxBlocks) {
         RowLaunch shape = RowLaunch.of(n, d, maxBlocks);
-        long perBlock = (long) shape.blockY() * d * accBytes;
+        long slotLines = (long) shape.blockY() * d * accBytes;
+        boolean shared = slotLines <= SHARED_SLOT_BYTES;
+        long perBlock = shared ? d * accBytes : slotLines;
         long blocks = Math.max(1, Math.min(Math.min(shape.grid(), 4L * multiprocessors), PARTIAL_BYTES / perBlock));
-        return new RowLaunch(blocks, shape.blockX(), shape.blockY());
+        return new WeightGradientLaunch(new RowLaunch(blocks, shape.blockX(), shape.blockY()), shared, d, accBytes);
+    }
+
+    /**
+     * A weight-gradient backward's launch: its rows' shape, and whether its slots' lines stay in shared memory
+     * ({@code slotsShared}: one scratch line a block) or live in the scratch (one line a slot).
+     */
+    record WeightGradientLaunch(RowLaunch rows, boolean slotsShared, long d, int accBytes) {
+        /** Lines of d accumulators in the scratch, which the reduce adds. */
+        long lines() {
+            return slotsShared ? rows.grid() : rows.slots();
+        }
+
+        long scratchBytes() {
+            return lines() * d * accBytes;
+        }
+
+        /** Dynamic shared memory a block asks for: its slots' lines, when they stay there. */
+        int sharedBytes() {
+            return slotsShared ? Math.toIntExact(rows.blockY() * d * accBytes) : 0;
+        }
     }
 }

@@ -5,11 +5,13 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -251,17 +253,28 @@ class LaunchArithmeticTest {
 
     @Test
     void normWeightGradientPartialsStayWithinTheirScratch() {
-        // Gemma 3 270M at 8192 tokens, 132 multiprocessors
-        RowLaunch l = NormKernels.weightGradientLaunch(8192, 640, 4, 132, 132 * 32);
-        assertEquals(new RowLaunch(4 * 132, 32, 8), l, "at most 4 blocks per multiprocessor");
-        RowLaunch wide = NormKernels.weightGradientLaunch(8192, 262_144, 4, 132, 132 * 32);
-        assertEquals(1024, wide.blockX());
-        assertEquals(NormKernels.PARTIAL_BYTES / (262_144 * 4), wide.grid(), "cut to the scratch");
-        for (RowLaunch r : new RowLaunch[] {l, wide}) {
-            assertTrue(r.slots() * (r == l ? 640 : 262_144) * 4 <= NormKernels.PARTIAL_BYTES);
+        // Gemma 3 270M at 8192 tokens, 132 multiprocessors: 8 warps' lines of 640 floats stay in shared memory
+        NormKernels.WeightGradientLaunch l = NormKernels.weightGradientLaunch(8192, 640, 4, 132, 132 * 32);
+        assertEquals(new RowLaunch(4 * 132, 32, 8), l.rows(), "at most 4 blocks per multiprocessor");
+        assertTrue(l.slotsShared());
+        assertEquals(8 * 640 * 4, l.sharedBytes());
+        assertEquals(4 * 132, l.lines(), "one scratch line a block");
+        assertEquals(4 * 132 * 640 * 4, l.scratchBytes());
+        // f64 lines of 1024 for 8 warps (64 KiB) no longer fit: one scratch line a slot
+        NormKernels.WeightGradientLaunch f64 = NormKernels.weightGradientLaunch(8192, 1024, 8, 132, 132 * 32);
+        assertFalse(f64.slotsShared());
+        assertEquals(0, f64.sharedBytes());
+        assertEquals(f64.rows().slots(), f64.lines());
+        NormKernels.WeightGradientLaunch wide = NormKernels.weightGradientLaunch(8192, 262_144, 4, 132, 132 * 32);
+        assertEquals(1024, wide.rows().blockX());
+        assertFalse(wide.slotsShared(), "a 1 MiB line is more than a block's shared memory");
+        assertEquals(NormKernels.PARTIAL_BYTES / (262_144 * 4), wide.rows().grid(), "cut to the scratch");
+        for (NormKernels.WeightGradientLaunch r : List.of(l, f64, wide)) {
+            assertTrue(r.scratchBytes() <= NormKernels.PARTIAL_BYTES);
+            assertTrue(r.sharedBytes() <= NormKernels.SHARED_SLOT_BYTES);
         }
-        assertEquals(1, NormKernels.weightGradientLaunch(8, 16L << 20, 4, 132, 4224).grid(), "at least one block");
-        assertEquals(new RowLaunch(2, 32, 8), NormKernels.weightGradientLaunch(10, 64, 8, 132, 4224), "few rows, few blocks");
+        assertEquals(1, NormKernels.weightGradientLaunch(8, 16L << 20, 4, 132, 4224).rows().grid(), "at least one block");
+        assertEquals(new RowLaunch(2, 32, 8), NormKernels.weightGradientLaunch(10, 64, 8, 132, 4224).rows(), "few rows, few blocks");
     }
 
     @Test
