@@ -66,6 +66,21 @@ __device__ void rms_norm(const T* x, const T* h, T* sum, const W* w, T* out, typ
     }
 }
 
+// The block's slot lines (line y at lines + y * stride, d words each), added in ascending y, become its line of the
+// scratch. Every thread of the block calls it after its last contribution.
+template <typename A>
+__device__ void block_lines_to_scratch(const A* lines, i64 stride, i64 d, A* partial) {
+    __syncthreads();
+    const int threads = blockDim.x * blockDim.y;
+    for (i64 i = threadIdx.y * blockDim.x + threadIdx.x; i < d; i += threads) {
+        A t = lines[i];
+        for (int y = 1; y < (int) blockDim.y; y++) t += lines[(i64) y * stride + i];
+        partial[(i64) blockIdx.x * d + i] = t;
+    }
+}
+template <typename A>
+__device__ void block_lines_to_scratch(const A* lines, i64 d, A* partial) { block_lines_to_scratch(lines, d, d, partial); }
+
 // gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) gets the sum
 // over each slot's rows of gradOut * x * r (see the top of this file for its lines and their layout).
 // gradSum (may be null) is added to gradX rounded to T first, as the unfused norm's gradient and the add would round
@@ -124,17 +139,7 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
             store_chunk<T, VEC>(gxr + k * VEC, out);  // gradX may be gradOut: this thread read its elements above
         }
     }
-    if (partial != nullptr && slotsShared) {
-        // the block's lines, added in ascending slot row, become its line of the scratch
-        __syncthreads();
-        const A* lines = reinterpret_cast<const A*>(slotLines);
-        const int threads = blockDim.x * blockDim.y;
-        for (i64 i = threadIdx.y * blockDim.x + threadIdx.x; i < d; i += threads) {
-            A t = lines[i];
-            for (int y = 1; y < (int) blockDim.y; y++) t += lines[(i64) y * d + i];
-            partial[(i64) blockIdx.x * d + i] = t;
-        }
-    }
+    if (partial != nullptr && slotsShared) block_lines_to_scratch(reinterpret_cast<const A*>(slotLines), d, partial);
 }
 
 // gradWeight = the sum of the scratch's lines in ascending line, each line laid out as the backward wrote it (column
@@ -176,6 +181,172 @@ __device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 line
 #define JT_NORM(xs, T) \
     JT_NORM_W(xs, T, f64, double) JT_NORM_W(xs, T, f32, float) JT_NORM_W(xs, T, bf16, __nv_bfloat16) JT_NORM_W(xs, T, f16, __half)
 JT_FLOAT_TYPES(JT_NORM)
+
+// ---- RMSNorm then RoPE, the q/k path in one pass: x [B, H, T, D] (strided on B, H, T: the projection's [B, T, H, D]
+// read in place) is normalised per row as rms_norm does, rounded to T as the unfused norm stores it, and rotated as
+// rope.cu rotates (HF's rotate-half, fp32 angles, cos and sin in double of the float angle) into out [B, H, T, D].
+// The same arithmetic in the same order as the two unfused kernels, so the values are theirs bit for bit; what goes
+// is the normed tensor's write and read, and the rotation's own launch.
+// A warp takes a (b, t) row at a time (blockDim = (32, warps)) and every head of it: the row's angles are computed once
+// for all heads. Shared memory: per warp a row buffer and the row's cos and sin [D] (and, backward, a weight-gradient
+// line [D]) in the accumulator type, then invFreq [D / 2] as float for the block. rstd [B * T * H] is in (b, t, h) order.
+template <typename A>
+__device__ __forceinline__ void rope_angles(const float* invFreq, int position, A* cs, i64 half, int inverse) {
+    const float pos = (float) position;
+    for (i64 k = threadIdx.x; k < half; k += 32) {
+        const float angle = pos * invFreq[k];
+        double sd;
+        double cd;
+        sincos((double) angle, &sd, &cd);
+        cs[k] = (A) cd;
+        cs[half + k] = inverse ? (A) -sd : (A) sd;
+    }
+}
+
+// Rotates the row buffer y [D] in place, a pair (k, k + D/2) per lane at a time, each rotated value rounded to T.
+template <typename T, typename A>
+__device__ __forceinline__ void rope_row(A* y, const A* cs, i64 half) {
+    for (i64 k = threadIdx.x; k < half; k += 32) {
+        const A x1 = y[k];
+        const A x2 = y[k + half];
+        const A c = cs[k];
+        const A s = cs[half + k];
+        y[k] = load_acc<T>(store_acc<T>(x1 * c - x2 * s));
+        y[k + half] = load_acc<T>(store_acc<T>(x2 * c + x1 * s));
+    }
+}
+
+__device__ __forceinline__ void inverse_frequencies(float* invFreq, i64 half, i64 d, double base, double scaling) {
+    for (i64 k = (i64) threadIdx.y * blockDim.x + threadIdx.x; k < half; k += (i64) blockDim.x * blockDim.y) {
+        invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
+    }
+    __syncthreads();
+}
+
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_rope(const T* x, const W* w, const int* positions, T* out, typename Stat<T>::type* rstd, i64 b, i64 h,
+                              i64 t, i64 d, i64 xsb, i64 xsh, i64 xst, i64 osb, i64 osh, i64 ost, double eps, int offsetOne,
+                              double base, double scaling) {
+    typedef typename Acc<T>::type A;
+    extern __shared__ __align__(16) unsigned char rowBuffers[];
+    const i64 half = d / 2;
+    const i64 chunks = d / VEC;
+    A* y = reinterpret_cast<A*>(rowBuffers) + (i64) threadIdx.y * 2 * d;
+    A* cs = y + d;
+    float* invFreq = reinterpret_cast<float*>(reinterpret_cast<A*>(rowBuffers) + (i64) blockDim.y * 2 * d);
+    inverse_frequencies(invFreq, half, d, base, scaling);
+    for (i64 bt = (i64) blockIdx.x * blockDim.y + threadIdx.y; bt < b * t; bt += (i64) gridDim.x * blockDim.y) {
+        const i64 bi = bt / t;
+        const i64 ti = bt - bi * t;
+        rope_angles(invFreq, positions[bt], cs, half, 0);
+        for (i64 hi = 0; hi < h; hi++) {
+            const T* xr = x + bi * xsb + hi * xsh + ti * xst;
+            A ss = 0;
+            for (i64 k = threadIdx.x; k < chunks; k += 32) {
+                A v[VEC];
+                load_chunk<T, VEC>(xr + k * VEC, v);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) ss += v[q] * v[q];
+            }
+            ss = warp_reduce(ss, SumOp());
+            const A r = (A) 1 / jt_sqrt(ss / (A) d + (A) eps);
+            if (threadIdx.x == 0) rstd[bt * h + hi] = (typename Stat<T>::type) r;
+            __syncwarp();  // the previous head's readers of y are done
+            for (i64 k = threadIdx.x; k < chunks; k += 32) {
+                A v[VEC];
+                load_chunk<T, VEC>(xr + k * VEC, v);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) y[k * VEC + q] = load_acc<T>(store_acc<T>(v[q] * r * weight_at<W, A>(w, k * VEC + q, offsetOne)));
+            }
+            __syncwarp();
+            rope_row<T>(y, cs, half);
+            __syncwarp();
+            T* orow = out + bi * osb + hi * osh + ti * ost;
+            for (i64 k = threadIdx.x; k < chunks; k += 32) store_chunk<T, VEC>(orow + k * VEC, y + k * VEC);
+        }
+        __syncwarp();  // cs is the next row's
+    }
+}
+
+// The backward: gy = the inverse rotation of gradOut, rounded to T (as the unfused rope's gradient is stored), then
+// rms_norm_backward's arithmetic on it (gradX in x's layout, strided as gradX's strides say). partial (null: no
+// weight gradient) gets one line a block: the block's warps' lines [D] (rms_norm_backward's layout, column k * VEC + q
+// at q * (D / VEC) + k) added in order.
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_rope_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const int* positions,
+                                       const T* gradOut, T* gradX, typename Acc<T>::type* partial, i64 b, i64 h, i64 t, i64 d,
+                                       i64 xsb, i64 xsh, i64 xst, i64 gsb, i64 gsh, i64 gst, i64 dsb, i64 dsh, i64 dst,
+                                       int offsetOne, double base, double scaling) {
+    typedef typename Acc<T>::type A;
+    extern __shared__ __align__(16) unsigned char rowBuffers[];
+    const i64 half = d / 2;
+    const i64 chunks = d / VEC;
+    A* gy = reinterpret_cast<A*>(rowBuffers) + (i64) threadIdx.y * 3 * d;
+    A* cs = gy + d;
+    A* mine = gy + 2 * d;
+    float* invFreq = reinterpret_cast<float*>(reinterpret_cast<A*>(rowBuffers) + (i64) blockDim.y * 3 * d);
+    for (i64 i = threadIdx.x; i < d; i += 32) mine[i] = (A) 0;
+    inverse_frequencies(invFreq, half, d, base, scaling);
+    for (i64 bt = (i64) blockIdx.x * blockDim.y + threadIdx.y; bt < b * t; bt += (i64) gridDim.x * blockDim.y) {
+        const i64 bi = bt / t;
+        const i64 ti = bt - bi * t;
+        rope_angles(invFreq, positions[bt], cs, half, 1);
+        for (i64 hi = 0; hi < h; hi++) {
+            __syncwarp();  // the previous head's readers of gy are done (and cs is written)
+            const T* grow = gradOut + bi * gsb + hi * gsh + ti * gst;
+            for (i64 k = threadIdx.x; k < chunks; k += 32) {
+                A v[VEC];
+                load_chunk<T, VEC>(grow + k * VEC, v);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) gy[k * VEC + q] = v[q];
+            }
+            __syncwarp();
+            rope_row<T>(gy, cs, half);
+            __syncwarp();
+            const T* xr = x + bi * xsb + hi * xsh + ti * xst;
+            A dot = 0;
+            for (i64 k = threadIdx.x; k < chunks; k += 32) {
+                A xv[VEC];
+                load_chunk<T, VEC>(xr + k * VEC, xv);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) dot += gy[k * VEC + q] * weight_at<W, A>(w, k * VEC + q, offsetOne) * xv[q];
+            }
+            dot = warp_reduce(dot, SumOp());
+            const A r = (A) rstd[bt * h + hi];
+            const A c = r * r * r * dot / (A) d;
+            T* dxr = gradX + bi * dsb + hi * dsh + ti * dst;
+            for (i64 k = threadIdx.x; k < chunks; k += 32) {
+                A xv[VEC];
+                A o[VEC];
+                load_chunk<T, VEC>(xr + k * VEC, xv);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) {
+                    const A gv = gy[k * VEC + q];
+                    o[q] = r * (gv * weight_at<W, A>(w, k * VEC + q, offsetOne)) - xv[q] * c;
+                    if (partial != nullptr) mine[q * chunks + k] += gv * xv[q] * r;
+                }
+                store_chunk<T, VEC>(dxr + k * VEC, o);
+            }
+        }
+    }
+    if (partial != nullptr) block_lines_to_scratch(reinterpret_cast<const A*>(rowBuffers) + 2 * d, 3 * d, d, partial);
+}
+
+#define JT_NORM_ROPE_V(xs, T, ws, W, sfx, V) \
+    extern "C" __global__ void rms_norm_rope_##xs##_##ws##sfx(const T* x, const W* w, const int* positions, T* out, Stat<T>::type* rstd, \
+            i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, i64 xst, i64 osb, i64 osh, i64 ost, double eps, int offsetOne, double base, \
+            double scaling) { \
+        rms_norm_rope<T, W, V>(x, w, positions, out, rstd, b, h, t, d, xsb, xsh, xst, osb, osh, ost, eps, offsetOne, base, scaling); } \
+    extern "C" __global__ void rms_norm_rope_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, \
+            const int* positions, const T* gradOut, T* gradX, Acc<T>::type* partial, i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, \
+            i64 xst, i64 gsb, i64 gsh, i64 gst, i64 dsb, i64 dsh, i64 dst, int offsetOne, double base, double scaling) { \
+        rms_norm_rope_backward<T, W, V>(x, w, rstd, positions, gradOut, gradX, partial, b, h, t, d, xsb, xsh, xst, gsb, gsh, gst, \
+                                        dsb, dsh, dst, offsetOne, base, scaling); }
+#define JT_NORM_ROPE_W(xs, T, ws, W) JT_NORM_ROPE_V(xs, T, ws, W, , 1) JT_NORM_ROPE_V(xs, T, ws, W, _vec, Vec<T>::N)
+#define JT_NORM_ROPE(xs, T) \
+    JT_NORM_ROPE_W(xs, T, f64, double) JT_NORM_ROPE_W(xs, T, f32, float) JT_NORM_ROPE_W(xs, T, bf16, __nv_bfloat16) \
+    JT_NORM_ROPE_W(xs, T, f16, __half)
+JT_FLOAT_TYPES(JT_NORM_ROPE)
 
 extern "C" __global__ void rms_norm_weight_reduce_f32(const float* partial, float* gradWeight, i64 lines, i64 d, i64 vec) {
     rms_norm_weight_reduce<float>(partial, gradWeight, lines, d, vec);

@@ -4,6 +4,7 @@ import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
 import dev.jtune.engine.memory.Block;
 import dev.jtune.engine.memory.CachingAllocator;
 
@@ -42,6 +43,10 @@ public final class NormKernels {
             .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
             .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
             .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64, I64)
+            .kernels(names("rms_norm_rope_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64, I64, I64, I64,
+                    I64, I64, I64, I64, I64, I64, F64, I32, F64, F64)
+            .kernels(names("rms_norm_rope_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, I64,
+                    I64, I64, I64, I64, I64, I64, I64, I64, I64, I32, F64, F64)
             .build();
 
     private final CudaModule module;
@@ -150,6 +155,143 @@ public final class NormKernels {
         } finally {
             allocator.free(partial); // stream order keeps the block's next user behind these kernels
         }
+    }
+
+    /**
+     * RMSNorm then RoPE over x [B, H, T, D] (strided on B, H, T) into out [B, H, T, D], rstd [B * T * H] in (b, t, h)
+     * order: {@code RmsNormRopeKernel}'s contract.
+     */
+    public void rmsNormRope(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor positions, double base, double scaling, Tensor out,
+                            Tensor rstd) {
+        long bt = x.dim(0) * x.dim(2);
+        long d = x.dim(3);
+        if (x.numel() == 0) {
+            return;
+        }
+        StatTypes.require("rmsNormRope", "rstd", rstd, StatTypes.of(x.dtype()));
+        NormRopeLaunch launch = normRopeLaunch(bt, d, accumulatorBytes(x.dtype()), false, multiprocessors, maxBlocks);
+        int vec = stridedVectorWidth(d, x, out);
+        String name = "rms_norm_rope_" + ElementwiseKernels.floatSuffix("rmsNormRope", x.dtype()) + "_"
+                + ElementwiseKernels.floatSuffix("rmsNormRope", weight.dtype()) + RowLaunch.vecSuffix(vec);
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(x.address()).pointer(weight.address()).pointer(positions.address()).pointer(out.address()).pointer(rstd.address())
+                    .i64(x.dim(0)).i64(x.dim(1)).i64(x.dim(2)).i64(d);
+            strides(args, x);
+            strides(args, out);
+            args.f64(eps).i32(offsetOne ? 1 : 0).f64(base).f64(scaling);
+            module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
+        }
+    }
+
+    /** The backward of {@link #rmsNormRope}: gradX strided as given; gradWeight null when not wanted. */
+    public void rmsNormRopeBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor positions, double base, double scaling,
+                                    Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        long bt = x.dim(0) * x.dim(2);
+        long d = x.dim(3);
+        if (gradWeight != null) {
+            StatTypes.require("rmsNormRopeBackward", "gradWeight", gradWeight, StatTypes.of(x.dtype()));
+        }
+        if (x.numel() == 0) {
+            if (gradWeight != null) {
+                Backends.of(gradWeight).fill(gradWeight, 0.0);
+            }
+            return;
+        }
+        StatTypes.require("rmsNormRopeBackward", "rstd", rstd, StatTypes.of(x.dtype()));
+        int accBytes = accumulatorBytes(x.dtype());
+        NormRopeLaunch launch = normRopeLaunch(bt, d, accBytes, true, multiprocessors, maxBlocks);
+        int vec = stridedVectorWidth(d, x, gradOut, gradX);
+        String xs = ElementwiseKernels.floatSuffix("rmsNormRopeBackward", x.dtype());
+        String name = "rms_norm_rope_backward_" + xs + "_" + ElementwiseKernels.floatSuffix("rmsNormRopeBackward", weight.dtype())
+                + RowLaunch.vecSuffix(vec);
+        Block partial = gradWeight == null ? null : allocator.allocate(launch.grid() * d * accBytes, MemoryCategory.WORKSPACE);
+        try {
+            try (KernelArgs args = new KernelArgs()) {
+                args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(positions.address())
+                        .pointer(gradOut.address()).pointer(gradX.address()).pointer(partial == null ? 0 : partial.address())
+                        .i64(x.dim(0)).i64(x.dim(1)).i64(x.dim(2)).i64(d);
+                strides(args, x);
+                strides(args, gradOut);
+                strides(args, gradX);
+                args.i32(offsetOne ? 1 : 0).f64(base).f64(scaling);
+                module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
+            }
+            if (partial != null) {
+                try (KernelArgs args = new KernelArgs()) {
+                    args.pointer(partial.address()).pointer(gradWeight.address()).i64(launch.grid()).i64(d).i64(vec);
+                    module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
+                            .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
+                }
+            }
+        } finally {
+            if (partial != null) {
+                allocator.free(partial);
+            }
+        }
+    }
+
+    /** A [B, H, T, D] tensor's strides on B, H and T. */
+    private static void strides(KernelArgs args, Tensor t) {
+        args.i64(t.stride(0)).i64(t.stride(1)).i64(t.stride(2));
+    }
+
+    /**
+     * {@link RowLaunch#vectorWidth}'s width for rows of {@code d} elements at strided starts: 1 unless every tensor's
+     * strides on B, H and T are multiples of it too (each row then starts as aligned as the tensor).
+     */
+    static int stridedVectorWidth(long d, Tensor... tensors) {
+        int vec = RowLaunch.vectorWidth(RowLaunch.perAccess(tensors[0]), d, tensors);
+        for (Tensor t : tensors) {
+            for (int axis = 0; axis < 3; axis++) {
+                if (t.dim(axis) > 1 && t.stride(axis) % vec != 0) {
+                    return 1;
+                }
+            }
+        }
+        return vec;
+    }
+
+    /**
+     * Bytes of the weight-gradient scratch {@link #rmsNormRopeBackward} allocates for {@code bt} (b, t) rows of head
+     * dimension d: the meta backend's prediction and the launch's one rule.
+     */
+    public static long normRopeWorkspaceBytes(long bt, long d, DType x, int multiprocessors) {
+        if (bt == 0 || d == 0) {
+            return 0;
+        }
+        int accBytes = accumulatorBytes(x);
+        return normRopeLaunch(bt, d, accBytes, true, multiprocessors, (long) multiprocessors * 32).grid() * d * accBytes;
+    }
+
+    /**
+     * The fused norm and rotation's launch: a warp a (b, t) row, as many warps a block (at most 8) as their row buffers
+     * (2 rows of D accumulators a warp forward, 3 backward) and the block's invFreq [D / 2] floats fit in
+     * {@link #SHARED_SLOT_BYTES}; the backward's grid at most 4 blocks a multiprocessor (its blocks' weight-gradient
+     * lines are the scratch) and within {@link #PARTIAL_BYTES}.
+     */
+    static NormRopeLaunch normRopeLaunch(long bt, long d, int accBytes, boolean backward, int multiprocessors, long maxBlocks) {
+        long perWarp = (backward ? 3 : 2) * d * accBytes;
+        long frequencies = 4 * (d / 2);
+        long warps = Math.min(RowLaunch.WARP_ROWS_PER_BLOCK, (SHARED_SLOT_BYTES - frequencies) / perWarp);
+        if (warps < 1) {
+            throw new UnsupportedOpException("rmsNormRope: head dimension " + d + " is larger than the cuda kernel supports ("
+                    + maxNormRopeHeadDim(accBytes) + " for " + (accBytes == 8 ? "F64" : "16/32-bit") + " tensors)");
+        }
+        long grid = Math.max(1, Math.min(Math.ceilDiv(bt, warps), maxBlocks));
+        if (backward) {
+            grid = Math.max(1, Math.min(Math.min(grid, 4L * multiprocessors), PARTIAL_BYTES / (d * accBytes)));
+        }
+        return new NormRopeLaunch(grid, (int) warps, Math.toIntExact(warps * perWarp + frequencies));
+    }
+
+    /** The largest head dimension {@link #normRopeLaunch} takes: one warp's buffers (backward's three) beside invFreq. */
+    public static long maxNormRopeHeadDim(int accBytes) {
+        long d = SHARED_SLOT_BYTES / (3L * accBytes + 2);
+        return d - d % 2;
+    }
+
+    /** A fused norm and rotation launch: blocks, warps a block (blockDim = (32, warps)), dynamic shared bytes. */
+    record NormRopeLaunch(long grid, int warps, int sharedBytes) {
     }
 
     /** The backward kernels' arguments; gradSum's pointer only for the residual kernel (gradSum not null). */

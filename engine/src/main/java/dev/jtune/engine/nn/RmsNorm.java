@@ -36,6 +36,14 @@ public final class RmsNorm extends Module {
     }
 
     /**
+     * {@code Rope.apply(forward(x), positions, base, scaling)} as one op (a head norm then RoPE, the q/k path:
+     * {@link dev.jtune.engine.ops.RmsNormRope}), x [B, H, T, D] as Rope takes it.
+     */
+    public Tensor forwardRotated(Tensor x, Tensor positions, double base, double scaling) {
+        return dev.jtune.engine.ops.RmsNormRope.apply(x, weight.value(), eps, scale, positions, base, scaling);
+    }
+
+    /**
      * {@code {x + h, forward(x + h)}} as one op: the residual stream's add fused into the norm that follows it
      * ({@link dev.jtune.engine.ops.RmsNorm#applyResidual}).
      */

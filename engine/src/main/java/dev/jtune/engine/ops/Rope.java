@@ -24,6 +24,17 @@ public final class Rope {
     /** As above with transformers' linear RoPE scaling (frequencies divided by {@code scaling}). */
     public static Tensor apply(Tensor x, Tensor positions, double base, double scaling) {
         String op = "rope";
+        Tensor pos = checkedPositions(op, x, positions, scaling);
+        Tensor xr = rows(x);
+        return Autograd.op(op, () -> rotate(xr, pos, base, scaling, false, Tensor.empty(x.shape(), x.dtype(), x.device())),
+                g -> new Tensor[] {rotate(rows(g), pos, base, scaling, true, emptyLaidOutAs(x)), null}, x, positions);
+    }
+
+    /**
+     * The checks of a rotation of x [B, H, T, D] (floating, D even) by positions [T] or [B, T] (I32, x's device) with a
+     * positive linear scaling; returns the positions as the kernels read them, [B, T] contiguous.
+     */
+    static Tensor checkedPositions(String op, Tensor x, Tensor positions, double scaling) {
         Checks.floating(op, x, "x");
         Checks.rank(op, x, 4, "x [B, H, T, D]");
         Checks.dtype(op, positions, DType.I32, "positions");
@@ -38,13 +49,10 @@ public final class Rope {
         if (!shared && !perBatch) {
             throw new ShapeException(op + ": positions " + positions.shape() + " must be [T] or [B, T] for x " + x.shape());
         }
-        Tensor pos = shared ? positions.unsqueeze(0).expand(dev.jtune.engine.Shape.of(b, t)).contiguous() : positions.contiguous();
         if (!(scaling > 0)) {
             throw new IllegalArgumentException(op + ": scaling must be positive, got " + scaling);
         }
-        Tensor xr = rows(x);
-        return Autograd.op(op, () -> rotate(xr, pos, base, scaling, false, Tensor.empty(x.shape(), x.dtype(), x.device())),
-                g -> new Tensor[] {rotate(rows(g), pos, base, scaling, true, emptyLaidOutAs(x)), null}, x, positions);
+        return shared ? positions.unsqueeze(0).expand(dev.jtune.engine.Shape.of(b, t)).contiguous() : positions.contiguous();
     }
 
     private static Tensor rotate(Tensor x, Tensor positions, double base, double scaling, boolean inverse, Tensor out) {
@@ -55,7 +63,7 @@ public final class Rope {
     }
 
     /** t itself when its rows (the last axis) are unit-stride, as the kernel reads them; else a contiguous copy. */
-    private static Tensor rows(Tensor t) {
+    static Tensor rows(Tensor t) {
         return t.stride(3) == 1 || t.dim(3) <= 1 ? t : t.contiguous();
     }
 

@@ -16,8 +16,12 @@ import dev.jtune.engine.fused.CrossEntropyKernel;
 import dev.jtune.engine.fused.EmbeddingKernel;
 import dev.jtune.engine.fused.GradClipKernel;
 import dev.jtune.engine.fused.RmsNormKernel;
+import dev.jtune.engine.fused.RmsNormRopeKernel;
 import dev.jtune.engine.fused.RopeKernel;
 import dev.jtune.engine.fused.SoftmaxKernel;
+import dev.jtune.engine.ops.RmsNorm;
+import dev.jtune.engine.ops.RmsNormRope;
+import dev.jtune.engine.ops.Rope;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -351,6 +355,75 @@ class CudaFusedParityTest {
         Tensor got = gpuEmpty(Shape.of(17, 64), DType.BF16);
         gpu.kernels(ActivationKernel.OP).gelu(g(big).slice(0, 1, 17 * 64 + 1).reshape(17, 64), got);
         assertClose(ref, got, tol(DType.BF16), tag("gelu of an unaligned view"));
+    }
+
+    // ------------------------------------------------------------------ rmsNorm then rope (the q/k path)
+
+    /**
+     * The fused q/k norm and rotation against the cpu reference (out, rstd, gradX, gradWeight), x the [B, H, T, D] view
+     * of a [B, T, H, D] tensor as the attention path passes it; and, through the ops, against the GPU's unfused norm then
+     * rope: the same values and x gradients bit for bit (the weight gradient sums its rows in another order).
+     */
+    @Test
+    void rmsNormRopeIsTheNormThenTheRope() {
+        for (DType t : FLOATS) {
+            for (long d : new long[] {256, 64, 18, 640, 2 * (1 + rnd.nextInt(300))}) {
+                boolean many = d == 256 && t == DType.BF16; // Gemma's q: 8,192 rows; the backward's grid is cut to 4 blocks an SM
+                long b = many ? 1 : 1 + rnd.nextInt(2);
+                long tt = many ? 2048 : 1 + rnd.nextInt(40);
+                long h = many ? 4 : 1 + rnd.nextInt(4);
+                boolean offsetOne = rnd.nextBoolean();
+                double base = rnd.nextBoolean() ? 10_000 : 1_000_000;
+                double scaling = rnd.nextBoolean() ? 1.0 : 8.0;
+                String what = "rmsNormRope " + t + " [B, T, H, D] = [" + b + ", " + tt + ", " + h + ", " + d + "] offsetOne=" + offsetOne
+                        + " base " + base + " scaling " + scaling;
+                Tensor x = rand(Shape.of(b, tt, h, d), t, -3, 3).transpose(1, 2);
+                Tensor weight = rand(Shape.of(d), t, -1, 1);
+                Tensor pos = ints(Shape.of(b, tt), 0, 32768);
+                Tensor gradOut = rand(Shape.of(b, h, tt, d), t, -1, 1);
+                Shape out = Shape.of(b, h, tt, d);
+                Shape rows = Shape.of(b * tt * h);
+
+                Tensor refOut = cpuEmpty(out, t);
+                Tensor refRstd = cpuEmpty(rows, stat(t));
+                cpu.kernels(RmsNormRopeKernel.OP).forward(x, weight, 1e-6, offsetOne, pos, base, scaling, refOut, refRstd);
+                Tensor gx = g(x.transpose(1, 2)).transpose(1, 2); // the same view on the GPU
+                Tensor got = gpuEmpty(out, t);
+                Tensor rstd = gpuEmpty(rows, stat(t));
+                gpu.kernels(RmsNormRopeKernel.OP).forward(gx, g(weight), 1e-6, offsetOne, g(pos), base, scaling, got, rstd);
+                assertClose(refOut, got, tol(t), tag(what + " out"));
+                assertClose(refRstd, rstd, tol(stat(t)), tag(what + " rstd"));
+
+                Tensor refGx = Tensor.empty(Shape.of(b, tt, h, d), t, CPU).transpose(1, 2);
+                Tensor refGw = cpuEmpty(Shape.of(d), stat(t));
+                cpu.kernels(RmsNormRopeKernel.OP).backward(x, weight, refRstd, offsetOne, pos, base, scaling, gradOut, refGx, refGw);
+                Tensor gotGx = gpuEmpty(Shape.of(b, tt, h, d), t).transpose(1, 2);
+                Tensor gotGw = gpuEmpty(Shape.of(d), stat(t));
+                gpu.kernels(RmsNormRopeKernel.OP).backward(gx, g(weight), rstd, offsetOne, g(pos), base, scaling, g(gradOut), gotGx, gotGw);
+                assertClose(refGx.contiguous(), gotGx.contiguous(), tol(t), tag(what + " gradX"));
+                assertClose(refGw, gotGw, tol(stat(t)), tag(what + " gradWeight"));
+                Tensor again = gpuEmpty(Shape.of(d), stat(t));
+                gpu.kernels(RmsNormRopeKernel.OP).backward(gx, g(weight), rstd, offsetOne, g(pos), base, scaling, g(gradOut),
+                        gpuEmpty(Shape.of(b, tt, h, d), t).transpose(1, 2), again);
+                assertSameBits(gotGw, again, what + " gradWeight");
+
+                // the ops on the GPU: fused against the unfused norm then rope
+                RmsNorm.Scale scale = offsetOne ? RmsNorm.Scale.ONE_PLUS_WEIGHT : RmsNorm.Scale.WEIGHT;
+                Tensor xs = g(x.transpose(1, 2)).requiresGrad(true);
+                Tensor ws = g(weight).requiresGrad(true);
+                Tensor fused = RmsNormRope.apply(xs.transpose(1, 2), ws, 1e-6, scale, g(pos), base, scaling);
+                fused.backward(g(gradOut));
+                Tensor fusedGx = xs.grad().contiguous();
+                Tensor fusedGw = ws.grad();
+                xs.zeroGrad();
+                ws.zeroGrad();
+                Tensor plain = Rope.apply(RmsNorm.apply(xs.transpose(1, 2), ws, 1e-6, scale), g(pos), base, scaling);
+                plain.backward(g(gradOut));
+                assertSameBits(plain, fused, what + " fused against unfused, out");
+                assertSameBits(xs.grad().contiguous(), fusedGx, what + " fused against unfused, gradX");
+                assertClose(ws.grad(), fusedGw, tol(t), tag(what + " fused against unfused, gradWeight"));
+            }
+        }
     }
 
     // ------------------------------------------------------------------ rope

@@ -5,6 +5,7 @@ import dev.jtune.engine.Device;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.UnsupportedOpException;
 
 import org.junit.jupiter.api.Test;
 
@@ -18,6 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -275,6 +277,40 @@ class LaunchArithmeticTest {
         }
         assertEquals(1, NormKernels.weightGradientLaunch(8, 16L << 20, 4, 132, 4224).rows().grid(), "at least one block");
         assertEquals(new RowLaunch(2, 32, 8), NormKernels.weightGradientLaunch(10, 64, 8, 132, 4224).rows(), "few rows, few blocks");
+    }
+
+    @Test
+    void normRopeBuffersFitTheBlocksSharedMemory() {
+        // Gemma's head dimension 256: 8 warps, forward 2 rows a warp, backward 3, beside invFreq [128] floats
+        NormKernels.NormRopeLaunch fwd = NormKernels.normRopeLaunch(8192, 256, 4, false, 132, 132 * 32);
+        assertEquals(8, fwd.warps());
+        assertEquals(8 * 2 * 256 * 4 + 128 * 4, fwd.sharedBytes());
+        assertEquals(1024, fwd.grid(), "a warp a (b, t) row");
+        NormKernels.NormRopeLaunch bwd = NormKernels.normRopeLaunch(8192, 256, 4, true, 132, 132 * 32);
+        assertEquals(8 * 3 * 256 * 4 + 128 * 4, bwd.sharedBytes());
+        assertEquals(4 * 132, bwd.grid(), "at most 4 blocks a multiprocessor: one weight-gradient line each");
+        assertEquals(4 * 132 * 256 * 4, NormKernels.normRopeWorkspaceBytes(8192, 256, DType.BF16, 132));
+        // F64 rows of 1024: fewer warps; the largest head dimension still gets one
+        assertEquals(1, NormKernels.normRopeLaunch(10, 1024, 8, true, 132, 4224).warps());
+        for (int acc : new int[] {4, 8}) {
+            long max = NormKernels.maxNormRopeHeadDim(acc);
+            NormKernels.NormRopeLaunch l = NormKernels.normRopeLaunch(3, max, acc, true, 132, 4224);
+            assertEquals(1, l.warps());
+            assertTrue(l.sharedBytes() <= NormKernels.SHARED_SLOT_BYTES);
+            assertThrows(UnsupportedOpException.class, () -> NormKernels.normRopeLaunch(3, max + 2, acc, true, 132, 4224));
+        }
+        assertTrue(NormKernels.maxNormRopeHeadDim(8) >= 1024, "the op's fused limit is within the kernel's");
+        assertEquals(0, NormKernels.normRopeWorkspaceBytes(0, 256, DType.BF16, 132));
+    }
+
+    @Test
+    void stridedRowsMoveInVectorsOnlyWhenEveryRowStartIsAligned() {
+        try (Scope s = Scope.open("strided rows")) {
+            Tensor bthd = Tensor.zeros(Shape.of(2, 3, 4, 256), DType.BF16, Device.CPU);
+            assertEquals(8, NormKernels.stridedVectorWidth(256, bthd.transpose(1, 2)), "the projection's view: strides of 256 and 1024");
+            Tensor odd = Tensor.zeros(Shape.of(2, 3, 4, 260), DType.BF16, Device.CPU).slice(3, 0, 256);
+            assertEquals(1, NormKernels.stridedVectorWidth(256, odd), "rows 260 apart start 8-byte aligned only");
+        }
     }
 
     @Test

@@ -14,6 +14,8 @@ import dev.jtune.gemma.config.Gemma3Config;
  * [hidden, heads * head_dim] (no biases), and the per-head {@code q_norm}, {@code k_norm} (Gemma's 1 + w) [head_dim].
  */
 public final class Gemma3Attention extends Module {
+    /** The q/k norm and RoPE as one op (the default; their values bit for bit) or the two ops, for A/B measurements. */
+    private static final boolean FUSED_NORM_ROPE = Boolean.parseBoolean(System.getProperty("jtune.fusedNormRope", "true"));
     private final Gemma3Config config;
     private final int layer;
     private final Linear qProj;
@@ -66,15 +68,21 @@ public final class Gemma3Attention extends Module {
         int hq = config.numAttentionHeads();
         int hkv = config.numKeyValueHeads();
         int d = config.headDim();
-        Tensor q = qNorm.forward(qProj.forward(h).reshape(b, t, hq, d));
-        Tensor k = kNorm.forward(kProj.forward(h).reshape(b, t, hkv, d));
+        Tensor q = qProj.forward(h).reshape(b, t, hq, d);
+        Tensor k = kProj.forward(h).reshape(b, t, hkv, d);
         Tensor v = vProj.forward(h).reshape(b, t, hkv, d);
+        // the norm and RoPE read q and k in the projection's [B, T, H, D] layout and write [B, H, T, D]: no transposing copy
+        return new Tensor[] {normAndRotate(qNorm, q.transpose(1, 2), positions), normAndRotate(kNorm, k.transpose(1, 2), positions),
+                v.transpose(1, 2).contiguous()};
+    }
+
+    /** A head norm then RoPE: one op (one pass each way), or the two ops with {@code -Djtune.fusedNormRope=false}. */
+    private Tensor normAndRotate(RmsNorm norm, Tensor x, Tensor positions) {
         double base = config.ropeTheta(layer);
         double scaling = config.ropeScalingFactor(layer); // linear RoPE scaling (8 on the 4B+ models' global layers)
-        // RoPE reads q and k in the projection's [B, T, H, D] layout and writes [B, H, T, D]: no transposing copy
-        return new Tensor[] {
-                Rope.apply(q.transpose(1, 2), positions, base, scaling),
-                Rope.apply(k.transpose(1, 2), positions, base, scaling),
-                v.transpose(1, 2).contiguous()};
+        if (FUSED_NORM_ROPE) {
+            return norm.forwardRotated(x, positions, base, scaling);
+        }
+        return Rope.apply(norm.forward(x), positions, base, scaling);
     }
 }
