@@ -122,6 +122,21 @@ class CudaFusedParityTest {
         return Tensor.fromArray(v, s, DType.I32, CPU);
     }
 
+    /** "k of n differ (largest |a - b| x)" over two tensors' values. */
+    private static String differing(Tensor a, Tensor b) {
+        double[] x = a.toDoubleArray();
+        double[] y = b.toDoubleArray();
+        long k = 0;
+        double worst = 0;
+        for (int i = 0; i < x.length; i++) {
+            if (Double.doubleToLongBits(x[i]) != Double.doubleToLongBits(y[i])) {
+                k++;
+                worst = Math.max(worst, Math.abs(x[i] - y[i]));
+            }
+        }
+        return k + " of " + x.length + " differ (largest |a - b| " + worst + ")";
+    }
+
     private static void assertSameBits(Tensor a, Tensor b, String what) {
         assertArrayEquals(a.toByteArray(), b.toByteArray(), what + ": not bitwise reproducible");
     }
@@ -362,7 +377,8 @@ class CudaFusedParityTest {
     /**
      * The fused q/k norm and rotation against the cpu reference (out, rstd, gradX, gradWeight), x the [B, H, T, D] view
      * of a [B, T, H, D] tensor as the attention path passes it; and, through the ops, against the GPU's unfused norm then
-     * rope: the same values and x gradients bit for bit (the weight gradient sums its rows in another order).
+     * rope within the dtype's tolerance, printing how many elements differ at all (the same arithmetic, but the
+     * compiler's fused multiply-adds may differ between the kernels: the first GPU run found F64 outputs one ulp apart).
      */
     @Test
     void rmsNormRopeIsTheNormThenTheRope() {
@@ -419,8 +435,10 @@ class CudaFusedParityTest {
                 ws.zeroGrad();
                 Tensor plain = Rope.apply(RmsNorm.apply(xs.transpose(1, 2), ws, 1e-6, scale), g(pos), base, scaling);
                 plain.backward(g(gradOut));
-                assertSameBits(plain, fused, what + " fused against unfused, out");
-                assertSameBits(xs.grad().contiguous(), fusedGx, what + " fused against unfused, gradX");
+                System.out.println(what + ": fused against unfused: out " + differing(plain, fused) + ", gradX "
+                        + differing(xs.grad().contiguous(), fusedGx));
+                assertClose(plain, fused, tol(t), tag(what + " fused against unfused, out"));
+                assertClose(xs.grad().contiguous(), fusedGx, tol(t), tag(what + " fused against unfused, gradX"));
                 assertClose(ws.grad(), fusedGw, tol(t), tag(what + " fused against unfused, gradWeight"));
             }
         }
