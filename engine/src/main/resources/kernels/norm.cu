@@ -185,8 +185,9 @@ JT_FLOAT_TYPES(JT_NORM)
 // ---- RMSNorm then RoPE, the q/k path in one pass: x [B, H, T, D] (strided on B, H, T: the projection's [B, T, H, D]
 // read in place) is normalised per row as rms_norm does, rounded to T as the unfused norm stores it, and rotated as
 // rope.cu rotates (HF's rotate-half, fp32 angles, cos and sin in double of the float angle) into out [B, H, T, D].
-// The same arithmetic in the same order as the two unfused kernels, so the values are theirs bit for bit; what goes
-// is the normed tensor's write and read, and the rotation's own launch.
+// The same arithmetic in the same order as the two unfused kernels (and rope.cu's multiply-adds, see rope_row), so
+// that the values are theirs bit for bit (the first GPU run, before rope_row spelt its fma out, found F64 outputs one
+// ulp apart: not yet run since); what goes is the normed tensor's write and read, and the rotation's own launch.
 // A warp takes a (b, t) row at a time (blockDim = (32, warps)) and every head of it: the row's angles are computed once
 // for all heads. Shared memory: per warp a row buffer and the row's cos and sin [D] (and, backward, a weight-gradient
 // line [D]) in the accumulator type, then invFreq [D / 2] as float for the block. rstd [B * T * H] is in (b, t, h) order.
@@ -203,7 +204,14 @@ __device__ __forceinline__ void rope_angles(const float* invFreq, int position, 
     }
 }
 
+__device__ __forceinline__ float rope_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ double rope_fma(double a, double b, double c) { return __fma_rn(a, b, c); }
+
 // Rotates the row buffer y [D] in place, a pair (k, k + D/2) per lane at a time, each rotated value rounded to T.
+// The second value's multiply-add is spelt out as the compiler contracts rope.cu's x2 * c + x1 * s there (its PTX:
+// fma(s, x1, x2 * c)); left to the compiler here it chose fma(x2, c, x1 * s), one rounding elsewhere, and the fp32
+// LoRA golden's weights after three AdamW steps moved from 3.27e-5 to 1.46e-4. The first value's PTX is rope.cu's
+// (two products and a difference) as written.
 template <typename T, typename A>
 __device__ __forceinline__ void rope_row(A* y, const A* cs, i64 half) {
     for (i64 k = threadIdx.x; k < half; k += 32) {
@@ -212,7 +220,7 @@ __device__ __forceinline__ void rope_row(A* y, const A* cs, i64 half) {
         const A c = cs[k];
         const A s = cs[half + k];
         y[k] = load_acc<T>(store_acc<T>(x1 * c - x2 * s));
-        y[k + half] = load_acc<T>(store_acc<T>(x2 * c + x1 * s));
+        y[k + half] = load_acc<T>(store_acc<T>(rope_fma(s, x1, x2 * c)));
     }
 }
 

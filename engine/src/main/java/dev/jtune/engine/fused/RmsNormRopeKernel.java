@@ -18,8 +18,9 @@ import java.util.stream.IntStream;
  *
  * <p>x [B, H, T, D] (D even) with unit stride on D and any strides on B, H and T (the projection's [B, T, H, D] read
  * in place); out [B, H, T, D] likewise; weight [D]; positions I32 [B, T] contiguous; rstd [B * T * H] (F32, F64 next to
- * F64 x) in (b, t, h) order. The values are the unfused ops' bit for bit: {@link RmsNormKernel#forward}'s, rounded to
- * x's dtype as its output is stored, then {@link RopeKernel#rotate}'s of that.
+ * F64 x) in (b, t, h) order. The values are the unfused ops': {@link RmsNormKernel#forward}'s, rounded to x's dtype as
+ * its output is stored, then {@link RopeKernel#rotate}'s of that; bit for bit on the cpu, and on the GPU where the
+ * kernel's multiply-adds are rope.cu's (norm.cu's rope_row says how it keeps them so).
  */
 public interface RmsNormRopeKernel {
 

@@ -12,8 +12,9 @@ import dev.jtune.engine.ops.RmsNorm.Scale;
 /**
  * RMSNorm over the head dimension, then RoPE: Gemma's q/k path ({@code q_norm} or {@code k_norm}, then the rotation)
  * as one op, one pass over the rows each way. Its values and gradients are those of {@link RmsNorm#apply} followed by
- * {@link Rope#apply}, bit for bit (the normed tensor rounded as the norm stores it, the rotated-back gradient as the
- * rope's backward stores it); what goes is that intermediate tensor's write and read and a launch. Like {@link Rope},
+ * {@link Rope#apply} (the normed tensor rounded as the norm stores it, the rotated-back gradient as the rope's backward
+ * stores it; bit for bit on the cpu, see {@code RmsNormRopeKernel} for the GPU); what goes is that intermediate
+ * tensor's write and read and a launch. Like {@link Rope},
  * x may be the [B, H, T, D] view of the projection's [B, T, H, D]: the output is a contiguous [B, H, T, D] and x's
  * gradient comes back in x's layout, with no transposing copy either way.
  */

@@ -429,8 +429,8 @@ class CudaFusedParityTest {
                 Tensor ws = g(weight).requiresGrad(true);
                 Tensor fused = RmsNormRope.apply(xs.transpose(1, 2), ws, 1e-6, scale, g(pos), base, scaling);
                 fused.backward(g(gradOut));
-                Tensor fusedGx = xs.grad().contiguous();
-                Tensor fusedGw = ws.grad();
+                Tensor fusedGx = xs.grad().copy(); // zeroGrad frees the gradients themselves
+                Tensor fusedGw = ws.grad().copy();
                 xs.zeroGrad();
                 ws.zeroGrad();
                 Tensor plain = Rope.apply(RmsNorm.apply(xs.transpose(1, 2), ws, 1e-6, scale), g(pos), base, scaling);
