@@ -219,6 +219,28 @@ public final class CachingAllocator implements AutoCloseable {
         }
     }
 
+    /**
+     * Sizes of the large pool's free chunks that a request is carved from before fresh memory, largest first: every
+     * cached one, except with expandable segments each range's free end (which is the fresh memory). A request taking
+     * such a leftover whole (its remainder under 1 MiB: {@link SizeClasses#shouldSplit}) spans more than it would from
+     * fresh memory, so a footprint compared with a fresh allocator's holds blocks of these sizes first (each takes its
+     * chunk, the best fit) and frees them after: the GPU test comparing the meta device's allocations with the GPU's.
+     * Chunks of at most 1 MiB are left out: no large request fits them, and a small request would not reach them.
+     */
+    public List<Long> leftoverChunkSizes() {
+        synchronized (lock) {
+            boolean expandable = config.segments() == Segments.EXPANDABLE;
+            List<Long> sizes = new java.util.ArrayList<>();
+            for (Chunk c : large.freeChunks()) {
+                if (c.size > SizeClasses.SMALL_MAX && !(expandable && c.next == null)) {
+                    sizes.add(c.size);
+                }
+            }
+            sizes.sort(java.util.Comparator.reverseOrder());
+            return sizes;
+        }
+    }
+
     /** Gives every cached byte that backs no live block back to the device. */
     public void emptyCache() {
         synchronized (lock) {

@@ -60,6 +60,37 @@ class CachingAllocatorTest {
         return allocator.stats().deviceAllocations();
     }
 
+    /**
+     * A leftover chunk kept by a live block after it is taken whole by a request whose remainder would be under 1 MiB:
+     * the block spans more than from fresh memory. Holding blocks of {@link CachingAllocator#leftoverChunkSizes} first
+     * leaves only fresh memory, so the request spans what a fresh allocator's does (what MetaMatchesCudaGpuTest needs).
+     */
+    @ParameterizedTest
+    @EnumSource(Mode.class)
+    void holdingTheLeftoverChunksLeavesAFreshAllocatorsSpans(Mode mode) {
+        start(mode, GIB);
+        long request = 3 * MIB;
+        Block gap = alloc(request + 700 * 1024);
+        Block pin = alloc(2 * MIB); // a resident after it keeps the chunk from coalescing and the cache from going
+        free(gap);
+        allocator.emptyCache();
+        assertTrue(allocator.leftoverChunkSizes().contains(request + 700 * 1024), allocator.leftoverChunkSizes().toString());
+        Block taken = alloc(request);
+        assertEquals(request + 700 * 1024, taken.size(), "the leftover is taken whole");
+        free(taken);
+
+        List<Block> held = new ArrayList<>();
+        for (long size : allocator.leftoverChunkSizes()) {
+            held.add(alloc(size, MemoryCategory.WORKSPACE));
+        }
+        assertTrue(allocator.leftoverChunkSizes().isEmpty(), "every leftover held");
+        Block fresh = alloc(request);
+        assertEquals(request, fresh.size(), "carved from fresh memory, as a fresh allocator carves it");
+        free(fresh);
+        held.forEach(this::free);
+        free(pin);
+    }
+
     // ---------------------------------------------------------------- reuse, splitting, coalescing
 
     @ParameterizedTest

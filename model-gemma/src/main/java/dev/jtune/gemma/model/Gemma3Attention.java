@@ -87,6 +87,7 @@ public final class Gemma3Attention extends Module {
         if (FUSED_NORM_ROPE) {
             return norm.forwardRotated(x, positions, base, scaling);
         }
-        return Rope.apply(norm.forward(x), positions, base, scaling);
+        // the norm over the projection's contiguous [B, T, H, D] (x is its transposed view: a norm of x itself would copy it)
+        return Rope.apply(norm.forward(x.transpose(1, 2)).transpose(1, 2), positions, base, scaling);
     }
 }
