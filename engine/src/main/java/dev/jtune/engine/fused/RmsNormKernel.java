@@ -165,7 +165,7 @@ public interface RmsNormKernel {
         }
 
         /** The per-column factor {@code offsetOne ? 1 + w : w}, in double. */
-        private static double[] gains(Tensor weight, boolean offsetOne, int d) {
+        static double[] gains(Tensor weight, boolean offsetOne, int d) {
             double[] g = Flat.of(weight).read(0, new double[d]);
             if (offsetOne) {
                 for (int j = 0; j < d; j++) {
@@ -185,6 +185,11 @@ public interface RmsNormKernel {
         }
 
         private NormKernels kernels() {
+            return normKernels(gpu);
+        }
+
+        /** norm.cu's launch class on {@code gpu}, built once (RMSNorm's and the fused norm and rotation's kernels). */
+        static NormKernels normKernels(CudaBackend gpu) {
             return gpu.family(NormKernels.class, b -> new NormKernels(b.compiler(), b.stream(), b.context(), b.allocator()));
         }
 

@@ -60,7 +60,7 @@ public interface RmsNormRopeKernel {
             long heads = x.dim(1);
             long t = x.dim(2);
             int d = CpuLoops.lastDim("rmsNormRope", x);
-            double[] g = gains(weight, offsetOne, d);
+            double[] g = RmsNormKernel.Cpu.gains(weight, offsetOne, d);
             float[] invFreq = RopeKernel.Cpu.inverseFrequencies(base, scaling, d);
             Flat xs = Flat.of(x);
             Flat ps = Flat.of(positions);
@@ -82,7 +82,7 @@ public interface RmsNormRopeKernel {
                 for (int j = 0; j < d; j++) {
                     v[j] = Numerics.roundTo(dtype, v[j] * r * g[j]); // the normed row as the unfused norm stores it
                 }
-                os.write(rowStart(out, b, h, ti), rotate(v, (float) ps.getLong(bt), invFreq, false));
+                os.write(rowStart(out, b, h, ti), RopeKernel.Cpu.rotateRow(v, (float) ps.getLong(bt), invFreq, false));
             });
         }
 
@@ -93,7 +93,7 @@ public interface RmsNormRopeKernel {
             long t = x.dim(2);
             int d = CpuLoops.lastDim("rmsNormRopeBackward", x);
             long rows = x.numel() / Math.max(d, 1);
-            double[] g = gains(weight, offsetOne, d);
+            double[] g = RmsNormKernel.Cpu.gains(weight, offsetOne, d);
             float[] invFreq = RopeKernel.Cpu.inverseFrequencies(base, scaling, d);
             Flat xs = Flat.of(x);
             Flat ps = Flat.of(positions);
@@ -108,7 +108,7 @@ public interface RmsNormRopeKernel {
                 long bt = row / heads;
                 long b = bt / t;
                 long ti = bt % t;
-                double[] r = rotate(gos.read(rowStart(gradOut, b, h, ti), new double[d]), (float) ps.getLong(bt), invFreq, true);
+                double[] r = RopeKernel.Cpu.rotateRow(gos.read(rowStart(gradOut, b, h, ti), new double[d]), (float) ps.getLong(bt), invFreq, true);
                 for (int j = 0; j < d; j++) {
                     r[j] = Numerics.roundTo(dtype, r[j]);
                 }
@@ -147,30 +147,6 @@ public interface RmsNormRopeKernel {
                 gxs.write(rowStart(gradX, bt / t, h, bt % t), out);
             });
         }
-
-        /** {@link RopeKernel.Cpu}'s rotation of one row: fp32 angle, cos and sin in double; inverse by -angle. */
-        private static double[] rotate(double[] v, float pos, float[] invFreq, boolean inverse) {
-            int half = v.length / 2;
-            double[] r = new double[v.length];
-            for (int k = 0; k < half; k++) {
-                float angle = pos * invFreq[k];
-                double c = Math.cos(angle);
-                double s = inverse ? -Math.sin(angle) : Math.sin(angle);
-                r[k] = v[k] * c - v[k + half] * s;
-                r[k + half] = v[k + half] * c + v[k] * s;
-            }
-            return r;
-        }
-
-        private static double[] gains(Tensor weight, boolean offsetOne, int d) {
-            double[] g = Flat.of(weight).read(0, new double[d]);
-            if (offsetOne) {
-                for (int j = 0; j < d; j++) {
-                    g[j] += 1;
-                }
-            }
-            return g;
-        }
     }
 
     /** kernels/norm.cu's rms_norm_rope: a warp a (b, t) row, every head of it; the weight gradient as RMSNorm's. */
@@ -182,7 +158,7 @@ public interface RmsNormRopeKernel {
         }
 
         private NormKernels kernels() {
-            return gpu.family(NormKernels.class, b -> new NormKernels(b.compiler(), b.stream(), b.context(), b.allocator()));
+            return RmsNormKernel.Cuda.normKernels(gpu);
         }
 
         @Override

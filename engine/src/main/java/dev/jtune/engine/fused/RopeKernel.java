@@ -56,16 +56,22 @@ public interface RopeKernel {
                 long ti = row % t;
                 float pos = (float) ps.getLong(b * t + ti);
                 double[] v = xs.read(b * x.stride(0) + h * x.stride(1) + ti * x.stride(2), new double[d]);
-                double[] r = new double[d];
-                for (int k = 0; k < half; k++) {
-                    float angle = pos * invFreq[k];
-                    double c = Math.cos(angle);
-                    double s = inverse ? -Math.sin(angle) : Math.sin(angle);
-                    r[k] = v[k] * c - v[k + half] * s;
-                    r[k + half] = v[k + half] * c + v[k] * s;
-                }
-                os.write(b * out.stride(0) + h * out.stride(1) + ti * out.stride(2), r);
+                os.write(b * out.stride(0) + h * out.stride(1) + ti * out.stride(2), rotateRow(v, pos, invFreq, inverse));
             });
+        }
+
+        /** One row rotated: the fp32 angle pos * invFreq[k], its cos and sin in double; inverse by -angle. */
+        static double[] rotateRow(double[] v, float pos, float[] invFreq, boolean inverse) {
+            int half = v.length / 2;
+            double[] r = new double[v.length];
+            for (int k = 0; k < half; k++) {
+                float angle = pos * invFreq[k];
+                double c = Math.cos(angle);
+                double s = inverse ? -Math.sin(angle) : Math.sin(angle);
+                r[k] = v[k] * c - v[k + half] * s;
+                r[k + half] = v[k + half] * c + v[k] * s;
+            }
+            return r;
         }
 
         /** {@code (float) (1 / (scaling * base^(2k/D)))} for k < D/2, each rounded once from double. */
