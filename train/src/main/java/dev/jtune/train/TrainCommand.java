@@ -81,7 +81,8 @@ final class TrainCommand {
         refuseWhatTheTrainerDoesNotRunYet(asked, config(asked));
         Path modelDir = asked.modelPath();
         OutputDirectory.check(asked.outputDir(), modelDir);
-        if (place.isDistributed() && asked.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
+        if (place.isDistributed() && asked.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST
+                && !sharding(asked, place.worldSize()).shardsState()) {
             throw new CommandException("rank " + place.rank() + " with --offload_optimizer cpu (or a --deepspeed config's offload_optimizer): "
                     + TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
         }
@@ -316,11 +317,13 @@ final class TrainCommand {
         return ranks > 1 && a.deepspeed() != null ? DeepSpeedConfig.read(a.deepspeed()).zeroStage() : 0;
     }
 
-    /** Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 state, on the device or paged. */
+    /**
+     * Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 state, on the device, paged, or on the host
+     * stepping in step (not the delayed step).
+     */
     private static boolean shardable(TrainArgs a) {
         return a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32
-                && (a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.DEVICE
-                || a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST);
+                && !(a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST && a.delayedOptimizerStep());
     }
 
     /**
@@ -355,8 +358,9 @@ final class TrainCommand {
         }
         if (!shardable(a)) {
             return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's fp32 state only (--optim adamw_torch or"
-                    + " paged_adamw_32bit, without --offload_optimizer), not --optim " + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
-                    + ", so every GPU holds all of it (plain data parallel)");
+                    + " paged_adamw_32bit, on the device or with --offload_optimizer cpu without --delayed_optimizer_step), not --optim "
+                    + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
+                    + (a.delayedOptimizerStep() ? " and a delayed step" : "") + ", so every GPU holds all of it (plain data parallel)");
         }
         String stage2 = "the optimizer state and the gradients are sharded over the " + place.worldSize() + " ranks (stage 2)";
         if (a.offloadParam() == OffloadParam.CPU) {

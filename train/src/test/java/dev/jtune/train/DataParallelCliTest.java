@@ -106,5 +106,19 @@ class DataParallelCliTest {
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(paged, rank0.worldSize()), "the paged fp32 state shards too");
         assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state only"),
                 TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
+        // ZeRO-Offload: the config's offload_optimizer cpu beside stage 2 shards the host state (each rank steps its part on its cores)
+        dev.jtune.train.args.TrainArgs offload = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--nproc_per_node", "2", "--deepspeed",
+                "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2, \"offload_optimizer\": {\"device\": \"cpu\"}}}");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerStatePlacement.HOST, offload.optimizerStatePlacement());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.GRADIENTS, TrainCommand.sharding(offload, rank0.worldSize()));
+        assertTrue(TrainCommand.dataParallelWarnings(offload, rank0).isEmpty(), TrainCommand.dataParallelWarnings(offload, rank0).toString());
+        // the delayed step is not sharded: plain data parallel, which the host optimizer refuses (the warning says why first)
+        dev.jtune.train.args.TrainArgs delayed = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--offload_optimizer", "cpu", "--delayed_optimizer_step",
+                "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(delayed, rank0.worldSize()));
+        assertTrue(TrainCommand.dataParallelWarnings(delayed, rank0).getFirst().contains("and a delayed step"),
+                TrainCommand.dataParallelWarnings(delayed, rank0).toString());
     }
 }

@@ -355,6 +355,42 @@ class DataParallelTest {
     }
 
     /**
+     * ZeRO-Offload: stage 2 with the optimizer on the host ({@code --offload_optimizer cpu} beside a ZeRO stage): each
+     * rank keeps its part of the state in host memory and steps it on its cores. Two ranks of two micro-batches train as
+     * one rank of four with the host-offloaded optimizer (losses, norms and weights within 1e-5: the sums round
+     * differently); rank 0's checkpoint resumes on one rank with the optimizer on the device; and without a ZeRO stage a
+     * world of two still refuses the host optimizer, saying why.
+     */
+    @Test
+    void hostSteppedShardsTrainAsOneHostOffloadedRank(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig host = config(d, 4, 1).toBuilder().optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
+        Outcome one = run(d, host, null, tmp.resolve("one"));
+        TrainerConfig shardedHost = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
+        List<Outcome> two = ranks(d, 2, shardedHost, tmp.resolve("two"), Long.MAX_VALUE);
+        for (Outcome o : two) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
+                assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step());
+            }
+        }
+        double worst = worstAgainstOneRank(one, two);
+        System.out.println("stage 2, state on the host: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        Outcome resumed = run(d, config(d, 4, 1), null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
+        assertEquals(STEPS, resumed.history().getLast().step());
+        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
+                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+        TrainerConfig unsharded = config(d, 2, 2).toBuilder().optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> checkBuild(unsharded, new InProcessWorld(2, Duration.ofSeconds(5)).rank(0)));
+        assertEquals(TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL, e.getMessage());
+    }
+
+    /**
      * ZeRO stage 2 in a world of one: each bucket reduce-scattered (a copy) into a shard that is the whole flat layout,
      * stepped by the sharded AdamW: the plain trainer's losses, norms and weights bit for bit (every adapter weight gets
      * one contribution a backward, so nothing is summed in another order). NcclWorldOfOneGpuTest checks the same on the GPU.

@@ -7,6 +7,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
@@ -127,6 +128,47 @@ class ShardedAdamWTest {
                 Placement.HOST_MAPPED), null, 0));
         for (int r = 0; r < 2; r++) {
             assertSame(one, runs.get(r), "paged rank " + r);
+        }
+    }
+
+    /** One rank's {@code --offload_optimizer cpu}: the host-offloaded AdamW, its update on the host's cores. */
+    private static Optimizer hostOffloaded(SequencedMap<String, Tensor> p) {
+        return HostOffloadAdamW.builder(p, CONFIG).groups(GROUPS).moments(HostOffloadAdamW.Moments.FP32)
+                .gradients(HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
+    }
+
+    /**
+     * The state on the host, stepped by the host's cores ({@code --offload_optimizer cpu} with ZeRO): N ranks step as the
+     * one-rank host-offloaded AdamW does (the same host arithmetic, {@code HostAdamW}; on the cpu the device kernel's
+     * fp32 differs from it in the last bit), and resume from AdamW's state as it does (the fp32 parameters' master
+     * comes from the parameters).
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3})
+    void hostSteppedShardsStepAsOneHostOffloadedAdamW(int n) throws Exception {
+        Run one = train(ShardedAdamWTest::hostOffloaded, null, 0);
+        List<Run> runs = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
+                ShardedAdamW.State.HOST), null, 0));
+        for (int r = 0; r < n; r++) {
+            assertSame(one, runs.get(r), "host-stepped rank " + r + " of " + n);
+        }
+        try (Scope outer = Scope.open("saved state")) {
+            Map<String, Tensor> saved = new LinkedHashMap<>();
+            try (Scope s = Scope.open("first run")) {
+                SequencedMap<String, Tensor> params = parameters();
+                AdamW first = new AdamW(params, CONFIG, Placement.DEVICE, GROUPS);
+                setGradients(params, 7);
+                first.step();
+                for (Map.Entry<String, Tensor> e : first.state().entrySet()) {
+                    saved.put(e.getKey(), s.keep(e.getValue().copy()));
+                }
+            }
+            Run resumed = train(ShardedAdamWTest::hostOffloaded, saved, 1);
+            List<Run> hosted = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
+                    ShardedAdamW.State.HOST), saved, 1));
+            for (int r = 0; r < n; r++) {
+                assertSame(resumed, hosted.get(r), "host-stepped rank " + r + " of " + n + " resumed");
+            }
         }
     }
 

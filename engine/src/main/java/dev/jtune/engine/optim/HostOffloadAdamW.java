@@ -450,7 +450,8 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         return s;
     }
 
-    private static MemorySegment host(Tensor t) {
+    /** The host memory of a host-visible tensor (host-mapped, or any on cpu): what the host step reads and writes. */
+    static MemorySegment host(Tensor t) {
         return ((HostVisible) TensorInternals.storage(t)).hostSegment();
     }
 

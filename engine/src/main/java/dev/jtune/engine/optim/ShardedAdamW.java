@@ -14,6 +14,7 @@ import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.fused.AdamWKernel;
 import dev.jtune.engine.fused.ParameterTable;
+import dev.jtune.engine.optim.host.HostAdamW;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -45,6 +46,30 @@ import java.util.SequencedMap;
  */
 public final class ShardedAdamW implements Optimizer {
 
+    /** Where a rank's shard of the state lives, and what steps it. */
+    public enum State {
+        /** The device's memory, stepped by the device's AdamW kernel. */
+        DEVICE(Placement.DEVICE),
+        /** Page-locked host memory the device maps (the paged optimizer), stepped by the device's kernel over PCIe. */
+        PAGED(Placement.HOST_MAPPED),
+        /**
+         * Host memory stepped by the host's cores ({@link HostAdamW}, as {@code --offload_optimizer cpu} with ZeRO): the
+         * rank's summed gradient part is copied to the host, stepped there, and its updated weights copied back into the
+         * parameters before the all-gather. Always with an fp32 master copy (the host writes the weights from it).
+         */
+        HOST(Placement.HOST_MAPPED);
+
+        private final Placement placement;
+
+        State(Placement placement) {
+            this.placement = placement;
+        }
+
+        static State of(Placement placement) {
+            return placement == Placement.HOST_MAPPED ? PAGED : DEVICE;
+        }
+    }
+
     /** Elements [from, to) of layout entry {@code entry}'s parameter, in segment {@code segment}, at {@code offset} in the shard. */
     private record Piece(int entry, int segment, long from, long to, long offset) {
         long length() {
@@ -56,10 +81,12 @@ public final class ShardedAdamW implements Optimizer {
      * One group's shard: its parameters and layout, the segments (this rank's part of each), the pieces the parts cover
      * (their own layout, for the kernel), this rank's gradient of its parts ({@code used} elements), and the state,
      * {@code shardLength} elements each (past {@code used}, zero). {@code whole}: stage 1's whole gradient buffer, or null.
+     * {@link State#HOST} only (else null): the gradient part's host copy and, for 16-bit parameters, the weights the
+     * host step writes (fp32 parameters take the master's values).
      */
     private record Shard(ParamGroup hyper, List<Tensor> params, FlatLayout wholeLayout, List<ShardedGradients.Segment> segments,
                          long shardLength, long used, List<Piece> pieces, FlatLayout layout, Tensor grad, GradientBuffer whole,
-                         Tensor master, Tensor m, Tensor v) {
+                         Tensor master, Tensor m, Tensor v, Tensor hostGrad, Tensor hostWeights) {
         DType dtype() {
             return grad.dtype();
         }
@@ -70,7 +97,7 @@ public final class ShardedAdamW implements Optimizer {
     }
 
     private final Collectives world;
-    private final Placement statePlacement;
+    private final State stateAt;
     private final List<Shard> shards = new ArrayList<>();
     private final SequencedMap<String, Tensor> params;
     /** Stage 2's sharded gradients, or null (stage 1: whole gradient buffers). */
@@ -89,7 +116,13 @@ public final class ShardedAdamW implements Optimizer {
      */
     public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
                         Placement statePlacement) {
-        this(params, config, groupOf, world, statePlacement, 0, null);
+        this(params, config, groupOf, world, State.of(statePlacement), 0, null);
+    }
+
+    /** As above with the shard's state where {@code state} says ({@link State#HOST}: stepped by the host's cores). */
+    public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
+                        State state) {
+        this(params, config, groupOf, world, state, 0, null);
     }
 
     /**
@@ -100,13 +133,19 @@ public final class ShardedAdamW implements Optimizer {
      */
     public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
                                                     Collectives world, Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {
-        return new ShardedAdamW(params, config, groupOf, world, statePlacement, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"));
+        return withShardedGradients(params, config, groupOf, world, State.of(statePlacement), bucketBytes, useOrder);
+    }
+
+    /** Stage 2 with the shard's state where {@code state} says. */
+    public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
+                                                    Collectives world, State state, long bucketBytes, List<Tensor> useOrder) {
+        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"));
     }
 
     private ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
-                         Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {
+                         State stateAt, long bucketBytes, List<Tensor> useOrder) {
         this.world = java.util.Objects.requireNonNull(world, "world");
-        this.statePlacement = java.util.Objects.requireNonNull(statePlacement, "statePlacement");
+        this.stateAt = java.util.Objects.requireNonNull(stateAt, "state");
         this.config = java.util.Objects.requireNonNull(config, "config");
         this.params = new LinkedHashMap<>(params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -165,19 +204,27 @@ public final class ShardedAdamW implements Optimizer {
         FlatLayout layout = new FlatLayout(entries, used);
         DType dtype = grad.dtype();
         DType stateType = dtype == DType.F64 ? DType.F64 : DType.F32;
+        boolean host = stateAt == State.HOST;
+        if (host && dtype != DType.F32 && dtype != DType.BF16) {
+            throw new IllegalArgumentException("ShardedAdamW: the host step takes F32 or BF16 parameters, not " + dtype + " ones");
+        }
+        Placement placement = stateAt.placement;
         Shape flat = Shape.of(length);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
             Tensor master = null;
-            if (AdamW.needsMaster(dtype)) {
+            if (AdamW.needsMaster(dtype) || host) {
                 try (Scope.Entered m = Scope.countAs(MemoryCategory.MASTER_WEIGHTS)) {
-                    master = Tensor.zeros(flat, DType.F32, grad.device(), statePlacement);
+                    master = Tensor.zeros(flat, DType.F32, grad.device(), placement);
                 }
                 for (Piece p : pieces) {
                     Ops.copyInto(piece(ps, p), master.slice(0, p.offset(), p.offset() + p.length()));
                 }
             }
+            Tensor hostGrad = host ? Tensor.zeros(Shape.of(Math.max(used, 1)), dtype, grad.device(), placement) : null;
+            Tensor hostWeights = host && dtype != DType.F32 ? Tensor.zeros(Shape.of(Math.max(used, 1)), dtype, grad.device(), placement) : null;
             return new Shard(hyper, ps, whole, segments, length, used, List.copyOf(pieces), layout, grad, wholeGrads, master,
-                    Tensor.zeros(flat, stateType, grad.device(), statePlacement), Tensor.zeros(flat, stateType, grad.device(), statePlacement));
+                    Tensor.zeros(flat, stateType, grad.device(), placement), Tensor.zeros(flat, stateType, grad.device(), placement),
+                    hostGrad, hostWeights);
         }
     }
 
@@ -203,15 +250,41 @@ public final class ShardedAdamW implements Optimizer {
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sharded adamw step")) {
             for (Shard s : shards) {
                 if (!s.pieces().isEmpty()) {
-                    List<Tensor> views = s.pieces().stream().map(p -> piece(s.params(), p)).toList();
-                    ParameterTable table = new ParameterTable(views, s.layout()); // rebuilt: the parameters may have moved
                     AdamWStep scalars = s.hyper().step(config, step);
-                    AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
+                    if (stateAt == State.HOST) {
+                        hostStep(s, scalars);
+                    } else {
+                        List<Tensor> views = s.pieces().stream().map(p -> piece(s.params(), p)).toList();
+                        ParameterTable table = new ParameterTable(views, s.layout()); // rebuilt: the parameters may have moved
+                        AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
+                    }
                 }
                 for (int k = 0; k < s.segments().size(); k++) {
                     gatherParameters(s, k);
                 }
             }
+        }
+    }
+
+    /**
+     * {@link State#HOST}'s step of one shard: its gradient part to the host (the device's queue drained first, so the host
+     * reads what the copy wrote), {@link HostAdamW} over the master and moments on the host's cores (optim.cu's fp32
+     * arithmetic), then the updated weights (16-bit, or the master itself for fp32 parameters) back into the parameters'
+     * pieces. The next step's host writes come after its own drain, when these copies have landed. Meta only counts.
+     */
+    private void hostStep(Shard s, AdamWStep scalars) {
+        Ops.copyInto(s.grad(), s.hostGrad().slice(0, 0, s.used()));
+        if (s.grad().device().kind() == Device.Kind.META) {
+            return;
+        }
+        dev.jtune.engine.backend.Backends.of(s.grad()).synchronize();
+        java.lang.foreign.MemorySegment weights = s.hostWeights() == null ? null : HostOffloadAdamW.host(s.hostWeights());
+        HostAdamW.Buffers b = new HostAdamW.Buffers(HostOffloadAdamW.host(s.master()), HostOffloadAdamW.host(s.m()), HostOffloadAdamW.host(s.v()),
+                HostOffloadAdamW.host(s.hostGrad()), s.dtype(), weights);
+        HostAdamW.step(b, 0, s.used(), HostAdamW.Scalars.of(scalars, 1.0));
+        Tensor source = s.hostWeights() != null ? s.hostWeights() : s.master();
+        for (Piece p : s.pieces()) {
+            Ops.copyInto(source.slice(0, p.offset(), p.offset() + p.length()), piece(s.params(), p));
         }
     }
 
@@ -295,7 +368,9 @@ public final class ShardedAdamW implements Optimizer {
                     restorePiece(saved.get(param + ".exp_avg"), p, s.m());
                     restorePiece(saved.get(param + ".exp_avg_sq"), p, s.v());
                     if (s.master() != null) {
-                        restorePiece(saved.get(param + ".master"), p, s.master());
+                        // the host step keeps an fp32 master of fp32 parameters too: there it is the parameter itself
+                        Tensor master = saved.get(param + ".master");
+                        restorePiece(master != null ? master : params.get(param), p, s.master());
                     }
                 }
             }

@@ -395,7 +395,7 @@ public record TrainArgs(
         if (nnodes > 1 && (masterAddr == null || masterAddr.isBlank())) {
             p.add(Flag.NNODES.cli() + " " + nnodes + " needs " + Flag.MASTER_ADDR.cli() + ": the address of node 0, where rank 0 waits for the others");
         }
-        if (nprocPerNode * (long) nnodes > 1 && offloadOptimizer == OffloadOptimizer.CPU) {
+        if (nprocPerNode * (long) nnodes > 1 && offloadOptimizer == OffloadOptimizer.CPU && deepspeed == null) { // a ZeRO stage may shard it
             p.add(Flag.NPROC_PER_NODE.cli() + " x " + Flag.NNODES.cli() + " over 1 with " + Flag.OFFLOAD_OPTIMIZER.cli() + " cpu: "
                     + TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
         }

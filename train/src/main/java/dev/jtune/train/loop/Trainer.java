@@ -183,12 +183,16 @@ public final class Trainer implements AutoCloseable {
                                           Collectives world) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         if (world != null && config.optimizerSharding().shardsState()) {
-            // the config allows it with fp32 state on the device or paged only
-            Placement placement = config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.PAGED_HOST ? Placement.HOST_MAPPED : Placement.DEVICE;
+            // the config allows it with fp32 state only, and on the host only stepping in step
+            ShardedAdamW.State state = switch (config.optimizerStatePlacement()) {
+                case DEVICE -> ShardedAdamW.State.DEVICE;
+                case PAGED_HOST -> ShardedAdamW.State.PAGED;
+                case HOST -> ShardedAdamW.State.HOST;
+            };
             return config.optimizerSharding().shardsGradients()
                     // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
-                    ? ShardedAdamW.withShardedGradients(params, adam, groups, world, placement, config.ddpBucketBytes(), List.copyOf(params.values()))
-                    : new ShardedAdamW(params, adam, groups, world, placement);
+                    ? ShardedAdamW.withShardedGradients(params, adam, groups, world, state, config.ddpBucketBytes(), List.copyOf(params.values()))
+                    : new ShardedAdamW(params, adam, groups, world, state);
         }
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {
@@ -297,7 +301,7 @@ public final class Trainer implements AutoCloseable {
             if (size != config.worldSize()) {
                 throw new IllegalArgumentException("the trainer's world has " + size + " rank(s), its config " + config.worldSize());
             }
-            if (size > 1 && config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST) {
+            if (size > 1 && config.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST && !config.optimizerSharding().shardsState()) {
                 throw new UnsupportedOperationException(TrainerConfig.HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL);
             }
             return new Trainer(this);

@@ -55,7 +55,8 @@ public record TrainerConfig(
         /**
          * ZeRO stage 1: each rank holds 1/N of AdamW's moments and master copy and updates that shard of the
          * parameters, which an all-gather then gives every rank ({@code optim.ShardedAdamW}); gradients and weights stay
-         * whole. Needs AdamW's fp32 state, on the device or paged (host-mapped).
+         * whole. Needs AdamW's fp32 state: on the device, paged (host-mapped), or on the host stepped by its cores
+         * (ZeRO-Offload's {@code --offload_optimizer cpu}, in step).
          */
         STATE,
         /**
@@ -174,10 +175,11 @@ public record TrainerConfig(
     public TrainerConfig {
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
         if (optimizerSharding.shardsState() && (optimizerStatePrecision != OptimizerStatePrecision.FP32
-                || optimizerStatePlacement != OptimizerStatePlacement.DEVICE && optimizerStatePlacement != OptimizerStatePlacement.PAGED_HOST)) {
+                || optimizerStatePlacement == OptimizerStatePlacement.HOST && optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP)) {
             throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + optimizerSharding.zeroStage() + ") is built for AdamW's fp32 state, on "
-                    + "the device or paged, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement + " (use --optim adamw_torch "
-                    + "or paged_adamw_32bit without --offload_optimizer, or no ZeRO stage)");
+                    + "the device, paged or on the host stepping in step, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement
+                    + (optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP ? " with a delayed step" : "")
+                    + " (use --optim adamw_torch or paged_adamw_32bit, without --delayed_optimizer_step, or no ZeRO stage)");
         }
         if (ddpBucketBytes <= 0) {
             throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);
@@ -237,11 +239,13 @@ public record TrainerConfig(
     }
 
     /**
-     * Why data parallel (a world of more than one) does not run with the optimizer on the host yet: the one wording of the
-     * refusals in the flags, the command and the trainer.
+     * Why data parallel (a world of more than one) runs with the optimizer on the host only under a ZeRO stage: the one
+     * wording of the refusals in the flags, the command and the trainer.
      */
-    public static final String HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL = "data parallel with the optimizer on the host is not"
-            + " built yet: the gradients leave the device during backward, before the ranks could sum them";
+    public static final String HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL = "data parallel with the optimizer on the host needs a ZeRO"
+            + " stage (a --deepspeed config's zero_optimization.stage 1 to 3, AdamW's fp32 state, no delayed step): each rank then"
+            + " keeps and steps its part of the state on its host; without one, the gradients would leave the device during"
+            + " backward, before the ranks could sum them";
 
     /** A builder starting from the defaults. */
     public static Builder builder() {
