@@ -69,9 +69,14 @@ class TrainerConfigTest {
                 .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build());
         org.junit.jupiter.api.Assertions.assertTrue(sharding.getMessage().contains("ZeRO stage 1") && sharding.getMessage().contains("BLOCKWISE_8BIT"),
                 sharding.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build(),
-                "the host-offloaded optimizer is not sharded");
+        // the host-offloaded optimizer shards in step (ZeRO-Offload), not with its delayed step
+        TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
+        IllegalArgumentException delayedShards = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder()
+                .optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST)
+                .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP).build(), "the delayed host step is not sharded");
+        assertTrue(delayedShards.getMessage().contains("with a delayed step"), delayedShards.getMessage());
         TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
                 .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.PAGED_HOST).build();
         assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder().worldSize(0).build());
