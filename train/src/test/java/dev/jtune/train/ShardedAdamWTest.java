@@ -93,6 +93,21 @@ class ShardedAdamWTest {
         }
     }
 
+    /** One AdamW step's per-parameter state (kept in the current scope): what a checkpoint holds, to resume from. */
+    private static Map<String, Tensor> adamWStateAfterOneStep() {
+        Map<String, Tensor> saved = new LinkedHashMap<>();
+        try (Scope s = Scope.open("first run")) {
+            SequencedMap<String, Tensor> params = parameters();
+            AdamW first = new AdamW(params, CONFIG, Placement.DEVICE, GROUPS);
+            setGradients(params, 7);
+            first.step();
+            for (Map.Entry<String, Tensor> e : first.state().entrySet()) {
+                saved.put(e.getKey(), s.keep(e.getValue().copy()));
+            }
+        }
+        return saved;
+    }
+
     private static List<Run> ranks(int n, Map<String, Tensor> resumeFrom, long resumeSteps) throws Exception {
         return new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank), resumeFrom, resumeSteps));
     }
@@ -153,16 +168,7 @@ class ShardedAdamWTest {
             assertSame(one, runs.get(r), "host-stepped rank " + r + " of " + n);
         }
         try (Scope outer = Scope.open("saved state")) {
-            Map<String, Tensor> saved = new LinkedHashMap<>();
-            try (Scope s = Scope.open("first run")) {
-                SequencedMap<String, Tensor> params = parameters();
-                AdamW first = new AdamW(params, CONFIG, Placement.DEVICE, GROUPS);
-                setGradients(params, 7);
-                first.step();
-                for (Map.Entry<String, Tensor> e : first.state().entrySet()) {
-                    saved.put(e.getKey(), s.keep(e.getValue().copy()));
-                }
-            }
+            Map<String, Tensor> saved = adamWStateAfterOneStep();
             Run resumed = train(ShardedAdamWTest::hostOffloaded, saved, 1);
             List<Run> hosted = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
                     ShardedAdamW.State.HOST), saved, 1));
@@ -176,16 +182,7 @@ class ShardedAdamWTest {
     @ValueSource(ints = {2, 3})
     void aShardedOptimizerResumesFromAdamWsStateAsAdamWDoes(int n) throws Exception {
         try (Scope outer = Scope.open("saved state")) {
-            Map<String, Tensor> saved = new LinkedHashMap<>();
-            try (Scope s = Scope.open("first run")) {
-                SequencedMap<String, Tensor> params = parameters();
-                AdamW first = new AdamW(params, CONFIG, Placement.DEVICE, GROUPS);
-                setGradients(params, 7);
-                first.step();
-                for (Map.Entry<String, Tensor> e : first.state().entrySet()) {
-                    saved.put(e.getKey(), s.keep(e.getValue().copy()));
-                }
-            }
+            Map<String, Tensor> saved = adamWStateAfterOneStep();
             Run resumed = train(p -> new AdamW(p, CONFIG, Placement.DEVICE, GROUPS), saved, 1);
             List<Run> runs = ranks(n, saved, 1);
             for (int r = 0; r < n; r++) {
