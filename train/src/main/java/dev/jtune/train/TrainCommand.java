@@ -661,7 +661,8 @@ final class TrainCommand {
 
     /**
      * What the planner must take as given: the user's flags, and in a data-parallel world {@code --offload_optimizer}
-     * too (none), as the optimizer stays on the GPU there (the trainer refuses the host one beside data parallel).
+     * too (none unless the user asked): a rank's optimizer goes to the host only where the user says so, since the host
+     * one runs beside data parallel only under a ZeRO stage ({@link TrainerConfig#HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL}).
      */
     static GivenFlags plannerGiven(GivenFlags given, DistEnv place) {
         if (!place.isDistributed() || given.contains(Flag.OFFLOAD_OPTIMIZER)) {
