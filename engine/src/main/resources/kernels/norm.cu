@@ -14,7 +14,7 @@
 // [blocks, D] at its end) or else in the scratch itself [blocks * rows, D]; rms_norm_weight_reduce then adds the
 // scratch's lines in a fixed order. Within a line, column k * VEC + q sits at q * (D / VEC) + k, so a warp's lanes
 // touch consecutive words (no shared-memory bank conflicts, coalesced scratch).
-#include "rows.cuh"
+#include "rope.cuh"
 
 // The weight reduce's block (NormKernels.java): NORM_REDUCE_COLUMNS columns in x, NORM_REDUCE_ROWS slot rows in y.
 #if !defined(NORM_REDUCE_COLUMNS) || !defined(NORM_REDUCE_ROWS)
@@ -184,49 +184,35 @@ JT_FLOAT_TYPES(JT_NORM)
 
 // ---- RMSNorm then RoPE, the q/k path in one pass: x [B, H, T, D] (strided on B, H, T: the projection's [B, T, H, D]
 // read in place) is normalised per row as rms_norm does, rounded to T as the unfused norm stores it, and rotated as
-// rope.cu rotates (HF's rotate-half, fp32 angles, cos and sin in double of the float angle) into out [B, H, T, D].
-// The same arithmetic in the same order as the two unfused kernels (and rope.cu's multiply-adds, see rope_row), so
-// that the values are theirs bit for bit (the first GPU run, before rope_row spelt its fma out, found F64 outputs one
+// rope.cu rotates (rope.cuh: HF's rotate-half, fp32 angles, cos and sin in double of the float angle) into out
+// [B, H, T, D]. The same arithmetic in the same order as the two unfused kernels (the rotation is rope.cuh's, shared),
+// so that the values are theirs bit for bit (the first GPU run, before rope_row spelt its fma out, found F64 outputs one
 // ulp apart: not yet run since); what goes is the normed tensor's write and read, and the rotation's own launch.
 // A warp takes a (b, t) row at a time (blockDim = (32, warps)) and every head of it: the row's angles are computed once
 // for all heads. Shared memory: per warp a row buffer and the row's cos and sin [D] (and, backward, a weight-gradient
 // line [D]) in the accumulator type, then invFreq [D / 2] as float for the block. rstd [B * T * H] is in (b, t, h) order.
+// The row's cos [D/2] and sin [D/2] (negated when inverse) into cs, a pair index a lane.
 template <typename A>
 __device__ __forceinline__ void rope_angles(const float* invFreq, int position, A* cs, i64 half, int inverse) {
-    const float pos = (float) position;
-    for (i64 k = threadIdx.x; k < half; k += 32) {
-        const float angle = pos * invFreq[k];
-        double sd;
-        double cd;
-        sincos((double) angle, &sd, &cd);
-        cs[k] = (A) cd;
-        cs[half + k] = inverse ? (A) -sd : (A) sd;
-    }
+    for (i64 k = threadIdx.x; k < half; k += 32) rope_cos_sin((float) position, invFreq[k], inverse, cs + k, cs + half + k);
 }
 
-__device__ __forceinline__ float rope_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-__device__ __forceinline__ double rope_fma(double a, double b, double c) { return __fma_rn(a, b, c); }
-
-// Rotates the row buffer y [D] in place, a pair (k, k + D/2) per lane at a time, each rotated value rounded to T.
-// The second value's multiply-add is spelt out as the compiler contracts rope.cu's x2 * c + x1 * s there (its PTX:
-// fma(s, x1, x2 * c)); left to the compiler here it chose fma(x2, c, x1 * s), one rounding elsewhere, and the fp32
-// LoRA golden's weights after three AdamW steps moved from 3.27e-5 to 1.46e-4. The first value's PTX is rope.cu's
-// (two products and a difference) as written.
+// Rotates the row buffer y [D] in place (rope.cuh's rope_rotate), a pair (k, k + D/2) per lane at a time, each rotated
+// value rounded to T.
 template <typename T, typename A>
 __device__ __forceinline__ void rope_row(A* y, const A* cs, i64 half) {
     for (i64 k = threadIdx.x; k < half; k += 32) {
-        const A x1 = y[k];
-        const A x2 = y[k + half];
-        const A c = cs[k];
-        const A s = cs[half + k];
-        y[k] = load_acc<T>(store_acc<T>(x1 * c - x2 * s));
-        y[k + half] = load_acc<T>(store_acc<T>(rope_fma(s, x1, x2 * c)));
+        A o1;
+        A o2;
+        rope_rotate(y[k], y[k + half], cs[k], cs[half + k], &o1, &o2);
+        y[k] = load_acc<T>(store_acc<T>(o1));
+        y[k + half] = load_acc<T>(store_acc<T>(o2));
     }
 }
 
 __device__ __forceinline__ void inverse_frequencies(float* invFreq, i64 half, i64 d, double base, double scaling) {
     for (i64 k = (i64) threadIdx.y * blockDim.x + threadIdx.x; k < half; k += (i64) blockDim.x * blockDim.y) {
-        invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
+        invFreq[k] = rope_inverse_frequency(k, d, base, scaling);
     }
     __syncthreads();
 }

@@ -9,7 +9,7 @@
 // type (rounded to float for 16/32-bit tensors, kept in double for F64). A thread per (b, t, d < D/2) computes
 // its cos/sin once and rotates that pair in all H heads; a block takes a (b, t) row at a time. Each element is written by the thread that read it, so
 // out may be x (with the same strides).
-#include "rows.cuh"
+#include "rope.cuh"
 
 template <typename T>
 __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, i64 xst,
@@ -18,7 +18,7 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
     extern __shared__ float invFreq[];
     const i64 half = d / 2;
     for (i64 k = threadIdx.x; k < half; k += blockDim.x) {
-        invFreq[k] = (float) (1.0 / (scaling * pow(base, (double) (2 * k) / (double) d)));
+        invFreq[k] = rope_inverse_frequency(k, d, base, scaling);
     }
     __syncthreads();
     // a block per (b, t) row at a time, its threads over the pairs: no 64-bit divisions per element
@@ -27,19 +27,17 @@ __device__ void rope(const T* x, const int* positions, T* out, i64 b, i64 h, i64
         const i64 ti = bt - bi * t;
         const float pos = (float) positions[bt];
         for (i64 k = threadIdx.x; k < half; k += blockDim.x) {
-            const float angle = pos * invFreq[k];
-            double sd;
-            double cd;
-            sincos((double) angle, &sd, &cd);
-            const A c = (A) cd;
-            const A s = inverse ? (A) -sd : (A) sd;
+            A c;
+            A s;
+            rope_cos_sin(pos, invFreq[k], inverse, &c, &s);
             i64 xo = bi * xsb + ti * xst + k;
             i64 oo = bi * osb + ti * ost + k;
             for (i64 hi = 0; hi < h; hi++, xo += xsh, oo += osh) {
-                A x1 = load_acc<T>(x[xo]);
-                A x2 = load_acc<T>(x[xo + half]);
-                out[oo] = store_acc<T>(x1 * c - x2 * s);
-                out[oo + half] = store_acc<T>(x2 * c + x1 * s);
+                A o1;
+                A o2;
+                rope_rotate(load_acc<T>(x[xo]), load_acc<T>(x[xo + half]), c, s, &o1, &o2);
+                out[oo] = store_acc<T>(o1);
+                out[oo + half] = store_acc<T>(o2);
             }
         }
     }

@@ -93,8 +93,7 @@ public final class NormKernels {
         StatTypes.require("rmsNorm", "rstd", rstd, StatTypes.of(x.dtype()));
         boolean residual = h != null;
         int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, h, sum, out) : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
-        String name = (residual ? "rms_norm_residual_" : "rms_norm_") + ElementwiseKernels.floatSuffix("rmsNorm", x.dtype()) + "_"
-                + ElementwiseKernels.floatSuffix("rmsNorm", weight.dtype()) + RowLaunch.vecSuffix(vec);
+        String name = kernelName(residual ? "rms_norm_residual_" : "rms_norm_", "rmsNorm", x, weight, vec);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address());
             if (residual) {
@@ -130,9 +129,7 @@ public final class NormKernels {
         boolean residual = gradSum != null;
         int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradSum, gradX)
                 : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradX);
-        String xs = ElementwiseKernels.floatSuffix("rmsNormBackward", x.dtype());
-        String name = (residual ? "rms_norm_residual_backward_" : "rms_norm_backward_") + xs + "_"
-                + ElementwiseKernels.floatSuffix("rmsNormBackward", weight.dtype()) + RowLaunch.vecSuffix(vec);
+        String name = kernelName(residual ? "rms_norm_residual_backward_" : "rms_norm_backward_", "rmsNormBackward", x, weight, vec);
         if (gradWeight == null) {
             try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne, false)) {
                 RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
@@ -147,11 +144,7 @@ public final class NormKernels {
                 RowLaunch rows = launch.rows();
                 module.function(name).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
             }
-            try (KernelArgs args = new KernelArgs()) {
-                args.pointer(partial.address()).pointer(gradWeight.address()).i64(launch.lines()).i64(d).i64(vec);
-                module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
-                        .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
-            }
+            reduceWeightGradient(partial, launch.lines(), d, vec, accBytes, gradWeight);
         } finally {
             allocator.free(partial); // stream order keeps the block's next user behind these kernels
         }
@@ -171,8 +164,7 @@ public final class NormKernels {
         StatTypes.require("rmsNormRope", "rstd", rstd, StatTypes.of(x.dtype()));
         NormRopeLaunch launch = normRopeLaunch(bt, d, accumulatorBytes(x.dtype()), false, multiprocessors, maxBlocks);
         int vec = stridedVectorWidth(d, x, out);
-        String name = "rms_norm_rope_" + ElementwiseKernels.floatSuffix("rmsNormRope", x.dtype()) + "_"
-                + ElementwiseKernels.floatSuffix("rmsNormRope", weight.dtype()) + RowLaunch.vecSuffix(vec);
+        String name = kernelName("rms_norm_rope_", "rmsNormRope", x, weight, vec);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(weight.address()).pointer(positions.address()).pointer(out.address()).pointer(rstd.address())
                     .i64(x.dim(0)).i64(x.dim(1)).i64(x.dim(2)).i64(d);
@@ -201,10 +193,8 @@ public final class NormKernels {
         int accBytes = accumulatorBytes(x.dtype());
         NormRopeLaunch launch = normRopeLaunch(bt, d, accBytes, true, multiprocessors, maxBlocks);
         int vec = stridedVectorWidth(d, x, gradOut, gradX);
-        String xs = ElementwiseKernels.floatSuffix("rmsNormRopeBackward", x.dtype());
-        String name = "rms_norm_rope_backward_" + xs + "_" + ElementwiseKernels.floatSuffix("rmsNormRopeBackward", weight.dtype())
-                + RowLaunch.vecSuffix(vec);
-        Block partial = gradWeight == null ? null : allocator.allocate(launch.grid() * d * accBytes, MemoryCategory.WORKSPACE);
+        String name = kernelName("rms_norm_rope_backward_", "rmsNormRopeBackward", x, weight, vec);
+        Block partial = gradWeight == null ? null : allocator.allocate(launch.scratchBytes(), MemoryCategory.WORKSPACE);
         try {
             try (KernelArgs args = new KernelArgs()) {
                 args.pointer(x.address()).pointer(weight.address()).pointer(rstd.address()).pointer(positions.address())
@@ -217,17 +207,31 @@ public final class NormKernels {
                 module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
             }
             if (partial != null) {
-                try (KernelArgs args = new KernelArgs()) {
-                    args.pointer(partial.address()).pointer(gradWeight.address()).i64(launch.grid()).i64(d).i64(vec);
-                    module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
-                            .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
-                }
+                reduceWeightGradient(partial, launch.grid(), d, vec, accBytes, gradWeight);
             }
         } finally {
             if (partial != null) {
                 allocator.free(partial);
             }
         }
+    }
+
+    /**
+     * gradWeight [d] = the sum of the scratch's {@code lines} lines of d accumulators, in order; the lines laid out as
+     * the backward of vector width {@code vec} wrote them.
+     */
+    private void reduceWeightGradient(Block partial, long lines, long d, int vec, int accBytes, Tensor gradWeight) {
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(partial.address()).pointer(gradWeight.address()).i64(lines).i64(d).i64(vec);
+            module.function("rms_norm_weight_reduce_" + (accBytes == 8 ? "f64" : "f32"))
+                    .launch(stream, Math.ceilDiv(d, REDUCE_COLUMNS), 1, REDUCE_COLUMNS, REDUCE_ROWS, 0, args);
+        }
+    }
+
+    /** norm.cu's instantiation {@code <prefix><x's dtype>_<weight's dtype>[_vec]}; {@code op} names an unsupported dtype's op. */
+    private static String kernelName(String prefix, String op, Tensor x, Tensor weight, int vec) {
+        return prefix + ElementwiseKernels.floatSuffix(op, x.dtype()) + "_" + ElementwiseKernels.floatSuffix(op, weight.dtype())
+                + RowLaunch.vecSuffix(vec);
     }
 
     /** A [B, H, T, D] tensor's strides on B, H and T. */
@@ -259,8 +263,7 @@ public final class NormKernels {
         if (bt == 0 || d == 0) {
             return 0;
         }
-        int accBytes = accumulatorBytes(x);
-        return normRopeLaunch(bt, d, accBytes, true, multiprocessors, (long) multiprocessors * 32).grid() * d * accBytes;
+        return normRopeLaunch(bt, d, accumulatorBytes(x), true, multiprocessors, (long) multiprocessors * 32).scratchBytes();
     }
 
     /**
@@ -281,7 +284,7 @@ public final class NormKernels {
         if (backward) {
             grid = Math.max(1, Math.min(Math.min(grid, 4L * multiprocessors), PARTIAL_BYTES / (d * accBytes)));
         }
-        return new NormRopeLaunch(grid, (int) warps, Math.toIntExact(warps * perWarp + frequencies));
+        return new NormRopeLaunch(grid, (int) warps, Math.toIntExact(warps * perWarp + frequencies), d * accBytes);
     }
 
     /** The largest head dimension {@link #normRopeLaunch} takes: one warp's buffers (backward's three) beside invFreq. */
@@ -290,8 +293,15 @@ public final class NormKernels {
         return d - d % 2;
     }
 
-    /** A fused norm and rotation launch: blocks, warps a block (blockDim = (32, warps)), dynamic shared bytes. */
-    record NormRopeLaunch(long grid, int warps, int sharedBytes) {
+    /**
+     * A fused norm and rotation launch: blocks, warps a block (blockDim = (32, warps)), dynamic shared bytes, and the bytes
+     * of one weight-gradient line (d accumulators).
+     */
+    record NormRopeLaunch(long grid, int warps, int sharedBytes, long lineBytes) {
+        /** The backward's weight-gradient scratch: one line a block. */
+        long scratchBytes() {
+            return grid * lineBytes;
+        }
     }
 
     /** The backward kernels' arguments; gradSum's pointer only for the residual kernel (gradSum not null). */

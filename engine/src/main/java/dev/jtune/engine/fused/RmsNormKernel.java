@@ -165,7 +165,7 @@ public interface RmsNormKernel {
         }
 
         /** The per-column factor {@code offsetOne ? 1 + w : w}, in double. */
-        static double[] gains(Tensor weight, boolean offsetOne, int d) {
+        private static double[] gains(Tensor weight, boolean offsetOne, int d) {
             double[] g = Flat.of(weight).read(0, new double[d]);
             if (offsetOne) {
                 for (int j = 0; j < d; j++) {

@@ -1,16 +1,13 @@
 package dev.jtune.engine.fused;
 
-import dev.jtune.engine.DType;
-import dev.jtune.engine.Numerics;
+import dev.jtune.engine.Autograd;
+import dev.jtune.engine.Ops;
+import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.FusedOp;
-import dev.jtune.engine.cpu.CpuLoops;
-import dev.jtune.engine.cpu.CpuLoops.Flat;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.cuda.NormKernels;
 import dev.jtune.engine.meta.MetaBackend;
-
-import java.util.stream.IntStream;
 
 /**
  * RMSNorm then RoPE in one pass, the q/k path ({@code ops.RmsNormRope} is the op): the contract, the cpu reference,
@@ -41,14 +38,11 @@ public interface RmsNormRopeKernel {
         return OP.on(t);
     }
 
-    /** Element offset of row (b, h, t) of a [B, H, T, D] tensor with unit stride on D. */
-    private static long rowStart(Tensor x, long b, long h, long t) {
-        return b * x.stride(0) + h * x.stride(1) + t * x.stride(2);
-    }
-
     /**
-     * The reference: each row in double, rounded to x's dtype where the unfused ops store (the normed row, the rotated
-     * gradient), with the angles of {@link RopeKernel.Cpu}. Rows read whole before they are written.
+     * The reference: the two ops' cpu references composed, so its values are theirs by construction. x's rows are read
+     * in (b, t, h) order as one contiguous [B, T, H, D] (rstd's order), normed into that layout in x's dtype (the
+     * unfused norm's rounding), and rotated from its [B, H, T, D] view; backward rotates gradOut back into x's dtype
+     * (the unfused rope's stored gradient), runs the norm's backward over the rows and writes gradX in its own layout.
      */
     final class Cpu implements RmsNormRopeKernel {
         private Cpu() {
@@ -57,95 +51,35 @@ public interface RmsNormRopeKernel {
         @Override
         public void forward(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor positions, double base, double scaling, Tensor out,
                             Tensor rstd) {
-            long heads = x.dim(1);
-            long t = x.dim(2);
-            int d = CpuLoops.lastDim("rmsNormRope", x);
-            double[] g = RmsNormKernel.Cpu.gains(weight, offsetOne, d);
-            float[] invFreq = RopeKernel.Cpu.inverseFrequencies(base, scaling, d);
-            Flat xs = Flat.of(x);
-            Flat ps = Flat.of(positions);
-            Flat os = Flat.of(out);
-            Flat rs = Flat.of(rstd);
-            DType dtype = x.dtype();
-            CpuLoops.rows(x.numel() / Math.max(d, 1), row -> { // row = (b, t, h), rstd's order
-                long h = row % heads;
-                long bt = row / heads;
-                long b = bt / t;
-                long ti = bt % t;
-                double[] v = xs.read(rowStart(x, b, h, ti), new double[d]);
-                double ss = 0;
-                for (double e : v) {
-                    ss += e * e;
-                }
-                double r = 1 / Math.sqrt(ss / d + eps);
-                rs.set(row, r);
-                for (int j = 0; j < d; j++) {
-                    v[j] = Numerics.roundTo(dtype, v[j] * r * g[j]); // the normed row as the unfused norm stores it
-                }
-                os.write(rowStart(out, b, h, ti), RopeKernel.Cpu.rotateRow(v, (float) ps.getLong(bt), invFreq, false));
-            });
+            try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("rmsNormRope reference")) {
+                Tensor rows = rowsOf(x);
+                Tensor normed = Tensor.empty(rows.shape(), x.dtype(), x.device());
+                RmsNormKernel.on(x).forward(rows, weight, eps, offsetOne, normed, rstd);
+                RopeKernel.on(x).rotate(asHeads(normed, x), positions, base, scaling, false, out);
+            }
         }
 
         @Override
         public void backward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor positions, double base, double scaling,
                              Tensor gradOut, Tensor gradX, Tensor gradWeight) {
-            long heads = x.dim(1);
-            long t = x.dim(2);
-            int d = CpuLoops.lastDim("rmsNormRopeBackward", x);
-            long rows = x.numel() / Math.max(d, 1);
-            double[] g = RmsNormKernel.Cpu.gains(weight, offsetOne, d);
-            float[] invFreq = RopeKernel.Cpu.inverseFrequencies(base, scaling, d);
-            Flat xs = Flat.of(x);
-            Flat ps = Flat.of(positions);
-            Flat gos = Flat.of(gradOut);
-            Flat gxs = Flat.of(gradX);
-            Flat rs = Flat.of(rstd);
-            DType dtype = x.dtype();
-            // the rotated-back gradients of every row (b, t, h), rounded as the unfused rope's gradient is stored
-            double[][] gy = new double[Math.toIntExact(rows)][];
-            CpuLoops.rows(rows, row -> {
-                long h = row % heads;
-                long bt = row / heads;
-                long b = bt / t;
-                long ti = bt % t;
-                double[] r = RopeKernel.Cpu.rotateRow(gos.read(rowStart(gradOut, b, h, ti), new double[d]), (float) ps.getLong(bt), invFreq, true);
-                for (int j = 0; j < d; j++) {
-                    r[j] = Numerics.roundTo(dtype, r[j]);
-                }
-                gy[(int) row] = r;
-            });
-            double[][] xr = new double[gy.length][];
-            CpuLoops.rows(rows, row -> {
-                long bt = row / heads;
-                xr[(int) row] = xs.read(rowStart(x, bt / t, row % heads, bt % t), new double[d]);
-            });
-            if (gradWeight != null) {
-                Flat gw = Flat.of(gradWeight);
-                IntStream.range(0, d).parallel().forEach(j -> {
-                    double s = 0;
-                    for (int i = 0; i < gy.length; i++) {
-                        s += gy[i][j] * xr[i][j] * rs.get(i);
-                    }
-                    gw.set(j, s);
-                });
+            try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("rmsNormRope reference")) {
+                Tensor rows = rowsOf(x);
+                Tensor gy = Tensor.empty(rows.shape(), x.dtype(), x.device());
+                RopeKernel.on(x).rotate(gradOut, positions, base, scaling, true, asHeads(gy, x));
+                Tensor gx = Tensor.empty(rows.shape(), x.dtype(), x.device());
+                RmsNormKernel.on(x).backward(rows, weight, rstd, offsetOne, gy, gx, gradWeight);
+                Ops.copyInto(asHeads(gx, x), gradX);
             }
-            CpuLoops.rows(rows, row -> {
-                long h = row % heads;
-                long bt = row / heads;
-                double[] gv = gy[(int) row];
-                double[] xv = xr[(int) row];
-                double r = rs.get(row);
-                double dot = 0;
-                for (int j = 0; j < d; j++) {
-                    dot += gv[j] * g[j] * xv[j];
-                }
-                double c = r * r * dot / d;
-                double[] out = new double[d];
-                for (int j = 0; j < d; j++) {
-                    out[j] = r * (g[j] * gv[j] - xv[j] * c);
-                }
-                gxs.write(rowStart(gradX, bt / t, h, bt % t), out);
-            });
+        }
+
+        /** x's rows in (b, t, h) order: a contiguous [B * T * H, D]. */
+        private static Tensor rowsOf(Tensor x) {
+            return x.transpose(1, 2).contiguous().reshape(-1, x.dim(3));
+        }
+
+        /** Rows [B * T * H, D] seen as x's [B, H, T, D]. */
+        private static Tensor asHeads(Tensor rows, Tensor x) {
+            return rows.reshape(x.dim(0), x.dim(2), x.dim(1), x.dim(3)).transpose(1, 2);
         }
     }
 

@@ -61,7 +61,7 @@ public interface RopeKernel {
         }
 
         /** One row rotated: the fp32 angle pos * invFreq[k], its cos and sin in double; inverse by -angle. */
-        static double[] rotateRow(double[] v, float pos, float[] invFreq, boolean inverse) {
+        private static double[] rotateRow(double[] v, float pos, float[] invFreq, boolean inverse) {
             int half = v.length / 2;
             double[] r = new double[v.length];
             for (int k = 0; k < half; k++) {

@@ -36,8 +36,8 @@ public final class RmsNorm extends Module {
     }
 
     /**
-     * {@code Rope.apply(forward(x), positions, base, scaling)} as one op (a head norm then RoPE, the q/k path:
-     * {@link dev.jtune.engine.ops.RmsNormRope}), x [B, H, T, D] as Rope takes it.
+     * {@code Rope.apply(forward(x), positions, base, scaling)}, the q/k path ({@link dev.jtune.engine.ops.RmsNormRope}:
+     * the two ops, or one with {@code -Djtune.fusedNormRope=true}), x [B, H, T, D] as Rope takes it.
      */
     public Tensor forwardRotated(Tensor x, Tensor positions, double base, double scaling) {
         return dev.jtune.engine.ops.RmsNormRope.apply(x, weight.value(), eps, scale, positions, base, scaling);

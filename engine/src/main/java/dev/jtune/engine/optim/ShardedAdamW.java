@@ -10,6 +10,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.AdamWStep;
+import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.fused.AdamWKernel;
@@ -277,7 +278,7 @@ public final class ShardedAdamW implements Optimizer {
         if (s.grad().device().kind() == Device.Kind.META) {
             return;
         }
-        dev.jtune.engine.backend.Backends.of(s.grad()).synchronize();
+        Backends.of(s.grad()).synchronize();
         java.lang.foreign.MemorySegment weights = s.hostWeights() == null ? null : HostOffloadAdamW.host(s.hostWeights());
         HostAdamW.Buffers b = new HostAdamW.Buffers(HostOffloadAdamW.host(s.master()), HostOffloadAdamW.host(s.m()), HostOffloadAdamW.host(s.v()),
                 HostOffloadAdamW.host(s.hostGrad()), s.dtype(), weights);

@@ -427,7 +427,7 @@ class CudaFusedParityTest {
                 RmsNorm.Scale scale = offsetOne ? RmsNorm.Scale.ONE_PLUS_WEIGHT : RmsNorm.Scale.WEIGHT;
                 Tensor xs = g(x.transpose(1, 2)).requiresGrad(true);
                 Tensor ws = g(weight).requiresGrad(true);
-                Tensor fused = RmsNormRope.apply(xs.transpose(1, 2), ws, 1e-6, scale, g(pos), base, scaling);
+                Tensor fused = RmsNormRope.fused(xs.transpose(1, 2), ws, 1e-6, scale, g(pos), base, scaling);
                 fused.backward(g(gradOut));
                 Tensor fusedGx = xs.grad().copy(); // zeroGrad frees the gradients themselves
                 Tensor fusedGw = ws.grad().copy();

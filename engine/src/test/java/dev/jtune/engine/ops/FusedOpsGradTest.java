@@ -164,19 +164,21 @@ class FusedOpsGradTest {
             pos[i] = rnd.nextInt(5000);
         }
         int[] shared = java.util.Arrays.copyOf(pos, (int) t);
-        GradCheck.check("rmsNormRope of a transposed view, [B, T] positions", u -> RmsNormRope.apply(u[0].transpose(1, 2), u[1], 1e-6,
+        GradCheck.check("rmsNormRope of a transposed view, [B, T] positions", u -> RmsNormRope.fused(u[0].transpose(1, 2), u[1], 1e-6,
                 RmsNorm.Scale.ONE_PLUS_WEIGHT, ints(pos, Shape.of(b, t)), 10_000, 1), rnd.nextLong(), bthd, w);
-        GradCheck.check("rmsNormRope, [T] positions, scaling 8", u -> RmsNormRope.apply(u[0], u[1], 1e-5, RmsNorm.Scale.WEIGHT,
+        GradCheck.check("rmsNormRope, [T] positions, scaling 8", u -> RmsNormRope.fused(u[0], u[1], 1e-5, RmsNorm.Scale.WEIGHT,
                 ints(shared, Shape.of(t)), 1_000_000, 8), rnd.nextLong(), Shape.of(b, h, t, dim), w);
         for (DType dt : new DType[] {DType.F32, DType.BF16}) {
             try (Scope s = Scope.open("rmsNormRope " + dt)) {
                 Tensor x = Tensor.randn(bthd, DType.F32, Device.CPU, rnd.nextLong()).cast(dt).requiresGrad(true);
                 Tensor wt = Tensor.randn(w, DType.F32, Device.CPU, rnd.nextLong()).cast(dt).requiresGrad(true);
                 Tensor positions = ints(pos, Shape.of(b, t));
-                Tensor fused = RmsNormRope.apply(x.transpose(1, 2), wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT, positions, 10_000, 1);
+                Tensor fused = RmsNormRope.fused(x.transpose(1, 2), wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT, positions, 10_000, 1);
                 Tensor plain = Rope.apply(RmsNorm.apply(x.transpose(1, 2), wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT), positions, 10_000, 1);
                 assertTrue(fused.isContiguous(), "a contiguous [B, H, T, D]");
                 assertArrayEquals(plain.toDoubleArray(), fused.toDoubleArray(), 0, dt + " values");
+                assertArrayEquals(plain.toDoubleArray(), RmsNormRope.twoOps(x.transpose(1, 2), wt, 1e-6, RmsNorm.Scale.ONE_PLUS_WEIGHT, positions,
+                        10_000, 1).toDoubleArray(), 0, dt + " values of the two ops over the projection's layout");
                 Tensor seed = Tensor.randn(fused.shape(), DType.F32, Device.CPU, rnd.nextLong()).cast(dt);
                 fused.mul(seed).sum(3).sum(2).sum(1).sum(0).backward();
                 double[] gx = x.grad().toDoubleArray();
@@ -189,13 +191,13 @@ class FusedOpsGradTest {
             }
         }
         long wide = RmsNormRope.FUSED_HEAD_DIM_LIMIT + 2;
-        GradCheck.check("rmsNormRope over the fused limit (the unfused pair)", u -> RmsNormRope.apply(u[0], u[1], 1e-6,
+        GradCheck.check("rmsNormRope over the fused limit (the unfused pair)", u -> RmsNormRope.fused(u[0], u[1], 1e-6,
                 RmsNorm.Scale.ONE_PLUS_WEIGHT, ints(new int[] {7}, Shape.of(1)), 10_000, 1), rnd.nextLong(), Shape.of(1, 1, 1, wide), Shape.of(wide));
         try (Scope s = Scope.open("rmsNormRope checks")) {
             Tensor x = Tensor.zeros(Shape.of(1, 2, 3, 8), DType.F32, Device.CPU);
-            assertThrows(ShapeException.class, () -> RmsNormRope.apply(x, Tensor.zeros(Shape.of(6), DType.F32, Device.CPU), 1e-6,
+            assertThrows(ShapeException.class, () -> RmsNormRope.fused(x, Tensor.zeros(Shape.of(6), DType.F32, Device.CPU), 1e-6,
                     RmsNorm.Scale.WEIGHT, ints(new int[] {0, 1, 2}, Shape.of(3)), 10_000, 1));
-            assertThrows(ShapeException.class, () -> RmsNormRope.apply(x, Tensor.zeros(Shape.of(8), DType.F32, Device.CPU), 1e-6,
+            assertThrows(ShapeException.class, () -> RmsNormRope.fused(x, Tensor.zeros(Shape.of(8), DType.F32, Device.CPU), 1e-6,
                     RmsNorm.Scale.WEIGHT, ints(new int[] {0, 1}, Shape.of(2)), 10_000, 1));
         }
     }

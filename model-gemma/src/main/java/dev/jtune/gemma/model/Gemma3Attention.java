@@ -6,7 +6,6 @@ import dev.jtune.engine.nn.Linear;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
 import dev.jtune.engine.ops.RmsNorm.Scale;
-import dev.jtune.engine.ops.Rope;
 import dev.jtune.gemma.config.Gemma3Config;
 
 /**
@@ -14,12 +13,6 @@ import dev.jtune.gemma.config.Gemma3Config;
  * [hidden, heads * head_dim] (no biases), and the per-head {@code q_norm}, {@code k_norm} (Gemma's 1 + w) [head_dim].
  */
 public final class Gemma3Attention extends Module {
-    /**
-     * The q/k norm and RoPE as one op ({@code -Djtune.fusedNormRope=true}) or the two ops (the default). Off until its
-     * fp32 numerics match the two ops' on the GPU: with it on, the fp32 LoRA golden's weights after three AdamW steps
-     * were 1.46e-4 from peft's (the bound 1e-4; the two ops 3.27e-5), though its gradients passed (bf16 goldens unchanged).
-     */
-    private static final boolean FUSED_NORM_ROPE = Boolean.getBoolean("jtune.fusedNormRope");
     private final Gemma3Config config;
     private final int layer;
     private final Linear qProj;
@@ -80,14 +73,9 @@ public final class Gemma3Attention extends Module {
                 v.transpose(1, 2).contiguous()};
     }
 
-    /** A head norm then RoPE: the two ops, or one op (one pass each way) with {@code -Djtune.fusedNormRope=true}. */
+    /** A head norm then RoPE ({@link RmsNorm#forwardRotated}: the two ops, or one with {@code -Djtune.fusedNormRope=true}). */
     private Tensor normAndRotate(RmsNorm norm, Tensor x, Tensor positions) {
-        double base = config.ropeTheta(layer);
-        double scaling = config.ropeScalingFactor(layer); // linear RoPE scaling (8 on the 4B+ models' global layers)
-        if (FUSED_NORM_ROPE) {
-            return norm.forwardRotated(x, positions, base, scaling);
-        }
-        // the norm over the projection's contiguous [B, T, H, D] (x is its transposed view: a norm of x itself would copy it)
-        return Rope.apply(norm.forward(x.transpose(1, 2)).transpose(1, 2), positions, base, scaling);
+        // linear RoPE scaling: 8 on the 4B+ models' global layers
+        return norm.forwardRotated(x, positions, config.ropeTheta(layer), config.ropeScalingFactor(layer));
     }
 }
