@@ -328,7 +328,7 @@ final class TrainCommand {
 
     /**
      * What a data-parallel rank shards: ZeRO stage 1 (the optimizer state) when its ZeRO stage asks for 1, stage 2 (the
-     * gradients too) for 2, stage 3 (the layers' frozen weights too) for 3 where layers are recomputed and not offloaded
+     * gradients too) for 2, stage 3 (the layers' weights too) for 3 where layers are recomputed and not offloaded
      * (else stage 2), when the optimizer can have it; nothing alone or otherwise.
      */
     static TrainerConfig.OptimizerSharding sharding(TrainArgs a, int ranks) {
@@ -349,7 +349,7 @@ final class TrainCommand {
 
     /**
      * What a data-parallel rank does not do that its --deepspeed ZeRO stage might suggest: an optimizer the stages do not
-     * shard, and under stage 3, weights that stay whole (trained ones, or all where stage 3 falls back to stage 2).
+     * shard, and under stage 3, weights that stay whole (all, where stage 3 falls back to stage 2).
      */
     static List<String> dataParallelWarnings(TrainArgs a, DistEnv place) {
         int stage = zeroStage(a, place.worldSize());
@@ -370,10 +370,6 @@ final class TrainCommand {
         if (!a.gradientCheckpointing()) {
             return List.of("zero_optimization.stage 3 shards the layers' weights only with " + Flag.GRADIENT_CHECKPOINTING.cli()
                     + " (each layer is gathered again for its recomputation): the weights stay whole on every GPU; " + stage2);
-        }
-        if (!a.loraEnable()) {
-            return List.of("zero_optimization.stage 3: a full fine-tune's trained weights stay whole on every GPU (jtune's stage 3"
-                    + " shards the layers' frozen weights, the gradients and the optimizer state)");
         }
         return List.of();
     }

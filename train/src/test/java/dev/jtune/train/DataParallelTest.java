@@ -6,9 +6,11 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.CollectiveException;
 import dev.jtune.engine.dist.Collectives;
+import dev.jtune.engine.dist.ShardedWeights;
 import dev.jtune.gemma.model.Gemma3Model;
 import dev.jtune.train.loop.RunIdentity;
 import dev.jtune.train.loop.StepRecord;
+import dev.jtune.train.loop.Trainable;
 import dev.jtune.train.loop.Trainer;
 import dev.jtune.train.loop.TrainerConfig;
 import org.junit.jupiter.api.Test;
@@ -48,16 +50,34 @@ class DataParallelTest {
     }
 
     private static Outcome run(TrainCommand.DefaultSetup d, TrainerConfig tc, Collectives world, Path out, Optional<Path> resume, long stopAfter) {
+        return run(d, Tuning.QLORA, tc, world, out, resume, stopAfter);
+    }
+
+    /** What trains: the embedded default's QLoRA, or every weight of its model (a full fine-tune). */
+    enum Tuning {
+        QLORA, FULL
+    }
+
+    private static Outcome run(TrainCommand.DefaultSetup d, Tuning tuning, TrainerConfig tc, Collectives world, Path out, Optional<Path> resume,
+                               long stopAfter) {
         try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
-            var trainable = d.qlora(d.randomModel(), "default");
+            var trainable = tuning == Tuning.QLORA ? d.qlora(d.randomModel(), "default") : Trainable.full(d.randomModel(), "default");
             Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).eval(d.examples().subList(24, 31))
                     .outputDir(out).padId(d.padId()).world(world)
                     .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
             try (trainer) {
                 List<StepRecord> h = trainer.run(resume, stopAfter);
                 Map<String, float[]> w = new LinkedHashMap<>();
-                for (Map.Entry<String, Tensor> p : trainable.namedParameters().entrySet()) {
-                    w.put(p.getKey(), p.getValue().toFloatArray());
+                Runnable read = () -> {
+                    for (Map.Entry<String, Tensor> p : trainable.namedParameters().entrySet()) {
+                        w.put(p.getKey(), p.getValue().toFloatArray());
+                    }
+                };
+                // ZeRO stage 3's trained layer weights are the ranks' parts: every rank lends its part to read them whole
+                if (trainable.model().layerWeights().orElse(null) instanceof ShardedWeights s && s.holdsTrainedParameters()) {
+                    s.withWholeValues(read);
+                } else {
+                    read.run();
                 }
                 return new Outcome(h, w);
             }
@@ -161,10 +181,16 @@ class DataParallelTest {
     }
 
     private static List<Outcome> ranks(TrainCommand.DefaultSetup d, int n, TrainerConfig tc, Path out, long stopAfter) throws Exception {
+        return ranks(d, Tuning.QLORA, n, tc, out, Optional.empty(), stopAfter);
+    }
+
+    /** n ranks of {@code tuning} under {@code tc}, rank r writing to out/rank{r}, each resuming from its own {@code resume}. */
+    private static List<Outcome> ranks(TrainCommand.DefaultSetup d, Tuning tuning, int n, TrainerConfig tc, Path out, Optional<Path> resume,
+                                       long stopAfter) throws Exception {
         return new InProcessWorld(n, Duration.ofMinutes(2)).run(rank -> {
             Counting counting = new Counting(rank);
             COUNTED.add(counting);
-            return run(d, tc, counting, out.resolve("rank" + rank.rank()), Optional.empty(), stopAfter);
+            return run(d, tuning, tc, counting, out.resolve("rank" + rank.rank()), resume, stopAfter);
         });
     }
 
@@ -445,6 +471,96 @@ class DataParallelTest {
         StepRecord last = resumed.history().getLast();
         assertEquals(STEPS, last.step());
         assertTrue(relative(last.loss(), stage3.get(0).history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
+    }
+
+    /**
+     * ZeRO stage 3 of a full fine-tune: each rank keeps its half of every layer's trained weights beside their
+     * gradient and state parts (the buckets cut at the layers), writes its update there, and gathers a layer as
+     * computation reaches it; it trains as stage 2 does, bit for bit: losses, norms and weights (the forward reads the
+     * very weights, each gradient element is summed alike). Clipping is off: the shards are laid out otherwise (cut at
+     * the layers), so a norm's sum of squares adds in another order, and a clipped update would round apart (by 5e-8
+     * of the weights' norm after 3 steps when tried). Its checkpoint (the weights lent whole for the save) resumes on
+     * one rank, and on two ranks under stage 3 again (the restored weights taken back into the parts) as the
+     * uninterrupted run went on.
+     */
+    @Test
+    void shardedTrainedWeightsTrainAsStageTwoBitForBitAndResume(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig stage2Config = layers(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS)).toBuilder().learningRate(1e-3).maxGradNorm(0).build();
+        COUNTED.clear();
+        List<Outcome> stage2 = ranks(d, Tuning.FULL, 2, stage2Config, tmp.resolve("stage2"), Optional.empty(), Long.MAX_VALUE);
+        int gathers2 = COUNTED.stream().mapToInt(c -> c.allGathers).sum();
+        COUNTED.clear();
+        TrainerConfig stage3Config = stage2Config.toBuilder().optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build();
+        List<Outcome> stage3 = ranks(d, Tuning.FULL, 2, stage3Config, tmp.resolve("stage3"), Optional.empty(), Long.MAX_VALUE);
+        int gathers3 = COUNTED.stream().mapToInt(c -> c.allGathers).sum();
+        System.out.println("full fine-tune, all-gathers over " + STEPS + " steps, both ranks: stage 2 " + gathers2 + ", stage 3 " + gathers3);
+        assertTrue(gathers3 > gathers2, "stage 3 gathers the layers");
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = stage2.get(r).history().get(i);
+                StepRecord b = stage3.get(r).history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "rank %d, step %d: loss %.9f / %.9f, gradient norm %.9f / %.9f%n", r, a.step(), a.loss(),
+                        b.loss(), a.gradNorm(), b.gradNorm());
+                assertEquals(a.loss(), b.loss(), 0.0, "rank " + r + ", loss at step " + a.step());
+                assertEquals(a.gradNorm(), b.gradNorm(), 0.0, "rank " + r + ", gradient norm at step " + a.step());
+            }
+            assertEquals(stage2.get(r).weights().keySet(), stage3.get(r).weights().keySet());
+            for (Map.Entry<String, float[]> e : stage2.get(r).weights().entrySet()) {
+                assertArrayEquals(e.getValue(), stage3.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
+            }
+        }
+        double last = stage3.get(0).history().get(STEPS - 1).loss();
+        Path ckpt = tmp.resolve("stage3/rank0/checkpoint-2");
+        Outcome one = run(d, Tuning.FULL, layers(config(d, 4, 1)).toBuilder().learningRate(1e-3).build(), null, tmp.resolve("one"),
+                Optional.of(ckpt), Long.MAX_VALUE);
+        assertEquals(STEPS, one.history().getLast().step());
+        assertTrue(relative(one.history().getLast().loss(), last) < 1e-5, "resumed on one rank, step 3's loss: " + one.history().getLast().loss());
+        // both ranks resume stage 3 from rank 0's checkpoint (copied to rank 1's directory: one checkpoint serves any world)
+        copyTree(ckpt, tmp.resolve("again/rank0/checkpoint-2"));
+        copyTree(ckpt, tmp.resolve("again/rank1/checkpoint-2"));
+        List<Outcome> again = new InProcessWorld(2, Duration.ofMinutes(2)).run(rank -> run(d, Tuning.FULL, stage3Config, rank,
+                tmp.resolve("again/rank" + rank.rank()), Optional.of(tmp.resolve("again/rank" + rank.rank() + "/checkpoint-2")), Long.MAX_VALUE));
+        for (Outcome o : again) {
+            assertEquals(STEPS, o.history().getLast().step());
+            assertTrue(relative(o.history().getLast().loss(), last) < 1e-5, "resumed under stage 3, step 3's loss: " + o.history().getLast().loss());
+        }
+    }
+
+    /**
+     * ZeRO stage 3 of a full fine-tune with the optimizer on the host (ZeRO-Offload): the host step writes the updated
+     * weights into the rank's parts of the layers instead of the whole parameters; it trains as stage 2 with the state
+     * on the host does, bit for bit (clipping off, as above).
+     */
+    @Test
+    void shardedTrainedWeightsWithTheStateOnTheHostTrainAsStageTwoBitForBit(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig stage2Config = layers(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS)).toBuilder().learningRate(1e-3).maxGradNorm(0)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
+        List<Outcome> stage2 = ranks(d, Tuning.FULL, 2, stage2Config, tmp.resolve("stage2"), Optional.empty(), Long.MAX_VALUE);
+        TrainerConfig stage3Config = stage2Config.toBuilder().optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build();
+        List<Outcome> stage3 = ranks(d, Tuning.FULL, 2, stage3Config, tmp.resolve("stage3"), Optional.empty(), Long.MAX_VALUE);
+        for (int r = 0; r < 2; r++) {
+            for (int i = 0; i < STEPS; i++) {
+                assertEquals(stage2.get(r).history().get(i).loss(), stage3.get(r).history().get(i).loss(), 0.0, "rank " + r + ", loss at step " + (i + 1));
+            }
+            for (Map.Entry<String, float[]> e : stage2.get(r).weights().entrySet()) {
+                assertArrayEquals(e.getValue(), stage3.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
+            }
+        }
+    }
+
+    private static void copyTree(Path from, Path to) throws java.io.IOException {
+        try (var files = Files.walk(from)) {
+            for (Path p : files.toList()) {
+                Path target = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(p, target);
+                }
+            }
+        }
     }
 
     @Test

@@ -231,7 +231,7 @@ class PlanCommandTest {
         var stage3 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}"));
         assertEquals(0, stage2.rc(), stage2.all());
         assertEquals(0, stage3.rc(), stage3.all());
-        assertTrue(stage3.out().contains(", ZeRO stage 3: the optimizer state, the gradients and the layers' frozen weights sharded"), stage3.out());
+        assertTrue(stage3.out().contains(", ZeRO stage 3: the optimizer state, the gradients and the layers' weights sharded"), stage3.out());
         long q2 = row(stage2.out(), "quantized weights");
         long q3 = row(stage3.out(), "quantized weights");
         long p2 = row(stage2.out(), "device peak");
@@ -240,6 +240,33 @@ class PlanCommandTest {
         // half the base, plus two layers of 18 gathered (and alignment): under 2/3 of it
         assertTrue(q3 < q2 * 2 / 3 && q3 > q2 / 2, "stage 3's quantized weights " + q3 + " against stage 2's " + q2);
         assertTrue(p2 - p3 >= (q2 - q3) * 9 / 10, "stage 3's peak " + p3 + " should fall by about the base it no longer holds, from " + p2);
+    }
+
+    /**
+     * A plan for two ranks of the 270M full fine-tune with ZeRO stage 3: a rank holds half of every layer's bf16
+     * weights (the optimizer's parts, beside their gradient and state parts) and two gathered layers (the slots)
+     * instead of the whole layers; the tied embedding (half the model's weights) stays whole. Its device weights fall
+     * by the layers' bytes x (1/2 - 2/18), within the alignment padding, and so does its peak.
+     */
+    @Test
+    void aZeroStageThreeRankOfTwoHoldsHalfAFullFineTunesLayerWeights() {
+        String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
+                "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--checkpointing_granularity", "layer",
+                "--max_memory", "1TiB", "--nproc_per_node", "2", "--deepspeed"};
+        var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
+        var stage3 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}"));
+        assertEquals(0, stage2.rc(), stage2.all());
+        assertEquals(0, stage3.rc(), stage3.all());
+        long w2 = row(stage2.out(), "weights (device)");
+        long w3 = row(stage3.out(), "weights (device)");
+        long p2 = row(stage2.out(), "device peak");
+        long p3 = row(stage3.out(), "device peak");
+        long layers = w2 - 262_144L * 640 * 2 - 640 * 2; // the whole weights less the embedding and the final norm (bf16)
+        double expected = layers * (1.0 / 2 - 2.0 / 18);
+        System.out.printf(Locale.ROOT, "270M full fine-tune, a rank of two: device weights %,d (stage 2) / %,d (stage 3), fall %,d against"
+                + " %,.0f predicted; peak %,d / %,d%n", w2, w3, w2 - w3, expected, p2, p3);
+        assertTrue(Math.abs((w2 - w3) - expected) < 0.02 * layers, "stage 3's weights " + w3 + " against stage 2's " + w2);
+        assertTrue(p3 < p2, "stage 3's peak " + p3 + " against stage 2's " + p2);
     }
 
     @Test

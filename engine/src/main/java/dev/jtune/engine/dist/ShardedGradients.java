@@ -51,9 +51,16 @@ import java.util.SequencedMap;
 public final class ShardedGradients implements AutoCloseable {
     /**
      * One bucket of a group: layout elements [start, end), each rank's part of {@code part} elements from
-     * {@code start + rank x part} (cut at {@code end}), at {@code shardOffset} in every rank's shard.
+     * {@code start + rank x part} (cut at {@code end}), at {@code shardOffset} in every rank's shard; {@code unit}: the
+     * unit (decoder layer) all its parameters belong to, whose weights ZeRO stage 3 shards by these parts, or -1.
      */
-    public record Segment(long start, long end, long part, long shardOffset) {
+    public record Segment(long start, long end, long part, long shardOffset, int unit) {
+        /** A segment of no unit. */
+        public Segment(long start, long end, long part, long shardOffset) {
+            this(start, end, part, shardOffset, -1);
+        }
+
+
         /** This rank's layout elements of the bucket: [from, to), empty when from == to. */
         public long from(int rank) {
             return Math.min(start + rank * part, end);
@@ -75,19 +82,25 @@ public final class ShardedGradients implements AutoCloseable {
         }
     }
 
-    /** A bucket in reduction order: its group, segment, parameters (indices into {@link #leaves}) and storage now. */
+    /**
+     * A bucket in reduction order: its group, segment, parameters (indices into {@link #leaves}) and storage now;
+     * {@code home}: the scope of its parameters, where its buffers are allocated (taken at construction: ZeRO stage 3
+     * frees the values of a unit's parameters, and their scope with them).
+     */
     private static final class Bucket {
         final Group group;
         final Segment segment;
         final int[] leaves;
         final int earliestUse;
+        final Scope home;
         Tensor storage;
 
-        Bucket(Group group, Segment segment, int[] leaves, int earliestUse) {
+        Bucket(Group group, Segment segment, int[] leaves, int earliestUse, Scope home) {
             this.group = group;
             this.segment = segment;
             this.leaves = leaves;
             this.earliestUse = earliestUse;
+            this.home = home;
         }
     }
 
@@ -131,6 +144,16 @@ public final class ShardedGradients implements AutoCloseable {
      * current scope, counted as GRADIENTS.
      */
     public ShardedGradients(Collectives world, List<SequencedMap<String, Tensor>> groups, long bucketBytes, List<Tensor> useOrder) {
+        this(world, groups, bucketBytes, useOrder, Map.of());
+    }
+
+    /**
+     * As above, a bucket also cut wherever the parameters' unit changes ({@code unitOf}: a parameter's unit, a decoder
+     * layer, by identity; absent: none), so each bucket lies in one unit ({@link Segment#unit()}): ZeRO stage 3 keeps
+     * a rank's part of a unit's trained weights in the very parts its gradients and state take.
+     */
+    public ShardedGradients(Collectives world, List<SequencedMap<String, Tensor>> groups, long bucketBytes, List<Tensor> useOrder,
+                            Map<Tensor, Integer> unitOf) {
         Map<Tensor, Integer> use = BucketOrder.useIndex(useOrder, bucketBytes);
         this.world = java.util.Objects.requireNonNull(world, "world");
         this.bucketBytes = bucketBytes;
@@ -145,14 +168,15 @@ public final class ShardedGradients implements AutoCloseable {
                 leaves.add(p);
                 placeOf.add(null);
             }
-            List<int[]> cuts = cut(layout, ps.getFirst().dtype().bytesFor(1), bucketBytes); // entry ranges, layout order
+            int[] units = ps.stream().mapToInt(p -> unitOf.getOrDefault(p, -1)).toArray();
+            List<int[]> cuts = cut(layout, ps.getFirst().dtype().bytesFor(1), bucketBytes, units); // entry ranges, layout order
             List<Segment> segments = new ArrayList<>();
             long shardAt = 0;
             for (int[] c : cuts) {
                 long start = layout.entries().get(c[0]).offset();
                 long end = c[1] + 1 < layout.entries().size() ? layout.entries().get(c[1] + 1).offset() : layout.numel();
                 long part = FlatLayout.roundUp(Math.ceilDiv(end - start, world.worldSize()));
-                segments.add(new Segment(start, end, part, shardAt));
+                segments.add(new Segment(start, end, part, shardAt, units[c[0]]));
                 shardAt += part;
             }
             Tensor shard;
@@ -170,7 +194,7 @@ public final class ShardedGradients implements AutoCloseable {
                     earliest = Math.min(earliest, use.getOrDefault(ps.get(i), -1));
                     placeOf.set(first + i, new long[] {all.size(), layout.entries().get(i).offset() - segments.get(s).start()});
                 }
-                all.add(new Bucket(g, segments.get(s), in, earliest));
+                all.add(new Bucket(g, segments.get(s), in, earliest, dev.jtune.engine.backend.TensorInternals.storage(leaves.get(in[0])).owner()));
             }
         }
         // reduction order: latest-used first; ties keep the end-first order they were cut in
@@ -217,15 +241,16 @@ public final class ShardedGradients implements AutoCloseable {
 
     /**
      * A layout's entries in buckets of whole parameters, in layout order, each [first, last] entry: cut from the end,
-     * a bucket grows while it stays within {@code bucketBytes} (its first parameter always goes in).
+     * a bucket grows while it stays within {@code bucketBytes} (its first parameter always goes in) and its entries'
+     * {@code units} are one.
      */
-    static List<int[]> cut(FlatLayout layout, long elementBytes, long bucketBytes) {
+    static List<int[]> cut(FlatLayout layout, long elementBytes, long bucketBytes, int[] units) {
         List<int[]> out = new ArrayList<>();
         int last = layout.entries().size() - 1;
         long bytes = 0;
         for (int i = last; i >= 0; i--) {
             long size = layout.entries().get(i).numel() * elementBytes;
-            if (i < last && bytes > 0 && bytes + size > bucketBytes) {
+            if (i < last && bytes > 0 && (bytes + size > bucketBytes || units[i] != units[i + 1])) {
                 out.addFirst(new int[] {i + 1, last});
                 last = i;
                 bytes = 0;
@@ -280,7 +305,7 @@ public final class ShardedGradients implements AutoCloseable {
 
     private Tensor transientBuffer(Bucket b, long length, Allocation how) {
         Tensor leaf = leaves.get(b.leaves[0]);
-        try (Scope.Entered e = dev.jtune.engine.backend.TensorInternals.storage(leaf).owner().enter();
+        try (Scope.Entered e = b.home.enter();
              Scope.Entered c = Scope.countAs(MemoryCategory.GRADIENTS)) {
             return how.make(Shape.of(length), leaf.dtype(), leaf.device());
         }

@@ -22,21 +22,53 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * ZeRO stage 3's weights, for the frozen parameters of a model's units (its decoder layers: QLoRA's NF4 base, frozen
- * dense weights and norms): each rank keeps one equal part of every unit's bytes, and a unit is all-gathered into one
- * of two device slots when computation reaches it, the next one fetched as the previous is staged ({@link
- * SlottedUnits}). A unit's pieces lie in its slot as they would in one buffer per category (aligned, as {@link
- * SlottedUnits#ALIGN}); that buffer, rounded up to the world's size times the alignment, is cut into the ranks' parts,
- * so the gather writes the slot in place. Trained parameters (adapters, a full fine-tune's weights) stay whole: their
- * gradients and optimizer state are what stages 1-2 shard. A sharded parameter's value is a placeholder of its shape
- * and dtype on the meta device (nothing to read: a forward outside {@link #acquire} fails loudly instead of reading
- * stale bytes); {@link #gatherWhole} makes the values whole again (a collective: every rank calls it). Every rank
- * shards the same units in the same order, then acquires them in the same order (the gathers are collectives).
+ * ZeRO stage 3's weights of a model's units (its decoder layers): each rank keeps one equal part of every unit's
+ * weights, and a unit is all-gathered into one of two device slots when computation reaches it, the next one fetched
+ * as the previous is staged ({@link SlottedUnits}).
+ *
+ * <p>Frozen parameters (QLoRA's NF4 base, frozen dense weights and norms) are kept here: a unit's pieces lie in its
+ * slot as they would in one buffer per category (aligned, as {@link SlottedUnits#ALIGN}); that buffer, rounded up to
+ * the world's size times the alignment, is cut into the ranks' parts, so the gather writes the slot in place. A
+ * frozen parameter's value becomes a placeholder of its shape and dtype on the meta device (nothing to read: a forward
+ * outside {@link #acquire} fails loudly instead of reading stale bytes).
+ *
+ * <p>Trained parameters in a unit (a full fine-tune's weights) are kept by the optimizer, whose stage 3 holds this
+ * rank's part of each of their gradient buckets' weights beside the part's gradient and state ({@link TrainedRun}, from
+ * {@code optim.ShardedAdamW#trainedRuns}); each run is gathered into its own place in the unit's slot. Their values
+ * stay the autograd leaves that the gradients reach, with their memory freed (closed: a read outside a gathered unit
+ * fails loudly). Trained parameters given in no run (adapters) stay whole.
+ *
+ * <p>{@link #gatherWhole} makes frozen values whole again; {@link #withWholeValues} lends every value whole in host
+ * memory for a save or a restore (both collectives: every rank calls them). Every rank shards the same units in the
+ * same order, then acquires them in the same order (the gathers are collectives).
  */
 public final class ShardedWeights extends SlottedUnits {
+    /**
+     * This rank's part of a run of a unit's trained parameters, laid out as in their gradient bucket: elements
+     * [rank x part, (rank + 1) x part) of the run, {@code part} the tensor's length; {@code offsets}: each parameter
+     * (its value, by identity) at its first element in the run. The part is the optimizer's (its step writes it).
+     */
+    public record TrainedRun(int unit, Tensor part, Map<Tensor, Long> offsets) {
+        public TrainedRun {
+            offsets = java.util.Collections.unmodifiableMap(new java.util.IdentityHashMap<>(offsets));
+        }
+    }
+
+    /** A trained run placed in its unit's WEIGHTS slot buffer at {@code slotOffset} bytes. */
+    private record PlacedRun(TrainedRun run, long slotOffset) {
+        long elements(int worldSize) {
+            return run.part().numel() * worldSize;
+        }
+    }
+
+    /** What a unit holds besides its slot layout: its frozen entries and their bytes per category, its trained runs. */
+    private record Held(List<Entry> frozen, Map<MemoryCategory, Long> frozenBytes, List<PlacedRun> runs) {
+    }
+
     private final Collectives world;
-    /** Per unit, this rank's part of each category's bytes (U8, the unit's rounded bytes / world). */
+    /** Per unit, this rank's part of each category's frozen bytes (U8, the unit's rounded frozen bytes / world). */
     private final List<Map<MemoryCategory, Tensor>> parts = new ArrayList<>();
+    private final List<Held> held = new ArrayList<>();
     /** Gathers queued beside the computation and not yet joined. */
     private final List<Collectives.Overlap> pending = new ArrayList<>();
     /** The scope the parts and slots were made in, where whole values go back. */
@@ -54,21 +86,34 @@ public final class ShardedWeights extends SlottedUnits {
      * when no unit holds a frozen parameter (nothing to shard).
      */
     public static ShardedWeights shard(List<? extends Module> units, Collectives world, Device device) {
+        return shard(units, world, device, List.of());
+    }
+
+    /**
+     * As above, and the units' trained parameters that {@code trained} holds (the optimizer's parts, already filled
+     * from the whole values): their whole values are freed too (closed), and each run is gathered with its unit.
+     * Returns null when there is nothing to shard.
+     */
+    public static ShardedWeights shard(List<? extends Module> units, Collectives world, Device device, List<TrainedRun> trained) {
         if (units.isEmpty()) {
             throw new IllegalArgumentException("ShardedWeights: no units");
         }
         ShardedWeights w = new ShardedWeights(device, world);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             Map<Piece, Tensor> values = new java.util.IdentityHashMap<>();
-            for (Module m : units) {
-                w.units.add(w.layout(m, values));
+            for (int i = 0; i < units.size(); i++) {
+                int unit = i;
+                if (trained.stream().anyMatch(r -> r.unit() < 0 || r.unit() >= units.size())) {
+                    throw new IllegalArgumentException("ShardedWeights: a trained run of a unit outside 0.." + (units.size() - 1));
+                }
+                w.units.add(w.layout(units.get(i), values, trained.stream().filter(r -> r.unit() == unit).toList()));
             }
             if (w.units.stream().allMatch(u -> u.entries().isEmpty())) {
                 return null;
             }
             w.checkTheRanksAgree();
-            for (Unit u : w.units) {
-                w.parts.add(w.keepPart(u, values));
+            for (int u = 0; u < w.units.size(); u++) {
+                w.parts.add(w.keepPart(w.held.get(u), values));
             }
             Backends.get(device).synchronize(); // the parts are written before the whole values' memory is reused
             for (Unit u : w.units) {
@@ -125,14 +170,22 @@ public final class ShardedWeights extends SlottedUnits {
         return world.worldSize() * ALIGN;
     }
 
-    /** The unit's frozen parameters, each piece placed in its category's buffer (its whole value into {@code values}). */
-    private Unit layout(Module module, Map<Piece, Tensor> values) {
+    /**
+     * The unit's frozen parameters, each piece placed in its category's buffer (its whole value into {@code values}),
+     * that buffer rounded up to the ranks' parts; then each trained run, in the WEIGHTS buffer after it, its parameters
+     * at their places in the run.
+     */
+    private Unit layout(Module module, Map<Piece, Tensor> values, List<TrainedRun> runs) {
         List<Entry> entries = new ArrayList<>();
         Map<MemoryCategory, Long> bytes = new EnumMap<>(MemoryCategory.class);
+        Map<Tensor, Parameter> trained = new java.util.IdentityHashMap<>();
         for (Map.Entry<String, Parameter> e : module.namedParameters().entrySet()) {
             Parameter p = e.getValue();
             if (!p.isSet() || !p.isQuantized() && p.tensor().requiresGrad()) {
-                continue; // trained: stays whole
+                if (p.isSet()) {
+                    trained.put(p.tensor(), p);
+                }
+                continue; // trained: the optimizer's runs, or whole
             }
             MemoryCategory category = categoryOf(p);
             List<Piece> pieces = new ArrayList<>();
@@ -148,18 +201,39 @@ public final class ShardedWeights extends SlottedUnits {
             entries.add(new Entry(p, List.copyOf(pieces)));
         }
         bytes.replaceAll((c, b) -> Math.ceilDiv(b, multiple()) * multiple());
+        Map<MemoryCategory, Long> frozenBytes = new EnumMap<>(bytes);
+        List<Entry> frozen = List.copyOf(entries);
+        List<PlacedRun> placed = new ArrayList<>();
+        for (TrainedRun run : runs) {
+            DType dtype = run.part().dtype();
+            long at = place(bytes, MemoryCategory.WEIGHTS, dtype.bytesFor(run.part().numel() * world.worldSize()));
+            placed.add(new PlacedRun(run, at));
+            run.offsets().forEach((value, offset) -> {
+                Parameter p = trained.get(value);
+                if (p == null) {
+                    throw new IllegalArgumentException("ShardedWeights: a trained run of unit " + run.unit() + " holds " + value.describe()
+                            + ", which is no trained parameter of that unit");
+                }
+                if (value.dtype() != dtype || !value.device().equals(device)) {
+                    throw new IllegalArgumentException("ShardedWeights: trained parameter " + value.describe() + " in a run of " + dtype
+                            + " on " + device);
+                }
+                entries.add(new Entry(p, List.of(new Piece(value.shape(), dtype, MemoryCategory.WEIGHTS, at + dtype.bytesFor(offset), null))));
+            });
+        }
+        held.add(new Held(frozen, frozenBytes, List.copyOf(placed)));
         return new Unit(List.copyOf(entries), bytes);
     }
 
-    /** This rank's part of each of the unit's category buffers: the bytes of the pieces that fall in it (gaps zero). */
-    private Map<MemoryCategory, Tensor> keepPart(Unit u, Map<Piece, Tensor> values) {
+    /** This rank's part of each of the unit's frozen category buffers: the bytes of the pieces that fall in it (gaps zero). */
+    private Map<MemoryCategory, Tensor> keepPart(Held u, Map<Piece, Tensor> values) {
         Map<MemoryCategory, Tensor> mine = new EnumMap<>(MemoryCategory.class);
-        u.bytes().forEach((c, bytes) -> {
+        u.frozenBytes().forEach((c, bytes) -> {
             try (Scope.Entered in = Scope.countAs(c)) {
                 mine.put(c, Tensor.zeros(Shape.of(bytes / world.worldSize()), DType.U8, device));
             }
         });
-        for (Entry e : u.entries()) {
+        for (Entry e : u.frozen()) {
             for (Piece p : e.pieces()) {
                 Tensor part = mine.get(p.category());
                 long size = part.numel();
@@ -179,9 +253,14 @@ public final class ShardedWeights extends SlottedUnits {
         return Tensor.view(TensorInternals.storage(t), Shape.of(bytes), new long[] {1}, t.dtype().bytesFor(t.offset()), DType.U8);
     }
 
-    /** Frees the parameter's whole value, leaving a meta-device placeholder of its shape and dtype. */
+    /**
+     * Frees the parameter's whole value: a frozen one's is replaced by a meta-device placeholder of its shape and dtype;
+     * a trained one's stays the leaf its gradients reach, closed.
+     */
     private static void dropWholeValue(Parameter p) {
-        if (p.isQuantized()) {
+        if (!p.isQuantized() && p.tensor().requiresGrad()) {
+            p.tensor().close();
+        } else if (p.isQuantized()) {
             Nf4Tensor q = p.quantized();
             p.set(q.withParts(java.util.Arrays.stream(q.parts()).map(ShardedWeights::placeholder).toArray(Tensor[]::new)));
             q.close();
@@ -207,6 +286,16 @@ public final class ShardedWeights extends SlottedUnits {
             long bytes = part.numel() * world.worldSize();
             pending.add(world.allGatherOverlapped(part, slot(slot, c).slice(0, 0, bytes)));
         });
+        for (PlacedRun r : held.get(unit).runs()) {
+            pending.add(world.allGatherOverlapped(r.run().part(), runView(slot, r)));
+        }
+    }
+
+    /** A trained run's place in slot s: its elements, in its dtype. */
+    private Tensor runView(int s, PlacedRun r) {
+        DType dtype = r.run().part().dtype();
+        return Tensor.view(TensorInternals.storage(slot(s, MemoryCategory.WEIGHTS)), Shape.of(r.elements(world.worldSize())), new long[] {1},
+                r.slotOffset() / dtype.bytesFor(1), dtype);
     }
 
     /** The computation queued from now on waits for the gathers queued so far. */
@@ -222,12 +311,15 @@ public final class ShardedWeights extends SlottedUnits {
      */
     public void gatherWhole() {
         checkOpen();
+        if (held.stream().anyMatch(h -> !h.runs().isEmpty())) {
+            throw new IllegalStateException("ShardedWeights: trained weights are the optimizer's parts: lend them whole with withWholeValues");
+        }
         markClosed();
         try (Autograd.GradMode off = Autograd.noGrad(); Scope.Entered in = home.enter()) {
             for (int u = 0; u < units.size(); u++) {
                 fetch(u, 0);
                 ready();
-                for (Entry e : units.get(u).entries()) {
+                for (Entry e : held.get(u).frozen()) {
                     Tensor[] whole = new Tensor[e.pieces().size()];
                     for (int i = 0; i < whole.length; i++) {
                         Piece p = e.pieces().get(i);
@@ -247,13 +339,93 @@ public final class ShardedWeights extends SlottedUnits {
         }
     }
 
-    /** This rank's bytes of the sharded weights, per category (its parts). */
+    /** This rank's bytes of the sharded weights, per category (its parts: the frozen ones and the trained runs'). */
     public Map<MemoryCategory, Long> partBytes() {
         Map<MemoryCategory, Long> out = new EnumMap<>(MemoryCategory.class);
         for (Map<MemoryCategory, Tensor> m : parts) {
             m.forEach((c, t) -> out.merge(c, t.numel(), Long::sum));
         }
+        for (Held h : held) {
+            for (PlacedRun r : h.runs()) {
+                out.merge(MemoryCategory.WEIGHTS, r.run().part().dtype().bytesFor(r.run().part().numel()), Long::sum);
+            }
+        }
         return out;
+    }
+
+    /**
+     * Runs {@code action} with every sharded parameter's value whole in host memory (cpu tensors of a scope that ends
+     * with it), as a save or a restore needs them: the units gathered one by one through a slot and copied out. What
+     * the action writes into trained values is then taken back into this rank's parts (a restore); frozen values are
+     * read only. The parameters get their placeholders back after, and every unit is gathered again when next
+     * acquired. A collective: every rank calls it.
+     */
+    public void withWholeValues(Runnable action) {
+        checkOpen();
+        invalidate(); // the slots are overwritten here
+        Map<Parameter, Object> before = new java.util.IdentityHashMap<>();
+        Map<Tensor, Tensor> trainedWhole = new java.util.IdentityHashMap<>(); // a trained leaf's whole value
+        try (Scope lent = Scope.open("whole weights", MemoryCategory.WEIGHTS)) {
+            try (Autograd.GradMode off = Autograd.noGrad()) {
+                for (int u = 0; u < units.size(); u++) {
+                    fetch(u, 0);
+                    ready();
+                    for (Entry e : units.get(u).entries()) {
+                        Parameter p = e.parameter();
+                        Tensor[] whole = new Tensor[e.pieces().size()];
+                        for (int i = 0; i < whole.length; i++) {
+                            Piece piece = e.pieces().get(i);
+                            Tensor inSlot = view(0, piece);
+                            whole[i] = inSlot.device().equals(Device.CPU) ? inSlot.copy() : inSlot.to(Device.CPU);
+                        }
+                        if (p.isQuantized()) {
+                            before.put(p, p.quantized());
+                            p.set(p.quantized().withParts(whole));
+                        } else {
+                            before.put(p, p.tensor());
+                            if (p.tensor().requiresGrad()) {
+                                trainedWhole.put(p.tensor(), whole[0]);
+                            }
+                            p.set(whole[0]);
+                        }
+                    }
+                }
+            }
+            try {
+                action.run();
+                try (Autograd.GradMode off = Autograd.noGrad()) {
+                    takeBackTrained(trainedWhole);
+                }
+            } finally {
+                before.forEach((p, value) -> {
+                    if (value instanceof Nf4Tensor q) {
+                        p.set(q);
+                    } else {
+                        p.set((Tensor) value);
+                    }
+                });
+            }
+        }
+    }
+
+    /** This rank's part of each trained run, from its parameters' whole values (by leaf). */
+    private void takeBackTrained(Map<Tensor, Tensor> wholeByLeaf) {
+        long rank = world.rank();
+        for (Held h : held) {
+            for (PlacedRun r : h.runs()) {
+                Tensor part = r.run().part();
+                long lo = rank * part.numel();
+                long hi = lo + part.numel();
+                r.run().offsets().forEach((leaf, offset) -> {
+                    Tensor value = wholeByLeaf.get(leaf);
+                    long a = Math.max(lo, offset);
+                    long b = Math.min(hi, offset + value.numel());
+                    if (a < b) {
+                        Ops.copyInto(value.reshape(value.numel()).slice(0, a - offset, b - offset).to(part.device()), part.slice(0, a - lo, b - lo));
+                    }
+                });
+            }
+        }
     }
 
     /** Stops acquiring; the parameters keep their placeholders (the model cannot run until {@link #gatherWhole}). */

@@ -13,6 +13,7 @@ import dev.jtune.engine.backend.AdamWStep;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.ShardedGradients;
+import dev.jtune.engine.dist.ShardedWeights;
 import dev.jtune.engine.fused.AdamWKernel;
 import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.optim.host.HostAdamW;
@@ -35,7 +36,11 @@ import java.util.SequencedMap;
  * ranks first, as plain data parallel does). Stage 2 ({@link #withShardedGradients}) takes the segments of the
  * gradient buckets of {@link ShardedGradients}, whose reduce-scatters leave each rank the summed gradient of exactly
  * its parts: no whole gradient stays on the device, and clipping sums the ranks' squares
- * ({@link #clipHeldGradients}). The parameters stay whole in both.
+ * ({@link #clipHeldGradients}). The parameters stay whole in both. Stage 3 ({@link #withShardedParameters}) cuts
+ * the buckets at the model's units (decoder layers) as well, and keeps this rank's parts of those buckets' weights
+ * too, in the same segments as its gradients and state: the step writes them there and gathers nothing, and
+ * {@link #trainedRuns()} hands them to {@link ShardedWeights}, which gathers a unit as computation reaches it (the
+ * parameters' whole values are then freed); weights of no unit stay whole, as in stage 2.
  *
  * <p>{@link #step} updates this rank's parts of the parameters with AdamW's own multi-tensor kernel (over a table of
  * the pieces of the parameters the parts cover: the same arithmetic per element as AdamW on the whole layout), then
@@ -83,11 +88,12 @@ public final class ShardedAdamW implements Optimizer {
      * (their own layout, for the kernel), this rank's gradient of its parts ({@code used} elements), and the state,
      * {@code shardLength} elements each (past {@code used}, zero). {@code whole}: stage 1's whole gradient buffer, or null.
      * {@link State#HOST} only (else null): the gradient part's host copy and, for 16-bit parameters, the weights the
-     * host step writes (fp32 parameters take the master's values).
+     * host step writes (fp32 parameters take the master's values). {@code weights}: per segment, stage 3's part
+     * of a unit segment's weights (the segment's part length, in the parameters' dtype), null for a segment of no unit.
      */
     private record Shard(ParamGroup hyper, List<Tensor> params, FlatLayout wholeLayout, List<ShardedGradients.Segment> segments,
                          long shardLength, long used, List<Piece> pieces, FlatLayout layout, Tensor grad, GradientBuffer whole,
-                         Tensor master, Tensor m, Tensor v, Tensor hostGrad, Tensor hostWeights) {
+                         Tensor master, Tensor m, Tensor v, Tensor hostGrad, Tensor hostWeights, List<Tensor> weights) {
         DType dtype() {
             return grad.dtype();
         }
@@ -117,13 +123,13 @@ public final class ShardedAdamW implements Optimizer {
      */
     public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
                         Placement statePlacement) {
-        this(params, config, groupOf, world, State.of(statePlacement), 0, null);
+        this(params, config, groupOf, world, State.of(statePlacement), 0, null, Map.of());
     }
 
     /** As above with the shard's state where {@code state} says ({@link State#HOST}: stepped by the host's cores). */
     public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
                         State state) {
-        this(params, config, groupOf, world, state, 0, null);
+        this(params, config, groupOf, world, state, 0, null, Map.of());
     }
 
     /**
@@ -140,11 +146,24 @@ public final class ShardedAdamW implements Optimizer {
     /** Stage 2 with the shard's state where {@code state} says. */
     public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
                                                     Collectives world, State state, long bucketBytes, List<Tensor> useOrder) {
-        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"));
+        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"), Map.of());
+    }
+
+    /**
+     * ZeRO stage 3: stage 2 with the buckets also cut where {@code unitOf} (a parameter's unit, a decoder layer, by
+     * identity; absent: none) changes, and this rank's parts of the units' weights kept in its shard ({@link
+     * #trainedRuns()}, for {@link ShardedWeights}): once they are handed over and the whole values freed, a step
+     * updates those parts only. The parameters' whole values are read here, at construction.
+     */
+    public static ShardedAdamW withShardedParameters(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
+                                                     Collectives world, State state, long bucketBytes, List<Tensor> useOrder,
+                                                     Map<Tensor, Integer> unitOf) {
+        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"),
+                java.util.Objects.requireNonNull(unitOf, "unitOf"));
     }
 
     private ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
-                         State stateAt, long bucketBytes, List<Tensor> useOrder) {
+                         State stateAt, long bucketBytes, List<Tensor> useOrder, Map<Tensor, Integer> unitOf) {
         this.world = java.util.Objects.requireNonNull(world, "world");
         this.stateAt = java.util.Objects.requireNonNull(stateAt, "state");
         this.config = java.util.Objects.requireNonNull(config, "config");
@@ -163,7 +182,7 @@ public final class ShardedAdamW implements Optimizer {
                             whole.flat().slice(0, lo, hi), whole));
                 }
             } else {
-                this.gradients = new ShardedGradients(world, List.copyOf(groups.values()), bucketBytes, useOrder);
+                this.gradients = new ShardedGradients(world, List.copyOf(groups.values()), bucketBytes, useOrder, unitOf);
                 int i = 0;
                 for (var e : groups.entrySet()) {
                     ShardedGradients.Group g = gradients.groups().get(i++);
@@ -225,8 +244,69 @@ public final class ShardedAdamW implements Optimizer {
             Tensor hostWeights = host && dtype != DType.F32 ? Tensor.zeros(Shape.of(Math.max(used, 1)), dtype, grad.device(), placement) : null;
             return new Shard(hyper, ps, whole, segments, length, used, List.copyOf(pieces), layout, grad, wholeGrads, master,
                     Tensor.zeros(flat, stateType, grad.device(), placement), Tensor.zeros(flat, stateType, grad.device(), placement),
-                    hostGrad, hostWeights);
+                    hostGrad, hostWeights, unitWeights(ps, segments, pieces, dtype, grad.device()));
         }
+    }
+
+    /**
+     * Stage 3: this rank's part of each unit segment's weights (the padding zero), on the device, counted as WEIGHTS;
+     * null for a segment of no unit.
+     */
+    private static List<Tensor> unitWeights(List<Tensor> ps, List<ShardedGradients.Segment> segments, List<Piece> pieces, DType dtype,
+                                            Device device) {
+        List<Tensor> weights = new ArrayList<>();
+        for (ShardedGradients.Segment seg : segments) {
+            try (Scope.Entered c = Scope.countAs(MemoryCategory.WEIGHTS)) {
+                weights.add(seg.unit() < 0 ? null : Tensor.zeros(Shape.of(seg.part()), dtype, device));
+            }
+        }
+        for (Piece p : pieces) {
+            Tensor part = weights.get(p.segment());
+            if (part != null) {
+                long at = p.offset() - segments.get(p.segment()).shardOffset();
+                Ops.copyInto(piece(ps, p), part.slice(0, at, at + p.length()));
+            }
+        }
+        return java.util.Collections.unmodifiableList(weights);
+    }
+
+    /** Whether piece p's weights are stage 3's (kept in its segment's weight part), not the parameter's whole value. */
+    private static boolean inUnit(Shard s, Piece p) {
+        return s.weights().get(p.segment()) != null;
+    }
+
+    /** Where piece p's weights are updated: its place in stage 3's weight part, or a view of its parameter. */
+    private static Tensor weightsOf(Shard s, Piece p) {
+        if (!inUnit(s, p)) {
+            return piece(s.params(), p);
+        }
+        long at = p.offset() - s.segments().get(p.segment()).shardOffset();
+        return s.weights().get(p.segment()).slice(0, at, at + p.length());
+    }
+
+    /**
+     * Stage 3's parts of the units' weights, one run a unit segment (its parameters laid out as in the segment, each at
+     * its first element there): what {@link ShardedWeights} gathers into a unit's slot. Empty below stage 3.
+     */
+    public List<ShardedWeights.TrainedRun> trainedRuns() {
+        List<ShardedWeights.TrainedRun> out = new ArrayList<>();
+        for (Shard s : shards) {
+            for (int k = 0; k < s.segments().size(); k++) {
+                ShardedGradients.Segment seg = s.segments().get(k);
+                if (seg.unit() < 0) {
+                    continue;
+                }
+                Map<Tensor, Long> offsets = new java.util.IdentityHashMap<>();
+                for (int i = 0; i < s.wholeLayout().entries().size(); i++) {
+                    FlatLayout.Entry e = s.wholeLayout().entries().get(i);
+                    if (e.offset() >= seg.start() && e.end() <= seg.end()) {
+                        offsets.put(s.params().get(i), e.offset() - seg.start());
+                    }
+                }
+                out.add(new ShardedWeights.TrainedRun(seg.unit(), s.weights().get(k), offsets));
+            }
+        }
+        return out;
     }
 
     /** Piece p of its parameter, flat: a view. */
@@ -255,13 +335,15 @@ public final class ShardedAdamW implements Optimizer {
                     if (stateAt == State.HOST) {
                         hostStep(s, scalars);
                     } else {
-                        List<Tensor> views = s.pieces().stream().map(p -> piece(s.params(), p)).toList();
+                        List<Tensor> views = s.pieces().stream().map(p -> weightsOf(s, p)).toList();
                         ParameterTable table = new ParameterTable(views, s.layout()); // rebuilt: the parameters may have moved
                         AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
                     }
                 }
                 for (int k = 0; k < s.segments().size(); k++) {
-                    gatherParameters(s, k);
+                    if (s.segments().get(k).unit() < 0) { // stage 3's unit weights are gathered as computation reaches them
+                        gatherParameters(s, k);
+                    }
                 }
             }
         }
@@ -285,7 +367,7 @@ public final class ShardedAdamW implements Optimizer {
         HostAdamW.step(b, 0, s.used(), HostAdamW.Scalars.of(scalars, 1.0));
         Tensor source = s.hostWeights() != null ? s.hostWeights() : s.master();
         for (Piece p : s.pieces()) {
-            Ops.copyInto(source.slice(0, p.offset(), p.offset() + p.length()), piece(s.params(), p));
+            Ops.copyInto(source.slice(0, p.offset(), p.offset() + p.length()), weightsOf(s, p));
         }
     }
 
@@ -370,8 +452,13 @@ public final class ShardedAdamW implements Optimizer {
                     restorePiece(saved.get(param + ".exp_avg_sq"), p, s.v());
                     if (s.master() != null) {
                         // the host step keeps an fp32 master of fp32 parameters too: there it is the parameter itself
+                        // (stage 3's part of it, which the weights' restore wrote)
                         Tensor master = saved.get(param + ".master");
-                        restorePiece(master != null ? master : params.get(param), p, s.master());
+                        if (master == null && inUnit(s, p)) {
+                            Ops.copyInto(weightsOf(s, p).cast(DType.F32), s.master().slice(0, p.offset(), p.offset() + p.length()));
+                        } else {
+                            restorePiece(master != null ? master : params.get(param), p, s.master());
+                        }
                     }
                 }
             }

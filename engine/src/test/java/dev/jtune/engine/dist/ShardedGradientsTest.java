@@ -62,6 +62,32 @@ class ShardedGradientsTest {
         @Override public void close() { }
     }
 
+    /**
+     * The buckets' cut: from the layout's end, whole parameters up to the byte cap (a larger one alone), and, for ZeRO
+     * stage 3, never across a change of unit, so every bucket lies in one unit (or in none).
+     */
+    @Test
+    void bucketsAreCutAtTheCapAndWhereTheUnitChanges() {
+        SequencedMap<String, dev.jtune.engine.Shape> shapes = new LinkedHashMap<>();
+        long[] sizes = {1024, 256, 256, 512, 256, 256, 2048};
+        for (int i = 0; i < sizes.length; i++) {
+            shapes.put("p" + i, dev.jtune.engine.Shape.of(sizes[i]));
+        }
+        dev.jtune.engine.optim.FlatLayout layout = dev.jtune.engine.optim.FlatLayout.of(shapes);
+        int[] none = {-1, -1, -1, -1, -1, -1, -1};
+        // 4-byte elements, a cap of 4 KiB (1024 elements), from the end: p6 alone (larger), p3-p5 (exactly the cap), p1-p2, p0
+        assertEquals(List.of("0-0", "1-2", "3-5", "6-6"), cuts(ShardedGradients.cut(layout, 4, 4096, none)));
+        // units: p0 none, p1-p3 layer 0, p4-p6 layer 1: p3 leaves p4-p5's bucket (another unit) and joins p1-p2 (the cap holds)
+        int[] units = {-1, 0, 0, 0, 1, 1, 1};
+        assertEquals(List.of("0-0", "1-3", "4-5", "6-6"), cuts(ShardedGradients.cut(layout, 4, 4096, units)));
+        assertEquals(List.of("0-0", "1-3", "4-6"), cuts(ShardedGradients.cut(layout, 4, 1 << 20, units)));
+        assertEquals(List.of("0-6"), cuts(ShardedGradients.cut(layout, 4, 1 << 20, none)));
+    }
+
+    private static List<String> cuts(List<int[]> cuts) {
+        return cuts.stream().map(c -> c[0] + "-" + c[1]).toList();
+    }
+
     @Test
     void overlappedReduceScattersAreAwaitedBeforeTheirPartsAreReadOrTheirBucketsFreed() {
         try (Scope outer = Scope.open("test")) {

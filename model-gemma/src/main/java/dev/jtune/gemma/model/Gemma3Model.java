@@ -253,16 +253,25 @@ public final class Gemma3Model extends Module {
     /**
      * ZeRO stage 3 for the layers' frozen weights (QLoRA's NF4 base, frozen dense weights and norms): this rank keeps
      * one part of each layer's, and each forward all-gathers a layer into one of two slots, the next one as it goes
-     * ({@link ShardedWeights}); trained weights (adapters, a full fine-tune's) stay whole. Every rank calls it, on the
+     * ({@link ShardedWeights}); trained weights stay whole (see the overload). Every rank calls it, on the
      * same model, once the weights are final in form (quantized, adapters attached); the parts and slots are allocated
      * in the current scope. Training must then recompute layers in backward (gradient checkpointing). Empty when no
      * layer holds a frozen weight.
      */
     public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world) {
+        return shardLayerWeights(world, java.util.List.of());
+    }
+
+    /**
+     * As above, and the layers' trained weights that the optimizer's ZeRO stage 3 keeps parts of ({@code trained}, by
+     * layer index: {@code optim.ShardedAdamW#trainedRuns}): gathered with their layer, their whole values freed. Empty
+     * when there is nothing to shard.
+     */
+    public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world, java.util.List<ShardedWeights.TrainedRun> trained) {
         if (offloaded != null) {
             throw new IllegalStateException("Gemma 3: the layer weights are already " + (offloaded instanceof HostWeights ? "offloaded" : "sharded"));
         }
-        ShardedWeights sharded = ShardedWeights.shard(layers(), world, device);
+        ShardedWeights sharded = ShardedWeights.shard(layers(), world, device, trained);
         offloaded = sharded;
         return java.util.Optional.ofNullable(sharded);
     }

@@ -343,12 +343,20 @@ public final class CheckpointStore {
      * same model and LoRA shape, so the same parameters in the same order).
      */
     public static void restore(Path dir, State state, Trainable trainable, Optimizer optimizer) {
+        restore(dir, state, trainable, optimizer, Runnable::run);
+    }
+
+    /**
+     * As above, the weights restored inside {@code wholeWeights} (which runs what it is given with the model's weights
+     * whole: ZeRO stage 3 lends sharded ones, and takes the restored values back), the optimizer's state after.
+     */
+    public static void restore(Path dir, State state, Trainable trainable, Optimizer optimizer, java.util.function.Consumer<Runnable> wholeWeights) {
         if (!Files.isRegularFile(dir.resolve(OPTIMIZER_FILE))) {
             throw new RunException("checkpoint " + dir + " holds no " + OPTIMIZER_FILE + " (written with --save_only_model): training"
                     + " cannot continue from it without the optimizer's state; start afresh with --overwrite_output_dir, or resume"
                     + " from a checkpoint saved without --save_only_model");
         }
-        trainable.restore(dir);
+        wholeWeights.accept(() -> trainable.restore(dir));
         try (SafeTensorsFile f = SafeTensorsFile.open(dir.resolve(OPTIMIZER_FILE)); Scope tmp = Scope.open("optimizer state")) {
             Map<String, Tensor> saved = new LinkedHashMap<>();
             for (String name : f.names()) {

@@ -22,6 +22,7 @@ import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
 import dev.jtune.engine.dist.BucketedGradientSum;
 import dev.jtune.engine.dist.ShardedGradients;
+import dev.jtune.engine.dist.ShardedWeights;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
@@ -40,6 +41,7 @@ import dev.jtune.train.report.RunReport;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.SequencedMap;
@@ -107,8 +109,9 @@ public final class Trainer implements AutoCloseable {
         this.world = b.world;
         placeWeights(config, trainable, world);
         try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world);
+            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world, unitsOf(config, trainable, world));
         }
+        shardWeights(config, trainable, world, optimizer);
         this.gradientSum = world == null ? null : DataParallel.bucketsOf(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes());
         this.activations = newActivationStore(config, device);
     }
@@ -131,16 +134,58 @@ public final class Trainer implements AutoCloseable {
     /**
      * Where the layers' weights live, before the optimizer takes the parameters (it then holds their values), in the
      * scope current now, the model's: weight offload ({@link TrainerConfig.WeightPlacement#HOST}) moves them to pinned
-     * host memory; ZeRO stage 3 in a world ({@link TrainerConfig.OptimizerSharding#PARAMETERS}) keeps this rank's part
-     * of their frozen weights, for LoRA (whose saves write the adapters only: a full save would read the frozen layers).
-     * A model already placed stays as it is.
+     * host memory. A model already placed stays as it is.
      */
     private static void placeWeights(TrainerConfig config, Trainable trainable, Collectives world) {
         if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST) {
             trainable.model().offloadLayerWeights();
-        } else if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS
-                && trainable.isLora() && trainable.model().layerWeights().isEmpty()) {
-            trainable.model().shardLayerWeights(world);
+        }
+    }
+
+    /**
+     * ZeRO stage 3 in a world ({@link TrainerConfig.OptimizerSharding#PARAMETERS}), once the optimizer holds its parts:
+     * this rank keeps its part of every layer's frozen weights, and the optimizer its part of a full fine-tune's trained
+     * layer weights ({@link ShardedAdamW#trainedRuns}); each layer is gathered as computation reaches it, and saves
+     * and restores lend the weights whole ({@link #withWholeWeights}). A model already placed stays as it is.
+     */
+    private static void shardWeights(TrainerConfig config, Trainable trainable, Collectives world, Optimizer optimizer) {
+        if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS && trainable.model().layerWeights().isEmpty()) {
+            trainable.model().shardLayerWeights(world, optimizer instanceof ShardedAdamW s ? s.trainedRuns() : List.of());
+        }
+    }
+
+    /**
+     * The layer (unit) of each trained layer weight, by identity, where ZeRO stage 3 shards trained weights: a full
+     * fine-tune's in a world (LoRA's adapters are small and stay whole, as do the embedding and the final norm); else
+     * empty.
+     */
+    private static Map<Tensor, Integer> unitsOf(TrainerConfig config, Trainable trainable, Collectives world) {
+        Map<Tensor, Integer> out = new java.util.IdentityHashMap<>();
+        if (world == null || config.optimizerSharding() != TrainerConfig.OptimizerSharding.PARAMETERS || trainable.isLora()
+                || trainable.model().layerWeights().isPresent()) {
+            return out;
+        }
+        List<? extends dev.jtune.engine.nn.Module> layers = trainable.model().layers();
+        for (int i = 0; i < layers.size(); i++) {
+            for (dev.jtune.engine.nn.Parameter p : layers.get(i).namedParameters().values()) {
+                if (p.isSet() && !p.isQuantized() && p.tensor().requiresGrad()) {
+                    out.put(p.tensor(), i);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Runs {@code action} with the model's weights whole, for a save or a restore: under ZeRO stage 3 with trained
+     * weights sharded, lent whole in host memory by every rank ({@link ShardedWeights#withWholeValues}, a collective:
+     * every rank calls it, whether or not it writes); else as they are.
+     */
+    private void withWholeWeights(Runnable action) {
+        if (trainable.model().layerWeights().orElse(null) instanceof ShardedWeights s && !s.isClosed() && s.holdsTrainedParameters()) {
+            s.withWholeValues(action);
+        } else {
+            action.run();
         }
     }
 
@@ -177,10 +222,11 @@ public final class Trainer implements AutoCloseable {
      * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state; each parameter in its
      * group ({@link Trainable#paramGroups}); in a data-parallel world with a {@link TrainerConfig.OptimizerSharding} (ZeRO
      * stage 1 or 2), AdamW with its state (and in stage 2 its gradients) sharded over the ranks. Called in the scope that holds the parameters,
-     * counting as OPTIMIZER.
+     * counting as OPTIMIZER. {@code unitOf}: under ZeRO stage 3, the layer of each trained weight it shards
+     * ({@link #unitsOf}), or empty.
      */
     private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups,
-                                          Collectives world) {
+                                          Collectives world, Map<Tensor, Integer> unitOf) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         if (world != null && config.optimizerSharding().shardsState()) {
             // the config allows it with fp32 state only, and on the host only stepping in step
@@ -189,8 +235,11 @@ public final class Trainer implements AutoCloseable {
                 case PAGED_HOST -> ShardedAdamW.State.PAGED;
                 case HOST -> ShardedAdamW.State.HOST;
             };
+            // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
+            if (!unitOf.isEmpty()) {
+                return ShardedAdamW.withShardedParameters(params, adam, groups, world, state, config.ddpBucketBytes(), List.copyOf(params.values()), unitOf);
+            }
             return config.optimizerSharding().shardsGradients()
-                    // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
                     ? ShardedAdamW.withShardedGradients(params, adam, groups, world, state, config.ddpBucketBytes(), List.copyOf(params.values()))
                     : new ShardedAdamW(params, adam, groups, world, state);
         }
@@ -366,7 +415,7 @@ public final class Trainer implements AutoCloseable {
             case OutputDirectory.Plan.Fresh f -> new CheckpointStore.State(new CheckpointStore.Position(0, 0), 0, config.seed(), 0, 0, 0,
                     totalSteps(), info.identity(), List.of());
             case OutputDirectory.Plan.Resume r -> {
-                CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer);
+                CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer, this::withWholeWeights);
                 trainable.model().weightsChanged(); // offloaded layers: their host values were rewritten
                 progress.message("resumed from " + r.checkpoint() + " at step " + r.state().position().step());
                 r.notes().forEach(n -> progress.message("note: " + n));
@@ -606,7 +655,9 @@ public final class Trainer implements AutoCloseable {
             // the state, gradients and frozen weights, its gathers); measured on a real device, whole (no world)
             Collectives planned = device.kind() == Device.Kind.META && config.worldSize() > 1 ? PlannedWorld.rankZeroOf(config.worldSize()) : null;
             placeWeights(config, trainable, planned);
-            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), planned);
+            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), planned,
+                    unitsOf(config, trainable, planned));
+            shardWeights(config, trainable, planned, optimizer);
             ActivationStore activations = newActivationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();
@@ -708,13 +759,13 @@ public final class Trainer implements AutoCloseable {
                 progress.message("device peak per rank: " + perRankMemory);
             }
         }
-        if (!writes()) {
-            saveCheckpoint(state); // a sharded optimizer's state is gathered from every rank
-            return;
-        }
-        trainable.save(outputDir);
+        withWholeWeights(() -> { // every rank lends its part of sharded weights; rank 0 writes
+            if (writes()) {
+                trainable.save(outputDir);
+            }
+        });
         writeReport(Optional.empty());
-        saveCheckpoint(state);
+        saveCheckpoint(state); // a sharded optimizer's state is gathered from every rank
     }
 
     /**
@@ -725,9 +776,11 @@ public final class Trainer implements AutoCloseable {
         boolean withState = config.checkpointContents() == TrainerConfig.CheckpointContents.MODEL_AND_STATE;
         try (Scope s = Scope.open("checkpoint state")) {
             SequencedMap<String, Tensor> optimizerState = withState ? optimizer.state() : null;
-            if (writes()) {
-                checkpoints.save(state, trainable, optimizerState);
-            }
+            withWholeWeights(() -> {
+                if (writes()) {
+                    checkpoints.save(state, trainable, optimizerState);
+                }
+            });
         }
     }
 

@@ -66,11 +66,12 @@ public record TrainerConfig(
          */
         GRADIENTS,
         /**
-         * ZeRO stage 3: as {@link #GRADIENTS}, and the layers' frozen weights (QLoRA's NF4 base, frozen dense weights
-         * and norms) sharded too, each rank keeping one part of every layer's and all-gathering a layer as computation
-         * reaches it, the next one as it goes ({@code dist.ShardedWeights}). Trained weights (adapters, a full
-         * fine-tune's) stay whole on every rank, with their gradients and state sharded as in stage 2. Needs gradient
-         * checkpointing (a layer's gathered weights leave after its forward).
+         * ZeRO stage 3: as {@link #GRADIENTS}, and the layers' weights sharded too (QLoRA's NF4 base, frozen dense
+         * weights and norms; a full fine-tune's trained layer weights, whose parts the optimizer keeps beside their
+         * gradient and state parts), each rank keeping one part of every layer's and all-gathering a layer as
+         * computation reaches it, the next one as it goes ({@code dist.ShardedWeights}). LoRA's adapters, the
+         * embedding and the final norm stay whole on every rank. Needs gradient checkpointing (a layer's gathered
+         * weights leave after its forward).
          */
         PARAMETERS;
 
