@@ -342,9 +342,12 @@ final class TrainCommand {
         return stage == 3 && shardsWeights(a) ? TrainerConfig.OptimizerSharding.PARAMETERS : TrainerConfig.OptimizerSharding.GRADIENTS;
     }
 
-    /** Whether stage 3 can shard the layers' weights: each layer gathered again for its recomputation, none on the host. */
+    /**
+     * Whether stage 3 can shard the layers' weights: each layer gathered again for its recomputation (with offload_param
+     * cpu, the frozen parts in host memory).
+     */
     private static boolean shardsWeights(TrainArgs a) {
-        return a.gradientCheckpointing() && a.offloadParam() != OffloadParam.CPU;
+        return a.gradientCheckpointing();
     }
 
     /**
@@ -363,13 +366,14 @@ final class TrainCommand {
                     + (a.delayedOptimizerStep() ? " and a delayed step" : "") + ", so every GPU holds all of it (plain data parallel)");
         }
         String stage2 = "the optimizer state and the gradients are sharded over the " + place.worldSize() + " ranks (stage 2)";
-        if (a.offloadParam() == OffloadParam.CPU) {
-            return List.of("zero_optimization.stage 3 with offload_param cpu: every rank keeps the layers' weights in its host memory"
-                    + " (weight offload), not sharded; " + stage2);
-        }
         if (!a.gradientCheckpointing()) {
             return List.of("zero_optimization.stage 3 shards the layers' weights only with " + Flag.GRADIENT_CHECKPOINTING.cli()
                     + " (each layer is gathered again for its recomputation): the weights stay whole on every GPU; " + stage2);
+        }
+        if (a.offloadParam() == OffloadParam.CPU && !a.loraEnable()) {
+            return List.of("zero_optimization.stage 3 with offload_param cpu: a full fine-tune's layer weights are sharded over the"
+                    + " GPUs (each rank's part beside its gradient and optimizer parts), not kept in host memory; frozen weights'"
+                    + " parts are");
         }
         return List.of();
     }

@@ -89,6 +89,19 @@ class DataParallelCliTest {
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config, "--gradient_checkpointing");
         assertTrue(TrainCommand.dataParallelWarnings(full3, rank0).isEmpty(), TrainCommand.dataParallelWarnings(full3, rank0).toString());
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.PARAMETERS, TrainCommand.sharding(full3, rank0.worldSize()));
+        // beside offload_param cpu a LoRA run keeps its frozen parts in host memory (no word); a full fine-tune's trained
+        // layer parts stay on the GPUs beside their optimizer parts, and it is told so
+        dev.jtune.train.args.TrainArgs loraOffload = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config, "--gradient_checkpointing",
+                "--lora_enable", "--freeze_llm", "--offload_param", "cpu");
+        assertTrue(TrainCommand.dataParallelWarnings(loraOffload, rank0).isEmpty(), TrainCommand.dataParallelWarnings(loraOffload, rank0).toString());
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.PARAMETERS, TrainCommand.sharding(loraOffload, rank0.worldSize()));
+        dev.jtune.train.args.TrainArgs fullOffload = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--deepspeed", stage3Config, "--gradient_checkpointing",
+                "--offload_param", "cpu", "--offload_optimizer", "cpu");
+        assertEquals(List.of("zero_optimization.stage 3 with offload_param cpu: a full fine-tune's layer weights are sharded over the GPUs"
+                + " (each rank's part beside its gradient and optimizer parts), not kept in host memory; frozen weights' parts are"),
+                TrainCommand.dataParallelWarnings(fullOffload, rank0));
         assertTrue(TrainCommand.dataParallelWarnings(a, dev.jtune.train.dist.DistEnv.SINGLE).isEmpty());
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(a, dev.jtune.train.dist.DistEnv.SINGLE.worldSize()));
         dev.jtune.train.args.TrainArgs stage1 = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",

@@ -62,6 +62,9 @@ class DataParallelTest {
                                long stopAfter) {
         try (Scope run = Scope.open("rank", MemoryCategory.WEIGHTS)) {
             var trainable = tuning == Tuning.QLORA ? d.qlora(d.randomModel(), "default") : Trainable.full(d.randomModel(), "default");
+            if (tc.weightPlacement() == TrainerConfig.WeightPlacement.HOST) {
+                trainable.model().offloadLayerWeights(); // as --offload_param cpu loads a model: its layers into host memory
+            }
             Trainer trainer = Trainer.builder(tc, trainable).train(d.examples().subList(0, 24)).eval(d.examples().subList(24, 31))
                     .outputDir(out).padId(d.padId()).world(world)
                     .info(new Trainer.RunInfo("dp", RunIdentity.builder().fixed("m", "default").build(), List.of())).build();
@@ -110,6 +113,9 @@ class DataParallelTest {
         long largest;
         int reduceScatters;
         int allGathers;
+        /** Gathers whose input went through a staging buffer, and how many of those inputs were in pinned host memory. */
+        int staged;
+        int stagedFromHost;
 
         Counting(Collectives inner) {
             this.inner = inner;
@@ -147,6 +153,13 @@ class DataParallelTest {
         public void allGather(Tensor in, Tensor out) {
             allGathers++;
             inner.allGather(in, out);
+        }
+
+        @Override
+        public Overlap allGatherStagedOverlapped(Tensor in, Tensor staging, Tensor out) {
+            staged++;
+            stagedFromHost += in.placement() == dev.jtune.engine.Placement.HOST_MAPPED ? 1 : 0;
+            return Collectives.super.allGatherStagedOverlapped(in, staging, out);
         }
 
         @Override
@@ -474,6 +487,42 @@ class DataParallelTest {
     }
 
     /**
+     * ZeRO stage 3 beside weight offload (ZeRO-3's offload_param: {@code --offload_param cpu}): each rank keeps its part
+     * of every layer's frozen weights in pinned host memory (the model loaded there first, as the flag loads it, the
+     * shards taking its layers over), and each gather reads it through a device staging buffer; it trains as stage 3
+     * with the parts on the device, bit for bit.
+     */
+    @Test
+    void shardedFrozenWeightsInHostMemoryTrainAsOnTheDeviceBitForBit(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig onDevice = layers(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS)).toBuilder()
+                .optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build();
+        List<Outcome> device = ranks(d, 2, onDevice, tmp.resolve("device"), Long.MAX_VALUE);
+        COUNTED.clear();
+        TrainerConfig onHost = onDevice.toBuilder().weightPlacement(TrainerConfig.WeightPlacement.HOST).build();
+        List<Outcome> host = ranks(d, 2, onHost, tmp.resolve("host"), Long.MAX_VALUE);
+        for (Counting c : COUNTED) {
+            System.out.println("rank " + c.rank() + ": " + c.staged + " staged gathers, " + c.stagedFromHost + " from host memory");
+            assertTrue(c.staged > 0 && c.stagedFromHost == c.staged, "every layer's part is gathered from host memory: " + c.stagedFromHost
+                    + " of " + c.staged);
+        }
+        assertSameRuns(device, host);
+    }
+
+    /** Two ranks' runs equal, rank by rank: losses and weights bit for bit. */
+    private static void assertSameRuns(List<Outcome> expected, List<Outcome> actual) {
+        for (int r = 0; r < expected.size(); r++) {
+            for (int i = 0; i < STEPS; i++) {
+                assertEquals(expected.get(r).history().get(i).loss(), actual.get(r).history().get(i).loss(), 0.0, "rank " + r + ", loss at step " + (i + 1));
+            }
+            assertEquals(expected.get(r).weights().keySet(), actual.get(r).weights().keySet());
+            for (Map.Entry<String, float[]> e : expected.get(r).weights().entrySet()) {
+                assertArrayEquals(e.getValue(), actual.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
+            }
+        }
+    }
+
+    /**
      * ZeRO stage 3 of a full fine-tune: each rank keeps its half of every layer's trained weights beside their
      * gradient and state parts (the buckets cut at the layers), writes its update there, and gathers a layer as
      * computation reaches it; it trains as stage 2 does, bit for bit: losses, norms and weights (the forward reads the
@@ -530,7 +579,8 @@ class DataParallelTest {
     /**
      * ZeRO stage 3 of a full fine-tune with the optimizer on the host (ZeRO-Offload): the host step writes the updated
      * weights into the rank's parts of the layers instead of the whole parameters; it trains as stage 2 with the state
-     * on the host does, bit for bit (clipping off, as above).
+     * on the host does, bit for bit (clipping off, as above); so does a model loaded into host memory (as
+     * {@code --offload_param cpu} loads it), whose layers the shards take over.
      */
     @Test
     void shardedTrainedWeightsWithTheStateOnTheHostTrainAsStageTwoBitForBit(@TempDir Path tmp) throws Exception {
@@ -540,14 +590,12 @@ class DataParallelTest {
         List<Outcome> stage2 = ranks(d, Tuning.FULL, 2, stage2Config, tmp.resolve("stage2"), Optional.empty(), Long.MAX_VALUE);
         TrainerConfig stage3Config = stage2Config.toBuilder().optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build();
         List<Outcome> stage3 = ranks(d, Tuning.FULL, 2, stage3Config, tmp.resolve("stage3"), Optional.empty(), Long.MAX_VALUE);
-        for (int r = 0; r < 2; r++) {
-            for (int i = 0; i < STEPS; i++) {
-                assertEquals(stage2.get(r).history().get(i).loss(), stage3.get(r).history().get(i).loss(), 0.0, "rank " + r + ", loss at step " + (i + 1));
-            }
-            for (Map.Entry<String, float[]> e : stage2.get(r).weights().entrySet()) {
-                assertArrayEquals(e.getValue(), stage3.get(r).weights().get(e.getKey()), "rank " + r + ": " + e.getKey());
-            }
-        }
+        assertSameRuns(stage2, stage3);
+        // loaded into host memory as --offload_param cpu loads it: the layers handed to the shards (the trained parts on
+        // the device, beside the optimizer's), the same run
+        List<Outcome> loaded = ranks(d, Tuning.FULL, 2, stage3Config.toBuilder().weightPlacement(TrainerConfig.WeightPlacement.HOST).build(),
+                tmp.resolve("loaded"), Optional.empty(), Long.MAX_VALUE);
+        assertSameRuns(stage2, loaded);
     }
 
     private static void copyTree(Path from, Path to) throws java.io.IOException {

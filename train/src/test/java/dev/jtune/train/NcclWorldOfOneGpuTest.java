@@ -119,6 +119,31 @@ class NcclWorldOfOneGpuTest {
         }
     }
 
+    /**
+     * ZeRO stage 3 beside weight offload (offload_param) through NCCL at one rank: each layer's frozen part (the whole,
+     * at one rank) in pinned host memory, copied into a device staging buffer and all-gathered on NCCL's stream: the
+     * plain trainer's numbers with weight offload (the layers copied from host memory), bit for bit.
+     */
+    @Test
+    void aWorldOfOneWithShardedFrozenWeightsInHostMemoryTrainsAsWeightOffload(@TempDir Path tmp) {
+        Device gpu = Device.cuda(0);
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(gpu, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig offload = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0)
+                .eval(TrainerConfig.SaveStrategy.STEPS, 3).checkpointing(Gemma3Model.Checkpointing.LAYERS)
+                .weightPlacement(TrainerConfig.WeightPlacement.HOST).build();
+        List<StepRecord> plain = run(d, false, offload, null, tmp.resolve("plain"));
+        List<StepRecord> three;
+        try (NcclCollectives world = NcclCollectives.join(gpu, 0, 1, NcclCollectives.newUniqueId(gpu), Duration.ofMinutes(2))) {
+            three = run(d, false, offload.toBuilder().optimizerSharding(TrainerConfig.OptimizerSharding.PARAMETERS).build(), world, tmp.resolve("stage3"));
+        }
+        assertEquals(plain.size(), three.size());
+        for (int i = 0; i < plain.size(); i++) {
+            System.out.printf(java.util.Locale.ROOT, "offload_param, step %d: loss %.9f / %.9f%n", plain.get(i).step(), plain.get(i).loss(), three.get(i).loss());
+            assertEquals(plain.get(i).loss(), three.get(i).loss(), 0.0, "loss at step " + plain.get(i).step());
+            assertEquals(plain.get(i).gradNorm(), three.get(i).gradNorm(), 0.0, "gradient norm at step " + plain.get(i).step());
+        }
+    }
+
     private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding) {
         worldOfOne(tmp, sharding, TrainerConfig.OptimizerStatePlacement.DEVICE, 0.0);
     }

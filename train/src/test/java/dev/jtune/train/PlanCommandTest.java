@@ -240,6 +240,16 @@ class PlanCommandTest {
         // half the base, plus two layers of 18 gathered (and alignment): under 2/3 of it
         assertTrue(q3 < q2 * 2 / 3 && q3 > q2 / 2, "stage 3's quantized weights " + q3 + " against stage 2's " + q2);
         assertTrue(p2 - p3 >= (q2 - q3) * 9 / 10, "stage 3's peak " + p3 + " should fall by about the base it no longer holds, from " + p2);
+        // beside --offload_param cpu (ZeRO-3's offload_param) the rank's half lives in pinned host memory: the device keeps
+        // the two gathered layers and one staging part (half a layer), 2.5 layers of 18
+        var offload = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}", "--offload_param", "cpu"));
+        assertEquals(0, offload.rc(), offload.all());
+        long q3h = row(offload.out(), "quantized weights");
+        long pinned = row(offload.out(), "pinned host, all");
+        System.out.printf(Locale.ROOT, "270M QLoRA, a rank of two, stage 3 with offload_param: quantized weights on the device %,d, pinned host %,d%n",
+                q3h, pinned);
+        assertTrue(q3h < q2 * 3 / 18 && q3h > q2 * 2 / 18, "the device's quantized weights " + q3h + " against the whole base's " + q2);
+        assertTrue(pinned >= q2 / 2 && pinned < q2 * 2 / 3, "pinned host " + pinned + " holds the rank's half of the base " + q2);
     }
 
     /**

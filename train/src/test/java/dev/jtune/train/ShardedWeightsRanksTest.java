@@ -156,6 +156,37 @@ class ShardedWeightsRanksTest {
         assertEquals(List.of(false, false), sharded);
     }
 
+    /**
+     * A model loaded into host memory (weight offload, as {@code --offload_param cpu} loads it) gives its layers to ZeRO
+     * stage 3 with the parts in pinned host memory: each rank keeps 1/N of the frozen bytes there (and nothing whole),
+     * every gather reads its part through the device staging, and the step equals one device's bit for bit.
+     */
+    @Test
+    void anOffloadedModelShardsIntoHostMemoryAndStepsAsOneDevice() throws Exception {
+        long seed = Seeds.seed();
+        Gemma3Config config = config();
+        List<float[]> expected;
+        try (Scope s = Scope.open("one device", MemoryCategory.WEIGHTS)) {
+            List<Tensor> trained = new ArrayList<>();
+            Gemma3Model m = qlora(config, seed, trained);
+            expected = step(m, trained, batch(config, seed));
+        }
+        new InProcessWorld(2, Duration.ofSeconds(60)).run(world -> {
+            try (Scope s = Scope.open("rank " + world.rank(), MemoryCategory.WEIGHTS)) {
+                List<Tensor> trained = new ArrayList<>();
+                Gemma3Model m = qlora(config, seed, trained);
+                m.offloadLayerWeights();
+                ShardedWeights w = m.shardLayerWeights(world, List.of(), dev.jtune.engine.Placement.HOST_MAPPED).orElseThrow();
+                assertTrue(m.offloadedWeights().isEmpty(), "the host store gave its layers over");
+                assertEquals(Device.META, m.linear("model.layers.0.mlp.up_proj").quantizedWeight().codes().device(),
+                        "a sharded weight outside a forward is a placeholder, not the host value");
+                assertEquals(dev.jtune.engine.Placement.HOST_MAPPED, w.partsAt());
+                assertSame(expected, step(m, trained, batch(config, seed)), "rank " + world.rank() + ", parts in host memory");
+                return null;
+            }
+        });
+    }
+
     /** A rank whose base is not quantized (the other's is) stops both at sharding, naming the unit and category that differ. */
     @Test
     void ranksWithDifferentModelsFailAtShardingSayingWhatDiffers() throws Exception {

@@ -75,6 +75,17 @@ public interface Collectives extends AutoCloseable {
         return Overlap.DONE;
     }
 
+    /**
+     * {@link #allGatherOverlapped} of {@code in} kept where the collective cannot read it as it is (pinned host memory:
+     * ZeRO stage 3's parts beside weight offload): copied first into {@code staging}, device memory of its length, in
+     * the collective's own order (so a later call may reuse the staging once this gather has read it). By default:
+     * the copy and {@link #allGatherOverlapped}, in line.
+     */
+    default Overlap allGatherStagedOverlapped(Tensor in, Tensor staging, Tensor out) {
+        dev.jtune.engine.Ops.copyInto(in, staging);
+        return allGatherOverlapped(staging, out);
+    }
+
     /** {@code t} = rank {@code root}'s {@code t}. */
     void broadcast(Tensor t, int root);
 

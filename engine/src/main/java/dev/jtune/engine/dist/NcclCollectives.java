@@ -213,6 +213,27 @@ public final class NcclCollectives implements Collectives {
         return joinAfter(stream);
     }
 
+    /**
+     * On the side stream, behind what the compute stream has queued so far: the copy into the staging (from pinned host
+     * memory, over the bus), then the gather; the side stream orders them after the earlier gathers, so the staging is
+     * reused only once they read it.
+     */
+    @Override
+    public Overlap allGatherStagedOverlapped(Tensor in, Tensor staging, Tensor out) {
+        checkGather(staging, out);
+        if (in.dtype() != staging.dtype() || in.numel() != staging.numel() || !in.isContiguous()) {
+            throw new IllegalArgumentException("all-gather: " + in.describe() + " staged in " + staging.describe());
+        }
+        check(staging, "all-gather");
+        CudaStream stream = sideBehindCompute();
+        long bytes = in.dtype().bytesFor(in.numel());
+        CudaException.check(dev.jtune.cuda.CudaDriver.cuMemcpyDtoDAsync_v2(staging.address(), in.address(), bytes, stream.handle()),
+                "rank " + rank + ": cuMemcpyDtoDAsync_v2 (staging " + in.describe() + " for an all-gather)");
+        launch("all-gather (overlapped) of " + staging.describe(), stream,
+                s -> Nccl.ncclAllGather(ptr(staging), ptr(out), staging.numel(), type(staging.dtype()), comm, s));
+        return joinAfter(stream);
+    }
+
     @Override
     public void broadcast(Tensor t, int root) {
         check(t, "broadcast");

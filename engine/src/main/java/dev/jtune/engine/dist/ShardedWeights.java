@@ -5,6 +5,7 @@ import dev.jtune.engine.DType;
 import dev.jtune.engine.Device;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Ops;
+import dev.jtune.engine.Placement;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
@@ -69,15 +70,20 @@ public final class ShardedWeights extends SlottedUnits {
     /** Per unit, this rank's part of each category's frozen bytes (U8, the unit's rounded frozen bytes / world). */
     private final List<Map<MemoryCategory, Tensor>> parts = new ArrayList<>();
     private final List<Held> held = new ArrayList<>();
+    /** Where the frozen parts live: the device, or pinned host memory (beside weight offload: ZeRO-3's offload_param). */
+    private final Placement partsAt;
+    /** With the parts in host memory: one device buffer per category, of the largest part, each gather's input. */
+    private final Map<MemoryCategory, Tensor> staging = new EnumMap<>(MemoryCategory.class);
     /** Gathers queued beside the computation and not yet joined. */
     private final List<Collectives.Overlap> pending = new ArrayList<>();
     /** The scope the parts and slots were made in, where whole values go back. */
     private final Scope home;
 
-    private ShardedWeights(Device device, Collectives world) {
+    private ShardedWeights(Device device, Collectives world, Placement partsAt) {
         super(device);
         this.world = world;
         this.home = Scope.current();
+        this.partsAt = java.util.Objects.requireNonNull(partsAt, "partsAt");
     }
 
     /**
@@ -86,19 +92,23 @@ public final class ShardedWeights extends SlottedUnits {
      * when no unit holds a frozen parameter (nothing to shard).
      */
     public static ShardedWeights shard(List<? extends Module> units, Collectives world, Device device) {
-        return shard(units, world, device, List.of());
+        return shard(units, world, device, List.of(), Placement.DEVICE);
     }
 
     /**
      * As above, and the units' trained parameters that {@code trained} holds (the optimizer's parts, already filled
-     * from the whole values): their whole values are freed too (closed), and each run is gathered with its unit.
-     * Returns null when there is nothing to shard.
+     * from the whole values): their whole values are freed too (closed), and each run is gathered with its unit. The
+     * frozen parts live at {@code partsAt}: the device, or {@link Placement#HOST_MAPPED} pinned host memory (ZeRO-3's
+     * offload_param: each gather then reads its part through a device staging buffer, {@link
+     * Collectives#allGatherStagedOverlapped}); trained runs stay the optimizer's, on the device. Returns null when there
+     * is nothing to shard.
      */
-    public static ShardedWeights shard(List<? extends Module> units, Collectives world, Device device, List<TrainedRun> trained) {
+    public static ShardedWeights shard(List<? extends Module> units, Collectives world, Device device, List<TrainedRun> trained,
+                                       Placement partsAt) {
         if (units.isEmpty()) {
             throw new IllegalArgumentException("ShardedWeights: no units");
         }
-        ShardedWeights w = new ShardedWeights(device, world);
+        ShardedWeights w = new ShardedWeights(device, world, partsAt);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             Map<Piece, Tensor> values = new java.util.IdentityHashMap<>();
             for (int i = 0; i < units.size(); i++) {
@@ -115,6 +125,7 @@ public final class ShardedWeights extends SlottedUnits {
             for (int u = 0; u < w.units.size(); u++) {
                 w.parts.add(w.keepPart(w.held.get(u), values));
             }
+            w.allocateStaging();
             Backends.get(device).synchronize(); // the parts are written before the whole values' memory is reused
             for (Unit u : w.units) {
                 for (Entry e : u.entries()) {
@@ -225,12 +236,15 @@ public final class ShardedWeights extends SlottedUnits {
         return new Unit(List.copyOf(entries), bytes);
     }
 
-    /** This rank's part of each of the unit's frozen category buffers: the bytes of the pieces that fall in it (gaps zero). */
+    /**
+     * This rank's part of each of the unit's frozen category buffers, at {@link #partsAt}: the bytes of the pieces that
+     * fall in it (gaps zero).
+     */
     private Map<MemoryCategory, Tensor> keepPart(Held u, Map<Piece, Tensor> values) {
         Map<MemoryCategory, Tensor> mine = new EnumMap<>(MemoryCategory.class);
         u.frozenBytes().forEach((c, bytes) -> {
             try (Scope.Entered in = Scope.countAs(c)) {
-                mine.put(c, Tensor.zeros(Shape.of(bytes / world.worldSize()), DType.U8, device));
+                mine.put(c, Tensor.zeros(Shape.of(bytes / world.worldSize()), DType.U8, device, partsAt));
             }
         });
         for (Entry e : u.frozen()) {
@@ -245,6 +259,22 @@ public final class ShardedWeights extends SlottedUnits {
             }
         }
         return mine;
+    }
+
+    /** With the parts in host memory, the device staging per category: the largest part's bytes. */
+    private void allocateStaging() {
+        if (partsAt == Placement.DEVICE) {
+            return;
+        }
+        Map<MemoryCategory, Long> largest = new EnumMap<>(MemoryCategory.class);
+        for (Map<MemoryCategory, Tensor> m : parts) {
+            m.forEach((c, t) -> largest.merge(c, t.numel(), Math::max));
+        }
+        largest.forEach((c, bytes) -> {
+            try (Scope.Entered in = Scope.countAs(c)) {
+                staging.put(c, Tensor.empty(Shape.of(bytes), DType.U8, device));
+            }
+        });
     }
 
     /** A contiguous tensor's bytes as a flat U8 view. */
@@ -283,8 +313,9 @@ public final class ShardedWeights extends SlottedUnits {
     @Override
     protected void fetch(int unit, int slot) {
         parts.get(unit).forEach((c, part) -> {
-            long bytes = part.numel() * world.worldSize();
-            pending.add(world.allGatherOverlapped(part, slot(slot, c).slice(0, 0, bytes)));
+            Tensor out = slot(slot, c).slice(0, 0, part.numel() * world.worldSize());
+            pending.add(staging.isEmpty() ? world.allGatherOverlapped(part, out)
+                    : world.allGatherStagedOverlapped(part, staging.get(c).slice(0, 0, part.numel()), out));
         });
         for (PlacedRun r : held.get(unit).runs()) {
             pending.add(world.allGatherOverlapped(r.run().part(), runView(slot, r)));
@@ -351,6 +382,11 @@ public final class ShardedWeights extends SlottedUnits {
             }
         }
         return out;
+    }
+
+    /** Where this rank's frozen parts live: the device, or pinned host memory (beside weight offload). */
+    public Placement partsAt() {
+        return partsAt;
     }
 
     /**

@@ -259,19 +259,25 @@ public final class Gemma3Model extends Module {
      * layer holds a frozen weight.
      */
     public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world) {
-        return shardLayerWeights(world, java.util.List.of());
+        return shardLayerWeights(world, java.util.List.of(), dev.jtune.engine.Placement.DEVICE);
     }
 
     /**
      * As above, and the layers' trained weights that the optimizer's ZeRO stage 3 keeps parts of ({@code trained}, by
-     * layer index: {@code optim.ShardedAdamW#trainedRuns}): gathered with their layer, their whole values freed. Empty
-     * when there is nothing to shard.
+     * layer index: {@code optim.ShardedAdamW#trainedRuns}): gathered with their layer, their whole values freed; the
+     * frozen parts at {@code partsAt} (the device, or pinned host memory beside weight offload: ZeRO-3's
+     * offload_param). Empty when there is nothing to shard.
      */
-    public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world, java.util.List<ShardedWeights.TrainedRun> trained) {
-        if (offloaded != null) {
-            throw new IllegalStateException("Gemma 3: the layer weights are already " + (offloaded instanceof HostWeights ? "offloaded" : "sharded"));
+    public java.util.Optional<ShardedWeights> shardLayerWeights(Collectives world, java.util.List<ShardedWeights.TrainedRun> trained,
+                                                                dev.jtune.engine.Placement partsAt) {
+        if (offloaded instanceof HostWeights host && !host.isClosed()) {
+            host.close(); // loaded into host memory (offload_param): the values stay there, and the shards take them over
+            offloaded = null;
         }
-        ShardedWeights sharded = ShardedWeights.shard(layers(), world, device, trained);
+        if (offloaded != null) {
+            throw new IllegalStateException("Gemma 3: the layer weights are already sharded");
+        }
+        ShardedWeights sharded = ShardedWeights.shard(layers(), world, device, trained, partsAt);
         offloaded = sharded;
         return java.util.Optional.ofNullable(sharded);
     }

@@ -151,7 +151,8 @@ public enum Flag {
                     + " recomputation before backward (ZeRO-3 parameter offload on one GPU): the GPU holds two layers. Needs"
                     + " --gradient_checkpointing; a full fine-tune needs --offload_optimizer cpu too (the host optimizer updates"
                     + " the host weights). The embedding (the LM head) stays on the GPU (a --deepspeed config's offload_param"
-                    + " says the same)")),
+                    + " says the same). Beside data parallel with ZeRO stage 3, each GPU's host memory keeps its 1/N part of the"
+                    + " layers' frozen weights, gathered from there")),
     DELAYED_OPTIMIZER_STEP(Spec.of(Group.OPTIMIZER, BOOL, false,
             "with --offload_optimizer cpu: the host update of step i overlaps the GPU's step i+1 (ZeRO-Offload's"
                     + " one-step delayed update). Changes the arithmetic: step i+1's forward and backward use weights"

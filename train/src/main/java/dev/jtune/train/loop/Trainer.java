@@ -137,20 +137,28 @@ public final class Trainer implements AutoCloseable {
      * host memory. A model already placed stays as it is.
      */
     private static void placeWeights(TrainerConfig config, Trainable trainable, Collectives world) {
-        if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST) {
+        if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST && !shardsWeights(config, world)) {
             trainable.model().offloadLayerWeights();
         }
+    }
+
+    /** Whether ZeRO stage 3 shards the layers' weights over the ranks ({@link #shardWeights}; beside weight offload too). */
+    private static boolean shardsWeights(TrainerConfig config, Collectives world) {
+        return world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS;
     }
 
     /**
      * ZeRO stage 3 in a world ({@link TrainerConfig.OptimizerSharding#PARAMETERS}), once the optimizer holds its parts:
      * this rank keeps its part of every layer's frozen weights, and the optimizer its part of a full fine-tune's trained
      * layer weights ({@link ShardedAdamW#trainedRuns}); each layer is gathered as computation reaches it, and saves
-     * and restores lend the weights whole ({@link #withWholeWeights}). A model already placed stays as it is.
+     * and restores lend the weights whole ({@link #withWholeWeights}). With weight offload ({@code --offload_param cpu},
+     * ZeRO-3's offload_param) the frozen parts live in pinned host memory (a model loaded into host memory gives its
+     * layers over). A model already sharded stays as it is.
      */
     private static void shardWeights(TrainerConfig config, Trainable trainable, Collectives world, Optimizer optimizer) {
-        if (world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS && trainable.model().layerWeights().isEmpty()) {
-            trainable.model().shardLayerWeights(world, optimizer instanceof ShardedAdamW s ? s.trainedRuns() : List.of());
+        if (shardsWeights(config, world) && !(trainable.model().layerWeights().orElse(null) instanceof ShardedWeights)) {
+            Placement parts = config.weightPlacement() == TrainerConfig.WeightPlacement.HOST ? Placement.HOST_MAPPED : Placement.DEVICE;
+            trainable.model().shardLayerWeights(world, optimizer instanceof ShardedAdamW s ? s.trainedRuns() : List.of(), parts);
         }
     }
 
@@ -161,8 +169,7 @@ public final class Trainer implements AutoCloseable {
      */
     private static Map<Tensor, Integer> unitsOf(TrainerConfig config, Trainable trainable, Collectives world) {
         Map<Tensor, Integer> out = new java.util.IdentityHashMap<>();
-        if (world == null || config.optimizerSharding() != TrainerConfig.OptimizerSharding.PARAMETERS || trainable.isLora()
-                || trainable.model().layerWeights().isPresent()) {
+        if (!shardsWeights(config, world) || trainable.isLora() || trainable.model().layerWeights().orElse(null) instanceof ShardedWeights) {
             return out;
         }
         List<? extends dev.jtune.engine.nn.Module> layers = trainable.model().layers();

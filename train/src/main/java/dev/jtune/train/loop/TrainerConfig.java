@@ -228,10 +228,6 @@ public record TrainerConfig(
             throw new IllegalArgumentException("ZeRO stage 3 gathers each layer's weights again for its recomputation: it needs "
                     + "gradient checkpointing (--gradient_checkpointing)");
         }
-        if (optimizerSharding == OptimizerSharding.PARAMETERS && weightPlacement == WeightPlacement.HOST) {
-            throw new IllegalArgumentException("ZeRO stage 3 with the layer weights offloaded to the host (--offload_param cpu) "
-                    + "is not built: the layers' weights are either sharded over the ranks or offloaded, not both");
-        }
     }
 
     /** The defaults: HF TrainingArguments' where they exist (see {@link Builder}). */
