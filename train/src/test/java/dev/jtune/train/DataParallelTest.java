@@ -76,9 +76,15 @@ class DataParallelTest {
                         w.put(p.getKey(), p.getValue().toFloatArray());
                     }
                 };
-                // ZeRO stage 3's trained layer weights are the ranks' parts: every rank lends its part to read them whole
+                // ZeRO stage 3's trained layer weights are the ranks' parts: every rank lends its part to read them whole;
+                // gathered whole on the device after, the model reads the same values
                 if (trainable.model().layerWeights().orElse(null) instanceof ShardedWeights s && s.holdsTrainedParameters()) {
                     s.withWholeValues(read);
+                    s.gatherWhole();
+                    for (Map.Entry<String, Tensor> p : trainable.namedParameters().entrySet()) {
+                        assertArrayEquals(w.get(p.getKey()), p.getValue().toFloatArray(), p.getKey() + " gathered whole");
+                        assertTrue(p.getValue().requiresGrad(), p.getKey() + " trains on");
+                    }
                 } else {
                     read.run();
                 }

@@ -337,20 +337,19 @@ public final class ShardedWeights extends SlottedUnits {
     }
 
     /**
-     * Gives every sharded parameter its whole value again (in the scope the store was made in), unit by unit through a
-     * slot, and closes the store; the parts stay with that scope. A collective: every rank calls it.
+     * Gives every sharded parameter its whole value again on the device (in the scope the store was made in), unit by
+     * unit through a slot, and closes the store; the parts stay with that scope. A trained parameter gets a new leaf
+     * (requiring grad): the optimizer whose parts these were holds the old one, so training through it ends here (a
+     * model used after its stage 3 run, generation say). A collective: every rank calls it.
      */
     public void gatherWhole() {
         checkOpen();
-        if (held.stream().anyMatch(h -> !h.runs().isEmpty())) {
-            throw new IllegalStateException("ShardedWeights: trained weights are the optimizer's parts: lend them whole with withWholeValues");
-        }
         markClosed();
         try (Autograd.GradMode off = Autograd.noGrad(); Scope.Entered in = home.enter()) {
             for (int u = 0; u < units.size(); u++) {
                 fetch(u, 0);
                 ready();
-                for (Entry e : held.get(u).frozen()) {
+                for (Entry e : units.get(u).entries()) {
                     Tensor[] whole = new Tensor[e.pieces().size()];
                     for (int i = 0; i < whole.length; i++) {
                         Piece p = e.pieces().get(i);
@@ -363,7 +362,7 @@ public final class ShardedWeights extends SlottedUnits {
                     if (param.isQuantized()) {
                         param.set(param.quantized().withParts(whole));
                     } else {
-                        param.set(whole[0]);
+                        param.set(whole[0].requiresGrad(param.tensor().requiresGrad()));
                     }
                 }
             }
