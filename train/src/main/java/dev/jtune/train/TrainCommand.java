@@ -318,12 +318,12 @@ final class TrainCommand {
     }
 
     /**
-     * Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 state, on the device, paged, or on the host
-     * stepping in step (not the delayed step).
+     * Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 or 8-bit state on the device or paged, or its fp32
+     * state on the host stepping in step (not the delayed step).
      */
     private static boolean shardable(TrainArgs a) {
-        return a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32
-                && !(a.optimizerStatePlacement() == TrainerConfig.OptimizerStatePlacement.HOST && a.delayedOptimizerStep());
+        return a.optimizerStatePlacement() != TrainerConfig.OptimizerStatePlacement.HOST
+                || a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32 && !a.delayedOptimizerStep();
     }
 
     /**
@@ -360,8 +360,8 @@ final class TrainCommand {
             return List.of();
         }
         if (!shardable(a)) {
-            return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's fp32 state only (--optim adamw_torch or"
-                    + " paged_adamw_32bit, on the device or with --offload_optimizer cpu without --delayed_optimizer_step), not --optim "
+            return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's state on the GPU or paged (fp32 or 8-bit), and"
+                    + " its fp32 state on the host (--offload_optimizer cpu with --optim adamw_torch, without --delayed_optimizer_step), not --optim "
                     + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
                     + (a.delayedOptimizerStep() ? " and a delayed step" : "") + ", so every GPU holds all of it (plain data parallel)");
         }

@@ -111,13 +111,21 @@ class DataParallelCliTest {
         dev.jtune.train.args.TrainArgs eightBit = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "adamw_8bit", "--deepspeed",
                 "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
-        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBit, rank0.worldSize()));
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(eightBit, rank0.worldSize()),
+                "the 8-bit state shards too");
         dev.jtune.train.args.TrainArgs paged = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "paged_adamw_32bit", "--deepspeed",
                 "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
         assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.STATE, TrainCommand.sharding(paged, rank0.worldSize()), "the paged fp32 state shards too");
-        assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).getFirst().contains("shards AdamW's fp32 state only"),
-                TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
+        assertTrue(TrainCommand.dataParallelWarnings(eightBit, rank0).isEmpty(), TrainCommand.dataParallelWarnings(eightBit, rank0).toString());
+        // 8-bit moments on the host are not sharded (the host step keeps fp32 ones): plain data parallel, refused with the
+        // host optimizer; the warning says why first
+        dev.jtune.train.args.TrainArgs eightBitHost = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
+                data.toString(), "--output_dir", tmp.resolve("out").toString(), "--optim", "adamw_8bit", "--offload_optimizer", "cpu",
+                "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}");
+        assertEquals(dev.jtune.train.loop.TrainerConfig.OptimizerSharding.NONE, TrainCommand.sharding(eightBitHost, rank0.worldSize()));
+        assertTrue(TrainCommand.dataParallelWarnings(eightBitHost, rank0).getFirst().contains("its fp32 state on the host"),
+                TrainCommand.dataParallelWarnings(eightBitHost, rank0).toString());
         // ZeRO-Offload: the config's offload_optimizer cpu beside stage 2 shards the host state (each rank steps its part on its cores)
         dev.jtune.train.args.TrainArgs offload = dev.jtune.train.args.TrainArgs.parse("--model_path", model.toString(), "--data_path",
                 data.toString(), "--output_dir", tmp.resolve("out").toString(), "--nproc_per_node", "2", "--deepspeed",

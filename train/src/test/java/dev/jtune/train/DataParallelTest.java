@@ -437,14 +437,17 @@ class DataParallelTest {
 
     /**
      * ZeRO stage 2 in a world of one: each bucket reduce-scattered (a copy) into a shard that is the whole flat layout,
-     * stepped by the sharded AdamW: the plain trainer's losses, norms and weights bit for bit (every adapter weight gets
+     * stepped by the sharded AdamW, fp32 or 8-bit: the plain trainer's (AdamW's or AdamW8bit's) losses, norms and weights bit for bit (every adapter weight gets
      * one contribution a backward, so nothing is summed in another order). NcclWorldOfOneGpuTest checks the same on the GPU.
      */
-    @Test
-    void shardedGradientsInAWorldOfOneTrainAsThePlainTrainerBitForBit(@TempDir Path tmp) throws Exception {
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(TrainerConfig.OptimizerStatePrecision.class)
+    void shardedGradientsInAWorldOfOneTrainAsThePlainTrainerBitForBit(TrainerConfig.OptimizerStatePrecision precision, @TempDir Path tmp) throws Exception {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
-        Outcome plain = run(d, config(d, 2, 1), null, tmp.resolve("plain"));
-        Outcome one = ranks(d, 1, 2, tmp.resolve("stage2"), Long.MAX_VALUE, TrainerConfig.OptimizerSharding.GRADIENTS).getFirst();
+        Outcome plain = run(d, config(d, 2, 1).toBuilder().optimizerState(precision, TrainerConfig.OptimizerStatePlacement.DEVICE).build(), null,
+                tmp.resolve("plain"));
+        Outcome one = ranks(d, 1, config(d, 2, 1, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
+                .optimizerState(precision, TrainerConfig.OptimizerStatePlacement.DEVICE).build(), tmp.resolve("stage2"), Long.MAX_VALUE).getFirst();
         for (int i = 0; i < STEPS; i++) {
             assertEquals(plain.history().get(i).loss(), one.history().get(i).loss(), 0.0, "loss at step " + (i + 1));
             assertEquals(plain.history().get(i).gradNorm(), one.history().get(i).gradNorm(), 0.0, "gradient norm at step " + (i + 1));
@@ -490,6 +493,39 @@ class DataParallelTest {
         StepRecord last = resumed.history().getLast();
         assertEquals(STEPS, last.step());
         assertTrue(relative(last.loss(), stage3.get(0).history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
+    }
+
+    /**
+     * ZeRO stage 2 of bitsandbytes' 8-bit AdamW ({@code --optim adamw_8bit} beside a stage): each rank keeps its part of
+     * the 8-bit codes and block maxima (and of the small parameters' fp32 moments); two ranks of two micro-batches train
+     * as one rank of four with AdamW8bit (losses and weights within 1e-5: the sums round differently, and a code may
+     * then round to its neighbour), and rank 0's checkpoint (the state gathered into AdamW8bit's names) resumes on one
+     * rank with AdamW8bit.
+     */
+    @Test
+    void eightBitShardsTrainAsOneRankAndResumeOnOne(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig oneConfig = config(d, 4, 1).toBuilder()
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
+        Outcome one = run(d, oneConfig, null, tmp.resolve("one"));
+        TrainerConfig sharded = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
+        List<Outcome> two = ranks(d, 2, sharded, tmp.resolve("two"), Long.MAX_VALUE);
+        for (Outcome o : two) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "8-bit stage 2, step %d: loss %.7f / %.7f%n", a.step(), a.loss(), b.loss());
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
+            }
+        }
+        double worst = worstAgainstOneRank(one, two);
+        System.out.println("8-bit stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        Outcome resumed = run(d, oneConfig, null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
+        assertEquals(STEPS, resumed.history().getLast().step());
+        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
+                "the resumed step 3's loss: " + resumed.history().getLast().loss());
     }
 
     /**

@@ -31,10 +31,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 @Tag("gpu")
 class NcclWorldOfOneGpuTest {
     private static List<StepRecord> run(TrainCommand.DefaultSetup d, Collectives world, Path out, TrainerConfig.OptimizerSharding sharding,
-                                        Gemma3Model.Checkpointing checkpointing, TrainerConfig.OptimizerStatePlacement state) {
+                                        Gemma3Model.Checkpointing checkpointing, TrainerConfig.OptimizerStatePlacement state,
+                                        TrainerConfig.OptimizerStatePrecision precision) {
         TrainerConfig tc = d.trainerConfig().toBuilder().maxSteps(6).loggingSteps(1).save(TrainerConfig.SaveStrategy.NO, 0)
                 .eval(TrainerConfig.SaveStrategy.STEPS, 3).checkpointing(checkpointing).optimizerSharding(sharding)
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, state).build();
+                .optimizerState(precision, state).build();
         return run(d, false, tc, world, out);
     }
 
@@ -144,19 +145,34 @@ class NcclWorldOfOneGpuTest {
         }
     }
 
+    /**
+     * ZeRO stage 2 of the 8-bit AdamW through NCCL at one rank: the shard (the whole layout) stepped by AdamW8bit's
+     * kernel over its pieces: the plain trainer's AdamW8bit numbers, bit for bit.
+     */
+    @Test
+    void aWorldOfOneWithShardedEightBitStateTrainsAsThePlainTrainerBitForBit(@TempDir Path tmp) {
+        worldOfOne(tmp, TrainerConfig.OptimizerSharding.GRADIENTS, TrainerConfig.OptimizerStatePlacement.DEVICE,
+                TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, 0.0);
+    }
+
     private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding) {
         worldOfOne(tmp, sharding, TrainerConfig.OptimizerStatePlacement.DEVICE, 0.0);
     }
 
     private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding, TrainerConfig.OptimizerStatePlacement state, double tolerance) {
+        worldOfOne(tmp, sharding, state, TrainerConfig.OptimizerStatePrecision.FP32, tolerance);
+    }
+
+    private static void worldOfOne(Path tmp, TrainerConfig.OptimizerSharding sharding, TrainerConfig.OptimizerStatePlacement state,
+                                   TrainerConfig.OptimizerStatePrecision precision, double tolerance) {
         Device gpu = Device.cuda(0);
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(gpu, new PrintStream(OutputStream.nullOutputStream()));
         Gemma3Model.Checkpointing checkpointing = sharding == TrainerConfig.OptimizerSharding.PARAMETERS
                 ? Gemma3Model.Checkpointing.LAYERS : d.trainerConfig().checkpointing();
-        List<StepRecord> plain = run(d, null, tmp.resolve("plain"), TrainerConfig.OptimizerSharding.NONE, checkpointing, state);
+        List<StepRecord> plain = run(d, null, tmp.resolve("plain"), TrainerConfig.OptimizerSharding.NONE, checkpointing, state, precision);
         List<StepRecord> nccl;
         try (NcclCollectives world = NcclCollectives.join(gpu, 0, 1, NcclCollectives.newUniqueId(gpu), Duration.ofMinutes(2))) {
-            nccl = run(d, world, tmp.resolve("nccl"), sharding, checkpointing, state);
+            nccl = run(d, world, tmp.resolve("nccl"), sharding, checkpointing, state, precision);
         }
         System.out.println("sharding " + sharding + ", optimizer state " + state);
         assertEquals(plain.size(), nccl.size());

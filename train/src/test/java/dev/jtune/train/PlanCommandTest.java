@@ -189,6 +189,22 @@ class PlanCommandTest {
         assertTrue(Math.abs(shard - whole / 2.0) <= 0.01 * whole, shard + " vs " + whole);
     }
 
+    /** The 8-bit state shards as the fp32 one: a rank of two plans half of AdamW8bit's codes, maxima and master copy. */
+    @Test
+    void aZeroStageOneRankOfTwoIsPlannedWithHalfTheEightBitState() {
+        String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
+                "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB", "--optim", "adamw_8bit"};
+        var one = CliFixtures.run(common);
+        var rank = CliFixtures.run(with(common, "--nproc_per_node", "2", "--deepspeed",
+                "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}"));
+        assertEquals(0, one.rc(), one.all());
+        assertEquals(0, rank.rc(), rank.all());
+        long whole = row(one.out(), "optimizer (device)") + row(one.out(), "master weights (device)");
+        long shard = row(rank.out(), "optimizer (device)") + row(rank.out(), "master weights (device)");
+        System.out.printf(Locale.ROOT, "270M full fine-tune, 8-bit optimizer state: one GPU %,d bytes, a rank of two %,d%n", whole, shard);
+        assertTrue(Math.abs(shard - whole / 2.0) <= 0.01 * whole, shard + " vs " + whole);
+    }
+
     /**
      * A plan for two ranks with ZeRO stage 2: a rank of the full fine-tune plans a device peak lower than a stage 1
      * rank's by about half the gradients (the whole gradient no longer persists; 3.26 against 3.52 GB). The gradients'

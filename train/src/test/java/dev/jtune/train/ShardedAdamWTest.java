@@ -7,6 +7,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.optim.AdamW;
+import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
 import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.engine.optim.ParamGroup;
@@ -76,8 +77,13 @@ class ShardedAdamWTest {
     }
 
     private static Run train(Function<SequencedMap<String, Tensor>, Optimizer> optimizer, Map<String, Tensor> resumeFrom, long resumeSteps) {
+        return train(ShardedAdamWTest::parameters, optimizer, resumeFrom, resumeSteps);
+    }
+
+    private static Run train(java.util.function.Supplier<SequencedMap<String, Tensor>> parameters, Function<SequencedMap<String, Tensor>, Optimizer> optimizer,
+                             Map<String, Tensor> resumeFrom, long resumeSteps) {
         try (Scope s = Scope.open("run")) {
-            SequencedMap<String, Tensor> params = parameters();
+            SequencedMap<String, Tensor> params = parameters.get();
             Optimizer opt = optimizer.apply(params);
             if (resumeFrom != null) {
                 opt.restore(resumeFrom, resumeSteps);
@@ -109,7 +115,7 @@ class ShardedAdamWTest {
     }
 
     private static List<Run> ranks(int n, Map<String, Tensor> resumeFrom, long resumeSteps) throws Exception {
-        return new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank), resumeFrom, resumeSteps));
+        return new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS).build(), resumeFrom, resumeSteps));
     }
 
     private static void assertSame(Run expected, Run got, String what) {
@@ -139,8 +145,8 @@ class ShardedAdamWTest {
     @org.junit.jupiter.api.Test
     void pagedShardsStepAsOnePagedAdamW() throws Exception {
         Run one = train(p -> new AdamW(p, CONFIG, Placement.HOST_MAPPED, GROUPS), null, 0);
-        List<Run> runs = new InProcessWorld(2, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
-                Placement.HOST_MAPPED), null, 0));
+        List<Run> runs = new InProcessWorld(2, Duration.ofSeconds(60)).run(rank -> train(p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS)
+                .state(ShardedAdamW.State.PAGED).build(), null, 0));
         for (int r = 0; r < 2; r++) {
             assertSame(one, runs.get(r), "paged rank " + r);
         }
@@ -162,16 +168,16 @@ class ShardedAdamWTest {
     @ValueSource(ints = {1, 2, 3})
     void hostSteppedShardsStepAsOneHostOffloadedAdamW(int n) throws Exception {
         Run one = train(ShardedAdamWTest::hostOffloaded, null, 0);
-        List<Run> runs = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
-                ShardedAdamW.State.HOST), null, 0));
+        List<Run> runs = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS)
+                .state(ShardedAdamW.State.HOST).build(), null, 0));
         for (int r = 0; r < n; r++) {
             assertSame(one, runs.get(r), "host-stepped rank " + r + " of " + n);
         }
         try (Scope outer = Scope.open("saved state")) {
             Map<String, Tensor> saved = adamWStateAfterOneStep();
             Run resumed = train(ShardedAdamWTest::hostOffloaded, saved, 1);
-            List<Run> hosted = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> new ShardedAdamW(p, CONFIG, GROUPS, rank,
-                    ShardedAdamW.State.HOST), saved, 1));
+            List<Run> hosted = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS)
+                    .state(ShardedAdamW.State.HOST).build(), saved, 1));
             for (int r = 0; r < n; r++) {
                 assertSame(resumed, hosted.get(r), "host-stepped rank " + r + " of " + n + " resumed");
             }
@@ -191,18 +197,68 @@ class ShardedAdamWTest {
         }
     }
 
+    /**
+     * For the 8-bit state: two parameters of at least 4,096 elements (8-bit moments; fp32 5,000, bf16 70 x 75 = 5,250,
+     * both ending inside a block), small ones of both dtypes (fp32 moments, decayed after the step), one without decay.
+     */
+    private static SequencedMap<String, Tensor> eightBitParameters() {
+        SequencedMap<String, Tensor> p = new LinkedHashMap<>();
+        p.put("a", init(Shape.of(3, 5), DType.F32, 1));
+        p.put("big", init(Shape.of(5000), DType.F32, 11));
+        p.put("wide", init(Shape.of(70, 75), DType.BF16, 12));
+        p.put("d", init(Shape.of(40), DType.BF16, 4));
+        p.put("norm", init(Shape.of(9), DType.F32, 5));
+        return p;
+    }
+
+    /**
+     * ZeRO stage 1 of bitsandbytes' 8-bit AdamW: N ranks (parts starting on the 256-element blocks, so each rank's
+     * blocks are the whole layout's) give every rank {@link AdamW8bit}'s parameters bit for bit, step after step, and
+     * their gathered state is its state (codes, block maxima, fp32 moments of the small parameters, master copies);
+     * resumed from its state after a step, they go on as it does.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3})
+    void eightBitShardsStepAsOneAdamW8bit(int n) throws Exception {
+        Function<SequencedMap<String, Tensor>, Optimizer> one = p -> new AdamW8bit(p, CONFIG, Placement.DEVICE, GROUPS);
+        Run expected = train(ShardedAdamWTest::eightBitParameters, one, null, 0);
+        List<Run> runs = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(ShardedAdamWTest::eightBitParameters,
+                p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS).moments(ShardedAdamW.Moments.BLOCKWISE_8BIT).build(), null, 0));
+        for (int r = 0; r < n; r++) {
+            assertSame(expected, runs.get(r), "8-bit rank " + r + " of " + n);
+        }
+        assertTrue(expected.state().containsKey("wide.exp_avg.absmax") && expected.state().containsKey("a.exp_avg"),
+                "8-bit and fp32 moments both: " + expected.state().keySet());
+        try (Scope outer = Scope.open("saved 8-bit state")) {
+            Map<String, Tensor> saved = new LinkedHashMap<>();
+            try (Scope s = Scope.open("first run")) {
+                SequencedMap<String, Tensor> params = eightBitParameters();
+                AdamW8bit first = new AdamW8bit(params, CONFIG, Placement.DEVICE, GROUPS);
+                setGradients(params, 7);
+                first.step();
+                first.state().forEach((k, v) -> saved.put(k, s.keep(v.copy())));
+            }
+            Run resumed = train(ShardedAdamWTest::eightBitParameters, one, saved, 1);
+            List<Run> sharded = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(ShardedAdamWTest::eightBitParameters,
+                    p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS).moments(ShardedAdamW.Moments.BLOCKWISE_8BIT).build(), saved, 1));
+            for (int r = 0; r < n; r++) {
+                assertSame(resumed, sharded.get(r), "8-bit rank " + r + " of " + n + " resumed");
+            }
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {2, 3})
     void eachRankHoldsItsShareOfTheState(int n) throws Exception {
         InProcessWorld world = new InProcessWorld(1, Duration.ofSeconds(5));
         try (Scope s = Scope.open("lengths")) {
             // the groups' flat layouts: fp32 (a, b) 1,024 elements, bf16 (c, d) 1,024, fp32 without decay (norm) 256
-            List<Long> whole = new ShardedAdamW(parameters(), CONFIG, GROUPS, world.rank(0)).shardLengths();
+            List<Long> whole = ShardedAdamW.builder(parameters(), CONFIG, world.rank(0)).groups(GROUPS).build().shardLengths();
             assertEquals(List.of(1024L, 1024L, 256L), whole);
         }
         List<List<Long>> lengths = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> {
             try (Scope s = Scope.open("rank")) {
-                return new ShardedAdamW(parameters(), CONFIG, GROUPS, rank).shardLengths();
+                return ShardedAdamW.builder(parameters(), CONFIG, rank).groups(GROUPS).build().shardLengths();
             }
         });
         for (List<Long> mine : lengths) {

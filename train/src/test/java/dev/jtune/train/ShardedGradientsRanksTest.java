@@ -198,8 +198,7 @@ class ShardedGradientsRanksTest {
         List<Object[]> ranks = new InProcessWorld(2, Duration.ofMinutes(1)).run(world -> {
             try (Scope s = Scope.open("rank " + world.rank())) {
                 SequencedMap<String, Tensor> w = weights();
-                ShardedAdamW opt = ShardedAdamW.withShardedGradients(w, CONFIG, ParamGroup.Assignment.UNIFORM, world, Placement.DEVICE,
-                        BUCKET, List.copyOf(w.values()));
+                ShardedAdamW opt = ShardedAdamW.builder(w, CONFIG, world).shardGradients(BUCKET, List.copyOf(w.values())).build();
                 ShardedGradients g = opt.gradients().orElseThrow();
                 double[] n = new double[steps];
                 for (int step = 1; step <= steps; step++) {
@@ -275,8 +274,7 @@ class ShardedGradientsRanksTest {
                     try (Autograd.GradMode off = Autograd.noGrad()) {
                         w.forEach((n, t) -> Ops.copyInto(savedWeights.get(n), t));
                     }
-                    ShardedAdamW opt = ShardedAdamW.withShardedGradients(w, CONFIG, ParamGroup.Assignment.UNIFORM, world, Placement.DEVICE,
-                            BUCKET, List.copyOf(w.values()));
+                    ShardedAdamW opt = ShardedAdamW.builder(w, CONFIG, world).shardGradients(BUCKET, List.copyOf(w.values())).build();
                     opt.restore(savedState, 1);
                     for (int step = 2; step <= 3; step++) {
                         for (int m = world.rank(); m < micro; m += 2) {

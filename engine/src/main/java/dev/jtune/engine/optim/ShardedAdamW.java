@@ -14,6 +14,7 @@ import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.ShardedGradients;
 import dev.jtune.engine.dist.ShardedWeights;
+import dev.jtune.engine.fused.AdamW8bitKernel;
 import dev.jtune.engine.fused.AdamWKernel;
 import dev.jtune.engine.fused.ParameterTable;
 import dev.jtune.engine.optim.host.HostAdamW;
@@ -25,30 +26,31 @@ import java.util.Map;
 import java.util.SequencedMap;
 
 /**
- * ZeRO stages 1 and 2: {@link AdamW} over a data-parallel world with its master copy and moments sharded across the
- * ranks, and in stage 2 the gradients too.
+ * ZeRO stages 1 to 3: {@link AdamW} (or, with {@link Moments#BLOCKWISE_8BIT}, {@link AdamW8bit}) over a data-parallel
+ * world with its master copy and moments sharded across the ranks, in stage 2 the gradients too, in stage 3 the units'
+ * trained weights too ({@link #builder}).
  *
  * <p>Each group's flat layout (the same as AdamW's) is cut into segments, each split into the ranks' equal parts
  * ({@link ShardedGradients.Segment}: a multiple of the layout's alignment; the last rank's may be shorter, or empty),
  * and a rank keeps m, v and the master copy of its parts only, one after another: the optimizer state per GPU falls by
- * the world size. Stage 1 ({@link #ShardedAdamW(SequencedMap, AdamW.Config, ParamGroup.Assignment, Collectives,
- * Placement)}) has one segment a group: the gradients stay whole in a flat buffer (the trainer sums them over the
- * ranks first, as plain data parallel does). Stage 2 ({@link #withShardedGradients}) takes the segments of the
- * gradient buckets of {@link ShardedGradients}, whose reduce-scatters leave each rank the summed gradient of exactly
- * its parts: no whole gradient stays on the device, and clipping sums the ranks' squares
- * ({@link #clipHeldGradients}). The parameters stay whole in both. Stage 3 ({@link #withShardedParameters}) cuts
- * the buckets at the model's units (decoder layers) as well, and keeps this rank's parts of those buckets' weights
- * too, in the same segments as its gradients and state: the step writes them there and gathers nothing, and
+ * the world size. Stage 1 has one segment a group: the gradients stay whole in a flat buffer (the trainer sums them
+ * over the ranks first, as plain data parallel does). Stage 2 ({@link Builder#shardGradients}) takes the segments of
+ * the gradient buckets of {@link ShardedGradients}, whose reduce-scatters leave each rank the summed gradient of
+ * exactly its parts: no whole gradient stays on the device, and clipping sums the ranks' squares
+ * ({@link #clipHeldGradients}). The parameters stay whole in both. Stage 3 ({@link Builder#shardParameters}) cuts the
+ * buckets at the model's units (decoder layers) as well, and keeps this rank's parts of those buckets' weights too, in
+ * the same segments as its gradients and state: the step writes them there and gathers nothing, and
  * {@link #trainedRuns()} hands them to {@link ShardedWeights}, which gathers a unit as computation reaches it (the
  * parameters' whole values are then freed); weights of no unit stay whole, as in stage 2.
  *
- * <p>{@link #step} updates this rank's parts of the parameters with AdamW's own multi-tensor kernel (over a table of
- * the pieces of the parameters the parts cover: the same arithmetic per element as AdamW on the whole layout), then
- * gathers every rank's updated parts into every rank's parameters (one all-gather per segment). {@link #state}
- * gathers the shards into AdamW's per-parameter state, so a checkpoint is the same whatever the world size and stage,
- * and resumes into AdamW or into a sharded optimizer of any size; {@link #restore} takes this rank's parts of such a
- * state. {@link #step}, {@link #state} and (stage 2) {@link #clipHeldGradients} are collectives: every rank calls them,
- * in the same order.
+ * <p>{@link #step} updates this rank's parts of the parameters with AdamW's (or AdamW8bit's) own multi-tensor kernel
+ * (over a table of the pieces of the parameters the parts cover: the same arithmetic per element, and under 8-bit
+ * moments the same blocks, as the parts start on blocks), then gathers every rank's updated parts into every rank's
+ * whole parameters (one all-gather per segment). {@link #state} gathers the shards into the one-device optimizer's
+ * per-parameter state, so a checkpoint is the same whatever the world size and stage, and resumes into AdamW (or
+ * AdamW8bit) or into a sharded optimizer of any size; {@link #restore} takes this rank's parts of such a state.
+ * {@link #step}, {@link #state} and (stage 2) {@link #clipHeldGradients} are collectives: every rank calls them, in the
+ * same order.
  */
 public final class ShardedAdamW implements Optimizer {
 
@@ -70,10 +72,6 @@ public final class ShardedAdamW implements Optimizer {
         State(Placement placement) {
             this.placement = placement;
         }
-
-        static State of(Placement placement) {
-            return placement == Placement.HOST_MAPPED ? PAGED : DEVICE;
-        }
     }
 
     /** Elements [from, to) of layout entry {@code entry}'s parameter, in segment {@code segment}, at {@code offset} in the shard. */
@@ -91,9 +89,10 @@ public final class ShardedAdamW implements Optimizer {
      * host step writes (fp32 parameters take the master's values). {@code weights}: per segment, stage 3's part
      * of a unit segment's weights (the segment's part length, in the parameters' dtype), null for a segment of no unit.
      */
-    private record Shard(ParamGroup hyper, List<Tensor> params, FlatLayout wholeLayout, List<ShardedGradients.Segment> segments,
+    private record Shard(ParamGroup hyper, Kind kind, List<Tensor> params, FlatLayout wholeLayout, List<ShardedGradients.Segment> segments,
                          long shardLength, long used, List<Piece> pieces, FlatLayout layout, Tensor grad, GradientBuffer whole,
-                         Tensor master, Tensor m, Tensor v, Tensor hostGrad, Tensor hostWeights, List<Tensor> weights) {
+                         Tensor master, Tensor m, Tensor v, AdamW8bitKernel.State q8, Tensor hostGrad, Tensor hostWeights,
+                         List<Tensor> weights) {
         DType dtype() {
             return grad.dtype();
         }
@@ -103,8 +102,30 @@ public final class ShardedAdamW implements Optimizer {
         }
     }
 
+    /** The moments' precision: AdamW's fp32, or bitsandbytes' blockwise 8 bits (as {@link AdamW8bit} keeps them). */
+    public enum Moments {
+        FP32,
+        /**
+         * A parameter of at least {@link AdamW8bit#MIN_8BIT_SIZE} elements keeps both moments in 8-bit codes with an
+         * fp32 maximum per block of 256; a smaller one fp32 moments, decayed after the step (bitsandbytes' 32-bit path).
+         * A rank's parts start on block boundaries, so its blocks are the whole layout's.
+         */
+        BLOCKWISE_8BIT
+    }
+
+    /** How a shard's moments are kept and stepped. */
+    private enum Kind {
+        /** AdamW's fp32 moments and step. */
+        FP32,
+        /** bitsandbytes' 8-bit blockwise moments ({@link AdamW8bitKernel}). */
+        BLOCKWISE_8BIT,
+        /** Under 8-bit moments, a small parameter's fp32 moments: the step without decay, then the decay as one scale. */
+        FP32_DECAY_AFTER
+    }
+
     private final Collectives world;
     private final State stateAt;
+    private final Moments moments;
     private final List<Shard> shards = new ArrayList<>();
     private final SequencedMap<String, Tensor> params;
     /** Stage 2's sharded gradients, or null (stage 1: whole gradient buffers). */
@@ -112,87 +133,140 @@ public final class ShardedAdamW implements Optimizer {
     private AdamW.Config config;
     private long step;
 
-    /** ZeRO stage 1 over {@code world} for {@code params} (each rank passes its own copies, in the same order). */
-    public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world) {
-        this(params, config, groupOf, world, Placement.DEVICE);
-    }
-
     /**
-     * As above with the shard's state at {@code statePlacement}: {@link Placement#HOST_MAPPED} is the paged optimizer
-     * ({@code paged_adamw_32bit}, as {@link AdamW}'s) of 1/N of the state per rank.
+     * A sharded AdamW over {@code world} for {@code params} (each rank passes its own copies, in the same order): ZeRO
+     * stage 1 unless the builder says more.
      */
-    public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
-                        Placement statePlacement) {
-        this(params, config, groupOf, world, State.of(statePlacement), 0, null, Map.of());
+    public static Builder builder(SequencedMap<String, Tensor> params, AdamW.Config config, Collectives world) {
+        return new Builder(params, config, world);
     }
 
-    /** As above with the shard's state where {@code state} says ({@link State#HOST}: stepped by the host's cores). */
-    public ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
-                        State state) {
-        this(params, config, groupOf, world, state, 0, null, Map.of());
+    /** A sharded AdamW's choices; every rank makes the same. */
+    public static final class Builder {
+        private final SequencedMap<String, Tensor> params;
+        private final AdamW.Config config;
+        private final Collectives world;
+        private ParamGroup.Assignment groups = ParamGroup.Assignment.UNIFORM;
+        private State state = State.DEVICE;
+        private Moments moments = Moments.FP32;
+        private long bucketBytes;
+        private List<Tensor> useOrder;
+        private Map<Tensor, Integer> unitOf = Map.of();
+
+        private Builder(SequencedMap<String, Tensor> params, AdamW.Config config, Collectives world) {
+            this.params = java.util.Objects.requireNonNull(params, "params");
+            this.config = java.util.Objects.requireNonNull(config, "config");
+            this.world = java.util.Objects.requireNonNull(world, "world");
+        }
+
+        /** Each parameter's group (learning rate and decay), as torch's param_groups. Default: one group. */
+        public Builder groups(ParamGroup.Assignment assignment) {
+            this.groups = java.util.Objects.requireNonNull(assignment, "groups");
+            return this;
+        }
+
+        /** Where the shard's state lives and what steps it. Default: the device. */
+        public Builder state(State where) {
+            this.state = java.util.Objects.requireNonNull(where, "state");
+            return this;
+        }
+
+        /** The moments' precision. Default: fp32. */
+        public Builder moments(Moments precision) {
+            this.moments = java.util.Objects.requireNonNull(precision, "moments");
+            return this;
+        }
+
+        /**
+         * ZeRO stage 2: the gradients sharded too, in buckets of at most {@code bucketBytes} reduced in the order
+         * {@code useOrder} (the trained parameters as the model uses them) fixes; the caller runs
+         * {@link ShardedGradients#reduce()} after every backward and {@link ShardedGradients#finish()} after a step's
+         * last ({@link #gradients()}).
+         */
+        public Builder shardGradients(long bucketBytes, List<Tensor> useOrder) {
+            this.bucketBytes = bucketBytes;
+            this.useOrder = java.util.Objects.requireNonNull(useOrder, "useOrder");
+            return this;
+        }
+
+        /**
+         * ZeRO stage 3 (with {@link #shardGradients}): the buckets also cut where {@code unitOf} (a parameter's unit, a
+         * decoder layer, by identity; absent: none) changes, and this rank's parts of the units' weights kept beside
+         * its state ({@link #trainedRuns()}, for {@link ShardedWeights}): once they are handed over and the whole
+         * values freed, a step updates those parts only. The whole values are read at {@link #build}.
+         */
+        public Builder shardParameters(Map<Tensor, Integer> unitOf) {
+            this.unitOf = java.util.Objects.requireNonNull(unitOf, "unitOf");
+            return this;
+        }
+
+        public ShardedAdamW build() {
+            if (!unitOf.isEmpty() && useOrder == null) {
+                throw new IllegalArgumentException("ShardedAdamW: ZeRO stage 3 shards the gradients too (shardGradients)");
+            }
+            if (moments == Moments.BLOCKWISE_8BIT && state == State.HOST) {
+                throw new IllegalArgumentException("ShardedAdamW: the host step keeps fp32 moments, not 8-bit ones");
+            }
+            return new ShardedAdamW(this);
+        }
     }
 
-    /**
-     * ZeRO stage 2: as above, the gradients sharded too, in buckets of at most {@code bucketBytes} reduced in the order
-     * {@code useOrder} (the trained parameters as the model uses them) fixes; the caller runs
-     * {@link ShardedGradients#reduce()} after every backward and {@link ShardedGradients#finish()} after a step's last
-     * ({@link #gradients()}).
-     */
-    public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
-                                                    Collectives world, Placement statePlacement, long bucketBytes, List<Tensor> useOrder) {
-        return withShardedGradients(params, config, groupOf, world, State.of(statePlacement), bucketBytes, useOrder);
-    }
-
-    /** Stage 2 with the shard's state where {@code state} says. */
-    public static ShardedAdamW withShardedGradients(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
-                                                    Collectives world, State state, long bucketBytes, List<Tensor> useOrder) {
-        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"), Map.of());
-    }
-
-    /**
-     * ZeRO stage 3: stage 2 with the buckets also cut where {@code unitOf} (a parameter's unit, a decoder layer, by
-     * identity; absent: none) changes, and this rank's parts of the units' weights kept in its shard ({@link
-     * #trainedRuns()}, for {@link ShardedWeights}): once they are handed over and the whole values freed, a step
-     * updates those parts only. The parameters' whole values are read here, at construction.
-     */
-    public static ShardedAdamW withShardedParameters(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf,
-                                                     Collectives world, State state, long bucketBytes, List<Tensor> useOrder,
-                                                     Map<Tensor, Integer> unitOf) {
-        return new ShardedAdamW(params, config, groupOf, world, state, bucketBytes, java.util.Objects.requireNonNull(useOrder, "useOrder"),
-                java.util.Objects.requireNonNull(unitOf, "unitOf"));
-    }
-
-    private ShardedAdamW(SequencedMap<String, Tensor> params, AdamW.Config config, ParamGroup.Assignment groupOf, Collectives world,
-                         State stateAt, long bucketBytes, List<Tensor> useOrder, Map<Tensor, Integer> unitOf) {
-        this.world = java.util.Objects.requireNonNull(world, "world");
-        this.stateAt = java.util.Objects.requireNonNull(stateAt, "state");
-        this.config = java.util.Objects.requireNonNull(config, "config");
-        this.params = new LinkedHashMap<>(params);
+    private ShardedAdamW(Builder b) {
+        this.world = b.world;
+        this.stateAt = b.state;
+        this.moments = b.moments;
+        this.config = b.config;
+        this.params = new LinkedHashMap<>(b.params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
-            Map<AdamW.GroupKey, SequencedMap<String, Tensor>> groups = AdamW.grouped("ShardedAdamW", params, groupOf);
-            if (useOrder == null) {
+            List<Group> groups = groups(b.params, b.groups, b.moments);
+            if (b.useOrder == null) {
                 this.gradients = null;
-                for (var e : groups.entrySet()) {
-                    GradientBuffer whole = GradientBuffer.attach(e.getValue());
+                for (Group g : groups) {
+                    GradientBuffer whole = GradientBuffer.attach(g.params());
                     long length = shardLength(whole.layout().numel(), world.worldSize());
                     ShardedGradients.Segment one = new ShardedGradients.Segment(0, whole.layout().numel(), length, 0);
                     long lo = one.from(world.rank());
                     long hi = one.to(world.rank());
-                    shards.add(shard(e.getKey().hyper(), List.copyOf(e.getValue().values()), whole.layout(), List.of(one), length,
-                            whole.flat().slice(0, lo, hi), whole));
+                    shards.add(shard(g, List.copyOf(g.params().values()), whole.layout(), List.of(one), length, whole.flat().slice(0, lo, hi), whole));
                 }
             } else {
-                this.gradients = new ShardedGradients(world, List.copyOf(groups.values()), bucketBytes, useOrder, unitOf);
-                int i = 0;
-                for (var e : groups.entrySet()) {
-                    ShardedGradients.Group g = gradients.groups().get(i++);
+                this.gradients = new ShardedGradients(world, groups.stream().map(Group::params).toList(), b.bucketBytes, b.useOrder, b.unitOf);
+                for (int i = 0; i < groups.size(); i++) {
+                    ShardedGradients.Group g = gradients.groups().get(i);
                     ShardedGradients.Segment last = g.segments().getLast();
                     long used = last.shardOffset() + last.to(world.rank()) - last.from(world.rank());
-                    shards.add(shard(e.getKey().hyper(), g.parameters(), g.layout(), g.segments(), g.shard().numel(),
-                            g.shard().slice(0, 0, used), null));
+                    shards.add(shard(groups.get(i), g.parameters(), g.layout(), g.segments(), g.shard().numel(), g.shard().slice(0, 0, used), null));
                 }
             }
         }
+    }
+
+    /** A flat group: its hyper-parameters, how its moments are kept, its parameters in order. */
+    private record Group(ParamGroup hyper, Kind kind, SequencedMap<String, Tensor> params) {
+    }
+
+    /**
+     * AdamW's groups (device, dtype, hyper-parameters); under 8-bit moments each split as bitsandbytes splits it: the
+     * parameters of at least {@link AdamW8bit#MIN_8BIT_SIZE} elements in 8 bits, the smaller ones in fp32.
+     */
+    private static List<Group> groups(SequencedMap<String, Tensor> params, ParamGroup.Assignment groupOf, Moments moments) {
+        List<Group> out = new ArrayList<>();
+        for (var e : AdamW.grouped("ShardedAdamW", params, groupOf).entrySet()) {
+            if (moments == Moments.FP32) {
+                out.add(new Group(e.getKey().hyper(), Kind.FP32, e.getValue()));
+                continue;
+            }
+            SequencedMap<String, Tensor> large = new LinkedHashMap<>();
+            SequencedMap<String, Tensor> small = new LinkedHashMap<>();
+            e.getValue().forEach((name, t) -> (t.numel() >= AdamW8bit.MIN_8BIT_SIZE ? large : small).put(name, t));
+            if (!large.isEmpty()) {
+                out.add(new Group(e.getKey().hyper(), Kind.BLOCKWISE_8BIT, large));
+            }
+            if (!small.isEmpty()) {
+                out.add(new Group(e.getKey().hyper(), Kind.FP32_DECAY_AFTER, small));
+            }
+        }
+        return out;
     }
 
     /** The elements per shard of a layout of {@code numel} over {@code ranks}: equal parts, rounded up to the alignment. */
@@ -200,7 +274,7 @@ public final class ShardedAdamW implements Optimizer {
         return FlatLayout.roundUp(Math.ceilDiv(numel, ranks));
     }
 
-    private Shard shard(ParamGroup hyper, List<Tensor> ps, FlatLayout whole, List<ShardedGradients.Segment> segments, long length,
+    private Shard shard(Group group, List<Tensor> ps, FlatLayout whole, List<ShardedGradients.Segment> segments, long length,
                         Tensor grad, GradientBuffer wholeGrads) {
         int rank = world.rank();
         List<Piece> pieces = new ArrayList<>();
@@ -242,8 +316,11 @@ public final class ShardedAdamW implements Optimizer {
             }
             Tensor hostGrad = host ? Tensor.zeros(Shape.of(Math.max(used, 1)), dtype, grad.device(), placement) : null;
             Tensor hostWeights = host && dtype != DType.F32 ? Tensor.zeros(Shape.of(Math.max(used, 1)), dtype, grad.device(), placement) : null;
-            return new Shard(hyper, ps, whole, segments, length, used, List.copyOf(pieces), layout, grad, wholeGrads, master,
-                    Tensor.zeros(flat, stateType, grad.device(), placement), Tensor.zeros(flat, stateType, grad.device(), placement),
+            boolean eightBit = group.kind() == Kind.BLOCKWISE_8BIT;
+            return new Shard(group.hyper(), group.kind(), ps, whole, segments, length, used, List.copyOf(pieces), layout, grad, wholeGrads, master,
+                    eightBit ? null : Tensor.zeros(flat, stateType, grad.device(), placement),
+                    eightBit ? null : Tensor.zeros(flat, stateType, grad.device(), placement),
+                    eightBit ? AdamW8bitKernel.State.zeros(length, grad.device(), placement) : null,
                     hostGrad, hostWeights, unitWeights(ps, segments, pieces, dtype, grad.device()));
         }
     }
@@ -320,6 +397,32 @@ public final class ShardedAdamW implements Optimizer {
         return t == null ? null : t.slice(0, 0, s.used());
     }
 
+    /** The 8-bit state of the first {@code used} elements (a whole number of blocks: the pieces start on blocks). */
+    private static AdamW8bitKernel.State used(Shard s, AdamW8bitKernel.State q) {
+        long blocks = s.used() / AdamW8bitKernel.BLOCK;
+        return new AdamW8bitKernel.State(q.m().slice(0, 0, s.used()), q.absmaxM().slice(0, 0, blocks), q.v().slice(0, 0, s.used()),
+                q.absmaxV().slice(0, 0, blocks));
+    }
+
+    /**
+     * bitsandbytes' 32-bit path for a small parameter under 8-bit moments, as {@link AdamW8bit} steps it: after the step
+     * without decay, the weights (the master, for 16-bit ones) scaled by {@code 1 - lr wd}, then rounded into the
+     * parameters.
+     */
+    private static void decayAfter(Shard s, AdamWStep scalars) {
+        if (scalars.weightDecay() <= 0) {
+            return;
+        }
+        double keep = 1 - scalars.lr() * scalars.weightDecay();
+        for (Piece p : s.pieces()) {
+            Tensor target = s.master() != null ? s.master().slice(0, p.offset(), p.offset() + p.length()) : weightsOf(s, p);
+            Backends.of(target).scale(target, keep, target);
+            if (s.master() != null) {
+                Ops.copyInto(target, weightsOf(s, p));
+            }
+        }
+    }
+
     /** Stage 2's sharded gradients (reduce them after every backward), or empty in stage 1. */
     public java.util.Optional<ShardedGradients> gradients() {
         return java.util.Optional.ofNullable(gradients);
@@ -337,7 +440,14 @@ public final class ShardedAdamW implements Optimizer {
                     } else {
                         List<Tensor> views = s.pieces().stream().map(p -> weightsOf(s, p)).toList();
                         ParameterTable table = new ParameterTable(views, s.layout()); // rebuilt: the parameters may have moved
-                        AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
+                        switch (s.kind()) {
+                            case FP32 -> AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars, null);
+                            case BLOCKWISE_8BIT -> AdamW8bitKernel.on(s.grad()).step(table, used(s, s.master()), s.grad(), used(s, s.q8()), scalars, null);
+                            case FP32_DECAY_AFTER -> {
+                                AdamWKernel.on(s.m()).flatStep(table, s.grad(), used(s, s.master()), used(s, s.m()), used(s, s.v()), scalars.withoutDecay(), null);
+                                decayAfter(s, scalars);
+                            }
+                        }
                     }
                 }
                 for (int k = 0; k < s.segments().size(); k++) {
@@ -404,18 +514,52 @@ public final class ShardedAdamW implements Optimizer {
         Map<String, Tensor> byName = new LinkedHashMap<>();
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Shard s : shards) {
-                gatherState(s, s.m(), ".exp_avg", byName);
-                gatherState(s, s.v(), ".exp_avg_sq", byName);
+                if (s.kind() == Kind.BLOCKWISE_8BIT) {
+                    gatherState(s, s.q8().m(), ".exp_avg.q8", byName);
+                    gatherBlocks(s, s.q8().absmaxM(), ".exp_avg.absmax", byName);
+                    gatherState(s, s.q8().v(), ".exp_avg_sq.q8", byName);
+                    gatherBlocks(s, s.q8().absmaxV(), ".exp_avg_sq.absmax", byName);
+                } else {
+                    gatherState(s, s.m(), ".exp_avg", byName);
+                    gatherState(s, s.v(), ".exp_avg_sq", byName);
+                }
                 if (s.master() != null) {
                     gatherState(s, s.master(), ".master", byName);
                 }
             }
         }
         SequencedMap<String, Tensor> state = new LinkedHashMap<>();
-        for (String name : AdamW.stateNames(params)) {
+        for (String name : stateShapes().keySet()) {
             state.put(name, byName.get(name));
         }
         return java.util.Collections.unmodifiableSequencedMap(state);
+    }
+
+    /**
+     * The checkpoint state's names in order, each with its shape: AdamW's ({@code .exp_avg}, {@code .exp_avg_sq}), or
+     * under 8-bit moments AdamW8bit's for its 8-bit parameters ({@code .exp_avg.q8}, {@code .exp_avg.absmax}, ...), and
+     * {@code .master} for 16-bit parameters: so a checkpoint moves between the sharded and the one-device optimizer.
+     */
+    private SequencedMap<String, Shape> stateShapes() {
+        SequencedMap<String, Shape> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            String n = e.getKey();
+            Shape shape = e.getValue().shape();
+            if (moments == Moments.BLOCKWISE_8BIT && e.getValue().numel() >= AdamW8bit.MIN_8BIT_SIZE) {
+                Shape blocks = Shape.of(Math.ceilDiv(e.getValue().numel(), AdamW8bitKernel.BLOCK));
+                out.put(n + ".exp_avg.q8", shape);
+                out.put(n + ".exp_avg.absmax", blocks);
+                out.put(n + ".exp_avg_sq.q8", shape);
+                out.put(n + ".exp_avg_sq.absmax", blocks);
+            } else {
+                out.put(n + ".exp_avg", shape);
+                out.put(n + ".exp_avg_sq", shape);
+            }
+            if (AdamW.needsMaster(e.getValue().dtype())) {
+                out.put(n + ".master", shape);
+            }
+        }
+        return out;
     }
 
     /** One kind of state, segment by segment: each parameter lies in one segment (a stage 1 group's one, or its bucket). */
@@ -436,20 +580,52 @@ public final class ShardedAdamW implements Optimizer {
         }
     }
 
-    /** Takes this rank's parts of a per-parameter state (AdamW's or a sharded optimizer's, of any world size and stage). */
+    /**
+     * Blocks' maxima of the 8-bit state, segment by segment: a rank's part of a segment is a whole number of blocks, and
+     * a parameter's blocks follow its first element's.
+     */
+    private void gatherBlocks(Shard s, Tensor absmax, String kind, Map<String, Tensor> out) {
+        int block = AdamW8bitKernel.BLOCK;
+        for (ShardedGradients.Segment seg : s.segments()) {
+            long from = seg.shardOffset() / block;
+            long blocks = seg.part() / block;
+            Tensor gathered = Tensor.empty(Shape.of(blocks * world.worldSize()), absmax.dtype(), absmax.device());
+            world.allGather(absmax.slice(0, from, from + blocks).contiguous(), gathered);
+            Tensor all = gathered;
+            if (absmax.device().kind() != Device.Kind.CPU) {
+                all = gathered.to(Device.CPU);
+                gathered.close();
+            }
+            for (FlatLayout.Entry e : s.wholeLayout().entries()) {
+                if (e.offset() >= seg.start() && e.end() <= seg.end()) {
+                    out.put(e.name() + kind, all.slice(0, (e.offset() - seg.start()) / block, Math.ceilDiv(e.end() - seg.start(), block)));
+                }
+            }
+        }
+    }
+
+    /**
+     * Takes this rank's parts of a per-parameter state (AdamW's, AdamW8bit's under 8-bit moments, or a sharded
+     * optimizer's, of any world size and stage).
+     */
     @Override
     public void restore(Map<String, Tensor> saved, long steps) {
-        List<String> names = AdamW.stateNames(params);
-        SavedState.checkNames("ShardedAdamW", names, saved);
-        for (String name : names) {
-            SavedState.checkShape("ShardedAdamW", name, saved.get(name), params.get(name.substring(0, name.lastIndexOf('.'))).shape());
-        }
+        SequencedMap<String, Shape> shapes = stateShapes();
+        SavedState.checkNames("ShardedAdamW", shapes.keySet(), saved);
+        shapes.forEach((name, shape) -> SavedState.checkShape("ShardedAdamW", name, saved.get(name), shape));
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Shard s : shards) {
                 for (Piece p : s.pieces()) {
                     String param = s.wholeLayout().entries().get(p.entry()).name();
-                    restorePiece(saved.get(param + ".exp_avg"), p, s.m());
-                    restorePiece(saved.get(param + ".exp_avg_sq"), p, s.v());
+                    if (s.kind() == Kind.BLOCKWISE_8BIT) {
+                        restorePiece(saved.get(param + ".exp_avg.q8"), p, s.q8().m());
+                        restoreBlocks(saved.get(param + ".exp_avg.absmax"), p, s.q8().absmaxM());
+                        restorePiece(saved.get(param + ".exp_avg_sq.q8"), p, s.q8().v());
+                        restoreBlocks(saved.get(param + ".exp_avg_sq.absmax"), p, s.q8().absmaxV());
+                    } else {
+                        restorePiece(saved.get(param + ".exp_avg"), p, s.m());
+                        restorePiece(saved.get(param + ".exp_avg_sq"), p, s.v());
+                    }
                     if (s.master() != null) {
                         // the host step keeps an fp32 master of fp32 parameters too: there it is the parameter itself
                         // (stage 3's part of it, which the weights' restore wrote)
@@ -464,6 +640,15 @@ public final class ShardedAdamW implements Optimizer {
             }
         }
         this.step = steps;
+    }
+
+    /** Piece p's blocks' maxima (its elements start on a block) from a parameter's saved maxima. */
+    private static void restoreBlocks(Tensor saved, Piece p, Tensor absmax) {
+        int block = AdamW8bitKernel.BLOCK;
+        long first = p.from() / block;
+        long count = Math.ceilDiv(p.to(), block) - first;
+        Ops.copyInto(saved.slice(0, first, first + count).to(absmax.device()).cast(absmax.dtype()),
+                absmax.slice(0, p.offset() / block, p.offset() / block + count));
     }
 
     private static void restorePiece(Tensor saved, Piece p, Tensor buffer) {

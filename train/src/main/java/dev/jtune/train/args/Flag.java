@@ -227,8 +227,8 @@ public enum Flag {
     DEEPSPEED(Spec.of(Group.SYSTEM, ValueType.DEEPSPEED, null,
             "a DeepSpeed config, as HF takes it: a JSON file, inline JSON ({...}) or base64 JSON. On one GPU the ZeRO"
                     + " stage (0-3) partitions nothing and decides only offload: offload_optimizer cpu (stage 1-3) is"
-                    + " --offload_optimizer cpu; beside data parallel (--nproc_per_node) stage 1 shards AdamW's fp32 state"
-                    + " over the ranks, stage 2 the gradients too, stage 3 the layers' weights too (a full fine-tune's, QLoRA's base;"
+                    + " --offload_optimizer cpu; beside data parallel (--nproc_per_node) stage 1 shards AdamW's state (fp32 or"
+                    + " 8-bit; fp32 on the host) over the ranks, stage 2 the gradients too, stage 3 the layers' weights too (a full fine-tune's, QLoRA's base;"
                     + " with --gradient_checkpointing, each layer gathered as it is reached; the embedding and adapters stay whole). \"auto\" takes the flag's value; bf16, fp16, batch sizes, accumulation,"
                     + " gradient_clipping and the optimizer's lr/betas/eps/weight_decay must otherwise equal the flags',"
                     + " defaults included (HF's Trainer checks the same); an optimizer block (AdamW) stands for --optim when"

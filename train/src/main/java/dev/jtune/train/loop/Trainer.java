@@ -236,19 +236,20 @@ public final class Trainer implements AutoCloseable {
                                           Collectives world, Map<Tensor, Integer> unitOf) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         if (world != null && config.optimizerSharding().shardsState()) {
-            // the config allows it with fp32 state only, and on the host only stepping in step
-            ShardedAdamW.State state = switch (config.optimizerStatePlacement()) {
+            // the config allows it with fp32 or 8-bit moments, and on the host only fp32 stepping in step
+            ShardedAdamW.Builder b = ShardedAdamW.builder(params, adam, world).groups(groups).state(switch (config.optimizerStatePlacement()) {
                 case DEVICE -> ShardedAdamW.State.DEVICE;
                 case PAGED_HOST -> ShardedAdamW.State.PAGED;
                 case HOST -> ShardedAdamW.State.HOST;
-            };
-            // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
-            if (!unitOf.isEmpty()) {
-                return ShardedAdamW.withShardedParameters(params, adam, groups, world, state, config.ddpBucketBytes(), List.copyOf(params.values()), unitOf);
+            }).moments(switch (config.optimizerStatePrecision()) {
+                case FP32 -> ShardedAdamW.Moments.FP32;
+                case BLOCKWISE_8BIT -> ShardedAdamW.Moments.BLOCKWISE_8BIT;
+            });
+            if (config.optimizerSharding().shardsGradients()) {
+                // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
+                b.shardGradients(config.ddpBucketBytes(), List.copyOf(params.values())).shardParameters(unitOf);
             }
-            return config.optimizerSharding().shardsGradients()
-                    ? ShardedAdamW.withShardedGradients(params, adam, groups, world, state, config.ddpBucketBytes(), List.copyOf(params.values()))
-                    : new ShardedAdamW(params, adam, groups, world, state);
+            return b.build();
         }
         TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
         return switch (config.optimizerStatePlacement()) {

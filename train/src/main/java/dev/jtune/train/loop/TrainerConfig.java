@@ -175,12 +175,12 @@ public record TrainerConfig(
 
     public TrainerConfig {
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
-        if (optimizerSharding.shardsState() && (optimizerStatePrecision != OptimizerStatePrecision.FP32
-                || optimizerStatePlacement == OptimizerStatePlacement.HOST && optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP)) {
-            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + optimizerSharding.zeroStage() + ") is built for AdamW's fp32 state, on "
-                    + "the device, paged or on the host stepping in step, not for " + optimizerStatePrecision + " state " + optimizerStatePlacement
-                    + (optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP ? " with a delayed step" : "")
-                    + " (use --optim adamw_torch or paged_adamw_32bit, without --delayed_optimizer_step, or no ZeRO stage)");
+        if (optimizerSharding.shardsState() && optimizerStatePlacement == OptimizerStatePlacement.HOST
+                && (optimizerStatePrecision != OptimizerStatePrecision.FP32 || optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP)) {
+            throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + optimizerSharding.zeroStage() + ") is built for AdamW's"
+                    + " fp32 or 8-bit state on the device or paged, and its fp32 state on the host stepping in step, not for " + optimizerStatePrecision
+                    + " state " + optimizerStatePlacement + (optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP ? " with a delayed step" : "")
+                    + " (on the host use --optim adamw_torch without --delayed_optimizer_step, or no ZeRO stage)");
         }
         if (ddpBucketBytes <= 0) {
             throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);

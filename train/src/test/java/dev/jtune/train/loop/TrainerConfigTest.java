@@ -64,9 +64,12 @@ class TrainerConfigTest {
 
     @Test
     void buildChecksTheSettings() {
+        // the 8-bit state shards on the device (and paged), not on the host (whose step keeps fp32 moments)
+        TrainerConfig.builder().optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
         IllegalArgumentException sharding = assertThrows(IllegalArgumentException.class, () -> TrainerConfig.builder()
                 .optimizerSharding(TrainerConfig.OptimizerSharding.STATE)
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build());
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.HOST).build());
         org.junit.jupiter.api.Assertions.assertTrue(sharding.getMessage().contains("ZeRO stage 1") && sharding.getMessage().contains("BLOCKWISE_8BIT"),
                 sharding.getMessage());
         // the host-offloaded optimizer shards in step (ZeRO-Offload), not with its delayed step
