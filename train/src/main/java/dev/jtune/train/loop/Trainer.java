@@ -13,16 +13,11 @@ import dev.jtune.engine.backend.Backend;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.backend.CounterRng;
 import dev.jtune.engine.memory.MemoryStats;
-import dev.jtune.engine.Placement;
-import dev.jtune.engine.optim.AdamW;
 import dev.jtune.train.report.MemoryReport;
-import dev.jtune.engine.optim.AdamW8bit;
 import dev.jtune.engine.optim.HostOffloadAdamW;
-import dev.jtune.engine.optim.ParamGroup;
 import dev.jtune.engine.optim.ShardedAdamW;
 import dev.jtune.engine.dist.BucketedGradientSum;
 import dev.jtune.engine.dist.ShardedGradients;
-import dev.jtune.engine.dist.ShardedWeights;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
@@ -41,7 +36,6 @@ import dev.jtune.train.report.RunReport;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.SequencedMap;
@@ -107,13 +101,9 @@ public final class Trainer implements AutoCloseable {
         this.checkpoints = new CheckpointStore(outputDir, config.saveTotalLimit(), config.checkpointContents());
         this.metrics = new MetricsLog(outputDir.resolve("metrics.jsonl"));
         this.world = b.world;
-        placeWeights(config, trainable, world);
-        try (Scope.Entered c = Scope.countAs(MemoryCategory.OPTIMIZER)) {
-            this.optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), world, unitsOf(config, trainable, world));
-        }
-        shardWeights(config, trainable, world, optimizer);
+        this.optimizer = Residency.place(config, trainable, world);
         this.gradientSum = world == null ? null : DataParallel.bucketsOf(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes());
-        this.activations = newActivationStore(config, device);
+        this.activations = Residency.activationStore(config, device);
     }
 
     /** This process's rank in the data-parallel world (0 alone). */
@@ -129,71 +119,6 @@ public final class Trainer implements AutoCloseable {
     /** Whether this process writes the run's files (checkpoints, metrics, report, the final model): rank 0 of a world. */
     private boolean writes() {
         return rank() == 0;
-    }
-
-    /**
-     * Where the layers' weights live, before the optimizer takes the parameters (it then holds their values), in the
-     * scope current now, the model's: weight offload ({@link TrainerConfig.WeightPlacement#HOST}) moves them to pinned
-     * host memory. A model already placed stays as it is.
-     */
-    private static void placeWeights(TrainerConfig config, Trainable trainable, Collectives world) {
-        if (config.weightPlacement() == TrainerConfig.WeightPlacement.HOST && !shardsWeights(config, world)) {
-            trainable.model().offloadLayerWeights();
-        }
-    }
-
-    /** Whether ZeRO stage 3 shards the layers' weights over the ranks ({@link #shardWeights}; beside weight offload too). */
-    private static boolean shardsWeights(TrainerConfig config, Collectives world) {
-        return world != null && config.optimizerSharding() == TrainerConfig.OptimizerSharding.PARAMETERS;
-    }
-
-    /**
-     * ZeRO stage 3 in a world ({@link TrainerConfig.OptimizerSharding#PARAMETERS}), once the optimizer holds its parts:
-     * this rank keeps its part of every layer's frozen weights, and the optimizer its part of a full fine-tune's trained
-     * layer weights ({@link ShardedAdamW#trainedRuns}); each layer is gathered as computation reaches it, and saves
-     * and restores lend the weights whole ({@link #withWholeWeights}). With weight offload ({@code --offload_param cpu},
-     * ZeRO-3's offload_param) the frozen parts live in pinned host memory (a model loaded into host memory gives its
-     * layers over). A model already sharded stays as it is.
-     */
-    private static void shardWeights(TrainerConfig config, Trainable trainable, Collectives world, Optimizer optimizer) {
-        if (shardsWeights(config, world) && !(trainable.model().layerWeights().orElse(null) instanceof ShardedWeights)) {
-            Placement parts = config.weightPlacement() == TrainerConfig.WeightPlacement.HOST ? Placement.HOST_MAPPED : Placement.DEVICE;
-            trainable.model().shardLayerWeights(world, optimizer instanceof ShardedAdamW s ? s.trainedRuns() : List.of(), parts);
-        }
-    }
-
-    /**
-     * The layer (unit) of each trained layer weight, by identity, where ZeRO stage 3 shards trained weights: a full
-     * fine-tune's in a world (LoRA's adapters are small and stay whole, as do the embedding and the final norm); else
-     * empty.
-     */
-    private static Map<Tensor, Integer> unitsOf(TrainerConfig config, Trainable trainable, Collectives world) {
-        Map<Tensor, Integer> out = new java.util.IdentityHashMap<>();
-        if (!shardsWeights(config, world) || trainable.isLora() || trainable.model().layerWeights().orElse(null) instanceof ShardedWeights) {
-            return out;
-        }
-        List<? extends dev.jtune.engine.nn.Module> layers = trainable.model().layers();
-        for (int i = 0; i < layers.size(); i++) {
-            for (dev.jtune.engine.nn.Parameter p : layers.get(i).namedParameters().values()) {
-                if (p.isSet() && !p.isQuantized() && p.tensor().requiresGrad()) {
-                    out.put(p.tensor(), i);
-                }
-            }
-        }
-        return out;
-    }
-
-    /**
-     * Runs {@code action} with the model's weights whole, for a save or a restore: under ZeRO stage 3 with trained
-     * weights sharded, lent whole in host memory by every rank ({@link ShardedWeights#withWholeValues}, a collective:
-     * every rank calls it, whether or not it writes); else as they are.
-     */
-    private void withWholeWeights(Runnable action) {
-        if (trainable.model().layerWeights().orElse(null) instanceof ShardedWeights s && !s.isClosed() && s.holdsTrainedParameters()) {
-            s.withWholeValues(action);
-        } else {
-            action.run();
-        }
     }
 
     /**
@@ -218,67 +143,6 @@ public final class Trainer implements AutoCloseable {
         }
     }
 
-    /** Where checkpointed inputs wait for backward: the device, or pinned host memory (a store that lives with the run). */
-    private static ActivationStore newActivationStore(TrainerConfig config, Device device) {
-        return config.activationPlacement() == TrainerConfig.ActivationPlacement.HOST ? new HostActivationStore(device) : ActivationStore.DEVICE;
-    }
-
-    /**
-     * The one place the optimizer is chosen, over the trained parameters by name (its checkpointed state is named after
-     * them), from the config's state precision, placement and step timing: AdamW or bitsandbytes' 8-bit AdamW with
-     * flat state on the device or host-mapped (paged), or the host-offloaded AdamW with either state; each parameter in its
-     * group ({@link Trainable#paramGroups}); in a data-parallel world with a {@link TrainerConfig.OptimizerSharding} (ZeRO
-     * stage 1 or 2), AdamW with its state (and in stage 2 its gradients) sharded over the ranks. Called in the scope that holds the parameters,
-     * counting as OPTIMIZER. {@code unitOf}: under ZeRO stage 3, the layer of each trained weight it shards
-     * ({@link #unitsOf}), or empty.
-     */
-    private static Optimizer newOptimizer(TrainerConfig config, SequencedMap<String, Tensor> params, ParamGroup.Assignment groups,
-                                          Collectives world, Map<Tensor, Integer> unitOf) {
-        AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
-        if (world != null && config.optimizerSharding().shardsState()) {
-            // the config allows it with fp32 or 8-bit moments, and on the host only fp32 stepping in step
-            ShardedAdamW.Builder b = ShardedAdamW.builder(params, adam, world).groups(groups).state(switch (config.optimizerStatePlacement()) {
-                case DEVICE -> ShardedAdamW.State.DEVICE;
-                case PAGED_HOST -> ShardedAdamW.State.PAGED;
-                case HOST -> ShardedAdamW.State.HOST;
-            }).moments(switch (config.optimizerStatePrecision()) {
-                case FP32 -> ShardedAdamW.Moments.FP32;
-                case BLOCKWISE_8BIT -> ShardedAdamW.Moments.BLOCKWISE_8BIT;
-            });
-            if (config.optimizerSharding().shardsGradients()) {
-                // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
-                b.shardGradients(config.ddpBucketBytes(), List.copyOf(params.values())).shardParameters(unitOf);
-            }
-            return b.build();
-        }
-        TrainerConfig.OptimizerStatePrecision precision = config.optimizerStatePrecision();
-        return switch (config.optimizerStatePlacement()) {
-            case DEVICE -> switch (precision) {
-                case FP32 -> new AdamW(params, adam, Placement.DEVICE, groups);
-                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.DEVICE, groups);
-            };
-            case PAGED_HOST -> switch (precision) {
-                case FP32 -> new AdamW(params, adam, Placement.HOST_MAPPED, groups);
-                case BLOCKWISE_8BIT -> new AdamW8bit(params, adam, Placement.HOST_MAPPED, groups);
-            };
-            // the delayed step keeps the gradients in a device buffer, since its update reads one step's gradients while
-            // backward computes the next step's; in step they may stream to the host during backward (no device buffer)
-            case HOST -> hostOffloaded(config, params, adam, groups, switch (precision) {
-                case FP32 -> HostOffloadAdamW.Moments.FP32;
-                case BLOCKWISE_8BIT -> HostOffloadAdamW.Moments.BLOCKWISE_8BIT;
-            });
-        };
-    }
-
-    /** The host-offloaded AdamW with fp32 or 8-bit moments, delayed or in step (see the comment above). */
-    private static HostOffloadAdamW hostOffloaded(TrainerConfig config, SequencedMap<String, Tensor> params, AdamW.Config adam,
-                                                  ParamGroup.Assignment groups, HostOffloadAdamW.Moments moments) {
-        HostOffloadAdamW.Builder b = HostOffloadAdamW.builder(params, adam).moments(moments).groups(groups);
-        return config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
-                ? b.schedule(HostOffloadAdamW.Schedule.DELAYED).build()
-                : b.gradients(streamGradients() ? HostOffloadAdamW.Gradients.STREAMED : HostOffloadAdamW.Gradients.DEVICE_BUFFER).build();
-    }
-
     /**
      * The in-step host-offloaded AdamW streams gradients to the host during backward ({@link HostOffloadAdamW.Gradients#STREAMED});
      * {@code -Djtune.offload.streamGradients=false} keeps a device gradient buffer instead (the path measured on an
@@ -286,10 +150,6 @@ public final class Trainer implements AutoCloseable {
      * optimizer is built.
      */
     public static final String STREAM_GRADIENTS_PROPERTY = "jtune.offload.streamGradients";
-
-    private static boolean streamGradients() {
-        return Boolean.parseBoolean(System.getProperty(STREAM_GRADIENTS_PROPERTY, "true"));
-    }
 
     public static Builder builder(TrainerConfig config, Trainable trainable) {
         return new Builder(config, trainable);
@@ -423,7 +283,7 @@ public final class Trainer implements AutoCloseable {
             case OutputDirectory.Plan.Fresh f -> new CheckpointStore.State(new CheckpointStore.Position(0, 0), 0, config.seed(), 0, 0, 0,
                     totalSteps(), info.identity(), List.of());
             case OutputDirectory.Plan.Resume r -> {
-                CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer, this::withWholeWeights);
+                CheckpointStore.restore(r.checkpoint(), r.state(), trainable, optimizer, action -> Residency.withWholeWeights(trainable, action));
                 trainable.model().weightsChanged(); // offloaded layers: their host values were rewritten
                 progress.message("resumed from " + r.checkpoint() + " at step " + r.state().position().step());
                 r.notes().forEach(n -> progress.message("note: " + n));
@@ -662,11 +522,8 @@ public final class Trainer implements AutoCloseable {
             // one process: a ZeRO rank is planned on the meta device as rank 0 of a world that moves nothing (its shards of
             // the state, gradients and frozen weights, its gathers); measured on a real device, whole (no world)
             Collectives planned = device.kind() == Device.Kind.META && config.worldSize() > 1 ? PlannedWorld.rankZeroOf(config.worldSize()) : null;
-            placeWeights(config, trainable, planned);
-            Optimizer optimizer = newOptimizer(config, trainable.namedParameters(), trainable.paramGroups(config), planned,
-                    unitsOf(config, trainable, planned));
-            shardWeights(config, trainable, planned, optimizer);
-            ActivationStore activations = newActivationStore(config, device);
+            Optimizer optimizer = Residency.place(config, trainable, planned);
+            ActivationStore activations = Residency.activationStore(config, device);
             backend.synchronize();
             backend.resetPeaks();
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
@@ -767,7 +624,7 @@ public final class Trainer implements AutoCloseable {
                 progress.message("device peak per rank: " + perRankMemory);
             }
         }
-        withWholeWeights(() -> { // every rank lends its part of sharded weights; rank 0 writes
+        Residency.withWholeWeights(trainable, () -> { // every rank lends its part of sharded weights; rank 0 writes
             if (writes()) {
                 trainable.save(outputDir);
             }
@@ -784,7 +641,7 @@ public final class Trainer implements AutoCloseable {
         boolean withState = config.checkpointContents() == TrainerConfig.CheckpointContents.MODEL_AND_STATE;
         try (Scope s = Scope.open("checkpoint state")) {
             SequencedMap<String, Tensor> optimizerState = withState ? optimizer.state() : null;
-            withWholeWeights(() -> {
+            Residency.withWholeWeights(trainable, () -> {
                 if (writes()) {
                     checkpoints.save(state, trainable, optimizerState);
                 }
