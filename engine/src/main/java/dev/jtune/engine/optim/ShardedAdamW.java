@@ -564,9 +564,27 @@ public final class ShardedAdamW implements Optimizer {
 
     /** One kind of state, segment by segment: each parameter lies in one segment (a stage 1 group's one, or its bucket). */
     private void gatherState(Shard s, Tensor buffer, String kind, Map<String, Tensor> out) {
+        gather(s, buffer, 1, kind, out);
+    }
+
+    /**
+     * The 8-bit state's block maxima, segment by segment: a rank's part of a segment is a whole number of blocks, and a
+     * parameter's blocks follow its first element's.
+     */
+    private void gatherBlocks(Shard s, Tensor absmax, String kind, Map<String, Tensor> out) {
+        gather(s, absmax, AdamW8bitKernel.BLOCK, kind, out);
+    }
+
+    /**
+     * {@code buffer} (one value per {@code per} elements of the shard) gathered segment by segment into host memory,
+     * each parameter's values under its name + {@code kind}: of its shape when per element, else flat.
+     */
+    private void gather(Shard s, Tensor buffer, int per, String kind, Map<String, Tensor> out) {
         for (ShardedGradients.Segment seg : s.segments()) {
-            Tensor gathered = Tensor.empty(Shape.of(seg.part() * world.worldSize()), buffer.dtype(), buffer.device());
-            world.allGather(buffer.slice(0, seg.shardOffset(), seg.shardOffset() + seg.part()).contiguous(), gathered);
+            long from = seg.shardOffset() / per;
+            long length = seg.part() / per;
+            Tensor gathered = Tensor.empty(Shape.of(length * world.worldSize()), buffer.dtype(), buffer.device());
+            world.allGather(buffer.slice(0, from, from + length).contiguous(), gathered);
             Tensor all = gathered;
             if (buffer.device().kind() != Device.Kind.CPU) {
                 all = gathered.to(Device.CPU);
@@ -574,31 +592,8 @@ public final class ShardedAdamW implements Optimizer {
             }
             for (FlatLayout.Entry e : s.wholeLayout().entries()) {
                 if (e.offset() >= seg.start() && e.end() <= seg.end()) {
-                    out.put(e.name() + kind, all.slice(0, e.offset() - seg.start(), e.end() - seg.start()).reshape(e.shape().toArray()));
-                }
-            }
-        }
-    }
-
-    /**
-     * Blocks' maxima of the 8-bit state, segment by segment: a rank's part of a segment is a whole number of blocks, and
-     * a parameter's blocks follow its first element's.
-     */
-    private void gatherBlocks(Shard s, Tensor absmax, String kind, Map<String, Tensor> out) {
-        int block = AdamW8bitKernel.BLOCK;
-        for (ShardedGradients.Segment seg : s.segments()) {
-            long from = seg.shardOffset() / block;
-            long blocks = seg.part() / block;
-            Tensor gathered = Tensor.empty(Shape.of(blocks * world.worldSize()), absmax.dtype(), absmax.device());
-            world.allGather(absmax.slice(0, from, from + blocks).contiguous(), gathered);
-            Tensor all = gathered;
-            if (absmax.device().kind() != Device.Kind.CPU) {
-                all = gathered.to(Device.CPU);
-                gathered.close();
-            }
-            for (FlatLayout.Entry e : s.wholeLayout().entries()) {
-                if (e.offset() >= seg.start() && e.end() <= seg.end()) {
-                    out.put(e.name() + kind, all.slice(0, (e.offset() - seg.start()) / block, Math.ceilDiv(e.end() - seg.start(), block)));
+                    Tensor mine = all.slice(0, (e.offset() - seg.start()) / per, Math.ceilDiv(e.end() - seg.start(), per));
+                    out.put(e.name() + kind, per == 1 ? mine.reshape(e.shape().toArray()) : mine);
                 }
             }
         }
