@@ -319,11 +319,11 @@ final class TrainCommand {
 
     /**
      * Whether the optimizer is one the ZeRO stages shard: AdamW's fp32 or 8-bit state on the device or paged, or its fp32
-     * state on the host stepping in step (not the delayed step).
+     * state on the host (stepping in step or delayed).
      */
     private static boolean shardable(TrainArgs a) {
         return a.optimizerStatePlacement() != TrainerConfig.OptimizerStatePlacement.HOST
-                || a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32 && !a.delayedOptimizerStep();
+                || a.optim().statePrecision() == TrainerConfig.OptimizerStatePrecision.FP32;
     }
 
     /**
@@ -361,7 +361,7 @@ final class TrainCommand {
         }
         if (!shardable(a)) {
             return List.of("zero_optimization.stage " + stage + ": jtune shards AdamW's state on the GPU or paged (fp32 or 8-bit), and"
-                    + " its fp32 state on the host (--offload_optimizer cpu with --optim adamw_torch, without --delayed_optimizer_step), not --optim "
+                    + " its fp32 state on the host (--offload_optimizer cpu with --optim adamw_torch), not --optim "
                     + a.optim().flagValue() + " with its state " + a.optimizerStatePlacement().name().toLowerCase(Locale.ROOT)
                     + (a.delayedOptimizerStep() ? " and a delayed step" : "") + ", so every GPU holds all of it (plain data parallel)");
         }

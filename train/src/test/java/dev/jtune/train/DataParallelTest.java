@@ -436,6 +436,40 @@ class DataParallelTest {
     }
 
     /**
+     * ZeRO-Offload with the delayed step ({@code --offload_optimizer cpu --delayed_optimizer_step} beside a stage): each
+     * rank's host update of step i runs while the ranks compute step i + 1, and is applied (its weights gathered) at the
+     * next step, a save or the end. Two ranks of two micro-batches train as one rank of four with the one-rank delayed
+     * host optimizer (losses and weights within 1e-5), and rank 0's checkpoint resumes on one rank.
+     */
+    @Test
+    void delayedHostShardsTrainAsOneDelayedRankAndResumeOnOne(@TempDir Path tmp) throws Exception {
+        TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
+        TrainerConfig oneConfig = config(d, 4, 1).toBuilder()
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST)
+                .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP).build();
+        Outcome one = run(d, oneConfig, null, tmp.resolve("one"));
+        TrainerConfig sharded = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
+                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST)
+                .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP).build();
+        List<Outcome> two = ranks(d, 2, sharded, tmp.resolve("two"), Long.MAX_VALUE);
+        for (Outcome o : two) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "delayed host stage 2, step %d: loss %.7f / %.7f%n", a.step(), a.loss(), b.loss());
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
+            }
+        }
+        double worst = worstAgainstOneRank(one, two);
+        System.out.println("delayed host stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        Outcome resumed = run(d, oneConfig, null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
+        assertEquals(STEPS, resumed.history().getLast().step());
+        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
+                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+    }
+
+    /**
      * ZeRO stage 2 in a world of one: each bucket reduce-scattered (a copy) into a shard that is the whole flat layout,
      * stepped by the sharded AdamW, fp32 or 8-bit: the plain trainer's (AdamW's or AdamW8bit's) losses, norms and weights bit for bit (every adapter weight gets
      * one contribution a backward, so nothing is summed in another order). NcclWorldOfOneGpuTest checks the same on the GPU.

@@ -184,6 +184,23 @@ class ShardedAdamWTest {
         }
     }
 
+    /**
+     * ZeRO-Offload's delayed step, sharded: each step applies the last step's host update (gathering its weights) and
+     * starts this step's on a thread of its own; N ranks step as the one-rank delayed host optimizer does, bit for bit,
+     * the weights one update stale alike after each step, and their state (the pending update applied first) is its.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3})
+    void delayedHostShardsStepAsTheDelayedHostOptimizer(int n) throws Exception {
+        Run one = train(p -> HostOffloadAdamW.builder(p, CONFIG).groups(GROUPS).moments(HostOffloadAdamW.Moments.FP32)
+                .schedule(HostOffloadAdamW.Schedule.DELAYED).build(), null, 0);
+        List<Run> runs = new InProcessWorld(n, Duration.ofSeconds(60)).run(rank -> train(p -> ShardedAdamW.builder(p, CONFIG, rank).groups(GROUPS)
+                .state(ShardedAdamW.State.HOST).schedule(HostOffloadAdamW.Schedule.DELAYED).build(), null, 0));
+        for (int r = 0; r < n; r++) {
+            assertSame(one, runs.get(r), "delayed host rank " + r + " of " + n);
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(ints = {2, 3})
     void aShardedOptimizerResumesFromAdamWsStateAsAdamWDoes(int n) throws Exception {

@@ -126,6 +126,11 @@ public final class ShardedAdamW implements Optimizer {
     private final Collectives world;
     private final State stateAt;
     private final Moments moments;
+    /** The delayed host update's thread, or null (in step). */
+    private final java.util.concurrent.ExecutorService background;
+    /** Delayed: whether an update was started and has not reached the weights; its host work, or null on the meta device. */
+    private boolean updatePending;
+    private java.util.concurrent.Future<?> pending;
     private final List<Shard> shards = new ArrayList<>();
     private final SequencedMap<String, Tensor> params;
     /** Stage 2's sharded gradients, or null (stage 1: whole gradient buffers). */
@@ -149,6 +154,7 @@ public final class ShardedAdamW implements Optimizer {
         private ParamGroup.Assignment groups = ParamGroup.Assignment.UNIFORM;
         private State state = State.DEVICE;
         private Moments moments = Moments.FP32;
+        private HostOffloadAdamW.Schedule schedule = HostOffloadAdamW.Schedule.IN_STEP;
         private long bucketBytes;
         private List<Tensor> useOrder;
         private Map<Tensor, Integer> unitOf = Map.of();
@@ -168,6 +174,18 @@ public final class ShardedAdamW implements Optimizer {
         /** Where the shard's state lives and what steps it. Default: the device. */
         public Builder state(State where) {
             this.state = java.util.Objects.requireNonNull(where, "state");
+            return this;
+        }
+
+        /**
+         * With {@link State#HOST}: when the host update reaches the weights. {@link HostOffloadAdamW.Schedule#DELAYED}
+         * is ZeRO-Offload's one-step delayed update, as the one-rank host optimizer has it: {@link #step()} i copies this
+         * rank's gradient part to the host and starts its update on a thread of its own, which runs while the device
+         * computes step i + 1; step i + 1 (or {@link #flush()}) waits for it, copies the weights back and gathers them.
+         * Default: in step.
+         */
+        public Builder schedule(HostOffloadAdamW.Schedule when) {
+            this.schedule = java.util.Objects.requireNonNull(when, "schedule");
             return this;
         }
 
@@ -207,6 +225,9 @@ public final class ShardedAdamW implements Optimizer {
             if (moments == Moments.BLOCKWISE_8BIT && state == State.HOST) {
                 throw new IllegalArgumentException("ShardedAdamW: the host step keeps fp32 moments, not 8-bit ones");
             }
+            if (schedule == HostOffloadAdamW.Schedule.DELAYED && state != State.HOST) {
+                throw new IllegalArgumentException("ShardedAdamW: the delayed step is the host update's, not the " + state + " state's");
+            }
             return new ShardedAdamW(this);
         }
     }
@@ -215,6 +236,11 @@ public final class ShardedAdamW implements Optimizer {
         this.world = b.world;
         this.stateAt = b.state;
         this.moments = b.moments;
+        this.background = b.schedule == HostOffloadAdamW.Schedule.DELAYED ? java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "sharded host adamw");
+            t.setDaemon(true);
+            return t;
+        }) : null;
         this.config = b.config;
         this.params = new LinkedHashMap<>(b.params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -431,6 +457,10 @@ public final class ShardedAdamW implements Optimizer {
     @Override
     public void step() {
         step++;
+        if (background != null) {
+            delayedStep();
+            return;
+        }
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sharded adamw step")) {
             for (Shard s : shards) {
                 if (!s.pieces().isEmpty()) {
@@ -471,13 +501,88 @@ public final class ShardedAdamW implements Optimizer {
             return;
         }
         Backends.of(s.grad()).synchronize();
+        hostUpdate(s, scalars);
+        weightsFromHost(s);
+    }
+
+    /** {@link HostAdamW} over the shard's host gradient, master and moments (optim.cu's fp32 arithmetic). */
+    private static void hostUpdate(Shard s, AdamWStep scalars) {
         java.lang.foreign.MemorySegment weights = s.hostWeights() == null ? null : HostOffloadAdamW.host(s.hostWeights());
         HostAdamW.Buffers b = new HostAdamW.Buffers(HostOffloadAdamW.host(s.master()), HostOffloadAdamW.host(s.m()), HostOffloadAdamW.host(s.v()),
                 HostOffloadAdamW.host(s.hostGrad()), s.dtype(), weights);
         HostAdamW.step(b, 0, s.used(), HostAdamW.Scalars.of(scalars, 1.0));
+    }
+
+    /** The host step's updated weights (16-bit, or the master for fp32 parameters) into the parameters' pieces. */
+    private static void weightsFromHost(Shard s) {
         Tensor source = s.hostWeights() != null ? s.hostWeights() : s.master();
         for (Piece p : s.pieces()) {
             Ops.copyInto(source.slice(0, p.offset(), p.offset() + p.length()), weightsOf(s, p));
+        }
+    }
+
+    /**
+     * The delayed host step: the last step's update applied first ({@link #flush}), then this step's gradient parts
+     * copied to the host (the device's queue drained) and their update started on the background thread, with this
+     * step's scalars. Meta only counts the copies.
+     */
+    private void delayedStep() {
+        flush();
+        List<AdamWStep> scalars = new ArrayList<>();
+        try (Autograd.GradMode off = Autograd.noGrad()) {
+            for (Shard s : shards) {
+                scalars.add(s.hyper().step(config, step));
+                if (!s.pieces().isEmpty()) {
+                    Ops.copyInto(s.grad(), s.hostGrad().slice(0, 0, s.used()));
+                }
+            }
+        }
+        updatePending = true;
+        if (shards.isEmpty() || shards.getFirst().device().kind() == Device.Kind.META) {
+            return;
+        }
+        Backends.of(shards.getFirst().grad()).synchronize(); // the host reads what the copies wrote
+        pending = background.submit(() -> {
+            for (int i = 0; i < shards.size(); i++) {
+                if (!shards.get(i).pieces().isEmpty()) {
+                    hostUpdate(shards.get(i), scalars.get(i));
+                }
+            }
+        });
+    }
+
+    /**
+     * The delayed step's pending update, applied: waits for the host, copies the updated weights into this rank's
+     * pieces and gathers the whole ones over the ranks (a collective: every rank calls it, as the trainer does before
+     * a save, an evaluation and the end). Nothing to do in step.
+     */
+    @Override
+    public void flush() {
+        if (!updatePending) {
+            return;
+        }
+        updatePending = false;
+        if (pending != null) {
+            try {
+                pending.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("ShardedAdamW: interrupted waiting for the host update", e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw new IllegalStateException("ShardedAdamW: the host update failed: " + e.getCause(), e.getCause());
+            } finally {
+                pending = null;
+            }
+        }
+        try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sharded adamw delayed update")) {
+            for (Shard s : shards) {
+                weightsFromHost(s);
+                for (int k = 0; k < s.segments().size(); k++) {
+                    if (s.segments().get(k).unit() < 0) {
+                        gatherParameters(s, k);
+                    }
+                }
+            }
         }
     }
 
@@ -511,6 +616,7 @@ public final class ShardedAdamW implements Optimizer {
      */
     @Override
     public SequencedMap<String, Tensor> state() {
+        flush(); // the delayed update's state and weights together
         Map<String, Tensor> byName = new LinkedHashMap<>();
         try (Autograd.GradMode off = Autograd.noGrad()) {
             for (Shard s : shards) {
@@ -692,6 +798,12 @@ public final class ShardedAdamW implements Optimizer {
     public void close() {
         if (gradients != null) {
             gradients.close();
+        }
+        if (background != null) {
+            if (pending != null) {
+                pending.cancel(false); // an update not flushed is dropped (flushing gathers: a collective, not for a close)
+            }
+            background.shutdown();
         }
     }
 

@@ -130,7 +130,7 @@ final class Residency {
                                           Collectives world, Map<Tensor, Integer> unitOf) {
         AdamW.Config adam = new AdamW.Config(config.learningRate(), config.beta1(), config.beta2(), config.epsilon(), config.weightDecay());
         if (world != null && config.optimizerSharding().shardsState()) {
-            // the config allows it with fp32 or 8-bit moments, and on the host only fp32 stepping in step
+            // the config allows it with fp32 or 8-bit moments, on the host fp32 ones (in step or delayed)
             ShardedAdamW.Builder b = ShardedAdamW.builder(params, adam, world).groups(groups).state(switch (config.optimizerStatePlacement()) {
                 case DEVICE -> ShardedAdamW.State.DEVICE;
                 case PAGED_HOST -> ShardedAdamW.State.PAGED;
@@ -138,7 +138,8 @@ final class Residency {
             }).moments(switch (config.optimizerStatePrecision()) {
                 case FP32 -> ShardedAdamW.Moments.FP32;
                 case BLOCKWISE_8BIT -> ShardedAdamW.Moments.BLOCKWISE_8BIT;
-            });
+            }).schedule(config.optimizerStepTiming() == TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP
+                    ? HostOffloadAdamW.Schedule.DELAYED : HostOffloadAdamW.Schedule.IN_STEP);
             if (config.optimizerSharding().shardsGradients()) {
                 // the model's parameters in their order of use fix the buckets' reduction order, as for whole gradients
                 b.shardGradients(config.ddpBucketBytes(), List.copyOf(params.values())).shardParameters(unitOf);

@@ -303,7 +303,7 @@ public final class Trainer implements AutoCloseable {
             writeReport(Optional.of(ErrorChain.describe(e)));
             throw e;
         }
-        optimizer.flush(); // a delayed host update lands in the weights the caller reads (a failed run's error stays the one thrown)
+        flushOptimizer(); // a delayed host update lands in the weights the caller reads (a failed run's error stays the one thrown)
         return log;
     }
 
@@ -370,7 +370,7 @@ public final class Trainer implements AutoCloseable {
                     finish(state);
                     return history();
                 }
-                optimizer.flush(); // weights and state of the same step
+                flushOptimizer(); // weights and state of the same step
                 saveCheckpoint(state);
             }
             if (done >= stopAfter) {
@@ -614,9 +614,18 @@ public final class Trainer implements AutoCloseable {
                 inARow, step - inARow + 1, step, step, last));
     }
 
+    /**
+     * Applies a delayed host update now (a collective in a world: the ranks gather its weights), and tells the model its
+     * layer weights changed (ZeRO stage 3's parts: each layer is gathered again).
+     */
+    private void flushOptimizer() {
+        optimizer.flush();
+        trainable.model().weightsChanged();
+    }
+
     /** The final weights, the report, then the final checkpoint, which marks the run finished. */
     private void finish(CheckpointStore.State state) {
-        optimizer.flush();
+        flushOptimizer();
         progress.done();
         if (world != null) { // every rank takes part; rank 0 reports
             perRankMemory = DataParallel.peaksByRank(world, Backends.get(device).memoryStats(), device);
@@ -684,7 +693,7 @@ public final class Trainer implements AutoCloseable {
      * collective, which every rank calls at the same steps.
      */
     public double evaluate() {
-        optimizer.flush(); // a delayed host update first: evaluation sees the newest weights
+        flushOptimizer(); // a delayed host update first: evaluation sees the newest weights
         Batcher batcher = new Batcher(eval, config.evalBatchSize(), config.seed(), padId);
         double sum = 0;
         long count = 0;

@@ -176,11 +176,10 @@ public record TrainerConfig(
     public TrainerConfig {
         java.util.Objects.requireNonNull(optimizerSharding, "optimizerSharding");
         if (optimizerSharding.shardsState() && optimizerStatePlacement == OptimizerStatePlacement.HOST
-                && (optimizerStatePrecision != OptimizerStatePrecision.FP32 || optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP)) {
+                && optimizerStatePrecision != OptimizerStatePrecision.FP32) {
             throw new IllegalArgumentException("sharding the optimizer state over the ranks (ZeRO stage " + optimizerSharding.zeroStage() + ") is built for AdamW's"
-                    + " fp32 or 8-bit state on the device or paged, and its fp32 state on the host stepping in step, not for " + optimizerStatePrecision
-                    + " state " + optimizerStatePlacement + (optimizerStepTiming == OptimizerStepTiming.DELAYED_ONE_STEP ? " with a delayed step" : "")
-                    + " (on the host use --optim adamw_torch without --delayed_optimizer_step, or no ZeRO stage)");
+                    + " fp32 or 8-bit state on the device or paged, and its fp32 state on the host, not for " + optimizerStatePrecision
+                    + " state " + optimizerStatePlacement + " (on the host use --optim adamw_torch, or no ZeRO stage)");
         }
         if (ddpBucketBytes <= 0) {
             throw new IllegalArgumentException("the gradient bucket for the ranks' sums must hold at least a byte, got " + ddpBucketBytes);
@@ -240,7 +239,7 @@ public record TrainerConfig(
      * wording of the refusals in the flags, the command and the trainer.
      */
     public static final String HOST_OPTIMIZER_NOT_WITH_DATA_PARALLEL = "data parallel with the optimizer on the host needs a ZeRO"
-            + " stage (a --deepspeed config's zero_optimization.stage 1 to 3, AdamW's fp32 state, no delayed step): each rank then"
+            + " stage (a --deepspeed config's zero_optimization.stage 1 to 3, AdamW's fp32 state): each rank then"
             + " keeps and steps its part of the state on its host; without one, the gradients would leave the device during"
             + " backward, before the ranks could sum them";
 
