@@ -3,7 +3,9 @@
 # outputs in $OUT): what the nineteenth session left for the device. PART=checks: the fused q/k norm and RoPE's parity
 # test (per dtype, how many elements differ from the two ops: 0 is the aim since its rotation spells out rope.cu's
 # multiply-adds), the LoRA goldens with it on (the fp32 one was 1.46e-4 against its 1e-4 bound before that), then
-# MetaMatchesCudaGpuTest alone (it holds the allocator's leftover chunks now), then the GPU suite as it defaults.
+# MetaMatchesCudaGpuTest alone (it holds the allocator's leftover chunks now), then the GPU suite as it defaults (it
+# holds the twentieth session's NCCL rows, none run yet: NcclWorldOfOneGpuTest's stage 3 of a full fine-tune, stage 3
+# with the parts in host memory, the 8-bit shards).
 # PART=rows: a clean A/B of the fused op (270M QLoRA r16 8K, A the two ops, B fused, A/B/A/B of 60 steps), one step's
 # ncu profile with it on, then the 32K row with it on (no HF: it runs out of memory there).
 # Usage: [BUDGET=560] PART=checks|rows bash bench/src/main/sh/session20.sh

@@ -401,37 +401,21 @@ public final class ShardedWeights extends SlottedUnits {
         Map<Parameter, Object> before = new java.util.IdentityHashMap<>();
         Map<Tensor, Tensor> trainedWhole = new java.util.IdentityHashMap<>(); // a trained leaf's whole value
         try (Scope lent = Scope.open("whole weights", MemoryCategory.WEIGHTS)) {
-            try (Autograd.GradMode off = Autograd.noGrad()) {
-                for (int u = 0; u < units.size(); u++) {
-                    fetch(u, 0);
-                    ready();
-                    for (Entry e : units.get(u).entries()) {
-                        Parameter p = e.parameter();
-                        Tensor[] whole = new Tensor[e.pieces().size()];
-                        for (int i = 0; i < whole.length; i++) {
-                            Piece piece = e.pieces().get(i);
-                            Tensor inSlot = view(0, piece);
-                            whole[i] = inSlot.device().equals(Device.CPU) ? inSlot.copy() : inSlot.to(Device.CPU);
-                        }
-                        if (p.isQuantized()) {
-                            before.put(p, p.quantized());
-                            p.set(p.quantized().withParts(whole));
-                        } else {
-                            before.put(p, p.tensor());
-                            if (p.tensor().requiresGrad()) {
-                                trainedWhole.put(p.tensor(), whole[0]);
-                            }
-                            p.set(whole[0]);
+            try {
+                try (Autograd.GradMode off = Autograd.noGrad()) {
+                    for (int u = 0; u < units.size(); u++) {
+                        fetch(u, 0);
+                        ready();
+                        for (Entry e : units.get(u).entries()) {
+                            lendWhole(e, before, trainedWhole);
                         }
                     }
                 }
-            }
-            try {
                 action.run();
                 try (Autograd.GradMode off = Autograd.noGrad()) {
                     takeBackTrained(trainedWhole);
                 }
-            } finally {
+            } finally { // the placeholders back, whatever failed (a read then fails loudly, not on a freed copy)
                 before.forEach((p, value) -> {
                     if (value instanceof Nf4Tensor q) {
                         p.set(q);
@@ -440,6 +424,29 @@ public final class ShardedWeights extends SlottedUnits {
                     }
                 });
             }
+        }
+    }
+
+    /**
+     * Entry e's whole value copied out of slot 0 into host memory and set as its parameter's value; its placeholder kept
+     * in {@code before}, a trained one's copy by its leaf in {@code trainedWhole}.
+     */
+    private void lendWhole(Entry e, Map<Parameter, Object> before, Map<Tensor, Tensor> trainedWhole) {
+        Parameter p = e.parameter();
+        Tensor[] whole = new Tensor[e.pieces().size()];
+        for (int i = 0; i < whole.length; i++) {
+            Tensor inSlot = view(0, e.pieces().get(i));
+            whole[i] = inSlot.device().equals(Device.CPU) ? inSlot.copy() : inSlot.to(Device.CPU);
+        }
+        if (p.isQuantized()) {
+            before.put(p, p.quantized());
+            p.set(p.quantized().withParts(whole));
+        } else {
+            before.put(p, p.tensor());
+            if (p.tensor().requiresGrad()) {
+                trainedWhole.put(p.tensor(), whole[0]);
+            }
+            p.set(whole[0]);
         }
     }
 

@@ -202,13 +202,20 @@ class ImageTrainerTest {
             Trainable t = Trainable.lora(model, LoraConfig.of(8, 16), 11, "tiny-mm");
             assertTrue(t.namedParameters().keySet().stream().allMatch(n -> n.startsWith("base_model.model.model.language_model.layers.")),
                     "peft's names on Gemma3ForConditionalGeneration: " + t.namedParameters().keySet().iterator().next());
-            List<StepRecord> log = train(t, examples(model.visionConfig(), 64, Seeds.random()), 40, 3e-2);
-            double first = mean(log.subList(0, 3));
-            double last = mean(log.subList(log.size() - 3, log.size()));
-            System.out.printf("image LoRA: loss %.4f (first 3 steps) -> %.4f (last 3)%n", first, last);
+            List<Example> data = examples(model.visionConfig(), 64, Seeds.random());
+            Trainer trainer = Trainer.builder(config(40, 1e-2), t).train(data).eval(data).outputDir(dir.resolve("run-lora"))
+                    .info(new Trainer.RunInfo("image test", RunIdentity.builder().fixed("model", "tiny-mm").build(), List.of())).build();
+            double first = trainer.evaluate();
+            List<StepRecord> log = trainer.run(Optional.empty(), Long.MAX_VALUE);
+            double last = trainer.evaluate();
+            System.out.printf("image LoRA: loss over the 64 records %.4f before -> %.4f after; steps %s%n", first, last,
+                    log.stream().map(r -> String.format(java.util.Locale.ROOT, "%.3f", r.loss())).toList());
             // LoRA on this tiny random model plateaus near 5 (the frozen tied head): the full test above shows the images
-            // are learned from; here the adapters must have trained, every one of them
-            assertTrue(last < 0.95 * first, "loss " + first + " -> " + last + ": the adapters did not lower it");
+            // are learned from; here the adapters must have trained, every one of them. Measured on the whole set before
+            // and after (a batch of 4's loss swings by +-0.6 near the plateau: comparing the first and last steps' failed
+            // at 3e-2 with seed 78346063646516, where the last steps also rose; at 1e-2 the set's loss falls to ~0.79 of
+            // where it starts over seeds 1-5 and that one)
+            assertTrue(last < 0.9 * first, "loss over the set " + first + " -> " + last + ": the adapters did not lower it");
             t.namedParameters().forEach((name, p) -> {
                 if (name.endsWith("lora_B.weight")) {
                     assertTrue(java.util.Arrays.stream(p.toDoubleArray()).anyMatch(v -> v != 0), name + " is still peft's zeros");
