@@ -115,7 +115,8 @@ final class PlanCommand {
                 case NONE -> "";
                 case STATE -> ", ZeRO stage 1: the optimizer state sharded";
                 case GRADIENTS -> ", ZeRO stage 2: the optimizer state and the gradients sharded";
-                case PARAMETERS -> ", ZeRO stage 3: the optimizer state, the gradients and the layers' weights sharded";
+                case PARAMETERS -> ", ZeRO stage 3: the optimizer state, the gradients and the layers' weights sharded"
+                        + (a.offloadParam() == dev.jtune.train.args.OffloadParam.CPU ? " (each rank's part of the frozen ones in its host memory)" : "");
             });
         }
         Planner.Plan plan = Planner.plan(new MemoryPlanner.Model(config, vision, vision.isPresent() ? 1 : 0).inWorldOf(ranks), a, t.given(),

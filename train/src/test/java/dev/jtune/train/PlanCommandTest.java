@@ -260,6 +260,7 @@ class PlanCommandTest {
         // the two gathered layers and one staging part (half a layer), 2.5 layers of 18
         var offload = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}", "--offload_param", "cpu"));
         assertEquals(0, offload.rc(), offload.all());
+        assertTrue(offload.out().contains("layers' weights sharded (each rank's part of the frozen ones in its host memory)"), offload.out());
         long q3h = row(offload.out(), "quantized weights");
         long pinned = row(offload.out(), "pinned host, all");
         System.out.printf(Locale.ROOT, "270M QLoRA, a rank of two, stage 3 with offload_param: quantized weights on the device %,d, pinned host %,d%n",
