@@ -233,6 +233,40 @@ class DataParallelTest {
         return worst;
     }
 
+    /**
+     * One rank of four micro-batches, then two ranks of two under ZeRO stage 2 (writing under tmp/two), both with the
+     * optimizer settings {@code optimizer} applies: each rank's losses and gradient norms within 1e-5 of the one rank's,
+     * step by step, and its weights after (the ranks' sums round differently), printed as {@code what}. Returns the one
+     * rank's run.
+     */
+    private static Outcome stageTwoRanksTrainAsOne(TrainCommand.DefaultSetup d, Path tmp, java.util.function.UnaryOperator<TrainerConfig.Builder> optimizer,
+                                                   String what) throws Exception {
+        Outcome one = run(d, optimizer.apply(config(d, 4, 1).toBuilder()).build(), null, tmp.resolve("one"));
+        List<Outcome> two = ranks(d, 2, optimizer.apply(config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()).build(),
+                tmp.resolve("two"), Long.MAX_VALUE);
+        for (Outcome o : two) {
+            for (int i = 0; i < STEPS; i++) {
+                StepRecord a = one.history().get(i);
+                StepRecord b = o.history().get(i);
+                System.out.printf(java.util.Locale.ROOT, "%s, step %d: loss %.7f / %.7f%n", what, a.step(), a.loss(), b.loss());
+                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
+                assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step());
+            }
+        }
+        double worst = worstAgainstOneRank(one, two);
+        System.out.println(what + ": weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
+        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
+        return one;
+    }
+
+    /** Rank 0's checkpoint at step 2 (under tmp/two) resumed on one rank under {@code config}: step 3's loss as {@code one}'s, within 1e-5. */
+    private static void resumesOnOneRank(TrainCommand.DefaultSetup d, TrainerConfig config, Path tmp, Outcome one) {
+        Outcome resumed = run(d, config, null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
+        assertEquals(STEPS, resumed.history().getLast().step());
+        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
+                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+    }
+
     private static double relative(double a, double b) {
         return Math.abs(a - b) / Math.max(1e-12, Math.abs(b));
     }
@@ -392,11 +426,7 @@ class DataParallelTest {
         System.out.println("stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
         assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
         // rank 0's checkpoint at step 2 (state gathered from both ranks) resumes on one rank as one rank's own run goes on
-        Path ckpt = tmp.resolve("two/rank0/checkpoint-2");
-        Outcome resumed = run(d, config(d, 4, 1), null, tmp.resolve("two/rank0"), Optional.of(ckpt), Long.MAX_VALUE);
-        StepRecord last = resumed.history().getLast();
-        assertEquals(STEPS, last.step());
-        assertTrue(relative(last.loss(), one.history().get(STEPS - 1).loss()) < 1e-5, "the resumed step 3's loss: " + last.loss());
+        resumesOnOneRank(d, config(d, 4, 1), tmp, one);
     }
 
     /**
@@ -409,26 +439,9 @@ class DataParallelTest {
     @Test
     void hostSteppedShardsTrainAsOneHostOffloadedRank(@TempDir Path tmp) throws Exception {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
-        TrainerConfig host = config(d, 4, 1).toBuilder().optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
-        Outcome one = run(d, host, null, tmp.resolve("one"));
-        TrainerConfig shardedHost = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
-        List<Outcome> two = ranks(d, 2, shardedHost, tmp.resolve("two"), Long.MAX_VALUE);
-        for (Outcome o : two) {
-            for (int i = 0; i < STEPS; i++) {
-                StepRecord a = one.history().get(i);
-                StepRecord b = o.history().get(i);
-                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
-                assertTrue(relative(b.gradNorm(), a.gradNorm()) < 1e-5, "gradient norm at step " + a.step());
-            }
-        }
-        double worst = worstAgainstOneRank(one, two);
-        System.out.println("stage 2, state on the host: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
-        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
-        Outcome resumed = run(d, config(d, 4, 1), null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
-        assertEquals(STEPS, resumed.history().getLast().step());
-        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
-                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+        Outcome one = stageTwoRanksTrainAsOne(d, tmp, b -> b.optimizerState(TrainerConfig.OptimizerStatePrecision.FP32,
+                TrainerConfig.OptimizerStatePlacement.HOST), "stage 2, state on the host");
+        resumesOnOneRank(d, config(d, 4, 1), tmp, one);
         TrainerConfig unsharded = config(d, 2, 2).toBuilder().optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST).build();
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
                 () -> checkBuild(unsharded, new InProcessWorld(2, Duration.ofSeconds(5)).rank(0)));
@@ -444,29 +457,10 @@ class DataParallelTest {
     @Test
     void delayedHostShardsTrainAsOneDelayedRankAndResumeOnOne(@TempDir Path tmp) throws Exception {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
-        TrainerConfig oneConfig = config(d, 4, 1).toBuilder()
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST)
-                .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP).build();
-        Outcome one = run(d, oneConfig, null, tmp.resolve("one"));
-        TrainerConfig sharded = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.FP32, TrainerConfig.OptimizerStatePlacement.HOST)
-                .optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP).build();
-        List<Outcome> two = ranks(d, 2, sharded, tmp.resolve("two"), Long.MAX_VALUE);
-        for (Outcome o : two) {
-            for (int i = 0; i < STEPS; i++) {
-                StepRecord a = one.history().get(i);
-                StepRecord b = o.history().get(i);
-                System.out.printf(java.util.Locale.ROOT, "delayed host stage 2, step %d: loss %.7f / %.7f%n", a.step(), a.loss(), b.loss());
-                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
-            }
-        }
-        double worst = worstAgainstOneRank(one, two);
-        System.out.println("delayed host stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
-        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
-        Outcome resumed = run(d, oneConfig, null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
-        assertEquals(STEPS, resumed.history().getLast().step());
-        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
-                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+        java.util.function.UnaryOperator<TrainerConfig.Builder> delayed = b -> b.optimizerState(TrainerConfig.OptimizerStatePrecision.FP32,
+                TrainerConfig.OptimizerStatePlacement.HOST).optimizerStepTiming(TrainerConfig.OptimizerStepTiming.DELAYED_ONE_STEP);
+        Outcome one = stageTwoRanksTrainAsOne(d, tmp, delayed, "delayed host stage 2");
+        resumesOnOneRank(d, delayed.apply(config(d, 4, 1).toBuilder()).build(), tmp, one);
     }
 
     /**
@@ -539,27 +533,10 @@ class DataParallelTest {
     @Test
     void eightBitShardsTrainAsOneRankAndResumeOnOne(@TempDir Path tmp) throws Exception {
         TrainCommand.DefaultSetup d = TrainCommand.defaultSetup(Device.CPU, new PrintStream(OutputStream.nullOutputStream()));
-        TrainerConfig oneConfig = config(d, 4, 1).toBuilder()
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
-        Outcome one = run(d, oneConfig, null, tmp.resolve("one"));
-        TrainerConfig sharded = config(d, 2, 2, TrainerConfig.OptimizerSharding.GRADIENTS).toBuilder()
-                .optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT, TrainerConfig.OptimizerStatePlacement.DEVICE).build();
-        List<Outcome> two = ranks(d, 2, sharded, tmp.resolve("two"), Long.MAX_VALUE);
-        for (Outcome o : two) {
-            for (int i = 0; i < STEPS; i++) {
-                StepRecord a = one.history().get(i);
-                StepRecord b = o.history().get(i);
-                System.out.printf(java.util.Locale.ROOT, "8-bit stage 2, step %d: loss %.7f / %.7f%n", a.step(), a.loss(), b.loss());
-                assertTrue(relative(b.loss(), a.loss()) < 1e-5, "loss at step " + a.step() + ": " + b.loss() + " vs " + a.loss());
-            }
-        }
-        double worst = worstAgainstOneRank(one, two);
-        System.out.println("8-bit stage 2: weights after " + STEPS + " steps, worst norm-relative difference to one rank: " + worst);
-        assertTrue(worst < 1e-5, "weights differ from one rank's by " + worst);
-        Outcome resumed = run(d, oneConfig, null, tmp.resolve("two/rank0"), Optional.of(tmp.resolve("two/rank0/checkpoint-2")), Long.MAX_VALUE);
-        assertEquals(STEPS, resumed.history().getLast().step());
-        assertTrue(relative(resumed.history().getLast().loss(), one.history().get(STEPS - 1).loss()) < 1e-5,
-                "the resumed step 3's loss: " + resumed.history().getLast().loss());
+        java.util.function.UnaryOperator<TrainerConfig.Builder> eightBit = b -> b.optimizerState(TrainerConfig.OptimizerStatePrecision.BLOCKWISE_8BIT,
+                TrainerConfig.OptimizerStatePlacement.DEVICE);
+        Outcome one = stageTwoRanksTrainAsOne(d, tmp, eightBit, "8-bit stage 2");
+        resumesOnOneRank(d, eightBit.apply(config(d, 4, 1).toBuilder()).build(), tmp, one);
     }
 
     /**

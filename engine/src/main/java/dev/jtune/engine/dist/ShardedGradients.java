@@ -69,6 +69,11 @@ public final class ShardedGradients implements AutoCloseable {
         public long to(int rank) {
             return Math.min(start + (rank + 1) * part, end);
         }
+
+        /** Whether layout entry e lies in this segment (a bucket holds whole parameters). */
+        public boolean holds(FlatLayout.Entry e) {
+            return e.offset() >= start && e.end() <= end;
+        }
     }
 
     /** One flat layout's parameters, its buckets in layout order, and this rank's shard of their summed gradients. */

@@ -111,11 +111,11 @@ public final class ShardedWeights extends SlottedUnits {
         ShardedWeights w = new ShardedWeights(device, world, partsAt);
         try (Autograd.GradMode off = Autograd.noGrad()) {
             Map<Piece, Tensor> values = new java.util.IdentityHashMap<>();
+            if (trained.stream().anyMatch(r -> r.unit() < 0 || r.unit() >= units.size())) {
+                throw new IllegalArgumentException("ShardedWeights: a trained run of a unit outside 0.." + (units.size() - 1));
+            }
             for (int i = 0; i < units.size(); i++) {
                 int unit = i;
-                if (trained.stream().anyMatch(r -> r.unit() < 0 || r.unit() >= units.size())) {
-                    throw new IllegalArgumentException("ShardedWeights: a trained run of a unit outside 0.." + (units.size() - 1));
-                }
                 w.units.add(w.layout(units.get(i), values, trained.stream().filter(r -> r.unit() == unit).toList()));
             }
             if (w.units.stream().allMatch(u -> u.entries().isEmpty())) {
@@ -192,7 +192,7 @@ public final class ShardedWeights extends SlottedUnits {
         Map<Tensor, Parameter> trained = new java.util.IdentityHashMap<>();
         for (Map.Entry<String, Parameter> e : module.namedParameters().entrySet()) {
             Parameter p = e.getValue();
-            if (!p.isSet() || !p.isQuantized() && p.tensor().requiresGrad()) {
+            if (!p.isSet() || p.isTrained()) {
                 if (p.isSet()) {
                     trained.put(p.tensor(), p);
                 }
@@ -288,7 +288,7 @@ public final class ShardedWeights extends SlottedUnits {
      * a trained one's stays the leaf its gradients reach, closed.
      */
     private static void dropWholeValue(Parameter p) {
-        if (!p.isQuantized() && p.tensor().requiresGrad()) {
+        if (p.isTrained()) {
             p.tensor().close();
         } else if (p.isQuantized()) {
             Nf4Tensor q = p.quantized();
@@ -350,19 +350,12 @@ public final class ShardedWeights extends SlottedUnits {
                 fetch(u, 0);
                 ready();
                 for (Entry e : units.get(u).entries()) {
-                    Tensor[] whole = new Tensor[e.pieces().size()];
-                    for (int i = 0; i < whole.length; i++) {
-                        Piece p = e.pieces().get(i);
-                        try (Scope.Entered c = Scope.countAs(p.category())) {
-                            whole[i] = Tensor.empty(p.shape(), p.dtype(), device);
-                        }
-                        Ops.copyInto(view(0, p), whole[i]);
-                    }
+                    Tensor[] whole = copiesOf(e, device);
                     Parameter param = e.parameter();
                     if (param.isQuantized()) {
                         param.set(param.quantized().withParts(whole));
                     } else {
-                        param.set(whole[0].requiresGrad(param.tensor().requiresGrad()));
+                        param.set(whole[0].requiresGrad(param.isTrained()));
                     }
                 }
             }
@@ -433,21 +426,30 @@ public final class ShardedWeights extends SlottedUnits {
      */
     private void lendWhole(Entry e, Map<Parameter, Object> before, Map<Tensor, Tensor> trainedWhole) {
         Parameter p = e.parameter();
-        Tensor[] whole = new Tensor[e.pieces().size()];
-        for (int i = 0; i < whole.length; i++) {
-            Tensor inSlot = view(0, e.pieces().get(i));
-            whole[i] = inSlot.device().equals(Device.CPU) ? inSlot.copy() : inSlot.to(Device.CPU);
-        }
+        Tensor[] whole = copiesOf(e, Device.CPU);
         if (p.isQuantized()) {
             before.put(p, p.quantized());
             p.set(p.quantized().withParts(whole));
         } else {
             before.put(p, p.tensor());
-            if (p.tensor().requiresGrad()) {
+            if (p.isTrained()) {
                 trainedWhole.put(p.tensor(), whole[0]);
             }
             p.set(whole[0]);
         }
+    }
+
+    /** Entry e's pieces copied out of slot 0 into new tensors on {@code target} (in the current scope, each counted as its category). */
+    private Tensor[] copiesOf(Entry e, Device target) {
+        Tensor[] out = new Tensor[e.pieces().size()];
+        for (int i = 0; i < out.length; i++) {
+            Piece p = e.pieces().get(i);
+            Tensor inSlot = view(0, p);
+            try (Scope.Entered c = Scope.countAs(p.category())) {
+                out[i] = inSlot.device().equals(target) ? inSlot.copy() : inSlot.to(target);
+            }
+        }
+        return out;
     }
 
     /** This rank's part of each trained run, from its parameters' whole values (by leaf). */

@@ -146,7 +146,7 @@ public final class Linear extends Module {
      */
     public static void quantize(List<Linear> linears, Nf4Scales scales) {
         for (Linear l : linears) { // refused before any weight changes, so a refusal leaves no half-quantized model
-            if (!l.weight.isQuantized() && l.weight.tensor().requiresGrad()) {
+            if (l.weight.isTrained()) {
                 throw new UnsupportedOpException("quantize: the weight " + l.shape() + " requires grad; NF4 weights are frozen");
             }
         }

@@ -142,7 +142,7 @@ public abstract class Module {
      */
     public final boolean trains() {
         for (Parameter p : namedParameters().values()) {
-            if (!p.isQuantized() && p.tensor().requiresGrad()) {
+            if (p.isTrained()) {
                 return true;
             }
         }

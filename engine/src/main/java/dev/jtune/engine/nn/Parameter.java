@@ -41,6 +41,11 @@ public final class Parameter {
         return quantized != null;
     }
 
+    /** Whether the value is trained: a dense tensor that requires grad (NF4 values are frozen). Needs a value. */
+    public boolean isTrained() {
+        return !isQuantized() && tensor().requiresGrad();
+    }
+
     /** The dense value. */
     public Tensor tensor() {
         if (tensor == null) {

@@ -209,7 +209,7 @@ public abstract class SlottedUnits implements AutoCloseable {
     public final boolean holdsTrainedParameters() {
         for (Unit u : units) {
             for (Entry e : u.entries()) {
-                if (!e.parameter().isQuantized() && e.parameter().tensor().requiresGrad()) {
+                if (e.parameter().isTrained()) {
                     return true;
                 }
             }

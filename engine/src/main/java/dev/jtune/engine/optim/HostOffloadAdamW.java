@@ -28,7 +28,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.SequencedMap;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 
 /**
@@ -298,11 +297,7 @@ public final class HostOffloadAdamW implements Optimizer, AutoCloseable {
         }
         this.transfers = Transfers.of(device);
         this.streamed = gradients == Gradients.STREAMED ? streamGradients() : null;
-        this.background = schedule == Schedule.DELAYED ? Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "jtune-offload-update");
-            t.setDaemon(true);
-            return t;
-        }) : null;
+        this.background = schedule == Schedule.DELAYED ? StreamedGradients.hostThread("jtune-offload-update") : null;
     }
 
     public static Builder builder(SequencedMap<String, Tensor> params, AdamW.Config config) {

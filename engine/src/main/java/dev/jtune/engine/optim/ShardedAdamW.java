@@ -236,11 +236,7 @@ public final class ShardedAdamW implements Optimizer {
         this.world = b.world;
         this.stateAt = b.state;
         this.moments = b.moments;
-        this.background = b.schedule == HostOffloadAdamW.Schedule.DELAYED ? java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "sharded host adamw");
-            t.setDaemon(true);
-            return t;
-        }) : null;
+        this.background = b.schedule == HostOffloadAdamW.Schedule.DELAYED ? StreamedGradients.hostThread("jtune-sharded-offload-update") : null;
         this.config = b.config;
         this.params = new LinkedHashMap<>(b.params);
         try (Autograd.GradMode off = Autograd.noGrad()) {
@@ -402,7 +398,7 @@ public final class ShardedAdamW implements Optimizer {
                 Map<Tensor, Long> offsets = new java.util.IdentityHashMap<>();
                 for (int i = 0; i < s.wholeLayout().entries().size(); i++) {
                     FlatLayout.Entry e = s.wholeLayout().entries().get(i);
-                    if (e.offset() >= seg.start() && e.end() <= seg.end()) {
+                    if (seg.holds(e)) {
                         offsets.put(s.params().get(i), e.offset() - seg.start());
                     }
                 }
@@ -480,11 +476,7 @@ public final class ShardedAdamW implements Optimizer {
                         }
                     }
                 }
-                for (int k = 0; k < s.segments().size(); k++) {
-                    if (s.segments().get(k).unit() < 0) { // stage 3's unit weights are gathered as computation reaches them
-                        gatherParameters(s, k);
-                    }
-                }
+                gatherWholeWeights(s);
             }
         }
     }
@@ -562,26 +554,24 @@ public final class ShardedAdamW implements Optimizer {
             return;
         }
         updatePending = false;
-        if (pending != null) {
-            try {
-                pending.get();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("ShardedAdamW: interrupted waiting for the host update", e);
-            } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException("ShardedAdamW: the host update failed: " + e.getCause(), e.getCause());
-            } finally {
-                pending = null;
-            }
+        try {
+            StreamedGradients.await(pending, "ShardedAdamW", "the host update");
+        } finally {
+            pending = null;
         }
         try (Autograd.GradMode off = Autograd.noGrad(); Scope tmp = Scope.open("sharded adamw delayed update")) {
             for (Shard s : shards) {
                 weightsFromHost(s);
-                for (int k = 0; k < s.segments().size(); k++) {
-                    if (s.segments().get(k).unit() < 0) {
-                        gatherParameters(s, k);
-                    }
-                }
+                gatherWholeWeights(s);
+            }
+        }
+    }
+
+    /** The shard's updated whole weights gathered over the ranks, segment by segment (stage 3's unit weights are gathered as computation reaches them). */
+    private void gatherWholeWeights(Shard s) {
+        for (int k = 0; k < s.segments().size(); k++) {
+            if (s.segments().get(k).unit() < 0) {
+                gatherParameters(s, k);
             }
         }
     }
@@ -697,7 +687,7 @@ public final class ShardedAdamW implements Optimizer {
                 gathered.close();
             }
             for (FlatLayout.Entry e : s.wholeLayout().entries()) {
-                if (e.offset() >= seg.start() && e.end() <= seg.end()) {
+                if (seg.holds(e)) {
                     Tensor mine = all.slice(0, (e.offset() - seg.start()) / per, Math.ceilDiv(e.end() - seg.start(), per));
                     out.put(e.name() + kind, per == 1 ? mine.reshape(e.shape().toArray()) : mine);
                 }

@@ -66,11 +66,7 @@ final class StreamedGradients implements AutoCloseable {
     private long elements;
     private long waitedNanos;
     private final java.util.concurrent.atomic.AtomicLong addNanos = new java.util.concurrent.atomic.AtomicLong();
-    private final ExecutorService worker = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "jtune-gradient-accumulate");
-        t.setDaemon(true);
-        return t;
-    });
+    private final ExecutorService worker = hostThread("jtune-gradient-accumulate");
 
     /** {@code home}: the scope that keeps contributions alive past backward while their copies run. */
     StreamedGradients(Transfers transfers, Scope home, List<Target> targets) {
@@ -330,6 +326,15 @@ final class StreamedGradients implements AutoCloseable {
 
     private static void await(Future<?> f) {
         await(f, "StreamedGradients", "a gradient's copy to the host");
+    }
+
+    /** One daemon thread named {@code name}, for an optimizer's host work beside the device's. */
+    static ExecutorService hostThread(String name) {
+        return Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, name);
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     /**

@@ -91,7 +91,7 @@ final class Residency {
         List<? extends dev.jtune.engine.nn.Module> layers = trainable.model().layers();
         for (int i = 0; i < layers.size(); i++) {
             for (dev.jtune.engine.nn.Parameter p : layers.get(i).namedParameters().values()) {
-                if (p.isSet() && !p.isQuantized() && p.tensor().requiresGrad()) {
+                if (p.isSet() && p.isTrained()) {
                     out.put(p.tensor(), i);
                 }
             }
