@@ -13,6 +13,7 @@
 #        bash bench/src/main/sh/sanitize.sh list                                     (the parts and their patterns)
 # A part is a name from the list, re:REGEX (a class-name pattern of its own, to split a part that runs too long), or
 # m:REGEX (a method-name pattern, fully qualified: m:.*LinearCrossEntropyBlocksGpuTest#sliced.*, for one slow method).
+# SAN_ARGS adds options to the sanitizer's command line (a kernel filter such as SAN_ARGS='--kernel-name kns=flash_').
 set -u
 . .device/env
 # JUnit console class-name patterns (regexes over fully qualified names); "rest" runs every GPU test class that no
@@ -82,7 +83,7 @@ run_part() {
   # filters: the console launcher dropped --include-tag gpu when another option came between it and --include-classname
   # (every cpu test of the part's classes then ran under the sanitizer too, and "rest" ran the whole cpu suite)
   timeout --kill-after=20 "$limit" "$SAN" --tool "$tool" --target-processes all --launch-timeout 0 --report-api-errors no \
-      --error-exitcode 86 "${extra[@]}" --log-file "$log" \
+      --error-exitcode 86 "${extra[@]}" ${SAN_ARGS:-} --log-file "$log" \
       bash -c 'bash .device/run-tests "$@"; s=$?; echo "[the tests'"'"' JVM exited with status $s]"; exit $s' run-tests \
       --details=tree --include-tag gpu "${select[@]}" > "$tests" 2>&1
   rc=$?

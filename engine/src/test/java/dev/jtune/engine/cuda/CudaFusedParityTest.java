@@ -417,7 +417,7 @@ class CudaFusedParityTest {
                 Tensor gotGw = gpuEmpty(Shape.of(d), stat(t));
                 gpu.kernels(RmsNormRopeKernel.OP).backward(gx, g(weight), rstd, offsetOne, g(pos), base, scaling, g(gradOut), gotGx, gotGw);
                 assertClose(refGx.contiguous(), gotGx.contiguous(), tol(t), tag(what + " gradX"));
-                assertClose(refGw, gotGw, tol(stat(t)), tag(what + " gradWeight"));
+                assertClose(refGw, gotGw, gradWeightTolerance(t), tag(what + " gradWeight"));
                 Tensor again = gpuEmpty(Shape.of(d), stat(t));
                 gpu.kernels(RmsNormRopeKernel.OP).backward(gx, g(weight), rstd, offsetOne, g(pos), base, scaling, g(gradOut),
                         gpuEmpty(Shape.of(b, tt, h, d), t).transpose(1, 2), again);
@@ -442,6 +442,18 @@ class CudaFusedParityTest {
                 assertClose(ws.grad(), fusedGw, tol(t), tag(what + " fused against unfused, gradWeight"));
             }
         }
+    }
+
+    /**
+     * The fused backward's gradWeight against the cpu reference: fp32 sums (the stat dtype's bound) over a rotated-back
+     * gradient that both sides store in x's dtype first, as the two ops do. In bf16 or fp16 that store rounds the GPU's
+     * fp32 rotation and the reference's double one, which land on opposite sides of a rounding boundary for about
+     * 2^-16 of the elements (the fp32 error over the 16-bit type's ulp); those terms then differ by one ulp (2^-8 in
+     * bf16), which moves a sum of n random-signed terms by 2^-8 sqrt(2^-16 n) over its own sqrt(n): ~1.5e-5 (the first
+     * GPU run: 1.26e-5 and 2.06e-5 at 8,192 rows). So 1e-4 there; fp32 and fp64 keep their own.
+     */
+    private static double gradWeightTolerance(DType t) {
+        return t == DType.BF16 || t == DType.F16 ? 1e-4 : tol(stat(t));
     }
 
     // ------------------------------------------------------------------ rope
