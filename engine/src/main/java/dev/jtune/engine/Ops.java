@@ -183,6 +183,48 @@ public final class Ops {
         }, parts);
     }
 
+    /**
+     * Views of x's consecutive pieces along {@code axis}, {@code sizes[i]} wide each (they add up to x's size there): the
+     * inverse of {@link #concat}, without a copy. One op for autograd: its backward writes every piece's gradient into
+     * one tensor of x's shape (zeros where a piece got none), where pieces sliced apart would each grow theirs into a
+     * zeroed tensor of x's shape, summed after.
+     */
+    public static Tensor[] split(Tensor x, int axis, long... sizes) {
+        x.checkOpen("split");
+        int ax = x.shape().axis(axis);
+        long total = 0;
+        for (long n : sizes) {
+            if (n < 0) {
+                throw new ShapeException("split: negative size in " + java.util.Arrays.toString(sizes));
+            }
+            total += n;
+        }
+        if (sizes.length == 0 || total != x.dim(ax)) {
+            throw new ShapeException("split of " + x.describe() + " along " + axis + ": sizes " + java.util.Arrays.toString(sizes)
+                    + " must add up to " + x.dim(ax));
+        }
+        long[] starts = new long[sizes.length];
+        for (int i = 1; i < sizes.length; i++) {
+            starts[i] = starts[i - 1] + sizes[i - 1];
+        }
+        return Autograd.opMulti("split", () -> {
+            Tensor[] pieces = new Tensor[sizes.length];
+            for (int i = 0; i < sizes.length; i++) {
+                pieces[i] = x.slice(ax, starts[i], starts[i] + sizes[i]);
+            }
+            return pieces;
+        }, grads -> {
+            boolean whole = java.util.Arrays.stream(grads).allMatch(java.util.Objects::nonNull);
+            Tensor g = whole ? Tensor.empty(x.shape(), x.dtype(), x.device()) : Tensor.zeros(x.shape(), x.dtype(), x.device());
+            for (int i = 0; i < sizes.length; i++) {
+                if (grads[i] != null) {
+                    copyInto(grads[i], g.slice(ax, starts[i], starts[i] + sizes[i]));
+                }
+            }
+            return new Tensor[] {g};
+        }, x);
+    }
+
     // ---------------------------------------------------------------- reductions
 
     public static Tensor sum(Tensor a, int axis, ReducedAxis reduced) {

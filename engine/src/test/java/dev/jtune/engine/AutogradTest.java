@@ -265,6 +265,31 @@ class AutogradTest {
                 seed(), Shape.of(s.dim(0), 1, s.dim(2)));
         GradCheck.check("concat", t -> Ops.concat(1, t[0], t[1], t[0]), seed(), s, Shape.of(s.dim(0), 2, s.dim(2)));
         GradCheck.check("copy", t -> t[0].copy().mul(t[0]), seed(), s);
+        // split into views, every piece used (one gradient assembled from three) and one left unused (its part zero)
+        Shape wide = Shape.of(s.dim(0), 5, s.dim(2));
+        GradCheck.check("split", t -> {
+            Tensor[] p = Ops.split(t[0], 1, 2, 1, 2);
+            return Ops.concat(1, p[2].mul(p[0]), p[1].scale(3));
+        }, seed(), wide);
+        GradCheck.check("split, a piece unused", t -> {
+            Tensor[] p = Ops.split(t[0], -2, 2, 3);
+            return p[0].mul(p[0]);
+        }, seed(), wide);
+    }
+
+    @Test
+    void splitGivesViewsOfItsInputAndRefusesSizesThatDoNotAddUp() {
+        try (Scope scope = Scope.open("split")) {
+            Tensor x = Tensor.randn(Shape.of(2, 6, 3), DType.F64, Device.CPU, 5);
+            Tensor[] p = Ops.split(x, 1, 1, 0, 5);
+            assertEquals(Shape.of(2, 1, 3), p[0].shape());
+            assertEquals(Shape.of(2, 0, 3), p[1].shape());
+            assertArrayEquals(x.slice(1, 1, 6).contiguous().toDoubleArray(), p[2].contiguous().toDoubleArray(), 0);
+            Ops.copyInto(Tensor.full(p[0].shape(), 7.0, DType.F64, Device.CPU), p[0]);
+            assertEquals(7.0, x.slice(1, 0, 1).contiguous().toDoubleArray()[0], 0, "a piece is a view of x");
+            ShapeException e = assertThrows(ShapeException.class, () -> Ops.split(x, 1, 2, 3));
+            assertTrue(e.getMessage().contains("must add up to 6"), e.getMessage());
+        }
     }
 
     @Test

@@ -13,7 +13,8 @@ import java.util.List;
 
 /**
  * {@link Linear}s that read one input, computed as one product: {@code y = x [W_1; ...; W_n]^T}, [rows, out_1 + ... +
- * out_n], each part's adapter adding its update into the part's columns (Gemma's gate/up). One GEMM instead of n in
+ * out_n], each part's adapter adding its update into the part's columns (Gemma's gate/up, and q/k/v, whose heads are
+ * then split off the output as views by {@code Ops.split}). One GEMM instead of n in
  * forward and one in backward ({@code dX = dY [W_1; ...; W_n]}, summed in fp32 once instead of rounded between the
  * parts), at shapes where a GEMM's efficiency grows with its width.
  *

@@ -1,8 +1,10 @@
 package dev.jtune.gemma.model;
 
+import dev.jtune.engine.Ops;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.nn.DequantWorkspace;
 import dev.jtune.engine.nn.Linear;
+import dev.jtune.engine.nn.LinearGroup;
 import dev.jtune.engine.nn.Module;
 import dev.jtune.engine.nn.RmsNorm;
 import dev.jtune.engine.ops.RmsNorm.Scale;
@@ -21,6 +23,8 @@ public final class Gemma3Attention extends Module {
     private final Linear oProj;
     private final RmsNorm qNorm;
     private final RmsNorm kNorm;
+    /** q, k and v as one product where it can ({@link LinearGroup}): the heads are then views of its output. */
+    private final LinearGroup qkv;
 
     Gemma3Attention(Gemma3Config config, int layer, DequantWorkspace workspace) {
         this.config = config;
@@ -34,6 +38,7 @@ public final class Gemma3Attention extends Module {
         oProj = child("o_proj", new Linear(q, h, Linear.Bias.NONE, workspace));
         qNorm = child("q_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT));
         kNorm = child("k_norm", new RmsNorm(config.headDim(), config.rmsNormEps(), Scale.ONE_PLUS_WEIGHT));
+        qkv = new LinearGroup(qProj, kProj, vProj);
     }
 
     public Linear qProj() {
@@ -60,15 +65,32 @@ public final class Gemma3Attention extends Module {
         return kNorm;
     }
 
+    /** q_proj, k_proj and v_proj as one group (fused where {@link LinearGroup#fused} says). */
+    public LinearGroup qkv() {
+        return qkv;
+    }
+
     /** q, k, v as [B, H, T, D] after the q/k norms and RoPE, from the normed input h [B * T, hidden]. */
     Tensor[] projectQkv(Tensor h, long b, long t, Tensor positions) {
         int hq = config.numAttentionHeads();
         int hkv = config.numKeyValueHeads();
         int d = config.headDim();
-        Tensor q = qProj.forward(h).reshape(b, t, hq, d);
-        Tensor k = kProj.forward(h).reshape(b, t, hkv, d);
-        Tensor v = vProj.forward(h).reshape(b, t, hkv, d);
+        Tensor q;
+        Tensor k;
+        Tensor v;
+        if (qkv.fused(h)) {
+            // one product [B * T, (Hq + 2 Hkv) D]: each of q, k, v a view of its heads, the rows Hq + 2 Hkv heads apart
+            Tensor[] heads = Ops.split(qkv.forward(h).view(b, t, hq + 2L * hkv, d), 2, hq, hkv, hkv);
+            q = heads[0];
+            k = heads[1];
+            v = heads[2];
+        } else {
+            q = qProj.forward(h).reshape(b, t, hq, d);
+            k = kProj.forward(h).reshape(b, t, hkv, d);
+            v = vProj.forward(h).reshape(b, t, hkv, d);
+        }
         // the norm and RoPE read q and k in the projection's [B, T, H, D] layout and write [B, H, T, D]: no transposing copy
+        // (the two ops copy a fused product's q and k first: the norm reads contiguous rows)
         return new Tensor[] {normAndRotate(qNorm, q.transpose(1, 2), positions), normAndRotate(kNorm, k.transpose(1, 2), positions),
                 v.transpose(1, 2).contiguous()};
     }

@@ -29,7 +29,7 @@ class QloraTest {
         return run(quantized, checkpoint, lossOut, false);
     }
 
-    /** {@code fused}: with -Djtune.fusedProjections=true (gate and up as one product) from loading to backward. */
+    /** {@code fused}: with -Djtune.fusedProjections=true (q/k/v and gate/up as one product each) from loading to backward. */
     private static List<double[]> run(boolean quantized, Gemma3Model.Checkpointing checkpoint, double[] lossOut, boolean fused) {
         return SystemProperties.with("jtune.fusedProjections", Boolean.toString(fused), () -> runAsSet(quantized, checkpoint, lossOut, fused));
     }
@@ -51,9 +51,10 @@ class QloraTest {
                 }
             }
             PeftAdapter.Loaded loaded = PeftAdapter.load(LoraGoldenTest.fixture("gemma3-tiny-lora"), model, DType.F32);
-            var gateUp = model.layers().get(0).mlp().gateUp();
-            assertEquals(fused && quantized, gateUp.fused(Tensor.zeros(Shape.of(1, gateUp.parts().get(0).inFeatures()), DType.F32, Device.CPU)),
-                    "whether gate and up run as one product");
+            for (var group : List.of(model.layers().get(0).mlp().gateUp(), model.layers().get(0).selfAttn().qkv())) {
+                assertEquals(fused && quantized, group.fused(Tensor.zeros(Shape.of(1, group.parts().get(0).inFeatures()), DType.F32, Device.CPU)),
+                        "whether " + group + " runs as one product");
+            }
             int[] ids = {2, 40, 41, 42, 43, 300, 301, 7, 8, 9, 10, 11};
             Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
             Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpoint));
@@ -68,11 +69,12 @@ class QloraTest {
     }
 
     /**
-     * Gate and up as one product (LinearGroup, GeGLU over its halves) compute what the two projections compute apart:
-     * loss and every LoRA gradient within fp32's reordering of the same sums, plain and checkpointed.
+     * q, k and v as one product (LinearGroup, the heads split off its output as views) and gate and up as one (GeGLU over
+     * its halves) compute what the projections compute apart: loss and every LoRA gradient within fp32's reordering of
+     * the same sums, plain and checkpointed.
      */
     @Test
-    void fusedGateUpComputesWhatTheProjectionsApartCompute() {
+    void fusedProjectionsComputeWhatTheProjectionsApartCompute() {
         for (Gemma3Model.Checkpointing c : new Gemma3Model.Checkpointing[] {Gemma3Model.Checkpointing.NONE, Gemma3Model.Checkpointing.LAYERS}) {
             double[] apart = new double[1];
             double[] fused = new double[1];
