@@ -18,8 +18,8 @@ case ${PART:-rows} in
     junit 130 fixed "" --include-classname '.*(CudaFusedParityTest|NcclWorldOfOneGpuTest|FusedProjectionsGpuTest)' --include-methodname '.*(rmsNormRope|StateOnTheHost|FusedProjections).*'
     grep -E "^step [0-9]+: loss|gradWeight" $OUT/fixed.txt | head -8
     # A the defaults, B the fused q/k norm and RoPE, C B with q/k/v and gate/up as one product each, D B keeping every
-    # layer's attention output (--keep_attention all); two rounds of 60 steps (20 warm-up)
-    for round in 1 2; do
+    # layer's attention output (--keep_attention all); ROUNDS rounds (default 2) of 60 steps (20 warm-up)
+    for round in $(seq 1 ${ROUNDS:-2}); do
       for side in A B C D; do
         el "round $round, $side"
         opts=-Djtune.fusedNormRope=true; args=""
