@@ -56,7 +56,9 @@ import java.util.Objects;
  * checkpointing's measured +8%, which recomputes both halves); recomputing the global layers' attention instead of keeping
  * it ({@code --keep_attention none}, with checkpointing) +2% at 8,192 tokens a sequence, scaled by the sequence over
  * 8,192 (the global layers' attention is quadratic in it, the rest of a step about linear): measured +1.9% at 8K for
- * 270M QLoRA r16 (106.8K against 104.8K tokens/s, one pair); 32K's +8% follows from the rule, not measured. A combination costs the sum. Candidates are tried
+ * 270M QLoRA r16 (106.8K against 104.8K tokens/s, one pair); 32K's +8% follows from the rule, not measured; recomputing
+ * the sliding layers' attention too ({@code --keep_attention global}, the flag's default, or none) +2% at any length
+ * (measured +1.4 to +2.6% at 8K, 270M QLoRA r16, twenty-first session: 60.0-60.7 ms against 61.1-61.8). A combination costs the sum. Candidates are tried
  * cheapest first (ties in the order none, half, layer; device before host; untiled before tiled), and the first that
  * fits is chosen.
  */
@@ -77,6 +79,12 @@ final class Planner {
     static final double TILED_MLP_RECOMPUTE_COST = 0.05;
     /** Recomputing the global layers' attention instead of keeping it (--keep_attention none), at {@link #RECOMPUTED_ATTENTION_TOKENS} a sequence. */
     static final double RECOMPUTED_ATTENTION_COST = 0.02;
+    /**
+     * Recomputing the sliding layers' attention instead of keeping it (--keep_attention global or none): measured +1.4
+     * to +2.6% a step on 270M QLoRA at 8K (H100, PERFORMANCE.md's twenty-first session); a sliding forward is linear in
+     * the sequence, like the rest of the step, so the fraction holds at other lengths.
+     */
+    static final double RECOMPUTED_WINDOW_ATTENTION_COST = 0.02;
     static final long RECOMPUTED_ATTENTION_TOKENS = 8192;
 
     /** The knob flags the planner may set, in the order its messages name them. */
@@ -213,6 +221,9 @@ final class Planner {
             if (tiledMlp) {
                 c += TILED_MLP_COST + (checkpointing == Checkpointing.HALVES ? 0 : TILED_MLP_RECOMPUTE_COST);
             }
+            if (keepAttention != KeepAttention.ALL && checkpointing != Checkpointing.NONE) {
+                c += RECOMPUTED_WINDOW_ATTENTION_COST;
+            }
             if (keepAttention == KeepAttention.NONE && checkpointing != Checkpointing.NONE) {
                 c += RECOMPUTED_ATTENTION_COST * a.maxSeqLength() / RECOMPUTED_ATTENTION_TOKENS;
             }
@@ -299,7 +310,7 @@ final class Planner {
                 }
             }
         }
-        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host; untiled, tiled; kept, not
+        all.sort(Comparator.comparingDouble(k -> k.cost(a))); // stable: ties keep none, half, layer; device, host; untiled, tiled; all, global, none
         return all;
     }
 
@@ -318,13 +329,14 @@ final class Planner {
 
     /**
      * What checkpointing {@code c} keeps of attention: as given when the user set it; without checkpointing nothing to
-     * choose (the flag's value stays); else the global layers, then none (their recomputation for their kept outputs).
+     * choose (the flag's value stays); else every layer, the global ones, or none (each step recomputing more for
+     * less kept).
      */
     private static List<KeepAttention> keptAttentions(TrainArgs a, GivenFlags given, Checkpointing c) {
         if (given.contains(Flag.KEEP_ATTENTION) || c == Checkpointing.NONE) {
             return List.of(a.keepAttention());
         }
-        return List.of(KeepAttention.GLOBAL, KeepAttention.NONE);
+        return List.of(KeepAttention.ALL, KeepAttention.GLOBAL, KeepAttention.NONE);
     }
 
     private static List<Checkpointing> checkpointings(TrainArgs a, GivenFlags given) {

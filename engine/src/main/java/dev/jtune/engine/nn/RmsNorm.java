@@ -37,7 +37,7 @@ public final class RmsNorm extends Module {
 
     /**
      * {@code Rope.apply(forward(x), positions, base, scaling)}, the q/k path ({@link dev.jtune.engine.ops.RmsNormRope}:
-     * the two ops, or one with {@code -Djtune.fusedNormRope=true}), x [B, H, T, D] as Rope takes it.
+     * one op, or the two with {@code -Djtune.fusedNormRope=false}), x [B, H, T, D] as Rope takes it.
      */
     public Tensor forwardRotated(Tensor x, Tensor positions, double base, double scaling) {
         return dev.jtune.engine.ops.RmsNormRope.apply(x, weight.value(), eps, scale, positions, base, scaling);

@@ -95,7 +95,7 @@ public final class Gemma3Attention extends Module {
                 v.transpose(1, 2).contiguous()};
     }
 
-    /** A head norm then RoPE ({@link RmsNorm#forwardRotated}: the two ops, or one with {@code -Djtune.fusedNormRope=true}). */
+    /** A head norm then RoPE ({@link RmsNorm#forwardRotated}: one op, or the two with {@code -Djtune.fusedNormRope=false}). */
     private Tensor normAndRotate(RmsNorm norm, Tensor x, Tensor positions) {
         // linear RoPE scaling: 8 on the 4B+ models' global layers
         return norm.forwardRotated(x, positions, config.ropeTheta(layer), config.ropeScalingFactor(layer));

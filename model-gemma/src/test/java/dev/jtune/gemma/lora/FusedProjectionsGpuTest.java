@@ -18,9 +18,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Gate and up as one product on the GPU (QLoRA in bf16, the adapters computing in bf16 as under --bf16): the loss and
- * every LoRA gradient stay as close to the cpu's fp32 run of the same NF4 model as the two projections apart do
- * (within twice their error, per tensor), checkpointed by layer as the trainer runs.
+ * Gate and up, and q, k and v, as one product each on the GPU (QLoRA in bf16, the adapters computing in bf16 as under
+ * --bf16): the loss and every LoRA gradient stay as close to the cpu's fp32 run of the same NF4 model as the projections
+ * apart do (within twice their error, per tensor), checkpointed by layer as the trainer runs.
  */
 @Tag("gpu")
 class FusedProjectionsGpuTest {
@@ -37,9 +37,10 @@ class FusedProjectionsGpuTest {
             model.quantizeLinearWeights(Nf4Scales.DOUBLE_QUANTIZED);
             PeftAdapter.Loaded loaded = PeftAdapter.load(LoraGoldenTest.fixture("gemma3-tiny-lora"), model, DType.F32);
             loaded.adapters().forEach((m, a) -> model.linear(m).attach(a.computingIn(dtype)));
-            var gateUp = model.layers().get(0).mlp().gateUp();
-            assertEquals(fused, gateUp.fused(Tensor.zeros(Shape.of(1, gateUp.parts().get(0).inFeatures()), dtype, device)),
-                    "whether gate and up run as one product on " + device);
+            for (var group : List.of(model.layers().get(0).mlp().gateUp(), model.layers().get(0).selfAttn().qkv())) {
+                assertEquals(fused, group.fused(Tensor.zeros(Shape.of(1, group.parts().get(0).inFeatures()), dtype, device)),
+                        "whether " + group + " runs as one product on " + device);
+            }
             int[] ids = {2, 40, 41, 42, 43, 300, 301, 7, 8, 9, 10, 11, 12, 13, 14, 15};
             Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, device);
             Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(Gemma3Model.Checkpointing.LAYERS));
@@ -62,7 +63,7 @@ class FusedProjectionsGpuTest {
     }
 
     @Test
-    void fusedGateUpStaysAsCloseToTheFp32RunAsTheProjectionsApart() {
+    void fusedProjectionsStayAsCloseToTheFp32RunAsTheProjectionsApart() {
         Run reference = run(Device.CPU, DType.F32, false);
         Run apart = run(Device.cuda(0), DType.BF16, false);
         Run fused = run(Device.cuda(0), DType.BF16, true);
