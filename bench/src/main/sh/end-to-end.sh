@@ -31,7 +31,7 @@ $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path 
     --max_seq_length $seq $ckpt --bf16 \
     --per_device_train_batch_size ${BATCH:-1} --max_steps $steps --logging_steps 1 --save_strategy no --report_to jsonl 2>&1 \
     | grep -v "^WARNING" > $run/log.txt
-grep -E "^(step|done)" $run/log.txt | tail -3; sed -n '/^memory /,$p' $run/log.txt | grep -E "device peak"
+grep -E "^chosen" $run/log.txt | head -1; grep -E "^(step|done)" $run/log.txt | tail -3; sed -n '/^memory /,$p' $run/log.txt | grep -E "device peak"
 python3 "$(dirname "$0")/steady-rate.py" $run/out/metrics.jsonl $warm
 [ "${SKIP_HF:-0}" = 1 ] && exit 0
 HF_NAME=$model; [ "$model" = gemma-3-4b-it ] && HF_NAME=gemma-3-4b

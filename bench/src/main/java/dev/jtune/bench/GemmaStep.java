@@ -16,7 +16,9 @@ import java.util.Locale;
 
 /**
  * One forward + backward of a real Gemma 3 configuration with random weights, timed and with the allocator's peak
- * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false|true|half] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products] [mlp_tiles=0|auto|N]}.
+ * memory: {@code GemmaStep [config=gemma-3-270m] [tokens=8192] [checkpoint=false|true|half] [steps=3] [mode=full|lora16|qlora16, -fp32 appended: peft's fp32 adapter products] [mlp_tiles=0|auto|N] [kept=none|global|all]}.
+ * {@code kept}: which layers' attention a checkpoint keeps (none by default, as the profiles before the twenty-first
+ * session ran; the trainer keeps the global layers' by default, and every layer's where the planner has room).
  */
 public final class GemmaStep {
     private GemmaStep() {
@@ -32,6 +34,8 @@ public final class GemmaStep {
         String mode = args.length > 4 ? args[4] : "full";
         Gemma3Model.MlpTiling tiling = args.length <= 5 || args[5].equals("0") ? Gemma3Model.MlpTiling.NONE
                 : args[5].equals("auto") ? Gemma3Model.MlpTiling.AUTO : Gemma3Model.MlpTiling.shards(Integer.parseInt(args[5]));
+        dev.jtune.engine.ops.KeptAttention kept = args.length > 6 ? dev.jtune.engine.ops.KeptAttention.valueOf(args[6].toUpperCase(Locale.ROOT))
+                : dev.jtune.engine.ops.KeptAttention.NONE;
         Gemma3Config config = Gemma3Config.builtIn(name);
         CudaBackend gpu = CudaBackend.get(0);
         Device d = gpu.device();
@@ -67,7 +71,7 @@ public final class GemmaStep {
                 long t0 = System.nanoTime();
                 double loss;
                 try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
-                    Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint).withMlpTiling(tiling));
+                    Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint).withMlpTiling(tiling).withKeptAttention(kept));
                     l.backward();
                     loss = l.item();
                 }
