@@ -9,6 +9,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.cuda.CudaBackend;
 import dev.jtune.engine.memory.MemoryStats;
+import dev.jtune.engine.ops.KeptAttention;
 import dev.jtune.gemma.config.Gemma3Config;
 import dev.jtune.gemma.model.Gemma3Model;
 
@@ -34,8 +35,7 @@ public final class GemmaStep {
         String mode = args.length > 4 ? args[4] : "full";
         Gemma3Model.MlpTiling tiling = args.length <= 5 || args[5].equals("0") ? Gemma3Model.MlpTiling.NONE
                 : args[5].equals("auto") ? Gemma3Model.MlpTiling.AUTO : Gemma3Model.MlpTiling.shards(Integer.parseInt(args[5]));
-        dev.jtune.engine.ops.KeptAttention kept = args.length > 6 ? dev.jtune.engine.ops.KeptAttention.valueOf(args[6].toUpperCase(Locale.ROOT))
-                : dev.jtune.engine.ops.KeptAttention.NONE;
+        KeptAttention kept = args.length > 6 ? KeptAttention.valueOf(args[6].toUpperCase(Locale.ROOT)) : KeptAttention.NONE;
         Gemma3Config config = Gemma3Config.builtIn(name);
         CudaBackend gpu = CudaBackend.get(0);
         Device d = gpu.device();

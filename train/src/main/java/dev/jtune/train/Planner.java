@@ -221,11 +221,13 @@ final class Planner {
             if (tiledMlp) {
                 c += TILED_MLP_COST + (checkpointing == Checkpointing.HALVES ? 0 : TILED_MLP_RECOMPUTE_COST);
             }
-            if (keepAttention != KeepAttention.ALL && checkpointing != Checkpointing.NONE) {
-                c += RECOMPUTED_WINDOW_ATTENTION_COST;
-            }
-            if (keepAttention == KeepAttention.NONE && checkpointing != Checkpointing.NONE) {
-                c += RECOMPUTED_ATTENTION_COST * a.maxSeqLength() / RECOMPUTED_ATTENTION_TOKENS;
+            if (checkpointing != Checkpointing.NONE) { // what the recomputation recomputes of attention
+                if (keepAttention != KeepAttention.ALL) {
+                    c += RECOMPUTED_WINDOW_ATTENTION_COST;
+                }
+                if (keepAttention == KeepAttention.NONE) {
+                    c += RECOMPUTED_ATTENTION_COST * a.maxSeqLength() / RECOMPUTED_ATTENTION_TOKENS;
+                }
             }
             return c;
         }

@@ -100,7 +100,7 @@ class PlanCommandTest {
                 "--per_device_train_batch_size", "1", "--max_memory", "16GB");
         System.out.print(r.all());
         assertEquals(0, r.rc(), r.all());
-        String chosen = r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
+        String chosen = chosen(r);
         assertTrue(chosen.contains("--gradient_checkpointing") && chosen.contains("--offload_optimizer cpu"), chosen);
         assertTrue(chosen.contains("the fastest configuration that fits --max_memory 16GB (14.90 GiB)"), chosen);
         // every faster candidate was tried and is over: as given (114 GiB) first
@@ -126,7 +126,7 @@ class PlanCommandTest {
         var r = CliFixtures.run(with(run, "8GiB"));
         System.out.print(r.all());
         assertEquals(0, r.rc(), r.all());
-        String chosen = r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
+        String chosen = chosen(r);
         assertTrue(chosen.startsWith("chosen: --checkpointing_granularity half --tiled_mlp "), chosen);
         assertTrue(chosen.contains("faster but over the budget: --checkpointing_granularity half "), chosen);
         assertTrue(r.out().contains("gradient checkpointing (half), tiled MLP (3 tiles)"), r.all());
@@ -175,6 +175,11 @@ class PlanCommandTest {
         return r.out().lines().filter(l -> l.startsWith("chosen: ")).findFirst().orElseThrow(() -> new AssertionError(r.all()));
     }
 
+    /** A --deepspeed config of ZeRO {@code stage}, clipping as the trainer's arguments say. */
+    private static String zeroStage(int stage) {
+        return "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": " + stage + "}}";
+    }
+
     /** {@code base} followed by {@code more}. */
     private static String[] with(String[] base, String... more) {
         return java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(more)).toArray(String[]::new);
@@ -194,10 +199,7 @@ class PlanCommandTest {
         String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
                 "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB"};
         var one = CliFixtures.run(common);
-        String[] two = java.util.Arrays.copyOf(common, common.length + 4);
-        System.arraycopy(new String[] {"--nproc_per_node", "2", "--deepspeed", "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}"},
-                0, two, common.length, 4);
-        var rank = CliFixtures.run(two);
+        var rank = CliFixtures.run(with(common, "--nproc_per_node", "2", "--deepspeed", zeroStage(1)));
         assertEquals(0, one.rc(), one.all());
         assertEquals(0, rank.rc(), rank.all());
         assertTrue(rank.out().contains("planned for one of the 2 ranks"), rank.all());
@@ -213,8 +215,7 @@ class PlanCommandTest {
         String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
                 "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--max_memory", "1TiB", "--optim", "adamw_8bit"};
         var one = CliFixtures.run(common);
-        var rank = CliFixtures.run(with(common, "--nproc_per_node", "2", "--deepspeed",
-                "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}"));
+        var rank = CliFixtures.run(with(common, "--nproc_per_node", "2", "--deepspeed", zeroStage(1)));
         assertEquals(0, one.rc(), one.all());
         assertEquals(0, rank.rc(), rank.all());
         long whole = row(one.out(), "optimizer (device)") + row(one.out(), "master weights (device)");
@@ -235,8 +236,8 @@ class PlanCommandTest {
         String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
                 "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2", "--gradient_checkpointing", "True",
                 "--max_memory", "1TiB", "--nproc_per_node", "2", "--deepspeed"};
-        var stage1 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 1}}"));
-        var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
+        var stage1 = CliFixtures.run(with(common, zeroStage(1)));
+        var stage2 = CliFixtures.run(with(common, zeroStage(2)));
         assertEquals(0, stage1.rc(), stage1.all());
         assertEquals(0, stage2.rc(), stage2.all());
         assertTrue(stage1.out().contains("planned for one of the 2 ranks (--nproc_per_node x --nnodes), ZeRO stage 1: the optimizer state sharded"),
@@ -261,8 +262,8 @@ class PlanCommandTest {
         String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
                 "--bits", "4", "--lora_enable", "--freeze_llm", "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True",
                 "--max_memory", "1TiB", "--nproc_per_node", "2", "--deepspeed"};
-        var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
-        var stage3 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}"));
+        var stage2 = CliFixtures.run(with(common, zeroStage(2)));
+        var stage3 = CliFixtures.run(with(common, zeroStage(3)));
         assertEquals(0, stage2.rc(), stage2.all());
         assertEquals(0, stage3.rc(), stage3.all());
         assertTrue(stage3.out().contains(", ZeRO stage 3: the optimizer state, the gradients and the layers' weights sharded"), stage3.out());
@@ -276,7 +277,7 @@ class PlanCommandTest {
         assertTrue(p2 - p3 >= (q2 - q3) * 9 / 10, "stage 3's peak " + p3 + " should fall by about the base it no longer holds, from " + p2);
         // beside --offload_param cpu (ZeRO-3's offload_param) the rank's half lives in pinned host memory: the device keeps
         // the two gathered layers and one staging part (half a layer), 2.5 layers of 18
-        var offload = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}", "--offload_param", "cpu"));
+        var offload = CliFixtures.run(with(common, zeroStage(3), "--offload_param", "cpu"));
         assertEquals(0, offload.rc(), offload.all());
         assertTrue(offload.out().contains("layers' weights sharded (each rank's part of the frozen ones in its host memory)"), offload.out());
         long q3h = row(offload.out(), "quantized weights");
@@ -298,8 +299,8 @@ class PlanCommandTest {
         String[] common = {"plan", "--model_name_or_path", "gemma-3-270m", "--bf16", "True", "--max_seq_length", "1024",
                 "--per_device_train_batch_size", "1", "--gradient_checkpointing", "True", "--checkpointing_granularity", "layer",
                 "--max_memory", "1TiB", "--nproc_per_node", "2", "--deepspeed"};
-        var stage2 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 2}}"));
-        var stage3 = CliFixtures.run(with(common, "{\"gradient_clipping\": \"auto\", \"zero_optimization\": {\"stage\": 3}}"));
+        var stage2 = CliFixtures.run(with(common, zeroStage(2)));
+        var stage3 = CliFixtures.run(with(common, zeroStage(3)));
         assertEquals(0, stage2.rc(), stage2.all());
         assertEquals(0, stage3.rc(), stage3.all());
         long w2 = row(stage2.out(), "weights (device)");
