@@ -34,6 +34,6 @@ $JAVA $JOPTS -cp "$CP" dev.jtune.train.Main --model_path $run/model --data_path 
 grep -E "^chosen" $run/log.txt | head -1; grep -E "^(step|done)" $run/log.txt | tail -3; sed -n '/^memory /,$p' $run/log.txt | grep -E "device peak"
 python3 "$(dirname "$0")/steady-rate.py" $run/out/metrics.jsonl $warm
 [ "${SKIP_HF:-0}" = 1 ] && exit 0
-HF_NAME=$model; [ "$model" = gemma-3-4b-it ] && HF_NAME=gemma-3-4b
+HF_NAME=${model%-it}  # the anchor names models without the -it suffix
 echo "== HF transformers $HF_NAME $hf at $seq"
 python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq $hf_ckpt 2>&1 | grep -v -i "warn" | tail -2

@@ -5,7 +5,28 @@
 #pragma once
 #include "common.cuh"
 
+// From FlashKernels.java (FlashKernels.Layout): the bits of a launch's `layout` argument, one per operand, set where it
+// is tokens-major ([B, T, H, D] memory viewed as [B, H, T, D]: the projections' own layout, read and written without
+// a transposing copy) rather than heads-major (contiguous [B, H, T, D]). A gradient takes its input's layout; O is the
+// forward's output and the backward's output gradient.
+#if !defined(FLASH_LAYOUT_Q) || !defined(FLASH_LAYOUT_K) || !defined(FLASH_LAYOUT_V) || !defined(FLASH_LAYOUT_O)
+#error "FLASH_LAYOUT_Q, _K, _V and _O come from FlashKernels.java's Layout"
+#endif
+
 namespace amask {
+
+// Where head bh (of `heads` per batch row, rows of d) of an operand starts and how far apart its rows are, in elements.
+struct Head {
+    i64 first;
+    i64 stride;
+};
+
+__device__ __forceinline__ Head head(i64 bh, int heads, int t, int d, int layout, int bit) {
+    if ((layout & bit) != 0) {
+        return {(bh / heads) * t * (i64) heads * d + (bh % heads) * d, (i64) heads * d};
+    }
+    return {bh * t * (i64) d, d};
+}
 
 constexpr float LN2 = 0.6931471805599453f;
 

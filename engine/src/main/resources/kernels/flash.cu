@@ -69,18 +69,18 @@ __device__ __forceinline__ void ldsm4t(unsigned* r, const void* p) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
-// Starts copying rows [row0, row0 + ROWS) of a [T, D] head into a padded shared tile (cp.async, 16 bytes a copy, so
+// Starts copying rows [row0, row0 + ROWS) of a head (rows `stride` elements apart) into a padded shared tile (cp.async, 16 bytes a copy, so
 // all copies are in flight at once); rows at or past T read as zeros. cp_commit() closes a group of copies and
 // cp_wait<N>() waits until at most the N newest groups are still pending; a barrier then publishes the tile.
 template <typename E, int D, int ROWS>
-__device__ __forceinline__ void load_tile(E* s, const E* g, i64 row0, i64 t) {
+__device__ __forceinline__ void load_tile(E* s, const E* g, i64 row0, i64 t, i64 stride) {
     constexpr int VPR = D / 8;  // 16-byte vectors per row
 #pragma unroll 4
     for (int i = threadIdx.x; i < ROWS * VPR; i += THREADS) {
         const int r = i / VPR;
         const int c = (i % VPR) * 8;
         const bool inside = row0 + r < t;
-        const E* src = inside ? g + (row0 + r) * D + c : g;
+        const E* src = inside ? g + (row0 + r) * stride + c : g;
         const unsigned dst = (unsigned) __cvta_generic_to_shared(s + r * (D + PAD) + c);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
     }
@@ -140,15 +140,17 @@ __device__ __forceinline__ void regs_times_tile(float (*acc)[4], const float (*x
     }
 }
 
-// Stores rows r and r + 8 (C layout) of acc[C / 8][4] times per-row factors into row-major [T, D] at column c0.
+// Stores rows r and r + 8 (C layout) of acc[C / 8][4] times per-row factors into a head's rows (`stride` apart) at
+// column c0.
 template <typename E, int D, int C>
-__device__ __forceinline__ void store_rows(E* out, const float (*acc)[4], i64 row, i64 t, int c0, float f0, float f1, int lane) {
+__device__ __forceinline__ void store_rows(E* out, const float (*acc)[4], i64 row, i64 t, int c0, float f0, float f1, int lane,
+                                           i64 stride = D) {
     const int tig = lane & 3;
 #pragma unroll
     for (int n = 0; n < C / 8; n++) {
         const int c = c0 + n * 8 + 2 * tig;
-        if (row < t) *reinterpret_cast<unsigned*>(out + row * D + c) = Ops<E>::pack(acc[n][0] * f0, acc[n][1] * f0);
-        if (row + 8 < t) *reinterpret_cast<unsigned*>(out + (row + 8) * D + c) = Ops<E>::pack(acc[n][2] * f1, acc[n][3] * f1);
+        if (row < t) *reinterpret_cast<unsigned*>(out + row * stride + c) = Ops<E>::pack(acc[n][0] * f0, acc[n][1] * f0);
+        if (row + 8 < t) *reinterpret_cast<unsigned*>(out + (row + 8) * stride + c) = Ops<E>::pack(acc[n][2] * f1, acc[n][3] * f1);
     }
 }
 
@@ -183,7 +185,7 @@ __device__ __forceinline__ QueryTile query_tile(int hq, int hkv) {
 // Forward: grid (B * Hq, query tiles of 64); the longest (last) query tiles start first.
 template <typename E, int D, int BN, bool MASKED>
 __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, const int* seg, const int* grp, int t, int hq,
-                        int hkv, int window, float scale) {
+                        int hkv, int window, float scale, int layout) {
     constexpr int BM = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -197,9 +199,9 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     const i64 q0 = tile.q0;
     const i64 bh = tile.bh;
     const i64 kvHead = tile.kvHead;
-    const E* qh = q + bh * t * D;
-    const E* kh = k + kvHead * t * D;
-    const E* vh = v + kvHead * t * D;
+    const Head qh = head(bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+    const Head kh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
     const i64 row0 = q0 + warp * 16 + (lane >> 2);  // this thread's rows: row0 and row0 + 8
     float o[D / 8][4];
     zero<D / 8>(o);
@@ -215,10 +217,10 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
     token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     // copy groups in flight: {q, k tile 0}, {v tile 0}; then per tile the next k after the scores, the next v after
     // the product with v, so each copy overlaps the work on the other operand
-    load_tile<E, D, BM>(qs, qh, q0, t);
-    load_tile<E, D, BN>(ks, kh, kBegin, t);
+    load_tile<E, D, BM>(qs, q + qh.first, q0, t, qh.stride);
+    load_tile<E, D, BN>(ks, k + kh.first, kBegin, t, kh.stride);
     cp_commit();
-    load_tile<E, D, BN>(vs, vh, kBegin, t);
+    load_tile<E, D, BN>(vs, v + vh.first, kBegin, t, vh.stride);
     cp_commit();
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
         cp_wait<1>();  // q and this k tile
@@ -227,7 +229,7 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         zero<BN / 8>(s);
         rows_times_rows<E, D, BN / 8>(s, qs + warp * 16 * P, ks, lane);
         __syncthreads();  // k is read: the next k tile may land
-        if (k0 + BN < kEnd) load_tile<E, D, BN>(ks, kh, k0 + BN, t);
+        if (k0 + BN < kEnd) load_tile<E, D, BN>(ks, k + kh.first, k0 + BN, t, kh.stride);
         cp_commit();
         float mx[2] = {m[0], m[1]};
 #pragma unroll
@@ -269,20 +271,21 @@ __device__ void forward(const E* q, const E* k, const E* v, E* out, float* lse, 
         __syncthreads();
         regs_times_tile<E, D, BN, D>(o, s, vs, 0, lane);
         __syncthreads();  // v is read: the next v tile may land
-        if (k0 + BN < kEnd) load_tile<E, D, BN>(vs, vh, k0 + BN, t);
+        if (k0 + BN < kEnd) load_tile<E, D, BN>(vs, v + vh.first, k0 + BN, t, vh.stride);
         cp_commit();
     }
     cp_wait<0>();
     float inv[2];
     finish_rows(l, m, inv, lse + (i64) bh * t, row0, t, tig);
-    store_rows<E, D, D>(out + (i64) bh * t * D, o, row0, t, 0, inv[0], inv[1], lane);
+    const Head oh = head(bh, hq, t, D, layout, FLASH_LAYOUT_O);
+    store_rows<E, D, D>(out + oh.first, o, row0, t, 0, inv[0], inv[1], lane, oh.stride);
 }
 
 // Backward, dQ: grid (B * Hq, query tiles of 64). Recomputes P = exp(scale q.k - lse) per key tile;
 // dS = P (dO.v - delta) scale; dQ = dS k. delta[row] = dO . out (fp32, computed before).
 template <typename E, int D, int BN, bool MASKED>
 __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq,
-                            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
+                            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale, int layout) {
     constexpr int BM = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -297,10 +300,12 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     const i64 q0 = tile.q0;
     const i64 bh = tile.bh;
     const i64 kvHead = tile.kvHead;
-    const E* kh = k + kvHead * t * D;
-    const E* vh = v + kvHead * t * D;
-    load_tile<E, D, BM>(qs, q + bh * t * D, q0, t);
-    load_tile<E, D, BM>(gs, gout + bh * t * D, q0, t);
+    const Head qh = head(bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+    const Head kh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
+    const Head gh = head(bh, hq, t, D, layout, FLASH_LAYOUT_O);
+    load_tile<E, D, BM>(qs, q + qh.first, q0, t, qh.stride);
+    load_tile<E, D, BM>(gs, gout + gh.first, q0, t, gh.stride);
     const i64 row0 = q0 + warp * 16 + (lane >> 2);
     float l2[2];
     float dl[2];
@@ -322,8 +327,8 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
     token_pair<MASKED>(seg, grp, row0, 8, t, -1, qseg, qgrp);
     for (i64 k0 = kBegin; k0 < kEnd; k0 += BN) {
         __syncthreads();  // the previous tiles are read
-        load_tile<E, D, BN>(ks, kh, k0, t);
-        load_tile<E, D, BN>(vs, vh, k0, t);
+        load_tile<E, D, BN>(ks, k + kh.first, k0, t, kh.stride);
+        load_tile<E, D, BN>(vs, v + vh.first, k0, t, vh.stride);
         cp_commit();
         cp_wait<0>();  // (the first time also q and dO)
         __syncthreads();
@@ -350,7 +355,7 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
         }
         regs_times_tile<E, D, BN, D>(dq, s, ks, 0, lane);
     }
-    store_rows<E, D, D>(gq + (i64) bh * t * D, dq, row0, t, 0, 1.f, 1.f, lane);
+    store_rows<E, D, D>(gq + qh.first, dq, row0, t, 0, 1.f, 1.f, lane, qh.stride);
 }
 
 // Backward, dK and dV, in one of two shapes. Without pk: grid (B * Hkv * (D / C) column slices, key tiles of 64), each
@@ -362,7 +367,7 @@ __device__ void backward_dq(const E* q, const E* k, const E* v, const E* gout, c
 template <typename E, int D, int C, int BQ, bool MASKED>
 __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta,
                              E* gk, E* gv, float* pk, float* pv, const int* seg, const int* grp, int t, int hq, int hkv,
-                             int window, float scale) {
+                             int window, float scale, int layout) {
     constexpr int BK = WARPS * 16;
     constexpr int P = D + PAD;
     extern __shared__ __align__(16) unsigned char smem[];
@@ -383,8 +388,10 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     const i64 kvHead = shares ? (unit / hq) * hkv + (unit % hq) / group : unit;
     const i64 firstHead = shares ? unit : (kvHead / hkv) * hq + (kvHead % hkv) * group;
     const int heads = shares ? 1 : group;
-    load_tile<E, D, BK>(ks, k + (i64) kvHead * t * D, j0, t);
-    load_tile<E, D, BK>(vs, v + (i64) kvHead * t * D, j0, t);
+    const Head kh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
+    load_tile<E, D, BK>(ks, k + kh.first, j0, t, kh.stride);
+    load_tile<E, D, BK>(vs, v + vh.first, j0, t, vh.stride);
     const i64 key0 = j0 + warp * 16 + (lane >> 2);  // this thread's keys: key0 and key0 + 8
     float dk[C / 8][4];
     float dv[C / 8][4];
@@ -400,12 +407,12 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
     token_pair<MASKED>(seg, grp, key0, 8, t, -2, kseg, kgrp);
     for (int gi = 0; gi < heads; gi++) {
         const i64 bh = firstHead + gi;
-        const E* qh = q + bh * t * D;
-        const E* gh = gout + bh * t * D;
+        const Head qh = head(bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+        const Head gh = head(bh, hq, t, D, layout, FLASH_LAYOUT_O);
         for (i64 i0 = iBegin; i0 < iEnd; i0 += BQ) {
             __syncthreads();  // the previous tiles are read
-            load_tile<E, D, BQ>(qs, qh, i0, t);
-            load_tile<E, D, BQ>(gs, gh, i0, t);
+            load_tile<E, D, BQ>(qs, q + qh.first, i0, t, qh.stride);
+            load_tile<E, D, BQ>(gs, gout + gh.first, i0, t, gh.stride);
             cp_commit();
             for (int r = threadIdx.x; r < BQ; r += THREADS) {
                 const i64 row = i0 + r;
@@ -445,14 +452,15 @@ __device__ void backward_dkv(const E* q, const E* k, const E* v, const E* gout, 
         store_rows_f32<D, C>(pk + unit * t * D, dk, key0, t, c0, lane);
         store_rows_f32<D, C>(pv + unit * t * D, dv, key0, t, c0, lane);
     } else {
-        store_rows<E, D, C>(gk + kvHead * t * D, dk, key0, t, c0, 1.f, 1.f, lane);
-        store_rows<E, D, C>(gv + kvHead * t * D, dv, key0, t, c0, 1.f, 1.f, lane);
+        store_rows<E, D, C>(gk + kh.first, dk, key0, t, c0, 1.f, 1.f, lane, kh.stride);
+        store_rows<E, D, C>(gv + vh.first, dv, key0, t, c0, 1.f, 1.f, lane, vh.stride);
     }
 }
 
-// out[kv] = sum over g < group of partial[kv * group + g], rows of n floats (n a multiple of 4), rounded once.
+// out[kv] = sum over g < group of partial[kv * group + g], rows of n floats (n a multiple of 4), rounded once; out
+// heads-major ([B Hkv, T, D], tokens 0) or tokens-major (tokens = Hkv: [B, T, Hkv, D] memory; heads of d floats).
 template <typename E>
-__device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group, i64 n) {
+__device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group, i64 n, int tokens, i64 d) {
     JT_FOR(i, kvRows * n / 4) {
         const i64 e = i * 4;
         const i64 kv = e / n;
@@ -466,7 +474,8 @@ __device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group
             s.w += p.w;
         }
         uint2 packed = make_uint2(Ops<E>::pack(s.x, s.y), Ops<E>::pack(s.z, s.w));
-        *reinterpret_cast<uint2*>(out + e) = packed;
+        const i64 at = tokens > 0 ? ((kv / tokens) * (n / d) + off / d) * tokens * d + (kv % tokens) * d + off % d : e;
+        *reinterpret_cast<uint2*>(out + at) = packed;
     }
 }
 
@@ -476,28 +485,28 @@ __device__ void reduce_heads(const float* partial, E* out, i64 kvRows, int group
 // (forward D / 2 + BN / 2 floats a thread; dQ D / 2 + BN; dK/dV C + BQ).
 #define JT_FLASH(sfx, E, D, BN, DQBN, C, BQ) \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_##sfx##_##D( \
-            const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale) { \
-        flash::forward<E, D, BN, false>(q, k, v, out, lse, nullptr, nullptr, t, hq, hkv, window, scale); } \
+            const E* q, const E* k, const E* v, E* out, float* lse, int t, int hq, int hkv, int window, float scale, int layout) { \
+        flash::forward<E, D, BN, false>(q, k, v, out, lse, nullptr, nullptr, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dq_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq, \
-            int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dq<E, D, DQBN, false>(q, k, v, gout, lse, delta, gq, nullptr, nullptr, t, hq, hkv, window, scale); } \
+            int t, int hq, int hkv, int window, float scale, int layout) { \
+        flash::backward_dq<E, D, DQBN, false>(q, k, v, gout, lse, delta, gq, nullptr, nullptr, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
-            float* pk, float* pv, int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dkv<E, D, C, BQ, false>(q, k, v, gout, lse, delta, gk, gv, pk, pv, nullptr, nullptr, t, hq, hkv, window, scale); } \
+            float* pk, float* pv, int t, int hq, int hkv, int window, float scale, int layout) { \
+        flash::backward_dkv<E, D, C, BQ, false>(q, k, v, gout, lse, delta, gk, gv, pk, pv, nullptr, nullptr, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_forward_masked_##sfx##_##D( \
             const E* q, const E* k, const E* v, E* out, float* lse, const int* seg, const int* grp, int t, int hq, int hkv, \
-            int window, float scale) { \
-        flash::forward<E, D, BN, true>(q, k, v, out, lse, seg, grp, t, hq, hkv, window, scale); } \
+            int window, float scale, int layout) { \
+        flash::forward<E, D, BN, true>(q, k, v, out, lse, seg, grp, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dq_masked_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gq, \
-            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dq<E, D, DQBN, true>(q, k, v, gout, lse, delta, gq, seg, grp, t, hq, hkv, window, scale); } \
+            const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale, int layout) { \
+        flash::backward_dq<E, D, DQBN, true>(q, k, v, gout, lse, delta, gq, seg, grp, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(flash::THREADS) flash_backward_dkv_masked_##sfx##_##D( \
             const E* q, const E* k, const E* v, const E* gout, const float* lse, const float* delta, E* gk, E* gv, \
-            float* pk, float* pv, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) { \
-        flash::backward_dkv<E, D, C, BQ, true>(q, k, v, gout, lse, delta, gk, gv, pk, pv, seg, grp, t, hq, hkv, window, scale); }
+            float* pk, float* pv, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale, int layout) { \
+        flash::backward_dkv<E, D, C, BQ, true>(q, k, v, gout, lse, delta, gk, gv, pk, pv, seg, grp, t, hq, hkv, window, scale, layout); }
 
 #if !defined(FLASH_KEYS_32) || !defined(FLASH_DQ_KEYS_32) || !defined(FLASH_DKV_COLUMNS_32) || !defined(FLASH_DKV_QUERIES_32)
 #error "the head size 32 tiles (FLASH_KEYS_32, FLASH_DQ_KEYS_32, FLASH_DKV_COLUMNS_32, FLASH_DKV_QUERIES_32) come from FlashKernels.java"
@@ -518,7 +527,8 @@ JT_FLASH_SIZES(bf16, __nv_bfloat16)
 JT_FLASH_SIZES(f16, __half)
 
 #define JT_FLASH_REDUCE(sfx, E) \
-    extern "C" __global__ void flash_reduce_heads_##sfx(const float* partial, E* out, i64 kvRows, int group, i64 n) { \
-        flash::reduce_heads<E>(partial, out, kvRows, group, n); }
+    extern "C" __global__ void flash_reduce_heads_##sfx(const float* partial, E* out, i64 kvRows, int group, i64 n, int tokens, \
+                                                        i64 d) { \
+        flash::reduce_heads<E>(partial, out, kvRows, group, n, tokens, d); }
 JT_FLASH_REDUCE(bf16, __nv_bfloat16)
 JT_FLASH_REDUCE(f16, __half)

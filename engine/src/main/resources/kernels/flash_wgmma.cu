@@ -62,24 +62,32 @@ static_assert(FLASH_WGMMA_KEY_PAD == 0 || FLASH_WGMMA_KEY_PAD == 64, "whole-line
 constexpr int BOX_BYTES = BN * 64 * 2;
 static_assert(BN == 64, "a k16 step of a swizzled value box starts 2048 bytes further: 16 rows of 128 bytes");
 
+// Head bh of `heads` per batch row as a tensor map's coordinates (the maps are [B, H, T, D], either layout).
+struct Plane {
+    int h;
+    int b;
+};
+
+__device__ __forceinline__ Plane plane(long long bh, int heads) { return {(int) (bh % heads), (int) (bh / heads)}; }
+
 // Two tiles of the same 64 rows (from k0) of one head of two maps (keys and values; dK/dV's queries and output
 // gradients) on one barrier, its bytes announced by the issuing thread's arrival.
 __device__ __forceinline__ void issue_tiles(unsigned char* kt, unsigned char* vt, const wg::TensorMap* kmap, const wg::TensorMap* vmap,
-                                            long long k0, long long kvHead, unsigned long long* bar) {
+                                            long long k0, Plane at, unsigned long long* bar) {
     wg::mbar_expect(bar, 2 * (D / 64) * BOX_BYTES);
 #pragma unroll
     for (int j = 0; j < D / 64; j++) {
-        wg::tma_load3(kt + j * BOX_BYTES, kmap, j * 64, (int) k0, (int) kvHead, bar);
-        wg::tma_load3(vt + j * BOX_BYTES, vmap, j * 64, (int) k0, (int) kvHead, bar);
+        wg::tma_load4(kt + j * BOX_BYTES, kmap, j * 64, (int) k0, at.h, at.b, bar);
+        wg::tma_load4(vt + j * BOX_BYTES, vmap, j * 64, (int) k0, at.h, at.b, bar);
     }
 }
 
 // One tile (a key or value tile) alone on its barrier (dQ's).
-__device__ __forceinline__ void issue_tile(unsigned char* tile, const wg::TensorMap* map, long long k0, long long kvHead,
+__device__ __forceinline__ void issue_tile(unsigned char* tile, const wg::TensorMap* map, long long k0, Plane at,
                                            unsigned long long* bar) {
     wg::mbar_expect(bar, (D / 64) * BOX_BYTES);
 #pragma unroll
-    for (int j = 0; j < D / 64; j++) wg::tma_load3(tile + j * BOX_BYTES, map, j * 64, (int) k0, (int) kvHead, bar);
+    for (int j = 0; j < D / 64; j++) wg::tma_load4(tile + j * BOX_BYTES, map, j * 64, (int) k0, at.h, at.b, bar);
 }
 
 // A swizzled key (or value) tile as a K-major operand (rows are N: Q K^T's keys), k16 step kk: its box, then 32 bytes
@@ -94,12 +102,12 @@ __device__ __forceinline__ unsigned long long value_sw128(const unsigned char* v
                                           : wg::descriptor_sw128(vt + kk * 2048, 1024, BOX_BYTES);
 }
 
-// The forward's key tile rows [row0, row0 + BN) into a K_BYTES buffer.
-__device__ __forceinline__ void load_keys(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t) {
+// The forward's key tile rows [row0, row0 + BN) (rows `stride` apart) into a K_BYTES buffer.
+__device__ __forceinline__ void load_keys(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, long long stride) {
     if (FLASH_WGMMA_KEY_PAD == 0) {
-        wg::load<BN, D>(tile, g, row0, t, threadIdx.x, THREADS);
+        wg::load<BN, D>(tile, g, row0, t, threadIdx.x, THREADS, stride);
     } else {
-        wg::load_cores<BN, D, true>(tile, g, row0, t, 128, K_LBO, threadIdx.x, THREADS);
+        wg::load_cores<BN, D, true>(tile, g, row0, t, 128, K_LBO, threadIdx.x, THREADS, stride);
     }
 }
 constexpr unsigned V_ALONG_K = D / 8 * 128;
@@ -130,13 +138,14 @@ __device__ __forceinline__ void to_a(unsigned (*a)[4], const float* x) {
     }
 }
 
-// Stores rows row0 and row0 + 8 (those before t) of a 64 x D fp32 accumulator into row-major [t][D], as bf16 or fp32.
-__device__ __forceinline__ void store(__nv_bfloat16* dst, const float* acc, long long row0, long long t, int tig) {
+// Stores rows row0 and row0 + 8 (those before t) of a 64 x D fp32 accumulator into a head's rows (`stride` apart), as
+// bf16 or fp32.
+__device__ __forceinline__ void store(__nv_bfloat16* dst, const float* acc, long long row0, long long t, int tig, long long stride = D) {
 #pragma unroll
     for (int j = 0; j < D / 8; j++) {
         const int c = 8 * j + 2 * tig;
-        if (row0 < t) *reinterpret_cast<unsigned*>(dst + row0 * D + c) = pack(acc[4 * j], acc[4 * j + 1]);
-        if (row0 + 8 < t) *reinterpret_cast<unsigned*>(dst + (row0 + 8) * D + c) = pack(acc[4 * j + 2], acc[4 * j + 3]);
+        if (row0 < t) *reinterpret_cast<unsigned*>(dst + row0 * stride + c) = pack(acc[4 * j], acc[4 * j + 1]);
+        if (row0 + 8 < t) *reinterpret_cast<unsigned*>(dst + (row0 + 8) * stride + c) = pack(acc[4 * j + 2], acc[4 * j + 3]);
     }
 }
 
@@ -221,7 +230,7 @@ __device__ __forceinline__ QueryBlock query_block(const int*& seg, const int*& g
 template <bool MASKED, bool TMA>
 __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const wg::TensorMap* kmap,
                         const wg::TensorMap* vmap, __nv_bfloat16* out, float* lse, const int* seg, const int* grp, int t, int hq,
-                        int hkv, int window, float scale) {
+                        int hkv, int window, float scale, int layout) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -244,11 +253,13 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     unsigned long long* full = reinterpret_cast<unsigned long long*>(vs + 2 * KV_BYTES);
     constexpr bool PP = TMA && (FLASH_WGMMA_PINGPONG & 1) != 0;
     unsigned long long* empty = full + 2;  // PP: a barrier per buffer that every thread's arrival completes
-    const __nv_bfloat16* kh = TMA ? nullptr : k + block.kvHead * t * D;
-    const __nv_bfloat16* vh = TMA ? nullptr : v + block.kvHead * t * D;
+    const Head kh = head(block.kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(block.kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
+    const Plane kv = plane(block.kvHead, hkv);
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
-        wg::load<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, threadIdx.x, THREADS);
+        const Head qh = head(r.bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+        wg::load<BM, D>(smem + i * Q_BYTES, q + qh.first, r.q0, t, threadIdx.x, THREADS, qh.stride);
     }
     if constexpr (TMA) {
         wg::cp_commit();
@@ -261,10 +272,10 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
             }
         }
         wg::publish();  // the query tiles, and the barriers initialised
-        if (threadIdx.x == 0 && kBegin < kEnd) issue_tiles(ks, vs, kmap, vmap, kBegin, block.kvHead, &full[0]);
+        if (threadIdx.x == 0 && kBegin < kEnd) issue_tiles(ks, vs, kmap, vmap, kBegin, kv, &full[0]);
     } else {
-        load_keys(ks, kh, kBegin, t);
-        wg::load_nmajor<BN, D>(vs, vh, kBegin, t, threadIdx.x, THREADS);
+        load_keys(ks, k + kh.first, kBegin, t, kh.stride);
+        wg::load_nmajor<BN, D>(vs, v + vh.first, kBegin, t, threadIdx.x, THREADS, vh.stride);
         wg::cp_commit();
     }
 
@@ -285,13 +296,13 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
         if constexpr (TMA) {
             if (threadIdx.x == 0 && k0 + BN < kEnd) {
                 if (PP && tile >= 1) wg::mbar_wait(&empty[buffer ^ 1], ((tile - 1) >> 1) & 1);  // both groups done with tile - 1
-                issue_tiles(ks + (buffer ^ 1) * KV_BYTES, vs + (buffer ^ 1) * KV_BYTES, kmap, vmap, k0 + BN, block.kvHead, &full[buffer ^ 1]);
+                issue_tiles(ks + (buffer ^ 1) * KV_BYTES, vs + (buffer ^ 1) * KV_BYTES, kmap, vmap, k0 + BN, kv, &full[buffer ^ 1]);
             }
             wg::mbar_wait(&full[buffer], (tile >> 1) & 1);  // this buffer's (tile / 2)-th filling
         } else {
             if (k0 + BN < kEnd) {
-                load_keys(ks + (buffer ^ 1) * K_BYTES, kh, k0 + BN, t);
-                wg::load_nmajor<BN, D>(vs + (buffer ^ 1) * KV_BYTES, vh, k0 + BN, t, threadIdx.x, THREADS);
+                load_keys(ks + (buffer ^ 1) * K_BYTES, k + kh.first, k0 + BN, t, kh.stride);
+                wg::load_nmajor<BN, D>(vs + (buffer ^ 1) * KV_BYTES, v + vh.first, k0 + BN, t, threadIdx.x, THREADS, vh.stride);
             }
             wg::cp_commit();
             wg::cp_wait<1>();  // this tile (and the first time the query tiles)
@@ -365,7 +376,8 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
         o[4 * j + 2] *= inv[1];
         o[4 * j + 3] *= inv[1];
     }
-    store(out + me.bh * t * D, o, row0, t, tig);
+    const Head oh = head(me.bh, hq, t, D, layout, FLASH_LAYOUT_O);
+    store(out + oh.first, o, row0, t, tig, oh.stride);
 }
 
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
@@ -380,7 +392,7 @@ template <bool MASKED, bool TMA>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
                              const wg::TensorMap* qmap, const wg::TensorMap* gmap, const float* lse, const float* delta,
                              __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, const int* seg, const int* grp, int t, int hq,
-                             int hkv, int window, float scale) {
+                             int hkv, int window, float scale, int layout) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;  // 0: P^T and dV; 1: dS^T and dK
     const int tid = threadIdx.x % 128;
@@ -402,8 +414,10 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     float* l2s = xch + (PP ? 2 : 1) * BN * BM;  // [2][BM] lse in base 2
     float* dls = l2s + 2 * BM;             // [2][BM] delta
     unsigned long long* full = reinterpret_cast<unsigned long long*>(dls + 2 * BM);  // TMA: a barrier per buffer
-    wg::load_cores<BN, D>(ks, k + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
-    wg::load_cores<BN, D>(vs, v + kvHead * t * D, j0, t, ROW8, COL8, threadIdx.x, THREADS);
+    const Head kh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
+    wg::load_cores<BN, D>(ks, k + kh.first, j0, t, ROW8, COL8, threadIdx.x, THREADS, kh.stride);
+    wg::load_cores<BN, D>(vs, v + vh.first, j0, t, ROW8, COL8, threadIdx.x, THREADS, vh.stride);
     long long iBegin = j0 / BM * BM;
     long long iEnd = window > 0 ? j0 + BN - 1 + window : t;
     iEnd = iEnd < t ? iEnd : t;
@@ -417,12 +431,14 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         const long long bh = firstHead + it / tiles;
         const long long i0 = iBegin + (long long) (it % tiles) * BM;
         const int stager = PP ? tid : threadIdx.x;  // this thread among the stagers: group 1 with PP, else the block
-        auto issue = [&]() { issue_tiles(qs + b * Q_BYTES, gs + b * Q_BYTES, qmap, gmap, i0, bh, &full[b]); };
+        auto issue = [&]() { issue_tiles(qs + b * Q_BYTES, gs + b * Q_BYTES, qmap, gmap, i0, plane(bh, hq), &full[b]); };
         if constexpr (TMA && !PP) {
             if (stager == 0) issue();
         } else if constexpr (!TMA) {
-            wg::load_cores<BM, D>(qs + b * Q_BYTES, q + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
-            wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + bh * t * D, i0, t, ROW8, COL8, threadIdx.x, THREADS);
+            const Head qh = head(bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+            const Head gh = head(bh, hq, t, D, layout, FLASH_LAYOUT_O);
+            wg::load_cores<BM, D>(qs + b * Q_BYTES, q + qh.first, i0, t, ROW8, COL8, threadIdx.x, THREADS, qh.stride);
+            wg::load_cores<BM, D>(gs + b * Q_BYTES, gout + gh.first, i0, t, ROW8, COL8, threadIdx.x, THREADS, gh.stride);
         }
         for (int r = stager; r < BM; r += PP ? 128 : THREADS) {
             const long long row = i0 + r;
@@ -531,7 +547,8 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     if (shares) {
         store((g == 0 ? pv : pk) + unit * t * D, acc, key0, t, tig);
     } else {
-        store((g == 0 ? gv : gk) + kvHead * t * D, acc, key0, t, tig);
+        const Head mine = g == 0 ? vh : kh;
+        store((g == 0 ? gv : gk) + mine.first, acc, key0, t, tig, mine.stride);
     }
 }
 
@@ -542,7 +559,8 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
 template <bool MASKED, bool TMA>
 __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const wg::TensorMap* kmap,
                             const wg::TensorMap* vmap, const __nv_bfloat16* gout, const float* lse, const float* delta,
-                            __nv_bfloat16* gq, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale) {
+                            __nv_bfloat16* gq, const int* seg, const int* grp, int t, int hq, int hkv, int window, float scale,
+                            int layout) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;
     const int tid = threadIdx.x % 128;
@@ -557,12 +575,15 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     unsigned char* ks = TMA ? wg::align1024(smem + 2 * GROUPS * Q_BYTES) : smem + 2 * GROUPS * Q_BYTES;  // two buffers
     unsigned char* vs = ks + 2 * KV_BYTES;
     unsigned long long* full = reinterpret_cast<unsigned long long*>(vs + KV_BYTES);  // TMA: the key buffers', then the value tile's
-    const __nv_bfloat16* kh = TMA ? nullptr : k + block.kvHead * t * D;
-    const __nv_bfloat16* vh = TMA ? nullptr : v + block.kvHead * t * D;
+    const Head kh = head(block.kvHead, hkv, t, D, layout, FLASH_LAYOUT_K);
+    const Head vh = head(block.kvHead, hkv, t, D, layout, FLASH_LAYOUT_V);
+    const Plane kv = plane(block.kvHead, hkv);
     for (int i = 0; i < GROUPS; i++) {
         const Rows r = rows_of(i, hq, hkv);
-        wg::load_cores<BM, D>(smem + i * Q_BYTES, q + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
-        wg::load_cores<BM, D>(smem + (GROUPS + i) * Q_BYTES, gout + r.bh * t * D, r.q0, t, ROW8, COL8, threadIdx.x, THREADS);
+        const Head qh = head(r.bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+        const Head gh = head(r.bh, hq, t, D, layout, FLASH_LAYOUT_O);
+        wg::load_cores<BM, D>(smem + i * Q_BYTES, q + qh.first, r.q0, t, ROW8, COL8, threadIdx.x, THREADS, qh.stride);
+        wg::load_cores<BM, D>(smem + (GROUPS + i) * Q_BYTES, gout + gh.first, r.q0, t, ROW8, COL8, threadIdx.x, THREADS, gh.stride);
     }
     if constexpr (TMA) {
         wg::cp_commit();
@@ -571,12 +592,12 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         }
         wg::publish();  // the query and output-gradient tiles, and the barriers initialised
         if (threadIdx.x == 0 && kBegin < kEnd) {
-            issue_tile(ks, kmap, kBegin, block.kvHead, &full[0]);
-            issue_tile(vs, vmap, kBegin, block.kvHead, &full[2]);
+            issue_tile(ks, kmap, kBegin, kv, &full[0]);
+            issue_tile(vs, vmap, kBegin, kv, &full[2]);
         }
     } else {
-        wg::load_cores<BN, D>(ks, kh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
-        wg::load_cores<BN, D>(vs, vh, kBegin, t, ROW8, COL8, threadIdx.x, THREADS);
+        wg::load_cores<BN, D>(ks, k + kh.first, kBegin, t, ROW8, COL8, threadIdx.x, THREADS, kh.stride);
+        wg::load_cores<BN, D>(vs, v + vh.first, kBegin, t, ROW8, COL8, threadIdx.x, THREADS, vh.stride);
         wg::cp_commit();
     }
     const long long row0 = me.q0 + 16 * (tid / 32) + lane / 4;
@@ -600,11 +621,13 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
     for (long long k0 = kBegin; k0 < kEnd; k0 += BN, buffer ^= 1, tile++) {
         const bool more = k0 + BN < kEnd;
         if constexpr (TMA) {
-            if (threadIdx.x == 0 && more) issue_tile(ks + (buffer ^ 1) * KV_BYTES, kmap, k0 + BN, block.kvHead, &full[buffer ^ 1]);
+            if (threadIdx.x == 0 && more) issue_tile(ks + (buffer ^ 1) * KV_BYTES, kmap, k0 + BN, kv, &full[buffer ^ 1]);
             wg::mbar_wait(&full[buffer], (tile >> 1) & 1);
             wg::mbar_wait(&full[2], tile & 1);  // the value tile's tile-th filling
         } else {
-            if (more) wg::load_cores<BN, D>(ks + (buffer ^ 1) * KV_BYTES, kh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+            if (more) {
+                wg::load_cores<BN, D>(ks + (buffer ^ 1) * KV_BYTES, k + kh.first, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS, kh.stride);
+            }
             wg::cp_commit();
             wg::cp_wait<1>();  // this key tile and this value tile
             wg::publish_copies();
@@ -628,9 +651,9 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         wg::wait<0>();
         __syncthreads();  // the value tile is read by both groups: the next may land
         if constexpr (TMA) {
-            if (threadIdx.x == 0 && more) issue_tile(vs, vmap, k0 + BN, block.kvHead, &full[2]);
+            if (threadIdx.x == 0 && more) issue_tile(vs, vmap, k0 + BN, kv, &full[2]);
         } else {
-            if (more) wg::load_cores<BN, D>(vs, vh, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS);
+            if (more) wg::load_cores<BN, D>(vs, v + vh.first, k0 + BN, t, ROW8, COL8, threadIdx.x, THREADS, vh.stride);
             wg::cp_commit();
         }
         over_tile<MASKED>([&](int i, bool seen) {
@@ -649,7 +672,8 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
         __syncthreads();  // this key tile is read: the copy two tiles on may overwrite it
     }
     wg::cp_wait<0>();
-    store(gq + me.bh * t * D, dq, row0, t, tig);
+    const Head qh = head(me.bh, hq, t, D, layout, FLASH_LAYOUT_Q);
+    store(gq + qh.first, dq, row0, t, tig, qh.stride);
 }
 
 }  // namespace fwg
@@ -658,33 +682,33 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
 #define JT_FLASH_WGMMA(sfx, MASKED, MASK_PARAMS, MASK_ARGS) \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, __nv_bfloat16* out, float* lse MASK_PARAMS, \
-            int t, int hq, int hkv, int window, float scale) { \
-        fwg::forward<MASKED, false>(q, k, v, nullptr, nullptr, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
+            int t, int hq, int hkv, int window, float scale, int layout) { \
+        fwg::forward<MASKED, false>(q, k, v, nullptr, nullptr, out, lse, MASK_ARGS, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_forward_tma##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __grid_constant__ wg::TensorMap kmap, const __grid_constant__ wg::TensorMap vmap, \
-            __nv_bfloat16* out, float* lse MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
-        fwg::forward<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, out, lse, MASK_ARGS, t, hq, hkv, window, scale); } \
+            __nv_bfloat16* out, float* lse MASK_PARAMS, int t, int hq, int hkv, int window, float scale, int layout) { \
+        fwg::forward<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, out, lse, MASK_ARGS, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
-            const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
-        fwg::backward_dq<MASKED, false>(q, k, v, nullptr, nullptr, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
+            const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, int window, float scale, int layout) { \
+        fwg::backward_dq<MASKED, false>(q, k, v, nullptr, nullptr, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dq_tma##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __grid_constant__ wg::TensorMap kmap, const __grid_constant__ wg::TensorMap vmap, \
             const __nv_bfloat16* gout, const float* lse, const float* delta, __nv_bfloat16* gq MASK_PARAMS, int t, int hq, int hkv, \
-            int window, float scale) { \
-        fwg::backward_dq<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale); } \
+            int window, float scale, int layout) { \
+        fwg::backward_dq<MASKED, true>(q, nullptr, nullptr, &kmap, &vmap, gout, lse, delta, gq, MASK_ARGS, t, hq, hkv, window, scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv##sfx##_bf16_256( \
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, \
-            int window, float scale) { \
+            int window, float scale, int layout) { \
         fwg::backward_dkv<MASKED, false>(q, k, v, gout, nullptr, nullptr, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
-                                         scale); } \
+                                         scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_tma##sfx##_bf16_256( \
             const __grid_constant__ wg::TensorMap qmap, const __nv_bfloat16* k, const __nv_bfloat16* v, \
             const __grid_constant__ wg::TensorMap gmap, const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, \
-            float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, int window, float scale) { \
+            float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, int window, float scale, int layout) { \
         fwg::backward_dkv<MASKED, true>(nullptr, k, v, nullptr, &qmap, &gmap, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
-                                        scale); }
+                                        scale, layout); }
 
 #define JT_NO_MASK_ARGS nullptr, nullptr
 #define JT_MASK_PARAMS , const int* seg, const int* grp

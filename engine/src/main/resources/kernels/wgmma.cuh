@@ -27,9 +27,9 @@ __device__ __forceinline__ unsigned offset(int r, int k) {
     return (unsigned) (((k >> 3) * (R / 8) + (r >> 3)) * 128 + (r & 7) * 16 + (k & 7) * 2);
 }
 
-// Copies rows [row0, row0 + ROWS) of a row-major [t][COLS] bf16 matrix into core matrices of 8 rows x 8 columns,
-// core (r8, c8) at byte r8 * rs + c8 * cs, each of its rows one matrix row's 8 columns (16 bytes); rows at or past t
-// read as zeros. 16 bytes a cp.async, by threads tid of n. Eight consecutive threads fill the eight rows of one core
+// Copies rows [row0, row0 + ROWS) of a row-major [t][COLS] bf16 matrix (rows `stride` elements apart) into core
+// matrices of 8 rows x 8 columns, core (r8, c8) at byte r8 * rs + c8 * cs, each of its rows one matrix row's 8
+// columns (16 bytes); rows at or past t read as zeros. 16 bytes a cp.async, by threads tid of n. Eight consecutive threads fill the eight rows of one core
 // matrix, 128 contiguous bytes of shared memory, so the stores meet no bank conflict; a warp reads 64 contiguous
 // bytes of each of 8 rows. The same tile serves as a K-major operand whose rows are M or N and as an N-major one whose
 // rows are K: only the descriptor's offsets differ (the layouts in the file's comment).
@@ -39,13 +39,13 @@ __device__ __forceinline__ unsigned offset(int r, int k) {
 // halves of the banks.
 template <int ROWS, int COLS, bool WHOLE_LINES = false>
 __device__ __forceinline__ void load_cores(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, unsigned rs,
-                                           unsigned cs, int tid, int n) {
+                                           unsigned cs, int tid, int n, long long stride = COLS) {
     static_assert(!WHOLE_LINES || COLS % 64 == 0, "whole 128-byte runs");
     for (int i = tid; i < ROWS * COLS / 8; i += n) {
         const int r = WHOLE_LINES ? (i >> 3) % ROWS : ((i >> 3) / (COLS / 8)) * 8 + (i & 7);
         const int c = WHOLE_LINES ? ((i & 7) + 8 * ((i >> 3) / ROWS)) * 8 : ((i >> 3) % (COLS / 8)) * 8;
         const bool inside = row0 + r < t;
-        const __nv_bfloat16* src = inside ? g + (row0 + r) * COLS + c : g;
+        const __nv_bfloat16* src = inside ? g + (row0 + r) * stride + c : g;
         const unsigned dst = (unsigned) __cvta_generic_to_shared(tile + (r >> 3) * rs + (c >> 3) * cs + (r & 7) * 16);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
     }
@@ -53,15 +53,17 @@ __device__ __forceinline__ void load_cores(unsigned char* tile, const __nv_bfloa
 
 // An R x K K-major tile (offset<R>'s layout) from rows [row0, row0 + R) of a row-major [t][K] matrix.
 template <int R, int K>
-__device__ __forceinline__ void load(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
-    load_cores<R, K>(tile, g, row0, t, 128, R / 8 * 128, tid, n);
+__device__ __forceinline__ void load(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n,
+                                     long long stride = K) {
+    load_cores<R, K>(tile, g, row0, t, 128, R / 8 * 128, tid, n, stride);
 }
 
 // A K x N N-major tile (core (n8, k8) at byte (k8 N / 8 + n8) 128: 128 bytes to the next along N, N / 8 * 128 to the
 // next along K) from rows [row0, row0 + K) of a row-major [t][N] matrix (N contiguous, as P V's V).
 template <int K, int N>
-__device__ __forceinline__ void load_nmajor(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n) {
-    load_cores<K, N>(tile, g, row0, t, N / 8 * 128, 128, tid, n);
+__device__ __forceinline__ void load_nmajor(unsigned char* tile, const __nv_bfloat16* g, long long row0, long long t, int tid, int n,
+                                            long long stride = N) {
+    load_cores<K, N>(tile, g, row0, t, N / 8 * 128, 128, tid, n, stride);
 }
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
@@ -208,6 +210,15 @@ __device__ __forceinline__ void tma_load(void* dst, const TensorMap* map, int co
 __device__ __forceinline__ void tma_load3(void* dst, const TensorMap* map, int col, int row, int plane, unsigned long long* bar) {
     asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
                  ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(col), "r"(row), "r"(plane),
+                   "r"(smem_addr(bar))
+                 : "memory");
+}
+
+// tma_load's four-dimensional form: the box at (col, row) of head h of batch row b ([B, H, rows, cols] with any
+// strides: heads-major or tokens-major); rows past a head's end read as zeros.
+__device__ __forceinline__ void tma_load4(void* dst, const TensorMap* map, int col, int row, int h, int b, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                 ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(col), "r"(row), "r"(h), "r"(b),
                    "r"(smem_addr(bar))
                  : "memory");
 }

@@ -3,9 +3,11 @@ package dev.jtune.engine.cuda;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.MemoryCategory;
 import dev.jtune.engine.Scope;
+import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
 
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Set;
@@ -64,28 +66,52 @@ public final class FlashKernels {
             256, new Tiles(64, 32, 128, 32))));
     static final List<String> TYPES = List.of("bf16", "f16");
 
+    /**
+     * The operands a launch's {@code layout} argument marks tokens-major (kernels/attention.cuh's FLASH_LAYOUT_*): [B,
+     * T, H, D] memory viewed as [B, H, T, D], the layout the projections write and o_proj reads, so that no transposing
+     * copy is made on either side; unmarked operands are contiguous [B, H, T, D] (heads-major). A gradient has its
+     * input's layout; O is the forward's output and the backward's output gradient.
+     */
+    public enum Operand {
+        Q(1), K(2), V(4), O(8);
+
+        final int bit;
+
+        Operand(int bit) {
+            this.bit = bit;
+        }
+    }
+
     /** kernels/flash.cu: block shape, padding, the tiles of every head size (FLASH_KEYS_D, ...), the kernels' parameters. */
     static final KernelSource SOURCE = source();
 
+    /** The layout bits' defines, for each source that includes attention.cuh. */
+    static KernelSource.Builder layoutDefines(KernelSource.Builder b) {
+        for (Operand o : Operand.values()) {
+            b.define("FLASH_LAYOUT_" + o.name(), o.bit);
+        }
+        return b;
+    }
+
     private static KernelSource source() {
-        KernelSource.Builder b = KernelSource.builder("flash.cu").define("FLASH_WARPS", WARPS).define("FLASH_PAD", PAD);
+        KernelSource.Builder b = layoutDefines(KernelSource.builder("flash.cu")).define("FLASH_WARPS", WARPS).define("FLASH_PAD", PAD);
         TILES.forEach((d, t) -> {
             b.define("FLASH_KEYS_" + d, t.forwardKeys())
                     .define("FLASH_DQ_KEYS_" + d, t.dqKeys())
                     .define("FLASH_DKV_COLUMNS_" + d, t.dkvColumns())
                     .define("FLASH_DKV_QUERIES_" + d, t.dkvQueries());
-            // pointers, then t, hq, hkv, window and scale; the masked kernels' segments and groups follow the pointers
-            b.kernels(names("flash_forward_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
-            b.kernels(names("flash_backward_dq_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+            // pointers, then t, hq, hkv, window, scale and layout; the masked kernels' segments and groups follow the pointers
+            b.kernels(names("flash_forward_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
+            b.kernels(names("flash_backward_dq_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
             b.kernels(names("flash_backward_dkv_%s_" + d, TYPES),
-                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
-            b.kernels(names("flash_forward_masked_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
+            b.kernels(names("flash_forward_masked_%s_" + d, TYPES), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
             b.kernels(names("flash_backward_dq_masked_%s_" + d, TYPES),
-                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
             b.kernels(names("flash_backward_dkv_masked_%s_" + d, TYPES),
-                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32);
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32);
         });
-        return b.kernels(names("flash_reduce_heads_%s", TYPES), PTR, PTR, I64, I32, I64).build();
+        return b.kernels(names("flash_reduce_heads_%s", TYPES), PTR, PTR, I64, I32, I64, I32, I64).build();
     }
 
     private final CudaModule module;
@@ -110,6 +136,7 @@ public final class FlashKernels {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
             mask(args, segments, groups);
             shape(args, q, k, window, scale);
+            args.i32(layout(q, k, v, out));
             launch(masked("flash_forward", segments, groups), q, q.dim(0) * q.dim(1), shared, args);
         }
     }
@@ -119,11 +146,13 @@ public final class FlashKernels {
         Tiles tiles = tiles(q);
         int d = (int) q.dim(3);
         int elem = q.dtype().byteSize();
+        int layout = layout(q, k, v, gradOut, gradQ, gradK, gradV);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             mask(args, segments, groups);
             shape(args, q, k, window, scale);
+            args.i32(layout);
             launch(masked("flash_backward_dq", segments, groups), q, q.dim(0) * q.dim(1), dqShared(elem, d, tiles), args);
         }
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
@@ -140,6 +169,7 @@ public final class FlashKernels {
                         .pointer(pk == null ? 0L : pk.address()).pointer(pv == null ? 0L : pv.address());
                 mask(args, segments, groups);
                 shape(args, q, k, window, scale);
+                args.i32(layout);
                 long heads = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
                 launch(masked("flash_backward_dkv", segments, groups), q, heads * (d / tiles.dkvColumns()), dkvShared(elem, d, tiles), args);
             }
@@ -199,12 +229,16 @@ public final class FlashKernels {
         return new Tensor[] {Tensor.empty(q.shape(), DType.F32, q.device()), Tensor.empty(q.shape(), DType.F32, q.device())};
     }
 
-    /** out [B, Hkv, T, D] = the sum over each key/value head's group of query heads' shares [B, Hq, T, D]. */
+    /**
+     * out [B, Hkv, T, D] (heads-major or tokens-major) = the sum over each key/value head's group of query heads' shares
+     * [B, Hq, T, D] (contiguous).
+     */
     void reduceHeads(Tensor shares, Tensor out, long group) {
         long rows = out.dim(0) * out.dim(1);
         long n = out.dim(2) * out.dim(3);
+        int tokens = out.isContiguous() ? 0 : (int) out.dim(1);
         try (KernelArgs args = new KernelArgs()) {
-            args.pointer(shares.address()).pointer(out.address()).i64(rows).i32((int) group).i64(n);
+            args.pointer(shares.address()).pointer(out.address()).i64(rows).i32((int) group).i64(n).i32(tokens).i64(out.dim(3));
             long blocks = Math.max(1, Math.ceilDiv(rows * n / 4, 256));
             module.function("flash_reduce_heads_" + ElementwiseKernels.suffix(out.dtype())).launch(stream, blocks, 256, 0, args);
         }
@@ -236,7 +270,50 @@ public final class FlashKernels {
         }
     }
 
-    /** The kernels' trailing arguments: t, hq, hkv, window and scale. */
+    /**
+     * Whether {@code t} [B, H, T, D] is tokens-major: not contiguous, and laid out as a contiguous [B, T, H, D] (dims of
+     * size 1 aside, whose strides address nothing).
+     */
+    public static boolean tokensMajor(Tensor t) {
+        if (t.rank() != 4 || t.isContiguous()) {
+            return false;
+        }
+        long d = t.dim(3);
+        long[] expected = {t.dim(2) * t.dim(1) * d, d, t.dim(1) * d, 1};
+        for (int i = 0; i < 4; i++) {
+            if (t.dim(i) != 1 && t.stride(i) != expected[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The launch's {@code layout} argument for q, k, v and o (the output, or the output gradient) and, in the backward,
+     * the gradients of q, k and v, each of which must have its input's layout; every operand is heads-major or
+     * tokens-major.
+     */
+    static int layout(Tensor q, Tensor k, Tensor v, Tensor o, Tensor... grads) {
+        Tensor[] operands = {q, k, v, o};
+        int bits = 0;
+        for (Operand which : Operand.values()) {
+            Tensor t = operands[which.ordinal()];
+            boolean tokens = tokensMajor(t);
+            if (!tokens && !t.isContiguous()) {
+                throw new ShapeException("fused attention: " + which + " must be contiguous [B, H, T, D] or a [B, T, H, D] tensor viewed as"
+                        + " [B, H, T, D], got " + t.describe() + " with strides " + Arrays.toString(t.strides()));
+            }
+            Tensor grad = which.ordinal() < grads.length ? grads[which.ordinal()] : null;
+            if (grad != null && tokens != tokensMajor(grad)) {
+                throw new ShapeException("fused attention: the gradient of " + which + " must have its layout, got " + grad.describe()
+                        + " with strides " + Arrays.toString(grad.strides()));
+            }
+            bits |= tokens ? which.bit : 0;
+        }
+        return bits;
+    }
+
+    /** The kernels' trailing arguments but the layout: t, hq, hkv, window and scale. */
     static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
         args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
     }

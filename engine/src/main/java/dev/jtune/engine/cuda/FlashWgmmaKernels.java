@@ -98,30 +98,30 @@ public final class FlashWgmmaKernels {
      */
     static final boolean SW128_NMAJOR_LBO_ALONG_N = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaSw128NMajorLboAlongN", "true"));
 
-    static final KernelSource SOURCE = KernelSource.builder("flash_wgmma.cu")
+    static final KernelSource SOURCE = FlashKernels.layoutDefines(KernelSource.builder("flash_wgmma.cu"))
             .define(KernelSource.ARCH_SPECIFIC, 1)
             .define("FLASH_WGMMA_KEYS", KEYS)
             .define("WGMMA_NMAJOR_LBO_ALONG_K", NMAJOR_LBO_ALONG_K ? 1 : 0)
             .define("FLASH_WGMMA_KEY_PAD", KEY_PAD)
             .define("WGMMA_SW128_NMAJOR_LBO_ALONG_N", SW128_NMAJOR_LBO_ALONG_N ? 1 : 0)
             .define("FLASH_WGMMA_PINGPONG", PINGPONG.mask)
-            // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window and scale
-            .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_backward_dkv_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_forward_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_forward_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_forward_tma_masked_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_backward_dq_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+            // pointers (the masked kernels' segments and groups after them), then t, hq, hkv, window, scale and layout
+            .kernel("flash_wgmma_forward_bf16_256", PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dq_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dkv_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_forward_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_forward_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_forward_tma_masked_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dq_tma_bf16_256", PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dq_tma_masked_bf16_256",
-                    PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+                    PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dkv_tma_bf16_256",
-                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dkv_tma_masked_bf16_256",
-                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
-            .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dkv_masked_bf16_256",
-                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32)
+                    PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .build();
 
     private final CudaModule module;
@@ -203,11 +203,12 @@ public final class FlashWgmmaKernels {
 
     /**
      * out [B, Hq, T, D] and lse [B, Hq, T] of causal attention (window 0: unbounded), the contract of
-     * {@link FlashKernels#forward}; q [B, Hq, T, D], k and v [B, Hkv, T, D] contiguous bf16; segments and groups I32
-     * [B, T] or null (packed rows).
+     * {@link FlashKernels#forward}; q [B, Hq, T, D], k and v [B, Hkv, T, D] bf16, each operand heads-major or
+     * tokens-major ({@link FlashKernels.Operand}); segments and groups I32 [B, T] or null (packed rows).
      */
     public void forward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale, Tensor out, Tensor lse) {
         check(q);
+        int layout = FlashKernels.layout(q, k, v, out);
         long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
         if (grid[0] == 0 || grid[1] == 0) {
             return;
@@ -220,6 +221,7 @@ public final class FlashWgmmaKernels {
             }
             FlashKernels.mask(args, segments, groups);
             FlashKernels.shape(args, q, k, window, scale);
+            args.i32(layout);
             launch(name(TMA ? "flash_wgmma_forward_tma" : "flash_wgmma_forward", segments, groups), grid[0], grid[1],
                     TMA ? tmaShared() : shared(), args);
         }
@@ -233,6 +235,7 @@ public final class FlashWgmmaKernels {
     public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
                          long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash) {
         check(q);
+        int layout = FlashKernels.layout(q, k, v, gradOut, gradQ, gradK, gradV);
         long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
         if (grid[0] == 0 || grid[1] == 0) {
             return;
@@ -246,6 +249,7 @@ public final class FlashWgmmaKernels {
             args.pointer(gradOut.address()).pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             FlashKernels.mask(args, segments, groups);
             FlashKernels.shape(args, q, k, window, scale);
+            args.i32(layout);
             launch(name(TMA ? "flash_wgmma_backward_dq_tma" : "flash_wgmma_backward_dq", segments, groups), grid[0], grid[1],
                     TMA ? tmaDqShared() : dqShared(), args);
         }
@@ -262,6 +266,7 @@ public final class FlashWgmmaKernels {
                         .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
                 FlashKernels.mask(args, segments, groups);
                 FlashKernels.shape(args, q, k, window, scale);
+                args.i32(layout);
                 long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
                 launch(name(TMA ? "flash_wgmma_backward_dkv_tma" : "flash_wgmma_backward_dkv", segments, groups), units,
                         Math.ceilDiv(q.dim(2), KEYS), TMA ? tmaDkvShared() : dkvShared(), args);
@@ -284,11 +289,11 @@ public final class FlashWgmmaKernels {
     }
 
     /**
-     * The TMA map of a contiguous [B, H, T, D] tensor (keys, values, queries, output gradients): per head, boxes of 64
-     * rows x 64 dims with the 128-byte swizzle.
+     * The TMA map of a [B, H, T, D] tensor, heads-major or tokens-major (keys, values, queries, output gradients): per
+     * head, boxes of 64 rows x 64 dims with the 128-byte swizzle.
      */
     private static TensorMap tiles(Tensor kv) {
-        return TensorMap.of(kv.reshape(kv.dim(0) * kv.dim(1), kv.dim(2), kv.dim(3)), KEYS, 64, TensorMap.Swizzle.B128);
+        return TensorMap.ofHeads(kv, KEYS, 64, TensorMap.Swizzle.B128);
     }
 
     /** flash.cu's naming (_masked for packed rows) with this file's element type and head size. */

@@ -8,6 +8,7 @@ import dev.jtune.engine.Tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -76,6 +77,38 @@ record TensorMap(MemorySegment bytes) {
     /** Shared-memory bytes one box fills. */
     static long boxBytes(int boxRows, int boxCols, int elementBytes) {
         return (long) boxRows * boxCols * elementBytes;
+    }
+
+    /**
+     * The map of a [B, H, T, D] bf16 or f16 tensor with contiguous rows and any other strides (heads-major, or a [B, T,
+     * H, D] tensor viewed so): boxes of one head's boxRows x boxCols at (col, row, head, batch row); rows past a head's
+     * end read as zeros.
+     */
+    static TensorMap ofHeads(Tensor t, int boxRows, int boxCols, Swizzle swizzle) {
+        if (t.rank() != 4 || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(3) != 1) {
+            throw new ShapeException("tensor map: needs a bf16 or f16 [B, H, T, D] tensor with contiguous rows, got " + t.describe());
+        }
+        int elementBytes = t.dtype().byteSize();
+        long[] dims = {t.dim(3), t.dim(2), t.dim(1), t.dim(0)};
+        long[] strides = new long[3];  // bytes, for the dimensions after the innermost; a size-1 dimension's addresses nothing
+        for (int i = 0; i < 3; i++) {
+            int axis = 2 - i;
+            strides[i] = (t.dim(axis) == 1 ? t.dim(3) : t.stride(axis)) * elementBytes;
+        }
+        for (int i = 0; i < 3; i++) {
+            check(dims[i + 1], dims[0], strides[i] / elementBytes, elementBytes, t.address(), boxRows, boxCols, swizzle);
+        }
+        MemorySegment map = Arena.ofAuto().allocate(BYTES, ALIGNMENT);
+        try (Arena arena = Arena.ofConfined()) {
+            int dataType = t.dtype() == DType.BF16 ? CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CudaDriver.CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, 4, MemorySegment.ofAddress(t.address()), arena.allocateFrom(JAVA_LONG, dims),
+                    arena.allocateFrom(JAVA_LONG, strides), arena.allocateFrom(JAVA_INT, boxCols, boxRows, 1, 1),
+                    arena.allocateFrom(JAVA_INT, 1, 1, 1, 1), CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle.driverValue,
+                    CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+            CudaException.check(rc, "cuTensorMapEncodeTiled(" + t.describe() + " strides " + Arrays.toString(t.strides()) + ", box "
+                    + boxRows + " x " + boxCols + ", " + swizzle + ")");
+        }
+        return new TensorMap(map);
     }
 
     /**

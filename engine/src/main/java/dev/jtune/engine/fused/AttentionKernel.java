@@ -19,7 +19,8 @@ import dev.jtune.engine.cuda.SoftmaxKernels;
  * as {@link #OP}.
  *
  * <p>Unless said otherwise tensors are contiguous and statistics (scores, lse, delta, gradient sums) F32, or F64 next
- * to F64 inputs.
+ * to F64 inputs; the fused path's q, k, v, output and their gradients may also be tokens-major
+ * ({@link #takesTokensMajor}).
  */
 public interface AttentionKernel {
 
@@ -29,6 +30,20 @@ public interface AttentionKernel {
      * device answers as the cuda device does ({@link Cuda#fused}), so that it predicts the same allocations.
      */
     boolean hasFused(DType dtype, long headDim);
+
+    /**
+     * Whether {@link #fusedForward} and {@link #fusedBackward} also take operands tokens-major ([B, T, H, D] memory
+     * viewed as [B, H, T, D], {@link FlashKernels#tokensMajor}: the projections' layout, read and written without a
+     * transposing copy); else every operand is contiguous. The meta device answers as the cuda device does.
+     */
+    default boolean takesTokensMajor() {
+        return false;
+    }
+
+    /** Whether t [B, H, T, D] is tokens-major ({@link FlashKernels#tokensMajor}). */
+    static boolean tokensMajor(Tensor t) {
+        return FlashKernels.tokensMajor(t);
+    }
 
     /**
      * Whole causal attention in one call. q [B, Hq, T, D], k and v [B, Hkv, T, D] of one float dtype; query head h
@@ -114,6 +129,31 @@ public interface AttentionKernel {
             return Boolean.getBoolean("jtune.cpu.fusedAttention");
         }
 
+        /** As the cuda kernels: so that the op's fused path runs here with the same layouts and allocations. */
+        @Override
+        public boolean takesTokensMajor() {
+            return true;
+        }
+
+        /** The rows of a [B, H, T, D] operand, heads-major or tokens-major: row i of head bh read or written whole. */
+        private record HeadRows(Flat flat, long heads, long t, int d, boolean tokens) {
+            static HeadRows of(Tensor x) {
+                return new HeadRows(Flat.of(x), x.dim(1), x.dim(2), (int) x.dim(3), AttentionKernel.tokensMajor(x));
+            }
+
+            long at(long bh, long i) {
+                return tokens ? ((bh / heads) * t + i) * heads * d + (bh % heads) * d : (bh * t + i) * d;
+            }
+
+            double[] read(long bh, long i, double[] into) {
+                return flat.read(at(bh, i), into);
+            }
+
+            void write(long bh, long i, double[] values) {
+                flat.write(at(bh, i), values);
+            }
+        }
+
         private record Heads(long batch, long hq, long hkv, int t, int d) {
             static Heads of(Tensor q, Tensor k) {
                 return new Heads(q.dim(0), q.dim(1), k.dim(1), (int) q.dim(2), (int) q.dim(3));
@@ -175,18 +215,18 @@ public interface AttentionKernel {
                                  Tensor out, Tensor lse) {
             Heads h = Heads.of(q, k);
             Visibility vis = Visibility.of(window, segments, groups, h.t());
-            Flat qs = Flat.of(q);
-            Flat ks = Flat.of(k);
-            Flat vs = Flat.of(v);
-            Flat os = Flat.of(out);
+            HeadRows qs = HeadRows.of(q);
+            HeadRows ks = HeadRows.of(k);
+            HeadRows vs = HeadRows.of(v);
+            HeadRows os = HeadRows.of(out);
             Flat ls = Flat.of(lse);
             int d = h.d();
             CpuLoops.rows(h.batch() * h.hq() * h.t(), row -> {
                 long bh = row / h.t();
                 long b = bh / h.hq();
                 int i = (int) (row % h.t());
-                long kv = h.kvHead(bh) * h.t();
-                double[] qi = qs.read(row * d, new double[d]);
+                long kv = h.kvHead(bh);
+                double[] qi = qs.read(bh, i, new double[d]);
                 int lo = vis.first(i);
                 int hi = vis.last(i);
                 double[] s = new double[hi - lo + 1];
@@ -196,14 +236,14 @@ public interface AttentionKernel {
                 for (int j = lo; j <= hi; j++) {
                     if (vis.visible(b, i, j)) {
                         seen[j - lo] = true;
-                        ks.read((kv + j) * d, kj);
+                        ks.read(kv, j, kj);
                         s[j - lo] = scale * dot(qi, kj);
                         max = Math.max(max, s[j - lo]);
                     }
                 }
                 double[] o = new double[d];
                 if (max == Double.NEGATIVE_INFINITY) { // nothing visible (padding)
-                    os.write(row * d, o);
+                    os.write(bh, i, o);
                     ls.set(row, Double.NEGATIVE_INFINITY);
                     return;
                 }
@@ -219,13 +259,13 @@ public interface AttentionKernel {
                     if (!seen[j - lo]) {
                         continue;
                     }
-                    vs.read((kv + j) * d, vj);
+                    vs.read(kv, j, vj);
                     double p = s[j - lo] / sum;
                     for (int c = 0; c < d; c++) {
                         o[c] += p * vj[c];
                     }
                 }
-                os.write(row * d, o);
+                os.write(bh, i, o);
                 ls.set(row, max + Math.log(sum));
             });
         }
@@ -239,23 +279,24 @@ public interface AttentionKernel {
                                   Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
             Heads h = Heads.of(q, k);
             Visibility vis = Visibility.of(window, segments, groups, h.t());
-            Flat qs = Flat.of(q);
-            Flat ks = Flat.of(k);
-            Flat vs = Flat.of(v);
-            Flat gs = Flat.of(gradOut);
+            HeadRows qs = HeadRows.of(q);
+            HeadRows ks = HeadRows.of(k);
+            HeadRows vs = HeadRows.of(v);
+            HeadRows gs = HeadRows.of(gradOut);
             Flat ls = Flat.of(lse);
             Flat ds = Flat.of(delta);
-            Flat gq = Flat.of(gradQ);
-            Flat gk = Flat.of(gradK);
-            Flat gv = Flat.of(gradV);
+            HeadRows gq = HeadRows.of(gradQ);
+            HeadRows gk = HeadRows.of(gradK);
+            HeadRows gv = HeadRows.of(gradV);
             int d = h.d();
             int t = h.t();
             CpuLoops.rows(h.batch() * h.hq() * t, row -> {
                 long b = row / t / h.hq();
-                long kv = h.kvHead(row / t) * t;
+                long bh = row / t;
+                long kv = h.kvHead(bh);
                 int i = (int) (row % t);
-                double[] qi = qs.read(row * d, new double[d]);
-                double[] gi = gs.read(row * d, new double[d]);
+                double[] qi = qs.read(bh, i, new double[d]);
+                double[] gi = gs.read(bh, i, new double[d]);
                 double[] dq = new double[d];
                 double[] kj = new double[d];
                 double[] vj = new double[d];
@@ -263,15 +304,15 @@ public interface AttentionKernel {
                     if (!vis.visible(b, i, j)) {
                         continue;
                     }
-                    ks.read((kv + j) * d, kj);
-                    vs.read((kv + j) * d, vj);
+                    ks.read(kv, j, kj);
+                    vs.read(kv, j, vj);
                     double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
                     double dS = p * (dot(gi, vj) - ds.get(row)) * scale;
                     for (int c = 0; c < d; c++) {
                         dq[c] += dS * kj[c];
                     }
                 }
-                gq.write(row * d, dq);
+                gq.write(bh, i, dq);
             });
             long group = h.hq() / h.hkv();
             CpuLoops.rows(h.batch() * h.hkv(), kvHead -> {
@@ -286,14 +327,14 @@ public interface AttentionKernel {
                     long bh = b * h.hq() + (kvHead % h.hkv()) * group + g;
                     for (int i = 0; i < t; i++) {
                         long row = bh * t + i;
-                        qs.read(row * d, qi);
-                        gs.read(row * d, gi);
+                        qs.read(bh, i, qi);
+                        gs.read(bh, i, gi);
                         for (int j = vis.first(i); j <= vis.last(i); j++) {
                             if (!vis.visible(b, i, j)) {
                                 continue;
                             }
-                            ks.read((kvHead * t + j) * d, kj);
-                            vs.read((kvHead * t + j) * d, vj);
+                            ks.read(kvHead, j, kj);
+                            vs.read(kvHead, j, vj);
                             double p = Math.exp(scale * dot(qi, kj) - ls.get(row));
                             double dS = p * (dot(gi, vj) - ds.get(row)) * scale;
                             for (int c = 0; c < d; c++) {
@@ -304,8 +345,8 @@ public interface AttentionKernel {
                     }
                 }
                 for (int j = 0; j < t; j++) {
-                    gk.write((kvHead * t + j) * d, dk[j]);
-                    gv.write((kvHead * t + j) * d, dv[j]);
+                    gk.write(kvHead, j, dk[j]);
+                    gv.write(kvHead, j, dv[j]);
                 }
             });
         }
@@ -464,6 +505,12 @@ public interface AttentionKernel {
             return fused(dtype, headDim);
         }
 
+        /** Both kernel families (flash.cu, flash_wgmma.cu) take the layout argument. */
+        @Override
+        public boolean takesTokensMajor() {
+            return true;
+        }
+
         @Override
         public void fusedForward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, long window, double scale,
                                  Tensor out, Tensor lse) {
@@ -512,6 +559,11 @@ public interface AttentionKernel {
         @Override
         public boolean hasFused(DType dtype, long headDim) {
             return Cuda.fused(dtype, headDim);
+        }
+
+        @Override
+        public boolean takesTokensMajor() {
+            return true;
         }
 
         @Override

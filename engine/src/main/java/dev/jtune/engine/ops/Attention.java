@@ -3,6 +3,7 @@ package dev.jtune.engine.ops;
 import dev.jtune.engine.backend.Backends;
 import dev.jtune.engine.Autograd;
 import dev.jtune.engine.Node;
+import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.ShapeException;
@@ -27,7 +28,12 @@ public final class Attention {
     private Attention() {
     }
 
-    /** q [B, Hq, T, D], k and v [B, Hkv, T, D]; returns [B, Hq, T, D] in q's dtype. */
+    /**
+     * q [B, Hq, T, D], k and v [B, Hkv, T, D]; returns [B, Hq, T, D] in q's dtype. Where the fused kernels take it
+     * ({@link AttentionKernel#takesTokensMajor}), operands that are [B, T, H, D] tensors viewed as [B, H, T, D] (as the
+     * projections make them) are read as they lie, and the output is such a view too (o_proj reads it without a
+     * copy); other layouts are copied first.
+     */
     public static Tensor causal(Tensor q, Tensor k, Tensor v, AttentionSpec spec) {
         return causal(q, k, v, spec, null);
     }
@@ -51,11 +57,13 @@ public final class Attention {
                     + " must share batch, length and head size, with query heads a multiple of key/value heads");
         }
         AttentionMask m = mask == null ? null : mask.checked(op, q);
-        if (spec.softcap() <= 0 && AttentionKernel.on(q).hasFused(q.dtype(), q.dim(3))) {
-            return fused(aligned(q), aligned(k), aligned(v), spec, m);
+        AttentionKernel kernel = AttentionKernel.on(q);
+        if (spec.softcap() <= 0 && kernel.hasFused(q.dtype(), q.dim(3))) {
+            boolean tokens = kernel.takesTokensMajor();
+            return fused(readable(q, tokens), readable(k, tokens), readable(v, tokens), spec, m, tokens);
         }
         Blocks blocks = new Blocks(q.contiguous(), k.contiguous(), v.contiguous(), spec, m);
-        Tensor[] made = forward(q, k, spec, m, blocks::forward);
+        Tensor[] made = forward(q, k, spec, m, false, blocks::forward);
         Tensor out = made[0];
         Tensor lse = made[1];
         Node node = Autograd.attach(op, out, g -> blocks.backward(g.contiguous(), out, lse), q, k, v);
@@ -71,10 +79,10 @@ public final class Attention {
      * One kernel forward and two backward where the device has them ({@link AttentionKernel#hasFused}): the same
      * function as the blocked path, with the scores never leaving the chip.
      */
-    private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask) {
+    private static Tensor fused(Tensor q, Tensor k, Tensor v, AttentionSpec spec, AttentionMask mask, boolean tokens) {
         Tensor segments = mask == null ? null : mask.segments();
         Tensor groups = mask == null ? null : mask.groups();
-        Tensor[] made = forward(q, k, spec, mask, (out, lse) -> {
+        Tensor[] made = forward(q, k, spec, mask, tokens, (out, lse) -> {
             if (out.numel() > 0) {
                 AttentionKernel.on(q).fusedForward(q, k, v, segments, groups, spec.window(), spec.scale(), out, lse);
             }
@@ -82,10 +90,10 @@ public final class Attention {
         Tensor out = made[0];
         Tensor lse = made[1];
         Node node = Autograd.attach("attention", out, g -> {
-            Tensor gOut = aligned(g);
-            Tensor gq = Tensor.empty(q.shape(), q.dtype(), q.device());
-            Tensor gk = Tensor.empty(k.shape(), k.dtype(), k.device());
-            Tensor gv = Tensor.empty(v.shape(), v.dtype(), v.device());
+            Tensor gOut = inLayoutOf(out, g);
+            Tensor gq = emptyLike(q);
+            Tensor gk = emptyLike(k);
+            Tensor gv = emptyLike(v);
             if (out.numel() > 0) {
                 Tensor delta = delta(gOut, out, lse);
                 AttentionKernel.on(q).fusedBackward(q, k, v, segments, groups, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
@@ -106,10 +114,11 @@ public final class Attention {
      * a checkpoint, kept for its recomputation where the spec's {@link KeptAttention} says so (the recomputation then
      * skips the forward and gets the first run's tensors back).
      */
-    private static Tensor[] forward(Tensor q, Tensor k, AttentionSpec spec, AttentionMask mask, BiConsumer<Tensor, Tensor> kernel) {
+    private static Tensor[] forward(Tensor q, Tensor k, AttentionSpec spec, AttentionMask mask, boolean tokens,
+                                    BiConsumer<Tensor, Tensor> kernel) {
         Supplier<Tensor[]> run = () -> {
             try (Autograd.GradMode off = Autograd.noGrad()) {
-                Tensor out = Tensor.empty(q.shape(), q.dtype(), q.device());
+                Tensor out = tokens ? tokensMajor(q.shape(), q) : Tensor.empty(q.shape(), q.dtype(), q.device());
                 Tensor lse = Tensor.empty(Shape.of(q.dim(0), q.dim(1), q.dim(2)), Checks.statType(q), q.device());
                 kernel.accept(out, lse);
                 return new Tensor[] {out, lse};
@@ -122,10 +131,21 @@ public final class Attention {
         return Autograd.keptResults(call, run);
     }
 
-    /** delta [B, H, T] = the row dot product of the output's gradient and the output, in lse's (statistics) dtype. */
+    /**
+     * delta [B, H, T] = the row dot product of the output's gradient and the output (both in one layout), in lse's
+     * (statistics) dtype. Tokens-major, the rows come in [B, T, H] order, which one small copy puts in [B, H, T].
+     */
     private static Tensor delta(Tensor gOut, Tensor out, Tensor lse) {
-        Tensor delta = Tensor.empty(lse.shape(), lse.dtype(), lse.device());
-        AttentionKernel.on(out).rowDot(gOut.reshape(-1, out.dim(3)), out.reshape(-1, out.dim(3)), delta.reshape(-1));
+        boolean tokens = !out.isContiguous();
+        Tensor rowsOut = tokens ? out.transpose(1, 2) : out;
+        Tensor rowsGrad = tokens ? gOut.transpose(1, 2) : gOut;
+        Tensor dots = Tensor.empty(Shape.of(rowsOut.dim(0), rowsOut.dim(1), rowsOut.dim(2)), lse.dtype(), lse.device());
+        AttentionKernel.on(out).rowDot(rowsGrad.reshape(-1, out.dim(3)), rowsOut.reshape(-1, out.dim(3)), dots.reshape(-1));
+        if (!tokens) {
+            return dots;
+        }
+        Tensor delta = dots.transpose(1, 2).contiguous();
+        dots.close();
         return delta;
     }
 
@@ -136,6 +156,34 @@ public final class Attention {
     private static Tensor aligned(Tensor t) {
         Tensor c = t.contiguous();
         return c.address() % 16 == 0 ? c : c.copy();
+    }
+
+    /** An operand as the fused kernels read it: tokens-major as it lies where they take that, else {@link #aligned}. */
+    private static Tensor readable(Tensor t, boolean tokens) {
+        return tokens && AttentionKernel.tokensMajor(t) && t.address() % 16 == 0 ? t : aligned(t);
+    }
+
+    /** The output gradient in the output's layout (the kernels and delta read both alike). */
+    private static Tensor inLayoutOf(Tensor out, Tensor g) {
+        if (out.isContiguous()) {
+            return aligned(g);
+        }
+        if (AttentionKernel.tokensMajor(g) && g.address() % 16 == 0) {
+            return g;
+        }
+        Tensor copy = tokensMajor(g.shape(), g);
+        Ops.copyInto(g, copy);
+        return copy;
+    }
+
+    /** A new tensor of t's shape, dtype and device in t's layout (heads-major or tokens-major). */
+    private static Tensor emptyLike(Tensor t) {
+        return AttentionKernel.tokensMajor(t) ? tokensMajor(t.shape(), t) : Tensor.empty(t.shape(), t.dtype(), t.device());
+    }
+
+    /** A new [B, H, T, D] tensor of like's dtype and device, tokens-major: a [B, T, H, D] one viewed so. */
+    private static Tensor tokensMajor(Shape bhtd, Tensor like) {
+        return Tensor.empty(Shape.of(bhtd.dim(0), bhtd.dim(2), bhtd.dim(1), bhtd.dim(3)), like.dtype(), like.device()).transpose(1, 2);
     }
 
     /**

@@ -10,6 +10,8 @@ import dev.jtune.engine.ops.Attention;
 import dev.jtune.engine.ops.AttentionSpec;
 import org.junit.jupiter.api.Test;
 
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -114,6 +116,52 @@ class CpuFusedAttentionTest {
         } finally {
             System.clearProperty("jtune.cpu.fusedAttention");
         }
+    }
+
+    /**
+     * The op's fused path (routed through the cpu reference) over operands as Gemma's layers make them: q, k and v
+     * [B, T, H, D] tensors viewed as [B, H, T, D], the output gradient through o_proj's [B T, H D] rows. The output is
+     * such a view too (its [B, T, H, D] transpose contiguous: o_proj reads it without a copy), and output and gradients
+     * equal those of contiguous operands bit for bit (the reference's arithmetic does not see the layout).
+     */
+    @Test
+    void theOpsFusedPathTakesTokensMajorOperandsAsTheyLie() {
+        long[][] cases = {{2, 4, 2, 23, 8, 0}, {1, 3, 1, 30, 4, 6}, {1, 4, 1, 17, 8, 0}}; // B, Hq, Hkv, T, D, window
+        long seed = 71;
+        try {
+            System.setProperty("jtune.cpu.fusedAttention", "true");
+            for (long[] c : cases) {
+                try (Scope s = Scope.open("case")) {
+                    AttentionSpec spec = new AttentionSpec(c[5], 1 / Math.sqrt(c[4]), 7);
+                    Tensor q = Tensor.randn(Shape.of(c[0], c[3], c[1], c[4]), DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor k = Tensor.randn(Shape.of(c[0], c[3], c[2], c[4]), DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor v = Tensor.randn(Shape.of(c[0], c[3], c[2], c[4]), DType.F64, CPU, seed++).requiresGrad(true);
+                    Tensor g = Tensor.randn(Shape.of(c[0] * c[3], c[1] * c[4]), DType.F64, CPU, seed++);
+                    Tensor out = Attention.causal(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), spec);
+                    assertTrue(AttentionKernel.tokensMajor(out) || c[1] == 1, "the output is a [B, T, H, D] tensor viewed as [B, H, T, D]");
+                    Tensor rows = out.transpose(1, 2).contiguous();
+                    assertEquals(out.address(), rows.address(), "o_proj's rows are a view of the output, not a copy");
+                    rows.reshape(c[0] * c[3], c[1] * c[4]).backward(g);
+
+                    Tensor qc = q.detach().transpose(1, 2).contiguous().requiresGrad(true);
+                    Tensor kc = k.detach().transpose(1, 2).contiguous().requiresGrad(true);
+                    Tensor vc = v.detach().transpose(1, 2).contiguous().requiresGrad(true);
+                    Tensor outC = Attention.causal(qc, kc, vc, spec);
+                    assertTrue(outC.transpose(1, 2).isContiguous(), "contiguous operands give a tokens-major output too");
+                    outC.transpose(1, 2).reshape(c[0] * c[3], c[1] * c[4]).backward(g);
+                    assertSame(outC, out, "out");
+                    assertSame(qc.grad().transpose(1, 2), q.grad(), "dq");
+                    assertSame(kc.grad().transpose(1, 2), k.grad(), "dk");
+                    assertSame(vc.grad().transpose(1, 2), v.grad(), "dv");
+                }
+            }
+        } finally {
+            System.clearProperty("jtune.cpu.fusedAttention");
+        }
+    }
+
+    private static void assertSame(Tensor expected, Tensor actual, String what) {
+        assertTrue(Arrays.equals(expected.toDoubleArray(), actual.toDoubleArray()), what + ": bit for bit");
     }
 
     private static void assertClose(Tensor ref, Tensor x, String what) {

@@ -14,8 +14,10 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.Random;
+import java.util.Set;
 
 import static dev.jtune.engine.cuda.CudaParityTest.assertClose;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -91,6 +93,101 @@ class FlashWgmmaGpuTest {
                 Tensor seg = Tensor.fromArray(ids[0], Shape.of(c[0], c[3]), DType.I32, Device.CPU);
                 Tensor grp = c[5] == 1 ? Tensor.fromArray(ids[1], Shape.of(c[0], c[3]), DType.I32, Device.CPU) : null;
                 check(c, seg, grp, rnd, (c[5] == 1 ? " packed, groups" : " packed") + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    /**
+     * Operands tokens-major ([B, T, H, D] memory viewed as [B, H, T, D], as the projections make them; every operand,
+     * or v and the output alone as Gemma's layers pass them) give the heads-major results bit for bit, on both kernel
+     * families: only the addressing differs. Cases: paired and unpaired heads, two kv heads, a batch, a window, the
+     * split dK/dV (its shares reduced into a tokens-major dV), packed rows. Outputs start poisoned.
+     */
+    @Test
+    void tokensMajorOperandsGiveTheHeadsMajorResultsBitForBit() {
+        long seed = Seeds.seed();
+        System.out.println("FlashWgmmaGpuTest tokens-major seed " + seed);
+        Random rnd = new Random(seed);
+        long[][] cases = { // B, Hq, Hkv, T, window, packed
+                {1, 4, 1, 300, 0, 0},
+                {2, 4, 2, 200, 37, 0},
+                {1, 3, 1, 130, 0, 0},
+                {1, 2, 1, 2100, 0, 0},
+                {2, 4, 2, 150, 0, 1}};
+        FlashKernels.Operand[][] layouts = {FlashKernels.Operand.values(), {FlashKernels.Operand.V, FlashKernels.Operand.O}};
+        for (long[] c : cases) {
+            for (FlashKernels.Operand[] tokens : layouts) {
+                String what = "B" + c[0] + " Hq" + c[1] + " Hkv" + c[2] + " T" + c[3] + " window " + c[4] + (c[5] == 1 ? " packed" : "")
+                        + ", tokens-major " + Arrays.toString(tokens) + " (seed " + seed + ")";
+                try (Scope s = Scope.open(what)) {
+                    Shape qs = Shape.of(c[0], c[1], c[3], 256);
+                    Shape kvs = Shape.of(c[0], c[2], c[3], 256);
+                    Shape rows = Shape.of(c[0], c[1], c[3]);
+                    double scale = 1 / Math.sqrt(256) * 1.5;
+                    Tensor q = Tensor.randn(qs, DType.F32, GPU, rnd.nextLong()).cast(DType.BF16);
+                    Tensor k = Tensor.randn(kvs, DType.F32, GPU, rnd.nextLong()).cast(DType.BF16);
+                    Tensor v = Tensor.randn(kvs, DType.F32, GPU, rnd.nextLong()).cast(DType.BF16);
+                    Tensor gout = Tensor.randn(qs, DType.F32, GPU, rnd.nextLong()).cast(DType.BF16);
+                    Tensor delta = Tensor.randn(rows, DType.F32, GPU, rnd.nextLong());
+                    Tensor seg = null;
+                    if (c[5] == 1) {
+                        int[][] ids = CudaPackedAttentionTest.layout(rnd, (int) c[0], (int) c[3], false);
+                        seg = Tensor.fromArray(ids[0], Shape.of(c[0], c[3]), DType.I32, Device.CPU).to(GPU);
+                    }
+                    Set<FlashKernels.Operand> t = Set.of(tokens);
+                    Tensor qt = as(q, t.contains(FlashKernels.Operand.Q));
+                    Tensor kt = as(k, t.contains(FlashKernels.Operand.K));
+                    Tensor vt = as(v, t.contains(FlashKernels.Operand.V));
+                    Tensor gt = as(gout, t.contains(FlashKernels.Operand.O));
+                    for (boolean wg : new boolean[] {true, false}) {
+                        String family = what + (wg ? ", wgmma" : ", mma.sync");
+                        Tensor out = Tensor.empty(qs, DType.BF16, GPU);
+                        Tensor lse = Tensor.empty(rows, DType.F32, GPU);
+                        Tensor outT = empty(qs, t.contains(FlashKernels.Operand.O));
+                        Tensor lseT = Tensor.empty(rows, DType.F32, GPU);
+                        Tensor[] g = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+                        Tensor[] gT = {empty(qs, t.contains(FlashKernels.Operand.Q)), empty(kvs, t.contains(FlashKernels.Operand.K)),
+                                empty(kvs, t.contains(FlashKernels.Operand.V))};
+                        if (wg) {
+                            wgmma.forward(q, k, v, seg, null, c[4], scale, out, lse);
+                            wgmma.forward(qt, kt, vt, seg, null, c[4], scale, outT, lseT);
+                            wgmma.backward(q, k, v, seg, null, gout, lse, delta, c[4], scale, g[0], g[1], g[2], flash);
+                            wgmma.backward(qt, kt, vt, seg, null, gt, lse, delta, c[4], scale, gT[0], gT[1], gT[2], flash);
+                        } else {
+                            flash.forward(q, k, v, seg, null, c[4], scale, out, lse);
+                            flash.forward(qt, kt, vt, seg, null, c[4], scale, outT, lseT);
+                            flash.backward(q, k, v, seg, null, gout, lse, delta, c[4], scale, g[0], g[1], g[2]);
+                            flash.backward(qt, kt, vt, seg, null, gt, lse, delta, c[4], scale, gT[0], gT[1], gT[2]);
+                        }
+                        assertBitForBit(out, outT, family + ": out");
+                        assertBitForBit(lse, lseT, family + ": lse");
+                        String[] names = {"dq", "dk", "dv"};
+                        for (int i = 0; i < 3; i++) {
+                            assertBitForBit(g[i], gT[i], family + ": " + names[i]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** x as it is (heads-major) or as a tokens-major copy of it. */
+    private static Tensor as(Tensor x, boolean tokens) {
+        return tokens ? x.transpose(1, 2).contiguous().transpose(1, 2) : x;
+    }
+
+    /** A [B, H, T, D] bf16 tensor on the GPU, heads-major or tokens-major. */
+    private static Tensor empty(Shape bhtd, boolean tokens) {
+        return tokens ? Tensor.empty(Shape.of(bhtd.dim(0), bhtd.dim(2), bhtd.dim(1), bhtd.dim(3)), DType.BF16, GPU).transpose(1, 2)
+                : Tensor.empty(bhtd, DType.BF16, GPU);
+    }
+
+    private static void assertBitForBit(Tensor expected, Tensor actual, String what) {
+        double[] e = expected.toDoubleArray();
+        double[] a = actual.toDoubleArray();
+        for (int i = 0; i < e.length; i++) {
+            if (Double.doubleToLongBits(e[i]) != Double.doubleToLongBits(a[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + a[i] + ", heads-major gave " + e[i]);
             }
         }
     }

@@ -90,9 +90,9 @@ public final class Gemma3Attention extends Module {
             v = vProj.forward(h).reshape(b, t, hkv, d);
         }
         // the norm and RoPE read q and k in the projection's [B, T, H, D] layout and write [B, H, T, D]: no transposing copy
-        // (the two ops copy a fused product's q and k first: the norm reads contiguous rows)
+        // (the two ops copy a fused product's q and k first: the norm reads contiguous rows); attention reads v as it lies
         return new Tensor[] {normAndRotate(qNorm, q.transpose(1, 2), positions), normAndRotate(kNorm, k.transpose(1, 2), positions),
-                v.transpose(1, 2).contiguous()};
+                v.transpose(1, 2)};
     }
 
     /** A head norm then RoPE ({@link RmsNorm#forwardRotated}: one op, or the two with {@code -Djtune.fusedNormRope=false}). */

@@ -109,6 +109,7 @@ public final class Gemma3DecoderLayer extends Module {
         Tensor h = inputLayernorm.forward(x);
         Tensor[] qkv = selfAttn.projectQkv(h, b, t, positions);
         Tensor a = Attention.causal(qkv[0], qkv[1], qkv[2], attentionSpec(options), mask);
+        // the fused kernels write [B, T, H, D] (a view of it): then this is a view, no copy
         return a.transpose(1, 2).contiguous().reshape(b * t, (long) config.qDim());
     }
 
