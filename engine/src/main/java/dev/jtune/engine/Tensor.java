@@ -114,6 +114,25 @@ public final class Tensor {
         return new Tensor(s, shape, shape.contiguousStrides(), 0, dtype, true);
     }
 
+    /**
+     * Uninitialized memory laid out as {@code shape} with axes {@code a} and {@code b} swapped and seen as {@code shape},
+     * in the current scope: a transposed tensor that owns its storage (closing it frees it, as closing a view of a
+     * contiguous allocation would not). For an op's output in its input's layout, as attention's tokens-major [B, H, T,
+     * D] (a [B, T, H, D] allocation transposed).
+     */
+    public static Tensor emptyTransposed(Shape shape, int a, int b, DType dtype, Device device) {
+        int x = shape.axis(a);
+        int y = shape.axis(b);
+        long[] dims = shape.toArray();
+        dims[x] = shape.dim(y);
+        dims[y] = shape.dim(x);
+        Tensor laid = empty(Shape.of(dims), dtype, device);
+        long[] strides = laid.strides.clone();
+        strides[x] = laid.strides[y];
+        strides[y] = laid.strides[x];
+        return new Tensor(laid.storage, shape, strides, 0, dtype, true);
+    }
+
     public static Tensor zeros(Shape shape, DType dtype, Device device) {
         return full(shape, 0.0, dtype, device);
     }

@@ -471,6 +471,24 @@ class TensorCpuTest extends ScopedTest {
         return s / v.length;
     }
 
+
+    /**
+     * emptyTransposed: the shape asked for, laid out with the two axes swapped (its transpose is contiguous), and it
+     * owns its storage: closing it frees it, so a view taken of it is closed too (a transposed view of a contiguous
+     * allocation would leave the storage to its unreachable owner until the scope closes).
+     */
+    @Test
+    void emptyTransposedOwnsItsTransposedStorage() {
+        Tensor t = Tensor.emptyTransposed(Shape.of(2, 3, 5, 4), 1, 2, DType.F32, Device.CPU);
+        assertEquals(Shape.of(2, 3, 5, 4), t.shape());
+        assertArrayEquals(new long[] {60, 4, 12, 1}, t.strides());
+        assertFalse(t.isContiguous());
+        assertTrue(t.transpose(1, 2).isContiguous());
+        Tensor view = t.transpose(1, 2);
+        t.close();
+        assertTrue(t.isClosed());
+        assertTrue(view.isClosed(), "closing it freed the storage its views read");
+    }
     private static double variance(double[] v, double mean) {
         double s = 0;
         for (double x : v) {

@@ -181,9 +181,12 @@ public final class Attention {
         return AttentionKernel.tokensMajor(t) ? tokensMajor(t.shape(), t) : Tensor.empty(t.shape(), t.dtype(), t.device());
     }
 
-    /** A new [B, H, T, D] tensor of like's dtype and device, tokens-major: a [B, T, H, D] one viewed so. */
+    /**
+     * A new [B, H, T, D] tensor of like's dtype and device, tokens-major, owning its storage (freed when the op's output
+     * or a gradient is closed, not when the scope is).
+     */
     private static Tensor tokensMajor(Shape bhtd, Tensor like) {
-        return Tensor.empty(Shape.of(bhtd.dim(0), bhtd.dim(2), bhtd.dim(1), bhtd.dim(3)), like.dtype(), like.device()).transpose(1, 2);
+        return Tensor.emptyTransposed(bhtd, 1, 2, like.dtype(), like.device());
     }
 
     /**

@@ -69,12 +69,13 @@ public final class Rope {
 
     /**
      * An output of x's shape in x's layout when x is the [B, H, T, D] view of a contiguous [B, T, H, D] (the
-     * projection's), so the gradient flows back without a copy; contiguous otherwise.
+     * projection's), so the gradient flows back without a copy; contiguous otherwise. Either owns its storage (freed
+     * when the gradient is summed and closed).
      */
     static Tensor emptyLaidOutAs(Tensor x) {
         Tensor bthd = x.transpose(1, 2);
         if (!x.isContiguous() && bthd.isContiguous()) {
-            return Tensor.empty(bthd.shape(), x.dtype(), x.device()).transpose(1, 2);
+            return Tensor.emptyTransposed(x.shape(), 1, 2, x.dtype(), x.device());
         }
         return Tensor.empty(x.shape(), x.dtype(), x.device());
     }
