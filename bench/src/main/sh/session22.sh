@@ -7,12 +7,10 @@
 # PART=rows: the issue-14 rows at the new defaults with HF in the same call: 270M QLoRA r16 8K (the planner keeps
 #   every layer's attention: predicted ~136K tok/s, 1.316 GiB), 32K under --max_memory 3GiB (the global layers' kept,
 #   as the target's 3 GiB needs) and the 8K step's profile with every layer kept (GemmaStep's 7th argument).
-# PART=final: the A/B of this session's attention layout (BEFORE=208493c bundle) and the 8K and 32K rows again after
-#   the kept outputs' storage fix.
 # PART=sanitize: issue 11's racecheck leftovers (PlanMatchesCudaGpuTest's host memory, LinearCrossEntropyBlocksGpuTest's
 #   time), first with the sanitizer's own kernel filter (SAN_ARGS, default: leave cuBLAS's nvjet_* kernels
 #   uninstrumented; the help text is printed first, since an exclusion failed with a hardware exception once).
-# Usage: [BUDGET=560] PART=suite|rows|final|sanitize bash bench/src/main/sh/session22.sh
+# Usage: [BUDGET=560] PART=suite|rows|sanitize bash bench/src/main/sh/session22.sh
 set -u
 . .device/env
 OUT=${OUT:-/tmp/session22}; mkdir -p $OUT
@@ -34,16 +32,6 @@ case ${PART:-suite} in
     el "one QLoRA 8K step under ncu, every layer's attention kept"
     [ $(left) -gt 100 ] && timeout $(cap 100) bash bench/src/main/sh/profile-step.sh gemma-3-270m 8192 true 1 qlora16 0 all 2>&1 \
         | grep -vi "broken pipe\|Traceback\|File \"<stdin>\"" | head -34 | tee $OUT/profile.txt
-    ;;
-  final)
-    el "A/B: 208493c's trainer (A) against this commit's (B), 270M QLoRA r16 8K, 2 pairs x 40 steps"
-    [ $(left) -gt 120 ] && timeout $(cap 110) bash bench/src/main/sh/ab-end-to-end.sh 2 40 2>&1 | tail -7 | tee $OUT/ab.txt
-    el "270M QLoRA r16 8K, 220 steps, HF in the same call"
-    [ $(left) -gt 60 ] && timeout $(cap 75) bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 8192 220 20 2>&1 \
-        | grep -E "^chosen|steady|device peak |tok_s|==" | tee $OUT/qlora8k.txt
-    el "270M QLoRA r16 32K, --max_memory 3GiB"
-    [ $(left) -gt 40 ] && JTUNE_ARGS="--max_memory 3GiB" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 32768 100 20 2>&1 \
-        | grep -E "^chosen|steady|device peak " | tee $OUT/qlora32k.txt
     ;;
   sanitize)
     SAN=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")

@@ -16,7 +16,9 @@
 // dV += P^T dO; group 1 computes dP^T = V dO^T, waits for P^T, forms dS^T = P^T (dP^T - delta) scale and accumulates
 // dK += dS^T Q. Query and output-gradient tiles are double-buffered.
 //
-// Backward, dQ: blocks as the forward's; per key tile S = Q K^T, dP = dO V^T, dS, dQ += dS K.
+// Backward, dQ: blocks as the forward's; per key tile S = Q K^T, dP = dO V^T, dS, dQ += dS K. Or, in the experiment
+// flash_wgmma_backward_dkv_dq_tma (FlashWgmmaKernels.DQ_IN_DKV), in dK/dV from its own dS: group 1 hands dS over to
+// itself through the step's P^T buffer and adds dS K, 64 dims at a time, into an fp32 dQ with L2 reductions.
 //
 // Every backward tile is stored once, 64 rows of core matrices 128 bytes apart, dims 1024 bytes apart, and read both
 // as a K-major operand (rows are M or N) and as an N-major one (rows are K), with the descriptor's offsets swapped.
@@ -380,6 +382,45 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
     store(out + oh.first, o, row0, t, tig, oh.stride);
 }
 
+// dQ with dK/dV (DQ, the TMA kernels with FLASH_WGMMA_PINGPONG's bit 2): group 1 writes its dS^T into the step's
+// P^T hand-over buffer once the whole group has read its P^T, as a 64 x 64 bf16 K-major tile of dS (queries x keys).
+__device__ __forceinline__ void store_ds(unsigned char* tile, const float* x, int tid, int lane, int tig) {
+#pragma unroll
+    for (int i = 0; i < BM / 2; i++) {
+        const int query = 8 * (i / 4) + 2 * tig + (i & 1);
+        const int key = 16 * (tid / 32) + lane / 4 + 8 * ((i >> 1) & 1);
+        *reinterpret_cast<__nv_bfloat16*>(tile + (query >> 3) * ROW8 + (key >> 3) * COL8 + (query & 7) * 16 + (key & 7) * 2) =
+                __float2bfloat16_rn(x[i]);
+    }
+}
+
+// Then dQ[i0 + 64 rows] += dS K (the block's key tile), 64 dims at a time (m64n64, 32 floats a thread), each slice
+// added into the fp32 [T, D] of the query head (dq) in L2: every key block of the head adds its share, in no fixed order.
+__device__ __forceinline__ void add_dq(float* dq, const unsigned char* ds, const unsigned char* ks, long long i0, long long t, int tid,
+                                       int lane, int tig) {
+#pragma unroll 1
+    for (int c = 0; c < D / 64; c++) {
+        float q[BN / 2];
+#pragma unroll
+        for (int i = 0; i < BN / 2; i++) q[i] = 0.f;
+        wg::fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            wg::m64n64k16<1>(q, wg::descriptor(ds + kk * 2 * COL8, COL8, ROW8), nmajor(ks + kk * 2 * ROW8 + c * 8 * COL8, ROW8, COL8), 1);
+        }
+        wg::commit();
+        wg::wait<0>();
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const long long row = i0 + 16 * (tid / 32) + lane / 4 + 8 * r;
+                if (row < t) wg::red_add2(dq + row * D + 64 * c + 8 * j + 2 * tig, q[4 * j + 2 * r], q[4 * j + 2 * r + 1]);
+            }
+        }
+    }
+}
+
 // Backward, dK and dV (the file's comment). Grid (B Hkv, or B Hq with shares, key tiles of 64).
 // TMA: q and gout as tensor maps of [B Hq, T, D] (qmap, gmap; q and gout unused), the query and output-gradient tiles
 // double-buffered on a full barrier per buffer; the block's own key and value tiles stay cp.async copies.
@@ -388,11 +429,12 @@ __device__ void forward(const __nv_bfloat16* q, const __nv_bfloat16* k, const __
 // P^T hand-over is double-buffered (named barriers 1 + b); group 0 arrives on barrier 3 + b when done with buffer b's
 // tiles, and group 1, done with them too, stages step it + 2 into them: its thread 0 the TMA copies, every thread of it a
 // row of lse and delta, each arriving on the buffer's full barrier (128 arrivals and the copies' bytes complete it).
-template <bool MASKED, bool TMA>
+// DQ: dQ too (store_ds, add_dq), into dqa (fp32 [B Hq, T, D], zeroed), so that no dQ kernel recomputes S and dP.
+template <bool MASKED, bool TMA, bool DQ = false>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
                              const wg::TensorMap* qmap, const wg::TensorMap* gmap, const float* lse, const float* delta,
-                             __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, const int* seg, const int* grp, int t, int hq,
-                             int hkv, int window, float scale, int layout) {
+                             __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv, float* dqa, const int* seg, const int* grp,
+                             int t, int hq, int hkv, int window, float scale, int layout) {
     extern __shared__ __align__(128) unsigned char smem[];
     const int g = threadIdx.x / 128;  // 0: P^T and dV; 1: dS^T and dK
     const int tid = threadIdx.x % 128;
@@ -410,6 +452,7 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
     unsigned char* qs = TMA ? wg::align1024(vs + KV_BYTES) : vs + KV_BYTES;  // two buffers
     unsigned char* gs = qs + 2 * Q_BYTES;  // two buffers
     constexpr bool PP = TMA && (FLASH_WGMMA_PINGPONG & 2) != 0;
+    static_assert(!DQ || PP, "dQ in dK/dV rides on the TMA kernel with its groups apart (its hand-over buffer per step)");
     float* xch = reinterpret_cast<float*>(gs + 2 * Q_BYTES);  // P^T, [BN * BM / 128][128 threads]; two with PP
     float* l2s = xch + (PP ? 2 : 1) * BN * BM;  // [2][BM] lse in base 2
     float* dls = l2s + 2 * BM;             // [2][BM] delta
@@ -523,6 +566,14 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         }
         unsigned a[BM / 16][4];
         to_a(a, x);
+        if constexpr (DQ) {
+            if (g == 1) {  // dS into the hand-over buffer, once every thread of the group has read its P^T
+                wg::bar_sync(5, 128);
+                store_ds(reinterpret_cast<unsigned char*>(pt), x, tid, lane, tig);
+                wg::proxy_fence();
+                wg::bar_sync(5, 128);
+            }
+        }
         // dV += P^T dO or dK += dS^T Q: the tile's rows (queries) are the reduction, its dims the columns
         const unsigned char* rhs = g == 0 ? gt : qt;
         wg::fence();
@@ -532,6 +583,9 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         }
         wg::commit();
         wg::wait<0>();
+        if constexpr (DQ) {  // before step it + 2 is staged: group 0's P^T of it + 2 lands in this buffer after that
+            if (g == 1) add_dq(dqa + (firstHead + it / tiles) * t * D, reinterpret_cast<const unsigned char*>(pt), ks, i0, t, tid, lane, tig);
+        }
         if constexpr (PP) {
             if (g == 0) {
                 wg::bar_arrive(3 + b, THREADS);  // group 0 is done with buffer b
@@ -701,14 +755,20 @@ __device__ void backward_dq(const __nv_bfloat16* q, const __nv_bfloat16* k, cons
             const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout, const float* lse, \
             const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, \
             int window, float scale, int layout) { \
-        fwg::backward_dkv<MASKED, false>(q, k, v, gout, nullptr, nullptr, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
+        fwg::backward_dkv<MASKED, false>(q, k, v, gout, nullptr, nullptr, lse, delta, gk, gv, pk, pv, nullptr, MASK_ARGS, t, hq, hkv, window, \
                                          scale, layout); } \
     extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_tma##sfx##_bf16_256( \
             const __grid_constant__ wg::TensorMap qmap, const __nv_bfloat16* k, const __nv_bfloat16* v, \
             const __grid_constant__ wg::TensorMap gmap, const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, \
             float* pk, float* pv MASK_PARAMS, int t, int hq, int hkv, int window, float scale, int layout) { \
-        fwg::backward_dkv<MASKED, true>(nullptr, k, v, nullptr, &qmap, &gmap, lse, delta, gk, gv, pk, pv, MASK_ARGS, t, hq, hkv, window, \
-                                        scale, layout); }
+        fwg::backward_dkv<MASKED, true>(nullptr, k, v, nullptr, &qmap, &gmap, lse, delta, gk, gv, pk, pv, nullptr, MASK_ARGS, t, hq, hkv, window, \
+                                        scale, layout); } \
+    extern "C" __global__ void __launch_bounds__(fwg::THREADS, 1) flash_wgmma_backward_dkv_dq_tma##sfx##_bf16_256( \
+            const __grid_constant__ wg::TensorMap qmap, const __nv_bfloat16* k, const __nv_bfloat16* v, \
+            const __grid_constant__ wg::TensorMap gmap, const float* lse, const float* delta, __nv_bfloat16* gk, __nv_bfloat16* gv, \
+            float* pk, float* pv, float* dqa MASK_PARAMS, int t, int hq, int hkv, int window, float scale, int layout) { \
+        fwg::backward_dkv<MASKED, true, (FLASH_WGMMA_PINGPONG & 2) != 0>(nullptr, k, v, nullptr, &qmap, &gmap, lse, delta, gk, gv, pk, pv, dqa, \
+                                                                         MASK_ARGS, t, hq, hkv, window, scale, layout); }
 
 #define JT_NO_MASK_ARGS nullptr, nullptr
 #define JT_MASK_PARAMS , const int* seg, const int* grp

@@ -82,6 +82,14 @@ __device__ __forceinline__ void publish() {
     publish_copies();
 }
 
+// Makes this thread's shared-memory stores visible to the async proxy (wgmma's operand reads), before a barrier.
+__device__ __forceinline__ void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// *p += {a, b} (two consecutive floats, 8-byte aligned) as one reduction in L2 (sm_90's vector red).
+__device__ __forceinline__ void red_add2(float* p, float a, float b) {
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b) : "memory");
+}
+
 // Named barrier id (1 to 15; 0 is __syncthreads') over count threads, for warpgroups that hand each other tiles:
 // the producers arrive (their shared-memory writes before it are then visible to the waiters), the consumers wait.
 __device__ __forceinline__ void bar_arrive(int id, int count) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory"); }

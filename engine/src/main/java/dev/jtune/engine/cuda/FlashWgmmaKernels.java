@@ -1,6 +1,7 @@
 package dev.jtune.engine.cuda;
 
 import dev.jtune.engine.DType;
+import dev.jtune.engine.Ops;
 import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
@@ -19,7 +20,8 @@ import static dev.jtune.engine.cuda.KernelParam.TENSOR_MAP;
  * kernels. A forward or dQ block is two warpgroups sharing each key and value tile: two query heads of one key/value
  * head when the heads per key/value head are even ({@link #pairsHeads}), else 128 consecutive queries of one head. A dK/dV block
  * owns 64 keys, its two warpgroups splitting the products so that S and dP are each computed once; long spans of
- * grouped heads get a block per query head and fp32 shares, by {@link FlashKernels}' rule and workspace.
+ * grouped heads get a block per query head and fp32 shares, by {@link FlashKernels}' rule and workspace. With
+ * {@link #DQ_IN_DKV} (an experiment) the dK/dV block also adds dS K into an fp32 dQ, and no dQ kernel runs.
  */
 public final class FlashWgmmaKernels {
     /** The one head size compiled (Gemma 3's): O is 64 x 256 fp32 per warpgroup, 128 registers a thread. */
@@ -92,6 +94,16 @@ public final class FlashWgmmaKernels {
     static final PingPong PINGPONG = PingPong.parse(System.getProperty("jtune.cuda.wgmmaPingPong", "dkv"));
 
     /**
+     * dQ computed by the dK/dV kernel from its own dS (FlashAttention-2's backward: five products per tile pair instead
+     * of seven, the dQ kernel's S and dP not recomputed), added into an fp32 [B, Hq, T, D] workspace in L2 (vector
+     * reductions, in no fixed order: dQ's last bits then vary between runs) and converted into gradQ once. Needs the TMA
+     * dK/dV with its groups apart ({@link #TMA}, {@link #PINGPONG} dkv). An experiment, off by default
+     * ({@code -Djtune.cuda.wgmmaDqInDkv=true}): built in the twenty-second session (ptxas: 238 registers, no spills),
+     * not yet run on a GPU.
+     */
+    static final boolean DQ_IN_DKV = Boolean.parseBoolean(System.getProperty("jtune.cuda.wgmmaDqInDkv", "false"));
+
+    /**
      * Whether a 128-byte swizzled N-major descriptor's leading offset is the distance between 64-column boxes along N
      * (CUTLASS's MN-major B128; WGMMA_SW128_NMAJOR_LBO_ALONG_N). The TMA N-major probe checks it;
      * {@code -Djtune.cuda.wgmmaSw128NMajorLboAlongN=false} swaps the two.
@@ -117,6 +129,10 @@ public final class FlashWgmmaKernels {
                     PTR, TENSOR_MAP, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dkv_tma_bf16_256",
                     TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dkv_dq_tma_bf16_256",
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
+            .kernel("flash_wgmma_backward_dkv_dq_tma_masked_bf16_256",
+                    TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dkv_tma_masked_bf16_256",
                     TENSOR_MAP, PTR, PTR, TENSOR_MAP, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
             .kernel("flash_wgmma_backward_dq_masked_bf16_256", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I32, I32, I32, I32, F32, I32)
@@ -131,6 +147,22 @@ public final class FlashWgmmaKernels {
     public FlashWgmmaKernels(KernelCompiler compiler, CudaStream stream) {
         this.module = compiler.module(SOURCE);
         this.stream = stream;
+    }
+
+    /**
+     * Whether the backward computes dQ in the dK/dV kernel ({@link #DQ_IN_DKV}) for q of this dtype and head size, on
+     * a GPU where the kernels apply: the launcher's rule and the meta device's (which assumes sm_90).
+     */
+    public static boolean dqInDkv(DType dtype, long headDim) {
+        return DQ_IN_DKV && TMA && PINGPONG.dkv() && dtype == DType.BF16 && headDim == HEAD_DIM;
+    }
+
+    /**
+     * The fp32 dQ workspace [B, Hq, T, D] (zeroed) where {@link #dqInDkv} holds, else null, in the current scope: the
+     * one rule of the launch and of the meta device's prediction.
+     */
+    public static Tensor dqWorkspace(Tensor q) {
+        return dqInDkv(q.dtype(), q.dim(3)) ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
     }
 
     /** Whether the kernels take this attention: bf16, head size {@link #HEAD_DIM}, on sm_90. */
@@ -240,6 +272,45 @@ public final class FlashWgmmaKernels {
         if (grid[0] == 0 || grid[1] == 0) {
             return;
         }
+        if (!dqInDkv(q.dtype(), q.dim(3))) {
+            dq(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, layout, grid);
+        }
+        boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
+        try (Scope shares = FlashKernels.openWorkspace()) {
+            Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
+            Tensor dqa = dqWorkspace(q);
+            try (KernelArgs args = new KernelArgs()) {
+                if (TMA) { // q and gradOut as [B Hq, T, D] stacks of 64 x 64 swizzled boxes
+                    args.tensorMap(tiles(q)).pointer(k.address()).pointer(v.address()).tensorMap(tiles(gradOut));
+                } else {
+                    args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address());
+                }
+                args.pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
+                        .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
+                if (dqa != null) {
+                    args.pointer(dqa.address());
+                }
+                FlashKernels.mask(args, segments, groups);
+                FlashKernels.shape(args, q, k, window, scale);
+                args.i32(layout);
+                long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
+                String kernel = dqa != null ? "flash_wgmma_backward_dkv_dq_tma" : TMA ? "flash_wgmma_backward_dkv_tma" : "flash_wgmma_backward_dkv";
+                launch(name(kernel, segments, groups), units, Math.ceilDiv(q.dim(2), KEYS), TMA ? tmaDkvShared() : dkvShared(), args);
+            }
+            if (split) {
+                long group = q.dim(1) / k.dim(1);
+                flash.reduceHeads(share[0], gradK, group);
+                flash.reduceHeads(share[1], gradV, group);
+            }
+            if (dqa != null) {
+                Ops.copyInto(dqa, gradQ); // rounded to bf16 once, into gradQ's layout
+            }
+        }
+    }
+
+    /** The dQ kernel (blocks as the forward's). */
+    private void dq(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                    long window, double scale, Tensor gradQ, int layout, long[] grid) {
         try (KernelArgs args = new KernelArgs()) {
             if (TMA) {
                 args.pointer(q.address()).tensorMap(tiles(k)).tensorMap(tiles(v));
@@ -252,30 +323,6 @@ public final class FlashWgmmaKernels {
             args.i32(layout);
             launch(name(TMA ? "flash_wgmma_backward_dq_tma" : "flash_wgmma_backward_dq", segments, groups), grid[0], grid[1],
                     TMA ? tmaDqShared() : dqShared(), args);
-        }
-        boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
-        try (Scope shares = FlashKernels.openWorkspace()) {
-            Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
-            try (KernelArgs args = new KernelArgs()) {
-                if (TMA) { // q and gradOut as [B Hq, T, D] stacks of 64 x 64 swizzled boxes
-                    args.tensorMap(tiles(q)).pointer(k.address()).pointer(v.address()).tensorMap(tiles(gradOut));
-                } else {
-                    args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address());
-                }
-                args.pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
-                        .pointer(share[0] == null ? 0L : share[0].address()).pointer(share[1] == null ? 0L : share[1].address());
-                FlashKernels.mask(args, segments, groups);
-                FlashKernels.shape(args, q, k, window, scale);
-                args.i32(layout);
-                long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
-                launch(name(TMA ? "flash_wgmma_backward_dkv_tma" : "flash_wgmma_backward_dkv", segments, groups), units,
-                        Math.ceilDiv(q.dim(2), KEYS), TMA ? tmaDkvShared() : dkvShared(), args);
-            }
-            if (split) {
-                long group = q.dim(1) / k.dim(1);
-                flash.reduceHeads(share[0], gradK, group);
-                flash.reduceHeads(share[1], gradV, group);
-            }
         }
     }
 

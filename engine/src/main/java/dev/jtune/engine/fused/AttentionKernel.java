@@ -550,7 +550,8 @@ public interface AttentionKernel {
 
     /**
      * The cuda device's rule for where the fused path runs, and the fused backward's workspace (the dK/dV shares of
-     * long spans of grouped heads), allocated by the launcher's own function {@link FlashKernels#backwardWorkspace}.
+     * long spans of grouped heads; with {@link FlashWgmmaKernels#dqInDkv} the fp32 dQ, as on Hopper), allocated by the
+     * launchers' own functions {@link FlashKernels#backwardWorkspace} and {@link FlashWgmmaKernels#dqWorkspace}.
      */
     final class Meta implements AttentionKernel {
         private Meta() {
@@ -578,6 +579,7 @@ public interface AttentionKernel {
                                   Tensor delta, long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV) {
             try (Scope shares = FlashKernels.openWorkspace()) {
                 FlashKernels.backwardWorkspace(q, k, window);
+                FlashWgmmaKernels.dqWorkspace(q);
             }
         }
 

@@ -163,7 +163,12 @@ class FlashWgmmaGpuTest {
                         assertBitForBit(lse, lseT, family + ": lse");
                         String[] names = {"dq", "dk", "dv"};
                         for (int i = 0; i < 3; i++) {
-                            assertBitForBit(g[i], gT[i], family + ": " + names[i]);
+                            if (i == 0 && wg && FlashWgmmaKernels.dqInDkv(DType.BF16, 256)) {
+                                // dQ summed by L2 reductions in no fixed order: equal up to its bf16 rounding
+                                assertClose(g[i].to(Device.CPU), gT[i].to(Device.CPU), 1e-2, family + ": dq (reductions in any order)");
+                            } else {
+                                assertBitForBit(g[i], gT[i], family + ": " + names[i]);
+                            }
                         }
                     }
                 }

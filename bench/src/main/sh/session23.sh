@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# On the GPU machine (nvidia-h100-x1), with the plain device bundle in .device (BEFORE=208493c for PART=ab), bounded by
+# BUDGET seconds (default 560; outputs in $OUT): what the twenty-second session left for the device.
+# PART=dq: the dQ-in-dK/dV experiment (-Djtune.cuda.wgmmaDqInDkv=true; built, never run): FlashWgmmaGpuTest with it
+#   (parity against the cpu and the mma.sync kernels; tokens-major dQ within its reduction order), the GPU goldens
+#   with it, then the kernels alone (AttentionMemory, 8K and 32K causal, window 512) without and with it, then the
+#   trainer A/B (the same jar both sides, B with the flag).
+# PART=ab: this session's attention layout against 208493c's trainer (the first A/B of it), the 8K and 32K rows after
+#   the kept outputs' storage fix, MetaMatchesCudaGpuTest.
+# Usage: [BUDGET=560] PART=dq|ab bash bench/src/main/sh/session23.sh
+set -u
+. .device/env
+OUT=${OUT:-/tmp/session23}; mkdir -p $OUT
+BUDGET=${BUDGET:-560}
+. bench/src/main/sh/budget.sh
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+DQ=-Djtune.cuda.wgmmaDqInDkv=true
+case ${PART:-dq} in
+  dq)
+    el "FlashWgmmaGpuTest with dQ in dK/dV"
+    junit 120 parity "$DQ" --include-classname '.*FlashWgmmaGpuTest'
+    grep -E "worst" $OUT/parity.txt | grep -E "dq" | head -12
+    el "goldens with dQ in dK/dV"
+    junit 120 goldens "$DQ" --include-classname '.*Golden.*GpuTest'
+    for s in 8192:0 32768:0 8192:512; do
+      for opts in "" "$DQ"; do
+        [ $(left) -gt 40 ] && echo -n "${opts:-dQ kernel} T=${s%:*} window=${s#*:}: " && timeout $(cap 60) $JAVA $JOPTS $opts -cp "$CP" \
+            dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 3 2>&1 | grep 'fused kernels'
+      done
+    done | tee $OUT/kernels.txt
+    el "trainer A/B, B with dQ in dK/dV"
+    [ $(left) -gt 100 ] && B_JOPTS="$DQ" timeout $(cap 120) bash bench/src/main/sh/ab-end-to-end.sh 2 40 .device/lib/jtune.jar 2>&1 | tail -7 | tee $OUT/ab.txt
+    ;;
+  ab)
+    el "A/B: 208493c's trainer (A) against this bundle's (B), 270M QLoRA r16 8K, 2 pairs x 40 steps"
+    [ $(left) -gt 120 ] && timeout $(cap 110) bash bench/src/main/sh/ab-end-to-end.sh 2 40 2>&1 | tail -7 | tee $OUT/ab.txt
+    el "270M QLoRA r16 8K, 220 steps, HF in the same call"
+    [ $(left) -gt 60 ] && timeout $(cap 75) bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 8192 220 20 2>&1 \
+        | grep -E "^chosen|steady|device peak |tok_s|==" | tee $OUT/qlora8k.txt
+    el "270M QLoRA r16 32K, --max_memory 3GiB"
+    [ $(left) -gt 40 ] && JTUNE_ARGS="--max_memory 3GiB" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 32768 100 20 2>&1 \
+        | grep -E "^chosen|steady|device peak " | tee $OUT/qlora32k.txt
+    el "MetaMatchesCudaGpuTest"
+    [ $(left) -gt 40 ] && junit $(( $(left) - 5 )) meta "" --include-classname '.*MetaMatchesCudaGpuTest'
+    ;;
+esac
+el done
