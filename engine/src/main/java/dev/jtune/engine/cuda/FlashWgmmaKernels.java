@@ -165,6 +165,11 @@ public final class FlashWgmmaKernels {
         return dqInDkv(q.dtype(), q.dim(3)) ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
     }
 
+    /** Whether this build's kernels can compute dQ in dK/dV (the TMA dK/dV with its groups apart), flag or not. */
+    static boolean dqInDkvAvailable() {
+        return TMA && PINGPONG.dkv();
+    }
+
     /** Whether the kernels take this attention: bf16, head size {@link #HEAD_DIM}, on sm_90. */
     public static boolean supports(String arch, DType dtype, long headDim) {
         return "sm_90".equals(arch) && dtype == DType.BF16 && headDim == HEAD_DIM;
@@ -266,19 +271,32 @@ public final class FlashWgmmaKernels {
      */
     public void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
                          long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash) {
+        backward(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, gradK, gradV, flash, dqInDkv(q.dtype(), q.dim(3)));
+    }
+
+    /**
+     * The same, dQ from the dK/dV kernel or not as {@code dqInDkv} says (tests run both paths in one JVM): it needs the
+     * TMA dK/dV with its groups apart.
+     */
+    void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
+                  long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash, boolean dqInDkv) {
         check(q);
+        if (dqInDkv && !(TMA && PINGPONG.dkv())) {
+            throw new UnsupportedOpException("wgmma attention: dQ in dK/dV needs the TMA kernels with dK/dV's groups apart"
+                    + " (-Djtune.cuda.wgmmaTma=true, -Djtune.cuda.wgmmaPingPong=dkv or both)");
+        }
         int layout = FlashKernels.layout(q, k, v, gradOut, gradQ, gradK, gradV);
         long[] grid = grid(q.dim(0), q.dim(1), k.dim(1), q.dim(2));
         if (grid[0] == 0 || grid[1] == 0) {
             return;
         }
-        if (!dqInDkv(q.dtype(), q.dim(3))) {
+        if (!dqInDkv) {
             dq(q, k, v, segments, groups, gradOut, lse, delta, window, scale, gradQ, layout, grid);
         }
         boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
         try (Scope shares = FlashKernels.openWorkspace()) {
             Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
-            Tensor dqa = dqWorkspace(q);
+            Tensor dqa = dqInDkv ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
             try (KernelArgs args = new KernelArgs()) {
                 if (TMA) { // q and gradOut as [B Hq, T, D] stacks of 64 x 64 swizzled boxes
                     args.tensorMap(tiles(q)).pointer(k.address()).pointer(v.address()).tensorMap(tiles(gradOut));

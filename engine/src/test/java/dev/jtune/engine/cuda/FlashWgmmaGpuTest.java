@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * flash.cu's tests, and per element at most twice flash.cu's own worst error from the reference on the same inputs
  * (both round P, dS and the outputs to bf16; a misplaced tile or row is off by far more). The backward kernels get
  * the reference's lse and delta, so each kernel is compared on its own. Lse is computed in fp32 from the same
- * products: 1e-5, as flash.cu's.
+ * products: 1e-5, as flash.cu's. The backward also runs with dQ computed in the dK/dV kernel (the experiment
+ * {@code -Djtune.cuda.wgmmaDqInDkv}, whichever way the flag is): dQ within the same bounds, dK and dV bit for bit.
  */
 @Tag("gpu")
 class FlashWgmmaGpuTest {
@@ -242,6 +243,18 @@ class FlashWgmmaGpuTest {
             String[] names = {"dq", "dk", "dv"};
             for (int i = 0; i < 3; i++) {
                 compare(what + ": " + names[i], grads[i], w[i], m[i]);
+            }
+            if (FlashWgmmaKernels.dqInDkvAvailable()) {
+                // dQ from the dK/dV kernel's own dS (the experiment, whatever the flag): dK and dV are the same
+                // arithmetic, bit for bit; dQ within the bounds of the dQ kernel's
+                boolean flagged = FlashWgmmaKernels.dqInDkv(DType.BF16, 256);
+                Tensor[] x = {Tensor.empty(qs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU), Tensor.empty(kvs, DType.BF16, GPU)};
+                wgmma.backward(qg, kg, vg, sg, gg, go, lg, dg, c[4], scale, x[0], x[1], x[2], flash, !flagged);
+                Tensor[] inKernel = flagged ? w : x;
+                Tensor[] apart = flagged ? x : w;
+                compare(what + ": dq from dK/dV", grads[0], inKernel[0], m[0]);
+                assertBitForBit(apart[1], inKernel[1], what + ": dk beside dQ from dK/dV");
+                assertBitForBit(apart[2], inKernel[2], what + ": dv beside dQ from dK/dV");
             }
         }
     }
