@@ -213,15 +213,6 @@ __device__ __forceinline__ void tma_load(void* dst, const TensorMap* map, int co
                  : "memory");
 }
 
-// tma_load's three-dimensional form: the box at (col, row) of plane (a head of [heads, rows, cols]); rows past the
-// plane's end read as zeros, not as the next plane's.
-__device__ __forceinline__ void tma_load3(void* dst, const TensorMap* map, int col, int row, int plane, unsigned long long* bar) {
-    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
-                 ::"r"(smem_addr(dst)), "l"(reinterpret_cast<unsigned long long>(map)), "r"(col), "r"(row), "r"(plane),
-                   "r"(smem_addr(bar))
-                 : "memory");
-}
-
 // tma_load's four-dimensional form: the box at (col, row) of head h of batch row b ([B, H, rows, cols] with any
 // strides: heads-major or tokens-major); rows past a head's end read as zeros.
 __device__ __forceinline__ void tma_load4(void* dst, const TensorMap* map, int col, int row, int h, int b, unsigned long long* bar) {

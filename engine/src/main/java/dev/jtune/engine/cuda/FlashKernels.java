@@ -135,8 +135,7 @@ public final class FlashKernels {
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
             mask(args, segments, groups);
-            shape(args, q, k, window, scale);
-            args.i32(layout(q, k, v, out));
+            shape(args, q, k, window, scale, layout(q, k, v, out));
             launch(masked("flash_forward", segments, groups), q, q.dim(0) * q.dim(1), shared, args);
         }
     }
@@ -151,8 +150,7 @@ public final class FlashKernels {
             args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(gradOut.address())
                     .pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             mask(args, segments, groups);
-            shape(args, q, k, window, scale);
-            args.i32(layout);
+            shape(args, q, k, window, scale, layout);
             launch(masked("flash_backward_dq", segments, groups), q, q.dim(0) * q.dim(1), dqShared(elem, d, tiles), args);
         }
         // long spans of grouped heads: one dK/dV block per query head, whose fp32 shares one more kernel sums per
@@ -168,8 +166,7 @@ public final class FlashKernels {
                         .pointer(lse.address()).pointer(delta.address()).pointer(gradK.address()).pointer(gradV.address())
                         .pointer(pk == null ? 0L : pk.address()).pointer(pv == null ? 0L : pv.address());
                 mask(args, segments, groups);
-                shape(args, q, k, window, scale);
-                args.i32(layout);
+                shape(args, q, k, window, scale, layout);
                 long heads = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
                 launch(masked("flash_backward_dkv", segments, groups), q, heads * (d / tiles.dkvColumns()), dkvShared(elem, d, tiles), args);
             }
@@ -313,9 +310,10 @@ public final class FlashKernels {
         return bits;
     }
 
-    /** The kernels' trailing arguments but the layout: t, hq, hkv, window and scale. */
-    static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale) {
-        args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale);
+    /** The kernels' trailing arguments: t, hq, hkv, window, scale and the {@link #layout} bits. */
+    static void shape(KernelArgs args, Tensor q, Tensor k, long window, double scale, int layout) {
+        args.i32((int) q.dim(2)).i32((int) q.dim(1)).i32((int) k.dim(1)).i32((int) Math.min(window, Integer.MAX_VALUE)).f32((float) scale)
+                .i32(layout);
     }
 
     /** Grid (blocks per row tile, tiles of 64 rows); the kernel's shared memory limit raised on first use. */

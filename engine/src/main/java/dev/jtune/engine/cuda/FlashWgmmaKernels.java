@@ -154,7 +154,7 @@ public final class FlashWgmmaKernels {
      * a GPU where the kernels apply: the launcher's rule and the meta device's (which assumes sm_90).
      */
     public static boolean dqInDkv(DType dtype, long headDim) {
-        return DQ_IN_DKV && TMA && PINGPONG.dkv() && dtype == DType.BF16 && headDim == HEAD_DIM;
+        return DQ_IN_DKV && dqInDkvAvailable() && dtype == DType.BF16 && headDim == HEAD_DIM;
     }
 
     /**
@@ -162,7 +162,11 @@ public final class FlashWgmmaKernels {
      * one rule of the launch and of the meta device's prediction.
      */
     public static Tensor dqWorkspace(Tensor q) {
-        return dqInDkv(q.dtype(), q.dim(3)) ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
+        return dqWorkspace(q, dqInDkv(q.dtype(), q.dim(3)));
+    }
+
+    private static Tensor dqWorkspace(Tensor q, boolean dqInDkv) {
+        return dqInDkv ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
     }
 
     /** Whether this build's kernels can compute dQ in dK/dV (the TMA dK/dV with its groups apart), flag or not. */
@@ -257,8 +261,7 @@ public final class FlashWgmmaKernels {
                 args.pointer(q.address()).pointer(k.address()).pointer(v.address()).pointer(out.address()).pointer(lse.address());
             }
             FlashKernels.mask(args, segments, groups);
-            FlashKernels.shape(args, q, k, window, scale);
-            args.i32(layout);
+            FlashKernels.shape(args, q, k, window, scale, layout);
             launch(name(TMA ? "flash_wgmma_forward_tma" : "flash_wgmma_forward", segments, groups), grid[0], grid[1],
                     TMA ? tmaShared() : shared(), args);
         }
@@ -281,7 +284,7 @@ public final class FlashWgmmaKernels {
     void backward(Tensor q, Tensor k, Tensor v, Tensor segments, Tensor groups, Tensor gradOut, Tensor lse, Tensor delta,
                   long window, double scale, Tensor gradQ, Tensor gradK, Tensor gradV, FlashKernels flash, boolean dqInDkv) {
         check(q);
-        if (dqInDkv && !(TMA && PINGPONG.dkv())) {
+        if (dqInDkv && !dqInDkvAvailable()) {
             throw new UnsupportedOpException("wgmma attention: dQ in dK/dV needs the TMA kernels with dK/dV's groups apart"
                     + " (-Djtune.cuda.wgmmaTma=true, -Djtune.cuda.wgmmaPingPong=dkv or both)");
         }
@@ -296,7 +299,7 @@ public final class FlashWgmmaKernels {
         boolean split = FlashKernels.splitsKeyValueHeads(q, k, window);
         try (Scope shares = FlashKernels.openWorkspace()) {
             Tensor[] share = FlashKernels.backwardWorkspace(q, k, window);
-            Tensor dqa = dqInDkv ? Tensor.zeros(q.shape(), DType.F32, q.device()) : null;
+            Tensor dqa = dqWorkspace(q, dqInDkv);
             try (KernelArgs args = new KernelArgs()) {
                 if (TMA) { // q and gradOut as [B Hq, T, D] stacks of 64 x 64 swizzled boxes
                     args.tensorMap(tiles(q)).pointer(k.address()).pointer(v.address()).tensorMap(tiles(gradOut));
@@ -309,8 +312,7 @@ public final class FlashWgmmaKernels {
                     args.pointer(dqa.address());
                 }
                 FlashKernels.mask(args, segments, groups);
-                FlashKernels.shape(args, q, k, window, scale);
-                args.i32(layout);
+                FlashKernels.shape(args, q, k, window, scale, layout);
                 long units = split ? q.dim(0) * q.dim(1) : k.dim(0) * k.dim(1);
                 String kernel = dqa != null ? "flash_wgmma_backward_dkv_dq_tma" : TMA ? "flash_wgmma_backward_dkv_tma" : "flash_wgmma_backward_dkv";
                 launch(name(kernel, segments, groups), units, Math.ceilDiv(q.dim(2), KEYS), TMA ? tmaDkvShared() : dkvShared(), args);
@@ -337,8 +339,7 @@ public final class FlashWgmmaKernels {
             }
             args.pointer(gradOut.address()).pointer(lse.address()).pointer(delta.address()).pointer(gradQ.address());
             FlashKernels.mask(args, segments, groups);
-            FlashKernels.shape(args, q, k, window, scale);
-            args.i32(layout);
+            FlashKernels.shape(args, q, k, window, scale, layout);
             launch(name(TMA ? "flash_wgmma_backward_dq_tma" : "flash_wgmma_backward_dq", segments, groups), grid[0], grid[1],
                     TMA ? tmaDqShared() : dqShared(), args);
         }

@@ -88,58 +88,56 @@ record TensorMap(MemorySegment bytes) {
         if (t.rank() != 4 || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(3) != 1) {
             throw new ShapeException("tensor map: needs a bf16 or f16 [B, H, T, D] tensor with contiguous rows, got " + t.describe());
         }
-        int elementBytes = t.dtype().byteSize();
         long[] dims = {t.dim(3), t.dim(2), t.dim(1), t.dim(0)};
-        long[] strides = new long[3];  // bytes, for the dimensions after the innermost; a size-1 dimension's addresses nothing
+        long[] strides = new long[3];  // elements, for the dimensions after the innermost; a size-1 dimension's addresses nothing
         for (int i = 0; i < 3; i++) {
             int axis = 2 - i;
-            strides[i] = (t.dim(axis) == 1 ? t.dim(3) : t.stride(axis)) * elementBytes;
+            strides[i] = t.dim(axis) == 1 ? t.dim(3) : t.stride(axis);
+            check(dims[i + 1], dims[0], strides[i], t.dtype().byteSize(), t.address(), boxRows, boxCols, swizzle);
         }
-        for (int i = 0; i < 3; i++) {
-            check(dims[i + 1], dims[0], strides[i] / elementBytes, elementBytes, t.address(), boxRows, boxCols, swizzle);
-        }
-        MemorySegment map = Arena.ofAuto().allocate(BYTES, ALIGNMENT);
-        try (Arena arena = Arena.ofConfined()) {
-            int dataType = t.dtype() == DType.BF16 ? CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CudaDriver.CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, 4, MemorySegment.ofAddress(t.address()), arena.allocateFrom(JAVA_LONG, dims),
-                    arena.allocateFrom(JAVA_LONG, strides), arena.allocateFrom(JAVA_INT, boxCols, boxRows, 1, 1),
-                    arena.allocateFrom(JAVA_INT, 1, 1, 1, 1), CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle.driverValue,
-                    CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-            CudaException.check(rc, "cuTensorMapEncodeTiled(" + t.describe() + " strides " + Arrays.toString(t.strides()) + ", box "
-                    + boxRows + " x " + boxCols + ", " + swizzle + ")");
-        }
-        return new TensorMap(map);
+        return encode(t, dims, strides, boxRows, boxCols, swizzle);
     }
 
     /**
-     * The map of {@code t}: bf16 or f16 on the GPU, 2-D (contiguous or row-strided: boxes of boxRows x boxCols at
-     * (col, row)) or 3-D contiguous [planes, rows, cols] (boxes of one plane's boxRows x boxCols at (col, row, plane):
-     * rows past a plane's end read as zeros, as a head's keys past T must).
+     * The map of {@code t}: a bf16 or f16 matrix on the GPU, contiguous or row-strided, in boxes of boxRows x boxCols
+     * at (col, row).
      */
     static TensorMap of(Tensor t, int boxRows, int boxCols, Swizzle swizzle) {
-        boolean planes = t.rank() == 3;
-        if ((t.rank() != 2 && !planes) || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(-1) != 1
-                || planes && !t.isContiguous()) {
-            throw new ShapeException("tensor map: needs a bf16 or f16 matrix with contiguous rows (2-D) or a contiguous 3-D stack of them, got "
-                    + t.describe());
+        if (t.rank() != 2 || (t.dtype() != DType.BF16 && t.dtype() != DType.F16) || t.stride(-1) != 1) {
+            throw new ShapeException("tensor map: needs a bf16 or f16 matrix with contiguous rows, got " + t.describe());
         }
+        long rows = t.dim(0);
+        long cols = t.dim(1);
+        long rowStride = rows == 1 ? cols : t.stride(0);
+        check(rows, cols, rowStride, t.dtype().byteSize(), t.address(), boxRows, boxCols, swizzle);
+        return encode(t, new long[] {cols, rows}, new long[] {rowStride}, boxRows, boxCols, swizzle);
+    }
+
+    /**
+     * cuTensorMapEncodeTiled over t's memory: {@code dims} innermost first, {@code strides} in elements for every
+     * dimension after the innermost, boxes of boxRows x boxCols over the two innermost and one element across the rest.
+     */
+    private static TensorMap encode(Tensor t, long[] dims, long[] strides, int boxRows, int boxCols, Swizzle swizzle) {
         int elementBytes = t.dtype().byteSize();
-        long rows = t.dim(-2);
-        long cols = t.dim(-1);
-        long rowStride = planes || rows == 1 ? cols : t.stride(0);
-        check(planes ? rows * t.dim(0) : rows, cols, rowStride, elementBytes, t.address(), boxRows, boxCols, swizzle);
+        long[] strideBytes = new long[strides.length];
+        int[] box = new int[dims.length];
+        int[] unit = new int[dims.length];
+        for (int i = 0; i < dims.length; i++) {
+            box[i] = i == 0 ? boxCols : i == 1 ? boxRows : 1;
+            unit[i] = 1;
+            if (i < strides.length) {
+                strideBytes[i] = strides[i] * elementBytes;
+            }
+        }
         MemorySegment map = Arena.ofAuto().allocate(BYTES, ALIGNMENT);
         try (Arena arena = Arena.ofConfined()) {
             int dataType = t.dtype() == DType.BF16 ? CudaDriver.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CudaDriver.CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-            MemorySegment dims = planes ? arena.allocateFrom(JAVA_LONG, cols, rows, t.dim(0)) : arena.allocateFrom(JAVA_LONG, cols, rows);
-            MemorySegment strides = planes ? arena.allocateFrom(JAVA_LONG, cols * elementBytes, rows * cols * elementBytes)
-                    : arena.allocateFrom(JAVA_LONG, rowStride * elementBytes);  // bytes, for the dimensions after the innermost
-            MemorySegment box = planes ? arena.allocateFrom(JAVA_INT, boxCols, boxRows, 1) : arena.allocateFrom(JAVA_INT, boxCols, boxRows);
-            MemorySegment unit = planes ? arena.allocateFrom(JAVA_INT, 1, 1, 1) : arena.allocateFrom(JAVA_INT, 1, 1);
-            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, t.rank(), MemorySegment.ofAddress(t.address()), dims, strides, box, unit,
-                    CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle.driverValue, CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                    CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-            CudaException.check(rc, "cuTensorMapEncodeTiled(" + t.describe() + ", box " + boxRows + " x " + boxCols + ", " + swizzle + ")");
+            int rc = CudaDriver.cuTensorMapEncodeTiled(map, dataType, dims.length, MemorySegment.ofAddress(t.address()),
+                    arena.allocateFrom(JAVA_LONG, dims), arena.allocateFrom(JAVA_LONG, strideBytes), arena.allocateFrom(JAVA_INT, box),
+                    arena.allocateFrom(JAVA_INT, unit), CudaDriver.CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle.driverValue,
+                    CudaDriver.CU_TENSOR_MAP_L2_PROMOTION_L2_128B, CudaDriver.CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+            CudaException.check(rc, "cuTensorMapEncodeTiled(" + t.describe() + " strides " + Arrays.toString(t.strides()) + ", box "
+                    + boxRows + " x " + boxCols + ", " + swizzle + ")");
         }
         return new TensorMap(map);
     }

@@ -91,9 +91,9 @@ public final class Attention {
         Tensor lse = made[1];
         Node node = Autograd.attach("attention", out, g -> {
             Tensor gOut = inLayoutOf(out, g);
-            Tensor gq = emptyLike(q);
-            Tensor gk = emptyLike(k);
-            Tensor gv = emptyLike(v);
+            Tensor gq = Rope.emptyLaidOutAs(q);
+            Tensor gk = Rope.emptyLaidOutAs(k);
+            Tensor gv = Rope.emptyLaidOutAs(v);
             if (out.numel() > 0) {
                 Tensor delta = delta(gOut, out, lse);
                 AttentionKernel.on(q).fusedBackward(q, k, v, segments, groups, gOut, lse, delta, spec.window(), spec.scale(), gq, gk, gv);
@@ -160,7 +160,7 @@ public final class Attention {
 
     /** An operand as the fused kernels read it: tokens-major as it lies where they take that, else {@link #aligned}. */
     private static Tensor readable(Tensor t, boolean tokens) {
-        return tokens && AttentionKernel.tokensMajor(t) && t.address() % 16 == 0 ? t : aligned(t);
+        return tokens && tokensMajorAligned(t) ? t : aligned(t);
     }
 
     /** The output gradient in the output's layout (the kernels and delta read both alike). */
@@ -168,7 +168,7 @@ public final class Attention {
         if (out.isContiguous()) {
             return aligned(g);
         }
-        if (AttentionKernel.tokensMajor(g) && g.address() % 16 == 0) {
+        if (tokensMajorAligned(g)) {
             return g;
         }
         Tensor copy = tokensMajor(g.shape(), g);
@@ -176,9 +176,9 @@ public final class Attention {
         return copy;
     }
 
-    /** A new tensor of t's shape, dtype and device in t's layout (heads-major or tokens-major). */
-    private static Tensor emptyLike(Tensor t) {
-        return AttentionKernel.tokensMajor(t) ? tokensMajor(t.shape(), t) : Tensor.empty(t.shape(), t.dtype(), t.device());
+    /** Tokens-major and 16-byte aligned: what the fused kernels read as it lies. */
+    private static boolean tokensMajorAligned(Tensor t) {
+        return AttentionKernel.tokensMajor(t) && t.address() % 16 == 0;
     }
 
     /**
