@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # On the GPU machine (nvidia-h100-x1), with the plain device bundle in .device (BEFORE=208493c for PART=ab), bounded by
 # BUDGET seconds (default 560; outputs in $OUT): what the twenty-second session left for the device.
-# PART=dq: the dQ-in-dK/dV experiment (-Djtune.cuda.wgmmaDqInDkv=true; built, never run): FlashWgmmaGpuTest with it
+# PART=dq: the dQ-in-dK/dV experiment (-Djtune.cuda.wgmmaDqInDkv=true; first run in this session: correct, 1-4% faster): FlashWgmmaGpuTest with it
 #   (parity against the cpu and the mma.sync kernels; tokens-major dQ within its reduction order), the GPU goldens
 #   with it, then the kernels alone (AttentionMemory, 8K and 32K causal, window 512) without and with it, then the
 #   trainer A/B (the same jar both sides, B with the flag).
 # PART=ab: this session's attention layout against 208493c's trainer (the first A/B of it), the 8K and 32K rows after
 #   the kept outputs' storage fix, MetaMatchesCudaGpuTest.
+# PART=tune: the matmul autotune experiment (-Djtune.cuda.matmulAutotune=verbose: each plan's first overwriting
+#   product times the heuristic's first 8 algorithms and keeps the fastest): CudaParityTest with it (products of every
+#   shape family), then the trainer A/B (same jar, B with it), and B's choices where one beat the heuristic's first.
 # PART=racecheck: issue 11's racecheck leftovers with an include filter and the plan part split by method.
-# Usage: [BUDGET=560] PART=dq|ab|racecheck bash bench/src/main/sh/session23.sh
+# PART=racecheck-plain M=m:REGEX: one of those parts with no kernel filter (the twenty-third session: an include filter
+#   breaks compute-sanitizer 2025.3.1 as the exclude one did), given the whole call (PART_LIMIT = BUDGET - 20).
+# Usage: [BUDGET=560] PART=dq|ab|tune|racecheck|racecheck-plain bash bench/src/main/sh/session23.sh
 set -u
 . .device/env
 OUT=${OUT:-/tmp/session23}; mkdir -p $OUT
@@ -43,6 +48,17 @@ case ${PART:-dq} in
         | grep -E "^chosen|steady|device peak " | tee $OUT/qlora32k.txt
     el "MetaMatchesCudaGpuTest"
     [ $(left) -gt 40 ] && junit $(( $(left) - 5 )) meta "" --include-classname '.*MetaMatchesCudaGpuTest'
+    ;;
+  tune)
+    TUNE=-Djtune.cuda.matmulAutotune=verbose
+    el "CudaParityTest with the autotune"
+    junit 150 parity-tune "$TUNE" --include-classname '.*CudaParityTest'
+    el "trainer A/B, B with the autotune"
+    [ $(left) -gt 100 ] && B_JOPTS="$TUNE ${DQ_TOO:-}" timeout $(cap 150) bash bench/src/main/sh/ab-end-to-end.sh ${PAIRS:-2} 40 .device/lib/jtune.jar 2>&1 | tail -7 | tee $OUT/ab-tune.txt
+    grep -h "matmul autotune" /tmp/ab/B.log | sort -u | awk '$0 !~ /candidate 0 of/' | tee $OUT/choices.txt | head -40
+    ;;
+  racecheck-plain)
+    PART_LIMIT=$(( $(left) - 20 )) bash bench/src/main/sh/sanitize.sh racecheck "${M:?M=m:REGEX or re:REGEX}" 2>&1 | tail -2
     ;;
   racecheck)
     # issue 11's leftovers: the exclude filter (kns=nvjet) crashed the sanitizer twice; an include filter naming jtune's

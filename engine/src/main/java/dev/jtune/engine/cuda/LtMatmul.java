@@ -10,8 +10,10 @@ import dev.jtune.engine.UnsupportedOpException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import static dev.jtune.cuda.CudaException.checkCublasLt;
 
@@ -54,10 +56,29 @@ final class LtMatmul implements AutoCloseable {
         }
     }
 
-    /** Everything cublasLtMatmul needs besides the pointers; kept for the process lifetime. */
+    /**
+     * Everything cublasLtMatmul needs besides the pointers; kept for the process lifetime. {@code algo} is the
+     * heuristic's first choice, overwritten by the fastest of {@code candidates} once tuned ({@link #AUTOTUNE}).
+     */
     private record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC,
-                        MemorySegment algo, MemorySegment one, MemorySegment zero) {
+                        MemorySegment algo, MemorySegment candidates, int count, AtomicBoolean tuned, MemorySegment one,
+                        MemorySegment zero) {
     }
+
+    /**
+     * {@code -Djtune.cuda.matmulAutotune=true} (experiment, off): the first product of each plan that overwrites its
+     * output times the heuristic's first {@link #CANDIDATES} algorithms on its own operands (one warm-up and
+     * {@link #REPEATS} timed runs each, CUDA events) and keeps the fastest; {@code verbose} also prints each choice.
+     * The choice is made once per process (a plan's key), so a run's products stay the same bits step to step.
+     * Measured (H100, 270M QLoRA r16 at 8K, twenty-third session): alone, 47 of the step's product shapes had a
+     * faster candidate (the LM head's [512, 640] x [640, 262144] 0.2745 -> 0.2502 ms, its dX 0.2617 -> 0.2391, the
+     * LoRA skinny products 5-50%), yet the trainer's steady rate did not move (134,556 / 136,039 tok/s without,
+     * 132,861 / 137,823 with, alternated in one call): timed back to back the skinny products' inputs sit in L2,
+     * which they do not in a step. Off until a timing that resembles the step's says otherwise.
+     */
+    static final String AUTOTUNE = System.getProperty("jtune.cuda.matmulAutotune", "false");
+    static final int CANDIDATES = 8;
+    static final int REPEATS = 3;
 
     private final Arena arena = Arena.ofShared();
     private final MemorySegment handle;
@@ -79,6 +100,9 @@ final class LtMatmul implements AutoCloseable {
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         Key key = Key.of(Operand.of(a), transA, Operand.of(b), transB, Operand.of(out));
         Plan plan = plans.computeIfAbsent(key, this::plan);
+        if (!accumulate && plan.count > 1 && !AUTOTUNE.equals("false") && plan.tuned.compareAndSet(false, true)) {
+            tune(key, plan, a, b, out);
+        }
         boolean f64 = key.in == DType.F64;
         if (alpha == 1.0) {
             run(key, plan, plan.one, a, b, out, accumulate);
@@ -99,14 +123,51 @@ final class LtMatmul implements AutoCloseable {
     }
 
     private void run(Key key, Plan plan, MemorySegment alpha, Tensor a, Tensor b, Tensor out, boolean accumulate) {
+        checkCublasLt(launch(plan, plan.algo, alpha, a, b, out, accumulate), "cublasLtMatmul(" + describe(key) + ")");
+    }
+
+    private int launch(Plan plan, MemorySegment algo, MemorySegment alpha, Tensor a, Tensor b, Tensor out, boolean accumulate) {
         // Column-major view: D (n x m) = op(B') (n x k) @ op(A') (k x m), with B' = b's buffer and A' = a's.
-        checkCublasLt(CublasLt.cublasLtMatmul(handle, plan.desc, alpha,
+        return CublasLt.cublasLtMatmul(handle, plan.desc, alpha,
                 MemorySegment.ofAddress(b.address()), plan.layoutA,
                 MemorySegment.ofAddress(a.address()), plan.layoutB,
                 accumulate ? plan.one : plan.zero, MemorySegment.ofAddress(out.address()), plan.layoutC,
                 MemorySegment.ofAddress(out.address()), plan.layoutC,
-                plan.algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle()),
-                "cublasLtMatmul(" + describe(key) + ")");
+                algo, MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle());
+    }
+
+    /**
+     * Times each candidate on the call's operands (its output is overwritten, so the runs leave nothing behind; the
+     * real product follows) and copies the fastest into the plan. A candidate cuBLASLt refuses to launch is skipped.
+     */
+    private void tune(Key key, Plan plan, Tensor a, Tensor b, Tensor out) {
+        long size = CublasLt.cublasLtMatmulHeuristicResult_t.LAYOUT.byteSize();
+        float[] ms = new float[plan.count];
+        int best = 0;
+        try (CudaEvent start = new CudaEvent(true); CudaEvent end = new CudaEvent(true)) {
+            for (int i = 0; i < plan.count; i++) {
+                MemorySegment algo = plan.candidates.asSlice(i * size, size);
+                if (launch(plan, algo, plan.one, a, b, out, false) != 0) {
+                    ms[i] = Float.POSITIVE_INFINITY;
+                    continue;
+                }
+                start.record(stream);
+                for (int r = 0; r < REPEATS; r++) {
+                    checkCublasLt(launch(plan, algo, plan.one, a, b, out, false), "cublasLtMatmul(" + describe(key) + ", candidate " + i + ")");
+                }
+                end.record(stream);
+                end.synchronize();
+                ms[i] = CudaEvent.elapsedMillis(start, end) / REPEATS;
+                if (ms[i] < ms[best]) {
+                    best = i;
+                }
+            }
+        }
+        MemorySegment.copy(plan.candidates, best * size, plan.algo, 0, size);
+        if (AUTOTUNE.equals("verbose")) {
+            System.err.printf(Locale.ROOT, "matmul autotune %s: heuristic's first %.4f ms, candidate %d of %d %.4f ms%n",
+                    describe(key), ms[0], best, plan.count, ms[best]);
+        }
     }
 
     private Plan plan(Key key) {
@@ -135,7 +196,9 @@ final class LtMatmul implements AutoCloseable {
         checkCublasLt(CublasLt.cublasLtMatmulPreferenceCreate(prefOut), "cublasLtMatmulPreferenceCreate");
         MemorySegment pref = prefOut.get(ValueLayout.ADDRESS, 0);
         // The heuristic result begins with the algorithm, so the result itself serves as cublasLtMatmulAlgo_t*.
-        MemorySegment result = arena.allocate(CublasLt.cublasLtMatmulHeuristicResult_t.LAYOUT);
+        int wanted = AUTOTUNE.equals("false") ? 1 : CANDIDATES;
+        MemorySegment candidates = arena.allocate(CublasLt.cublasLtMatmulHeuristicResult_t.LAYOUT, wanted);
+        int found;
         try (Arena tmp = Arena.ofConfined()) {
             MemorySegment ws = tmp.allocateFrom(ValueLayout.JAVA_LONG, WORKSPACE_BYTES);
             checkCublasLt(CublasLt.cublasLtMatmulPreferenceSetAttribute(pref, CublasLt.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, 8L),
@@ -150,15 +213,19 @@ final class LtMatmul implements AutoCloseable {
                         "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)");
             }
             MemorySegment count = tmp.allocate(ValueLayout.JAVA_INT);
-            checkCublasLt(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, layoutA, layoutB, layoutC, layoutC, pref, 1, result, count),
-                    "cublasLtMatmulAlgoGetHeuristic(" + describe(key) + ")");
-            if (count.get(ValueLayout.JAVA_INT, 0) == 0) {
+            checkCublasLt(CublasLt.cublasLtMatmulAlgoGetHeuristic(handle, desc, layoutA, layoutB, layoutC, layoutC, pref, wanted, candidates,
+                    count), "cublasLtMatmulAlgoGetHeuristic(" + describe(key) + ")");
+            found = count.get(ValueLayout.JAVA_INT, 0);
+            if (found == 0) {
                 throw new UnsupportedOpException("matmul: cuBLASLt has no algorithm for " + describe(key));
             }
         } finally {
             checkCublasLt(CublasLt.cublasLtMatmulPreferenceDestroy(pref), "cublasLtMatmulPreferenceDestroy");
         }
-        return new Plan(desc, layoutA, layoutB, layoutC, result, scalar(f64, 1.0), scalar(f64, 0.0));
+        MemorySegment algo = arena.allocate(CublasLt.cublasLtMatmulHeuristicResult_t.LAYOUT);
+        MemorySegment.copy(candidates, 0, algo, 0, algo.byteSize());
+        return new Plan(desc, layoutA, layoutB, layoutC, algo, candidates, found, new AtomicBoolean(found < 2), scalar(f64, 1.0),
+                scalar(f64, 0.0));
     }
 
     private MemorySegment scalar(boolean f64, double v) {
