@@ -396,10 +396,11 @@ __device__ __forceinline__ void store_ds(unsigned char* tile, const float* x, in
 
 // Then dQ[i0 + 64 rows] += dS K (the block's key tile), 64 dims at a time (m64n64, 32 floats a thread), each slice
 // added into the fp32 [T, D] of the query head (dq) in L2: every key block of the head adds its share, in no fixed order.
+// Each group takes half of the dims (slices c0 to c1): group 1 alone had three products a step to group 0's two.
 __device__ __forceinline__ void add_dq(float* dq, const unsigned char* ds, const unsigned char* ks, long long i0, long long t, int tid,
-                                       int lane, int tig) {
+                                       int lane, int tig, int c0, int c1) {
 #pragma unroll 1
-    for (int c = 0; c < D / 64; c++) {
+    for (int c = c0; c < c1; c++) {
         float q[BN / 2];
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) q[i] = 0.f;
@@ -429,7 +430,7 @@ __device__ __forceinline__ void add_dq(float* dq, const unsigned char* ds, const
 // P^T hand-over is double-buffered (named barriers 1 + b); group 0 arrives on barrier 3 + b when done with buffer b's
 // tiles, and group 1, done with them too, stages step it + 2 into them: its thread 0 the TMA copies, every thread of it a
 // row of lse and delta, each arriving on the buffer's full barrier (128 arrivals and the copies' bytes complete it).
-// DQ: dQ too (store_ds, add_dq), into dqa (fp32 [B Hq, T, D], zeroed), so that no dQ kernel recomputes S and dP.
+// DQ: dQ too (store_ds, add_dq; each group half of the dims), into dqa (fp32 [B Hq, T, D], zeroed), so that no dQ kernel recomputes S and dP.
 template <bool MASKED, bool TMA, bool DQ = false>
 __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const __nv_bfloat16* gout,
                              const wg::TensorMap* qmap, const wg::TensorMap* gmap, const float* lse, const float* delta,
@@ -572,6 +573,9 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
                 store_ds(reinterpret_cast<unsigned char*>(pt), x, tid, lane, tig);
                 wg::proxy_fence();
                 wg::bar_sync(5, 128);
+                // to group 0, for its half of dQ: it syncs once per step, and this group's next arrival needs its next
+                // P^T, so one barrier serves every step
+                wg::bar_arrive(6, THREADS);
             }
         }
         // dV += P^T dO or dK += dS^T Q: the tile's rows (queries) are the reduction, its dims the columns
@@ -583,13 +587,20 @@ __device__ void backward_dkv(const __nv_bfloat16* q, const __nv_bfloat16* k, con
         }
         wg::commit();
         wg::wait<0>();
-        if constexpr (DQ) {  // before step it + 2 is staged: group 0's P^T of it + 2 lands in this buffer after that
-            if (g == 1) add_dq(dqa + (firstHead + it / tiles) * t * D, reinterpret_cast<const unsigned char*>(pt), ks, i0, t, tid, lane, tig);
-        }
+        // DQ: each group's half of dQ reads the dS in this step's hand-over buffer and the key tile, not the staged
+        // buffers: group 0 adds its half once group 1's dS is there, after releasing buffer b and before it writes
+        // the P^T of step it + 2; group 1 before it stages step it + 2 (whose P^T then lands in the hand-over buffer)
+        float* const dq = DQ ? dqa + (firstHead + it / tiles) * t * D : nullptr;
+        const unsigned char* const ds = reinterpret_cast<const unsigned char*>(pt);
         if constexpr (PP) {
             if (g == 0) {
                 wg::bar_arrive(3 + b, THREADS);  // group 0 is done with buffer b
+                if constexpr (DQ) {
+                    wg::bar_sync(6, THREADS);
+                    add_dq(dq, ds, ks, i0, t, tid, lane, tig, 0, D / 128);
+                }
             } else {
+                if constexpr (DQ) add_dq(dq, ds, ks, i0, t, tid, lane, tig, D / 128, D / 64);
                 wg::bar_sync(3 + b, THREADS);
                 if (it + 2 < total) stage(it + 2);
             }
