@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # On the GPU machine (nvidia-h100-x1), with the plain device bundle in .device (BEFORE=208493c for PART=ab), bounded by
-# BUDGET seconds (default 560; outputs in $OUT): what the twenty-second session left for the device.
+# BUDGET seconds (default 560; outputs in $OUT): what the twenty-second and twenty-third sessions left for the device.
 # PART=dq: the dQ-in-dK/dV experiment (-Djtune.cuda.wgmmaDqInDkv=true; first run in this session: correct, 1-4% faster): FlashWgmmaGpuTest with it
 #   (parity against the cpu and the mma.sync kernels; tokens-major dQ within its reduction order), the GPU goldens
 #   with it, then the kernels alone (AttentionMemory, 8K and 32K causal, window 512) without and with it, then the
-#   trainer A/B (the same jar both sides, B with the flag).
+#   trainer's steady rates without and with it (8K twice each way, 32K once). Since fa12035 the groups split dQ's dims.
 # PART=ab: this session's attention layout against 208493c's trainer (the first A/B of it), the 8K and 32K rows after
 #   the kept outputs' storage fix, MetaMatchesCudaGpuTest.
 # PART=tune: the matmul autotune experiment (-Djtune.cuda.matmulAutotune=verbose: each plan's first overwriting
@@ -34,8 +34,18 @@ case ${PART:-dq} in
             dev.jtune.bench.AttentionMemory ${s%:*} ${s#*:} 3 2>&1 | grep 'fused kernels'
       done
     done | tee $OUT/kernels.txt
-    el "trainer A/B, B with dQ in dK/dV"
-    [ $(left) -gt 100 ] && B_JOPTS="$DQ" timeout $(cap 120) bash bench/src/main/sh/ab-end-to-end.sh 2 40 .device/lib/jtune.jar 2>&1 | tail -7 | tee $OUT/ab.txt
+    # ab-end-to-end.sh's 40-step medians spread +-10% in this session's calls: steady rates over 130 steps instead,
+    # alternated, then 32K once each way
+    el "trainer, 8K steady rates, alternated: default, flag, default, flag"
+    for o in "" "$DQ" "" "$DQ"; do
+      [ $(left) -gt 50 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh \
+          gemma-3-270m qlora16 8192 150 20 2>&1 | grep -E "steady"
+    done | tee $OUT/steady8k.txt
+    el "trainer, 32K --max_memory 3GiB: default, flag"
+    for o in "" "$DQ"; do
+      [ $(left) -gt 60 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" JTUNE_ARGS="--max_memory 3GiB" SKIP_HF=1 timeout $(cap 75) \
+          bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 32768 60 10 2>&1 | grep -E "steady|device peak  "
+    done | tee $OUT/steady32k.txt
     ;;
   ab)
     el "A/B: 208493c's trainer (A) against this bundle's (B), 270M QLoRA r16 8K, 2 pairs x 40 steps"
