@@ -84,6 +84,19 @@ public final class Autograd {
     }
 
     /**
+     * {@code forward}'s result, a cast of {@code leaf} to another dtype (LoRA's fp32 A or B for a 16-bit product), whose
+     * gradient passes to the leaf as it is (converted as it accumulates). A consumer's product may then add its
+     * gradient straight into the leaf's buffer ({@link #leafGradientTarget}).
+     */
+    static Tensor castOfLeaf(String name, Supplier<Tensor> forward, Tensor leaf) {
+        Tensor out = op(name, forward, g -> new Tensor[] {g}, leaf);
+        if (out.gradFn() != null) {
+            out.gradFn().markCastOfLeaf();
+        }
+        return out;
+    }
+
+    /**
      * {@link #op} for an op with several outputs (a fused op whose results go different ways, such as a residual sum
      * and its normalised value): one node whose backward gets every output's gradient at once (null for an output
      * that none reached), so the op is differentiated in one place instead of through copies into a packed buffer.
@@ -303,6 +316,31 @@ public final class Autograd {
         }
         r.handedOut.add(sum); // only a sum handed out counts as added into: another view of its storage is a new addend
         return sum;
+    }
+
+    /**
+     * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
+     * input is a cast of a leaf ({@link #castOfLeaf}) whose gradient is an attached buffer (an optimizer's, zeroed each
+     * step) that no sink or listener watches. The function's product then adds it there (beta = 1, an fp32 output
+     * from 16-bit operands: LoRA's weight gradients, no 16-bit gradient and no conversion launch) and returns null
+     * for input. Null when it must return the gradient as usual.
+     */
+    static Tensor leafGradientTarget(Tensor input) {
+        Running r = RUNNING.get();
+        Node producer = input.gradFn();
+        if (r == null || producer == null || !producer.isCastOfLeaf() || !input.requiresGrad() || !isInput(r.node, input)) {
+            return null;
+        }
+        Tensor leaf = producer.input(0);
+        if (leaf.gradFn() != null || !leaf.requiresGrad() || !leaf.hasAttachedGrad() || leaf.gradSink() != null
+                || leaf.gradListener() != null) {
+            return null;
+        }
+        Tensor grad = leaf.grad();
+        if (grad == null || grad.isClosed() || !grad.isContiguous() || !grad.shape().equals(input.shape())) {
+            return null;
+        }
+        return grad;
     }
 
     private static boolean isInput(Node node, Tensor t) {

@@ -68,7 +68,7 @@ final class KeptResults {
             Tensor kept = set.find(leaf, dtype);
             if (kept != null) {
                 // a leaf's gradient may come back in the cast's dtype: it is converted as it accumulates
-                return Autograd.op("cast (kept)", kept::detach, g -> new Tensor[] {g}, leaf);
+                return Autograd.castOfLeaf("cast (kept)", kept::detach, leaf);
             }
         }
         KeptResults innermost = active.peek();

@@ -18,6 +18,8 @@ public final class Node {
     private MultiBackwardFn backward;
     private List<Tensor> owned;
     private boolean released;
+    /** The output is its one input, a leaf, in another dtype: the gradient passes to it as is ({@link Autograd#castOfLeaf}). */
+    private boolean castOfLeaf;
 
     Node(String name, Tensor[] inputs, BackwardFn backward) {
         this(name, inputs, 1, g -> backward.apply(g[0]));
@@ -58,6 +60,14 @@ public final class Node {
         }
         owned.addAll(Arrays.asList(saved));
         return this;
+    }
+
+    void markCastOfLeaf() {
+        castOfLeaf = true;
+    }
+
+    boolean isCastOfLeaf() {
+        return castOfLeaf;
     }
 
     public boolean isReleased() {

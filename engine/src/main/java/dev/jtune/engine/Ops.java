@@ -429,7 +429,16 @@ public final class Ops {
         if (a.requiresGrad()) {
             ga = transA ? product(g, false, b, !transB, alpha).transpose(-1, -2) : inputGradient(a, g, b, transB, alpha);
         }
-        if (b.requiresGrad()) {
+        Tensor leafGrad = b.requiresGrad() && b.rank() == 2 && (a.rank() == 2 || !transA) ? Autograd.leafGradientTarget(b) : null;
+        if (leafGrad != null) { // added into the leaf's own buffer by the product, nothing to return for b
+            Tensor a2 = a.rank() == 2 ? a : a.reshape(-1, a.dim(-1));
+            Tensor g2 = g.rank() == 2 ? g : g.reshape(-1, g.dim(-1));
+            if (transB) {
+                productInto(g2, true, a2, transA, leafGrad, alpha, true);
+            } else {
+                productInto(a2, !transA, g2, false, leafGrad, alpha, true);
+            }
+        } else if (b.requiresGrad()) {
             boolean shared = b.rank() == 2 && a.rank() > 2;
             if (shared && !transA) {
                 Tensor a2 = a.reshape(-1, a.dim(-1));
@@ -472,6 +481,20 @@ public final class Ops {
         return product(g, false, b, !transB, alpha);
     }
 
+    /**
+     * For a backward function: the gradient {@code alpha * g^T x} of a weight w [out, in] in {@code x @ w^T} (g [n, out],
+     * x [n, in]). Added by the product into the leaf's buffer when w is a cast of a leaf with an attached gradient
+     * ({@link Autograd#leafGradientTarget}): then null, nothing left to return for w.
+     */
+    public static Tensor weightGradient(Tensor g, Tensor x, Tensor w, double alpha) {
+        Tensor target = g.rank() == 2 && x.rank() == 2 ? Autograd.leafGradientTarget(w) : null;
+        if (target == null) {
+            return product(g, true, x, false, alpha);
+        }
+        productInto(g, true, x, false, target, alpha, true);
+        return null;
+    }
+
     /** A contiguous operand: the tensor itself, its last-two-axes transpose with the flag flipped, or a copy. */
     private static Operand operand(Tensor t, boolean trans) {
         if (asStored(t)) {
@@ -496,8 +519,10 @@ public final class Ops {
         a.checkOpen("copy");
         if (Autograd.needsGrad(a) && dtype.isFloating()) {
             DType original = a.dtype();
-            // a leaf's gradient takes g in its own dtype: it is converted as it accumulates (no converted copy of g)
-            return Autograd.op("copy", () -> copy(a, dtype), g -> new Tensor[] {g.dtype() == original || a.gradFn() == null ? g : copy(g, original)}, a);
+            if (a.gradFn() == null) { // a leaf's gradient takes g in its own dtype: it is converted as it accumulates
+                return Autograd.castOfLeaf("copy", () -> copy(a, dtype), a);
+            }
+            return Autograd.op("copy", () -> copy(a, dtype), g -> new Tensor[] {g.dtype() == original ? g : copy(g, original)}, a);
         }
         if ((a.dtype() == DType.NF4) != (dtype == DType.NF4)) {
             throw new DTypeException("copy: cannot convert " + a.dtype() + " to " + dtype + " (NF4 needs quantize/dequantize)");

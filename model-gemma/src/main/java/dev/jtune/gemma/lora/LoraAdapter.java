@@ -112,7 +112,7 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
             if (w.requiresGrad()) {
                 // [r, in] = scale g^T drop(x), summed over every row of a batched x (the vision tower's [images, patches, in])
                 Tensor dropped = cast(drop.apply(x), compute);
-                gw = Ops.matmul(rows(g), rows(dropped), Transpose.A, scale);
+                gw = Ops.weightGradient(rows(g), rows(dropped), w, scale); // null when added into A's own buffer
                 dropped.close();
             }
             if (x.requiresGrad()) {

@@ -1,0 +1,84 @@
+package dev.jtune.engine;
+
+import dev.jtune.testing.Seeds;
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link Autograd#leafGradientTarget}: a 16-bit product's weight is a cast of an fp32 leaf (LoRA's A or B) whose
+ * gradient is an attached buffer: the product's backward adds {@code g^T x} into that buffer itself, in fp32 (no 16-bit
+ * gradient, no conversion). Checked against the fp32 product of the same 16-bit values, for a kept cast inside a
+ * checkpoint and a plain one, with dropout's own weight-gradient product ({@link Ops#weightGradient}), and against
+ * the path a leaf without an attached buffer still takes (the gradient rounded to 16 bits, then converted).
+ */
+class LeafGradientTargetTest {
+    private final Random rnd = Seeds.random();
+
+    private enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT }
+
+    private record Run(double[] w, double[] x) {
+    }
+
+    /** w's and x's gradients after {@code passes} backward passes of sum(r * (x @ cast(w)^T)). */
+    private static Run run(long seed, Use use, boolean attached, int passes) {
+        try (Scope s = Scope.open("leaf gradient target")) {
+            Tensor w = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, seed, -1, 1).requiresGrad(true);
+            if (attached) {
+                Autograd.attachGradient(w, Tensor.zeros(w.shape(), DType.F32, Device.CPU));
+            }
+            Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).requiresGrad(true);
+            Tensor r = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2);
+            Function<Tensor, Tensor> product = in -> switch (use) {
+                case PLAIN_CAST -> Ops.matmul(in, w.cast(DType.BF16), Transpose.B);
+                case KEPT_IN_CHECKPOINT -> Ops.matmul(in, Autograd.castKept(w, DType.BF16), Transpose.B);
+                case WEIGHT_GRADIENT -> {
+                    Tensor c = Autograd.castKept(w, DType.BF16);
+                    yield Autograd.op("product with its own weight gradient", () -> Ops.matmul(in, c, Transpose.B),
+                            g -> new Tensor[] {Ops.matmul(g, c), Ops.weightGradient(g, in, c, 1.0)}, in, c);
+                }
+            };
+            for (int p = 0; p < passes; p++) {
+                Tensor y = use == Use.PLAIN_CAST ? product.apply(x) : Autograd.checkpoint(in -> product.apply(in[0]), x);
+                y.cast(DType.F32).mul(r).sum(0).sum(0).backward();
+            }
+            return new Run(w.grad().toDoubleArray(), x.grad().toDoubleArray());
+        }
+    }
+
+    /** The fp32 product g^T x of the 16-bit values backward sees: g = r rounded to bf16 (the output's dtype). */
+    private static double[] reference(long seed) {
+        try (Scope s = Scope.open("reference")) {
+            Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).cast(DType.F32);
+            Tensor g = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2).cast(DType.BF16).cast(DType.F32);
+            return Ops.matmul(g, x, Transpose.A).toDoubleArray();
+        }
+    }
+
+    @Test
+    void anAttachedBufferTakesTheProductsFp32GradientItself() {
+        for (Use use : Use.values()) {
+            long seed = rnd.nextLong();
+            double[] expected = reference(seed);
+            Run once = run(seed, use, true, 1);
+            Run twice = run(seed, use, true, 2);
+            Run unattached = run(seed, use, false, 1);
+            double worstRounding = 0;
+            for (int i = 0; i < expected.length; i++) {
+                assertEquals(expected[i], once.w()[i], 1e-5 * Math.max(1, Math.abs(expected[i])), use + ": w's gradient " + i);
+                assertEquals(2 * once.w()[i], twice.w()[i], 1e-5 * Math.max(1, Math.abs(expected[i])), use + ": two passes add up " + i);
+                // the buffer-less path rounds the gradient to bf16 before converting it: within half a bf16 ulp
+                double d = Math.abs(unattached.w()[i] - expected[i]);
+                assertTrue(d <= Math.ulp((float) expected[i]) * 65536 * 0.5 + 1e-6, use + ": unattached " + i + " off by " + d);
+                worstRounding = Math.max(worstRounding, d);
+            }
+            assertArrayEquals(unattached.x(), once.x(), 0, use + ": x's gradient does not change");
+            System.out.printf("%s (seed %d): fp32 gradient in the buffer; without it, bf16 rounding up to %.2e%n", use, seed, worstRounding);
+        }
+    }
+}
