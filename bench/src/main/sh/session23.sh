@@ -13,7 +13,9 @@
 # PART=racecheck: issue 11's racecheck leftovers with an include filter and the plan part split by method.
 # PART=racecheck-plain M=m:REGEX: one of those parts with no kernel filter (the twenty-third session: an include filter
 #   breaks compute-sanitizer 2025.3.1 as the exclude one did), given the whole call (PART_LIMIT = BUDGET - 20).
-# Usage: [BUDGET=560] PART=dq|ab|tune|racecheck|racecheck-plain bash bench/src/main/sh/session23.sh
+# PART=profile: one QLoRA 8K step under ncu, 270M (after 417ddd2: LoRA's weight gradients into the fp32 buffer, no
+#   conversion launches) and 1B (never profiled: where its 3.73x of HF's rate goes), every layer's attention kept.
+# Usage: [BUDGET=560] PART=dq|ab|tune|racecheck|racecheck-plain|profile bash bench/src/main/sh/session23.sh
 set -u
 . .device/env
 OUT=${OUT:-/tmp/session23}; mkdir -p $OUT
@@ -66,6 +68,13 @@ case ${PART:-dq} in
     el "trainer A/B, B with the autotune"
     [ $(left) -gt 100 ] && B_JOPTS="$TUNE ${DQ_TOO:-}" timeout $(cap 150) bash bench/src/main/sh/ab-end-to-end.sh ${PAIRS:-2} 40 .device/lib/jtune.jar 2>&1 | tail -7 | tee $OUT/ab-tune.txt
     grep -h "matmul autotune" /tmp/ab/B.log | sort -u | awk '$0 !~ /candidate 0 of/' | tee $OUT/choices.txt | head -40
+    ;;
+  profile)
+    for m in gemma-3-270m gemma-3-1b-it; do
+      el "one QLoRA 8K step of $m under ncu"
+      [ $(left) -gt 120 ] && timeout $(cap 240) bash bench/src/main/sh/profile-step.sh $m 8192 true 1 qlora16 0 all 2>&1 \
+          | grep -vi "broken pipe\|Traceback\|File \"<stdin>\"" | head -34 | tee $OUT/profile-$m.txt
+    done
     ;;
   racecheck-plain)
     PART_LIMIT=$(( $(left) - 20 )) bash bench/src/main/sh/sanitize.sh racecheck "${M:?M=m:REGEX or re:REGEX}" 2>&1 | tail -2

@@ -60,6 +60,15 @@ public final class GemmaStep {
                         dev.jtune.gemma.lora.LoraConfig.of(rank, 2.0 * rank), DType.F32, 5,
                         new dev.jtune.gemma.lora.DropoutState(0), compute));
             }
+            // as the trainer's optimizer does: one flat gradient buffer, each parameter's gradient a view of it (backward
+            // accumulates there: LoRA's weight-gradient products write it directly)
+            java.util.SequencedMap<String, Tensor> named = new java.util.LinkedHashMap<>();
+            for (Tensor p : trained) {
+                named.put("p" + named.size(), p);
+            }
+            if (!named.isEmpty()) {
+                dev.jtune.engine.optim.GradientBuffer.attach(named);
+            }
             int[] ids = new int[tokens];
             for (int i = 0; i < tokens; i++) {
                 ids[i] = (int) ((i * 2654435761L) % config.vocabSize());
