@@ -6,7 +6,7 @@
 # the steady one: tokens over the steps after the warm-up (steady-rate.py), not a single step's.
 # JTUNE_ARGS adds trainer flags to jtune's run (e.g. JTUNE_ARGS="--keep_attention none"). NO_CHECKPOINTING=1 runs both
 # sides without gradient checkpointing (HF's anchor with --no-checkpointing).
-# Usage: [BATCH=1] [SKIP_HF=1] [LORA_DROPOUT=0.0] [NO_CHECKPOINTING=1] [JTUNE_ARGS=...] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
+# Usage: [BATCH=1] [SKIP_HF=1] [HF_RUNS=3] [LORA_DROPOUT=0.0] [NO_CHECKPOINTING=1] [JTUNE_ARGS=...] bash bench/src/main/sh/end-to-end.sh [model=gemma-3-270m] [mode=qlora16] [seq=8192] [steps=220] [warmup=20]
 #   mode: qlora16 (NF4 base, LoRA r16), lora16 (bf16 base, LoRA r16), full (every weight, AdamW on the device)
 set -u
 . .device/env
@@ -35,5 +35,15 @@ grep -E "^chosen" $run/log.txt | head -1; grep -E "^(step|done)" $run/log.txt | 
 python3 "$(dirname "$0")/steady-rate.py" $run/out/metrics.jsonl $warm
 [ "${SKIP_HF:-0}" = 1 ] && exit 0
 HF_NAME=${model%-it}  # the anchor names models without the -it suffix
-echo "== HF transformers $HF_NAME $hf at $seq"
-python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq $hf_ckpt 2>&1 | grep -v -i "warn" | tail -2
+# the anchor times 5 steps after 2 warm-up ones: its rate moved 25% between two calls a minute apart (twenty-third
+# session), so HF_RUNS (default 3) runs of it, each printed, and their median
+echo "== HF transformers $HF_NAME $hf at $seq, ${HF_RUNS:=3} runs"
+for i in $(seq 1 $HF_RUNS); do
+  python3 .device/anchors/hf_gemma3_train.py --model $HF_NAME --mode $hf --seq $seq $hf_ckpt 2>&1 | grep -v -i "warn" | tail -2
+done | tee $run/hf.txt
+python3 - $run/hf.txt <<'PY'
+import json, statistics, sys
+rates = [json.loads(l)["tok_s"] for l in open(sys.argv[1]) if l.startswith("{") and "tok_s" in l]
+if rates:
+    print("HF median tok_s over %d runs: %d (runs %s)" % (len(rates), statistics.median(rates), rates))
+PY
