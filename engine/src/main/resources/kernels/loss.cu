@@ -7,11 +7,9 @@
 // vocabulary or over a block of its columns (CrossEntropy.linear's backward goes one vocabulary slice at a time).
 #include "rows.cuh"
 
-// How many of a thread's chunks of a row the forward loads before it uses the first: 2 keeps its 32 registers (two
-// 1,024-thread blocks an SM) and doubles the bytes in flight; 4 took 46 (one block). The backward, at ~85% of the
-// memory's rate with its stores, keeps one.
-#ifndef JT_CE_LOADS
-#define JT_CE_LOADS 2
+// CE_LOADS: how many of a thread's chunks of a row the forward loads before it uses the first (LossKernels.java).
+#ifndef CE_LOADS
+#error "CE_LOADS comes from LossKernels.java's KernelSource"
 #endif
 
 // loss[i] = lse[i] - logits[i, labels[i]], 0 when labels[i] == ignoreIndex, NaN for any other label outside [0, V).
@@ -26,14 +24,14 @@ __device__ void cross_entropy(const T* logits, const int* labels, typename Stat<
         OnlineLse<A> acc;
         const i64 step = blockDim.x;
         i64 k = threadIdx.x;
-        // JT_CE_LOADS of a thread's chunks loaded before any is used (one 16-byte load in flight a thread read Gemma's
+        // CE_LOADS of a thread's chunks loaded before any is used (one 16-byte load in flight a thread read Gemma's
         // 262,144-entry rows at ~2.1 TB/s); the same chunks in the same order, so the same bits.
-        for (; k + (JT_CE_LOADS - 1) * step < chunks; k += JT_CE_LOADS * step) {
-            A x[JT_CE_LOADS][VEC];
+        for (; k + (CE_LOADS - 1) * step < chunks; k += CE_LOADS * step) {
+            A x[CE_LOADS][VEC];
 #pragma unroll
-            for (int u = 0; u < JT_CE_LOADS; u++) load_chunk<T, VEC>(xr + (k + u * step) * VEC, x[u]);
+            for (int u = 0; u < CE_LOADS; u++) load_chunk<T, VEC>(xr + (k + u * step) * VEC, x[u]);
 #pragma unroll
-            for (int u = 0; u < JT_CE_LOADS; u++) acc.template add<VEC>(x[u]);
+            for (int u = 0; u < CE_LOADS; u++) acc.template add<VEC>(x[u]);
         }
         for (; k < chunks; k += step) {
             A x[VEC];
