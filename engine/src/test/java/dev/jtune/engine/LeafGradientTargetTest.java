@@ -20,20 +20,23 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LeafGradientTargetTest {
     private final Random rnd = Seeds.random();
 
-    private enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT }
+    enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT }
 
-    private record Run(double[] w, double[] x) {
+    record Run(double[] w, double[] x) {
     }
 
-    /** w's and x's gradients after {@code passes} backward passes of sum(r * (x @ cast(w)^T)). */
-    private static Run run(long seed, Use use, boolean attached, int passes) {
+    /**
+     * w's and x's gradients after {@code passes} backward passes of sum(r * (x @ cast(w)^T)) on {@code device} (the
+     * inputs drawn on the cpu, then moved).
+     */
+    static Run run(long seed, Use use, boolean attached, int passes, Device device) {
         try (Scope s = Scope.open("leaf gradient target")) {
-            Tensor w = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, seed, -1, 1).requiresGrad(true);
+            Tensor w = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, seed, -1, 1).to(device).requiresGrad(true);
             if (attached) {
-                Autograd.attachGradient(w, Tensor.zeros(w.shape(), DType.F32, Device.CPU));
+                Autograd.attachGradient(w, Tensor.zeros(w.shape(), DType.F32, device));
             }
-            Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).requiresGrad(true);
-            Tensor r = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2);
+            Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).to(device).requiresGrad(true);
+            Tensor r = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2).to(device);
             Function<Tensor, Tensor> product = in -> switch (use) {
                 case PLAIN_CAST -> Ops.matmul(in, w.cast(DType.BF16), Transpose.B);
                 case KEPT_IN_CHECKPOINT -> Ops.matmul(in, Autograd.castKept(w, DType.BF16), Transpose.B);
@@ -52,7 +55,7 @@ class LeafGradientTargetTest {
     }
 
     /** The fp32 product g^T x of the 16-bit values backward sees: g = r rounded to bf16 (the output's dtype). */
-    private static double[] reference(long seed) {
+    static double[] reference(long seed) {
         try (Scope s = Scope.open("reference")) {
             Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).cast(DType.F32);
             Tensor g = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2).cast(DType.BF16).cast(DType.F32);
@@ -62,23 +65,33 @@ class LeafGradientTargetTest {
 
     @Test
     void anAttachedBufferTakesTheProductsFp32GradientItself() {
+        check(Device.CPU, 1e-5, rnd);
+    }
+
+    /**
+     * On {@code device}: the buffer holds the fp32 product (within {@code tolerance}, relative above 1), two passes add
+     * up, the buffer-less path is within half a bf16 ulp of it, and x's gradient is the buffer-less path's.
+     */
+    static void check(Device device, double tolerance, Random rnd) {
         for (Use use : Use.values()) {
             long seed = rnd.nextLong();
             double[] expected = reference(seed);
-            Run once = run(seed, use, true, 1);
-            Run twice = run(seed, use, true, 2);
-            Run unattached = run(seed, use, false, 1);
+            Run once = run(seed, use, true, 1, device);
+            Run twice = run(seed, use, true, 2, device);
+            Run unattached = run(seed, use, false, 1, device);
             double worstRounding = 0;
             for (int i = 0; i < expected.length; i++) {
-                assertEquals(expected[i], once.w()[i], 1e-5 * Math.max(1, Math.abs(expected[i])), use + ": w's gradient " + i);
-                assertEquals(2 * once.w()[i], twice.w()[i], 1e-5 * Math.max(1, Math.abs(expected[i])), use + ": two passes add up " + i);
+                double bound = tolerance * Math.max(1, Math.abs(expected[i]));
+                assertEquals(expected[i], once.w()[i], bound, use + " (seed " + seed + "): w's gradient " + i);
+                assertEquals(2 * once.w()[i], twice.w()[i], 2 * bound, use + " (seed " + seed + "): two passes add up " + i);
                 // the buffer-less path rounds the gradient to bf16 before converting it: within half a bf16 ulp
                 double d = Math.abs(unattached.w()[i] - expected[i]);
-                assertTrue(d <= Math.ulp((float) expected[i]) * 65536 * 0.5 + 1e-6, use + ": unattached " + i + " off by " + d);
+                assertTrue(d <= Math.ulp((float) expected[i]) * 65536 * 0.5 + bound, use + " (seed " + seed + "): unattached " + i + " off by " + d);
                 worstRounding = Math.max(worstRounding, d);
             }
-            assertArrayEquals(unattached.x(), once.x(), 0, use + ": x's gradient does not change");
-            System.out.printf("%s (seed %d): fp32 gradient in the buffer; without it, bf16 rounding up to %.2e%n", use, seed, worstRounding);
+            assertArrayEquals(unattached.x(), once.x(), 0, use + " (seed " + seed + "): x's gradient does not change");
+            System.out.printf("%s on %s (seed %d): fp32 gradient in the buffer; without it, bf16 rounding up to %.2e%n", use, device, seed,
+                    worstRounding);
         }
     }
 }
