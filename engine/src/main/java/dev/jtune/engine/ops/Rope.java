@@ -4,6 +4,7 @@ import dev.jtune.engine.Autograd;
 import dev.jtune.engine.DType;
 import dev.jtune.engine.ShapeException;
 import dev.jtune.engine.Tensor;
+import dev.jtune.engine.fused.AttentionKernel;
 import dev.jtune.engine.fused.RopeKernel;
 
 /**
@@ -68,13 +69,13 @@ public final class Rope {
     }
 
     /**
-     * An output of x's shape in x's layout when x is the [B, H, T, D] view of a contiguous [B, T, H, D] (the
-     * projection's), so the gradient flows back without a copy; contiguous otherwise. Either owns its storage (freed
+     * An output of x's shape in x's layout when x is tokens-major, the [B, H, T, D] view of a contiguous [B, T, H, D]
+     * (the projection's; {@link AttentionKernel#tokensMajor}, the attention kernels' own test), so the gradient flows
+     * back without a copy; contiguous otherwise. Either owns its storage (freed
      * when the gradient is summed and closed).
      */
     static Tensor emptyLaidOutAs(Tensor x) {
-        Tensor bthd = x.transpose(1, 2);
-        if (!x.isContiguous() && bthd.isContiguous()) {
+        if (AttentionKernel.tokensMajor(x)) {
             return Tensor.emptyTransposed(x.shape(), 1, 2, x.dtype(), x.device());
         }
         return Tensor.empty(x.shape(), x.dtype(), x.device());
