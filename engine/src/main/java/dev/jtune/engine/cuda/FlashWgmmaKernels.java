@@ -99,7 +99,7 @@ public final class FlashWgmmaKernels {
      * reductions, in no fixed order: dQ's last bits then vary between runs) and converted into gradQ once. Needs the TMA
      * dK/dV with its groups apart ({@link #TMA}, {@link #PINGPONG} dkv). An experiment, off by default
      * ({@code -Djtune.cuda.wgmmaDqInDkv=true}; ptxas: 238 registers, no spills). Measured (H100, twenty-third
-     * session): correct (FlashWgmmaGpuTest, the goldens) but barely faster: backward at 8K causal 1.440 -> 1.379 ms,
+     * session): correct (FlashWgmmaGpuTest in the suite, the goldens with the flag) but barely faster: backward at 8K causal 1.440 -> 1.379 ms,
      * 32K 20.63 -> 20.29, window 512 0.558 -> 0.507 (predicted 1.2 and 16.5): the fifth product and the reductions
      * (64 KB of fp32 adds per tile pair, ~34 GB a 32K layer) cost about what the dQ kernel did. Off: its dQ is not
      * reproducible bit for bit and its workspace adds 32 MiB at 8K for ~4%.
