@@ -429,24 +429,15 @@ public final class Ops {
         if (a.requiresGrad()) {
             ga = transA ? product(g, false, b, !transB, alpha).transpose(-1, -2) : inputGradient(a, g, b, transB, alpha);
         }
-        Tensor leafGrad = b.requiresGrad() && b.rank() == 2 && (a.rank() == 2 || !transA) ? Autograd.leafGradientTarget(b) : null;
-        if (leafGrad != null) { // added into the leaf's own buffer by the product, nothing to return for b
-            Tensor a2 = a.rank() == 2 ? a : a.reshape(-1, a.dim(-1));
-            Tensor g2 = g.rank() == 2 ? g : g.reshape(-1, g.dim(-1));
-            if (transB) {
-                productInto(g2, true, a2, transA, leafGrad, alpha, true);
-            } else {
-                productInto(a2, !transA, g2, false, leafGrad, alpha, true);
-            }
-        } else if (b.requiresGrad()) {
-            boolean shared = b.rank() == 2 && a.rank() > 2;
-            if (shared && !transA) {
-                Tensor a2 = a.reshape(-1, a.dim(-1));
-                Tensor g2 = g.reshape(-1, g.dim(-1));
-                gb = transB ? product(g2, true, a2, false, alpha) : product(a2, true, g2, false, alpha);
+        if (b.requiresGrad()) {
+            if (b.rank() == 2 && (a.rank() == 2 || !transA)) { // one product over the (flattened) rows of a shared b
+                Tensor a2 = a.rank() == 2 ? a : a.reshape(-1, a.dim(-1));
+                Tensor g2 = g.rank() == 2 ? g : g.reshape(-1, g.dim(-1));
+                Tensor leafGrad = Autograd.leafGradientTarget(b);
+                gb = transB ? productOrInto(g2, true, a2, transA, leafGrad, alpha) : productOrInto(a2, !transA, g2, false, leafGrad, alpha);
             } else {
                 Tensor batched = transB ? product(g, true, a, transA, alpha) : product(a, !transA, g, false, alpha);
-                gb = shared ? sumTo(batched, b.shape()) : batched;
+                gb = b.rank() == 2 ? sumTo(batched, b.shape()) : batched;
             }
         }
         return new Tensor[] {ga, gb};
@@ -487,11 +478,18 @@ public final class Ops {
      * ({@link Autograd#leafGradientTarget}): then null, nothing left to return for w.
      */
     public static Tensor weightGradient(Tensor g, Tensor x, Tensor w, double alpha) {
-        Tensor target = g.rank() == 2 && x.rank() == 2 ? Autograd.leafGradientTarget(w) : null;
-        if (target == null) {
-            return product(g, true, x, false, alpha);
+        return productOrInto(g, true, x, false, g.rank() == 2 && x.rank() == 2 ? Autograd.leafGradientTarget(w) : null, alpha);
+    }
+
+    /**
+     * {@code alpha * op(a) @ op(b)}, or, with a leaf's gradient buffer to add it into ({@link Autograd#leafGradientTarget}),
+     * added there by the product itself and null returned (nothing left to hand back).
+     */
+    private static Tensor productOrInto(Tensor a, boolean transA, Tensor b, boolean transB, Tensor leafGrad, double alpha) {
+        if (leafGrad == null) {
+            return product(a, transA, b, transB, alpha);
         }
-        productInto(g, true, x, false, target, alpha, true);
+        productInto(a, transA, b, transB, leafGrad, alpha, true);
         return null;
     }
 

@@ -100,7 +100,8 @@ final class LtMatmul implements AutoCloseable {
     void matmul(Tensor a, boolean transA, Tensor b, boolean transB, Tensor out, double alpha, boolean accumulate) {
         Key key = Key.of(Operand.of(a), transA, Operand.of(b), transB, Operand.of(out));
         Plan plan = plans.computeIfAbsent(key, this::plan);
-        if (!accumulate && plan.count > 1 && !AUTOTUNE.equals("false") && plan.tuned.compareAndSet(false, true)) {
+        // candidates only come with the autotune on; a plain read first keeps tuned plans off the atomic
+        if (!accumulate && plan.count > 1 && !plan.tuned.get() && plan.tuned.compareAndSet(false, true)) {
             tune(key, plan, a, b, out);
         }
         boolean f64 = key.in == DType.F64;

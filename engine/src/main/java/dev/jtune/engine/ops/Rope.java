@@ -71,8 +71,7 @@ public final class Rope {
     /**
      * An output of x's shape in x's layout when x is tokens-major, the [B, H, T, D] view of a contiguous [B, T, H, D]
      * (the projection's; {@link AttentionKernel#tokensMajor}, the attention kernels' own test), so the gradient flows
-     * back without a copy; contiguous otherwise. Either owns its storage (freed
-     * when the gradient is summed and closed).
+     * back without a copy; contiguous otherwise. Either owns its storage (freed when the gradient is summed and closed).
      */
     static Tensor emptyLaidOutAs(Tensor x) {
         if (AttentionKernel.tokensMajor(x)) {
