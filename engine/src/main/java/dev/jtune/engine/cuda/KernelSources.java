@@ -13,7 +13,7 @@ import java.util.List;
 public final class KernelSources {
     static final List<KernelSource> ALL = List.of(
             ElementwiseKernels.SOURCE, ReduceKernels.SOURCE, NormKernels.SOURCE, ActivationKernels.SOURCE,
-            EmbeddingKernels.SOURCE, LossKernels.SOURCE, Nf4Kernels.SOURCE, OptimKernels.SOURCE, Adam8bitKernels.SOURCE, RopeKernels.SOURCE,
+            EmbeddingKernels.SOURCE, LossKernels.SOURCE, LossKernels.CLUSTER_SOURCE, Nf4Kernels.SOURCE, OptimKernels.SOURCE, Adam8bitKernels.SOURCE, RopeKernels.SOURCE,
             SoftmaxKernels.SOURCE, FlashKernels.SOURCE, WgmmaKernels.SOURCE, FlashWgmmaKernels.SOURCE);
 
     private KernelSources() {

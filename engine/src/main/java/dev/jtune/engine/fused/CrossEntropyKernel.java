@@ -42,6 +42,17 @@ public interface CrossEntropyKernel {
      */
     void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale, Tensor gradLogits);
 
+    /**
+     * {@link #forward} then {@link #backward} over whole rows, in one call: loss, lse and gradLogits (which may be
+     * logits: the gradient replaces them). The cuda launcher may read the logits once for all three (its one-pass
+     * kernel); the values are the pair's, up to the order of the row's sums.
+     */
+    default void forwardWithGradient(Tensor logits, Tensor labels, int ignoreIndex, Tensor scale, Tensor loss, Tensor lse,
+                                     Tensor gradLogits) {
+        forward(logits, labels, ignoreIndex, loss, lse);
+        backward(logits, 0, labels, lse, ignoreIndex, scale, gradLogits);
+    }
+
     /** {@code out[0] = number of i with labels[i] != value}, as a [1] statistic: the loss's token count. */
     void countNotEqual(Tensor labels, int value, Tensor out);
 
@@ -168,6 +179,12 @@ public interface CrossEntropyKernel {
         public void backward(Tensor logits, long firstColumn, Tensor labels, Tensor lse, int ignoreIndex, Tensor scale,
                              Tensor gradLogits) {
             kernels().crossEntropyBackward(logits, firstColumn, labels, lse, ignoreIndex, scale, gradLogits);
+        }
+
+        @Override
+        public void forwardWithGradient(Tensor logits, Tensor labels, int ignoreIndex, Tensor scale, Tensor loss, Tensor lse,
+                                        Tensor gradLogits) {
+            kernels().crossEntropyWithGradient(logits, labels, ignoreIndex, scale, loss, lse, gradLogits);
         }
 
         @Override

@@ -154,10 +154,12 @@ public final class CrossEntropy {
                 try (Scope s = Scope.open("logits chunk")) {
                     Tensor logits = logits(h, w, r0, r1, softcap);
                     Tensor rowLabels = lab.slice(0, r0, r1);
-                    CrossEntropyKernel.on(h).forward(logits, rowLabels, IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                     if (inForward) { // the logits turned into their gradient in place, then this chunk's rows of dL/dhidden
-                        CrossEntropyKernel.on(h).backward(logits, 0, rowLabels, lse.slice(0, r0, r1), IGNORE_INDEX, unit, logits);
+                        CrossEntropyKernel.on(h).forwardWithGradient(logits, rowLabels, IGNORE_INDEX, unit, perRow.slice(0, r0, r1),
+                                lse.slice(0, r0, r1), logits);
                         Backends.of(h).matmul(logits, false, w, false, dh.slice(0, r0, r1), false);
+                    } else {
+                        CrossEntropyKernel.on(h).forward(logits, rowLabels, IGNORE_INDEX, perRow.slice(0, r0, r1), lse.slice(0, r0, r1));
                     }
                 }
             }

@@ -614,6 +614,68 @@ class CudaFusedParityTest {
     }
 
     @Test
+    void crossEntropyWithGradientInOnePass() {
+        // loss_cluster.cu, whatever the default: a row over a cluster of 8 blocks, held in registers; Gemma's 262,144
+        // (512 threads a block), the larger multimodal vocabulary 262,208 (544), f32 at 1,024 threads, rows of a
+        // single chunk and rows whose blocks are mostly idle; the result in place and apart
+        String before = System.getProperty(LossKernels.CLUSTER_PROPERTY);
+        System.setProperty(LossKernels.CLUSTER_PROPERTY, "true");
+        try {
+            checkOnePass(DType.BF16, 3, 262_144);
+            checkOnePass(DType.BF16, 2, 262_208);
+            checkOnePass(DType.F32, 2, 262_144);
+            checkOnePass(DType.F16, 1 + rnd.nextInt(12), 4096);
+            checkOnePass(DType.F64, 1 + rnd.nextInt(12), 65_536);
+            for (DType t : FLOATS) {
+                for (long v : new long[] {16, 1000, 8 * (1 + rnd.nextInt(4000))}) {
+                    checkOnePass(t, 1 + rnd.nextInt(12), v);
+                }
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(LossKernels.CLUSTER_PROPERTY);
+            } else {
+                System.setProperty(LossKernels.CLUSTER_PROPERTY, before);
+            }
+        }
+    }
+
+    private void checkOnePass(DType t, long n, long v) {
+        String what = "crossEntropy in one pass " + t + " [" + n + ", " + v + "]";
+        Tensor logits = rand(Shape.of(n, v), t, -4, 4);
+        int[] lab = new int[(int) n];
+        for (int i = 0; i < n; i++) {
+            lab[i] = rnd.nextInt(4) == 0 ? IGNORE : rnd.nextInt((int) v);
+        }
+        lab[0] = (int) (v - 1); // the row's last element, held by the cluster's last chunk
+        if (n > 1) {
+            lab[1] = 0;
+        }
+        Tensor labels = Tensor.fromArray(lab, Shape.of(n), DType.I32, CPU);
+        DType st = stat(t);
+        Tensor scale = Tensor.fromArray(new double[] {1.0 / n}, Shape.of(1), st, CPU);
+        Tensor refLoss = cpuEmpty(Shape.of(n), st);
+        Tensor refLse = cpuEmpty(Shape.of(n), st);
+        Tensor refGrad = cpuEmpty(Shape.of(n, v), t);
+        cpu.kernels(CrossEntropyKernel.OP).forwardWithGradient(logits, labels, IGNORE, scale, refLoss, refLse, refGrad);
+
+        LossKernels kernels = CudaBackend.get(0).family(LossKernels.class, b -> new LossKernels(b.compiler(), b.stream(), b.context()));
+        Tensor gLogits = g(logits);
+        Tensor grad = gpuEmpty(Shape.of(n, v), t);
+        assertTrue(kernels.onePass(gLogits, grad), tag(what + ": the one-pass kernel was not chosen"));
+        for (boolean inPlace : new boolean[] {false, true}) {
+            Tensor loss = gpuEmpty(Shape.of(n), st);
+            Tensor lse = gpuEmpty(Shape.of(n), st);
+            Tensor out = inPlace ? gLogits : grad;
+            gpu.kernels(CrossEntropyKernel.OP).forwardWithGradient(gLogits, g(labels), IGNORE, g(scale), loss, lse, out);
+            String how = what + (inPlace ? " in place" : "");
+            assertClose(refLse, lse, tol(st), tag(how + " lse"));
+            assertClose(refLoss, loss, tol(st), tag(how + " loss"));
+            assertClose(refGrad, out, tol(t), tag(how + " gradient"));
+        }
+    }
+
+    @Test
     void crossEntropyBackwardOverAVocabularyBlock() {
         // CrossEntropy.linear's sliced backward: columns [v0, v0 + width) of [n, V] logits, with rows labelled inside
         // the block, before it, after it, and ignored; vectorised and scalar widths, warp and block rows

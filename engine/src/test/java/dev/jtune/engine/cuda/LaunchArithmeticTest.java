@@ -6,6 +6,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.UnsupportedOpException;
+import dev.jtune.testing.Seeds;
 
 import org.junit.jupiter.api.Test;
 
@@ -169,6 +170,34 @@ class LaunchArithmeticTest {
     }
 
     // ---------------------------------------------------------------- shared memory and grids of the fused kernels
+
+    @Test
+    void theOnePassCrossEntropyHoldsEveryChunkOfARowInTheFewestWholeWarps() {
+        assertEquals(512, LossKernels.clusterThreads(262_144, 8), "Gemma's vocabulary in bf16: two blocks an SM");
+        assertEquals(544, LossKernels.clusterThreads(262_208, 8), "the multimodal vocabulary");
+        assertEquals(1024, LossKernels.clusterThreads(262_144, 4), "f32");
+        assertEquals(0, LossKernels.clusterThreads(262_144, 2), "f64 would need 2,048 threads");
+        assertEquals(0, LossKernels.clusterThreads(262_143, 8), "not whole 16-byte chunks");
+        assertEquals(32, LossKernels.clusterThreads(8, 8), "one chunk: one warp, most threads idle");
+        assertEquals(0, LossKernels.clusterThreads(0, 8));
+        long seed = Seeds.seed();
+        java.util.Random rnd = new java.util.Random(seed);
+        for (int i = 0; i < 1000; i++) {
+            int perAccess = 1 << (1 + rnd.nextInt(3));
+            long length = perAccess * (1L + rnd.nextInt(140_000));
+            int threads = LossKernels.clusterThreads(length, perAccess);
+            long chunks = length / perAccess;
+            long held = (long) LossKernels.CE_CLUSTER * LossKernels.CE_HELD;
+            String what = length + " elements, " + perAccess + " a chunk (seed " + seed + ")";
+            if (threads == 0) {
+                assertTrue(chunks > held * 1024, what + " fits 1,024 threads but was refused");
+            } else {
+                assertEquals(0, threads % 32, what);
+                assertTrue(held * threads >= chunks, what + ": a chunk has no thread");
+                assertTrue(held * (threads - 32) < chunks, what + ": a whole warp holds nothing");
+            }
+        }
+    }
 
     @Test
     void flashSharedMemoryIsTheKernelsTilesPaddedRows() {
