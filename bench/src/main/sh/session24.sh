@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# On the GPU machine (nvidia-h100-x1), with the plain device bundle in .device, bounded by BUDGET seconds (default 560;
+# outputs in $OUT): what the twenty-fourth session (no device) left for the device, beside session23.sh's parts.
+# PART=ce: the one-pass cross-entropy (loss_cluster.cu, -Djtune.cuda.crossEntropyCluster=true; never run yet): its
+#   parity test (CudaFusedParityTest#crossEntropyWithGradientInOnePass runs it whatever the flag; a hang there means
+#   a cluster barrier), the linear cross-entropy's GPU tests and the goldens with the flag, the kernels alone
+#   (CrossEntropyTiming, 8K and 32K tokens, two kernels against one pass), then the trainer's 8K steady rates,
+#   alternated without and with it.
+# PART=ce32: the 32K steady rates (--max_memory 3GiB) without and with it, twice each way.
+# Usage: [BUDGET=560] PART=ce|ce32 bash bench/src/main/sh/session24.sh
+set -u
+. .device/env
+OUT=${OUT:-/tmp/session24}; mkdir -p $OUT
+BUDGET=${BUDGET:-560}
+. bench/src/main/sh/budget.sh
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+CE=-Djtune.cuda.crossEntropyCluster=true
+case ${PART:-ce} in
+  ce)
+    el "the one-pass kernel against the cpu reference"
+    junit 90 ce-parity "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*crossEntropy.*'
+    el "the linear cross-entropy's GPU tests and the goldens, with it"
+    junit 200 ce-goldens "$CE" --include-classname '.*(LinearCrossEntropy.*|Golden.*)GpuTest'
+    el "the kernels alone"
+    for t in 8192 32768; do
+      [ $(left) -gt 40 ] && timeout $(cap 60) $JAVA $JOPTS -cp "$CP" dev.jtune.bench.CrossEntropyTiming $t 10 2>&1 | grep -v "^device"
+    done | tee $OUT/kernels.txt
+    el "trainer, 8K steady rates, alternated: default, flag, default, flag"
+    for o in "" "$CE" "" "$CE"; do
+      [ $(left) -gt 50 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh \
+          gemma-3-270m qlora16 8192 150 20 2>&1 | grep -E "steady"
+    done | tee $OUT/steady8k.txt
+    ;;
+  ce32)
+    el "trainer, 32K --max_memory 3GiB: default, flag, default, flag"
+    for o in "" "$CE" "" "$CE"; do
+      [ $(left) -gt 60 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" JTUNE_ARGS="--max_memory 3GiB" SKIP_HF=1 timeout $(cap 75) \
+          bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 32768 60 10 2>&1 | grep -E "steady|device peak  "
+    done | tee $OUT/steady32k.txt
+    ;;
+esac
+el done
