@@ -7,7 +7,11 @@
 #   (CrossEntropyTiming, 8K and 32K tokens, two kernels against one pass), then the trainer's 8K steady rates,
 #   alternated without and with it.
 # PART=ce32: the 32K steady rates (--max_memory 3GiB) without and with it, twice each way.
-# Usage: [BUDGET=560] PART=ce|ce32 bash bench/src/main/sh/session24.sh
+# PART=normrope: the fused q/k norm and RoPE's rows held in registers (norm.cu's held path, default; never run yet):
+#   CudaFusedParityTest#rmsNormRopeIsTheNormThenTheRope (against the cpu and the unfused ops, Gemma's 8K q whole), the
+#   goldens, the kernels alone with and without it (NormRopeTiming, -Djtune.cuda.normRopeHeld=false: the shared-memory
+#   path), then the trainer's 8K steady rates, alternated.
+# Usage: [BUDGET=560] PART=ce|ce32|normrope bash bench/src/main/sh/session24.sh
 set -u
 . .device/env
 OUT=${OUT:-/tmp/session24}; mkdir -p $OUT
@@ -37,6 +41,23 @@ case ${PART:-ce} in
       [ $(left) -gt 60 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" JTUNE_ARGS="--max_memory 3GiB" SKIP_HF=1 timeout $(cap 75) \
           bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 32768 60 10 2>&1 | grep -E "steady|device peak  "
     done | tee $OUT/steady32k.txt
+    ;;
+  normrope)
+    OFF=-Djtune.cuda.normRopeHeld=false
+    el "the held rows against the cpu and the unfused ops"
+    junit 120 normrope-parity "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*rmsNormRope.*'
+    grep -E "fused against unfused" $OUT/normrope-parity.txt | head -12
+    el "the goldens"
+    junit 150 normrope-goldens "" --include-classname '.*Golden.*GpuTest'
+    el "the kernels alone: held (default), shared memory, held, shared memory"
+    for o in "" "$OFF" "" "$OFF"; do
+      [ $(left) -gt 30 ] && timeout $(cap 40) $JAVA $JOPTS $o -cp "$CP" dev.jtune.bench.NormRopeTiming 8192 20 2>&1 | grep -v "^device"
+    done | tee $OUT/normrope-kernels.txt
+    el "trainer, 8K steady rates, alternated: held, shared memory, held, shared memory"
+    for o in "" "$OFF" "" "$OFF"; do
+      [ $(left) -gt 50 ] && echo -n "${o:-held} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh \
+          gemma-3-270m qlora16 8192 150 20 2>&1 | grep -E "steady"
+    done | tee $OUT/normrope-steady8k.txt
     ;;
 esac
 el done

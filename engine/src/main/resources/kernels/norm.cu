@@ -20,6 +20,11 @@
 #if !defined(NORM_REDUCE_COLUMNS) || !defined(NORM_REDUCE_ROWS)
 #error "NORM_REDUCE_COLUMNS and NORM_REDUCE_ROWS come from NormKernels.java's KernelSource"
 #endif
+// The fused norm and rotation (NormKernels.java): the heads of a row whose chunks a lane loads together, the most
+// threads a block, and the blocks an SM that its 16-bit forward's registers leave room for (the host's grid cap).
+#if !defined(NORM_ROPE_GROUP) || !defined(NORM_ROPE_THREADS) || !defined(NORM_ROPE_BLOCKS)
+#error "NORM_ROPE_GROUP, NORM_ROPE_THREADS and NORM_ROPE_BLOCKS come from NormKernels.java's KernelSource"
+#endif
 
 template <typename W, typename A>
 __device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
@@ -217,6 +222,108 @@ __device__ __forceinline__ void inverse_frequencies(float* invFreq, i64 half, i6
     __syncthreads();
 }
 
+// ---- The rows whose D / VEC chunks fit one warp (up to 32 chunks, an even number: Gemma's heads of 256 in bf16 and
+// f16; the host decides, NormKernels.heldRows, and passes held): lane c holds chunk c of each head of a group of NORM_ROPE_GROUP heads in registers, loaded together
+// (and the next row's first group while this row's angles are computed), so a row costs one memory latency instead
+// of two a head; a rotation pair (k, k + D/2) is chunks c and c + chunks/2 of one q, exchanged by a shuffle. The
+// arithmetic is the shared-memory path's, in the same order (the same bits): a lane's squares in q order, the warp's
+// butterfly, the norm, its rounding, rope_rotate, its rounding.
+// The chunks of heads [h0, h0 + NORM_ROPE_GROUP) of row (bi, ti) that this lane holds (heads past h: not loaded).
+template <typename T, int VEC>
+__device__ __forceinline__ void load_held(const T* x, i64 bi, i64 ti, i64 h0, i64 h, i64 xsb, i64 xsh, i64 xst, int chunks,
+                                          typename Raw<(int) sizeof(T) * VEC>::type* raw) {
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+    if ((int) threadIdx.x >= chunks) return;
+#pragma unroll
+    for (int u = 0; u < NORM_ROPE_GROUP; u++) {
+        if (h0 + u < h) raw[u] = *reinterpret_cast<const R*>(x + bi * xsb + (h0 + u) * xsh + ti * xst + (i64) threadIdx.x * VEC);
+    }
+}
+
+template <typename T, typename A, int VEC>
+__device__ __forceinline__ void unpack_held(const typename Raw<(int) sizeof(T) * VEC>::type& raw, bool holds, A* v) {
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int q = 0; q < VEC; q++) v[q] = holds ? load_acc<T>(e[q]) : (A) 0;
+}
+
+// y rotated with its pair partner's values (rope.cuh's rope_rotate; inverse when cs holds the negated sines), each
+// result rounded to T: a lane of the first half holds x1 of its pairs, of the second half x2.
+template <typename T, typename A, int VEC>
+__device__ __forceinline__ void rotate_held(A* y, const A* cs, i64 half, int chunks) {
+    const int lane = threadIdx.x;
+    const bool first = lane < chunks / 2;
+    const int partner = lane >= chunks ? lane : first ? lane + chunks / 2 : lane - chunks / 2;
+#pragma unroll
+    for (int q = 0; q < VEC; q++) {
+        const A other = __shfl_sync(JT_FULL_MASK, y[q], partner);
+        if (lane < chunks) {
+            const i64 j = (i64) lane * VEC + q - (first ? 0 : half);
+            A o1;
+            A o2;
+            if (first) {
+                rope_rotate(y[q], other, cs[j], cs[half + j], &o1, &o2);
+                y[q] = load_acc<T>(store_acc<T>(o1));
+            } else {
+                rope_rotate(other, y[q], cs[j], cs[half + j], &o1, &o2);
+                y[q] = load_acc<T>(store_acc<T>(o2));
+            }
+        }
+    }
+}
+
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_rope_held(const T* x, const W* w, const int* positions, T* out, typename Stat<T>::type* rstd, i64 b, i64 h,
+                                   i64 t, i64 d, i64 xsb, i64 xsh, i64 xst, i64 osb, i64 osh, i64 ost, double eps, int offsetOne,
+                                   double base, double scaling) {
+    typedef typename Acc<T>::type A;
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+    extern __shared__ __align__(16) unsigned char rowBuffers[];
+    const i64 half = d / 2;
+    const int chunks = (int) (d / VEC);
+    const bool holds = (int) threadIdx.x < chunks;
+    A* cs = reinterpret_cast<A*>(rowBuffers) + (i64) threadIdx.y * 2 * d + d;  // the shared-memory path's slot, its y unused
+    float* invFreq = reinterpret_cast<float*>(reinterpret_cast<A*>(rowBuffers) + (i64) blockDim.y * 2 * d);
+    const i64 rows = b * t;
+    const i64 stride = (i64) gridDim.x * blockDim.y;
+    i64 bt = (i64) blockIdx.x * blockDim.y + threadIdx.y;
+    R raw[NORM_ROPE_GROUP];
+    if (bt < rows) load_held<T, VEC>(x, bt / t, bt - (bt / t) * t, 0, h, xsb, xsh, xst, chunks, raw);  // in flight during the set-up
+    inverse_frequencies(invFreq, half, d, base, scaling);
+    for (; bt < rows; bt += stride) {
+        const i64 bi = bt / t;
+        const i64 ti = bt - bi * t;
+        rope_angles(invFreq, positions[bt], cs, half, 0);
+        __syncwarp();
+        for (i64 h0 = 0; h0 < h; h0 += NORM_ROPE_GROUP) {
+            if (h0 > 0) load_held<T, VEC>(x, bi, ti, h0, h, xsb, xsh, xst, chunks, raw);
+#pragma unroll
+            for (int u = 0; u < NORM_ROPE_GROUP; u++) {
+                if (h0 + u >= h) break;
+                A v[VEC];
+                unpack_held<T, A, VEC>(raw[u], holds, v);
+                A ss = 0;
+#pragma unroll
+                for (int q = 0; q < VEC; q++) ss += v[q] * v[q];
+                ss = warp_reduce(ss, SumOp());
+                const A r = (A) 1 / jt_sqrt(ss / (A) d + (A) eps);
+                if (threadIdx.x == 0) rstd[bt * h + h0 + u] = (typename Stat<T>::type) r;
+#pragma unroll
+                for (int q = 0; q < VEC; q++) {
+                    v[q] = holds ? load_acc<T>(store_acc<T>(v[q] * r * weight_at<W, A>(w, (i64) threadIdx.x * VEC + q, offsetOne))) : (A) 0;
+                }
+                rotate_held<T, A, VEC>(v, cs, half, chunks);
+                if (holds) store_chunk<T, VEC>(out + bi * osb + (h0 + u) * osh + ti * ost + (i64) threadIdx.x * VEC, v);
+            }
+        }
+        __syncwarp();  // cs is the next row's
+        if (bt + stride < rows) {
+            const i64 next = bt + stride;
+            load_held<T, VEC>(x, next / t, next - (next / t) * t, 0, h, xsb, xsh, xst, chunks, raw);
+        }
+    }
+}
+
 template <typename T, typename W, int VEC>
 __device__ void rms_norm_rope(const T* x, const W* w, const int* positions, T* out, typename Stat<T>::type* rstd, i64 b, i64 h,
                               i64 t, i64 d, i64 xsb, i64 xsh, i64 xst, i64 osb, i64 osh, i64 ost, double eps, int offsetOne,
@@ -266,6 +373,81 @@ __device__ void rms_norm_rope(const T* x, const W* w, const int* positions, T* o
 // rms_norm_backward's arithmetic on it (gradX in x's layout, strided as gradX's strides say). partial (null: no
 // weight gradient) gets one line a block: the block's warps' lines [D] (rms_norm_backward's layout, column k * VEC + q
 // at q * (D / VEC) + k) added in order.
+// The backward of the rows rms_norm_rope_held takes, the same way: each head group's gradOut and x chunks loaded
+// together (the next row's first group during this row's angles), then the shared-memory path's arithmetic.
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_rope_backward_held(const T* x, const W* w, const typename Stat<T>::type* rstd, const int* positions,
+                                            const T* gradOut, T* gradX, typename Acc<T>::type* partial, i64 b, i64 h, i64 t, i64 d,
+                                            i64 xsb, i64 xsh, i64 xst, i64 gsb, i64 gsh, i64 gst, i64 dsb, i64 dsh, i64 dst,
+                                            int offsetOne, double base, double scaling) {
+    typedef typename Acc<T>::type A;
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+    extern __shared__ __align__(16) unsigned char rowBuffers[];
+    const i64 half = d / 2;
+    const int chunks = (int) (d / VEC);
+    const int lane = threadIdx.x;
+    const bool holds = lane < chunks;
+    A* cs = reinterpret_cast<A*>(rowBuffers) + (i64) threadIdx.y * 3 * d + d;  // the shared-memory path's slots
+    A* mine = cs + d;
+    float* invFreq = reinterpret_cast<float*>(reinterpret_cast<A*>(rowBuffers) + (i64) blockDim.y * 3 * d);
+    for (i64 i = lane; i < d; i += 32) mine[i] = (A) 0;
+    const i64 rows = b * t;
+    const i64 stride = (i64) gridDim.x * blockDim.y;
+    i64 bt = (i64) blockIdx.x * blockDim.y + threadIdx.y;
+    R graw[NORM_ROPE_GROUP];
+    R xraw[NORM_ROPE_GROUP];
+    if (bt < rows) {
+        load_held<T, VEC>(gradOut, bt / t, bt - (bt / t) * t, 0, h, gsb, gsh, gst, chunks, graw);
+        load_held<T, VEC>(x, bt / t, bt - (bt / t) * t, 0, h, xsb, xsh, xst, chunks, xraw);
+    }
+    inverse_frequencies(invFreq, half, d, base, scaling);
+    for (; bt < rows; bt += stride) {
+        const i64 bi = bt / t;
+        const i64 ti = bt - bi * t;
+        rope_angles(invFreq, positions[bt], cs, half, 1);
+        __syncwarp();
+        for (i64 h0 = 0; h0 < h; h0 += NORM_ROPE_GROUP) {
+            if (h0 > 0) {
+                load_held<T, VEC>(gradOut, bi, ti, h0, h, gsb, gsh, gst, chunks, graw);
+                load_held<T, VEC>(x, bi, ti, h0, h, xsb, xsh, xst, chunks, xraw);
+            }
+#pragma unroll
+            for (int u = 0; u < NORM_ROPE_GROUP; u++) {
+                if (h0 + u >= h) break;
+                A gy[VEC];
+                A xv[VEC];
+                unpack_held<T, A, VEC>(graw[u], holds, gy);
+                unpack_held<T, A, VEC>(xraw[u], holds, xv);
+                rotate_held<T, A, VEC>(gy, cs, half, chunks);
+                A dot = 0;
+                if (holds) {
+#pragma unroll
+                    for (int q = 0; q < VEC; q++) dot += gy[q] * weight_at<W, A>(w, (i64) lane * VEC + q, offsetOne) * xv[q];
+                }
+                dot = warp_reduce(dot, SumOp());
+                const A r = (A) rstd[bt * h + h0 + u];
+                const A c = r * r * r * dot / (A) d;
+                if (holds) {
+                    A o[VEC];
+#pragma unroll
+                    for (int q = 0; q < VEC; q++) {
+                        o[q] = r * (gy[q] * weight_at<W, A>(w, (i64) lane * VEC + q, offsetOne)) - xv[q] * c;
+                        if (partial != nullptr) mine[q * chunks + lane] += gy[q] * xv[q] * r;
+                    }
+                    store_chunk<T, VEC>(gradX + bi * dsb + (h0 + u) * dsh + ti * dst + (i64) lane * VEC, o);
+                }
+            }
+        }
+        __syncwarp();  // cs is the next row's
+        if (bt + stride < rows) {
+            const i64 next = bt + stride;
+            load_held<T, VEC>(gradOut, next / t, next - (next / t) * t, 0, h, gsb, gsh, gst, chunks, graw);
+            load_held<T, VEC>(x, next / t, next - (next / t) * t, 0, h, xsb, xsh, xst, chunks, xraw);
+        }
+    }
+    if (partial != nullptr) block_lines_to_scratch(reinterpret_cast<const A*>(rowBuffers) + 2 * d, 3 * d, d, partial);
+}
+
 template <typename T, typename W, int VEC>
 __device__ void rms_norm_rope_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const int* positions,
                                        const T* gradOut, T* gradX, typename Acc<T>::type* partial, i64 b, i64 h, i64 t, i64 d,
@@ -327,15 +509,18 @@ __device__ void rms_norm_rope_backward(const T* x, const W* w, const typename St
 }
 
 #define JT_NORM_ROPE_V(xs, T, ws, W, sfx, V) \
-    extern "C" __global__ void rms_norm_rope_##xs##_##ws##sfx(const T* x, const W* w, const int* positions, T* out, Stat<T>::type* rstd, \
+    extern "C" __global__ void __launch_bounds__(NORM_ROPE_THREADS, sizeof(T) == 2 ? NORM_ROPE_BLOCKS : 1) rms_norm_rope_##xs##_##ws##sfx(const T* x, const W* w, const int* positions, T* out, Stat<T>::type* rstd, \
             i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, i64 xst, i64 osb, i64 osh, i64 ost, double eps, int offsetOne, double base, \
-            double scaling) { \
-        rms_norm_rope<T, W, V>(x, w, positions, out, rstd, b, h, t, d, xsb, xsh, xst, osb, osh, ost, eps, offsetOne, base, scaling); } \
+            double scaling, int held) { \
+        if (held) rms_norm_rope_held<T, W, V>(x, w, positions, out, rstd, b, h, t, d, xsb, xsh, xst, osb, osh, ost, eps, offsetOne, base, scaling); \
+        else rms_norm_rope<T, W, V>(x, w, positions, out, rstd, b, h, t, d, xsb, xsh, xst, osb, osh, ost, eps, offsetOne, base, scaling); } \
     extern "C" __global__ void rms_norm_rope_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, \
             const int* positions, const T* gradOut, T* gradX, Acc<T>::type* partial, i64 b, i64 h, i64 t, i64 d, i64 xsb, i64 xsh, \
-            i64 xst, i64 gsb, i64 gsh, i64 gst, i64 dsb, i64 dsh, i64 dst, int offsetOne, double base, double scaling) { \
-        rms_norm_rope_backward<T, W, V>(x, w, rstd, positions, gradOut, gradX, partial, b, h, t, d, xsb, xsh, xst, gsb, gsh, gst, \
-                                        dsb, dsh, dst, offsetOne, base, scaling); }
+            i64 xst, i64 gsb, i64 gsh, i64 gst, i64 dsb, i64 dsh, i64 dst, int offsetOne, double base, double scaling, int held) { \
+        if (held) rms_norm_rope_backward_held<T, W, V>(x, w, rstd, positions, gradOut, gradX, partial, b, h, t, d, xsb, xsh, xst, gsb, \
+                                                       gsh, gst, dsb, dsh, dst, offsetOne, base, scaling); \
+        else rms_norm_rope_backward<T, W, V>(x, w, rstd, positions, gradOut, gradX, partial, b, h, t, d, xsb, xsh, xst, gsb, gsh, gst, \
+                                             dsb, dsh, dst, offsetOne, base, scaling); }
 #define JT_NORM_ROPE_W(xs, T, ws, W) JT_NORM_ROPE_V(xs, T, ws, W, , 1) JT_NORM_ROPE_V(xs, T, ws, W, _vec, Vec<T>::N)
 #define JT_NORM_ROPE(xs, T) \
     JT_NORM_ROPE_W(xs, T, f64, double) JT_NORM_ROPE_W(xs, T, f32, float) JT_NORM_ROPE_W(xs, T, bf16, __nv_bfloat16) \

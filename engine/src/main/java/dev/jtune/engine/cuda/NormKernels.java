@@ -33,20 +33,36 @@ public final class NormKernels {
     /** A weight-reduce block: columns (threads in x) and slot rows (threads in y); norm.cu's part[ROWS][COLUMNS + 1]. */
     static final int REDUCE_COLUMNS = 32;
     static final int REDUCE_ROWS = 32;
+    /**
+     * The fused norm and rotation, on rows of at most 32 chunks: the heads of a row whose chunks a lane loads together
+     * (four: a Gemma q row whole, a k row with three idle). Each is 16 bytes of registers a lane, twice in the backward.
+     */
+    static final int NORM_ROPE_GROUP = 4;
+    /** The fused norm and rotation's largest block: a warp a row, {@link RowLaunch#WARP_ROWS_PER_BLOCK} warps. */
+    static final int NORM_ROPE_THREADS = 32 * RowLaunch.WARP_ROWS_PER_BLOCK;
+    /**
+     * Blocks an SM of the fused norm and rotation's 16-bit forward (its launch bounds: 80 registers, no spills) and the
+     * cap of its grid on held rows ({@link #heldRows}), whose warps then take several rows each, the next one's loads in
+     * flight while this one's angles are computed, and compute the block's inverse frequencies once.
+     */
+    static final int NORM_ROPE_BLOCKS = 3;
 
     /** kernels/norm.cu: the weight-reduce block shape and the kernels' parameters. */
     static final KernelSource SOURCE = KernelSource.builder("norm.cu")
             .define("NORM_REDUCE_COLUMNS", REDUCE_COLUMNS)
             .define("NORM_REDUCE_ROWS", REDUCE_ROWS)
+            .define("NORM_ROPE_GROUP", NORM_ROPE_GROUP)
+            .define("NORM_ROPE_THREADS", NORM_ROPE_THREADS)
+            .define("NORM_ROPE_BLOCKS", NORM_ROPE_BLOCKS)
             .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
             .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
             .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
             .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
             .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64, I64)
             .kernels(names("rms_norm_rope_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64, I64, I64, I64,
-                    I64, I64, I64, I64, I64, I64, F64, I32, F64, F64)
+                    I64, I64, I64, I64, I64, I64, F64, I32, F64, F64, I32)
             .kernels(names("rms_norm_rope_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, I64,
-                    I64, I64, I64, I64, I64, I64, I64, I64, I64, I32, F64, F64)
+                    I64, I64, I64, I64, I64, I64, I64, I64, I64, I32, F64, F64, I32)
             .build();
 
     private final CudaModule module;
@@ -165,13 +181,15 @@ public final class NormKernels {
         NormRopeLaunch launch = normRopeLaunch(bt, d, accumulatorBytes(x.dtype()), false, multiprocessors, maxBlocks);
         int vec = stridedVectorWidth(d, x, out);
         String name = kernelName("rms_norm_rope_", "rmsNormRope", x, weight, vec);
+        boolean held = heldRows(d, vec);
+        long grid = held ? Math.min(launch.grid(), (long) NORM_ROPE_BLOCKS * multiprocessors) : launch.grid();
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(weight.address()).pointer(positions.address()).pointer(out.address()).pointer(rstd.address())
                     .i64(x.dim(0)).i64(x.dim(1)).i64(x.dim(2)).i64(d);
             strides(args, x);
             strides(args, out);
-            args.f64(eps).i32(offsetOne ? 1 : 0).f64(base).f64(scaling);
-            module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
+            args.f64(eps).i32(offsetOne ? 1 : 0).f64(base).f64(scaling).i32(held ? 1 : 0);
+            module.function(name).launch(stream, grid, 1, 32, launch.warps(), launch.sharedBytes(), args);
         }
     }
 
@@ -203,7 +221,7 @@ public final class NormKernels {
                 strides(args, x);
                 strides(args, gradOut);
                 strides(args, gradX);
-                args.i32(offsetOne ? 1 : 0).f64(base).f64(scaling);
+                args.i32(offsetOne ? 1 : 0).f64(base).f64(scaling).i32(heldRows(d, vec) ? 1 : 0);
                 module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
             }
             if (partial != null) {
@@ -286,6 +304,19 @@ public final class NormKernels {
         }
         return new NormRopeLaunch(grid, (int) warps, Math.toIntExact(warps * perWarp + frequencies), d * accBytes);
     }
+
+    /**
+     * Whether the fused norm and rotation holds rows of {@code d} elements, {@code vec} an access, in registers (norm.cu's
+     * held path): a lane a chunk, so at most 32 chunks, and an even number of them (a rotation pair's two chunks sit
+     * half a row apart, in two lanes).
+     */
+    static boolean heldRows(long d, int vec) {
+        long chunks = d / vec;
+        return HELD && d % vec == 0 && chunks >= 2 && chunks <= 32 && chunks % 2 == 0;
+    }
+
+    /** {@code -Djtune.cuda.normRopeHeld=false}: the shared-memory path for every row (to time one against the other). */
+    static final boolean HELD = Boolean.parseBoolean(System.getProperty("jtune.cuda.normRopeHeld", "true"));
 
     /** The largest head dimension {@link #normRopeLaunch} takes: one warp's buffers (backward's three) beside invFreq. */
     public static long maxNormRopeHeadDim(int accBytes) {

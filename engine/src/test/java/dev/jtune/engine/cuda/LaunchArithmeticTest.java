@@ -309,6 +309,20 @@ class LaunchArithmeticTest {
     }
 
     @Test
+    void theFusedNormRopeHoldsRowsOfAtMostAWarpOfChunksInPairs() {
+        assertTrue(NormKernels.heldRows(256, 8), "Gemma's heads of 256 in bf16: 32 chunks");
+        assertTrue(NormKernels.heldRows(128, 4), "f32 heads of 128");
+        assertTrue(NormKernels.heldRows(8, 1), "a scalar row of 8");
+        assertFalse(NormKernels.heldRows(256, 4), "64 chunks: more than a warp's lanes");
+        assertFalse(NormKernels.heldRows(256, 1), "the scalar instantiation of a 256 row");
+        assertFalse(NormKernels.heldRows(24, 8), "3 chunks: a pair's halves would split a chunk");
+        assertFalse(NormKernels.heldRows(6, 4), "not whole chunks");
+        assertEquals(256, NormKernels.NORM_ROPE_THREADS, "the kernels' launch bounds cover the launch's largest block");
+        NormKernels.NormRopeLaunch launch = NormKernels.normRopeLaunch(8192, 256, 4, false, 132, 132L * 32);
+        assertTrue(launch.warps() * 32 <= NormKernels.NORM_ROPE_THREADS);
+    }
+
+    @Test
     void normRopeBuffersFitTheBlocksSharedMemory() {
         // Gemma's head dimension 256: 8 warps, forward 2 rows a warp, backward 3, beside invFreq [128] floats
         NormKernels.NormRopeLaunch fwd = NormKernels.normRopeLaunch(8192, 256, 4, false, 132, 132 * 32);
