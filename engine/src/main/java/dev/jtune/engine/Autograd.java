@@ -319,6 +319,12 @@ public final class Autograd {
     }
 
     /**
+     * {@code -Djtune.leafGradientTargets=false}: every product returns its gradient as before {@link #leafGradientTarget}
+     * existed (a 16-bit gradient, then a conversion into the leaf's buffer), to time or bisect one against the other.
+     */
+    static final boolean LEAF_GRADIENT_TARGETS = Boolean.parseBoolean(System.getProperty("jtune.leafGradientTargets", "true"));
+
+    /**
      * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
      * input is a cast of a leaf ({@link #castOfLeaf}) whose gradient is an attached buffer (an optimizer's, zeroed each
      * step) that no sink or listener watches. The function's product then adds it there (beta = 1, an fp32 output
@@ -326,6 +332,9 @@ public final class Autograd {
      * for input. Null when it must return the gradient as usual.
      */
     static Tensor leafGradientTarget(Tensor input) {
+        if (!LEAF_GRADIENT_TARGETS) {
+            return null;
+        }
         Running r = RUNNING.get();
         Node producer = input.gradFn();
         if (r == null || producer == null || !producer.isCastOfLeaf() || !input.requiresGrad() || !isInput(r.node, input)) {

@@ -22,9 +22,10 @@ public final class LossKernels {
      * How many of a thread's chunks of a row the cross-entropy forward loads before it uses the first. One 16-byte
      * load in flight a thread read Gemma's 262,144-entry rows at ~2.1 TB/s (H100); 2 keeps its 32 registers (two
      * 1,024-thread blocks an SM) and doubles the bytes in flight, 4 took 46 (one block). The backward, at ~85% of the
-     * memory's rate with its stores in flight, loads one at a time.
+     * memory's rate with its stores in flight, loads one at a time. {@code -Djtune.cuda.crossEntropyLoads=1} gives the
+     * one-load kernel back (to time one against the other; not yet measured on a GPU).
      */
-    static final int CE_LOADS = 2;
+    static final int CE_LOADS = Integer.getInteger("jtune.cuda.crossEntropyLoads", 2);
 
     /** kernels/loss.cu's kernels and their parameters. */
     static final KernelSource SOURCE = KernelSource.builder("loss.cu")
