@@ -80,6 +80,19 @@ JT_FLOAT_TYPES(JT_ADAMW_P)
 // words) and skips the alignment gap after the entry's end. With a master copy, the new weight is stored in the master
 // and rounded into the parameter as a copy kernel rounds it, so each element's bits are those of the per-tensor
 // kernel followed by a copy of the master into the parameter.
+// The entry of a flat table (rows of (address, offset, numel), sorted by offset) whose span holds the aligned tile
+// starting at flat element `start`: the last that starts at or before it (every thread of a block reads the same words).
+__device__ __forceinline__ int flat_entry(const i64* table, int entries, i64 start) {
+    int lo = 0;
+    int hi = entries - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) >> 1;
+        if (table[3 * mid + 1] <= start) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
 template <typename P, typename G>
 __device__ void adamw_flat(const i64* table, int entries, const G* grad, float* master, typename Stat<P>::type* m,
                            typename Stat<P>::type* v, const void* gradScale, int gradScaleF64, i64 n, double decay, double w1,
@@ -90,13 +103,7 @@ __device__ void adamw_flat(const i64* table, int entries, const G* grad, float* 
     const i64 tiles = n / FLAT_ALIGNMENT;
     for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const i64 start = tile * FLAT_ALIGNMENT;
-        int lo = 0;
-        int hi = entries - 1;
-        while (lo < hi) {  // the last entry that starts at or before this tile
-            int mid = (lo + hi + 1) >> 1;
-            if (table[3 * mid + 1] <= start) lo = mid;
-            else hi = mid - 1;
-        }
+        const int lo = flat_entry(table, entries, start);
         const i64 i = start + threadIdx.x;
         const i64 k = i - table[3 * lo + 1];
         if (k < 0 || k >= table[3 * lo + 2]) continue;  // an alignment gap
@@ -126,6 +133,28 @@ __device__ void adamw_flat(const i64* table, int entries, const G* grad, float* 
     JT_ADAMW_FLAT(ps, P, f64, double) JT_ADAMW_FLAT(ps, P, f32, float) JT_ADAMW_FLAT(ps, P, bf16, __nv_bfloat16) \
     JT_ADAMW_FLAT(ps, P, f16, __half)
 JT_FLOAT_TYPES(JT_ADAMW_FLAT_P)
+
+// Every parameter of a flat table converted into a flat buffer of another dtype at its entry's offset, as a copy
+// kernel converts (the alignment gaps untouched): the compute-dtype copies of a group's parameters in one launch
+// (nn.ComputeCopies), tiled and searched as adamw_flat is.
+template <typename P, typename O>
+__device__ void cast_flat(const i64* table, int entries, O* out, i64 n) {
+    const i64 tiles = n / FLAT_ALIGNMENT;
+    for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const i64 start = tile * FLAT_ALIGNMENT;
+        const int lo = flat_entry(table, entries, start);
+        const i64 i = start + threadIdx.x;
+        const i64 k = i - table[3 * lo + 1];
+        if (k < 0 || k >= table[3 * lo + 2]) continue;  // an alignment gap
+        out[i] = convert<P, O>(reinterpret_cast<const P*>(table[3 * lo])[k]);
+    }
+}
+
+#define JT_CAST_FLAT(ps, P, os, O) \
+    extern "C" __global__ void cast_flat_##ps##_##os(const i64* table, int entries, O* out, i64 n) { cast_flat<P, O>(table, entries, out, n); }
+#define JT_CAST_FLAT_P(ps, P) \
+    JT_CAST_FLAT(ps, P, f64, double) JT_CAST_FLAT(ps, P, f32, float) JT_CAST_FLAT(ps, P, bf16, __nv_bfloat16) JT_CAST_FLAT(ps, P, f16, __half)
+JT_FLOAT_TYPES(JT_CAST_FLAT_P)
 
 // partial[blockIdx.x] = sum of x^2 over this block's grid-stride share; blockDim.x is a multiple of 32.
 template <typename T, int VEC>

@@ -596,6 +596,16 @@ public final class Autograd {
     }
 
     /**
+     * Until the handle closes, {@link #castKept}{@code (leaf, cast.dtype())} returns the given cast of each leaf (its
+     * gradient reaching the leaf as a cast's would), in and out of checkpoints: casts made together in one launch
+     * (nn.ComputeCopies) instead of one each. The caller keeps them alive and equal to the leaves' values while the handle
+     * is open (make them after the leaves last changed; close it before they change again).
+     */
+    public static Scope.Entered provideCasts(java.util.Map<Tensor, Tensor> castOfLeaf) {
+        return KeptResults.provide(castOfLeaf);
+    }
+
+    /**
      * {@code compute.get()} made once per checkpoint: inside a checkpoint's first run the results are kept (in the scope
      * current at the checkpoint's call), and its recomputation in backward gets them back by call order instead of
      * computing again; {@code key} names the call (op, shapes, settings), and a recomputation whose call does not match

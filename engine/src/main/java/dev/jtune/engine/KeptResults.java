@@ -12,7 +12,8 @@ import java.util.function.Supplier;
  * What one checkpoint's first run made and its recomputation in backward reuses instead of making again:
  * <ul>
  *   <li>casts of leaves (LoRA's fp32 weights in their bf16 compute dtype), one launch per weight and step fewer (252
- *       for Gemma 3 270M's adapters), found by leaf and dtype;</li>
+ *       for Gemma 3 270M's adapters), found by leaf and dtype; or all of them made before the step in one launch
+ *       ({@link #provide}, nn.ComputeCopies), then found the same way in the first run and the recomputation;</li>
  *   <li>results of costly ops (a global attention layer's output and log-sum-exp: its forward is quadratic in the
  *       sequence, the kept tensors linear), found by call order, for plain checkpoints only (a tiled checkpoint's
  *       tiles may come back in another order).</li>
@@ -44,6 +45,17 @@ final class KeptResults {
     KeptResults(Scope owner, boolean keepsResults) {
         this.owner = owner;
         this.keepsResults = keepsResults;
+    }
+
+    /**
+     * Casts made elsewhere, in one launch for many leaves (nn.ComputeCopies), found as a checkpoint's kept casts are
+     * until the handle closes: the set never records (it is active as replaying) and is never freed here (the casts
+     * belong to their maker). {@code castOfLeaf}: leaf to its cast.
+     */
+    static Scope.Entered provide(Map<Tensor, Tensor> castOfLeaf) {
+        KeptResults set = new KeptResults(null, false);
+        castOfLeaf.forEach((leaf, cast) -> set.casts.computeIfAbsent(leaf, l -> new EnumMap<>(DType.class)).put(cast.dtype(), cast));
+        return set.activate(true);
     }
 
     /** Makes this set the innermost active one, recording or replaying, until the handle is closed. */

@@ -1,5 +1,6 @@
 package dev.jtune.engine;
 
+import dev.jtune.engine.nn.ComputeCopies;
 import dev.jtune.testing.Seeds;
 import org.junit.jupiter.api.Test;
 
@@ -15,12 +16,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * gradient is an attached buffer: the product's backward adds {@code g^T x} into that buffer itself, in fp32 (no 16-bit
  * gradient, no conversion). Checked against the fp32 product of the same 16-bit values, for a kept cast inside a
  * checkpoint and a plain one, with dropout's own weight-gradient product ({@link Ops#weightGradient}), and against
- * the path a leaf without an attached buffer still takes (the gradient rounded to 16 bits, then converted).
+ * the path a leaf without an attached buffer still takes (the gradient rounded to 16 bits, then converted); and with
+ * the cast made beforehand with other leaves' in one launch ({@link ComputeCopies}) and found by castKept.
  */
 class LeafGradientTargetTest {
     private final Random rnd = Seeds.random();
 
-    enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT }
+    enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT, PROVIDED_COPY }
 
     record Run(double[] w, double[] x) {
     }
@@ -37,9 +39,21 @@ class LeafGradientTargetTest {
             }
             Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).to(device).requiresGrad(true);
             Tensor r = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2).to(device);
+            // PROVIDED_COPY: w's bf16 copy made beside another weight's in one launch, found by castKept in the checkpoint's
+            // first run and in its recomputation
+            Tensor other = Tensor.uniform(Shape.of(3, 5), DType.F32, Device.CPU, seed + 3, -1, 1).to(device).requiresGrad(true);
+            java.util.SequencedMap<String, Tensor> weights = new java.util.LinkedHashMap<>();
+            weights.put("other", other);
+            weights.put("w", w);
+            ComputeCopies copies = use == Use.PROVIDED_COPY ? ComputeCopies.of(weights, DType.BF16) : null;
             Function<Tensor, Tensor> product = in -> switch (use) {
                 case PLAIN_CAST -> Ops.matmul(in, w.cast(DType.BF16), Transpose.B);
                 case KEPT_IN_CHECKPOINT -> Ops.matmul(in, Autograd.castKept(w, DType.BF16), Transpose.B);
+                case PROVIDED_COPY -> {
+                    Tensor c = Autograd.castKept(w, DType.BF16);
+                    assertTrue(c.storage() == Autograd.castKept(other, DType.BF16).storage(), "the copies share one flat buffer");
+                    yield Ops.matmul(in, c, Transpose.B);
+                }
                 case WEIGHT_GRADIENT -> {
                     Tensor c = Autograd.castKept(w, DType.BF16);
                     yield Autograd.op("product with its own weight gradient", () -> Ops.matmul(in, c, Transpose.B),
@@ -47,8 +61,13 @@ class LeafGradientTargetTest {
                 }
             };
             for (int p = 0; p < passes; p++) {
-                Tensor y = use == Use.PLAIN_CAST ? product.apply(x) : Autograd.checkpoint(in -> product.apply(in[0]), x);
-                y.cast(DType.F32).mul(r).sum(0).sum(0).backward();
+                try (Scope.Entered provided = copies == null ? null : copies.provide()) {
+                    Tensor y = use == Use.PLAIN_CAST ? product.apply(x) : Autograd.checkpoint(in -> product.apply(in[0]), x);
+                    y.cast(DType.F32).mul(r).sum(0).sum(0).backward();
+                }
+            }
+            if (copies != null) {
+                copies.close();
             }
             return new Run(w.grad().toDoubleArray(), x.grad().toDoubleArray());
         }

@@ -29,6 +29,7 @@ public final class OptimKernels {
             .define("FLAT_ALIGNMENT", FlatLayout.ALIGNMENT)
             .kernels(names("adamw_%s_%s", FLOATS, FLOATS), PTR, PTR, PTR, PTR, PTR, I32, I64, F64, F64, F64, F64, F64, F64, F64)
             .kernels(names("adamw_flat_%s_%s", FLOATS, FLOATS), PTR, I32, PTR, PTR, PTR, PTR, PTR, I32, I64, F64, F64, F64, F64, F64, F64, F64)
+            .kernels(names("cast_flat_%s_%s", FLOATS, FLOATS), PTR, I32, PTR, I64)
             .kernels(names("sum_squares_%s%s", FLOATS, VEC), PTR, I64, PTR)
             .kernels(names("sum_squares_finish_%s", java.util.List.of("f32", "f64")), PTR, I64, PTR, I32)
             .kernel("clip_coefficient", PTR, I32, F64, PTR, I32)
@@ -107,6 +108,25 @@ public final class OptimKernels {
                     .pointer(master == null ? 0 : master.address()).pointer(m.address()).pointer(v.address())
                     .pointer(gradScale == null ? 0 : gradScale.address()).i32(gradScaleF64).i64(n);
             constants(args, step);
+            long blocks = Math.min(n / FlatLayout.ALIGNMENT, maxBlocks);
+            module.function(name).launch(stream, blocks, FlatLayout.ALIGNMENT, 0, args);
+        }
+    }
+
+    /**
+     * Every parameter of a flat group converted into {@code out} (1-D, {@code layout.numel()} elements of another float
+     * dtype) at its entry's offset, in one launch (fused.FlatCastKernel's contract), tiled as {@link #adamwFlat}.
+     */
+    public void castFlat(ParameterTable params, Tensor out) {
+        FlatLayout layout = params.layout();
+        long n = layout.numel();
+        if (n == 0 || layout.entries().isEmpty()) {
+            return;
+        }
+        String name = "cast_flat_" + ElementwiseKernels.floatSuffix("castFlat", params.dtype()) + "_"
+                + ElementwiseKernels.floatSuffix("castFlat", out.dtype());
+        try (KernelArgs args = new KernelArgs()) {
+            args.pointer(params.current().address()).i32(layout.entries().size()).pointer(out.address()).i64(n);
             long blocks = Math.min(n / FlatLayout.ALIGNMENT, maxBlocks);
             module.function(name).launch(stream, blocks, FlatLayout.ALIGNMENT, 0, args);
         }

@@ -616,6 +616,33 @@ class CudaFusedParityTest {
     }
 
     @Test
+    void flatCastIsEachParametersCastBitForBit() {
+        // nn.ComputeCopies' one launch: every float pair, parameters of sizes that leave alignment gaps
+        for (DType from : FLOATS) {
+            for (DType to : FLOATS) {
+                if (from == to) {
+                    continue;
+                }
+                java.util.SequencedMap<String, Tensor> cpuParams = new java.util.LinkedHashMap<>();
+                java.util.SequencedMap<String, Tensor> gpuParams = new java.util.LinkedHashMap<>();
+                for (int i = 0; i < 4; i++) {
+                    Tensor p = rand(Shape.of(1 + rnd.nextInt(20), 1 + rnd.nextInt(700)), from, -70_000, 70_000);
+                    cpuParams.put("p" + i, p);
+                    gpuParams.put("p" + i, g(p));
+                }
+                dev.jtune.engine.optim.FlatLayout layout = dev.jtune.engine.optim.FlatLayout.ofParameters("test", cpuParams);
+                Tensor ref = Tensor.zeros(Shape.of(layout.numel()), to, CPU);
+                cpu.kernels(dev.jtune.engine.fused.FlatCastKernel.OP).cast(
+                        new dev.jtune.engine.fused.ParameterTable(java.util.List.copyOf(cpuParams.values()), layout), ref);
+                Tensor got = Tensor.zeros(Shape.of(layout.numel()), to, GPU);
+                gpu.kernels(dev.jtune.engine.fused.FlatCastKernel.OP).cast(
+                        new dev.jtune.engine.fused.ParameterTable(java.util.List.copyOf(gpuParams.values()), layout), got);
+                assertSameBits(ref, got, "castFlat " + from + " -> " + to + " (seed " + seed + ")");
+            }
+        }
+    }
+
+    @Test
     void crossEntropyWithGradientInOnePass() {
         // loss_cluster.cu, whatever the default: a row over a cluster of 8 blocks, held in registers; Gemma's 262,144
         // (512 threads a block), the larger multimodal vocabulary 262,208 (544), f32 at 1,024 threads, rows of a

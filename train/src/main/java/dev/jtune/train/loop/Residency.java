@@ -8,6 +8,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Tensor;
 import dev.jtune.engine.dist.Collectives;
 import dev.jtune.engine.dist.ShardedWeights;
+import dev.jtune.engine.nn.ComputeCopies;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.optim.AdamW;
 import dev.jtune.engine.optim.AdamW8bit;
@@ -109,6 +110,21 @@ final class Residency {
             s.withWholeValues(action);
         } else {
             action.run();
+        }
+    }
+
+    /**
+     * The adapters' compute-dtype copies (bf16 A and B on a bf16 base), made in one launch at each step's start instead
+     * of one cast launch a matrix ({@link ComputeCopies}), in the scope current now (the run's), counted as ADAPTERS;
+     * null where no adapter weight is cast (full fine-tuning, an fp32 base) or with {@code -Djtune.computeCopies=false}.
+     */
+    static ComputeCopies computeCopies(Trainable trainable) {
+        SequencedMap<String, Tensor> cast = trainable.castAdapterWeights();
+        if (cast.isEmpty() || !Boolean.parseBoolean(System.getProperty("jtune.computeCopies", "true"))) {
+            return null;
+        }
+        try (Scope.Entered c = Scope.countAs(MemoryCategory.ADAPTERS)) {
+            return ComputeCopies.of(cast, trainable.adapterComputeDtype());
         }
     }
 

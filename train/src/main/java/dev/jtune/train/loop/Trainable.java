@@ -278,6 +278,38 @@ public final class Trainable {
         return out;
     }
 
+    /**
+     * The adapters' matrices whose products cast them to another dtype (fp32 A and B on a 16-bit base), by peft's
+     * names, all of one compute dtype, for their copies made in one launch ({@link dev.jtune.engine.nn.ComputeCopies});
+     * empty when none are cast (full fine-tuning, an fp32 base) or the adapters compute in several dtypes.
+     */
+    public SequencedMap<String, Tensor> castAdapterWeights() {
+        SequencedMap<String, Tensor> out = new LinkedHashMap<>();
+        if (!isLora()) {
+            return out;
+        }
+        DType compute = null;
+        for (LoraAdapter a : adapters.values()) {
+            for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+                Tensor w = a.matrix(m);
+                if (w.dtype() == a.compute()) {
+                    continue;
+                }
+                if ((compute != null && compute != a.compute()) || w.dtype() != DType.F32 || !w.isContiguous()) {
+                    return new LinkedHashMap<>();
+                }
+                compute = a.compute();
+                out.put(adapterKey(a, m), w);
+            }
+        }
+        return out;
+    }
+
+    /** The dtype the adapters' products run in (the base's, on a 16-bit base). */
+    public DType adapterComputeDtype() {
+        return adapters.isEmpty() ? model.dtype() : adapters.values().iterator().next().compute();
+    }
+
     /** The image-text model's parameters in the trained parts, by HF's in-memory names, in model order. */
     private SequencedMap<String, Tensor> trainedParts() {
         SequencedMap<String, Tensor> out = new LinkedHashMap<>();

@@ -23,6 +23,7 @@ import dev.jtune.engine.dist.PlannedWorld;
 import dev.jtune.engine.offload.HostActivationStore;
 import dev.jtune.engine.offload.SlottedUnits;
 import dev.jtune.engine.optim.GradClip;
+import dev.jtune.engine.nn.ComputeCopies;
 import dev.jtune.engine.optim.GradientBuffer;
 import dev.jtune.engine.optim.Optimizer;
 import dev.jtune.gemma.model.Gemma3Model;
@@ -69,6 +70,8 @@ public final class Trainer implements AutoCloseable {
     private final List<StepRecord> history = new ArrayList<>();
     private final int padId;
     private final ActivationStore activations;
+    /** The adapters' bf16 copies, made once a step ({@link Residency#computeCopies}), or null. */
+    private final ComputeCopies computeCopies;
     /** The data-parallel world, or null for a run on one device. */
     private final Collectives world;
     /** In a world, the flat gradient buffers' buckets (summed as the step's last backward fills them), or null. */
@@ -104,6 +107,7 @@ public final class Trainer implements AutoCloseable {
         this.optimizer = Residency.place(config, trainable, world);
         this.gradientSum = world == null ? null : DataParallel.bucketsOf(world, trainable, optimizer.gradientBuffers(), config.ddpBucketBytes());
         this.activations = Residency.activationStore(config, device);
+        this.computeCopies = Residency.computeCopies(trainable);
     }
 
     /** This process's rank in the data-parallel world (0 alone). */
@@ -130,6 +134,9 @@ public final class Trainer implements AutoCloseable {
         try {
             if (gradientSum != null) {
                 gradientSum.close();
+            }
+            if (computeCopies != null) {
+                computeCopies.close();
             }
             optimizer.close();
         } finally {
@@ -439,22 +446,25 @@ public final class Trainer implements AutoCloseable {
             Tensor stepLoss = null;
             ShardedGradients sharded = shardedGradients(optimizer);
             int rounds = 0;
-            for (int i = rank; i < batches.size(); i += ranks) {
-                trainable.train(CounterRng.bits(config.seed(), micro + i));
-                try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
-                    Batcher.Batch t = train.batch(batches.get(i), device);
-                    Tensor loss = microBatchLoss(config, trainable, activations, t, counted);
-                    if (gradientSum != null && i + ranks >= batches.size()) {
-                        gradientSum.arm(); // this rank's last backward of the step: its buckets are summed as they fill
-                    }
-                    loss.backward();
-                    if (sharded != null) { // ZeRO stage 2: every backward's buckets are reduced before the next one fills them
-                        sharded.reduce();
-                        rounds++;
-                    }
-                    try (Autograd.GradMode off = Autograd.noGrad()) {
-                        Tensor l = loss.detach();
-                        stepLoss = mb.keep(stepLoss == null ? l.copy() : Ops.add(stepLoss, l)); // the sum outlives the micro-batch
+            // the adapters' copies are made from this step's weights and found by every micro-batch's products
+            try (Scope.Entered copies = computeCopies == null ? null : computeCopies.provide()) {
+                for (int i = rank; i < batches.size(); i += ranks) {
+                    trainable.train(CounterRng.bits(config.seed(), micro + i));
+                    try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
+                        Batcher.Batch t = train.batch(batches.get(i), device);
+                        Tensor loss = microBatchLoss(config, trainable, activations, t, counted);
+                        if (gradientSum != null && i + ranks >= batches.size()) {
+                            gradientSum.arm(); // this rank's last backward of the step: its buckets are summed as they fill
+                        }
+                        loss.backward();
+                        if (sharded != null) { // ZeRO stage 2: every backward's buckets are reduced before the next one fills them
+                            sharded.reduce();
+                            rounds++;
+                        }
+                        try (Autograd.GradMode off = Autograd.noGrad()) {
+                            Tensor l = loss.detach();
+                            stepLoss = mb.keep(stepLoss == null ? l.copy() : Ops.add(stepLoss, l)); // the sum outlives the micro-batch
+                        }
                     }
                 }
             }
@@ -524,6 +534,7 @@ public final class Trainer implements AutoCloseable {
             Collectives planned = device.kind() == Device.Kind.META && config.worldSize() > 1 ? PlannedWorld.rankZeroOf(config.worldSize()) : null;
             Optimizer optimizer = Residency.place(config, trainable, planned);
             ActivationStore activations = Residency.activationStore(config, device);
+            ComputeCopies computeCopies = Residency.computeCopies(trainable);
             backend.synchronize();
             backend.resetPeaks();
             try (Scope s = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
@@ -541,19 +552,21 @@ public final class Trainer implements AutoCloseable {
                         java.util.Arrays.fill(ids, r * seqLength, r * seqLength + tokens, vc.imageToken());
                     }
                 }
-                for (int i = 0; i < micro; i++) {
-                    trainable.train(CounterRng.bits(config.seed(), i));
-                    try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
-                        dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
-                        // an image-text model reads its ids on the host (where its images' tokens are): meta holds no values
-                        Device idsOn = trainable.multimodal().isPresent() ? Device.CPU : device;
-                        Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn),
-                                Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn), null, List.of());
-                        Tensor pixels = vc == null ? null : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3,
-                                vc.imageSize(), vc.imageSize()), dev.jtune.engine.DType.F32, device);
-                        trainable.loss(t, pixels, options(config, activations), micro * batchSize * seqLength).backward();
-                        if (sharded != null) {
-                            sharded.reduce();
+                try (Scope.Entered copies = computeCopies == null ? null : computeCopies.provide()) {
+                    for (int i = 0; i < micro; i++) {
+                        trainable.train(CounterRng.bits(config.seed(), i));
+                        try (Scope mb = Scope.open("micro-batch", MemoryCategory.ACTIVATIONS)) {
+                            dev.jtune.engine.Shape shape = dev.jtune.engine.Shape.of(batchSize, seqLength);
+                            // an image-text model reads its ids on the host (where its images' tokens are): meta holds no values
+                            Device idsOn = trainable.multimodal().isPresent() ? Device.CPU : device;
+                            Batcher.Batch t = new Batcher.Batch(Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn),
+                                    Tensor.fromArray(ids, shape, dev.jtune.engine.DType.I32, idsOn), null, List.of());
+                            Tensor pixels = vc == null ? null : Tensor.zeros(dev.jtune.engine.Shape.of((long) batchSize * imagesPerSequence, 3,
+                                    vc.imageSize(), vc.imageSize()), dev.jtune.engine.DType.F32, device);
+                            trainable.loss(t, pixels, options(config, activations), micro * batchSize * seqLength).backward();
+                            if (sharded != null) {
+                                sharded.reduce();
+                            }
                         }
                     }
                 }
@@ -569,6 +582,9 @@ public final class Trainer implements AutoCloseable {
             optimizer.flush();
             backend.synchronize();
             MemoryStats stats = backend.memoryStats();
+            if (computeCopies != null) {
+                computeCopies.close();
+            }
             optimizer.close();
             if (activations instanceof HostActivationStore h) {
                 h.close();
