@@ -132,7 +132,7 @@ __device__ void cross_entropy_with_gradient(const T* logits, const int* labels, 
     }
     const int hotChunk = label >= 0 ? label / VEC : -1; // the one-hot term's chunk and element (none for a negative label)
     const int hotElement = label - hotChunk * VEC;
-    const A sc = ignored ? (A) 0 : (A) read_scalar(scale, scaleF64);
+    const A sc = (A) read_scalar(scale, scaleF64);
     T* gr = grad + row * v;
 #pragma unroll
     for (int u = 0; u < CE_HELD; u++) {
@@ -149,7 +149,7 @@ __device__ void cross_entropy_with_gradient(const T* logits, const int* labels, 
                     p -= (A) 1;
                     if (counted) loss[row] = (typename Stat<T>::type) (l - x);
                 }
-                g[q] = sc * p;
+                g[q] = ignored ? (A) 0 : sc * p; // 0 on an ignored row whatever its logits (NaN ones included), as loss.cu's
             }
             store_chunk<T, VEC>(gr + (i64) k * VEC, g);
         }
