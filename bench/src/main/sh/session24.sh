@@ -7,10 +7,11 @@
 #   (CrossEntropyTiming, 8K and 32K tokens, two kernels against one pass), then the trainer's 8K steady rates,
 #   alternated without and with it.
 # PART=ce32: the 32K steady rates (--max_memory 3GiB) without and with it, twice each way.
-# PART=normrope: the fused q/k norm and RoPE's rows held in registers (norm.cu's held path, default; never run yet):
-#   CudaFusedParityTest#rmsNormRopeIsTheNormThenTheRope (against the cpu and the unfused ops, Gemma's 8K q whole), the
-#   goldens, the kernels alone with and without it (NormRopeTiming, -Djtune.cuda.normRopeHeld=false: the shared-memory
-#   path), then the trainer's 8K steady rates, alternated.
+# PART=normrope: rows held in registers by the fused q/k norm and RoPE and by the plain norms' _held kernels (both
+#   default; never run yet): CudaFusedParityTest's norm tests (rmsNormRopeIsTheNormThenTheRope against the cpu and the
+#   unfused ops with Gemma's 8K q whole; heldNormRowsAreTheTwoPassKernelsBitForBit; rmsNorm*), the goldens, the q/k
+#   kernels alone with and without it (NormRopeTiming, -Djtune.cuda.normRopeHeld=false: the shared-memory path), then
+#   the trainer's 8K steady rates alternated, both on against both off (-Djtune.cuda.normHeld=false too).
 # Usage: [BUDGET=560] PART=ce|ce32|normrope bash bench/src/main/sh/session24.sh
 set -u
 . .device/env
@@ -45,7 +46,7 @@ case ${PART:-ce} in
   normrope)
     OFF=-Djtune.cuda.normRopeHeld=false
     el "the held rows against the cpu and the unfused ops"
-    junit 120 normrope-parity "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*rmsNormRope.*'
+    junit 150 normrope-parity "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*([Nn]orm).*'
     grep -E "fused against unfused" $OUT/normrope-parity.txt | head -12
     el "the goldens"
     junit 150 normrope-goldens "" --include-classname '.*Golden.*GpuTest'
@@ -53,8 +54,8 @@ case ${PART:-ce} in
     for o in "" "$OFF" "" "$OFF"; do
       [ $(left) -gt 30 ] && timeout $(cap 40) $JAVA $JOPTS $o -cp "$CP" dev.jtune.bench.NormRopeTiming 8192 20 2>&1 | grep -v "^device"
     done | tee $OUT/normrope-kernels.txt
-    el "trainer, 8K steady rates, alternated: held, shared memory, held, shared memory"
-    for o in "" "$OFF" "" "$OFF"; do
+    el "trainer, 8K steady rates, alternated: held, two-pass, held, two-pass"
+    for o in "" "$OFF -Djtune.cuda.normHeld=false" "" "$OFF -Djtune.cuda.normHeld=false"; do
       [ $(left) -gt 50 ] && echo -n "${o:-held} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh \
           gemma-3-270m qlora16 8192 150 20 2>&1 | grep -E "steady"
     done | tee $OUT/normrope-steady8k.txt

@@ -20,6 +20,11 @@
 #if !defined(NORM_REDUCE_COLUMNS) || !defined(NORM_REDUCE_ROWS)
 #error "NORM_REDUCE_COLUMNS and NORM_REDUCE_ROWS come from NormKernels.java's KernelSource"
 #endif
+// The _held kernels' rows (NormKernels.java): a warp a row, at most NORM_HELD chunks a lane, held in registers.
+#ifndef NORM_HELD
+#error "NORM_HELD comes from NormKernels.java's KernelSource"
+#endif
+
 // The fused norm and rotation (NormKernels.java): the heads of a row whose chunks a lane loads together, the most
 // threads a block, and the blocks an SM that its 16-bit forward's registers leave room for (the host's grid cap).
 #if !defined(NORM_ROPE_GROUP) || !defined(NORM_ROPE_THREADS) || !defined(NORM_ROPE_BLOCKS)
@@ -32,11 +37,71 @@ __device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
     return offsetOne ? (A) 1 + v : v;
 }
 
+// ---- The _held kernels: a warp's row held in registers (the host launches them on rows of at most 32 x NORM_HELD
+// chunks under the warp-a-row layout: Gemma 270M's 640 in bf16): a lane loads its chunks (and h's) together, so a row
+// costs one memory latency, and normalises from the registers instead of reading the row again. The arithmetic is the
+// two-pass loop's, in the same order (the same bits). Kernels of their own, so that the others keep their registers.
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_held(const T* x, const T* h, T* sum, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d,
+                              double eps, int offsetOne) {
+    typedef typename Acc<T>::type A;
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+    const int chunks = (int) (d / VEC);
+    const int lane = threadIdx.x;
+    JT_ROWS(row, n) {
+        R xraw[NORM_HELD];
+        R hraw[NORM_HELD];
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+                xraw[u] = *reinterpret_cast<const R*>(x + row * d + (i64) k * VEC);
+                if (h != nullptr) hraw[u] = *reinterpret_cast<const R*>(h + row * d + (i64) k * VEC);
+            }
+        }
+        A v[NORM_HELD][VEC];
+        A ss = 0;
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+                const T* e = reinterpret_cast<const T*>(&xraw[u]);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) v[u][q] = load_acc<T>(e[q]);
+                if (h != nullptr) {
+                    const T* f = reinterpret_cast<const T*>(&hraw[u]);
+#pragma unroll
+                    for (int q = 0; q < VEC; q++) v[u][q] = load_acc<T>(store_acc<T>(v[u][q] + load_acc<T>(f[q])));  // the sum as T holds it
+                    store_chunk<T, VEC>(sum + row * d + (i64) k * VEC, v[u]);
+                }
+#pragma unroll
+                for (int q = 0; q < VEC; q++) ss += v[u][q] * v[u][q];
+            }
+        }
+        ss = warp_reduce(ss, SumOp());
+        A r = (A) 1 / jt_sqrt(ss / (A) d + (A) eps);
+        if (lane == 0) rstd[row] = (typename Stat<T>::type) r;
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+#pragma unroll
+                for (int q = 0; q < VEC; q++) v[u][q] = v[u][q] * r * weight_at<W, A>(w, (i64) k * VEC + q, offsetOne);
+                store_chunk<T, VEC>(out + row * d + (i64) k * VEC, v[u]);
+            }
+        }
+    }
+}
+
 // h and sum null: the plain norm of x. Otherwise x + h, rounded to T, goes to sum and is what is normalised (each
 // thread reads back only the chunks it wrote, so sum may be x).
-template <typename T, typename W, int VEC>
+template <typename T, typename W, int VEC, bool HELD>
 __device__ void rms_norm(const T* x, const T* h, T* sum, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d,
                          double eps, int offsetOne) {
+    if constexpr (HELD) {
+        rms_norm_held<T, W, VEC>(x, h, sum, w, out, rstd, n, d, eps, offsetOne);
+        return;
+    }
     typedef typename Acc<T>::type A;
     __shared__ A scratch[32];
     const i64 chunks = d / VEC;
@@ -86,11 +151,69 @@ __device__ void block_lines_to_scratch(const A* lines, i64 stride, i64 d, A* par
 template <typename A>
 __device__ void block_lines_to_scratch(const A* lines, i64 d, A* partial) { block_lines_to_scratch(lines, d, d, partial); }
 
+// The backward of a row held as rms_norm_held holds it: x's, gradOut's and gradSum's chunks loaded together, then the
+// two-pass loop's arithmetic from the registers; mine (null: no weight gradient) is the row slot's line.
+template <typename T, typename W, int VEC>
+__device__ void rms_norm_backward_held(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, const T* gradSum,
+                                       T* gradX, typename Acc<T>::type* mine, i64 n, i64 d, int offsetOne) {
+    typedef typename Acc<T>::type A;
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+    const int chunks = (int) (d / VEC);
+    const int lane = threadIdx.x;
+    JT_ROWS(row, n) {
+        R xraw[NORM_HELD];
+        R graw[NORM_HELD];
+        R sraw[NORM_HELD];
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+                xraw[u] = *reinterpret_cast<const R*>(x + row * d + (i64) k * VEC);
+                graw[u] = *reinterpret_cast<const R*>(gradOut + row * d + (i64) k * VEC);
+                if (gradSum != nullptr) sraw[u] = *reinterpret_cast<const R*>(gradSum + row * d + (i64) k * VEC);
+            }
+        }
+        A dot = 0;
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+                const T* xe = reinterpret_cast<const T*>(&xraw[u]);
+                const T* ge = reinterpret_cast<const T*>(&graw[u]);
+#pragma unroll
+                for (int q = 0; q < VEC; q++) dot += load_acc<T>(ge[q]) * weight_at<W, A>(w, (i64) k * VEC + q, offsetOne) * load_acc<T>(xe[q]);
+            }
+        }
+        dot = warp_reduce(dot, SumOp());
+        A r = (A) rstd[row];
+        A c = r * r * r * dot / (A) d;
+#pragma unroll
+        for (int u = 0; u < NORM_HELD; u++) {
+            const int k = lane + 32 * u;
+            if (k < chunks) {
+                const T* xe = reinterpret_cast<const T*>(&xraw[u]);
+                const T* ge = reinterpret_cast<const T*>(&graw[u]);
+                const T* se = reinterpret_cast<const T*>(&sraw[u]);
+                A o[VEC];
+#pragma unroll
+                for (int q = 0; q < VEC; q++) {
+                    const A gv = load_acc<T>(ge[q]);
+                    const A xv = load_acc<T>(xe[q]);
+                    o[q] = r * (gv * weight_at<W, A>(w, (i64) k * VEC + q, offsetOne)) - xv * c;
+                    if (gradSum != nullptr) o[q] = load_acc<T>(store_acc<T>(o[q])) + load_acc<T>(se[q]);  // as the unfused norm and add round
+                    if (mine != nullptr) mine[q * chunks + k] += gv * xv * r;
+                }
+                store_chunk<T, VEC>(gradX + row * d + (i64) k * VEC, o);  // gradX may be gradOut: read above
+            }
+        }
+    }
+}
+
 // gradX = r * g' - x * (r^3 / D) * sum_j g'_j x_j with g' = gradOut * w'; partial (when not null) gets the sum
 // over each slot's rows of gradOut * x * r (see the top of this file for its lines and their layout).
 // gradSum (may be null) is added to gradX rounded to T first, as the unfused norm's gradient and the add would round
 // (the residual kernels: x is the sum), so the fused op's gradients are the unfused ones bit for bit.
-template <typename T, typename W, int VEC>
+template <typename T, typename W, int VEC, bool HELD>
 __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>::type* rstd, const T* gradOut, const T* gradSum,
                                   T* gradX, typename Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) {
     typedef typename Acc<T>::type A;
@@ -106,7 +229,9 @@ __device__ void rms_norm_backward(const T* x, const W* w, const typename Stat<T>
             for (int q = 0; q < VEC; q++) mine[q * chunks + k] = (A) 0;
         }
     }
-    JT_ROWS(row, n) {
+    if constexpr (HELD) {
+        rms_norm_backward_held<T, W, VEC>(x, w, rstd, gradOut, gradSum, gradX, mine, n, d, offsetOne);
+    } else JT_ROWS(row, n) {
         const T* xr = x + row * d;
         const T* gr = gradOut + row * d;
         A dot = 0;
@@ -170,19 +295,20 @@ __device__ void rms_norm_weight_reduce(const A* partial, A* gradWeight, i64 line
     }
 }
 
-#define JT_NORM_V(xs, T, ws, W, sfx, V) \
+#define JT_NORM_V(xs, T, ws, W, sfx, V, H) \
     extern "C" __global__ void rms_norm_##xs##_##ws##sfx(const T* x, const W* w, T* out, Stat<T>::type* rstd, i64 n, i64 d, double eps, int offsetOne) { \
-        rms_norm<T, W, V>(x, nullptr, nullptr, w, out, rstd, n, d, eps, offsetOne); } \
+        rms_norm<T, W, V, H>(x, nullptr, nullptr, w, out, rstd, n, d, eps, offsetOne); } \
     extern "C" __global__ void rms_norm_residual_##xs##_##ws##sfx(const T* x, const T* h, T* sum, const W* w, T* out, Stat<T>::type* rstd, \
                                                                  i64 n, i64 d, double eps, int offsetOne) { \
-        rms_norm<T, W, V>(x, h, sum, w, out, rstd, n, d, eps, offsetOne); } \
+        rms_norm<T, W, V, H>(x, h, sum, w, out, rstd, n, d, eps, offsetOne); } \
     extern "C" __global__ void rms_norm_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, T* gradX, \
                                                                  Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) { \
-        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, nullptr, gradX, partial, n, d, offsetOne, slotsShared); } \
+        rms_norm_backward<T, W, V, H>(x, w, rstd, gradOut, nullptr, gradX, partial, n, d, offsetOne, slotsShared); } \
     extern "C" __global__ void rms_norm_residual_backward_##xs##_##ws##sfx(const T* x, const W* w, const Stat<T>::type* rstd, const T* gradOut, \
                                                                           const T* gradSum, T* gradX, Acc<T>::type* partial, i64 n, i64 d, int offsetOne, int slotsShared) { \
-        rms_norm_backward<T, W, V>(x, w, rstd, gradOut, gradSum, gradX, partial, n, d, offsetOne, slotsShared); }
-#define JT_NORM_W(xs, T, ws, W) JT_NORM_V(xs, T, ws, W, , 1) JT_NORM_V(xs, T, ws, W, _vec, Vec<T>::N)
+        rms_norm_backward<T, W, V, H>(x, w, rstd, gradOut, gradSum, gradX, partial, n, d, offsetOne, slotsShared); }
+#define JT_NORM_W(xs, T, ws, W) JT_NORM_V(xs, T, ws, W, , 1, false) JT_NORM_V(xs, T, ws, W, _vec, Vec<T>::N, false) \
+    JT_NORM_V(xs, T, ws, W, _vec_held, Vec<T>::N, true)
 #define JT_NORM(xs, T) \
     JT_NORM_W(xs, T, f64, double) JT_NORM_W(xs, T, f32, float) JT_NORM_W(xs, T, bf16, __nv_bfloat16) JT_NORM_W(xs, T, f16, __half)
 JT_FLOAT_TYPES(JT_NORM)

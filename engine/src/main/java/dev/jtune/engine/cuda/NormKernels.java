@@ -38,6 +38,18 @@ public final class NormKernels {
      * (four: a Gemma q row whole, a k row with three idle). Each is 16 bytes of registers a lane, twice in the backward.
      */
     static final int NORM_ROPE_GROUP = 4;
+    /**
+     * The plain norms' rows under the warp-a-row layout ({@link RowLaunch}: up to 1,024 elements) of at most 32 x this
+     * many 16-byte chunks are held in registers by the {@code _held} kernels, loaded together, instead of read twice
+     * (Gemma 270M's 640 in bf16: 3 chunks a lane; ptxas 60-80 registers, no spills, the other kernels unchanged).
+     */
+    static final int NORM_HELD = 3;
+
+    /** {@code -Djtune.cuda.normHeld=false}: the two-pass kernels for every row (to time one against the other). */
+    static final boolean HELD_NORMS = Boolean.parseBoolean(System.getProperty("jtune.cuda.normHeld", "true"));
+
+    /** The plain norms' kernel name suffixes: per element, vectorised, vectorised with the row held ({@link #heldNormRows}). */
+    private static final List<String> NORM_VEC = List.of("", "_vec", "_vec_held");
     /** The fused norm and rotation's largest block: a warp a row, {@link RowLaunch#WARP_ROWS_PER_BLOCK} warps. */
     static final int NORM_ROPE_THREADS = 32 * RowLaunch.WARP_ROWS_PER_BLOCK;
     /**
@@ -52,12 +64,13 @@ public final class NormKernels {
             .define("NORM_REDUCE_COLUMNS", REDUCE_COLUMNS)
             .define("NORM_REDUCE_ROWS", REDUCE_ROWS)
             .define("NORM_ROPE_GROUP", NORM_ROPE_GROUP)
+            .define("NORM_HELD", NORM_HELD)
             .define("NORM_ROPE_THREADS", NORM_ROPE_THREADS)
             .define("NORM_ROPE_BLOCKS", NORM_ROPE_BLOCKS)
-            .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
-            .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
-            .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
-            .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
+            .kernels(names("rms_norm_%s_%s%s", FLOATS, FLOATS, NORM_VEC), PTR, PTR, PTR, PTR, I64, I64, F64, I32)
+            .kernels(names("rms_norm_backward_%s_%s%s", FLOATS, FLOATS, NORM_VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
+            .kernels(names("rms_norm_residual_%s_%s%s", FLOATS, FLOATS, NORM_VEC), PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, F64, I32)
+            .kernels(names("rms_norm_residual_backward_%s_%s%s", FLOATS, FLOATS, NORM_VEC), PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I32, I32)
             .kernels(names("rms_norm_weight_reduce_%s", List.of("f32", "f64")), PTR, PTR, I64, I64, I64)
             .kernels(names("rms_norm_rope_%s_%s%s", FLOATS, FLOATS, VEC), PTR, PTR, PTR, PTR, PTR, I64, I64, I64, I64,
                     I64, I64, I64, I64, I64, I64, F64, I32, F64, F64, I32)
@@ -101,6 +114,11 @@ public final class NormKernels {
 
     /** With h (and sum) null the plain norm of x; else sum = x + h and its norm (the residual kernels). */
     public void rmsNorm(Tensor x, Tensor h, Tensor sum, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd) {
+        rmsNorm(x, h, sum, weight, eps, offsetOne, out, rstd, HELD_NORMS);
+    }
+
+    /** {@code mayHold}: whether rows {@link #heldNormRows} takes may run the {@code _held} kernels (tests compare both). */
+    void rmsNorm(Tensor x, Tensor h, Tensor sum, Tensor weight, double eps, boolean offsetOne, Tensor out, Tensor rstd, boolean mayHold) {
         long d = RowLaunch.lastDim(x);
         if (x.numel() == 0 || d == 0) {
             return;
@@ -109,14 +127,16 @@ public final class NormKernels {
         StatTypes.require("rmsNorm", "rstd", rstd, StatTypes.of(x.dtype()));
         boolean residual = h != null;
         int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, h, sum, out) : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
-        String name = kernelName(residual ? "rms_norm_residual_" : "rms_norm_", "rmsNorm", x, weight, vec);
+        RowLaunch rows = RowLaunch.of(n, d, maxBlocks);
+        String name = kernelName(residual ? "rms_norm_residual_" : "rms_norm_", "rmsNorm", x, weight, vec)
+                + (mayHold && heldNormRows(rows, d, vec) ? "_held" : "");
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address());
             if (residual) {
                 args.pointer(h.address()).pointer(sum.address());
             }
             args.pointer(weight.address()).pointer(out.address()).pointer(rstd.address()).i64(n).i64(d).f64(eps).i32(offsetOne ? 1 : 0);
-            RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
+            rows.launch(module.function(name), stream, args);
         }
     }
 
@@ -127,6 +147,12 @@ public final class NormKernels {
     /** With gradSum (null: none) added to gradX as the unfused add would add it: the residual kernels, x being the sum. */
     public void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
                                 Tensor gradWeight) {
+        rmsNormBackward(x, weight, rstd, offsetOne, gradOut, gradSum, gradX, gradWeight, HELD_NORMS);
+    }
+
+    /** {@code mayHold}: as {@link #rmsNorm}'s. */
+    void rmsNormBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor gradOut, Tensor gradSum, Tensor gradX,
+                         Tensor gradWeight, boolean mayHold) {
         long d = RowLaunch.lastDim(x);
         if (d == 0) {
             return;
@@ -147,8 +173,9 @@ public final class NormKernels {
                 : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, gradOut, gradX);
         String name = kernelName(residual ? "rms_norm_residual_backward_" : "rms_norm_backward_", "rmsNormBackward", x, weight, vec);
         if (gradWeight == null) {
+            RowLaunch rows = RowLaunch.of(n, d, maxBlocks);
             try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne, false)) {
-                RowLaunch.of(n, d, maxBlocks).launch(module.function(name), stream, args);
+                rows.launch(module.function(name + (mayHold && heldNormRows(rows, d, vec) ? "_held" : "")), stream, args);
             }
             return;
         }
@@ -158,7 +185,8 @@ public final class NormKernels {
         try {
             try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, partial.address(), n, d, offsetOne, launch.slotsShared())) {
                 RowLaunch rows = launch.rows();
-                module.function(name).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
+                String held = mayHold && heldNormRows(rows, d, vec) ? "_held" : "";
+                module.function(name + held).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
             }
             reduceWeightGradient(partial, launch.lines(), d, vec, accBytes, gradWeight);
         } finally {
@@ -303,6 +331,15 @@ public final class NormKernels {
             grid = Math.max(1, Math.min(Math.min(grid, 4L * multiprocessors), PARTIAL_BYTES / (d * accBytes)));
         }
         return new NormRopeLaunch(grid, (int) warps, Math.toIntExact(warps * perWarp + frequencies), d * accBytes);
+    }
+
+    /**
+     * Whether the plain norms' {@code _held} kernels take rows of {@code d} elements, {@code vec} an access, laid out as
+     * {@code rows}: vectorised, a warp a row, at most {@link #NORM_HELD} chunks a lane (they run unless
+     * {@link #HELD_NORMS} is off).
+     */
+    static boolean heldNormRows(RowLaunch rows, long d, int vec) {
+        return vec > 1 && rows.blockX() == 32 && d / vec <= 32L * NORM_HELD;
     }
 
     /**

@@ -292,6 +292,45 @@ class CudaFusedParityTest {
         }
     }
 
+    @Test
+    void heldNormRowsAreTheTwoPassKernelsBitForBit() {
+        // the _held kernels (a warp's row in registers) against the two-pass ones on the same rows: plain and residual,
+        // forward and backward, with and without the weight gradient; Gemma 270M's 640 with many rows
+        NormKernels k = CudaBackend.get(0).family(NormKernels.class,
+                b -> new NormKernels(b.compiler(), b.stream(), b.context(), b.allocator()));
+        for (DType t : new DType[] {DType.BF16, DType.F16, DType.F32}) {
+            for (long d : new long[] {640, 256, 64, 8L * (1 + rnd.nextInt(40))}) {
+                long n = d == 640 ? 3000 : 1 + rnd.nextInt(300);
+                String what = "held rows " + t + " [" + n + ", " + d + "]";
+                Tensor x = g(rand(Shape.of(n, d), t, -3, 3));
+                Tensor h = g(rand(Shape.of(n, d), t, -3, 3));
+                Tensor w = g(rand(Shape.of(d), t, -1, 1));
+                Tensor gradOut = g(rand(Shape.of(n, d), t, -1, 1));
+                Tensor gradSum = g(rand(Shape.of(n, d), t, -1, 1));
+                Tensor[][] results = new Tensor[2][];
+                for (int held = 0; held < 2; held++) {
+                    Tensor out = gpuEmpty(x.shape(), t);
+                    Tensor rstd = gpuEmpty(Shape.of(n), stat(t));
+                    k.rmsNorm(x, null, null, w, 1e-6, true, out, rstd, held == 1);
+                    Tensor sum = gpuEmpty(x.shape(), t);
+                    Tensor rout = gpuEmpty(x.shape(), t);
+                    Tensor rrstd = gpuEmpty(Shape.of(n), stat(t));
+                    k.rmsNorm(x, h, sum, w, 1e-6, false, rout, rrstd, held == 1);
+                    Tensor gx = gpuEmpty(x.shape(), t);
+                    Tensor gw = gpuEmpty(Shape.of(d), stat(t));
+                    k.rmsNormBackward(x, w, rstd, true, gradOut, null, gx, gw, held == 1);
+                    Tensor rgx = gpuEmpty(x.shape(), t);
+                    k.rmsNormBackward(sum, w, rrstd, false, gradOut, gradSum, rgx, null, held == 1);
+                    results[held] = new Tensor[] {out, rstd, sum, rout, rrstd, gx, gw, rgx};
+                }
+                String[] names = {"out", "rstd", "residual sum", "residual out", "residual rstd", "gradX", "gradWeight", "residual gradX"};
+                for (int i = 0; i < names.length; i++) {
+                    assertSameBits(results[0][i], results[1][i], tag(what + " " + names[i]));
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ activations
 
     @Test

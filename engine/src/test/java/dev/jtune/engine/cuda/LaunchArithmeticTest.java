@@ -309,6 +309,16 @@ class LaunchArithmeticTest {
     }
 
     @Test
+    void thePlainNormsHoldVectorisedWarpRowsOfAtMostThreeChunksALane() {
+        assertTrue(NormKernels.heldNormRows(RowLaunch.of(8192, 640, 4224), 640, 8), "Gemma 270M's hidden 640 in bf16: 80 chunks");
+        assertTrue(NormKernels.heldNormRows(RowLaunch.of(8192, 768, 4224), 768, 8), "96 chunks: three a lane");
+        assertFalse(NormKernels.heldNormRows(RowLaunch.of(8192, 1000, 4224), 1000, 8), "125 chunks");
+        assertFalse(NormKernels.heldNormRows(RowLaunch.of(8192, 1152, 4224), 1152, 8), "1B's 1,152: a block a row");
+        assertFalse(NormKernels.heldNormRows(RowLaunch.of(8192, 64, 4224), 64, 1), "the scalar kernels");
+        assertTrue(NormKernels.heldNormRows(RowLaunch.of(3, 64, 4224), 64, 4), "f32 rows of the tiny model");
+    }
+
+    @Test
     void theFusedNormRopeHoldsRowsOfAtMostAWarpOfChunksInPairs() {
         assertTrue(NormKernels.heldRows(256, 8), "Gemma's heads of 256 in bf16: 32 chunks");
         assertTrue(NormKernels.heldRows(128, 4), "f32 heads of 128");
