@@ -66,8 +66,13 @@ public final class GemmaStep {
             for (Tensor p : trained) {
                 named.put("p" + named.size(), p);
             }
+            dev.jtune.engine.nn.ComputeCopies copies = null;
             if (!named.isEmpty()) {
                 dev.jtune.engine.optim.GradientBuffer.attach(named);
+                if (named.firstEntry().getValue().dtype() == DType.F32 && !mode.endsWith("-fp32") && !mode.equals("full")) {
+                    // and the adapters' bf16 copies made once a step, as the trainer makes them (Residency.computeCopies)
+                    copies = dev.jtune.engine.nn.ComputeCopies.of(named, DType.BF16);
+                }
             }
             int[] ids = new int[tokens];
             for (int i = 0; i < tokens; i++) {
@@ -79,7 +84,8 @@ public final class GemmaStep {
                 gpu.allocator().resetPeaks();
                 long t0 = System.nanoTime();
                 double loss;
-                try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS)) {
+                try (Scope step = Scope.open("step", MemoryCategory.ACTIVATIONS);
+                     Scope.Entered provided = copies == null ? null : copies.provide()) {
                     Tensor l = model.loss(input, input, Gemma3Model.Options.defaults().withCheckpointing(checkpoint).withMlpTiling(tiling).withKeptAttention(kept));
                     l.backward();
                     loss = l.item();
