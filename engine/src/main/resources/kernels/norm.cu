@@ -41,6 +41,17 @@ __device__ __forceinline__ A weight_at(const W* w, i64 j, int offsetOne) {
 // chunks under the warp-a-row layout: Gemma 270M's 640 in bf16): a lane loads its chunks (and h's) together, so a row
 // costs one memory latency, and normalises from the registers instead of reading the row again. The arithmetic is the
 // two-pass loop's, in the same order (the same bits). Kernels of their own, so that the others keep their registers.
+// This lane's chunks k = lane + 32 u (u < NORM_HELD) of row `row` of p [n, d], those inside the row loaded.
+template <typename T, int VEC>
+__device__ __forceinline__ void load_lane_chunks(const T* p, i64 row, i64 d, int chunks, typename Raw<(int) sizeof(T) * VEC>::type* raw) {
+    typedef typename Raw<(int) sizeof(T) * VEC>::type R;
+#pragma unroll
+    for (int u = 0; u < NORM_HELD; u++) {
+        const int k = (int) threadIdx.x + 32 * u;
+        if (k < chunks) raw[u] = *reinterpret_cast<const R*>(p + row * d + (i64) k * VEC);
+    }
+}
+
 template <typename T, typename W, int VEC>
 __device__ void rms_norm_held(const T* x, const T* h, T* sum, const W* w, T* out, typename Stat<T>::type* rstd, i64 n, i64 d,
                               double eps, int offsetOne) {
@@ -51,14 +62,8 @@ __device__ void rms_norm_held(const T* x, const T* h, T* sum, const W* w, T* out
     JT_ROWS(row, n) {
         R xraw[NORM_HELD];
         R hraw[NORM_HELD];
-#pragma unroll
-        for (int u = 0; u < NORM_HELD; u++) {
-            const int k = lane + 32 * u;
-            if (k < chunks) {
-                xraw[u] = *reinterpret_cast<const R*>(x + row * d + (i64) k * VEC);
-                if (h != nullptr) hraw[u] = *reinterpret_cast<const R*>(h + row * d + (i64) k * VEC);
-            }
-        }
+        load_lane_chunks<T, VEC>(x, row, d, chunks, xraw);
+        if (h != nullptr) load_lane_chunks<T, VEC>(h, row, d, chunks, hraw);
         A v[NORM_HELD][VEC];
         A ss = 0;
 #pragma unroll
@@ -164,15 +169,9 @@ __device__ void rms_norm_backward_held(const T* x, const W* w, const typename St
         R xraw[NORM_HELD];
         R graw[NORM_HELD];
         R sraw[NORM_HELD];
-#pragma unroll
-        for (int u = 0; u < NORM_HELD; u++) {
-            const int k = lane + 32 * u;
-            if (k < chunks) {
-                xraw[u] = *reinterpret_cast<const R*>(x + row * d + (i64) k * VEC);
-                graw[u] = *reinterpret_cast<const R*>(gradOut + row * d + (i64) k * VEC);
-                if (gradSum != nullptr) sraw[u] = *reinterpret_cast<const R*>(gradSum + row * d + (i64) k * VEC);
-            }
-        }
+        load_lane_chunks<T, VEC>(x, row, d, chunks, xraw);
+        load_lane_chunks<T, VEC>(gradOut, row, d, chunks, graw);
+        if (gradSum != nullptr) load_lane_chunks<T, VEC>(gradSum, row, d, chunks, sraw);
         A dot = 0;
 #pragma unroll
         for (int u = 0; u < NORM_HELD; u++) {

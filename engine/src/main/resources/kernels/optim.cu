@@ -80,17 +80,26 @@ JT_FLOAT_TYPES(JT_ADAMW_P)
 // words) and skips the alignment gap after the entry's end. With a master copy, the new weight is stored in the master
 // and rounded into the parameter as a copy kernel rounds it, so each element's bits are those of the per-tensor
 // kernel followed by a copy of the master into the parameter.
-// The entry of a flat table (rows of (address, offset, numel), sorted by offset) whose span holds the aligned tile
-// starting at flat element `start`: the last that starts at or before it (every thread of a block reads the same words).
-__device__ __forceinline__ int flat_entry(const i64* table, int entries, i64 start) {
-    int lo = 0;
-    int hi = entries - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) >> 1;
-        if (table[3 * mid + 1] <= start) lo = mid;
-        else hi = mid - 1;
+// Every element of a flat layout's entries, a block (FLAT_ALIGNMENT threads) an aligned tile at a time: at(i, e, k)
+// for flat element i, entry e's element k (table rows (address, offset, numel), sorted by offset; a tile lies inside
+// one entry's span, found by binary search, every thread of the block reading the same words), the gaps skipped.
+template <typename F>
+__device__ __forceinline__ void for_each_flat(const i64* table, int entries, i64 n, F at) {
+    const i64 tiles = n / FLAT_ALIGNMENT;
+    for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const i64 start = tile * FLAT_ALIGNMENT;
+        int lo = 0;
+        int hi = entries - 1;
+        while (lo < hi) {  // the last entry that starts at or before this tile
+            int mid = (lo + hi + 1) >> 1;
+            if (table[3 * mid + 1] <= start) lo = mid;
+            else hi = mid - 1;
+        }
+        const i64 i = start + threadIdx.x;
+        const i64 k = i - table[3 * lo + 1];
+        if (k < 0 || k >= table[3 * lo + 2]) continue;  // an alignment gap
+        at(i, lo, k);
     }
-    return lo;
 }
 
 template <typename P, typename G>
@@ -100,13 +109,7 @@ __device__ void adamw_flat(const i64* table, int entries, const G* grad, float* 
     typedef typename Acc<P>::type A;
     typedef typename Stat<P>::type M;
     const AdamWConsts<A> c(gradScale, gradScaleF64, decay, w1, beta2, w2, eps, stepSize, bc2Sqrt);
-    const i64 tiles = n / FLAT_ALIGNMENT;
-    for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const i64 start = tile * FLAT_ALIGNMENT;
-        const int lo = flat_entry(table, entries, start);
-        const i64 i = start + threadIdx.x;
-        const i64 k = i - table[3 * lo + 1];
-        if (k < 0 || k >= table[3 * lo + 2]) continue;  // an alignment gap
+    for_each_flat(table, entries, n, [&](i64 i, int lo, i64 k) {
         P* param = reinterpret_cast<P*>(table[3 * lo]);
         A mi = (A) m[i];
         A vi = (A) v[i];
@@ -121,7 +124,7 @@ __device__ void adamw_flat(const i64* table, int entries, const G* grad, float* 
         } else {
             param[k] = store_acc<P>(p);
         }
-    }
+    });
 }
 
 #define JT_ADAMW_FLAT(ps, P, gs, G) \
@@ -136,18 +139,10 @@ JT_FLOAT_TYPES(JT_ADAMW_FLAT_P)
 
 // Every parameter of a flat table converted into a flat buffer of another dtype at its entry's offset, as a copy
 // kernel converts (the alignment gaps untouched): the compute-dtype copies of a group's parameters in one launch
-// (nn.ComputeCopies), tiled and searched as adamw_flat is.
+// (nn.ComputeCopies), over the layout as adamw_flat goes.
 template <typename P, typename O>
 __device__ void cast_flat(const i64* table, int entries, O* out, i64 n) {
-    const i64 tiles = n / FLAT_ALIGNMENT;
-    for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const i64 start = tile * FLAT_ALIGNMENT;
-        const int lo = flat_entry(table, entries, start);
-        const i64 i = start + threadIdx.x;
-        const i64 k = i - table[3 * lo + 1];
-        if (k < 0 || k >= table[3 * lo + 2]) continue;  // an alignment gap
-        out[i] = convert<P, O>(reinterpret_cast<const P*>(table[3 * lo])[k]);
-    }
+    for_each_flat(table, entries, n, [&](i64 i, int lo, i64 k) { out[i] = convert<P, O>(reinterpret_cast<const P*>(table[3 * lo])[k]); });
 }
 
 #define JT_CAST_FLAT(ps, P, os, O) \
