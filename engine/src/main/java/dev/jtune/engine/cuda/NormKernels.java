@@ -41,7 +41,7 @@ public final class NormKernels {
     /**
      * The plain norms' rows under the warp-a-row layout ({@link RowLaunch}: up to 1,024 elements) of at most 32 x this
      * many 16-byte chunks are held in registers by the {@code _held} kernels, loaded together, instead of read twice
-     * (Gemma 270M's 640 in bf16: 3 chunks a lane; ptxas 60-80 registers, no spills, the other kernels unchanged).
+     * (Gemma 270M's 640 in bf16: 3 chunks a lane; ptxas 60-96 registers, no spills, the other kernels unchanged).
      */
     static final int NORM_HELD = 3;
 
