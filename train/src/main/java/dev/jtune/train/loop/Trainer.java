@@ -110,6 +110,11 @@ public final class Trainer implements AutoCloseable {
         this.computeCopies = Residency.computeCopies(trainable);
     }
 
+    /** Whether this run makes the adapters' bf16 copies in one launch a step ({@link Residency#computeCopies}). */
+    boolean makesComputeCopies() {
+        return computeCopies != null;
+    }
+
     /** This process's rank in the data-parallel world (0 alone). */
     private int rank() {
         return world == null ? 0 : world.rank();
