@@ -25,7 +25,15 @@ public final class LossKernels {
      * memory's rate with its stores in flight, loads one at a time. {@code -Djtune.cuda.crossEntropyLoads=1} gives the
      * one-load kernel back (to time one against the other; not yet measured on a GPU).
      */
-    static final int CE_LOADS = Integer.getInteger("jtune.cuda.crossEntropyLoads", 2);
+    static final int CE_LOADS = crossEntropyLoads();
+
+    private static int crossEntropyLoads() {
+        int loads = Integer.getInteger("jtune.cuda.crossEntropyLoads", 2);
+        if (loads < 1 || loads > 4) {
+            throw new IllegalArgumentException("-Djtune.cuda.crossEntropyLoads=" + loads + ": 1 to 4 chunks in flight a thread");
+        }
+        return loads;
+    }
 
     /** kernels/loss.cu's kernels and their parameters. */
     static final KernelSource SOURCE = KernelSource.builder("loss.cu")
@@ -43,7 +51,7 @@ public final class LossKernels {
 
     /**
      * 16-byte chunks of its row that each thread of that kernel holds in registers: 128 bytes, 32 of the 64 registers
-     * a thread has when 2,048 share an SM (ptxas: 64 for bf16, f16 and f32, no spills; f64 spills 64 bytes).
+     * a thread has when 2,048 share an SM (ptxas: 64 for bf16, f16 and f32, no spills; f64 spills 8 bytes).
      */
     static final int CE_HELD = 8;
 
