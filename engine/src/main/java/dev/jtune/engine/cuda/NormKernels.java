@@ -200,6 +200,12 @@ public final class NormKernels {
      */
     public void rmsNormRope(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor positions, double base, double scaling, Tensor out,
                             Tensor rstd) {
+        rmsNormRope(x, weight, eps, offsetOne, positions, base, scaling, out, rstd, HELD);
+    }
+
+    /** {@code mayHold}: whether rows {@link #heldRows} takes may run the held path (tests compare both). */
+    void rmsNormRope(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor positions, double base, double scaling, Tensor out,
+                     Tensor rstd, boolean mayHold) {
         long bt = x.dim(0) * x.dim(2);
         long d = x.dim(3);
         if (x.numel() == 0) {
@@ -209,7 +215,7 @@ public final class NormKernels {
         NormRopeLaunch launch = normRopeLaunch(bt, d, accumulatorBytes(x.dtype()), false, multiprocessors, maxBlocks);
         int vec = stridedVectorWidth(d, x, out);
         String name = kernelName("rms_norm_rope_", "rmsNormRope", x, weight, vec);
-        boolean held = heldRows(d, vec);
+        boolean held = mayHold && heldRows(d, vec);
         long grid = held ? Math.min(launch.grid(), (long) NORM_ROPE_BLOCKS * multiprocessors) : launch.grid();
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address()).pointer(weight.address()).pointer(positions.address()).pointer(out.address()).pointer(rstd.address())
@@ -224,6 +230,12 @@ public final class NormKernels {
     /** The backward of {@link #rmsNormRope}: gradX strided as given; gradWeight null when not wanted. */
     public void rmsNormRopeBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor positions, double base, double scaling,
                                     Tensor gradOut, Tensor gradX, Tensor gradWeight) {
+        rmsNormRopeBackward(x, weight, rstd, offsetOne, positions, base, scaling, gradOut, gradX, gradWeight, HELD);
+    }
+
+    /** {@code mayHold}: as {@link #rmsNormRope}'s. */
+    void rmsNormRopeBackward(Tensor x, Tensor weight, Tensor rstd, boolean offsetOne, Tensor positions, double base, double scaling,
+                             Tensor gradOut, Tensor gradX, Tensor gradWeight, boolean mayHold) {
         long bt = x.dim(0) * x.dim(2);
         long d = x.dim(3);
         if (gradWeight != null) {
@@ -249,7 +261,7 @@ public final class NormKernels {
                 strides(args, x);
                 strides(args, gradOut);
                 strides(args, gradX);
-                args.i32(offsetOne ? 1 : 0).f64(base).f64(scaling).i32(heldRows(d, vec) ? 1 : 0);
+                args.i32(offsetOne ? 1 : 0).f64(base).f64(scaling).i32(mayHold && heldRows(d, vec) ? 1 : 0);
                 module.function(name).launch(stream, launch.grid(), 1, 32, launch.warps(), launch.sharedBytes(), args);
             }
             if (partial != null) {
@@ -345,11 +357,11 @@ public final class NormKernels {
     /**
      * Whether the fused norm and rotation holds rows of {@code d} elements, {@code vec} an access, in registers (norm.cu's
      * held path): a lane a chunk, so at most 32 chunks, and an even number of them (a rotation pair's two chunks sit
-     * half a row apart, in two lanes).
+     * half a row apart, in two lanes); it runs unless {@link #HELD} is off.
      */
     static boolean heldRows(long d, int vec) {
         long chunks = d / vec;
-        return HELD && d % vec == 0 && chunks >= 2 && chunks <= 32 && chunks % 2 == 0;
+        return d % vec == 0 && chunks >= 2 && chunks <= 32 && chunks % 2 == 0;
     }
 
     /** {@code -Djtune.cuda.normRopeHeld=false}: the shared-memory path for every row (to time one against the other). */

@@ -293,6 +293,40 @@ class CudaFusedParityTest {
     }
 
     @Test
+    void heldNormRopeRowsAreTheSharedMemoryPathBitForBit() {
+        // the fused q/k norm and RoPE's registers path against its shared-memory path on the same rows: Gemma's q and k
+        // at 2K (several rows a warp in the forward), every float dtype at a head size it holds, gradWeight too
+        NormKernels k = CudaBackend.get(0).family(NormKernels.class,
+                b -> new NormKernels(b.compiler(), b.stream(), b.context(), b.allocator()));
+        for (DType t : FLOATS) {
+            long d = t == DType.F64 ? 64 : t == DType.F32 ? 128 : 256;
+            for (long h : new long[] {4, 1, 1 + rnd.nextInt(9)}) {
+                long tt = h == 4 ? 2048 : 1 + rnd.nextInt(300);
+                String what = "held rope rows " + t + " [1, " + tt + ", " + h + ", " + d + "]";
+                Tensor x = g(rand(Shape.of(1, tt, h, d), t, -3, 3)).transpose(1, 2);
+                Tensor w = g(rand(Shape.of(d), t, -1, 1));
+                Tensor pos = g(ints(Shape.of(1, tt), 0, 32768));
+                Tensor gradOut = g(rand(Shape.of(1, h, tt, d), t, -1, 1));
+                assertTrue(NormKernels.heldRows(d, RowLaunch.perAccess(x)), what + " is held");
+                Tensor[][] results = new Tensor[2][];
+                for (int held = 0; held < 2; held++) {
+                    Tensor out = gpuEmpty(Shape.of(1, h, tt, d), t);
+                    Tensor rstd = gpuEmpty(Shape.of(tt * h), stat(t));
+                    k.rmsNormRope(x, w, 1e-6, true, pos, 10_000, 1, out, rstd, held == 1);
+                    Tensor gx = gpuEmpty(Shape.of(1, tt, h, d), t).transpose(1, 2);
+                    Tensor gw = gpuEmpty(Shape.of(d), stat(t));
+                    k.rmsNormRopeBackward(x, w, rstd, true, pos, 10_000, 1, gradOut, gx, gw, held == 1);
+                    results[held] = new Tensor[] {out, rstd, gx.contiguous(), gw};
+                }
+                String[] names = {"out", "rstd", "gradX", "gradWeight"};
+                for (int i = 0; i < names.length; i++) {
+                    assertSameBits(results[0][i], results[1][i], tag(what + " " + names[i]));
+                }
+            }
+        }
+    }
+
+    @Test
     void heldNormRowsAreTheTwoPassKernelsBitForBit() {
         // the _held kernels (a warp's row in registers) against the two-pass ones on the same rows: plain and residual,
         // forward and backward, with and without the weight gradient; Gemma 270M's 640 with many rows
