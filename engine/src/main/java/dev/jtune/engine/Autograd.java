@@ -193,12 +193,15 @@ public final class Autograd {
             }
             Tensor[] grads;
             Running outer = RUNNING.get();
-            Running running = new Running(node, pending, gs, seed, Collections.newSetFromMap(new IdentityHashMap<>()));
+            Running running = new Running(node, pending, gs, seed, Collections.newSetFromMap(new IdentityHashMap<>()), new ArrayList<>());
             RUNNING.set(running);
             try {
                 grads = node.apply(gs);
             } finally {
                 RUNNING.set(outer);
+            }
+            for (Tensor leaf : running.targetedLeaves()) {
+                leaf.gradListener().added(leaf); // a contribution the function added into the leaf's buffer itself
             }
             for (int i = 0; i < grads.length; i++) {
                 Tensor input = node.input(i);
@@ -275,7 +278,8 @@ public final class Autograd {
     }
 
     /** The node whose backward function runs now on this thread, and what it may add into ({@link #gradientTarget}). */
-    private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed, Set<Tensor> handedOut) {
+    private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed, Set<Tensor> handedOut,
+                           List<Tensor> targetedLeaves) {
     }
 
     private static final ThreadLocal<Running> RUNNING = new ThreadLocal<>();
@@ -319,15 +323,19 @@ public final class Autograd {
     }
 
     /**
-     * {@code -Djtune.leafGradientTargets=false}: every product returns its gradient as before {@link #leafGradientTarget}
-     * existed (a 16-bit gradient, then a conversion into the leaf's buffer), to time or bisect one against the other.
+     * {@code -Djtune.leafGradientTargets=true} turns {@link #leafGradientTarget} on. Off by default: measured on an H100
+     * (twenty-fourth session), ZeRO's sharded optimizer keeps no attached gradient buffer, so its LoRA gradients took
+     * the 16-bit path while the plain trainer's took the fp32 one, and a world of one no longer trained as the plain
+     * trainer bit for bit (NcclWorldOfOneGpuTest); until the sharded path adds into its buffers the same way, every
+     * path returns a 16-bit gradient that a second launch converts.
      */
-    static final boolean LEAF_GRADIENT_TARGETS = Boolean.parseBoolean(System.getProperty("jtune.leafGradientTargets", "true"));
+    static final boolean LEAF_GRADIENT_TARGETS = Boolean.parseBoolean(System.getProperty("jtune.leafGradientTargets", "false"));
 
     /**
      * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
      * input is a cast of a leaf ({@link #castOfLeaf}) whose gradient is an attached buffer (an optimizer's, zeroed each
-     * step) that no sink or listener watches. The function's product then adds it there (beta = 1, an fp32 output
+     * step) that no sink takes (a listener's redirect is followed, and it is told after the function returns, as for
+     * any contribution). The function's product then adds it there (beta = 1, an fp32 output
      * from 16-bit operands: LoRA's weight gradients, no 16-bit gradient and no conversion launch) and returns null
      * for input. Null when it must return the gradient as usual.
      */
@@ -341,13 +349,22 @@ public final class Autograd {
             return null;
         }
         Tensor leaf = producer.input(0);
-        if (leaf.gradFn() != null || !leaf.requiresGrad() || !leaf.hasAttachedGrad() || leaf.gradSink() != null
-                || leaf.gradListener() != null) {
+        if (leaf.gradFn() != null || !leaf.requiresGrad() || !leaf.hasAttachedGrad() || leaf.gradSink() != null) {
             return null;
         }
         Tensor grad = leaf.grad();
         if (grad == null || grad.isClosed() || !grad.isContiguous() || !grad.shape().equals(input.shape())) {
             return null;
+        }
+        GradientListener listener = leaf.gradListener();
+        if (listener != null) {
+            // as accumulateLeaf: where the listener says (a buffer already handed to a reduction takes nothing more),
+            // and told once the function has added it
+            Tensor aside = listener.redirect(leaf);
+            if (aside != null) {
+                grad = aside;
+            }
+            r.targetedLeaves.add(leaf);
         }
         return grad;
     }

@@ -200,7 +200,7 @@ public final class NormKernels {
      */
     public void rmsNormRope(Tensor x, Tensor weight, double eps, boolean offsetOne, Tensor positions, double base, double scaling, Tensor out,
                             Tensor rstd) {
-        rmsNormRope(x, weight, eps, offsetOne, positions, base, scaling, out, rstd, HELD);
+        rmsNormRope(x, weight, eps, offsetOne, positions, base, scaling, out, rstd, HELD_FORWARD);
     }
 
     /** {@code mayHold}: whether rows {@link #heldRows} takes may run the held path (tests compare both). */
@@ -364,8 +364,14 @@ public final class NormKernels {
         return d % vec == 0 && chunks >= 2 && chunks <= 32 && chunks % 2 == 0;
     }
 
-    /** {@code -Djtune.cuda.normRopeHeld=false}: the shared-memory path for every row (to time one against the other). */
-    static final boolean HELD = Boolean.parseBoolean(System.getProperty("jtune.cuda.normRopeHeld", "true"));
+    /**
+     * Where the fused norm and rotation's held path runs ({@code -Djtune.cuda.normRopeHeld=backward|both|none}). Measured
+     * on an H100 at 8K (NormRopeTiming, Gemma's q [4 heads] / k [1 head]): forward 129.4 / 55.7 us held against 102.6 /
+     * 54.5 through shared memory, backward 103.1 / 53.8 against 127.3 / 50.5: held only in the backward by default.
+     */
+    static final String HELD_WHERE = System.getProperty("jtune.cuda.normRopeHeld", "backward");
+    static final boolean HELD_FORWARD = HELD_WHERE.equals("both");
+    static final boolean HELD = HELD_WHERE.equals("both") || HELD_WHERE.equals("backward");
 
     /** The largest head dimension {@link #normRopeLaunch} takes: one warp's buffers (backward's three) beside invFreq. */
     public static long maxNormRopeHeadDim(int accBytes) {

@@ -1,0 +1,19 @@
+# The twenty-fourth session's third device call: the fixes after call 2 (leaf gradient targets off by default, the held
+# norm/RoPE path in the backward only, rope_diff), then the trainer's 8K steady rate with this session's defaults
+# against all of them off, alternated.
+set -u
+. .device/env
+OUT=${OUT:-/tmp/c3}; mkdir -p $OUT
+BUDGET=560
+. bench/src/main/sh/budget.sh
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+el "targeted GPU tests"
+junit 200 t "" --include-classname '.*(NcclWorldOfOne.*|LeafGradientTargetGpuTest|Golden.*GpuTest)'
+junit 120 n "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*([Nn]orm|flatCast).*'
+OFF="-Djtune.cuda.normRopeHeld=none -Djtune.cuda.normHeld=false -Djtune.computeCopies=false"
+el "trainer, 8K steady rates: defaults, all off, defaults, all off"
+for o in "" "$OFF" "" "$OFF"; do
+  [ $(left) -gt 50 ] && echo -n "${o:-defaults} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 70) bash bench/src/main/sh/end-to-end.sh \
+      gemma-3-270m qlora16 8192 120 20 2>&1 | grep -E "steady|device peak  "
+done
+el done
