@@ -329,7 +329,7 @@ public final class Autograd {
      * trainer bit for bit (NcclWorldOfOneGpuTest); until the sharded path adds into its buffers the same way, every
      * path returns a 16-bit gradient that a second launch converts.
      */
-    static final boolean LEAF_GRADIENT_TARGETS = Boolean.parseBoolean(System.getProperty("jtune.leafGradientTargets", "false"));
+    static final String LEAF_GRADIENT_TARGETS = "jtune.leafGradientTargets";
 
     /**
      * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
@@ -340,7 +340,7 @@ public final class Autograd {
      * for input. Null when it must return the gradient as usual.
      */
     static Tensor leafGradientTarget(Tensor input) {
-        if (!LEAF_GRADIENT_TARGETS) {
+        if (!Boolean.getBoolean(LEAF_GRADIENT_TARGETS)) { // read at each use, so a test can compare both ways
             return null;
         }
         Running r = RUNNING.get();

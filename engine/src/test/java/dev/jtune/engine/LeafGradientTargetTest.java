@@ -92,6 +92,20 @@ class LeafGradientTargetTest {
      * up, the buffer-less path is within half a bf16 ulp of it, and x's gradient is the buffer-less path's.
      */
     static void check(Device device, double tolerance, Random rnd) {
+        String before = System.getProperty(Autograd.LEAF_GRADIENT_TARGETS);
+        System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, "true"); // off by default (see Autograd); these check it on
+        try {
+            checkAll(device, tolerance, rnd);
+        } finally {
+            if (before == null) {
+                System.clearProperty(Autograd.LEAF_GRADIENT_TARGETS);
+            } else {
+                System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, before);
+            }
+        }
+    }
+
+    private static void checkAll(Device device, double tolerance, Random rnd) {
         for (Use use : Use.values()) {
             long seed = rnd.nextLong();
             double[] expected = reference(seed);
