@@ -128,8 +128,7 @@ public final class NormKernels {
         boolean residual = h != null;
         int vec = residual ? RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, h, sum, out) : RowLaunch.vectorWidth(RowLaunch.perAccess(x), d, x, out);
         RowLaunch rows = RowLaunch.of(n, d, maxBlocks);
-        String name = kernelName(residual ? "rms_norm_residual_" : "rms_norm_", "rmsNorm", x, weight, vec)
-                + (mayHold && heldNormRows(rows, d, vec) ? "_held" : "");
+        String name = kernelName(residual ? "rms_norm_residual_" : "rms_norm_", "rmsNorm", x, weight, vec) + heldSuffix(mayHold, rows, d, vec);
         try (KernelArgs args = new KernelArgs()) {
             args.pointer(x.address());
             if (residual) {
@@ -175,7 +174,7 @@ public final class NormKernels {
         if (gradWeight == null) {
             RowLaunch rows = RowLaunch.of(n, d, maxBlocks);
             try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, 0, n, d, offsetOne, false)) {
-                rows.launch(module.function(name + (mayHold && heldNormRows(rows, d, vec) ? "_held" : "")), stream, args);
+                rows.launch(module.function(name + heldSuffix(mayHold, rows, d, vec)), stream, args);
             }
             return;
         }
@@ -185,8 +184,7 @@ public final class NormKernels {
         try {
             try (KernelArgs args = backwardArgs(x, weight, rstd, gradOut, gradSum, gradX, partial.address(), n, d, offsetOne, launch.slotsShared())) {
                 RowLaunch rows = launch.rows();
-                String held = mayHold && heldNormRows(rows, d, vec) ? "_held" : "";
-                module.function(name + held).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
+                module.function(name + heldSuffix(mayHold, rows, d, vec)).launch(stream, rows.grid(), 1, rows.blockX(), rows.blockY(), launch.sharedBytes(), args);
             }
             reduceWeightGradient(partial, launch.lines(), d, vec, accBytes, gradWeight);
         } finally {
@@ -352,6 +350,11 @@ public final class NormKernels {
      */
     static boolean heldNormRows(RowLaunch rows, long d, int vec) {
         return vec > 1 && rows.blockX() == 32 && d / vec <= 32L * NORM_HELD;
+    }
+
+    /** The plain norms' kernel name suffix: {@code _held} where {@code mayHold} and {@link #heldNormRows} say so. */
+    private static String heldSuffix(boolean mayHold, RowLaunch rows, long d, int vec) {
+        return mayHold && heldNormRows(rows, d, vec) ? "_held" : "";
     }
 
     /**
