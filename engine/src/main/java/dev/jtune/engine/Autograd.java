@@ -323,24 +323,25 @@ public final class Autograd {
     }
 
     /**
-     * {@code -Djtune.leafGradientTargets=true} turns {@link #leafGradientTarget} on. Off by default: measured on an H100
-     * (twenty-fourth session), ZeRO's sharded optimizer keeps no attached gradient buffer, so its LoRA gradients took
-     * the 16-bit path while the plain trainer's took the fp32 one, and a world of one no longer trained as the plain
-     * trainer bit for bit (NcclWorldOfOneGpuTest); until the sharded path adds into its buffers the same way, every
-     * path returns a 16-bit gradient that a second launch converts.
+     * {@code -Djtune.leafGradientTargets=false} turns {@link #leafGradientTarget} off: every product then returns a
+     * 16-bit gradient that a second launch converts. Whatever holds the leaf's gradient (an attached buffer, the plain
+     * trainer's; a listener's redirect, ZeRO stage 2's bucket) takes the same fp32 path, so a world of one trains as
+     * the plain trainer bit for bit (NcclWorldOfOneGpuTest; the twenty-fourth session found it broken while only an
+     * attached buffer took it).
      */
     static final String LEAF_GRADIENT_TARGETS = "jtune.leafGradientTargets";
 
     /**
      * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
-     * input is a cast of a leaf ({@link #castOfLeaf}) whose gradient is an attached buffer (an optimizer's, zeroed each
-     * step) that no sink takes (a listener's redirect is followed, and it is told after the function returns, as for
-     * any contribution). The function's product then adds it there (beta = 1, an fp32 output
-     * from 16-bit operands: LoRA's weight gradients, no 16-bit gradient and no conversion launch) and returns null
-     * for input. Null when it must return the gradient as usual.
+     * input is a cast of a leaf ({@link #castOfLeaf}) that no sink takes and whose gradient already has a place: where
+     * its listener redirects it (ZeRO stage 2's bucket; a buffer already handed to a reduction sends it aside), else
+     * its attached buffer (an optimizer's, zeroed each step). The function's product then adds it there (beta = 1, an
+     * fp32 output from 16-bit operands: LoRA's weight gradients, no 16-bit gradient and no conversion launch) and
+     * returns null for input; the listener is told once the function returns, as for any contribution. Null when it
+     * must return the gradient as usual (a leaf whose first contribution allocates its gradient, among others).
      */
     static Tensor leafGradientTarget(Tensor input) {
-        if (!Boolean.getBoolean(LEAF_GRADIENT_TARGETS)) { // read at each use, so a test can compare both ways
+        if (!Boolean.parseBoolean(System.getProperty(LEAF_GRADIENT_TARGETS, "true"))) { // read at each use: a test compares both ways
             return null;
         }
         Running r = RUNNING.get();
@@ -349,21 +350,18 @@ public final class Autograd {
             return null;
         }
         Tensor leaf = producer.input(0);
-        if (leaf.gradFn() != null || !leaf.requiresGrad() || !leaf.hasAttachedGrad() || leaf.gradSink() != null) {
-            return null;
-        }
-        Tensor grad = leaf.grad();
-        if (grad == null || grad.isClosed() || !grad.isContiguous() || !grad.shape().equals(input.shape())) {
+        if (leaf.gradFn() != null || !leaf.requiresGrad() || leaf.gradSink() != null) {
             return null;
         }
         GradientListener listener = leaf.gradListener();
+        // as accumulateLeaf: where the listener says first (asking allocates a bucket at its first contribution, which
+        // accumulateLeaf would do right after if this returns null), else the attached buffer
+        Tensor aside = listener == null ? null : listener.redirect(leaf);
+        Tensor grad = aside != null ? aside : leaf.hasAttachedGrad() ? leaf.grad() : null;
+        if (grad == null || grad.isClosed() || !grad.isContiguous() || !grad.shape().equals(input.shape())) {
+            return null;
+        }
         if (listener != null) {
-            // as accumulateLeaf: where the listener says (a buffer already handed to a reduction takes nothing more),
-            // and told once the function has added it
-            Tensor aside = listener.redirect(leaf);
-            if (aside != null) {
-                grad = aside;
-            }
             r.targetedLeaves.add(leaf);
         }
         return grad;

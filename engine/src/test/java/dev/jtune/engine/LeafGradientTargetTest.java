@@ -17,25 +17,46 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * gradient, no conversion). Checked against the fp32 product of the same 16-bit values, for a kept cast inside a
  * checkpoint and a plain one, with dropout's own weight-gradient product ({@link Ops#weightGradient}), and against
  * the path a leaf without an attached buffer still takes (the gradient rounded to 16 bits, then converted); and with
- * the cast made beforehand with other leaves' in one launch ({@link ComputeCopies}) and found by castKept.
+ * the cast made beforehand with other leaves' in one launch ({@link ComputeCopies}) and found by castKept. A leaf
+ * whose listener redirects its gradient (ZeRO stage 2's bucket, no attached buffer) takes the same path, bit for bit,
+ * its listener told of each contribution.
  */
 class LeafGradientTargetTest {
     private final Random rnd = Seeds.random();
 
     enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT, PROVIDED_COPY }
 
-    record Run(double[] w, double[] x) {
+    /** Where w's gradient is held: an attached buffer, a listener's redirect (no attached buffer), or w's own gradient. */
+    enum Holder { ATTACHED, REDIRECTED, NONE }
+
+    /** w's and x's gradients; how many contributions w's listener was told of (REDIRECTED only). */
+    record Run(double[] w, double[] x, int told) {
     }
 
     /**
      * w's and x's gradients after {@code passes} backward passes of sum(r * (x @ cast(w)^T)) on {@code device} (the
      * inputs drawn on the cpu, then moved).
      */
-    static Run run(long seed, Use use, boolean attached, int passes, Device device) {
+    static Run run(long seed, Use use, Holder holder, int passes, Device device) {
         try (Scope s = Scope.open("leaf gradient target")) {
             Tensor w = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, seed, -1, 1).to(device).requiresGrad(true);
-            if (attached) {
+            if (holder == Holder.ATTACHED) {
                 Autograd.attachGradient(w, Tensor.zeros(w.shape(), DType.F32, device));
+            }
+            Tensor bucket = holder == Holder.REDIRECTED ? Tensor.zeros(Shape.of(50), DType.F32, device) : null;
+            int[] told = {0};
+            if (bucket != null) { // as ZeRO stage 2's bucket: w's place in a larger flat buffer, w holding no gradient
+                Autograd.listenGradient(w, new Autograd.GradientListener() {
+                    @Override
+                    public Tensor redirect(Tensor leaf) {
+                        return bucket.slice(0, 1, 49).reshape(6, 8);
+                    }
+
+                    @Override
+                    public void added(Tensor leaf) {
+                        told[0]++;
+                    }
+                });
             }
             Tensor x = Tensor.uniform(Shape.of(9, 8), DType.BF16, Device.CPU, seed + 1, -1, 1).to(device).requiresGrad(true);
             Tensor r = Tensor.uniform(Shape.of(9, 6), DType.F32, Device.CPU, seed + 2, -2, 2).to(device);
@@ -69,7 +90,13 @@ class LeafGradientTargetTest {
             if (copies != null) {
                 copies.close();
             }
-            return new Run(w.grad().toDoubleArray(), x.grad().toDoubleArray());
+            double[] wGrad = bucket != null ? bucket.slice(0, 1, 49).toDoubleArray() : w.grad().toDoubleArray();
+            if (bucket != null) {
+                assertTrue(w.grad() == null, "a redirected leaf holds no gradient of its own");
+                assertEquals(0.0, bucket.slice(0, 0, 1).toDoubleArray()[0], "nothing outside w's place in the bucket");
+                assertEquals(0.0, bucket.slice(0, 49, 50).toDoubleArray()[0], "nothing outside w's place in the bucket");
+            }
+            return new Run(wGrad, x.grad().toDoubleArray(), told[0]);
         }
     }
 
@@ -93,7 +120,7 @@ class LeafGradientTargetTest {
      */
     static void check(Device device, double tolerance, Random rnd) {
         String before = System.getProperty(Autograd.LEAF_GRADIENT_TARGETS);
-        System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, "true"); // off by default (see Autograd); these check it on
+        System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, "true"); // on by default; set, so a run that turns it off still checks it
         try {
             checkAll(device, tolerance, rnd);
         } finally {
@@ -109,9 +136,13 @@ class LeafGradientTargetTest {
         for (Use use : Use.values()) {
             long seed = rnd.nextLong();
             double[] expected = reference(seed);
-            Run once = run(seed, use, true, 1, device);
-            Run twice = run(seed, use, true, 2, device);
-            Run unattached = run(seed, use, false, 1, device);
+            Run once = run(seed, use, Holder.ATTACHED, 1, device);
+            Run twice = run(seed, use, Holder.ATTACHED, 2, device);
+            Run unattached = run(seed, use, Holder.NONE, 1, device);
+            Run redirected = run(seed, use, Holder.REDIRECTED, 2, device);
+            assertArrayEquals(twice.w(), redirected.w(), 0, use + " (seed " + seed + "): a redirect takes the attached buffer's fp32 path");
+            assertArrayEquals(twice.x(), redirected.x(), 0, use + " (seed " + seed + "): x's gradient with a redirect");
+            assertEquals(2, redirected.told(), use + " (seed " + seed + "): the listener is told of each pass's contribution");
             double worstRounding = 0;
             for (int i = 0; i < expected.length; i++) {
                 double bound = tolerance * Math.max(1, Math.abs(expected[i]));
