@@ -193,7 +193,8 @@ public final class Autograd {
             }
             Tensor[] grads;
             Running outer = RUNNING.get();
-            Running running = new Running(node, pending, gs, seed, Collections.newSetFromMap(new IdentityHashMap<>()), new ArrayList<>());
+            Running running = new Running(node, pending, gs, seed, Collections.newSetFromMap(new IdentityHashMap<>()), new ArrayList<>(),
+                    new ArrayList<>());
             RUNNING.set(running);
             try {
                 grads = node.apply(gs);
@@ -202,6 +203,9 @@ public final class Autograd {
             }
             for (Tensor leaf : running.targetedLeaves()) {
                 leaf.gradListener().added(leaf); // a contribution the function added into the leaf's buffer itself
+            }
+            for (LeafGradient written : running.sunk()) {
+                written.leaf().gradSink().accept(written.buffer(), true); // one the function wrote in the leaf's dtype
             }
             for (int i = 0; i < grads.length; i++) {
                 Tensor input = node.input(i);
@@ -279,7 +283,15 @@ public final class Autograd {
 
     /** The node whose backward function runs now on this thread, and what it may add into ({@link #gradientTarget}). */
     private record Running(Node node, Map<Node, Tensor[]> pending, Tensor[] consumed, Tensor seed, Set<Tensor> handedOut,
-                           List<Tensor> targetedLeaves) {
+                           List<Tensor> targetedLeaves, List<LeafGradient> sunk) {
+    }
+
+    /**
+     * Where a backward function's product puts a leaf's gradient itself ({@link #leafGradientTarget}): added into
+     * {@code buffer} (the place that holds the leaf's gradient so far), or, when not {@code accumulate}, written into it
+     * (a fresh buffer in the leaf's dtype that the leaf's sink takes once the function returns).
+     */
+    record LeafGradient(Tensor leaf, Tensor buffer, boolean accumulate) {
     }
 
     private static final ThreadLocal<Running> RUNNING = new ThreadLocal<>();
@@ -332,15 +344,17 @@ public final class Autograd {
     static final String LEAF_GRADIENT_TARGETS = "jtune.leafGradientTargets";
 
     /**
-     * For a backward function: the buffer to add {@code input}'s gradient into itself, in the buffer's dtype, when
-     * input is a cast of a leaf ({@link #castOfLeaf}) that no sink takes and whose gradient already has a place: where
-     * its listener redirects it (ZeRO stage 2's bucket; a buffer already handed to a reduction sends it aside), else
-     * its attached buffer (an optimizer's, zeroed each step). The function's product then adds it there (beta = 1, an
+     * For a backward function: where to put {@code input}'s gradient itself, in the leaf's dtype, when input is a
+     * cast of a leaf ({@link #castOfLeaf}) whose gradient already has a place: where its listener redirects it (ZeRO
+     * stage 2's bucket; a buffer already handed to a reduction sends it aside), else its attached buffer (an
+     * optimizer's, zeroed each step), both added into; or, for a leaf whose gradient streams to a sink (the host
+     * offload's), a fresh buffer written and then handed to the sink. The function's product then puts it there (an
      * fp32 output from 16-bit operands: LoRA's weight gradients, no 16-bit gradient and no conversion launch) and
-     * returns null for input; the listener is told once the function returns, as for any contribution. Null when it
-     * must return the gradient as usual (a leaf whose first contribution allocates its gradient, among others).
+     * returns null for input; a listener is told, a sink handed the buffer, once the function returns, as for any
+     * contribution. Null when it must return the gradient as usual (a leaf whose first contribution allocates its
+     * gradient, among others).
      */
-    static Tensor leafGradientTarget(Tensor input) {
+    static LeafGradient leafGradientTarget(Tensor input) {
         if (!Boolean.parseBoolean(System.getProperty(LEAF_GRADIENT_TARGETS, "true"))) { // read at each use: a test compares both ways
             return null;
         }
@@ -350,8 +364,17 @@ public final class Autograd {
             return null;
         }
         Tensor leaf = producer.input(0);
-        if (leaf.gradFn() != null || !leaf.requiresGrad() || leaf.gradSink() != null) {
+        if (leaf.gradFn() != null || !leaf.requiresGrad()) {
             return null;
+        }
+        if (leaf.gradSink() != null) {
+            if (!leaf.shape().equals(input.shape())) {
+                return null;
+            }
+            // in backward's scope, as the cast accumulateLeaf would make for the sink
+            LeafGradient fresh = new LeafGradient(leaf, Tensor.empty(input.shape(), leaf.dtype(), leaf.device()), false);
+            r.sunk.add(fresh);
+            return fresh;
         }
         GradientListener listener = leaf.gradListener();
         // as accumulateLeaf: where the listener says first (asking allocates a bucket at its first contribution, which
@@ -364,7 +387,7 @@ public final class Autograd {
         if (listener != null) {
             r.targetedLeaves.add(leaf);
         }
-        return grad;
+        return new LeafGradient(leaf, grad, true);
     }
 
     private static boolean isInput(Node node, Tensor t) {

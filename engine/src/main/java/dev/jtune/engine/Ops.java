@@ -433,7 +433,7 @@ public final class Ops {
             if (b.rank() == 2 && (a.rank() == 2 || !transA)) { // one product over the (flattened) rows of a shared b
                 Tensor a2 = a.rank() == 2 ? a : a.reshape(-1, a.dim(-1));
                 Tensor g2 = g.rank() == 2 ? g : g.reshape(-1, g.dim(-1));
-                Tensor leafGrad = Autograd.leafGradientTarget(b);
+                Autograd.LeafGradient leafGrad = Autograd.leafGradientTarget(b);
                 gb = transB ? productOrInto(g2, true, a2, transA, leafGrad, alpha) : productOrInto(a2, !transA, g2, false, leafGrad, alpha);
             } else {
                 Tensor batched = transB ? product(g, true, a, transA, alpha) : product(a, !transA, g, false, alpha);
@@ -474,22 +474,23 @@ public final class Ops {
 
     /**
      * For a backward function: the gradient {@code alpha * g^T x} of a weight w [out, in] in {@code x @ w^T} (g [n, out],
-     * x [n, in]). Added by the product into the leaf's buffer when w is a cast of a leaf with an attached gradient
-     * ({@link Autograd#leafGradientTarget}): then null, nothing left to return for w.
+     * x [n, in]). When w is a cast of a leaf whose gradient has a place, put there by the product itself (added into
+     * its buffer, or written into a fresh one its sink takes: {@link Autograd#leafGradientTarget}): then null, nothing
+     * left to return for w.
      */
     public static Tensor weightGradient(Tensor g, Tensor x, Tensor w, double alpha) {
         return productOrInto(g, true, x, false, g.rank() == 2 && x.rank() == 2 ? Autograd.leafGradientTarget(w) : null, alpha);
     }
 
     /**
-     * {@code alpha * op(a) @ op(b)}, or, with a leaf's gradient buffer to add it into ({@link Autograd#leafGradientTarget}),
-     * added there by the product itself and null returned (nothing left to hand back).
+     * {@code alpha * op(a) @ op(b)}, or, with a place for a leaf's gradient ({@link Autograd#leafGradientTarget}), put
+     * there by the product itself (added, or written) and null returned (nothing left to hand back).
      */
-    private static Tensor productOrInto(Tensor a, boolean transA, Tensor b, boolean transB, Tensor leafGrad, double alpha) {
+    private static Tensor productOrInto(Tensor a, boolean transA, Tensor b, boolean transB, Autograd.LeafGradient leafGrad, double alpha) {
         if (leafGrad == null) {
             return product(a, transA, b, transB, alpha);
         }
-        productInto(a, transA, b, transB, leafGrad, alpha, true);
+        productInto(a, transA, b, transB, leafGrad.buffer(), alpha, leafGrad.accumulate());
         return null;
     }
 

@@ -19,15 +19,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the path a leaf without an attached buffer still takes (the gradient rounded to 16 bits, then converted); and with
  * the cast made beforehand with other leaves' in one launch ({@link ComputeCopies}) and found by castKept. A leaf
  * whose listener redirects its gradient (ZeRO stage 2's bucket, no attached buffer) takes the same path, bit for bit,
- * its listener told of each contribution.
+ * its listener told of each contribution; so does one whose gradient streams to a sink (the host offload's), which
+ * gets each contribution in fp32.
  */
 class LeafGradientTargetTest {
     private final Random rnd = Seeds.random();
 
     enum Use { PLAIN_CAST, KEPT_IN_CHECKPOINT, WEIGHT_GRADIENT, PROVIDED_COPY }
 
-    /** Where w's gradient is held: an attached buffer, a listener's redirect (no attached buffer), or w's own gradient. */
-    enum Holder { ATTACHED, REDIRECTED, NONE }
+    /**
+     * Where w's gradient is held: an attached buffer, a listener's redirect (no attached buffer), a sink it streams to
+     * (the host offload's: here one that sums the contributions), or w's own gradient.
+     */
+    enum Holder { ATTACHED, REDIRECTED, SUNK, NONE }
 
     /** w's and x's gradients; how many contributions w's listener was told of (REDIRECTED only). */
     record Run(double[] w, double[] x, int told) {
@@ -45,6 +49,17 @@ class LeafGradientTargetTest {
             }
             Tensor bucket = holder == Holder.REDIRECTED ? Tensor.zeros(Shape.of(50), DType.F32, device) : null;
             int[] told = {0};
+            Tensor streamed = holder == Holder.SUNK ? Tensor.zeros(w.shape(), DType.F32, device) : null;
+            if (streamed != null) {
+                Autograd.streamGradient(w, (contribution, owned) -> {
+                    assertEquals(DType.F32, contribution.dtype(), "the sink gets the leaf's dtype");
+                    Ops.addInPlace(streamed, contribution);
+                    told[0]++;
+                    if (owned) {
+                        contribution.close();
+                    }
+                });
+            }
             if (bucket != null) { // as ZeRO stage 2's bucket: w's place in a larger flat buffer, w holding no gradient
                 Autograd.listenGradient(w, new Autograd.GradientListener() {
                     @Override
@@ -90,7 +105,8 @@ class LeafGradientTargetTest {
             if (copies != null) {
                 copies.close();
             }
-            double[] wGrad = bucket != null ? bucket.slice(0, 1, 49).toDoubleArray() : w.grad().toDoubleArray();
+            double[] wGrad = bucket != null ? bucket.slice(0, 1, 49).toDoubleArray()
+                    : streamed != null ? streamed.toDoubleArray() : w.grad().toDoubleArray();
             if (bucket != null) {
                 assertTrue(w.grad() == null, "a redirected leaf holds no gradient of its own");
                 assertEquals(0.0, bucket.slice(0, 0, 1).toDoubleArray()[0], "nothing outside w's place in the bucket");
@@ -143,6 +159,10 @@ class LeafGradientTargetTest {
             assertArrayEquals(twice.w(), redirected.w(), 0, use + " (seed " + seed + "): a redirect takes the attached buffer's fp32 path");
             assertArrayEquals(twice.x(), redirected.x(), 0, use + " (seed " + seed + "): x's gradient with a redirect");
             assertEquals(2, redirected.told(), use + " (seed " + seed + "): the listener is told of each pass's contribution");
+            Run sunk = run(seed, use, Holder.SUNK, 2, device);
+            assertArrayEquals(twice.w(), sunk.w(), 0, use + " (seed " + seed + "): a sink gets the attached buffer's fp32 values");
+            assertArrayEquals(twice.x(), sunk.x(), 0, use + " (seed " + seed + "): x's gradient with a sink");
+            assertEquals(2, sunk.told(), use + " (seed " + seed + "): the sink takes one contribution a pass");
             double worstRounding = 0;
             for (int i = 0; i < expected.length; i++) {
                 double bound = tolerance * Math.max(1, Math.abs(expected[i]));
