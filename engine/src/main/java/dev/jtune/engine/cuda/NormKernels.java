@@ -368,11 +368,12 @@ public final class NormKernels {
     }
 
     /**
-     * Where the fused norm and rotation's held path runs ({@code -Djtune.cuda.normRopeHeld=backward|both|none}). Measured
-     * on an H100 at 8K (NormRopeTiming, Gemma's q [4 heads] / k [1 head]): forward 129.4 / 55.7 us held against 102.6 /
-     * 54.5 through shared memory, backward 103.1 / 53.8 against 127.3 / 50.5: held only in the backward by default.
+     * Where the fused norm and rotation's held path runs ({@code -Djtune.cuda.normRopeHeld=both|backward|none}). Measured
+     * on an H100 at 8K after a warm-up (NormRopeTiming, Gemma's q [4 heads] / k [1 head], twenty-fifth session): forward
+     * 32.7 / 15.8 us held against 41.1 / 17.8 through shared memory, backward 43.8 / 18.2 against 57.2 / 21.3: held both
+     * ways. (The twenty-fourth session's ~100 us, timed without a warm-up, were the GPU's idle clocks.)
      */
-    static final String HELD_WHERE = System.getProperty("jtune.cuda.normRopeHeld", "backward");
+    static final String HELD_WHERE = System.getProperty("jtune.cuda.normRopeHeld", "both");
     static final boolean HELD_FORWARD = HELD_WHERE.equals("both");
     static final boolean HELD = HELD_WHERE.equals("both") || HELD_WHERE.equals("backward");
 
