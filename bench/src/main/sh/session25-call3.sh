@@ -5,11 +5,11 @@
 set -u
 . .device/env
 OUT=${OUT:-/tmp/c3}; mkdir -p $OUT
-BUDGET=${BUDGET:-300}
+BUDGET=${BUDGET:-90}
 . bench/src/main/sh/budget.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
-el "leaf gradient paths: world of one, host offload, the LoRA golden"
-junit 240 t "" --include-classname '.*(NcclWorldOfOneGpuTest|LeafGradientTargetGpuTest|HostOffloadAdamWGpuTest|LoraGoldenGpuTest)'
-el "the planner against the cuda allocations"
-junit 120 p "" --include-classname '.*(PlanMatchesCudaGpuTest|MetaMatchesCudaGpuTest)'
+el "leaf gradient paths: the host-state world of one, then the targets themselves, then the rest of the world of one"
+junit 60 t1 "" --include-classname '.*NcclWorldOfOneGpuTest' --include-methodname '.*StateOnTheHost.*'
+junit 30 t2 "" --include-classname '.*LeafGradientTargetGpuTest'
+junit 200 t3 "" --include-classname '.*(NcclWorldOfOneGpuTest|HostOffloadAdamWGpuTest|LoraGoldenGpuTest|Gemma3GoldenGpuTest)'
 el done
