@@ -11,12 +11,7 @@
 #   time), first with the sanitizer's own kernel filter (SAN_ARGS, default: leave cuBLAS's nvjet_* kernels
 #   uninstrumented; the help text is printed first, since an exclusion failed with a hardware exception once).
 # Usage: [BUDGET=560] PART=suite|rows|sanitize bash bench/src/main/sh/session22.sh
-set -u
-. .device/env
-OUT=${OUT:-/tmp/session22}; mkdir -p $OUT
-BUDGET=${BUDGET:-560}
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 case ${PART:-suite} in
   suite)
     el "GPU suite"

@@ -17,12 +17,7 @@
 # PART=profile: one QLoRA 8K step under ncu, 270M (after 417ddd2: LoRA's weight gradients into the fp32 buffer, no
 #   conversion launches) and 1B (never profiled: where its 3.73x of HF's rate goes), every layer's attention kept.
 # Usage: [BUDGET=560] PART=dq|dq32|ab|tune|racecheck|racecheck-plain|profile bash bench/src/main/sh/session23.sh
-set -u
-. .device/env
-OUT=${OUT:-/tmp/session23}; mkdir -p $OUT
-BUDGET=${BUDGET:-560}
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 DQ=-Djtune.cuda.wgmmaDqInDkv=true
 case ${PART:-dq} in
   dq)

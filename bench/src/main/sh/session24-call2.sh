@@ -1,9 +1,5 @@
-set -u
-. .device/env
-OUT=${OUT:-/tmp/c2}; mkdir -p $OUT
 BUDGET=560
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 el "targeted GPU tests"
 junit 330 t "" --include-classname '.*(CudaFusedParityTest|NcclWorldOfOne.*|LeafGradientTargetGpuTest|Golden.*GpuTest|CudaOpsBackwardParityTest|FusedProjectionsGpuTest)'
 grep -E "fused against unfused" $OUT/t.txt | head -8

@@ -1,12 +1,8 @@
 # The twenty-fourth session's third device call: the fixes after call 2 (leaf gradient targets off by default, the held
 # norm/RoPE path in the backward only, rope_diff), then the trainer's 8K steady rate with this session's defaults
 # against all of them off, alternated.
-set -u
-. .device/env
-OUT=${OUT:-/tmp/c3}; mkdir -p $OUT
 BUDGET=560
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 el "targeted GPU tests"
 junit 200 t "" --include-classname '.*(NcclWorldOfOne.*|LeafGradientTargetGpuTest|Golden.*GpuTest)'
 junit 120 n "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*([Nn]orm|flatCast).*'

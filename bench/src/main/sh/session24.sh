@@ -13,12 +13,7 @@
 #   kernels alone with and without it (NormRopeTiming, -Djtune.cuda.normRopeHeld=false: the shared-memory path), then
 #   the trainer's 8K steady rates alternated, both on against both off (-Djtune.cuda.normHeld=false too).
 # Usage: [BUDGET=560] PART=ce|ce32|normrope bash bench/src/main/sh/session24.sh
-set -u
-. .device/env
-OUT=${OUT:-/tmp/session24}; mkdir -p $OUT
-BUDGET=${BUDGET:-560}
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 CE=-Djtune.cuda.crossEntropyCluster=true
 case ${PART:-ce} in
   ce)

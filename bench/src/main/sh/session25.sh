@@ -8,12 +8,7 @@
 # PART=sanitize: memcheck then racecheck over the kernels added since the last sanitizer runs (held norms, held
 #   norm/RoPE rows, cast_flat, the one-pass cross-entropy: sanitize.sh's fused part) and the wgmma part, parts at once.
 # Usage: [BUDGET=560] PART=h100|sanitize bash bench/src/main/sh/session25.sh
-set -u
-. .device/env
-OUT=${OUT:-/tmp/session25}; mkdir -p $OUT
-BUDGET=${BUDGET:-560}
-. bench/src/main/sh/budget.sh
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+. bench/src/main/sh/session.sh
 case ${PART:-h100} in
   h100)
     el "the fused q/k norm and RoPE alone at 8K after 0.5 s of warm-up (clocks up): held both ways, shared memory, alternated"

@@ -60,8 +60,9 @@ public final class AttentionMemory {
     }
 
     /**
-     * The fused kernels alone, timed with device events over 20 back-to-back calls each, and their rate in useful
-     * FLOP/s (4 D per visible query-key pair and head forward, 10 D backward: five products, as FlashAttention counts).
+     * The fused kernels alone, timed with device events over 20 back-to-back calls each after {@link WarmUp}'s, and
+     * their rate in useful FLOP/s (4 D per visible query-key pair and head forward, 10 D backward: five products, as
+     * FlashAttention counts).
      */
     private static void kernelTimes(CudaBackend gpu, int t, int window) {
         Device d = gpu.device();
@@ -81,8 +82,10 @@ public final class AttentionMemory {
             Tensor gq = Tensor.empty(q.shape(), DType.BF16, d);
             Tensor gk = Tensor.empty(k.shape(), DType.BF16, d);
             Tensor gv = Tensor.empty(v.shape(), DType.BF16, d);
-            gpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, window, scale, out, lse); // warm-up: compile and load
-            gpu.kernels(AttentionKernel.OP).fusedBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+            WarmUp.run(gpu, () -> { // compile and load, then clocks up
+                gpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, window, scale, out, lse);
+                gpu.kernels(AttentionKernel.OP).fusedBackward(q, k, v, g, lse, delta, window, scale, gq, gk, gv);
+            });
             start.record(gpu.stream());
             for (int r = 0; r < reps; r++) {
                 gpu.kernels(AttentionKernel.OP).fusedForward(q, k, v, window, scale, out, lse);

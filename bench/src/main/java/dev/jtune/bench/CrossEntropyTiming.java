@@ -68,9 +68,9 @@ public final class CrossEntropyTiming {
         }
     }
 
-    /** Milliseconds per {@code chunks} calls of {@code call}, the mean of {@code reps} timed rounds after one warm-up. */
+    /** Milliseconds per {@code chunks} calls of {@code call}, the mean of {@code reps} timed rounds after {@link WarmUp}'s. */
     private static double time(CudaBackend gpu, int chunks, int reps, Runnable call) {
-        call.run(); // compile and load
+        WarmUp.run(gpu, call); // compile and load, then clocks up
         try (CudaEvent start = new CudaEvent(true); CudaEvent end = new CudaEvent(true)) {
             start.record(gpu.stream());
             for (int r = 0; r < reps * chunks; r++) {

@@ -49,9 +49,10 @@ public final class MatmulComparison {
                         direct.run();
                     }
                 };
-                engine.run(); // warm-up: plans, kernels, clocks
-                raw.run();
-                gpu.synchronize();
+                WarmUp.run(gpu, () -> { // plans, kernels, clocks
+                    engine.run();
+                    raw.run();
+                });
                 double[] te = new double[batches];
                 double[] td = new double[batches];
                 for (int i = 0; i < batches; i++) {

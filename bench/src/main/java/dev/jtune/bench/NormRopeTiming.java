@@ -15,7 +15,7 @@ import java.util.Locale;
  * The fused q/k RMSNorm and RoPE kernels alone at Gemma 3's shapes (q [1, 4, T, 256] and k [1, 1, T, 256] bf16, read in
  * the projection's [1, T, H, 256] layout, frozen norm weights as in QLoRA), forward and backward, timed with device
  * events, in bytes a second. Run once with {@code -Djtune.cuda.normRopeHeld=false} to time the shared-memory path.
- * After ~0.5 s of warm-up launches (clocks up). Usage: {@code NormRopeTiming [tokens=8192] [reps=200]}.
+ * After {@link WarmUp}'s launches. Usage: {@code NormRopeTiming [tokens=8192] [reps=200]}.
  */
 public final class NormRopeTiming {
     private NormRopeTiming() {
@@ -44,16 +44,10 @@ public final class NormRopeTiming {
                 Tensor g = Tensor.uniform(Shape.of(1, heads, tokens, 256), DType.BF16, d, 3, -1, 1);
                 Tensor gx = Tensor.empty(Shape.of(1, tokens, heads, 256), DType.BF16, d).transpose(1, 2);
                 RmsNormRopeKernel k = RmsNormRopeKernel.on(x);
-                // compile and load, then keep the GPU busy for ~0.5 s: a few timed milliseconds on an idle GPU ran at
-                // its idle clocks (the twenty-fourth session timed ~100 us here against ~31 in a training step's profile)
-                long until = System.nanoTime() + 500_000_000L;
-                while (System.nanoTime() < until) {
-                    for (int r = 0; r < 50; r++) {
-                        k.forward(x, w, 1e-6, true, pos, 10_000, 1, out, rstd);
-                        k.backward(x, w, rstd, true, pos, 10_000, 1, g, gx, null);
-                    }
-                    gpu.synchronize();
-                }
+                WarmUp.run(gpu, () -> { // compile and load, then clocks up
+                    k.forward(x, w, 1e-6, true, pos, 10_000, 1, out, rstd);
+                    k.backward(x, w, rstd, true, pos, 10_000, 1, g, gx, null);
+                });
                 start.record(gpu.stream());
                 for (int r = 0; r < reps; r++) {
                     k.forward(x, w, 1e-6, true, pos, 10_000, 1, out, rstd);
