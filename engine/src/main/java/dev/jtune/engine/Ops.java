@@ -404,6 +404,43 @@ public final class Ops {
         }, c, a, b);
     }
 
+    /** How {@link #matmulInto} puts its product into the window: written over it, or added into it. */
+    public enum Into { WRITE, ADD }
+
+    /**
+     * For a backward function or an op's forward (nothing is recorded): {@code alpha * a @ op(b)} written over, or added
+     * into, columns [column, column + n) of {@code out} [m, N] (contiguous or row-strided) by the product itself. a [m, k]
+     * (contiguous or row-strided: a column window of a wider tensor), b [n, k] when transposed else [k, n]; a and b of
+     * one dtype. One product for a window of a buffer that several parts fill (a group's low-rank gradients).
+     */
+    public static void matmulInto(Tensor out, long column, Tensor a, Tensor b, Transpose transpose, double alpha, Into into) {
+        if (transpose.a()) {
+            throw new UnsupportedOpException("matmulInto: only b may be transposed, got " + transpose);
+        }
+        boolean transB = transpose.b();
+        Checks.pair("matmulInto", a, b);
+        if (a.rank() != 2 || b.rank() != 2 || out.rank() != 2 || !asStored(out)) {
+            throw new ShapeException("matmulInto: needs 2-D operands and a contiguous or row-strided out, got " + out.describe() + ", "
+                    + a.shape() + ", " + b.shape());
+        }
+        long k = transB ? b.dim(1) : b.dim(0);
+        long n = transB ? b.dim(0) : b.dim(1);
+        if (a.dim(1) != k || out.dim(0) != a.dim(0) || column < 0 || column + n > out.dim(1)) {
+            throw new ShapeException("matmulInto: " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "") + " into " + out.shape()
+                    + " at column " + column + " do not fit");
+        }
+        if (out.numel() == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            if (into == Into.WRITE) {
+                backend(out).fill(window(out, column, n), 0.0);
+            }
+            return;
+        }
+        productInto(a, false, b, transB, window(out, column, n), alpha, into == Into.ADD);
+    }
+
     /** Columns [column, column + n) of a 2-D t: t itself when they are all of it, else a row-strided view. */
     private static Tensor window(Tensor t, long column, long n) {
         return column == 0 && n == t.dim(1) ? t : t.detach().slice(1, column, column + n);

@@ -108,11 +108,14 @@ public final class Linear extends Module {
 
     /** y = x W^T (+ b), then the adapter's update. */
     public Tensor forward(Tensor x) {
-        Tensor y = weight.isQuantized() ? nf4Product(weight.quantizedValue(), x) : x.matmul(weight.value().transpose(0, 1));
-        if (bias != null) {
-            y = y.add(bias.value());
-        }
+        Tensor y = baseForward(x);
         return adapter == null ? y : adapter.addTo(y, x);
+    }
+
+    /** x W^T (+ bias), without the adapter's update: a fresh product ({@link LinearGroup} adds the updates itself). */
+    Tensor baseForward(Tensor x) {
+        Tensor y = weight.isQuantized() ? nf4Product(weight.quantizedValue(), x) : x.matmul(weight.value().transpose(0, 1));
+        return bias == null ? y : y.add(bias.value());
     }
 
     /**

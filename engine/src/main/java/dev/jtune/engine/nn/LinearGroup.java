@@ -106,6 +106,42 @@ public final class LinearGroup {
         return y;
     }
 
+    /**
+     * Each part's output for x, apart (as each part's own forward gives it), except that where every part has a
+     * low-rank adapter that can share x ({@link Adapter#lowRank}, {@link LowRankGroup}: {@code -Djtune.sharedLoraDown=true})
+     * their down products are one.
+     */
+    public Tensor[] forwardEach(Tensor x) {
+        java.util.List<Adapter.LowRank> updates = LowRankGroup.enabled() ? lowRanks(x) : null;
+        if (updates == null) {
+            return parts.stream().map(l -> l.forward(x)).toArray(Tensor[]::new);
+        }
+        Tensor[] ys = parts.stream().map(l -> l.baseForward(x)).toArray(Tensor[]::new);
+        for (Tensor y : ys) {
+            if (y.dtype() != updates.getFirst().a().dtype() || !y.isContiguous()) { // the updates could not go into it
+                Tensor[] out = new Tensor[ys.length];
+                for (int i = 0; i < ys.length; i++) {
+                    out[i] = parts.get(i).adapter().addTo(ys[i], x);
+                }
+                return out;
+            }
+        }
+        return LowRankGroup.addTo(ys, x, updates);
+    }
+
+    /** Every part's low-rank update for x, when they all have one and can share x's down product; else null. */
+    private java.util.List<Adapter.LowRank> lowRanks(Tensor x) {
+        java.util.List<Adapter.LowRank> updates = new java.util.ArrayList<>();
+        for (Linear l : parts) {
+            java.util.Optional<Adapter.LowRank> u = l.adapter() == null ? java.util.Optional.empty() : l.adapter().lowRank(x);
+            if (u.isEmpty()) {
+                return null;
+            }
+            updates.add(u.get());
+        }
+        return LowRankGroup.applies(x, updates, updates.getFirst().a().dtype()) ? updates : null;
+    }
+
     /** The weights dequantized one under the other into the workspace: [outFeatures, inFeatures]. */
     private Tensor dequantized(List<Nf4Tensor> weights) {
         Tensor w = workspace.view(Shape.of(outFeatures, inFeatures));

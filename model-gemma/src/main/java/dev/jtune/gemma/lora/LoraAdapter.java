@@ -75,6 +75,15 @@ public record LoraAdapter(String module, Tensor a, Tensor b, double scale, Dropo
         return Ops.addMatmulInto(y, column, down(x), Autograd.castKept(b, compute), Transpose.B);
     }
 
+    /** Without dropout drawn now: A's and B's casts and the scale, for a group sharing x's down product. */
+    @Override
+    public java.util.Optional<LowRank> lowRank(Tensor x) {
+        if (dropout != null && dropout.active()) {
+            return java.util.Optional.empty();
+        }
+        return java.util.Optional.of(new LowRank(Autograd.castKept(a, compute), Autograd.castKept(b, compute), scale));
+    }
+
     /**
      * The scaled rank-r intermediate. With dropout, the dropped-out input [tokens, in] is not kept for A's gradient but
      * drawn again in backward (the mask is a function of the seed): at 32K tokens of Gemma 3 4B the seven adapters'

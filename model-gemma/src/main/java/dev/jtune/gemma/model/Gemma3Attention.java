@@ -85,9 +85,10 @@ public final class Gemma3Attention extends Module {
             k = heads[1];
             v = heads[2];
         } else {
-            q = qProj.forward(h).reshape(b, t, hq, d);
-            k = kProj.forward(h).reshape(b, t, hkv, d);
-            v = vProj.forward(h).reshape(b, t, hkv, d);
+            Tensor[] parts = qkv.forwardEach(h); // each projection's own (their LoRA down products shared where on)
+            q = parts[0].reshape(b, t, hq, d);
+            k = parts[1].reshape(b, t, hkv, d);
+            v = parts[2].reshape(b, t, hkv, d);
         }
         // the norm and RoPE read q and k in the projection's [B, T, H, D] layout and write [B, H, T, D]: no transposing copy
         // (the two ops copy a fused product's q and k first: the norm reads contiguous rows); attention reads v as it lies

@@ -46,6 +46,7 @@ public final class Gemma3Mlp extends Module {
         if (gateUp.fused(x)) {
             return downProj.forward(Activations.geglu(gateUp.forward(x)));
         }
-        return downProj.forward(Activations.geglu(gateProj.forward(x), upProj.forward(x)));
+        Tensor[] gu = gateUp.forwardEach(x); // each projection's own (their LoRA down products shared where on)
+        return downProj.forward(Activations.geglu(gu[0], gu[1]));
     }
 }

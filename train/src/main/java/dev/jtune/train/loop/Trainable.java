@@ -289,8 +289,10 @@ public final class Trainable {
             return out;
         }
         DType compute = null;
-        for (LoraAdapter a : adapters.values()) {
-            for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+        // every A, then every B: a layer's A's lie one after another (q, k, v; gate, up), so a group's shared down
+        // product reads them stacked as a view (LinearGroup.forwardEach)
+        for (LoraAdapter.Matrix m : LoraAdapter.Matrix.values()) {
+            for (LoraAdapter a : adapters.values()) {
                 Tensor w = a.matrix(m);
                 if (w.dtype() == a.compute()) {
                     continue;
