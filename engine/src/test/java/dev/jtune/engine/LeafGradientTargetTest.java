@@ -2,6 +2,7 @@ package dev.jtune.engine;
 
 import dev.jtune.engine.nn.ComputeCopies;
 import dev.jtune.testing.Seeds;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -135,17 +136,8 @@ class LeafGradientTargetTest {
      * up, the buffer-less path is within half a bf16 ulp of it, and x's gradient is the buffer-less path's.
      */
     static void check(Device device, double tolerance, Random rnd) {
-        String before = System.getProperty(Autograd.LEAF_GRADIENT_TARGETS);
-        System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, "true"); // on by default; set, so a run that turns it off still checks it
-        try {
-            checkAll(device, tolerance, rnd);
-        } finally {
-            if (before == null) {
-                System.clearProperty(Autograd.LEAF_GRADIENT_TARGETS);
-            } else {
-                System.setProperty(Autograd.LEAF_GRADIENT_TARGETS, before);
-            }
-        }
+        // on by default; set, so a run that turns it off still checks it
+        SystemProperties.with(Autograd.LEAF_GRADIENT_TARGETS, "true", () -> checkAll(device, tolerance, rnd));
     }
 
     private static void checkAll(Device device, double tolerance, Random rnd) {

@@ -10,8 +10,7 @@ import dev.jtune.engine.Tensor;
 import dev.jtune.engine.Transpose;
 import dev.jtune.engine.backend.TensorInternals;
 import dev.jtune.testing.Seeds;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.LinkedHashMap;
@@ -32,22 +31,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LowRankGroupTest {
     private final long seed = Seeds.seed();
-    private String previous;
-
-    @BeforeEach
-    void switchOn() {
-        previous = System.setProperty(LowRankGroup.PROPERTY, "true");
-    }
-
-    @AfterEach
-    void restore() {
-        if (previous == null) {
-            System.clearProperty(LowRankGroup.PROPERTY);
-        } else {
-            System.setProperty(LowRankGroup.PROPERTY, previous);
-        }
-    }
-
     /** {@code scale (x A^T) B^T}, its products in {@code compute} (A and B cast as LoRA casts them), or none when {@code shares} is off. */
     private record Update(Tensor a, Tensor b, double scale, DType compute, boolean shares) implements Adapter {
         @Override
@@ -83,10 +66,11 @@ class LowRankGroupTest {
 
     /** Outputs, then x's gradient, then each update's A and B gradients, for seeds g over the outputs. */
     private static List<float[]> run(LinearGroup group, List<Update> updates, Tensor x, List<Tensor> g, boolean shared) {
-        System.setProperty(LowRankGroup.PROPERTY, Boolean.toString(shared));
-        for (Tensor t : List.of(x)) {
-            t.zeroGrad();
-        }
+        return SystemProperties.with(LowRankGroup.PROPERTY, Boolean.toString(shared), () -> run(group, updates, x, g));
+    }
+
+    private static List<float[]> run(LinearGroup group, List<Update> updates, Tensor x, List<Tensor> g) {
+        x.zeroGrad();
         for (Update u : updates) {
             u.a().zeroGrad();
             u.b().zeroGrad();
@@ -199,6 +183,10 @@ class LowRankGroupTest {
 
     @Test
     void partsThatCannotShareRunApart() {
+        SystemProperties.with(LowRankGroup.PROPERTY, "true", this::cannotShare);
+    }
+
+    private void cannotShare() {
         String what = " (seed " + seed + ")";
         try (Scope s = Scope.open("apart")) {
             DequantWorkspace ws = new DequantWorkspace(DType.F32, Device.CPU);

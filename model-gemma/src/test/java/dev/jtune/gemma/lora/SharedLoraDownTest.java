@@ -7,6 +7,7 @@ import dev.jtune.engine.Scope;
 import dev.jtune.engine.Shape;
 import dev.jtune.engine.Tensor;
 import dev.jtune.gemma.model.Gemma3Model;
+import dev.jtune.testing.SystemProperties;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -27,32 +28,27 @@ class SharedLoraDownTest {
 
     /** The loss, then every adapter parameter's gradient. */
     private static List<double[]> run(boolean shared, Gemma3Model.Checkpointing checkpointing) {
-        String before = System.setProperty(PROPERTY, Boolean.toString(shared));
-        try (Scope scope = Scope.open("shared lora down")) {
-            Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
-            Map<String, LoraAdapter> adapters = Lora.attach(model, new LoraConfig(4, 8, 0.0, LoraConfig.ALL_LINEAR, List.of(), -1), DType.F32, 3,
-                    new DropoutState(0.0));
-            long s = 90;
-            for (LoraAdapter a : adapters.values()) { // B is zero when attached: give the updates values
-                Ops.copyInto(Tensor.randn(a.b().shape(), DType.F32, Device.CPU, s++), a.b());
+        return SystemProperties.with(PROPERTY, Boolean.toString(shared), () -> {
+            try (Scope scope = Scope.open("shared lora down")) {
+                Gemma3Model model = Gemma3Model.load(LoraGoldenTest.fixture("gemma3-tiny"), Device.CPU, DType.F32);
+                Map<String, LoraAdapter> adapters = Lora.attach(model, new LoraConfig(4, 8, 0.0, LoraConfig.ALL_LINEAR, List.of(), -1), DType.F32, 3,
+                        new DropoutState(0.0));
+                long s = 90;
+                for (LoraAdapter a : adapters.values()) { // B is zero when attached: give the updates values
+                    Ops.copyInto(Tensor.randn(a.b().shape(), DType.F32, Device.CPU, s++), a.b());
+                }
+                int[] ids = {2, 11, 22, 33, 44, 55, 66, 77, 88, 99};
+                Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
+                Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpointing));
+                List<double[]> out = new ArrayList<>();
+                out.add(loss.toDoubleArray());
+                loss.backward();
+                for (Tensor p : Lora.parameters(adapters)) {
+                    out.add(p.grad().toDoubleArray());
+                }
+                return out;
             }
-            int[] ids = {2, 11, 22, 33, 44, 55, 66, 77, 88, 99};
-            Tensor t = Tensor.fromArray(ids, Shape.of(1, ids.length), DType.I32, Device.CPU);
-            Tensor loss = model.loss(t, t, Gemma3Model.Options.defaults().withCheckpointing(checkpointing));
-            List<double[]> out = new ArrayList<>();
-            out.add(loss.toDoubleArray());
-            loss.backward();
-            for (Tensor p : Lora.parameters(adapters)) {
-                out.add(p.grad().toDoubleArray());
-            }
-            return out;
-        } finally {
-            if (before == null) {
-                System.clearProperty(PROPERTY);
-            } else {
-                System.setProperty(PROPERTY, before);
-            }
-        }
+        });
     }
 
     @Test
