@@ -55,13 +55,17 @@ class LowRankGroupTest {
     private static Linear part(long in, long out, DequantWorkspace ws, long s) {
         DType dtype = ws.dtype();
         Linear l = new Linear(in, out, Linear.Bias.NONE, ws);
-        l.weightParameter().set(Tensor.normal(l.shape(), DType.F32, Device.CPU, s, 0, 0.5).cast(dtype));
+        l.weightParameter().set(Tensor.normal(l.shape(), DType.F32, Device.CPU, s, 0, 0.5).cast(dtype).to(ws.device()));
         return l;
     }
 
     private static Update update(long in, long out, long rank, DType compute, long s, boolean shares) {
-        return new Update(Tensor.normal(Shape.of(rank, in), DType.F32, Device.CPU, s, 0, 0.3).requiresGrad(true),
-                Tensor.normal(Shape.of(out, rank), DType.F32, Device.CPU, s + 1, 0, 0.3).requiresGrad(true), 0.75, compute, shares);
+        return update(in, out, rank, compute, s, shares, Device.CPU);
+    }
+
+    private static Update update(long in, long out, long rank, DType compute, long s, boolean shares, Device device) {
+        return new Update(Tensor.normal(Shape.of(rank, in), DType.F32, Device.CPU, s, 0, 0.3).to(device).requiresGrad(true),
+                Tensor.normal(Shape.of(out, rank), DType.F32, Device.CPU, s + 1, 0, 0.3).to(device).requiresGrad(true), 0.75, compute, shares);
     }
 
     /** Outputs, then x's gradient, then each update's A and B gradients, for seeds g over the outputs. */
@@ -94,10 +98,10 @@ class LowRankGroupTest {
         return out;
     }
 
-    private static List<Tensor> seeds(long rows, long[] outs, long s) {
+    private static List<Tensor> seeds(long rows, long[] outs, long s, Device device) {
         List<Tensor> g = new java.util.ArrayList<>();
         for (int i = 0; i < outs.length; i++) {
-            g.add(Tensor.normal(Shape.of(rows, outs[i]), DType.F32, Device.CPU, s + i, 0, 1));
+            g.add(Tensor.normal(Shape.of(rows, outs[i]), DType.F32, Device.CPU, s + i, 0, 1).to(device));
         }
         return g;
     }
@@ -118,7 +122,7 @@ class LowRankGroupTest {
             v.attach(updates.get(2));
             LinearGroup group = new LinearGroup(q, k, v);
             Tensor x = Tensor.normal(Shape.of(10, 64), DType.F32, Device.CPU, seed + 9, 0, 1).requiresGrad(true);
-            List<Tensor> g = seeds(10, outs, seed + 10);
+            List<Tensor> g = seeds(10, outs, seed + 10, Device.CPU);
             List<float[]> apart = run(group, updates, x, g, false);
             List<float[]> shared = run(group, updates, x, g, true);
             String[] names = {"q", "k", "v", "x's gradient", "q's A", "q's B", "k's A", "k's B", "v's A", "v's B"};
@@ -131,13 +135,23 @@ class LowRankGroupTest {
 
     @Test
     void castsInOneFlatBufferStackAsAViewAndTrainAsApartInBf16() {
-        String what = " (seed " + seed + ")";
+        checkBf16(Device.CPU, seed, true);
+    }
+
+    /**
+     * On {@code device}: the bf16 group against its parts apart. {@code sameProducts}: the outputs and A's and B's
+     * gradients bit for bit (the cpu's products sum each element in one order whatever the width; the GPU's may
+     * not: there they, like x's gradient, get the bf16 bound below).
+     */
+    static void checkBf16(Device device, long seed, boolean sameProducts) {
+        String what = " on " + device + " (seed " + seed + ")";
         try (Scope s = Scope.open("shared down, bf16")) {
             long[] outs = {16, 24};
-            DequantWorkspace ws = new DequantWorkspace(DType.BF16, Device.CPU);
+            DequantWorkspace ws = new DequantWorkspace(DType.BF16, device);
             Linear gate = part(64, outs[0], ws, seed);
             Linear up = part(64, outs[1], ws, seed + 1);
-            List<Update> updates = List.of(update(64, outs[0], 4, DType.BF16, seed + 3, true), update(64, outs[1], 4, DType.BF16, seed + 5, true));
+            List<Update> updates = List.of(update(64, outs[0], 4, DType.BF16, seed + 3, true, device),
+                    update(64, outs[1], 4, DType.BF16, seed + 5, true, device));
             gate.attach(updates.get(0));
             up.attach(updates.get(1));
             LinearGroup group = new LinearGroup(gate, up);
@@ -147,8 +161,8 @@ class LowRankGroupTest {
             weights.put("up.A", updates.get(1).a());
             weights.put("gate.B", updates.get(0).b());
             weights.put("up.B", updates.get(1).b());
-            Tensor x = Tensor.normal(Shape.of(8, 64), DType.F32, Device.CPU, seed + 9, 0, 1).cast(DType.BF16).requiresGrad(true);
-            List<Tensor> g = seeds(8, outs, seed + 10);
+            Tensor x = Tensor.normal(Shape.of(8, 64), DType.F32, Device.CPU, seed + 9, 0, 1).cast(DType.BF16).to(device).requiresGrad(true);
+            List<Tensor> g = seeds(8, outs, seed + 10, device);
             try (ComputeCopies copies = ComputeCopies.of(weights, DType.BF16)) {
                 List<float[]> apart;
                 List<float[]> shared;
@@ -170,10 +184,10 @@ class LowRankGroupTest {
                         largest = Math.max(largest, Math.abs(v));
                     }
                     for (int j = 0; j < e.length; j++) {
-                        // the same products bit for bit but x's gradient: its bf16 partial sums (the two bases', the
-                        // updates' in turn against one sum over both ranks) round differently, each within half a bf16
-                        // ulp of the partial sum, bounded by the gradient's largest element: four such ulps
-                        float bound = i == 2 ? 4 * Math.ulp(largest) * 65536 : 0f;
+                        // x's gradient: its bf16 partial sums (the two bases', the updates' in turn against one sum
+                        // over both ranks) round differently, each within half a bf16 ulp of the partial sum, bounded
+                        // by the gradient's largest element: four such ulps; the rest the same products
+                        float bound = i == 2 || !sameProducts ? 4 * Math.ulp(largest) * 65536 : 0f;
                         assertEquals(e[j], a[j], bound, names[i] + " [" + j + "]" + what);
                     }
                 }
