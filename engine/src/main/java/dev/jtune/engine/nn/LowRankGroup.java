@@ -74,6 +74,7 @@ final class LowRankGroup {
             inputs[1 + 2 * n + i] = ys[i];
         }
         Tensor[] kept = new Tensor[2]; // the stacked A's and D, from forward to backward
+        boolean recorded = Autograd.needsGrad(inputs); // else no backward frees them: the forward does
         return Autograd.opMulti("lora group", () -> {
             kept[0] = stacked(updates, xc.dim(1), rank);
             kept[1] = Tensor.empty(Shape.of(xc.dim(0), rank), compute, xc.device());
@@ -82,6 +83,10 @@ final class LowRankGroup {
             for (int i = 0; i < n; i++) {
                 out[i] = ys[i].detach();
                 Ops.matmulInto(out[i], 0, columns(kept[1], columns, i), updates.get(i).b(), Transpose.B, 1.0, Ops.Into.ADD);
+            }
+            if (!recorded) { // an evaluation, or a checkpoint's first run: [rows, R] a group and layer is not kept to the scope's end
+                kept[1].close();
+                kept[0].close();
             }
             return out;
         }, gs -> {
