@@ -131,9 +131,12 @@ public final class LinearGroup {
 
     /** Every part's low-rank update for x, when they all have one and can share x's down product; else null. */
     private java.util.List<Adapter.LowRank> lowRanks(Tensor x) {
+        if (parts.stream().anyMatch(l -> l.adapter() == null)) { // before any adapter casts its weights for nothing
+            return null;
+        }
         java.util.List<Adapter.LowRank> updates = new java.util.ArrayList<>();
         for (Linear l : parts) {
-            java.util.Optional<Adapter.LowRank> u = l.adapter() == null ? java.util.Optional.empty() : l.adapter().lowRank(x);
+            java.util.Optional<Adapter.LowRank> u = l.adapter().lowRank(x);
             if (u.isEmpty()) {
                 return null;
             }
