@@ -527,6 +527,13 @@ public final class Ops {
         if (leafGrad == null) {
             return product(a, transA, b, transB, alpha);
         }
+        long k = transA ? a.dim(-2) : a.dim(-1);
+        if (k == 0 || leafGrad.buffer().numel() == 0) { // no rows (an empty micro-batch): nothing to add; a fresh buffer gets zeros
+            if (!leafGrad.accumulate()) {
+                backend(leafGrad.buffer()).fill(leafGrad.buffer(), 0.0);
+            }
+            return null;
+        }
         productInto(a, transA, b, transB, leafGrad.buffer(), alpha, leafGrad.accumulate());
         return null;
     }

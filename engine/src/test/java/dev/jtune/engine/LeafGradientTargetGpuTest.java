@@ -16,4 +16,15 @@ class LeafGradientTargetGpuTest {
     void anAttachedBufferTakesTheProductsFp32GradientItself() {
         LeafGradientTargetTest.check(Device.cuda(0), 1e-5, Seeds.random());
     }
+
+    /** With new allocations poisoned (NaN): the sink's fresh buffer over no rows is written with zeros. */
+    @Test
+    void anEmptyBatchHandsTheSinkZeros() {
+        dev.jtune.engine.cuda.CudaBackend.get(0).poisonAllocations(true);
+        try {
+            LeafGradientTargetTest.checkEmptyBatch(Device.cuda(0));
+        } finally {
+            dev.jtune.engine.cuda.CudaBackend.get(0).poisonAllocations(false);
+        }
+    }
 }

@@ -132,6 +132,31 @@ class LeafGradientTargetTest {
     }
 
     /**
+     * A sink's fresh buffer from a product over no rows (an empty micro-batch) holds zeros, not what the memory held.
+     * The cpu's new memory is zeroed, so only the GPU twin, with its allocations poisoned (NaN), tells a buffer left
+     * unwritten apart.
+     */
+    @Test
+    void anEmptyBatchHandsTheSinkZeros() {
+        checkEmptyBatch(Device.CPU);
+    }
+
+    static void checkEmptyBatch(Device device) {
+        SystemProperties.with(Autograd.LEAF_GRADIENT_TARGETS, "true", () -> {
+            try (Scope s = Scope.open("empty batch")) {
+                Tensor w = Tensor.uniform(Shape.of(6, 8), DType.F32, Device.CPU, 5, -1, 1).to(device).requiresGrad(true);
+                java.util.List<double[]> taken = new java.util.ArrayList<>();
+                Autograd.streamGradient(w, (contribution, owned) -> taken.add(contribution.toDoubleArray()));
+                Tensor x = Tensor.zeros(Shape.of(0, 8), DType.BF16, device).requiresGrad(true);
+                Tensor y = Ops.matmul(x, w.cast(DType.BF16), Transpose.B);
+                y.backward(Tensor.zeros(y.shape(), y.dtype(), device));
+                assertEquals(1, taken.size(), "one contribution on " + device);
+                assertArrayEquals(new double[48], taken.getFirst(), 0, "the sink's contribution on " + device);
+            }
+        });
+    }
+
+    /**
      * On {@code device}: the buffer holds the fp32 product (within {@code tolerance}, relative above 1), two passes add
      * up, the buffer-less path is within half a bf16 ulp of it, and x's gradient is the buffer-less path's.
      */
