@@ -375,27 +375,12 @@ public final class Ops {
     }
 
     private static Tensor addMatmulInto(Tensor c, long column, Tensor a, Tensor b, Transpose transpose, boolean whole) {
-        if (transpose.a()) {
-            throw new UnsupportedOpException("addMatmulInto: only b may be transposed, got " + transpose);
-        }
-        boolean transB = transpose.b();
-        Checks.pair("addMatmulInto", a, b);
         Checks.pair("addMatmulInto", c, a);
-        if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2 || !asStored(c)) {
-            throw new ShapeException("addMatmulInto: needs 2-D operands and a contiguous or row-strided c, got " + c.describe() + ", "
-                    + a.shape() + ", " + b.shape());
-        }
-        long k = transB ? b.dim(1) : b.dim(0);
-        long n = transB ? b.dim(0) : b.dim(1);
-        String desc = c.shape() + (whole ? "" : " at column " + column) + " + " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "");
-        if (a.dim(1) != k || c.dim(0) != a.dim(0) || (whole ? c.dim(1) != n : column < 0 || column + n > c.dim(1))) {
-            throw new ShapeException("addMatmulInto: " + desc + " do not fit");
-        }
+        long n = checkWindowProduct("addMatmulInto", c, column, whole, a, b, transpose);
+        boolean transB = transpose.b();
         return Autograd.op("addMatmulInto", () -> {
             Tensor out = c.detach();
-            if (out.numel() > 0 && k > 0 && n > 0) {
-                productInto(a, false, b, transB, window(out, column, n), 1.0, true);
-            }
+            productIntoWindow(out, column, n, a, b, transB, 1.0, Into.ADD);
             return out;
         }, g -> {
             Tensor gw = window(g, column, n);
@@ -414,25 +399,40 @@ public final class Ops {
      * one dtype. One product for a window of a buffer that several parts fill (a group's low-rank gradients).
      */
     public static void matmulInto(Tensor out, long column, Tensor a, Tensor b, Transpose transpose, double alpha, Into into) {
+        long n = checkWindowProduct("matmulInto", out, column, false, a, b, transpose);
+        productIntoWindow(out, column, n, a, b, transpose.b(), alpha, into);
+    }
+
+    /**
+     * The checks of a product {@code a @ op(b)} into columns [column, column + n) of out (all of out's columns when
+     * {@code whole}): b alone may be transposed, a and b of one dtype and device, every operand 2-D, out contiguous or
+     * row-strided, the shapes fitting. Returns n.
+     */
+    private static long checkWindowProduct(String op, Tensor out, long column, boolean whole, Tensor a, Tensor b, Transpose transpose) {
         if (transpose.a()) {
-            throw new UnsupportedOpException("matmulInto: only b may be transposed, got " + transpose);
+            throw new UnsupportedOpException(op + ": only b may be transposed, got " + transpose);
         }
         boolean transB = transpose.b();
-        Checks.pair("matmulInto", a, b);
+        Checks.pair(op, a, b);
         if (a.rank() != 2 || b.rank() != 2 || out.rank() != 2 || !asStored(out)) {
-            throw new ShapeException("matmulInto: needs 2-D operands and a contiguous or row-strided out, got " + out.describe() + ", "
+            throw new ShapeException(op + ": needs 2-D operands and a contiguous or row-strided output, got " + out.describe() + ", "
                     + a.shape() + ", " + b.shape());
         }
         long k = transB ? b.dim(1) : b.dim(0);
         long n = transB ? b.dim(0) : b.dim(1);
-        if (a.dim(1) != k || out.dim(0) != a.dim(0) || column < 0 || column + n > out.dim(1)) {
-            throw new ShapeException("matmulInto: " + a.shape() + " @ " + b.shape() + (transB ? "^T" : "") + " into " + out.shape()
-                    + " at column " + column + " do not fit");
+        if (a.dim(1) != k || out.dim(0) != a.dim(0) || (whole ? out.dim(1) != n : column < 0 || column + n > out.dim(1))) {
+            throw new ShapeException(op + ": " + out.shape() + (whole ? "" : " at column " + column) + " + " + a.shape() + " @ " + b.shape()
+                    + (transB ? "^T" : "") + " do not fit");
         }
+        return n;
+    }
+
+    /** {@code alpha * a @ op(b)} put into the checked window (written or added); over no k, a written window gets zeros. */
+    private static void productIntoWindow(Tensor out, long column, long n, Tensor a, Tensor b, boolean transB, double alpha, Into into) {
         if (out.numel() == 0 || n == 0) {
             return;
         }
-        if (k == 0) {
+        if (a.dim(1) == 0) {
             if (into == Into.WRITE) {
                 backend(out).fill(window(out, column, n), 0.0);
             }
