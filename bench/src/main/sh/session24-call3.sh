@@ -8,8 +8,5 @@ junit 200 t "" --include-classname '.*(NcclWorldOfOne.*|LeafGradientTargetGpuTes
 junit 120 n "" --include-classname '.*CudaFusedParityTest' --include-methodname '.*([Nn]orm|flatCast).*'
 OFF="-Djtune.cuda.normRopeHeld=none -Djtune.cuda.normHeld=false -Djtune.computeCopies=false"
 el "trainer, 8K steady rates: defaults, all off, defaults, all off"
-for o in "" "$OFF" "" "$OFF"; do
-  [ $(left) -gt 50 ] && echo -n "${o:-defaults} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 70) bash bench/src/main/sh/end-to-end.sh \
-      gemma-3-270m qlora16 8192 120 20 2>&1 | grep -E "steady|device peak  "
-done
+alternate_rates "$OFF" 50 70 8192 120 20
 el done

@@ -7,9 +7,9 @@
 #   gradient targets) against all four off, alternated; (3) the 8K row with HF in the same call.
 # PART=sanitize: memcheck then racecheck over the kernels added since the last sanitizer runs (held norms, held
 #   norm/RoPE rows, cast_flat, the one-pass cross-entropy: sanitize.sh's fused part) and the wgmma part, parts at once.
-# PART=next: what this session built and could not run (no device time left): the leaf gradient checks of
-#   session25-call3.sh first, then the trainer's 8K steady rates alternated, default against each experiment:
-#   -Djtune.sharedLoraDown=true (the LoRA down products shared by q/k/v and gate/up) and -Djtune.cuda.wgmmaDqInDkv=true
+# PART=next: what this session built and could not run (no device time left): the leaf gradient checks (the
+#   host-state world of one, LeafGradientTargetGpuTest) first, then the trainer's 8K steady rates alternated, the
+#   defaults against each experiment: -Djtune.sharedLoraDown=true (the LoRA down products shared by q/k/v and gate/up) and -Djtune.cuda.wgmmaDqInDkv=true
 #   (dQ in the dK/dV kernel: correct in every GPU suite since, speed never measured).
 # Usage: [BUDGET=560] PART=h100|sanitize|next bash bench/src/main/sh/session25.sh
 . bench/src/main/sh/session.sh
@@ -29,10 +29,7 @@ case ${PART:-h100} in
     done
     OFF="-Djtune.cuda.normRopeHeld=none -Djtune.cuda.normHeld=false -Djtune.computeCopies=false -Djtune.leafGradientTargets=false"
     el "trainer, 8K steady rates: defaults, all off, defaults, all off"
-    for o in "" "$OFF" "" "$OFF"; do
-      [ $(left) -gt 200 ] && echo -n "${o:-defaults} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 70) bash bench/src/main/sh/end-to-end.sh \
-          gemma-3-270m qlora16 8192 100 20 2>&1 | grep -E "steady|device peak  "
-    done
+    alternate_rates "$OFF" 200 70
     el "270M QLoRA r16 8K, 150 steps, HF (one run) in the same call"
     [ $(left) -gt 100 ] && HF_RUNS=1 timeout $(cap 200) bash bench/src/main/sh/end-to-end.sh gemma-3-270m qlora16 8192 150 20 2>&1 \
         | grep -E "^chosen|steady|device peak |tok_s|==" | tee $OUT/qlora8k.txt
@@ -43,10 +40,7 @@ case ${PART:-h100} in
     junit 30 t2 "" --include-classname '.*LeafGradientTargetGpuTest'
     for x in -Djtune.sharedLoraDown=true -Djtune.cuda.wgmmaDqInDkv=true; do
       el "trainer, 8K steady rates: default, $x, default, $x"
-      for o in "" "$x" "" "$x"; do
-        [ $(left) -gt 60 ] && echo -n "${o:-default} " && EXTRA_JOPTS="$o" SKIP_HF=1 timeout $(cap 60) bash bench/src/main/sh/end-to-end.sh \
-            gemma-3-270m qlora16 8192 100 20 2>&1 | grep -E "steady|device peak  "
-      done
+      alternate_rates "$x" 60 60
     done
     ;;
   sanitize)
