@@ -108,7 +108,11 @@ public final class Linear extends Module {
 
     /** y = x W^T (+ b), then the adapter's update. */
     public Tensor forward(Tensor x) {
-        Tensor y = baseForward(x);
+        return withUpdate(baseForward(x), x);
+    }
+
+    /** y (the base output for x, consumed) with the adapter's update for x, if there is an adapter. */
+    Tensor withUpdate(Tensor y, Tensor x) {
         return adapter == null ? y : adapter.addTo(y, x);
     }
 

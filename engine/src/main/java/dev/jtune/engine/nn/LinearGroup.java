@@ -121,7 +121,7 @@ public final class LinearGroup {
             if (y.dtype() != updates.getFirst().a().dtype() || !y.isContiguous()) { // the updates could not go into it
                 Tensor[] out = new Tensor[ys.length];
                 for (int i = 0; i < ys.length; i++) {
-                    out[i] = parts.get(i).adapter().addTo(ys[i], x);
+                    out[i] = parts.get(i).withUpdate(ys[i], x);
                 }
                 return out;
             }
@@ -142,7 +142,7 @@ public final class LinearGroup {
             }
             updates.add(u.get());
         }
-        return LowRankGroup.applies(x, updates, updates.getFirst().a().dtype()) ? updates : null;
+        return LowRankGroup.applies(x, updates) ? updates : null;
     }
 
     /** The weights dequantized one under the other into the workspace: [outFeatures, inFeatures]. */

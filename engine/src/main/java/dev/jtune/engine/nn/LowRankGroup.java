@@ -35,16 +35,17 @@ final class LowRankGroup {
     }
 
     /**
-     * Whether {@code updates} can share x's down product: at least two, one scale, one dtype (the base outputs'), a
-     * 2-D x of their input width.
+     * Whether {@code updates} can share x's down product: at least two, one scale, one dtype (their products', which
+     * the base outputs must have too: {@link #addTo}), a 2-D x of their input width.
      */
-    static boolean applies(Tensor x, List<Adapter.LowRank> updates, DType outputType) {
+    static boolean applies(Tensor x, List<Adapter.LowRank> updates) {
         if (updates.size() < 2 || x.rank() != 2) {
             return false;
         }
         Adapter.LowRank first = updates.getFirst();
+        DType compute = first.a().dtype();
         for (Adapter.LowRank u : updates) {
-            if (u.scale() != first.scale() || u.a().dtype() != outputType || u.b().dtype() != outputType || u.a().rank() != 2
+            if (u.scale() != first.scale() || u.a().dtype() != compute || u.b().dtype() != compute || u.a().rank() != 2
                     || u.b().rank() != 2 || u.a().dim(1) != x.dim(1) || u.b().dim(1) != u.a().dim(0)) {
                 return false;
             }

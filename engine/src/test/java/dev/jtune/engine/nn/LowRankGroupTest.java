@@ -20,6 +20,7 @@ import java.util.SequencedMap;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -216,7 +217,10 @@ class LowRankGroupTest {
             b.attach(update(16, 5, 2, DType.F32, seed + 5, false));
             assertEquals(2, group.forwardEach(x).length, "an update that cannot share (dropout drawn): apart");
             assertArrayEquals(b.forward(x).toFloatArray(), group.forwardEach(x)[1].toFloatArray(), 0f, "dropout drawn: apart" + what);
-            assertTrue(!LowRankGroup.applies(x.reshape(2, 2, 16), List.of(), DType.F32), "a batched input runs apart");
+            List<Adapter.LowRank> two = List.of(a.adapter().lowRank(x).orElseThrow(), a.adapter().lowRank(x).orElseThrow());
+            assertTrue(LowRankGroup.applies(x, two), "two updates of one scale and dtype share a 2-D input");
+            assertFalse(LowRankGroup.applies(x.reshape(2, 2, 16), two), "a batched input runs apart");
+            assertFalse(LowRankGroup.applies(x, two.subList(0, 1)), "one update alone runs apart");
         }
     }
 }
